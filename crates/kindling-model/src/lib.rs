@@ -1,0 +1,17 @@
+//! Kindling's data model: matchbox-compatible groups, profiles, labels and
+//! selection, held in an in-memory index.
+
+pub mod group;
+pub mod index;
+pub mod json;
+pub mod labels;
+pub mod mac;
+pub mod profile;
+pub mod store;
+
+pub use group::{Group, GroupError};
+pub use index::{Considered, Index};
+pub use labels::{LabelWarning, Labels, labels_from_args, labels_from_query};
+pub use mac::Mac;
+pub use profile::{Boot, Profile, ProfileError};
+pub use store::{Area, DataDir, Loader, Problem, ProfileLookupError, ReadError, Snapshot};

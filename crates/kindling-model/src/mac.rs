@@ -1,0 +1,176 @@
+//! Hardware addresses parsed exactly like Go's `net.ParseMAC`, which is what
+//! matchbox uses for the `mac` label and for `mac` selectors.
+//!
+//! Accepted forms (case-insensitive hex):
+//! - `00:00:5e:00:53:01`, `00-00-5e-00-53-01` (iPXE `${mac:hexhyp}`)
+//! - `0000.5e00.5301` (Cisco dotted)
+//! - the same with 8 bytes (EUI-64) or 20 bytes (IP over InfiniBand)
+//!
+//! A bare `00005e005301` is rejected, as Go rejects it.
+
+use std::fmt;
+
+/// A parsed hardware address (6, 8 or 20 bytes).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mac(Vec<u8>);
+
+/// Why a string is not a MAC address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("address {0}: invalid MAC address")]
+pub struct MacError(pub String);
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn byte_at(s: &[u8], at: usize) -> Option<u8> {
+    let hi = hex(*s.get(at)?)?;
+    let lo = hex(*s.get(at + 1)?)?;
+    Some(hi << 4 | lo)
+}
+
+impl Mac {
+    /// Parses `s` with the rules of Go's `net.ParseMAC`.
+    pub fn parse(s: &str) -> Result<Mac, MacError> {
+        let err = || MacError(s.to_string());
+        let b = s.as_bytes();
+        if b.len() < 14 {
+            return Err(err());
+        }
+        let mut out = Vec::new();
+        if b[2] == b':' || b[2] == b'-' {
+            let sep = b[2];
+            if (b.len() + 1) % 3 != 0 {
+                return Err(err());
+            }
+            let n = (b.len() + 1) / 3;
+            if n != 6 && n != 8 && n != 20 {
+                return Err(err());
+            }
+            for i in 0..n {
+                let x = i * 3;
+                out.push(byte_at(b, x).ok_or_else(err)?);
+                if i + 1 < n && b[x + 2] != sep {
+                    return Err(err());
+                }
+            }
+        } else if b[4] == b'.' {
+            if (b.len() + 1) % 5 != 0 {
+                return Err(err());
+            }
+            let n = 2 * (b.len() + 1) / 5;
+            if n != 6 && n != 8 && n != 20 {
+                return Err(err());
+            }
+            for i in 0..n / 2 {
+                let x = i * 5;
+                out.push(byte_at(b, x).ok_or_else(err)?);
+                out.push(byte_at(b, x + 2).ok_or_else(err)?);
+                if i + 1 < n / 2 && b[x + 4] != b'.' {
+                    return Err(err());
+                }
+            }
+        } else {
+            return Err(err());
+        }
+        Ok(Mac(out))
+    }
+
+    /// The raw bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Builds a MAC from raw bytes (as seen in a DHCP packet).
+    pub fn from_bytes(b: &[u8]) -> Mac {
+        Mac(b.to_vec())
+    }
+
+    /// iPXE's `${mac:hexhyp}` form: `52-54-00-12-34-56`.
+    pub fn hexhyp(&self) -> String {
+        self.join('-')
+    }
+
+    fn join(&self, sep: char) -> String {
+        let mut s = String::with_capacity(self.0.len() * 3);
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                s.push(sep);
+            }
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+impl fmt::Display for Mac {
+    /// Go's `HardwareAddr.String()`: lower-case, colon separated.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.join(':'))
+    }
+}
+
+impl fmt::Debug for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mac({self})")
+    }
+}
+
+/// Normalises a MAC string to Go's canonical form, or `None` if Go would reject it.
+pub fn normalize_mac(s: &str) -> Option<String> {
+    Mac::parse(s).ok().map(|m| m.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_forms() {
+        for (input, want) in [
+            ("52:54:00:aa:bb:cc", "52:54:00:aa:bb:cc"),
+            ("52-54-00-AA-BB-CC", "52:54:00:aa:bb:cc"),
+            ("5254.00aa.bbcc", "52:54:00:aa:bb:cc"),
+            ("52:54:00:AA:bb:cc", "52:54:00:aa:bb:cc"),
+            ("02:00:5e:10:00:00:00:01", "02:00:5e:10:00:00:00:01"),
+            ("0200.5e10.0000.0001", "02:00:5e:10:00:00:00:01"),
+            (
+                "00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01",
+                "00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01",
+            ),
+        ] {
+            assert_eq!(normalize_mac(input).as_deref(), Some(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn rejected_forms() {
+        for input in [
+            "",
+            "525400aabbcc",
+            "52:54:00:aa:bb",
+            "52:54:00:aa:bb:cc:",
+            "52:54-00:aa:bb:cc",
+            "52:54:00:aa:bb:gg",
+            "5254.00aa.bbc",
+            "5254:00aa:bbcc",
+            "52:54:00:aa:bb:cc:dd",
+            "not-a-mac",
+            "52 54 00 aa bb cc",
+            "ää:54:00:aa:bb:cc",
+        ] {
+            assert_eq!(normalize_mac(input), None, "{input:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn hexhyp() {
+        let m = Mac::parse("52:54:00:12:34:56").unwrap();
+        assert_eq!(m.hexhyp(), "52-54-00-12-34-56");
+    }
+}
