@@ -1,0 +1,177 @@
+//! `[tftp]` configuration table.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::packet;
+use crate::source::FsSource;
+use crate::transfer::TransferParams;
+
+/// TFTP server configuration (the `[tftp]` table of kindling.toml). Every key has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TftpConfig {
+    /// Run the TFTP server at all (used by the binary). Default false.
+    pub enabled: bool,
+    /// Listening address. Default `0.0.0.0:69`.
+    pub listen: SocketAddr,
+    /// Root directory served read-only, confined. Default none (only `files` and iPXE binaries).
+    pub root: Option<PathBuf>,
+    /// Request name -> file path overrides. Trusted (symlinks anywhere allowed). Default empty.
+    pub files: BTreeMap<String, PathBuf>,
+    /// Directory of the default iPXE binaries (undionly.kpxe, undionly.kkpxe, ipxe.efi,
+    /// snponly.efi, ipxe.pxe). Default `/usr/lib/ipxe`; empty string disables.
+    pub ipxe_dir: PathBuf,
+    /// Largest blksize granted (8..=65464). Default 1468 (MTU 1500 minus IP/UDP/TFTP headers).
+    pub max_blksize: u16,
+    /// Interface MTU used to clamp blksize (blksize <= mtu - 32). Default none.
+    pub mtu: Option<u32>,
+    /// Also clamp blksize to the kernel's path MTU towards each client (IP_MTU). Default true.
+    pub clamp_to_path_mtu: bool,
+    /// Largest windowsize granted (RFC 7440, 1..=65535). Default 16.
+    pub max_windowsize: u16,
+    /// Retransmission timeout in seconds when the client negotiates none
+    /// (fractions allowed, 0.01..=255). Default 1.
+    pub timeout: f64,
+    /// Retransmissions without progress before a transfer is abandoned. Default 5.
+    pub retries: u32,
+    /// Concurrent transfers; further requests get ERROR "server busy". Default 64.
+    pub max_transfers: usize,
+    /// Serve every transfer from the listening port (NAT/container friendly). Default false.
+    pub single_port: bool,
+}
+
+impl Default for TftpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 69)),
+            root: None,
+            files: BTreeMap::new(),
+            ipxe_dir: PathBuf::from("/usr/lib/ipxe"),
+            max_blksize: 1468,
+            mtu: None,
+            clamp_to_path_mtu: true,
+            max_windowsize: 16,
+            timeout: 1.0,
+            retries: 5,
+            max_transfers: 64,
+            single_port: false,
+        }
+    }
+}
+
+/// An invalid configuration value.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("tftp.max_blksize must be within 8..=65464, got {0}")]
+    Blksize(u16),
+    #[error("tftp.max_windowsize must be within 1..=65535, got 0")]
+    Windowsize,
+    #[error("tftp.timeout must be within 0.01..=255 seconds, got {0}")]
+    Timeout(f64),
+    #[error("tftp.max_transfers must be at least 1")]
+    MaxTransfers,
+    #[error("tftp.mtu must be at least 68, got {0}")]
+    Mtu(u32),
+}
+
+impl TftpConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(packet::MIN_BLKSIZE..=packet::MAX_BLKSIZE).contains(&self.max_blksize) {
+            return Err(ConfigError::Blksize(self.max_blksize));
+        }
+        if self.max_windowsize == 0 {
+            return Err(ConfigError::Windowsize);
+        }
+        if !(self.timeout >= 0.01 && self.timeout <= 255.0) {
+            return Err(ConfigError::Timeout(self.timeout));
+        }
+        if self.max_transfers == 0 {
+            return Err(ConfigError::MaxTransfers);
+        }
+        if let Some(m) = self.mtu
+            && m < 68
+        {
+            return Err(ConfigError::Mtu(m));
+        }
+        Ok(())
+    }
+
+    /// Transfer limits derived from this configuration (before per-peer MTU clamping).
+    pub fn transfer_params(&self) -> TransferParams {
+        let timeout = Duration::from_secs_f64(self.timeout.clamp(0.01, 255.0));
+        let mut max_blksize = self.max_blksize;
+        if let Some(mtu) = self.mtu {
+            max_blksize = max_blksize.min(blksize_for_mtu(mtu, false));
+        }
+        TransferParams {
+            max_blksize,
+            max_windowsize: self.max_windowsize.max(1),
+            timeout,
+            retries: self.retries,
+            max_timeout: Duration::from_secs(10).max(timeout),
+        }
+    }
+
+    /// The file source described by `root`, `files` and `ipxe_dir`.
+    pub fn file_source(&self) -> FsSource {
+        let ipxe = (!self.ipxe_dir.as_os_str().is_empty()).then(|| self.ipxe_dir.clone());
+        FsSource::new(self.root.clone(), self.files.clone(), ipxe)
+    }
+}
+
+/// Largest TFTP block fitting an MTU: IPv4 20 + UDP 8 + TFTP 4 bytes of headers
+/// (IPv6: 40 + 8 + 4).
+pub fn blksize_for_mtu(mtu: u32, ipv6: bool) -> u16 {
+    let overhead = if ipv6 { 52 } else { 32 };
+    let v = mtu.saturating_sub(overhead);
+    v.clamp(u32::from(packet::MIN_BLKSIZE), u32::from(packet::MAX_BLKSIZE)) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_toml() {
+        let c: TftpConfig = toml::from_str("").unwrap();
+        assert_eq!(c, TftpConfig::default());
+        c.validate().unwrap();
+        let c: TftpConfig = toml::from_str(
+            r#"
+enabled = true
+listen = "127.0.0.1:6969"
+root = "/srv/tftp"
+ipxe_dir = ""
+max_blksize = 8192
+mtu = 9000
+max_windowsize = 32
+timeout = 0.25
+retries = 9
+max_transfers = 3
+single_port = true
+clamp_to_path_mtu = false
+[files]
+"ipxe.efi" = "/boot/ipxe.efi"
+"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.files.get("ipxe.efi"), Some(&PathBuf::from("/boot/ipxe.efi")));
+        let p = c.transfer_params();
+        assert_eq!(p.max_blksize, 8192);
+        assert_eq!(p.timeout, Duration::from_millis(250));
+        let c: TftpConfig = toml::from_str("timeout = 2").unwrap();
+        assert_eq!(c.transfer_params().timeout, Duration::from_secs(2));
+        assert!(toml::from_str::<TftpConfig>("bogus = 1").is_err());
+        let c: TftpConfig = toml::from_str("mtu = 1400").unwrap();
+        assert_eq!(c.transfer_params().max_blksize, 1368);
+        let c: TftpConfig = toml::from_str("timeout = 0").unwrap();
+        assert_eq!(c.validate(), Err(ConfigError::Timeout(0.0)));
+    }
+}

@@ -1,0 +1,27 @@
+//! Read-only TFTP server for Kindling.
+//!
+//! - [`packet`]: codec for RRQ/WRQ/DATA/ACK/ERROR/OACK (RFC 1350, 2347).
+//! - [`transfer`]: sans-I/O per-transfer state machine with blksize, tsize,
+//!   timeout and windowsize negotiation (RFC 2348, 2349, 7440), retransmission
+//!   with exponential backoff and Sorcerer's-Apprentice-safe ACK handling.
+//! - [`source`]: request-name resolution confined to a root, named overrides,
+//!   default iPXE binaries, and the [`FileSource`] trait for generated files.
+//! - [`server`]: the tokio shell ([`TftpServer`]).
+//!
+//! Transfer mode `netascii` is served byte for byte like `octet` (no CR/LF
+//! translation: boot files are binary); `mail` is refused with ERROR 4.
+
+pub mod config;
+pub mod packet;
+pub mod server;
+pub mod source;
+pub mod stats;
+pub mod transfer;
+
+pub use config::{ConfigError, TftpConfig};
+pub use packet::{ErrorCode, Packet, PacketError};
+pub use server::{ServerError, TftpServer};
+pub use source::{FileSource, FsSource, Opened, TftpError};
+pub use stats::{StatsSnapshot, TftpObserver, TftpStats};
+pub use transfer::{BlockReader, Outcome, Status, Step, Transfer, TransferParams};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,453 @@
+//! tokio shell around the sans-I/O core.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, field, info, info_span, warn};
+
+use crate::config::{ConfigError, TftpConfig, blksize_for_mtu};
+use crate::packet::{self, ErrorCode, Mode, Packet, Request};
+use crate::source::{FileSource, TftpError};
+use crate::stats::{TftpObserver, TftpStats};
+use crate::transfer::{Outcome, Status, Transfer, TransferParams};
+
+/// Errors from [`TftpServer::bind`] and [`TftpServer::run`].
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot bind TFTP socket on udp {addr}: {source}{hint}")]
+    Bind {
+        addr: SocketAddr,
+        source: io::Error,
+        hint: &'static str,
+    },
+    #[error("tftp socket error: {0}")]
+    Io(#[from] io::Error),
+}
+
+type Routes = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
+
+struct Shared {
+    socket: Arc<UdpSocket>,
+    local_addr: SocketAddr,
+    params: TransferParams,
+    clamp_to_path_mtu: bool,
+    single_port: bool,
+    source: Arc<dyn FileSource>,
+    observer: Option<Arc<dyn TftpObserver>>,
+    stats: Arc<TftpStats>,
+    routes: Routes,
+}
+
+/// A bound, not yet running, TFTP server.
+pub struct TftpServer {
+    shared: Shared,
+    max_transfers: usize,
+}
+
+impl std::fmt::Debug for TftpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TftpServer")
+            .field("local_addr", &self.shared.local_addr)
+            .field("single_port", &self.shared.single_port)
+            .finish()
+    }
+}
+
+impl TftpServer {
+    /// Validate `config` and bind the listening socket on `addr` (normally `config.listen`).
+    /// Files come from `config.file_source()` unless replaced by [`TftpServer::with_source`].
+    pub async fn bind(config: TftpConfig, addr: SocketAddr) -> Result<Self, ServerError> {
+        config.validate()?;
+        let socket = UdpSocket::bind(addr).await.map_err(|source| {
+            let hint = match source.kind() {
+                io::ErrorKind::AddrInUse => {
+                    " (another TFTP server is using the port: dnsmasq with enable-tftp, in.tftpd/tftpd-hpa or atftpd?)"
+                }
+                io::ErrorKind::PermissionDenied => {
+                    " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+                }
+                _ => "",
+            };
+            ServerError::Bind { addr, source, hint }
+        })?;
+        let local_addr = socket.local_addr()?;
+        let source: Arc<dyn FileSource> = Arc::new(config.file_source());
+        Ok(Self {
+            shared: Shared {
+                socket: Arc::new(socket),
+                local_addr,
+                params: config.transfer_params(),
+                clamp_to_path_mtu: config.clamp_to_path_mtu,
+                single_port: config.single_port,
+                source,
+                observer: None,
+                stats: Arc::new(TftpStats::default()),
+                routes: Arc::default(),
+            },
+            max_transfers: config.max_transfers,
+        })
+    }
+
+    /// Serve files from `source` instead of the configured directories.
+    pub fn with_source(mut self, source: Arc<dyn FileSource>) -> Self {
+        self.shared.source = source;
+        self
+    }
+
+    /// Report transfer starts/ends to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn TftpObserver>) -> Self {
+        self.shared.observer = Some(observer);
+        self
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Live counters; keep the Arc to read them while and after the server runs.
+    pub fn stats(&self) -> Arc<TftpStats> {
+        self.shared.stats.clone()
+    }
+
+    /// Serve until `cancel` fires, then stop running transfers and return.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), ServerError> {
+        let shared = Arc::new(self.shared);
+        let sem = Arc::new(Semaphore::new(self.max_transfers));
+        let mut tasks = JoinSet::new();
+        let mut buf = vec![0u8; 65536];
+        info!(addr = %shared.local_addr, single_port = shared.single_port, "tftp server listening");
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                r = shared.socket.recv_from(&mut buf) => match r {
+                    Ok((n, peer)) => {
+                        let data = buf.get(..n).unwrap_or_default();
+                        handle_datagram(&shared, &sem, &mut tasks, &cancel, data, peer).await;
+                    }
+                    Err(e) => debug!(error = %e, "tftp recv_from failed"),
+                },
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        info!("tftp server stopped");
+        Ok(())
+    }
+}
+
+async fn handle_datagram(
+    shared: &Arc<Shared>,
+    sem: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    cancel: &CancellationToken,
+    data: &[u8],
+    peer: SocketAddr,
+) {
+    let stats = &shared.stats;
+    if shared.single_port {
+        let route = shared.routes.lock().ok().and_then(|m| m.get(&peer).cloned());
+        if let Some(tx) = route {
+            // Packets of a running transfer (a repeated RRQ is dropped by the transfer).
+            if tx.try_send(data.to_vec()).is_err() {
+                TftpStats::inc(&stats.unexpected);
+            }
+            return;
+        }
+    }
+    let pkt = match packet::parse(data) {
+        Ok(p) => p,
+        Err(e) => {
+            TftpStats::inc(&stats.malformed);
+            debug!(%peer, error = %e, "dropped malformed tftp datagram");
+            return;
+        }
+    };
+    match pkt {
+        Packet::Rrq(req) => {
+            TftpStats::inc(&stats.requests);
+            if req.mode == Mode::Mail {
+                send_listener(shared, peer, ErrorCode::IllegalOperation, "mail mode not supported").await;
+                TftpStats::inc(&stats.unexpected);
+                return;
+            }
+            let Ok(permit) = sem.clone().try_acquire_owned() else {
+                TftpStats::inc(&stats.busy);
+                warn!(%peer, file = %req.filename, "tftp request refused: server busy");
+                send_listener(shared, peer, ErrorCode::NotDefined, "Server busy, try again later").await;
+                return;
+            };
+            let link = if shared.single_port {
+                let (tx, rx) = mpsc::channel(256);
+                if let Ok(mut m) = shared.routes.lock() {
+                    m.insert(peer, tx);
+                }
+                Link::Shared {
+                    socket: shared.socket.clone(),
+                    peer,
+                    rx,
+                }
+            } else {
+                Link::Pending
+            };
+            let shared = shared.clone();
+            let cancel = cancel.clone();
+            tasks.spawn(run_transfer(shared, req, peer, link, permit, cancel));
+        }
+        Packet::Wrq(req) => {
+            TftpStats::inc(&stats.wrq_refused);
+            info!(%peer, file = %req.filename, "tftp write request refused: read-only server");
+            send_listener(shared, peer, ErrorCode::AccessViolation, "Read-only server").await;
+        }
+        _ => {
+            TftpStats::inc(&stats.unexpected);
+            debug!(%peer, "dropped tftp datagram for no transfer");
+        }
+    }
+}
+
+async fn send_listener(shared: &Shared, peer: SocketAddr, code: ErrorCode, msg: &str) {
+    let pkt = packet::encode_error(code, msg);
+    if shared.socket.send_to(&pkt, peer).await.is_ok() {
+        TftpStats::inc(&shared.stats.packets_sent);
+        TftpStats::add(&shared.stats.bytes_sent, pkt.len() as u64);
+    }
+}
+
+enum Link {
+    /// Classic mode before the per-transfer socket exists.
+    Pending,
+    /// Classic mode: own ephemeral socket connected to the peer.
+    Own(UdpSocket),
+    /// Single-port mode: listener socket, packets routed by the listener.
+    Shared {
+        socket: Arc<UdpSocket>,
+        peer: SocketAddr,
+        rx: mpsc::Receiver<Vec<u8>>,
+    },
+}
+
+impl Link {
+    async fn send(&self, pkt: &[u8]) -> io::Result<()> {
+        match self {
+            Link::Pending => Ok(()),
+            Link::Own(s) => s.send(pkt).await.map(|_| ()),
+            Link::Shared { socket, peer, .. } => socket.send_to(pkt, *peer).await.map(|_| ()),
+        }
+    }
+
+    /// Receive one datagram into `buf`; Ok(None) if the link closed.
+    async fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self {
+            Link::Pending => std::future::pending().await,
+            Link::Own(s) => s.recv(buf).await.map(Some),
+            Link::Shared { rx, .. } => Ok(rx.recv().await.map(|d| {
+                let n = d.len().min(buf.len());
+                if let (Some(dst), Some(src)) = (buf.get_mut(..n), d.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                n
+            })),
+        }
+    }
+}
+
+/// Kernel path MTU towards `peer` (IP_MTU on a connected UDP socket).
+fn path_mtu(local: IpAddr, peer: SocketAddr) -> Option<u32> {
+    let s = std::net::UdpSocket::bind((local, 0)).ok()?;
+    s.connect(peer).ok()?;
+    socket_mtu(&s, peer.is_ipv6())
+}
+
+fn socket_mtu(s: &impl std::os::fd::AsRawFd, ipv6: bool) -> Option<u32> {
+    let (level, opt) = if ipv6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    };
+    let mut mtu: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid fd, pointer to a c_int and its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            level,
+            opt,
+            (&mut mtu as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && mtu > 0).then_some(mtu as u32)
+}
+
+async fn run_transfer(
+    shared: Arc<Shared>,
+    req: Request,
+    peer: SocketAddr,
+    link: Link,
+    permit: OwnedSemaphorePermit,
+    cancel: CancellationToken,
+) {
+    let span = info_span!(
+        "tftp_transfer",
+        %peer,
+        file = %req.filename,
+        blksize = field::Empty,
+        windowsize = field::Empty
+    );
+    transfer_inner(&shared, req, peer, link, cancel).instrument(span).await;
+    if shared.single_port
+        && let Ok(mut m) = shared.routes.lock()
+    {
+        m.remove(&peer);
+    }
+    drop(permit);
+}
+
+async fn transfer_inner(
+    shared: &Shared,
+    req: Request,
+    peer: SocketAddr,
+    mut link: Link,
+    cancel: CancellationToken,
+) {
+    let stats = &shared.stats;
+    let mut params = shared.params.clone();
+    if let Link::Pending = link {
+        let bind_ip = shared.local_addr.ip();
+        let sock = match UdpSocket::bind((bind_ip, 0)).await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot open transfer socket");
+                TftpStats::inc(&stats.io_errors);
+                return;
+            }
+        };
+        if let Err(e) = sock.connect(peer).await {
+            warn!(error = %e, "cannot connect transfer socket");
+            TftpStats::inc(&stats.io_errors);
+            return;
+        }
+        if shared.clamp_to_path_mtu
+            && let Some(mtu) = socket_mtu(&sock, peer.is_ipv6())
+        {
+            params.max_blksize = params.max_blksize.min(blksize_for_mtu(mtu, peer.is_ipv6()));
+        }
+        link = Link::Own(sock);
+    } else if shared.clamp_to_path_mtu
+        && let Some(mtu) = path_mtu(shared.local_addr.ip(), peer)
+    {
+        params.max_blksize = params.max_blksize.min(blksize_for_mtu(mtu, peer.is_ipv6()));
+    }
+
+    let opened = match shared.source.open(&req.filename, peer) {
+        Ok(o) => o,
+        Err(e) => {
+            match &e {
+                TftpError::NotFound(_) => TftpStats::inc(&stats.not_found),
+                TftpError::AccessViolation(_) => TftpStats::inc(&stats.access_violations),
+                TftpError::Io(_) => TftpStats::inc(&stats.io_errors),
+            }
+            warn!(reason = %e, "tftp request refused");
+            let pkt = packet::encode_error(e.code(), e.client_message());
+            if link.send(&pkt).await.is_ok() {
+                TftpStats::inc(&stats.packets_sent);
+                TftpStats::add(&stats.bytes_sent, pkt.len() as u64);
+            }
+            return;
+        }
+    };
+    let started = Instant::now();
+    let (mut transfer, mut step) =
+        Transfer::start(&req.options, opened.reader, opened.size, params, started);
+    let neg = transfer.negotiated().clone();
+    let span = tracing::Span::current();
+    span.record("blksize", neg.blksize);
+    span.record("windowsize", neg.windowsize);
+    debug!(origin = %opened.origin, size = ?opened.size, oack = ?neg.oack, "tftp transfer started");
+    if let Some(o) = &shared.observer {
+        o.transfer_started(peer, &req.filename, opened.size);
+    }
+    let mut buf = vec![0u8; 65536];
+    let outcome = loop {
+        let mut gone = None;
+        for p in &step.send {
+            if let Err(e) = link.send(p).await {
+                if e.kind() == io::ErrorKind::ConnectionRefused {
+                    gone = Some(e.to_string());
+                    break;
+                }
+                debug!(error = %e, "tftp send failed");
+            }
+        }
+        if let Some(g) = gone {
+            break Outcome::PeerGone(g);
+        }
+        let deadline = match step.status {
+            Status::Finished(o) => break o,
+            Status::Wait(d) => d,
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                let _ = link.send(&packet::encode_error(ErrorCode::NotDefined, "Server shutting down")).await;
+                break Outcome::Cancelled;
+            }
+            r = link.recv(&mut buf) => match r {
+                Ok(Some(n)) => {
+                    let data = buf.get(..n).unwrap_or_default();
+                    step = transfer.on_packet(data, Instant::now());
+                }
+                Ok(None) => break Outcome::Cancelled,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break Outcome::PeerGone(e.to_string()),
+                Err(e) => {
+                    debug!(error = %e, "tftp recv failed");
+                    step = transfer.on_timeout(Instant::now());
+                }
+            },
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                step = transfer.on_timeout(Instant::now());
+            }
+        }
+    };
+    let c = transfer.counters();
+    TftpStats::add(&stats.bytes_sent, c.bytes_sent);
+    TftpStats::add(&stats.packets_sent, c.packets_sent);
+    TftpStats::add(&stats.retransmits, c.retransmits);
+    TftpStats::add(&stats.stale_acks, c.stale_acks);
+    TftpStats::add(&stats.malformed, c.malformed);
+    TftpStats::add(&stats.unexpected, c.unexpected);
+    match &outcome {
+        Outcome::Completed => TftpStats::inc(&stats.transfers_ok),
+        Outcome::OptionsDeclined => {
+            TftpStats::inc(&stats.transfers_ok);
+            TftpStats::inc(&stats.options_declined);
+        }
+        Outcome::TimedOut => {
+            TftpStats::inc(&stats.transfers_failed);
+            TftpStats::inc(&stats.timeouts);
+        }
+        Outcome::ClientError { .. } => {
+            TftpStats::inc(&stats.transfers_failed);
+            TftpStats::inc(&stats.client_errors);
+        }
+        _ => TftpStats::inc(&stats.transfers_failed),
+    }
+    let elapsed = started.elapsed();
+    let bytes = transfer.delivered();
+    if outcome.is_success() {
+        info!(bytes, ms = elapsed.as_millis() as u64, retransmits = c.retransmits, outcome = ?outcome, "tftp transfer finished");
+    } else {
+        warn!(bytes, ms = elapsed.as_millis() as u64, retransmits = c.retransmits, outcome = ?outcome, "tftp transfer failed");
+    }
+    if let Some(o) = &shared.observer {
+        o.transfer_finished(peer, &req.filename, bytes, elapsed, &outcome);
+    }
+}

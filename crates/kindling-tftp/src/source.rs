@@ -1,0 +1,267 @@
+//! Mapping request names to readable files.
+//!
+//! Name rules (see [`normalize`]):
+//! - one leading `/` is stripped (`/pxelinux.0` == `pxelinux.0`);
+//! - backslashes are accepted as separators (Windows-style PXE names such as
+//!   `boot\x86\wdsnbp.com`), i.e. `\` is treated exactly like `/`;
+//! - empty and `.` components are skipped; any `..` component is refused;
+//! - names that are still absolute after the strip (`//etc/passwd`), contain NUL
+//!   or are longer than [`MAX_NAME_LEN`] bytes are refused;
+//! - no percent-decoding is done: `%2e%2e` is a literal file name.
+//!
+//! Lookup order: named overrides (`files`, trusted: may be symlinks anywhere),
+//! then the root directory (confined: the canonical path must stay inside the
+//! canonical root, so symlinks leaving the root are refused), then the default
+//! iPXE binaries from `ipxe_dir` (trusted like overrides).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::packet::ErrorCode;
+use crate::transfer::BlockReader;
+
+/// Longest request name accepted.
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// iPXE binaries served from `ipxe_dir` by default (when present there).
+pub const IPXE_FILES: &[&str] = &[
+    "undionly.kpxe",
+    "undionly.kkpxe",
+    "ipxe.efi",
+    "snponly.efi",
+    "ipxe.pxe",
+];
+
+/// Why a request cannot be served. Maps to a TFTP error code.
+#[derive(Debug, thiserror::Error)]
+pub enum TftpError {
+    /// TFTP error 1.
+    #[error("file not found: {0}")]
+    NotFound(String),
+    /// TFTP error 2.
+    #[error("access violation: {0}")]
+    AccessViolation(String),
+    /// TFTP error 0.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl TftpError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            TftpError::NotFound(_) => ErrorCode::FileNotFound,
+            TftpError::AccessViolation(_) => ErrorCode::AccessViolation,
+            TftpError::Io(_) => ErrorCode::NotDefined,
+        }
+    }
+
+    /// Message sent to the client (does not reveal server paths).
+    pub fn client_message(&self) -> &'static str {
+        match self {
+            TftpError::NotFound(_) => "File not found",
+            TftpError::AccessViolation(_) => "Access violation",
+            TftpError::Io(_) => "Cannot read file",
+        }
+    }
+}
+
+/// An opened file ready to be served.
+pub struct Opened {
+    pub reader: Box<dyn BlockReader>,
+    /// Size for the tsize option (None: not reported).
+    pub size: Option<u64>,
+    /// Where the bytes come from, for logs.
+    pub origin: String,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("size", &self.size)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// Resolves a request name into bytes. Implement it to serve generated files.
+pub trait FileSource: Send + Sync {
+    fn open(&self, name: &str, peer: SocketAddr) -> Result<Opened, TftpError>;
+}
+
+/// Normalize a request name into path components (see module docs).
+pub fn normalize(name: &str) -> Result<Vec<String>, TftpError> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(TftpError::AccessViolation(format!(
+            "name longer than {MAX_NAME_LEN} bytes"
+        )));
+    }
+    if name.contains('\0') {
+        return Err(TftpError::AccessViolation("NUL in name".into()));
+    }
+    let unified = name.replace('\\', "/");
+    let rel = unified.strip_prefix('/').unwrap_or(&unified);
+    if rel.starts_with('/') {
+        return Err(TftpError::AccessViolation("absolute path".into()));
+    }
+    let mut parts = Vec::new();
+    for comp in rel.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => return Err(TftpError::AccessViolation("'..' component".into())),
+            c => parts.push(c.to_string()),
+        }
+    }
+    if parts.is_empty() {
+        return Err(TftpError::NotFound("empty name".into()));
+    }
+    Ok(parts)
+}
+
+/// Serves a root directory plus named overrides and the iPXE binaries.
+#[derive(Debug, Clone, Default)]
+pub struct FsSource {
+    root: Option<PathBuf>,
+    overrides: BTreeMap<String, PathBuf>,
+    ipxe_dir: Option<PathBuf>,
+}
+
+impl FsSource {
+    /// `root`: confined directory (None: serve only overrides/iPXE files).
+    /// `overrides`: request name (normalized, e.g. `ipxe.efi` or `x/y.bin`) -> file path.
+    /// `ipxe_dir`: where the default iPXE binaries live (None: no defaults).
+    pub fn new(
+        root: Option<PathBuf>,
+        overrides: BTreeMap<String, PathBuf>,
+        ipxe_dir: Option<PathBuf>,
+    ) -> Self {
+        let overrides = overrides
+            .into_iter()
+            .map(|(k, v)| {
+                let key = normalize(&k).map(|p| p.join("/")).unwrap_or(k);
+                (key, v)
+            })
+            .collect();
+        Self {
+            root,
+            overrides,
+            ipxe_dir,
+        }
+    }
+
+    fn open_trusted(path: &Path) -> Result<Opened, TftpError> {
+        let file = File::open(path).map_err(|e| map_open_err(e, path))?;
+        finish_open(file, path)
+    }
+}
+
+fn map_open_err(e: io::Error, path: &Path) -> TftpError {
+    match e.kind() {
+        io::ErrorKind::NotFound => TftpError::NotFound(format!("{} does not exist", path.display())),
+        io::ErrorKind::PermissionDenied => {
+            TftpError::AccessViolation(format!("{}: permission denied", path.display()))
+        }
+        _ if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+            TftpError::NotFound(format!("{}: name too long", path.display()))
+        }
+        _ if e.raw_os_error() == Some(libc::ELOOP) => {
+            TftpError::AccessViolation(format!("{}: symlink loop", path.display()))
+        }
+        _ if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            TftpError::NotFound(format!("{}: not a directory", path.display()))
+        }
+        _ => TftpError::Io(e),
+    }
+}
+
+fn finish_open(file: File, path: &Path) -> Result<Opened, TftpError> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(TftpError::AccessViolation(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(Opened {
+        reader: Box::new(file),
+        size: Some(meta.len()),
+        origin: path.display().to_string(),
+    })
+}
+
+impl FileSource for FsSource {
+    fn open(&self, name: &str, _peer: SocketAddr) -> Result<Opened, TftpError> {
+        let parts = normalize(name)?;
+        let key = parts.join("/");
+        if let Some(p) = self.overrides.get(&key) {
+            return Self::open_trusted(p);
+        }
+        let mut root_err = None;
+        if let Some(root) = &self.root {
+            match open_confined(root, &parts) {
+                Ok(o) => return Ok(o),
+                Err(TftpError::NotFound(r)) => root_err = Some(TftpError::NotFound(r)),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(dir) = &self.ipxe_dir
+            && IPXE_FILES.contains(&key.as_str())
+        {
+            let p = dir.join(&key);
+            if p.exists() {
+                return Self::open_trusted(&p);
+            }
+        }
+        Err(root_err.unwrap_or_else(|| TftpError::NotFound(format!("no source for {key:?}"))))
+    }
+}
+
+/// Open `root/parts...` refusing anything whose canonical path leaves the canonical root.
+fn open_confined(root: &Path, parts: &[String]) -> Result<Opened, TftpError> {
+    let croot = root
+        .canonicalize()
+        .map_err(|e| TftpError::NotFound(format!("root {}: {e}", root.display())))?;
+    let mut joined = croot.clone();
+    for p in parts {
+        joined.push(p);
+    }
+    let canon = joined.canonicalize().map_err(|e| map_open_err(e, &joined))?;
+    if !canon.starts_with(&croot) {
+        return Err(TftpError::AccessViolation(format!(
+            "{} resolves to {} outside root {}",
+            joined.display(),
+            canon.display(),
+            croot.display()
+        )));
+    }
+    // The canonical path has no symlinks; O_NOFOLLOW guards the last component
+    // against a swap between canonicalize and open.
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&canon)
+        .map_err(|e| map_open_err(e, &canon))?;
+    finish_open(file, &canon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_rules() {
+        assert_eq!(normalize("/a/b").unwrap(), vec!["a", "b"]);
+        assert_eq!(normalize("a\\b").unwrap(), vec!["a", "b"]);
+        assert_eq!(normalize("./a//b").unwrap(), vec!["a", "b"]);
+        assert!(matches!(normalize("../x"), Err(TftpError::AccessViolation(_))));
+        assert!(matches!(normalize("a\\..\\..\\x"), Err(TftpError::AccessViolation(_))));
+        assert!(matches!(normalize("//etc/passwd"), Err(TftpError::AccessViolation(_))));
+        assert!(matches!(normalize("a\0b"), Err(TftpError::AccessViolation(_))));
+        assert!(matches!(normalize(&"a".repeat(2000)), Err(TftpError::AccessViolation(_))));
+        assert!(matches!(normalize("/"), Err(TftpError::NotFound(_))));
+        assert_eq!(normalize("%2e%2e/x").unwrap(), vec!["%2e%2e", "x"]);
+    }
+}

@@ -1,0 +1,118 @@
+//! Counters and the observer hook.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::transfer::Outcome;
+
+/// Server-wide counters (monotonic, relaxed atomics).
+#[derive(Debug, Default)]
+pub struct TftpStats {
+    pub requests: AtomicU64,
+    pub transfers_ok: AtomicU64,
+    pub transfers_failed: AtomicU64,
+    pub options_declined: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub retransmits: AtomicU64,
+    pub stale_acks: AtomicU64,
+    pub busy: AtomicU64,
+    pub wrq_refused: AtomicU64,
+    pub not_found: AtomicU64,
+    pub access_violations: AtomicU64,
+    pub io_errors: AtomicU64,
+    pub client_errors: AtomicU64,
+    pub malformed: AtomicU64,
+    pub unexpected: AtomicU64,
+}
+
+/// Plain copy of [`TftpStats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StatsSnapshot {
+    /// RRQs received (including ones refused).
+    pub requests: u64,
+    /// Transfers that completed, plus client aborts with ERROR 8 after OACK.
+    pub transfers_ok: u64,
+    /// Transfers that started and then failed (timeout, client error, read error, shutdown).
+    pub transfers_failed: u64,
+    /// Of `transfers_ok`: client declined our OACK with ERROR 8 (EDK2 tsize probe).
+    pub options_declined: u64,
+    /// Of `transfers_failed`: retry limit reached.
+    pub timeouts: u64,
+    /// UDP payload bytes sent (all packets, including retransmissions).
+    pub bytes_sent: u64,
+    pub packets_sent: u64,
+    /// Timer-driven retransmission rounds.
+    pub retransmits: u64,
+    /// ACKs ignored because they did not advance (duplicates, old, future).
+    pub stale_acks: u64,
+    /// RRQs refused with "server busy" (max_transfers reached).
+    pub busy: u64,
+    /// WRQs refused (read-only server).
+    pub wrq_refused: u64,
+    /// RRQs refused with ERROR 1.
+    pub not_found: u64,
+    /// RRQs refused with ERROR 2 (traversal, symlink out of root, permissions).
+    pub access_violations: u64,
+    /// RRQs refused with ERROR 0 because of an I/O error.
+    pub io_errors: u64,
+    /// Transfers ended by a client ERROR other than 8.
+    pub client_errors: u64,
+    /// Undecodable datagrams dropped.
+    pub malformed: u64,
+    /// Decodable but unexpected datagrams dropped (stray DATA/ACK on the listener, unknown peer).
+    pub unexpected: u64,
+}
+
+impl TftpStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            requests: self.requests.load(Relaxed),
+            transfers_ok: self.transfers_ok.load(Relaxed),
+            transfers_failed: self.transfers_failed.load(Relaxed),
+            options_declined: self.options_declined.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            packets_sent: self.packets_sent.load(Relaxed),
+            retransmits: self.retransmits.load(Relaxed),
+            stale_acks: self.stale_acks.load(Relaxed),
+            busy: self.busy.load(Relaxed),
+            wrq_refused: self.wrq_refused.load(Relaxed),
+            not_found: self.not_found.load(Relaxed),
+            access_violations: self.access_violations.load(Relaxed),
+            io_errors: self.io_errors.load(Relaxed),
+            client_errors: self.client_errors.load(Relaxed),
+            malformed: self.malformed.load(Relaxed),
+            unexpected: self.unexpected.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add(c: &AtomicU64, v: u64) {
+        c.fetch_add(v, Relaxed);
+    }
+}
+
+/// Hook for the boot timeline. Both methods default to doing nothing.
+/// Called from the transfer's task: keep them cheap and non-blocking.
+pub trait TftpObserver: Send + Sync {
+    /// A transfer was accepted and the file opened.
+    fn transfer_started(&self, _peer: SocketAddr, _file: &str, _size: Option<u64>) {}
+    /// A started transfer ended. `bytes` = file bytes acknowledged by the client.
+    fn transfer_finished(
+        &self,
+        _peer: SocketAddr,
+        _file: &str,
+        _bytes: u64,
+        _duration: Duration,
+        _outcome: &Outcome,
+    ) {
+    }
+}
