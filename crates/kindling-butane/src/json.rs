@@ -1,0 +1,294 @@
+//! JSON helpers: Go-compatible serialisation (what Butane's output looks like byte for byte) and
+//! a locator that maps field paths of a JSON document to line/column positions.
+
+use serde_json::Value;
+use std::collections::HashMap;
+
+fn escape_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if (c as u32) < 0x20 => {
+                let b = c as u32 as usize;
+                out.push_str("\\u00");
+                out.push(HEX[b >> 4] as char);
+                out.push(HEX[b & 0xf] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn write_value(out: &mut String, v: &Value, indent: Option<usize>) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => escape_into(out, s),
+        Value::Array(items) => {
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indent.map(|d| d + 1));
+                write_value(out, item, indent.map(|d| d + 1));
+            }
+            newline(out, indent);
+            out.push(']');
+        }
+        Value::Object(map) => {
+            if map.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indent.map(|d| d + 1));
+                escape_into(out, k);
+                out.push(':');
+                if indent.is_some() {
+                    out.push(' ');
+                }
+                write_value(out, item, indent.map(|d| d + 1));
+            }
+            newline(out, indent);
+            out.push('}');
+        }
+    }
+}
+
+fn newline(out: &mut String, indent: Option<usize>) {
+    if let Some(d) = indent {
+        out.push('\n');
+        for _ in 0..d {
+            out.push_str("  ");
+        }
+    }
+}
+
+/// Serialises like Go's `json.Marshal` (compact, HTML-escaped `<`, `>`, `&`).
+pub fn to_go_json(v: &Value) -> String {
+    let mut s = String::new();
+    write_value(&mut s, v, None);
+    s
+}
+
+/// Serialises like Go's `json.MarshalIndent(v, "", "  ")`.
+pub fn to_go_json_pretty(v: &Value) -> String {
+    let mut s = String::new();
+    write_value(&mut s, v, Some(0));
+    s
+}
+
+/// Positions of every member key and array element in a JSON text, by dotted path
+/// (`storage.files.0.path`). The root is the empty path.
+#[derive(Debug, Default, Clone)]
+pub struct Locator {
+    map: HashMap<String, (usize, usize)>,
+}
+
+impl Locator {
+    /// Scans `text` (which should already be valid JSON; scanning stops at the first problem).
+    pub fn new(text: &str) -> Locator {
+        let mut s = Scanner {
+            b: text.as_bytes(),
+            i: 0,
+            line: 1,
+            col: 1,
+            map: HashMap::new(),
+        };
+        s.ws();
+        let pos = (s.line, s.col);
+        s.map.insert(String::new(), pos);
+        let _ = s.value(String::new(), 0);
+        Locator { map: s.map }
+    }
+
+    /// Position of `path`, or of its nearest ancestor that has one.
+    pub fn find(&self, path: &str) -> Option<(usize, usize)> {
+        let mut p = path;
+        loop {
+            if let Some(pos) = self.map.get(p) {
+                return Some(*pos);
+            }
+            match p.rfind('.') {
+                Some(i) => p = &p[..i],
+                None => return self.map.get("").copied(),
+            }
+        }
+    }
+
+    /// Position of exactly `path`.
+    pub fn exact(&self, path: &str) -> Option<(usize, usize)> {
+        self.map.get(path).copied()
+    }
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+    line: usize,
+    col: usize,
+    map: HashMap<String, (usize, usize)>,
+}
+
+fn join(base: &str, part: &str) -> String {
+    if base.is_empty() {
+        part.to_string()
+    } else {
+        format!("{base}.{part}")
+    }
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+    fn bump(&mut self) {
+        if let Some(c) = self.peek() {
+            self.i += 1;
+            if c == b'\n' {
+                self.line += 1;
+                self.col = 1;
+            } else if c & 0xC0 != 0x80 {
+                self.col += 1;
+            }
+        }
+    }
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.bump();
+        }
+    }
+    fn string(&mut self) -> Option<String> {
+        let start = self.i;
+        self.bump(); // opening quote
+        loop {
+            match self.peek()? {
+                b'\\' => {
+                    self.bump();
+                    self.bump();
+                }
+                b'"' => {
+                    self.bump();
+                    break;
+                }
+                _ => self.bump(),
+            }
+        }
+        serde_json::from_slice::<String>(self.b.get(start..self.i)?).ok()
+    }
+    fn value(&mut self, path: String, depth: usize) -> Option<()> {
+        if depth > 256 {
+            return None;
+        }
+        self.ws();
+        match self.peek()? {
+            b'{' => {
+                self.bump();
+                loop {
+                    self.ws();
+                    match self.peek()? {
+                        b'}' => {
+                            self.bump();
+                            return Some(());
+                        }
+                        b',' => self.bump(),
+                        b'"' => {
+                            let pos = (self.line, self.col);
+                            let key = self.string()?;
+                            let p = join(&path, &key);
+                            self.map.insert(p.clone(), pos);
+                            self.ws();
+                            if self.peek()? != b':' {
+                                return None;
+                            }
+                            self.bump();
+                            self.value(p, depth + 1)?;
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.bump();
+                let mut idx = 0usize;
+                loop {
+                    self.ws();
+                    match self.peek()? {
+                        b']' => {
+                            self.bump();
+                            return Some(());
+                        }
+                        b',' => self.bump(),
+                        _ => {
+                            let p = join(&path, &idx.to_string());
+                            self.map.insert(p.clone(), (self.line, self.col));
+                            self.value(p, depth + 1)?;
+                            idx += 1;
+                        }
+                    }
+                }
+            }
+            b'"' => {
+                self.string()?;
+                Some(())
+            }
+            _ => {
+                while matches!(self.peek(), Some(c) if !matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                {
+                    self.bump();
+                }
+                Some(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_escaping_and_indent() {
+        let v: Value = serde_json::from_str(r#"{"a":"x && y <z>\u0001","b":[1,{}],"c":[]}"#).unwrap();
+        assert_eq!(
+            to_go_json(&v),
+            r#"{"a":"x \u0026\u0026 y \u003cz\u003e\u0001","b":[1,{}],"c":[]}"#
+        );
+        assert_eq!(
+            to_go_json_pretty(&v),
+            "{\n  \"a\": \"x \\u0026\\u0026 y \\u003cz\\u003e\\u0001\",\n  \"b\": [\n    1,\n    {}\n  ],\n  \"c\": []\n}"
+        );
+    }
+
+    #[test]
+    fn locator_positions() {
+        let text = "{\n  \"storage\": {\n    \"files\": [\n      {\"path\": \"x\"}\n    ]\n  }\n}";
+        let l = Locator::new(text);
+        assert_eq!(l.exact("storage"), Some((2, 3)));
+        assert_eq!(l.exact("storage.files.0"), Some((4, 7)));
+        assert_eq!(l.exact("storage.files.0.path"), Some((4, 8)));
+        assert_eq!(l.find("storage.files.0.mode"), Some((4, 7)));
+    }
+}
