@@ -45,7 +45,7 @@ impl Mac {
         let mut out = Vec::new();
         if b[2] == b':' || b[2] == b'-' {
             let sep = b[2];
-            if (b.len() + 1) % 3 != 0 {
+            if !(b.len() + 1).is_multiple_of(3) {
                 return Err(err());
             }
             let n = (b.len() + 1) / 3;
@@ -60,7 +60,7 @@ impl Mac {
                 }
             }
         } else if b[4] == b'.' {
-            if (b.len() + 1) % 5 != 0 {
+            if !(b.len() + 1).is_multiple_of(5) {
                 return Err(err());
             }
             let n = 2 * (b.len() + 1) / 5;

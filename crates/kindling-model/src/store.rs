@@ -215,6 +215,8 @@ pub struct Snapshot {
     pub invalid_profiles: HashMap<String, String>,
     pub problems: Vec<Problem>,
     pub generation: u64,
+    /// Files parsed anew or removed since the previous load.
+    pub changed_files: usize,
 }
 
 impl Snapshot {
@@ -339,10 +341,11 @@ impl Loader {
     pub fn load(&mut self) -> Snapshot {
         self.generation += 1;
         let mut problems = Vec::new();
+        let mut changed = 0;
 
         let mut files = Vec::new();
         json_files(&self.dir.area(Area::Groups), "", 0, &mut files, false);
-        refresh(
+        changed += refresh(
             &mut self.groups,
             files,
             Group::parse,
@@ -357,7 +360,7 @@ impl Loader {
 
         let mut files = Vec::new();
         json_files(&self.dir.area(Area::Profiles), "", 0, &mut files, true);
-        refresh(
+        changed += refresh(
             &mut self.profiles,
             files,
             Profile::parse,
@@ -383,6 +386,7 @@ impl Loader {
             invalid_profiles,
             problems,
             generation: self.generation,
+            changed_files: changed,
         }
     }
 }
@@ -393,7 +397,8 @@ fn refresh<T, E: std::fmt::Display>(
     parse: fn(&str, &[u8]) -> Result<T, E>,
     area: &str,
     problems: &mut Vec<Problem>,
-) {
+) -> usize {
+    let mut changed = 0;
     let mut seen = std::collections::HashSet::with_capacity(files.len());
     for (key, path) in files {
         seen.insert(key.clone());
@@ -414,6 +419,7 @@ fn refresh<T, E: std::fmt::Display>(
             }
             continue;
         }
+        changed += 1;
         let current = match fs::read(&path) {
             Ok(bytes) => parse(&key, &bytes).map(Arc::new).map_err(|e| e.to_string()),
             Err(e) => Err(format!("cannot read: {e}")),
@@ -442,7 +448,9 @@ fn refresh<T, E: std::fmt::Display>(
             },
         );
     }
+    let before = cache.len();
     cache.retain(|k, _| seen.contains(k));
+    changed + (before - cache.len())
 }
 
 #[cfg(test)]

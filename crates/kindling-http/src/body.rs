@@ -1,0 +1,126 @@
+//! Response bodies and the small reply type every endpoint returns.
+
+use std::io;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::{HeaderMap, StatusCode, header};
+
+pub type Body = BoxBody<Bytes, io::Error>;
+
+/// A body built from bytes.
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A body streamed from an async reader, limited to `len` bytes.
+pub fn stream<R: tokio::io::AsyncRead + Send + Sync + 'static>(reader: R, len: u64) -> Body {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+    let limited = reader.take(len);
+    let s = tokio_util::io::ReaderStream::with_capacity(limited, 256 * 1024)
+        .map(|r| r.map(Frame::data));
+    BodyExt::boxed(StreamBody::new(s))
+}
+
+/// What an endpoint produced, before logging and HEAD handling.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Body,
+    /// Length of the body in bytes (always known: Kindling never chunks).
+    pub len: u64,
+    /// Why the request failed, for the request log (never sent to clients).
+    pub reason: Option<String>,
+    /// Group and profile chosen, for the request log.
+    pub group: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl Reply {
+    pub fn new(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
+        let body: Bytes = body.into();
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = content_type.parse() {
+            headers.insert(header::CONTENT_TYPE, v);
+        }
+        Reply {
+            status,
+            headers,
+            len: body.len() as u64,
+            body: full(body),
+            reason: None,
+            group: None,
+            profile: None,
+        }
+    }
+
+    /// A text body whose content type is sniffed as Go's net/http does.
+    pub fn sniffed(body: impl Into<Bytes>) -> Reply {
+        let body: Bytes = body.into();
+        let ct = kindling_render::detect_content_type(&body);
+        Reply::new(StatusCode::OK, ct, body)
+    }
+
+    /// Go's `http.NotFound`, with the reason kept for the log.
+    pub fn not_found(reason: impl Into<String>) -> Reply {
+        let mut r = Reply::new(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "404 page not found\n",
+        );
+        r.headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        );
+        r.reason = Some(reason.into());
+        r
+    }
+
+    /// Go's `http.Error(w, msg, code)`.
+    pub fn error(status: StatusCode, msg: &str) -> Reply {
+        let mut r = Reply::new(status, "text/plain; charset=utf-8", format!("{msg}\n"));
+        r.headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        );
+        r.reason = Some(msg.to_string());
+        r
+    }
+
+    /// Go's `http.Redirect(w, r, url, 301)`.
+    pub fn moved(location: &str, method: &hyper::Method) -> Reply {
+        let mut r = if method == hyper::Method::GET || method == hyper::Method::HEAD {
+            let esc = location
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&#34;")
+                .replace('\'', "&#39;");
+            Reply::new(
+                StatusCode::MOVED_PERMANENTLY,
+                "text/html; charset=utf-8",
+                format!("<a href=\"{esc}\">Moved Permanently</a>.\n\n"),
+            )
+        } else {
+            let mut r = Reply::new(StatusCode::MOVED_PERMANENTLY, "", Bytes::new());
+            r.headers.remove(header::CONTENT_TYPE);
+            r
+        };
+        if let Ok(v) = location.parse() {
+            r.headers.insert(header::LOCATION, v);
+        }
+        r
+    }
+
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Reply {
+        self.reason = Some(reason.into());
+        self
+    }
+}

@@ -1,0 +1,593 @@
+//! Kindling's HTTP service. The matchbox endpoints (`/`, `/boot.ipxe`,
+//! `/boot.ipxe.0`, `/ipxe`, `/grub`, `/ignition`, `/generic`, `/metadata`,
+//! `/cloud`, `/assets/`) answer byte for byte as matchbox does for the same
+//! data directory and query, with Go `net/http` routing semantics (path
+//! cleaning with 301, every method accepted). Every 404 carries a reason in
+//! the request log.
+
+// A `Reply` is the response itself and is moved once per request; boxing it
+// would only add an allocation.
+#![allow(clippy::result_large_err)]
+
+pub mod body;
+pub mod content;
+pub mod paths;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode, header};
+use kindling_model::{Area, DataDir, Group, Labels, ReadError, Snapshot, labels_from_query};
+use kindling_render as render;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use body::{Body, Reply};
+
+/// Longest request target accepted (longer gets 414).
+pub const MAX_URI_LEN: usize = 8 * 1024;
+/// Largest request head (request line + headers) accepted; larger gets 431.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Translates a rendered Butane template into Ignition JSON.
+pub trait Translate: Send + Sync {
+    /// `Ok(json)` or a human-readable error (with line and column).
+    fn translate(&self, rendered: &str) -> Result<String, String>;
+}
+
+/// Receives one record per request (for metrics and the boot timeline).
+pub trait RequestObserver: Send + Sync {
+    fn request(&self, record: &RequestRecord<'_>);
+}
+
+/// What happened to one request.
+#[derive(Debug)]
+pub struct RequestRecord<'a> {
+    pub peer: SocketAddr,
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub endpoint: &'static str,
+    pub labels: Option<&'a Labels>,
+    pub group: Option<&'a str>,
+    pub profile: Option<&'a str>,
+    pub status: u16,
+    pub bytes: u64,
+    pub duration: Duration,
+    pub reason: Option<&'a str>,
+}
+
+/// State shared by all requests.
+pub struct Shared {
+    /// The current data-directory snapshot, swapped atomically on reload.
+    pub snapshot: ArcSwap<Snapshot>,
+    pub data: DataDir,
+    /// Served under `/assets/`; `None` disables the route (as `-assets-path=''`).
+    pub assets_dir: Option<PathBuf>,
+    /// Files served under `/tftp/<name>` (the iPXE binaries, for UEFI HTTP Boot).
+    pub boot_files: HashMap<String, PathBuf>,
+    pub translator: Option<Arc<dyn Translate>>,
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl Shared {
+    pub fn new(data: DataDir, snapshot: Snapshot) -> Shared {
+        let assets = data.area(Area::Assets);
+        Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            data,
+            assets_dir: Some(assets),
+            boot_files: HashMap::new(),
+            translator: None,
+            observer: None,
+        }
+    }
+}
+
+/// Serves HTTP on `listener` until `cancel` fires, then drains connections.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) -> io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&shared, peer, req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .max_buf_size(MAX_HEAD_BYTES)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("some HTTP connections did not finish within 10 s of shutdown");
+        }
+    }
+    Ok(())
+}
+
+/// Handles one request.
+pub async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let raw_path = uri.path();
+    let raw_query = uri.query().unwrap_or("");
+    let mut labels_for_log: Option<Labels> = None;
+    let (endpoint, mut reply) = if uri.to_string().len() > MAX_URI_LEN {
+        (
+            "invalid",
+            Reply::error(StatusCode::URI_TOO_LONG, "414 URI Too Long"),
+        )
+    } else {
+        route(
+            shared,
+            &method,
+            raw_path,
+            raw_query,
+            req.headers(),
+            &mut labels_for_log,
+        )
+        .await
+    };
+    let status = reply.status;
+    let len = reply.len;
+    let path_for_log = raw_path.to_string();
+    log_request(
+        &method,
+        &path_for_log,
+        raw_query,
+        endpoint,
+        labels_for_log.as_ref(),
+        &reply,
+        start.elapsed(),
+    );
+    if let Some(obs) = &shared.observer {
+        obs.request(&RequestRecord {
+            peer,
+            method: &method,
+            path: &path_for_log,
+            endpoint,
+            labels: labels_for_log.as_ref(),
+            group: reply.group.as_deref(),
+            profile: reply.profile.as_deref(),
+            status: status.as_u16(),
+            bytes: if method == Method::HEAD { 0 } else { len },
+            duration: start.elapsed(),
+            reason: reply.reason.as_deref(),
+        });
+    }
+    let mut resp = Response::new(if method == Method::HEAD {
+        body::empty()
+    } else {
+        std::mem::replace(&mut reply.body, body::empty())
+    });
+    *resp.status_mut() = status;
+    *resp.headers_mut() = std::mem::take(&mut reply.headers);
+    if status != StatusCode::NOT_MODIFIED {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    }
+    resp
+}
+
+fn log_request(
+    method: &Method,
+    path: &str,
+    query: &str,
+    endpoint: &str,
+    labels: Option<&Labels>,
+    reply: &Reply,
+    elapsed: Duration,
+) {
+    let labels = labels.map(|l| {
+        l.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    let status = reply.status.as_u16();
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if status >= 400 {
+        tracing::warn!(
+            target: "kindling::http",
+            %method, path, query, endpoint, labels = labels.as_deref().unwrap_or(""),
+            group = reply.group.as_deref().unwrap_or(""), profile = reply.profile.as_deref().unwrap_or(""),
+            status, bytes = reply.len, ms = format_args!("{ms:.3}"),
+            reason = reply.reason.as_deref().unwrap_or(""),
+            "request failed"
+        );
+    } else {
+        tracing::info!(
+            target: "kindling::http",
+            %method, path, query, endpoint, labels = labels.as_deref().unwrap_or(""),
+            group = reply.group.as_deref().unwrap_or(""), profile = reply.profile.as_deref().unwrap_or(""),
+            status, bytes = reply.len, ms = format_args!("{ms:.3}"),
+            "request"
+        );
+    }
+}
+
+async fn route(
+    shared: &Shared,
+    method: &Method,
+    raw_path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    labels_out: &mut Option<Labels>,
+) -> (&'static str, Reply) {
+    let Some(path) = paths::decode_path(raw_path) else {
+        return (
+            "invalid",
+            Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
+                .with_reason("malformed %-escape in path"),
+        );
+    };
+    let cleaned = paths::clean_path(&path);
+    if cleaned != path {
+        let mut loc = paths::escape_path(&cleaned);
+        if !raw_query.is_empty() {
+            loc.push('?');
+            loc.push_str(raw_query);
+        }
+        return (
+            "redirect",
+            Reply::moved(&loc, method).with_reason(format!("unclean path, redirect to {cleaned}")),
+        );
+    }
+    let mut select = || {
+        let (labels, warnings) = labels_from_query(raw_query);
+        for w in &warnings {
+            tracing::warn!(target: "kindling::http", warning = ?w, "query label dropped");
+        }
+        *labels_out = Some(labels.clone());
+        labels
+    };
+    match path.as_str() {
+        "/" => ("home", Reply::sniffed(render::HOME)),
+        "/boot.ipxe" | "/boot.ipxe.0" => ("boot.ipxe", Reply::sniffed(render::BOOTSTRAP_IPXE)),
+        "/ipxe" => ("ipxe", boot_script(shared, &select(), render::ipxe_script)),
+        "/grub" => ("grub", boot_script(shared, &select(), render::grub_config)),
+        "/ignition" => ("ignition", ignition(shared, &select(), raw_query)),
+        "/generic" => (
+            "generic",
+            generic(shared, &select(), raw_query, headers, Area::Generic),
+        ),
+        "/cloud" => (
+            "cloud",
+            generic(shared, &select(), raw_query, headers, Area::Cloud),
+        ),
+        "/metadata" => ("metadata", metadata(shared, &select(), raw_query)),
+        "/healthz" => (
+            "healthz",
+            Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        ),
+        "/assets" if shared.assets_dir.is_some() => {
+            let mut loc = "/assets/".to_string();
+            if !raw_query.is_empty() {
+                loc.push('?');
+                loc.push_str(raw_query);
+            }
+            ("redirect", Reply::moved(&loc, method))
+        }
+        p => {
+            if let (Some(rest), Some(dir)) =
+                (p.strip_prefix("/assets/"), shared.assets_dir.as_deref())
+            {
+                return ("assets", assets(dir, rest, raw_path, headers, method).await);
+            }
+            if let Some(name) = p.strip_prefix("/tftp/")
+                && let Some(file) = shared.boot_files.get(name)
+            {
+                return ("tftp", serve_trusted_file(file, headers).await);
+            }
+            ("none", Reply::not_found(format!("no endpoint {p}")))
+        }
+    }
+}
+
+fn describe(labels: &Labels) -> String {
+    let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{{{}}}", l.join(", "))
+}
+
+/// The group for these labels, or a 404 saying why.
+fn pick_group(snap: &Snapshot, labels: &Labels) -> Result<Arc<Group>, Reply> {
+    snap.select(labels)
+        .cloned()
+        .ok_or_else(|| Reply::not_found(format!("no group matched labels {}", describe(labels))))
+}
+
+fn boot_script(
+    shared: &Shared,
+    labels: &Labels,
+    render_fn: fn(Option<&kindling_model::Boot>) -> Option<String>,
+) -> Reply {
+    let snap = shared.snapshot.load();
+    let group = match pick_group(&snap, labels) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let mut r = match snap.profile_for(&group) {
+        Err(e) => Reply::not_found(e.to_string()),
+        Ok(p) => match render_fn(p.boot.as_ref()) {
+            Some(body) => {
+                let mut r = Reply::sniffed(body);
+                r.profile = Some(p.id.clone());
+                r
+            }
+            None => {
+                let mut r =
+                    Reply::not_found(format!("profile {:?} has no boot section", p.file_id));
+                r.profile = Some(p.id.clone());
+                r
+            }
+        },
+    };
+    r.group = Some(group.file_id.clone());
+    r
+}
+
+fn read_reason(kind: &str, id: &str, e: &ReadError) -> String {
+    match e {
+        ReadError::NotFound(_) => format!("{kind} file {id:?} does not exist"),
+        other => format!("{kind} file {id:?}: {other}"),
+    }
+}
+
+fn ignition(shared: &Shared, labels: &Labels, raw_query: &str) -> Reply {
+    let snap = shared.snapshot.load();
+    let group = match pick_group(&snap, labels) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let mut r = ignition_for(shared, &snap, &group, labels, raw_query);
+    r.group = Some(group.file_id.clone());
+    r
+}
+
+fn ignition_for(
+    shared: &Shared,
+    snap: &Snapshot,
+    group: &Group,
+    labels: &Labels,
+    raw_query: &str,
+) -> Reply {
+    let profile = match snap.profile_for(group) {
+        Ok(p) => p,
+        Err(e) => return Reply::not_found(e.to_string()),
+    };
+    let with_profile = |mut r: Reply| {
+        r.profile = Some(profile.id.clone());
+        r
+    };
+    let id = &profile.ignition_id;
+    if id.is_empty() {
+        return with_profile(Reply::not_found(format!(
+            "profile {:?} has no ignition_id",
+            profile.file_id
+        )));
+    }
+    let bytes = match shared.data.read(Area::Ignition, id) {
+        Ok(b) => b,
+        Err(e) => return with_profile(Reply::not_found(read_reason("ignition", id, &e))),
+    };
+    if id.ends_with(".ign") || id.ends_with(".ignition") {
+        return with_profile(Reply::new(StatusCode::OK, "application/json", bytes));
+    }
+    let src = String::from_utf8_lossy(&bytes);
+    let data = render::template_data(group, labels, raw_query);
+    let rendered = match render::render_template(&src, &data) {
+        Ok(s) => s,
+        Err(e) => return with_profile(Reply::not_found(format!("template ignition/{id}: {e}"))),
+    };
+    match &shared.translator {
+        None => with_profile(Reply::not_found(format!(
+            "ignition/{id} is a Butane template and this build has no Butane translator"
+        ))),
+        Some(t) => match t.translate(&rendered) {
+            Ok(json) => with_profile(Reply::new(StatusCode::OK, "application/json", json)),
+            Err(e) => with_profile(Reply::not_found(format!(
+                "Butane translation of ignition/{id}: {e}"
+            ))),
+        },
+    }
+}
+
+fn generic(
+    shared: &Shared,
+    labels: &Labels,
+    raw_query: &str,
+    headers: &HeaderMap,
+    area: Area,
+) -> Reply {
+    let snap = shared.snapshot.load();
+    let group = match pick_group(&snap, labels) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let mut r = (|| {
+        let profile = snap
+            .profile_for(&group)
+            .map_err(|e| Reply::not_found(e.to_string()))?;
+        let (kind, id) = match area {
+            Area::Cloud => ("cloud", &profile.cloud_id),
+            _ => ("generic", &profile.generic_id),
+        };
+        let fail = |msg: String| {
+            let mut r = Reply::not_found(msg);
+            r.profile = Some(profile.id.clone());
+            r
+        };
+        if id.is_empty() {
+            return Err(fail(format!(
+                "profile {:?} has no {kind}_id",
+                profile.file_id
+            )));
+        }
+        let bytes = shared
+            .data
+            .read(area, id)
+            .map_err(|e| fail(read_reason(kind, id, &e)))?;
+        let data = render::template_data(&group, labels, raw_query);
+        let out = render::render_template(&String::from_utf8_lossy(&bytes), &data)
+            .map_err(|e| fail(format!("template {kind}/{id}: {e}")))?;
+        if area == Area::Cloud {
+            let first = out.split('\n').next().unwrap_or("").trim_end_matches('\r');
+            if first != "#cloud-config" && !out.starts_with("#!") {
+                return Err(fail(format!(
+                    "cloud/{id} renders neither a #cloud-config nor a script"
+                )));
+            }
+        }
+        let ct = render::detect_content_type(out.as_bytes());
+        let mut r = content::serve_bytes(headers, Bytes::from(out), ct);
+        r.profile = Some(profile.id.clone());
+        Ok(r)
+    })()
+    .unwrap_or_else(|e| e);
+    r.group = Some(group.file_id.clone());
+    r
+}
+
+fn metadata(shared: &Shared, labels: &Labels, raw_query: &str) -> Reply {
+    let snap = shared.snapshot.load();
+    let group = match pick_group(&snap, labels) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let data = render::template_data(&group, labels, raw_query);
+    let mut r = Reply::new(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        render::metadata_env(&data),
+    );
+    r.group = Some(group.file_id.clone());
+    r
+}
+
+async fn serve_trusted_file(path: &Path, headers: &HeaderMap) -> Reply {
+    match tokio::fs::metadata(path).await {
+        Ok(m) if m.is_file() => content::serve_file(headers, path, &m).await,
+        Ok(_) => Reply::not_found(format!("{} is not a file", path.display())),
+        Err(e) => Reply::not_found(format!("{}: {e}", path.display())),
+    }
+}
+
+/// `/assets/`: Go's `http.FileServer`, confined to the assets directory
+/// (symlinks that leave it are refused, unlike matchbox).
+async fn assets(
+    dir: &Path,
+    rest: &str,
+    raw_path: &str,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Reply {
+    if raw_path.ends_with("/index.html") {
+        return Reply::moved("./", method);
+    }
+    if rest.contains('\0') {
+        return Reply::not_found("NUL in asset path");
+    }
+    let Ok(base) = dir.canonicalize() else {
+        return Reply::not_found(format!("assets directory {} is missing", dir.display()));
+    };
+    let target = base.join(rest.trim_end_matches('/'));
+    let canon = match target.canonicalize() {
+        Ok(c) => c,
+        Err(e) => return Reply::not_found(format!("asset {rest:?}: {e}")),
+    };
+    if !canon.starts_with(&base) {
+        return Reply::not_found(format!(
+            "asset {rest:?} resolves outside the assets directory (refused)"
+        ));
+    }
+    let meta = match tokio::fs::metadata(&canon).await {
+        Ok(m) => m,
+        Err(e) => return Reply::not_found(format!("asset {rest:?}: {e}")),
+    };
+    let last = raw_path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+    if meta.is_dir() {
+        if !raw_path.ends_with('/') {
+            return Reply::moved(&format!("{}/", paths::escape_path(last)), method);
+        }
+        let index = canon.join("index.html");
+        if let Ok(m) = tokio::fs::metadata(&index).await
+            && m.is_file()
+        {
+            return content::serve_file(headers, &index, &m).await;
+        }
+        return listing(&canon).await;
+    }
+    if raw_path.ends_with('/') {
+        return Reply::moved(&format!("../{}", paths::escape_path(last)), method);
+    }
+    content::serve_file(headers, &canon, &meta).await
+}
+
+async fn listing(dir: &Path) -> Reply {
+    let mut rd = match tokio::fs::read_dir(dir).await {
+        Ok(rd) => rd,
+        Err(e) => {
+            return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "Error reading directory")
+                .with_reason(format!("{}: {e}", dir.display()));
+        }
+    };
+    let mut names = Vec::new();
+    while let Ok(Some(e)) = rd.next_entry().await {
+        let mut name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().await.map(|t| t.is_dir()).unwrap_or(false) {
+            name.push('/');
+        }
+        names.push(name);
+    }
+    names.sort();
+    let mut s = String::from(
+        "<!doctype html>\n<meta name=\"viewport\" content=\"width=device-width\">\n<pre>\n",
+    );
+    for n in names {
+        let mut href = paths::escape_path(&n);
+        if n.split('/').next().is_some_and(|f| f.contains(':')) {
+            href = format!("./{href}");
+        }
+        let text = n
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&#34;")
+            .replace('\'', "&#39;");
+        s.push_str(&format!("<a href=\"{href}\">{text}</a>\n"));
+    }
+    s.push_str("</pre>\n");
+    Reply::new(StatusCode::OK, "text/html; charset=utf-8", s)
+}

@@ -1,0 +1,213 @@
+//! `kindling`: one binary for network boot.
+
+mod config;
+mod reload;
+mod select;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use kindling_model::{DataDir, Loader};
+use tokio_util::sync::CancellationToken;
+
+use config::LogFormat;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kindling",
+    version,
+    about = "Network boot server: proxy DHCP, TFTP and a matchbox-compatible HTTP boot service"
+)]
+struct Cli {
+    /// Configuration file (default: ./kindling.toml, then /etc/kindling/kindling.toml, if present).
+    #[arg(long, global = true, env = "KINDLING_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory in matchbox's layout (default: /var/lib/kindling as root, else ~/.local/share/kindling).
+    #[arg(long, global = true, env = "KINDLING_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the boot server.
+    Serve(ServeArgs),
+    /// Show which group and profile a request with these labels gets, and why.
+    Select(select::SelectArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// HTTP listen address (default 0.0.0.0:8080).
+    #[arg(long, env = "KINDLING_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Assets directory served under /assets/ (default: <data-dir>/assets).
+    #[arg(long, env = "KINDLING_ASSETS_DIR")]
+    assets_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "KINDLING_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Log filter (tracing syntax), e.g. `info` or `debug,hyper=info`.
+    #[arg(long, env = "KINDLING_LOG")]
+    log: Option<String>,
+    /// Do not watch the data directory for changes (SIGHUP still reloads).
+    #[arg(long, env = "KINDLING_NO_WATCH")]
+    no_watch: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(ref args) => serve(&cli, args),
+        Command::Select(ref args) => select::run(cli.config.as_deref(), cli.data_dir.clone(), args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kindling: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// The data directory from flag/env, then config, then the default.
+fn resolve_data_dir(flag: Option<PathBuf>, cfg: &config::Config) -> PathBuf {
+    flag.or_else(|| cfg.data_dir.clone())
+        .unwrap_or_else(config::default_data_dir)
+}
+
+fn init_logging(format: LogFormat, filter: &str) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("kindling: bad log filter {filter:?} ({e}); using info");
+        EnvFilter::new("info")
+    });
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    guard
+}
+
+fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
+    let (cfg, source) = config::load(cli.config.as_deref())?;
+    let format = args.log_format.unwrap_or(cfg.log.format);
+    let filter = args.log.clone().unwrap_or_else(|| cfg.log.level.clone());
+    let _guard = init_logging(format, &filter);
+    match &source {
+        config::Source::File(p) => tracing::info!(config = %p.display(), "configuration loaded"),
+        config::Source::Defaults => {
+            tracing::info!("no configuration file; running on built-in defaults")
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kindling")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_server(cli, args, cfg))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<()> {
+    let started = std::time::Instant::now();
+    let data_path = resolve_data_dir(cli.data_dir.clone(), &cfg);
+    let data = DataDir::new(&data_path);
+    let created = data
+        .ensure_layout()
+        .with_context(|| format!("creating data directory {}", data_path.display()))?;
+    for c in &created {
+        tracing::info!(path = %c.display(), "created missing data directory");
+    }
+    tracing::info!(path = %data_path.display(), "data directory");
+
+    let mut loader = Loader::new(data.clone());
+    let snapshot = loader.load();
+    reload::log_snapshot(&snapshot, "loaded");
+
+    let mut shared = kindling_http::Shared::new(data.clone(), snapshot);
+    shared.assets_dir = if cfg.http.assets {
+        Some(
+            args.assets_dir
+                .clone()
+                .or(cfg.http.assets_dir.clone())
+                .unwrap_or_else(|| data.area(kindling_model::Area::Assets)),
+        )
+    } else {
+        None
+    };
+    let shared = Arc::new(shared);
+
+    let listen = args.http_listen.unwrap_or(cfg.http.listen);
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "HTTP address {listen} is already in use (is matchbox or another Kindling still running? `ss -ltnp 'sport = :{}'` shows who)",
+                listen.port()
+            )
+        } else {
+            anyhow::anyhow!("binding HTTP {listen}: {e}")
+        }
+    })?;
+    let local = listener.local_addr()?;
+
+    let cancel = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(reload::run(
+        loader,
+        shared.clone(),
+        cfg.reload.clone(),
+        !args.no_watch && cfg.reload.watch,
+        cancel.clone(),
+    ));
+    tasks.spawn(kindling_http::serve(
+        listener,
+        shared.clone(),
+        cancel.clone(),
+    ));
+    tracing::info!(
+        http = %local,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "kindling {} ready: try http://{}/boot.ipxe",
+        env!("CARGO_PKG_VERSION"),
+        local
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    cancel.cancel();
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "task failed"),
+            Err(e) => tracing::error!(error = %e, "task panicked"),
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,167 @@
+//! `kindling select LABEL=VALUE...`: which group and profile a request with
+//! these labels gets, and why (the "why didn't this match" tool matchbox lacks).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use kindling_model::{DataDir, LabelWarning, Loader, labels_from_args};
+
+#[derive(clap::Args, Debug)]
+pub struct SelectArgs {
+    /// Labels as a request would carry them, e.g. `mac=52:54:00:12:34:56 os=installed`.
+    #[arg(value_name = "LABEL=VALUE")]
+    labels: Vec<String>,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    json: bool,
+    /// How many groups (in matchbox's evaluation order) to explain.
+    #[arg(long, default_value_t = 20)]
+    explain: usize,
+}
+
+pub fn run(
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    args: &SelectArgs,
+) -> Result<ExitCode> {
+    let (cfg, _) = crate::config::load(config)?;
+    let root = crate::resolve_data_dir(data_dir, &cfg);
+    if !root.is_dir() {
+        anyhow::bail!("data directory {} does not exist", root.display());
+    }
+    let data = DataDir::new(&root);
+    let snap = Loader::new(data).load();
+    let (labels, warnings) = labels_from_args(&args.labels);
+    let group = snap.select(&labels).cloned();
+    let profile = group.as_ref().map(|g| snap.profile_for(g));
+    let considered = snap.index.explain(&labels, args.explain);
+    let ok = matches!(profile, Some(Ok(_)));
+
+    if args.json {
+        let v = serde_json::json!({
+            "data_dir": root,
+            "labels": labels,
+            "warnings": warnings.iter().map(warning_text).collect::<Vec<_>>(),
+            "group": group.as_ref().map(|g| serde_json::json!({
+                "file": format!("groups/{}.json", g.file_id), "id": g.id, "selector": g.selector,
+            })),
+            "profile": match &profile {
+                Some(Ok(p)) => serde_json::json!({"file": format!("profiles/{}.json", p.file_id), "id": p.id}),
+                _ => serde_json::Value::Null,
+            },
+            "reason": match &profile {
+                None => Some(format!("no group matched labels ({} groups loaded)", snap.index.groups().len())),
+                Some(Err(e)) => Some(e.to_string()),
+                Some(Ok(_)) => None,
+            },
+            "considered": considered.iter().map(|c| serde_json::json!({
+                "file": format!("groups/{}.json", c.file_id),
+                "selector": c.selector,
+                "matched": c.mismatch.is_none(),
+                "mismatch": c.mismatch.as_ref().map(|(k, want, got)| serde_json::json!({"key": k, "wants": want, "got": got})),
+            })).collect::<Vec<_>>(),
+            "problems": snap.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+
+    println!("data directory: {}", root.display());
+    let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!(
+        "labels:  {}",
+        if shown.is_empty() {
+            "(none)".into()
+        } else {
+            shown.join(" ")
+        }
+    );
+    for w in &warnings {
+        println!("warning: {}", warning_text(w));
+    }
+    match &group {
+        Some(g) => println!(
+            "group:   groups/{}.json (id {:?}, selector {})",
+            g.file_id,
+            g.id,
+            if g.selector_string.is_empty() {
+                "{} = default group"
+            } else {
+                &g.selector_string
+            }
+        ),
+        None => println!(
+            "group:   none: no group matched ({} groups loaded)",
+            snap.index.groups().len()
+        ),
+    }
+    match &profile {
+        Some(Ok(p)) => println!("profile: profiles/{}.json (id {:?})", p.file_id, p.id),
+        Some(Err(e)) => println!("profile: none: {e}"),
+        None => {}
+    }
+    if !considered.is_empty() {
+        println!("why (groups in matchbox's evaluation order):");
+        for c in &considered {
+            let sel = if c.selector.is_empty() {
+                "{}".to_string()
+            } else {
+                c.selector.clone()
+            };
+            match &c.mismatch {
+                None => println!(
+                    "  {:>3}. groups/{}.json [{sel}] -> MATCH",
+                    c.rank + 1,
+                    c.file_id
+                ),
+                Some((k, want, got)) => println!(
+                    "  {:>3}. groups/{}.json [{sel}] -> no: {k} wants {want:?}, request has {}",
+                    c.rank + 1,
+                    c.file_id,
+                    got.as_ref()
+                        .map(|g| format!("{g:?}"))
+                        .unwrap_or_else(|| "no such label".into())
+                ),
+            }
+        }
+        if group.is_none() && considered.len() < snap.index.groups().len() {
+            println!(
+                "  ... ({} more groups not shown; --explain N)",
+                snap.index.groups().len() - considered.len()
+            );
+        }
+    }
+    if let Some(Ok(p)) = &profile
+        && let Some(script) = kindling_render::ipxe_script(p.boot.as_ref())
+    {
+        println!("/ipxe would answer:");
+        for line in script.lines() {
+            println!("  {line}");
+        }
+    }
+    if !snap.problems.is_empty() {
+        println!("problems in the data directory:");
+        for p in &snap.problems {
+            println!("  {p}");
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn warning_text(w: &LabelWarning) -> String {
+    match w {
+        LabelWarning::UnparseableMac { key, value } => {
+            format!("label {key}={value:?} dropped: not a MAC address (matchbox drops it too)")
+        }
+        LabelWarning::BadPair(p) => format!("query pair {p:?} dropped"),
+    }
+}
