@@ -1,0 +1,30 @@
+//! Kindling's proxy DHCP server.
+//!
+//! * [`decide`] is the sans-I/O core: one datagram plus its [`Context`] (interface, our
+//!   address there, port 67 or 4011, source) in, a [`Decision`] out: a reply (bytes and
+//!   destination, `yiaddr` always 0) or an [`IgnoreReason`] with a stable snake_case label.
+//! * [`DhcpConfig`] is the `[dhcp]` table of `kindling.toml`; [`DhcpConfig::validate`] turns it
+//!   into a [`CheckedConfig`].
+//! * [`DhcpServer`] is the tokio shell: one UDP socket per allowed interface for port 67 and one
+//!   for 4011 (SO_BINDTODEVICE), counters, an observer hook for the boot timeline.
+//!
+//! See `docs/dhcp.md` for the decision table and the dnsmasq translation.
+
+pub mod arch;
+pub mod config;
+pub mod netif;
+pub mod policy;
+pub mod server;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{CheckedConfig, ConfigError, DhcpConfig, RuleConfig, Target, TargetKind};
+pub use policy::{
+    ClientInfo, Context, Decision, Firmware, IgnoreReason, ListenPort, Outcome, Reply, decide,
+};
+pub use server::{
+    AnsweredEvent, DhcpError, DhcpObserver, DhcpServer, DhcpStats, IgnoredEvent, SeenEvent,
+    StatsHandle,
+};

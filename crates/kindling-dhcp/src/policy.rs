@@ -1,0 +1,519 @@
+//! The sans-I/O decision core: a datagram plus its interface context in, a reply (bytes and
+//! destination) or a reason for silence out. No sockets, no clocks, no config files.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::arch::{ArchFamily, arch_name};
+use crate::config::{CheckedConfig, Rule, Target};
+use crate::wire::{self, MessageType, ParseError, ReplyFields, Request, opt, opt43};
+
+/// The DHCP server port.
+pub const DHCP_SERVER_PORT: u16 = 67;
+/// The DHCP client port.
+pub const DHCP_CLIENT_PORT: u16 = 68;
+/// The PXE boot server port.
+pub const PXE_PORT: u16 = 4011;
+
+/// Which of our ports a datagram arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenPort {
+    /// UDP 67: DISCOVERs (answered with proxy OFFERs).
+    Dhcp,
+    /// UDP 4011: PXE boot-server REQUEST/INFORM (answered with ACKs).
+    Pxe,
+}
+
+impl ListenPort {
+    pub fn number(self) -> u16 {
+        match self {
+            Self::Dhcp => DHCP_SERVER_PORT,
+            Self::Pxe => PXE_PORT,
+        }
+    }
+}
+
+/// Where a datagram came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The receiving interface.
+    pub iface: &'a str,
+    /// Our address on that interface (or its `advertise` override).
+    pub server_ip: Ipv4Addr,
+    /// The port it arrived on.
+    pub port: ListenPort,
+    /// The datagram's source address.
+    pub source: SocketAddrV4,
+}
+
+/// Why Kindling stayed silent. Each has a stable snake_case label for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IgnoreReason {
+    /// Not a well-formed DHCP packet (short, bad cookie, bad hlen, truncated option).
+    Malformed,
+    /// A BOOTREPLY or other non-request op code.
+    NotBootRequest,
+    /// Arrived on an interface that the deny list excludes.
+    InterfaceExcluded,
+    /// Option 60 does not start with a PXE prefix: an ordinary DHCP client.
+    NotPxe,
+    /// A message type a proxy never answers (RELEASE, DECLINE, missing option 53, ...).
+    NotDiscoverOrRequest,
+    /// A REQUEST/INFORM on port 67: it is for the real DHCP server.
+    RequestOnDhcpPort,
+    /// A DISCOVER sent to port 4011.
+    DiscoverOnProxyPort,
+    /// Not Ethernet (htype 1, hlen 6).
+    UnsupportedHardware,
+    /// A firmware client without option 93.
+    NoArch,
+    /// No entry of option 93 is an architecture Kindling boots.
+    UnsupportedArch,
+    /// arm64 firmware but no `arm64_binary` is configured (never a dead-end answer).
+    UnsupportedArchNoBinary,
+    /// A rule with `target = "ignore"` matched.
+    RuleIgnore,
+    /// A rule with `target = "local_boot"` matched a client that gets no local-boot menu.
+    LocalBoot,
+    /// The boot file or URL does not fit the 128-byte `file` field.
+    FileTooLong,
+    /// The reply could not be encoded (should not happen).
+    EncodeFailed,
+}
+
+impl IgnoreReason {
+    /// Every reason, in label order of the enum (for metrics).
+    pub const ALL: [IgnoreReason; 15] = [
+        Self::Malformed,
+        Self::NotBootRequest,
+        Self::InterfaceExcluded,
+        Self::NotPxe,
+        Self::NotDiscoverOrRequest,
+        Self::RequestOnDhcpPort,
+        Self::DiscoverOnProxyPort,
+        Self::UnsupportedHardware,
+        Self::NoArch,
+        Self::UnsupportedArch,
+        Self::UnsupportedArchNoBinary,
+        Self::RuleIgnore,
+        Self::LocalBoot,
+        Self::FileTooLong,
+        Self::EncodeFailed,
+    ];
+
+    /// The stable label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::NotBootRequest => "not_boot_request",
+            Self::InterfaceExcluded => "interface_excluded",
+            Self::NotPxe => "not_pxe",
+            Self::NotDiscoverOrRequest => "not_discover_or_request",
+            Self::RequestOnDhcpPort => "request_on_dhcp_port",
+            Self::DiscoverOnProxyPort => "discover_on_proxy_port",
+            Self::UnsupportedHardware => "unsupported_hardware",
+            Self::NoArch => "no_arch",
+            Self::UnsupportedArch => "unsupported_arch",
+            Self::UnsupportedArchNoBinary => "unsupported_arch_no_binary",
+            Self::RuleIgnore => "rule_ignore",
+            Self::LocalBoot => "local_boot",
+            Self::FileTooLong => "file_too_long",
+            Self::EncodeFailed => "encode_failed",
+        }
+    }
+
+    /// Index into [`IgnoreReason::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for IgnoreReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What kind of client this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Firmware {
+    /// iPXE (option 77 contains `iPXE`, or option 175 present): gets an HTTP URL.
+    Ipxe,
+    /// BIOS PXE ROM (arch 0).
+    BiosPxe,
+    /// UEFI PXE (arch 7, 9, 11).
+    UefiPxe,
+    /// UEFI HTTP Boot (option 60 `HTTPClient`).
+    UefiHttp,
+}
+
+impl Firmware {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ipxe => "ipxe",
+            Self::BiosPxe => "bios_pxe",
+            Self::UefiPxe => "uefi_pxe",
+            Self::UefiHttp => "uefi_http",
+        }
+    }
+}
+
+impl fmt::Display for Firmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What Kindling learned about the client (for logs, metrics and the boot timeline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub xid: u32,
+    pub mac: Option<[u8; 6]>,
+    pub message_type: Option<MessageType>,
+    /// Option 60, lossily decoded.
+    pub vendor_class: Option<String>,
+    /// The matched PXE prefix (echoed in option 60).
+    pub vendor_prefix: Option<String>,
+    /// Every entry of option 93.
+    pub architectures: Vec<u16>,
+    /// The entry Kindling chose.
+    pub arch: Option<u16>,
+    pub firmware: Option<Firmware>,
+    /// Option 77 entries, lossily decoded.
+    pub user_classes: Vec<String>,
+    pub ciaddr: Ipv4Addr,
+    pub giaddr: Ipv4Addr,
+}
+
+impl ClientInfo {
+    /// `aa:bb:cc:dd:ee:ff`, or `-`.
+    pub fn mac_string(&self) -> String {
+        match self.mac {
+            Some(m) => format_mac(&m),
+            None => "-".into(),
+        }
+    }
+}
+
+/// Formats a MAC address as lower-case colon-separated hex.
+pub fn format_mac(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// An encoded reply and where to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The UDP payload. `yiaddr` is always 0.
+    pub packet: Vec<u8>,
+    /// Destination address and port.
+    pub dest: SocketAddrV4,
+    /// OFFER (port 67) or ACK (port 4011).
+    pub message_type: MessageType,
+    /// The `file` field ("" when the client is sent on to port 4011).
+    pub file: String,
+    /// The matching rule's name, if any.
+    pub rule: Option<String>,
+}
+
+/// The decision for one datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Reply(Reply),
+    Ignore(IgnoreReason),
+}
+
+/// A decision plus what was learned about the client (None when the packet did not parse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub client: Option<ClientInfo>,
+    pub decision: Decision,
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+struct Classified {
+    firmware: Firmware,
+    arch: Option<u16>,
+    /// TFTP binary name for firmware clients.
+    binary: Option<String>,
+}
+
+/// Picks the architecture to serve from every entry of option 93.
+fn classify(
+    cfg: &CheckedConfig,
+    arches: &[u16],
+    http: bool,
+    ipxe: bool,
+) -> Result<Classified, IgnoreReason> {
+    let mut err = if arches.is_empty() {
+        IgnoreReason::NoArch
+    } else {
+        IgnoreReason::UnsupportedArch
+    };
+    for &a in arches {
+        let bin = match ArchFamily::of(a) {
+            ArchFamily::Bios if http => None,
+            ArchFamily::Bios => Some((Firmware::BiosPxe, cfg.bios_binary.clone())),
+            ArchFamily::X64Efi if http => Some((Firmware::UefiHttp, cfg.http_boot_binary.clone())),
+            ArchFamily::X64Efi => Some((Firmware::UefiPxe, cfg.efi_binary.clone())),
+            ArchFamily::Arm64Efi => match &cfg.arm64_binary {
+                Some(b) if http => Some((Firmware::UefiHttp, b.clone())),
+                Some(b) => Some((Firmware::UefiPxe, b.clone())),
+                None => {
+                    err = IgnoreReason::UnsupportedArchNoBinary;
+                    None
+                }
+            },
+            ArchFamily::Unsupported => None,
+        };
+        if let Some((fw, b)) = bin {
+            return Ok(Classified {
+                firmware: if ipxe { Firmware::Ipxe } else { fw },
+                arch: Some(a),
+                binary: Some(b),
+            });
+        }
+    }
+    if ipxe {
+        // iPXE is already running: it only needs a URL, whatever the architecture.
+        return Ok(Classified {
+            firmware: Firmware::Ipxe,
+            arch: arches.first().copied(),
+            binary: None,
+        });
+    }
+    Err(err)
+}
+
+fn rule_matches(rule: &Rule, ctx: &Context<'_>, req: &Request, info: &ClientInfo) -> bool {
+    if let Some(p) = &rule.mac
+        && !info.mac.is_some_and(|m| p.matches(&m))
+    {
+        return false;
+    }
+    if !rule.arch.is_empty() && !info.arch.is_some_and(|a| rule.arch.contains(&a)) {
+        return false;
+    }
+    if let Some(uc) = &rule.user_class
+        && !req.user_classes().iter().any(|e| contains(e, uc))
+    {
+        return false;
+    }
+    if let Some(vc) = &rule.vendor_class
+        && !req.option(opt::VENDOR_CLASS).is_some_and(|v| contains(v, vc))
+    {
+        return false;
+    }
+    if let Some(p) = &rule.interface
+        && !p.matches(ctx.iface)
+    {
+        return false;
+    }
+    true
+}
+
+/// Decides what to do with one datagram. Pure: same input, same output; never panics.
+pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome {
+    let req = match Request::parse(packet) {
+        Ok(r) => r,
+        Err(ParseError::NotRequest) => return ignore(None, IgnoreReason::NotBootRequest),
+        Err(_) => return ignore(None, IgnoreReason::Malformed),
+    };
+    let vendor = req.option(opt::VENDOR_CLASS);
+    let prefix = vendor.and_then(|v| {
+        cfg.vendor_prefixes
+            .iter()
+            .find(|p| v.starts_with(p.as_bytes()))
+    });
+    let user_classes = req.user_classes();
+    let ipxe = user_classes.iter().any(|u| contains(u, b"iPXE"))
+        || req.option(opt::IPXE_ENCAP).is_some();
+    let mut info = ClientInfo {
+        xid: req.header.xid,
+        mac: req.mac(),
+        message_type: req.message_type(),
+        vendor_class: vendor.map(|v| String::from_utf8_lossy(v).into_owned()),
+        vendor_prefix: prefix.cloned(),
+        architectures: req.architectures(),
+        arch: None,
+        firmware: None,
+        user_classes: user_classes
+            .iter()
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .collect(),
+        ciaddr: req.header.ciaddr,
+        giaddr: req.header.giaddr,
+    };
+    if cfg.is_excluded(ctx.iface) {
+        return ignore(Some(info), IgnoreReason::InterfaceExcluded);
+    }
+    let Some(prefix) = prefix.cloned() else {
+        return ignore(Some(info), IgnoreReason::NotPxe);
+    };
+    let reply_type = match (ctx.port, info.message_type) {
+        (ListenPort::Dhcp, Some(MessageType::Discover)) => MessageType::Offer,
+        (ListenPort::Dhcp, Some(MessageType::Request | MessageType::Inform)) => {
+            return ignore(Some(info), IgnoreReason::RequestOnDhcpPort);
+        }
+        (ListenPort::Pxe, Some(MessageType::Request | MessageType::Inform)) => MessageType::Ack,
+        (ListenPort::Pxe, Some(MessageType::Discover)) => {
+            return ignore(Some(info), IgnoreReason::DiscoverOnProxyPort);
+        }
+        _ => return ignore(Some(info), IgnoreReason::NotDiscoverOrRequest),
+    };
+    if info.mac.is_none() {
+        return ignore(Some(info), IgnoreReason::UnsupportedHardware);
+    }
+    let http = prefix == "HTTPClient";
+    let class = match classify(cfg, &info.architectures, http, ipxe) {
+        Ok(c) => c,
+        Err(r) => return ignore(Some(info), r),
+    };
+    info.arch = class.arch;
+    info.firmware = Some(class.firmware);
+
+    let rule = cfg
+        .rules
+        .iter()
+        .find(|r| rule_matches(r, ctx, &req, &info));
+    let target = rule.map(|r| &r.target).unwrap_or(&Target::Script);
+    let ip = ctx.server_ip;
+
+    let mut fields = ReplyFields {
+        message_type: reply_type,
+        htype: req.header.htype,
+        hlen: req.header.hlen,
+        xid: req.header.xid,
+        flags: 0x8000, // broadcast, as dnsmasq forces for proxy replies
+        ciaddr: req.header.ciaddr,
+        siaddr: ip, // next-server: always set (iPXE ignores proxy offers without it)
+        giaddr: req.header.giaddr,
+        chaddr: req.header.chaddr,
+        sname: String::new(),
+        file: String::new(),
+        server_id: ip,
+        vendor_class: prefix.as_bytes().to_vec(),
+        client_uuid: req.option(opt::CLIENT_UUID).map(<[u8]>::to_vec),
+        vendor_options: None,
+    };
+    let boot_item = req.pxe_boot_item();
+    let on_4011 = ctx.port == ListenPort::Pxe;
+
+    match target {
+        Target::Ignore => return ignore(Some(info), IgnoreReason::RuleIgnore),
+        Target::LocalBoot => {
+            if class.firmware == Firmware::BiosPxe && !on_4011 {
+                fields.vendor_options = Some(opt43::local_boot_menu("Boot from local disk"));
+            } else {
+                return ignore(Some(info), IgnoreReason::LocalBoot);
+            }
+        }
+        Target::Script | Target::Url(_) => match class.firmware {
+            Firmware::Ipxe => {
+                fields.file = match target {
+                    Target::Url(u) => u.expand(ip, cfg.http_port),
+                    _ => cfg.script_url.expand(ip, cfg.http_port),
+                };
+            }
+            Firmware::BiosPxe => {
+                fields.file = class.binary.unwrap_or_default();
+                fields.sname = ip.to_string();
+                fields.vendor_options = Some(match boot_item {
+                    Some((t, l)) if on_4011 => opt43::boot_item(t, l),
+                    _ => opt43::use_file_field(),
+                });
+            }
+            Firmware::UefiPxe => {
+                // Port 67: no option 43 and no file, siaddr set: the firmware asks port 4011
+                // (the path EDK2 and every UEFI PXE stack accept). Without 4011, put the file
+                // straight into the offer (dnsmasq's single-item workaround).
+                if on_4011 || !cfg.proxy_port_4011 {
+                    fields.file = class.binary.unwrap_or_default();
+                    fields.sname = ip.to_string();
+                }
+                if let (Some((t, l)), true) = (boot_item, on_4011) {
+                    fields.vendor_options = Some(opt43::boot_item(t, l));
+                }
+            }
+            Firmware::UefiHttp => {
+                fields.file = format!(
+                    "http://{ip}:{}/tftp/{}",
+                    cfg.http_port,
+                    class.binary.unwrap_or_default()
+                );
+            }
+        },
+    }
+
+    if fields.file.len() > wire::MAX_FILE {
+        return ignore(Some(info), IgnoreReason::FileTooLong);
+    }
+    let packet = match fields.encode() {
+        Ok(p) => p,
+        Err(wire::EncodeError::FileTooLong) => {
+            return ignore(Some(info), IgnoreReason::FileTooLong);
+        }
+        Err(_) => return ignore(Some(info), IgnoreReason::EncodeFailed),
+    };
+    let dest = destination(ctx, &req);
+    Outcome {
+        client: Some(info),
+        decision: Decision::Reply(Reply {
+            packet,
+            dest,
+            message_type: reply_type,
+            file: fields.file,
+            rule: rule.map(|r| r.name.clone()),
+        }),
+    }
+}
+
+/// Where a reply goes: relays get `giaddr:67`; port-4011 replies go back to the client's
+/// address and source port; everything else is broadcast to port 68.
+fn destination(ctx: &Context<'_>, req: &Request) -> SocketAddrV4 {
+    let h = &req.header;
+    match ctx.port {
+        ListenPort::Dhcp => {
+            if !h.giaddr.is_unspecified() {
+                SocketAddrV4::new(h.giaddr, DHCP_SERVER_PORT)
+            } else if !h.ciaddr.is_unspecified() && h.flags & 0x8000 == 0 {
+                SocketAddrV4::new(h.ciaddr, DHCP_CLIENT_PORT)
+            } else {
+                SocketAddrV4::new(Ipv4Addr::BROADCAST, DHCP_CLIENT_PORT)
+            }
+        }
+        ListenPort::Pxe => {
+            let port = match ctx.source.port() {
+                0 => DHCP_CLIENT_PORT,
+                p => p,
+            };
+            if !h.ciaddr.is_unspecified() {
+                SocketAddrV4::new(h.ciaddr, port)
+            } else if !ctx.source.ip().is_unspecified() {
+                SocketAddrV4::new(*ctx.source.ip(), port)
+            } else {
+                SocketAddrV4::new(Ipv4Addr::BROADCAST, port)
+            }
+        }
+    }
+}
+
+fn ignore(client: Option<ClientInfo>, reason: IgnoreReason) -> Outcome {
+    Outcome {
+        client,
+        decision: Decision::Ignore(reason),
+    }
+}
+
+/// A short human description of an architecture number (`7 (efi-x64)`).
+pub fn describe_arch(a: u16) -> String {
+    match arch_name(a) {
+        Some(n) => format!("{a} ({n})"),
+        None => a.to_string(),
+    }
+}

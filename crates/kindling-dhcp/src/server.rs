@@ -1,0 +1,565 @@
+//! The tokio socket shell: one UDP socket per allowed interface and port (67, 4011), each bound
+//! to its device with SO_BINDTODEVICE so that another DHCP server (libvirt's dnsmasq on
+//! `virbr0`) keeps its own interfaces.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::config::{CheckedConfig, ConfigError, DhcpConfig, InterfaceSelector};
+use crate::netif;
+use crate::policy::{
+    ClientInfo, Context, Decision, IgnoreReason, ListenPort, Reply, decide, describe_arch,
+};
+use crate::wire::yiaddr_is_zero;
+
+/// Errors from [`DhcpServer::bind`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DhcpError {
+    #[error("invalid [dhcp] configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("proxy DHCP is disabled (dhcp.enabled = false)")]
+    Disabled,
+    #[error("listing network interfaces: {0}")]
+    Interfaces(#[source] io::Error),
+    #[error("interface {0:?} (from dhcp.interfaces) does not exist")]
+    NoSuchInterface(String),
+    #[error("interface {0:?} has no IPv4 address; give one with dhcp.advertise.{0} = \"a.b.c.d\"")]
+    NoAddress(String),
+    #[error("no interface matches dhcp.interfaces / dhcp.all_interfaces after dhcp.exclude_interfaces")]
+    NoMatchingInterface,
+    #[error("UDP {port} on {iface} is in use{holders}: another DHCP server (dnsmasq/libvirt?) already owns it; stop it, bind it to other interfaces (dnsmasq --bind-interfaces --except-interface={iface}), or exclude {iface} with dhcp.exclude_interfaces")]
+    PortInUse {
+        port: u16,
+        iface: String,
+        /// " by dnsmasq (pid 812)" when the holder could be found, else "".
+        holders: String,
+    },
+    #[error("binding UDP {port} on {iface} was refused ({source}); proxy DHCP needs root or CAP_NET_BIND_SERVICE + CAP_NET_RAW")]
+    PermissionDenied {
+        port: u16,
+        iface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("binding UDP {port} on {iface}: {source}")]
+    Bind {
+        port: u16,
+        iface: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A packet Kindling recognised as a PXE / HTTP Boot / iPXE client.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenEvent<'a> {
+    pub iface: &'a str,
+    pub port: ListenPort,
+    pub source: SocketAddrV4,
+    /// mac, arch, firmware, vendor class, user class, ciaddr, giaddr ...
+    pub client: &'a ClientInfo,
+}
+
+/// A reply Kindling sent.
+#[derive(Debug, Clone, Copy)]
+pub struct AnsweredEvent<'a> {
+    pub iface: &'a str,
+    pub port: ListenPort,
+    pub server_ip: Ipv4Addr,
+    pub client: &'a ClientInfo,
+    pub reply: &'a Reply,
+}
+
+/// A packet Kindling did not answer, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct IgnoredEvent<'a> {
+    pub iface: &'a str,
+    pub port: ListenPort,
+    pub source: SocketAddrV4,
+    /// None when the packet did not parse.
+    pub client: Option<&'a ClientInfo>,
+    pub reason: IgnoreReason,
+}
+
+/// Hook for the boot timeline. Every method has an empty default.
+///
+/// `seen` fires for packets with a PXE/HTTPClient vendor class (before the decision),
+/// `answered` after a reply was sent, `ignored` for every datagram not answered (including
+/// ordinary DHCP clients, reason `not_pxe`). Calls happen on the receive task: keep them cheap.
+pub trait DhcpObserver: Send + Sync {
+    fn seen(&self, _event: &SeenEvent<'_>) {}
+    fn answered(&self, _event: &AnsweredEvent<'_>) {}
+    fn ignored(&self, _event: &IgnoredEvent<'_>) {}
+}
+
+struct NoObserver;
+impl DhcpObserver for NoObserver {}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    offers: AtomicU64,
+    acks: AtomicU64,
+    send_errors: AtomicU64,
+    refused_unsafe: AtomicU64,
+    ignored: [AtomicU64; IgnoreReason::ALL.len()],
+}
+
+/// A snapshot of the counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DhcpStats {
+    /// Datagrams received on all sockets.
+    pub received: u64,
+    /// OFFERs sent (port 67).
+    pub offers: u64,
+    /// ACKs sent (port 4011).
+    pub acks: u64,
+    /// Replies the kernel refused to send.
+    pub send_errors: u64,
+    /// Replies withheld by the final `yiaddr == 0` check (always 0 unless there is a bug).
+    pub refused_unsafe: u64,
+    /// Ignored datagrams by reason label (every label present, zeros included).
+    pub ignored: BTreeMap<String, u64>,
+}
+
+impl DhcpStats {
+    /// Replies sent.
+    pub fn replies(&self) -> u64 {
+        self.offers + self.acks
+    }
+
+    /// Count for one reason.
+    pub fn ignored(&self, reason: IgnoreReason) -> u64 {
+        self.ignored.get(reason.label()).copied().unwrap_or(0)
+    }
+}
+
+/// A cheap clonable handle on the live counters (for a metrics endpoint).
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Counters>);
+
+impl StatsHandle {
+    pub fn snapshot(&self) -> DhcpStats {
+        let c = &self.0;
+        DhcpStats {
+            received: c.received.load(Ordering::Relaxed),
+            offers: c.offers.load(Ordering::Relaxed),
+            acks: c.acks.load(Ordering::Relaxed),
+            send_errors: c.send_errors.load(Ordering::Relaxed),
+            refused_unsafe: c.refused_unsafe.load(Ordering::Relaxed),
+            ignored: IgnoreReason::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        r.label().to_string(),
+                        c.ignored[r.index()].load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One bound socket.
+struct Listener {
+    iface: Arc<str>,
+    server_ip: Ipv4Addr,
+    port: ListenPort,
+    socket: Arc<UdpSocket>,
+}
+
+/// A bound listener, for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerInfo {
+    pub iface: String,
+    pub server_ip: Ipv4Addr,
+    pub port: u16,
+}
+
+/// The proxy DHCP server.
+pub struct DhcpServer {
+    config: Arc<CheckedConfig>,
+    listeners: Vec<Listener>,
+    stats: StatsHandle,
+    observer: Arc<dyn DhcpObserver>,
+}
+
+fn make_socket(iface: &str, port: u16) -> io::Result<std::net::UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_broadcast(true)?;
+    s.bind_device(Some(iface.as_bytes()))?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into())?;
+    Ok(s.into())
+}
+
+fn bind_error(port: u16, iface: &str, e: io::Error) -> DhcpError {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            let h = netif::udp_port_holders(port);
+            DhcpError::PortInUse {
+                port,
+                iface: iface.into(),
+                holders: if h.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by {}", h.join(", "))
+                },
+            }
+        }
+        io::ErrorKind::PermissionDenied => DhcpError::PermissionDenied {
+            port,
+            iface: iface.into(),
+            source: e,
+        },
+        _ => DhcpError::Bind {
+            port,
+            iface: iface.into(),
+            source: e,
+        },
+    }
+}
+
+/// Chooses (interface, advertised address) pairs from the config and the system's interfaces.
+pub fn select_interfaces(
+    cfg: &CheckedConfig,
+    system: &[netif::Interface],
+) -> Result<Vec<(String, Ipv4Addr)>, DhcpError> {
+    let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
+    // Explicit names must exist.
+    for sel in &cfg.interfaces {
+        if let InterfaceSelector::Name(n) = sel
+            && !n.as_str().contains('*')
+            && !system.iter().any(|i| i.name == n.as_str())
+        {
+            return Err(DhcpError::NoSuchInterface(n.as_str().into()));
+        }
+    }
+    for i in system {
+        if cfg.is_excluded(&i.name) {
+            continue;
+        }
+        let first = i.addrs.first().copied();
+        let selected = if cfg.all_interfaces {
+            i.up && !i.loopback && (first.is_some() || cfg.advertise.contains_key(&i.name))
+        } else {
+            cfg.interfaces.iter().any(|s| match s {
+                InterfaceSelector::Name(n) => n.matches(&i.name),
+                InterfaceSelector::Subnet { .. } => {
+                    i.addrs.iter().any(|(a, m)| s.matches(&i.name, *a, *m))
+                }
+            })
+        };
+        if !selected {
+            continue;
+        }
+        let ip = match cfg.advertise.get(&i.name) {
+            Some(ip) => *ip,
+            None => {
+                // Prefer the address that matched a subnet selector.
+                let by_subnet = i.addrs.iter().find(|(a, m)| {
+                    cfg.interfaces.iter().any(|s| {
+                        matches!(s, InterfaceSelector::Subnet { .. }) && s.matches(&i.name, *a, *m)
+                    })
+                });
+                match by_subnet.or(i.addrs.first()) {
+                    Some((a, _)) => *a,
+                    None => return Err(DhcpError::NoAddress(i.name.clone())),
+                }
+            }
+        };
+        out.push((i.name.clone(), ip));
+    }
+    if out.is_empty() {
+        return Err(DhcpError::NoMatchingInterface);
+    }
+    Ok(out)
+}
+
+impl DhcpServer {
+    /// Validates the config and binds every socket. Fails with a clear error if a port is taken.
+    pub async fn bind(config: &DhcpConfig) -> Result<Self, DhcpError> {
+        Self::bind_checked(config.validate()?, Arc::new(NoObserver)).await
+    }
+
+    /// Like [`bind`](Self::bind), with an observer for the boot timeline.
+    pub async fn bind_with_observer(
+        config: &DhcpConfig,
+        observer: Arc<dyn DhcpObserver>,
+    ) -> Result<Self, DhcpError> {
+        Self::bind_checked(config.validate()?, observer).await
+    }
+
+    /// Binds from an already validated config.
+    pub async fn bind_checked(
+        config: CheckedConfig,
+        observer: Arc<dyn DhcpObserver>,
+    ) -> Result<Self, DhcpError> {
+        if !config.enabled {
+            return Err(DhcpError::Disabled);
+        }
+        let system = netif::interfaces().map_err(DhcpError::Interfaces)?;
+        let selected = select_interfaces(&config, &system)?;
+        let mut listeners = Vec::new();
+        for (iface, ip) in selected {
+            let iface: Arc<str> = Arc::from(iface.as_str());
+            let mut ports = vec![ListenPort::Dhcp];
+            if config.proxy_port_4011 {
+                ports.push(ListenPort::Pxe);
+            }
+            for port in ports {
+                let std_sock = make_socket(&iface, port.number())
+                    .map_err(|e| bind_error(port.number(), &iface, e))?;
+                let socket = UdpSocket::from_std(std_sock).map_err(|e| DhcpError::Bind {
+                    port: port.number(),
+                    iface: iface.to_string(),
+                    source: e,
+                })?;
+                info!(iface = %iface, server_ip = %ip, port = port.number(), "proxy DHCP listening");
+                listeners.push(Listener {
+                    iface: iface.clone(),
+                    server_ip: ip,
+                    port,
+                    socket: Arc::new(socket),
+                });
+            }
+        }
+        Ok(Self {
+            config: Arc::new(config),
+            listeners,
+            stats: StatsHandle(Arc::new(Counters::default())),
+            observer,
+        })
+    }
+
+    /// The bound sockets.
+    pub fn listeners(&self) -> Vec<ListenerInfo> {
+        self.listeners
+            .iter()
+            .map(|l| ListenerInfo {
+                iface: l.iface.to_string(),
+                server_ip: l.server_ip,
+                port: l.port.number(),
+            })
+            .collect()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> DhcpStats {
+        self.stats.snapshot()
+    }
+
+    /// A handle that keeps reading the counters after `run` has taken over.
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
+    }
+
+    /// Serves until `cancel` fires.
+    pub async fn run(&self, cancel: CancellationToken) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for l in &self.listeners {
+            let worker = Worker {
+                config: self.config.clone(),
+                iface: l.iface.clone(),
+                server_ip: l.server_ip,
+                port: l.port,
+                socket: l.socket.clone(),
+                stats: self.stats.clone(),
+                observer: self.observer.clone(),
+                cancel: cancel.clone(),
+            };
+            tasks.spawn(worker.run());
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+#[derive(Clone)]
+struct Worker {
+    config: Arc<CheckedConfig>,
+    iface: Arc<str>,
+    server_ip: Ipv4Addr,
+    port: ListenPort,
+    socket: Arc<UdpSocket>,
+    stats: StatsHandle,
+    observer: Arc<dyn DhcpObserver>,
+    cancel: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (len, from) = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok(v) => v,
+                    Err(e) => {
+                        debug!(iface = %self.iface, error = %e, "recv failed");
+                        continue;
+                    }
+                },
+            };
+            let SocketAddr::V4(source) = from else {
+                continue;
+            };
+            self.stats.0.received.fetch_add(1, Ordering::Relaxed);
+            let packet = buf.get(..len).unwrap_or(&[]);
+            self.handle(packet, source).await;
+        }
+    }
+
+    async fn handle(&self, packet: &[u8], source: SocketAddrV4) {
+        let ctx = Context {
+            iface: &self.iface,
+            server_ip: self.server_ip,
+            port: self.port,
+            source,
+        };
+        let outcome = decide(&self.config, &ctx, packet);
+        let client = outcome.client.as_ref();
+        let span = info_span!(
+            "dhcp",
+            xid = %client.map(|c| format!("{:08x}", c.xid)).unwrap_or_default(),
+            mac = %client.map(ClientInfo::mac_string).unwrap_or_default(),
+            iface = %self.iface,
+            port = self.port.number(),
+        );
+        if let Some(c) = client
+            && c.vendor_prefix.is_some()
+        {
+            self.observer.seen(&SeenEvent {
+                iface: &self.iface,
+                port: self.port,
+                source,
+                client: c,
+            });
+        }
+        match outcome.decision {
+            Decision::Ignore(reason) => {
+                self.stats.0.ignored[reason.index()].fetch_add(1, Ordering::Relaxed);
+                span.in_scope(|| log_ignore(reason, client, source));
+                self.observer.ignored(&IgnoredEvent {
+                    iface: &self.iface,
+                    port: self.port,
+                    source,
+                    client,
+                    reason,
+                });
+            }
+            Decision::Reply(reply) => {
+                // Last line of defence: a proxy never hands out an address.
+                if !yiaddr_is_zero(&reply.packet) {
+                    self.stats.0.refused_unsafe.fetch_add(1, Ordering::Relaxed);
+                    span.in_scope(|| warn!("refusing to send a reply with yiaddr != 0"));
+                    return;
+                }
+                let delay = self.config.reply_delay;
+                let this = self.clone();
+                let client = outcome.client.clone();
+                let send = async move {
+                    if !delay.is_zero() {
+                        tokio::select! {
+                            _ = this.cancel.cancelled() => return,
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                    }
+                    this.send(reply, client).await;
+                }
+                .instrument(span);
+                if delay.is_zero() {
+                    send.await;
+                } else {
+                    tokio::spawn(send);
+                }
+            }
+        }
+    }
+
+    async fn send(&self, reply: Reply, client: Option<ClientInfo>) {
+        match self.socket.send_to(&reply.packet, reply.dest).await {
+            Ok(_) => {
+                let counter = match self.port {
+                    ListenPort::Dhcp => &self.stats.0.offers,
+                    ListenPort::Pxe => &self.stats.0.acks,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if let Some(c) = &client {
+                    info!(
+                        reply = reply.message_type.label(),
+                        firmware = %c.firmware.map(|f| f.label()).unwrap_or("-"),
+                        arch = %c.arch.map(describe_arch).unwrap_or_else(|| "-".into()),
+                        file = %reply.file,
+                        dest = %reply.dest,
+                        rule = %reply.rule.as_deref().unwrap_or("-"),
+                        "proxy DHCP reply"
+                    );
+                    self.observer.answered(&AnsweredEvent {
+                        iface: &self.iface,
+                        port: self.port,
+                        server_ip: self.server_ip,
+                        client: c,
+                        reply: &reply,
+                    });
+                }
+            }
+            Err(e) => {
+                self.stats.0.send_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(dest = %reply.dest, error = %e, "sending proxy DHCP reply failed");
+            }
+        }
+    }
+}
+
+fn log_ignore(reason: IgnoreReason, client: Option<&ClientInfo>, source: SocketAddrV4) {
+    match reason {
+        // Ordinary DHCP traffic: every client on the LAN would log here.
+        IgnoreReason::NotPxe
+        | IgnoreReason::RequestOnDhcpPort
+        | IgnoreReason::NotDiscoverOrRequest
+        | IgnoreReason::NotBootRequest => {
+            debug!(reason = reason.label(), %source, "ignored");
+        }
+        _ => {
+            let arches = client
+                .map(|c| {
+                    c.architectures
+                        .iter()
+                        .map(|a| describe_arch(*a))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let why = match reason {
+                IgnoreReason::UnsupportedArchNoBinary => {
+                    "arm64 firmware and no dhcp.arm64_binary configured: not answering rather than sending a dead end"
+                }
+                IgnoreReason::UnsupportedArch => "no architecture in option 93 that Kindling boots",
+                IgnoreReason::NoArch => "PXE vendor class without option 93",
+                IgnoreReason::RuleIgnore => "a rule with target = \"ignore\" matched",
+                IgnoreReason::LocalBoot => {
+                    "a rule with target = \"local_boot\" matched: staying silent so the firmware boots locally"
+                }
+                _ => "",
+            };
+            info!(
+                reason = reason.label(),
+                %source,
+                vendor_class = %client.and_then(|c| c.vendor_class.clone()).unwrap_or_default(),
+                arch = %arches,
+                "ignored: {why}"
+            );
+        }
+    }
+}

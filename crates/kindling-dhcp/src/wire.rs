@@ -1,0 +1,591 @@
+//! DHCPv4 wire format: a panic-free request parser and the proxy reply encoder.
+//!
+//! Requests are parsed by hand rather than with `dhcproto`'s decoder, because on hostile input
+//! that decoder panics (`Message::chaddr()` slices `chaddr[..hlen]` with an unchecked `hlen`, and
+//! option 94 is decoded behind a `debug_assert!(len == 3)`), silently drops every option after
+//! the first one it cannot decode, and keeps only the first entry of option 93. The parser here
+//! only bounds-checks and slices; it never allocates per byte and never indexes unchecked.
+//!
+//! Replies are encoded here too so that option 53 comes first (as dnsmasq and ISC dhcpd do; some
+//! old PXE ROMs are picky) and so that `yiaddr` cannot be anything but zero: the encoder has no
+//! way to set it. The tests decode every reply with `dhcproto` as an independent check.
+
+use std::net::Ipv4Addr;
+
+/// The fixed BOOTP header is 236 bytes, followed by the 4-byte magic cookie.
+pub const HEADER_LEN: usize = 236;
+/// The DHCP magic cookie.
+pub const MAGIC: [u8; 4] = [99, 130, 83, 99];
+/// Size of the `sname` header field.
+pub const SNAME_LEN: usize = 64;
+/// Size of the `file` header field.
+pub const FILE_LEN: usize = 128;
+/// Longest boot file name we put into `file`, keeping room for a terminating NUL.
+pub const MAX_FILE: usize = FILE_LEN - 1;
+
+/// Offset of `yiaddr` in the BOOTP header.
+pub const YIADDR_OFFSET: usize = 16;
+
+pub mod opt {
+    //! DHCP option codes used here.
+    pub const PAD: u8 = 0;
+    pub const VENDOR_SPECIFIC: u8 = 43;
+    pub const OVERLOAD: u8 = 52;
+    pub const MESSAGE_TYPE: u8 = 53;
+    pub const SERVER_ID: u8 = 54;
+    pub const VENDOR_CLASS: u8 = 60;
+    pub const USER_CLASS: u8 = 77;
+    pub const CLIENT_ARCH: u8 = 93;
+    pub const CLIENT_NDI: u8 = 94;
+    pub const CLIENT_UUID: u8 = 97;
+    pub const IPXE_ENCAP: u8 = 175;
+    pub const END: u8 = 255;
+}
+
+/// PXE vendor sub-options carried in option 43.
+pub mod pxe {
+    pub const DISCOVERY_CONTROL: u8 = 6;
+    pub const BOOT_SERVERS: u8 = 8;
+    pub const BOOT_MENU: u8 = 9;
+    pub const MENU_PROMPT: u8 = 10;
+    pub const BOOT_ITEM: u8 = 71;
+    pub const END: u8 = 255;
+}
+
+/// DHCP message types (option 53).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    Discover,
+    Offer,
+    Request,
+    Decline,
+    Ack,
+    Nak,
+    Release,
+    Inform,
+    Other(u8),
+}
+
+impl MessageType {
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Discover,
+            2 => Self::Offer,
+            3 => Self::Request,
+            4 => Self::Decline,
+            5 => Self::Ack,
+            6 => Self::Nak,
+            7 => Self::Release,
+            8 => Self::Inform,
+            n => Self::Other(n),
+        }
+    }
+
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Self::Discover => 1,
+            Self::Offer => 2,
+            Self::Request => 3,
+            Self::Decline => 4,
+            Self::Ack => 5,
+            Self::Nak => 6,
+            Self::Release => 7,
+            Self::Inform => 8,
+            Self::Other(n) => n,
+        }
+    }
+
+    /// Lower-case name for logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Discover => "discover",
+            Self::Offer => "offer",
+            Self::Request => "request",
+            Self::Decline => "decline",
+            Self::Ack => "ack",
+            Self::Nak => "nak",
+            Self::Release => "release",
+            Self::Inform => "inform",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
+/// Why a datagram could not be parsed as a DHCP request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// Shorter than the BOOTP header plus the magic cookie.
+    TooShort,
+    /// The magic cookie is wrong.
+    BadMagic,
+    /// `op` is not BOOTREQUEST (1).
+    NotRequest,
+    /// `hlen` is larger than the 16-byte `chaddr` field.
+    BadHlen,
+    /// An option runs past the end of its buffer.
+    TruncatedOption,
+}
+
+/// The parts of the fixed BOOTP header that the policy uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub htype: u8,
+    pub hlen: u8,
+    pub hops: u8,
+    pub xid: u32,
+    pub secs: u16,
+    pub flags: u16,
+    pub ciaddr: Ipv4Addr,
+    pub yiaddr: Ipv4Addr,
+    pub siaddr: Ipv4Addr,
+    pub giaddr: Ipv4Addr,
+    pub chaddr: [u8; 16],
+}
+
+/// A parsed request: the header plus every option, in wire order, with RFC 3396 long options
+/// (the same code repeated) concatenated.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub header: Header,
+    options: Vec<(u8, Vec<u8>)>,
+}
+
+fn ip_at(b: &[u8], off: usize) -> Ipv4Addr {
+    match b.get(off..off + 4) {
+        Some(s) => Ipv4Addr::new(s[0], s[1], s[2], s[3]),
+        None => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    match b.get(off..off + 2) {
+        Some(s) => u16::from_be_bytes([s[0], s[1]]),
+        None => 0,
+    }
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    match b.get(off..off + 4) {
+        Some(s) => u32::from_be_bytes([s[0], s[1], s[2], s[3]]),
+        None => 0,
+    }
+}
+
+/// Walks a TLV option area, appending (code, data) pairs. Stops at END; PAD is skipped.
+fn walk_options(area: &[u8], out: &mut Vec<(u8, Vec<u8>)>) -> Result<(), ParseError> {
+    let mut i = 0usize;
+    while let Some(&code) = area.get(i) {
+        match code {
+            opt::PAD => {
+                i += 1;
+                continue;
+            }
+            opt::END => return Ok(()),
+            _ => {}
+        }
+        let len = *area.get(i + 1).ok_or(ParseError::TruncatedOption)? as usize;
+        let data = area
+            .get(i + 2..i + 2 + len)
+            .ok_or(ParseError::TruncatedOption)?;
+        // RFC 3396: repeated codes are concatenated.
+        if let Some(existing) = out.iter_mut().find(|(c, _)| *c == code) {
+            existing.1.extend_from_slice(data);
+        } else {
+            out.push((code, data.to_vec()));
+        }
+        i += 2 + len;
+    }
+    // A missing END is tolerated (many clients pad instead).
+    Ok(())
+}
+
+impl Request {
+    /// Parses a BOOTREQUEST. Never panics, whatever the input.
+    pub fn parse(b: &[u8]) -> Result<Self, ParseError> {
+        if b.len() < HEADER_LEN + 4 {
+            return Err(ParseError::TooShort);
+        }
+        if b.get(HEADER_LEN..HEADER_LEN + 4) != Some(&MAGIC[..]) {
+            return Err(ParseError::BadMagic);
+        }
+        if b.first() != Some(&1) {
+            return Err(ParseError::NotRequest);
+        }
+        let hlen = b.get(2).copied().unwrap_or(0);
+        if hlen > 16 {
+            return Err(ParseError::BadHlen);
+        }
+        let mut chaddr = [0u8; 16];
+        if let Some(s) = b.get(28..44) {
+            chaddr.copy_from_slice(s);
+        }
+        let header = Header {
+            htype: b.get(1).copied().unwrap_or(0),
+            hlen,
+            hops: b.get(3).copied().unwrap_or(0),
+            xid: u32_at(b, 4),
+            secs: u16_at(b, 8),
+            flags: u16_at(b, 10),
+            ciaddr: ip_at(b, 12),
+            yiaddr: ip_at(b, 16),
+            siaddr: ip_at(b, 20),
+            giaddr: ip_at(b, 24),
+            chaddr,
+        };
+        let mut options = Vec::new();
+        walk_options(b.get(HEADER_LEN + 4..).unwrap_or(&[]), &mut options)?;
+        // Option overload (52): 1 = file holds options, 2 = sname, 3 = both.
+        let overload = options
+            .iter()
+            .find(|(c, _)| *c == opt::OVERLOAD)
+            .and_then(|(_, d)| d.first().copied())
+            .unwrap_or(0);
+        if overload & 1 != 0 {
+            walk_options(b.get(108..236).unwrap_or(&[]), &mut options)?;
+        }
+        if overload & 2 != 0 {
+            walk_options(b.get(44..108).unwrap_or(&[]), &mut options)?;
+        }
+        Ok(Self { header, options })
+    }
+
+    /// The data of an option, if present.
+    pub fn option(&self, code: u8) -> Option<&[u8]> {
+        self.options
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, d)| d.as_slice())
+    }
+
+    /// All options in wire order.
+    pub fn options(&self) -> impl Iterator<Item = (u8, &[u8])> {
+        self.options.iter().map(|(c, d)| (*c, d.as_slice()))
+    }
+
+    /// Option 53, if present and one byte long.
+    pub fn message_type(&self) -> Option<MessageType> {
+        match self.option(opt::MESSAGE_TYPE) {
+            Some([t]) => Some(MessageType::from_u8(*t)),
+            _ => None,
+        }
+    }
+
+    /// The hardware address, when the client is Ethernet (htype 1, hlen 6).
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        if self.header.htype == 1 && self.header.hlen == 6 {
+            let mut m = [0u8; 6];
+            m.copy_from_slice(self.header.chaddr.get(..6)?);
+            Some(m)
+        } else {
+            None
+        }
+    }
+
+    /// Every 16-bit entry of option 93 (RFC 4578), in order. A trailing odd byte is ignored.
+    pub fn architectures(&self) -> Vec<u16> {
+        self.option(opt::CLIENT_ARCH)
+            .map(|d| {
+                d.chunks_exact(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The entries of option 77: RFC 3004 length-prefixed entries when the data parses that
+    /// way exactly, otherwise the whole value as one (plain, iPXE-style) entry.
+    pub fn user_classes(&self) -> Vec<Vec<u8>> {
+        let Some(d) = self.option(opt::USER_CLASS) else {
+            return Vec::new();
+        };
+        if let Some(list) = parse_rfc3004(d) {
+            return list;
+        }
+        vec![d.to_vec()]
+    }
+
+    /// The PXE boot item (option 43 sub-option 71: type, layer), if the client sent one.
+    pub fn pxe_boot_item(&self) -> Option<(u16, u16)> {
+        let d = self.option(opt::VENDOR_SPECIFIC)?;
+        let mut i = 0usize;
+        while let Some(&code) = d.get(i) {
+            match code {
+                pxe::END => return None,
+                opt::PAD => {
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = *d.get(i + 1)? as usize;
+            let data = d.get(i + 2..i + 2 + len)?;
+            if code == pxe::BOOT_ITEM && len == 4 {
+                return Some((
+                    u16::from_be_bytes([data[0], data[1]]),
+                    u16::from_be_bytes([data[2], data[3]]),
+                ));
+            }
+            i += 2 + len;
+        }
+        None
+    }
+}
+
+fn parse_rfc3004(d: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0usize;
+    while i < d.len() {
+        let len = *d.get(i)? as usize;
+        if len == 0 {
+            return None;
+        }
+        out.push(d.get(i + 1..i + 1 + len)?.to_vec());
+        i += 1 + len;
+    }
+    if out.is_empty() { None } else { Some(out) }
+}
+
+/// Everything needed to encode one proxy reply. There is deliberately no `yiaddr` field: a
+/// proxy never hands out addresses, so the encoder always writes 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyFields {
+    pub message_type: MessageType,
+    pub htype: u8,
+    pub hlen: u8,
+    pub xid: u32,
+    pub flags: u16,
+    pub ciaddr: Ipv4Addr,
+    pub siaddr: Ipv4Addr,
+    pub giaddr: Ipv4Addr,
+    pub chaddr: [u8; 16],
+    /// At most 63 bytes (checked by `encode`).
+    pub sname: String,
+    /// At most 127 bytes (checked by `encode`).
+    pub file: String,
+    pub server_id: Ipv4Addr,
+    pub vendor_class: Vec<u8>,
+    pub client_uuid: Option<Vec<u8>>,
+    pub vendor_options: Option<Vec<u8>>,
+}
+
+/// Why a reply could not be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodeError {
+    FileTooLong,
+    SnameTooLong,
+}
+
+fn put_option(out: &mut Vec<u8>, code: u8, data: &[u8]) {
+    // RFC 3396 split for data over 255 bytes.
+    if data.is_empty() {
+        out.push(code);
+        out.push(0);
+        return;
+    }
+    for chunk in data.chunks(255) {
+        out.push(code);
+        out.push(chunk.len() as u8);
+        out.extend_from_slice(chunk);
+    }
+}
+
+impl ReplyFields {
+    /// Encodes a BOOTREPLY with options 53, 54, 60, [97], [43], END, padded to 300 bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        if self.file.len() > MAX_FILE {
+            return Err(EncodeError::FileTooLong);
+        }
+        if self.sname.len() > SNAME_LEN - 1 {
+            return Err(EncodeError::SnameTooLong);
+        }
+        let mut out = Vec::with_capacity(400);
+        out.push(2); // BOOTREPLY
+        out.push(self.htype);
+        out.push(self.hlen.min(16));
+        out.push(0); // hops
+        out.extend_from_slice(&self.xid.to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes()); // secs
+        out.extend_from_slice(&self.flags.to_be_bytes());
+        out.extend_from_slice(&self.ciaddr.octets());
+        out.extend_from_slice(&Ipv4Addr::UNSPECIFIED.octets()); // yiaddr: ALWAYS 0
+        out.extend_from_slice(&self.siaddr.octets());
+        out.extend_from_slice(&self.giaddr.octets());
+        out.extend_from_slice(&self.chaddr);
+        let mut sname = [0u8; SNAME_LEN];
+        sname[..self.sname.len()].copy_from_slice(self.sname.as_bytes());
+        out.extend_from_slice(&sname);
+        let mut file = [0u8; FILE_LEN];
+        file[..self.file.len()].copy_from_slice(self.file.as_bytes());
+        out.extend_from_slice(&file);
+        out.extend_from_slice(&MAGIC);
+        put_option(&mut out, opt::MESSAGE_TYPE, &[self.message_type.to_u8()]);
+        put_option(&mut out, opt::SERVER_ID, &self.server_id.octets());
+        put_option(&mut out, opt::VENDOR_CLASS, &self.vendor_class);
+        if let Some(uuid) = &self.client_uuid {
+            put_option(&mut out, opt::CLIENT_UUID, uuid);
+        }
+        if let Some(v) = &self.vendor_options {
+            put_option(&mut out, opt::VENDOR_SPECIFIC, v);
+        }
+        out.push(opt::END);
+        // BOOTP minimum message size (some relays and old ROMs drop shorter packets).
+        if out.len() < 300 {
+            out.resize(300, 0);
+        }
+        debug_assert_eq!(out.get(YIADDR_OFFSET..YIADDR_OFFSET + 4), Some(&[0u8; 4][..]));
+        Ok(out)
+    }
+}
+
+/// True if an encoded reply has `yiaddr == 0`. The socket shell refuses to send anything else.
+pub fn yiaddr_is_zero(packet: &[u8]) -> bool {
+    packet.get(YIADDR_OFFSET..YIADDR_OFFSET + 4) == Some(&[0u8; 4][..])
+}
+
+/// Builders for PXE option 43 contents.
+pub mod opt43 {
+    use super::pxe;
+
+    fn sub(out: &mut Vec<u8>, code: u8, data: &[u8]) {
+        out.push(code);
+        out.push(data.len().min(255) as u8);
+        out.extend_from_slice(data.get(..data.len().min(255)).unwrap_or(&[]));
+    }
+
+    /// `{6: 8}`: "use the boot file in the `file` field, skip boot server discovery".
+    pub fn use_file_field() -> Vec<u8> {
+        let mut v = Vec::new();
+        sub(&mut v, pxe::DISCOVERY_CONTROL, &[8]);
+        v.push(pxe::END);
+        v
+    }
+
+    /// Echo of the client's boot item (sub-option 71), as a PXE boot server does in its ACK.
+    pub fn boot_item(item_type: u16, layer: u16) -> Vec<u8> {
+        let mut v = Vec::new();
+        let t = item_type.to_be_bytes();
+        let l = layer.to_be_bytes();
+        sub(&mut v, pxe::BOOT_ITEM, &[t[0], t[1], l[0], l[1]]);
+        v.push(pxe::END);
+        v
+    }
+
+    /// A one-item menu whose only item is type 0 ("boot from local disk"), with a zero
+    /// timeout so the ROM selects it at once. This is what dnsmasq sends for
+    /// `pxe-service=x86PC,"<text>"` without a basename (discovery control 3, no boot servers).
+    pub fn local_boot_menu(text: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        sub(&mut v, pxe::DISCOVERY_CONTROL, &[3]);
+        let mut menu = vec![0u8, 0u8];
+        let t = text.as_bytes();
+        let t = t.get(..t.len().min(200)).unwrap_or(&[]);
+        menu.push(t.len() as u8);
+        menu.extend_from_slice(t);
+        sub(&mut v, pxe::BOOT_MENU, &menu);
+        sub(&mut v, pxe::MENU_PROMPT, &[0, b'P', b'X', b'E']);
+        v.push(pxe::END);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<u8> {
+        let mut b = vec![0u8; HEADER_LEN];
+        b[0] = 1;
+        b[1] = 1;
+        b[2] = 6;
+        b[4..8].copy_from_slice(&0xdeadbeefu32.to_be_bytes());
+        b[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        b.extend_from_slice(&MAGIC);
+        b
+    }
+
+    #[test]
+    fn parses_options_and_long_options() {
+        let mut b = base();
+        b.extend_from_slice(&[53, 1, 1, 0, 0, 93, 2, 0, 7, 93, 2, 0, 9, 77, 4]);
+        b.extend_from_slice(b"iPXE");
+        b.push(255);
+        let r = Request::parse(&b).unwrap();
+        assert_eq!(r.message_type(), Some(MessageType::Discover));
+        assert_eq!(r.architectures(), vec![7, 9]);
+        assert_eq!(r.user_classes(), vec![b"iPXE".to_vec()]);
+        assert_eq!(r.mac(), Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(r.header.xid, 0xdeadbeef);
+    }
+
+    #[test]
+    fn rfc3004_user_class() {
+        let mut b = base();
+        b.extend_from_slice(&[77, 9, 3, b'f', b'o', b'o', 4, b'i', b'P', b'X', b'E', 255]);
+        let r = Request::parse(&b).unwrap();
+        assert_eq!(r.user_classes(), vec![b"foo".to_vec(), b"iPXE".to_vec()]);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(Request::parse(&[1, 2, 3]).unwrap_err(), ParseError::TooShort);
+        let mut b = base();
+        b[236] = 0;
+        assert_eq!(Request::parse(&b).unwrap_err(), ParseError::BadMagic);
+        let mut b = base();
+        b[2] = 17;
+        assert_eq!(Request::parse(&b).unwrap_err(), ParseError::BadHlen);
+        let mut b = base();
+        b[0] = 2;
+        assert_eq!(Request::parse(&b).unwrap_err(), ParseError::NotRequest);
+        let mut b = base();
+        b.extend_from_slice(&[60, 9, b'P']);
+        assert_eq!(Request::parse(&b).unwrap_err(), ParseError::TruncatedOption);
+    }
+
+    #[test]
+    fn option_overload_in_file_field() {
+        let mut b = base();
+        b[108..113].copy_from_slice(&[93, 2, 0, 11, 255]);
+        b.extend_from_slice(&[52, 1, 1, 255]);
+        let r = Request::parse(&b).unwrap();
+        assert_eq!(r.architectures(), vec![11]);
+    }
+
+    #[test]
+    fn boot_item_in_option_43() {
+        let mut b = base();
+        b.extend_from_slice(&[43, 7, 71, 4, 0x80, 0, 0, 0, 255, 255]);
+        let r = Request::parse(&b).unwrap();
+        assert_eq!(r.pxe_boot_item(), Some((0x8000, 0)));
+    }
+
+    #[test]
+    fn encode_keeps_yiaddr_zero_and_53_first() {
+        let f = ReplyFields {
+            message_type: MessageType::Offer,
+            htype: 1,
+            hlen: 6,
+            xid: 7,
+            flags: 0x8000,
+            ciaddr: Ipv4Addr::new(1, 2, 3, 4),
+            siaddr: Ipv4Addr::new(10, 0, 0, 1),
+            giaddr: Ipv4Addr::UNSPECIFIED,
+            chaddr: [0; 16],
+            sname: String::new(),
+            file: "undionly.kpxe".into(),
+            server_id: Ipv4Addr::new(10, 0, 0, 1),
+            vendor_class: b"PXEClient".to_vec(),
+            client_uuid: None,
+            vendor_options: Some(opt43::use_file_field()),
+        };
+        let p = f.encode().unwrap();
+        assert!(yiaddr_is_zero(&p));
+        assert_eq!(&p[240..243], &[53, 1, 2]);
+        assert!(p.len() >= 300);
+        let long = ReplyFields {
+            file: "x".repeat(128),
+            ..f
+        };
+        assert_eq!(long.encode().unwrap_err(), EncodeError::FileTooLong);
+    }
+}
