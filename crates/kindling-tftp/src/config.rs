@@ -130,7 +130,10 @@ impl TftpConfig {
 pub fn blksize_for_mtu(mtu: u32, ipv6: bool) -> u16 {
     let overhead = if ipv6 { 52 } else { 32 };
     let v = mtu.saturating_sub(overhead);
-    v.clamp(u32::from(packet::MIN_BLKSIZE), u32::from(packet::MAX_BLKSIZE)) as u16
+    v.clamp(
+        u32::from(packet::MIN_BLKSIZE),
+        u32::from(packet::MAX_BLKSIZE),
+    ) as u16
 }
 
 #[cfg(test)]
@@ -162,7 +165,10 @@ clamp_to_path_mtu = false
         )
         .unwrap();
         c.validate().unwrap();
-        assert_eq!(c.files.get("ipxe.efi"), Some(&PathBuf::from("/boot/ipxe.efi")));
+        assert_eq!(
+            c.files.get("ipxe.efi"),
+            Some(&PathBuf::from("/boot/ipxe.efi"))
+        );
         let p = c.transfer_params();
         assert_eq!(p.max_blksize, 8192);
         assert_eq!(p.timeout, Duration::from_millis(250));

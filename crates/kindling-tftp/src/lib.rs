@@ -23,5 +23,5 @@ pub use packet::{ErrorCode, Packet, PacketError};
 pub use server::{ServerError, TftpServer};
 pub use source::{FileSource, FsSource, Opened, TftpError};
 pub use stats::{StatsSnapshot, TftpObserver, TftpStats};
-pub use transfer::{BlockReader, Outcome, Status, Step, Transfer, TransferParams};
 pub use tokio_util::sync::CancellationToken;
+pub use transfer::{BlockReader, Outcome, Status, Step, Transfer, TransferParams};

@@ -148,7 +148,8 @@ pub fn parse(buf: &[u8]) -> Result<Packet, PacketError> {
             [a, b, msg @ ..] => {
                 // Lenient: a missing terminator or bad UTF-8 still yields the code.
                 let end = msg.iter().position(|&c| c == 0).unwrap_or(msg.len());
-                let message = String::from_utf8_lossy(msg.get(..end).unwrap_or_default()).into_owned();
+                let message =
+                    String::from_utf8_lossy(msg.get(..end).unwrap_or_default()).into_owned();
                 Ok(Packet::Error {
                     code: ErrorCode::from_u16(u16::from_be_bytes([*a, *b])),
                     message,
@@ -315,9 +316,18 @@ mod tests {
         assert_eq!(parse(b"\x00"), Err(PacketError::TooShort(1)));
         assert_eq!(parse(b"\x00\x09xx"), Err(PacketError::UnknownOpcode(9)));
         assert_eq!(parse(b"\x00\x01abc"), Err(PacketError::Unterminated));
-        assert_eq!(parse(b"\x00\x01abc\x00octet"), Err(PacketError::Unterminated));
-        assert_eq!(parse(b"\x00\x01\x00octet\x00"), Err(PacketError::EmptyFilename));
-        assert_eq!(parse(b"\x00\x01\xff\x00octet\x00"), Err(PacketError::NotUtf8));
+        assert_eq!(
+            parse(b"\x00\x01abc\x00octet"),
+            Err(PacketError::Unterminated)
+        );
+        assert_eq!(
+            parse(b"\x00\x01\x00octet\x00"),
+            Err(PacketError::EmptyFilename)
+        );
+        assert_eq!(
+            parse(b"\x00\x01\xff\x00octet\x00"),
+            Err(PacketError::NotUtf8)
+        );
         assert!(matches!(
             parse(b"\x00\x01a\x00bogus\x00"),
             Err(PacketError::UnknownMode(_))
@@ -365,6 +375,9 @@ mod tests {
                 message: "abc".into()
             }
         );
-        assert_eq!(parse(b"\x00\x04\x00\x02\x00\x00").unwrap(), Packet::Ack { block: 2 });
+        assert_eq!(
+            parse(b"\x00\x04\x00\x02\x00\x00").unwrap(),
+            Packet::Ack { block: 2 }
+        );
     }
 }

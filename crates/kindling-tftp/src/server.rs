@@ -154,7 +154,11 @@ async fn handle_datagram(
 ) {
     let stats = &shared.stats;
     if shared.single_port {
-        let route = shared.routes.lock().ok().and_then(|m| m.get(&peer).cloned());
+        let route = shared
+            .routes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&peer).cloned());
         if let Some(tx) = route {
             // Packets of a running transfer (a repeated RRQ is dropped by the transfer).
             if tx.try_send(data.to_vec()).is_err() {
@@ -175,14 +179,26 @@ async fn handle_datagram(
         Packet::Rrq(req) => {
             TftpStats::inc(&stats.requests);
             if req.mode == Mode::Mail {
-                send_listener(shared, peer, ErrorCode::IllegalOperation, "mail mode not supported").await;
+                send_listener(
+                    shared,
+                    peer,
+                    ErrorCode::IllegalOperation,
+                    "mail mode not supported",
+                )
+                .await;
                 TftpStats::inc(&stats.unexpected);
                 return;
             }
             let Ok(permit) = sem.clone().try_acquire_owned() else {
                 TftpStats::inc(&stats.busy);
                 warn!(%peer, file = %req.filename, "tftp request refused: server busy");
-                send_listener(shared, peer, ErrorCode::NotDefined, "Server busy, try again later").await;
+                send_listener(
+                    shared,
+                    peer,
+                    ErrorCode::NotDefined,
+                    "Server busy, try again later",
+                )
+                .await;
                 return;
             };
             let link = if shared.single_port {
@@ -303,22 +319,57 @@ async fn run_transfer(
         blksize = field::Empty,
         windowsize = field::Empty
     );
-    transfer_inner(&shared, req, peer, link, cancel).instrument(span).await;
+    let ended = transfer_inner(&shared, &req, peer, link, cancel)
+        .instrument(span.clone())
+        .await;
+    // Free the slot and the route before reporting, so a client that retries
+    // right after its last ACK is never told "busy".
     if shared.single_port
         && let Ok(mut m) = shared.routes.lock()
     {
         m.remove(&peer);
     }
     drop(permit);
+    if let Some(e) = ended {
+        let _g = span.enter();
+        report(&shared, &req.filename, peer, e);
+    }
+}
+
+struct Ended {
+    outcome: Outcome,
+    counters: crate::transfer::TransferCounters,
+    bytes: u64,
+    elapsed: std::time::Duration,
+}
+
+fn report(shared: &Shared, file: &str, peer: SocketAddr, e: Ended) {
+    let stats = &shared.stats;
+    let Ended {
+        outcome,
+        counters: c,
+        bytes,
+        elapsed,
+    } = e;
+    account(stats, &c, &outcome);
+    let ms = elapsed.as_millis() as u64;
+    if outcome.is_success() {
+        info!(bytes, ms, retransmits = c.retransmits, outcome = ?outcome, "tftp transfer finished");
+    } else {
+        warn!(bytes, ms, retransmits = c.retransmits, outcome = ?outcome, "tftp transfer failed");
+    }
+    if let Some(o) = &shared.observer {
+        o.transfer_finished(peer, file, bytes, elapsed, &outcome);
+    }
 }
 
 async fn transfer_inner(
     shared: &Shared,
-    req: Request,
+    req: &Request,
     peer: SocketAddr,
     mut link: Link,
     cancel: CancellationToken,
-) {
+) -> Option<Ended> {
     let stats = &shared.stats;
     let mut params = shared.params.clone();
     if let Link::Pending = link {
@@ -328,13 +379,13 @@ async fn transfer_inner(
             Err(e) => {
                 warn!(error = %e, "cannot open transfer socket");
                 TftpStats::inc(&stats.io_errors);
-                return;
+                return None;
             }
         };
         if let Err(e) = sock.connect(peer).await {
             warn!(error = %e, "cannot connect transfer socket");
             TftpStats::inc(&stats.io_errors);
-            return;
+            return None;
         }
         if shared.clamp_to_path_mtu
             && let Some(mtu) = socket_mtu(&sock, peer.is_ipv6())
@@ -362,7 +413,7 @@ async fn transfer_inner(
                 TftpStats::inc(&stats.packets_sent);
                 TftpStats::add(&stats.bytes_sent, pkt.len() as u64);
             }
-            return;
+            return None;
         }
     };
     let started = Instant::now();
@@ -417,14 +468,22 @@ async fn transfer_inner(
             }
         }
     };
-    let c = transfer.counters();
+    Some(Ended {
+        outcome,
+        counters: transfer.counters(),
+        bytes: transfer.delivered(),
+        elapsed: started.elapsed(),
+    })
+}
+
+fn account(stats: &TftpStats, c: &crate::transfer::TransferCounters, outcome: &Outcome) {
     TftpStats::add(&stats.bytes_sent, c.bytes_sent);
     TftpStats::add(&stats.packets_sent, c.packets_sent);
     TftpStats::add(&stats.retransmits, c.retransmits);
     TftpStats::add(&stats.stale_acks, c.stale_acks);
     TftpStats::add(&stats.malformed, c.malformed);
     TftpStats::add(&stats.unexpected, c.unexpected);
-    match &outcome {
+    match outcome {
         Outcome::Completed => TftpStats::inc(&stats.transfers_ok),
         Outcome::OptionsDeclined => {
             TftpStats::inc(&stats.transfers_ok);
@@ -439,15 +498,5 @@ async fn transfer_inner(
             TftpStats::inc(&stats.client_errors);
         }
         _ => TftpStats::inc(&stats.transfers_failed),
-    }
-    let elapsed = started.elapsed();
-    let bytes = transfer.delivered();
-    if outcome.is_success() {
-        info!(bytes, ms = elapsed.as_millis() as u64, retransmits = c.retransmits, outcome = ?outcome, "tftp transfer finished");
-    } else {
-        warn!(bytes, ms = elapsed.as_millis() as u64, retransmits = c.retransmits, outcome = ?outcome, "tftp transfer failed");
-    }
-    if let Some(o) = &shared.observer {
-        o.transfer_finished(peer, &req.filename, bytes, elapsed, &outcome);
     }
 }

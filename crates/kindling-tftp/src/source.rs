@@ -159,7 +159,9 @@ impl FsSource {
 
 fn map_open_err(e: io::Error, path: &Path) -> TftpError {
     match e.kind() {
-        io::ErrorKind::NotFound => TftpError::NotFound(format!("{} does not exist", path.display())),
+        io::ErrorKind::NotFound => {
+            TftpError::NotFound(format!("{} does not exist", path.display()))
+        }
         io::ErrorKind::PermissionDenied => {
             TftpError::AccessViolation(format!("{}: permission denied", path.display()))
         }
@@ -227,7 +229,9 @@ fn open_confined(root: &Path, parts: &[String]) -> Result<Opened, TftpError> {
     for p in parts {
         joined.push(p);
     }
-    let canon = joined.canonicalize().map_err(|e| map_open_err(e, &joined))?;
+    let canon = joined
+        .canonicalize()
+        .map_err(|e| map_open_err(e, &joined))?;
     if !canon.starts_with(&croot) {
         return Err(TftpError::AccessViolation(format!(
             "{} resolves to {} outside root {}",
@@ -256,11 +260,26 @@ mod tests {
         assert_eq!(normalize("/a/b").unwrap(), vec!["a", "b"]);
         assert_eq!(normalize("a\\b").unwrap(), vec!["a", "b"]);
         assert_eq!(normalize("./a//b").unwrap(), vec!["a", "b"]);
-        assert!(matches!(normalize("../x"), Err(TftpError::AccessViolation(_))));
-        assert!(matches!(normalize("a\\..\\..\\x"), Err(TftpError::AccessViolation(_))));
-        assert!(matches!(normalize("//etc/passwd"), Err(TftpError::AccessViolation(_))));
-        assert!(matches!(normalize("a\0b"), Err(TftpError::AccessViolation(_))));
-        assert!(matches!(normalize(&"a".repeat(2000)), Err(TftpError::AccessViolation(_))));
+        assert!(matches!(
+            normalize("../x"),
+            Err(TftpError::AccessViolation(_))
+        ));
+        assert!(matches!(
+            normalize("a\\..\\..\\x"),
+            Err(TftpError::AccessViolation(_))
+        ));
+        assert!(matches!(
+            normalize("//etc/passwd"),
+            Err(TftpError::AccessViolation(_))
+        ));
+        assert!(matches!(
+            normalize("a\0b"),
+            Err(TftpError::AccessViolation(_))
+        ));
+        assert!(matches!(
+            normalize(&"a".repeat(2000)),
+            Err(TftpError::AccessViolation(_))
+        ));
         assert!(matches!(normalize("/"), Err(TftpError::NotFound(_))));
         assert_eq!(normalize("%2e%2e/x").unwrap(), vec!["%2e%2e", "x"]);
     }

@@ -45,7 +45,9 @@ impl BlockReader for std::fs::File {
 
 impl BlockReader for Vec<u8> {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
         let src = self.get(start..).unwrap_or_default();
         let n = src.len().min(buf.len());
         if let (Some(d), Some(s)) = (buf.get_mut(..n), src.get(..n)) {
@@ -135,7 +137,11 @@ pub struct Negotiated {
 }
 
 /// Apply RFC 2347/2348/2349/7440 negotiation. Unknown or invalid options are ignored.
-pub fn negotiate(options: &[(String, String)], size: Option<u64>, p: &TransferParams) -> Negotiated {
+pub fn negotiate(
+    options: &[(String, String)],
+    size: Option<u64>,
+    p: &TransferParams,
+) -> Negotiated {
     let mut n = Negotiated {
         blksize: packet::DEFAULT_BLKSIZE,
         windowsize: 1,
@@ -147,9 +153,12 @@ pub fn negotiate(options: &[(String, String)], size: Option<u64>, p: &TransferPa
         match name.as_str() {
             "blksize" => {
                 if let Ok(v) = value.parse::<u32>()
-                    && (u32::from(packet::MIN_BLKSIZE)..=u32::from(packet::MAX_BLKSIZE)).contains(&v)
+                    && (u32::from(packet::MIN_BLKSIZE)..=u32::from(packet::MAX_BLKSIZE))
+                        .contains(&v)
                 {
-                    let max = p.max_blksize.clamp(packet::MIN_BLKSIZE, packet::MAX_BLKSIZE);
+                    let max = p
+                        .max_blksize
+                        .clamp(packet::MIN_BLKSIZE, packet::MAX_BLKSIZE);
                     let v = (v as u16).min(max);
                     n.blksize = v;
                     n.oack.push((name.clone(), v.to_string()));
@@ -270,7 +279,11 @@ impl Transfer {
         let mut t = Transfer {
             reader,
             params,
-            phase: if neg.oack.is_empty() { Phase::Data } else { Phase::Oack },
+            phase: if neg.oack.is_empty() {
+                Phase::Data
+            } else {
+                Phase::Oack
+            },
             neg,
             acked: 0,
             next: 1,
@@ -345,7 +358,10 @@ impl Transfer {
                 Some(buf) => match self.reader.read_at(offset, buf) {
                     Ok(n) => n,
                     Err(e) => {
-                        self.push(send, packet::encode_error(ErrorCode::NotDefined, "read error"));
+                        self.push(
+                            send,
+                            packet::encode_error(ErrorCode::NotDefined, "read error"),
+                        );
                         return self.finish(Outcome::ReadError(e.to_string()));
                     }
                 },
@@ -445,12 +461,15 @@ impl Transfer {
             _ => {
                 self.tries += 1;
                 if self.tries > self.params.retries {
-                    self.push(&mut send, packet::encode_error(ErrorCode::NotDefined, "timed out"));
+                    self.push(
+                        &mut send,
+                        packet::encode_error(ErrorCode::NotDefined, "timed out"),
+                    );
                     self.finish(Outcome::TimedOut)
                 } else {
                     self.counters.retransmits += 1;
-                    self.cur_timeout = (self.cur_timeout * 2)
-                        .min(self.params.max_timeout.max(self.neg.timeout));
+                    self.cur_timeout =
+                        (self.cur_timeout * 2).min(self.params.max_timeout.max(self.neg.timeout));
                     if self.phase == Phase::Oack {
                         let p = self.oack_pkt.clone();
                         self.push(&mut send, p);

@@ -11,7 +11,9 @@ fn data(n: usize) -> Vec<u8> {
 }
 
 fn opts(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 fn ack(b: u16) -> Vec<u8> {
@@ -43,7 +45,12 @@ fn blocks(step: &Step) -> Vec<u16> {
     datas(step).into_iter().map(|(b, _)| b).collect()
 }
 
-fn start(options: &[(&str, &str)], file: Vec<u8>, p: TransferParams, now: Instant) -> (Transfer, Step) {
+fn start(
+    options: &[(&str, &str)],
+    file: Vec<u8>,
+    p: TransferParams,
+    now: Instant,
+) -> (Transfer, Step) {
     let size = file.len() as u64;
     Transfer::start(&opts(options), Box::new(file), Some(size), p, now)
 }
@@ -144,8 +151,16 @@ fn oack_then_windowed_data() {
 fn full_windowed_transfer_reassembles() {
     let now = Instant::now();
     let file = data(100_000);
-    let (mut t, step) = start(&[("windowsize", "16"), ("blksize", "1024")], file.clone(), params(), now);
-    assert!(matches!(packet::parse(&step.send[0]).unwrap(), Packet::Oack { .. }));
+    let (mut t, step) = start(
+        &[("windowsize", "16"), ("blksize", "1024")],
+        file.clone(),
+        params(),
+        now,
+    );
+    assert!(matches!(
+        packet::parse(&step.send[0]).unwrap(),
+        Packet::Oack { .. }
+    ));
     let step = t.on_packet(&ack(0), now);
     assert_eq!(step.send.len(), 16);
     assert_eq!(drive_to_end(&mut t, step, now), file);
@@ -154,7 +169,12 @@ fn full_windowed_transfer_reassembles() {
 #[test]
 fn lost_data_in_window_restarts_after_last_good_block() {
     let now = Instant::now();
-    let (mut t, _) = start(&[("windowsize", "4"), ("blksize", "8")], data(200), params(), now);
+    let (mut t, _) = start(
+        &[("windowsize", "4"), ("blksize", "8")],
+        data(200),
+        params(),
+        now,
+    );
     let s = t.on_packet(&ack(0), now);
     assert_eq!(blocks(&s), vec![1, 2, 3, 4]);
     // Block 3 lost: the client ACKs 2 (RFC 7440), the window restarts at 3.
@@ -266,7 +286,10 @@ fn rollover_past_65535_goes_to_zero() {
     let size = 65536 * 8 + 1; // blocks 1..=65537 with blksize 8
     let file = data(size);
     let (mut t, s) = start(&[("blksize", "8")], file.clone(), params(), now);
-    assert!(matches!(packet::parse(&s.send[0]).unwrap(), Packet::Oack { .. }));
+    assert!(matches!(
+        packet::parse(&s.send[0]).unwrap(),
+        Packet::Oack { .. }
+    ));
     let s = t.on_packet(&ack(0), now);
     let got = drive_to_end(&mut t, s, now);
     assert_eq!(got, file);
@@ -278,7 +301,12 @@ fn rollover_windowed_with_loss_at_wrap() {
     let now = Instant::now();
     let size = 65540 * 8 + 3;
     let file = data(size);
-    let (mut t, _) = start(&[("blksize", "8"), ("windowsize", "16")], file, params(), now);
+    let (mut t, _) = start(
+        &[("blksize", "8"), ("windowsize", "16")],
+        file,
+        params(),
+        now,
+    );
     let mut s = t.on_packet(&ack(0), now);
     // Advance windows until one spans the wrap.
     loop {
@@ -322,7 +350,11 @@ fn option_negotiation_clamps_and_ignores() {
     };
     // Clamped to the configured maximum.
     assert_eq!(
-        oack_of(&[("blksize", "65464"), ("windowsize", "64")], None, params()),
+        oack_of(
+            &[("blksize", "65464"), ("windowsize", "64")],
+            None,
+            params()
+        ),
         Some(opts(&[("blksize", "1468"), ("windowsize", "16")]))
     );
     // Below maximum: granted as asked.
@@ -355,7 +387,13 @@ fn option_negotiation_clamps_and_ignores() {
         Some(opts(&[("tsize", "123456789")]))
     );
     // Negotiated timeout drives retransmission.
-    let (mut t, _) = Transfer::start(&opts(&[("timeout", "5")]), Box::new(data(10)), None, params(), now);
+    let (mut t, _) = Transfer::start(
+        &opts(&[("timeout", "5")]),
+        Box::new(data(10)),
+        None,
+        params(),
+        now,
+    );
     let s = t.on_packet(&ack(0), now);
     assert_eq!(s.status, Status::Wait(now + Duration::from_secs(5)));
 }
@@ -365,7 +403,10 @@ fn client_errors_end_the_transfer() {
     let now = Instant::now();
     // EDK2 tsize probe: OACK answered with ERROR 8 -> normal end.
     let (mut t, _) = start(&[("tsize", "0")], data(10), params(), now);
-    let s = t.on_packet(&packet::encode_error(ErrorCode::OptionRefused, "User aborted"), now);
+    let s = t.on_packet(
+        &packet::encode_error(ErrorCode::OptionRefused, "User aborted"),
+        now,
+    );
     assert_eq!(s.status, Status::Finished(Outcome::OptionsDeclined));
     assert!(s.send.is_empty());
     assert!(Outcome::OptionsDeclined.is_success());
@@ -391,7 +432,14 @@ fn malformed_and_unexpected_packets_are_ignored() {
         assert!(s.send.is_empty());
         assert!(matches!(s.status, Status::Wait(_)));
     }
-    let s = t.on_packet(&Packet::Data { block: 1, data: vec![1] }.encode(), now);
+    let s = t.on_packet(
+        &Packet::Data {
+            block: 1,
+            data: vec![1],
+        }
+        .encode(),
+        now,
+    );
     assert!(s.send.is_empty());
     assert_eq!(t.counters().malformed, 4);
     assert_eq!(t.counters().unexpected, 1);
@@ -411,10 +459,16 @@ impl BlockReader for FailingReader {
 fn read_error_sends_error_and_fails() {
     let now = Instant::now();
     let (_, s) = Transfer::start(&[], Box::new(FailingReader), None, params(), now);
-    assert_eq!(s.status, Status::Finished(Outcome::ReadError("disk on fire".into())));
+    assert_eq!(
+        s.status,
+        Status::Finished(Outcome::ReadError("disk on fire".into()))
+    );
     assert!(matches!(
         packet::parse(s.send.last().unwrap()).unwrap(),
-        Packet::Error { code: ErrorCode::NotDefined, .. }
+        Packet::Error {
+            code: ErrorCode::NotDefined,
+            ..
+        }
     ));
 }
 
