@@ -20,7 +20,10 @@ fn get<'a>(n: &'a Node, key: &str) -> Option<&'a Node> {
 }
 fn key_pos(n: &Node, key: &str) -> Option<Pos> {
     match &n.kind {
-        Kind::Map(items) => items.iter().find(|(k, _)| k.text == key).map(|(k, _)| k.pos),
+        Kind::Map(items) => items
+            .iter()
+            .find(|(k, _)| k.text == key)
+            .map(|(k, _)| k.pos),
         _ => None,
     }
 }
@@ -60,16 +63,27 @@ pub(crate) fn process(
     let layout = s(get(bd, "layout"));
     let luks = get(bd, "luks");
     let mirror = get(bd, "mirror");
-    let devices: Vec<String> = list(mirror.and_then(|m| get(m, "devices"))).into_iter().filter_map(|n| s(Some(n))).collect();
+    let devices: Vec<String> = list(mirror.and_then(|m| get(m, "devices")))
+        .into_iter()
+        .filter_map(|n| s(Some(n)))
+        .collect();
     let tang = list(luks.and_then(|l| get(l, "tang")));
     let tpm2 = b(luks.and_then(|l| get(l, "tpm2"))).unwrap_or(false);
-    let cex = b(luks.and_then(|l| get(l, "cex")).and_then(|c| get(c, "enabled"))).unwrap_or(false);
+    let cex = b(luks
+        .and_then(|l| get(l, "cex"))
+        .and_then(|c| get(c, "enabled")))
+    .unwrap_or(false);
     let luks_device = s(luks.and_then(|l| get(l, "device")));
 
     // Validation (fcos validate.go).
     let lpos = key_pos(bd, "layout").unwrap_or(bd.pos);
     if !devices.is_empty() && layout.is_none() {
-        report.push(Severity::Warning, "boot_device.layout should be specified when boot_device.mirror is specified", "boot_device.mirror", key_pos(bd, "mirror"));
+        report.push(
+            Severity::Warning,
+            "boot_device.layout should be specified when boot_device.mirror is specified",
+            "boot_device.mirror",
+            key_pos(bd, "mirror"),
+        );
     }
     if let Some(l) = &layout {
         let legacy = minor < 6;
@@ -78,10 +92,21 @@ pub(crate) fn process(
             "s390x-eckd" | "s390x-zfcp" | "s390x-virt" if !legacy => {
                 if l != "s390x-virt" {
                     match &luks_device {
-                        None => report.push(Severity::Error, "device is required for layouts: s390x-eckd, s390x-zfcp", "boot_device.layout", Some(lpos)),
+                        None => report.push(
+                            Severity::Error,
+                            "device is required for layouts: s390x-eckd, s390x-zfcp",
+                            "boot_device.layout",
+                            Some(lpos),
+                        ),
                         Some(d) => {
-                            let prefix = if l == "s390x-eckd" { "/dev/dasd" } else { "/dev/sd" };
-                            let ok = d.strip_prefix(prefix).is_some_and(|r| r.len() == 1 && r.as_bytes()[0].is_ascii_lowercase());
+                            let prefix = if l == "s390x-eckd" {
+                                "/dev/dasd"
+                            } else {
+                                "/dev/sd"
+                            };
+                            let ok = d.strip_prefix(prefix).is_some_and(|r| {
+                                r.len() == 1 && r.as_bytes()[0].is_ascii_lowercase()
+                            });
                             if !ok {
                                 report.push(Severity::Error, "device name must start with /dev/dasd on s390x-eckd layout or /dev/sd on s390x-zfcp layout", "boot_device.layout", Some(lpos));
                             }
@@ -89,7 +114,12 @@ pub(crate) fn process(
                     }
                 }
                 if !devices.is_empty() {
-                    report.push(Severity::Error, "mirroring not supported on layouts: s390x-eckd, s390x-zfcp, s390x-virt", "boot_device.layout", Some(lpos));
+                    report.push(
+                        Severity::Error,
+                        "mirroring not supported on layouts: s390x-eckd, s390x-zfcp, s390x-virt",
+                        "boot_device.layout",
+                        Some(lpos),
+                    );
                 }
             }
             _ => {
@@ -104,14 +134,29 @@ pub(crate) fn process(
     }
     if devices.len() == 1 {
         let pos = mirror.and_then(|m| key_pos(m, "devices"));
-        report.push(Severity::Error, "mirroring requires at least two devices", "boot_device.mirror.devices", pos);
+        report.push(
+            Severity::Error,
+            "mirroring requires at least two devices",
+            "boot_device.mirror.devices",
+            pos,
+        );
     }
     if cex {
         if layout.as_deref().is_none_or(|l| !l.starts_with("s390x")) {
-            report.push(Severity::Error, "when using cex the targeted architecture must match s390x", "boot_device.layout", Some(lpos));
+            report.push(
+                Severity::Error,
+                "when using cex the targeted architecture must match s390x",
+                "boot_device.layout",
+                Some(lpos),
+            );
         }
         if !tang.is_empty() || tpm2 {
-            report.push(Severity::Error, "cannot use cex with clevis", "boot_device.luks", key_pos(bd, "luks"));
+            report.push(
+                Severity::Error,
+                "cannot use cex with clevis",
+                "boot_device.luks",
+                key_pos(bd, "luks"),
+            );
         }
     }
     if report.has_errors() {
@@ -137,26 +182,38 @@ pub(crate) fn process(
             let n = idx + 1;
             let mut parts = Vec::new();
             if bios {
-                parts.push(json!({"label": format!("bios-{n}"), "sizeMiB": 1, "typeGuid": BIOS_TYPE_GUID}));
+                parts.push(
+                    json!({"label": format!("bios-{n}"), "sizeMiB": 1, "typeGuid": BIOS_TYPE_GUID}),
+                );
             } else if prep {
-                parts.push(json!({"label": format!("prep-{n}"), "sizeMiB": 4, "typeGuid": PREP_TYPE_GUID}));
+                parts.push(
+                    json!({"label": format!("prep-{n}"), "sizeMiB": 4, "typeGuid": PREP_TYPE_GUID}),
+                );
             } else {
                 parts.push(json!({"label": format!("reserved-{n}"), "sizeMiB": 1, "typeGuid": RESERVED_TYPE_GUID}));
             }
             if efi {
-                parts.push(json!({"label": format!("esp-{n}"), "sizeMiB": 127, "typeGuid": ESP_TYPE_GUID}));
+                parts.push(
+                    json!({"label": format!("esp-{n}"), "sizeMiB": 127, "typeGuid": ESP_TYPE_GUID}),
+                );
             } else {
                 parts.push(json!({"label": format!("reserved-{n}"), "sizeMiB": 1, "typeGuid": RESERVED_TYPE_GUID}));
             }
             parts.push(json!({"label": format!("boot-{n}"), "sizeMiB": 384}));
             parts.push(json!({"label": format!("root-{n}")}));
-            origins.entry(format!("storage.disks.{idx}")).or_insert(("boot_device.mirror.devices".into(), bd.pos));
+            origins
+                .entry(format!("storage.disks.{idx}"))
+                .or_insert(("boot_device.mirror.devices".into(), bd.pos));
             disks.push(json!({"device": dev, "partitions": parts, "wipeTable": true}));
             if efi {
                 filesystems.push(json!({"device": format!("/dev/disk/by-partlabel/esp-{n}"), "format": "vfat", "label": format!("esp-{n}"), "wipeFilesystem": true}));
             }
         }
-        let devs = |p: &str| -> Vec<String> { (1..=devices.len()).map(|i| format!("/dev/disk/by-partlabel/{p}-{i}")).collect() };
+        let devs = |p: &str| -> Vec<String> {
+            (1..=devices.len())
+                .map(|i| format!("/dev/disk/by-partlabel/{p}-{i}"))
+                .collect()
+        };
         raid.push(json!({"devices": devs("boot"), "level": "raid1", "name": "md-boot", "options": ["--metadata=1.0"]}));
         raid.push(json!({"devices": devs("root"), "level": "raid1", "name": "md-root"}));
         filesystems.push(json!({"device": "/dev/md/md-boot", "format": "ext4", "label": "boot", "wipeFilesystem": true}));
@@ -212,11 +269,19 @@ pub(crate) fn process(
         l.insert("label".into(), json!("luks-root"));
         l.insert("name".into(), json!("root"));
         l.insert("wipeVolume".into(), json!(true));
-        origins.entry("storage.luks.0".into()).or_insert(("boot_device.luks".into(), bd.pos));
+        origins
+            .entry("storage.luks.0".into())
+            .or_insert(("boot_device.luks".into(), bd.pos));
         luks_out.push(Value::Object(l));
     }
-    let root_dev = if want_luks { "/dev/mapper/root" } else { "/dev/md/md-root" };
-    filesystems.push(json!({"device": root_dev, "format": "xfs", "label": "root", "wipeFilesystem": true}));
+    let root_dev = if want_luks {
+        "/dev/mapper/root"
+    } else {
+        "/dev/md/md-root"
+    };
+    filesystems.push(
+        json!({"device": root_dev, "format": "xfs", "label": "root", "wipeFilesystem": true}),
+    );
     let mut storage = serde_json::Map::new();
     if !disks.is_empty() {
         storage.insert("disks".into(), Value::Array(disks));
@@ -245,10 +310,20 @@ pub(crate) fn grub(report: &mut Report, out: &mut Value, g: &Node, no_comp: bool
         let name = s(get(u, "name")).unwrap_or_default();
         let hash = s(get(u, "password_hash")).unwrap_or_default();
         if name.is_empty() {
-            report.push(Severity::Error, "field \"name\" is required", format!("grub.users.{idx}.name"), Some(u.pos));
+            report.push(
+                Severity::Error,
+                "field \"name\" is required",
+                format!("grub.users.{idx}.name"),
+                Some(u.pos),
+            );
         }
         if hash.is_empty() {
-            report.push(Severity::Error, "field \"password_hash\" is required", format!("grub.users.{idx}.password_hash"), Some(u.pos));
+            report.push(
+                Severity::Error,
+                "field \"password_hash\" is required",
+                format!("grub.users.{idx}.password_hash"),
+                Some(u.pos),
+            );
         }
         cmds.push(format!("password_pbkdf2 {name} {hash}"));
         names.push(name);
@@ -256,7 +331,11 @@ pub(crate) fn grub(report: &mut Report, out: &mut Value, g: &Node, no_comp: bool
     if report.has_errors() {
         return;
     }
-    let cfg = format!("# Generated by Butane\n\nset superusers=\"{}\"\n{}\n", names.join(" "), cmds.join("\n"));
+    let cfg = format!(
+        "# Generated by Butane\n\nset superusers=\"{}\"\n{}\n",
+        names.join(" "),
+        cmds.join("\n")
+    );
     let d = crate::dataurl::make_data_url(cfg.as_bytes(), None, !no_comp);
     let mut res = serde_json::Map::new();
     if let Some(c) = d.compression {

@@ -39,7 +39,12 @@ pub fn run(args: ButaneArgs) -> i32 {
 }
 
 /// [`run`] with explicit streams (for tests and embedding).
-pub fn run_with(args: ButaneArgs, stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+pub fn run_with(
+    args: ButaneArgs,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
     let (name, data) = match &args.input {
         Some(p) => match std::fs::read(p) {
             Ok(d) => (p.display().to_string(), d),
@@ -78,7 +83,10 @@ pub fn run_with(args: ButaneArgs, stdin: &mut dyn Read, stdout: &mut dyn Write, 
         }
     };
     if args.strict && !report.is_empty() {
-        let _ = writeln!(stderr, "Config produced warnings and --strict was specified");
+        let _ = writeln!(
+            stderr,
+            "Config produced warnings and --strict was specified"
+        );
         return 1;
     }
     if args.check {

@@ -22,7 +22,11 @@ use base64::Engine;
 use std::io::Write;
 
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 /// Percent-escapes like `dataurl.Escape`.
@@ -64,11 +68,18 @@ pub struct DataUrl {
 }
 
 /// Butane's `MakeDataURL` (fcos >= 1.1.0).
-pub fn make_data_url(data: &[u8], user_compression: Option<&str>, allow_compression: bool) -> DataUrl {
+pub fn make_data_url(
+    data: &[u8],
+    user_compression: Option<&str>,
+    allow_compression: bool,
+) -> DataUrl {
     let user_set = user_compression.is_some_and(|c| !c.is_empty());
     let mut compression = if user_set { None } else { Some("") };
     let mut opaque = format!(",{}", escape(data));
-    let b64 = format!(";base64,{}", base64::engine::general_purpose::STANDARD.encode(data));
+    let b64 = format!(
+        ";base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(data)
+    );
     if b64.len() < opaque.len() {
         opaque = b64;
     }
@@ -155,7 +166,9 @@ mod tests {
         let raw = decode(&d.url).unwrap();
         let mut s = String::new();
         use std::io::Read;
-        flate2::read::GzDecoder::new(&raw[..]).read_to_string(&mut s).unwrap();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, big);
         // User compression: never recompress, compression field untouched.
         let d = make_data_url(big.as_bytes(), Some("gzip"), true);

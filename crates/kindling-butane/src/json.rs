@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn go_escaping_and_indent() {
-        let v: Value = serde_json::from_str(r#"{"a":"x && y <z>\u0001","b":[1,{}],"c":[]}"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"a":"x && y <z>\u0001","b":[1,{}],"c":[]}"#).unwrap();
         assert_eq!(
             to_go_json(&v),
             r#"{"a":"x \u0026\u0026 y \u003cz\u003e\u0001","b":[1,{}],"c":[]}"#

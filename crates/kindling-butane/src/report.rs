@@ -98,7 +98,9 @@ impl Report {
 
     /// Errors only.
     pub fn errors(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().filter(|e| e.severity == Severity::Error)
+        self.entries
+            .iter()
+            .filter(|e| e.severity == Severity::Error)
     }
 
     /// Warnings only.

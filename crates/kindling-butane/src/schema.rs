@@ -309,7 +309,14 @@ pub static FILE: Obj = Obj {
         f("user", "user", Obj(&NODE_USER)),
         fv("append", "append", List(&FILE_CONTENTS_V1), 0, 0, Emit::Ptr),
         since("append", "append", List(&RESOURCE), 1),
-        fv("contents", "contents", Obj(&FILE_CONTENTS_V1), 0, 0, Emit::Ptr),
+        fv(
+            "contents",
+            "contents",
+            Obj(&FILE_CONTENTS_V1),
+            0,
+            0,
+            Emit::Ptr,
+        ),
         since("contents", "contents", Obj(&RESOURCE), 1),
         f("mode", "mode", Int),
     ],
@@ -495,7 +502,10 @@ static GRUB: Obj = Obj {
 
 static GRUB_USER: Obj = Obj {
     name: "GrubUser",
-    fields: &[f("name", "name", Str), f("password_hash", "password_hash", Str)],
+    fields: &[
+        f("name", "name", Str),
+        f("password_hash", "password_hash", Str),
+    ],
 };
 
 /// Field `yaml` of `obj` as it exists in fcos 1.`minor`.0.
@@ -507,5 +517,7 @@ pub fn field(obj: &'static Obj, yaml: &str, minor: u8) -> Option<&'static Field>
 
 /// Field with JSON key `json` of `obj` (any version).
 pub fn field_by_json(obj: &'static Obj, json: &str) -> Option<&'static Field> {
-    obj.fields.iter().find(|f| f.json == json && !f.json.is_empty())
+    obj.fields
+        .iter()
+        .find(|f| f.json == json && !f.json.is_empty())
 }

@@ -57,9 +57,11 @@ pub struct TranslateError {
 
 const ERR_SOURCES: &str = "only one of the following can be set: inline, local, source";
 const ERR_SYSTEMD_SOURCES: &str = "only one of the following can be set: contents, contents_local";
-const ERR_NO_FILES_DIR: &str = "local file paths are relative to a files directory that must be specified with -d/--files-dir";
+const ERR_NO_FILES_DIR: &str =
+    "local file paths are relative to a files directory that must be specified with -d/--files-dir";
 const ERR_FILES_DIR_ESCAPE: &str = "local file path traverses outside the files directory";
-const ERR_DECIMAL_MODE: &str = "unreasonable mode would be reasonable if specified in octal; remember to add a leading zero";
+const ERR_DECIMAL_MODE: &str =
+    "unreasonable mode would be reasonable if specified in octal; remember to add a leading zero";
 
 /// Ignition spec produced by fcos 1.`minor`.0.
 pub fn spec_for_fcos(minor: u8) -> Option<&'static str> {
@@ -128,7 +130,11 @@ impl Ctx<'_> {
             Kind::Scalar { text, .. } => format!("{} `{}`", node.tag_name(), text),
             _ => node.tag_name().to_string(),
         };
-        self.err(format!("cannot unmarshal {shown} into {want}"), ypath, node.pos);
+        self.err(
+            format!("cannot unmarshal {shown} into {want}"),
+            ypath,
+            node.pos,
+        );
     }
 
     fn walk(&mut self, node: &Node, ty: &Ty, ypath: &str, jpath: &str) -> Option<Value> {
@@ -144,22 +150,26 @@ impl Ctx<'_> {
                 }
             },
             Ty::Int => match &node.kind {
-                Kind::Scalar { text, plain: true, tag } if tag.as_deref() != Some("str") => {
-                    match yaml::parse_int(text) {
-                        Some(v) => Some(json!(v)),
-                        None => {
-                            self.type_err(node, "int", ypath);
-                            None
-                        }
+                Kind::Scalar {
+                    text,
+                    plain: true,
+                    tag,
+                } if tag.as_deref() != Some("str") => match yaml::parse_int(text) {
+                    Some(v) => Some(json!(v)),
+                    None => {
+                        self.type_err(node, "int", ypath);
+                        None
                     }
-                }
+                },
                 _ => {
                     self.type_err(node, "int", ypath);
                     None
                 }
             },
             Ty::Bool => match &node.kind {
-                Kind::Scalar { text, plain: true, .. } => match yaml::parse_bool(text) {
+                Kind::Scalar {
+                    text, plain: true, ..
+                } => match yaml::parse_bool(text) {
                     Some(b) => Some(Value::Bool(b)),
                     None => {
                         self.type_err(node, "bool", ypath);
@@ -222,7 +232,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn walk_obj(&mut self, node: &Node, obj: &'static Obj, ypath: &str, jpath: &str) -> Map<String, Value> {
+    fn walk_obj(
+        &mut self,
+        node: &Node,
+        obj: &'static Obj,
+        ypath: &str,
+        jpath: &str,
+    ) -> Map<String, Value> {
         let items: &[(yaml::Key, Node)] = match &node.kind {
             Kind::Map(items) => items,
             _ => &[],
@@ -273,7 +289,10 @@ impl Ctx<'_> {
                     if out.contains_key("contents") {
                         self.err(ERR_SYSTEMD_SOURCES, &yp, pos);
                     } else if let Some(data) = self.read_local(&local, &yp, pos) {
-                        out.insert("contents", Value::String(String::from_utf8_lossy(&data).into_owned()));
+                        out.insert(
+                            "contents",
+                            Value::String(String::from_utf8_lossy(&data).into_owned()),
+                        );
                         self.origin(&join(jpath, "contents"), &yp, pos);
                     }
                 }
@@ -296,7 +315,10 @@ impl Ctx<'_> {
                                 for line in text.split('\n') {
                                     let line = line.strip_suffix('\r').unwrap_or(line);
                                     if !line.is_empty() {
-                                        let jp = join(&join(jpath, "sshAuthorizedKeys"), &keys.len().to_string());
+                                        let jp = join(
+                                            &join(jpath, "sshAuthorizedKeys"),
+                                            &keys.len().to_string(),
+                                        );
                                         self.origin(&jp, &yp_i, pos);
                                         keys.push(Value::String(line.to_string()));
                                     }
@@ -320,11 +342,21 @@ impl Ctx<'_> {
             }
             "Filesystem" => {
                 if let Some((Some(Value::Bool(true)), pos)) = sugar("with_mount_unit") {
-                    let format = out.get("format").and_then(Value::as_str).unwrap_or("").to_string();
+                    let format = out
+                        .get("format")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     let path = out.get("path").and_then(Value::as_str).map(str::to_string);
                     if format.is_empty() {
-                        self.err("format is required if with_mount_unit is true", &join(ypath, "format"), pos);
-                    } else if (format != "swap" || self.minor < 4) && path.as_deref().unwrap_or("").is_empty() {
+                        self.err(
+                            "format is required if with_mount_unit is true",
+                            &join(ypath, "format"),
+                            pos,
+                        );
+                    } else if (format != "swap" || self.minor < 4)
+                        && path.as_deref().unwrap_or("").is_empty()
+                    {
                         let msg = if self.minor < 4 {
                             "path is required if with_mount_unit is true"
                         } else {
@@ -334,27 +366,45 @@ impl Ctx<'_> {
                     } else {
                         if self.minor >= 6
                             && let Some(p) = &path
-                            && !(p == "/etc" || p == "/var" || p.starts_with("/etc/") || p.starts_with("/var/"))
+                            && !(p == "/etc"
+                                || p == "/var"
+                                || p.starts_with("/etc/")
+                                || p.starts_with("/var/"))
                         {
-                            self.err("path must be under /etc or /var if with_mount_unit is true", &join(ypath, "path"), pos);
+                            self.err(
+                                "path must be under /etc or /var if with_mount_unit is true",
+                                &join(ypath, "path"),
+                                pos,
+                            );
                         }
                         self.mounts.push(MountReq {
                             ypath: join(ypath, "with_mount_unit"),
                             pos,
-                            device: out.get("device").and_then(Value::as_str).unwrap_or("").to_string(),
+                            device: out
+                                .get("device")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
                             format,
                             path,
                             mount_options: out
                                 .get("mountOptions")
                                 .and_then(Value::as_array)
-                                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|v| v.as_str().map(str::to_string))
+                                        .collect()
+                                })
                                 .unwrap_or_default(),
                         });
                     }
                 }
             }
             "Tree" => {
-                let local = sugar("local").and_then(|v| v.0).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let local = sugar("local")
+                    .and_then(|v| v.0)
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
                 if local.is_empty() {
                     self.err("local is required", ypath, node.pos);
                 } else {
@@ -362,7 +412,9 @@ impl Ctx<'_> {
                         ypath: ypath.to_string(),
                         pos: node.pos,
                         local,
-                        path: sugar("path").and_then(|v| v.0).and_then(|v| v.as_str().map(str::to_string)),
+                        path: sugar("path")
+                            .and_then(|v| v.0)
+                            .and_then(|v| v.as_str().map(str::to_string)),
                     });
                 }
             }
@@ -431,8 +483,15 @@ impl Ctx<'_> {
             out.insert("source", Value::String(dataurl::plain_data_url(&data)));
             return;
         }
-        let user_comp = out.get("compression").and_then(Value::as_str).map(str::to_string);
-        let d = dataurl::make_data_url(&data, user_comp.as_deref(), !self.opts.no_resource_auto_compression);
+        let user_comp = out
+            .get("compression")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let d = dataurl::make_data_url(
+            &data,
+            user_comp.as_deref(),
+            !self.opts.no_resource_auto_compression,
+        );
         out.insert("source", Value::String(d.url));
         if let Some(c) = d.compression {
             out.insert("compression", Value::String(c.to_string()));
@@ -568,7 +627,10 @@ fn typical_mode(mode: i64, directory: bool) -> bool {
 
 /// systemd's path escaping (`systemd-escape --path`, go-systemd `UnitNamePathEscape`).
 pub fn unit_name_path_escape(p: &str) -> String {
-    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
     let trimmed = parts.join("/");
     if trimmed.is_empty() {
         return "-".into();
@@ -577,7 +639,9 @@ pub fn unit_name_path_escape(p: &str) -> String {
     for (i, b) in trimmed.bytes().enumerate() {
         if b == b'/' {
             out.push('-');
-        } else if (b == b'.' && i == 0) || !(b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'.') {
+        } else if (b == b'.' && i == 0)
+            || !(b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'.')
+        {
             out.push_str(&format!("\\x{b:02x}"));
         } else {
             out.push(b as char);
@@ -602,7 +666,10 @@ fn mount_unit(m: &MountReq, minor: u8, remote: bool) -> Value {
     let (name, contents) = if swap {
         (
             format!("{esc}.swap"),
-            format!("# Generated by Butane\n[Swap]\nWhat={}{}\n\n[Install]\nRequiredBy=swap.target", m.device, options),
+            format!(
+                "# Generated by Butane\n[Swap]\nWhat={}{}\n\n[Install]\nRequiredBy=swap.target",
+                m.device, options
+            ),
         )
     } else {
         let path = m.path.clone().unwrap_or_default();
@@ -613,7 +680,11 @@ fn mount_unit(m: &MountReq, minor: u8, remote: bool) -> Value {
                 m.device,
                 m.format,
                 options,
-                if remote { "remote-fs.target" } else { "local-fs.target" }
+                if remote {
+                    "remote-fs.target"
+                } else {
+                    "local-fs.target"
+                }
             ),
         )
     };
@@ -650,7 +721,8 @@ pub(crate) fn merge(parent: &mut Value, child: Value, name: &str) {
             for item in c {
                 let key = merge_key(name, &item);
                 let existing = key.as_ref().and_then(|key| {
-                    p.iter().position(|x| merge_key(name, x).as_ref() == Some(key))
+                    p.iter()
+                        .position(|x| merge_key(name, x).as_ref() == Some(key))
                 });
                 match existing {
                     Some(i) => {
@@ -671,20 +743,20 @@ pub(crate) fn merge(parent: &mut Value, child: Value, name: &str) {
 }
 
 /// Reorders every object in `v` into Go struct field order, following the schema.
-fn reorder(v: &mut Value, obj: &'static Obj) {
+fn reorder(v: &mut Value, obj: &'static Obj, minor: u8) {
     let Value::Object(map) = v else { return };
     let mut old = std::mem::take(map);
     for field in obj.fields {
-        if field.json.is_empty() {
+        if field.json.is_empty() || field.min > minor || field.max < minor {
             continue;
         }
         if let Some(mut val) = old.remove(field.json) {
             match &field.ty {
-                Ty::Obj(o) => reorder(&mut val, o),
+                Ty::Obj(o) => reorder(&mut val, o, minor),
                 Ty::List(o) => {
                     if let Value::Array(items) = &mut val {
                         for it in items {
-                            reorder(it, o);
+                            reorder(it, o, minor);
                         }
                     }
                 }
@@ -693,15 +765,7 @@ fn reorder(v: &mut Value, obj: &'static Obj) {
             map.insert(field.json.to_string(), val);
         }
     }
-    for (k, val) in old {
-        if k == "version" && obj.name == "Ignition" {
-            continue;
-        }
-        map.insert(k, val);
-    }
-    if obj.name == "Ignition" {
-        // version is last in Ignition's struct.
-    }
+    map.extend(old);
 }
 
 fn parse_semver(s: &str) -> Option<(u64, u64, u64, Option<String>)> {
@@ -732,7 +796,12 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
     let text = match std::str::from_utf8(input) {
         Ok(t) => t,
         Err(e) => {
-            report.push(Severity::Error, format!("input is not valid UTF-8: {e}"), "", None);
+            report.push(
+                Severity::Error,
+                format!("input is not valid UTF-8: {e}"),
+                "",
+                None,
+            );
             return Err(fail("Error unmarshaling yaml", report));
         }
     };
@@ -747,7 +816,12 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
         Kind::Map(items) => items,
         Kind::Null => &[],
         _ => {
-            report.push(Severity::Error, format!("cannot unmarshal {} into Config", root.tag_name()), "", Some(root.pos));
+            report.push(
+                Severity::Error,
+                format!("cannot unmarshal {} into Config", root.tag_name()),
+                "",
+                Some(root.pos),
+            );
             return Err(fail("Error unmarshaling yaml", report));
         }
     };
@@ -760,14 +834,27 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
     };
     let Some((variant, _)) = scalar("variant").filter(|(v, _)| !v.is_empty()) else {
         let pos = get("variant").map(|(k, _)| k.pos).unwrap_or((1, 1));
-        report.push(Severity::Error, "error parsing variant; must be specified", "variant", Some(pos));
+        report.push(
+            Severity::Error,
+            "error parsing variant; must be specified",
+            "variant",
+            Some(pos),
+        );
         return Err(fail("error parsing variant; must be specified", report));
     };
     let (version, vpos) = scalar("version").unwrap_or_default();
     let Some((major, minor_v, patch, pre)) = parse_semver(&version) else {
         let pos = get("version").map(|(_, n)| n.pos).unwrap_or((1, 1));
-        report.push(Severity::Error, "error parsing version; must be a valid semver", "version", Some(pos));
-        return Err(fail("error parsing version; must be a valid semver", report));
+        report.push(
+            Severity::Error,
+            "error parsing version; must be a valid semver",
+            "version",
+            Some(pos),
+        );
+        return Err(fail(
+            "error parsing version; must be a valid semver",
+            report,
+        ));
     };
     let supported = variant == "fcos" && major == 1 && minor_v <= 6 && patch == 0 && pre.is_none();
     if !supported {
@@ -795,6 +882,8 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
     if ctx.report.has_errors() {
         return Err(fail("source config is invalid", ctx.report));
     }
+    // Tag list items with their path so that origins can be remapped after merges.
+    tag(&mut out, "");
 
     // Mount units (rendered config is the parent, the user's config the child).
     if !ctx.mounts.is_empty() {
@@ -803,7 +892,11 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .filter(|l| l.pointer("/clevis/tang").and_then(Value::as_array).is_some_and(|t| !t.is_empty()))
+                    .filter(|l| {
+                        l.pointer("/clevis/tang")
+                            .and_then(Value::as_array)
+                            .is_some_and(|t| !t.is_empty())
+                    })
                     .filter_map(|l| l.get("name").and_then(Value::as_str).map(str::to_string))
                     .collect()
             })
@@ -811,7 +904,8 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
         let mut units = Vec::new();
         for m in &ctx.mounts {
             let remote = luks_remote.iter().any(|n| {
-                m.device == format!("/dev/mapper/{n}") || m.device == format!("/dev/disk/by-id/dm-name-{n}")
+                m.device == format!("/dev/mapper/{n}")
+                    || m.device == format!("/dev/disk/by-id/dm-name-{n}")
             });
             let jp = format!("systemd.units.{}", units.len());
             ctx.origins.entry(jp).or_insert((m.ypath.clone(), m.pos));
@@ -836,11 +930,20 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
     partition_warnings(&mut ctx, &out);
     // grub (fcos >= 1.5).
     if let Some((_, g)) = get("grub").filter(|_| minor >= 5) {
-        crate::bootdev::grub(&mut ctx.report, &mut out, g, opts.no_resource_auto_compression);
+        crate::bootdev::grub(
+            &mut ctx.report,
+            &mut out,
+            g,
+            opts.no_resource_auto_compression,
+        );
     }
     if ctx.report.has_errors() {
         return Err(fail("source config is invalid", ctx.report));
     }
+
+    let mut moves = HashMap::new();
+    untag(&mut out, "", &mut moves);
+    remap(&mut ctx.origins, &moves);
 
     // ignition.version
     if let Value::Object(m) = &mut out {
@@ -849,7 +952,7 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
             im.insert("version".into(), Value::String(spec.to_string()));
         }
     }
-    reorder(&mut out, &schema::CONFIG);
+    reorder(&mut out, &schema::CONFIG, minor);
     if let Some(Value::Object(im)) = out.get_mut("ignition")
         && let Some(v) = im.remove("version")
     {
@@ -858,7 +961,13 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
     // Top-level key order: ignition first.
     if let Value::Object(m) = &mut out {
         let mut old = std::mem::take(m);
-        for k in ["ignition", "kernelArguments", "passwd", "storage", "systemd"] {
+        for k in [
+            "ignition",
+            "kernelArguments",
+            "passwd",
+            "storage",
+            "systemd",
+        ] {
             if let Some(v) = old.remove(k) {
                 m.insert(k.into(), v);
             }
@@ -878,7 +987,10 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
         return Err(fail("config generated was invalid", ctx.report));
     }
     if opts.strict && ctx.report.has_warnings() {
-        return Err(fail("Config produced warnings and --strict was specified", ctx.report));
+        return Err(fail(
+            "Config produced warnings and --strict was specified",
+            ctx.report,
+        ));
     }
     Ok(Translation {
         json: crate::json::to_go_json(&out),
@@ -888,6 +1000,69 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
         version,
         warnings: ctx.report,
     })
+}
+
+const TAG: &str = "\u{0}origin";
+
+fn tag(v: &mut Value, path: &str) {
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                tag(val, &join(path, k));
+            }
+        }
+        Value::Array(items) => {
+            for (i, it) in items.iter_mut().enumerate() {
+                let p = join(path, &i.to_string());
+                tag(it, &p);
+                if let Value::Object(m) = it {
+                    m.insert(TAG.into(), Value::String(p));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn untag(v: &mut Value, path: &str, moves: &mut HashMap<String, String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(old)) = m.remove(TAG)
+                && old != path
+            {
+                moves.insert(old, path.to_string());
+            }
+            for (k, val) in m.iter_mut() {
+                untag(val, &join(path, k), moves);
+            }
+        }
+        Value::Array(items) => {
+            for (i, it) in items.iter_mut().enumerate() {
+                untag(it, &join(path, &i.to_string()), moves);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn remap(origins: &mut HashMap<String, (String, Pos)>, moves: &HashMap<String, String>) {
+    if moves.is_empty() {
+        return;
+    }
+    let old = std::mem::take(origins);
+    for (k, v) in old {
+        let mut new_key = k.clone();
+        let mut cut = Some(k.len());
+        while let Some(c) = cut {
+            let prefix = &k[..c];
+            if let Some(n) = moves.get(prefix) {
+                new_key = format!("{n}{}", &k[c..]);
+                break;
+            }
+            cut = prefix.rfind('.');
+        }
+        origins.insert(new_key, v);
+    }
 }
 
 fn nearest_origin(origins: &HashMap<String, (String, Pos)>, jpath: &str) -> Option<(String, Pos)> {
@@ -903,13 +1078,24 @@ fn nearest_origin(origins: &HashMap<String, (String, Pos)>, jpath: &str) -> Opti
 }
 
 fn partition_warnings(ctx: &mut Ctx<'_>, out: &Value) {
-    let Some(disks) = out.pointer("/storage/disks").and_then(Value::as_array) else { return };
+    let Some(disks) = out.pointer("/storage/disks").and_then(Value::as_array) else {
+        return;
+    };
     let mut warns = Vec::new();
     for (i, disk) in disks.iter().enumerate() {
-        let wipe = disk.get("wipeTable").and_then(Value::as_bool).unwrap_or(false);
-        let parts = disk.get("partitions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let wipe = disk
+            .get("wipeTable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let parts = disk
+            .get("partitions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for (p, part) in parts.iter().enumerate() {
-            let Some(label) = part.get("label").and_then(Value::as_str) else { continue };
+            let Some(label) = part.get("label").and_then(Value::as_str) else {
+                continue;
+            };
             let number = part.get("number").and_then(Value::as_i64).unwrap_or(0);
             let base = format!("storage.disks.{i}.partitions.{p}");
             if ctx.minor >= 3 && label == "root" {
@@ -922,7 +1108,10 @@ fn partition_warnings(ctx: &mut Ctx<'_>, out: &Value) {
                         warns.push((format!("{base}.label"), "root partition cannot expand; it is set to fill available space but is followed by an auto-positioned partition"));
                     }
                 } else if size < 8192 {
-                    warns.push((format!("{base}.sizeMiB"), "root should have 8GiB of space assigned"));
+                    warns.push((
+                        format!("{base}.sizeMiB"),
+                        "root should have 8GiB of space assigned",
+                    ));
                 }
             }
             if !wipe {
@@ -948,12 +1137,19 @@ fn partition_warnings(ctx: &mut Ctx<'_>, out: &Value) {
     }
     for (jp, msg) in warns {
         let (yp, pos) = nearest_origin(&ctx.origins, &jp).unwrap_or((jp.clone(), (0, 0)));
-        ctx.report.push(Severity::Warning, msg, yp, if pos == (0, 0) { None } else { Some(pos) });
+        ctx.report.push(
+            Severity::Warning,
+            msg,
+            yp,
+            if pos == (0, 0) { None } else { Some(pos) },
+        );
     }
 }
 
 fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
-    let Some(src) = ctx.local_path(&t.local, &t.ypath, t.pos) else { return };
+    let Some(src) = ctx.local_path(&t.local, &t.ypath, t.pos) else {
+        return;
+    };
     match std::fs::metadata(&src) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -961,11 +1157,19 @@ fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
             return;
         }
         Err(e) => {
-            ctx.err(format!("stat {}: {}", src.display(), io_msg(&e)), &t.ypath, t.pos);
+            ctx.err(
+                format!("stat {}: {}", src.display(), io_msg(&e)),
+                &t.ypath,
+                t.pos,
+            );
             return;
         }
     }
-    let dest_base = t.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+    let dest_base = t
+        .path
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/".into());
     // Walk in lexical order like filepath.Walk.
     let mut stack = vec![(src.clone(), String::new())];
     let mut entries = Vec::new();
@@ -973,7 +1177,11 @@ fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
         let mut names: Vec<_> = match std::fs::read_dir(&dir) {
             Ok(rd) => rd.filter_map(Result::ok).map(|e| e.file_name()).collect(),
             Err(e) => {
-                ctx.err(format!("open {}: {}", dir.display(), io_msg(&e)), &t.ypath, t.pos);
+                ctx.err(
+                    format!("open {}: {}", dir.display(), io_msg(&e)),
+                    &t.ypath,
+                    t.pos,
+                );
                 continue;
             }
         };
@@ -989,7 +1197,11 @@ fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
             match std::fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => subdirs.push((p, r)),
                 Ok(m) => entries.push((p, r, m)),
-                Err(e) => ctx.err(format!("lstat {}: {}", p.display(), io_msg(&e)), &t.ypath, t.pos),
+                Err(e) => ctx.err(
+                    format!("lstat {}: {}", p.display(), io_msg(&e)),
+                    &t.ypath,
+                    t.pos,
+                ),
             }
         }
         // filepath.Walk visits entries in lexical order, descending into directories in place;
@@ -1003,25 +1215,45 @@ fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
     let storage = root.entry("storage").or_insert_with(|| json!({}));
     for (p, rel, meta) in entries {
         let dest = clean_join(&dest_base, &rel);
-        let Value::Object(st) = &mut *storage else { return };
+        let Value::Object(st) = &mut *storage else {
+            return;
+        };
         if meta.file_type().is_symlink() {
             let target = match std::fs::read_link(&p) {
                 Ok(t) => t.to_string_lossy().into_owned(),
                 Err(e) => {
-                    ctx.err(format!("readlink {}: {}", p.display(), io_msg(&e)), &t.ypath, t.pos);
+                    ctx.err(
+                        format!("readlink {}: {}", p.display(), io_msg(&e)),
+                        &t.ypath,
+                        t.pos,
+                    );
                     continue;
                 }
             };
             if exists_other(st, &dest, "links") {
-                ctx.err("matching filesystem node has existing contents or different type", &t.ypath, t.pos);
+                ctx.err(
+                    "matching filesystem node has existing contents or different type",
+                    &t.ypath,
+                    t.pos,
+                );
                 continue;
             }
             let links = st.entry("links").or_insert_with(|| json!([]));
             let Value::Array(links) = links else { continue };
-            match links.iter_mut().find(|l| l.get("path").and_then(Value::as_str) == Some(dest.as_str())) {
+            match links
+                .iter_mut()
+                .find(|l| l.get("path").and_then(Value::as_str) == Some(dest.as_str()))
+            {
                 Some(l) => {
-                    if l.get("target").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
-                        ctx.err("matching filesystem node has existing contents or different type", &t.ypath, t.pos);
+                    if l.get("target")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+                    {
+                        ctx.err(
+                            "matching filesystem node has existing contents or different type",
+                            &t.ypath,
+                            t.pos,
+                        );
                         continue;
                     }
                     l["target"] = Value::String(target);
@@ -1030,22 +1262,41 @@ fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
             }
         } else if meta.is_file() {
             if exists_other(st, &dest, "files") {
-                ctx.err("matching filesystem node has existing contents or different type", &t.ypath, t.pos);
+                ctx.err(
+                    "matching filesystem node has existing contents or different type",
+                    &t.ypath,
+                    t.pos,
+                );
                 continue;
             }
             let data = match std::fs::read(&p) {
                 Ok(d) => d,
                 Err(e) => {
-                    ctx.err(format!("open {}: {}", p.display(), io_msg(&e)), &t.ypath, t.pos);
+                    ctx.err(
+                        format!("open {}: {}", p.display(), io_msg(&e)),
+                        &t.ypath,
+                        t.pos,
+                    );
                     continue;
                 }
             };
             let files = st.entry("files").or_insert_with(|| json!([]));
             let Value::Array(files) = files else { continue };
-            let idx = match files.iter().position(|f| f.get("path").and_then(Value::as_str) == Some(dest.as_str())) {
+            let idx = match files
+                .iter()
+                .position(|f| f.get("path").and_then(Value::as_str) == Some(dest.as_str()))
+            {
                 Some(i) => {
-                    if files[i].pointer("/contents/source").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
-                        ctx.err("matching filesystem node has existing contents or different type", &t.ypath, t.pos);
+                    if files[i]
+                        .pointer("/contents/source")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+                    {
+                        ctx.err(
+                            "matching filesystem node has existing contents or different type",
+                            &t.ypath,
+                            t.pos,
+                        );
                         continue;
                     }
                     i
@@ -1058,9 +1309,19 @@ fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
             ctx.origins
                 .entry(format!("storage.files.{idx}"))
                 .or_insert((t.ypath.clone(), t.pos));
-            let Some(Value::Object(file)) = files.get_mut(idx) else { continue };
-            let user_comp = file.get("contents").and_then(|c| c.get("compression")).and_then(Value::as_str).map(str::to_string);
-            let d = dataurl::make_data_url(&data, user_comp.as_deref(), !ctx.opts.no_resource_auto_compression);
+            let Some(Value::Object(file)) = files.get_mut(idx) else {
+                continue;
+            };
+            let user_comp = file
+                .get("contents")
+                .and_then(|c| c.get("compression"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let d = dataurl::make_data_url(
+                &data,
+                user_comp.as_deref(),
+                !ctx.opts.no_resource_auto_compression,
+            );
             let contents = file.entry("contents").or_insert_with(|| json!({}));
             contents["source"] = Value::String(d.url);
             if let Some(c) = d.compression {
@@ -1077,18 +1338,25 @@ fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
                 file.insert("mode".into(), json!(if exec { 0o755 } else { 0o644 }));
             }
         } else {
-            ctx.err("trees may only contain files, directories, and symlinks", &t.ypath, t.pos);
+            ctx.err(
+                "trees may only contain files, directories, and symlinks",
+                &t.ypath,
+                t.pos,
+            );
         }
     }
 }
 
 fn exists_other(storage: &Map<String, Value>, dest: &str, except: &str) -> bool {
-    ["files", "directories", "links"].iter().filter(|k| **k != except).any(|k| {
-        storage
-            .get(*k)
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|n| n.get("path").and_then(Value::as_str) == Some(dest)))
-    })
+    ["files", "directories", "links"]
+        .iter()
+        .filter(|k| **k != except)
+        .any(|k| {
+            storage.get(*k).and_then(Value::as_array).is_some_and(|a| {
+                a.iter()
+                    .any(|n| n.get("path").and_then(Value::as_str) == Some(dest))
+            })
+        })
 }
 
 fn clean_join(base: &str, rel: &str) -> String {
@@ -1104,4 +1372,3 @@ fn clean_join(base: &str, rel: &str) -> String {
     }
     format!("/{}", parts.join("/"))
 }
-

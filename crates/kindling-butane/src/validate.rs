@@ -32,7 +32,10 @@ fn j(a: &str, b: impl std::fmt::Display) -> String {
 }
 
 fn arr<'a>(v: &'a Value, p: &str) -> &'a [Value] {
-    v.pointer(p).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.pointer(p)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 fn st<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
@@ -106,7 +109,10 @@ impl V {
         if let Some(h) = r.pointer("/verification/hash").and_then(Value::as_str) {
             let hp = j(at, "verification.hash");
             if self.minor >= 1 && r.get("source").is_none_or(Value::is_null) {
-                self.err(hp.clone(), "source must be specified if verification is specified");
+                self.err(
+                    hp.clone(),
+                    "source must be specified if verification is specified",
+                );
             }
             match h.split_once('-') {
                 None => self.err(hp, "malformed hash specifier"),
@@ -130,7 +136,10 @@ impl V {
             for (i, h) in headers.iter().enumerate() {
                 let name = st(h, "name").unwrap_or("");
                 if name.is_empty() {
-                    self.err(j(at, format!("httpHeaders.{i}.name")), "HTTP header name can't be empty");
+                    self.err(
+                        j(at, format!("httpHeaders.{i}.name")),
+                        "HTTP header name can't be empty",
+                    );
                 }
                 if !seen.insert(name.to_string()) {
                     self.err(j(at, format!("httpHeaders.{i}")), DUP);
@@ -140,7 +149,10 @@ impl V {
                 .and_then(|s| url::Url::parse(s).ok())
                 .is_some_and(|u| matches!(u.scheme(), "http" | "https"));
             if !scheme_ok {
-                self.err(j(at, "httpHeaders"), "cannot use HTTP headers with this source scheme");
+                self.err(
+                    j(at, "httpHeaders"),
+                    "cannot use HTTP headers with this source scheme",
+                );
             }
         }
     }
@@ -169,7 +181,11 @@ impl V {
         }
     }
 
-    fn dups<'a>(&mut self, items: impl Iterator<Item = (String, Option<&'a str>)>, seen: &mut HashSet<String>) {
+    fn dups<'a>(
+        &mut self,
+        items: impl Iterator<Item = (String, Option<&'a str>)>,
+        seen: &mut HashSet<String>,
+    ) {
         for (at, key) in items {
             let key = key.unwrap_or("").to_string();
             if !seen.insert(key) {
@@ -197,11 +213,20 @@ impl V {
         if let Some(r) = c.pointer("/ignition/config/replace") {
             self.resource(r, "ignition.config.replace", false);
         }
-        for (i, r) in arr(c, "/ignition/security/tls/certificateAuthorities").iter().enumerate() {
-            self.resource(r, &format!("ignition.security.tls.certificateAuthorities.{i}"), true);
+        for (i, r) in arr(c, "/ignition/security/tls/certificateAuthorities")
+            .iter()
+            .enumerate()
+        {
+            self.resource(
+                r,
+                &format!("ignition.security.tls.certificateAuthorities.{i}"),
+                true,
+            );
         }
         for k in ["httpProxy", "httpsProxy"] {
-            if let Some(p) = c.pointer(&format!("/ignition/proxy/{k}")).and_then(Value::as_str)
+            if let Some(p) = c
+                .pointer(&format!("/ignition/proxy/{k}"))
+                .and_then(Value::as_str)
                 && !p.is_empty()
             {
                 let ok = url::Url::parse(p).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
@@ -253,7 +278,10 @@ impl V {
             if f.get("overwrite").and_then(Value::as_bool) == Some(true)
                 && f.pointer("/contents/source").is_none_or(Value::is_null)
             {
-                self.err(j(&at, "overwrite"), "overwrite must be false if source is unspecified");
+                self.err(
+                    j(&at, "overwrite"),
+                    "overwrite must be false if source is unspecified",
+                );
             }
             self.dups(std::iter::once((at, st(f, "path"))), &mut node_seen);
         }
@@ -287,10 +315,16 @@ impl V {
                 let pat = j(&at, format!("partitions.{p}"));
                 if let Some(l) = st(part, "label") {
                     if l.chars().count() > 36 {
-                        self.err(j(&pat, "label"), "partition labels may not exceed 36 characters");
+                        self.err(
+                            j(&pat, "label"),
+                            "partition labels may not exceed 36 characters",
+                        );
                     }
                     if !labels.insert(l.to_string()) {
-                        self.err(j(&pat, "label"), "cannot use the same partition label twice");
+                        self.err(
+                            j(&pat, "label"),
+                            "cannot use the same partition label twice",
+                        );
                     }
                 }
                 if let Some(n) = part.get("number").and_then(Value::as_i64)
@@ -304,7 +338,10 @@ impl V {
                         && !g.is_empty()
                         && !is_guid(g)
                     {
-                        self.err(j(&pat, k), "doesn't match the form \"01234567-89AB-CDEF-EDCB-A98765432101\"");
+                        self.err(
+                            j(&pat, k),
+                            "doesn't match the form \"01234567-89AB-CDEF-EDCB-A98765432101\"",
+                        );
                     }
                 }
             }
@@ -323,7 +360,10 @@ impl V {
             match st(fs, "format") {
                 Some("") | None => {
                     if st(fs, "label").is_some() {
-                        self.err(j(&at, "label"), "filesystem must specify format if label is specified");
+                        self.err(
+                            j(&at, "label"),
+                            "filesystem must specify format if label is specified",
+                        );
                     }
                 }
                 Some("ext4" | "btrfs" | "xfs" | "vfat" | "swap") => {}
@@ -340,7 +380,10 @@ impl V {
                 self.err(j(&at, "name"), "device names cannot contain slashes");
             }
             if st(l, "label").is_some_and(|n| n.chars().count() > 47) {
-                self.err(j(&at, "label"), "luks device labels cannot be longer than 47 characters");
+                self.err(
+                    j(&at, "label"),
+                    "luks device labels cannot be longer than 47 characters",
+                );
             }
             if let Some(k) = l.get("keyFile") {
                 self.resource(k, &j(&at, "keyFile"), false);
@@ -349,7 +392,8 @@ impl V {
                 let tat = j(&at, format!("clevis.tang.{t}"));
                 match st(tang, "url") {
                     Some(u) if !u.is_empty() => {
-                        if !url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                        if !url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                        {
                             self.err(j(&tat, "url"), "invalid url scheme");
                         }
                     }
@@ -388,7 +432,9 @@ impl V {
                 unit_paths.insert(format!("/etc/systemd/system/{name}"));
                 if let Err(e) = parse_unit(contents) {
                     self.err(j(&at, "contents"), e);
-                } else if u.get("enabled").and_then(Value::as_bool) == Some(true) && !has_install(contents) {
+                } else if u.get("enabled").and_then(Value::as_bool) == Some(true)
+                    && !has_install(contents)
+                {
                     self.warn(
                         j(&at, "contents"),
                         format!("unit {name:?} is enabled, but has no install section so enable does nothing"),
@@ -417,7 +463,10 @@ impl V {
             for k in ["files", "directories", "links"] {
                 for (i, n) in arr(c, &format!("/storage/{k}")).iter().enumerate() {
                     if st(n, "path").is_some_and(|p| unit_paths.contains(p)) {
-                        self.err(format!("storage.{k}.{i}.path"), "path conflicts with systemd unit or dropin");
+                        self.err(
+                            format!("storage.{k}.{i}.path"),
+                            "path conflicts with systemd unit or dropin",
+                        );
                     }
                 }
             }
@@ -432,7 +481,18 @@ fn valid_unit_ext(name: &str) -> bool {
     };
     matches!(
         ext,
-        ".service" | ".socket" | ".device" | ".mount" | ".automount" | ".swap" | ".target" | ".path" | ".timer" | ".snapshot" | ".slice" | ".scope"
+        ".service"
+            | ".socket"
+            | ".device"
+            | ".mount"
+            | ".automount"
+            | ".swap"
+            | ".target"
+            | ".path"
+            | ".timer"
+            | ".snapshot"
+            | ".slice"
+            | ".scope"
     )
 }
 
@@ -528,7 +588,12 @@ pub fn validate_ignition(bytes: &[u8]) -> Report {
     let loc = Locator::new(&text);
     let version = value.pointer("/ignition/version").and_then(Value::as_str);
     let Some(version) = version else {
-        report.push(Severity::Error, "invalid config version (couldn't parse)", "ignition.version", loc.find("ignition.version"));
+        report.push(
+            Severity::Error,
+            "invalid config version (couldn't parse)",
+            "ignition.version",
+            loc.find("ignition.version"),
+        );
         return report;
     };
     let minor = match version {
@@ -539,28 +604,51 @@ pub fn validate_ignition(bytes: &[u8]) -> Report {
         "3.4.0" => 4,
         "3.5.0" => 5,
         v if v.starts_with("2.") || v.starts_with("1.") => {
-            report.push(Severity::Error, format!("unsupported config version {v}: spec 2.x is not supported; translate it to 3.x"), "ignition.version", loc.find("ignition.version"));
+            report.push(
+                Severity::Error,
+                format!(
+                    "unsupported config version {v}: spec 2.x is not supported; translate it to 3.x"
+                ),
+                "ignition.version",
+                loc.find("ignition.version"),
+            );
             return report;
         }
         v => {
-            report.push(Severity::Error, format!("unsupported config version {v}"), "ignition.version", loc.find("ignition.version"));
+            report.push(
+                Severity::Error,
+                format!("unsupported config version {v}"),
+                "ignition.version",
+                loc.find("ignition.version"),
+            );
             return report;
         }
     };
     match ignition_config::Config::parse_slice(bytes) {
         Ok((_, warnings)) => {
             for w in warnings {
-                let ignition_config::Warning::UnusedKey(p) = &w else { continue };
-                let p = p.trim_start_matches('$').trim_start_matches('.').to_string();
+                let ignition_config::Warning::UnusedKey(p) = &w else {
+                    continue;
+                };
+                let p = p
+                    .trim_start_matches('$')
+                    .trim_start_matches('.')
+                    .to_string();
                 let key = p.rsplit('.').next().unwrap_or("").to_string();
-                report.push(Severity::Warning, format!("unused key {key}"), p.clone(), loc.find(&p));
+                report.push(
+                    Severity::Warning,
+                    format!("unused key {key}"),
+                    p.clone(),
+                    loc.find(&p),
+                );
             }
         }
         Err(e) => {
             let (msg, pos) = match &e {
-                ignition_config::Error::Serialization(se) => {
-                    (format!("config does not match the spec {version} structure: {se}"), (se.line() > 0).then_some((se.line(), se.column())))
-                }
+                ignition_config::Error::Serialization(se) => (
+                    format!("config does not match the spec {version} structure: {se}"),
+                    (se.line() > 0).then_some((se.line(), se.column())),
+                ),
                 other => (other.to_string(), None),
             };
             report.push(Severity::Error, msg, "", pos);

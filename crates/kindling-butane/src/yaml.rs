@@ -111,7 +111,13 @@ pub fn parse(input: &str) -> Result<Node, YamlError> {
                             pos: Some(pos),
                         });
                     }
-                    (Node { pos, kind: n.kind.clone() }, 0)
+                    (
+                        Node {
+                            pos,
+                            kind: n.kind.clone(),
+                        },
+                        0,
+                    )
                 }
                 None => {
                     return Err(YamlError {
@@ -123,8 +129,7 @@ pub fn parse(input: &str) -> Result<Node, YamlError> {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.and_then(|t| t.core_suffix().map(str::to_string));
                 let plain = style == ScalarStyle::Plain && tag.as_deref() != Some("str");
-                let kind = if plain
-                    && matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL")
+                let kind = if plain && matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL")
                     || tag.as_deref() == Some("null")
                 {
                     Kind::Null
@@ -314,7 +319,8 @@ pub fn parse_int(text: &str) -> Option<i64> {
         (10, rest)
     };
     let cleaned: String = digits.chars().filter(|c| *c != '_').collect();
-    if cleaned.is_empty() || digits.starts_with('_') || !cleaned.chars().all(|c| c.is_digit(radix)) {
+    if cleaned.is_empty() || digits.starts_with('_') || !cleaned.chars().all(|c| c.is_digit(radix))
+    {
         return None;
     }
     let v = i128::from_str_radix(&cleaned, radix).ok()?;
@@ -345,7 +351,9 @@ mod tests {
         let n = parse("a:\n  b: 0644\n  c: '0644'\n").unwrap();
         let Kind::Map(items) = &n.kind else { panic!() };
         assert_eq!(items[0].0.pos, (1, 1));
-        let Kind::Map(inner) = &items[0].1.kind else { panic!() };
+        let Kind::Map(inner) = &items[0].1.kind else {
+            panic!()
+        };
         assert_eq!(inner[0].1.pos, (2, 6));
         assert_eq!(parse_int("0644"), Some(420));
         assert_eq!(parse_int("0o644"), Some(420));
