@@ -99,14 +99,102 @@ pub fn make_data_url(
     }
 }
 
+fn is_token(c: char) -> bool {
+    c.is_ascii() && !c.is_ascii_control() && c != ' ' && !"()<>@,;:\\\"/[]?=".contains(c)
+}
+
+/// Checks the `data:` header the way Ignition's parser (`vincent-petithory/dataurl`) does,
+/// with its error messages.
+fn check_header(rest: &str) -> Result<(), String> {
+    let mut it = rest.chars().peekable();
+    let e = |m: &str| Err(m.to_string());
+    // media type
+    match it.peek().copied() {
+        None => return e("missing comma before data"),
+        Some(';') | Some(',') => {}
+        Some(c) if is_token(c) => {
+            let mut ty = String::new();
+            loop {
+                match it.next() {
+                    None => return e("missing media type slash"),
+                    Some('/') => break,
+                    Some(c) if is_token(c) => ty.push(c),
+                    Some(_) => return e("invalid character for media type"),
+                }
+            }
+            let t = ty.to_ascii_lowercase();
+            let known = matches!(
+                t.as_str(),
+                "text" | "image" | "audio" | "video" | "application" | "message" | "multipart"
+            ) || t.starts_with("x-");
+            if !known {
+                return e("invalid media type");
+            }
+            loop {
+                match it.peek().copied() {
+                    Some(';') | Some(',') => break,
+                    None => return e("incomplete media type"),
+                    Some(c) if is_token(c) => {
+                        it.next();
+                    }
+                    Some(_) => return e("invalid character for media subtype"),
+                }
+            }
+        }
+        Some(_) => return e("invalid character after data prefix"),
+    }
+    // parameters
+    loop {
+        match it.next() {
+            Some(',') => return Ok(()),
+            None => return e("missing comma before data"),
+            Some(';') => {
+                let mut attr = String::new();
+                loop {
+                    match it.next() {
+                        None => return e("unterminated parameter sequence"),
+                        Some('=') if attr.is_empty() => {
+                            return e("unterminated parameter sequence");
+                        }
+                        Some(',') if attr.is_empty() => {
+                            return e("unterminated parameter sequence");
+                        }
+                        Some(',') => {
+                            return if attr == "base64" {
+                                Ok(())
+                            } else {
+                                Err(format!("expected base64, got {attr}"))
+                            };
+                        }
+                        Some('=') => break,
+                        Some(c) if is_token(c) => attr.push(c),
+                        Some(_) => return e("invalid character for parameter attribute"),
+                    }
+                }
+                if it.peek().is_none() {
+                    return e("missing comma before data");
+                }
+                while let Some(c) = it.peek().copied() {
+                    if c == ';' || c == ',' {
+                        break;
+                    }
+                    it.next();
+                }
+            }
+            Some(_) => return e("expected semicolon or comma"),
+        }
+    }
+}
+
 /// Decodes a `data:` URL (RFC 2397) into bytes: used by the validator and by tests.
 pub fn decode(url: &str) -> Result<Vec<u8>, String> {
     let rest = url
         .strip_prefix("data:")
-        .ok_or_else(|| "not a data URL".to_string())?;
+        .ok_or_else(|| "missing data prefix".to_string())?;
+    check_header(rest)?;
     let (meta, payload) = rest
         .split_once(',')
-        .ok_or_else(|| "missing comma in data URL".to_string())?;
+        .ok_or_else(|| "missing comma before data".to_string())?;
     if meta.ends_with(";base64") {
         let cleaned: String = payload.chars().filter(|c| !c.is_whitespace()).collect();
         let cleaned = percent_decode(&cleaned)?;
@@ -149,6 +237,22 @@ mod tests {
         assert_eq!(escape(b"a/b:c=d"), "a%2Fb%3Ac%3Dd");
         assert_eq!(escape("é".as_bytes()), "%C3%A9");
         assert_eq!(escape(b"-_.!~*'()"), "-_.!~*'()");
+    }
+
+    #[test]
+    fn header_errors_like_ignition() {
+        assert_eq!(decode("data:x").unwrap_err(), "missing media type slash");
+        assert_eq!(decode("data:foo/bar,x").unwrap_err(), "invalid media type");
+        assert_eq!(
+            decode("data:text/plain").unwrap_err(),
+            "incomplete media type"
+        );
+        assert_eq!(decode("data:;charset=utf-8;base64,aGk=").unwrap(), b"hi");
+        assert_eq!(decode("data:text/plain;charset=utf-8,h%69").unwrap(), b"hi");
+        assert_eq!(
+            decode("data:;bas,x").unwrap_err(),
+            "expected base64, got bas"
+        );
     }
 
     #[test]

@@ -104,7 +104,10 @@ pub fn to_go_json_pretty(v: &Value) -> String {
 /// (`storage.files.0.path`). The root is the empty path.
 #[derive(Debug, Default, Clone)]
 pub struct Locator {
+    /// Path -> start of the value.
     map: HashMap<String, (usize, usize)>,
+    /// Path -> start of the member key (objects only).
+    keys: HashMap<String, (usize, usize)>,
 }
 
 impl Locator {
@@ -116,12 +119,16 @@ impl Locator {
             line: 1,
             col: 1,
             map: HashMap::new(),
+            keys: HashMap::new(),
         };
         s.ws();
         let pos = (s.line, s.col);
         s.map.insert(String::new(), pos);
         let _ = s.value(String::new(), 0);
-        Locator { map: s.map }
+        Locator {
+            map: s.map,
+            keys: s.keys,
+        }
     }
 
     /// Position of `path`, or of its nearest ancestor that has one.
@@ -138,9 +145,14 @@ impl Locator {
         }
     }
 
-    /// Position of exactly `path`.
+    /// Position of exactly `path` (its value).
     pub fn exact(&self, path: &str) -> Option<(usize, usize)> {
         self.map.get(path).copied()
+    }
+
+    /// Position of the key of member `path`.
+    pub fn key(&self, path: &str) -> Option<(usize, usize)> {
+        self.keys.get(path).copied()
     }
 }
 
@@ -150,6 +162,7 @@ struct Scanner<'a> {
     line: usize,
     col: usize,
     map: HashMap<String, (usize, usize)>,
+    keys: HashMap<String, (usize, usize)>,
 }
 
 fn join(base: &str, part: &str) -> String {
@@ -173,6 +186,14 @@ impl Scanner<'_> {
             } else if c & 0xC0 != 0x80 {
                 self.col += 1;
             }
+        }
+    }
+    /// Where Ignition (vcontext's JSON decoder) reports a value: at its first byte for
+    /// scalars, just after the opening delimiter for objects and arrays.
+    fn value_pos(&self) -> (usize, usize) {
+        match self.peek() {
+            Some(b'{' | b'[') => (self.line, self.col + 1),
+            _ => (self.line, self.col),
         }
     }
     fn ws(&mut self) {
@@ -218,12 +239,15 @@ impl Scanner<'_> {
                             let pos = (self.line, self.col);
                             let key = self.string()?;
                             let p = join(&path, &key);
-                            self.map.insert(p.clone(), pos);
+                            self.keys.insert(p.clone(), pos);
                             self.ws();
                             if self.peek()? != b':' {
                                 return None;
                             }
                             self.bump();
+                            self.ws();
+                            let pos = self.value_pos();
+                            self.map.insert(p.clone(), pos);
                             self.value(p, depth + 1)?;
                         }
                         _ => return None,
@@ -243,7 +267,8 @@ impl Scanner<'_> {
                         b',' => self.bump(),
                         _ => {
                             let p = join(&path, &idx.to_string());
-                            self.map.insert(p.clone(), (self.line, self.col));
+                            let pos = self.value_pos();
+                            self.map.insert(p.clone(), pos);
                             self.value(p, depth + 1)?;
                             idx += 1;
                         }
@@ -287,9 +312,10 @@ mod tests {
     fn locator_positions() {
         let text = "{\n  \"storage\": {\n    \"files\": [\n      {\"path\": \"x\"}\n    ]\n  }\n}";
         let l = Locator::new(text);
-        assert_eq!(l.exact("storage"), Some((2, 3)));
-        assert_eq!(l.exact("storage.files.0"), Some((4, 7)));
-        assert_eq!(l.exact("storage.files.0.path"), Some((4, 8)));
-        assert_eq!(l.find("storage.files.0.mode"), Some((4, 7)));
+        assert_eq!(l.exact("storage"), Some((2, 15)));
+        assert_eq!(l.key("storage"), Some((2, 3)));
+        assert_eq!(l.exact("storage.files.0"), Some((4, 8)));
+        assert_eq!(l.exact("storage.files.0.path"), Some((4, 16)));
+        assert_eq!(l.find("storage.files.0.mode"), Some((4, 8)));
     }
 }

@@ -76,6 +76,9 @@ pub fn spec_for_fcos(minor: u8) -> Option<&'static str> {
     })
 }
 
+/// Looks up a sugar field's translated value and key position.
+type SugarFn<'a> = dyn Fn(&str) -> Option<(Option<Value>, Pos)> + 'a;
+
 struct MountReq {
     ypath: String,
     pos: Pos,
@@ -436,7 +439,7 @@ impl Ctx<'_> {
     fn hook_resource(
         &mut self,
         out: &mut HashMap<&'static str, Value>,
-        sugar: &dyn Fn(&str) -> Option<(Option<Value>, Pos)>,
+        sugar: &SugarFn<'_>,
         ypath: &str,
         jpath: &str,
         obj: &Obj,

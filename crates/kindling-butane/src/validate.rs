@@ -264,6 +264,14 @@ impl V {
         }
         // storage nodes
         let mut node_seen = HashSet::new();
+        // Same order as Ignition's ValidateDups walks Storage's fields.
+        for (i, d) in arr(c, "/storage/directories").iter().enumerate() {
+            let at = format!("storage.directories.{i}");
+            self.path(st(d, "path"), j(&at, "path"));
+            self.mode(d, j(&at, "mode"));
+            self.owner(d, &at);
+            self.dups(std::iter::once((at, st(d, "path"))), &mut node_seen);
+        }
         for (i, f) in arr(c, "/storage/files").iter().enumerate() {
             let at = format!("storage.files.{i}");
             self.path(st(f, "path"), j(&at, "path"));
@@ -284,13 +292,6 @@ impl V {
                 );
             }
             self.dups(std::iter::once((at, st(f, "path"))), &mut node_seen);
-        }
-        for (i, d) in arr(c, "/storage/directories").iter().enumerate() {
-            let at = format!("storage.directories.{i}");
-            self.path(st(d, "path"), j(&at, "path"));
-            self.mode(d, j(&at, "mode"));
-            self.owner(d, &at);
-            self.dups(std::iter::once((at, st(d, "path"))), &mut node_seen);
         }
         for (i, l) in arr(c, "/storage/links").iter().enumerate() {
             let at = format!("storage.links.{i}");
@@ -639,7 +640,7 @@ pub fn validate_ignition(bytes: &[u8]) -> Report {
                     Severity::Warning,
                     format!("unused key {key}"),
                     p.clone(),
-                    loc.find(&p),
+                    loc.key(&p).or_else(|| loc.find(&p)),
                 );
             }
         }

@@ -79,10 +79,7 @@ pub fn parse(input: &str) -> Result<Node, YamlError> {
     let mut nodes = 0usize;
     let mut root: Option<Node> = None;
     let mut in_doc = false;
-    loop {
-        let Some(ev) = parser.next_event() else {
-            break;
-        };
+    while let Some(ev) = parser.next_event() {
         let (ev, span) = ev.map_err(|e| YamlError {
             message: e.info().to_string(),
             pos: Some((e.marker().line(), e.marker().col() + 1)),
