@@ -149,9 +149,13 @@ pub struct RuleConfig {
 pub enum ConfigError {
     #[error("{key}: bad MAC pattern {value:?}: expected six octets like 02:1a:4a:*:*:*")]
     BadMacPattern { key: String, value: String },
-    #[error("{key}: unknown architecture {value:?} (use a number 0-65535 or a name such as bios, efi-x64, efi-bc, efi-arm64, http-x64, http-arm64)")]
+    #[error(
+        "{key}: unknown architecture {value:?} (use a number 0-65535 or a name such as bios, efi-x64, efi-bc, efi-arm64, http-x64, http-arm64)"
+    )]
     UnknownArch { key: String, value: String },
-    #[error("{key}: {value:?} is {len} bytes once expanded, too long for the 128-byte DHCP file field (at most {max})")]
+    #[error(
+        "{key}: {value:?} is {len} bytes once expanded, too long for the 128-byte DHCP file field (at most {max})"
+    )]
     FileTooLong {
         key: String,
         value: String,
@@ -160,9 +164,13 @@ pub enum ConfigError {
     },
     #[error("{key}: {reason}")]
     Invalid { key: String, reason: String },
-    #[error("dhcp.enabled is true but no interface is allowed: set dhcp.interfaces = [\"eth0\"] (or a subnet such as \"10.10.254.0/24\"), or dhcp.all_interfaces = true")]
+    #[error(
+        "dhcp.enabled is true but no interface is allowed: set dhcp.interfaces = [\"eth0\"] (or a subnet such as \"10.10.254.0/24\"), or dhcp.all_interfaces = true"
+    )]
     NoInterfaces,
-    #[error("dhcp.interfaces lists {name:?} but dhcp.exclude_interfaces excludes it (pattern {pattern:?}); remove one of them")]
+    #[error(
+        "dhcp.interfaces lists {name:?} but dhcp.exclude_interfaces excludes it (pattern {pattern:?}); remove one of them"
+    )]
     AllowedAndExcluded { name: String, pattern: String },
 }
 
@@ -239,7 +247,8 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
 }
 
 /// An allow-list entry.
@@ -408,10 +417,15 @@ impl DhcpConfig {
             });
         }
         let script_url = check_url("dhcp.script_url", &self.script_url, self.http_port)?;
-        check_file("dhcp.bios_binary", &self.bios_binary, self.bios_binary.len())?;
+        check_file(
+            "dhcp.bios_binary",
+            &self.bios_binary,
+            self.bios_binary.len(),
+        )?;
         check_file("dhcp.efi_binary", &self.efi_binary, self.efi_binary.len())?;
         // HTTP Boot gets http://IP:PORT/tftp/<name>.
-        let http_len = |name: &str| format!("http://255.255.255.255:{}/tftp/{name}", self.http_port).len();
+        let http_len =
+            |name: &str| format!("http://255.255.255.255:{}/tftp/{name}", self.http_port).len();
         check_file(
             "dhcp.http_boot_binary",
             &self.http_boot_binary,
@@ -526,10 +540,12 @@ fn parse_selector(key: &str, v: &str) -> Result<InterfaceSelector, ConfigError> 
 fn check_rule(i: usize, r: &RuleConfig, http_port: u16) -> Result<Rule, ConfigError> {
     let key = |k: &str| format!("dhcp.rules[{i}].{k}");
     let mac = match &r.mac {
-        Some(m) => Some(MacPattern::parse(m).ok_or_else(|| ConfigError::BadMacPattern {
-            key: key("mac"),
-            value: m.clone(),
-        })?),
+        Some(m) => Some(
+            MacPattern::parse(m).ok_or_else(|| ConfigError::BadMacPattern {
+                key: key("mac"),
+                value: m.clone(),
+            })?,
+        ),
         None => None,
     };
     let mut arch = Vec::new();
@@ -545,7 +561,10 @@ fn check_rule(i: usize, r: &RuleConfig, http_port: u16) -> Result<Rule, ConfigEr
             arch.push(n);
         }
     }
-    for (k, v) in [("user_class", &r.user_class), ("vendor_class", &r.vendor_class)] {
+    for (k, v) in [
+        ("user_class", &r.user_class),
+        ("vendor_class", &r.vendor_class),
+    ] {
         if v.as_deref() == Some("") {
             return Err(ConfigError::Invalid {
                 key: key(k),
@@ -622,7 +641,11 @@ mod tests {
     fn enabled_without_interfaces_is_an_error() {
         let c = parse("enabled = true");
         assert_eq!(c.validate().unwrap_err(), ConfigError::NoInterfaces);
-        assert!(parse("enabled = true\nall_interfaces = true").validate().is_ok());
+        assert!(
+            parse("enabled = true\nall_interfaces = true")
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -649,9 +672,13 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let e = parse("[[rules]]\nmac = \"02:1a:4a:16:01\"").validate().unwrap_err();
+        let e = parse("[[rules]]\nmac = \"02:1a:4a:16:01\"")
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("dhcp.rules[0].mac"), "{e}");
-        let e = parse("[[rules]]\narch = \"efi-sparc\"").validate().unwrap_err();
+        let e = parse("[[rules]]\narch = \"efi-sparc\"")
+            .validate()
+            .unwrap_err();
         assert!(matches!(e, ConfigError::UnknownArch { .. }), "{e}");
         let e = parse(&format!("efi_binary = \"{}\"", "a".repeat(128)))
             .validate()
@@ -664,7 +691,9 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(matches!(e, ConfigError::FileTooLong { .. }), "{e}");
-        let e = parse("[[rules]]\nurl = \"ftp://x/y\"").validate().unwrap_err();
+        let e = parse("[[rules]]\nurl = \"ftp://x/y\"")
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("absolute"), "{e}");
         let e = parse("[[rules]]\ntarget = \"ignore\"\nurl = \"http://x/y\"")
             .validate()
@@ -678,9 +707,13 @@ mod tests {
         assert!(matches!(e, ConfigError::AllowedAndExcluded { .. }), "{e}");
         let e = parse("reply_delay_ms = 60000").validate().unwrap_err();
         assert!(e.to_string().contains("reply_delay_ms"), "{e}");
-        let e = parse("interfaces = [\"10.0.0.0/33\"]").validate().unwrap_err();
+        let e = parse("interfaces = [\"10.0.0.0/33\"]")
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("interfaces[0]"), "{e}");
-        let e = parse("[advertise]\neth0 = \"0.0.0.0\"").validate().unwrap_err();
+        let e = parse("[advertise]\neth0 = \"0.0.0.0\"")
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("advertise.eth0"), "{e}");
     }
 

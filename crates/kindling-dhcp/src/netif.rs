@@ -105,7 +105,10 @@ mod tests {
     #[test]
     fn loopback_is_listed() {
         let ifs = interfaces().unwrap();
-        let lo = ifs.iter().find(|i| i.loopback).expect("a loopback interface");
+        let lo = ifs
+            .iter()
+            .find(|i| i.loopback)
+            .expect("a loopback interface");
         assert!(lo.addrs.iter().any(|(a, _)| a.is_loopback()));
     }
 

@@ -305,7 +305,9 @@ fn rule_matches(rule: &Rule, ctx: &Context<'_>, req: &Request, info: &ClientInfo
         return false;
     }
     if let Some(vc) = &rule.vendor_class
-        && !req.option(opt::VENDOR_CLASS).is_some_and(|v| contains(v, vc))
+        && !req
+            .option(opt::VENDOR_CLASS)
+            .is_some_and(|v| contains(v, vc))
     {
         return false;
     }
@@ -331,8 +333,8 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
             .find(|p| v.starts_with(p.as_bytes()))
     });
     let user_classes = req.user_classes();
-    let ipxe = user_classes.iter().any(|u| contains(u, b"iPXE"))
-        || req.option(opt::IPXE_ENCAP).is_some();
+    let ipxe =
+        user_classes.iter().any(|u| contains(u, b"iPXE")) || req.option(opt::IPXE_ENCAP).is_some();
     let mut info = ClientInfo {
         xid: req.header.xid,
         mac: req.mac(),
@@ -377,10 +379,7 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
     info.arch = class.arch;
     info.firmware = Some(class.firmware);
 
-    let rule = cfg
-        .rules
-        .iter()
-        .find(|r| rule_matches(r, ctx, &req, &info));
+    let rule = cfg.rules.iter().find(|r| rule_matches(r, ctx, &req, &info));
     let target = rule.map(|r| &r.target).unwrap_or(&Target::Script);
     let ip = ctx.server_ip;
 

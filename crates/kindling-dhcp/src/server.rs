@@ -35,16 +35,22 @@ pub enum DhcpError {
     NoSuchInterface(String),
     #[error("interface {0:?} has no IPv4 address; give one with dhcp.advertise.{0} = \"a.b.c.d\"")]
     NoAddress(String),
-    #[error("no interface matches dhcp.interfaces / dhcp.all_interfaces after dhcp.exclude_interfaces")]
+    #[error(
+        "no interface matches dhcp.interfaces / dhcp.all_interfaces after dhcp.exclude_interfaces"
+    )]
     NoMatchingInterface,
-    #[error("UDP {port} on {iface} is in use{holders}: another DHCP server (dnsmasq/libvirt?) already owns it; stop it, bind it to other interfaces (dnsmasq --bind-interfaces --except-interface={iface}), or exclude {iface} with dhcp.exclude_interfaces")]
+    #[error(
+        "UDP {port} on {iface} is in use{holders}: another DHCP server (dnsmasq/libvirt?) already owns it; stop it, bind it to other interfaces (dnsmasq --bind-interfaces --except-interface={iface}), or exclude {iface} with dhcp.exclude_interfaces"
+    )]
     PortInUse {
         port: u16,
         iface: String,
         /// " by dnsmasq (pid 812)" when the holder could be found, else "".
         holders: String,
     },
-    #[error("binding UDP {port} on {iface} was refused ({source}); proxy DHCP needs root or CAP_NET_BIND_SERVICE + CAP_NET_RAW")]
+    #[error(
+        "binding UDP {port} on {iface} was refused ({source}); proxy DHCP needs root or CAP_NET_BIND_SERVICE + CAP_NET_RAW"
+    )]
     PermissionDenied {
         port: u16,
         iface: String,

@@ -170,7 +170,11 @@ fn reply(o: &Outcome) -> Got {
     assert_eq!(r.packet[240..243], [53, 1, r.message_type.to_u8()]);
     let file = msg
         .fname()
-        .map(|f| String::from_utf8_lossy(f).trim_end_matches('\0').to_string())
+        .map(|f| {
+            String::from_utf8_lossy(f)
+                .trim_end_matches('\0')
+                .to_string()
+        })
         .unwrap_or_default();
     assert_eq!(file, r.file);
     Got {
@@ -183,7 +187,11 @@ fn reply(o: &Outcome) -> Got {
 fn sname(g: &Got) -> String {
     g.msg
         .sname()
-        .map(|f| String::from_utf8_lossy(f).trim_end_matches('\0').to_string())
+        .map(|f| {
+            String::from_utf8_lossy(f)
+                .trim_end_matches('\0')
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -286,7 +294,10 @@ fn uefi_x64_4011_request_gets_the_efi_binary() {
     // INFORM is answered like REQUEST.
     let mut p = Pkt::uefi(7).request();
     p.msg = v4::MessageType::Inform;
-    assert_eq!(reply(&run(&cfg(""), ListenPort::Pxe, &p)).file, "snponly.efi");
+    assert_eq!(
+        reply(&run(&cfg(""), ListenPort::Pxe, &p)).file,
+        "snponly.efi"
+    );
 }
 
 #[test]
@@ -325,7 +336,11 @@ fn ipxe_by_user_class_or_option_175_gets_the_script_url() {
         assert_eq!(o.client.unwrap().firmware, Some(Firmware::Ipxe));
     }
     // And on 4011 (iPXE's ProxyDHCPREQUEST).
-    let o = run(&cfg("http_port = 9000"), ListenPort::Pxe, &Pkt::bios().ipxe().request());
+    let o = run(
+        &cfg("http_port = 9000"),
+        ListenPort::Pxe,
+        &Pkt::bios().ipxe().request(),
+    );
     assert_eq!(reply(&o).file, "http://192.168.77.1:9000/boot.ipxe");
 }
 
@@ -368,7 +383,10 @@ fn every_entry_of_option_93_is_read() {
     assert_eq!(o.client.unwrap().architectures, vec![6, 7]);
     // arm64 first without a binary, then x64.
     let p = Pkt::new(b"PXEClient", &[11, 9]);
-    assert_eq!(run(&cfg(""), ListenPort::Dhcp, &p).client.unwrap().arch, Some(9));
+    assert_eq!(
+        run(&cfg(""), ListenPort::Dhcp, &p).client.unwrap().arch,
+        Some(9)
+    );
 }
 
 #[test]
@@ -382,7 +400,10 @@ fn other_arches_and_missing_arch_are_ignored() {
         );
     }
     let p = Pkt::new(b"PXEClient", &[]);
-    assert_eq!(ignored(&run(&cfg(""), ListenPort::Dhcp, &p)), IgnoreReason::NoArch);
+    assert_eq!(
+        ignored(&run(&cfg(""), ListenPort::Dhcp, &p)),
+        IgnoreReason::NoArch
+    );
     // BIOS cannot HTTP boot.
     assert_eq!(
         ignored(&run(&cfg(""), ListenPort::Dhcp, &Pkt::http(0))),
@@ -404,12 +425,20 @@ fn option_97_is_echoed_only_if_sent_and_94_is_optional() {
 
 #[test]
 fn ordinary_dhcp_clients_get_nothing() {
-    for vendor in [None, Some(&b"MSFT 5.0"[..]), Some(&b"udhcp 1.35.0"[..]), Some(&b"PXEClien"[..])] {
+    for vendor in [
+        None,
+        Some(&b"MSFT 5.0"[..]),
+        Some(&b"udhcp 1.35.0"[..]),
+        Some(&b"PXEClien"[..]),
+    ] {
         let p = Pkt {
             vendor,
             ..Pkt::bios()
         };
-        assert_eq!(ignored(&run(&cfg(""), ListenPort::Dhcp, &p)), IgnoreReason::NotPxe);
+        assert_eq!(
+            ignored(&run(&cfg(""), ListenPort::Dhcp, &p)),
+            IgnoreReason::NotPxe
+        );
     }
 }
 
@@ -418,18 +447,34 @@ fn message_types_per_port() {
     let c = cfg("");
     let mut p = Pkt::bios();
     p.msg = v4::MessageType::Request;
-    assert_eq!(ignored(&run(&c, ListenPort::Dhcp, &p)), IgnoreReason::RequestOnDhcpPort);
+    assert_eq!(
+        ignored(&run(&c, ListenPort::Dhcp, &p)),
+        IgnoreReason::RequestOnDhcpPort
+    );
     p.msg = v4::MessageType::Release;
-    assert_eq!(ignored(&run(&c, ListenPort::Dhcp, &p)), IgnoreReason::NotDiscoverOrRequest);
+    assert_eq!(
+        ignored(&run(&c, ListenPort::Dhcp, &p)),
+        IgnoreReason::NotDiscoverOrRequest
+    );
     p.msg = v4::MessageType::Discover;
-    assert_eq!(ignored(&run(&c, ListenPort::Pxe, &p)), IgnoreReason::DiscoverOnProxyPort);
+    assert_eq!(
+        ignored(&run(&c, ListenPort::Pxe, &p)),
+        IgnoreReason::DiscoverOnProxyPort
+    );
 }
 
 #[test]
 fn vendor_prefixes_are_configurable_and_echoed() {
     let p = Pkt::new(b"HW-Client:Arch:00000", &[0]);
-    assert_eq!(ignored(&run(&cfg(""), ListenPort::Dhcp, &p)), IgnoreReason::NotPxe);
-    let g = reply(&run(&cfg("vendor_prefixes = [\"HW-Client\"]"), ListenPort::Dhcp, &p));
+    assert_eq!(
+        ignored(&run(&cfg(""), ListenPort::Dhcp, &p)),
+        IgnoreReason::NotPxe
+    );
+    let g = reply(&run(
+        &cfg("vendor_prefixes = [\"HW-Client\"]"),
+        ListenPort::Dhcp,
+        &p,
+    ));
     assert_eq!(opt60(&g), b"HW-Client");
 }
 
@@ -490,8 +535,7 @@ fn seed_rules_route_one_mac_to_netboot_xyz() {
 
 #[test]
 fn rules_match_in_order_on_every_key() {
-    let c = cfg(
-        r#"
+    let c = cfg(r#"
 [[rules]]
 name = "skip-vms"
 mac = "52:54:00:*:*:*"
@@ -518,14 +562,16 @@ name = "bios-local"
 arch = "bios"
 mac = "aa:*:*:*:*:*"
 target = "local_boot"
-"#,
-    );
+"#);
     // Interface key: eth1 ignored, eth0 not.
     assert_eq!(
         ignored(&run_on(&c, "eth1", ListenPort::Dhcp, &Pkt::bios())),
         IgnoreReason::RuleIgnore
     );
-    assert_eq!(reply(&run(&c, ListenPort::Dhcp, &Pkt::bios())).file, "undionly.kpxe");
+    assert_eq!(
+        reply(&run(&c, ListenPort::Dhcp, &Pkt::bios())).file,
+        "undionly.kpxe"
+    );
     // User class substring (RFC 3004 list).
     let p = Pkt {
         user_class: Some(b"\x04iPXE\x08kindling".to_vec()),
@@ -612,7 +658,10 @@ fn malformed_and_hostile_input_never_panics_and_never_sets_yiaddr() {
             }
         }
     }
-    assert!(replies > 1000, "the mutations should still produce replies: {replies}");
+    assert!(
+        replies > 1000,
+        "the mutations should still produce replies: {replies}"
+    );
     let ctx = Context {
         iface: "eth0",
         server_ip: SERVER,
@@ -621,13 +670,22 @@ fn malformed_and_hostile_input_never_panics_and_never_sets_yiaddr() {
     };
     let mut b = Pkt::bios().bytes();
     b[2] = 200; // hlen past chaddr: dhcproto's Message::chaddr() would panic here
-    assert_eq!(decide(&c, &ctx, &b).decision, Decision::Ignore(IgnoreReason::Malformed));
+    assert_eq!(
+        decide(&c, &ctx, &b).decision,
+        Decision::Ignore(IgnoreReason::Malformed)
+    );
     let mut b = Pkt::bios().bytes();
     b[0] = 2;
-    assert_eq!(decide(&c, &ctx, &b).decision, Decision::Ignore(IgnoreReason::NotBootRequest));
+    assert_eq!(
+        decide(&c, &ctx, &b).decision,
+        Decision::Ignore(IgnoreReason::NotBootRequest)
+    );
     let mut b = Pkt::bios().bytes();
     b.truncate(b.len() - 3); // option 93 cut short
-    assert_eq!(decide(&c, &ctx, &b).decision, Decision::Ignore(IgnoreReason::Malformed));
+    assert_eq!(
+        decide(&c, &ctx, &b).decision,
+        Decision::Ignore(IgnoreReason::Malformed)
+    );
     let mut b = Pkt::bios().bytes();
     b[1] = 6; // token ring: no MAC to route by
     assert_eq!(

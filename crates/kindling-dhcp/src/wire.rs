@@ -432,7 +432,10 @@ impl ReplyFields {
         if out.len() < 300 {
             out.resize(300, 0);
         }
-        debug_assert_eq!(out.get(YIADDR_OFFSET..YIADDR_OFFSET + 4), Some(&[0u8; 4][..]));
+        debug_assert_eq!(
+            out.get(YIADDR_OFFSET..YIADDR_OFFSET + 4),
+            Some(&[0u8; 4][..])
+        );
         Ok(out)
     }
 }
@@ -472,7 +475,8 @@ pub mod opt43 {
 
     /// A one-item menu whose only item is type 0 ("boot from local disk"), with a zero
     /// timeout so the ROM selects it at once. This is what dnsmasq sends for
-    /// `pxe-service=x86PC,"<text>"` without a basename (discovery control 3, no boot servers).
+    /// `pxe-service=x86PC,"<text>"` without a basename (discovery control 3, no boot servers);
+    /// the netns test compares the bytes with dnsmasq 2.90's.
     pub fn local_boot_menu(text: &str) -> Vec<u8> {
         let mut v = Vec::new();
         sub(&mut v, pxe::DISCOVERY_CONTROL, &[3]);
@@ -481,8 +485,9 @@ pub mod opt43 {
         let t = t.get(..t.len().min(200)).unwrap_or(&[]);
         menu.push(t.len() as u8);
         menu.extend_from_slice(t);
-        sub(&mut v, pxe::BOOT_MENU, &menu);
+        // Same sub-option order as dnsmasq: 6, 10, 9.
         sub(&mut v, pxe::MENU_PROMPT, &[0, b'P', b'X', b'E']);
+        sub(&mut v, pxe::BOOT_MENU, &menu);
         v.push(pxe::END);
         v
     }
@@ -527,7 +532,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(Request::parse(&[1, 2, 3]).unwrap_err(), ParseError::TooShort);
+        assert_eq!(
+            Request::parse(&[1, 2, 3]).unwrap_err(),
+            ParseError::TooShort
+        );
         let mut b = base();
         b[236] = 0;
         assert_eq!(Request::parse(&b).unwrap_err(), ParseError::BadMagic);

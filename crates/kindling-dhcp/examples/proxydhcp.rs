@@ -1,0 +1,116 @@
+//! A stand-alone proxy DHCP server, used by the network-namespace tests and the benchmark.
+//!
+//! ```text
+//! proxydhcp CONFIG.toml [--stats-file PATH] [--events]
+//! ```
+//! CONFIG.toml holds a `[dhcp]` table exactly as in kindling.toml (other tables are ignored).
+//! Prints `READY` on stdout once every socket is bound; on SIGTERM/SIGINT writes the counters
+//! as JSON to `--stats-file` and exits 0. With `--events`, observer events go to stdout as JSON
+//! lines. Exits 2 with the error on stderr if binding fails.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use kindling_dhcp::{AnsweredEvent, DhcpConfig, DhcpObserver, DhcpServer, IgnoredEvent, SeenEvent};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Args {
+    config: PathBuf,
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
+    #[arg(long)]
+    events: bool,
+}
+
+#[derive(Deserialize)]
+struct File {
+    #[serde(default)]
+    dhcp: DhcpConfig,
+}
+
+struct Printer(Mutex<std::io::Stdout>);
+
+impl Printer {
+    fn line(&self, v: serde_json::Value) {
+        if let Ok(mut out) = self.0.lock() {
+            let _ = writeln!(out, "{v}");
+            let _ = out.flush();
+        }
+    }
+}
+
+impl DhcpObserver for Printer {
+    fn seen(&self, e: &SeenEvent<'_>) {
+        self.line(serde_json::json!({
+            "event": "seen", "iface": e.iface, "mac": e.client.mac_string(),
+            "arch": e.client.arch, "architectures": e.client.architectures,
+            "source": e.source.to_string(),
+        }));
+    }
+    fn answered(&self, e: &AnsweredEvent<'_>) {
+        self.line(serde_json::json!({
+            "event": "answered", "iface": e.iface, "mac": e.client.mac_string(),
+            "firmware": e.client.firmware.map(|f| f.label()), "arch": e.client.arch,
+            "file": e.reply.file, "dest": e.reply.dest.to_string(),
+        }));
+    }
+    fn ignored(&self, e: &IgnoredEvent<'_>) {
+        self.line(serde_json::json!({
+            "event": "ignored", "iface": e.iface, "reason": e.reason.label(),
+            "mac": e.client.map(|c| c.mac_string()), "source": e.source.to_string(),
+        }));
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let text = std::fs::read_to_string(&args.config)?;
+    let file: File = toml::from_str(&text)?;
+    let observer: Arc<dyn DhcpObserver> = if args.events {
+        Arc::new(Printer(Mutex::new(std::io::stdout())))
+    } else {
+        Arc::new(Quiet)
+    };
+    let server = match DhcpServer::bind_with_observer(&file.dhcp, observer).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "READY")?;
+        out.flush()?;
+    }
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        c2.cancel();
+    });
+    server.run(cancel).await;
+    if let Some(p) = args.stats_file {
+        std::fs::write(p, serde_json::to_string_pretty(&server.stats())?)?;
+    }
+    Ok(())
+}
+
+struct Quiet;
+impl DhcpObserver for Quiet {}
