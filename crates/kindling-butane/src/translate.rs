@@ -96,6 +96,8 @@ struct TreeReq {
 }
 
 struct Ctx<'a> {
+    /// Flatcar variant: no `boot_device`/`grub` sugar, no Clevis.
+    flatcar: bool,
     minor: u8,
     opts: &'a TranslateOptions,
     report: Report,
@@ -250,7 +252,10 @@ impl Ctx<'_> {
         let mut vals: HashMap<&'static str, (Option<Value>, Pos)> = HashMap::new();
         for (key, val) in items {
             let yp = join(ypath, &key.text);
-            let Some(field) = schema::field(obj, &key.text, self.minor) else {
+            let field = schema::field(obj, &key.text, self.minor).filter(|f| {
+                !(self.flatcar && f.json.is_empty() && matches!(f.yaml, "boot_device" | "grub"))
+            });
+            let Some(field) = field else {
                 self.warn(format!("unused key {}", key.text), &yp, key.pos);
                 continue;
             };
@@ -859,21 +864,27 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
             report,
         ));
     };
-    let supported = variant == "fcos" && major == 1 && minor_v <= 6 && patch == 0 && pre.is_none();
-    if !supported {
+    let flatcar = variant == "flatcar";
+    // flatcar 1.0.0 is base v0_4 (like fcos 1.4.0), 1.1.0 is base v0_5 (like fcos 1.5.0).
+    let base_minor = match (variant.as_str(), major, minor_v, patch, pre.is_some()) {
+        ("fcos", 1, m @ 0..=6, 0, false) => Some(m as u8),
+        ("flatcar", 1, m @ 0..=1, 0, false) => Some(m as u8 + 4),
+        _ => None,
+    };
+    let Some(minor) = base_minor else {
         let mut msg = format!("No translator exists for variant {variant} with version {version}");
         if pre.is_some() {
-            msg.push_str(" (experimental spec versions are not supported; kindling translates fcos 1.0.0 to 1.6.0)");
+            msg.push_str(" (experimental spec versions are not supported; kindling translates fcos 1.0.0 to 1.6.0 and flatcar 1.0.0 to 1.1.0)");
         } else {
-            msg.push_str(" (kindling translates fcos 1.0.0 to 1.6.0)");
+            msg.push_str(" (kindling translates fcos 1.0.0 to 1.6.0 and flatcar 1.0.0 to 1.1.0)");
         }
         report.push(Severity::Error, msg.clone(), "version", Some(vpos));
         return Err(fail(&msg, report));
-    }
-    let minor = minor_v as u8;
+    };
     let spec = spec_for_fcos(minor).unwrap_or("3.0.0");
 
     let mut ctx = Ctx {
+        flatcar,
         minor,
         opts,
         report,
@@ -926,13 +937,31 @@ pub fn translate(input: &[u8], opts: &TranslateOptions) -> Result<Translation, T
     }
 
     // boot_device (fcos >= 1.3).
-    if let Some((_, bd)) = get("boot_device").filter(|_| minor >= 3) {
+    if flatcar {
+        for (i, l) in out
+            .pointer("/storage/luks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            if l.get("clevis").is_some() {
+                let jp = format!("storage.luks.{i}.clevis");
+                let (yp, pos) = nearest_origin(&ctx.origins, &jp).unwrap_or((jp.clone(), (1, 1)));
+                ctx.err("clevis is not supported in this spec version", &yp, pos);
+            }
+        }
+    }
+    if let Some((_, bd)) = get("boot_device").filter(|_| minor >= 3 && !flatcar) {
         crate::bootdev::process(&mut ctx.report, &mut out, bd, minor, &mut ctx.origins);
     }
     // Partition warnings.
-    partition_warnings(&mut ctx, &out);
+    if !flatcar {
+        partition_warnings(&mut ctx, &out);
+    }
     // grub (fcos >= 1.5).
-    if let Some((_, g)) = get("grub").filter(|_| minor >= 5) {
+    if let Some((_, g)) = get("grub").filter(|_| minor >= 5 && !flatcar) {
         crate::bootdev::grub(
             &mut ctx.report,
             &mut out,

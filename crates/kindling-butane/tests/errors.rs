@@ -105,14 +105,14 @@ fn wrong_types() {
 fn versions_and_variants() {
     expect(
         "variant: fcos\nversion: 1.8.0-experimental\n",
-        "No translator exists for variant fcos with version 1.8.0-experimental (experimental spec versions are not supported; kindling translates fcos 1.0.0 to 1.6.0)",
+        "No translator exists for variant fcos with version 1.8.0-experimental (experimental spec versions are not supported; kindling translates fcos 1.0.0 to 1.6.0 and flatcar 1.0.0 to 1.1.0)",
         "version",
         2,
         10,
     );
     expect(
         "variant: fcos\nversion: 1.7.0\n",
-        "No translator exists for variant fcos with version 1.7.0 (kindling translates fcos 1.0.0 to 1.6.0)",
+        "No translator exists for variant fcos with version 1.7.0 (kindling translates fcos 1.0.0 to 1.6.0 and flatcar 1.0.0 to 1.1.0)",
         "version",
         2,
         10,
@@ -133,7 +133,7 @@ fn versions_and_variants() {
     );
     expect(
         "variant: rhcos\nversion: 0.1.0\n",
-        "No translator exists for variant rhcos with version 0.1.0 (kindling translates fcos 1.0.0 to 1.6.0)",
+        "No translator exists for variant rhcos with version 0.1.0 (kindling translates fcos 1.0.0 to 1.6.0 and flatcar 1.0.0 to 1.1.0)",
         "version",
         2,
         10,

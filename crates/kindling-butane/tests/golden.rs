@@ -451,3 +451,43 @@ fn user_config_overrides_desugared_boot_device() {
         r##"{"ignition":{"version":"3.3.0"},"storage":{"filesystems":[{"device":"/dev/mapper/root","format":"ext4","label":"root","wipeFilesystem":true}],"luks":[{"clevis":{"tpm2":true},"device":"/dev/disk/by-partlabel/root","label":"luks-root","name":"root","wipeVolume":true}]}}"##,
     );
 }
+
+#[test]
+fn flatcar_variant() {
+    // matchbox's examples use flatcar 1.0.0 (-> 3.3.0) and 1.1.0 (-> 3.4.0).
+    check(
+        "flatcar 1.0",
+        "variant: flatcar\nversion: 1.0.0\npasswd:\n  users:\n    - name: core\n      ssh_authorized_keys: [ssh-ed25519 AAAA]\nstorage:\n  files:\n    - path: /etc/hostname\n      contents:\n        inline: fc1\n",
+        None,
+        r##"{"ignition":{"version":"3.3.0"},"passwd":{"users":[{"name":"core","sshAuthorizedKeys":["ssh-ed25519 AAAA"]}]},"storage":{"files":[{"path":"/etc/hostname","contents":{"compression":"","source":"data:,fc1"}}]}}"##,
+    );
+    check(
+        "flatcar 1.1",
+        "variant: flatcar\nversion: 1.1.0\nsystemd:\n  units:\n    - name: etcd-member.service\n      dropins:\n        - name: 20-clct-etcd-member.conf\n          contents: \"[Service]\\nEnvironment=ETCD_NAME=node1\\n\"\n",
+        None,
+        r##"{"ignition":{"version":"3.4.0"},"systemd":{"units":[{"dropins":[{"contents":"[Service]\nEnvironment=ETCD_NAME=node1\n","name":"20-clct-etcd-member.conf"}],"name":"etcd-member.service"}]}}"##,
+    );
+    // No boot_device sugar and no Clevis in Flatcar.
+    let t = translate(
+        b"variant: flatcar\nversion: 1.0.0\nboot_device:\n  luks:\n    tpm2: true\n",
+        &opts(None),
+    )
+    .unwrap();
+    assert_eq!(t.json, r#"{"ignition":{"version":"3.3.0"}}"#);
+    assert_eq!(t.warnings.entries[0].message, "unused key boot_device");
+    let e = translate(
+        b"variant: flatcar\nversion: 1.1.0\nstorage:\n  luks:\n    - name: data\n      device: /dev/vdb\n      clevis:\n        tpm2: true\n",
+        &opts(None),
+    )
+    .unwrap_err();
+    let x = e.report.errors().next().unwrap();
+    assert_eq!(
+        (x.message.as_str(), x.path.as_str(), x.line, x.column),
+        (
+            "clevis is not supported in this spec version",
+            "storage.luks.0.clevis",
+            Some(7),
+            Some(7)
+        )
+    );
+}
