@@ -144,10 +144,23 @@ pub async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -
     let raw_path = uri.path();
     let raw_query = uri.query().unwrap_or("");
     let mut labels_for_log: Option<Labels> = None;
+    let head_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     let (endpoint, mut reply) = if uri.to_string().len() > MAX_URI_LEN {
         (
             "invalid",
             Reply::error(StatusCode::URI_TOO_LONG, "414 URI Too Long"),
+        )
+    } else if head_bytes > MAX_HEAD_BYTES {
+        (
+            "invalid",
+            Reply::error(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "431 Request Header Fields Too Large",
+            ),
         )
     } else {
         route(

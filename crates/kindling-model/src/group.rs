@@ -17,11 +17,58 @@ pub struct Group {
     pub name: String,
     pub profile: String,
     /// Selector requirements; `mac` values are normalised.
-    pub selector: BTreeMap<String, String>,
+    pub selector: Selector,
     /// Arbitrary metadata (a JSON object), used in templates and `/metadata`.
     pub metadata: Map<String, Value>,
     /// `key=value` pairs sorted and joined with `,`, matchbox's tie-breaker.
     pub selector_string: String,
+}
+
+/// Selector pairs sorted by key: a compact map (most groups have one or two
+/// pairs, and 10,000 groups must fit in a few megabytes).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selector(Vec<(String, String)>);
+
+impl Selector {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// As a JSON object (for APIs and `kindling select --json`).
+    pub fn to_json(&self) -> Value {
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
+    }
+}
+
+impl<'a> IntoIterator for &'a Selector {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
 }
 
 /// Why a group file was rejected.
@@ -115,7 +162,7 @@ impl Group {
             name,
             profile,
             selector_string: pairs.join(","),
-            selector,
+            selector: Selector(selector.into_iter().collect()),
             metadata,
         }
     }
@@ -164,7 +211,7 @@ mod tests {
         .unwrap();
         assert_eq!(g.id, "a");
         assert_eq!(g.profile, "p");
-        assert_eq!(g.selector["MAC"], "52:54:00:aa:bb:cc");
+        assert_eq!(g.selector.get("MAC"), Some("52:54:00:aa:bb:cc"));
         assert_eq!(g.selector_string, "MAC=52:54:00:aa:bb:cc,os=installed");
     }
 

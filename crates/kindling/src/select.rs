@@ -44,7 +44,7 @@ pub fn run(
             "labels": labels,
             "warnings": warnings.iter().map(warning_text).collect::<Vec<_>>(),
             "group": group.as_ref().map(|g| serde_json::json!({
-                "file": format!("groups/{}.json", g.file_id), "id": g.id, "selector": g.selector,
+                "file": format!("groups/{}.json", g.file_id), "id": g.id, "selector": g.selector.to_json(),
             })),
             "profile": match &profile {
                 Some(Ok(p)) => serde_json::json!({"file": format!("profiles/{}.json", p.file_id), "id": p.id}),
