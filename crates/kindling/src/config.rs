@@ -16,6 +16,10 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub reload: ReloadConfig,
+    /// Proxy DHCP (see docs/dhcp.md); off by default.
+    pub dhcp: kindling_dhcp::DhcpConfig,
+    /// TFTP for the iPXE binaries (see docs/tftp.md); off by default.
+    pub tftp: kindling_tftp::TftpConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -57,6 +57,20 @@ struct ServeArgs {
     /// Do not watch the data directory for changes (SIGHUP still reloads).
     #[arg(long, env = "KINDLING_NO_WATCH")]
     no_watch: bool,
+    /// Enable proxy DHCP on this interface (repeatable; name, `*` pattern, or CIDR).
+    #[arg(
+        long = "dhcp-interface",
+        value_name = "IFACE",
+        env = "KINDLING_DHCP_INTERFACES",
+        value_delimiter = ','
+    )]
+    dhcp_interfaces: Vec<String>,
+    /// Enable the TFTP server (iPXE binaries from /usr/lib/ipxe by default).
+    #[arg(long, env = "KINDLING_TFTP")]
+    tftp: bool,
+    /// TFTP listen address (implies --tftp).
+    #[arg(long, env = "KINDLING_TFTP_LISTEN")]
+    tftp_listen: Option<SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -146,6 +160,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     } else {
         None
     };
+    shared.boot_files = boot_files(&cfg.tftp);
     let shared = Arc::new(shared);
 
     let listen = args.http_listen.unwrap_or(cfg.http.listen);
@@ -163,6 +178,46 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
 
     let cancel = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+
+    // TFTP first: the DHCP server advertises what it serves.
+    let mut tftp_cfg = cfg.tftp.clone();
+    if args.tftp || args.tftp_listen.is_some() {
+        tftp_cfg.enabled = true;
+    }
+    if let Some(l) = args.tftp_listen {
+        tftp_cfg.listen = l;
+    }
+    if tftp_cfg.enabled {
+        tftp_cfg
+            .validate()
+            .context("invalid [tftp] configuration")?;
+        let server = kindling_tftp::TftpServer::bind(tftp_cfg.clone(), tftp_cfg.listen)
+            .await
+            .with_context(|| format!("starting TFTP on {}", tftp_cfg.listen))?;
+        tracing::info!(tftp = %server.local_addr(), "TFTP ready");
+        let c = cancel.clone();
+        tasks.spawn(async move { server.run(c).await.map_err(std::io::Error::other) });
+    }
+
+    let mut dhcp_cfg = cfg.dhcp.clone();
+    if !args.dhcp_interfaces.is_empty() {
+        dhcp_cfg.enabled = true;
+        dhcp_cfg.interfaces = args.dhcp_interfaces.clone();
+    }
+    if dhcp_cfg.enabled {
+        dhcp_cfg.http_port = local.port();
+        let server = kindling_dhcp::DhcpServer::bind(&dhcp_cfg)
+            .await
+            .context("starting proxy DHCP")?;
+        for l in server.listeners() {
+            tracing::info!(iface = %l.iface, address = %l.server_ip, port = l.port, "proxy DHCP ready");
+        }
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            server.run(c).await;
+            Ok(())
+        });
+    }
     tasks.spawn(reload::run(
         loader,
         shared.clone(),
@@ -194,6 +249,30 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         }
     }
     Ok(())
+}
+
+/// The files TFTP serves by name (iPXE binaries and overrides), also served
+/// over HTTP under `/tftp/<name>` for UEFI HTTP Boot.
+fn boot_files(tftp: &kindling_tftp::TftpConfig) -> std::collections::HashMap<String, PathBuf> {
+    let mut files = std::collections::HashMap::new();
+    if !tftp.ipxe_dir.as_os_str().is_empty() {
+        for name in [
+            "undionly.kpxe",
+            "undionly.kkpxe",
+            "ipxe.efi",
+            "snponly.efi",
+            "ipxe.pxe",
+        ] {
+            let p = tftp.ipxe_dir.join(name);
+            if p.exists() {
+                files.insert(name.to_string(), p);
+            }
+        }
+    }
+    for (name, path) in &tftp.files {
+        files.insert(name.trim_start_matches('/').to_string(), path.clone());
+    }
+    files
 }
 
 async fn shutdown_signal() {
