@@ -38,6 +38,8 @@ enum Command {
     Serve(ServeArgs),
     /// Show which group and profile a request with these labels gets, and why.
     Select(select::SelectArgs),
+    /// Translate a Butane config to Ignition (the same flags and exit codes as `butane`).
+    Butane(kindling_butane::cli::ButaneArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +80,11 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(ref args) => serve(&cli, args),
         Command::Select(ref args) => select::run(cli.config.as_deref(), cli.data_dir.clone(), args),
+        Command::Butane(ref args) => {
+            return std::process::ExitCode::from(
+                kindling_butane::cli::run(args.clone()).clamp(0, 255) as u8,
+            );
+        }
     };
     match result {
         Ok(code) => code,
@@ -161,6 +168,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         None
     };
     shared.boot_files = boot_files(&cfg.tftp);
+    shared.translator = Some(Arc::new(ButaneTranslator));
     let shared = Arc::new(shared);
 
     let listen = args.http_listen.unwrap_or(cfg.http.listen);
@@ -249,6 +257,27 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         }
     }
     Ok(())
+}
+
+/// Butane templates on `/ignition` (as matchbox: no files directory).
+struct ButaneTranslator;
+
+impl kindling_http::Translate for ButaneTranslator {
+    fn translate(&self, rendered: &str) -> Result<String, String> {
+        let opts = kindling_butane::TranslateOptions::default();
+        match kindling_butane::translate(rendered.as_bytes(), &opts) {
+            Ok(t) => {
+                for w in t.warnings.entries.iter() {
+                    tracing::warn!(target: "kindling::butane", "{w}");
+                }
+                Ok(t.json)
+            }
+            Err(e) => {
+                let details: Vec<String> = e.report.entries.iter().map(|x| x.to_string()).collect();
+                Err(format!("{}: {}", e.message, details.join("; ")))
+            }
+        }
+    }
 }
 
 /// The files TFTP serves by name (iPXE binaries and overrides), also served
