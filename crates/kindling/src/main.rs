@@ -1,5 +1,6 @@
 //! `kindling`: one binary for network boot.
 
+mod check;
 mod config;
 mod reload;
 mod select;
@@ -38,6 +39,8 @@ enum Command {
     Serve(ServeArgs),
     /// Show which group and profile a request with these labels gets, and why.
     Select(select::SelectArgs),
+    /// Check a whole data directory: JSON, profiles, files, assets, templates, Butane, Ignition.
+    Check(check::CheckArgs),
     /// Translate a Butane config to Ignition (the same flags and exit codes as `butane`).
     Butane(kindling_butane::cli::ButaneArgs),
 }
@@ -80,6 +83,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(ref args) => serve(&cli, args),
         Command::Select(ref args) => select::run(cli.config.as_deref(), cli.data_dir.clone(), args),
+        Command::Check(ref args) => check::run(cli.config.as_deref(), cli.data_dir.clone(), args),
         Command::Butane(ref args) => {
             return std::process::ExitCode::from(
                 kindling_butane::cli::run(args.clone()).clamp(0, 255) as u8,
