@@ -356,21 +356,25 @@ impl Ctx<'_> {
                         .unwrap_or("")
                         .to_string();
                     let path = out.get("path").and_then(Value::as_str).map(str::to_string);
-                    if format.is_empty() {
-                        self.err(
-                            "format is required if with_mount_unit is true",
-                            &join(ypath, "format"),
-                            pos,
-                        );
-                    } else if (format != "swap" || self.minor < 4)
-                        && path.as_deref().unwrap_or("").is_empty()
-                    {
-                        let msg = if self.minor < 4 {
-                            "path is required if with_mount_unit is true"
-                        } else {
-                            "path is required if with_mount_unit is true and format is not swap"
-                        };
-                        self.err(msg, &join(ypath, "path"), pos);
+                    // Missing fields are reported at the filesystem entry, present ones at
+                    // their key (like vcontext's marker fallback).
+                    let at = |k: &str| vals.get(k).map(|v| v.1).unwrap_or(node.pos);
+                    let no_path = path.as_deref().unwrap_or("").is_empty();
+                    const NO_FORMAT: &str = "format is required if with_mount_unit is true";
+                    const NO_PATH: &str =
+                        "path is required if with_mount_unit is true and format is not swap";
+                    if self.minor < 4 && (no_path || format.is_empty()) {
+                        // base v0_2/v0_3 check both, path first.
+                        if no_path {
+                            self.err(NO_PATH, &join(ypath, "path"), at("path"));
+                        }
+                        if format.is_empty() {
+                            self.err(NO_FORMAT, &join(ypath, "format"), at("format"));
+                        }
+                    } else if format.is_empty() {
+                        self.err(NO_FORMAT, &join(ypath, "format"), at("format"));
+                    } else if format != "swap" && no_path {
+                        self.err(NO_PATH, &join(ypath, "path"), at("path"));
                     } else {
                         if self.minor >= 6
                             && let Some(p) = &path
@@ -382,7 +386,7 @@ impl Ctx<'_> {
                             self.err(
                                 "path must be under /etc or /var if with_mount_unit is true",
                                 &join(ypath, "path"),
-                                pos,
+                                at("path"),
                             );
                         }
                         self.mounts.push(MountReq {
@@ -468,6 +472,13 @@ impl Ctx<'_> {
                 .map(|o| o.1)
                 .unwrap_or((0, 0));
             last = Some(("source", pos));
+        }
+        if obj.name == "FileContents"
+            && count > 1
+            && let Some((_, pos)) = inline.as_ref().map(|v| ((), v.1))
+        {
+            self.err(ERR_SOURCES, &join(ypath, "inline"), pos);
+            return;
         }
         if count > 1 {
             if let Some((name, pos)) = last {

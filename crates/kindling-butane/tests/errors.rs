@@ -287,8 +287,24 @@ fn sugar_validation_errors() {
         "variant: fcos\nversion: 1.4.0\nstorage:\n  filesystems:\n    - device: /dev/vdb\n      with_mount_unit: true\n",
         "format is required if with_mount_unit is true",
         "storage.filesystems.0.format",
-        6,
+        5,
         7,
+    );
+    // fcos 1.1-1.3 (base v0_2/v0_3) report the path first.
+    expect(
+        "variant: fcos\nversion: 1.2.0\nstorage:\n  filesystems:\n    - device: /dev/vdb\n      with_mount_unit: true\n",
+        "path is required if with_mount_unit is true and format is not swap",
+        "storage.filesystems.0.path",
+        5,
+        7,
+    );
+    // fcos 1.0 reports inline+source at inline.
+    expect(
+        "variant: fcos\nversion: 1.0.0\nstorage:\n  files:\n    - path: /a\n      contents:\n        source: https://x/a\n        inline: x\n",
+        "only one of the following can be set: inline, local, source",
+        "storage.files.0.contents.inline",
+        8,
+        9,
     );
     expect(
         "variant: fcos\nversion: 1.4.0\nboot_device:\n  layout: x86_64\n  mirror:\n    devices: [/dev/sda]\n",
@@ -315,7 +331,7 @@ fn sugar_validation_errors() {
         "variant: fcos\nversion: 1.6.0\nstorage:\n  filesystems:\n    - device: /dev/vdb\n      format: xfs\n      path: /srv\n      with_mount_unit: true\n",
         "path must be under /etc or /var if with_mount_unit is true",
         "storage.filesystems.0.path",
-        8,
+        7,
         7,
     );
     expect(
