@@ -42,6 +42,29 @@ pub trait Translate: Send + Sync {
     fn translate(&self, rendered: &str) -> Result<String, String>;
 }
 
+/// A request as seen by an [`Extension`].
+pub struct ExtRequest<'a> {
+    pub method: &'a Method,
+    /// Decoded and cleaned path (e.g. `/menu.ipxe`).
+    pub path: &'a str,
+    /// The raw query string (undecoded).
+    pub raw_query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub peer: SocketAddr,
+}
+
+/// More endpoints from other parts of Kindling (menus, cache, API, metrics,
+/// dashboard). Consulted after the matchbox routes, in order; the first that
+/// returns `Some` answers.
+pub trait Extension: Send + Sync {
+    /// A short name for the request log's `endpoint` field.
+    fn name(&self) -> &'static str;
+    fn handle<'a>(
+        &'a self,
+        req: &'a ExtRequest<'a>,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + 'a>>>;
+}
+
 /// Receives one record per request (for metrics and the boot timeline).
 pub trait RequestObserver: Send + Sync {
     fn request(&self, record: &RequestRecord<'_>);
@@ -74,6 +97,7 @@ pub struct Shared {
     pub boot_files: HashMap<String, PathBuf>,
     pub translator: Option<Arc<dyn Translate>>,
     pub observer: Option<Arc<dyn RequestObserver>>,
+    pub extensions: Vec<Arc<dyn Extension>>,
 }
 
 impl Shared {
@@ -86,6 +110,7 @@ impl Shared {
             boot_files: HashMap::new(),
             translator: None,
             observer: None,
+            extensions: Vec::new(),
         }
     }
 }
@@ -165,6 +190,7 @@ pub async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -
     } else {
         route(
             shared,
+            peer,
             &method,
             raw_path,
             raw_query,
@@ -253,6 +279,7 @@ fn log_request(
 
 async fn route(
     shared: &Shared,
+    peer: SocketAddr,
     method: &Method,
     raw_path: &str,
     raw_query: &str,
@@ -323,6 +350,18 @@ async fn route(
                 && let Some(file) = shared.boot_files.get(name)
             {
                 return ("tftp", serve_trusted_file(file, headers).await);
+            }
+            let ext = ExtRequest {
+                method,
+                path: p,
+                raw_query,
+                headers,
+                peer,
+            };
+            for e in &shared.extensions {
+                if let Some(fut) = e.handle(&ext) {
+                    return (e.name(), fut.await);
+                }
             }
             ("none", Reply::not_found(format!("no endpoint {p}")))
         }
