@@ -302,6 +302,63 @@ impl V {
             }
             self.dups(std::iter::once((at, st(l, "path"))), &mut node_seen);
         }
+        let links: Vec<&str> = arr(c, "/storage/links")
+            .iter()
+            .filter_map(|l| st(l, "path"))
+            .collect();
+        let dirs: Vec<&str> = arr(c, "/storage/directories")
+            .iter()
+            .filter_map(|d| st(d, "path"))
+            .collect();
+        for (k, msg) in [
+            ("directories", "directory path includes link in config"),
+            ("files", "file path includes link in config"),
+            ("links", "link path includes link in config"),
+        ] {
+            for (i, n) in arr(c, &format!("/storage/{k}")).iter().enumerate() {
+                let p = st(n, "path").unwrap_or("");
+                if links.iter().any(|l| p.starts_with(&format!("{l}/"))) {
+                    self.err(format!("storage.{k}.{i}"), msg);
+                }
+            }
+        }
+        for (i, l) in arr(c, "/storage/links").iter().enumerate() {
+            let Some(target) = st(l, "target").filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            if l.get("hard").and_then(Value::as_bool) != Some(true) {
+                continue;
+            }
+            let lp = st(l, "path").unwrap_or("");
+            let t = if target.starts_with('/') {
+                clean(target)
+            } else {
+                clean(&format!("{lp}/{target}"))
+            };
+            if dirs.contains(&t.as_str()) {
+                self.err(
+                    format!("storage.links.{i}"),
+                    "hard link target is a directory",
+                );
+            }
+            for (o, f) in [
+                ("user", "id"),
+                ("user", "name"),
+                ("group", "id"),
+                ("group", "name"),
+            ] {
+                if l.get(o)
+                    .and_then(|x| x.get(f))
+                    .is_some_and(|v| !v.is_null())
+                    && self.minor >= 3
+                {
+                    self.warn(
+                        format!("storage.links.{i}.{o}.{f}"),
+                        "user/group ignored for hard link",
+                    );
+                }
+            }
+        }
         // disks / partitions
         let mut seen = HashSet::new();
         for (i, d) in arr(c, "/storage/disks").iter().enumerate() {
@@ -350,26 +407,80 @@ impl V {
         let mut seen = HashSet::new();
         for (i, fs) in arr(c, "/storage/filesystems").iter().enumerate() {
             let at = format!("storage.filesystems.{i}");
-            if st(fs, "device").unwrap_or("").is_empty() {
-                self.err(j(&at, "device"), "device not specified");
-            }
+            let device = st(fs, "device").unwrap_or("");
+            self.path(Some(device), j(&at, "device"));
             if let Some(p) = st(fs, "path")
                 && !p.is_empty()
             {
                 self.path(Some(p), j(&at, "path"));
             }
+            let nonempty = |k: &str| st(fs, k).is_some_and(|v| !v.is_empty());
+            let label = st(fs, "label").unwrap_or("");
             match st(fs, "format") {
                 Some("") | None => {
-                    if st(fs, "label").is_some() {
+                    let others = nonempty("path")
+                        || nonempty("label")
+                        || nonempty("uuid")
+                        || fs.get("wipeFilesystem").and_then(Value::as_bool) == Some(true)
+                        || !arr(fs, "/mountOptions").is_empty()
+                        || !arr(fs, "/options").is_empty();
+                    if others {
+                        self.err(
+                            j(&at, "format"),
+                            "format cannot be empty when path, label, uuid, wipeFilesystem, options, or mountOptions is specified",
+                        );
+                    }
+                    if !label.is_empty() {
                         self.err(
                             j(&at, "label"),
                             "filesystem must specify format if label is specified",
                         );
                     }
                 }
-                Some("ext4" | "btrfs" | "xfs" | "vfat" | "swap") => {}
+                Some(f @ ("ext4" | "btrfs" | "xfs" | "vfat" | "swap")) => {
+                    let (max, msg) = match f {
+                        "ext4" => (
+                            16,
+                            "filesystem labels cannot be longer than 16 characters when using ext4",
+                        ),
+                        "btrfs" => (
+                            256,
+                            "filesystem labels cannot be longer than 256 characters when using btrfs",
+                        ),
+                        "xfs" => (
+                            12,
+                            "filesystem labels cannot be longer than 12 characters when using xfs",
+                        ),
+                        "swap" => (
+                            15,
+                            "filesystem labels cannot be longer than 15 characters when using swap",
+                        ),
+                        _ => (
+                            11,
+                            "filesystem labels cannot be longer than 11 characters when using vfat",
+                        ),
+                    };
+                    if label.len() > max {
+                        self.err(j(&at, "label"), msg);
+                    }
+                }
                 Some("none") if self.minor >= 2 => {}
                 Some(_) => self.err(j(&at, "format"), "invalid filesystem format"),
+            }
+            if let Some(disk) = arr(c, "/storage/disks")
+                .iter()
+                .find(|d| st(d, "device") == Some(device))
+            {
+                if !arr(disk, "/partitions").is_empty() {
+                    self.warn(j(&at, "device"), "filesystem overwrites partitioned device");
+                } else if fs.get("wipeFilesystem").and_then(Value::as_bool) != Some(true)
+                    && disk.get("wipeTable").and_then(Value::as_bool) == Some(true)
+                {
+                    self.warn(
+                        j(&at, "device"),
+                        "device matches disk with wipeTable enabled; filesystem will be wiped",
+                    );
+                }
             }
             self.dups(std::iter::once((at, st(fs, "device"))), &mut seen);
         }
