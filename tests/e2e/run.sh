@@ -1,0 +1,887 @@
+#!/usr/bin/env bash
+# Kindling end-to-end network-boot tests: real firmware (SeaBIOS, OVMF, iPXE, EDK2 PXE,
+# EDK2 HTTP Boot) in QEMU boots a Linux kernel through Kindling alone (proxy DHCP + TFTP +
+# HTTP), next to Debian's dnsmasq acting as the site's ordinary DHCP server, all inside
+# network namespaces this script creates. The booted initrd fetches its Ignition and prints
+# "E2E-BOOT-OK <mac> <sha256>" on the serial console; the script checks that marker, the
+# DHCP/TFTP traffic (pcap) and Kindling's request log.
+#
+#   tests/e2e/run.sh                      # every scenario
+#   E2E_SCENARIOS="bios-ipxe uefi-pxe" tests/e2e/run.sh
+#   tests/e2e/run.sh --list               # scenario names
+#
+# Settings (environment):
+#   KINDLING_BIN    kindling binary (default: cargo build --release -p kindling, then
+#                   ${CARGO_TARGET_DIR:-<repo>/target}/release/kindling)
+#   E2E_PROXY       kindling (default) | dnsmasq: dnsmasq does proxy DHCP + TFTP and
+#                   Kindling only HTTP (a stand-in to test the harness itself)
+#   E2E_ACCEL       auto (default: KVM only if a probe boots firmware) | tcg | kvm
+#   E2E_SCENARIOS   space-separated subset (default: all, in order)
+#   BOOT_TIMEOUT    seconds per boot (default 150 under TCG, 60 under KVM)
+#   E2E_CACHE       kernel cache (default /var/tmp/kindling-e2e-cache)
+#   E2E_RUNS        parent of per-run work dirs (default /tmp/kindling-e2e)
+#   E2E_KEEP=1      keep the work dir (it is always kept when a scenario fails)
+#   E2E_BREAK       harness self-test, breaks one thing on purpose:
+#                   profile-b  machine B's profile points at machine A's Ignition
+#                   tftp       the TFTP server is off
+#                   menu       the alternate menu (per-MAC DHCP route) is missing
+#
+# Needs root and: qemu-system-x86 ipxe-qemu ipxe ovmf dnsmasq-base busybox-static
+# iproute2 tcpdump cpio python3 curl (and apt-get/dpkg-deb to fetch the kernel once).
+# Without root it prints SKIP and exits 0. Exit status: 0 when nothing failed.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines mac-route unknown-mac uefi-http"
+
+if [ "${1:-}" = "--list" ]; then
+	tr ' ' '\n' <<<"$ALL_SCENARIOS"
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "SKIP e2e: needs root (network namespaces, tap devices, DHCP ports)"
+	exit 0
+fi
+
+E2E_PROXY=${E2E_PROXY:-kindling}
+E2E_ACCEL=${E2E_ACCEL:-auto}
+E2E_SCENARIOS=${E2E_SCENARIOS:-$ALL_SCENARIOS}
+E2E_CACHE=${E2E_CACHE:-/var/tmp/kindling-e2e-cache}
+E2E_RUNS=${E2E_RUNS:-/tmp/kindling-e2e}
+E2E_KEEP=${E2E_KEEP:-0}
+E2E_BREAK=${E2E_BREAK:-}
+
+ID=$$
+WORK=$E2E_RUNS/$ID
+NS_PREFIX=kindling-e2e-
+NS_LAN=${NS_PREFIX}$ID-lan
+NS_SRV=${NS_PREFIX}$ID-srv
+NS_DHCP=${NS_PREFIX}$ID-dhcp
+SRV_IP=10.99.0.1
+BASE=http://$SRV_IP:8080
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
+OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
+MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net"
+
+# The machines of the data directory.
+MAC_A=52:54:00:12:34:56 # group machine-a -> profile e2e-a
+MAC_B=52:54:00:12:34:57 # group machine-b -> profile e2e-b
+MAC_R=52:54:00:12:34:58 # group machine-r, but routed by a DHCP rule to /assets/menu.ipxe
+MAC_U=52:54:00:de:ad:01 # no group
+
+T_START=$(date +%s.%N)
+log() { printf '%s\n' "$*" >&2; }
+die() {
+	log "e2e: $*"
+	exit 1
+}
+hyp() { tr ':' '-' <<<"$1"; }
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---------------------------------------------------------------------------------------
+# Teardown: only PIDs this harness recorded (and whose cmdline still names their work dir),
+# only namespaces named kindling-e2e-<pid>-{lan,srv,dhcp}.
+
+kill_recorded() { # <work dir>
+	local dir=$1 pid pids=()
+	[ -f "$dir/pids" ] || return 0
+	while read -r pid; do
+		[[ "$pid" =~ ^[0-9]+$ ]] || continue
+		if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir"; then
+			kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+		fi
+	done <"$dir/pids"
+	local i
+	for i in $(seq 30); do
+		local alive=0
+		for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	for pid in "${pids[@]}"; do
+		if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir"; then
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	done
+	# Reap our own children quietly.
+	wait 2>/dev/null || true
+}
+
+delete_netns() { # <run id>
+	local ns
+	for ns in "${NS_PREFIX}$1-lan" "${NS_PREFIX}$1-srv" "${NS_PREFIX}$1-dhcp"; do
+		if ip netns list | awk '{print $1}' | grep -qxF "$ns"; then
+			ip netns delete "$ns" 2>/dev/null || log "e2e: could not delete netns $ns"
+		fi
+	done
+}
+
+run_alive() { # <run id>: is that harness still running?
+	[ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q 'e2e/run.sh'
+}
+
+teardown_stale() {
+	local d id ns
+	if [ -d "$E2E_RUNS" ]; then
+		for d in "$E2E_RUNS"/*/; do
+			[ -d "$d" ] || continue
+			d=${d%/}
+			id=${d##*/}
+			[[ "$id" =~ ^[0-9]+$ ]] || continue
+			[ "$id" = "$ID" ] && continue
+			run_alive "$id" && continue
+			kill_recorded "$d"
+			delete_netns "$id"
+			rm -rf -- "$d"
+		done
+	fi
+	# Namespaces of a run whose work dir is gone (e.g. deleted by hand).
+	for ns in $(ip netns list | awk '{print $1}'); do
+		[[ "$ns" =~ ^kindling-e2e-([0-9]+)-(lan|srv|dhcp)$ ]] || continue
+		id=${BASH_REMATCH[1]}
+		[ "$id" = "$ID" ] && continue
+		run_alive "$id" && continue
+		ip netns delete "$ns" 2>/dev/null || true
+	done
+}
+
+FAILED=0
+cleanup() {
+	local rc=$?
+	set +e
+	trap - EXIT INT TERM
+	kill_recorded "$WORK"
+	delete_netns "$ID"
+	if [ "$rc" = 0 ] && [ "$FAILED" = 0 ] && [ "$E2E_KEEP" != 1 ]; then
+		rm -rf -- "$WORK"
+	elif [ -d "$WORK" ]; then
+		log "e2e: artifacts kept in $WORK (removed by the next run)"
+	fi
+	exit "$rc"
+}
+
+record_pid() { echo "$1" >>"$WORK/pids"; }
+
+# ---------------------------------------------------------------------------------------
+# Preparation
+
+need_tools() {
+	local missing=() t
+	for t in qemu-system-x86_64:qemu-system-x86 dnsmasq:dnsmasq-base ip:iproute2 \
+		tcpdump:tcpdump cpio:cpio gzip:gzip python3:python3 curl:curl dpkg-deb:dpkg \
+		timeout:coreutils ss:iproute2; do
+		command -v "${t%%:*}" >/dev/null || missing+=("${t##*:}")
+	done
+	[ -x /bin/busybox ] && file_is_static /bin/busybox || missing+=(busybox-static)
+	[ -f /usr/lib/ipxe/snponly.efi ] || missing+=(ipxe)
+	[ -f /usr/lib/ipxe/qemu/efi-virtio.rom ] || missing+=(ipxe-qemu)
+	[ -f "$OVMF_CODE" ] || missing+=(ovmf)
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "FAIL prerequisites: apt-get install -y ${missing[*]}"
+		exit 1
+	fi
+}
+
+file_is_static() { ! LC_ALL=C ldd "$1" >/dev/null 2>&1; }
+
+# Debian's kernel: downloaded and unpacked (never installed) once, cached as vmlinuz plus the
+# eight virtio modules.
+prepare_kernel() {
+	local k=$E2E_CACHE/kernel m ok=1
+	for m in $MODULES; do [ -f "$k/modules/$m.ko" ] || ok=0; done
+	if [ -f "$k/vmlinuz" ] && [ $ok = 1 ]; then
+		return 0
+	fi
+	log "e2e: fetching Debian's kernel into $E2E_CACHE (once)"
+	mkdir -p "$E2E_CACHE"
+	local tmp pkg
+	tmp=$(mktemp -d "$E2E_CACHE/dl.XXXXXX")
+	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+	[ -n "$pkg" ] || {
+		apt-get update -qq
+		pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+	}
+	[ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (apt-cache depends)"
+	(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) ||
+		(apt-get update -qq && cd "$tmp" && apt-get download -q "$pkg" >/dev/null) ||
+		die "apt-get download $pkg failed"
+	dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+	mkdir -p "$tmp/kernel/modules"
+	cp "$tmp"/x/boot/vmlinuz-* "$tmp/kernel/vmlinuz"
+	for m in $MODULES; do
+		local f
+		f=$(find "$tmp/x/lib/modules" -name "$m.ko*" | head -n1)
+		[ -n "$f" ] || die "module $m not found in $pkg"
+		case "$f" in
+		*.ko) cp "$f" "$tmp/kernel/modules/$m.ko" ;;
+		*.ko.xz) xz -dc "$f" >"$tmp/kernel/modules/$m.ko" ;;
+		*.ko.zst) zstd -qdc "$f" >"$tmp/kernel/modules/$m.ko" ;;
+		*) die "unexpected module file $f" ;;
+		esac
+	done
+	echo "$pkg" >"$tmp/kernel/PACKAGE"
+	rm -rf "$k"
+	mv "$tmp/kernel" "$k"
+	rm -rf "$tmp"
+}
+
+build_initrd() { # <output>
+	local root=$WORK/initrd-root
+	mkdir -p "$root/bin" "$root/lib/modules" "$root/etc" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
+	cp /bin/busybox "$root/bin/busybox"
+	cp "$E2E_CACHE"/kernel/modules/*.ko "$root/lib/modules/"
+	cp "$HERE/initrd/init" "$root/init"
+	cp "$HERE/initrd/udhcpc.script" "$root/etc/udhcpc.script"
+	chmod 0755 "$root/init" "$root/etc/udhcpc.script"
+	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$1"
+}
+
+kindling_bin() {
+	if [ -n "${KINDLING_BIN:-}" ]; then
+		[ -x "$KINDLING_BIN" ] || die "KINDLING_BIN=$KINDLING_BIN is not executable"
+		echo "$KINDLING_BIN"
+		return
+	fi
+	log "e2e: cargo build --release -p kindling"
+	(cd "$REPO" && cargo build --release --locked -p kindling >&2) || die "cargo build failed"
+	echo "${CARGO_TARGET_DIR:-$REPO/target}/release/kindling"
+}
+
+ign() { # <name>: a small valid Ignition config naming the machine
+	printf '{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"/etc/e2e-machine","mode":420,"contents":{"source":"data:,%s"}}]}}\n' "$1"
+}
+
+# A data directory modelled on the seed: groups by MAC -> profiles with a kernel, an
+# `initrd --name` entry and args ending in the seed's ignition.config.url.
+write_data() {
+	local d=$WORK/data
+	mkdir -p "$d/groups" "$d/profiles" "$d/ignition" "$d/assets" "$d/generic" "$d/cloud"
+	cp "$E2E_CACHE/kernel/vmlinuz" "$d/assets/vmlinuz"
+	build_initrd "$d/assets/initrd.img"
+	local m
+	for m in a b r; do
+		local mac
+		case $m in a) mac=$MAC_A ;; b) mac=$MAC_B ;; r) mac=$MAC_R ;; esac
+		cat >"$d/groups/machine-$m.json" <<-EOF
+			{
+			  "id": "machine-$m",
+			  "name": "E2E machine $m",
+			  "profile": "e2e-$m",
+			  "selector": {
+			    "mac": "$mac"
+			  }
+			}
+		EOF
+		local ignition_id=machine-$m.ign
+		if [ "$E2E_BREAK" = profile-b ] && [ $m = b ]; then ignition_id=machine-a.ign; fi
+		cat >"$d/profiles/e2e-$m.json" <<-EOF
+			{
+			  "id": "e2e-$m",
+			  "name": "E2E profile $m",
+			  "ignition_id": "$ignition_id",
+			  "boot": {
+			    "kernel": "/assets/vmlinuz",
+			    "initrd": [
+			      "--name initrd.img /assets/initrd.img"
+			    ],
+			    "args": [
+			      "initrd=initrd.img",
+			      "console=ttyS0",
+			      "quiet",
+			      "panic=-1",
+			      "e2e.tag=profile-$m",
+			      "ignition.firstboot",
+			      "ignition.platform.id=metal",
+			      "ignition.config.url=$BASE/ignition?mac=\${mac:hexhyp}"
+			    ]
+			  }
+			}
+		EOF
+		ign "machine-$m" >"$d/ignition/machine-$m.ign"
+	done
+	# The alternate menu a DHCP rule sends MAC_R to (as the seed sends one MAC to
+	# netboot.xyz): a different kernel argument and a static Ignition among the assets.
+	if [ "$E2E_BREAK" != menu ]; then
+		cat >"$d/assets/menu.ipxe" <<-EOF
+			#!ipxe
+			echo E2E alternate menu for \${net0/mac}
+			kernel $BASE/assets/vmlinuz initrd=initrd.img console=ttyS0 quiet panic=-1 e2e.tag=alt-menu ignition.config.url=$BASE/assets/alt-menu.ign
+			initrd --name initrd.img $BASE/assets/initrd.img
+			boot
+		EOF
+	fi
+	ign alt-menu >"$d/assets/alt-menu.ign"
+}
+
+write_configs() {
+	cat >"$WORK/dnsmasq-dhcp.conf" <<-EOF
+		# The site's ordinary DHCP server: addresses only, no PXE options.
+		port=0
+		interface=d0
+		bind-interfaces
+		dhcp-range=10.99.0.100,10.99.0.199,255.255.255.0,1h
+		# IPv6 RAs on a ULA inside the netns only: iPXE otherwise waits ~13 s for IPv6.
+		enable-ra
+		dhcp-range=::,constructor:d0,ra-only,64,1h
+		dhcp-authoritative
+		no-ping
+		dhcp-leasefile=$WORK/dhcp.leases
+		log-dhcp
+		log-facility=$WORK/dnsmasq-dhcp.log
+		pid-file=
+		user=root
+		group=root
+	EOF
+	mkdir -p "$WORK/tftp"
+	if [ "$E2E_PROXY" = dnsmasq ]; then
+		cp -L /usr/lib/ipxe/snponly.efi /usr/lib/ipxe/undionly.kpxe "$WORK/tftp/"
+		cat >"$WORK/dnsmasq-proxy.conf" <<-EOF
+			# Stand-in for Kindling's proxy DHCP + TFTP (E2E_PROXY=dnsmasq).
+			port=0
+			interface=s0
+			bind-interfaces
+			dhcp-range=10.99.0.0,proxy,255.255.255.0
+			dhcp-userclass=set:ipxe,iPXE
+			dhcp-mac=set:altmac,$MAC_R
+			tag-if=set:alt,tag:ipxe,tag:altmac
+			dhcp-boot=tag:alt,$BASE/assets/menu.ipxe,,$SRV_IP
+			dhcp-boot=tag:ipxe,tag:!alt,$BASE/boot.ipxe,,$SRV_IP
+			pxe-service=tag:!ipxe,x86PC,"chain to iPXE (BIOS)",undionly.kpxe
+			pxe-service=tag:!ipxe,X86-64_EFI,"chain to iPXE (UEFI)",snponly.efi
+			log-dhcp
+			log-facility=$WORK/dnsmasq-proxy.log
+			pid-file=
+			user=root
+			group=root
+		EOF
+		if [ "$E2E_BREAK" != tftp ]; then
+			printf 'enable-tftp\ntftp-root=%s\n' "$WORK/tftp" >>"$WORK/dnsmasq-proxy.conf"
+		fi
+		cat >"$WORK/kindling.toml" <<-EOF
+			data_dir = "$WORK/data"
+			[http]
+			listen = "$SRV_IP:8080"
+			[reload]
+			watch = false
+		EOF
+	else
+		local tftp_enabled=true
+		[ "$E2E_BREAK" = tftp ] && tftp_enabled=false
+		cat >"$WORK/kindling.toml" <<-EOF
+			# Kindling is the only boot server: proxy DHCP + TFTP + HTTP.
+			data_dir = "$WORK/data"
+
+			[http]
+			listen = "$SRV_IP:8080"
+
+			[log]
+			level = "info,kindling_dhcp=debug,kindling_tftp=debug"
+
+			[reload]
+			watch = false
+
+			[dhcp]
+			enabled = true
+			interfaces = ["s0"]
+
+			[[dhcp.rules]]
+			name = "alt-menu"
+			mac = "$MAC_R"
+			url = "$BASE/assets/menu.ipxe"
+
+			[tftp]
+			enabled = $tftp_enabled
+			listen = "$SRV_IP:69"
+		EOF
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+# Network: three namespaces on one bridge. QEMU's taps live in the lan namespace; every
+# address exists only inside these namespaces.
+
+setup_net() {
+	local ns
+	for ns in "$NS_LAN" "$NS_SRV" "$NS_DHCP"; do
+		ip netns add "$ns"
+		ip netns exec "$ns" ip link set lo up
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	done
+	local L=(ip netns exec "$NS_LAN")
+	"${L[@]}" ip link add br0 type bridge stp_state 0 forward_delay 0
+	"${L[@]}" ip link set br0 up
+	"${L[@]}" ip link add l-srv type veth peer name s0 netns "$NS_SRV"
+	"${L[@]}" ip link add l-dhcp type veth peer name d0 netns "$NS_DHCP"
+	"${L[@]}" ip link set l-srv master br0 up
+	"${L[@]}" ip link set l-dhcp master br0 up
+	local tap
+	for tap in tap0 tap1; do
+		"${L[@]}" ip tuntap add dev $tap mode tap
+		"${L[@]}" ip link set $tap master br0 up
+	done
+	ip netns exec "$NS_SRV" ip addr add $SRV_IP/24 dev s0
+	ip netns exec "$NS_SRV" ip link set s0 up
+	ip netns exec "$NS_DHCP" ip addr add 10.99.0.2/24 dev d0
+	ip netns exec "$NS_DHCP" ip link set d0 up
+	ip netns exec "$NS_DHCP" sysctl -qw net.ipv6.conf.d0.disable_ipv6=0
+	ip netns exec "$NS_DHCP" ip -6 addr add fd99::2/64 dev d0 nodad
+}
+
+KLOG=$WORK/kindling.log
+start_servers() {
+	ip netns exec "$NS_DHCP" dnsmasq --keep-in-foreground --conf-file="$WORK/dnsmasq-dhcp.conf" \
+		>"$WORK/dnsmasq-dhcp.out" 2>&1 &
+	record_pid $!
+	if [ "$E2E_PROXY" = dnsmasq ]; then
+		ip netns exec "$NS_SRV" dnsmasq --keep-in-foreground --conf-file="$WORK/dnsmasq-proxy.conf" \
+			>"$WORK/dnsmasq-proxy.out" 2>&1 &
+		record_pid $!
+	fi
+	ip netns exec "$NS_SRV" "$KBIN" serve --config "$WORK/kindling.toml" >"$KLOG" 2>&1 &
+	KPID=$!
+	record_pid $KPID
+	# Ready when HTTP answers and (Kindling mode) UDP 67, 4011 and 69 are bound.
+	local i ports
+	for i in $(seq 100); do
+		if ! kill -0 $KPID 2>/dev/null; then
+			log "e2e: kindling serve exited:"
+			cat "$KLOG" >&2
+			return 1
+		fi
+		if ip netns exec "$NS_SRV" curl -sf -o /dev/null "$BASE/boot.ipxe"; then
+			ports=$(ip netns exec "$NS_SRV" ss -Hlun | awk '{print $4}')
+			if [ "$E2E_PROXY" = dnsmasq ] || {
+				grep -q ':67$' <<<"$ports" && grep -q ':4011$' <<<"$ports" &&
+					{ [ "$E2E_BREAK" = tftp ] || grep -q ':69$' <<<"$ports"; }
+			}; then
+				return 0
+			fi
+		fi
+		sleep 0.1
+	done
+	log "e2e: servers not ready after 10 s; UDP sockets in $NS_SRV:"
+	ip netns exec "$NS_SRV" ss -Hlunp >&2 || true
+	cat "$KLOG" >&2
+	return 1
+}
+
+# ---------------------------------------------------------------------------------------
+# KVM: /dev/kvm can exist and still be unable to run firmware (a nested PVM pauses QEMU with
+# an emulation failure). Probe both firmware kinds briefly before trusting it.
+
+probe_kvm() {
+	[ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] || {
+		KVM_WHY="no usable /dev/kvm"
+		return 1
+	}
+	local p=$WORK/kvm-probe
+	mkdir -p "$p"
+	cp "$OVMF_VARS" "$p/vars.fd"
+	local common=(-machine q35 -accel kvm -cpu host,-arch-capabilities -m 256 -smp 1 -nodefaults
+		-nographic -no-reboot -monitor none)
+	# BIOS + iPXE ROM with a NIC that has no peer: nothing leaves it.
+	timeout 10 qemu-system-x86_64 "${common[@]}" -serial "file:$p/bios.log" \
+		-device virtio-net-pci,mac=52:54:00:00:00:01 -boot n </dev/null >"$p/bios.out" 2>&1 &
+	local b=$!
+	record_pid $b
+	timeout 10 qemu-system-x86_64 "${common[@]}" -serial "file:$p/uefi.log" \
+		-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE" -drive "if=pflash,format=raw,file=$p/vars.fd" \
+		-device virtio-net-pci,mac=52:54:00:00:00:02,romfile= </dev/null >"$p/uefi.out" 2>&1 &
+	local u=$!
+	record_pid $u
+	# Decided as soon as each probe shows firmware progress, or an emulation failure / exit.
+	# A hang (QEMU pauses instead of exiting) counts as failure after 6 s.
+	local i bios=pending uefi=pending
+	for i in $(seq 60); do
+		if [ $bios = pending ]; then
+			if grep -aq 'Configuring\|Open Source Network Boot Firmware' "$p/bios.log" 2>/dev/null; then
+				bios=ok
+			elif grep -aqi 'emulation failure\|internal error\|assertion' "$p/bios.out" || ! kill -0 $b 2>/dev/null; then
+				bios=bad
+			fi
+		fi
+		if [ $uefi = pending ]; then
+			if grep -aq 'BdsDxe\|PXEv4' "$p/uefi.log" 2>/dev/null; then
+				uefi=ok
+			elif grep -aqi 'emulation failure\|internal error\|assertion' "$p/uefi.out" || ! kill -0 $u 2>/dev/null; then
+				uefi=bad
+			fi
+		fi
+		# Both must work (one accelerator for all boots): one failure decides.
+		[ $bios = bad ] || [ $uefi = bad ] && break
+		[ $bios = ok ] && [ $uefi = ok ] && break
+		sleep 0.1
+	done
+	kill -TERM $b $u 2>/dev/null || true
+	wait $b $u 2>/dev/null || true
+	if [ $bios = ok ] && [ $uefi = ok ]; then return 0; fi
+	KVM_WHY="KVM cannot run firmware here (bios: $bios, uefi: $uefi; $(grep -aho 'emulation failure\|failed to set MSR[^:]*' "$p"/*.out 2>/dev/null | sort -u | tr '\n' ' '))"
+	return 1
+}
+
+choose_accel() {
+	case $E2E_ACCEL in
+	tcg) ACCEL=tcg ;;
+	kvm) ACCEL=kvm ;;
+	auto)
+		KVM_WHY=""
+		if probe_kvm; then ACCEL=kvm; else ACCEL=tcg; fi
+		;;
+	*) die "E2E_ACCEL must be auto, tcg or kvm" ;;
+	esac
+	if [ $ACCEL = kvm ]; then
+		ACCEL_ARGS=(-accel kvm -cpu host,-arch-capabilities)
+		BOOT_TIMEOUT=${BOOT_TIMEOUT:-60}
+	else
+		ACCEL_ARGS=(-accel tcg)
+		BOOT_TIMEOUT=${BOOT_TIMEOUT:-150}
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+# Virtual machines
+
+# Serial text that means the boot is over and has failed: stop QEMU at once.
+FAIL_PATTERN='E2E-BOOT-FAIL|No bootable device|No bootable option|BdsDxe: failed to load|Kernel panic|No more network devices|Could not boot|Shell> '
+
+declare -A VM_PID VM_T0 VM_SERIAL VM_END VM_SECS
+start_vm() { # <name> <tap> <mac> <bios|uefi> <ipxe|edk2> [extra qemu args]
+	local name=$1 tap=$2 mac=$3 fw=$4 nic=$5
+	shift 5
+	local dir=$OUT
+	local args=(-machine q35 "${ACCEL_ARGS[@]}" -m 512 -smp 1 -nodefaults -nographic -no-reboot
+		-monitor none -serial "file:$dir/$name.serial"
+		-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no")
+	local dev="virtio-net-pci,netdev=n0,mac=$mac,bootindex=1"
+	[ "$nic" = edk2 ] && dev="$dev,romfile="
+	args+=(-device "$dev")
+	if [ "$fw" = uefi ]; then
+		cp "$OVMF_VARS" "$dir/$name.vars.fd"
+		args+=(-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
+			-drive "if=pflash,format=raw,file=$dir/$name.vars.fd")
+	else
+		args+=(-boot n)
+	fi
+	args+=("$@")
+	: >"$dir/$name.serial"
+	ip netns exec "$NS_LAN" timeout "$BOOT_TIMEOUT" qemu-system-x86_64 "${args[@]}" \
+		</dev/null >"$dir/$name.qemu.out" 2>&1 &
+	VM_PID[$name]=$!
+	record_pid $!
+	VM_T0[$name]=$(date +%s.%N)
+	VM_SERIAL[$name]=$dir/$name.serial
+}
+
+wait_vm() { # <name>: sets VM_END[name] = exited | stopped (failure text) | timeout
+	local name=$1 pid=${VM_PID[$1]} serial=${VM_SERIAL[$1]}
+	local end=""
+	while :; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			end=exited
+			break
+		fi
+		if grep -aqE "$FAIL_PATTERN" "$serial"; then
+			end=stopped
+			break
+		fi
+		if grep -aq 'E2E-BOOT-OK' "$serial"; then
+			# poweroff -f follows at once; give it a moment.
+			local i
+			for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			kill -0 "$pid" 2>/dev/null && end=stopped || end=exited
+			break
+		fi
+		sleep 0.1
+	done
+	VM_SECS[$name]=$(elapsed "${VM_T0[$name]}")
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null && true
+	local rc=$?
+	[ "$end" = exited ] && [ "$rc" = 124 ] && end=timeout
+	VM_END[$name]=$end
+}
+
+# ---------------------------------------------------------------------------------------
+# Assertions: every failed check appends to ERRS; a scenario passes when ERRS is empty.
+
+ERRS=()
+err() { ERRS+=("$*"); }
+
+klog_slice() { tail -c +$((KLOG_OFF + 1)) "$KLOG"; }
+
+expect_klog() { # <ERE> <what>
+	klog_slice | grep -Eq -- "$1" || err "kindling log lacks $2 (/$1/)"
+}
+reject_klog() { # <ERE> <what>
+	if klog_slice | grep -Eq -- "$1"; then err "kindling log has $2 (/$1/)"; fi
+}
+expect_dhcp() { # <ERE> <what>
+	grep -Eq -- "$1" "$OUT/dhcp-summary.txt" || err "DHCP/TFTP capture lacks $2 (/$1/)"
+}
+reject_dhcp() {
+	if grep -Eq -- "$1" "$OUT/dhcp-summary.txt"; then err "DHCP/TFTP capture has $2 (/$1/)"; fi
+}
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# A VM that must have booted its profile: marker with the expected sha256, the tag.
+expect_boot() { # <vm> <mac> <ignition file> <tag>
+	local vm=$1 mac=$2 file=$3 tag=$4 serial=${VM_SERIAL[$1]}
+	local want got
+	want="E2E-BOOT-OK $mac $(sha_of "$file")"
+	got=$(grep -ao 'E2E-BOOT-OK [0-9a-f:]* [0-9a-f]*' "$serial" | head -n1 || true)
+	if [ -z "$got" ]; then
+		err "$vm: no E2E-BOOT-OK on the serial console (QEMU ${VM_END[$vm]} after ${VM_SECS[$vm]}s)"
+	elif [ "$got" != "$want" ]; then
+		err "$vm: got '$got', want '$want' (sha256 of ${file##*/})"
+	fi
+	grep -aq "E2E-TAG $tag" "$serial" || err "$vm: serial lacks 'E2E-TAG $tag' (booted the wrong profile?)"
+}
+
+# Kindling's HTTP trail for a machine booted via /boot.ipxe -> /ipxe -> its profile.
+expect_trail() { # <mac> <profile>
+	local h
+	h=$(hyp "$1")
+	expect_klog 'path="/boot.ipxe".* status=200' "GET /boot.ipxe 200"
+	expect_klog "path=\"/ipxe\" query=\"[^\"]*mac=$h[^\"]*\".* profile=\"?$2\"? .*status=200" "GET /ipxe?mac=$h -> profile $2, 200"
+	expect_klog 'path="/assets/vmlinuz".* status=200' "GET /assets/vmlinuz 200"
+	expect_klog 'path="/assets/initrd.img".* status=200' "GET /assets/initrd.img 200"
+	expect_klog "path=\"/ignition\" query=\"mac=$h\".* status=200" "GET /ignition?mac=$h 200"
+}
+
+# The site server gave the address, Kindling (or the stand-in) only boot information.
+expect_dhcp_roles() { # <mac>
+	expect_dhcp "10\.99\.0\.2:67 -> .* (OFFER|ACK) .*mac=$1 yiaddr=10\.99\.0\.1[0-9][0-9]" "the site server's address offer to $1"
+	reject_dhcp "10\.99\.0\.2:67 -> .* mac=$1 .*file=" "a boot file from the site server"
+	reject_dhcp "10\.99\.0\.1:(67|4011) -> .* mac=$1 .*yiaddr=" "an address from the proxy"
+}
+
+# ---------------------------------------------------------------------------------------
+# Scenarios. Each sets ERRS (empty: PASS) or SKIP_WHY.
+
+sc_bios-ipxe() {
+	start_vm vm tap0 $MAC_A bios ipxe
+	wait_vm vm
+	capture_stop
+	expect_boot vm $MAC_A "$WORK/data/ignition/machine-a.ign" profile-a
+	expect_trail $MAC_A e2e-a
+	expect_dhcp "10\.99\.0\.1:67 -> .* OFFER .*mac=$MAC_A .*siaddr=10\.99\.0\.1 .*file='$BASE/boot.ipxe'" "the proxy offer of $BASE/boot.ipxe"
+	expect_dhcp_roles $MAC_A
+	reject_dhcp 'TFTP RRQ' "a TFTP download (iPXE ROM must go straight to HTTP)"
+}
+
+sc_uefi-ipxe() {
+	start_vm vm tap0 $MAC_A uefi ipxe
+	wait_vm vm
+	capture_stop
+	expect_boot vm $MAC_A "$WORK/data/ignition/machine-a.ign" profile-a
+	expect_trail $MAC_A e2e-a
+	expect_dhcp "DISCOVER .*mac=$MAC_A .*opt93=7 .*opt77='.?iPXE'" "an iPXE EFI DISCOVER (arch 7, user class iPXE)"
+	expect_dhcp "10\.99\.0\.1:67 -> .* OFFER .*mac=$MAC_A .*file='$BASE/boot.ipxe'" "the proxy offer of $BASE/boot.ipxe"
+	expect_dhcp_roles $MAC_A
+	reject_dhcp 'TFTP RRQ' "a TFTP download (iPXE EFI ROM must go straight to HTTP)"
+}
+
+sc_uefi-pxe() {
+	# romfile= : no iPXE ROM, OVMF's own VirtioNetDxe + PxeBcDxe do the first stage.
+	start_vm vm tap0 $MAC_A uefi edk2 \
+		-fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n
+	wait_vm vm
+	capture_stop
+	expect_boot vm $MAC_A "$WORK/data/ignition/machine-a.ign" profile-a
+	expect_trail $MAC_A e2e-a
+	expect_dhcp "DISCOVER .*mac=$MAC_A .*opt60='PXEClient:Arch:00007[^']*' opt93=7$" "EDK2's own PXE DISCOVER (arch 7, no user class)"
+	expect_dhcp "-> 10\.99\.0\.1:4011 REQUEST .*mac=$MAC_A" "EDK2's boot-server REQUEST to port 4011"
+	expect_dhcp "10\.99\.0\.1:4011 -> .* ACK .*mac=$MAC_A .*file='snponly.efi'" "the 4011 ACK naming snponly.efi"
+	expect_dhcp "TFTP RRQ 'snponly.efi'" "the TFTP download of snponly.efi"
+	grep -aq 'iPXE' "${VM_SERIAL[vm]}" || err "serial shows no iPXE (snponly.efi did not run)"
+	if [ "$E2E_PROXY" = kindling ]; then
+		expect_klog "mac=$MAC_A [^}]*port=4011\\}.* proxy DHCP reply .*file=snponly\\.efi" "the 4011 proxy DHCP reply with snponly.efi"
+		expect_klog 'tftp_transfer\{[^}]*file=snponly\.efi[^}]*\}:.* tftp transfer finished bytes=[1-9].*outcome=Completed' "the finished TFTP transfer of snponly.efi"
+	fi
+	expect_dhcp_roles $MAC_A
+}
+
+sc_two-machines() {
+	start_vm vm-a tap0 $MAC_A bios ipxe
+	start_vm vm-b tap1 $MAC_B bios ipxe
+	wait_vm vm-a
+	wait_vm vm-b
+	capture_stop
+	local a=$WORK/data/ignition/machine-a.ign b=$WORK/data/ignition/machine-b.ign
+	[ "$(sha_of "$a")" != "$(sha_of "$b")" ] || err "test data: machine-a.ign and machine-b.ign are identical"
+	expect_boot vm-a $MAC_A "$a" profile-a
+	expect_boot vm-b $MAC_B "$b" profile-b
+	expect_trail $MAC_A e2e-a
+	expect_trail $MAC_B e2e-b
+	expect_dhcp_roles $MAC_A
+	expect_dhcp_roles $MAC_B
+}
+
+sc_mac-route() {
+	start_vm vm tap0 $MAC_R bios ipxe
+	wait_vm vm
+	capture_stop
+	expect_boot vm $MAC_R "$WORK/data/assets/alt-menu.ign" alt-menu
+	expect_dhcp "10\.99\.0\.1:67 -> .* OFFER .*mac=$MAC_R .*file='$BASE/assets/menu.ipxe'" "the proxy offer of the per-MAC menu URL"
+	expect_klog 'path="/assets/menu.ipxe".* status=200' "GET /assets/menu.ipxe 200"
+	expect_klog 'path="/assets/alt-menu.ign".* status=200' "GET /assets/alt-menu.ign 200"
+	reject_klog 'path="/boot.ipxe"' "GET /boot.ipxe (the DHCP rule should have routed around it)"
+	if [ "$E2E_PROXY" = kindling ]; then
+		expect_klog "mac=$MAC_R .* proxy DHCP reply .*file=$BASE/assets/menu.ipxe .*rule=alt-menu" "the proxy DHCP reply routed by rule alt-menu"
+	fi
+	reject_klog "mac=$(hyp $MAC_R)" "a request for machine-r's own profile"
+	expect_dhcp_roles $MAC_R
+}
+
+sc_unknown-mac() {
+	start_vm vm tap0 $MAC_U bios ipxe
+	wait_vm vm
+	capture_stop
+	local h
+	h=$(hyp $MAC_U)
+	if grep -aq 'E2E-BOOT-OK' "${VM_SERIAL[vm]}"; then err "a MAC without a group booted"; fi
+	[ "${VM_END[vm]}" = stopped ] || err "QEMU was not stopped on a boot failure (${VM_END[vm]} after ${VM_SECS[vm]}s)"
+	awk -v s="${VM_SECS[vm]}" 'BEGIN { exit !(s < 60) }' || err "failure took ${VM_SECS[vm]}s (not fast)"
+	expect_klog "WARN .*path=\"/ipxe\" query=\"[^\"]*mac=$h[^\"]*\".* status=404 .*reason=\"no group matched labels \{[^}]*mac=$MAC_U" \
+		"the 404 for /ipxe with reason \"no group matched labels {...mac=$MAC_U...}\""
+	reject_klog 'path="/ignition"' "an Ignition request"
+}
+
+sc_uefi-http() {
+	if [ "$E2E_PROXY" != kindling ]; then
+		SKIP_WHY="needs Kindling's proxy DHCP (E2E_PROXY=$E2E_PROXY)"
+		return
+	fi
+	# Debian's OVMF has HttpBootDxe (docs/uefi-http-boot.md). PXE off (fw_cfg knobs), so
+	# the first boot option of the NIC is "UEFI HTTPv4".
+	start_vm vm tap0 $MAC_A uefi edk2 \
+		-fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=n \
+		-fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n \
+		-fw_cfg name=opt/org.tianocore/IPv6Support,string=n
+	wait_vm vm
+	capture_stop
+	expect_boot vm $MAC_A "$WORK/data/ignition/machine-a.ign" profile-a
+	expect_dhcp "DISCOVER .*mac=$MAC_A .*opt60='HTTPClient:Arch:00016[^']*' opt93=16" "EDK2's HTTP Boot DISCOVER (HTTPClient, arch 16)"
+	expect_dhcp "10\.99\.0\.1:67 -> .* OFFER .*mac=$MAC_A .*file='$BASE/tftp/ipxe.efi' .*opt60='HTTPClient'" "the proxy offer of $BASE/tftp/ipxe.efi"
+	expect_klog 'path="/tftp/ipxe.efi".* status=200' "GET /tftp/ipxe.efi 200"
+	expect_trail $MAC_A e2e-a
+	reject_dhcp 'TFTP RRQ' "a TFTP download (HTTP Boot must not use TFTP)"
+	expect_dhcp_roles $MAC_A
+}
+
+# ---------------------------------------------------------------------------------------
+# Per-scenario capture and reporting
+
+CAP_PID=""
+capture_start() {
+	ip netns exec "$NS_LAN" tcpdump -i br0 -n -U -Z root -w "$OUT/capture.pcap" udp >"$OUT/tcpdump.out" 2>&1 &
+	CAP_PID=$!
+	record_pid $CAP_PID
+	local i
+	for i in $(seq 50); do
+		grep -q 'listening on' "$OUT/tcpdump.out" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	log "e2e: tcpdump did not start: $(cat "$OUT/tcpdump.out")"
+}
+capture_stop() {
+	if [ -n "$CAP_PID" ]; then
+		sleep 0.2
+		kill -TERM "$CAP_PID" 2>/dev/null || true
+		wait "$CAP_PID" 2>/dev/null || true
+		CAP_PID=""
+	fi
+	python3 "$HERE/dhcp_summary.py" "$OUT/capture.pcap" >"$OUT/dhcp-summary.txt" 2>&1 || true
+}
+
+PASSED=0 SKIPPED=0
+declare -a RESULTS=()
+run_scenario() { # <name>
+	local name=$1
+	OUT=$WORK/out/$name
+	mkdir -p "$OUT"
+	ERRS=()
+	SKIP_WHY=""
+	VM_PID=() VM_T0=() VM_SERIAL=() VM_END=() VM_SECS=()
+	KLOG_OFF=$(stat -c %s "$KLOG")
+	local dl_off=0 px_off=0
+	dl_off=$(stat -c %s "$WORK/dnsmasq-dhcp.log" 2>/dev/null || echo 0)
+	[ -f "$WORK/dnsmasq-proxy.log" ] && px_off=$(stat -c %s "$WORK/dnsmasq-proxy.log")
+	local t0
+	t0=$(date +%s.%N)
+	capture_start
+	"sc_$name"
+	capture_stop
+	local secs
+	secs=$(elapsed "$t0")
+	klog_slice >"$OUT/kindling.log"
+	tail -c +$((dl_off + 1)) "$WORK/dnsmasq-dhcp.log" >"$OUT/dnsmasq-dhcp.log" 2>/dev/null || true
+	[ -f "$WORK/dnsmasq-proxy.log" ] && tail -c +$((px_off + 1)) "$WORK/dnsmasq-proxy.log" >"$OUT/dnsmasq-proxy.log"
+	if [ -n "$SKIP_WHY" ]; then
+		SKIPPED=$((SKIPPED + 1))
+		echo "SKIP $name: $SKIP_WHY"
+		RESULTS+=("SKIP $name")
+	elif [ ${#ERRS[@]} = 0 ]; then
+		PASSED=$((PASSED + 1))
+		local detail="" vm
+		for vm in "${!VM_SECS[@]}"; do detail+=" $vm=${VM_SECS[$vm]}s"; done
+		echo "PASS $name ${secs}s ($ACCEL;$detail)"
+		RESULTS+=("PASS $name ${secs}s")
+	else
+		FAILED=$((FAILED + 1))
+		echo "FAIL $name ${secs}s ($ACCEL)"
+		RESULTS+=("FAIL $name")
+		local e vm
+		for e in "${ERRS[@]}"; do echo "  - $e"; done
+		for vm in "${!VM_SERIAL[@]}"; do
+			echo "  --- serial log tail: $vm (QEMU ${VM_END[$vm]} after ${VM_SECS[$vm]}s)"
+			tail -n 25 "${VM_SERIAL[$vm]}" | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/^/  | /'
+		done
+		echo "  --- kindling log (this scenario)"
+		tail -n 60 "$OUT/kindling.log" | sed 's/^/  | /'
+		echo "  --- DHCP/TFTP summary (this scenario)"
+		sed 's/^/  | /' "$OUT/dhcp-summary.txt"
+		echo "  --- artifacts: $OUT"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+
+main() {
+	need_tools
+	[ "$E2E_PROXY" = kindling ] || [ "$E2E_PROXY" = dnsmasq ] || die "E2E_PROXY must be kindling or dnsmasq"
+	local s
+	for s in $E2E_SCENARIOS; do
+		grep -qw -- "$s" <<<"$ALL_SCENARIOS" || die "unknown scenario $s (see --list)"
+	done
+	teardown_stale
+	KBIN=$(kindling_bin)
+	mkdir -p "$WORK"
+	: >"$WORK/pids"
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	prepare_kernel
+	write_data
+	write_configs
+	setup_net
+	choose_accel
+	start_servers || die "servers did not start"
+	local setup_secs
+	setup_secs=$(elapsed "$T_START")
+	echo "e2e: $E2E_PROXY as boot server, $ACCEL${KVM_WHY:+ ($KVM_WHY)}, setup ${setup_secs}s, work dir $WORK"
+	for s in $E2E_SCENARIOS; do
+		run_scenario "$s"
+	done
+	local summary="$PASSED passed, $FAILED failed"
+	[ "$SKIPPED" -gt 0 ] && summary+=", $SKIPPED skipped"
+	echo "e2e: total $(elapsed "$T_START")s"
+	echo "$summary"
+	[ "$FAILED" = 0 ]
+}
+
+main "$@"
