@@ -491,3 +491,57 @@ fn flatcar_variant() {
         )
     );
 }
+
+#[test]
+fn append_ca_and_http_headers_v1_1() {
+    check(
+        "append/ca/headers",
+        &format!(
+            "{H}1.1.0\nignition:\n  security:\n    tls:\n      certificate_authorities:\n        - inline: PEM\nstorage:\n  files:\n    - path: /etc/hosts\n      append:\n        - inline: \"10.0.0.1 a\\n\"\n    - path: /opt/x\n      contents:\n        source: https://example.com/x\n        http_headers:\n          - name: Authorization\n            value: Bearer t\n"
+        ),
+        None,
+        r##"{"ignition":{"security":{"tls":{"certificateAuthorities":[{"compression":"","source":"data:,PEM"}]}},"version":"3.1.0"},"storage":{"files":[{"path":"/etc/hosts","append":[{"compression":"","source":"data:,10.0.0.1%20a%0A"}]},{"path":"/opt/x","contents":{"httpHeaders":[{"name":"Authorization","value":"Bearer t"}],"source":"https://example.com/x"}}]}}"##,
+    );
+}
+
+#[test]
+fn boot_device_mirror_ppc64le_v1_3() {
+    check(
+        "ppc64le",
+        &format!(
+            "{H}1.3.0\nboot_device:\n  layout: ppc64le\n  mirror:\n    devices: [/dev/sda, /dev/sdb]\n"
+        ),
+        None,
+        concat!(
+            r##"{"ignition":{"version":"3.2.0"},"storage":{"disks":["##,
+            r##"{"device":"/dev/sda","partitions":[{"label":"prep-1","sizeMiB":4,"typeGuid":"9E1A2D38-C612-4316-AA26-8B49521E5A8B"},{"label":"reserved-1","sizeMiB":1,"typeGuid":"8DA63339-0007-60C0-C436-083AC8230908"},{"label":"boot-1","sizeMiB":384},{"label":"root-1"}],"wipeTable":true},"##,
+            r##"{"device":"/dev/sdb","partitions":[{"label":"prep-2","sizeMiB":4,"typeGuid":"9E1A2D38-C612-4316-AA26-8B49521E5A8B"},{"label":"reserved-2","sizeMiB":1,"typeGuid":"8DA63339-0007-60C0-C436-083AC8230908"},{"label":"boot-2","sizeMiB":384},{"label":"root-2"}],"wipeTable":true}],"##,
+            r##""filesystems":[{"device":"/dev/md/md-boot","format":"ext4","label":"boot","wipeFilesystem":true},{"device":"/dev/md/md-root","format":"xfs","label":"root","wipeFilesystem":true}],"##,
+            r##""raid":[{"devices":["/dev/disk/by-partlabel/boot-1","/dev/disk/by-partlabel/boot-2"],"level":"raid1","name":"md-boot","options":["--metadata=1.0"]},{"devices":["/dev/disk/by-partlabel/root-1","/dev/disk/by-partlabel/root-2"],"level":"raid1","name":"md-root"}]}}"##
+        ),
+    );
+}
+
+#[test]
+fn boot_device_cex_s390x_eckd_v1_6() {
+    check(
+        "cex",
+        &format!(
+            "{H}1.6.0\nboot_device:\n  layout: s390x-eckd\n  luks:\n    device: /dev/dasda\n    cex:\n      enabled: true\n"
+        ),
+        None,
+        r##"{"ignition":{"version":"3.5.0"},"storage":{"filesystems":[{"device":"/dev/mapper/root","format":"xfs","label":"root","wipeFilesystem":true}],"luks":[{"cex":{"enabled":true},"device":"/dev/dasda2","label":"luks-root","name":"root","wipeVolume":true}]}}"##,
+    );
+}
+
+#[test]
+fn yaml_anchors_and_flow_style() {
+    check(
+        "anchors",
+        &format!(
+            "{H}1.2.0\npasswd:\n  users:\n    - name: a\n      ssh_authorized_keys: &keys [ssh-ed25519 K1, ssh-ed25519 K2]\n    - {{name: b, ssh_authorized_keys: *keys}}\n"
+        ),
+        None,
+        r##"{"ignition":{"version":"3.2.0"},"passwd":{"users":[{"name":"a","sshAuthorizedKeys":["ssh-ed25519 K1","ssh-ed25519 K2"]},{"name":"b","sshAuthorizedKeys":["ssh-ed25519 K1","ssh-ed25519 K2"]}]}}"##,
+    );
+}
