@@ -371,6 +371,8 @@ fn run(server: &Server, suite: &str, cases: &[Case]) {
     }
     println!("{suite}: {} cases, {} failed", cases.len(), failures.len());
     if !failures.is_empty() {
+        // The server logs through a non-blocking writer: give it a moment to flush.
+        std::thread::sleep(Duration::from_millis(300));
         println!("--- kindling log ---\n{}", server.log_text());
         panic!(
             "{suite}: {} of {} cases failed:\n{}",
@@ -399,6 +401,8 @@ enum Variant {
     Full,
     /// The same without `groups/default.json`: requests that match no group.
     NoDefaultGroup,
+    /// Only three groups (two of them selector-less defaults), written by `start`.
+    TwoDefaultGroups,
 }
 
 struct Env {
@@ -432,8 +436,30 @@ fn start(label: &str, variant: Variant) -> Env {
         .expect("symlink inside.txt");
     std::os::unix::fs::symlink(outside.join("secret.ign"), data.join("ignition/escape.ign"))
         .expect("symlink escape.ign");
-    if let Variant::NoDefaultGroup = variant {
-        fs::remove_file(data.join("groups/default.json")).expect("remove default group");
+    match variant {
+        Variant::Full => {}
+        Variant::NoDefaultGroup => {
+            fs::remove_file(data.join("groups/default.json")).expect("remove default group");
+        }
+        Variant::TwoDefaultGroups => {
+            // At most 12 groups, so Go's sort keeps ReadDir (file name) order for the
+            // exact tie between the two default groups: the first file name wins.
+            fs::remove_dir_all(data.join("groups")).expect("remove groups");
+            fs::create_dir(data.join("groups")).expect("mkdir groups");
+            for (file, json) in [
+                ("b-default.json", r#"{"id": "b", "profile": "zone"}"#),
+                (
+                    "a-default.json",
+                    r#"{"id": "a", "profile": "rack", "selector": {}}"#,
+                ),
+                (
+                    "c-k.json",
+                    r#"{"id": "c", "profile": "tie-k", "selector": {"k": "2"}}"#,
+                ),
+            ] {
+                fs::write(data.join("groups").join(file), json).expect("write group");
+            }
+        }
     }
     set_mtimes(
         &data.join("assets"),
@@ -718,6 +744,14 @@ fn boot_configs_and_profiles() {
                 METADATA,
                 "NOTE=kernel is a number\nREQUEST_QUERY_T=badprofile\nREQUEST_RAW_QUERY=t=badprofile\nT=badprofile\n",
             ),
+            get("/ipxe?t=nullfields")
+                .ok(TEXT, "#!ipxe\nkernel /assets/null-fields/kernel\nboot\n")
+                .note("initrd: null and args: null are empty"),
+            get("/metadata?t=nullfields").ok(
+                METADATA,
+                "REQUEST_QUERY_T=nullfields\nREQUEST_RAW_QUERY=t=nullfields\nT=nullfields\n",
+            ),
+            get("/generic?t=nullfields").not_found().note("generic_id: null"),
             get("/ipxe?t=idmismatch")
                 .ok(TEXT, ipxe_simple!("file-name"))
                 .note("profile found by file name; inner id not checked"),
@@ -753,9 +787,12 @@ HUNDREDK=100000\n\
 INT=42\n\
 MIXED_CASE=mc\n\
 NEG=-3\n\
+NINE=1.23456789e+08\n\
 NO=false\n\
+ONEPOINTZERO=1\n\
 OS=installed\n\
 OUTER_DEEPER_N=2\n\
+OUTER_FLAG=false\n\
 OUTER_INNER=v\n\
 REQUEST_QUERY_EXTRA=1\n\
 REQUEST_QUERY_OS=installed\n\
@@ -763,6 +800,7 @@ REQUEST_QUERY_T=meta\n\
 REQUEST_RAW_QUERY=t=meta&os=installed&extra=1\n\
 SMALL=1e-05\n\
 T=meta\n\
+TENTHOUSANDTH=0.0001\n\
 YES=true\n",
                 )
                 .note("numbers as Go %v of float64; arrays/null dropped; selector os overrides metadata; metadata 'request' lost"),
@@ -822,7 +860,10 @@ yes=true\n\
 no=false\n\
 os=installed\n\
 t=meta\n\
-mixed=mc\n",
+mixed=mc\n\
+nine=1.23456789e+08\n\
+tenthousandth=0.0001\n\
+onepointzero=1\n",
                 )
                 .header("Accept-Ranges", "bytes")
                 .no_header("Last-Modified"),
@@ -848,6 +889,17 @@ query.plus=x y\n\
 query.mac=52:54:00:aa:bb:01\n\
 raw_query=t=rq&name=a%20b&plus=x+y&mac=52-54-00-AA-BB-01&t=second\n",
             ),
+            get("/generic?t=rq&name=%3Cb%3E%26&plus=%22q%22&mac=5254.00aa.bb01")
+                .ok(
+                    TEXT,
+                    "t=rq\n\
+query.t=rq\n\
+query.name=<b>&\n\
+query.plus=\"q\"\n\
+query.mac=52:54:00:aa:bb:01\n\
+raw_query=t=rq&name=%3Cb%3E%26&plus=%22q%22&mac=5254.00aa.bb01\n",
+                )
+                .note("text/template does not escape: query values are injected raw"),
             get("/generic?MAC=52-54-00-AA-BB-CC&x=1")
                 .ok(TEXT, "role=default query=map[MAC:52:54:00:aa:bb:cc x:1]\n")
                 .note("label MAC keeps its key case, value normalised"),
@@ -1079,6 +1131,22 @@ fn no_matching_group() {
     );
 }
 
+/// Section 2 step 3: several default groups (an exact tie) with at most 12 groups.
+#[test]
+fn two_default_groups() {
+    suite(
+        "two-defaults",
+        Variant::TwoDefaultGroups,
+        vec![
+            get("/ipxe")
+                .ok(TEXT, ipxe_simple!("rack"))
+                .note("groups/a-default.json ({} selector) before b-default.json (none)"),
+            get("/ipxe?k=2").ok(TEXT, ipxe_simple!("tie-k")),
+            get("/ipxe?k=3").ok(TEXT, ipxe_simple!("rack")),
+        ],
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Known Kindling divergences from matchbox (bugs in crates outside this suite's reach).
 // The expectations are matchbox's; run them with `cargo test -p kindling --test conformance --
@@ -1168,5 +1236,18 @@ raw_query=t=rq&name=n&plus=p&mac=zz\n",
                 )
                 .note("the mac label was dropped (unparseable)"),
         ],
+    );
+}
+
+/// Template comparisons and `printf` on numbers whose Go `%v` form is an exponent
+/// (magnitude >= 1e6 or < 1e-4): matchbox compares float64s. Kindling documents that such
+/// numbers reach templates pre-formatted as text (docs/matchbox-compatibility.md).
+#[test]
+#[ignore = "kindling-render: numbers >= 1e6 or < 1e-4 reach templates as text, so eq/lt/gt/printf %f on them differ (documented limitation)"]
+fn kindling_limit_compare_large_numbers() {
+    suite(
+        "compare-big",
+        Variant::Full,
+        vec![get("/generic?t=comparebig").ok(TEXT, "lt eq positive 1000000\n")],
     );
 }
