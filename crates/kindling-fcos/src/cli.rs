@@ -1,0 +1,185 @@
+//! `kindling fcos pull|status|rollback`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::sync::PullOutcome;
+use crate::track::FcosConfig;
+
+/// Fedora CoreOS stream sync.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum FcosCommand {
+    /// Download, verify and switch to the stream's current release.
+    Pull {
+        /// Stream: stable, testing or next.
+        #[arg(long, default_value = "stable")]
+        stream: String,
+        /// Architecture (x86_64, aarch64, ...). Default: fcos.arch, else x86_64.
+        #[arg(long)]
+        arch: Option<String>,
+        /// Releases kept on disk. Default: fcos.keep, else 2.
+        #[arg(long)]
+        keep: Option<usize>,
+        /// Do NOT check OpenPGP signatures (the sha256 is still checked).
+        #[arg(long)]
+        insecure: bool,
+        /// Stream metadata host. Default: fcos.base_url, else the official builds host.
+        #[arg(long, env = "KINDLING_FCOS_BASE_URL")]
+        base_url: Option<String>,
+        /// Keyring file or directory of Fedora's public keys (armored or binary).
+        #[arg(long, env = "KINDLING_FCOS_KEYRING")]
+        keyring: Option<PathBuf>,
+        /// http://host:port the machines reach this server on (it goes into
+        /// coreos.live.rootfs_url and ignition.config.url). Default:
+        /// fcos.server_url, else the one in the existing profile.
+        #[arg(long, env = "KINDLING_FCOS_SERVER_URL")]
+        server_url: Option<String>,
+        /// Switch even to a release that was rolled back from.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show current and kept releases, and whether upstream has a newer one.
+    Status {
+        /// Streams (default: fcos.streams, else stable).
+        #[arg(long = "stream")]
+        stream: Vec<String>,
+        /// Do not ask upstream.
+        #[arg(long)]
+        offline: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "KINDLING_FCOS_BASE_URL")]
+        base_url: Option<String>,
+    },
+    /// Switch the profile back to the previous kept release.
+    Rollback {
+        #[arg(long, default_value = "stable")]
+        stream: String,
+        #[arg(long, env = "KINDLING_FCOS_SERVER_URL")]
+        server_url: Option<String>,
+    },
+}
+
+/// Runs a command with default settings (see [`run_with_config`]).
+pub fn run(cmd: FcosCommand, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    run_with_config(cmd, data_dir, &FcosConfig::default())
+}
+
+/// Runs a command; flags override `config` (the `[fcos]` table). Creates
+/// its own tokio runtime: call it from outside any runtime.
+pub fn run_with_config(cmd: FcosCommand, data_dir: &Path, config: &FcosConfig) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    match cmd {
+        FcosCommand::Pull {
+            stream,
+            arch,
+            keep,
+            insecure,
+            base_url,
+            keyring,
+            server_url,
+            force,
+        } => {
+            let mut opts = config.pull_options(data_dir, &stream);
+            if let Some(a) = arch {
+                opts.arch = a;
+            }
+            if let Some(k) = keep {
+                opts.keep = k;
+            }
+            if let Some(b) = base_url {
+                opts.base_url = b;
+            }
+            if keyring.is_some() {
+                opts.keyring = keyring;
+            }
+            if server_url.is_some() {
+                opts.server_url = server_url;
+            }
+            opts.insecure |= insecure;
+            opts.force = force;
+            opts.progress = true;
+            if opts.insecure {
+                eprintln!(
+                    "WARNING: --insecure: OpenPGP signatures will NOT be checked; only the sha256 from the stream metadata protects these files"
+                );
+            }
+            let outcome = rt.block_on(pull(&opts)).with_context(|| format!("pulling fedora-coreos {stream}"))?;
+            match outcome {
+                PullOutcome::Switched { from, to, dropped } => {
+                    println!(
+                        "{stream}: switched profile {} from {} to {to}",
+                        crate::profile::profile_id(&stream),
+                        from.as_deref().unwrap_or("(none)")
+                    );
+                    for d in dropped {
+                        println!("{stream}: deleted old release {d}");
+                    }
+                }
+                PullOutcome::UpToDate { release } => println!("{stream}: {release} is current"),
+                PullOutcome::Skipped { release, current } => println!(
+                    "{stream}: upstream {release} was rolled back from; staying on {} (--force to switch)",
+                    current.as_deref().unwrap_or("(none)")
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FcosCommand::Status {
+            stream,
+            offline,
+            json,
+            base_url,
+        } => {
+            let streams = if !stream.is_empty() {
+                stream
+            } else if !config.streams.is_empty() {
+                config.streams.clone()
+            } else {
+                vec!["stable".into()]
+            };
+            let base = base_url.unwrap_or_else(|| config.base_url.clone());
+            let mut reports = Vec::new();
+            for s in &streams {
+                let r = rt
+                    .block_on(crate::sync::status(data_dir, s, Some(&config.arch), &base, offline))
+                    .with_context(|| format!("status of fedora-coreos {s}"))?;
+                reports.push(r);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                for r in &reports {
+                    println!("stream:   {} ({})", r.stream, r.arch);
+                    println!("current:  {}", r.current.as_deref().unwrap_or("(none)"));
+                    println!("kept:     {}", if r.kept.is_empty() { "(none)".into() } else { r.kept.join(", ") });
+                    if !r.skipped.is_empty() {
+                        println!("rolled back from: {}", r.skipped.join(", "));
+                    }
+                    match (&r.upstream, &r.upstream_error) {
+                        (Some(u), _) if r.update_available => println!("upstream: {u} (newer: run `kindling fcos pull --stream {}`)", r.stream),
+                        (Some(u), _) => println!("upstream: {u} (up to date)"),
+                        (None, Some(e)) => println!("upstream: unknown ({e})"),
+                        (None, None) => println!("upstream: not checked"),
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FcosCommand::Rollback { stream, server_url } => {
+            let su = server_url.or_else(|| config.server_url.clone());
+            let (from, to) = crate::sync::rollback(data_dir, &stream, su.as_deref())
+                .with_context(|| format!("rolling back fedora-coreos {stream}"))?;
+            println!("{stream}: rolled back from {from} to {to}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+use crate::sync::pull;

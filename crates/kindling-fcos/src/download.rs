@@ -1,0 +1,341 @@
+//! Resumable, retried downloads into `.part` files, hashed while streaming.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::{StatusCode, Url, header};
+use sha2::{Digest, Sha256};
+
+use crate::FcosError;
+
+/// How often and how patiently a download is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (at least 1).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled after each failure.
+    pub initial_backoff: Duration,
+    /// Upper bound of the wait.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 6,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt number `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
+        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// Largest artifact accepted (the rootfs is about 1 GiB today).
+pub const MAX_ARTIFACT: u64 = 16 << 30;
+
+/// An HTTP client (reqwest over rustls with the ring provider).
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    retry: RetryPolicy,
+    progress: bool,
+}
+
+impl Fetcher {
+    /// `progress`: draw a progress bar when stderr is a terminal.
+    pub fn new(retry: RetryPolicy, progress: bool) -> Result<Fetcher, FcosError> {
+        // reqwest is built with `rustls-no-provider`: install ring as the
+        // process default unless someone installed a provider already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("kindling/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|source| FcosError::Http {
+                url: String::new(),
+                source,
+            })?;
+        Ok(Fetcher {
+            client,
+            retry,
+            progress: progress && std::io::stderr().is_terminal(),
+        })
+    }
+
+    /// GETs a small document (metadata, signature) into memory, retrying
+    /// transient failures. A non-success status is returned as
+    /// [`FcosError::Status`] (404 is not retried).
+    pub async fn get_small(&self, url: &Url, limit: u64) -> Result<Vec<u8>, FcosError> {
+        self.with_retries(url, || self.get_small_once(url, limit)).await
+    }
+
+    async fn get_small_once(&self, url: &Url, limit: u64) -> Result<Vec<u8>, FcosError> {
+        let http = |source| FcosError::Http {
+            url: url.to_string(),
+            source,
+        };
+        let mut resp = self.client.get(url.clone()).send().await.map_err(http)?;
+        if !resp.status().is_success() {
+            return Err(FcosError::Status {
+                url: url.to_string(),
+                status: resp.status().as_u16(),
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(http)? {
+            out.extend_from_slice(&chunk);
+            if out.len() as u64 > limit {
+                return Err(FcosError::TooLarge {
+                    url: url.to_string(),
+                    limit,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn with_retries<T, F, Fut>(&self, url: &Url, mut f: F) -> Result<T, FcosError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, FcosError>>,
+    {
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_transient() && attempt < attempts => {
+                    let wait = self.retry.backoff(attempt);
+                    tracing::warn!(%url, attempt, error = %e, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) if e.is_transient() && attempts > 1 => {
+                    return Err(FcosError::GaveUp {
+                        url: url.to_string(),
+                        attempts,
+                        last: Box::new(e),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Downloads `url` into `part`, resuming from the bytes already in
+    /// `part` with an HTTP Range request, retrying transient failures with
+    /// exponential backoff, and checking the sha256 of the whole file. On a
+    /// checksum mismatch `part` is deleted and the error returned: the caller
+    /// never gets unverified data. `label` names the file in logs.
+    pub async fn download(&self, url: &Url, part: &Path, sha256: &str, label: &str) -> Result<(), FcosError> {
+        let pb = self.progress.then(|| {
+            let pb = ProgressBar::new(0);
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{msg:40!} {bar:30} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb.set_message(label.to_string());
+            pb
+        });
+        let r = self
+            .with_retries(url, || self.download_once(url, part, sha256, label, pb.as_ref()))
+            .await;
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        r
+    }
+
+    async fn download_once(
+        &self,
+        url: &Url,
+        part: &Path,
+        sha256: &str,
+        label: &str,
+        pb: Option<&ProgressBar>,
+    ) -> Result<(), FcosError> {
+        let http = |source| FcosError::Http {
+            url: url.to_string(),
+            source,
+        };
+        let io = |e| FcosError::io(part, e);
+        let mut have = match fs::metadata(part) {
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        };
+        let mut hasher = Sha256::new();
+        if have > 0 {
+            hash_prefix(part, &mut hasher).map_err(io)?;
+        }
+        let mut req = self.client.get(url.clone());
+        if have > 0 {
+            req = req.header(header::RANGE, format!("bytes={have}-"));
+        }
+        let mut resp = req.send().await.map_err(http)?;
+        let status = resp.status();
+        match status {
+            StatusCode::PARTIAL_CONTENT if have > 0 => {
+                let start = resp
+                    .headers()
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(content_range_start);
+                if start != Some(have) {
+                    // Not the range we asked for: start over.
+                    tracing::warn!(%url, file = label, ?start, have, "unexpected Content-Range; restarting");
+                    fs::remove_file(part).map_err(io)?;
+                    return Err(FcosError::Status {
+                        url: url.to_string(),
+                        status: 503,
+                    });
+                }
+                tracing::info!(%url, file = label, resumed_from = have, "resuming download");
+            }
+            StatusCode::OK => {
+                if have > 0 {
+                    tracing::info!(%url, file = label, "server ignored the Range request; downloading again");
+                    have = 0;
+                    hasher = Sha256::new();
+                }
+                tracing::info!(%url, file = label, "downloading");
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
+                // Everything is there already, or the part file is bogus.
+                let actual = hex::encode(hasher.finalize());
+                if actual == sha256 {
+                    return Ok(());
+                }
+                fs::remove_file(part).map_err(io)?;
+                return Err(FcosError::Status {
+                    url: url.to_string(),
+                    status: 503,
+                });
+            }
+            s => {
+                return Err(FcosError::Status {
+                    url: url.to_string(),
+                    status: s.as_u16(),
+                });
+            }
+        }
+        let remaining = resp.content_length();
+        if let Some(pb) = pb {
+            pb.set_length(have + remaining.unwrap_or(0));
+            pb.set_position(have);
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(have == 0)
+            .append(have > 0)
+            .open(part)
+            .map_err(io)?;
+        let mut got: u64 = 0;
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    file.sync_data().map_err(io)?;
+                    tracing::warn!(%url, file = label, received = have + got, error = %e, "download interrupted");
+                    return Err(http(e));
+                }
+            };
+            file.write_all(&chunk).map_err(io)?;
+            hasher.update(&chunk);
+            got += chunk.len() as u64;
+            if have + got > MAX_ARTIFACT {
+                drop(file);
+                let _ = fs::remove_file(part);
+                return Err(FcosError::TooLarge {
+                    url: url.to_string(),
+                    limit: MAX_ARTIFACT,
+                });
+            }
+            if let Some(pb) = pb {
+                pb.set_position(have + got);
+            }
+        }
+        file.sync_all().map_err(io)?;
+        drop(file);
+        if let Some(len) = remaining
+            && got < len
+        {
+            // The body ended early without a transport error: keep what we
+            // have and resume on the next attempt.
+            return Err(FcosError::Status {
+                url: url.to_string(),
+                status: 503,
+            });
+        }
+        let actual = hex::encode(hasher.finalize());
+        if actual != sha256 {
+            let _ = fs::remove_file(part);
+            return Err(FcosError::Checksum {
+                file: label.to_string(),
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        tracing::info!(%url, file = label, bytes = have + got, sha256 = %actual, "sha256 verified");
+        Ok(())
+    }
+}
+
+fn hash_prefix(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+    }
+}
+
+/// `bytes 100-199/200` -> 100.
+fn content_range_start(v: &str) -> Option<u64> {
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (start, _) = rest.split_once('-')?;
+    start.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy {
+            attempts: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+        };
+        assert_eq!(p.backoff(1), Duration::from_millis(100));
+        assert_eq!(p.backoff(2), Duration::from_millis(200));
+        assert_eq!(p.backoff(4), Duration::from_millis(800));
+        assert_eq!(p.backoff(5), Duration::from_millis(1000));
+        assert_eq!(p.backoff(60), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn content_range() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes */200"), None);
+        assert_eq!(content_range_start("items 1-2/3"), None);
+    }
+}

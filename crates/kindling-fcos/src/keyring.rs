@@ -1,0 +1,178 @@
+//! Detached OpenPGP signatures, checked with rPGP (pure Rust) against a
+//! keyring: a file, or a directory of files, of armored or binary public keys.
+
+use std::fs;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::types::KeyDetails;
+
+use crate::FcosError;
+
+/// Public keys a signature may be made by.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    keys: Vec<SignedPublicKey>,
+    sources: Vec<PathBuf>,
+}
+
+/// Largest key file and signature read (Fedora's keys are a few KiB).
+const MAX_KEY_FILE: u64 = 4 << 20;
+pub(crate) const MAX_SIGNATURE: u64 = 64 << 10;
+
+impl Keyring {
+    /// Loads every public key in `path` (a file, or every regular file in a
+    /// directory, not recursing). Files without any usable key are skipped in
+    /// a directory (with a warning) but an error for a single file; keys whose
+    /// self-signatures do not verify, or that carry a revocation, are dropped.
+    pub fn load(path: &Path) -> Result<Keyring, FcosError> {
+        let meta = fs::metadata(path).map_err(|e| FcosError::io(path, e))?;
+        let mut ring = Keyring {
+            keys: Vec::new(),
+            sources: Vec::new(),
+        };
+        if meta.is_dir() {
+            let mut files: Vec<PathBuf> = fs::read_dir(path)
+                .map_err(|e| FcosError::io(path, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                match load_file(&f) {
+                    Ok(keys) if !keys.is_empty() => {
+                        ring.keys.extend(keys);
+                        ring.sources.push(f);
+                    }
+                    Ok(_) => tracing::debug!(file = %f.display(), "no public key in file"),
+                    Err(why) => tracing::warn!(file = %f.display(), %why, "skipping keyring file"),
+                }
+            }
+        } else {
+            let keys = load_file(path).map_err(|why| FcosError::Keyring {
+                path: path.to_path_buf(),
+                why,
+            })?;
+            ring.keys.extend(keys);
+            ring.sources.push(path.to_path_buf());
+        }
+        if ring.keys.is_empty() {
+            return Err(FcosError::Keyring {
+                path: path.to_path_buf(),
+                why: "no usable OpenPGP public key found".into(),
+            });
+        }
+        tracing::debug!(keys = ring.keys.len(), files = ring.sources.len(), "keyring loaded");
+        Ok(ring)
+    }
+
+    /// The keyring an operator named, else the first default location that exists.
+    pub fn resolve(explicit: Option<&Path>) -> Result<Keyring, FcosError> {
+        if let Some(p) = explicit {
+            return Keyring::load(p);
+        }
+        let tried: Vec<PathBuf> = crate::DEFAULT_KEYRINGS.iter().map(PathBuf::from).collect();
+        for p in &tried {
+            if p.exists() {
+                return Keyring::load(p);
+            }
+        }
+        Err(FcosError::NoKeyring { tried })
+    }
+
+    /// Number of keys loaded.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Fingerprints (hex) of the primary keys.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.keys.iter().map(|k| hex::encode(k.fingerprint().as_bytes())).collect()
+    }
+
+    /// Checks the detached signature `sig` (armored or binary) over the file
+    /// at `data`. Returns the fingerprint of the (sub)key that made it.
+    pub fn verify_file(&self, sig: &[u8], data: &Path, file: &str) -> Result<String, FcosError> {
+        let invalid = |why: String| FcosError::SignatureInvalid {
+            file: file.to_string(),
+            why,
+        };
+        let sigs: Vec<DetachedSignature> = DetachedSignature::from_reader_many(sig)
+            .map_err(|e| invalid(format!("cannot parse signature: {e}")))?
+            .0
+            .filter_map(|s| s.ok())
+            .collect();
+        if sigs.is_empty() {
+            return Err(invalid("no signature packet".into()));
+        }
+        let mut last = String::from("no key in the keyring made this signature");
+        for s in &sigs {
+            for key in &self.keys {
+                let mut candidates: Vec<(String, Verifier<'_>)> = Vec::new();
+                candidates.push((
+                    hex::encode(key.primary_key.fingerprint().as_bytes()),
+                    Box::new(|r: &mut dyn Read| s.signature.verify(&key.primary_key, r)),
+                ));
+                for sub in &key.public_subkeys {
+                    if sub.verify_bindings(&key.primary_key).is_err() {
+                        continue;
+                    }
+                    candidates.push((
+                        hex::encode(sub.key.fingerprint().as_bytes()),
+                        Box::new(|r: &mut dyn Read| s.signature.verify(&sub.key, r)),
+                    ));
+                }
+                for (fp, verify) in candidates {
+                    let f = fs::File::open(data).map_err(|e| FcosError::io(data, e))?;
+                    let mut r = BufReader::with_capacity(1 << 20, f);
+                    match verify(&mut r) {
+                        Ok(()) => return Ok(fp),
+                        Err(e) => {
+                            let msg = e.to_string();
+                            if !msg.contains("No matching issuer") {
+                                last = msg;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Err(invalid(last))
+    }
+}
+
+type Verifier<'a> = Box<dyn Fn(&mut dyn Read) -> pgp::errors::Result<()> + 'a>;
+
+fn load_file(path: &Path) -> Result<Vec<SignedPublicKey>, String> {
+    let f = fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    f.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(format!("larger than {MAX_KEY_FILE} bytes"));
+    }
+    let (iter, _) = SignedPublicKey::from_reader_many(&bytes[..]).map_err(|e| e.to_string())?;
+    let mut keys = Vec::new();
+    for k in iter {
+        let k = match k {
+            Ok(k) => k,
+            Err(e) => return Err(e.to_string()),
+        };
+        if let Err(e) = k.verify_bindings() {
+            tracing::warn!(file = %path.display(), error = %e, "dropping key whose self-signatures do not verify");
+            continue;
+        }
+        if !k.details.revocation_signatures.is_empty() {
+            tracing::warn!(file = %path.display(), "dropping revoked key");
+            continue;
+        }
+        keys.push(k);
+    }
+    Ok(keys)
+}

@@ -1,0 +1,400 @@
+//! Pull, rollback and status: the verified switch of a stream's profile.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::FcosError;
+use crate::download::Fetcher;
+pub use crate::download::RetryPolicy;
+use crate::fsutil::{StreamLock, sync_dir, write_atomic};
+use crate::keyring::{Keyring, MAX_SIGNATURE};
+use crate::profile::{self, ProfileSpec};
+use crate::state::{StreamState, stream_dir};
+use crate::stream::{self, PxeRelease, StreamMetadata};
+
+/// Largest stream metadata document accepted.
+const MAX_METADATA: u64 = 32 << 20;
+
+/// What `pull` does.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The matchbox-layout data directory (`assets/`, `profiles/` under it).
+    pub data_dir: PathBuf,
+    pub stream: String,
+    pub arch: String,
+    /// Metadata host; `<base_url>/streams/<stream>.json` is read.
+    pub base_url: String,
+    /// Keyring file or directory; `None`: the first of [`crate::DEFAULT_KEYRINGS`] that exists.
+    pub keyring: Option<PathBuf>,
+    /// Skip the OpenPGP signature check (never the sha256).
+    pub insecure: bool,
+    /// Releases kept on disk (at least 1).
+    pub keep: usize,
+    /// `http://host:port` machines reach this server on; `None`: taken from
+    /// the existing profile's `coreos.live.rootfs_url`.
+    pub server_url: Option<String>,
+    /// Switch even to a release that was rolled back from.
+    pub force: bool,
+    /// Progress bar on a terminal.
+    pub progress: bool,
+    pub retry: RetryPolicy,
+}
+
+impl PullOptions {
+    pub fn new(data_dir: impl Into<PathBuf>, stream: &str) -> PullOptions {
+        PullOptions {
+            data_dir: data_dir.into(),
+            stream: stream.to_string(),
+            arch: "x86_64".into(),
+            base_url: crate::DEFAULT_BASE_URL.into(),
+            keyring: None,
+            insecure: false,
+            keep: 2,
+            server_url: None,
+            force: false,
+            progress: false,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullOutcome {
+    /// The profile now boots `to` (verified); `dropped` releases were deleted.
+    Switched {
+        from: Option<String>,
+        to: String,
+        dropped: Vec<String>,
+    },
+    /// Upstream's release is already current.
+    UpToDate { release: String },
+    /// Upstream's release was rolled back from; nothing changed.
+    Skipped { release: String, current: Option<String> },
+}
+
+/// `<release dir>/release.json`: what was verified, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    pub stream: String,
+    pub arch: String,
+    pub release: String,
+    pub kernel: String,
+    pub initramfs: String,
+    pub rootfs: String,
+    pub sha256: Vec<String>,
+    /// Fingerprints of the keys that signed kernel, initramfs and rootfs;
+    /// empty when pulled with `--insecure`.
+    pub signed_by: Vec<String>,
+    pub insecure: bool,
+    pub sources: Vec<String>,
+}
+
+impl ReleaseRecord {
+    pub fn load(dir: &Path) -> Result<ReleaseRecord, FcosError> {
+        let path = dir.join("release.json");
+        let b = fs::read(&path).map_err(|e| FcosError::io(&path, e))?;
+        serde_json::from_slice(&b).map_err(|e| FcosError::State {
+            path,
+            why: e.to_string(),
+        })
+    }
+}
+
+fn resolve_server_url(data_dir: &Path, stream: &str, explicit: Option<&str>) -> Result<String, FcosError> {
+    if let Some(s) = explicit {
+        return profile::normalize_server_url(s);
+    }
+    let existing = fs::read(profile::profile_path(data_dir, stream)).ok();
+    match existing.as_deref().and_then(profile::server_url_of) {
+        Some(s) => profile::normalize_server_url(&s),
+        None => Err(FcosError::NoServerUrl),
+    }
+}
+
+/// Reads the stream metadata and picks the live-PXE release of `arch`.
+pub async fn upstream(fetcher: &Fetcher, base_url: &str, stream: &str, arch: &str) -> Result<PxeRelease, FcosError> {
+    stream::check_name("stream", stream)?;
+    stream::check_name("arch", arch)?;
+    let url = stream::stream_url(base_url, stream)?;
+    let bytes = fetcher.get_small(&url, MAX_METADATA).await?;
+    let meta = StreamMetadata::parse(url.as_str(), &bytes)?;
+    meta.pxe(arch, &url)
+}
+
+/// Pulls the stream's current release: downloads kernel, initramfs and
+/// rootfs (resuming `.part` files), checks each sha256 and detached
+/// signature, moves the release directory into place only when all three
+/// are verified, then rewrites the profile and the state, and deletes
+/// releases beyond `keep`. On any error nothing is switched.
+pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
+    stream::check_name("stream", &opts.stream)?;
+    stream::check_name("arch", &opts.arch)?;
+    let data_dir = &opts.data_dir;
+    let server_url = resolve_server_url(data_dir, &opts.stream, opts.server_url.as_deref())?;
+    let keyring = if opts.insecure {
+        tracing::warn!(
+            stream = %opts.stream,
+            "INSECURE: OpenPGP signatures are NOT checked (--insecure); only the sha256 from the metadata protects these files"
+        );
+        None
+    } else {
+        Some(Keyring::resolve(opts.keyring.as_deref())?)
+    };
+    let fetcher = Fetcher::new(opts.retry, opts.progress)?;
+    let rel = upstream(&fetcher, &opts.base_url, &opts.stream, &opts.arch).await?;
+    tracing::info!(stream = %opts.stream, arch = %opts.arch, release = %rel.release, "upstream release");
+
+    let sdir = stream_dir(data_dir, &opts.stream);
+    let _lock = StreamLock::acquire(&sdir, &opts.stream)?;
+    let mut state = StreamState::load(data_dir, &opts.stream)?;
+    if state.arch.is_empty() {
+        state.arch = opts.arch.clone();
+    }
+    if state.skipped.contains(&rel.release) && !opts.force {
+        tracing::info!(stream = %opts.stream, release = %rel.release, "upstream release was rolled back from; not switching (use --force)");
+        return Ok(PullOutcome::Skipped {
+            release: rel.release,
+            current: state.current,
+        });
+    }
+    let release_dir = sdir.join(&rel.release);
+    if !complete(&release_dir, &rel) {
+        if release_dir.exists() {
+            // Not ours or damaged: set aside rather than trusted or deleted.
+            let aside = sdir.join(format!(".damaged-{}-{}", rel.release, std::process::id()));
+            tracing::warn!(dir = %release_dir.display(), aside = %aside.display(), "release directory incomplete; moving it aside");
+            fs::rename(&release_dir, &aside).map_err(|e| FcosError::io(&release_dir, e))?;
+        }
+        fetch_release(&fetcher, opts, &rel, &sdir, keyring.as_ref()).await?;
+    }
+
+    let spec = ProfileSpec {
+        stream: opts.stream.clone(),
+        release: rel.release.clone(),
+        kernel: rel.kernel.file_name.clone(),
+        initramfs: rel.initramfs.file_name.clone(),
+        rootfs: rel.rootfs.file_name.clone(),
+        server_url,
+    };
+    let mut known = state.releases.clone();
+    known.extend(state.current.iter().cloned());
+    let path = profile::write(data_dir, &spec, &known)?;
+    if state.current.as_deref() == Some(rel.release.as_str()) {
+        return Ok(PullOutcome::UpToDate { release: rel.release });
+    }
+    let from = state.current.clone();
+    if opts.force {
+        state.skipped.retain(|r| *r != rel.release);
+    }
+    let dropped = state.switch_to(&rel.release, opts.keep);
+    state.save(data_dir)?;
+    tracing::info!(stream = %opts.stream, from = ?from, to = %rel.release, profile = %path.display(), "switched profile");
+    remove_releases(&sdir, &dropped);
+    Ok(PullOutcome::Switched {
+        from,
+        to: rel.release,
+        dropped,
+    })
+}
+
+fn complete(dir: &Path, rel: &PxeRelease) -> bool {
+    rel.artifacts().iter().all(|a| dir.join(&a.file_name).is_file())
+        && ReleaseRecord::load(dir).is_ok_and(|r| r.sha256.iter().zip(rel.artifacts()).all(|(h, a)| *h == a.sha256))
+}
+
+async fn fetch_release(
+    fetcher: &Fetcher,
+    opts: &PullOptions,
+    rel: &PxeRelease,
+    sdir: &Path,
+    keyring: Option<&Keyring>,
+) -> Result<(), FcosError> {
+    let partial = sdir.join(".partial");
+    let staging = partial.join(&rel.release);
+    fs::create_dir_all(&staging).map_err(|e| FcosError::io(&staging, e))?;
+    // Older partial releases will never complete: drop them.
+    if let Ok(rd) = fs::read_dir(&partial) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy() != rel.release.as_str() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let mut signed_by = Vec::new();
+    for art in rel.artifacts() {
+        let done = staging.join(&art.file_name);
+        if done.is_file() {
+            // Renamed here only after verification in an earlier run.
+            continue;
+        }
+        let part = staging.join(format!("{}.part", art.file_name));
+        fetcher.download(&art.url, &part, &art.sha256, &art.file_name).await?;
+        if let Some(ring) = keyring {
+            let sig = match fetcher.get_small(&art.signature_url, MAX_SIGNATURE).await {
+                Ok(s) => s,
+                Err(FcosError::Status { status, url }) if (400..500).contains(&status) => {
+                    return Err(FcosError::SignatureMissing {
+                        file: art.file_name.clone(),
+                        url,
+                        status,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            match ring.verify_file(&sig, &part, &art.file_name) {
+                Ok(fp) => {
+                    tracing::info!(file = %art.file_name, key = %fp, "OpenPGP signature verified");
+                    signed_by.push(fp);
+                    write_atomic(&staging.join(format!("{}.sig", art.file_name)), &sig)?;
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&part);
+                    return Err(e);
+                }
+            }
+        } else {
+            tracing::warn!(file = %art.file_name, "INSECURE: signature not checked");
+        }
+        fs::rename(&part, &done).map_err(|e| FcosError::io(&done, e))?;
+    }
+    // A resumed run may have skipped verified files: record what we know.
+    let record = ReleaseRecord {
+        stream: opts.stream.clone(),
+        arch: opts.arch.clone(),
+        release: rel.release.clone(),
+        kernel: rel.kernel.file_name.clone(),
+        initramfs: rel.initramfs.file_name.clone(),
+        rootfs: rel.rootfs.file_name.clone(),
+        sha256: rel.artifacts().iter().map(|a| a.sha256.clone()).collect(),
+        signed_by,
+        insecure: keyring.is_none(),
+        sources: rel.artifacts().iter().map(|a| a.url.to_string()).collect(),
+    };
+    let json = serde_json::to_vec_pretty(&record).map_err(|e| FcosError::State {
+        path: staging.join("release.json"),
+        why: e.to_string(),
+    })?;
+    write_atomic(&staging.join("release.json"), &json)?;
+    let dest = sdir.join(&rel.release);
+    fs::rename(&staging, &dest).map_err(|e| FcosError::io(&dest, e))?;
+    sync_dir(sdir);
+    let _ = fs::remove_dir(&partial);
+    tracing::info!(release = %rel.release, dir = %dest.display(), "release verified and in place");
+    Ok(())
+}
+
+fn remove_releases(sdir: &Path, releases: &[String]) {
+    for r in releases {
+        if stream::check_release(r).is_err() {
+            continue;
+        }
+        let dir = sdir.join(r);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => tracing::info!(dir = %dir.display(), "deleted old release"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot delete old release"),
+        }
+    }
+}
+
+/// Switches the profile back to the kept release before the current one and
+/// marks the current one as rolled back from (pulls and the tracker will not
+/// switch to it again; a newer release will). Returns `(from, to)`.
+pub fn rollback(data_dir: &Path, stream: &str, server_url: Option<&str>) -> Result<(String, String), FcosError> {
+    stream::check_name("stream", stream)?;
+    let sdir = stream_dir(data_dir, stream);
+    let _lock = StreamLock::acquire(&sdir, stream)?;
+    let mut state = StreamState::load(data_dir, stream)?;
+    let err = |why: &str| FcosError::Rollback {
+        stream: stream.to_string(),
+        why: why.to_string(),
+    };
+    let from = state.current.clone().ok_or_else(|| err("no current release"))?;
+    let to = state
+        .previous()
+        .cloned()
+        .ok_or_else(|| err("no previous release is kept (see --keep)"))?;
+    let record = ReleaseRecord::load(&sdir.join(&to))?;
+    let server_url = resolve_server_url(data_dir, stream, server_url)?;
+    let spec = ProfileSpec {
+        stream: stream.to_string(),
+        release: to.clone(),
+        kernel: record.kernel,
+        initramfs: record.initramfs,
+        rootfs: record.rootfs,
+        server_url,
+    };
+    for f in [&spec.kernel, &spec.initramfs, &spec.rootfs] {
+        if !sdir.join(&to).join(f).is_file() {
+            return Err(err("the previous release's files are missing"));
+        }
+    }
+    profile::write(data_dir, &spec, &state.releases)?;
+    state.current = Some(to.clone());
+    state.skip(&from);
+    state.save(data_dir)?;
+    tracing::info!(%stream, %from, %to, "rolled back");
+    Ok((from, to))
+}
+
+/// What `status` reports for one stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamReport {
+    pub stream: String,
+    pub arch: String,
+    pub current: Option<String>,
+    pub kept: Vec<String>,
+    pub skipped: Vec<String>,
+    /// Upstream's release (`None` when not asked or on error).
+    pub upstream: Option<String>,
+    pub upstream_error: Option<String>,
+    /// Upstream has a release that is not current and not rolled back from.
+    pub update_available: bool,
+}
+
+/// Local state of a stream, plus upstream's release unless `offline`.
+pub async fn status(
+    data_dir: &Path,
+    stream: &str,
+    arch: Option<&str>,
+    base_url: &str,
+    offline: bool,
+) -> Result<StreamReport, FcosError> {
+    stream::check_name("stream", stream)?;
+    let state = StreamState::load(data_dir, stream)?;
+    let arch = arch
+        .map(str::to_string)
+        .or_else(|| (!state.arch.is_empty()).then(|| state.arch.clone()))
+        .unwrap_or_else(|| "x86_64".into());
+    let (upstream_rel, upstream_error) = if offline {
+        (None, None)
+    } else {
+        let fetcher = Fetcher::new(
+            RetryPolicy {
+                attempts: 2,
+                ..RetryPolicy::default()
+            },
+            false,
+        )?;
+        match upstream(&fetcher, base_url, stream, &arch).await {
+            Ok(r) => (Some(r.release), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    };
+    let update_available = upstream_rel
+        .as_ref()
+        .is_some_and(|u| state.current.as_ref() != Some(u) && !state.skipped.contains(u));
+    Ok(StreamReport {
+        stream: stream.to_string(),
+        arch,
+        current: state.current,
+        kept: state.releases,
+        skipped: state.skipped,
+        upstream: upstream_rel,
+        upstream_error,
+        update_available,
+    })
+}

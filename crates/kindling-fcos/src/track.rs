@@ -1,0 +1,208 @@
+//! Stream tracking for `kindling serve`: the `[fcos]` config table and a loop
+//! that pulls each tracked stream on an interval.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::sync::{PullOptions, PullOutcome, RetryPolicy, pull};
+
+/// The `[fcos]` table of `kindling.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FcosConfig {
+    /// Streams `kindling serve` keeps current (empty: no tracking).
+    pub streams: Vec<String>,
+    pub arch: String,
+    pub base_url: String,
+    /// Keyring file or directory (default: the first of DEFAULT_KEYRINGS that exists).
+    pub keyring: Option<PathBuf>,
+    /// Skip OpenPGP signatures (never the sha256). Loud in the logs.
+    pub insecure: bool,
+    /// Releases kept on disk per stream.
+    pub keep: usize,
+    /// Seconds between checks.
+    pub interval_secs: u64,
+    /// `http://host:port` the machines reach this server on (rootfs and Ignition URLs).
+    pub server_url: Option<String>,
+}
+
+impl Default for FcosConfig {
+    fn default() -> Self {
+        FcosConfig {
+            streams: Vec::new(),
+            arch: "x86_64".into(),
+            base_url: crate::DEFAULT_BASE_URL.into(),
+            keyring: None,
+            insecure: false,
+            keep: 2,
+            interval_secs: 6 * 3600,
+            server_url: None,
+        }
+    }
+}
+
+impl FcosConfig {
+    /// Pull options for one stream of this config.
+    pub fn pull_options(&self, data_dir: impl Into<PathBuf>, stream: &str) -> PullOptions {
+        PullOptions {
+            arch: self.arch.clone(),
+            base_url: self.base_url.clone(),
+            keyring: self.keyring.clone(),
+            insecure: self.insecure,
+            keep: self.keep,
+            server_url: self.server_url.clone(),
+            ..PullOptions::new(data_dir, stream)
+        }
+    }
+
+    /// Checks values a typo would break (stream names, URL, interval).
+    pub fn validate(&self) -> Result<(), crate::FcosError> {
+        for s in &self.streams {
+            crate::stream::check_name("stream", s)?;
+        }
+        crate::stream::check_name("arch", &self.arch)?;
+        crate::stream::stream_url(&self.base_url, "stable")?;
+        if let Some(u) = &self.server_url {
+            crate::profile::normalize_server_url(u)?;
+        }
+        if self.interval_secs == 0 {
+            return Err(crate::FcosError::Invalid {
+                what: "fcos.interval_secs",
+                value: "0".into(),
+                why: "must be at least 1",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Per-stream tracking status (for metrics and the API).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamStatus {
+    pub stream: String,
+    /// Release the profile boots.
+    pub current: Option<String>,
+    /// Release seen upstream at the last successful check.
+    pub upstream: Option<String>,
+    /// Error of the last check (`None` after a successful one).
+    pub last_error: Option<String>,
+    /// Unix time of the last check and of the last successful one.
+    pub last_check: Option<u64>,
+    pub last_success: Option<u64>,
+    /// Checks that failed since start.
+    pub failures: u64,
+    /// Profile switches since start.
+    pub switches: u64,
+}
+
+/// Shared status of the tracker.
+#[derive(Debug, Default)]
+pub struct FcosStatus {
+    inner: Mutex<BTreeMap<String, StreamStatus>>,
+}
+
+impl FcosStatus {
+    pub fn new() -> FcosStatus {
+        FcosStatus::default()
+    }
+
+    /// One entry per tracked stream, sorted by name.
+    pub fn snapshot(&self) -> Vec<StreamStatus> {
+        match self.inner.lock() {
+            Ok(g) => g.values().cloned().collect(),
+            Err(p) => p.into_inner().values().cloned().collect(),
+        }
+    }
+
+    fn update(&self, stream: &str, f: impl FnOnce(&mut StreamStatus)) {
+        let mut g = match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let e = g.entry(stream.to_string()).or_insert_with(|| StreamStatus {
+            stream: stream.to_string(),
+            ..StreamStatus::default()
+        });
+        f(e);
+    }
+}
+
+fn now() -> Option<u64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// Checks every stream of `config` now and then every `interval_secs`: pulls,
+/// verifies and switches the profile (atomically; the server's watcher
+/// reloads it). A failed check leaves the profile as it was and is recorded
+/// in `status`. Returns when `cancel` fires (an interrupted download resumes
+/// from its `.part` file next time).
+pub async fn track(config: FcosConfig, data_dir: PathBuf, status: Arc<FcosStatus>, cancel: CancellationToken) {
+    if config.streams.is_empty() {
+        return;
+    }
+    if let Err(e) = config.validate() {
+        tracing::error!(error = %e, "fcos tracking disabled: invalid [fcos] config");
+        for s in &config.streams {
+            status.update(s, |st| st.last_error = Some(e.to_string()));
+        }
+        return;
+    }
+    for s in &config.streams {
+        let cur = crate::state::StreamState::load(&data_dir, s).ok().and_then(|st| st.current);
+        status.update(s, |st| st.current = cur);
+    }
+    let interval = Duration::from_secs(config.interval_secs);
+    loop {
+        for stream in &config.streams {
+            let mut opts = config.pull_options(&data_dir, stream);
+            opts.retry = RetryPolicy::default();
+            let span = tracing::info_span!("fcos_track", %stream);
+            let result = tokio::select! {
+                r = pull(&opts).instrument(span) => r,
+                () = cancel.cancelled() => return,
+            };
+            let t = now();
+            match result {
+                Ok(outcome) => {
+                    let (current, upstream, switched) = match &outcome {
+                        PullOutcome::Switched { to, .. } => (Some(to.clone()), Some(to.clone()), true),
+                        PullOutcome::UpToDate { release } => (Some(release.clone()), Some(release.clone()), false),
+                        PullOutcome::Skipped { release, current } => (current.clone(), Some(release.clone()), false),
+                    };
+                    if switched {
+                        tracing::info!(%stream, release = ?current, "fcos tracker switched the profile");
+                    }
+                    status.update(stream, |st| {
+                        st.current = current;
+                        st.upstream = upstream;
+                        st.last_error = None;
+                        st.last_check = t;
+                        st.last_success = t;
+                        st.switches += u64::from(switched);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(%stream, error = %e, "fcos check failed; profile unchanged");
+                    status.update(stream, |st| {
+                        st.last_error = Some(e.to_string());
+                        st.last_check = t;
+                        st.failures += 1;
+                    });
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = cancel.cancelled() => return,
+        }
+    }
+}
