@@ -498,6 +498,9 @@ impl Ctx<'_> {
             return;
         };
         self.origin(&join(jpath, "source"), &yp, pos);
+        if obj.name == "Resource" && jpath.starts_with("ignition.config") {
+            self.check_embedded_config(&data, &yp, pos);
+        }
         if obj.name == "FileContents" {
             out.insert("source", Value::String(dataurl::plain_data_url(&data)));
             return;
@@ -515,6 +518,41 @@ impl Ctx<'_> {
         if let Some(c) = d.compression {
             out.insert("compression", Value::String(c.to_string()));
             self.origin(&join(jpath, "compression"), &yp, pos);
+        }
+    }
+
+    /// Butane (fcos >= 1.1.0) validates inline/local configs merged or replaced through
+    /// `ignition.config`: skipped with a warning unless they use this spec's version.
+    fn check_embedded_config(&mut self, data: &[u8], ypath: &str, pos: Pos) {
+        let spec = spec_for_fcos(self.minor).unwrap_or("");
+        let version = serde_json::from_slice::<Value>(data).ok().and_then(|v| {
+            v.pointer("/ignition/version")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        match version.as_deref() {
+            Some(v) if v != spec && !v.is_empty() => {
+                self.warn(
+                    "skipping validation for the merge/replace ignition config due to an unkown version",
+                    &join(ypath, "version"),
+                    pos,
+                );
+            }
+            _ => {
+                for e in validate::validate_ignition(data).entries {
+                    let inner = if e.path.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (embedded config: {})", e.path)
+                    };
+                    self.report.push(
+                        e.severity,
+                        format!("{}{inner}", e.message),
+                        ypath.to_string(),
+                        Some(pos),
+                    );
+                }
+            }
         }
     }
 

@@ -342,3 +342,23 @@ fn sugar_validation_errors() {
         7,
     );
 }
+
+#[test]
+fn embedded_ignition_configs_are_validated() {
+    expect(
+        "variant: fcos\nversion: 1.4.0\nignition:\n  config:\n    merge:\n      - inline: '{\"ignition\":{\"version\":\"3.3.0\"},\"storage\":{\"files\":[{\"path\":\"rel\"}]}}'\n",
+        "path not absolute (embedded config: storage.files.0.path)",
+        "ignition.config.merge.0.inline",
+        6,
+        9,
+    );
+    let t = translate(
+        b"variant: fcos\nversion: 1.4.0\nignition:\n  config:\n    replace:\n      inline: '{\"ignition\":{\"version\":\"3.2.0\"}}'\n",
+        &TranslateOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        t.warnings.entries[0].message,
+        "skipping validation for the merge/replace ignition config due to an unkown version"
+    );
+}

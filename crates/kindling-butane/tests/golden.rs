@@ -384,10 +384,10 @@ fn ignition_merge_inline_and_proxy_timeouts_tls_v1_1() {
     check(
         "ignition section",
         &format!(
-            "{H}1.1.0\nignition:\n  config:\n    merge:\n      - inline: '{{}}'\n  proxy:\n    http_proxy: http://proxy:3128\n    no_proxy: [localhost]\n  timeouts:\n    http_total: 30\n  security:\n    tls:\n      certificate_authorities:\n        - source: https://example.com/ca.pem\n"
+            "{H}1.1.0\nignition:\n  config:\n    merge:\n      - inline: '{{\"ignition\":{{\"version\":\"3.1.0\"}}}}'\n  proxy:\n    http_proxy: http://proxy:3128\n    no_proxy: [localhost]\n  timeouts:\n    http_total: 30\n  security:\n    tls:\n      certificate_authorities:\n        - source: https://example.com/ca.pem\n"
         ),
         None,
-        r##"{"ignition":{"config":{"merge":[{"compression":"","source":"data:,%7B%7D"}]},"proxy":{"httpProxy":"http://proxy:3128","noProxy":["localhost"]},"security":{"tls":{"certificateAuthorities":[{"source":"https://example.com/ca.pem"}]}},"timeouts":{"httpTotal":30},"version":"3.1.0"}}"##,
+        r##"{"ignition":{"config":{"merge":[{"compression":"","source":"data:;base64,eyJpZ25pdGlvbiI6eyJ2ZXJzaW9uIjoiMy4xLjAifX0="}]},"proxy":{"httpProxy":"http://proxy:3128","noProxy":["localhost"]},"security":{"tls":{"certificateAuthorities":[{"source":"https://example.com/ca.pem"}]}},"timeouts":{"httpTotal":30},"version":"3.1.0"}}"##,
     );
 }
 
