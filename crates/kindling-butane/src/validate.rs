@@ -634,39 +634,73 @@ fn clean(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// A minimal systemd unit-file parser: sections and `Key=Value` lines (with continuation lines).
+/// A systemd unit-file syntax check following go-systemd's `unit.DeserializeOptions` (which
+/// Ignition uses), with its error messages.
 fn parse_unit(contents: &str) -> Result<(), String> {
+    let wrap = |m: &str| Err(format!("invalid unit content: {m}"));
+    if contents.split('\n').any(|l| l.len() >= 2048) {
+        return wrap("line too long (max 2048 bytes)");
+    }
+    let mut rest = contents;
     let mut in_section = false;
-    let mut continuation = false;
-    for line in contents.lines() {
-        let t = line.trim();
-        if continuation {
-            continuation = t.ends_with('\\');
+    loop {
+        let trimmed = rest.trim_start();
+        let Some(c) = trimmed.chars().next() else {
+            return Ok(());
+        };
+        if c == '#' || c == ';' {
+            rest = trimmed.split_once('\n').map(|x| x.1).unwrap_or("");
             continue;
         }
-        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
-            continue;
-        }
-        if t.starts_with('[') {
-            if !t.ends_with(']') {
-                return Err("invalid unit contents: unable to find end of section".into());
+        if c == '[' {
+            let Some(end) = trimmed.find(']') else {
+                return wrap("unable to find end of section");
+            };
+            let after = &trimmed[end + 1..];
+            let (line_rest, next) = after.split_once('\n').unwrap_or((after, ""));
+            if !line_rest.trim().is_empty() {
+                // go-systemd prints the section name before it is recorded, i.e. empty.
+                return wrap(&format!(
+                    "found garbage after section name : {:?}",
+                    line_rest.trim()
+                ));
             }
             in_section = true;
+            rest = next;
             continue;
         }
         if !in_section {
-            return Err("invalid unit contents: found option before section".into());
+            // Before the first section go-systemd skips anything that is not a '['.
+            rest = &trimmed[c.len_utf8()..];
+            continue;
         }
-        if !t.contains('=') {
-            return Err("invalid unit contents: expected key=value".into());
+        // Option: a name up to '=' on the same line, then a value with '\' continuations.
+        let line_end = trimmed.find('\n').unwrap_or(trimmed.len());
+        let line = &trimmed[..line_end];
+        if !line.contains('=') {
+            if line_end == trimmed.len() {
+                return wrap("unexpected EOF encountered while parsing option name");
+            }
+            return wrap("unexpected newline encountered while parsing option name");
         }
-        continuation = t.ends_with('\\');
+        let mut r = trimmed;
+        loop {
+            let (l, next) = r.split_once('\n').unwrap_or((r, ""));
+            r = next;
+            if !l.trim_end_matches('\r').ends_with('\\') || r.is_empty() {
+                break;
+            }
+        }
+        rest = r;
     }
-    Ok(())
 }
 
 fn has_install(contents: &str) -> bool {
-    contents.lines().any(|l| l.trim() == "[Install]")
+    contents.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("[Install]")
+            .is_some_and(|r| r.trim().is_empty())
+    })
 }
 
 /// Semantic validation of an Ignition config value of spec 3.`minor`.0.
