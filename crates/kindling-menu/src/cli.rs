@@ -1,0 +1,313 @@
+//! `kindling cache prefetch ENTRY...` and `kindling cache ls`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::{Cache, Held};
+use crate::catalog::{Arch, Catalog};
+use crate::config::{CacheConfig, MenuConfig};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum CacheCommand {
+    /// Download every file of these catalog entries into the cache (before a boot storm).
+    Prefetch {
+        /// Entry ids (see `kindling cache ls --catalog`).
+        #[arg(required = true)]
+        entries: Vec<String>,
+        /// Only this architecture (x86_64 or arm64).
+        #[arg(long)]
+        arch: Option<String>,
+        /// Ask a running server to fetch (e.g. http://127.0.0.1:8080), so that
+        /// its own index learns about the files. Without it the cache
+        /// directory is filled directly (do that while the server is stopped).
+        #[arg(long, env = "KINDLING_CACHE_SERVER")]
+        server: Option<String>,
+    },
+    /// Show what the cache holds: entry, file, size, last used, verified.
+    Ls {
+        /// Print the index as JSON.
+        #[arg(long)]
+        json: bool,
+        /// List the catalog's entries and files instead.
+        #[arg(long)]
+        catalog: bool,
+    },
+}
+
+/// CLI failures (printed by the caller; exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error("{0}")]
+    Cache(#[from] crate::cache::CacheError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn human(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+fn ago(t: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let d = now.saturating_sub(t);
+    match d {
+        0..60 => format!("{d}s ago"),
+        60..3600 => format!("{}m ago", d / 60),
+        3600..86400 => format!("{}h ago", d / 3600),
+        _ => format!("{}d ago", d / 86400),
+    }
+}
+
+/// Renders `ls` as a table.
+pub fn table(held: &[Held]) -> String {
+    let mut rows = vec![[
+        "ENTRY".to_string(),
+        "FILE".into(),
+        "SIZE".into(),
+        "LAST USED".into(),
+        "VERIFIED".into(),
+    ]];
+    for h in held {
+        rows.push([
+            h.entry.clone(),
+            format!("{}/{}", h.arch.as_str(), h.file),
+            human(h.size),
+            ago(h.last_used),
+            if h.verified {
+                "sha256".into()
+            } else {
+                "no (upstream publishes no checksum)".into()
+            },
+        ]);
+    }
+    let mut w = [0usize; 5];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let mut s = String::new();
+    for r in &rows {
+        let line = format!(
+            "{:w0$}  {:w1$}  {:>w2$}  {:w3$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3]
+        );
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    let total: u64 = held.iter().map(|h| h.size).sum();
+    s.push_str(&format!("{} files, {}\n", held.len(), human(total)));
+    s
+}
+
+fn parse_arch(a: Option<&str>) -> Result<Option<Arch>, CliError> {
+    a.map(|a| {
+        Arch::parse(a)
+            .ok_or_else(|| CliError::Other(format!("unknown architecture {a:?} (x86_64 or arm64)")))
+    })
+    .transpose()
+}
+
+/// Runs a `kindling cache` command. Builds its own tokio runtime.
+pub fn run(
+    args: &CacheArgs,
+    menu: &MenuConfig,
+    cache: &CacheConfig,
+    data_dir: &Path,
+) -> Result<ExitCode, CliError> {
+    let catalog = Arc::new(Catalog::load(menu)?);
+    let dir = cache.dir_for(data_dir);
+    match &args.command {
+        CacheCommand::Ls {
+            json,
+            catalog: list_catalog,
+        } => {
+            if *list_catalog {
+                for e in catalog.entries() {
+                    println!("{}  {}", e.id, e.title);
+                    for (a, spec) in &e.arch {
+                        for (n, f) in &spec.files {
+                            let how = if f.sha256.is_some() {
+                                "sha256 pinned"
+                            } else if f.sums_name.is_some() {
+                                "checksum file"
+                            } else {
+                                "unverified"
+                            };
+                            println!("    {}/{n}  {}  ({how})", a.as_str(), f.url);
+                        }
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let held = match std::fs::read(dir.join("index.json")) {
+                Ok(b) => {
+                    #[derive(serde::Deserialize)]
+                    struct F {
+                        files: Vec<Held>,
+                    }
+                    let mut f: F = serde_json::from_slice(&b).map_err(|e| {
+                        CliError::Other(format!("{}: {e}", dir.join("index.json").display()))
+                    })?;
+                    f.files.sort_by_key(|h| std::cmp::Reverse(h.last_used));
+                    f.files
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => {
+                    return Err(CliError::Other(format!(
+                        "{}: {e}",
+                        dir.join("index.json").display()
+                    )));
+                }
+            };
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&held).unwrap_or_default()
+                );
+            } else {
+                print!("{}", table(&held));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CacheCommand::Prefetch {
+            entries,
+            arch,
+            server,
+        } => {
+            let arch = parse_arch(arch.as_deref())?;
+            for e in entries {
+                if catalog.get(e).is_none() {
+                    return Err(CliError::Other(format!(
+                        "no entry {e:?} in the catalog (see `kindling cache ls --catalog`)"
+                    )));
+                }
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Other(format!("starting the async runtime: {e}")))?;
+            rt.block_on(async {
+                let mut failed = 0;
+                match server {
+                    Some(base) => {
+                        let up = crate::upstream::Upstream::new(
+                            Duration::from_secs(cache.connect_timeout_secs.max(1)),
+                            0,
+                        )
+                        .map_err(|e| CliError::Other(e.to_string()))?;
+                        for id in entries {
+                            let Some(e) = catalog.get(id) else { continue };
+                            for (a, spec) in &e.arch {
+                                if arch.is_some_and(|x| x != *a) {
+                                    continue;
+                                }
+                                for name in spec.files.keys() {
+                                    let url = format!(
+                                        "{}/cache/{id}/{}/{name}",
+                                        base.trim_end_matches('/'),
+                                        a.as_str()
+                                    );
+                                    match fetch_discard(&up, &url).await {
+                                        Ok(n) => {
+                                            println!("{id}  {}/{name}  {}", a.as_str(), human(n))
+                                        }
+                                        Err(why) => {
+                                            failed += 1;
+                                            eprintln!("{id}  {}/{name}  FAILED: {why}", a.as_str());
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        let c = Cache::open(cache.clone(), dir.clone(), catalog.clone())?;
+                        for id in entries {
+                            match c.prefetch(id, arch).await {
+                                Ok(held) => {
+                                    for h in held {
+                                        println!(
+                                            "{}  {}/{}  {}  {}",
+                                            h.entry,
+                                            h.arch.as_str(),
+                                            h.file,
+                                            human(h.size),
+                                            if h.verified { "verified" } else { "unverified" }
+                                        );
+                                    }
+                                }
+                                Err(e) => {
+                                    failed += 1;
+                                    eprintln!("kindling: prefetch failed: {e}");
+                                }
+                            }
+                        }
+                        c.save_index();
+                    }
+                }
+                Ok(if failed == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                })
+            })
+        }
+    }
+}
+
+/// GETs `url` and counts the body (the server caches it on the way).
+async fn fetch_discard(up: &crate::upstream::Upstream, url: &str) -> Result<u64, String> {
+    use http_body_util::BodyExt;
+    let (resp, _) = up.get(url, &[]).await.map_err(|e| e.to_string())?;
+    let want = resp
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut body = resp.into_body();
+    let mut n = 0u64;
+    while let Some(f) = body.frame().await {
+        let f = f.map_err(|e| format!("after {n} bytes: {e}"))?;
+        if let Ok(d) = f.into_data() {
+            n += d.len() as u64;
+        }
+    }
+    match want {
+        Some(w) if w != n => Err(format!("got {n} of {w} bytes")),
+        _ => Ok(n),
+    }
+}

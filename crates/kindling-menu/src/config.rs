@@ -1,0 +1,141 @@
+//! `[menu]` and `[cache]` in `kindling.toml`. Every key has a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Entry;
+
+/// `[menu]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MenuConfig {
+    /// Serve `/menu.ipxe`.
+    pub enabled: bool,
+    /// Menu title.
+    pub title: String,
+    /// Entry selected when the timeout runs out (an id; must be offered on
+    /// the architecture, else the first entry is).
+    pub default_entry: String,
+    /// Seconds before the default entry boots (0 = wait forever).
+    pub timeout_secs: u64,
+    /// Base URL of this server as seen by machines (e.g.
+    /// `http://10.0.0.2:8080`); default: from the request's Host header.
+    pub base_url: Option<String>,
+    /// Include the shipped catalog.
+    pub shipped_catalog: bool,
+    /// Shipped entries to leave out (ids).
+    pub hide: Vec<String>,
+    /// Fedora CoreOS streams offered from the local assets (those that
+    /// `kindling fcos pull` keeps); a stream with nothing on disk is hidden.
+    pub fcos_streams: Vec<String>,
+    /// Kernel arguments added to the Fedora CoreOS live entries.
+    pub fcos_args: String,
+    /// More entries (same schema as the shipped catalog); one with the id of
+    /// a shipped entry replaces it.
+    pub entries: Vec<Entry>,
+    /// Per-machine defaults, checked before groups' `menu_default` metadata.
+    pub machines: Vec<MachineDefault>,
+}
+
+impl Default for MenuConfig {
+    fn default() -> Self {
+        MenuConfig {
+            enabled: true,
+            title: "Kindling boot menu".into(),
+            default_entry: "local-disk".into(),
+            timeout_secs: 10,
+            base_url: None,
+            shipped_catalog: true,
+            hide: Vec::new(),
+            fcos_streams: vec!["stable".into()],
+            fcos_args: String::new(),
+            entries: Vec::new(),
+            machines: Vec::new(),
+        }
+    }
+}
+
+/// `[[menu.machines]]`: send a MAC (or several) straight to one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineDefault {
+    /// MAC address in any common notation.
+    pub mac: String,
+    /// Entry id.
+    pub entry: String,
+    /// Seconds the menu is shown first (default 0: boot the entry directly).
+    #[serde(default)]
+    pub timeout_secs: u64,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Serve catalog files through `/cache/` (when off, menus point upstream).
+    pub enabled: bool,
+    /// Where cached files live; default `<data_dir>/cache`.
+    pub dir: Option<PathBuf>,
+    /// Size limit; least recently used files are evicted beyond it.
+    pub max_bytes: u64,
+    /// Connecting to upstream and receiving its response head.
+    pub connect_timeout_secs: u64,
+    /// Longest pause in an upstream body before the transfer is abandoned.
+    pub idle_timeout_secs: u64,
+    /// Redirects followed (mirrors redirect a lot).
+    pub max_redirects: u32,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            dir: None,
+            max_bytes: 20 * 1024 * 1024 * 1024,
+            connect_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_redirects: 10,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The cache directory for a data directory.
+    pub fn dir_for(&self, data_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data_dir.join("cache"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        menu: MenuConfig,
+        #[serde(default)]
+        cache: CacheConfig,
+    }
+
+    #[test]
+    fn empty_is_defaults_and_unknown_keys_fail() {
+        let f: File = toml::from_str("").unwrap();
+        assert_eq!(f.menu, MenuConfig::default());
+        assert_eq!(f.cache, CacheConfig::default());
+        let e = toml::from_str::<File>("[cache]\nmax_byte = 1\n")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("max_byte"), "{e}");
+        let f: File = toml::from_str(
+            "[menu]\ntimeout_secs = 3\n[[menu.machines]]\nmac = \"52:54:00:00:00:01\"\nentry = \"debian\"\n[[menu.entries]]\nid = \"x\"\ntitle = \"X\"\nkind = \"shell\"\n[cache]\nmax_bytes = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(f.menu.timeout_secs, 3);
+        assert_eq!(f.menu.machines[0].entry, "debian");
+        assert_eq!(f.menu.entries[0].id, "x");
+        assert_eq!(f.cache.max_bytes, 1000);
+    }
+}

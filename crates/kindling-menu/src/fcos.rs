@@ -1,0 +1,130 @@
+//! Fedora CoreOS live entries from the local assets that `kindling fcos pull`
+//! keeps: `assets/fedora-coreos/<stream>/<release>/` with the state in
+//! `assets/fedora-coreos/<stream>/state.json` (`current`, `arch`). Nothing on
+//! disk means no entry.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::catalog::Arch;
+
+/// Menu ids of these entries are `fedora-coreos-<stream>`.
+pub const FCOS_ID_PREFIX: &str = "fedora-coreos-";
+
+/// One bootable Fedora CoreOS live release on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FcosLive {
+    pub stream: String,
+    pub release: String,
+    pub arch: Arch,
+    /// File names inside the release directory.
+    pub kernel: String,
+    pub initramfs: String,
+    pub rootfs: String,
+}
+
+impl FcosLive {
+    pub fn id(&self) -> String {
+        format!("{FCOS_ID_PREFIX}{}", self.stream)
+    }
+
+    /// URL path of the release directory under `/assets/`.
+    pub fn asset_dir(&self) -> String {
+        format!("/assets/fedora-coreos/{}/{}", self.stream, self.release)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct State {
+    current: Option<String>,
+    arch: Option<String>,
+}
+
+fn safe_segment(s: &str) -> bool {
+    crate::catalog::valid_file_name(s) && !s.contains('/')
+}
+
+/// The current release of `stream` under `assets_dir`, if complete on disk.
+pub fn discover(assets_dir: &Path, stream: &str) -> Option<FcosLive> {
+    if !safe_segment(stream) {
+        return None;
+    }
+    let sdir = assets_dir.join("fedora-coreos").join(stream);
+    let state: State =
+        serde_json::from_slice(&std::fs::read(sdir.join("state.json")).ok()?).ok()?;
+    let release = state.current?;
+    if !safe_segment(&release) {
+        return None;
+    }
+    let mut names: Vec<String> = std::fs::read_dir(sdir.join(&release))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| safe_segment(n) && !n.ends_with(".sig") && !n.ends_with(".part"))
+        .collect();
+    names.sort();
+    let find = |what: &str| names.iter().find(|n| n.contains(what)).cloned();
+    let kernel = find("-live-kernel")?;
+    let initramfs = find("-live-initramfs")?;
+    let rootfs = find("-live-rootfs")?;
+    let arch = match state.arch.as_deref() {
+        Some(a) => Arch::parse(a)?,
+        None if kernel.contains("aarch64") => Arch::Arm64,
+        None => Arch::X86_64,
+    };
+    Some(FcosLive {
+        stream: stream.to_string(),
+        release,
+        arch,
+        kernel,
+        initramfs,
+        rootfs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovers_current_release_or_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(discover(t.path(), "stable"), None);
+        let s = t.path().join("fedora-coreos/stable");
+        let r = s.join("43.20260413.3.2");
+        std::fs::create_dir_all(&r).unwrap();
+        std::fs::write(
+            s.join("state.json"),
+            r#"{"stream":"stable","arch":"x86_64","current":"43.20260413.3.2","releases":["43.20260413.3.2"]}"#,
+        )
+        .unwrap();
+        // Incomplete: hidden.
+        std::fs::write(
+            r.join("fedora-coreos-43.20260413.3.2-live-kernel.x86_64"),
+            "k",
+        )
+        .unwrap();
+        assert_eq!(discover(t.path(), "stable"), None);
+        std::fs::write(
+            r.join("fedora-coreos-43.20260413.3.2-live-initramfs.x86_64.img"),
+            "i",
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("fedora-coreos-43.20260413.3.2-live-rootfs.x86_64.img"),
+            "r",
+        )
+        .unwrap();
+        let f = discover(t.path(), "stable").unwrap();
+        assert_eq!(f.id(), "fedora-coreos-stable");
+        assert_eq!(f.arch, Arch::X86_64);
+        assert_eq!(
+            f.rootfs,
+            "fedora-coreos-43.20260413.3.2-live-rootfs.x86_64.img"
+        );
+        assert_eq!(discover(t.path(), "../stable"), None);
+    }
+}
