@@ -1251,47 +1251,14 @@ fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
         .clone()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "/".into());
-    // Walk in lexical order like filepath.Walk.
-    let mut stack = vec![(src.clone(), String::new())];
+    // Visit in filepath.Walk order: each directory's entries sorted by name, descending into
+    // subdirectories where they appear. Symlinks are not followed.
     let mut entries = Vec::new();
-    while let Some((dir, rel)) = stack.pop() {
-        let mut names: Vec<_> = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd.filter_map(Result::ok).map(|e| e.file_name()).collect(),
-            Err(e) => {
-                ctx.err(
-                    format!("open {}: {}", dir.display(), io_msg(&e)),
-                    &t.ypath,
-                    t.pos,
-                );
-                continue;
-            }
-        };
-        names.sort();
-        let mut subdirs = Vec::new();
-        for n in names {
-            let p = dir.join(&n);
-            let r = if rel.is_empty() {
-                n.to_string_lossy().into_owned()
-            } else {
-                format!("{rel}/{}", n.to_string_lossy())
-            };
-            match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() => subdirs.push((p, r)),
-                Ok(m) => entries.push((p, r, m)),
-                Err(e) => ctx.err(
-                    format!("lstat {}: {}", p.display(), io_msg(&e)),
-                    &t.ypath,
-                    t.pos,
-                ),
-            }
-        }
-        // filepath.Walk visits entries in lexical order, descending into directories in place;
-        // we approximate by pushing directories in reverse so they pop in order after files.
-        for s in subdirs.into_iter().rev() {
-            stack.push(s);
-        }
+    let mut errors = Vec::new();
+    walk_dir(&src, "", 0, &mut entries, &mut errors);
+    for e in errors {
+        ctx.err(e, &t.ypath, t.pos);
     }
-    entries.sort_by(|a, b| a.1.cmp(&b.1));
     let Value::Object(root) = out else { return };
     let storage = root.entry("storage").or_insert_with(|| json!({}));
     for (p, rel, meta) in entries {
@@ -1424,6 +1391,42 @@ fn process_tree(ctx: &mut Ctx<'_>, out: &mut Value, t: &TreeReq) {
                 &t.ypath,
                 t.pos,
             );
+        }
+    }
+}
+
+type TreeEntry = (PathBuf, String, std::fs::Metadata);
+
+fn walk_dir(
+    dir: &Path,
+    rel: &str,
+    depth: usize,
+    out: &mut Vec<TreeEntry>,
+    errors: &mut Vec<String>,
+) {
+    if depth > 64 {
+        errors.push(format!("{}: directory tree too deep", dir.display()));
+        return;
+    }
+    let mut names: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(Result::ok).map(|e| e.file_name()).collect(),
+        Err(e) => {
+            errors.push(format!("open {}: {}", dir.display(), io_msg(&e)));
+            return;
+        }
+    };
+    names.sort();
+    for n in names {
+        let p = dir.join(&n);
+        let r = if rel.is_empty() {
+            n.to_string_lossy().into_owned()
+        } else {
+            format!("{rel}/{}", n.to_string_lossy())
+        };
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => walk_dir(&p, &r, depth + 1, out, errors),
+            Ok(m) => out.push((p, r, m)),
+            Err(e) => errors.push(format!("lstat {}: {}", p.display(), io_msg(&e))),
         }
     }
 }

@@ -545,3 +545,19 @@ fn yaml_anchors_and_flow_style() {
         r##"{"ignition":{"version":"3.2.0"},"passwd":{"users":[{"name":"a","sshAuthorizedKeys":["ssh-ed25519 K1","ssh-ed25519 K2"]},{"name":"b","sshAuthorizedKeys":["ssh-ed25519 K1","ssh-ed25519 K2"]}]}}"##,
     );
 }
+
+#[test]
+fn trees_follow_filepath_walk_order() {
+    // filepath.Walk descends into "a" before visiting "a-b" ('-' sorts before '/').
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("t");
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    std::fs::write(root.join("a/x"), "1").unwrap();
+    std::fs::write(root.join("a-b"), "2").unwrap();
+    check(
+        "walk order",
+        &format!("{H}1.2.0\nstorage:\n  trees:\n    - local: t\n"),
+        Some(d.path()),
+        r##"{"ignition":{"version":"3.2.0"},"storage":{"files":[{"path":"/a/x","contents":{"compression":"","source":"data:,1"},"mode":420},{"path":"/a-b","contents":{"compression":"","source":"data:,2"},"mode":420}]}}"##,
+    );
+}
