@@ -1,0 +1,325 @@
+//! `kindling machines` and `kindling machines show MAC`.
+//!
+//! Reads the journal in the state directory directly (works without a running server),
+//! or asks a running server's API when `--server URL` is given.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use kindling_model::Mac;
+
+use crate::event::{format_time, human_bytes};
+use crate::journal::read_journal;
+use crate::ops::OpsConfig;
+use crate::store::{MachineDetail, MachineSummary, Store};
+
+/// Arguments of `kindling machines`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MachinesArgs {
+    #[command(subcommand)]
+    pub command: Option<MachinesCommand>,
+    /// Print JSON (the shape of /api/v1/machines and /api/v1/machines/{mac}).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum MachinesCommand {
+    /// List machines: MAC, IP, architecture, firmware, group, profile, last stage, last seen, last error (the default).
+    List,
+    /// Print the timeline of a machine's last boots.
+    Show {
+        /// MAC address in any common form (52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456).
+        mac: String,
+        /// Only the last N boots (0 = every boot kept).
+        #[arg(long, default_value_t = 0)]
+        boots: usize,
+    },
+}
+
+/// Runs `kindling machines`. `server` is a base URL such as `http://127.0.0.1:8080`.
+/// Exit codes: 0 ok, 1 no such machine, 2 bad MAC.
+pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match &args.command {
+        None | Some(MachinesCommand::List) => {
+            let list = match server {
+                Some(url) => {
+                    let (status, body) = http_get(url, "/api/v1/machines")?;
+                    if status != 200 {
+                        bail!("{url}/api/v1/machines answered {status}: {}", body.trim());
+                    }
+                    let v: serde_json::Value =
+                        serde_json::from_str(&body).context("parsing the server's answer")?;
+                    serde_json::from_value::<Vec<MachineSummary>>(
+                        v.get("machines").cloned().unwrap_or_default(),
+                    )
+                    .context("parsing the server's machine list")?
+                }
+                None => load(state_dir)?.summaries(),
+            };
+            if args.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "machines": list }))?
+                )?;
+            } else {
+                out.write_all(format_list(&list).as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(MachinesCommand::Show { mac, boots }) => {
+            let mac = match Mac::parse(mac) {
+                Ok(m) => m.to_string(),
+                Err(e) => {
+                    eprintln!("kindling machines show: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let detail = match server {
+                Some(url) => {
+                    let (status, body) = http_get(url, &format!("/api/v1/machines/{mac}"))?;
+                    match status {
+                        200 => Some(
+                            serde_json::from_str::<MachineDetail>(&body)
+                                .context("parsing the server's answer")?,
+                        ),
+                        404 => None,
+                        s => bail!("{url} answered {s}: {}", body.trim()),
+                    }
+                }
+                None => load(state_dir)?.machine(&mac).map(|m| m.detail()),
+            };
+            let Some(mut d) = detail else {
+                eprintln!(
+                    "kindling machines show: no boot events recorded for {mac}{}",
+                    match server {
+                        Some(s) => format!(" (asked {s})"),
+                        None => format!(" (journal in {})", state_dir.display()),
+                    }
+                );
+                return Ok(ExitCode::from(1));
+            };
+            if *boots > 0 && d.timeline.len() > *boots {
+                let cut = d.timeline.len() - boots;
+                d.timeline.drain(..cut);
+            }
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&d)?)?;
+            } else {
+                out.write_all(format_detail(&d).as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Rebuilds the store from the journal in `state_dir`.
+pub fn load(state_dir: &Path) -> Result<Store> {
+    let cfg = OpsConfig::default();
+    let rb = read_journal(state_dir, 1)
+        .with_context(|| format!("reading the journal in {}", state_dir.display()))?;
+    if rb.torn_lines + rb.bad_lines > 0 {
+        eprintln!(
+            "kindling: skipped {} damaged journal line(s) in {}",
+            rb.torn_lines + rb.bad_lines,
+            state_dir.display()
+        );
+    }
+    let mut store = Store::new(cfg.limits());
+    for ev in rb.events {
+        store.replay(ev);
+    }
+    Ok(store)
+}
+
+fn dash(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("-")
+}
+
+/// The table of `kindling machines`.
+pub fn format_list(list: &[MachineSummary]) -> String {
+    if list.is_empty() {
+        return "no machines recorded yet\n".into();
+    }
+    let header = [
+        "MAC",
+        "IP",
+        "ARCH",
+        "FIRMWARE",
+        "GROUP",
+        "PROFILE",
+        "STAGE",
+        "LAST SEEN (UTC)",
+        "LAST ERROR",
+    ];
+    let rows: Vec<[String; 9]> = list
+        .iter()
+        .map(|m| {
+            [
+                m.mac.clone(),
+                dash(&m.ip).into(),
+                dash(&m.arch).into(),
+                dash(&m.firmware).into(),
+                dash(&m.group).into(),
+                dash(&m.profile).into(),
+                m.last_stage.map(|s| s.label()).unwrap_or("-").into(),
+                m.last_seen_at
+                    .get(..19)
+                    .unwrap_or(&m.last_seen_at)
+                    .replace('T', " "),
+                m.last_error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut w = header.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate().take(8) {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let line = |s: &mut String, cells: Vec<&str>| {
+        for (i, c) in cells.iter().enumerate() {
+            if i == 8 {
+                s.push_str(c);
+            } else {
+                let _ = write!(s, "{c:<width$}  ", width = w[i]);
+            }
+        }
+        s.push('\n');
+    };
+    line(&mut s, header.to_vec());
+    for r in &rows {
+        line(&mut s, r.iter().map(String::as_str).collect());
+    }
+    s
+}
+
+/// The timeline of `kindling machines show MAC`.
+pub fn format_detail(d: &MachineDetail) -> String {
+    let m = &d.summary;
+    let mut s = String::new();
+    let _ = writeln!(s, "machine {}", m.mac);
+    let _ = writeln!(
+        s,
+        "  ip {}  arch {}  firmware {}  group {}  profile {}",
+        dash(&m.ip),
+        dash(&m.arch),
+        dash(&m.firmware),
+        dash(&m.group),
+        dash(&m.profile)
+    );
+    let _ = writeln!(
+        s,
+        "  last stage {}  last seen {}{}",
+        m.last_stage.map(|s| s.label()).unwrap_or("-"),
+        m.last_seen_at,
+        m.last_error
+            .as_ref()
+            .map(|e| format!("\n  last error: {}", e.message))
+            .unwrap_or_default()
+    );
+    let total = d.timeline.len();
+    for (i, b) in d.timeline.iter().enumerate() {
+        let _ = writeln!(s, "\nboot {} of {total}, started {}", i + 1, b.started_at);
+        if b.dropped_events > 0 {
+            let _ = writeln!(s, "  ({} earlier events dropped)", b.dropped_events);
+        }
+        for e in &b.events {
+            let mut extra = Vec::new();
+            if let Some(st) = e.status {
+                extra.push(st.to_string());
+            }
+            if let Some(by) = e.bytes.filter(|b| *b > 0) {
+                extra.push(human_bytes(by));
+            }
+            if let Some(ms) = e.duration_ms {
+                extra.push(format!("{ms:.1} ms"));
+            }
+            if let Some(f) = &e.firmware {
+                extra.push(f.clone());
+            }
+            if let Some(r) = &e.reason {
+                extra.push(format!("reason: {r}"));
+            }
+            let _ = writeln!(
+                s,
+                "  {}  +{:>8.3}s  {:<4} {:<8} {}{}{}",
+                format_time(e.ts),
+                e.ts.saturating_sub(b.started) as f64 / 1000.0,
+                e.source().label(),
+                e.stage.map(|x| x.label()).unwrap_or("-"),
+                if e.ok { "" } else { "FAILED " },
+                e.what,
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", extra.join(", "))
+                }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  => reached {}{}",
+            b.last_stage.map(|x| x.label()).unwrap_or("nothing"),
+            b.error
+                .as_ref()
+                .map(|e| format!(
+                    "; stopped{}: {}",
+                    e.stage.map(|x| format!(" at {x}")).unwrap_or_default(),
+                    e.message
+                ))
+                .unwrap_or_default()
+        );
+    }
+    s
+}
+
+/// A minimal HTTP/1.1 GET over plain TCP (the API is served on Kindling's HTTP port).
+fn http_get(base: &str, path: &str) -> Result<(u16, String)> {
+    let rest = base
+        .strip_prefix("http://")
+        .or_else(|| (!base.contains("://")).then_some(base))
+        .ok_or_else(|| anyhow!("--server must be an http:// URL, got {base:?}"))?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let addr = if hostport.contains(':') && !hostport.ends_with(']') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    let sock = addr
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {addr}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{addr} has no address"))?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(5))
+        .with_context(|| format!("connecting to {base}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)
+        .with_context(|| format!("reading the answer of {base}"))?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("{base} sent a malformed HTTP answer"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("{base} sent no HTTP status"))?;
+    Ok((status, body.to_string()))
+}

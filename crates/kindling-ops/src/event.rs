@@ -1,0 +1,263 @@
+//! The event record: one line of the journal, one entry of a boot timeline.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// How far a boot got, in boot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Proxy DHCP (firmware or iPXE).
+    Dhcp,
+    /// The iPXE binary over TFTP (or `/tftp/` over HTTP for UEFI HTTP Boot).
+    Tftp,
+    /// `/boot.ipxe`, `/ipxe`, `/grub`.
+    Script,
+    Kernel,
+    Initrd,
+    Rootfs,
+    /// `/ignition` served.
+    Ignition,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::Dhcp,
+        Stage::Tftp,
+        Stage::Script,
+        Stage::Kernel,
+        Stage::Initrd,
+        Stage::Rootfs,
+        Stage::Ignition,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Dhcp => "dhcp",
+            Stage::Tftp => "tftp",
+            Stage::Script => "script",
+            Stage::Kernel => "kernel",
+            Stage::Initrd => "initrd",
+            Stage::Rootfs => "rootfs",
+            Stage::Ignition => "ignition",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Which service saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Dhcp,
+    Tftp,
+    Http,
+}
+
+impl Source {
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Dhcp => "dhcp",
+            Source::Tftp => "tftp",
+            Source::Http => "http",
+        }
+    }
+}
+
+/// What kind of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A PXE/iPXE DHCP packet arrived (before the decision).
+    DhcpSeen,
+    /// A proxy DHCP reply was sent.
+    DhcpAnswered,
+    /// A DHCP packet was not answered (`reason` says why).
+    DhcpIgnored,
+    /// A TFTP transfer ended.
+    TftpTransfer,
+    /// An HTTP request was answered.
+    HttpRequest,
+}
+
+/// One thing that happened to one machine. Field names are the journal's and the API's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unix time in milliseconds.
+    pub ts: u64,
+    pub kind: Kind,
+    /// Normalised MAC (`52:54:00:12:34:56`); `None` only before attribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// The client's IP address, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    /// False for ignores, failed transfers and HTTP status >= 400.
+    pub ok: bool,
+    /// One line for people: `DISCOVER`, `OFFER ipxe.efi`, `GET /ipxe`, `RRQ undionly.kpxe`.
+    pub what: String,
+    /// Why it failed (DHCP ignore label, TFTP outcome, HTTP 404 reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// HTTP path or TFTP file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    /// Option 93 architecture, e.g. `7 (EFI x64)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// `bios_pxe`, `uefi_pxe`, `uefi_http`, `ipxe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    /// DHCP message type (`discover`, `request`, `offer`, `ack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+impl Event {
+    /// An event with only the mandatory fields set.
+    pub fn new(ts: u64, kind: Kind, what: impl Into<String>) -> Event {
+        Event {
+            ts,
+            kind,
+            mac: None,
+            ip: None,
+            stage: None,
+            ok: true,
+            what: what.into(),
+            reason: None,
+            path: None,
+            endpoint: None,
+            status: None,
+            bytes: None,
+            duration_ms: None,
+            iface: None,
+            arch: None,
+            firmware: None,
+            message: None,
+            vendor_class: None,
+            user_class: None,
+            group: None,
+            profile: None,
+        }
+    }
+
+    pub fn source(&self) -> Source {
+        match self.kind {
+            Kind::DhcpSeen | Kind::DhcpAnswered | Kind::DhcpIgnored => Source::Dhcp,
+            Kind::TftpTransfer => Source::Tftp,
+            Kind::HttpRequest => Source::Http,
+        }
+    }
+
+    /// A firmware (not iPXE) DHCP DISCOVER: the start of a new boot.
+    pub fn is_firmware_discover(&self) -> bool {
+        self.kind == Kind::DhcpSeen
+            && self.message.as_deref() == Some("discover")
+            && self.firmware.as_deref().is_some_and(|f| f != "ipxe")
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `2026-11-25T19:40:01.123Z` (UTC).
+pub fn format_ts(ms: u64) -> String {
+    let secs = ms / 1000;
+    let frac = ms % 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// `19:40:01.123` (UTC time of day).
+pub fn format_time(ms: u64) -> String {
+    let s = format_ts(ms);
+    s.get(11..23).unwrap_or("").to_string()
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `1.5 MiB`, `532 B`.
+pub fn human_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(format_ts(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ts(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(format_ts(1_795_635_601_500), "2026-11-25T19:40:01.500Z");
+        assert_eq!(format_time(1_795_635_601_500), "19:40:01.500");
+    }
+
+    #[test]
+    fn bytes() {
+        assert_eq!(human_bytes(532), "532 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

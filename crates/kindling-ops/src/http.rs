@@ -1,0 +1,260 @@
+//! Endpoints contributed to the HTTP service: `/metrics`, `/readyz`, `/api/v1/...`, `/ui/`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::{Method, StatusCode, header};
+use kindling_http::{Body, ExtRequest, Extension, Reply};
+use kindling_model::Mac;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::ops::Ops;
+use crate::ui;
+
+type Fut<'a> = Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
+
+/// Content-Length announced for the event stream. kindling-http sets Content-Length from
+/// `Reply::len` on every reply and has no "unknown length" form, so the stream announces
+/// a length it never reaches (1 TiB); clients read it incrementally all the same.
+pub const STREAM_LEN: u64 = 1 << 40;
+
+fn ready(r: Reply) -> Option<Fut<'static>> {
+    Some(Box::pin(async move { r }))
+}
+
+fn only_get(req: &ExtRequest<'_>) -> Option<Reply> {
+    if req.method == Method::GET || req.method == Method::HEAD {
+        None
+    } else {
+        let mut r = Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
+        if let Ok(v) = "GET, HEAD".parse() {
+            r.headers.insert(header::ALLOW, v);
+        }
+        Some(r)
+    }
+}
+
+fn no_store(mut r: Reply) -> Reply {
+    r.headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn json_reply(status: StatusCode, v: &impl serde::Serialize) -> Reply {
+    let body = serde_json::to_vec_pretty(v).unwrap_or_else(|_| b"{}".to_vec());
+    no_store(Reply::new(status, "application/json", body))
+}
+
+/// `/metrics` (Prometheus text format).
+pub struct MetricsEndpoint(pub Arc<Ops>);
+
+impl Extension for MetricsEndpoint {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
+    fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {
+        if req.path != "/metrics" {
+            return None;
+        }
+        if let Some(r) = only_get(req) {
+            return ready(r);
+        }
+        ready(no_store(Reply::new(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            self.0.metrics_text(),
+        )))
+    }
+}
+
+/// `/readyz`: 200 once [`Ops::set_ready`] was called, else 503.
+pub struct ReadyEndpoint(pub Arc<Ops>);
+
+impl Extension for ReadyEndpoint {
+    fn name(&self) -> &'static str {
+        "readyz"
+    }
+    fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {
+        if req.path != "/readyz" {
+            return None;
+        }
+        let r = if self.0.is_ready() {
+            Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
+        } else {
+            Reply::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                "not ready\n",
+            )
+            .with_reason("kindling is still starting")
+        };
+        ready(no_store(r))
+    }
+}
+
+/// `/api/v1/machines`, `/api/v1/machines/{mac}`, `/api/v1/status`, `/api/v1/events` (SSE).
+pub struct ApiEndpoint(pub Arc<Ops>);
+
+impl Extension for ApiEndpoint {
+    fn name(&self) -> &'static str {
+        "api"
+    }
+    fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {
+        let rest = req.path.strip_prefix("/api/v1/")?;
+        if let Some(r) = only_get(req) {
+            return ready(r);
+        }
+        let ops = &self.0;
+        let r = match rest {
+            "machines" => json_reply(StatusCode::OK, &json!({ "machines": ops.machines() })),
+            "status" => json_reply(StatusCode::OK, &status_json(ops)),
+            "events" => event_stream(ops.clone()),
+            _ => match rest.strip_prefix("machines/") {
+                Some(m) => machine_json(ops, m),
+                None => json_reply(
+                    StatusCode::NOT_FOUND,
+                    &json!({ "error": format!("no API endpoint {}", req.path) }),
+                )
+                .with_reason(format!("no API endpoint {}", req.path)),
+            },
+        };
+        ready(r)
+    }
+}
+
+fn machine_json(ops: &Ops, m: &str) -> Reply {
+    let mac = match Mac::parse(m) {
+        Ok(mac) => mac.to_string(),
+        Err(e) => {
+            return json_reply(StatusCode::BAD_REQUEST, &json!({ "error": e.to_string() }))
+                .with_reason(e.to_string());
+        }
+    };
+    match ops.machine(&mac) {
+        Some(d) => json_reply(StatusCode::OK, &d),
+        None => {
+            let msg = format!("no boot events recorded for {mac}");
+            json_reply(StatusCode::NOT_FOUND, &json!({ "error": msg, "mac": mac })).with_reason(msg)
+        }
+    }
+}
+
+/// Configuration problems, FCOS releases, cache and assets.
+pub fn status_json(ops: &Ops) -> serde_json::Value {
+    json!({
+        "ready": ops.is_ready(),
+        "config_problems": ops.config_problems(),
+        "fcos_releases": ops.fcos_releases(),
+        "cache_bytes": ops.cache_bytes(),
+        "asset_bytes_served": ops.asset_bytes_by_kind(),
+        "assets": ops.asset_status(),
+    })
+}
+
+/// Server-sent events: `event: machine` with an [`crate::Update`] as data.
+fn event_stream(ops: Arc<Ops>) -> Reply {
+    let mut reply = Reply::new(StatusCode::OK, "text/event-stream", Bytes::new());
+    reply.headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    reply.body = sse_body(&ops);
+    reply.len = STREAM_LEN;
+    reply
+}
+
+fn sse_body(ops: &Ops) -> Body {
+    let mut rx = ops.subscribe();
+    let mut closed = ops.closed.subscribe();
+    let (tx, mut out) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        if tx
+            .send(Bytes::from_static(b"retry: 2000\n: connected\n\n"))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            if *closed.borrow() {
+                return;
+            }
+            let chunk = tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(msg) => Bytes::from(format!("event: machine\ndata: {msg}\n\n")),
+                    Err(RecvError::Lagged(n)) => Bytes::from(format!("event: lagged\ndata: {n}\n\n")),
+                    Err(RecvError::Closed) => return,
+                },
+                r = closed.changed() => {
+                    if r.is_err() { return; }
+                    continue;
+                }
+                _ = tokio::time::sleep(Duration::from_secs(15)) => Bytes::from_static(b": keepalive\n\n"),
+            };
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let s = futures_util::stream::poll_fn(move |cx| {
+        out.poll_recv(cx)
+            .map(|o| o.map(|b| Ok::<_, std::io::Error>(Frame::data(b))))
+    });
+    BodyExt::boxed(StreamBody::new(s))
+}
+
+/// `/ui/` (machines), `/ui/machines/{mac}` (timeline), `/ui/app.js`, `/ui/style.css`.
+pub struct UiEndpoint(pub Arc<Ops>);
+
+impl Extension for UiEndpoint {
+    fn name(&self) -> &'static str {
+        "ui"
+    }
+    fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {
+        if req.path == "/ui" {
+            return ready(Reply::moved("/ui/", req.method));
+        }
+        let rest = req.path.strip_prefix("/ui/")?;
+        if let Some(r) = only_get(req) {
+            return ready(r);
+        }
+        let html = |body: String| {
+            let mut r = Reply::new(StatusCode::OK, "text/html; charset=utf-8", body);
+            r.headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                header::HeaderValue::from_static(
+                    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:",
+                ),
+            );
+            no_store(r)
+        };
+        let r = match rest {
+            "" => html(ui::machines_page(&self.0)),
+            "app.js" => Reply::new(StatusCode::OK, "text/javascript; charset=utf-8", ui::APP_JS),
+            "style.css" => Reply::new(StatusCode::OK, "text/css; charset=utf-8", ui::STYLE_CSS),
+            _ => match rest.strip_prefix("machines/") {
+                Some(m) => match Mac::parse(m) {
+                    Ok(mac) => {
+                        let mac = mac.to_string();
+                        if req.raw_query == "fragment=timeline" {
+                            html(ui::timeline_fragment(self.0.machine(&mac).as_ref()))
+                        } else {
+                            html(ui::machine_page(&mac, self.0.machine(&mac).as_ref()))
+                        }
+                    }
+                    Err(e) => Reply::error(StatusCode::BAD_REQUEST, &e.to_string()),
+                },
+                None => Reply::not_found(format!("no dashboard page {}", req.path)),
+            },
+        };
+        ready(r)
+    }
+}

@@ -1,0 +1,398 @@
+//! Counters and gauges, rendered in the Prometheus text exposition format (0.0.4).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// Label values of one series, in the order of the family's label names.
+type Key = Vec<String>;
+
+/// All metrics. Cheap to update from any thread.
+pub struct Metrics {
+    http_requests: Mutex<BTreeMap<Key, u64>>,
+    http_bytes: Mutex<BTreeMap<Key, u64>>,
+    asset_bytes: Mutex<BTreeMap<Key, u64>>,
+    dhcp_seen: Mutex<BTreeMap<Key, u64>>,
+    dhcp_replies: Mutex<BTreeMap<Key, u64>>,
+    dhcp_ignored: Mutex<BTreeMap<Key, u64>>,
+    tftp_transfers: Mutex<BTreeMap<Key, u64>>,
+    tftp_bytes: AtomicU64,
+    events: Mutex<BTreeMap<Key, u64>>,
+    pub(crate) journal_dropped: AtomicU64,
+    pub(crate) journal_torn: AtomicU64,
+    pub(crate) journal_bad: AtomicU64,
+    reloads: AtomicU64,
+    reload_errors: AtomicU64,
+    cache_bytes: AtomicU64,
+    cache_bytes_set: AtomicBool,
+    config_problems: Mutex<Vec<String>>,
+    fcos: Mutex<BTreeMap<String, String>>,
+    ready: AtomicBool,
+}
+
+fn bump(m: &Mutex<BTreeMap<Key, u64>>, key: &[&str], by: u64) {
+    if let Ok(mut g) = m.lock() {
+        let k: Key = key.iter().map(|s| s.to_string()).collect();
+        *g.entry(k).or_insert(0) += by;
+    }
+}
+
+/// The DHCP ignore reasons, pre-declared at zero so that rates work from the start.
+fn ignore_labels() -> impl Iterator<Item = &'static str> {
+    kindling_dhcp::IgnoreReason::ALL.iter().map(|r| r.label())
+}
+
+/// TFTP outcome labels.
+pub const TFTP_OUTCOMES: [&str; 7] = [
+    "completed",
+    "options_declined",
+    "client_error",
+    "timed_out",
+    "read_error",
+    "cancelled",
+    "peer_gone",
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let zeros = |keys: Vec<Key>| Mutex::new(keys.into_iter().map(|k| (k, 0)).collect());
+        Metrics {
+            http_requests: Mutex::default(),
+            http_bytes: Mutex::default(),
+            asset_bytes: zeros(
+                ["kernel", "initrd", "rootfs", "other"]
+                    .iter()
+                    .map(|s| vec![s.to_string()])
+                    .collect(),
+            ),
+            dhcp_seen: Mutex::default(),
+            dhcp_replies: zeros(vec![vec!["offer".into()], vec!["ack".into()]]),
+            dhcp_ignored: zeros(ignore_labels().map(|l| vec![l.to_string()]).collect()),
+            tftp_transfers: zeros(TFTP_OUTCOMES.iter().map(|l| vec![l.to_string()]).collect()),
+            tftp_bytes: AtomicU64::new(0),
+            events: Mutex::default(),
+            journal_dropped: AtomicU64::new(0),
+            journal_torn: AtomicU64::new(0),
+            journal_bad: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
+            reload_errors: AtomicU64::new(0),
+            cache_bytes: AtomicU64::new(0),
+            cache_bytes_set: AtomicBool::new(false),
+            config_problems: Mutex::default(),
+            fcos: Mutex::default(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn http_request(&self, endpoint: &str, status: u16, bytes: u64) {
+        bump(&self.http_requests, &[endpoint, &status.to_string()], 1);
+        bump(&self.http_bytes, &[endpoint], bytes);
+    }
+
+    pub fn asset_bytes(&self, kind: &str, bytes: u64) {
+        bump(&self.asset_bytes, &[kind], bytes);
+    }
+
+    pub fn dhcp_seen(&self, firmware: &str) {
+        bump(&self.dhcp_seen, &[firmware], 1);
+    }
+
+    pub fn dhcp_reply(&self, message: &str) {
+        bump(&self.dhcp_replies, &[message], 1);
+    }
+
+    pub fn dhcp_ignored(&self, reason: &str) {
+        bump(&self.dhcp_ignored, &[reason], 1);
+    }
+
+    pub fn tftp_transfer(&self, outcome: &str, bytes: u64) {
+        bump(&self.tftp_transfers, &[outcome], 1);
+        self.tftp_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn event(&self, source: &str) {
+        bump(&self.events, &[source], 1);
+    }
+
+    pub fn reload(&self, problems: usize) {
+        self.reloads.fetch_add(1, Relaxed);
+        if problems > 0 {
+            self.reload_errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn set_cache_bytes(&self, b: u64) {
+        self.cache_bytes.store(b, Relaxed);
+        self.cache_bytes_set.store(true, Relaxed);
+    }
+
+    pub fn cache_bytes(&self) -> Option<u64> {
+        self.cache_bytes_set
+            .load(Relaxed)
+            .then(|| self.cache_bytes.load(Relaxed))
+    }
+
+    pub fn set_config_problems(&self, p: Vec<String>) {
+        if let Ok(mut g) = self.config_problems.lock() {
+            *g = p;
+        }
+    }
+
+    pub fn config_problems(&self) -> Vec<String> {
+        self.config_problems
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn set_fcos_release(&self, stream: &str, release: &str) {
+        if let Ok(mut g) = self.fcos.lock() {
+            g.insert(stream.to_string(), release.to_string());
+        }
+    }
+
+    pub fn fcos_releases(&self) -> BTreeMap<String, String> {
+        self.fcos.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    pub fn asset_bytes_by_kind(&self) -> BTreeMap<String, u64> {
+        self.asset_bytes
+            .lock()
+            .map(|g| g.iter().map(|(k, v)| (k.join(","), *v)).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn set_ready(&self, r: bool) {
+        self.ready.store(r, Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Relaxed)
+    }
+
+    /// The whole exposition. `machines` and `pending` are gauges from the store.
+    pub fn render(&self, machines: usize, pending: usize, unattributed: u64) -> String {
+        let mut o = String::with_capacity(8192);
+        header(&mut o, "kindling_build_info", "gauge", "Kindling version.");
+        let _ = writeln!(
+            o,
+            "kindling_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        gauge(
+            &mut o,
+            "kindling_ready",
+            "1 once every listener is up.",
+            u64::from(self.is_ready()),
+        );
+        family(
+            &mut o,
+            "kindling_http_requests_total",
+            "counter",
+            "HTTP requests by endpoint and status.",
+            &["endpoint", "status"],
+            &self.http_requests,
+        );
+        family(
+            &mut o,
+            "kindling_http_response_bytes_total",
+            "counter",
+            "HTTP response body bytes by endpoint (Content-Length of each reply).",
+            &["endpoint"],
+            &self.http_bytes,
+        );
+        family(
+            &mut o,
+            "kindling_asset_bytes_served_total",
+            "counter",
+            "Bytes served under /assets/ with 2xx, by boot artifact.",
+            &["kind"],
+            &self.asset_bytes,
+        );
+        family(
+            &mut o,
+            "kindling_dhcp_seen_total",
+            "counter",
+            "PXE/iPXE DHCP packets received, by firmware.",
+            &["firmware"],
+            &self.dhcp_seen,
+        );
+        family(
+            &mut o,
+            "kindling_dhcp_replies_total",
+            "counter",
+            "Proxy DHCP replies sent, by message type.",
+            &["message"],
+            &self.dhcp_replies,
+        );
+        family(
+            &mut o,
+            "kindling_dhcp_ignored_total",
+            "counter",
+            "DHCP packets not answered, by reason.",
+            &["reason"],
+            &self.dhcp_ignored,
+        );
+        family(
+            &mut o,
+            "kindling_tftp_transfers_total",
+            "counter",
+            "TFTP transfers ended, by outcome.",
+            &["outcome"],
+            &self.tftp_transfers,
+        );
+        header(
+            &mut o,
+            "kindling_tftp_bytes_total",
+            "counter",
+            "File bytes acknowledged by TFTP clients.",
+        );
+        let _ = writeln!(
+            o,
+            "kindling_tftp_bytes_total {}",
+            self.tftp_bytes.load(Relaxed)
+        );
+        if let Some(c) = self.cache_bytes() {
+            gauge(
+                &mut o,
+                "kindling_cache_bytes",
+                "Bytes held in the asset cache.",
+                c,
+            );
+        }
+        header(
+            &mut o,
+            "kindling_reloads_total",
+            "counter",
+            "Data directory loads.",
+        );
+        let _ = writeln!(o, "kindling_reloads_total {}", self.reloads.load(Relaxed));
+        header(
+            &mut o,
+            "kindling_reload_errors_total",
+            "counter",
+            "Loads that reported problems.",
+        );
+        let _ = writeln!(
+            o,
+            "kindling_reload_errors_total {}",
+            self.reload_errors.load(Relaxed)
+        );
+        gauge(
+            &mut o,
+            "kindling_config_problems",
+            "Problems in the configuration now in force.",
+            self.config_problems().len() as u64,
+        );
+        header(
+            &mut o,
+            "kindling_fcos_release_info",
+            "gauge",
+            "Fedora CoreOS release currently served, per tracked stream.",
+        );
+        for (stream, release) in self.fcos_releases() {
+            let _ = writeln!(
+                o,
+                "kindling_fcos_release_info{{stream=\"{}\",release=\"{}\"}} 1",
+                escape(&stream),
+                escape(&release)
+            );
+        }
+        gauge(
+            &mut o,
+            "kindling_machines",
+            "Machines in the in-memory store.",
+            machines as u64,
+        );
+        gauge(
+            &mut o,
+            "kindling_events_pending",
+            "Events waiting for their IP to be tied to a MAC.",
+            pending as u64,
+        );
+        family(
+            &mut o,
+            "kindling_events_total",
+            "counter",
+            "Events recorded in machine timelines, by source.",
+            &["source"],
+            &self.events,
+        );
+        header(
+            &mut o,
+            "kindling_events_unattributed_total",
+            "counter",
+            "Events dropped because no MAC could be found for their IP.",
+        );
+        let _ = writeln!(o, "kindling_events_unattributed_total {unattributed}");
+        header(
+            &mut o,
+            "kindling_journal_dropped_total",
+            "counter",
+            "Events not journaled (queue full).",
+        );
+        let _ = writeln!(
+            o,
+            "kindling_journal_dropped_total {}",
+            self.journal_dropped.load(Relaxed)
+        );
+        gauge(
+            &mut o,
+            "kindling_journal_torn_lines",
+            "Damaged journal lines skipped at start-up.",
+            self.journal_torn.load(Relaxed) + self.journal_bad.load(Relaxed),
+        );
+        o
+    }
+}
+
+fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {kind}");
+}
+
+fn gauge(o: &mut String, name: &str, help: &str, v: u64) {
+    header(o, name, "gauge", help);
+    let _ = writeln!(o, "{name} {v}");
+}
+
+fn family(
+    o: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    labels: &[&str],
+    m: &Mutex<BTreeMap<Key, u64>>,
+) {
+    header(o, name, kind, help);
+    let Ok(g) = m.lock() else { return };
+    for (k, v) in g.iter() {
+        let ls: Vec<String> = labels
+            .iter()
+            .zip(k.iter())
+            .map(|(n, val)| format!("{n}=\"{}\"", escape(val)))
+            .collect();
+        let _ = writeln!(o, "{name}{{{}}} {v}", ls.join(","));
+    }
+}
+
+/// Label value escaping: backslash, double quote, newline.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}

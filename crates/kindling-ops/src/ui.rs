@@ -1,0 +1,289 @@
+//! The dashboard: server-rendered HTML (readable without JavaScript), a small script for
+//! live updates, one stylesheet. Everything is embedded in the binary.
+
+use std::fmt::Write as _;
+
+use crate::event::{Event, Stage, format_ts, human_bytes};
+use crate::ops::Ops;
+use crate::store::{Boot, MachineDetail, MachineSummary};
+
+pub const APP_JS: &str = include_str!("../ui/app.js");
+pub const STYLE_CSS: &str = include_str!("../ui/style.css");
+
+/// HTML escaping for text and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.as_deref().map(esc).unwrap_or_else(|| "–".into())
+}
+
+fn head(title: &str, page: &str, mac: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+<title>{}</title>\n<link rel=\"stylesheet\" href=\"/ui/style.css\">\n\
+<script src=\"/ui/app.js\" defer></script>\n</head>\n\
+<body data-page=\"{page}\" data-mac=\"{}\">\n<header>\n<h1><a href=\"/ui/\">Kindling</a></h1>\n\
+<nav><a href=\"/ui/\">Machines</a> <a href=\"/metrics\">Metrics</a> <a href=\"/api/v1/machines\">API</a></nav>\n\
+<span id=\"live\" class=\"live off\">static page</span>\n</header>\n<main>\n",
+        esc(title),
+        esc(mac)
+    )
+}
+
+const FOOT: &str = "</main>\n</body>\n</html>\n";
+
+/// Row id for a MAC (`m-525400123456`).
+pub fn row_id(mac: &str) -> String {
+    format!("m-{}", mac.replace(':', ""))
+}
+
+fn stages(last: Option<Stage>, failed: Option<Stage>) -> String {
+    let mut s = String::from("<ol class=\"stages\">");
+    for st in Stage::ALL {
+        let class = if failed == Some(st) {
+            "failed"
+        } else if last.is_some_and(|l| st <= l) {
+            "reached"
+        } else {
+            "todo"
+        };
+        let _ = write!(s, "<li class=\"{class}\">{}</li>", st.label());
+    }
+    s.push_str("</ol>");
+    s
+}
+
+fn machine_row(m: &MachineSummary) -> String {
+    let failed = m.last_error.as_ref().and_then(|e| e.stage);
+    let err = m
+        .last_error
+        .as_ref()
+        .map(|e| esc(&e.message))
+        .unwrap_or_default();
+    format!(
+        "<tr id=\"{}\" data-mac=\"{mac}\"><td class=\"mac\"><a href=\"/ui/machines/{mac}\">{mac}</a></td>\
+<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+<td class=\"stage\">{}</td><td class=\"progress\">{}</td>\
+<td><time datetime=\"{seen}\">{seen}</time></td><td class=\"err\">{err}</td></tr>\n",
+        row_id(&m.mac),
+        opt(&m.ip),
+        opt(&m.arch),
+        opt(&m.firmware),
+        opt(&m.group),
+        opt(&m.profile),
+        m.last_stage.map(|s| s.label()).unwrap_or("–"),
+        stages(m.last_stage, failed),
+        mac = esc(&m.mac),
+        seen = esc(&m.last_seen_at),
+    )
+}
+
+/// `/ui/`.
+pub fn machines_page(ops: &Ops) -> String {
+    let machines = ops.machines();
+    let mut s = head("Kindling · machines", "machines", "");
+    s.push_str(
+        "<section>\n<h2>Machines</h2>\n<table id=\"machines\">\n<thead><tr><th>MAC</th><th>IP</th>\
+<th>Arch</th><th>Firmware</th><th>Group</th><th>Profile</th><th>Last stage</th>\
+<th>Last boot</th><th>Last seen (UTC)</th><th>Last error</th></tr></thead>\n<tbody>\n",
+    );
+    for m in &machines {
+        s.push_str(&machine_row(m));
+    }
+    s.push_str("</tbody>\n</table>\n");
+    let _ = writeln!(
+        s,
+        "<p id=\"empty\"{}>No machine has asked to boot yet.</p>\n</section>",
+        if machines.is_empty() { "" } else { " hidden" }
+    );
+    // Configuration.
+    s.push_str(
+        "<div class=\"cards\">\n<section class=\"card\" id=\"config\">\n<h2>Configuration</h2>\n",
+    );
+    let problems = ops.config_problems();
+    if problems.is_empty() {
+        s.push_str("<p class=\"ok\">The last reload found no problems.</p>\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "<p class=\"bad\">{} problem(s) in the last reload:</p>\n<ul class=\"problems\">",
+            problems.len()
+        );
+        for p in &problems {
+            let _ = writeln!(s, "<li>{}</li>", esc(p));
+        }
+        s.push_str("</ul>\n");
+    }
+    s.push_str(
+        "</section>\n<section class=\"card\" id=\"assets\">\n<h2>Assets and cache</h2>\n<dl>\n",
+    );
+    let _ = writeln!(
+        s,
+        "<dt>Cache</dt><dd>{}</dd>",
+        ops.cache_bytes()
+            .map(human_bytes)
+            .unwrap_or_else(|| "not in use".into())
+    );
+    for (kind, b) in ops.asset_bytes_by_kind() {
+        let _ = writeln!(
+            s,
+            "<dt>{} served</dt><dd>{}</dd>",
+            esc(&kind),
+            human_bytes(b)
+        );
+    }
+    for (stream, rel) in ops.fcos_releases() {
+        let _ = writeln!(
+            s,
+            "<dt>Fedora CoreOS {}</dt><dd>{}</dd>",
+            esc(&stream),
+            esc(&rel)
+        );
+    }
+    for a in ops.asset_status() {
+        let _ = writeln!(
+            s,
+            "<dt>{}</dt><dd class=\"{}\">{}</dd>",
+            esc(&a.name),
+            if a.ok { "ok" } else { "bad" },
+            esc(&a.detail)
+        );
+    }
+    s.push_str("</dl>\n</section>\n</div>\n");
+    s.push_str(FOOT);
+    s
+}
+
+fn event_row(e: &Event, start: u64) -> String {
+    let mut detail = Vec::new();
+    if let Some(r) = &e.reason {
+        detail.push(esc(r));
+    }
+    if let Some(g) = &e.group {
+        detail.push(format!("group {}", esc(g)));
+    }
+    if let Some(p) = &e.profile {
+        detail.push(format!("profile {}", esc(p)));
+    }
+    if let Some(f) = &e.firmware {
+        detail.push(esc(f));
+    }
+    if let Some(a) = &e.arch {
+        detail.push(format!("arch {}", esc(a)));
+    }
+    if let Some(i) = &e.iface {
+        detail.push(format!("on {}", esc(i)));
+    }
+    format!(
+        "<tr class=\"{}\"><td><time datetime=\"{ts}\">{}</time></td><td class=\"num\">+{:.3}s</td>\
+<td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
+        if e.ok { "ok" } else { "fail" },
+        crate::event::format_time(e.ts),
+        e.ts.saturating_sub(start) as f64 / 1000.0,
+        e.source().label(),
+        e.stage.map(|s| s.label()).unwrap_or(""),
+        esc(&e.what),
+        e.status.map(|s| s.to_string()).unwrap_or_default(),
+        e.bytes.map(human_bytes).unwrap_or_default(),
+        e.duration_ms
+            .map(|d| format!("{d:.1} ms"))
+            .unwrap_or_default(),
+        detail.join(" · "),
+        ts = format_ts(e.ts),
+    )
+}
+
+fn boot_section(b: &Boot, n: usize, total: usize) -> String {
+    let mut s = format!(
+        "<section class=\"boot\">\n<h3>Boot {n} of {total}, started <time datetime=\"{at}\">{at}</time>: reached <b>{}</b>",
+        b.last_stage.map(|s| s.label()).unwrap_or("nothing"),
+        at = esc(&b.started_at),
+    );
+    if let Some(e) = &b.error {
+        let _ = write!(
+            s,
+            ", <span class=\"bad\">stopped{}: {}</span>",
+            e.stage.map(|s| format!(" at {s}")).unwrap_or_default(),
+            esc(&e.message)
+        );
+    }
+    s.push_str("</h3>\n");
+    s.push_str(&stages(
+        b.last_stage,
+        b.error.as_ref().and_then(|e| e.stage),
+    ));
+    if b.dropped_events > 0 {
+        let _ = writeln!(
+            s,
+            "<p class=\"note\">{} earlier event(s) of this boot were dropped (max_events_per_boot).</p>",
+            b.dropped_events
+        );
+    }
+    s.push_str("<table class=\"timeline\">\n<thead><tr><th>Time (UTC)</th><th>Since start</th><th>Source</th><th>Stage</th>\
+<th>What</th><th>Status</th><th>Bytes</th><th>Duration</th><th>Detail</th></tr></thead>\n<tbody>\n");
+    for e in &b.events {
+        s.push_str(&event_row(e, b.started));
+    }
+    s.push_str("</tbody>\n</table>\n</section>\n");
+    s
+}
+
+/// The boots of one machine, newest first (also served alone for live refresh).
+pub fn timeline_fragment(m: Option<&MachineDetail>) -> String {
+    let Some(m) = m else {
+        return "<p>No boot events recorded for this machine.</p>\n".into();
+    };
+    let total = m.timeline.len();
+    let mut s = String::new();
+    for (i, b) in m.timeline.iter().enumerate().rev() {
+        s.push_str(&boot_section(b, i + 1, total));
+    }
+    s
+}
+
+/// `/ui/machines/{mac}`.
+pub fn machine_page(mac: &str, m: Option<&MachineDetail>) -> String {
+    let mut s = head(&format!("Kindling · {mac}"), "machine", mac);
+    let _ = writeln!(s, "<h2>Machine {}</h2>", esc(mac));
+    if let Some(m) = m {
+        let sm = &m.summary;
+        s.push_str("<dl class=\"facts\">\n");
+        for (k, v) in [
+            ("IP", opt(&sm.ip)),
+            ("Architecture", opt(&sm.arch)),
+            ("Firmware", opt(&sm.firmware)),
+            ("Vendor class", opt(&m.vendor_class)),
+            ("User class", opt(&m.user_class)),
+            ("Group", opt(&sm.group)),
+            ("Profile", opt(&sm.profile)),
+            (
+                "Last stage",
+                sm.last_stage.map(|s| s.label()).unwrap_or("–").into(),
+            ),
+            ("First seen", esc(&format_ts(m.first_seen))),
+            ("Last seen", esc(&sm.last_seen_at)),
+        ] {
+            let _ = writeln!(s, "<dt>{k}</dt><dd>{v}</dd>");
+        }
+        s.push_str("</dl>\n");
+    }
+    s.push_str("<div id=\"timeline\">\n");
+    s.push_str(&timeline_fragment(m));
+    s.push_str("</div>\n");
+    s.push_str(FOOT);
+    s
+}
