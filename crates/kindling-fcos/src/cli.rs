@@ -71,7 +71,11 @@ pub fn run(cmd: FcosCommand, data_dir: &Path) -> anyhow::Result<ExitCode> {
 
 /// Runs a command; flags override `config` (the `[fcos]` table). Creates
 /// its own tokio runtime: call it from outside any runtime.
-pub fn run_with_config(cmd: FcosCommand, data_dir: &Path, config: &FcosConfig) -> anyhow::Result<ExitCode> {
+pub fn run_with_config(
+    cmd: FcosCommand,
+    data_dir: &Path,
+    config: &FcosConfig,
+) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,7 +115,9 @@ pub fn run_with_config(cmd: FcosCommand, data_dir: &Path, config: &FcosConfig) -
                     "WARNING: --insecure: OpenPGP signatures will NOT be checked; only the sha256 from the stream metadata protects these files"
                 );
             }
-            let outcome = rt.block_on(pull(&opts)).with_context(|| format!("pulling fedora-coreos {stream}"))?;
+            let outcome = rt
+                .block_on(pull(&opts))
+                .with_context(|| format!("pulling fedora-coreos {stream}"))?;
             match outcome {
                 PullOutcome::Switched { from, to, dropped } => {
                     println!(
@@ -148,7 +154,13 @@ pub fn run_with_config(cmd: FcosCommand, data_dir: &Path, config: &FcosConfig) -
             let mut reports = Vec::new();
             for s in &streams {
                 let r = rt
-                    .block_on(crate::sync::status(data_dir, s, Some(&config.arch), &base, offline))
+                    .block_on(crate::sync::status(
+                        data_dir,
+                        s,
+                        Some(&config.arch),
+                        &base,
+                        offline,
+                    ))
                     .with_context(|| format!("status of fedora-coreos {s}"))?;
                 reports.push(r);
             }
@@ -158,12 +170,22 @@ pub fn run_with_config(cmd: FcosCommand, data_dir: &Path, config: &FcosConfig) -
                 for r in &reports {
                     println!("stream:   {} ({})", r.stream, r.arch);
                     println!("current:  {}", r.current.as_deref().unwrap_or("(none)"));
-                    println!("kept:     {}", if r.kept.is_empty() { "(none)".into() } else { r.kept.join(", ") });
+                    println!(
+                        "kept:     {}",
+                        if r.kept.is_empty() {
+                            "(none)".into()
+                        } else {
+                            r.kept.join(", ")
+                        }
+                    );
                     if !r.skipped.is_empty() {
                         println!("rolled back from: {}", r.skipped.join(", "));
                     }
                     match (&r.upstream, &r.upstream_error) {
-                        (Some(u), _) if r.update_available => println!("upstream: {u} (newer: run `kindling fcos pull --stream {}`)", r.stream),
+                        (Some(u), _) if r.update_available => println!(
+                            "upstream: {u} (newer: run `kindling fcos pull --stream {}`)",
+                            r.stream
+                        ),
                         (Some(u), _) => println!("upstream: {u} (up to date)"),
                         (None, Some(e)) => println!("upstream: unknown ({e})"),
                         (None, None) => println!("upstream: not checked"),

@@ -35,8 +35,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait after failed attempt number `attempt` (1-based).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
-        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1).min(20))
+            .unwrap_or(u32::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
     }
 }
 
@@ -77,7 +81,8 @@ impl Fetcher {
     /// transient failures. A non-success status is returned as
     /// [`FcosError::Status`] (404 is not retried).
     pub async fn get_small(&self, url: &Url, limit: u64) -> Result<Vec<u8>, FcosError> {
-        self.with_retries(url, || self.get_small_once(url, limit)).await
+        self.with_retries(url, || self.get_small_once(url, limit))
+            .await
     }
 
     async fn get_small_once(&self, url: &Url, limit: u64) -> Result<Vec<u8>, FcosError> {
@@ -138,7 +143,13 @@ impl Fetcher {
     /// exponential backoff, and checking the sha256 of the whole file. On a
     /// checksum mismatch `part` is deleted and the error returned: the caller
     /// never gets unverified data. `label` names the file in logs.
-    pub async fn download(&self, url: &Url, part: &Path, sha256: &str, label: &str) -> Result<(), FcosError> {
+    pub async fn download(
+        &self,
+        url: &Url,
+        part: &Path,
+        sha256: &str,
+        label: &str,
+    ) -> Result<(), FcosError> {
         let pb = self.progress.then(|| {
             let pb = ProgressBar::new(0);
             pb.set_style(
@@ -151,7 +162,9 @@ impl Fetcher {
             pb
         });
         let r = self
-            .with_retries(url, || self.download_once(url, part, sha256, label, pb.as_ref()))
+            .with_retries(url, || {
+                self.download_once(url, part, sha256, label, pb.as_ref())
+            })
             .await;
         if let Some(pb) = pb {
             pb.finish_and_clear();

@@ -41,7 +41,9 @@ pub enum FcosError {
         expected: String,
         actual: String,
     },
-    #[error("no signature for {file} at {url} (HTTP {status}); refusing it (pass --insecure to skip signatures)")]
+    #[error(
+        "no signature for {file} at {url} (HTTP {status}); refusing it (pass --insecure to skip signatures)"
+    )]
     SignatureMissing {
         file: String,
         url: String,
@@ -67,7 +69,9 @@ pub enum FcosError {
     State { path: PathBuf, why: String },
     #[error("another pull or rollback of stream {0} is running")]
     Locked(String),
-    #[error("no server URL: pass --server-url (or set fcos.server_url) to the http://host:port the machines reach this server on")]
+    #[error(
+        "no server URL: pass --server-url (or set fcos.server_url) to the http://host:port the machines reach this server on"
+    )]
     NoServerUrl,
     #[error("stream {stream}: {why}")]
     Rollback { stream: String, why: String },

@@ -63,7 +63,11 @@ impl Keyring {
                 why: "no usable OpenPGP public key found".into(),
             });
         }
-        tracing::debug!(keys = ring.keys.len(), files = ring.sources.len(), "keyring loaded");
+        tracing::debug!(
+            keys = ring.keys.len(),
+            files = ring.sources.len(),
+            "keyring loaded"
+        );
         Ok(ring)
     }
 
@@ -92,7 +96,10 @@ impl Keyring {
 
     /// Fingerprints (hex) of the primary keys.
     pub fn fingerprints(&self) -> Vec<String> {
-        self.keys.iter().map(|k| hex::encode(k.fingerprint().as_bytes())).collect()
+        self.keys
+            .iter()
+            .map(|k| hex::encode(k.fingerprint().as_bytes()))
+            .collect()
     }
 
     /// Checks the detached signature `sig` (armored or binary) over the file

@@ -34,4 +34,7 @@ pub const DEFAULT_BASE_URL: &str = "https://builds.coreos.fedoraproject.org";
 /// Where Debian's / Fedora's `distribution-gpg-keys` package puts Fedora's keys,
 /// then where a Fedora host keeps its own: the first one that exists is the
 /// default keyring.
-pub const DEFAULT_KEYRINGS: &[&str] = &["/usr/share/distribution-gpg-keys/fedora", "/etc/pki/rpm-gpg"];
+pub const DEFAULT_KEYRINGS: &[&str] = &[
+    "/usr/share/distribution-gpg-keys/fedora",
+    "/etc/pki/rpm-gpg",
+];

@@ -31,7 +31,9 @@ pub fn profile_id(stream: &str) -> String {
 
 /// `<data_dir>/profiles/fedora-coreos-<stream>.json`.
 pub fn profile_path(data_dir: &Path, stream: &str) -> PathBuf {
-    data_dir.join("profiles").join(format!("{}.json", profile_id(stream)))
+    data_dir
+        .join("profiles")
+        .join(format!("{}.json", profile_id(stream)))
 }
 
 /// URL path of a release's asset directory: `/assets/fedora-coreos/<stream>/<release>`.
@@ -44,9 +46,16 @@ pub fn asset_path(stream: &str, release: &str) -> String {
 /// must be an http(s) URL without spaces or quotes.
 pub fn normalize_server_url(s: &str) -> Result<String, FcosError> {
     let t = s.trim().trim_end_matches('/');
-    let rest = t.strip_prefix("http://").or_else(|| t.strip_prefix("https://"));
+    let rest = t
+        .strip_prefix("http://")
+        .or_else(|| t.strip_prefix("https://"));
     let ok = match rest {
-        Some(r) => !r.is_empty() && !r.bytes().any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || b < 0x20),
+        Some(r) => {
+            !r.is_empty()
+                && !r
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || b < 0x20)
+        }
         None => false,
     };
     if ok {
@@ -76,7 +85,10 @@ pub fn server_url_of(profile: &[u8]) -> Option<String> {
 pub fn release_of(profile: &[u8], stream: &str) -> Option<String> {
     let v: Value = serde_json::from_slice(profile).ok()?;
     let kernel = v.get("boot")?.get("kernel")?.as_str()?;
-    let rest = kernel.strip_prefix(&format!("{}/", asset_path(stream, "").trim_end_matches('/')))?;
+    let rest = kernel.strip_prefix(&format!(
+        "{}/",
+        asset_path(stream, "").trim_end_matches('/')
+    ))?;
     rest.split_once('/').map(|(r, _)| r.to_string())
 }
 
@@ -85,18 +97,31 @@ const MANAGED_REPLACED: [&str; 2] = ["initrd=", "coreos.live.rootfs_url="];
 /// Renders the profile: a new one when `existing` is `None`, else `existing`
 /// updated. `known_releases` are releases of this stream whose asset paths
 /// may appear in old arguments and initrds (they are dropped).
-pub fn render(existing: Option<&[u8]>, spec: &ProfileSpec, known_releases: &[String]) -> Result<Vec<u8>, String> {
+pub fn render(
+    existing: Option<&[u8]>,
+    spec: &ProfileSpec,
+    known_releases: &[String],
+) -> Result<Vec<u8>, String> {
     let dir = asset_path(&spec.stream, &spec.release);
     let kernel = format!("{dir}/{}", spec.kernel);
     let main_initrd = format!("--name main {dir}/{}", spec.initramfs);
-    let rootfs_arg = format!("coreos.live.rootfs_url={}{dir}/{}", spec.server_url, spec.rootfs);
-    let ignition_url = format!("ignition.config.url={}/ignition?mac=${{mac:hexhyp}}", spec.server_url);
+    let rootfs_arg = format!(
+        "coreos.live.rootfs_url={}{dir}/{}",
+        spec.server_url, spec.rootfs
+    );
+    let ignition_url = format!(
+        "ignition.config.url={}/ignition?mac=${{mac:hexhyp}}",
+        spec.server_url
+    );
 
     let mut obj: Map<String, Value> = match existing {
         None => {
             let mut m = Map::new();
             m.insert("id".into(), json!(profile_id(&spec.stream)));
-            m.insert("name".into(), json!(format!("Fedora CoreOS {} (live PXE)", spec.stream)));
+            m.insert(
+                "name".into(),
+                json!(format!("Fedora CoreOS {} (live PXE)", spec.stream)),
+            );
             m
         }
         Some(bytes) => match serde_json::from_slice::<Value>(bytes) {
@@ -105,7 +130,11 @@ pub fn render(existing: Option<&[u8]>, spec: &ProfileSpec, known_releases: &[Str
             Err(e) => return Err(format!("not valid JSON ({e}); fix or remove it")),
         },
     };
-    if !obj.get("id").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+    if obj
+        .get("id")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         obj.insert("id".into(), json!(profile_id(&spec.stream)));
     }
 
@@ -129,7 +158,11 @@ pub fn render(existing: Option<&[u8]>, spec: &ProfileSpec, known_releases: &[Str
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or("boot.args holds a non-string"))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or("boot.args holds a non-string")
+            })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("boot.args is not a list".into()),
     };
@@ -137,7 +170,11 @@ pub fn render(existing: Option<&[u8]>, spec: &ProfileSpec, known_releases: &[Str
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or("boot.initrd holds a non-string"))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or("boot.initrd holds a non-string")
+            })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("boot.initrd is not a list".into()),
     };
@@ -204,17 +241,22 @@ pub fn render(existing: Option<&[u8]>, spec: &ProfileSpec, known_releases: &[Str
 }
 
 /// Renders and writes the profile atomically. Returns its path.
-pub fn write(data_dir: &Path, spec: &ProfileSpec, known_releases: &[String]) -> Result<PathBuf, FcosError> {
+pub fn write(
+    data_dir: &Path,
+    spec: &ProfileSpec,
+    known_releases: &[String],
+) -> Result<PathBuf, FcosError> {
     let path = profile_path(data_dir, &spec.stream);
     let existing = match std::fs::read(&path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(FcosError::io(&path, e)),
     };
-    let bytes = render(existing.as_deref(), spec, known_releases).map_err(|why| FcosError::Profile {
-        path: path.clone(),
-        why,
-    })?;
+    let bytes =
+        render(existing.as_deref(), spec, known_releases).map_err(|why| FcosError::Profile {
+            path: path.clone(),
+            why,
+        })?;
     if existing.as_deref() == Some(&bytes[..]) {
         return Ok(path);
     }
@@ -253,7 +295,9 @@ mod tests {
         );
         assert_eq!(
             v["boot"]["initrd"],
-            json!(["--name main /assets/fedora-coreos/stable/42.1/fedora-coreos-42.1-live-initramfs.x86_64.img"])
+            json!([
+                "--name main /assets/fedora-coreos/stable/42.1/fedora-coreos-42.1-live-initramfs.x86_64.img"
+            ])
         );
         assert_eq!(
             args(&out),
@@ -265,7 +309,10 @@ mod tests {
                 "ignition.config.url=http://10.10.254.200:8080/ignition?mac=${mac:hexhyp}",
             ]
         );
-        assert_eq!(server_url_of(&out).as_deref(), Some("http://10.10.254.200:8080"));
+        assert_eq!(
+            server_url_of(&out).as_deref(),
+            Some("http://10.10.254.200:8080")
+        );
         assert_eq!(release_of(&out, "stable").as_deref(), Some("42.1"));
     }
 
@@ -279,7 +326,10 @@ mod tests {
         a.insert(2, json!("selinux=0"));
         a.push(json!("systemd.unified_cgroup_hierarchy=0"));
         a.push(json!("foo=/assets/fedora-coreos/stable/42.1/extra"));
-        v["boot"]["initrd"].as_array_mut().unwrap().push(json!("--name net /assets/net.cpio"));
+        v["boot"]["initrd"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("--name net /assets/net.cpio"));
         let edited = serde_json::to_vec(&v).unwrap();
         let out = render(Some(&edited), &spec("42.2"), &["42.1".into()]).unwrap();
         let w: Value = serde_json::from_slice(&out).unwrap();
@@ -296,10 +346,23 @@ mod tests {
         assert!(a.contains(&"selinux=0".to_string()));
         assert!(a.contains(&"systemd.unified_cgroup_hierarchy=0".to_string()));
         assert!(!a.iter().any(|x| x.contains("/42.1/")), "{a:?}");
-        assert_eq!(a.iter().filter(|x| x.starts_with("coreos.live.rootfs_url=")).count(), 1);
-        assert_eq!(a.iter().filter(|x| x.starts_with("ignition.config.url=")).count(), 1);
+        assert_eq!(
+            a.iter()
+                .filter(|x| x.starts_with("coreos.live.rootfs_url="))
+                .count(),
+            1
+        );
+        assert_eq!(
+            a.iter()
+                .filter(|x| x.starts_with("ignition.config.url="))
+                .count(),
+            1
+        );
         // Same input twice: same bytes (no churn for the watcher).
-        assert_eq!(render(Some(&out), &spec("42.2"), &["42.1".into()]).unwrap(), out);
+        assert_eq!(
+            render(Some(&out), &spec("42.2"), &["42.1".into()]).unwrap(),
+            out
+        );
     }
 
     #[test]
@@ -311,7 +374,10 @@ mod tests {
 
     #[test]
     fn server_urls() {
-        assert_eq!(normalize_server_url("http://a:8080/").unwrap(), "http://a:8080");
+        assert_eq!(
+            normalize_server_url("http://a:8080/").unwrap(),
+            "http://a:8080"
+        );
         assert!(normalize_server_url("a:8080").is_err());
         assert!(normalize_server_url("http://a b").is_err());
         assert!(normalize_server_url("http://").is_err());

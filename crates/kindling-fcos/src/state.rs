@@ -97,8 +97,9 @@ impl StreamState {
                 .filter(|r| Some(*r) != cur.as_ref() && self.skipped.contains(r)),
         );
         let kept: Vec<String> = priority.into_iter().take(keep).cloned().collect();
-        let (keep_list, dropped): (Vec<String>, Vec<String>) =
-            std::mem::take(&mut self.releases).into_iter().partition(|r| kept.contains(r));
+        let (keep_list, dropped): (Vec<String>, Vec<String>) = std::mem::take(&mut self.releases)
+            .into_iter()
+            .partition(|r| kept.contains(r));
         self.releases = keep_list;
         dropped
     }

@@ -205,7 +205,12 @@ impl StreamMetadata {
     }
 }
 
-fn resolve(part: Part, art: &Artifact, release: &str, base: &Url) -> Result<PxeArtifact, FcosError> {
+fn resolve(
+    part: Part,
+    art: &Artifact,
+    release: &str,
+    base: &Url,
+) -> Result<PxeArtifact, FcosError> {
     let invalid = |why: &'static str| FcosError::Invalid {
         what: "artifact location",
         value: art.location.clone(),
@@ -220,7 +225,8 @@ fn resolve(part: Part, art: &Artifact, release: &str, base: &Url) -> Result<PxeA
         .and_then(|mut s| s.next_back())
         .unwrap_or_default()
         .to_string();
-    check_file_name(&file_name).map_err(|_| invalid("the last path segment is not a plain file name"))?;
+    check_file_name(&file_name)
+        .map_err(|_| invalid("the last path segment is not a plain file name"))?;
     // The release component: a `builds/<release>/` directory where the URL
     // has one, and the release inside the file name in any case.
     let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
@@ -244,7 +250,9 @@ fn resolve(part: Part, art: &Artifact, release: &str, base: &Url) -> Result<PxeA
         });
     }
     let signature_url = match &art.signature {
-        Some(s) if !s.is_empty() => base.join(s).map_err(|_| invalid("signature is not a URL"))?,
+        Some(s) if !s.is_empty() => base
+            .join(s)
+            .map_err(|_| invalid("signature is not a URL"))?,
         _ => {
             let mut u = url.clone();
             u.set_path(&format!("{}.sig", url.path()));
@@ -267,10 +275,18 @@ fn contains_release(name: &str, release: &str) -> bool {
     while let Some(i) = name.get(start..).and_then(|s| s.find(release)) {
         let at = start + i;
         let end = at + release.len();
-        let before_ok = at == 0 || name.as_bytes().get(at - 1).is_some_and(|b| *b == b'-' || *b == b'_');
+        let before_ok = at == 0
+            || name
+                .as_bytes()
+                .get(at - 1)
+                .is_some_and(|b| *b == b'-' || *b == b'_');
         let after_ok = match name.as_bytes().get(end) {
             None => true,
-            Some(b) => *b == b'-' || *b == b'_' || (*b == b'.' && !name.as_bytes().get(end + 1).is_some_and(u8::is_ascii_digit)),
+            Some(b) => {
+                *b == b'-'
+                    || *b == b'_'
+                    || (*b == b'.' && !name.as_bytes().get(end + 1).is_some_and(u8::is_ascii_digit))
+            }
         };
         if before_ok && after_ok {
             return true;
@@ -327,13 +343,19 @@ mod tests {
         let m = StreamMetadata::parse("u", DOC.as_bytes()).unwrap();
         let p = m.pxe("x86_64", &meta_url()).unwrap();
         assert_eq!(p.release, "42.20250929.3.0");
-        assert_eq!(p.kernel.file_name, "fedora-coreos-42.20250929.3.0-live-kernel.x86_64");
+        assert_eq!(
+            p.kernel.file_name,
+            "fedora-coreos-42.20250929.3.0-live-kernel.x86_64"
+        );
         assert_eq!(p.kernel.sha256, "a".repeat(64));
         assert_eq!(
             p.initramfs.signature_url.as_str(),
             "https://b.example/prod/streams/stable/builds/42.20250929.3.0/x86_64/fedora-coreos-42.20250929.3.0-live-initramfs.x86_64.img.sig"
         );
-        assert!(matches!(m.pxe("aarch64", &meta_url()), Err(FcosError::Missing(_))));
+        assert!(matches!(
+            m.pxe("aarch64", &meta_url()),
+            Err(FcosError::Missing(_))
+        ));
     }
 
     #[test]
@@ -348,9 +370,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Same directory, file name of another release.
-        let doc = DOC.replace("fedora-coreos-42.20250929.3.0-live-rootfs", "fedora-coreos-42.20250929.3.01-live-rootfs");
+        let doc = DOC.replace(
+            "fedora-coreos-42.20250929.3.0-live-rootfs",
+            "fedora-coreos-42.20250929.3.01-live-rootfs",
+        );
         let m = StreamMetadata::parse("u", doc.as_bytes()).unwrap();
-        assert!(matches!(m.pxe("x86_64", &meta_url()), Err(FcosError::ReleaseMismatch { .. })));
+        assert!(matches!(
+            m.pxe("x86_64", &meta_url()),
+            Err(FcosError::ReleaseMismatch { .. })
+        ));
     }
 
     #[test]
@@ -371,7 +399,10 @@ mod tests {
 
     #[test]
     fn release_inside_names() {
-        assert!(contains_release("fedora-coreos-42.1-live-kernel.x86_64", "42.1"));
+        assert!(contains_release(
+            "fedora-coreos-42.1-live-kernel.x86_64",
+            "42.1"
+        ));
         assert!(contains_release("fedora-coreos-42.1.x86_64", "42.1"));
         assert!(!contains_release("fedora-coreos-42.10-live-kernel", "42.1"));
         assert!(!contains_release("fedora-coreos-142.1-live", "42.1"));

@@ -72,7 +72,10 @@ pub enum PullOutcome {
     /// Upstream's release is already current.
     UpToDate { release: String },
     /// Upstream's release was rolled back from; nothing changed.
-    Skipped { release: String, current: Option<String> },
+    Skipped {
+        release: String,
+        current: Option<String>,
+    },
 }
 
 /// `<release dir>/release.json`: what was verified, and how.
@@ -103,7 +106,11 @@ impl ReleaseRecord {
     }
 }
 
-fn resolve_server_url(data_dir: &Path, stream: &str, explicit: Option<&str>) -> Result<String, FcosError> {
+fn resolve_server_url(
+    data_dir: &Path,
+    stream: &str,
+    explicit: Option<&str>,
+) -> Result<String, FcosError> {
     if let Some(s) = explicit {
         return profile::normalize_server_url(s);
     }
@@ -115,7 +122,12 @@ fn resolve_server_url(data_dir: &Path, stream: &str, explicit: Option<&str>) -> 
 }
 
 /// Reads the stream metadata and picks the live-PXE release of `arch`.
-pub async fn upstream(fetcher: &Fetcher, base_url: &str, stream: &str, arch: &str) -> Result<PxeRelease, FcosError> {
+pub async fn upstream(
+    fetcher: &Fetcher,
+    base_url: &str,
+    stream: &str,
+    arch: &str,
+) -> Result<PxeRelease, FcosError> {
     stream::check_name("stream", stream)?;
     stream::check_name("arch", arch)?;
     let url = stream::stream_url(base_url, stream)?;
@@ -183,7 +195,9 @@ pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
     known.extend(state.current.iter().cloned());
     let path = profile::write(data_dir, &spec, &known)?;
     if state.current.as_deref() == Some(rel.release.as_str()) {
-        return Ok(PullOutcome::UpToDate { release: rel.release });
+        return Ok(PullOutcome::UpToDate {
+            release: rel.release,
+        });
     }
     let from = state.current.clone();
     if opts.force {
@@ -201,8 +215,15 @@ pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
 }
 
 fn complete(dir: &Path, rel: &PxeRelease) -> bool {
-    rel.artifacts().iter().all(|a| dir.join(&a.file_name).is_file())
-        && ReleaseRecord::load(dir).is_ok_and(|r| r.sha256.iter().zip(rel.artifacts()).all(|(h, a)| *h == a.sha256))
+    rel.artifacts()
+        .iter()
+        .all(|a| dir.join(&a.file_name).is_file())
+        && ReleaseRecord::load(dir).is_ok_and(|r| {
+            r.sha256
+                .iter()
+                .zip(rel.artifacts())
+                .all(|(h, a)| *h == a.sha256)
+        })
 }
 
 async fn fetch_release(
@@ -231,7 +252,9 @@ async fn fetch_release(
             continue;
         }
         let part = staging.join(format!("{}.part", art.file_name));
-        fetcher.download(&art.url, &part, &art.sha256, &art.file_name).await?;
+        fetcher
+            .download(&art.url, &part, &art.sha256, &art.file_name)
+            .await?;
         if let Some(ring) = keyring {
             let sig = match fetcher.get_small(&art.signature_url, MAX_SIGNATURE).await {
                 Ok(s) => s,
@@ -303,7 +326,11 @@ fn remove_releases(sdir: &Path, releases: &[String]) {
 /// Switches the profile back to the kept release before the current one and
 /// marks the current one as rolled back from (pulls and the tracker will not
 /// switch to it again; a newer release will). Returns `(from, to)`.
-pub fn rollback(data_dir: &Path, stream: &str, server_url: Option<&str>) -> Result<(String, String), FcosError> {
+pub fn rollback(
+    data_dir: &Path,
+    stream: &str,
+    server_url: Option<&str>,
+) -> Result<(String, String), FcosError> {
     stream::check_name("stream", stream)?;
     let sdir = stream_dir(data_dir, stream);
     let _lock = StreamLock::acquire(&sdir, stream)?;
@@ -312,7 +339,10 @@ pub fn rollback(data_dir: &Path, stream: &str, server_url: Option<&str>) -> Resu
         stream: stream.to_string(),
         why: why.to_string(),
     };
-    let from = state.current.clone().ok_or_else(|| err("no current release"))?;
+    let from = state
+        .current
+        .clone()
+        .ok_or_else(|| err("no current release"))?;
     let to = state
         .previous()
         .cloned()

@@ -145,7 +145,12 @@ fn now() -> Option<u64> {
 /// reloads it). A failed check leaves the profile as it was and is recorded
 /// in `status`. Returns when `cancel` fires (an interrupted download resumes
 /// from its `.part` file next time).
-pub async fn track(config: FcosConfig, data_dir: PathBuf, status: Arc<FcosStatus>, cancel: CancellationToken) {
+pub async fn track(
+    config: FcosConfig,
+    data_dir: PathBuf,
+    status: Arc<FcosStatus>,
+    cancel: CancellationToken,
+) {
     if config.streams.is_empty() {
         return;
     }
@@ -157,7 +162,9 @@ pub async fn track(config: FcosConfig, data_dir: PathBuf, status: Arc<FcosStatus
         return;
     }
     for s in &config.streams {
-        let cur = crate::state::StreamState::load(&data_dir, s).ok().and_then(|st| st.current);
+        let cur = crate::state::StreamState::load(&data_dir, s)
+            .ok()
+            .and_then(|st| st.current);
         status.update(s, |st| st.current = cur);
     }
     let interval = Duration::from_secs(config.interval_secs);
@@ -174,9 +181,15 @@ pub async fn track(config: FcosConfig, data_dir: PathBuf, status: Arc<FcosStatus
             match result {
                 Ok(outcome) => {
                     let (current, upstream, switched) = match &outcome {
-                        PullOutcome::Switched { to, .. } => (Some(to.clone()), Some(to.clone()), true),
-                        PullOutcome::UpToDate { release } => (Some(release.clone()), Some(release.clone()), false),
-                        PullOutcome::Skipped { release, current } => (current.clone(), Some(release.clone()), false),
+                        PullOutcome::Switched { to, .. } => {
+                            (Some(to.clone()), Some(to.clone()), true)
+                        }
+                        PullOutcome::UpToDate { release } => {
+                            (Some(release.clone()), Some(release.clone()), false)
+                        }
+                        PullOutcome::Skipped { release, current } => {
+                            (current.clone(), Some(release.clone()), false)
+                        }
                     };
                     if switched {
                         tracing::info!(%stream, release = ?current, "fcos tracker switched the profile");

@@ -1,0 +1,647 @@
+//! Offline end-to-end tests of `kindling fcos` against a local fixture server.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use kindling_fcos::cli::{FcosCommand, run};
+use kindling_fcos::sync::{PullOptions, PullOutcome, RetryPolicy, pull, rollback, status};
+use kindling_fcos::{FcosConfig, FcosError, FcosStatus, track};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const SERVER: &str = "http://10.10.254.200:8080";
+
+struct Env {
+    fx: Fixture,
+    key: TestKey,
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    keyring: PathBuf,
+}
+
+fn env() -> Env {
+    let fx = Fixture::start();
+    let key = TestKey::generate("Fedora CoreOS test key <test@kindling.invalid>");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for d in ["profiles", "groups", "assets", "ignition"] {
+        fs::create_dir_all(data.join(d)).unwrap();
+    }
+    let keyring = key.write_keyring(&tmp.path().join("keys"));
+    Env {
+        fx,
+        key,
+        _tmp: tmp,
+        data,
+        keyring,
+    }
+}
+
+impl Env {
+    fn opts(&self) -> PullOptions {
+        PullOptions {
+            base_url: self.fx.base_url(),
+            keyring: Some(self.keyring.clone()),
+            server_url: Some(SERVER.into()),
+            retry: RetryPolicy {
+                attempts: 3,
+                initial_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(100),
+            },
+            ..PullOptions::new(&self.data, "stable")
+        }
+    }
+
+    fn profile_path(&self) -> PathBuf {
+        self.data.join("profiles/fedora-coreos-stable.json")
+    }
+
+    fn profile(&self) -> Value {
+        serde_json::from_slice(&fs::read(self.profile_path()).unwrap()).unwrap()
+    }
+
+    fn asset(&self, rel: &Release, name: &str) -> PathBuf {
+        self.data
+            .join("assets/fedora-coreos/stable")
+            .join(&rel.release)
+            .join(name)
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_slice(
+            &fs::read(self.data.join("assets/fedora-coreos/stable/state.json")).unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+fn args(p: &Value) -> Vec<String> {
+    serde_json::from_value(p["boot"]["args"].clone()).unwrap()
+}
+
+fn assert_boots(env: &Env, rel: &Release) {
+    let p = env.profile();
+    let dir = format!("/assets/fedora-coreos/stable/{}", rel.release);
+    assert_eq!(p["id"], "fedora-coreos-stable");
+    assert_eq!(p["boot"]["kernel"], format!("{dir}/{}", rel.kernel.0));
+    assert_eq!(
+        p["boot"]["initrd"][0],
+        format!("--name main {dir}/{}", rel.initramfs.0)
+    );
+    let a = args(&p);
+    assert!(a.contains(&"initrd=main".to_string()), "{a:?}");
+    assert!(
+        a.contains(&format!(
+            "coreos.live.rootfs_url={SERVER}{dir}/{}",
+            rel.rootfs.0
+        )),
+        "{a:?}"
+    );
+    assert!(a.contains(&"ignition.firstboot".to_string()));
+    assert!(a.contains(&"ignition.platform.id=metal".to_string()));
+    assert!(a.contains(&format!(
+        "ignition.config.url={SERVER}/ignition?mac=${{mac:hexhyp}}"
+    )));
+    // Every asset the profile names is on disk, byte for byte upstream's.
+    for (name, data) in rel.parts() {
+        assert_eq!(&fs::read(env.asset(rel, name)).unwrap(), data, "{name}");
+    }
+    // And the server's own loader accepts it.
+    let prof = kindling_model::Profile::parse(
+        "fedora-coreos-stable",
+        &fs::read(env.profile_path()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(prof.id, "fedora-coreos-stable");
+}
+
+fn cli_pull(env: &Env) -> anyhow::Result<ExitCode> {
+    run(
+        FcosCommand::Pull {
+            stream: "stable".into(),
+            arch: None,
+            keep: Some(2),
+            insecure: false,
+            base_url: Some(env.fx.base_url()),
+            keyring: Some(env.keyring.clone()),
+            server_url: Some(SERVER.into()),
+            force: false,
+        },
+        &env.data,
+    )
+}
+
+/// (1) pull, operator edits, newer release via pull, newer again via the
+/// tracker, rollback; the operator's args and fields survive every switch.
+#[test]
+fn pull_update_track_and_rollback() {
+    let env = env();
+    let r1 = Release::new("42.20251001.3.0", 20_000);
+    publish(&env.fx, &r1, &env.key);
+
+    assert_eq!(cli_pull(&env).unwrap(), ExitCode::SUCCESS);
+    assert_boots(&env, &r1);
+    assert_eq!(env.state()["current"], r1.release.as_str());
+    // The signatures are kept beside the files, and what was verified is recorded.
+    assert!(env.asset(&r1, &format!("{}.sig", r1.rootfs.0)).is_file());
+    let rec: Value =
+        serde_json::from_slice(&fs::read(env.asset(&r1, "release.json")).unwrap()).unwrap();
+    assert_eq!(rec["insecure"], false);
+    assert_eq!(rec["signed_by"].as_array().unwrap().len(), 3);
+    assert!(
+        !env.data
+            .join("assets/fedora-coreos/stable/.partial")
+            .exists()
+    );
+
+    // A second pull of the same release changes nothing and downloads nothing.
+    let before = fs::read(env.profile_path()).unwrap();
+    env.fx.clear_log();
+    assert_eq!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::UpToDate {
+            release: r1.release.clone()
+        }
+    );
+    assert_eq!(fs::read(env.profile_path()).unwrap(), before);
+    assert_eq!(
+        env.fx
+            .log()
+            .iter()
+            .map(|r| r.path.as_str())
+            .collect::<Vec<_>>(),
+        vec!["/streams/stable.json"]
+    );
+
+    // The operator adds the seed's arguments and an Ignition config.
+    let mut p = env.profile();
+    p["ignition_id"] = "fedora-core-1.ign".into();
+    p["generic_id"] = "g".into();
+    p["x-note"] = "kept".into();
+    let a = p["boot"]["args"].as_array_mut().unwrap();
+    a.insert(2, "selinux=0".into());
+    a.push("systemd.unified_cgroup_hierarchy=0".into());
+    a.push("console=ttyS0".into());
+    fs::write(env.profile_path(), serde_json::to_vec_pretty(&p).unwrap()).unwrap();
+    let operator_args = [
+        "selinux=0",
+        "systemd.unified_cgroup_hierarchy=0",
+        "console=ttyS0",
+    ];
+    let check_operator = |env: &Env| {
+        let p = env.profile();
+        assert_eq!(p["ignition_id"], "fedora-core-1.ign");
+        assert_eq!(p["generic_id"], "g");
+        assert_eq!(p["x-note"], "kept");
+        let a = args(&p);
+        for o in operator_args {
+            assert_eq!(a.iter().filter(|x| *x == o).count(), 1, "{o} in {a:?}");
+        }
+        assert_eq!(
+            a.iter()
+                .filter(|x| x.starts_with("coreos.live.rootfs_url="))
+                .count(),
+            1
+        );
+    };
+
+    // Release 2 appears upstream (signed with the signing subkey): pull switches.
+    let r2 = Release::new("42.20251015.3.0", 20_000);
+    publish_files(&env.fx, &r2, &|d| env.key.sign_subkey(d));
+    env.fx
+        .put("/streams/stable.json", stream_json(&env.fx, &r2, None));
+    match block_on(pull(&env.opts())).unwrap() {
+        PullOutcome::Switched { from, to, dropped } => {
+            assert_eq!(from.as_deref(), Some(r1.release.as_str()));
+            assert_eq!(to, r2.release);
+            assert!(dropped.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_boots(&env, &r2);
+    check_operator(&env);
+    assert!(!args(&env.profile()).iter().any(|a| a.contains(&r1.release)));
+
+    // Release 3 appears: the tracker switches (keep 2: release 1 is deleted).
+    let r3 = Release::new("42.20251029.3.0", 20_000);
+    publish(&env.fx, &r3, &env.key);
+    let status_handle = Arc::new(FcosStatus::new());
+    let cfg = FcosConfig {
+        streams: vec!["stable".into()],
+        base_url: env.fx.base_url(),
+        keyring: Some(env.keyring.clone()),
+        server_url: Some(SERVER.into()),
+        interval_secs: 3600,
+        ..FcosConfig::default()
+    };
+    run_tracker_until(&env, cfg.clone(), status_handle.clone(), |s| {
+        s.current.as_deref() == Some(r3.release.as_str())
+    });
+    let snap = status_handle.snapshot();
+    assert_eq!(snap.len(), 1);
+    assert_eq!(snap[0].switches, 1);
+    assert_eq!(snap[0].last_error, None);
+    assert_boots(&env, &r3);
+    check_operator(&env);
+    assert!(
+        !env.data
+            .join("assets/fedora-coreos/stable")
+            .join(&r1.release)
+            .exists()
+    );
+    assert_eq!(
+        env.state()["releases"],
+        serde_json::json!([r3.release, r2.release])
+    );
+
+    // Rollback: back to release 2, through the CLI.
+    let rb = run(
+        FcosCommand::Rollback {
+            stream: "stable".into(),
+            server_url: None,
+        },
+        &env.data,
+    )
+    .unwrap();
+    assert_eq!(rb, ExitCode::SUCCESS);
+    assert_boots(&env, &r2);
+    check_operator(&env);
+    assert_eq!(env.state()["current"], r2.release.as_str());
+    // No older release is kept: a second rollback is refused.
+    assert!(rollback(&env.data, "stable", None).is_err());
+    assert_boots(&env, &r2);
+
+    // The tracker does not switch back to the release rolled back from...
+    let before = fs::read(env.profile_path()).unwrap();
+    assert_eq!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::Skipped {
+            release: r3.release.clone(),
+            current: Some(r2.release.clone())
+        }
+    );
+    assert_eq!(fs::read(env.profile_path()).unwrap(), before);
+    let st = block_on(status(&env.data, "stable", None, &env.fx.base_url(), false)).unwrap();
+    assert_eq!(st.current.as_deref(), Some(r2.release.as_str()));
+    assert_eq!(st.kept, vec![r3.release.clone(), r2.release.clone()]);
+    assert_eq!(st.upstream.as_deref(), Some(r3.release.as_str()));
+    assert!(!st.update_available);
+    // ...but `status` reports a newer one once it appears, and pull takes it.
+    let r4 = Release::new("42.20251112.3.0", 20_000);
+    publish(&env.fx, &r4, &env.key);
+    let st = block_on(status(&env.data, "stable", None, &env.fx.base_url(), false)).unwrap();
+    assert!(st.update_available);
+    assert_eq!(cli_pull(&env).unwrap(), ExitCode::SUCCESS);
+    assert_boots(&env, &r4);
+    check_operator(&env);
+    // Keep 2 drops the release rolled back from first.
+    assert_eq!(
+        env.state()["releases"],
+        serde_json::json!([r4.release, r2.release])
+    );
+    assert!(
+        !env.data
+            .join("assets/fedora-coreos/stable")
+            .join(&r3.release)
+            .exists()
+    );
+}
+
+fn run_tracker_until(
+    env: &Env,
+    cfg: FcosConfig,
+    st: Arc<FcosStatus>,
+    done: impl Fn(&kindling_fcos::StreamStatus) -> bool,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let h = rt.spawn(track(cfg, env.data.clone(), st.clone(), cancel.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let snap = st.snapshot();
+        if let Some(s) = snap.first() {
+            if done(s) {
+                break;
+            }
+            assert!(s.last_error.is_none(), "tracker failed: {:?}", s.last_error);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tracker did not finish: {snap:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cancel.cancel();
+    rt.block_on(h).unwrap();
+}
+
+/// Snapshot of everything a refused pull must leave alone.
+fn snapshot(env: &Env) -> (Vec<u8>, Vec<u8>, Vec<String>) {
+    let profile = fs::read(env.profile_path()).unwrap();
+    let state = fs::read(env.data.join("assets/fedora-coreos/stable/state.json")).unwrap();
+    let mut dirs: Vec<String> = fs::read_dir(env.data.join("assets/fedora-coreos/stable"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    dirs.sort();
+    (profile, state, dirs)
+}
+
+/// (2) corrupted artifact, bad signature (other key), forged signature (right
+/// key, other data), missing signature, rootfs of another release: each is
+/// refused, nothing is switched, the profile stays byte-identical; the
+/// tracker records the error and leaves the profile alone too.
+#[test]
+fn bad_releases_are_refused_and_nothing_switches() {
+    let env = env();
+    let r1 = Release::new("42.20251001.3.0", 10_000);
+    publish(&env.fx, &r1, &env.key);
+    assert!(matches!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    let good = snapshot(&env);
+    let other = TestKey::generate("Mallory <m@kindling.invalid>");
+
+    let refused = |label: &str, check: &dyn Fn(&FcosError) -> bool| {
+        let err = block_on(pull(&env.opts())).expect_err(label);
+        assert!(check(&err), "{label}: unexpected error {err}");
+        assert_eq!(snapshot(&env), good, "{label}: something changed");
+        assert_boots(&env, &r1);
+        eprintln!("{label}: refused: {err}");
+    };
+
+    // Corrupted rootfs (the metadata's sha256 is of the real one).
+    let r = Release::new("42.20251002.3.0", 10_000);
+    publish(&env.fx, &r, &env.key);
+    let mut bad = r.rootfs.1.clone();
+    bad[5000] ^= 0xff;
+    env.fx.put(&r.path(&r.rootfs.0), bad.clone());
+    env.fx
+        .put(&format!("{}.sig", r.path(&r.rootfs.0)), env.key.sign(&bad));
+    refused("corrupted artifact", &|e| {
+        matches!(e, FcosError::Checksum { .. })
+    });
+    // The corrupted data is gone, not left as a .part to resume from.
+    let part = env
+        .data
+        .join("assets/fedora-coreos/stable/.partial")
+        .join(&r.release)
+        .join(format!("{}.part", r.rootfs.0));
+    assert!(!part.exists());
+    // --insecure skips signatures, never the sha256.
+    let mut o = env.opts();
+    o.insecure = true;
+    assert!(matches!(
+        block_on(pull(&o)),
+        Err(FcosError::Checksum { .. })
+    ));
+    assert_eq!(snapshot(&env), good);
+
+    // Signature by a key not in the keyring.
+    let r = Release::new("42.20251003.3.0", 10_000);
+    publish(&env.fx, &r, &env.key);
+    env.fx.put(
+        &format!("{}.sig", r.path(&r.kernel.0)),
+        other.sign(&r.kernel.1),
+    );
+    refused("bad signature (unknown key)", &|e| {
+        matches!(e, FcosError::SignatureInvalid { .. })
+    });
+
+    // Forged: a real signature by the right key, but over other data.
+    let r = Release::new("42.20251004.3.0", 10_000);
+    publish(&env.fx, &r, &env.key);
+    env.fx.put(
+        &format!("{}.sig", r.path(&r.initramfs.0)),
+        env.key.sign(b"something else"),
+    );
+    refused("forged signature", &|e| {
+        matches!(e, FcosError::SignatureInvalid { .. })
+    });
+    // Garbage instead of a signature.
+    env.fx.put(
+        &format!("{}.sig", r.path(&r.initramfs.0)),
+        b"-----BEGIN PGP SIGNATURE-----\nxx\n".to_vec(),
+    );
+    refused("garbage signature", &|e| {
+        matches!(e, FcosError::SignatureInvalid { .. })
+    });
+
+    // Missing signature.
+    let r = Release::new("42.20251005.3.0", 10_000);
+    publish(&env.fx, &r, &env.key);
+    env.fx.remove(&format!("{}.sig", r.path(&r.rootfs.0)));
+    refused("missing signature", &|e| {
+        matches!(e, FcosError::SignatureMissing { .. })
+    });
+
+    // Release mismatch: the rootfs location is another (real, signed) release's.
+    let r = Release::new("42.20251006.3.0", 10_000);
+    publish_files(&env.fx, &r, &|d| env.key.sign(d));
+    env.fx
+        .put("/streams/stable.json", stream_json(&env.fx, &r, Some(&r1)));
+    env.fx.clear_log();
+    refused("rootfs of another release", &|e| {
+        matches!(
+            e,
+            FcosError::ReleaseMismatch {
+                artifact: "rootfs",
+                ..
+            }
+        )
+    });
+    // Refused before downloading anything.
+    assert!(
+        env.fx
+            .log()
+            .iter()
+            .all(|q| q.path == "/streams/stable.json"),
+        "{:?}",
+        env.fx.log()
+    );
+
+    // The tracker meets the same bad release: it records the error, switches nothing.
+    let st = Arc::new(FcosStatus::new());
+    let cfg = FcosConfig {
+        streams: vec!["stable".into()],
+        base_url: env.fx.base_url(),
+        keyring: Some(env.keyring.clone()),
+        server_url: Some(SERVER.into()),
+        ..FcosConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let h = rt.spawn(track(cfg, env.data.clone(), st.clone(), cancel.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while st.snapshot().first().is_none_or(|s| s.last_error.is_none()) {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cancel.cancel();
+    rt.block_on(h).unwrap();
+    let s = &st.snapshot()[0];
+    assert_eq!(s.current.as_deref(), Some(r1.release.as_str()));
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap()
+            .contains("release mismatch"),
+        "{s:?}"
+    );
+    assert_eq!(s.failures, 1);
+    assert_eq!(snapshot(&env), good);
+
+    // Then a good release goes through.
+    let r = Release::new("42.20251007.3.0", 10_000);
+    publish(&env.fx, &r, &env.key);
+    assert!(matches!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    assert_boots(&env, &r);
+}
+
+/// Without a signature and with --insecure the release is accepted (the
+/// sha256 still checked), and release.json says so.
+#[test]
+fn insecure_is_explicit() {
+    let env = env();
+    let r1 = Release::new("42.20251001.3.0", 10_000);
+    publish(&env.fx, &r1, &env.key);
+    env.fx.remove(&format!("{}.sig", r1.path(&r1.kernel.0)));
+    assert!(matches!(
+        block_on(pull(&env.opts())),
+        Err(FcosError::SignatureMissing { .. })
+    ));
+    assert!(!env.profile_path().exists());
+    let mut o = env.opts();
+    o.insecure = true;
+    o.keyring = Some(PathBuf::from("/nonexistent"));
+    assert!(matches!(
+        block_on(pull(&o)).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    assert_boots(&env, &r1);
+    let rec: Value =
+        serde_json::from_slice(&fs::read(env.asset(&r1, "release.json")).unwrap()).unwrap();
+    assert_eq!(rec["insecure"], true);
+    // Without --insecure, a missing keyring is an error, not a silent skip.
+    let mut o = env.opts();
+    o.keyring = Some(PathBuf::from("/nonexistent"));
+    assert!(block_on(pull(&o)).is_err());
+    // A server URL is required when there is no profile to take it from.
+    let env2 = self::env();
+    publish(&env2.fx, &r1, &env2.key);
+    let mut o = env2.opts();
+    o.server_url = None;
+    assert!(matches!(block_on(pull(&o)), Err(FcosError::NoServerUrl)));
+}
+
+fn range_requests(fx: &Fixture, path: &str) -> Vec<Option<u64>> {
+    fx.log()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.range_start)
+        .collect()
+}
+
+/// (3) a download cut off halfway resumes from where it stopped: within one
+/// pull (retry) and across pulls (the .part file survives a failed run).
+#[test]
+fn interrupted_download_resumes_with_range() {
+    let env = env();
+    let r1 = Release::new("42.20251001.3.0", 300_000);
+    publish(&env.fx, &r1, &env.key);
+    let rootfs = r1.path(&r1.rootfs.0);
+    let cut = 150_000usize;
+
+    // Within one pull: the retry asks for the rest.
+    env.fx.cut_once(&rootfs, cut);
+    assert!(matches!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    assert_boots(&env, &r1);
+    assert_eq!(
+        range_requests(&env.fx, &rootfs),
+        vec![None, Some(cut as u64)]
+    );
+
+    // Across runs: one attempt only, so the first pull fails and switches nothing.
+    let r2 = Release::new("42.20251015.3.0", 300_000);
+    publish(&env.fx, &r2, &env.key);
+    let rootfs2 = r2.path(&r2.rootfs.0);
+    let cut2 = 120_000usize;
+    env.fx.cut_once(&rootfs2, cut2);
+    let mut o = env.opts();
+    o.retry.attempts = 1;
+    let before = fs::read(env.profile_path()).unwrap();
+    let err = block_on(pull(&o)).expect_err("cut download");
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(fs::read(env.profile_path()).unwrap(), before);
+    let part = env
+        .data
+        .join("assets/fedora-coreos/stable/.partial")
+        .join(&r2.release)
+        .join(format!("{}.part", r2.rootfs.0));
+    assert_eq!(fs::metadata(&part).unwrap().len(), cut2 as u64);
+    assert!(
+        !env.data
+            .join("assets/fedora-coreos/stable")
+            .join(&r2.release)
+            .exists()
+    );
+    // The next pull resumes at the cut and completes.
+    assert!(matches!(
+        block_on(pull(&o)).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    assert_boots(&env, &r2);
+    assert_eq!(
+        range_requests(&env.fx, &rootfs2),
+        vec![None, Some(cut2 as u64)]
+    );
+    // Kernel and initramfs were verified in the first run and not fetched again.
+    assert_eq!(range_requests(&env.fx, &r2.path(&r2.kernel.0)), vec![None]);
+    assert!(!part.exists());
+}
+
+#[test]
+fn concurrent_pull_is_refused_by_the_lock() {
+    let env = env();
+    let r1 = Release::new("42.20251001.3.0", 1000);
+    publish(&env.fx, &r1, &env.key);
+    let dir = env.data.join("assets/fedora-coreos/stable");
+    fs::create_dir_all(&dir).unwrap();
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .unwrap();
+    f.lock().unwrap();
+    assert!(matches!(
+        block_on(pull(&env.opts())),
+        Err(FcosError::Locked(_))
+    ));
+    drop(f);
+    assert!(block_on(pull(&env.opts())).is_ok());
+    let _ = Path::new("");
+}
