@@ -671,11 +671,15 @@ fn selection_order() {
                 .ok(TEXT, ipxe_simple!("empty-value"))
                 .note("selector \"\" matches a missing label"),
             get("/ipxe?t=emptyval&missing=").ok(TEXT, ipxe_simple!("empty-value")),
+            get("/ipxe?t=emptyval&missing")
+                .ok(TEXT, ipxe_simple!("empty-value"))
+                .note("a key without '=' is a label with value \"\""),
             get("/ipxe?t=emptyval&missing=x").ok(TEXT, IPXE_DEFAULT),
             get("/ipxe?t=dupfirst&t=zzz")
                 .ok(TEXT, ipxe_simple!("dup-first"))
                 .note("first value wins"),
             get("/ipxe?t=zzz&t=dupfirst").ok(TEXT, IPXE_DEFAULT),
+            get("/ipxe?&&t=dupfirst&").ok(TEXT, ipxe_simple!("dup-first")),
             get("/ipxe?t=dupfirst;x=1")
                 .ok(TEXT, IPXE_DEFAULT)
                 .note("a pair with ';' is dropped"),
@@ -1032,6 +1036,9 @@ fn cloud() {
                 .expect(206, TEXT, "#cloud-config")
                 .header("Content-Range", "bytes 0-12/118"),
             get("/cloud?t=cloudscript&serial=S123").ok(TEXT, "#!/bin/sh\necho cloudscript S123\n"),
+            get("/cloud?t=cloudbadyaml")
+                .ok(TEXT, "#cloud-config\nhostname: [unclosed cloudbadyaml\n")
+                .note("DIFF: only the #cloud-config header is checked (matchbox: invalid YAML -> 404)"),
             get("/cloud?t=cloudbad").not_found().note("neither #cloud-config nor a script"),
             get("/cloud?t=emptyboot").not_found().note("profile without cloud_id"),
             get("/cloud?t=noprofile").not_found(),
@@ -1073,6 +1080,12 @@ fn assets() {
                 .with("Range", "bytes=18-")
                 .expect(416, TEXT, "invalid range: failed to overlap\n")
                 .header("Content-Range", "bytes */18"),
+            get("/assets/hello.txt")
+                .with("Range", "bytes=0-1,4-5")
+                .ok(TEXT, "hello from assets\n")
+                .note(
+                    "DIFF: several ranges get the whole file (matchbox: 206 multipart/byteranges)",
+                ),
             get("/assets/hello.txt")
                 .with("If-Modified-Since", lm)
                 .expect(304, None, "")
