@@ -1,0 +1,146 @@
+//! The journal: survives a restart, a line cut by a crash loses nothing before it,
+//! rotation keeps to its cap.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::Ipv4Addr;
+
+use common::*;
+use kindling_dhcp::Firmware;
+use kindling_ops::journal::{JOURNAL_FILE, journal_path, read_journal};
+use kindling_ops::{FsyncPolicy, Ops, OpsConfig, Stage};
+use kindling_tftp::Outcome;
+
+fn cfg() -> OpsConfig {
+    OpsConfig {
+        neighbour_lookup: false,
+        ..OpsConfig::default()
+    }
+}
+
+/// DHCP, a 4011 request that ties the IP, TFTP.
+fn boot(ops: &Ops, mac: [u8; 6], ip: Ipv4Addr) {
+    dhcp_discover(ops, mac, Firmware::UefiPxe, "");
+    dhcp_pxe_request(ops, mac, ip);
+    tftp(ops, ip, "ipxe.efi", 1_000_000, Outcome::Completed);
+}
+
+#[test]
+fn survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = Ops::open(&cfg(), Some(dir.path())).unwrap();
+    boot(&ops, MAC, Ipv4Addr::new(10, 99, 0, 50));
+    let before = ops.machine(MAC_STR).unwrap();
+    assert_eq!(before.summary.last_stage, Some(Stage::Tftp));
+    ops.shutdown();
+    drop(ops);
+
+    let again = Ops::open(&cfg(), Some(dir.path())).unwrap();
+    let after = again.machine("52-54-00-12-34-56").unwrap();
+    assert_eq!(after, before);
+    // The IP tie survives too: a TFTP transfer from that IP lands on the machine.
+    tftp(
+        &again,
+        Ipv4Addr::new(10, 99, 0, 50),
+        "x",
+        1,
+        Outcome::TimedOut,
+    );
+    let m = again.machine(MAC_STR).unwrap();
+    assert_eq!(m.timeline.last().unwrap().events.len(), 5);
+    assert!(m.summary.last_error.unwrap().message.contains("timed out"));
+}
+
+#[test]
+fn a_line_cut_mid_way_loses_nothing_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = Ops::open(&cfg(), Some(dir.path())).unwrap();
+    boot(&ops, MAC, Ipv4Addr::new(10, 99, 0, 50));
+    ops.shutdown();
+    drop(ops);
+    let path = journal_path(dir.path(), 0);
+    let full = std::fs::read(&path).unwrap();
+    let lines = full.iter().filter(|b| **b == b'\n').count();
+    assert_eq!(lines, 4, "seen + answered + seen(4011) + tftp");
+    // A crash in the middle of writing the next event: half a line, no newline.
+    let last_line_start = full[..full.len() - 1]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .unwrap()
+        + 1;
+    let half = &full[last_line_start..last_line_start + (full.len() - last_line_start) / 2];
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(half)
+        .unwrap();
+
+    let rb = read_journal(dir.path(), 4).unwrap();
+    assert_eq!(rb.events.len(), 4);
+    assert_eq!(rb.torn_lines, 1);
+
+    // Restart: every earlier event is back, the torn tail is counted in /metrics,
+    // and new events go on a fresh line.
+    let ops = Ops::open(&cfg(), Some(dir.path())).unwrap();
+    let m = ops.machine(MAC_STR).unwrap();
+    assert_eq!(m.timeline[0].events.len(), 4);
+    assert!(ops.metrics_text().contains("kindling_journal_torn_lines 1"));
+    boot(&ops, [0x52, 0x54, 0, 0, 0, 2], Ipv4Addr::new(10, 99, 0, 51));
+    ops.shutdown();
+    drop(ops);
+    let rb = read_journal(dir.path(), 4).unwrap();
+    assert_eq!(rb.events.len(), 8);
+    assert_eq!(rb.torn_lines, 1);
+    assert_eq!(rb.bad_lines, 0);
+}
+
+#[test]
+fn rotation_respects_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = OpsConfig {
+        journal_max_bytes: 4096,
+        journal_files: 3,
+        fsync: FsyncPolicy::Never,
+        ..cfg()
+    };
+    let ops = Ops::open(&c, Some(dir.path())).unwrap();
+    for i in 0..200u8 {
+        boot(&ops, [0x52, 0x54, 0, 0, 1, i], Ipv4Addr::new(10, 99, 1, i));
+        ops.flush();
+    }
+    ops.shutdown();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            JOURNAL_FILE.to_string(),
+            format!("{JOURNAL_FILE}.1"),
+            format!("{JOURNAL_FILE}.2")
+        ]
+    );
+    let mut total = 0;
+    for n in &names {
+        let len = std::fs::metadata(dir.path().join(n)).unwrap().len();
+        assert!(len <= 4096, "{n} is {len} bytes");
+        total += len;
+    }
+    assert!(
+        total > 2 * 4096 - 1024,
+        "files are used up to the cap ({total})"
+    );
+    // What is left is the newest history, complete lines only.
+    let rb = read_journal(dir.path(), 3).unwrap();
+    assert_eq!(rb.torn_lines + rb.bad_lines, 0);
+    assert!(!rb.events.is_empty());
+    let last = rb.events.last().unwrap();
+    assert_eq!(last.mac.as_deref(), Some("52:54:00:00:01:c7"));
+    let ts: Vec<u64> = rb.events.iter().map(|e| e.ts).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "oldest file first");
+}

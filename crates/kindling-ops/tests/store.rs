@@ -1,0 +1,252 @@
+//! The in-memory store: stage classification, IP -> MAC tying, boot splitting, bounds.
+
+use kindling_ops::classify::{ProfileMap, ProfilePaths};
+use kindling_ops::store::{Limits, Store};
+use kindling_ops::{Event, Kind, Stage};
+
+const MAC: &str = "52:54:00:12:34:56";
+const IP: &str = "10.99.0.50";
+
+fn dhcp(ts: u64, mac: &str, firmware: &str, kind: Kind) -> Event {
+    let mut e = Event::new(ts, kind, "DISCOVER");
+    e.mac = Some(mac.into());
+    e.stage = Some(Stage::Dhcp);
+    e.firmware = Some(firmware.into());
+    e.message = Some("discover".into());
+    e
+}
+
+fn http(ts: u64, mac: Option<&str>, endpoint: &str, path: &str, status: u16) -> Event {
+    let mut e = Event::new(ts, Kind::HttpRequest, format!("GET {path}"));
+    e.mac = mac.map(str::to_string);
+    e.ip = Some(IP.into());
+    e.endpoint = Some(endpoint.into());
+    e.path = Some(path.into());
+    e.status = Some(status);
+    e.ok = status < 400;
+    e.stage = match endpoint {
+        "ipxe" | "boot.ipxe" => Some(Stage::Script),
+        "ignition" => Some(Stage::Ignition),
+        _ => None,
+    };
+    e
+}
+
+fn tftp(ts: u64, ok: bool) -> Event {
+    let mut e = Event::new(ts, Kind::TftpTransfer, "RRQ ipxe.efi");
+    e.ip = Some(IP.into());
+    e.stage = Some(Stage::Tftp);
+    e.ok = ok;
+    if !ok {
+        e.reason = Some("timed out".into());
+    }
+    e
+}
+
+fn profiles() -> ProfileMap {
+    let mut m = ProfileMap::new();
+    m.insert(
+        "odd".into(),
+        ProfilePaths::from_boot(
+            "/assets/x/boot-a",
+            &["--name main /assets/x/boot-b".into()],
+            &["coreos.live.rootfs_url=http://h/assets/x/boot-c".into()],
+        ),
+    );
+    m
+}
+
+fn stages_of(s: &Store, mac: &str) -> Vec<Option<Stage>> {
+    let m = s.machine(mac).unwrap();
+    m.boots
+        .back()
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.stage)
+        .collect()
+}
+
+#[test]
+fn asset_stage_from_profile_and_names() {
+    let mut s = Store::new(Limits::default());
+    s.set_profiles(profiles());
+    let mut ipxe = http(1000, Some(MAC), "ipxe", "/ipxe", 200);
+    ipxe.profile = Some("odd".into());
+    s.ingest(ipxe);
+    // Names say nothing here: only the profile knows boot-a is the kernel.
+    for (t, p) in [
+        (1100, "/assets/x/boot-a"),
+        (1200, "/assets/x/boot-b"),
+        (1300, "/assets/x/boot-c"),
+    ] {
+        s.ingest(http(t, None, "assets", p, 200));
+    }
+    // A machine without that profile falls back to names.
+    s.ingest(http(
+        1400,
+        Some("52:54:00:00:00:09"),
+        "assets",
+        "/assets/f/fedora-coreos-live-kernel-x86_64",
+        200,
+    ));
+    assert_eq!(
+        stages_of(&s, MAC),
+        vec![
+            Some(Stage::Script),
+            Some(Stage::Kernel),
+            Some(Stage::Initrd),
+            Some(Stage::Rootfs)
+        ]
+    );
+    assert_eq!(
+        stages_of(&s, "52:54:00:00:00:09"),
+        vec![Some(Stage::Kernel)]
+    );
+    assert_eq!(
+        s.machine(MAC).unwrap().summary().last_stage,
+        Some(Stage::Rootfs)
+    );
+}
+
+#[test]
+fn ip_tying_and_pending_events() {
+    let mut s = Store::new(Limits::default());
+    // Firmware DHCP from 0.0.0.0: MAC but no IP.
+    assert_eq!(
+        s.ingest(dhcp(1000, MAC, "uefi_pxe", Kind::DhcpSeen)).len(),
+        1
+    );
+    // TFTP and /boot.ipxe come from an IP nobody has tied yet: they wait.
+    assert!(s.ingest(tftp(2000, true)).is_empty());
+    assert!(
+        s.ingest(http(3000, None, "boot.ipxe", "/boot.ipxe", 200))
+            .is_empty()
+    );
+    assert_eq!(s.pending_events(), 2);
+    // /ipxe?mac=... from the same IP ties it: the waiting events follow, in time order.
+    let out = s.ingest(http(4000, Some(MAC), "ipxe", "/ipxe", 200));
+    assert_eq!(out.len(), 3);
+    assert!(out.iter().all(|e| e.mac.as_deref() == Some(MAC)));
+    assert_eq!(s.pending_events(), 0);
+    assert_eq!(s.mac_for_ip(IP), Some(MAC));
+    let ts: Vec<u64> = s.machine(MAC).unwrap().boots[0]
+        .events
+        .iter()
+        .map(|e| e.ts)
+        .collect();
+    assert_eq!(ts, vec![1000, 2000, 3000, 4000]);
+    // Later requests without a MAC are tied directly.
+    let out = s.ingest(http(5000, None, "assets", "/assets/vmlinuz", 200));
+    assert_eq!(out[0].mac.as_deref(), Some(MAC));
+    assert_eq!(s.machine(MAC).unwrap().ip.as_deref(), Some(IP));
+    assert_eq!(
+        s.machine(MAC).unwrap().summary().last_stage,
+        Some(Stage::Kernel)
+    );
+}
+
+#[test]
+fn pending_events_expire_and_are_counted() {
+    let limits = Limits {
+        pending_ttl_ms: 1000,
+        ..Limits::default()
+    };
+    let mut s = Store::new(limits);
+    s.ingest(tftp(1000, true));
+    assert_eq!(s.pending_events(), 1);
+    s.ingest(dhcp(5000, MAC, "uefi_pxe", Kind::DhcpSeen));
+    assert_eq!(s.pending_events(), 0);
+    assert_eq!(s.unattributed, 1);
+}
+
+#[test]
+fn boots_split_at_firmware_discover_and_after_a_gap() {
+    let limits = Limits {
+        boot_gap_ms: 60_000,
+        ..Limits::default()
+    };
+    let mut s = Store::new(limits);
+    s.ingest(dhcp(1000, MAC, "uefi_pxe", Kind::DhcpSeen));
+    // A second firmware DISCOVER before anything else happened: same boot (retry).
+    s.ingest(dhcp(2000, MAC, "uefi_pxe", Kind::DhcpSeen));
+    s.ingest(dhcp(2100, MAC, "uefi_pxe", Kind::DhcpAnswered));
+    s.ingest(http(3000, Some(MAC), "ipxe", "/ipxe", 200));
+    // iPXE's own DISCOVER does not start a boot.
+    s.ingest(dhcp(3500, MAC, "ipxe", Kind::DhcpSeen));
+    assert_eq!(s.machine(MAC).unwrap().boots.len(), 1);
+    // The firmware starts over: new boot.
+    s.ingest(dhcp(10_000, MAC, "uefi_pxe", Kind::DhcpSeen));
+    assert_eq!(s.machine(MAC).unwrap().boots.len(), 2);
+    assert_eq!(s.machine(MAC).unwrap().boots[1].last_stage, None);
+    // Long silence, then any event: new boot.
+    s.ingest(http(200_000, Some(MAC), "ipxe", "/ipxe", 200));
+    let m = s.machine(MAC).unwrap();
+    assert_eq!(m.boots.len(), 3);
+    assert_eq!(m.boots[0].events.len(), 5);
+    assert_eq!(m.boots[0].last_stage, Some(Stage::Script));
+}
+
+#[test]
+fn failures_stop_a_boot_until_a_later_success() {
+    let mut s = Store::new(Limits::default());
+    s.ingest(dhcp(1000, MAC, "uefi_pxe", Kind::DhcpAnswered));
+    s.ingest(tftp(1500, false));
+    s.ingest(http(1600, Some(MAC), "ipxe", "/ipxe", 200));
+    s.ingest(http(1700, Some(MAC), "assets", "/assets/vmlinuz", 200));
+    let mut ign = http(1800, Some(MAC), "ignition", "/ignition", 404);
+    ign.reason = Some("profile \"fcos\" has no ignition_id".into());
+    s.ingest(ign);
+    let sum = s.machine(MAC).unwrap().summary();
+    assert_eq!(sum.last_stage, Some(Stage::Kernel));
+    let err = sum.last_error.unwrap();
+    assert_eq!(err.stage, Some(Stage::Ignition));
+    assert!(err.message.contains("no ignition_id"), "{}", err.message);
+    // Fixed and retried: the error goes.
+    s.ingest(http(1900, Some(MAC), "ignition", "/ignition", 200));
+    let sum = s.machine(MAC).unwrap().summary();
+    assert_eq!(sum.last_stage, Some(Stage::Ignition));
+    assert_eq!(sum.last_error, None);
+}
+
+#[test]
+fn bounds_evict_the_oldest() {
+    let limits = Limits {
+        max_machines: 3,
+        max_boots: 2,
+        max_events: 4,
+        ..Limits::default()
+    };
+    let mut s = Store::new(limits);
+    for i in 0..5u64 {
+        s.ingest(dhcp(
+            1000 + i,
+            &format!("52:54:00:00:00:0{i}"),
+            "bios_pxe",
+            Kind::DhcpSeen,
+        ));
+    }
+    assert_eq!(s.machine_count(), 3);
+    assert!(s.machine("52:54:00:00:00:00").is_none());
+    assert!(s.machine("52:54:00:00:00:01").is_none());
+    assert!(s.machine("52:54:00:00:00:04").is_some());
+    // Events per boot.
+    let mac = "52:54:00:00:00:04";
+    for i in 0..6 {
+        s.ingest(http(2000 + i, Some(mac), "ipxe", "/ipxe", 200));
+    }
+    let b = &s.machine(mac).unwrap().boots[0];
+    assert_eq!(b.events.len(), 4);
+    assert_eq!(b.dropped_events, 3);
+    assert_eq!(b.events.front().unwrap().ts, 2002);
+    // Boots per machine.
+    for i in 0..3 {
+        let t = 10_000 + i * 1000;
+        s.ingest(dhcp(t, mac, "bios_pxe", Kind::DhcpSeen));
+        s.ingest(http(t + 10, Some(mac), "ipxe", "/ipxe", 200));
+    }
+    let m = s.machine(mac).unwrap();
+    assert_eq!(m.boots.len(), 2);
+    assert_eq!(m.boots[0].started, 11_000);
+    assert_eq!(m.boots[1].started, 12_000);
+}
