@@ -349,6 +349,11 @@ impl Ops {
         self.tx.subscribe()
     }
 
+    /// Live subscribers (open `/api/v1/events` streams).
+    pub fn subscriber_count(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Records one event (already attributed or not).
     pub fn record(&self, mut ev: Event) {
         if ev.mac.is_none()

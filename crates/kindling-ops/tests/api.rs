@@ -1,0 +1,188 @@
+//! The JSON API, /metrics, /readyz and the event stream through a real kindling-http
+//! server on 127.0.0.1:0 with the ops observer and extensions registered.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::time::Duration;
+
+use common::*;
+use kindling_dhcp::Firmware;
+use kindling_ops::{Ops, OpsConfig};
+use kindling_tftp::Outcome;
+use serde_json::Value;
+
+fn ops() -> std::sync::Arc<Ops> {
+    Ops::in_memory(&OpsConfig {
+        neighbour_lookup: false,
+        ..OpsConfig::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machines_api_shapes_after_a_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    data_dir(dir.path());
+    let srv = start_server(dir.path(), ops()).await;
+    let a = srv.addr;
+
+    // Not ready until the lead says so.
+    assert_eq!(aget(a, "/readyz").await.0, 503);
+    srv.ops.set_ready();
+    assert_eq!(aget(a, "/readyz").await.0, 200);
+
+    // Firmware DHCP, TFTP from 127.0.0.1 (not yet tied), then iPXE over HTTP.
+    dhcp_discover(&srv.ops, MAC, Firmware::BiosPxe, "undionly.kpxe");
+    tftp(&srv.ops, Ipv4Addr::LOCALHOST, "undionly.kpxe", 70_000, Outcome::Completed);
+    assert_eq!(aget(a, "/boot.ipxe").await.0, 200);
+    assert_eq!(aget(a, "/ipxe?mac=52-54-00-12-34-56").await.0, 200);
+    assert_eq!(aget(a, "/assets/fcos/live-k").await.0, 200);
+    assert_eq!(aget(a, "/assets/fcos/live-i.img").await.0, 200);
+    assert_eq!(aget(a, "/assets/fcos/live-r.img").await.0, 200);
+    assert_eq!(aget(a, "/ignition?mac=52:54:00:12:34:56").await.0, 200);
+
+    let (st, h, body) = aget(a, "/api/v1/machines").await;
+    assert_eq!(st, 200);
+    assert_eq!(header(&h, "content-type"), Some("application/json"));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let list = v["machines"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    let m = &list[0];
+    assert_eq!(m["mac"], MAC_STR);
+    assert_eq!(m["ip"], "127.0.0.1");
+    assert_eq!(m["arch"], "7 (efi-x64)");
+    assert_eq!(m["firmware"], "bios_pxe");
+    assert_eq!(m["group"], "node1");
+    assert_eq!(m["profile"], "fcos");
+    assert_eq!(m["last_stage"], "ignition");
+    assert_eq!(m["last_error"], Value::Null);
+    assert!(m["last_seen"].as_u64().unwrap() > 1_700_000_000_000);
+    assert!(m["last_seen_at"].as_str().unwrap().ends_with('Z'));
+
+    // Any MAC form is accepted.
+    for form in ["52:54:00:12:34:56", "52-54-00-12-34-56", "5254.0012.3456", "52:54:00:12:34:56".to_uppercase().as_str()] {
+        let (st, _, body) = aget(a, &format!("/api/v1/machines/{form}")).await;
+        assert_eq!(st, 200, "{form}");
+        let d: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(d["mac"], MAC_STR);
+        let boots = d["timeline"].as_array().unwrap();
+        assert_eq!(boots.len(), 1);
+        let stages: Vec<&str> = boots[0]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ok"] == true)
+            .filter_map(|e| e["stage"].as_str())
+            .collect();
+        assert_eq!(
+            stages,
+            ["dhcp", "dhcp", "tftp", "script", "script", "kernel", "initrd", "rootfs", "ignition"]
+        );
+        let kernel = &boots[0]["events"][5];
+        assert_eq!(kernel["bytes"], 3000);
+        assert_eq!(kernel["status"], 200);
+        assert!(kernel["duration_ms"].as_f64().is_some());
+    }
+    assert_eq!(aget(a, "/api/v1/machines/not-a-mac").await.0, 400);
+    let (st, _, body) = aget(a, "/api/v1/machines/52:54:00:99:99:99").await;
+    assert_eq!(st, 404);
+    assert!(String::from_utf8_lossy(&body).contains("no boot events"));
+
+    // A failing boot: unknown MAC asks for Ignition, 404 with its reason.
+    assert_eq!(aget(a, "/ipxe?mac=52:54:00:00:00:07").await.0, 404);
+    let (_, _, body) = aget(a, "/api/v1/machines/52:54:00:00:00:07").await;
+    let d: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(d["last_stage"], Value::Null);
+    assert_eq!(d["last_error"]["stage"], "script");
+    assert!(d["last_error"]["message"].as_str().unwrap().contains("no group matched"));
+
+    // /metrics over HTTP, parsed, with the requests above counted.
+    let (st, h, body) = aget(a, "/metrics").await;
+    assert_eq!(st, 200);
+    assert!(header(&h, "content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(body).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let get = |name: &str, k: &str, v: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get(k) == Some(v))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(x) => x,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(get("kindling_http_requests_total", "endpoint", "assets"), Some(3.0));
+    assert_eq!(get("kindling_asset_bytes_served_total", "kind", "kernel"), Some(3000.0));
+    assert_eq!(get("kindling_asset_bytes_served_total", "kind", "initrd"), Some(5000.0));
+    assert_eq!(get("kindling_asset_bytes_served_total", "kind", "rootfs"), Some(7000.0));
+    assert!(scrape.samples.iter().any(|s| s.metric == "kindling_http_requests_total"
+        && s.labels.get("endpoint") == Some("ipxe")
+        && s.labels.get("status") == Some("404")));
+    assert_eq!(get("kindling_reloads_total", "x", "y"), None);
+
+    let (st, _, body) = aget(a, "/api/v1/status").await;
+    assert_eq!(st, 200);
+    let s: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(s["ready"], true);
+    assert!(s["config_problems"].as_array().unwrap().is_empty());
+
+    srv.ops.shutdown();
+    srv.cancel.cancel();
+    srv.task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_stream_delivers_updates_and_ends_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    data_dir(dir.path());
+    let srv = start_server(dir.path(), ops()).await;
+    let a = srv.addr;
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(s, "GET /api/v1/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+        let mut r = BufReader::new(s);
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            lines.push(line.trim_end().to_string());
+            if line.starts_with("data: ") {
+                break;
+            }
+        }
+        lines
+    });
+    // Wait for the subscriber, then make an event.
+    for _ in 0..200 {
+        if srv.ops.subscriber_count() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(aget(a, "/ipxe?mac=52:54:00:12:34:56").await.0, 200);
+    let lines = reader.await.unwrap();
+    assert!(lines.first().unwrap().starts_with("HTTP/1.1 200"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.eq_ignore_ascii_case("content-type: text/event-stream")));
+    assert!(lines.iter().any(|l| l == "event: machine"), "{lines:?}");
+    let data = lines.last().unwrap().strip_prefix("data: ").unwrap();
+    let u: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(u["machine"]["mac"], MAC_STR);
+    assert_eq!(u["event"]["endpoint"], "ipxe");
+    assert_eq!(u["machine"]["last_stage"], "script");
+
+    // Shutdown ends open streams, so the server drains promptly.
+    srv.ops.shutdown();
+    srv.cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), srv.task)
+        .await
+        .expect("server stopped within 5 s")
+        .unwrap()
+        .unwrap();
+}
+
