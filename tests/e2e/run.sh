@@ -153,7 +153,8 @@ cleanup() {
 	trap - EXIT INT TERM
 	kill_recorded "$WORK"
 	delete_netns "$ID"
-	if [ "$rc" = 0 ] && [ "$FAILED" = 0 ] && [ "$E2E_KEEP" != 1 ]; then
+	# Keep the artifacts of failures; an interrupted run (130/143) leaves nothing.
+	if [ "$E2E_KEEP" != 1 ] && { [ "$rc" = 130 ] || [ "$rc" = 143 ] || { [ "$rc" = 0 ] && [ "$FAILED" = 0 ]; }; }; then
 		rm -rf -- "$WORK"
 	elif [ -d "$WORK" ]; then
 		log "e2e: artifacts kept in $WORK (removed by the next run)"
@@ -545,7 +546,7 @@ choose_accel() {
 # Serial text that means the boot is over and has failed: stop QEMU at once.
 FAIL_PATTERN='E2E-BOOT-FAIL|No bootable device|No bootable option|BdsDxe: failed to load|Kernel panic|No more network devices|Could not boot|Shell> '
 
-declare -A VM_PID VM_T0 VM_SERIAL VM_END VM_SECS
+declare -A VM_PID VM_T0 VM_SERIAL VM_END VM_SECS VM_PHASES
 start_vm() { # <name> <tap> <mac> <bios|uefi> <ipxe|edk2> [extra qemu args]
 	local name=$1 tap=$2 mac=$3 fw=$4 nic=$5
 	shift 5
@@ -573,35 +574,51 @@ start_vm() { # <name> <tap> <mac> <bios|uefi> <ipxe|edk2> [extra qemu args]
 	VM_SERIAL[$name]=$dir/$name.serial
 }
 
-wait_vm() { # <name>: sets VM_END[name] = exited | stopped (failure text) | timeout
-	local name=$1 pid=${VM_PID[$1]} serial=${VM_SERIAL[$1]}
-	local end=""
-	while :; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			end=exited
-			break
-		fi
-		if grep -aqE "$FAIL_PATTERN" "$serial"; then
-			end=stopped
-			break
-		fi
-		if grep -aq 'E2E-BOOT-OK' "$serial"; then
-			# poweroff -f follows at once; give it a moment.
-			local i
-			for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-			kill -0 "$pid" 2>/dev/null && end=stopped || end=exited
-			break
-		fi
-		sleep 0.1
+# Waits for all named VMs together. Sets VM_END[name] = exited | stopped (failure text on the
+# serial console, QEMU stopped at once) | timeout, VM_SECS and VM_PHASES (first sighting of
+# each boot phase, seconds since that QEMU started).
+PHASES=("net:Configuring|Start PXE|Start HTTP" "script:boot\.ipxe|E2E alternate menu"
+	"linux:E2E-INIT-START" "ok:E2E-BOOT-OK")
+wait_vms() { # <name>...
+	local name i pending=("$@")
+	declare -A seen=() okat=()
+	for name in "$@"; do VM_PHASES[$name]=""; done
+	while [ ${#pending[@]} -gt 0 ]; do
+		local still=()
+		for name in "${pending[@]}"; do
+			local pid=${VM_PID[$name]} serial=${VM_SERIAL[$name]} end=""
+			for i in "${!PHASES[@]}"; do
+				[ -n "${seen[$name.$i]:-}" ] && continue
+				if grep -aqE "${PHASES[$i]#*:}" "$serial"; then
+					seen[$name.$i]=1
+					VM_PHASES[$name]+=" ${PHASES[$i]%%:*}@$(elapsed "${VM_T0[$name]}")"
+				fi
+			done
+			if ! kill -0 "$pid" 2>/dev/null; then
+				end=exited
+			elif grep -aqE "$FAIL_PATTERN" "$serial"; then
+				end=stopped
+			elif [ -n "${seen[$name.3]:-}" ]; then
+				# E2E-BOOT-OK: poweroff -f follows at once; allow 5 s for it.
+				okat[$name]=${okat[$name]:-$(date +%s)}
+				[ $(($(date +%s) - ${okat[$name]})) -ge 5 ] && end=stopped
+			fi
+			if [ -z "$end" ]; then
+				still+=("$name")
+				continue
+			fi
+			VM_SECS[$name]=$(elapsed "${VM_T0[$name]}")
+			VM_PHASES[$name]=${VM_PHASES[$name]# }
+			kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
+			local rc=0
+			wait "$pid" 2>/dev/null || rc=$?
+			[ "$end" = exited ] && [ "$rc" = 124 ] && end=timeout
+			VM_END[$name]=$end
+		done
+		pending=("${still[@]}")
+		[ ${#pending[@]} -gt 0 ] && sleep 0.1
 	done
-	VM_SECS[$name]=$(elapsed "${VM_T0[$name]}")
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null && true
-	local rc=$?
-	[ "$end" = exited ] && [ "$rc" = 124 ] && end=timeout
-	VM_END[$name]=$end
+	return 0
 }
 
 # ---------------------------------------------------------------------------------------
@@ -664,7 +681,7 @@ expect_dhcp_roles() { # <mac>
 
 sc_bios-ipxe() {
 	start_vm vm tap0 $MAC_A bios ipxe
-	wait_vm vm
+	wait_vms vm
 	capture_stop
 	expect_boot vm $MAC_A "$WORK/data/ignition/machine-a.ign" profile-a
 	expect_trail $MAC_A e2e-a
@@ -675,7 +692,7 @@ sc_bios-ipxe() {
 
 sc_uefi-ipxe() {
 	start_vm vm tap0 $MAC_A uefi ipxe
-	wait_vm vm
+	wait_vms vm
 	capture_stop
 	expect_boot vm $MAC_A "$WORK/data/ignition/machine-a.ign" profile-a
 	expect_trail $MAC_A e2e-a
@@ -689,7 +706,7 @@ sc_uefi-pxe() {
 	# romfile= : no iPXE ROM, OVMF's own VirtioNetDxe + PxeBcDxe do the first stage.
 	start_vm vm tap0 $MAC_A uefi edk2 \
 		-fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n
-	wait_vm vm
+	wait_vms vm
 	capture_stop
 	expect_boot vm $MAC_A "$WORK/data/ignition/machine-a.ign" profile-a
 	expect_trail $MAC_A e2e-a
@@ -708,8 +725,7 @@ sc_uefi-pxe() {
 sc_two-machines() {
 	start_vm vm-a tap0 $MAC_A bios ipxe
 	start_vm vm-b tap1 $MAC_B bios ipxe
-	wait_vm vm-a
-	wait_vm vm-b
+	wait_vms vm-a vm-b
 	capture_stop
 	local a=$WORK/data/ignition/machine-a.ign b=$WORK/data/ignition/machine-b.ign
 	[ "$(sha_of "$a")" != "$(sha_of "$b")" ] || err "test data: machine-a.ign and machine-b.ign are identical"
@@ -723,7 +739,7 @@ sc_two-machines() {
 
 sc_mac-route() {
 	start_vm vm tap0 $MAC_R bios ipxe
-	wait_vm vm
+	wait_vms vm
 	capture_stop
 	expect_boot vm $MAC_R "$WORK/data/assets/alt-menu.ign" alt-menu
 	expect_dhcp "10\.99\.0\.1:67 -> .* OFFER .*mac=$MAC_R .*file='$BASE/assets/menu.ipxe'" "the proxy offer of the per-MAC menu URL"
@@ -739,7 +755,7 @@ sc_mac-route() {
 
 sc_unknown-mac() {
 	start_vm vm tap0 $MAC_U bios ipxe
-	wait_vm vm
+	wait_vms vm
 	capture_stop
 	local h
 	h=$(hyp $MAC_U)
@@ -762,7 +778,7 @@ sc_uefi-http() {
 		-fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=n \
 		-fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n \
 		-fw_cfg name=opt/org.tianocore/IPv6Support,string=n
-	wait_vm vm
+	wait_vms vm
 	capture_stop
 	expect_boot vm $MAC_A "$WORK/data/ignition/machine-a.ign" profile-a
 	expect_dhcp "DISCOVER .*mac=$MAC_A .*opt60='HTTPClient:Arch:00016[^']*' opt93=16" "EDK2's HTTP Boot DISCOVER (HTTPClient, arch 16)"
@@ -806,7 +822,7 @@ run_scenario() { # <name>
 	mkdir -p "$OUT"
 	ERRS=()
 	SKIP_WHY=""
-	VM_PID=() VM_T0=() VM_SERIAL=() VM_END=() VM_SECS=()
+	VM_PID=() VM_T0=() VM_SERIAL=() VM_END=() VM_SECS=() VM_PHASES=()
 	KLOG_OFF=$(stat -c %s "$KLOG")
 	local dl_off=0 px_off=0
 	dl_off=$(stat -c %s "$WORK/dnsmasq-dhcp.log" 2>/dev/null || echo 0)
@@ -828,7 +844,7 @@ run_scenario() { # <name>
 	elif [ ${#ERRS[@]} = 0 ]; then
 		PASSED=$((PASSED + 1))
 		local detail="" vm
-		for vm in "${!VM_SECS[@]}"; do detail+=" $vm=${VM_SECS[$vm]}s"; done
+		for vm in $(printf '%s\n' "${!VM_SECS[@]}" | sort); do detail+=" $vm=${VM_SECS[$vm]}s [${VM_PHASES[$vm]}]"; done
 		echo "PASS $name ${secs}s ($ACCEL;$detail)"
 		RESULTS+=("PASS $name ${secs}s")
 	else
