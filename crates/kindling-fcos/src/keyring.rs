@@ -153,6 +153,19 @@ impl Keyring {
     }
 }
 
+const ARMOR_BEGIN: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
+
+/// The armored public key blocks of a text, each from its BEGIN line to the
+/// start of the next one (text outside blocks is ignored by the parser).
+fn armor_blocks(text: &str) -> Vec<&str> {
+    let starts: Vec<usize> = text.match_indices(ARMOR_BEGIN).map(|(i, _)| i).collect();
+    starts
+        .iter()
+        .enumerate()
+        .filter_map(|(n, &s)| text.get(s..starts.get(n + 1).copied().unwrap_or(text.len())))
+        .collect()
+}
+
 type Verifier<'a> = Box<dyn Fn(&mut dyn Read) -> pgp::errors::Result<()> + 'a>;
 
 fn load_file(path: &Path) -> Result<Vec<SignedPublicKey>, String> {
@@ -164,9 +177,27 @@ fn load_file(path: &Path) -> Result<Vec<SignedPublicKey>, String> {
     if bytes.len() as u64 > MAX_KEY_FILE {
         return Err(format!("larger than {MAX_KEY_FILE} bytes"));
     }
-    let (iter, _) = SignedPublicKey::from_reader_many(&bytes[..]).map_err(|e| e.to_string())?;
+    // rPGP's multi-block armor reader keeps only the last of several
+    // concatenated armored blocks (as in coreos-installer's signing-keys.asc),
+    // so armored files are split into blocks here; binary files (gpg
+    // --export) are one packet stream holding any number of keys.
+    let mut parsed: Vec<pgp::errors::Result<SignedPublicKey>> = Vec::new();
+    let text = std::str::from_utf8(&bytes).ok();
+    match text.filter(|t| t.contains(ARMOR_BEGIN)) {
+        Some(t) => {
+            for block in armor_blocks(t) {
+                let (iter, _) = SignedPublicKey::from_armor_many(block.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                parsed.extend(iter);
+            }
+        }
+        None => {
+            let iter = SignedPublicKey::from_bytes_many(&bytes[..]).map_err(|e| e.to_string())?;
+            parsed.extend(iter);
+        }
+    }
     let mut keys = Vec::new();
-    for k in iter {
+    for k in parsed {
         let k = match k {
             Ok(k) => k,
             Err(e) => return Err(e.to_string()),
