@@ -119,6 +119,22 @@ impl Reply {
         r
     }
 
+    /// Go's `localRedirect` (used by `FileServer`): a 301 with a relative
+    /// `Location` (the query kept), no body and no content type.
+    pub fn local_redirect(location: &str, raw_query: &str) -> Reply {
+        let mut loc = location.to_string();
+        if !raw_query.is_empty() {
+            loc.push('?');
+            loc.push_str(raw_query);
+        }
+        let mut r = Reply::new(StatusCode::MOVED_PERMANENTLY, "", Bytes::new());
+        r.headers.remove(header::CONTENT_TYPE);
+        if let Ok(v) = loc.parse() {
+            r.headers.insert(header::LOCATION, v);
+        }
+        r
+    }
+
     pub fn with_reason(mut self, reason: impl Into<String>) -> Reply {
         self.reason = Some(reason.into());
         self

@@ -79,7 +79,7 @@ pub fn parse_range(h: &str, size: u64) -> Ranged {
     }
 }
 
-fn not_modified_since(req: &HeaderMap, modified: Option<SystemTime>) -> bool {
+pub(crate) fn not_modified_since(req: &HeaderMap, modified: Option<SystemTime>) -> bool {
     let (Some(m), Some(ims)) = (modified, req.get(header::IF_MODIFIED_SINCE)) else {
         return false;
     };
@@ -90,6 +90,20 @@ fn not_modified_since(req: &HeaderMap, modified: Option<SystemTime>) -> bool {
     // HTTP dates have one-second resolution.
     let m = httpdate::HttpDate::from(m);
     SystemTime::from(m) <= ims
+}
+
+/// A 304 with the modification time.
+pub(crate) fn not_modified(modified: Option<SystemTime>) -> Reply {
+    let mut r = Reply::new(StatusCode::NOT_MODIFIED, "", Bytes::new());
+    r.headers.remove(header::CONTENT_TYPE);
+    if let Some(m) = modified {
+        set(
+            &mut r.headers,
+            header::LAST_MODIFIED,
+            &httpdate::fmt_http_date(m),
+        );
+    }
+    r
 }
 
 /// Serves in-memory content (`/generic`, `/cloud`).
@@ -167,16 +181,7 @@ pub async fn serve_file(req: &HeaderMap, path: &Path, meta: &std::fs::Metadata) 
     let size = meta.len();
     let modified = meta.modified().ok();
     if not_modified_since(req, modified) {
-        let mut r = Reply::new(StatusCode::NOT_MODIFIED, "", Bytes::new());
-        r.headers.remove(header::CONTENT_TYPE);
-        if let Some(m) = modified {
-            set(
-                &mut r.headers,
-                header::LAST_MODIFIED,
-                &httpdate::fmt_http_date(m),
-            );
-        }
-        return r;
+        return not_modified(modified);
     }
     let mut file = match tokio::fs::File::open(path).await {
         Ok(f) => f,

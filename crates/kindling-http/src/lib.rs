@@ -294,6 +294,16 @@ async fn route(
         );
     };
     let cleaned = paths::clean_path(&path);
+    // Go's ServeMux checks the subtree redirect (/assets -> /assets/) on the
+    // cleaned path before redirecting to the cleaned path: one hop, not two.
+    if cleaned == "/assets" && shared.assets_dir.is_some() {
+        let mut loc = "/assets/".to_string();
+        if !raw_query.is_empty() {
+            loc.push('?');
+            loc.push_str(raw_query);
+        }
+        return ("redirect", Reply::moved(&loc, method));
+    }
     if cleaned != path {
         let mut loc = paths::escape_path(&cleaned);
         if !raw_query.is_empty() {
@@ -344,7 +354,10 @@ async fn route(
             if let (Some(rest), Some(dir)) =
                 (p.strip_prefix("/assets/"), shared.assets_dir.as_deref())
             {
-                return ("assets", assets(dir, rest, raw_path, headers, method).await);
+                return (
+                    "assets",
+                    assets(dir, rest, raw_path, raw_query, headers).await,
+                );
             }
             if let Some(name) = p.strip_prefix("/tftp/")
                 && let Some(file) = shared.boot_files.get(name)
@@ -562,11 +575,11 @@ async fn assets(
     dir: &Path,
     rest: &str,
     raw_path: &str,
+    raw_query: &str,
     headers: &HeaderMap,
-    method: &Method,
 ) -> Reply {
     if raw_path.ends_with("/index.html") {
-        return Reply::moved("./", method);
+        return Reply::local_redirect("./", raw_query);
     }
     if rest.contains('\0') {
         return Reply::not_found("NUL in asset path");
@@ -591,7 +604,7 @@ async fn assets(
     let last = raw_path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
     if meta.is_dir() {
         if !raw_path.ends_with('/') {
-            return Reply::moved(&format!("{}/", paths::escape_path(last)), method);
+            return Reply::local_redirect(&format!("{}/", paths::escape_path(last)), raw_query);
         }
         let index = canon.join("index.html");
         if let Ok(m) = tokio::fs::metadata(&index).await
@@ -599,10 +612,20 @@ async fn assets(
         {
             return content::serve_file(headers, &index, &m).await;
         }
-        return listing(&canon).await;
+        let modified = meta.modified().ok();
+        if content::not_modified_since(headers, modified) {
+            return content::not_modified(modified);
+        }
+        let mut r = listing(&canon).await;
+        if let Some(m) = modified
+            && let Ok(v) = httpdate::fmt_http_date(m).parse()
+        {
+            r.headers.insert(header::LAST_MODIFIED, v);
+        }
+        return r;
     }
     if raw_path.ends_with('/') {
-        return Reply::moved(&format!("../{}", paths::escape_path(last)), method);
+        return Reply::local_redirect(&format!("../{}", paths::escape_path(last)), raw_query);
     }
     content::serve_file(headers, &canon, &meta).await
 }

@@ -1171,7 +1171,6 @@ fn two_default_groups() {
 /// body, no `Content-Type`. Kindling answers like `http.Redirect` (HTML body and
 /// `Content-Type`) and drops the query.
 #[test]
-#[ignore = "kindling-http: /assets/ local redirects carry an HTML body and drop the query (Go's localRedirect sends neither)"]
 fn kindling_bug_assets_local_redirects() {
     suite(
         "assets-local-redirect",
@@ -1196,7 +1195,6 @@ fn kindling_bug_assets_local_redirects() {
 
 /// Go's `FileServer` sets `Last-Modified` (the directory's mtime) on directory listings.
 #[test]
-#[ignore = "kindling-http: directory listings lack Last-Modified"]
 fn kindling_bug_listing_last_modified() {
     suite(
         "assets-listing-last-modified",
@@ -1215,7 +1213,6 @@ fn kindling_bug_listing_last_modified() {
 /// Go's `ServeMux` cleans `//assets` to `/assets` and then redirects straight to `/assets/`
 /// (`redirectToPathSlash` / `matchOrRedirect` run on the cleaned path): one hop, not two.
 #[test]
-#[ignore = "kindling-http: //assets redirects to /assets instead of /assets/"]
 fn kindling_bug_double_slash_assets() {
     suite(
         "double-slash-assets",
