@@ -1161,17 +1161,16 @@ fn two_default_groups() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known Kindling divergences from matchbox (bugs in crates outside this suite's reach).
-// The expectations are matchbox's; run them with `cargo test -p kindling --test conformance --
-// --ignored`. Each one is reported to the lead; remove the `#[ignore]` once fixed.
+// Go net/http details that were once divergences (fixed), then the known template-engine
+// limitations, still `#[ignore]`d: their expectations are matchbox's; run them with
+// `cargo test -p kindling --test conformance -- --ignored`.
 // ---------------------------------------------------------------------------------------------
 
 /// Go's `FileServer` redirects directories without a trailing slash, files with one, and
 /// `.../index.html` with `localRedirect`: a *relative* `Location` that keeps the query, no
-/// body, no `Content-Type`. Kindling answers like `http.Redirect` (HTML body and
-/// `Content-Type`) and drops the query.
+/// body, no `Content-Type`.
 #[test]
-fn kindling_bug_assets_local_redirects() {
+fn assets_local_redirects() {
     suite(
         "assets-local-redirect",
         Variant::Full,
@@ -1195,7 +1194,7 @@ fn kindling_bug_assets_local_redirects() {
 
 /// Go's `FileServer` sets `Last-Modified` (the directory's mtime) on directory listings.
 #[test]
-fn kindling_bug_listing_last_modified() {
+fn assets_listing_last_modified() {
     suite(
         "assets-listing-last-modified",
         Variant::Full,
@@ -1213,7 +1212,7 @@ fn kindling_bug_listing_last_modified() {
 /// Go's `ServeMux` cleans `//assets` to `/assets` and then redirects straight to `/assets/`
 /// (`redirectToPathSlash` / `matchOrRedirect` run on the cleaned path): one hop, not two.
 #[test]
-fn kindling_bug_double_slash_assets() {
+fn double_slash_assets() {
     suite(
         "double-slash-assets",
         Variant::Full,
