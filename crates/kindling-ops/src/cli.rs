@@ -254,9 +254,9 @@ pub fn format_detail(d: &MachineDetail) -> String {
             }
             let _ = writeln!(
                 s,
-                "  {}  +{:>8.3}s  {:<4} {:<8} {}{}{}",
+                "  {}  {:>9}  {:<4} {:<8} {}{}{}",
                 format_time(e.ts),
-                e.ts.saturating_sub(b.started) as f64 / 1000.0,
+                format!("+{:.3}s", e.ts.saturating_sub(b.started) as f64 / 1000.0),
                 e.source().label(),
                 e.stage.map(|x| x.label()).unwrap_or("-"),
                 if e.ok { "" } else { "FAILED " },

@@ -34,7 +34,7 @@ fn head(title: &str, page: &str, mac: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-<title>{}</title>\n<link rel=\"stylesheet\" href=\"/ui/style.css\">\n\
+<title>{}</title>\n<link rel=\"icon\" href=\"data:,\">\n<link rel=\"stylesheet\" href=\"/ui/style.css\">\n\
 <script src=\"/ui/app.js\" defer></script>\n</head>\n\
 <body data-page=\"{page}\" data-mac=\"{}\">\n<header>\n<h1><a href=\"/ui/\">Kindling</a></h1>\n\
 <nav><a href=\"/ui/\">Machines</a> <a href=\"/metrics\">Metrics</a> <a href=\"/api/v1/machines\">API</a></nav>\n\

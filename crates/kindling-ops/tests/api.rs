@@ -34,7 +34,13 @@ async fn machines_api_shapes_after_a_boot() {
 
     // Firmware DHCP, TFTP from 127.0.0.1 (not yet tied), then iPXE over HTTP.
     dhcp_discover(&srv.ops, MAC, Firmware::BiosPxe, "undionly.kpxe");
-    tftp(&srv.ops, Ipv4Addr::LOCALHOST, "undionly.kpxe", 70_000, Outcome::Completed);
+    tftp(
+        &srv.ops,
+        Ipv4Addr::LOCALHOST,
+        "undionly.kpxe",
+        70_000,
+        Outcome::Completed,
+    );
     assert_eq!(aget(a, "/boot.ipxe").await.0, 200);
     assert_eq!(aget(a, "/ipxe?mac=52-54-00-12-34-56").await.0, 200);
     assert_eq!(aget(a, "/assets/fcos/live-k").await.0, 200);
@@ -61,7 +67,12 @@ async fn machines_api_shapes_after_a_boot() {
     assert!(m["last_seen_at"].as_str().unwrap().ends_with('Z'));
 
     // Any MAC form is accepted.
-    for form in ["52:54:00:12:34:56", "52-54-00-12-34-56", "5254.0012.3456", "52:54:00:12:34:56".to_uppercase().as_str()] {
+    for form in [
+        "52:54:00:12:34:56",
+        "52-54-00-12-34-56",
+        "5254.0012.3456",
+        "52:54:00:12:34:56".to_uppercase().as_str(),
+    ] {
         let (st, _, body) = aget(a, &format!("/api/v1/machines/{form}")).await;
         assert_eq!(st, 200, "{form}");
         let d: Value = serde_json::from_slice(&body).unwrap();
@@ -77,7 +88,10 @@ async fn machines_api_shapes_after_a_boot() {
             .collect();
         assert_eq!(
             stages,
-            ["dhcp", "dhcp", "tftp", "script", "script", "kernel", "initrd", "rootfs", "ignition"]
+            [
+                "dhcp", "dhcp", "tftp", "script", "script", "kernel", "initrd", "rootfs",
+                "ignition"
+            ]
         );
         let kernel = &boots[0]["events"][5];
         assert_eq!(kernel["bytes"], 3000);
@@ -95,12 +109,21 @@ async fn machines_api_shapes_after_a_boot() {
     let d: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(d["last_stage"], Value::Null);
     assert_eq!(d["last_error"]["stage"], "script");
-    assert!(d["last_error"]["message"].as_str().unwrap().contains("no group matched"));
+    assert!(
+        d["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no group matched")
+    );
 
     // /metrics over HTTP, parsed, with the requests above counted.
     let (st, h, body) = aget(a, "/metrics").await;
     assert_eq!(st, 200);
-    assert!(header(&h, "content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        header(&h, "content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let text = String::from_utf8(body).unwrap();
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
     let get = |name: &str, k: &str, v: &str| {
@@ -113,13 +136,30 @@ async fn machines_api_shapes_after_a_boot() {
                 _ => f64::NAN,
             })
     };
-    assert_eq!(get("kindling_http_requests_total", "endpoint", "assets"), Some(3.0));
-    assert_eq!(get("kindling_asset_bytes_served_total", "kind", "kernel"), Some(3000.0));
-    assert_eq!(get("kindling_asset_bytes_served_total", "kind", "initrd"), Some(5000.0));
-    assert_eq!(get("kindling_asset_bytes_served_total", "kind", "rootfs"), Some(7000.0));
-    assert!(scrape.samples.iter().any(|s| s.metric == "kindling_http_requests_total"
-        && s.labels.get("endpoint") == Some("ipxe")
-        && s.labels.get("status") == Some("404")));
+    assert_eq!(
+        get("kindling_http_requests_total", "endpoint", "assets"),
+        Some(3.0)
+    );
+    assert_eq!(
+        get("kindling_asset_bytes_served_total", "kind", "kernel"),
+        Some(3000.0)
+    );
+    assert_eq!(
+        get("kindling_asset_bytes_served_total", "kind", "initrd"),
+        Some(5000.0)
+    );
+    assert_eq!(
+        get("kindling_asset_bytes_served_total", "kind", "rootfs"),
+        Some(7000.0)
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "kindling_http_requests_total"
+                && s.labels.get("endpoint") == Some("ipxe")
+                && s.labels.get("status") == Some("404"))
+    );
     assert_eq!(get("kindling_reloads_total", "x", "y"), None);
 
     let (st, _, body) = aget(a, "/api/v1/status").await;
@@ -142,7 +182,11 @@ async fn event_stream_delivers_updates_and_ends_on_shutdown() {
     let reader = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(a).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(s, "GET /api/v1/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET /api/v1/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .unwrap();
         let mut r = BufReader::new(s);
         let mut lines = Vec::new();
         let mut line = String::new();
@@ -167,8 +211,15 @@ async fn event_stream_delivers_updates_and_ends_on_shutdown() {
     }
     assert_eq!(aget(a, "/ipxe?mac=52:54:00:12:34:56").await.0, 200);
     let lines = reader.await.unwrap();
-    assert!(lines.first().unwrap().starts_with("HTTP/1.1 200"), "{lines:?}");
-    assert!(lines.iter().any(|l| l.eq_ignore_ascii_case("content-type: text/event-stream")));
+    assert!(
+        lines.first().unwrap().starts_with("HTTP/1.1 200"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case("content-type: text/event-stream"))
+    );
     assert!(lines.iter().any(|l| l == "event: machine"), "{lines:?}");
     let data = lines.last().unwrap().strip_prefix("data: ").unwrap();
     let u: Value = serde_json::from_str(data).unwrap();
@@ -185,4 +236,3 @@ async fn event_stream_delivers_updates_and_ends_on_shutdown() {
         .unwrap()
         .unwrap();
 }
-
