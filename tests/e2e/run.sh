@@ -876,6 +876,8 @@ main() {
 	done
 	teardown_stale
 	KBIN=$(kindling_bin)
+	[ -n "${KINDLING_BIN:-}" ] || echo "e2e: built $KBIN in $(elapsed "$T_START")s (not counted below)"
+	T_START=$(date +%s.%N)
 	mkdir -p "$WORK"
 	: >"$WORK/pids"
 	trap cleanup EXIT
