@@ -902,4 +902,4 @@ main() {
 	[ "$FAILED" = 0 ]
 }
 
-main "$@"
+main "$@"; exit
