@@ -173,12 +173,11 @@ pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
         });
     }
     let release_dir = sdir.join(&rel.release);
-    if !complete(&release_dir, &rel) {
+    if !complete(&release_dir, &rel, keyring.is_some()) {
         if release_dir.exists() {
-            // Not ours or damaged: set aside rather than trusted or deleted.
-            let aside = sdir.join(format!(".damaged-{}-{}", rel.release, std::process::id()));
-            tracing::warn!(dir = %release_dir.display(), aside = %aside.display(), "release directory incomplete; moving it aside");
-            fs::rename(&release_dir, &aside).map_err(|e| FcosError::io(&release_dir, e))?;
+            // Incomplete, not recorded, or pulled with --insecure: fetched and
+            // verified again; the files in it stay served until then.
+            tracing::warn!(dir = %release_dir.display(), "release directory not verified (incomplete or --insecure); verifying it again");
         }
         fetch_release(&fetcher, opts, &rel, &sdir, keyring.as_ref()).await?;
     }
@@ -214,15 +213,19 @@ pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
     })
 }
 
-fn complete(dir: &Path, rel: &PxeRelease) -> bool {
+/// The release directory holds the files of `rel`, recorded as verified
+/// (and, when signatures are checked now, not pulled with `--insecure`).
+fn complete(dir: &Path, rel: &PxeRelease, signatures: bool) -> bool {
     rel.artifacts()
         .iter()
         .all(|a| dir.join(&a.file_name).is_file())
         && ReleaseRecord::load(dir).is_ok_and(|r| {
-            r.sha256
-                .iter()
-                .zip(rel.artifacts())
-                .all(|(h, a)| *h == a.sha256)
+            r.sha256.len() == 3
+                && r.sha256
+                    .iter()
+                    .zip(rel.artifacts())
+                    .all(|(h, a)| *h == a.sha256)
+                && !(signatures && r.insecure)
         })
 }
 
@@ -302,7 +305,26 @@ async fn fetch_release(
     })?;
     write_atomic(&staging.join("release.json"), &json)?;
     let dest = sdir.join(&rel.release);
-    fs::rename(&staging, &dest).map_err(|e| FcosError::io(&dest, e))?;
+    if dest.is_dir() {
+        // Re-verified over an existing directory (which a profile may be
+        // serving): each file is replaced atomically, the record last.
+        for name in rel
+            .artifacts()
+            .iter()
+            .flat_map(|a| [a.file_name.clone(), format!("{}.sig", a.file_name)])
+            .chain(["release.json".to_string()])
+        {
+            let from = staging.join(&name);
+            if from.is_file() {
+                let to = dest.join(&name);
+                fs::rename(&from, &to).map_err(|e| FcosError::io(&to, e))?;
+            }
+        }
+        sync_dir(&dest);
+        let _ = fs::remove_dir_all(&staging);
+    } else {
+        fs::rename(&staging, &dest).map_err(|e| FcosError::io(&dest, e))?;
+    }
     sync_dir(sdir);
     let _ = fs::remove_dir(&partial);
     tracing::info!(release = %rel.release, dir = %dest.display(), "release verified and in place");

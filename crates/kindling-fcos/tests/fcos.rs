@@ -542,6 +542,26 @@ fn insecure_is_explicit() {
     let rec: Value =
         serde_json::from_slice(&fs::read(env.asset(&r1, "release.json")).unwrap()).unwrap();
     assert_eq!(rec["insecure"], true);
+    // A later pull with signatures does not trust the unsigned release: it
+    // downloads it again and refuses it while the signature is missing.
+    assert!(matches!(
+        block_on(pull(&env.opts())),
+        Err(FcosError::SignatureMissing { .. })
+    ));
+    assert_boots(&env, &r1);
+    env.fx.put(
+        &format!("{}.sig", r1.path(&r1.kernel.0)),
+        env.key.sign(&r1.kernel.1),
+    );
+    assert_eq!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::UpToDate {
+            release: r1.release.clone()
+        }
+    );
+    let rec: Value =
+        serde_json::from_slice(&fs::read(env.asset(&r1, "release.json")).unwrap()).unwrap();
+    assert_eq!(rec["insecure"], false);
     // Without --insecure, a missing keyring is an error, not a silent skip.
     let mut o = env.opts();
     o.keyring = Some(PathBuf::from("/nonexistent"));
