@@ -141,6 +141,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mtu_to_blksize() {
+        assert_eq!(blksize_for_mtu(1500, false), 1468);
+        assert_eq!(blksize_for_mtu(1500, true), 1448);
+        assert_eq!(blksize_for_mtu(9000, false), 8968);
+        assert_eq!(blksize_for_mtu(65536, false), 65464);
+        assert_eq!(blksize_for_mtu(20, false), 8);
+    }
+
+    #[test]
     fn defaults_and_toml() {
         let c: TftpConfig = toml::from_str("").unwrap();
         assert_eq!(c, TftpConfig::default());
