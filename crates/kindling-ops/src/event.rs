@@ -176,6 +176,13 @@ impl Event {
         }
     }
 
+    /// An iPXE DHCP DISCOVER (a new iPXE instance: chainloaded, or the VM's ROM).
+    pub fn is_ipxe_discover(&self) -> bool {
+        self.kind == Kind::DhcpSeen
+            && self.message.as_deref() == Some("discover")
+            && self.firmware.as_deref() == Some("ipxe")
+    }
+
     /// A firmware (not iPXE) DHCP DISCOVER: the start of a new boot.
     pub fn is_firmware_discover(&self) -> bool {
         self.kind == Kind::DhcpSeen

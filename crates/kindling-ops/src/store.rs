@@ -83,6 +83,15 @@ impl Boot {
         self.last_stage.is_some_and(|s| s > Stage::Dhcp)
             || self.events.iter().any(|e| e.source() != Source::Dhcp)
     }
+
+    /// Got to a boot script (or further): iPXE only asks DHCP again when it starts anew.
+    fn reached_script(&self) -> bool {
+        self.last_stage.is_some_and(|s| s >= Stage::Script)
+            || self
+                .events
+                .iter()
+                .any(|e| e.stage.is_some_and(|s| s >= Stage::Script))
+    }
 }
 
 /// What is known about one machine.
@@ -395,6 +404,7 @@ impl Store {
             Some(b) => {
                 ts.saturating_sub(b.last_event) > limits.boot_gap_ms
                     || (ev.is_firmware_discover() && b.beyond_dhcp())
+                    || (ev.is_ipxe_discover() && b.reached_script())
             }
         };
         if new_boot {

@@ -171,9 +171,9 @@ fn boots_split_at_firmware_discover_and_after_a_gap() {
     // A second firmware DISCOVER before anything else happened: same boot (retry).
     s.ingest(dhcp(2000, MAC, "uefi_pxe", Kind::DhcpSeen));
     s.ingest(dhcp(2100, MAC, "uefi_pxe", Kind::DhcpAnswered));
+    // The chainloaded iPXE's own DISCOVER does not start a boot.
+    s.ingest(dhcp(2500, MAC, "ipxe", Kind::DhcpSeen));
     s.ingest(http(3000, Some(MAC), "ipxe", "/ipxe", 200));
-    // iPXE's own DISCOVER does not start a boot.
-    s.ingest(dhcp(3500, MAC, "ipxe", Kind::DhcpSeen));
     assert_eq!(s.machine(MAC).unwrap().boots.len(), 1);
     // The firmware starts over: new boot.
     s.ingest(dhcp(10_000, MAC, "uefi_pxe", Kind::DhcpSeen));
@@ -185,6 +185,31 @@ fn boots_split_at_firmware_discover_and_after_a_gap() {
     assert_eq!(m.boots.len(), 3);
     assert_eq!(m.boots[0].events.len(), 5);
     assert_eq!(m.boots[0].last_stage, Some(Stage::Script));
+}
+
+#[test]
+fn ipxe_rom_reboots_split_but_chainloading_does_not() {
+    let mut s = Store::new(Limits::default());
+    // Firmware PXE -> TFTP -> iPXE DISCOVER (chainloaded): one boot.
+    s.ingest(dhcp(1000, MAC, "bios_pxe", Kind::DhcpSeen));
+    s.ingest(dhcp(1001, MAC, "bios_pxe", Kind::DhcpAnswered));
+    let mut t = tftp(1100, true);
+    t.mac = Some(MAC.into());
+    s.ingest(t);
+    s.ingest(dhcp(1200, MAC, "ipxe", Kind::DhcpSeen));
+    s.ingest(http(1300, Some(MAC), "ipxe", "/ipxe", 404));
+    assert_eq!(s.machine(MAC).unwrap().boots.len(), 1);
+    // A VM whose ROM is iPXE reboots: its DISCOVER after a script starts a new boot.
+    s.ingest(dhcp(5000, MAC, "ipxe", Kind::DhcpSeen));
+    s.ingest(http(5100, Some(MAC), "ipxe", "/ipxe", 200));
+    let m = s.machine(MAC).unwrap();
+    assert_eq!(m.boots.len(), 2);
+    assert_eq!(
+        m.boots[0].error.as_ref().unwrap().stage,
+        Some(Stage::Script)
+    );
+    assert_eq!(m.boots[1].error, None);
+    assert_eq!(m.boots[1].last_stage, Some(Stage::Script));
 }
 
 #[test]

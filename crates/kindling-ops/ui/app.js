@@ -80,6 +80,8 @@ function start() {
   const es = new EventSource("/api/v1/events");
   es.onopen = () => { live.textContent = "live"; live.className = "live on"; };
   es.onerror = () => { live.textContent = "reconnecting\u2026"; live.className = "live off"; };
+  // Missed updates (a slow tab): start over from the server's view.
+  es.addEventListener("lagged", () => location.reload());
   es.addEventListener("machine", (ev) => {
     let u;
     try { u = JSON.parse(ev.data); } catch (e) { return; }
