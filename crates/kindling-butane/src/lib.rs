@@ -16,6 +16,9 @@
 //! | 1.4.0 | 3.3.0 |
 //! | 1.5.0 | 3.4.0 |
 //! | 1.6.0 | 3.5.0 |
+//!
+//! The `flatcar` variant 1.0.0 and 1.1.0 translate to 3.3.0 and 3.4.0. See `README.md` for the
+//! exact behaviour and the known differences from Go's `butane`.
 
 mod bootdev;
 pub mod cli;
