@@ -3,15 +3,18 @@
 # Not a test: prints numbers. Needs root, iproute2, dnsmasq. Traffic stays inside two network
 # namespaces created here (names contain "kindling") and removed on exit.
 #
-#   bench/dhcp/run.sh [COUNT] [WINDOW]      (defaults 20000 DISCOVERs, 32 in flight)
+#   bench/dhcp/run.sh [COUNT] [WINDOW] [ROUNDS]   (defaults 50000 DISCOVERs, 128 in flight, 3 rounds)
 #
 # Each server answers BIOS PXE DISCOVERs on a veth pair; dhcpbench (crates/kindling-dhcp/
 # examples/dhcpbench.rs) keeps WINDOW requests in flight and reports replies/s, p50, p99.
+# The servers alternate for ROUNDS rounds and the medians are printed (the machine is shared,
+# single runs are noisy).
 # dnsmasq runs with the equivalent pxe-service line and --quiet-dhcp (no per-packet logging);
 # Kindling logs at warn level.
 set -euo pipefail
-COUNT=${1:-20000}
-WINDOW=${2:-32}
+COUNT=${1:-50000}
+WINDOW=${2:-128}
+ROUNDS=${3:-3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-dhcp-bench}
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
@@ -47,31 +50,42 @@ wait_port67() {
 
 run_load() { ip netns exec "$C" "$BIN/dhcpbench" --iface c0 --count "$COUNT" --window "$WINDOW" --label "$1"; }
 
-# Kindling
-printf '[dhcp]\nenabled = true\ninterfaces = ["s0"]\n' > "$TMP/k.toml"
-RUST_LOG=warn ip netns exec "$S" "$BIN/proxydhcp" "$TMP/k.toml" > "$TMP/k.out" 2>&1 &
-KPID=$!; PIDS+=("$KPID"); wait_port67
-run_load kindling | tee "$TMP/kindling.json"
-kill "$KPID"; wait "$KPID" 2>/dev/null || true
-
-# dnsmasq
-cat > "$TMP/d.conf" <<CONF
+start_kindling() {
+  printf '[dhcp]\nenabled = true\ninterfaces = ["s0"]\n' > "$TMP/k.toml"
+  RUST_LOG=warn ip netns exec "$S" "$BIN/proxydhcp" "$TMP/k.toml" > "$TMP/k.out" 2>&1 &
+  SPID=$!; PIDS+=("$SPID"); wait_port67
+}
+start_dnsmasq() {
+  cat > "$TMP/d.conf" <<CONF
 dhcp-range=192.168.77.0,proxy,255.255.255.0
 dhcp-userclass=set:ipxe,iPXE
 pxe-service=tag:!ipxe,x86PC,"PXE chainload to iPXE",undionly.kpxe
 CONF
-ip netns exec "$S" dnsmasq --no-daemon --port=0 --bind-interfaces --interface=s0 \
-  --conf-file="$TMP/d.conf" --dhcp-leasefile="$TMP/d.leases" --pid-file= --user=root \
-  --quiet-dhcp --log-facility="$TMP/d.log" &
-DPID=$!; PIDS+=("$DPID"); wait_port67
-run_load dnsmasq | tee "$TMP/dnsmasq.json"
-kill "$DPID"; wait "$DPID" 2>/dev/null || true
+  ip netns exec "$S" dnsmasq --no-daemon --port=0 --bind-interfaces --interface=s0 \
+    --conf-file="$TMP/d.conf" --dhcp-leasefile="$TMP/d.leases" --pid-file= --user=root \
+    --quiet-dhcp --log-facility="$TMP/d.log" &
+  SPID=$!; PIDS+=("$SPID"); wait_port67
+}
+for r in $(seq "$ROUNDS"); do
+  for srv in kindling dnsmasq; do
+    "start_$srv"
+    run_load "$srv" | tee -a "$TMP/$srv.jsonl"
+    kill "$SPID"; wait "$SPID" 2>/dev/null || true
+    sleep 0.3
+  done
+done
 
-python3 - "$TMP/kindling.json" "$TMP/dnsmasq.json" <<'PY'
-import json, sys
-k = json.load(open(sys.argv[1])); d = json.load(open(sys.argv[2]))
+python3 - "$TMP/kindling.jsonl" "$TMP/dnsmasq.jsonl" <<'PY'
+import json, statistics, sys
+def med(path):
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    out = {k: statistics.median(r[k] for r in rows) for k in ("rps", "p50_us", "p99_us", "lost")}
+    out["label"] = rows[0]["label"]
+    return out
+k = med(sys.argv[1]); d = med(sys.argv[2])
+print(f"medians of {len([l for l in open(sys.argv[1]) if l.strip()])} rounds:")
 print(f"{'server':10} {'replies/s':>10} {'p50 us':>8} {'p99 us':>8} {'lost':>6}")
 for r in (k, d):
     print(f"{r['label']:10} {r['rps']:>10.0f} {r['p50_us']:>8.0f} {r['p99_us']:>8.0f} {r['lost']:>6}")
-print(f"ratio kindling/dnsmasq: throughput x{k['rps']/d['rps']:.2f}, p99 latency x{d['p99_us']/max(k['p99_us'],1):.2f} lower")
+print(f"kindling/dnsmasq: throughput x{k['rps']/d['rps']:.2f}; dnsmasq/kindling latency: p50 x{d['p50_us']/max(k['p50_us'],1):.2f}, p99 x{d['p99_us']/max(k['p99_us'],1):.2f}")
 PY

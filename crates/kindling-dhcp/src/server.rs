@@ -204,6 +204,8 @@ fn make_socket(iface: &str, port: u16) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_broadcast(true)?;
+    // Room for a burst (a rack powering on at once); best effort, capped by rmem_max.
+    let _ = s.set_recv_buffer_size(1 << 20);
     s.bind_device(Some(iface.as_bytes()))?;
     s.set_nonblocking(true)?;
     s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into())?;
@@ -413,6 +415,8 @@ impl Worker {
                     Ok(v) => v,
                     Err(e) => {
                         debug!(iface = %self.iface, error = %e, "recv failed");
+                        // Never spin on a persistent error (interface gone, ...).
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
                     }
                 },
