@@ -55,7 +55,7 @@ impl DhcpObserver for Printer {
         self.line(serde_json::json!({
             "event": "answered", "iface": e.iface, "mac": e.client.mac_string(),
             "firmware": e.client.firmware.map(|f| f.label()), "arch": e.client.arch,
-            "file": e.reply.file, "dest": e.reply.dest.to_string(),
+            "file": e.reply.file, "dest": e.reply.dest.to_string(), "port": e.port.number(),
         }));
     }
     fn ignored(&self, e: &IgnoredEvent<'_>) {

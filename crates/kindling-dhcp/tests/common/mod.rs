@@ -172,9 +172,9 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // SIGTERM first so that wrappers such as `timeout` pass it on to their child.
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.terminate();
         }
     }
 }
