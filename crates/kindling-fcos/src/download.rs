@@ -210,9 +210,9 @@ impl Fetcher {
                     // Not the range we asked for: start over.
                     tracing::warn!(%url, file = label, ?start, have, "unexpected Content-Range; restarting");
                     fs::remove_file(part).map_err(io)?;
-                    return Err(FcosError::Status {
+                    return Err(FcosError::Interrupted {
                         url: url.to_string(),
-                        status: 503,
+                        why: "the server answered another range than asked; starting over",
                     });
                 }
                 tracing::info!(%url, file = label, resumed_from = have, "resuming download");
@@ -232,9 +232,9 @@ impl Fetcher {
                     return Ok(());
                 }
                 fs::remove_file(part).map_err(io)?;
-                return Err(FcosError::Status {
+                return Err(FcosError::Interrupted {
                     url: url.to_string(),
-                    status: 503,
+                    why: "the partial file does not match; starting over",
                 });
             }
             s => {
@@ -289,9 +289,9 @@ impl Fetcher {
         {
             // The body ended early without a transport error: keep what we
             // have and resume on the next attempt.
-            return Err(FcosError::Status {
+            return Err(FcosError::Interrupted {
                 url: url.to_string(),
-                status: 503,
+                why: "the body ended before its Content-Length; resuming",
             });
         }
         let actual = hex::encode(hasher.finalize());

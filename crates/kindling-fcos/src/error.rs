@@ -17,6 +17,8 @@ pub enum FcosError {
     },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error("download of {url} interrupted: {why}")]
+    Interrupted { url: String, why: &'static str },
     #[error("{url} is larger than the {limit} bytes allowed")]
     TooLarge { url: String, limit: u64 },
     #[error("stream metadata from {url} is not valid: {source}")]
@@ -95,7 +97,7 @@ impl FcosError {
     /// server errors), as opposed to a verdict on the data.
     pub fn is_transient(&self) -> bool {
         match self {
-            FcosError::Http { .. } => true,
+            FcosError::Http { .. } | FcosError::Interrupted { .. } => true,
             FcosError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             _ => false,
         }

@@ -641,6 +641,20 @@ fn interrupted_download_resumes_with_range() {
     // Kernel and initramfs were verified in the first run and not fetched again.
     assert_eq!(range_requests(&env.fx, &r2.path(&r2.kernel.0)), vec![None]);
     assert!(!part.exists());
+
+    // A server without Range support: the retry gets the whole file again
+    // (200) and the download starts over instead of appending.
+    let r3 = Release::new("42.20251029.3.0", 300_000);
+    publish(&env.fx, &r3, &env.key);
+    let rootfs3 = r3.path(&r3.rootfs.0);
+    env.fx.state.lock().unwrap().ignore_range = true;
+    env.fx.cut_once(&rootfs3, 100_000);
+    assert!(matches!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    assert_boots(&env, &r3);
+    assert_eq!(range_requests(&env.fx, &rootfs3), vec![None, Some(100_000)]);
 }
 
 #[test]

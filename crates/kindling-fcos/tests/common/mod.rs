@@ -35,6 +35,9 @@ pub struct FixState {
     /// only this many body bytes, then the connection closes.
     pub cut_once: HashMap<String, usize>,
     pub log: Vec<Req>,
+    /// Answer every request with the whole file (200), as servers without
+    /// Range support do.
+    pub ignore_range: bool,
 }
 
 pub struct Fixture {
@@ -158,7 +161,7 @@ async fn serve(mut sock: tokio::net::TcpStream, st: Arc<Mutex<FixState>>) {
             .parse::<u64>()
             .ok()
     });
-    let (body, cut) = {
+    let (body, cut, ignore_range) = {
         let mut g = st.lock().unwrap();
         g.log.push(Req {
             path: path.clone(),
@@ -166,7 +169,8 @@ async fn serve(mut sock: tokio::net::TcpStream, st: Arc<Mutex<FixState>>) {
         });
         let body = g.files.get(&path).cloned();
         let cut = g.cut_once.remove(&path);
-        (body, cut)
+        let ignore = g.ignore_range;
+        (body, cut, ignore)
     };
     let Some(body) = body else {
         let _ = sock
@@ -175,6 +179,7 @@ async fn serve(mut sock: tokio::net::TcpStream, st: Arc<Mutex<FixState>>) {
         return;
     };
     let len = body.len() as u64;
+    let range_start = range_start.filter(|_| !ignore_range);
     let (head, slice) = match range_start {
         Some(s) if s >= len => (
             format!(
