@@ -592,3 +592,92 @@ fn taken_port_gives_a_clear_error() {
         "names the holder: {err}"
     );
 }
+
+/// The seed's dnsmasq.conf (verbatim apart from logging) against its documented Kindling
+/// translation (docs/dhcp.md), on the seed's own subnet and server address.
+#[test]
+fn seed_dnsmasq_conf_and_its_translation_agree() {
+    if !can_run("seed_dnsmasq_conf_and_its_translation_agree") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.s.ip(&["addr", "add", "10.10.254.200/24", "dev", "s0"]);
+    lab.c.ip(&["addr", "add", "10.10.254.50/24", "dev", "c0"]);
+    let seed = "except-interface=virbr0
+dhcp-range=10.10.254.0,proxy
+pxe-service=tag:#ipxe,x86PC,\"PXE chainload to iPXE\",undionly.kpxe
+dhcp-userclass=set:ipxe,iPXE
+dhcp-mac=set:netboot,02:1a:4a:16:01:9c
+tag-if=set:netboot-xyz,tag:ipxe,tag:netboot
+pxe-service=tag:netboot-xyz,x86PC,\"iPXE\",http://10.10.254.200:8081/menus/menu.ipxe
+pxe-service=tag:ipxe,x86PC,\"iPXE\",http://10.10.254.200:8080/boot.ipxe
+";
+    let translated = "enabled = true
+interfaces = [\"10.10.254.0\"]
+exclude_interfaces = [\"virbr0\"]
+http_port = 8080
+[[dhcp.rules]]
+name = \"netboot-xyz\"
+mac = \"02:1a:4a:16:01:9c\"
+url = \"http://10.10.254.200:8081/menus/menu.ipxe\"
+";
+    let seed_server = Ipv4Addr::new(10, 10, 254, 200);
+    let netboot_mac = [0x02, 0x1a, 0x4a, 0x16, 0x01, 0x9c];
+    let with_mac = |mut p: Pkt| {
+        p.mac = netboot_mac;
+        p
+    };
+    let cases = [
+        (Pkt::bios(), "undionly.kpxe"),
+        (Pkt::bios().ipxe(), "http://10.10.254.200:8080/boot.ipxe"),
+        (with_mac(Pkt::bios()), "undionly.kpxe"),
+        (
+            with_mac(Pkt::bios().ipxe()),
+            "http://10.10.254.200:8081/menus/menu.ipxe",
+        ),
+    ];
+    for (mut p, want) in cases {
+        p.lease = Ipv4Addr::new(10, 10, 254, 50);
+        let (k, d) = both(&lab, translated, seed, ANY68, BCAST67, &p);
+        let k = k.expect("Kindling answers");
+        let d = d.expect("dnsmasq answers");
+        assert_eq!(k.boot, (seed_server, want.to_string()), "Kindling, {p:?}");
+        assert_eq!(
+            k.boot, d.boot,
+            "same boot target as the seed's dnsmasq, {p:?}"
+        );
+        assert_eq!(k.offer.opt54(), Some(seed_server));
+        assert_eq!(k.offer.opt54(), d.offer.opt54());
+        assert_eq!(k.offer.opt60(), d.offer.opt60());
+        assert_eq!(k.offer.opt97(), d.offer.opt97());
+        assert_eq!(k.offer.msg.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    }
+}
+
+#[test]
+fn reply_delay_is_applied() {
+    if !can_run("reply_delay_is_applied") {
+        return;
+    }
+    let lab = Lab::new();
+    let k = Kindling::start(
+        &lab.s,
+        &lab.tmp,
+        &format!("{KINDLING}reply_delay_ms = 400\n"),
+    )
+    .unwrap();
+    let sock = client(&lab, ANY68);
+    let t = std::time::Instant::now();
+    let g = one(
+        exchange(&sock, &Pkt::bios(), BCAST67, WAIT),
+        "delayed offer",
+    );
+    // A lower bound only: the server sleeps at least this long, however slow the machine.
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(g.file(), "undionly.kpxe");
+    assert_eq!(k.stop()["offers"], 1);
+}

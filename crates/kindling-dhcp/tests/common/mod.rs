@@ -363,6 +363,8 @@ pub struct Pkt {
     pub mac: [u8; 6],
     pub ciaddr: Ipv4Addr,
     pub giaddr: Ipv4Addr,
+    /// The address the site's DHCP server leased (ciaddr of the 4011 REQUEST).
+    pub lease: Ipv4Addr,
 }
 
 pub const GUID: [u8; 17] = [
@@ -384,6 +386,7 @@ impl Pkt {
             mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
             ciaddr: Ipv4Addr::UNSPECIFIED,
             giaddr: Ipv4Addr::UNSPECIFIED,
+            lease: CLIENT,
         }
     }
     pub fn bios() -> Self {
@@ -403,7 +406,7 @@ impl Pkt {
     pub fn to_4011(&self, boot_item: Option<(u16, u16)>) -> Self {
         let mut p = self.clone();
         p.msg = v4::MessageType::Request;
-        p.ciaddr = CLIENT;
+        p.ciaddr = p.lease;
         p.boot_item = boot_item;
         p.giaddr = Ipv4Addr::UNSPECIFIED;
         p
