@@ -31,7 +31,10 @@ fn examples_are_clean() {
     for e in std::fs::read_dir(repo().join("examples")).unwrap() {
         let p = e.unwrap().path();
         if p.join("groups").is_dir() {
-            dirs.push(format!("examples/{}", p.file_name().unwrap().to_string_lossy()));
+            dirs.push(format!(
+                "examples/{}",
+                p.file_name().unwrap().to_string_lossy()
+            ));
         }
     }
     assert!(!dirs.is_empty());
