@@ -208,13 +208,6 @@ impl Ops {
         })
     }
 
-    /// Replaces the neighbour-table lookup (tests; `None` disables it).
-    pub fn set_neighbour_lookup(self: &mut Arc<Self>, f: Option<NeighbourLookup>) {
-        if let Some(o) = Arc::get_mut(self) {
-            o.neighbours = f;
-        }
-    }
-
     /// The journal directory, if journaling.
     pub fn state_dir(&self) -> Option<&Path> {
         self.state_dir.as_deref()
@@ -656,5 +649,32 @@ impl RequestObserver for Ops {
             ev.stage = http_stage(r.endpoint, r.path, None);
         }
         self.record(ev);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbour_table() {
+        let t = "IP address       HW type     Flags       HW address            Mask     Device\n\
+                 10.99.0.50       0x1         0x2         52:54:00:12:34:56     *        s0\n\
+                 10.99.0.51       0x1         0x0         00:00:00:00:00:00     *        s0\n";
+        assert_eq!(
+            parse_arp(t, "10.99.0.50").as_deref(),
+            Some("52:54:00:12:34:56")
+        );
+        assert_eq!(parse_arp(t, "10.99.0.51"), None);
+        assert_eq!(parse_arp(t, "10.99.0.5"), None);
+        assert_eq!(parse_arp("", "10.99.0.5"), None);
+    }
+
+    #[test]
+    fn mapped_ipv6_peers_are_ipv4() {
+        let a: SocketAddr = "[::ffff:10.0.0.7]:80"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        assert_eq!(ip_of(a), "10.0.0.7");
     }
 }
