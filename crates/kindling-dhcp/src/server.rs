@@ -408,9 +408,14 @@ struct Worker {
 impl Worker {
     async fn run(self) {
         let mut buf = vec![0u8; 4096];
+        // One registration for the whole loop (a fresh `cancelled()` per packet would lock the
+        // token's mutex twice per datagram).
+        let cancelled = self.cancel.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let (len, from) = tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                biased;
+                _ = &mut cancelled => return,
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok(v) => v,
                     Err(e) => {
@@ -476,22 +481,21 @@ impl Worker {
                     return;
                 }
                 let delay = self.config.reply_delay;
-                let this = self.clone();
-                let client = outcome.client.clone();
-                let send = async move {
-                    if !delay.is_zero() {
-                        tokio::select! {
-                            _ = this.cancel.cancelled() => return,
-                            _ = tokio::time::sleep(delay) => {}
-                        }
-                    }
-                    this.send(reply, client).await;
-                }
-                .instrument(span);
                 if delay.is_zero() {
-                    send.await;
+                    self.send(reply, outcome.client).instrument(span).await;
                 } else {
-                    tokio::spawn(send);
+                    let this = self.clone();
+                    let client = outcome.client.clone();
+                    tokio::spawn(
+                        async move {
+                            tokio::select! {
+                                _ = this.cancel.cancelled() => return,
+                                _ = tokio::time::sleep(delay) => {}
+                            }
+                            this.send(reply, client).await;
+                        }
+                        .instrument(span),
+                    );
                 }
             }
         }
