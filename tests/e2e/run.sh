@@ -88,7 +88,7 @@ kill_recorded() { # <work dir>
 	[ -f "$dir/pids" ] || return 0
 	while read -r pid; do
 		[[ "$pid" =~ ^[0-9]+$ ]] || continue
-		if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir"; then
+		if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir/"; then
 			kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
 		fi
 	done <"$dir/pids"
@@ -100,7 +100,7 @@ kill_recorded() { # <work dir>
 		sleep 0.1
 	done
 	for pid in "${pids[@]}"; do
-		if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir"; then
+		if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir/"; then
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
 	done
