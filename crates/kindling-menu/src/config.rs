@@ -60,17 +60,24 @@ impl MenuConfig {
     /// Mistakes that do not stop the server (for `kindling check` and the
     /// start-up log): unknown entry ids, unparsable MACs.
     pub fn problems(&self, catalog: &crate::catalog::Catalog) -> Vec<String> {
-        let known = |id: &str| catalog.get(id).is_some() || id.starts_with(crate::fcos::FCOS_ID_PREFIX);
+        let known =
+            |id: &str| catalog.get(id).is_some() || id.starts_with(crate::fcos::FCOS_ID_PREFIX);
         let mut out = Vec::new();
         if !known(&self.default_entry) {
-            out.push(format!("menu.default_entry {:?} is not in the catalog", self.default_entry));
+            out.push(format!(
+                "menu.default_entry {:?} is not in the catalog",
+                self.default_entry
+            ));
         }
         for m in &self.machines {
             if kindling_model::mac::normalize_mac(&m.mac).is_none() {
                 out.push(format!("menu.machines: {:?} is not a MAC address", m.mac));
             }
             if !known(&m.entry) {
-                out.push(format!("menu.machines: entry {:?} (for {}) is not in the catalog", m.entry, m.mac));
+                out.push(format!(
+                    "menu.machines: entry {:?} (for {}) is not in the catalog",
+                    m.entry, m.mac
+                ));
             }
         }
         for s in &self.fcos_streams {
@@ -164,12 +171,19 @@ mod tests {
         assert_eq!(f.menu.entries[0].id, "x");
         assert_eq!(f.cache.max_bytes, 1000);
         let cat = crate::catalog::Catalog::load(&f.menu).unwrap();
-        assert!(f.menu.problems(&cat).is_empty(), "{:?}", f.menu.problems(&cat));
+        assert!(
+            f.menu.problems(&cat).is_empty(),
+            "{:?}",
+            f.menu.problems(&cat)
+        );
         let mut bad = f.menu.clone();
         bad.default_entry = "nope".into();
         bad.machines[0].mac = "zz".into();
         bad.machines[0].entry = "gone".into();
         let p = bad.problems(&cat).join("\n");
-        assert!(p.contains("\"nope\"") && p.contains("\"zz\"") && p.contains("\"gone\""), "{p}");
+        assert!(
+            p.contains("\"nope\"") && p.contains("\"zz\"") && p.contains("\"gone\""),
+            "{p}"
+        );
     }
 }
