@@ -663,7 +663,7 @@ expect_trail() { # <mac> <profile>
 	local h
 	h=$(hyp "$1")
 	expect_klog 'path="/boot.ipxe".* status=200' "GET /boot.ipxe 200"
-	expect_klog "path=\"/ipxe\" query=\"[^\"]*mac=$h[^\"]*\".* profile=\"?$2\"? .*status=200" "GET /ipxe?mac=$h -> profile $2, 200"
+	expect_klog "path=\"/ipxe\" query=\"[^\"]*mac=${h}[^\"]*\".* profile=\"?$2\"? .*status=200" "GET /ipxe?mac=$h -> profile $2, 200"
 	expect_klog 'path="/assets/vmlinuz".* status=200' "GET /assets/vmlinuz 200"
 	expect_klog 'path="/assets/initrd.img".* status=200' "GET /assets/initrd.img 200"
 	expect_klog "path=\"/ignition\" query=\"mac=$h\".* status=200" "GET /ignition?mac=$h 200"
@@ -762,7 +762,7 @@ sc_unknown-mac() {
 	if grep -aq 'E2E-BOOT-OK' "${VM_SERIAL[vm]}"; then err "a MAC without a group booted"; fi
 	[ "${VM_END[vm]}" = stopped ] || err "QEMU was not stopped on a boot failure (${VM_END[vm]} after ${VM_SECS[vm]}s)"
 	awk -v s="${VM_SECS[vm]}" 'BEGIN { exit !(s < 60) }' || err "failure took ${VM_SECS[vm]}s (not fast)"
-	expect_klog "WARN .*path=\"/ipxe\" query=\"[^\"]*mac=$h[^\"]*\".* status=404 .*reason=\"no group matched labels \{[^}]*mac=$MAC_U" \
+	expect_klog "WARN .*path=\"/ipxe\" query=\"[^\"]*mac=${h}[^\"]*\".* status=404 .*reason=\"no group matched labels \{[^}]*mac=$MAC_U" \
 		"the 404 for /ipxe with reason \"no group matched labels {...mac=$MAC_U...}\""
 	reject_klog 'path="/ignition"' "an Ignition request"
 }
