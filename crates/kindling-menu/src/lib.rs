@@ -38,11 +38,73 @@ pub enum SetupError {
     Cache(#[from] CacheError),
 }
 
-/// Builds the `/menu.ipxe` and `/cache/` extensions from `[menu]` and
-/// `[cache]`. `assets_dir` is where `kindling fcos pull` keeps Fedora CoreOS
-/// (`<data_dir>/assets`); `defaults` supplies groups' `menu_default` (pass a
-/// `Weak<kindling_http::Shared>`, e.g. from `Arc::new_cyclic`).
-/// Must be called inside a tokio runtime.
+/// The menu and cache, built from `[menu]` and `[cache]` (the fallible
+/// part), ready to become extensions.
+pub struct Endpoints {
+    pub catalog: Arc<Catalog>,
+    /// `None` when `[cache] enabled = false`.
+    pub cache: Option<Arc<Cache>>,
+    /// `None` when `[menu] enabled = false`.
+    pub menu: Option<Arc<Menu>>,
+    /// Soft configuration mistakes to log (unknown default ids, bad MACs).
+    pub warnings: Vec<String>,
+}
+
+impl Endpoints {
+    /// `assets_dir` is where `kindling fcos pull` keeps Fedora CoreOS
+    /// (`<data_dir>/assets`, served under `/assets/`). Needs a tokio runtime.
+    pub fn build(
+        menu_cfg: &MenuConfig,
+        cache_cfg: &CacheConfig,
+        data_dir: &Path,
+        assets_dir: Option<PathBuf>,
+    ) -> Result<Endpoints, SetupError> {
+        let catalog = Arc::new(Catalog::load(menu_cfg)?);
+        let cache = if cache_cfg.enabled {
+            Some(Cache::open(
+                cache_cfg.clone(),
+                cache_cfg.dir_for(data_dir),
+                catalog.clone(),
+            )?)
+        } else {
+            None
+        };
+        let menu = menu_cfg.enabled.then(|| {
+            Arc::new(Menu::new(
+                menu_cfg.clone(),
+                catalog.clone(),
+                assets_dir,
+                cache_cfg.enabled,
+            ))
+        });
+        let warnings = menu_cfg.problems(&catalog);
+        Ok(Endpoints {
+            catalog,
+            cache,
+            menu,
+            warnings,
+        })
+    }
+
+    /// The extensions (infallible, so it fits in `Arc::new_cyclic`).
+    /// `defaults` supplies groups' `menu_default`: pass the
+    /// `Weak<kindling_http::Shared>` that `Arc::new_cyclic` hands out.
+    pub fn extensions(
+        &self,
+        defaults: Option<Arc<dyn MenuDefaults>>,
+    ) -> Vec<Arc<dyn kindling_http::Extension>> {
+        let mut out: Vec<Arc<dyn kindling_http::Extension>> = Vec::new();
+        if let Some(c) = &self.cache {
+            out.push(Arc::new(CacheExtension::new(c.clone())));
+        }
+        if let Some(m) = &self.menu {
+            out.push(Arc::new(MenuExtension::new(m.clone(), defaults)));
+        }
+        out
+    }
+}
+
+/// [`Endpoints::build`] then [`Endpoints::extensions`].
 pub fn extensions(
     menu_cfg: &MenuConfig,
     cache_cfg: &CacheConfig,
@@ -50,24 +112,9 @@ pub fn extensions(
     assets_dir: Option<PathBuf>,
     defaults: Option<Arc<dyn MenuDefaults>>,
 ) -> Result<Vec<Arc<dyn kindling_http::Extension>>, SetupError> {
-    let catalog = Arc::new(Catalog::load(menu_cfg)?);
-    let mut out: Vec<Arc<dyn kindling_http::Extension>> = Vec::new();
-    if cache_cfg.enabled {
-        let cache = Cache::open(
-            cache_cfg.clone(),
-            cache_cfg.dir_for(data_dir),
-            catalog.clone(),
-        )?;
-        out.push(Arc::new(CacheExtension::new(cache)));
+    let e = Endpoints::build(menu_cfg, cache_cfg, data_dir, assets_dir)?;
+    for w in &e.warnings {
+        tracing::warn!(target: "kindling::menu", "{w}");
     }
-    if menu_cfg.enabled {
-        let menu = Arc::new(Menu::new(
-            menu_cfg.clone(),
-            catalog,
-            assets_dir,
-            cache_cfg.enabled,
-        ));
-        out.push(Arc::new(MenuExtension::new(menu, defaults)));
-    }
-    Ok(out)
+    Ok(e.extensions(defaults))
 }

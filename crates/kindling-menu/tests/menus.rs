@@ -6,9 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use kindling_menu::check::check_script;
-use kindling_menu::{
-    Arch, Catalog, Choice, Menu, MenuConfig, MenuExtension, MenuRequest, Platform,
-};
+use kindling_menu::{Arch, Catalog, Choice, Menu, MenuConfig, MenuRequest, Platform};
 
 fn fcos_assets(dir: &std::path::Path) {
     let s = dir.join("fedora-coreos/stable");
@@ -184,16 +182,19 @@ async fn menu_over_http_with_mac_defaults() {
         entry: "alpine".into(),
         timeout_secs: 0,
     });
-    let catalog = Arc::new(Catalog::load(&cfg).unwrap());
-    let menu = Arc::new(Menu::new(
-        cfg,
-        catalog,
+    // The wiring `kindling serve` uses: build, then extensions inside new_cyclic.
+    let cache_cfg = kindling_menu::CacheConfig::default();
+    let endpoints = kindling_menu::Endpoints::build(
+        &cfg,
+        &cache_cfg,
+        data.path(),
         Some(data.path().join("assets")),
-        true,
-    ));
+    )
+    .unwrap();
+    assert!(endpoints.warnings.is_empty(), "{:?}", endpoints.warnings);
     let srv = common::serve(data.path(), |weak| {
         let d: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(weak);
-        vec![Arc::new(MenuExtension::new(menu.clone(), Some(d)))]
+        endpoints.extensions(Some(d))
     })
     .await;
     let base = format!("http://{}", srv.addr);
