@@ -201,6 +201,31 @@ impl Cache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(open_err(format!("index.json: {e}"))),
         }
+        // Files nobody indexed (a crash between rename and index write, or
+        // a hand-copied file) are not trusted: remove them.
+        let files_root = dir.join("files");
+        let mut stack = vec![files_root.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    stack.push(p);
+                    continue;
+                }
+                let rel = p
+                    .strip_prefix(&files_root)
+                    .ok()
+                    .and_then(|r| r.to_str())
+                    .map(str::to_string);
+                if !rel.is_some_and(|r| state.index.contains_key(&r)) {
+                    tracing::warn!(target: "kindling::cache", path = %p.display(), "file not in the cache index; removed");
+                    let _ = std::fs::remove_file(&p);
+                }
+            }
+        }
         let upstream = Upstream::new(
             Duration::from_secs(cfg.connect_timeout_secs.max(1)),
             cfg.max_redirects,
@@ -432,8 +457,9 @@ impl Cache {
         if outcome.is_err() || flight.part.exists() {
             let _ = std::fs::remove_file(&flight.part);
         }
-        flight.tx.send_modify(|p| p.outcome = Some(outcome));
+        // The index is on disk before anyone hears the file is kept.
         self.save_index();
+        flight.tx.send_modify(|p| p.outcome = Some(outcome));
     }
 
     /// Downloads into the part file; returns (size, sha256, verified).

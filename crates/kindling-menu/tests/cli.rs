@@ -109,3 +109,43 @@ fn prefetch_direct_and_via_server_then_ls() {
     );
     drop(srv);
 }
+
+#[test]
+fn reopen_keeps_indexed_files_and_drops_strays() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let up = rt.block_on(Upstream::start());
+    up.put("/k", upstream::data(1000, 3));
+    let entry: kindling_menu::Entry = toml::from_str(&format!(
+        "id = \"e\"\ntitle = \"E\"\n[arch.x86_64]\nkernel = \"k\"\n[arch.x86_64.files.k]\nurl = \"{}\"\n",
+        up.url("/k")
+    ))
+    .unwrap();
+    let menu = MenuConfig {
+        entries: vec![entry],
+        ..MenuConfig::default()
+    };
+    let catalog = Arc::new(Catalog::load(&menu).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cache");
+    rt.block_on(async {
+        let c = Cache::open(CacheConfig::default(), cdir.clone(), catalog.clone()).unwrap();
+        c.prefetch("e", None).await.unwrap();
+    });
+    std::fs::write(cdir.join("files/e/x86_64/stray"), "x").unwrap();
+    std::fs::write(cdir.join("tmp/old.part"), "x").unwrap();
+    rt.block_on(async {
+        let c = Cache::open(CacheConfig::default(), cdir.clone(), catalog.clone()).unwrap();
+        assert_eq!(c.held().len(), 1);
+        // Served from disk: no second upstream GET.
+        c.prefetch("e", None).await.unwrap();
+    });
+    assert_eq!(up.gets("/k"), 1);
+    assert!(!cdir.join("files/e/x86_64/stray").exists());
+    assert!(!cdir.join("tmp/old.part").exists());
+    // A lost file drops its index entry.
+    std::fs::remove_file(cdir.join("files/e/x86_64/k")).unwrap();
+    let c = rt.block_on(async {
+        Cache::open(CacheConfig::default(), cdir.clone(), catalog.clone()).unwrap()
+    });
+    assert!(c.held().is_empty());
+}
