@@ -185,7 +185,12 @@ async fn fifty_clients_one_upstream_fetch_streamed() {
         let url = url.clone();
         clients.push(tokio::spawn(async move { curl_sha(&url).await }));
     }
-    s.wait_clients(51).await;
+    // A Range request during the download follows the growing file too.
+    let ranged = {
+        let url = url.clone();
+        tokio::spawn(async move { common::curl(&["--fail", "-r", "5000000-5000999", &url]).await })
+    };
+    s.wait_clients(52).await;
     assert_eq!(up.gets("/big.img"), 1);
     up.open_gate();
 
@@ -195,6 +200,9 @@ async fn fifty_clients_one_upstream_fetch_streamed() {
         assert_eq!(sum, want, "a client got different bytes");
     }
     assert_eq!(probe.0.await.unwrap(), want);
+    let (code, part) = ranged.await.unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(part, &src[5_000_000..5_001_000]);
     assert_eq!(up.gets("/big.img"), 1, "exactly one upstream GET");
 
     // Now from disk: Content-Length, Range, still one upstream GET.
