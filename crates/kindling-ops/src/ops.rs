@@ -520,6 +520,7 @@ impl DhcpObserver for Ops {
             e.iface,
             format!("{} {file}", label.to_uppercase()),
         );
+        ev.message = Some(label.to_string());
         ev.path = (!e.reply.file.is_empty()).then(|| e.reply.file.clone());
         if let Some(r) = &e.reply.rule {
             ev.reason = Some(format!("rule {r}"));
