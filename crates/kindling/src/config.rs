@@ -20,6 +20,8 @@ pub struct Config {
     pub dhcp: kindling_dhcp::DhcpConfig,
     /// TFTP for the iPXE binaries (see docs/tftp.md); off by default.
     pub tftp: kindling_tftp::TftpConfig,
+    /// Fedora CoreOS stream tracking (see docs/fcos.md); no streams by default.
+    pub fcos: kindling_fcos::FcosConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

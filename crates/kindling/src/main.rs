@@ -41,6 +41,9 @@ enum Command {
     Select(select::SelectArgs),
     /// Check a whole data directory: JSON, profiles, files, assets, templates, Butane, Ignition.
     Check(check::CheckArgs),
+    /// Fedora CoreOS assets: pull (verified), status, rollback.
+    #[command(subcommand)]
+    Fcos(kindling_fcos::cli::FcosCommand),
     /// Translate a Butane config to Ignition (the same flags and exit codes as `butane`).
     Butane(kindling_butane::cli::ButaneArgs),
 }
@@ -84,6 +87,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(ref args) => serve(&cli, args),
         Command::Select(ref args) => select::run(cli.config.as_deref(), cli.data_dir.clone(), args),
         Command::Check(ref args) => check::run(cli.config.as_deref(), cli.data_dir.clone(), args),
+        Command::Fcos(ref cmd) => fcos(&cli, cmd.clone()),
         Command::Butane(ref args) => {
             return std::process::ExitCode::from(
                 kindling_butane::cli::run(args.clone()).clamp(0, 255) as u8,
@@ -122,6 +126,15 @@ fn init_logging(format: LogFormat, filter: &str) -> tracing_appender::non_blocki
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     guard
+}
+
+fn fcos(cli: &Cli, cmd: kindling_fcos::cli::FcosCommand) -> Result<std::process::ExitCode> {
+    let (cfg, _) = config::load(cli.config.as_deref())?;
+    let data = resolve_data_dir(cli.data_dir.clone(), &cfg);
+    DataDir::new(&data)
+        .ensure_layout()
+        .with_context(|| format!("creating data directory {}", data.display()))?;
+    kindling_fcos::cli::run_with_config(cmd, &data, &cfg.fcos)
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
@@ -242,6 +255,27 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         shared.clone(),
         cancel.clone(),
     ));
+    if !cfg.fcos.streams.is_empty() {
+        cfg.fcos
+            .validate()
+            .context("invalid [fcos] configuration")?;
+        let status = Arc::new(kindling_fcos::FcosStatus::new());
+        tracing::info!(
+            streams = ?cfg.fcos.streams,
+            interval_secs = cfg.fcos.interval_secs,
+            "tracking Fedora CoreOS streams"
+        );
+        let (c, d, s, k) = (
+            cfg.fcos.clone(),
+            data_path.clone(),
+            status.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            kindling_fcos::track(c, d, s, k).await;
+            Ok(())
+        });
+    }
     tracing::info!(
         http = %local,
         startup_ms = started.elapsed().as_millis() as u64,
