@@ -1,0 +1,70 @@
+//! How many events per second the operator view takes (store + journal), and what one
+//! observer call costs. Run: `cargo run --release -p kindling-ops --example ingest_bench`.
+
+use std::time::Instant;
+
+use kindling_ops::{Event, Kind, Ops, OpsConfig, Stage};
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("kindling-ops-bench-{}", std::process::id()));
+    let cfg = OpsConfig {
+        neighbour_lookup: false,
+        ..OpsConfig::default()
+    };
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    for (label, journal) in [("memory only", None), ("with journal", Some(dir.as_path()))] {
+        let ops = Ops::open(&cfg, journal).expect("open");
+        let t = Instant::now();
+        for i in 0..n {
+            let m = i % 1000;
+            let mut e = Event::new(
+                1_700_000_000_000 + i,
+                Kind::HttpRequest,
+                "GET /assets/vmlinuz",
+            );
+            e.mac = Some(format!("52:54:00:00:{:02x}:{:02x}", m / 256, m % 256));
+            e.ip = Some(format!("10.1.{}.{}", m / 256, m % 256));
+            e.endpoint = Some("assets".into());
+            e.path = Some("/assets/vmlinuz".into());
+            e.status = Some(200);
+            e.bytes = Some(8_000_000);
+            e.stage = Some(Stage::Kernel);
+            ops.record(e);
+        }
+        ops.flush();
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{label}: {n} events for 1000 machines in {secs:.2} s = {:.0} events/s ({:.2} us/event)",
+            n as f64 / secs,
+            secs * 1e6 / n as f64
+        );
+        let dropped = ops
+            .metrics_text()
+            .lines()
+            .find(|l| l.starts_with("kindling_journal_dropped_total "))
+            .map(str::to_string)
+            .unwrap_or_default();
+        println!("  {dropped}");
+        ops.shutdown();
+    }
+    let size: u64 = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    println!("journal on disk: {size} bytes (cap 4 x 8 MiB)");
+    let t = Instant::now();
+    let ops = Ops::open(&cfg, Some(&dir)).expect("reopen");
+    println!(
+        "start-up read-back of that journal: {:.2} s, {} machines",
+        t.elapsed().as_secs_f64(),
+        ops.machines().len()
+    );
+    ops.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
