@@ -162,6 +162,31 @@ async fn machines_api_shapes_after_a_boot() {
     );
     assert_eq!(get("kindling_reloads_total", "x", "y"), None);
 
+    // The dashboard is complete HTML without JavaScript.
+    let (st, h, body) = aget(a, "/ui/").await;
+    assert_eq!(st, 200);
+    assert_eq!(header(&h, "content-type"), Some("text/html; charset=utf-8"));
+    let html = String::from_utf8(body).unwrap();
+    let row = html
+        .lines()
+        .find(|l| l.starts_with("<tr id=\"m-525400123456\""))
+        .expect("machine row");
+    assert!(row.contains("<td class=\"stage\">ignition</td>"), "{row}");
+    assert!(row.contains(">node1<") && row.contains(">fcos<"), "{row}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from outside"
+    );
+    let (st, _, body) = aget(a, "/ui/machines/52-54-00-12-34-56").await;
+    assert_eq!(st, 200);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("GET /assets/fcos/live-r.img")
+    );
+    assert_eq!(aget(a, "/ui").await.0, 301);
+    assert_eq!(aget(a, "/ui/app.js").await.0, 200);
+
     let (st, _, body) = aget(a, "/api/v1/status").await;
     assert_eq!(st, 200);
     let s: Value = serde_json::from_slice(&body).unwrap();
