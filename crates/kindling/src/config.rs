@@ -22,6 +22,10 @@ pub struct Config {
     pub tftp: kindling_tftp::TftpConfig,
     /// Fedora CoreOS stream tracking (see docs/fcos.md); no streams by default.
     pub fcos: kindling_fcos::FcosConfig,
+    /// Distribution boot menus at /menu.ipxe (see docs/menus.md).
+    pub menu: kindling_menu::MenuConfig,
+    /// Pull-through cache of the menus' kernels and initrds at /cache/ (see docs/menus.md).
+    pub cache: kindling_menu::CacheConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

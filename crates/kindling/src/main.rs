@@ -44,6 +44,8 @@ enum Command {
     /// Fedora CoreOS assets: pull (verified), status, rollback.
     #[command(subcommand)]
     Fcos(kindling_fcos::cli::FcosCommand),
+    /// The pull-through cache of the boot menus: prefetch entries, list what is held.
+    Cache(kindling_menu::cli::CacheArgs),
     /// Translate a Butane config to Ignition (the same flags and exit codes as `butane`).
     Butane(kindling_butane::cli::ButaneArgs),
 }
@@ -83,11 +85,21 @@ struct ServeArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Command-line tools end quietly when their output pipe closes
+        // (`kindling check | head`) instead of failing on EPIPE. The server
+        // keeps Rust's default (SIGPIPE ignored, EPIPE as an error).
+        // SAFETY: called before any other thread exists; restores the default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Serve(ref args) => serve(&cli, args),
         Command::Select(ref args) => select::run(cli.config.as_deref(), cli.data_dir.clone(), args),
         Command::Check(ref args) => check::run(cli.config.as_deref(), cli.data_dir.clone(), args),
         Command::Fcos(ref cmd) => fcos(&cli, cmd.clone()),
+        Command::Cache(ref args) => cache(&cli, args),
         Command::Butane(ref args) => {
             return std::process::ExitCode::from(
                 kindling_butane::cli::run(args.clone()).clamp(0, 255) as u8,
@@ -135,6 +147,12 @@ fn fcos(cli: &Cli, cmd: kindling_fcos::cli::FcosCommand) -> Result<std::process:
         .ensure_layout()
         .with_context(|| format!("creating data directory {}", data.display()))?;
     kindling_fcos::cli::run_with_config(cmd, &data, &cfg.fcos)
+}
+
+fn cache(cli: &Cli, args: &kindling_menu::cli::CacheArgs) -> Result<std::process::ExitCode> {
+    let (cfg, _) = config::load(cli.config.as_deref())?;
+    let data = resolve_data_dir(cli.data_dir.clone(), &cfg);
+    Ok(kindling_menu::cli::run(args, &cfg.menu, &cfg.cache, &data)?)
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
@@ -186,7 +204,23 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     };
     shared.boot_files = boot_files(&cfg.tftp);
     shared.translator = Some(Arc::new(ButaneTranslator));
-    let shared = Arc::new(shared);
+    let endpoints = kindling_menu::Endpoints::build(
+        &cfg.menu,
+        &cfg.cache,
+        &data_path,
+        shared.assets_dir.clone(),
+    )
+    .context("setting up boot menus and the cache")?;
+    for w in &endpoints.warnings {
+        tracing::warn!(target: "kindling::menu", "{w}");
+    }
+    // Menus read per-MAC defaults from the live group index through a weak
+    // reference to the shared state they are part of.
+    let shared = Arc::new_cyclic(|weak: &std::sync::Weak<kindling_http::Shared>| {
+        let defaults: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(weak.clone());
+        shared.extensions = endpoints.extensions(Some(defaults));
+        shared
+    });
 
     let listen = args.http_listen.unwrap_or(cfg.http.listen);
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
