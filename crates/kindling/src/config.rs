@@ -26,6 +26,8 @@ pub struct Config {
     pub menu: kindling_menu::MenuConfig,
     /// Pull-through cache of the menus' kernels and initrds at /cache/ (see docs/menus.md).
     pub cache: kindling_menu::CacheConfig,
+    /// Boot timelines, journal, metrics, dashboard (see docs/operations.md).
+    pub ops: kindling_ops::OpsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +127,14 @@ pub fn load(explicit: Option<&Path>) -> Result<(Config, Source)> {
         }
     }
     Ok((Config::default(), Source::Defaults))
+}
+
+/// Where the journal lives: `ops.state_dir`, else `<data_dir>/state`.
+pub fn state_dir(cfg: &Config, data_dir: &Path) -> PathBuf {
+    cfg.ops
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("state"))
 }
 
 /// The default data directory: `/var/lib/kindling` for root, else

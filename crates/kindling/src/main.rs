@@ -46,6 +46,14 @@ enum Command {
     Fcos(kindling_fcos::cli::FcosCommand),
     /// The pull-through cache of the boot menus: prefetch entries, list what is held.
     Cache(kindling_menu::cli::CacheArgs),
+    /// Machines seen booting and the timeline of their last boots (from the journal, or a server's API).
+    Machines {
+        #[command(flatten)]
+        args: kindling_ops::cli::MachinesArgs,
+        /// Ask a running server (e.g. http://10.0.0.1:8080) instead of reading the journal.
+        #[arg(long, global = true, env = "KINDLING_SERVER")]
+        server: Option<String>,
+    },
     /// Translate a Butane config to Ignition (the same flags and exit codes as `butane`).
     Butane(kindling_butane::cli::ButaneArgs),
 }
@@ -100,6 +108,10 @@ fn main() -> std::process::ExitCode {
         Command::Check(ref args) => check::run(cli.config.as_deref(), cli.data_dir.clone(), args),
         Command::Fcos(ref cmd) => fcos(&cli, cmd.clone()),
         Command::Cache(ref args) => cache(&cli, args),
+        Command::Machines {
+            ref args,
+            ref server,
+        } => machines(&cli, args, server.as_deref()),
         Command::Butane(ref args) => {
             return std::process::ExitCode::from(
                 kindling_butane::cli::run(args.clone()).clamp(0, 255) as u8,
@@ -155,6 +167,16 @@ fn cache(cli: &Cli, args: &kindling_menu::cli::CacheArgs) -> Result<std::process
     Ok(kindling_menu::cli::run(args, &cfg.menu, &cfg.cache, &data)?)
 }
 
+fn machines(
+    cli: &Cli,
+    args: &kindling_ops::cli::MachinesArgs,
+    server: Option<&str>,
+) -> Result<std::process::ExitCode> {
+    let (cfg, _) = config::load(cli.config.as_deref())?;
+    let data = resolve_data_dir(cli.data_dir.clone(), &cfg);
+    kindling_ops::cli::run(args, &config::state_dir(&cfg, &data), server)
+}
+
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
     let (cfg, source) = config::load(cli.config.as_deref())?;
     let format = args.log_format.unwrap_or(cfg.log.format);
@@ -191,6 +213,11 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     let snapshot = loader.load();
     reload::log_snapshot(&snapshot, "loaded");
 
+    let state_dir = config::state_dir(&cfg, &data_path);
+    let ops = kindling_ops::Ops::open(&cfg.ops, Some(&state_dir))
+        .with_context(|| format!("opening the journal in {}", state_dir.display()))?;
+    ops.note_snapshot(&snapshot);
+
     let mut shared = kindling_http::Shared::new(data.clone(), snapshot);
     shared.assets_dir = if cfg.http.assets {
         Some(
@@ -214,11 +241,14 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     for w in &endpoints.warnings {
         tracing::warn!(target: "kindling::menu", "{w}");
     }
+    let cache_handle = endpoints.cache.clone();
     // Menus read per-MAC defaults from the live group index through a weak
     // reference to the shared state they are part of.
     let shared = Arc::new_cyclic(|weak: &std::sync::Weak<kindling_http::Shared>| {
         let defaults: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(weak.clone());
         shared.extensions = endpoints.extensions(Some(defaults));
+        shared.extensions.extend(ops.extensions());
+        shared.observer = Some(ops.clone());
         shared
     });
 
@@ -252,7 +282,8 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
             .context("invalid [tftp] configuration")?;
         let server = kindling_tftp::TftpServer::bind(tftp_cfg.clone(), tftp_cfg.listen)
             .await
-            .with_context(|| format!("starting TFTP on {}", tftp_cfg.listen))?;
+            .with_context(|| format!("starting TFTP on {}", tftp_cfg.listen))?
+            .with_observer(ops.clone());
         tracing::info!(tftp = %server.local_addr(), "TFTP ready");
         let c = cancel.clone();
         tasks.spawn(async move { server.run(c).await.map_err(std::io::Error::other) });
@@ -265,7 +296,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     }
     if dhcp_cfg.enabled {
         dhcp_cfg.http_port = local.port();
-        let server = kindling_dhcp::DhcpServer::bind(&dhcp_cfg)
+        let server = kindling_dhcp::DhcpServer::bind_with_observer(&dhcp_cfg, ops.clone())
             .await
             .context("starting proxy DHCP")?;
         for l in server.listeners() {
@@ -280,6 +311,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     tasks.spawn(reload::run(
         loader,
         shared.clone(),
+        ops.clone(),
         cfg.reload.clone(),
         !args.no_watch && cfg.reload.watch,
         cancel.clone(),
@@ -309,7 +341,47 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
             kindling_fcos::track(c, d, s, k).await;
             Ok(())
         });
+        let (ops, k) = (ops.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = k.cancelled() => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                for st in status.snapshot() {
+                    if let Some(cur) = &st.current {
+                        ops.set_fcos_release(&st.stream, cur);
+                    }
+                }
+            }
+        });
     }
+    if let Some(cache) = cache_handle {
+        let (ops, k) = (ops.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+            loop {
+                tokio::select! {
+                    _ = k.cancelled() => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                let held = cache.held();
+                let bytes: u64 = held.iter().map(|h| h.size).sum();
+                ops.set_cache_bytes(bytes);
+                ops.set_asset_status(vec![kindling_ops::AssetStatus {
+                    name: "cache".into(),
+                    detail: format!(
+                        "{} file(s), {bytes} bytes in {}",
+                        held.len(),
+                        cache.dir().display()
+                    ),
+                    ok: true,
+                }]);
+            }
+        });
+    }
+    ops.set_ready();
     tracing::info!(
         http = %local,
         startup_ms = started.elapsed().as_millis() as u64,
@@ -320,6 +392,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    ops.shutdown();
     cancel.cancel();
     while let Some(r) = tasks.join_next().await {
         match r {

@@ -29,6 +29,7 @@ pub fn log_snapshot(s: &Snapshot, what: &str) {
 pub async fn run(
     mut loader: Loader,
     shared: Arc<kindling_http::Shared>,
+    ops: Arc<kindling_ops::Ops>,
     cfg: ReloadConfig,
     watch: bool,
     cancel: CancellationToken,
@@ -96,6 +97,7 @@ pub async fn run(
             );
         }
         if snap.changed_files > 0 {
+            ops.note_snapshot(&snap);
             shared.snapshot.store(Arc::new(snap));
         }
     }
