@@ -124,6 +124,19 @@ measure() {
   printf '%s\n' "${all[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
 
+# Cross-check with a client we did not write: atftp (one run, delay line only).
+measure_atftp() {
+  command -v atftp >/dev/null || { echo "n/a"; return; }
+  local ip=$1 t0 t1
+  rm -f "$WORK/out.bin"
+  t0=$(date +%s.%N)
+  timeout 900 ip netns exec "$NS_C" atftp -g -r bench.bin -l "$WORK/out.bin" \
+    --option "blksize 1468" --option "windowsize 16" "$ip" 69 >/dev/null 2>&1 || { echo "FAILED"; return; }
+  t1=$(date +%s.%N)
+  [ "$(sha256sum < "$WORK/out.bin" | cut -d' ' -f1)" = "$SUM" ] || { echo "FAILED"; return; }
+  awk -v a="$t0" -v b="$t1" -v n="$((SIZE_MIB * 1024 * 1024))" 'BEGIN { printf "%.2f", n / (b - a) / 1e6 }'
+}
+
 declare -A RES
 for srv in kindling tftpd-hpa dnsmasq; do
   start_server $srv
@@ -131,17 +144,19 @@ for srv in kindling tftpd-hpa dnsmasq; do
   reps_delay=$REPEAT; [ $srv != kindling ] && reps_delay=1
   RES[$srv,veth]=$(measure 10.198.0.1 "$REPEAT")
   RES[$srv,delay]=$(measure 10.198.1.1 "$reps_delay")
-  echo "$srv: veth ${RES[$srv,veth]} MB/s, delay line ${RES[$srv,delay]} MB/s"
+  RES[$srv,atftp]=$(measure_atftp 10.198.1.1)
+  echo "$srv: veth ${RES[$srv,veth]} MB/s, delay line ${RES[$srv,delay]} MB/s, delay line with atftp ${RES[$srv,atftp]} MB/s"
   stop_server
 done
 
 echo
 echo "=== ${SIZE_MIB} MiB, blksize 1468, client asks windowsize 16 (median MB/s) ==="
-printf '%-12s %12s %16s\n' server "plain veth" "1 ms RTT line"
+printf '%-12s %12s %16s %22s\n' server "plain veth" "1 ms RTT line" "1 ms RTT line (atftp)"
 for srv in kindling tftpd-hpa dnsmasq; do
-  printf '%-12s %12s %16s\n' $srv "${RES[$srv,veth]}" "${RES[$srv,delay]}"
+  printf '%-12s %12s %16s %22s\n' $srv "${RES[$srv,veth]}" "${RES[$srv,delay]}" "${RES[$srv,atftp]}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 > 0) printf "%.1fx", a/b; else print "n/a" }'; }
 echo
 echo "kindling / tftpd-hpa: veth $(ratio "${RES[kindling,veth]}" "${RES[tftpd-hpa,veth]}"), delay line $(ratio "${RES[kindling,delay]}" "${RES[tftpd-hpa,delay]}")"
 echo "kindling / dnsmasq:   veth $(ratio "${RES[kindling,veth]}" "${RES[dnsmasq,veth]}"), delay line $(ratio "${RES[kindling,delay]}" "${RES[dnsmasq,delay]}")"
+echo "with atftp on the delay line: kindling / tftpd-hpa $(ratio "${RES[kindling,atftp]}" "${RES[tftpd-hpa,atftp]}"), kindling / dnsmasq $(ratio "${RES[kindling,atftp]}" "${RES[dnsmasq,atftp]}")"
