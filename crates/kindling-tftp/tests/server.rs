@@ -432,3 +432,53 @@ fn duplicate_acks_do_not_duplicate_windows_over_udp() {
     assert_eq!(st.transfers_ok, 1);
     assert_eq!(st.stale_acks, 2);
 }
+
+#[test]
+fn silent_client_times_out_after_retries() {
+    let (_top, root) = layout();
+    std::fs::write(root.join("big"), pattern(10_000, 5)).unwrap();
+    let mut c = config(&root);
+    c.timeout = 0.05;
+    c.retries = 2;
+    let srv = Server::start(c);
+    let raw = Raw::new(srv.addr);
+    raw.rrq("big", &[]);
+    // DATA 1, two retransmissions of it, then ERROR "timed out"; we never ACK.
+    let mut datas = 0;
+    loop {
+        let (p, _) = raw.recv().expect("server went silent without an error");
+        match p {
+            Packet::Data { block: 1, .. } => datas += 1,
+            Packet::Error { code, message } => {
+                assert_eq!(code, ErrorCode::NotDefined);
+                assert_eq!(message, "timed out");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(datas, 3);
+    let st = srv.settled(1);
+    assert_eq!(st.timeouts, 1, "{st:?}");
+    assert_eq!(st.transfers_failed, 1);
+    assert_eq!(st.retransmits, 2);
+}
+
+#[test]
+fn shutdown_stops_running_transfers() {
+    let (_top, root) = layout();
+    std::fs::write(root.join("big"), pattern(10_000, 6)).unwrap();
+    let srv = Server::start(config(&root));
+    let raw = Raw::new(srv.addr);
+    raw.rrq("big", &[]);
+    let (p, _) = raw.recv().unwrap();
+    assert!(matches!(p, Packet::Data { block: 1, .. }));
+    let stats = srv.stats.clone();
+    drop(srv); // cancels and joins the server thread: run() must return
+    let (p, _) = raw.recv().unwrap();
+    assert!(
+        matches!(p, Packet::Error { ref message, .. } if message.contains("shutting down")),
+        "{p:?}"
+    );
+    assert_eq!(stats.snapshot().transfers_failed, 1);
+}
