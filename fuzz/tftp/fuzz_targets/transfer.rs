@@ -9,11 +9,18 @@ use kindling_tftp::transfer::{Status, Transfer, TransferParams};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&cfg, rest)) = data.split_first() else { return };
-    let Some((&sz, mut rest)) = rest.split_first() else { return };
+    let Some((&cfg, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((&sz, mut rest)) = rest.split_first() else {
+        return;
+    };
     let mut opts = Vec::new();
     if cfg & 1 != 0 {
-        opts.push(("blksize".to_string(), (8 + u32::from(cfg >> 1) * 3).to_string()));
+        opts.push((
+            "blksize".to_string(),
+            (8 + u32::from(cfg >> 1) * 3).to_string(),
+        ));
     }
     if cfg & 2 != 0 {
         opts.push(("windowsize".to_string(), u32::from(cfg >> 4).to_string()));
@@ -40,9 +47,17 @@ fuzz_target!(|data: &[u8]| {
                 t.on_timeout(now)
             }
             1 => {
-                let Some((b, r)) = rest.split_first_chunk::<2>() else { break };
+                let Some((b, r)) = rest.split_first_chunk::<2>() else {
+                    break;
+                };
                 rest = r;
-                t.on_packet(&Packet::Ack { block: u16::from_be_bytes(*b) }.encode(), now)
+                t.on_packet(
+                    &Packet::Ack {
+                        block: u16::from_be_bytes(*b),
+                    }
+                    .encode(),
+                    now,
+                )
             }
             _ => {
                 let n = usize::from(op >> 2).min(rest.len());
