@@ -138,6 +138,10 @@ pub struct Event {
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// Arrival order inside this process (orders events of the same
+    /// millisecond); not journaled: a replay numbers events in journal order.
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 impl Event {
@@ -165,6 +169,7 @@ impl Event {
             user_class: None,
             group: None,
             profile: None,
+            seq: 0,
         }
     }
 

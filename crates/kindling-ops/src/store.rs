@@ -197,6 +197,8 @@ pub struct Store {
     ip_to_mac: HashMap<String, (String, u64)>,
     /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
     pending: HashMap<String, (u64, VecDeque<Event>)>,
+    /// Arrival counter (see `Event::seq`).
+    next_seq: u64,
     profiles: ProfileMap,
     /// Events dropped without a machine (pending expired or overflowed).
     pub unattributed: u64,
@@ -260,6 +262,8 @@ impl Store {
     /// pending until the IP is learned. Returns the events now attributed to a machine,
     /// in the order they were applied (journal and broadcast these).
     pub fn ingest(&mut self, mut ev: Event) -> Vec<Event> {
+        self.next_seq += 1;
+        ev.seq = self.next_seq;
         self.expire_pending(ev.ts);
         if ev.mac.is_none() {
             let Some(ip) = ev.ip.clone() else {
@@ -274,24 +278,29 @@ impl Store {
                 }
             }
         }
-        let mut out = Vec::new();
         let newly_tied = self.apply(&mut ev);
-        out.push(ev);
+        let mut out = Vec::new();
         if let Some((ip, mac)) = newly_tied
             && let Some((_, waiting)) = self.pending.remove(&ip)
         {
+            // The waiting events arrived earlier (lower seq): apply() places them
+            // by (time, arrival) before the event that tied their IP.
             for mut w in waiting {
                 w.mac = Some(mac.clone());
                 self.apply(&mut w);
                 out.push(w);
             }
         }
+        // Journal in arrival order, so a replay rebuilds the same timeline.
+        out.push(ev);
         out
     }
 
     /// Re-applies a journaled event (MAC already set) at start-up.
     pub fn replay(&mut self, mut ev: Event) {
         if ev.mac.is_some() {
+            self.next_seq += 1;
+            ev.seq = self.next_seq;
             self.apply(&mut ev);
         }
     }
@@ -446,7 +455,7 @@ impl Store {
         let pos = boot
             .events
             .iter()
-            .rposition(|e| e.ts <= ts)
+            .rposition(|e| (e.ts, e.seq) <= (ts, ev.seq))
             .map(|p| p + 1)
             .unwrap_or(0);
         boot.events.insert(pos, ev.clone());
