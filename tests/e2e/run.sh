@@ -13,6 +13,8 @@
 # Settings (environment):
 #   KINDLING_BIN    kindling binary (default: cargo build --release -p kindling, then
 #                   ${CARGO_TARGET_DIR:-<repo>/target}/release/kindling)
+#   FCOS_FIXTURE    the fcos-fixture example (stand-in Fedora CoreOS builds host; default:
+#                   cargo build -p kindling-fcos --example fcos-fixture, only for fcos-pull)
 #   E2E_PROXY       kindling (default) | dnsmasq: dnsmasq does proxy DHCP + TFTP and
 #                   Kindling only HTTP (a stand-in to test the harness itself)
 #   E2E_ACCEL       auto (default: KVM only if a probe boots firmware) | tcg | kvm
@@ -33,7 +35,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines mac-route unknown-mac uefi-http"
+ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines mac-route unknown-mac uefi-http fcos-pull menu-cache timeline"
 
 if [ "${1:-}" = "--list" ]; then
 	tr ' ' '\n' <<<"$ALL_SCENARIOS"
@@ -69,6 +71,12 @@ MAC_A=52:54:00:12:34:56 # group machine-a -> profile e2e-a
 MAC_B=52:54:00:12:34:57 # group machine-b -> profile e2e-b
 MAC_R=52:54:00:12:34:58 # group machine-r, but routed by a DHCP rule to /assets/menu.ipxe
 MAC_U=52:54:00:de:ad:01 # no group
+MAC_F=52:54:00:12:34:59 # group machine-f -> profile fedora-coreos-stable (written by fcos pull)
+MAC_M=52:54:00:12:34:5a # routed by a DHCP rule to /menu.ipxe; [[menu.machines]] -> e2e-cached
+MAC_N=52:54:00:12:34:5b # the same route and entry (second boot, from the warm cache)
+UPSTREAM=http://$SRV_IP:8081 # the menu entry's "upstream" (python3 http.server, menu-cache)
+FCOS_R1=43.20251101.3.0 # the fcos fixture's first release ...
+FCOS_R2=43.20251115.3.0 # ... and the one that appears upstream later
 
 T_START=$(date +%s.%N)
 log() { printf '%s\n' "$*" >&2; }
@@ -249,6 +257,18 @@ kindling_bin() {
 	echo "${CARGO_TARGET_DIR:-$REPO/target}/release/kindling"
 }
 
+# The stand-in Fedora CoreOS builds host (crates/kindling-fcos/examples/fcos-fixture.rs).
+fcos_fixture_bin() {
+	if [ -n "${FCOS_FIXTURE:-}" ]; then
+		[ -x "$FCOS_FIXTURE" ] || die "FCOS_FIXTURE=$FCOS_FIXTURE is not executable"
+		echo "$FCOS_FIXTURE"
+		return
+	fi
+	log "e2e: cargo build -p kindling-fcos --example fcos-fixture"
+	(cd "$REPO" && cargo build --locked -p kindling-fcos --example fcos-fixture >&2) || die "cargo build of fcos-fixture failed"
+	echo "${CARGO_TARGET_DIR:-$REPO/target}/debug/examples/fcos-fixture"
+}
+
 ign() { # <name>: a small valid Ignition config naming the machine
 	printf '{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"/etc/e2e-machine","mode":420,"contents":{"source":"data:,%s"}}]}}\n' "$1"
 }
@@ -291,6 +311,7 @@ write_data() {
 			      "console=ttyS0",
 			      "quiet",
 			      "panic=-1",
+			      "no_timer_check",
 			      "e2e.tag=profile-$m",
 			      "ignition.firstboot",
 			      "ignition.platform.id=metal",
@@ -307,12 +328,18 @@ write_data() {
 		cat >"$d/assets/menu.ipxe" <<-EOF
 			#!ipxe
 			echo E2E alternate menu for \${net0/mac}
-			kernel $BASE/assets/vmlinuz initrd=initrd.img console=ttyS0 quiet panic=-1 e2e.tag=alt-menu ignition.config.url=$BASE/assets/alt-menu.ign
+			kernel $BASE/assets/vmlinuz initrd=initrd.img console=ttyS0 quiet panic=-1 no_timer_check e2e.tag=alt-menu ignition.config.url=$BASE/assets/alt-menu.ign
 			initrd --name initrd.img $BASE/assets/initrd.img
 			boot
 		EOF
 	fi
 	ign alt-menu >"$d/assets/alt-menu.ign"
+	# fcos-pull: machine F's Ignition (its group and profile come from the scenario).
+	ign machine-f >"$d/ignition/machine-f.ign"
+	# menu-cache: the "upstream" the menu entry's files come from, and its Ignition.
+	mkdir -p "$WORK/upstream"
+	cp "$d/assets/vmlinuz" "$d/assets/initrd.img" "$WORK/upstream/"
+	ign menu-cache >"$d/assets/menu-cache.ign"
 }
 
 write_configs() {
@@ -391,9 +418,49 @@ write_configs() {
 			mac = "$MAC_R"
 			url = "$BASE/assets/menu.ipxe"
 
+			[[dhcp.rules]]
+			name = "menu-m"
+			mac = "$MAC_M"
+			url = "$BASE/menu.ipxe"
+
+			[[dhcp.rules]]
+			name = "menu-n"
+			mac = "$MAC_N"
+			url = "$BASE/menu.ipxe"
+
 			[tftp]
 			enabled = $tftp_enabled
 			listen = "$SRV_IP:69"
+
+			# menu-cache: MAC_M and MAC_N boot the entry e2e-cached straight away; its
+			# kernel and initrd come through /cache/ from the fixture upstream.
+			[menu]
+			base_url = "$BASE"
+
+			[[menu.machines]]
+			mac = "$MAC_M"
+			entry = "e2e-cached"
+			timeout_secs = 0
+
+			[[menu.machines]]
+			mac = "$MAC_N"
+			entry = "e2e-cached"
+			timeout_secs = 0
+
+			[[menu.entries]]
+			id = "e2e-cached"
+			title = "E2E: the test kernel through the cache"
+			section = "Install"
+			[menu.entries.arch.x86_64]
+			kernel = "vmlinuz"
+			initrd = ["initrd.img"]
+			args = "console=ttyS0 quiet panic=-1 no_timer_check e2e.tag=menu-cache ignition.config.url=$BASE/assets/menu-cache.ign"
+			[menu.entries.arch.x86_64.files.vmlinuz]
+			url = "$UPSTREAM/vmlinuz"
+			sha256 = "$(sha_of "$WORK/upstream/vmlinuz")"
+			[menu.entries.arch.x86_64.files."initrd.img"]
+			url = "$UPSTREAM/initrd.img"
+			sha256 = "$(sha_of "$WORK/upstream/initrd.img")"
 		EOF
 	fi
 }
@@ -577,7 +644,7 @@ start_vm() { # <name> <tap> <mac> <bios|uefi> <ipxe|edk2> [extra qemu args]
 # Waits for all named VMs together. Sets VM_END[name] = exited | stopped (failure text on the
 # serial console, QEMU stopped at once) | timeout, VM_SECS and VM_PHASES (first sighting of
 # each boot phase, seconds since that QEMU started).
-PHASES=("net:Configuring|Start PXE|Start HTTP" "script:boot\.ipxe|E2E alternate menu"
+PHASES=("net:Configuring|Start PXE|Start HTTP" "script:boot\.ipxe|E2E alternate menu|menu\.ipxe"
 	"linux:E2E-INIT-START" "ok:E2E-BOOT-OK")
 wait_vms() { # <name>...
 	local name i pending=("$@")
@@ -789,6 +856,317 @@ sc_uefi-http() {
 	expect_dhcp_roles $MAC_A
 }
 
+# --- fcos-pull: a profile written by `kindling fcos pull` against a local stand-in of the
+# Fedora CoreOS builds host (the fcos-fixture example, serving the test kernel and initrd
+# as the live kernel and initramfs, signed by a key it generates).
+
+fcos_fixture_start() { # <release>: starts a fixture in the server netns; sets FX_URL
+	local rel=$1
+	ip netns exec "$NS_SRV" "$FX_BIN" --kernel "$WORK/data/assets/vmlinuz" \
+		--initramfs "$WORK/data/assets/initrd.img" --release "$rel" \
+		--keyring-out "$WORK/fcos/fixture-$rel.asc" \
+		>"$OUT/fcos-fixture-$rel.out" 2>"$OUT/fcos-fixture-$rel.err" &
+	FX_PID=$!
+	record_pid $FX_PID
+	FX_URL=""
+	local i
+	for i in $(seq 300); do
+		FX_URL=$(head -n1 "$OUT/fcos-fixture-$rel.out" 2>/dev/null || true)
+		[ -n "$FX_URL" ] && return 0
+		kill -0 $FX_PID 2>/dev/null || break
+		sleep 0.1
+	done
+	err "fcos fixture ($rel) did not print its URL: $(tail -n3 "$OUT/fcos-fixture-$rel.err" 2>/dev/null)"
+	return 1
+}
+fcos_fixture_stop() {
+	kill -TERM "$FX_PID" 2>/dev/null || true
+	wait "$FX_PID" 2>/dev/null || true
+}
+
+fcos_pull() { # <release> <log name>: pull from a fixture serving <release>
+	local rel=$1 name=$2 rc=0
+	fcos_fixture_start "$rel" || return 1
+	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" --data-dir "$WORK/data" fcos pull --stream stable \
+		--base-url "$FX_URL" --keyring "$WORK/fcos/fixture-$rel.asc" --server-url "$BASE" \
+		>"$OUT/$name.out" 2>&1 || rc=$?
+	fcos_fixture_stop
+	if [ $rc != 0 ]; then
+		err "kindling fcos pull ($rel) exited $rc: $(tail -n3 "$OUT/$name.out" | tr '\n' ' ')"
+		return 1
+	fi
+}
+
+# Checks the profile the pull wrote; prints its problems (empty: fine).
+fcos_profile_check() { # <release> <operator args (space-separated, must be kept)>
+	python3 - "$WORK/data/profiles/fedora-coreos-stable.json" "$1" "$BASE" "$WORK/data" "$2" <<-'PY'
+		import hashlib, json, sys
+		path, rel, base, data, extra = sys.argv[1:6]
+		p = json.load(open(path))
+		b = p.get("boot", {})
+		pre = f"/assets/fedora-coreos/stable/{rel}/"
+		bad = []
+		def same(url, src):
+		    try:
+		        a = hashlib.sha256(open(data + url, "rb").read()).hexdigest()
+		    except OSError as e:
+		        return bad.append(f"{url}: {e}")
+		    if a != hashlib.sha256(open(src, "rb").read()).hexdigest():
+		        bad.append(f"{url} differs from {src}")
+		if p.get("id") != "fedora-coreos-stable":
+		    bad.append(f"id is {p.get('id')!r}")
+		k = b.get("kernel", "")
+		if not k.startswith(pre):
+		    bad.append(f"kernel {k!r} is not under {pre}")
+		else:
+		    same(k, data + "/assets/vmlinuz")
+		ini = b.get("initrd", [])
+		if len(ini) < 1 or not ini[0].startswith("--name main " + pre):
+		    bad.append(f"initrd {ini!r} lacks '--name main {pre}...'")
+		else:
+		    same(ini[0].split()[-1], data + "/assets/initrd.img")
+		args = b.get("args", [])
+		want = ["initrd=main", "ignition.firstboot", "ignition.platform.id=metal",
+		        f"ignition.config.url={base}/ignition?mac=${{mac:hexhyp}}"] + extra.split()
+		for w in want:
+		    if w not in args:
+		        bad.append(f"args lack {w!r}")
+		if not any(a.startswith(f"coreos.live.rootfs_url={base}{pre}") for a in args):
+		    bad.append(f"args lack coreos.live.rootfs_url={base}{pre}...")
+		stale = [a for a in args + ini if "/assets/fedora-coreos/stable/" in a and pre not in a]
+		if stale:
+		    bad.append(f"arguments of an older release remain: {stale}")
+		for x in bad:
+		    print(x)
+	PY
+}
+
+sc_fcos-pull() {
+	if [ -z "$FX_BIN" ]; then
+		SKIP_WHY="no fcos-fixture binary"
+		return
+	fi
+	mkdir -p "$WORK/fcos"
+	local prof=$WORK/data/profiles/fedora-coreos-stable.json p
+	local extra="console=ttyS0 quiet panic=-1 no_timer_check e2e.tag=fcos-pull"
+	# 1. First pull: a new profile for release 1.
+	fcos_pull $FCOS_R1 fcos-pull-1 || return 0
+	cp "$prof" "$OUT/profile-after-pull-1.json"
+	while read -r p; do err "profile after the first pull: $p"; done < <(fcos_profile_check $FCOS_R1 "")
+	grep -q "switched profile fedora-coreos-stable from (none) to $FCOS_R1" "$OUT/fcos-pull-1.out" ||
+		err "first pull did not report the switch to $FCOS_R1: $(tr '\n' ' ' <"$OUT/fcos-pull-1.out")"
+	# 2. The operator adds what this machine needs: an Ignition and kernel arguments.
+	python3 - "$prof" $extra <<-'PY'
+		import json, sys
+		path, extra = sys.argv[1], sys.argv[2:]
+		p = json.load(open(path))
+		p["ignition_id"] = "machine-f.ign"
+		p["boot"]["args"] += extra
+		json.dump(p, open(path, "w"), indent=2)
+	PY
+	# 3. A newer release appears upstream: the next pull switches the profile and keeps
+	#    the operator's additions.
+	fcos_pull $FCOS_R2 fcos-pull-2 || return 0
+	cp "$prof" "$OUT/profile-after-pull-2.json"
+	grep -q "switched profile fedora-coreos-stable from $FCOS_R1 to $FCOS_R2" "$OUT/fcos-pull-2.out" ||
+		err "second pull did not report the switch $FCOS_R1 -> $FCOS_R2: $(tr '\n' ' ' <"$OUT/fcos-pull-2.out")"
+	while read -r p; do err "profile after the second pull: $p"; done < <(fcos_profile_check $FCOS_R2 "$extra")
+	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1])).get("ignition_id") != "machine-f.ign")' "$prof" ||
+		err "the second pull dropped the operator's ignition_id"
+	[ -d "$WORK/data/assets/fedora-coreos/stable/$FCOS_R1" ] || err "release $FCOS_R1 was not kept (--keep 2)"
+	# 4. Machine F's group points at the profile; SIGHUP reloads (the harness runs with
+	#    [reload] watch = false).
+	cat >"$WORK/data/groups/machine-f.json" <<-EOF
+		{ "id": "machine-f", "name": "E2E machine f (Fedora CoreOS stand-in)",
+		  "profile": "fedora-coreos-stable", "selector": { "mac": "$MAC_F" } }
+	EOF
+	kindling_reload || return 0
+	start_vm vm tap0 $MAC_F bios ipxe
+	wait_vms vm
+	capture_stop
+	expect_boot vm $MAC_F "$WORK/data/ignition/machine-f.ign" fcos-pull
+	local h pre kernel initrd
+	h=$(hyp $MAC_F)
+	pre=/assets/fedora-coreos/stable/$FCOS_R2/
+	kernel=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["boot"]["kernel"])' "$prof")
+	initrd=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["boot"]["initrd"][0].split()[-1])' "$prof")
+	expect_klog 'path="/boot.ipxe".* status=200' "GET /boot.ipxe 200"
+	expect_klog "path=\"/ipxe\" query=\"[^\"]*mac=${h}[^\"]*\".* profile=\"?fedora-coreos-stable\"? .*status=200" "GET /ipxe?mac=$h -> profile fedora-coreos-stable, 200"
+	expect_klog "path=\"${kernel//./\\.}\".* status=200" "GET $kernel 200 (the pulled kernel)"
+	expect_klog "path=\"${initrd//./\\.}\".* status=200" "GET $initrd 200 (the pulled initramfs)"
+	expect_klog "path=\"/ignition\" query=\"mac=$h\".* status=200" "GET /ignition?mac=$h 200"
+	reject_klog "path=\"/assets/(vmlinuz|initrd\\.img)\"" "a request for the harness's own /assets/vmlinuz or initrd.img"
+	reject_klog "path=\"/assets/fedora-coreos/stable/$FCOS_R1/" "a request for the older release $FCOS_R1"
+	[[ "$kernel" == "$pre"* ]] || err "profile kernel $kernel is not under $pre"
+	[[ "$initrd" == "$pre"* ]] || err "profile initrd $initrd is not under $pre"
+	expect_dhcp_roles $MAC_F
+}
+
+# SIGHUP to kindling serve, then wait for its "reloaded (SIGHUP" line.
+kindling_reload() {
+	local n
+	n=$(klog_slice | grep -c 'reloaded (SIGHUP' || true)
+	kill -HUP "$KPID"
+	local i
+	for i in $(seq 100); do
+		[ "$(klog_slice | grep -c 'reloaded (SIGHUP' || true)" -gt "$n" ] && return 0
+		sleep 0.1
+	done
+	err "kindling serve did not log 'reloaded (SIGHUP' within 10 s"
+	return 1
+}
+
+# Kindling's log has lines matching these EREs in this order (each after the previous).
+expect_klog_order() { # <what> <ERE>...
+	local what=$1
+	shift
+	local missing
+	missing=$(klog_slice | PATS="$(printf '%s\n' "$@")" awk -v n=$# '
+		BEGIN { split(ENVIRON["PATS"], p, "\n"); i = 1 }
+		i <= n && $0 ~ p[i] { i++ }
+		END { if (i <= n) print p[i] }')
+	[ -z "$missing" ] || err "kindling log lacks $what: nothing matches /$missing/ after the earlier steps"
+}
+
+# --- menu-cache: a MAC routed to /menu.ipxe boots a catalog entry whose kernel and initrd
+# come through Kindling's pull-through cache from a fixture upstream (python3 http.server
+# on 10.99.0.1:8081 in the server netns; its request log counts the GETs).
+
+UP_PID=""
+upstream_start() {
+	ip netns exec "$NS_SRV" python3 -u -m http.server 8081 --bind $SRV_IP --directory "$WORK/upstream/" \
+		>"$OUT/upstream.log" 2>&1 &
+	UP_PID=$!
+	record_pid $UP_PID
+	local i
+	for i in $(seq 100); do
+		ip netns exec "$NS_SRV" curl -sf -o /dev/null -I "$UPSTREAM/" && return 0
+		sleep 0.1
+	done
+	err "the fixture upstream did not answer on $UPSTREAM"
+	return 1
+}
+upstream_stop() {
+	[ -n "$UP_PID" ] || return 0
+	kill -TERM "$UP_PID" 2>/dev/null || true
+	wait "$UP_PID" 2>/dev/null || true
+	UP_PID=""
+}
+upstream_gets() { grep -c "\"GET /$1 HTTP" "$OUT/upstream.log" || true; }
+
+expect_upstream_once() { # <when>
+	local f n
+	for f in vmlinuz initrd.img; do
+		n=$(upstream_gets $f)
+		[ "$n" = 1 ] || err "$1: the fixture upstream saw $n GETs of /$f, want exactly 1"
+	done
+}
+
+sc_menu-cache() {
+	if [ "$E2E_PROXY" != kindling ]; then
+		SKIP_WHY="needs Kindling's proxy DHCP rule and menu (E2E_PROXY=$E2E_PROXY)"
+		return
+	fi
+	upstream_start || return 0
+	local ign=$WORK/data/assets/menu-cache.ign
+	local kc='path="/cache/e2e-cached/[^/"]+/vmlinuz".* status=200'
+	local ic='path="/cache/e2e-cached/[^/"]+/initrd\.img".* status=200'
+	# 1. Cold cache: MAC_M is routed to the menu, which boots e2e-cached at once.
+	start_vm vm-m tap0 $MAC_M bios ipxe
+	wait_vms vm-m
+	expect_boot vm-m $MAC_M "$ign" menu-cache
+	expect_klog "mac=$MAC_M .* proxy DHCP reply .*file=$BASE/menu.ipxe .*rule=menu-m" "the proxy DHCP reply routed by rule menu-m"
+	expect_klog_order "/menu.ipxe, then the cached kernel and initrd (200), then the Ignition" \
+		'path="/menu.ipxe".* status=200' "$kc" "$ic" 'path="/assets/menu-cache.ign".* status=200'
+	expect_klog "path=\"/menu.ipxe\" query=\"[^\"]*mac=$(hyp $MAC_M)" "the menu request of MAC_M (mac=$(hyp $MAC_M))"
+	expect_upstream_once "after the first boot"
+	# 2. Warm cache: another routed machine boots the same entry; upstream sees nothing new.
+	local off
+	off=$(stat -c %s "$KLOG")
+	start_vm vm-n tap1 $MAC_N bios ipxe
+	wait_vms vm-n
+	capture_stop
+	expect_boot vm-n $MAC_N "$ign" menu-cache
+	local second
+	second=$(tail -c +$((off + 1)) "$KLOG")
+	grep -Eq "$kc" <<<"$second" || err "second boot: kindling log lacks the cached kernel (/$kc/)"
+	grep -Eq "$ic" <<<"$second" || err "second boot: kindling log lacks the cached initrd (/$ic/)"
+	expect_upstream_once "after the second boot (warm cache)"
+	upstream_stop
+	reject_klog 'path="/boot.ipxe"' "GET /boot.ipxe (the DHCP rule should have routed around it)"
+	expect_dhcp "10\.99\.0\.1:67 -> .* OFFER .*mac=$MAC_M .*file='$BASE/menu.ipxe'" "the proxy offer of $BASE/menu.ipxe"
+	expect_dhcp_roles $MAC_M
+	expect_dhcp_roles $MAC_N
+}
+
+# --- timeline: `kindling machines show MAC` after a boot lists the stages with timestamps,
+# and for a MAC without a group the stage it stopped at and why.
+
+# The last boot block of a `machines show` output.
+last_boot() { awk '/^boot [0-9]+ of [0-9]+/ { b = "" } { b = b $0 "\n" } END { printf "%s", b }' "$1"; }
+
+machines_show() { # <mac> <output file>: the journal read directly, then the running server's API
+	local rc=0
+	"$KBIN" --config "$WORK/kindling.toml" machines show "$1" >"$2" 2>&1 || rc=$?
+	[ $rc = 0 ] || err "kindling machines show $1 exited $rc: $(head -n3 "$2" | tr '\n' ' ')"
+	rc=0
+	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" machines --server "$BASE" show "$1" \
+		>"$2.api" 2>&1 || rc=$?
+	[ $rc = 0 ] || err "kindling machines --server $BASE show $1 exited $rc: $(head -n3 "$2.api" | tr '\n' ' ')"
+}
+
+sc_timeline() {
+	if ! "$KBIN" machines --help >/dev/null 2>&1; then
+		SKIP_WHY="this kindling has no 'machines' command yet"
+		return
+	fi
+	if [ "$E2E_PROXY" != kindling ]; then
+		SKIP_WHY="the DHCP stages need Kindling's proxy DHCP (E2E_PROXY=$E2E_PROXY)"
+		return
+	fi
+	start_vm vm-a tap0 $MAC_A bios ipxe
+	start_vm vm-u tap1 $MAC_U bios ipxe
+	wait_vms vm-a vm-u
+	capture_stop
+	expect_boot vm-a $MAC_A "$WORK/data/ignition/machine-a.ign" profile-a
+	if grep -aq 'E2E-BOOT-OK' "${VM_SERIAL[vm-u]}"; then err "a MAC without a group booted"; fi
+	sleep 1 # let the journal catch up with the last request
+	machines_show $MAC_A "$OUT/machines-show-a.txt"
+	machines_show $MAC_U "$OUT/machines-show-u.txt"
+	# (mawk has no {n} intervals)
+	local ts='^  [0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9] +\+[0-9]+\.[0-9][0-9][0-9]s +'
+	local f b
+	for f in "$OUT/machines-show-a.txt" "$OUT/machines-show-a.txt.api"; do
+		b=$(last_boot "$f")
+		local missing
+		missing=$(PATS="$(printf '%s\n' "${ts}dhcp +dhcp +DISCOVER" "${ts}dhcp +dhcp +OFFER $BASE/boot.ipxe" \
+			"${ts}http +script +GET /boot.ipxe +\(200" "${ts}http +script +GET /ipxe +\(200" \
+			"${ts}http +kernel +GET /assets/vmlinuz +\(200" "${ts}http +initrd +GET /assets/initrd.img +\(200" \
+			"${ts}http +ignition +GET /ignition +\(200" '^  => reached ignition$')" awk '
+			BEGIN { n = split(ENVIRON["PATS"], p, "\n"); if (p[n] == "") n--; i = 1 }
+			i <= n && $0 ~ p[i] { i++ }
+			END { if (i <= n) print p[i] }' <<<"$b")
+		[ -z "$missing" ] || err "${f##*/}: the last boot of $MAC_A lacks, in order, /$missing/"
+		if grep -q 'FAILED' <<<"$b"; then err "${f##*/}: the last boot of $MAC_A has a FAILED step"; fi
+		if grep -Eq "${ts}tftp" <<<"$b"; then err "${f##*/}: the last BIOS iPXE-ROM boot of $MAC_A shows TFTP"; fi
+	done
+	for f in "$OUT/machines-show-u.txt" "$OUT/machines-show-u.txt.api"; do
+		b=$(last_boot "$f")
+		grep -Eq "${ts}http +script +FAILED GET /ipxe +\(404.*reason: no group matched labels \{[^}]*mac=$MAC_U" <<<"$b" ||
+			err "${f##*/}: the last boot of $MAC_U lacks the FAILED GET /ipxe (404, reason: no group matched ...)"
+		grep -Eq "^  => reached script; stopped at script: GET /ipxe: no group matched labels" <<<"$b" ||
+			err "${f##*/}: the last boot of $MAC_U does not say it stopped at script because no group matched"
+		if grep -Eq "${ts}http +(kernel|initrd|ignition)" <<<"$b"; then err "${f##*/}: $MAC_U got past the script"; fi
+	done
+	# The timelines are printed under the scenario's result line (notes.txt).
+	{
+		echo "  --- kindling machines show $MAC_A (last boot)"
+		last_boot "$OUT/machines-show-a.txt" | sed 's/^/  | /'
+		echo "  --- kindling machines show $MAC_U (last boot)"
+		last_boot "$OUT/machines-show-u.txt" | sed 's/^/  | /'
+	} >>"$OUT/notes.txt"
+}
+
 # ---------------------------------------------------------------------------------------
 # Per-scenario capture and reporting
 
@@ -847,12 +1225,14 @@ run_scenario() { # <name>
 		for vm in $(printf '%s\n' "${!VM_SECS[@]}" | sort); do detail+=" $vm=${VM_SECS[$vm]}s [${VM_PHASES[$vm]}]"; done
 		echo "PASS $name ${secs}s ($ACCEL;$detail)"
 		RESULTS+=("PASS $name ${secs}s")
+		if [ -f "$OUT/notes.txt" ]; then cat "$OUT/notes.txt"; fi
 	else
 		FAILED=$((FAILED + 1))
 		echo "FAIL $name ${secs}s ($ACCEL)"
 		RESULTS+=("FAIL $name")
 		local e vm
 		for e in "${ERRS[@]}"; do echo "  - $e"; done
+		if [ -f "$OUT/notes.txt" ]; then cat "$OUT/notes.txt"; fi
 		for vm in "${!VM_SERIAL[@]}"; do
 			echo "  --- serial log tail: $vm (QEMU ${VM_END[$vm]} after ${VM_SECS[$vm]}s)"
 			tail -n 25 "${VM_SERIAL[$vm]}" | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/^/  | /'
@@ -876,6 +1256,8 @@ main() {
 	done
 	teardown_stale
 	KBIN=$(kindling_bin)
+	FX_BIN=""
+	if grep -qw fcos-pull <<<"$E2E_SCENARIOS"; then FX_BIN=$(fcos_fixture_bin); fi
 	[ -n "${KINDLING_BIN:-}" ] || echo "e2e: built $KBIN in $(elapsed "$T_START")s (not counted below)"
 	T_START=$(date +%s.%N)
 	mkdir -p "$WORK"
