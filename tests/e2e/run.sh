@@ -155,6 +155,7 @@ teardown_stale() {
 }
 
 FAILED=0
+UEFI_PXE_RAN=""
 cleanup() {
 	local rc=$?
 	set +e
@@ -787,6 +788,7 @@ sc_uefi-pxe() {
 		expect_klog 'tftp_transfer\{[^}]*file=snponly\.efi[^}]*\}:.* tftp transfer finished bytes=[1-9].*outcome=Completed' "the finished TFTP transfer of snponly.efi"
 	fi
 	expect_dhcp_roles $MAC_A
+	UEFI_PXE_RAN=1
 }
 
 sc_two-machines() {
@@ -1021,10 +1023,7 @@ expect_klog_order() { # <what> <ERE>...
 	local what=$1
 	shift
 	local missing
-	missing=$(klog_slice | PATS="$(printf '%s\n' "$@")" awk -v n=$# '
-		BEGIN { split(ENVIRON["PATS"], p, "\n"); i = 1 }
-		i <= n && $0 ~ p[i] { i++ }
-		END { if (i <= n) print p[i] }')
+	missing=$(first_missing "$(klog_slice)" "$@")
 	[ -z "$missing" ] || err "kindling log lacks $what: nothing matches /$missing/ after the earlier steps"
 }
 
@@ -1102,6 +1101,24 @@ sc_menu-cache() {
 # --- timeline: `kindling machines show MAC` after a boot lists the stages with timestamps,
 # and for a MAC without a group the stage it stopped at and why.
 
+# Lines of <text> matching the EREs in this order (each after the previous); prints the
+# first ERE with no such line.
+first_missing() { # <text> <ERE>...
+	local text=$1
+	shift
+	PATS="$(printf '%s\n' "$@")" awk -v n=$# '
+		BEGIN { split(ENVIRON["PATS"], p, "\n"); i = 1 }
+		i <= n && $0 ~ p[i] { i++ }
+		END { if (i <= n) print p[i] }' <<<"$text"
+}
+
+# The boot block of a `machines show` output that has EDK2's TFTP download of snponly.efi
+# (the last such block).
+tftp_boot() {
+	awk '/^boot [0-9]+ of [0-9]+/ { b = ""; t = 0 } { b = b $0 "\n" } / tftp +tftp +RRQ snponly\.efi/ { t = 1 }
+		/^  => reached/ && t { last = b } END { printf "%s", last }' "$1"
+}
+
 # The last boot block of a `machines show` output.
 last_boot() { awk '/^boot [0-9]+ of [0-9]+/ { b = "" } { b = b $0 "\n" } END { printf "%s", b }' "$1"; }
 
@@ -1139,13 +1156,10 @@ sc_timeline() {
 	for f in "$OUT/machines-show-a.txt" "$OUT/machines-show-a.txt.api"; do
 		b=$(last_boot "$f")
 		local missing
-		missing=$(PATS="$(printf '%s\n' "${ts}dhcp +dhcp +DISCOVER" "${ts}dhcp +dhcp +OFFER $BASE/boot.ipxe" \
+		missing=$(first_missing "$b" "${ts}dhcp +dhcp +DISCOVER" "${ts}dhcp +dhcp +OFFER $BASE/boot.ipxe" \
 			"${ts}http +script +GET /boot.ipxe +\(200" "${ts}http +script +GET /ipxe +\(200" \
 			"${ts}http +kernel +GET /assets/vmlinuz +\(200" "${ts}http +initrd +GET /assets/initrd.img +\(200" \
-			"${ts}http +ignition +GET /ignition +\(200" '^  => reached ignition$')" awk '
-			BEGIN { n = split(ENVIRON["PATS"], p, "\n"); if (p[n] == "") n--; i = 1 }
-			i <= n && $0 ~ p[i] { i++ }
-			END { if (i <= n) print p[i] }' <<<"$b")
+			"${ts}http +ignition +GET /ignition +\(200" '^  => reached ignition$')
 		[ -z "$missing" ] || err "${f##*/}: the last boot of $MAC_A lacks, in order, /$missing/"
 		if grep -q 'FAILED' <<<"$b"; then err "${f##*/}: the last boot of $MAC_A has a FAILED step"; fi
 		if grep -Eq "${ts}tftp" <<<"$b"; then err "${f##*/}: the last BIOS iPXE-ROM boot of $MAC_A shows TFTP"; fi
@@ -1158,8 +1172,27 @@ sc_timeline() {
 			err "${f##*/}: the last boot of $MAC_U does not say it stopped at script because no group matched"
 		if grep -Eq "${ts}http +(kernel|initrd|ignition)" <<<"$b"; then err "${f##*/}: $MAC_U got past the script"; fi
 	done
+	# The uefi-pxe scenario of this run (if it ran): EDK2's DHCP and TFTP come first.
+	local pxe=""
+	if [ -n "$UEFI_PXE_RAN" ]; then
+		pxe=$(tftp_boot "$OUT/machines-show-a.txt")
+		if [ -z "$pxe" ]; then
+			err "machines-show-a.txt: no boot of $MAC_A with the TFTP download of snponly.efi (uefi-pxe ran before)"
+		else
+			missing=$(first_missing "$pxe" "${ts}dhcp +dhcp +DISCOVER on port 67 +\(uefi_pxe\)" \
+				"${ts}dhcp +dhcp +ACK snponly\.efi" "${ts}tftp +tftp +RRQ snponly\.efi +\([0-9.]+ KiB" \
+				"${ts}dhcp +dhcp +OFFER $BASE/boot.ipxe" "${ts}http +script +GET /ipxe +\(200" \
+				"${ts}http +kernel +GET /assets/vmlinuz +\(200" "${ts}http +initrd +GET /assets/initrd.img +\(200" \
+				"${ts}http +ignition +GET /ignition +\(200" '^  => reached ignition$')
+			[ -z "$missing" ] || err "machines-show-a.txt: the uefi-pxe boot of $MAC_A lacks, in order, /$missing/"
+		fi
+	fi
 	# The timelines are printed under the scenario's result line (notes.txt).
 	{
+		if [ -n "$pxe" ]; then
+			echo "  --- kindling machines show $MAC_A (the uefi-pxe boot of this run)"
+			sed 's/^/  | /' <<<"$pxe"
+		fi
 		echo "  --- kindling machines show $MAC_A (last boot)"
 		last_boot "$OUT/machines-show-a.txt" | sed 's/^/  | /'
 		echo "  --- kindling machines show $MAC_U (last boot)"
