@@ -29,6 +29,15 @@ pub fn stream<R: tokio::io::AsyncRead + Send + Sync + 'static>(reader: R, len: u
     BodyExt::boxed(StreamBody::new(s))
 }
 
+/// Go's `html.EscapeString`.
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
 /// What an endpoint produced, before logging and HEAD handling.
 pub struct Reply {
     pub status: StatusCode,
@@ -97,12 +106,7 @@ impl Reply {
     /// Go's `http.Redirect(w, r, url, 301)`.
     pub fn moved(location: &str, method: &hyper::Method) -> Reply {
         let mut r = if method == hyper::Method::GET || method == hyper::Method::HEAD {
-            let esc = location
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&#34;")
-                .replace('\'', "&#39;");
+            let esc = html_escape(location);
             Reply::new(
                 StatusCode::MOVED_PERMANENTLY,
                 "text/html; charset=utf-8",

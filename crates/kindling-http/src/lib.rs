@@ -655,12 +655,7 @@ async fn listing(dir: &Path) -> Reply {
         if n.split('/').next().is_some_and(|f| f.contains(':')) {
             href = format!("./{href}");
         }
-        let text = n
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&#34;")
-            .replace('\'', "&#39;");
+        let text = body::html_escape(&n);
         s.push_str(&format!("<a href=\"{href}\">{text}</a>\n"));
     }
     s.push_str("</pre>\n");
