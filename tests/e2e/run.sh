@@ -27,6 +27,8 @@
 #                   profile-b  machine B's profile points at machine A's Ignition
 #                   tftp       the TFTP server is off
 #                   menu       the alternate menu (per-MAC DHCP route) is missing
+#                   cache      the menu entry pins a wrong sha256 for its initrd
+#                   fcos-keyring  the second fcos pull gets the first fixture's key only
 #
 # Needs root and: qemu-system-x86 ipxe-qemu ipxe ovmf dnsmasq-base busybox-static
 # iproute2 tcpdump cpio python3 curl (and apt-get/dpkg-deb to fetch the kernel once).
@@ -395,8 +397,9 @@ write_configs() {
 			watch = false
 		EOF
 	else
-		local tftp_enabled=true
+		local tftp_enabled=true initrd_sum_of=initrd.img
 		[ "$E2E_BREAK" = tftp ] && tftp_enabled=false
+		[ "$E2E_BREAK" = cache ] && initrd_sum_of=vmlinuz
 		cat >"$WORK/kindling.toml" <<-EOF
 			# Kindling is the only boot server: proxy DHCP + TFTP + HTTP.
 			data_dir = "$WORK/data"
@@ -461,7 +464,7 @@ write_configs() {
 			sha256 = "$(sha_of "$WORK/upstream/vmlinuz")"
 			[menu.entries.arch.x86_64.files."initrd.img"]
 			url = "$UPSTREAM/initrd.img"
-			sha256 = "$(sha_of "$WORK/upstream/initrd.img")"
+			sha256 = "$(sha_of "$WORK/upstream/$initrd_sum_of")"
 		EOF
 	fi
 }
@@ -612,7 +615,7 @@ choose_accel() {
 # Virtual machines
 
 # Serial text that means the boot is over and has failed: stop QEMU at once.
-FAIL_PATTERN='E2E-BOOT-FAIL|No bootable device|No bootable option|BdsDxe: failed to load|Kernel panic|No more network devices|Could not boot|Shell> '
+FAIL_PATTERN='E2E-BOOT-FAIL|No bootable device|No bootable option|BdsDxe: failed to load|Kernel panic|No more network devices|Could not boot|Shell> |Press any key to return to the menu'
 
 declare -A VM_PID VM_T0 VM_SERIAL VM_END VM_SECS VM_PHASES
 start_vm() { # <name> <tap> <mac> <bios|uefi> <ipxe|edk2> [extra qemu args]
@@ -697,11 +700,13 @@ err() { ERRS+=("$*"); }
 
 klog_slice() { tail -c +$((KLOG_OFF + 1)) "$KLOG"; }
 
+# Not `klog_slice | grep -q`: with pipefail, grep -q quitting early on a long log makes
+# tail die of SIGPIPE and the pipeline fail although the line is there.
 expect_klog() { # <ERE> <what>
-	klog_slice | grep -Eq -- "$1" || err "kindling log lacks $2 (/$1/)"
+	grep -Eq -- "$1" <(klog_slice) || err "kindling log lacks $2 (/$1/)"
 }
 reject_klog() { # <ERE> <what>
-	if klog_slice | grep -Eq -- "$1"; then err "kindling log has $2 (/$1/)"; fi
+	if grep -Eq -- "$1" <(klog_slice); then err "kindling log has $2 (/$1/)"; fi
 }
 expect_dhcp() { # <ERE> <what>
 	grep -Eq -- "$1" "$OUT/dhcp-summary.txt" || err "DHCP/TFTP capture lacks $2 (/$1/)"
@@ -887,10 +892,12 @@ fcos_fixture_stop() {
 }
 
 fcos_pull() { # <release> <log name>: pull from a fixture serving <release>
-	local rel=$1 name=$2 rc=0
+	local rel=$1 name=$2 rc=0 keyring=$WORK/fcos/fixture-$1.asc
 	fcos_fixture_start "$rel" || return 1
+	# E2E_BREAK=fcos-keyring: the second pull trusts only the first fixture's key.
+	[ "$E2E_BREAK" = fcos-keyring ] && [ "$rel" = $FCOS_R2 ] && keyring=$WORK/fcos/fixture-$FCOS_R1.asc
 	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" --data-dir "$WORK/data" fcos pull --stream stable \
-		--base-url "$FX_URL" --keyring "$WORK/fcos/fixture-$rel.asc" --server-url "$BASE" \
+		--base-url "$FX_URL" --keyring "$keyring" --server-url "$BASE" \
 		>"$OUT/$name.out" 2>&1 || rc=$?
 	fcos_fixture_stop
 	if [ $rc != 0 ]; then
@@ -1079,6 +1086,8 @@ sc_menu-cache() {
 		'path="/menu.ipxe".* status=200' "$kc" "$ic" 'path="/assets/menu-cache.ign".* status=200'
 	expect_klog "path=\"/menu.ipxe\" query=\"[^\"]*mac=$(hyp $MAC_M)" "the menu request of MAC_M (mac=$(hyp $MAC_M))"
 	expect_upstream_once "after the first boot"
+	reject_klog 'kindling::cache: download failed' "a failed cache download"
+	expect_klog 'kindling::cache: cached file=e2e-cached/[^ ]+/initrd\.img .*verified=true' "the initrd kept in the cache, verified"
 	# 2. Warm cache: another routed machine boots the same entry; upstream sees nothing new.
 	local off
 	off=$(stat -c %s "$KLOG")
