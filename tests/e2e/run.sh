@@ -975,7 +975,12 @@ sc_fcos-pull() {
 	PY
 	# 3. A newer release appears upstream: the next pull switches the profile and keeps
 	#    the operator's additions.
-	fcos_pull $FCOS_R2 fcos-pull-2 || return 0
+	cp "$prof" "$OUT/profile-before-pull-2.json"
+	if ! fcos_pull $FCOS_R2 fcos-pull-2; then
+		# A refused pull must leave the profile as it was, byte for byte.
+		cmp -s "$prof" "$OUT/profile-before-pull-2.json" || err "the refused pull changed $prof"
+		return 0
+	fi
 	cp "$prof" "$OUT/profile-after-pull-2.json"
 	grep -q "switched profile fedora-coreos-stable from $FCOS_R1 to $FCOS_R2" "$OUT/fcos-pull-2.out" ||
 		err "second pull did not report the switch $FCOS_R1 -> $FCOS_R2: $(tr '\n' ' ' <"$OUT/fcos-pull-2.out")"
