@@ -5,6 +5,10 @@
 # network namespaces this script creates. The booted initrd fetches its Ignition and prints
 # "E2E-BOOT-OK <mac> <sha256>" on the serial console; the script checks that marker, the
 # DHCP/TFTP traffic (pcap) and Kindling's request log.
+# Beyond the firmware paths: fcos-pull boots a profile that `kindling fcos pull` wrote
+# against a local stand-in builds host, menu-cache boots a /menu.ipxe entry whose files come
+# through Kindling's pull-through cache from a fixture upstream (one upstream GET per file),
+# and timeline checks `kindling machines show` after a good and a failed boot.
 #
 #   tests/e2e/run.sh                      # every scenario
 #   E2E_SCENARIOS="bios-ipxe uefi-pxe" tests/e2e/run.sh
