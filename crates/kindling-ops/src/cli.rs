@@ -252,6 +252,13 @@ pub fn format_detail(d: &MachineDetail) -> String {
             if let Some(r) = &e.reason {
                 extra.push(format!("reason: {r}"));
             }
+            if e.repeats > 0 {
+                extra.push(format!(
+                    "{} times, last at {}",
+                    e.repeats + 1,
+                    format_time(e.last_ts)
+                ));
+            }
             let _ = writeln!(
                 s,
                 "  {}  {:>9}  {:<4} {:<8} {}{}{}",

@@ -138,13 +138,38 @@ pub struct Event {
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// Identical events that followed this one (an iPXE retry loop, a
+    /// client polling): counted here instead of stored again. Repeats since
+    /// the last restart are not journaled.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u64,
+    /// Time of the last repeat (Unix ms), when `repeats > 0`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub last_ts: u64,
     /// Arrival order inside this process (orders events of the same
     /// millisecond); not journaled: a replay numbers events in journal order.
     #[serde(skip)]
     pub seq: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Event {
+    /// Whether `other` is the same thing happening again (same kind, stage,
+    /// outcome, request and reason), so it can be counted as a repeat.
+    pub fn same_as(&self, other: &Event) -> bool {
+        self.kind == other.kind
+            && self.stage == other.stage
+            && self.ok == other.ok
+            && self.what == other.what
+            && self.status == other.status
+            && self.reason == other.reason
+            && self.endpoint == other.endpoint
+            && self.path == other.path
+    }
+
     /// An event with only the mandatory fields set.
     pub fn new(ts: u64, kind: Kind, what: impl Into<String>) -> Event {
         Event {
@@ -169,6 +194,8 @@ impl Event {
             user_class: None,
             group: None,
             profile: None,
+            repeats: 0,
+            last_ts: 0,
             seq: 0,
         }
     }

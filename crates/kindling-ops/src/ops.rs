@@ -362,6 +362,7 @@ impl Ops {
             }
         }
         let mut updates = Vec::new();
+        let (ip_hint, mac_hint) = (ev.ip.clone(), ev.mac.clone());
         let attributed = match self.store.lock() {
             Ok(mut s) => {
                 let evs = s.ingest(ev);
@@ -369,6 +370,24 @@ impl Ops {
                     if let Some(m) = e.mac.as_deref().and_then(|m| s.machine(m)) {
                         updates.push(Update {
                             event: e.clone(),
+                            machine: m.summary(),
+                        });
+                    }
+                }
+                if evs.is_empty() {
+                    // A repeat, counted on the machine's last event: not journaled,
+                    // but the dashboard still hears about it.
+                    let mac = mac_hint.or_else(|| {
+                        ip_hint
+                            .as_deref()
+                            .and_then(|ip| s.mac_for_ip(ip))
+                            .map(str::to_string)
+                    });
+                    if let Some(m) = mac.as_deref().and_then(|m| s.machine(m))
+                        && let Some(last) = m.boots.back().and_then(|b| b.events.back())
+                    {
+                        updates.push(Update {
+                            event: (**last).clone(),
                             machine: m.summary(),
                         });
                     }

@@ -30,7 +30,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_machines: 4096,
+            max_machines: 10_000,
             max_boots: 5,
             max_events: 200,
             boot_gap_ms: 15 * 60 * 1000,
@@ -62,7 +62,7 @@ pub struct Boot {
     pub error: Option<BootError>,
     /// Events dropped from the front because of `max_events`.
     pub dropped_events: u64,
-    pub events: VecDeque<Event>,
+    pub events: VecDeque<Box<Event>>,
 }
 
 impl Boot {
@@ -108,7 +108,7 @@ pub struct Machine {
     pub first_seen: u64,
     pub last_seen: u64,
     /// Oldest first.
-    pub boots: VecDeque<Boot>,
+    pub boots: VecDeque<Box<Boot>>,
 }
 
 /// One row of `kindling machines` / `/api/v1/machines`.
@@ -183,7 +183,7 @@ impl Machine {
             vendor_class: self.vendor_class.clone(),
             user_class: self.user_class.clone(),
             first_seen: self.first_seen,
-            timeline: self.boots.iter().cloned().collect(),
+            timeline: self.boots.iter().map(|b| (**b).clone()).collect(),
         }
     }
 }
@@ -278,7 +278,7 @@ impl Store {
                 }
             }
         }
-        let newly_tied = self.apply(&mut ev);
+        let (newly_tied, inserted) = self.apply(&mut ev);
         let mut out = Vec::new();
         if let Some((ip, mac)) = newly_tied
             && let Some((_, waiting)) = self.pending.remove(&ip)
@@ -287,12 +287,17 @@ impl Store {
             // by (time, arrival) before the event that tied their IP.
             for mut w in waiting {
                 w.mac = Some(mac.clone());
-                self.apply(&mut w);
-                out.push(w);
+                if self.apply(&mut w).1 {
+                    out.push(w);
+                }
             }
         }
         // Journal in arrival order, so a replay rebuilds the same timeline.
-        out.push(ev);
+        // A repeat (counted on the previous event) is neither journaled nor
+        // broadcast: a machine in a retry loop costs no memory and no disk.
+        if inserted {
+            out.push(ev);
+        }
         out
     }
 
@@ -351,8 +356,12 @@ impl Store {
 
     /// Applies an event that has a MAC. Fills in the stage of asset requests from the
     /// machine's profile. Returns `(ip, mac)` when this event tied a new IP.
-    fn apply(&mut self, ev: &mut Event) -> Option<(String, String)> {
-        let mac = ev.mac.clone()?;
+    /// Applies one event to its machine: returns the (ip, mac) pair it newly
+    /// tied, and whether it was stored (false: counted as a repeat).
+    fn apply(&mut self, ev: &mut Event) -> (Option<(String, String)>, bool) {
+        let Some(mac) = ev.mac.clone() else {
+            return (None, false);
+        };
         let ts = ev.ts;
         if !self.machines.contains_key(&mac) {
             self.evict_for_new();
@@ -405,7 +414,7 @@ impl Store {
         }
         let limits = self.limits;
         let Some(m) = self.machines.get_mut(&mac) else {
-            return tied;
+            return (tied, false);
         };
         // Boot splitting.
         let new_boot = match m.boots.back() {
@@ -417,15 +426,25 @@ impl Store {
             }
         };
         if new_boot {
-            m.boots.push_back(Boot::new(ts));
+            m.boots.push_back(Box::new(Boot::new(ts)));
             while m.boots.len() > limits.max_boots.max(1) {
                 m.boots.pop_front();
             }
         }
         let Some(boot) = m.boots.back_mut() else {
-            return tied;
+            return (tied, false);
         };
         boot.last_event = boot.last_event.max(ts);
+        if !new_boot
+            && let Some(last) = boot.events.back_mut()
+            && last.seq < ev.seq
+            && last.ts <= ts
+            && last.same_as(ev)
+        {
+            last.repeats += 1;
+            last.last_ts = ts;
+            return (tied, false);
+        }
         if ev.ok {
             if let Some(st) = ev.stage
                 && ev.kind != Kind::DhcpSeen
@@ -458,27 +477,39 @@ impl Store {
             .rposition(|e| (e.ts, e.seq) <= (ts, ev.seq))
             .map(|p| p + 1)
             .unwrap_or(0);
-        boot.events.insert(pos, ev.clone());
+        boot.events.insert(pos, Box::new(ev.clone()));
         while boot.events.len() > limits.max_events.max(1) {
             boot.events.pop_front();
             boot.dropped_events += 1;
         }
-        tied
+        (tied, true)
     }
 
+    /// Makes room for a new machine. Evicts the least recently seen eighth
+    /// of the store in one pass, so a storm of new machines costs O(log n)
+    /// per machine instead of a scan each.
     fn evict_for_new(&mut self) {
-        while self.machines.len() >= self.limits.max_machines.max(1) {
-            let Some(oldest) = self
-                .machines
-                .values()
-                .min_by_key(|m| (m.last_seen, m.mac.clone()))
-                .map(|m| m.mac.clone())
-            else {
-                return;
-            };
-            self.machines.remove(&oldest);
-            self.ip_to_mac.retain(|_, (m, _)| *m != oldest);
+        let max = self.limits.max_machines.max(1);
+        if self.machines.len() < max {
+            return;
         }
+        let target = max - (max / 8).max(1);
+        let mut by_age: Vec<(u64, String)> = self
+            .machines
+            .values()
+            .map(|m| (m.last_seen, m.mac.clone()))
+            .collect();
+        by_age.sort_unstable();
+        let excess = self.machines.len() - target.min(self.machines.len());
+        let gone: std::collections::HashSet<String> = by_age
+            .into_iter()
+            .take(excess)
+            .map(|(_, mac)| mac)
+            .collect();
+        for mac in &gone {
+            self.machines.remove(mac);
+        }
+        self.ip_to_mac.retain(|_, (m, _)| !gone.contains(m));
     }
 }
 

@@ -196,7 +196,15 @@ fn event_row(e: &Event, start: u64) -> String {
         e.ts.saturating_sub(start) as f64 / 1000.0,
         e.source().label(),
         e.stage.map(|s| s.label()).unwrap_or(""),
-        esc(&e.what),
+        if e.repeats > 0 {
+            format!(
+                "{} <b class=\"repeats\">&times;{}</b>",
+                esc(&e.what),
+                e.repeats + 1
+            )
+        } else {
+            esc(&e.what)
+        },
         e.status.map(|s| s.to_string()).unwrap_or_default(),
         e.bytes.map(human_bytes).unwrap_or_default(),
         e.duration_ms

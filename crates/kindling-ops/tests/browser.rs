@@ -326,7 +326,14 @@ fn dashboard_in_headless_chromium() {
         "document.getElementById('live').textContent === 'live'",
         Duration::from_secs(15),
     );
+    // The same request again is counted on its row (x2), and arrives live.
     assert_eq!(get(a, "/ignition?mac=52:54:00:12:34:56").0, 200);
+    cdp.wait_true(
+        "document.querySelectorAll('#timeline table.timeline tbody tr').length === 9 && document.querySelector('#timeline b.repeats') !== null && document.querySelector('#timeline b.repeats').textContent === '\\u00d72'",
+        Duration::from_secs(15),
+    );
+    // A new kind of request adds a row, live.
+    assert_eq!(get(a, "/metadata?mac=52:54:00:12:34:56").0, 200);
     cdp.wait_true(
         "document.querySelectorAll('#timeline table.timeline tbody tr').length === 10",
         Duration::from_secs(15),

@@ -183,7 +183,10 @@ fn boots_split_at_firmware_discover_and_after_a_gap() {
     s.ingest(http(200_000, Some(MAC), "ipxe", "/ipxe", 200));
     let m = s.machine(MAC).unwrap();
     assert_eq!(m.boots.len(), 3);
-    assert_eq!(m.boots[0].events.len(), 5);
+    // The repeated DISCOVER is counted on the first one, not stored twice.
+    assert_eq!(m.boots[0].events.len(), 4);
+    assert_eq!(m.boots[0].events[0].repeats, 1);
+    assert_eq!(m.boots[0].events[0].last_ts, 2000);
     assert_eq!(m.boots[0].last_stage, Some(Stage::Script));
 }
 
@@ -258,7 +261,13 @@ fn bounds_evict_the_oldest() {
     // Events per boot.
     let mac = "52:54:00:00:00:04";
     for i in 0..6 {
-        s.ingest(http(2000 + i, Some(mac), "ipxe", "/ipxe", 200));
+        s.ingest(http(
+            2000 + i,
+            Some(mac),
+            "ipxe",
+            &format!("/ipxe?n={i}"),
+            200,
+        ));
     }
     let b = &s.machine(mac).unwrap().boots[0];
     assert_eq!(b.events.len(), 4);
@@ -274,6 +283,51 @@ fn bounds_evict_the_oldest() {
     assert_eq!(m.boots.len(), 2);
     assert_eq!(m.boots[0].started, 11_000);
     assert_eq!(m.boots[1].started, 12_000);
+}
+
+#[test]
+fn repeats_are_counted_not_stored() {
+    let mut s = Store::new(Limits::default());
+    s.ingest(dhcp(1000, MAC, "ipxe", Kind::DhcpSeen));
+    let mut journaled = 0;
+    for i in 0..100u64 {
+        journaled += s
+            .ingest(http(2000 + i, Some(MAC), "ipxe", "/ipxe", 404))
+            .len();
+    }
+    // Only the first of a retry loop is stored and returned for the journal.
+    assert_eq!(journaled, 1);
+    let b = &s.machine(MAC).unwrap().boots[0];
+    assert_eq!(b.events.len(), 2);
+    assert_eq!(b.events[1].repeats, 99);
+    assert_eq!(b.events[1].last_ts, 2099);
+    // Something different is stored again.
+    assert_eq!(
+        s.ingest(http(3000, Some(MAC), "ipxe", "/ipxe", 200)).len(),
+        1
+    );
+    assert_eq!(s.machine(MAC).unwrap().boots[0].events.len(), 3);
+}
+
+#[test]
+fn a_storm_of_new_machines_stays_bounded() {
+    let mut s = Store::new(Limits {
+        max_machines: 1000,
+        ..Limits::default()
+    });
+    for i in 0..20_000u64 {
+        let mac = format!(
+            "52:54:00:{:02x}:{:02x}:{:02x}",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        );
+        s.ingest(http(1000 + i, Some(&mac), "ipxe", "/ipxe", 200));
+    }
+    assert!(s.machine_count() <= 1000);
+    assert!(s.machine_count() >= 875);
+    // The most recent machine is kept.
+    assert!(s.machine("52:54:00:00:4e:1f").is_some());
 }
 
 #[test]
