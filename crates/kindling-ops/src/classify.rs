@@ -92,9 +92,11 @@ pub type ProfileMap = HashMap<String, ProfilePaths>;
 /// profile the machine got. `None` for requests that are not a boot step.
 pub fn http_stage(endpoint: &str, path: &str, profile: Option<&ProfilePaths>) -> Option<Stage> {
     match endpoint {
-        "boot.ipxe" | "ipxe" | "grub" => Some(Stage::Script),
+        "boot.ipxe" | "ipxe" | "grub" | "menu" => Some(Stage::Script),
         "ignition" => Some(Stage::Ignition),
         "tftp" => Some(Stage::Tftp),
+        // The menus' pull-through cache: kernels and initrds by name.
+        "cache" => stage_by_name(&url_path(path)),
         "assets" => {
             let p = url_path(path);
             profile
@@ -118,6 +120,8 @@ pub fn is_boot_endpoint(endpoint: &str) -> bool {
             | "metadata"
             | "assets"
             | "tftp"
+            | "menu"
+            | "cache"
             | "none"
             | "redirect"
             | "invalid"
@@ -127,6 +131,24 @@ pub fn is_boot_endpoint(endpoint: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn menu_and_cache_are_boot_steps() {
+        assert!(is_boot_endpoint("menu") && is_boot_endpoint("cache"));
+        assert_eq!(http_stage("menu", "/menu.ipxe", None), Some(Stage::Script));
+        assert_eq!(
+            http_stage("cache", "/cache/debian/x86_64/linux", None),
+            stage_by_name("/cache/debian/x86_64/linux")
+        );
+        assert_eq!(
+            http_stage("cache", "/cache/fedora/x86_64/vmlinuz", None),
+            Some(Stage::Kernel)
+        );
+        assert_eq!(
+            http_stage("cache", "/cache/fedora/x86_64/initrd.img", None),
+            Some(Stage::Initrd)
+        );
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
