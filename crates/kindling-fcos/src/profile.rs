@@ -154,30 +154,8 @@ pub fn render(
         None | Some(Value::Null) => Map::new(),
         Some(_) => return Err("\"boot\" is not an object".into()),
     };
-    let old_args: Vec<String> = match boot.get("args") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or("boot.args holds a non-string")
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err("boot.args is not a list".into()),
-    };
-    let old_initrd: Vec<String> = match boot.get("initrd") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or("boot.initrd holds a non-string")
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err("boot.initrd is not a list".into()),
-    };
+    let old_args = string_list(&boot, "args")?;
+    let old_initrd = string_list(&boot, "initrd")?;
 
     // Arguments: ours replaced in place, stale ones dropped, the operator's kept.
     let mut args: Vec<String> = Vec::new();
@@ -262,6 +240,22 @@ pub fn write(
     }
     crate::fsutil::write_atomic(&path, &bytes)?;
     Ok(path)
+}
+
+/// A `boot.<key>` list of strings (absent or null: empty).
+fn string_list(boot: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
+    match boot.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("boot.{key} holds a non-string"))
+            })
+            .collect(),
+        Some(_) => Err(format!("boot.{key} is not a list")),
+    }
 }
 
 #[cfg(test)]

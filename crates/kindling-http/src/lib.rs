@@ -174,31 +174,32 @@ pub async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
-    let (endpoint, mut reply) = if uri.to_string().len() > MAX_URI_LEN {
-        (
-            "invalid",
-            Reply::error(StatusCode::URI_TOO_LONG, "414 URI Too Long"),
-        )
-    } else if head_bytes > MAX_HEAD_BYTES {
-        (
-            "invalid",
-            Reply::error(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "431 Request Header Fields Too Large",
-            ),
-        )
-    } else {
-        route(
-            shared,
-            peer,
-            &method,
-            raw_path,
-            raw_query,
-            req.headers(),
-            &mut labels_for_log,
-        )
-        .await
-    };
+    let (endpoint, mut reply) =
+        if uri.path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_LEN {
+            (
+                "invalid",
+                Reply::error(StatusCode::URI_TOO_LONG, "414 URI Too Long"),
+            )
+        } else if head_bytes > MAX_HEAD_BYTES {
+            (
+                "invalid",
+                Reply::error(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "431 Request Header Fields Too Large",
+                ),
+            )
+        } else {
+            route(
+                shared,
+                peer,
+                &method,
+                raw_path,
+                raw_query,
+                req.headers(),
+                &mut labels_for_log,
+            )
+            .await
+        };
     let status = reply.status;
     let len = reply.len;
     let path_for_log = raw_path.to_string();
