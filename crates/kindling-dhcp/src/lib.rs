@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod mmsg;
 pub mod netif;
 pub mod policy;
 pub mod server;

@@ -10,11 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::os::fd::AsRawFd;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+
+use tokio::io::Interest;
+use tracing::{debug, info, info_span, warn};
 
 use crate::config::{CheckedConfig, ConfigError, DhcpConfig, InterfaceSelector};
+use crate::mmsg::{RecvBatch, send_batch};
 use crate::netif;
 use crate::policy::{
     ClientInfo, Context, Decision, IgnoreReason, ListenPort, Reply, decide, describe_arch,
@@ -405,37 +409,70 @@ struct Worker {
     cancel: CancellationToken,
 }
 
+/// Datagrams read per `recvmmsg` call.
+const RECV_BATCH: usize = 32;
+/// Receive buffer per datagram: far above any real DHCP packet (576 bytes minimum, rarely
+/// more than one Ethernet frame); a larger datagram is dropped as malformed.
+const DATAGRAM_MAX: usize = 4096;
+
+/// A reply waiting for the batch's `sendmmsg`.
+struct Pending {
+    reply: Reply,
+    client: Option<ClientInfo>,
+    span: tracing::Span,
+}
+
 impl Worker {
     async fn run(self) {
-        let mut buf = vec![0u8; 4096];
+        let mut batch = RecvBatch::new(RECV_BATCH, DATAGRAM_MAX);
+        let mut pending: Vec<Pending> = Vec::with_capacity(RECV_BATCH);
+        let fd = self.socket.as_raw_fd();
         // One registration for the whole loop (a fresh `cancelled()` per packet would lock the
         // token's mutex twice per datagram).
         let cancelled = self.cancel.cancelled();
         tokio::pin!(cancelled);
         loop {
-            let (len, from) = tokio::select! {
+            // Readiness stays set until a read returns WouldBlock, so under load this returns at
+            // once (and still counts against tokio's cooperative budget, so a flood cannot
+            // starve the HTTP tasks that share the runtime).
+            tokio::select! {
                 biased;
                 _ = &mut cancelled => return,
-                r = self.socket.recv_from(&mut buf) => match r {
-                    Ok(v) => v,
-                    Err(e) => {
-                        debug!(iface = %self.iface, error = %e, "recv failed");
-                        // Never spin on a persistent error (interface gone, ...).
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
+                r = self.socket.readable() => if let Err(e) = r {
+                    debug!(iface = %self.iface, error = %e, "socket readiness failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
                 },
-            };
-            let SocketAddr::V4(source) = from else {
-                continue;
-            };
-            self.stats.0.received.fetch_add(1, Ordering::Relaxed);
-            let packet = buf.get(..len).unwrap_or(&[]);
-            self.handle(packet, source).await;
+            }
+            match self.socket.try_io(Interest::READABLE, || batch.recv(fd)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    debug!(iface = %self.iface, error = %e, "recv failed");
+                    // Never spin on a persistent error (interface gone, ...).
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            }
+            for d in batch.iter() {
+                let Some(source) = d.source else { continue };
+                self.stats.0.received.fetch_add(1, Ordering::Relaxed);
+                if d.truncated {
+                    self.stats.0.ignored[IgnoreReason::Malformed.index()]
+                        .fetch_add(1, Ordering::Relaxed);
+                    debug!(iface = %self.iface, %source, "ignored: datagram larger than {DATAGRAM_MAX} bytes");
+                    continue;
+                }
+                if let Some(p) = self.handle(d.data, source) {
+                    pending.push(p);
+                }
+            }
+            self.flush(&mut pending).await;
         }
     }
 
-    async fn handle(&self, packet: &[u8], source: SocketAddrV4) {
+    /// Decides one datagram; returns the reply to send now (delayed replies are spawned).
+    fn handle(&self, packet: &[u8], source: SocketAddrV4) -> Option<Pending> {
         let ctx = Context {
             iface: &self.iface,
             server_ip: self.server_ip,
@@ -472,67 +509,115 @@ impl Worker {
                     client,
                     reason,
                 });
+                None
             }
             Decision::Reply(reply) => {
                 // Last line of defence: a proxy never hands out an address.
                 if !yiaddr_is_zero(&reply.packet) {
                     self.stats.0.refused_unsafe.fetch_add(1, Ordering::Relaxed);
                     span.in_scope(|| warn!("refusing to send a reply with yiaddr != 0"));
-                    return;
+                    return None;
                 }
                 let delay = self.config.reply_delay;
+                let client = outcome.client;
                 if delay.is_zero() {
-                    self.send(reply, outcome.client).instrument(span).await;
-                } else {
-                    let this = self.clone();
-                    let client = outcome.client.clone();
-                    tokio::spawn(
-                        async move {
-                            tokio::select! {
-                                _ = this.cancel.cancelled() => return,
-                                _ = tokio::time::sleep(delay) => {}
-                            }
-                            this.send(reply, client).await;
-                        }
-                        .instrument(span),
-                    );
+                    return Some(Pending {
+                        reply,
+                        client,
+                        span,
+                    });
                 }
+                let this = self.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = this.cancel.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    let mut one = vec![Pending {
+                        reply,
+                        client,
+                        span,
+                    }];
+                    this.flush(&mut one).await;
+                });
+                None
             }
         }
     }
 
-    async fn send(&self, reply: Reply, client: Option<ClientInfo>) {
-        match self.socket.send_to(&reply.packet, reply.dest).await {
-            Ok(_) => {
-                let counter = match self.port {
-                    ListenPort::Dhcp => &self.stats.0.offers,
-                    ListenPort::Pxe => &self.stats.0.acks,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                if let Some(c) = &client {
-                    info!(
-                        reply = reply.message_type.label(),
-                        firmware = %c.firmware.map(|f| f.label()).unwrap_or("-"),
-                        arch = %c.arch.map(describe_arch).unwrap_or_else(|| "-".into()),
-                        file = %reply.file,
-                        dest = %reply.dest,
-                        rule = %reply.rule.as_deref().unwrap_or("-"),
-                        "proxy DHCP reply"
-                    );
-                    self.observer.answered(&AnsweredEvent {
-                        iface: &self.iface,
-                        port: self.port,
-                        server_ip: self.server_ip,
-                        client: c,
-                        reply: &reply,
-                    });
+    /// Sends every pending reply, as few system calls as the kernel allows; empties `pending`.
+    async fn flush(&self, pending: &mut Vec<Pending>) {
+        let fd = self.socket.as_raw_fd();
+        let mut start = 0;
+        while start < pending.len() {
+            let rest = &pending[start..];
+            let packets: Vec<(&[u8], SocketAddrV4)> = rest
+                .iter()
+                .map(|p| (p.reply.packet.as_slice(), p.reply.dest))
+                .collect();
+            match self
+                .socket
+                .try_io(Interest::WRITABLE, || send_batch(fd, &packets))
+            {
+                Ok(n) if n > 0 => {
+                    for p in &rest[..n] {
+                        self.sent(p);
+                    }
+                    start += n;
+                }
+                Ok(_) => start += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Send buffer full: wait for room for this one, then batch again.
+                    let p = &rest[0];
+                    match self.socket.send_to(&p.reply.packet, p.reply.dest).await {
+                        Ok(_) => self.sent(p),
+                        Err(e) => self.send_failed(p, &e),
+                    }
+                    start += 1;
+                }
+                Err(e) => {
+                    // The first datagram was refused (no route, ...): count it, go on.
+                    self.send_failed(&rest[0], &e);
+                    start += 1;
                 }
             }
-            Err(e) => {
-                self.stats.0.send_errors.fetch_add(1, Ordering::Relaxed);
-                warn!(dest = %reply.dest, error = %e, "sending proxy DHCP reply failed");
-            }
         }
+        pending.clear();
+    }
+
+    fn sent(&self, p: &Pending) {
+        let counter = match self.port {
+            ListenPort::Dhcp => &self.stats.0.offers,
+            ListenPort::Pxe => &self.stats.0.acks,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let Some(c) = &p.client else { return };
+        let reply = &p.reply;
+        p.span.in_scope(|| {
+            info!(
+                reply = reply.message_type.label(),
+                firmware = %c.firmware.map(|f| f.label()).unwrap_or("-"),
+                arch = %c.arch.map(describe_arch).unwrap_or_else(|| "-".into()),
+                file = %reply.file,
+                dest = %reply.dest,
+                rule = %reply.rule.as_deref().unwrap_or("-"),
+                "proxy DHCP reply"
+            )
+        });
+        self.observer.answered(&AnsweredEvent {
+            iface: &self.iface,
+            port: self.port,
+            server_ip: self.server_ip,
+            client: c,
+            reply,
+        });
+    }
+
+    fn send_failed(&self, p: &Pending, e: &io::Error) {
+        self.stats.0.send_errors.fetch_add(1, Ordering::Relaxed);
+        p.span.in_scope(
+            || warn!(dest = %p.reply.dest, error = %e, "sending proxy DHCP reply failed"),
+        );
     }
 }
 
