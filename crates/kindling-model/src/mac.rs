@@ -97,12 +97,14 @@ impl Mac {
     }
 
     fn join(&self, sep: char) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(self.0.len() * 3);
         for (i, b) in self.0.iter().enumerate() {
             if i > 0 {
                 s.push(sep);
             }
-            s.push_str(&format!("{b:02x}"));
+            s.push(HEX[usize::from(b >> 4)] as char);
+            s.push(HEX[usize::from(b & 0xf)] as char);
         }
         s
     }
