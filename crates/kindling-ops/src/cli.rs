@@ -247,7 +247,7 @@ pub fn format_detail(d: &MachineDetail) -> String {
                 extra.push(format!("{ms:.1} ms"));
             }
             if let Some(f) = &e.firmware {
-                extra.push(f.clone());
+                extra.push(f.to_string());
             }
             if let Some(r) = &e.reason {
                 extra.push(format!("reason: {r}"));

@@ -5,6 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+/// Event text: short values (MACs, addresses, labels, most requests) are stored inline,
+/// without a heap allocation; a storm of events costs no allocator traffic for them.
+pub type Str = compact_str::CompactString;
+
 /// How far a boot got, in boot order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,24 +99,24 @@ pub struct Event {
     pub kind: Kind,
     /// Normalised MAC (`52:54:00:12:34:56`); `None` only before attribution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
+    pub mac: Option<Str>,
     /// The client's IP address, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+    pub ip: Option<Str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
     /// False for ignores, failed transfers and HTTP status >= 400.
     pub ok: bool,
     /// One line for people: `DISCOVER`, `OFFER ipxe.efi`, `GET /ipxe`, `RRQ undionly.kpxe`.
-    pub what: String,
+    pub what: Str,
     /// Why it failed (DHCP ignore label, TFTP outcome, HTTP 404 reason).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Str>,
     /// HTTP path or TFTP file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
+    pub endpoint: Option<Str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,24 +124,24 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iface: Option<String>,
+    pub iface: Option<Str>,
     /// Option 93 architecture, e.g. `7 (EFI x64)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arch: Option<String>,
+    pub arch: Option<Str>,
     /// `bios_pxe`, `uefi_pxe`, `uefi_http`, `ipxe`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firmware: Option<String>,
+    pub firmware: Option<Str>,
     /// DHCP message type (`discover`, `request`, `offer`, `ack`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub message: Option<Str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vendor_class: Option<String>,
+    pub vendor_class: Option<Str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_class: Option<String>,
+    pub user_class: Option<Str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
+    pub group: Option<Str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
+    pub profile: Option<Str>,
     /// Identical events that followed this one (an iPXE retry loop, a
     /// client polling): counted here instead of stored again. Repeats since
     /// the last restart are not journaled.
@@ -158,10 +162,12 @@ fn is_zero(n: &u64) -> bool {
 
 impl Event {
     /// Whether `other` is the same thing happening again (same kind, stage,
-    /// outcome, request and reason), so it can be counted as a repeat.
+    /// outcome, request, reason and client firmware), so it can be counted as a repeat.
     pub fn same_as(&self, other: &Event) -> bool {
         self.kind == other.kind
             && self.stage == other.stage
+            && self.firmware == other.firmware
+            && self.message == other.message
             && self.ok == other.ok
             && self.what == other.what
             && self.status == other.status
@@ -171,7 +177,7 @@ impl Event {
     }
 
     /// An event with only the mandatory fields set.
-    pub fn new(ts: u64, kind: Kind, what: impl Into<String>) -> Event {
+    pub fn new(ts: u64, kind: Kind, what: impl Into<Str>) -> Event {
         Event {
             ts,
             kind,

@@ -194,6 +194,31 @@ impl JournalWriter {
         }
     }
 
+    /// Queues a batch of events as one write; returns how many were dropped (all of
+    /// them when the queue is full or the writer is gone, else those that failed to
+    /// serialise).
+    pub fn append_batch(&self, evs: &[Event]) -> usize {
+        let Some(tx) = &self.tx else { return evs.len() };
+        let mut buf = Vec::with_capacity(evs.len() * 256);
+        let mut failed = 0;
+        for ev in evs {
+            let start = buf.len();
+            if serde_json::to_writer(&mut buf, ev).is_ok() {
+                buf.push(b'\n');
+            } else {
+                buf.truncate(start);
+                failed += 1;
+            }
+        }
+        if buf.is_empty() {
+            return failed;
+        }
+        match tx.try_send(Msg::Line(buf)) {
+            Ok(()) => failed,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => evs.len(),
+        }
+    }
+
     /// Waits until everything queued so far is written and synced.
     pub fn flush(&self) {
         let Some(tx) = &self.tx else { return };

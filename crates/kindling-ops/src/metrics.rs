@@ -13,13 +13,16 @@ pub struct Metrics {
     http_requests: Mutex<BTreeMap<Key, u64>>,
     http_bytes: Mutex<BTreeMap<Key, u64>>,
     asset_bytes: Mutex<BTreeMap<Key, u64>>,
-    dhcp_seen: Mutex<BTreeMap<Key, u64>>,
-    dhcp_replies: Mutex<BTreeMap<Key, u64>>,
-    dhcp_ignored: Mutex<BTreeMap<Key, u64>>,
+    dhcp_seen: LabelCounters,
+    dhcp_replies: LabelCounters,
+    dhcp_ignored: LabelCounters,
     tftp_transfers: Mutex<BTreeMap<Key, u64>>,
     tftp_bytes: AtomicU64,
     events: Mutex<BTreeMap<Key, u64>>,
     pub(crate) journal_dropped: AtomicU64,
+    pub(crate) events_dropped: AtomicU64,
+    fast_repeats: AtomicU64,
+    memo_repeats: AtomicU64,
     pub(crate) journal_torn: AtomicU64,
     pub(crate) journal_bad: AtomicU64,
     reloads: AtomicU64,
@@ -33,8 +36,77 @@ pub struct Metrics {
 
 fn bump(m: &Mutex<BTreeMap<Key, u64>>, key: &[&str], by: u64) {
     if let Ok(mut g) = m.lock() {
-        let k: Key = key.iter().map(|s| s.to_string()).collect();
-        *g.entry(k).or_insert(0) += by;
+        // Series are few (tens): a scan finds an existing one without allocating.
+        let found = g
+            .iter_mut()
+            .find(|(k, _)| k.len() == key.len() && k.iter().zip(key).all(|(a, b)| a == b));
+        match found {
+            Some((_, v)) => *v += by,
+            None => {
+                g.insert(key.iter().map(|s| s.to_string()).collect(), by);
+            }
+        }
+    }
+}
+
+/// An HTTP status as text without allocating (three digits for every real status).
+fn status_text(status: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = status;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+/// Firmware labels of `kindling_dhcp_seen_total`.
+const FIRMWARE_LABELS: [&str; 5] = ["bios_pxe", "uefi_pxe", "uefi_http", "ipxe", "unknown"];
+
+/// Counters for one label whose values are (almost always) known in advance: lock-free
+/// for those (the DHCP path counts every packet), a map for any other value.
+struct LabelCounters {
+    labels: Vec<&'static str>,
+    counts: Vec<AtomicU64>,
+    other: Mutex<BTreeMap<Key, u64>>,
+    /// Show known labels at zero (so that rates work from the start).
+    zeros: bool,
+}
+
+impl LabelCounters {
+    fn new(labels: &[&'static str], zeros: bool) -> LabelCounters {
+        LabelCounters {
+            labels: labels.to_vec(),
+            counts: labels.iter().map(|_| AtomicU64::new(0)).collect(),
+            other: Mutex::default(),
+            zeros,
+        }
+    }
+
+    fn add(&self, label: &str, by: u64) {
+        match self.labels.iter().position(|l| *l == label) {
+            Some(i) => {
+                if let Some(c) = self.counts.get(i) {
+                    c.fetch_add(by, Relaxed);
+                }
+            }
+            None => bump(&self.other, &[label], by),
+        }
+    }
+
+    fn snapshot(&self) -> Mutex<BTreeMap<Key, u64>> {
+        let mut m = self.other.lock().map(|g| g.clone()).unwrap_or_default();
+        for (l, c) in self.labels.iter().zip(&self.counts) {
+            let v = c.load(Relaxed);
+            if v > 0 || self.zeros {
+                m.insert(vec![l.to_string()], v);
+            }
+        }
+        Mutex::new(m)
     }
 }
 
@@ -72,13 +144,16 @@ impl Metrics {
                     .map(|s| vec![s.to_string()])
                     .collect(),
             ),
-            dhcp_seen: Mutex::default(),
-            dhcp_replies: zeros(vec![vec!["offer".into()], vec!["ack".into()]]),
-            dhcp_ignored: zeros(ignore_labels().map(|l| vec![l.to_string()]).collect()),
+            dhcp_seen: LabelCounters::new(&FIRMWARE_LABELS, false),
+            dhcp_replies: LabelCounters::new(&["offer", "ack"], true),
+            dhcp_ignored: LabelCounters::new(&ignore_labels().collect::<Vec<_>>(), true),
             tftp_transfers: zeros(TFTP_OUTCOMES.iter().map(|l| vec![l.to_string()]).collect()),
             tftp_bytes: AtomicU64::new(0),
             events: Mutex::default(),
             journal_dropped: AtomicU64::new(0),
+            events_dropped: AtomicU64::new(0),
+            fast_repeats: AtomicU64::new(0),
+            memo_repeats: AtomicU64::new(0),
             journal_torn: AtomicU64::new(0),
             journal_bad: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
@@ -92,7 +167,12 @@ impl Metrics {
     }
 
     pub fn http_request(&self, endpoint: &str, status: u16, bytes: u64) {
-        bump(&self.http_requests, &[endpoint, &status.to_string()], 1);
+        let mut buf = [0u8; 5];
+        bump(
+            &self.http_requests,
+            &[endpoint, status_text(status, &mut buf)],
+            1,
+        );
         bump(&self.http_bytes, &[endpoint], bytes);
     }
 
@@ -101,15 +181,15 @@ impl Metrics {
     }
 
     pub fn dhcp_seen(&self, firmware: &str) {
-        bump(&self.dhcp_seen, &[firmware], 1);
+        self.dhcp_seen.add(firmware, 1);
     }
 
     pub fn dhcp_reply(&self, message: &str) {
-        bump(&self.dhcp_replies, &[message], 1);
+        self.dhcp_replies.add(message, 1);
     }
 
     pub fn dhcp_ignored(&self, reason: &str) {
-        bump(&self.dhcp_ignored, &[reason], 1);
+        self.dhcp_ignored.add(reason, 1);
     }
 
     pub fn tftp_transfer(&self, outcome: &str, bytes: u64) {
@@ -119,6 +199,12 @@ impl Metrics {
 
     pub fn event(&self, source: &str) {
         bump(&self.events, &[source], 1);
+    }
+
+    /// DHCP retries counted without building an event (all, and from the memo alone).
+    pub fn set_repeats(&self, fast: u64, memo: u64) {
+        self.fast_repeats.store(fast, Relaxed);
+        self.memo_repeats.store(memo, Relaxed);
     }
 
     pub fn reload(&self, problems: usize) {
@@ -222,7 +308,7 @@ impl Metrics {
             "counter",
             "PXE/iPXE DHCP packets received, by firmware.",
             &["firmware"],
-            &self.dhcp_seen,
+            &self.dhcp_seen.snapshot(),
         );
         family(
             &mut o,
@@ -230,7 +316,7 @@ impl Metrics {
             "counter",
             "Proxy DHCP replies sent, by message type.",
             &["message"],
-            &self.dhcp_replies,
+            &self.dhcp_replies.snapshot(),
         );
         family(
             &mut o,
@@ -238,7 +324,7 @@ impl Metrics {
             "counter",
             "DHCP packets not answered, by reason.",
             &["reason"],
-            &self.dhcp_ignored,
+            &self.dhcp_ignored.snapshot(),
         );
         family(
             &mut o,
@@ -334,6 +420,31 @@ impl Metrics {
         let _ = writeln!(o, "kindling_events_unattributed_total {unattributed}");
         header(
             &mut o,
+            "kindling_dhcp_repeats_total",
+            "counter",
+            "DHCP retries counted on the timeline event they repeat without building a new one, by path (memo: the machine was not even looked at).",
+        );
+        let memo = self.memo_repeats.load(Relaxed);
+        let fast = self.fast_repeats.load(Relaxed);
+        let _ = writeln!(o, "kindling_dhcp_repeats_total{{path=\"memo\"}} {memo}");
+        let _ = writeln!(
+            o,
+            "kindling_dhcp_repeats_total{{path=\"store\"}} {}",
+            fast.saturating_sub(memo)
+        );
+        header(
+            &mut o,
+            "kindling_events_dropped_total",
+            "counter",
+            "Events not recorded because the ops queue was full (a storm faster than the store).",
+        );
+        let _ = writeln!(
+            o,
+            "kindling_events_dropped_total {}",
+            self.events_dropped.load(Relaxed)
+        );
+        header(
+            &mut o,
             "kindling_journal_dropped_total",
             "counter",
             "Events not journaled (queue full).",
@@ -395,4 +506,35 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_text_without_allocation() {
+        let mut b = [0u8; 5];
+        assert_eq!(status_text(200, &mut b), "200");
+        assert_eq!(status_text(0, &mut b), "0");
+        assert_eq!(status_text(65535, &mut b), "65535");
+    }
+
+    #[test]
+    fn bump_finds_and_creates_series() {
+        let m = Mutex::new(BTreeMap::new());
+        bump(&m, &["ipxe", "200"], 1);
+        bump(&m, &["ipxe", "200"], 2);
+        bump(&m, &["ipxe", "404"], 1);
+        let g = m.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(
+            g.get(&vec!["ipxe".to_string(), "200".to_string()]),
+            Some(&3)
+        );
+        assert_eq!(
+            g.get(&vec!["ipxe".to_string(), "404".to_string()]),
+            Some(&1)
+        );
+        assert_eq!(g.len(), 2);
+    }
 }

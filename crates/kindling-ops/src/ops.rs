@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use kindling_dhcp::{
@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use crate::classify::{ProfileMap, ProfilePaths, http_stage, is_boot_endpoint};
-use crate::event::{Event, Kind, Stage, now_ms};
+use crate::event::{Event, Kind, Stage, Str, now_ms};
 use crate::journal::{FsyncPolicy, JournalConfig, JournalWriter, read_journal};
 use crate::metrics::Metrics;
-use crate::store::{Limits, MachineDetail, MachineSummary, Store};
+use crate::store::{Limits, MachineDetail, MachineSummary, RepeatProbe, Store};
+use compact_str::ToCompactString;
 
 /// The `[ops]` table of `kindling.toml`. Every key has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +124,15 @@ pub type NeighbourLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// and register [`Ops::extensions`] with the HTTP service.
 pub struct Ops {
     pub(crate) store: Mutex<Store>,
+    /// Events recorded but not yet applied to the store (see [`Ops::record`]).
+    queue: Mutex<Vec<Event>>,
+    queue_ready: Condvar,
+    /// DHCP events counted as repeats without being built (tests, diagnosis).
+    pub(crate) fast_repeats: std::sync::atomic::AtomicU64,
+    /// Of those, counted from the memo alone.
+    pub(crate) memo_repeats: std::sync::atomic::AtomicU64,
+    /// Length of `queue` (read without its lock; exact under it).
+    queued: std::sync::atomic::AtomicUsize,
     pub(crate) metrics: Metrics,
     journal: Mutex<Option<JournalWriter>>,
     pub(crate) tx: broadcast::Sender<Arc<str>>,
@@ -193,8 +203,13 @@ impl Ops {
     fn build(cfg: &OpsConfig, state_dir: Option<&Path>) -> Arc<Ops> {
         let (tx, _) = broadcast::channel(1024);
         let (closed, _) = watch::channel(false);
-        Arc::new(Ops {
+        let ops = Arc::new(Ops {
             store: Mutex::new(Store::new(cfg.limits())),
+            queue: Mutex::new(Vec::new()),
+            queue_ready: Condvar::new(),
+            fast_repeats: std::sync::atomic::AtomicU64::new(0),
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            memo_repeats: std::sync::atomic::AtomicU64::new(0),
             metrics: Metrics::new(),
             journal: Mutex::new(None),
             tx,
@@ -205,7 +220,9 @@ impl Ops {
             neighbour_cache: Mutex::default(),
             asset_status: Mutex::default(),
             state_dir: state_dir.map(Path::to_path_buf),
-        })
+        });
+        spawn_applier(Arc::downgrade(&ops));
+        ops
     }
 
     /// The journal directory, if journaling.
@@ -279,6 +296,7 @@ impl Ops {
 
     /// Ends the live streams and flushes the journal. Call on shutdown.
     pub fn shutdown(&self) {
+        self.apply_queued();
         let _ = self.closed.send(true);
         if let Ok(mut j) = self.journal.lock()
             && let Some(mut w) = j.take()
@@ -289,6 +307,7 @@ impl Ops {
 
     /// Waits until every event recorded so far is on disk.
     pub fn flush(&self) {
+        self.apply_queued();
         if let Ok(j) = self.journal.lock()
             && let Some(w) = j.as_ref()
         {
@@ -298,6 +317,11 @@ impl Ops {
 
     /// The Prometheus exposition.
     pub fn metrics_text(&self) -> String {
+        self.apply_queued();
+        self.metrics.set_repeats(
+            self.fast_repeats.load(std::sync::atomic::Ordering::Relaxed),
+            self.memo_repeats.load(std::sync::atomic::Ordering::Relaxed),
+        );
         let (m, p, u) = self
             .store
             .lock()
@@ -328,13 +352,23 @@ impl Ops {
 
     /// Every machine, most recently seen first.
     pub fn machines(&self) -> Vec<MachineSummary> {
-        self.store.lock().map(|s| s.summaries()).unwrap_or_default()
+        self.apply_queued();
+        self.store
+            .lock()
+            .map(|mut s| {
+                s.flush_repeats();
+                s.summaries()
+            })
+            .unwrap_or_default()
     }
 
     /// One machine's summary and timeline (`mac` in any form `Mac::parse` accepts).
     pub fn machine(&self, mac: &str) -> Option<MachineDetail> {
         let mac = Mac::parse(mac).ok()?.to_string();
-        self.store.lock().ok()?.machine(&mac).map(|m| m.detail())
+        self.apply_queued();
+        let mut s = self.store.lock().ok()?;
+        s.flush_repeats();
+        s.machine(&mac).map(|m| m.detail())
     }
 
     /// Subscribes to live updates (JSON of [`Update`]).
@@ -348,75 +382,191 @@ impl Ops {
     }
 
     /// Records one event (already attributed or not).
-    pub fn record(&self, mut ev: Event) {
-        if ev.mac.is_none()
-            && let Some(ip) = ev.ip.clone()
-        {
-            let known = self
-                .store
-                .lock()
-                .map(|s| s.mac_for_ip(&ip).is_some())
-                .unwrap_or(false);
-            if !known {
-                ev.mac = self.neighbour(&ip);
-            }
+    ///
+    /// Cheap on purpose: this runs on the DHCP, TFTP and HTTP paths. The event is queued;
+    /// the applier thread (or the next reader) ties it to a machine, stores it, journals
+    /// it and streams it, in batches. Readers of this `Ops` ([`machines`](Self::machines),
+    /// [`machine`](Self::machine), [`flush`](Self::flush), the metrics) apply the queue
+    /// first, so they always see every event recorded before the call. If the queue is
+    /// full (the applier cannot keep up with a storm), the event is dropped and counted in
+    /// `kindling_events_dropped_total`: answering machines comes first.
+    pub fn record(&self, ev: Event) {
+        let Ok(mut q) = self.queue.lock() else { return };
+        if q.len() >= QUEUE_MAX {
+            drop(q);
+            self.metrics
+                .events_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
         }
-        let mut updates = Vec::new();
-        let (ip_hint, mac_hint) = (ev.ip.clone(), ev.mac.clone());
-        let attributed = match self.store.lock() {
-            Ok(mut s) => {
-                let evs = s.ingest(ev);
-                for e in &evs {
-                    if let Some(m) = e.mac.as_deref().and_then(|m| s.machine(m)) {
-                        updates.push(Update {
-                            event: e.clone(),
-                            machine: m.summary(),
-                        });
-                    }
-                }
-                if evs.is_empty() {
-                    // A repeat, counted on the machine's last event: not journaled,
-                    // but the dashboard still hears about it.
-                    let mac = mac_hint.or_else(|| {
-                        ip_hint
-                            .as_deref()
-                            .and_then(|ip| s.mac_for_ip(ip))
-                            .map(str::to_string)
-                    });
-                    if let Some(m) = mac.as_deref().and_then(|m| s.machine(m))
-                        && let Some(last) = m.boots.back().and_then(|b| b.events.back())
-                    {
-                        updates.push(Update {
-                            event: (**last).clone(),
-                            machine: m.summary(),
-                        });
-                    }
-                }
-                evs
-            }
-            Err(_) => return,
+        q.push(ev);
+        self.queued
+            .store(q.len(), std::sync::atomic::Ordering::Release);
+        let wake = q.len() == QUEUE_WAKE;
+        drop(q);
+        if wake {
+            self.queue_ready.notify_one();
+        }
+    }
+
+    /// Applies every queued event: store, metrics, journal, live stream.
+    pub(crate) fn apply_queued(&self) {
+        // Store first, then the queue: batches are applied in the order they were taken.
+        let Ok(mut store) = self.store.lock() else {
+            return;
         };
+        let (attributed, updates) = self.ingest_queued(&mut store);
+        drop(store);
+        self.publish(attributed, updates);
+    }
+
+    /// Takes the queue and ingests it into `store` (held by the caller).
+    fn ingest_queued(&self, store: &mut Store) -> (Vec<Event>, Vec<Update>) {
+        if self.queued.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return (Vec::new(), Vec::new());
+        }
+        let batch = match self.queue.lock() {
+            Ok(mut q) if !q.is_empty() => {
+                self.queued.store(0, std::sync::atomic::Ordering::Release);
+                std::mem::take(&mut *q)
+            }
+            _ => return (Vec::new(), Vec::new()),
+        };
+        let live = self.tx.receiver_count() > 0;
+        let mut updates = Vec::new();
+        let mut attributed = Vec::with_capacity(batch.len());
+        for mut ev in batch {
+            if ev.mac.is_none()
+                && let Some(ip) = ev.ip.as_deref()
+                && store.mac_for_ip(ip).is_none()
+            {
+                ev.mac = self.neighbour(ip).map(Str::from);
+            }
+            let hint = live.then(|| {
+                (
+                    ev.ip.as_deref().map(str::to_string),
+                    ev.mac.as_deref().map(str::to_string),
+                )
+            });
+            let evs = store.ingest(ev);
+            if let Some((ip_hint, mac_hint)) = hint {
+                live_updates(store, &evs, ip_hint, mac_hint, &mut updates);
+            }
+            attributed.extend(evs);
+        }
+        (attributed, updates)
+    }
+
+    /// Metrics, journal and live stream for events the store took.
+    fn publish(&self, attributed: Vec<Event>, updates: Vec<Update>) {
         for e in &attributed {
             self.metrics.event(e.source().label());
         }
-        if let Ok(j) = self.journal.lock()
+        if !attributed.is_empty()
+            && let Ok(j) = self.journal.lock()
             && let Some(w) = j.as_ref()
         {
-            for e in &attributed {
-                if !w.append(e) {
-                    self.metrics
-                        .journal_dropped
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+            let dropped = w.append_batch(&attributed);
+            if dropped > 0 {
+                self.metrics
+                    .journal_dropped
+                    .fetch_add(dropped as u64, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        if self.tx.receiver_count() > 0 {
-            for u in updates {
-                if let Ok(s) = serde_json::to_string(&u) {
-                    let _ = self.tx.send(Arc::from(s));
-                }
+        for u in updates {
+            if let Ok(s) = serde_json::to_string(&u) {
+                let _ = self.tx.send(Arc::from(s));
             }
         }
+    }
+
+    /// Counts a DHCP retry on the event it repeats, without building an [`Event`] (a
+    /// boot storm is mostly retries). False: record the event normally.
+    ///
+    /// `what` and the client's facts identify the event (its fingerprint); `matches`
+    /// compares it with a stored one field by field. The queue is applied first, under
+    /// the same store lock, so the check sees every earlier event.
+    #[allow(clippy::too_many_arguments)]
+    fn dhcp_fast_repeat(
+        &self,
+        c: &kindling_dhcp::ClientInfo,
+        source_ip: Option<&str>,
+        firmware_discover: bool,
+        ipxe_discover: bool,
+        progress: Option<Stage>,
+        what: &[&str],
+        matches: &dyn Fn(&Event) -> bool,
+    ) -> bool {
+        let Some(mac) = c.mac else { return false };
+        // More than one user class would need a joined copy; with subscribers the
+        // dashboard hears about every repeat: both take the full path.
+        if c.user_classes.len() > 1 || self.tx.receiver_count() > 0 {
+            return false;
+        }
+        let key = crate::store::mac_key_bytes(&mac);
+        let ts = now_ms();
+        // Events with a client address are not memoised: another machine may take over
+        // the address meanwhile.
+        let fingerprint = (c.ciaddr.is_unspecified() && source_ip.is_none()).then(|| {
+            let mut h = Fingerprint::default();
+            for w in what {
+                h.add(w.as_bytes());
+            }
+            h.add(&[
+                u8::from(firmware_discover),
+                u8::from(ipxe_discover),
+                progress.map_or(0xff, |p| p as u8),
+            ]);
+            h.add(&c.arch.map_or([0xff; 3], |a| {
+                let [x, y] = a.to_le_bytes();
+                [0, x, y]
+            }));
+            h.add(c.firmware.map_or("", |f| f.label()).as_bytes());
+            h.add(c.message_type.map_or("", |m| m.label()).as_bytes());
+            h.add(c.vendor_class.as_deref().unwrap_or("\0").as_bytes());
+            h.add(
+                c.user_classes
+                    .first()
+                    .map_or("\0", String::as_str)
+                    .as_bytes(),
+            );
+            h.0
+        });
+        let Ok(mut store) = self.store.lock() else {
+            return false;
+        };
+        let (attributed, updates) = self.ingest_queued(&mut store);
+        let memo = fingerprint.is_some_and(|fp| store.memo_repeat(key, fp, ts));
+        if memo {
+            self.memo_repeats
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let counted = memo || {
+            let mac = mac_text(&mac);
+            let ciaddr = (!c.ciaddr.is_unspecified()).then(|| c.ciaddr.to_compact_string());
+            let arch = c.arch.map(arch_text);
+            store.try_repeat(&RepeatProbe {
+                mac: &mac,
+                ts,
+                ip: ciaddr.as_deref().or(source_ip),
+                arch: arch.as_deref(),
+                firmware: c.firmware.map(|f| f.label()),
+                vendor_class: c.vendor_class.as_deref(),
+                user_class: c.user_classes.first().map(String::as_str),
+                firmware_discover,
+                ipxe_discover,
+                progress,
+                matches,
+                fingerprint,
+            })
+        };
+        drop(store);
+        if counted {
+            self.fast_repeats
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.publish(attributed, updates);
+        counted
     }
 
     fn neighbour(&self, ip: &str) -> Option<String> {
@@ -435,6 +585,71 @@ impl Ops {
             c.insert(ip.to_string(), (m.clone(), Instant::now()));
         }
         m
+    }
+}
+
+/// Events queued before new ones are dropped (about 40 MB at worst; the applier drains
+/// hundreds of thousands per second).
+const QUEUE_MAX: usize = 65_536;
+/// Queue length at which the applier is woken at once (else it looks every 50 ms).
+const QUEUE_WAKE: usize = 1024;
+/// How often the applier looks at the queue when nobody wakes it.
+const APPLY_EVERY: Duration = Duration::from_millis(50);
+
+/// The applier thread: applies queued events in batches. Ends when the `Ops` is dropped.
+fn spawn_applier(ops: Weak<Ops>) {
+    let spawned = std::thread::Builder::new()
+        .name("kindling-ops".into())
+        .spawn(move || {
+            loop {
+                let Some(o) = ops.upgrade() else { return };
+                if let Ok(q) = o.queue.lock()
+                    && q.len() < QUEUE_WAKE
+                {
+                    let _ = o.queue_ready.wait_timeout(q, APPLY_EVERY);
+                }
+                o.apply_queued();
+            }
+        });
+    if let Err(e) = spawned {
+        // Readers still apply the queue themselves; only the live stream lags.
+        tracing::warn!(target: "kindling::ops", error = %e, "could not start the ops thread");
+    }
+}
+
+/// Dashboard updates for one ingested event (`evs` are the events it attributed).
+fn live_updates(
+    store: &Store,
+    evs: &[Event],
+    ip_hint: Option<String>,
+    mac_hint: Option<String>,
+    out: &mut Vec<Update>,
+) {
+    for e in evs {
+        if let Some(m) = e.mac.as_deref().and_then(|m| store.machine(m)) {
+            out.push(Update {
+                event: e.clone(),
+                machine: m.summary(),
+            });
+        }
+    }
+    if evs.is_empty() {
+        // A repeat, counted on the machine's last event: not journaled, but the
+        // dashboard still hears about it.
+        let mac = mac_hint.or_else(|| {
+            ip_hint
+                .as_deref()
+                .and_then(|ip| store.mac_for_ip(ip))
+                .map(str::to_string)
+        });
+        if let Some(m) = mac.as_deref().and_then(|m| store.machine(m))
+            && let Some(last) = m.boots.back().and_then(|b| b.events.back())
+        {
+            out.push(Update {
+                event: (**last).clone(),
+                machine: m.summary(),
+            });
+        }
     }
 }
 
@@ -484,22 +699,111 @@ fn ordinary_ignore(r: IgnoreReason) -> bool {
     )
 }
 
-fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: String) -> Event {
+/// Fields every DHCP event of this client has (see `client_event`), compared in place.
+fn same_dhcp_client(ev: &Event, c: &kindling_dhcp::ClientInfo) -> bool {
+    ev.stage == Some(Stage::Dhcp)
+        && ev.ok
+        && ev.status.is_none()
+        && ev.endpoint.is_none()
+        && ev.firmware.as_deref() == c.firmware.map(|f| f.label())
+}
+
+/// Whether `what` is `label` upper-cased followed by `rest` (no allocation).
+fn what_is(what: &str, label: &str, rest: &[&str]) -> bool {
+    let Some((head, mut tail)) = what.split_at_checked(label.len()) else {
+        return false;
+    };
+    if !head.eq_ignore_ascii_case(label) {
+        return false;
+    }
+    for r in rest {
+        match tail.strip_prefix(r) {
+            Some(t) => tail = t,
+            None => return false,
+        }
+    }
+    tail.is_empty()
+}
+
+/// `DISCOVER` + rest (inline when short).
+fn shout(label: &str, rest: &str) -> Str {
+    let mut s = Str::with_capacity(label.len() + rest.len());
+    s.push_str(label);
+    s.make_ascii_uppercase();
+    s.push_str(rest);
+    s
+}
+
+fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: Str) -> Event {
     let mut ev = Event::new(now_ms(), kind, what);
-    ev.mac = c.mac.map(|m| Mac::from_bytes(&m).to_string());
+    ev.mac = c.mac.map(|m| mac_text(&m));
     ev.stage = Some(Stage::Dhcp);
-    ev.iface = Some(iface.to_string());
-    ev.arch = c.arch.map(kindling_dhcp::policy::describe_arch);
-    ev.firmware = c.firmware.map(|f| f.label().to_string());
-    ev.message = c.message_type.map(|m| m.label().to_string());
-    ev.vendor_class = c.vendor_class.clone();
+    ev.iface = Some(iface.into());
+    ev.arch = c.arch.map(arch_text);
+    ev.firmware = c.firmware.map(|f| f.label().into());
+    ev.message = c.message_type.map(|m| m.label().into());
+    ev.vendor_class = c.vendor_class.as_deref().map(Str::from);
     if !c.user_classes.is_empty() {
-        ev.user_class = Some(c.user_classes.join(","));
+        ev.user_class = Some(Str::from(c.user_classes.join(",")));
     }
     if !c.ciaddr.is_unspecified() {
-        ev.ip = Some(c.ciaddr.to_string());
+        ev.ip = Some(c.ciaddr.to_compact_string());
     }
     ev
+}
+
+/// A 64-bit hash of length-prefixed parts, eight bytes at a time (the FxHash step).
+/// Compared only among the few events of one machine, so it needs to be quick, not keyed.
+#[derive(Default)]
+struct Fingerprint(u64);
+
+impl Fingerprint {
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        self.word(bytes.len() as u64);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.word(u64::from_le_bytes(w));
+        }
+    }
+}
+
+/// `52:54:00:12:34:56`, inline (no allocation).
+fn mac_text(m: &[u8; 6]) -> Str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b = [b':'; 17];
+    for (i, x) in m.iter().enumerate() {
+        b[i * 3] = HEX[usize::from(x >> 4)];
+        b[i * 3 + 1] = HEX[usize::from(x & 0xf)];
+    }
+    Str::from(std::str::from_utf8(&b).unwrap_or_default())
+}
+
+/// `7 (EFI x64)`: option 93 with its name (the common ones made once).
+fn arch_text(a: u16) -> Str {
+    static KNOWN: std::sync::OnceLock<Vec<Str>> = std::sync::OnceLock::new();
+    fn make(a: u16) -> Str {
+        match kindling_dhcp::arch::arch_name(a) {
+            Some(n) => compact_str::format_compact!("{a} ({n})"),
+            None => a.to_compact_string(),
+        }
+    }
+    let known = KNOWN.get_or_init(|| (0..64).map(make).collect());
+    match known.get(usize::from(a)) {
+        Some(s) => s.clone(),
+        None => make(a),
+    }
 }
 
 impl DhcpObserver for Ops {
@@ -512,15 +816,46 @@ impl DhcpObserver for Ops {
         if e.port == ListenPort::Dhcp && msg != "discover" {
             return;
         }
+        let port = e.port.number();
+        let source_ip = (c.ciaddr.is_unspecified()
+            && c.giaddr.is_unspecified()
+            && !e.source.ip().is_unspecified())
+        .then(|| e.source.ip().to_compact_string());
+        let port_text = match port {
+            67 => Str::const_new("67"),
+            4011 => Str::const_new("4011"),
+            p => p.to_compact_string(),
+        };
+        let matches = |ev: &Event| {
+            ev.kind == Kind::DhcpSeen
+                && same_dhcp_client(ev, c)
+                && ev.message.as_deref() == c.message_type.map(|m| m.label())
+                && ev.reason.is_none()
+                && ev.path.is_none()
+                && what_is(&ev.what, msg, &[" on port ", &port_text])
+        };
+        let firmware = c.firmware.map(|f| f.label());
+        let discover = msg == "discover";
+        if self.dhcp_fast_repeat(
+            c,
+            source_ip.as_deref(),
+            discover && firmware.is_some_and(|f| f != "ipxe"),
+            discover && firmware == Some("ipxe"),
+            None,
+            &["seen", msg, &port_text],
+            &matches,
+        ) {
+            return;
+        }
         let mut ev = client_event(
             Kind::DhcpSeen,
             c,
             e.iface,
-            format!("{} on port {}", msg.to_uppercase(), e.port.number()),
+            shout(msg, &format!(" on port {port}")),
         );
         // The source of an unrelayed packet on 4011 is the client's address.
         if ev.ip.is_none() && c.giaddr.is_unspecified() && !e.source.ip().is_unspecified() {
-            ev.ip = Some(e.source.ip().to_string());
+            ev.ip = Some(e.source.ip().to_compact_string());
         }
         self.record(ev);
     }
@@ -528,21 +863,47 @@ impl DhcpObserver for Ops {
     fn answered(&self, e: &AnsweredEvent<'_>) {
         let label = e.reply.message_type.label();
         self.metrics.dhcp_reply(label);
-        let file = if e.reply.file.is_empty() {
-            "(to port 4011)".to_string()
+        let shown = if e.reply.file.is_empty() {
+            "(to port 4011)"
         } else {
-            e.reply.file.clone()
+            e.reply.file.as_str()
         };
+        let path = (!e.reply.file.is_empty()).then_some(e.reply.file.as_str());
+        let rule = e.reply.rule.as_deref();
+        let matches = |ev: &Event| {
+            ev.kind == Kind::DhcpAnswered
+                && same_dhcp_client(ev, e.client)
+                && ev.message.as_deref() == Some(label)
+                && ev.path.as_deref() == path
+                && match (rule, ev.reason.as_deref()) {
+                    (None, None) => true,
+                    (Some(r), Some(have)) => have.strip_prefix("rule ") == Some(r),
+                    _ => false,
+                }
+                && what_is(&ev.what, label, &[" ", shown])
+        };
+        if self.dhcp_fast_repeat(
+            e.client,
+            None,
+            false,
+            false,
+            Some(Stage::Dhcp),
+            &["answered", label, shown, rule.unwrap_or("\0")],
+            &matches,
+        ) {
+            return;
+        }
+        let file = shown.to_string();
         let mut ev = client_event(
             Kind::DhcpAnswered,
             e.client,
             e.iface,
-            format!("{} {file}", label.to_uppercase()),
+            shout(label, &format!(" {file}")),
         );
-        ev.message = Some(label.to_string());
-        ev.path = (!e.reply.file.is_empty()).then(|| e.reply.file.clone());
+        ev.message = Some(label.into());
+        ev.path = (!e.reply.file.is_empty()).then(|| Str::from(e.reply.file.as_str()));
         if let Some(r) = &e.reply.rule {
-            ev.reason = Some(format!("rule {r}"));
+            ev.reason = Some(compact_str::format_compact!("rule {r}"));
         }
         self.record(ev);
     }
@@ -554,14 +915,9 @@ impl DhcpObserver for Ops {
             return;
         }
         let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
-        let mut ev = client_event(
-            Kind::DhcpIgnored,
-            c,
-            e.iface,
-            format!("{} not answered", msg.to_uppercase()),
-        );
+        let mut ev = client_event(Kind::DhcpIgnored, c, e.iface, shout(msg, " not answered"));
         ev.ok = false;
-        ev.reason = Some(e.reason.label().to_string());
+        ev.reason = Some(e.reason.label().into());
         self.record(ev);
     }
 }
@@ -589,25 +945,25 @@ impl TftpObserver for Ops {
     ) {
         self.metrics.tftp_transfer(outcome_label(outcome), bytes);
         let what = match outcome {
-            Outcome::OptionsDeclined => format!("RRQ {file} (size probe)"),
-            _ => format!("RRQ {file}"),
+            Outcome::OptionsDeclined => compact_str::format_compact!("RRQ {file} (size probe)"),
+            _ => compact_str::format_compact!("RRQ {file}"),
         };
         let mut ev = Event::new(now_ms(), Kind::TftpTransfer, what);
-        ev.ip = Some(ip_of(peer));
+        ev.ip = Some(ip_of(peer).into());
         ev.stage = Some(Stage::Tftp);
-        ev.path = Some(file.to_string());
+        ev.path = Some(file.into());
         ev.bytes = Some(bytes);
         ev.duration_ms = Some(ms(duration));
         ev.ok = outcome.is_success();
         ev.reason = match outcome {
             Outcome::Completed | Outcome::OptionsDeclined => None,
-            Outcome::ClientError { code, message } => {
-                Some(format!("client sent ERROR {code}: {message}"))
-            }
+            Outcome::ClientError { code, message } => Some(compact_str::format_compact!(
+                "client sent ERROR {code}: {message}"
+            )),
             Outcome::TimedOut => Some("timed out (no ACK within the retry limit)".into()),
-            Outcome::ReadError(e) => Some(format!("read error: {e}")),
+            Outcome::ReadError(e) => Some(compact_str::format_compact!("read error: {e}")),
             Outcome::Cancelled => Some("server shut down".into()),
-            Outcome::PeerGone(e) => Some(format!("peer unreachable: {e}")),
+            Outcome::PeerGone(e) => Some(compact_str::format_compact!("peer unreachable: {e}")),
         };
         self.record(ev);
     }
@@ -626,6 +982,9 @@ impl RequestObserver for Ops {
             .and_then(|m| Mac::parse(m).ok())
             .map(|m| m.to_string());
         if r.endpoint == "assets" && (200..300).contains(&r.status) {
+            // The stage comes from the machine's profile: apply what is queued first
+            // (asset downloads are a few per boot, not the hot path).
+            self.apply_queued();
             let kind = self
                 .store
                 .lock()
@@ -652,18 +1011,18 @@ impl RequestObserver for Ops {
         let mut ev = Event::new(
             now_ms(),
             Kind::HttpRequest,
-            format!("{} {}", r.method, r.path),
+            compact_str::format_compact!("{} {}", r.method, r.path),
         );
-        ev.mac = mac;
-        ev.ip = Some(ip);
-        ev.endpoint = Some(r.endpoint.to_string());
-        ev.path = Some(r.path.to_string());
+        ev.mac = mac.map(Str::from);
+        ev.ip = Some(ip.into());
+        ev.endpoint = Some(r.endpoint.into());
+        ev.path = Some(r.path.into());
         ev.status = Some(r.status);
         ev.bytes = Some(r.bytes);
         ev.duration_ms = Some(ms(r.duration));
-        ev.group = r.group.map(str::to_string);
-        ev.profile = r.profile.map(str::to_string);
-        ev.reason = r.reason.map(str::to_string);
+        ev.group = r.group.map(Str::from);
+        ev.profile = r.profile.map(Str::from);
+        ev.reason = r.reason.map(Str::from);
         ev.ok = r.status < 400;
         if r.endpoint != "assets" {
             ev.stage = http_stage(r.endpoint, r.path, None);
@@ -688,6 +1047,91 @@ mod tests {
         assert_eq!(parse_arp(t, "10.99.0.51"), None);
         assert_eq!(parse_arp(t, "10.99.0.5"), None);
         assert_eq!(parse_arp("", "10.99.0.5"), None);
+    }
+
+    fn bios_client(mac: u8) -> kindling_dhcp::ClientInfo {
+        kindling_dhcp::ClientInfo {
+            xid: 1,
+            mac: Some([0x52, 0x54, 0, 0, 0, mac]),
+            message_type: Some(kindling_dhcp::wire::MessageType::Discover),
+            vendor_class: Some("PXEClient:Arch:00000:UNDI:002001".into()),
+            vendor_prefix: Some("PXEClient".into()),
+            architectures: vec![0],
+            arch: Some(0),
+            firmware: Some(kindling_dhcp::Firmware::BiosPxe),
+            user_classes: Vec::new(),
+            ciaddr: std::net::Ipv4Addr::UNSPECIFIED,
+            giaddr: std::net::Ipv4Addr::UNSPECIFIED,
+        }
+    }
+
+    fn exchange(ops: &Ops, c: &kindling_dhcp::ClientInfo, file: &str) {
+        let source = std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 68);
+        ops.seen(&SeenEvent {
+            iface: "s0",
+            port: ListenPort::Dhcp,
+            source,
+            client: c,
+        });
+        let reply = kindling_dhcp::Reply {
+            packet: Vec::new(),
+            dest: std::net::SocketAddrV4::new(std::net::Ipv4Addr::BROADCAST, 68),
+            message_type: kindling_dhcp::wire::MessageType::Offer,
+            file: file.into(),
+            rule: None,
+        };
+        ops.answered(&AnsweredEvent {
+            iface: "s0",
+            port: ListenPort::Dhcp,
+            server_ip: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            client: c,
+            reply: &reply,
+        });
+    }
+
+    #[test]
+    fn dhcp_retries_are_counted_on_the_fast_path_like_the_full_one() {
+        let ops = Ops::in_memory(&OpsConfig::default());
+        let c = bios_client(1);
+        for _ in 0..5 {
+            exchange(&ops, &c, "undionly.kpxe");
+        }
+        let m = ops
+            .machine("52:54:00:00:00:01")
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(m.timeline.len(), 1);
+        let evs = &m.timeline[0].events;
+        assert_eq!(evs.len(), 2, "{evs:?}");
+        assert_eq!(evs[0].what, "DISCOVER on port 67");
+        assert_eq!(evs[1].what, "OFFER undionly.kpxe");
+        assert_eq!((evs[0].repeats, evs[1].repeats), (4, 4));
+        assert_eq!(
+            ops.fast_repeats.load(std::sync::atomic::Ordering::Relaxed),
+            8,
+            "all but the first exchange took the fast path"
+        );
+        // Something different is stored, not counted.
+        exchange(&ops, &c, "ipxe.efi");
+        let m = ops
+            .machine("52:54:00:00:00:01")
+            .unwrap_or_else(|| unreachable!());
+        let evs = &m.timeline[0].events;
+        assert_eq!(evs.len(), 3, "{evs:?}");
+        assert_eq!(evs[2].what, "OFFER ipxe.efi");
+        assert_eq!(evs[0].repeats, 5);
+        // A new firmware DISCOVER after the boot got past DHCP starts a new boot: the
+        // fast path must not swallow it.
+        ops.record({
+            let mut e = Event::new(now_ms(), Kind::TftpTransfer, "RRQ undionly.kpxe");
+            e.mac = Some("52:54:00:00:00:01".into());
+            e.stage = Some(Stage::Tftp);
+            e
+        });
+        exchange(&ops, &c, "undionly.kpxe");
+        let m = ops
+            .machine("52:54:00:00:00:01")
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(m.timeline.len(), 2, "{:?}", m.timeline);
     }
 
     #[test]

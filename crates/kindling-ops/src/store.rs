@@ -8,6 +8,33 @@ use serde::{Deserialize, Serialize};
 use crate::classify::{ProfileMap, http_stage};
 use crate::event::{Event, Kind, Source, Stage, format_ts};
 
+/// How far back in a boot a repeated event is looked for (the longest retry cycle:
+/// DISCOVER, OFFER, REQUEST, ACK).
+const REPEAT_LOOKBACK: usize = 4;
+
+/// A successful event that may repeat one already stored (see [`Store::try_repeat`]).
+pub struct RepeatProbe<'a> {
+    pub mac: &'a str,
+    pub ts: u64,
+    /// The machine facts the event carries.
+    pub ip: Option<&'a str>,
+    pub arch: Option<&'a str>,
+    pub firmware: Option<&'a str>,
+    pub vendor_class: Option<&'a str>,
+    pub user_class: Option<&'a str>,
+    /// A firmware / an iPXE DHCP DISCOVER (these can start a new boot).
+    pub firmware_discover: bool,
+    pub ipxe_discover: bool,
+    /// The stage this successful event reaches (None for `DhcpSeen`).
+    pub progress: Option<Stage>,
+    /// Whether a stored event is this one ([`Event::same_as`] without building it).
+    pub matches: &'a dyn Fn(&Event) -> bool,
+    /// A hash of everything above but `mac` and `ts`: when given, a successful repeat
+    /// is remembered so that the next one with the same fingerprint is counted by
+    /// [`Store::memo_repeat`].
+    pub fingerprint: Option<u64>,
+}
+
 /// Bounds of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -63,6 +90,12 @@ pub struct Boot {
     /// Events dropped from the front because of `max_events`.
     pub dropped_events: u64,
     pub events: VecDeque<Box<Event>>,
+    /// Some event of this boot came from TFTP or HTTP (kept even if it was dropped).
+    #[serde(skip)]
+    saw_non_dhcp: bool,
+    /// Some event of this boot reached the script stage or later.
+    #[serde(skip)]
+    saw_script: bool,
 }
 
 impl Boot {
@@ -75,22 +108,37 @@ impl Boot {
             error: None,
             dropped_events: 0,
             events: VecDeque::new(),
+            saw_non_dhcp: false,
+            saw_script: false,
         }
     }
 
     /// Got past DHCP (successfully or not): a new firmware DISCOVER is then a new boot.
     fn beyond_dhcp(&self) -> bool {
-        self.last_stage.is_some_and(|s| s > Stage::Dhcp)
-            || self.events.iter().any(|e| e.source() != Source::Dhcp)
+        self.last_stage.is_some_and(|s| s > Stage::Dhcp) || self.saw_non_dhcp
     }
 
     /// Got to a boot script (or further): iPXE only asks DHCP again when it starts anew.
     fn reached_script(&self) -> bool {
-        self.last_stage.is_some_and(|s| s >= Stage::Script)
-            || self
-                .events
-                .iter()
-                .any(|e| e.stage.is_some_and(|s| s >= Stage::Script))
+        self.last_stage.is_some_and(|s| s >= Stage::Script) || self.saw_script
+    }
+
+    /// A success at `st`: the furthest stage moves on, an earlier failure is over.
+    fn reached(&mut self, st: Stage) {
+        self.last_stage = Some(self.last_stage.map_or(st, |s| s.max(st)));
+        if self
+            .error
+            .as_ref()
+            .is_some_and(|e| e.stage.is_none_or(|es| st >= es))
+        {
+            self.error = None;
+        }
+    }
+
+    /// Notes what a stored event says about how far the boot got.
+    fn note(&mut self, ev: &Event) {
+        self.saw_non_dhcp |= ev.source() != Source::Dhcp;
+        self.saw_script |= ev.stage.is_some_and(|s| s >= Stage::Script);
     }
 }
 
@@ -202,6 +250,56 @@ pub struct Store {
     profiles: ProfileMap,
     /// Events dropped without a machine (pending expired or overflowed).
     pub unattributed: u64,
+    /// Repeats counted by [`Store::memo_repeat`] and not yet written into their events.
+    memos: HashMap<u64, Memo>,
+}
+
+/// A MAC (`52:54:00:12:34:56`) packed into the key of [`Store::memo_repeat`].
+pub fn mac_key(mac: &str) -> Option<u64> {
+    let mut k = 0u64;
+    let mut n = 0;
+    for part in mac.split(':') {
+        k = (k << 8) | u64::from(u8::from_str_radix(part, 16).ok()?);
+        n += 1;
+    }
+    (n == 6).then_some(k)
+}
+
+/// [`mac_key`] from the six bytes.
+pub fn mac_key_bytes(m: &[u8; 6]) -> u64 {
+    m.iter().fold(0, |k, b| (k << 8) | u64::from(*b))
+}
+
+/// The fast path's memory of one machine: which of its last events a fingerprint
+/// repeats. Valid while nothing but repeats happens to the machine (any applied event
+/// removes it first).
+#[derive(Debug, Default, Clone, Copy)]
+struct Memo {
+    /// The latest of the boot's last event and the repeats counted here.
+    last_ts: u64,
+    len: usize,
+    /// Inline: the fast path touches one table slot, no further allocation.
+    slots: [MemoEntry; REPEAT_LOOKBACK],
+}
+
+impl Memo {
+    fn entries(&self) -> &[MemoEntry] {
+        self.slots.get(..self.len).unwrap_or(&[])
+    }
+
+    fn entries_mut(&mut self) -> &mut [MemoEntry] {
+        self.slots.get_mut(..self.len).unwrap_or(&mut [])
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct MemoEntry {
+    fp: u64,
+    /// Position from the back of the last boot's events.
+    back: usize,
+    /// Repeats not yet written into the event.
+    count: u64,
+    last_ts: u64,
 }
 
 impl Store {
@@ -266,12 +364,12 @@ impl Store {
         ev.seq = self.next_seq;
         self.expire_pending(ev.ts);
         if ev.mac.is_none() {
-            let Some(ip) = ev.ip.clone() else {
+            let Some(ip) = ev.ip.as_deref().map(str::to_string) else {
                 self.unattributed += 1;
                 return Vec::new();
             };
             match self.mac_for_ip(&ip) {
-                Some(m) => ev.mac = Some(m.to_string()),
+                Some(m) => ev.mac = Some(m.into()),
                 None => {
                     self.park(ip, ev);
                     return Vec::new();
@@ -286,7 +384,7 @@ impl Store {
             // The waiting events arrived earlier (lower seq): apply() places them
             // by (time, arrival) before the event that tied their IP.
             for mut w in waiting {
-                w.mac = Some(mac.clone());
+                w.mac = Some(mac.as_str().into());
                 if self.apply(&mut w).1 {
                     out.push(w);
                 }
@@ -359,61 +457,55 @@ impl Store {
     /// Applies one event to its machine: returns the (ip, mac) pair it newly
     /// tied, and whether it was stored (false: counted as a repeat).
     fn apply(&mut self, ev: &mut Event) -> (Option<(String, String)>, bool) {
-        let Some(mac) = ev.mac.clone() else {
+        let Some(mac) = ev.mac.as_deref() else {
             return (None, false);
         };
+        // Anything may change now: write the fast path's counts and forget its memo.
+        self.flush_memo(mac, true);
         let ts = ev.ts;
-        if !self.machines.contains_key(&mac) {
+        if !self.machines.contains_key(mac) {
             self.evict_for_new();
+            self.machines.insert(mac.to_string(), Machine::new(mac, ts));
         }
-        let m = self
-            .machines
-            .entry(mac.clone())
-            .or_insert_with(|| Machine::new(&mac, ts));
+        let Some(m) = self.machines.get_mut(mac) else {
+            return (None, false);
+        };
         // Stage of asset downloads: by the profile this machine got.
         if ev.kind == Kind::HttpRequest && ev.stage.is_none() {
             let endpoint = ev.endpoint.as_deref().unwrap_or("");
             let path = ev.path.as_deref().unwrap_or("");
-            let profile = ev.profile.as_ref().or(m.profile.as_ref());
+            let profile = ev.profile.as_deref().or(m.profile.as_deref());
             ev.stage = http_stage(endpoint, path, profile.and_then(|p| self.profiles.get(p)));
         }
-        // Machine facts.
+        // Machine facts (copied only when they change: a storm repeats them).
         m.last_seen = m.last_seen.max(ts);
-        if let Some(a) = &ev.arch {
-            m.arch = Some(a.clone());
-        }
+        set_fact(&mut m.arch, ev.arch.as_deref());
         if let Some(f) = &ev.firmware
             && (f != "ipxe" || m.firmware.is_none())
         {
-            m.firmware = Some(f.clone());
+            set_fact(&mut m.firmware, Some(f));
         }
-        if let Some(v) = &ev.vendor_class {
-            m.vendor_class = Some(v.clone());
-        }
-        if let Some(v) = &ev.user_class {
-            m.user_class = Some(v.clone());
-        }
-        if let Some(g) = &ev.group {
-            m.group = Some(g.clone());
-        }
-        if let Some(p) = &ev.profile {
-            m.profile = Some(p.clone());
-        }
+        set_fact(&mut m.vendor_class, ev.vendor_class.as_deref());
+        set_fact(&mut m.user_class, ev.user_class.as_deref());
+        set_fact(&mut m.group, ev.group.as_deref());
+        set_fact(&mut m.profile, ev.profile.as_deref());
         let mut tied = None;
-        if let Some(ip) = ev.ip.clone().filter(|i| i != "0.0.0.0") {
-            m.ip = Some(ip.clone());
-            let known = self
-                .ip_to_mac
-                .get(&ip)
-                .map(|(x, _)| x == &mac)
-                .unwrap_or(false);
-            self.learn_ip(&ip, &mac, ts);
+        if let Some(ip) = ev.ip.as_deref().filter(|i| *i != "0.0.0.0") {
+            set_fact(&mut m.ip, Some(ip));
+            let known = match self.ip_to_mac.get_mut(ip) {
+                Some((x, t)) if x == mac => {
+                    *t = (*t).max(ts);
+                    true
+                }
+                _ => false,
+            };
             if !known {
-                tied = Some((ip, mac.clone()));
+                self.learn_ip(ip, mac, ts);
+                tied = Some((ip.to_string(), mac.to_string()));
             }
         }
         let limits = self.limits;
-        let Some(m) = self.machines.get_mut(&mac) else {
+        let Some(m) = self.machines.get_mut(mac) else {
             return (tied, false);
         };
         // Boot splitting.
@@ -435,31 +527,15 @@ impl Store {
             return (tied, false);
         };
         boot.last_event = boot.last_event.max(ts);
-        if !new_boot
-            && let Some(last) = boot.events.back_mut()
-            && last.seq < ev.seq
-            && last.ts <= ts
-            && last.same_as(ev)
-        {
-            last.repeats += 1;
-            last.last_ts = ts;
-            return (tied, false);
-        }
+        // Stage and error bookkeeping first: a repeat still says where the boot is.
         if ev.ok {
             if let Some(st) = ev.stage
                 && ev.kind != Kind::DhcpSeen
             {
-                boot.last_stage = Some(boot.last_stage.map_or(st, |s| s.max(st)));
-                if boot
-                    .error
-                    .as_ref()
-                    .is_some_and(|e| e.stage.is_none_or(|es| st >= es))
-                {
-                    boot.error = None;
-                }
+                boot.reached(st);
             }
         } else {
-            let mut message = ev.what.clone();
+            let mut message = ev.what.to_string();
             if let Some(r) = &ev.reason {
                 message.push_str(": ");
                 message.push_str(r);
@@ -470,6 +546,23 @@ impl Store {
                 ts,
             });
         }
+        // A retry loop (one event, or a cycle such as DISCOVER/OFFER or
+        // DISCOVER/OFFER/REQUEST/ACK) is counted on the event it repeats instead of
+        // being stored again: a machine stuck in a loop costs no memory and no disk.
+        if !new_boot
+            && let Some(prev) = boot
+                .events
+                .iter_mut()
+                .rev()
+                .take(REPEAT_LOOKBACK)
+                .find(|e| e.same_as(ev))
+            && prev.seq < ev.seq
+            && prev.ts <= ts
+        {
+            prev.repeats += 1;
+            prev.last_ts = ts;
+            return (tied, false);
+        }
         // Keep time order (events tied late may be older than the newest).
         let pos = boot
             .events
@@ -477,12 +570,187 @@ impl Store {
             .rposition(|e| (e.ts, e.seq) <= (ts, ev.seq))
             .map(|p| p + 1)
             .unwrap_or(0);
+        boot.note(ev);
         boot.events.insert(pos, Box::new(ev.clone()));
         while boot.events.len() > limits.max_events.max(1) {
             boot.events.pop_front();
             boot.dropped_events += 1;
         }
         (tied, true)
+    }
+
+    /// The fast path for a storm of retries: if an event described by `probe` would be
+    /// counted as a repeat by [`ingest`](Self::ingest) (same machine facts, same boot,
+    /// `probe.matches` one of the boot's last few events), counts it and returns true
+    /// without an [`Event`] ever being built. Returns false (nothing changed) whenever
+    /// `ingest` could do anything else with it: the caller then records the event.
+    pub fn try_repeat(&mut self, probe: &RepeatProbe<'_>) -> bool {
+        self.flush_memo(probe.mac, false);
+        let limits = self.limits;
+        let Some(m) = self.machines.get_mut(probe.mac) else {
+            return false;
+        };
+        // Machine facts must already be what this event would set.
+        let same = |slot: &Option<String>, new: Option<&str>| {
+            new.is_none_or(|v| slot.as_deref() == Some(v))
+        };
+        let firmware_ok = match probe.firmware {
+            Some("ipxe") if m.firmware.is_some() => true,
+            f => same(&m.firmware, f),
+        };
+        if !(firmware_ok
+            && same(&m.arch, probe.arch)
+            && same(&m.vendor_class, probe.vendor_class)
+            && same(&m.user_class, probe.user_class)
+            && same(&m.ip, probe.ip))
+        {
+            return false;
+        }
+        if let Some(ip) = probe.ip
+            && self.ip_to_mac.get(ip).is_none_or(|(x, _)| x != probe.mac)
+        {
+            return false;
+        }
+        let Some(boot) = m.boots.back_mut() else {
+            return false;
+        };
+        // Would it start a new boot?
+        if probe.ts.saturating_sub(boot.last_event) > limits.boot_gap_ms
+            || (probe.firmware_discover && boot.beyond_dhcp())
+            || (probe.ipxe_discover && boot.reached_script())
+        {
+            return false;
+        }
+        let Some((back, prev)) = boot
+            .events
+            .iter_mut()
+            .rev()
+            .take(REPEAT_LOOKBACK)
+            .enumerate()
+            .find(|(_, e)| (probe.matches)(e))
+        else {
+            return false;
+        };
+        if prev.ts > probe.ts {
+            return false;
+        }
+        prev.repeats += 1;
+        prev.last_ts = probe.ts;
+        if let Some(fp) = probe.fingerprint
+            && let Some(key) = mac_key(probe.mac)
+        {
+            let memo = self.memos.entry(key).or_insert_with(|| Memo {
+                last_ts: boot.last_event,
+                ..Memo::default()
+            });
+            if !memo.entries().iter().any(|e| e.fp == fp)
+                && let Some(slot) = memo.slots.get_mut(memo.len)
+            {
+                *slot = MemoEntry {
+                    fp,
+                    back,
+                    count: 0,
+                    last_ts: probe.ts,
+                };
+                memo.len += 1;
+            }
+            memo.last_ts = memo.last_ts.max(probe.ts);
+        }
+        boot.last_event = boot.last_event.max(probe.ts);
+        if let Some(st) = probe.progress {
+            boot.reached(st);
+        }
+        m.last_seen = m.last_seen.max(probe.ts);
+        if let Some(ip) = probe.ip
+            && let Some((_, t)) = self.ip_to_mac.get_mut(ip)
+        {
+            *t = (*t).max(probe.ts);
+        }
+        true
+    }
+
+    /// The fastest path for a storm of retries: `fingerprint` (see
+    /// [`RepeatProbe::fingerprint`]) was already found to repeat one of `mac`'s events by
+    /// [`try_repeat`](Self::try_repeat), and nothing but repeats happened to the machine
+    /// since: count it without touching the machine. False: call `try_repeat`.
+    pub fn memo_repeat(&mut self, mac: u64, fingerprint: u64, ts: u64) -> bool {
+        let gap = self.limits.boot_gap_ms;
+        let Some(memo) = self.memos.get_mut(&mac) else {
+            return false;
+        };
+        if ts.saturating_sub(memo.last_ts) > gap {
+            return false;
+        }
+        let Some(e) = memo.entries_mut().iter_mut().find(|e| e.fp == fingerprint) else {
+            return false;
+        };
+        if e.last_ts > ts {
+            return false;
+        }
+        e.count += 1;
+        e.last_ts = ts;
+        memo.last_ts = memo.last_ts.max(ts);
+        true
+    }
+
+    /// Writes the fast path's counts for `mac` into its events (and forgets the memo
+    /// when `forget`).
+    fn flush_memo(&mut self, mac: &str, forget: bool) {
+        if self.memos.is_empty() {
+            return;
+        }
+        let Some(key) = mac_key(mac) else { return };
+        let memo = if forget {
+            match self.memos.remove(&key) {
+                Some(m) => m,
+                None => return,
+            }
+        } else {
+            match self.memos.get_mut(&key) {
+                Some(m) if m.entries().iter().any(|e| e.count > 0) => {
+                    let out = *m;
+                    for e in m.entries_mut() {
+                        e.count = 0;
+                    }
+                    out
+                }
+                _ => return,
+            }
+        };
+        let Some(m) = self.machines.get_mut(mac) else {
+            return;
+        };
+        m.last_seen = m.last_seen.max(memo.last_ts);
+        let Some(boot) = m.boots.back_mut() else {
+            return;
+        };
+        boot.last_event = boot.last_event.max(memo.last_ts);
+        let len = boot.events.len();
+        for e in memo.entries().iter().filter(|e| e.count > 0) {
+            if let Some(ev) = len
+                .checked_sub(1 + e.back)
+                .and_then(|i| boot.events.get_mut(i))
+            {
+                ev.repeats += e.count;
+                ev.last_ts = ev.last_ts.max(e.last_ts);
+            }
+        }
+    }
+
+    /// Writes every count of the fast path into its event (before reading machines).
+    pub fn flush_repeats(&mut self) {
+        let macs: Vec<String> = self
+            .memos
+            .iter()
+            .filter(|(_, m)| m.entries().iter().any(|e| e.count > 0))
+            .map(|(k, _)| {
+                let b = k.to_be_bytes();
+                kindling_model::Mac::from_bytes(&b[2..]).to_string()
+            })
+            .collect();
+        for mac in macs {
+            self.flush_memo(&mac, false);
+        }
     }
 
     /// Makes room for a new machine. Evicts the least recently seen eighth
@@ -494,6 +762,7 @@ impl Store {
             return;
         }
         let target = max - (max / 8).max(1);
+        self.flush_repeats();
         let mut by_age: Vec<(u64, String)> = self
             .machines
             .values()
@@ -508,8 +777,20 @@ impl Store {
             .collect();
         for mac in &gone {
             self.machines.remove(mac);
+            if let Some(k) = mac_key(mac) {
+                self.memos.remove(&k);
+            }
         }
         self.ip_to_mac.retain(|_, (m, _)| !gone.contains(m));
+    }
+}
+
+/// Sets a machine fact to `new` when it is given and differs (no copy otherwise).
+fn set_fact(slot: &mut Option<String>, new: Option<&str>) {
+    if let Some(v) = new
+        && slot.as_deref() != Some(v)
+    {
+        *slot = Some(v.to_string());
     }
 }
 

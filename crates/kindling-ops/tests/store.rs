@@ -18,7 +18,7 @@ fn dhcp(ts: u64, mac: &str, firmware: &str, kind: Kind) -> Event {
 
 fn http(ts: u64, mac: Option<&str>, endpoint: &str, path: &str, status: u16) -> Event {
     let mut e = Event::new(ts, Kind::HttpRequest, format!("GET {path}"));
-    e.mac = mac.map(str::to_string);
+    e.mac = mac.map(Into::into);
     e.ip = Some(IP.into());
     e.endpoint = Some(endpoint.into());
     e.path = Some(path.into());
