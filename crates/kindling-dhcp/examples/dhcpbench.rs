@@ -7,13 +7,13 @@
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use dhcproto::v4::{self, DhcpOption};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use kindling_dhcp::mmsg::{RecvBatch, send_batch_blocking};
 
 #[derive(Parser)]
 struct Args {
@@ -25,9 +25,22 @@ struct Args {
     window: u64,
     #[arg(long, default_value = "server")]
     label: String,
+    /// Distinct client MACs (request i comes from machine i mod N): a boot storm of N
+    /// machines, each retrying. 0 = a new MAC for every request (worst case for the
+    /// server's per-machine bookkeeping).
+    #[arg(long, default_value_t = 10000)]
+    machines: u32,
+    /// Poll for replies without sleeping (one core busy) instead of blocking.
+    #[arg(long)]
+    spin: bool,
 }
 
 const BASE_XID: u32 = 0x6b00_0000;
+/// Offsets of `xid` and `chaddr` in a BOOTP header.
+const XID: usize = 4;
+const CHADDR: usize = 28;
+/// DISCOVERs per `sendmmsg` (at most; never more than the window allows).
+const SEND_BATCH: usize = 16;
 
 fn discover(xid: u32) -> Vec<u8> {
     let mac = [
@@ -74,103 +87,89 @@ fn main() -> anyhow::Result<()> {
     s.set_recv_buffer_size(4 << 20)?;
     s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68)).into())?;
     let sock: UdpSocket = s.into();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let rx = sock.try_clone()?;
+    sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+    let fd = sock.as_raw_fd();
 
+    // One thread does both sides (send what the window allows, then block for replies), so
+    // the generator itself adds no cross-thread wake-ups to the round trip it measures.
     let n = a.count as usize;
     let start = Instant::now();
-    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
-    let lat: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(u64::MAX)).collect());
-    let received = Arc::new(AtomicU64::new(0));
-    let last_ns = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-
-    let receiver = {
-        let (sent_at, lat, received, done, last_ns) = (
-            sent_at.clone(),
-            lat.clone(),
-            received.clone(),
-            done.clone(),
-            last_ns.clone(),
-        );
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            let mut last = Instant::now();
-            loop {
-                match rx.recv_from(&mut buf) {
-                    Ok((len, _)) => {
-                        let Ok(msg) = v4::Message::decode(&mut Decoder::new(&buf[..len])) else {
-                            continue;
-                        };
-                        let idx = msg.xid().wrapping_sub(BASE_XID) as usize;
-                        if msg.opcode() != v4::Opcode::BootReply || idx >= lat.len() {
-                            continue;
-                        }
-                        let now = start.elapsed().as_nanos() as u64;
-                        let sent = sent_at[idx].load(Ordering::Acquire);
-                        if lat[idx]
-                            .compare_exchange(
-                                u64::MAX,
-                                now.saturating_sub(sent),
-                                Ordering::AcqRel,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                        {
-                            received.fetch_add(1, Ordering::AcqRel);
-                            last_ns.store(now, Ordering::Release);
-                        }
-                        last = Instant::now();
-                    }
-                    Err(_) => {
-                        if done.load(Ordering::Acquire)
-                            && last.elapsed() > Duration::from_millis(500)
-                        {
-                            return;
-                        }
-                    }
-                }
-            }
-        })
-    };
-
+    let mut sent_at = vec![0u64; n];
+    let mut lat = vec![u64::MAX; n];
+    let (mut i, mut received, mut skipped) = (0usize, 0usize, 0usize);
+    let mut last_reply_ns = 0u64;
+    let mut last_progress = Instant::now();
     let dest = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
-    let mut stall_since: Option<Instant> = None;
-    let mut i = 0usize;
-    let mut skipped = 0u64;
-    while i < n {
-        let inflight = i as u64 - received.load(Ordering::Acquire) - skipped;
-        if inflight >= a.window {
-            let t = *stall_since.get_or_insert_with(Instant::now);
-            if t.elapsed() > Duration::from_millis(100) {
-                // Give up on the oldest outstanding one (lost) and move on.
-                skipped += 1;
-                stall_since = None;
-            } else {
-                std::thread::yield_now();
+    let template = discover(BASE_XID);
+    let mut out = vec![template; SEND_BATCH];
+    let mut rx = RecvBatch::new(64, 2048);
+    loop {
+        let inflight = i.saturating_sub(received + skipped);
+        let free = (a.window as usize).saturating_sub(inflight);
+        // Refill in whole batches (or to the end): one sendmmsg per SEND_BATCH replies,
+        // whatever the server's own batching, so each server gets the same offered pattern.
+        if i < n && free >= SEND_BATCH.min(a.window as usize).min(n - i) && free > 0 {
+            // Up to SEND_BATCH DISCOVERs per sendmmsg: each is the template with its own xid
+            // and MAC patched in.
+            let k = free.min(SEND_BATCH).min(n - i);
+            for (j, pkt) in out.iter_mut().take(k).enumerate() {
+                let xid = BASE_XID + (i + j) as u32;
+                pkt[XID..XID + 4].copy_from_slice(&xid.to_be_bytes());
+                let machine = match a.machines {
+                    0 => (i + j) as u32,
+                    m => (i + j) as u32 % m,
+                };
+                pkt[CHADDR + 3..CHADDR + 6].copy_from_slice(&machine.to_be_bytes()[1..]);
             }
+            let now = start.elapsed().as_nanos() as u64;
+            sent_at[i..i + k].fill(now);
+            let packets: Vec<(&[u8], SocketAddrV4)> =
+                out[..k].iter().map(|p| (p.as_slice(), dest)).collect();
+            i += send_batch_blocking(fd, &packets)?;
             continue;
         }
-        stall_since = None;
-        let pkt = discover(BASE_XID + i as u32);
-        sent_at[i].store(start.elapsed().as_nanos() as u64, Ordering::Release);
-        sock.send_to(&pkt, dest)?;
-        i += 1;
+        if received + skipped >= n {
+            break;
+        }
+        let got = if a.spin {
+            rx.recv(fd)
+        } else {
+            rx.recv_wait(fd)
+        };
+        match got {
+            Ok(_) => {
+                let now = start.elapsed().as_nanos() as u64;
+                for d in rx.iter() {
+                    let Ok(msg) = v4::Message::decode(&mut Decoder::new(d.data)) else {
+                        continue;
+                    };
+                    let idx = msg.xid().wrapping_sub(BASE_XID) as usize;
+                    if msg.opcode() != v4::Opcode::BootReply || idx >= i || lat[idx] != u64::MAX {
+                        continue;
+                    }
+                    lat[idx] = now.saturating_sub(sent_at[idx]);
+                    received += 1;
+                    last_reply_ns = now;
+                    last_progress = Instant::now();
+                }
+            }
+            Err(_) if i < n => {
+                // Nothing for 100 ms with a full window: count the oldest as lost, move on.
+                if last_progress.elapsed() > Duration::from_millis(100) {
+                    skipped += 1;
+                    last_progress = Instant::now();
+                }
+            }
+            Err(_) => {
+                // Everything sent; stop once the stragglers have had 500 ms.
+                if last_progress.elapsed() > Duration::from_millis(500) {
+                    break;
+                }
+            }
+        }
     }
-    // Wait for the tail.
-    let tail = Instant::now();
-    while (received.load(Ordering::Acquire) as usize) < n && tail.elapsed() < Duration::from_secs(2)
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let elapsed = last_ns.load(Ordering::Acquire) as f64 / 1e9;
-    done.store(true, Ordering::Release);
-    let _ = receiver.join();
-    let mut l: Vec<u64> = lat
-        .iter()
-        .map(|x| x.load(Ordering::Acquire))
-        .filter(|x| *x != u64::MAX)
-        .collect();
+    let elapsed = last_reply_ns as f64 / 1e9;
+    let mut l: Vec<u64> = lat.into_iter().filter(|x| *x != u64::MAX).collect();
     l.sort_unstable();
     let pct = |p: f64| -> f64 {
         if l.is_empty() {
@@ -181,12 +180,14 @@ fn main() -> anyhow::Result<()> {
     };
     let got = l.len();
     println!(
-        "{{\"label\":\"{}\",\"sent\":{n},\"replies\":{got},\"lost\":{},\"secs\":{elapsed:.3},\"rps\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0}}}",
+        "{{\"label\":\"{}\",\"sent\":{n},\"replies\":{got},\"lost\":{},\"secs\":{elapsed:.3},\"rps\":{:.0},\"p50_us\":{:.0},\"p90_us\":{:.0},\"p99_us\":{:.0},\"p999_us\":{:.0}}}",
         a.label,
         n - got,
         got as f64 / elapsed,
         pct(0.50),
-        pct(0.99)
+        pct(0.90),
+        pct(0.99),
+        pct(0.999)
     );
     Ok(())
 }
