@@ -17,6 +17,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -161,10 +163,15 @@ enum Msg {
 pub struct JournalWriter {
     tx: Option<SyncSender<Msg>>,
     thread: Option<JoinHandle<()>>,
+    /// Bytes handed to the writer thread and not yet written.
+    queued: Arc<AtomicUsize>,
 }
 
-/// Queue depth between the observers and the writer thread.
-const QUEUE: usize = 8192;
+/// Batches queued between the ops thread and the writer thread.
+const QUEUE: usize = 1024;
+/// Bytes queued for the writer at most (a disk slower than a storm drops, and counts,
+/// rather than growing memory).
+const QUEUE_BYTES: usize = 8 << 20;
 
 impl JournalWriter {
     /// Creates the directory and starts the writer thread.
@@ -172,26 +179,16 @@ impl JournalWriter {
         fs::create_dir_all(&cfg.dir)?;
         let mut state = WriterState::open(cfg)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
         let thread = std::thread::Builder::new()
             .name("kindling-journal".into())
-            .spawn(move || state.run(rx))?;
+            .spawn(move || state.run(rx, &q))?;
         Ok(JournalWriter {
             tx: Some(tx),
             thread: Some(thread),
+            queued,
         })
-    }
-
-    /// Queues one event; `false` when it was dropped (queue full or writer gone).
-    pub fn append(&self, ev: &Event) -> bool {
-        let Some(tx) = &self.tx else { return false };
-        let Ok(mut line) = serde_json::to_vec(ev) else {
-            return false;
-        };
-        line.push(b'\n');
-        match tx.try_send(Msg::Line(line)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
-        }
     }
 
     /// Queues a batch of events as one write; returns how many were dropped (all of
@@ -213,9 +210,17 @@ impl JournalWriter {
         if buf.is_empty() {
             return failed;
         }
+        let len = buf.len();
+        if self.queued.fetch_add(len, Ordering::AcqRel) + len > QUEUE_BYTES {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return evs.len();
+        }
         match tx.try_send(Msg::Line(buf)) {
             Ok(()) => failed,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => evs.len(),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                evs.len()
+            }
         }
     }
 
@@ -281,7 +286,7 @@ impl WriterState {
         })
     }
 
-    fn run(&mut self, rx: Receiver<Msg>) {
+    fn run(&mut self, rx: Receiver<Msg>, queued: &AtomicUsize) {
         let tick = self.cfg.fsync_interval.max(Duration::from_millis(10));
         loop {
             let first = match rx.recv_timeout(tick) {
@@ -298,7 +303,10 @@ impl WriterState {
             let mut batch: Vec<u8> = Vec::new();
             let mut flushes = Vec::new();
             let mut take = |m: Msg, batch: &mut Vec<u8>| match m {
-                Msg::Line(l) => batch.extend_from_slice(&l),
+                Msg::Line(l) => {
+                    batch.extend_from_slice(&l);
+                    queued.fetch_sub(l.len(), Ordering::AcqRel);
+                }
                 Msg::Flush(d) => flushes.push(d),
             };
             take(first, &mut batch);

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{ProfileMap, http_stage};
-use crate::event::{Event, Kind, Source, Stage, format_ts};
+use crate::event::{Event, Kind, Source, Stage, Str, format_ts};
 
 /// How far back in a boot a repeated event is looked for (the longest retry cycle:
 /// DISCOVER, OFFER, REQUEST, ACK).
@@ -81,7 +81,7 @@ pub struct BootError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Boot {
     pub started: u64,
-    pub started_at: String,
+    pub started_at: Str,
     pub last_event: u64,
     /// Furthest stage reached successfully.
     pub last_stage: Option<Stage>,
@@ -102,7 +102,7 @@ impl Boot {
     fn new(ts: u64) -> Boot {
         Boot {
             started: ts,
-            started_at: format_ts(ts),
+            started_at: format_ts(ts).into(),
             last_event: ts,
             last_stage: None,
             error: None,
@@ -145,14 +145,14 @@ impl Boot {
 /// What is known about one machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
-    pub mac: String,
-    pub ip: Option<String>,
-    pub arch: Option<String>,
-    pub firmware: Option<String>,
-    pub vendor_class: Option<String>,
-    pub user_class: Option<String>,
-    pub group: Option<String>,
-    pub profile: Option<String>,
+    pub mac: Str,
+    pub ip: Option<Str>,
+    pub arch: Option<Str>,
+    pub firmware: Option<Str>,
+    pub vendor_class: Option<Str>,
+    pub user_class: Option<Str>,
+    pub group: Option<Str>,
+    pub profile: Option<Str>,
     pub first_seen: u64,
     pub last_seen: u64,
     /// Oldest first.
@@ -193,7 +193,7 @@ pub struct MachineDetail {
 impl Machine {
     fn new(mac: &str, ts: u64) -> Machine {
         Machine {
-            mac: mac.to_string(),
+            mac: mac.into(),
             ip: None,
             arch: None,
             firmware: None,
@@ -210,12 +210,12 @@ impl Machine {
     pub fn summary(&self) -> MachineSummary {
         let last = self.boots.back();
         MachineSummary {
-            mac: self.mac.clone(),
-            ip: self.ip.clone(),
-            arch: self.arch.clone(),
-            firmware: self.firmware.clone(),
-            group: self.group.clone(),
-            profile: self.profile.clone(),
+            mac: self.mac.to_string(),
+            ip: owned(&self.ip),
+            arch: owned(&self.arch),
+            firmware: owned(&self.firmware),
+            group: owned(&self.group),
+            profile: owned(&self.profile),
             last_stage: last.and_then(|b| b.last_stage),
             last_seen: self.last_seen,
             last_seen_at: format_ts(self.last_seen),
@@ -228,8 +228,8 @@ impl Machine {
     pub fn detail(&self) -> MachineDetail {
         MachineDetail {
             summary: self.summary(),
-            vendor_class: self.vendor_class.clone(),
-            user_class: self.user_class.clone(),
+            vendor_class: owned(&self.vendor_class),
+            user_class: owned(&self.user_class),
             first_seen: self.first_seen,
             timeline: self.boots.iter().map(|b| (**b).clone()).collect(),
         }
@@ -240,9 +240,10 @@ impl Machine {
 #[derive(Debug, Default)]
 pub struct Store {
     limits: Limits,
-    machines: HashMap<String, Machine>,
+    /// Boxed: the table holds a key and a pointer per slot, not a whole machine.
+    machines: HashMap<Str, Box<Machine>>,
     /// Client IP -> (MAC, when learned).
-    ip_to_mac: HashMap<String, (String, u64)>,
+    ip_to_mac: HashMap<Str, (Str, u64)>,
     /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
     pending: HashMap<String, (u64, VecDeque<Event>)>,
     /// Arrival counter (see `Event::seq`).
@@ -392,7 +393,7 @@ impl Store {
     }
 
     pub fn machine(&self, mac: &str) -> Option<&Machine> {
-        self.machines.get(mac)
+        self.machines.get(mac).map(|m| &**m)
     }
 
     pub fn machine_count(&self) -> usize {
@@ -401,7 +402,7 @@ impl Store {
 
     /// Summaries, most recently seen first.
     pub fn summaries(&self) -> Vec<MachineSummary> {
-        let mut v: Vec<MachineSummary> = self.machines.values().map(Machine::summary).collect();
+        let mut v: Vec<MachineSummary> = self.machines.values().map(|m| m.summary()).collect();
         v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
         v
     }
@@ -411,7 +412,7 @@ impl Store {
         if ip.is_empty() || ip == "0.0.0.0" {
             return;
         }
-        self.ip_to_mac.insert(ip.to_string(), (mac.to_string(), ts));
+        self.ip_to_mac.insert(ip.into(), (mac.into(), ts));
         let cap = self.limits.max_machines.saturating_mul(4).max(16);
         if self.ip_to_mac.len() > cap
             && let Some(oldest) = self
@@ -533,7 +534,8 @@ impl Store {
         let ts = ev.ts;
         if !self.machines.contains_key(mac) {
             self.evict_for_new();
-            self.machines.insert(mac.to_string(), Machine::new(mac, ts));
+            self.machines
+                .insert(mac.into(), Box::new(Machine::new(mac, ts)));
         }
         let Some(m) = self.machines.get_mut(mac) else {
             return (None, false);
@@ -659,9 +661,8 @@ impl Store {
             return false;
         };
         // Machine facts must already be what this event would set.
-        let same = |slot: &Option<String>, new: Option<&str>| {
-            new.is_none_or(|v| slot.as_deref() == Some(v))
-        };
+        let same =
+            |slot: &Option<Str>, new: Option<&str>| new.is_none_or(|v| slot.as_deref() == Some(v));
         let firmware_ok = match probe.firmware {
             Some("ipxe") if m.firmware.is_some() => true,
             f => same(&m.firmware, f),
@@ -845,20 +846,20 @@ impl Store {
         }
         let target = max - (max / 8).max(1);
         self.flush_repeats();
-        let mut by_age: Vec<(u64, String)> = self
+        let mut by_age: Vec<(u64, Str)> = self
             .machines
             .values()
             .map(|m| (m.last_seen, m.mac.clone()))
             .collect();
         by_age.sort_unstable();
         let excess = self.machines.len() - target.min(self.machines.len());
-        let gone: std::collections::HashSet<String> = by_age
+        let gone: std::collections::HashSet<Str> = by_age
             .into_iter()
             .take(excess)
             .map(|(_, mac)| mac)
             .collect();
         for mac in &gone {
-            self.machines.remove(mac);
+            self.machines.remove(mac.as_str());
             if let Some(k) = mac_key(mac) {
                 self.memos.remove(k);
             }
@@ -867,12 +868,16 @@ impl Store {
     }
 }
 
+fn owned(s: &Option<Str>) -> Option<String> {
+    s.as_deref().map(str::to_string)
+}
+
 /// Sets a machine fact to `new` when it is given and differs (no copy otherwise).
-fn set_fact(slot: &mut Option<String>, new: Option<&str>) {
+fn set_fact(slot: &mut Option<Str>, new: Option<&str>) {
     if let Some(v) = new
         && slot.as_deref() != Some(v)
     {
-        *slot = Some(v.to_string());
+        *slot = Some(v.into());
     }
 }
 
@@ -881,7 +886,7 @@ impl Store {
     pub fn asset_stage(&self, mac: Option<&str>, ip: &str, path: &str) -> Option<Stage> {
         let mac = mac.or_else(|| self.mac_for_ip(ip))?;
         let m = self.machines.get(mac)?;
-        let pp = m.profile.as_ref().and_then(|p| self.profiles.get(p));
+        let pp = m.profile.as_deref().and_then(|p| self.profiles.get(p));
         http_stage("assets", path, pp)
     }
 }
