@@ -15,6 +15,7 @@ pub mod config;
 pub mod mmsg;
 pub mod netif;
 pub mod policy;
+mod rawsend;
 pub mod server;
 pub mod wire;
 

@@ -23,6 +23,7 @@ use crate::netif;
 use crate::policy::{
     ClientInfo, Context, Decision, IgnoreReason, ListenPort, Reply, decide, describe_arch,
 };
+use crate::rawsend::RawSender;
 use crate::wire::yiaddr_is_zero;
 
 /// Errors from [`DhcpServer::bind`].
@@ -186,6 +187,8 @@ struct Listener {
     server_ip: Ipv4Addr,
     port: ListenPort,
     socket: Arc<UdpSocket>,
+    /// Broadcast replies on port 67 go out here when it could be opened.
+    raw: Option<Arc<RawSender>>,
 }
 
 /// A bound listener, for logs.
@@ -339,11 +342,22 @@ impl DhcpServer {
                     source: e,
                 })?;
                 info!(iface = %iface, server_ip = %ip, port = port.number(), "proxy DHCP listening");
+                let raw = match port {
+                    ListenPort::Dhcp => match RawSender::open(&iface, ip) {
+                        Ok(r) => Some(Arc::new(r)),
+                        Err(e) => {
+                            debug!(iface = %iface, error = %e, "no packet socket for broadcast replies; using UDP");
+                            None
+                        }
+                    },
+                    ListenPort::Pxe => None,
+                };
                 listeners.push(Listener {
                     iface: iface.clone(),
                     server_ip: ip,
                     port,
                     socket: Arc::new(socket),
+                    raw,
                 });
             }
         }
@@ -387,6 +401,7 @@ impl DhcpServer {
                 server_ip: l.server_ip,
                 port: l.port,
                 socket: l.socket.clone(),
+                raw: l.raw.clone(),
                 stats: self.stats.clone(),
                 observer: self.observer.clone(),
                 cancel: cancel.clone(),
@@ -404,6 +419,7 @@ struct Worker {
     server_ip: Ipv4Addr,
     port: ListenPort,
     socket: Arc<UdpSocket>,
+    raw: Option<Arc<RawSender>>,
     stats: StatsHandle,
     observer: Arc<dyn DhcpObserver>,
     cancel: CancellationToken,
@@ -547,6 +563,9 @@ impl Worker {
 
     /// Sends every pending reply, as few system calls as the kernel allows; empties `pending`.
     async fn flush(&self, pending: &mut Vec<Pending>) {
+        if let Some(raw) = &self.raw {
+            self.send_broadcasts(raw, pending);
+        }
         let fd = self.socket.as_raw_fd();
         let mut start = 0;
         while start < pending.len() {
@@ -583,6 +602,34 @@ impl Worker {
             }
         }
         pending.clear();
+    }
+
+    /// Sends the broadcast replies of `pending` on the packet socket and removes those the
+    /// kernel took; anything else (unicast, or a send error) stays for the UDP socket.
+    fn send_broadcasts(&self, raw: &RawSender, pending: &mut Vec<Pending>) {
+        let (bcast, rest): (Vec<Pending>, Vec<Pending>) = pending
+            .drain(..)
+            .partition(|p| *p.reply.dest.ip() == Ipv4Addr::BROADCAST);
+        *pending = rest;
+        if bcast.is_empty() {
+            return;
+        }
+        let frames: Vec<Vec<u8>> = bcast
+            .iter()
+            .map_while(|p| raw.frame(self.port.number(), p.reply.dest, &p.reply.packet))
+            .collect();
+        let sent = match raw.send_batch(&frames) {
+            Ok(n) => n,
+            Err(e) => {
+                debug!(iface = %self.iface, error = %e, "packet socket send failed; using UDP");
+                0
+            }
+        };
+        let mut bcast = bcast.into_iter();
+        for p in bcast.by_ref().take(sent) {
+            self.sent(&p);
+        }
+        pending.extend(bcast);
     }
 
     fn sent(&self, p: &Pending) {
