@@ -48,9 +48,8 @@ pub fn interfaces() -> std::io::Result<Vec<Interface>> {
     Ok(map.into_values().collect())
 }
 
-/// Best-effort list of processes holding a UDP port in this namespace, as "name (pid N)".
-/// Reads /proc/net/udp for the socket inodes and /proc/*/fd to map them to processes.
-pub fn udp_port_holders(port: u16) -> Vec<String> {
+/// `socket:[inode]` of the sockets bound to UDP `port`, from /proc/net/udp.
+fn udp_port_inodes(port: u16) -> Vec<String> {
     let mut inodes = Vec::new();
     if let Ok(text) = std::fs::read_to_string("/proc/net/udp") {
         for line in text.lines().skip(1) {
@@ -67,10 +66,30 @@ pub fn udp_port_holders(port: u16) -> Vec<String> {
             }
         }
     }
-    let mut out = Vec::new();
-    if inodes.is_empty() {
-        return out;
+    inodes
+}
+
+/// Best-effort list of processes holding a UDP port in this namespace, as "name (pid N)".
+/// Reads /proc/net/udp for the socket inodes and /proc/*/fd to map them to processes.
+pub fn udp_port_holders(port: u16) -> Vec<String> {
+    // /proc/net/udp and /proc/*/fd are produced while sockets come and go, so one pass
+    // can miss a line: try again before giving up.
+    for _ in 0..3 {
+        let inodes = udp_port_inodes(port);
+        if inodes.is_empty() {
+            continue;
+        }
+        let out = processes_holding(&inodes);
+        if !out.is_empty() {
+            return out;
+        }
     }
+    Vec::new()
+}
+
+/// "name (pid N)" of every process with one of `inodes` open.
+fn processes_holding(inodes: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return out;
     };
