@@ -43,14 +43,15 @@ fn to_socket_addr(a: &libc::sockaddr_in) -> Option<SocketAddrV4> {
 }
 
 /// One `mmsghdr` per (buffer, address) pair: a single iovec, no control data.
-fn headers(iovs: &mut [libc::iovec], addrs: &mut [libc::sockaddr_in]) -> Vec<libc::mmsghdr> {
+/// `A` is the socket address type (`sockaddr_in`, `sockaddr_ll`).
+fn headers<A>(iovs: &mut [libc::iovec], addrs: &mut [A]) -> Vec<libc::mmsghdr> {
     iovs.iter_mut()
         .zip(addrs.iter_mut())
         .map(|(iov, addr)| {
             // SAFETY: mmsghdr is plain old data; all-zero is valid (null control buffer).
             let mut h: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
-            h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_hdr.msg_name = (addr as *mut A).cast();
+            h.msg_hdr.msg_namelen = std::mem::size_of::<A>() as libc::socklen_t;
             h.msg_hdr.msg_iov = iov;
             h.msg_hdr.msg_iovlen = 1;
             h
@@ -151,21 +152,31 @@ fn send_batch_flags(
     packets: &[(&[u8], SocketAddrV4)],
     flags: libc::c_int,
 ) -> io::Result<usize> {
-    if packets.is_empty() {
-        return Ok(0);
-    }
     let mut addrs: Vec<libc::sockaddr_in> =
         packets.iter().map(|(_, a)| from_socket_addr(*a)).collect();
-    let mut iovs: Vec<libc::iovec> = packets
-        .iter()
-        .map(|(p, _)| libc::iovec {
+    send_each(fd, packets.iter().map(|(p, _)| *p), &mut addrs, flags)
+}
+
+/// One `sendmmsg` of `payloads[i]` to `addrs[i]` (a socket address of type `A`); returns
+/// how many the kernel took (a prefix).
+pub(crate) fn send_each<'a, A>(
+    fd: RawFd,
+    payloads: impl Iterator<Item = &'a [u8]>,
+    addrs: &mut [A],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let mut iovs: Vec<libc::iovec> = payloads
+        .map(|p| libc::iovec {
             iov_base: p.as_ptr() as *mut libc::c_void,
             iov_len: p.len(),
         })
         .collect();
-    let mut hdrs = headers(&mut iovs, &mut addrs);
-    // SAFETY: headers point at `addrs`, `iovs` and the caller's packets, all alive for the
-    // call; the kernel only reads the payloads.
+    if iovs.is_empty() {
+        return Ok(0);
+    }
+    let mut hdrs = headers(&mut iovs, addrs);
+    // SAFETY: headers point at `addrs`, `iovs` and the caller's payloads, all alive for the
+    // call; the kernel only reads them.
     let rc = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as libc::c_uint, flags) };
     if rc < 0 {
         Err(io::Error::last_os_error())

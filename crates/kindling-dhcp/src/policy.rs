@@ -197,16 +197,18 @@ impl ClientInfo {
 
 /// Formats a MAC address as lower-case colon-separated hex.
 pub fn format_mac(m: &[u8; 6]) -> String {
+    String::from_utf8_lossy(&mac_ascii(m)).into_owned()
+}
+
+/// The 17 ASCII bytes of [`format_mac`], without allocating.
+pub fn mac_ascii(m: &[u8; 6]) -> [u8; 17] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(17);
-    for (i, b) in m.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 0xf)] as char);
+    let mut b = [b':'; 17];
+    for (i, x) in m.iter().enumerate() {
+        b[i * 3] = HEX[usize::from(x >> 4)];
+        b[i * 3 + 1] = HEX[usize::from(x & 0xf)];
     }
-    s
+    b
 }
 
 /// An encoded reply and where to send it.

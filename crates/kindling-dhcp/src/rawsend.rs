@@ -23,7 +23,8 @@ const UDP_HEADER: usize = 8;
 /// A send-only packet socket on one interface.
 pub struct RawSender {
     fd: OwnedFd,
-    ifindex: i32,
+    /// Ethernet broadcast on the interface, carrying IPv4.
+    broadcast: libc::sockaddr_ll,
     src: Ipv4Addr,
     next_id: AtomicU16,
 }
@@ -51,9 +52,16 @@ impl RawSender {
         }
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
+        let mut broadcast: libc::sockaddr_ll = unsafe { MaybeUninit::zeroed().assume_init() };
+        broadcast.sll_family = libc::AF_PACKET as u16;
+        broadcast.sll_protocol = ETH_P_IP.to_be();
+        broadcast.sll_ifindex = ifindex as i32;
+        broadcast.sll_halen = 6;
+        broadcast.sll_addr[..6].copy_from_slice(&[0xff; 6]);
         Ok(RawSender {
             fd,
-            ifindex: ifindex as i32,
+            broadcast,
             src,
             next_id: AtomicU16::new(1),
         })
@@ -67,50 +75,13 @@ impl RawSender {
 
     /// Sends the frames as broadcasts without blocking; returns how many the kernel took.
     pub fn send_batch(&self, frames: &[Vec<u8>]) -> io::Result<usize> {
-        if frames.is_empty() {
-            return Ok(0);
-        }
-        // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
-        let mut addr: libc::sockaddr_ll = unsafe { MaybeUninit::zeroed().assume_init() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = ETH_P_IP.to_be();
-        addr.sll_ifindex = self.ifindex;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-        let mut iovs: Vec<libc::iovec> = frames
-            .iter()
-            .map(|f| libc::iovec {
-                iov_base: f.as_ptr() as *mut libc::c_void,
-                iov_len: f.len(),
-            })
-            .collect();
-        let mut hdrs: Vec<libc::mmsghdr> = iovs
-            .iter_mut()
-            .map(|iov| {
-                // SAFETY: as above.
-                let mut h: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
-                h.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
-                h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-                h.msg_hdr.msg_iov = iov;
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        // SAFETY: the headers point at `addr`, `iovs` and the caller's frames, all alive for
-        // the call; the kernel only reads them.
-        let rc = unsafe {
-            libc::sendmmsg(
-                self.fd.as_raw_fd(),
-                hdrs.as_mut_ptr(),
-                hdrs.len() as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(rc as usize)
-        }
+        let mut addrs = vec![self.broadcast; frames.len()];
+        crate::mmsg::send_each(
+            self.fd.as_raw_fd(),
+            frames.iter().map(Vec::as_slice),
+            &mut addrs,
+            libc::MSG_DONTWAIT,
+        )
     }
 }
 

@@ -21,6 +21,7 @@ pub struct Metrics {
     events: Mutex<BTreeMap<Key, u64>>,
     pub(crate) journal_dropped: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
+    /// DHCP retries counted without building an event: all, and from the memo alone.
     fast_repeats: AtomicU64,
     memo_repeats: AtomicU64,
     pub(crate) journal_torn: AtomicU64,
@@ -98,7 +99,7 @@ impl LabelCounters {
         }
     }
 
-    fn snapshot(&self) -> Mutex<BTreeMap<Key, u64>> {
+    fn snapshot(&self) -> BTreeMap<Key, u64> {
         let mut m = self.other.lock().map(|g| g.clone()).unwrap_or_default();
         for (l, c) in self.labels.iter().zip(&self.counts) {
             let v = c.load(Relaxed);
@@ -106,7 +107,7 @@ impl LabelCounters {
                 m.insert(vec![l.to_string()], v);
             }
         }
-        Mutex::new(m)
+        m
     }
 }
 
@@ -201,10 +202,17 @@ impl Metrics {
         bump(&self.events, &[source], 1);
     }
 
-    /// DHCP retries counted without building an event (all, and from the memo alone).
-    pub fn set_repeats(&self, fast: u64, memo: u64) {
-        self.fast_repeats.store(fast, Relaxed);
-        self.memo_repeats.store(memo, Relaxed);
+    /// A DHCP retry counted without building an event (`memo`: from the memo alone).
+    pub fn dhcp_repeat(&self, memo: bool) {
+        self.fast_repeats.fetch_add(1, Relaxed);
+        if memo {
+            self.memo_repeats.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// DHCP retries counted without building an event so far.
+    pub fn repeats_counted(&self) -> u64 {
+        self.fast_repeats.load(Relaxed)
     }
 
     pub fn reload(&self, problems: usize) {
@@ -302,7 +310,7 @@ impl Metrics {
             &["kind"],
             &self.asset_bytes,
         );
-        family(
+        family_map(
             &mut o,
             "kindling_dhcp_seen_total",
             "counter",
@@ -310,7 +318,7 @@ impl Metrics {
             &["firmware"],
             &self.dhcp_seen.snapshot(),
         );
-        family(
+        family_map(
             &mut o,
             "kindling_dhcp_replies_total",
             "counter",
@@ -318,7 +326,7 @@ impl Metrics {
             &["message"],
             &self.dhcp_replies.snapshot(),
         );
-        family(
+        family_map(
             &mut o,
             "kindling_dhcp_ignored_total",
             "counter",
@@ -482,9 +490,22 @@ fn family(
     labels: &[&str],
     m: &Mutex<BTreeMap<Key, u64>>,
 ) {
+    match m.lock() {
+        Ok(g) => family_map(o, name, kind, help, labels, &g),
+        Err(_) => header(o, name, kind, help),
+    }
+}
+
+fn family_map(
+    o: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    labels: &[&str],
+    m: &BTreeMap<Key, u64>,
+) {
     header(o, name, kind, help);
-    let Ok(g) = m.lock() else { return };
-    for (k, v) in g.iter() {
+    for (k, v) in m {
         let ls: Vec<String> = labels
             .iter()
             .zip(k.iter())

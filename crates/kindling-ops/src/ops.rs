@@ -127,10 +127,6 @@ pub struct Ops {
     /// Events recorded but not yet applied to the store (see [`Ops::record`]).
     queue: Mutex<Vec<Event>>,
     queue_ready: Condvar,
-    /// DHCP events counted as repeats without being built (tests, diagnosis).
-    pub(crate) fast_repeats: std::sync::atomic::AtomicU64,
-    /// Of those, counted from the memo alone.
-    pub(crate) memo_repeats: std::sync::atomic::AtomicU64,
     /// Length of `queue` (read without its lock; exact under it).
     queued: std::sync::atomic::AtomicUsize,
     pub(crate) metrics: Metrics,
@@ -207,9 +203,7 @@ impl Ops {
             store: Mutex::new(Store::new(cfg.limits())),
             queue: Mutex::new(Vec::new()),
             queue_ready: Condvar::new(),
-            fast_repeats: std::sync::atomic::AtomicU64::new(0),
             queued: std::sync::atomic::AtomicUsize::new(0),
-            memo_repeats: std::sync::atomic::AtomicU64::new(0),
             metrics: Metrics::new(),
             journal: Mutex::new(None),
             tx,
@@ -318,10 +312,6 @@ impl Ops {
     /// The Prometheus exposition.
     pub fn metrics_text(&self) -> String {
         self.apply_queued();
-        self.metrics.set_repeats(
-            self.fast_repeats.load(std::sync::atomic::Ordering::Relaxed),
-            self.memo_repeats.load(std::sync::atomic::Ordering::Relaxed),
-        );
         let (m, p, u) = self
             .store
             .lock()
@@ -537,10 +527,6 @@ impl Ops {
         };
         let (attributed, updates) = self.ingest_queued(&mut store);
         let memo = fingerprint.is_some_and(|fp| store.memo_repeat(key, fp, ts));
-        if memo {
-            self.memo_repeats
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
         let counted = memo || {
             let mac = mac_text(&mac);
             let ciaddr = (!c.ciaddr.is_unspecified()).then(|| c.ciaddr.to_compact_string());
@@ -562,8 +548,7 @@ impl Ops {
         };
         drop(store);
         if counted {
-            self.fast_repeats
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.dhcp_repeat(memo);
         }
         self.publish(attributed, updates);
         counted
@@ -781,12 +766,7 @@ impl Fingerprint {
 
 /// `52:54:00:12:34:56`, inline (no allocation).
 fn mac_text(m: &[u8; 6]) -> Str {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut b = [b':'; 17];
-    for (i, x) in m.iter().enumerate() {
-        b[i * 3] = HEX[usize::from(x >> 4)];
-        b[i * 3 + 1] = HEX[usize::from(x & 0xf)];
-    }
+    let b = kindling_dhcp::policy::mac_ascii(m);
     Str::from(std::str::from_utf8(&b).unwrap_or_default())
 }
 
@@ -794,10 +774,7 @@ fn mac_text(m: &[u8; 6]) -> Str {
 fn arch_text(a: u16) -> Str {
     static KNOWN: std::sync::OnceLock<Vec<Str>> = std::sync::OnceLock::new();
     fn make(a: u16) -> Str {
-        match kindling_dhcp::arch::arch_name(a) {
-            Some(n) => compact_str::format_compact!("{a} ({n})"),
-            None => a.to_compact_string(),
-        }
+        kindling_dhcp::policy::describe_arch(a).into()
     }
     let known = KNOWN.get_or_init(|| (0..64).map(make).collect());
     match known.get(usize::from(a)) {
@@ -1106,7 +1083,7 @@ mod tests {
         assert_eq!(evs[1].what, "OFFER undionly.kpxe");
         assert_eq!((evs[0].repeats, evs[1].repeats), (4, 4));
         assert_eq!(
-            ops.fast_repeats.load(std::sync::atomic::Ordering::Relaxed),
+            ops.metrics.repeats_counted(),
             8,
             "all but the first exchange took the fast path"
         );

@@ -123,6 +123,26 @@ impl Boot {
         self.last_stage.is_some_and(|s| s >= Stage::Script) || self.saw_script
     }
 
+    /// Whether an event at `ts` (a firmware / an iPXE DHCP DISCOVER or not) starts a new
+    /// boot after this one.
+    fn ends_before(&self, ts: u64, gap: u64, firmware_discover: bool, ipxe_discover: bool) -> bool {
+        ts.saturating_sub(self.last_event) > gap
+            || (firmware_discover && self.beyond_dhcp())
+            || (ipxe_discover && self.reached_script())
+    }
+
+    /// The event among the last few that `is_it` picks as repeated, with its position
+    /// from the back.
+    fn repeated(&mut self, is_it: impl Fn(&Event) -> bool) -> Option<(usize, &mut Event)> {
+        self.events
+            .iter_mut()
+            .rev()
+            .take(REPEAT_LOOKBACK)
+            .enumerate()
+            .find(|(_, e)| is_it(e))
+            .map(|(i, e)| (i, &mut **e))
+    }
+
     /// A success at `st`: the furthest stage moves on, an earlier failure is over.
     fn reached(&mut self, st: Stage) {
         self.last_stage = Some(self.last_stage.map_or(st, |s| s.max(st)));
@@ -581,11 +601,12 @@ impl Store {
         // Boot splitting.
         let new_boot = match m.boots.back() {
             None => true,
-            Some(b) => {
-                ts.saturating_sub(b.last_event) > limits.boot_gap_ms
-                    || (ev.is_firmware_discover() && b.beyond_dhcp())
-                    || (ev.is_ipxe_discover() && b.reached_script())
-            }
+            Some(b) => b.ends_before(
+                ts,
+                limits.boot_gap_ms,
+                ev.is_firmware_discover(),
+                ev.is_ipxe_discover(),
+            ),
         };
         if new_boot {
             m.boots.push_back(Box::new(Boot::new(ts)));
@@ -620,12 +641,7 @@ impl Store {
         // DISCOVER/OFFER/REQUEST/ACK) is counted on the event it repeats instead of
         // being stored again: a machine stuck in a loop costs no memory and no disk.
         if !new_boot
-            && let Some(prev) = boot
-                .events
-                .iter_mut()
-                .rev()
-                .take(REPEAT_LOOKBACK)
-                .find(|e| e.same_as(ev))
+            && let Some((_, prev)) = boot.repeated(|e| e.same_as(ev))
             && prev.seq < ev.seq
             && prev.ts <= ts
         {
@@ -683,21 +699,15 @@ impl Store {
         let Some(boot) = m.boots.back_mut() else {
             return false;
         };
-        // Would it start a new boot?
-        if probe.ts.saturating_sub(boot.last_event) > limits.boot_gap_ms
-            || (probe.firmware_discover && boot.beyond_dhcp())
-            || (probe.ipxe_discover && boot.reached_script())
-        {
+        if boot.ends_before(
+            probe.ts,
+            limits.boot_gap_ms,
+            probe.firmware_discover,
+            probe.ipxe_discover,
+        ) {
             return false;
         }
-        let Some((back, prev)) = boot
-            .events
-            .iter_mut()
-            .rev()
-            .take(REPEAT_LOOKBACK)
-            .enumerate()
-            .find(|(_, e)| (probe.matches)(e))
-        else {
+        let Some((back, prev)) = boot.repeated(probe.matches) else {
             return false;
         };
         if prev.ts > probe.ts {
