@@ -1,0 +1,198 @@
+//! Live heap bytes the boot timeline holds per machine, counted by a global allocator
+//! (deterministic: no RSS, no allocator statistics). Two scenarios over N machines:
+//!
+//! - `http`: one `GET /ipxe?mac=...` each (endpoint `ipxe`, status 200, about 600 bytes,
+//!   from 127.0.0.1, with group and profile), like `bench/http/run.sh`;
+//! - `dhcp`: one proxy-DHCP DISCOVER seen + OFFER answered each, like `observer_bench`.
+//!
+//! ```text
+//! cargo run --release -p kindling-ops --example memory_per_machine -- 10000
+//! ```
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use kindling_dhcp::{AnsweredEvent, DhcpObserver, ListenPort, SeenEvent};
+use kindling_ops::{Event, Kind, Ops, OpsConfig, Stage};
+
+/// Bytes requested and not yet freed (allocator bookkeeping not included).
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Live allocations.
+static BLOCKS: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        BLOCKS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn snapshot() -> (isize, isize) {
+    (LIVE.load(Ordering::Relaxed), BLOCKS.load(Ordering::Relaxed))
+}
+
+/// Heap a glibc-like allocator really uses for `blocks` allocations of `bytes` in all:
+/// 8 bytes of header each, rounded up to 16 (an estimate, printed next to the exact count).
+fn with_overhead(bytes: isize, blocks: isize) -> isize {
+    bytes + blocks * 16
+}
+
+fn report(label: &str, n: u32, before: (isize, isize), after: (isize, isize), stored: usize) {
+    let bytes = after.0 - before.0;
+    let blocks = after.1 - before.1;
+    let n = isize::try_from(n.max(1)).unwrap_or(1);
+    println!(
+        "{label}: {stored} machines, {bytes} bytes in {blocks} blocks live = {} B/machine \
+         requested, {:.2} blocks/machine, ~{} B/machine with allocator headers",
+        bytes / n,
+        blocks as f64 / n as f64,
+        with_overhead(bytes, blocks) / n,
+    );
+}
+
+/// Room for every machine (the default bound, 10,000, would evict some).
+fn cfg(n: u32) -> OpsConfig {
+    OpsConfig {
+        neighbour_lookup: false,
+        max_machines: n as usize + 16,
+        ..OpsConfig::default()
+    }
+}
+
+fn http(n: u32) {
+    let ops = Ops::in_memory(&cfg(n));
+    let one = |i: u32| {
+        let b = [0x52, 0x54, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        let hyp = format!(
+            "{:02x}-{:02x}-{:02x}-{:02x}-{:02x}-{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        );
+        let mut e = Event::new(
+            1_795_000_000_000 + u64::from(i),
+            Kind::HttpRequest,
+            format!("GET /ipxe?mac={hyp}"),
+        );
+        e.mac = Some(hyp.replace('-', ":").into());
+        e.ip = Some("127.0.0.1".into());
+        e.endpoint = Some("ipxe".into());
+        e.path = Some("/ipxe".into());
+        e.status = Some(200);
+        e.bytes = Some(600);
+        e.duration_ms = Some(0.15);
+        e.group = Some(format!("node-{i}").into());
+        e.profile = Some(format!("profile-{}", i % 10).into());
+        e.stage = Some(Stage::Script);
+        ops.record(e);
+    };
+    // Warm-up: one machine, so lazily made things (thread, tables) are not counted.
+    one(u32::MAX);
+    ops.flush();
+    let before = snapshot();
+    for i in 0..n {
+        one(i);
+        if i % 512 == 0 {
+            ops.flush();
+        }
+    }
+    ops.flush();
+    let after = snapshot();
+    report("http", n, before, after, ops.machines().len() - 1);
+    ops.shutdown();
+    settle(ops);
+}
+
+fn dhcp(n: u32) {
+    let ops = Ops::in_memory(&cfg(n));
+    let source = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68);
+    let reply = kindling_dhcp::Reply {
+        packet: Vec::new(),
+        dest: SocketAddrV4::new(Ipv4Addr::BROADCAST, 68),
+        message_type: kindling_dhcp::wire::MessageType::Offer,
+        file: "undionly.kpxe".into(),
+        rule: None,
+    };
+    let client = |i: u32| kindling_dhcp::ClientInfo {
+        xid: i,
+        mac: Some([0x52, 0x54, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
+        message_type: Some(kindling_dhcp::wire::MessageType::Discover),
+        vendor_class: Some("PXEClient:Arch:00000:UNDI:002001".into()),
+        vendor_prefix: Some("PXEClient".into()),
+        architectures: vec![0],
+        arch: Some(0),
+        firmware: Some(kindling_dhcp::Firmware::BiosPxe),
+        user_classes: Vec::new(),
+        ciaddr: Ipv4Addr::UNSPECIFIED,
+        giaddr: Ipv4Addr::UNSPECIFIED,
+    };
+    let one = |i: u32| {
+        let c = client(i);
+        ops.seen(&SeenEvent {
+            iface: "s0",
+            port: ListenPort::Dhcp,
+            source,
+            client: &c,
+        });
+        ops.answered(&AnsweredEvent {
+            iface: "s0",
+            port: ListenPort::Dhcp,
+            server_ip: Ipv4Addr::new(10, 0, 0, 1),
+            client: &c,
+            reply: &reply,
+        });
+    };
+    one(0x00ff_ffff);
+    ops.flush();
+    let before = snapshot();
+    for i in 0..n {
+        one(i);
+        if i % 512 == 0 {
+            ops.flush();
+        }
+    }
+    ops.flush();
+    let after = snapshot();
+    report("dhcp", n, before, after, ops.machines().len() - 1);
+    ops.shutdown();
+    settle(ops);
+}
+
+/// Drops `ops` and waits for its applier thread to let go of it, so that its store is
+/// freed before the next scenario counts.
+fn settle(ops: std::sync::Arc<Ops>) {
+    let weak = std::sync::Arc::downgrade(&ops);
+    drop(ops);
+    while weak.strong_count() > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+}
+
+fn main() {
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    http(n);
+    dhcp(n);
+}
