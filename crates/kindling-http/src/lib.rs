@@ -420,7 +420,7 @@ fn boot_script(
             }
         },
     };
-    r.group = Some(group.file_id.clone());
+    r.group = Some(group.file_id.to_string());
     r
 }
 
@@ -438,7 +438,7 @@ fn ignition(shared: &Shared, labels: &Labels, raw_query: &str) -> Reply {
         Err(r) => return r,
     };
     let mut r = ignition_for(shared, &snap, &group, labels, raw_query);
-    r.group = Some(group.file_id.clone());
+    r.group = Some(group.file_id.to_string());
     r
 }
 
@@ -542,7 +542,7 @@ fn generic(
         Ok(r)
     })()
     .unwrap_or_else(|e| e);
-    r.group = Some(group.file_id.clone());
+    r.group = Some(group.file_id.to_string());
     r
 }
 
@@ -558,7 +558,7 @@ fn metadata(shared: &Shared, labels: &Labels, raw_query: &str) -> Reply {
         "text/plain; charset=utf-8",
         render::metadata_env(&data),
     );
-    r.group = Some(group.file_id.clone());
+    r.group = Some(group.file_id.to_string());
     r
 }
 

@@ -29,7 +29,7 @@ impl MenuDefaults for Weak<kindling_http::Shared> {
         let shared = self.upgrade()?;
         let snap = shared.snapshot.load();
         let g = snap.select(labels)?;
-        group_choice(&g.metadata)
+        group_choice(&g.metadata())
     }
 }
 

@@ -8,26 +8,33 @@ use crate::json::{self, JsonError};
 use crate::labels::Labels;
 use crate::mac::Mac;
 
+/// Group text: names, ids, MACs and most selector strings fit inline (no heap
+/// allocation up to 24 bytes), so 10,000 groups stay within a few megabytes.
+pub type Str = compact_str::CompactString;
+
 /// A group as matchbox reads it from `groups/<name>.json`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
     /// The file name without `.json` (matchbox's key for get/delete).
-    pub file_id: String,
-    pub id: String,
-    pub name: String,
-    pub profile: String,
+    pub file_id: Str,
+    pub id: Str,
+    pub name: Str,
+    pub profile: Str,
     /// Selector requirements; `mac` values are normalised.
     pub selector: Selector,
-    /// Arbitrary metadata (a JSON object), used in templates and `/metadata`.
-    pub metadata: Map<String, Value>,
+    /// Arbitrary metadata (a JSON object), used in templates and `/metadata`:
+    /// kept as compact JSON text and parsed when a template needs it (an
+    /// object kept parsed costs ten times the memory; requests that render
+    /// templates clone it anyway).
+    metadata: Str,
     /// `key=value` pairs sorted and joined with `,`, matchbox's tie-breaker.
-    pub selector_string: String,
+    pub selector_string: Str,
 }
 
 /// Selector pairs sorted by key: a compact map (most groups have one or two
 /// pairs, and 10,000 groups must fit in a few megabytes).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Selector(Vec<(String, String)>);
+pub struct Selector(Box<[(Str, Str)]>);
 
 impl Selector {
     pub fn len(&self) -> usize {
@@ -42,32 +49,30 @@ impl Selector {
         self.0
             .binary_search_by(|(k, _)| k.as_str().cmp(key))
             .ok()
-            .map(|i| self.0[i].1.as_str())
+            .and_then(|i| self.0.get(i))
+            .map(|(_, v)| v.as_str())
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// As a JSON object (for APIs and `kindling select --json`).
     pub fn to_json(&self) -> Value {
         Value::Object(
-            self.0
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            self.iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
                 .collect(),
         )
     }
 }
 
 impl<'a> IntoIterator for &'a Selector {
-    type Item = (&'a String, &'a String);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
-        fn(&'a (String, String)) -> (&'a String, &'a String),
-    >;
+    type Item = (&'a str, &'a str);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (Str, Str)>, fn(&'a (Str, Str)) -> (&'a str, &'a str)>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
@@ -156,15 +161,37 @@ impl Group {
     ) -> Group {
         let mut pairs: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
         pairs.sort();
+        let metadata = if metadata.is_empty() {
+            Str::default()
+        } else {
+            // Serialising a parsed object cannot fail (keys are strings).
+            serde_json::to_string(&metadata)
+                .map(Str::from)
+                .unwrap_or_default()
+        };
         Group {
-            file_id: file_id.to_string(),
-            id,
-            name,
-            profile,
-            selector_string: pairs.join(","),
-            selector: Selector(selector.into_iter().collect()),
+            file_id: file_id.into(),
+            id: id.into(),
+            name: name.into(),
+            profile: profile.into(),
+            selector_string: pairs.join(",").into(),
+            selector: Selector(
+                selector
+                    .into_iter()
+                    .map(|(k, v)| (Str::from(k), Str::from(v)))
+                    .collect(),
+            ),
             metadata,
         }
+    }
+
+    /// The group's metadata object (parsed from its compact form; keys keep
+    /// the file's order).
+    pub fn metadata(&self) -> Map<String, Value> {
+        if self.metadata.is_empty() {
+            return Map::new();
+        }
+        serde_json::from_str(&self.metadata).unwrap_or_default()
     }
 
     /// matchbox's `Matches`: every selector pair equals the label; a missing
@@ -182,7 +209,7 @@ impl Group {
     ) -> Option<(&'a str, &'a str, Option<&'a str>)> {
         self.selector.iter().find_map(|(k, v)| {
             let got = labels.get(k).map(String::as_str);
-            (got.unwrap_or("") != v).then_some((k.as_str(), v.as_str(), got))
+            (got.unwrap_or("") != v).then_some((k, v, got))
         })
     }
 
@@ -213,6 +240,34 @@ mod tests {
         assert_eq!(g.profile, "p");
         assert_eq!(g.selector.get("MAC"), Some("52:54:00:aa:bb:cc"));
         assert_eq!(g.selector_string, "MAC=52:54:00:aa:bb:cc,os=installed");
+    }
+
+    #[test]
+    fn metadata_kept_compact_reads_back_the_same() {
+        let src = br#"{"metadata":{"z":1,"a":[1,2.5,"x",null,true],"n":{"k":{"deep":-3}},"f":1.0,"big":18446744073709551615,"s":"\u00e9\n"}}"#;
+        let g = Group::parse("g", src).unwrap();
+        let v: Value = serde_json::from_slice(src).unwrap();
+        let want = v["metadata"].as_object().unwrap().clone();
+        let got = g.metadata();
+        assert_eq!(got, want);
+        // The file's key order is kept, as with the parsed object before.
+        let keys: Vec<&str> = got.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["z", "a", "n", "f", "big", "s"]);
+        assert_eq!(got["f"].as_f64(), Some(1.0));
+        assert!(got["f"].is_f64());
+        assert_eq!(got["big"].as_u64(), Some(u64::MAX));
+        assert!(
+            Group::parse("e", br#"{"metadata":{}}"#)
+                .unwrap()
+                .metadata()
+                .is_empty()
+        );
+        assert!(
+            Group::parse("e", br#"{"id":"e"}"#)
+                .unwrap()
+                .metadata()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! probe per request label plus the few candidates found.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::Arc;
 
 use crate::group::Group;
@@ -19,11 +20,19 @@ use crate::labels::Labels;
 #[derive(Debug, Default)]
 pub struct Index {
     groups: Vec<Arc<Group>>,
-    /// selector key -> value -> ranks (ascending) of groups anchored there.
-    postings: HashMap<String, HashMap<String, Vec<u32>>>,
+    /// Hash of an anchor pair `(key, value)` -> the ranks of the groups anchored
+    /// there: one rank inline, or (top bit set) an index into `shared`. Only a
+    /// hash is kept: candidates are checked in full, so a collision costs one
+    /// extra check, never a wrong answer.
+    postings: HashMap<u64, u32>,
+    /// Rank lists (ascending) of anchor pairs with more than one group.
+    shared: Vec<Vec<u32>>,
     /// Ranks (ascending) of groups with no non-empty selector value.
     always: Vec<u32>,
+    hasher: RandomState,
 }
+
+const SHARED: u32 = 1 << 31;
 
 /// Why a group was or was not chosen, for `kindling select` and the logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +42,13 @@ pub struct Considered {
     pub selector: String,
     /// `None` if the group matches, else (key, wanted value, label value).
     pub mismatch: Option<(String, String, Option<String>)>,
+}
+
+fn pair_hash(hasher: &RandomState, k: &str, v: &str) -> u64 {
+    let mut h = hasher.build_hasher();
+    k.hash(&mut h);
+    v.hash(&mut h);
+    h.finish()
 }
 
 impl Index {
@@ -47,7 +63,9 @@ impl Index {
                 }
             }
         }
-        let mut postings: HashMap<String, HashMap<String, Vec<u32>>> = HashMap::new();
+        let hasher = RandomState::new();
+        let mut postings: HashMap<u64, u32> = HashMap::with_capacity(groups.len());
+        let mut shared: Vec<Vec<u32>> = Vec::new();
         let mut always = Vec::new();
         for (rank, g) in groups.iter().enumerate() {
             let rank = rank as u32;
@@ -55,21 +73,37 @@ impl Index {
                 .selector
                 .iter()
                 .filter(|(_, v)| !v.is_empty())
-                .min_by_key(|(k, v)| counts.get(&(k.as_str(), v.as_str())).copied().unwrap_or(0));
-            match anchor {
-                Some((k, v)) => postings
-                    .entry(k.clone())
-                    .or_default()
-                    .entry(v.clone())
-                    .or_default()
-                    .push(rank),
-                None => always.push(rank),
+                .min_by_key(|(k, v)| counts.get(&(*k, *v)).copied().unwrap_or(0));
+            let Some((k, v)) = anchor else {
+                always.push(rank);
+                continue;
+            };
+            // Ranks rise as we go, so every list stays ascending.
+            match postings.entry(pair_hash(&hasher, k, v)) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(rank);
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let slot = *e.get();
+                    if slot & SHARED != 0 {
+                        if let Some(list) = shared.get_mut((slot & !SHARED) as usize) {
+                            list.push(rank);
+                        }
+                    } else {
+                        e.insert(shared.len() as u32 | SHARED);
+                        shared.push(vec![slot, rank]);
+                    }
+                }
             }
         }
+        drop(counts);
+        postings.shrink_to_fit();
         Index {
             groups,
             postings,
+            shared,
             always,
+            hasher,
         }
     }
 
@@ -86,7 +120,11 @@ impl Index {
                 if rank >= best {
                     break;
                 }
-                if self.groups[rank as usize].matches(labels) {
+                if self
+                    .groups
+                    .get(rank as usize)
+                    .is_some_and(|g| g.matches(labels))
+                {
                     best = rank;
                     break;
                 }
@@ -94,8 +132,14 @@ impl Index {
         };
         consider(&self.always);
         for (k, v) in labels {
-            if let Some(list) = self.postings.get(k).and_then(|m| m.get(v)) {
-                consider(list);
+            match self.postings.get(&pair_hash(&self.hasher, k, v)) {
+                None => {}
+                Some(&slot) if slot & SHARED != 0 => {
+                    if let Some(list) = self.shared.get((slot & !SHARED) as usize) {
+                        consider(list);
+                    }
+                }
+                Some(&rank) => consider(&[rank]),
             }
         }
         self.groups.get(best as usize)
@@ -115,8 +159,8 @@ impl Index {
             let matched = mismatch.is_none();
             out.push(Considered {
                 rank,
-                file_id: g.file_id.clone(),
-                selector: g.selector_string.clone(),
+                file_id: g.file_id.to_string(),
+                selector: g.selector_string.to_string(),
                 mismatch,
             });
             if matched {

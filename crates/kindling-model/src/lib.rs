@@ -9,7 +9,7 @@ pub mod mac;
 pub mod profile;
 pub mod store;
 
-pub use group::{Group, GroupError, Selector};
+pub use group::{Group, GroupError, Selector, Str};
 pub use index::{Considered, Index};
 pub use labels::{LabelWarning, Labels, labels_from_args, labels_from_query};
 pub use mac::Mac;

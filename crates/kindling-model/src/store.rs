@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::group::Group;
+use crate::group::{Group, Str};
 use crate::index::Index;
 use crate::labels::Labels;
 use crate::profile::Profile;
@@ -228,22 +228,22 @@ impl Snapshot {
     /// (`profiles/<id>.json`), but never outside `profiles/`.
     pub fn profile_for(&self, group: &Group) -> Result<&Arc<Profile>, ProfileLookupError> {
         let key = profile_key(&group.profile).ok_or_else(|| ProfileLookupError::Escapes {
-            group: group.file_id.clone(),
-            profile: group.profile.clone(),
+            group: group.file_id.to_string(),
+            profile: group.profile.to_string(),
         })?;
         if let Some(p) = self.profiles.get(&key) {
             return Ok(p);
         }
         if let Some(m) = self.invalid_profiles.get(&key) {
             return Err(ProfileLookupError::Invalid {
-                group: group.file_id.clone(),
-                profile: group.profile.clone(),
+                group: group.file_id.to_string(),
+                profile: group.profile.to_string(),
                 message: m.clone(),
             });
         }
         Err(ProfileLookupError::Missing {
-            group: group.file_id.clone(),
-            profile: group.profile.clone(),
+            group: group.file_id.to_string(),
+            profile: group.profile.to_string(),
             file: format!("profiles/{key}.json"),
         })
     }
@@ -285,8 +285,8 @@ struct Entry<T> {
 /// good version of files that became invalid.
 pub struct Loader {
     dir: DataDir,
-    groups: HashMap<String, Entry<Group>>,
-    profiles: HashMap<String, Entry<Profile>>,
+    groups: HashMap<Str, Entry<Group>>,
+    profiles: HashMap<Str, Entry<Profile>>,
     generation: u64,
 }
 
@@ -372,10 +372,10 @@ impl Loader {
         for (k, e) in &self.profiles {
             match (&e.current, &e.last_good) {
                 (Ok(p), _) | (Err(_), Some(p)) => {
-                    profiles.insert(k.clone(), p.clone());
+                    profiles.insert(k.to_string(), p.clone());
                 }
                 (Err(m), None) => {
-                    invalid_profiles.insert(k.clone(), m.clone());
+                    invalid_profiles.insert(k.to_string(), m.clone());
                 }
             }
         }
@@ -392,7 +392,7 @@ impl Loader {
 }
 
 fn refresh<T, E: std::fmt::Display>(
-    cache: &mut HashMap<String, Entry<T>>,
+    cache: &mut HashMap<Str, Entry<T>>,
     files: Vec<(String, PathBuf)>,
     parse: fn(&str, &[u8]) -> Result<T, E>,
     area: &str,
@@ -407,7 +407,7 @@ fn refresh<T, E: std::fmt::Display>(
             _ => continue,
         };
         let st = stamp(&meta);
-        if let Some(e) = cache.get(&key)
+        if let Some(e) = cache.get(key.as_str())
             && e.stamp == st
         {
             if let Err(m) = &e.current {
@@ -424,7 +424,7 @@ fn refresh<T, E: std::fmt::Display>(
             Ok(bytes) => parse(&key, &bytes).map(Arc::new).map_err(|e| e.to_string()),
             Err(e) => Err(format!("cannot read: {e}")),
         };
-        let previous_good = cache.get(&key).and_then(|e| match &e.current {
+        let previous_good = cache.get(key.as_str()).and_then(|e| match &e.current {
             Ok(v) => Some(v.clone()),
             Err(_) => e.last_good.clone(),
         });
@@ -440,7 +440,7 @@ fn refresh<T, E: std::fmt::Display>(
             });
         }
         cache.insert(
-            key,
+            key.into(),
             Entry {
                 stamp: st,
                 current,
@@ -449,7 +449,7 @@ fn refresh<T, E: std::fmt::Display>(
         );
     }
     let before = cache.len();
-    cache.retain(|k, _| seen.contains(k));
+    cache.retain(|k, _| seen.contains(k.as_str()));
     changed + (before - cache.len())
 }
 

@@ -63,9 +63,9 @@ pub fn grub_config(boot: Option<&Boot>) -> Option<String> {
 /// group metadata, then selectors (keys lower-cased) over it, then
 /// `request` = `{query: labels, raw_query}` over everything.
 pub fn template_data(group: &Group, labels: &Labels, raw_query: &str) -> Map<String, Value> {
-    let mut data = group.metadata.clone();
+    let mut data = group.metadata();
     for (k, v) in &group.selector {
-        data.insert(k.to_lowercase(), Value::String(v.clone()));
+        data.insert(k.to_lowercase(), Value::String(v.to_string()));
     }
     let query: Map<String, Value> = labels
         .iter()

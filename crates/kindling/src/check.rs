@@ -238,7 +238,7 @@ impl Checker {
                 let labels: kindling_model::Labels = g
                     .selector
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 let raw_query: Vec<String> =
                     g.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
