@@ -39,7 +39,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -83,7 +86,14 @@ fn cfg(n: u32) -> OpsConfig {
 fn http(n: u32) {
     let ops = Ops::in_memory(&cfg(n));
     let one = |i: u32| {
-        let b = [0x52, 0x54, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        let b = [
+            0x52,
+            0x54,
+            (i >> 24) as u8,
+            (i >> 16) as u8,
+            (i >> 8) as u8,
+            i as u8,
+        ];
         let hyp = format!(
             "{:02x}-{:02x}-{:02x}-{:02x}-{:02x}-{:02x}",
             b[0], b[1], b[2], b[3], b[4], b[5]

@@ -94,7 +94,7 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
                         s => bail!("{url} answered {s}: {}", body.trim()),
                     }
                 }
-                None => load(state_dir)?.machine(&mac).map(|m| m.detail()),
+                None => load(state_dir)?.detail(&mac),
             };
             let Some(mut d) = detail else {
                 eprintln!(

@@ -18,6 +18,7 @@ pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod ops;
+mod packed;
 pub mod store;
 pub mod ui;
 

@@ -19,7 +19,7 @@ use crate::classify::{ProfileMap, ProfilePaths, http_stage, is_boot_endpoint};
 use crate::event::{Event, Kind, Stage, Str, now_ms};
 use crate::journal::{FsyncPolicy, JournalConfig, JournalWriter, read_journal};
 use crate::metrics::Metrics;
-use crate::store::{Limits, MachineDetail, MachineSummary, RepeatProbe, Store};
+use crate::store::{Limits, MachineDetail, MachineSummary, RepeatProbe, Store, StoredEvent};
 use compact_str::ToCompactString;
 
 /// The `[ops]` table of `kindling.toml`. Every key has a default.
@@ -358,7 +358,7 @@ impl Ops {
         self.apply_queued();
         let mut s = self.store.lock().ok()?;
         s.flush_repeats();
-        s.machine(&mac).map(|m| m.detail())
+        s.detail(&mac)
     }
 
     /// Subscribes to live updates (JSON of [`Update`]).
@@ -485,7 +485,7 @@ impl Ops {
         ipxe_discover: bool,
         progress: Option<Stage>,
         what: &[&str],
-        matches: &dyn Fn(&Event) -> bool,
+        matches: &dyn Fn(&StoredEvent) -> bool,
     ) -> bool {
         let Some(mac) = c.mac else { return false };
         // More than one user class would need a joined copy; with subscribers the
@@ -611,10 +611,10 @@ fn live_updates(
     out: &mut Vec<Update>,
 ) {
     for e in evs {
-        if let Some(m) = e.mac.as_deref().and_then(|m| store.machine(m)) {
+        if let Some(machine) = e.mac.as_deref().and_then(|m| store.summary(m)) {
             out.push(Update {
                 event: e.clone(),
-                machine: m.summary(),
+                machine,
             });
         }
     }
@@ -627,13 +627,11 @@ fn live_updates(
                 .and_then(|ip| store.mac_for_ip(ip))
                 .map(str::to_string)
         });
-        if let Some(m) = mac.as_deref().and_then(|m| store.machine(m))
-            && let Some(last) = m.boots.back().and_then(|b| b.events.back())
+        if let Some(mac) = mac.as_deref()
+            && let Some(event) = store.last_event(mac)
+            && let Some(machine) = store.summary(mac)
         {
-            out.push(Update {
-                event: (**last).clone(),
-                machine: m.summary(),
-            });
+            out.push(Update { event, machine });
         }
     }
 }
@@ -685,12 +683,12 @@ fn ordinary_ignore(r: IgnoreReason) -> bool {
 }
 
 /// Fields every DHCP event of this client has (see `client_event`), compared in place.
-fn same_dhcp_client(ev: &Event, c: &kindling_dhcp::ClientInfo) -> bool {
-    ev.stage == Some(Stage::Dhcp)
-        && ev.ok
-        && ev.status.is_none()
-        && ev.endpoint.is_none()
-        && ev.firmware.as_deref() == c.firmware.map(|f| f.label())
+fn same_dhcp_client(ev: &StoredEvent, c: &kindling_dhcp::ClientInfo) -> bool {
+    ev.stage() == Some(Stage::Dhcp)
+        && ev.ok()
+        && ev.status().is_none()
+        && ev.endpoint().is_none()
+        && ev.firmware() == c.firmware.map(|f| f.label())
 }
 
 /// Whether `what` is `label` upper-cased followed by `rest` (no allocation).
@@ -803,13 +801,13 @@ impl DhcpObserver for Ops {
             4011 => Str::const_new("4011"),
             p => p.to_compact_string(),
         };
-        let matches = |ev: &Event| {
-            ev.kind == Kind::DhcpSeen
+        let matches = |ev: &StoredEvent| {
+            ev.kind() == Kind::DhcpSeen
                 && same_dhcp_client(ev, c)
-                && ev.message.as_deref() == c.message_type.map(|m| m.label())
-                && ev.reason.is_none()
-                && ev.path.is_none()
-                && what_is(&ev.what, msg, &[" on port ", &port_text])
+                && ev.message() == c.message_type.map(|m| m.label())
+                && ev.reason().is_none()
+                && ev.path().is_none()
+                && what_is(ev.what(), msg, &[" on port ", &port_text])
         };
         let firmware = c.firmware.map(|f| f.label());
         let discover = msg == "discover";
@@ -847,17 +845,17 @@ impl DhcpObserver for Ops {
         };
         let path = (!e.reply.file.is_empty()).then_some(e.reply.file.as_str());
         let rule = e.reply.rule.as_deref();
-        let matches = |ev: &Event| {
-            ev.kind == Kind::DhcpAnswered
+        let matches = |ev: &StoredEvent| {
+            ev.kind() == Kind::DhcpAnswered
                 && same_dhcp_client(ev, e.client)
-                && ev.message.as_deref() == Some(label)
-                && ev.path.as_deref() == path
-                && match (rule, ev.reason.as_deref()) {
+                && ev.message() == Some(label)
+                && ev.path() == path
+                && match (rule, ev.reason()) {
                     (None, None) => true,
                     (Some(r), Some(have)) => have.strip_prefix("rule ") == Some(r),
                     _ => false,
                 }
-                && what_is(&ev.what, label, &[" ", shown])
+                && what_is(ev.what(), label, &[" ", shown])
         };
         if self.dhcp_fast_repeat(
             e.client,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{ProfileMap, http_stage};
 use crate::event::{Event, Kind, Source, Stage, Str, format_ts};
+use crate::packed::{Packed, number_bytes};
 
 /// How far back in a boot a repeated event is looked for (the longest retry cycle:
 /// DISCOVER, OFFER, REQUEST, ACK).
@@ -28,7 +29,7 @@ pub struct RepeatProbe<'a> {
     /// The stage this successful event reaches (None for `DhcpSeen`).
     pub progress: Option<Stage>,
     /// Whether a stored event is this one ([`Event::same_as`] without building it).
-    pub matches: &'a dyn Fn(&Event) -> bool,
+    pub matches: &'a dyn Fn(&StoredEvent) -> bool,
     /// A hash of everything above but `mac` and `ts`: when given, a successful repeat
     /// is remembered so that the next one with the same fingerprint is counted by
     /// [`Store::memo_repeat`].
@@ -98,70 +99,6 @@ pub struct Boot {
     saw_script: bool,
 }
 
-impl Boot {
-    fn new(ts: u64) -> Boot {
-        Boot {
-            started: ts,
-            started_at: format_ts(ts).into(),
-            last_event: ts,
-            last_stage: None,
-            error: None,
-            dropped_events: 0,
-            events: VecDeque::new(),
-            saw_non_dhcp: false,
-            saw_script: false,
-        }
-    }
-
-    /// Got past DHCP (successfully or not): a new firmware DISCOVER is then a new boot.
-    fn beyond_dhcp(&self) -> bool {
-        self.last_stage.is_some_and(|s| s > Stage::Dhcp) || self.saw_non_dhcp
-    }
-
-    /// Got to a boot script (or further): iPXE only asks DHCP again when it starts anew.
-    fn reached_script(&self) -> bool {
-        self.last_stage.is_some_and(|s| s >= Stage::Script) || self.saw_script
-    }
-
-    /// Whether an event at `ts` (a firmware / an iPXE DHCP DISCOVER or not) starts a new
-    /// boot after this one.
-    fn ends_before(&self, ts: u64, gap: u64, firmware_discover: bool, ipxe_discover: bool) -> bool {
-        ts.saturating_sub(self.last_event) > gap
-            || (firmware_discover && self.beyond_dhcp())
-            || (ipxe_discover && self.reached_script())
-    }
-
-    /// The event among the last few that `is_it` picks as repeated, with its position
-    /// from the back.
-    fn repeated(&mut self, is_it: impl Fn(&Event) -> bool) -> Option<(usize, &mut Event)> {
-        self.events
-            .iter_mut()
-            .rev()
-            .take(REPEAT_LOOKBACK)
-            .enumerate()
-            .find(|(_, e)| is_it(e))
-            .map(|(i, e)| (i, &mut **e))
-    }
-
-    /// A success at `st`: the furthest stage moves on, an earlier failure is over.
-    fn reached(&mut self, st: Stage) {
-        self.last_stage = Some(self.last_stage.map_or(st, |s| s.max(st)));
-        if self
-            .error
-            .as_ref()
-            .is_some_and(|e| e.stage.is_none_or(|es| st >= es))
-        {
-            self.error = None;
-        }
-    }
-
-    /// Notes what a stored event says about how far the boot got.
-    fn note(&mut self, ev: &Event) {
-        self.saw_non_dhcp |= ev.source() != Source::Dhcp;
-        self.saw_script |= ev.stage.is_some_and(|s| s >= Stage::Script);
-    }
-}
-
 /// What is known about one machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
@@ -211,22 +148,6 @@ pub struct MachineDetail {
 }
 
 impl Machine {
-    fn new(mac: &str, ts: u64) -> Machine {
-        Machine {
-            mac: mac.into(),
-            ip: None,
-            arch: None,
-            firmware: None,
-            vendor_class: None,
-            user_class: None,
-            group: None,
-            profile: None,
-            first_seen: ts,
-            last_seen: ts,
-            boots: VecDeque::new(),
-        }
-    }
-
     pub fn summary(&self) -> MachineSummary {
         let last = self.boots.back();
         MachineSummary {
@@ -256,12 +177,392 @@ impl Machine {
     }
 }
 
+/// Fields of a [`StoredEvent`]'s packed part.
+mod ef {
+    pub const WHAT: usize = 0;
+    pub const IP: usize = 1;
+    pub const REASON: usize = 2;
+    pub const PATH: usize = 3;
+    pub const ENDPOINT: usize = 4;
+    pub const IFACE: usize = 5;
+    pub const ARCH: usize = 6;
+    pub const FIRMWARE: usize = 7;
+    pub const MESSAGE: usize = 8;
+    pub const VENDOR_CLASS: usize = 9;
+    pub const USER_CLASS: usize = 10;
+    pub const GROUP: usize = 11;
+    pub const PROFILE: usize = 12;
+    pub const BYTES: usize = 13;
+    pub const DURATION: usize = 14;
+}
+
+/// Facts of a [`MachineRec`] (its packed part).
+mod mf {
+    pub const IP: usize = 0;
+    pub const ARCH: usize = 1;
+    pub const FIRMWARE: usize = 2;
+    pub const VENDOR_CLASS: usize = 3;
+    pub const USER_CLASS: usize = 4;
+    pub const GROUP: usize = 5;
+    pub const PROFILE: usize = 6;
+    pub const COUNT: usize = 7;
+}
+
+/// An event as the store keeps it in a boot: the numbers inline, every optional text
+/// (and `bytes`, `duration_ms`) packed into one heap block, no MAC (the machine's key).
+/// 56 bytes plus the block, where an [`Event`] is about 460 bytes. Readers get an
+/// [`Event`] back ([`Store::machine`], [`MachineDetail`]); the DHCP fast path compares
+/// stored events in place through the accessors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub ts: u64,
+    pub last_ts: u64,
+    pub seq: u64,
+    pub repeats: u64,
+    text: Packed,
+    status: Option<u16>,
+    kind: Kind,
+    stage: Option<Stage>,
+    ok: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<StoredEvent>() <= 56);
+
+impl StoredEvent {
+    fn from_event(ev: &Event) -> StoredEvent {
+        fn t(s: &Option<Str>) -> Option<&[u8]> {
+            s.as_deref().map(str::as_bytes)
+        }
+        let bytes = ev.bytes.map(number_bytes);
+        let duration = ev.duration_ms.map(|d| d.to_bits().to_le_bytes());
+        let mut f: [Option<&[u8]>; 15] = [None; 15];
+        f[ef::WHAT] = Some(ev.what.as_bytes());
+        f[ef::IP] = t(&ev.ip);
+        f[ef::REASON] = t(&ev.reason);
+        f[ef::PATH] = t(&ev.path);
+        f[ef::ENDPOINT] = t(&ev.endpoint);
+        f[ef::IFACE] = t(&ev.iface);
+        f[ef::ARCH] = t(&ev.arch);
+        f[ef::FIRMWARE] = t(&ev.firmware);
+        f[ef::MESSAGE] = t(&ev.message);
+        f[ef::VENDOR_CLASS] = t(&ev.vendor_class);
+        f[ef::USER_CLASS] = t(&ev.user_class);
+        f[ef::GROUP] = t(&ev.group);
+        f[ef::PROFILE] = t(&ev.profile);
+        f[ef::BYTES] = bytes.as_ref().and_then(|(b, n)| b.get(..*n));
+        f[ef::DURATION] = duration.as_ref().map(|d| &d[..]);
+        StoredEvent {
+            ts: ev.ts,
+            last_ts: ev.last_ts,
+            seq: ev.seq,
+            repeats: ev.repeats,
+            text: Packed::build(&f),
+            status: ev.status,
+            kind: ev.kind,
+            stage: ev.stage,
+            ok: ev.ok,
+        }
+    }
+
+    /// The event, as it was ingested (with its repeats), for the machine `mac`.
+    pub fn to_event(&self, mac: &str) -> Event {
+        let s = |i: usize| self.text.text(i).map(Str::from);
+        Event {
+            ts: self.ts,
+            kind: self.kind,
+            mac: Some(mac.into()),
+            ip: s(ef::IP),
+            stage: self.stage,
+            ok: self.ok,
+            what: self.what().into(),
+            reason: s(ef::REASON),
+            path: s(ef::PATH),
+            endpoint: s(ef::ENDPOINT),
+            status: self.status,
+            bytes: self.text.number(ef::BYTES),
+            duration_ms: self.text.number(ef::DURATION).map(f64::from_bits),
+            iface: s(ef::IFACE),
+            arch: s(ef::ARCH),
+            firmware: s(ef::FIRMWARE),
+            message: s(ef::MESSAGE),
+            vendor_class: s(ef::VENDOR_CLASS),
+            user_class: s(ef::USER_CLASS),
+            group: s(ef::GROUP),
+            profile: s(ef::PROFILE),
+            repeats: self.repeats,
+            last_ts: self.last_ts,
+            seq: self.seq,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn stage(&self) -> Option<Stage> {
+        self.stage
+    }
+
+    pub fn ok(&self) -> bool {
+        self.ok
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    pub fn what(&self) -> &str {
+        self.text.text(ef::WHAT).unwrap_or("")
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        self.text.text(ef::REASON)
+    }
+
+    pub fn path(&self) -> Option<&str> {
+        self.text.text(ef::PATH)
+    }
+
+    pub fn endpoint(&self) -> Option<&str> {
+        self.text.text(ef::ENDPOINT)
+    }
+
+    pub fn firmware(&self) -> Option<&str> {
+        self.text.text(ef::FIRMWARE)
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        self.text.text(ef::MESSAGE)
+    }
+
+    /// [`Event::same_as`] between this stored event and `other`.
+    pub fn same_as(&self, other: &Event) -> bool {
+        self.kind == other.kind
+            && self.stage == other.stage
+            && self.ok == other.ok
+            && self.status == other.status
+            && self.firmware() == other.firmware.as_deref()
+            && self.message() == other.message.as_deref()
+            && self.what() == other.what
+            && self.reason() == other.reason.as_deref()
+            && self.endpoint() == other.endpoint.as_deref()
+            && self.path() == other.path.as_deref()
+    }
+}
+
+/// A boot as the store keeps it (see [`Boot`] for the fields).
+#[derive(Debug, Clone)]
+struct StoredBoot {
+    started: u64,
+    last_event: u64,
+    dropped_events: u64,
+    /// Boxed: most boots have none.
+    error: Option<Box<BootError>>,
+    events: VecDeque<StoredEvent>,
+    last_stage: Option<Stage>,
+    /// Some event of this boot came from TFTP or HTTP (kept even if it was dropped).
+    saw_non_dhcp: bool,
+    /// Some event of this boot reached the script stage or later.
+    saw_script: bool,
+}
+
+impl StoredBoot {
+    fn new(ts: u64) -> StoredBoot {
+        StoredBoot {
+            started: ts,
+            last_event: ts,
+            dropped_events: 0,
+            error: None,
+            events: VecDeque::new(),
+            last_stage: None,
+            saw_non_dhcp: false,
+            saw_script: false,
+        }
+    }
+
+    fn to_boot(&self, mac: &str) -> Boot {
+        Boot {
+            started: self.started,
+            started_at: format_ts(self.started).into(),
+            last_event: self.last_event,
+            last_stage: self.last_stage,
+            error: self.error.as_deref().cloned(),
+            dropped_events: self.dropped_events,
+            events: self
+                .events
+                .iter()
+                .map(|e| Box::new(e.to_event(mac)))
+                .collect(),
+            saw_non_dhcp: self.saw_non_dhcp,
+            saw_script: self.saw_script,
+        }
+    }
+
+    /// Got past DHCP (successfully or not): a new firmware DISCOVER is then a new boot.
+    fn beyond_dhcp(&self) -> bool {
+        self.last_stage.is_some_and(|s| s > Stage::Dhcp) || self.saw_non_dhcp
+    }
+
+    /// Got to a boot script (or further): iPXE only asks DHCP again when it starts anew.
+    fn reached_script(&self) -> bool {
+        self.last_stage.is_some_and(|s| s >= Stage::Script) || self.saw_script
+    }
+
+    /// Whether an event at `ts` (a firmware / an iPXE DHCP DISCOVER or not) starts a new
+    /// boot after this one.
+    fn ends_before(&self, ts: u64, gap: u64, firmware_discover: bool, ipxe_discover: bool) -> bool {
+        ts.saturating_sub(self.last_event) > gap
+            || (firmware_discover && self.beyond_dhcp())
+            || (ipxe_discover && self.reached_script())
+    }
+
+    /// The event among the last few that `is_it` picks as repeated, with its position
+    /// from the back.
+    fn repeated(
+        &mut self,
+        is_it: impl Fn(&StoredEvent) -> bool,
+    ) -> Option<(usize, &mut StoredEvent)> {
+        self.events
+            .iter_mut()
+            .rev()
+            .take(REPEAT_LOOKBACK)
+            .enumerate()
+            .find(|(_, e)| is_it(e))
+    }
+
+    /// A success at `st`: the furthest stage moves on, an earlier failure is over.
+    fn reached(&mut self, st: Stage) {
+        self.last_stage = Some(self.last_stage.map_or(st, |s| s.max(st)));
+        if self
+            .error
+            .as_ref()
+            .is_some_and(|e| e.stage.is_none_or(|es| st >= es))
+        {
+            self.error = None;
+        }
+    }
+
+    /// Notes what a stored event says about how far the boot got.
+    fn note(&mut self, ev: &Event) {
+        self.saw_non_dhcp |= ev.source() != Source::Dhcp;
+        self.saw_script |= ev.stage.is_some_and(|s| s >= Stage::Script);
+    }
+}
+
+/// Room for one more element: exactly one for the first few (most machines have one
+/// boot of a few events), doubling after that.
+fn room_for_one<T>(q: &mut VecDeque<T>) {
+    if q.len() == q.capacity() && q.len() < 4 {
+        q.reserve_exact(1);
+    }
+}
+
+/// A machine as the store keeps it (its MAC is the key): facts packed into one block.
+#[derive(Debug, Clone)]
+struct MachineRec {
+    first_seen: u64,
+    last_seen: u64,
+    facts: Packed,
+    /// Oldest first.
+    boots: VecDeque<StoredBoot>,
+}
+
+impl MachineRec {
+    fn new(ts: u64) -> MachineRec {
+        MachineRec {
+            first_seen: ts,
+            last_seen: ts,
+            facts: Packed::default(),
+            boots: VecDeque::new(),
+        }
+    }
+
+    fn fact(&self, i: usize) -> Option<&str> {
+        self.facts.text(i)
+    }
+
+    fn owned(&self, i: usize) -> Option<String> {
+        self.fact(i).map(str::to_string)
+    }
+
+    /// Sets each fact `(i, Some(v))` to `v` when it differs (the block is rebuilt only
+    /// then: a storm repeats the same facts).
+    fn set_facts(&mut self, new: &[(usize, Option<&str>)]) {
+        let changed = new
+            .iter()
+            .any(|(i, v)| v.is_some_and(|v| self.fact(*i) != Some(v)));
+        if !changed {
+            return;
+        }
+        let mut f: [Option<&[u8]>; mf::COUNT] = [None; mf::COUNT];
+        for (i, slot) in f.iter_mut().enumerate() {
+            *slot = self.facts.get(i);
+        }
+        for (i, v) in new {
+            if let (Some(v), Some(slot)) = (v, f.get_mut(*i)) {
+                *slot = Some(v.as_bytes());
+            }
+        }
+        let facts = Packed::build(&f);
+        self.facts = facts;
+    }
+
+    fn summary(&self, mac: &str) -> MachineSummary {
+        let last = self.boots.back();
+        MachineSummary {
+            mac: mac.to_string(),
+            ip: self.owned(mf::IP),
+            arch: self.owned(mf::ARCH),
+            firmware: self.owned(mf::FIRMWARE),
+            group: self.owned(mf::GROUP),
+            profile: self.owned(mf::PROFILE),
+            last_stage: last.and_then(|b| b.last_stage),
+            last_seen: self.last_seen,
+            last_seen_at: format_ts(self.last_seen),
+            last_error: last.and_then(|b| b.error.as_deref().cloned()),
+            boots: self.boots.len(),
+            last_boot_started: last.map(|b| b.started),
+        }
+    }
+
+    fn detail(&self, mac: &str) -> MachineDetail {
+        MachineDetail {
+            summary: self.summary(mac),
+            vendor_class: self.owned(mf::VENDOR_CLASS),
+            user_class: self.owned(mf::USER_CLASS),
+            first_seen: self.first_seen,
+            timeline: self.boots.iter().map(|b| b.to_boot(mac)).collect(),
+        }
+    }
+
+    fn to_machine(&self, mac: &str) -> Machine {
+        let s = |i: usize| self.fact(i).map(Str::from);
+        Machine {
+            mac: mac.into(),
+            ip: s(mf::IP),
+            arch: s(mf::ARCH),
+            firmware: s(mf::FIRMWARE),
+            vendor_class: s(mf::VENDOR_CLASS),
+            user_class: s(mf::USER_CLASS),
+            group: s(mf::GROUP),
+            profile: s(mf::PROFILE),
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            boots: self
+                .boots
+                .iter()
+                .map(|b| Box::new(b.to_boot(mac)))
+                .collect(),
+        }
+    }
+}
+
 /// The store.
 #[derive(Debug, Default)]
 pub struct Store {
     limits: Limits,
     /// Boxed: the table holds a key and a pointer per slot, not a whole machine.
-    machines: HashMap<Str, Box<Machine>>,
+    machines: HashMap<Str, Box<MachineRec>>,
     /// Client IP -> (MAC, when learned).
     ip_to_mac: HashMap<Str, (Str, u64)>,
     /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
@@ -412,8 +713,27 @@ impl Store {
         self.ip_to_mac.get(ip).map(|(m, _)| m.as_str())
     }
 
-    pub fn machine(&self, mac: &str) -> Option<&Machine> {
-        self.machines.get(mac).map(|m| &**m)
+    /// Everything known about `mac`, built from the stored form (reads are rare: the
+    /// store is laid out for writes).
+    pub fn machine(&self, mac: &str) -> Option<Machine> {
+        self.machines.get(mac).map(|m| m.to_machine(mac))
+    }
+
+    /// `machine(mac)?.detail()` without the copy in between.
+    pub fn detail(&self, mac: &str) -> Option<MachineDetail> {
+        self.machines.get(mac).map(|m| m.detail(mac))
+    }
+
+    /// `machine(mac)?.summary()` without building the timeline.
+    pub fn summary(&self, mac: &str) -> Option<MachineSummary> {
+        self.machines.get(mac).map(|m| m.summary(mac))
+    }
+
+    /// The newest stored event of `mac`'s last boot, with its MAC.
+    pub fn last_event(&self, mac: &str) -> Option<Event> {
+        let m = self.machines.get(mac)?;
+        let e = m.boots.back()?.events.back()?;
+        Some(e.to_event(mac))
     }
 
     pub fn machine_count(&self) -> usize {
@@ -422,7 +742,11 @@ impl Store {
 
     /// Summaries, most recently seen first.
     pub fn summaries(&self) -> Vec<MachineSummary> {
-        let mut v: Vec<MachineSummary> = self.machines.values().map(|m| m.summary()).collect();
+        let mut v: Vec<MachineSummary> = self
+            .machines
+            .iter()
+            .map(|(mac, m)| m.summary(mac))
+            .collect();
         v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
         v
     }
@@ -555,7 +879,7 @@ impl Store {
         if !self.machines.contains_key(mac) {
             self.evict_for_new();
             self.machines
-                .insert(mac.into(), Box::new(Machine::new(mac, ts)));
+                .insert(mac.into(), Box::new(MachineRec::new(ts)));
         }
         let Some(m) = self.machines.get_mut(mac) else {
             return (None, false);
@@ -564,24 +888,27 @@ impl Store {
         if ev.kind == Kind::HttpRequest && ev.stage.is_none() {
             let endpoint = ev.endpoint.as_deref().unwrap_or("");
             let path = ev.path.as_deref().unwrap_or("");
-            let profile = ev.profile.as_deref().or(m.profile.as_deref());
+            let profile = ev.profile.as_deref().or(m.fact(mf::PROFILE));
             ev.stage = http_stage(endpoint, path, profile.and_then(|p| self.profiles.get(p)));
         }
         // Machine facts (copied only when they change: a storm repeats them).
         m.last_seen = m.last_seen.max(ts);
-        set_fact(&mut m.arch, ev.arch.as_deref());
-        if let Some(f) = &ev.firmware
-            && (f != "ipxe" || m.firmware.is_none())
-        {
-            set_fact(&mut m.firmware, Some(f));
-        }
-        set_fact(&mut m.vendor_class, ev.vendor_class.as_deref());
-        set_fact(&mut m.user_class, ev.user_class.as_deref());
-        set_fact(&mut m.group, ev.group.as_deref());
-        set_fact(&mut m.profile, ev.profile.as_deref());
+        let ip = ev.ip.as_deref().filter(|i| *i != "0.0.0.0");
+        let firmware = ev
+            .firmware
+            .as_deref()
+            .filter(|f| *f != "ipxe" || m.fact(mf::FIRMWARE).is_none());
+        m.set_facts(&[
+            (mf::IP, ip),
+            (mf::ARCH, ev.arch.as_deref()),
+            (mf::FIRMWARE, firmware),
+            (mf::VENDOR_CLASS, ev.vendor_class.as_deref()),
+            (mf::USER_CLASS, ev.user_class.as_deref()),
+            (mf::GROUP, ev.group.as_deref()),
+            (mf::PROFILE, ev.profile.as_deref()),
+        ]);
         let mut tied = None;
-        if let Some(ip) = ev.ip.as_deref().filter(|i| *i != "0.0.0.0") {
-            set_fact(&mut m.ip, Some(ip));
+        if let Some(ip) = ip {
             let known = match self.ip_to_mac.get_mut(ip) {
                 Some((x, t)) if x == mac => {
                     *t = (*t).max(ts);
@@ -609,7 +936,8 @@ impl Store {
             ),
         };
         if new_boot {
-            m.boots.push_back(Box::new(Boot::new(ts)));
+            room_for_one(&mut m.boots);
+            m.boots.push_back(StoredBoot::new(ts));
             while m.boots.len() > limits.max_boots.max(1) {
                 m.boots.pop_front();
             }
@@ -631,11 +959,11 @@ impl Store {
                 message.push_str(": ");
                 message.push_str(r);
             }
-            boot.error = Some(BootError {
+            boot.error = Some(Box::new(BootError {
                 stage: ev.stage,
                 message,
                 ts,
-            });
+            }));
         }
         // A retry loop (one event, or a cycle such as DISCOVER/OFFER or
         // DISCOVER/OFFER/REQUEST/ACK) is counted on the event it repeats instead of
@@ -657,7 +985,8 @@ impl Store {
             .map(|p| p + 1)
             .unwrap_or(0);
         boot.note(ev);
-        boot.events.insert(pos, Box::new(ev.clone()));
+        room_for_one(&mut boot.events);
+        boot.events.insert(pos, StoredEvent::from_event(ev));
         while boot.events.len() > limits.max_events.max(1) {
             boot.events.pop_front();
             boot.dropped_events += 1;
@@ -677,17 +1006,16 @@ impl Store {
             return false;
         };
         // Machine facts must already be what this event would set.
-        let same =
-            |slot: &Option<Str>, new: Option<&str>| new.is_none_or(|v| slot.as_deref() == Some(v));
+        let same = |i: usize, new: Option<&str>| new.is_none_or(|v| m.fact(i) == Some(v));
         let firmware_ok = match probe.firmware {
-            Some("ipxe") if m.firmware.is_some() => true,
-            f => same(&m.firmware, f),
+            Some("ipxe") if m.fact(mf::FIRMWARE).is_some() => true,
+            f => same(mf::FIRMWARE, f),
         };
         if !(firmware_ok
-            && same(&m.arch, probe.arch)
-            && same(&m.vendor_class, probe.vendor_class)
-            && same(&m.user_class, probe.user_class)
-            && same(&m.ip, probe.ip))
+            && same(mf::ARCH, probe.arch)
+            && same(mf::VENDOR_CLASS, probe.vendor_class)
+            && same(mf::USER_CLASS, probe.user_class)
+            && same(mf::IP, probe.ip))
         {
             return false;
         }
@@ -858,8 +1186,8 @@ impl Store {
         self.flush_repeats();
         let mut by_age: Vec<(u64, Str)> = self
             .machines
-            .values()
-            .map(|m| (m.last_seen, m.mac.clone()))
+            .iter()
+            .map(|(mac, m)| (m.last_seen, mac.clone()))
             .collect();
         by_age.sort_unstable();
         let excess = self.machines.len() - target.min(self.machines.len());
@@ -882,21 +1210,128 @@ fn owned(s: &Option<Str>) -> Option<String> {
     s.as_deref().map(str::to_string)
 }
 
-/// Sets a machine fact to `new` when it is given and differs (no copy otherwise).
-fn set_fact(slot: &mut Option<Str>, new: Option<&str>) {
-    if let Some(v) = new
-        && slot.as_deref() != Some(v)
-    {
-        *slot = Some(v.into());
-    }
-}
-
 impl Store {
     /// Stage of an `/assets/` download for the machine behind `mac` or `ip`.
     pub fn asset_stage(&self, mac: Option<&str>, ip: &str, path: &str) -> Option<Stage> {
         let mac = mac.or_else(|| self.mac_for_ip(ip))?;
         let m = self.machines.get(mac)?;
-        let pp = m.profile.as_deref().and_then(|p| self.profiles.get(p));
+        let pp = m.fact(mf::PROFILE).and_then(|p| self.profiles.get(p));
         http_stage("assets", path, pp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> Event {
+        let mut e = Event::new(
+            1_795_000_000_123,
+            Kind::HttpRequest,
+            "GET /ipxe?mac=52-54-00-00-27-0f",
+        );
+        e.mac = Some("52:54:00:00:27:0f".into());
+        e.ip = Some("127.0.0.1".into());
+        e.stage = Some(Stage::Script);
+        e.ok = false;
+        e.reason = Some("r".repeat(200).into());
+        e.path = Some("/ipxe".into());
+        e.endpoint = Some("ipxe".into());
+        e.status = Some(404);
+        e.bytes = Some(600);
+        e.duration_ms = Some(0.123_456_789);
+        e.iface = Some("eth0".into());
+        e.arch = Some("7 (EFI x64)".into());
+        e.firmware = Some("uefi_http".into());
+        e.message = Some("discover".into());
+        e.vendor_class = Some("PXEClient:Arch:00007:UNDI:003016".into());
+        e.user_class = Some("iPXE,x".into());
+        e.group = Some("node-42".into());
+        e.profile = Some("profile-2".into());
+        e.repeats = 3;
+        e.last_ts = 1_795_000_009_000;
+        e.seq = 77;
+        e
+    }
+
+    #[test]
+    fn stored_events_give_back_the_same_event() {
+        let mac = "52:54:00:00:27:0f";
+        let e = full();
+        assert_eq!(StoredEvent::from_event(&e).to_event(mac), e);
+        // Every field absent but the mandatory ones; odd numbers.
+        let mut bare = Event::new(0, Kind::DhcpSeen, "");
+        bare.mac = Some(mac.into());
+        assert_eq!(StoredEvent::from_event(&bare).to_event(mac), bare);
+        for (bytes, d) in [(0, 0.0), (u64::MAX, -0.0), (1 << 40, f64::MAX)] {
+            let mut x = bare.clone();
+            x.bytes = Some(bytes);
+            x.duration_ms = Some(d);
+            let back = StoredEvent::from_event(&x).to_event(mac);
+            assert_eq!(back.bytes, Some(bytes));
+            assert_eq!(back.duration_ms.map(f64::to_bits), Some(d.to_bits()));
+        }
+        let json = |e: &Event| serde_json::to_string(e).unwrap_or_default();
+        assert_eq!(json(&StoredEvent::from_event(&e).to_event(mac)), json(&e));
+    }
+
+    #[test]
+    fn stored_same_as_is_event_same_as() {
+        let a = full();
+        let stored = StoredEvent::from_event(&a);
+        let mut variants = vec![a.clone()];
+        let mut v = a.clone();
+        v.kind = Kind::DhcpSeen;
+        variants.push(v);
+        let mut v = a.clone();
+        v.stage = None;
+        variants.push(v);
+        let mut v = a.clone();
+        v.firmware = None;
+        variants.push(v);
+        let mut v = a.clone();
+        v.message = Some("offer".into());
+        variants.push(v);
+        let mut v = a.clone();
+        v.ok = true;
+        variants.push(v);
+        let mut v = a.clone();
+        v.what = "GET /ipxe".into();
+        variants.push(v);
+        let mut v = a.clone();
+        v.status = Some(200);
+        variants.push(v);
+        let mut v = a.clone();
+        v.reason = None;
+        variants.push(v);
+        let mut v = a.clone();
+        v.endpoint = Some("boot.ipxe".into());
+        variants.push(v);
+        let mut v = a.clone();
+        v.path = None;
+        variants.push(v);
+        // Not part of the comparison.
+        let mut v = a.clone();
+        v.ip = Some("10.0.0.1".into());
+        v.bytes = None;
+        v.ts += 5;
+        variants.push(v);
+        for v in &variants {
+            assert_eq!(stored.same_as(v), a.same_as(v), "{v:?}");
+        }
+        assert_eq!(variants.iter().filter(|v| stored.same_as(v)).count(), 2);
+    }
+
+    #[test]
+    fn facts_change_only_when_given_and_different() {
+        let mut m = MachineRec::new(1);
+        m.set_facts(&[(mf::IP, Some("10.0.0.1")), (mf::ARCH, None)]);
+        m.set_facts(&[(mf::ARCH, Some("0 (bios)")), (mf::IP, None)]);
+        assert_eq!(m.fact(mf::IP), Some("10.0.0.1"));
+        assert_eq!(m.fact(mf::ARCH), Some("0 (bios)"));
+        m.set_facts(&[(mf::IP, Some("10.0.0.2"))]);
+        assert_eq!(m.fact(mf::IP), Some("10.0.0.2"));
+        assert_eq!(m.fact(mf::ARCH), Some("0 (bios)"));
+        assert_eq!(m.fact(mf::PROFILE), None);
     }
 }

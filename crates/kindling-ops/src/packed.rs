@@ -1,0 +1,144 @@
+//! Up to 16 optional byte fields packed into one heap block: a presence mask (two bytes),
+//! then, for each present field in field order, its length (LEB128) and its bytes. No
+//! fields at all: no allocation. The timeline stores event text and machine facts this
+//! way: one block per event instead of a dozen `Option<CompactString>`s (24 bytes each,
+//! mostly `None`).
+
+/// The packed fields (immutable: a change builds a new block).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Packed(Option<Box<[u8]>>);
+
+/// Fields a [`Packed`] can hold.
+pub const MAX_FIELDS: usize = 16;
+
+impl Packed {
+    /// Packs `fields[i]` as field `i` (`None`: absent). Fields past [`MAX_FIELDS`] are
+    /// ignored.
+    pub fn build(fields: &[Option<&[u8]>]) -> Packed {
+        let fields = fields.get(..MAX_FIELDS).unwrap_or(fields);
+        let mut mask = 0u16;
+        let mut len = 2;
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(f) = f {
+                mask |= 1 << i;
+                len += varint_len(f.len()) + f.len();
+            }
+        }
+        if mask == 0 {
+            return Packed(None);
+        }
+        let mut buf = Vec::with_capacity(len);
+        buf.extend_from_slice(&mask.to_le_bytes());
+        for f in fields.iter().flatten() {
+            push_varint(&mut buf, f.len());
+            buf.extend_from_slice(f);
+        }
+        Packed(Some(buf.into_boxed_slice()))
+    }
+
+    /// Field `i`, if present.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let buf = self.0.as_deref()?;
+        let mask = u16::from_le_bytes([*buf.first()?, *buf.get(1)?]);
+        if i >= MAX_FIELDS || mask & (1 << i) == 0 {
+            return None;
+        }
+        let mut rest = buf.get(2..)?;
+        // Skip the present fields before `i`.
+        for _ in 0..(mask & ((1u16 << i) - 1)).count_ones() {
+            let (n, r) = read_varint(rest)?;
+            rest = r.get(n..)?;
+        }
+        let (n, r) = read_varint(rest)?;
+        r.get(..n)
+    }
+
+    /// Field `i` as text (`None` if absent or not UTF-8, which `build` from text never makes).
+    pub fn text(&self, i: usize) -> Option<&str> {
+        self.get(i).and_then(|b| std::str::from_utf8(b).ok())
+    }
+
+    /// Field `i` as a little-endian number of up to eight bytes.
+    pub fn number(&self, i: usize) -> Option<u64> {
+        let b = self.get(i)?;
+        let mut w = [0u8; 8];
+        w.get_mut(..b.len())?.copy_from_slice(b);
+        Some(u64::from_le_bytes(w))
+    }
+
+    /// Heap bytes held.
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |b| b.len())
+    }
+}
+
+/// `n` as the shortest little-endian bytes (none for 0), for [`Packed::number`].
+pub fn number_bytes(n: u64) -> ([u8; 8], usize) {
+    let len = 8 - (n.leading_zeros() / 8) as usize;
+    (n.to_le_bytes(), len)
+}
+
+fn varint_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+fn push_varint(buf: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        buf.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+fn read_varint(buf: &[u8]) -> Option<(usize, &[u8])> {
+    let mut n = 0usize;
+    for (i, b) in buf.iter().enumerate().take(10) {
+        n |= usize::from(b & 0x7f).checked_shl(7 * i as u32)?;
+        if b & 0x80 == 0 {
+            return Some((n, buf.get(i + 1..)?));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let long = "x".repeat(300);
+        let fields: [Option<&[u8]>; 5] = [
+            Some(b"GET /ipxe"),
+            None,
+            Some(b""),
+            Some(long.as_bytes()),
+            Some(b"127.0.0.1"),
+        ];
+        let p = Packed::build(&fields);
+        for (i, f) in fields.iter().enumerate() {
+            assert_eq!(p.get(i), *f, "field {i}");
+        }
+        assert_eq!(p.get(5), None);
+        assert_eq!(p.get(99), None);
+        assert_eq!(p.text(3), Some(long.as_str()));
+        assert_eq!(p.heap_bytes(), 2 + 10 + 1 + 302 + 10);
+        assert_eq!(Packed::build(&[None, None]), Packed::default());
+        assert_eq!(Packed::default().get(0), None);
+    }
+
+    #[test]
+    fn numbers() {
+        for n in [0u64, 1, 255, 256, 600, u64::MAX, 0.15f64.to_bits()] {
+            let (b, len) = number_bytes(n);
+            let p = Packed::build(&[None, Some(&b[..len])]);
+            assert_eq!(p.number(1), Some(n));
+        }
+    }
+}
