@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use kindling_model::Mac;
 
 use crate::event::{format_time, human_bytes};
-use crate::journal::read_journal;
+use crate::journal::replay_journal;
 use crate::ops::OpsConfig;
 use crate::store::{MachineDetail, MachineSummary, Store};
 
@@ -123,7 +123,8 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
 /// Rebuilds the store from the journal in `state_dir`.
 pub fn load(state_dir: &Path) -> Result<Store> {
     let cfg = OpsConfig::default();
-    let rb = read_journal(state_dir, 1)
+    let mut store = Store::new(cfg.limits());
+    let rb = replay_journal(state_dir, 1, |ev| store.replay(ev))
         .with_context(|| format!("reading the journal in {}", state_dir.display()))?;
     if rb.torn_lines + rb.bad_lines > 0 {
         eprintln!(
@@ -131,10 +132,6 @@ pub fn load(state_dir: &Path) -> Result<Store> {
             rb.torn_lines + rb.bad_lines,
             state_dir.display()
         );
-    }
-    let mut store = Store::new(cfg.limits());
-    for ev in rb.events {
-        store.replay(ev);
     }
     Ok(store)
 }

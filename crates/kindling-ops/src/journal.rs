@@ -15,7 +15,7 @@
 //! writer starts a fresh line before appending after such a tail.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,8 +76,11 @@ pub fn journal_path(dir: &Path, n: usize) -> PathBuf {
 /// What reading the journal found.
 #[derive(Debug, Default)]
 pub struct ReadBack {
-    /// Events, oldest first.
+    /// Events, oldest first ([`read_journal`]; empty from [`replay_journal`], which hands
+    /// them over one by one).
     pub events: Vec<Event>,
+    /// Events read (complete lines that parsed).
+    pub read: u64,
     /// Lines cut short by a crash (no trailing newline), skipped.
     pub torn_lines: u64,
     /// Complete lines that did not parse, skipped.
@@ -86,45 +89,58 @@ pub struct ReadBack {
     pub bytes: u64,
 }
 
-/// Reads every journal file in `dir`, oldest first. Missing files are fine.
+/// Reads every journal file in `dir`, oldest first, into [`ReadBack::events`]. Missing
+/// files are fine. (Memory grows with the journal: start-up uses [`replay_journal`].)
 pub fn read_journal(dir: &Path, files: usize) -> io::Result<ReadBack> {
+    let mut events = Vec::new();
+    let mut out = replay_journal(dir, files, |ev| events.push(ev))?;
+    out.events = events;
+    Ok(out)
+}
+
+/// Reads every journal file in `dir`, oldest first, line by line, handing each event to
+/// `each` as it is read: memory does not grow with the journal (only with its longest
+/// line). Missing files are fine. Lines cut by a crash and lines that do not parse are
+/// skipped and counted.
+pub fn replay_journal(
+    dir: &Path,
+    files: usize,
+    mut each: impl FnMut(Event),
+) -> io::Result<ReadBack> {
     let mut out = ReadBack::default();
     // Rotated files that exist, even beyond `files` (a smaller cap than before).
     let mut n_max = files.max(1);
     while journal_path(dir, n_max).exists() {
         n_max += 1;
     }
+    let mut buf = Vec::new();
     for n in (0..n_max).rev() {
         let path = journal_path(dir, n);
-        let mut buf = Vec::new();
-        match File::open(&path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut buf)?;
-            }
+        let mut r = match File::open(&path) {
+            Ok(f) => BufReader::with_capacity(64 * 1024, f),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
-        }
+        };
         out.files += 1;
-        out.bytes += buf.len() as u64;
-        let mut rest: &[u8] = &buf;
-        while !rest.is_empty() {
-            let (line, complete) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    let l = rest.get(..i).unwrap_or(&[]);
-                    rest = rest.get(i + 1..).unwrap_or(&[]);
-                    (l, true)
-                }
-                None => {
-                    let l = rest;
-                    rest = &[];
-                    (l, false)
-                }
+        loop {
+            buf.clear();
+            let got = r.read_until(b'\n', &mut buf)?;
+            if got == 0 {
+                break;
+            }
+            out.bytes += got as u64;
+            let (line, complete) = match buf.split_last() {
+                Some((b'\n', l)) => (l, true),
+                _ => (&buf[..], false),
             };
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match serde_json::from_slice::<Event>(line) {
-                Ok(ev) if complete => out.events.push(ev),
+                Ok(ev) if complete => {
+                    out.read += 1;
+                    each(ev);
+                }
                 // A tail without its newline was cut by a crash even when it parses
                 // (the writer always ends a record with '\n').
                 Ok(_) => out.torn_lines += 1,

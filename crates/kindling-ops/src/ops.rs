@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::classify::{ProfileMap, ProfilePaths, http_stage, is_boot_endpoint};
 use crate::event::{Event, Kind, Stage, Str, now_ms};
-use crate::journal::{FsyncPolicy, JournalConfig, JournalWriter, read_journal};
+use crate::journal::{FsyncPolicy, JournalConfig, JournalWriter, replay_journal};
 use crate::metrics::Metrics;
 use crate::store::{Limits, MachineDetail, MachineSummary, RepeatProbe, Store, StoredEvent};
 use compact_str::ToCompactString;
@@ -153,11 +153,15 @@ impl Ops {
     pub fn open(cfg: &OpsConfig, state_dir: Option<&Path>) -> Result<Arc<Ops>, OpsError> {
         let ops = Self::build(cfg, state_dir.filter(|_| cfg.journal));
         if let Some(dir) = state_dir.filter(|_| cfg.journal) {
-            let rb = read_journal(dir, cfg.journal_files.max(1)).map_err(|source| {
-                OpsError::ReadJournal {
-                    dir: dir.to_path_buf(),
-                    source,
-                }
+            // Replayed as it is read: start-up memory does not grow with the journal.
+            let files = cfg.journal_files.max(1);
+            let rb = match ops.store.lock() {
+                Ok(mut s) => replay_journal(dir, files, |ev| s.replay(ev)),
+                Err(_) => replay_journal(dir, files, drop),
+            }
+            .map_err(|source| OpsError::ReadJournal {
+                dir: dir.to_path_buf(),
+                source,
             })?;
             ops.metrics
                 .journal_torn
@@ -165,14 +169,11 @@ impl Ops {
             ops.metrics
                 .journal_bad
                 .store(rb.bad_lines, std::sync::atomic::Ordering::Relaxed);
-            if let Ok(mut s) = ops.store.lock() {
-                for ev in rb.events.iter().cloned() {
-                    s.replay(ev);
-                }
+            if let Ok(s) = ops.store.lock() {
                 tracing::info!(
                     target: "kindling::ops",
                     dir = %dir.display(),
-                    events = rb.events.len(),
+                    events = rb.read,
                     machines = s.machine_count(),
                     torn_lines = rb.torn_lines,
                     "boot journal read back"

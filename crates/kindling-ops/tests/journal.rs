@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use common::*;
 use kindling_dhcp::Firmware;
-use kindling_ops::journal::{JOURNAL_FILE, journal_path, read_journal};
+use kindling_ops::journal::{JOURNAL_FILE, journal_path, read_journal, replay_journal};
 use kindling_ops::{FsyncPolicy, Ops, OpsConfig, Stage};
 use kindling_tftp::Outcome;
 
@@ -143,4 +143,43 @@ fn rotation_respects_the_cap() {
     assert_eq!(last.mac.as_deref(), Some("52:54:00:00:01:c7"));
     let ts: Vec<u64> = rb.events.iter().map(|e| e.ts).collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "oldest file first");
+}
+
+#[test]
+fn replay_streams_every_file_oldest_first_and_counts_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |ts: u64| {
+        let mut e = kindling_ops::Event::new(ts, kindling_ops::Kind::HttpRequest, "GET /ipxe");
+        e.mac = Some(MAC_STR.into());
+        let mut l = serde_json::to_vec(&e).unwrap();
+        l.push(b'\n');
+        l
+    };
+    // Oldest file: two events, a blank line, a line that is no event.
+    let mut old = line(1);
+    old.extend_from_slice(b"  \n");
+    old.extend_from_slice(b"not json\n");
+    old.extend(line(2));
+    std::fs::write(journal_path(dir.path(), 1), &old).unwrap();
+    // Active file: one event, then half of one (a crash), no newline.
+    let mut active = line(3);
+    let cut = line(4);
+    active.extend_from_slice(&cut[..cut.len() / 2]);
+    std::fs::write(journal_path(dir.path(), 0), &active).unwrap();
+
+    let mut seen = Vec::new();
+    let rb = replay_journal(dir.path(), 2, |e| seen.push(e.ts)).unwrap();
+    assert_eq!(seen, vec![1, 2, 3]);
+    assert!(rb.events.is_empty());
+    assert_eq!(rb.read, 3);
+    assert_eq!((rb.torn_lines, rb.bad_lines, rb.files), (1, 1, 2));
+    assert_eq!(rb.bytes, (old.len() + active.len()) as u64);
+    // The collecting form reads the same.
+    let all = read_journal(dir.path(), 2).unwrap();
+    assert_eq!(all.events.iter().map(|e| e.ts).collect::<Vec<_>>(), seen);
+    assert_eq!((all.torn_lines, all.bad_lines, all.bytes), (1, 1, rb.bytes));
+    // A complete last line that parses but lacks its newline is torn too.
+    std::fs::write(journal_path(dir.path(), 0), &cut[..cut.len() - 1]).unwrap();
+    let rb = replay_journal(dir.path(), 2, drop).unwrap();
+    assert_eq!((rb.read, rb.torn_lines), (2, 1));
 }
