@@ -5,6 +5,10 @@
 //!   from 127.0.0.1, with group and profile), like `bench/http/run.sh`;
 //! - `dhcp`: one proxy-DHCP DISCOVER seen + OFFER answered each, like `observer_bench`.
 //!
+//! Then the start-up read-back of a journal of those HTTP events (N machines, 4 events
+//! each): the peak of live heap while `Ops::open` replays it, and while
+//! `journal::read_journal` collects it (what start-up did before it streamed).
+//!
 //! ```text
 //! cargo run --release -p kindling-ops --example memory_per_machine -- 10000
 //! ```
@@ -19,13 +23,26 @@ use kindling_ops::{Event, Kind, Ops, OpsConfig, Stage};
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 /// Live allocations.
 static BLOCKS: AtomicIsize = AtomicIsize::new(0);
+/// Highest `LIVE` since the last [`reset_peak`].
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn grew(by: isize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+fn reset_peak() -> isize {
+    let now = LIVE.load(Ordering::Relaxed);
+    PEAK.store(now, Ordering::Relaxed);
+    now
+}
 
 struct Counting;
 
 // SAFETY: forwards to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        grew(layout.size() as isize);
         BLOCKS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
@@ -39,10 +56,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        grew(new_size as isize - layout.size() as isize);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -83,37 +97,42 @@ fn cfg(n: u32) -> OpsConfig {
     }
 }
 
+/// The bench's request for machine `i`, `k` ms after its first.
+fn http_event(i: u32, k: u64) -> Event {
+    let b = [
+        0x52,
+        0x54,
+        (i >> 24) as u8,
+        (i >> 16) as u8,
+        (i >> 8) as u8,
+        i as u8,
+    ];
+    let hyp = format!(
+        "{:02x}-{:02x}-{:02x}-{:02x}-{:02x}-{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5]
+    );
+    let mut e = Event::new(
+        1_795_000_000_000 + u64::from(i) + k,
+        Kind::HttpRequest,
+        format!("GET /ipxe?mac={hyp}"),
+    );
+    e.mac = Some(hyp.replace('-', ":").into());
+    e.ip = Some("127.0.0.1".into());
+    e.endpoint = Some("ipxe".into());
+    e.path = Some("/ipxe".into());
+    e.status = Some(200);
+    e.bytes = Some(600);
+    e.duration_ms = Some(0.15);
+    e.group = Some(format!("node-{i}").into());
+    e.profile = Some(format!("profile-{}", i % 10).into());
+    e.stage = Some(Stage::Script);
+    e
+}
+
 fn http(n: u32) {
     let ops = Ops::in_memory(&cfg(n));
     let one = |i: u32| {
-        let b = [
-            0x52,
-            0x54,
-            (i >> 24) as u8,
-            (i >> 16) as u8,
-            (i >> 8) as u8,
-            i as u8,
-        ];
-        let hyp = format!(
-            "{:02x}-{:02x}-{:02x}-{:02x}-{:02x}-{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        );
-        let mut e = Event::new(
-            1_795_000_000_000 + u64::from(i),
-            Kind::HttpRequest,
-            format!("GET /ipxe?mac={hyp}"),
-        );
-        e.mac = Some(hyp.replace('-', ":").into());
-        e.ip = Some("127.0.0.1".into());
-        e.endpoint = Some("ipxe".into());
-        e.path = Some("/ipxe".into());
-        e.status = Some(200);
-        e.bytes = Some(600);
-        e.duration_ms = Some(0.15);
-        e.group = Some(format!("node-{i}").into());
-        e.profile = Some(format!("profile-{}", i % 10).into());
-        e.stage = Some(Stage::Script);
-        ops.record(e);
+        ops.record(http_event(i, 0));
     };
     // Warm-up: one machine, so lazily made things (thread, tables) are not counted.
     one(u32::MAX);
@@ -187,6 +206,55 @@ fn dhcp(n: u32) {
     settle(ops);
 }
 
+fn journal(n: u32) {
+    let dir = std::env::temp_dir().join(format!("kindling-ops-mem-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = OpsConfig {
+        fsync: kindling_ops::FsyncPolicy::Never,
+        ..cfg(n)
+    };
+    let ops = Ops::open(&cfg, Some(&dir)).expect("open");
+    for i in 0..n {
+        // Four distinct requests per machine (a repeat would not be journaled).
+        for k in 0..4u64 {
+            let mut e = http_event(i, k * 1000);
+            e.status = Some(200 + k as u16);
+            ops.record(e);
+        }
+        if i % 256 == 0 {
+            ops.flush();
+        }
+    }
+    ops.flush();
+    ops.shutdown();
+    settle(ops);
+    let size: u64 = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let base = reset_peak();
+    let ops = Ops::open(&cfg, Some(&dir)).expect("reopen");
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let kept = LIVE.load(Ordering::Relaxed) - base;
+    let machines = ops.machines().len();
+    ops.shutdown();
+    settle(ops);
+    let base = reset_peak();
+    let rb = kindling_ops::journal::read_journal(&dir, cfg.journal_files);
+    let collect_peak = PEAK.load(Ordering::Relaxed) - base;
+    drop(rb);
+    println!(
+        "journal: {size} bytes on disk, {machines} machines; Ops::open peak {peak} B above \
+         the store it keeps ({kept} B: peak - kept = {} B); read_journal (collects every \
+         event) peak {collect_peak} B",
+        peak - kept
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Drops `ops` and waits for its applier thread to let go of it, so that its store is
 /// freed before the next scenario counts.
 fn settle(ops: std::sync::Arc<Ops>) {
@@ -205,4 +273,5 @@ fn main() {
         .unwrap_or(10_000);
     http(n);
     dhcp(n);
+    journal(n);
 }
