@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod packet;
+mod pktinfo;
 pub mod server;
 pub mod source;
 pub mod stats;

@@ -14,6 +14,7 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::config::{ConfigError, TftpConfig, blksize_for_mtu};
 use crate::packet::{self, ErrorCode, Mode, Packet, Request};
+use crate::pktinfo;
 use crate::source::{FileSource, TftpError};
 use crate::stats::{TftpObserver, TftpStats};
 use crate::transfer::{Outcome, Status, Transfer, TransferParams};
@@ -38,6 +39,9 @@ type Routes = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
 struct Shared {
     socket: Arc<UdpSocket>,
     local_addr: SocketAddr,
+    /// The listener is on a wildcard address: replies come from the address each
+    /// request was sent to.
+    answer_from_asked: bool,
     params: TransferParams,
     clamp_to_path_mtu: bool,
     single_port: bool,
@@ -80,11 +84,18 @@ impl TftpServer {
             ServerError::Bind { addr, source, hint }
         })?;
         let local_addr = socket.local_addr()?;
+        // On a wildcard address, learn which local address each request was sent to
+        // and answer from it (see `pktinfo`).
+        let answer_from_asked = local_addr.ip().is_unspecified();
+        if answer_from_asked {
+            pktinfo::enable(&socket)?;
+        }
         let source: Arc<dyn FileSource> = Arc::new(config.file_source());
         Ok(Self {
             shared: Shared {
                 socket: Arc::new(socket),
                 local_addr,
+                answer_from_asked,
                 params: config.transfer_params(),
                 clamp_to_path_mtu: config.clamp_to_path_mtu,
                 single_port: config.single_port,
@@ -129,10 +140,11 @@ impl TftpServer {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                r = shared.socket.recv_from(&mut buf) => match r {
-                    Ok((n, peer)) => {
+                r = recv(&shared, &mut buf) => match r {
+                    Ok((n, peer, local)) => {
                         let data = buf.get(..n).unwrap_or_default();
-                        handle_datagram(&shared, &sem, &mut tasks, &cancel, data, peer).await;
+                        let to = To { peer, local };
+                        handle_datagram(&shared, &sem, &mut tasks, &cancel, data, to).await;
                     }
                     Err(e) => debug!(error = %e, "tftp recv_from failed"),
                 },
@@ -144,14 +156,32 @@ impl TftpServer {
     }
 }
 
+/// Where a reply goes: the client, and the local address it sent its request to
+/// (`None` when the listener is bound to one address, which is then the source).
+#[derive(Debug, Clone, Copy)]
+struct To {
+    peer: SocketAddr,
+    local: Option<IpAddr>,
+}
+
+async fn recv(shared: &Shared, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<IpAddr>)> {
+    if shared.answer_from_asked {
+        pktinfo::recv_from(&shared.socket, buf).await
+    } else {
+        let (n, peer) = shared.socket.recv_from(buf).await?;
+        Ok((n, peer, None))
+    }
+}
+
 async fn handle_datagram(
     shared: &Arc<Shared>,
     sem: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     cancel: &CancellationToken,
     data: &[u8],
-    peer: SocketAddr,
+    to: To,
 ) {
+    let peer = to.peer;
     let stats = &shared.stats;
     if shared.single_port {
         let route = shared
@@ -181,7 +211,7 @@ async fn handle_datagram(
             if req.mode == Mode::Mail {
                 send_listener(
                     shared,
-                    peer,
+                    to,
                     ErrorCode::IllegalOperation,
                     "mail mode not supported",
                 )
@@ -194,7 +224,7 @@ async fn handle_datagram(
                 warn!(%peer, file = %req.filename, "tftp request refused: server busy");
                 send_listener(
                     shared,
-                    peer,
+                    to,
                     ErrorCode::NotDefined,
                     "Server busy, try again later",
                 )
@@ -208,7 +238,7 @@ async fn handle_datagram(
                 }
                 Link::Shared {
                     socket: shared.socket.clone(),
-                    peer,
+                    to,
                     rx,
                 }
             } else {
@@ -216,12 +246,12 @@ async fn handle_datagram(
             };
             let shared = shared.clone();
             let cancel = cancel.clone();
-            tasks.spawn(run_transfer(shared, req, peer, link, permit, cancel));
+            tasks.spawn(run_transfer(shared, req, to, link, permit, cancel));
         }
         Packet::Wrq(req) => {
             TftpStats::inc(&stats.wrq_refused);
             info!(%peer, file = %req.filename, "tftp write request refused: read-only server");
-            send_listener(shared, peer, ErrorCode::AccessViolation, "Read-only server").await;
+            send_listener(shared, to, ErrorCode::AccessViolation, "Read-only server").await;
         }
         _ => {
             TftpStats::inc(&stats.unexpected);
@@ -230,11 +260,14 @@ async fn handle_datagram(
     }
 }
 
-async fn send_listener(shared: &Shared, peer: SocketAddr, code: ErrorCode, msg: &str) {
+async fn send_listener(shared: &Shared, to: To, code: ErrorCode, msg: &str) {
     let pkt = packet::encode_error(code, msg);
-    if shared.socket.send_to(&pkt, peer).await.is_ok() {
-        TftpStats::inc(&shared.stats.packets_sent);
-        TftpStats::add(&shared.stats.bytes_sent, pkt.len() as u64);
+    match pktinfo::send_to(&shared.socket, &pkt, to.peer, to.local).await {
+        Ok(_) => {
+            TftpStats::inc(&shared.stats.packets_sent);
+            TftpStats::add(&shared.stats.bytes_sent, pkt.len() as u64);
+        }
+        Err(e) => debug!(peer = %to.peer, error = %e, "cannot send tftp error"),
     }
 }
 
@@ -246,7 +279,7 @@ enum Link {
     /// Single-port mode: listener socket, packets routed by the listener.
     Shared {
         socket: Arc<UdpSocket>,
-        peer: SocketAddr,
+        to: To,
         rx: mpsc::Receiver<Vec<u8>>,
     },
 }
@@ -256,7 +289,9 @@ impl Link {
         match self {
             Link::Pending => Ok(()),
             Link::Own(s) => s.send(pkt).await.map(|_| ()),
-            Link::Shared { socket, peer, .. } => socket.send_to(pkt, *peer).await.map(|_| ()),
+            Link::Shared { socket, to, .. } => pktinfo::send_to(socket, pkt, to.peer, to.local)
+                .await
+                .map(|_| ()),
         }
     }
 
@@ -307,11 +342,12 @@ fn socket_mtu(s: &impl std::os::fd::AsRawFd, ipv6: bool) -> Option<u32> {
 async fn run_transfer(
     shared: Arc<Shared>,
     req: Request,
-    peer: SocketAddr,
+    to: To,
     link: Link,
     permit: OwnedSemaphorePermit,
     cancel: CancellationToken,
 ) {
+    let peer = to.peer;
     let span = info_span!(
         "tftp_transfer",
         %peer,
@@ -319,7 +355,7 @@ async fn run_transfer(
         blksize = field::Empty,
         windowsize = field::Empty
     );
-    let ended = transfer_inner(&shared, &req, peer, link, cancel)
+    let ended = transfer_inner(&shared, &req, to, link, cancel)
         .instrument(span.clone())
         .await;
     // Free the slot and the route before reporting, so a client that retries
@@ -366,14 +402,22 @@ fn report(shared: &Shared, file: &str, peer: SocketAddr, e: Ended) {
 async fn transfer_inner(
     shared: &Shared,
     req: &Request,
-    peer: SocketAddr,
+    to: To,
     mut link: Link,
     cancel: CancellationToken,
 ) -> Option<Ended> {
+    let peer = to.peer;
     let stats = &shared.stats;
     let mut params = shared.params.clone();
+    // The transfer's own address: the one the client asked, else the listener's.
+    let local_ip = match (to.local, shared.local_addr) {
+        (None, l) => l.ip(),
+        // An IPv4 request on a dual-stack listener: stay in the listener's family.
+        (Some(IpAddr::V4(a)), SocketAddr::V6(_)) => IpAddr::V6(a.to_ipv6_mapped()),
+        (Some(a), _) => a,
+    };
     if let Link::Pending = link {
-        let bind_ip = shared.local_addr.ip();
+        let bind_ip = local_ip;
         let sock = match UdpSocket::bind((bind_ip, 0)).await {
             Ok(s) => s,
             Err(e) => {
@@ -394,7 +438,7 @@ async fn transfer_inner(
         }
         link = Link::Own(sock);
     } else if shared.clamp_to_path_mtu
-        && let Some(mtu) = path_mtu(shared.local_addr.ip(), peer)
+        && let Some(mtu) = path_mtu(local_ip, peer)
     {
         params.max_blksize = params.max_blksize.min(blksize_for_mtu(mtu, peer.is_ipv6()));
     }

@@ -67,14 +67,22 @@ impl Server {
         observer: Option<Arc<dyn TftpObserver>>,
         source: Option<Arc<dyn kindling_tftp::FileSource>>,
     ) -> Server {
+        Self::start_at(config, "127.0.0.1:0".parse().unwrap(), observer, source)
+    }
+
+    /// Listening on `addr` (only inside a namespace the test made, unless loopback).
+    pub fn start_at(
+        config: TftpConfig,
+        addr: SocketAddr,
+        observer: Option<Arc<dyn TftpObserver>>,
+        source: Option<Arc<dyn kindling_tftp::FileSource>>,
+    ) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let mut server = rt
-            .block_on(TftpServer::bind(config, "127.0.0.1:0".parse().unwrap()))
-            .unwrap();
+        let mut server = rt.block_on(TftpServer::bind(config, addr)).unwrap();
         if let Some(o) = observer {
             server = server.with_observer(o);
         }
@@ -148,7 +156,12 @@ pub struct Raw {
 
 impl Raw {
     pub fn new(server: SocketAddr) -> Raw {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::bound("127.0.0.1:0", server)
+    }
+
+    /// A client socket on `local` (an address of a namespace the test made, or loopback).
+    pub fn bound(local: &str, server: SocketAddr) -> Raw {
+        let sock = std::net::UdpSocket::bind(local).unwrap();
         sock.set_read_timeout(Some(std::time::Duration::from_secs(3)))
             .unwrap();
         Raw { sock, server }
@@ -211,4 +224,50 @@ impl Raw {
             }
         }
     }
+}
+
+/// Runs `f` on a thread inside a network namespace made for it, with only loopback
+/// up (every 127/8 address and ::1 are local), so that listening on a wildcard address
+/// touches no real interface. Threads and sockets `f` creates live there too. The
+/// namespace is deleted afterwards, also when `f` panics. Returns false (after saying
+/// SKIP) without root.
+pub fn in_netns(tag: &str, f: impl FnOnce() + Send + 'static) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::process::Command;
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let name = format!("kindling-tftp-{tag}-{}", std::process::id());
+    let made = Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("SKIP: cannot create a network namespace (needs root and iproute2)");
+        return false;
+    }
+    let _del = Del(name.clone());
+    assert!(
+        Command::new("ip")
+            .args(["-n", &name, "link", "set", "lo", "up"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let path = format!("/var/run/netns/{name}");
+    let r = std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns(2) on this thread only, with a namespace fd we opened.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f();
+    })
+    .join();
+    if let Err(p) = r {
+        std::panic::resume_unwind(p);
+    }
+    true
 }
