@@ -53,6 +53,33 @@ impl Packed {
         r.get(..n)
     }
 
+    /// The first `N` fields in one pass (`get` walks from the start each time).
+    pub fn unpack<const N: usize>(&self) -> [Option<&[u8]>; N] {
+        let mut out = [None; N];
+        let Some(buf) = self.0.as_deref() else {
+            return out;
+        };
+        let (Some(&lo), Some(&hi)) = (buf.first(), buf.get(1)) else {
+            return out;
+        };
+        let mask = u16::from_le_bytes([lo, hi]);
+        let mut rest = buf.get(2..).unwrap_or(&[]);
+        for (i, slot) in out.iter_mut().enumerate().take(MAX_FIELDS) {
+            if mask & (1 << i) == 0 {
+                continue;
+            }
+            let Some((n, r)) = read_varint(rest) else {
+                break;
+            };
+            let (Some(f), Some(r)) = (r.get(..n), r.get(n..)) else {
+                break;
+            };
+            *slot = Some(f);
+            rest = r;
+        }
+        out
+    }
+
     /// Field `i` as text (`None` if absent or not UTF-8, which `build` from text never makes).
     pub fn text(&self, i: usize) -> Option<&str> {
         self.get(i).and_then(|b| std::str::from_utf8(b).ok())
@@ -128,6 +155,11 @@ mod tests {
         assert_eq!(p.get(5), None);
         assert_eq!(p.get(99), None);
         assert_eq!(p.text(3), Some(long.as_str()));
+        assert_eq!(
+            p.unpack::<6>(),
+            [fields[0], None, fields[2], fields[3], fields[4], None]
+        );
+        assert_eq!(p.unpack::<2>(), [fields[0], None]);
         assert_eq!(p.heap_bytes(), 2 + 10 + 1 + 302 + 10);
         assert_eq!(Packed::build(&[None, None]), Packed::default());
         assert_eq!(Packed::default().get(0), None);

@@ -337,16 +337,21 @@ impl StoredEvent {
 
     /// [`Event::same_as`] between this stored event and `other`.
     pub fn same_as(&self, other: &Event) -> bool {
-        self.kind == other.kind
+        if !(self.kind == other.kind
             && self.stage == other.stage
             && self.ok == other.ok
-            && self.status == other.status
-            && self.firmware() == other.firmware.as_deref()
-            && self.message() == other.message.as_deref()
-            && self.what() == other.what
-            && self.reason() == other.reason.as_deref()
-            && self.endpoint() == other.endpoint.as_deref()
-            && self.path() == other.path.as_deref()
+            && self.status == other.status)
+        {
+            return false;
+        }
+        let f = self.text.unpack::<{ ef::MESSAGE + 1 }>();
+        let is = |i: usize, v: &Option<Str>| f[i] == v.as_deref().map(str::as_bytes);
+        f[ef::WHAT] == Some(other.what.as_bytes())
+            && is(ef::FIRMWARE, &other.firmware)
+            && is(ef::MESSAGE, &other.message)
+            && is(ef::REASON, &other.reason)
+            && is(ef::ENDPOINT, &other.endpoint)
+            && is(ef::PATH, &other.path)
     }
 }
 
@@ -488,15 +493,12 @@ impl MachineRec {
     /// Sets each fact `(i, Some(v))` to `v` when it differs (the block is rebuilt only
     /// then: a storm repeats the same facts).
     fn set_facts(&mut self, new: &[(usize, Option<&str>)]) {
+        let mut f = self.facts.unpack::<{ mf::COUNT }>();
         let changed = new
             .iter()
-            .any(|(i, v)| v.is_some_and(|v| self.fact(*i) != Some(v)));
+            .any(|(i, v)| v.is_some_and(|v| f.get(*i).copied().flatten() != Some(v.as_bytes())));
         if !changed {
             return;
-        }
-        let mut f: [Option<&[u8]>; mf::COUNT] = [None; mf::COUNT];
-        for (i, slot) in f.iter_mut().enumerate() {
-            *slot = self.facts.get(i);
         }
         for (i, v) in new {
             if let (Some(v), Some(slot)) = (v, f.get_mut(*i)) {
