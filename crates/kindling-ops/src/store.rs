@@ -563,8 +563,7 @@ impl MachineRec {
 #[derive(Debug, Default)]
 pub struct Store {
     limits: Limits,
-    /// Boxed: the table holds a key and a pointer per slot, not a whole machine.
-    machines: HashMap<Str, Box<MachineRec>>,
+    machines: Machines,
     /// Client IP -> (MAC, when learned).
     ip_to_mac: HashMap<Str, (Str, u64)>,
     /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
@@ -576,6 +575,108 @@ pub struct Store {
     pub unattributed: u64,
     /// Repeats counted by [`Store::memo_repeat`] and not yet written into their events.
     memos: MemoTable,
+}
+
+/// Machines by MAC. A normalised MAC (`52:54:00:12:34:56`, every MAC but odd journal
+/// lines) is keyed by its 48 bits: a table slot is 16 bytes instead of 32. Boxed records:
+/// the table holds a key and a pointer per slot, not a whole machine.
+#[derive(Debug, Default)]
+struct Machines {
+    bits: HashMap<u64, Box<MachineRec>>,
+    odd: HashMap<Str, Box<MachineRec>>,
+}
+
+/// The 48 bits of a normalised MAC (lower-case hex pairs joined by colons), whose text
+/// [`MacText`] gives back exactly.
+fn mac_bits(mac: &str) -> Option<u64> {
+    let b = mac.as_bytes();
+    if b.len() != 17 {
+        return None;
+    }
+    let mut k = 0u64;
+    for (i, c) in b.iter().enumerate() {
+        if i % 3 == 2 {
+            if *c != b':' {
+                return None;
+            }
+            continue;
+        }
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        k = (k << 4) | u64::from(v);
+    }
+    Some(k)
+}
+
+/// A machine's MAC as text, from its key.
+enum MacText<'a> {
+    Bits([u8; 17]),
+    Odd(&'a str),
+}
+
+impl MacText<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            MacText::Bits(b) => std::str::from_utf8(b).unwrap_or(""),
+            MacText::Odd(s) => s,
+        }
+    }
+}
+
+impl Machines {
+    fn get(&self, mac: &str) -> Option<&MachineRec> {
+        match mac_bits(mac) {
+            Some(k) => self.bits.get(&k),
+            None => self.odd.get(mac),
+        }
+        .map(|m| &**m)
+    }
+
+    fn get_mut(&mut self, mac: &str) -> Option<&mut MachineRec> {
+        match mac_bits(mac) {
+            Some(k) => self.bits.get_mut(&k),
+            None => self.odd.get_mut(mac),
+        }
+        .map(|m| &mut **m)
+    }
+
+    fn contains(&self, mac: &str) -> bool {
+        match mac_bits(mac) {
+            Some(k) => self.bits.contains_key(&k),
+            None => self.odd.contains_key(mac),
+        }
+    }
+
+    fn insert(&mut self, mac: &str, m: MachineRec) {
+        match mac_bits(mac) {
+            Some(k) => self.bits.insert(k, Box::new(m)),
+            None => self.odd.insert(mac.into(), Box::new(m)),
+        };
+    }
+
+    fn remove(&mut self, mac: &str) {
+        match mac_bits(mac) {
+            Some(k) => self.bits.remove(&k),
+            None => self.odd.remove(mac),
+        };
+    }
+
+    fn len(&self) -> usize {
+        self.bits.len() + self.odd.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (MacText<'_>, &MachineRec)> {
+        let bits = self.bits.iter().map(|(k, m)| {
+            let b = k.to_be_bytes();
+            let six = [b[2], b[3], b[4], b[5], b[6], b[7]];
+            (MacText::Bits(kindling_dhcp::policy::mac_ascii(&six)), &**m)
+        });
+        let odd = self.odd.iter().map(|(k, m)| (MacText::Odd(k), &**m));
+        bits.chain(odd)
+    }
 }
 
 /// The memos by MAC key. (A 4-way set-associative table of 64-byte slots measured no
@@ -747,7 +848,7 @@ impl Store {
         let mut v: Vec<MachineSummary> = self
             .machines
             .iter()
-            .map(|(mac, m)| m.summary(mac))
+            .map(|(mac, m)| m.summary(mac.as_str()))
             .collect();
         v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
         v
@@ -878,10 +979,9 @@ impl Store {
         // Anything may change now: write the fast path's counts and forget its memo.
         self.flush_memo(mac, true);
         let ts = ev.ts;
-        if !self.machines.contains_key(mac) {
+        if !self.machines.contains(mac) {
             self.evict_for_new();
-            self.machines
-                .insert(mac.into(), Box::new(MachineRec::new(ts)));
+            self.machines.insert(mac, MachineRec::new(ts));
         }
         let Some(m) = self.machines.get_mut(mac) else {
             return (None, false);
@@ -1189,7 +1289,7 @@ impl Store {
         let mut by_age: Vec<(u64, Str)> = self
             .machines
             .iter()
-            .map(|(mac, m)| (m.last_seen, mac.clone()))
+            .map(|(mac, m)| (m.last_seen, Str::from(mac.as_str())))
             .collect();
         by_age.sort_unstable();
         let excess = self.machines.len() - target.min(self.machines.len());
@@ -1322,6 +1422,47 @@ mod tests {
             assert_eq!(stored.same_as(v), a.same_as(v), "{v:?}");
         }
         assert_eq!(variants.iter().filter(|v| stored.same_as(v)).count(), 2);
+    }
+
+    #[test]
+    fn normalised_macs_are_keyed_by_their_bits_others_by_text() {
+        assert_eq!(mac_bits("52:54:00:0a:ff:01"), Some(0x5254_000a_ff01));
+        for odd in [
+            "52:54:00:0A:FF:01",
+            "52-54-00-0a-ff-01",
+            "52:54:0:0a:ff:01",
+            "",
+            "zz",
+        ] {
+            assert_eq!(mac_bits(odd), None, "{odd}");
+        }
+        let mut m = Machines::default();
+        for mac in [
+            "52:54:00:0a:ff:01",
+            "00:00:00:00:00:00",
+            "ff:ff:ff:ff:ff:ff",
+            "AA-BB",
+        ] {
+            m.insert(mac, MachineRec::new(1));
+            assert!(m.contains(mac));
+        }
+        assert!(!m.contains("52:54:00:0A:FF:01"));
+        let mut back: Vec<String> = m.iter().map(|(k, _)| k.as_str().to_string()).collect();
+        back.sort();
+        assert_eq!(
+            back,
+            [
+                "00:00:00:00:00:00",
+                "52:54:00:0a:ff:01",
+                "AA-BB",
+                "ff:ff:ff:ff:ff:ff"
+            ]
+        );
+        m.remove("AA-BB");
+        m.remove("00:00:00:00:00:00");
+        assert_eq!(m.len(), 2);
+        assert!(m.get_mut("ff:ff:ff:ff:ff:ff").is_some());
+        assert!(m.get("AA-BB").is_none());
     }
 
     #[test]
