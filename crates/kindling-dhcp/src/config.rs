@@ -18,6 +18,8 @@ pub const PLACEHOLDER_PORT: &str = "{http_port}";
 pub const DEFAULT_SCRIPT_URL: &str = "http://{server_ip}:{http_port}/boot.ipxe";
 /// Longest cap on `reply_delay_ms`.
 pub const MAX_REPLY_DELAY_MS: u64 = 5000;
+/// Longest `interface_rescan_secs`.
+pub const MAX_RESCAN_SECS: u64 = 3600;
 
 /// The raw `[dhcp]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +57,10 @@ pub struct DhcpConfig {
     pub reply_delay_ms: u64,
     /// Listen on UDP 4011 (PXE boot server). When false, UEFI gets its file on port 67.
     pub proxy_port_4011: bool,
+    /// Seconds between re-reads of the interface list (dnsmasq's `bind-dynamic`):
+    /// interfaces and addresses that appear later are served, those that go away are
+    /// dropped. 0 = only at start-up, where anything missing is then an error.
+    pub interface_rescan_secs: u64,
     /// Routing rules, first match wins.
     pub rules: Vec<RuleConfig>,
 }
@@ -76,6 +82,7 @@ impl Default for DhcpConfig {
             vendor_prefixes: Vec::new(),
             reply_delay_ms: 0,
             proxy_port_4011: true,
+            interface_rescan_secs: 5,
             rules: Vec::new(),
         }
     }
@@ -339,6 +346,8 @@ pub struct CheckedConfig {
     pub vendor_prefixes: Vec<String>,
     pub reply_delay: Duration,
     pub proxy_port_4011: bool,
+    /// How often the interface list is read again (`None`: never).
+    pub interface_rescan: Option<Duration>,
     pub rules: Vec<Rule>,
 }
 
@@ -442,6 +451,15 @@ impl DhcpConfig {
                 });
             }
         }
+        if self.interface_rescan_secs > MAX_RESCAN_SECS {
+            return Err(ConfigError::Invalid {
+                key: "dhcp.interface_rescan_secs".into(),
+                reason: format!(
+                    "{} s is longer than the {MAX_RESCAN_SECS} s maximum (0 turns rescans off)",
+                    self.interface_rescan_secs
+                ),
+            });
+        }
         if self.reply_delay_ms > MAX_REPLY_DELAY_MS {
             return Err(ConfigError::Invalid {
                 key: "dhcp.reply_delay_ms".into(),
@@ -509,6 +527,8 @@ impl DhcpConfig {
             vendor_prefixes,
             reply_delay: Duration::from_millis(self.reply_delay_ms),
             proxy_port_4011: self.proxy_port_4011,
+            interface_rescan: (self.interface_rescan_secs > 0)
+                .then(|| Duration::from_secs(self.interface_rescan_secs)),
             rules,
         })
     }

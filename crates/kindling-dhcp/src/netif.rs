@@ -10,6 +10,8 @@ use nix::net::if_::InterfaceFlags;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
     pub name: String,
+    /// Kernel interface index (a re-created interface gets a new one).
+    pub index: u32,
     pub up: bool,
     pub loopback: bool,
     /// (address, netmask) pairs, in kernel order.
@@ -24,6 +26,7 @@ pub fn interfaces() -> std::io::Result<Vec<Interface>> {
             .entry(ifa.interface_name.clone())
             .or_insert_with(|| Interface {
                 name: ifa.interface_name.clone(),
+                index: nix::net::if_::if_nametoindex(ifa.interface_name.as_str()).unwrap_or(0),
                 up: false,
                 loopback: false,
                 addrs: Vec::new(),

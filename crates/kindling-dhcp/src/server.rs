@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -202,7 +202,10 @@ pub struct ListenerInfo {
 /// The proxy DHCP server.
 pub struct DhcpServer {
     config: Arc<CheckedConfig>,
-    listeners: Vec<Listener>,
+    /// Served interfaces (changed by rescans while `run` goes).
+    bound: Mutex<Vec<Bound>>,
+    /// What the last look at the interfaces could not serve, to log only changes.
+    problems: Mutex<Vec<String>>,
     stats: StatsHandle,
     observer: Arc<dyn DhcpObserver>,
 }
@@ -246,19 +249,25 @@ fn bind_error(port: u16, iface: &str, e: io::Error) -> DhcpError {
     }
 }
 
-/// Chooses (interface, advertised address) pairs from the config and the system's interfaces.
-pub fn select_interfaces(
-    cfg: &CheckedConfig,
-    system: &[netif::Interface],
-) -> Result<Vec<(String, Ipv4Addr)>, DhcpError> {
-    let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
-    // Explicit names must exist.
+/// An interface to serve now, with the address it advertises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Choice {
+    iface: String,
+    index: u32,
+    ip: Ipv4Addr,
+}
+
+/// The interfaces the config selects among `system`, and why others that it names or
+/// matches cannot be served yet (a named interface missing, one without an address).
+fn choose(cfg: &CheckedConfig, system: &[netif::Interface]) -> (Vec<Choice>, Vec<DhcpError>) {
+    let mut out = Vec::new();
+    let mut waiting = Vec::new();
     for sel in &cfg.interfaces {
         if let InterfaceSelector::Name(n) = sel
             && !n.as_str().contains('*')
             && !system.iter().any(|i| i.name == n.as_str())
         {
-            return Err(DhcpError::NoSuchInterface(n.as_str().into()));
+            waiting.push(DhcpError::NoSuchInterface(n.as_str().into()));
         }
     }
     for i in system {
@@ -290,16 +299,86 @@ pub fn select_interfaces(
                 });
                 match by_subnet.or(i.addrs.first()) {
                     Some((a, _)) => *a,
-                    None => return Err(DhcpError::NoAddress(i.name.clone())),
+                    None => {
+                        waiting.push(DhcpError::NoAddress(i.name.clone()));
+                        continue;
+                    }
                 }
             }
         };
-        out.push((i.name.clone(), ip));
+        out.push(Choice {
+            iface: i.name.clone(),
+            index: i.index,
+            ip,
+        });
     }
-    if out.is_empty() {
+    (out, waiting)
+}
+
+/// Chooses (interface, advertised address) pairs from the config and the system's
+/// interfaces; anything named or matched that cannot be served is an error.
+pub fn select_interfaces(
+    cfg: &CheckedConfig,
+    system: &[netif::Interface],
+) -> Result<Vec<(String, Ipv4Addr)>, DhcpError> {
+    let (chosen, waiting) = choose(cfg, system);
+    if let Some(e) = waiting.into_iter().next() {
+        return Err(e);
+    }
+    if chosen.is_empty() {
         return Err(DhcpError::NoMatchingInterface);
     }
-    Ok(out)
+    Ok(chosen.into_iter().map(|c| (c.iface, c.ip)).collect())
+}
+
+/// The sockets of one served interface (UDP 67, and 4011 unless turned off), stopped
+/// together when the interface goes away or changes address.
+struct Bound {
+    choice: Choice,
+    listeners: Vec<Listener>,
+    stop: CancellationToken,
+}
+
+fn bind_interface(config: &CheckedConfig, choice: &Choice) -> Result<Bound, DhcpError> {
+    let iface: Arc<str> = Arc::from(choice.iface.as_str());
+    let ip = choice.ip;
+    let mut ports = vec![ListenPort::Dhcp];
+    if config.proxy_port_4011 {
+        ports.push(ListenPort::Pxe);
+    }
+    let mut listeners = Vec::new();
+    for port in ports {
+        let std_sock =
+            make_socket(&iface, port.number()).map_err(|e| bind_error(port.number(), &iface, e))?;
+        let socket = UdpSocket::from_std(std_sock).map_err(|e| DhcpError::Bind {
+            port: port.number(),
+            iface: iface.to_string(),
+            source: e,
+        })?;
+        info!(iface = %iface, server_ip = %ip, port = port.number(), "proxy DHCP listening");
+        let raw = match port {
+            ListenPort::Dhcp => match RawSender::open(&iface, ip) {
+                Ok(r) => Some(Arc::new(r)),
+                Err(e) => {
+                    debug!(iface = %iface, error = %e, "no packet socket for broadcast replies; using UDP");
+                    None
+                }
+            },
+            ListenPort::Pxe => None,
+        };
+        listeners.push(Listener {
+            iface: iface.clone(),
+            server_ip: ip,
+            port,
+            socket: Arc::new(socket),
+            raw,
+        });
+    }
+    Ok(Bound {
+        choice: choice.clone(),
+        listeners,
+        stop: CancellationToken::new(),
+    })
 }
 
 impl DhcpServer {
@@ -317,6 +396,11 @@ impl DhcpServer {
     }
 
     /// Binds from an already validated config.
+    ///
+    /// Without rescans, every named or matched interface must be servable now. With them,
+    /// only a named interface that does not exist is an error (a typo, most likely);
+    /// matched interfaces without an address, or no match at all, are logged and served
+    /// once they appear.
     pub async fn bind_checked(
         config: CheckedConfig,
         observer: Arc<dyn DhcpObserver>,
@@ -325,54 +409,46 @@ impl DhcpServer {
             return Err(DhcpError::Disabled);
         }
         let system = netif::interfaces().map_err(DhcpError::Interfaces)?;
-        let selected = select_interfaces(&config, &system)?;
-        let mut listeners = Vec::new();
-        for (iface, ip) in selected {
-            let iface: Arc<str> = Arc::from(iface.as_str());
-            let mut ports = vec![ListenPort::Dhcp];
-            if config.proxy_port_4011 {
-                ports.push(ListenPort::Pxe);
+        let (chosen, waiting) = choose(&config, &system);
+        let mut problems = Vec::new();
+        for e in waiting {
+            match e {
+                DhcpError::NoSuchInterface(_) => return Err(e),
+                e if config.interface_rescan.is_none() => return Err(e),
+                e => problems.push(e.to_string()),
             }
-            for port in ports {
-                let std_sock = make_socket(&iface, port.number())
-                    .map_err(|e| bind_error(port.number(), &iface, e))?;
-                let socket = UdpSocket::from_std(std_sock).map_err(|e| DhcpError::Bind {
-                    port: port.number(),
-                    iface: iface.to_string(),
-                    source: e,
-                })?;
-                info!(iface = %iface, server_ip = %ip, port = port.number(), "proxy DHCP listening");
-                let raw = match port {
-                    ListenPort::Dhcp => match RawSender::open(&iface, ip) {
-                        Ok(r) => Some(Arc::new(r)),
-                        Err(e) => {
-                            debug!(iface = %iface, error = %e, "no packet socket for broadcast replies; using UDP");
-                            None
-                        }
-                    },
-                    ListenPort::Pxe => None,
-                };
-                listeners.push(Listener {
-                    iface: iface.clone(),
-                    server_ip: ip,
-                    port,
-                    socket: Arc::new(socket),
-                    raw,
-                });
+        }
+        if chosen.is_empty() {
+            if config.interface_rescan.is_none() {
+                return Err(DhcpError::NoMatchingInterface);
             }
+            problems.push(DhcpError::NoMatchingInterface.to_string());
+        }
+        for p in &problems {
+            warn!(
+                "proxy DHCP: {p}; waiting for it (interfaces are read again every {}s)",
+                config.interface_rescan.map(|d| d.as_secs()).unwrap_or(0)
+            );
+        }
+        let mut bound = Vec::new();
+        for c in &chosen {
+            bound.push(bind_interface(&config, c)?);
         }
         Ok(Self {
             config: Arc::new(config),
-            listeners,
+            bound: Mutex::new(bound),
+            problems: Mutex::new(problems),
             stats: StatsHandle(Arc::new(Counters::default())),
             observer,
         })
     }
 
-    /// The bound sockets.
+    /// The bound sockets (now: interfaces come and go when rescans are on).
     pub fn listeners(&self) -> Vec<ListenerInfo> {
-        self.listeners
+        let bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+        bound
             .iter()
+            .flat_map(|b| &b.listeners)
             .map(|l| ListenerInfo {
                 iface: l.iface.to_string(),
                 server_ip: l.server_ip,
@@ -391,10 +467,8 @@ impl DhcpServer {
         self.stats.clone()
     }
 
-    /// Serves until `cancel` fires.
-    pub async fn run(&self, cancel: CancellationToken) {
-        let mut tasks = tokio::task::JoinSet::new();
-        for l in &self.listeners {
+    fn spawn_workers(&self, b: &Bound, tasks: &mut tokio::task::JoinSet<()>) {
+        for l in &b.listeners {
             let worker = Worker {
                 config: self.config.clone(),
                 iface: l.iface.clone(),
@@ -404,11 +478,99 @@ impl DhcpServer {
                 raw: l.raw.clone(),
                 stats: self.stats.clone(),
                 observer: self.observer.clone(),
-                cancel: cancel.clone(),
+                cancel: b.stop.clone(),
             };
             tasks.spawn(worker.run());
         }
+    }
+
+    /// Serves until `cancel` fires, following interface changes when rescans are on.
+    pub async fn run(&self, cancel: CancellationToken) {
+        let mut tasks = tokio::task::JoinSet::new();
+        {
+            let bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+            for b in bound.iter() {
+                self.spawn_workers(b, &mut tasks);
+            }
+        }
+        if let Some(every) = self.config.interface_rescan {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => self.rescan(&mut tasks),
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
+            }
+        } else {
+            cancel.cancelled().await;
+        }
+        {
+            let bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+            for b in bound.iter() {
+                b.stop.cancel();
+            }
+        }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Reads the interface list again: stops serving interfaces that went away or changed
+    /// (index or address), starts serving new ones. Problems are logged when they change.
+    fn rescan(&self, tasks: &mut tokio::task::JoinSet<()>) {
+        let system = match netif::interfaces() {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(error = %e, "listing interfaces failed; keeping the current ones");
+                return;
+            }
+        };
+        let (chosen, waiting) = choose(&self.config, &system);
+        let mut problems: Vec<String> = waiting.iter().map(ToString::to_string).collect();
+        let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+        bound.retain(|b| {
+            if chosen.contains(&b.choice) {
+                return true;
+            }
+            let why = match system.iter().find(|i| i.name == b.choice.iface) {
+                None => "interface gone",
+                Some(i) if i.index != b.choice.index => "interface re-created",
+                Some(_) => "address or selection changed",
+            };
+            info!(iface = %b.choice.iface, server_ip = %b.choice.ip, reason = why, "proxy DHCP stopped on interface");
+            b.stop.cancel();
+            false
+        });
+        for c in &chosen {
+            if bound.iter().any(|b| &b.choice == c) {
+                continue;
+            }
+            match bind_interface(&self.config, c) {
+                Ok(b) => {
+                    self.spawn_workers(&b, tasks);
+                    bound.push(b);
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if bound.is_empty() && problems.is_empty() {
+            problems.push(DhcpError::NoMatchingInterface.to_string());
+        }
+        drop(bound);
+        let mut last = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        if *last != problems {
+            for p in problems.iter().filter(|p| !last.contains(p)) {
+                warn!(
+                    "proxy DHCP: {p}; trying again in {}s",
+                    self.config
+                        .interface_rescan
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0)
+                );
+            }
+            *last = problems;
+        }
     }
 }
 

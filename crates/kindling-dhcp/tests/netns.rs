@@ -681,3 +681,89 @@ fn reply_delay_is_applied() {
     assert_eq!(g.file(), "undionly.kpxe");
     assert_eq!(k.stop()["offers"], 1);
 }
+
+/// Broadcasts BIOS DISCOVERs on `dev` in the client namespace until an OFFER naming
+/// `server` (option 54) comes back, for up to 15 s (rescans run every second).
+fn offer_from(lab: &Lab, dev: &str, server: Ipv4Addr) -> Result<Got, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut last = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let sock = udp_in(&lab.c, dev, ANY68);
+        let got = exchange(&sock, &Pkt::bios(), BCAST67, Duration::from_millis(400));
+        if let Some(g) = got.iter().find(|g| g.opt54() == Some(server)) {
+            return Ok(g.clone());
+        }
+        last = got.iter().map(|g| g.opt54()).collect();
+    }
+    Err(format!(
+        "no offer from {server} on {dev}; last answers from {last:?}"
+    ))
+}
+
+/// dnsmasq's `bind-dynamic`: the server starts with nothing to serve, then follows an
+/// interface that appears, changes address, disappears and comes back (new ifindex).
+#[test]
+fn interfaces_that_come_and_go_are_followed() {
+    if !can_run("interfaces_that_come_and_go_are_followed") {
+        return;
+    }
+    let lab = Lab::new();
+    let cfg =
+        "enabled = true\ninterfaces = [\"t*\"]\ninterface_rescan_secs = 1\nhttp_port = 8080\n";
+    let k = Kindling::start(&lab.s, &lab.tmp, cfg).expect("starts with nothing to serve yet");
+    k.proc
+        .wait_for("no interface matches", true, Duration::from_secs(5))
+        .expect("says it is waiting");
+    let add_t0 = |addr: &str| {
+        lab.s.ip(&[
+            "link",
+            "add",
+            "t0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "tc0",
+            "netns",
+            &lab.c.name,
+        ]);
+        lab.c.ip(&["addr", "add", "192.168.88.2/24", "dev", "tc0"]);
+        lab.c.ip(&["link", "set", "tc0", "up"]);
+        lab.s.ip(&["link", "set", "t0", "up"]);
+        lab.s.ip(&["addr", "add", addr, "dev", "t0"]);
+    };
+    // 1. Appears.
+    add_t0("192.168.88.1/24");
+    let g = offer_from(&lab, "tc0", Ipv4Addr::new(192, 168, 88, 1)).unwrap();
+    assert_eq!(g.file(), "undionly.kpxe");
+    // 2. Changes address: the new one is advertised, the old one no more.
+    lab.s.ip(&["addr", "del", "192.168.88.1/24", "dev", "t0"]);
+    lab.s.ip(&["addr", "add", "192.168.88.5/24", "dev", "t0"]);
+    offer_from(&lab, "tc0", Ipv4Addr::new(192, 168, 88, 5)).unwrap();
+    let sock = udp_in(&lab.c, "tc0", ANY68);
+    let got = exchange(&sock, &Pkt::bios(), BCAST67, WAIT);
+    assert!(
+        got.iter()
+            .all(|g| g.opt54() == Some(Ipv4Addr::new(192, 168, 88, 5))),
+        "old address still answering: {:?}",
+        got.iter().map(|g| g.opt54()).collect::<Vec<_>>()
+    );
+    drop(sock);
+    // 3. Disappears (the veth pair goes with it).
+    lab.s.ip(&["link", "del", "t0"]);
+    k.proc
+        .wait_for(
+            "proxy DHCP stopped on interface",
+            true,
+            Duration::from_secs(10),
+        )
+        .expect("stop logged");
+    // 4. Comes back under the same name: a new ifindex, so new sockets.
+    add_t0("192.168.88.1/24");
+    offer_from(&lab, "tc0", Ipv4Addr::new(192, 168, 88, 1)).unwrap();
+    // s0 was never selected.
+    let sock = client(&lab, ANY68);
+    assert!(exchange(&sock, &Pkt::bios(), BCAST67, SILENCE).is_empty());
+    let stats = k.stop();
+    assert!(stats["offers"].as_u64().unwrap() >= 3, "{stats}");
+}
