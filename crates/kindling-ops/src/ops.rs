@@ -19,7 +19,7 @@ use crate::classify::{ProfileMap, ProfilePaths, http_stage, is_boot_endpoint};
 use crate::event::{Event, Kind, Stage, Str, now_ms};
 use crate::journal::{FsyncPolicy, JournalConfig, JournalWriter, replay_journal};
 use crate::metrics::Metrics;
-use crate::store::{Limits, MachineDetail, MachineSummary, RepeatProbe, Store, StoredEvent};
+use crate::store::{EventView, Limits, MachineDetail, MachineSummary, RepeatProbe, Store};
 use compact_str::ToCompactString;
 
 /// The `[ops]` table of `kindling.toml`. Every key has a default.
@@ -486,7 +486,7 @@ impl Ops {
         ipxe_discover: bool,
         progress: Option<Stage>,
         what: &[&str],
-        matches: &dyn Fn(&StoredEvent) -> bool,
+        matches: &dyn Fn(&EventView<'_>) -> bool,
     ) -> bool {
         let Some(mac) = c.mac else { return false };
         // More than one user class would need a joined copy; with subscribers the
@@ -684,7 +684,7 @@ fn ordinary_ignore(r: IgnoreReason) -> bool {
 }
 
 /// Fields every DHCP event of this client has (see `client_event`), compared in place.
-fn same_dhcp_client(ev: &StoredEvent, c: &kindling_dhcp::ClientInfo) -> bool {
+fn same_dhcp_client(ev: &EventView<'_>, c: &kindling_dhcp::ClientInfo) -> bool {
     ev.stage() == Some(Stage::Dhcp)
         && ev.ok()
         && ev.status().is_none()
@@ -802,7 +802,7 @@ impl DhcpObserver for Ops {
             4011 => Str::const_new("4011"),
             p => p.to_compact_string(),
         };
-        let matches = |ev: &StoredEvent| {
+        let matches = |ev: &EventView<'_>| {
             ev.kind() == Kind::DhcpSeen
                 && same_dhcp_client(ev, c)
                 && ev.message() == c.message_type.map(|m| m.label())
@@ -846,7 +846,7 @@ impl DhcpObserver for Ops {
         };
         let path = (!e.reply.file.is_empty()).then_some(e.reply.file.as_str());
         let rule = e.reply.rule.as_deref();
-        let matches = |ev: &StoredEvent| {
+        let matches = |ev: &EventView<'_>| {
             ev.kind() == Kind::DhcpAnswered
                 && same_dhcp_client(ev, e.client)
                 && ev.message() == Some(label)

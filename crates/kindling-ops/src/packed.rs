@@ -80,11 +80,6 @@ impl Packed {
         out
     }
 
-    /// Field `i` as text (`None` if absent or not UTF-8, which `build` from text never makes).
-    pub fn text(&self, i: usize) -> Option<&str> {
-        self.get(i).and_then(|b| std::str::from_utf8(b).ok())
-    }
-
     /// Field `i` as a little-endian number of up to eight bytes.
     pub fn number(&self, i: usize) -> Option<u64> {
         let b = self.get(i)?;
@@ -154,7 +149,7 @@ mod tests {
         }
         assert_eq!(p.get(5), None);
         assert_eq!(p.get(99), None);
-        assert_eq!(p.text(3), Some(long.as_str()));
+        assert_eq!(p.get(3), Some(long.as_bytes()));
         assert_eq!(
             p.unpack::<6>(),
             [fields[0], None, fields[2], fields[3], fields[4], None]

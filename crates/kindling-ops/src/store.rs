@@ -2,6 +2,7 @@
 //! Sans-I/O: every input carries its own timestamp.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +30,7 @@ pub struct RepeatProbe<'a> {
     /// The stage this successful event reaches (None for `DhcpSeen`).
     pub progress: Option<Stage>,
     /// Whether a stored event is this one ([`Event::same_as`] without building it).
-    pub matches: &'a dyn Fn(&StoredEvent) -> bool,
+    pub matches: &'a dyn Fn(&EventView<'_>) -> bool,
     /// A hash of everything above but `mac` and `ts`: when given, a successful repeat
     /// is remembered so that the next one with the same fingerprint is counted by
     /// [`Store::memo_repeat`].
@@ -177,6 +178,81 @@ impl Machine {
     }
 }
 
+/// Texts that recur across machines (interface names, architectures, firmware, vendor
+/// and user classes, profiles, DHCP summaries and boot files) kept once for the whole
+/// store: a packed field then holds [`NAME_REF`] and the name's number (2 or 3 bytes)
+/// instead of the text. Bounded ([`NAMES_MAX`] names of at most [`NAME_LEN_MAX`] bytes,
+/// never forgotten): past that, texts are stored in place as before.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    ids: HashMap<Arc<str>, u32>,
+    all: Vec<Arc<str>>,
+}
+
+/// First byte of a packed field that refers to a name (never the first byte of UTF-8).
+const NAME_REF: u8 = 0xff;
+const NAMES_MAX: usize = 4096;
+/// Shorter texts cost no more in place than as a reference.
+const NAME_LEN_MIN: usize = 3;
+const NAME_LEN_MAX: usize = 64;
+
+/// A field's bytes: a name reference or the text itself.
+#[derive(Clone, Copy)]
+struct NameRef {
+    buf: [u8; 3],
+    len: u8,
+}
+
+impl NameRef {
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+}
+
+impl Names {
+    /// The reference to `s`, made a name if there is room.
+    fn intern(&mut self, s: &str) -> Option<NameRef> {
+        if !(NAME_LEN_MIN..=NAME_LEN_MAX).contains(&s.len()) {
+            return None;
+        }
+        let id = match self.ids.get(s) {
+            Some(id) => *id,
+            None => {
+                if self.all.len() >= NAMES_MAX {
+                    return None;
+                }
+                let id = u32::try_from(self.all.len()).ok()?;
+                let name: Arc<str> = Arc::from(s);
+                self.ids.insert(name.clone(), id);
+                self.all.push(name);
+                id
+            }
+        };
+        // NAMES_MAX < 2^14: two bytes of LEB128 at most.
+        let (buf, len) = if id < 0x80 {
+            ([NAME_REF, id as u8, 0], 2)
+        } else {
+            ([NAME_REF, (id as u8) | 0x80, (id >> 7) as u8], 3)
+        };
+        Some(NameRef { buf, len })
+    }
+
+    /// The text of a packed field (a name reference resolved).
+    fn text<'a>(&'a self, field: &'a [u8]) -> Option<&'a str> {
+        match field {
+            [NAME_REF, rest @ ..] => {
+                let id = match rest {
+                    [lo] if lo & 0x80 == 0 => usize::from(*lo),
+                    [lo, hi] => usize::from(lo & 0x7f) | (usize::from(*hi) << 7),
+                    _ => return None,
+                };
+                self.all.get(id).map(|n| &**n)
+            }
+            _ => std::str::from_utf8(field).ok(),
+        }
+    }
+}
+
 /// Fields of a [`StoredEvent`]'s packed part.
 mod ef {
     pub const WHAT: usize = 0;
@@ -194,6 +270,8 @@ mod ef {
     pub const PROFILE: usize = 12;
     pub const BYTES: usize = 13;
     pub const DURATION: usize = 14;
+    pub const COUNT: usize = 15;
+    pub const TEXTS: usize = 13;
 }
 
 /// Facts of a [`MachineRec`] (its packed part).
@@ -206,15 +284,17 @@ mod mf {
     pub const GROUP: usize = 5;
     pub const PROFILE: usize = 6;
     pub const COUNT: usize = 7;
+    /// Facts kept as [`Names`](super::Names) (the others differ per machine).
+    pub const NAMED: [bool; COUNT] = [false, true, true, true, true, false, true];
 }
 
 /// An event as the store keeps it in a boot: the numbers inline, every optional text
-/// (and `bytes`, `duration_ms`) packed into one heap block, no MAC (the machine's key).
-/// 56 bytes plus the block, where an [`Event`] is about 460 bytes. Readers get an
-/// [`Event`] back ([`Store::machine`], [`MachineDetail`]); the DHCP fast path compares
-/// stored events in place through the accessors.
+/// (and `bytes`, `duration_ms`) packed into one heap block, recurring texts as
+/// [`Names`], no MAC (the machine's key). 56 bytes plus the block, where an [`Event`] is
+/// about 460 bytes. Readers get an [`Event`] back ([`Store::machine`],
+/// [`MachineDetail`]); the DHCP fast path looks at stored events through an [`EventView`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
+pub(crate) struct StoredEvent {
     pub ts: u64,
     pub last_ts: u64,
     pub seq: u64,
@@ -229,26 +309,40 @@ pub struct StoredEvent {
 const _: () = assert!(std::mem::size_of::<StoredEvent>() <= 56);
 
 impl StoredEvent {
-    fn from_event(ev: &Event) -> StoredEvent {
-        fn t(s: &Option<Str>) -> Option<&[u8]> {
-            s.as_deref().map(str::as_bytes)
+    fn from_event(ev: &Event, names: &mut Names) -> StoredEvent {
+        // DHCP texts come from a few message types, ports, files and rules; HTTP and
+        // TFTP requests and reasons can be anything.
+        let dhcp = ev.source() == Source::Dhcp;
+        let texts: [(Option<&str>, bool); ef::TEXTS] = [
+            (Some(ev.what.as_str()), dhcp),
+            (ev.ip.as_deref(), false),
+            (ev.reason.as_deref(), dhcp),
+            (ev.path.as_deref(), dhcp),
+            (ev.endpoint.as_deref(), true),
+            (ev.iface.as_deref(), true),
+            (ev.arch.as_deref(), true),
+            (ev.firmware.as_deref(), true),
+            (ev.message.as_deref(), true),
+            (ev.vendor_class.as_deref(), true),
+            (ev.user_class.as_deref(), true),
+            (ev.group.as_deref(), false),
+            (ev.profile.as_deref(), true),
+        ];
+        let mut refs: [Option<NameRef>; ef::TEXTS] = [None; ef::TEXTS];
+        for ((text, named), r) in texts.iter().zip(refs.iter_mut()) {
+            if *named && let Some(t) = text {
+                *r = names.intern(t);
+            }
         }
         let bytes = ev.bytes.map(number_bytes);
         let duration = ev.duration_ms.map(|d| d.to_bits().to_le_bytes());
-        let mut f: [Option<&[u8]>; 15] = [None; 15];
-        f[ef::WHAT] = Some(ev.what.as_bytes());
-        f[ef::IP] = t(&ev.ip);
-        f[ef::REASON] = t(&ev.reason);
-        f[ef::PATH] = t(&ev.path);
-        f[ef::ENDPOINT] = t(&ev.endpoint);
-        f[ef::IFACE] = t(&ev.iface);
-        f[ef::ARCH] = t(&ev.arch);
-        f[ef::FIRMWARE] = t(&ev.firmware);
-        f[ef::MESSAGE] = t(&ev.message);
-        f[ef::VENDOR_CLASS] = t(&ev.vendor_class);
-        f[ef::USER_CLASS] = t(&ev.user_class);
-        f[ef::GROUP] = t(&ev.group);
-        f[ef::PROFILE] = t(&ev.profile);
+        let mut f: [Option<&[u8]>; ef::COUNT] = [None; ef::COUNT];
+        for (slot, ((text, _), r)) in f.iter_mut().zip(texts.iter().zip(refs.iter())) {
+            *slot = match r {
+                Some(r) => Some(r.bytes()),
+                None => text.map(str::as_bytes),
+            };
+        }
         f[ef::BYTES] = bytes.as_ref().and_then(|(b, n)| b.get(..*n));
         f[ef::DURATION] = duration.as_ref().map(|d| &d[..]);
         StoredEvent {
@@ -264,9 +358,15 @@ impl StoredEvent {
         }
     }
 
+    fn view<'a>(&'a self, names: &'a Names) -> EventView<'a> {
+        EventView { ev: self, names }
+    }
+
     /// The event, as it was ingested (with its repeats), for the machine `mac`.
-    pub fn to_event(&self, mac: &str) -> Event {
-        let s = |i: usize| self.text.text(i).map(Str::from);
+    fn to_event(&self, mac: &str, names: &Names) -> Event {
+        let f = self.text.unpack::<{ ef::COUNT }>();
+        let s = |i: usize| f[i].and_then(|b| names.text(b)).map(Str::from);
+        let n = |i: usize| self.text.number(i);
         Event {
             ts: self.ts,
             kind: self.kind,
@@ -274,13 +374,13 @@ impl StoredEvent {
             ip: s(ef::IP),
             stage: self.stage,
             ok: self.ok,
-            what: self.what().into(),
+            what: s(ef::WHAT).unwrap_or_default(),
             reason: s(ef::REASON),
             path: s(ef::PATH),
             endpoint: s(ef::ENDPOINT),
             status: self.status,
-            bytes: self.text.number(ef::BYTES),
-            duration_ms: self.text.number(ef::DURATION).map(f64::from_bits),
+            bytes: n(ef::BYTES),
+            duration_ms: n(ef::DURATION).map(f64::from_bits),
             iface: s(ef::IFACE),
             arch: s(ef::ARCH),
             firmware: s(ef::FIRMWARE),
@@ -295,48 +395,8 @@ impl StoredEvent {
         }
     }
 
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    pub fn stage(&self) -> Option<Stage> {
-        self.stage
-    }
-
-    pub fn ok(&self) -> bool {
-        self.ok
-    }
-
-    pub fn status(&self) -> Option<u16> {
-        self.status
-    }
-
-    pub fn what(&self) -> &str {
-        self.text.text(ef::WHAT).unwrap_or("")
-    }
-
-    pub fn reason(&self) -> Option<&str> {
-        self.text.text(ef::REASON)
-    }
-
-    pub fn path(&self) -> Option<&str> {
-        self.text.text(ef::PATH)
-    }
-
-    pub fn endpoint(&self) -> Option<&str> {
-        self.text.text(ef::ENDPOINT)
-    }
-
-    pub fn firmware(&self) -> Option<&str> {
-        self.text.text(ef::FIRMWARE)
-    }
-
-    pub fn message(&self) -> Option<&str> {
-        self.text.text(ef::MESSAGE)
-    }
-
     /// [`Event::same_as`] between this stored event and `other`.
-    pub fn same_as(&self, other: &Event) -> bool {
+    fn same_as(&self, other: &Event, names: &Names) -> bool {
         if !(self.kind == other.kind
             && self.stage == other.stage
             && self.ok == other.ok
@@ -345,13 +405,67 @@ impl StoredEvent {
             return false;
         }
         let f = self.text.unpack::<{ ef::MESSAGE + 1 }>();
-        let is = |i: usize, v: &Option<Str>| f[i] == v.as_deref().map(str::as_bytes);
-        f[ef::WHAT] == Some(other.what.as_bytes())
+        let text = |i: usize| f[i].and_then(|b| names.text(b));
+        let is = |i: usize, v: &Option<Str>| text(i) == v.as_deref();
+        text(ef::WHAT) == Some(other.what.as_str())
             && is(ef::FIRMWARE, &other.firmware)
             && is(ef::MESSAGE, &other.message)
             && is(ef::REASON, &other.reason)
             && is(ef::ENDPOINT, &other.endpoint)
             && is(ef::PATH, &other.path)
+    }
+}
+
+/// A stored event as the DHCP fast path compares it ([`RepeatProbe::matches`]): the
+/// fields [`Event::same_as`] looks at, read in place.
+pub struct EventView<'a> {
+    ev: &'a StoredEvent,
+    names: &'a Names,
+}
+
+impl EventView<'_> {
+    fn text(&self, i: usize) -> Option<&str> {
+        self.ev.text.get(i).and_then(|b| self.names.text(b))
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.ev.kind
+    }
+
+    pub fn stage(&self) -> Option<Stage> {
+        self.ev.stage
+    }
+
+    pub fn ok(&self) -> bool {
+        self.ev.ok
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        self.ev.status
+    }
+
+    pub fn what(&self) -> &str {
+        self.text(ef::WHAT).unwrap_or("")
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        self.text(ef::REASON)
+    }
+
+    pub fn path(&self) -> Option<&str> {
+        self.text(ef::PATH)
+    }
+
+    pub fn endpoint(&self) -> Option<&str> {
+        self.text(ef::ENDPOINT)
+    }
+
+    pub fn firmware(&self) -> Option<&str> {
+        self.text(ef::FIRMWARE)
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        self.text(ef::MESSAGE)
     }
 }
 
@@ -385,7 +499,7 @@ impl StoredBoot {
         }
     }
 
-    fn to_boot(&self, mac: &str) -> Boot {
+    fn to_boot(&self, mac: &str, names: &Names) -> Boot {
         Boot {
             started: self.started,
             started_at: format_ts(self.started).into(),
@@ -396,7 +510,7 @@ impl StoredBoot {
             events: self
                 .events
                 .iter()
-                .map(|e| Box::new(e.to_event(mac)))
+                .map(|e| Box::new(e.to_event(mac, names)))
                 .collect(),
             saw_non_dhcp: self.saw_non_dhcp,
             saw_script: self.saw_script,
@@ -482,42 +596,51 @@ impl MachineRec {
         }
     }
 
-    fn fact(&self, i: usize) -> Option<&str> {
-        self.facts.text(i)
-    }
-
-    fn owned(&self, i: usize) -> Option<String> {
-        self.fact(i).map(str::to_string)
+    fn fact<'a>(&'a self, i: usize, names: &'a Names) -> Option<&'a str> {
+        self.facts.get(i).and_then(|b| names.text(b))
     }
 
     /// Sets each fact `(i, Some(v))` to `v` when it differs (the block is rebuilt only
     /// then: a storm repeats the same facts).
-    fn set_facts(&mut self, new: &[(usize, Option<&str>)]) {
+    fn set_facts(&mut self, new: &[(usize, Option<&str>)], names: &mut Names) {
         let mut f = self.facts.unpack::<{ mf::COUNT }>();
-        let changed = new
-            .iter()
-            .any(|(i, v)| v.is_some_and(|v| f.get(*i).copied().flatten() != Some(v.as_bytes())));
+        let changed = new.iter().any(|(i, v)| {
+            v.is_some_and(|v| f.get(*i).copied().flatten().and_then(|b| names.text(b)) != Some(v))
+        });
         if !changed {
             return;
         }
+        let mut refs: [Option<NameRef>; mf::COUNT] = [None; mf::COUNT];
         for (i, v) in new {
-            if let (Some(v), Some(slot)) = (v, f.get_mut(*i)) {
-                *slot = Some(v.as_bytes());
+            if let Some(v) = v
+                && let Some(named) = mf::NAMED.get(*i)
+                && let Some(r) = refs.get_mut(*i)
+            {
+                *r = if *named { names.intern(v) } else { None };
+            }
+        }
+        for (i, v) in new {
+            if let (Some(v), Some(slot), Some(r)) = (v, f.get_mut(*i), refs.get(*i)) {
+                *slot = Some(match r {
+                    Some(r) => r.bytes(),
+                    None => v.as_bytes(),
+                });
             }
         }
         let facts = Packed::build(&f);
         self.facts = facts;
     }
 
-    fn summary(&self, mac: &str) -> MachineSummary {
+    fn summary(&self, mac: &str, names: &Names) -> MachineSummary {
+        let owned = |i: usize| self.fact(i, names).map(str::to_string);
         let last = self.boots.back();
         MachineSummary {
             mac: mac.to_string(),
-            ip: self.owned(mf::IP),
-            arch: self.owned(mf::ARCH),
-            firmware: self.owned(mf::FIRMWARE),
-            group: self.owned(mf::GROUP),
-            profile: self.owned(mf::PROFILE),
+            ip: owned(mf::IP),
+            arch: owned(mf::ARCH),
+            firmware: owned(mf::FIRMWARE),
+            group: owned(mf::GROUP),
+            profile: owned(mf::PROFILE),
             last_stage: last.and_then(|b| b.last_stage),
             last_seen: self.last_seen,
             last_seen_at: format_ts(self.last_seen),
@@ -527,18 +650,19 @@ impl MachineRec {
         }
     }
 
-    fn detail(&self, mac: &str) -> MachineDetail {
+    fn detail(&self, mac: &str, names: &Names) -> MachineDetail {
+        let owned = |i: usize| self.fact(i, names).map(str::to_string);
         MachineDetail {
-            summary: self.summary(mac),
-            vendor_class: self.owned(mf::VENDOR_CLASS),
-            user_class: self.owned(mf::USER_CLASS),
+            summary: self.summary(mac, names),
+            vendor_class: owned(mf::VENDOR_CLASS),
+            user_class: owned(mf::USER_CLASS),
             first_seen: self.first_seen,
-            timeline: self.boots.iter().map(|b| b.to_boot(mac)).collect(),
+            timeline: self.boots.iter().map(|b| b.to_boot(mac, names)).collect(),
         }
     }
 
-    fn to_machine(&self, mac: &str) -> Machine {
-        let s = |i: usize| self.fact(i).map(Str::from);
+    fn to_machine(&self, mac: &str, names: &Names) -> Machine {
+        let s = |i: usize| self.fact(i, names).map(Str::from);
         Machine {
             mac: mac.into(),
             ip: s(mf::IP),
@@ -553,7 +677,7 @@ impl MachineRec {
             boots: self
                 .boots
                 .iter()
-                .map(|b| Box::new(b.to_boot(mac)))
+                .map(|b| Box::new(b.to_boot(mac, names)))
                 .collect(),
         }
     }
@@ -564,6 +688,8 @@ impl MachineRec {
 pub struct Store {
     limits: Limits,
     machines: Machines,
+    /// Texts shared by the machines' events and facts.
+    names: Names,
     /// Client IP -> (MAC, when learned).
     ip_to_mac: HashMap<Str, (Str, u64)>,
     /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
@@ -819,24 +945,26 @@ impl Store {
     /// Everything known about `mac`, built from the stored form (reads are rare: the
     /// store is laid out for writes).
     pub fn machine(&self, mac: &str) -> Option<Machine> {
-        self.machines.get(mac).map(|m| m.to_machine(mac))
+        self.machines
+            .get(mac)
+            .map(|m| m.to_machine(mac, &self.names))
     }
 
     /// `machine(mac)?.detail()` without the copy in between.
     pub fn detail(&self, mac: &str) -> Option<MachineDetail> {
-        self.machines.get(mac).map(|m| m.detail(mac))
+        self.machines.get(mac).map(|m| m.detail(mac, &self.names))
     }
 
     /// `machine(mac)?.summary()` without building the timeline.
     pub fn summary(&self, mac: &str) -> Option<MachineSummary> {
-        self.machines.get(mac).map(|m| m.summary(mac))
+        self.machines.get(mac).map(|m| m.summary(mac, &self.names))
     }
 
     /// The newest stored event of `mac`'s last boot, with its MAC.
     pub fn last_event(&self, mac: &str) -> Option<Event> {
         let m = self.machines.get(mac)?;
         let e = m.boots.back()?.events.back()?;
-        Some(e.to_event(mac))
+        Some(e.to_event(mac, &self.names))
     }
 
     pub fn machine_count(&self) -> usize {
@@ -848,7 +976,7 @@ impl Store {
         let mut v: Vec<MachineSummary> = self
             .machines
             .iter()
-            .map(|(mac, m)| m.summary(mac.as_str()))
+            .map(|(mac, m)| m.summary(mac.as_str(), &self.names))
             .collect();
         v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
         v
@@ -990,7 +1118,7 @@ impl Store {
         if ev.kind == Kind::HttpRequest && ev.stage.is_none() {
             let endpoint = ev.endpoint.as_deref().unwrap_or("");
             let path = ev.path.as_deref().unwrap_or("");
-            let profile = ev.profile.as_deref().or(m.fact(mf::PROFILE));
+            let profile = ev.profile.as_deref().or(m.fact(mf::PROFILE, &self.names));
             ev.stage = http_stage(endpoint, path, profile.and_then(|p| self.profiles.get(p)));
         }
         // Machine facts (copied only when they change: a storm repeats them).
@@ -999,16 +1127,19 @@ impl Store {
         let firmware = ev
             .firmware
             .as_deref()
-            .filter(|f| *f != "ipxe" || m.fact(mf::FIRMWARE).is_none());
-        m.set_facts(&[
-            (mf::IP, ip),
-            (mf::ARCH, ev.arch.as_deref()),
-            (mf::FIRMWARE, firmware),
-            (mf::VENDOR_CLASS, ev.vendor_class.as_deref()),
-            (mf::USER_CLASS, ev.user_class.as_deref()),
-            (mf::GROUP, ev.group.as_deref()),
-            (mf::PROFILE, ev.profile.as_deref()),
-        ]);
+            .filter(|f| *f != "ipxe" || m.fact(mf::FIRMWARE, &self.names).is_none());
+        m.set_facts(
+            &[
+                (mf::IP, ip),
+                (mf::ARCH, ev.arch.as_deref()),
+                (mf::FIRMWARE, firmware),
+                (mf::VENDOR_CLASS, ev.vendor_class.as_deref()),
+                (mf::USER_CLASS, ev.user_class.as_deref()),
+                (mf::GROUP, ev.group.as_deref()),
+                (mf::PROFILE, ev.profile.as_deref()),
+            ],
+            &mut self.names,
+        );
         let mut tied = None;
         if let Some(ip) = ip {
             let known = match self.ip_to_mac.get_mut(ip) {
@@ -1071,7 +1202,7 @@ impl Store {
         // DISCOVER/OFFER/REQUEST/ACK) is counted on the event it repeats instead of
         // being stored again: a machine stuck in a loop costs no memory and no disk.
         if !new_boot
-            && let Some((_, prev)) = boot.repeated(|e| e.same_as(ev))
+            && let Some((_, prev)) = boot.repeated(|e| e.same_as(ev, &self.names))
             && prev.seq < ev.seq
             && prev.ts <= ts
         {
@@ -1088,7 +1219,8 @@ impl Store {
             .unwrap_or(0);
         boot.note(ev);
         room_for_one(&mut boot.events);
-        boot.events.insert(pos, StoredEvent::from_event(ev));
+        boot.events
+            .insert(pos, StoredEvent::from_event(ev, &mut self.names));
         while boot.events.len() > limits.max_events.max(1) {
             boot.events.pop_front();
             boot.dropped_events += 1;
@@ -1108,9 +1240,10 @@ impl Store {
             return false;
         };
         // Machine facts must already be what this event would set.
-        let same = |i: usize, new: Option<&str>| new.is_none_or(|v| m.fact(i) == Some(v));
+        let names = &self.names;
+        let same = |i: usize, new: Option<&str>| new.is_none_or(|v| m.fact(i, names) == Some(v));
         let firmware_ok = match probe.firmware {
-            Some("ipxe") if m.fact(mf::FIRMWARE).is_some() => true,
+            Some("ipxe") if m.fact(mf::FIRMWARE, names).is_some() => true,
             f => same(mf::FIRMWARE, f),
         };
         if !(firmware_ok
@@ -1137,7 +1270,7 @@ impl Store {
         ) {
             return false;
         }
-        let Some((back, prev)) = boot.repeated(probe.matches) else {
+        let Some((back, prev)) = boot.repeated(|e| (probe.matches)(&e.view(names))) else {
             return false;
         };
         if prev.ts > probe.ts {
@@ -1317,7 +1450,9 @@ impl Store {
     pub fn asset_stage(&self, mac: Option<&str>, ip: &str, path: &str) -> Option<Stage> {
         let mac = mac.or_else(|| self.mac_for_ip(ip))?;
         let m = self.machines.get(mac)?;
-        let pp = m.fact(mf::PROFILE).and_then(|p| self.profiles.get(p));
+        let pp = m
+            .fact(mf::PROFILE, &self.names)
+            .and_then(|p| self.profiles.get(p));
         http_stage("assets", path, pp)
     }
 }
@@ -1360,30 +1495,69 @@ mod tests {
     fn stored_events_give_back_the_same_event() {
         let mac = "52:54:00:00:27:0f";
         let e = full();
-        assert_eq!(StoredEvent::from_event(&e).to_event(mac), e);
+        for dhcp in [false, true] {
+            let mut e = e.clone();
+            if dhcp {
+                e.kind = Kind::DhcpAnswered;
+            }
+            // Fresh names, names known already, no room for names.
+            let mut names = Names::default();
+            let once = StoredEvent::from_event(&e, &mut names);
+            let twice = StoredEvent::from_event(&e, &mut names);
+            assert_eq!(once, twice);
+            assert_eq!(once.to_event(mac, &names), e);
+            let mut full_names = Names::default();
+            for i in 0..NAMES_MAX {
+                full_names.intern(&format!("name {i}"));
+            }
+            assert!(full_names.intern("one more").is_none());
+            let raw = StoredEvent::from_event(&e, &mut full_names);
+            assert_eq!(raw.to_event(mac, &full_names), e);
+            assert!(
+                raw.text
+                    .get(ef::ARCH)
+                    .is_some_and(|b| b.first() != Some(&NAME_REF))
+            );
+            assert!(
+                once.text
+                    .get(ef::ARCH)
+                    .is_some_and(|b| b.first() == Some(&NAME_REF))
+            );
+        }
+        let mut names = Names::default();
+        // Names past the first 128 take two bytes.
+        for i in 0..300 {
+            names.intern(&format!("name {i}"));
+        }
         // Every field absent but the mandatory ones; odd numbers.
         let mut bare = Event::new(0, Kind::DhcpSeen, "");
         bare.mac = Some(mac.into());
-        assert_eq!(StoredEvent::from_event(&bare).to_event(mac), bare);
+        assert_eq!(
+            StoredEvent::from_event(&bare, &mut names).to_event(mac, &names),
+            bare
+        );
         for (bytes, d) in [(0, 0.0), (u64::MAX, -0.0), (1 << 40, f64::MAX)] {
             let mut x = bare.clone();
             x.bytes = Some(bytes);
             x.duration_ms = Some(d);
-            let back = StoredEvent::from_event(&x).to_event(mac);
+            let back = StoredEvent::from_event(&x, &mut names).to_event(mac, &names);
             assert_eq!(back.bytes, Some(bytes));
             assert_eq!(back.duration_ms.map(f64::to_bits), Some(d.to_bits()));
         }
         let json = |e: &Event| serde_json::to_string(e).unwrap_or_default();
-        assert_eq!(json(&StoredEvent::from_event(&e).to_event(mac)), json(&e));
+        let back = StoredEvent::from_event(&e, &mut names).to_event(mac, &names);
+        assert_eq!(json(&back), json(&e));
     }
 
     #[test]
     fn stored_same_as_is_event_same_as() {
-        let a = full();
-        let stored = StoredEvent::from_event(&a);
+        let mut a = full();
+        a.kind = Kind::DhcpSeen;
+        let mut names = Names::default();
+        let stored = StoredEvent::from_event(&a, &mut names);
         let mut variants = vec![a.clone()];
         let mut v = a.clone();
-        v.kind = Kind::DhcpSeen;
+        v.kind = Kind::DhcpAnswered;
         variants.push(v);
         let mut v = a.clone();
         v.stage = None;
@@ -1419,9 +1593,20 @@ mod tests {
         v.ts += 5;
         variants.push(v);
         for v in &variants {
-            assert_eq!(stored.same_as(v), a.same_as(v), "{v:?}");
+            assert_eq!(stored.same_as(v, &names), a.same_as(v), "{v:?}");
         }
-        assert_eq!(variants.iter().filter(|v| stored.same_as(v)).count(), 2);
+        let same = variants.iter().filter(|v| stored.same_as(v, &names));
+        assert_eq!(same.count(), 2);
+        let view = stored.view(&names);
+        assert_eq!(
+            (view.what(), view.firmware(), view.message(), view.path()),
+            (
+                "GET /ipxe?mac=52-54-00-00-27-0f",
+                Some("uefi_http"),
+                Some("discover"),
+                Some("/ipxe")
+            )
+        );
     }
 
     #[test]
@@ -1467,14 +1652,24 @@ mod tests {
 
     #[test]
     fn facts_change_only_when_given_and_different() {
+        let mut n = Names::default();
         let mut m = MachineRec::new(1);
-        m.set_facts(&[(mf::IP, Some("10.0.0.1")), (mf::ARCH, None)]);
-        m.set_facts(&[(mf::ARCH, Some("0 (bios)")), (mf::IP, None)]);
-        assert_eq!(m.fact(mf::IP), Some("10.0.0.1"));
-        assert_eq!(m.fact(mf::ARCH), Some("0 (bios)"));
-        m.set_facts(&[(mf::IP, Some("10.0.0.2"))]);
-        assert_eq!(m.fact(mf::IP), Some("10.0.0.2"));
-        assert_eq!(m.fact(mf::ARCH), Some("0 (bios)"));
-        assert_eq!(m.fact(mf::PROFILE), None);
+        m.set_facts(&[(mf::IP, Some("10.0.0.1")), (mf::ARCH, None)], &mut n);
+        m.set_facts(&[(mf::ARCH, Some("0 (bios)")), (mf::IP, None)], &mut n);
+        assert_eq!(m.fact(mf::IP, &n), Some("10.0.0.1"));
+        assert_eq!(m.fact(mf::ARCH, &n), Some("0 (bios)"));
+        let before = m.facts.clone();
+        m.set_facts(&[(mf::ARCH, Some("0 (bios)"))], &mut n);
+        assert_eq!(m.facts, before);
+        m.set_facts(&[(mf::IP, Some("10.0.0.2"))], &mut n);
+        assert_eq!(m.fact(mf::IP, &n), Some("10.0.0.2"));
+        assert_eq!(m.fact(mf::ARCH, &n), Some("0 (bios)"));
+        assert_eq!(m.fact(mf::PROFILE, &n), None);
+        // Named facts are references, the others text.
+        assert_eq!(
+            m.facts.get(mf::ARCH).and_then(|b| b.first()),
+            Some(&NAME_REF)
+        );
+        assert_eq!(m.facts.get(mf::IP), Some(&b"10.0.0.2"[..]));
     }
 }
