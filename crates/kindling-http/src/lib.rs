@@ -250,13 +250,22 @@ fn log_request(
     reply: &Reply,
     elapsed: Duration,
 ) {
+    let status = reply.status.as_u16();
+    // The label list is built only for a line that will be written.
+    let enabled = if status >= 400 {
+        tracing::enabled!(target: "kindling::http", tracing::Level::WARN)
+    } else {
+        tracing::enabled!(target: "kindling::http", tracing::Level::INFO)
+    };
+    if !enabled {
+        return;
+    }
     let labels = labels.map(|l| {
         l.iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",")
     });
-    let status = reply.status.as_u16();
     let ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 400 {
         tracing::warn!(
