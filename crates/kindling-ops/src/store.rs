@@ -693,7 +693,8 @@ pub struct Store {
     /// Client IP -> (MAC, when learned).
     ip_to_mac: HashMap<Str, (Str, u64)>,
     /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
-    pending: HashMap<String, (u64, VecDeque<Event>)>,
+    /// Kept in the stored form (without their MAC, which they have not got yet).
+    pending: HashMap<String, (u64, VecDeque<StoredEvent>)>,
     /// Arrival counter (see `Event::seq`).
     next_seq: u64,
     profiles: ProfileMap,
@@ -1027,8 +1028,8 @@ impl Store {
         {
             // The waiting events arrived earlier (lower seq): apply() places them
             // by (time, arrival) before the event that tied their IP.
-            for mut w in waiting {
-                w.mac = Some(mac.as_str().into());
+            for w in waiting {
+                let mut w = w.to_event(&mac, &self.names);
                 if self.apply(&mut w).1 {
                     out.push(w);
                 }
@@ -1069,7 +1070,9 @@ impl Store {
             .pending
             .entry(ip)
             .or_insert_with(|| (ts, VecDeque::new()));
-        entry.1.push_back(ev);
+        entry
+            .1
+            .push_back(StoredEvent::from_event(&ev, &mut self.names));
         if entry.1.len() > self.limits.max_pending_events {
             entry.1.pop_front();
             self.unattributed += 1;
