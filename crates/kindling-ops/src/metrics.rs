@@ -17,6 +17,7 @@ pub struct Metrics {
     dhcp_replies: LabelCounters,
     dhcp_ignored: LabelCounters,
     tftp_transfers: Mutex<BTreeMap<Key, u64>>,
+    tftp_refused: Mutex<BTreeMap<Key, u64>>,
     tftp_bytes: AtomicU64,
     events: Mutex<BTreeMap<Key, u64>>,
     pub(crate) journal_dropped: AtomicU64,
@@ -127,6 +128,17 @@ pub const TFTP_OUTCOMES: [&str; 7] = [
     "peer_gone",
 ];
 
+/// Why a TFTP request got an ERROR instead of a transfer
+/// ([`kindling_tftp::TftpObserver::request_refused`]).
+pub const TFTP_REFUSALS: [&str; 6] = [
+    "not_found",
+    "access_violation",
+    "io_error",
+    "busy",
+    "write_request",
+    "mail_mode",
+];
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -149,6 +161,7 @@ impl Metrics {
             dhcp_replies: LabelCounters::new(&["offer", "ack"], true),
             dhcp_ignored: LabelCounters::new(&ignore_labels().collect::<Vec<_>>(), true),
             tftp_transfers: zeros(TFTP_OUTCOMES.iter().map(|l| vec![l.to_string()]).collect()),
+            tftp_refused: zeros(TFTP_REFUSALS.iter().map(|l| vec![l.to_string()]).collect()),
             tftp_bytes: AtomicU64::new(0),
             events: Mutex::default(),
             journal_dropped: AtomicU64::new(0),
@@ -196,6 +209,10 @@ impl Metrics {
     pub fn tftp_transfer(&self, outcome: &str, bytes: u64) {
         bump(&self.tftp_transfers, &[outcome], 1);
         self.tftp_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn tftp_refused(&self, kind: &str) {
+        bump(&self.tftp_refused, &[kind], 1);
     }
 
     pub fn event(&self, source: &str) {
@@ -341,6 +358,14 @@ impl Metrics {
             "TFTP transfers ended, by outcome.",
             &["outcome"],
             &self.tftp_transfers,
+        );
+        family(
+            &mut o,
+            "kindling_tftp_refused_total",
+            "counter",
+            "TFTP requests answered with an ERROR instead of a transfer, by reason.",
+            &["reason"],
+            &self.tftp_refused,
         );
         header(
             &mut o,

@@ -911,6 +911,27 @@ fn outcome_label(o: &Outcome) -> &'static str {
 }
 
 impl TftpObserver for Ops {
+    fn request_refused(&self, peer: SocketAddr, file: &str, kind: &'static str, reason: &str) {
+        self.metrics.tftp_refused(kind);
+        let verb = if kind == "write_request" {
+            "WRQ"
+        } else {
+            "RRQ"
+        };
+        let mut ev = Event::new(
+            now_ms(),
+            Kind::TftpTransfer,
+            compact_str::format_compact!("{verb} {file}"),
+        );
+        ev.ip = Some(ip_of(peer).into());
+        ev.stage = Some(Stage::Tftp);
+        ev.path = Some(file.into());
+        ev.bytes = Some(0);
+        ev.ok = false;
+        ev.reason = Some(reason.into());
+        self.record(ev);
+    }
+
     fn transfer_finished(
         &self,
         peer: SocketAddr,
@@ -1108,6 +1129,47 @@ mod tests {
             .machine("52:54:00:00:00:01")
             .unwrap_or_else(|| unreachable!());
         assert_eq!(m.timeline.len(), 2, "{:?}", m.timeline);
+    }
+
+    #[test]
+    fn a_refused_tftp_request_explains_where_the_boot_stopped() {
+        let ops = Ops::in_memory(&OpsConfig::default());
+        // The REQUEST to port 4011 comes from the client's address: that ties it.
+        ops.record({
+            let mut e = Event::new(now_ms(), Kind::DhcpSeen, "REQUEST on port 4011");
+            e.mac = Some("52:54:00:00:00:07".into());
+            e.ip = Some("10.0.0.57".into());
+            e.stage = Some(Stage::Dhcp);
+            e
+        });
+        let peer: SocketAddr = "10.0.0.57:2070".parse().unwrap_or_else(|_| unreachable!());
+        ops.request_refused(
+            peer,
+            "undionly.kpxe",
+            "not_found",
+            "file not found: undionly.kpxe (looked in /srv/tftp)",
+        );
+        let m = ops
+            .machine("52:54:00:00:00:07")
+            .unwrap_or_else(|| unreachable!());
+        let err = m.summary.last_error.unwrap_or_else(|| unreachable!());
+        assert_eq!(err.stage, Some(Stage::Tftp));
+        assert_eq!(
+            err.message,
+            "RRQ undionly.kpxe: file not found: undionly.kpxe (looked in /srv/tftp)"
+        );
+        let last = m.timeline[0]
+            .events
+            .back()
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(last.what, "RRQ undionly.kpxe");
+        assert!(!last.ok);
+        let text = ops.metrics.render(1, 0, 0);
+        assert!(
+            text.contains("kindling_tftp_refused_total{reason=\"not_found\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("kindling_tftp_refused_total{reason=\"busy\"} 0"));
     }
 
     #[test]

@@ -209,6 +209,13 @@ async fn handle_datagram(
         Packet::Rrq(req) => {
             TftpStats::inc(&stats.requests);
             if req.mode == Mode::Mail {
+                refused(
+                    shared,
+                    peer,
+                    &req.filename,
+                    "mail_mode",
+                    "mail mode is not supported",
+                );
                 send_listener(
                     shared,
                     to,
@@ -222,6 +229,13 @@ async fn handle_datagram(
             let Ok(permit) = sem.clone().try_acquire_owned() else {
                 TftpStats::inc(&stats.busy);
                 warn!(%peer, file = %req.filename, "tftp request refused: server busy");
+                refused(
+                    shared,
+                    peer,
+                    &req.filename,
+                    "busy",
+                    "server busy (max_transfers transfers running)",
+                );
                 send_listener(
                     shared,
                     to,
@@ -251,12 +265,25 @@ async fn handle_datagram(
         Packet::Wrq(req) => {
             TftpStats::inc(&stats.wrq_refused);
             info!(%peer, file = %req.filename, "tftp write request refused: read-only server");
+            refused(
+                shared,
+                peer,
+                &req.filename,
+                "write_request",
+                "write request (WRQ): the server is read-only",
+            );
             send_listener(shared, to, ErrorCode::AccessViolation, "Read-only server").await;
         }
         _ => {
             TftpStats::inc(&stats.unexpected);
             debug!(%peer, "dropped tftp datagram for no transfer");
         }
+    }
+}
+
+fn refused(shared: &Shared, peer: SocketAddr, file: &str, kind: &'static str, reason: &str) {
+    if let Some(o) = &shared.observer {
+        o.request_refused(peer, file, kind, reason);
     }
 }
 
@@ -452,6 +479,12 @@ async fn transfer_inner(
                 TftpError::Io(_) => TftpStats::inc(&stats.io_errors),
             }
             warn!(reason = %e, "tftp request refused");
+            let kind = match &e {
+                TftpError::NotFound(_) => "not_found",
+                TftpError::AccessViolation(_) => "access_violation",
+                TftpError::Io(_) => "io_error",
+            };
+            refused(shared, peer, &req.filename, kind, &e.to_string());
             let pkt = packet::encode_error(e.code(), e.client_message());
             if link.send(&pkt).await.is_ok() {
                 TftpStats::inc(&stats.packets_sent);

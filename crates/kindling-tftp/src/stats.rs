@@ -105,6 +105,12 @@ impl TftpStats {
 pub trait TftpObserver: Send + Sync {
     /// A transfer was accepted and the file opened.
     fn transfer_started(&self, _peer: SocketAddr, _file: &str, _size: Option<u64>) {}
+    /// A request got an ERROR instead of a transfer. `kind` is one of `not_found`,
+    /// `access_violation`, `io_error` (the file could not be opened), `busy` (at
+    /// `max_transfers`), `write_request` (WRQ: read-only server), `mail_mode`; `reason` is
+    /// the explanation for people (server-side detail included; the client only got the
+    /// TFTP error message).
+    fn request_refused(&self, _peer: SocketAddr, _file: &str, _kind: &'static str, _reason: &str) {}
     /// A started transfer ended. `bytes` = file bytes acknowledged by the client.
     fn transfer_finished(
         &self,

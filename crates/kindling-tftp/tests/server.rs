@@ -281,32 +281,95 @@ fn debian_ipxe_package_files_are_served() {
     }
 }
 
+/// Records every observer call as a line.
+#[derive(Default)]
+struct Rec(Mutex<Vec<String>>);
+
+impl TftpObserver for Rec {
+    fn transfer_started(&self, _peer: SocketAddr, file: &str, size: Option<u64>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("start {file} {size:?}"));
+    }
+    fn transfer_finished(
+        &self,
+        _peer: SocketAddr,
+        file: &str,
+        bytes: u64,
+        _d: Duration,
+        outcome: &Outcome,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("end {file} {bytes} {outcome:?}"));
+    }
+    fn request_refused(&self, _peer: SocketAddr, file: &str, kind: &'static str, reason: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("refused {file} {kind}: {reason}"));
+    }
+}
+
+#[test]
+fn refusals_reach_the_observer_with_the_server_side_reason() {
+    let (_top, root) = layout();
+    let rec = Arc::new(Rec::default());
+    let mut c = config(&root);
+    c.max_transfers = 1;
+    let srv = Server::start_with(c, Some(rec.clone()), None);
+    let raw = Raw::new(srv.addr);
+    assert_eq!(raw.get("nope.efi").unwrap_err().0, 1);
+    assert_eq!(raw.get("../secret.txt").unwrap_err().0, 2);
+    let mut wrq = vec![0u8, 2];
+    wrq.extend_from_slice(b"up.bin\0octet\0");
+    raw.send_to(&wrq, srv.addr);
+    assert!(matches!(raw.recv().unwrap().0, Packet::Error { .. }));
+    // One transfer running (a large window never acknowledged): the next is busy.
+    std::fs::write(root.join("big"), pattern(200_000, 1)).unwrap();
+    let mut holding = None;
+    for _ in 0..50 {
+        // The slot of the last refused request is freed just after its ERROR went out.
+        let holder = Raw::new(srv.addr);
+        holder.rrq("big", &[]);
+        if let (Packet::Data { .. }, _) = holder.recv().unwrap() {
+            holding = Some(holder);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(holding.is_some(), "no transfer started");
+    let other = Raw::new(srv.addr);
+    other.rrq("ok.txt", &[]);
+    assert!(matches!(other.recv().unwrap().0, Packet::Error { .. }));
+    let lines = rec.0.lock().unwrap().clone();
+    let refused: Vec<&String> = lines.iter().filter(|l| l.starts_with("refused")).collect();
+    assert!(refused.len() >= 4, "{lines:?}");
+    assert!(
+        refused[0].starts_with("refused nope.efi not_found: file not found: "),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        refused[1].starts_with("refused ../secret.txt access_violation: "),
+        "{}",
+        refused[1]
+    );
+    assert_eq!(
+        refused[2],
+        "refused up.bin write_request: write request (WRQ): the server is read-only"
+    );
+    assert_eq!(
+        refused.last().unwrap().as_str(),
+        "refused ok.txt busy: server busy (max_transfers transfers running)"
+    );
+}
+
 #[test]
 fn tsize_probe_aborted_with_error_8_is_normal() {
     let (_top, root) = layout();
-    #[derive(Default)]
-    struct Rec(Mutex<Vec<String>>);
-    impl TftpObserver for Rec {
-        fn transfer_started(&self, _peer: SocketAddr, file: &str, size: Option<u64>) {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("start {file} {size:?}"));
-        }
-        fn transfer_finished(
-            &self,
-            _peer: SocketAddr,
-            file: &str,
-            bytes: u64,
-            _d: Duration,
-            outcome: &Outcome,
-        ) {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("end {file} {bytes} {outcome:?}"));
-        }
-    }
     let rec = Arc::new(Rec::default());
     let srv = Server::start_with(config(&root), Some(rec.clone()), None);
     let raw = Raw::new(srv.addr);
