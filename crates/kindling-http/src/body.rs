@@ -29,6 +29,80 @@ pub fn stream<R: tokio::io::AsyncRead + Send + Sync + 'static>(reader: R, len: u
     BodyExt::boxed(StreamBody::new(s))
 }
 
+/// Called once when a [`tracked`] body is done: data bytes handed to the connection, and
+/// whether the whole body went.
+pub type BodyDone = Box<dyn FnOnce(u64, bool) + Send + Sync>;
+
+/// A body that reports once how far it got: at its end, when it fails, or when it is
+/// dropped before its end (the client closed the connection). Bytes handed to the
+/// connection may still sit in kernel buffers, so a client that goes away during the last
+/// few hundred KiB can count as complete; a download cut earlier never does.
+struct Tracked {
+    inner: Body,
+    sent: u64,
+    len: u64,
+    done: Option<BodyDone>,
+}
+
+impl Tracked {
+    fn finish(&mut self, ok: bool) {
+        if let Some(done) = self.done.take() {
+            done(self.sent, ok && self.sent >= self.len);
+        }
+    }
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let r = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(false),
+            Poll::Ready(None) => this.finish(true),
+            Poll::Pending => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // Connections may stop polling once Content-Length bytes went: that is complete.
+        let all = self.sent >= self.len;
+        self.finish(all);
+    }
+}
+
+/// `body` (of `len` bytes), calling `done` once with how far it got.
+pub fn tracked(body: Body, len: u64, done: BodyDone) -> Body {
+    BodyExt::boxed(Tracked {
+        inner: body,
+        sent: 0,
+        len,
+        done: Some(done),
+    })
+}
+
 /// Go's `html.EscapeString`.
 pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")

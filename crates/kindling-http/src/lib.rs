@@ -81,10 +81,21 @@ pub struct RequestRecord<'a> {
     pub group: Option<&'a str>,
     pub profile: Option<&'a str>,
     pub status: u16,
+    /// Body bytes handed to the connection (0 for HEAD).
     pub bytes: u64,
+    /// The body's length (Content-Length).
+    pub length: u64,
+    /// Until the last byte went (large bodies), else until the reply was ready.
     pub duration: Duration,
     pub reason: Option<&'a str>,
+    /// False when the client went away before the whole body went (a large body is
+    /// reported when it ends, so that this and `bytes` are known).
+    pub complete: bool,
 }
+
+/// Bodies at least this large are reported when they end, not when they start: a kernel
+/// or an initrd cut short shows as a failed download, with its real duration.
+pub const TRACK_BODY_BYTES: u64 = 64 * 1024;
 
 /// State shared by all requests.
 pub struct Shared {
@@ -212,26 +223,46 @@ pub async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -
         &reply,
         start.elapsed(),
     );
-    if let Some(obs) = &shared.observer {
-        obs.request(&RequestRecord {
-            peer,
-            method: &method,
-            path: &path_for_log,
-            endpoint,
-            labels: labels_for_log.as_ref(),
-            group: reply.group.as_deref(),
-            profile: reply.profile.as_deref(),
-            status: status.as_u16(),
-            bytes: if method == Method::HEAD { 0 } else { len },
-            duration: start.elapsed(),
-            reason: reply.reason.as_deref(),
-        });
-    }
-    let mut resp = Response::new(if method == Method::HEAD {
+    let mut out_body = if method == Method::HEAD {
         body::empty()
     } else {
         std::mem::replace(&mut reply.body, body::empty())
-    });
+    };
+    if let Some(obs) = &shared.observer {
+        if method != Method::HEAD && len >= TRACK_BODY_BYTES {
+            out_body = body::tracked(
+                out_body,
+                len,
+                report_at_end(
+                    obs.clone(),
+                    peer,
+                    method.clone(),
+                    path_for_log,
+                    endpoint,
+                    labels_for_log,
+                    &reply,
+                    start,
+                ),
+            );
+        } else {
+            obs.request(&RequestRecord {
+                peer,
+                method: &method,
+                path: &path_for_log,
+                endpoint,
+                labels: labels_for_log.as_ref(),
+                group: reply.group.as_deref(),
+                profile: reply.profile.as_deref(),
+                status: status.as_u16(),
+                bytes: if method == Method::HEAD { 0 } else { len },
+                length: len,
+                duration: start.elapsed(),
+                reason: reply.reason.as_deref(),
+                complete: true,
+            });
+        }
+    }
+    let mut resp = Response::new(out_body);
     *resp.status_mut() = status;
     *resp.headers_mut() = std::mem::take(&mut reply.headers);
     if status != StatusCode::NOT_MODIFIED {
@@ -239,6 +270,51 @@ pub async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -
             .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
     }
     resp
+}
+
+/// The observer call for a large body, made when the body ends (or is dropped).
+#[allow(clippy::too_many_arguments)]
+fn report_at_end(
+    obs: Arc<dyn RequestObserver>,
+    peer: SocketAddr,
+    method: Method,
+    path: String,
+    endpoint: &'static str,
+    labels: Option<Labels>,
+    reply: &Reply,
+    start: Instant,
+) -> body::BodyDone {
+    let status = reply.status.as_u16();
+    let group = reply.group.clone();
+    let profile = reply.profile.clone();
+    let reason = reply.reason.clone();
+    let len = reply.len;
+    Box::new(move |sent, complete| {
+        let duration = start.elapsed();
+        if !complete {
+            tracing::warn!(
+                target: "kindling::http",
+                %peer, %method, path, endpoint, sent, length = len,
+                ms = format_args!("{:.3}", duration.as_secs_f64() * 1000.0),
+                "download cut short: the client closed the connection"
+            );
+        }
+        obs.request(&RequestRecord {
+            peer,
+            method: &method,
+            path: &path,
+            endpoint,
+            labels: labels.as_ref(),
+            group: group.as_deref(),
+            profile: profile.as_deref(),
+            status,
+            bytes: sent,
+            length: len,
+            duration,
+            reason: reason.as_deref(),
+            complete,
+        });
+    })
 }
 
 fn log_request(

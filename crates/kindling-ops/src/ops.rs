@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use crate::classify::{ProfileMap, ProfilePaths, http_stage, is_boot_endpoint};
-use crate::event::{Event, Kind, Stage, Str, now_ms};
+use crate::event::{Event, Kind, Stage, Str, human_bytes, now_ms};
 use crate::journal::{FsyncPolicy, JournalConfig, JournalWriter, replay_journal};
 use crate::metrics::Metrics;
 use crate::store::{EventView, Limits, MachineDetail, MachineSummary, RepeatProbe, Store};
@@ -1021,6 +1021,14 @@ impl RequestObserver for Ops {
         ev.profile = r.profile.map(Str::from);
         ev.reason = r.reason.map(Str::from);
         ev.ok = r.status < 400;
+        if !r.complete {
+            ev.ok = false;
+            ev.reason = Some(compact_str::format_compact!(
+                "download cut short after {} of {}: the client closed the connection",
+                human_bytes(r.bytes),
+                human_bytes(r.length)
+            ));
+        }
         if r.endpoint != "assets" {
             ev.stage = http_stage(r.endpoint, r.path, None);
         }

@@ -261,3 +261,90 @@ async fn event_stream_delivers_updates_and_ends_on_shutdown() {
         .unwrap()
         .unwrap();
 }
+
+/// A kernel download the client abandons is a failed kernel step (with how far it got);
+/// a later complete download clears it. Large bodies are reported when they end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_short_is_a_failed_step() {
+    let dir = tempfile::tempdir().unwrap();
+    data_dir(dir.path());
+    const KERNEL: usize = 16 << 20;
+    std::fs::write(dir.path().join("assets/fcos/live-k"), vec![b'k'; KERNEL]).unwrap();
+    let srv = start_server(dir.path(), ops()).await;
+    let a = srv.addr;
+    assert_eq!(aget(a, "/ipxe?mac=52-54-00-12-34-56").await.0, 200);
+
+    // Read the head and about 200 KiB, then reset the connection.
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut s = TcpStream::connect(a).unwrap();
+        write!(s, "GET /assets/fcos/live-k HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut got = vec![0u8; 200 * 1024];
+        s.read_exact(&mut got).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    })
+    .await
+    .unwrap();
+
+    let detail = |srv: &Server| srv.ops.machine(MAC_STR).unwrap();
+    let mut waited = 0;
+    let kernel = loop {
+        let d = detail(&srv);
+        let ev = d
+            .timeline
+            .last()
+            .unwrap()
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.path.as_deref() == Some("/assets/fcos/live-k"))
+            .cloned();
+        if let Some(ev) = ev {
+            break (d, ev);
+        }
+        waited += 1;
+        assert!(waited < 200, "no kernel event after 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (d, ev) = kernel;
+    assert!(!ev.ok, "{ev:?}");
+    let sent = ev.bytes.unwrap();
+    assert!(sent < KERNEL as u64, "{ev:?}");
+    let reason = ev.reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("download cut short after ")
+            && reason.ends_with(" of 16.0 MiB: the client closed the connection"),
+        "{reason}"
+    );
+    let err = d.summary.last_error.unwrap();
+    assert_eq!(err.stage, Some(kindling_ops::Stage::Kernel));
+    assert!(
+        err.message.contains("download cut short"),
+        "{}",
+        err.message
+    );
+
+    // The retry goes through: the boot is past its kernel again.
+    let (st, _, body) = aget(a, "/assets/fcos/live-k").await;
+    assert_eq!((st, body.len()), (200, KERNEL));
+    let mut waited = 0;
+    loop {
+        let d = detail(&srv);
+        if d.summary.last_error.is_none() {
+            let ev = d.timeline.last().unwrap().events.back().unwrap().clone();
+            assert!(ev.ok, "{ev:?}");
+            assert_eq!(ev.bytes, Some(KERNEL as u64));
+            break;
+        }
+        waited += 1;
+        assert!(
+            waited < 200,
+            "error not cleared: {:?}",
+            d.summary.last_error
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    srv.cancel.cancel();
+}
