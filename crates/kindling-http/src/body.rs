@@ -29,9 +29,20 @@ pub fn stream<R: tokio::io::AsyncRead + Send + Sync + 'static>(reader: R, len: u
     BodyExt::boxed(StreamBody::new(s))
 }
 
-/// Called once when a [`tracked`] body is done: data bytes handed to the connection, and
-/// whether the whole body went.
-pub type BodyDone = Box<dyn FnOnce(u64, bool) + Send + Sync>;
+/// How a [`tracked`] body ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// Every byte was handed to the connection.
+    Complete,
+    /// Dropped before its end: the client closed the connection.
+    ClientGone,
+    /// The body itself failed (a read error, an upstream that stopped).
+    Failed(String),
+}
+
+/// Called once when a [`tracked`] body is done, with the data bytes handed to the
+/// connection.
+pub type BodyDone = Box<dyn FnOnce(u64, BodyEnd) + Send + Sync>;
 
 /// A body that reports once how far it got: at its end, when it fails, or when it is
 /// dropped before its end (the client closed the connection). Bytes handed to the
@@ -45,9 +56,9 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn finish(&mut self, ok: bool) {
+    fn finish(&mut self, end: BodyEnd) {
         if let Some(done) = self.done.take() {
-            done(self.sent, ok && self.sent >= self.len);
+            done(self.sent, end);
         }
     }
 }
@@ -69,8 +80,14 @@ impl hyper::body::Body for Tracked {
                     this.sent += d.len() as u64;
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.finish(false),
-            Poll::Ready(None) => this.finish(true),
+            Poll::Ready(Some(Err(e))) => this.finish(BodyEnd::Failed(e.to_string())),
+            Poll::Ready(None) if this.sent < this.len => {
+                let short = this.len - this.sent;
+                this.finish(BodyEnd::Failed(format!(
+                    "the body ended {short} bytes short"
+                )));
+            }
+            Poll::Ready(None) => this.finish(BodyEnd::Complete),
             Poll::Pending => {}
         }
         r
@@ -88,8 +105,12 @@ impl hyper::body::Body for Tracked {
 impl Drop for Tracked {
     fn drop(&mut self) {
         // Connections may stop polling once Content-Length bytes went: that is complete.
-        let all = self.sent >= self.len;
-        self.finish(all);
+        let end = if self.sent >= self.len {
+            BodyEnd::Complete
+        } else {
+            BodyEnd::ClientGone
+        };
+        self.finish(end);
     }
 }
 
@@ -216,5 +237,86 @@ impl Reply {
     pub fn with_reason(mut self, reason: impl Into<String>) -> Reply {
         self.reason = Some(reason.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    type Seen = Arc<Mutex<Vec<(u64, BodyEnd)>>>;
+
+    fn recorder() -> (Seen, BodyDone) {
+        let seen: Seen = Arc::default();
+        let s = seen.clone();
+        (
+            seen,
+            Box::new(move |n, end| s.lock().unwrap().push((n, end))),
+        )
+    }
+
+    fn chunks(parts: Vec<io::Result<&'static [u8]>>) -> Body {
+        let s = futures_util::stream::iter(
+            parts
+                .into_iter()
+                .map(|p| p.map(|b| Frame::data(Bytes::from_static(b)))),
+        );
+        BodyExt::boxed(StreamBody::new(s))
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn reports_once_how_far_the_body_got() {
+        // Read to the end.
+        let (seen, done) = recorder();
+        let mut b = tracked(chunks(vec![Ok(b"abc"), Ok(b"de")]), 5, done);
+        block_on(async { while b.frame().await.is_some() {} });
+        drop(b);
+        assert_eq!(*seen.lock().unwrap(), vec![(5, BodyEnd::Complete)]);
+
+        // Dropped after the first chunk: the client went away.
+        let (seen, done) = recorder();
+        let mut b = tracked(chunks(vec![Ok(b"abc"), Ok(b"de")]), 5, done);
+        block_on(async { b.frame().await });
+        drop(b);
+        assert_eq!(*seen.lock().unwrap(), vec![(3, BodyEnd::ClientGone)]);
+
+        // Dropped once every byte went, without reading the end: complete.
+        let (seen, done) = recorder();
+        let mut b = tracked(chunks(vec![Ok(b"abcde")]), 5, done);
+        block_on(async { b.frame().await });
+        drop(b);
+        assert_eq!(*seen.lock().unwrap(), vec![(5, BodyEnd::Complete)]);
+
+        // The body itself failed.
+        let (seen, done) = recorder();
+        let mut b = tracked(
+            chunks(vec![Ok(b"ab"), Err(io::Error::other("upstream stopped"))]),
+            5,
+            done,
+        );
+        block_on(async { while let Some(Ok(_)) = b.frame().await {} });
+        drop(b);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(2, BodyEnd::Failed("upstream stopped".into()))]
+        );
+
+        // A body shorter than announced (a file cut while served) failed.
+        let (seen, done) = recorder();
+        let mut b = tracked(chunks(vec![Ok(b"ab")]), 5, done);
+        block_on(async { while b.frame().await.is_some() {} });
+        drop(b);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(2, BodyEnd::Failed("the body ended 3 bytes short".into()))]
+        );
     }
 }

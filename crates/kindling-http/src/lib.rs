@@ -87,9 +87,11 @@ pub struct RequestRecord<'a> {
     pub length: u64,
     /// Until the last byte went (large bodies), else until the reply was ready.
     pub duration: Duration,
+    /// Why the request failed (404 reasons, or why a body stopped early).
     pub reason: Option<&'a str>,
-    /// False when the client went away before the whole body went (a large body is
-    /// reported when it ends, so that this and `bytes` are known).
+    /// False when the body stopped before its end: the client went away (`reason` is
+    /// None) or the body failed (`reason` says why). A large body is reported when it
+    /// ends, so that this and `bytes` are known.
     pub complete: bool,
 }
 
@@ -289,16 +291,28 @@ fn report_at_end(
     let profile = reply.profile.clone();
     let reason = reply.reason.clone();
     let len = reply.len;
-    Box::new(move |sent, complete| {
+    Box::new(move |sent, end| {
         let duration = start.elapsed();
-        if !complete {
-            tracing::warn!(
-                target: "kindling::http",
-                %peer, %method, path, endpoint, sent, length = len,
-                ms = format_args!("{:.3}", duration.as_secs_f64() * 1000.0),
-                "download cut short: the client closed the connection"
-            );
-        }
+        let ms = duration.as_secs_f64() * 1000.0;
+        let (complete, reason) = match end {
+            body::BodyEnd::Complete => (true, reason),
+            body::BodyEnd::ClientGone => {
+                tracing::warn!(
+                    target: "kindling::http",
+                    %peer, %method, path, endpoint, sent, length = len, ms = format_args!("{ms:.3}"),
+                    "download cut short: the client closed the connection"
+                );
+                (false, None)
+            }
+            body::BodyEnd::Failed(e) => {
+                tracing::warn!(
+                    target: "kindling::http",
+                    %peer, %method, path, endpoint, sent, length = len, ms = format_args!("{ms:.3}"),
+                    error = %e, "download cut short: the body failed"
+                );
+                (false, Some(e))
+            }
+        };
         obs.request(&RequestRecord {
             peer,
             method: &method,

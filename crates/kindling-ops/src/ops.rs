@@ -1024,9 +1024,10 @@ impl RequestObserver for Ops {
         if !r.complete {
             ev.ok = false;
             ev.reason = Some(compact_str::format_compact!(
-                "download cut short after {} of {}: the client closed the connection",
+                "download cut short after {} of {}: {}",
                 human_bytes(r.bytes),
-                human_bytes(r.length)
+                human_bytes(r.length),
+                r.reason.unwrap_or("the client closed the connection")
             ));
         }
         if r.endpoint != "assets" {
