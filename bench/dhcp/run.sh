@@ -89,6 +89,8 @@ for r in $(seq "$ROUNDS"); do
   for srv in kindling dnsmasq; do
     "start_$srv"
     run_load "$srv" | tee -a "$TMP/$srv.jsonl"
+    # Peak memory of the server process over the round.
+    awk '/VmHWM/ {print $2}' "/proc/$SPID/status" >> "$TMP/$srv.hwm" 2>/dev/null || true
     kill "$SPID"; wait "$SPID" 2>/dev/null || true
     sleep 0.3
   done
@@ -106,5 +108,12 @@ print(f"medians of {len([l for l in open(sys.argv[1]) if l.strip()])} rounds:")
 print(f"{'server':10} {'replies/s':>10} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'p99.9 us':>9} {'lost':>6}")
 for r in (k, d):
     print(f"{r['label']:10} {r['rps']:>10.0f} {r['p50_us']:>8.0f} {r['p90_us']:>8.0f} {r['p99_us']:>8.0f} {r['p999_us']:>9.0f} {r['lost']:>6}")
+def peak(path):
+    try:
+        v = [int(l) for l in open(path) if l.strip()]
+        return f"{max(v)/1024:.1f} MB" if v else "?"
+    except OSError:
+        return "?"
+print(f"peak RSS over the rounds: kindling {peak(sys.argv[1][:-6] + '.hwm')}, dnsmasq {peak(sys.argv[2][:-6] + '.hwm')}")
 print(f"kindling/dnsmasq: throughput x{k['rps']/d['rps']:.2f}; dnsmasq/kindling latency: p50 x{d['p50_us']/max(k['p50_us'],1):.2f}, p99 x{d['p99_us']/max(k['p99_us'],1):.2f}")
 PY
