@@ -98,9 +98,41 @@ pub fn read_journal(dir: &Path, files: usize) -> io::Result<ReadBack> {
     Ok(out)
 }
 
+/// Longest journal line read back (an event line is a few hundred bytes; the longest
+/// request paths make a few KiB). Longer "lines" (a damaged file, a zero-filled tail
+/// after a power cut) are skipped as bad without being held in memory.
+pub const LINE_MAX: usize = 1 << 20;
+
+/// Reads one line (through its `\n`, if any) into `buf`, keeping at most `LINE_MAX`
+/// bytes of it. Returns the bytes consumed and whether the line was longer.
+fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut over = false;
+    loop {
+        let avail = r.fill_buf()?;
+        if avail.is_empty() {
+            return Ok((consumed, over));
+        }
+        let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        let room = LINE_MAX.saturating_sub(buf.len());
+        if take > room {
+            over = true;
+        }
+        buf.extend_from_slice(avail.get(..take.min(room)).unwrap_or(&[]));
+        r.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, over));
+        }
+    }
+}
+
 /// Reads every journal file in `dir`, oldest first, line by line, handing each event to
-/// `each` as it is read: memory does not grow with the journal (only with its longest
-/// line). Missing files are fine. Lines cut by a crash and lines that do not parse are
+/// `each` as it is read: memory does not grow with the journal (lines are capped at
+/// [`LINE_MAX`]). Missing files are fine. Lines cut by a crash and lines that do not parse are
 /// skipped and counted.
 pub fn replay_journal(
     dir: &Path,
@@ -124,11 +156,16 @@ pub fn replay_journal(
         out.files += 1;
         loop {
             buf.clear();
-            let got = r.read_until(b'\n', &mut buf)?;
+            let (got, overlong) = read_line_capped(&mut r, &mut buf)?;
             if got == 0 {
                 break;
             }
             out.bytes += got as u64;
+            if overlong {
+                out.bad_lines += 1;
+                buf = Vec::new();
+                continue;
+            }
             let (line, complete) = match buf.split_last() {
                 Some((b'\n', l)) => (l, true),
                 _ => (&buf[..], false),

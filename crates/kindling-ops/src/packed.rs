@@ -118,11 +118,18 @@ fn push_varint(buf: &mut Vec<u8>, mut n: usize) {
     buf.push(n as u8);
 }
 
+/// Bytes of the longest length [`read_varint`] accepts (field lengths stay far below 2^35).
+const VARINT_MAX: usize = 5;
+
 fn read_varint(buf: &[u8]) -> Option<(usize, &[u8])> {
     let mut n = 0usize;
-    for (i, b) in buf.iter().enumerate().take(10) {
-        n |= usize::from(b & 0x7f).checked_shl(7 * i as u32)?;
+    for (i, &b) in buf.iter().enumerate().take(VARINT_MAX) {
+        n |= usize::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
+            // Only the shortest form, which is what `push_varint` writes.
+            if i > 0 && b == 0 {
+                return None;
+            }
             return Some((n, buf.get(i + 1..)?));
         }
     }
@@ -158,6 +165,27 @@ mod tests {
         assert_eq!(p.heap_bytes(), 2 + 10 + 1 + 302 + 10);
         assert_eq!(Packed::build(&[None, None]), Packed::default());
         assert_eq!(Packed::default().get(0), None);
+    }
+
+    #[test]
+    fn lengths_are_read_in_their_shortest_form_only() {
+        let mut buf = Vec::new();
+        for n in [0usize, 1, 127, 128, 300, 16_383, 16_384, 1 << 30] {
+            buf.clear();
+            push_varint(&mut buf, n);
+            buf.push(0xaa);
+            assert_eq!(read_varint(&buf), Some((n, &[0xaa][..])), "{n}");
+        }
+        // Overlong forms, a run of continuation bytes, an unfinished length.
+        assert_eq!(read_varint(&[0x80, 0x00]), None);
+        assert_eq!(read_varint(&[0x81, 0x80, 0x00]), None);
+        assert_eq!(read_varint(&[0xff; 6]), None);
+        assert_eq!(read_varint(&[0x80]), None);
+        assert_eq!(read_varint(&[]), None);
+        // A block that lies about its lengths reads as absent fields, never a panic.
+        let p = Packed(Some(vec![0x03, 0x00, 0x05, b'a'].into_boxed_slice()));
+        assert_eq!(p.get(0), None);
+        assert_eq!(p.get(1), None);
     }
 
     #[test]

@@ -196,11 +196,18 @@ impl Machine {
 pub(crate) struct Names {
     ids: HashMap<Arc<str>, u32>,
     all: Vec<Arc<str>>,
+    /// Names first seen in a text a client chose (vendor/user class, architecture).
+    from_clients: usize,
 }
 
 /// First byte of a packed field that refers to a name (never the first byte of UTF-8).
 const NAME_REF: u8 = 0xff;
 const NAMES_MAX: usize = 4096;
+/// Client-chosen texts may take at most this many names: spoofed DHCP packets with
+/// random vendor classes cannot take the room the server's own texts need.
+const CLIENT_NAMES_MAX: usize = NAMES_MAX / 2;
+// References are one or two bytes of LEB128 after the marker.
+const _: () = assert!(NAMES_MAX <= 1 << 14);
 /// Shorter texts cost no more in place than as a reference.
 const NAME_LEN_MIN: usize = 3;
 const NAME_LEN_MAX: usize = 64;
@@ -218,17 +225,33 @@ impl NameRef {
     }
 }
 
+/// Who chose a text: whether it may become a name, and from which share of the table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Intern {
+    /// Differs per machine or request: kept in place.
+    No,
+    /// Kindling's own texts (labels, interfaces, files, endpoints, profiles).
+    Server,
+    /// Texts from client packets (vendor and user class, architecture).
+    Client,
+}
+
 impl Names {
-    /// The reference to `s`, made a name if there is room.
-    fn intern(&mut self, s: &str) -> Option<NameRef> {
-        if !(NAME_LEN_MIN..=NAME_LEN_MAX).contains(&s.len()) {
+    /// The reference to `s`, made a name if there is room (in `who`'s share).
+    fn intern(&mut self, s: &str, who: Intern) -> Option<NameRef> {
+        if who == Intern::No || !(NAME_LEN_MIN..=NAME_LEN_MAX).contains(&s.len()) {
             return None;
         }
         let id = match self.ids.get(s) {
             Some(id) => *id,
             None => {
-                if self.all.len() >= NAMES_MAX {
+                if self.all.len() >= NAMES_MAX
+                    || (who == Intern::Client && self.from_clients >= CLIENT_NAMES_MAX)
+                {
                     return None;
+                }
+                if who == Intern::Client {
+                    self.from_clients += 1;
                 }
                 let id = u32::try_from(self.all.len()).ok()?;
                 let name: Arc<str> = Arc::from(s);
@@ -293,8 +316,9 @@ mod mf {
     pub const GROUP: usize = 5;
     pub const PROFILE: usize = 6;
     pub const COUNT: usize = 7;
+    use super::Intern::{Client, No, Server};
     /// Facts kept as [`Names`](super::Names) (the others differ per machine).
-    pub const NAMED: [bool; COUNT] = [false, true, true, true, true, false, true];
+    pub const NAMED: [super::Intern; COUNT] = [No, Client, Server, Client, Client, No, Server];
 }
 
 /// An event as the store keeps it in a boot: the numbers inline, every optional text
@@ -316,31 +340,36 @@ pub(crate) struct StoredEvent {
 }
 
 const _: () = assert!(std::mem::size_of::<StoredEvent>() <= 56);
+// A field past the packed block's capacity would be dropped silently.
+const _: () =
+    assert!(ef::COUNT <= crate::packed::MAX_FIELDS && mf::COUNT <= crate::packed::MAX_FIELDS);
 
 impl StoredEvent {
     fn from_event(ev: &Event, names: &mut Names) -> StoredEvent {
         // DHCP texts come from a few message types, ports, files and rules; HTTP and
         // TFTP requests and reasons can be anything.
         let dhcp = ev.source() == Source::Dhcp;
-        let texts: [(Option<&str>, bool); ef::TEXTS] = [
+        use Intern::{Client, No, Server};
+        let dhcp = if dhcp { Server } else { No };
+        let texts: [(Option<&str>, Intern); ef::TEXTS] = [
             (Some(ev.what.as_str()), dhcp),
-            (ev.ip.as_deref(), false),
+            (ev.ip.as_deref(), No),
             (ev.reason.as_deref(), dhcp),
             (ev.path.as_deref(), dhcp),
-            (ev.endpoint.as_deref(), true),
-            (ev.iface.as_deref(), true),
-            (ev.arch.as_deref(), true),
-            (ev.firmware.as_deref(), true),
-            (ev.message.as_deref(), true),
-            (ev.vendor_class.as_deref(), true),
-            (ev.user_class.as_deref(), true),
-            (ev.group.as_deref(), false),
-            (ev.profile.as_deref(), true),
+            (ev.endpoint.as_deref(), Server),
+            (ev.iface.as_deref(), Server),
+            (ev.arch.as_deref(), Client),
+            (ev.firmware.as_deref(), Server),
+            (ev.message.as_deref(), Server),
+            (ev.vendor_class.as_deref(), Client),
+            (ev.user_class.as_deref(), Client),
+            (ev.group.as_deref(), No),
+            (ev.profile.as_deref(), Server),
         ];
         let mut refs: [Option<NameRef>; ef::TEXTS] = [None; ef::TEXTS];
-        for ((text, named), r) in texts.iter().zip(refs.iter_mut()) {
-            if *named && let Some(t) = text {
-                *r = names.intern(t);
+        for ((text, who), r) in texts.iter().zip(refs.iter_mut()) {
+            if let Some(t) = text {
+                *r = names.intern(t, *who);
             }
         }
         let bytes = ev.bytes.map(number_bytes);
@@ -625,7 +654,7 @@ impl MachineRec {
                 && let Some(named) = mf::NAMED.get(*i)
                 && let Some(r) = refs.get_mut(*i)
             {
-                *r = if *named { names.intern(v) } else { None };
+                *r = names.intern(v, *named);
             }
         }
         for (i, v) in new {
@@ -1520,9 +1549,9 @@ mod tests {
             assert_eq!(once.to_event(mac, &names), e);
             let mut full_names = Names::default();
             for i in 0..NAMES_MAX {
-                full_names.intern(&format!("name {i}"));
+                full_names.intern(&format!("name {i}"), Intern::Server);
             }
-            assert!(full_names.intern("one more").is_none());
+            assert!(full_names.intern("one more", Intern::Server).is_none());
             let raw = StoredEvent::from_event(&e, &mut full_names);
             assert_eq!(raw.to_event(mac, &full_names), e);
             assert!(
@@ -1536,10 +1565,24 @@ mod tests {
                     .is_some_and(|b| b.first() == Some(&NAME_REF))
             );
         }
+        // Client texts get half of the table; Kindling's own texts keep the rest.
+        let mut names = Names::default();
+        for i in 0..NAMES_MAX {
+            names.intern(&format!("PXEClient:spoof:{i}"), Intern::Client);
+        }
+        assert_eq!(names.all.len(), CLIENT_NAMES_MAX);
+        assert!(names.intern("PXEClient:spoof:0", Intern::Client).is_some());
+        assert!(names.intern("PXEClient:new", Intern::Client).is_none());
+        assert!(
+            names
+                .intern("OFFER undionly.kpxe", Intern::Server)
+                .is_some()
+        );
+        assert!(names.intern("GET /ipxe?mac=x", Intern::No).is_none());
         let mut names = Names::default();
         // Names past the first 128 take two bytes.
         for i in 0..300 {
-            names.intern(&format!("name {i}"));
+            names.intern(&format!("name {i}"), Intern::Server);
         }
         // Every field absent but the mandatory ones; odd numbers.
         let mut bare = Event::new(0, Kind::DhcpSeen, "");

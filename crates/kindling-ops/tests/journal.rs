@@ -183,3 +183,42 @@ fn replay_streams_every_file_oldest_first_and_counts_damage() {
     let rb = replay_journal(dir.path(), 2, drop).unwrap();
     assert_eq!((rb.read, rb.torn_lines), (2, 1));
 }
+
+/// A damaged journal whose "line" is megabytes long (a zero-filled tail after a power cut,
+/// a file overwritten by something else) is skipped as one bad line, events after a
+/// newline are still read, and the whole file is never held in memory.
+#[test]
+fn an_overlong_line_is_skipped_without_being_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |ts: u64| {
+        let mut e = kindling_ops::Event::new(ts, kindling_ops::Kind::HttpRequest, "GET /ipxe");
+        e.mac = Some(MAC_STR.into());
+        let mut l = serde_json::to_vec(&e).unwrap();
+        l.push(b'\n');
+        l
+    };
+    let mut f = line(1);
+    f.extend(std::iter::repeat_n(
+        0u8,
+        3 * kindling_ops::journal::LINE_MAX,
+    ));
+    f.push(b'\n');
+    f.extend(line(2));
+    // The largest line allowed still parses when it is an event (padded with spaces).
+    let mut big = line(3);
+    big.pop();
+    big.resize(kindling_ops::journal::LINE_MAX - 1, b' ');
+    big.push(b'\n');
+    f.extend(big);
+    // And a zero-filled tail without a newline.
+    f.extend(std::iter::repeat_n(
+        0u8,
+        2 * kindling_ops::journal::LINE_MAX,
+    ));
+    std::fs::write(journal_path(dir.path(), 0), &f).unwrap();
+    let mut seen = Vec::new();
+    let rb = replay_journal(dir.path(), 1, |e| seen.push(e.ts)).unwrap();
+    assert_eq!(seen, vec![1, 2, 3]);
+    assert_eq!(rb.bad_lines, 2, "{rb:?}");
+    assert_eq!(rb.bytes, f.len() as u64);
+}
