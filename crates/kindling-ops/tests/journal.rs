@@ -145,16 +145,19 @@ fn rotation_respects_the_cap() {
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "oldest file first");
 }
 
+/// One journal line: an HTTP event of the test machine at `ts`.
+fn event_line(ts: u64) -> Vec<u8> {
+    let mut e = kindling_ops::Event::new(ts, kindling_ops::Kind::HttpRequest, "GET /ipxe");
+    e.mac = Some(MAC_STR.into());
+    let mut l = serde_json::to_vec(&e).unwrap();
+    l.push(b'\n');
+    l
+}
+
 #[test]
 fn replay_streams_every_file_oldest_first_and_counts_damage() {
     let dir = tempfile::tempdir().unwrap();
-    let line = |ts: u64| {
-        let mut e = kindling_ops::Event::new(ts, kindling_ops::Kind::HttpRequest, "GET /ipxe");
-        e.mac = Some(MAC_STR.into());
-        let mut l = serde_json::to_vec(&e).unwrap();
-        l.push(b'\n');
-        l
-    };
+    let line = event_line;
     // Oldest file: two events, a blank line, a line that is no event.
     let mut old = line(1);
     old.extend_from_slice(b"  \n");
@@ -190,13 +193,7 @@ fn replay_streams_every_file_oldest_first_and_counts_damage() {
 #[test]
 fn an_overlong_line_is_skipped_without_being_held() {
     let dir = tempfile::tempdir().unwrap();
-    let line = |ts: u64| {
-        let mut e = kindling_ops::Event::new(ts, kindling_ops::Kind::HttpRequest, "GET /ipxe");
-        e.mac = Some(MAC_STR.into());
-        let mut l = serde_json::to_vec(&e).unwrap();
-        l.push(b'\n');
-        l
-    };
+    let line = event_line;
     let mut f = line(1);
     f.extend(std::iter::repeat_n(
         0u8,
