@@ -129,13 +129,10 @@ fn http_event(i: u32, k: u64) -> Event {
     e
 }
 
-fn http(n: u32) {
-    let ops = Ops::in_memory(&cfg(n));
-    let one = |i: u32| {
-        ops.record(http_event(i, 0));
-    };
-    // Warm-up: one machine, so lazily made things (thread, tables) are not counted.
-    one(u32::MAX);
+/// Live heap added by machines `0..n`, each made by `one(i)` (after one warm-up machine,
+/// so that lazily made things, the thread and tables, are not counted).
+fn measure(label: &str, n: u32, ops: std::sync::Arc<Ops>, warm_up: u32, one: impl Fn(u32)) {
+    one(warm_up);
     ops.flush();
     let before = snapshot();
     for i in 0..n {
@@ -146,9 +143,19 @@ fn http(n: u32) {
     }
     ops.flush();
     let after = snapshot();
-    report("http", n, before, after, ops.machines().len() - 1);
+    report(label, n, before, after, ops.machines().len() - 1);
+    // `one` holds the last other reference to `ops`.
+    drop(one);
     ops.shutdown();
     settle(ops);
+}
+
+fn http(n: u32) {
+    let ops = Ops::in_memory(&cfg(n));
+    let o = ops.clone();
+    measure("http", n, ops, u32::MAX, move |i| {
+        o.record(http_event(i, 0))
+    });
 }
 
 fn dhcp(n: u32) {
@@ -174,8 +181,10 @@ fn dhcp(n: u32) {
         ciaddr: Ipv4Addr::UNSPECIFIED,
         giaddr: Ipv4Addr::UNSPECIFIED,
     };
-    let one = |i: u32| {
+    let o = ops.clone();
+    let one = move |i: u32| {
         let c = client(i);
+        let ops = &o;
         ops.seen(&SeenEvent {
             iface: "s0",
             port: ListenPort::Dhcp,
@@ -190,20 +199,7 @@ fn dhcp(n: u32) {
             reply: &reply,
         });
     };
-    one(0x00ff_ffff);
-    ops.flush();
-    let before = snapshot();
-    for i in 0..n {
-        one(i);
-        if i % 512 == 0 {
-            ops.flush();
-        }
-    }
-    ops.flush();
-    let after = snapshot();
-    report("dhcp", n, before, after, ops.machines().len() - 1);
-    ops.shutdown();
-    settle(ops);
+    measure("dhcp", n, ops, 0x00ff_ffff, one);
 }
 
 fn journal(n: u32) {
