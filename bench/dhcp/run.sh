@@ -89,6 +89,11 @@ for r in $(seq "$ROUNDS"); do
   for srv in kindling dnsmasq; do
     "start_$srv"
     run_load "$srv" | tee -a "$TMP/$srv.jsonl"
+    if [ "$srv" = kindling ]; then
+      # Timeline events that did not fit its queue (answering comes first).
+      ip netns exec "$S" curl -s http://192.168.77.1:8080/metrics \
+        | awk '/^kindling_events_dropped_total/ {print "kindling timeline events dropped: " $2}'
+    fi
     # Peak memory of the server process over the round.
     awk '/VmHWM/ {print $2}' "/proc/$SPID/status" >> "$TMP/$srv.hwm" 2>/dev/null || true
     kill "$SPID"; wait "$SPID" 2>/dev/null || true

@@ -236,7 +236,10 @@ impl JournalWriter {
         let q = queued.clone();
         let thread = std::thread::Builder::new()
             .name("kindling-journal".into())
-            .spawn(move || state.run(rx, &q))?;
+            .spawn(move || {
+                crate::background_priority();
+                state.run(rx, &q)
+            })?;
         Ok(JournalWriter {
             tx: Some(tx),
             thread: Some(thread),

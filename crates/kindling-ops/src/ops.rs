@@ -587,6 +587,7 @@ fn spawn_applier(ops: Weak<Ops>) {
     let spawned = std::thread::Builder::new()
         .name("kindling-ops".into())
         .spawn(move || {
+            crate::background_priority();
             loop {
                 let Some(o) = ops.upgrade() else { return };
                 if let Ok(q) = o.queue.lock()
