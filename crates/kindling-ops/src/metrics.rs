@@ -11,6 +11,7 @@ type Key = Vec<String>;
 /// All metrics. Cheap to update from any thread.
 pub struct Metrics {
     http_requests: Mutex<BTreeMap<Key, u64>>,
+    http_cut: Mutex<BTreeMap<Key, u64>>,
     http_bytes: Mutex<BTreeMap<Key, u64>>,
     asset_bytes: Mutex<BTreeMap<Key, u64>>,
     dhcp_seen: LabelCounters,
@@ -150,6 +151,7 @@ impl Metrics {
         let zeros = |keys: Vec<Key>| Mutex::new(keys.into_iter().map(|k| (k, 0)).collect());
         Metrics {
             http_requests: Mutex::default(),
+            http_cut: Mutex::default(),
             http_bytes: Mutex::default(),
             asset_bytes: zeros(
                 ["kernel", "initrd", "rootfs", "other"]
@@ -188,6 +190,11 @@ impl Metrics {
             1,
         );
         bump(&self.http_bytes, &[endpoint], bytes);
+    }
+
+    /// A body that stopped before its end (the client went away, or the body failed).
+    pub fn http_cut(&self, endpoint: &str) {
+        bump(&self.http_cut, &[endpoint], 1);
     }
 
     pub fn asset_bytes(&self, kind: &str, bytes: u64) {
@@ -315,9 +322,17 @@ impl Metrics {
             &mut o,
             "kindling_http_response_bytes_total",
             "counter",
-            "HTTP response body bytes by endpoint (Content-Length of each reply).",
+            "HTTP response body bytes by endpoint (bytes handed to the connection).",
             &["endpoint"],
             &self.http_bytes,
+        );
+        family(
+            &mut o,
+            "kindling_http_downloads_cut_total",
+            "counter",
+            "Replies of 64 KiB or more whose body stopped before its end (client gone or body failed).",
+            &["endpoint"],
+            &self.http_cut,
         );
         family(
             &mut o,

@@ -970,6 +970,9 @@ impl TftpObserver for Ops {
 impl RequestObserver for Ops {
     fn request(&self, r: &RequestRecord<'_>) {
         self.metrics.http_request(r.endpoint, r.status, r.bytes);
+        if !r.complete {
+            self.metrics.http_cut(r.endpoint);
+        }
         if !is_boot_endpoint(r.endpoint) {
             return;
         }

@@ -325,6 +325,12 @@ async fn a_download_cut_short_is_a_failed_step() {
         "{}",
         err.message
     );
+    let (_, _, metrics) = aget(a, "/metrics").await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("kindling_http_downloads_cut_total{endpoint=\"assets\"} 1"),
+        "{metrics}"
+    );
 
     // The retry goes through: the boot is past its kernel again.
     let (st, _, body) = aget(a, "/assets/fcos/live-k").await;
