@@ -155,30 +155,33 @@ impl Ops {
         if let Some(dir) = state_dir.filter(|_| cfg.journal) {
             // Replayed as it is read: start-up memory does not grow with the journal.
             let files = cfg.journal_files.max(1);
-            let rb = match ops.store.lock() {
-                Ok(mut s) => replay_journal(dir, files, |ev| s.replay(ev)),
-                Err(_) => replay_journal(dir, files, drop),
-            }
-            .map_err(|source| OpsError::ReadJournal {
-                dir: dir.to_path_buf(),
-                source,
+            // Nothing else holds the new store's lock, so it cannot be poisoned.
+            let mut store = ops
+                .store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let rb = replay_journal(dir, files, |ev| store.replay(ev)).map_err(|source| {
+                OpsError::ReadJournal {
+                    dir: dir.to_path_buf(),
+                    source,
+                }
             })?;
+            let machines = store.machine_count();
+            drop(store);
             ops.metrics
                 .journal_torn
                 .store(rb.torn_lines, std::sync::atomic::Ordering::Relaxed);
             ops.metrics
                 .journal_bad
                 .store(rb.bad_lines, std::sync::atomic::Ordering::Relaxed);
-            if let Ok(s) = ops.store.lock() {
-                tracing::info!(
-                    target: "kindling::ops",
-                    dir = %dir.display(),
-                    events = rb.read,
-                    machines = s.machine_count(),
-                    torn_lines = rb.torn_lines,
-                    "boot journal read back"
-                );
-            }
+            tracing::info!(
+                target: "kindling::ops",
+                dir = %dir.display(),
+                events = rb.read,
+                machines,
+                torn_lines = rb.torn_lines,
+                "boot journal read back"
+            );
             let w = JournalWriter::start(cfg.journal_config(dir)).map_err(|source| {
                 OpsError::OpenJournal {
                     dir: dir.to_path_buf(),
