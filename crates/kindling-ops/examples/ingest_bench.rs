@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use kindling_ops::{Event, Kind, Ops, OpsConfig, Stage};
 
+mod support;
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("kindling-ops-bench-{}", std::process::id()));
     let cfg = OpsConfig {
@@ -50,13 +52,7 @@ fn main() {
         println!("  {dropped}");
         ops.shutdown();
     }
-    let size: u64 = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
+    let size = support::dir_bytes(&dir);
     println!("journal on disk: {size} bytes (cap 4 x 8 MiB)");
     let t = Instant::now();
     let ops = Ops::open(&cfg, Some(&dir)).expect("reopen");

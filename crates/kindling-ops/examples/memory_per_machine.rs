@@ -13,11 +13,11 @@
 //! cargo run --release -p kindling-ops --example memory_per_machine -- 10000
 //! ```
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use kindling_dhcp::{AnsweredEvent, DhcpObserver, ListenPort, SeenEvent};
 use kindling_ops::{Event, Kind, Ops, OpsConfig, Stage};
+
+mod support;
 
 /// Bytes requested and not yet freed (allocator bookkeeping not included).
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -160,44 +160,11 @@ fn http(n: u32) {
 
 fn dhcp(n: u32) {
     let ops = Ops::in_memory(&cfg(n));
-    let source = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68);
-    let reply = kindling_dhcp::Reply {
-        packet: Vec::new(),
-        dest: SocketAddrV4::new(Ipv4Addr::BROADCAST, 68),
-        message_type: kindling_dhcp::wire::MessageType::Offer,
-        file: "undionly.kpxe".into(),
-        rule: None,
-    };
-    let client = |i: u32| kindling_dhcp::ClientInfo {
-        xid: i,
-        mac: Some([0x52, 0x54, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
-        message_type: Some(kindling_dhcp::wire::MessageType::Discover),
-        vendor_class: Some("PXEClient:Arch:00000:UNDI:002001".into()),
-        vendor_prefix: Some("PXEClient".into()),
-        architectures: vec![0],
-        arch: Some(0),
-        firmware: Some(kindling_dhcp::Firmware::BiosPxe),
-        user_classes: Vec::new(),
-        ciaddr: Ipv4Addr::UNSPECIFIED,
-        giaddr: Ipv4Addr::UNSPECIFIED,
-    };
+    let reply = support::offer("undionly.kpxe");
     let o = ops.clone();
     let one = move |i: u32| {
-        let c = client(i);
-        let ops = &o;
-        ops.seen(&SeenEvent {
-            iface: "s0",
-            port: ListenPort::Dhcp,
-            source,
-            client: &c,
-        });
-        ops.answered(&AnsweredEvent {
-            iface: "s0",
-            port: ListenPort::Dhcp,
-            server_ip: Ipv4Addr::new(10, 0, 0, 1),
-            client: &c,
-            reply: &reply,
-        });
+        let mac = [0x52, 0x54, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        support::discover_offer(&*o, &support::bios_client(i, mac), &reply);
     };
     measure("dhcp", n, ops, 0x00ff_ffff, one);
 }
@@ -224,13 +191,7 @@ fn journal(n: u32) {
     ops.flush();
     ops.shutdown();
     settle(ops);
-    let size: u64 = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
+    let size = support::dir_bytes(&dir);
     let base = reset_peak();
     let ops = Ops::open(&cfg, Some(&dir)).expect("reopen");
     let peak = PEAK.load(Ordering::Relaxed) - base;

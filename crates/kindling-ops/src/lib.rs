@@ -55,3 +55,8 @@ fn background_priority() {
         tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the timeline threads' priority");
     }
 }
+
+/// What the unit tests share with the examples (a BIOS PXE client and its DISCOVER/OFFER).
+#[cfg(test)]
+#[path = "../examples/support/mod.rs"]
+mod test_support;

@@ -1062,44 +1062,14 @@ mod tests {
         assert_eq!(parse_arp("", "10.99.0.5"), None);
     }
 
+    use crate::test_support as support;
+
     fn bios_client(mac: u8) -> kindling_dhcp::ClientInfo {
-        kindling_dhcp::ClientInfo {
-            xid: 1,
-            mac: Some([0x52, 0x54, 0, 0, 0, mac]),
-            message_type: Some(kindling_dhcp::wire::MessageType::Discover),
-            vendor_class: Some("PXEClient:Arch:00000:UNDI:002001".into()),
-            vendor_prefix: Some("PXEClient".into()),
-            architectures: vec![0],
-            arch: Some(0),
-            firmware: Some(kindling_dhcp::Firmware::BiosPxe),
-            user_classes: Vec::new(),
-            ciaddr: std::net::Ipv4Addr::UNSPECIFIED,
-            giaddr: std::net::Ipv4Addr::UNSPECIFIED,
-        }
+        support::bios_client(1, [0x52, 0x54, 0, 0, 0, mac])
     }
 
     fn exchange(ops: &Ops, c: &kindling_dhcp::ClientInfo, file: &str) {
-        let source = std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 68);
-        ops.seen(&SeenEvent {
-            iface: "s0",
-            port: ListenPort::Dhcp,
-            source,
-            client: c,
-        });
-        let reply = kindling_dhcp::Reply {
-            packet: Vec::new(),
-            dest: std::net::SocketAddrV4::new(std::net::Ipv4Addr::BROADCAST, 68),
-            message_type: kindling_dhcp::wire::MessageType::Offer,
-            file: file.into(),
-            rule: None,
-        };
-        ops.answered(&AnsweredEvent {
-            iface: "s0",
-            port: ListenPort::Dhcp,
-            server_ip: std::net::Ipv4Addr::new(10, 0, 0, 1),
-            client: c,
-            reply: &reply,
-        });
+        support::discover_offer(ops, c, &support::offer(file));
     }
 
     #[test]
