@@ -126,9 +126,10 @@ impl Group {
                 .into());
             }
         }
+        let empty = Map::new();
         let metadata = match json::field(obj, "metadata") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => m.clone(),
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(m)) => m,
             Some(other) => {
                 return Err(JsonError::Type {
                     field: "metadata".into(),
@@ -157,7 +158,7 @@ impl Group {
         name: String,
         profile: String,
         selector: BTreeMap<String, String>,
-        metadata: Map<String, Value>,
+        metadata: &Map<String, Value>,
     ) -> Group {
         let mut pairs: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
         pairs.sort();
@@ -165,7 +166,7 @@ impl Group {
             Str::default()
         } else {
             // Serialising a parsed object cannot fail (keys are strings).
-            serde_json::to_string(&metadata)
+            serde_json::to_string(metadata)
                 .map(Str::from)
                 .unwrap_or_default()
         };

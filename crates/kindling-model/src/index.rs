@@ -187,7 +187,7 @@ mod tests {
             String::new(),
             "p".into(),
             selector,
-            Default::default(),
+            &Default::default(),
         ))
     }
 
