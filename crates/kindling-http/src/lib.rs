@@ -12,6 +12,7 @@
 pub mod body;
 pub mod content;
 pub mod paths;
+mod server;
 
 use std::collections::HashMap;
 use std::io;
@@ -30,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use body::{Body, Reply};
+pub use server::serve;
 
 /// Longest request target accepted (longer gets 414).
 pub const MAX_URI_LEN: usize = 8 * 1024;
@@ -51,6 +53,8 @@ pub struct ExtRequest<'a> {
     pub raw_query: &'a str,
     pub headers: &'a HeaderMap,
     pub peer: SocketAddr,
+    /// The local address the request arrived on (never the client's `Host`).
+    pub local: SocketAddr,
 }
 
 /// More endpoints from other parts of Kindling (menus, cache, API, metrics,
@@ -128,54 +132,13 @@ impl Shared {
     }
 }
 
-/// Serves HTTP on `listener` until `cancel` fires, then drains connections.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    cancel: CancellationToken,
-) -> io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&shared, peer, req).await) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .max_buf_size(MAX_HEAD_BYTES)
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => {
-            tracing::warn!("some HTTP connections did not finish within 10 s of shutdown");
-        }
-    }
-    Ok(())
-}
-
 /// Handles one request.
-pub async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    shared: &Shared,
+    peer: SocketAddr,
+    local: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let start = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -205,6 +168,7 @@ pub async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -
             route(
                 shared,
                 peer,
+                local,
                 &method,
                 raw_path,
                 raw_query,
@@ -380,6 +344,7 @@ fn log_request(
 async fn route(
     shared: &Shared,
     peer: SocketAddr,
+    local: SocketAddr,
     method: &Method,
     raw_path: &str,
     raw_query: &str,
@@ -470,6 +435,7 @@ async fn route(
                 raw_query,
                 headers,
                 peer,
+                local,
             };
             for e in &shared.extensions {
                 if let Some(fut) = e.handle(&ext) {
