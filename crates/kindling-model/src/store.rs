@@ -48,6 +48,17 @@ impl Area {
     }
 }
 
+/// Largest group or profile file the [`Loader`] parses: 1 MiB. A group with
+/// ten thousand selector and metadata entries is a few hundred KiB; a larger
+/// file is refused (reported as a problem, its last good version kept) before
+/// a byte of it is read.
+pub const MAX_DATA_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Largest Ignition, generic or cloud file read per request (and by
+/// `kindling check`): 8 MiB. Larger files are refused with a 404 and the
+/// reason logged.
+pub const MAX_TEMPLATE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Why a name could not be read from an area.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -59,8 +70,22 @@ pub enum ReadError {
     NotFound(String),
     #[error("{0} is not a regular file")]
     NotAFile(String),
+    #[error("{path} is too large: {size} bytes, over the limit of {} ({limit} bytes)", human_bytes(*limit))]
+    TooLarge { path: String, size: u64, limit: u64 },
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
+}
+
+/// `1 MiB`, `8 MiB`, `512 KiB`, or a byte count.
+pub fn human_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else if n >= 1024 && n.is_multiple_of(1024) {
+        format!("{} KiB", n / 1024)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 /// Cleans `name` relative to `area`, as matchbox's `path.Clean` does, but
@@ -82,6 +107,53 @@ pub fn clean_within(name: &str, area: &str) -> Option<Vec<String>> {
     }
     parts.remove(0);
     Some(parts)
+}
+
+/// A file or directory opened inside an area, with the metadata of the
+/// opened handle (fstat): what is served is what was checked.
+#[derive(Debug)]
+pub struct Opened {
+    pub file: fs::File,
+    /// Metadata of `file` itself (type, size, mtime), never of a path.
+    pub meta: fs::Metadata,
+    /// `<area dir>/<cleaned name>`: for messages and file-type guesses only.
+    /// Never open it again: the name may point elsewhere by then.
+    pub path: PathBuf,
+}
+
+impl Opened {
+    /// The opened directory as a handle (for listings and further confined opens).
+    pub fn into_dir(self) -> cap_std::fs::Dir {
+        cap_std::fs::Dir::from_std_file(self.file)
+    }
+
+    /// Reads the whole file, refusing anything but a regular file and more
+    /// than `limit` bytes (checked on the handle's size first, and again while
+    /// reading, in case the file grows).
+    pub fn read_limited(self, limit: u64) -> Result<Vec<u8>, ReadError> {
+        use std::io::Read;
+        let path = self.path.display().to_string();
+        if !self.meta.is_file() {
+            return Err(ReadError::NotAFile(path));
+        }
+        let too_large = |size| ReadError::TooLarge {
+            path: path.clone(),
+            size,
+            limit,
+        };
+        if self.meta.len() > limit {
+            return Err(too_large(self.meta.len()));
+        }
+        let mut buf = Vec::with_capacity(self.meta.len() as usize);
+        (&self.file)
+            .take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_error(&self.path, e))?;
+        if buf.len() as u64 > limit {
+            return Err(too_large(buf.len() as u64));
+        }
+        Ok(buf)
+    }
 }
 
 /// A data directory in matchbox's layout.
@@ -121,16 +193,21 @@ impl DataDir {
         Ok(created)
     }
 
-    /// Resolves `name` inside `area`, refusing `..` escapes, NUL bytes and
-    /// symlinks whose target lies outside the area.
+    /// Opens `name` inside `area` (see [`open_confined`]).
+    pub fn open(&self, area: Area, name: &str) -> Result<Opened, ReadError> {
+        open_confined(&self.area(area), area.dir(), name)
+    }
+
+    /// Checks that `name` opens as a regular file inside `area` and returns
+    /// its path, for reports only (see [`resolve_confined`]).
     pub fn resolve(&self, area: Area, name: &str) -> Result<PathBuf, ReadError> {
         resolve_confined(&self.area(area), area.dir(), name)
     }
 
-    /// Reads a file of an area (Ignition, generic, cloud templates).
+    /// Reads a file of an area (Ignition, generic, cloud templates), confined
+    /// to the area and at most [`MAX_TEMPLATE_BYTES`].
     pub fn read(&self, area: Area, name: &str) -> Result<Vec<u8>, ReadError> {
-        let path = self.resolve(area, name)?;
-        fs::read(&path).map_err(|e| io_error(&path, e))
+        self.open(area, name)?.read_limited(MAX_TEMPLATE_BYTES)
     }
 }
 
@@ -145,26 +222,120 @@ fn io_error(path: &Path, e: io::Error) -> ReadError {
     }
 }
 
-/// Resolves `name` under `base` (whose display name is `area`), confined.
-pub fn resolve_confined(base: &Path, area: &'static str, name: &str) -> Result<PathBuf, ReadError> {
+/// cap-std reports a name that resolves outside its directory as
+/// `PermissionDenied` without an OS error code (`EXDEV` from `openat2`, or its
+/// own walk); a real `EACCES` carries its code.
+fn is_escape(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied && e.raw_os_error().is_none()
+}
+
+fn open_options() -> cap_std::fs::OpenOptions {
+    use cap_std::fs::OpenOptionsExt;
+    let mut o = cap_std::fs::OpenOptions::new();
+    o.read(true);
+    // A FIFO or a device must not block the caller: it is refused after the
+    // open as "not a regular file".
+    o.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    o
+}
+
+/// Opens `name` inside the area whose directory is `base` (shown as `area`
+/// in messages), the one confined open every reader uses (`/assets/`,
+/// `/ignition`, `/generic`, `/cloud`, the [`Loader`], `kindling check`).
+///
+/// `name` is cleaned like matchbox's `path.Clean` (`..` that climbs out of
+/// the area is refused, a NUL byte is refused), then opened relative to a
+/// handle of `base` with the kernel enforcing that resolution stays beneath
+/// it (`openat2` with `RESOLVE_BENEATH`, through cap-std): a symlink that
+/// leaves the area is refused even if it appears between any check and the
+/// open. Symlinks inside the area work; an absolute symlink (or one that
+/// climbs out and back in) is followed when its target lies inside the area,
+/// and that target is opened confined again. The caller checks the opened
+/// handle's metadata (`Opened::meta`), never the path.
+pub fn open_confined(base: &Path, area: &'static str, name: &str) -> Result<Opened, ReadError> {
+    let rel = confined_name(area, name)?;
+    let dir = cap_std::fs::Dir::open_ambient_dir(base, cap_std::ambient_authority())
+        .map_err(|e| io_error(base, e))?;
+    open_rel(&dir, base, area, name, &rel)
+}
+
+/// [`open_confined`] below an already open handle of the area directory.
+pub fn open_in(
+    dir: &cap_std::fs::Dir,
+    base: &Path,
+    area: &'static str,
+    name: &str,
+) -> Result<Opened, ReadError> {
+    let rel = confined_name(area, name)?;
+    open_rel(dir, base, area, name, &rel)
+}
+
+/// The cleaned, relative form of `name` (`.` for the area itself).
+fn confined_name(area: &'static str, name: &str) -> Result<PathBuf, ReadError> {
     if name.contains('\0') {
         return Err(ReadError::Nul(name.to_string()));
     }
     let parts =
         clean_within(name, area).ok_or_else(|| ReadError::Escapes(name.to_string(), area))?;
-    let mut path = base.to_path_buf();
-    for p in &parts {
-        path.push(p);
+    Ok(if parts.is_empty() {
+        PathBuf::from(".")
+    } else {
+        parts.iter().collect()
+    })
+}
+
+fn open_rel(
+    dir: &cap_std::fs::Dir,
+    base: &Path,
+    area: &'static str,
+    name: &str,
+    rel: &Path,
+) -> Result<Opened, ReadError> {
+    let path = if rel == Path::new(".") {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
+    };
+    let file = match dir.open_with(rel, &open_options()) {
+        Ok(f) => f.into_std(),
+        Err(e) if is_escape(&e) => {
+            // An absolute symlink into the area, or one climbing out and back:
+            // where does it lead now? If inside, open that (without symlinks,
+            // unless they changed since: then the confined open refuses them).
+            let inside = base.canonicalize().ok().and_then(|b| {
+                let target = path.canonicalize().ok()?;
+                target.strip_prefix(&b).ok().map(Path::to_path_buf)
+            });
+            let Some(target) = inside else {
+                return Err(ReadError::Escapes(name.to_string(), area));
+            };
+            let target = if target.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                target
+            };
+            match dir.open_with(&target, &open_options()) {
+                Ok(f) => f.into_std(),
+                Err(e) if is_escape(&e) => return Err(ReadError::Escapes(name.to_string(), area)),
+                Err(e) => return Err(io_error(&path, e)),
+            }
+        }
+        Err(e) => return Err(io_error(&path, e)),
+    };
+    let meta = file.metadata().map_err(|e| io_error(&path, e))?;
+    Ok(Opened { file, meta, path })
+}
+
+/// Checks that `name` opens as a regular file inside the area (with
+/// [`open_confined`]) and returns its lexical path, for reports only. To read
+/// a file, use [`open_confined`] and the opened handle: a name can change
+/// between a check and an open.
+pub fn resolve_confined(base: &Path, area: &'static str, name: &str) -> Result<PathBuf, ReadError> {
+    let o = open_confined(base, area, name)?;
+    if !o.meta.is_file() {
+        return Err(ReadError::NotAFile(o.path.display().to_string()));
     }
-    let canon_base = base.canonicalize().map_err(|e| io_error(base, e))?;
-    let canon = path.canonicalize().map_err(|e| io_error(&path, e))?;
-    if !canon.starts_with(&canon_base) {
-        return Err(ReadError::Escapes(name.to_string(), area));
-    }
-    if !canon.is_file() {
-        return Err(ReadError::NotAFile(path.display().to_string()));
-    }
-    Ok(canon)
+    Ok(o.path)
 }
 
 /// A problem found while loading, shown in logs, `kindling select` and the API.
@@ -276,7 +447,9 @@ fn stamp(meta: &fs::Metadata) -> Stamp {
 }
 
 struct Entry<T> {
-    stamp: Stamp,
+    /// `None` when the file could not be opened (e.g. a symlink leaving the
+    /// area): it is tried again on every load.
+    stamp: Option<Stamp>,
     current: Result<Arc<T>, String>,
     last_good: Option<Arc<T>>,
 }
@@ -292,14 +465,16 @@ pub struct Loader {
 
 const MAX_DEPTH: usize = 8;
 
+/// The `*.json` files below an area's directory handle: (key, relative path).
+/// Sub-directories are entered through the handle too (never a symlink).
 fn json_files(
-    base: &Path,
+    dir: &cap_std::fs::Dir,
     rel: &str,
     depth: usize,
-    out: &mut Vec<(String, PathBuf)>,
+    out: &mut Vec<(String, String)>,
     recurse: bool,
 ) {
-    let Ok(rd) = fs::read_dir(base.join(rel)) else {
+    let Ok(rd) = dir.entries() else {
         return;
     };
     for e in rd.flatten() {
@@ -312,13 +487,41 @@ fn json_files(
         };
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
-            if recurse && depth < MAX_DEPTH {
-                json_files(base, &relname, depth + 1, out, recurse);
+            if recurse
+                && depth < MAX_DEPTH
+                && let Ok(sub) = e.open_dir()
+            {
+                json_files(&sub, &relname, depth + 1, out, recurse);
             }
             continue;
         }
         if let Some(stem) = relname.strip_suffix(".json") {
-            out.push((stem.to_string(), e.path()));
+            out.push((stem.to_string(), relname.clone()));
+        }
+    }
+}
+
+/// One area of the data directory as the Loader reads it.
+struct AreaFiles {
+    dir: Option<cap_std::fs::Dir>,
+    base: PathBuf,
+    area: &'static str,
+    files: Vec<(String, String)>,
+}
+
+impl AreaFiles {
+    fn list(data: &DataDir, area: Area, recurse: bool) -> AreaFiles {
+        let base = data.area(area);
+        let dir = cap_std::fs::Dir::open_ambient_dir(&base, cap_std::ambient_authority()).ok();
+        let mut files = Vec::new();
+        if let Some(d) = &dir {
+            json_files(d, "", 0, &mut files, recurse);
+        }
+        AreaFiles {
+            dir,
+            base,
+            area: area.dir(),
+            files,
         }
     }
 }
@@ -343,30 +546,16 @@ impl Loader {
         let mut problems = Vec::new();
         let mut changed = 0;
 
-        let mut files = Vec::new();
-        json_files(&self.dir.area(Area::Groups), "", 0, &mut files, false);
-        changed += refresh(
-            &mut self.groups,
-            files,
-            Group::parse,
-            "groups",
-            &mut problems,
-        );
+        let files = AreaFiles::list(&self.dir, Area::Groups, false);
+        changed += refresh(&mut self.groups, files, Group::parse, &mut problems);
         let groups: Vec<Arc<Group>> = self
             .groups
             .values()
             .filter_map(|e| e.current.as_ref().ok().or(e.last_good.as_ref()).cloned())
             .collect();
 
-        let mut files = Vec::new();
-        json_files(&self.dir.area(Area::Profiles), "", 0, &mut files, true);
-        changed += refresh(
-            &mut self.profiles,
-            files,
-            Profile::parse,
-            "profiles",
-            &mut problems,
-        );
+        let files = AreaFiles::list(&self.dir, Area::Profiles, true);
+        changed += refresh(&mut self.profiles, files, Profile::parse, &mut problems);
         let mut profiles = HashMap::new();
         let mut invalid_profiles = HashMap::new();
         for (k, e) in &self.profiles {
@@ -391,39 +580,66 @@ impl Loader {
     }
 }
 
+/// A data file's read error as a problem message (the problem names the file).
+fn load_error(e: ReadError) -> String {
+    match e {
+        ReadError::TooLarge { size, limit, .. } => format!(
+            "too large: {size} bytes, over the {} limit for group and profile files \
+             (refused without reading it)",
+            human_bytes(limit)
+        ),
+        ReadError::Escapes(_, area) => format!("a symlink that leaves {area}/ (refused)"),
+        ReadError::Io { source, .. } => format!("cannot read: {source}"),
+        other => format!("cannot read: {other}"),
+    }
+}
+
 fn refresh<T, E: std::fmt::Display>(
     cache: &mut HashMap<Str, Entry<T>>,
-    files: Vec<(String, PathBuf)>,
+    area: AreaFiles,
     parse: fn(&str, &[u8]) -> Result<T, E>,
-    area: &str,
     problems: &mut Vec<Problem>,
 ) -> usize {
     let mut changed = 0;
-    let mut seen = std::collections::HashSet::with_capacity(files.len());
-    for (key, path) in files {
+    let mut seen = std::collections::HashSet::with_capacity(area.files.len());
+    let Some(dir) = &area.dir else {
+        let before = cache.len();
+        cache.clear();
+        return before;
+    };
+    for (key, rel) in area.files {
         seen.insert(key.clone());
-        let meta = match fs::metadata(&path) {
-            Ok(m) if m.is_file() => m,
-            _ => continue,
+        let file = format!("{}/{rel}", area.area);
+        // Opened confined; the stamp and the bytes come from the same handle.
+        let opened = match open_in(dir, &area.base, area.area, &rel) {
+            Ok(o) if o.meta.is_file() => Ok(o),
+            // Not a regular file (a directory, a FIFO) or gone: not a data file.
+            Ok(_) | Err(ReadError::NotFound(_)) => continue,
+            Err(e) => Err(load_error(e)),
         };
-        let st = stamp(&meta);
-        if let Some(e) = cache.get(key.as_str())
-            && e.stamp == st
-        {
-            if let Err(m) = &e.current {
-                problems.push(Problem {
-                    file: format!("{area}/{key}.json"),
-                    message: m.clone(),
-                    kept_previous: e.last_good.is_some(),
-                });
+        let st = opened.as_ref().ok().map(|o| stamp(&o.meta));
+        if let Some(e) = cache.get(key.as_str()) {
+            let unchanged = match (&opened, st) {
+                (Ok(_), Some(st)) => e.stamp == Some(st),
+                (Err(m), _) => e.stamp.is_none() && e.current.as_ref().err() == Some(m),
+                _ => false,
+            };
+            if unchanged {
+                if let Err(m) = &e.current {
+                    problems.push(Problem {
+                        file,
+                        message: m.clone(),
+                        kept_previous: e.last_good.is_some(),
+                    });
+                }
+                continue;
             }
-            continue;
         }
         changed += 1;
-        let current = match fs::read(&path) {
-            Ok(bytes) => parse(&key, &bytes).map(Arc::new).map_err(|e| e.to_string()),
-            Err(e) => Err(format!("cannot read: {e}")),
-        };
+        let current = opened.and_then(|o| {
+            let bytes = o.read_limited(MAX_DATA_FILE_BYTES).map_err(load_error)?;
+            parse(&key, &bytes).map(Arc::new).map_err(|e| e.to_string())
+        });
         let previous_good = cache.get(key.as_str()).and_then(|e| match &e.current {
             Ok(v) => Some(v.clone()),
             Err(_) => e.last_good.clone(),
@@ -434,7 +650,7 @@ fn refresh<T, E: std::fmt::Display>(
         };
         if let Err(m) = &current {
             problems.push(Problem {
-                file: format!("{area}/{key}.json"),
+                file,
                 message: m.clone(),
                 kept_previous: last_good.is_some(),
             });
@@ -540,6 +756,131 @@ mod tests {
             dd.read(Area::Ignition, ""),
             Err(ReadError::NotAFile(..))
         ));
+        fs::remove_dir_all(&root).unwrap();
+    }
+    #[test]
+    fn confined_open_follows_symlinks_inside_only() {
+        let root = tmp();
+        let dd = DataDir::new(root.join("data"));
+        dd.ensure_layout().unwrap();
+        let assets = root.join("data/assets");
+        fs::create_dir_all(assets.join("sub")).unwrap();
+        fs::write(assets.join("a.txt"), "inside").unwrap();
+        fs::write(root.join("secret"), "outside").unwrap();
+        std::os::unix::fs::symlink("../a.txt", assets.join("sub/rel")).unwrap();
+        std::os::unix::fs::symlink(assets.join("a.txt"), assets.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../secret", assets.join("out")).unwrap();
+        std::os::unix::fs::symlink(root.join("secret"), assets.join("abs-out")).unwrap();
+        std::os::unix::fs::symlink(&root, assets.join("dir-out")).unwrap();
+        let read = |n: &str| dd.open(Area::Assets, n).and_then(|o| o.read_limited(100));
+        assert_eq!(read("sub/rel").unwrap(), b"inside");
+        assert_eq!(read("abs").unwrap(), b"inside");
+        for n in ["out", "abs-out", "dir-out/secret", "../../secret"] {
+            assert!(matches!(read(n), Err(ReadError::Escapes(..))), "{n}");
+        }
+        assert!(matches!(read("missing"), Err(ReadError::NotFound(_))));
+        // The area itself and sub-directories open as directories.
+        assert!(dd.open(Area::Assets, "").unwrap().meta.is_dir());
+        let sub = dd.open(Area::Assets, "sub/").unwrap();
+        assert!(sub.meta.is_dir());
+        let names: Vec<_> = sub
+            .into_dir()
+            .entries()
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("rel")]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn fifo_is_refused_without_blocking() {
+        let root = tmp();
+        let dd = DataDir::new(&root);
+        dd.ensure_layout().unwrap();
+        let fifo = root.join("ignition/pipe.ign");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            dd.read(Area::Ignition, "pipe.ign"),
+            Err(ReadError::NotAFile(_))
+        ));
+        let c =
+            std::ffi::CString::new(root.join("groups/pipe.json").as_os_str().as_encoded_bytes())
+                .unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let s = Loader::new(dd).load();
+        assert_eq!(s.index.groups().len(), 0);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn oversized_files_are_refused_before_reading() {
+        let root = tmp();
+        let dd = DataDir::new(&root);
+        dd.ensure_layout().unwrap();
+        // A template over the per-request limit.
+        let big = fs::File::create(root.join("generic/big")).unwrap();
+        big.set_len(MAX_TEMPLATE_BYTES + 1).unwrap();
+        let e = dd.read(Area::Generic, "big").unwrap_err();
+        assert!(matches!(e, ReadError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("generic/big"), "{e}");
+        assert!(e.to_string().contains("8 MiB"), "{e}");
+        // A group that grows over the limit keeps its last good version.
+        let gp = root.join("groups/g.json");
+        fs::write(&gp, r#"{"id":"g","profile":"p","selector":{"os":"x"}}"#).unwrap();
+        fs::write(
+            root.join("groups/other.json"),
+            r#"{"id":"o","profile":"p","selector":{"os":"y"}}"#,
+        )
+        .unwrap();
+        let mut loader = Loader::new(dd);
+        assert_eq!(loader.load().index.groups().len(), 2);
+        let f = fs::OpenOptions::new().append(true).open(&gp).unwrap();
+        f.set_len(MAX_DATA_FILE_BYTES + 10).unwrap();
+        let s = loader.load();
+        assert_eq!(s.index.groups().len(), 2);
+        assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+        let p = &s.problems[0];
+        assert_eq!(p.file, "groups/g.json");
+        assert!(p.kept_previous);
+        assert!(p.message.contains("1 MiB"), "{p}");
+        // Reported again on the next load, without being re-read.
+        let s = loader.load();
+        assert_eq!((s.problems.len(), s.changed_files), (1, 0));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn group_symlinks_stay_inside() {
+        let root = tmp();
+        let dd = DataDir::new(root.join("data"));
+        dd.ensure_layout().unwrap();
+        let g = r#"{"id":"g","profile":"p","selector":{"os":"x"}}"#;
+        fs::write(root.join("outside.json"), g).unwrap();
+        fs::write(root.join("data/groups/real.txt"), g).unwrap();
+        std::os::unix::fs::symlink("real.txt", root.join("data/groups/in.json")).unwrap();
+        std::os::unix::fs::symlink(root.join("outside.json"), root.join("data/groups/out.json"))
+            .unwrap();
+        let mut loader = Loader::new(dd);
+        let s = loader.load();
+        let ids: Vec<_> = s
+            .index
+            .groups()
+            .iter()
+            .map(|g| g.file_id.to_string())
+            .collect();
+        assert_eq!(ids, vec!["in".to_string()]);
+        assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+        assert_eq!(s.problems[0].file, "groups/out.json");
+        assert!(
+            s.problems[0].message.contains("leaves groups/"),
+            "{}",
+            s.problems[0]
+        );
+        let s = loader.load();
+        assert_eq!((s.problems.len(), s.changed_files), (1, 0));
         fs::remove_dir_all(&root).unwrap();
     }
 }
