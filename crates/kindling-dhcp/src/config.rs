@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::parse_arch;
+use crate::ratelimit::{Budget, Limits};
 use crate::wire::MAX_FILE;
 
 /// Placeholder replaced by the server's address on the receiving interface.
@@ -61,8 +62,95 @@ pub struct DhcpConfig {
     /// interfaces and addresses that appear later are served, those that go away are
     /// dropped. 0 = only at start-up, where anything missing is then an error.
     pub interface_rescan_secs: u64,
+    /// Per-client rate limits (`[dhcp.rate_limit]`).
+    pub rate_limit: RateLimitConfig,
     /// Routing rules, first match wins.
     pub rules: Vec<RuleConfig>,
+}
+
+/// The `[dhcp.rate_limit]` table: token buckets by client MAC and by source address (see
+/// `docs/dhcp.md`). A `*_burst` of 0 turns that key off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Apply the limits at all.
+    pub enabled: bool,
+    /// Datagrams one MAC (`chaddr`) may send at once.
+    pub mac_burst: u32,
+    /// Refill of a MAC's bucket, per minute.
+    pub mac_per_minute: u32,
+    /// Datagrams one source address (not 0.0.0.0, not relayed) may send at once.
+    pub ip_burst: u32,
+    /// Refill of an address's bucket, per minute.
+    pub ip_per_minute: u32,
+    /// Datagrams one relay (source address of packets with `giaddr` set) may send at once.
+    pub relay_burst: u32,
+    /// Refill of a relay's bucket, per minute.
+    pub relay_per_minute: u32,
+    /// Most buckets kept; the least recently used is evicted (reset) beyond.
+    pub max_clients: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mac_burst: 40,
+            mac_per_minute: 60,
+            ip_burst: 40,
+            ip_per_minute: 120,
+            relay_burst: 2000,
+            relay_per_minute: 60_000,
+            max_clients: 4096,
+        }
+    }
+}
+
+/// Largest `max_clients`.
+pub const MAX_RATE_LIMIT_CLIENTS: u32 = 1_000_000;
+/// Largest burst or per-minute value.
+pub const MAX_RATE_LIMIT_VALUE: u32 = 10_000_000;
+
+impl RateLimitConfig {
+    fn validate(&self) -> Result<Option<Limits>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let budget = |name: &str, burst: u32, per_minute: u32| {
+            for (k, v) in [("burst", burst), ("per_minute", per_minute)] {
+                if v > MAX_RATE_LIMIT_VALUE {
+                    return Err(ConfigError::Invalid {
+                        key: format!("dhcp.rate_limit.{name}_{k}"),
+                        reason: format!("{v} is more than {MAX_RATE_LIMIT_VALUE}"),
+                    });
+                }
+            }
+            if burst > 0 && per_minute == 0 {
+                return Err(ConfigError::Invalid {
+                    key: format!("dhcp.rate_limit.{name}_per_minute"),
+                    reason: format!(
+                        "must be at least 1 when {name}_burst is set (0 would lock a client out for good); set {name}_burst = 0 to turn this limit off"
+                    ),
+                });
+            }
+            Ok(Budget { burst, per_minute })
+        };
+        let mac = budget("mac", self.mac_burst, self.mac_per_minute)?;
+        let ip = budget("ip", self.ip_burst, self.ip_per_minute)?;
+        let relay = budget("relay", self.relay_burst, self.relay_per_minute)?;
+        if self.max_clients == 0 || self.max_clients > MAX_RATE_LIMIT_CLIENTS {
+            return Err(ConfigError::Invalid {
+                key: "dhcp.rate_limit.max_clients".into(),
+                reason: format!("must be 1-{MAX_RATE_LIMIT_CLIENTS}"),
+            });
+        }
+        Ok(Some(Limits {
+            mac,
+            ip,
+            relay,
+            max_clients: self.max_clients as usize,
+        }))
+    }
 }
 
 impl Default for DhcpConfig {
@@ -83,6 +171,7 @@ impl Default for DhcpConfig {
             reply_delay_ms: 0,
             proxy_port_4011: true,
             interface_rescan_secs: 5,
+            rate_limit: RateLimitConfig::default(),
             rules: Vec::new(),
         }
     }
@@ -348,6 +437,8 @@ pub struct CheckedConfig {
     pub proxy_port_4011: bool,
     /// How often the interface list is read again (`None`: never).
     pub interface_rescan: Option<Duration>,
+    /// Per-client rate limits (`None`: off).
+    pub rate_limit: Option<Limits>,
     pub rules: Vec<Rule>,
 }
 
@@ -508,6 +599,7 @@ impl DhcpConfig {
                 vendor_prefixes.push(p.clone());
             }
         }
+        let rate_limit = self.rate_limit.validate()?;
         let mut rules = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
             rules.push(check_rule(i, r, self.http_port)?);
@@ -529,6 +621,7 @@ impl DhcpConfig {
             proxy_port_4011: self.proxy_port_4011,
             interface_rescan: (self.interface_rescan_secs > 0)
                 .then(|| Duration::from_secs(self.interface_rescan_secs)),
+            rate_limit,
             rules,
         })
     }
@@ -735,6 +828,37 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("advertise.eth0"), "{e}");
+    }
+
+    #[test]
+    fn rate_limit_table() {
+        let c = DhcpConfig::default().validate().unwrap();
+        let l = c.rate_limit.expect("on by default");
+        assert_eq!((l.mac.burst, l.mac.per_minute), (40, 60));
+        assert_eq!(l.max_clients, 4096);
+        let c = parse("[rate_limit]\nenabled = false").validate().unwrap();
+        assert_eq!(c.rate_limit, None);
+        let c = parse("[rate_limit]\nmac_burst = 5\nmac_per_minute = 1\nip_burst = 0")
+            .validate()
+            .unwrap();
+        let l = c.rate_limit.unwrap();
+        assert_eq!((l.mac.burst, l.mac.per_minute, l.ip.burst), (5, 1, 0));
+        assert!(toml::from_str::<DhcpConfig>("[rate_limit]\nmac_brust = 5").is_err());
+        let e = parse("[rate_limit]\nmac_per_minute = 0")
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("dhcp.rate_limit.mac_per_minute"),
+            "{e}"
+        );
+        let e = parse("[rate_limit]\nmax_clients = 0")
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("dhcp.rate_limit.max_clients"), "{e}");
+        let e = parse("[rate_limit]\nrelay_burst = 4000000000")
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("dhcp.rate_limit.relay_burst"), "{e}");
     }
 
     #[test]

@@ -12,9 +12,11 @@
 
 pub mod arch;
 pub mod config;
+pub mod logsafe;
 pub mod mmsg;
 pub mod netif;
 pub mod policy;
+pub mod ratelimit;
 mod rawsend;
 pub mod server;
 pub mod wire;
@@ -22,10 +24,15 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use config::{CheckedConfig, ConfigError, DhcpConfig, RuleConfig, Target, TargetKind};
-pub use policy::{
-    ClientInfo, Context, Decision, Firmware, IgnoreReason, ListenPort, Outcome, Reply, decide,
+pub use config::{
+    CheckedConfig, ConfigError, DhcpConfig, RateLimitConfig, RuleConfig, Target, TargetKind,
 };
+pub use logsafe::Esc;
+pub use policy::{
+    ClientInfo, Context, Decision, Firmware, IgnoreReason, ListenPort, Outcome, Reply, UnsafeAddr,
+    check_destination, decide,
+};
+pub use ratelimit::{LogGate, RateLimiter, Verdict};
 pub use server::{
     AnsweredEvent, DhcpError, DhcpObserver, DhcpServer, DhcpStats, IgnoredEvent, SeenEvent,
     StatsHandle,

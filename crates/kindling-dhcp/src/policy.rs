@@ -44,6 +44,10 @@ pub struct Context<'a> {
     pub port: ListenPort,
     /// The datagram's source address.
     pub source: SocketAddrV4,
+    /// Every IPv4 address of this host with its netmask (all interfaces, not only this one).
+    /// Replies never go to one of them, nor to the broadcast or network address of their
+    /// subnets ([`check_destination`]). `server_ip` counts as ours even when missing here.
+    pub local: &'a [(Ipv4Addr, Ipv4Addr)],
 }
 
 /// Why Kindling stayed silent. Each has a stable snake_case label for metrics and logs.
@@ -79,11 +83,23 @@ pub enum IgnoreReason {
     FileTooLong,
     /// The reply could not be encoded (should not happen).
     EncodeFailed,
+    /// A relayed request (`giaddr` set) whose `giaddr` is no unicast address of another host
+    /// (broadcast, multicast, loopback, one of ours, ...): never sent (a reflection attempt).
+    UnsafeGiaddr,
+    /// A port-4011 request whose source address (where the ACK would go) is no unicast
+    /// address of another host, or whose source port is 0.
+    UnsafeSource,
+    /// Over the per-MAC rate limit (`dhcp.rate_limit`); decided by the shell, not [`decide`].
+    RateLimitedMac,
+    /// Over the per-source-address rate limit of a client that has an address.
+    RateLimitedIp,
+    /// Over the (larger) per-source-address rate limit of a relay (`giaddr` set).
+    RateLimitedRelay,
 }
 
 impl IgnoreReason {
     /// Every reason, in label order of the enum (for metrics).
-    pub const ALL: [IgnoreReason; 15] = [
+    pub const ALL: [IgnoreReason; 20] = [
         Self::Malformed,
         Self::NotBootRequest,
         Self::InterfaceExcluded,
@@ -99,6 +115,11 @@ impl IgnoreReason {
         Self::LocalBoot,
         Self::FileTooLong,
         Self::EncodeFailed,
+        Self::UnsafeGiaddr,
+        Self::UnsafeSource,
+        Self::RateLimitedMac,
+        Self::RateLimitedIp,
+        Self::RateLimitedRelay,
     ];
 
     /// The stable label.
@@ -119,6 +140,11 @@ impl IgnoreReason {
             Self::LocalBoot => "local_boot",
             Self::FileTooLong => "file_too_long",
             Self::EncodeFailed => "encode_failed",
+            Self::UnsafeGiaddr => "unsafe_giaddr",
+            Self::UnsafeSource => "unsafe_source",
+            Self::RateLimitedMac => "rate_limited_mac",
+            Self::RateLimitedIp => "rate_limited_ip",
+            Self::RateLimitedRelay => "rate_limited_relay",
         }
     }
 
@@ -467,7 +493,10 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
         }
         Err(_) => return ignore(Some(info), IgnoreReason::EncodeFailed),
     };
-    let dest = destination(ctx, &req);
+    let dest = match destination(ctx, &req) {
+        Ok(d) => d,
+        Err(r) => return ignore(Some(info), r),
+    };
     Outcome {
         client: Some(info),
         decision: Decision::Reply(Reply {
@@ -480,34 +509,130 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
     }
 }
 
-/// Where a reply goes: relays get `giaddr:67`; port-4011 replies go back to the client's
-/// address and source port; everything else is broadcast to port 68.
-fn destination(ctx: &Context<'_>, req: &Request) -> SocketAddrV4 {
+/// Where a reply goes, or why it goes nowhere.
+///
+/// * Relayed (`giaddr` set): `giaddr:67`, if `giaddr` passes [`check_destination`].
+/// * Port 67, not relayed: `255.255.255.255:68` on the receiving interface, or the source
+///   address at port 68 when the client has that address as `ciaddr`, did not ask for a
+///   broadcast and the address passes the check. A `ciaddr` that is not the packet's source
+///   is never a destination.
+/// * Port 4011: the packet's source address and port (as the PXE spec and dnsmasq do),
+///   never `ciaddr`; the source must pass the check and its port must not be 0.
+fn destination(ctx: &Context<'_>, req: &Request) -> Result<SocketAddrV4, IgnoreReason> {
     let h = &req.header;
+    let src = *ctx.source.ip();
     match ctx.port {
         ListenPort::Dhcp => {
             if !h.giaddr.is_unspecified() {
-                SocketAddrV4::new(h.giaddr, DHCP_SERVER_PORT)
-            } else if !h.ciaddr.is_unspecified() && h.flags & 0x8000 == 0 {
-                SocketAddrV4::new(h.ciaddr, DHCP_CLIENT_PORT)
+                check_destination(h.giaddr, ctx.server_ip, ctx.local)
+                    .map_err(|_| IgnoreReason::UnsafeGiaddr)?;
+                Ok(SocketAddrV4::new(h.giaddr, DHCP_SERVER_PORT))
+            } else if !h.ciaddr.is_unspecified()
+                && h.ciaddr == src
+                && h.flags & 0x8000 == 0
+                && check_destination(src, ctx.server_ip, ctx.local).is_ok()
+            {
+                Ok(SocketAddrV4::new(src, DHCP_CLIENT_PORT))
             } else {
-                SocketAddrV4::new(Ipv4Addr::BROADCAST, DHCP_CLIENT_PORT)
+                Ok(SocketAddrV4::new(Ipv4Addr::BROADCAST, DHCP_CLIENT_PORT))
             }
         }
         ListenPort::Pxe => {
-            let port = match ctx.source.port() {
-                0 => DHCP_CLIENT_PORT,
-                p => p,
-            };
-            if !h.ciaddr.is_unspecified() {
-                SocketAddrV4::new(h.ciaddr, port)
-            } else if !ctx.source.ip().is_unspecified() {
-                SocketAddrV4::new(*ctx.source.ip(), port)
-            } else {
-                SocketAddrV4::new(Ipv4Addr::BROADCAST, port)
+            if ctx.source.port() == 0 {
+                return Err(IgnoreReason::UnsafeSource);
             }
+            check_destination(src, ctx.server_ip, ctx.local)
+                .map_err(|_| IgnoreReason::UnsafeSource)?;
+            Ok(ctx.source)
         }
     }
+}
+
+/// Why an address is no destination for a unicast reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnsafeAddr {
+    /// `0.0.0.0/8` ("this network").
+    Unspecified,
+    /// `255.255.255.255`.
+    Broadcast,
+    /// The broadcast or network address of one of this host's subnets (prefix /30 or shorter).
+    SubnetBroadcast,
+    /// `224.0.0.0/4`.
+    Multicast,
+    /// `240.0.0.0/4` (class E).
+    Reserved,
+    /// `127.0.0.0/8`.
+    Loopback,
+    /// `169.254.0.0/16`, unless the receiving address is link-local too.
+    LinkLocal,
+    /// One of this host's own addresses.
+    Own,
+}
+
+impl UnsafeAddr {
+    /// A stable snake_case label (logs).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::Broadcast => "broadcast",
+            Self::SubnetBroadcast => "subnet_broadcast",
+            Self::Multicast => "multicast",
+            Self::Reserved => "reserved",
+            Self::Loopback => "loopback",
+            Self::LinkLocal => "link_local",
+            Self::Own => "own_address",
+        }
+    }
+}
+
+impl fmt::Display for UnsafeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Is `addr` a unicast address of another host, fit to receive a reply? `server_ip` is our
+/// address on the receiving interface, `local` every (address, netmask) of this host.
+pub fn check_destination(
+    addr: Ipv4Addr,
+    server_ip: Ipv4Addr,
+    local: &[(Ipv4Addr, Ipv4Addr)],
+) -> Result<(), UnsafeAddr> {
+    let o = addr.octets();
+    if o[0] == 0 {
+        return Err(UnsafeAddr::Unspecified);
+    }
+    if addr.is_broadcast() {
+        return Err(UnsafeAddr::Broadcast);
+    }
+    if addr.is_loopback() {
+        return Err(UnsafeAddr::Loopback);
+    }
+    if addr.is_multicast() {
+        return Err(UnsafeAddr::Multicast);
+    }
+    if o[0] >= 240 {
+        return Err(UnsafeAddr::Reserved);
+    }
+    if addr.is_link_local() && !server_ip.is_link_local() {
+        return Err(UnsafeAddr::LinkLocal);
+    }
+    if addr == server_ip || local.iter().any(|(a, _)| *a == addr) {
+        return Err(UnsafeAddr::Own);
+    }
+    let x = u32::from(addr);
+    for (a, m) in local {
+        let m = u32::from(*m);
+        // /31 and /32 have no broadcast address (RFC 3021).
+        if m.count_ones() > 30 || m.leading_ones() != m.count_ones() {
+            continue;
+        }
+        let net = u32::from(*a) & m;
+        if x == net | !m || (m != 0 && x == net) {
+            return Err(UnsafeAddr::SubnetBroadcast);
+        }
+    }
+    Ok(())
 }
 
 fn ignore(client: Option<ClientInfo>, reason: IgnoreReason) -> Outcome {

@@ -7,6 +7,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -18,13 +19,16 @@ use tokio::io::Interest;
 use tracing::{debug, info, info_span, warn};
 
 use crate::config::{CheckedConfig, ConfigError, DhcpConfig, InterfaceSelector};
+use crate::logsafe::{Esc, EscList};
 use crate::mmsg::{RecvBatch, send_batch};
 use crate::netif;
 use crate::policy::{
-    ClientInfo, Context, Decision, IgnoreReason, ListenPort, Reply, decide, describe_arch,
+    ClientInfo, Context, Decision, IgnoreReason, ListenPort, Reply, check_destination, decide,
+    describe_arch,
 };
+use crate::ratelimit::{LogGate, RateLimiter, Verdict};
 use crate::rawsend::RawSender;
-use crate::wire::yiaddr_is_zero;
+use crate::wire::{self, opt, yiaddr_is_zero};
 
 /// Errors from [`DhcpServer::bind`].
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +101,9 @@ pub struct IgnoredEvent<'a> {
     pub iface: &'a str,
     pub port: ListenPort,
     pub source: SocketAddrV4,
-    /// None when the packet did not parse.
+    /// None when the packet did not parse, and for rate-limited datagrams after the first
+    /// one of a run (every one is still reported, so counting `ignored` calls by reason
+    /// stays exact; a flood does not become one timeline event per datagram).
     pub client: Option<&'a ClientInfo>,
     pub reason: IgnoreReason,
 }
@@ -208,6 +214,34 @@ pub struct DhcpServer {
     problems: Mutex<Vec<String>>,
     stats: StatsHandle,
     observer: Arc<dyn DhcpObserver>,
+    shared: Arc<Shared>,
+}
+
+/// State the workers share.
+struct Shared {
+    /// Every IPv4 (address, netmask) of this host, for the destination check; refreshed by
+    /// rescans.
+    local: Mutex<Arc<[(Ipv4Addr, Ipv4Addr)]>>,
+    /// Per-client token buckets (None: `dhcp.rate_limit.enabled = false`).
+    limiter: Option<Mutex<RateLimiter>>,
+    /// Rate limit of the info/warn lines about ignored datagrams (a flood must not flood
+    /// the log).
+    log_gate: Mutex<LogGate>,
+}
+
+/// Lines about ignored datagrams: 50 at once, then 5 a second.
+const LOG_BURST: u32 = 50;
+const LOG_PER_SEC: f64 = 5.0;
+
+fn local_addrs(system: &[netif::Interface]) -> Arc<[(Ipv4Addr, Ipv4Addr)]> {
+    system
+        .iter()
+        .flat_map(|i| i.addrs.iter().copied())
+        .collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn make_socket(iface: &str, port: u16) -> io::Result<std::net::UdpSocket> {
@@ -434,12 +468,18 @@ impl DhcpServer {
         for c in &chosen {
             bound.push(bind_interface(&config, c)?);
         }
+        let shared = Arc::new(Shared {
+            local: Mutex::new(local_addrs(&system)),
+            limiter: config.rate_limit.map(|l| Mutex::new(RateLimiter::new(l))),
+            log_gate: Mutex::new(LogGate::new(LOG_BURST, LOG_PER_SEC)),
+        });
         Ok(Self {
             config: Arc::new(config),
             bound: Mutex::new(bound),
             problems: Mutex::new(problems),
             stats: StatsHandle(Arc::new(Counters::default())),
             observer,
+            shared,
         })
     }
 
@@ -478,6 +518,7 @@ impl DhcpServer {
                 raw: l.raw.clone(),
                 stats: self.stats.clone(),
                 observer: self.observer.clone(),
+                shared: self.shared.clone(),
                 cancel: b.stop.clone(),
             };
             tasks.spawn(worker.run());
@@ -526,6 +567,7 @@ impl DhcpServer {
                 return;
             }
         };
+        *lock(&self.shared.local) = local_addrs(&system);
         let (chosen, waiting) = choose(&self.config, &system);
         let mut problems: Vec<String> = waiting.iter().map(ToString::to_string).collect();
         let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
@@ -584,6 +626,7 @@ struct Worker {
     raw: Option<Arc<RawSender>>,
     stats: StatsHandle,
     observer: Arc<dyn DhcpObserver>,
+    shared: Arc<Shared>,
     cancel: CancellationToken,
 }
 
@@ -632,6 +675,8 @@ impl Worker {
                     continue;
                 }
             }
+            let local = lock(&self.shared.local).clone();
+            let now = Instant::now();
             for d in batch.iter() {
                 let Some(source) = d.source else { continue };
                 self.stats.0.received.fetch_add(1, Ordering::Relaxed);
@@ -641,7 +686,7 @@ impl Worker {
                     debug!(iface = %self.iface, %source, "ignored: datagram larger than {DATAGRAM_MAX} bytes");
                     continue;
                 }
-                if let Some(p) = self.handle(d.data, source) {
+                if let Some(p) = self.handle(d.data, source, &local, now) {
                     pending.push(p);
                 }
             }
@@ -650,14 +695,33 @@ impl Worker {
     }
 
     /// Decides one datagram; returns the reply to send now (delayed replies are spawned).
-    fn handle(&self, packet: &[u8], source: SocketAddrV4) -> Option<Pending> {
+    fn handle(
+        &self,
+        packet: &[u8],
+        source: SocketAddrV4,
+        local: &[(Ipv4Addr, Ipv4Addr)],
+        now: Instant,
+    ) -> Option<Pending> {
         let ctx = Context {
             iface: &self.iface,
             server_ip: self.server_ip,
             port: self.port,
             source,
+            local,
         };
-        let outcome = decide(&self.config, &ctx, packet);
+        let mut outcome = decide(&self.config, &ctx, packet);
+        // Per-client rate limit: every datagram of a PXE client is charged (answered or
+        // not: the info lines and the timeline cost too); ordinary DHCP traffic never is.
+        let mut first_drop = true;
+        if let (Some(limiter), Some(c)) = (&self.shared.limiter, &outcome.client)
+            && c.vendor_prefix.is_some()
+        {
+            let verdict = lock(limiter).check(now, c.mac, *source.ip(), !c.giaddr.is_unspecified());
+            if let Verdict::Limited { key, first } = verdict {
+                outcome.decision = Decision::Ignore(key.reason());
+                first_drop = first;
+            }
+        }
         let client = outcome.client.as_ref();
         let span = info_span!(
             "dhcp",
@@ -668,6 +732,7 @@ impl Worker {
         );
         if let Some(c) = client
             && c.vendor_prefix.is_some()
+            && first_drop
         {
             self.observer.seen(&SeenEvent {
                 iface: &self.iface,
@@ -679,21 +744,28 @@ impl Worker {
         match outcome.decision {
             Decision::Ignore(reason) => {
                 self.stats.0.ignored[reason.index()].fetch_add(1, Ordering::Relaxed);
-                span.in_scope(|| log_ignore(reason, client, source));
+                if first_drop {
+                    span.in_scope(|| self.log_ignore(&ctx, reason, client, packet, now));
+                }
                 self.observer.ignored(&IgnoredEvent {
                     iface: &self.iface,
                     port: self.port,
                     source,
-                    client,
+                    client: client.filter(|_| first_drop),
                     reason,
                 });
                 None
             }
             Decision::Reply(reply) => {
-                // Last line of defence: a proxy never hands out an address.
-                if !yiaddr_is_zero(&reply.packet) {
+                // Last lines of defence: a proxy never hands out an address, and never
+                // sends to a broadcast, multicast, loopback or own address unless it is
+                // the port-67 broadcast to clients on this link.
+                let dest_ok = (*reply.dest.ip() == Ipv4Addr::BROADCAST
+                    && reply.dest.port() == crate::policy::DHCP_CLIENT_PORT)
+                    || check_destination(*reply.dest.ip(), self.server_ip, local).is_ok();
+                if !yiaddr_is_zero(&reply.packet) || !dest_ok {
                     self.stats.0.refused_unsafe.fetch_add(1, Ordering::Relaxed);
-                    span.in_scope(|| warn!("refusing to send a reply with yiaddr != 0"));
+                    span.in_scope(|| warn!(dest = %reply.dest, "refusing to send an unsafe reply (yiaddr != 0 or bad destination)"));
                     return None;
                 }
                 let delay = self.config.reply_delay;
@@ -719,6 +791,109 @@ impl Worker {
                     this.flush(&mut one).await;
                 });
                 None
+            }
+        }
+    }
+
+    /// Logs an ignored datagram: ordinary LAN traffic at debug, the rest (rate-limited by
+    /// [`LogGate`]) at info, refusals of unsafe destinations and rate-limit drops at warn.
+    /// Client texts are escaped ([`Esc`]).
+    fn log_ignore(
+        &self,
+        ctx: &Context<'_>,
+        reason: IgnoreReason,
+        client: Option<&ClientInfo>,
+        packet: &[u8],
+        now: Instant,
+    ) {
+        let source = ctx.source;
+        match reason {
+            // Ordinary DHCP traffic: every client on the LAN would log here.
+            IgnoreReason::NotPxe
+            | IgnoreReason::RequestOnDhcpPort
+            | IgnoreReason::NotDiscoverOrRequest
+            | IgnoreReason::NotBootRequest => {
+                debug!(reason = reason.label(), %source, "ignored");
+                return;
+            }
+            _ => {}
+        }
+        let Some(suppressed) = lock(&self.shared.log_gate).allow(now) else {
+            return;
+        };
+        // The client's own bytes (not the lossy copies in ClientInfo), escaped.
+        let req = wire::Request::parse(packet).ok();
+        let vendor = req
+            .as_ref()
+            .and_then(|r| r.option(opt::VENDOR_CLASS))
+            .unwrap_or_default();
+        let user_classes = req.as_ref().map(|r| r.user_classes()).unwrap_or_default();
+        let vendor_class = Esc(vendor);
+        let user_class = EscList(&user_classes);
+        let arches = client
+            .map(|c| {
+                c.architectures
+                    .iter()
+                    .map(|a| describe_arch(*a))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        match reason {
+            IgnoreReason::UnsafeGiaddr | IgnoreReason::UnsafeSource => {
+                let (field, addr) = match (reason, client) {
+                    (IgnoreReason::UnsafeGiaddr, Some(c)) => ("giaddr", c.giaddr),
+                    _ => ("source", *source.ip()),
+                };
+                let kind = match check_destination(addr, ctx.server_ip, ctx.local) {
+                    Err(k) => k.label(),
+                    Ok(()) => "port_zero",
+                };
+                warn!(
+                    reason = reason.label(),
+                    %source,
+                    %addr,
+                    kind,
+                    %vendor_class,
+                    suppressed,
+                    "ignored: refusing to send a reply to the {field} address (not a unicast address of another host)"
+                );
+            }
+            IgnoreReason::RateLimitedMac
+            | IgnoreReason::RateLimitedIp
+            | IgnoreReason::RateLimitedRelay => {
+                warn!(
+                    reason = reason.label(),
+                    %source,
+                    %vendor_class,
+                    suppressed,
+                    "ignored: over the dhcp.rate_limit budget; dropping this client's datagrams until it refills (logged once per run)"
+                );
+            }
+            _ => {
+                let why = match reason {
+                    IgnoreReason::UnsupportedArchNoBinary => {
+                        "arm64 firmware and no dhcp.arm64_binary configured: not answering rather than sending a dead end"
+                    }
+                    IgnoreReason::UnsupportedArch => {
+                        "no architecture in option 93 that Kindling boots"
+                    }
+                    IgnoreReason::NoArch => "PXE vendor class without option 93",
+                    IgnoreReason::RuleIgnore => "a rule with target = \"ignore\" matched",
+                    IgnoreReason::LocalBoot => {
+                        "a rule with target = \"local_boot\" matched: staying silent so the firmware boots locally"
+                    }
+                    _ => "",
+                };
+                info!(
+                    reason = reason.label(),
+                    %source,
+                    %vendor_class,
+                    %user_class,
+                    arch = %arches,
+                    suppressed,
+                    "ignored: {why}"
+                );
             }
         }
     }
@@ -827,47 +1002,5 @@ impl Worker {
         p.span.in_scope(
             || warn!(dest = %p.reply.dest, error = %e, "sending proxy DHCP reply failed"),
         );
-    }
-}
-
-fn log_ignore(reason: IgnoreReason, client: Option<&ClientInfo>, source: SocketAddrV4) {
-    match reason {
-        // Ordinary DHCP traffic: every client on the LAN would log here.
-        IgnoreReason::NotPxe
-        | IgnoreReason::RequestOnDhcpPort
-        | IgnoreReason::NotDiscoverOrRequest
-        | IgnoreReason::NotBootRequest => {
-            debug!(reason = reason.label(), %source, "ignored");
-        }
-        _ => {
-            let arches = client
-                .map(|c| {
-                    c.architectures
-                        .iter()
-                        .map(|a| describe_arch(*a))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            let why = match reason {
-                IgnoreReason::UnsupportedArchNoBinary => {
-                    "arm64 firmware and no dhcp.arm64_binary configured: not answering rather than sending a dead end"
-                }
-                IgnoreReason::UnsupportedArch => "no architecture in option 93 that Kindling boots",
-                IgnoreReason::NoArch => "PXE vendor class without option 93",
-                IgnoreReason::RuleIgnore => "a rule with target = \"ignore\" matched",
-                IgnoreReason::LocalBoot => {
-                    "a rule with target = \"local_boot\" matched: staying silent so the firmware boots locally"
-                }
-                _ => "",
-            };
-            info!(
-                reason = reason.label(),
-                %source,
-                vendor_class = %client.and_then(|c| c.vendor_class.clone()).unwrap_or_default(),
-                arch = %arches,
-                "ignored: {why}"
-            );
-        }
     }
 }

@@ -7,10 +7,19 @@ use dhcproto::v4::{self, DhcpOption, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use crate::config::DhcpConfig;
-use crate::policy::{Context, Decision, Firmware, IgnoreReason, ListenPort, decide};
+use crate::policy::{
+    Context, Decision, Firmware, IgnoreReason, ListenPort, UnsafeAddr, check_destination, decide,
+};
 use crate::{CheckedConfig, Outcome};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
+const MASK24: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 0);
+/// The host's addresses: the served interface, loopback, and a second interface.
+const LOCAL: &[(Ipv4Addr, Ipv4Addr)] = &[
+    (SERVER, MASK24),
+    (Ipv4Addr::LOCALHOST, Ipv4Addr::new(255, 0, 0, 0)),
+    (Ipv4Addr::new(10, 9, 0, 1), Ipv4Addr::new(255, 255, 0, 0)),
+];
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const GUID: [u8; 17] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
 
@@ -141,6 +150,7 @@ fn run_on(cfg: &CheckedConfig, iface: &str, port: ListenPort, p: &Pkt) -> Outcom
         server_ip: SERVER,
         port,
         source,
+        local: LOCAL,
     };
     decide(cfg, &ctx, &p.bytes())
 }
@@ -650,6 +660,7 @@ fn malformed_and_hostile_input_never_panics_and_never_sets_yiaddr() {
                 server_ip: SERVER,
                 port,
                 source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+                local: LOCAL,
             };
             if let Decision::Reply(r) = decide(&c, &ctx, &b).decision {
                 replies += 1;
@@ -667,6 +678,7 @@ fn malformed_and_hostile_input_never_panics_and_never_sets_yiaddr() {
         server_ip: SERVER,
         port: ListenPort::Dhcp,
         source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        local: LOCAL,
     };
     let mut b = Pkt::bios().bytes();
     b[2] = 200; // hlen past chaddr: dhcproto's Message::chaddr() would panic here
@@ -692,4 +704,178 @@ fn malformed_and_hostile_input_never_panics_and_never_sets_yiaddr() {
         decide(&c, &ctx, &b).decision,
         Decision::Ignore(IgnoreReason::UnsupportedHardware)
     );
+}
+
+fn decide_from(port: ListenPort, source: SocketAddrV4, p: &Pkt) -> Outcome {
+    let ctx = Context {
+        iface: "eth0",
+        server_ip: SERVER,
+        port,
+        source,
+        local: LOCAL,
+    };
+    decide(&cfg(""), &ctx, &p.bytes())
+}
+
+/// Addresses no reply may go to, with the class the check gives them.
+const UNSAFE: &[(Ipv4Addr, UnsafeAddr)] = &[
+    (Ipv4Addr::UNSPECIFIED, UnsafeAddr::Unspecified),
+    (Ipv4Addr::new(0, 1, 2, 3), UnsafeAddr::Unspecified),
+    (Ipv4Addr::BROADCAST, UnsafeAddr::Broadcast),
+    (Ipv4Addr::new(224, 0, 0, 1), UnsafeAddr::Multicast),
+    (Ipv4Addr::new(239, 255, 255, 250), UnsafeAddr::Multicast),
+    (Ipv4Addr::new(240, 0, 0, 1), UnsafeAddr::Reserved),
+    (Ipv4Addr::new(254, 1, 2, 3), UnsafeAddr::Reserved),
+    (Ipv4Addr::LOCALHOST, UnsafeAddr::Loopback),
+    (Ipv4Addr::new(127, 9, 9, 9), UnsafeAddr::Loopback),
+    (Ipv4Addr::new(169, 254, 1, 1), UnsafeAddr::LinkLocal),
+    (SERVER, UnsafeAddr::Own),
+    (Ipv4Addr::new(10, 9, 0, 1), UnsafeAddr::Own),
+    (
+        Ipv4Addr::new(192, 168, 77, 255),
+        UnsafeAddr::SubnetBroadcast,
+    ),
+    (Ipv4Addr::new(192, 168, 77, 0), UnsafeAddr::SubnetBroadcast),
+    (Ipv4Addr::new(10, 9, 255, 255), UnsafeAddr::SubnetBroadcast),
+];
+
+#[test]
+fn destination_check_accepts_only_unicast_addresses_of_other_hosts() {
+    for (a, kind) in UNSAFE {
+        assert_eq!(check_destination(*a, SERVER, LOCAL), Err(*kind), "{a}");
+    }
+    for a in [
+        Ipv4Addr::new(192, 168, 77, 2),
+        Ipv4Addr::new(192, 168, 77, 254),
+        Ipv4Addr::new(10, 55, 0, 1),
+        Ipv4Addr::new(10, 9, 0, 255), // inside a /16: an ordinary host
+        Ipv4Addr::new(223, 255, 255, 254),
+        Ipv4Addr::new(1, 1, 1, 1),
+    ] {
+        assert_eq!(check_destination(a, SERVER, LOCAL), Ok(()), "{a}");
+    }
+    // Our own address counts even when the interface list does not have it yet.
+    assert_eq!(check_destination(SERVER, SERVER, &[]), Err(UnsafeAddr::Own));
+    // Link-local is fine on a link-local network.
+    let ll = Ipv4Addr::new(169, 254, 0, 1);
+    assert_eq!(
+        check_destination(Ipv4Addr::new(169, 254, 7, 7), ll, &[]),
+        Ok(())
+    );
+    // /31 and /32 have no broadcast address.
+    let p2p = [(
+        Ipv4Addr::new(10, 1, 1, 0),
+        Ipv4Addr::new(255, 255, 255, 254),
+    )];
+    assert_eq!(
+        check_destination(Ipv4Addr::new(10, 1, 1, 1), SERVER, &p2p),
+        Ok(())
+    );
+}
+
+#[test]
+fn relayed_discover_with_an_unsafe_giaddr_is_not_answered() {
+    for (a, _) in UNSAFE.iter().filter(|(a, _)| !a.is_unspecified()) {
+        let p = Pkt {
+            giaddr: *a,
+            ..Pkt::bios()
+        };
+        let o = decide_from(
+            ListenPort::Dhcp,
+            SocketAddrV4::new(Ipv4Addr::new(10, 55, 0, 1), 67),
+            &p,
+        );
+        assert_eq!(ignored(&o), IgnoreReason::UnsafeGiaddr, "giaddr {a}");
+    }
+    // A real relay is answered at giaddr:67, wherever the datagram came from.
+    let p = Pkt {
+        giaddr: Ipv4Addr::new(10, 55, 0, 1),
+        ..Pkt::bios()
+    };
+    let o = decide_from(
+        ListenPort::Dhcp,
+        SocketAddrV4::new(Ipv4Addr::new(192, 168, 77, 9), 67),
+        &p,
+    );
+    assert_eq!(
+        reply(&o).dest,
+        SocketAddrV4::new(Ipv4Addr::new(10, 55, 0, 1), 67)
+    );
+}
+
+#[test]
+fn proxy_port_acks_go_to_the_source_never_to_ciaddr() {
+    let client = SocketAddrV4::new(Ipv4Addr::new(192, 168, 77, 50), 4011);
+    // Whatever ciaddr says (another host, broadcast, multicast, loopback, ours), the ACK goes
+    // to the source address and port.
+    for ciaddr in [
+        Ipv4Addr::new(192, 168, 77, 51),
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(224, 0, 0, 1),
+        Ipv4Addr::LOCALHOST,
+        SERVER,
+        Ipv4Addr::UNSPECIFIED,
+    ] {
+        let mut p = Pkt::uefi(7).request();
+        p.ciaddr = ciaddr;
+        let g = reply(&decide_from(ListenPort::Pxe, client, &p));
+        assert_eq!(g.dest, client, "ciaddr {ciaddr}");
+        assert_eq!(g.file, "snponly.efi");
+    }
+    // BIOS ROMs send from 68: answered at 68.
+    let from68 = SocketAddrV4::new(Ipv4Addr::new(192, 168, 77, 50), 68);
+    let g = reply(&decide_from(
+        ListenPort::Pxe,
+        from68,
+        &Pkt::bios().request(),
+    ));
+    assert_eq!(g.dest, from68);
+    // An unsafe source (or port 0) is not answered at all.
+    for (a, _) in UNSAFE {
+        let src = SocketAddrV4::new(*a, 4011);
+        assert_eq!(
+            ignored(&decide_from(ListenPort::Pxe, src, &Pkt::uefi(7).request())),
+            IgnoreReason::UnsafeSource,
+            "source {a}"
+        );
+    }
+    let port0 = SocketAddrV4::new(Ipv4Addr::new(192, 168, 77, 50), 0);
+    assert_eq!(
+        ignored(&decide_from(
+            ListenPort::Pxe,
+            port0,
+            &Pkt::uefi(7).request()
+        )),
+        IgnoreReason::UnsafeSource
+    );
+}
+
+#[test]
+fn port_67_unicasts_only_to_a_safe_source_that_is_its_ciaddr() {
+    let any68 = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68);
+    // The broadcast flag is clear in these packets (dhcproto's default).
+    for ciaddr in [
+        Ipv4Addr::LOCALHOST,
+        Ipv4Addr::new(224, 0, 0, 1),
+        SERVER,
+        Ipv4Addr::new(192, 168, 77, 51),
+    ] {
+        let p = Pkt {
+            ciaddr,
+            ..Pkt::bios()
+        };
+        let g = reply(&decide_from(ListenPort::Dhcp, any68, &p));
+        assert_eq!(g.dest, BCAST, "ciaddr {ciaddr} from 0.0.0.0");
+        let g = reply(&decide_from(
+            ListenPort::Dhcp,
+            SocketAddrV4::new(ciaddr, 68),
+            &p,
+        ));
+        let want = if check_destination(ciaddr, SERVER, LOCAL).is_ok() {
+            SocketAddrV4::new(ciaddr, 68)
+        } else {
+            BCAST
+        };
+        assert_eq!(g.dest, want, "ciaddr {ciaddr} from itself");
+    }
 }

@@ -57,17 +57,32 @@ fuzz_target!(|data: &[u8]| {
     } else {
         ListenPort::Pxe
     };
+    // Sources include 10.0.0.0 (network), .1 (ours) and .63 but never .255: some are unsafe.
     let source = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, sel >> 2), 68 + u16::from(sel >> 7));
     let ctx = Context {
         iface: "eth0",
         server_ip: Ipv4Addr::new(10, 0, 0, 1),
         port,
         source,
+        local: &[(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(255, 255, 255, 0))],
     };
     if let Decision::Reply(r) = decide(cfg, &ctx, packet).decision {
         assert_eq!(&r.packet[16..20], &[0, 0, 0, 0], "yiaddr must be 0");
         assert!(r.packet.len() >= 300);
         assert_eq!(&r.packet[240..242], &[53, 1]);
         assert!([67, 68, source.port()].contains(&r.dest.port()));
+        // Never to a broadcast, multicast, loopback or own address, except the port-67
+        // broadcast to clients on the link.
+        let dest = *r.dest.ip();
+        if !(dest == Ipv4Addr::BROADCAST && r.dest.port() == 68) {
+            assert!(
+                kindling_dhcp::check_destination(dest, ctx.server_ip, ctx.local).is_ok(),
+                "unsafe destination {}",
+                r.dest
+            );
+        }
+        if port == ListenPort::Pxe {
+            assert_eq!(r.dest, source, "4011 ACKs go to the source");
+        }
     }
 });
