@@ -15,7 +15,6 @@ pub mod paths;
 mod server;
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,10 +24,9 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, header};
+use kindling_model::store::{Opened, open_confined};
 use kindling_model::{Area, DataDir, Group, Labels, ReadError, Snapshot, labels_from_query};
 use kindling_render as render;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub use body::{Body, Reply};
 pub use server::serve;
@@ -42,6 +40,13 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub trait Translate: Send + Sync {
     /// `Ok(json)` or a human-readable error (with line and column).
     fn translate(&self, rendered: &str) -> Result<String, String>;
+}
+
+/// Opt-in binding of per-machine secrets to the address that booted the machine.
+pub trait MachineBinding: Send + Sync {
+    /// `Ok(())` when `peer` may receive the per-machine answers for `mac`
+    /// (lower-case, colon-separated, as in `Labels`), else why not.
+    fn check(&self, mac: &str, peer: std::net::IpAddr) -> Result<(), String>;
 }
 
 /// A request as seen by an [`Extension`].
@@ -115,6 +120,16 @@ pub struct Shared {
     pub translator: Option<Arc<dyn Translate>>,
     pub observer: Option<Arc<dyn RequestObserver>>,
     pub extensions: Vec<Arc<dyn Extension>>,
+    /// Directory listings under `/assets/` (matchbox serves them; Kindling only
+    /// when enabled: they reveal every asset name to anyone on the LAN).
+    /// Default `false`: a directory without `index.html` is a 404.
+    pub asset_listings: bool,
+    /// When set, `/ignition`, `/generic`, `/cloud` and `/metadata` answer only
+    /// requests that carry a `mac` label for which `check` passes (403
+    /// otherwise, the reason logged). Requests without a `mac` are refused, so
+    /// that another selector (`uuid`) cannot bypass the binding. Default
+    /// `None`: matchbox behaviour.
+    pub binding: Option<Arc<dyn MachineBinding>>,
 }
 
 impl Shared {
@@ -128,6 +143,8 @@ impl Shared {
             translator: None,
             observer: None,
             extensions: Vec::new(),
+            asset_listings: false,
+            binding: None,
         }
     }
 }
@@ -341,6 +358,7 @@ fn log_request(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn route(
     shared: &Shared,
     peer: SocketAddr,
@@ -393,16 +411,31 @@ async fn route(
         "/boot.ipxe" | "/boot.ipxe.0" => ("boot.ipxe", Reply::sniffed(render::BOOTSTRAP_IPXE)),
         "/ipxe" => ("ipxe", boot_script(shared, &select(), render::ipxe_script)),
         "/grub" => ("grub", boot_script(shared, &select(), render::grub_config)),
-        "/ignition" => ("ignition", ignition(shared, &select(), raw_query)),
-        "/generic" => (
-            "generic",
-            generic(shared, &select(), raw_query, headers, Area::Generic),
-        ),
-        "/cloud" => (
-            "cloud",
-            generic(shared, &select(), raw_query, headers, Area::Cloud),
-        ),
-        "/metadata" => ("metadata", metadata(shared, &select(), raw_query)),
+        "/ignition" | "/generic" | "/cloud" | "/metadata" => {
+            let labels = select();
+            let endpoint = &path[1..];
+            if let Err(refused) = check_binding(shared, &labels, peer) {
+                let name = match endpoint {
+                    "ignition" => "ignition",
+                    "generic" => "generic",
+                    "cloud" => "cloud",
+                    _ => "metadata",
+                };
+                return (name, refused);
+            }
+            match endpoint {
+                "ignition" => ("ignition", ignition(shared, &labels, raw_query)),
+                "generic" => (
+                    "generic",
+                    generic(shared, &labels, raw_query, headers, Area::Generic),
+                ),
+                "cloud" => (
+                    "cloud",
+                    generic(shared, &labels, raw_query, headers, Area::Cloud),
+                ),
+                _ => ("metadata", metadata(shared, &labels, raw_query)),
+            }
+        }
         "/healthz" => (
             "healthz",
             Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
@@ -421,7 +454,15 @@ async fn route(
             {
                 return (
                     "assets",
-                    assets(dir, rest, raw_path, raw_query, headers).await,
+                    assets(
+                        dir,
+                        rest,
+                        raw_path,
+                        raw_query,
+                        headers,
+                        shared.asset_listings,
+                    )
+                    .await,
                 );
             }
             if let Some(name) = p.strip_prefix("/tftp/")
@@ -445,6 +486,34 @@ async fn route(
             ("none", Reply::not_found(format!("no endpoint {p}")))
         }
     }
+}
+
+/// The opt-in Ignition binding: `Err(403)` when it is on and the request may
+/// not have the per-machine answers.
+fn check_binding(shared: &Shared, labels: &Labels, peer: SocketAddr) -> Result<(), Reply> {
+    let Some(binding) = &shared.binding else {
+        return Ok(());
+    };
+    let ip = peer.ip().to_canonical();
+    let refuse = |why: String| {
+        Err(Reply::error(StatusCode::FORBIDDEN, "403 Forbidden")
+            .with_reason(format!("ignition binding: {why}")))
+    };
+    // Selection uses the `mac` label; a `MAC` (any other case of the key) may
+    // feed templates: every one of them must pass.
+    if !labels.contains_key("mac") {
+        return refuse(format!(
+            "request from {ip} carries no mac label (required while binding is on)"
+        ));
+    }
+    for (k, mac) in labels {
+        if k.eq_ignore_ascii_case("mac")
+            && let Err(why) = binding.check(mac, ip)
+        {
+            return refuse(why);
+        }
+    }
+    Ok(())
 }
 
 fn describe(labels: &Labels) -> String {
@@ -628,61 +697,87 @@ fn metadata(shared: &Shared, labels: &Labels, raw_query: &str) -> Reply {
 }
 
 async fn serve_trusted_file(path: &Path, headers: &HeaderMap) -> Reply {
-    match tokio::fs::metadata(path).await {
-        Ok(m) if m.is_file() => content::serve_file(headers, path, &m).await,
-        Ok(_) => Reply::not_found(format!("{} is not a file", path.display())),
+    match tokio::fs::File::open(path).await {
+        Ok(file) => match file.metadata().await {
+            Ok(m) if m.is_file() => content::serve_open_file(headers, file, &m, path).await,
+            Ok(_) => Reply::not_found(format!("{} is not a file", path.display())),
+            Err(e) => Reply::not_found(format!("{}: {e}", path.display())),
+        },
         Err(e) => Reply::not_found(format!("{}: {e}", path.display())),
     }
 }
 
-/// `/assets/`: Go's `http.FileServer`, confined to the assets directory
-/// (symlinks that leave it are refused, unlike matchbox).
+/// Opens `name` below the assets directory, confined (off the async threads).
+async fn open_asset(dir: &Path, name: &str) -> Result<Opened, ReadError> {
+    let (dir, name) = (dir.to_path_buf(), name.to_string());
+    tokio::task::spawn_blocking(move || open_confined(&dir, "assets", &name))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ReadError::Io {
+                path: "assets".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
+}
+
+fn asset_error(rest: &str, dir: &Path, e: ReadError) -> Reply {
+    match e {
+        ReadError::Escapes(..) => Reply::not_found(format!(
+            "asset {rest:?} resolves outside the assets directory (refused)"
+        )),
+        ReadError::NotFound(p) if Path::new(&p) == dir => {
+            Reply::not_found(format!("assets directory {} is missing", dir.display()))
+        }
+        other => Reply::not_found(format!("asset {rest:?}: {other}")),
+    }
+}
+
+/// `/assets/`: Go's `http.FileServer`, confined to the assets directory:
+/// every name is opened below a handle of that directory with the kernel
+/// refusing symlinks that leave it (unlike matchbox), and type, size and
+/// modification time come from the opened file. Directory listings only when
+/// `listings` is on.
 async fn assets(
     dir: &Path,
     rest: &str,
     raw_path: &str,
     raw_query: &str,
     headers: &HeaderMap,
+    listings: bool,
 ) -> Reply {
     if raw_path.ends_with("/index.html") {
         return Reply::local_redirect("./", raw_query);
     }
-    if rest.contains('\0') {
-        return Reply::not_found("NUL in asset path");
-    }
-    let Ok(base) = dir.canonicalize() else {
-        return Reply::not_found(format!("assets directory {} is missing", dir.display()));
-    };
-    let target = base.join(rest.trim_end_matches('/'));
-    let canon = match target.canonicalize() {
-        Ok(c) => c,
-        Err(e) => return Reply::not_found(format!("asset {rest:?}: {e}")),
-    };
-    if !canon.starts_with(&base) {
-        return Reply::not_found(format!(
-            "asset {rest:?} resolves outside the assets directory (refused)"
-        ));
-    }
-    let meta = match tokio::fs::metadata(&canon).await {
-        Ok(m) => m,
-        Err(e) => return Reply::not_found(format!("asset {rest:?}: {e}")),
+    let name = rest.trim_end_matches('/');
+    let opened = match open_asset(dir, name).await {
+        Ok(o) => o,
+        Err(e) => return asset_error(rest, dir, e),
     };
     let last = raw_path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
-    if meta.is_dir() {
+    if opened.meta.is_dir() {
         if !raw_path.ends_with('/') {
             return Reply::local_redirect(&format!("{}/", paths::escape_path(last)), raw_query);
         }
-        let index = canon.join("index.html");
-        if let Ok(m) = tokio::fs::metadata(&index).await
-            && m.is_file()
-        {
-            return content::serve_file(headers, &index, &m).await;
+        match open_asset(dir, &format!("{name}/index.html")).await {
+            Ok(index) if index.meta.is_file() => {
+                let path = index.path.clone();
+                let meta = index.meta.clone();
+                let file = tokio::fs::File::from_std(index.file);
+                return content::serve_open_file(headers, file, &meta, &path).await;
+            }
+            Ok(_) | Err(ReadError::NotFound(_)) => {}
+            Err(e) => return asset_error(&format!("{name}/index.html"), dir, e),
         }
-        let modified = meta.modified().ok();
+        if !listings {
+            return Reply::not_found(format!(
+                "asset {rest:?} is a directory: directory listings are disabled"
+            ));
+        }
+        let modified = opened.meta.modified().ok();
         if content::not_modified_since(headers, modified) {
             return content::not_modified(modified);
         }
-        let mut r = listing(&canon).await;
+        let mut r = listing(opened).await;
         if let Some(m) = modified
             && let Ok(v) = httpdate::fmt_http_date(m).parse()
         {
@@ -690,28 +785,48 @@ async fn assets(
         }
         return r;
     }
+    if !opened.meta.is_file() {
+        return Reply::not_found(format!("asset {rest:?} is not a regular file"));
+    }
     if raw_path.ends_with('/') {
         return Reply::local_redirect(&format!("../{}", paths::escape_path(last)), raw_query);
     }
-    content::serve_file(headers, &canon, &meta).await
+    let meta = opened.meta.clone();
+    let path = opened.path.clone();
+    content::serve_open_file(
+        headers,
+        tokio::fs::File::from_std(opened.file),
+        &meta,
+        &path,
+    )
+    .await
 }
 
-async fn listing(dir: &Path) -> Reply {
-    let mut rd = match tokio::fs::read_dir(dir).await {
-        Ok(rd) => rd,
+/// A directory listing, read through the opened directory's handle.
+async fn listing(opened: Opened) -> Reply {
+    let shown = opened.path.display().to_string();
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+        let dir = opened.into_dir();
+        let mut names = Vec::new();
+        for e in dir.entries()? {
+            let Ok(e) = e else { break };
+            let mut name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                name.push('/');
+            }
+            names.push(name);
+        }
+        Ok(names)
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    let mut names = match read {
+        Ok(n) => n,
         Err(e) => {
             return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "Error reading directory")
-                .with_reason(format!("{}: {e}", dir.display()));
+                .with_reason(format!("{shown}: {e}"));
         }
     };
-    let mut names = Vec::new();
-    while let Ok(Some(e)) = rd.next_entry().await {
-        let mut name = e.file_name().to_string_lossy().into_owned();
-        if e.file_type().await.map(|t| t.is_dir()).unwrap_or(false) {
-            name.push('/');
-        }
-        names.push(name);
-    }
     names.sort();
     let mut s = String::from(
         "<!doctype html>\n<meta name=\"viewport\" content=\"width=device-width\">\n<pre>\n",
@@ -726,4 +841,214 @@ async fn listing(dir: &Path) -> Reply {
     }
     s.push_str("</pre>\n");
     Reply::new(StatusCode::OK, "text/html; charset=utf-8", s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const ALLOWED: &str = "52:54:00:00:00:01";
+
+    /// Allows only `ALLOWED` from 127.0.0.1.
+    struct FakeBinding;
+
+    impl MachineBinding for FakeBinding {
+        fn check(&self, mac: &str, peer: std::net::IpAddr) -> Result<(), String> {
+            if mac == ALLOWED && peer == std::net::IpAddr::from([127, 0, 0, 1]) {
+                Ok(())
+            } else {
+                Err(format!("{peer} did not boot {mac}"))
+            }
+        }
+    }
+
+    /// Keeps (path and query, status, reason) of every request.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(String, u16, Option<String>)>>);
+
+    impl RequestObserver for Seen {
+        fn request(&self, r: &RequestRecord<'_>) {
+            self.0.lock().unwrap().push((
+                r.path.to_string(),
+                r.status,
+                r.reason.map(str::to_string),
+            ));
+        }
+    }
+
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn data_dir(tag: &str) -> TempDir {
+        let root = std::env::temp_dir().join(format!(
+            "kindling-http-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let dd = DataDir::new(&root);
+        dd.ensure_layout().unwrap();
+        let w = |p: &str, s: &str| std::fs::write(root.join(p), s).unwrap();
+        w(
+            "profiles/p.json",
+            r#"{"id":"p","boot":{"kernel":"/k"},"ignition_id":"m.ign","generic_id":"g.tmpl","cloud_id":"c.tmpl"}"#,
+        );
+        w("ignition/m.ign", r#"{"ignition":{"version":"3.4.0"}}"#);
+        w("generic/g.tmpl", "generic file\n");
+        w("cloud/c.tmpl", "#cloud-config\n");
+        w(
+            "groups/by-mac.json",
+            &format!(
+                r#"{{"id":"m","profile":"p","selector":{{"mac":"{ALLOWED}"}},"metadata":{{"k":"v"}}}}"#
+            ),
+        );
+        w(
+            "groups/by-uuid.json",
+            r#"{"id":"u","profile":"p","selector":{"uuid":"u1"}}"#,
+        );
+        w(
+            "groups/other.json",
+            r#"{"id":"o","profile":"p","selector":{"mac":"52:54:00:00:00:02"}}"#,
+        );
+        std::fs::create_dir_all(root.join("assets/sub/site")).unwrap();
+        w("assets/sub/a.txt", "a\n");
+        w("assets/sub/site/index.html", "<html>index</html>\n");
+        TempDir(root)
+    }
+
+    async fn start(
+        root: &Path,
+        configure: impl FnOnce(&mut Shared),
+    ) -> (SocketAddr, Arc<Seen>, CancelOnDrop) {
+        let dd = DataDir::new(root);
+        let snapshot = kindling_model::Loader::new(dd.clone()).load();
+        assert!(snapshot.problems.is_empty(), "{:?}", snapshot.problems);
+        let mut shared = Shared::new(dd, snapshot);
+        let seen = Arc::new(Seen::default());
+        shared.observer = Some(seen.clone());
+        configure(&mut shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(serve(listener, Arc::new(shared), cancel.clone()));
+        (addr, seen, CancelOnDrop(cancel))
+    }
+
+    struct CancelOnDrop(tokio_util::sync::CancellationToken);
+
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+
+    /// One HTTP/1.1 request over a real socket: (status, body).
+    async fn get(addr: SocketAddr, target: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut raw))
+            .await
+            .expect("response within 60 s")
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let status = text[9..12].parse().unwrap();
+        let body = text.split_once("\r\n\r\n").unwrap().1.to_string();
+        (status, body)
+    }
+
+    fn reason_of(seen: &Seen, path_query: &str) -> Option<String> {
+        let path = path_query.split('?').next().unwrap();
+        seen.0
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|(p, _, _)| p == path)
+            .and_then(|(_, _, r)| r.clone())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binding_refuses_strangers_and_requests_without_mac() {
+        let tmp = data_dir("binding");
+        let (addr, seen, _stop) = start(&tmp.0, |s| s.binding = Some(Arc::new(FakeBinding))).await;
+        for ep in ["/ignition", "/generic", "/cloud", "/metadata"] {
+            // The machine that booted from this address: served.
+            let (status, body) = get(addr, &format!("{ep}?mac=52-54-00-00-00-01")).await;
+            assert_eq!(status, 200, "{ep}: {body}");
+            // Another MAC: refused, with the binding's reason in the log.
+            let target = format!("{ep}?mac=52:54:00:00:00:02");
+            let (status, body) = get(addr, &target).await;
+            assert_eq!((status, body.as_str()), (403, "403 Forbidden\n"), "{ep}");
+            let reason = reason_of(&seen, &target).unwrap();
+            assert_eq!(
+                reason,
+                "ignition binding: 127.0.0.1 did not boot 52:54:00:00:00:02"
+            );
+            // No MAC (a uuid selector): refused while binding is on.
+            let (status, _) = get(addr, &format!("{ep}?uuid=u1")).await;
+            assert_eq!(status, 403, "{ep}");
+            let reason = reason_of(&seen, ep).unwrap();
+            assert!(reason.contains("carries no mac label"), "{reason}");
+            // A second, differently cased MAC key cannot smuggle a stranger in.
+            let (status, _) = get(addr, &format!("{ep}?mac={ALLOWED}&MAC=52:54:00:00:00:02")).await;
+            assert_eq!(status, 403, "{ep}");
+        }
+        // Boot scripts are not per-machine secrets: unaffected.
+        assert_eq!(get(addr, "/ipxe?mac=52:54:00:00:00:02").await.0, 200);
+        assert_eq!(get(addr, "/ipxe?uuid=u1").await.0, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_binding_matchbox_answers_anyone() {
+        let tmp = data_dir("nobinding");
+        let (addr, _seen, _stop) = start(&tmp.0, |_| {}).await;
+        for ep in ["/ignition", "/generic", "/cloud", "/metadata"] {
+            assert_eq!(
+                get(addr, &format!("{ep}?mac=52:54:00:00:00:02")).await.0,
+                200
+            );
+            assert_eq!(get(addr, &format!("{ep}?uuid=u1")).await.0, 200);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn asset_listings_are_off_by_default() {
+        let tmp = data_dir("listings");
+        let (addr, seen, _stop) = start(&tmp.0, |_| {}).await;
+        for dir in ["/assets/", "/assets/sub/"] {
+            assert_eq!(get(addr, dir).await.0, 404, "{dir}");
+            let reason = reason_of(&seen, dir).unwrap();
+            assert!(
+                reason.contains("directory listings are disabled"),
+                "{reason}"
+            );
+        }
+        // Files and index.html are still served.
+        assert_eq!(get(addr, "/assets/sub/a.txt").await, (200, "a\n".into()));
+        assert_eq!(
+            get(addr, "/assets/sub/site/").await,
+            (200, "<html>index</html>\n".into())
+        );
+        drop(_stop);
+
+        let (addr, _seen, _stop) = start(&tmp.0, |s| s.asset_listings = true).await;
+        let (status, body) = get(addr, "/assets/sub/").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("<a href=\"a.txt\">a.txt</a>"), "{body}");
+        assert!(body.contains("<a href=\"site/\">site/</a>"), "{body}");
+    }
 }
