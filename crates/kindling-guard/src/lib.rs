@@ -1,0 +1,19 @@
+//! What every listener of a boot server needs against hostile clients, said once:
+//!
+//! - [`Esc`]: client-supplied text made safe for a log line (no forged lines, no
+//!   terminal escape codes, in any log format);
+//! - [`Budget`] and [`Buckets`]: token buckets per client key (MAC, IP address) in a
+//!   bounded table, with an injected clock (sans-I/O, testable without sleeping);
+//! - [`Counts`]: how many of something (connections, transfers, fetches) each client
+//!   holds, with a per-client cap and a guard that gives the slot back when dropped;
+//! - [`LogGate`]: a rate limit for log lines, so that a flood cannot flood the log.
+//!
+//! No I/O and no dependencies: the DHCP and TFTP cores stay reusable on their own.
+
+mod bucket;
+mod count;
+mod esc;
+
+pub use bucket::{Buckets, Budget, LogGate, Take};
+pub use count::{Counts, Full, Held};
+pub use esc::Esc;
