@@ -8,10 +8,18 @@
 //! download is complete and verified; only then is the file renamed into
 //! `files/` and added to the index. A failed or mismatching download is
 //! deleted and its clients' connections are cut short of Content-Length.
+//!
+//! Files are opened relative to handles of `files/` and `tmp/` (cap-std:
+//! `openat2` with `RESOLVE_BENEATH` on Linux), so the kernel refuses any
+//! name or symlink that leads outside; what is served is checked on the
+//! opened descriptor (a regular file of the indexed length), never by path.
+//! Who may start an upstream fetch is decided in [`crate::guard`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +32,7 @@ use tokio::sync::watch;
 
 use crate::catalog::{Arch, Catalog, FileSpec, Sums};
 use crate::config::CacheConfig;
+use crate::guard::{MissLimiter, Refusal, Routes, Ticket};
 use crate::upstream::{Upstream, UpstreamError, find_sum};
 
 /// Cache errors. Every one names the entry (`entry/arch/file`).
@@ -47,6 +56,10 @@ pub enum CacheError {
     Disk { key: String, why: String },
     #[error("cache directory {path}: {why}")]
     Open { path: PathBuf, why: String },
+    /// The indexed name does not open as a regular file beneath the cache
+    /// directory (a symlink leading out, a directory, a device, ...).
+    #[error("{key}: refused: {why}")]
+    Refused { key: String, why: String },
 }
 
 /// One file held, as recorded in `index.json`.
@@ -110,8 +123,8 @@ impl Progress {
 
 struct Flight {
     tx: watch::Sender<Progress>,
-    part: PathBuf,
-    final_path: PathBuf,
+    /// Name inside `tmp/`.
+    part: String,
 }
 
 #[derive(Default)]
@@ -121,10 +134,18 @@ struct State {
     dirty: bool,
 }
 
+/// A cached file, opened (beneath `files/`) and checked on the descriptor.
+#[derive(Debug)]
+pub struct Opened {
+    pub file: std::fs::File,
+    /// `fstat` of `file`: a regular file of the indexed length.
+    pub meta: std::fs::Metadata,
+}
+
 /// What an in-progress or finished download looks like to one request.
 pub enum Lookup {
-    /// On disk and verified: serve it.
-    Disk(PathBuf),
+    /// On disk and verified: serve this descriptor.
+    Disk(Opened),
     /// Being downloaded: follow it.
     Flight(Follower),
 }
@@ -132,14 +153,75 @@ pub enum Lookup {
 /// A request attached to a download.
 pub struct Follower {
     rx: watch::Receiver<Progress>,
-    part: PathBuf,
-    final_path: PathBuf,
+    tmp: Arc<cap_std::fs::Dir>,
+    part: String,
     key: String,
+}
+
+/// Counters of upstream fetches and of refusals (kept since start).
+#[derive(Debug, Default)]
+pub struct Counters {
+    fetches: AtomicU64,
+    head: AtomicU64,
+    not_routed: AtomicU64,
+    client_busy: AtomicU64,
+    client_rate: AtomicU64,
+    client_table_full: AtomicU64,
+    refused_file: AtomicU64,
+}
+
+/// `O_NONBLOCK`: opening a FIFO planted in the cache must not hang.
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "loongarch64"
+    )
+))]
+const O_NONBLOCK: i32 = 0o4000;
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "loongarch64"
+    )
+)))]
+const O_NONBLOCK: i32 = 0;
+
+/// Opens `rel` for reading beneath `dir` (the kernel refuses escapes).
+fn open_beneath(dir: &cap_std::fs::Dir, rel: &str) -> io::Result<std::fs::File> {
+    use cap_std::fs::OpenOptionsExt;
+    let mut o = cap_std::fs::OpenOptions::new();
+    o.read(true).custom_flags(O_NONBLOCK);
+    dir.open_with(rel, &o).map(|f| f.into_std())
+}
+
+fn open_dir(path: &Path) -> io::Result<cap_std::fs::Dir> {
+    cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority())
 }
 
 /// The cache.
 pub struct Cache {
     dir: PathBuf,
+    /// `files/` and `tmp/`: every file name is resolved beneath these.
+    files: cap_std::fs::Dir,
+    tmp: Arc<cap_std::fs::Dir>,
+    routes: Mutex<Routes>,
+    limiter: Arc<Mutex<MissLimiter>>,
+    counters: Counters,
+    operator_token: String,
     cfg: CacheConfig,
     catalog: Arc<Catalog>,
     upstream: Upstream,
@@ -179,22 +261,29 @@ impl Cache {
                 let _ = std::fs::remove_file(e.path());
             }
         }
+        let files_dir = open_dir(&dir.join("files"))
+            .map_err(|e| open_err(format!("{}: {e}", dir.join("files").display())))?;
+        let tmp_dir = open_dir(&dir.join("tmp"))
+            .map_err(|e| open_err(format!("{}: {e}", dir.join("tmp").display())))?;
         let mut state = State::default();
         match std::fs::read(dir.join("index.json")) {
             Ok(b) => {
                 let f: IndexFile =
                     serde_json::from_slice(&b).map_err(|e| open_err(format!("index.json: {e}")))?;
                 for h in f.files {
-                    let p = dir.join("files").join(h.key());
-                    match std::fs::metadata(&p) {
-                        Ok(m) if m.len() == h.size && crate::catalog::valid_file_name(&h.key()) => {
-                            state.index.insert(h.key(), h);
+                    let k = h.key();
+                    let ok = crate::catalog::valid_file_name(&k)
+                        && files_dir
+                            .metadata(&k)
+                            .is_ok_and(|m| m.is_file() && m.len() == h.size);
+                    if ok {
+                        state.index.insert(k, h);
+                    } else {
+                        tracing::warn!(file = ?k, "cache index entry without its file; dropped");
+                        if crate::catalog::valid_file_name(&k) {
+                            let _ = files_dir.remove_file(&k);
                         }
-                        _ => {
-                            tracing::warn!(file = %h.key(), "cache index entry without its file; dropped");
-                            let _ = std::fs::remove_file(&p);
-                            state.dirty = true;
-                        }
+                        state.dirty = true;
                     }
                 }
             }
@@ -231,8 +320,18 @@ impl Cache {
             cfg.max_redirects,
         )
         .map_err(|e| open_err(e.to_string()))?;
+        let operator_token = operator_token(&dir)
+            .map_err(|e| open_err(format!("{}: {e}", dir.join(OPERATOR_TOKEN_FILE).display())))?;
+        let routes = Routes::new(Duration::from_secs(cfg.routed_ttl_secs), cfg.client_table);
+        let limiter = Arc::new(Mutex::new(MissLimiter::new(cfg.limits())));
         let cache = Arc::new(Cache {
             dir,
+            files: files_dir,
+            tmp: Arc::new(tmp_dir),
+            routes: Mutex::new(routes),
+            limiter,
+            counters: Counters::default(),
+            operator_token,
             cfg,
             catalog,
             upstream,
@@ -318,65 +417,225 @@ impl Cache {
         }
     }
 
-    /// Finds a catalog file, or starts/joins its download.
+    /// Finds a catalog file, or starts/joins its download (no limits: for
+    /// operator commands such as `kindling cache prefetch`).
     pub fn lookup(
         self: &Arc<Self>,
         entry: &str,
         arch: Arch,
         file: &str,
     ) -> Result<Lookup, CacheError> {
+        match self.lookup_inner(entry, arch, file, Some(None))? {
+            Some(l) => Ok(l),
+            None => Err(CacheError::Unknown(key(entry, arch, file))),
+        }
+    }
+
+    /// Finds a catalog file on disk or downloading; `None` when neither
+    /// (nothing is started).
+    pub fn find(
+        self: &Arc<Self>,
+        entry: &str,
+        arch: Arch,
+        file: &str,
+    ) -> Result<Option<Lookup>, CacheError> {
+        self.lookup_inner(entry, arch, file, None)
+    }
+
+    /// Like [`Cache::find`], but starts the download when neither; `ticket`
+    /// (the client's running-fetch slot; `None` for operators) is held
+    /// until it ends.
+    pub fn fetch(
+        self: &Arc<Self>,
+        entry: &str,
+        arch: Arch,
+        file: &str,
+        ticket: Option<Ticket>,
+    ) -> Result<Lookup, CacheError> {
+        match self.lookup_inner(entry, arch, file, Some(ticket))? {
+            Some(l) => Ok(l),
+            None => Err(CacheError::Unknown(key(entry, arch, file))),
+        }
+    }
+
+    /// `start`: `None` = never start a download; `Some(ticket)` = start one
+    /// if needed (holding the ticket until it ends).
+    fn lookup_inner(
+        self: &Arc<Self>,
+        entry: &str,
+        arch: Arch,
+        file: &str,
+        start: Option<Option<Ticket>>,
+    ) -> Result<Option<Lookup>, CacheError> {
         let k = key(entry, arch, file);
         let Some((spec, sums)) = self.catalog.file(entry, arch, file) else {
             return Err(CacheError::Unknown(k));
         };
-        let final_path = self.dir.join("files").join(&k);
-        let mut st = self.lock();
-        if let Some(h) = st.index.get_mut(&k) {
-            if h.url == spec.url && final_path.is_file() {
-                h.last_used = now();
-                st.dirty = true;
-                drop(st);
-                self.maybe_save();
-                return Ok(Lookup::Disk(final_path));
+        let held = self
+            .lock()
+            .index
+            .get(&k)
+            .filter(|h| h.url == spec.url)
+            .map(|h| h.size);
+        if let Some(size) = held {
+            // Open first, then check what was opened (never the path).
+            let opened = open_beneath(&self.files, &k).and_then(|f| {
+                let m = f.metadata()?;
+                Ok(Opened { file: f, meta: m })
+            });
+            match opened {
+                Ok(o) if o.meta.is_file() && o.meta.len() == size => {
+                    let mut st = self.lock();
+                    if let Some(h) = st.index.get_mut(&k) {
+                        h.last_used = now();
+                        st.dirty = true;
+                    }
+                    drop(st);
+                    self.maybe_save();
+                    return Ok(Some(Lookup::Disk(o)));
+                }
+                Ok(o) if o.meta.is_file() => {
+                    // Another length than indexed: not ours; fetch again.
+                    tracing::warn!(target: "kindling::cache", file = ?k, size = o.meta.len(), indexed = size, "cached file has another length than indexed; dropped");
+                    self.drop_from_index(&k, &spec.url);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.drop_from_index(&k, &spec.url);
+                }
+                Ok(_) => {
+                    self.counters.refused_file.fetch_add(1, Ordering::Relaxed);
+                    return Err(CacheError::Refused {
+                        key: k,
+                        why: "not a regular file".into(),
+                    });
+                }
+                Err(e) => {
+                    self.counters.refused_file.fetch_add(1, Ordering::Relaxed);
+                    return Err(CacheError::Refused {
+                        key: k,
+                        why: format!("does not open beneath the cache directory: {e}"),
+                    });
+                }
             }
-            // The catalog moved on (or the file vanished): fetch again.
+        }
+        let mut st = self.lock();
+        if let Some(h) = st.index.get(&k)
+            && h.url != spec.url
+        {
+            // The catalog moved on: fetch again.
             st.index.remove(&k);
             st.dirty = true;
         }
         if let Some(f) = st.inflight.get(&k) {
-            return Ok(Lookup::Flight(Follower {
+            return Ok(Some(Lookup::Flight(Follower {
                 rx: f.tx.subscribe(),
+                tmp: self.tmp.clone(),
                 part: f.part.clone(),
-                final_path,
                 key: k,
-            }));
+            })));
         }
-        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let part = self
-            .dir
-            .join("tmp")
-            .join(format!("{}-{n}.part", k.replace('/', "_")));
+        if st.index.contains_key(&k) {
+            // Kept by a download that finished meanwhile.
+            drop(st);
+            return self.lookup_inner(entry, arch, file, start);
+        }
+        let Some(ticket) = start else {
+            return Ok(None);
+        };
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let part = format!("{}-{n}.part", k.replace('/', "_"));
         let (tx, rx) = watch::channel(Progress::default());
         let flight = Arc::new(Flight {
             tx,
             part: part.clone(),
-            final_path: final_path.clone(),
         });
         st.inflight.insert(k.clone(), flight.clone());
         drop(st);
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let me = self.clone();
         let (spec, sums) = (spec.clone(), sums.cloned());
         let (entry, file, kk) = (entry.to_string(), file.to_string(), k.clone());
         tokio::spawn(async move {
-            me.run_download(kk, entry, arch, file, spec, sums, flight)
+            me.run_download(kk, entry, arch, file, spec, sums, flight, ticket)
                 .await;
         });
-        Ok(Lookup::Flight(Follower {
+        Ok(Some(Lookup::Flight(Follower {
             rx,
+            tmp: self.tmp.clone(),
             part,
-            final_path,
             key: k,
-        }))
+        })))
+    }
+
+    fn drop_from_index(&self, k: &str, url: &str) {
+        let mut st = self.lock();
+        if st.index.get(k).is_some_and(|h| h.url == url) {
+            st.index.remove(k);
+            st.dirty = true;
+        }
+    }
+
+    /// A menu offering `entries` on `arch` was handed to `ip`.
+    pub fn note_menu(&self, ip: IpAddr, arch: Arch, entries: Arc<[String]>) {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note_menu(ip, arch, entries, Instant::now());
+    }
+
+    /// Is `ip` routed to `entry` on `arch` by a menu it was handed?
+    pub fn is_routed(&self, ip: IpAddr, entry: &str, arch: Arch) -> bool {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_routed(ip, entry, arch, Instant::now())
+    }
+
+    /// Takes a cache miss for `ip` from its allowance (running fetches,
+    /// token bucket).
+    pub fn try_start(&self, ip: IpAddr) -> Result<Ticket, Refusal> {
+        self.limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_start(ip, Instant::now())?;
+        Ok(Ticket::new(self.limiter.clone(), ip))
+    }
+
+    /// Counts a refused miss.
+    pub fn count_refusal(&self, r: &Refusal) {
+        let c = &self.counters;
+        match r {
+            Refusal::Head => &c.head,
+            Refusal::NotRouted => &c.not_routed,
+            Refusal::Busy { .. } => &c.client_busy,
+            Refusal::RateLimited { .. } => &c.client_rate,
+            Refusal::TableFull => &c.client_table_full,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Upstream fetches started and refusals since start, by name:
+    /// `fetches`, `refused_head`, `refused_not_routed`, `refused_client_busy`,
+    /// `refused_client_rate`, `refused_client_table_full`, `refused_file`.
+    pub fn counters(&self) -> BTreeMap<&'static str, u64> {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        BTreeMap::from([
+            ("fetches", g(&c.fetches)),
+            ("refused_head", g(&c.head)),
+            ("refused_not_routed", g(&c.not_routed)),
+            ("refused_client_busy", g(&c.client_busy)),
+            ("refused_client_rate", g(&c.client_rate)),
+            ("refused_client_table_full", g(&c.client_table_full)),
+            ("refused_file", g(&c.refused_file)),
+        ])
+    }
+
+    /// Does `token` (from `kindling cache prefetch --server`) match this
+    /// cache's operator token?
+    pub fn is_operator_token(&self, token: &str) -> bool {
+        let (a, b) = (self.operator_token.as_bytes(), token.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -389,6 +648,7 @@ impl Cache {
         spec: FileSpec,
         sums: Option<Sums>,
         flight: Arc<Flight>,
+        ticket: Option<Ticket>,
     ) {
         tracing::info!(target: "kindling::cache", file = %k, url = %spec.url, "fetching from upstream");
         let started = Instant::now();
@@ -399,12 +659,10 @@ impl Cache {
             Ok((size, sha256, verified)) => {
                 let keep = size <= self.cfg.max_bytes;
                 let moved = if keep {
-                    flight
-                        .final_path
-                        .parent()
-                        .map(std::fs::create_dir_all)
-                        .unwrap_or(Ok(()))
-                        .and_then(|_| std::fs::rename(&flight.part, &flight.final_path))
+                    let parent = Path::new(&k).parent().unwrap_or(Path::new(""));
+                    self.files
+                        .create_dir_all(parent)
+                        .and_then(|_| self.tmp.rename(&flight.part, &self.files, &k))
                 } else {
                     tracing::warn!(target: "kindling::cache", file = %k, size, max = self.cfg.max_bytes, "larger than the cache; served but not kept");
                     Ok(())
@@ -450,15 +708,17 @@ impl Cache {
         drop(st);
         for h in evicted {
             tracing::info!(target: "kindling::cache", file = %h.key(), size = h.size, "evicted (least recently used)");
-            let _ = std::fs::remove_file(self.dir.join("files").join(h.key()));
+            let _ = self.files.remove_file(h.key());
         }
         // Unlinking is safe: clients following the part file keep their
         // open descriptors.
-        if outcome.is_err() || flight.part.exists() {
-            let _ = std::fs::remove_file(&flight.part);
+        if outcome.is_err() || self.tmp.exists(&flight.part) {
+            let _ = self.tmp.remove_file(&flight.part);
         }
         // The index is on disk before anyone hears the file is kept.
         self.save_index();
+        // The client's slot is free before its last byte is released.
+        drop(ticket);
         flight.tx.send_modify(|p| p.outcome = Some(outcome));
     }
 
@@ -516,7 +776,14 @@ impl Cache {
             key: k.to_string(),
             why: e.to_string(),
         };
-        let mut out = tokio::fs::File::create(&flight.part).await.map_err(disk)?;
+        let created = self
+            .tmp
+            .open_with(
+                &flight.part,
+                cap_std::fs::OpenOptions::new().write(true).create_new(true),
+            )
+            .map_err(disk)?;
+        let mut out = tokio::fs::File::from_std(created.into_std());
         flight.tx.send_modify(|p| {
             p.started = true;
             p.total = total;
@@ -638,6 +905,50 @@ impl Cache {
     }
 }
 
+/// Where `kindling cache prefetch --server` finds the token that lets it
+/// start fetches through the server (readable by the cache's owner only).
+pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
+
+/// Reads the operator token in `dir`, creating it (random, mode 0600) when
+/// missing or malformed.
+fn operator_token(dir: &Path) -> io::Result<String> {
+    let path = dir.join(OPERATOR_TOKEN_FILE);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim();
+        if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(t.to_string());
+        }
+    }
+    let mut raw = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| io::Error::other("no random numbers"))?;
+    let token = hex(&raw);
+    let tmp = dir.join(format!("{OPERATOR_TOKEN_FILE}.{}.tmp", std::process::id()));
+    let write = || -> io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(format!("{token}\n").as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(token)
+}
+
+/// Reads the operator token of the cache in `dir` (for the CLI).
+pub fn read_operator_token(dir: &Path) -> Option<String> {
+    let t = std::fs::read_to_string(dir.join(OPERATOR_TOKEN_FILE)).ok()?;
+    Some(t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
 /// Removes least-recently-used files until the total fits (never `keep`).
 fn evict(st: &mut State, max: u64, keep: &str) -> Vec<Held> {
     let mut total: u64 = st.index.values().map(|h| h.size).sum();
@@ -666,8 +977,8 @@ pub enum Start {
         body: kindling_http::Body,
         total: u64,
     },
-    /// The download is finished: serve this file from disk.
-    Done(PathBuf),
+    /// The download is finished: look the file up again (on disk).
+    Done,
 }
 
 impl Follower {
@@ -700,18 +1011,18 @@ impl Follower {
             let p = self.rx.borrow_and_update().clone();
             match &p.outcome {
                 Some(Err(e)) => return Err(e.clone()),
-                Some(Ok(())) => return Ok(Start::Done(self.final_path.clone())),
+                Some(Ok(())) => return Ok(Start::Done),
                 None => {}
             }
             if p.started
                 && let Some(total) = p.total
             {
-                let file = match tokio::fs::File::open(&self.part).await {
-                    Ok(f) => f,
+                let file = match open_beneath(&self.tmp, &self.part) {
+                    Ok(f) => tokio::fs::File::from_std(f),
                     // Renamed or removed meanwhile: the outcome tells which.
                     Err(_) => {
                         return match self.wait_outcome().await {
-                            Ok(()) => Ok(Start::Done(self.final_path.clone())),
+                            Ok(()) => Ok(Start::Done),
                             Err(e) => Err(e),
                         };
                     }
@@ -741,10 +1052,7 @@ impl Follower {
                 });
             }
             if self.rx.changed().await.is_err() {
-                return self
-                    .wait_outcome()
-                    .await
-                    .map(|_| Start::Done(self.final_path.clone()));
+                return self.wait_outcome().await.map(|_| Start::Done);
             }
         }
     }

@@ -229,6 +229,15 @@ pub fn run(
                             0,
                         )
                         .map_err(|e| CliError::Other(e.to_string()))?;
+                        // The server's operator token (in its cache
+                        // directory) lets these GETs start fetches.
+                        let token = crate::cache::read_operator_token(&dir);
+                        if token.is_none() {
+                            eprintln!(
+                                "kindling: no operator token in {} (readable by the server's user only): the server treats these requests as anonymous and fetches only what a machine is routed to",
+                                dir.display()
+                            );
+                        }
                         for id in entries {
                             let Some(e) = catalog.get(id) else { continue };
                             for (a, spec) in &e.arch {
@@ -241,7 +250,7 @@ pub fn run(
                                         base.trim_end_matches('/'),
                                         a.as_str()
                                     );
-                                    match fetch_discard(&up, &url).await {
+                                    match fetch_discard(&up, &url, token.as_deref()).await {
                                         Ok(n) => {
                                             println!("{id}  {}/{name}  {}", a.as_str(), human(n))
                                         }
@@ -290,9 +299,22 @@ pub fn run(
 }
 
 /// GETs `url` and counts the body (the server caches it on the way).
-async fn fetch_discard(up: &crate::upstream::Upstream, url: &str) -> Result<u64, String> {
+async fn fetch_discard(
+    up: &crate::upstream::Upstream,
+    url: &str,
+    token: Option<&str>,
+) -> Result<u64, String> {
     use http_body_util::BodyExt;
-    let (resp, _) = up.get(url, &[]).await.map_err(|e| e.to_string())?;
+    let extra: Vec<(hyper::header::HeaderName, String)> = token
+        .map(|t| {
+            (
+                hyper::header::HeaderName::from_static(crate::ext::OPERATOR_HEADER),
+                t.to_string(),
+            )
+        })
+        .into_iter()
+        .collect();
+    let (resp, _) = up.get(url, &extra).await.map_err(|e| e.to_string())?;
     let want = resp
         .headers()
         .get(hyper::header::CONTENT_LENGTH)

@@ -20,7 +20,10 @@ pub struct MenuConfig {
     /// Seconds before the default entry boots (0 = wait forever).
     pub timeout_secs: u64,
     /// Base URL of this server as seen by machines (e.g.
-    /// `http://10.0.0.2:8080`); default: from the request's Host header.
+    /// `http://10.0.0.2:8080`) for the absolute URLs in menus; default:
+    /// `http://<the local address the request arrived on>`. The request's
+    /// Host header is never used (a client could point other machines'
+    /// menus anywhere).
     pub base_url: Option<String>,
     /// Include the shipped catalog.
     pub shipped_catalog: bool,
@@ -118,6 +121,18 @@ pub struct CacheConfig {
     pub idle_timeout_secs: u64,
     /// Redirects followed (mirrors redirect a lot).
     pub max_redirects: u32,
+    /// How long a menu handed to a client IP routes that IP to the menu's
+    /// entries (a GET from it may then start their upstream fetch).
+    pub routed_ttl_secs: u64,
+    /// Upstream fetches one client IP may have running at once.
+    pub client_max_fetches: u32,
+    /// Cache misses (upstream fetches started) one client IP may make in a
+    /// burst ...
+    pub client_miss_burst: u32,
+    /// ... and the rate its allowance refills at.
+    pub client_misses_per_minute: u32,
+    /// Client IPs remembered for routes and for miss limits (each table).
+    pub client_table: usize,
 }
 
 impl Default for CacheConfig {
@@ -129,6 +144,11 @@ impl Default for CacheConfig {
             connect_timeout_secs: 30,
             idle_timeout_secs: 60,
             max_redirects: 10,
+            routed_ttl_secs: 6 * 3600,
+            client_max_fetches: 4,
+            client_miss_burst: 12,
+            client_misses_per_minute: 6,
+            client_table: 4096,
         }
     }
 }
@@ -137,6 +157,16 @@ impl CacheConfig {
     /// The cache directory for a data directory.
     pub fn dir_for(&self, data_dir: &Path) -> PathBuf {
         self.dir.clone().unwrap_or_else(|| data_dir.join("cache"))
+    }
+
+    /// The per-client miss limits.
+    pub fn limits(&self) -> crate::guard::Limits {
+        crate::guard::Limits {
+            max_fetches: self.client_max_fetches,
+            burst: self.client_miss_burst,
+            per_minute: self.client_misses_per_minute,
+            max_clients: self.client_table,
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod ext;
 pub mod fcos;
+pub mod guard;
 pub mod menu;
 pub mod upstream;
 
@@ -95,10 +96,14 @@ impl Endpoints {
     ) -> Vec<Arc<dyn kindling_http::Extension>> {
         let mut out: Vec<Arc<dyn kindling_http::Extension>> = Vec::new();
         if let Some(c) = &self.cache {
-            out.push(Arc::new(CacheExtension::new(c.clone())));
+            out.push(Arc::new(
+                CacheExtension::new(c.clone()).with_profiles(defaults.clone()),
+            ));
         }
         if let Some(m) = &self.menu {
-            out.push(Arc::new(MenuExtension::new(m.clone(), defaults)));
+            out.push(Arc::new(
+                MenuExtension::new(m.clone(), defaults).with_cache(self.cache.clone()),
+            ));
         }
         out
     }

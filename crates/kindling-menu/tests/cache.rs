@@ -53,7 +53,15 @@ struct Setup {
 
 async fn setup(cat: Arc<Catalog>, cfg: CacheConfig) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let cache = Cache::open(cfg, dir.path().join("cache"), cat).unwrap();
+    let cache = Cache::open(cfg, dir.path().join("cache"), cat.clone()).unwrap();
+    // These tests are about downloads, not routing: the loopback client
+    // was handed a menu with every entry.
+    let ids: Vec<String> = cat.entries().iter().map(|e| e.id.clone()).collect();
+    cache.note_menu(
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        kindling_menu::Arch::X86_64,
+        ids.into(),
+    );
     let c = cache.clone();
     let srv = common::serve(&dir.path().join("data"), move |_| {
         vec![Arc::new(CacheExtension::new(c))]

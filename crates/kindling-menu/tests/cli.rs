@@ -87,10 +87,28 @@ fn prefetch_direct_and_via_server_then_ls() {
         (srv, cache)
     });
     let base = format!("http://{}", srv.0.addr);
+    // Without the server's operator token (another cache directory) the
+    // GETs are anonymous, and no machine is routed to "tiny": refused.
     let code = cli::run(
         &args(&["prefetch", "--server", &base, "--arch", "x86_64", "tiny"]),
         &menu,
         &cache_cfg,
+        data.path(),
+    )
+    .unwrap();
+    assert_eq!(code, std::process::ExitCode::from(1));
+    assert_eq!(srv.1.held().len(), 0);
+    assert_eq!(up.gets("/k"), 1);
+    // With the same configuration as the server (its cache directory, so
+    // its operator token): the server fetches.
+    let server_cfg = CacheConfig {
+        dir: Some(data2.path().join("cache")),
+        ..cache_cfg.clone()
+    };
+    let code = cli::run(
+        &args(&["prefetch", "--server", &base, "--arch", "x86_64", "tiny"]),
+        &menu,
+        &server_cfg,
         data.path(),
     )
     .unwrap();
