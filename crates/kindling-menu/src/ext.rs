@@ -9,8 +9,9 @@ use kindling_http::content::{self, Ranged};
 use kindling_http::{ExtRequest, Extension, Reply};
 use kindling_model::Labels;
 
-use crate::cache::{Cache, CacheError, Lookup, Start};
+use crate::cache::{Cache, CacheError, Lookup, Opened, Start};
 use crate::catalog::Arch;
+use crate::guard::{self, Asker, Refusal};
 use crate::menu::{Choice, Menu, MenuRequest, Platform};
 
 type Fut<'a> = Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
@@ -20,6 +21,14 @@ pub trait MenuDefaults: Send + Sync {
     /// The default entry (and seconds of menu; 0 = boot straight away) for
     /// a machine with these labels (`mac`, `uuid`, `arch`, ...).
     fn menu_default(&self, labels: &Labels) -> Option<Choice>;
+
+    /// Whether a profile boots files of `entry` on `arch` from the cache
+    /// (its kernel, an initrd or an argument contains
+    /// `/cache/<entry>/<arch>/`): then any client may start their fetch.
+    fn profile_routes(&self, entry: &str, arch: Arch) -> bool {
+        let _ = (entry, arch);
+        false
+    }
 }
 
 /// Groups' metadata: the group selected for the labels (matchbox rules)
@@ -30,6 +39,22 @@ impl MenuDefaults for Weak<kindling_http::Shared> {
         let snap = shared.snapshot.load();
         let g = snap.select(labels)?;
         group_choice(&g.metadata())
+    }
+
+    fn profile_routes(&self, entry: &str, arch: Arch) -> bool {
+        let Some(shared) = self.upgrade() else {
+            return false;
+        };
+        let needle = format!("/cache/{entry}/{}/", arch.as_str());
+        let snap = shared.snapshot.load();
+        snap.profiles.values().any(|p| {
+            p.boot.as_ref().is_some_and(|b| {
+                std::iter::once(&b.kernel)
+                    .chain(&b.initrd)
+                    .chain(&b.args)
+                    .any(|s| s.contains(&needle))
+            })
+        })
     }
 }
 
@@ -53,26 +78,43 @@ pub fn group_choice(metadata: &serde_json::Map<String, serde_json::Value>) -> Op
 pub struct MenuExtension {
     menu: Arc<Menu>,
     defaults: Option<Arc<dyn MenuDefaults>>,
+    cache: Option<Arc<Cache>>,
 }
 
 impl MenuExtension {
     pub fn new(menu: Arc<Menu>, defaults: Option<Arc<dyn MenuDefaults>>) -> MenuExtension {
-        MenuExtension { menu, defaults }
+        MenuExtension {
+            menu,
+            defaults,
+            cache: None,
+        }
+    }
+
+    /// Records, per client IP, the entries of the menus handed out: they
+    /// route that client to those entries (see [`Cache::is_routed`]).
+    pub fn with_cache(mut self, cache: Option<Arc<Cache>>) -> MenuExtension {
+        self.cache = cache;
+        self
     }
 }
 
-/// `http://<host>` from the config or the request's Host header.
-fn base_url(configured: Option<&str>, headers: &HeaderMap) -> Option<String> {
+/// `http://host[:port]` of this server for absolute URLs: `menu.base_url`
+/// when set, else the local address the request arrived on. Never the
+/// request's Host header (a client could send every URL of the menu
+/// elsewhere).
+pub fn base_url(configured: Option<&str>, local: std::net::SocketAddr) -> String {
     if let Some(b) = configured {
-        return Some(b.trim_end_matches('/').to_string());
+        return b.trim_end_matches('/').to_string();
     }
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    let ok = !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
-    ok.then(|| format!("http://{host}"))
+    let ip = guard::client_ip(local.ip());
+    let port = local.port();
+    match ip {
+        std::net::IpAddr::V4(v4) if port == 80 => format!("http://{v4}"),
+        std::net::IpAddr::V4(v4) => format!("http://{v4}:{port}"),
+        // No zone: iPXE could not use one, and it is only meaningful locally.
+        std::net::IpAddr::V6(v6) if port == 80 => format!("http://[{v6}]"),
+        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+    }
 }
 
 impl Extension for MenuExtension {
@@ -90,10 +132,7 @@ impl Extension for MenuExtension {
 
 impl MenuExtension {
     fn answer(&self, req: &ExtRequest<'_>) -> Reply {
-        let Some(base) = base_url(self.menu.config().base_url.as_deref(), req.headers) else {
-            return Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
-                .with_reason("menu: no usable Host header and no menu.base_url");
-        };
+        let base = base_url(self.menu.config().base_url.as_deref(), req.local);
         let (labels, _) = kindling_model::labels_from_query(req.raw_query);
         let arch = labels
             .get("arch")
@@ -130,6 +169,13 @@ impl MenuExtension {
         let choice = mac
             .and_then(|m| self.menu.machine_choice(m))
             .or_else(|| self.defaults.as_ref().and_then(|d| d.menu_default(&labels)));
+        if let Some(c) = &self.cache {
+            c.note_menu(
+                req.peer.ip(),
+                arch,
+                self.menu.offered(arch, platform).into(),
+            );
+        }
         let body = self.menu.render(&MenuRequest {
             arch,
             platform,
@@ -143,11 +189,22 @@ impl MenuExtension {
 /// `/cache/<entry>/<arch>/<file>` and `/cache/index.json`.
 pub struct CacheExtension {
     cache: Arc<Cache>,
+    profiles: Option<Arc<dyn MenuDefaults>>,
 }
 
 impl CacheExtension {
     pub fn new(cache: Arc<Cache>) -> CacheExtension {
-        CacheExtension { cache }
+        CacheExtension {
+            cache,
+            profiles: None,
+        }
+    }
+
+    /// Also routes every client to entries that a profile of the data
+    /// directory boots from `/cache/` (see [`MenuDefaults::profile_routes`]).
+    pub fn with_profiles(mut self, profiles: Option<Arc<dyn MenuDefaults>>) -> CacheExtension {
+        self.profiles = profiles;
+        self
     }
 }
 
@@ -164,7 +221,9 @@ impl Extension for CacheExtension {
 
 fn error_reply(e: &CacheError) -> Reply {
     let status = match e {
-        CacheError::Unknown(_) => return Reply::not_found(format!("cache: {e}")),
+        CacheError::Unknown(_) | CacheError::Refused { .. } => {
+            return Reply::not_found(format!("cache: {e}"));
+        }
         CacheError::Disk { .. } | CacheError::Open { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         CacheError::Upstream { why, .. }
             if why.contains("no response within") || why.contains("sent nothing") =>
@@ -187,7 +246,117 @@ fn set(h: &mut HeaderMap, name: header::HeaderName, v: &str) {
     }
 }
 
+const X_CACHE: header::HeaderName = header::HeaderName::from_static("x-kindling-cache");
+
+/// The header `kindling cache prefetch --server` sends its operator token in.
+pub const OPERATOR_HEADER: &str = "x-kindling-operator";
+
+/// The answer to a miss that may not start a fetch.
+fn refusal_reply(r: &Refusal, k: &str) -> Reply {
+    let mut reply = match r {
+        Refusal::Head => Reply::not_found(format!(
+            "cache: {k:?} is not cached; HEAD never starts a download (a GET from a machine routed to the entry, or `kindling cache prefetch`, does)"
+        )),
+        Refusal::NotRouted => Reply::not_found(format!(
+            "cache: {k:?} is not cached and no machine at this address is routed to it (hand it a menu offering the entry, name the file in a profile, or run `kindling cache prefetch`)"
+        )),
+        Refusal::Busy { running } => Reply::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "429 Too Many Requests: this client already has {running} downloads from upstream running"
+            ),
+        )
+        .with_reason(format!(
+            "cache: {k:?} refused: client has {running} upstream fetches running (cache.client_max_fetches)"
+        )),
+        Refusal::RateLimited { retry_after } => {
+            let mut rep = Reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "429 Too Many Requests: too many cache misses from this client",
+            )
+            .with_reason(format!(
+                "cache: {k:?} refused: client's cache misses over cache.client_misses_per_minute (retry in {} s)",
+                retry_after.as_secs().max(1)
+            ));
+            set(
+                &mut rep.headers,
+                header::RETRY_AFTER,
+                &retry_after.as_secs().max(1).to_string(),
+            );
+            rep
+        }
+        Refusal::TableFull => {
+            let mut rep = Reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable: too many clients downloading from upstream",
+            )
+            .with_reason(format!(
+                "cache: {k:?} refused: every slot of the client table (cache.client_table) has fetches running"
+            ));
+            set(&mut rep.headers, header::RETRY_AFTER, "30");
+            rep
+        }
+    };
+    set(&mut reply.headers, X_CACHE, "refused");
+    reply
+}
+
 impl CacheExtension {
+    fn is_operator(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(OPERATOR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| self.cache.is_operator_token(t))
+    }
+
+    /// A file neither cached nor downloading: start its fetch if allowed,
+    /// else the refusal.
+    fn admit(
+        &self,
+        req: &ExtRequest<'_>,
+        entry: &str,
+        arch: Arch,
+        file: &str,
+    ) -> Result<Lookup, Reply> {
+        let k = crate::cache::key(entry, arch, file);
+        let ip = guard::client_ip(req.peer.ip());
+        let head = req.method == Method::HEAD;
+        let operator = self.is_operator(req.headers);
+        let asker = if operator {
+            Asker::Operator
+        } else {
+            let routed = !head
+                && (self.cache.is_routed(ip, entry, arch)
+                    || self
+                        .profiles
+                        .as_ref()
+                        .is_some_and(|p| p.profile_routes(entry, arch)));
+            Asker::Client { head, routed }
+        };
+        let ticket = guard::decide(asker).and_then(|()| {
+            if operator {
+                Ok(None)
+            } else {
+                self.cache.try_start(ip).map(Some)
+            }
+        });
+        match ticket {
+            Ok(t) => {
+                if operator {
+                    tracing::info!(target: "kindling::cache", client = %ip, file = ?k, "fetch started by an operator (prefetch)");
+                }
+                self.cache
+                    .fetch(entry, arch, file, t)
+                    .map_err(|e| error_reply(&e))
+            }
+            Err(r) => {
+                self.cache.count_refusal(&r);
+                tracing::warn!(target: "kindling::cache", client = %ip, file = ?k, refusal = r.name(), "cache miss refused: no upstream fetch");
+                Err(refusal_reply(&r, &k))
+            }
+        }
+    }
+
     async fn answer(&self, req: &ExtRequest<'_>, rest: &str) -> Reply {
         if req.method != Method::GET && req.method != Method::HEAD {
             let mut r = Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
@@ -205,9 +374,14 @@ impl CacheExtension {
         let Some(arch) = Arch::parse(arch).filter(|a| a.as_str() == arch) else {
             return Reply::not_found(format!("cache: unknown architecture {arch:?}"));
         };
-        let follower = match self.cache.lookup(entry, arch, file) {
-            Ok(Lookup::Disk(path)) => return serve_disk(req.headers, &path, "hit").await,
-            Ok(Lookup::Flight(f)) => f,
+        let follower = match self.cache.find(entry, arch, file) {
+            Ok(Some(Lookup::Disk(o))) => return serve_opened(req.headers, o, file, "hit"),
+            Ok(Some(Lookup::Flight(f))) => f,
+            Ok(None) => match self.admit(req, entry, arch, file) {
+                Ok(Lookup::Disk(o)) => return serve_opened(req.headers, o, file, "hit"),
+                Ok(Lookup::Flight(f)) => f,
+                Err(r) => return r,
+            },
             Err(e) => return error_reply(&e),
         };
         let range_hdr = req
@@ -219,7 +393,7 @@ impl CacheExtension {
         let start = follower.start(None).await;
         match start {
             Err(e) => error_reply(&e),
-            Ok(Start::Done(path)) => serve_disk(req.headers, &path, "miss").await,
+            Ok(Start::Done) => self.finished(req, entry, arch, file),
             Ok(Start::Stream { body, total }) => {
                 let content_type = content::type_by_extension(std::path::Path::new(file))
                     .unwrap_or("application/octet-stream");
@@ -239,11 +413,11 @@ impl CacheExtension {
                     }
                     Some(Ranged::Part(s, e)) => {
                         // A range of a file still downloading: follow it again
-                        // from the start of the range.
+                        // from the start of the range (never starting a fetch).
                         drop(body);
-                        match self.cache.lookup(entry, arch, file) {
-                            Ok(Lookup::Disk(path)) => serve_disk(req.headers, &path, "hit").await,
-                            Ok(Lookup::Flight(f)) => match f.start(Some((s, e))).await {
+                        match self.cache.find(entry, arch, file) {
+                            Ok(Some(Lookup::Disk(o))) => serve_opened(req.headers, o, file, "hit"),
+                            Ok(Some(Lookup::Flight(f))) => match f.start(Some((s, e))).await {
                                 Ok(Start::Stream { body, .. }) => {
                                     let mut r = Reply::new(
                                         StatusCode::PARTIAL_CONTENT,
@@ -258,18 +432,13 @@ impl CacheExtension {
                                         &format!("bytes {s}-{e}/{total}"),
                                     );
                                     set(&mut r.headers, header::ACCEPT_RANGES, "bytes");
-                                    set(
-                                        &mut r.headers,
-                                        header::HeaderName::from_static("x-kindling-cache"),
-                                        "miss",
-                                    );
+                                    set(&mut r.headers, X_CACHE, "miss");
                                     r
                                 }
-                                Ok(Start::Done(path)) => {
-                                    serve_disk(req.headers, &path, "miss").await
-                                }
+                                Ok(Start::Done) => self.finished(req, entry, arch, file),
                                 Err(e) => error_reply(&e),
                             },
+                            Ok(None) => self.finished(req, entry, arch, file),
                             Err(e) => error_reply(&e),
                         }
                     }
@@ -278,15 +447,24 @@ impl CacheExtension {
                         r.body = body;
                         r.len = total;
                         set(&mut r.headers, header::ACCEPT_RANGES, "bytes");
-                        set(
-                            &mut r.headers,
-                            header::HeaderName::from_static("x-kindling-cache"),
-                            "miss",
-                        );
+                        set(&mut r.headers, X_CACHE, "miss");
                         r
                     }
                 }
             }
+        }
+    }
+
+    /// A download that finished before this request followed it: serve
+    /// what it kept (never starting another fetch).
+    fn finished(&self, req: &ExtRequest<'_>, entry: &str, arch: Arch, file: &str) -> Reply {
+        match self.cache.find(entry, arch, file) {
+            Ok(Some(Lookup::Disk(o))) => serve_opened(req.headers, o, file, "miss"),
+            Ok(_) => Reply::not_found(format!(
+                "cache: {:?}: downloaded but not kept (larger than cache.max_bytes?)",
+                crate::cache::key(entry, arch, file)
+            )),
+            Err(e) => error_reply(&e),
         }
     }
 
@@ -299,24 +477,195 @@ impl CacheExtension {
             .into_iter()
             .map(|(k, w, t, c)| serde_json::json!({"file": k, "received": w, "total": t, "clients": c}))
             .collect();
-        let v =
-            serde_json::json!({ "total_bytes": total, "files": held, "downloading": downloading });
+        let v = serde_json::json!({
+            "total_bytes": total,
+            "files": held,
+            "downloading": downloading,
+            "counters": self.cache.counters(),
+        });
         let mut body = serde_json::to_vec_pretty(&v).unwrap_or_default();
         body.push(b'\n');
         Reply::new(StatusCode::OK, "application/json", body)
     }
 }
 
-async fn serve_disk(headers: &HeaderMap, path: &std::path::Path, how: &str) -> Reply {
-    let meta = match tokio::fs::metadata(path).await {
-        Ok(m) => m,
-        Err(e) => return Reply::not_found(format!("cache: {}: {e}", path.display())),
+/// Serves an opened cached file: its own length and mtime (from `fstat`),
+/// Range, If-Modified-Since, Last-Modified.
+fn serve_opened(headers: &HeaderMap, o: Opened, name: &str, how: &str) -> Reply {
+    use std::io::Seek;
+    let size = o.meta.len();
+    let modified = o.meta.modified().ok();
+    if let (Some(m), Some(ims)) = (
+        modified,
+        headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(httpdate::parse),
+    ) && httpdate::secs(m) <= ims
+    {
+        let mut r = Reply::new(StatusCode::NOT_MODIFIED, "", bytes::Bytes::new());
+        r.headers.remove(header::CONTENT_TYPE);
+        set(&mut r.headers, header::LAST_MODIFIED, &httpdate::format(m));
+        set(&mut r.headers, X_CACHE, how);
+        return r;
+    }
+    let content_type = content::type_by_extension(std::path::Path::new(name))
+        .unwrap_or("application/octet-stream");
+    let (status, start, len) = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(h) => match content::parse_range(h, size) {
+            Ranged::Full => (StatusCode::OK, 0, size),
+            Ranged::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
+            Ranged::Unsatisfiable => {
+                let mut r = Reply::error(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "invalid range: failed to overlap",
+                );
+                set(
+                    &mut r.headers,
+                    header::CONTENT_RANGE,
+                    &format!("bytes */{size}"),
+                );
+                return r;
+            }
+        },
+        None => (StatusCode::OK, 0, size),
     };
-    let mut r = content::serve_file(headers, path, &meta).await;
-    set(
-        &mut r.headers,
-        header::HeaderName::from_static("x-kindling-cache"),
-        how,
-    );
+    let mut file = o.file;
+    if start > 0
+        && let Err(e) = file.seek(std::io::SeekFrom::Start(start))
+    {
+        return Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "500 Internal Server Error",
+        )
+        .with_reason(format!("cache: seek in {name:?}: {e}"));
+    }
+    let mut r = Reply::new(status, content_type, bytes::Bytes::new());
+    r.body = kindling_http::body::stream(tokio::fs::File::from_std(file), len);
+    r.len = len;
+    set(&mut r.headers, header::ACCEPT_RANGES, "bytes");
+    if let Some(m) = modified {
+        set(&mut r.headers, header::LAST_MODIFIED, &httpdate::format(m));
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        set(
+            &mut r.headers,
+            header::CONTENT_RANGE,
+            &format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    set(&mut r.headers, X_CACHE, how);
     r
+}
+
+/// HTTP dates (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`), in whole
+/// Unix seconds.
+mod httpdate {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+
+    pub fn secs(t: SystemTime) -> i64 {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs().min(i64::MAX as u64) as i64,
+            Err(e) => -(e.duration().as_secs_f64().ceil() as i64),
+        }
+    }
+
+    /// Days since 1970-01-01 to (year, month 1-12, day 1-31).
+    fn civil(days: i64) -> (i64, u32, u32) {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        (y, m, d)
+    }
+
+    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let m = i64::from(m);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    pub fn format(t: SystemTime) -> String {
+        let s = secs(t);
+        let (days, rem) = (s.div_euclid(86_400), s.rem_euclid(86_400));
+        let (y, m, d) = civil(days);
+        format!(
+            "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+            DAYS[days.rem_euclid(7) as usize],
+            MONTHS[(m - 1) as usize],
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+
+    /// Parses an IMF-fixdate; anything else is `None` (then the file is
+    /// served in full, as if the header were absent).
+    pub fn parse(s: &str) -> Option<i64> {
+        let b = s.as_bytes();
+        if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let t = s.get(r)?;
+            t.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| t.parse().ok())?
+        };
+        let d = num(5..7)?;
+        let m = MONTHS.iter().position(|x| s.get(8..11) == Some(*x))? as u32 + 1;
+        let y = num(12..16)?;
+        let (hh, mm, ss) = (num(17..19)?, num(20..22)?, num(23..25)?);
+        if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || b[19] != b':' || b[22] != b':' {
+            return None;
+        }
+        if !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+            return None;
+        }
+        Some(days_from_civil(y, m, d as u32) * 86_400 + hh * 3600 + mm * 60 + ss)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use std::time::Duration;
+
+        #[test]
+        fn round_trips_and_rejects() {
+            let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+            assert_eq!(format(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+            assert_eq!(parse("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+            assert_eq!(format(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+            for s in [1_700_000_000u64, 951_782_400, 4_102_444_800] {
+                let t = UNIX_EPOCH + Duration::from_secs(s);
+                assert_eq!(parse(&format(t)), Some(s as i64), "{}", format(t));
+            }
+            for bad in [
+                "",
+                "Sunday, 06-Nov-94 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 UTC",
+                "Sun, 0x Nov 1994 08:49:37 GMT",
+                "Sun, 06 Nop 1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 28:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 GMTé",
+                "Sun, +6 Nov 1994 08:49:37 GMT",
+            ] {
+                assert_eq!(parse(bad), None, "{bad}");
+            }
+        }
+    }
 }
