@@ -3,6 +3,11 @@
 //!
 //! `cache-server --listen 127.0.0.1:18082 --dir /tmp/c --file blob.bin=http://127.0.0.1:18081/blob.bin`
 //! then `curl http://127.0.0.1:18082/cache/bench/x86_64/blob.bin`.
+//!
+//! The loopback client (127.0.0.1) counts as a machine handed the menu of
+//! the `bench` entry, so its GETs may start the upstream fetch (see "Who may
+//! start an upstream fetch" in docs/menus.md); other clients fetch
+//! `/menu.ipxe?arch=x86_64` first.
 
 use std::sync::Arc;
 
@@ -48,9 +53,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         data.ensure_layout()?;
         let snapshot = kindling_model::Loader::new(data.clone()).load();
         let mut shared = kindling_http::Shared::new(data, snapshot);
+        cache.note_menu(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            kindling_menu::Arch::X86_64,
+            vec!["bench".to_string()].into(),
+        );
         shared.extensions = vec![
-            Arc::new(CacheExtension::new(cache)),
-            Arc::new(MenuExtension::new(menu, None)),
+            Arc::new(CacheExtension::new(cache.clone())),
+            Arc::new(MenuExtension::new(menu, None).with_cache(Some(cache))),
         ];
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         eprintln!("cache-server listening on {}", listener.local_addr()?);

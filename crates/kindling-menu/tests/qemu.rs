@@ -31,7 +31,13 @@ async fn ipxe_boots_menu_entry_through_cache() {
     ))
     .unwrap();
     let (mac, mac2) = ("52:54:00:4b:49:4e", "52:54:00:4b:49:4f");
+    // The guest reaches the host as 10.0.2.2 (QEMU user-mode networking),
+    // while the server sees its connections arrive on 127.0.0.1: the
+    // menus' URLs need `base_url` (they never copy the Host header).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
     let cfg = MenuConfig {
+        base_url: Some(format!("http://10.0.2.2:{port}")),
         entries: vec![entry],
         machines: vec![
             MachineDefault {
@@ -57,15 +63,15 @@ async fn ipxe_boots_menu_entry_through_cache() {
     .unwrap();
     let menu = Arc::new(Menu::new(cfg, catalog, None, true));
     let c = cache.clone();
-    let srv = common::serve(&dir.path().join("data"), move |_| {
+    // The menu routes the machine to its entries: its GETs may fetch them.
+    let srv = common::serve_on(listener, &dir.path().join("data"), move |_| {
         vec![
-            Arc::new(CacheExtension::new(c)),
-            Arc::new(MenuExtension::new(menu, None)),
+            Arc::new(CacheExtension::new(c.clone())),
+            Arc::new(MenuExtension::new(menu, None).with_cache(Some(c))),
         ]
     })
     .await;
-
-    let port = srv.addr.port();
+    assert_eq!(srv.addr.port(), port);
     // 1. Straight to the entry (timeout 0): the first fetch goes upstream.
     let log = boot(dir.path(), port, mac).await;
     assert_booted(&log);

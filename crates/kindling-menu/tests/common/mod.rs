@@ -27,6 +27,16 @@ pub async fn serve(
     data: &Path,
     make: impl FnOnce(Weak<Shared>) -> Vec<Arc<dyn Extension>>,
 ) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on(listener, data, make).await
+}
+
+/// [`serve`] on a listener bound beforehand (to know its port first).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    data: &Path,
+    make: impl FnOnce(Weak<Shared>) -> Vec<Arc<dyn Extension>>,
+) -> Server {
     let dd = DataDir::new(data);
     dd.ensure_layout().unwrap();
     let snapshot = Loader::new(dd.clone()).load();
@@ -35,7 +45,6 @@ pub async fn serve(
         s.extensions = make(weak.clone());
         s
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cancel = CancellationToken::new();
     tokio::spawn(kindling_http::serve(
