@@ -10,9 +10,9 @@
 //! - no percent-decoding is done: `%2e%2e` is a literal file name.
 //!
 //! Lookup order: named overrides (`files`, trusted: may be symlinks anywhere),
-//! then the root directory (confined: the canonical path must stay inside the
-//! canonical root, so symlinks leaving the root are refused), then the default
-//! iPXE binaries from `ipxe_dir` (trusted like overrides).
+//! then the root directory (confined by the kernel: names are opened relative to a
+//! handle of the root, so symlinks leaving the root are refused, and the opened file is
+//! checked), then the default iPXE binaries from `ipxe_dir` (trusted like overrides).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -220,35 +220,39 @@ impl FileSource for FsSource {
     }
 }
 
-/// Open `root/parts...` refusing anything whose canonical path leaves the canonical root.
+/// Open `root/parts...` relative to a handle of the root directory, so that the kernel
+/// keeps the whole resolution beneath it (cap-std: `openat2` with `RESOLVE_BENEATH |
+/// RESOLVE_NO_MAGICLINKS` on Linux, a component-by-component walk elsewhere). Symlinks
+/// inside the root work; one that leads out (absolute, or `..` past the root) fails.
+/// The checks (regular file, size) are then made on the opened file, never on the path
+/// again, so swapping a name for a symlink between check and open cannot leak bytes
+/// from outside the root.
 fn open_confined(root: &Path, parts: &[String]) -> Result<Opened, TftpError> {
-    let croot = root
-        .canonicalize()
+    use cap_std::fs::OpenOptionsExt;
+    let dir = cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority())
         .map_err(|e| TftpError::NotFound(format!("root {}: {e}", root.display())))?;
-    let mut joined = croot.clone();
-    for p in parts {
-        joined.push(p);
-    }
-    let canon = joined
-        .canonicalize()
-        .map_err(|e| map_open_err(e, &joined))?;
-    if !canon.starts_with(&croot) {
-        return Err(TftpError::AccessViolation(format!(
-            "{} resolves to {} outside root {}",
-            joined.display(),
-            canon.display(),
-            croot.display()
-        )));
-    }
-    // The canonical path has no symlinks; O_NOFOLLOW guards the last component
-    // against a swap between canonicalize and open.
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&canon)
-        .map_err(|e| map_open_err(e, &canon))?;
-    finish_open(file, &canon)
+    let rel: PathBuf = parts.iter().collect();
+    let shown = root.join(&rel);
+    let mut opts = cap_std::fs::OpenOptions::new();
+    // O_NONBLOCK: a FIFO placed in the root must not block the open (it is refused
+    // below as not a regular file); it changes nothing for regular files.
+    opts.read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    let file = dir.open_with(&rel, &opts).map_err(|e| {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            // Also cap-std's "a path led outside of the filesystem".
+            TftpError::AccessViolation(format!(
+                "{}: {e} (root {})",
+                shown.display(),
+                root.display()
+            ))
+        } else if e.raw_os_error() == Some(libc::ENXIO) {
+            TftpError::AccessViolation(format!("{} is not a regular file", shown.display()))
+        } else {
+            map_open_err(e, &shown)
+        }
+    })?;
+    finish_open(file.into_std(), &shown)
 }
 
 #[cfg(test)]
