@@ -911,6 +911,7 @@ fn outcome_label(o: &Outcome) -> &'static str {
         Outcome::ReadError(_) => "read_error",
         Outcome::Cancelled => "cancelled",
         Outcome::PeerGone(_) => "peer_gone",
+        Outcome::Evicted => "evicted",
     }
 }
 
@@ -965,6 +966,7 @@ impl TftpObserver for Ops {
             Outcome::ReadError(e) => Some(compact_str::format_compact!("read error: {e}")),
             Outcome::Cancelled => Some("server shut down".into()),
             Outcome::PeerGone(e) => Some(compact_str::format_compact!("peer unreachable: {e}")),
+            Outcome::Evicted => Some("evicted: slot given to a new client (server full)".into()),
         };
         self.record(ev);
     }

@@ -39,8 +39,23 @@ pub struct TftpConfig {
     pub timeout: f64,
     /// Retransmissions without progress before a transfer is abandoned. Default 5.
     pub retries: u32,
-    /// Concurrent transfers; further requests get ERROR "server busy". Default 64.
+    /// Concurrent transfers. When all are in use, a request from an address holding
+    /// no transfer evicts the longest-idle transfer (idle >= 1 s) of the address
+    /// holding the most; other requests get ERROR "server busy". Default 64.
     pub max_transfers: usize,
+    /// Concurrent transfers per client address; more get ERROR "too many transfers".
+    /// Default 8.
+    pub max_transfers_per_client: usize,
+    /// Largest `timeout` option (seconds, RFC 2349) accepted from a client; a larger
+    /// one is left out of the OACK and the server's `timeout` is used. 1..=255,
+    /// default 5.
+    pub max_client_timeout: u8,
+    /// Requests (datagrams to the listening port) per second allowed from one client
+    /// address on average; beyond the bucket they are dropped without an answer.
+    /// 0 disables. Default 20.
+    pub rate_limit: f64,
+    /// Requests one client address may send at once (token bucket size). Default 60.
+    pub rate_burst: u32,
     /// Serve every transfer from the listening port (NAT/container friendly). Default false.
     pub single_port: bool,
 }
@@ -60,6 +75,10 @@ impl Default for TftpConfig {
             timeout: 1.0,
             retries: 5,
             max_transfers: 64,
+            max_transfers_per_client: 8,
+            max_client_timeout: 5,
+            rate_limit: 20.0,
+            rate_burst: 60,
             single_port: false,
         }
     }
@@ -78,6 +97,14 @@ pub enum ConfigError {
     MaxTransfers,
     #[error("tftp.mtu must be at least 68, got {0}")]
     Mtu(u32),
+    #[error("tftp.max_transfers_per_client must be at least 1")]
+    MaxTransfersPerClient,
+    #[error("tftp.max_client_timeout must be within 1..=255 seconds, got 0")]
+    MaxClientTimeout,
+    #[error("tftp.rate_limit must be a number of requests per second >= 0 (0: off), got {0}")]
+    RateLimit(f64),
+    #[error("tftp.rate_burst must be at least 1")]
+    RateBurst,
 }
 
 impl TftpConfig {
@@ -99,6 +126,18 @@ impl TftpConfig {
         {
             return Err(ConfigError::Mtu(m));
         }
+        if self.max_transfers_per_client == 0 {
+            return Err(ConfigError::MaxTransfersPerClient);
+        }
+        if self.max_client_timeout == 0 {
+            return Err(ConfigError::MaxClientTimeout);
+        }
+        if !(self.rate_limit.is_finite() && self.rate_limit >= 0.0) {
+            return Err(ConfigError::RateLimit(self.rate_limit));
+        }
+        if self.rate_burst == 0 {
+            return Err(ConfigError::RateBurst);
+        }
         Ok(())
     }
 
@@ -115,6 +154,7 @@ impl TftpConfig {
             timeout,
             retries: self.retries,
             max_timeout: Duration::from_secs(10).max(timeout),
+            max_client_timeout: Duration::from_secs(u64::from(self.max_client_timeout.max(1))),
         }
     }
 
@@ -166,6 +206,10 @@ max_windowsize = 32
 timeout = 0.25
 retries = 9
 max_transfers = 3
+max_transfers_per_client = 2
+max_client_timeout = 10
+rate_limit = 0.5
+rate_burst = 4
 single_port = true
 clamp_to_path_mtu = false
 [files]
@@ -181,6 +225,9 @@ clamp_to_path_mtu = false
         let p = c.transfer_params();
         assert_eq!(p.max_blksize, 8192);
         assert_eq!(p.timeout, Duration::from_millis(250));
+        assert_eq!(p.max_client_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_transfers_per_client, 2);
+        assert_eq!(c.rate_burst, 4);
         let c: TftpConfig = toml::from_str("timeout = 2").unwrap();
         assert_eq!(c.transfer_params().timeout, Duration::from_secs(2));
         assert!(toml::from_str::<TftpConfig>("bogus = 1").is_err());
@@ -188,5 +235,21 @@ clamp_to_path_mtu = false
         assert_eq!(c.transfer_params().max_blksize, 1368);
         let c: TftpConfig = toml::from_str("timeout = 0").unwrap();
         assert_eq!(c.validate(), Err(ConfigError::Timeout(0.0)));
+        for (text, err) in [
+            (
+                "max_transfers_per_client = 0",
+                ConfigError::MaxTransfersPerClient,
+            ),
+            ("max_client_timeout = 0", ConfigError::MaxClientTimeout),
+            ("rate_limit = -1", ConfigError::RateLimit(-1.0)),
+            ("rate_burst = 0", ConfigError::RateBurst),
+        ] {
+            let c: TftpConfig = toml::from_str(text).unwrap();
+            assert_eq!(c.validate(), Err(err), "{text}");
+        }
+        assert_eq!(
+            TftpConfig::default().transfer_params().max_client_timeout,
+            Duration::from_secs(5)
+        );
     }
 }

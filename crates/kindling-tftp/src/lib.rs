@@ -6,12 +6,17 @@
 //!   with exponential backoff and Sorcerer's-Apprentice-safe ACK handling.
 //! - [`source`]: request-name resolution confined to a root, named overrides,
 //!   default iPXE binaries, and the [`FileSource`] trait for generated files.
+//! - [`limits`]: sans-I/O admission control: transfer slots per client address with
+//!   eviction of idle transfers, and a per-address request token bucket.
+//! - [`logsafe`]: escaping of client-supplied text in log lines.
 //! - [`server`]: the tokio shell ([`TftpServer`]).
 //!
 //! Transfer mode `netascii` is served byte for byte like `octet` (no CR/LF
 //! translation: boot files are binary); `mail` is refused with ERROR 4.
 
 pub mod config;
+pub mod limits;
+pub mod logsafe;
 pub mod packet;
 mod pktinfo;
 pub mod server;

@@ -4,15 +4,17 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::config::{ConfigError, TftpConfig, blksize_for_mtu};
+use crate::limits::{Admission, RATE_TABLE_ENTRIES, RateLimiter, SlotId, Slots};
+use crate::logsafe::esc;
 use crate::packet::{self, ErrorCode, Mode, Packet, Request};
 use crate::pktinfo;
 use crate::source::{FileSource, TftpError};
@@ -49,12 +51,23 @@ struct Shared {
     observer: Option<Arc<dyn TftpObserver>>,
     stats: Arc<TftpStats>,
     routes: Routes,
+    /// Transfer slots (per-client limit, eviction): pure state, see `limits`.
+    slots: Mutex<Slots>,
+    /// How to stop the transfer in each slot when it is evicted.
+    evictions: Mutex<HashMap<SlotId, CancellationToken>>,
+    /// Per-address request rate limit (datagrams to the listening port).
+    rate: Mutex<RateLimiter>,
 }
+
+/// A transfer is evictable once it has gone this long without an advancing ACK.
+pub const EVICT_MIN_IDLE: Duration = Duration::from_secs(1);
+
+/// The slot tables store progress at most this often per transfer.
+const TOUCH_EVERY: Duration = Duration::from_millis(100);
 
 /// A bound, not yet running, TFTP server.
 pub struct TftpServer {
     shared: Shared,
-    max_transfers: usize,
 }
 
 impl std::fmt::Debug for TftpServer {
@@ -103,8 +116,18 @@ impl TftpServer {
                 observer: None,
                 stats: Arc::new(TftpStats::default()),
                 routes: Arc::default(),
+                slots: Mutex::new(Slots::new(
+                    config.max_transfers,
+                    config.max_transfers_per_client,
+                    EVICT_MIN_IDLE,
+                )),
+                evictions: Mutex::default(),
+                rate: Mutex::new(RateLimiter::new(
+                    config.rate_limit,
+                    config.rate_burst,
+                    RATE_TABLE_ENTRIES,
+                )),
             },
-            max_transfers: config.max_transfers,
         })
     }
 
@@ -132,7 +155,6 @@ impl TftpServer {
     /// Serve until `cancel` fires, then stop running transfers and return.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), ServerError> {
         let shared = Arc::new(self.shared);
-        let sem = Arc::new(Semaphore::new(self.max_transfers));
         let mut tasks = JoinSet::new();
         let mut buf = vec![0u8; 65536];
         info!(addr = %shared.local_addr, single_port = shared.single_port, "tftp server listening");
@@ -144,7 +166,7 @@ impl TftpServer {
                     Ok((n, peer, local)) => {
                         let data = buf.get(..n).unwrap_or_default();
                         let to = To { peer, local };
-                        handle_datagram(&shared, &sem, &mut tasks, &cancel, data, to).await;
+                        handle_datagram(&shared, &mut tasks, &cancel, data, to).await;
                     }
                     Err(e) => debug!(error = %e, "tftp recv_from failed"),
                 },
@@ -173,9 +195,13 @@ async fn recv(shared: &Shared, buf: &mut [u8]) -> io::Result<(usize, SocketAddr,
     }
 }
 
+/// The address a client is counted under (IPv4-mapped IPv6 as IPv4).
+fn client_ip(peer: SocketAddr) -> IpAddr {
+    peer.ip().to_canonical()
+}
+
 async fn handle_datagram(
     shared: &Arc<Shared>,
-    sem: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     cancel: &CancellationToken,
     data: &[u8],
@@ -197,11 +223,23 @@ async fn handle_datagram(
             return;
         }
     }
+    // Everything else sent to the listening port is a request (or junk): charge the
+    // client's bucket; over the limit, drop it without an answer (no reflection).
+    let allowed = shared
+        .rate
+        .lock()
+        .map(|mut r| r.allow(client_ip(peer), Instant::now()))
+        .unwrap_or(true);
+    if !allowed {
+        TftpStats::inc(&stats.rate_limited);
+        debug!(%peer, "tftp datagram dropped: client over its request rate limit");
+        return;
+    }
     let pkt = match packet::parse(data) {
         Ok(p) => p,
         Err(e) => {
             TftpStats::inc(&stats.malformed);
-            debug!(%peer, error = %e, "dropped malformed tftp datagram");
+            debug!(%peer, error = %esc(&e), "dropped malformed tftp datagram");
             return;
         }
     };
@@ -226,24 +264,72 @@ async fn handle_datagram(
                 TftpStats::inc(&stats.unexpected);
                 return;
             }
-            let Ok(permit) = sem.clone().try_acquire_owned() else {
-                TftpStats::inc(&stats.busy);
-                warn!(%peer, file = %req.filename, "tftp request refused: server busy");
-                refused(
-                    shared,
-                    peer,
-                    &req.filename,
-                    "busy",
-                    "server busy (max_transfers transfers running)",
-                );
-                send_listener(
-                    shared,
-                    to,
-                    ErrorCode::NotDefined,
-                    "Server busy, try again later",
-                )
-                .await;
-                return;
+            let admission = shared
+                .slots
+                .lock()
+                .map(|mut s| s.admit(client_ip(peer), Instant::now()))
+                .unwrap_or(Admission::Busy);
+            let slot = match admission {
+                Admission::Granted(id) => id,
+                Admission::Evicted { granted, victim } => {
+                    TftpStats::inc(&stats.evicted);
+                    let token = shared
+                        .evictions
+                        .lock()
+                        .ok()
+                        .and_then(|mut m| m.remove(&victim));
+                    if let Some(t) = token {
+                        t.cancel();
+                    }
+                    info!(%peer, file = %esc(&req.filename), "tftp server full: evicting the longest-idle transfer for a new client");
+                    granted
+                }
+                Admission::ClientLimit => {
+                    TftpStats::inc(&stats.client_limit);
+                    warn!(%peer, file = %esc(&req.filename), "tftp request refused: too many transfers from this address");
+                    refused(
+                        shared,
+                        peer,
+                        &req.filename,
+                        "client_limit",
+                        "too many transfers from this address (max_transfers_per_client)",
+                    );
+                    send_listener(
+                        shared,
+                        to,
+                        ErrorCode::NotDefined,
+                        "Too many transfers from your address, try again later",
+                    )
+                    .await;
+                    return;
+                }
+                Admission::Busy => {
+                    TftpStats::inc(&stats.busy);
+                    warn!(%peer, file = %esc(&req.filename), "tftp request refused: server busy");
+                    refused(
+                        shared,
+                        peer,
+                        &req.filename,
+                        "busy",
+                        "server busy (max_transfers transfers running)",
+                    );
+                    send_listener(
+                        shared,
+                        to,
+                        ErrorCode::NotDefined,
+                        "Server busy, try again later",
+                    )
+                    .await;
+                    return;
+                }
+            };
+            let evict = CancellationToken::new();
+            if let Ok(mut m) = shared.evictions.lock() {
+                m.insert(slot, evict.clone());
+            }
+            let guard = SlotGuard {
+                shared: shared.clone(),
+                id: slot,
             };
             let link = if shared.single_port {
                 let (tx, rx) = mpsc::channel(256);
@@ -260,11 +346,11 @@ async fn handle_datagram(
             };
             let shared = shared.clone();
             let cancel = cancel.clone();
-            tasks.spawn(run_transfer(shared, req, to, link, permit, cancel));
+            tasks.spawn(run_transfer(shared, req, to, link, guard, cancel, evict));
         }
         Packet::Wrq(req) => {
             TftpStats::inc(&stats.wrq_refused);
-            info!(%peer, file = %req.filename, "tftp write request refused: read-only server");
+            info!(%peer, file = %esc(&req.filename), "tftp write request refused: read-only server");
             refused(
                 shared,
                 peer,
@@ -295,6 +381,39 @@ async fn send_listener(shared: &Shared, to: To, code: ErrorCode, msg: &str) {
             TftpStats::add(&shared.stats.bytes_sent, pkt.len() as u64);
         }
         Err(e) => debug!(peer = %to.peer, error = %e, "cannot send tftp error"),
+    }
+}
+
+/// Holds a transfer slot; frees it (and its eviction handle) when dropped.
+struct SlotGuard {
+    shared: Arc<Shared>,
+    id: SlotId,
+}
+
+impl SlotGuard {
+    /// The transfer made progress at `now`.
+    fn touch(&self, now: Instant) {
+        if let Ok(mut s) = self.shared.slots.lock() {
+            s.touch(self.id, now);
+        }
+    }
+}
+
+impl SlotGuard {
+    /// Free the slot now (idempotent; dropping the guard frees it too).
+    fn release(&self) {
+        if let Ok(mut s) = self.shared.slots.lock() {
+            s.release(self.id);
+        }
+        if let Ok(mut m) = self.shared.evictions.lock() {
+            m.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -371,18 +490,19 @@ async fn run_transfer(
     req: Request,
     to: To,
     link: Link,
-    permit: OwnedSemaphorePermit,
+    slot: SlotGuard,
     cancel: CancellationToken,
+    evict: CancellationToken,
 ) {
     let peer = to.peer;
     let span = info_span!(
         "tftp_transfer",
         %peer,
-        file = %req.filename,
+        file = %esc(&req.filename),
         blksize = field::Empty,
         windowsize = field::Empty
     );
-    let ended = transfer_inner(&shared, &req, to, link, cancel)
+    let ended = transfer_inner(&shared, &req, to, link, &slot, cancel, evict)
         .instrument(span.clone())
         .await;
     // Free the slot and the route before reporting, so a client that retries
@@ -392,7 +512,7 @@ async fn run_transfer(
     {
         m.remove(&peer);
     }
-    drop(permit);
+    drop(slot);
     if let Some(e) = ended {
         let _g = span.enter();
         report(&shared, &req.filename, peer, e);
@@ -417,9 +537,9 @@ fn report(shared: &Shared, file: &str, peer: SocketAddr, e: Ended) {
     account(stats, &c, &outcome);
     let ms = elapsed.as_millis() as u64;
     if outcome.is_success() {
-        info!(bytes, ms, retransmits = c.retransmits, outcome = ?outcome, "tftp transfer finished");
+        info!(bytes, ms, retransmits = c.retransmits, outcome = %esc(&outcome), "tftp transfer finished");
     } else {
-        warn!(bytes, ms, retransmits = c.retransmits, outcome = ?outcome, "tftp transfer failed");
+        warn!(bytes, ms, retransmits = c.retransmits, outcome = %esc(&outcome), "tftp transfer failed");
     }
     if let Some(o) = &shared.observer {
         o.transfer_finished(peer, file, bytes, elapsed, &outcome);
@@ -431,7 +551,9 @@ async fn transfer_inner(
     req: &Request,
     to: To,
     mut link: Link,
+    slot: &SlotGuard,
     cancel: CancellationToken,
+    evict: CancellationToken,
 ) -> Option<Ended> {
     let peer = to.peer;
     let stats = &shared.stats;
@@ -478,13 +600,16 @@ async fn transfer_inner(
                 TftpError::AccessViolation(_) => TftpStats::inc(&stats.access_violations),
                 TftpError::Io(_) => TftpStats::inc(&stats.io_errors),
             }
-            warn!(reason = %e, "tftp request refused");
+            warn!(reason = %esc(&e), "tftp request refused");
             let kind = match &e {
                 TftpError::NotFound(_) => "not_found",
                 TftpError::AccessViolation(_) => "access_violation",
                 TftpError::Io(_) => "io_error",
             };
             refused(shared, peer, &req.filename, kind, &e.to_string());
+            // Free the slot before the client hears the refusal: a client asking for
+            // its next name at once must not be told "busy".
+            slot.release();
             let pkt = packet::encode_error(e.code(), e.client_message());
             if link.send(&pkt).await.is_ok() {
                 TftpStats::inc(&stats.packets_sent);
@@ -500,11 +625,14 @@ async fn transfer_inner(
     let span = tracing::Span::current();
     span.record("blksize", neg.blksize);
     span.record("windowsize", neg.windowsize);
-    debug!(origin = %opened.origin, size = ?opened.size, oack = ?neg.oack, "tftp transfer started");
+    // The OACK holds only option names the server knows and values it chose.
+    debug!(origin = %esc(&opened.origin), size = ?opened.size, oack = ?neg.oack, "tftp transfer started");
     if let Some(o) = &shared.observer {
         o.transfer_started(peer, &req.filename, opened.size);
     }
     let mut buf = vec![0u8; 65536];
+    let mut progress = 0;
+    let mut touched = started;
     let outcome = loop {
         let mut gone = None;
         for p in &step.send {
@@ -528,10 +656,23 @@ async fn transfer_inner(
                 let _ = link.send(&packet::encode_error(ErrorCode::NotDefined, "Server shutting down")).await;
                 break Outcome::Cancelled;
             }
+            _ = evict.cancelled() => {
+                let _ = link.send(&packet::encode_error(ErrorCode::NotDefined, "Server busy, transfer stopped")).await;
+                break Outcome::Evicted;
+            }
             r = link.recv(&mut buf) => match r {
                 Ok(Some(n)) => {
                     let data = buf.get(..n).unwrap_or_default();
-                    step = transfer.on_packet(data, Instant::now());
+                    let now = Instant::now();
+                    step = transfer.on_packet(data, now);
+                    let p = transfer.counters().progress;
+                    if p != progress {
+                        progress = p;
+                        if now.saturating_duration_since(touched) >= TOUCH_EVERY {
+                            touched = now;
+                            slot.touch(now);
+                        }
+                    }
                 }
                 Ok(None) => break Outcome::Cancelled,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break Outcome::PeerGone(e.to_string()),

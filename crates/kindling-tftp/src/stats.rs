@@ -28,6 +28,9 @@ pub struct TftpStats {
     pub client_errors: AtomicU64,
     pub malformed: AtomicU64,
     pub unexpected: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub client_limit: AtomicU64,
+    pub evicted: AtomicU64,
 }
 
 /// Plain copy of [`TftpStats`].
@@ -50,7 +53,7 @@ pub struct StatsSnapshot {
     pub retransmits: u64,
     /// ACKs ignored because they did not advance (duplicates, old, future).
     pub stale_acks: u64,
-    /// RRQs refused with "server busy" (max_transfers reached).
+    /// RRQs refused with "server busy" (max_transfers reached, nothing to evict).
     pub busy: u64,
     /// WRQs refused (read-only server).
     pub wrq_refused: u64,
@@ -66,6 +69,15 @@ pub struct StatsSnapshot {
     pub malformed: u64,
     /// Decodable but unexpected datagrams dropped (stray DATA/ACK on the listener, unknown peer).
     pub unexpected: u64,
+    /// Datagrams to the listening port dropped unanswered: the client address was over
+    /// its request rate (`rate_limit`, `rate_burst`). Not counted in `requests`.
+    pub rate_limited: u64,
+    /// RRQs refused because the client address already held `max_transfers_per_client`
+    /// transfers.
+    pub client_limit: u64,
+    /// Idle transfers stopped to give their slot to a new client address (the server
+    /// was at `max_transfers`). Also counted in `transfers_failed`.
+    pub evicted: u64,
 }
 
 impl TftpStats {
@@ -88,6 +100,9 @@ impl TftpStats {
             client_errors: self.client_errors.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
             unexpected: self.unexpected.load(Relaxed),
+            rate_limited: self.rate_limited.load(Relaxed),
+            client_limit: self.client_limit.load(Relaxed),
+            evicted: self.evicted.load(Relaxed),
         }
     }
 
@@ -107,9 +122,13 @@ pub trait TftpObserver: Send + Sync {
     fn transfer_started(&self, _peer: SocketAddr, _file: &str, _size: Option<u64>) {}
     /// A request got an ERROR instead of a transfer. `kind` is one of `not_found`,
     /// `access_violation`, `io_error` (the file could not be opened), `busy` (at
-    /// `max_transfers`), `write_request` (WRQ: read-only server), `mail_mode`; `reason` is
+    /// `max_transfers`), `client_limit` (the address already holds
+    /// `max_transfers_per_client` transfers), `write_request` (WRQ: read-only server),
+    /// `mail_mode`; `reason` is
     /// the explanation for people (server-side detail included; the client only got the
-    /// TFTP error message).
+    /// TFTP error message). Requests dropped by the rate limit are not reported (they
+    /// get no answer either; see `StatsSnapshot::rate_limited`). All texts are as the
+    /// client sent them: escape them before writing them to a log.
     fn request_refused(&self, _peer: SocketAddr, _file: &str, _kind: &'static str, _reason: &str) {}
     /// A started transfer ended. `bytes` = file bytes acknowledged by the client.
     fn transfer_finished(

@@ -70,6 +70,11 @@ pub struct TransferParams {
     pub retries: u32,
     /// Upper bound for the backed-off timeout.
     pub max_timeout: Duration,
+    /// Largest `timeout` option accepted from a client (RFC 2349). A larger value is
+    /// ignored: left out of the OACK, and `timeout` is used. This keeps a client that
+    /// never acknowledges from holding a transfer for minutes (255 s, doubled on
+    /// every retry).
+    pub max_client_timeout: Duration,
 }
 
 impl Default for TransferParams {
@@ -80,6 +85,7 @@ impl Default for TransferParams {
             timeout: Duration::from_secs(1),
             retries: 5,
             max_timeout: Duration::from_secs(10),
+            max_client_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -101,6 +107,28 @@ pub enum Outcome {
     Cancelled,
     /// The peer became unreachable (set by the shell, e.g. ICMP port unreachable).
     PeerGone(String),
+    /// The slot was given to a new client while this transfer was idle (set by the
+    /// shell; see `limits::Slots`).
+    Evicted,
+}
+
+impl std::fmt::Display for Outcome {
+    /// Short text for logs. Contains the client's ERROR message: escape it
+    /// (`logsafe::esc`) before logging.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Completed => f.write_str("completed"),
+            Outcome::OptionsDeclined => f.write_str("options declined (ERROR 8)"),
+            Outcome::ClientError { code, message } => {
+                write!(f, "client sent ERROR {code}: {message}")
+            }
+            Outcome::TimedOut => f.write_str("timed out"),
+            Outcome::ReadError(e) => write!(f, "read error: {e}"),
+            Outcome::Cancelled => f.write_str("cancelled (server shutting down)"),
+            Outcome::PeerGone(e) => write!(f, "peer unreachable: {e}"),
+            Outcome::Evicted => f.write_str("evicted (slot given to a new client)"),
+        }
+    }
 }
 
 impl Outcome {
@@ -170,8 +198,11 @@ pub fn negotiate(
                 }
             }
             "timeout" => {
+                // RFC 2349: the server either accepts the value or ignores the option.
+                // Values above `max_client_timeout` are ignored (server default).
                 if let Ok(v) = value.parse::<u8>()
                     && v >= 1
+                    && Duration::from_secs(u64::from(v)) <= p.max_client_timeout
                 {
                     n.timeout = Duration::from_secs(u64::from(v));
                     n.oack.push((name.clone(), v.to_string()));
@@ -216,6 +247,8 @@ pub struct TransferCounters {
     pub malformed: u64,
     /// Decodable but unexpected datagrams ignored (RRQ, DATA, OACK from the client).
     pub unexpected: u64,
+    /// ACKs that advanced the transfer (ACK 0 of an OACK included).
+    pub progress: u64,
 }
 
 /// One read transfer.
@@ -419,6 +452,7 @@ impl Transfer {
         match self.phase {
             Phase::Oack => {
                 if block == 0 {
+                    self.counters.progress += 1;
                     self.phase = Phase::Data;
                     self.tries = 0;
                     self.cur_timeout = self.neg.timeout;
@@ -438,6 +472,7 @@ impl Transfer {
                     return Status::Wait(self.deadline);
                 }
                 self.acked = abs;
+                self.counters.progress += 1;
                 self.tries = 0;
                 self.cur_timeout = self.neg.timeout;
                 let bs = u64::from(self.neg.blksize);

@@ -27,6 +27,7 @@ fn params() -> TransferParams {
         timeout: Duration::from_secs(1),
         retries: 3,
         max_timeout: Duration::from_secs(10),
+        max_client_timeout: Duration::from_secs(5),
     }
 }
 
@@ -396,6 +397,51 @@ fn option_negotiation_clamps_and_ignores() {
     );
     let s = t.on_packet(&ack(0), now);
     assert_eq!(s.status, Status::Wait(now + Duration::from_secs(5)));
+}
+
+#[test]
+fn client_timeout_above_the_cap_is_ignored() {
+    let now = Instant::now();
+    let oack_of = |o: &[(&str, &str)], size: Option<u64>, p: TransferParams| {
+        let (_, s) = Transfer::start(&opts(o), Box::new(data(10)), size, p, now);
+        match packet::parse(&s.send[0]).unwrap() {
+            Packet::Oack { options } => Some(options),
+            Packet::Data { .. } => None,
+            other => panic!("{other:?}"),
+        }
+    };
+    // 6..=255 s: left out of the OACK (RFC 2349 lets the server ignore it), the
+    // server's own timeout drives retransmission.
+    for v in ["6", "60", "255"] {
+        assert_eq!(
+            oack_of(&[("timeout", v), ("blksize", "1024")], None, params()),
+            Some(opts(&[("blksize", "1024")])),
+            "{v}"
+        );
+        let (mut t, s) = Transfer::start(
+            &opts(&[("timeout", v)]),
+            Box::new(data(10)),
+            None,
+            params(),
+            now,
+        );
+        // No OACK: DATA 1 at once, retransmitted after the server's 1 s.
+        assert_eq!(s.status, Status::Wait(now + Duration::from_secs(1)));
+        assert_eq!(t.negotiated().timeout, Duration::from_secs(1));
+        let s = t.on_timeout(now + Duration::from_secs(1));
+        assert_eq!(s.send.len(), 1);
+    }
+    // At the cap: accepted as asked.
+    assert_eq!(
+        oack_of(&[("timeout", "5")], None, params()),
+        Some(opts(&[("timeout", "5")]))
+    );
+    let mut p = params();
+    p.max_client_timeout = Duration::from_secs(255);
+    assert_eq!(
+        oack_of(&[("timeout", "255")], None, p),
+        Some(opts(&[("timeout", "255")]))
+    );
 }
 
 #[test]

@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         timeout: Duration::from_millis(100),
         retries: 3,
         max_timeout: Duration::from_secs(1),
+        max_client_timeout: Duration::from_secs(5),
     };
     let mut now = Instant::now();
     let (mut t, _) = Transfer::start(&opts, Box::new(file), Some(u64::from(sz) * 37), params, now);
