@@ -38,7 +38,8 @@ use crate::upstream::{Upstream, UpstreamError, find_sum};
 /// Cache errors. Every one names the entry (`entry/arch/file`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CacheError {
-    #[error("{0}: not in the catalog")]
+    /// The name as the client sent it (quoted and escaped: it is untrusted).
+    #[error("{0:?}: not in the catalog")]
     Unknown(String),
     #[error("{key}: {why}")]
     Upstream { key: String, why: String },
