@@ -1,12 +1,14 @@
 //! A stand-alone proxy DHCP server, used by the network-namespace tests and the benchmark.
 //!
 //! ```text
-//! proxydhcp CONFIG.toml [--stats-file PATH] [--events]
+//! proxydhcp CONFIG.toml [--stats-file PATH] [--events] [--log-format text|json]
 //! ```
 //! CONFIG.toml holds a `[dhcp]` table exactly as in kindling.toml (other tables are ignored).
 //! Prints `READY` on stdout once every socket is bound; on SIGTERM/SIGINT writes the counters
 //! as JSON to `--stats-file` and exits 0. With `--events`, observer events go to stdout as JSON
-//! lines. Exits 2 with the error on stderr if binding fails.
+//! lines. Exits 2 with the error on stderr if binding fails. Logs go to stderr; with
+//! `--log-format` the subscriber is set up as `kindling serve` sets up its own (text without
+//! ANSI colours, or JSON with flattened events).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +26,14 @@ struct Args {
     stats_file: Option<PathBuf>,
     #[arg(long)]
     events: bool,
+    #[arg(long)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Deserialize)]
@@ -68,13 +78,18 @@ impl DhcpObserver for Printer {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let args = Args::parse();
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let args = Args::parse();
+        );
+    // As crates/kindling/src/main.rs init_logging does.
+    match args.log_format {
+        None => builder.init(),
+        Some(LogFormat::Text) => builder.with_ansi(false).init(),
+        Some(LogFormat::Json) => builder.json().flatten_event(true).init(),
+    }
     let text = std::fs::read_to_string(&args.config)?;
     let file: File = toml::from_str(&text)?;
     let observer: Arc<dyn DhcpObserver> = if args.events {
