@@ -159,54 +159,160 @@ pub fn status_json(ops: &Ops) -> serde_json::Value {
     })
 }
 
-/// Server-sent events: `event: machine` with an [`crate::Update`] as data.
+/// Server-sent events: `event: machine` with an [`crate::Update`] as data. At most
+/// `max_subscribers` streams are open (more get 503); see [`sse_body`] for how a subscriber
+/// that does not read is dropped.
 fn event_stream(ops: Arc<Ops>) -> Reply {
+    let Some(slot) = ops.try_subscriber_slot() else {
+        let max = ops.subscriber_limits().max;
+        let msg = format!("too many event-stream subscribers ({max} open); try again later");
+        let mut r =
+            json_reply(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": msg })).with_reason(msg);
+        r.headers
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
+        return r;
+    };
     let mut reply = Reply::new(StatusCode::OK, "text/event-stream", Bytes::new());
     reply.headers.insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
     );
-    reply.body = sse_body(&ops);
+    reply.body = sse_body(&ops, slot);
     reply.len = STREAM_LEN;
     reply
 }
 
-fn sse_body(ops: &Ops) -> Body {
-    let mut rx = ops.subscribe();
-    let mut closed = ops.closed.subscribe();
-    let (tx, mut out) = tokio::sync::mpsc::channel::<Bytes>(64);
-    tokio::spawn(async move {
-        if tx
-            .send(Bytes::from_static(b"retry: 2000\n: connected\n\n"))
-            .await
-            .is_err()
-        {
-            return;
+/// What to do with a subscriber after an attempt to queue a message for it, pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriberVerdict {
+    Keep,
+    /// Its queue is full: it does not read fast enough (or at all).
+    Overflow,
+    /// Its queue has waited longer than the stall timeout without being taken from.
+    Stalled,
+    /// The connection is gone.
+    Gone,
+}
+
+/// `queued`: the message went into the queue (`None`: the receiver is gone);
+/// `waiting`: messages in the queue after the attempt; `idle`: time since the connection
+/// last took a message.
+pub fn subscriber_verdict(
+    queued: Option<bool>,
+    waiting: usize,
+    idle: Duration,
+    stall: Duration,
+) -> SubscriberVerdict {
+    match queued {
+        None => SubscriberVerdict::Gone,
+        Some(false) => SubscriberVerdict::Overflow,
+        Some(true) if waiting > 1 && idle >= stall => SubscriberVerdict::Stalled,
+        Some(true) => SubscriberVerdict::Keep,
+    }
+}
+
+/// The next message for a subscriber: `Ok(Some)` a chunk, `Ok(None)` nothing (look again),
+/// `None` the stream ends (shutdown, or the connection is gone).
+async fn wait_next(
+    rx: &mut tokio::sync::broadcast::Receiver<Arc<str>>,
+    closed: &mut tokio::sync::watch::Receiver<bool>,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) -> Option<Option<Bytes>> {
+    let chunk = tokio::select! {
+        r = rx.recv() => match r {
+            Ok(msg) => Bytes::from(format!("event: machine\ndata: {msg}\n\n")),
+            Err(RecvError::Lagged(n)) => Bytes::from(format!("event: lagged\ndata: {n}\n\n")),
+            Err(RecvError::Closed) => return None,
+        },
+        r = closed.changed() => {
+            r.ok()?;
+            return Some(None);
         }
-        loop {
+        _ = tx.closed() => return None,
+        _ = tokio::time::sleep(Duration::from_secs(15)) => Bytes::from_static(b": keepalive\n\n"),
+    };
+    Some(Some(chunk))
+}
+
+/// Moves live updates into one subscriber's queue until the stream ends or the
+/// subscriber is dropped.
+async fn pump(
+    ops: Arc<Ops>,
+    _slot: crate::ops::SubscriberSlot,
+    mut rx: tokio::sync::broadcast::Receiver<Arc<str>>,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    epoch: std::time::Instant,
+    last_taken: Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::sync::mpsc::error::TrySendError;
+    let limits = ops.subscriber_limits();
+    let mut next = Some(Bytes::from_static(b"retry: 2000\n: connected\n\n"));
+    let mut nonempty_since = Duration::ZERO;
+    loop {
+        let Some(chunk) = next.take() else {
             if *closed.borrow() {
                 return;
             }
-            let chunk = tokio::select! {
-                r = rx.recv() => match r {
-                    Ok(msg) => Bytes::from(format!("event: machine\ndata: {msg}\n\n")),
-                    Err(RecvError::Lagged(n)) => Bytes::from(format!("event: lagged\ndata: {n}\n\n")),
-                    Err(RecvError::Closed) => return,
-                },
-                r = closed.changed() => {
-                    if r.is_err() { return; }
-                    continue;
-                }
-                _ = tokio::time::sleep(Duration::from_secs(15)) => Bytes::from_static(b": keepalive\n\n"),
-            };
-            if tx.send(chunk).await.is_err() {
+            match wait_next(&mut rx, &mut closed, &tx).await {
+                Some(n) => next = n,
+                None => return,
+            }
+            continue;
+        };
+        let queued = match tx.try_send(chunk) {
+            Ok(()) => Some(true),
+            Err(TrySendError::Full(_)) => Some(false),
+            Err(TrySendError::Closed(_)) => None,
+        };
+        let waiting = limits.queue.saturating_sub(tx.capacity());
+        let now = epoch.elapsed();
+        if waiting <= 1 {
+            // The queue was empty: the oldest message waiting is this one.
+            nonempty_since = now;
+        }
+        let taken_at = Duration::from_millis(last_taken.load(std::sync::atomic::Ordering::Relaxed));
+        let idle = now.saturating_sub(taken_at.max(nonempty_since));
+        match subscriber_verdict(queued, waiting, idle, limits.stall) {
+            SubscriberVerdict::Keep => {}
+            SubscriberVerdict::Gone => return,
+            v => {
+                let overflow = v == SubscriberVerdict::Overflow;
+                ops.metrics.subscriber_dropped(overflow);
+                tracing::info!(
+                    target: "kindling::ops",
+                    reason = if overflow { "overflow" } else { "stalled" },
+                    queue = limits.queue,
+                    "event-stream subscriber dropped: it does not read"
+                );
                 return;
             }
         }
-    });
+    }
+}
+
+/// The stream's body. Messages wait in a queue of `subscriber_queue` entries; the
+/// subscriber is dropped (its subscription ended, its place freed, counted in
+/// `kindling_events_subscribers_dropped_total`) when the queue overflows or when the
+/// connection has taken nothing from a non-empty queue for `subscriber_stall_secs`. The
+/// connection itself is closed by the listener's write timeout once its buffers are full.
+fn sse_body(ops: &Arc<Ops>, slot: crate::ops::SubscriberSlot) -> Body {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let limits = ops.subscriber_limits();
+    let rx = ops.subscribe();
+    let closed = ops.closed.subscribe();
+    let (tx, mut out) = tokio::sync::mpsc::channel::<Bytes>(limits.queue);
+    let epoch = std::time::Instant::now();
+    let last_taken = Arc::new(AtomicU64::new(0));
+    let taken = last_taken.clone();
+    tokio::spawn(pump(ops.clone(), slot, rx, closed, tx, epoch, last_taken));
     let s = futures_util::stream::poll_fn(move |cx| {
-        out.poll_recv(cx)
-            .map(|o| o.map(|b| Ok::<_, std::io::Error>(Frame::data(b))))
+        out.poll_recv(cx).map(|o| {
+            o.map(|b| {
+                taken.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                Ok::<_, std::io::Error>(Frame::data(b))
+            })
+        })
     });
     BodyExt::boxed(StreamBody::new(s))
 }

@@ -5,12 +5,13 @@
 //!   keyed by MAC (HTTP and TFTP requests without one are tied to a MAC through the client
 //!   IP), classified into boot [`Stage`]s, held in a bounded [`store::Store`], appended to
 //!   a rotated JSON-lines [`journal`] and broadcast to live subscribers.
-//! * [`Ops::extensions`] adds `/metrics`, `/readyz`, `/api/v1/...` and `/ui/` to the HTTP
-//!   service.
+//! * [`Ops::admin_extensions`] are `/metrics`, `/readyz`, `/api/v1/...` and `/ui/`, for the
+//!   admin listener; [`Ops::boot_extensions`] (`/readyz`) go on the boot listener.
 //! * [`cli`] is `kindling machines [show MAC]`.
 //!
 //! See `docs/operations.md`.
 
+pub mod binding;
 pub mod classify;
 pub mod cli;
 pub mod event;
@@ -26,13 +27,23 @@ use std::sync::Arc;
 
 pub use event::{Event, Kind, Source, Stage};
 pub use journal::FsyncPolicy;
-pub use ops::{AssetStatus, NeighbourLookup, Ops, OpsConfig, OpsError, Update};
+pub use ops::{
+    AssetStatus, NeighbourLookup, Ops, OpsConfig, OpsError, SubscriberLimits, SubscriberSlot,
+    Update,
+};
 pub use store::{BootError, Limits, MachineDetail, MachineSummary};
 
 impl Ops {
-    /// The HTTP endpoints, to append to `kindling_http::Shared::extensions`:
+    /// The endpoints of the boot listener, to append to
+    /// `kindling_http::Shared::extensions`: `/readyz` only (health probes). Nothing here
+    /// reveals machines, events or configuration.
+    pub fn boot_extensions(self: &Arc<Self>) -> Vec<Arc<dyn kindling_http::Extension>> {
+        vec![Arc::new(http::ReadyEndpoint(self.clone()))]
+    }
+
+    /// The operator surface, for the admin listener (`kindling_http::serve::Admin`):
     /// `/metrics`, `/readyz`, `/api/v1/*`, `/ui` + `/ui/*`.
-    pub fn extensions(self: &Arc<Self>) -> Vec<Arc<dyn kindling_http::Extension>> {
+    pub fn admin_extensions(self: &Arc<Self>) -> Vec<Arc<dyn kindling_http::Extension>> {
         vec![
             Arc::new(http::MetricsEndpoint(self.clone())),
             Arc::new(http::ReadyEndpoint(self.clone())),

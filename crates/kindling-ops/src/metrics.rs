@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 /// Label values of one series, in the order of the family's label names.
 type Key = Vec<String>;
@@ -35,6 +35,13 @@ pub struct Metrics {
     config_problems: Mutex<Vec<String>>,
     fcos: Mutex<BTreeMap<String, String>>,
     ready: AtomicBool,
+    /// Connection counters of the HTTP listeners, by listener name.
+    listeners: Mutex<Vec<(&'static str, Arc<kindling_http::serve::Stats>)>>,
+    subscribers_refused: AtomicU64,
+    subscribers_dropped_overflow: AtomicU64,
+    subscribers_dropped_stalled: AtomicU64,
+    /// Requests by MAC refused because the MAC is not bound to the caller's address.
+    binding_refused: AtomicU64,
 }
 
 fn bump(m: &Mutex<BTreeMap<Key, u64>>, key: &[&str], by: u64) {
@@ -179,7 +186,152 @@ impl Metrics {
             config_problems: Mutex::default(),
             fcos: Mutex::default(),
             ready: AtomicBool::new(false),
+            listeners: Mutex::default(),
+            subscribers_refused: AtomicU64::new(0),
+            subscribers_dropped_overflow: AtomicU64::new(0),
+            subscribers_dropped_stalled: AtomicU64::new(0),
+            binding_refused: AtomicU64::new(0),
         }
+    }
+
+    pub fn add_listener(&self, name: &'static str, stats: Arc<kindling_http::serve::Stats>) {
+        if let Ok(mut l) = self.listeners.lock() {
+            l.retain(|(n, _)| *n != name);
+            l.push((name, stats));
+        }
+    }
+
+    pub fn subscriber_refused(&self) {
+        self.subscribers_refused.fetch_add(1, Relaxed);
+    }
+
+    /// A subscriber dropped: `overflow` (its queue filled) or `stalled` (it took nothing
+    /// for the stall timeout).
+    pub fn subscriber_dropped(&self, overflow: bool) {
+        if overflow {
+            &self.subscribers_dropped_overflow
+        } else {
+            &self.subscribers_dropped_stalled
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    pub fn subscribers_dropped(&self) -> u64 {
+        self.subscribers_dropped_overflow.load(Relaxed)
+            + self.subscribers_dropped_stalled.load(Relaxed)
+    }
+
+    pub fn binding_refused(&self) {
+        self.binding_refused.fetch_add(1, Relaxed);
+    }
+
+    /// Listener connections, event-stream subscribers and binding refusals.
+    pub fn render_connections(&self, o: &mut String, subscribers: usize) {
+        let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        let each = |o: &mut String,
+                    name: &str,
+                    kind: &str,
+                    help: &str,
+                    f: &dyn Fn(&kindling_http::serve::Stats) -> u64| {
+            header(o, name, kind, help);
+            for (l, st) in &listeners {
+                let _ = writeln!(o, "{name}{{listener=\"{l}\"}} {}", f(st));
+            }
+        };
+        each(
+            o,
+            "kindling_http_connections",
+            "gauge",
+            "Open connections, by listener (http: the boot listener; admin).",
+            &|s| s.open.load(Relaxed) as u64,
+        );
+        each(
+            o,
+            "kindling_http_connections_accepted_total",
+            "counter",
+            "Connections accepted and served, by listener.",
+            &|s| s.accepted.load(Relaxed),
+        );
+        header(
+            o,
+            "kindling_http_connections_refused_total",
+            "counter",
+            "Connections closed at once, by listener and reason (per_client: the client already had max_connections_per_client open; total: max_connections were open).",
+        );
+        for (l, st) in &listeners {
+            let _ = writeln!(
+                o,
+                "kindling_http_connections_refused_total{{listener=\"{l}\",reason=\"per_client\"}} {}",
+                st.refused_per_client.load(Relaxed)
+            );
+            let _ = writeln!(
+                o,
+                "kindling_http_connections_refused_total{{listener=\"{l}\",reason=\"total\"}} {}",
+                st.refused_total.load(Relaxed)
+            );
+        }
+        each(
+            o,
+            "kindling_http_accept_errors_total",
+            "counter",
+            "Failed accepts (e.g. out of file descriptors), by listener; the loop backs off and keeps accepting.",
+            &|s| s.accept_errors.load(Relaxed),
+        );
+        each(
+            o,
+            "kindling_http_write_timeouts_total",
+            "counter",
+            "Connections closed because the client stopped reading (no write progress for the write timeout), by listener.",
+            &|s| s.write_timeouts.load(Relaxed),
+        );
+        each(
+            o,
+            "kindling_admin_auth_refused_total",
+            "counter",
+            "Requests answered 401 for a missing or wrong bearer token.",
+            &|s| s.auth_refused.load(Relaxed),
+        );
+        each(
+            o,
+            "kindling_admin_tls_failed_total",
+            "counter",
+            "TLS handshakes that failed (no, or an untrusted, client certificate; timeouts).",
+            &|s| s.tls_failed.load(Relaxed),
+        );
+        gauge(
+            o,
+            "kindling_events_subscribers",
+            "Open /api/v1/events streams.",
+            subscribers as u64,
+        );
+        counter(
+            o,
+            "kindling_events_subscribers_refused_total",
+            "Event-stream requests answered 503: max_subscribers were open.",
+            self.subscribers_refused.load(Relaxed),
+        );
+        header(
+            o,
+            "kindling_events_subscribers_dropped_total",
+            "counter",
+            "Event-stream subscribers dropped, by reason (overflow: their queue filled; stalled: they took nothing for subscriber_stall_secs).",
+        );
+        let _ = writeln!(
+            o,
+            "kindling_events_subscribers_dropped_total{{reason=\"overflow\"}} {}",
+            self.subscribers_dropped_overflow.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "kindling_events_subscribers_dropped_total{{reason=\"stalled\"}} {}",
+            self.subscribers_dropped_stalled.load(Relaxed)
+        );
+        counter(
+            o,
+            "kindling_http_binding_refused_total",
+            "Requests by MAC (/ignition, /generic, /cloud, /metadata) refused: the MAC is not bound to the caller's address (http.ignition_binding).",
+            self.binding_refused.load(Relaxed),
+        );
     }
 
     pub fn http_request(&self, endpoint: &str, status: u16, bytes: u64) {
@@ -515,6 +667,11 @@ impl Metrics {
 fn header(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# HELP {name} {help}");
     let _ = writeln!(o, "# TYPE {name} {kind}");
+}
+
+fn counter(o: &mut String, name: &str, help: &str, v: u64) {
+    header(o, name, "counter", help);
+    let _ = writeln!(o, "{name} {v}");
 }
 
 fn gauge(o: &mut String, name: &str, help: &str, v: u64) {

@@ -47,6 +47,13 @@ pub struct OpsConfig {
     /// Tie unknown client IPs to MACs through the kernel's neighbour table
     /// (`/proc/net/arp`), e.g. TFTP clients that never sent an IP in DHCP.
     pub neighbour_lookup: bool,
+    /// Open `/api/v1/events` streams at most; more get 503.
+    pub max_subscribers: usize,
+    /// Messages waiting for one event-stream subscriber at most; a subscriber whose queue
+    /// overflows (it does not read) is dropped.
+    pub subscriber_queue: usize,
+    /// A subscriber that has taken nothing from a non-empty queue for this long is dropped.
+    pub subscriber_stall_secs: u64,
 }
 
 impl Default for OpsConfig {
@@ -64,6 +71,9 @@ impl Default for OpsConfig {
             max_events_per_boot: l.max_events,
             boot_gap_secs: l.boot_gap_ms / 1000,
             neighbour_lookup: true,
+            max_subscribers: 64,
+            subscriber_queue: 32,
+            subscriber_stall_secs: 30,
         }
     }
 }
@@ -137,6 +147,41 @@ pub struct Ops {
     neighbour_cache: Mutex<HashMap<String, (Option<String>, Instant)>>,
     asset_status: Mutex<Vec<AssetStatus>>,
     state_dir: Option<PathBuf>,
+    /// Event-stream limits (from [`OpsConfig`]).
+    pub(crate) subscriber_limits: SubscriberLimits,
+    /// Open event streams (held by [`SubscriberSlot`]s).
+    pub(crate) subscribers: std::sync::atomic::AtomicUsize,
+    /// MAC -> addresses its PXE requests came from (the Ignition binding's evidence).
+    bindings: Mutex<crate::binding::BindTable>,
+    /// The neighbour table, for the Ignition binding (always the kernel's, whatever
+    /// `neighbour_lookup` says; replaceable for tests).
+    arp: std::sync::RwLock<crate::binding::ArpLookup>,
+}
+
+/// Bounds on `/api/v1/events` subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberLimits {
+    pub max: usize,
+    pub queue: usize,
+    pub stall: Duration,
+}
+
+/// One open event stream; dropping it frees its place.
+pub struct SubscriberSlot {
+    ops: Arc<Ops>,
+}
+
+impl Drop for SubscriberSlot {
+    fn drop(&mut self) {
+        self.ops
+            .subscribers
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Whether one more subscriber fits, pure: `open` are open now.
+pub fn admit_subscriber(open: usize, max: usize) -> bool {
+    open < max
 }
 
 /// A live update, as sent on `/api/v1/events`.
@@ -218,6 +263,16 @@ impl Ops {
             neighbour_cache: Mutex::default(),
             asset_status: Mutex::default(),
             state_dir: state_dir.map(Path::to_path_buf),
+            subscriber_limits: SubscriberLimits {
+                max: cfg.max_subscribers,
+                queue: cfg.subscriber_queue.max(1),
+                stall: Duration::from_secs(cfg.subscriber_stall_secs.max(1)),
+            },
+            subscribers: std::sync::atomic::AtomicUsize::new(0),
+            bindings: Mutex::default(),
+            arp: std::sync::RwLock::new(Arc::new(|ip: std::net::Ipv4Addr| {
+                proc_net_arp(&ip.to_string())
+            })),
         });
         spawn_applier(Arc::downgrade(&ops));
         ops
@@ -321,7 +376,10 @@ impl Ops {
             .lock()
             .map(|s| (s.machine_count(), s.pending_events(), s.unattributed))
             .unwrap_or_default();
-        self.metrics.render(m, p, u)
+        let mut text = self.metrics.render(m, p, u);
+        self.metrics
+            .render_connections(&mut text, self.open_subscribers());
+        text
     }
 
     pub fn is_ready(&self) -> bool {
@@ -373,6 +431,45 @@ impl Ops {
     /// Live subscribers (open `/api/v1/events` streams).
     pub fn subscriber_count(&self) -> usize {
         self.tx.receiver_count()
+    }
+
+    /// A place for one more event-stream subscriber, or `None` when
+    /// `max_subscribers` are open (counted in `kindling_events_subscribers_refused_total`).
+    pub fn try_subscriber_slot(self: &Arc<Self>) -> Option<SubscriberSlot> {
+        use std::sync::atomic::Ordering;
+        let max = self.subscriber_limits.max;
+        let admitted = self
+            .subscribers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                admit_subscriber(n, max).then_some(n + 1)
+            })
+            .is_ok();
+        if admitted {
+            Some(SubscriberSlot { ops: self.clone() })
+        } else {
+            self.metrics.subscriber_refused();
+            None
+        }
+    }
+
+    /// Open event streams (the `kindling_events_subscribers` gauge).
+    pub fn open_subscribers(&self) -> usize {
+        self.subscribers.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The event-stream limits in force.
+    pub fn subscriber_limits(&self) -> SubscriberLimits {
+        self.subscriber_limits
+    }
+
+    /// Reports a listener's connection counters in the metrics (`listener` = `http`,
+    /// `admin`).
+    pub fn add_listener_stats(
+        &self,
+        listener: &'static str,
+        stats: Arc<kindling_http::serve::Stats>,
+    ) {
+        self.metrics.add_listener(listener, stats);
     }
 
     /// Records one event (already attributed or not).
@@ -789,6 +886,14 @@ fn arch_text(a: u16) -> Str {
 impl DhcpObserver for Ops {
     fn seen(&self, e: &SeenEvent<'_>) {
         let c = e.client;
+        // The source of an unrelayed PXE request on 4011 is where that MAC boots from.
+        if e.port == ListenPort::Pxe
+            && c.giaddr.is_unspecified()
+            && let Some(mac) = c.mac
+            && let Ok(mut b) = self.bindings.lock()
+        {
+            b.note(mac, *e.source.ip(), Instant::now());
+        }
         self.metrics
             .dhcp_seen(c.firmware.map(|f| f.label()).unwrap_or("unknown"));
         let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
@@ -969,6 +1074,38 @@ impl TftpObserver for Ops {
             Outcome::Evicted => Some("evicted: slot given to a new client (server full)".into()),
         };
         self.record(ev);
+    }
+}
+
+impl Ops {
+    /// Replaces the neighbour-table lookup of the Ignition binding (tests).
+    pub fn set_arp_lookup(&self, f: crate::binding::ArpLookup) {
+        if let Ok(mut a) = self.arp.write() {
+            *a = f;
+        }
+    }
+}
+
+impl kindling_http::MachineBinding for Ops {
+    fn check(&self, mac: &str, peer: IpAddr) -> Result<(), String> {
+        let peer = peer.to_canonical();
+        let neighbour = match peer {
+            IpAddr::V4(v4) => self.arp.read().ok().and_then(|f| f(v4)),
+            IpAddr::V6(_) => None,
+        };
+        let booted_from: Vec<std::net::Ipv4Addr> = match crate::binding::mac_bytes(mac) {
+            Some(m) => self
+                .bindings
+                .lock()
+                .map(|b| b.ips(&m).to_vec())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let r = crate::binding::decide(mac, peer, neighbour.as_deref(), &booted_from);
+        if r.is_err() {
+            self.metrics.binding_refused();
+        }
+        r
     }
 }
 

@@ -26,6 +26,7 @@ async fn machines_api_shapes_after_a_boot() {
     data_dir(dir.path());
     let srv = start_server(dir.path(), ops()).await;
     let a = srv.addr;
+    let adm = srv.admin;
 
     // Not ready until the lead says so.
     assert_eq!(aget(a, "/readyz").await.0, 503);
@@ -48,7 +49,7 @@ async fn machines_api_shapes_after_a_boot() {
     assert_eq!(aget(a, "/assets/fcos/live-r.img").await.0, 200);
     assert_eq!(aget(a, "/ignition?mac=52:54:00:12:34:56").await.0, 200);
 
-    let (st, h, body) = aget(a, "/api/v1/machines").await;
+    let (st, h, body) = aget(adm, "/api/v1/machines").await;
     assert_eq!(st, 200);
     assert_eq!(header(&h, "content-type"), Some("application/json"));
     let v: Value = serde_json::from_slice(&body).unwrap();
@@ -73,7 +74,7 @@ async fn machines_api_shapes_after_a_boot() {
         "5254.0012.3456",
         "52:54:00:12:34:56".to_uppercase().as_str(),
     ] {
-        let (st, _, body) = aget(a, &format!("/api/v1/machines/{form}")).await;
+        let (st, _, body) = aget(adm, &format!("/api/v1/machines/{form}")).await;
         assert_eq!(st, 200, "{form}");
         let d: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(d["mac"], MAC_STR);
@@ -98,14 +99,14 @@ async fn machines_api_shapes_after_a_boot() {
         assert_eq!(kernel["status"], 200);
         assert!(kernel["duration_ms"].as_f64().is_some());
     }
-    assert_eq!(aget(a, "/api/v1/machines/not-a-mac").await.0, 400);
-    let (st, _, body) = aget(a, "/api/v1/machines/52:54:00:99:99:99").await;
+    assert_eq!(aget(adm, "/api/v1/machines/not-a-mac").await.0, 400);
+    let (st, _, body) = aget(adm, "/api/v1/machines/52:54:00:99:99:99").await;
     assert_eq!(st, 404);
     assert!(String::from_utf8_lossy(&body).contains("no boot events"));
 
     // A failing boot: unknown MAC asks for Ignition, 404 with its reason.
     assert_eq!(aget(a, "/ipxe?mac=52:54:00:00:00:07").await.0, 404);
-    let (_, _, body) = aget(a, "/api/v1/machines/52:54:00:00:00:07").await;
+    let (_, _, body) = aget(adm, "/api/v1/machines/52:54:00:00:00:07").await;
     let d: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(d["last_stage"], Value::Null);
     assert_eq!(d["last_error"]["stage"], "script");
@@ -117,7 +118,7 @@ async fn machines_api_shapes_after_a_boot() {
     );
 
     // /metrics over HTTP, parsed, with the requests above counted.
-    let (st, h, body) = aget(a, "/metrics").await;
+    let (st, h, body) = aget(adm, "/metrics").await;
     assert_eq!(st, 200);
     assert!(
         header(&h, "content-type")
@@ -163,7 +164,7 @@ async fn machines_api_shapes_after_a_boot() {
     assert_eq!(get("kindling_reloads_total", "x", "y"), None);
 
     // The dashboard is complete HTML without JavaScript.
-    let (st, h, body) = aget(a, "/ui/").await;
+    let (st, h, body) = aget(adm, "/ui/").await;
     assert_eq!(st, 200);
     assert_eq!(header(&h, "content-type"), Some("text/html; charset=utf-8"));
     let html = String::from_utf8(body).unwrap();
@@ -177,17 +178,17 @@ async fn machines_api_shapes_after_a_boot() {
         !html.contains("http://") && !html.contains("https://"),
         "nothing from outside"
     );
-    let (st, _, body) = aget(a, "/ui/machines/52-54-00-12-34-56").await;
+    let (st, _, body) = aget(adm, "/ui/machines/52-54-00-12-34-56").await;
     assert_eq!(st, 200);
     assert!(
         String::from_utf8(body)
             .unwrap()
             .contains("GET /assets/fcos/live-r.img")
     );
-    assert_eq!(aget(a, "/ui").await.0, 301);
-    assert_eq!(aget(a, "/ui/app.js").await.0, 200);
+    assert_eq!(aget(adm, "/ui").await.0, 301);
+    assert_eq!(aget(adm, "/ui/app.js").await.0, 200);
 
-    let (st, _, body) = aget(a, "/api/v1/status").await;
+    let (st, _, body) = aget(adm, "/api/v1/status").await;
     assert_eq!(st, 200);
     let s: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(s["ready"], true);
@@ -204,8 +205,9 @@ async fn event_stream_delivers_updates_and_ends_on_shutdown() {
     data_dir(dir.path());
     let srv = start_server(dir.path(), ops()).await;
     let a = srv.addr;
+    let adm = srv.admin;
     let reader = tokio::task::spawn_blocking(move || {
-        let mut s = TcpStream::connect(a).unwrap();
+        let mut s = TcpStream::connect(adm).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         write!(
             s,
@@ -272,6 +274,7 @@ async fn a_download_cut_short_is_a_failed_step() {
     std::fs::write(dir.path().join("assets/fcos/live-k"), vec![b'k'; KERNEL]).unwrap();
     let srv = start_server(dir.path(), ops()).await;
     let a = srv.addr;
+    let adm = srv.admin;
     assert_eq!(aget(a, "/ipxe?mac=52-54-00-12-34-56").await.0, 200);
 
     // Read the head and about 200 KiB, then reset the connection.
@@ -325,7 +328,7 @@ async fn a_download_cut_short_is_a_failed_step() {
         "{}",
         err.message
     );
-    let (_, _, metrics) = aget(a, "/metrics").await;
+    let (_, _, metrics) = aget(adm, "/metrics").await;
     let metrics = String::from_utf8(metrics).unwrap();
     assert!(
         metrics.contains("kindling_http_downloads_cut_total{endpoint=\"assets\"} 1"),

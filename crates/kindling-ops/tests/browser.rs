@@ -180,6 +180,7 @@ fn dashboard_in_headless_chromium() {
     }]);
     // One machine boots through every stage (observers + real HTTP requests) ...
     let a = srv.addr;
+    let adm = srv.admin;
     dhcp_discover(&ops, MAC, Firmware::BiosPxe, "undionly.kpxe");
     tftp(
         &ops,
@@ -261,7 +262,7 @@ fn dashboard_in_headless_chromium() {
     cdp.call("Log.enable", json!({}));
 
     // The machine table, server-rendered.
-    cdp.navigate(&format!("http://{a}/ui/"));
+    cdp.navigate(&format!("http://{adm}/ui/"));
     assert_eq!(
         cdp.eval("document.querySelector('#m-525400123456 td.stage').textContent"),
         json!("ignition")
@@ -317,7 +318,7 @@ fn dashboard_in_headless_chromium() {
     eprintln!("dashboard screenshot: {}", out.display());
 
     // The timeline page of the booted machine, refreshed live.
-    cdp.navigate(&format!("http://{a}/ui/machines/52-54-00-12-34-56"));
+    cdp.navigate(&format!("http://{adm}/ui/machines/52-54-00-12-34-56"));
     assert_eq!(
         cdp.eval("document.querySelectorAll('#timeline table.timeline tbody tr').length"),
         json!(9)

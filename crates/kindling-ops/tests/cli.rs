@@ -35,6 +35,7 @@ async fn machines_from_journal_and_from_server() {
     let ops = Ops::open(&cfg, Some(state.path())).unwrap();
     let srv = start_server(data.path(), ops).await;
     let a = srv.addr;
+    let adm = srv.admin;
     dhcp_discover(&srv.ops, MAC, Firmware::UefiPxe, "");
     dhcp_pxe_request(&srv.ops, MAC, Ipv4Addr::LOCALHOST);
     tftp(
@@ -95,7 +96,7 @@ async fn machines_from_journal_and_from_server() {
 
     // The entry point, both ways (its output goes to stdout).
     let dir = state.path().to_path_buf();
-    let url = format!("http://{a}");
+    let url = format!("http://{adm}");
     let codes = tokio::task::spawn_blocking(move || {
         [
             run(&args(&[]), &dir, None).unwrap(),

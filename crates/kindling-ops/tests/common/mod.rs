@@ -124,31 +124,58 @@ pub fn data_dir(root: &Path) {
 }
 
 pub struct Server {
+    /// The boot listener (matchbox endpoints, assets, `/readyz`).
     pub addr: SocketAddr,
+    /// The admin listener (`/api/v1/*`, `/ui/`, `/metrics`), no credentials.
+    pub admin: SocketAddr,
     pub ops: Arc<Ops>,
     pub cancel: tokio_util::sync::CancellationToken,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// A real kindling-http server on 127.0.0.1:0 with the ops observer and extensions.
+/// A real kindling-http server on 127.0.0.1:0 with the ops observer and boot extensions,
+/// and an admin listener on another 127.0.0.1 port with the admin extensions.
 pub async fn start_server(root: &Path, ops: Arc<Ops>) -> Server {
+    start_server_with(root, ops, kindling_http::serve::Limits::default()).await
+}
+
+/// [`start_server`] with these connection limits on the admin listener.
+pub async fn start_server_with(
+    root: &Path,
+    ops: Arc<Ops>,
+    admin_limits: kindling_http::serve::Limits,
+) -> Server {
     let data = kindling_model::DataDir::new(root);
     let mut loader = kindling_model::Loader::new(data.clone());
     let snap = loader.load();
     ops.note_snapshot(&snap);
     let mut shared = kindling_http::Shared::new(data, snap);
     shared.observer = Some(ops.clone());
-    shared.extensions.extend(ops.extensions());
+    shared.extensions.extend(ops.boot_extensions());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = admin_listener.local_addr().unwrap();
+    let stats = Arc::new(kindling_http::serve::Stats::default());
+    ops.add_listener_stats("admin", stats.clone());
+    let admin_cfg = Arc::new(kindling_http::serve::Admin {
+        extensions: ops.admin_extensions(),
+        observer: Some(ops.clone()),
+        token: None,
+        tls: None,
+        stats,
+    });
     let cancel = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(kindling_http::serve(
-        listener,
-        Arc::new(shared),
-        cancel.clone(),
-    ));
+    let boot = kindling_http::serve(listener, Arc::new(shared), cancel.clone());
+    let adm =
+        kindling_http::serve::serve_admin(admin_listener, admin_cfg, admin_limits, cancel.clone());
+    let task = tokio::spawn(async move {
+        let (b, a) = tokio::join!(boot, adm);
+        b.and(a)
+    });
     Server {
         addr,
+        admin,
         ops,
         cancel,
         task,
