@@ -14,6 +14,8 @@ pub struct Config {
     /// matchbox-layout data directory (groups/ profiles/ ignition/ generic/ cloud/ assets/).
     pub data_dir: Option<PathBuf>,
     pub http: HttpConfig,
+    /// The operator surface (API, events, dashboard, metrics); loopback by default.
+    pub admin: AdminConfig,
     pub log: LogConfig,
     pub reload: ReloadConfig,
     /// Proxy DHCP (see docs/dhcp.md); off by default.
@@ -39,6 +41,20 @@ pub struct HttpConfig {
     pub assets: bool,
     /// Assets directory; default `<data_dir>/assets`.
     pub assets_dir: Option<PathBuf>,
+    /// Directory listings under `/assets/` (off: a directory without index.html is 404).
+    pub asset_listings: bool,
+    /// Answer `/ignition`, `/generic`, `/cloud`, `/metadata` by MAC only to the address
+    /// that MAC was seen booting from (off: matchbox's behaviour).
+    pub ignition_binding: bool,
+    /// Open connections per client address (IPv6: per /64); 0: no cap.
+    pub max_connections_per_client: usize,
+    /// Open connections in total; 0: derived from the descriptor limit.
+    pub max_connections: usize,
+    /// Close a connection that sends no request head for this long (first request and
+    /// idle keep-alive).
+    pub idle_timeout_secs: u64,
+    /// Close a connection whose client reads nothing for this long.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -47,6 +63,133 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             assets: true,
             assets_dir: None,
+            asset_listings: false,
+            ignition_binding: false,
+            max_connections_per_client: 64,
+            max_connections: 0,
+            idle_timeout_secs: 30,
+            write_timeout_secs: 60,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The boot listener's connection policy, given the descriptor limit in force.
+    pub fn limits(&self, nofile: u64) -> kindling_http::serve::Limits {
+        kindling_http::serve::Limits {
+            per_client: self.max_connections_per_client,
+            total: if self.max_connections > 0 {
+                self.max_connections
+            } else {
+                kindling_http::serve::Limits::total_for_fd_limit(nofile)
+            },
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs.max(1)),
+            write_timeout: std::time::Duration::from_secs(self.write_timeout_secs.max(1)),
+        }
+    }
+}
+
+/// The `[admin]` table: where the operator surface listens and who may use it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `false` turns the admin listener off.
+    pub enabled: bool,
+    /// Address of the admin listener; `""` turns it off.
+    pub listen: String,
+    /// Require credentials even on a loopback address.
+    pub require_auth: bool,
+    /// A file holding the bearer token (its first line; surrounding whitespace dropped).
+    pub token_file: Option<PathBuf>,
+    /// TLS: the server's certificate chain and key (PEM) and the CA (PEM) that client
+    /// certificates must chain to. All three or none.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    /// Open connections per client address on the admin listener; 0: no cap.
+    pub max_connections_per_client: usize,
+    /// Open connections in total on the admin listener; 0: no cap.
+    pub max_connections: usize,
+    /// Close a connection whose client reads nothing for this long (also drops event
+    /// streams that are not read).
+    pub write_timeout_secs: u64,
+}
+
+/// The admin listener's default address: loopback, next to 8080 (HTTP) and 8081 (gRPC).
+pub const ADMIN_DEFAULT_LISTEN: &str = "127.0.0.1:8082";
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: ADMIN_DEFAULT_LISTEN.into(),
+            require_auth: false,
+            token_file: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            max_connections_per_client: 16,
+            max_connections: 256,
+            write_timeout_secs: 30,
+        }
+    }
+}
+
+/// What the admin listener will do, checked before anything is bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminPlan {
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    /// (certificate chain, key, client CA).
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+}
+
+impl AdminConfig {
+    /// `Ok(None)`: no admin listener. An error when the listener would be reachable
+    /// beyond loopback (or `require_auth` is set) without a token or mTLS, or when TLS is
+    /// half configured.
+    pub fn plan(&self, listen_override: Option<&str>) -> Result<Option<AdminPlan>> {
+        let listen = listen_override.unwrap_or(&self.listen).trim();
+        if !self.enabled || listen.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = listen
+            .parse()
+            .map_err(|e| anyhow::anyhow!("[admin] listen {listen:?}: {e}"))?;
+        let tls = match (&self.tls_cert, &self.tls_key, &self.client_ca) {
+            (None, None, None) => None,
+            (Some(c), Some(k), Some(ca)) => Some((c.clone(), k.clone(), ca.clone())),
+            _ => anyhow::bail!(
+                "[admin] TLS needs all of tls_cert, tls_key and client_ca (client certificates are always required)"
+            ),
+        };
+        let loopback_only = addr.ip().is_loopback();
+        if (!loopback_only || self.require_auth) && self.token_file.is_none() && tls.is_none() {
+            let why = if loopback_only {
+                "require_auth is set".to_string()
+            } else {
+                format!("{} is not a loopback address", addr.ip())
+            };
+            anyhow::bail!(
+                "refusing to start the admin listener on {addr} without credentials ({why}): \
+                 set [admin] token_file and/or tls_cert, tls_key and client_ca, \
+                 or listen on 127.0.0.1, or set [admin] listen = \"\" to turn it off"
+            );
+        }
+        Ok(Some(AdminPlan {
+            listen: addr,
+            token_file: self.token_file.clone(),
+            tls,
+        }))
+    }
+
+    /// The admin listener's connection policy.
+    pub fn limits(&self, idle_timeout_secs: u64) -> kindling_http::serve::Limits {
+        kindling_http::serve::Limits {
+            per_client: self.max_connections_per_client,
+            total: self.max_connections,
+            idle_timeout: std::time::Duration::from_secs(idle_timeout_secs.max(1)),
+            write_timeout: std::time::Duration::from_secs(self.write_timeout_secs.max(1)),
         }
     }
 }
@@ -168,6 +311,62 @@ mod tests {
         assert_eq!(c.http.listen.port(), 8080);
         assert!(c.http.assets);
         assert!(c.reload.watch);
+    }
+
+    #[test]
+    fn admin_defaults_to_loopback_without_credentials() {
+        let c: Config = toml::from_str("").unwrap();
+        let plan = c.admin.plan(None).unwrap().unwrap();
+        assert_eq!(plan.listen, ADMIN_DEFAULT_LISTEN.parse().unwrap());
+        assert!(plan.listen.ip().is_loopback());
+        assert_eq!((plan.token_file, plan.tls), (None, None));
+        assert_eq!(c.http.max_connections_per_client, 64);
+        assert!(!c.http.asset_listings);
+        assert!(!c.http.ignition_binding);
+    }
+
+    #[test]
+    fn admin_off() {
+        let c: Config = toml::from_str("[admin]\nlisten = \"\"\n").unwrap();
+        assert_eq!(c.admin.plan(None).unwrap(), None);
+        let c: Config = toml::from_str("[admin]\nenabled = false\n").unwrap();
+        assert_eq!(c.admin.plan(None).unwrap(), None);
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.admin.plan(Some("")).unwrap(), None);
+    }
+
+    #[test]
+    fn exposed_admin_needs_credentials() {
+        let c: Config = toml::from_str("[admin]\nlisten = \"0.0.0.0:8082\"\n").unwrap();
+        let e = c.admin.plan(None).unwrap_err().to_string();
+        assert!(e.contains("without credentials"), "{e}");
+        assert!(e.contains("0.0.0.0 is not a loopback address"), "{e}");
+        let c: Config =
+            toml::from_str("[admin]\nlisten = \"[::]:8082\"\ntoken_file = \"/t\"\n").unwrap();
+        assert!(c.admin.plan(None).unwrap().is_some());
+        let c: Config = toml::from_str("[admin]\nrequire_auth = true\n").unwrap();
+        let e = c.admin.plan(None).unwrap_err().to_string();
+        assert!(e.contains("require_auth is set"), "{e}");
+        let c: Config = toml::from_str(
+            "[admin]\nlisten = \"10.0.0.1:8082\"\ntls_cert = \"/c\"\ntls_key = \"/k\"\n",
+        )
+        .unwrap();
+        let e = c.admin.plan(None).unwrap_err().to_string();
+        assert!(e.contains("client_ca"), "{e}");
+        let c: Config = toml::from_str(
+            "[admin]\nlisten = \"10.0.0.1:8082\"\ntls_cert = \"/c\"\ntls_key = \"/k\"\nclient_ca = \"/ca\"\n",
+        )
+        .unwrap();
+        assert!(c.admin.plan(None).unwrap().unwrap().tls.is_some());
+    }
+
+    #[test]
+    fn http_limits_follow_the_descriptor_limit() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.http.limits(1024).total, 384);
+        assert_eq!(c.http.limits(1024).per_client, 64);
+        let c: Config = toml::from_str("[http]\nmax_connections = 10\n").unwrap();
+        assert_eq!(c.http.limits(1024).total, 10);
     }
 
     #[test]

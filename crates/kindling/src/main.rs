@@ -2,6 +2,7 @@
 
 mod check;
 mod config;
+mod listeners;
 mod reload;
 mod select;
 
@@ -50,7 +51,7 @@ enum Command {
     Machines {
         #[command(flatten)]
         args: kindling_ops::cli::MachinesArgs,
-        /// Ask a running server (e.g. http://10.0.0.1:8080) instead of reading the journal.
+        /// Ask a running server's admin listener (e.g. http://127.0.0.1:8082) instead of reading the journal.
         #[arg(long, global = true, env = "KINDLING_SERVER")]
         server: Option<String>,
     },
@@ -63,6 +64,10 @@ struct ServeArgs {
     /// HTTP listen address (default 0.0.0.0:8080).
     #[arg(long, env = "KINDLING_HTTP_LISTEN")]
     http_listen: Option<SocketAddr>,
+    /// Admin listener address (API, events, dashboard, metrics; default 127.0.0.1:8082;
+    /// "" turns it off).
+    #[arg(long, env = "KINDLING_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
     /// Assets directory served under /assets/ (default: <data-dir>/assets).
     #[arg(long, env = "KINDLING_ASSETS_DIR")]
     assets_dir: Option<PathBuf>,
@@ -192,6 +197,16 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
             tracing::info!("no configuration file; running on built-in defaults")
         }
     }
+    // Before any thread or socket exists: every later descriptor counts against it.
+    match listeners::raise_nofile() {
+        Ok(c) => tracing::debug!(
+            old_soft = c.old_soft,
+            new_soft = c.new_soft,
+            hard = c.hard,
+            "descriptor limit (RLIMIT_NOFILE)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kindling")
@@ -203,6 +218,21 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
 
 async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<()> {
     let started = std::time::Instant::now();
+    // Checked before anything is bound: an exposed admin listener needs credentials.
+    let admin_plan = cfg
+        .admin
+        .plan(args.admin_listen.as_deref())
+        .context("invalid [admin] configuration")?;
+    let admin_token = match admin_plan.as_ref().and_then(|p| p.token_file.as_deref()) {
+        Some(f) => Some(listeners::read_token(f)?),
+        None => None,
+    };
+    let admin_tls = match admin_plan.as_ref().and_then(|p| p.tls.as_ref()) {
+        Some((cert, key, ca)) => {
+            Some(listeners::tls_config(cert, key, ca).context("setting up the admin TLS")?)
+        }
+        None => None,
+    };
     let data_path = resolve_data_dir(cli.data_dir.clone(), &cfg);
     let data = DataDir::new(&data_path);
     let created = data
@@ -234,6 +264,13 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         None
     };
     shared.boot_files = boot_files(&cfg.tftp);
+    shared.asset_listings = cfg.http.asset_listings;
+    if cfg.http.ignition_binding {
+        tracing::info!(
+            "ignition binding on: /ignition, /generic, /cloud and /metadata answer a MAC only to the address it boots from"
+        );
+        shared.binding = Some(ops.clone());
+    }
     shared.translator = Some(Arc::new(ButaneTranslator));
     let endpoints = kindling_menu::Endpoints::build(
         &cfg.menu,
@@ -251,7 +288,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     let shared = Arc::new_cyclic(|weak: &std::sync::Weak<kindling_http::Shared>| {
         let defaults: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(weak.clone());
         shared.extensions = endpoints.extensions(Some(defaults));
-        shared.extensions.extend(ops.extensions());
+        shared.extensions.extend(ops.boot_extensions());
         shared.observer = Some(ops.clone());
         shared
     });
@@ -268,6 +305,15 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         }
     })?;
     let local = listener.local_addr()?;
+    let admin_listener = match &admin_plan {
+        Some(plan) => Some(
+            tokio::net::TcpListener::bind(plan.listen)
+                .await
+                .with_context(|| format!("binding the admin listener {}", plan.listen))?,
+        ),
+        None => None,
+    };
+    let admin_local = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
     let cancel = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -320,11 +366,55 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         !args.no_watch && cfg.reload.watch,
         cancel.clone(),
     ));
-    tasks.spawn(kindling_http::serve(
+    let nofile = current_nofile();
+    let http_limits = cfg.http.limits(nofile);
+    tracing::info!(
+        http = %local,
+        max_connections = http_limits.total,
+        max_connections_per_client = http_limits.per_client,
+        descriptor_limit = nofile,
+        "HTTP connection limits"
+    );
+    let http_stats = Arc::new(kindling_http::serve::Stats::default());
+    ops.add_listener_stats("http", http_stats.clone());
+    tasks.spawn(kindling_http::serve::serve_with(
         listener,
         shared.clone(),
+        http_limits,
+        http_stats,
         cancel.clone(),
     ));
+    if let Some(admin_listener) = admin_listener {
+        let stats = Arc::new(kindling_http::serve::Stats::default());
+        ops.add_listener_stats("admin", stats.clone());
+        let auth = match (&admin_token, &admin_tls) {
+            (Some(_), Some(_)) => "bearer token and client certificate",
+            (Some(_), None) => "bearer token",
+            (None, Some(_)) => "client certificate",
+            (None, None) => "none (loopback only)",
+        };
+        let admin = Arc::new(kindling_http::serve::Admin {
+            extensions: ops.admin_extensions(),
+            observer: Some(ops.clone()),
+            token: admin_token,
+            tls: admin_tls,
+            stats,
+        });
+        tracing::info!(
+            admin = ?admin_local,
+            auth,
+            tls = admin.tls.is_some(),
+            "admin listener (API, events, dashboard, metrics)"
+        );
+        tasks.spawn(kindling_http::serve::serve_admin(
+            admin_listener,
+            admin,
+            cfg.admin.limits(cfg.http.idle_timeout_secs),
+            cancel.clone(),
+        ));
+    } else {
+        tracing::info!("admin listener off: no API, events, dashboard or metrics");
+    }
     if !cfg.fcos.streams.is_empty() {
         cfg.fcos
             .validate()
@@ -388,6 +478,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     ops.set_ready();
     tracing::info!(
         http = %local,
+        admin = admin_local.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         startup_ms = started.elapsed().as_millis() as u64,
         "kindling {} ready: try http://{}/boot.ipxe",
         env!("CARGO_PKG_VERSION"),
@@ -406,6 +497,20 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         }
     }
     Ok(())
+}
+
+/// The soft descriptor limit in force.
+fn current_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    }
 }
 
 /// Butane templates on `/ignition` (as matchbox: no files directory).

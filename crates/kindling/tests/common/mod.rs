@@ -232,12 +232,15 @@ pub fn set_mtimes(dir: &Path, when: SystemTime) {
 
 /// A running `kindling serve`, killed (by its PID) on drop.
 pub struct Server {
+    /// The boot listener.
     pub addr: SocketAddr,
+    /// The admin listener (loopback, another free port), unless turned off.
+    pub admin: SocketAddr,
     child: Child,
     pub log: PathBuf,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
 }
@@ -245,13 +248,41 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts the server on `data_dir`, with its working directory and log in `work`.
     pub fn start(data_dir: &Path, work: &Path) -> Server {
+        Self::start_with(data_dir, work, "", &[], |_| {})
+    }
+
+    /// Starts the server with this configuration file text and extra `serve` arguments;
+    /// `setup` may change the command (e.g. its resource limits) before it is spawned.
+    /// The admin listener gets a free loopback port unless `extra` names one.
+    pub fn start_with(
+        data_dir: &Path,
+        work: &Path,
+        config_text: &str,
+        extra: &[&str],
+        setup: impl Fn(&mut Command),
+    ) -> Server {
+        match Self::try_start_with(data_dir, work, config_text, extra, setup) {
+            Ok(s) => s,
+            Err(e) => panic!("kindling did not start: {e}"),
+        }
+    }
+
+    /// [`Self::start_with`], returning the log when the server does not come up.
+    pub fn try_start_with(
+        data_dir: &Path,
+        work: &Path,
+        config_text: &str,
+        extra: &[&str],
+        setup: impl Fn(&mut Command),
+    ) -> Result<Server, String> {
         let mut last_err = String::new();
         for attempt in 0..3 {
             let port = free_port();
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
             let log = work.join(format!("kindling-{attempt}.log"));
             let config = work.join("kindling.toml");
-            fs::write(&config, "").expect("write empty config");
+            fs::write(&config, config_text).expect("write config");
             let out = fs::File::create(&log).expect("create log");
             let err = out.try_clone().expect("clone log");
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindling"));
@@ -268,18 +299,31 @@ impl Server {
                 .arg(data_dir)
                 .arg("--http-listen")
                 .arg(addr.to_string())
-                .arg("--no-watch")
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err);
+                .arg("--no-watch");
+            if !extra.contains(&"--admin-listen") {
+                cmd.arg("--admin-listen").arg(admin.to_string());
+            }
+            cmd.args(extra).stdin(Stdio::null()).stdout(out).stderr(err);
+            setup(&mut cmd);
             let child = cmd.spawn().expect("spawn kindling");
-            let mut server = Server { addr, child, log };
+            let mut server = Server {
+                addr,
+                admin,
+                child,
+                log,
+            };
             match server.wait_ready() {
-                Ok(()) => return server,
-                Err(e) => last_err = e,
+                Ok(()) => return Ok(server),
+                Err(e) => {
+                    // A configuration the server refuses will not start on another port.
+                    if e.contains("exited with") && !e.contains("in use") {
+                        return Err(e);
+                    }
+                    last_err = e
+                }
             }
         }
-        panic!("kindling did not start: {last_err}");
+        Err(last_err)
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {

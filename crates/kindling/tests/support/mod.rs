@@ -61,6 +61,8 @@ impl Server {
                 .args(["serve", "--data-dir"])
                 .arg(data)
                 .args(["--http-listen", &format!("127.0.0.1:{port}")])
+                // Never the default admin port: tests run in parallel.
+                .args(["--admin-listen", "127.0.0.1:0"])
                 .args(extra)
                 .env_remove("KINDLING_CONFIG")
                 .current_dir(data.parent().unwrap())
