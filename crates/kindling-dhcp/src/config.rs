@@ -101,7 +101,7 @@ impl Default for RateLimitConfig {
             ip_per_minute: 120,
             relay_burst: 2000,
             relay_per_minute: 60_000,
-            max_clients: 4096,
+            max_clients: 16_384,
         }
     }
 }
@@ -835,7 +835,7 @@ mod tests {
         let c = DhcpConfig::default().validate().unwrap();
         let l = c.rate_limit.expect("on by default");
         assert_eq!((l.mac.burst, l.mac.per_minute), (40, 60));
-        assert_eq!(l.max_clients, 4096);
+        assert_eq!(l.max_clients, 16_384);
         let c = parse("[rate_limit]\nenabled = false").validate().unwrap();
         assert_eq!(c.rate_limit, None);
         let c = parse("[rate_limit]\nmac_burst = 5\nmac_per_minute = 1\nip_burst = 0")
