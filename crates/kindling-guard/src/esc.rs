@@ -3,11 +3,11 @@
 use std::fmt;
 
 /// Displays bytes with everything outside printable ASCII escaped: `\\`, `\n`, `\r`,
-/// `\t`, and `\xNN` for every other byte (a space is `\x20`, an ESC byte `\x1b`, each
-/// byte of a non-ASCII or non-UTF-8 sequence `\xNN`). A client can therefore neither
-/// start a forged line, nor send terminal escape codes, nor forge a `key=value` field
-/// inside the text format's line. The JSON format escapes strings itself; wrapping the
-/// field in `Esc` keeps both formats showing the same text.
+/// `\t`, and `\xNN` for every other byte (an ESC byte is `\x1b`, each byte of a
+/// non-ASCII or non-UTF-8 sequence `\xNN`); spaces stay readable. A client can
+/// therefore neither start a forged line nor send terminal escape codes, in any log
+/// format. The JSON format escapes strings itself; wrapping the field in `Esc` keeps
+/// both formats showing the same text.
 ///
 /// `tracing::info!(file = %Esc::str(name), ...)`
 #[derive(Clone, Copy)]
@@ -22,33 +22,66 @@ impl<'a> Esc<'a> {
 
 impl fmt::Display for Esc<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let b = self.0;
-        let mut start = 0;
-        for (i, &c) in b.iter().enumerate() {
-            let esc: [u8; 4];
-            let esc: &[u8] = match c {
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x21..=0x7e => continue,
-                _ => {
-                    esc = [
-                        b'\\',
-                        b'x',
-                        HEX[usize::from(c >> 4)],
-                        HEX[usize::from(c & 0xf)],
-                    ];
-                    &esc
-                }
-            };
-            // Runs of kept bytes and the escapes are ASCII, hence valid UTF-8.
-            f.write_str(std::str::from_utf8(&b[start..i]).unwrap_or(""))?;
-            f.write_str(std::str::from_utf8(esc).unwrap_or(""))?;
-            start = i + 1;
+        write_escaped(f, self.0)
+    }
+}
+
+/// Escapes `b` as [`Esc`] describes.
+fn write_escaped(f: &mut dyn fmt::Write, b: &[u8]) -> fmt::Result {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: [u8; 4];
+        let esc: &[u8] = match c {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x20..=0x7e => continue,
+            _ => {
+                esc = [
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 0xf)],
+                ];
+                &esc
+            }
+        };
+        // Runs of kept bytes and the escapes are ASCII, hence valid UTF-8.
+        f.write_str(std::str::from_utf8(&b[start..i]).unwrap_or(""))?;
+        f.write_str(std::str::from_utf8(esc).unwrap_or(""))?;
+        start = i + 1;
+    }
+    f.write_str(std::str::from_utf8(&b[start..]).unwrap_or(""))
+}
+
+/// Any `Display` value (an error that quotes a client's file name, an outcome that
+/// carries a client's message) written escaped as [`Esc`] describes, without an
+/// intermediate string: `warn!(reason = %esc(&err), ...)`.
+pub fn esc<T: fmt::Display>(value: T) -> EscDisplay<T> {
+    EscDisplay(value)
+}
+
+/// See [`esc`].
+#[derive(Clone, Copy)]
+pub struct EscDisplay<T>(pub T);
+
+impl<T: fmt::Display> fmt::Display for EscDisplay<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Escaping<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for Escaping<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                write_escaped(self.0, s.as_bytes())
+            }
         }
-        f.write_str(std::str::from_utf8(&b[start..]).unwrap_or(""))
+        fmt::write(&mut Escaping(f), format_args!("{}", self.0))
+    }
+}
+
+impl<T: fmt::Display> fmt::Debug for EscDisplay<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -67,10 +100,12 @@ mod tests {
         let s = Esc(b"PXEClient\nFORGED level=ERROR\x1b[31m \\ \xff\xc3\xa9").to_string();
         assert_eq!(
             s,
-            "PXEClient\\nFORGED\\x20level=ERROR\\x1b[31m\\x20\\\\\\x20\\xff\\xc3\\xa9"
+            "PXEClient\\nFORGED level=ERROR\\x1b[31m \\\\ \\xff\\xc3\\xa9"
         );
-        assert!(s.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        assert!(s.bytes().all(|b| (0x20..=0x7e).contains(&b)));
         assert_eq!(Esc::str("undionly.kpxe").to_string(), "undionly.kpxe");
         assert_eq!(Esc(b"").to_string(), "");
+        let e = std::io::Error::other("no file \"a\nb\u{1b}\"");
+        assert_eq!(esc(&e).to_string(), "no file \"a\\nb\\x1b\"");
     }
 }

@@ -16,4 +16,4 @@ mod esc;
 
 pub use bucket::{Buckets, Budget, LogGate, Take};
 pub use count::{Counts, Full, Held};
-pub use esc::Esc;
+pub use esc::{Esc, EscDisplay, esc};

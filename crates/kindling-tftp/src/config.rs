@@ -108,6 +108,19 @@ pub enum ConfigError {
 }
 
 impl TftpConfig {
+    /// The per-address request budget (`rate_burst` at once, `rate_limit` per second);
+    /// unlimited when `rate_limit` is 0.
+    pub fn rate_budget(&self) -> kindling_guard::Budget {
+        if self.rate_limit > 0.0 && self.rate_limit.is_finite() {
+            kindling_guard::Budget {
+                burst: self.rate_burst.max(1),
+                per_minute: (self.rate_limit * 60.0).ceil().min(f64::from(u32::MAX)) as u32,
+            }
+        } else {
+            kindling_guard::Budget::UNLIMITED
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(packet::MIN_BLKSIZE..=packet::MAX_BLKSIZE).contains(&self.max_blksize) {
             return Err(ConfigError::Blksize(self.max_blksize));

@@ -8,7 +8,6 @@
 //!   default iPXE binaries, and the [`FileSource`] trait for generated files.
 //! - [`limits`]: sans-I/O admission control: transfer slots per client address with
 //!   eviction of idle transfers, and a per-address request token bucket.
-//! - [`logsafe`]: escaping of client-supplied text in log lines.
 //! - [`server`]: the tokio shell ([`TftpServer`]).
 //!
 //! Transfer mode `netascii` is served byte for byte like `octet` (no CR/LF
@@ -16,7 +15,6 @@
 
 pub mod config;
 pub mod limits;
-pub mod logsafe;
 pub mod packet;
 mod pktinfo;
 pub mod server;

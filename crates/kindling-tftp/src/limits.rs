@@ -1,5 +1,5 @@
-//! Sans-I/O admission control: transfer slots per client address with eviction, and a
-//! per-address token bucket for requests. Pure state fed with the current [`Instant`];
+//! Sans-I/O admission control: transfer slots per client address with eviction (the
+//! per-address request rate limit is `kindling_guard::Buckets`). Pure state fed with the current [`Instant`];
 //! the socket shell only acts on the answers.
 
 use std::collections::HashMap;
@@ -146,98 +146,6 @@ impl Slots {
     }
 }
 
-/// Per-address token buckets: each address may send `burst` requests at once and
-/// `rate` per second on average. The table holds at most `max_entries` addresses; when
-/// it is full, buckets that have refilled (equal to a fresh one) are dropped first,
-/// then the least recently seen address.
-#[derive(Debug)]
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    max_entries: usize,
-    buckets: HashMap<IpAddr, Bucket>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-/// Addresses tracked by the request rate limiter at most.
-pub const RATE_TABLE_ENTRIES: usize = 4096;
-
-impl RateLimiter {
-    /// `rate` tokens per second, `burst` tokens at most; `rate <= 0` disables the limit.
-    pub fn new(rate: f64, burst: u32, max_entries: usize) -> RateLimiter {
-        RateLimiter {
-            rate: if rate.is_finite() { rate.max(0.0) } else { 0.0 },
-            burst: f64::from(burst.max(1)),
-            max_entries: max_entries.max(1),
-            buckets: HashMap::new(),
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.rate > 0.0
-    }
-
-    /// Addresses currently tracked.
-    pub fn len(&self) -> usize {
-        self.buckets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
-    }
-
-    /// Take one token for `ip` at `now`; false: over the limit, drop the request.
-    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if !self.enabled() {
-            return true;
-        }
-        let (rate, burst) = (self.rate, self.burst);
-        if let Some(b) = self.buckets.get_mut(&ip) {
-            let dt = now.saturating_duration_since(b.last).as_secs_f64();
-            b.tokens = (b.tokens + dt * rate).min(burst);
-            b.last = b.last.max(now);
-            return if b.tokens >= 1.0 {
-                b.tokens -= 1.0;
-                true
-            } else {
-                false
-            };
-        }
-        if self.buckets.len() >= self.max_entries {
-            self.make_room(now);
-        }
-        self.buckets.insert(
-            ip,
-            Bucket {
-                tokens: burst - 1.0,
-                last: now,
-            },
-        );
-        true
-    }
-
-    fn make_room(&mut self, now: Instant) {
-        let (rate, burst) = (self.rate, self.burst);
-        self.buckets.retain(|_, b| {
-            b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
-        });
-        if self.buckets.len() >= self.max_entries
-            && let Some(ip) = self
-                .buckets
-                .iter()
-                .min_by_key(|(_, b)| b.last)
-                .map(|(ip, _)| *ip)
-        {
-            self.buckets.remove(&ip);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,51 +238,5 @@ mod tests {
             s.admit(ip(2), t0 + sec * 6),
             Admission::Evicted { victim, .. } if victim == id
         ));
-    }
-
-    #[test]
-    fn token_bucket_burst_then_rate() {
-        let t0 = Instant::now();
-        let mut r = RateLimiter::new(2.0, 5, 16);
-        let allowed = (0..100).filter(|_| r.allow(ip(1), t0)).count();
-        assert_eq!(allowed, 5);
-        // Another address has its own bucket.
-        assert!(r.allow(ip(2), t0));
-        // Half a second: one token back (2/s).
-        let t1 = t0 + Duration::from_millis(500);
-        assert_eq!((0..10).filter(|_| r.allow(ip(1), t1)).count(), 1);
-        // Ten seconds: refilled to the burst, not beyond.
-        let t2 = t1 + Duration::from_secs(10);
-        assert_eq!((0..100).filter(|_| r.allow(ip(1), t2)).count(), 5);
-        // A clock going backwards refills nothing and never panics.
-        assert!(!r.allow(ip(1), t0));
-    }
-
-    #[test]
-    fn token_bucket_disabled() {
-        let t0 = Instant::now();
-        let mut r = RateLimiter::new(0.0, 1, 16);
-        assert!((0..1000).all(|_| r.allow(ip(1), t0)));
-        assert!(r.is_empty());
-        let r = RateLimiter::new(f64::NAN, 1, 16);
-        assert!(!r.enabled());
-    }
-
-    #[test]
-    fn token_bucket_table_is_bounded() {
-        let t0 = Instant::now();
-        let mut r = RateLimiter::new(1.0, 2, 8);
-        // ip(1) exhausts its bucket; 100 other addresses come and go.
-        assert!(r.allow(ip(1), t0));
-        assert!(r.allow(ip(1), t0));
-        assert!(!r.allow(ip(1), t0));
-        for n in 2..102 {
-            assert!(r.allow(ip(n), t0 + Duration::from_millis(u64::from(n))));
-            assert!(r.len() <= 8);
-        }
-        // Full buckets are dropped before anyone else: a refilled table shrinks.
-        let later = t0 + Duration::from_secs(60);
-        assert!(r.allow(IpAddr::from([10, 0, 1, 1]), later));
-        assert!(r.len() <= 2, "{}", r.len());
     }
 }

@@ -13,13 +13,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::config::{ConfigError, TftpConfig, blksize_for_mtu};
-use crate::limits::{Admission, RATE_TABLE_ENTRIES, RateLimiter, SlotId, Slots};
-use crate::logsafe::esc;
+use crate::limits::{Admission, SlotId, Slots};
 use crate::packet::{self, ErrorCode, Mode, Packet, Request};
 use crate::pktinfo;
 use crate::source::{FileSource, TftpError};
 use crate::stats::{TftpObserver, TftpStats};
 use crate::transfer::{Outcome, Status, Transfer, TransferParams};
+use kindling_guard::{Buckets, Budget, esc};
 
 /// Errors from [`TftpServer::bind`] and [`TftpServer::run`].
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +56,12 @@ struct Shared {
     /// How to stop the transfer in each slot when it is evicted.
     evictions: Mutex<HashMap<SlotId, CancellationToken>>,
     /// Per-address request rate limit (datagrams to the listening port).
-    rate: Mutex<RateLimiter>,
+    rate: Mutex<Buckets<IpAddr>>,
+    rate_budget: Budget,
 }
+
+/// Addresses tracked by the request rate limiter at most.
+const RATE_TABLE_ENTRIES: usize = 4096;
 
 /// A transfer is evictable once it has gone this long without an advancing ACK.
 pub const EVICT_MIN_IDLE: Duration = Duration::from_secs(1);
@@ -122,11 +126,8 @@ impl TftpServer {
                     EVICT_MIN_IDLE,
                 )),
                 evictions: Mutex::default(),
-                rate: Mutex::new(RateLimiter::new(
-                    config.rate_limit,
-                    config.rate_burst,
-                    RATE_TABLE_ENTRIES,
-                )),
+                rate: Mutex::new(Buckets::new(RATE_TABLE_ENTRIES)),
+                rate_budget: config.rate_budget(),
             },
         })
     }
@@ -228,7 +229,10 @@ async fn handle_datagram(
     let allowed = shared
         .rate
         .lock()
-        .map(|mut r| r.allow(client_ip(peer), Instant::now()))
+        .map(|mut r| {
+            r.take(client_ip(peer), shared.rate_budget, Instant::now())
+                .allowed()
+        })
         .unwrap_or(true);
     if !allowed {
         TftpStats::inc(&stats.rate_limited);

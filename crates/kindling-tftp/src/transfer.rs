@@ -114,7 +114,7 @@ pub enum Outcome {
 
 impl std::fmt::Display for Outcome {
     /// Short text for logs. Contains the client's ERROR message: escape it
-    /// (`logsafe::esc`) before logging.
+    /// (`kindling_guard::esc`) before logging.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outcome::Completed => f.write_str("completed"),
