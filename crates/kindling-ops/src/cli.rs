@@ -42,7 +42,17 @@ pub enum MachinesCommand {
     },
 }
 
-/// Runs `kindling machines`. `server` is a base URL such as `http://127.0.0.1:8080`.
+/// A hint when `--server` points at the boot listener (which no longer serves the API).
+fn not_admin_hint(status: u16, body: &str) -> &'static str {
+    if status == 404 && !body.trim_start().starts_with('{') {
+        " (the API is on the admin listener, http://127.0.0.1:8082 by default, not on the boot port)"
+    } else {
+        ""
+    }
+}
+
+/// Runs `kindling machines`. `server` is the admin listener's base URL, such as
+/// `http://127.0.0.1:8082`.
 /// Exit codes: 0 ok, 1 no such machine, 2 bad MAC.
 pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
@@ -52,7 +62,11 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
                 Some(url) => {
                     let (status, body) = http_get(url, "/api/v1/machines")?;
                     if status != 200 {
-                        bail!("{url}/api/v1/machines answered {status}: {}", body.trim());
+                        bail!(
+                            "{url}/api/v1/machines answered {status}: {}{}",
+                            body.trim(),
+                            not_admin_hint(status, &body)
+                        );
                     }
                     let v: serde_json::Value =
                         serde_json::from_str(&body).context("parsing the server's answer")?;
@@ -90,8 +104,12 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
                             serde_json::from_str::<MachineDetail>(&body)
                                 .context("parsing the server's answer")?,
                         ),
-                        404 => None,
-                        s => bail!("{url} answered {s}: {}", body.trim()),
+                        404 if body.trim_start().starts_with('{') => None,
+                        s => bail!(
+                            "{url} answered {s}: {}{}",
+                            body.trim(),
+                            not_admin_hint(s, &body)
+                        ),
                     }
                 }
                 None => load(state_dir)?.detail(&mac),

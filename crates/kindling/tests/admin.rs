@@ -99,6 +99,9 @@ fn admin_surface_is_on_the_admin_listener_only() {
             assert_eq!(head_status(server.addr, &loc, &[]), Ok(404), "{p} -> {loc}");
         }
     }
+    // Directory listings are part of what the boot listener no longer shows by default
+    // (`[http] asset_listings`; the conformance suite turns them on).
+    assert_eq!(head_status(server.addr, "/assets/", &[]), Ok(404));
     // Health probes stay on the boot listener; the admin listener has no matchbox routes.
     assert_eq!(head_status(server.addr, "/readyz", &[]), Ok(200));
     assert_eq!(head_status(server.addr, "/healthz", &[]), Ok(200));

@@ -465,7 +465,14 @@ fn start(label: &str, variant: Variant) -> Env {
         &data.join("assets"),
         SystemTime::UNIX_EPOCH + Duration::from_secs(ASSETS_MTIME_UNIX),
     );
-    let server = Server::start(&data, &scratch.root);
+    // matchbox lists asset directories; Kindling does so only when asked to.
+    let server = Server::start_with(
+        &data,
+        &scratch.root,
+        "[http]\nasset_listings = true\n",
+        &[],
+        |_| {},
+    );
     Env {
         server,
         _scratch: scratch,
