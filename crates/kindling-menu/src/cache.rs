@@ -220,7 +220,7 @@ pub struct Cache {
     files: cap_std::fs::Dir,
     tmp: Arc<cap_std::fs::Dir>,
     routes: Mutex<Routes>,
-    limiter: Arc<Mutex<MissLimiter>>,
+    limiter: MissLimiter,
     counters: Counters,
     operator_token: String,
     cfg: CacheConfig,
@@ -324,7 +324,7 @@ impl Cache {
         let operator_token = operator_token(&dir)
             .map_err(|e| open_err(format!("{}: {e}", dir.join(OPERATOR_TOKEN_FILE).display())))?;
         let routes = Routes::new(Duration::from_secs(cfg.routed_ttl_secs), cfg.client_table);
-        let limiter = Arc::new(Mutex::new(MissLimiter::new(cfg.limits())));
+        let limiter = MissLimiter::new(cfg.limits());
         let cache = Arc::new(Cache {
             dir,
             files: files_dir,
@@ -595,11 +595,7 @@ impl Cache {
     /// Takes a cache miss for `ip` from its allowance (running fetches,
     /// token bucket).
     pub fn try_start(&self, ip: IpAddr) -> Result<Ticket, Refusal> {
-        self.limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .try_start(ip, Instant::now())?;
-        Ok(Ticket::new(self.limiter.clone(), ip))
+        self.limiter.try_start(ip, Instant::now())
     }
 
     /// Counts a refused miss.

@@ -5,12 +5,15 @@
 //!   entries of the menus this server handed to that IP (per architecture,
 //!   for `routed_ttl_secs`). A bounded table.
 //! * [`MissLimiter`]: per client IP, how many upstream fetches it has
-//!   running and a token bucket of cache misses. A bounded table.
+//!   running and a token bucket of cache misses (`kindling_guard`'s counts and
+//!   buckets).
 //! * [`decide`]: the rule that combines them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+use kindling_guard::{Buckets, Budget, Counts, Full, Held, Take};
 use std::time::{Duration, Instant};
 
 use crate::catalog::Arch;
@@ -148,103 +151,62 @@ impl Refusal {
     }
 }
 
-#[derive(Debug, Clone)]
-struct ClientState {
-    tokens: f64,
-    last: Instant,
-    running: u32,
-}
-
-/// Token buckets and running-fetch counts per client IP.
+/// Per client IP: upstream fetches running (`max_fetches` each, as many as
+/// `max_clients` clients at their maximum in all)
+/// and a token bucket of cache misses (`burst`, `per_minute`; bounded table). Both
+/// come from `kindling_guard`; a value of 0 means no limit of that kind.
 #[derive(Debug)]
 pub struct MissLimiter {
-    limits: Limits,
-    clients: HashMap<IpAddr, ClientState>,
+    budget: Budget,
+    running: Counts<IpAddr>,
+    misses: Mutex<Buckets<IpAddr>>,
 }
+
+/// A running fetch counted against a client; its slot comes back when it is dropped
+/// (when the download ends).
+pub type Ticket = Held<IpAddr>;
 
 impl MissLimiter {
     pub fn new(limits: Limits) -> MissLimiter {
         MissLimiter {
-            limits,
-            clients: HashMap::new(),
+            budget: Budget {
+                burst: limits.burst,
+                per_minute: limits.per_minute,
+            },
+            running: Counts::new(
+                limits.max_fetches as usize,
+                limits
+                    .max_clients
+                    .saturating_mul(limits.max_fetches as usize),
+            ),
+            misses: Mutex::new(Buckets::new(limits.max_clients)),
         }
     }
 
-    fn refill(&self, c: &mut ClientState, now: Instant) {
-        let dt = now.saturating_duration_since(c.last).as_secs_f64();
-        let rate = f64::from(self.limits.per_minute) / 60.0;
-        c.tokens = (c.tokens + dt * rate).min(f64::from(self.limits.burst));
-        c.last = c.last.max(now);
-    }
-
-    /// Takes a miss for `ip` at `now`: on success the client has one more
-    /// fetch running (give it back with [`MissLimiter::finish`]).
-    pub fn try_start(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+    /// Takes a miss for `ip` at `now`: on success the client has one more fetch
+    /// running until the ticket is dropped.
+    pub fn try_start(&self, ip: IpAddr, now: Instant) -> Result<Ticket, Refusal> {
         let ip = client_ip(ip);
-        if !self.clients.contains_key(&ip) && self.clients.len() >= self.limits.max_clients.max(1) {
-            // Forget a client with nothing running whose bucket refilled
-            // the longest ago; a full table of busy clients refuses.
-            let victim = self
-                .clients
-                .iter()
-                .filter(|(_, c)| c.running == 0)
-                .min_by_key(|(_, c)| c.last)
-                .map(|(ip, _)| *ip);
-            match victim {
-                Some(v) => {
-                    self.clients.remove(&v);
-                }
-                None => return Err(Refusal::TableFull),
-            }
-        }
-        let burst = f64::from(self.limits.burst);
-        let mut c = self.clients.remove(&ip).unwrap_or(ClientState {
-            tokens: burst,
-            last: now,
-            running: 0,
-        });
-        self.refill(&mut c, now);
-        let res = if c.running >= self.limits.max_fetches {
-            Err(Refusal::Busy { running: c.running })
-        } else if c.tokens < 1.0 {
-            let rate = f64::from(self.limits.per_minute) / 60.0;
-            let retry_after = if rate > 0.0 {
-                Duration::from_secs_f64(((1.0 - c.tokens) / rate).clamp(0.0, 86_400.0))
-            } else {
-                Duration::from_secs(86_400)
-            };
-            Err(Refusal::RateLimited { retry_after })
-        } else {
-            c.tokens -= 1.0;
-            c.running += 1;
-            Ok(())
-        };
-        self.clients.insert(ip, c);
-        res
-    }
-
-    /// A fetch that `ip` started has ended.
-    pub fn finish(&mut self, ip: IpAddr) {
-        if let Some(c) = self.clients.get_mut(&client_ip(ip)) {
-            c.running = c.running.saturating_sub(1);
+        let ticket = self.running.try_hold(ip).map_err(|full| match full {
+            Full::Key => Refusal::Busy {
+                running: self.running.held_by(&ip) as u32,
+            },
+            Full::Total => Refusal::TableFull,
+        })?;
+        let take = self
+            .misses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(ip, self.budget, now);
+        match take {
+            Take::Allowed => Ok(ticket),
+            Take::Refused { retry_after, .. } => Err(Refusal::RateLimited { retry_after }),
         }
     }
 
     /// Fetches `ip` has running.
     pub fn running(&self, ip: IpAddr) -> u32 {
-        self.clients
-            .get(&client_ip(ip))
-            .map(|c| c.running)
-            .unwrap_or(0)
-    }
-
-    /// Client IPs tracked.
-    pub fn len(&self) -> usize {
-        self.clients.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
+        self.running.held_by(&client_ip(ip)) as u32
     }
 }
 
@@ -266,28 +228,6 @@ pub fn decide(asker: Asker) -> Result<(), Refusal> {
         Asker::Client { head: true, .. } => Err(Refusal::Head),
         Asker::Client { routed: false, .. } => Err(Refusal::NotRouted),
         Asker::Client { .. } => Ok(()),
-    }
-}
-
-/// A running fetch counted against a client; gives its slot back when
-/// dropped (when the download ends).
-pub struct Ticket {
-    limiter: Arc<Mutex<MissLimiter>>,
-    ip: IpAddr,
-}
-
-impl Ticket {
-    pub fn new(limiter: Arc<Mutex<MissLimiter>>, ip: IpAddr) -> Ticket {
-        Ticket { limiter, ip }
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .finish(self.ip);
     }
 }
 
@@ -375,18 +315,19 @@ mod tests {
     #[test]
     fn concurrency_then_bucket_then_refill() {
         let t0 = Instant::now();
-        let mut l = MissLimiter::new(limits());
+        let l = MissLimiter::new(limits());
         let a = ip("10.0.0.1");
-        assert_eq!(l.try_start(a, t0), Ok(()));
-        assert_eq!(l.try_start(a, t0), Ok(()));
-        assert_eq!(l.try_start(a, t0), Err(Refusal::Busy { running: 2 }));
+        let t1 = l.try_start(a, t0).unwrap();
+        let t2 = l.try_start(a, t0).unwrap();
+        assert_eq!(
+            l.try_start(a, t0).unwrap_err(),
+            Refusal::Busy { running: 2 }
+        );
         // Another client is not affected.
-        assert_eq!(l.try_start(ip("10.0.0.2"), t0), Ok(()));
-        l.finish(a);
-        l.finish(a);
+        let other = l.try_start(ip("10.0.0.2"), t0).unwrap();
+        drop((t1, t2));
         assert_eq!(l.running(a), 0);
-        assert_eq!(l.try_start(a, t0), Ok(()));
-        l.finish(a);
+        drop(l.try_start(a, t0).unwrap());
         // Three tokens used: empty; 6/min = one token per 10 s.
         match l.try_start(a, t0) {
             Err(Refusal::RateLimited { retry_after }) => {
@@ -394,71 +335,39 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(l.running(a), 0, "a refused miss holds no slot");
         assert!(matches!(
             l.try_start(a, t0 + Duration::from_secs(5)),
             Err(Refusal::RateLimited { .. })
         ));
-        assert_eq!(l.try_start(a, t0 + Duration::from_secs(10)), Ok(()));
-        l.finish(a);
+        drop(l.try_start(a, t0 + Duration::from_secs(10)).unwrap());
         // Refill is capped at the burst.
         let later = t0 + Duration::from_secs(3600);
         for _ in 0..3 {
-            assert_eq!(l.try_start(a, later), Ok(()));
-            l.finish(a);
+            drop(l.try_start(a, later).unwrap());
         }
         assert!(matches!(
             l.try_start(a, later),
             Err(Refusal::RateLimited { .. })
         ));
-        // A clock that goes backwards does not panic or mint tokens.
-        assert!(matches!(
-            l.try_start(a, t0),
-            Err(Refusal::RateLimited { .. })
-        ));
+        drop(other);
     }
 
     #[test]
-    fn table_is_bounded_and_never_drops_busy_clients() {
+    fn running_fetches_are_bounded_in_total() {
         let t0 = Instant::now();
-        let mut l = MissLimiter::new(limits());
+        let l = MissLimiter::new(limits());
         let (a, b, c) = (ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3"));
-        assert_eq!(l.try_start(a, t0), Ok(()));
-        assert_eq!(l.try_start(b, t0), Ok(()));
-        // Both have a fetch running: no room for c.
-        assert_eq!(l.try_start(c, t0), Err(Refusal::TableFull));
-        l.finish(a);
-        assert_eq!(l.try_start(c, t0), Ok(()));
-        assert_eq!(l.len(), 2);
-        assert_eq!(l.running(b), 1);
-        // Ticket gives the slot back when dropped.
-        let shared = Arc::new(Mutex::new(MissLimiter::new(limits())));
-        shared.lock().unwrap().try_start(a, t0).unwrap();
-        let t = Ticket::new(shared.clone(), a);
-        assert_eq!(shared.lock().unwrap().running(a), 1);
-        drop(t);
-        assert_eq!(shared.lock().unwrap().running(a), 0);
-    }
-
-    #[test]
-    fn zero_limits_refuse_without_panicking() {
-        let t0 = Instant::now();
-        let mut l = MissLimiter::new(Limits {
-            max_fetches: 1,
-            burst: 0,
-            per_minute: 0,
-            max_clients: 0,
-        });
-        assert!(matches!(
-            l.try_start(ip("::1"), t0),
-            Err(Refusal::RateLimited { .. })
-        ));
-        let mut l = MissLimiter::new(Limits {
-            max_fetches: 0,
-            ..limits()
-        });
-        assert_eq!(
-            l.try_start(ip("::1"), t0),
-            Err(Refusal::Busy { running: 0 })
-        );
+        let ta = l.try_start(a, t0).unwrap();
+        let _ta2 = l.try_start(a, t0).unwrap();
+        let _tb = l.try_start(b, t0).unwrap();
+        let _tb2 = l.try_start(b, t0).unwrap();
+        // Two clients at their two fetches each (max_clients = 2): no room for c.
+        assert_eq!(l.try_start(c, t0).unwrap_err(), Refusal::TableFull);
+        drop(ta);
+        let _tc = l.try_start(c, t0).unwrap();
+        assert_eq!(l.running(b), 2);
+        // The same client over IPv4 or as an IPv4-mapped IPv6 address.
+        assert_eq!(l.running(ip("::ffff:10.0.0.2")), 2);
     }
 }
