@@ -12,7 +12,6 @@
 
 pub mod arch;
 pub mod config;
-pub mod logsafe;
 pub mod mmsg;
 pub mod netif;
 pub mod policy;
@@ -27,7 +26,7 @@ mod tests;
 pub use config::{
     CheckedConfig, ConfigError, DhcpConfig, RateLimitConfig, RuleConfig, Target, TargetKind,
 };
-pub use logsafe::Esc;
+pub use kindling_guard::Esc;
 pub use policy::{
     ClientInfo, Context, Decision, Firmware, IgnoreReason, ListenPort, Outcome, Reply, UnsafeAddr,
     check_destination, decide,

@@ -1,5 +1,5 @@
-//! Per-client rate limits (token buckets) and a rate limit for log lines. Sans-I/O: every
-//! call takes `now`, so the tests drive the clock.
+//! Per-client rate limits: which token buckets (`kindling_guard::Buckets`) a datagram is
+//! charged to. Sans-I/O: every call takes `now`, so the tests drive the clock.
 //!
 //! Keys (see `docs/dhcp.md`, "Rate limits"):
 //! * the client's MAC (`chaddr`), for every datagram with a PXE vendor class;
@@ -10,23 +10,17 @@
 //!
 //! A datagram passes only if every bucket it is charged to has a token; tokens are taken
 //! only then (a datagram dropped for its address does not use up its MAC's budget).
-//! The table is bounded (`max_clients`): a new key when it is full evicts the least
-//! recently used one. Eviction only ever resets a bucket to full, so it can never throttle
+//! The table is bounded (`max_clients`): when it is full, refilled buckets and then the
+//! least recently used half are forgotten. Eviction only ever resets a bucket to full, so it can never throttle
 //! a legitimate client; spoofed MACs cost at most `max_clients` entries.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use crate::policy::IgnoreReason;
+use kindling_guard::{Buckets, Take};
+pub use kindling_guard::{Budget, LogGate};
 
-/// One budget: up to `burst` datagrams at once, refilled at `per_minute`. `burst = 0`: no
-/// limit for this key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    pub burst: u32,
-    pub per_minute: u32,
-}
+use crate::policy::IgnoreReason;
 
 /// The validated `[dhcp.rate_limit]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,33 +63,18 @@ pub enum Verdict {
     },
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-    /// Position in the LRU order.
-    seq: u64,
-    /// The last datagram charged to this key was dropped.
-    limited: bool,
-}
-
 /// Token buckets by MAC and by source address, in a bounded table.
 #[derive(Debug)]
 pub struct RateLimiter {
     limits: Limits,
-    buckets: HashMap<Key, Bucket>,
-    /// seq -> key, oldest first.
-    lru: BTreeMap<u64, Key>,
-    seq: u64,
+    buckets: Buckets<Key>,
 }
 
 impl RateLimiter {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            buckets: HashMap::new(),
-            lru: BTreeMap::new(),
-            seq: 0,
+            buckets: Buckets::new(limits.max_clients),
         }
     }
 
@@ -127,7 +106,7 @@ impl RateLimiter {
     }
 
     /// Charges one datagram from `mac` (its `chaddr`), sent from `source`; `relayed` when
-    /// its `giaddr` is set.
+    /// its `giaddr` is set. Tokens are taken only when every bucket has one.
     pub fn check(
         &mut self,
         now: Instant,
@@ -135,115 +114,23 @@ impl RateLimiter {
         source: Ipv4Addr,
         relayed: bool,
     ) -> Verdict {
-        let mut charged = Self::keys(mac, source, relayed);
-        for k in charged.iter_mut() {
-            if k.is_some_and(|k| self.budget(k).burst == 0) {
-                *k = None;
-            }
-        }
-        let mut denied: Option<Key> = None;
-        for key in charged.iter().flatten().copied() {
-            let b = self.budget(key);
-            let bucket = self.touch(now, key, b);
-            if bucket.tokens < 1.0 && denied.is_none() {
-                denied = Some(key);
-            }
-        }
+        let keys = Self::keys(mac, source, relayed);
+        let denied = keys
+            .iter()
+            .flatten()
+            .copied()
+            .find(|&k| !self.buckets.has_token(&k, self.budget(k), now));
         match denied {
             None => {
-                for k in charged.iter().flatten() {
-                    if let Some(b) = self.buckets.get_mut(k) {
-                        b.tokens -= 1.0;
-                        b.limited = false;
-                    }
+                for k in keys.into_iter().flatten() {
+                    self.buckets.take(k, self.budget(k), now);
                 }
                 Verdict::Allow
             }
-            Some(key) => {
-                let first = match self.buckets.get_mut(&key) {
-                    Some(b) => !std::mem::replace(&mut b.limited, true),
-                    None => true,
-                };
-                Verdict::Limited { key, first }
-            }
-        }
-    }
-
-    /// The bucket of `key`, refilled to `now` and moved to the young end of the LRU order
-    /// (created full, evicting the oldest when the table is full).
-    fn touch(&mut self, now: Instant, key: Key, budget: Budget) -> &mut Bucket {
-        self.seq += 1;
-        let seq = self.seq;
-        let burst = f64::from(budget.burst);
-        if let Some(b) = self.buckets.get_mut(&key) {
-            let dt = now.saturating_duration_since(b.at).as_secs_f64();
-            b.tokens = (b.tokens + dt * f64::from(budget.per_minute) / 60.0).min(burst);
-            if now > b.at {
-                b.at = now;
-            }
-            self.lru.remove(&b.seq);
-            b.seq = seq;
-            self.lru.insert(seq, key);
-        } else {
-            while self.buckets.len() >= self.limits.max_clients.max(1) {
-                let Some((_, old)) = self.lru.pop_first() else {
-                    break;
-                };
-                self.buckets.remove(&old);
-            }
-            self.buckets.insert(
-                key,
-                Bucket {
-                    tokens: burst,
-                    at: now,
-                    seq,
-                    limited: false,
-                },
-            );
-            self.lru.insert(seq, key);
-        }
-        // Present: found or inserted just above.
-        self.buckets.get_mut(&key).expect("bucket present")
-    }
-}
-
-/// A rate limit for log lines: `burst` lines at once, then one per `every`. Lines held back
-/// are counted and reported with the next line that passes.
-#[derive(Debug)]
-pub struct LogGate {
-    burst: f64,
-    per_sec: f64,
-    tokens: f64,
-    at: Option<Instant>,
-    suppressed: u64,
-}
-
-impl LogGate {
-    pub fn new(burst: u32, per_sec: f64) -> Self {
-        Self {
-            burst: f64::from(burst),
-            per_sec,
-            tokens: f64::from(burst),
-            at: None,
-            suppressed: 0,
-        }
-    }
-
-    /// `Some(lines held back since the last line)` when a line may be written now.
-    pub fn allow(&mut self, now: Instant) -> Option<u64> {
-        if let Some(at) = self.at {
-            let dt = now.saturating_duration_since(at).as_secs_f64();
-            self.tokens = (self.tokens + dt * self.per_sec).min(self.burst);
-        }
-        if self.at.is_none_or(|at| now > at) {
-            self.at = Some(now);
-        }
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Some(std::mem::take(&mut self.suppressed))
-        } else {
-            self.suppressed += 1;
-            None
+            Some(key) => match self.buckets.take(key, self.budget(key), now) {
+                Take::Refused { first, .. } => Verdict::Limited { key, first },
+                Take::Allowed => Verdict::Allow,
+            },
         }
     }
 }
@@ -425,9 +312,8 @@ mod tests {
             let b = i.to_be_bytes();
             rl.check(t0, Some([6, 0, b[0], b[1], b[2], b[3]]), ZERO, false);
             assert!(rl.len() <= 64);
-            assert_eq!(rl.lru.len(), rl.buckets.len());
         }
-        // A was evicted (oldest): it starts over with a full bucket, never fewer tokens.
+        // A was forgotten (least recently used): it starts over with a full bucket, never fewer tokens.
         assert_eq!(rl.check(t0, Some(A), ZERO, false), Verdict::Allow);
         // A recently used key survives new ones.
         let mut rl = RateLimiter::new(l);
@@ -436,24 +322,9 @@ mod tests {
             rl.check(t0, Some(B), ZERO, false);
             rl.check(t0, Some([6, 0, b[0], b[1], b[2], b[3]]), ZERO, false);
         }
-        assert!(rl.buckets.contains_key(&Key::Mac(B)));
         assert!(matches!(
             rl.check(t0, Some(B), ZERO, false),
             Verdict::Limited { .. }
         ));
-    }
-
-    #[test]
-    fn log_gate_passes_a_burst_then_counts_what_it_holds_back() {
-        let mut g = LogGate::new(3, 1.0);
-        let t0 = Instant::now();
-        assert_eq!(g.allow(t0), Some(0));
-        assert_eq!(g.allow(t0), Some(0));
-        assert_eq!(g.allow(t0), Some(0));
-        for _ in 0..1000 {
-            assert_eq!(g.allow(t0), None);
-        }
-        assert_eq!(g.allow(t0 + Duration::from_secs(1)), Some(1000));
-        assert_eq!(g.allow(t0 + Duration::from_secs(1)), None);
     }
 }

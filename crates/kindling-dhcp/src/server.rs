@@ -19,7 +19,6 @@ use tokio::io::Interest;
 use tracing::{debug, info, info_span, warn};
 
 use crate::config::{CheckedConfig, ConfigError, DhcpConfig, InterfaceSelector};
-use crate::logsafe::{Esc, EscList};
 use crate::mmsg::{RecvBatch, send_batch};
 use crate::netif;
 use crate::policy::{
@@ -29,6 +28,7 @@ use crate::policy::{
 use crate::ratelimit::{LogGate, RateLimiter, Verdict};
 use crate::rawsend::RawSender;
 use crate::wire::{self, opt, yiaddr_is_zero};
+use kindling_guard::Esc;
 
 /// Errors from [`DhcpServer::bind`].
 #[derive(Debug, thiserror::Error)]
@@ -829,7 +829,8 @@ impl Worker {
             .unwrap_or_default();
         let user_classes = req.as_ref().map(|r| r.user_classes()).unwrap_or_default();
         let vendor_class = Esc(vendor);
-        let user_class = EscList(&user_classes);
+        let user_classes = user_classes.join(&b","[..]);
+        let user_class = Esc(&user_classes);
         let arches = client
             .map(|c| {
                 c.architectures

@@ -35,6 +35,8 @@ struct Bucket {
     at: Instant,
     /// The last event charged to this key was refused.
     refused: bool,
+    /// When it was last used, in [`Buckets`]' own order (a clock can stand still).
+    used: u64,
 }
 
 impl Bucket {
@@ -43,6 +45,7 @@ impl Bucket {
             tokens: f64::from(budget.burst),
             at: now,
             refused: false,
+            used: 0,
         }
     }
 
@@ -68,6 +71,7 @@ impl Bucket {
 pub struct Buckets<K> {
     max_keys: usize,
     map: HashMap<K, Bucket>,
+    uses: u64,
 }
 
 /// What [`Buckets::take`] decided.
@@ -93,6 +97,7 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
         Buckets {
             max_keys: max_keys.max(1),
             map: HashMap::new(),
+            uses: 0,
         }
     }
 
@@ -128,10 +133,12 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
         if !self.map.contains_key(&key) && self.map.len() >= self.max_keys {
             self.make_room(budget, now);
         }
+        self.uses += 1;
         let b = self
             .map
             .entry(key)
             .or_insert_with(|| Bucket::full(budget, now));
+        b.used = self.uses;
         b.refill(budget, now);
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -155,18 +162,11 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
             return;
         }
         // Forget the least recently used half: O(n) once per n/2 new keys.
-        let mut ages: Vec<Instant> = self.map.values().map(|b| b.at).collect();
-        let mid = ages.len() / 2;
-        let (_, cut, _) = ages.select_nth_unstable(mid);
+        let mut uses: Vec<u64> = self.map.values().map(|b| b.used).collect();
+        let mid = uses.len() / 2;
+        let (_, cut, _) = uses.select_nth_unstable(mid);
         let cut = *cut;
-        self.map.retain(|_, b| b.at > cut);
-        // Many keys seen at the same instant: drop arbitrary ones until there is room.
-        while self.map.len() >= self.max_keys {
-            let Some(k) = self.map.keys().next().copied() else {
-                break;
-            };
-            self.map.remove(&k);
-        }
+        self.map.retain(|_, b| b.used > cut);
     }
 }
 
@@ -281,6 +281,19 @@ mod tests {
         }
         // The exhausted client was forgotten: reset to full, never locked out.
         assert!(t.take(0, B, t0 + Duration::from_millis(200)).allowed());
+    }
+
+    #[test]
+    fn recently_used_keys_survive_a_flood_even_when_the_clock_stands_still() {
+        let t0 = Instant::now();
+        let mut t: Buckets<u32> = Buckets::new(64);
+        for k in 1..10_000u32 {
+            t.take(0, B, t0);
+            t.take(k, B, t0);
+            assert!(t.len() <= 64);
+        }
+        // Key 0 was used all along: still there, still throttled.
+        assert!(!t.has_token(&0, B, t0));
     }
 
     #[test]
