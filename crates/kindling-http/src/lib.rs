@@ -12,7 +12,7 @@
 pub mod body;
 pub mod content;
 pub mod paths;
-mod server;
+pub mod server;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

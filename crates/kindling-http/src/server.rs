@@ -11,16 +11,13 @@
 //! The admin listener answers only its own extensions (API, events, dashboard, metrics),
 //! optionally behind a bearer token and/or TLS with required client certificates.
 //!
-//! The names below are reachable as `kindling_http::serve::*` (a module beside the
-//! function of the same name).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -30,17 +27,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use kindling_guard::{Counts, Full, LogGate};
+
 use crate::body::{self, Body, Reply};
 use crate::{ExtRequest, Extension, MAX_HEAD_BYTES, MAX_URI_LEN, RequestObserver, RequestRecord};
 use crate::{Shared, handle, paths};
-
-/// `kindling_http::serve::{Limits, Stats, Admin, serve_admin, ...}`.
-pub mod serve {
-    pub use super::{
-        Admin, AuthDecision, ClientKey, ConnTable, Limits, Refusal, Slot, Stats, admit, authorize,
-        constant_time_eq, serve_admin, serve_with,
-    };
-}
 
 /// Connection policy of one listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,114 +133,19 @@ impl Refusal {
     }
 }
 
-/// The admission decision, pure: `client_open` and `total_open` are the counts before
-/// this connection.
-pub fn admit(client_open: usize, total_open: usize, limits: &Limits) -> Result<(), Refusal> {
-    if limits.per_client > 0 && client_open >= limits.per_client {
-        return Err(Refusal::PerClient);
-    }
-    if limits.total > 0 && total_open >= limits.total {
-        return Err(Refusal::Total);
-    }
-    Ok(())
-}
-
-/// Open connections per client, with their caps.
-#[derive(Debug)]
-pub struct ConnTable {
-    limits: Limits,
-    inner: Mutex<TableInner>,
-}
-
-#[derive(Debug, Default)]
-struct TableInner {
-    per_client: HashMap<ClientKey, usize>,
-    total: usize,
-}
-
-/// One admitted connection; dropping it frees its place.
-#[derive(Debug)]
-pub struct Slot {
-    table: Arc<ConnTable>,
-    key: ClientKey,
-}
-
-impl ConnTable {
-    pub fn new(limits: Limits) -> Arc<ConnTable> {
-        Arc::new(ConnTable {
-            limits,
-            inner: Mutex::default(),
-        })
-    }
-
-    /// A place for a new connection from `ip`, or why not.
-    pub fn try_admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
-        let key = ClientKey::of(ip);
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let client_open = g.per_client.get(&key).copied().unwrap_or(0);
-        admit(client_open, g.total, &self.limits)?;
-        *g.per_client.entry(key).or_insert(0) += 1;
-        g.total += 1;
-        Ok(Slot {
-            table: self.clone(),
-            key,
-        })
-    }
-
-    /// Connections open now (all clients).
-    pub fn open(&self) -> usize {
-        self.inner.lock().map(|g| g.total).unwrap_or(0)
-    }
-
-    /// Clients with at least one open connection (the table's size).
-    pub fn clients(&self) -> usize {
-        self.inner.lock().map(|g| g.per_client.len()).unwrap_or(0)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut g = self.table.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.total = g.total.saturating_sub(1);
-        if let Some(n) = g.per_client.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                g.per_client.remove(&self.key);
-            }
+impl From<Full> for Refusal {
+    fn from(f: Full) -> Refusal {
+        match f {
+            Full::Key => Refusal::PerClient,
+            Full::Total => Refusal::Total,
         }
     }
 }
 
-/// At most one line per `every`, saying how many were not written since.
-#[derive(Debug)]
-struct RateLimitedLog {
-    every: Duration,
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimitedLog {
-    fn new(every: Duration) -> Self {
-        RateLimitedLog {
-            every,
-            last: None,
-            suppressed: 0,
-        }
-    }
-
-    /// `Some(suppressed since the last line)` when a line may be written now.
-    fn allow(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(t) if now.duration_since(t) < self.every => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
+/// Open connections per client and in total (`kindling_guard::Counts`); a connection
+/// holds its place until it is dropped.
+pub fn conn_table(limits: &Limits) -> Counts<ClientKey> {
+    Counts::new(limits.per_client, limits.total)
 }
 
 /// Back-off after a failed `accept`: descriptor exhaustion waits longer each time (up to
@@ -347,9 +243,10 @@ where
     S: ConnService,
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let table = ConnTable::new(limits.clone());
-    let mut refusal_log = RateLimitedLog::new(Duration::from_secs(10));
-    let mut error_log = RateLimitedLog::new(Duration::from_secs(10));
+    let table = conn_table(&limits);
+    // One line, then at most one per 10 s saying how many were held back.
+    let mut refusal_log = LogGate::new(1, 0.1);
+    let mut error_log = LogGate::new(1, 0.1);
     let mut backoff = Duration::ZERO;
     let fallback_local = listener
         .local_addr()
@@ -381,9 +278,10 @@ where
                 }
             },
         };
-        let slot = match table.try_admit(peer.ip()) {
+        let slot = match table.try_hold(ClientKey::of(peer.ip())) {
             Ok(s) => s,
             Err(why) => {
+                let why = Refusal::from(why);
                 match why {
                     Refusal::PerClient => &stats.refused_per_client,
                     Refusal::Total => &stats.refused_total,
@@ -806,30 +704,25 @@ mod tests {
     }
 
     #[test]
-    fn admission_caps_per_client_then_total() {
-        let l = limits(2, 3);
-        assert_eq!(admit(0, 0, &l), Ok(()));
-        assert_eq!(admit(1, 1, &l), Ok(()));
-        assert_eq!(admit(2, 2, &l), Err(Refusal::PerClient));
-        assert_eq!(admit(0, 3, &l), Err(Refusal::Total));
-        assert_eq!(admit(10_000, 10_000, &limits(0, 0)), Ok(()));
-    }
-
-    #[test]
-    fn table_counts_per_client_and_frees_on_drop() {
-        let t = ConnTable::new(limits(2, 3));
-        let a: IpAddr = "10.0.0.1".parse().unwrap_or_else(|_| unreachable!());
-        let b: IpAddr = "10.0.0.2".parse().unwrap_or_else(|_| unreachable!());
-        let s1 = t.try_admit(a).unwrap_or_else(|_| unreachable!());
-        let _s2 = t.try_admit(a).unwrap_or_else(|_| unreachable!());
-        assert_eq!(t.try_admit(a).err(), Some(Refusal::PerClient));
-        let _s3 = t.try_admit(b).unwrap_or_else(|_| unreachable!());
-        assert_eq!(t.try_admit(b).err(), Some(Refusal::Total));
+    fn table_counts_per_client_and_in_total() {
+        let t = conn_table(&limits(2, 3));
+        let a = ClientKey::of("10.0.0.1".parse().unwrap_or_else(|_| unreachable!()));
+        let b = ClientKey::of("10.0.0.2".parse().unwrap_or_else(|_| unreachable!()));
+        let s1 = t.try_hold(a).unwrap_or_else(|_| unreachable!());
+        let _s2 = t.try_hold(a).unwrap_or_else(|_| unreachable!());
+        assert_eq!(
+            t.try_hold(a).err().map(Refusal::from),
+            Some(Refusal::PerClient)
+        );
+        let _s3 = t.try_hold(b).unwrap_or_else(|_| unreachable!());
+        assert_eq!(t.try_hold(b).err().map(Refusal::from), Some(Refusal::Total));
         drop(s1);
-        assert_eq!(t.open(), 2);
-        assert!(t.try_admit(a).is_ok(), "a place was freed");
-        assert_eq!(t.open(), 2, "the temporary slot was dropped again");
-        assert_eq!(t.clients(), 2);
+        assert!(t.try_hold(a).is_ok(), "a place was freed");
+        assert_eq!((t.held(), t.keys()), (2, 2));
+        // 0: no cap.
+        let t = conn_table(&limits(0, 0));
+        let held: Vec<_> = (0..10_000).map(|_| t.try_hold(a).ok()).collect();
+        assert!(held.iter().all(Option::is_some));
     }
 
     #[test]
@@ -866,16 +759,6 @@ mod tests {
         assert_eq!(b, Duration::from_secs(1));
         let reset = io::Error::from(io::ErrorKind::ConnectionAborted);
         assert_eq!(accept_backoff(&reset, b), Duration::ZERO);
-    }
-
-    #[test]
-    fn rate_limited_log() {
-        let mut l = RateLimitedLog::new(Duration::from_secs(10));
-        let t0 = Instant::now();
-        assert_eq!(l.allow(t0), Some(0));
-        assert_eq!(l.allow(t0 + Duration::from_secs(1)), None);
-        assert_eq!(l.allow(t0 + Duration::from_secs(2)), None);
-        assert_eq!(l.allow(t0 + Duration::from_secs(11)), Some(2));
     }
 
     #[test]

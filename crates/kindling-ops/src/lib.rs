@@ -41,7 +41,7 @@ impl Ops {
         vec![Arc::new(http::ReadyEndpoint(self.clone()))]
     }
 
-    /// The operator surface, for the admin listener (`kindling_http::serve::Admin`):
+    /// The operator surface, for the admin listener (`kindling_http::server::Admin`):
     /// `/metrics`, `/readyz`, `/api/v1/*`, `/ui` + `/ui/*`.
     pub fn admin_extensions(self: &Arc<Self>) -> Vec<Arc<dyn kindling_http::Extension>> {
         vec![

@@ -36,7 +36,7 @@ pub struct Metrics {
     fcos: Mutex<BTreeMap<String, String>>,
     ready: AtomicBool,
     /// Connection counters of the HTTP listeners, by listener name.
-    listeners: Mutex<Vec<(&'static str, Arc<kindling_http::serve::Stats>)>>,
+    listeners: Mutex<Vec<(&'static str, Arc<kindling_http::server::Stats>)>>,
     subscribers_refused: AtomicU64,
     subscribers_dropped_overflow: AtomicU64,
     subscribers_dropped_stalled: AtomicU64,
@@ -194,7 +194,7 @@ impl Metrics {
         }
     }
 
-    pub fn add_listener(&self, name: &'static str, stats: Arc<kindling_http::serve::Stats>) {
+    pub fn add_listener(&self, name: &'static str, stats: Arc<kindling_http::server::Stats>) {
         if let Ok(mut l) = self.listeners.lock() {
             l.retain(|(n, _)| *n != name);
             l.push((name, stats));
@@ -232,7 +232,7 @@ impl Metrics {
                     name: &str,
                     kind: &str,
                     help: &str,
-                    f: &dyn Fn(&kindling_http::serve::Stats) -> u64| {
+                    f: &dyn Fn(&kindling_http::server::Stats) -> u64| {
             header(o, name, kind, help);
             for (l, st) in &listeners {
                 let _ = writeln!(o, "{name}{{listener=\"{l}\"}} {}", f(st));

@@ -467,7 +467,7 @@ impl Ops {
     pub fn add_listener_stats(
         &self,
         listener: &'static str,
-        stats: Arc<kindling_http::serve::Stats>,
+        stats: Arc<kindling_http::server::Stats>,
     ) {
         self.metrics.add_listener(listener, stats);
     }

@@ -75,13 +75,13 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     /// The boot listener's connection policy, given the descriptor limit in force.
-    pub fn limits(&self, nofile: u64) -> kindling_http::serve::Limits {
-        kindling_http::serve::Limits {
+    pub fn limits(&self, nofile: u64) -> kindling_http::server::Limits {
+        kindling_http::server::Limits {
             per_client: self.max_connections_per_client,
             total: if self.max_connections > 0 {
                 self.max_connections
             } else {
-                kindling_http::serve::Limits::total_for_fd_limit(nofile)
+                kindling_http::server::Limits::total_for_fd_limit(nofile)
             },
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs.max(1)),
             write_timeout: std::time::Duration::from_secs(self.write_timeout_secs.max(1)),
@@ -184,8 +184,8 @@ impl AdminConfig {
     }
 
     /// The admin listener's connection policy.
-    pub fn limits(&self, idle_timeout_secs: u64) -> kindling_http::serve::Limits {
-        kindling_http::serve::Limits {
+    pub fn limits(&self, idle_timeout_secs: u64) -> kindling_http::server::Limits {
+        kindling_http::server::Limits {
             per_client: self.max_connections_per_client,
             total: self.max_connections,
             idle_timeout: std::time::Duration::from_secs(idle_timeout_secs.max(1)),

@@ -375,9 +375,9 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         descriptor_limit = nofile,
         "HTTP connection limits"
     );
-    let http_stats = Arc::new(kindling_http::serve::Stats::default());
+    let http_stats = Arc::new(kindling_http::server::Stats::default());
     ops.add_listener_stats("http", http_stats.clone());
-    tasks.spawn(kindling_http::serve::serve_with(
+    tasks.spawn(kindling_http::server::serve_with(
         listener,
         shared.clone(),
         http_limits,
@@ -385,7 +385,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         cancel.clone(),
     ));
     if let Some(admin_listener) = admin_listener {
-        let stats = Arc::new(kindling_http::serve::Stats::default());
+        let stats = Arc::new(kindling_http::server::Stats::default());
         ops.add_listener_stats("admin", stats.clone());
         let auth = match (&admin_token, &admin_tls) {
             (Some(_), Some(_)) => "bearer token and client certificate",
@@ -393,7 +393,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
             (None, Some(_)) => "client certificate",
             (None, None) => "none (loopback only)",
         };
-        let admin = Arc::new(kindling_http::serve::Admin {
+        let admin = Arc::new(kindling_http::server::Admin {
             extensions: ops.admin_extensions(),
             observer: Some(ops.clone()),
             token: admin_token,
@@ -406,7 +406,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
             tls = admin.tls.is_some(),
             "admin listener (API, events, dashboard, metrics)"
         );
-        tasks.spawn(kindling_http::serve::serve_admin(
+        tasks.spawn(kindling_http::server::serve_admin(
             admin_listener,
             admin,
             cfg.admin.limits(cfg.http.idle_timeout_secs),

@@ -136,14 +136,14 @@ pub struct Server {
 /// A real kindling-http server on 127.0.0.1:0 with the ops observer and boot extensions,
 /// and an admin listener on another 127.0.0.1 port with the admin extensions.
 pub async fn start_server(root: &Path, ops: Arc<Ops>) -> Server {
-    start_server_with(root, ops, kindling_http::serve::Limits::default()).await
+    start_server_with(root, ops, kindling_http::server::Limits::default()).await
 }
 
 /// [`start_server`] with these connection limits on the admin listener.
 pub async fn start_server_with(
     root: &Path,
     ops: Arc<Ops>,
-    admin_limits: kindling_http::serve::Limits,
+    admin_limits: kindling_http::server::Limits,
 ) -> Server {
     let data = kindling_model::DataDir::new(root);
     let mut loader = kindling_model::Loader::new(data.clone());
@@ -156,9 +156,9 @@ pub async fn start_server_with(
     let addr = listener.local_addr().unwrap();
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = admin_listener.local_addr().unwrap();
-    let stats = Arc::new(kindling_http::serve::Stats::default());
+    let stats = Arc::new(kindling_http::server::Stats::default());
     ops.add_listener_stats("admin", stats.clone());
-    let admin_cfg = Arc::new(kindling_http::serve::Admin {
+    let admin_cfg = Arc::new(kindling_http::server::Admin {
         extensions: ops.admin_extensions(),
         observer: Some(ops.clone()),
         token: None,
@@ -168,7 +168,7 @@ pub async fn start_server_with(
     let cancel = tokio_util::sync::CancellationToken::new();
     let boot = kindling_http::serve(listener, Arc::new(shared), cancel.clone());
     let adm =
-        kindling_http::serve::serve_admin(admin_listener, admin_cfg, admin_limits, cancel.clone());
+        kindling_http::server::serve_admin(admin_listener, admin_cfg, admin_limits, cancel.clone());
     let task = tokio::spawn(async move {
         let (b, a) = tokio::join!(boot, adm);
         b.and(a)
