@@ -91,7 +91,7 @@ for r in $(seq "$ROUNDS"); do
     run_load "$srv" | tee -a "$TMP/$srv.jsonl"
     if [ "$srv" = kindling ]; then
       # Timeline events that did not fit its queue (answering comes first).
-      ip netns exec "$S" curl -s http://192.168.77.1:8080/metrics \
+      ip netns exec "$S" curl -s http://127.0.0.1:8082/metrics \
         | awk '/^kindling_events_dropped_total/ {print "kindling timeline events dropped: " $2}'
     fi
     # Peak memory of the server process over the round.

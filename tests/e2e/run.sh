@@ -68,6 +68,7 @@ NS_SRV=${NS_PREFIX}$ID-srv
 NS_DHCP=${NS_PREFIX}$ID-dhcp
 SRV_IP=10.99.0.1
 BASE=http://$SRV_IP:8080
+ADMIN=http://127.0.0.1:8082
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net"
@@ -1153,9 +1154,10 @@ machines_show() { # <mac> <output file>: the journal read directly, then the run
 	"$KBIN" --config "$WORK/kindling.toml" machines show "$1" >"$2" 2>&1 || rc=$?
 	[ $rc = 0 ] || err "kindling machines show $1 exited $rc: $(head -n3 "$2" | tr '\n' ' ')"
 	rc=0
-	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" machines --server "$BASE" show "$1" \
+	# The API is on the admin listener (loopback of the server namespace by default).
+	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" machines --server "$ADMIN" show "$1" \
 		>"$2.api" 2>&1 || rc=$?
-	[ $rc = 0 ] || err "kindling machines --server $BASE show $1 exited $rc: $(head -n3 "$2.api" | tr '\n' ' ')"
+	[ $rc = 0 ] || err "kindling machines --server $ADMIN show $1 exited $rc: $(head -n3 "$2.api" | tr '\n' ' ')"
 }
 
 sc_timeline() {
