@@ -795,7 +795,7 @@ sc_uefi-pxe() {
 	grep -aq 'iPXE' "${VM_SERIAL[vm]}" || err "serial shows no iPXE (snponly.efi did not run)"
 	if [ "$E2E_PROXY" = kindling ]; then
 		expect_klog "mac=$MAC_A [^}]*port=4011\\}.* proxy DHCP reply .*file=snponly\\.efi" "the 4011 proxy DHCP reply with snponly.efi"
-		expect_klog 'tftp_transfer\{[^}]*file=snponly\.efi[^}]*\}:.* tftp transfer finished bytes=[1-9].*outcome=Completed' "the finished TFTP transfer of snponly.efi"
+		expect_klog 'tftp_transfer\{[^}]*file=snponly\.efi[^}]*\}:.* tftp transfer finished bytes=[1-9].*outcome=completed' "the finished TFTP transfer of snponly.efi"
 	fi
 	expect_dhcp_roles $MAC_A
 	UEFI_PXE_RAN=1
