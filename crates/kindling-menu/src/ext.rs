@@ -375,10 +375,10 @@ impl CacheExtension {
             return Reply::not_found(format!("cache: unknown architecture {arch:?}"));
         };
         let follower = match self.cache.find(entry, arch, file) {
-            Ok(Some(Lookup::Disk(o))) => return serve_opened(req.headers, o, file, "hit"),
+            Ok(Some(Lookup::Disk(o))) => return serve_opened(req.headers, o, file, "hit").await,
             Ok(Some(Lookup::Flight(f))) => f,
             Ok(None) => match self.admit(req, entry, arch, file) {
-                Ok(Lookup::Disk(o)) => return serve_opened(req.headers, o, file, "hit"),
+                Ok(Lookup::Disk(o)) => return serve_opened(req.headers, o, file, "hit").await,
                 Ok(Lookup::Flight(f)) => f,
                 Err(r) => return r,
             },
@@ -393,7 +393,7 @@ impl CacheExtension {
         let start = follower.start(None).await;
         match start {
             Err(e) => error_reply(&e),
-            Ok(Start::Done) => self.finished(req, entry, arch, file),
+            Ok(Start::Done) => self.finished(req, entry, arch, file).await,
             Ok(Start::Stream { body, total }) => {
                 let content_type = content::type_by_extension(std::path::Path::new(file))
                     .unwrap_or("application/octet-stream");
@@ -416,7 +416,9 @@ impl CacheExtension {
                         // from the start of the range (never starting a fetch).
                         drop(body);
                         match self.cache.find(entry, arch, file) {
-                            Ok(Some(Lookup::Disk(o))) => serve_opened(req.headers, o, file, "hit"),
+                            Ok(Some(Lookup::Disk(o))) => {
+                                serve_opened(req.headers, o, file, "hit").await
+                            }
                             Ok(Some(Lookup::Flight(f))) => match f.start(Some((s, e))).await {
                                 Ok(Start::Stream { body, .. }) => {
                                     let mut r = Reply::new(
@@ -435,10 +437,10 @@ impl CacheExtension {
                                     set(&mut r.headers, X_CACHE, "miss");
                                     r
                                 }
-                                Ok(Start::Done) => self.finished(req, entry, arch, file),
+                                Ok(Start::Done) => self.finished(req, entry, arch, file).await,
                                 Err(e) => error_reply(&e),
                             },
-                            Ok(None) => self.finished(req, entry, arch, file),
+                            Ok(None) => self.finished(req, entry, arch, file).await,
                             Err(e) => error_reply(&e),
                         }
                     }
@@ -457,9 +459,9 @@ impl CacheExtension {
 
     /// A download that finished before this request followed it: serve
     /// what it kept (never starting another fetch).
-    fn finished(&self, req: &ExtRequest<'_>, entry: &str, arch: Arch, file: &str) -> Reply {
+    async fn finished(&self, req: &ExtRequest<'_>, entry: &str, arch: Arch, file: &str) -> Reply {
         match self.cache.find(entry, arch, file) {
-            Ok(Some(Lookup::Disk(o))) => serve_opened(req.headers, o, file, "miss"),
+            Ok(Some(Lookup::Disk(o))) => serve_opened(req.headers, o, file, "miss").await,
             Ok(_) => Reply::not_found(format!(
                 "cache: {:?}: downloaded but not kept (larger than cache.max_bytes?)",
                 crate::cache::key(entry, arch, file)
@@ -489,183 +491,11 @@ impl CacheExtension {
     }
 }
 
-/// Serves an opened cached file: its own length and mtime (from `fstat`),
-/// Range, If-Modified-Since, Last-Modified.
-fn serve_opened(headers: &HeaderMap, o: Opened, name: &str, how: &str) -> Reply {
-    use std::io::Seek;
-    let size = o.meta.len();
-    let modified = o.meta.modified().ok();
-    if let (Some(m), Some(ims)) = (
-        modified,
-        headers
-            .get(header::IF_MODIFIED_SINCE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(httpdate::parse),
-    ) && httpdate::secs(m) <= ims
-    {
-        let mut r = Reply::new(StatusCode::NOT_MODIFIED, "", bytes::Bytes::new());
-        r.headers.remove(header::CONTENT_TYPE);
-        set(&mut r.headers, header::LAST_MODIFIED, &httpdate::format(m));
-        set(&mut r.headers, X_CACHE, how);
-        return r;
-    }
-    let content_type = content::type_by_extension(std::path::Path::new(name))
-        .unwrap_or("application/octet-stream");
-    let (status, start, len) = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(h) => match content::parse_range(h, size) {
-            Ranged::Full => (StatusCode::OK, 0, size),
-            Ranged::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
-            Ranged::Unsatisfiable => {
-                let mut r = Reply::error(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "invalid range: failed to overlap",
-                );
-                set(
-                    &mut r.headers,
-                    header::CONTENT_RANGE,
-                    &format!("bytes */{size}"),
-                );
-                return r;
-            }
-        },
-        None => (StatusCode::OK, 0, size),
-    };
-    let mut file = o.file;
-    if start > 0
-        && let Err(e) = file.seek(std::io::SeekFrom::Start(start))
-    {
-        return Reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "500 Internal Server Error",
-        )
-        .with_reason(format!("cache: seek in {name:?}: {e}"));
-    }
-    let mut r = Reply::new(status, content_type, bytes::Bytes::new());
-    r.body = kindling_http::body::stream(tokio::fs::File::from_std(file), len);
-    r.len = len;
-    set(&mut r.headers, header::ACCEPT_RANGES, "bytes");
-    if let Some(m) = modified {
-        set(&mut r.headers, header::LAST_MODIFIED, &httpdate::format(m));
-    }
-    if status == StatusCode::PARTIAL_CONTENT {
-        set(
-            &mut r.headers,
-            header::CONTENT_RANGE,
-            &format!("bytes {start}-{}/{size}", start + len - 1),
-        );
-    }
+/// Serves an opened cached file (kindling-http's file serving: its own length and mtime
+/// from `fstat`, Range, If-Modified-Since, Last-Modified) and says how it was found.
+async fn serve_opened(headers: &HeaderMap, o: Opened, name: &str, how: &str) -> Reply {
+    let file = tokio::fs::File::from_std(o.file);
+    let mut r = content::serve_open_file(headers, file, &o.meta, std::path::Path::new(name)).await;
     set(&mut r.headers, X_CACHE, how);
     r
-}
-
-/// HTTP dates (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`), in whole
-/// Unix seconds.
-mod httpdate {
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-
-    pub fn secs(t: SystemTime) -> i64 {
-        match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => d.as_secs().min(i64::MAX as u64) as i64,
-            Err(e) => -(e.duration().as_secs_f64().ceil() as i64),
-        }
-    }
-
-    /// Days since 1970-01-01 to (year, month 1-12, day 1-31).
-    fn civil(days: i64) -> (i64, u32, u32) {
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        (y, m, d)
-    }
-
-    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y.rem_euclid(400);
-        let m = i64::from(m);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    pub fn format(t: SystemTime) -> String {
-        let s = secs(t);
-        let (days, rem) = (s.div_euclid(86_400), s.rem_euclid(86_400));
-        let (y, m, d) = civil(days);
-        format!(
-            "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-            DAYS[days.rem_euclid(7) as usize],
-            MONTHS[(m - 1) as usize],
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
-    }
-
-    /// Parses an IMF-fixdate; anything else is `None` (then the file is
-    /// served in full, as if the header were absent).
-    pub fn parse(s: &str) -> Option<i64> {
-        let b = s.as_bytes();
-        if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let t = s.get(r)?;
-            t.bytes()
-                .all(|c| c.is_ascii_digit())
-                .then(|| t.parse().ok())?
-        };
-        let d = num(5..7)?;
-        let m = MONTHS.iter().position(|x| s.get(8..11) == Some(*x))? as u32 + 1;
-        let y = num(12..16)?;
-        let (hh, mm, ss) = (num(17..19)?, num(20..22)?, num(23..25)?);
-        if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || b[19] != b':' || b[22] != b':' {
-            return None;
-        }
-        if !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-            return None;
-        }
-        Some(days_from_civil(y, m, d as u32) * 86_400 + hh * 3600 + mm * 60 + ss)
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-        use std::time::Duration;
-
-        #[test]
-        fn round_trips_and_rejects() {
-            let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
-            assert_eq!(format(t), "Sun, 06 Nov 1994 08:49:37 GMT");
-            assert_eq!(parse("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
-            assert_eq!(format(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
-            for s in [1_700_000_000u64, 951_782_400, 4_102_444_800] {
-                let t = UNIX_EPOCH + Duration::from_secs(s);
-                assert_eq!(parse(&format(t)), Some(s as i64), "{}", format(t));
-            }
-            for bad in [
-                "",
-                "Sunday, 06-Nov-94 08:49:37 GMT",
-                "Sun, 06 Nov 1994 08:49:37 UTC",
-                "Sun, 0x Nov 1994 08:49:37 GMT",
-                "Sun, 06 Nop 1994 08:49:37 GMT",
-                "Sun, 06 Nov 1994 28:49:37 GMT",
-                "Sun, 06 Nov 1994 08:49:37 GMTé",
-                "Sun, +6 Nov 1994 08:49:37 GMT",
-            ] {
-                assert_eq!(parse(bad), None, "{bad}");
-            }
-        }
-    }
 }
