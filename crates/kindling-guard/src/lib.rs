@@ -6,14 +6,17 @@
 //!   bounded table, with an injected clock (sans-I/O, testable without sleeping);
 //! - [`Counts`]: how many of something (connections, transfers, fetches) each client
 //!   holds, with a per-client cap and a guard that gives the slot back when dropped;
-//! - [`LogGate`]: a rate limit for log lines, so that a flood cannot flood the log.
+//! - [`LogGate`]: a rate limit for log lines, so that a flood cannot flood the log;
+//! - [`answerable`]: whether a datagram's source address can be answered at all.
 //!
 //! No I/O and no dependencies: the DHCP and TFTP cores stay reusable on their own.
 
+mod addr;
 mod bucket;
 mod count;
 mod esc;
 
+pub use addr::answerable;
 pub use bucket::{Buckets, Budget, LogGate, Take};
 pub use count::{Counts, Full, Held};
 pub use esc::{Esc, EscDisplay, esc};

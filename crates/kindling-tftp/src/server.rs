@@ -224,8 +224,15 @@ async fn handle_datagram(
             return;
         }
     }
-    // Everything else sent to the listening port is a request (or junk): charge the
-    // client's bucket; over the limit, drop it without an answer (no reflection).
+    // Everything else sent to the listening port is a request (or junk). A source that
+    // cannot be answered (multicast, broadcast, port 0: spoofed) is dropped unanswered.
+    if !kindling_guard::answerable(peer) {
+        TftpStats::inc(&stats.malformed);
+        debug!(%peer, "tftp datagram dropped: its source address cannot be answered");
+        return;
+    }
+    // Charge the client's bucket; over the limit, drop it without an answer (no
+    // reflection).
     let allowed = shared
         .rate
         .lock()
