@@ -134,7 +134,7 @@ fn admin_listener_can_be_turned_off() {
     );
     assert_eq!(head_status(server.addr, "/metrics", &[]), Ok(404));
     assert!(
-        server.log_text().contains("admin listener off"),
+        server.log_has("admin listener off"),
         "{}",
         server.log_text()
     );
@@ -403,7 +403,7 @@ fn mtls_admits_only_clients_of_the_configured_ca() {
     let plain = head_status(server.admin, "/metrics", &[]);
     assert!(plain.is_err(), "{plain:?}");
     assert!(
-        server.log_text().contains("TLS handshake refused"),
+        server.log_has("TLS handshake refused"),
         "{}",
         server.log_text()
     );

@@ -260,13 +260,19 @@ fn ignition_is_answered_only_to_the_address_the_mac_boots_from() {
     assert_eq!(st, 403, "{body}");
     assert!(!body.contains("\"users\""), "{body}");
     assert_eq!(dashes.unwrap().0, 200, "any MAC spelling of its own MAC");
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        text.contains(&format!(
-            "{CLIENT_IP} is {CLIENT_MAC} in the neighbour table, not {OTHER_MAC}"
-        )),
-        "the reason is logged: {text}"
-    );
+    // The log is written by a background thread: wait for the line (bounded), never
+    // assume it is already there.
+    let want = format!("{CLIENT_IP} is {CLIENT_MAC} in the neighbour table, not {OTHER_MAC}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(&want) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(text.contains(&want), "the reason is logged: {text}");
     drop(server);
 }
 

@@ -167,8 +167,12 @@ fn per_client_cap_saves_the_server_when_the_hard_limit_is_1024() {
         "expected the per-client cap (64) to close the rest: {refused}"
     );
     // The refusals are logged, rate-limited, with the peer.
+    assert!(
+        server.log_has("too many open connections"),
+        "{}",
+        server.log_text()
+    );
     let log = server.log_text();
-    assert!(log.contains("too many open connections"), "{log}");
     let lines = log.matches("too many open connections").count();
     assert!(lines < 50, "refusals must be rate-limited: {lines} lines");
     drop(held);

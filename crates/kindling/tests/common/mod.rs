@@ -354,6 +354,22 @@ impl Server {
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Whether `needle` shows up in the log within 30 s: the server writes its log from
+    /// a background thread, so a line may land after the request that caused it.
+    #[allow(dead_code)]
+    pub fn log_has(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Server {
