@@ -126,7 +126,7 @@ fn ignore_labels() -> impl Iterator<Item = &'static str> {
 }
 
 /// TFTP outcome labels.
-pub const TFTP_OUTCOMES: [&str; 7] = [
+pub const TFTP_OUTCOMES: [&str; 8] = [
     "completed",
     "options_declined",
     "client_error",
@@ -134,15 +134,17 @@ pub const TFTP_OUTCOMES: [&str; 7] = [
     "read_error",
     "cancelled",
     "peer_gone",
+    "evicted",
 ];
 
 /// Why a TFTP request got an ERROR instead of a transfer
 /// ([`kindling_tftp::TftpObserver::request_refused`]).
-pub const TFTP_REFUSALS: [&str; 6] = [
+pub const TFTP_REFUSALS: [&str; 7] = [
     "not_found",
     "access_violation",
     "io_error",
     "busy",
+    "client_limit",
     "write_request",
     "mail_mode",
 ];
