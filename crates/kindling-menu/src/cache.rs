@@ -631,8 +631,7 @@ impl Cache {
     /// Does `token` (from `kindling cache prefetch --server`) match this
     /// cache's operator token?
     pub fn is_operator_token(&self, token: &str) -> bool {
-        let (a, b) = (self.operator_token.as_bytes(), token.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        kindling_http::server::constant_time_eq(self.operator_token.as_bytes(), token.as_bytes())
     }
 
     #[allow(clippy::too_many_arguments)]

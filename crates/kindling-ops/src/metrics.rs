@@ -32,6 +32,8 @@ pub struct Metrics {
     reload_errors: AtomicU64,
     cache_bytes: AtomicU64,
     cache_bytes_set: AtomicBool,
+    /// The cache's own counters (`kindling_menu::Cache::counters`), by name.
+    cache_counters: Mutex<Vec<(&'static str, u64)>>,
     config_problems: Mutex<Vec<String>>,
     fcos: Mutex<BTreeMap<String, String>>,
     ready: AtomicBool,
@@ -185,6 +187,7 @@ impl Metrics {
             reload_errors: AtomicU64::new(0),
             cache_bytes: AtomicU64::new(0),
             cache_bytes_set: AtomicBool::new(false),
+            cache_counters: Mutex::default(),
             config_problems: Mutex::default(),
             fcos: Mutex::default(),
             ready: AtomicBool::new(false),
@@ -405,6 +408,13 @@ impl Metrics {
         self.cache_bytes_set.store(true, Relaxed);
     }
 
+    /// The cache's counters: `fetches` and `refused_<reason>`.
+    pub fn set_cache_counters(&self, c: Vec<(&'static str, u64)>) {
+        if let Ok(mut g) = self.cache_counters.lock() {
+            *g = c;
+        }
+    }
+
     pub fn cache_bytes(&self) -> Option<u64> {
         self.cache_bytes_set
             .load(Relaxed)
@@ -554,6 +564,34 @@ impl Metrics {
                 "Bytes held in the asset cache.",
                 c,
             );
+        }
+        let cache = self
+            .cache_counters
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default();
+        if !cache.is_empty() {
+            for (name, v) in &cache {
+                if *name == "fetches" {
+                    counter(
+                        &mut o,
+                        "kindling_cache_fetches_total",
+                        "Upstream downloads the cache started.",
+                        *v,
+                    );
+                }
+            }
+            header(
+                &mut o,
+                "kindling_cache_refused_total",
+                "counter",
+                "Cache misses refused instead of fetched, by reason (head, not_routed, client_busy, client_rate, client_table_full, file).",
+            );
+            for (name, v) in &cache {
+                if let Some(reason) = name.strip_prefix("refused_") {
+                    let _ = writeln!(o, "kindling_cache_refused_total{{reason=\"{reason}\"}} {v}");
+                }
+            }
         }
         header(
             &mut o,

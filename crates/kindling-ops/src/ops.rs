@@ -304,6 +304,11 @@ impl Ops {
         self.metrics.set_cache_bytes(bytes);
     }
 
+    /// The cache's counters (`fetches`, `refused_<reason>`), for `/metrics`.
+    pub fn set_cache_counters(&self, counters: Vec<(&'static str, u64)>) {
+        self.metrics.set_cache_counters(counters);
+    }
+
     /// Lines for the dashboard's "assets and cache" box.
     pub fn set_asset_status(&self, lines: Vec<AssetStatus>) {
         if let Ok(mut g) = self.asset_status.lock() {

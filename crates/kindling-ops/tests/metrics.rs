@@ -79,10 +79,28 @@ fn counters_move_with_events() {
     );
     ops.set_ready();
     ops.set_cache_bytes(123_456);
+    ops.set_cache_counters(vec![
+        ("fetches", 3),
+        ("refused_head", 7),
+        ("refused_not_routed", 2),
+    ]);
     ops.set_fcos_release("stable", "42.20251012.3.0");
     ops.set_config_problems(vec!["groups/a.json: bad \"json\"".into(), "p".into()]);
 
     let s = parse(&ops.metrics_text());
+    assert_eq!(value(&s, "kindling_cache_fetches_total", &[]), Some(3.0));
+    assert_eq!(
+        value(&s, "kindling_cache_refused_total", &[("reason", "head")]),
+        Some(7.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "kindling_cache_refused_total",
+            &[("reason", "not_routed")]
+        ),
+        Some(2.0)
+    );
     assert_eq!(
         value(&s, "kindling_dhcp_replies_total", &[("message", "offer")]),
         Some(2.0)

@@ -463,6 +463,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
                 let held = cache.held();
                 let bytes: u64 = held.iter().map(|h| h.size).sum();
                 ops.set_cache_bytes(bytes);
+                ops.set_cache_counters(cache.counters().into_iter().collect());
                 ops.set_asset_status(vec![kindling_ops::AssetStatus {
                     name: "cache".into(),
                     detail: format!(
