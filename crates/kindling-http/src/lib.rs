@@ -358,6 +358,45 @@ fn log_request(
     }
 }
 
+/// The request path as Go's `ServeMux` sees it: decoded and clean, or the answer when it
+/// is badly escaped (400) or not clean (301 to the clean path; to `subtree/` when the
+/// clean path is the subtree `subtree` itself: one hop, not two). Both listeners route
+/// through it.
+pub(crate) fn clean_target(
+    method: &Method,
+    raw_path: &str,
+    raw_query: &str,
+    subtree: Option<&str>,
+) -> Result<String, (&'static str, Reply)> {
+    let Some(path) = paths::decode_path(raw_path) else {
+        return Err((
+            "invalid",
+            Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
+                .with_reason("malformed %-escape in path"),
+        ));
+    };
+    let cleaned = paths::clean_path(&path);
+    let with_query = |mut loc: String| {
+        if !raw_query.is_empty() {
+            loc.push('?');
+            loc.push_str(raw_query);
+        }
+        loc
+    };
+    if subtree == Some(cleaned.as_str()) {
+        let loc = with_query(format!("{cleaned}/"));
+        return Err(("redirect", Reply::moved(&loc, method)));
+    }
+    if cleaned != path {
+        let loc = with_query(paths::escape_path(&cleaned));
+        return Err((
+            "redirect",
+            Reply::moved(&loc, method).with_reason(format!("unclean path, redirect to {cleaned}")),
+        ));
+    }
+    Ok(path)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn route(
     shared: &Shared,
@@ -369,35 +408,11 @@ async fn route(
     headers: &HeaderMap,
     labels_out: &mut Option<Labels>,
 ) -> (&'static str, Reply) {
-    let Some(path) = paths::decode_path(raw_path) else {
-        return (
-            "invalid",
-            Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
-                .with_reason("malformed %-escape in path"),
-        );
+    let subtree = shared.assets_dir.as_ref().map(|_| "/assets");
+    let path = match clean_target(method, raw_path, raw_query, subtree) {
+        Ok(p) => p,
+        Err(answer) => return answer,
     };
-    let cleaned = paths::clean_path(&path);
-    // Go's ServeMux checks the subtree redirect (/assets -> /assets/) on the
-    // cleaned path before redirecting to the cleaned path: one hop, not two.
-    if cleaned == "/assets" && shared.assets_dir.is_some() {
-        let mut loc = "/assets/".to_string();
-        if !raw_query.is_empty() {
-            loc.push('?');
-            loc.push_str(raw_query);
-        }
-        return ("redirect", Reply::moved(&loc, method));
-    }
-    if cleaned != path {
-        let mut loc = paths::escape_path(&cleaned);
-        if !raw_query.is_empty() {
-            loc.push('?');
-            loc.push_str(raw_query);
-        }
-        return (
-            "redirect",
-            Reply::moved(&loc, method).with_reason(format!("unclean path, redirect to {cleaned}")),
-        );
-    }
     let mut select = || {
         let (labels, warnings) = labels_from_query(raw_query);
         for w in &warnings {
@@ -440,14 +455,6 @@ async fn route(
             "healthz",
             Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
         ),
-        "/assets" if shared.assets_dir.is_some() => {
-            let mut loc = "/assets/".to_string();
-            if !raw_query.is_empty() {
-                loc.push('?');
-                loc.push_str(raw_query);
-            }
-            ("redirect", Reply::moved(&loc, method))
-        }
         p => {
             if let (Some(rest), Some(dir)) =
                 (p.strip_prefix("/assets/"), shared.assets_dir.as_deref())

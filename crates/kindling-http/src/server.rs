@@ -31,7 +31,7 @@ use kindling_guard::{Counts, Full, LogGate};
 
 use crate::body::{self, Body, Reply};
 use crate::{ExtRequest, Extension, MAX_HEAD_BYTES, MAX_URI_LEN, RequestObserver, RequestRecord};
-use crate::{Shared, handle, paths};
+use crate::{Shared, handle};
 
 /// Connection policy of one listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -650,22 +650,10 @@ async fn admin_route(
             Reply::error(StatusCode::URI_TOO_LONG, "414 URI Too Long"),
         );
     }
-    let Some(path) = paths::decode_path(raw_path) else {
-        return (
-            "invalid",
-            Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
-                .with_reason("malformed %-escape in path"),
-        );
+    let path = match crate::clean_target(method, raw_path, raw_query, None) {
+        Ok(p) => p,
+        Err(answer) => return answer,
     };
-    let cleaned = paths::clean_path(&path);
-    if cleaned != path {
-        let mut loc = paths::escape_path(&cleaned);
-        if !raw_query.is_empty() {
-            loc.push('?');
-            loc.push_str(raw_query);
-        }
-        return ("redirect", Reply::moved(&loc, method));
-    }
     if path == "/healthz" {
         return (
             "healthz",
