@@ -3,7 +3,9 @@
 mod check;
 mod config;
 mod listeners;
+mod migrate;
 mod reload;
+mod sdnotify;
 mod select;
 
 use std::net::SocketAddr;
@@ -57,6 +59,15 @@ enum Command {
     },
     /// Translate a Butane config to Ignition (the same flags and exit codes as `butane`).
     Butane(kindling_butane::cli::ButaneArgs),
+    /// Write kindling.toml from the configuration of dnsmasq or matchbox.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
+    /// Write the manual pages (kindling.1, kindling-serve.1, ...) into a directory.
+    #[command(hide = true)]
+    Man {
+        /// Output directory (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -117,6 +128,8 @@ fn main() -> std::process::ExitCode {
             ref args,
             ref server,
         } => machines(&cli, args, server.as_deref()),
+        Command::Migrate(ref cmd) => migrate::run(cmd),
+        Command::Man { ref dir } => man(dir),
         Command::Butane(ref args) => {
             return std::process::ExitCode::from(
                 kindling_butane::cli::run(args.clone()).clamp(0, 255) as u8,
@@ -130,6 +143,15 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// Manual pages for the command and each subcommand, from the same definitions as `--help`.
+fn man(dir: &std::path::Path) -> Result<std::process::ExitCode> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing manual pages to {}", dir.display()))?;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// The data directory from flag/env, then config, then the default.
@@ -477,6 +499,10 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         });
     }
     ops.set_ready();
+    sdnotify::notify(&format!(
+        "READY=1\nSTATUS=serving HTTP on {local}\nMAINPID={}",
+        std::process::id()
+    ));
     tracing::info!(
         http = %local,
         admin = admin_local.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
@@ -488,6 +514,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    sdnotify::notify("STOPPING=1");
     ops.shutdown();
     cancel.cancel();
     while let Some(r) = tasks.join_next().await {
