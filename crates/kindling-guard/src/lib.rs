@@ -7,16 +7,27 @@
 //! - [`Counts`]: how many of something (connections, transfers, fetches) each client
 //!   holds, with a per-client cap and a guard that gives the slot back when dropped;
 //! - [`LogGate`]: a rate limit for log lines, so that a flood cannot flood the log;
-//! - [`answerable`]: whether a datagram's source address can be answered at all.
+//! - [`answerable`]: whether a datagram's source address can be answered at all;
 //!
-//! No I/O and no dependencies: the DHCP and TFTP cores stay reusable on their own.
+//! and what every download says about itself:
+//!
+//! - [`Chain`]: an error with its whole `source()` chain on one line, no cause repeated
+//!   (`connection refused`, not just `error sending request`);
+//! - [`progress`]: when a long download logs a progress line ([`progress::Meter`],
+//!   sans-I/O) and its single updating line on a terminal ([`progress::TtyLine`]).
+//!
+//! No dependencies, and no I/O but that terminal line on stderr: the DHCP and TFTP
+//! cores stay reusable on their own.
 
 mod addr;
 mod bucket;
+mod chain;
 mod count;
 mod esc;
+pub mod progress;
 
 pub use addr::answerable;
 pub use bucket::{Buckets, Budget, LogGate, Take};
+pub use chain::{Chain, chain};
 pub use count::{Counts, Full, Held};
 pub use esc::{Esc, EscDisplay, esc};
