@@ -18,7 +18,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(200_000);
     for (label, journal) in [("memory only", None), ("with journal", Some(dir.as_path()))] {
-        let ops = Ops::open(&cfg, journal).expect("open");
+        let ops = Ops::open(&cfg, journal);
         let t = Instant::now();
         for i in 0..n {
             let m = i % 1000;
@@ -55,7 +55,7 @@ fn main() {
     let size = support::dir_bytes(&dir);
     println!("journal on disk: {size} bytes (cap 4 x 8 MiB)");
     let t = Instant::now();
-    let ops = Ops::open(&cfg, Some(&dir)).expect("reopen");
+    let ops = Ops::open(&cfg, Some(&dir));
     println!(
         "start-up read-back of that journal: {:.2} s, {} machines",
         t.elapsed().as_secs_f64(),

@@ -176,7 +176,7 @@ fn journal(n: u32) {
         fsync: kindling_ops::FsyncPolicy::Never,
         ..cfg(n)
     };
-    let ops = Ops::open(&cfg, Some(&dir)).expect("open");
+    let ops = Ops::open(&cfg, Some(&dir));
     for i in 0..n {
         // Four distinct requests per machine (a repeat would not be journaled).
         for k in 0..4u64 {
@@ -193,7 +193,7 @@ fn journal(n: u32) {
     settle(ops);
     let size = support::dir_bytes(&dir);
     let base = reset_peak();
-    let ops = Ops::open(&cfg, Some(&dir)).expect("reopen");
+    let ops = Ops::open(&cfg, Some(&dir));
     let peak = PEAK.load(Ordering::Relaxed) - base;
     let kept = LIVE.load(Ordering::Relaxed) - base;
     let machines = ops.machines().len();

@@ -147,7 +147,7 @@ fn machine_json(ops: &Ops, m: &str) -> Reply {
     }
 }
 
-/// Configuration problems, FCOS releases, cache and assets.
+/// Configuration problems, FCOS releases, cache and assets, the journal's health.
 pub fn status_json(ops: &Ops) -> serde_json::Value {
     json!({
         "ready": ops.is_ready(),
@@ -156,6 +156,7 @@ pub fn status_json(ops: &Ops) -> serde_json::Value {
         "cache_bytes": ops.cache_bytes(),
         "asset_bytes_served": ops.asset_bytes_by_kind(),
         "assets": ops.asset_status(),
+        "journal": ops.journal_status(),
     })
 }
 

@@ -13,13 +13,23 @@
 //!
 //! A line cut by a crash (no trailing newline) is skipped and counted when read back; the
 //! writer starts a fresh line before appending after such a tail.
+//!
+//! History never stops a boot: when the journal cannot be written (a full disk, a state
+//! directory that cannot be created, a journal path that is a directory), the writer keeps
+//! going without it. Events stay in memory, batches that could not be written are counted
+//! as dropped ([`JournalHealth`], `kindling_journal_dropped_total`), one warning says so,
+//! and the next batch after a back-off (1 s, doubling up to 10 s) tries again; a second
+//! warning says when the journal is writable again. A write cut short by a full disk is
+//! undone (the file is truncated back to its last complete line), or, when that is not
+//! possible, the next write starts on a fresh line.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -87,6 +97,9 @@ pub struct ReadBack {
     pub bad_lines: u64,
     pub files: usize,
     pub bytes: u64,
+    /// Files that could not be read (or not to the end), with the reason; only
+    /// [`replay_journal_lenient`] goes on after one.
+    pub errors: Vec<String>,
 }
 
 /// Reads every journal file in `dir`, oldest first, into [`ReadBack::events`]. Missing
@@ -133,11 +146,51 @@ fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<(usiz
 /// Reads every journal file in `dir`, oldest first, line by line, handing each event to
 /// `each` as it is read: memory does not grow with the journal (lines are capped at
 /// [`LINE_MAX`]). Missing files are fine. Lines cut by a crash and lines that do not parse are
-/// skipped and counted.
-pub fn replay_journal(
+/// skipped and counted. A file that cannot be read (not a regular file, an I/O error) is an
+/// error.
+pub fn replay_journal(dir: &Path, files: usize, each: impl FnMut(Event)) -> io::Result<ReadBack> {
+    replay(dir, files, each, false)
+}
+
+/// [`replay_journal`], but a file that cannot be read (a directory where a journal file
+/// should be, an I/O error half way) is skipped, after the events read from it so far, and
+/// reported in [`ReadBack::errors`]: the server starts with whatever history it can read.
+pub fn replay_journal_lenient(dir: &Path, files: usize, each: impl FnMut(Event)) -> ReadBack {
+    match replay(dir, files, each, true) {
+        Ok(rb) => rb,
+        // Lenient reading does not fail; keep the type honest anyway.
+        Err(e) => ReadBack {
+            errors: vec![e.to_string()],
+            ..ReadBack::default()
+        },
+    }
+}
+
+/// Opens a journal file for reading without blocking on a FIFO; `None` when it is missing.
+fn open_for_reading(path: &Path) -> io::Result<Option<File>> {
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    };
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(Some(f))
+}
+
+fn replay(
     dir: &Path,
     files: usize,
     mut each: impl FnMut(Event),
+    lenient: bool,
 ) -> io::Result<ReadBack> {
     let mut out = ReadBack::default();
     // Rotated files that exist, even beyond `files` (a smaller cap than before).
@@ -148,15 +201,26 @@ pub fn replay_journal(
     let mut buf = Vec::new();
     for n in (0..n_max).rev() {
         let path = journal_path(dir, n);
-        let mut r = match File::open(&path) {
-            Ok(f) => BufReader::with_capacity(64 * 1024, f),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+        let mut r = match open_for_reading(&path) {
+            Ok(Some(f)) => BufReader::with_capacity(64 * 1024, f),
+            Ok(None) => continue,
+            Err(e) if lenient => {
+                out.errors.push(e.to_string());
+                continue;
+            }
             Err(e) => return Err(e),
         };
         out.files += 1;
         loop {
             buf.clear();
-            let (got, overlong) = read_line_capped(&mut r, &mut buf)?;
+            let (got, overlong) = match read_line_capped(&mut r, &mut buf) {
+                Ok(x) => x,
+                Err(e) if lenient => {
+                    out.errors.push(format!("{}: {e}", path.display()));
+                    break;
+                }
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            };
             if got == 0 {
                 break;
             }
@@ -206,18 +270,172 @@ pub fn replay_journal(
     Ok(out)
 }
 
+/// How the journal is doing, shared by the writer, the queue in front of it and the
+/// metrics: events that did not reach the journal, and whether it can be written now.
+#[derive(Debug, Default)]
+pub struct JournalHealth {
+    /// A journal is configured (a writer was started with this health).
+    enabled: AtomicBool,
+    /// The last attempt to write (or, before any write, to open) the journal worked.
+    writable: AtomicBool,
+    /// Events not journaled: the writer's queue was full, or writing failed.
+    dropped: AtomicU64,
+    /// Why the journal cannot be written, while it cannot.
+    error: Mutex<Option<String>>,
+}
+
+/// A snapshot of [`JournalHealth`], as `/api/v1/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalStatus {
+    pub enabled: bool,
+    pub writable: bool,
+    pub dropped: u64,
+    pub error: Option<String>,
+}
+
+impl JournalHealth {
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    pub fn writable(&self) -> bool {
+        self.writable.load(Ordering::Relaxed)
+    }
+
+    /// Events that did not reach the journal (`kindling_journal_dropped_total`).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> JournalStatus {
+        JournalStatus {
+            enabled: self.enabled(),
+            writable: self.writable(),
+            dropped: self.dropped(),
+            error: self.error(),
+        }
+    }
+
+    pub(crate) fn add_dropped(&self, n: u64) {
+        if n > 0 {
+            self.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn set_writable(&self) {
+        self.writable.store(true, Ordering::Relaxed);
+        if let Ok(mut e) = self.error.lock() {
+            *e = None;
+        }
+    }
+
+    fn set_failed(&self, error: &str) {
+        self.writable.store(false, Ordering::Relaxed);
+        if let Ok(mut e) = self.error.lock() {
+            *e = Some(error.to_string());
+        }
+    }
+}
+
+/// Events (lines) in a piece of journal text.
+fn lines_in(data: &[u8]) -> u64 {
+    data.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+/// The active journal file as the writer uses it: a real file, or one that fails on
+/// purpose in tests.
+pub(crate) trait JournalFile: Send {
+    /// One `write(2)` at the end of the file: may write less than `buf`.
+    fn append(&mut self, buf: &[u8]) -> io::Result<usize>;
+    fn sync(&mut self) -> io::Result<()>;
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    fn size(&self) -> io::Result<u64>;
+    /// The last byte (`None` for an empty file).
+    fn last_byte(&self) -> io::Result<Option<u8>>;
+}
+
+impl JournalFile for File {
+    fn append(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn last_byte(&self) -> io::Result<Option<u8>> {
+        let size = self.size()?;
+        if size == 0 {
+            return Ok(None);
+        }
+        let mut b = [0u8; 1];
+        self.read_exact_at(&mut b, size - 1)?;
+        Ok(Some(b[0]))
+    }
+}
+
+/// Opens (creating it if missing) the active journal file at a path.
+pub(crate) type Opener = Box<dyn FnMut(&Path) -> io::Result<Box<dyn JournalFile>> + Send>;
+
+/// The real opener: appends, never blocks on a FIFO, refuses anything but a regular file.
+fn open_journal_file(path: &Path) -> io::Result<Box<dyn JournalFile>> {
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(Box::new(f))
+}
+
+/// Creates the state directory, with a plain reason when it cannot be.
+fn create_state_dir(dir: &Path) -> Result<(), String> {
+    match fs::create_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(_) if dir.exists() && !dir.is_dir() => Err(format!(
+            "the state directory {} exists and is not a directory",
+            dir.display()
+        )),
+        Err(e) => Err(format!(
+            "cannot create the state directory {}: {e}",
+            dir.display()
+        )),
+    }
+}
+
+/// First wait before writing again after a failure; it doubles up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
 enum Msg {
     Line(Vec<u8>),
     Flush(mpsc::Sender<()>),
 }
 
 /// The writer handle: cheap to call from any thread, never blocks (a full queue drops
-/// the event and counts it).
+/// the event and counts it), never fails (a journal that cannot be written is counted
+/// and retried, see the module documentation).
 pub struct JournalWriter {
     tx: Option<SyncSender<Msg>>,
     thread: Option<JoinHandle<()>>,
     /// Bytes handed to the writer thread and not yet written.
     queued: Arc<AtomicUsize>,
+    health: Arc<JournalHealth>,
 }
 
 /// Batches queued between the ops thread and the writer thread.
@@ -227,30 +445,78 @@ const QUEUE: usize = 1024;
 const QUEUE_BYTES: usize = 8 << 20;
 
 impl JournalWriter {
-    /// Creates the directory and starts the writer thread.
-    pub fn start(cfg: JournalConfig) -> io::Result<JournalWriter> {
-        fs::create_dir_all(&cfg.dir)?;
-        let mut state = WriterState::open(cfg)?;
+    /// Creates the directory, opens the journal and starts the writer thread. When the
+    /// journal cannot be opened, one warning says so and the writer starts anyway:
+    /// batches are counted as dropped until a write works ([`JournalWriter::health`]).
+    pub fn start(cfg: JournalConfig) -> JournalWriter {
+        Self::start_with_health(cfg, Arc::default())
+    }
+
+    /// [`JournalWriter::start`], reporting into `health` (the metrics' copy).
+    pub fn start_with_health(cfg: JournalConfig, health: Arc<JournalHealth>) -> JournalWriter {
+        Self::start_with(cfg, health, Box::new(open_journal_file), RETRY_MIN)
+    }
+
+    /// With this way to open the file and this first back-off (tests).
+    pub(crate) fn start_with(
+        cfg: JournalConfig,
+        health: Arc<JournalHealth>,
+        opener: Opener,
+        retry_min: Duration,
+    ) -> JournalWriter {
+        health.enabled.store(true, Ordering::Relaxed);
+        let dir = cfg.dir.clone();
+        let mut state = WriterState::new(cfg, opener, health.clone());
+        state.retry_min = retry_min;
+        if state.ensure_open() {
+            health.set_writable();
+        }
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
-        let thread = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("kindling-journal".into())
             .spawn(move || {
                 crate::background_priority();
                 state.run(rx, &q)
-            })?;
-        Ok(JournalWriter {
-            tx: Some(tx),
-            thread: Some(thread),
+            });
+        let (tx, thread) = match spawned {
+            Ok(t) => (Some(tx), Some(t)),
+            Err(e) => {
+                let msg = format!("could not start the journal thread: {e}");
+                tracing::warn!(
+                    target: "kindling::ops",
+                    dir = %dir.display(),
+                    error = %msg,
+                    "boot history is kept in memory only"
+                );
+                health.set_failed(&msg);
+                (None, None)
+            }
+        };
+        JournalWriter {
+            tx,
+            thread,
             queued,
-        })
+            health,
+        }
+    }
+
+    /// Dropped events, writability and the reason it is not writable.
+    pub fn health(&self) -> &Arc<JournalHealth> {
+        &self.health
     }
 
     /// Queues a batch of events as one write; returns how many were dropped (all of
     /// them when the queue is full or the writer is gone, else those that failed to
-    /// serialise).
+    /// serialise), also counted in [`JournalHealth::dropped`].
     pub fn append_batch(&self, evs: &[Event]) -> usize {
+        let dropped = self.queue_batch(evs);
+        self.health.add_dropped(dropped as u64);
+        dropped
+    }
+
+    fn queue_batch(&self, evs: &[Event]) -> usize {
         let Some(tx) = &self.tx else { return evs.len() };
         let mut buf = Vec::with_capacity(evs.len() * 256);
         let mut failed = 0;
@@ -280,7 +546,7 @@ impl JournalWriter {
         }
     }
 
-    /// Waits until everything queued so far is written and synced.
+    /// Waits until everything queued so far is written (or counted as dropped) and synced.
     pub fn flush(&self) {
         let Some(tx) = &self.tx else { return };
         let (done, wait) = mpsc::channel();
@@ -305,41 +571,78 @@ impl Drop for JournalWriter {
     }
 }
 
+/// While the journal cannot be written.
+struct Outage {
+    since: Instant,
+    /// No write is tried before this; batches arriving meanwhile are dropped.
+    retry_at: Instant,
+    backoff: Duration,
+    /// Events dropped during this outage.
+    dropped: u64,
+    error: String,
+}
+
 struct WriterState {
     cfg: JournalConfig,
-    file: File,
+    open: Opener,
+    /// `None` while the journal cannot be opened (and after a failed write: the next try
+    /// opens it again).
+    file: Option<Box<dyn JournalFile>>,
     size: u64,
+    /// The file may end inside a line: the next write starts with a newline.
+    torn: bool,
     last_sync: Instant,
     dirty: bool,
+    health: Arc<JournalHealth>,
+    outage: Option<Outage>,
+    /// First back-off after a failure ([`RETRY_MIN`]; shorter in tests).
+    retry_min: Duration,
 }
 
 impl WriterState {
-    fn open(cfg: JournalConfig) -> io::Result<WriterState> {
-        let path = journal_path(&cfg.dir, 0);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)?;
-        let mut size = file.metadata()?.len();
-        if size > 0 {
-            // Start on a fresh line after a tail cut by a crash.
-            let mut last = [0u8; 1];
-            use std::io::{Seek, SeekFrom};
-            file.seek(SeekFrom::End(-1))?;
-            file.read_exact(&mut last)?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n")?;
-                size += 1;
-            }
-        }
-        Ok(WriterState {
+    fn new(cfg: JournalConfig, open: Opener, health: Arc<JournalHealth>) -> WriterState {
+        WriterState {
             cfg,
-            file,
-            size,
+            open,
+            file: None,
+            size: 0,
+            torn: false,
             last_sync: Instant::now(),
             dirty: false,
-        })
+            health,
+            outage: None,
+            retry_min: RETRY_MIN,
+        }
+    }
+
+    /// Opens the active file if it is not open; false (and an outage) when it cannot be.
+    fn ensure_open(&mut self) -> bool {
+        if self.file.is_some() {
+            return true;
+        }
+        if let Err(e) = create_state_dir(&self.cfg.dir) {
+            self.fail(e, 0);
+            return false;
+        }
+        let path = journal_path(&self.cfg.dir, 0);
+        let opened = (self.open)(&path).and_then(|f| {
+            let size = f.size()?;
+            let last = f.last_byte()?;
+            Ok((f, size, last))
+        });
+        match opened {
+            Ok((f, size, last)) => {
+                self.file = Some(f);
+                self.size = size;
+                // Start on a fresh line after a tail cut by a crash or a full disk.
+                self.torn |= last.is_some_and(|b| b != b'\n');
+                true
+            }
+            Err(e) => {
+                self.fail(format!("cannot open {}: {e}", path.display()), 0);
+                false
+            }
+        }
     }
 
     fn run(&mut self, rx: Receiver<Msg>, queued: &AtomicUsize) {
@@ -382,7 +685,17 @@ impl WriterState {
         }
     }
 
+    /// Writes complete lines, or counts them as dropped.
     fn write(&mut self, data: &[u8]) {
+        if self
+            .outage
+            .as_ref()
+            .is_some_and(|o| Instant::now() < o.retry_at)
+            || !self.ensure_open()
+        {
+            self.count_dropped(lines_in(data));
+            return;
+        }
         if self.size > 0 && self.size + data.len() as u64 > self.cfg.max_bytes {
             // Split at line boundaries so that no record straddles two files.
             let mut rest = data;
@@ -410,7 +723,10 @@ impl WriterState {
                         .map_or(rest.len(), |i| i + 1);
                 }
                 let (now, later) = rest.split_at(cut);
-                self.write_raw(now);
+                if !self.write_raw(now) {
+                    self.count_dropped(lines_in(later));
+                    return;
+                }
                 rest = later;
             }
         } else {
@@ -418,20 +734,130 @@ impl WriterState {
         }
     }
 
-    fn write_raw(&mut self, data: &[u8]) {
-        match self.file.write_all(data) {
-            Ok(()) => {
-                self.size += data.len() as u64;
-                self.dirty = true;
-            }
-            Err(e) => {
-                tracing::warn!(target: "kindling::ops", error = %e, "writing the journal failed")
+    /// Appends `data` (complete lines) to the active file; false when it was not (all
+    /// of it) written, the lines lost counted as dropped.
+    fn write_raw(&mut self, data: &[u8]) -> bool {
+        let Some(file) = self.file.as_mut() else {
+            self.count_dropped(lines_in(data));
+            return false;
+        };
+        // The fresh line after a cut goes out in the same write as the data.
+        let with_newline;
+        let buf: &[u8] = if self.torn {
+            with_newline = [b"\n".as_slice(), data].concat();
+            &with_newline
+        } else {
+            data
+        };
+        let mut written = 0;
+        let mut failure = None;
+        while written < buf.len() {
+            match file.append(&buf[written..]) {
+                Ok(0) => {
+                    failure = Some(io::Error::from(io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
             }
         }
+        let Some(e) = failure else {
+            self.size += buf.len() as u64;
+            self.torn = false;
+            self.dirty = true;
+            self.recovered();
+            return true;
+        };
+        // Cut short (a full disk): take back the part written, so that no torn line is
+        // left; if that is not possible, keep the complete lines and start the next
+        // write on a fresh line.
+        let mut kept = 0;
+        if written > 0 {
+            let undone = file.size().ok() == Some(self.size + written as u64)
+                && file.truncate(self.size).is_ok();
+            if !undone {
+                let part = &buf[..written];
+                kept = lines_in(part).saturating_sub(u64::from(self.torn));
+                self.size += written as u64;
+                self.dirty = true;
+                self.torn = part.last() != Some(&b'\n');
+            }
+        }
+        let path = journal_path(&self.cfg.dir, 0);
+        self.fail(
+            format!("cannot write {}: {e}", path.display()),
+            lines_in(data).saturating_sub(kept),
+        );
+        false
+    }
+
+    /// Events that did not reach the journal.
+    fn count_dropped(&mut self, n: u64) {
+        self.health.add_dropped(n);
+        if let Some(o) = &mut self.outage {
+            o.dropped += n;
+        }
+    }
+
+    /// The journal cannot be written: close it, warn once per outage, back off.
+    fn fail(&mut self, error: String, dropped: u64) {
+        // Opened again on the next try (the directory may have been replaced meanwhile).
+        self.file = None;
+        self.dirty = false;
+        let now = Instant::now();
+        match &mut self.outage {
+            None => {
+                tracing::warn!(
+                    target: "kindling::ops",
+                    dir = %self.cfg.dir.display(),
+                    error = %error,
+                    "boot journal cannot be written: boot timelines are kept in memory only \
+                     (machines are still answered; dropped events are counted in \
+                     kindling_journal_dropped_total); writing is tried again after a pause"
+                );
+                self.outage = Some(Outage {
+                    since: now,
+                    retry_at: now + self.retry_min,
+                    backoff: self.retry_min,
+                    dropped: 0,
+                    error: error.clone(),
+                });
+            }
+            Some(o) => {
+                o.backoff = (o.backoff * 2).min(RETRY_MAX.max(self.retry_min));
+                o.retry_at = now + o.backoff;
+                if o.error != error {
+                    tracing::debug!(target: "kindling::ops", error = %error, "boot journal still cannot be written");
+                    o.error = error.clone();
+                }
+            }
+        }
+        self.count_dropped(dropped);
+        self.health.set_failed(&error);
+    }
+
+    /// A write worked: the end of an outage, if there was one.
+    fn recovered(&mut self) {
+        if let Some(o) = self.outage.take() {
+            tracing::warn!(
+                target: "kindling::ops",
+                dir = %self.cfg.dir.display(),
+                dropped = o.dropped,
+                after_secs = o.since.elapsed().as_secs(),
+                was = %o.error,
+                "boot journal writable again; the events dropped meanwhile are in memory only"
+            );
+        }
+        self.health.set_writable();
     }
 
     fn rotate(&mut self) {
         self.sync();
+        self.file = None;
         let dir = self.cfg.dir.clone();
         let files = self.cfg.files.max(1);
         if files == 1 {
@@ -445,22 +871,12 @@ impl WriterState {
                 }
             }
         }
-        match OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(journal_path(&dir, 0))
+        self.size = 0;
+        self.torn = false;
+        if self.ensure_open()
+            && let Ok(d) = File::open(&dir)
         {
-            Ok(f) => {
-                self.file = f;
-                self.size = 0;
-                if let Ok(d) = File::open(&dir) {
-                    let _ = d.sync_all();
-                }
-            }
-            Err(e) => {
-                tracing::warn!(target: "kindling::ops", error = %e, "reopening the journal failed")
-            }
+            let _ = d.sync_all();
         }
     }
 
@@ -476,10 +892,250 @@ impl WriterState {
     }
 
     fn sync(&mut self) {
-        if self.dirty {
-            let _ = self.file.sync_data();
+        if self.dirty
+            && let Some(f) = self.file.as_mut()
+        {
+            if let Err(e) = f.sync() {
+                // Data the kernel had may be lost: the next write starts a fresh line.
+                self.torn = true;
+                let path = journal_path(&self.cfg.dir, 0);
+                self.fail(format!("cannot sync {}: {e}", path.display()), 0);
+            }
             self.dirty = false;
         }
         self.last_sync = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Kind;
+
+    /// A journal file on a disk with `space` bytes left (`None`: unlimited), like a real
+    /// one: a write that does not fit writes what fits, the next one fails with ENOSPC.
+    struct Limited {
+        inner: File,
+        space: Arc<Mutex<Option<u64>>>,
+        /// Truncation fails too (then the writer must start a fresh line instead).
+        no_truncate: bool,
+    }
+
+    impl JournalFile for Limited {
+        fn append(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut space = self.space.lock().unwrap_or_else(|e| e.into_inner());
+            match *space {
+                None => self.inner.append(buf),
+                Some(0) => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+                Some(n) => {
+                    let fits = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+                    let w = self.inner.append(&buf[..fits])?;
+                    *space = Some(n - w as u64);
+                    Ok(w)
+                }
+            }
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            self.inner.sync()
+        }
+        fn truncate(&mut self, len: u64) -> io::Result<()> {
+            if self.no_truncate {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            self.inner.truncate(len)
+        }
+        fn size(&self) -> io::Result<u64> {
+            self.inner.size()
+        }
+        fn last_byte(&self) -> io::Result<Option<u8>> {
+            self.inner.last_byte()
+        }
+    }
+
+    fn event(ts: u64) -> Event {
+        let mut e = Event::new(ts, Kind::HttpRequest, "GET /ipxe");
+        e.mac = Some("52:54:00:12:34:56".into());
+        e.path = Some("/ipxe".into());
+        e
+    }
+
+    fn writer(dir: &Path, space: &Arc<Mutex<Option<u64>>>, no_truncate: bool) -> JournalWriter {
+        let space = space.clone();
+        let opener: Opener = Box::new(move |path: &Path| {
+            let inner = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .open(path)?;
+            Ok(Box::new(Limited {
+                inner,
+                space: space.clone(),
+                no_truncate,
+            }) as Box<dyn JournalFile>)
+        });
+        JournalWriter::start_with(
+            JournalConfig::new(dir),
+            Arc::default(),
+            opener,
+            Duration::from_millis(5),
+        )
+    }
+
+    fn set_space(space: &Arc<Mutex<Option<u64>>>, v: Option<u64>) {
+        *space.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
+    /// Appends one event at a time until the journal is writable again (bounded).
+    fn write_until_writable(w: &JournalWriter, next_ts: &mut u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !w.health().writable() {
+            assert!(Instant::now() < deadline, "the journal never came back");
+            w.append_batch(&[event(*next_ts)]);
+            *next_ts += 1;
+            w.flush();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_full_disk_drops_counts_and_undoes_the_cut_then_writing_resumes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let space = Arc::new(Mutex::new(None));
+        let w = writer(dir.path(), &space, false);
+        let h = w.health().clone();
+        assert!(h.enabled() && h.writable());
+        w.append_batch(&[event(1), event(2), event(3)]);
+        w.flush();
+        let before = fs::read(journal_path(dir.path(), 0)).unwrap_or_default();
+        assert_eq!(lines_in(&before), 3);
+
+        // The disk fills in the middle of the next batch's first line.
+        set_space(&space, Some(40));
+        w.append_batch(&[event(4), event(5)]);
+        w.flush();
+        assert_eq!((h.writable(), h.dropped()), (false, 2));
+        let err = h.error().unwrap_or_default();
+        assert!(
+            err.contains("events.jsonl") && err.contains("os error 28"),
+            "{err}"
+        );
+        // The 40 bytes that made it were taken back: no torn line.
+        assert_eq!(
+            fs::read(journal_path(dir.path(), 0)).unwrap_or_default(),
+            before
+        );
+        // Still full: dropped and counted whether or not the back-off has passed.
+        w.append_batch(&[event(6)]);
+        w.flush();
+        assert_eq!(h.dropped(), 3);
+        assert!(!h.writable());
+
+        // Space returns: the next batch after the back-off is written.
+        set_space(&space, None);
+        let mut ts = 7;
+        write_until_writable(&w, &mut ts);
+        w.append_batch(&[event(1000)]);
+        w.flush();
+        assert!(h.writable() && h.error().is_none());
+        let rb = read_journal(dir.path(), 4).unwrap_or_default();
+        assert_eq!((rb.torn_lines, rb.bad_lines), (0, 0), "{rb:?}");
+        // Every event appended is either in the journal or counted as dropped.
+        let appended = (ts - 1) + 1;
+        assert_eq!(rb.read + h.dropped(), appended, "{rb:?}");
+        let got: Vec<u64> = rb.events.iter().map(|e| e.ts).collect();
+        assert_eq!(&got[..3], &[1, 2, 3]);
+        assert_eq!(got.last(), Some(&1000));
+    }
+
+    #[test]
+    fn a_cut_that_cannot_be_undone_is_followed_by_a_fresh_line() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let space = Arc::new(Mutex::new(None));
+        let w = writer(dir.path(), &space, true);
+        let h = w.health().clone();
+        w.append_batch(&[event(1)]);
+        w.flush();
+        let one = fs::metadata(journal_path(dir.path(), 0)).map_or(0, |m| m.len());
+        // Room for the first line of the batch and half of the second.
+        set_space(&space, Some(one + one / 2));
+        w.append_batch(&[event(2), event(3)]);
+        w.flush();
+        assert_eq!((h.writable(), h.dropped()), (false, 1));
+        let torn = fs::read(journal_path(dir.path(), 0)).unwrap_or_default();
+        assert_ne!(torn.last(), Some(&b'\n'), "the cut is still there");
+
+        set_space(&space, None);
+        let mut ts = 4;
+        write_until_writable(&w, &mut ts);
+        let rb = read_journal(dir.path(), 4).unwrap_or_default();
+        // The half line is skipped as torn; everything around it is read.
+        assert_eq!((rb.torn_lines, rb.bad_lines), (1, 0), "{rb:?}");
+        let got: Vec<u64> = rb.events.iter().map(|e| e.ts).collect();
+        assert_eq!(&got[..2], &[1, 2]);
+        assert_eq!(rb.read + h.dropped(), ts - 1, "{got:?}");
+    }
+
+    #[test]
+    fn a_state_dir_that_is_a_file_or_a_journal_that_is_a_directory_degrades() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // The state directory is a regular file.
+        let state = dir.path().join("state");
+        fs::write(&state, "not a directory").unwrap_or_default();
+        let w = JournalWriter::start(JournalConfig::new(&state));
+        let h = w.health().clone();
+        assert!(h.enabled() && !h.writable());
+        let err = h.error().unwrap_or_default();
+        assert!(err.contains("is not a directory"), "{err}");
+        assert_eq!(w.append_batch(&[event(1), event(2)]), 0, "queued");
+        w.flush();
+        assert_eq!(h.dropped(), 2);
+        drop(w);
+
+        // The journal file is a directory.
+        let state = dir.path().join("state2");
+        fs::create_dir_all(journal_path(&state, 0)).unwrap_or_default();
+        let w = JournalWriter::start_with(
+            JournalConfig::new(&state),
+            Arc::default(),
+            Box::new(open_journal_file),
+            Duration::from_millis(5),
+        );
+        let h = w.health().clone();
+        assert!(!h.writable());
+        let err = h.error().unwrap_or_default();
+        assert!(err.contains("events.jsonl"), "{err}");
+        w.append_batch(&[event(1)]);
+        w.flush();
+        assert_eq!(h.dropped(), 1);
+        // The operator removes the directory: the journal is created and written.
+        fs::remove_dir(journal_path(&state, 0)).unwrap_or_default();
+        let mut ts = 2;
+        write_until_writable(&w, &mut ts);
+        let rb = read_journal(&state, 4).unwrap_or_default();
+        assert_eq!(rb.read + h.dropped(), ts - 1);
+        assert!(rb.read >= 1);
+    }
+
+    #[test]
+    fn lenient_replay_skips_what_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut old = serde_json::to_vec(&event(1)).unwrap_or_default();
+        old.push(b'\n');
+        fs::write(journal_path(dir.path(), 1), &old).unwrap_or_default();
+        fs::create_dir_all(journal_path(dir.path(), 0)).unwrap_or_default();
+        // Strict (the CLI): an error naming the file.
+        let e = replay_journal(dir.path(), 2, drop)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("events.jsonl is not a regular file")),
+            "{e:?}"
+        );
+        // Lenient (start-up): what can be read is read, the rest reported.
+        let mut seen = Vec::new();
+        let rb = replay_journal_lenient(dir.path(), 2, |e| seen.push(e.ts));
+        assert_eq!(seen, vec![1]);
+        assert_eq!(rb.errors.len(), 1, "{rb:?}");
     }
 }

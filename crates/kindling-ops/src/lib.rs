@@ -26,10 +26,9 @@ pub mod ui;
 use std::sync::Arc;
 
 pub use event::{Event, Kind, Source, Stage};
-pub use journal::FsyncPolicy;
+pub use journal::{FsyncPolicy, JournalStatus};
 pub use ops::{
-    AssetStatus, NeighbourLookup, Ops, OpsConfig, OpsError, SubscriberLimits, SubscriberSlot,
-    Update,
+    AssetStatus, NeighbourLookup, Ops, OpsConfig, SubscriberLimits, SubscriberSlot, Update,
 };
 pub use store::{BootError, Limits, MachineDetail, MachineSummary};
 

@@ -21,7 +21,8 @@ pub struct Metrics {
     tftp_refused: Mutex<BTreeMap<Key, u64>>,
     tftp_bytes: AtomicU64,
     events: Mutex<BTreeMap<Key, u64>>,
-    pub(crate) journal_dropped: AtomicU64,
+    /// The journal's dropped events and writability, shared with its writer.
+    pub(crate) journal: Arc<crate::journal::JournalHealth>,
     pub(crate) events_dropped: AtomicU64,
     /// DHCP retries counted without building an event: all, and from the memo alone.
     fast_repeats: AtomicU64,
@@ -177,7 +178,7 @@ impl Metrics {
             tftp_refused: zeros(TFTP_REFUSALS.iter().map(|l| vec![l.to_string()]).collect()),
             tftp_bytes: AtomicU64::new(0),
             events: Mutex::default(),
-            journal_dropped: AtomicU64::new(0),
+            journal: Arc::default(),
             events_dropped: AtomicU64::new(0),
             fast_repeats: AtomicU64::new(0),
             memo_repeats: AtomicU64::new(0),
@@ -683,17 +684,20 @@ impl Metrics {
             "kindling_events_dropped_total {}",
             self.events_dropped.load(Relaxed)
         );
-        header(
+        counter(
             &mut o,
             "kindling_journal_dropped_total",
-            "counter",
-            "Events not journaled (queue full).",
+            "Events not journaled (kept in memory only): the writer's queue was full, or the journal could not be written (full disk, unwritable state directory).",
+            self.journal.dropped(),
         );
-        let _ = writeln!(
-            o,
-            "kindling_journal_dropped_total {}",
-            self.journal_dropped.load(Relaxed)
-        );
+        if self.journal.enabled() {
+            gauge(
+                &mut o,
+                "kindling_journal_writable",
+                "1 while the journal can be written; 0 while boot timelines are kept in memory only (writing is retried).",
+                u64::from(self.journal.writable()),
+            );
+        }
         gauge(
             &mut o,
             "kindling_journal_torn_lines",

@@ -17,7 +17,9 @@ use tokio::sync::{broadcast, watch};
 
 use crate::classify::{ProfileMap, ProfilePaths, http_stage, is_boot_endpoint};
 use crate::event::{Event, Kind, Stage, Str, human_bytes, now_ms};
-use crate::journal::{FsyncPolicy, JournalConfig, JournalWriter, replay_journal};
+use crate::journal::{
+    FsyncPolicy, JournalConfig, JournalStatus, JournalWriter, replay_journal_lenient,
+};
 use crate::metrics::Metrics;
 use crate::store::{EventView, Limits, MachineDetail, MachineSummary, RepeatProbe, Store};
 use compact_str::ToCompactString;
@@ -100,23 +102,6 @@ impl OpsConfig {
     }
 }
 
-/// Errors opening the operator view.
-#[derive(Debug, thiserror::Error)]
-pub enum OpsError {
-    #[error("reading the journal in {dir}: {source}")]
-    ReadJournal {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("opening the journal in {dir}: {source}")]
-    OpenJournal {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// One line of the dashboard's "assets and cache" box, fed by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetStatus {
@@ -195,7 +180,15 @@ impl Ops {
     /// Opens the operator view with its journal in `state_dir` (created if missing):
     /// reads back the existing journal into the store, then appends to it.
     /// `state_dir = None` (or `journal = false`) keeps everything in memory.
-    pub fn open(cfg: &OpsConfig, state_dir: Option<&Path>) -> Result<Arc<Ops>, OpsError> {
+    ///
+    /// Never fails: history must not stop machines from booting. A journal that cannot be
+    /// read back (a directory where a journal file should be, an I/O error) is read as far
+    /// as it can be, with a warning; a journal that cannot be written (a state directory
+    /// that cannot be created, a full disk) leaves the timelines in memory only, with a
+    /// warning, `kindling_journal_writable 0` and dropped events counted in
+    /// `kindling_journal_dropped_total`, and is tried again as events come
+    /// (see [`crate::journal`]).
+    pub fn open(cfg: &OpsConfig, state_dir: Option<&Path>) -> Arc<Ops> {
         let ops = Self::build(cfg, state_dir.filter(|_| cfg.journal));
         if let Some(dir) = state_dir.filter(|_| cfg.journal) {
             // Replayed as it is read: start-up memory does not grow with the journal.
@@ -205,12 +198,7 @@ impl Ops {
                 .store
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let rb = replay_journal(dir, files, |ev| store.replay(ev)).map_err(|source| {
-                OpsError::ReadJournal {
-                    dir: dir.to_path_buf(),
-                    source,
-                }
-            })?;
+            let rb = replay_journal_lenient(dir, files, |ev| store.replay(ev));
             let machines = store.machine_count();
             drop(store);
             ops.metrics
@@ -219,6 +207,14 @@ impl Ops {
             ops.metrics
                 .journal_bad
                 .store(rb.bad_lines, std::sync::atomic::Ordering::Relaxed);
+            for e in &rb.errors {
+                tracing::warn!(
+                    target: "kindling::ops",
+                    dir = %dir.display(),
+                    error = %e,
+                    "part of the boot journal could not be read back; starting with the rest"
+                );
+            }
             tracing::info!(
                 target: "kindling::ops",
                 dir = %dir.display(),
@@ -227,17 +223,15 @@ impl Ops {
                 torn_lines = rb.torn_lines,
                 "boot journal read back"
             );
-            let w = JournalWriter::start(cfg.journal_config(dir)).map_err(|source| {
-                OpsError::OpenJournal {
-                    dir: dir.to_path_buf(),
-                    source,
-                }
-            })?;
+            let w = JournalWriter::start_with_health(
+                cfg.journal_config(dir),
+                ops.metrics.journal.clone(),
+            );
             if let Ok(mut j) = ops.journal.lock() {
                 *j = Some(w);
             }
         }
-        Ok(ops)
+        ops
     }
 
     /// No journal: history lasts as long as the process.
@@ -281,6 +275,12 @@ impl Ops {
     /// The journal directory, if journaling.
     pub fn state_dir(&self) -> Option<&Path> {
         self.state_dir.as_deref()
+    }
+
+    /// Whether the journal is configured and can be written, and the events it dropped
+    /// (`kindling_journal_writable`, `kindling_journal_dropped_total`).
+    pub fn journal_status(&self) -> JournalStatus {
+        self.metrics.journal.status()
     }
 
     /// `/readyz` answers 200 from now on.
@@ -562,12 +562,8 @@ impl Ops {
             && let Ok(j) = self.journal.lock()
             && let Some(w) = j.as_ref()
         {
-            let dropped = w.append_batch(&attributed);
-            if dropped > 0 {
-                self.metrics
-                    .journal_dropped
-                    .fetch_add(dropped as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+            // Dropped events are counted in the journal's health (the metrics' copy).
+            w.append_batch(&attributed);
         }
         for u in updates {
             if let Ok(s) = serde_json::to_string(&u) {

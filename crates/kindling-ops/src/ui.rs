@@ -163,6 +163,15 @@ pub fn machines_page(ops: &Ops) -> String {
             esc(&a.detail)
         );
     }
+    let j = ops.journal_status();
+    if j.enabled && !j.writable {
+        let _ = writeln!(
+            s,
+            "<dt>Journal</dt><dd class=\"bad\">not writable, timelines in memory only ({} events not journaled): {}</dd>",
+            j.dropped,
+            esc(j.error.as_deref().unwrap_or("unknown error"))
+        );
+    }
     s.push_str("</dl>\n</section>\n</div>\n");
     s.push_str(FOOT);
     s

@@ -32,7 +32,7 @@ async fn machines_from_journal_and_from_server() {
         neighbour_lookup: false,
         ..OpsConfig::default()
     };
-    let ops = Ops::open(&cfg, Some(state.path())).unwrap();
+    let ops = Ops::open(&cfg, Some(state.path()));
     let srv = start_server(data.path(), ops).await;
     let a = srv.addr;
     let adm = srv.admin;

@@ -30,14 +30,14 @@ fn boot(ops: &Ops, mac: [u8; 6], ip: Ipv4Addr) {
 #[test]
 fn survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let ops = Ops::open(&cfg(), Some(dir.path())).unwrap();
+    let ops = Ops::open(&cfg(), Some(dir.path()));
     boot(&ops, MAC, Ipv4Addr::new(10, 99, 0, 50));
     let before = ops.machine(MAC_STR).unwrap();
     assert_eq!(before.summary.last_stage, Some(Stage::Tftp));
     ops.shutdown();
     drop(ops);
 
-    let again = Ops::open(&cfg(), Some(dir.path())).unwrap();
+    let again = Ops::open(&cfg(), Some(dir.path()));
     let after = again.machine("52-54-00-12-34-56").unwrap();
     assert_eq!(after, before);
     // The IP tie survives too: a TFTP transfer from that IP lands on the machine.
@@ -56,7 +56,7 @@ fn survives_a_restart() {
 #[test]
 fn a_line_cut_mid_way_loses_nothing_before_it() {
     let dir = tempfile::tempdir().unwrap();
-    let ops = Ops::open(&cfg(), Some(dir.path())).unwrap();
+    let ops = Ops::open(&cfg(), Some(dir.path()));
     boot(&ops, MAC, Ipv4Addr::new(10, 99, 0, 50));
     ops.shutdown();
     drop(ops);
@@ -84,7 +84,7 @@ fn a_line_cut_mid_way_loses_nothing_before_it() {
 
     // Restart: every earlier event is back, the torn tail is counted in /metrics,
     // and new events go on a fresh line.
-    let ops = Ops::open(&cfg(), Some(dir.path())).unwrap();
+    let ops = Ops::open(&cfg(), Some(dir.path()));
     let m = ops.machine(MAC_STR).unwrap();
     assert_eq!(m.timeline[0].events.len(), 4);
     assert!(ops.metrics_text().contains("kindling_journal_torn_lines 1"));
@@ -106,7 +106,7 @@ fn rotation_respects_the_cap() {
         fsync: FsyncPolicy::Never,
         ..cfg()
     };
-    let ops = Ops::open(&c, Some(dir.path())).unwrap();
+    let ops = Ops::open(&c, Some(dir.path()));
     for i in 0..200u8 {
         boot(&ops, [0x52, 0x54, 0, 0, 1, i], Ipv4Addr::new(10, 99, 1, i));
         ops.flush();
@@ -218,4 +218,94 @@ fn an_overlong_line_is_skipped_without_being_held() {
     assert_eq!(seen, vec![1, 2, 3]);
     assert_eq!(rb.bad_lines, 2, "{rb:?}");
     assert_eq!(rb.bytes, f.len() as u64);
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    let s = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).ok()?;
+    s.samples
+        .iter()
+        .find(|x| x.metric == name)
+        .and_then(|x| match x.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => Some(v),
+            _ => None,
+        })
+}
+
+/// History never stops the server: a state directory that is a regular file leaves the
+/// timelines in memory, says so in `/metrics` and `/api/v1/status`, counts what it drops.
+#[test]
+fn a_state_dir_that_is_a_file_keeps_timelines_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::write(&state, "a file, not a directory").unwrap();
+    let ops = Ops::open(&cfg(), Some(&state));
+    let text = ops.metrics_text();
+    assert_eq!(
+        metric(&text, "kindling_journal_writable"),
+        Some(0.0),
+        "{text}"
+    );
+    boot(&ops, MAC, Ipv4Addr::new(10, 99, 0, 50));
+    ops.flush();
+    // In memory, whole.
+    let m = ops.machine(MAC_STR).unwrap();
+    assert_eq!(m.timeline[0].events.len(), 4);
+    let text = ops.metrics_text();
+    assert_eq!(
+        metric(&text, "kindling_journal_dropped_total"),
+        Some(4.0),
+        "{text}"
+    );
+    let st = ops.journal_status();
+    assert!(st.enabled && !st.writable);
+    assert!(
+        st.error.as_deref().unwrap().contains("is not a directory"),
+        "{st:?}"
+    );
+    let status = kindling_ops::http::status_json(&ops);
+    assert_eq!(status["journal"]["writable"], false);
+    assert_eq!(status["journal"]["dropped"], 4);
+    ops.shutdown();
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "a file, not a directory"
+    );
+}
+
+/// A directory where the active journal file should be: the older files are read back,
+/// the server goes on without writing.
+#[test]
+fn a_journal_path_that_is_a_directory_is_read_around_and_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(journal_path(dir.path(), 1), event_line(1)).unwrap();
+    std::fs::create_dir(journal_path(dir.path(), 0)).unwrap();
+    let ops = Ops::open(&cfg(), Some(dir.path()));
+    let m = ops.machine(MAC_STR).unwrap();
+    assert_eq!(
+        m.timeline[0].events.len(),
+        1,
+        "read back from events.jsonl.1"
+    );
+    boot(&ops, [0x52, 0x54, 0, 0, 0, 9], Ipv4Addr::new(10, 99, 0, 59));
+    ops.flush();
+    assert!(ops.machine("52:54:00:00:00:09").is_some());
+    let text = ops.metrics_text();
+    assert_eq!(metric(&text, "kindling_journal_writable"), Some(0.0));
+    assert_eq!(metric(&text, "kindling_journal_dropped_total"), Some(4.0));
+    ops.shutdown();
+}
+
+/// Without a journal there is nothing to be writable: the gauge is absent, the counter 0.
+#[test]
+fn no_journal_no_writable_gauge() {
+    let ops = Ops::open(&cfg(), None);
+    let text = ops.metrics_text();
+    assert_eq!(metric(&text, "kindling_journal_writable"), None);
+    assert_eq!(metric(&text, "kindling_journal_dropped_total"), Some(0.0));
+    let dir = tempfile::tempdir().unwrap();
+    let ops = Ops::open(&cfg(), Some(dir.path()));
+    assert_eq!(
+        metric(&ops.metrics_text(), "kindling_journal_writable"),
+        Some(1.0)
+    );
 }
