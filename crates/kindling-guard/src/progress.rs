@@ -248,8 +248,11 @@ impl TtyLine {
         }
     }
 
+    /// The total became known (or changed).
     pub fn set_total(&mut self, total: Option<u64>) {
-        self.meter.set_total(total);
+        if self.meter.total() != total {
+            self.meter.set_total(total);
+        }
     }
 
     pub fn label(&self) -> &str {

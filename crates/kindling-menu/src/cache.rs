@@ -34,6 +34,8 @@ use crate::catalog::{Arch, Catalog, FileSpec, Sums};
 use crate::config::CacheConfig;
 use crate::guard::{MissLimiter, Refusal, Routes, Ticket};
 use crate::upstream::{Upstream, UpstreamError, find_sum};
+use kindling_guard::chain;
+use kindling_guard::progress::{Meter, Snapshot};
 
 /// Cache errors. Every one names the entry (`entry/arch/file`).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,8 +45,15 @@ pub enum CacheError {
     Unknown(String),
     #[error("{key}: {why}")]
     Upstream { key: String, why: String },
-    #[error("{key}: upstream closed the transfer after {got} of {want} bytes")]
-    Truncated { key: String, got: u64, want: u64 },
+    /// `why`: the transport's error, with its causes (empty when the body
+    /// just ended early).
+    #[error("{key}: upstream closed the transfer after {got} of {want} bytes{}", colon(.why))]
+    Truncated {
+        key: String,
+        got: u64,
+        want: u64,
+        why: String,
+    },
     #[error("{key}: checksum mismatch: expected sha256 {expected}, got {actual}; not kept")]
     Mismatch {
         key: String,
@@ -61,6 +70,15 @@ pub enum CacheError {
     /// directory (a symlink leading out, a directory, a device, ...).
     #[error("{key}: refused: {why}")]
     Refused { key: String, why: String },
+}
+
+/// `": why"`, or nothing when `why` is empty.
+fn colon(why: &str) -> String {
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!(": {why}")
+    }
 }
 
 /// One file held, as recorded in `index.json`.
@@ -320,7 +338,7 @@ impl Cache {
             Duration::from_secs(cfg.connect_timeout_secs.max(1)),
             cfg.max_redirects,
         )
-        .map_err(|e| open_err(e.to_string()))?;
+        .map_err(|e| open_err(chain(&e)))?;
         let operator_token = operator_token(&dir)
             .map_err(|e| open_err(format!("{}: {e}", dir.join(OPERATOR_TOKEN_FILE).display())))?;
         let routes = Routes::new(Duration::from_secs(cfg.routed_ttl_secs), cfg.client_table);
@@ -687,7 +705,7 @@ impl Cache {
                     Ok(()) => Ok(()),
                     Err(e) => Err(CacheError::Disk {
                         key: k.clone(),
-                        why: e.to_string(),
+                        why: chain(&e),
                     }),
                 }
             }
@@ -728,7 +746,7 @@ impl Cache {
     ) -> Result<(u64, String, bool), CacheError> {
         let up_err = |e: UpstreamError| CacheError::Upstream {
             key: k.to_string(),
-            why: e.to_string(),
+            why: chain(&e),
         };
         let idle = Duration::from_secs(self.cfg.idle_timeout_secs.max(1));
         // The expected checksum is looked up while the body streams.
@@ -750,7 +768,7 @@ impl Cache {
                 let text = up.get_text(&s.url, 16 << 20, idle).await.map_err(|e| {
                     CacheError::Unverifiable {
                         key: k.clone(),
-                        why: e.to_string(),
+                        why: chain(&e),
                     }
                 })?;
                 match find_sum(&text, s.format, &n) {
@@ -770,7 +788,7 @@ impl Cache {
             .and_then(|v| v.parse::<u64>().ok());
         let disk = |e: io::Error| CacheError::Disk {
             key: k.to_string(),
-            why: e.to_string(),
+            why: chain(&e),
         };
         let created = self
             .tmp
@@ -787,6 +805,7 @@ impl Cache {
         let mut body = resp.into_body();
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         let mut written: u64 = 0;
+        let mut meter = Meter::new(0, total, Instant::now());
         loop {
             let frame = match tokio::time::timeout(idle, body.frame()).await {
                 Err(_) => {
@@ -805,10 +824,11 @@ impl Cache {
                             key: k.to_string(),
                             got: written,
                             want,
+                            why: chain(&e),
                         },
                         None => CacheError::Upstream {
                             key: k.to_string(),
-                            why: e.to_string(),
+                            why: format!("after {written} bytes: {}", chain(&e)),
                         },
                     });
                 }
@@ -832,6 +852,9 @@ impl Cache {
             out.flush().await.map_err(disk)?;
             written += data.len() as u64;
             flight.tx.send_modify(|p| p.written = written);
+            if let Some(s) = meter.log_due(written, Instant::now()) {
+                log_progress(k, &s);
+            }
         }
         if let Some(want) = total
             && written != want
@@ -840,8 +863,10 @@ impl Cache {
                 key: k.to_string(),
                 got: written,
                 want,
+                why: String::new(),
             });
         }
+        log_complete(k, &meter.snapshot(written, Instant::now()));
         out.sync_all().await.map_err(disk)?;
         drop(out);
         if total.is_none() {
@@ -853,7 +878,7 @@ impl Cache {
             Err(e) => {
                 return Err(CacheError::Unverifiable {
                     key: k.to_string(),
-                    why: e.to_string(),
+                    why: chain(&e),
                 });
             }
         };
@@ -875,6 +900,18 @@ impl Cache {
         entry: &str,
         arch: Option<Arch>,
     ) -> Result<Vec<Held>, CacheError> {
+        self.prefetch_with(entry, arch, |_| {}).await
+    }
+
+    /// [`Cache::prefetch`], telling `watch` how each download goes (files
+    /// already on disk are not downloaded and not reported). It stops at the
+    /// first file that fails.
+    pub async fn prefetch_with(
+        self: &Arc<Self>,
+        entry: &str,
+        arch: Option<Arch>,
+        mut watch: impl FnMut(Fill<'_>),
+    ) -> Result<Vec<Held>, CacheError> {
         let Some(e) = self.catalog.get(entry) else {
             return Err(CacheError::Unknown(entry.to_string()));
         };
@@ -890,7 +927,19 @@ impl Cache {
         for (a, name) in &keys {
             match self.lookup(entry, *a, name)? {
                 Lookup::Disk(_) => {}
-                Lookup::Flight(f) => f.wait().await?,
+                Lookup::Flight(f) => {
+                    let k = f.key.clone();
+                    let bytes = f
+                        .wait_with(|bytes, total| {
+                            watch(Fill::Progress {
+                                key: &k,
+                                bytes,
+                                total,
+                            })
+                        })
+                        .await?;
+                    watch(Fill::Done { key: &k, bytes });
+                }
             }
         }
         let st = self.lock();
@@ -966,6 +1015,47 @@ fn evict(st: &mut State, max: u64, keep: &str) -> Vec<Held> {
     out
 }
 
+/// How one download of [`Cache::prefetch_with`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill<'a> {
+    /// `bytes` of `total` (when upstream said) are on disk.
+    Progress {
+        key: &'a str,
+        bytes: u64,
+        total: Option<u64>,
+    },
+    /// Complete and verified (or unverifiable), `bytes` long.
+    Done { key: &'a str, bytes: u64 },
+}
+
+/// A progress line of a download (`kindling::cache`, at the rate
+/// [`Meter::log_due`] allows): file, bytes, total, percent, rate, ETA.
+pub(crate) fn log_progress(file: &str, s: &Snapshot) {
+    tracing::info!(
+        target: "kindling::cache",
+        file = %kindling_guard::Esc::str(file),
+        bytes = s.bytes,
+        total = s.total,
+        percent = s.percent(),
+        rate_bps = s.rate,
+        eta_secs = s.eta().map(|d| d.as_secs()),
+        "download progress"
+    );
+}
+
+/// The last progress line of a download: every byte is there.
+pub(crate) fn log_complete(file: &str, s: &Snapshot) {
+    tracing::info!(
+        target: "kindling::cache",
+        file = %kindling_guard::Esc::str(file),
+        bytes = s.bytes,
+        total = s.total.unwrap_or(s.bytes),
+        secs = s.elapsed.as_secs_f64(),
+        rate_bps = s.rate,
+        "download complete"
+    );
+}
+
 /// How a follower should answer.
 pub enum Start {
     /// Stream `len` bytes from `offset` of a download of `total` bytes.
@@ -980,6 +1070,32 @@ pub enum Start {
 impl Follower {
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// Waits for the end of the download, telling `progress` the bytes on
+    /// disk and the total (when upstream said) as they change; returns the
+    /// length.
+    pub async fn wait_with(
+        mut self,
+        mut progress: impl FnMut(u64, Option<u64>),
+    ) -> Result<u64, CacheError> {
+        let mut shown = None;
+        loop {
+            let (outcome, written, total) = {
+                let p = self.rx.borrow_and_update();
+                (p.outcome.clone(), p.written, p.total)
+            };
+            if shown != Some((written, total)) {
+                shown = Some((written, total));
+                progress(written, total);
+            }
+            if let Some(o) = outcome {
+                return o.map(|()| written);
+            }
+            if self.rx.changed().await.is_err() {
+                return self.wait().await.map(|()| written);
+            }
+        }
     }
 
     /// Waits for the end of the download.

@@ -1,11 +1,20 @@
 //! `kindling cache prefetch ENTRY...` and `kindling cache ls`.
+//!
+//! Prefetch shows each download as one updating line when stderr is a
+//! terminal; otherwise it logs progress lines (`kindling::cache`,
+//! `download progress` ... `download complete`, with bytes, total and rate)
+//! to stderr.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::cache::{Cache, Held};
+use kindling_guard::chain;
+use kindling_guard::progress::{Bytes, LogStderr, Meter, TtyLine};
+
+use crate::cache::{Cache, Fill, Held, log_complete, log_progress};
 use crate::catalog::{Arch, Catalog};
 use crate::config::{CacheConfig, MenuConfig};
 
@@ -42,29 +51,71 @@ pub enum CacheCommand {
     },
 }
 
-/// CLI failures (printed by the caller; exit code 2).
+/// CLI failures (printed by the caller; exit code 2). Transparent: the
+/// message is the inner error's, said once (an `anyhow` `{:#}` does not
+/// repeat it as its own cause).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("{0}")]
+    #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
-    #[error("{0}")]
+    #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
     #[error("{0}")]
     Other(String),
 }
 
 fn human(n: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
+    Bytes(n).to_string()
+}
+
+/// Sends a command's log lines (its downloads' progress among them) to
+/// stderr, unless the program set up logging itself: everything from
+/// `info` up when stderr is not a terminal, only warnings and errors on a
+/// terminal (which shows progress lines instead). `KINDLING_LOG` (a
+/// filter) and `KINDLING_LOG_FORMAT=json` apply as for `kindling serve`.
+pub fn init_logging(tty: bool) {
+    if tracing::dispatcher::has_been_set() {
+        return;
     }
-    if i == 0 {
-        format!("{n} B")
+    let filter = std::env::var("KINDLING_LOG")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| if tty { "warn" } else { "info" }.into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| LogStderr)
+        .with_ansi(false);
+    let json = std::env::var("KINDLING_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    // Another thread may have won the race: its logging stays.
+    let _ = if json {
+        fmt.json().flatten_event(true).try_init()
     } else {
-        format!("{v:.1} {}", U[i])
+        fmt.try_init()
+    };
+}
+
+/// Draws a prefetch's downloads on the terminal, one line each.
+fn draw(line: &mut Option<TtyLine>, fill: Fill<'_>) {
+    match fill {
+        Fill::Progress { key, bytes, total } => {
+            if line.as_ref().is_some_and(|l| l.label() != key)
+                && let Some(old) = line.take()
+            {
+                old.clear();
+            }
+            let l = line.get_or_insert_with(|| TtyLine::new(key, 0, total));
+            l.set_total(total);
+            l.update(bytes);
+        }
+        Fill::Done { key, bytes } => {
+            if line.as_ref().is_some_and(|l| l.label() == key)
+                && let Some(l) = line.take()
+            {
+                l.finish(bytes);
+            }
+        }
     }
 }
 
@@ -208,6 +259,8 @@ pub fn run(
             server,
         } => {
             let arch = parse_arch(arch.as_deref())?;
+            let tty = std::io::stderr().is_terminal();
+            init_logging(tty);
             for e in entries {
                 if catalog.get(e).is_none() {
                     return Err(CliError::Other(format!(
@@ -219,7 +272,9 @@ pub fn run(
                 .worker_threads(2)
                 .enable_all()
                 .build()
-                .map_err(|e| CliError::Other(format!("starting the async runtime: {e}")))?;
+                .map_err(|e| {
+                    CliError::Other(format!("starting the async runtime: {}", chain(&e)))
+                })?;
             rt.block_on(async {
                 let mut failed = 0;
                 match server {
@@ -228,7 +283,7 @@ pub fn run(
                             Duration::from_secs(cache.connect_timeout_secs.max(1)),
                             0,
                         )
-                        .map_err(|e| CliError::Other(e.to_string()))?;
+                        .map_err(|e| CliError::Other(chain(&e)))?;
                         // The server's operator token (in its cache
                         // directory) lets these GETs start fetches.
                         let token = crate::cache::read_operator_token(&dir);
@@ -250,7 +305,10 @@ pub fn run(
                                         base.trim_end_matches('/'),
                                         a.as_str()
                                     );
-                                    match fetch_discard(&up, &url, token.as_deref()).await {
+                                    let label = format!("{id}/{}/{name}", a.as_str());
+                                    match fetch_discard(&up, &url, token.as_deref(), &label, tty)
+                                        .await
+                                    {
                                         Ok(n) => {
                                             println!("{id}  {}/{name}  {}", a.as_str(), human(n))
                                         }
@@ -266,7 +324,18 @@ pub fn run(
                     None => {
                         let c = Cache::open(cache.clone(), dir.clone(), catalog.clone())?;
                         for id in entries {
-                            match c.prefetch(id, arch).await {
+                            let mut line = None;
+                            let res = c
+                                .prefetch_with(id, arch, |fill| {
+                                    if tty {
+                                        draw(&mut line, fill);
+                                    }
+                                })
+                                .await;
+                            if let Some(l) = line.take() {
+                                l.clear();
+                            }
+                            match res {
                                 Ok(held) => {
                                     for h in held {
                                         println!(
@@ -298,11 +367,14 @@ pub fn run(
     }
 }
 
-/// GETs `url` and counts the body (the server caches it on the way).
+/// GETs `url` and counts the body (the server caches it on the way),
+/// showing progress (`label`) on the terminal or in progress log lines.
 async fn fetch_discard(
     up: &crate::upstream::Upstream,
     url: &str,
     token: Option<&str>,
+    label: &str,
+    tty: bool,
 ) -> Result<u64, String> {
     use http_body_util::BodyExt;
     let extra: Vec<(hyper::header::HeaderName, String)> = token
@@ -314,7 +386,7 @@ async fn fetch_discard(
         })
         .into_iter()
         .collect();
-    let (resp, _) = up.get(url, &extra).await.map_err(|e| e.to_string())?;
+    let (resp, _) = up.get(url, &extra).await.map_err(|e| chain(&e))?;
     let want = resp
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
@@ -322,14 +394,36 @@ async fn fetch_discard(
         .and_then(|v| v.parse::<u64>().ok());
     let mut body = resp.into_body();
     let mut n = 0u64;
-    while let Some(f) = body.frame().await {
-        let f = f.map_err(|e| format!("after {n} bytes: {e}"))?;
+    let mut meter = Meter::new(0, want, Instant::now());
+    let mut line = tty.then(|| TtyLine::new(label, 0, want));
+    let result = loop {
+        let Some(f) = body.frame().await else {
+            break match want {
+                Some(w) if w != n => Err(format!("{url}: got {n} of {w} bytes")),
+                _ => Ok(n),
+            };
+        };
+        let f = match f {
+            Ok(f) => f,
+            Err(e) => break Err(format!("{url}: after {n} bytes: {}", chain(&e))),
+        };
         if let Ok(d) = f.into_data() {
             n += d.len() as u64;
+            if let Some(s) = meter.log_due(n, Instant::now()) {
+                log_progress(label, &s);
+            }
+            if let Some(l) = &mut line {
+                l.update(n);
+            }
         }
+    };
+    match (&result, line) {
+        (Ok(_), Some(l)) => l.finish(n),
+        (Err(_), Some(l)) => l.clear(),
+        _ => {}
     }
-    match want {
-        Some(w) if w != n => Err(format!("got {n} of {w} bytes")),
-        _ => Ok(n),
+    if result.is_ok() {
+        log_complete(label, &meter.snapshot(n, Instant::now()));
     }
+    result
 }

@@ -24,7 +24,7 @@ pub mod upstream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use cache::{Cache, CacheError, Held};
+pub use cache::{Cache, CacheError, Fill, Held};
 pub use catalog::{Arch, Catalog, CatalogError, Entry};
 pub use config::{CacheConfig, MachineDefault, MenuConfig};
 pub use ext::{CacheExtension, MenuDefaults, MenuExtension};

@@ -10,6 +10,7 @@ use hyper::{Request, Response, StatusCode, Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use kindling_guard::chain;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -60,7 +61,7 @@ impl Upstream {
     pub fn new(head_timeout: Duration, max_redirects: u32) -> Result<Upstream, UpstreamError> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| UpstreamError::Tls(e.to_string()))?
+            .map_err(|e| UpstreamError::Tls(chain(&e)))?
             .https_or_http()
             .enable_http1()
             .build();
@@ -94,7 +95,7 @@ impl Upstream {
             }
             let req = b.body(Empty::new()).map_err(|e| UpstreamError::Request {
                 url: uri.to_string(),
-                why: e.to_string(),
+                why: chain(&e),
             })?;
             let resp = match tokio::time::timeout(self.head_timeout, self.client.request(req)).await
             {
@@ -105,16 +106,12 @@ impl Upstream {
                     });
                 }
                 Ok(Err(e)) => {
-                    let mut why = e.to_string();
-                    let mut src = std::error::Error::source(&e);
-                    while let Some(s) = src {
-                        why.push_str(": ");
-                        why.push_str(&s.to_string());
-                        src = s.source();
-                    }
+                    // hyper-util says `client error (Connect)`; the cause
+                    // (`Connection refused`, `dns error: ...`, a TLS alert)
+                    // is further down the chain.
                     return Err(UpstreamError::Request {
                         url: uri.to_string(),
-                        why,
+                        why: chain(&e),
                     });
                 }
                 Ok(Ok(r)) => r,
@@ -175,7 +172,7 @@ impl Upstream {
                 Ok(Some(Err(e))) => {
                     return Err(UpstreamError::Request {
                         url: final_url,
-                        why: e.to_string(),
+                        why: chain(&e),
                     });
                 }
                 Ok(Some(Ok(f))) => f,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Weak};
 
-use kindling_http::{Extension, Shared};
+use kindling_http::{Extension, RequestObserver, Shared};
 use kindling_model::{DataDir, Loader};
 use tokio_util::sync::CancellationToken;
 
@@ -31,11 +31,30 @@ pub async fn serve(
     serve_on(listener, data, make).await
 }
 
+/// [`serve`], with `observer` told of every request (status, reason).
+pub async fn serve_observed(
+    data: &Path,
+    make: impl FnOnce(Weak<Shared>) -> Vec<Arc<dyn Extension>>,
+    observer: Arc<dyn RequestObserver>,
+) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_with(listener, data, make, Some(observer)).await
+}
+
 /// [`serve`] on a listener bound beforehand (to know its port first).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     data: &Path,
     make: impl FnOnce(Weak<Shared>) -> Vec<Arc<dyn Extension>>,
+) -> Server {
+    serve_with(listener, data, make, None).await
+}
+
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    data: &Path,
+    make: impl FnOnce(Weak<Shared>) -> Vec<Arc<dyn Extension>>,
+    observer: Option<Arc<dyn RequestObserver>>,
 ) -> Server {
     let dd = DataDir::new(data);
     dd.ensure_layout().unwrap();
@@ -43,6 +62,7 @@ pub async fn serve_on(
     let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
         let mut s = Shared::new(dd.clone(), snapshot);
         s.extensions = make(weak.clone());
+        s.observer = observer;
         s
     });
     let addr = listener.local_addr().unwrap();
