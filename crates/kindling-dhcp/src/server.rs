@@ -227,6 +227,9 @@ struct Shared {
     /// Rate limit of the info/warn lines about ignored datagrams (a flood must not flood
     /// the log).
     log_gate: Mutex<LogGate>,
+    /// Boot files this server may hand out that nothing serves, and why (set once at
+    /// start by the binary): each reply naming one is logged at warn.
+    unserved: std::sync::OnceLock<std::collections::HashMap<String, String>>,
 }
 
 /// Lines about ignored datagrams: 50 at once, then 5 a second.
@@ -472,6 +475,7 @@ impl DhcpServer {
             local: Mutex::new(local_addrs(&system)),
             limiter: config.rate_limit.map(|l| Mutex::new(RateLimiter::new(l))),
             log_gate: Mutex::new(LogGate::new(LOG_BURST, LOG_PER_SEC)),
+            unserved: std::sync::OnceLock::new(),
         });
         Ok(Self {
             config: Arc::new(config),
@@ -500,6 +504,14 @@ impl DhcpServer {
     /// A snapshot of the counters.
     pub fn stats(&self) -> DhcpStats {
         self.stats.snapshot()
+    }
+
+    /// Boot files that nothing serves, each with the reason, keyed by TFTP name or, for
+    /// HTTP Boot URLs, by their `/tftp/<name>` path; every reply handing one out is then logged at warn (rate-limited), so a
+    /// client that will fail its TFTP or HTTP fetch is explained at the step that caused
+    /// it. Set once, before [`run`](Self::run); later calls are ignored.
+    pub fn warn_unserved(&self, files: std::collections::HashMap<String, String>) {
+        let _ = self.shared.unserved.set(files);
     }
 
     /// A handle that keeps reading the counters after `run` has taken over.
@@ -989,6 +1001,22 @@ impl Worker {
                 "proxy DHCP reply"
             )
         });
+        // TFTP names are keyed as they are; HTTP Boot URLs by their `/tftp/<name>` path.
+        let key = match reply.file.split_once("://") {
+            Some((_, rest)) => rest.find("/tftp/").map(|i| &rest[i..]),
+            None => Some(reply.file.as_str()),
+        };
+        if let Some(why) = key.and_then(|k| self.shared.unserved.get()?.get(k))
+            && let Some(suppressed) = lock(&self.shared.log_gate).allow(Instant::now())
+        {
+            p.span.in_scope(|| {
+                warn!(
+                    file = %reply.file,
+                    suppressed,
+                    "handed out a boot file that nothing serves: {why}; this client will fail to fetch it"
+                )
+            });
+        }
         self.observer.answered(&AnsweredEvent {
             iface: &self.iface,
             port: self.port,

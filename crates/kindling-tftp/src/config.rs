@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::packet;
-use crate::source::FsSource;
+use crate::source::{FsSource, IPXE_DIRS, IPXE_FILES, find_ipxe_binary};
 use crate::transfer::TransferParams;
 
 /// TFTP server configuration (the `[tftp]` table of kindling.toml). Every key has a default.
@@ -24,7 +24,10 @@ pub struct TftpConfig {
     /// Request name -> file path overrides. Trusted (symlinks anywhere allowed). Default empty.
     pub files: BTreeMap<String, PathBuf>,
     /// Directory of the default iPXE binaries (undionly.kpxe, undionly.kkpxe, ipxe.efi,
-    /// snponly.efi, ipxe.pxe). Default `/usr/lib/ipxe`; empty string disables.
+    /// snponly.efi, ipxe.pxe). Default `/usr/lib/ipxe` (Debian, Ubuntu), and while it is
+    /// left at the default, `/usr/share/ipxe` (Fedora, RHEL, Arch, Alpine) too, with the
+    /// names those packages use (`ipxe-x86_64.efi`, `ipxe-snponly-x86_64.efi`,
+    /// `x86_64/ipxe.efi`). Empty string: no default binaries.
     pub ipxe_dir: PathBuf,
     /// Largest blksize granted (8..=65464). Default 1468 (MTU 1500 minus IP/UDP/TFTP headers).
     pub max_blksize: u16,
@@ -173,8 +176,43 @@ impl TftpConfig {
 
     /// The file source described by `root`, `files` and `ipxe_dir`.
     pub fn file_source(&self) -> FsSource {
-        let ipxe = (!self.ipxe_dir.as_os_str().is_empty()).then(|| self.ipxe_dir.clone());
-        FsSource::new(self.root.clone(), self.files.clone(), ipxe)
+        FsSource::new(self.root.clone(), self.files.clone(), self.ipxe_dirs())
+    }
+
+    /// Where the default iPXE binaries are looked for: `ipxe_dir`, or every directory of
+    /// [`IPXE_DIRS`] while `ipxe_dir` is the default; none when it is empty.
+    pub fn ipxe_dirs(&self) -> Vec<PathBuf> {
+        if self.ipxe_dir.as_os_str().is_empty() {
+            Vec::new()
+        } else if self.ipxe_dir == Path::new(IPXE_DIRS[0]) {
+            IPXE_DIRS.iter().map(PathBuf::from).collect()
+        } else {
+            vec![self.ipxe_dir.clone()]
+        }
+    }
+
+    /// Every file served by name without a root lookup, as found now: the iPXE binaries
+    /// present (request name -> file), then the `files` overrides over them.
+    pub fn named_files(&self) -> BTreeMap<String, PathBuf> {
+        let dirs = self.ipxe_dirs();
+        let mut out: BTreeMap<String, PathBuf> = IPXE_FILES
+            .iter()
+            .filter_map(|n| Some((n.to_string(), find_ipxe_binary(&dirs, n)?)))
+            .collect();
+        for (name, path) in &self.files {
+            out.insert(name.trim_start_matches('/').to_string(), path.clone());
+        }
+        out
+    }
+
+    /// Whether a request for `name` could be answered now (an override or iPXE binary
+    /// that exists, or a regular file under `root`), for start-up warnings.
+    pub fn serves(&self, name: &str) -> bool {
+        let name = name.trim_start_matches('/');
+        if let Some(p) = self.named_files().get(name) {
+            return p.is_file();
+        }
+        self.root.as_ref().is_some_and(|r| r.join(name).is_file())
     }
 }
 

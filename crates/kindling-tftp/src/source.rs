@@ -35,6 +35,37 @@ pub const IPXE_FILES: &[&str] = &[
     "ipxe.pxe",
 ];
 
+/// Where distributions install the iPXE binaries, searched in this order when `ipxe_dir`
+/// is left at its default: Debian and Ubuntu (`ipxe`), then Fedora, RHEL, CentOS, Arch
+/// and Alpine (`/usr/share/ipxe`).
+pub const IPXE_DIRS: &[&str] = &["/usr/lib/ipxe", "/usr/share/ipxe"];
+
+/// The names one iPXE binary has in the distributions' packages, relative to their
+/// directory: Debian's name first, then Fedora/RHEL's `ipxe-bootimgs-x86` and Arch's.
+fn ipxe_names(name: &str) -> &'static [&'static str] {
+    match name {
+        "undionly.kpxe" => &["undionly.kpxe"],
+        "undionly.kkpxe" => &["undionly.kkpxe"],
+        "ipxe.efi" => &["ipxe.efi", "ipxe-x86_64.efi", "x86_64/ipxe.efi"],
+        "snponly.efi" => &[
+            "snponly.efi",
+            "ipxe-snponly-x86_64.efi",
+            "x86_64/snponly.efi",
+        ],
+        "ipxe.pxe" => &["ipxe.pxe"],
+        _ => &[],
+    }
+}
+
+/// The file that serves the iPXE binary `name` (one of [`IPXE_FILES`]): the first
+/// regular file among `dirs` under any of the binary's distribution names.
+pub fn find_ipxe_binary(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    let names = ipxe_names(name);
+    dirs.iter()
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .find(|p| p.is_file())
+}
+
 /// Why a request cannot be served. Maps to a TFTP error code.
 #[derive(Debug, thiserror::Error)]
 pub enum TftpError {
@@ -125,17 +156,18 @@ pub fn normalize(name: &str) -> Result<Vec<String>, TftpError> {
 pub struct FsSource {
     root: Option<PathBuf>,
     overrides: BTreeMap<String, PathBuf>,
-    ipxe_dir: Option<PathBuf>,
+    ipxe_dirs: Vec<PathBuf>,
 }
 
 impl FsSource {
     /// `root`: confined directory (None: serve only overrides/iPXE files).
     /// `overrides`: request name (normalized, e.g. `ipxe.efi` or `x/y.bin`) -> file path.
-    /// `ipxe_dir`: where the default iPXE binaries live (None: no defaults).
+    /// `ipxe_dirs`: where the default iPXE binaries are looked for, in order, on each
+    /// request (empty: no defaults); see [`find_ipxe_binary`].
     pub fn new(
         root: Option<PathBuf>,
         overrides: BTreeMap<String, PathBuf>,
-        ipxe_dir: Option<PathBuf>,
+        ipxe_dirs: Vec<PathBuf>,
     ) -> Self {
         let overrides = overrides
             .into_iter()
@@ -147,7 +179,7 @@ impl FsSource {
         Self {
             root,
             overrides,
-            ipxe_dir,
+            ipxe_dirs,
         }
     }
 
@@ -208,13 +240,8 @@ impl FileSource for FsSource {
                 Err(e) => return Err(e),
             }
         }
-        if let Some(dir) = &self.ipxe_dir
-            && IPXE_FILES.contains(&key.as_str())
-        {
-            let p = dir.join(&key);
-            if p.exists() {
-                return Self::open_trusted(&p);
-            }
+        if let Some(p) = find_ipxe_binary(&self.ipxe_dirs, &key) {
+            return Self::open_trusted(&p);
         }
         Err(root_err.unwrap_or_else(|| TftpError::NotFound(format!("no source for {key:?}"))))
     }
@@ -258,6 +285,39 @@ fn open_confined(root: &Path, parts: &[String]) -> Result<Opened, TftpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipxe_binaries_found_under_each_distribution_name() {
+        let base = std::env::temp_dir().join(format!("kindling-ipxe-{}", std::process::id()));
+        let (debian, fedora) = (base.join("lib"), base.join("share"));
+        std::fs::create_dir_all(debian.join("x86_64")).unwrap();
+        std::fs::create_dir_all(&fedora).unwrap();
+        std::fs::write(fedora.join("ipxe-x86_64.efi"), b"fedora efi").unwrap();
+        std::fs::write(fedora.join("undionly.kpxe"), b"fedora undi").unwrap();
+        std::fs::write(debian.join("undionly.kpxe"), b"debian undi").unwrap();
+        // A directory under a binary's name is not the binary.
+        std::fs::create_dir_all(debian.join("snponly.efi")).unwrap();
+        let dirs = vec![debian.clone(), fedora.clone()];
+        assert_eq!(
+            find_ipxe_binary(&dirs, "undionly.kpxe"),
+            Some(debian.join("undionly.kpxe"))
+        );
+        assert_eq!(
+            find_ipxe_binary(&dirs, "ipxe.efi"),
+            Some(fedora.join("ipxe-x86_64.efi"))
+        );
+        assert_eq!(find_ipxe_binary(&dirs, "snponly.efi"), None);
+        assert_eq!(find_ipxe_binary(&dirs, "ipxe-x86_64.efi"), None);
+        assert_eq!(find_ipxe_binary(&dirs, "../lib/undionly.kpxe"), None);
+        let src = FsSource::new(None, BTreeMap::new(), dirs);
+        let peer: SocketAddr = "192.0.2.1:1000".parse().unwrap();
+        assert_eq!(src.open("ipxe.efi", peer).unwrap().size, Some(10));
+        assert!(matches!(
+            src.open("ipxe-x86_64.efi", peer),
+            Err(TftpError::NotFound(_))
+        ));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn normalize_rules() {
