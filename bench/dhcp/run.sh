@@ -70,7 +70,7 @@ run_load() {
 start_kindling() {
   # The real server, as users run it: HTTP, proxy DHCP, the boot timeline and its journal.
   rm -rf "$TMP/data"; mkdir -p "$TMP/data"
-  ip netns exec "$S" taskset -c "$SERVER_CPU" "$KINDLING" serve --data-dir "$TMP/data" \
+  ip netns exec "$S" taskset -c "$SERVER_CPU" "$KINDLING" serve --data-dir "$TMP/data" --state-dir "$TMP/state" --cache-dir "$TMP/cache" \
     --http-listen 192.168.77.1:8080 --dhcp-interface s0 --log warn > "$TMP/k.out" 2>&1 &
   SPID=$!; PIDS+=("$SPID"); wait_port67
 }

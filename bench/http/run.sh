@@ -29,7 +29,7 @@ for n in $SIZES; do
   data="$work/data-$n"
   python3 "$here/gen.py" "$data" "$n"
   t0=$(date +%s%N)
-  "$bin" serve --data-dir "$data" --http-listen "127.0.0.1:$PORT" --no-watch >"$work/log-$n" 2>&1 &
+  "$bin" serve --data-dir "$data" --state-dir "$work/state-$n" --cache-dir "$work/cache-$n" --http-listen "127.0.0.1:$PORT" --no-watch >"$work/log-$n" 2>&1 &
   pid=$!
   until curl -sf "http://127.0.0.1:$PORT/" >/dev/null 2>&1; do sleep 0.005; done
   t1=$(date +%s%N)

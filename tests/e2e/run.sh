@@ -400,6 +400,10 @@ write_configs() {
 			listen = "$SRV_IP:8080"
 			[reload]
 			watch = false
+			[ops]
+			state_dir = "$WORK/state"
+			[cache]
+			dir = "$WORK/cache"
 		EOF
 	else
 		local tftp_enabled=true initrd_sum_of=initrd.img
@@ -417,6 +421,10 @@ write_configs() {
 
 			[reload]
 			watch = false
+			[ops]
+			state_dir = "$WORK/state"
+			[cache]
+			dir = "$WORK/cache"
 
 			[dhcp]
 			enabled = true

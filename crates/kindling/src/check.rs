@@ -331,10 +331,16 @@ fn template_pos(msg: &str) -> Option<(usize, usize)> {
 }
 
 pub fn run(config: Option<&Path>, data_dir: Option<PathBuf>, args: &CheckArgs) -> Result<ExitCode> {
-    let (cfg, _) = crate::config::load(config)?;
+    let (cfg, source) = crate::config::load(config)?;
+    // The same checks `kindling serve` makes before it binds anything.
+    let settings = cfg.check(&crate::config::Overrides::default());
     let root = crate::resolve_data_dir(data_dir, &cfg);
     if !root.is_dir() {
-        anyhow::bail!("data directory {} does not exist", root.display());
+        let mut msg = format!("data directory {} does not exist", root.display());
+        for e in &settings.errors {
+            msg.push_str(&format!("\n{}: error [config] {e}", source.describe()));
+        }
+        anyhow::bail!(msg);
     }
     let data = DataDir::new(&root);
     let assets = cfg
@@ -348,6 +354,14 @@ pub fn run(config: Option<&Path>, data_dir: Option<PathBuf>, args: &CheckArgs) -
         assets,
         findings: Vec::new(),
     };
+    for (severity, list) in [
+        (Severity::Error, settings.errors),
+        (Severity::Warning, settings.warnings),
+    ] {
+        for message in list {
+            c.push(severity.clone(), "config", source.describe(), None, message);
+        }
+    }
 
     for p in &snap.problems {
         let (l, col) = line_col(&p.message);

@@ -244,8 +244,21 @@ impl Default for ReloadConfig {
 /// Where the configuration came from, for the start-up log.
 #[derive(Debug, Clone)]
 pub enum Source {
+    /// `--config` / `$KINDLING_CONFIG`, or `/etc/kindling/kindling.toml`.
     File(PathBuf),
+    /// `./kindling.toml` found in the working directory (absolute path).
+    WorkingDir(PathBuf),
     Defaults,
+}
+
+impl Source {
+    /// For messages: the file, or "built-in defaults".
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(p) | Source::WorkingDir(p) => p.display().to_string(),
+            Source::Defaults => "built-in defaults".into(),
+        }
+    }
 }
 
 /// Loads the config: an explicit path must exist; otherwise `./kindling.toml`
@@ -263,7 +276,12 @@ pub fn load(explicit: Option<&Path>) -> Result<(Config, Source)> {
             Ok(text) => {
                 let cfg: Config = toml::from_str(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                return Ok((cfg, Source::File(path)));
+                let source = if explicit.is_none() && path.is_relative() {
+                    Source::WorkingDir(std::path::absolute(&path).unwrap_or(path))
+                } else {
+                    Source::File(path)
+                };
+                return Ok((cfg, source));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => continue,
             Err(e) => return Err(e).with_context(|| format!("reading config {}", path.display())),
@@ -272,33 +290,215 @@ pub fn load(explicit: Option<&Path>) -> Result<(Config, Source)> {
     Ok((Config::default(), Source::Defaults))
 }
 
-/// Where the journal lives: `ops.state_dir`, else `<data_dir>/state`.
-pub fn state_dir(cfg: &Config, data_dir: &Path) -> PathBuf {
-    cfg.ops
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| data_dir.join("state"))
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// A directory systemd hands over in an environment variable (`$STATE_DIRECTORY`,
+/// `$CACHE_DIRECTORY`: colon-separated when several are configured; the first is ours).
+fn env_dir(var: &str) -> Option<PathBuf> {
+    let v = std::env::var_os(var)?;
+    let first = v.to_str()?.split(':').next()?.to_string();
+    (!first.is_empty()).then(|| PathBuf::from(first))
+}
+
+/// An XDG base directory (`$XDG_STATE_HOME`), else `$HOME/<fallback>`.
+fn xdg_dir(var: &str, home_fallback: &str) -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os(var).filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(x).join("kindling"));
+    }
+    let h = std::env::var_os("HOME").filter(|x| !x.is_empty())?;
+    Some(PathBuf::from(h).join(home_fallback).join("kindling"))
 }
 
 /// The default data directory: `/var/lib/kindling` for root, else
 /// `$XDG_DATA_HOME/kindling` (or `~/.local/share/kindling`).
 pub fn default_data_dir() -> PathBuf {
-    let is_root = std::fs::metadata("/proc/self")
-        .map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.uid() == 0
-        })
-        .unwrap_or(false);
-    if is_root {
+    if is_root() {
         return PathBuf::from("/var/lib/kindling");
     }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
-        return PathBuf::from(x).join("kindling");
+    xdg_dir("XDG_DATA_HOME", ".local/share").unwrap_or_else(|| PathBuf::from("kindling-data"))
+}
+
+/// The default state directory (the boot journal), never inside the data directory
+/// unless the operator says so: `$STATE_DIRECTORY/state` under systemd
+/// (`StateDirectory=`), `/var/lib/kindling/state` for root, else
+/// `$XDG_STATE_HOME/kindling` (or `~/.local/state/kindling`).
+pub fn default_state_dir() -> PathBuf {
+    if let Some(d) = env_dir("STATE_DIRECTORY") {
+        return d.join("state");
     }
-    if let Some(h) = std::env::var_os("HOME").filter(|x| !x.is_empty()) {
-        return PathBuf::from(h).join(".local/share/kindling");
+    if is_root() {
+        return PathBuf::from("/var/lib/kindling/state");
     }
-    PathBuf::from("kindling-data")
+    xdg_dir("XDG_STATE_HOME", ".local/state").unwrap_or_else(|| PathBuf::from("kindling-state"))
+}
+
+/// The default cache directory (the menus' pull-through cache): `$CACHE_DIRECTORY`
+/// under systemd (`CacheDirectory=`), `/var/cache/kindling` for root, else
+/// `$XDG_CACHE_HOME/kindling` (or `~/.cache/kindling`).
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = env_dir("CACHE_DIRECTORY") {
+        return d;
+    }
+    if is_root() {
+        return PathBuf::from("/var/cache/kindling");
+    }
+    xdg_dir("XDG_CACHE_HOME", ".cache").unwrap_or_else(|| PathBuf::from("kindling-cache"))
+}
+
+/// Where the journal lives: `--state-dir`, else `[ops] state_dir`, else
+/// [`default_state_dir`].
+pub fn state_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| cfg.ops.state_dir.clone())
+        .unwrap_or_else(default_state_dir)
+}
+
+/// Where the pull-through cache lives: `--cache-dir`, else `[cache] dir`, else
+/// [`default_cache_dir`].
+pub fn cache_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| cfg.cache.dir.clone())
+        .unwrap_or_else(default_cache_dir)
+}
+
+/// What checking a configuration found: errors stop `kindling serve` before anything
+/// is bound (and make `kindling check` fail); warnings are logged.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// The settings that flags and the environment can change for `kindling serve`.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides<'a> {
+    pub admin_listen: Option<&'a str>,
+    pub http_port: Option<u16>,
+    pub log: Option<&'a str>,
+    pub dhcp_interfaces: &'a [String],
+    pub tftp: bool,
+    pub tftp_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Applies the `kindling serve` flags that enable or move DHCP and TFTP.
+    pub fn apply(&mut self, o: &Overrides<'_>) {
+        if !o.dhcp_interfaces.is_empty() {
+            self.dhcp.enabled = true;
+            self.dhcp.interfaces = o.dhcp_interfaces.to_vec();
+        }
+        if o.tftp || o.tftp_listen.is_some() {
+            self.tftp.enabled = true;
+        }
+        if let Some(l) = o.tftp_listen {
+            self.tftp.listen = l;
+        }
+    }
+
+    /// Every table checked, enabled or not (a typo in a table turned off today is still a
+    /// typo), before anything is bound. Each error names its key.
+    pub fn check(&self, o: &Overrides<'_>) -> Findings {
+        let mut f = Findings::default();
+        let filter = o.log.unwrap_or(&self.log.level);
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(filter) {
+            f.errors
+                .push(format!("[log] level {filter:?} is not a log filter: {e}"));
+        }
+        if let Err(e) = self.admin.plan(o.admin_listen) {
+            f.errors.push(format!("{e:#}"));
+        }
+        let mut dhcp = self.dhcp.clone();
+        dhcp.http_port = o.http_port.unwrap_or(self.http.listen.port()).max(1);
+        // Their messages name the key (`tftp.max_blksize ...`).
+        if let Err(e) = dhcp.validate() {
+            f.errors.push(e.to_string());
+        }
+        if let Err(e) = self.tftp.validate() {
+            f.errors.push(e.to_string());
+        }
+        if let Err(e) = self.fcos.validate() {
+            f.errors.push(e.to_string());
+        }
+        match kindling_menu::catalog::Catalog::load(&self.menu) {
+            Ok(catalog) => f.warnings.extend(
+                self.menu
+                    .problems(&catalog)
+                    .into_iter()
+                    .map(|w| format!("[menu] {w}")),
+            ),
+            Err(e) => f.errors.push(format!("[menu] {e}")),
+        }
+        if self.dhcp.enabled {
+            f.warnings.extend(self.unserved_boot_files().into_values());
+        }
+        f
+    }
+
+    /// The TFTP files proxy DHCP hands out that nothing here serves, each with why
+    /// (file -> message).
+    pub fn unserved_boot_files(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut files = vec![
+            ("dhcp.bios_binary", self.dhcp.bios_binary.as_str()),
+            ("dhcp.efi_binary", self.dhcp.efi_binary.as_str()),
+        ];
+        if let Some(a) = &self.dhcp.arm64_binary {
+            files.push(("dhcp.arm64_binary", a.as_str()));
+        }
+        for (key, file) in files {
+            if file.is_empty() || file.contains("://") {
+                continue;
+            }
+            let why = if !self.tftp.enabled {
+                format!(
+                    "{key} {file:?} is handed out over TFTP, but Kindling's TFTP server is off \
+                     ([tftp] enabled = true or --tftp turns it on; or another TFTP server must serve it)"
+                )
+            } else if !self.tftp.serves(file) {
+                let dirs: Vec<String> = self
+                    .tftp
+                    .ipxe_dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
+                format!(
+                    "{key} {file:?} is handed out over TFTP, but the TFTP server has no such file \
+                     (not in [tftp] files or root, nor in the iPXE directories {}: install the \
+                     distribution's ipxe package or set [tftp] ipxe_dir)",
+                    if dirs.is_empty() {
+                        "(ipxe_dir is empty)".to_string()
+                    } else {
+                        dirs.join(", ")
+                    }
+                )
+            } else {
+                continue;
+            };
+            out.insert(file.to_string(), why);
+        }
+        // UEFI HTTP Boot gets http://IP:PORT/tftp/<name>, served from the same files
+        // whether TFTP is on or not.
+        let name = self.dhcp.http_boot_binary.trim_start_matches('/');
+        if !name.is_empty()
+            && !self.dhcp.http_boot_binary.contains("://")
+            && !self.tftp.named_files().contains_key(name)
+        {
+            out.insert(
+                format!("/tftp/{name}"),
+                format!(
+                    "dhcp.http_boot_binary {name:?} is handed out as http://.../tftp/{name}, but no \
+                     such iPXE binary or [tftp] files entry exists (install the distribution's \
+                     ipxe package or set [tftp] ipxe_dir or files)"
+                ),
+            );
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,14 @@ struct Cli {
     /// Data directory in matchbox's layout (default: /var/lib/kindling as root, else ~/.local/share/kindling).
     #[arg(long, global = true, env = "KINDLING_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// State directory: the boot journal (default: [ops] state_dir, else $STATE_DIRECTORY/state
+    /// under systemd, /var/lib/kindling/state as root, else ~/.local/state/kindling).
+    #[arg(long, global = true, env = "KINDLING_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Cache directory: the menus' pull-through cache (default: [cache] dir, else
+    /// $CACHE_DIRECTORY under systemd, /var/cache/kindling as root, else ~/.cache/kindling).
+    #[arg(long, global = true, env = "KINDLING_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,6 +113,19 @@ struct ServeArgs {
     /// TFTP listen address (implies --tftp).
     #[arg(long, env = "KINDLING_TFTP_LISTEN")]
     tftp_listen: Option<SocketAddr>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> config::Overrides<'_> {
+        config::Overrides {
+            admin_listen: self.admin_listen.as_deref(),
+            http_port: self.http_listen.map(|l| l.port()),
+            log: self.log.as_deref(),
+            dhcp_interfaces: &self.dhcp_interfaces,
+            tftp: self.tftp,
+            tftp_listen: self.tftp_listen,
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -193,8 +214,9 @@ fn fcos(cli: &Cli, cmd: kindling_fcos::cli::FcosCommand) -> Result<std::process:
 }
 
 fn cache(cli: &Cli, args: &kindling_menu::cli::CacheArgs) -> Result<std::process::ExitCode> {
-    let (cfg, _) = config::load(cli.config.as_deref())?;
+    let (mut cfg, _) = config::load(cli.config.as_deref())?;
     let data = resolve_data_dir(cli.data_dir.clone(), &cfg);
+    cfg.cache.dir = Some(config::cache_dir(&cfg, cli.cache_dir.as_deref()));
     Ok(kindling_menu::cli::run(args, &cfg.menu, &cfg.cache, &data)?)
 }
 
@@ -204,20 +226,41 @@ fn machines(
     server: Option<&str>,
 ) -> Result<std::process::ExitCode> {
     let (cfg, _) = config::load(cli.config.as_deref())?;
-    let data = resolve_data_dir(cli.data_dir.clone(), &cfg);
-    kindling_ops::cli::run(args, &config::state_dir(&cfg, &data), server)
+    let state = config::state_dir(&cfg, cli.state_dir.as_deref());
+    kindling_ops::cli::run(args, &state, server)
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
-    let (cfg, source) = config::load(cli.config.as_deref())?;
+    let (mut cfg, source) = config::load(cli.config.as_deref())?;
+    let overrides = args.overrides();
+    cfg.apply(&overrides);
+    // Every table is checked before a thread, a log line or a socket exists.
+    let findings = cfg.check(&overrides);
+    if !findings.errors.is_empty() {
+        anyhow::bail!(
+            "invalid configuration ({}):\n  - {}",
+            source.describe(),
+            findings.errors.join("\n  - ")
+        );
+    }
     let format = args.log_format.unwrap_or(cfg.log.format);
     let filter = args.log.clone().unwrap_or_else(|| cfg.log.level.clone());
     let _guard = init_logging(format, &filter);
     match &source {
-        config::Source::File(p) => tracing::info!(config = %p.display(), "configuration loaded"),
-        config::Source::Defaults => {
-            tracing::info!("no configuration file; running on built-in defaults")
+        config::Source::File(p) => {
+            tracing::info!(config = %p.display(), "configuration loaded from {}", p.display())
         }
+        config::Source::WorkingDir(p) => tracing::info!(
+            config = %p.display(),
+            "configuration loaded from ./kindling.toml in the working directory ({}); --config chooses another",
+            p.display()
+        ),
+        config::Source::Defaults => tracing::info!(
+            "no configuration file (no --config, ./kindling.toml or /etc/kindling/kindling.toml); running on built-in defaults"
+        ),
+    }
+    for w in &findings.warnings {
+        tracing::warn!("{w}");
     }
     // Before any thread or socket exists: every later descriptor counts against it.
     match listeners::raise_nofile() {
@@ -238,7 +281,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<()> {
+async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: config::Config) -> Result<()> {
     let started = std::time::Instant::now();
     // Checked before anything is bound: an exposed admin listener needs credentials.
     let admin_plan = cfg
@@ -257,11 +300,23 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     };
     let data_path = resolve_data_dir(cli.data_dir.clone(), &cfg);
     let data = DataDir::new(&data_path);
-    let created = data
-        .ensure_layout()
-        .with_context(|| format!("creating data directory {}", data_path.display()))?;
-    for c in &created {
-        tracing::info!(path = %c.display(), "created missing data directory");
+    match data.ensure_layout() {
+        Ok(created) => {
+            for c in &created {
+                tracing::info!(path = %c.display(), "created missing data directory");
+            }
+        }
+        // A read-only data directory (a matchbox directory mounted :ro, a package's
+        // files) is served as it is: a missing area is simply empty.
+        Err(e) if data_path.is_dir() => tracing::warn!(
+            path = %data_path.display(),
+            error = %e,
+            "data directory is not writable; missing areas are served as empty"
+        ),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("creating data directory {}", data_path.display()));
+        }
     }
     tracing::info!(path = %data_path.display(), "data directory");
 
@@ -269,7 +324,17 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     let snapshot = loader.load();
     reload::log_snapshot(&snapshot, "loaded");
 
-    let state_dir = config::state_dir(&cfg, &data_path);
+    let state_dir = config::state_dir(&cfg, cli.state_dir.as_deref());
+    let old_journal = data_path.join("state");
+    if old_journal != state_dir && old_journal.is_dir() {
+        tracing::warn!(
+            old = %old_journal.display(),
+            new = %state_dir.display(),
+            "a boot journal from an earlier Kindling is in the data directory; the journal now lives in the state directory (move the files there to keep the machines' history, or set [ops] state_dir)"
+        );
+    }
+    tracing::info!(path = %state_dir.display(), "state directory (boot journal)");
+    cfg.cache.dir = Some(config::cache_dir(&cfg, cli.cache_dir.as_deref()));
     // Never fails: a journal that cannot be written leaves timelines in memory only.
     let ops = kindling_ops::Ops::open(&cfg.ops, Some(&state_dir));
     ops.note_snapshot(&snapshot);
@@ -285,7 +350,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     } else {
         None
     };
-    shared.boot_files = boot_files(&cfg.tftp);
+    shared.boot_files = cfg.tftp.named_files().into_iter().collect();
     shared.asset_listings = cfg.http.asset_listings;
     if cfg.http.ignition_binding {
         tracing::info!(
@@ -341,17 +406,8 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     let mut tasks = tokio::task::JoinSet::new();
 
     // TFTP first: the DHCP server advertises what it serves.
-    let mut tftp_cfg = cfg.tftp.clone();
-    if args.tftp || args.tftp_listen.is_some() {
-        tftp_cfg.enabled = true;
-    }
-    if let Some(l) = args.tftp_listen {
-        tftp_cfg.listen = l;
-    }
+    let tftp_cfg = cfg.tftp.clone();
     if tftp_cfg.enabled {
-        tftp_cfg
-            .validate()
-            .context("invalid [tftp] configuration")?;
         let server = kindling_tftp::TftpServer::bind(tftp_cfg.clone(), tftp_cfg.listen)
             .await
             .with_context(|| format!("starting TFTP on {}", tftp_cfg.listen))?
@@ -362,15 +418,12 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
     }
 
     let mut dhcp_cfg = cfg.dhcp.clone();
-    if !args.dhcp_interfaces.is_empty() {
-        dhcp_cfg.enabled = true;
-        dhcp_cfg.interfaces = args.dhcp_interfaces.clone();
-    }
     if dhcp_cfg.enabled {
         dhcp_cfg.http_port = local.port();
         let server = kindling_dhcp::DhcpServer::bind_with_observer(&dhcp_cfg, ops.clone())
             .await
             .context("starting proxy DHCP")?;
+        server.warn_unserved(cfg.unserved_boot_files().into_iter().collect());
         for l in server.listeners() {
             tracing::info!(iface = %l.iface, address = %l.server_ip, port = l.port, "proxy DHCP ready");
         }
@@ -438,9 +491,6 @@ async fn run_server(cli: &Cli, args: &ServeArgs, cfg: config::Config) -> Result<
         tracing::info!("admin listener off: no API, events, dashboard or metrics");
     }
     if !cfg.fcos.streams.is_empty() {
-        cfg.fcos
-            .validate()
-            .context("invalid [fcos] configuration")?;
         let status = Arc::new(kindling_fcos::FcosStatus::new());
         tracing::info!(
             streams = ?cfg.fcos.streams,
@@ -560,30 +610,6 @@ impl kindling_http::Translate for ButaneTranslator {
             }
         }
     }
-}
-
-/// The files TFTP serves by name (iPXE binaries and overrides), also served
-/// over HTTP under `/tftp/<name>` for UEFI HTTP Boot.
-fn boot_files(tftp: &kindling_tftp::TftpConfig) -> std::collections::HashMap<String, PathBuf> {
-    let mut files = std::collections::HashMap::new();
-    if !tftp.ipxe_dir.as_os_str().is_empty() {
-        for name in [
-            "undionly.kpxe",
-            "undionly.kkpxe",
-            "ipxe.efi",
-            "snponly.efi",
-            "ipxe.pxe",
-        ] {
-            let p = tftp.ipxe_dir.join(name);
-            if p.exists() {
-                files.insert(name.to_string(), p);
-            }
-        }
-    }
-    for (name, path) in &tftp.files {
-        files.insert(name.trim_start_matches('/').to_string(), path.clone());
-    }
-    files
 }
 
 async fn shutdown_signal() {

@@ -297,6 +297,12 @@ impl Server {
                 .arg(&config)
                 .arg("--data-dir")
                 .arg(data_dir)
+                // Never the host's /var/lib/kindling/state or /var/cache/kindling: tests
+                // run in parallel.
+                .arg("--state-dir")
+                .arg(work.join("state"))
+                .arg("--cache-dir")
+                .arg(work.join("cache"))
                 .arg("--http-listen")
                 .arg(addr.to_string())
                 .arg("--no-watch");

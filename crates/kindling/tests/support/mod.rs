@@ -60,6 +60,10 @@ impl Server {
             let child = Command::new(env!("CARGO_BIN_EXE_kindling"))
                 .args(["serve", "--data-dir"])
                 .arg(data)
+                .arg("--state-dir")
+                .arg(data.with_extension("state"))
+                .arg("--cache-dir")
+                .arg(data.with_extension("cache"))
                 .args(["--http-listen", &format!("127.0.0.1:{port}")])
                 // Never the default admin port: tests run in parallel.
                 .args(["--admin-listen", "127.0.0.1:0"])
