@@ -360,6 +360,33 @@ fn which_configuration_was_loaded_is_said() {
     );
 }
 
+/// `kindling check` with proxy DHCP and TFTP on and the iPXE binaries from `ipxe_dir`.
+fn check_with_ipxe_dir(work: &Path, ipxe_dir: &Path, data: &str) -> String {
+    let cfg = work.join(format!(
+        "ipxe-{}.toml",
+        ipxe_dir.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dhcp]\nenabled = true\ninterfaces = [\"eth0\"]\n[tftp]\nenabled = true\nipxe_dir = \"{}\"\n",
+            ipxe_dir.display()
+        ),
+    )
+    .unwrap();
+    run(
+        &[
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data-dir",
+            data,
+        ],
+        work,
+    )
+    .1
+}
+
 #[test]
 fn boot_files_nothing_serves_are_explained() {
     let work = TempDir::new("tftp");
@@ -386,25 +413,7 @@ fn boot_files_nothing_serves_are_explained() {
     // TFTP on, but the iPXE directory (e.g. Debian's path on RHEL) has none of them.
     let empty = work.0.join("no-ipxe");
     std::fs::create_dir_all(&empty).unwrap();
-    let missing = work.0.join("missing.toml");
-    std::fs::write(
-        &missing,
-        format!(
-            "[dhcp]\nenabled = true\ninterfaces = [\"eth0\"]\n[tftp]\nenabled = true\nipxe_dir = \"{}\"\n",
-            empty.display()
-        ),
-    )
-    .unwrap();
-    let (_, out) = run(
-        &[
-            "check",
-            "--config",
-            missing.to_str().unwrap(),
-            "--data-dir",
-            data_s,
-        ],
-        &work.0,
-    );
+    let out = check_with_ipxe_dir(&work.0, &empty, data_s);
     for f in ["undionly.kpxe", "snponly.efi"] {
         assert!(
             out.contains(&format!(
@@ -424,24 +433,53 @@ fn boot_files_nothing_serves_are_explained() {
     ] {
         std::fs::write(fedora.join(f), b"MZ").unwrap();
     }
-    let found = work.0.join("found.toml");
-    std::fs::write(
-        &found,
-        format!(
-            "[dhcp]\nenabled = true\ninterfaces = [\"eth0\"]\n[tftp]\nenabled = true\nipxe_dir = \"{}\"\n",
-            fedora.display()
-        ),
-    )
-    .unwrap();
-    let (_, out) = run(
-        &[
-            "check",
-            "--config",
-            found.to_str().unwrap(),
-            "--data-dir",
-            data_s,
-        ],
-        &work.0,
-    );
+    let out = check_with_ipxe_dir(&work.0, &fedora, data_s);
     assert!(!out.contains("handed out"), "{out}");
+}
+
+#[test]
+fn readiness_and_stop_are_told_to_systemd() {
+    use std::os::unix::net::UnixDatagram;
+    let work = TempDir::new("notify");
+    let data = work.0.join("data");
+    copy_dir(&repo().join("examples/seed"), &data);
+    let sock_path = work.0.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let port = free_port();
+    let log = work.0.join("serve.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_kindling"))
+        .arg("serve")
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["--state-dir", work.0.join("state").to_str().unwrap()])
+        .args(["--cache-dir", work.0.join("cache").to_str().unwrap()])
+        .args(["--http-listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", ""])
+        .env_remove("KINDLING_CONFIG")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .current_dir(&work.0)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut srv = Proc { child, log };
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("no READY=1 from kindling serve");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.starts_with("READY=1\n"), "{msg}");
+    assert!(
+        msg.contains(&format!("MAINPID={}", srv.child.id())),
+        "{msg}"
+    );
+    // Ready means ready: the HTTP listener answers now.
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(get(addr, "/boot.ipxe").0, 200);
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
+    let n = sock.recv(&mut buf).expect("no STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let st = srv.child.wait().unwrap();
+    assert!(st.success(), "{st}: {}", srv.log());
 }
