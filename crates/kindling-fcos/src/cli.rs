@@ -1,5 +1,10 @@
 //! `kindling fcos pull|status|rollback`.
+//!
+//! A pull shows each download as one updating line when stderr is a
+//! terminal; otherwise its log lines (progress lines among them) go to
+//! stderr.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -64,6 +69,34 @@ pub enum FcosCommand {
     },
 }
 
+/// Sends a command's log lines to stderr unless the program set up logging
+/// itself: everything from `info` up when stderr is not a terminal (each
+/// download's `download progress` and `download complete` lines among
+/// them), only warnings and errors on a terminal, which shows progress lines
+/// instead. `KINDLING_LOG` (a filter) and `KINDLING_LOG_FORMAT=json` apply
+/// as for `kindling serve`.
+pub fn init_logging(tty: bool) {
+    use tracing_subscriber::EnvFilter;
+    if tracing::dispatcher::has_been_set() {
+        return;
+    }
+    let level = if tty { "warn" } else { "info" };
+    let filter = match std::env::var("KINDLING_LOG") {
+        Ok(f) if !f.trim().is_empty() => EnvFilter::try_new(f),
+        _ => EnvFilter::try_new(level),
+    }
+    .unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(|| kindling_guard::progress::LogStderr)
+        .with_env_filter(filter)
+        .with_ansi(false);
+    // When another thread set up logging meanwhile, its logging stays.
+    let _ = match std::env::var("KINDLING_LOG_FORMAT") {
+        Ok(f) if f.eq_ignore_ascii_case("json") => builder.json().flatten_event(true).try_init(),
+        _ => builder.try_init(),
+    };
+}
+
 /// Runs a command with default settings (see [`run_with_config`]).
 pub fn run(cmd: FcosCommand, data_dir: &Path) -> anyhow::Result<ExitCode> {
     run_with_config(cmd, data_dir, &FcosConfig::default())
@@ -80,6 +113,7 @@ pub fn run_with_config(
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    init_logging(std::io::stderr().is_terminal());
     match cmd {
         FcosCommand::Pull {
             stream,

@@ -1,11 +1,17 @@
 //! Resumable, retried downloads into `.part` files, hashed while streaming.
+//!
+//! Every download logs progress lines (`download progress`: file, bytes,
+//! total, percent, rate, ETA; at most one a second, on each tenth of the
+//! total or every 5 s) and `download complete` with the final byte count;
+//! with `progress` and stderr a terminal it also draws one updating line.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use kindling_guard::progress::{Meter, Snapshot, TtyLine};
 use reqwest::{StatusCode, Url, header};
 use sha2::{Digest, Sha256};
 
@@ -56,7 +62,7 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// `progress`: draw a progress bar when stderr is a terminal.
+    /// `progress`: draw a progress line when stderr is a terminal.
     pub fn new(retry: RetryPolicy, progress: bool) -> Result<Fetcher, FcosError> {
         // reqwest is built with `rustls-no-provider`: install ring as the
         // process default unless someone installed a provider already.
@@ -66,9 +72,9 @@ impl Fetcher {
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))
             .build()
-            .map_err(|source| FcosError::Http {
+            .map_err(|error| FcosError::Http {
                 url: String::new(),
-                source,
+                error,
             })?;
         Ok(Fetcher {
             client,
@@ -86,10 +92,7 @@ impl Fetcher {
     }
 
     async fn get_small_once(&self, url: &Url, limit: u64) -> Result<Vec<u8>, FcosError> {
-        let http = |source| FcosError::Http {
-            url: url.to_string(),
-            source,
-        };
+        let http = |e| FcosError::http(url, e);
         let mut resp = self.client.get(url.clone()).send().await.map_err(http)?;
         if !resp.status().is_success() {
             return Err(FcosError::Status {
@@ -150,40 +153,30 @@ impl Fetcher {
         sha256: &str,
         label: &str,
     ) -> Result<(), FcosError> {
-        let pb = self.progress.then(|| {
-            let pb = ProgressBar::new(0);
-            pb.set_style(
-                ProgressStyle::with_template(
-                    "{msg:40!} {bar:30} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            pb.set_message(label.to_string());
-            pb
-        });
+        // The terminal line of this file (each attempt starts it anew).
+        let line = Mutex::new(None);
         let r = self
-            .with_retries(url, || {
-                self.download_once(url, part, sha256, label, pb.as_ref())
-            })
+            .with_retries(url, || self.download_once(url, part, sha256, label, &line))
             .await;
-        if let Some(pb) = pb {
-            pb.finish_and_clear();
+        let line = line.into_inner().unwrap_or_else(|p| p.into_inner());
+        match (&r, line) {
+            (Ok(bytes), Some(l)) => l.finish(*bytes),
+            (Err(_), Some(l)) => l.clear(),
+            _ => {}
         }
-        r
+        r.map(|_| ())
     }
 
+    /// One attempt; returns the file's length.
     async fn download_once(
         &self,
         url: &Url,
         part: &Path,
         sha256: &str,
         label: &str,
-        pb: Option<&ProgressBar>,
-    ) -> Result<(), FcosError> {
-        let http = |source| FcosError::Http {
-            url: url.to_string(),
-            source,
-        };
+        line: &Mutex<Option<TtyLine>>,
+    ) -> Result<u64, FcosError> {
+        let http = |e| FcosError::http(url, e);
         let io = |e| FcosError::io(part, e);
         let mut have = match fs::metadata(part) {
             Ok(m) => m.len(),
@@ -229,7 +222,7 @@ impl Fetcher {
                 // Everything is there already, or the part file is bogus.
                 let actual = hex::encode(hasher.finalize());
                 if actual == sha256 {
-                    return Ok(());
+                    return Ok(have);
                 }
                 fs::remove_file(part).map_err(io)?;
                 return Err(FcosError::Interrupted {
@@ -245,10 +238,13 @@ impl Fetcher {
             }
         }
         let remaining = resp.content_length();
-        if let Some(pb) = pb {
-            pb.set_length(have + remaining.unwrap_or(0));
-            pb.set_position(have);
-        }
+        let total = remaining.map(|r| have + r);
+        let mut meter = Meter::new(have, total, Instant::now());
+        let set_line = |l: Option<TtyLine>| *line.lock().unwrap_or_else(|p| p.into_inner()) = l;
+        set_line(
+            self.progress
+                .then(|| TtyLine::new(label.to_string(), have, total)),
+        );
         let mut file = OpenOptions::new()
             .create(true)
             .write(true)
@@ -263,8 +259,9 @@ impl Fetcher {
                 Ok(None) => break,
                 Err(e) => {
                     file.sync_data().map_err(io)?;
+                    let e = http(e);
                     tracing::warn!(%url, file = label, received = have + got, error = %e, "download interrupted");
-                    return Err(http(e));
+                    return Err(e);
                 }
             };
             file.write_all(&chunk).map_err(io)?;
@@ -278,8 +275,11 @@ impl Fetcher {
                     limit: MAX_ARTIFACT,
                 });
             }
-            if let Some(pb) = pb {
-                pb.set_position(have + got);
+            if let Some(s) = meter.log_due(have + got, Instant::now()) {
+                log_progress(label, &s);
+            }
+            if let Some(l) = line.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                l.update(have + got);
             }
         }
         file.sync_all().map_err(io)?;
@@ -294,6 +294,7 @@ impl Fetcher {
                 why: "the body ended before its Content-Length; resuming",
             });
         }
+        log_complete(label, &meter.snapshot(have + got, Instant::now()));
         let actual = hex::encode(hasher.finalize());
         if actual != sha256 {
             let _ = fs::remove_file(part);
@@ -304,8 +305,33 @@ impl Fetcher {
             });
         }
         tracing::info!(%url, file = label, bytes = have + got, sha256 = %actual, "sha256 verified");
-        Ok(())
+        Ok(have + got)
     }
+}
+
+/// A progress line (at the rate [`Meter::log_due`] allows).
+fn log_progress(file: &str, s: &Snapshot) {
+    tracing::info!(
+        file = %file,
+        bytes = s.bytes,
+        total = s.total,
+        percent = s.percent(),
+        rate_bps = s.rate,
+        eta_secs = s.eta().map(|d| d.as_secs()),
+        "download progress"
+    );
+}
+
+/// The last progress line: every byte is there (not yet verified).
+fn log_complete(file: &str, s: &Snapshot) {
+    tracing::info!(
+        file = %file,
+        bytes = s.bytes,
+        total = s.total.unwrap_or(s.bytes),
+        secs = s.elapsed.as_secs_f64(),
+        rate_bps = s.rate,
+        "download complete"
+    );
 }
 
 fn hash_prefix(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {

@@ -1,6 +1,13 @@
 use std::path::PathBuf;
 
+use kindling_guard::Chain;
+
 /// Everything that can stop a pull, a rollback or a status check.
+///
+/// Each message is whole: an error from another crate (reqwest, I/O, JSON)
+/// is written into it with its own causes ([`Chain`]: `Connection refused`,
+/// not just `error sending request`) and is not also returned by `source()`,
+/// so that no printer, `{}` or anyhow's `{:#}`, repeats a cause.
 #[derive(Debug, thiserror::Error)]
 pub enum FcosError {
     #[error("invalid {what} {value:?}: {why}")]
@@ -9,23 +16,19 @@ pub enum FcosError {
         value: String,
         why: &'static str,
     },
-    #[error("http request to {url} failed: {source}")]
-    Http {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// `error` without its URL (the message names it once).
+    #[error("http request to {url} failed: {}", Chain(.error))]
+    Http { url: String, error: reqwest::Error },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("download of {url} interrupted: {why}")]
     Interrupted { url: String, why: &'static str },
     #[error("{url} is larger than the {limit} bytes allowed")]
     TooLarge { url: String, limit: u64 },
-    #[error("stream metadata from {url} is not valid: {source}")]
+    #[error("stream metadata from {url} is not valid: {}", Chain(.error))]
     Metadata {
         url: String,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("stream metadata has no {0}")]
     Missing(String),
@@ -59,11 +62,10 @@ pub enum FcosError {
     NoKeyring { tried: Vec<PathBuf> },
     #[error("keyring {path}: {why}")]
     Keyring { path: PathBuf, why: String },
-    #[error("{path}: {source}")]
+    #[error("{}: {}", .path.display(), Chain(.error))]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("profile {path}: {why}")]
     Profile { path: PathBuf, why: String },
@@ -77,7 +79,8 @@ pub enum FcosError {
     NoServerUrl,
     #[error("stream {stream}: {why}")]
     Rollback { stream: String, why: String },
-    #[error("download of {url} failed after {attempts} attempts: {last}")]
+    /// `last` names the URL.
+    #[error("gave up after {attempts} attempts: {last}")]
     GaveUp {
         url: String,
         attempts: u32,
@@ -86,10 +89,18 @@ pub enum FcosError {
 }
 
 impl FcosError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         FcosError::Io {
             path: path.into(),
-            source,
+            error,
+        }
+    }
+
+    /// A failed request to `url` (reqwest's own copy of the URL left out).
+    pub(crate) fn http(url: &impl std::fmt::Display, error: reqwest::Error) -> Self {
+        FcosError::Http {
+            url: url.to_string(),
+            error: error.without_url(),
         }
     }
 

@@ -154,9 +154,9 @@ pub fn check_release(release: &str) -> Result<(), FcosError> {
 impl StreamMetadata {
     /// Parses the document (unknown fields tolerated).
     pub fn parse(url: &str, bytes: &[u8]) -> Result<StreamMetadata, FcosError> {
-        serde_json::from_slice(bytes).map_err(|source| FcosError::Metadata {
+        serde_json::from_slice(bytes).map_err(|error| FcosError::Metadata {
             url: url.to_string(),
-            source,
+            error,
         })
     }
 
