@@ -4,6 +4,11 @@
 //! (an immutable, indexed view). The [`Loader`] remembers the last good
 //! version of every file: when a file becomes invalid, the problem is reported
 //! and the previous version stays in force until the file is fixed or removed.
+//! The same holds for the `groups/` and `profiles/` directories themselves: one
+//! that vanishes (deleted, renamed, replaced by a file, unreadable) keeps what
+//! was loaded from it in force, reported as a problem naming its path, until it
+//! is back or an explicit reload ([`Loader::load_explicit`]) accepts that it is
+//! gone. The loader never creates or changes anything in the data directory.
 //! Ignition, generic and cloud files are read per request, confined to their
 //! directories (symlinks that leave them are refused).
 
@@ -346,6 +351,9 @@ pub struct Problem {
     pub message: String,
     /// True when a previous good version of this file is still in force.
     pub kept_previous: bool,
+    /// The problem is the area's directory itself (`groups/`, `profiles/`: gone, not a
+    /// directory, unreadable), not one file in it.
+    pub directory: bool,
 }
 
 impl std::fmt::Display for Problem {
@@ -460,6 +468,8 @@ pub struct Loader {
     dir: DataDir,
     groups: HashMap<Str, Entry<Group>>,
     profiles: HashMap<Str, Entry<Profile>>,
+    groups_dir: DirState,
+    profiles_dir: DirState,
     generation: u64,
 }
 
@@ -503,27 +513,75 @@ fn json_files(
 
 /// One area of the data directory as the Loader reads it.
 struct AreaFiles {
-    dir: Option<cap_std::fs::Dir>,
+    dir: cap_std::fs::Dir,
     base: PathBuf,
     area: &'static str,
     files: Vec<(String, String)>,
 }
 
-impl AreaFiles {
-    fn list(data: &DataDir, area: Area, recurse: bool) -> AreaFiles {
-        let base = data.area(area);
-        let dir = cap_std::fs::Dir::open_ambient_dir(&base, cap_std::ambient_authority()).ok();
-        let mut files = Vec::new();
-        if let Some(d) = &dir {
-            json_files(d, "", 0, &mut files, recurse);
+/// Why an area's directory cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unavailable {
+    /// Nothing at its path (deleted, renamed away, a dangling symlink).
+    Missing,
+    /// Something else than a directory at its path (a file, a FIFO).
+    NotADirectory,
+    /// A directory that cannot be opened or listed (permissions, I/O).
+    Unreadable(String),
+}
+
+impl Unavailable {
+    fn describe(&self, path: &Path) -> String {
+        match self {
+            Unavailable::Missing => format!("{} is missing (deleted or renamed?)", path.display()),
+            Unavailable::NotADirectory => format!(
+                "{} is not a directory (replaced by a file?)",
+                path.display()
+            ),
+            Unavailable::Unreadable(e) => format!("{} cannot be read: {e}", path.display()),
         }
-        AreaFiles {
+    }
+}
+
+impl AreaFiles {
+    fn list(data: &DataDir, area: Area, recurse: bool) -> Result<AreaFiles, Unavailable> {
+        let base = data.area(area);
+        let dir = cap_std::fs::Dir::open_ambient_dir(&base, cap_std::ambient_authority()).map_err(
+            |e| match e.raw_os_error() {
+                Some(libc::ENOTDIR) => Unavailable::NotADirectory,
+                _ if e.kind() == io::ErrorKind::NotFound => Unavailable::Missing,
+                _ => match fs::metadata(&base) {
+                    Ok(m) if !m.is_dir() => Unavailable::NotADirectory,
+                    _ => Unavailable::Unreadable(e.to_string()),
+                },
+            },
+        )?;
+        // A directory that cannot be listed is as good as gone (not as good as empty).
+        if let Err(e) = dir.entries() {
+            return Err(Unavailable::Unreadable(e.to_string()));
+        }
+        let mut files = Vec::new();
+        json_files(&dir, "", 0, &mut files, recurse);
+        Ok(AreaFiles {
             dir,
             base,
             area: area.dir(),
             files,
-        }
+        })
     }
+}
+
+/// What the [`Loader`] saw of an area's directory at its last load.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+enum DirState {
+    /// Never read (nothing loaded from it yet), or gone and accepted as gone by an
+    /// explicit reload: a missing directory is an empty area, as in matchbox.
+    #[default]
+    Absent,
+    /// Read.
+    Present,
+    /// Read before, unreadable now (and why): what was loaded from it stays in force.
+    Vanished(Unavailable),
 }
 
 impl Loader {
@@ -532,6 +590,8 @@ impl Loader {
             dir,
             groups: HashMap::new(),
             profiles: HashMap::new(),
+            groups_dir: DirState::Absent,
+            profiles_dir: DirState::Absent,
             generation: 0,
         }
     }
@@ -540,22 +600,65 @@ impl Loader {
         &self.dir
     }
 
-    /// Reads the directory and returns a fresh snapshot.
+    /// Reads the directory and returns a fresh snapshot. Files that no longer parse,
+    /// and `groups/` or `profiles/` directories that vanished (deleted, renamed,
+    /// replaced by a file, unreadable), keep their last good content in force, reported
+    /// as problems.
     pub fn load(&mut self) -> Snapshot {
+        self.load_with(false)
+    }
+
+    /// An explicit reload (SIGHUP): like [`Loader::load`], but a `groups/` or
+    /// `profiles/` directory that vanished is taken as gone: nothing is served from it
+    /// any more (as matchbox would do), and the problem says so once. Broken files
+    /// still keep their last good version.
+    pub fn load_explicit(&mut self) -> Snapshot {
+        self.load_with(true)
+    }
+
+    fn load_with(&mut self, explicit: bool) -> Snapshot {
         self.generation += 1;
         let mut problems = Vec::new();
         let mut changed = 0;
 
-        let files = AreaFiles::list(&self.dir, Area::Groups, false);
-        changed += refresh(&mut self.groups, files, Group::parse, &mut problems);
+        let listed = AreaFiles::list(&self.dir, Area::Groups, false);
+        let path = self.dir.area(Area::Groups);
+        changed += refresh_area(
+            &mut self.groups,
+            &mut self.groups_dir,
+            listed,
+            AreaNames {
+                area: Area::Groups,
+                path: &path,
+                one: "group",
+                many: "groups",
+            },
+            explicit,
+            Group::parse,
+            &mut problems,
+        );
         let groups: Vec<Arc<Group>> = self
             .groups
             .values()
             .filter_map(|e| e.current.as_ref().ok().or(e.last_good.as_ref()).cloned())
             .collect();
 
-        let files = AreaFiles::list(&self.dir, Area::Profiles, true);
-        changed += refresh(&mut self.profiles, files, Profile::parse, &mut problems);
+        let listed = AreaFiles::list(&self.dir, Area::Profiles, true);
+        let path = self.dir.area(Area::Profiles);
+        changed += refresh_area(
+            &mut self.profiles,
+            &mut self.profiles_dir,
+            listed,
+            AreaNames {
+                area: Area::Profiles,
+                path: &path,
+                one: "profile",
+                many: "profiles",
+            },
+            explicit,
+            Profile::parse,
+            &mut problems,
+        );
         let mut profiles = HashMap::new();
         let mut invalid_profiles = HashMap::new();
         for (k, e) in &self.profiles {
@@ -594,6 +697,101 @@ fn load_error(e: ReadError) -> String {
     }
 }
 
+/// How an area is named in problems.
+struct AreaNames<'a> {
+    area: Area,
+    path: &'a Path,
+    one: &'static str,
+    many: &'static str,
+}
+
+impl AreaNames<'_> {
+    fn count(&self, n: usize) -> String {
+        format!("{n} {}", if n == 1 { self.one } else { self.many })
+    }
+}
+
+/// Refreshes one area from its listing, or, when its directory cannot be read, keeps
+/// what was loaded from it (or drops it on an explicit reload). Returns the files
+/// changed (a directory that vanishes or comes back counts as a change: the snapshot
+/// is rebuilt and its problems logged once).
+#[allow(clippy::too_many_arguments)]
+fn refresh_area<T, E: std::fmt::Display>(
+    cache: &mut HashMap<Str, Entry<T>>,
+    state: &mut DirState,
+    listed: Result<AreaFiles, Unavailable>,
+    names: AreaNames<'_>,
+    explicit: bool,
+    parse: fn(&str, &[u8]) -> Result<T, E>,
+    problems: &mut Vec<Problem>,
+) -> usize {
+    let file = format!("{}/", names.area.dir());
+    let why = match listed {
+        Ok(files) => {
+            let back = usize::from(matches!(state, DirState::Vanished(_)));
+            *state = DirState::Present;
+            return back + refresh(cache, files, parse, problems);
+        }
+        Err(why) => why,
+    };
+    let what = why.describe(names.path);
+    match (&*state, explicit) {
+        (DirState::Present | DirState::Vanished(_), false) => {
+            // Newly gone, or gone another way (deleted, then a file put there): a change,
+            // so that the new snapshot, and its warning, come out once.
+            let news = usize::from(*state != DirState::Vanished(why.clone()));
+            *state = DirState::Vanished(why);
+            let kept = cache.len();
+            let message = if kept == 0 {
+                format!("{what}: nothing was loaded from it")
+            } else {
+                format!(
+                    "{what}: the {} loaded from it stay in force until it is back, or until \
+                     an explicit reload (SIGHUP) accepts that it is gone",
+                    names.count(kept)
+                )
+            };
+            problems.push(Problem {
+                file,
+                message,
+                kept_previous: kept > 0,
+                directory: true,
+            });
+            news
+        }
+        (DirState::Present | DirState::Vanished(_), true) => {
+            let dropped = cache.len();
+            cache.clear();
+            *state = DirState::Absent;
+            problems.push(Problem {
+                file,
+                message: format!(
+                    "{what}: explicit reload: nothing is served from it ({} dropped)",
+                    names.count(dropped)
+                ),
+                kept_previous: false,
+                directory: true,
+            });
+            dropped.max(1)
+        }
+        (DirState::Absent, _) => {
+            // Nothing was loaded from it: an empty area, as before. A missing directory
+            // is ordinary (matchbox serves nothing from it); anything else is reported.
+            let dropped = cache.len();
+            cache.clear();
+            if why != Unavailable::Missing {
+                problems.push(Problem {
+                    file,
+                    message: what,
+                    kept_previous: false,
+                    directory: true,
+                });
+            }
+            dropped
+        }
+    }
+}
+
 fn refresh<T, E: std::fmt::Display>(
     cache: &mut HashMap<Str, Entry<T>>,
     area: AreaFiles,
@@ -602,11 +800,7 @@ fn refresh<T, E: std::fmt::Display>(
 ) -> usize {
     let mut changed = 0;
     let mut seen = std::collections::HashSet::with_capacity(area.files.len());
-    let Some(dir) = &area.dir else {
-        let before = cache.len();
-        cache.clear();
-        return before;
-    };
+    let dir = &area.dir;
     for (key, rel) in area.files {
         seen.insert(key.clone());
         let file = format!("{}/{rel}", area.area);
@@ -630,6 +824,7 @@ fn refresh<T, E: std::fmt::Display>(
                         file,
                         message: m.clone(),
                         kept_previous: e.last_good.is_some(),
+                        directory: false,
                     });
                 }
                 continue;
@@ -653,6 +848,7 @@ fn refresh<T, E: std::fmt::Display>(
                 file,
                 message: m.clone(),
                 kept_previous: last_good.is_some(),
+                directory: false,
             });
         }
         cache.insert(
@@ -881,6 +1077,178 @@ mod tests {
         );
         let s = loader.load();
         assert_eq!((s.problems.len(), s.changed_files), (1, 0));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn seed(root: &Path) -> DataDir {
+        let dd = DataDir::new(root);
+        dd.ensure_layout().unwrap();
+        fs::write(
+            root.join("groups/a.json"),
+            r#"{"id":"a","profile":"p","selector":{"mac":"52:54:00:00:00:01"}}"#,
+        )
+        .unwrap();
+        fs::write(
+            root.join("groups/b.json"),
+            r#"{"id":"b","profile":"p","selector":{"mac":"52:54:00:00:00:02"}}"#,
+        )
+        .unwrap();
+        fs::write(
+            root.join("profiles/p.json"),
+            r#"{"id":"p","boot":{"kernel":"/assets/k"}}"#,
+        )
+        .unwrap();
+        dd
+    }
+
+    fn profile_of(s: &Snapshot, mac: &str) -> Option<String> {
+        let labels: Labels = [("mac".to_string(), mac.to_string())].into();
+        let g = s.select(&labels)?;
+        Some(g.profile.to_string())
+    }
+
+    fn dir_problem(s: &Snapshot) -> &Problem {
+        let p = s.problems.iter().find(|p| p.directory);
+        p.unwrap_or_else(|| panic!("no directory problem in {:?}", s.problems))
+    }
+
+    #[test]
+    fn a_vanished_groups_dir_keeps_its_groups_until_it_is_back() {
+        let root = tmp();
+        let dd = seed(&root);
+        let mut loader = Loader::new(dd);
+        let s = loader.load();
+        assert_eq!((s.index.groups().len(), s.problems.len()), (2, 0));
+        let groups = root.join("groups");
+
+        // Renamed away: both groups stay, the problem names the path, once a change.
+        fs::rename(&groups, root.join("groups.old")).unwrap();
+        let s = loader.load();
+        assert_eq!(s.index.groups().len(), 2);
+        assert_eq!(
+            s.changed_files, 1,
+            "a vanished directory rebuilds the snapshot"
+        );
+        let p = dir_problem(&s);
+        assert_eq!(p.file, "groups/");
+        assert!(p.kept_previous);
+        let missing = format!("{} is missing", groups.display());
+        assert!(p.message.contains(&missing), "{p}");
+        assert!(p.message.contains("the 2 groups"), "{p}");
+        // Still gone: the same problem, nothing changed (logged once).
+        let s = loader.load();
+        assert_eq!((s.index.groups().len(), s.changed_files), (2, 0));
+        assert_eq!(s.problems.len(), 1);
+
+        // Replaced by a file: gone another way, a change (its warning comes out once).
+        fs::write(&groups, "not a directory").unwrap();
+        let s = loader.load();
+        assert_eq!((s.index.groups().len(), s.changed_files), (2, 1));
+        assert_eq!(loader.load().changed_files, 0);
+        let p = dir_problem(&s);
+        assert!(p.message.contains("is not a directory"), "{p}");
+        assert_eq!(profile_of(&s, "52:54:00:00:00:01").as_deref(), Some("p"));
+
+        // Restored with changed content: the change is served, the problem is gone.
+        fs::remove_file(&groups).unwrap();
+        fs::create_dir(&groups).unwrap();
+        fs::write(
+            groups.join("a.json"),
+            r#"{"id":"a","profile":"q","selector":{"mac":"52:54:00:00:00:01"}}"#,
+        )
+        .unwrap();
+        let s = loader.load();
+        assert!(s.changed_files > 0);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(
+            s.index.groups().len(),
+            1,
+            "b.json is not in the restored groups/"
+        );
+        assert_eq!(profile_of(&s, "52:54:00:00:00:01").as_deref(), Some("q"));
+
+        // Renamed back as it was: everything is read again from it.
+        fs::remove_dir_all(&groups).unwrap();
+        let s = loader.load();
+        assert_eq!(s.index.groups().len(), 1, "the last loaded content stays");
+        fs::rename(root.join("groups.old"), &groups).unwrap();
+        let s = loader.load();
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(s.index.groups().len(), 2);
+        assert_eq!(profile_of(&s, "52:54:00:00:00:01").as_deref(), Some("p"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_vanished_profiles_dir_keeps_its_profiles() {
+        let root = tmp();
+        let dd = seed(&root);
+        let mut loader = Loader::new(dd);
+        loader.load();
+        fs::remove_dir_all(root.join("profiles")).unwrap();
+        let s = loader.load();
+        assert!(s.profiles.contains_key("p"));
+        let g = s.index.groups().first().cloned().unwrap();
+        assert!(s.profile_for(&g).is_ok());
+        let p = dir_problem(&s);
+        assert_eq!(p.file, "profiles/");
+        assert!(p.message.contains("the 1 profile loaded"), "{p}");
+        // The loader never recreates what vanished (the data directory may be read-only).
+        assert!(!root.join("profiles").exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn an_explicit_reload_accepts_a_vanished_dir() {
+        let root = tmp();
+        let dd = seed(&root);
+        let mut loader = Loader::new(dd);
+        loader.load();
+        fs::remove_dir_all(root.join("groups")).unwrap();
+        assert_eq!(loader.load().index.groups().len(), 2);
+        // SIGHUP: matchbox would serve nothing from a missing groups/; so does Kindling.
+        let s = loader.load_explicit();
+        assert_eq!(s.index.groups().len(), 0);
+        assert!(s.changed_files > 0);
+        let p = dir_problem(&s);
+        assert!(!p.kept_previous);
+        assert!(p.message.contains("explicit reload"), "{p}");
+        assert!(p.message.contains("2 groups dropped"), "{p}");
+        // From then on, a missing groups/ is an empty area, as at start-up.
+        let s = loader.load();
+        assert_eq!((s.index.groups().len(), s.changed_files), (0, 0));
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert!(!root.join("groups").exists(), "never recreated");
+        // Profiles, still there, are untouched by the explicit reload.
+        assert!(s.profiles.contains_key("p"));
+        // Brought back: loaded again.
+        fs::create_dir(root.join("groups")).unwrap();
+        fs::write(
+            root.join("groups/c.json"),
+            r#"{"id":"c","profile":"p","selector":{"os":"x"}}"#,
+        )
+        .unwrap();
+        let s = loader.load();
+        assert_eq!(s.index.groups().len(), 1);
+        // An explicit reload with everything in place changes nothing.
+        let s = loader.load_explicit();
+        assert_eq!((s.index.groups().len(), s.changed_files), (1, 0));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn at_first_load_a_missing_dir_is_empty_and_a_file_is_a_problem() {
+        let root = tmp();
+        fs::create_dir_all(root.join("profiles")).unwrap();
+        let s = Loader::new(DataDir::new(&root)).load();
+        assert_eq!(s.index.groups().len(), 0);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert!(!root.join("groups").exists());
+        fs::write(root.join("groups"), "x").unwrap();
+        let s = Loader::new(DataDir::new(&root)).load();
+        let p = dir_problem(&s);
+        assert!(!p.kept_previous);
+        assert!(p.message.contains("is not a directory"), "{p}");
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -1,7 +1,15 @@
 //! Keeps the served snapshot current: file watching (debounced), SIGHUP and
 //! a periodic re-check. Each reload builds a new snapshot and swaps it in
 //! atomically; requests in flight keep the one they started with.
+//!
+//! A `groups/` or `profiles/` directory that vanishes (deleted, renamed,
+//! replaced by a file) keeps what was loaded from it in force, with a warning
+//! naming its path, until it is back; SIGHUP is an explicit reload that accepts
+//! its absence (nothing is served from it, as matchbox would do). Watches follow
+//! the directories: one that is recreated or renamed back is watched again.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ReloadConfig;
 
-/// Logs a snapshot's size and every problem in it.
+/// Logs a snapshot's size and every problem in it. A vanished `groups/` or
+/// `profiles/` directory is a warning (what was loaded from it is still served);
+/// a broken file is an error.
 pub fn log_snapshot(s: &Snapshot, what: &str) {
     tracing::info!(
         groups = s.index.groups().len(),
@@ -22,7 +32,105 @@ pub fn log_snapshot(s: &Snapshot, what: &str) {
         "data directory {what}"
     );
     for p in &s.problems {
-        tracing::error!(file = %p.file, kept_previous = p.kept_previous, "{}", p.message);
+        if p.directory {
+            tracing::warn!(file = %p.file, kept_previous = p.kept_previous, "{}", p.message);
+        } else {
+            tracing::error!(file = %p.file, kept_previous = p.kept_previous, "{}", p.message);
+        }
+    }
+}
+
+/// Directory identity: a directory replaced or renamed back is another one.
+type DirId = (u64, u64);
+
+fn dir_id(path: &std::path::Path) -> Option<DirId> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// The inotify watches: `groups/` and `profiles/` (recursive), and the data
+/// directory itself (not recursive), so that a `groups/` deleted, recreated or
+/// renamed back triggers a reload and is watched again.
+struct Watches {
+    watcher: notify::RecommendedWatcher,
+    /// Each area's path, the directory watched there, and one that could not be.
+    areas: Vec<(PathBuf, Option<DirId>, Option<DirId>)>,
+}
+
+impl Watches {
+    fn start(loader: &Loader, tx: mpsc::Sender<()>) -> Option<Watches> {
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res
+                && !matches!(ev.kind, notify::EventKind::Access(_))
+            {
+                let _ = tx.try_send(());
+            }
+        });
+        let mut watcher = match watcher {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "file watching unavailable; relying on SIGHUP and periodic checks");
+                return None;
+            }
+        };
+        let root = loader.data_dir().root();
+        if let Err(e) = watcher.watch(root, notify::RecursiveMode::NonRecursive) {
+            tracing::debug!(dir = %root.display(), error = %e, "cannot watch the data directory itself");
+        }
+        let mut w = Watches {
+            watcher,
+            areas: [Area::Groups, Area::Profiles]
+                .into_iter()
+                .map(|a| (loader.data_dir().area(a), None, None))
+                .collect(),
+        };
+        w.rearm();
+        Some(w)
+    }
+
+    /// Watches each area's current directory, if it is not the one watched already.
+    fn rearm(&mut self) {
+        for (dir, watched, failed) in &mut self.areas {
+            let now = dir_id(dir);
+            if now == *watched {
+                continue;
+            }
+            if watched.take().is_some() {
+                // Gone, or another directory now: the old watch goes (errors mean the
+                // kernel removed it already).
+                let _ = self.watcher.unwatch(dir);
+            }
+            // Nothing there, or a directory that could not be watched (said once).
+            if now.is_none() || now == *failed {
+                continue;
+            }
+            match self.watcher.watch(dir, notify::RecursiveMode::Recursive) {
+                Ok(()) => {
+                    *watched = now;
+                    *failed = None;
+                }
+                Err(e) => {
+                    *failed = now;
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory")
+                }
+            }
+        }
+    }
+}
+
+/// Says which vanished directories are back, comparing the snapshot in service
+/// with the new one.
+fn log_dirs_back(before: &Snapshot, after: &Snapshot) {
+    for p in before.problems.iter().filter(|p| p.directory) {
+        if !after
+            .problems
+            .iter()
+            .any(|q| q.directory && q.file == p.file)
+        {
+            tracing::info!(file = %p.file, "directory readable again; loaded from it");
+        }
     }
 }
 
@@ -36,30 +144,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<()>(16);
     // Keep the watcher alive for the life of this task.
-    let _watcher = if watch {
-        let tx = tx.clone();
-        let mut w = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res
-                && !matches!(ev.kind, notify::EventKind::Access(_))
-            {
-                let _ = tx.try_send(());
-            }
-        }) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(error = %e, "file watching unavailable; relying on SIGHUP and periodic checks");
-                None
-            }
-        };
-        if let Some(w) = w.as_mut() {
-            for area in [Area::Groups, Area::Profiles] {
-                let dir = loader.data_dir().area(area);
-                if let Err(e) = w.watch(&dir, notify::RecursiveMode::Recursive) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory");
-                }
-            }
-        }
-        w
+    let mut watches = if watch {
+        Watches::start(&loader, tx.clone())
     } else {
         None
     };
@@ -83,13 +169,23 @@ pub async fn run(
             _ = hup.recv() => "SIGHUP",
             _ = tick.tick() => "interval",
         };
+        // SIGHUP is the operator's explicit reload: a vanished groups/ or profiles/ is
+        // taken as gone. Other triggers keep what was loaded from it.
+        let explicit = why == "SIGHUP";
         let (snap, l) = tokio::task::spawn_blocking(move || {
-            let s = loader.load();
+            let s = if explicit {
+                loader.load_explicit()
+            } else {
+                loader.load()
+            };
             (s, loader)
         })
         .await
         .map_err(std::io::Error::other)?;
         loader = l;
+        if let Some(w) = watches.as_mut() {
+            w.rearm();
+        }
         if snap.changed_files > 0 || why == "SIGHUP" {
             log_snapshot(
                 &snap,
@@ -97,6 +193,7 @@ pub async fn run(
             );
         }
         if snap.changed_files > 0 {
+            log_dirs_back(&shared.snapshot.load(), &snap);
             ops.note_snapshot(&snap);
             shared.snapshot.store(Arc::new(snap));
         }
