@@ -287,6 +287,12 @@ impl<'a> Tr<'a> {
         u.to_string()
     }
 
+    /// dnsmasq shows this client a menu to choose from (several items and a prompt); the
+    /// first item is what it boots when nobody chooses.
+    fn real_menu(&self, c: &Client) -> bool {
+        self.menus.get(c).copied().unwrap_or(0) > 1 && !self.conf.pxe_prompts.is_empty()
+    }
+
     fn want_of(&self, c: &Client, seen: &Seen, default: Option<&Want>) -> Want {
         if self.ignored.contains(c) {
             return Want::Ignore;
@@ -298,6 +304,11 @@ impl<'a> Tr<'a> {
         };
         if seen.offer.is_none() {
             return nothing();
+        }
+        // A real PXE menu (several items): not supported yet (issue 19); Kindling keeps
+        // handing out the iPXE binary rather than guessing the operator's choice.
+        if self.real_menu(c) {
+            return Want::Any;
         }
         match (&seen.boot, c.kind) {
             (Boot::LocalBoot, _) => Want::LocalBoot,
@@ -390,6 +401,7 @@ impl<'a> Tr<'a> {
                 continue;
             }
             let (target, url) = match want {
+                Want::Url(t) if *t == base.script_url => (Some(TargetKind::Script), None),
                 Want::Url(t) => (None, Some(t.clone())),
                 Want::Binary(f) if Some(f) == self.global_for(base, kind).as_ref() => {
                     (Some(TargetKind::Script), None)
@@ -1574,7 +1586,7 @@ impl Tr<'_> {
                 {
                     return "netboot.xyz's menu is replaced by Kindling's /menu.ipxe (docs/menus.md)".into();
                 }
-                if self.menus.get(c).copied().unwrap_or(0) > 1 {
+                if self.real_menu(c) {
                     return "dnsmasq offers a PXE boot menu (the first item is compared); PXE menus are not supported yet (issue 19): Kindling hands firmware the iPXE binary".into();
                 }
                 match (&d.boot, &k.boot) {
