@@ -174,7 +174,13 @@ fn open_for_reading(path: &Path) -> io::Result<Option<File>> {
         .open(path)
     {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // Missing, or the state directory is not a directory (then nothing is there to
+        // read; the writer says why it cannot write).
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Ok(None);
+        }
         Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
     };
     if !f.metadata()?.is_file() {

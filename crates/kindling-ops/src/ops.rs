@@ -207,11 +207,11 @@ impl Ops {
             ops.metrics
                 .journal_bad
                 .store(rb.bad_lines, std::sync::atomic::Ordering::Relaxed);
-            for e in &rb.errors {
+            if !rb.errors.is_empty() {
                 tracing::warn!(
                     target: "kindling::ops",
                     dir = %dir.display(),
-                    error = %e,
+                    error = %rb.errors.join("; "),
                     "part of the boot journal could not be read back; starting with the rest"
                 );
             }
