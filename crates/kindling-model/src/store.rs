@@ -726,14 +726,44 @@ fn refresh_area<T, E: std::fmt::Display>(
     problems: &mut Vec<Problem>,
 ) -> usize {
     let file = format!("{}/", names.area.dir());
-    let why = match listed {
+    let (read, why) = match listed {
         Ok(files) => {
-            let back = usize::from(matches!(state, DirState::Vanished(_)));
-            *state = DirState::Present;
-            return back + refresh(cache, files, parse, problems);
+            let (changed, intact) = refresh(cache, files, parse, problems);
+            if intact {
+                let back = usize::from(matches!(state, DirState::Vanished(_)));
+                *state = DirState::Present;
+                return back + changed;
+            }
+            // Deleted or renamed away while it was being read (`rm -rf` under a load):
+            // the files it no longer had were kept, the directory is gone.
+            (changed, probe_gone(names.path))
         }
-        Err(why) => why,
+        Err(why) => (0, why),
     };
+    read + vanished(cache, state, why, &names, file, explicit, problems)
+}
+
+/// Why the directory at `path`, read a moment ago, is not there now.
+fn probe_gone(path: &Path) -> Unavailable {
+    match fs::metadata(path) {
+        Ok(m) if !m.is_dir() => Unavailable::NotADirectory,
+        Ok(_) => Unavailable::Unreadable("replaced by another directory while it was read".into()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Unavailable::Missing,
+        Err(e) => Unavailable::Unreadable(e.to_string()),
+    }
+}
+
+/// An area whose directory cannot be read: keeps (or, on an explicit reload, drops)
+/// what was loaded from it, reports it. Returns the changes (see [`refresh_area`]).
+fn vanished<T>(
+    cache: &mut HashMap<Str, Entry<T>>,
+    state: &mut DirState,
+    why: Unavailable,
+    names: &AreaNames<'_>,
+    file: String,
+    explicit: bool,
+    problems: &mut Vec<Problem>,
+) -> usize {
     let what = why.describe(names.path);
     match (&*state, explicit) {
         (DirState::Present | DirState::Vanished(_), false) => {
@@ -792,12 +822,26 @@ fn refresh_area<T, E: std::fmt::Display>(
     }
 }
 
+/// Whether the directory `dir` (a handle) is still the one at `base`: not deleted,
+/// renamed away or replaced since it was opened.
+fn still_at(dir: &cap_std::fs::Dir, base: &Path) -> bool {
+    use cap_std::fs::MetadataExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(held), Ok(now)) = (dir.dir_metadata(), fs::metadata(base)) else {
+        return false;
+    };
+    now.is_dir() && now.dev() == held.dev() && now.ino() == held.ino()
+}
+
+/// Re-reads the changed files of an area. Returns the files changed and whether the
+/// directory was still in place at the end; when it was not (deleted while being read),
+/// files not found are not dropped: the caller treats the directory as vanished.
 fn refresh<T, E: std::fmt::Display>(
     cache: &mut HashMap<Str, Entry<T>>,
     area: AreaFiles,
     parse: fn(&str, &[u8]) -> Result<T, E>,
     problems: &mut Vec<Problem>,
-) -> usize {
+) -> (usize, bool) {
     let mut changed = 0;
     let mut seen = std::collections::HashSet::with_capacity(area.files.len());
     let dir = &area.dir;
@@ -860,9 +904,13 @@ fn refresh<T, E: std::fmt::Display>(
             },
         );
     }
+    let gone = cache.keys().any(|k| !seen.contains(k.as_str()));
+    if gone && !still_at(dir, &area.base) {
+        return (changed, false);
+    }
     let before = cache.len();
     cache.retain(|k, _| seen.contains(k.as_str()));
-    changed + (before - cache.len())
+    (changed + (before - cache.len()), true)
 }
 
 #[cfg(test)]
@@ -1249,6 +1297,28 @@ mod tests {
         let p = dir_problem(&s);
         assert!(!p.kept_previous);
         assert!(p.message.contains("is not a directory"), "{p}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_directory_handle_knows_when_its_path_moved_on() {
+        let root = tmp();
+        let groups = root.join("groups");
+        fs::create_dir_all(&groups).unwrap();
+        let open = || cap_std::fs::Dir::open_ambient_dir(&groups, cap_std::ambient_authority());
+        let d = open().unwrap();
+        assert!(still_at(&d, &groups));
+        fs::rename(&groups, root.join("old")).unwrap();
+        assert!(!still_at(&d, &groups), "renamed away");
+        fs::create_dir(&groups).unwrap();
+        assert!(!still_at(&d, &groups), "another directory");
+        assert!(still_at(&open().unwrap(), &groups));
+        fs::remove_dir(&groups).unwrap();
+        fs::write(&groups, "x").unwrap();
+        assert!(!still_at(&d, &groups), "a file");
+        assert_eq!(probe_gone(&groups), Unavailable::NotADirectory);
+        fs::remove_file(&groups).unwrap();
+        assert_eq!(probe_gone(&groups), Unavailable::Missing);
         fs::remove_dir_all(&root).unwrap();
     }
 }
