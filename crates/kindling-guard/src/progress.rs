@@ -145,22 +145,21 @@ impl Snapshot {
         (self.rate > 0).then(|| Duration::from_secs(left.div_ceil(self.rate)))
     }
 
-    /// `label  12.0 MiB / 100.0 MiB  12%  4.5 MiB/s  ETA 20s`, at most `width`
-    /// characters (the front of the label gives way first).
+    /// `label   12.0 MiB / 100.0 MiB   12%   4.0 MiB/s  ETA   22s`, at most
+    /// `width` characters (the front of the label gives way first). The
+    /// numbers have fixed widths, so the label stays put while they change.
     pub fn line(&self, label: &str, width: usize) -> String {
-        let mut rest = match self.total {
+        let done = Bytes(self.bytes).to_string();
+        let rate = format!("{}/s", Bytes(self.rate));
+        let eta = self.eta().map(|d| Secs(d).to_string()).unwrap_or_default();
+        let rest = match self.total {
             Some(t) => format!(
-                "{} / {}  {:>3}%",
-                Bytes(self.bytes),
-                Bytes(t),
+                "{done:>9} / {:>9}  {:>3}%  {rate:>11}  ETA {eta:>5}",
+                Bytes(t).to_string(),
                 self.percent().unwrap_or(0)
             ),
-            None => format!("{}", Bytes(self.bytes)),
+            None => format!("{done:>9}  {rate:>11}"),
         };
-        rest.push_str(&format!("  {}/s", Bytes(self.rate)));
-        if let Some(eta) = self.eta() {
-            rest.push_str(&format!("  ETA {}", Secs(eta)));
-        }
         fit(label, &rest, width)
     }
 
@@ -403,14 +402,30 @@ mod tests {
         };
         assert_eq!(
             s.line("debian/x86_64/linux", 79),
-            "debian/x86_64/linux  12.0 MiB / 100.0 MiB   12%  4.0 MiB/s  ETA 22s"
+            "debian/x86_64/linux   12.0 MiB / 100.0 MiB   12%    4.0 MiB/s  ETA   22s"
+        );
+        // The label does not move while the numbers change.
+        let later = Snapshot {
+            bytes: 99 * MIB,
+            rate: 40 * MIB,
+            ..s
+        };
+        assert_eq!(
+            later.line("x", 79).len(),
+            s.line("x", 79).len(),
+            "{}",
+            later.line("x", 79)
+        );
+        assert_eq!(
+            Snapshot { total: None, ..s }.line("k", 79),
+            "k   12.0 MiB    4.0 MiB/s"
         );
         assert_eq!(s.done_line("k", 79), "k  12.0 MiB in 3s (4.0 MiB/s)");
         let long = "fedora-coreos-43.20251101.3.0-live-rootfs.x86_64.img";
         let l = s.line(long, 79);
         assert_eq!(l.chars().count(), 79, "{l}");
         assert!(
-            l.starts_with('…') && l.contains("rootfs.x86_64.img  12.0 MiB"),
+            l.starts_with('…') && l.contains("rootfs.x86_64.img   12.0 MiB"),
             "{l}"
         );
         // 88 MiB left at 8 KiB/s: 11,264 s.
