@@ -361,6 +361,7 @@ fn full_disk_in_a_private_mount_namespace() {
 
     // Space returns: the next write after the back-off goes through.
     fs::remove_file(&fill_path).expect("free the space");
+    let freed = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         load.boot(&k);
@@ -374,6 +375,7 @@ fn full_disk_in_a_private_mount_namespace() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let resumed_after = freed.elapsed();
     assert!(k.wait_log("boot journal writable again"));
     // Every event recorded is in the journal or counted as dropped, and the journal
     // reads back without a torn or bad line (cut writes were taken back).
@@ -399,7 +401,8 @@ fn full_disk_in_a_private_mount_namespace() {
     };
     let (answered, asked) = (load.answered, load.asked);
     eprintln!(
-        "space back: journal {} bytes; {recorded} events recorded = {read} journaled + {dropped} dropped; {answered} of {asked} requests answered 200 overall",
+        "space back: journal written again {:.1} s after the space was freed, now {} bytes; {recorded} events recorded = {read} journaled + {dropped} dropped; {answered} of {asked} requests answered 200 overall",
+        resumed_after.as_secs_f64(),
         journal_len(&state)
     );
     assert_eq!(answered, asked);
