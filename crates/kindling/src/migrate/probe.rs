@@ -280,6 +280,7 @@ pub fn menu_items(opt43: &[u8]) -> Vec<(u16, String)> {
 }
 
 /// Where a client ends up.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Boot {
     /// Loads `file` (a TFTP name or a URL) from `server`.

@@ -204,7 +204,10 @@ impl Conf {
 /// Splits one raw line as dnsmasq's `read_file` does: `#` after white space (or at the
 /// start) outside quotes starts a comment; quotes are removed; commas inside quotes do not
 /// split. Returns (text without comment, args of the value) or an error.
-fn lex(raw: &str) -> Result<Option<(String, String, bool, Vec<String>)>, String> {
+/// (text without comment, key, whether there was an `=`, args).
+type Lexed = (String, String, bool, Vec<String>);
+
+fn lex(raw: &str) -> Result<Option<Lexed>, String> {
     // First pass: cut the comment, find the extent of the text.
     let mut text = String::new();
     let mut in_quote = false;

@@ -40,9 +40,7 @@ pub fn match_netid(conds: &[Cond], pool: &[String], tag_not_needed: bool) -> boo
     if conds.is_empty() {
         return tag_not_needed;
     }
-    conds
-        .iter()
-        .all(|c| pool.iter().any(|t| *t == c.tag) != c.negated)
+    conds.iter().all(|c| pool.contains(&c.tag) != c.negated)
 }
 
 /// dnsmasq's `match_netid_wild` (tag-if): a trailing `*` matches a prefix.
@@ -50,7 +48,7 @@ fn match_netid_wild(conds: &[Cond], pool: &[String]) -> bool {
     conds.iter().all(|c| {
         let hit = match c.tag.strip_suffix('*') {
             Some(prefix) => pool.iter().any(|t| t.starts_with(prefix)),
-            None => pool.iter().any(|t| *t == c.tag),
+            None => pool.contains(&c.tag),
         };
         hit != c.negated
     })
@@ -376,10 +374,11 @@ impl Sim<'_> {
         let packet = probe::request_bytes(c, 1, DISCOVER, Ipv4Addr::UNSPECIFIED, None);
         let t = self.tags(c, &packet);
         let pxe_on = self.conf.enable_pxe || self.force_pxe;
-        if pxe_on && self.is_pxe_client(&packet) {
-            if let Some(r) = self.proxy(c, &packet, &t, false) {
-                return Some(r);
-            }
+        if pxe_on
+            && self.is_pxe_client(&packet)
+            && let Some(r) = self.proxy(c, &packet, &t, false)
+        {
+            return Some(r);
         }
         // "If we're just a proxy server, go no further."
         if self.ranges_here().any(|r| r.proxy) {

@@ -955,9 +955,11 @@ pub fn translate(text: &str, opts: &Options) -> Output {
         }
         // Only names Kindling accepts (an over-long name would make the file invalid).
         ifs.retain(|n| {
-            let mut t = DhcpConfig::default();
-            t.interfaces = vec![n.clone()];
-            t.exclude_interfaces.clear();
+            let t = DhcpConfig {
+                interfaces: vec![n.clone()],
+                exclude_interfaces: Vec::new(),
+                ..DhcpConfig::default()
+            };
             t.validate().is_ok()
         });
         if ifs.is_empty() {
@@ -980,8 +982,10 @@ pub fn translate(text: &str, opts: &Options) -> Output {
             base.exclude_interfaces = excluded
                 .iter()
                 .filter(|n| {
-                    let mut t = DhcpConfig::default();
-                    t.exclude_interfaces = vec![(*n).clone()];
+                    let t = DhcpConfig {
+                        exclude_interfaces: vec![(*n).clone()],
+                        ..DhcpConfig::default()
+                    };
                     t.validate().is_ok()
                 })
                 .cloned()
