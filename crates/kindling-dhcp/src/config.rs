@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::parse_arch;
@@ -23,7 +24,7 @@ pub const MAX_REPLY_DELAY_MS: u64 = 5000;
 pub const MAX_RESCAN_SECS: u64 = 3600;
 
 /// The raw `[dhcp]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DhcpConfig {
     /// Run the proxy DHCP server at all.
@@ -70,7 +71,7 @@ pub struct DhcpConfig {
 
 /// The `[dhcp.rate_limit]` table: token buckets by client MAC and by source address (see
 /// `docs/dhcp.md`). A `*_burst` of 0 turns that key off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Apply the limits at all.
@@ -178,7 +179,7 @@ impl Default for DhcpConfig {
 }
 
 /// An architecture given as a number or a name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ArchSpec {
     Number(u16),
@@ -186,7 +187,7 @@ pub enum ArchSpec {
 }
 
 /// One value or a list of values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     One(T),
@@ -203,7 +204,7 @@ impl<T> OneOrMany<T> {
 }
 
 /// What a matching rule does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     /// Kindling's own iPXE script (`script_url`).
@@ -218,7 +219,7 @@ pub enum TargetKind {
 
 /// One `[[dhcp.rules]]` entry. Every match key present must match (AND); a rule without match
 /// keys matches every client.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuleConfig {
     /// Label for logs and metrics.

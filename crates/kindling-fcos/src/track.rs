@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -13,7 +14,7 @@ use tracing::Instrument;
 use crate::sync::{PullOptions, PullOutcome, RetryPolicy, pull};
 
 /// The `[fcos]` table of `kindling.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FcosConfig {
     /// Streams `kindling serve` keeps current (empty: no tracking).

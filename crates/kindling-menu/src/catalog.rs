@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::MenuConfig;
@@ -11,7 +12,9 @@ use crate::config::MenuConfig;
 pub const DEFAULT_CATALOG: &str = include_str!("default-catalog.toml");
 
 /// Architectures the menus know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
     X86_64,
@@ -40,7 +43,7 @@ impl Arch {
 }
 
 /// What selecting an entry does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// kernel + initrd(s) + args.
@@ -55,7 +58,7 @@ pub enum Kind {
 }
 
 /// Format of a published checksum file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SumsFormat {
     /// `sha256sum` output: `<hex>  <name>` (or `<hex> *<name>`).
@@ -66,7 +69,7 @@ pub enum SumsFormat {
 }
 
 /// A checksum file published next to the files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sums {
     pub url: String,
@@ -75,7 +78,7 @@ pub struct Sums {
 }
 
 /// One file of an entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     /// Upstream URL (http or https).
@@ -89,7 +92,7 @@ pub struct FileSpec {
 }
 
 /// How an entry boots on one architecture.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ArchSpec {
     /// File name (a key of `files`) of the kernel.
@@ -109,7 +112,7 @@ pub struct ArchSpec {
 }
 
 /// One boot entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Short id: `[A-Za-z0-9_-]`, used in URLs, menus and the CLI.

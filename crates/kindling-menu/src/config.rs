@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Entry;
 
 /// `[menu]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MenuConfig {
     /// Serve `/menu.ipxe`.
@@ -93,7 +94,7 @@ impl MenuConfig {
 }
 
 /// `[[menu.machines]]`: send a MAC (or several) straight to one entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MachineDefault {
     /// MAC address in any common notation.
@@ -106,7 +107,7 @@ pub struct MachineDefault {
 }
 
 /// `[cache]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// Serve catalog files through `/cache/` (when off, menus point upstream).

@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
@@ -41,12 +42,15 @@ use crate::event::Event;
 pub const JOURNAL_FILE: &str = "events.jsonl";
 
 /// When the journal is flushed to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncPolicy {
+    /// After every write.
     Always,
+    /// At most every `fsync_interval_ms`.
     #[default]
     Interval,
+    /// Never: the kernel writes back when it chooses.
     Never,
 }
 

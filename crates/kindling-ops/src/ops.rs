@@ -12,6 +12,7 @@ use kindling_dhcp::{
 use kindling_http::{RequestObserver, RequestRecord};
 use kindling_model::{Mac, Snapshot};
 use kindling_tftp::{Outcome, TftpObserver};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
@@ -25,10 +26,12 @@ use crate::store::{EventView, Limits, MachineDetail, MachineSummary, RepeatProbe
 use compact_str::ToCompactString;
 
 /// The `[ops]` table of `kindling.toml`. Every key has a default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpsConfig {
-    /// Where the journal lives; `None` lets the caller choose (see [`Ops::open`]).
+    /// Directory of the boot journal; `--state-dir` wins over it. Unset: `$STATE_DIRECTORY/state`
+    /// under systemd (`StateDirectory=`), `/var/lib/kindling/state` as root, else
+    /// `$XDG_STATE_HOME/kindling` (`~/.local/state/kindling`); never the data directory.
     pub state_dir: Option<PathBuf>,
     /// Keep an on-disk journal (else history is lost on restart).
     pub journal: bool,
@@ -36,15 +39,18 @@ pub struct OpsConfig {
     pub journal_max_bytes: u64,
     /// Journal files kept, the active one included.
     pub journal_files: usize,
-    /// `always`, `interval` (default) or `never`.
+    /// When journal writes are flushed to disk.
     pub fsync: FsyncPolicy,
+    /// With `fsync = "interval"`: flush at most this often (a power cut loses at most
+    /// about this much history).
     pub fsync_interval_ms: u64,
+    /// Machines kept (the least recently seen is forgotten first).
     pub max_machines: usize,
-    /// Boots kept per machine.
+    /// Boots kept per machine (the oldest dropped first).
     pub max_boots: usize,
-    /// Events kept per boot.
+    /// Events kept per boot (the oldest dropped first, and counted).
     pub max_events_per_boot: usize,
-    /// Silence longer than this starts a new boot.
+    /// Silence from a machine longer than this starts a new boot.
     pub boot_gap_secs: u64,
     /// Tie unknown client IPs to MACs through the kernel's neighbour table
     /// (`/proc/net/arp`), e.g. TFTP clients that never sent an IP in DHCP.

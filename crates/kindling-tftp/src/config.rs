@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::packet;
@@ -12,7 +13,7 @@ use crate::source::{FsSource, IPXE_DIRS, IPXE_FILES, find_ipxe_binary};
 use crate::transfer::TransferParams;
 
 /// TFTP server configuration (the `[tftp]` table of kindling.toml). Every key has a default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TftpConfig {
     /// Run the TFTP server at all (used by the binary). Default false.
