@@ -18,8 +18,9 @@
 //! directory that cannot be created, a journal path that is a directory), the writer keeps
 //! going without it. Events stay in memory, batches that could not be written are counted
 //! as dropped ([`JournalHealth`], `kindling_journal_dropped_total`), one warning says so,
-//! and the next batch after a back-off (1 s, doubling up to 10 s) tries again; a second
-//! warning says when the journal is writable again. A write cut short by a full disk is
+//! and the next batch after a back-off (1 s, doubling up to 10 s) tries again (after a
+//! full disk, once 64 KiB are free again); a second warning says when the journal is
+//! writable again. A write cut short by a full disk is
 //! undone (the file is truncated back to its last complete line), or, when that is not
 //! possible, the next write starts on a fresh line.
 
@@ -432,6 +433,37 @@ fn create_state_dir(dir: &Path) -> Result<(), String> {
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(10);
 
+/// Free space wanted, besides the batch, before writing again after a full disk: a try
+/// that only fills the last few KiB of a block would fail again at once (and the
+/// journal would flap between writable and not).
+const RESUME_FREE: u64 = 64 * 1024;
+
+/// Bytes free for Kindling on the file system holding `dir` (the root's reserve counts
+/// when running as root); `None` when it cannot be told.
+// The statvfs fields are 64-bit here, not on every target.
+#[allow(clippy::useless_conversion)]
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is a valid place for the result.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    // SAFETY: geteuid(2) has no arguments and cannot fail.
+    let blocks = if unsafe { libc::geteuid() } == 0 {
+        st.f_bfree
+    } else {
+        st.f_bavail
+    };
+    Some(u64::from(blocks).saturating_mul(u64::from(st.f_frsize)))
+}
+
+fn is_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 enum Msg {
     Line(Vec<u8>),
     Flush(mpsc::Sender<()>),
@@ -590,6 +622,8 @@ struct Outage {
     /// Events dropped during this outage.
     dropped: u64,
     error: String,
+    /// It is a full disk (ENOSPC, EDQUOT): the next try waits for free space too.
+    full: bool,
 }
 
 struct WriterState {
@@ -631,7 +665,7 @@ impl WriterState {
             return true;
         }
         if let Err(e) = create_state_dir(&self.cfg.dir) {
-            self.fail(e, 0);
+            self.fail(e, 0, false);
             return false;
         }
         let path = journal_path(&self.cfg.dir, 0);
@@ -649,7 +683,11 @@ impl WriterState {
                 true
             }
             Err(e) => {
-                self.fail(format!("cannot open {}: {e}", path.display()), 0);
+                self.fail(
+                    format!("cannot open {}: {e}", path.display()),
+                    0,
+                    is_full(&e),
+                );
                 false
             }
         }
@@ -695,14 +733,30 @@ impl WriterState {
         }
     }
 
+    /// Whether a write may be tried now: not before the back-off has passed, and after a
+    /// full disk, not before there is room again (else the next try is put off).
+    fn may_try(&mut self, len: usize) -> bool {
+        let Some(o) = &mut self.outage else {
+            return true;
+        };
+        let now = Instant::now();
+        if now < o.retry_at {
+            return false;
+        }
+        if o.full
+            && free_bytes(&self.cfg.dir)
+                .is_some_and(|free| free < RESUME_FREE.saturating_add(len as u64))
+        {
+            o.backoff = (o.backoff * 2).min(RETRY_MAX.max(self.retry_min));
+            o.retry_at = now + o.backoff;
+            return false;
+        }
+        true
+    }
+
     /// Writes complete lines, or counts them as dropped.
     fn write(&mut self, data: &[u8]) {
-        if self
-            .outage
-            .as_ref()
-            .is_some_and(|o| Instant::now() < o.retry_at)
-            || !self.ensure_open()
-        {
+        if !self.may_try(data.len()) || !self.ensure_open() {
             self.count_dropped(lines_in(data));
             return;
         }
@@ -801,6 +855,7 @@ impl WriterState {
         self.fail(
             format!("cannot write {}: {e}", path.display()),
             lines_in(data).saturating_sub(kept),
+            is_full(&e),
         );
         false
     }
@@ -814,7 +869,7 @@ impl WriterState {
     }
 
     /// The journal cannot be written: close it, warn once per outage, back off.
-    fn fail(&mut self, error: String, dropped: u64) {
+    fn fail(&mut self, error: String, dropped: u64, full: bool) {
         // Opened again on the next try (the directory may have been replaced meanwhile).
         self.file = None;
         self.dirty = false;
@@ -835,11 +890,13 @@ impl WriterState {
                     backoff: self.retry_min,
                     dropped: 0,
                     error: error.clone(),
+                    full,
                 });
             }
             Some(o) => {
                 o.backoff = (o.backoff * 2).min(RETRY_MAX.max(self.retry_min));
                 o.retry_at = now + o.backoff;
+                o.full = full;
                 if o.error != error {
                     tracing::debug!(target: "kindling::ops", error = %error, "boot journal still cannot be written");
                     o.error = error.clone();
@@ -909,7 +966,8 @@ impl WriterState {
                 // Data the kernel had may be lost: the next write starts a fresh line.
                 self.torn = true;
                 let path = journal_path(&self.cfg.dir, 0);
-                self.fail(format!("cannot sync {}: {e}", path.display()), 0);
+                let full = is_full(&e);
+                self.fail(format!("cannot sync {}: {e}", path.display()), 0, full);
             }
             self.dirty = false;
         }
@@ -1124,6 +1182,41 @@ mod tests {
         let rb = read_journal(&state, 4).unwrap_or_default();
         assert_eq!(rb.read + h.dropped(), ts - 1);
         assert!(rb.read >= 1);
+    }
+
+    #[test]
+    fn an_unwritable_state_dir_degrades() {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: geteuid(2) has no arguments and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            eprintln!("skipped: permission bits do not stop root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ro = dir.path().join("ro");
+        fs::create_dir(&ro).unwrap_or_default();
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o500)).unwrap_or_default();
+        // The state directory cannot be created, or exists and cannot be written.
+        for state in [ro.join("state"), ro.clone()] {
+            let w = JournalWriter::start(JournalConfig::new(&state));
+            let h = w.health().clone();
+            assert!(!h.writable());
+            let err = h.error().unwrap_or_default();
+            assert!(err.contains("Permission denied"), "{err}");
+            w.append_batch(&[event(1)]);
+            w.flush();
+            assert_eq!(h.dropped(), 1);
+        }
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o700)).unwrap_or_default();
+    }
+
+    #[test]
+    fn free_space_is_known_for_a_directory() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert!(free_bytes(dir.path()).is_some_and(|f| f > 0));
+        assert_eq!(free_bytes(&dir.path().join("missing")), None);
+        assert!(is_full(&io::Error::from_raw_os_error(libc::ENOSPC)));
+        assert!(!is_full(&io::Error::from_raw_os_error(libc::EISDIR)));
     }
 
     #[test]
