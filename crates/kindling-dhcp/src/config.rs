@@ -41,7 +41,8 @@ pub struct DhcpConfig {
     /// Per-interface advertised address (option 54, siaddr, URLs). Default: the interface's
     /// first IPv4 address.
     pub advertise: BTreeMap<String, Ipv4Addr>,
-    /// Kindling's HTTP port, used in `{http_port}` (the binary fills it from the listener).
+    /// Kindling's HTTP port, used in `{http_port}`. `kindling serve` ignores this key: it
+    /// always uses the port of `http.listen` (or `--http-listen`).
     pub http_port: u16,
     /// URL given to iPXE clients by the default `script` target.
     pub script_url: String,

@@ -17,19 +17,25 @@ use crate::sync::{PullOptions, PullOutcome, RetryPolicy, pull};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FcosConfig {
-    /// Streams `kindling serve` keeps current (empty: no tracking).
+    /// Streams `kindling serve` keeps current (empty: no tracking), e.g. `["stable"]`;
+    /// it writes their assets and profiles into the data directory.
     pub streams: Vec<String>,
+    /// Architecture of the artifacts (`x86_64`, `aarch64`, ...).
     pub arch: String,
+    /// Where the stream metadata is (`<base_url>/streams/<stream>.json`).
     pub base_url: String,
-    /// Keyring file or directory (default: the first of DEFAULT_KEYRINGS that exists).
+    /// Keyring file or directory of Fedora's OpenPGP keys. Unset: the first that exists of
+    /// `/usr/share/distribution-gpg-keys/fedora` and `/etc/pki/rpm-gpg`.
     pub keyring: Option<PathBuf>,
     /// Skip OpenPGP signatures (never the sha256). Loud in the logs.
     pub insecure: bool,
     /// Releases kept on disk per stream.
     pub keep: usize,
-    /// Seconds between checks.
+    /// Seconds between checks (6 hours by default; the first is at start-up).
     pub interval_secs: u64,
-    /// `http://host:port` the machines reach this server on (rootfs and Ignition URLs).
+    /// `http://host:port` the machines reach this server on, for the profile's
+    /// `coreos.live.rootfs_url` and `ignition.config.url`. Unset: the one in the existing
+    /// profile.
     pub server_url: Option<String>,
 }
 

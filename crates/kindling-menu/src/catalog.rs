@@ -72,7 +72,9 @@ pub enum SumsFormat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sums {
+    /// URL of the checksum file (http or https).
     pub url: String,
+    /// Its format.
     #[serde(default)]
     pub format: SumsFormat,
 }
@@ -83,7 +85,8 @@ pub struct Sums {
 pub struct FileSpec {
     /// Upstream URL (http or https).
     pub url: String,
-    /// Expected SHA-256 (hex), when known in advance.
+    /// Expected SHA-256 (hex), when known in advance (neither this nor `sums_name`: the file
+    /// is not verified).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// The file's name in the architecture's `sums` file.
@@ -101,13 +104,17 @@ pub struct ArchSpec {
     pub initrd: Vec<String>,
     /// Kernel command line; `{file:NAME}` and `{dir}` are expanded.
     pub args: String,
-    /// Image chained on EFI / BIOS (kind = "chain").
+    /// Image chained on EFI (kind = "chain"): a file name (a key of `files`); an entry
+    /// without one is hidden on EFI.
     pub chain_efi: Option<String>,
+    /// Image chained on BIOS (kind = "chain"): a file name (a key of `files`); an entry
+    /// without one is hidden on BIOS.
     pub chain_pcbios: Option<String>,
     /// Published checksums for this architecture's files.
     pub sums: Option<Sums>,
     /// Upstream directory `{dir}` stands for when the cache is off.
     pub dir_url: Option<String>,
+    /// The files, by name (the names `kernel`, `initrd`, `chain_*` and `{file:NAME}` use).
     pub files: BTreeMap<String, FileSpec>,
 }
 
@@ -117,12 +124,16 @@ pub struct ArchSpec {
 pub struct Entry {
     /// Short id: `[A-Za-z0-9_-]`, used in URLs, menus and the CLI.
     pub id: String,
+    /// The line shown in the menu.
     pub title: String,
     /// Menu heading the entry is listed under.
     #[serde(default)]
     pub section: Option<String>,
+    /// What selecting it does.
     #[serde(default)]
     pub kind: Kind,
+    /// How it boots, per architecture (`x86_64`, `arm64`); an entry of kind `linux` or
+    /// `chain` is offered only on the architectures it has.
     #[serde(default)]
     pub arch: BTreeMap<Arch, ArchSpec>,
 }

@@ -112,13 +112,16 @@ pub struct MachineDefault {
 pub struct CacheConfig {
     /// Serve catalog files through `/cache/` (when off, menus point upstream).
     pub enabled: bool,
-    /// Where cached files live; default `<data_dir>/cache`.
+    /// Where cached files live; `--cache-dir` wins over it. Unset: `$CACHE_DIRECTORY`
+    /// under systemd (`CacheDirectory=`), `/var/cache/kindling` as root, else
+    /// `$XDG_CACHE_HOME/kindling` (`~/.cache/kindling`); never the data directory.
     pub dir: Option<PathBuf>,
-    /// Size limit; least recently used files are evicted beyond it.
+    /// Size limit in bytes (20 GiB by default); least recently used files are evicted
+    /// beyond it.
     pub max_bytes: u64,
-    /// Connecting to upstream and receiving its response head.
+    /// Seconds allowed for connecting to upstream and receiving its response head.
     pub connect_timeout_secs: u64,
-    /// Longest pause in an upstream body before the transfer is abandoned.
+    /// Longest pause (seconds) in an upstream body before the transfer is abandoned.
     pub idle_timeout_secs: u64,
     /// Redirects followed (mirrors redirect a lot).
     pub max_redirects: u32,
@@ -127,10 +130,9 @@ pub struct CacheConfig {
     pub routed_ttl_secs: u64,
     /// Upstream fetches one client IP may have running at once.
     pub client_max_fetches: u32,
-    /// Cache misses (upstream fetches started) one client IP may make in a
-    /// burst ...
+    /// Cache misses (upstream fetches started) one client IP may make in a burst.
     pub client_miss_burst: u32,
-    /// ... and the rate its allowance refills at.
+    /// The rate (per minute) a client IP's allowance of misses refills at.
     pub client_misses_per_minute: u32,
     /// Client IPs remembered for routes and for miss limits (each table).
     pub client_table: usize,

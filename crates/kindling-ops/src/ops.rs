@@ -35,7 +35,7 @@ pub struct OpsConfig {
     pub state_dir: Option<PathBuf>,
     /// Keep an on-disk journal (else history is lost on restart).
     pub journal: bool,
-    /// Rotate the journal file at this size.
+    /// Rotate the journal file at this size in bytes (8 MiB by default).
     pub journal_max_bytes: u64,
     /// Journal files kept, the active one included.
     pub journal_files: usize,

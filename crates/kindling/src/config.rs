@@ -5,18 +5,25 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// matchbox-layout data directory (groups/ profiles/ ignition/ generic/ cloud/ assets/).
+    /// matchbox-layout data directory (`groups/ profiles/ ignition/ generic/ cloud/
+    /// assets/`), created with those sub-directories if missing; served as it is when
+    /// read-only. Unset: `/var/lib/kindling` as root, else `$XDG_DATA_HOME/kindling`
+    /// (`~/.local/share/kindling`).
     pub data_dir: Option<PathBuf>,
+    /// The HTTP boot service: matchbox's endpoints, `/assets/`, menus, cache.
     pub http: HttpConfig,
     /// The operator surface (API, events, dashboard, metrics); loopback by default.
     pub admin: AdminConfig,
+    /// Logging: format and filter.
     pub log: LogConfig,
+    /// Reloading the data directory's groups and profiles when they change.
     pub reload: ReloadConfig,
     /// Proxy DHCP (see docs/dhcp.md); off by default.
     pub dhcp: kindling_dhcp::DhcpConfig,
@@ -32,7 +39,8 @@ pub struct Config {
     pub ops: kindling_ops::OpsConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The `[http]` table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address of the HTTP boot service.
@@ -41,19 +49,24 @@ pub struct HttpConfig {
     pub assets: bool,
     /// Assets directory; default `<data_dir>/assets`.
     pub assets_dir: Option<PathBuf>,
-    /// Directory listings under `/assets/` (off: a directory without index.html is 404).
+    /// Directory listings under `/assets/`. matchbox lists directories; Kindling answers 404
+    /// for a directory without `index.html` unless this is `true`.
     pub asset_listings: bool,
     /// Answer `/ignition`, `/generic`, `/cloud`, `/metadata` by MAC only to the address
-    /// that MAC was seen booting from (off: matchbox's behaviour).
+    /// that MAC was seen booting from, 403 with the reason logged otherwise (off: matchbox's
+    /// behaviour). See "Ignition binding" in docs/configuration.md.
     pub ignition_binding: bool,
     /// Open connections per client address (IPv6: per /64); 0: no cap.
     pub max_connections_per_client: usize,
-    /// Open connections in total; 0: derived from the descriptor limit.
+    /// Open connections in total on the boot listener; 0: derived from the descriptor
+    /// limit, (soft `RLIMIT_NOFILE` − 256) / 2, e.g. 384 at 1,024.
     pub max_connections: usize,
-    /// Close a connection that sends no request head for this long (first request and
-    /// idle keep-alive).
+    /// Close a connection that sends no request head for this many seconds: the first
+    /// request and every idle keep-alive wait (also the TLS handshake on the admin
+    /// listener).
     pub idle_timeout_secs: u64,
-    /// Close a connection whose client reads nothing for this long.
+    /// Close a connection whose client reads nothing for this many seconds (a stalled
+    /// download).
     pub write_timeout_secs: u64,
 }
 
@@ -90,28 +103,34 @@ impl HttpConfig {
 }
 
 /// The `[admin]` table: where the operator surface listens and who may use it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// `false` turns the admin listener off.
     pub enabled: bool,
-    /// Address of the admin listener; `""` turns it off.
+    /// Address of the admin listener (`/api/v1/*`, `/ui/`, `/metrics`, `/readyz`,
+    /// `/healthz`); `""` turns it off. Beyond loopback it needs `token_file` or TLS.
     pub listen: String,
     /// Require credentials even on a loopback address.
     pub require_auth: bool,
-    /// A file holding the bearer token (its first line; surrounding whitespace dropped).
+    /// A file holding the bearer token: its first line, surrounding whitespace dropped, at
+    /// least 16 characters (`openssl rand -hex 32`; keep the file `chmod 600`). Requests
+    /// then need `Authorization: Bearer <token>`, else 401.
     pub token_file: Option<PathBuf>,
-    /// TLS: the server's certificate chain and key (PEM) and the CA (PEM) that client
-    /// certificates must chain to. All three or none.
+    /// TLS on the admin listener: the server's certificate chain (PEM). `tls_cert`,
+    /// `tls_key` and `client_ca` go together: all three or none.
     pub tls_cert: Option<PathBuf>,
+    /// TLS: the server's private key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// TLS: the CA certificates (PEM) that client certificates must chain to (mTLS:
+    /// a client certificate is always required).
     pub client_ca: Option<PathBuf>,
     /// Open connections per client address on the admin listener; 0: no cap.
     pub max_connections_per_client: usize,
     /// Open connections in total on the admin listener; 0: no cap.
     pub max_connections: usize,
-    /// Close a connection whose client reads nothing for this long (also drops event
-    /// streams that are not read).
+    /// Close an admin connection whose client reads nothing for this many seconds (also
+    /// drops event streams that are not read).
     pub write_timeout_secs: u64,
 }
 
@@ -194,19 +213,27 @@ impl AdminConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum, Default)]
+/// How log lines are written.
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum, Default, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// One line of text per event (no colours).
     #[default]
     Text,
+    /// One JSON object per line.
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The `[log]` table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
+    /// Log line format.
     pub format: LogFormat,
-    /// A tracing filter, e.g. `info` or `info,kindling::http=warn`.
+    /// A tracing filter, e.g. `info`, `debug`, or `info,kindling::http=warn` to silence the
+    /// per-request lines.
     pub level: String,
 }
 
@@ -219,15 +246,16 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The `[reload]` table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReloadConfig {
     /// Watch groups/ and profiles/ for changes (inotify).
     pub watch: bool,
-    /// Wait this long after a change for more changes before reloading.
+    /// Wait this many milliseconds after a change for more changes before reloading.
     pub debounce_ms: u64,
-    /// Also re-check the directory this often (0 = never); catches changes
-    /// that file watching misses (network file systems).
+    /// Also re-check the directory every this many seconds (0 = never); catches changes that
+    /// file watching misses (network file systems). Only changed files are re-read.
     pub interval_secs: u64,
 }
 

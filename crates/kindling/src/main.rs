@@ -2,6 +2,7 @@
 
 mod check;
 mod config;
+mod config_doc;
 mod listeners;
 mod migrate;
 mod reload;
@@ -76,6 +77,9 @@ enum Command {
         /// Output directory (created if missing).
         dir: PathBuf,
     },
+    /// Print docs/configuration.md, generated from the configuration types and the flags.
+    #[command(hide = true)]
+    ConfigDoc,
 }
 
 #[derive(clap::Args, Debug)]
@@ -151,6 +155,7 @@ fn main() -> std::process::ExitCode {
         } => machines(&cli, args, server.as_deref()),
         Command::Migrate(ref cmd) => migrate::run(cmd),
         Command::Man { ref dir } => man(dir),
+        Command::ConfigDoc => config_doc::run(),
         Command::Butane(ref args) => {
             return std::process::ExitCode::from(
                 kindling_butane::cli::run(args.clone()).clamp(0, 255) as u8,
