@@ -45,8 +45,10 @@ ulimits=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096)
 cleanup() {
   set +e
   if command -v podman >/dev/null && [ -d "$work/storage/root" ]; then
-    "${podman_cmd[@]}" rm -f -v -t 2 "$tag" >/dev/null 2>&1
+    # Only this run's containers: the storage is this run's own.
+    "${podman_cmd[@]}" rm -f -v -t 2 "$tag" kindling >/dev/null 2>&1
   fi
+  ip netns del "$netns-compose" 2>/dev/null
   local p pids=()
   for p in "$work"/*.pid; do [ -e "$p" ] && pids+=("$(cat "$p")"); done
   if [ ${#pids[@]} -gt 0 ]; then
@@ -242,9 +244,6 @@ assert vols["/etc/kindling/kindling.toml"].startswith("./dist/compose/kindling.t
 assert vols["/var/lib/kindling"].split(":")[0] in c["volumes"], "state is a named volume"
 print("compose.yaml: one service, host network, caps", k["cap_add"])
 EOF
-  if command -v podman-compose >/dev/null; then
-    podman-compose -f compose.yaml config >/dev/null
-  fi
 }
 check compose-yaml compose_yaml
 
@@ -398,6 +397,73 @@ image_run() {
   ip netns del "$netns"
 }
 check image-run image_run
+
+# compose.yaml brought up for real with podman-compose 1.6.0 (PyPI, in a venv in
+# $DIST_CACHE: Debian 12's podman-compose 1.0.3 adds a bridge network to
+# network_mode: host, which podman refuses), inside a network namespace where a
+# veth has the seed's address (10.10.254.200/24), so that the seed's
+# proxy DHCP (dist/compose/kindling.toml) finds its interface. The image is this
+# run's, tagged localhost/kindling:latest in this run's storage.
+PODMAN_COMPOSE_VERSION=1.6.0
+compose_up() {
+  local venv=$cache/podman-compose-$PODMAN_COMPOSE_VERSION
+  if [ ! -x "$venv/bin/podman-compose" ]; then
+    mkdir -p "$cache"
+    python3 -m venv "$venv"
+    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check \
+      "podman-compose==$PODMAN_COMPOSE_VERSION"
+  fi
+  # podman-compose calls plain podman: this machine's settings (see podman_cmd)
+  # and this run's storage go in through podman's own configuration variables.
+  cat >"$work/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+EOF
+  cat >"$work/storage.conf" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$work/storage/root"
+runroot = "$work/storage/run"
+EOF
+  export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/storage.conf
+  podman tag "localhost/$tag:latest" localhost/kindling:latest
+  local ns=$netns-compose
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip -n "$ns" link add kd0 type veth peer name kd1
+  ip -n "$ns" addr add 10.10.254.200/24 dev kd0
+  ip -n "$ns" link set kd1 up
+  ip -n "$ns" link set kd0 up
+  local compose=("$venv/bin/podman-compose" -p "$tag" -f compose.yaml)
+  "${compose[@]}" config >/dev/null
+  # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup mounts runc needs.
+  nsenter --net="/run/netns/$ns" "${compose[@]}" up -d
+  local code=""
+  for _ in $(seq 100); do
+    code=$(ip netns exec "$ns" curl -s -o /dev/null -w '%{http_code}' \
+      'http://10.10.254.200:8080/ipxe?mac=00:24:1d:18:28:09' || true)
+    [ "$code" = 200 ] && break
+    sleep 0.1
+  done
+  podman logs kindling >"$work/compose.log" 2>&1
+  cat "$work/compose.log"
+  [ "$code" = 200 ] || { echo "GET /ipxe: $code"; exit 1; }
+  # Proxy DHCP (67, 4011) and TFTP (69) listening, as the seed's dnsmasq did.
+  ip netns exec "$ns" ss -lunp >"$work/compose.ss"
+  cat "$work/compose.ss"
+  local port
+  for port in 67 4011 69; do
+    grep -E "[:.]${port}[[:space:]]" "$work/compose.ss" >/dev/null || { echo "nothing on udp $port"; exit 1; }
+  done
+  ip netns exec "$ns" curl -fsS -o /dev/null http://10.10.254.200:8080/tftp/undionly.kpxe
+  nsenter --net="/run/netns/$ns" "${compose[@]}" down -v
+  ip netns del "$ns"
+}
+check compose-up compose_up
 
 echo "tests/dist: $(( $(date +%s) - total_start )) s"
 if [ ${#failed[@]} -gt 0 ]; then
