@@ -297,8 +297,8 @@ check deb-install deb_install
 # $DIST_CACHE) booted with systemd-nspawn in a private network namespace; the
 # package installed with dpkg inside it, then systemctl start (Type=notify),
 # the process's user and capabilities, an HTTP request, systemctl reload
-# (SIGHUP), systemctl stop, and purge. This machine has no systemd as PID 1,
-# so this is where the unit actually runs.
+# (SIGHUP), an upgrade (restart), systemctl stop, and purge. This machine has
+# no systemd as PID 1, so this is where the unit actually runs.
 cache=${DIST_CACHE:-/var/tmp/kindling-dist-cache}
 systemd_start() {
   local rootfs=$cache/bookworm-systemd
@@ -344,6 +344,11 @@ systemd_start() {
   "${in[@]}" systemctl reload kindling
   "${in[@]}" systemctl is-active kindling
   [ "$("${in[@]}" systemctl show -p MainPID --value kindling)" = "$pid" ]
+  "${in[@]}" curl -fsS -o /dev/null 'http://127.0.0.1:8080/boot.ipxe'
+  # An upgrade (the same package again) restarts the running service.
+  "${in[@]}" dpkg -i /root/kindling.deb
+  "${in[@]}" systemctl is-active kindling
+  [ "$("${in[@]}" systemctl show -p MainPID --value kindling)" != "$pid" ]
   "${in[@]}" curl -fsS -o /dev/null 'http://127.0.0.1:8080/boot.ipxe'
   "${in[@]}" test -f /var/lib/kindling/state/events.jsonl
   "${in[@]}" test -d /var/cache/kindling
