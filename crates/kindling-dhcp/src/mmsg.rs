@@ -109,7 +109,8 @@ impl RecvBatch {
                 fd,
                 hdrs.as_mut_ptr(),
                 n as libc::c_uint,
-                flags,
+                // c_int on glibc, c_uint on musl.
+                flags as _,
                 std::ptr::null_mut(),
             )
         };
@@ -177,7 +178,14 @@ pub(crate) fn send_each<'a, A>(
     let mut hdrs = headers(&mut iovs, addrs);
     // SAFETY: headers point at `addrs`, `iovs` and the caller's payloads, all alive for the
     // call; the kernel only reads them.
-    let rc = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as libc::c_uint, flags) };
+    let rc = unsafe {
+        libc::sendmmsg(
+            fd,
+            hdrs.as_mut_ptr(),
+            hdrs.len() as libc::c_uint,
+            flags as _,
+        )
+    };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
