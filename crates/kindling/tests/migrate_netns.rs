@@ -458,6 +458,8 @@ fn compare(name: &str) {
         .arg("serve")
         .arg("--state-dir")
         .arg(tmp.0.join("state"))
+        .arg("--cache-dir")
+        .arg(tmp.0.join("cache"))
         .arg("--log")
         .arg("info")
         .arg("--no-watch");
@@ -525,6 +527,67 @@ fn compare(name: &str) {
     assert!(
         kseen.iter().any(|s| s.offer.is_some()),
         "{name}: Kindling answered nobody"
+    );
+}
+
+/// A proxy DHCP that hands out a TFTP boot file nothing serves (TFTP off) says so at
+/// start and again at the reply that will fail, naming the file.
+#[test]
+fn a_boot_file_nothing_serves_is_warned_at_the_reply() {
+    if !can_run("a_boot_file_nothing_serves_is_warned_at_the_reply") {
+        return;
+    }
+    let lab = Lab::new("s0", Ipv4Addr::new(10, 77, 0, 1), 24);
+    let tmp = TempDir::new("unserved");
+    let sock = lab.socket();
+    let kconf = tmp.0.join("kindling.toml");
+    std::fs::write(
+        &kconf,
+        format!(
+            "data_dir = \"{}\"\n[http]\nlisten = \"10.77.0.1:8080\"\n[admin]\nlisten = \"\"\n\
+             [dhcp]\nenabled = true\ninterfaces = [\"s0\"]\n[tftp]\nenabled = false\n",
+            tmp.0.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut k = lab.s.cmd(env!("CARGO_BIN_EXE_kindling"));
+    k.arg("--config")
+        .arg(&kconf)
+        .arg("serve")
+        .arg("--state-dir")
+        .arg(tmp.0.join("state"))
+        .arg("--cache-dir")
+        .arg(tmp.0.join("cache"))
+        .arg("--no-watch");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KINDLING_") {
+            k.env_remove(key);
+        }
+    }
+    let mut kproc = Proc::spawn(k);
+    wait_bound(&lab.s, 67, &mut kproc, "kindling");
+    let mut lines = kproc.seen_lines();
+    let seen = observe(&lab, &sock, &parse_label("bios"), Duration::from_secs(5));
+    assert!(seen.offer.is_some(), "no OFFER to a BIOS client");
+    // The warning follows the reply; wait for it (bounded), never assume it is written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let at_reply = |l: &String| {
+        l.contains("handed out a boot file that nothing serves") && l.contains("undionly.kpxe")
+    };
+    while !lines.iter().any(at_reply) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+        lines.extend(kproc.seen_lines());
+    }
+    kproc.stop();
+    lines.extend(kproc.seen_lines());
+    let text = lines.join("\n");
+    assert!(
+        text.contains("dhcp.bios_binary \"undionly.kpxe\" is handed out over TFTP, but Kindling's TFTP server is off"),
+        "no start-up warning:\n{text}"
+    );
+    assert!(
+        lines.iter().any(at_reply),
+        "no warning at the reply:\n{text}"
     );
 }
 
