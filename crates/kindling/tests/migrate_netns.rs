@@ -273,6 +273,28 @@ impl Lab {
     }
 }
 
+/// `kindling serve --config kconf` in the lab's server namespace, its state and cache in
+/// `tmp`, logging at info.
+fn serve(lab: &Lab, kconf: &Path, tmp: &Path) -> Proc {
+    let mut k = lab.s.cmd(env!("CARGO_BIN_EXE_kindling"));
+    k.arg("--config")
+        .arg(kconf)
+        .arg("serve")
+        .arg("--state-dir")
+        .arg(tmp.join("state"))
+        .arg("--cache-dir")
+        .arg(tmp.join("cache"))
+        .arg("--log")
+        .arg("info")
+        .arg("--no-watch");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KINDLING_") {
+            k.env_remove(key);
+        }
+    }
+    Proc::spawn(k)
+}
+
 /// The first reply with this xid within `window`.
 fn exchange(
     sock: &UdpSocket,
@@ -452,23 +474,7 @@ fn compare(name: &str) {
     );
     let kconf = tmp.0.join("kindling.toml");
     std::fs::write(&kconf, toml::to_string(&table).unwrap()).unwrap();
-    let mut k = lab.s.cmd(env!("CARGO_BIN_EXE_kindling"));
-    k.arg("--config")
-        .arg(&kconf)
-        .arg("serve")
-        .arg("--state-dir")
-        .arg(tmp.0.join("state"))
-        .arg("--cache-dir")
-        .arg(tmp.0.join("cache"))
-        .arg("--log")
-        .arg("info")
-        .arg("--no-watch");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("KINDLING_") {
-            k.env_remove(key);
-        }
-    }
-    let mut kproc = Proc::spawn(k);
+    let mut kproc = serve(&lab, &kconf, &tmp.0);
     wait_bound(&lab.s, 67, &mut kproc, "kindling");
     wait_bound(&lab.s, 4011, &mut kproc, "kindling");
     let kseen: Vec<Seen> = clients
@@ -550,21 +556,7 @@ fn a_boot_file_nothing_serves_is_warned_at_the_reply() {
         ),
     )
     .unwrap();
-    let mut k = lab.s.cmd(env!("CARGO_BIN_EXE_kindling"));
-    k.arg("--config")
-        .arg(&kconf)
-        .arg("serve")
-        .arg("--state-dir")
-        .arg(tmp.0.join("state"))
-        .arg("--cache-dir")
-        .arg(tmp.0.join("cache"))
-        .arg("--no-watch");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("KINDLING_") {
-            k.env_remove(key);
-        }
-    }
-    let mut kproc = Proc::spawn(k);
+    let mut kproc = serve(&lab, &kconf, &tmp.0);
     wait_bound(&lab.s, 67, &mut kproc, "kindling");
     let mut lines = kproc.seen_lines();
     let seen = observe(&lab, &sock, &parse_label("bios"), Duration::from_secs(5));
