@@ -346,6 +346,13 @@ fn hash_prefix(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
     }
 }
 
+/// The sha256 of a whole file, as lowercase hex.
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    hash_prefix(path, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// `bytes 100-199/200` -> 100.
 fn content_range_start(v: &str) -> Option<u64> {
     let rest = v.trim().strip_prefix("bytes ")?;

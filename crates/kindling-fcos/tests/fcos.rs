@@ -679,3 +679,112 @@ fn concurrent_pull_is_refused_by_the_lock() {
     assert!(block_on(pull(&env.opts())).is_ok());
     let _ = Path::new("");
 }
+
+/// Issue 15 item 3: files a failed pull left verified under their final
+/// names in `.partial/` are not trusted by the next pull. A truncated kernel
+/// and a corrupted initramfs planted there are hashed again, deleted and
+/// fetched again; when the fresh copy is bad too the pull fails naming the
+/// file and both digests, and the previous release stays in force.
+#[test]
+fn resumed_pull_rehashes_staged_files() {
+    let env = env();
+    let r1 = Release::new("42.20251001.3.0", 20_000);
+    publish(&env.fx, &r1, &env.key);
+    assert!(matches!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    assert_boots(&env, &r1);
+
+    // A first try at r2 stops at the rootfs: kernel and initramfs are left
+    // verified under their final names in the staging directory.
+    let r2 = Release::new("42.20251015.3.0", 300_000);
+    publish(&env.fx, &r2, &env.key);
+    env.fx.cut_once(&r2.path(&r2.rootfs.0), 100_000);
+    let mut once = env.opts();
+    once.retry.attempts = 1;
+    block_on(pull(&once)).expect_err("cut download");
+    let staging = env
+        .data
+        .join("assets/fedora-coreos/stable/.partial")
+        .join(&r2.release);
+    let kernel = staging.join(&r2.kernel.0);
+    let initramfs = staging.join(&r2.initramfs.0);
+    assert_eq!(fs::read(&kernel).unwrap(), r2.kernel.1);
+    assert_eq!(fs::read(&initramfs).unwrap(), r2.initramfs.1);
+
+    // Damage them in place: a truncated kernel, an initramfs with one byte flipped.
+    let truncated = r2.kernel.1[..1000].to_vec();
+    fs::write(&kernel, &truncated).unwrap();
+    let mut corrupted = r2.initramfs.1.clone();
+    corrupted[4000] ^= 0xff;
+    fs::write(&initramfs, &corrupted).unwrap();
+    let profile_before = fs::read(env.profile_path()).unwrap();
+    let state_before = env.state();
+
+    // Upstream now serves the same truncated kernel: fetched again once, it
+    // fails its sha256, and the error names the file and both digests.
+    env.fx.put(&r2.path(&r2.kernel.0), truncated.clone());
+    env.fx.clear_log();
+    let err = block_on(pull(&env.opts())).expect_err("bad kernel upstream");
+    match &err {
+        FcosError::Checksum {
+            file,
+            expected,
+            actual,
+        } => {
+            assert_eq!(file, &r2.kernel.0);
+            assert_eq!(expected, &sha256_hex(&r2.kernel.1));
+            assert_eq!(actual, &sha256_hex(&truncated));
+        }
+        e => panic!("expected a checksum error, got {e}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains(&r2.kernel.0), "{msg}");
+    assert!(msg.contains(&sha256_hex(&r2.kernel.1)), "{msg}");
+    assert_eq!(range_requests(&env.fx, &r2.path(&r2.kernel.0)), vec![None]);
+    // Nothing switched: r1 is still served, byte for byte.
+    assert_eq!(fs::read(env.profile_path()).unwrap(), profile_before);
+    assert_eq!(env.state(), state_before);
+    assert_eq!(env.state()["current"], r1.release.as_str());
+    assert!(
+        !env.data
+            .join("assets/fedora-coreos/stable")
+            .join(&r2.release)
+            .exists()
+    );
+    assert_boots(&env, &r1);
+    assert!(!kernel.exists(), "the bad kernel is not left staged");
+    assert_eq!(fs::read(&initramfs).unwrap(), corrupted);
+
+    // With upstream good again the resumed pull fetches both damaged files
+    // anew, resumes the rootfs, and what it switches to hashes correctly.
+    env.fx.put(&r2.path(&r2.kernel.0), r2.kernel.1.clone());
+    env.fx.clear_log();
+    assert!(matches!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    assert_boots(&env, &r2);
+    assert_eq!(range_requests(&env.fx, &r2.path(&r2.kernel.0)), vec![None]);
+    assert_eq!(
+        range_requests(&env.fx, &r2.path(&r2.initramfs.0)),
+        vec![None]
+    );
+    assert_eq!(
+        range_requests(&env.fx, &r2.path(&r2.rootfs.0)),
+        vec![Some(100_000)]
+    );
+    for (name, data) in r2.parts() {
+        assert_eq!(
+            sha256_hex(&fs::read(env.asset(&r2, name)).unwrap()),
+            sha256_hex(data),
+            "{name}"
+        );
+    }
+    // The record names the signer of all three files, the re-checked ones too.
+    let record: Value =
+        serde_json::from_slice(&fs::read(env.asset(&r2, "release.json")).unwrap()).unwrap();
+    assert_eq!(record["signed_by"].as_array().unwrap().len(), 3);
+    assert!(!staging.exists());
+}
