@@ -752,6 +752,11 @@ async fn assets(
     headers: &HeaderMap,
     listings: bool,
 ) -> Reply {
+    if hidden_asset(rest) {
+        return Reply::not_found(format!(
+            "asset {rest:?} is internal (a dotfile or kindling fcos state): never served"
+        ));
+    }
     if raw_path.ends_with("/index.html") {
         return Reply::local_redirect("./", raw_query);
     }
@@ -784,7 +789,7 @@ async fn assets(
         if content::not_modified_since(headers, modified) {
             return content::not_modified(modified);
         }
-        let mut r = listing(opened).await;
+        let mut r = listing(opened, name).await;
         if let Some(m) = modified
             && let Ok(v) = httpdate::fmt_http_date(m).parse()
         {
@@ -809,8 +814,29 @@ async fn assets(
     .await
 }
 
-/// A directory listing, read through the opened directory's handle.
-async fn listing(opened: Opened) -> Reply {
+/// The directory `kindling fcos` keeps its streams in, under `assets/`.
+const FCOS_DIR: &str = "fedora-coreos";
+
+/// Whether `rest` (a clean path below `/assets/`) names something that is
+/// never served nor listed, whatever is on disk: any path component that
+/// starts with `.` (dotfiles and dot-directories; among them what `kindling
+/// fcos` stages and locks: `.partial/`, `.lock`, and the `.<name>.<pid>.tmp`
+/// files of its atomic writes), and the `state.json` of a stream below
+/// `fedora-coreos/`. matchbox (Go's `http.FileServer`) serves both; see
+/// docs/matchbox-compatibility.md. A release's `release.json` is served: it
+/// holds only what was verified (names, sha256, sources, signing keys).
+pub fn hidden_asset(rest: &str) -> bool {
+    let comps: Vec<&str> = rest.split('/').filter(|c| !c.is_empty()).collect();
+    comps.iter().any(|c| c.starts_with('.'))
+        || (comps.first() == Some(&FCOS_DIR)
+            && comps.len() > 1
+            && comps.last() == Some(&"state.json"))
+}
+
+/// A directory listing of `name` (below `/assets/`), read through the opened
+/// directory's handle; [`hidden_asset`]s are left out.
+async fn listing(opened: Opened, name: &str) -> Reply {
+    let dir_name = name.to_string();
     let shown = opened.path.display().to_string();
     let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
         let dir = opened.into_dir();
@@ -818,6 +844,9 @@ async fn listing(opened: Opened) -> Reply {
         for e in dir.entries()? {
             let Ok(e) = e else { break };
             let mut name = e.file_name().to_string_lossy().into_owned();
+            if hidden_asset(&format!("{dir_name}/{name}")) {
+                continue;
+            }
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 name.push('/');
             }
@@ -1029,6 +1058,34 @@ mod tests {
                 200
             );
             assert_eq!(get(addr, &format!("{ep}?uuid=u1")).await.0, 200);
+        }
+    }
+
+    #[test]
+    fn hidden_assets() {
+        for hidden in [
+            ".env",
+            "a/.git/config",
+            "fedora-coreos/stable/.partial/",
+            "fedora-coreos/stable/.partial/42.1/k",
+            "fedora-coreos/stable/.lock",
+            "fedora-coreos/stable/state.json",
+            "fedora-coreos/stable-aarch64/state.json",
+            "fedora-coreos/stable/.state.json.7.tmp",
+        ] {
+            assert!(hidden_asset(hidden), "{hidden}");
+        }
+        for served in [
+            "",
+            "fedora-coreos/",
+            "fedora-coreos/stable/",
+            "fedora-coreos/stable/42.1/release.json",
+            "fedora-coreos/stable/42.1/k.sig",
+            "state.json",
+            "other/stable/state.json",
+            "a..b/c",
+        ] {
+            assert!(!hidden_asset(served), "{served}");
         }
     }
 
