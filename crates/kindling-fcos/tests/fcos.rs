@@ -680,24 +680,17 @@ fn concurrent_pull_is_refused_by_the_lock() {
     let _ = Path::new("");
 }
 
-/// Issue 15 item 3: files a failed pull left verified under their final
-/// names in `.partial/` are not trusted by the next pull. A truncated kernel
-/// and a corrupted initramfs planted there are hashed again, deleted and
-/// fetched again; when the fresh copy is bad too the pull fails naming the
-/// file and both digests, and the previous release stays in force.
-#[test]
-fn resumed_pull_rehashes_staged_files() {
-    let env = env();
+/// Pulls a first release (it boots), then publishes a second whose rootfs
+/// download is cut in a one-attempt pull: its kernel and initramfs are left
+/// verified under their final names in `.partial/<release>/`, returned.
+fn stage_kernel_and_initramfs(env: &Env) -> (Release, Release, PathBuf) {
     let r1 = Release::new("42.20251001.3.0", 20_000);
     publish(&env.fx, &r1, &env.key);
     assert!(matches!(
         block_on(pull(&env.opts())).unwrap(),
         PullOutcome::Switched { .. }
     ));
-    assert_boots(&env, &r1);
-
-    // A first try at r2 stops at the rootfs: kernel and initramfs are left
-    // verified under their final names in the staging directory.
+    assert_boots(env, &r1);
     let r2 = Release::new("42.20251015.3.0", 300_000);
     publish(&env.fx, &r2, &env.key);
     env.fx.cut_once(&r2.path(&r2.rootfs.0), 100_000);
@@ -708,10 +701,36 @@ fn resumed_pull_rehashes_staged_files() {
         .data
         .join("assets/fedora-coreos/stable/.partial")
         .join(&r2.release);
+    for (name, data) in [&r2.kernel, &r2.initramfs] {
+        assert_eq!(&fs::read(staging.join(name)).unwrap(), data, "{name}");
+    }
+    (r1, r2, staging)
+}
+
+/// A pull switches to `rel`, fetching its kernel once more (from the start).
+fn resumed_pull_fetches_kernel_and_boots(env: &Env, rel: &Release) {
+    assert!(matches!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    assert_boots(env, rel);
+    assert_eq!(
+        range_requests(&env.fx, &rel.path(&rel.kernel.0)),
+        vec![None]
+    );
+}
+
+/// Issue 15 item 3: files a failed pull left verified under their final
+/// names in `.partial/` are not trusted by the next pull. A truncated kernel
+/// and a corrupted initramfs planted there are hashed again, deleted and
+/// fetched again; when the fresh copy is bad too the pull fails naming the
+/// file and both digests, and the previous release stays in force.
+#[test]
+fn resumed_pull_rehashes_staged_files() {
+    let env = env();
+    let (r1, r2, staging) = stage_kernel_and_initramfs(&env);
     let kernel = staging.join(&r2.kernel.0);
     let initramfs = staging.join(&r2.initramfs.0);
-    assert_eq!(fs::read(&kernel).unwrap(), r2.kernel.1);
-    assert_eq!(fs::read(&initramfs).unwrap(), r2.initramfs.1);
 
     // Damage them in place: a truncated kernel, an initramfs with one byte flipped.
     let truncated = r2.kernel.1[..1000].to_vec();
@@ -761,12 +780,7 @@ fn resumed_pull_rehashes_staged_files() {
     // anew, resumes the rootfs, and what it switches to hashes correctly.
     env.fx.put(&r2.path(&r2.kernel.0), r2.kernel.1.clone());
     env.fx.clear_log();
-    assert!(matches!(
-        block_on(pull(&env.opts())).unwrap(),
-        PullOutcome::Switched { .. }
-    ));
-    assert_boots(&env, &r2);
-    assert_eq!(range_requests(&env.fx, &r2.path(&r2.kernel.0)), vec![None]);
+    resumed_pull_fetches_kernel_and_boots(&env, &r2);
     assert_eq!(
         range_requests(&env.fx, &r2.path(&r2.initramfs.0)),
         vec![None]
@@ -787,4 +801,32 @@ fn resumed_pull_rehashes_staged_files() {
         serde_json::from_slice(&fs::read(env.asset(&r2, "release.json")).unwrap()).unwrap();
     assert_eq!(record["signed_by"].as_array().unwrap().len(), 3);
     assert!(!staging.exists());
+}
+
+/// A staged file whose bytes are right but whose kept signature is not by a
+/// key of the keyring is not promoted either: it is fetched again, with its
+/// signature, and verified like a fresh download.
+#[test]
+fn resumed_pull_reverifies_staged_signatures() {
+    let env = env();
+    let (_, r2, staging) = stage_kernel_and_initramfs(&env);
+    let sig = staging.join(format!("{}.sig", r2.kernel.0));
+    let stranger = TestKey::generate("Someone else <x@kindling.invalid>");
+    fs::write(&sig, stranger.sign(&r2.kernel.1)).unwrap();
+    env.fx.clear_log();
+    resumed_pull_fetches_kernel_and_boots(&env, &r2);
+    // The initramfs was fine: hashed and verified again, not fetched.
+    assert!(range_requests(&env.fx, &r2.path(&r2.initramfs.0)).is_empty());
+    // The stranger's signature is gone; upstream's is kept beside the kernel.
+    let upstream_sig =
+        env.fx.state.lock().unwrap().files[&format!("{}.sig", r2.path(&r2.kernel.0))].clone();
+    assert_eq!(
+        fs::read(env.asset(&r2, &format!("{}.sig", r2.kernel.0))).unwrap(),
+        upstream_sig
+    );
+    let record: Value =
+        serde_json::from_slice(&fs::read(env.asset(&r2, "release.json")).unwrap()).unwrap();
+    let signers = record["signed_by"].as_array().unwrap();
+    assert_eq!(signers.len(), 3);
+    assert!(signers.iter().all(|s| *s == signers[0]), "{signers:?}");
 }
