@@ -255,7 +255,21 @@ async fn fetch_release(
             // Left verified by an earlier run, but nothing on disk is
             // trusted across runs (a truncation, a bit flip, someone's
             // copy): hashed and its signature checked again, or fetched again.
-            match verify_staged(&done, &sig_path, &art.sha256, &art.file_name, keyring) {
+            // Hashing (a rootfs is about 1 GiB) and verifying run off the async workers.
+            let job = (
+                done.clone(),
+                sig_path.clone(),
+                art.sha256.clone(),
+                art.file_name.clone(),
+                keyring.cloned(),
+            );
+            let checked = tokio::task::spawn_blocking(move || {
+                let (file, sig, sha, name, ring) = job;
+                verify_staged(&file, &sig, &sha, &name, ring.as_ref())
+            })
+            .await
+            .unwrap_or_else(|e| Err(FcosError::io(&done, std::io::Error::other(e))));
+            match checked {
                 Ok(fp) => {
                     tracing::info!(file = %art.file_name, "staged file from an earlier run verified again");
                     signed_by.extend(fp);
@@ -284,7 +298,19 @@ async fn fetch_release(
                 }
                 Err(e) => return Err(e),
             };
-            match ring.verify_file(&sig, &part, &art.file_name) {
+            let job = (
+                ring.clone(),
+                sig.clone(),
+                part.clone(),
+                art.file_name.clone(),
+            );
+            let verified = tokio::task::spawn_blocking(move || {
+                let (ring, sig, part, name) = job;
+                ring.verify_file(&sig, &part, &name)
+            })
+            .await
+            .unwrap_or_else(|e| Err(FcosError::io(&part, std::io::Error::other(e))));
+            match verified {
                 Ok(fp) => {
                     tracing::info!(file = %art.file_name, key = %fp, "OpenPGP signature verified");
                     signed_by.push(fp);
