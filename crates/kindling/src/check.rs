@@ -235,11 +235,19 @@ impl Checker {
             };
             // Render (and for Ignition, translate) once per group using this profile.
             for g in groups {
-                let labels: kindling_model::Labels = g
+                let mut labels: kindling_model::Labels = g
                     .selector
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
+                // `.request.query.<key>` comes from the request's query string, which
+                // the server renders whenever the request carries that key: supply
+                // every key the template reads so only truly unknown fields fail.
+                for key in query_keys_read(&src) {
+                    labels
+                        .entry(key.clone())
+                        .or_insert_with(|| format!("query-{key}"));
+                }
                 let raw_query: Vec<String> =
                     g.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let data = kindling_render::template_data(g, &labels, &raw_query.join("&"));
@@ -313,6 +321,45 @@ fn path_prefix(p: &str) -> String {
     } else {
         format!("{p}: ")
     }
+}
+
+/// The keys of `.request.query` a template reads, as `.request.query.KEY`
+/// (also `$.request.query.KEY`) or `index .request.query "KEY"`.
+fn query_keys_read(src: &str) -> Vec<String> {
+    const FIELD: &str = ".request.query.";
+    const INDEX: &str = ".request.query";
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut keys = Vec::new();
+    let mut rest = src;
+    while let Some(i) = rest.find(FIELD) {
+        rest = &rest[i + FIELD.len()..];
+        let k = ident(rest);
+        if !k.is_empty() {
+            keys.push(k);
+        }
+    }
+    let mut rest = src;
+    while let Some(i) = rest.find("index") {
+        rest = &rest[i + "index".len()..];
+        let t = rest.trim_start();
+        let t = t.strip_prefix('$').unwrap_or(t);
+        let Some(after) = t.strip_prefix(INDEX) else {
+            continue;
+        };
+        let after = after.trim_start();
+        for quote in ['"', '`'] {
+            if let Some(q) = after.strip_prefix(quote)
+                && let Some(end) = q.find(quote)
+            {
+                keys.push(q[..end].to_string());
+            }
+        }
+    }
+    keys
 }
 
 /// gotmpl messages look like `template: 3:7: ...` or `template: name:3:7: ...`.
@@ -513,5 +560,15 @@ mod tests {
         );
         assert_eq!(line_col("line 4, column 3: expected"), (Some(4), Some(3)));
         assert_eq!(template_pos("template: 3:7: unexpected"), Some((3, 7)));
+    }
+
+    #[test]
+    fn query_keys_read_finds_fields_and_index() {
+        assert_eq!(
+            query_keys_read(
+                "a={{.request.query.foo}} {{ $.request.query.os_2 }} {{index .request.query \"x-y\"}} {{.request.raw_query}} {{.request.query}}"
+            ),
+            vec!["foo", "os_2", "x-y"]
+        );
     }
 }

@@ -216,3 +216,27 @@ fn human_output_has_file_line_column() {
         "{out}"
     );
 }
+
+/// Issue 15: a template may read `.request.query.<key>` and `.request.raw_query`
+/// (the server renders them from the request's query string), so `check` must
+/// not flag them; a field no request provides is still an error.
+#[test]
+fn request_query_fields_are_accepted_unknown_fields_are_not() {
+    let (code, out) = check("tests/check/query", true);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{out}");
+    let f = &findings[0];
+    assert_eq!(f["file"], "generic/unknown.tmpl", "{out}");
+    assert_eq!(f["severity"], "error", "{out}");
+    assert_eq!(f["kind"], "template_render", "{out}");
+    let msg = f["message"].as_str().unwrap();
+    assert!(msg.contains("nosuch") && !msg.contains("foo"), "{out}");
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f["file"].as_str().unwrap_or("").contains("query")),
+        "{out}"
+    );
+}
