@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use kindling_model::{DataDir, LabelWarning, Loader, labels_from_args};
+use kindling_model::{DataDir, LabelWarning, Loader, Mac, labels_from_args};
 
 #[derive(clap::Args, Debug)]
 pub struct SelectArgs {
     /// Labels as a request would carry them, e.g. `mac=52:54:00:12:34:56 os=installed`.
-    #[arg(value_name = "LABEL=VALUE")]
+    /// A bare MAC address (no `=`) means `mac=<it>`; any other argument without `=`
+    /// is an error.
+    #[arg(value_name = "LABEL=VALUE", value_parser = label_arg)]
     labels: Vec<String>,
     /// Print the decision as JSON.
     #[arg(long)]
@@ -157,11 +159,49 @@ pub fn run(
     })
 }
 
+/// One `select` argument: `LABEL=VALUE` as given, a bare MAC address as
+/// `mac=<it>`, anything else without `=` rejected (clap reports it, exit code 2).
+fn label_arg(arg: &str) -> Result<String, String> {
+    if arg.contains('=') {
+        Ok(arg.to_string())
+    } else if Mac::parse(arg).is_ok() {
+        Ok(format!("mac={arg}"))
+    } else {
+        Err(format!(
+            "{arg:?} is not of the form LABEL=VALUE (e.g. os=installed) nor a MAC address (which would mean mac={arg})"
+        ))
+    }
+}
+
 fn warning_text(w: &LabelWarning) -> String {
     match w {
         LabelWarning::UnparseableMac { key, value } => {
             format!("label {key}={value:?} dropped: not a MAC address (matchbox drops it too)")
         }
         LabelWarning::BadPair(p) => format!("query pair {p:?} dropped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_mac_means_mac_label() {
+        assert_eq!(
+            label_arg("00:24:1d:18:28:09").unwrap(),
+            "mac=00:24:1d:18:28:09"
+        );
+        assert_eq!(
+            label_arg("00-24-1D-18-28-09").unwrap(),
+            "mac=00-24-1D-18-28-09"
+        );
+        assert_eq!(label_arg("os=installed").unwrap(), "os=installed");
+        assert_eq!(label_arg("mac=nope").unwrap(), "mac=nope");
+        let e = label_arg("installed").unwrap_err();
+        assert!(
+            e.contains("\"installed\"") && e.contains("LABEL=VALUE"),
+            "{e}"
+        );
     }
 }
