@@ -25,8 +25,9 @@ pub enum FcosCommand {
         /// Architecture (x86_64, aarch64, ...). Default: fcos.arch, else x86_64.
         #[arg(long)]
         arch: Option<String>,
-        /// Releases kept on disk. Default: fcos.keep, else 2.
-        #[arg(long)]
+        /// Releases kept on disk, the current one included (at least 1).
+        /// Default: fcos.keep, else 2.
+        #[arg(long, value_parser = parse_keep)]
         keep: Option<usize>,
         /// Do NOT check OpenPGP signatures (the sha256 is still checked).
         #[arg(long)]
@@ -67,6 +68,18 @@ pub enum FcosCommand {
         #[arg(long, env = "KINDLING_FCOS_SERVER_URL")]
         server_url: Option<String>,
     },
+}
+
+/// `--keep N`: N counts the current release, which always stays, so 0 is
+/// refused instead of quietly read as 1.
+fn parse_keep(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|e| format!("{e} (expected a whole number, at least 1)"))?;
+    crate::sync::check_keep("keep", n).map_err(|_| {
+        "0 is not allowed: --keep counts the current release, which always stays; use --keep 1 to keep no older release".to_string()
+    })?;
+    Ok(n)
 }
 
 /// Sends a command's log lines to stderr unless the program set up logging

@@ -201,22 +201,29 @@ impl Fetcher {
                     .and_then(content_range_start);
                 if start != Some(have) {
                     // Not the range we asked for: start over.
-                    tracing::warn!(%url, file = label, ?start, have, "unexpected Content-Range; restarting");
+                    match start {
+                        Some(start) => {
+                            tracing::warn!(%url, file = %label, start, have, "unexpected Content-Range; restarting")
+                        }
+                        None => {
+                            tracing::warn!(%url, file = %label, have, "unexpected or missing Content-Range; restarting")
+                        }
+                    }
                     fs::remove_file(part).map_err(io)?;
                     return Err(FcosError::Interrupted {
                         url: url.to_string(),
                         why: "the server answered another range than asked; starting over",
                     });
                 }
-                tracing::info!(%url, file = label, resumed_from = have, "resuming download");
+                tracing::info!(%url, file = %label, resumed_from = have, "resuming download");
             }
             StatusCode::OK => {
                 if have > 0 {
-                    tracing::info!(%url, file = label, "server ignored the Range request; downloading again");
+                    tracing::info!(%url, file = %label, "server ignored the Range request; downloading again");
                     have = 0;
                     hasher = Sha256::new();
                 }
-                tracing::info!(%url, file = label, "downloading");
+                tracing::info!(%url, file = %label, "downloading");
             }
             StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
                 // Everything is there already, or the part file is bogus.
@@ -260,7 +267,7 @@ impl Fetcher {
                 Err(e) => {
                     file.sync_data().map_err(io)?;
                     let e = http(e);
-                    tracing::warn!(%url, file = label, received = have + got, error = %e, "download interrupted");
+                    tracing::warn!(%url, file = %label, received = have + got, error = %e, "download interrupted");
                     return Err(e);
                 }
             };
@@ -304,7 +311,7 @@ impl Fetcher {
                 actual,
             });
         }
-        tracing::info!(%url, file = label, bytes = have + got, sha256 = %actual, "sha256 verified");
+        tracing::info!(%url, file = %label, bytes = have + got, sha256 = %actual, "sha256 verified");
         Ok(have + got)
     }
 }

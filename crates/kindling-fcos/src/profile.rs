@@ -127,7 +127,11 @@ pub fn render(
         Some(bytes) => match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(m)) => m,
             Ok(_) => return Err("not a JSON object".into()),
-            Err(e) => return Err(format!("not valid JSON ({e}); fix or remove it")),
+            Err(e) => {
+                return Err(format!(
+                    "not valid JSON: {e}; repair it or delete it (the next pull writes a new one)"
+                ));
+            }
         },
     };
     if obj
@@ -216,6 +220,30 @@ pub fn render(
     let mut out = serde_json::to_vec_pretty(&Value::Object(obj)).map_err(|e| e.to_string())?;
     out.push(b'\n');
     Ok(out)
+}
+
+/// Checks that the stream's existing profile (if any) can be updated: it
+/// must parse as JSON and have the shape [`render`] updates. Run before
+/// anything is downloaded, so a broken profile fails a pull at once, naming
+/// the file and (for bad JSON) the line and column.
+pub fn check_existing(data_dir: &Path, stream: &str) -> Result<(), FcosError> {
+    let path = profile_path(data_dir, stream);
+    let existing = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(FcosError::io(&path, e)),
+    };
+    let probe = ProfileSpec {
+        stream: stream.to_string(),
+        release: "0".into(),
+        kernel: "k".into(),
+        initramfs: "i".into(),
+        rootfs: "r".into(),
+        server_url: "http://localhost".into(),
+    };
+    render(Some(&existing), &probe, &[])
+        .map(|_| ())
+        .map_err(|why| FcosError::Profile { path, why })
 }
 
 /// Renders and writes the profile atomically. Returns its path.

@@ -30,7 +30,8 @@ pub struct PullOptions {
     pub keyring: Option<PathBuf>,
     /// Skip the OpenPGP signature check (never the sha256).
     pub insecure: bool,
-    /// Releases kept on disk (at least 1).
+    /// Releases kept on disk, the current one included (at least 1; 0 is
+    /// refused).
     pub keep: usize,
     /// `http://host:port` machines reach this server on; `None`: taken from
     /// the existing profile's `coreos.live.rootfs_url`.
@@ -121,6 +122,19 @@ fn resolve_server_url(
     }
 }
 
+/// `keep` counts the current release too, which always stays: 0 is refused
+/// rather than quietly read as 1.
+pub fn check_keep(what: &'static str, keep: usize) -> Result<(), FcosError> {
+    if keep == 0 {
+        return Err(FcosError::Invalid {
+            what,
+            value: keep.to_string(),
+            why: "it counts the current release, which always stays; use 1 to keep no older release",
+        });
+    }
+    Ok(())
+}
+
 /// Reads the stream metadata and picks the live-PXE release of `arch`.
 pub async fn upstream(
     fetcher: &Fetcher,
@@ -144,7 +158,11 @@ pub async fn upstream(
 pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
     stream::check_name("stream", &opts.stream)?;
     stream::check_name("arch", &opts.arch)?;
+    check_keep("keep", opts.keep)?;
     let data_dir = &opts.data_dir;
+    // A profile this pull would update but cannot (a truncated file, say)
+    // fails it now, not after the downloads.
+    profile::check_existing(data_dir, &opts.stream)?;
     let server_url = resolve_server_url(data_dir, &opts.stream, opts.server_url.as_deref())?;
     let keyring = if opts.insecure {
         tracing::warn!(
@@ -204,7 +222,14 @@ pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
     }
     let dropped = state.switch_to(&rel.release, opts.keep);
     state.save(data_dir)?;
-    tracing::info!(stream = %opts.stream, from = ?from, to = %rel.release, profile = %path.display(), "switched profile");
+    match &from {
+        Some(f) => {
+            tracing::info!(stream = %opts.stream, from = %f, to = %rel.release, profile = %path.display(), "switched profile")
+        }
+        None => {
+            tracing::info!(stream = %opts.stream, to = %rel.release, profile = %path.display(), "switched profile")
+        }
+    }
     remove_releases(&sdir, &dropped);
     Ok(PullOutcome::Switched {
         from,

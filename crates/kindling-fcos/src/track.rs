@@ -29,7 +29,7 @@ pub struct FcosConfig {
     pub keyring: Option<PathBuf>,
     /// Skip OpenPGP signatures (never the sha256). Loud in the logs.
     pub insecure: bool,
-    /// Releases kept on disk per stream.
+    /// Releases kept on disk per stream, the current one included (at least 1; 0 is refused).
     pub keep: usize,
     /// Seconds between checks (6 hours by default; the first is at start-up).
     pub interval_secs: u64,
@@ -78,6 +78,7 @@ impl FcosConfig {
         if let Some(u) = &self.server_url {
             crate::profile::normalize_server_url(u)?;
         }
+        crate::sync::check_keep("fcos.keep", self.keep)?;
         if self.interval_secs == 0 {
             return Err(crate::FcosError::Invalid {
                 what: "fcos.interval_secs",
@@ -199,7 +200,12 @@ pub async fn track(
                         }
                     };
                     if switched {
-                        tracing::info!(%stream, release = ?current, "fcos tracker switched the profile");
+                        match &current {
+                            Some(r) => {
+                                tracing::info!(%stream, release = %r, "fcos tracker switched the profile")
+                            }
+                            None => tracing::info!(%stream, "fcos tracker switched the profile"),
+                        }
                     }
                     status.update(stream, |st| {
                         st.current = current;

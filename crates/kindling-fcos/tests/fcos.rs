@@ -830,3 +830,111 @@ fn resumed_pull_reverifies_staged_signatures() {
     assert_eq!(signers.len(), 3);
     assert!(signers.iter().all(|s| *s == signers[0]), "{signers:?}");
 }
+
+#[test]
+fn truncated_profile_fails_the_pull_before_any_download_naming_the_file() {
+    let e = env();
+    let rel = Release::new("43.20251101.3.0", 200_000);
+    publish(&e.fx, &rel, &e.key);
+    // A profile cut off mid-write (as a full disk or a crash leaves it).
+    let broken = b"{\n  \"id\": \"fedora-coreos-stable\",\n  \"boot\": {\n    \"kernel\": \"/assets/fedora-coreos/stable/4";
+    fs::write(e.profile_path(), broken).unwrap();
+    // No --server-url: before the fix the pull asked for one instead.
+    let opts = PullOptions {
+        server_url: None,
+        ..e.opts()
+    };
+    let err = block_on(pull(&opts)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, FcosError::Profile { .. }), "{text}");
+    assert!(
+        text.contains(&e.profile_path().display().to_string()),
+        "{text}"
+    );
+    assert!(text.contains("line 4 column"), "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "profile {}: not valid JSON: EOF while parsing a string at line 4 column 45; repair it or delete it (the next pull writes a new one)",
+            e.profile_path().display()
+        )
+    );
+    assert!(text.contains("repair it or delete it"), "{text}");
+    assert!(!text.contains("server URL"), "{text}");
+    // Nothing was asked of upstream, nothing staged, nothing changed.
+    assert_eq!(e.fx.log(), Vec::<Req>::new());
+    assert!(!e.data.join("assets/fedora-coreos/stable").exists());
+    assert_eq!(fs::read(e.profile_path()).unwrap(), broken);
+
+    // With --server-url too: the same refusal, still before any request.
+    let err = block_on(pull(&e.opts())).unwrap_err();
+    assert!(matches!(err, FcosError::Profile { .. }), "{err}");
+    assert_eq!(e.fx.log(), Vec::<Req>::new());
+
+    // Deleted, the next pull writes a new one.
+    fs::remove_file(e.profile_path()).unwrap();
+    block_on(pull(&e.opts())).unwrap();
+    assert_eq!(e.profile()["id"], "fedora-coreos-stable");
+}
+
+#[test]
+fn keep_zero_is_refused_not_read_as_one() {
+    let e = env();
+    let rel = Release::new("43.20251101.3.0", 200_000);
+    publish(&e.fx, &rel, &e.key);
+    let opts = PullOptions {
+        keep: 0,
+        ..e.opts()
+    };
+    let err = block_on(pull(&opts)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, FcosError::Invalid { what: "keep", .. }),
+        "{text}"
+    );
+    assert!(text.contains("current release"), "{text}");
+    assert_eq!(e.fx.log(), Vec::<Req>::new());
+
+    // `[fcos] keep = 0` is refused by the config check, naming the key.
+    let cfg = FcosConfig {
+        keep: 0,
+        ..FcosConfig::default()
+    };
+    let text = cfg.validate().unwrap_err().to_string();
+    assert!(text.contains("fcos.keep"), "{text}");
+    assert!(FcosConfig::default().validate().is_ok());
+
+    // `--keep 0` is refused by the command line; `--keep 1` is accepted.
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: FcosCommand,
+    }
+    use clap::Parser;
+    let err = Cli::try_parse_from(["fcos", "pull", "--keep", "0"]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("--keep"), "{text}");
+    assert!(text.contains("current release"), "{text}");
+    let ok = Cli::try_parse_from(["fcos", "pull", "--keep", "1"]).unwrap();
+    assert!(matches!(ok.cmd, FcosCommand::Pull { keep: Some(1), .. }));
+
+    // keep 1: the current release stays, no older one.
+    let opts = PullOptions {
+        keep: 1,
+        ..e.opts()
+    };
+    block_on(pull(&opts)).unwrap();
+    let rel2 = Release::new("43.20251115.3.0", 200_000);
+    publish(&e.fx, &rel2, &e.key);
+    let out = block_on(pull(&opts)).unwrap();
+    assert_eq!(
+        out,
+        PullOutcome::Switched {
+            from: Some(rel.release.clone()),
+            to: rel2.release.clone(),
+            dropped: vec![rel.release.clone()],
+        }
+    );
+    assert!(!e.asset(&rel, "").exists());
+    assert!(e.asset(&rel2, &rel2.parts()[0].0).is_file());
+}

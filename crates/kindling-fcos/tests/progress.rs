@@ -167,3 +167,46 @@ fn cli_errors_say_their_cause_once() {
     assert!(shown.contains(&io), "{shown}");
     assert_eq!(shown.matches(&io).count(), 1, "{shown}");
 }
+
+#[test]
+fn pull_log_has_plain_values_not_rust_debug_strings() {
+    let fx = Fixture::start();
+    let key = TestKey::generate("Fedora CoreOS test key <test@kindling.invalid>");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path());
+    let keyring = key.write_keyring(&tmp.path().join("keys"));
+    let rel = Release::new("43.20251101.3.0", 300_000);
+    publish(&fx, &rel, &key);
+    // First pull: no release before (`from` absent); second: a switch from one.
+    let (code, first) = pull_in_a_child(&data, &fx.base_url(), &keyring);
+    assert_eq!(code, 0, "{first}");
+    let rel2 = Release::new("43.20251115.3.0", 300_000);
+    publish(&fx, &rel2, &key);
+    let (code, second) = pull_in_a_child(&data, &fx.base_url(), &keyring);
+    assert_eq!(code, 0, "{second}");
+
+    let switched = second
+        .lines()
+        .find(|l| l.contains("switched profile"))
+        .unwrap_or_else(|| panic!("no switch line in:\n{second}"));
+    assert!(
+        switched.contains(&format!("from={} ", rel.release)),
+        "{switched}"
+    );
+    assert!(
+        switched.contains(&format!("to={} ", rel2.release)),
+        "{switched}"
+    );
+    let first_switch = first
+        .lines()
+        .find(|l| l.contains("switched profile"))
+        .unwrap_or_else(|| panic!("no switch line in:\n{first}"));
+    assert!(!first_switch.contains("from="), "{first_switch}");
+    for log in [&first, &second] {
+        assert!(log.contains("upstream release"), "{log}");
+        assert!(!log.contains("Some("), "{log}");
+        assert!(!log.contains("None"), "{log}");
+        assert!(!log.contains("\\\""), "{log}");
+        assert!(!log.contains('"'), "{log}");
+    }
+}
