@@ -498,7 +498,7 @@ async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: config::Config) -> Res
     if !cfg.fcos.streams.is_empty() {
         let status = Arc::new(kindling_fcos::FcosStatus::new());
         tracing::info!(
-            streams = ?cfg.fcos.streams,
+            streams = %cfg.fcos.streams.join(","),
             interval_secs = cfg.fcos.interval_secs,
             "tracking Fedora CoreOS streams"
         );
