@@ -1,4 +1,16 @@
-//! `butane`-compatible command line: `kindling butane [INPUT] [-o OUTPUT] [-p] [-s] [-d DIR]`.
+//! `butane`-compatible command line:
+//! `kindling butane [INPUT] [-o OUTPUT] [-p] [-s] [-c] [-r] [-d DIR] [-V]`.
+//!
+//! The flags are Butane's (`internal/main.go`): `-c/--check`, `-s/--strict`, `-p/--pretty`,
+//! `-r/--raw`, `--raw-errors`, `--color`, `-o/--output`, `-d/--files-dir`, `-V/--version` and the
+//! deprecated hidden `--input`. Butane's hidden `-D/--debug` (log translations) is not provided.
+//!
+//! `--raw` ("never wrap in a MachineConfig; force Ignition output") only changes anything for
+//! Butane's `openshift` variant, which Kindling does not translate; for the variants Kindling
+//! supports (`fcos`, `flatcar`) the output is always plain Ignition, with or without `--raw`,
+//! exactly as with `butane`. Diagnostics are always printed in the plain form `butane` prints
+//! with `--raw-errors`, never coloured, so `--raw-errors` and `--color` are accepted and change
+//! nothing.
 //!
 //! Exit codes as in Butane's `internal/main.go`: 0 on success, 1 on any error (including
 //! warnings under `--strict`), 2 for usage errors (clap's default). Diagnostics go to stderr,
@@ -12,7 +24,11 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ButaneArgs {
     /// Butane config to read (stdin when omitted).
+    #[arg(conflicts_with = "input_flag")]
     pub input: Option<PathBuf>,
+    /// Deprecated in Butane (name the file directly instead): read from this input file.
+    #[arg(long = "input", id = "input_flag", value_name = "INPUT", hide = true)]
+    pub input_flag: Option<PathBuf>,
     /// Write the Ignition config to this file instead of stdout.
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
@@ -28,6 +44,35 @@ pub struct ButaneArgs {
     /// Check the config without producing output.
     #[arg(short = 'c', long = "check")]
     pub check: bool,
+    /// Never wrap in a MachineConfig; force Ignition output. Only Butane's `openshift`
+    /// variant (not supported by Kindling) wraps: `fcos` and `flatcar` always give plain Ignition.
+    #[arg(short = 'r', long = "raw")]
+    pub raw: bool,
+    /// Show raw errors rather than pretty printing them (Kindling always prints them plain).
+    #[arg(long = "raw-errors")]
+    pub raw_errors: bool,
+    /// Control color output: auto, always or never (Kindling never colours its diagnostics).
+    #[arg(
+        long = "color",
+        alias = "colour",
+        require_equals = true,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        value_parser = ["auto", "always", "never", "yes", "no"]
+    )]
+    pub color: Option<String>,
+    /// Print the version and exit.
+    #[arg(short = 'V', long = "version")]
+    pub version: bool,
+}
+
+/// What `--version` prints: Kindling's own version, not a Butane release's.
+pub fn version_string() -> String {
+    format!(
+        "kindling butane {} (Butane-compatible)",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// Runs the command, writing to the process's stdout/stderr. Returns the exit code.
@@ -45,7 +90,14 @@ pub fn run_with(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> i32 {
-    let (name, data) = match &args.input {
+    if args.version {
+        return match writeln!(stdout, "{}", version_string()) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        };
+    }
+    // `--raw` needs no handling: Kindling's variants never wrap in a MachineConfig.
+    let (name, data) = match args.input.as_ref().or(args.input_flag.as_ref()) {
         Some(p) => match std::fs::read(p) {
             Ok(d) => (p.display().to_string(), d),
             Err(e) => {

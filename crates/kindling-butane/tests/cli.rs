@@ -115,3 +115,92 @@ fn errors_exit_1_and_missing_input() {
     let (code, out, _) = run(&["--check"], OK);
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+/// Issue 15: `--version`/`-V` print an honest version and exit 0 without reading input.
+#[test]
+fn version_flag() {
+    for flag in ["--version", "-V"] {
+        let (code, out, err) = run(&[flag], "not: [butane");
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            out,
+            format!(
+                "kindling butane {} (Butane-compatible)\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert_eq!(err, "");
+    }
+}
+
+/// `--raw`/`-r` never wraps in a MachineConfig: for the variants Kindling supports
+/// (`fcos`, `flatcar`) the output is plain Ignition with or without it, as with `butane`.
+#[test]
+fn raw_flag_gives_the_same_plain_ignition() {
+    let flatcar = "variant: flatcar\nversion: 1.0.0\npasswd:\n  users:\n    - name: core\n";
+    for (input, ign) in [(OK, "3.3.0"), (flatcar, "3.3.0")] {
+        let (code, plain, err) = run(&[], input);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            plain.starts_with(&format!("{{\"ignition\":{{\"version\":\"{ign}\"}}")),
+            "{plain}"
+        );
+        for flag in ["--raw", "-r"] {
+            let (code, raw, err) = run(&[flag], input);
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(raw, plain);
+            assert!(!raw.contains("MachineConfig"));
+        }
+        let (_, pretty_raw, _) = run(&["-r", "-p"], input);
+        assert_eq!(pretty_raw, run(&["-p"], input).1);
+    }
+    // The one variant butane wraps is not supported, with or without --raw.
+    let openshift = "variant: openshift\nversion: 4.14.0\nmetadata:\n  name: x\n  labels:\n    machineconfiguration.openshift.io/role: worker\n";
+    for argv in [&[][..], &["--raw"][..]] {
+        let (code, out, err) = run(argv, openshift);
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(out, "");
+        assert!(err.contains("variant openshift"), "{err}");
+    }
+}
+
+/// Butane's other flags are accepted: `--raw-errors` and `--color[=WHEN]` (Kindling's
+/// diagnostics are always plain and uncoloured) and the deprecated `--input FILE`.
+#[test]
+fn raw_errors_color_and_input_flags() {
+    let (code, out, err) = run(&[], WARN);
+    assert_eq!(code, 0);
+    assert!(!err.is_empty());
+    for argv in [
+        &["--raw-errors"][..],
+        &["--color"][..],
+        &["--color=never"][..],
+        &["--color=always"][..],
+        &["--colour=auto"][..],
+    ] {
+        let (c, o, e) = run(argv, WARN);
+        assert_eq!((c, &o, &e), (code, &out, &err), "{argv:?}");
+        assert!(!e.contains('\u{1b}'), "{argv:?}: {e}");
+    }
+    // `--color` does not swallow the input file name.
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("config.bu");
+    std::fs::write(&input, OK).unwrap();
+    let path = input.to_str().unwrap();
+    let (code, from_file, err) = run(&["--color", path], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(from_file, run(&[], OK).1);
+    let (code, via_flag, err) = run(&["--input", path], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(via_flag, from_file);
+    // Both forms at once is a usage error (exit 2 in butane and clap).
+    let e = match Cli::try_parse_from(["butane", "--input", path, path]) {
+        Ok(_) => panic!("--input with a positional input parsed"),
+        Err(e) => e,
+    };
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        Cli::try_parse_from(["butane", "--color=sometimes"]).is_err(),
+        "bad --color value accepted"
+    );
+}
