@@ -13,113 +13,47 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Scratch, free_port, request};
+use common::{Scratch, Server, request};
 
 /// Set (to anything) in the re-run test binary inside the private mount namespace.
 const IN_NAMESPACE: &str = "JOURNAL_FULL_IN_PRIVATE_MOUNT_NS";
 
-/// A `kindling serve` with the arguments this file needs (its own state directory),
-/// killed (by its PID) on drop.
-struct Kindling {
-    addr: SocketAddr,
-    admin: SocketAddr,
-    child: Child,
-    log: PathBuf,
-}
+/// A `kindling serve` with its journal in a given state directory, killed (by its PID)
+/// on drop.
+struct Kindling(Server);
 
 impl Kindling {
     fn start(data: &Path, work: &Path, state_dir: &Path) -> Kindling {
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-            let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-            let log = work.join(format!("kindling-{attempt}.log"));
-            let config = work.join("kindling.toml");
-            fs::write(&config, "").expect("write config");
-            let out = fs::File::create(&log).expect("create log");
-            let err = out.try_clone().expect("clone log");
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindling"));
-            for (k, _) in std::env::vars_os() {
-                if k.to_string_lossy().starts_with("KINDLING_") {
-                    cmd.env_remove(k);
-                }
-            }
-            cmd.current_dir(work)
-                .arg("serve")
-                .arg("--config")
-                .arg(&config)
-                .arg("--data-dir")
-                .arg(data)
-                .arg("--state-dir")
-                .arg(state_dir)
-                .arg("--cache-dir")
-                .arg(work.join("cache"))
-                .arg("--http-listen")
-                .arg(addr.to_string())
-                .arg("--admin-listen")
-                .arg(admin.to_string())
-                .arg("--no-watch")
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err);
-            let child = cmd.spawn().expect("spawn kindling");
-            let mut k = Kindling {
-                addr,
-                admin,
-                child,
-                log,
-            };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Ok(Some(status)) = k.child.try_wait() {
-                    last = format!("kindling exited with {status}; log:\n{}", k.log_text());
-                    // A refused configuration does not start on another port either.
-                    if !last.contains("in use") {
-                        panic!("{last}");
-                    }
-                    break;
-                }
-                if request(k.addr, "GET", "/", &[], b"").is_ok_and(|r| r.status == 200) {
-                    return k;
-                }
-                if Instant::now() > deadline {
-                    last = format!("no answer on {}; log:\n{}", k.addr, k.log_text());
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("kindling did not start: {last}");
+        let state = state_dir.to_str().expect("UTF-8 path");
+        Kindling(Server::start_with(
+            data,
+            work,
+            "",
+            &["--state-dir", state],
+            |_| {},
+        ))
     }
 
     fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.0.log_text()
     }
 
     /// Waits (bounded) until `needle` is in the log: it is written by a background thread.
     fn wait_log(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.log_text().contains(needle) {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        true
+        self.0.log_has(needle)
     }
 
     fn status(&self, target: &str) -> u16 {
-        request(self.addr, "GET", target, &[], b"").map_or(0, |r| r.status)
+        request(self.0.addr, "GET", target, &[], b"").map_or(0, |r| r.status)
     }
 
     /// One unlabelled sample of the admin listener's `/metrics`.
     fn metric(&self, name: &str) -> Option<f64> {
-        let r = request(self.admin, "GET", "/metrics", &[], b"").ok()?;
+        let r = request(self.0.admin, "GET", "/metrics", &[], b"").ok()?;
         let text = String::from_utf8_lossy(&r.body).into_owned();
         let prefix = format!("{name} ");
         text.lines()
@@ -129,7 +63,7 @@ impl Kindling {
 
     /// The sum of a counter family (every label set).
     fn metric_sum(&self, name: &str) -> f64 {
-        let Ok(r) = request(self.admin, "GET", "/metrics", &[], b"") else {
+        let Ok(r) = request(self.0.admin, "GET", "/metrics", &[], b"") else {
             return f64::NAN;
         };
         let text = String::from_utf8_lossy(&r.body).into_owned();
@@ -137,13 +71,6 @@ impl Kindling {
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
-    }
-}
-
-impl Drop for Kindling {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,82 +7,28 @@
 mod common;
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Scratch, free_port, request};
+use common::{Scratch, Server, request};
 
-/// A `kindling serve` with this configuration text, with or without file watching,
-/// killed (by its PID) on drop.
-struct Kindling {
-    addr: SocketAddr,
-    child: Child,
-    log: PathBuf,
-}
+/// A `kindling serve` with this configuration text (and `[reload] watch = true` when
+/// `watch`), killed (by its PID) on drop.
+struct Kindling(Server);
 
 impl Kindling {
     fn start(data: &Path, work: &Path, config: &str, watch: bool) -> Kindling {
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-            let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-            let log = work.join(format!("kindling-{attempt}.log"));
-            let config_path = work.join("kindling.toml");
-            fs::write(&config_path, config).expect("write config");
-            let out = fs::File::create(&log).expect("create log");
-            let err = out.try_clone().expect("clone log");
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindling"));
-            for (k, _) in std::env::vars_os() {
-                if k.to_string_lossy().starts_with("KINDLING_") {
-                    cmd.env_remove(k);
-                }
-            }
-            cmd.current_dir(work)
-                .arg("serve")
-                .arg("--config")
-                .arg(&config_path)
-                .arg("--data-dir")
-                .arg(data)
-                .arg("--state-dir")
-                .arg(work.join("state"))
-                .arg("--cache-dir")
-                .arg(work.join("cache"))
-                .arg("--http-listen")
-                .arg(addr.to_string())
-                .arg("--admin-listen")
-                .arg(admin.to_string());
-            if !watch {
-                cmd.arg("--no-watch");
-            }
-            cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-            let child = cmd.spawn().expect("spawn kindling");
-            let mut k = Kindling { addr, child, log };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Ok(Some(status)) = k.child.try_wait() {
-                    last = format!("kindling exited with {status}; log:\n{}", k.log_text());
-                    if !last.contains("in use") {
-                        panic!("{last}");
-                    }
-                    break;
-                }
-                if request(k.addr, "GET", "/", &[], b"").is_ok_and(|r| r.status == 200) {
-                    return k;
-                }
-                if Instant::now() > deadline {
-                    last = format!("no answer on {}; log:\n{}", k.addr, k.log_text());
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("kindling did not start: {last}");
+        let config = if watch {
+            format!("{config}watch = true\n")
+        } else {
+            config.to_string()
+        };
+        Kindling(Server::start_with(data, work, &config, &[], |_| {}))
     }
 
     fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.0.log_text()
     }
 
     /// Waits (bounded) until `needle` is in the log `n` times or more.
@@ -100,7 +46,7 @@ impl Kindling {
 
     /// `/ipxe` of the test machine: status and body.
     fn ipxe(&self) -> (u16, String) {
-        match request(self.addr, "GET", "/ipxe?mac=52-54-00-00-00-01", &[], b"") {
+        match request(self.0.addr, "GET", "/ipxe?mac=52-54-00-00-00-01", &[], b"") {
             Ok(r) => (r.status, String::from_utf8_lossy(&r.body).into_owned()),
             Err(e) => (0, e),
         }
@@ -134,17 +80,10 @@ impl Kindling {
 
     fn sighup(&self) {
         let ok = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args(["-HUP", &self.0.pid().to_string()])
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill -HUP failed");
-    }
-}
-
-impl Drop for Kindling {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -253,7 +253,9 @@ impl Server {
 
     /// Starts the server with this configuration file text and extra `serve` arguments;
     /// `setup` may change the command (e.g. its resource limits) before it is spawned.
-    /// The admin listener gets a free loopback port unless `extra` names one.
+    /// The admin listener gets a free loopback port and the journal `work/state` unless
+    /// `extra` names them (`--admin-listen`, `--state-dir`); file watching is off unless
+    /// the configuration sets `[reload] watch = true`.
     pub fn start_with(
         data_dir: &Path,
         work: &Path,
@@ -299,13 +301,20 @@ impl Server {
                 .arg(data_dir)
                 // Never the host's /var/lib/kindling/state or /var/cache/kindling: tests
                 // run in parallel.
-                .arg("--state-dir")
-                .arg(work.join("state"))
                 .arg("--cache-dir")
                 .arg(work.join("cache"))
                 .arg("--http-listen")
-                .arg(addr.to_string())
-                .arg("--no-watch");
+                .arg(addr.to_string());
+            if !extra.contains(&"--state-dir") {
+                cmd.arg("--state-dir").arg(work.join("state"));
+            }
+            let watch = toml::from_str::<toml::Table>(config_text)
+                .ok()
+                .and_then(|t| t.get("reload")?.get("watch")?.as_bool())
+                .unwrap_or(false);
+            if !watch {
+                cmd.arg("--no-watch");
+            }
             if !extra.contains(&"--admin-listen") {
                 cmd.arg("--admin-listen").arg(admin.to_string());
             }
@@ -359,6 +368,12 @@ impl Server {
 
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The server's process id (for signals).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether `needle` shows up in the log within 30 s: the server writes its log from
