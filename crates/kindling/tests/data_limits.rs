@@ -2,11 +2,12 @@
 //! read (the problem names the file and the limit), the server's peak memory stays low,
 //! and the other groups keep being served. Runs the real `kindling serve`.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A scratch directory, removed on drop.
@@ -33,83 +34,20 @@ impl Drop for TempDir {
     }
 }
 
-/// A running `kindling serve`, killed by its PID on drop (also when the test fails).
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The real `kindling serve` (`common::Server`), with what this file measures of it.
+struct Server(common::Server);
 
 impl Server {
     fn start(data: &Path, work: &Path) -> Server {
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let log = work.join(format!("kindling-{attempt}.log"));
-            let config = work.join("kindling.toml");
-            fs::write(&config, "").unwrap();
-            let out = fs::File::create(&log).unwrap();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindling"));
-            for (k, _) in std::env::vars_os() {
-                if k.to_string_lossy().starts_with("KINDLING_") {
-                    cmd.env_remove(k);
-                }
-            }
-            cmd.current_dir(work)
-                .arg("serve")
-                .arg("--config")
-                .arg(&config)
-                .arg("--data-dir")
-                .arg(data)
-                .arg("--state-dir")
-                .arg(work.join("state"))
-                .arg("--cache-dir")
-                .arg(work.join("cache"))
-                .arg("--http-listen")
-                .arg(addr.to_string())
-                .arg("--no-watch")
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out);
-            let child = cmd.spawn().expect("spawn kindling");
-            let mut s = Server { child, addr, log };
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                if let Ok(Some(status)) = s.child.try_wait() {
-                    last = format!("exited with {status}: {}", s.log_text());
-                    break;
-                }
-                if get(addr, "/").is_ok_and(|(st, _)| st == 200) {
-                    return s;
-                }
-                if Instant::now() > deadline {
-                    last = format!("no answer: {}", s.log_text());
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("kindling did not start: {last}");
+        Server(common::Server::start(data, work))
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.0.log_text()
     }
 
     /// A field of /proc/PID/status in KiB (VmHWM: peak resident set; VmRSS: current).
@@ -215,16 +153,16 @@ fn a_30_mb_group_file_is_refused_and_memory_stays_low() {
     let server = Server::start(&data, &work);
     let peak_start = server.status_kib("VmHWM");
     println!("VmHWM after loading with a 30 MB group file: {peak_start} KiB");
-    let good_at_start = get(server.addr, "/ipxe?os=good").unwrap().0;
-    let big_at_start = get(server.addr, "/ipxe?os=big").unwrap().0;
+    let good_at_start = get(server.0.addr, "/ipxe?os=good").unwrap().0;
+    let big_at_start = get(server.0.addr, "/ipxe?os=big").unwrap().0;
 
     // Another 30 MB group appears and the server reloads (SIGHUP).
     fs::write(data.join("groups/big2.json"), big_group("big2", 30 * MB)).unwrap();
     server.reload(1);
     let peak_reload = server.status_kib("VmHWM");
     println!("VmHWM after a reload with two 30 MB group files: {peak_reload} KiB");
-    let good_after_reload = get(server.addr, "/ipxe?os=good").unwrap().0;
-    let big2_after_reload = get(server.addr, "/ipxe?os=big2").unwrap().0;
+    let good_after_reload = get(server.0.addr, "/ipxe?os=good").unwrap().0;
+    let big2_after_reload = get(server.0.addr, "/ipxe?os=big2").unwrap().0;
 
     // Both deleted: nothing of them stays.
     fs::remove_file(data.join("groups/big.json")).unwrap();
@@ -243,7 +181,7 @@ fn a_30_mb_group_file_is_refused_and_memory_stays_low() {
     }
     assert_eq!((good_at_start, big_at_start), (200, 404));
     assert_eq!((good_after_reload, big2_after_reload), (200, 404));
-    assert_eq!(get(server.addr, "/ipxe?os=good").unwrap().0, 200);
+    assert_eq!(get(server.0.addr, "/ipxe?os=good").unwrap().0, 200);
     assert!(
         peak_start <= MAX_PEAK_KIB && peak_reload <= MAX_PEAK_KIB,
         "peak RSS {peak_start} / {peak_reload} KiB over {MAX_PEAK_KIB} KiB"
