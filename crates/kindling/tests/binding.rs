@@ -4,6 +4,9 @@
 //! namespaces are made by the test and removed (with the server, by PID) even when it fails.
 //! Needs root; skipped with a message otherwise.
 
+mod common;
+
+use common::netns::Netns;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -29,44 +32,6 @@ fn can_run(test: &str) -> bool {
         return false;
     }
     true
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("kindling-bind-{}-{n}-{tag}", std::process::id());
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Netns(name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut v = vec!["ip", "-n", &self.0];
-        v.extend_from_slice(args);
-        sh(&v);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
 }
 
 /// A scratch directory, removed on drop.
