@@ -94,6 +94,8 @@ impl FcosConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StreamStatus {
     pub stream: String,
+    /// Architecture of the tracked artifacts (`x86_64`, `aarch64`).
+    pub arch: String,
     /// Release the profile boots.
     pub current: Option<String>,
     /// Release seen upstream at the last successful check.
@@ -105,6 +107,8 @@ pub struct StreamStatus {
     pub last_success: Option<u64>,
     /// Checks that failed since start.
     pub failures: u64,
+    /// Checks that failed since the last successful one (0 after a success).
+    pub consecutive_failures: u64,
     /// Profile switches since start.
     pub switches: u64,
 }
@@ -173,7 +177,11 @@ pub async fn track(
         let cur = crate::state::StreamState::load(&data_dir, s)
             .ok()
             .and_then(|st| st.current);
-        status.update(s, |st| st.current = cur);
+        let arch = config.arch.clone();
+        status.update(s, |st| {
+            st.current = cur;
+            st.arch = arch;
+        });
     }
     let interval = Duration::from_secs(config.interval_secs);
     loop {
@@ -213,6 +221,7 @@ pub async fn track(
                         st.last_error = None;
                         st.last_check = t;
                         st.last_success = t;
+                        st.consecutive_failures = 0;
                         st.switches += u64::from(switched);
                     });
                 }
@@ -222,6 +231,7 @@ pub async fn track(
                         st.last_error = Some(e.to_string());
                         st.last_check = t;
                         st.failures += 1;
+                        st.consecutive_failures += 1;
                     });
                 }
             }
