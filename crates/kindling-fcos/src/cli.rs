@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
+use crate::state::Track;
 use crate::sync::PullOutcome;
 use crate::track::FcosConfig;
 
@@ -19,12 +20,20 @@ use crate::track::FcosConfig;
 pub enum FcosCommand {
     /// Download, verify and switch to the stream's current release.
     Pull {
-        /// Stream: stable, testing or next.
+        /// Stream: stable, testing or next (or STREAM/ARCH).
         #[arg(long, default_value = "stable")]
         stream: String,
-        /// Architecture (x86_64, aarch64, ...). Default: fcos.arch, else x86_64.
+        /// Architecture (x86_64, aarch64, ...). Each has its own assets and
+        /// profile (fedora-coreos-STREAM for x86_64, fedora-coreos-STREAM-ARCH
+        /// for the others). Default: fcos.arch, else x86_64.
         #[arg(long)]
         arch: Option<String>,
+        /// Keep this existing profile (e.g. fedora-core-1) on the release too:
+        /// only its kernel and initramfs paths and coreos.live.rootfs_url
+        /// change. Remembered: later pulls and the tracker keep it current.
+        /// Repeatable; fcos.profiles adds to it.
+        #[arg(long = "profile", value_name = "PROFILE")]
+        profile: Vec<String>,
         /// Releases kept on disk, the current one included (at least 1).
         /// Default: fcos.keep, else 2.
         #[arg(long, value_parser = parse_keep)]
@@ -48,10 +57,15 @@ pub enum FcosCommand {
         force: bool,
     },
     /// Show current and kept releases, and whether upstream has a newer one.
+    /// Exits with 1 when upstream cannot be checked.
     Status {
-        /// Streams (default: fcos.streams, else stable).
+        /// Streams, STREAM or STREAM/ARCH (default: fcos.streams, else the
+        /// streams on disk, else stable).
         #[arg(long = "stream")]
         stream: Vec<String>,
+        /// Architecture of the --stream entries that name none. Default: fcos.arch, else x86_64.
+        #[arg(long)]
+        arch: Option<String>,
         /// Do not ask upstream.
         #[arg(long)]
         offline: bool,
@@ -63,8 +77,12 @@ pub enum FcosCommand {
     },
     /// Switch the profile back to the previous kept release.
     Rollback {
+        /// STREAM or STREAM/ARCH.
         #[arg(long, default_value = "stable")]
         stream: String,
+        /// Default: fcos.arch, else x86_64.
+        #[arg(long)]
+        arch: Option<String>,
         #[arg(long, env = "KINDLING_FCOS_SERVER_URL")]
         server_url: Option<String>,
     },
@@ -131,6 +149,7 @@ pub fn run_with_config(
         FcosCommand::Pull {
             stream,
             arch,
+            profile,
             keep,
             insecure,
             base_url,
@@ -138,9 +157,12 @@ pub fn run_with_config(
             server_url,
             force,
         } => {
-            let mut opts = config.pull_options(data_dir, &stream);
-            if let Some(a) = arch {
-                opts.arch = a;
+            let track = Track::parse(&stream, arch.as_deref().unwrap_or(&config.arch))?;
+            let mut opts = config.pull_options(data_dir, &track);
+            for p in profile {
+                if !opts.profiles.contains(&p) {
+                    opts.profiles.push(p);
+                }
             }
             if let Some(k) = keep {
                 opts.keep = k;
@@ -164,21 +186,28 @@ pub fn run_with_config(
             }
             let outcome = rt
                 .block_on(pull(&opts))
-                .with_context(|| format!("pulling fedora-coreos {stream}"))?;
+                .with_context(|| format!("pulling fedora-coreos {track}"))?;
+            let profiles = crate::state::StreamState::load(data_dir, &track)
+                .map(|s| s.profiles)
+                .unwrap_or_default();
+            let mut ids = vec![crate::profile::profile_id(&track)];
+            ids.extend(profiles);
+            let ids = ids.join(", ");
             match outcome {
                 PullOutcome::Switched { from, to, dropped } => {
                     println!(
-                        "{stream}: switched profile {} from {} to {to}",
-                        crate::profile::profile_id(&stream),
+                        "{track}: switched {ids} from {} to {to}",
                         from.as_deref().unwrap_or("(none)")
                     );
                     for d in dropped {
-                        println!("{stream}: deleted old release {d}");
+                        println!("{track}: deleted old release {d}");
                     }
                 }
-                PullOutcome::UpToDate { release } => println!("{stream}: {release} is current"),
+                PullOutcome::UpToDate { release } => {
+                    println!("{track}: {release} is current ({ids})")
+                }
                 PullOutcome::Skipped { release, current } => println!(
-                    "{stream}: upstream {release} was rolled back from; staying on {} (--force to switch)",
+                    "{track}: upstream {release} was rolled back from; staying on {} (--force to switch)",
                     current.as_deref().unwrap_or("(none)")
                 ),
             }
@@ -186,37 +215,45 @@ pub fn run_with_config(
         }
         FcosCommand::Status {
             stream,
+            arch,
             offline,
             json,
             base_url,
         } => {
-            let streams = if !stream.is_empty() {
+            let default_arch = arch.as_deref().unwrap_or(&config.arch);
+            let tracks: Vec<Track> = if !stream.is_empty() {
                 stream
+                    .iter()
+                    .map(|s| Track::parse(s, default_arch))
+                    .collect::<Result<_, _>>()?
             } else if !config.streams.is_empty() {
-                config.streams.clone()
+                config.tracks()?
             } else {
-                vec!["stable".into()]
+                let found = tracks_on_disk(data_dir);
+                if found.is_empty() {
+                    vec![Track::new("stable", default_arch)?]
+                } else {
+                    found
+                }
             };
             let base = base_url.unwrap_or_else(|| config.base_url.clone());
             let mut reports = Vec::new();
-            for s in &streams {
+            for t in &tracks {
                 let r = rt
-                    .block_on(crate::sync::status(
-                        data_dir,
-                        s,
-                        Some(&config.arch),
-                        &base,
-                        offline,
-                    ))
-                    .with_context(|| format!("status of fedora-coreos {s}"))?;
+                    .block_on(crate::sync::status(data_dir, t, &base, offline))
+                    .with_context(|| format!("status of fedora-coreos {t}"))?;
                 reports.push(r);
             }
+            let failed = reports.iter().any(|r| r.upstream_error.is_some());
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             } else {
                 for r in &reports {
                     println!("stream:   {} ({})", r.stream, r.arch);
                     println!("current:  {}", r.current.as_deref().unwrap_or("(none)"));
+                    if !r.profiles.is_empty() {
+                        println!("profiles: {}", r.profiles.join(", "));
+                    }
                     println!(
                         "kept:     {}",
                         if r.kept.is_empty() {
@@ -228,27 +265,74 @@ pub fn run_with_config(
                     if !r.skipped.is_empty() {
                         println!("rolled back from: {}", r.skipped.join(", "));
                     }
+                    let pull = if r.arch == crate::state::DEFAULT_ARCH {
+                        format!("kindling fcos pull --stream {}", r.stream)
+                    } else {
+                        format!("kindling fcos pull --stream {} --arch {}", r.stream, r.arch)
+                    };
                     match (&r.upstream, &r.upstream_error) {
-                        (Some(u), _) if r.update_available => println!(
-                            "upstream: {u} (newer: run `kindling fcos pull --stream {}`)",
-                            r.stream
+                        (Some(u), _) if r.update_available => {
+                            println!("upstream: {u} (newer: run `{pull}`)")
+                        }
+                        (Some(u), _) if r.skipped.contains(u) => println!(
+                            "upstream: {u} (rolled back from; staying on {} until a newer release, or `{pull} --force`)",
+                            r.current.as_deref().unwrap_or("(none)")
                         ),
-                        (Some(u), _) => println!("upstream: {u} (up to date)"),
-                        (None, Some(e)) => println!("upstream: unknown ({e})"),
+                        (Some(u), _) if r.current.as_ref() == Some(u) => {
+                            println!("upstream: {u} (up to date)")
+                        }
+                        (Some(u), _) => println!("upstream: {u}"),
+                        (None, Some(e)) => println!("upstream: CHECK FAILED: {e}"),
                         (None, None) => println!("upstream: not checked"),
                     }
                 }
             }
+            if failed {
+                for r in reports.iter().filter(|r| r.upstream_error.is_some()) {
+                    eprintln!(
+                        "error: cannot check upstream for fedora-coreos {}/{}: {}",
+                        r.stream,
+                        r.arch,
+                        r.upstream_error.as_deref().unwrap_or_default()
+                    );
+                }
+                return Ok(ExitCode::FAILURE);
+            }
             Ok(ExitCode::SUCCESS)
         }
-        FcosCommand::Rollback { stream, server_url } => {
+        FcosCommand::Rollback {
+            stream,
+            arch,
+            server_url,
+        } => {
+            let track = Track::parse(&stream, arch.as_deref().unwrap_or(&config.arch))?;
             let su = server_url.or_else(|| config.server_url.clone());
-            let (from, to) = crate::sync::rollback(data_dir, &stream, su.as_deref())
-                .with_context(|| format!("rolling back fedora-coreos {stream}"))?;
-            println!("{stream}: rolled back from {from} to {to}");
+            let (from, to) = crate::sync::rollback(data_dir, &track, su.as_deref())
+                .with_context(|| format!("rolling back fedora-coreos {track}"))?;
+            println!("{track}: rolled back from {from} to {to}");
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 use crate::sync::pull;
+
+/// The tracks with a state under `assets/fedora-coreos/`, sorted.
+fn tracks_on_disk(data_dir: &Path) -> Vec<Track> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        stream: String,
+        arch: String,
+    }
+    let mut out: Vec<Track> = std::fs::read_dir(data_dir.join("assets").join("fedora-coreos"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("state.json")).ok())
+        .filter_map(|b| serde_json::from_slice::<Head>(&b).ok())
+        .filter_map(|h| Track::new(&h.stream, &h.arch).ok())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}

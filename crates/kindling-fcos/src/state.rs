@@ -1,11 +1,62 @@
-//! `assets/fedora-coreos/<stream>/state.json`: which releases of a stream are
-//! on disk and which one the profile boots.
+//! `assets/fedora-coreos/<track>/state.json`: which releases of a stream and
+//! architecture are on disk and which one the profiles boot.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::FcosError;
+
+/// The architecture whose directory and profile carry the bare stream name
+/// (`assets/fedora-coreos/stable/`, `fedora-coreos-stable`), as before
+/// architectures were tracked separately.
+pub const DEFAULT_ARCH: &str = "x86_64";
+
+/// One stream of one architecture: what one pull keeps current, with its own
+/// asset directory, state and profile, so that an aarch64 pull never touches
+/// what x86_64 machines boot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Track {
+    pub stream: String,
+    pub arch: String,
+}
+
+impl Track {
+    pub fn new(stream: &str, arch: &str) -> Result<Track, FcosError> {
+        crate::stream::check_name("stream", stream)?;
+        crate::stream::check_name("arch", arch)?;
+        Ok(Track {
+            stream: stream.to_string(),
+            arch: arch.to_string(),
+        })
+    }
+
+    /// `stable` (of `default_arch`) or `stable/aarch64`.
+    pub fn parse(s: &str, default_arch: &str) -> Result<Track, FcosError> {
+        match s.split_once('/') {
+            Some((stream, arch)) => Track::new(stream, arch),
+            None => Track::new(s, default_arch),
+        }
+    }
+
+    /// The directory under `assets/fedora-coreos/` and the profile id's
+    /// suffix: the stream for x86_64, `<stream>-<arch>` for the others.
+    pub fn dir_name(&self) -> String {
+        if self.arch == DEFAULT_ARCH {
+            self.stream.clone()
+        } else {
+            format!("{}-{}", self.stream, self.arch)
+        }
+    }
+}
+
+/// `stable/x86_64`.
+impl fmt::Display for Track {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.stream, self.arch)
+    }
+}
 
 /// The per-stream state (written atomically).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,38 +73,66 @@ pub struct StreamState {
     pub skipped: Vec<String>,
     /// Unix time of the last switch.
     pub switched_at: Option<u64>,
+    /// The operator's own profiles kept on the current release besides
+    /// `fedora-coreos-<track>` (`--profile`, `fcos.profiles`): only their
+    /// asset paths and `coreos.live.rootfs_url` change.
+    pub profiles: Vec<String>,
 }
 
-/// `<data_dir>/assets/fedora-coreos/<stream>`.
-pub fn stream_dir(data_dir: &Path, stream: &str) -> PathBuf {
-    data_dir.join("assets").join("fedora-coreos").join(stream)
+/// `<data_dir>/assets/fedora-coreos/<stream>[-<arch>]`.
+pub fn stream_dir(data_dir: &Path, track: &Track) -> PathBuf {
+    data_dir
+        .join("assets")
+        .join("fedora-coreos")
+        .join(track.dir_name())
 }
 
 /// `<stream dir>/state.json`.
-pub fn state_path(data_dir: &Path, stream: &str) -> PathBuf {
-    stream_dir(data_dir, stream).join("state.json")
+pub fn state_path(data_dir: &Path, track: &Track) -> PathBuf {
+    stream_dir(data_dir, track).join("state.json")
 }
 
 impl StreamState {
-    /// Reads the state; a missing file is an empty state.
-    pub fn load(data_dir: &Path, stream: &str) -> Result<StreamState, FcosError> {
-        let path = state_path(data_dir, stream);
-        match std::fs::read(&path) {
+    /// Reads the state; a missing file is an empty state. A directory that
+    /// holds another architecture's releases (an x86_64 directory an older
+    /// Kindling filled with `--arch aarch64`) is refused, never mixed.
+    pub fn load(data_dir: &Path, track: &Track) -> Result<StreamState, FcosError> {
+        let path = state_path(data_dir, track);
+        let mut st: StreamState = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| FcosError::State {
-                path,
+                path: path.clone(),
                 why: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StreamState {
-                stream: stream.to_string(),
-                ..StreamState::default()
-            }),
-            Err(e) => Err(FcosError::io(path, e)),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StreamState::default(),
+            Err(e) => return Err(FcosError::io(path, e)),
+        };
+        if !st.arch.is_empty() && st.arch != track.arch {
+            return Err(FcosError::State {
+                path,
+                why: format!(
+                    "it holds {} releases, not {}; move that directory to fedora-coreos/{} (and its profile to fedora-coreos-{}), or delete it, then pull again",
+                    st.arch,
+                    track.arch,
+                    Track::new(&track.stream, &st.arch)?.dir_name(),
+                    Track::new(&track.stream, &st.arch)?.dir_name(),
+                ),
+            });
+        }
+        st.stream = track.stream.clone();
+        st.arch = track.arch.clone();
+        Ok(st)
+    }
+
+    pub fn track(&self) -> Track {
+        Track {
+            stream: self.stream.clone(),
+            arch: self.arch.clone(),
         }
     }
 
     /// Writes the state atomically.
     pub fn save(&self, data_dir: &Path) -> Result<(), FcosError> {
-        let path = state_path(data_dir, &self.stream);
+        let path = state_path(data_dir, &self.track());
         let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| FcosError::State {
             path: path.clone(),
             why: e.to_string(),

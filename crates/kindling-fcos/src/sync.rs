@@ -11,7 +11,7 @@ pub use crate::download::RetryPolicy;
 use crate::fsutil::{StreamLock, sync_dir, write_atomic};
 use crate::keyring::{Keyring, MAX_SIGNATURE};
 use crate::profile::{self, ProfileSpec};
-use crate::state::{StreamState, stream_dir};
+use crate::state::{StreamState, Track, stream_dir};
 use crate::stream::{self, PxeRelease, StreamMetadata};
 
 /// Largest stream metadata document accepted.
@@ -41,6 +41,10 @@ pub struct PullOptions {
     /// Progress bar on a terminal.
     pub progress: bool,
     pub retry: RetryPolicy,
+    /// The operator's own profiles to keep on the release too (`--profile`,
+    /// `fcos.profiles`); remembered in the state, so later pulls and the
+    /// tracker keep them current as well.
+    pub profiles: Vec<String>,
 }
 
 impl PullOptions {
@@ -57,7 +61,13 @@ impl PullOptions {
             force: false,
             progress: false,
             retry: RetryPolicy::default(),
+            profiles: Vec::new(),
         }
+    }
+
+    /// The stream and architecture this pull keeps current.
+    pub fn track(&self) -> Result<Track, FcosError> {
+        Track::new(&self.stream, &self.arch)
     }
 }
 
@@ -107,19 +117,119 @@ impl ReleaseRecord {
     }
 }
 
+/// The server URL of the automatic profile: the one given, else the one it
+/// has, else the one the operator's profiles fetch from.
 fn resolve_server_url(
     data_dir: &Path,
-    stream: &str,
+    track: &Track,
     explicit: Option<&str>,
+    operator: &[OperatorProfile],
 ) -> Result<String, FcosError> {
     if let Some(s) = explicit {
         return profile::normalize_server_url(s);
     }
-    let existing = fs::read(profile::profile_path(data_dir, stream)).ok();
-    match existing.as_deref().and_then(profile::server_url_of) {
+    let existing = fs::read(profile::profile_path(data_dir, track)).ok();
+    let found = existing
+        .as_deref()
+        .and_then(profile::server_url_of)
+        .or_else(|| {
+            operator
+                .iter()
+                .find_map(|p| profile::operator_server_url(&p.bytes))
+        });
+    match found {
         Some(s) => profile::normalize_server_url(&s),
         None => Err(FcosError::NoServerUrl),
     }
+}
+
+/// An operator's profile kept on a track's release, as read before the pull.
+struct OperatorProfile {
+    id: String,
+    bytes: Vec<u8>,
+}
+
+/// The operator's profiles a pull of `track` keeps current: those named now
+/// (which must exist and boot this architecture's Fedora CoreOS live PXE)
+/// and those remembered from earlier pulls (dropped, with a warning, once
+/// deleted or re-pointed at something that is not Fedora CoreOS live).
+/// Checked before anything is downloaded.
+fn operator_profiles(
+    data_dir: &Path,
+    track: &Track,
+    named: &[String],
+    remembered: &[String],
+) -> Result<Vec<OperatorProfile>, FcosError> {
+    let own = profile::profile_id(track);
+    let mut out: Vec<OperatorProfile> = Vec::new();
+    for (id, is_named) in named
+        .iter()
+        .map(|i| (i, true))
+        .chain(remembered.iter().map(|i| (i, false)))
+    {
+        if *id == own || out.iter().any(|p| p.id == *id) {
+            continue;
+        }
+        if let Err(e) = stream::check_name("profile", id) {
+            if is_named {
+                return Err(e);
+            }
+            continue;
+        }
+        let path = profile::path_of(data_dir, id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_named => {
+                tracing::warn!(track = %track, profile = %id, "profile no longer exists; not kept current any more");
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(FcosError::Profile {
+                    path,
+                    why: format!(
+                        "not found: --profile names an existing profile to keep current ({own} is written by the pull itself)"
+                    ),
+                });
+            }
+            Err(e) => return Err(FcosError::io(&path, e)),
+        };
+        if !is_named && !profile::boots_fcos_live(&bytes) {
+            tracing::warn!(track = %track, profile = %id, "profile no longer boots Fedora CoreOS live PXE; not kept current any more");
+            continue;
+        }
+        profile::check_operator(&bytes, track).map_err(|why| FcosError::Profile { path, why })?;
+        out.push(OperatorProfile {
+            id: id.clone(),
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Points the operator's profiles at `spec`'s release, each with the server
+/// URL it already fetches from (or the one given, or the automatic profile's).
+fn write_operator_profiles(
+    data_dir: &Path,
+    spec: &ProfileSpec,
+    explicit_url: Option<&str>,
+    operator: &[OperatorProfile],
+) -> Result<(), FcosError> {
+    for p in operator {
+        let url = match explicit_url {
+            Some(u) => profile::normalize_server_url(u)?,
+            None => profile::operator_server_url(&p.bytes)
+                .and_then(|u| profile::normalize_server_url(&u).ok())
+                .unwrap_or_else(|| spec.server_url.clone()),
+        };
+        let mine = ProfileSpec {
+            server_url: url,
+            ..spec.clone()
+        };
+        if profile::write_operator(data_dir, &p.id, &mine)? {
+            tracing::info!(track = %spec.track, profile = %p.id, release = %spec.release, "operator profile kept current");
+        }
+    }
+    Ok(())
 }
 
 /// `keep` counts the current release too, which always stays: 0 is refused
@@ -156,14 +266,16 @@ pub async fn upstream(
 /// are verified, then rewrites the profile and the state, and deletes
 /// releases beyond `keep`. On any error nothing is switched.
 pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
-    stream::check_name("stream", &opts.stream)?;
-    stream::check_name("arch", &opts.arch)?;
+    let track = opts.track()?;
     check_keep("keep", opts.keep)?;
     let data_dir = &opts.data_dir;
-    // A profile this pull would update but cannot (a truncated file, say)
-    // fails it now, not after the downloads.
-    profile::check_existing(data_dir, &opts.stream)?;
-    let server_url = resolve_server_url(data_dir, &opts.stream, opts.server_url.as_deref())?;
+    // A profile this pull would update but cannot (a truncated file, an
+    // operator's profile of another architecture) fails it now, not after
+    // the downloads; so does a directory holding another architecture.
+    profile::check_existing(data_dir, &track)?;
+    let remembered = StreamState::load(data_dir, &track)?.profiles;
+    let operator = operator_profiles(data_dir, &track, &opts.profiles, &remembered)?;
+    let server_url = resolve_server_url(data_dir, &track, opts.server_url.as_deref(), &operator)?;
     let keyring = if opts.insecure {
         tracing::warn!(
             stream = %opts.stream,
@@ -177,13 +289,15 @@ pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
     let rel = upstream(&fetcher, &opts.base_url, &opts.stream, &opts.arch).await?;
     tracing::info!(stream = %opts.stream, arch = %opts.arch, release = %rel.release, "upstream release");
 
-    let sdir = stream_dir(data_dir, &opts.stream);
-    let _lock = StreamLock::acquire(&sdir, &opts.stream)?;
-    let mut state = StreamState::load(data_dir, &opts.stream)?;
-    if state.arch.is_empty() {
-        state.arch = opts.arch.clone();
-    }
+    let sdir = stream_dir(data_dir, &track);
+    let _lock = StreamLock::acquire(&sdir, &track.to_string())?;
+    let mut state = StreamState::load(data_dir, &track)?;
+    let managed: Vec<String> = operator.iter().map(|p| p.id.clone()).collect();
     if state.skipped.contains(&rel.release) && !opts.force {
+        if state.profiles != managed {
+            state.profiles = managed;
+            state.save(data_dir)?;
+        }
         tracing::info!(stream = %opts.stream, release = %rel.release, "upstream release was rolled back from; not switching (use --force)");
         return Ok(PullOutcome::Skipped {
             release: rel.release,
@@ -201,7 +315,7 @@ pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
     }
 
     let spec = ProfileSpec {
-        stream: opts.stream.clone(),
+        track: track.clone(),
         release: rel.release.clone(),
         kernel: rel.kernel.file_name.clone(),
         initramfs: rel.initramfs.file_name.clone(),
@@ -210,12 +324,18 @@ pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
     };
     let mut known = state.releases.clone();
     known.extend(state.current.iter().cloned());
+    write_operator_profiles(data_dir, &spec, opts.server_url.as_deref(), &operator)?;
     let path = profile::write(data_dir, &spec, &known)?;
     if state.current.as_deref() == Some(rel.release.as_str()) {
+        if state.profiles != managed {
+            state.profiles = managed;
+            state.save(data_dir)?;
+        }
         return Ok(PullOutcome::UpToDate {
             release: rel.release,
         });
     }
+    state.profiles = managed;
     let from = state.current.clone();
     if opts.force {
         state.skipped.retain(|r| *r != rel.release);
@@ -224,10 +344,10 @@ pub async fn pull(opts: &PullOptions) -> Result<PullOutcome, FcosError> {
     state.save(data_dir)?;
     match &from {
         Some(f) => {
-            tracing::info!(stream = %opts.stream, from = %f, to = %rel.release, profile = %path.display(), "switched profile")
+            tracing::info!(stream = %opts.stream, arch = %opts.arch, from = %f, to = %rel.release, profile = %path.display(), "switched profile")
         }
         None => {
-            tracing::info!(stream = %opts.stream, to = %rel.release, profile = %path.display(), "switched profile")
+            tracing::info!(stream = %opts.stream, arch = %opts.arch, to = %rel.release, profile = %path.display(), "switched profile")
         }
     }
     remove_releases(&sdir, &dropped);
@@ -442,15 +562,14 @@ fn remove_releases(sdir: &Path, releases: &[String]) {
 /// switch to it again; a newer release will). Returns `(from, to)`.
 pub fn rollback(
     data_dir: &Path,
-    stream: &str,
+    track: &Track,
     server_url: Option<&str>,
 ) -> Result<(String, String), FcosError> {
-    stream::check_name("stream", stream)?;
-    let sdir = stream_dir(data_dir, stream);
-    let _lock = StreamLock::acquire(&sdir, stream)?;
-    let mut state = StreamState::load(data_dir, stream)?;
+    let sdir = stream_dir(data_dir, track);
+    let _lock = StreamLock::acquire(&sdir, &track.to_string())?;
+    let mut state = StreamState::load(data_dir, track)?;
     let err = |why: &str| FcosError::Rollback {
-        stream: stream.to_string(),
+        stream: track.to_string(),
         why: why.to_string(),
     };
     let from = state
@@ -462,9 +581,11 @@ pub fn rollback(
         .cloned()
         .ok_or_else(|| err("no previous release is kept (see --keep)"))?;
     let record = ReleaseRecord::load(&sdir.join(&to))?;
-    let server_url = resolve_server_url(data_dir, stream, server_url)?;
+    let operator = operator_profiles(data_dir, track, &[], &state.profiles)?;
+    let explicit_url = server_url;
+    let server_url = resolve_server_url(data_dir, track, server_url, &operator)?;
     let spec = ProfileSpec {
-        stream: stream.to_string(),
+        track: track.clone(),
         release: to.clone(),
         kernel: record.kernel,
         initramfs: record.initramfs,
@@ -476,11 +597,13 @@ pub fn rollback(
             return Err(err("the previous release's files are missing"));
         }
     }
+    write_operator_profiles(data_dir, &spec, explicit_url, &operator)?;
     profile::write(data_dir, &spec, &state.releases)?;
     state.current = Some(to.clone());
     state.skip(&from);
+    state.profiles = operator.into_iter().map(|p| p.id).collect();
     state.save(data_dir)?;
-    tracing::info!(%stream, %from, %to, "rolled back");
+    tracing::info!(%track, %from, %to, "rolled back");
     Ok((from, to))
 }
 
@@ -492,6 +615,9 @@ pub struct StreamReport {
     pub current: Option<String>,
     pub kept: Vec<String>,
     pub skipped: Vec<String>,
+    /// The profiles that boot the current release: `fedora-coreos-<track>`
+    /// and the operator's own.
+    pub profiles: Vec<String>,
     /// Upstream's release (`None` when not asked or on error).
     pub upstream: Option<String>,
     pub upstream_error: Option<String>,
@@ -499,20 +625,15 @@ pub struct StreamReport {
     pub update_available: bool,
 }
 
-/// Local state of a stream, plus upstream's release unless `offline`.
+/// Local state of a track, plus upstream's release unless `offline`.
 pub async fn status(
     data_dir: &Path,
-    stream: &str,
-    arch: Option<&str>,
+    track: &Track,
     base_url: &str,
     offline: bool,
 ) -> Result<StreamReport, FcosError> {
-    stream::check_name("stream", stream)?;
-    let state = StreamState::load(data_dir, stream)?;
-    let arch = arch
-        .map(str::to_string)
-        .or_else(|| (!state.arch.is_empty()).then(|| state.arch.clone()))
-        .unwrap_or_else(|| "x86_64".into());
+    let state = StreamState::load(data_dir, track)?;
+    let (stream, arch) = (track.stream.as_str(), track.arch.as_str());
     let (upstream_rel, upstream_error) = if offline {
         (None, None)
     } else {
@@ -523,7 +644,7 @@ pub async fn status(
             },
             false,
         )?;
-        match upstream(&fetcher, base_url, stream, &arch).await {
+        match upstream(&fetcher, base_url, stream, arch).await {
             Ok(r) => (Some(r.release), None),
             Err(e) => (None, Some(e.to_string())),
         }
@@ -531,12 +652,18 @@ pub async fn status(
     let update_available = upstream_rel
         .as_ref()
         .is_some_and(|u| state.current.as_ref() != Some(u) && !state.skipped.contains(u));
+    let mut profiles = Vec::new();
+    if state.current.is_some() {
+        profiles.push(profile::profile_id(track));
+        profiles.extend(state.profiles.iter().cloned());
+    }
     Ok(StreamReport {
         stream: stream.to_string(),
-        arch,
+        arch: arch.to_string(),
         current: state.current,
         kept: state.releases,
         skipped: state.skipped,
+        profiles,
         upstream: upstream_rel,
         upstream_error,
         update_available,

@@ -11,17 +11,25 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::state::Track;
 use crate::sync::{PullOptions, PullOutcome, RetryPolicy, pull};
 
 /// The `[fcos]` table of `kindling.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FcosConfig {
-    /// Streams `kindling serve` keeps current (empty: no tracking), e.g. `["stable"]`;
-    /// it writes their assets and profiles into the data directory.
+    /// Streams `kindling serve` keeps current (empty: no tracking), each `STREAM` (of
+    /// `arch`) or `STREAM/ARCH`, e.g. `["stable", "stable/aarch64"]`; it writes their
+    /// assets and profiles into the data directory, each architecture apart
+    /// (`fedora-coreos-stable`, `fedora-coreos-stable-aarch64`).
     pub streams: Vec<String>,
-    /// Architecture of the artifacts (`x86_64`, `aarch64`, ...).
+    /// Architecture of the `streams` entries that name none (`x86_64`, `aarch64`, ...).
     pub arch: String,
+    /// The operator's own profiles kept on the current release too, each `PROFILE` (kept
+    /// on the first entry of `streams`) or `PROFILE=STREAM[/ARCH]`, e.g.
+    /// `["fedora-core-1"]`: only their kernel and initramfs paths and
+    /// `coreos.live.rootfs_url` change, every other byte stays.
+    pub profiles: Vec<String>,
     /// Where the stream metadata is (`<base_url>/streams/<stream>.json`).
     pub base_url: String,
     /// Keyring file or directory of Fedora's OpenPGP keys. Unset: the first that exists of
@@ -50,30 +58,81 @@ impl Default for FcosConfig {
             keep: 2,
             interval_secs: 6 * 3600,
             server_url: None,
+            profiles: Vec::new(),
         }
     }
 }
 
 impl FcosConfig {
-    /// Pull options for one stream of this config.
-    pub fn pull_options(&self, data_dir: impl Into<PathBuf>, stream: &str) -> PullOptions {
+    /// The tracks of `streams`, in order, without repeats.
+    pub fn tracks(&self) -> Result<Vec<Track>, crate::FcosError> {
+        let mut out: Vec<Track> = Vec::new();
+        for s in &self.streams {
+            let t = Track::parse(s, &self.arch)?;
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The operator's profiles (`profiles`) kept on `track`.
+    pub fn profiles_for(&self, track: &Track) -> Result<Vec<String>, crate::FcosError> {
+        let tracks = self.tracks()?;
+        let mut out = Vec::new();
+        for p in &self.profiles {
+            let (id, on) = match p.split_once('=') {
+                Some((id, t)) => (id, Some(Track::parse(t, &self.arch)?)),
+                None => (p.as_str(), tracks.first().cloned()),
+            };
+            crate::stream::check_name("profile", id)?;
+            if on.as_ref() == Some(track) {
+                out.push(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pull options for one track of this config, with its operator profiles.
+    pub fn pull_options(&self, data_dir: impl Into<PathBuf>, track: &Track) -> PullOptions {
         PullOptions {
-            arch: self.arch.clone(),
+            arch: track.arch.clone(),
             base_url: self.base_url.clone(),
             keyring: self.keyring.clone(),
             insecure: self.insecure,
             keep: self.keep,
             server_url: self.server_url.clone(),
-            ..PullOptions::new(data_dir, stream)
+            profiles: self.profiles_for(track).unwrap_or_default(),
+            ..PullOptions::new(data_dir, &track.stream)
         }
     }
 
-    /// Checks values a typo would break (stream names, URL, interval).
+    /// Checks values a typo would break (stream names, URL, interval, a
+    /// profile kept on a stream that is not tracked).
     pub fn validate(&self) -> Result<(), crate::FcosError> {
-        for s in &self.streams {
-            crate::stream::check_name("stream", s)?;
-        }
         crate::stream::check_name("arch", &self.arch)?;
+        let tracks = self.tracks()?;
+        for p in &self.profiles {
+            if let Some((_, t)) = p.split_once('=') {
+                let t = Track::parse(t, &self.arch)?;
+                if !tracks.contains(&t) {
+                    return Err(crate::FcosError::Invalid {
+                        what: "fcos.profiles entry",
+                        value: p.clone(),
+                        why: "its STREAM[/ARCH] is not in fcos.streams",
+                    });
+                }
+            } else if tracks.is_empty() {
+                return Err(crate::FcosError::Invalid {
+                    what: "fcos.profiles entry",
+                    value: p.clone(),
+                    why: "fcos.streams is empty: no stream to keep it on",
+                });
+            }
+        }
+        for t in &tracks {
+            self.profiles_for(t)?;
+        }
         crate::stream::stream_url(&self.base_url, "stable")?;
         if let Some(u) = &self.server_url {
             crate::profile::normalize_server_url(u)?;
@@ -138,7 +197,7 @@ impl FcosStatus {
             Err(p) => p.into_inner(),
         };
         let e = g.entry(stream.to_string()).or_insert_with(|| StreamStatus {
-            stream: stream.to_string(),
+            stream: stream.split('/').next().unwrap_or(stream).to_string(),
             ..StreamStatus::default()
         });
         f(e);
@@ -166,29 +225,34 @@ pub async fn track(
     if config.streams.is_empty() {
         return;
     }
-    if let Err(e) = config.validate() {
-        tracing::error!(error = %e, "fcos tracking disabled: invalid [fcos] config");
-        for s in &config.streams {
-            status.update(s, |st| st.last_error = Some(e.to_string()));
+    let tracks = match config.validate().and_then(|()| config.tracks()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "fcos tracking disabled: invalid [fcos] config");
+            for s in &config.streams {
+                status.update(s, |st| st.last_error = Some(e.to_string()));
+            }
+            return;
         }
-        return;
-    }
-    for s in &config.streams {
-        let cur = crate::state::StreamState::load(&data_dir, s)
+    };
+    for t in &tracks {
+        let cur = crate::state::StreamState::load(&data_dir, t)
             .ok()
             .and_then(|st| st.current);
-        let arch = config.arch.clone();
-        status.update(s, |st| {
+        status.update(&t.to_string(), |st| {
+            st.stream = t.stream.clone();
+            st.arch = t.arch.clone();
             st.current = cur;
-            st.arch = arch;
         });
     }
     let interval = Duration::from_secs(config.interval_secs);
     loop {
-        for stream in &config.streams {
-            let mut opts = config.pull_options(&data_dir, stream);
+        for track in &tracks {
+            let stream = &track.to_string();
+            let mut opts = config.pull_options(&data_dir, track);
             opts.retry = RetryPolicy::default();
-            let span = tracing::info_span!("fcos_track", %stream);
+            let span =
+                tracing::info_span!("fcos_track", stream = %track.stream, arch = %track.arch);
             let result = tokio::select! {
                 r = pull(&opts).instrument(span) => r,
                 () = cancel.cancelled() => return,
@@ -210,9 +274,11 @@ pub async fn track(
                     if switched {
                         match &current {
                             Some(r) => {
-                                tracing::info!(%stream, release = %r, "fcos tracker switched the profile")
+                                tracing::info!(track = %stream, release = %r, "fcos tracker switched the profile")
                             }
-                            None => tracing::info!(%stream, "fcos tracker switched the profile"),
+                            None => {
+                                tracing::info!(track = %stream, "fcos tracker switched the profile")
+                            }
                         }
                     }
                     status.update(stream, |st| {
@@ -226,7 +292,7 @@ pub async fn track(
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(%stream, error = %e, "fcos check failed; profile unchanged");
+                    tracing::warn!(track = %stream, error = %e, "fcos check failed; profile unchanged");
                     status.update(stream, |st| {
                         st.last_error = Some(e.to_string());
                         st.last_check = t;

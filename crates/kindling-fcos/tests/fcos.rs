@@ -126,6 +126,7 @@ fn cli_pull(env: &Env) -> anyhow::Result<ExitCode> {
         FcosCommand::Pull {
             stream: "stable".into(),
             arch: None,
+            profile: Vec::new(),
             keep: Some(2),
             insecure: false,
             base_url: Some(env.fx.base_url()),
@@ -264,6 +265,7 @@ fn pull_update_track_and_rollback() {
     let rb = run(
         FcosCommand::Rollback {
             stream: "stable".into(),
+            arch: None,
             server_url: None,
         },
         &env.data,
@@ -274,7 +276,7 @@ fn pull_update_track_and_rollback() {
     check_operator(&env);
     assert_eq!(env.state()["current"], r2.release.as_str());
     // No older release is kept: a second rollback is refused.
-    assert!(rollback(&env.data, "stable", None).is_err());
+    assert!(rollback(&env.data, &stable(), None).is_err());
     assert_boots(&env, &r2);
 
     // The tracker does not switch back to the release rolled back from...
@@ -287,7 +289,7 @@ fn pull_update_track_and_rollback() {
         }
     );
     assert_eq!(fs::read(env.profile_path()).unwrap(), before);
-    let st = block_on(status(&env.data, "stable", None, &env.fx.base_url(), false)).unwrap();
+    let st = block_on(status(&env.data, &stable(), &env.fx.base_url(), false)).unwrap();
     assert_eq!(st.current.as_deref(), Some(r2.release.as_str()));
     assert_eq!(st.kept, vec![r3.release.clone(), r2.release.clone()]);
     assert_eq!(st.upstream.as_deref(), Some(r3.release.as_str()));
@@ -295,7 +297,7 @@ fn pull_update_track_and_rollback() {
     // ...but `status` reports a newer one once it appears, and pull takes it.
     let r4 = Release::new("42.20251112.3.0", 20_000);
     publish(&env.fx, &r4, &env.key);
-    let st = block_on(status(&env.data, "stable", None, &env.fx.base_url(), false)).unwrap();
+    let st = block_on(status(&env.data, &stable(), &env.fx.base_url(), false)).unwrap();
     assert!(st.update_available);
     assert_eq!(cli_pull(&env).unwrap(), ExitCode::SUCCESS);
     assert_boots(&env, &r4);
@@ -937,4 +939,282 @@ fn keep_zero_is_refused_not_read_as_one() {
     );
     assert!(!e.asset(&rel, "").exists());
     assert!(e.asset(&rel2, &rel2.parts()[0].0).is_file());
+}
+
+fn stable() -> kindling_fcos::state::Track {
+    kindling_fcos::state::Track::new("stable", "x86_64").unwrap()
+}
+
+/// The seed's profile, as the blog post has it (no rootfs: 2020's live PXE).
+const SEED_PROFILE: &str = r#"{ "id": "fedora-core-1", "name": "Fedora Core - 1", "ignition_id": "fedora-core-1.ign",
+  "boot": {
+    "kernel": "/assets/fedora-coreos-31.20200407.3.0-live-kernel-x86_64",
+    "initrd": ["/assets/fedora-coreos-31.20200407.3.0-live-initramfs.x86_64.img"],
+    "args": ["ip=dhcp", "rd.neednet=1", "console=tty0", "console=ttyS0", "selinux=0",
+             "ignition.firstboot", "ignition.platform.id=metal",
+             "systemd.unified_cgroup_hierarchy=0",
+             "sshkey=ssh-rsa ...",
+             "ignition.config.url=http://10.10.254.200:8080/ignition?mac=${mac:hexhyp}"] } }
+"#;
+
+/// `text` with what a release owns blanked out: every JSON string naming a
+/// live kernel, initramfs or rootfs, and the `coreos.live.rootfs_url`
+/// argument with the separator before it. What is left must never change.
+fn without_release_owned(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('"') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let mut end = 0;
+        let b = after.as_bytes();
+        while end < b.len() && b[end] != b'"' {
+            end += if b[end] == b'\\' { 2 } else { 1 };
+        }
+        let s = &after[..end];
+        if s.starts_with("coreos.live.rootfs_url=") {
+            // Drop the `,<spacing>` that was added before it.
+            let trimmed = out.trim_end().trim_end_matches(',').len();
+            out.truncate(trimmed);
+        } else if s.contains("-live-kernel") || s.contains("-live-initramfs") {
+            out.push_str("\"<release-owned>\"");
+        } else {
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+        }
+        rest = &after[(end + 1).min(after.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// (Issue 15, must-show 2) The seed's own `fedora-core-1` profile kept
+/// current: by `pull --profile`, then by the tracker (remembered), then by
+/// a rollback. Only the release-owned strings change; the rest of the file
+/// is the operator's, byte for byte.
+#[test]
+fn operator_profile_kept_current_byte_for_byte() {
+    let env = env();
+    let seed_path = env.data.join("profiles/fedora-core-1.json");
+    fs::write(&seed_path, SEED_PROFILE).unwrap();
+    let r1 = Release::new("42.20251001.3.0", 20_000);
+    publish(&env.fx, &r1, &env.key);
+
+    let cmd = |profile: Vec<String>| FcosCommand::Pull {
+        stream: "stable".into(),
+        arch: None,
+        profile,
+        keep: Some(2),
+        insecure: false,
+        base_url: Some(env.fx.base_url()),
+        keyring: Some(env.keyring.clone()),
+        server_url: None,
+        force: false,
+    };
+    // No profile and no --server-url: the server URL comes from the seed's
+    // ignition.config.url.
+    assert_eq!(
+        run(cmd(vec!["fedora-core-1".into()]), &env.data).unwrap(),
+        ExitCode::SUCCESS
+    );
+    let check = |rel: &Release| {
+        let text = fs::read_to_string(&seed_path).unwrap();
+        assert_eq!(
+            without_release_owned(&text),
+            without_release_owned(SEED_PROFILE),
+            "only release-owned strings may change:\n{text}"
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let dir = format!("/assets/fedora-coreos/stable/{}", rel.release);
+        assert_eq!(v["boot"]["kernel"], format!("{dir}/{}", rel.kernel.0));
+        assert_eq!(
+            v["boot"]["initrd"],
+            serde_json::json!([format!("{dir}/{}", rel.initramfs.0)])
+        );
+        let a = args(&v);
+        assert_eq!(
+            a.last().unwrap(),
+            &format!("coreos.live.rootfs_url={SERVER}{dir}/{}", rel.rootfs.0)
+        );
+        assert_eq!(v["ignition_id"], "fedora-core-1.ign");
+        // The server's own loader accepts it.
+        kindling_model::Profile::parse("fedora-core-1", text.as_bytes()).unwrap();
+        // And every file it names is there.
+        for (name, data) in rel.parts() {
+            assert_eq!(&fs::read(env.asset(rel, name)).unwrap(), data, "{name}");
+        }
+    };
+    check(&r1);
+    assert_boots(&env, &r1);
+    assert_eq!(
+        env.state()["profiles"],
+        serde_json::json!(["fedora-core-1"])
+    );
+
+    // A newer release through the tracker, which was told nothing about the
+    // profile: the state remembers it.
+    let r2 = Release::new("42.20251015.3.0", 20_000);
+    publish(&env.fx, &r2, &env.key);
+    let st = Arc::new(FcosStatus::new());
+    let cfg = FcosConfig {
+        streams: vec!["stable".into()],
+        base_url: env.fx.base_url(),
+        keyring: Some(env.keyring.clone()),
+        interval_secs: 3600,
+        ..FcosConfig::default()
+    };
+    run_tracker_until(&env, cfg, st, |s| {
+        s.current.as_deref() == Some(r2.release.as_str())
+    });
+    check(&r2);
+
+    // Rollback takes it back too.
+    rollback(&env.data, &stable(), None).unwrap();
+    check(&r1);
+
+    // A profile of another architecture is refused before any download.
+    let arm = env.data.join("profiles/arm-1.json");
+    fs::write(
+        &arm,
+        SEED_PROFILE.replace("live-kernel-x86_64", "live-kernel-aarch64"),
+    )
+    .unwrap();
+    env.fx.clear_log();
+    let e = run(cmd(vec!["arm-1".into()]), &env.data).unwrap_err();
+    assert!(format!("{e:#}").contains("it boots aarch64"), "{e:#}");
+    assert!(env.fx.log().is_empty(), "{:?}", env.fx.log());
+    // A missing one too, naming the file.
+    let e = run(cmd(vec!["nope".into()]), &env.data).unwrap_err();
+    assert!(format!("{e:#}").contains("nope.json"), "{e:#}");
+
+    // Re-pointed at something else by the operator: no longer kept current.
+    fs::write(
+        &seed_path,
+        SEED_PROFILE.replace(
+            "/assets/fedora-coreos-31.20200407.3.0-live-kernel-x86_64",
+            "/assets/debian/vmlinuz",
+        ),
+    )
+    .unwrap();
+    let before = fs::read(&seed_path).unwrap();
+    block_on(pull(&PullOptions {
+        force: true,
+        ..env.opts()
+    }))
+    .unwrap();
+    assert_eq!(fs::read(&seed_path).unwrap(), before);
+    assert_eq!(env.state()["profiles"], serde_json::json!([]));
+}
+
+/// (Issue 15, must-show 1, files side) x86_64 and aarch64 of one stream
+/// pulled one after the other: two profiles, two asset directories, two
+/// states, each agreeing with its release records; the second pull leaves
+/// the first architecture's profile untouched.
+#[test]
+fn architectures_are_tracked_apart() {
+    let env = env();
+    let x = Release::for_arch("43.20261101.3.0", "x86_64", 10_000);
+    let a = Release::for_arch("43.20261101.3.0", "aarch64", 12_000);
+    for r in [&x, &a] {
+        publish_files(&env.fx, r, &|d| env.key.sign(d));
+    }
+    env.fx.put(
+        "/streams/stable.json",
+        stream_json_arches(&env.fx, &[&x, &a]),
+    );
+
+    assert!(matches!(
+        block_on(pull(&env.opts())).unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    let x_profile = fs::read(env.profile_path()).unwrap();
+    assert!(matches!(
+        block_on(pull(&PullOptions {
+            arch: "aarch64".into(),
+            ..env.opts()
+        }))
+        .unwrap(),
+        PullOutcome::Switched { .. }
+    ));
+    // The aarch64 pull did not touch the x86_64 profile.
+    assert_eq!(fs::read(env.profile_path()).unwrap(), x_profile);
+    assert_boots(&env, &x);
+
+    for (rel, dir, id) in [
+        (&x, "stable", "fedora-coreos-stable"),
+        (&a, "stable-aarch64", "fedora-coreos-stable-aarch64"),
+    ] {
+        let sdir = env.data.join("assets/fedora-coreos").join(dir);
+        let state: Value =
+            serde_json::from_slice(&fs::read(sdir.join("state.json")).unwrap()).unwrap();
+        let record: Value = serde_json::from_slice(
+            &fs::read(sdir.join(&rel.release).join("release.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(state["arch"], rel.arch.as_str());
+        assert_eq!(record["arch"], rel.arch.as_str());
+        assert_eq!(state["current"], rel.release.as_str());
+        assert_eq!(record["release"], rel.release.as_str());
+        let p: Value = serde_json::from_slice(
+            &fs::read(env.data.join("profiles").join(format!("{id}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(p["id"], id);
+        let kdir = format!("/assets/fedora-coreos/{dir}/{}", rel.release);
+        assert_eq!(p["boot"]["kernel"], format!("{kdir}/{}", rel.kernel.0));
+        assert!(
+            args(&p).contains(&format!(
+                "coreos.live.rootfs_url={SERVER}{kdir}/{}",
+                rel.rootfs.0
+            )),
+            "{p}"
+        );
+        for (name, data) in rel.parts() {
+            assert_eq!(&fs::read(sdir.join(&rel.release).join(name)).unwrap(), data);
+        }
+        kindling_model::Profile::parse(id, &serde_json::to_vec(&p).unwrap()).unwrap();
+    }
+
+    // `status` with no stream named reports both tracks found on disk.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "status_child", "--nocapture"])
+        .env("KINDLING_TEST_STATUS_DATA", &env.data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stream:   stable (x86_64)"), "{text}");
+    assert!(text.contains("stream:   stable (aarch64)"), "{text}");
+
+    // An x86_64 directory an older Kindling filled with aarch64 is refused.
+    let sdir = env.data.join("assets/fedora-coreos/stable");
+    let st = fs::read_to_string(sdir.join("state.json")).unwrap();
+    fs::write(
+        sdir.join("state.json"),
+        st.replace("\"x86_64\"", "\"aarch64\""),
+    )
+    .unwrap();
+    let e = block_on(pull(&env.opts())).unwrap_err();
+    assert!(e.to_string().contains("holds aarch64 releases"), "{e}");
+}
+
+/// Runs `kindling fcos status --offline` on the data directory a parent
+/// test names (a child process: the CLI prints to stdout).
+#[test]
+fn status_child() {
+    let Ok(data) = std::env::var("KINDLING_TEST_STATUS_DATA") else {
+        return;
+    };
+    let code = run(
+        FcosCommand::Status {
+            stream: Vec::new(),
+            arch: None,
+            offline: true,
+            json: false,
+            base_url: None,
+        },
+        Path::new(&data),
+    )
+    .unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
 }

@@ -30,6 +30,7 @@ fn child() {
     let cmd = FcosCommand::Pull {
         stream: "stable".into(),
         arch: None,
+        profile: Vec::new(),
         keep: Some(2),
         insecure: false,
         base_url: Some(env("KINDLING_TEST_BASE_URL")),
@@ -142,7 +143,7 @@ fn pull_from_a_closed_port_says_connection_refused_once() {
     assert_eq!(shown, format!("pulling fedora-coreos stable: {text}"));
 
     // `status` records it as the upstream error.
-    let report = block_on(status(&data, "stable", None, &base, false)).unwrap();
+    let report = block_on(status(&data, &stable(), &base, false)).unwrap();
     let err = report.upstream_error.unwrap();
     assert!(err.contains(&refused), "{err}");
     assert_eq!(err.matches(&refused).count(), 1, "{err}");
@@ -157,6 +158,7 @@ fn cli_errors_say_their_cause_once() {
     let e = run(
         FcosCommand::Rollback {
             stream: "stable".into(),
+            arch: None,
             server_url: Some(SERVER.into()),
         },
         &file,
@@ -209,4 +211,8 @@ fn pull_log_has_plain_values_not_rust_debug_strings() {
         assert!(!log.contains("\\\""), "{log}");
         assert!(!log.contains('"'), "{log}");
     }
+}
+
+fn stable() -> kindling_fcos::state::Track {
+    kindling_fcos::state::Track::new("stable", "x86_64").unwrap()
 }

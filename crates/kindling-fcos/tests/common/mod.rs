@@ -297,6 +297,7 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 #[derive(Clone)]
 pub struct Release {
     pub release: String,
+    pub arch: String,
     pub kernel: (String, Vec<u8>),
     pub initramfs: (String, Vec<u8>),
     pub rootfs: (String, Vec<u8>),
@@ -304,25 +305,31 @@ pub struct Release {
 
 impl Release {
     pub fn new(release: &str, rootfs_len: usize) -> Release {
+        Release::for_arch(release, "x86_64", rootfs_len)
+    }
+
+    /// A release of `arch` (its own random artifacts and names).
+    pub fn for_arch(release: &str, arch: &str, rootfs_len: usize) -> Release {
         Release {
             release: release.to_string(),
+            arch: arch.to_string(),
             kernel: (
-                format!("fedora-coreos-{release}-live-kernel.x86_64"),
+                format!("fedora-coreos-{release}-live-kernel.{arch}"),
                 random_bytes(4096),
             ),
             initramfs: (
-                format!("fedora-coreos-{release}-live-initramfs.x86_64.img"),
+                format!("fedora-coreos-{release}-live-initramfs.{arch}.img"),
                 random_bytes(8192),
             ),
             rootfs: (
-                format!("fedora-coreos-{release}-live-rootfs.x86_64.img"),
+                format!("fedora-coreos-{release}-live-rootfs.{arch}.img"),
                 random_bytes(rootfs_len),
             ),
         }
     }
 
     pub fn dir(&self) -> String {
-        format!("/prod/streams/stable/builds/{}/x86_64", self.release)
+        format!("/prod/streams/stable/builds/{}/{}", self.release, self.arch)
     }
 
     pub fn path(&self, name: &str) -> String {
@@ -374,6 +381,36 @@ pub fn stream_json(fx: &Fixture, rel: &Release, rootfs_from: Option<&Release>) -
                 "images": {"aws": {"regions": {"us-east-1": {"release": rel.release, "image": "ami-0"}}}}
             }
         }
+    });
+    serde_json::to_vec_pretty(&doc).unwrap()
+}
+
+/// The stream JSON with one release per architecture (`rels`, each of its
+/// own `arch`).
+pub fn stream_json_arches(fx: &Fixture, rels: &[&Release]) -> Vec<u8> {
+    let base = fx.base_url();
+    let art = |r: &Release, (name, data): &(String, Vec<u8>)| {
+        json!({
+            "location": format!("{base}{}", r.path(name)),
+            "signature": format!("{base}{}.sig", r.path(name)),
+            "sha256": sha256_hex(data),
+        })
+    };
+    let mut arches = serde_json::Map::new();
+    for r in rels {
+        arches.insert(
+            r.arch.clone(),
+            json!({"artifacts": {"metal": {"release": r.release, "formats": {"pxe": {
+                "kernel": art(r, &r.kernel),
+                "initramfs": art(r, &r.initramfs),
+                "rootfs": art(r, &r.rootfs),
+            }}}}}),
+        );
+    }
+    let doc = json!({
+        "stream": "stable",
+        "metadata": {"last-modified": "2026-11-25T00:00:00Z", "generator": "kindling-fcos test"},
+        "architectures": arches,
     });
     serde_json::to_vec_pretty(&doc).unwrap()
 }
