@@ -1,6 +1,8 @@
 //! Fedora CoreOS live entries from the local assets that `kindling fcos pull`
-//! keeps: `assets/fedora-coreos/<stream>/<release>/` with the state in
-//! `assets/fedora-coreos/<stream>/state.json` (`current`, `arch`). Nothing on
+//! keeps: one directory per stream and architecture under
+//! `assets/fedora-coreos/` (`stable/`, `stable-aarch64/`), each with its
+//! releases and a `state.json` (`stream`, `arch`, `current`). Directories
+//! are matched by what their state says, not by their names. Nothing on
 //! disk means no entry.
 
 use std::path::Path;
@@ -16,6 +18,8 @@ pub const FCOS_ID_PREFIX: &str = "fedora-coreos-";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FcosLive {
     pub stream: String,
+    /// The directory under `assets/fedora-coreos/`.
+    pub dir: String,
     pub release: String,
     pub arch: Arch,
     /// File names inside the release directory.
@@ -31,13 +35,14 @@ impl FcosLive {
 
     /// URL path of the release directory under `/assets/`.
     pub fn asset_dir(&self) -> String {
-        format!("/assets/fedora-coreos/{}/{}", self.stream, self.release)
+        format!("/assets/fedora-coreos/{}/{}", self.dir, self.release)
     }
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct State {
+    stream: Option<String>,
     current: Option<String>,
     arch: Option<String>,
 }
@@ -46,14 +51,32 @@ fn safe_segment(s: &str) -> bool {
     crate::catalog::valid_file_name(s) && !s.contains('/')
 }
 
-/// The current release of `stream` under `assets_dir`, if complete on disk.
-pub fn discover(assets_dir: &Path, stream: &str) -> Option<FcosLive> {
+/// The current release of `stream` for `arch` under `assets_dir`, if
+/// complete on disk.
+pub fn discover(assets_dir: &Path, stream: &str, arch: Arch) -> Option<FcosLive> {
     if !safe_segment(stream) {
         return None;
     }
-    let sdir = assets_dir.join("fedora-coreos").join(stream);
+    let mut dirs: Vec<String> = std::fs::read_dir(assets_dir.join("fedora-coreos"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| safe_segment(n) && !n.starts_with('.'))
+        .collect();
+    dirs.sort();
+    dirs.into_iter()
+        .find_map(|d| discover_in(assets_dir, &d, stream).filter(|f| f.arch == arch))
+}
+
+/// The current release in `assets/fedora-coreos/<dir>/`, if its state names
+/// `stream` and the release is complete on disk.
+fn discover_in(assets_dir: &Path, dir: &str, stream: &str) -> Option<FcosLive> {
+    let sdir = assets_dir.join("fedora-coreos").join(dir);
     let state: State =
         serde_json::from_slice(&std::fs::read(sdir.join("state.json")).ok()?).ok()?;
+    if state.stream.as_deref().unwrap_or(dir) != stream {
+        return None;
+    }
     let release = state.current?;
     if !safe_segment(&release) {
         return None;
@@ -77,6 +100,7 @@ pub fn discover(assets_dir: &Path, stream: &str) -> Option<FcosLive> {
     };
     Some(FcosLive {
         stream: stream.to_string(),
+        dir: dir.to_string(),
         release,
         arch,
         kernel,
@@ -92,7 +116,7 @@ mod tests {
     #[test]
     fn discovers_current_release_or_nothing() {
         let t = tempfile::tempdir().unwrap();
-        assert_eq!(discover(t.path(), "stable"), None);
+        assert_eq!(discover(t.path(), "stable", Arch::X86_64), None);
         let s = t.path().join("fedora-coreos/stable");
         let r = s.join("43.20260413.3.2");
         std::fs::create_dir_all(&r).unwrap();
@@ -107,7 +131,7 @@ mod tests {
             "k",
         )
         .unwrap();
-        assert_eq!(discover(t.path(), "stable"), None);
+        assert_eq!(discover(t.path(), "stable", Arch::X86_64), None);
         std::fs::write(
             r.join("fedora-coreos-43.20260413.3.2-live-initramfs.x86_64.img"),
             "i",
@@ -118,13 +142,41 @@ mod tests {
             "r",
         )
         .unwrap();
-        let f = discover(t.path(), "stable").unwrap();
+        let f = discover(t.path(), "stable", Arch::X86_64).unwrap();
         assert_eq!(f.id(), "fedora-coreos-stable");
         assert_eq!(f.arch, Arch::X86_64);
         assert_eq!(
             f.rootfs,
             "fedora-coreos-43.20260413.3.2-live-rootfs.x86_64.img"
         );
-        assert_eq!(discover(t.path(), "../stable"), None);
+        assert_eq!(discover(t.path(), "../stable", Arch::X86_64), None);
+        assert_eq!(discover(t.path(), "stable", Arch::Arm64), None);
+
+        // The aarch64 track beside it.
+        let a = t.path().join("fedora-coreos/stable-aarch64");
+        let r = a.join("43.20260413.3.2");
+        std::fs::create_dir_all(&r).unwrap();
+        std::fs::write(
+            a.join("state.json"),
+            r#"{"stream":"stable","arch":"aarch64","current":"43.20260413.3.2"}"#,
+        )
+        .unwrap();
+        for part in ["kernel", "initramfs", "rootfs"] {
+            std::fs::write(
+                r.join(format!("fedora-coreos-43.20260413.3.2-live-{part}.aarch64")),
+                "x",
+            )
+            .unwrap();
+        }
+        let f = discover(t.path(), "stable", Arch::Arm64).unwrap();
+        assert_eq!(f.arch, Arch::Arm64);
+        assert_eq!(
+            f.asset_dir(),
+            "/assets/fedora-coreos/stable-aarch64/43.20260413.3.2"
+        );
+        assert_eq!(
+            discover(t.path(), "stable", Arch::X86_64).unwrap().dir,
+            "stable"
+        );
     }
 }

@@ -125,9 +125,7 @@ impl Menu {
         let mut out = Vec::new();
         if let Some(assets) = &self.assets_dir {
             for s in &self.cfg.fcos_streams {
-                if let Some(f) = fcos::discover(assets, s)
-                    && f.arch == arch
-                {
+                if let Some(f) = fcos::discover(assets, s, arch) {
                     out.push(Item::Fcos(f));
                 }
             }
