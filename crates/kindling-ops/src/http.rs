@@ -147,12 +147,13 @@ fn machine_json(ops: &Ops, m: &str) -> Reply {
     }
 }
 
-/// Configuration problems, FCOS releases, cache and assets, the journal's health.
+/// Configuration problems, the Fedora CoreOS tracker (`fcos`: one entry per stream and
+/// architecture, [`crate::FcosStream`]), cache and assets, the journal's health.
 pub fn status_json(ops: &Ops) -> serde_json::Value {
     json!({
         "ready": ops.is_ready(),
         "config_problems": ops.config_problems(),
-        "fcos_releases": ops.fcos_releases(),
+        "fcos": ops.fcos_streams(),
         "cache_bytes": ops.cache_bytes(),
         "asset_bytes_served": ops.asset_bytes_by_kind(),
         "assets": ops.asset_status(),

@@ -28,7 +28,8 @@ use std::sync::Arc;
 pub use event::{Event, Kind, Source, Stage};
 pub use journal::{FsyncPolicy, JournalStatus};
 pub use ops::{
-    AssetStatus, NeighbourLookup, Ops, OpsConfig, SubscriberLimits, SubscriberSlot, Update,
+    AssetStatus, FcosStream, NeighbourLookup, Ops, OpsConfig, SubscriberLimits, SubscriberSlot,
+    Update,
 };
 pub use store::{BootError, Limits, MachineDetail, MachineSummary};
 

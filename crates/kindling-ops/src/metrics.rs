@@ -8,6 +8,15 @@ use std::sync::{Arc, Mutex};
 /// Label values of one series, in the order of the family's label names.
 type Key = Vec<String>;
 
+/// The value of a `kindling_fcos_*` series for one stream (none: no series), with its
+/// `release` label if it has one.
+type FcosValue<'a> = &'a dyn Fn(&crate::ops::FcosStream) -> Option<(Option<&str>, u64)>;
+
+/// A release as the value of an info series.
+fn fcos_release(r: &Option<String>) -> Option<(Option<&str>, u64)> {
+    r.as_deref().map(|r| (Some(r), 1))
+}
+
 /// All metrics. Cheap to update from any thread.
 pub struct Metrics {
     http_requests: Mutex<BTreeMap<Key, u64>>,
@@ -36,7 +45,8 @@ pub struct Metrics {
     /// The cache's own counters (`kindling_menu::Cache::counters`), by name.
     cache_counters: Mutex<Vec<(&'static str, u64)>>,
     config_problems: Mutex<Vec<String>>,
-    fcos: Mutex<BTreeMap<String, String>>,
+    /// The Fedora CoreOS tracker's status, sorted by stream and architecture.
+    fcos: Mutex<Vec<crate::ops::FcosStream>>,
     ready: AtomicBool,
     /// Connection counters of the HTTP listeners, by listener name.
     listeners: Mutex<Vec<(&'static str, Arc<kindling_http::server::Stats>)>>,
@@ -435,14 +445,77 @@ impl Metrics {
             .unwrap_or_default()
     }
 
-    pub fn set_fcos_release(&self, stream: &str, release: &str) {
+    pub fn set_fcos_streams(&self, mut streams: Vec<crate::ops::FcosStream>) {
+        streams.sort_by(|a, b| (&a.stream, &a.arch).cmp(&(&b.stream, &b.arch)));
         if let Ok(mut g) = self.fcos.lock() {
-            g.insert(stream.to_string(), release.to_string());
+            *g = streams;
         }
     }
 
-    pub fn fcos_releases(&self) -> BTreeMap<String, String> {
+    pub fn fcos_streams(&self) -> Vec<crate::ops::FcosStream> {
         self.fcos.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// The `kindling_fcos_*` families: one series per tracked stream and architecture.
+    /// Timestamps are 0 until the first check (success), so that
+    /// `time() - kindling_fcos_last_success_timestamp_seconds` alerts on a tracker that
+    /// never succeeded too.
+    fn render_fcos(&self, o: &mut String) {
+        let streams = self.fcos_streams();
+        let families: [(&str, &str, &str, FcosValue); 6] = [
+            (
+                "kindling_fcos_release_info",
+                "gauge",
+                "Fedora CoreOS release the profile boots, per tracked stream and architecture.",
+                &|st| fcos_release(&st.current),
+            ),
+            (
+                "kindling_fcos_upstream_release_info",
+                "gauge",
+                "Fedora CoreOS release seen upstream at the last successful check, per tracked stream and architecture.",
+                &|st| fcos_release(&st.upstream),
+            ),
+            (
+                "kindling_fcos_check_failures_total",
+                "counter",
+                "Fedora CoreOS tracker checks that failed since start, per stream and architecture.",
+                &|st| Some((None, st.failures)),
+            ),
+            (
+                "kindling_fcos_consecutive_failures",
+                "gauge",
+                "Fedora CoreOS tracker checks that failed since the last successful one (0 after a success).",
+                &|st| Some((None, st.consecutive_failures)),
+            ),
+            (
+                "kindling_fcos_last_check_timestamp_seconds",
+                "gauge",
+                "Unix time of the last Fedora CoreOS tracker check, failed or not (0: none yet).",
+                &|st| Some((None, st.last_check.unwrap_or(0))),
+            ),
+            (
+                "kindling_fcos_last_success_timestamp_seconds",
+                "gauge",
+                "Unix time of the last successful Fedora CoreOS tracker check (0: none since start).",
+                &|st| Some((None, st.last_success.unwrap_or(0))),
+            ),
+        ];
+        for (name, kind, help, f) in families {
+            header(o, name, kind, help);
+            for st in &streams {
+                let Some((release, v)) = f(st) else { continue };
+                let _ = write!(
+                    o,
+                    "{name}{{stream=\"{}\",arch=\"{}\"",
+                    escape(&st.stream),
+                    escape(&st.arch)
+                );
+                if let Some(r) = release {
+                    let _ = write!(o, ",release=\"{}\"", escape(r));
+                }
+                let _ = writeln!(o, "}} {v}");
+            }
+        }
     }
 
     pub fn asset_bytes_by_kind(&self) -> BTreeMap<String, u64> {
@@ -618,20 +691,7 @@ impl Metrics {
             "Problems in the configuration now in force.",
             self.config_problems().len() as u64,
         );
-        header(
-            &mut o,
-            "kindling_fcos_release_info",
-            "gauge",
-            "Fedora CoreOS release currently served, per tracked stream.",
-        );
-        for (stream, release) in self.fcos_releases() {
-            let _ = writeln!(
-                o,
-                "kindling_fcos_release_info{{stream=\"{}\",release=\"{}\"}} 1",
-                escape(&stream),
-                escape(&release)
-            );
-        }
+        self.render_fcos(&mut o);
         gauge(
             &mut o,
             "kindling_machines",
@@ -798,5 +858,28 @@ mod tests {
             Some(&1)
         );
         assert_eq!(g.len(), 2);
+    }
+
+    #[test]
+    fn fcos_label_values_are_escaped() {
+        let m = Metrics::new();
+        m.set_fcos_streams(vec![crate::ops::FcosStream {
+            stream: "a\"b\\c\nd".into(),
+            arch: "x86_64".into(),
+            upstream: Some("4\"2".into()),
+            consecutive_failures: 1,
+            ..Default::default()
+        }]);
+        let text = m.render(0, 0, 0);
+        assert!(
+            text.contains(
+                "kindling_fcos_consecutive_failures{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("kindling_fcos_upstream_release_info{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\",release=\"4\\\"2\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -117,6 +117,38 @@ pub struct AssetStatus {
     pub ok: bool,
 }
 
+/// What the Fedora CoreOS tracker knows of one stream and architecture, as the caller
+/// copies it in ([`Ops::set_fcos_streams`]): shown by `/api/v1/status` (`fcos`), `/metrics`
+/// (`kindling_fcos_*`) and the dashboard. A plain copy, so that this crate needs nothing
+/// of the tracker's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FcosStream {
+    pub stream: String,
+    /// Architecture of the tracked artifacts (`x86_64`, `aarch64`).
+    pub arch: String,
+    /// Release the profile boots.
+    pub current: Option<String>,
+    /// Release seen upstream at the last successful check.
+    pub upstream: Option<String>,
+    /// Error of the last check (`None` after a successful one).
+    pub last_error: Option<String>,
+    /// Unix time (seconds) of the last check, failed or not.
+    pub last_check: Option<u64>,
+    /// Unix time (seconds) of the last successful check.
+    pub last_success: Option<u64>,
+    /// Checks that failed since start.
+    pub failures: u64,
+    /// Checks that failed since the last successful one (0 after a success).
+    pub consecutive_failures: u64,
+}
+
+impl FcosStream {
+    /// Whether the last check failed.
+    pub fn failing(&self) -> bool {
+        self.last_error.is_some()
+    }
+}
+
 /// Looks up an IPv4 address in the neighbour table; returns a normalised MAC.
 pub type NeighbourLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -300,9 +332,11 @@ impl Ops {
         self.metrics.set_config_problems(problems);
     }
 
-    /// `kindling_fcos_release_info{stream,release} 1`.
-    pub fn set_fcos_release(&self, stream: &str, release: &str) {
-        self.metrics.set_fcos_release(stream, release);
+    /// Replaces the Fedora CoreOS tracker's status (one entry per stream and
+    /// architecture): `/api/v1/status` (`fcos`), the `kindling_fcos_*` metrics and the
+    /// dashboard's "Fedora CoreOS" box show it from now on.
+    pub fn set_fcos_streams(&self, streams: Vec<FcosStream>) {
+        self.metrics.set_fcos_streams(streams);
     }
 
     /// `kindling_cache_bytes`.
@@ -401,8 +435,9 @@ impl Ops {
         self.metrics.config_problems()
     }
 
-    pub fn fcos_releases(&self) -> std::collections::BTreeMap<String, String> {
-        self.metrics.fcos_releases()
+    /// The tracker's status as last set, sorted by stream and architecture.
+    pub fn fcos_streams(&self) -> Vec<FcosStream> {
+        self.metrics.fcos_streams()
     }
 
     pub fn cache_bytes(&self) -> Option<u64> {

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::event::{Event, Stage, format_ts, human_bytes};
-use crate::ops::Ops;
+use crate::ops::{FcosStream, Ops};
 use crate::store::{Boot, MachineDetail, MachineSummary};
 
 pub const APP_JS: &str = include_str!("../ui/app.js");
@@ -95,7 +95,9 @@ fn machine_row(m: &MachineSummary) -> String {
 /// `/ui/`.
 pub fn machines_page(ops: &Ops) -> String {
     let machines = ops.machines();
+    let fcos = ops.fcos_streams();
     let mut s = head("Kindling · machines", "machines", "");
+    s.push_str(&fcos_alert(&fcos));
     s.push_str(
         "<section>\n<h2>Machines</h2>\n<table id=\"machines\">\n<thead><tr><th>MAC</th><th>IP</th>\
 <th>Arch</th><th>Firmware</th><th>Group</th><th>Profile</th><th>Last stage</th>\
@@ -146,14 +148,6 @@ pub fn machines_page(ops: &Ops) -> String {
             human_bytes(b)
         );
     }
-    for (stream, rel) in ops.fcos_releases() {
-        let _ = writeln!(
-            s,
-            "<dt>Fedora CoreOS {}</dt><dd>{}</dd>",
-            esc(&stream),
-            esc(&rel)
-        );
-    }
     for a in ops.asset_status() {
         let _ = writeln!(
             s,
@@ -172,8 +166,100 @@ pub fn machines_page(ops: &Ops) -> String {
             esc(j.error.as_deref().unwrap_or("unknown error"))
         );
     }
-    s.push_str("</dl>\n</section>\n</div>\n");
+    s.push_str("</dl>\n</section>\n");
+    s.push_str(&fcos_card(&fcos));
+    s.push_str("</div>\n");
     s.push_str(FOOT);
+    s
+}
+
+/// A Unix time in seconds as `2026-12-03T17:00:42Z`; "never" for none.
+fn unix_time(t: Option<u64>) -> String {
+    match t {
+        Some(t) => {
+            let ts = format_ts(t.saturating_mul(1000));
+            let ts = ts
+                .strip_suffix(".000Z")
+                .map(|t| format!("{t}Z"))
+                .unwrap_or(ts);
+            format!("<time datetime=\"{ts}\">{ts}</time>")
+        }
+        None => "never".into(),
+    }
+}
+
+/// `stable (x86_64)`, escaped.
+fn stream_name(st: &FcosStream) -> String {
+    if st.arch.is_empty() {
+        esc(&st.stream)
+    } else {
+        format!("{} ({})", esc(&st.stream), esc(&st.arch))
+    }
+}
+
+/// The banner at the top of `/ui/` while a tracked Fedora CoreOS stream's last check
+/// failed: its error, consecutive failures and last success (nothing when all are fine).
+fn fcos_alert(streams: &[FcosStream]) -> String {
+    let failing: Vec<&FcosStream> = streams.iter().filter(|st| st.failing()).collect();
+    if failing.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "<section class=\"alert\" id=\"fcos-alert\">\n<h2>Fedora CoreOS tracking is failing</h2>\n<ul>\n",
+    );
+    for st in failing {
+        let _ = writeln!(
+            s,
+            "<li data-stream=\"{}\" data-arch=\"{}\"><b>{}</b>: {} consecutive failed check(s) ({} since start), last success {}, last check {}, profile left on {}:<br>\
+<code class=\"err\">{}</code></li>",
+            esc(&st.stream),
+            esc(&st.arch),
+            stream_name(st),
+            st.consecutive_failures,
+            st.failures,
+            unix_time(st.last_success),
+            unix_time(st.last_check),
+            opt(&st.current),
+            esc(st.last_error.as_deref().unwrap_or_default()),
+        );
+    }
+    s.push_str("</ul>\n</section>\n");
+    s
+}
+
+/// The dashboard's "Fedora CoreOS" box: each tracked stream's current and upstream
+/// release and its last checks (nothing when no stream is tracked).
+fn fcos_card(streams: &[FcosStream]) -> String {
+    if streams.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "<section class=\"card\" id=\"fcos\">\n<h2>Fedora CoreOS</h2>\n<table>\n<thead><tr><th>Stream</th>\
+<th>Current</th><th>Upstream</th><th>Last check</th><th>Last success</th><th>Failures</th></tr></thead>\n<tbody>\n",
+    );
+    for st in streams {
+        let _ = writeln!(
+            s,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+<td class=\"num\">{} in a row, {} in all</td></tr>",
+            if st.failing() { "fail" } else { "ok" },
+            stream_name(st),
+            opt(&st.current),
+            opt(&st.upstream),
+            unix_time(st.last_check),
+            unix_time(st.last_success),
+            st.consecutive_failures,
+            st.failures,
+        );
+        if let Some(e) = &st.last_error {
+            let _ = writeln!(
+                s,
+                "<tr class=\"fail\"><td class=\"err\" colspan=\"6\">last check failed: {}</td></tr>",
+                esc(e)
+            );
+        }
+    }
+    s.push_str("</tbody>\n</table>\n</section>\n");
     s
 }
 

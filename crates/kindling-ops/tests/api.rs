@@ -193,6 +193,43 @@ async fn machines_api_shapes_after_a_boot() {
     let s: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(s["ready"], true);
     assert!(s["config_problems"].as_array().unwrap().is_empty());
+    assert_eq!(s["fcos"], serde_json::json!([]));
+
+    // The Fedora CoreOS tracker's status, per stream and architecture.
+    srv.ops.set_fcos_streams(vec![kindling_ops::FcosStream {
+        stream: "stable".into(),
+        arch: "x86_64".into(),
+        current: Some("42.20251012.3.0".into()),
+        upstream: None,
+        last_error: Some("http request failed: <Connection refused>".into()),
+        last_check: Some(1_764_000_000),
+        last_success: None,
+        failures: 2,
+        consecutive_failures: 2,
+    }]);
+    let (_, _, body) = aget(adm, "/api/v1/status").await;
+    let s: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        s["fcos"],
+        serde_json::json!([{
+            "stream": "stable",
+            "arch": "x86_64",
+            "current": "42.20251012.3.0",
+            "upstream": null,
+            "last_error": "http request failed: <Connection refused>",
+            "last_check": 1_764_000_000u64,
+            "last_success": null,
+            "failures": 2,
+            "consecutive_failures": 2,
+        }])
+    );
+    let (_, _, page) = aget(adm, "/ui/").await;
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("id=\"fcos-alert\"")
+            && page.contains("http request failed: &lt;Connection refused&gt;"),
+        "{page}"
+    );
 
     srv.ops.shutdown();
     srv.cancel.cancel();

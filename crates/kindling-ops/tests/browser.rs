@@ -17,11 +17,14 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::*;
 use kindling_dhcp::{Firmware, IgnoreReason};
-use kindling_ops::{AssetStatus, Ops, OpsConfig};
+use kindling_ops::{AssetStatus, FcosStream, Ops, OpsConfig};
 use kindling_tftp::Outcome;
 use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
+
+/// A tracker error with markup in it: shown as text, never as markup.
+const FCOS_ERROR: &str = "http request to <http://127.0.0.1:9/streams/next.json> failed: <b>tcp connect error</b> & Connection refused";
 
 fn chromium() -> Option<PathBuf> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -169,7 +172,27 @@ fn dashboard_in_headless_chromium() {
     let ops = srv.ops.clone();
     ops.set_ready();
     ops.set_cache_bytes(734_003_200);
-    ops.set_fcos_release("stable", "42.20251012.3.0");
+    ops.set_fcos_streams(vec![
+        FcosStream {
+            stream: "stable".into(),
+            arch: "x86_64".into(),
+            current: Some("42.20251012.3.0".into()),
+            upstream: Some("42.20251012.3.0".into()),
+            last_check: Some(1_764_000_000),
+            last_success: Some(1_764_000_000),
+            ..FcosStream::default()
+        },
+        FcosStream {
+            stream: "next".into(),
+            arch: "aarch64".into(),
+            current: Some("43.20251020.1.0".into()),
+            last_error: Some(FCOS_ERROR.into()),
+            last_check: Some(1_764_000_000),
+            failures: 4,
+            consecutive_failures: 2,
+            ..FcosStream::default()
+        },
+    ]);
     ops.set_config_problems(vec![
         "groups/broken.json: expected value at line 3 column 1".into(),
     ]);
@@ -278,6 +301,35 @@ fn dashboard_in_headless_chromium() {
     assert_eq!(
         cdp.eval("document.querySelector('#config li').textContent"),
         json!("groups/broken.json: expected value at line 3 column 1")
+    );
+
+    // The failing Fedora CoreOS stream, prominently, its error as text.
+    assert_eq!(
+        cdp.eval("document.querySelector('#fcos-alert li[data-stream=next] code').textContent"),
+        json!(FCOS_ERROR)
+    );
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#fcos-alert li').length"),
+        json!(1)
+    );
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#fcos-alert b').length"),
+        json!(1),
+        "the error's <b> is text"
+    );
+    let alert = cdp.eval("document.querySelector('#fcos-alert li').textContent");
+    let alert = alert.as_str().unwrap_or_default();
+    assert!(
+        alert.contains("next (aarch64)")
+            && alert.contains("2 consecutive failed check(s) (4 since start)")
+            && alert.contains("last success never"),
+        "{alert}"
+    );
+    let card = cdp.eval("document.querySelector('#fcos tbody').textContent");
+    let card = card.as_str().unwrap_or_default();
+    assert!(
+        card.contains("stable (x86_64)") && card.contains("42.20251012.3.0"),
+        "{card}"
     );
 
     // A live update: the event stream connects, then a new machine appears without a reload.

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use common::*;
 use kindling_dhcp::{Firmware, IgnoreReason};
-use kindling_ops::{Ops, OpsConfig};
+use kindling_ops::{FcosStream, Ops, OpsConfig};
 use kindling_tftp::Outcome;
 
 fn parse(text: &str) -> prometheus_parse::Scrape {
@@ -84,7 +84,13 @@ fn counters_move_with_events() {
         ("refused_head", 7),
         ("refused_not_routed", 2),
     ]);
-    ops.set_fcos_release("stable", "42.20251012.3.0");
+    ops.set_fcos_streams(vec![FcosStream {
+        stream: "stable".into(),
+        arch: "x86_64".into(),
+        current: Some("42.20251012.3.0".into()),
+        upstream: Some("42.20251012.3.0".into()),
+        ..FcosStream::default()
+    }]);
     ops.set_config_problems(vec!["groups/a.json: bad \"json\"".into(), "p".into()]);
 
     let s = parse(&ops.metrics_text());
@@ -160,7 +166,11 @@ fn counters_move_with_events() {
         value(
             &s,
             "kindling_fcos_release_info",
-            &[("stream", "stable"), ("release", "42.20251012.3.0")]
+            &[
+                ("stream", "stable"),
+                ("arch", "x86_64"),
+                ("release", "42.20251012.3.0")
+            ]
         ),
         Some(1.0)
     );
@@ -178,4 +188,111 @@ fn counters_move_with_events() {
     ] {
         assert!(s.docs.contains_key(name), "{name} has HELP");
     }
+}
+
+/// The tracker's status as series per stream and architecture: failures, timestamps
+/// (0 before the first success), current and upstream releases; label values escaped.
+#[test]
+fn fcos_tracker_series() {
+    let ops = Ops::in_memory(&OpsConfig {
+        neighbour_lookup: false,
+        ..OpsConfig::default()
+    });
+    let s0 = parse(&ops.metrics_text());
+    assert!(s0.docs.contains_key("kindling_fcos_check_failures_total"));
+    assert_eq!(
+        value(&s0, "kindling_fcos_check_failures_total", &[]),
+        None,
+        "no series before the tracker reports"
+    );
+    ops.set_fcos_streams(vec![
+        FcosStream {
+            stream: "testing".into(),
+            arch: "aarch64".into(),
+            current: Some("43.20251101.2.0".into()),
+            upstream: Some("43.20251115.2.0".into()),
+            last_check: Some(1_764_000_100),
+            last_success: Some(1_764_000_100),
+            ..FcosStream::default()
+        },
+        FcosStream {
+            stream: "stable".into(),
+            arch: "x86_64".into(),
+            current: None,
+            upstream: None,
+            last_error: Some("http request to http://127.0.0.1:9/streams/stable.json failed: \"tcp connect error\"\nConnection refused".into()),
+            last_check: Some(1_764_000_000),
+            last_success: None,
+            failures: 3,
+            consecutive_failures: 3,
+        },
+    ]);
+    let text = ops.metrics_text();
+    let s = parse(&text);
+    let sa = [("stream", "stable"), ("arch", "x86_64")];
+    let ta = [("stream", "testing"), ("arch", "aarch64")];
+    assert_eq!(
+        value(&s, "kindling_fcos_check_failures_total", &sa),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, "kindling_fcos_consecutive_failures", &sa),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, "kindling_fcos_last_check_timestamp_seconds", &sa),
+        Some(1_764_000_000.0)
+    );
+    assert_eq!(
+        value(&s, "kindling_fcos_last_success_timestamp_seconds", &sa),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&s, "kindling_fcos_check_failures_total", &ta),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&s, "kindling_fcos_last_success_timestamp_seconds", &ta),
+        Some(1_764_000_100.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "kindling_fcos_release_info",
+            &[
+                ("stream", "testing"),
+                ("arch", "aarch64"),
+                ("release", "43.20251101.2.0")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "kindling_fcos_upstream_release_info",
+            &[
+                ("stream", "testing"),
+                ("arch", "aarch64"),
+                ("release", "43.20251115.2.0")
+            ]
+        ),
+        Some(1.0)
+    );
+    // No release series for a stream that has none.
+    assert_eq!(value(&s, "kindling_fcos_release_info", &sa), None);
+    for name in [
+        "kindling_fcos_release_info",
+        "kindling_fcos_upstream_release_info",
+        "kindling_fcos_check_failures_total",
+        "kindling_fcos_consecutive_failures",
+        "kindling_fcos_last_check_timestamp_seconds",
+        "kindling_fcos_last_success_timestamp_seconds",
+    ] {
+        assert!(s.docs.contains_key(name), "{name} has HELP");
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name} has TYPE");
+    }
+    assert!(text.contains("# TYPE kindling_fcos_check_failures_total counter"));
+    // The error text is not a label: nothing of it reaches the exposition.
+    assert!(!text.contains("Connection refused"), "{text}");
 }

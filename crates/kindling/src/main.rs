@@ -512,18 +512,22 @@ async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: config::Config) -> Res
             kindling_fcos::track(c, d, s, k).await;
             Ok(())
         });
+        // The tracker's status, copied into ops (plain data, no callback) within a
+        // second of a change: a lock and a clone of a few entries per tick.
         let (ops, k) = (ops.clone(), cancel.clone());
         tasks.spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = Vec::new();
             loop {
                 tokio::select! {
                     _ = k.cancelled() => return Ok(()),
                     _ = tick.tick() => {}
                 }
-                for st in status.snapshot() {
-                    if let Some(cur) = &st.current {
-                        ops.set_fcos_release(&st.stream, cur);
-                    }
+                let now = status.snapshot();
+                if now != last {
+                    ops.set_fcos_streams(now.iter().map(fcos_stream).collect());
+                    last = now;
                 }
             }
         });
@@ -580,6 +584,21 @@ async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: config::Config) -> Res
         }
     }
     Ok(())
+}
+
+/// What ops shows of one tracked Fedora CoreOS stream.
+fn fcos_stream(st: &kindling_fcos::StreamStatus) -> kindling_ops::FcosStream {
+    kindling_ops::FcosStream {
+        stream: st.stream.clone(),
+        arch: st.arch.clone(),
+        current: st.current.clone(),
+        upstream: st.upstream.clone(),
+        last_error: st.last_error.clone(),
+        last_check: st.last_check,
+        last_success: st.last_success,
+        failures: st.failures,
+        consecutive_failures: st.consecutive_failures,
+    }
 }
 
 /// The soft descriptor limit in force.
