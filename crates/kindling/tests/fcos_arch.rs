@@ -7,7 +7,7 @@
 
 mod common;
 
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../../kindling-fcos/tests/common/mod.rs"]
 mod fixture;
 
