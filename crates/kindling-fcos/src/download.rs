@@ -385,6 +385,69 @@ mod tests {
         assert_eq!(p.backoff(60), Duration::from_millis(1000));
     }
 
+    /// A resolver that fails like the system one does for an unknown name (no
+    /// network is asked).
+    struct NoSuchHost;
+
+    impl reqwest::dns::Resolve for NoSuchHost {
+        fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            Box::pin(async {
+                Err(Box::new(std::io::Error::other(
+                    "failed to lookup address information: Name or service not known",
+                ))
+                    as Box<dyn std::error::Error + Send + Sync>)
+            })
+        }
+    }
+
+    /// The message of a failed request to `url` through `client`.
+    fn failed_request(client: reqwest::Client, url: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let url = Url::parse(url).expect("url");
+        let error = rt
+            .block_on(client.get(url.clone()).send())
+            .expect_err("the request fails");
+        FcosError::http(&url, error).to_string()
+    }
+
+    /// The error says why the request failed (the OS's and the resolver's words), not
+    /// only reqwest's "error sending request".
+    #[test]
+    fn http_errors_keep_the_underlying_cause() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        drop(l);
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let msg = failed_request(
+            reqwest::Client::new(),
+            &format!("http://127.0.0.1:{port}/streams/stable.json"),
+        );
+        assert!(
+            msg.to_ascii_lowercase().contains("connection refused"),
+            "{msg}"
+        );
+        assert!(
+            msg.starts_with(&format!(
+                "http request to http://127.0.0.1:{port}/streams/stable.json failed: "
+            )),
+            "{msg}"
+        );
+
+        let client = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(NoSuchHost))
+            .build()
+            .expect("client");
+        let msg = failed_request(client, "http://builds.kindling.invalid/streams/stable.json");
+        assert!(msg.contains("dns error"), "{msg}");
+        assert!(
+            msg.contains("failed to lookup address information: Name or service not known"),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn content_range() {
         assert_eq!(content_range_start("bytes 100-199/200"), Some(100));

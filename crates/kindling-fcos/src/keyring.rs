@@ -6,6 +6,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::packet::Signature;
 use pgp::types::KeyDetails;
 
 use crate::FcosError;
@@ -104,25 +105,35 @@ impl Keyring {
 
     /// Checks the detached signature `sig` (armored or binary) over the file
     /// at `data`. Returns the fingerprint of the (sub)key that made it.
+    ///
+    /// A signature that does not verify is refused in words: "signature does
+    /// not match", with the key that made it (or the issuer the signature
+    /// names when the keyring has no such key), never rPGP's own assertion text.
     pub fn verify_file(&self, sig: &[u8], data: &Path, file: &str) -> Result<String, FcosError> {
         let invalid = |why: String| FcosError::SignatureInvalid {
             file: file.to_string(),
             why,
         };
         let sigs: Vec<DetachedSignature> = DetachedSignature::from_reader_many(sig)
-            .map_err(|e| invalid(format!("cannot parse signature: {e}")))?
+            .map_err(|e| invalid(format!("not a readable OpenPGP signature ({e})")))?
             .0
             .filter_map(|s| s.ok())
             .collect();
         if sigs.is_empty() {
-            return Err(invalid("no signature packet".into()));
+            return Err(invalid("no signature packet in it".into()));
         }
-        let mut last = String::from("no key in the keyring made this signature");
+        // Why none verified: a key of the keyring that made a signature over other
+        // bytes says more than an issuer the keyring does not hold.
+        let mut mismatch: Option<String> = None;
+        let mut issuers: Vec<String> = Vec::new();
         for s in &sigs {
+            let named = issuer(&s.signature);
+            issuers.extend(named.clone());
             for key in &self.keys {
-                let mut candidates: Vec<(String, Verifier<'_>)> = Vec::new();
+                let mut candidates: Vec<(String, bool, Verifier<'_>)> = Vec::new();
                 candidates.push((
                     hex::encode(key.primary_key.fingerprint().as_bytes()),
+                    issued_by(&s.signature, &key.primary_key),
                     Box::new(|r: &mut dyn Read| s.signature.verify(&key.primary_key, r)),
                 ));
                 for sub in &key.public_subkeys {
@@ -131,26 +142,74 @@ impl Keyring {
                     }
                     candidates.push((
                         hex::encode(sub.key.fingerprint().as_bytes()),
+                        issued_by(&s.signature, &sub.key),
                         Box::new(|r: &mut dyn Read| s.signature.verify(&sub.key, r)),
                     ));
                 }
-                for (fp, verify) in candidates {
+                for (fp, issued, verify) in candidates {
+                    if !issued {
+                        continue;
+                    }
                     let f = fs::File::open(data).map_err(|e| FcosError::io(data, e))?;
                     let mut r = BufReader::with_capacity(1 << 20, f);
                     match verify(&mut r) {
                         Ok(()) => return Ok(fp),
-                        Err(e) => {
-                            let msg = e.to_string();
-                            if !msg.contains("No matching issuer") {
-                                last = msg;
-                            }
+                        Err(pgp::errors::Error::IO { source, .. }) => {
+                            return Err(FcosError::io(data, source));
+                        }
+                        Err(
+                            pgp::errors::Error::Unsupported { message, .. }
+                            | pgp::errors::Error::Unimplemented { message, .. },
+                        ) => {
+                            mismatch.get_or_insert(format!(
+                                "signature by key {fp} cannot be checked: unsupported {message}"
+                            ));
+                        }
+                        Err(_) if named.is_some() => {
+                            mismatch = Some(format!(
+                                "signature does not match the file: key {fp} made it over other bytes (the file or its signature was altered)"
+                            ));
+                        }
+                        Err(_) => {
+                            mismatch.get_or_insert(
+                                "signature does not match the file with any key of the keyring (it names no issuer)".into(),
+                            );
                         }
                     }
                 }
             }
         }
-        Err(invalid(last))
+        if let Some(why) = mismatch {
+            return Err(invalid(why));
+        }
+        issuers.sort();
+        issuers.dedup();
+        Err(invalid(if issuers.is_empty() {
+            "signature does not match: no key of the keyring made it".into()
+        } else {
+            format!(
+                "signature does not match any key of the keyring: made by key {}, which the keyring does not hold",
+                issuers.join(", ")
+            )
+        }))
     }
+}
+
+/// The issuer a signature names: its issuer fingerprint, else its key id (hex).
+fn issuer(sig: &Signature) -> Option<String> {
+    sig.issuer_fingerprint()
+        .first()
+        .map(|fp| hex::encode(fp.as_bytes()))
+        .or_else(|| sig.issuer_key_id().first().map(hex::encode))
+}
+
+/// Whether `sig` names `key` as its issuer (or names none, as rPGP accepts).
+fn issued_by(sig: &Signature, key: &impl KeyDetails) -> bool {
+    let ids = sig.issuer_key_id();
+    let fps = sig.issuer_fingerprint();
+    (ids.is_empty() && fps.is_empty())
+        || ids.iter().any(|id| **id == key.legacy_key_id())
+        || fps.iter().any(|fp| **fp == key.fingerprint())
 }
 
 const ARMOR_BEGIN: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----";

@@ -102,39 +102,10 @@ fn verifies_gnupg_rsa4096_detached_signatures() {
         .join("fedora-coreos-43.20251101.3.0-live-kernel.x86_64");
     fs::write(&data, vec![0x5au8; 300_000]).unwrap();
     // Binary detached signature, as Fedora publishes them.
-    gpg(
-        &home,
-        &[
-            "--local-user",
-            "test@kindling.invalid",
-            "--detach-sign",
-            "--output",
-            tmp.path().join("k.sig").to_str().unwrap(),
-            data.to_str().unwrap(),
-        ],
-    );
+    let sig = sign(&home, "test@kindling.invalid", &data, false);
     // Armored, too.
-    gpg(
-        &home,
-        &[
-            "--local-user",
-            "test@kindling.invalid",
-            "--armor",
-            "--detach-sign",
-            "--output",
-            tmp.path().join("k.asc").to_str().unwrap(),
-            data.to_str().unwrap(),
-        ],
-    );
-    gpg(
-        &other_home,
-        &[
-            "--detach-sign",
-            "--output",
-            tmp.path().join("o.sig").to_str().unwrap(),
-            data.to_str().unwrap(),
-        ],
-    );
+    let asc = sign(&home, "test@kindling.invalid", &data, true);
+    let other = sign(&other_home, "o@kindling.invalid", &data, false);
 
     // Keyring as a binary export in a directory, next to Fedora's armored keys.
     let keys = tmp.path().join("keys");
@@ -149,21 +120,88 @@ fn verifies_gnupg_rsa4096_detached_signatures() {
     let ring = Keyring::load(&keys).unwrap();
     assert_eq!(ring.len(), 6, "{:?}", ring.fingerprints());
 
-    let sig = fs::read(tmp.path().join("k.sig")).unwrap();
-    let asc = fs::read(tmp.path().join("k.asc")).unwrap();
-    let other = fs::read(tmp.path().join("o.sig")).unwrap();
-    ring.verify_file(&sig, &data, "kernel").unwrap();
+    let signer = ring.verify_file(&sig, &data, "kernel").unwrap();
+    assert_eq!(signer, fingerprint(&home, "test@kindling.invalid"));
     ring.verify_file(&asc, &data, "kernel").unwrap();
-    assert!(matches!(
-        ring.verify_file(&other, &data, "kernel"),
-        Err(FcosError::SignatureInvalid { .. })
-    ));
+    // A key the keyring does not hold: refused in words, naming the issuer.
+    let e = ring.verify_file(&other, &data, "kernel").unwrap_err();
+    assert!(matches!(e, FcosError::SignatureInvalid { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert_words(&msg);
+    assert!(
+        msg.contains("signature does not match any key of the keyring"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&fingerprint(&other_home, "o@kindling.invalid")),
+        "{msg}"
+    );
+
+    // Forged: a real signature by the right key, over other bytes.
+    let elsewhere = tmp.path().join("something-else");
+    fs::write(&elsewhere, b"something else").unwrap();
+    let forged = sign(&home, "test@kindling.invalid", &elsewhere, false);
+    let name = "fedora-coreos-43.20251101.3.0-live-kernel.x86_64";
+    let e = ring.verify_file(&forged, &data, name).unwrap_err();
+    assert!(matches!(e, FcosError::SignatureInvalid { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert_forged(&msg, name, &signer);
+
     // One flipped byte in the data.
     let mut bytes = fs::read(&data).unwrap();
     bytes[123_456] ^= 1;
     fs::write(&data, bytes).unwrap();
-    assert!(matches!(
-        ring.verify_file(&sig, &data, "kernel"),
-        Err(FcosError::SignatureInvalid { .. })
-    ));
+    for s in [&sig, &asc] {
+        let e = ring.verify_file(s, &data, name).unwrap_err();
+        assert!(matches!(e, FcosError::SignatureInvalid { .. }), "{e:?}");
+        assert_forged(&e.to_string(), name, &signer);
+    }
+}
+
+/// A detached signature (binary, or armored) of `file` by the key of `uid`.
+fn sign(home: &Path, uid: &str, file: &Path, armor: bool) -> Vec<u8> {
+    let out = file.with_extension(if armor { "asc" } else { "sig" });
+    let _ = fs::remove_file(&out);
+    let mut args = vec!["--local-user", uid, "--detach-sign"];
+    if armor {
+        args.push("--armor");
+    }
+    args.extend(["--output", out.to_str().unwrap(), file.to_str().unwrap()]);
+    gpg(home, &args);
+    fs::read(&out).unwrap()
+}
+
+/// The fingerprint (lower-case hex) of the key of `uid` in `home`.
+fn fingerprint(home: &Path, uid: &str) -> String {
+    let out = gpg(home, &["--with-colons", "--fingerprint", uid]).stdout;
+    let text = String::from_utf8_lossy(&out);
+    text.lines()
+        .find_map(|l| l.strip_prefix("fpr:"))
+        .and_then(|l| l.trim_matches(':').rsplit(':').next())
+        .map(|f| f.to_ascii_lowercase())
+        .unwrap_or_else(|| panic!("no fingerprint for {uid} in {text}"))
+}
+
+/// Words, not a library's assertion text or a debug string.
+fn assert_words(msg: &str) {
+    for bad in [
+        "assertion",
+        "left:",
+        "right:",
+        "`",
+        "[",
+        "{",
+        "Some(",
+        "Error",
+    ] {
+        assert!(!msg.contains(bad), "{bad:?} in {msg}");
+    }
+}
+
+/// "signature does not match", the file, the key that signed.
+fn assert_forged(msg: &str, file: &str, signer: &str) {
+    assert_words(msg);
+    assert!(msg.contains("signature does not match"), "{msg}");
+    assert!(msg.contains(file), "{msg}");
+    assert!(msg.contains(signer), "{msg}");
 }
