@@ -1,8 +1,8 @@
 //! `boot_device` (LUKS with TPM2/Tang, mirroring; fcos >= 1.3.0) and `grub.users` (fcos >= 1.5.0)
 //! desugaring, following the partition layout Butane documents.
 
+use crate::merge::merge;
 use crate::report::{Report, Severity};
-use crate::translate::merge;
 use crate::yaml::{self, Kind, Node, Pos};
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -24,6 +24,7 @@ mod bootdev;
 pub mod cli;
 pub mod dataurl;
 pub mod json;
+mod merge;
 pub mod report;
 pub mod schema;
 mod translate;
