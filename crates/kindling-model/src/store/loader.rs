@@ -1,0 +1,491 @@
+//! The [`Loader`]: snapshots re-parsed only where files changed, with the last good version
+//! of a file (or of a whole area directory) kept in force while it is broken or gone.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::confined::{DataDir, open_in};
+use super::snapshot::Snapshot;
+use super::{Area, MAX_DATA_FILE_BYTES, Problem, ReadError, human_bytes};
+use crate::group::{Group, Str};
+use crate::index::Index;
+use crate::profile::Profile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    ino: u64,
+}
+
+fn stamp(meta: &fs::Metadata) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        ino: meta.ino(),
+    }
+}
+
+struct Entry<T> {
+    /// `None` when the file could not be opened (e.g. a symlink leaving the
+    /// area): it is tried again on every load.
+    stamp: Option<Stamp>,
+    current: Result<Arc<T>, String>,
+    last_good: Option<Arc<T>>,
+}
+
+/// Loads snapshots, re-parsing only files that changed, and keeping the last
+/// good version of files that became invalid.
+pub struct Loader {
+    dir: DataDir,
+    groups: HashMap<Str, Entry<Group>>,
+    profiles: HashMap<Str, Entry<Profile>>,
+    groups_dir: DirState,
+    profiles_dir: DirState,
+    generation: u64,
+}
+
+const MAX_DEPTH: usize = 8;
+
+/// The `*.json` files below an area's directory handle: (key, relative path).
+/// Sub-directories are entered through the handle too (never a symlink).
+fn json_files(
+    dir: &cap_std::fs::Dir,
+    rel: &str,
+    depth: usize,
+    out: &mut Vec<(String, String)>,
+    recurse: bool,
+) {
+    let Ok(rd) = dir.entries() else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let relname = if rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            if recurse
+                && depth < MAX_DEPTH
+                && let Ok(sub) = e.open_dir()
+            {
+                json_files(&sub, &relname, depth + 1, out, recurse);
+            }
+            continue;
+        }
+        if let Some(stem) = relname.strip_suffix(".json") {
+            out.push((stem.to_string(), relname.clone()));
+        }
+    }
+}
+
+/// One area of the data directory as the Loader reads it.
+struct AreaFiles {
+    dir: cap_std::fs::Dir,
+    base: PathBuf,
+    area: &'static str,
+    files: Vec<(String, String)>,
+}
+
+/// Why an area's directory cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Unavailable {
+    /// Nothing at its path (deleted, renamed away, a dangling symlink).
+    Missing,
+    /// Something else than a directory at its path (a file, a FIFO).
+    NotADirectory,
+    /// A directory that cannot be opened or listed (permissions, I/O).
+    Unreadable(String),
+}
+
+impl Unavailable {
+    fn describe(&self, path: &Path) -> String {
+        match self {
+            Unavailable::Missing => format!("{} is missing (deleted or renamed?)", path.display()),
+            Unavailable::NotADirectory => format!(
+                "{} is not a directory (replaced by a file?)",
+                path.display()
+            ),
+            Unavailable::Unreadable(e) => format!("{} cannot be read: {e}", path.display()),
+        }
+    }
+}
+
+impl AreaFiles {
+    fn list(data: &DataDir, area: Area, recurse: bool) -> Result<AreaFiles, Unavailable> {
+        let base = data.area(area);
+        let dir = cap_std::fs::Dir::open_ambient_dir(&base, cap_std::ambient_authority()).map_err(
+            |e| match e.raw_os_error() {
+                Some(libc::ENOTDIR) => Unavailable::NotADirectory,
+                _ if e.kind() == io::ErrorKind::NotFound => Unavailable::Missing,
+                _ => match fs::metadata(&base) {
+                    Ok(m) if !m.is_dir() => Unavailable::NotADirectory,
+                    _ => Unavailable::Unreadable(e.to_string()),
+                },
+            },
+        )?;
+        // A directory that cannot be listed is as good as gone (not as good as empty).
+        if let Err(e) = dir.entries() {
+            return Err(Unavailable::Unreadable(e.to_string()));
+        }
+        let mut files = Vec::new();
+        json_files(&dir, "", 0, &mut files, recurse);
+        Ok(AreaFiles {
+            dir,
+            base,
+            area: area.dir(),
+            files,
+        })
+    }
+}
+
+/// What the [`Loader`] saw of an area's directory at its last load.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+enum DirState {
+    /// Never read (nothing loaded from it yet), or gone and accepted as gone by an
+    /// explicit reload: a missing directory is an empty area, as in matchbox.
+    #[default]
+    Absent,
+    /// Read.
+    Present,
+    /// Read before, unreadable now (and why): what was loaded from it stays in force.
+    Vanished(Unavailable),
+}
+
+impl Loader {
+    pub fn new(dir: DataDir) -> Loader {
+        Loader {
+            dir,
+            groups: HashMap::new(),
+            profiles: HashMap::new(),
+            groups_dir: DirState::Absent,
+            profiles_dir: DirState::Absent,
+            generation: 0,
+        }
+    }
+
+    pub fn data_dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    /// Reads the directory and returns a fresh snapshot. Files that no longer parse,
+    /// and `groups/` or `profiles/` directories that vanished (deleted, renamed,
+    /// replaced by a file, unreadable), keep their last good content in force, reported
+    /// as problems.
+    pub fn load(&mut self) -> Snapshot {
+        self.load_with(false)
+    }
+
+    /// An explicit reload (SIGHUP): like [`Loader::load`], but a `groups/` or
+    /// `profiles/` directory that vanished is taken as gone: nothing is served from it
+    /// any more (as matchbox would do), and the problem says so once. Broken files
+    /// still keep their last good version.
+    pub fn load_explicit(&mut self) -> Snapshot {
+        self.load_with(true)
+    }
+
+    fn load_with(&mut self, explicit: bool) -> Snapshot {
+        self.generation += 1;
+        let mut problems = Vec::new();
+        let mut changed = 0;
+
+        let listed = AreaFiles::list(&self.dir, Area::Groups, false);
+        let path = self.dir.area(Area::Groups);
+        changed += refresh_area(
+            &mut self.groups,
+            &mut self.groups_dir,
+            listed,
+            AreaNames {
+                area: Area::Groups,
+                path: &path,
+                one: "group",
+                many: "groups",
+            },
+            explicit,
+            Group::parse,
+            &mut problems,
+        );
+        let groups: Vec<Arc<Group>> = self
+            .groups
+            .values()
+            .filter_map(|e| e.current.as_ref().ok().or(e.last_good.as_ref()).cloned())
+            .collect();
+
+        let listed = AreaFiles::list(&self.dir, Area::Profiles, true);
+        let path = self.dir.area(Area::Profiles);
+        changed += refresh_area(
+            &mut self.profiles,
+            &mut self.profiles_dir,
+            listed,
+            AreaNames {
+                area: Area::Profiles,
+                path: &path,
+                one: "profile",
+                many: "profiles",
+            },
+            explicit,
+            Profile::parse,
+            &mut problems,
+        );
+        let mut profiles = HashMap::new();
+        let mut invalid_profiles = HashMap::new();
+        for (k, e) in &self.profiles {
+            match (&e.current, &e.last_good) {
+                (Ok(p), _) | (Err(_), Some(p)) => {
+                    profiles.insert(k.to_string(), p.clone());
+                }
+                (Err(m), None) => {
+                    invalid_profiles.insert(k.to_string(), m.clone());
+                }
+            }
+        }
+        problems.sort_by(|a, b| a.file.cmp(&b.file));
+        Snapshot {
+            index: Index::build(groups),
+            profiles,
+            invalid_profiles,
+            problems,
+            generation: self.generation,
+            changed_files: changed,
+        }
+    }
+}
+
+/// A data file's read error as a problem message (the problem names the file).
+fn load_error(e: ReadError) -> String {
+    match e {
+        ReadError::TooLarge { size, limit, .. } => format!(
+            "too large: {size} bytes, over the {} limit for group and profile files \
+             (refused without reading it)",
+            human_bytes(limit)
+        ),
+        ReadError::Escapes(_, area) => format!("a symlink that leaves {area}/ (refused)"),
+        ReadError::Io { source, .. } => format!("cannot read: {source}"),
+        other => format!("cannot read: {other}"),
+    }
+}
+
+/// How an area is named in problems.
+struct AreaNames<'a> {
+    area: Area,
+    path: &'a Path,
+    one: &'static str,
+    many: &'static str,
+}
+
+impl AreaNames<'_> {
+    fn count(&self, n: usize) -> String {
+        format!("{n} {}", if n == 1 { self.one } else { self.many })
+    }
+}
+
+/// Refreshes one area from its listing, or, when its directory cannot be read, keeps
+/// what was loaded from it (or drops it on an explicit reload). Returns the files
+/// changed (a directory that vanishes or comes back counts as a change: the snapshot
+/// is rebuilt and its problems logged once).
+#[allow(clippy::too_many_arguments)]
+fn refresh_area<T, E: std::fmt::Display>(
+    cache: &mut HashMap<Str, Entry<T>>,
+    state: &mut DirState,
+    listed: Result<AreaFiles, Unavailable>,
+    names: AreaNames<'_>,
+    explicit: bool,
+    parse: fn(&str, &[u8]) -> Result<T, E>,
+    problems: &mut Vec<Problem>,
+) -> usize {
+    let file = format!("{}/", names.area.dir());
+    let (read, why) = match listed {
+        Ok(files) => {
+            let (changed, intact) = refresh(cache, files, parse, problems);
+            if intact {
+                let back = usize::from(matches!(state, DirState::Vanished(_)));
+                *state = DirState::Present;
+                return back + changed;
+            }
+            // Deleted or renamed away while it was being read (`rm -rf` under a load):
+            // the files it no longer had were kept, the directory is gone.
+            (changed, probe_gone(names.path))
+        }
+        Err(why) => (0, why),
+    };
+    read + vanished(cache, state, why, &names, file, explicit, problems)
+}
+
+/// Why the directory at `path`, read a moment ago, is not there now.
+pub(super) fn probe_gone(path: &Path) -> Unavailable {
+    match fs::metadata(path) {
+        Ok(m) if !m.is_dir() => Unavailable::NotADirectory,
+        Ok(_) => Unavailable::Unreadable("replaced by another directory while it was read".into()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Unavailable::Missing,
+        Err(e) => Unavailable::Unreadable(e.to_string()),
+    }
+}
+
+/// An area whose directory cannot be read: keeps (or, on an explicit reload, drops)
+/// what was loaded from it, reports it. Returns the changes (see [`refresh_area`]).
+fn vanished<T>(
+    cache: &mut HashMap<Str, Entry<T>>,
+    state: &mut DirState,
+    why: Unavailable,
+    names: &AreaNames<'_>,
+    file: String,
+    explicit: bool,
+    problems: &mut Vec<Problem>,
+) -> usize {
+    let what = why.describe(names.path);
+    match (&*state, explicit) {
+        (DirState::Present | DirState::Vanished(_), false) => {
+            // Newly gone, or gone another way (deleted, then a file put there): a change,
+            // so that the new snapshot, and its warning, come out once.
+            let news = usize::from(*state != DirState::Vanished(why.clone()));
+            *state = DirState::Vanished(why);
+            let kept = cache.len();
+            let message = if kept == 0 {
+                format!("{what}: nothing was loaded from it")
+            } else {
+                format!(
+                    "{what}: the {} loaded from it stay in force until it is back, or until \
+                     an explicit reload (SIGHUP) accepts that it is gone",
+                    names.count(kept)
+                )
+            };
+            problems.push(Problem {
+                file,
+                message,
+                kept_previous: kept > 0,
+                directory: true,
+            });
+            news
+        }
+        (DirState::Present | DirState::Vanished(_), true) => {
+            let dropped = cache.len();
+            cache.clear();
+            *state = DirState::Absent;
+            problems.push(Problem {
+                file,
+                message: format!(
+                    "{what}: explicit reload: nothing is served from it ({} dropped)",
+                    names.count(dropped)
+                ),
+                kept_previous: false,
+                directory: true,
+            });
+            dropped.max(1)
+        }
+        (DirState::Absent, _) => {
+            // Nothing was loaded from it: an empty area, as before. A missing directory
+            // is ordinary (matchbox serves nothing from it); anything else is reported.
+            let dropped = cache.len();
+            cache.clear();
+            if why != Unavailable::Missing {
+                problems.push(Problem {
+                    file,
+                    message: what,
+                    kept_previous: false,
+                    directory: true,
+                });
+            }
+            dropped
+        }
+    }
+}
+
+/// Whether the directory `dir` (a handle) is still the one at `base`: not deleted,
+/// renamed away or replaced since it was opened.
+pub(super) fn still_at(dir: &cap_std::fs::Dir, base: &Path) -> bool {
+    use cap_std::fs::MetadataExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(held), Ok(now)) = (dir.dir_metadata(), fs::metadata(base)) else {
+        return false;
+    };
+    now.is_dir() && now.dev() == held.dev() && now.ino() == held.ino()
+}
+
+/// Re-reads the changed files of an area. Returns the files changed and whether the
+/// directory was still in place at the end; when it was not (deleted while being read),
+/// files not found are not dropped: the caller treats the directory as vanished.
+fn refresh<T, E: std::fmt::Display>(
+    cache: &mut HashMap<Str, Entry<T>>,
+    area: AreaFiles,
+    parse: fn(&str, &[u8]) -> Result<T, E>,
+    problems: &mut Vec<Problem>,
+) -> (usize, bool) {
+    let mut changed = 0;
+    let mut seen = std::collections::HashSet::with_capacity(area.files.len());
+    let dir = &area.dir;
+    for (key, rel) in area.files {
+        seen.insert(key.clone());
+        let file = format!("{}/{rel}", area.area);
+        // Opened confined; the stamp and the bytes come from the same handle.
+        let opened = match open_in(dir, &area.base, area.area, &rel) {
+            Ok(o) if o.meta.is_file() => Ok(o),
+            // Not a regular file (a directory, a FIFO) or gone: not a data file.
+            Ok(_) | Err(ReadError::NotFound(_)) => continue,
+            Err(e) => Err(load_error(e)),
+        };
+        let st = opened.as_ref().ok().map(|o| stamp(&o.meta));
+        if let Some(e) = cache.get(key.as_str()) {
+            let unchanged = match (&opened, st) {
+                (Ok(_), Some(st)) => e.stamp == Some(st),
+                (Err(m), _) => e.stamp.is_none() && e.current.as_ref().err() == Some(m),
+                _ => false,
+            };
+            if unchanged {
+                if let Err(m) = &e.current {
+                    problems.push(Problem {
+                        file,
+                        message: m.clone(),
+                        kept_previous: e.last_good.is_some(),
+                        directory: false,
+                    });
+                }
+                continue;
+            }
+        }
+        changed += 1;
+        let current = opened.and_then(|o| {
+            let bytes = o.read_limited(MAX_DATA_FILE_BYTES).map_err(load_error)?;
+            parse(&key, &bytes).map(Arc::new).map_err(|e| e.to_string())
+        });
+        let previous_good = cache.get(key.as_str()).and_then(|e| match &e.current {
+            Ok(v) => Some(v.clone()),
+            Err(_) => e.last_good.clone(),
+        });
+        let last_good = match &current {
+            Ok(v) => Some(v.clone()),
+            Err(_) => previous_good,
+        };
+        if let Err(m) = &current {
+            problems.push(Problem {
+                file,
+                message: m.clone(),
+                kept_previous: last_good.is_some(),
+                directory: false,
+            });
+        }
+        cache.insert(
+            key.into(),
+            Entry {
+                stamp: st,
+                current,
+                last_good,
+            },
+        );
+    }
+    let gone = cache.keys().any(|k| !seen.contains(k.as_str()));
+    if gone && !still_at(dir, &area.base) {
+        return (changed, false);
+    }
+    let before = cache.len();
+    cache.retain(|k, _| seen.contains(k.as_str()));
+    (changed + (before - cache.len()), true)
+}

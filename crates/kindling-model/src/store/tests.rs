@@ -1,0 +1,410 @@
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::confined::*;
+use super::loader::*;
+use super::*;
+use crate::labels::Labels;
+
+fn tmp() -> PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "kindling-model-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    fs::create_dir_all(&p).unwrap();
+    p
+}
+
+#[test]
+fn clean_within_rules() {
+    assert_eq!(
+        clean_within("a/b.ign", "ignition"),
+        Some(vec!["a".into(), "b.ign".into()])
+    );
+    assert_eq!(
+        clean_within("/x.ign", "ignition"),
+        Some(vec!["x.ign".into()])
+    );
+    assert_eq!(
+        clean_within("../ignition/x.ign", "ignition"),
+        Some(vec!["x.ign".into()])
+    );
+    assert_eq!(clean_within("../profiles/x.json", "ignition"), None);
+    assert_eq!(clean_within("../../etc/passwd", "ignition"), None);
+    assert_eq!(clean_within("a/../../x", "ignition"), None);
+}
+
+#[test]
+fn last_good_version_kept() {
+    let root = tmp();
+    let dd = DataDir::new(&root);
+    dd.ensure_layout().unwrap();
+    let gp = root.join("groups/a.json");
+    fs::write(&gp, r#"{"id":"a","profile":"p","selector":{"os":"x"}}"#).unwrap();
+    let mut loader = Loader::new(dd.clone());
+    let s = loader.load();
+    assert_eq!(s.index.groups().len(), 1);
+    assert!(s.problems.is_empty());
+    // Break it: same number of groups, previous kept, problem reported.
+    fs::write(&gp, r#"{"id":"a","profile":"p","selector":{"os":"x"}"#).unwrap();
+    let s = loader.load();
+    assert_eq!(s.index.groups().len(), 1);
+    assert_eq!(s.problems.len(), 1);
+    assert!(s.problems[0].kept_previous);
+    assert!(
+        s.problems[0].message.contains("line 1"),
+        "{}",
+        s.problems[0].message
+    );
+    // Remove it: gone.
+    fs::remove_file(&gp).unwrap();
+    let s = loader.load();
+    assert_eq!(s.index.groups().len(), 0);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn confined_reads_refuse_symlinks_out() {
+    let root = tmp();
+    let dd = DataDir::new(root.join("data"));
+    dd.ensure_layout().unwrap();
+    fs::write(root.join("secret"), "s").unwrap();
+    std::os::unix::fs::symlink(root.join("secret"), root.join("data/ignition/link.ign")).unwrap();
+    fs::write(root.join("data/ignition/ok.ign"), "{}").unwrap();
+    assert!(dd.read(Area::Ignition, "ok.ign").is_ok());
+    assert!(matches!(
+        dd.read(Area::Ignition, "link.ign"),
+        Err(ReadError::Escapes(..))
+    ));
+    assert!(matches!(
+        dd.read(Area::Ignition, "../../secret"),
+        Err(ReadError::Escapes(..))
+    ));
+    assert!(matches!(
+        dd.read(Area::Ignition, ""),
+        Err(ReadError::NotAFile(..))
+    ));
+    fs::remove_dir_all(&root).unwrap();
+}
+#[test]
+fn confined_open_follows_symlinks_inside_only() {
+    let root = tmp();
+    let dd = DataDir::new(root.join("data"));
+    dd.ensure_layout().unwrap();
+    let assets = root.join("data/assets");
+    fs::create_dir_all(assets.join("sub")).unwrap();
+    fs::write(assets.join("a.txt"), "inside").unwrap();
+    fs::write(root.join("secret"), "outside").unwrap();
+    std::os::unix::fs::symlink("../a.txt", assets.join("sub/rel")).unwrap();
+    std::os::unix::fs::symlink(assets.join("a.txt"), assets.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../../secret", assets.join("out")).unwrap();
+    std::os::unix::fs::symlink(root.join("secret"), assets.join("abs-out")).unwrap();
+    std::os::unix::fs::symlink(&root, assets.join("dir-out")).unwrap();
+    let read = |n: &str| dd.open(Area::Assets, n).and_then(|o| o.read_limited(100));
+    assert_eq!(read("sub/rel").unwrap(), b"inside");
+    assert_eq!(read("abs").unwrap(), b"inside");
+    for n in ["out", "abs-out", "dir-out/secret", "../../secret"] {
+        assert!(matches!(read(n), Err(ReadError::Escapes(..))), "{n}");
+    }
+    assert!(matches!(read("missing"), Err(ReadError::NotFound(_))));
+    // The area itself and sub-directories open as directories.
+    assert!(dd.open(Area::Assets, "").unwrap().meta.is_dir());
+    let sub = dd.open(Area::Assets, "sub/").unwrap();
+    assert!(sub.meta.is_dir());
+    let names: Vec<_> = sub
+        .into_dir()
+        .entries()
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("rel")]);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn fifo_is_refused_without_blocking() {
+    let root = tmp();
+    let dd = DataDir::new(&root);
+    dd.ensure_layout().unwrap();
+    let fifo = root.join("ignition/pipe.ign");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert!(matches!(
+        dd.read(Area::Ignition, "pipe.ign"),
+        Err(ReadError::NotAFile(_))
+    ));
+    let c = std::ffi::CString::new(root.join("groups/pipe.json").as_os_str().as_encoded_bytes())
+        .unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let s = Loader::new(dd).load();
+    assert_eq!(s.index.groups().len(), 0);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn oversized_files_are_refused_before_reading() {
+    let root = tmp();
+    let dd = DataDir::new(&root);
+    dd.ensure_layout().unwrap();
+    // A template over the per-request limit.
+    let big = fs::File::create(root.join("generic/big")).unwrap();
+    big.set_len(MAX_TEMPLATE_BYTES + 1).unwrap();
+    let e = dd.read(Area::Generic, "big").unwrap_err();
+    assert!(matches!(e, ReadError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("generic/big"), "{e}");
+    assert!(e.to_string().contains("8 MiB"), "{e}");
+    // A group that grows over the limit keeps its last good version.
+    let gp = root.join("groups/g.json");
+    fs::write(&gp, r#"{"id":"g","profile":"p","selector":{"os":"x"}}"#).unwrap();
+    fs::write(
+        root.join("groups/other.json"),
+        r#"{"id":"o","profile":"p","selector":{"os":"y"}}"#,
+    )
+    .unwrap();
+    let mut loader = Loader::new(dd);
+    assert_eq!(loader.load().index.groups().len(), 2);
+    let f = fs::OpenOptions::new().append(true).open(&gp).unwrap();
+    f.set_len(MAX_DATA_FILE_BYTES + 10).unwrap();
+    let s = loader.load();
+    assert_eq!(s.index.groups().len(), 2);
+    assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+    let p = &s.problems[0];
+    assert_eq!(p.file, "groups/g.json");
+    assert!(p.kept_previous);
+    assert!(p.message.contains("1 MiB"), "{p}");
+    // Reported again on the next load, without being re-read.
+    let s = loader.load();
+    assert_eq!((s.problems.len(), s.changed_files), (1, 0));
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn group_symlinks_stay_inside() {
+    let root = tmp();
+    let dd = DataDir::new(root.join("data"));
+    dd.ensure_layout().unwrap();
+    let g = r#"{"id":"g","profile":"p","selector":{"os":"x"}}"#;
+    fs::write(root.join("outside.json"), g).unwrap();
+    fs::write(root.join("data/groups/real.txt"), g).unwrap();
+    std::os::unix::fs::symlink("real.txt", root.join("data/groups/in.json")).unwrap();
+    std::os::unix::fs::symlink(root.join("outside.json"), root.join("data/groups/out.json"))
+        .unwrap();
+    let mut loader = Loader::new(dd);
+    let s = loader.load();
+    let ids: Vec<_> = s
+        .index
+        .groups()
+        .iter()
+        .map(|g| g.file_id.to_string())
+        .collect();
+    assert_eq!(ids, vec!["in".to_string()]);
+    assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+    assert_eq!(s.problems[0].file, "groups/out.json");
+    assert!(
+        s.problems[0].message.contains("leaves groups/"),
+        "{}",
+        s.problems[0]
+    );
+    let s = loader.load();
+    assert_eq!((s.problems.len(), s.changed_files), (1, 0));
+    fs::remove_dir_all(&root).unwrap();
+}
+
+fn seed(root: &Path) -> DataDir {
+    let dd = DataDir::new(root);
+    dd.ensure_layout().unwrap();
+    fs::write(
+        root.join("groups/a.json"),
+        r#"{"id":"a","profile":"p","selector":{"mac":"52:54:00:00:00:01"}}"#,
+    )
+    .unwrap();
+    fs::write(
+        root.join("groups/b.json"),
+        r#"{"id":"b","profile":"p","selector":{"mac":"52:54:00:00:00:02"}}"#,
+    )
+    .unwrap();
+    fs::write(
+        root.join("profiles/p.json"),
+        r#"{"id":"p","boot":{"kernel":"/assets/k"}}"#,
+    )
+    .unwrap();
+    dd
+}
+
+fn profile_of(s: &Snapshot, mac: &str) -> Option<String> {
+    let labels: Labels = [("mac".to_string(), mac.to_string())].into();
+    let g = s.select(&labels)?;
+    Some(g.profile.to_string())
+}
+
+fn dir_problem(s: &Snapshot) -> &Problem {
+    let p = s.problems.iter().find(|p| p.directory);
+    p.unwrap_or_else(|| panic!("no directory problem in {:?}", s.problems))
+}
+
+#[test]
+fn a_vanished_groups_dir_keeps_its_groups_until_it_is_back() {
+    let root = tmp();
+    let dd = seed(&root);
+    let mut loader = Loader::new(dd);
+    let s = loader.load();
+    assert_eq!((s.index.groups().len(), s.problems.len()), (2, 0));
+    let groups = root.join("groups");
+
+    // Renamed away: both groups stay, the problem names the path, once a change.
+    fs::rename(&groups, root.join("groups.old")).unwrap();
+    let s = loader.load();
+    assert_eq!(s.index.groups().len(), 2);
+    assert_eq!(
+        s.changed_files, 1,
+        "a vanished directory rebuilds the snapshot"
+    );
+    let p = dir_problem(&s);
+    assert_eq!(p.file, "groups/");
+    assert!(p.kept_previous);
+    let missing = format!("{} is missing", groups.display());
+    assert!(p.message.contains(&missing), "{p}");
+    assert!(p.message.contains("the 2 groups"), "{p}");
+    // Still gone: the same problem, nothing changed (logged once).
+    let s = loader.load();
+    assert_eq!((s.index.groups().len(), s.changed_files), (2, 0));
+    assert_eq!(s.problems.len(), 1);
+
+    // Replaced by a file: gone another way, a change (its warning comes out once).
+    fs::write(&groups, "not a directory").unwrap();
+    let s = loader.load();
+    assert_eq!((s.index.groups().len(), s.changed_files), (2, 1));
+    assert_eq!(loader.load().changed_files, 0);
+    let p = dir_problem(&s);
+    assert!(p.message.contains("is not a directory"), "{p}");
+    assert_eq!(profile_of(&s, "52:54:00:00:00:01").as_deref(), Some("p"));
+
+    // Restored with changed content: the change is served, the problem is gone.
+    fs::remove_file(&groups).unwrap();
+    fs::create_dir(&groups).unwrap();
+    fs::write(
+        groups.join("a.json"),
+        r#"{"id":"a","profile":"q","selector":{"mac":"52:54:00:00:00:01"}}"#,
+    )
+    .unwrap();
+    let s = loader.load();
+    assert!(s.changed_files > 0);
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert_eq!(
+        s.index.groups().len(),
+        1,
+        "b.json is not in the restored groups/"
+    );
+    assert_eq!(profile_of(&s, "52:54:00:00:00:01").as_deref(), Some("q"));
+
+    // Renamed back as it was: everything is read again from it.
+    fs::remove_dir_all(&groups).unwrap();
+    let s = loader.load();
+    assert_eq!(s.index.groups().len(), 1, "the last loaded content stays");
+    fs::rename(root.join("groups.old"), &groups).unwrap();
+    let s = loader.load();
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert_eq!(s.index.groups().len(), 2);
+    assert_eq!(profile_of(&s, "52:54:00:00:00:01").as_deref(), Some("p"));
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_vanished_profiles_dir_keeps_its_profiles() {
+    let root = tmp();
+    let dd = seed(&root);
+    let mut loader = Loader::new(dd);
+    loader.load();
+    fs::remove_dir_all(root.join("profiles")).unwrap();
+    let s = loader.load();
+    assert!(s.profiles.contains_key("p"));
+    let g = s.index.groups().first().cloned().unwrap();
+    assert!(s.profile_for(&g).is_ok());
+    let p = dir_problem(&s);
+    assert_eq!(p.file, "profiles/");
+    assert!(p.message.contains("the 1 profile loaded"), "{p}");
+    // The loader never recreates what vanished (the data directory may be read-only).
+    assert!(!root.join("profiles").exists());
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn an_explicit_reload_accepts_a_vanished_dir() {
+    let root = tmp();
+    let dd = seed(&root);
+    let mut loader = Loader::new(dd);
+    loader.load();
+    fs::remove_dir_all(root.join("groups")).unwrap();
+    assert_eq!(loader.load().index.groups().len(), 2);
+    // SIGHUP: matchbox would serve nothing from a missing groups/; so does Kindling.
+    let s = loader.load_explicit();
+    assert_eq!(s.index.groups().len(), 0);
+    assert!(s.changed_files > 0);
+    let p = dir_problem(&s);
+    assert!(!p.kept_previous);
+    assert!(p.message.contains("explicit reload"), "{p}");
+    assert!(p.message.contains("2 groups dropped"), "{p}");
+    // From then on, a missing groups/ is an empty area, as at start-up.
+    let s = loader.load();
+    assert_eq!((s.index.groups().len(), s.changed_files), (0, 0));
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert!(!root.join("groups").exists(), "never recreated");
+    // Profiles, still there, are untouched by the explicit reload.
+    assert!(s.profiles.contains_key("p"));
+    // Brought back: loaded again.
+    fs::create_dir(root.join("groups")).unwrap();
+    fs::write(
+        root.join("groups/c.json"),
+        r#"{"id":"c","profile":"p","selector":{"os":"x"}}"#,
+    )
+    .unwrap();
+    let s = loader.load();
+    assert_eq!(s.index.groups().len(), 1);
+    // An explicit reload with everything in place changes nothing.
+    let s = loader.load_explicit();
+    assert_eq!((s.index.groups().len(), s.changed_files), (1, 0));
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn at_first_load_a_missing_dir_is_empty_and_a_file_is_a_problem() {
+    let root = tmp();
+    fs::create_dir_all(root.join("profiles")).unwrap();
+    let s = Loader::new(DataDir::new(&root)).load();
+    assert_eq!(s.index.groups().len(), 0);
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert!(!root.join("groups").exists());
+    fs::write(root.join("groups"), "x").unwrap();
+    let s = Loader::new(DataDir::new(&root)).load();
+    let p = dir_problem(&s);
+    assert!(!p.kept_previous);
+    assert!(p.message.contains("is not a directory"), "{p}");
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_directory_handle_knows_when_its_path_moved_on() {
+    let root = tmp();
+    let groups = root.join("groups");
+    fs::create_dir_all(&groups).unwrap();
+    let open = || cap_std::fs::Dir::open_ambient_dir(&groups, cap_std::ambient_authority());
+    let d = open().unwrap();
+    assert!(still_at(&d, &groups));
+    fs::rename(&groups, root.join("old")).unwrap();
+    assert!(!still_at(&d, &groups), "renamed away");
+    fs::create_dir(&groups).unwrap();
+    assert!(!still_at(&d, &groups), "another directory");
+    assert!(still_at(&open().unwrap(), &groups));
+    fs::remove_dir(&groups).unwrap();
+    fs::write(&groups, "x").unwrap();
+    assert!(!still_at(&d, &groups), "a file");
+    assert_eq!(probe_gone(&groups), Unavailable::NotADirectory);
+    fs::remove_file(&groups).unwrap();
+    assert_eq!(probe_gone(&groups), Unavailable::Missing);
+    fs::remove_dir_all(&root).unwrap();
+}
