@@ -30,8 +30,11 @@ use tokio_util::sync::CancellationToken;
 use kindling_guard::{Counts, Full, LogGate};
 
 use crate::body::{self, Body, Reply};
-use crate::{ExtRequest, Extension, MAX_HEAD_BYTES, MAX_URI_LEN, RequestObserver, RequestRecord};
-use crate::{Shared, handle};
+use crate::request::handle;
+use crate::shared::Shared;
+use crate::shared::{
+    ExtRequest, Extension, MAX_HEAD_BYTES, MAX_URI_LEN, RequestObserver, RequestRecord,
+};
 
 /// Connection policy of one listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -650,7 +653,7 @@ async fn admin_route(
             Reply::error(StatusCode::URI_TOO_LONG, "414 URI Too Long"),
         );
     }
-    let path = match crate::clean_target(method, raw_path, raw_query, None) {
+    let path = match crate::route::clean_target(method, raw_path, raw_query, None) {
         Ok(p) => p,
         Err(answer) => return answer,
     };

@@ -1,0 +1,179 @@
+//! Routing: the path as Go's `ServeMux` cleans it, the matchbox endpoints, `/assets/`,
+//! `/tftp/` and then the extensions.
+
+use std::net::SocketAddr;
+
+use hyper::{HeaderMap, Method, StatusCode};
+use kindling_model::{Area, Labels, labels_from_query};
+use kindling_render as render;
+
+use crate::assets::{assets, serve_trusted_file};
+use crate::body::Reply;
+use crate::endpoints::{boot_script, generic, ignition, metadata};
+use crate::paths;
+use crate::shared::{ExtRequest, Shared};
+
+/// The request path as Go's `ServeMux` sees it: decoded and clean, or the answer when it
+/// is badly escaped (400) or not clean (301 to the clean path; to `subtree/` when the
+/// clean path is the subtree `subtree` itself: one hop, not two). Both listeners route
+/// through it.
+pub(crate) fn clean_target(
+    method: &Method,
+    raw_path: &str,
+    raw_query: &str,
+    subtree: Option<&str>,
+) -> Result<String, (&'static str, Reply)> {
+    let Some(path) = paths::decode_path(raw_path) else {
+        return Err((
+            "invalid",
+            Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
+                .with_reason("malformed %-escape in path"),
+        ));
+    };
+    let cleaned = paths::clean_path(&path);
+    let with_query = |mut loc: String| {
+        if !raw_query.is_empty() {
+            loc.push('?');
+            loc.push_str(raw_query);
+        }
+        loc
+    };
+    if subtree == Some(cleaned.as_str()) {
+        let loc = with_query(format!("{cleaned}/"));
+        return Err(("redirect", Reply::moved(&loc, method)));
+    }
+    if cleaned != path {
+        let loc = with_query(paths::escape_path(&cleaned));
+        return Err((
+            "redirect",
+            Reply::moved(&loc, method).with_reason(format!("unclean path, redirect to {cleaned}")),
+        ));
+    }
+    Ok(path)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn route(
+    shared: &Shared,
+    peer: SocketAddr,
+    local: SocketAddr,
+    method: &Method,
+    raw_path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    labels_out: &mut Option<Labels>,
+) -> (&'static str, Reply) {
+    let subtree = shared.assets_dir.as_ref().map(|_| "/assets");
+    let path = match clean_target(method, raw_path, raw_query, subtree) {
+        Ok(p) => p,
+        Err(answer) => return answer,
+    };
+    let mut select = || {
+        let (labels, warnings) = labels_from_query(raw_query);
+        for w in &warnings {
+            tracing::warn!(target: "kindling::http", warning = ?w, "query label dropped");
+        }
+        *labels_out = Some(labels.clone());
+        labels
+    };
+    match path.as_str() {
+        "/" => ("home", Reply::sniffed(render::HOME)),
+        "/boot.ipxe" | "/boot.ipxe.0" => ("boot.ipxe", Reply::sniffed(render::BOOTSTRAP_IPXE)),
+        "/ipxe" => ("ipxe", boot_script(shared, &select(), render::ipxe_script)),
+        "/grub" => ("grub", boot_script(shared, &select(), render::grub_config)),
+        "/ignition" | "/generic" | "/cloud" | "/metadata" => {
+            let labels = select();
+            let endpoint = &path[1..];
+            if let Err(refused) = check_binding(shared, &labels, peer) {
+                let name = match endpoint {
+                    "ignition" => "ignition",
+                    "generic" => "generic",
+                    "cloud" => "cloud",
+                    _ => "metadata",
+                };
+                return (name, refused);
+            }
+            match endpoint {
+                "ignition" => ("ignition", ignition(shared, &labels, raw_query)),
+                "generic" => (
+                    "generic",
+                    generic(shared, &labels, raw_query, headers, Area::Generic),
+                ),
+                "cloud" => (
+                    "cloud",
+                    generic(shared, &labels, raw_query, headers, Area::Cloud),
+                ),
+                _ => ("metadata", metadata(shared, &labels, raw_query)),
+            }
+        }
+        "/healthz" => (
+            "healthz",
+            Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        ),
+        p => {
+            if let (Some(rest), Some(dir)) =
+                (p.strip_prefix("/assets/"), shared.assets_dir.as_deref())
+            {
+                return (
+                    "assets",
+                    assets(
+                        dir,
+                        rest,
+                        raw_path,
+                        raw_query,
+                        headers,
+                        shared.asset_listings,
+                    )
+                    .await,
+                );
+            }
+            if let Some(name) = p.strip_prefix("/tftp/")
+                && let Some(file) = shared.boot_files.get(name)
+            {
+                return ("tftp", serve_trusted_file(file, headers).await);
+            }
+            let ext = ExtRequest {
+                method,
+                path: p,
+                raw_query,
+                headers,
+                peer,
+                local,
+            };
+            for e in &shared.extensions {
+                if let Some(fut) = e.handle(&ext) {
+                    return (e.name(), fut.await);
+                }
+            }
+            ("none", Reply::not_found(format!("no endpoint {p}")))
+        }
+    }
+}
+
+/// The opt-in Ignition binding: `Err(403)` when it is on and the request may
+/// not have the per-machine answers.
+fn check_binding(shared: &Shared, labels: &Labels, peer: SocketAddr) -> Result<(), Reply> {
+    let Some(binding) = &shared.binding else {
+        return Ok(());
+    };
+    let ip = peer.ip().to_canonical();
+    let refuse = |why: String| {
+        Err(Reply::error(StatusCode::FORBIDDEN, "403 Forbidden")
+            .with_reason(format!("ignition binding: {why}")))
+    };
+    // Selection uses the `mac` label; a `MAC` (any other case of the key) may
+    // feed templates: every one of them must pass.
+    if !labels.contains_key("mac") {
+        return refuse(format!(
+            "request from {ip} carries no mac label (required while binding is on)"
+        ));
+    }
+    for (k, mac) in labels {
+        if k.eq_ignore_ascii_case("mac")
+            && let Err(why) = binding.check(mac, ip)
+        {
+            return refuse(why);
+        }
+    }
+    Ok(())
+}

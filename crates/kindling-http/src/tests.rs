@@ -1,0 +1,240 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kindling_model::DataDir;
+
+use super::*;
+use std::sync::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ALLOWED: &str = "52:54:00:00:00:01";
+
+/// Allows only `ALLOWED` from 127.0.0.1.
+struct FakeBinding;
+
+impl MachineBinding for FakeBinding {
+    fn check(&self, mac: &str, peer: std::net::IpAddr) -> Result<(), String> {
+        if mac == ALLOWED && peer == std::net::IpAddr::from([127, 0, 0, 1]) {
+            Ok(())
+        } else {
+            Err(format!("{peer} did not boot {mac}"))
+        }
+    }
+}
+
+/// Keeps (path and query, status, reason) of every request.
+#[derive(Default)]
+struct Seen(Mutex<Vec<(String, u16, Option<String>)>>);
+
+impl RequestObserver for Seen {
+    fn request(&self, r: &RequestRecord<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((r.path.to_string(), r.status, r.reason.map(str::to_string)));
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn data_dir(tag: &str) -> TempDir {
+    let root = std::env::temp_dir().join(format!(
+        "kindling-http-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let dd = DataDir::new(&root);
+    dd.ensure_layout().unwrap();
+    let w = |p: &str, s: &str| std::fs::write(root.join(p), s).unwrap();
+    w(
+        "profiles/p.json",
+        r#"{"id":"p","boot":{"kernel":"/k"},"ignition_id":"m.ign","generic_id":"g.tmpl","cloud_id":"c.tmpl"}"#,
+    );
+    w("ignition/m.ign", r#"{"ignition":{"version":"3.4.0"}}"#);
+    w("generic/g.tmpl", "generic file\n");
+    w("cloud/c.tmpl", "#cloud-config\n");
+    w(
+        "groups/by-mac.json",
+        &format!(
+            r#"{{"id":"m","profile":"p","selector":{{"mac":"{ALLOWED}"}},"metadata":{{"k":"v"}}}}"#
+        ),
+    );
+    w(
+        "groups/by-uuid.json",
+        r#"{"id":"u","profile":"p","selector":{"uuid":"u1"}}"#,
+    );
+    w(
+        "groups/other.json",
+        r#"{"id":"o","profile":"p","selector":{"mac":"52:54:00:00:00:02"}}"#,
+    );
+    std::fs::create_dir_all(root.join("assets/sub/site")).unwrap();
+    w("assets/sub/a.txt", "a\n");
+    w("assets/sub/site/index.html", "<html>index</html>\n");
+    TempDir(root)
+}
+
+async fn start(
+    root: &Path,
+    configure: impl FnOnce(&mut Shared),
+) -> (SocketAddr, Arc<Seen>, CancelOnDrop) {
+    let dd = DataDir::new(root);
+    let snapshot = kindling_model::Loader::new(dd.clone()).load();
+    assert!(snapshot.problems.is_empty(), "{:?}", snapshot.problems);
+    let mut shared = Shared::new(dd, snapshot);
+    let seen = Arc::new(Seen::default());
+    shared.observer = Some(seen.clone());
+    configure(&mut shared);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(serve(listener, Arc::new(shared), cancel.clone()));
+    (addr, seen, CancelOnDrop(cancel))
+}
+
+struct CancelOnDrop(tokio_util::sync::CancellationToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// One HTTP/1.1 request over a real socket: (status, body).
+async fn get(addr: SocketAddr, target: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut raw))
+        .await
+        .expect("response within 60 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1.to_string();
+    (status, body)
+}
+
+fn reason_of(seen: &Seen, path_query: &str) -> Option<String> {
+    let path = path_query.split('?').next().unwrap();
+    seen.0
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|(p, _, _)| p == path)
+        .and_then(|(_, _, r)| r.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_refuses_strangers_and_requests_without_mac() {
+    let tmp = data_dir("binding");
+    let (addr, seen, _stop) = start(&tmp.0, |s| s.binding = Some(Arc::new(FakeBinding))).await;
+    for ep in ["/ignition", "/generic", "/cloud", "/metadata"] {
+        // The machine that booted from this address: served.
+        let (status, body) = get(addr, &format!("{ep}?mac=52-54-00-00-00-01")).await;
+        assert_eq!(status, 200, "{ep}: {body}");
+        // Another MAC: refused, with the binding's reason in the log.
+        let target = format!("{ep}?mac=52:54:00:00:00:02");
+        let (status, body) = get(addr, &target).await;
+        assert_eq!((status, body.as_str()), (403, "403 Forbidden\n"), "{ep}");
+        let reason = reason_of(&seen, &target).unwrap();
+        assert_eq!(
+            reason,
+            "ignition binding: 127.0.0.1 did not boot 52:54:00:00:00:02"
+        );
+        // No MAC (a uuid selector): refused while binding is on.
+        let (status, _) = get(addr, &format!("{ep}?uuid=u1")).await;
+        assert_eq!(status, 403, "{ep}");
+        let reason = reason_of(&seen, ep).unwrap();
+        assert!(reason.contains("carries no mac label"), "{reason}");
+        // A second, differently cased MAC key cannot smuggle a stranger in.
+        let (status, _) = get(addr, &format!("{ep}?mac={ALLOWED}&MAC=52:54:00:00:00:02")).await;
+        assert_eq!(status, 403, "{ep}");
+    }
+    // Boot scripts are not per-machine secrets: unaffected.
+    assert_eq!(get(addr, "/ipxe?mac=52:54:00:00:00:02").await.0, 200);
+    assert_eq!(get(addr, "/ipxe?uuid=u1").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_binding_matchbox_answers_anyone() {
+    let tmp = data_dir("nobinding");
+    let (addr, _seen, _stop) = start(&tmp.0, |_| {}).await;
+    for ep in ["/ignition", "/generic", "/cloud", "/metadata"] {
+        assert_eq!(
+            get(addr, &format!("{ep}?mac=52:54:00:00:00:02")).await.0,
+            200
+        );
+        assert_eq!(get(addr, &format!("{ep}?uuid=u1")).await.0, 200);
+    }
+}
+
+#[test]
+fn hidden_assets() {
+    for hidden in [
+        ".env",
+        "a/.git/config",
+        "fedora-coreos/stable/.partial/",
+        "fedora-coreos/stable/.partial/42.1/k",
+        "fedora-coreos/stable/.lock",
+        "fedora-coreos/stable/state.json",
+        "fedora-coreos/stable-aarch64/state.json",
+        "fedora-coreos/stable/.state.json.7.tmp",
+    ] {
+        assert!(hidden_asset(hidden), "{hidden}");
+    }
+    for served in [
+        "",
+        "fedora-coreos/",
+        "fedora-coreos/stable/",
+        "fedora-coreos/stable/42.1/release.json",
+        "fedora-coreos/stable/42.1/k.sig",
+        "state.json",
+        "other/stable/state.json",
+        "a..b/c",
+    ] {
+        assert!(!hidden_asset(served), "{served}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asset_listings_are_off_by_default() {
+    let tmp = data_dir("listings");
+    let (addr, seen, _stop) = start(&tmp.0, |_| {}).await;
+    for dir in ["/assets/", "/assets/sub/"] {
+        assert_eq!(get(addr, dir).await.0, 404, "{dir}");
+        let reason = reason_of(&seen, dir).unwrap();
+        assert!(
+            reason.contains("directory listings are disabled"),
+            "{reason}"
+        );
+    }
+    // Files and index.html are still served.
+    assert_eq!(get(addr, "/assets/sub/a.txt").await, (200, "a\n".into()));
+    assert_eq!(
+        get(addr, "/assets/sub/site/").await,
+        (200, "<html>index</html>\n".into())
+    );
+    drop(_stop);
+
+    let (addr, _seen, _stop) = start(&tmp.0, |s| s.asset_listings = true).await;
+    let (status, body) = get(addr, "/assets/sub/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<a href=\"a.txt\">a.txt</a>"), "{body}");
+    assert!(body.contains("<a href=\"site/\">site/</a>"), "{body}");
+}
