@@ -1,0 +1,74 @@
+//! The live counters of the socket shell and their snapshots.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::policy::IgnoreReason;
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) received: AtomicU64,
+    pub(super) offers: AtomicU64,
+    pub(super) acks: AtomicU64,
+    pub(super) send_errors: AtomicU64,
+    pub(super) refused_unsafe: AtomicU64,
+    pub(super) ignored: [AtomicU64; IgnoreReason::ALL.len()],
+}
+
+/// A snapshot of the counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DhcpStats {
+    /// Datagrams received on all sockets.
+    pub received: u64,
+    /// OFFERs sent (port 67).
+    pub offers: u64,
+    /// ACKs sent (port 4011).
+    pub acks: u64,
+    /// Replies the kernel refused to send.
+    pub send_errors: u64,
+    /// Replies withheld by the final `yiaddr == 0` check (always 0 unless there is a bug).
+    pub refused_unsafe: u64,
+    /// Ignored datagrams by reason label (every label present, zeros included).
+    pub ignored: BTreeMap<String, u64>,
+}
+
+impl DhcpStats {
+    /// Replies sent.
+    pub fn replies(&self) -> u64 {
+        self.offers + self.acks
+    }
+
+    /// Count for one reason.
+    pub fn ignored(&self, reason: IgnoreReason) -> u64 {
+        self.ignored.get(reason.label()).copied().unwrap_or(0)
+    }
+}
+
+/// A cheap clonable handle on the live counters (for a metrics endpoint).
+#[derive(Clone)]
+pub struct StatsHandle(pub(super) Arc<Counters>);
+
+impl StatsHandle {
+    pub fn snapshot(&self) -> DhcpStats {
+        let c = &self.0;
+        DhcpStats {
+            received: c.received.load(Ordering::Relaxed),
+            offers: c.offers.load(Ordering::Relaxed),
+            acks: c.acks.load(Ordering::Relaxed),
+            send_errors: c.send_errors.load(Ordering::Relaxed),
+            refused_unsafe: c.refused_unsafe.load(Ordering::Relaxed),
+            ignored: IgnoreReason::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        r.label().to_string(),
+                        c.ignored[r.index()].load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
