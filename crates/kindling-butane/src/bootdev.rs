@@ -3,7 +3,7 @@
 
 use crate::merge::merge;
 use crate::report::{Report, Severity};
-use crate::yaml::{self, Kind, Node, Pos};
+use crate::yaml::{self, Kind, Node, Pos, get};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -12,12 +12,6 @@ const BIOS_TYPE_GUID: &str = "21686148-6449-6E6F-744E-656564454649";
 const PREP_TYPE_GUID: &str = "9E1A2D38-C612-4316-AA26-8B49521E5A8B";
 const ESP_TYPE_GUID: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 
-fn get<'a>(n: &'a Node, key: &str) -> Option<&'a Node> {
-    match &n.kind {
-        Kind::Map(items) => items.iter().find(|(k, _)| k.text == key).map(|(_, v)| v),
-        _ => None,
-    }
-}
 fn key_pos(n: &Node, key: &str) -> Option<Pos> {
     match &n.kind {
         Kind::Map(items) => items

@@ -292,6 +292,14 @@ impl Node {
     }
 }
 
+/// The value of `key` in a mapping node (the first, if repeated); `None` for other nodes.
+pub(crate) fn get<'a>(n: &'a Node, key: &str) -> Option<&'a Node> {
+    match &n.kind {
+        Kind::Map(items) => items.iter().find(|(k, _)| k.text == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
 /// Resolves an integer like yaml.v3 does for plain scalars (`strconv.ParseInt(s, 0, 64)` plus
 /// the YAML 1.2 `0o` prefix): decimal, `0x` hex, `0`/`0o` octal, `0b` binary, optional sign and
 /// `_` separators.
