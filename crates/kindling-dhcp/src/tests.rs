@@ -4,13 +4,18 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dhcproto::v4::{self, DhcpOption, OptionCode};
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use dhcproto::{Decodable, Decoder};
 
 use crate::config::DhcpConfig;
 use crate::policy::{
     Context, Decision, Firmware, IgnoreReason, ListenPort, UnsafeAddr, check_destination, decide,
 };
 use crate::{CheckedConfig, Outcome};
+
+/// The client packet builder, shared with the namespace tests.
+#[path = "../tests/common/pkt.rs"]
+mod pkt;
+use pkt::{GUID, MAC, Pkt};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
 const MASK24: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 0);
@@ -20,112 +25,6 @@ const LOCAL: &[(Ipv4Addr, Ipv4Addr)] = &[
     (Ipv4Addr::LOCALHOST, Ipv4Addr::new(255, 0, 0, 0)),
     (Ipv4Addr::new(10, 9, 0, 1), Ipv4Addr::new(255, 255, 0, 0)),
 ];
-const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
-const GUID: [u8; 17] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
-
-/// A client packet builder (what firmware sends).
-#[derive(Clone)]
-struct Pkt {
-    msg: v4::MessageType,
-    vendor: Option<&'static [u8]>,
-    arch: Vec<u16>,
-    user_class: Option<Vec<u8>>,
-    opt175: bool,
-    guid: bool,
-    ndi: bool,
-    boot_item: Option<(u16, u16)>,
-    mac: [u8; 6],
-    ciaddr: Ipv4Addr,
-    giaddr: Ipv4Addr,
-}
-
-impl Pkt {
-    fn new(vendor: &'static [u8], arch: &[u16]) -> Self {
-        Self {
-            msg: v4::MessageType::Discover,
-            vendor: Some(vendor),
-            arch: arch.to_vec(),
-            user_class: None,
-            opt175: false,
-            guid: true,
-            ndi: true,
-            boot_item: None,
-            mac: MAC,
-            ciaddr: Ipv4Addr::UNSPECIFIED,
-            giaddr: Ipv4Addr::UNSPECIFIED,
-        }
-    }
-    fn bios() -> Self {
-        Self::new(b"PXEClient:Arch:00000:UNDI:002001", &[0])
-    }
-    fn uefi(a: u16) -> Self {
-        Self::new(b"PXEClient:Arch:00007:UNDI:003016", &[a])
-    }
-    fn http(a: u16) -> Self {
-        Self::new(b"HTTPClient:Arch:00016:UNDI:003001", &[a])
-    }
-    fn ipxe(mut self) -> Self {
-        self.user_class = Some(b"iPXE".to_vec());
-        self
-    }
-    fn request(mut self) -> Self {
-        self.msg = v4::MessageType::Request;
-        self.ciaddr = Ipv4Addr::new(192, 168, 77, 50);
-        self
-    }
-    fn bytes(&self) -> Vec<u8> {
-        let mut m = v4::Message::new_with_id(
-            0x1234_5678,
-            self.ciaddr,
-            Ipv4Addr::UNSPECIFIED,
-            Ipv4Addr::UNSPECIFIED,
-            self.giaddr,
-            &self.mac,
-        );
-        let o = m.opts_mut();
-        o.insert(DhcpOption::MessageType(self.msg));
-        if let Some(v) = self.vendor {
-            o.insert(DhcpOption::ClassIdentifier(v.to_vec()));
-        }
-        if self.guid {
-            o.insert(DhcpOption::ClientMachineIdentifier(GUID.to_vec()));
-        }
-        if self.ndi {
-            o.insert(DhcpOption::ClientNetworkInterface(1, 3, 16));
-        }
-        if let Some(u) = &self.user_class {
-            o.insert(DhcpOption::UserClass(u.clone()));
-        }
-        if self.opt175 {
-            o.insert(DhcpOption::Unknown(v4::UnknownOption::new(
-                175.into(),
-                vec![0xb1, 0x05, 0x01, 0x80, 0x86, 0x10, 0x0e],
-            )));
-        }
-        if let Some((t, l)) = self.boot_item {
-            let t = t.to_be_bytes();
-            let l = l.to_be_bytes();
-            o.insert(DhcpOption::VendorExtensions(vec![
-                71, 4, t[0], t[1], l[0], l[1], 255,
-            ]));
-        }
-        let mut out = Vec::new();
-        m.encode(&mut Encoder::new(&mut out)).unwrap();
-        // dhcproto keeps only one option 93 value: patch the full list in by hand.
-        if !self.arch.is_empty() {
-            let end = out.len() - 1;
-            assert_eq!(out[end], 255);
-            out.truncate(end);
-            out.push(93);
-            out.push((self.arch.len() * 2) as u8);
-            for a in &self.arch {
-                out.extend_from_slice(&a.to_be_bytes());
-            }
-            out.push(255);
-        }
-        out
-    }
-}
 
 fn cfg(extra: &str) -> CheckedConfig {
     let text = format!("enabled = true\ninterfaces = [\"eth0\"]\n{extra}");
@@ -152,7 +51,17 @@ fn run_on(cfg: &CheckedConfig, iface: &str, port: ListenPort, p: &Pkt) -> Outcom
         source,
         local: LOCAL,
     };
-    decide(cfg, &ctx, &p.bytes())
+    decide_pkt(cfg, &ctx, p)
+}
+
+/// Decides `p`, checking that the core read the xid that was sent (`reply` checks that the
+/// reply echoes it).
+fn decide_pkt(cfg: &CheckedConfig, ctx: &Context<'_>, p: &Pkt) -> Outcome {
+    let o = decide(cfg, ctx, &p.bytes());
+    if let Some(c) = &o.client {
+        assert_eq!(c.xid, p.xid);
+    }
+    o
 }
 
 struct Got {
@@ -170,7 +79,8 @@ fn reply(o: &Outcome) -> Got {
     assert_eq!(msg.yiaddr(), Ipv4Addr::UNSPECIFIED, "yiaddr must be 0");
     assert_eq!(msg.siaddr(), SERVER, "siaddr (next-server) always set");
     assert_eq!(msg.opcode(), v4::Opcode::BootReply);
-    assert_eq!(msg.xid(), 0x1234_5678);
+    let sent = o.client.as_ref().map(|c| c.xid);
+    assert_eq!(Some(msg.xid()), sent, "the reply echoes the request's xid");
     assert_eq!(msg.chaddr().len(), 6);
     assert!(msg.flags().broadcast());
     assert_eq!(
@@ -256,7 +166,7 @@ fn bios_discover_gets_undionly_with_discovery_control_8() {
 
 #[test]
 fn bios_4011_request_gets_ack_with_file_and_boot_item_echo() {
-    let mut p = Pkt::bios().request();
+    let mut p = Pkt::bios().to_4011(None);
     p.boot_item = Some((0x8000, 0));
     let o = run(&cfg(""), ListenPort::Pxe, &p);
     let g = reply(&o);
@@ -266,7 +176,7 @@ fn bios_4011_request_gets_ack_with_file_and_boot_item_echo() {
     assert_eq!(g.msg.ciaddr(), p.ciaddr);
     assert_eq!(g.dest, SocketAddrV4::new(p.ciaddr, 4011));
     // Without a boot item: discovery control 8.
-    let o = run(&cfg(""), ListenPort::Pxe, &Pkt::bios().request());
+    let o = run(&cfg(""), ListenPort::Pxe, &Pkt::bios().to_4011(None));
     assert_eq!(opt43(&reply(&o)), Some(vec![6, 1, 8, 255]));
 }
 
@@ -287,7 +197,7 @@ fn uefi_x64_discover_is_sent_to_4011_for_arch_7_and_9() {
 #[test]
 fn uefi_x64_4011_request_gets_the_efi_binary() {
     for a in [7, 9] {
-        let o = run(&cfg(""), ListenPort::Pxe, &Pkt::uefi(a).request());
+        let o = run(&cfg(""), ListenPort::Pxe, &Pkt::uefi(a).to_4011(None));
         let g = reply(&o);
         assert_eq!(msg_type(&g), v4::MessageType::Ack);
         assert_eq!(g.file, "snponly.efi");
@@ -298,11 +208,11 @@ fn uefi_x64_4011_request_gets_the_efi_binary() {
     let o = run(
         &cfg("efi_binary = \"ipxe.efi\""),
         ListenPort::Pxe,
-        &Pkt::uefi(7).request(),
+        &Pkt::uefi(7).to_4011(None),
     );
     assert_eq!(reply(&o).file, "ipxe.efi");
     // INFORM is answered like REQUEST.
-    let mut p = Pkt::uefi(7).request();
+    let mut p = Pkt::uefi(7).to_4011(None);
     p.msg = v4::MessageType::Inform;
     assert_eq!(
         reply(&run(&cfg(""), ListenPort::Pxe, &p)).file,
@@ -349,7 +259,7 @@ fn ipxe_by_user_class_or_option_175_gets_the_script_url() {
     let o = run(
         &cfg("http_port = 9000"),
         ListenPort::Pxe,
-        &Pkt::bios().ipxe().request(),
+        &Pkt::bios().ipxe().to_4011(None),
     );
     assert_eq!(reply(&o).file, "http://192.168.77.1:9000/boot.ipxe");
 }
@@ -374,7 +284,7 @@ fn arm64_needs_a_binary() {
     let g = reply(&run(&c, ListenPort::Dhcp, &Pkt::uefi(11)));
     assert_eq!(g.file, "");
     assert_eq!(opt43(&g), None);
-    let g = reply(&run(&c, ListenPort::Pxe, &Pkt::uefi(11).request()));
+    let g = reply(&run(&c, ListenPort::Pxe, &Pkt::uefi(11).to_4011(None)));
     assert_eq!(g.file, "snp-arm64.efi");
     let g = reply(&run(&c, ListenPort::Dhcp, &Pkt::http(19)));
     assert_eq!(g.file, "http://192.168.77.1:8080/tftp/snp-arm64.efi");
@@ -442,7 +352,7 @@ fn ordinary_dhcp_clients_get_nothing() {
         Some(&b"PXEClien"[..]),
     ] {
         let p = Pkt {
-            vendor,
+            vendor: vendor.map(<[u8]>::to_vec),
             ..Pkt::bios()
         };
         assert_eq!(
@@ -619,7 +529,7 @@ fn malformed_and_hostile_input_never_panics_and_never_sets_yiaddr() {
     let c = cfg("arm64_binary = \"a.efi\"\nvendor_prefixes = [\"X\"]");
     let seeds = [
         Pkt::bios().bytes(),
-        Pkt::uefi(7).request().bytes(),
+        Pkt::uefi(7).to_4011(None).bytes(),
         Pkt::http(16).bytes(),
         Pkt::bios().ipxe().bytes(),
     ];
@@ -714,7 +624,7 @@ fn decide_from(port: ListenPort, source: SocketAddrV4, p: &Pkt) -> Outcome {
         source,
         local: LOCAL,
     };
-    decide(&cfg(""), &ctx, &p.bytes())
+    decide_pkt(&cfg(""), &ctx, p)
 }
 
 /// Addresses no reply may go to, with the class the check gives them.
@@ -816,7 +726,7 @@ fn proxy_port_acks_go_to_the_source_never_to_ciaddr() {
         SERVER,
         Ipv4Addr::UNSPECIFIED,
     ] {
-        let mut p = Pkt::uefi(7).request();
+        let mut p = Pkt::uefi(7).to_4011(None);
         p.ciaddr = ciaddr;
         let g = reply(&decide_from(ListenPort::Pxe, client, &p));
         assert_eq!(g.dest, client, "ciaddr {ciaddr}");
@@ -827,14 +737,18 @@ fn proxy_port_acks_go_to_the_source_never_to_ciaddr() {
     let g = reply(&decide_from(
         ListenPort::Pxe,
         from68,
-        &Pkt::bios().request(),
+        &Pkt::bios().to_4011(None),
     ));
     assert_eq!(g.dest, from68);
     // An unsafe source (or port 0) is not answered at all.
     for (a, _) in UNSAFE {
         let src = SocketAddrV4::new(*a, 4011);
         assert_eq!(
-            ignored(&decide_from(ListenPort::Pxe, src, &Pkt::uefi(7).request())),
+            ignored(&decide_from(
+                ListenPort::Pxe,
+                src,
+                &Pkt::uefi(7).to_4011(None)
+            )),
             IgnoreReason::UnsafeSource,
             "source {a}"
         );
@@ -844,7 +758,7 @@ fn proxy_port_acks_go_to_the_source_never_to_ciaddr() {
         ignored(&decide_from(
             ListenPort::Pxe,
             port0,
-            &Pkt::uefi(7).request()
+            &Pkt::uefi(7).to_4011(None)
         )),
         IgnoreReason::UnsafeSource
     );

@@ -465,9 +465,7 @@ fn excluded_virbr0_sees_nothing_from_kindling() {
     let lab = Lab::new();
     // A libvirt-like bridge interface named virbr0 in the server namespace, its peer in V.
     let v = Netns::new("v");
-    lab.s.ip(&[
-        "link", "add", "virbr0", "type", "veth", "peer", "name", "v0", "netns", &v.name,
-    ]);
+    lab.s.veth("virbr0", "v0", &v);
     lab.s
         .ip(&["addr", "add", "192.168.122.1/24", "dev", "virbr0"]);
     lab.s.ip(&["link", "set", "virbr0", "up"]);
@@ -715,18 +713,7 @@ fn interfaces_that_come_and_go_are_followed() {
         .wait_for("no interface matches", true, Duration::from_secs(5))
         .expect("says it is waiting");
     let add_t0 = |addr: &str| {
-        lab.s.ip(&[
-            "link",
-            "add",
-            "t0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "tc0",
-            "netns",
-            &lab.c.name,
-        ]);
+        lab.s.veth("t0", "tc0", &lab.c);
         lab.c.ip(&["addr", "add", "192.168.88.2/24", "dev", "tc0"]);
         lab.c.ip(&["link", "set", "tc0", "up"]);
         lab.s.ip(&["link", "set", "t0", "up"]);
