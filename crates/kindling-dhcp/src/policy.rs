@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::arch::{ArchFamily, arch_name};
 use crate::config::{CheckedConfig, Rule, Target};
+use crate::ratelimit::Key;
 use crate::wire::{self, MessageType, ParseError, ReplyFields, Request, opt, opt43};
 
 /// The DHCP server port.
@@ -151,6 +152,17 @@ impl IgnoreReason {
     /// Index into [`IgnoreReason::ALL`].
     pub fn index(self) -> usize {
         Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+impl Key {
+    /// The reason a datagram over this key's budget is dropped with.
+    pub fn reason(self) -> IgnoreReason {
+        match self {
+            Self::Mac(_) => IgnoreReason::RateLimitedMac,
+            Self::Ip(_) => IgnoreReason::RateLimitedIp,
+            Self::Relay(_) => IgnoreReason::RateLimitedRelay,
+        }
     }
 }
 

@@ -20,8 +20,6 @@ use std::time::Instant;
 use kindling_guard::{Buckets, Take};
 pub use kindling_guard::{Budget, LogGate};
 
-use crate::policy::IgnoreReason;
-
 /// The validated `[dhcp.rate_limit]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -32,23 +30,14 @@ pub struct Limits {
     pub max_clients: usize,
 }
 
-/// What a bucket is keyed by.
+/// What a bucket is keyed by. `Key::reason` (the [`IgnoreReason`](crate::IgnoreReason) of a
+/// datagram over the key's budget) is in `policy`, which owns the reasons: this module
+/// depends on nothing else of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     Mac([u8; 6]),
     Ip(Ipv4Addr),
     Relay(Ipv4Addr),
-}
-
-impl Key {
-    /// The reason a datagram over this key's budget is dropped with.
-    pub fn reason(self) -> IgnoreReason {
-        match self {
-            Self::Mac(_) => IgnoreReason::RateLimitedMac,
-            Self::Ip(_) => IgnoreReason::RateLimitedIp,
-            Self::Relay(_) => IgnoreReason::RateLimitedRelay,
-        }
-    }
 }
 
 /// The verdict for one datagram.
