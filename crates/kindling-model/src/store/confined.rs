@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Area, LAYOUT, MAX_TEMPLATE_BYTES, ReadError, clean_within};
+use super::area::{Area, LAYOUT, MAX_TEMPLATE_BYTES, ReadError, clean_within};
 
 /// A file or directory opened inside an area, with the metadata of the
 /// opened handle (fstat): what is served is what was checked.
@@ -139,7 +139,7 @@ fn open_options() -> cap_std::fs::OpenOptions {
 
 /// Opens `name` inside the area whose directory is `base` (shown as `area`
 /// in messages), the one confined open every reader uses (`/assets/`,
-/// `/ignition`, `/generic`, `/cloud`, the [`Loader`], `kindling check`).
+/// `/ignition`, `/generic`, `/cloud`, the [`Loader`](super::Loader), `kindling check`).
 ///
 /// `name` is cleaned like matchbox's `path.Clean` (`..` that climbs out of
 /// the area is refused, a NUL byte is refused), then opened relative to a

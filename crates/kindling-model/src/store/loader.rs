@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::area::{Area, MAX_DATA_FILE_BYTES, ReadError, human_bytes};
 use super::confined::{DataDir, open_in};
-use super::snapshot::Snapshot;
-use super::{Area, MAX_DATA_FILE_BYTES, Problem, ReadError, human_bytes};
+use super::snapshot::{Problem, Snapshot};
 use crate::group::{Group, Str};
 use crate::index::Index;
 use crate::profile::Profile;

@@ -1,13 +1,56 @@
-//! The immutable, indexed view of the data directory that a load produces.
+//! The immutable, indexed view of the data directory that a load produces, and the problems
+//! found on the way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Problem, ProfileLookupError, clean_within};
+use super::area::clean_within;
 use crate::group::Group;
 use crate::index::Index;
 use crate::labels::Labels;
 use crate::profile::Profile;
+
+/// A problem found while loading, shown in logs, `kindling select` and the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Path relative to the data directory, e.g. `groups/web.json`.
+    pub file: String,
+    pub message: String,
+    /// True when a previous good version of this file is still in force.
+    pub kept_previous: bool,
+    /// The problem is the area's directory itself (`groups/`, `profiles/`: gone, not a
+    /// directory, unreadable), not one file in it.
+    pub directory: bool,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)?;
+        if self.kept_previous {
+            write!(f, " (previous version kept in force)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a group's profile cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileLookupError {
+    #[error("group {group:?} names profile {profile:?}, which does not exist (no {file})")]
+    Missing {
+        group: String,
+        profile: String,
+        file: String,
+    },
+    #[error("group {group:?} names profile {profile:?}, which is invalid: {message}")]
+    Invalid {
+        group: String,
+        profile: String,
+        message: String,
+    },
+    #[error("group {group:?} names profile {profile:?}, which leaves profiles/ (refused)")]
+    Escapes { group: String, profile: String },
+}
 
 /// An immutable, indexed view of the data directory.
 #[derive(Debug, Default)]
