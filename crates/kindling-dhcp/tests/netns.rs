@@ -50,7 +50,7 @@ struct Run {
 }
 
 fn client(lab: &Lab, bind: SocketAddrV4) -> std::net::UdpSocket {
-    udp_in(&lab.c, "c0", bind)
+    lab.c.udp("c0", bind)
 }
 
 fn discover(lab: &Lab, bind: SocketAddrV4, dest: SocketAddrV4, p: &Pkt) -> Option<Run> {
@@ -487,7 +487,7 @@ fn excluded_virbr0_sees_nothing_from_kindling() {
         "enabled = true\nall_interfaces = true\nexclude_interfaces = [\"virbr0\"]\n",
     )
     .expect("kindling starts next to dnsmasq");
-    let pcap = lab.tmp.path("virbr0.pcap");
+    let pcap = lab.tmp.path().join("virbr0.pcap");
     let mut dump = Proc::spawn({
         let mut c = v.cmd("tcpdump");
         c.args(["-i", "v0", "-n", "-U", "-Z", "root", "-w"])
@@ -498,7 +498,7 @@ fn excluded_virbr0_sees_nothing_from_kindling() {
     dump.wait_for("listening on", true, Duration::from_secs(10))
         .expect("tcpdump");
 
-    let vsock = udp_in(&v, "v0", ANY68);
+    let vsock = v.udp("v0", ANY68);
     let cases = [Pkt::bios(), Pkt::uefi(7), Pkt::bios().ipxe(), Pkt::http(16)];
     let mut answered = 0;
     for p in &cases {
@@ -573,9 +573,9 @@ fn taken_port_gives_a_clear_error() {
     }
     let lab = Lab::new();
     // Someone (this test process) holds UDP 67 without SO_REUSEADDR.
-    let _holder = in_ns(&lab.s.name, || {
-        std::net::UdpSocket::bind("0.0.0.0:67").unwrap()
-    });
+    let _holder = lab
+        .s
+        .run(|| std::net::UdpSocket::bind("0.0.0.0:67").unwrap());
     let err = match Kindling::start(&lab.s, &lab.tmp, KINDLING) {
         Ok(_) => panic!("bind must fail while the port is held"),
         Err(e) => e,
@@ -686,7 +686,7 @@ fn offer_from(lab: &Lab, dev: &str, server: Ipv4Addr) -> Result<Got, String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut last = Vec::new();
     while std::time::Instant::now() < deadline {
-        let sock = udp_in(&lab.c, dev, ANY68);
+        let sock = lab.c.udp(dev, ANY68);
         let got = exchange(&sock, &Pkt::bios(), BCAST67, Duration::from_millis(400));
         if let Some(g) = got.iter().find(|g| g.opt54() == Some(server)) {
             return Ok(g.clone());
@@ -727,7 +727,7 @@ fn interfaces_that_come_and_go_are_followed() {
     lab.s.ip(&["addr", "del", "192.168.88.1/24", "dev", "t0"]);
     lab.s.ip(&["addr", "add", "192.168.88.5/24", "dev", "t0"]);
     offer_from(&lab, "tc0", Ipv4Addr::new(192, 168, 88, 5)).unwrap();
-    let sock = udp_in(&lab.c, "tc0", ANY68);
+    let sock = lab.c.udp("tc0", ANY68);
     let got = exchange(&sock, &Pkt::bios(), BCAST67, WAIT);
     assert!(
         got.iter()

@@ -51,7 +51,7 @@ struct Vm {
 }
 
 fn start(uefi: bool) -> Vm {
-    let tmp = TempDir::new();
+    let tmp = kindling_testkit::tempdir("dhcp-qemu");
     let ns = Netns::new("q");
     ns.ip(&["link", "add", "br0", "type", "bridge"]);
     ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "br0"]);
@@ -81,7 +81,7 @@ fn start(uefi: bool) -> Vm {
     ]);
     q.args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"]);
     if uefi {
-        let vars = tmp.path("OVMF_VARS.fd");
+        let vars = tmp.path().join("OVMF_VARS.fd");
         std::fs::copy(OVMF_VARS, &vars).unwrap();
         q.arg("-drive")
             .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))

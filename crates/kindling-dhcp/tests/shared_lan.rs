@@ -54,11 +54,15 @@ fn spoofed_giaddr_and_ciaddr_never_pick_the_destination() {
     let lo = Sniffer::start(&lab.s, "lo");
     // Listeners at the candidate destinations in the client's namespace. sink67 is also
     // the "relay" that sends the spoofed DISCOVERs (from 192.168.77.2:67).
-    let sink67 = udp_in(&lab.c, "c0", SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67));
-    let sink68 = udp_in(&lab.c, "c0", ANY68);
-    let sink4011 = udp_in(&lab.c, "c0", SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4011));
-    let other4011 = udp_in(&lab.c, "c0", SocketAddrV4::new(OTHER_HOST, 4011));
-    let relay_src = udp_in(&lab.c, "c0", SocketAddrV4::new(RELAY, 67));
+    let sink67 = lab
+        .c
+        .udp("c0", SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67));
+    let sink68 = lab.c.udp("c0", ANY68);
+    let sink4011 = lab
+        .c
+        .udp("c0", SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4011));
+    let other4011 = lab.c.udp("c0", SocketAddrV4::new(OTHER_HOST, 4011));
+    let relay_src = lab.c.udp("c0", SocketAddrV4::new(RELAY, 67));
 
     // xid -> (what, destinations a reply may go to).
     let mut cases: BTreeMap<u32, (String, Vec<SocketAddrV4>)> = BTreeMap::new();
@@ -241,10 +245,10 @@ fn a_flood_from_one_client_is_cut_while_others_are_served() {
     let started = Instant::now();
     let addr = |last: u8| Ipv4Addr::new(192, 168, 77, last);
     // Offers are broadcast to port 68: heard here.
-    let sink68 = udp_in(&lab.c, "c0", ANY68);
+    let sink68 = lab.c.udp("c0", ANY68);
 
     // 40 DISCOVERs from one MAC (new xid each, as a flood would), from 192.168.77.3.
-    let from3 = udp_in(&lab.c, "c0", SocketAddrV4::new(addr(3), 68));
+    let from3 = lab.c.udp("c0", SocketAddrV4::new(addr(3), 68));
     let mut flood = BTreeSet::new();
     for _ in 0..40 {
         let mut p = Pkt::bios();
@@ -255,7 +259,7 @@ fn a_flood_from_one_client_is_cut_while_others_are_served() {
     let got = collect_all(&sink68, WINDOW);
     let answered = got.iter().filter(|g| flood.contains(&g.msg.xid())).count();
     // Another MAC (from another address), right after: served.
-    let from4 = udp_in(&lab.c, "c0", SocketAddrV4::new(addr(4), 68));
+    let from4 = lab.c.udp("c0", SocketAddrV4::new(addr(4), 68));
     let mut other = Pkt::bios();
     other.mac = mac(0xb0);
     from4.send_to(&other.bytes(), BCAST67).unwrap();
@@ -264,7 +268,7 @@ fn a_flood_from_one_client_is_cut_while_others_are_served() {
 
     // 20 port-4011 REQUESTs from one address, each with its own MAC: cut by the address's
     // bucket; another address is served.
-    let from2 = udp_in(&lab.c, "c0", SocketAddrV4::new(CLIENT, 4011));
+    let from2 = lab.c.udp("c0", SocketAddrV4::new(CLIENT, 4011));
     let mut ip_flood = BTreeSet::new();
     for i in 0..20u8 {
         let mut p = Pkt::uefi(7).to_4011(None);
@@ -277,7 +281,7 @@ fn a_flood_from_one_client_is_cut_while_others_are_served() {
         .iter()
         .filter(|g| ip_flood.contains(&g.msg.xid()))
         .count();
-    let from5 = udp_in(&lab.c, "c0", SocketAddrV4::new(addr(5), 4011));
+    let from5 = lab.c.udp("c0", SocketAddrV4::new(addr(5), 4011));
     let mut p = Pkt::uefi(7).to_4011(None);
     p.mac = mac(0xc0);
     p.ciaddr = addr(5);
@@ -331,7 +335,9 @@ fn run_with_log_format(format: &str) -> Vec<String> {
     let lab = Lab::new();
     let k = Kindling::start_with(&lab.s, &lab.tmp, KINDLING, &["--log-format", format])
         .expect("kindling starts");
-    let sock = udp_in(&lab.c, "c0", SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67));
+    let sock = lab
+        .c
+        .udp("c0", SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67));
     for (p, dest) in hostile_packets() {
         exchange(&sock, &p, dest, Duration::from_millis(1500));
     }

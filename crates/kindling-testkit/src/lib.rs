@@ -11,6 +11,7 @@ pub mod proc;
 
 pub use netns::{Netns, can_run, have, sh};
 pub use proc::Proc;
+pub use tempfile::TempDir;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use super::netns::{Netns, in_ns};
+use kindling_testkit::Netns;
 
 /// Reads UDP payloads (src ip, src port, payload) out of a pcap file of Ethernet frames.
 pub fn pcap_udp(path: &Path) -> Vec<(Ipv4Addr, u16, Vec<u8>)> {
@@ -70,7 +70,7 @@ impl Sniffer {
     pub fn start(ns: &Netns, dev: &str) -> Self {
         use std::os::fd::{FromRawFd, OwnedFd};
         let dev = dev.to_string();
-        let fd: OwnedFd = in_ns(&ns.name, move || unsafe {
+        let fd: OwnedFd = ns.run(move || unsafe {
             let proto = (libc::ETH_P_ALL as u16).to_be();
             let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto));
             assert!(

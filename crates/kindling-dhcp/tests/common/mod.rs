@@ -2,15 +2,15 @@
 //! cleaned up by Drop guards even when a test panics. Everything runs inside namespaces the
 //! test creates (names contain "kindling"); nothing touches the host's interfaces.
 //!
-//! * `netns`: namespaces, processes in them, sockets in them;
+//! * `kindling_testkit`: namespaces, processes in them, sockets in them, temporary
+//!   directories;
 //! * `pkt`: the client packet builder (shared with the unit tests in `src/tests.rs`);
 //! * `reply`: collecting and reading replies;
 //! * `capture`: what went over a link;
-//! * here: the standard [`Lab`], temporary directories, Kindling and dnsmasq processes.
+//! * here: the standard [`Lab`], Kindling and dnsmasq processes.
 #![allow(dead_code)]
 
 mod capture;
-mod netns;
 mod pkt;
 mod reply;
 
@@ -22,7 +22,8 @@ use std::time::Duration;
 // Every test binary takes what it needs from here; not every one uses every part.
 #[allow(unused_imports)]
 pub use capture::*;
-pub use netns::*;
+#[allow(unused_imports)]
+pub use kindling_testkit::{Netns, Proc, TempDir, can_run, have};
 pub use pkt::*;
 #[allow(unused_imports)]
 pub use reply::*;
@@ -44,7 +45,7 @@ pub const RELAY: Ipv4Addr = Ipv4Addr::new(10, 55, 0, 1);
 
 impl Lab {
     pub fn new() -> Self {
-        let tmp = TempDir::new();
+        let tmp = kindling_testkit::tempdir("dhcp");
         let s = Netns::new("s");
         let c = Netns::new("c");
         s.veth("s0", "c0", &c);
@@ -55,27 +56,6 @@ impl Lab {
         c.ip(&["link", "set", "c0", "up"]);
         s.ip(&["route", "add", "10.55.0.0/24", "via", "192.168.77.2"]);
         Self { tmp, s, c }
-    }
-}
-
-/// A temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new() -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("kindling-dhcp-test-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -112,9 +92,9 @@ impl Kindling {
         extra: &[&str],
     ) -> Result<Self, String> {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let cfg = tmp.path(&format!("kindling-{n}.toml"));
+        let cfg = tmp.path().join(format!("kindling-{n}.toml"));
         std::fs::write(&cfg, format!("[dhcp]\n{dhcp_toml}")).unwrap();
-        let stats = tmp.path(&format!("stats-{n}.json"));
+        let stats = tmp.path().join(format!("stats-{n}.json"));
         let mut cmd = ns.cmd(example_bin().to_str().unwrap());
         cmd.arg(&cfg)
             .arg("--stats-file")
@@ -155,9 +135,9 @@ pub struct Dnsmasq {
 impl Dnsmasq {
     pub fn start(ns: &Netns, tmp: &TempDir, iface: &str, conf: &str) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let cfg = tmp.path(&format!("dnsmasq-{n}.conf"));
+        let cfg = tmp.path().join(format!("dnsmasq-{n}.conf"));
         std::fs::write(&cfg, conf).unwrap();
-        let leases = tmp.path(&format!("dnsmasq-{n}.leases"));
+        let leases = tmp.path().join(format!("dnsmasq-{n}.leases"));
         let mut cmd = ns.cmd("dnsmasq");
         cmd.arg("--no-daemon")
             .arg("--port=0")
