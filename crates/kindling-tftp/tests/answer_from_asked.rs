@@ -12,7 +12,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::{Raw, Server, TempDir, config, in_netns, pattern};
+use common::{Raw, Server, config, in_netns, pattern, tempdir};
 use kindling_tftp::packet::Packet;
 
 fn ip(s: &str) -> IpAddr {
@@ -52,7 +52,7 @@ fn error_from(raw: &Raw, what: &str) -> SocketAddr {
 }
 
 fn check(listen: &str, client: &str, asked: &str, tag: &str) {
-    let dir = TempDir::new(tag);
+    let dir = tempdir(&format!("tftp-{tag}"));
     let root = dir.path().to_path_buf();
     std::fs::write(root.join("f"), pattern(20_000, 9)).unwrap();
     let listen: SocketAddr = listen.parse().unwrap();
@@ -96,7 +96,7 @@ fn check(listen: &str, client: &str, asked: &str, tag: &str) {
 
 #[test]
 fn ipv4_wildcard_answers_from_the_address_asked() {
-    in_netns("from4", || {
+    in_netns("ipv4_wildcard_answers_from_the_address_asked", || {
         // Without IP_PKTINFO every answer would come from 127.0.0.1.
         check("0.0.0.0:69", "127.0.0.1:0", "127.0.0.2", "v4");
         // And the listener's own address still works as before.
@@ -106,7 +106,7 @@ fn ipv4_wildcard_answers_from_the_address_asked() {
 
 #[test]
 fn dual_stack_wildcard_answers_ipv4_and_ipv6() {
-    in_netns("from6", || {
+    in_netns("dual_stack_wildcard_answers_ipv4_and_ipv6", || {
         check("[::]:69", "127.0.0.1:0", "127.0.0.3", "dual-v4");
         check("[::]:169", "[::1]:0", "::1", "dual-v6");
     });

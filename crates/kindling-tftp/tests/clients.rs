@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Server, TempDir, config, have, pattern};
+use common::{Server, config, have, pattern, tempdir};
 
 #[derive(Clone, Copy, Debug)]
 enum Client {
@@ -120,8 +120,8 @@ fn matrix(client: Client, windowsizes: &[Option<u16>]) {
         eprintln!("SKIP: {} not installed", client.bin());
         return;
     }
-    let root = TempDir::new("root");
-    let out = TempDir::new("out");
+    let root = tempdir("tftp-root");
+    let out = tempdir("tftp-out");
     let mut all: Vec<usize> = [512usize, 1468, 8192]
         .iter()
         .flat_map(|&b| sizes_for(b))
@@ -171,7 +171,7 @@ fn rollover(client: Client, bs: u16, ws: Option<u16>) {
         eprintln!("SKIP: {} not installed", client.bin());
         return;
     }
-    let root = TempDir::new("roll");
+    let root = tempdir("tftp-roll");
     let size = 65536 * usize::from(bs) + 1;
     let want = pattern(size, 42);
     std::fs::write(root.path().join("big.bin"), &want).unwrap();

@@ -5,11 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Raw, Server, TempDir, config, pattern};
+use common::{Raw, Server, TempDir, config, pattern, tempdir};
 use kindling_tftp::packet::Packet;
 
 fn root() -> TempDir {
-    let top = TempDir::new("limits");
+    let top = tempdir("tftp-limits");
     std::fs::write(top.path().join("ok.txt"), b"hello").unwrap();
     std::fs::write(top.path().join("big"), pattern(1_000_000, 4)).unwrap();
     top

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Raw, Server, TempDir, config};
+use common::{Raw, Server, config, tempdir};
 use kindling_tftp::packet::{ErrorCode, Packet, encode_error};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -58,7 +58,7 @@ fn client_text_is_escaped_in_text_and_json_logs() {
         );
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let top = TempDir::new("logs");
+    let top = tempdir("tftp-logs");
     let served = "ok\x1b]0;title\x07\nFORGED served";
     std::fs::write(top.path().join(served), b"hello").unwrap();
     std::fs::write(top.path().join("big"), common::pattern(100_000, 2)).unwrap();

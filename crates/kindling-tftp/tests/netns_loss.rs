@@ -11,68 +11,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-use common::{TempDir, have, pattern};
-
-fn sh(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Deletes the namespaces (and so the veth pair) on drop, also on panic.
-struct Netns(Vec<String>);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
-/// Kills a child by PID on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    for b in ["ip", "nft"] {
-        if !have(b) {
-            return Some(format!("{b} not installed"));
-        }
-    }
-    if Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        return Some("`ip netns` unavailable".into());
-    }
-    None
-}
+use common::{have, pattern, tempdir};
+use kindling_testkit::{Netns, Proc, can_run};
 
 fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/netns_loss-xxxx -> target/<profile>/examples/<name>
@@ -94,76 +37,40 @@ fn example(name: &str) -> PathBuf {
 
 const SRV_IP: &str = "10.199.0.1";
 
-fn setup(tag: &str) -> Result<(Netns, String, String), String> {
-    let pid = std::process::id();
-    let s = format!("kindling-tftp-{tag}s-{pid}");
-    let c = format!("kindling-tftp-{tag}c-{pid}");
-    let guard = Netns(vec![]);
-    let mut guard = guard;
-    sh(&["ip", "netns", "add", &s])?;
-    guard.0.push(s.clone());
-    sh(&["ip", "netns", "add", &c])?;
-    guard.0.push(c.clone());
-    let vs = format!("kt{tag}s{pid}");
-    let vc = format!("kt{tag}c{pid}");
-    sh(&[
-        "ip", "link", "add", &vs, "netns", &s, "type", "veth", "peer", "name", &vc, "netns", &c,
-    ])?;
-    sh(&[
-        "ip",
-        "-n",
-        &s,
-        "addr",
-        "add",
-        &format!("{SRV_IP}/24"),
-        "dev",
-        &vs,
-    ])?;
-    sh(&["ip", "-n", &c, "addr", "add", "10.199.0.2/24", "dev", &vc])?;
-    for (ns, dev) in [(&s, &vs), (&c, &vc)] {
-        sh(&["ip", "-n", ns, "link", "set", dev, "up"])?;
-        sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
-    }
-    Ok((guard, s, c))
+/// The server's namespace and the client's, joined by a veth pair.
+fn setup() -> (Netns, Netns) {
+    let s = Netns::new("tftp-s");
+    let c = Netns::new("tftp-c");
+    s.veth("ls0", "lc0", &c);
+    s.ip(&["addr", "add", &format!("{SRV_IP}/24"), "dev", "ls0"]);
+    c.ip(&["addr", "add", "10.199.0.2/24", "dev", "lc0"]);
+    s.ip(&["link", "set", "ls0", "up"]);
+    c.ip(&["link", "set", "lc0", "up"]);
+    (s, c)
 }
 
-fn add_loss(ns: &str) -> Result<(), String> {
-    let nft = |rest: &[&str]| {
-        let mut a = vec!["ip", "netns", "exec", ns, "nft"];
-        a.extend_from_slice(rest);
-        sh(&a)
-    };
-    nft(&["add", "table", "inet", "loss"])?;
-    nft(&[
-        "add",
-        "chain",
-        "inet",
-        "loss",
-        "in",
-        "{ type filter hook input priority 0; }",
-    ])?;
-    nft(&[
-        "add",
-        "chain",
-        "inet",
-        "loss",
-        "out",
-        "{ type filter hook output priority 0; }",
-    ])?;
-    for chain in ["in", "out"] {
-        nft(&[
-            "add", "rule", "inet", "loss", chain, "meta", "l4proto", "udp", "numgen", "random",
-            "mod", "10", "==", "0", "counter", "drop",
-        ])?;
+fn add_loss(ns: &Netns) {
+    ns.exec(&["nft", "add", "table", "inet", "loss"]);
+    for (chain, hook) in [("in", "input"), ("out", "output")] {
+        ns.exec(&[
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "loss",
+            chain,
+            &format!("{{ type filter hook {hook} priority 0; }}"),
+        ]);
+        ns.exec(&[
+            "nft", "add", "rule", "inet", "loss", chain, "meta", "l4proto", "udp", "numgen",
+            "random", "mod", "10", "==", "0", "counter", "drop",
+        ]);
     }
-    Ok(())
 }
 
-fn start_server(ns: &str, root: &Path) -> (Proc, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(example("tftpd"))
-        .args(["--listen", &format!("{SRV_IP}:69"), "--root"])
+fn start_server(ns: &Netns, root: &Path) -> Proc {
+    let mut cmd = ns.cmd(example("tftpd").to_str().unwrap());
+    cmd.args(["--listen", &format!("{SRV_IP}:69"), "--root"])
         .arg(root)
         .args([
             "--timeout",
@@ -173,30 +80,17 @@ fn start_server(ns: &str, root: &Path) -> (Proc, BufReader<std::process::ChildSt
             "--max-windowsize",
             "16",
             "--stats",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(
-        line.starts_with("listening on"),
-        "server did not start: {line:?}"
-    );
-    (Proc(child), out)
+        ]);
+    let p = Proc::spawn(cmd);
+    p.wait_for("listening on", false, Duration::from_secs(60))
+        .expect("server did not start");
+    p
 }
 
-/// Stop the server with SIGINT and return its final stats line.
-fn stop_server(mut p: Proc, mut out: BufReader<std::process::ChildStdout>) -> String {
-    // SAFETY: plain kill(2) on our own child's PID.
-    unsafe {
-        libc::kill(p.0.id() as libc::pid_t, libc::SIGINT);
-    }
-    let _ = p.0.wait();
-    let mut rest = String::new();
-    let _ = out.read_to_string(&mut rest);
-    rest
+/// Stop the server (SIGTERM) and return what it printed at exit (its final stats).
+fn stop_server(mut p: Proc) -> String {
+    p.terminate();
+    p.rest_of_output(Duration::from_secs(60)).join("\n")
 }
 
 fn stat(line: &str, key: &str) -> u64 {
@@ -209,24 +103,29 @@ fn stat(line: &str, key: &str) -> u64 {
 
 #[test]
 fn sixty_four_mib_under_ten_percent_loss() {
-    if let Some(r) = skip_reason() {
-        eprintln!("SKIP: netns loss test: {r}");
+    const TEST: &str = "sixty_four_mib_under_ten_percent_loss";
+    if !can_run(TEST) {
         return;
     }
-    let (_ns, s, c) = setup("l").expect("netns setup");
-    add_loss(&s).expect("nft loss rules");
-    let dir = TempDir::new("loss");
+    if !have("nft") {
+        eprintln!("SKIP {TEST}: nft not installed");
+        return;
+    }
+    let (s, c) = setup();
+    add_loss(&s);
+    let dir = tempdir("tftp-loss");
     let root = dir.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
     let want = pattern(64 << 20, 64);
     std::fs::write(root.join("big64"), &want).unwrap();
     let small = pattern(1 << 20, 1);
     std::fs::write(root.join("small1m"), &small).unwrap();
-    let (srv, srv_out) = start_server(&s, &root);
+    let srv = start_server(&s, &root);
 
     let out = dir.path().join("big64.out");
-    let res = Command::new("timeout")
-        .args(["600", "ip", "netns", "exec", &c])
+    let res = c
+        .cmd("timeout")
+        .arg("600")
         .arg(example("tftpget"))
         .arg(format!("{SRV_IP}:69"))
         .arg("big64")
@@ -259,10 +158,10 @@ fn sixty_four_mib_under_ten_percent_loss() {
 
     if have("busybox") {
         let out2 = dir.path().join("small.out");
-        let res = Command::new("timeout")
+        let res = c
+            .cmd("timeout")
             .args([
-                "600", "ip", "netns", "exec", &c, "busybox", "tftp", "-g", "-b", "1468", "-r",
-                "small1m", "-l",
+                "600", "busybox", "tftp", "-g", "-b", "1468", "-r", "small1m", "-l",
             ])
             .arg(&out2)
             .args([SRV_IP, "69"])
@@ -282,8 +181,9 @@ fn sixty_four_mib_under_ten_percent_loss() {
     }
 
     // The nft counters prove packets were really dropped in both directions.
-    let rules = Command::new("ip")
-        .args(["netns", "exec", &s, "nft", "list", "table", "inet", "loss"])
+    let rules = s
+        .cmd("nft")
+        .args(["list", "table", "inet", "loss"])
         .output()
         .unwrap();
     let rules = String::from_utf8_lossy(&rules.stdout).to_string();
@@ -299,7 +199,7 @@ fn sixty_four_mib_under_ten_percent_loss() {
         "loss rules did not drop: {rules}"
     );
 
-    let stats = stop_server(srv, srv_out);
+    let stats = stop_server(srv);
     eprintln!("server: {}", stats.trim());
     assert!(stat(&stats, "retransmits") > 0, "{stats}");
     assert_eq!(stat(&stats, "requests"), 2, "{stats}");

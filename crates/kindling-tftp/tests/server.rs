@@ -10,14 +10,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Raw, Server, TempDir, config, have, pattern};
+use common::{Raw, Server, TempDir, config, have, pattern, tempdir};
 use kindling_tftp::packet::{ErrorCode, Packet};
 use kindling_tftp::{FileSource, Opened, Outcome, TftpError, TftpObserver};
 
 /// root/ with ok.txt, sub/ok2.txt, in-root symlink, symlinks leaving the root;
 /// secret.txt next to (outside) the root.
 fn layout() -> (TempDir, PathBuf) {
-    let top = TempDir::new("trav");
+    let top = tempdir("tftp-trav");
     let root = top.path().join("root");
     std::fs::create_dir_all(root.join("sub")).unwrap();
     std::fs::write(root.join("ok.txt"), b"hello").unwrap();
@@ -205,7 +205,7 @@ fn single_port_mode_serves_from_listening_port() {
     assert!(got == pattern(100_000, 3));
     // Real clients too, concurrently.
     if have("busybox") && have("curl") {
-        let out = TempDir::new("sp");
+        let out = tempdir("tftp-sp");
         let port = srv.addr.port().to_string();
         let o1 = out.path().join("a");
         let o2 = out.path().join("b");
@@ -238,7 +238,7 @@ fn overrides_and_ipxe_defaults() {
     std::fs::write(&outside, b"custom build").unwrap();
     let link = top.path().join("ipxe-link.efi");
     symlink(&outside, &link).unwrap();
-    let ipxe = TempDir::new("ipxe");
+    let ipxe = tempdir("tftp-ipxe");
     std::fs::write(ipxe.path().join("undionly.kpxe"), b"undionly").unwrap();
     std::fs::write(ipxe.path().join("snponly.efi"), b"snp").unwrap();
     std::fs::write(ipxe.path().join("other.rom"), b"no").unwrap();
@@ -449,7 +449,7 @@ fn custom_file_source() {
             }
         }
     }
-    let top = TempDir::new("gen");
+    let top = tempdir("tftp-gen");
     let srv = Server::start_with(config(top.path()), None, Some(Arc::new(Gen)));
     let raw = Raw::new(srv.addr);
     assert_eq!(

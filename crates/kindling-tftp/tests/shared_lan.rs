@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Raw, Server, TempDir, config, pattern};
+use common::{Raw, Server, config, pattern, tempdir};
 use kindling_tftp::packet::Packet;
 
 /// Atomically exchange two directory entries (renameat2 RENAME_EXCHANGE).
@@ -45,7 +45,7 @@ fn symlink_swap_race_never_leaks_outside_bytes() {
     const OUTSIDE: u8 = b'X';
     const REQUESTS: usize = 20_000;
     const THREADS: usize = 8;
-    let top = TempDir::new("race");
+    let top = tempdir("tftp-race");
     let root = top.path().join("root");
     let outside = top.path().join("outside");
     std::fs::create_dir_all(root.join("d")).unwrap();
@@ -131,7 +131,7 @@ fn symlink_swap_race_never_leaks_outside_bytes() {
 /// lets the server ignore it), so with no other option DATA 1 comes at once.
 #[test]
 fn client_timeout_option_is_capped() {
-    let top = TempDir::new("tocap");
+    let top = tempdir("tftp-tocap");
     std::fs::write(top.path().join("ok.txt"), b"hello").unwrap();
     let srv = Server::start(config(top.path()));
     let raw = Raw::new(srv.addr);
@@ -169,7 +169,7 @@ fn fetch_within_10s(client: &Raw, name: &str) -> Result<Vec<u8>, Vec<String>> {
 /// (127.0.0.2) must still be served within 10 s, with the default configuration.
 #[test]
 fn one_host_holding_slots_does_not_lock_out_another() {
-    let top = TempDir::new("lockout");
+    let top = tempdir("tftp-lockout");
     std::fs::write(top.path().join("big"), pattern(1_000_000, 7)).unwrap();
     std::fs::write(top.path().join("ok.txt"), b"hello").unwrap();
     let srv = Server::start(config(top.path()));

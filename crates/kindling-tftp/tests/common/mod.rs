@@ -4,36 +4,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 
+#[allow(unused_imports)]
+pub use kindling_testkit::{TempDir, have, tempdir};
 use kindling_tftp::{CancellationToken, TftpConfig, TftpObserver, TftpServer, TftpStats};
-
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "kindling-tftp-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Deterministic pseudo-random content.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
@@ -112,13 +87,6 @@ impl Drop for Server {
             let _ = t.join();
         }
     }
-}
-
-/// Whether `bin` is on PATH.
-pub fn have(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false)
 }
 
 /// Base config for loopback tests: root set, no iPXE defaults, large blksize allowed.
@@ -231,43 +199,10 @@ impl Raw {
 /// touches no real interface. Threads and sockets `f` creates live there too. The
 /// namespace is deleted afterwards, also when `f` panics. Returns false (after saying
 /// SKIP) without root.
-pub fn in_netns(tag: &str, f: impl FnOnce() + Send + 'static) -> bool {
-    use std::os::fd::AsRawFd;
-    use std::process::Command;
-    struct Del(String);
-    impl Drop for Del {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let name = format!("kindling-tftp-{tag}-{}", std::process::id());
-    let made = Command::new("ip")
-        .args(["netns", "add", &name])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !made {
-        eprintln!("SKIP: cannot create a network namespace (needs root and iproute2)");
+pub fn in_netns(test: &str, f: impl FnOnce() + Send) -> bool {
+    if !kindling_testkit::can_run(test) {
         return false;
     }
-    let _del = Del(name.clone());
-    assert!(
-        Command::new("ip")
-            .args(["-n", &name, "link", "set", "lo", "up"])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let path = format!("/var/run/netns/{name}");
-    let r = std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns(2) on this thread only, with a namespace fd we opened.
-        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f();
-    })
-    .join();
-    if let Err(p) = r {
-        std::panic::resume_unwind(p);
-    }
+    kindling_testkit::Netns::new("tftp").run(f);
     true
 }
