@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::netns::Netns;
+use common::netns::{Netns, Proc, can_run};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,38 +21,6 @@ const OTHER_MAC: &str = "02:4b:13:00:00:99";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn can_run(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP {test}: needs root (network namespaces)");
-        return false;
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIP {test}: iproute2 `ip` not found");
-        return false;
-    }
-    true
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The server, killed by its PID and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 struct Lab {
     server_ns: Netns,
     client_ns: Netns,
@@ -61,9 +29,7 @@ struct Lab {
 fn lab() -> Lab {
     let s = Netns::new("s");
     let c = Netns::new("c");
-    s.ip(&[
-        "link", "add", "s0", "type", "veth", "peer", "name", "c0", "netns", &c.0,
-    ]);
+    s.veth("s0", "c0", &c);
     s.ip(&["addr", "add", &format!("{SERVER_IP}/24"), "dev", "s0"]);
     s.ip(&["link", "set", "s0", "up"]);
     c.ip(&["link", "set", "c0", "address", CLIENT_MAC]);
@@ -108,10 +74,8 @@ fn start_server(lab: &Lab, work: &Path, config: &str) -> (Proc, PathBuf) {
     ));
     let out = std::fs::File::create(&log).unwrap();
     let err = out.try_clone().unwrap();
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &lab.server_ns.0])
-        .arg(env!("CARGO_BIN_EXE_kindling"))
-        .arg("serve")
+    let mut cmd = lab.server_ns.cmd(env!("CARGO_BIN_EXE_kindling"));
+    cmd.arg("serve")
         .arg("--config")
         .arg(&cfg)
         .arg("--data-dir")
@@ -133,24 +97,7 @@ fn start_server(lab: &Lab, work: &Path, config: &str) -> (Proc, PathBuf) {
         }
     }
     // `ip netns exec` execs the program: the child's PID is the server's.
-    (Proc(cmd.spawn().expect("spawn kindling")), log)
-}
-
-/// Runs `f` on a thread that has entered the client's namespace.
-fn in_client<T: Send>(lab: &Lab, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{}", lab.client_ns.0);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            use std::os::fd::AsRawFd;
-            let fd = std::fs::File::open(&path).expect("open netns");
-            // SAFETY: setns on this thread only, with a namespace file we hold open.
-            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("client thread")
-    })
+    (Proc::adopt(cmd.spawn().expect("spawn kindling")), log)
 }
 
 fn get(path: &str) -> Result<(u16, String), String> {
@@ -177,7 +124,7 @@ fn get(path: &str) -> Result<(u16, String), String> {
 fn wait_up(child: &mut Proc, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(Some(st)) = child.0.try_wait() {
+        if let Ok(Some(st)) = child.child.try_wait() {
             panic!(
                 "kindling exited with {st}: {}",
                 std::fs::read_to_string(log).unwrap_or_default()
@@ -195,26 +142,15 @@ fn wait_up(child: &mut Proc, log: &Path) {
     }
 }
 
-fn scratch(tag: &str) -> Scratch {
-    let p = std::env::temp_dir().join(format!(
-        "kindling-binding-{}-{}-{tag}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    Scratch(p)
-}
-
 #[test]
 fn ignition_is_answered_only_to_the_address_the_mac_boots_from() {
     if !can_run("ignition_is_answered_only_to_the_address_the_mac_boots_from") {
         return;
     }
     let lab = lab();
-    let work = scratch("on");
-    let (mut server, log) = start_server(&lab, &work.0, "[http]\nignition_binding = true\n");
-    let (own, other, dashes) = in_client(&lab, || {
+    let work = kindling_testkit::tempdir("binding-on");
+    let (mut server, log) = start_server(&lab, work.path(), "[http]\nignition_binding = true\n");
+    let (own, other, dashes) = lab.client_ns.run(|| {
         wait_up(&mut server, &log);
         (
             get(&format!("/ignition?mac={CLIENT_MAC}")),
@@ -251,9 +187,9 @@ fn without_binding_every_mac_is_answered() {
         return;
     }
     let lab = lab();
-    let work = scratch("off");
-    let (mut server, log) = start_server(&lab, &work.0, "");
-    let (own, other) = in_client(&lab, || {
+    let work = kindling_testkit::tempdir("binding-off");
+    let (mut server, log) = start_server(&lab, work.path(), "");
+    let (own, other) = lab.client_ns.run(|| {
         wait_up(&mut server, &log);
         (
             get(&format!("/ignition?mac={CLIENT_MAC}")),

@@ -17,14 +17,11 @@ mod probe;
 
 mod common;
 
-use common::netns::Netns;
+use common::netns::{Netns, Proc, have};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use probe::{Client, DISCOVER, Field, Kind, REQUEST, Seen, Step};
@@ -32,125 +29,16 @@ use probe::{Client, DISCOVER, Field, Kind, REQUEST, Seen, Step};
 static N: AtomicU32 = AtomicU32::new(0);
 
 fn can_run(test: &str) -> bool {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP {test}: needs root (network namespaces)");
+    if !common::netns::can_run(test) {
         return false;
     }
-    for (cmd, pkg) in [
-        ("ip", "iproute2"),
-        ("dnsmasq", "dnsmasq-base"),
-        ("ss", "iproute2"),
-    ] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {cmd}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
+    for (cmd, pkg) in [("dnsmasq", "dnsmasq-base"), ("ss", "iproute2")] {
+        if !have(cmd) {
             eprintln!("SKIP {test}: {cmd} not found (scripts/install-deps installs {pkg})");
             return false;
         }
     }
     true
-}
-
-/// A server process, stopped (SIGTERM, then SIGKILL) and reaped on drop, by PID.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn server");
-        let (tx, lines) = mpsc::channel();
-        for r in [
-            child
-                .stdout
-                .take()
-                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(r).lines().map_while(Result::ok) {
-                    let _ = tx.send(l);
-                }
-            });
-        }
-        Proc { child, lines }
-    }
-
-    fn seen_lines(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
-    }
-
-    fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            unsafe {
-                libc::kill(self.child.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "kmig-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let fd = std::fs::File::open(&path).expect("open netns");
-            let r =
-                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    })
 }
 
 /// Waits (bounded, polling) until UDP `port` is bound in the namespace.
@@ -191,9 +79,7 @@ impl Lab {
     fn new(iface: &str, server: Ipv4Addr, prefix: u32) -> Lab {
         let s = Netns::new("s");
         let c = Netns::new("c");
-        s.ip(&[
-            "link", "add", iface, "type", "veth", "peer", "name", "c0", "netns", &c.0,
-        ]);
+        s.veth(iface, "c0", &c);
         s.ip(&["addr", "add", &format!("{server}/{prefix}"), "dev", iface]);
         s.ip(&["link", "set", iface, "up"]);
         let mask = if prefix == 0 {
@@ -212,22 +98,11 @@ impl Lab {
     }
 
     fn socket(&self) -> UdpSocket {
-        in_ns(&self.c.0, || {
-            let s = socket2::Socket::new(
-                socket2::Domain::IPV4,
-                socket2::Type::DGRAM,
-                Some(socket2::Protocol::UDP),
-            )
-            .unwrap();
-            s.set_reuse_address(true).unwrap();
-            s.set_broadcast(true).unwrap();
-            s.bind_device(Some(b"c0")).unwrap();
-            s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68)).into())
-                .unwrap();
-            let u: UdpSocket = s.into();
-            u.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-            u
-        })
+        let u = self
+            .c
+            .udp("c0", SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68));
+        u.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        u
     }
 }
 
@@ -390,19 +265,19 @@ fn compare(name: &str) {
     let window = Duration::from_millis(1500 + delay * 1000 + if full_dhcp { 3500 } else { 0 });
 
     let lab = Lab::new(iface, server, prefix);
-    let tmp = TempDir::new(name);
+    let tmp = kindling_testkit::tempdir(&format!("migrate-{name}"));
     let sock = lab.socket();
 
     // dnsmasq with the original configuration.
-    let dconf = tmp.0.join("dnsmasq.conf");
-    std::fs::write(&dconf, adapt(&conf, &tmp.0)).unwrap();
+    let dconf = tmp.path().join("dnsmasq.conf");
+    std::fs::write(&dconf, adapt(&conf, tmp.path())).unwrap();
     let mut d = lab.s.cmd("dnsmasq");
     d.arg("--no-daemon")
         .arg("--port=0")
         .arg(format!("--conf-file={}", dconf.display()))
         .arg(format!(
             "--dhcp-leasefile={}",
-            tmp.0.join("leases").display()
+            tmp.path().join("leases").display()
         ))
         .arg("--pid-file=")
         .arg("--user=root")
@@ -420,26 +295,26 @@ fn compare(name: &str) {
         .iter()
         .map(|c| observe(&lab, &sock, c, window))
         .collect();
-    dproc.stop();
+    dproc.terminate();
     drop(dproc);
 
     // Kindling with the migrated configuration; only where it keeps its files changes.
     let mut table: toml::Table = toml::from_str(&migrated).unwrap();
-    let data = tmp.0.join("data");
+    let data = tmp.path().join("data");
     table.insert(
         "data_dir".into(),
         toml::Value::String(data.display().to_string()),
     );
-    let kconf = tmp.0.join("kindling.toml");
+    let kconf = tmp.path().join("kindling.toml");
     std::fs::write(&kconf, toml::to_string(&table).unwrap()).unwrap();
-    let mut kproc = serve(&lab, &kconf, &tmp.0);
+    let mut kproc = serve(&lab, &kconf, tmp.path());
     wait_bound(&lab.s, 67, &mut kproc, "kindling");
     wait_bound(&lab.s, 4011, &mut kproc, "kindling");
     let kseen: Vec<Seen> = clients
         .iter()
         .map(|c| observe(&lab, &sock, c, window))
         .collect();
-    kproc.stop();
+    kproc.terminate();
 
     // Observed differences against the listed ones.
     let mut observed: BTreeSet<(Field, String)> = BTreeSet::new();
@@ -502,19 +377,19 @@ fn a_boot_file_nothing_serves_is_warned_at_the_reply() {
         return;
     }
     let lab = Lab::new("s0", Ipv4Addr::new(10, 77, 0, 1), 24);
-    let tmp = TempDir::new("unserved");
+    let tmp = kindling_testkit::tempdir("migrate-unserved");
     let sock = lab.socket();
-    let kconf = tmp.0.join("kindling.toml");
+    let kconf = tmp.path().join("kindling.toml");
     std::fs::write(
         &kconf,
         format!(
             "data_dir = \"{}\"\n[http]\nlisten = \"10.77.0.1:8080\"\n[admin]\nlisten = \"\"\n\
              [dhcp]\nenabled = true\ninterfaces = [\"s0\"]\n[tftp]\nenabled = false\n",
-            tmp.0.join("data").display()
+            tmp.path().join("data").display()
         ),
     )
     .unwrap();
-    let mut kproc = serve(&lab, &kconf, &tmp.0);
+    let mut kproc = serve(&lab, &kconf, tmp.path());
     wait_bound(&lab.s, 67, &mut kproc, "kindling");
     let mut lines = kproc.seen_lines();
     let seen = observe(&lab, &sock, &parse_label("bios"), Duration::from_secs(5));
@@ -528,7 +403,7 @@ fn a_boot_file_nothing_serves_is_warned_at_the_reply() {
         std::thread::sleep(Duration::from_millis(25));
         lines.extend(kproc.seen_lines());
     }
-    kproc.stop();
+    kproc.terminate();
     lines.extend(kproc.seen_lines());
     let text = lines.join("\n");
     assert!(
