@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::MenuConfig;
-
 /// The shipped catalog, embedded in the binary.
+/// Menu ids of the local Fedora CoreOS entries are `fedora-coreos-<stream>`
+/// (the `fcos` module); catalog entries may not use the prefix.
+pub const FCOS_ID_PREFIX: &str = "fedora-coreos-";
+
 pub const DEFAULT_CATALOG: &str = include_str!("default-catalog.toml");
 
 /// Architectures the menus know.
@@ -152,7 +154,7 @@ impl Entry {
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
     #[serde(default)]
-    entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 /// Catalog errors.
@@ -169,7 +171,7 @@ pub enum CatalogError {
 /// The validated catalog.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 /// Is `s` usable as an id (and an iPXE label)?
@@ -203,30 +205,6 @@ impl Catalog {
         Catalog::from_entries(f.entries)
     }
 
-    /// The shipped catalog with `cfg.entries` added (an entry with the id of
-    /// a shipped one replaces it) and `cfg.hide` removed.
-    pub fn load(cfg: &MenuConfig) -> Result<Catalog, CatalogError> {
-        let mut entries = if cfg.shipped_catalog {
-            Catalog::shipped()?.entries
-        } else {
-            Vec::new()
-        };
-        for add in &cfg.entries {
-            match entries.iter_mut().find(|e| e.id == add.id) {
-                Some(slot) => *slot = add.clone(),
-                None => entries.push(add.clone()),
-            }
-        }
-        for h in &cfg.hide {
-            let before = entries.len();
-            entries.retain(|e| &e.id != h);
-            if entries.len() == before {
-                return Err(CatalogError::UnknownHidden(h.clone()));
-            }
-        }
-        Catalog::from_entries(entries)
-    }
-
     /// Validates a list of entries.
     pub fn from_entries(entries: Vec<Entry>) -> Result<Catalog, CatalogError> {
         let mut seen = std::collections::HashSet::new();
@@ -238,9 +216,7 @@ impl Catalog {
             if !valid_id(&e.id) {
                 return Err(bad("id must be 1-64 characters of A-Z a-z 0-9 - _".into()));
             }
-            if e.id == crate::fcos::FCOS_ID_PREFIX.trim_end_matches('-')
-                || e.id.starts_with(crate::fcos::FCOS_ID_PREFIX)
-            {
+            if e.id == FCOS_ID_PREFIX.trim_end_matches('-') || e.id.starts_with(FCOS_ID_PREFIX) {
                 return Err(bad("ids starting with \"fedora-coreos\" are reserved for the local Fedora CoreOS assets".into()));
             }
             if !seen.insert(e.id.as_str()) {

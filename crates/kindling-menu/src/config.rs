@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Entry;
+use crate::catalog::{Catalog, CatalogError, Entry};
 
 /// `[menu]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -65,7 +65,7 @@ impl MenuConfig {
     /// start-up log): unknown entry ids, unparsable MACs.
     pub fn problems(&self, catalog: &crate::catalog::Catalog) -> Vec<String> {
         let known =
-            |id: &str| catalog.get(id).is_some() || id.starts_with(crate::fcos::FCOS_ID_PREFIX);
+            |id: &str| catalog.get(id).is_some() || id.starts_with(crate::catalog::FCOS_ID_PREFIX);
         let mut out = Vec::new();
         if !known(&self.default_entry) {
             out.push(format!(
@@ -170,6 +170,34 @@ impl CacheConfig {
             per_minute: self.client_misses_per_minute,
             max_clients: self.client_table,
         }
+    }
+}
+
+/// The catalog a `[menu]` table describes (here, beside the table, so that
+/// `catalog` does not depend on the configuration).
+impl Catalog {
+    /// The shipped catalog with `cfg.entries` added (an entry with the id of
+    /// a shipped one replaces it) and `cfg.hide` removed.
+    pub fn load(cfg: &MenuConfig) -> Result<Catalog, CatalogError> {
+        let mut entries = if cfg.shipped_catalog {
+            Catalog::shipped()?.entries
+        } else {
+            Vec::new()
+        };
+        for add in &cfg.entries {
+            match entries.iter_mut().find(|e| e.id == add.id) {
+                Some(slot) => *slot = add.clone(),
+                None => entries.push(add.clone()),
+            }
+        }
+        for h in &cfg.hide {
+            let before = entries.len();
+            entries.retain(|e| &e.id != h);
+            if entries.len() == before {
+                return Err(CatalogError::UnknownHidden(h.clone()));
+            }
+        }
+        Catalog::from_entries(entries)
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::catalog::Arch;
 
 /// Menu ids of these entries are `fedora-coreos-<stream>`.
-pub const FCOS_ID_PREFIX: &str = "fedora-coreos-";
+pub use crate::catalog::FCOS_ID_PREFIX;
 
 /// One bootable Fedora CoreOS live release on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
