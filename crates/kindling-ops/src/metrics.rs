@@ -5,16 +5,50 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
+
 /// Label values of one series, in the order of the family's label names.
 type Key = Vec<String>;
 
 /// The value of a `kindling_fcos_*` series for one stream (none: no series), with its
 /// `release` label if it has one.
-type FcosValue<'a> = &'a dyn Fn(&crate::ops::FcosStream) -> Option<(Option<&str>, u64)>;
+type FcosValue<'a> = &'a dyn Fn(&FcosStream) -> Option<(Option<&str>, u64)>;
 
 /// A release as the value of an info series.
 fn fcos_release(r: &Option<String>) -> Option<(Option<&str>, u64)> {
     r.as_deref().map(|r| (Some(r), 1))
+}
+
+/// What the Fedora CoreOS tracker knows of one stream and architecture, as the caller
+/// copies it in ([`Ops::set_fcos_streams`]): shown by `/api/v1/status` (`fcos`), `/metrics`
+/// (`kindling_fcos_*`) and the dashboard. A plain copy, so that this crate needs nothing
+/// of the tracker's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FcosStream {
+    pub stream: String,
+    /// Architecture of the tracked artifacts (`x86_64`, `aarch64`).
+    pub arch: String,
+    /// Release the profile boots.
+    pub current: Option<String>,
+    /// Release seen upstream at the last successful check.
+    pub upstream: Option<String>,
+    /// Error of the last check (`None` after a successful one).
+    pub last_error: Option<String>,
+    /// Unix time (seconds) of the last check, failed or not.
+    pub last_check: Option<u64>,
+    /// Unix time (seconds) of the last successful check.
+    pub last_success: Option<u64>,
+    /// Checks that failed since start.
+    pub failures: u64,
+    /// Checks that failed since the last successful one (0 after a success).
+    pub consecutive_failures: u64,
+}
+
+impl FcosStream {
+    /// Whether the last check failed.
+    pub fn failing(&self) -> bool {
+        self.last_error.is_some()
+    }
 }
 
 /// All metrics. Cheap to update from any thread.
@@ -46,7 +80,7 @@ pub struct Metrics {
     cache_counters: Mutex<Vec<(&'static str, u64)>>,
     config_problems: Mutex<Vec<String>>,
     /// The Fedora CoreOS tracker's status, sorted by stream and architecture.
-    fcos: Mutex<Vec<crate::ops::FcosStream>>,
+    fcos: Mutex<Vec<FcosStream>>,
     ready: AtomicBool,
     /// Connection counters of the HTTP listeners, by listener name.
     listeners: Mutex<Vec<(&'static str, Arc<kindling_http::server::Stats>)>>,
@@ -445,14 +479,14 @@ impl Metrics {
             .unwrap_or_default()
     }
 
-    pub fn set_fcos_streams(&self, mut streams: Vec<crate::ops::FcosStream>) {
+    pub fn set_fcos_streams(&self, mut streams: Vec<FcosStream>) {
         streams.sort_by(|a, b| (&a.stream, &a.arch).cmp(&(&b.stream, &b.arch)));
         if let Ok(mut g) = self.fcos.lock() {
             *g = streams;
         }
     }
 
-    pub fn fcos_streams(&self) -> Vec<crate::ops::FcosStream> {
+    pub fn fcos_streams(&self) -> Vec<FcosStream> {
         self.fcos.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
@@ -863,7 +897,7 @@ mod tests {
     #[test]
     fn fcos_label_values_are_escaped() {
         let m = Metrics::new();
-        m.set_fcos_streams(vec![crate::ops::FcosStream {
+        m.set_fcos_streams(vec![FcosStream {
             stream: "a\"b\\c\nd".into(),
             arch: "x86_64".into(),
             upstream: Some("4\"2".into()),

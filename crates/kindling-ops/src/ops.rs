@@ -21,6 +21,7 @@ use crate::event::{Event, Kind, Stage, Str, human_bytes, now_ms};
 use crate::journal::{
     FsyncPolicy, JournalConfig, JournalStatus, JournalWriter, replay_journal_lenient,
 };
+pub use crate::metrics::FcosStream;
 use crate::metrics::Metrics;
 use crate::store::{EventView, Limits, MachineDetail, MachineSummary, RepeatProbe, Store};
 use compact_str::ToCompactString;
@@ -115,38 +116,6 @@ pub struct AssetStatus {
     pub detail: String,
     /// false shows the line as a problem.
     pub ok: bool,
-}
-
-/// What the Fedora CoreOS tracker knows of one stream and architecture, as the caller
-/// copies it in ([`Ops::set_fcos_streams`]): shown by `/api/v1/status` (`fcos`), `/metrics`
-/// (`kindling_fcos_*`) and the dashboard. A plain copy, so that this crate needs nothing
-/// of the tracker's.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FcosStream {
-    pub stream: String,
-    /// Architecture of the tracked artifacts (`x86_64`, `aarch64`).
-    pub arch: String,
-    /// Release the profile boots.
-    pub current: Option<String>,
-    /// Release seen upstream at the last successful check.
-    pub upstream: Option<String>,
-    /// Error of the last check (`None` after a successful one).
-    pub last_error: Option<String>,
-    /// Unix time (seconds) of the last check, failed or not.
-    pub last_check: Option<u64>,
-    /// Unix time (seconds) of the last successful check.
-    pub last_success: Option<u64>,
-    /// Checks that failed since start.
-    pub failures: u64,
-    /// Checks that failed since the last successful one (0 after a success).
-    pub consecutive_failures: u64,
-}
-
-impl FcosStream {
-    /// Whether the last check failed.
-    pub fn failing(&self) -> bool {
-        self.last_error.is_some()
-    }
 }
 
 /// Looks up an IPv4 address in the neighbour table; returns a normalised MAC.
