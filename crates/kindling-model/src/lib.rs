@@ -12,6 +12,6 @@ pub mod store;
 pub use group::{Group, GroupError, Selector, Str};
 pub use index::{Considered, Index};
 pub use labels::{LabelWarning, Labels, labels_from_args, labels_from_query};
-pub use mac::Mac;
+pub use mac::{Mac, MacAddr};
 pub use profile::{Boot, Profile, ProfileError};
 pub use store::{Area, DataDir, Loader, Problem, ProfileLookupError, ReadError, Snapshot};

@@ -128,9 +128,77 @@ pub fn normalize_mac(s: &str) -> Option<String> {
     Mac::parse(s).ok().map(|m| m.to_string())
 }
 
+/// A 6-byte (EUI-48) hardware address held by value: what DHCP packets carry and what the
+/// boot timeline keys machines by. `Copy`, no allocation; text only when shown.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// Parses `s` with Go's `net.ParseMAC` rules; only 6-byte addresses are accepted.
+    pub fn parse(s: &str) -> Result<MacAddr, MacError> {
+        let m = Mac::parse(s)?;
+        <[u8; 6]>::try_from(m.bytes())
+            .map(MacAddr)
+            .map_err(|_| MacError(s.to_string()))
+    }
+
+    /// The raw bytes.
+    pub fn bytes(&self) -> [u8; 6] {
+        self.0
+    }
+
+    /// `52:54:00:12:34:56` as ASCII, without allocating.
+    pub fn ascii(&self) -> [u8; 17] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b':'; 17];
+        for (i, b) in self.0.iter().enumerate() {
+            out[i * 3] = HEX[usize::from(b >> 4)];
+            out[i * 3 + 1] = HEX[usize::from(b & 0xf)];
+        }
+        out
+    }
+}
+
+impl From<[u8; 6]> for MacAddr {
+    fn from(b: [u8; 6]) -> MacAddr {
+        MacAddr(b)
+    }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = MacError;
+    fn from_str(s: &str) -> Result<MacAddr, MacError> {
+        MacAddr::parse(s)
+    }
+}
+
+impl fmt::Display for MacAddr {
+    /// Lower-case, colon separated (Go's `HardwareAddr.String()`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.ascii();
+        f.write_str(std::str::from_utf8(&a).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MacAddr({self})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_addr_parses_six_bytes_and_shows_canonical_text() {
+        let m = MacAddr::parse("52-54-00-AB-cd-0F").expect("six bytes");
+        assert_eq!(m, MacAddr([0x52, 0x54, 0, 0xab, 0xcd, 0x0f]));
+        assert_eq!(m.to_string(), "52:54:00:ab:cd:0f");
+        assert_eq!("5254.00ab.cd0f".parse::<MacAddr>(), Ok(m));
+        assert!(MacAddr::parse("00:00:00:00:fe:80:00:00").is_err());
+        assert!(MacAddr::parse("525400abcd0f").is_err());
+    }
 
     #[test]
     fn accepted_forms() {
