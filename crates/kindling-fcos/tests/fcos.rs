@@ -946,16 +946,7 @@ fn stable() -> kindling_fcos::state::Track {
 }
 
 /// The seed's profile, as the blog post has it (no rootfs: 2020's live PXE).
-const SEED_PROFILE: &str = r#"{ "id": "fedora-core-1", "name": "Fedora Core - 1", "ignition_id": "fedora-core-1.ign",
-  "boot": {
-    "kernel": "/assets/fedora-coreos-31.20200407.3.0-live-kernel-x86_64",
-    "initrd": ["/assets/fedora-coreos-31.20200407.3.0-live-initramfs.x86_64.img"],
-    "args": ["ip=dhcp", "rd.neednet=1", "console=tty0", "console=ttyS0", "selinux=0",
-             "ignition.firstboot", "ignition.platform.id=metal",
-             "systemd.unified_cgroup_hierarchy=0",
-             "sshkey=ssh-rsa ...",
-             "ignition.config.url=http://10.10.254.200:8080/ignition?mac=${mac:hexhyp}"] } }
-"#;
+const SEED_PROFILE: &str = include_str!("data/seed-fedora-core-1.json");
 
 /// `text` with what a release owns blanked out: every JSON string naming a
 /// live kernel, initramfs or rootfs, and the `coreos.live.rootfs_url`

@@ -118,16 +118,7 @@ fn server_urls() {
 }
 
 /// The seed's profile, as the blog post has it.
-const SEED: &str = r#"{ "id": "fedora-core-1", "name": "Fedora Core - 1", "ignition_id": "fedora-core-1.ign",
-  "boot": {
-    "kernel": "/assets/fedora-coreos-31.20200407.3.0-live-kernel-x86_64",
-    "initrd": ["/assets/fedora-coreos-31.20200407.3.0-live-initramfs.x86_64.img"],
-    "args": ["ip=dhcp", "rd.neednet=1", "console=tty0", "console=ttyS0", "selinux=0",
-             "ignition.firstboot", "ignition.platform.id=metal",
-             "systemd.unified_cgroup_hierarchy=0",
-             "sshkey=ssh-rsa ...",
-             "ignition.config.url=http://10.10.254.200:8080/ignition?mac=${mac:hexhyp}"] } }
-"#;
+const SEED: &str = include_str!("../../tests/data/seed-fedora-core-1.json");
 
 #[test]
 fn operator_profile_changes_only_what_the_release_owns() {

@@ -349,16 +349,20 @@ pub fn publish_files(fx: &Fixture, rel: &Release, sign: &dyn Fn(&[u8]) -> Vec<u8
     }
 }
 
+/// One artifact's `location`, `signature` and `sha256` as the metadata has them.
+fn artifact_json(fx: &Fixture, r: &Release, (name, data): &(String, Vec<u8>)) -> serde_json::Value {
+    let base = fx.base_url();
+    json!({
+        "location": format!("{base}{}", r.path(name)),
+        "signature": format!("{base}{}.sig", r.path(name)),
+        "sha256": sha256_hex(data),
+    })
+}
+
 /// The stream JSON for `rel` (rootfs possibly taken from `rootfs_from`).
 pub fn stream_json(fx: &Fixture, rel: &Release, rootfs_from: Option<&Release>) -> Vec<u8> {
+    let art = |r: &Release, part: &(String, Vec<u8>)| artifact_json(fx, r, part);
     let base = fx.base_url();
-    let art = |r: &Release, (name, data): &(String, Vec<u8>)| {
-        json!({
-            "location": format!("{base}{}", r.path(name)),
-            "signature": format!("{base}{}.sig", r.path(name)),
-            "sha256": sha256_hex(data),
-        })
-    };
     let rf = rootfs_from.unwrap_or(rel);
     let doc = json!({
         "stream": "stable",
@@ -388,14 +392,7 @@ pub fn stream_json(fx: &Fixture, rel: &Release, rootfs_from: Option<&Release>) -
 /// The stream JSON with one release per architecture (`rels`, each of its
 /// own `arch`).
 pub fn stream_json_arches(fx: &Fixture, rels: &[&Release]) -> Vec<u8> {
-    let base = fx.base_url();
-    let art = |r: &Release, (name, data): &(String, Vec<u8>)| {
-        json!({
-            "location": format!("{base}{}", r.path(name)),
-            "signature": format!("{base}{}.sig", r.path(name)),
-            "sha256": sha256_hex(data),
-        })
-    };
+    let art = |r: &Release, part: &(String, Vec<u8>)| artifact_json(fx, r, part);
     let mut arches = serde_json::Map::new();
     for r in rels {
         arches.insert(
