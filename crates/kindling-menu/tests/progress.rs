@@ -10,7 +10,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
@@ -18,6 +17,7 @@ use common::upstream::{self, Upstream};
 use kindling_http::{RequestObserver, RequestRecord};
 use kindling_menu::cli::{self, CacheArgs};
 use kindling_menu::{Cache, CacheConfig, CacheExtension, Catalog, MenuConfig};
+use kindling_testkit::{closed_port, code_and_stderr, rerun_self};
 
 const CHILD: &str = "KINDLING_TEST_CHILD_ARGS";
 
@@ -78,39 +78,20 @@ fn child() {
 /// Runs `kindling cache ARGS...` in a child process with stderr a pipe;
 /// returns its exit code and stderr.
 fn run_cli(args: &[&str], entry: &str, data: &Path, cache_dir: Option<&Path>) -> (i32, String) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD, args.join("\u{1f}"))
+    let mut cmd = rerun_self("child");
+    cmd.env(CHILD, args.join("\u{1f}"))
         .env("KINDLING_TEST_ENTRY", entry)
         .env("KINDLING_TEST_DATA", data)
-        .env_remove("KINDLING_LOG")
-        .env_remove("KINDLING_LOG_FORMAT")
         .env_remove("KINDLING_CACHE_SERVER");
     if let Some(d) = cache_dir {
         cmd.env("KINDLING_TEST_CACHE_DIR", d);
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    code_and_stderr(&mut cmd)
 }
 
 /// The line of `log` holding every one of `words`.
 fn line_with<'a>(log: &'a str, words: &[&str]) -> Option<&'a str> {
     log.lines().find(|l| words.iter().all(|w| l.contains(w)))
-}
-
-/// A loopback port nothing listens on, and the OS's words for connecting to
-/// it (Linux: "Connection refused").
-fn closed_port() -> (u16, String) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    let e = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
-    let words = e.to_string();
-    let words = words.split(" (os error").next().unwrap().to_string();
-    (port, words)
 }
 
 #[test]
