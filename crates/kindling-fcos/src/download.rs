@@ -5,15 +5,17 @@
 //! total or every 5 s) and `download complete` with the final byte count;
 //! with `progress` and stderr a terminal it also draws one updating line.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{IsTerminal, Read, Write};
+use std::fs;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use kindling_fetch::reqwest::{self, Url};
+use kindling_fetch::{
+    BodyError, ClientOptions, Expect, Limits, Part, Rest, RestError, request_rest,
+};
 use kindling_guard::progress::{Meter, Snapshot, TtyLine};
-use reqwest::{StatusCode, Url, header};
-use sha2::{Digest, Sha256};
 
 use crate::FcosError;
 
@@ -53,7 +55,8 @@ impl RetryPolicy {
 /// Largest artifact accepted (the rootfs is about 1 GiB today).
 pub const MAX_ARTIFACT: u64 = 16 << 30;
 
-/// An HTTP client (reqwest over rustls with the ring provider).
+/// An HTTP client ([`kindling_fetch::client`]: reqwest over rustls with the ring
+/// provider) with a retry policy.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
@@ -64,15 +67,8 @@ pub struct Fetcher {
 impl Fetcher {
     /// `progress`: draw a progress line when stderr is a terminal.
     pub fn new(retry: RetryPolicy, progress: bool) -> Result<Fetcher, FcosError> {
-        // reqwest is built with `rustls-no-provider`: install ring as the
-        // process default unless someone installed a provider already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("kindling/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|error| FcosError::Http {
+        let client =
+            kindling_fetch::client(&ClientOptions::default()).map_err(|error| FcosError::Http {
                 url: String::new(),
                 error,
             })?;
@@ -171,148 +167,134 @@ impl Fetcher {
     async fn download_once(
         &self,
         url: &Url,
-        part: &Path,
+        part_path: &Path,
         sha256: &str,
         label: &str,
         line: &Mutex<Option<TtyLine>>,
     ) -> Result<u64, FcosError> {
         let http = |e| FcosError::http(url, e);
-        let io = |e| FcosError::io(part, e);
-        let mut have = match fs::metadata(part) {
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        };
-        let mut hasher = Sha256::new();
-        if have > 0 {
-            hash_prefix(part, &mut hasher).map_err(io)?;
-        }
-        let mut req = self.client.get(url.clone());
-        if have > 0 {
-            req = req.header(header::RANGE, format!("bytes={have}-"));
-        }
-        let mut resp = req.send().await.map_err(http)?;
-        let status = resp.status();
-        match status {
-            StatusCode::PARTIAL_CONTENT if have > 0 => {
-                let start = resp
-                    .headers()
-                    .get(header::CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(content_range_start);
-                if start != Some(have) {
-                    // Not the range we asked for: start over.
-                    match start {
-                        Some(start) => {
-                            tracing::warn!(%url, file = %label, start, have, "unexpected Content-Range; restarting")
-                        }
-                        None => {
-                            tracing::warn!(%url, file = %label, have, "unexpected or missing Content-Range; restarting")
-                        }
-                    }
-                    fs::remove_file(part).map_err(io)?;
-                    return Err(FcosError::Interrupted {
-                        url: url.to_string(),
-                        why: "the server answered another range than asked; starting over",
-                    });
-                }
+        let io = |e| FcosError::io(part_path, e);
+        let mut part = Part::resume(part_path).await.map_err(io)?;
+        let have = part.len();
+        let rest = request_rest(&self.client, url.clone(), &mut part)
+            .await
+            .map_err(|e| match e {
+                RestError::Http(e) => http(e),
+                RestError::Io(e) => io(e),
+            })?;
+        let mut resp = match rest {
+            Rest::Rest(resp) => {
                 tracing::info!(%url, file = %label, resumed_from = have, "resuming download");
+                resp
             }
-            StatusCode::OK => {
+            Rest::Whole(resp) => {
                 if have > 0 {
                     tracing::info!(%url, file = %label, "server ignored the Range request; downloading again");
-                    have = 0;
-                    hasher = Sha256::new();
                 }
                 tracing::info!(%url, file = %label, "downloading");
+                resp
             }
-            StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
+            Rest::OtherRange(start) => {
+                // Not the range we asked for: the part file is gone; start over.
+                match start {
+                    Some(start) => {
+                        tracing::warn!(%url, file = %label, start, have, "unexpected Content-Range; restarting")
+                    }
+                    None => {
+                        tracing::warn!(%url, file = %label, have, "unexpected or missing Content-Range; restarting")
+                    }
+                }
+                return Err(FcosError::Interrupted {
+                    url: url.to_string(),
+                    why: "the server answered another range than asked; starting over",
+                });
+            }
+            Rest::Unsatisfiable => {
                 // Everything is there already, or the part file is bogus.
-                let actual = hex::encode(hasher.finalize());
-                if actual == sha256 {
+                if part.sha256_so_far() == sha256 {
                     return Ok(have);
                 }
-                fs::remove_file(part).map_err(io)?;
+                drop(part);
+                fs::remove_file(part_path).map_err(io)?;
                 return Err(FcosError::Interrupted {
                     url: url.to_string(),
                     why: "the partial file does not match; starting over",
                 });
             }
-            s => {
+            Rest::Status(resp) => {
                 return Err(FcosError::Status {
                     url: url.to_string(),
-                    status: s.as_u16(),
+                    status: resp.status().as_u16(),
                 });
             }
-        }
-        let remaining = resp.content_length();
-        let total = remaining.map(|r| have + r);
+        };
+        let have = part.len();
+        let total = resp.content_length().map(|r| have + r);
         let mut meter = Meter::new(have, total, Instant::now());
         let set_line = |l: Option<TtyLine>| *line.lock().unwrap_or_else(|p| p.into_inner()) = l;
         set_line(
             self.progress
                 .then(|| TtyLine::new(label.to_string(), have, total)),
         );
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(have == 0)
-            .append(have > 0)
-            .open(part)
-            .map_err(io)?;
-        let mut got: u64 = 0;
-        loop {
-            let chunk = match resp.chunk().await {
-                Ok(Some(c)) => c,
-                Ok(None) => break,
-                Err(e) => {
-                    file.sync_data().map_err(io)?;
-                    let e = http(e);
-                    tracing::warn!(%url, file = %label, received = have + got, error = %e, "download interrupted");
-                    return Err(e);
+        let limits = Limits {
+            max_len: Some(MAX_ARTIFACT),
+            idle: None,
+        };
+        let written = part
+            .write_body(&mut resp, &limits, |len| {
+                if let Some(s) = meter.log_due(len, Instant::now()) {
+                    log_progress(label, &s);
                 }
-            };
-            file.write_all(&chunk).map_err(io)?;
-            hasher.update(&chunk);
-            got += chunk.len() as u64;
-            if have + got > MAX_ARTIFACT {
-                drop(file);
-                let _ = fs::remove_file(part);
+                if let Some(l) = line.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                    l.update(len);
+                }
+            })
+            .await;
+        match written {
+            Ok(()) => {}
+            Err(BodyError::Transport { got, source }) => {
+                let e = http(source);
+                tracing::warn!(%url, file = %label, received = got, error = %e, "download interrupted");
+                return Err(e);
+            }
+            // The body ended early without a transport error: keep what we
+            // have and resume on the next attempt.
+            Err(BodyError::Truncated { .. } | BodyError::Overlong { .. }) => {
+                return Err(FcosError::Interrupted {
+                    url: url.to_string(),
+                    why: "the body ended before its Content-Length; resuming",
+                });
+            }
+            Err(BodyError::Idle { .. }) => {
+                return Err(FcosError::Interrupted {
+                    url: url.to_string(),
+                    why: "the server stopped sending; resuming",
+                });
+            }
+            Err(BodyError::TooLarge { .. }) => {
                 return Err(FcosError::TooLarge {
                     url: url.to_string(),
                     limit: MAX_ARTIFACT,
                 });
             }
-            if let Some(s) = meter.log_due(have + got, Instant::now()) {
-                log_progress(label, &s);
-            }
-            if let Some(l) = line.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                l.update(have + got);
-            }
+            Err(BodyError::Io(e)) => return Err(io(e)),
         }
-        file.sync_all().map_err(io)?;
-        drop(file);
-        if let Some(len) = remaining
-            && got < len
-        {
-            // The body ended early without a transport error: keep what we
-            // have and resume on the next attempt.
-            return Err(FcosError::Interrupted {
-                url: url.to_string(),
-                why: "the body ended before its Content-Length; resuming",
-            });
-        }
-        log_complete(label, &meter.snapshot(have + got, Instant::now()));
-        let actual = hex::encode(hasher.finalize());
-        if actual != sha256 {
-            let _ = fs::remove_file(part);
+        let done = part.finish().await.map_err(io)?;
+        log_complete(label, &meter.snapshot(done.len, Instant::now()));
+        let want = Expect {
+            sha256: Some(sha256.to_string()),
+            len: None,
+        };
+        if done.check(&want).is_err() {
+            let _ = fs::remove_file(part_path);
             return Err(FcosError::Checksum {
                 file: label.to_string(),
                 expected: sha256.to_string(),
-                actual,
+                actual: done.sha256,
             });
         }
-        tracing::info!(%url, file = %label, bytes = have + got, sha256 = %actual, "sha256 verified");
-        Ok(have + got)
+        tracing::info!(%url, file = %label, bytes = done.len, sha256 = %done.sha256, "sha256 verified");
+        Ok(done.len)
     }
 }
 
@@ -341,30 +323,9 @@ fn log_complete(file: &str, s: &Snapshot) {
     );
 }
 
-fn hash_prefix(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
-    let mut f = File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        hasher.update(buf.get(..n).unwrap_or_default());
-    }
-}
-
 /// The sha256 of a whole file, as lowercase hex.
 pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    hash_prefix(path, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
-}
-
-/// `bytes 100-199/200` -> 100.
-fn content_range_start(v: &str) -> Option<u64> {
-    let rest = v.trim().strip_prefix("bytes ")?;
-    let (start, _) = rest.split_once('-')?;
-    start.trim().parse().ok()
+    kindling_fetch::sha256_file(path)
 }
 
 #[cfg(test)]
@@ -408,7 +369,7 @@ mod tests {
             .expect("runtime");
         let url = Url::parse(url).expect("url");
         let error = rt
-            .block_on(client.get(url.clone()).send())
+            .block_on(async { client.get(url.clone()).send().await })
             .expect_err("the request fails");
         FcosError::http(&url, error).to_string()
     }
@@ -420,9 +381,8 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
         drop(l);
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let msg = failed_request(
-            reqwest::Client::new(),
+            kindling_fetch::client(&ClientOptions::default()).expect("client"),
             &format!("http://127.0.0.1:{port}/streams/stable.json"),
         );
         assert!(
@@ -446,12 +406,5 @@ mod tests {
             msg.contains("failed to lookup address information: Name or service not known"),
             "{msg}"
         );
-    }
-
-    #[test]
-    fn content_range() {
-        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
-        assert_eq!(content_range_start("bytes */200"), None);
-        assert_eq!(content_range_start("items 1-2/3"), None);
     }
 }
