@@ -67,9 +67,6 @@ pub struct Metrics {
     /// The journal's dropped events and writability, shared with its writer.
     pub(crate) journal: Arc<crate::journal::JournalHealth>,
     pub(crate) events_dropped: AtomicU64,
-    /// DHCP retries counted without building an event: all, and from the memo alone.
-    fast_repeats: AtomicU64,
-    memo_repeats: AtomicU64,
     pub(crate) journal_torn: AtomicU64,
     pub(crate) journal_bad: AtomicU64,
     reloads: AtomicU64,
@@ -224,8 +221,6 @@ impl Metrics {
             events: Mutex::default(),
             journal: Arc::default(),
             events_dropped: AtomicU64::new(0),
-            fast_repeats: AtomicU64::new(0),
-            memo_repeats: AtomicU64::new(0),
             journal_torn: AtomicU64::new(0),
             journal_bad: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
@@ -428,19 +423,6 @@ impl Metrics {
         bump(&self.events, &[source], 1);
     }
 
-    /// A DHCP retry counted without building an event (`memo`: from the memo alone).
-    pub fn dhcp_repeat(&self, memo: bool) {
-        self.fast_repeats.fetch_add(1, Relaxed);
-        if memo {
-            self.memo_repeats.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// DHCP retries counted without building an event so far.
-    pub fn repeats_counted(&self) -> u64 {
-        self.fast_repeats.load(Relaxed)
-    }
-
     pub fn reload(&self, problems: usize) {
         self.reloads.fetch_add(1, Relaxed);
         if problems > 0 {
@@ -568,7 +550,13 @@ impl Metrics {
     }
 
     /// The whole exposition. `machines` and `pending` are gauges from the store.
-    pub fn render(&self, machines: usize, pending: usize, unattributed: u64) -> String {
+    pub fn render(
+        &self,
+        machines: usize,
+        pending: usize,
+        unattributed: u64,
+        dhcp_repeats: u64,
+    ) -> String {
         let mut o = String::with_capacity(8192);
         header(&mut o, "kindling_build_info", "gauge", "Kindling version.");
         let _ = writeln!(
@@ -757,16 +745,9 @@ impl Metrics {
             &mut o,
             "kindling_dhcp_repeats_total",
             "counter",
-            "DHCP retries counted on the timeline event they repeat without building a new one, by path (memo: the machine was not even looked at).",
+            "DHCP retries counted on the timeline event they repeat instead of stored again.",
         );
-        let memo = self.memo_repeats.load(Relaxed);
-        let fast = self.fast_repeats.load(Relaxed);
-        let _ = writeln!(o, "kindling_dhcp_repeats_total{{path=\"memo\"}} {memo}");
-        let _ = writeln!(
-            o,
-            "kindling_dhcp_repeats_total{{path=\"store\"}} {}",
-            fast.saturating_sub(memo)
-        );
+        let _ = writeln!(o, "kindling_dhcp_repeats_total {dhcp_repeats}");
         header(
             &mut o,
             "kindling_events_dropped_total",
@@ -904,7 +885,7 @@ mod tests {
             consecutive_failures: 1,
             ..Default::default()
         }]);
-        let text = m.render(0, 0, 0);
+        let text = m.render(0, 0, 0, 0);
         assert!(
             text.contains(
                 "kindling_fcos_consecutive_failures{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\"} 1\n"

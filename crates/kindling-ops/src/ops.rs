@@ -23,7 +23,7 @@ use crate::journal::{
 };
 pub use crate::metrics::FcosStream;
 use crate::metrics::Metrics;
-use crate::store::{EventView, Limits, MachineDetail, MachineSummary, RepeatProbe, Store};
+use crate::store::{Limits, MachineDetail, MachineSummary, Store};
 use compact_str::ToCompactString;
 
 /// The `[ops]` table of `kindling.toml`. Every key has a default.
@@ -385,12 +385,19 @@ impl Ops {
     /// The Prometheus exposition.
     pub fn metrics_text(&self) -> String {
         self.apply_queued();
-        let (m, p, u) = self
+        let (m, p, u, r) = self
             .store
             .lock()
-            .map(|s| (s.machine_count(), s.pending_events(), s.unattributed))
+            .map(|s| {
+                (
+                    s.machine_count(),
+                    s.pending_events(),
+                    s.unattributed,
+                    s.dhcp_repeats,
+                )
+            })
             .unwrap_or_default();
-        let mut text = self.metrics.render(m, p, u);
+        let mut text = self.metrics.render(m, p, u, r);
         self.metrics
             .render_connections(&mut text, self.open_subscribers());
         text
@@ -420,21 +427,14 @@ impl Ops {
     /// Every machine, most recently seen first.
     pub fn machines(&self) -> Vec<MachineSummary> {
         self.apply_queued();
-        self.store
-            .lock()
-            .map(|mut s| {
-                s.flush_repeats();
-                s.summaries()
-            })
-            .unwrap_or_default()
+        self.store.lock().map(|s| s.summaries()).unwrap_or_default()
     }
 
     /// One machine's summary and timeline (`mac` in any form `Mac::parse` accepts).
     pub fn machine(&self, mac: &str) -> Option<MachineDetail> {
         let mac = Mac::parse(mac).ok()?.to_string();
         self.apply_queued();
-        let mut s = self.store.lock().ok()?;
-        s.flush_repeats();
+        let s = self.store.lock().ok()?;
         s.detail(&mac)
     }
 
@@ -582,90 +582,6 @@ impl Ops {
         }
     }
 
-    /// Counts a DHCP retry on the event it repeats, without building an [`Event`] (a
-    /// boot storm is mostly retries). False: record the event normally.
-    ///
-    /// `what` and the client's facts identify the event (its fingerprint); `matches`
-    /// compares it with a stored one field by field. The queue is applied first, under
-    /// the same store lock, so the check sees every earlier event.
-    #[allow(clippy::too_many_arguments)]
-    fn dhcp_fast_repeat(
-        &self,
-        c: &kindling_dhcp::ClientInfo,
-        source_ip: Option<&str>,
-        firmware_discover: bool,
-        ipxe_discover: bool,
-        progress: Option<Stage>,
-        what: &[&str],
-        matches: &dyn Fn(&EventView<'_>) -> bool,
-    ) -> bool {
-        let Some(mac) = c.mac else { return false };
-        // More than one user class would need a joined copy; with subscribers the
-        // dashboard hears about every repeat: both take the full path.
-        if c.user_classes.len() > 1 || self.tx.receiver_count() > 0 {
-            return false;
-        }
-        let key = crate::store::mac_key_bytes(&mac);
-        let ts = now_ms();
-        // Events with a client address are not memoised: another machine may take over
-        // the address meanwhile.
-        let fingerprint = (c.ciaddr.is_unspecified() && source_ip.is_none()).then(|| {
-            let mut h = Fingerprint::default();
-            for w in what {
-                h.add(w.as_bytes());
-            }
-            h.add(&[
-                u8::from(firmware_discover),
-                u8::from(ipxe_discover),
-                progress.map_or(0xff, |p| p as u8),
-            ]);
-            h.add(&c.arch.map_or([0xff; 3], |a| {
-                let [x, y] = a.to_le_bytes();
-                [0, x, y]
-            }));
-            h.add(c.firmware.map_or("", |f| f.label()).as_bytes());
-            h.add(c.message_type.map_or("", |m| m.label()).as_bytes());
-            h.add(c.vendor_class.as_deref().unwrap_or("\0").as_bytes());
-            h.add(
-                c.user_classes
-                    .first()
-                    .map_or("\0", String::as_str)
-                    .as_bytes(),
-            );
-            h.0
-        });
-        let Ok(mut store) = self.store.lock() else {
-            return false;
-        };
-        let (attributed, updates) = self.ingest_queued(&mut store);
-        let memo = fingerprint.is_some_and(|fp| store.memo_repeat(key, fp, ts));
-        let counted = memo || {
-            let mac = mac_text(&mac);
-            let ciaddr = (!c.ciaddr.is_unspecified()).then(|| c.ciaddr.to_compact_string());
-            let arch = c.arch.map(arch_text);
-            store.try_repeat(&RepeatProbe {
-                mac: &mac,
-                ts,
-                ip: ciaddr.as_deref().or(source_ip),
-                arch: arch.as_deref(),
-                firmware: c.firmware.map(|f| f.label()),
-                vendor_class: c.vendor_class.as_deref(),
-                user_class: c.user_classes.first().map(String::as_str),
-                firmware_discover,
-                ipxe_discover,
-                progress,
-                matches,
-                fingerprint,
-            })
-        };
-        drop(store);
-        if counted {
-            self.metrics.dhcp_repeat(memo);
-        }
-        self.publish(attributed, updates);
-        counted
-    }
-
     fn neighbour(&self, ip: &str) -> Option<String> {
         let f = self.neighbours.as_ref()?;
         if let Ok(c) = self.neighbour_cache.lock()
@@ -795,32 +711,6 @@ fn ordinary_ignore(r: IgnoreReason) -> bool {
     )
 }
 
-/// Fields every DHCP event of this client has (see `client_event`), compared in place.
-fn same_dhcp_client(ev: &EventView<'_>, c: &kindling_dhcp::ClientInfo) -> bool {
-    ev.stage() == Some(Stage::Dhcp)
-        && ev.ok()
-        && ev.status().is_none()
-        && ev.endpoint().is_none()
-        && ev.firmware() == c.firmware.map(|f| f.label())
-}
-
-/// Whether `what` is `label` upper-cased followed by `rest` (no allocation).
-fn what_is(what: &str, label: &str, rest: &[&str]) -> bool {
-    let Some((head, mut tail)) = what.split_at_checked(label.len()) else {
-        return false;
-    };
-    if !head.eq_ignore_ascii_case(label) {
-        return false;
-    }
-    for r in rest {
-        match tail.strip_prefix(r) {
-            Some(t) => tail = t,
-            None => return false,
-        }
-    }
-    tail.is_empty()
-}
-
 /// `DISCOVER` + rest (inline when short).
 fn shout(label: &str, rest: &str) -> Str {
     let mut s = Str::with_capacity(label.len() + rest.len());
@@ -846,33 +736,6 @@ fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: St
         ev.ip = Some(c.ciaddr.to_compact_string());
     }
     ev
-}
-
-/// A 64-bit hash of length-prefixed parts, eight bytes at a time (the FxHash step).
-/// Compared only among the few events of one machine, so it needs to be quick, not keyed.
-#[derive(Default)]
-struct Fingerprint(u64);
-
-impl Fingerprint {
-    fn word(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn add(&mut self, bytes: &[u8]) {
-        self.word(bytes.len() as u64);
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.word(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.word(u64::from_le_bytes(w));
-        }
-    }
 }
 
 /// `52:54:00:12:34:56`, inline (no allocation).
@@ -912,42 +775,11 @@ impl DhcpObserver for Ops {
         if e.port == ListenPort::Dhcp && msg != "discover" {
             return;
         }
-        let port = e.port.number();
-        let source_ip = (c.ciaddr.is_unspecified()
-            && c.giaddr.is_unspecified()
-            && !e.source.ip().is_unspecified())
-        .then(|| e.source.ip().to_compact_string());
-        let port_text = match port {
-            67 => Str::const_new("67"),
-            4011 => Str::const_new("4011"),
-            p => p.to_compact_string(),
-        };
-        let matches = |ev: &EventView<'_>| {
-            ev.kind() == Kind::DhcpSeen
-                && same_dhcp_client(ev, c)
-                && ev.message() == c.message_type.map(|m| m.label())
-                && ev.reason().is_none()
-                && ev.path().is_none()
-                && what_is(ev.what(), msg, &[" on port ", &port_text])
-        };
-        let firmware = c.firmware.map(|f| f.label());
-        let discover = msg == "discover";
-        if self.dhcp_fast_repeat(
-            c,
-            source_ip.as_deref(),
-            discover && firmware.is_some_and(|f| f != "ipxe"),
-            discover && firmware == Some("ipxe"),
-            None,
-            &["seen", msg, &port_text],
-            &matches,
-        ) {
-            return;
-        }
         let mut ev = client_event(
             Kind::DhcpSeen,
             c,
             e.iface,
-            shout(msg, &format!(" on port {port}")),
+            shout(msg, &format!(" on port {}", e.port.number())),
         );
         // The source of an unrelayed packet on 4011 is the client's address.
         if ev.ip.is_none() && c.giaddr.is_unspecified() && !e.source.ip().is_unspecified() {
@@ -964,31 +796,6 @@ impl DhcpObserver for Ops {
         } else {
             e.reply.file.as_str()
         };
-        let path = (!e.reply.file.is_empty()).then_some(e.reply.file.as_str());
-        let rule = e.reply.rule.as_deref();
-        let matches = |ev: &EventView<'_>| {
-            ev.kind() == Kind::DhcpAnswered
-                && same_dhcp_client(ev, e.client)
-                && ev.message() == Some(label)
-                && ev.path() == path
-                && match (rule, ev.reason()) {
-                    (None, None) => true,
-                    (Some(r), Some(have)) => have.strip_prefix("rule ") == Some(r),
-                    _ => false,
-                }
-                && what_is(ev.what(), label, &[" ", shown])
-        };
-        if self.dhcp_fast_repeat(
-            e.client,
-            None,
-            false,
-            false,
-            Some(Stage::Dhcp),
-            &["answered", label, shown, rule.unwrap_or("\0")],
-            &matches,
-        ) {
-            return;
-        }
         let file = shown.to_string();
         let mut ev = client_event(
             Kind::DhcpAnswered,
@@ -1223,7 +1030,7 @@ mod tests {
     }
 
     #[test]
-    fn dhcp_retries_are_counted_on_the_fast_path_like_the_full_one() {
+    fn dhcp_retries_are_counted_on_the_event_they_repeat() {
         let ops = Ops::in_memory(&OpsConfig::default());
         let c = bios_client(1);
         for _ in 0..5 {
@@ -1239,9 +1046,9 @@ mod tests {
         assert_eq!(evs[1].what, "OFFER undionly.kpxe");
         assert_eq!((evs[0].repeats, evs[1].repeats), (4, 4));
         assert_eq!(
-            ops.metrics.repeats_counted(),
+            ops.store.lock().map_or(0, |s| s.dhcp_repeats),
             8,
-            "all but the first exchange took the fast path"
+            "all but the first exchange were repeats"
         );
         // Something different is stored, not counted.
         exchange(&ops, &c, "ipxe.efi");
@@ -1252,8 +1059,8 @@ mod tests {
         assert_eq!(evs.len(), 3, "{evs:?}");
         assert_eq!(evs[2].what, "OFFER ipxe.efi");
         assert_eq!(evs[0].repeats, 5);
-        // A new firmware DISCOVER after the boot got past DHCP starts a new boot: the
-        // fast path must not swallow it.
+        // A new firmware DISCOVER after the boot got past DHCP starts a new boot, not a
+        // repeat.
         ops.record({
             let mut e = Event::new(now_ms(), Kind::TftpTransfer, "RRQ undionly.kpxe");
             e.mac = Some("52:54:00:00:00:01".into());
@@ -1300,7 +1107,7 @@ mod tests {
             .unwrap_or_else(|| unreachable!());
         assert_eq!(last.what, "RRQ undionly.kpxe");
         assert!(!last.ok);
-        let text = ops.metrics.render(1, 0, 0);
+        let text = ops.metrics.render(1, 0, 0, 0);
         assert!(
             text.contains("kindling_tftp_refused_total{reason=\"not_found\"} 1"),
             "{text}"

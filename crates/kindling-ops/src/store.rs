@@ -22,29 +22,6 @@ use crate::packed::{Packed, number_bytes};
 /// DISCOVER, OFFER, REQUEST, ACK).
 const REPEAT_LOOKBACK: usize = 4;
 
-/// A successful event that may repeat one already stored (see [`Store::try_repeat`]).
-pub struct RepeatProbe<'a> {
-    pub mac: &'a str,
-    pub ts: u64,
-    /// The machine facts the event carries.
-    pub ip: Option<&'a str>,
-    pub arch: Option<&'a str>,
-    pub firmware: Option<&'a str>,
-    pub vendor_class: Option<&'a str>,
-    pub user_class: Option<&'a str>,
-    /// A firmware / an iPXE DHCP DISCOVER (these can start a new boot).
-    pub firmware_discover: bool,
-    pub ipxe_discover: bool,
-    /// The stage this successful event reaches (None for `DhcpSeen`).
-    pub progress: Option<Stage>,
-    /// Whether a stored event is this one ([`Event::same_as`] without building it).
-    pub matches: &'a dyn Fn(&EventView<'_>) -> bool,
-    /// A hash of everything above but `mac` and `ts`: when given, a successful repeat
-    /// is remembered so that the next one with the same fingerprint is counted by
-    /// [`Store::memo_repeat`].
-    pub fingerprint: Option<u64>,
-}
-
 /// Bounds of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -325,7 +302,7 @@ mod mf {
 /// (and `bytes`, `duration_ms`) packed into one heap block, recurring texts as
 /// [`Names`], no MAC (the machine's key). 56 bytes plus the block, where an [`Event`] is
 /// about 460 bytes. Readers get an [`Event`] back ([`Store::machine`],
-/// [`MachineDetail`]); the DHCP fast path looks at stored events through an [`EventView`].
+/// [`MachineDetail`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StoredEvent {
     pub ts: u64,
@@ -396,10 +373,6 @@ impl StoredEvent {
         }
     }
 
-    fn view<'a>(&'a self, names: &'a Names) -> EventView<'a> {
-        EventView { ev: self, names }
-    }
-
     /// The event, as it was ingested (with its repeats), for the machine `mac`.
     fn to_event(&self, mac: &str, names: &Names) -> Event {
         let f = self.text.unpack::<{ ef::COUNT }>();
@@ -451,59 +424,6 @@ impl StoredEvent {
             && is(ef::REASON, &other.reason)
             && is(ef::ENDPOINT, &other.endpoint)
             && is(ef::PATH, &other.path)
-    }
-}
-
-/// A stored event as the DHCP fast path compares it ([`RepeatProbe::matches`]): the
-/// fields [`Event::same_as`] looks at, read in place.
-pub struct EventView<'a> {
-    ev: &'a StoredEvent,
-    names: &'a Names,
-}
-
-impl EventView<'_> {
-    fn text(&self, i: usize) -> Option<&str> {
-        self.ev.text.get(i).and_then(|b| self.names.text(b))
-    }
-
-    pub fn kind(&self) -> Kind {
-        self.ev.kind
-    }
-
-    pub fn stage(&self) -> Option<Stage> {
-        self.ev.stage
-    }
-
-    pub fn ok(&self) -> bool {
-        self.ev.ok
-    }
-
-    pub fn status(&self) -> Option<u16> {
-        self.ev.status
-    }
-
-    pub fn what(&self) -> &str {
-        self.text(ef::WHAT).unwrap_or("")
-    }
-
-    pub fn reason(&self) -> Option<&str> {
-        self.text(ef::REASON)
-    }
-
-    pub fn path(&self) -> Option<&str> {
-        self.text(ef::PATH)
-    }
-
-    pub fn endpoint(&self) -> Option<&str> {
-        self.text(ef::ENDPOINT)
-    }
-
-    pub fn firmware(&self) -> Option<&str> {
-        self.text(ef::FIRMWARE)
-    }
-
-    pub fn message(&self) -> Option<&str> {
-        self.text(ef::MESSAGE)
     }
 }
 
@@ -738,8 +658,8 @@ pub struct Store {
     profiles: ProfileMap,
     /// Events dropped without a machine (pending expired or overflowed).
     pub unattributed: u64,
-    /// Repeats counted by [`Store::memo_repeat`] and not yet written into their events.
-    memos: MemoTable,
+    /// DHCP events counted as repeats of a stored event (a retry loop).
+    pub dhcp_repeats: u64,
 }
 
 /// Machines by MAC. A normalised MAC (`52:54:00:12:34:56`, every MAC but odd journal
@@ -842,122 +762,6 @@ impl Machines {
         let odd = self.odd.iter().map(|(k, m)| (MacText::Odd(k), &**m));
         bits.chain(odd)
     }
-}
-
-/// The memos by MAC key. (A 4-way set-associative table of 64-byte slots measured no
-/// faster in the DHCP benchmark and needs twice the memory.)
-#[derive(Debug, Default)]
-struct MemoTable {
-    map: HashMap<u64, Memo>,
-}
-
-const _: () = assert!(std::mem::size_of::<Memo>() <= 64);
-
-impl MemoTable {
-    fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    fn get_mut(&mut self, key: u64) -> Option<&mut Memo> {
-        self.map.get_mut(&key)
-    }
-
-    fn remove(&mut self, key: u64) -> Option<Memo> {
-        self.map.remove(&key)
-    }
-
-    /// The memo for `key` (a `fresh` one if it had none).
-    fn claim(&mut self, key: u64, fresh: Memo) -> &mut Memo {
-        self.map.entry(key).or_insert(fresh)
-    }
-
-    /// Keys whose memo holds counts not yet written into events.
-    fn pending(&self) -> Vec<u64> {
-        self.map
-            .iter()
-            .filter(|(_, m)| m.entries().iter().any(|e| e.count > 0))
-            .map(|(k, _)| *k)
-            .collect()
-    }
-}
-
-fn fold(fp: u64) -> u32 {
-    ((fp >> 32) ^ fp) as u32
-}
-
-/// The MAC text of a [`mac_key`].
-fn key_mac(key: u64) -> String {
-    let b = key.to_be_bytes();
-    kindling_model::Mac::from_bytes(&b[2..]).to_string()
-}
-
-/// A MAC (`52:54:00:12:34:56`) packed into the key of [`Store::memo_repeat`].
-pub fn mac_key(mac: &str) -> Option<u64> {
-    let mut k = 0u64;
-    let mut n = 0;
-    for part in mac.split(':') {
-        k = (k << 8) | u64::from(u8::from_str_radix(part, 16).ok()?);
-        n += 1;
-    }
-    (n == 6).then_some(k)
-}
-
-/// [`mac_key`] from the six bytes.
-pub fn mac_key_bytes(m: &[u8; 6]) -> u64 {
-    m.iter().fold(0, |k, b| (k << 8) | u64::from(*b))
-}
-
-/// The fast path's memory of one machine: which of its last events a fingerprint
-/// repeats. Valid while nothing but repeats happens to the machine (any applied event
-/// removes it first).
-#[derive(Debug, Default, Clone, Copy)]
-struct Memo {
-    /// The boot's last event when the memo was made (times below are ms after it).
-    base: u64,
-    /// The latest repeat counted here.
-    latest: u32,
-    len: u8,
-    /// Inline and small (one table slot, about one cache line): a storm touches the
-    /// memo of every machine in turn. Two slots cover the DHCP retry cycle on port 67
-    /// (DISCOVER, OFFER); events with a client address are never memoised.
-    slots: [MemoEntry; MEMO_SLOTS],
-}
-
-/// Fingerprints remembered per machine.
-const MEMO_SLOTS: usize = 2;
-
-impl Memo {
-    fn last_ts(&self) -> u64 {
-        self.base + u64::from(self.latest)
-    }
-
-    /// `ts` as ms after `base`, if it is not before it and fits.
-    fn after(&self, ts: u64) -> Option<u32> {
-        ts.checked_sub(self.base)
-            .and_then(|d| u32::try_from(d).ok())
-    }
-
-    fn entries(&self) -> &[MemoEntry] {
-        self.slots.get(..usize::from(self.len)).unwrap_or(&[])
-    }
-
-    fn entries_mut(&mut self) -> &mut [MemoEntry] {
-        self.slots
-            .get_mut(..usize::from(self.len))
-            .unwrap_or(&mut [])
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct MemoEntry {
-    /// The fingerprint folded to 32 bits (compared among one machine's two entries).
-    fp: u32,
-    /// Repeats not yet written into the event.
-    count: u32,
-    /// Time of the last of them, in ms after the memo's `last_ts` at its creation.
-    last_after: u32,
-    /// Position from the back of the last boot's events.
-    back: u8,
 }
 
 impl Store {
@@ -1145,8 +949,6 @@ impl Store {
         let Some(mac) = ev.mac.as_deref() else {
             return (None, false);
         };
-        // Anything may change now: write the fast path's counts and forget its memo.
-        self.flush_memo(mac, true);
         let ts = ev.ts;
         if !self.machines.contains(mac) {
             self.evict_for_new();
@@ -1249,6 +1051,9 @@ impl Store {
         {
             prev.repeats += 1;
             prev.last_ts = ts;
+            if ev.source() == Source::Dhcp {
+                self.dhcp_repeats += 1;
+            }
             return (tied, false);
         }
         // Keep time order (events tied late may be older than the newest).
@@ -1269,187 +1074,6 @@ impl Store {
         (tied, true)
     }
 
-    /// The fast path for a storm of retries: if an event described by `probe` would be
-    /// counted as a repeat by [`ingest`](Self::ingest) (same machine facts, same boot,
-    /// `probe.matches` one of the boot's last few events), counts it and returns true
-    /// without an [`Event`] ever being built. Returns false (nothing changed) whenever
-    /// `ingest` could do anything else with it: the caller then records the event.
-    pub fn try_repeat(&mut self, probe: &RepeatProbe<'_>) -> bool {
-        self.flush_memo(probe.mac, false);
-        let limits = self.limits;
-        let Some(m) = self.machines.get_mut(probe.mac) else {
-            return false;
-        };
-        // Machine facts must already be what this event would set.
-        let names = &self.names;
-        let same = |i: usize, new: Option<&str>| new.is_none_or(|v| m.fact(i, names) == Some(v));
-        let firmware_ok = match probe.firmware {
-            Some("ipxe") if m.fact(mf::FIRMWARE, names).is_some() => true,
-            f => same(mf::FIRMWARE, f),
-        };
-        if !(firmware_ok
-            && same(mf::ARCH, probe.arch)
-            && same(mf::VENDOR_CLASS, probe.vendor_class)
-            && same(mf::USER_CLASS, probe.user_class)
-            && same(mf::IP, probe.ip))
-        {
-            return false;
-        }
-        if let Some(ip) = probe.ip
-            && self.ip_to_mac.get(ip).is_none_or(|(x, _)| x != probe.mac)
-        {
-            return false;
-        }
-        let Some(boot) = m.boots.back_mut() else {
-            return false;
-        };
-        if boot.ends_before(
-            probe.ts,
-            limits.boot_gap_ms,
-            probe.firmware_discover,
-            probe.ipxe_discover,
-        ) {
-            return false;
-        }
-        let Some((back, prev)) = boot.repeated(|e| (probe.matches)(&e.view(names))) else {
-            return false;
-        };
-        if prev.ts > probe.ts {
-            return false;
-        }
-        prev.repeats += 1;
-        prev.last_ts = probe.ts;
-        if let Some(fp) = probe.fingerprint
-            && let Some(key) = mac_key(probe.mac)
-        {
-            let fresh = Memo {
-                base: boot.last_event.min(probe.ts),
-                ..Memo::default()
-            };
-            let memo = self.memos.claim(key, fresh);
-            // Counts were just flushed: an old memo can start over.
-            if memo.after(probe.ts).is_none() {
-                *memo = fresh;
-            }
-            if let (Some(after), Ok(back)) = (memo.after(probe.ts), u8::try_from(back)) {
-                let fp = fold(fp);
-                if !memo.entries().iter().any(|e| e.fp == fp)
-                    && let Some(slot) = memo.slots.get_mut(usize::from(memo.len))
-                {
-                    *slot = MemoEntry {
-                        fp,
-                        count: 0,
-                        last_after: after,
-                        back,
-                    };
-                    memo.len += 1;
-                }
-                memo.latest = memo.latest.max(after);
-            }
-        }
-        let Some(m) = self.machines.get_mut(probe.mac) else {
-            return true;
-        };
-        let Some(boot) = m.boots.back_mut() else {
-            return true;
-        };
-        boot.last_event = boot.last_event.max(probe.ts);
-        if let Some(st) = probe.progress {
-            boot.reached(st);
-        }
-        m.last_seen = m.last_seen.max(probe.ts);
-        if let Some(ip) = probe.ip
-            && let Some((_, t)) = self.ip_to_mac.get_mut(ip)
-        {
-            *t = (*t).max(probe.ts);
-        }
-        true
-    }
-
-    /// The fastest path for a storm of retries: `fingerprint` (see
-    /// [`RepeatProbe::fingerprint`]) was already found to repeat one of `mac`'s events by
-    /// [`try_repeat`](Self::try_repeat), and nothing but repeats happened to the machine
-    /// since: count it without touching the machine. False: call `try_repeat`.
-    pub fn memo_repeat(&mut self, mac: u64, fingerprint: u64, ts: u64) -> bool {
-        let gap = self.limits.boot_gap_ms;
-        let Some(memo) = self.memos.get_mut(mac) else {
-            return false;
-        };
-        if ts.saturating_sub(memo.last_ts()) > gap {
-            return false;
-        }
-        let Some(after) = memo.after(ts) else {
-            return false;
-        };
-        let fp = fold(fingerprint);
-        let Some(e) = memo.entries_mut().iter_mut().find(|e| e.fp == fp) else {
-            return false;
-        };
-        if e.last_after > after || e.count == u32::MAX {
-            return false;
-        }
-        e.count += 1;
-        e.last_after = after;
-        memo.latest = memo.latest.max(after);
-        true
-    }
-
-    /// Writes the fast path's counts for `mac` into its events (and forgets the memo
-    /// when `forget`).
-    fn flush_memo(&mut self, mac: &str, forget: bool) {
-        if self.memos.is_empty() {
-            return;
-        }
-        let Some(key) = mac_key(mac) else { return };
-        let memo = if forget {
-            match self.memos.remove(key) {
-                Some(m) => m,
-                None => return,
-            }
-        } else {
-            match self.memos.get_mut(key) {
-                Some(m) if m.entries().iter().any(|e| e.count > 0) => {
-                    let out = *m;
-                    for e in m.entries_mut() {
-                        e.count = 0;
-                    }
-                    out
-                }
-                _ => return,
-            }
-        };
-        self.write_memo(mac, memo);
-    }
-
-    /// Adds a memo's counts to `mac`'s events.
-    fn write_memo(&mut self, mac: &str, memo: Memo) {
-        let Some(m) = self.machines.get_mut(mac) else {
-            return;
-        };
-        m.last_seen = m.last_seen.max(memo.last_ts());
-        let Some(boot) = m.boots.back_mut() else {
-            return;
-        };
-        boot.last_event = boot.last_event.max(memo.last_ts());
-        let len = boot.events.len();
-        for e in memo.entries().iter().filter(|e| e.count > 0) {
-            if let Some(ev) = len
-                .checked_sub(1 + usize::from(e.back))
-                .and_then(|i| boot.events.get_mut(i))
-            {
-                ev.repeats += u64::from(e.count);
-                ev.last_ts = ev.last_ts.max(memo.base + u64::from(e.last_after));
-            }
-        }
-    }
-
-    /// Writes every count of the fast path into its event (before reading machines).
-    pub fn flush_repeats(&mut self) {
-        for key in self.memos.pending() {
-            self.flush_memo(&key_mac(key), false);
-        }
-    }
-
     /// Makes room for a new machine. Evicts the least recently seen eighth
     /// of the store in one pass, so a storm of new machines costs O(log n)
     /// per machine instead of a scan each.
@@ -1459,7 +1083,6 @@ impl Store {
             return;
         }
         let target = max - (max / 8).max(1);
-        self.flush_repeats();
         let mut by_age: Vec<(u64, Str)> = self
             .machines
             .iter()
@@ -1474,9 +1097,6 @@ impl Store {
             .collect();
         for mac in &gone {
             self.machines.remove(mac.as_str());
-            if let Some(k) = mac_key(mac) {
-                self.memos.remove(k);
-            }
         }
         self.ip_to_mac.retain(|_, (m, _)| !gone.contains(m));
     }
@@ -1652,16 +1272,6 @@ mod tests {
         }
         let same = variants.iter().filter(|v| stored.same_as(v, &names));
         assert_eq!(same.count(), 2);
-        let view = stored.view(&names);
-        assert_eq!(
-            (view.what(), view.firmware(), view.message(), view.path()),
-            (
-                "GET /ipxe?mac=52-54-00-00-27-0f",
-                Some("uefi_http"),
-                Some("discover"),
-                Some("/ipxe")
-            )
-        );
     }
 
     #[test]

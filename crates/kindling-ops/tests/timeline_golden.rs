@@ -52,7 +52,6 @@ fn dhcp(ts: u64, mac: &str, fw: &str, kind: Kind, msg: &str, what: &str) -> Even
 }
 
 fn dump(s: &mut Store, out: &mut String) {
-    s.flush_repeats();
     let mut sums = s.summaries();
     sums.sort_by(|a, b| a.mac.cmp(&b.mac));
     out.push_str(&serde_json::to_string_pretty(&sums).unwrap());
