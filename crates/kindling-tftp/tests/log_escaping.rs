@@ -7,7 +7,6 @@ mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::{Raw, Server, config, tempdir};
 use kindling_tftp::packet::{ErrorCode, Packet, encode_error};
@@ -91,8 +90,9 @@ fn client_text_is_escaped_in_text_and_json_logs() {
     );
     let st = srv.settled(2);
     assert_eq!(st.malformed, 1, "{st:?}");
+    // Dropping the server waits for its thread, which waits for every transfer task:
+    // every log line is written by then.
     drop(srv);
-    std::thread::sleep(Duration::from_millis(100));
 
     let text = String::from_utf8(text.0.lock().unwrap().clone()).unwrap();
     let json = String::from_utf8(json.0.lock().unwrap().clone()).unwrap();
