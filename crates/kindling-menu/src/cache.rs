@@ -24,16 +24,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::header;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
 use crate::catalog::{Arch, Catalog, FileSpec, Sums};
 use crate::config::CacheConfig;
 use crate::guard::{MissLimiter, Refusal, Routes, Ticket};
 use crate::upstream::{Upstream, UpstreamError, find_sum};
+use kindling_fetch::{BodyError, Expect, Limits, Mismatch, Part};
 use kindling_guard::chain;
 use kindling_guard::progress::{Meter, Snapshot};
 
@@ -780,12 +779,8 @@ impl Cache {
                 }
             })
         };
-        let (resp, _from) = self.upstream.get(&spec.url, &[]).await.map_err(up_err)?;
-        let total = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let mut resp = self.upstream.send(&spec.url, &[]).await.map_err(up_err)?;
+        let total = resp.content_length();
         let disk = |e: io::Error| CacheError::Disk {
             key: k.to_string(),
             why: chain(&e),
@@ -797,82 +792,62 @@ impl Cache {
                 cap_std::fs::OpenOptions::new().write(true).create_new(true),
             )
             .map_err(disk)?;
-        let mut out = tokio::fs::File::from_std(created.into_std());
+        let mut part = Part::from_std(created.into_std());
         flight.tx.send_modify(|p| {
             p.started = true;
             p.total = total;
         });
-        let mut body = resp.into_body();
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut written: u64 = 0;
+        let limits = Limits {
+            max_len: None,
+            idle: Some(idle),
+        };
         let mut meter = Meter::new(0, total, Instant::now());
-        loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Err(_) => {
-                    return Err(CacheError::Upstream {
-                        key: k.to_string(),
-                        why: format!(
-                            "upstream sent nothing for {} s after {written} bytes",
-                            idle.as_secs()
-                        ),
-                    });
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(match total {
-                        Some(want) => CacheError::Truncated {
-                            key: k.to_string(),
-                            got: written,
-                            want,
-                            why: chain(&e),
-                        },
-                        None => CacheError::Upstream {
-                            key: k.to_string(),
-                            why: format!("after {written} bytes: {}", chain(&e)),
-                        },
-                    });
-                }
-                Ok(Some(Ok(f))) => f,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if let Some(t) = total
-                && written + data.len() as u64 > t
-            {
-                return Err(CacheError::Upstream {
-                    key: k.to_string(),
-                    why: format!("upstream sent more than its Content-Length {t}"),
-                });
-            }
-            ctx.update(&data);
-            out.write_all(&data).await.map_err(disk)?;
-            // tokio's File finishes the write in the background: flush so
-            // that followers reading the part file see these bytes.
-            out.flush().await.map_err(disk)?;
-            written += data.len() as u64;
+        part.write_body(&mut resp, &limits, |written| {
+            // Followers reading the part file may send these bytes now.
             flight.tx.send_modify(|p| p.written = written);
             if let Some(s) = meter.log_due(written, Instant::now()) {
                 log_progress(k, &s);
             }
-        }
-        if let Some(want) = total
-            && written != want
-        {
-            return Err(CacheError::Truncated {
+        })
+        .await
+        .map_err(|e| match e {
+            BodyError::Idle { got, idle } => CacheError::Upstream {
                 key: k.to_string(),
-                got: written,
+                why: format!(
+                    "upstream sent nothing for {} s after {got} bytes",
+                    idle.as_secs()
+                ),
+            },
+            BodyError::Transport { got, source } => match total {
+                Some(want) => CacheError::Truncated {
+                    key: k.to_string(),
+                    got,
+                    want,
+                    why: chain(&source.without_url()),
+                },
+                None => CacheError::Upstream {
+                    key: k.to_string(),
+                    why: format!("after {got} bytes: {}", chain(&source.without_url())),
+                },
+            },
+            BodyError::Truncated { got, want } => CacheError::Truncated {
+                key: k.to_string(),
+                got,
                 want,
                 why: String::new(),
-            });
-        }
+            },
+            BodyError::Overlong { limit } | BodyError::TooLarge { limit } => CacheError::Upstream {
+                key: k.to_string(),
+                why: format!("upstream sent more than its Content-Length {limit}"),
+            },
+            BodyError::Io(e) => disk(e),
+        })?;
+        let done = part.finish().await.map_err(disk)?;
+        let written = done.len;
         log_complete(k, &meter.snapshot(written, Instant::now()));
-        out.sync_all().await.map_err(disk)?;
-        drop(out);
         if total.is_none() {
             flight.tx.send_modify(|p| p.total = Some(written));
         }
-        let actual = hex(ctx.finish().as_ref());
         let expected = match expected.await {
             Ok(r) => r?,
             Err(e) => {
@@ -882,14 +857,21 @@ impl Cache {
                 });
             }
         };
-        match expected {
-            Some(exp) if exp != actual => Err(CacheError::Mismatch {
+        let want = Expect {
+            sha256: expected,
+            len: None,
+        };
+        match done.check(&want) {
+            Err(Mismatch::Sha256 { expected, actual }) => Err(CacheError::Mismatch {
                 key: k.to_string(),
-                expected: exp,
+                expected,
                 actual,
             }),
-            Some(_) => Ok((written, actual, true)),
-            None => Ok((written, actual, false)),
+            Err(m @ Mismatch::Len { .. }) => Err(CacheError::Unverifiable {
+                key: k.to_string(),
+                why: m.to_string(),
+            }),
+            Ok(()) => Ok((written, done.sha256, want.sha256.is_some())),
         }
     }
 
@@ -965,8 +947,7 @@ fn operator_token(dir: &Path) -> io::Result<String> {
         }
     }
     let mut raw = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
-        .map_err(|_| io::Error::other("no random numbers"))?;
+    getrandom::fill(&mut raw).map_err(|e| io::Error::other(format!("no random numbers: {e}")))?;
     let token = hex(&raw);
     let tmp = dir.join(format!("{OPERATOR_TOKEN_FILE}.{}.tmp", std::process::id()));
     let write = || -> io::Result<()> {
@@ -1252,6 +1233,6 @@ impl Follow {
             let item = f.next().await?;
             Some((item.map(hyper::body::Frame::data), f))
         });
-        BodyExt::boxed(http_body_util::StreamBody::new(s))
+        http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(s))
     }
 }

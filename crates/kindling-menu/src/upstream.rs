@@ -1,18 +1,12 @@
-//! The HTTP(S) client the cache fetches upstream files with: hyper-util's
-//! client over rustls (ring, webpki roots), following redirects.
+//! The HTTP(S) client the cache fetches upstream files with: Kindling's one
+//! outbound client ([`kindling_fetch::client`]: reqwest over rustls with ring),
+//! following redirects.
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode, Uri, header};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::{Response, StatusCode, header};
+use kindling_fetch::{ClientOptions, reqwest};
 use kindling_guard::chain;
-
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Why an upstream request failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,40 +28,22 @@ pub enum UpstreamError {
 /// A shared client.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<Connector, Empty<Bytes>>,
+    client: reqwest::Client,
     head_timeout: Duration,
     max_redirects: u32,
 }
 
-/// Resolves a `Location` against the URL that sent it.
-pub fn resolve(base: &Uri, location: &str) -> Option<Uri> {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return location.parse().ok();
-    }
-    let scheme = base.scheme_str()?;
-    let auth = base.authority()?.as_str();
-    if let Some(rest) = location.strip_prefix("//") {
-        return format!("{scheme}://{rest}").parse().ok();
-    }
-    if location.starts_with('/') {
-        return format!("{scheme}://{auth}{location}").parse().ok();
-    }
-    let path = base.path();
-    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    format!("{scheme}://{auth}{dir}/{location}").parse().ok()
-}
-
 impl Upstream {
+    /// `head_timeout`: to connect and to receive the response head.
     pub fn new(head_timeout: Duration, max_redirects: u32) -> Result<Upstream, UpstreamError> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| UpstreamError::Tls(chain(&e)))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let client = kindling_fetch::client(&ClientOptions {
+            connect_timeout: head_timeout,
+            // The cache applies its own idle timeout to bodies.
+            read_timeout: None,
+            timeout: None,
+            max_redirects: max_redirects as usize,
+        })
+        .map_err(|e| UpstreamError::Tls(chain(&e)))?;
         Ok(Upstream {
             client,
             head_timeout,
@@ -75,79 +51,72 @@ impl Upstream {
         })
     }
 
-    /// GETs `url`, following redirects, and returns a 200 response (or,
-    /// with `range_ok`, a 206) with the URL it finally came from.
+    /// GETs `url`, following redirects; a 200 (or 206) response.
+    pub(crate) async fn send(
+        &self,
+        url: &str,
+        extra: &[(header::HeaderName, String)],
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|_| UpstreamError::BadUrl(url.to_string()))?;
+        let mut req = self.client.get(parsed);
+        for (k, v) in extra {
+            req = req.header(k, v);
+        }
+        let resp = match tokio::time::timeout(self.head_timeout, req.send()).await {
+            Err(_) => {
+                return Err(UpstreamError::Timeout {
+                    url: url.to_string(),
+                    secs: self.head_timeout.as_secs(),
+                });
+            }
+            Ok(Err(e)) if e.is_redirect() => {
+                return Err(UpstreamError::Redirects {
+                    url: url.to_string(),
+                    max: self.max_redirects,
+                });
+            }
+            Ok(Err(e)) => {
+                // The cause (`Connection refused`, `dns error: ...`, a TLS
+                // alert) is further down the chain; the URL is said once.
+                let at = e.url().map(|u| u.to_string()).unwrap_or(url.to_string());
+                return Err(UpstreamError::Request {
+                    url: at,
+                    why: chain(&e.without_url()),
+                });
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        let at = resp.url().to_string();
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            if resp.headers().contains_key(header::LOCATION) {
+                return Err(UpstreamError::Redirects {
+                    url: url.to_string(),
+                    max: self.max_redirects,
+                });
+            }
+            return Err(UpstreamError::Request {
+                url: at,
+                why: format!("{status} without a usable Location"),
+            });
+        }
+        if status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT {
+            return Err(UpstreamError::Status { url: at, status });
+        }
+        Ok(resp)
+    }
+
+    /// GETs `url`, following redirects, and returns a 200 response (or a
+    /// 206) with the URL it finally came from.
     pub async fn get(
         &self,
         url: &str,
         extra: &[(header::HeaderName, String)],
-    ) -> Result<(Response<Incoming>, String), UpstreamError> {
-        let mut uri: Uri = url
-            .parse()
-            .map_err(|_| UpstreamError::BadUrl(url.to_string()))?;
-        for _ in 0..=self.max_redirects {
-            let mut b = Request::get(uri.clone()).header(
-                header::USER_AGENT,
-                concat!("kindling/", env!("CARGO_PKG_VERSION")),
-            );
-            for (k, v) in extra {
-                b = b.header(k, v);
-            }
-            let req = b.body(Empty::new()).map_err(|e| UpstreamError::Request {
-                url: uri.to_string(),
-                why: chain(&e),
-            })?;
-            let resp = match tokio::time::timeout(self.head_timeout, self.client.request(req)).await
-            {
-                Err(_) => {
-                    return Err(UpstreamError::Timeout {
-                        url: uri.to_string(),
-                        secs: self.head_timeout.as_secs(),
-                    });
-                }
-                Ok(Err(e)) => {
-                    // hyper-util says `client error (Connect)`; the cause
-                    // (`Connection refused`, `dns error: ...`, a TLS alert)
-                    // is further down the chain.
-                    return Err(UpstreamError::Request {
-                        url: uri.to_string(),
-                        why: chain(&e),
-                    });
-                }
-                Ok(Ok(r)) => r,
-            };
-            let status = resp.status();
-            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-                let loc = resp
-                    .headers()
-                    .get(header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|l| resolve(&uri, l));
-                match loc {
-                    Some(next) => {
-                        uri = next;
-                        continue;
-                    }
-                    None => {
-                        return Err(UpstreamError::Request {
-                            url: uri.to_string(),
-                            why: format!("{status} without a usable Location"),
-                        });
-                    }
-                }
-            }
-            if status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT {
-                return Err(UpstreamError::Status {
-                    url: uri.to_string(),
-                    status,
-                });
-            }
-            return Ok((resp, uri.to_string()));
-        }
-        Err(UpstreamError::Redirects {
-            url: url.to_string(),
-            max: self.max_redirects,
-        })
+    ) -> Result<(Response<reqwest::Body>, String), UpstreamError> {
+        let resp = self.send(url, extra).await?;
+        let from = resp.url().to_string();
+        Ok((resp.into(), from))
     }
 
     /// GETs a small text file (checksums), at most `limit` bytes.
@@ -157,34 +126,32 @@ impl Upstream {
         limit: usize,
         idle: Duration,
     ) -> Result<String, UpstreamError> {
-        let (resp, final_url) = self.get(url, &[]).await?;
-        let mut body = resp.into_body();
+        let mut resp = self.send(url, &[]).await?;
+        let final_url = resp.url().to_string();
         let mut out = Vec::new();
         loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
+            let chunk = match tokio::time::timeout(idle, resp.chunk()).await {
                 Err(_) => {
                     return Err(UpstreamError::Timeout {
                         url: final_url,
                         secs: idle.as_secs(),
                     });
                 }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
                     return Err(UpstreamError::Request {
                         url: final_url,
-                        why: chain(&e),
+                        why: chain(&e.without_url()),
                     });
                 }
-                Ok(Some(Ok(f))) => f,
+                Ok(Ok(Some(c))) => c,
             };
-            if let Ok(d) = frame.into_data() {
-                out.extend_from_slice(&d);
-                if out.len() > limit {
-                    return Err(UpstreamError::Request {
-                        url: final_url,
-                        why: format!("larger than {limit} bytes"),
-                    });
-                }
+            out.extend_from_slice(&chunk);
+            if out.len() > limit {
+                return Err(UpstreamError::Request {
+                    url: final_url,
+                    why: format!("larger than {limit} bytes"),
+                });
             }
         }
         Ok(String::from_utf8_lossy(&out).into_owned())
@@ -267,27 +234,6 @@ mod tests {
         assert_eq!(
             find_sum(&ti, SumsFormat::Treeinfo, "images/pxeboot/initrd.img"),
             None
-        );
-    }
-
-    #[test]
-    fn redirects_resolve() {
-        let b: Uri = "https://a.example/x/y/z.img".parse().unwrap();
-        assert_eq!(
-            resolve(&b, "/p/q").unwrap().to_string(),
-            "https://a.example/p/q"
-        );
-        assert_eq!(
-            resolve(&b, "w.img").unwrap().to_string(),
-            "https://a.example/x/y/w.img"
-        );
-        assert_eq!(
-            resolve(&b, "http://m.example/r").unwrap().to_string(),
-            "http://m.example/r"
-        );
-        assert_eq!(
-            resolve(&b, "//m.example/r").unwrap().to_string(),
-            "https://m.example/r"
         );
     }
 }

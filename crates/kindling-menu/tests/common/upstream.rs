@@ -183,9 +183,5 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 pub fn sha256_hex(b: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    kindling_fetch::sha256_hex(b)
 }
