@@ -21,6 +21,8 @@ enum Mode {
     IgnoreRange,
     /// The full Content-Length, then only the first `n` bytes and a close.
     CutAt(usize),
+    /// The full Content-Length, the first `n` bytes, then nothing for 5 s.
+    StallAfter(usize),
 }
 
 struct Server {
@@ -80,7 +82,7 @@ fn answer(mut s: TcpStream, body: &[u8], mode: Mode, ranges: &Mutex<Vec<String>>
             ),
             &body[f..],
         ),
-        (Mode::CutAt(n), _) => (
+        (Mode::CutAt(n) | Mode::StallAfter(n), _) => (
             format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n"),
             &body[..n],
         ),
@@ -94,6 +96,9 @@ fn answer(mut s: TcpStream, body: &[u8], mode: Mode, ranges: &Mutex<Vec<String>>
         if s.write_all(c).is_err() {
             return;
         }
+    }
+    if let Mode::StallAfter(_) = mode {
+        std::thread::sleep(std::time::Duration::from_secs(5));
     }
 }
 
@@ -278,6 +283,28 @@ async fn the_part_limit_removes_the_part() {
     let e = p.write_body(&mut resp, &limits, |_| {}).await.unwrap_err();
     assert!(matches!(e, BodyError::TooLarge { limit: 100_000 }), "{e:?}");
     assert!(!part.exists());
+}
+
+#[tokio::test]
+async fn a_stalled_body_stops_at_the_idle_limit_and_keeps_the_part() {
+    let body = data(200_000);
+    let srv = serve(body.clone(), Mode::StallAfter(70_000));
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("x.part");
+    let mut p = Part::create(&part).await.unwrap();
+    let c = client(&opts()).unwrap();
+    let mut resp = c.get(&srv.url).send().await.unwrap();
+    let limits = Limits {
+        max_len: None,
+        idle: Some(std::time::Duration::from_secs(1)),
+    };
+    let e = p.write_body(&mut resp, &limits, |_| {}).await.unwrap_err();
+    assert!(matches!(e, BodyError::Idle { got: 70_000, .. }), "{e:?}");
+    assert_eq!(std::fs::read(&part).unwrap(), body[..70_000].to_vec());
+    // The next attempt resumes after what is there.
+    let p = Part::resume(&part).await.unwrap();
+    assert_eq!(p.len(), 70_000);
+    assert_eq!(p.sha256_so_far(), sha256_hex(&body[..70_000]));
 }
 
 #[tokio::test]
