@@ -27,7 +27,12 @@ fn main() {
                 Kind::HttpRequest,
                 "GET /assets/vmlinuz",
             );
-            e.mac = Some(format!("52:54:00:00:{:02x}:{:02x}", m / 256, m % 256).into());
+            e.mac = kindling_model::MacAddr::parse(&format!(
+                "52:54:00:00:{:02x}:{:02x}",
+                m / 256,
+                m % 256
+            ))
+            .ok();
             e.ip = Some(format!("10.1.{}.{}", m / 256, m % 256).into());
             e.endpoint = Some("assets".into());
             e.path = Some("/assets/vmlinuz".into());

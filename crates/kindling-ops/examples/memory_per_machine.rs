@@ -116,7 +116,7 @@ fn http_event(i: u32, k: u64) -> Event {
         Kind::HttpRequest,
         format!("GET /ipxe?mac={hyp}"),
     );
-    e.mac = Some(hyp.replace('-', ":").into());
+    e.mac = kindling_model::MacAddr::parse(&hyp.replace('-', ":")).ok();
     e.ip = Some("127.0.0.1".into());
     e.endpoint = Some("ipxe".into());
     e.path = Some("/ipxe".into());

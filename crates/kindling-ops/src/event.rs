@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kindling_model::MacAddr;
 use serde::{Deserialize, Serialize};
 
 /// Event text: short values (MACs, addresses, labels, most requests) are stored inline,
@@ -97,9 +98,9 @@ pub struct Event {
     /// Unix time in milliseconds.
     pub ts: u64,
     pub kind: Kind,
-    /// Normalised MAC (`52:54:00:12:34:56`); `None` only before attribution.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<Str>,
+    /// The machine (`52:54:00:12:34:56` in text); `None` only before attribution.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "mac_text")]
+    pub mac: Option<MacAddr>,
     /// The client's IP address, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<Str>,
@@ -154,6 +155,25 @@ pub struct Event {
     /// millisecond); not journaled: a replay numbers events in journal order.
     #[serde(skip)]
     pub seq: u64,
+}
+
+/// A MAC as its canonical text in the journal and the API. A line whose MAC is not a
+/// 6-byte address (none is written any more) reads as unattributed.
+mod mac_text {
+    use kindling_model::MacAddr;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mac: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match mac {
+            Some(m) => s.collect_str(m),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
+        let text = Option::<compact_str::CompactString>::deserialize(d)?;
+        Ok(text.and_then(|t| MacAddr::parse(&t).ok()))
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

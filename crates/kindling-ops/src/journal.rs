@@ -1022,7 +1022,7 @@ mod tests {
 
     fn event(ts: u64) -> Event {
         let mut e = Event::new(ts, Kind::HttpRequest, "GET /ipxe");
-        e.mac = Some("52:54:00:12:34:56".into());
+        e.mac = kindling_model::MacAddr::parse("52:54:00:12:34:56").ok();
         e.path = Some("/ipxe".into());
         e
     }

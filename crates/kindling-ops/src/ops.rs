@@ -10,7 +10,7 @@ use kindling_dhcp::{
     AnsweredEvent, DhcpObserver, IgnoreReason, IgnoredEvent, ListenPort, SeenEvent,
 };
 use kindling_http::{RequestObserver, RequestRecord};
-use kindling_model::{Mac, Snapshot};
+use kindling_model::{Mac, MacAddr, Snapshot};
 use kindling_tftp::{Outcome, TftpObserver};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -430,12 +430,11 @@ impl Ops {
         self.store.lock().map(|s| s.summaries()).unwrap_or_default()
     }
 
-    /// One machine's summary and timeline (`mac` in any form `Mac::parse` accepts).
+    /// One machine's summary and timeline (`mac` in any form `MacAddr::parse` accepts).
     pub fn machine(&self, mac: &str) -> Option<MachineDetail> {
-        let mac = Mac::parse(mac).ok()?.to_string();
         self.apply_queued();
         let s = self.store.lock().ok()?;
-        s.detail(&mac)
+        s.detail(mac)
     }
 
     /// Subscribes to live updates (JSON of [`Update`]).
@@ -546,14 +545,9 @@ impl Ops {
                 && let Some(ip) = ev.ip.as_deref()
                 && store.mac_for_ip(ip).is_none()
             {
-                ev.mac = self.neighbour(ip).map(Str::from);
+                ev.mac = self.neighbour(ip).and_then(|m| MacAddr::parse(&m).ok());
             }
-            let hint = live.then(|| {
-                (
-                    ev.ip.as_deref().map(str::to_string),
-                    ev.mac.as_deref().map(str::to_string),
-                )
-            });
+            let hint = live.then(|| (ev.ip.as_deref().map(str::to_string), ev.mac));
             let evs = store.ingest(ev);
             if let Some((ip_hint, mac_hint)) = hint {
                 live_updates(store, &evs, ip_hint, mac_hint, &mut updates);
@@ -636,11 +630,11 @@ fn live_updates(
     store: &Store,
     evs: &[Event],
     ip_hint: Option<String>,
-    mac_hint: Option<String>,
+    mac_hint: Option<MacAddr>,
     out: &mut Vec<Update>,
 ) {
     for e in evs {
-        if let Some(machine) = e.mac.as_deref().and_then(|m| store.summary(m)) {
+        if let Some(machine) = e.mac.and_then(|m| store.summary(m)) {
             out.push(Update {
                 event: e.clone(),
                 machine,
@@ -650,13 +644,8 @@ fn live_updates(
     if evs.is_empty() {
         // A repeat, counted on the machine's last event: not journaled, but the
         // dashboard still hears about it.
-        let mac = mac_hint.or_else(|| {
-            ip_hint
-                .as_deref()
-                .and_then(|ip| store.mac_for_ip(ip))
-                .map(str::to_string)
-        });
-        if let Some(mac) = mac.as_deref()
+        let mac = mac_hint.or_else(|| ip_hint.as_deref().and_then(|ip| store.mac_for_ip(ip)));
+        if let Some(mac) = mac
             && let Some(event) = store.last_event(mac)
             && let Some(machine) = store.summary(mac)
         {
@@ -722,7 +711,7 @@ fn shout(label: &str, rest: &str) -> Str {
 
 fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: Str) -> Event {
     let mut ev = Event::new(now_ms(), kind, what);
-    ev.mac = c.mac.map(|m| mac_text(&m));
+    ev.mac = c.mac.map(MacAddr);
     ev.stage = Some(Stage::Dhcp);
     ev.iface = Some(iface.into());
     ev.arch = c.arch.map(arch_text);
@@ -736,12 +725,6 @@ fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: St
         ev.ip = Some(c.ciaddr.to_compact_string());
     }
     ev
-}
-
-/// `52:54:00:12:34:56`, inline (no allocation).
-fn mac_text(m: &[u8; 6]) -> Str {
-    let b = kindling_dhcp::policy::mac_ascii(m);
-    Str::from(std::str::from_utf8(&b).unwrap_or_default())
 }
 
 /// `7 (EFI x64)`: option 93 with its name (the common ones made once).
@@ -940,8 +923,7 @@ impl RequestObserver for Ops {
         let mac = r
             .labels
             .and_then(|l| l.get("mac"))
-            .and_then(|m| Mac::parse(m).ok())
-            .map(|m| m.to_string());
+            .and_then(|m| MacAddr::parse(m).ok());
         if r.endpoint == "assets" && (200..300).contains(&r.status) {
             // The stage comes from the machine's profile: apply what is queued first
             // (asset downloads are a few per boot, not the hot path).
@@ -950,7 +932,7 @@ impl RequestObserver for Ops {
                 .store
                 .lock()
                 .ok()
-                .and_then(|s| s.asset_stage(mac.as_deref(), &ip, r.path))
+                .and_then(|s| s.asset_stage(mac, &ip, r.path))
                 .or_else(|| http_stage("assets", r.path, None));
             let kind = match kind {
                 Some(s @ (Stage::Kernel | Stage::Initrd | Stage::Rootfs)) => s.label(),
@@ -974,7 +956,7 @@ impl RequestObserver for Ops {
             Kind::HttpRequest,
             compact_str::format_compact!("{} {}", r.method, r.path),
         );
-        ev.mac = mac.map(Str::from);
+        ev.mac = mac;
         ev.ip = Some(ip.into());
         ev.endpoint = Some(r.endpoint.into());
         ev.path = Some(r.path.into());
@@ -1063,7 +1045,7 @@ mod tests {
         // repeat.
         ops.record({
             let mut e = Event::new(now_ms(), Kind::TftpTransfer, "RRQ undionly.kpxe");
-            e.mac = Some("52:54:00:00:00:01".into());
+            e.mac = kindling_model::MacAddr::parse("52:54:00:00:00:01").ok();
             e.stage = Some(Stage::Tftp);
             e
         });
@@ -1080,7 +1062,7 @@ mod tests {
         // The REQUEST to port 4011 comes from the client's address: that ties it.
         ops.record({
             let mut e = Event::new(now_ms(), Kind::DhcpSeen, "REQUEST on port 4011");
-            e.mac = Some("52:54:00:00:00:07".into());
+            e.mac = kindling_model::MacAddr::parse("52:54:00:00:00:07").ok();
             e.ip = Some("10.0.0.57".into());
             e.stage = Some(Stage::Dhcp);
             e

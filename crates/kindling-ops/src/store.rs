@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::classify::{ProfileMap, http_stage};
 use crate::event::{Event, Kind, Source, Stage, Str, format_ts};
 use crate::packed::{Packed, number_bytes};
+use kindling_model::MacAddr;
 
 /// How far back in a boot a repeated event is looked for (the longest retry cycle:
 /// DISCOVER, OFFER, REQUEST, ACK).
@@ -374,14 +375,14 @@ impl StoredEvent {
     }
 
     /// The event, as it was ingested (with its repeats), for the machine `mac`.
-    fn to_event(&self, mac: &str, names: &Names) -> Event {
+    fn to_event(&self, mac: MacAddr, names: &Names) -> Event {
         let f = self.text.unpack::<{ ef::COUNT }>();
         let s = |i: usize| f[i].and_then(|b| names.text(b)).map(Str::from);
         let n = |i: usize| self.text.number(i);
         Event {
             ts: self.ts,
             kind: self.kind,
-            mac: Some(mac.into()),
+            mac: Some(mac),
             ip: s(ef::IP),
             stage: self.stage,
             ok: self.ok,
@@ -457,7 +458,7 @@ impl StoredBoot {
         }
     }
 
-    fn to_boot(&self, mac: &str, names: &Names) -> Boot {
+    fn to_boot(&self, mac: MacAddr, names: &Names) -> Boot {
         Boot {
             started: self.started,
             started_at: format_ts(self.started).into(),
@@ -589,7 +590,7 @@ impl MachineRec {
         self.facts = facts;
     }
 
-    fn summary(&self, mac: &str, names: &Names) -> MachineSummary {
+    fn summary(&self, mac: MacAddr, names: &Names) -> MachineSummary {
         let owned = |i: usize| self.fact(i, names).map(str::to_string);
         let last = self.boots.back();
         MachineSummary {
@@ -608,7 +609,7 @@ impl MachineRec {
         }
     }
 
-    fn detail(&self, mac: &str, names: &Names) -> MachineDetail {
+    fn detail(&self, mac: MacAddr, names: &Names) -> MachineDetail {
         let owned = |i: usize| self.fact(i, names).map(str::to_string);
         MachineDetail {
             summary: self.summary(mac, names),
@@ -619,10 +620,10 @@ impl MachineRec {
         }
     }
 
-    fn to_machine(&self, mac: &str, names: &Names) -> Machine {
+    fn to_machine(&self, mac: MacAddr, names: &Names) -> Machine {
         let s = |i: usize| self.fact(i, names).map(Str::from);
         Machine {
-            mac: mac.into(),
+            mac: Str::from(mac.to_string()),
             ip: s(mf::IP),
             arch: s(mf::ARCH),
             firmware: s(mf::FIRMWARE),
@@ -645,11 +646,12 @@ impl MachineRec {
 #[derive(Debug, Default)]
 pub struct Store {
     limits: Limits,
-    machines: Machines,
+    /// Boxed records: the table holds a key and a pointer per slot, not a whole machine.
+    machines: HashMap<MacAddr, Box<MachineRec>>,
     /// Texts shared by the machines' events and facts.
     names: Names,
     /// Client IP -> (MAC, when learned).
-    ip_to_mac: HashMap<Str, (Str, u64)>,
+    ip_to_mac: HashMap<Str, (MacAddr, u64)>,
     /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
     /// Kept in the stored form (without their MAC, which they have not got yet).
     pending: HashMap<String, (u64, VecDeque<StoredEvent>)>,
@@ -660,108 +662,6 @@ pub struct Store {
     pub unattributed: u64,
     /// DHCP events counted as repeats of a stored event (a retry loop).
     pub dhcp_repeats: u64,
-}
-
-/// Machines by MAC. A normalised MAC (`52:54:00:12:34:56`, every MAC but odd journal
-/// lines) is keyed by its 48 bits: a table slot is 16 bytes instead of 32. Boxed records:
-/// the table holds a key and a pointer per slot, not a whole machine.
-#[derive(Debug, Default)]
-struct Machines {
-    bits: HashMap<u64, Box<MachineRec>>,
-    odd: HashMap<Str, Box<MachineRec>>,
-}
-
-/// The 48 bits of a normalised MAC (lower-case hex pairs joined by colons), whose text
-/// [`MacText`] gives back exactly.
-fn mac_bits(mac: &str) -> Option<u64> {
-    let b = mac.as_bytes();
-    if b.len() != 17 {
-        return None;
-    }
-    let mut k = 0u64;
-    for (i, c) in b.iter().enumerate() {
-        if i % 3 == 2 {
-            if *c != b':' {
-                return None;
-            }
-            continue;
-        }
-        let v = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        k = (k << 4) | u64::from(v);
-    }
-    Some(k)
-}
-
-/// A machine's MAC as text, from its key.
-enum MacText<'a> {
-    Bits([u8; 17]),
-    Odd(&'a str),
-}
-
-impl MacText<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            MacText::Bits(b) => std::str::from_utf8(b).unwrap_or(""),
-            MacText::Odd(s) => s,
-        }
-    }
-}
-
-impl Machines {
-    fn get(&self, mac: &str) -> Option<&MachineRec> {
-        match mac_bits(mac) {
-            Some(k) => self.bits.get(&k),
-            None => self.odd.get(mac),
-        }
-        .map(|m| &**m)
-    }
-
-    fn get_mut(&mut self, mac: &str) -> Option<&mut MachineRec> {
-        match mac_bits(mac) {
-            Some(k) => self.bits.get_mut(&k),
-            None => self.odd.get_mut(mac),
-        }
-        .map(|m| &mut **m)
-    }
-
-    fn contains(&self, mac: &str) -> bool {
-        match mac_bits(mac) {
-            Some(k) => self.bits.contains_key(&k),
-            None => self.odd.contains_key(mac),
-        }
-    }
-
-    fn insert(&mut self, mac: &str, m: MachineRec) {
-        match mac_bits(mac) {
-            Some(k) => self.bits.insert(k, Box::new(m)),
-            None => self.odd.insert(mac.into(), Box::new(m)),
-        };
-    }
-
-    fn remove(&mut self, mac: &str) {
-        match mac_bits(mac) {
-            Some(k) => self.bits.remove(&k),
-            None => self.odd.remove(mac),
-        };
-    }
-
-    fn len(&self) -> usize {
-        self.bits.len() + self.odd.len()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (MacText<'_>, &MachineRec)> {
-        let bits = self.bits.iter().map(|(k, m)| {
-            let b = k.to_be_bytes();
-            let six = [b[2], b[3], b[4], b[5], b[6], b[7]];
-            (MacText::Bits(kindling_dhcp::policy::mac_ascii(&six)), &**m)
-        });
-        let odd = self.odd.iter().map(|(k, m)| (MacText::Odd(k), &**m));
-        bits.chain(odd)
-    }
 }
 
 impl Store {
@@ -781,31 +681,34 @@ impl Store {
         self.profiles = profiles;
     }
 
-    pub fn mac_for_ip(&self, ip: &str) -> Option<&str> {
-        self.ip_to_mac.get(ip).map(|(m, _)| m.as_str())
+    pub fn mac_for_ip(&self, ip: &str) -> Option<MacAddr> {
+        self.ip_to_mac.get(ip).map(|(m, _)| *m)
     }
 
-    /// Everything known about `mac`, built from the stored form (reads are rare: the
-    /// store is laid out for writes).
+    /// Everything known about `mac` (text, any form `MacAddr::parse` takes), built from
+    /// the stored form (reads are rare: the store is laid out for writes).
     pub fn machine(&self, mac: &str) -> Option<Machine> {
-        self.machines
-            .get(mac)
-            .map(|m| m.to_machine(mac, &self.names))
+        let mac = MacAddr::parse(mac).ok()?;
+        let m = self.machines.get(&mac)?;
+        Some(m.to_machine(mac, &self.names))
     }
 
     /// `machine(mac)?.detail()` without the copy in between.
     pub fn detail(&self, mac: &str) -> Option<MachineDetail> {
-        self.machines.get(mac).map(|m| m.detail(mac, &self.names))
+        let mac = MacAddr::parse(mac).ok()?;
+        let m = self.machines.get(&mac)?;
+        Some(m.detail(mac, &self.names))
     }
 
     /// `machine(mac)?.summary()` without building the timeline.
-    pub fn summary(&self, mac: &str) -> Option<MachineSummary> {
-        self.machines.get(mac).map(|m| m.summary(mac, &self.names))
+    pub fn summary(&self, mac: MacAddr) -> Option<MachineSummary> {
+        let m = self.machines.get(&mac)?;
+        Some(m.summary(mac, &self.names))
     }
 
     /// The newest stored event of `mac`'s last boot, with its MAC.
-    pub fn last_event(&self, mac: &str) -> Option<Event> {
-        let m = self.machines.get(mac)?;
+    pub fn last_event(&self, mac: MacAddr) -> Option<Event> {
+        let m = self.machines.get(&mac)?;
         let e = m.boots.back()?.events.back()?;
         Some(e.to_event(mac, &self.names))
     }
@@ -819,18 +722,18 @@ impl Store {
         let mut v: Vec<MachineSummary> = self
             .machines
             .iter()
-            .map(|(mac, m)| m.summary(mac.as_str(), &self.names))
+            .map(|(mac, m)| m.summary(*mac, &self.names))
             .collect();
         v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
         v
     }
 
     /// Ties `ip` to `mac` (later ties win).
-    pub fn learn_ip(&mut self, ip: &str, mac: &str, ts: u64) {
+    pub fn learn_ip(&mut self, ip: &str, mac: MacAddr, ts: u64) {
         if ip.is_empty() || ip == "0.0.0.0" {
             return;
         }
-        self.ip_to_mac.insert(ip.into(), (mac.into(), ts));
+        self.ip_to_mac.insert(ip.into(), (mac, ts));
         let cap = self.limits.max_machines.saturating_mul(4).max(16);
         if self.ip_to_mac.len() > cap
             && let Some(oldest) = self
@@ -856,7 +759,7 @@ impl Store {
                 return Vec::new();
             };
             match self.mac_for_ip(&ip) {
-                Some(m) => ev.mac = Some(m.into()),
+                Some(m) => ev.mac = Some(m),
                 None => {
                     self.park(ip, ev);
                     return Vec::new();
@@ -871,7 +774,7 @@ impl Store {
             // The waiting events arrived earlier (lower seq): apply() places them
             // by (time, arrival) before the event that tied their IP.
             for w in waiting {
-                let mut w = w.to_event(&mac, &self.names);
+                let mut w = w.to_event(mac, &self.names);
                 if self.apply(&mut w).1 {
                     out.push(w);
                 }
@@ -945,16 +848,16 @@ impl Store {
     /// machine's profile. Returns `(ip, mac)` when this event tied a new IP.
     /// Applies one event to its machine: returns the (ip, mac) pair it newly
     /// tied, and whether it was stored (false: counted as a repeat).
-    fn apply(&mut self, ev: &mut Event) -> (Option<(String, String)>, bool) {
-        let Some(mac) = ev.mac.as_deref() else {
+    fn apply(&mut self, ev: &mut Event) -> (Option<(String, MacAddr)>, bool) {
+        let Some(mac) = ev.mac else {
             return (None, false);
         };
         let ts = ev.ts;
-        if !self.machines.contains(mac) {
+        if !self.machines.contains_key(&mac) {
             self.evict_for_new();
-            self.machines.insert(mac, MachineRec::new(ts));
+            self.machines.insert(mac, Box::new(MachineRec::new(ts)));
         }
-        let Some(m) = self.machines.get_mut(mac) else {
+        let Some(m) = self.machines.get_mut(&mac) else {
             return (None, false);
         };
         // Stage of asset downloads: by the profile this machine got.
@@ -986,7 +889,7 @@ impl Store {
         let mut tied = None;
         if let Some(ip) = ip {
             let known = match self.ip_to_mac.get_mut(ip) {
-                Some((x, t)) if x == mac => {
+                Some((x, t)) if *x == mac => {
                     *t = (*t).max(ts);
                     true
                 }
@@ -994,11 +897,11 @@ impl Store {
             };
             if !known {
                 self.learn_ip(ip, mac, ts);
-                tied = Some((ip.to_string(), mac.to_string()));
+                tied = Some((ip.to_string(), mac));
             }
         }
         let limits = self.limits;
-        let Some(m) = self.machines.get_mut(mac) else {
+        let Some(m) = self.machines.get_mut(&mac) else {
             return (tied, false);
         };
         // Boot splitting.
@@ -1083,20 +986,20 @@ impl Store {
             return;
         }
         let target = max - (max / 8).max(1);
-        let mut by_age: Vec<(u64, Str)> = self
+        let mut by_age: Vec<(u64, MacAddr)> = self
             .machines
             .iter()
-            .map(|(mac, m)| (m.last_seen, Str::from(mac.as_str())))
+            .map(|(mac, m)| (m.last_seen, *mac))
             .collect();
         by_age.sort_unstable();
         let excess = self.machines.len() - target.min(self.machines.len());
-        let gone: std::collections::HashSet<Str> = by_age
+        let gone: std::collections::HashSet<MacAddr> = by_age
             .into_iter()
             .take(excess)
             .map(|(_, mac)| mac)
             .collect();
         for mac in &gone {
-            self.machines.remove(mac.as_str());
+            self.machines.remove(mac);
         }
         self.ip_to_mac.retain(|_, (m, _)| !gone.contains(m));
     }
@@ -1108,9 +1011,9 @@ fn owned(s: &Option<Str>) -> Option<String> {
 
 impl Store {
     /// Stage of an `/assets/` download for the machine behind `mac` or `ip`.
-    pub fn asset_stage(&self, mac: Option<&str>, ip: &str, path: &str) -> Option<Stage> {
+    pub fn asset_stage(&self, mac: Option<MacAddr>, ip: &str, path: &str) -> Option<Stage> {
         let mac = mac.or_else(|| self.mac_for_ip(ip))?;
-        let m = self.machines.get(mac)?;
+        let m = self.machines.get(&mac)?;
         let pp = m
             .fact(mf::PROFILE, &self.names)
             .and_then(|p| self.profiles.get(p));
@@ -1128,7 +1031,7 @@ mod tests {
             Kind::HttpRequest,
             "GET /ipxe?mac=52-54-00-00-27-0f",
         );
-        e.mac = Some("52:54:00:00:27:0f".into());
+        e.mac = kindling_model::MacAddr::parse("52:54:00:00:27:0f").ok();
         e.ip = Some("127.0.0.1".into());
         e.stage = Some(Stage::Script);
         e.ok = false;
@@ -1154,7 +1057,7 @@ mod tests {
 
     #[test]
     fn stored_events_give_back_the_same_event() {
-        let mac = "52:54:00:00:27:0f";
+        let mac = MacAddr([0x52, 0x54, 0, 0, 0x27, 0x0f]);
         let e = full();
         for dhcp in [false, true] {
             let mut e = e.clone();
@@ -1206,7 +1109,7 @@ mod tests {
         }
         // Every field absent but the mandatory ones; odd numbers.
         let mut bare = Event::new(0, Kind::DhcpSeen, "");
-        bare.mac = Some(mac.into());
+        bare.mac = Some(mac);
         assert_eq!(
             StoredEvent::from_event(&bare, &mut names).to_event(mac, &names),
             bare
@@ -1272,47 +1175,6 @@ mod tests {
         }
         let same = variants.iter().filter(|v| stored.same_as(v, &names));
         assert_eq!(same.count(), 2);
-    }
-
-    #[test]
-    fn normalised_macs_are_keyed_by_their_bits_others_by_text() {
-        assert_eq!(mac_bits("52:54:00:0a:ff:01"), Some(0x5254_000a_ff01));
-        for odd in [
-            "52:54:00:0A:FF:01",
-            "52-54-00-0a-ff-01",
-            "52:54:0:0a:ff:01",
-            "",
-            "zz",
-        ] {
-            assert_eq!(mac_bits(odd), None, "{odd}");
-        }
-        let mut m = Machines::default();
-        for mac in [
-            "52:54:00:0a:ff:01",
-            "00:00:00:00:00:00",
-            "ff:ff:ff:ff:ff:ff",
-            "AA-BB",
-        ] {
-            m.insert(mac, MachineRec::new(1));
-            assert!(m.contains(mac));
-        }
-        assert!(!m.contains("52:54:00:0A:FF:01"));
-        let mut back: Vec<String> = m.iter().map(|(k, _)| k.as_str().to_string()).collect();
-        back.sort();
-        assert_eq!(
-            back,
-            [
-                "00:00:00:00:00:00",
-                "52:54:00:0a:ff:01",
-                "AA-BB",
-                "ff:ff:ff:ff:ff:ff"
-            ]
-        );
-        m.remove("AA-BB");
-        m.remove("00:00:00:00:00:00");
-        assert_eq!(m.len(), 2);
-        assert!(m.get_mut("ff:ff:ff:ff:ff:ff").is_some());
-        assert!(m.get("AA-BB").is_none());
     }
 
     #[test]

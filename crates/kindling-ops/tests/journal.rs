@@ -140,7 +140,10 @@ fn rotation_respects_the_cap() {
     assert_eq!(rb.torn_lines + rb.bad_lines, 0);
     assert!(!rb.events.is_empty());
     let last = rb.events.last().unwrap();
-    assert_eq!(last.mac.as_deref(), Some("52:54:00:00:01:c7"));
+    assert_eq!(
+        last.mac.map(|m| m.to_string()).as_deref(),
+        Some("52:54:00:00:01:c7")
+    );
     let ts: Vec<u64> = rb.events.iter().map(|e| e.ts).collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "oldest file first");
 }
@@ -148,7 +151,7 @@ fn rotation_respects_the_cap() {
 /// One journal line: an HTTP event of the test machine at `ts`.
 fn event_line(ts: u64) -> Vec<u8> {
     let mut e = kindling_ops::Event::new(ts, kindling_ops::Kind::HttpRequest, "GET /ipxe");
-    e.mac = Some(MAC_STR.into());
+    e.mac = kindling_model::MacAddr::parse(MAC_STR).ok();
     let mut l = serde_json::to_vec(&e).unwrap();
     l.push(b'\n');
     l

@@ -9,7 +9,7 @@ const IP: &str = "10.99.0.50";
 
 fn dhcp(ts: u64, mac: &str, firmware: &str, kind: Kind) -> Event {
     let mut e = Event::new(ts, kind, "DISCOVER");
-    e.mac = Some(mac.into());
+    e.mac = kindling_model::MacAddr::parse(mac).ok();
     e.stage = Some(Stage::Dhcp);
     e.firmware = Some(firmware.into());
     e.message = Some("discover".into());
@@ -18,7 +18,7 @@ fn dhcp(ts: u64, mac: &str, firmware: &str, kind: Kind) -> Event {
 
 fn http(ts: u64, mac: Option<&str>, endpoint: &str, path: &str, status: u16) -> Event {
     let mut e = Event::new(ts, Kind::HttpRequest, format!("GET {path}"));
-    e.mac = mac.map(Into::into);
+    e.mac = mac.and_then(|m| kindling_model::MacAddr::parse(m).ok());
     e.ip = Some(IP.into());
     e.endpoint = Some(endpoint.into());
     e.path = Some(path.into());
@@ -127,9 +127,15 @@ fn ip_tying_and_pending_events() {
     // /ipxe?mac=... from the same IP ties it: the waiting events follow, in time order.
     let out = s.ingest(http(4000, Some(MAC), "ipxe", "/ipxe", 200));
     assert_eq!(out.len(), 3);
-    assert!(out.iter().all(|e| e.mac.as_deref() == Some(MAC)));
+    assert!(
+        out.iter()
+            .all(|e| e.mac.map(|m| m.to_string()).as_deref() == Some(MAC))
+    );
     assert_eq!(s.pending_events(), 0);
-    assert_eq!(s.mac_for_ip(IP), Some(MAC));
+    assert_eq!(
+        s.mac_for_ip(IP).map(|m| m.to_string()).as_deref(),
+        Some(MAC)
+    );
     let ts: Vec<u64> = s.machine(MAC).unwrap().boots[0]
         .events
         .iter()
@@ -138,7 +144,7 @@ fn ip_tying_and_pending_events() {
     assert_eq!(ts, vec![1000, 2000, 3000, 4000]);
     // Later requests without a MAC are tied directly.
     let out = s.ingest(http(5000, None, "assets", "/assets/vmlinuz", 200));
-    assert_eq!(out[0].mac.as_deref(), Some(MAC));
+    assert_eq!(out[0].mac.map(|m| m.to_string()).as_deref(), Some(MAC));
     assert_eq!(s.machine(MAC).unwrap().ip.as_deref(), Some(IP));
     assert_eq!(
         s.machine(MAC).unwrap().summary().last_stage,
@@ -197,7 +203,7 @@ fn ipxe_rom_reboots_split_but_chainloading_does_not() {
     s.ingest(dhcp(1000, MAC, "bios_pxe", Kind::DhcpSeen));
     s.ingest(dhcp(1001, MAC, "bios_pxe", Kind::DhcpAnswered));
     let mut t = tftp(1100, true);
-    t.mac = Some(MAC.into());
+    t.mac = kindling_model::MacAddr::parse(MAC).ok();
     s.ingest(t);
     s.ingest(dhcp(1200, MAC, "ipxe", Kind::DhcpSeen));
     s.ingest(http(1300, Some(MAC), "ipxe", "/ipxe", 404));

@@ -125,7 +125,7 @@ async fn a_subscriber_that_does_not_read_is_dropped() {
     while srv.ops.open_subscribers() > 0 && sent < 20_000 {
         for _ in 0..50 {
             let mut ev = Event::new(1, Kind::HttpRequest, format!("GET /{big}"));
-            ev.mac = Some(MAC_STR.into());
+            ev.mac = kindling_model::MacAddr::parse(MAC_STR).ok();
             ev.ip = Some("127.0.0.1".into());
             srv.ops.record(ev);
             sent += 1;

@@ -13,7 +13,7 @@ use kindling_ops::{Event, Kind, Stage};
 
 fn ev(ts: u64, kind: Kind, what: &str, mac: Option<&str>, ip: Option<&str>) -> Event {
     let mut e = Event::new(ts, kind, what);
-    e.mac = mac.map(Into::into);
+    e.mac = mac.and_then(|m| kindling_model::MacAddr::parse(m).ok());
     e.ip = ip.map(Into::into);
     e
 }
@@ -230,7 +230,9 @@ fn scenario() -> String {
     x.duration_ms = Some(0.0);
     x.user_class = Some("a,b".into());
     log(&mut s, x);
-    // A MAC that is not normalised (a hand-edited journal).
+    // A MAC that is not a 6-byte address (a hand-edited journal) names no machine: the
+    // event waits for its IP like any unattributed one (before MacAddr it made a machine
+    // "AA-BB"; the only change to this file's output).
     log(
         &mut s,
         http(step(1), Some("AA-BB"), "10.9.9.9", "ipxe", "/ipxe", 200),
