@@ -112,16 +112,6 @@ pub fn decide(
     ))
 }
 
-/// Parses a MAC in the `Labels` form (lower-case, colons) into bytes.
-pub fn mac_bytes(mac: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = mac.split(':');
-    for b in &mut out {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,13 +175,5 @@ mod tests {
         assert!(t.len() <= BindTable::MAX_MACS, "{}", t.len());
         // The oldest went first.
         assert!(t.ips(&mac).is_empty());
-    }
-
-    #[test]
-    fn mac_text() {
-        assert_eq!(mac_bytes(M), Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]));
-        assert_eq!(mac_bytes("52:54:00:12:34"), None);
-        assert_eq!(mac_bytes("52:54:00:12:34:56:78"), None);
-        assert_eq!(mac_bytes("zz:54:00:12:34:56"), None);
     }
 }

@@ -894,7 +894,7 @@ impl kindling_http::MachineBinding for Ops {
             IpAddr::V4(v4) => self.arp.read().ok().and_then(|f| f(v4)),
             IpAddr::V6(_) => None,
         };
-        let booted_from: Vec<std::net::Ipv4Addr> = match crate::binding::mac_bytes(mac) {
+        let booted_from: Vec<std::net::Ipv4Addr> = match MacAddr::parse(mac).ok().map(|m| m.0) {
             Some(m) => self
                 .bindings
                 .lock()
