@@ -4,13 +4,13 @@
 //! or asks a running server's API when `--server URL` is given.
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use kindling_fetch::{ClientOptions, reqwest};
 use kindling_model::Mac;
 
 use crate::event::{format_time, human_bytes};
@@ -307,41 +307,42 @@ pub fn format_detail(d: &MachineDetail) -> String {
     s
 }
 
-/// A minimal HTTP/1.1 GET over plain TCP (the API is served on Kindling's HTTP port).
+/// GETs `path` of the server at `base` (an `http://host:port` URL, or just
+/// `host:port`) with Kindling's outbound client on a current-thread runtime; the
+/// status and the body.
 fn http_get(base: &str, path: &str) -> Result<(u16, String)> {
     let rest = base
         .strip_prefix("http://")
         .or_else(|| (!base.contains("://")).then_some(base))
         .ok_or_else(|| anyhow!("--server must be an http:// URL, got {base:?}"))?;
     let hostport = rest.split('/').next().unwrap_or(rest);
-    let addr = if hostport.contains(':') && !hostport.ends_with(']') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
-    let sock = addr
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {addr}"))?
-        .next()
-        .ok_or_else(|| anyhow!("{addr} has no address"))?;
-    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(5))
-        .with_context(|| format!("connecting to {base}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)
-        .with_context(|| format!("reading the answer of {base}"))?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("{base} sent a malformed HTTP answer"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow!("{base} sent no HTTP status"))?;
-    Ok((status, body.to_string()))
+    let url = reqwest::Url::parse(&format!("http://{hostport}{path}"))
+        .with_context(|| format!("--server {base:?} is not a usable URL"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let client = kindling_fetch::client(&ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Some(Duration::from_secs(10)),
+            timeout: None,
+            max_redirects: 0,
+        })
+        .context("building the HTTP client")?;
+        let resp = client
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e.without_url()))
+            .with_context(|| format!("connecting to {base}"))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| anyhow::Error::new(e.without_url()))
+            .with_context(|| format!("reading the answer of {base}"))?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    })
 }
