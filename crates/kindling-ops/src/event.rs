@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kindling_dhcp::Firmware;
+use kindling_dhcp::wire::MessageType;
 use kindling_model::MacAddr;
 use serde::{Deserialize, Serialize};
 
@@ -129,12 +131,20 @@ pub struct Event {
     /// Option 93 architecture, e.g. `7 (EFI x64)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<Str>,
-    /// `bios_pxe`, `uefi_pxe`, `uefi_http`, `ipxe`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firmware: Option<Str>,
-    /// DHCP message type (`discover`, `request`, `offer`, `ack`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<Str>,
+    /// `bios_pxe`, `uefi_pxe`, `uefi_http`, `ipxe` in text.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "firmware_text"
+    )]
+    pub firmware: Option<Firmware>,
+    /// DHCP message type (`discover`, `request`, `offer`, `ack` in text).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "message_text"
+    )]
+    pub message: Option<MessageType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_class: Option<Str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +185,59 @@ mod mac_text {
         Ok(text.and_then(|t| MacAddr::parse(&t).ok()))
     }
 }
+
+/// The firmware of a `label()` (`None`: not one of them).
+pub fn firmware_from_label(s: &str) -> Option<Firmware> {
+    [
+        Firmware::Ipxe,
+        Firmware::BiosPxe,
+        Firmware::UefiPxe,
+        Firmware::UefiHttp,
+    ]
+    .into_iter()
+    .find(|f| f.label() == s)
+}
+
+/// The DHCP message type of a `label()` (`other` reads as `Other(0)`).
+pub fn message_from_label(s: &str) -> Option<MessageType> {
+    (1..=8)
+        .chain([0])
+        .map(MessageType::from_u8)
+        .find(|m| m.label() == s)
+}
+
+/// An enum field as its label in the journal and the API; an unknown label reads as
+/// absent.
+macro_rules! label_serde {
+    ($name:ident, $ty:ty, $parse:path) => {
+        mod $name {
+            use serde::{Deserialize, Deserializer, Serializer};
+
+            pub fn serialize<S: Serializer>(v: &Option<$ty>, s: S) -> Result<S::Ok, S::Error> {
+                match v {
+                    Some(v) => s.serialize_str(v.label()),
+                    None => s.serialize_none(),
+                }
+            }
+
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<$ty>, D::Error> {
+                let text = Option::<compact_str::CompactString>::deserialize(d)?;
+                Ok(text.and_then(|t| $parse(&t)))
+            }
+        }
+    };
+}
+
+label_serde!(
+    firmware_text,
+    kindling_dhcp::Firmware,
+    super::firmware_from_label
+);
+label_serde!(
+    message_text,
+    kindling_dhcp::wire::MessageType,
+    super::message_from_label
+);
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -237,15 +300,15 @@ impl Event {
     /// An iPXE DHCP DISCOVER (a new iPXE instance: chainloaded, or the VM's ROM).
     pub fn is_ipxe_discover(&self) -> bool {
         self.kind == Kind::DhcpSeen
-            && self.message.as_deref() == Some("discover")
-            && self.firmware.as_deref() == Some("ipxe")
+            && self.message == Some(MessageType::Discover)
+            && self.firmware == Some(Firmware::Ipxe)
     }
 
     /// A firmware (not iPXE) DHCP DISCOVER: the start of a new boot.
     pub fn is_firmware_discover(&self) -> bool {
         self.kind == Kind::DhcpSeen
-            && self.message.as_deref() == Some("discover")
-            && self.firmware.as_deref().is_some_and(|f| f != "ipxe")
+            && self.message == Some(MessageType::Discover)
+            && self.firmware.is_some_and(|f| f != Firmware::Ipxe)
     }
 }
 

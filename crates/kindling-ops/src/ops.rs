@@ -715,8 +715,8 @@ fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: St
     ev.stage = Some(Stage::Dhcp);
     ev.iface = Some(iface.into());
     ev.arch = c.arch.map(arch_text);
-    ev.firmware = c.firmware.map(|f| f.label().into());
-    ev.message = c.message_type.map(|m| m.label().into());
+    ev.firmware = c.firmware;
+    ev.message = c.message_type;
     ev.vendor_class = c.vendor_class.as_deref().map(Str::from);
     if !c.user_classes.is_empty() {
         ev.user_class = Some(Str::from(c.user_classes.join(",")));
@@ -786,7 +786,7 @@ impl DhcpObserver for Ops {
             e.iface,
             shout(label, &format!(" {file}")),
         );
-        ev.message = Some(label.into());
+        ev.message = Some(e.reply.message_type);
         ev.path = (!e.reply.file.is_empty()).then(|| Str::from(e.reply.file.as_str()));
         if let Some(r) = &e.reply.rule {
             ev.reason = Some(compact_str::format_compact!("rule {r}"));

@@ -15,8 +15,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{ProfileMap, http_stage};
-use crate::event::{Event, Kind, Source, Stage, Str, format_ts};
+use crate::event::{
+    Event, Kind, Source, Stage, Str, firmware_from_label, format_ts, message_from_label,
+};
 use crate::packed::{Packed, number_bytes};
+use kindling_dhcp::Firmware;
+use kindling_dhcp::wire::MessageType;
 use kindling_model::MacAddr;
 
 /// How far back in a boot a repeated event is looked for (the longest retry cycle:
@@ -337,8 +341,8 @@ impl StoredEvent {
             (ev.endpoint.as_deref(), Server),
             (ev.iface.as_deref(), Server),
             (ev.arch.as_deref(), Client),
-            (ev.firmware.as_deref(), Server),
-            (ev.message.as_deref(), Server),
+            (ev.firmware.map(Firmware::label), Server),
+            (ev.message.map(MessageType::label), Server),
             (ev.vendor_class.as_deref(), Client),
             (ev.user_class.as_deref(), Client),
             (ev.group.as_deref(), No),
@@ -377,7 +381,8 @@ impl StoredEvent {
     /// The event, as it was ingested (with its repeats), for the machine `mac`.
     fn to_event(&self, mac: MacAddr, names: &Names) -> Event {
         let f = self.text.unpack::<{ ef::COUNT }>();
-        let s = |i: usize| f[i].and_then(|b| names.text(b)).map(Str::from);
+        let text = |i: usize| f[i].and_then(|b| names.text(b));
+        let s = |i: usize| text(i).map(Str::from);
         let n = |i: usize| self.text.number(i);
         Event {
             ts: self.ts,
@@ -395,8 +400,8 @@ impl StoredEvent {
             duration_ms: n(ef::DURATION).map(f64::from_bits),
             iface: s(ef::IFACE),
             arch: s(ef::ARCH),
-            firmware: s(ef::FIRMWARE),
-            message: s(ef::MESSAGE),
+            firmware: text(ef::FIRMWARE).and_then(firmware_from_label),
+            message: text(ef::MESSAGE).and_then(message_from_label),
             vendor_class: s(ef::VENDOR_CLASS),
             user_class: s(ef::USER_CLASS),
             group: s(ef::GROUP),
@@ -420,8 +425,8 @@ impl StoredEvent {
         let text = |i: usize| f[i].and_then(|b| names.text(b));
         let is = |i: usize, v: &Option<Str>| text(i) == v.as_deref();
         text(ef::WHAT) == Some(other.what.as_str())
-            && is(ef::FIRMWARE, &other.firmware)
-            && is(ef::MESSAGE, &other.message)
+            && text(ef::FIRMWARE) == other.firmware.map(Firmware::label)
+            && text(ef::MESSAGE) == other.message.map(MessageType::label)
             && is(ef::REASON, &other.reason)
             && is(ef::ENDPOINT, &other.endpoint)
             && is(ef::PATH, &other.path)
@@ -872,8 +877,8 @@ impl Store {
         let ip = ev.ip.as_deref().filter(|i| *i != "0.0.0.0");
         let firmware = ev
             .firmware
-            .as_deref()
-            .filter(|f| *f != "ipxe" || m.fact(mf::FIRMWARE, &self.names).is_none());
+            .filter(|f| *f != Firmware::Ipxe || m.fact(mf::FIRMWARE, &self.names).is_none())
+            .map(Firmware::label);
         m.set_facts(
             &[
                 (mf::IP, ip),
@@ -1043,8 +1048,8 @@ mod tests {
         e.duration_ms = Some(0.123_456_789);
         e.iface = Some("eth0".into());
         e.arch = Some("7 (EFI x64)".into());
-        e.firmware = Some("uefi_http".into());
-        e.message = Some("discover".into());
+        e.firmware = Some(Firmware::UefiHttp);
+        e.message = Some(MessageType::Discover);
         e.vendor_class = Some("PXEClient:Arch:00007:UNDI:003016".into());
         e.user_class = Some("iPXE,x".into());
         e.group = Some("node-42".into());
@@ -1144,7 +1149,7 @@ mod tests {
         v.firmware = None;
         variants.push(v);
         let mut v = a.clone();
-        v.message = Some("offer".into());
+        v.message = Some(MessageType::Offer);
         variants.push(v);
         let mut v = a.clone();
         v.ok = true;

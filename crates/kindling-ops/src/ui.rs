@@ -274,8 +274,8 @@ fn event_row(e: &Event, start: u64) -> String {
     if let Some(p) = &e.profile {
         detail.push(format!("profile {}", esc(p)));
     }
-    if let Some(f) = &e.firmware {
-        detail.push(esc(f));
+    if let Some(f) = e.firmware {
+        detail.push(esc(f.label()));
     }
     if let Some(a) = &e.arch {
         detail.push(format!("arch {}", esc(a)));

@@ -11,8 +11,8 @@ fn dhcp(ts: u64, mac: &str, firmware: &str, kind: Kind) -> Event {
     let mut e = Event::new(ts, kind, "DISCOVER");
     e.mac = kindling_model::MacAddr::parse(mac).ok();
     e.stage = Some(Stage::Dhcp);
-    e.firmware = Some(firmware.into());
-    e.message = Some("discover".into());
+    e.firmware = kindling_ops::event::firmware_from_label(firmware);
+    e.message = Some(kindling_dhcp::wire::MessageType::Discover);
     e
 }
 

@@ -40,8 +40,8 @@ fn http(ts: u64, mac: Option<&str>, ip: &str, endpoint: &str, path: &str, status
 fn dhcp(ts: u64, mac: &str, fw: &str, kind: Kind, msg: &str, what: &str) -> Event {
     let mut e = ev(ts, kind, what, Some(mac), None);
     e.stage = Some(Stage::Dhcp);
-    e.firmware = Some(fw.into());
-    e.message = Some(msg.into());
+    e.firmware = kindling_ops::event::firmware_from_label(fw);
+    e.message = kindling_ops::event::message_from_label(msg);
     e.arch = Some("7 (EFI x64)".into());
     e.vendor_class = Some("PXEClient:Arch:00007:UNDI:003016".into());
     e.iface = Some("kbr0".into());
