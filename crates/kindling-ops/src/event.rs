@@ -128,9 +128,9 @@ pub struct Event {
     pub duration_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iface: Option<Str>,
-    /// Option 93 architecture, e.g. `7 (EFI x64)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arch: Option<Str>,
+    /// Option 93 architecture (`7 (EFI x64)` in text).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "arch_text")]
+    pub arch: Option<u16>,
     /// `bios_pxe`, `uefi_pxe`, `uefi_http`, `ipxe` in text.
     #[serde(
         default,
@@ -204,6 +204,42 @@ pub fn message_from_label(s: &str) -> Option<MessageType> {
         .chain([0])
         .map(MessageType::from_u8)
         .find(|m| m.label() == s)
+}
+
+/// `7 (EFI x64)`: option 93 with its name (the common ones made once).
+pub fn arch_label(a: u16) -> Str {
+    static KNOWN: std::sync::OnceLock<Vec<Str>> = std::sync::OnceLock::new();
+    fn make(a: u16) -> Str {
+        kindling_dhcp::policy::describe_arch(a).into()
+    }
+    let known = KNOWN.get_or_init(|| (0..64).map(make).collect());
+    match known.get(usize::from(a)) {
+        Some(s) => s.clone(),
+        None => make(a),
+    }
+}
+
+/// The option 93 code of an [`arch_label`] (its leading number).
+pub fn arch_from_label(s: &str) -> Option<u16> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s.get(..end)?.parse().ok()
+}
+
+/// The architecture as its [`arch_label`] in the journal and the API.
+mod arch_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u16>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.serialize_str(&super::arch_label(*a)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+        let text = Option::<compact_str::CompactString>::deserialize(d)?;
+        Ok(text.and_then(|t| super::arch_from_label(&t)))
+    }
 }
 
 /// An enum field as its label in the journal and the API; an unknown label reads as

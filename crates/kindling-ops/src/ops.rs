@@ -714,7 +714,7 @@ fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: St
     ev.mac = c.mac.map(MacAddr);
     ev.stage = Some(Stage::Dhcp);
     ev.iface = Some(iface.into());
-    ev.arch = c.arch.map(arch_text);
+    ev.arch = c.arch;
     ev.firmware = c.firmware;
     ev.message = c.message_type;
     ev.vendor_class = c.vendor_class.as_deref().map(Str::from);
@@ -725,19 +725,6 @@ fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: St
         ev.ip = Some(c.ciaddr.to_compact_string());
     }
     ev
-}
-
-/// `7 (EFI x64)`: option 93 with its name (the common ones made once).
-fn arch_text(a: u16) -> Str {
-    static KNOWN: std::sync::OnceLock<Vec<Str>> = std::sync::OnceLock::new();
-    fn make(a: u16) -> Str {
-        kindling_dhcp::policy::describe_arch(a).into()
-    }
-    let known = KNOWN.get_or_init(|| (0..64).map(make).collect());
-    match known.get(usize::from(a)) {
-        Some(s) => s.clone(),
-        None => make(a),
-    }
 }
 
 impl DhcpObserver for Ops {

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{ProfileMap, http_stage};
 use crate::event::{
-    Event, Kind, Source, Stage, Str, firmware_from_label, format_ts, message_from_label,
+    Event, Kind, Source, Stage, Str, arch_from_label, arch_label, firmware_from_label, format_ts,
+    message_from_label,
 };
 use crate::packed::{Packed, number_bytes};
 use kindling_dhcp::Firmware;
@@ -333,6 +334,7 @@ impl StoredEvent {
         let dhcp = ev.source() == Source::Dhcp;
         use Intern::{Client, No, Server};
         let dhcp = if dhcp { Server } else { No };
+        let arch = ev.arch.map(arch_label);
         let texts: [(Option<&str>, Intern); ef::TEXTS] = [
             (Some(ev.what.as_str()), dhcp),
             (ev.ip.as_deref(), No),
@@ -340,7 +342,7 @@ impl StoredEvent {
             (ev.path.as_deref(), dhcp),
             (ev.endpoint.as_deref(), Server),
             (ev.iface.as_deref(), Server),
-            (ev.arch.as_deref(), Client),
+            (arch.as_deref(), Client),
             (ev.firmware.map(Firmware::label), Server),
             (ev.message.map(MessageType::label), Server),
             (ev.vendor_class.as_deref(), Client),
@@ -399,7 +401,7 @@ impl StoredEvent {
             bytes: n(ef::BYTES),
             duration_ms: n(ef::DURATION).map(f64::from_bits),
             iface: s(ef::IFACE),
-            arch: s(ef::ARCH),
+            arch: text(ef::ARCH).and_then(arch_from_label),
             firmware: text(ef::FIRMWARE).and_then(firmware_from_label),
             message: text(ef::MESSAGE).and_then(message_from_label),
             vendor_class: s(ef::VENDOR_CLASS),
@@ -879,10 +881,11 @@ impl Store {
             .firmware
             .filter(|f| *f != Firmware::Ipxe || m.fact(mf::FIRMWARE, &self.names).is_none())
             .map(Firmware::label);
+        let arch = ev.arch.map(arch_label);
         m.set_facts(
             &[
                 (mf::IP, ip),
-                (mf::ARCH, ev.arch.as_deref()),
+                (mf::ARCH, arch.as_deref()),
                 (mf::FIRMWARE, firmware),
                 (mf::VENDOR_CLASS, ev.vendor_class.as_deref()),
                 (mf::USER_CLASS, ev.user_class.as_deref()),
@@ -1047,7 +1050,7 @@ mod tests {
         e.bytes = Some(600);
         e.duration_ms = Some(0.123_456_789);
         e.iface = Some("eth0".into());
-        e.arch = Some("7 (EFI x64)".into());
+        e.arch = Some(7);
         e.firmware = Some(Firmware::UefiHttp);
         e.message = Some(MessageType::Discover);
         e.vendor_class = Some("PXEClient:Arch:00007:UNDI:003016".into());

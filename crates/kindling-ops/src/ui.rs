@@ -277,8 +277,8 @@ fn event_row(e: &Event, start: u64) -> String {
     if let Some(f) = e.firmware {
         detail.push(esc(f.label()));
     }
-    if let Some(a) = &e.arch {
-        detail.push(format!("arch {}", esc(a)));
+    if let Some(a) = e.arch {
+        detail.push(format!("arch {}", esc(&crate::event::arch_label(a))));
     }
     if let Some(i) = &e.iface {
         detail.push(format!("on {}", esc(i)));

@@ -42,7 +42,7 @@ fn dhcp(ts: u64, mac: &str, fw: &str, kind: Kind, msg: &str, what: &str) -> Even
     e.stage = Some(Stage::Dhcp);
     e.firmware = kindling_ops::event::firmware_from_label(fw);
     e.message = kindling_ops::event::message_from_label(msg);
-    e.arch = Some("7 (EFI x64)".into());
+    e.arch = Some(7);
     e.vendor_class = Some("PXEClient:Arch:00007:UNDI:003016".into());
     e.iface = Some("kbr0".into());
     if fw == "ipxe" {
