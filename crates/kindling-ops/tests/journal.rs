@@ -312,3 +312,38 @@ fn no_journal_no_writable_gauge() {
         Some(1.0)
     );
 }
+
+/// Journals written before events were typed hold every field as text; they read back
+/// into the typed fields (MAC, firmware, message type, option 93 code) and render as
+/// they were written.
+#[test]
+fn a_journal_of_text_fields_reads_into_typed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = concat!(
+        r#"{"ts":1795006000021,"kind":"dhcp_seen","mac":"52:54:00:00:00:0a","stage":"dhcp","ok":true,"what":"DISCOVER on port 67","iface":"kbr0","arch":"7 (efi-x64)","firmware":"uefi_pxe","message":"discover","vendor_class":"PXEClient:Arch:00007:UNDI:003016"}"#,
+        "\n",
+        r#"{"ts":1795006000022,"kind":"dhcp_answered","mac":"52:54:00:00:00:0a","stage":"dhcp","ok":true,"what":"OFFER ipxe.efi","path":"ipxe.efi","arch":"0 (bios)","firmware":"bios_pxe","message":"offer"}"#,
+        "\n",
+    );
+    std::fs::write(journal_path(dir.path(), 0), old).unwrap();
+    let rb = read_journal(dir.path(), 1).unwrap();
+    assert_eq!((rb.read, rb.bad_lines), (2, 0));
+    let (seen, offer) = (&rb.events[0], &rb.events[1]);
+    assert_eq!(
+        seen.mac,
+        Some(kindling_model::MacAddr([0x52, 0x54, 0, 0, 0, 0x0a]))
+    );
+    assert_eq!(seen.firmware, Some(Firmware::UefiPxe));
+    assert_eq!(
+        seen.message,
+        Some(kindling_dhcp::wire::MessageType::Discover)
+    );
+    assert_eq!((seen.arch, offer.arch), (Some(7), Some(0)));
+    assert_eq!(offer.message, Some(kindling_dhcp::wire::MessageType::Offer));
+    let again: String = rb
+        .events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    assert_eq!(again, old);
+}
