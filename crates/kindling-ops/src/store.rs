@@ -15,10 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{ProfileMap, http_stage};
-use crate::event::{
-    Event, Kind, Source, Stage, Str, arch_from_label, arch_label, firmware_from_label, format_ts,
-    message_from_label,
-};
+use crate::event::{Event, Kind, Source, Stage, Str, arch_label, format_ts};
 use crate::packed::{Packed, number_bytes};
 use kindling_dhcp::Firmware;
 use kindling_dhcp::wire::MessageType;
@@ -276,17 +273,16 @@ mod ef {
     pub const PATH: usize = 3;
     pub const ENDPOINT: usize = 4;
     pub const IFACE: usize = 5;
-    pub const ARCH: usize = 6;
-    pub const FIRMWARE: usize = 7;
-    pub const MESSAGE: usize = 8;
-    pub const VENDOR_CLASS: usize = 9;
-    pub const USER_CLASS: usize = 10;
-    pub const GROUP: usize = 11;
-    pub const PROFILE: usize = 12;
-    pub const BYTES: usize = 13;
-    pub const DURATION: usize = 14;
-    pub const COUNT: usize = 15;
-    pub const TEXTS: usize = 13;
+    pub const VENDOR_CLASS: usize = 6;
+    pub const USER_CLASS: usize = 7;
+    pub const GROUP: usize = 8;
+    pub const PROFILE: usize = 9;
+    /// Numbers: option 93, bytes, duration (bits of the f64).
+    pub const ARCH: usize = 10;
+    pub const BYTES: usize = 11;
+    pub const DURATION: usize = 12;
+    pub const COUNT: usize = 13;
+    pub const TEXTS: usize = 10;
 }
 
 /// Facts of a [`MachineRec`] (its packed part).
@@ -314,12 +310,15 @@ pub(crate) struct StoredEvent {
     pub ts: u64,
     pub last_ts: u64,
     pub seq: u64,
-    pub repeats: u64,
+    /// Saturates (four billion retries of one event).
+    pub repeats: u32,
     text: Packed,
     status: Option<u16>,
     kind: Kind,
     stage: Option<Stage>,
     ok: bool,
+    firmware: Option<Firmware>,
+    message: Option<MessageType>,
 }
 
 const _: () = assert!(std::mem::size_of::<StoredEvent>() <= 56);
@@ -334,7 +333,6 @@ impl StoredEvent {
         let dhcp = ev.source() == Source::Dhcp;
         use Intern::{Client, No, Server};
         let dhcp = if dhcp { Server } else { No };
-        let arch = ev.arch.map(arch_label);
         let texts: [(Option<&str>, Intern); ef::TEXTS] = [
             (Some(ev.what.as_str()), dhcp),
             (ev.ip.as_deref(), No),
@@ -342,9 +340,6 @@ impl StoredEvent {
             (ev.path.as_deref(), dhcp),
             (ev.endpoint.as_deref(), Server),
             (ev.iface.as_deref(), Server),
-            (arch.as_deref(), Client),
-            (ev.firmware.map(Firmware::label), Server),
-            (ev.message.map(MessageType::label), Server),
             (ev.vendor_class.as_deref(), Client),
             (ev.user_class.as_deref(), Client),
             (ev.group.as_deref(), No),
@@ -356,6 +351,7 @@ impl StoredEvent {
                 *r = names.intern(t, *who);
             }
         }
+        let arch = ev.arch.map(|a| number_bytes(a.into()));
         let bytes = ev.bytes.map(number_bytes);
         let duration = ev.duration_ms.map(|d| d.to_bits().to_le_bytes());
         let mut f: [Option<&[u8]>; ef::COUNT] = [None; ef::COUNT];
@@ -365,18 +361,21 @@ impl StoredEvent {
                 None => text.map(str::as_bytes),
             };
         }
+        f[ef::ARCH] = arch.as_ref().and_then(|(b, n)| b.get(..*n));
         f[ef::BYTES] = bytes.as_ref().and_then(|(b, n)| b.get(..*n));
         f[ef::DURATION] = duration.as_ref().map(|d| &d[..]);
         StoredEvent {
             ts: ev.ts,
             last_ts: ev.last_ts,
             seq: ev.seq,
-            repeats: ev.repeats,
+            repeats: u32::try_from(ev.repeats).unwrap_or(u32::MAX),
             text: Packed::build(&f),
             status: ev.status,
             kind: ev.kind,
             stage: ev.stage,
             ok: ev.ok,
+            firmware: ev.firmware,
+            message: ev.message,
         }
     }
 
@@ -401,14 +400,14 @@ impl StoredEvent {
             bytes: n(ef::BYTES),
             duration_ms: n(ef::DURATION).map(f64::from_bits),
             iface: s(ef::IFACE),
-            arch: text(ef::ARCH).and_then(arch_from_label),
-            firmware: text(ef::FIRMWARE).and_then(firmware_from_label),
-            message: text(ef::MESSAGE).and_then(message_from_label),
+            arch: n(ef::ARCH).and_then(|a| u16::try_from(a).ok()),
+            firmware: self.firmware,
+            message: self.message,
             vendor_class: s(ef::VENDOR_CLASS),
             user_class: s(ef::USER_CLASS),
             group: s(ef::GROUP),
             profile: s(ef::PROFILE),
-            repeats: self.repeats,
+            repeats: self.repeats.into(),
             last_ts: self.last_ts,
             seq: self.seq,
         }
@@ -423,12 +422,12 @@ impl StoredEvent {
         {
             return false;
         }
-        let f = self.text.unpack::<{ ef::MESSAGE + 1 }>();
+        let f = self.text.unpack::<{ ef::ENDPOINT + 1 }>();
         let text = |i: usize| f[i].and_then(|b| names.text(b));
         let is = |i: usize, v: &Option<Str>| text(i) == v.as_deref();
         text(ef::WHAT) == Some(other.what.as_str())
-            && text(ef::FIRMWARE) == other.firmware.map(Firmware::label)
-            && text(ef::MESSAGE) == other.message.map(MessageType::label)
+            && self.firmware == other.firmware
+            && self.message == other.message
             && is(ef::REASON, &other.reason)
             && is(ef::ENDPOINT, &other.endpoint)
             && is(ef::PATH, &other.path)
@@ -960,7 +959,7 @@ impl Store {
             && prev.seq < ev.seq
             && prev.ts <= ts
         {
-            prev.repeats += 1;
+            prev.repeats = prev.repeats.saturating_add(1);
             prev.last_ts = ts;
             if ev.source() == Source::Dhcp {
                 self.dhcp_repeats += 1;
@@ -1087,12 +1086,12 @@ mod tests {
             assert_eq!(raw.to_event(mac, &full_names), e);
             assert!(
                 raw.text
-                    .get(ef::ARCH)
+                    .get(ef::VENDOR_CLASS)
                     .is_some_and(|b| b.first() != Some(&NAME_REF))
             );
             assert!(
                 once.text
-                    .get(ef::ARCH)
+                    .get(ef::VENDOR_CLASS)
                     .is_some_and(|b| b.first() == Some(&NAME_REF))
             );
         }
