@@ -701,12 +701,19 @@ fn ordinary_ignore(r: IgnoreReason) -> bool {
 }
 
 /// `DISCOVER` + rest (inline when short).
-fn shout(label: &str, rest: &str) -> Str {
-    let mut s = Str::with_capacity(label.len() + rest.len());
+fn shout(label: &str, rest: &[&str]) -> Str {
+    let mut s = Str::with_capacity(label.len() + rest.iter().map(|r| r.len()).sum::<usize>());
     s.push_str(label);
     s.make_ascii_uppercase();
-    s.push_str(rest);
+    for r in rest {
+        s.push_str(r);
+    }
     s
+}
+
+/// A port number as text (inline: no allocation).
+fn port_text(port: u16) -> Str {
+    compact_str::ToCompactString::to_compact_string(&port)
 }
 
 fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: Str) -> Event {
@@ -749,7 +756,7 @@ impl DhcpObserver for Ops {
             Kind::DhcpSeen,
             c,
             e.iface,
-            shout(msg, &format!(" on port {}", e.port.number())),
+            shout(msg, &[" on port ", port_text(e.port.number()).as_str()]),
         );
         // The source of an unrelayed packet on 4011 is the client's address.
         if ev.ip.is_none() && c.giaddr.is_unspecified() && !e.source.ip().is_unspecified() {
@@ -766,12 +773,11 @@ impl DhcpObserver for Ops {
         } else {
             e.reply.file.as_str()
         };
-        let file = shown.to_string();
         let mut ev = client_event(
             Kind::DhcpAnswered,
             e.client,
             e.iface,
-            shout(label, &format!(" {file}")),
+            shout(label, &[" ", shown]),
         );
         ev.message = Some(e.reply.message_type);
         ev.path = (!e.reply.file.is_empty()).then(|| Str::from(e.reply.file.as_str()));
@@ -788,7 +794,12 @@ impl DhcpObserver for Ops {
             return;
         }
         let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
-        let mut ev = client_event(Kind::DhcpIgnored, c, e.iface, shout(msg, " not answered"));
+        let mut ev = client_event(
+            Kind::DhcpIgnored,
+            c,
+            e.iface,
+            shout(msg, &[" not answered"]),
+        );
         ev.ok = false;
         ev.reason = Some(e.reason.label().into());
         self.record(ev);
