@@ -101,19 +101,9 @@ fn pull_logs_progress_lines_when_stderr_is_not_a_terminal() {
 
 /// A loopback port nothing listens on, and the OS's words for connecting to
 /// it (Linux: "Connection refused").
-fn closed_port() -> (u16, String) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    let e = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
-    let words = e.to_string();
-    let words = words.split(" (os error").next().unwrap().to_string();
-    (port, words)
-}
-
 #[test]
 fn pull_from_a_closed_port_says_connection_refused_once() {
-    let (port, refused) = closed_port();
+    let (port, refused) = kindling_testkit::closed_port();
     let tmp = tempfile::tempdir().unwrap();
     let data = data_dir(tmp.path());
     let base = format!("http://127.0.0.1:{port}");
