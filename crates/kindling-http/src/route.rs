@@ -132,6 +132,7 @@ pub(crate) async fn route(
             {
                 return ("tftp", serve_trusted_file(file, headers).await);
             }
+            let snapshot = shared.snapshot.load_full();
             let ext = ExtRequest {
                 method,
                 path: p,
@@ -139,6 +140,7 @@ pub(crate) async fn route(
                 headers,
                 peer,
                 local,
+                snapshot: Some(&snapshot),
             };
             for e in &shared.extensions {
                 if let Some(fut) = e.handle(&ext) {

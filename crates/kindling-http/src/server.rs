@@ -670,6 +670,7 @@ async fn admin_route(
         headers: req.headers(),
         peer,
         local,
+        snapshot: None,
     };
     for e in &admin.extensions {
         if let Some(fut) = e.handle(&ext) {

@@ -42,6 +42,10 @@ pub struct ExtRequest<'a> {
     pub peer: SocketAddr,
     /// The local address the request arrived on (never the client's `Host`).
     pub local: SocketAddr,
+    /// The data snapshot this request is served with: loaded once for it (an `ArcSwap`
+    /// load, no lock), the same one for every extension asked. `None` on the admin
+    /// listener, which serves nothing from the data directory.
+    pub snapshot: Option<&'a Snapshot>,
 }
 
 /// More endpoints from other parts of Kindling (menus, cache, API, metrics,

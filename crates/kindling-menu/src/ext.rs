@@ -2,12 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use hyper::{HeaderMap, Method, StatusCode, header};
 use kindling_http::content::{self, Ranged};
 use kindling_http::{ExtRequest, Extension, Reply};
-use kindling_model::Labels;
+use kindling_model::{Labels, Snapshot};
 
 use crate::cache::{Cache, CacheError, Lookup, Opened, Start};
 use crate::catalog::Arch;
@@ -17,36 +17,36 @@ use crate::menu::{Choice, Menu, MenuRequest, Platform};
 type Fut<'a> = Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
 
 /// Where per-machine menu defaults come from besides `[[menu.machines]]`.
+/// Both are asked with the snapshot the request is served with
+/// ([`ExtRequest::snapshot`]): nothing is held between requests.
 pub trait MenuDefaults: Send + Sync {
     /// The default entry (and seconds of menu; 0 = boot straight away) for
     /// a machine with these labels (`mac`, `uuid`, `arch`, ...).
-    fn menu_default(&self, labels: &Labels) -> Option<Choice>;
+    fn menu_default(&self, snap: &Snapshot, labels: &Labels) -> Option<Choice>;
 
     /// Whether a profile boots files of `entry` on `arch` from the cache
     /// (its kernel, an initrd or an argument contains
     /// `/cache/<entry>/<arch>/`): then any client may start their fetch.
-    fn profile_routes(&self, entry: &str, arch: Arch) -> bool {
-        let _ = (entry, arch);
+    fn profile_routes(&self, snap: &Snapshot, entry: &str, arch: Arch) -> bool {
+        let _ = (snap, entry, arch);
         false
     }
 }
 
-/// Groups' metadata: the group selected for the labels (matchbox rules)
-/// may set `menu_default` (an entry id) and `menu_timeout` (seconds).
-impl MenuDefaults for Weak<kindling_http::Shared> {
-    fn menu_default(&self, labels: &Labels) -> Option<Choice> {
-        let shared = self.upgrade()?;
-        let snap = shared.snapshot.load();
+/// The data directory's groups and profiles: the group selected for the
+/// labels (matchbox rules) may set `menu_default` (an entry id) and
+/// `menu_timeout` (seconds); a profile may boot from `/cache/`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GroupDefaults;
+
+impl MenuDefaults for GroupDefaults {
+    fn menu_default(&self, snap: &Snapshot, labels: &Labels) -> Option<Choice> {
         let g = snap.select(labels)?;
         group_choice(&g.metadata())
     }
 
-    fn profile_routes(&self, entry: &str, arch: Arch) -> bool {
-        let Some(shared) = self.upgrade() else {
-            return false;
-        };
+    fn profile_routes(&self, snap: &Snapshot, entry: &str, arch: Arch) -> bool {
         let needle = format!("/cache/{entry}/{}/", arch.as_str());
-        let snap = shared.snapshot.load();
         snap.profiles.values().any(|p| {
             p.boot.as_ref().is_some_and(|b| {
                 std::iter::once(&b.kernel)
@@ -131,6 +131,11 @@ impl Extension for MenuExtension {
 }
 
 impl MenuExtension {
+    fn defaults_for(&self, req: &ExtRequest<'_>, labels: &Labels) -> Option<Choice> {
+        let (d, snap) = self.defaults.as_ref().zip(req.snapshot)?;
+        d.menu_default(snap, labels)
+    }
+
     fn answer(&self, req: &ExtRequest<'_>) -> Reply {
         let base = base_url(self.menu.config().base_url.as_deref(), req.local);
         let (labels, _) = kindling_model::labels_from_query(req.raw_query);
@@ -168,7 +173,7 @@ impl MenuExtension {
         let mac = labels.get("mac").filter(|m| !m.is_empty());
         let choice = mac
             .and_then(|m| self.menu.machine_choice(m))
-            .or_else(|| self.defaults.as_ref().and_then(|d| d.menu_default(&labels)));
+            .or_else(|| self.defaults_for(req, &labels));
         if let Some(c) = &self.cache {
             c.note_menu(
                 req.peer.ip(),
@@ -330,7 +335,8 @@ impl CacheExtension {
                     || self
                         .profiles
                         .as_ref()
-                        .is_some_and(|p| p.profile_routes(entry, arch)));
+                        .zip(req.snapshot)
+                        .is_some_and(|(p, snap)| p.profile_routes(snap, entry, arch)));
             Asker::Client { head, routed }
         };
         let ticket = guard::decide(asker).and_then(|()| {

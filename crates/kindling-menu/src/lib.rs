@@ -27,7 +27,7 @@ use std::sync::Arc;
 pub use cache::{Cache, CacheError, Fill, Held};
 pub use catalog::{Arch, Catalog, CatalogError, Entry};
 pub use config::{CacheConfig, MachineDefault, MenuConfig};
-pub use ext::{CacheExtension, MenuDefaults, MenuExtension};
+pub use ext::{CacheExtension, GroupDefaults, MenuDefaults, MenuExtension};
 pub use menu::{Choice, Menu, MenuRequest, Platform};
 
 /// Errors building the endpoints.
@@ -87,9 +87,9 @@ impl Endpoints {
         })
     }
 
-    /// The extensions (infallible, so it fits in `Arc::new_cyclic`).
-    /// `defaults` supplies groups' `menu_default`: pass the
-    /// `Weak<kindling_http::Shared>` that `Arc::new_cyclic` hands out.
+    /// The extensions. `defaults` supplies groups' `menu_default` and the
+    /// profiles' cache routes ([`GroupDefaults`]), read from the snapshot each
+    /// request carries.
     pub fn extensions(
         &self,
         defaults: Option<Arc<dyn MenuDefaults>>,

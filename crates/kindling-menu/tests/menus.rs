@@ -182,7 +182,7 @@ async fn menu_over_http_with_mac_defaults() {
         entry: "alpine".into(),
         timeout_secs: 0,
     });
-    // The wiring `kindling serve` uses: build, then extensions inside new_cyclic.
+    // The wiring `kindling serve` uses: build, then extensions reading groups' defaults.
     let cache_cfg = kindling_menu::CacheConfig::default();
     let endpoints = kindling_menu::Endpoints::build(
         &cfg,
@@ -192,8 +192,8 @@ async fn menu_over_http_with_mac_defaults() {
     )
     .unwrap();
     assert!(endpoints.warnings.is_empty(), "{:?}", endpoints.warnings);
-    let srv = common::serve(data.path(), |weak| {
-        let d: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(weak);
+    let srv = common::serve(data.path(), |_| {
+        let d: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(kindling_menu::GroupDefaults);
         endpoints.extensions(Some(d))
     })
     .await;

@@ -413,8 +413,8 @@ async fn profile_naming_a_cache_file_routes_it() {
     .unwrap();
     let endpoints =
         kindling_menu::Endpoints::build(&cfg, &CacheConfig::default(), data.path(), None).unwrap();
-    let srv = common::serve(data.path(), |weak| {
-        let d: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(weak);
+    let srv = common::serve(data.path(), |_| {
+        let d: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(kindling_menu::GroupDefaults);
         endpoints.extensions(Some(d))
     })
     .await;

@@ -375,15 +375,12 @@ async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: config::Config) -> Res
         tracing::warn!(target: "kindling::menu", "{w}");
     }
     let cache_handle = endpoints.cache.clone();
-    // Menus read per-MAC defaults from the live group index through a weak
-    // reference to the shared state they are part of.
-    let shared = Arc::new_cyclic(|weak: &std::sync::Weak<kindling_http::Shared>| {
-        let defaults: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(weak.clone());
-        shared.extensions = endpoints.extensions(Some(defaults));
-        shared.extensions.extend(ops.boot_extensions());
-        shared.observer = Some(ops.clone());
-        shared
-    });
+    // Menus read per-MAC defaults from the snapshot each request carries.
+    let defaults: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(kindling_menu::GroupDefaults);
+    shared.extensions = endpoints.extensions(Some(defaults));
+    shared.extensions.extend(ops.boot_extensions());
+    shared.observer = Some(ops.clone());
+    let shared = Arc::new(shared);
 
     let listen = args.http_listen.unwrap_or(cfg.http.listen);
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
