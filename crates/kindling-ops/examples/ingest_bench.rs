@@ -34,7 +34,7 @@ fn main() {
             ))
             .ok();
             e.ip = Some(format!("10.1.{}.{}", m / 256, m % 256).into());
-            e.endpoint = Some("assets".into());
+            e.endpoint = Some(kindling_ops::Endpoint::Assets);
             e.path = Some("/assets/vmlinuz".into());
             e.status = Some(200);
             e.bytes = Some(8_000_000);

@@ -118,7 +118,7 @@ fn http_event(i: u32, k: u64) -> Event {
     );
     e.mac = kindling_model::MacAddr::parse(&hyp.replace('-', ":")).ok();
     e.ip = Some("127.0.0.1".into());
-    e.endpoint = Some("ipxe".into());
+    e.endpoint = Some(kindling_ops::Endpoint::Ipxe);
     e.path = Some("/ipxe".into());
     e.status = Some(200);
     e.bytes = Some(600);

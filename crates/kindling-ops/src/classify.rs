@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::event::Stage;
+use crate::event::{Endpoint, Stage};
 
 /// The asset paths a profile's boot section names, as URL paths (`/assets/...`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,16 +88,18 @@ pub fn stage_by_name(path: &str) -> Option<Stage> {
 /// Profile id -> asset paths, rebuilt on every reload.
 pub type ProfileMap = HashMap<String, ProfilePaths>;
 
-/// Stage of an HTTP request given its endpoint (the request log's name), path and the
-/// profile the machine got. `None` for requests that are not a boot step.
-pub fn http_stage(endpoint: &str, path: &str, profile: Option<&ProfilePaths>) -> Option<Stage> {
+/// Stage of an HTTP request given its endpoint, path and the profile the machine got.
+/// `None` for requests that are not a boot step.
+pub fn http_stage(endpoint: Endpoint, path: &str, profile: Option<&ProfilePaths>) -> Option<Stage> {
     match endpoint {
-        "boot.ipxe" | "ipxe" | "grub" | "menu" => Some(Stage::Script),
-        "ignition" => Some(Stage::Ignition),
-        "tftp" => Some(Stage::Tftp),
+        Endpoint::BootIpxe | Endpoint::Ipxe | Endpoint::Grub | Endpoint::Menu => {
+            Some(Stage::Script)
+        }
+        Endpoint::Ignition => Some(Stage::Ignition),
+        Endpoint::Tftp => Some(Stage::Tftp),
         // The menus' pull-through cache: kernels and initrds by name.
-        "cache" => stage_by_name(&url_path(path)),
-        "assets" => {
+        Endpoint::Cache => stage_by_name(&url_path(path)),
+        Endpoint::Assets => {
             let p = url_path(path);
             profile
                 .and_then(|pp| pp.stage_of(&p))
@@ -107,45 +109,27 @@ pub fn http_stage(endpoint: &str, path: &str, profile: Option<&ProfilePaths>) ->
     }
 }
 
-/// Endpoints that belong to a machine's boot (others, like `/metrics`, are not recorded).
-pub fn is_boot_endpoint(endpoint: &str) -> bool {
-    matches!(
-        endpoint,
-        "boot.ipxe"
-            | "ipxe"
-            | "grub"
-            | "ignition"
-            | "generic"
-            | "cloud"
-            | "metadata"
-            | "assets"
-            | "tftp"
-            | "menu"
-            | "cache"
-            | "none"
-            | "redirect"
-            | "invalid"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn menu_and_cache_are_boot_steps() {
-        assert!(is_boot_endpoint("menu") && is_boot_endpoint("cache"));
-        assert_eq!(http_stage("menu", "/menu.ipxe", None), Some(Stage::Script));
+        assert!(Endpoint::from_name("menu").is_some() && Endpoint::from_name("cache").is_some());
         assert_eq!(
-            http_stage("cache", "/cache/debian/x86_64/linux", None),
+            http_stage(Endpoint::Menu, "/menu.ipxe", None),
+            Some(Stage::Script)
+        );
+        assert_eq!(
+            http_stage(Endpoint::Cache, "/cache/debian/x86_64/linux", None),
             stage_by_name("/cache/debian/x86_64/linux")
         );
         assert_eq!(
-            http_stage("cache", "/cache/fedora/x86_64/vmlinuz", None),
+            http_stage(Endpoint::Cache, "/cache/fedora/x86_64/vmlinuz", None),
             Some(Stage::Kernel)
         );
         assert_eq!(
-            http_stage("cache", "/cache/fedora/x86_64/initrd.img", None),
+            http_stage(Endpoint::Cache, "/cache/fedora/x86_64/initrd.img", None),
             Some(Stage::Initrd)
         );
     }
@@ -169,21 +153,21 @@ mod tests {
         assert_eq!(p.initrd, s(&["/assets/fcos/i.img"]));
         assert_eq!(p.rootfs, s(&["/assets/fcos/r.img"]));
         assert_eq!(
-            http_stage("assets", "/assets/fcos/k", Some(&p)),
+            http_stage(Endpoint::Assets, "/assets/fcos/k", Some(&p)),
             Some(Stage::Kernel)
         );
         assert_eq!(
-            http_stage("assets", "/assets/fcos/i.img", Some(&p)),
+            http_stage(Endpoint::Assets, "/assets/fcos/i.img", Some(&p)),
             Some(Stage::Initrd)
         );
         assert_eq!(
-            http_stage("assets", "/assets/fcos/r.img", Some(&p)),
+            http_stage(Endpoint::Assets, "/assets/fcos/r.img", Some(&p)),
             Some(Stage::Rootfs)
         );
         // Profile paths win over names: an initrd called "kernel-initrd" named as initrd.
         let q = ProfilePaths::from_boot("/assets/a/vmlinuz-initrd", &[], &[]);
         assert_eq!(
-            http_stage("assets", "/assets/a/vmlinuz-initrd", Some(&q)),
+            http_stage(Endpoint::Assets, "/assets/a/vmlinuz-initrd", Some(&q)),
             Some(Stage::Kernel)
         );
     }
@@ -208,17 +192,17 @@ mod tests {
             ("/assets/readme.txt", None),
             ("/assets/a%20kernel", Some(Stage::Kernel)),
         ] {
-            assert_eq!(http_stage("assets", p, None), st, "{p}");
+            assert_eq!(http_stage(Endpoint::Assets, p, None), st, "{p}");
         }
         assert_eq!(
-            http_stage("boot.ipxe", "/boot.ipxe", None),
+            http_stage(Endpoint::BootIpxe, "/boot.ipxe", None),
             Some(Stage::Script)
         );
         assert_eq!(
-            http_stage("ignition", "/ignition", None),
+            http_stage(Endpoint::Ignition, "/ignition", None),
             Some(Stage::Ignition)
         );
-        assert_eq!(http_stage("metadata", "/metadata", None), None);
+        assert_eq!(http_stage(Endpoint::Metadata, "/metadata", None), None);
     }
 
     #[test]

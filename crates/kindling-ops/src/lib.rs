@@ -25,7 +25,7 @@ pub mod ui;
 
 use std::sync::Arc;
 
-pub use event::{Event, Kind, Source, Stage};
+pub use event::{Endpoint, Event, Kind, Source, Stage};
 pub use journal::{FsyncPolicy, JournalStatus};
 pub use ops::{
     AssetStatus, FcosStream, NeighbourLookup, Ops, OpsConfig, SubscriberLimits, SubscriberSlot,

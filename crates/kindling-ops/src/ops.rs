@@ -16,8 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use crate::classify::{ProfileMap, ProfilePaths, http_stage, is_boot_endpoint};
-use crate::event::{Event, Kind, Stage, Str, human_bytes, now_ms};
+use crate::classify::{ProfileMap, ProfilePaths, http_stage};
+use crate::event::{Endpoint, Event, Kind, Stage, Str, human_bytes, now_ms};
 use crate::journal::{
     FsyncPolicy, JournalConfig, JournalStatus, JournalWriter, replay_journal_lenient,
 };
@@ -914,15 +914,15 @@ impl RequestObserver for Ops {
         if !r.complete {
             self.metrics.http_cut(r.endpoint);
         }
-        if !is_boot_endpoint(r.endpoint) {
+        let Some(endpoint) = Endpoint::from_name(r.endpoint) else {
             return;
-        }
+        };
         let ip = ip_of(r.peer);
         let mac = r
             .labels
             .and_then(|l| l.get("mac"))
             .and_then(|m| MacAddr::parse(m).ok());
-        if r.endpoint == "assets" && (200..300).contains(&r.status) {
+        if endpoint == Endpoint::Assets && (200..300).contains(&r.status) {
             // The stage comes from the machine's profile: apply what is queued first
             // (asset downloads are a few per boot, not the hot path).
             self.apply_queued();
@@ -931,7 +931,7 @@ impl RequestObserver for Ops {
                 .lock()
                 .ok()
                 .and_then(|s| s.asset_stage(mac, &ip, r.path))
-                .or_else(|| http_stage("assets", r.path, None));
+                .or_else(|| http_stage(Endpoint::Assets, r.path, None));
             let kind = match kind {
                 Some(s @ (Stage::Kernel | Stage::Initrd | Stage::Rootfs)) => s.label(),
                 _ => "other",
@@ -939,7 +939,7 @@ impl RequestObserver for Ops {
             self.metrics.asset_bytes(kind, r.bytes);
         }
         // Stray 404s from unknown clients are not worth a machine.
-        if matches!(r.endpoint, "none" | "invalid") && mac.is_none() {
+        if matches!(endpoint, Endpoint::None | Endpoint::Invalid) && mac.is_none() {
             let known = self
                 .store
                 .lock()
@@ -956,7 +956,7 @@ impl RequestObserver for Ops {
         );
         ev.mac = mac;
         ev.ip = Some(ip.into());
-        ev.endpoint = Some(r.endpoint.into());
+        ev.endpoint = Some(endpoint);
         ev.path = Some(r.path.into());
         ev.status = Some(r.status);
         ev.bytes = Some(r.bytes);
@@ -974,8 +974,8 @@ impl RequestObserver for Ops {
                 r.reason.unwrap_or("the client closed the connection")
             ));
         }
-        if r.endpoint != "assets" {
-            ev.stage = http_stage(r.endpoint, r.path, None);
+        if endpoint != Endpoint::Assets {
+            ev.stage = http_stage(endpoint, r.path, None);
         }
         self.record(ev);
     }

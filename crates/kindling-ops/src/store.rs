@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{ProfileMap, http_stage};
-use crate::event::{Event, Kind, Source, Stage, Str, arch_label, format_ts};
+use crate::event::{Endpoint, Event, Kind, Source, Stage, Str, arch_label, format_ts};
 use crate::packed::{Packed, number_bytes};
 use kindling_dhcp::Firmware;
 use kindling_dhcp::wire::MessageType;
@@ -271,18 +271,17 @@ mod ef {
     pub const IP: usize = 1;
     pub const REASON: usize = 2;
     pub const PATH: usize = 3;
-    pub const ENDPOINT: usize = 4;
-    pub const IFACE: usize = 5;
-    pub const VENDOR_CLASS: usize = 6;
-    pub const USER_CLASS: usize = 7;
-    pub const GROUP: usize = 8;
-    pub const PROFILE: usize = 9;
+    pub const IFACE: usize = 4;
+    pub const VENDOR_CLASS: usize = 5;
+    pub const USER_CLASS: usize = 6;
+    pub const GROUP: usize = 7;
+    pub const PROFILE: usize = 8;
     /// Numbers: option 93, bytes, duration (bits of the f64).
-    pub const ARCH: usize = 10;
-    pub const BYTES: usize = 11;
-    pub const DURATION: usize = 12;
-    pub const COUNT: usize = 13;
-    pub const TEXTS: usize = 10;
+    pub const ARCH: usize = 9;
+    pub const BYTES: usize = 10;
+    pub const DURATION: usize = 11;
+    pub const COUNT: usize = 12;
+    pub const TEXTS: usize = 9;
 }
 
 /// Facts of a [`MachineRec`] (its packed part).
@@ -319,6 +318,7 @@ pub(crate) struct StoredEvent {
     ok: bool,
     firmware: Option<Firmware>,
     message: Option<MessageType>,
+    endpoint: Option<Endpoint>,
 }
 
 const _: () = assert!(std::mem::size_of::<StoredEvent>() <= 56);
@@ -338,7 +338,6 @@ impl StoredEvent {
             (ev.ip.as_deref(), No),
             (ev.reason.as_deref(), dhcp),
             (ev.path.as_deref(), dhcp),
-            (ev.endpoint.as_deref(), Server),
             (ev.iface.as_deref(), Server),
             (ev.vendor_class.as_deref(), Client),
             (ev.user_class.as_deref(), Client),
@@ -376,6 +375,7 @@ impl StoredEvent {
             ok: ev.ok,
             firmware: ev.firmware,
             message: ev.message,
+            endpoint: ev.endpoint,
         }
     }
 
@@ -395,7 +395,7 @@ impl StoredEvent {
             what: s(ef::WHAT).unwrap_or_default(),
             reason: s(ef::REASON),
             path: s(ef::PATH),
-            endpoint: s(ef::ENDPOINT),
+            endpoint: self.endpoint,
             status: self.status,
             bytes: n(ef::BYTES),
             duration_ms: n(ef::DURATION).map(f64::from_bits),
@@ -422,14 +422,14 @@ impl StoredEvent {
         {
             return false;
         }
-        let f = self.text.unpack::<{ ef::ENDPOINT + 1 }>();
+        let f = self.text.unpack::<{ ef::PATH + 1 }>();
         let text = |i: usize| f[i].and_then(|b| names.text(b));
         let is = |i: usize, v: &Option<Str>| text(i) == v.as_deref();
         text(ef::WHAT) == Some(other.what.as_str())
             && self.firmware == other.firmware
             && self.message == other.message
             && is(ef::REASON, &other.reason)
-            && is(ef::ENDPOINT, &other.endpoint)
+            && self.endpoint == other.endpoint
             && is(ef::PATH, &other.path)
     }
 }
@@ -868,10 +868,10 @@ impl Store {
         };
         // Stage of asset downloads: by the profile this machine got.
         if ev.kind == Kind::HttpRequest && ev.stage.is_none() {
-            let endpoint = ev.endpoint.as_deref().unwrap_or("");
             let path = ev.path.as_deref().unwrap_or("");
             let profile = ev.profile.as_deref().or(m.fact(mf::PROFILE, &self.names));
-            ev.stage = http_stage(endpoint, path, profile.and_then(|p| self.profiles.get(p)));
+            let paths = profile.and_then(|p| self.profiles.get(p));
+            ev.stage = ev.endpoint.and_then(|e| http_stage(e, path, paths));
         }
         // Machine facts (copied only when they change: a storm repeats them).
         m.last_seen = m.last_seen.max(ts);
@@ -1024,7 +1024,7 @@ impl Store {
         let pp = m
             .fact(mf::PROFILE, &self.names)
             .and_then(|p| self.profiles.get(p));
-        http_stage("assets", path, pp)
+        http_stage(Endpoint::Assets, path, pp)
     }
 }
 
@@ -1044,7 +1044,7 @@ mod tests {
         e.ok = false;
         e.reason = Some("r".repeat(200).into());
         e.path = Some("/ipxe".into());
-        e.endpoint = Some("ipxe".into());
+        e.endpoint = Some(Endpoint::Ipxe);
         e.status = Some(404);
         e.bytes = Some(600);
         e.duration_ms = Some(0.123_456_789);
@@ -1166,7 +1166,7 @@ mod tests {
         v.reason = None;
         variants.push(v);
         let mut v = a.clone();
-        v.endpoint = Some("boot.ipxe".into());
+        v.endpoint = Some(Endpoint::BootIpxe);
         variants.push(v);
         let mut v = a.clone();
         v.path = None;
