@@ -1,0 +1,511 @@
+//! `kindling serve`: the wiring. [`run_server`] is the sequence of steps; each
+//! step below sets up one listener or one group of background tasks. Every
+//! socket is bound before `READY=1`; shutdown cancels one token and joins one
+//! `JoinSet`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use kindling_model::{DataDir, Loader, Snapshot};
+use kindling_ops::Ops;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, AdminPlan, Config};
+use crate::{Cli, ServeArgs, listeners, reload, sdnotify};
+
+/// The tasks of the running server and the token that ends them all.
+struct Tasks {
+    cancel: CancellationToken,
+    set: tokio::task::JoinSet<std::io::Result<()>>,
+}
+
+/// The admin listener's settings, credentials read (before anything is bound).
+struct AdminSetup {
+    plan: Option<AdminPlan>,
+    token: Option<Vec<u8>>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+}
+
+pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> Result<()> {
+    let started = std::time::Instant::now();
+    let admin = admin_setup(args, &cfg)?;
+    let (data_path, data) = open_data_dir(cli, &cfg)?;
+    let mut loader = Loader::new(data.clone());
+    let snapshot = loader.load();
+    reload::log_snapshot(&snapshot, "loaded");
+    let ops = open_ops(cli, &mut cfg, &data_path, &snapshot);
+    let (shared, cache) = boot_state(args, &cfg, &data, &data_path, &ops, snapshot)?;
+
+    let (listener, local) = bind_http(args, &cfg).await?;
+    let admin_listener = bind_admin(admin.plan.as_ref()).await?;
+    let admin_local = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+    let mut tasks = Tasks {
+        cancel: CancellationToken::new(),
+        set: tokio::task::JoinSet::new(),
+    };
+    // TFTP first: the DHCP server advertises what it serves.
+    start_tftp(&mut tasks, &cfg, &ops).await?;
+    start_dhcp(&mut tasks, &cfg, local, &ops).await?;
+    start_reload(&mut tasks, loader, &shared, &ops, &cfg, args);
+    start_http(&mut tasks, listener, local, &shared, &cfg, &ops);
+    start_admin(&mut tasks, admin, admin_listener, admin_local, &cfg, &ops);
+    start_fcos(&mut tasks, &cfg, &data_path, &ops);
+    start_cache_feeder(&mut tasks, cache, &ops);
+    announce_ready(&ops, local, admin_local, started);
+
+    shutdown_signal().await;
+    shut_down(tasks, &ops).await;
+    Ok(())
+}
+
+/// Checked before anything is bound: an exposed admin listener needs credentials.
+fn admin_setup(args: &ServeArgs, cfg: &Config) -> Result<AdminSetup> {
+    let plan = cfg
+        .admin
+        .plan(args.admin_listen.as_deref())
+        .context("invalid [admin] configuration")?;
+    let token = match plan.as_ref().and_then(|p| p.token_file.as_deref()) {
+        Some(f) => Some(listeners::read_token(f)?),
+        None => None,
+    };
+    let tls = match plan.as_ref().and_then(|p| p.tls.as_ref()) {
+        Some((cert, key, ca)) => {
+            Some(listeners::tls_config(cert, key, ca).context("setting up the admin TLS")?)
+        }
+        None => None,
+    };
+    Ok(AdminSetup { plan, token, tls })
+}
+
+/// The data directory, its missing areas created when it is writable.
+fn open_data_dir(cli: &Cli, cfg: &Config) -> Result<(PathBuf, DataDir)> {
+    let data_path = crate::resolve_data_dir(cli.data_dir.clone(), cfg);
+    let data = DataDir::new(&data_path);
+    match data.ensure_layout() {
+        Ok(created) => {
+            for c in &created {
+                tracing::info!(path = %c.display(), "created missing data directory");
+            }
+        }
+        // A read-only data directory (a matchbox directory mounted :ro, a package's
+        // files) is served as it is: a missing area is simply empty.
+        Err(e) if data_path.is_dir() => tracing::warn!(
+            path = %data_path.display(),
+            error = %e,
+            "data directory is not writable; missing areas are served as empty"
+        ),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("creating data directory {}", data_path.display()));
+        }
+    }
+    tracing::info!(path = %data_path.display(), "data directory");
+    Ok((data_path, data))
+}
+
+/// The state directory and `kindling-ops` (never fails: a journal that cannot be
+/// written leaves timelines in memory only). Also settles the cache directory.
+fn open_ops(cli: &Cli, cfg: &mut Config, data_path: &Path, snapshot: &Snapshot) -> Arc<Ops> {
+    let state_dir = config::state_dir(cfg, cli.state_dir.as_deref());
+    let old_journal = data_path.join("state");
+    if old_journal != state_dir && old_journal.is_dir() {
+        tracing::warn!(
+            old = %old_journal.display(),
+            new = %state_dir.display(),
+            "a boot journal from an earlier Kindling is in the data directory; the journal now lives in the state directory (move the files there to keep the machines' history, or set [ops] state_dir)"
+        );
+    }
+    tracing::info!(path = %state_dir.display(), "state directory (boot journal)");
+    cfg.cache.dir = Some(config::cache_dir(cfg, cli.cache_dir.as_deref()));
+    let ops = kindling_ops::Ops::open(&cfg.ops, Some(&state_dir));
+    ops.note_snapshot(snapshot);
+    ops
+}
+
+/// What the boot listener serves: the matchbox endpoints, assets, menus, the
+/// cache and ops' boot extensions. Returns the cache too (for its feeder).
+fn boot_state(
+    args: &ServeArgs,
+    cfg: &Config,
+    data: &DataDir,
+    data_path: &Path,
+    ops: &Arc<Ops>,
+    snapshot: Snapshot,
+) -> Result<(
+    Arc<kindling_http::Shared>,
+    Option<Arc<kindling_menu::Cache>>,
+)> {
+    let mut shared = kindling_http::Shared::new(data.clone(), snapshot);
+    shared.assets_dir = if cfg.http.assets {
+        Some(
+            args.assets_dir
+                .clone()
+                .or(cfg.http.assets_dir.clone())
+                .unwrap_or_else(|| data.area(kindling_model::Area::Assets)),
+        )
+    } else {
+        None
+    };
+    shared.boot_files = cfg.tftp.named_files().into_iter().collect();
+    shared.asset_listings = cfg.http.asset_listings;
+    if cfg.http.ignition_binding {
+        tracing::info!(
+            "ignition binding on: /ignition, /generic, /cloud and /metadata answer a MAC only to the address it boots from"
+        );
+        shared.binding = Some(ops.clone());
+    }
+    shared.translator = Some(Arc::new(ButaneTranslator));
+    let endpoints = kindling_menu::Endpoints::build(
+        &cfg.menu,
+        &cfg.cache,
+        data_path,
+        shared.assets_dir.clone(),
+    )
+    .context("setting up boot menus and the cache")?;
+    for w in &endpoints.warnings {
+        tracing::warn!(target: "kindling::menu", "{w}");
+    }
+    // Menus read per-MAC defaults from the snapshot each request carries.
+    let defaults: Arc<dyn kindling_menu::MenuDefaults> = Arc::new(kindling_menu::GroupDefaults);
+    shared.extensions = endpoints.extensions(Some(defaults));
+    shared.extensions.extend(ops.boot_extensions());
+    shared.observer = Some(ops.clone());
+    Ok((Arc::new(shared), endpoints.cache))
+}
+
+async fn bind_http(args: &ServeArgs, cfg: &Config) -> Result<(TcpListener, SocketAddr)> {
+    let listen = args.http_listen.unwrap_or(cfg.http.listen);
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "HTTP address {listen} is already in use (is matchbox or another Kindling still running? `ss -ltnp 'sport = :{}'` shows who)",
+                listen.port()
+            )
+        } else {
+            anyhow::anyhow!("binding HTTP {listen}: {e}")
+        }
+    })?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+async fn bind_admin(plan: Option<&AdminPlan>) -> Result<Option<TcpListener>> {
+    match plan {
+        Some(plan) => Ok(Some(TcpListener::bind(plan.listen).await.with_context(
+            || format!("binding the admin listener {}", plan.listen),
+        )?)),
+        None => Ok(None),
+    }
+}
+
+async fn start_tftp(tasks: &mut Tasks, cfg: &Config, ops: &Arc<Ops>) -> Result<()> {
+    let tftp_cfg = cfg.tftp.clone();
+    if !tftp_cfg.enabled {
+        return Ok(());
+    }
+    let server = kindling_tftp::TftpServer::bind(tftp_cfg.clone(), tftp_cfg.listen)
+        .await
+        .with_context(|| format!("starting TFTP on {}", tftp_cfg.listen))?
+        .with_observer(ops.clone());
+    tracing::info!(tftp = %server.local_addr(), "TFTP ready");
+    let c = tasks.cancel.clone();
+    tasks
+        .set
+        .spawn(async move { server.run(c).await.map_err(std::io::Error::other) });
+    Ok(())
+}
+
+/// Proxy DHCP, pointing at the boot listener's port.
+async fn start_dhcp(
+    tasks: &mut Tasks,
+    cfg: &Config,
+    http: SocketAddr,
+    ops: &Arc<Ops>,
+) -> Result<()> {
+    let mut dhcp_cfg = cfg.dhcp.clone();
+    if !dhcp_cfg.enabled {
+        return Ok(());
+    }
+    dhcp_cfg.http_port = http.port();
+    let server = kindling_dhcp::DhcpServer::bind_with_observer(&dhcp_cfg, ops.clone())
+        .await
+        .context("starting proxy DHCP")?;
+    server.warn_unserved(cfg.unserved_boot_files().into_iter().collect());
+    for l in server.listeners() {
+        tracing::info!(iface = %l.iface, address = %l.server_ip, port = l.port, "proxy DHCP ready");
+    }
+    let c = tasks.cancel.clone();
+    tasks.set.spawn(async move {
+        server.run(c).await;
+        Ok(())
+    });
+    Ok(())
+}
+
+/// The reload loop: inotify, SIGHUP and the periodic re-check swap in new snapshots.
+fn start_reload(
+    tasks: &mut Tasks,
+    loader: Loader,
+    shared: &Arc<kindling_http::Shared>,
+    ops: &Arc<Ops>,
+    cfg: &Config,
+    args: &ServeArgs,
+) {
+    tasks.set.spawn(reload::run(
+        loader,
+        shared.clone(),
+        ops.clone(),
+        cfg.reload.clone(),
+        !args.no_watch && cfg.reload.watch,
+        tasks.cancel.clone(),
+    ));
+}
+
+/// The boot listener's accept loop, with its connection limits.
+fn start_http(
+    tasks: &mut Tasks,
+    listener: TcpListener,
+    local: SocketAddr,
+    shared: &Arc<kindling_http::Shared>,
+    cfg: &Config,
+    ops: &Arc<Ops>,
+) {
+    let nofile = current_nofile();
+    let http_limits = cfg.http.limits(nofile);
+    tracing::info!(
+        http = %local,
+        max_connections = http_limits.total,
+        max_connections_per_client = http_limits.per_client,
+        descriptor_limit = nofile,
+        "HTTP connection limits"
+    );
+    let http_stats = Arc::new(kindling_http::server::Stats::default());
+    ops.add_listener_stats("http", http_stats.clone());
+    tasks.set.spawn(kindling_http::server::serve_with(
+        listener,
+        shared.clone(),
+        http_limits,
+        http_stats,
+        tasks.cancel.clone(),
+    ));
+}
+
+/// The admin listener's accept loop (API, events, dashboard, metrics), when on.
+fn start_admin(
+    tasks: &mut Tasks,
+    setup: AdminSetup,
+    listener: Option<TcpListener>,
+    admin_local: Option<SocketAddr>,
+    cfg: &Config,
+    ops: &Arc<Ops>,
+) {
+    let Some(listener) = listener else {
+        tracing::info!("admin listener off: no API, events, dashboard or metrics");
+        return;
+    };
+    let stats = Arc::new(kindling_http::server::Stats::default());
+    ops.add_listener_stats("admin", stats.clone());
+    let auth = match (&setup.token, &setup.tls) {
+        (Some(_), Some(_)) => "bearer token and client certificate",
+        (Some(_), None) => "bearer token",
+        (None, Some(_)) => "client certificate",
+        (None, None) => "none (loopback only)",
+    };
+    let admin = Arc::new(kindling_http::server::Admin {
+        extensions: ops.admin_extensions(),
+        observer: Some(ops.clone()),
+        token: setup.token,
+        tls: setup.tls,
+        stats,
+    });
+    tracing::info!(
+        admin = ?admin_local,
+        auth,
+        tls = admin.tls.is_some(),
+        "admin listener (API, events, dashboard, metrics)"
+    );
+    tasks.set.spawn(kindling_http::server::serve_admin(
+        listener,
+        admin,
+        cfg.admin.limits(cfg.http.idle_timeout_secs),
+        tasks.cancel.clone(),
+    ));
+}
+
+/// Fedora CoreOS stream tracking, and its status copied into ops.
+fn start_fcos(tasks: &mut Tasks, cfg: &Config, data_path: &Path, ops: &Arc<Ops>) {
+    if cfg.fcos.streams.is_empty() {
+        return;
+    }
+    let status = Arc::new(kindling_fcos::FcosStatus::new());
+    tracing::info!(
+        streams = %cfg.fcos.streams.join(","),
+        interval_secs = cfg.fcos.interval_secs,
+        "tracking Fedora CoreOS streams"
+    );
+    let (c, d, s, k) = (
+        cfg.fcos.clone(),
+        data_path.to_path_buf(),
+        status.clone(),
+        tasks.cancel.clone(),
+    );
+    tasks.set.spawn(async move {
+        kindling_fcos::track(c, d, s, k).await;
+        Ok(())
+    });
+    // The tracker's status, copied into ops (plain data, no callback) within a
+    // second of a change: a lock and a clone of a few entries per tick.
+    let (ops, k) = (ops.clone(), tasks.cancel.clone());
+    tasks.set.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = Vec::new();
+        loop {
+            tokio::select! {
+                _ = k.cancelled() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            let now = status.snapshot();
+            if now != last {
+                ops.set_fcos_streams(now.iter().map(fcos_stream).collect());
+                last = now;
+            }
+        }
+    });
+}
+
+/// The cache's size, counters and status, copied into ops every 15 s.
+fn start_cache_feeder(tasks: &mut Tasks, cache: Option<Arc<kindling_menu::Cache>>, ops: &Arc<Ops>) {
+    let Some(cache) = cache else {
+        return;
+    };
+    let (ops, k) = (ops.clone(), tasks.cancel.clone());
+    tasks.set.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                _ = k.cancelled() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            let held = cache.held();
+            let bytes: u64 = held.iter().map(|h| h.size).sum();
+            ops.set_cache_bytes(bytes);
+            ops.set_cache_counters(cache.counters().into_iter().collect());
+            ops.set_asset_status(vec![kindling_ops::AssetStatus {
+                name: "cache".into(),
+                detail: format!(
+                    "{} file(s), {bytes} bytes in {}",
+                    held.len(),
+                    cache.dir().display()
+                ),
+                ok: true,
+            }]);
+        }
+    });
+}
+
+/// Everything is bound and spawned: tell ops, systemd and the log.
+fn announce_ready(
+    ops: &Ops,
+    local: SocketAddr,
+    admin_local: Option<SocketAddr>,
+    started: std::time::Instant,
+) {
+    ops.set_ready();
+    sdnotify::notify(&format!(
+        "READY=1\nSTATUS=serving HTTP on {local}\nMAINPID={}",
+        std::process::id()
+    ));
+    tracing::info!(
+        http = %local,
+        admin = admin_local.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "kindling {} ready: try http://{}/boot.ipxe",
+        env!("CARGO_PKG_VERSION"),
+        local
+    );
+}
+
+/// One token cancels every task; each is joined and its failure logged.
+async fn shut_down(mut tasks: Tasks, ops: &Ops) {
+    tracing::info!("shutting down");
+    sdnotify::notify("STOPPING=1");
+    ops.shutdown();
+    tasks.cancel.cancel();
+    while let Some(r) = tasks.set.join_next().await {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "task failed"),
+            Err(e) => tracing::error!(error = %e, "task panicked"),
+        }
+    }
+}
+/// What ops shows of one tracked Fedora CoreOS stream.
+fn fcos_stream(st: &kindling_fcos::StreamStatus) -> kindling_ops::FcosStream {
+    kindling_ops::FcosStream {
+        stream: st.stream.clone(),
+        arch: st.arch.clone(),
+        current: st.current.clone(),
+        upstream: st.upstream.clone(),
+        last_error: st.last_error.clone(),
+        last_check: st.last_check,
+        last_success: st.last_success,
+        failures: st.failures,
+        consecutive_failures: st.consecutive_failures,
+    }
+}
+
+/// The soft descriptor limit in force.
+fn current_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    }
+}
+
+/// Butane templates on `/ignition` (as matchbox: no files directory).
+struct ButaneTranslator;
+
+impl kindling_http::Translate for ButaneTranslator {
+    fn translate(&self, rendered: &str) -> Result<String, String> {
+        let opts = kindling_butane::TranslateOptions::default();
+        match kindling_butane::translate(rendered.as_bytes(), &opts) {
+            Ok(t) => {
+                for w in t.warnings.entries.iter() {
+                    tracing::warn!(target: "kindling::butane", "{w}");
+                }
+                Ok(t.json)
+            }
+            Err(e) => {
+                let details: Vec<String> = e.report.entries.iter().map(|x| x.to_string()).collect();
+                Err(format!("{}: {}", e.message, details.join("; ")))
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
