@@ -238,3 +238,42 @@ async fn asset_listings_are_off_by_default() {
     assert!(body.contains("<a href=\"a.txt\">a.txt</a>"), "{body}");
     assert!(body.contains("<a href=\"site/\">site/</a>"), "{body}");
 }
+
+/// Answers `/snap` with the generation and group count of the snapshot the
+/// request carries.
+struct SnapEcho;
+
+impl Extension for SnapEcho {
+    fn name(&self) -> &'static str {
+        "snap"
+    }
+
+    fn handle<'a>(
+        &'a self,
+        req: &'a ExtRequest<'a>,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + 'a>>> {
+        if req.path != "/snap" {
+            return None;
+        }
+        let text = match req.snapshot {
+            Some(s) => format!("{} {}", s.generation, s.index.groups().len()),
+            None => "none".to_string(),
+        };
+        Some(Box::pin(async move {
+            Reply::new(hyper::StatusCode::OK, "text/plain", text)
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extensions_see_the_current_snapshot() {
+    let tmp = data_dir("snapshot");
+    let want = kindling_model::Loader::new(DataDir::new(&tmp.0)).load();
+    let (addr, _seen, _stop) = start(&tmp.0, |s| s.extensions = vec![Arc::new(SnapEcho)]).await;
+    let (status, body) = get(addr, "/snap").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        format!("{} {}", want.generation, want.index.groups().len())
+    );
+}
