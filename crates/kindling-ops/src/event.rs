@@ -12,6 +12,45 @@ use serde::{Deserialize, Serialize};
 /// without a heap allocation; a storm of events costs no allocator traffic for them.
 pub type Str = compact_str::CompactString;
 
+/// A server-owned name (interface, group, profile): one shared copy per distinct value
+/// ([`name`]), so events of the same name hold a pointer, not a copy.
+pub type Name = std::sync::Arc<str>;
+
+/// The shared [`Name`] for `s`. Names come from the configuration and the host's
+/// interfaces, so the table stays as small as they are.
+pub fn name(s: &str) -> Name {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+    thread_local! {
+        // The last name this thread asked for: a storm repeats one interface.
+        static LAST: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(n) = last.as_ref().filter(|n| &***n == s) {
+            return n.clone();
+        }
+        let n = {
+            let mut names = NAMES
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match names.get(s) {
+                Some(n) => n.clone(),
+                None => {
+                    let n: Arc<str> = Arc::from(s);
+                    names.insert(n.clone());
+                    n
+                }
+            }
+        };
+        *last = Some(n.clone());
+        n
+    })
+}
+
 /// How far a boot got, in boot order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -203,8 +242,8 @@ pub struct Event {
     pub bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iface: Option<Str>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "name_text")]
+    pub iface: Option<Name>,
     /// Option 93 architecture (`7 (EFI x64)` in text).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "arch_text")]
     pub arch: Option<u16>,
@@ -226,10 +265,10 @@ pub struct Event {
     pub vendor_class: Option<Str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_class: Option<Str>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<Str>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<Str>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "name_text")]
+    pub group: Option<Name>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "name_text")]
+    pub profile: Option<Name>,
     /// Identical events that followed this one (an iPXE retry loop, a
     /// client polling): counted here instead of stored again. Repeats since
     /// the last restart are not journaled.
@@ -316,6 +355,23 @@ mod arch_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
         let text = Option::<compact_str::CompactString>::deserialize(d)?;
         Ok(text.and_then(|t| super::arch_from_label(&t)))
+    }
+}
+
+/// A [`Name`] as its text in the journal and the API, shared when read.
+mod name_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<super::Name>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.serialize_str(n),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<super::Name>, D::Error> {
+        let text = Option::<compact_str::CompactString>::deserialize(d)?;
+        Ok(text.map(|t| super::name(&t)))
     }
 }
 
@@ -488,6 +544,16 @@ pub fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_one_shared_copy_per_value() {
+        let a = name("kbr0");
+        let b = name(&String::from("kbr0"));
+        let c = std::thread::spawn(|| name("kbr0")).join().unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b) && std::sync::Arc::ptr_eq(&a, &c));
+        assert_eq!(&*name("eth1"), "eth1");
+        assert!(!std::sync::Arc::ptr_eq(&a, &name("eth1")));
+    }
 
     #[test]
     fn timestamps() {

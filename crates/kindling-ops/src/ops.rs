@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use crate::classify::{ProfileMap, ProfilePaths, http_stage};
-use crate::event::{Endpoint, Event, Kind, Stage, Str, human_bytes, now_ms};
+use crate::event::{Endpoint, Event, Kind, Stage, Str, human_bytes, name, now_ms};
 use crate::journal::{
     FsyncPolicy, JournalConfig, JournalStatus, JournalWriter, replay_journal_lenient,
 };
@@ -720,7 +720,7 @@ fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: St
     let mut ev = Event::new(now_ms(), kind, what);
     ev.mac = c.mac.map(MacAddr);
     ev.stage = Some(Stage::Dhcp);
-    ev.iface = Some(iface.into());
+    ev.iface = Some(name(iface));
     ev.arch = c.arch;
     ev.firmware = c.firmware;
     ev.message = c.message_type;
@@ -961,8 +961,8 @@ impl RequestObserver for Ops {
         ev.status = Some(r.status);
         ev.bytes = Some(r.bytes);
         ev.duration_ms = Some(ms(r.duration));
-        ev.group = r.group.map(Str::from);
-        ev.profile = r.profile.map(Str::from);
+        ev.group = r.group.map(name);
+        ev.profile = r.profile.map(name);
         ev.reason = r.reason.map(Str::from);
         ev.ok = r.status < 400;
         if !r.complete {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{ProfileMap, http_stage};
-use crate::event::{Endpoint, Event, Kind, Source, Stage, Str, arch_label, format_ts};
+use crate::event::{Endpoint, Event, Kind, Source, Stage, Str, arch_label, format_ts, name};
 use crate::packed::{Packed, number_bytes};
 use kindling_dhcp::Firmware;
 use kindling_dhcp::wire::MessageType;
@@ -399,14 +399,14 @@ impl StoredEvent {
             status: self.status,
             bytes: n(ef::BYTES),
             duration_ms: n(ef::DURATION).map(f64::from_bits),
-            iface: s(ef::IFACE),
+            iface: text(ef::IFACE).map(name),
             arch: n(ef::ARCH).and_then(|a| u16::try_from(a).ok()),
             firmware: self.firmware,
             message: self.message,
             vendor_class: s(ef::VENDOR_CLASS),
             user_class: s(ef::USER_CLASS),
-            group: s(ef::GROUP),
-            profile: s(ef::PROFILE),
+            group: text(ef::GROUP).map(name),
+            profile: text(ef::PROFILE).map(name),
             repeats: self.repeats.into(),
             last_ts: self.last_ts,
             seq: self.seq,
