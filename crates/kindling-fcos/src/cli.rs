@@ -192,7 +192,11 @@ pub fn run_with_config(
                 .unwrap_or_default();
             let mut ids = vec![crate::profile::profile_id(&track)];
             ids.extend(profiles);
-            let ids = ids.join(", ");
+            let ids = format!(
+                "{} {}",
+                if ids.len() == 1 { "profile" } else { "profiles" },
+                ids.join(", ")
+            );
             match outcome {
                 PullOutcome::Switched { from, to, dropped } => {
                     println!(
