@@ -194,7 +194,11 @@ pub fn run_with_config(
             ids.extend(profiles);
             let ids = format!(
                 "{} {}",
-                if ids.len() == 1 { "profile" } else { "profiles" },
+                if ids.len() == 1 {
+                    "profile"
+                } else {
+                    "profiles"
+                },
                 ids.join(", ")
             );
             match outcome {
