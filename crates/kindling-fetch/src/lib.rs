@@ -53,11 +53,7 @@ impl Default for ClientOptions {
 /// one is installed already (reqwest is built with `rustls-no-provider`).
 pub fn client(o: &ClientOptions) -> Result<reqwest::Client, reqwest::Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let redirect = if o.max_redirects == 0 {
-        reqwest::redirect::Policy::none()
-    } else {
-        reqwest::redirect::Policy::limited(o.max_redirects)
-    };
+    let redirect = redirect_policy(o.max_redirects);
     let mut b = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(o.connect_timeout)
@@ -68,7 +64,35 @@ pub fn client(o: &ClientOptions) -> Result<reqwest::Client, reqwest::Error> {
     if let Some(t) = o.timeout {
         b = b.timeout(t);
     }
-    b.build()
+    match b.build() {
+        Ok(c) => Ok(c),
+        // A host without CA certificates (a minimal container image, a host without
+        // ca-certificates): the server must still start and fetch over plain HTTP;
+        // HTTPS upstreams then fail per request with a certificate error.
+        Err(e) => {
+            tracing::warn!(error = %e, "no usable system CA certificates: HTTPS downloads will fail until ca-certificates is installed");
+            let mut b = reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .connect_timeout(o.connect_timeout)
+                .redirect(redirect_policy(o.max_redirects))
+                .tls_certs_only(Vec::<reqwest::Certificate>::new());
+            if let Some(t) = o.read_timeout {
+                b = b.read_timeout(t);
+            }
+            if let Some(t) = o.timeout {
+                b = b.timeout(t);
+            }
+            b.build()
+        }
+    }
+}
+
+fn redirect_policy(max: usize) -> reqwest::redirect::Policy {
+    if max == 0 {
+        reqwest::redirect::Policy::none()
+    } else {
+        reqwest::redirect::Policy::limited(max)
+    }
 }
 
 /// Lowercase hex SHA-256 of `bytes`.
