@@ -312,12 +312,14 @@ async fn checksum_mismatch_not_kept_and_names_the_entry() {
     let s = setup(cat, CacheConfig::default()).await;
     let url = s.url("distro", "bad.img");
 
-    // A client during a corrupted download is cut short (the last byte is
-    // held back until verification).
+    // A client during a corrupted download is cut short: the last byte is
+    // held back until verification, so it never gets the whole file. How much
+    // of the rest it got before the cut depends on scheduling (a follower
+    // that lags is dropped where it is), so only the bound is checked.
     up.next_mode("/bad.img", Mode::Corrupt);
     let (code, body) = common::curl(&["--fail", &url]).await;
-    assert_ne!(code, 0);
-    assert_eq!(body.len(), (3 << 20) - 1);
+    assert_ne!(code, 0, "a corrupt download must not end as a success");
+    assert!(body.len() < 3 << 20, "got {} bytes", body.len());
     assert!(s.kept_files().is_empty() && s.cache.held().is_empty());
 
     // The same through prefetch: the error names the entry.
