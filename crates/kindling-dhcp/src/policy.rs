@@ -149,6 +149,21 @@ impl IgnoreReason {
         }
     }
 
+    /// The ordinary flow of a LAN, not a failure: non-PXE DHCP clients, a PXE client's
+    /// REQUEST on 67 (for the site's DHCP server), RELEASE/DECLINE/..., BOOTREPLYs. Every
+    /// client on the LAN sends these: they are logged at debug and never join a boot
+    /// timeline. (A malformed packet or non-Ethernet hardware has no MAC, so it never
+    /// reaches a timeline either; it is logged, rate-limited, as a possible problem.)
+    pub fn is_ordinary(self) -> bool {
+        matches!(
+            self,
+            Self::NotPxe
+                | Self::RequestOnDhcpPort
+                | Self::NotDiscoverOrRequest
+                | Self::NotBootRequest
+        )
+    }
+
     /// Index into [`IgnoreReason::ALL`].
     pub fn index(self) -> usize {
         Self::ALL.iter().position(|r| *r == self).unwrap_or(0)

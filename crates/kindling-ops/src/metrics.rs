@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use kindling_tftp::{Outcome, Refusal};
 use serde::{Deserialize, Serialize};
 
 /// Label values of one series, in the order of the family's label names.
@@ -169,30 +170,6 @@ fn ignore_labels() -> impl Iterator<Item = &'static str> {
     kindling_dhcp::IgnoreReason::ALL.iter().map(|r| r.label())
 }
 
-/// TFTP outcome labels.
-pub const TFTP_OUTCOMES: [&str; 8] = [
-    "completed",
-    "options_declined",
-    "client_error",
-    "timed_out",
-    "read_error",
-    "cancelled",
-    "peer_gone",
-    "evicted",
-];
-
-/// Why a TFTP request got an ERROR instead of a transfer
-/// ([`kindling_tftp::TftpObserver::request_refused`]).
-pub const TFTP_REFUSALS: [&str; 7] = [
-    "not_found",
-    "access_violation",
-    "io_error",
-    "busy",
-    "client_limit",
-    "write_request",
-    "mail_mode",
-];
-
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -215,8 +192,18 @@ impl Metrics {
             dhcp_seen: LabelCounters::new(&FIRMWARE_LABELS, false),
             dhcp_replies: LabelCounters::new(&["offer", "ack"], true),
             dhcp_ignored: LabelCounters::new(&ignore_labels().collect::<Vec<_>>(), true),
-            tftp_transfers: zeros(TFTP_OUTCOMES.iter().map(|l| vec![l.to_string()]).collect()),
-            tftp_refused: zeros(TFTP_REFUSALS.iter().map(|l| vec![l.to_string()]).collect()),
+            tftp_transfers: zeros(
+                Outcome::LABELS
+                    .iter()
+                    .map(|l| vec![l.to_string()])
+                    .collect(),
+            ),
+            tftp_refused: zeros(
+                Refusal::ALL
+                    .iter()
+                    .map(|r| vec![r.label().to_string()])
+                    .collect(),
+            ),
             tftp_bytes: AtomicU64::new(0),
             events: Mutex::default(),
             journal: Arc::default(),

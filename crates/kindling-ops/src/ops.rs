@@ -6,12 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use kindling_dhcp::{
-    AnsweredEvent, DhcpObserver, IgnoreReason, IgnoredEvent, ListenPort, SeenEvent,
-};
+use kindling_dhcp::{AnsweredEvent, DhcpObserver, IgnoredEvent, ListenPort, SeenEvent};
 use kindling_http::{RequestObserver, RequestRecord};
 use kindling_model::{Mac, MacAddr, Snapshot};
-use kindling_tftp::{Outcome, TftpObserver};
+use kindling_tftp::{Outcome, Refusal, TftpObserver};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
@@ -686,20 +684,6 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// Reasons that are the ordinary flow of a PXE boot, not a failure (a PXE client's
-/// REQUEST on 67 is for the site's DHCP server).
-fn ordinary_ignore(r: IgnoreReason) -> bool {
-    matches!(
-        r,
-        IgnoreReason::NotPxe
-            | IgnoreReason::RequestOnDhcpPort
-            | IgnoreReason::NotDiscoverOrRequest
-            | IgnoreReason::NotBootRequest
-            | IgnoreReason::Malformed
-            | IgnoreReason::UnsupportedHardware
-    )
-}
-
 /// `DISCOVER` + rest (inline when short).
 fn shout(label: &str, rest: &[&str]) -> Str {
     let mut s = Str::with_capacity(label.len() + rest.iter().map(|r| r.len()).sum::<usize>());
@@ -790,7 +774,7 @@ impl DhcpObserver for Ops {
     fn ignored(&self, e: &IgnoredEvent<'_>) {
         self.metrics.dhcp_ignored(e.reason.label());
         let Some(c) = e.client else { return };
-        if c.mac.is_none() || c.vendor_prefix.is_none() || ordinary_ignore(e.reason) {
+        if c.mac.is_none() || c.vendor_prefix.is_none() || e.reason.is_ordinary() {
             return;
         }
         let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
@@ -806,23 +790,10 @@ impl DhcpObserver for Ops {
     }
 }
 
-fn outcome_label(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Completed => "completed",
-        Outcome::OptionsDeclined => "options_declined",
-        Outcome::ClientError { .. } => "client_error",
-        Outcome::TimedOut => "timed_out",
-        Outcome::ReadError(_) => "read_error",
-        Outcome::Cancelled => "cancelled",
-        Outcome::PeerGone(_) => "peer_gone",
-        Outcome::Evicted => "evicted",
-    }
-}
-
 impl TftpObserver for Ops {
-    fn request_refused(&self, peer: SocketAddr, file: &str, kind: &'static str, reason: &str) {
-        self.metrics.tftp_refused(kind);
-        let verb = if kind == "write_request" {
+    fn request_refused(&self, peer: SocketAddr, file: &str, why: Refusal, reason: &str) {
+        self.metrics.tftp_refused(why.label());
+        let verb = if why == Refusal::WriteRequest {
             "WRQ"
         } else {
             "RRQ"
@@ -849,7 +820,7 @@ impl TftpObserver for Ops {
         duration: Duration,
         outcome: &Outcome,
     ) {
-        self.metrics.tftp_transfer(outcome_label(outcome), bytes);
+        self.metrics.tftp_transfer(outcome.label(), bytes);
         let what = match outcome {
             Outcome::OptionsDeclined => compact_str::format_compact!("RRQ {file} (size probe)"),
             _ => compact_str::format_compact!("RRQ {file}"),
@@ -863,14 +834,7 @@ impl TftpObserver for Ops {
         ev.ok = outcome.is_success();
         ev.reason = match outcome {
             Outcome::Completed | Outcome::OptionsDeclined => None,
-            Outcome::ClientError { code, message } => Some(compact_str::format_compact!(
-                "client sent ERROR {code}: {message}"
-            )),
-            Outcome::TimedOut => Some("timed out (no ACK within the retry limit)".into()),
-            Outcome::ReadError(e) => Some(compact_str::format_compact!("read error: {e}")),
-            Outcome::Cancelled => Some("server shut down".into()),
-            Outcome::PeerGone(e) => Some(compact_str::format_compact!("peer unreachable: {e}")),
-            Outcome::Evicted => Some("evicted: slot given to a new client (server full)".into()),
+            other => Some(compact_str::format_compact!("{other}")),
         };
         self.record(ev);
     }
@@ -1069,7 +1033,7 @@ mod tests {
         ops.request_refused(
             peer,
             "undionly.kpxe",
-            "not_found",
+            Refusal::NotFound,
             "file not found: undionly.kpxe (looked in /srv/tftp)",
         );
         let m = ops

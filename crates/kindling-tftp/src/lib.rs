@@ -26,6 +26,6 @@ pub use config::{ConfigError, TftpConfig};
 pub use packet::{ErrorCode, Packet, PacketError};
 pub use server::{ServerError, TftpServer};
 pub use source::{FileSource, FsSource, Opened, TftpError};
-pub use stats::{StatsSnapshot, TftpObserver, TftpStats};
+pub use stats::{Refusal, StatsSnapshot, TftpObserver, TftpStats};
 pub use tokio_util::sync::CancellationToken;
 pub use transfer::{BlockReader, Outcome, Status, Step, Transfer, TransferParams};

@@ -17,7 +17,7 @@ use crate::limits::{Admission, SlotId, Slots};
 use crate::packet::{self, ErrorCode, Mode, Packet, Request};
 use crate::pktinfo;
 use crate::source::{FileSource, TftpError};
-use crate::stats::{TftpObserver, TftpStats};
+use crate::stats::{Refusal, TftpObserver, TftpStats};
 use crate::transfer::{Outcome, Status, Transfer, TransferParams};
 use kindling_guard::{Buckets, Budget, esc};
 
@@ -262,7 +262,7 @@ async fn handle_datagram(
                     shared,
                     peer,
                     &req.filename,
-                    "mail_mode",
+                    Refusal::MailMode,
                     "mail mode is not supported",
                 );
                 send_listener(
@@ -302,7 +302,7 @@ async fn handle_datagram(
                         shared,
                         peer,
                         &req.filename,
-                        "client_limit",
+                        Refusal::ClientLimit,
                         "too many transfers from this address (max_transfers_per_client)",
                     );
                     send_listener(
@@ -321,7 +321,7 @@ async fn handle_datagram(
                         shared,
                         peer,
                         &req.filename,
-                        "busy",
+                        Refusal::Busy,
                         "server busy (max_transfers transfers running)",
                     );
                     send_listener(
@@ -366,7 +366,7 @@ async fn handle_datagram(
                 shared,
                 peer,
                 &req.filename,
-                "write_request",
+                Refusal::WriteRequest,
                 "write request (WRQ): the server is read-only",
             );
             send_listener(shared, to, ErrorCode::AccessViolation, "Read-only server").await;
@@ -378,7 +378,7 @@ async fn handle_datagram(
     }
 }
 
-fn refused(shared: &Shared, peer: SocketAddr, file: &str, kind: &'static str, reason: &str) {
+fn refused(shared: &Shared, peer: SocketAddr, file: &str, kind: Refusal, reason: &str) {
     if let Some(o) = &shared.observer {
         o.request_refused(peer, file, kind, reason);
     }
@@ -613,9 +613,9 @@ async fn transfer_inner(
             }
             warn!(reason = %esc(&e), "tftp request refused");
             let kind = match &e {
-                TftpError::NotFound(_) => "not_found",
-                TftpError::AccessViolation(_) => "access_violation",
-                TftpError::Io(_) => "io_error",
+                TftpError::NotFound(_) => Refusal::NotFound,
+                TftpError::AccessViolation(_) => Refusal::AccessViolation,
+                TftpError::Io(_) => Refusal::IoError,
             };
             refused(shared, peer, &req.filename, kind, &e.to_string());
             // Free the slot before the client hears the refusal: a client asking for

@@ -115,21 +115,68 @@ impl TftpStats {
     }
 }
 
+/// Why a request got an ERROR instead of a transfer. Each has a stable snake_case label
+/// (metrics, the boot timeline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// The file does not exist (or is not a regular file).
+    NotFound,
+    /// The name is outside the root, or the file is not readable.
+    AccessViolation,
+    /// The file could not be opened for another reason.
+    IoError,
+    /// `max_transfers` transfers are running.
+    Busy,
+    /// The address already holds `max_transfers_per_client` transfers.
+    ClientLimit,
+    /// A write request (WRQ): the server is read-only.
+    WriteRequest,
+    /// Mode `mail` (RFC 1350's obsolete mode).
+    MailMode,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 7] = [
+        Refusal::NotFound,
+        Refusal::AccessViolation,
+        Refusal::IoError,
+        Refusal::Busy,
+        Refusal::ClientLimit,
+        Refusal::WriteRequest,
+        Refusal::MailMode,
+    ];
+
+    /// The stable label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::NotFound => "not_found",
+            Refusal::AccessViolation => "access_violation",
+            Refusal::IoError => "io_error",
+            Refusal::Busy => "busy",
+            Refusal::ClientLimit => "client_limit",
+            Refusal::WriteRequest => "write_request",
+            Refusal::MailMode => "mail_mode",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// Hook for the boot timeline. Both methods default to doing nothing.
 /// Called from the transfer's task: keep them cheap and non-blocking.
 pub trait TftpObserver: Send + Sync {
     /// A transfer was accepted and the file opened.
     fn transfer_started(&self, _peer: SocketAddr, _file: &str, _size: Option<u64>) {}
-    /// A request got an ERROR instead of a transfer. `kind` is one of `not_found`,
-    /// `access_violation`, `io_error` (the file could not be opened), `busy` (at
-    /// `max_transfers`), `client_limit` (the address already holds
-    /// `max_transfers_per_client` transfers), `write_request` (WRQ: read-only server),
-    /// `mail_mode`; `reason` is
-    /// the explanation for people (server-side detail included; the client only got the
+    /// A request got an ERROR instead of a transfer, for `why`; `reason` is the
+    /// explanation for people (server-side detail included; the client only got the
     /// TFTP error message). Requests dropped by the rate limit are not reported (they
     /// get no answer either; see `StatsSnapshot::rate_limited`). All texts are as the
     /// client sent them: escape them before writing them to a log.
-    fn request_refused(&self, _peer: SocketAddr, _file: &str, _kind: &'static str, _reason: &str) {}
+    fn request_refused(&self, _peer: SocketAddr, _file: &str, _why: Refusal, _reason: &str) {}
     /// A started transfer ended. `bytes` = file bytes acknowledged by the client.
     fn transfer_finished(
         &self,

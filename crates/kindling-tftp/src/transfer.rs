@@ -113,8 +113,8 @@ pub enum Outcome {
 }
 
 impl std::fmt::Display for Outcome {
-    /// Short text for logs. Contains the client's ERROR message: escape it
-    /// (`kindling_guard::esc`) before logging.
+    /// Why it ended, for people (logs, the boot timeline). Contains the client's ERROR
+    /// message: escape it (`kindling_guard::esc`) before logging.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outcome::Completed => f.write_str("completed"),
@@ -122,16 +122,43 @@ impl std::fmt::Display for Outcome {
             Outcome::ClientError { code, message } => {
                 write!(f, "client sent ERROR {code}: {message}")
             }
-            Outcome::TimedOut => f.write_str("timed out"),
+            Outcome::TimedOut => f.write_str("timed out (no ACK within the retry limit)"),
             Outcome::ReadError(e) => write!(f, "read error: {e}"),
-            Outcome::Cancelled => f.write_str("cancelled (server shutting down)"),
+            Outcome::Cancelled => f.write_str("server shut down"),
             Outcome::PeerGone(e) => write!(f, "peer unreachable: {e}"),
-            Outcome::Evicted => f.write_str("evicted (slot given to a new client)"),
+            Outcome::Evicted => f.write_str("evicted: slot given to a new client (server full)"),
         }
     }
 }
 
 impl Outcome {
+    /// Every [`Outcome::label`], in declaration order (metrics start them at zero).
+    pub const LABELS: [&'static str; 8] = [
+        "completed",
+        "options_declined",
+        "client_error",
+        "timed_out",
+        "read_error",
+        "cancelled",
+        "peer_gone",
+        "evicted",
+    ];
+
+    /// The stable snake_case label (metrics).
+    pub fn label(&self) -> &'static str {
+        let i = match self {
+            Outcome::Completed => 0,
+            Outcome::OptionsDeclined => 1,
+            Outcome::ClientError { .. } => 2,
+            Outcome::TimedOut => 3,
+            Outcome::ReadError(_) => 4,
+            Outcome::Cancelled => 5,
+            Outcome::PeerGone(_) => 6,
+            Outcome::Evicted => 7,
+        };
+        Self::LABELS[i]
+    }
+
     /// Completed or a normal client abort after option negotiation.
     pub fn is_success(&self) -> bool {
         matches!(self, Outcome::Completed | Outcome::OptionsDeclined)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{Raw, Server, TempDir, config, have, pattern, tempdir};
 use kindling_tftp::packet::{ErrorCode, Packet};
-use kindling_tftp::{FileSource, Opened, Outcome, TftpError, TftpObserver};
+use kindling_tftp::{FileSource, Opened, Outcome, Refusal, TftpError, TftpObserver};
 
 /// root/ with ok.txt, sub/ok2.txt, in-root symlink, symlinks leaving the root;
 /// secret.txt next to (outside) the root.
@@ -305,7 +305,7 @@ impl TftpObserver for Rec {
             .unwrap()
             .push(format!("end {file} {bytes} {outcome:?}"));
     }
-    fn request_refused(&self, _peer: SocketAddr, file: &str, kind: &'static str, reason: &str) {
+    fn request_refused(&self, _peer: SocketAddr, file: &str, kind: Refusal, reason: &str) {
         self.0
             .lock()
             .unwrap()

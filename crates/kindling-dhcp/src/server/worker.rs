@@ -241,16 +241,10 @@ impl Worker {
         now: Instant,
     ) {
         let source = ctx.source;
-        match reason {
-            // Ordinary DHCP traffic: every client on the LAN would log here.
-            IgnoreReason::NotPxe
-            | IgnoreReason::RequestOnDhcpPort
-            | IgnoreReason::NotDiscoverOrRequest
-            | IgnoreReason::NotBootRequest => {
-                debug!(reason = reason.label(), %source, "ignored");
-                return;
-            }
-            _ => {}
+        // Ordinary DHCP traffic: every client on the LAN would log here.
+        if reason.is_ordinary() {
+            debug!(reason = reason.label(), %source, "ignored");
+            return;
         }
         let Some(suppressed) = lock(&self.shared.log_gate).allow(now) else {
             return;
