@@ -1,5 +1,5 @@
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,24 +37,10 @@ impl RequestObserver for Seen {
     }
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn data_dir(tag: &str) -> TempDir {
-    let root = std::env::temp_dir().join(format!(
-        "kindling-http-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    let dd = DataDir::new(&root);
+fn data_dir(tag: &str) -> kindling_testkit::TempDir {
+    let tmp = kindling_testkit::tempdir(&format!("http-{tag}"));
+    let root = tmp.path();
+    let dd = DataDir::new(root);
     dd.ensure_layout().unwrap();
     let w = |p: &str, s: &str| std::fs::write(root.join(p), s).unwrap();
     w(
@@ -81,7 +67,7 @@ fn data_dir(tag: &str) -> TempDir {
     std::fs::create_dir_all(root.join("assets/sub/site")).unwrap();
     w("assets/sub/a.txt", "a\n");
     w("assets/sub/site/index.html", "<html>index</html>\n");
-    TempDir(root)
+    tmp
 }
 
 async fn start(
@@ -143,7 +129,7 @@ fn reason_of(seen: &Seen, path_query: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binding_refuses_strangers_and_requests_without_mac() {
     let tmp = data_dir("binding");
-    let (addr, seen, _stop) = start(&tmp.0, |s| s.binding = Some(Arc::new(FakeBinding))).await;
+    let (addr, seen, _stop) = start(tmp.path(), |s| s.binding = Some(Arc::new(FakeBinding))).await;
     for ep in ["/ignition", "/generic", "/cloud", "/metadata"] {
         // The machine that booted from this address: served.
         let (status, body) = get(addr, &format!("{ep}?mac=52-54-00-00-00-01")).await;
@@ -174,7 +160,7 @@ async fn binding_refuses_strangers_and_requests_without_mac() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_binding_matchbox_answers_anyone() {
     let tmp = data_dir("nobinding");
-    let (addr, _seen, _stop) = start(&tmp.0, |_| {}).await;
+    let (addr, _seen, _stop) = start(tmp.path(), |_| {}).await;
     for ep in ["/ignition", "/generic", "/cloud", "/metadata"] {
         assert_eq!(
             get(addr, &format!("{ep}?mac=52:54:00:00:00:02")).await.0,
@@ -215,7 +201,7 @@ fn hidden_assets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asset_listings_are_off_by_default() {
     let tmp = data_dir("listings");
-    let (addr, seen, _stop) = start(&tmp.0, |_| {}).await;
+    let (addr, seen, _stop) = start(tmp.path(), |_| {}).await;
     for dir in ["/assets/", "/assets/sub/"] {
         assert_eq!(get(addr, dir).await.0, 404, "{dir}");
         let reason = reason_of(&seen, dir).unwrap();
@@ -232,7 +218,7 @@ async fn asset_listings_are_off_by_default() {
     );
     drop(_stop);
 
-    let (addr, _seen, _stop) = start(&tmp.0, |s| s.asset_listings = true).await;
+    let (addr, _seen, _stop) = start(tmp.path(), |s| s.asset_listings = true).await;
     let (status, body) = get(addr, "/assets/sub/").await;
     assert_eq!(status, 200);
     assert!(body.contains("<a href=\"a.txt\">a.txt</a>"), "{body}");
@@ -268,8 +254,8 @@ impl Extension for SnapEcho {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extensions_see_the_current_snapshot() {
     let tmp = data_dir("snapshot");
-    let want = kindling_model::Loader::new(DataDir::new(&tmp.0)).load();
-    let (addr, _seen, _stop) = start(&tmp.0, |s| s.extensions = vec![Arc::new(SnapEcho)]).await;
+    let want = kindling_model::Loader::new(DataDir::new(tmp.path())).load();
+    let (addr, _seen, _stop) = start(tmp.path(), |s| s.extensions = vec![Arc::new(SnapEcho)]).await;
     let (status, body) = get(addr, "/snap").await;
     assert_eq!(status, 200);
     assert_eq!(

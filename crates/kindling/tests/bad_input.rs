@@ -6,12 +6,13 @@ mod support;
 
 use std::os::unix::fs::symlink;
 
-use support::{Server, TempDir, layout, request};
+use kindling_testkit::TempDir;
+use support::{Server, layout, request};
 
 const SECRET: &str = "KINDLING-SECRET-7f3a9c";
 
 fn setup() -> (TempDir, Server) {
-    let tmp = TempDir::new("bad-input");
+    let tmp = kindling_testkit::tempdir("bad-input");
     let root = tmp.path();
     std::fs::write(root.join("secret"), SECRET).unwrap();
     std::fs::create_dir_all(root.join("outside")).unwrap();
@@ -170,7 +171,7 @@ fn oversized_requests_get_4xx() {
 
 #[test]
 fn malformed_json_is_reported_with_position() {
-    let tmp = TempDir::new("bad-json");
+    let tmp = kindling_testkit::tempdir("bad-json");
     let data = tmp.path().join("data");
     layout(&data);
     std::fs::write(

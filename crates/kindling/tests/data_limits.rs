@@ -7,32 +7,8 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "kindling-data-limits-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The real `kindling serve` (`common::Server`), with what this file measures of it.
 struct Server(common::Server);
@@ -126,14 +102,14 @@ const MAX_PEAK_KIB: u64 = 100 * 1024;
 
 #[test]
 fn a_30_mb_group_file_is_refused_and_memory_stays_low() {
-    let tmp = TempDir::new("30mb");
-    let data = tmp.0.join("data");
+    let tmp = kindling_testkit::tempdir("data-limits-30mb");
+    let data = tmp.path().join("data");
     for d in [
         "groups", "profiles", "ignition", "generic", "cloud", "assets",
     ] {
         fs::create_dir_all(data.join(d)).unwrap();
     }
-    let work = tmp.0.join("work");
+    let work = tmp.path().join("work");
     fs::create_dir_all(&work).unwrap();
     fs::write(
         data.join("profiles/p.json"),

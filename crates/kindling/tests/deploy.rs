@@ -35,27 +35,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "kindling-deploy-{tag}-{}-{:?}",
-            std::process::id(),
-            Instant::now()
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A server process, killed (by PID) when dropped, even when the test fails.
 struct Proc {
     child: Child,
@@ -204,14 +183,14 @@ fn serves_a_read_only_matchbox_directory_on_the_defaults() {
         eprintln!("SKIP: needs root and unshare (a private mount namespace)");
         return;
     }
-    let work = TempDir::new("ro");
-    let seed = work.0.join("seed");
+    let work = kindling_testkit::tempdir("deploy-ro");
+    let seed = work.path().join("seed");
     copy_dir(&repo().join("examples/seed"), &seed);
     // A matchbox directory need not have every area: a missing one cannot be created on
     // a read-only mount, and is served as empty.
     std::fs::remove_dir_all(seed.join("cloud")).unwrap();
     let before = listing(&seed);
-    let run = work.0.join("cwd");
+    let run = work.path().join("cwd");
     std::fs::create_dir_all(&run).unwrap();
     let (mut srv, addr) = serve_read_only(&seed, &run, &[], &[]);
     let log = srv.wait_log("ready").unwrap_or_else(|e| panic!("{e}"));
@@ -245,12 +224,12 @@ fn systemd_directories_hold_state_and_cache() {
         eprintln!("SKIP: needs root and unshare (a private mount namespace)");
         return;
     }
-    let work = TempDir::new("sd");
-    let seed = work.0.join("seed");
+    let work = kindling_testkit::tempdir("deploy-sd");
+    let seed = work.path().join("seed");
     copy_dir(&repo().join("examples/seed"), &seed);
     let (mut srv, addr) = serve_read_only(
         &seed,
-        &work.0,
+        work.path(),
         &[
             ("STATE_DIRECTORY", "/var/lib/kindling-unit"),
             (
@@ -289,12 +268,12 @@ fn run(args: &[&str], cwd: &Path) -> (i32, String) {
 
 #[test]
 fn every_table_is_checked_before_anything_binds() {
-    let work = TempDir::new("cfg");
+    let work = kindling_testkit::tempdir("deploy-cfg");
     // The HTTP port is held: had the server bound anything before checking, it would
     // fail on the port instead of on the configuration.
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
-    let cfg = work.0.join("bad.toml");
+    let cfg = work.path().join("bad.toml");
     std::fs::write(
         &cfg,
         format!(
@@ -307,11 +286,14 @@ fn every_table_is_checked_before_anything_binds() {
         ),
     )
     .unwrap();
-    let data = work.0.join("data");
+    let data = work.path().join("data");
     copy_dir(&repo().join("examples/seed"), &data);
     let cfg_s = cfg.to_str().unwrap();
     let data_s = data.to_str().unwrap();
-    let (code, out) = run(&["serve", "--config", cfg_s, "--data-dir", data_s], &work.0);
+    let (code, out) = run(
+        &["serve", "--config", cfg_s, "--data-dir", data_s],
+        work.path(),
+    );
     assert_eq!(code, 2, "{out}");
     assert!(!out.contains("in use"), "bound before checking:\n{out}");
     assert!(!out.contains("ready"), "{out}");
@@ -337,7 +319,10 @@ fn every_table_is_checked_before_anything_binds() {
         }
     }
     // `kindling check --config` fails on the same errors.
-    let (code, out) = run(&["check", "--config", cfg_s, "--data-dir", data_s], &work.0);
+    let (code, out) = run(
+        &["check", "--config", cfg_s, "--data-dir", data_s],
+        work.path(),
+    );
     assert_eq!(code, 1, "{out}");
     for e in expected {
         assert_eq!(out.matches(e).count(), 1, "{e:?} not said once:\n{out}");
@@ -348,12 +333,16 @@ fn every_table_is_checked_before_anything_binds() {
 
 #[test]
 fn which_configuration_was_loaded_is_said() {
-    let work = TempDir::new("which");
-    std::fs::write(work.0.join("kindling.toml"), "[tftp]\nmax_blksize = 3\n").unwrap();
+    let work = kindling_testkit::tempdir("deploy-which");
+    std::fs::write(
+        work.path().join("kindling.toml"),
+        "[tftp]\nmax_blksize = 3\n",
+    )
+    .unwrap();
     // ./kindling.toml from the working directory is used, and named with its full path.
-    let (code, out) = run(&["serve"], &work.0);
+    let (code, out) = run(&["serve"], work.path());
     assert_eq!(code, 2, "{out}");
-    let abs = work.0.join("kindling.toml");
+    let abs = work.path().join("kindling.toml");
     assert!(
         out.contains(&format!("invalid configuration ({})", abs.display())),
         "{out}"
@@ -389,12 +378,12 @@ fn check_with_ipxe_dir(work: &Path, ipxe_dir: &Path, data: &str) -> String {
 
 #[test]
 fn boot_files_nothing_serves_are_explained() {
-    let work = TempDir::new("tftp");
-    let data = work.0.join("data");
+    let work = kindling_testkit::tempdir("deploy-tftp");
+    let data = work.path().join("data");
     copy_dir(&repo().join("examples/seed"), &data);
     let data_s = data.to_str().unwrap();
     // Proxy DHCP hands out undionly.kpxe and snponly.efi over TFTP, but TFTP is off.
-    let off = work.0.join("off.toml");
+    let off = work.path().join("off.toml");
     std::fs::write(&off, "[dhcp]\nenabled = true\ninterfaces = [\"eth0\"]\n").unwrap();
     let (_, out) = run(
         &[
@@ -404,16 +393,16 @@ fn boot_files_nothing_serves_are_explained() {
             "--data-dir",
             data_s,
         ],
-        &work.0,
+        work.path(),
     );
     assert!(
         out.contains("dhcp.bios_binary \"undionly.kpxe\" is handed out over TFTP, but Kindling's TFTP server is off"),
         "{out}"
     );
     // TFTP on, but the iPXE directory (e.g. Debian's path on RHEL) has none of them.
-    let empty = work.0.join("no-ipxe");
+    let empty = work.path().join("no-ipxe");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = check_with_ipxe_dir(&work.0, &empty, data_s);
+    let out = check_with_ipxe_dir(work.path(), &empty, data_s);
     for f in ["undionly.kpxe", "snponly.efi"] {
         assert!(
             out.contains(&format!(
@@ -424,7 +413,7 @@ fn boot_files_nothing_serves_are_explained() {
     }
     assert!(out.contains("http_boot_binary"), "{out}");
     // A Fedora/RHEL layout (/usr/share/ipxe with ipxe-bootimgs names) serves them all.
-    let fedora = work.0.join("share-ipxe");
+    let fedora = work.path().join("share-ipxe");
     std::fs::create_dir_all(&fedora).unwrap();
     for f in [
         "undionly.kpxe",
@@ -433,32 +422,32 @@ fn boot_files_nothing_serves_are_explained() {
     ] {
         std::fs::write(fedora.join(f), b"MZ").unwrap();
     }
-    let out = check_with_ipxe_dir(&work.0, &fedora, data_s);
+    let out = check_with_ipxe_dir(work.path(), &fedora, data_s);
     assert!(!out.contains("handed out"), "{out}");
 }
 
 #[test]
 fn readiness_and_stop_are_told_to_systemd() {
     use std::os::unix::net::UnixDatagram;
-    let work = TempDir::new("notify");
-    let data = work.0.join("data");
+    let work = kindling_testkit::tempdir("deploy-notify");
+    let data = work.path().join("data");
     copy_dir(&repo().join("examples/seed"), &data);
-    let sock_path = work.0.join("notify.sock");
+    let sock_path = work.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let port = free_port();
-    let log = work.0.join("serve.log");
+    let log = work.path().join("serve.log");
     let child = Command::new(env!("CARGO_BIN_EXE_kindling"))
         .arg("serve")
         .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--state-dir", work.0.join("state").to_str().unwrap()])
-        .args(["--cache-dir", work.0.join("cache").to_str().unwrap()])
+        .args(["--state-dir", work.path().join("state").to_str().unwrap()])
+        .args(["--cache-dir", work.path().join("cache").to_str().unwrap()])
         .args(["--http-listen", &format!("127.0.0.1:{port}")])
         .args(["--admin-listen", ""])
         .env_remove("KINDLING_CONFIG")
         .env("NOTIFY_SOCKET", &sock_path)
-        .current_dir(&work.0)
+        .current_dir(work.path())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::null())

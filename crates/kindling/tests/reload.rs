@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Server, TempDir, layout, try_request, write_atomic};
+use support::{Server, layout, try_request, write_atomic};
 
 fn mac(i: usize) -> String {
     format!("52:54:00:00:{:02x}:{:02x}", i / 256, i % 256)
@@ -49,7 +49,7 @@ fn wait_for(port: u16, i: usize, check: impl Fn(u16, &str) -> bool) -> Duration 
 
 #[test]
 fn reload_under_load() {
-    let tmp = TempDir::new("reload");
+    let tmp = kindling_testkit::tempdir("reload");
     let data = tmp.path().join("data");
     layout(&data);
     for p in 0..10 {
@@ -174,7 +174,7 @@ fn reload_under_load() {
 
 #[test]
 fn sighup_reloads_without_watching() {
-    let tmp = TempDir::new("sighup");
+    let tmp = kindling_testkit::tempdir("sighup");
     let data = tmp.path().join("data");
     layout(&data);
     std::fs::write(
