@@ -1,29 +1,33 @@
-//! Counters and gauges, rendered in the Prometheus text exposition format (0.0.4).
+//! Counters and gauges, kept by `prometheus-client` and rendered in the Prometheus text
+//! exposition format (0.0.4).
+//!
+//! Two kinds of series. What this crate counts as events happen (HTTP requests, DHCP
+//! packets, TFTP transfers, timeline events, reloads) lives in families registered once
+//! ([`Counters`]); an increment is an atomic add on a series found by its typed labels.
+//! What others own (listener connection counts, the journal's health, the store's sizes,
+//! the cache's counters, the Fedora CoreOS tracker's status) is read when `/metrics` is
+//! scraped and written out from a registry built for that scrape ([`Metrics::render`]):
+//! no copy of it is kept here to go stale.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use kindling_dhcp::wire::MessageType;
+use kindling_dhcp::{Firmware, IgnoreReason};
 use kindling_tftp::{Outcome, Refusal};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text::encode;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
-/// Label values of one series, in the order of the family's label names.
-type Key = Vec<String>;
-
-/// The value of a `kindling_fcos_*` series for one stream (none: no series), with its
-/// `release` label if it has one.
-type FcosValue<'a> = &'a dyn Fn(&FcosStream) -> Option<(Option<&str>, u64)>;
-
-/// A release as the value of an info series.
-fn fcos_release(r: &Option<String>) -> Option<(Option<&str>, u64)> {
-    r.as_deref().map(|r| (Some(r), 1))
-}
-
 /// What the Fedora CoreOS tracker knows of one stream and architecture, as the caller
-/// copies it in ([`Ops::set_fcos_streams`]): shown by `/api/v1/status` (`fcos`), `/metrics`
-/// (`kindling_fcos_*`) and the dashboard. A plain copy, so that this crate needs nothing
-/// of the tracker's.
+/// copies it in ([`Ops::set_fcos_streams`](crate::Ops::set_fcos_streams)): shown by
+/// `/api/v1/status` (`fcos`), `/metrics` (`kindling_fcos_*`) and the dashboard. A plain
+/// copy, so that this crate needs nothing of the tracker's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FcosStream {
     pub stream: String,
@@ -52,26 +56,221 @@ impl FcosStream {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointStatus {
+    endpoint: &'static str,
+    status: u16,
+}
+
+/// A family with one label, `$field`.
+macro_rules! one_label {
+    ($name:ident, $field:ident) => {
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+        struct $name {
+            $field: &'static str,
+        }
+    };
+}
+one_label!(ByEndpoint, endpoint);
+one_label!(ByKind, kind);
+one_label!(ByFirmware, firmware);
+one_label!(ByMessage, message);
+one_label!(ByReason, reason);
+one_label!(ByOutcome, outcome);
+one_label!(BySource, source);
+one_label!(ByListener, listener);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerReason {
+    listener: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Track {
+    stream: String,
+    arch: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrackRelease {
+    stream: String,
+    arch: String,
+    release: String,
+}
+
+/// The series this crate counts, registered once.
+struct Counters {
+    http_requests: Family<EndpointStatus, Counter>,
+    http_bytes: Family<ByEndpoint, Counter>,
+    http_cut: Family<ByEndpoint, Counter>,
+    asset_bytes: Family<ByKind, Counter>,
+    dhcp_seen: Family<ByFirmware, Counter>,
+    dhcp_replies: Family<ByMessage, Counter>,
+    dhcp_ignored: Family<ByReason, Counter>,
+    tftp_transfers: Family<ByOutcome, Counter>,
+    tftp_refused: Family<ByReason, Counter>,
+    tftp_bytes: Counter,
+    events: Family<BySource, Counter>,
+    reloads: Counter,
+    reload_errors: Counter,
+    subscribers_refused: Counter,
+    subscribers_dropped: Family<ByReason, Counter>,
+    binding_refused: Counter,
+}
+
+impl Counters {
+    /// The families, registered in `r`; the labels known in advance start at zero (so
+    /// that rates work from the first scrape).
+    fn register(r: &mut Registry) -> Counters {
+        let c = Counters {
+            http_requests: Family::default(),
+            http_bytes: Family::default(),
+            http_cut: Family::default(),
+            asset_bytes: Family::default(),
+            dhcp_seen: Family::default(),
+            dhcp_replies: Family::default(),
+            dhcp_ignored: Family::default(),
+            tftp_transfers: Family::default(),
+            tftp_refused: Family::default(),
+            tftp_bytes: Counter::default(),
+            events: Family::default(),
+            reloads: Counter::default(),
+            reload_errors: Counter::default(),
+            subscribers_refused: Counter::default(),
+            subscribers_dropped: Family::default(),
+            binding_refused: Counter::default(),
+        };
+        for firmware in FIRMWARE_LABELS {
+            let _ = c.dhcp_seen.get_or_create(&ByFirmware { firmware });
+        }
+        for m in [MessageType::Offer, MessageType::Ack] {
+            let _ = c
+                .dhcp_replies
+                .get_or_create(&ByMessage { message: m.label() });
+        }
+        for reason in IgnoreReason::ALL {
+            let _ = c.dhcp_ignored.get_or_create(&ByReason {
+                reason: reason.label(),
+            });
+        }
+        for outcome in Outcome::LABELS {
+            let _ = c.tftp_transfers.get_or_create(&ByOutcome { outcome });
+        }
+        for why in Refusal::ALL {
+            let _ = c.tftp_refused.get_or_create(&ByReason {
+                reason: why.label(),
+            });
+        }
+        for reason in ["overflow", "stalled"] {
+            let _ = c.subscribers_dropped.get_or_create(&ByReason { reason });
+        }
+        r.register(
+            "kindling_http_requests",
+            "HTTP requests by endpoint and status",
+            c.http_requests.clone(),
+        );
+        r.register(
+            "kindling_http_response_bytes",
+            "HTTP response body bytes by endpoint (bytes handed to the connection)",
+            c.http_bytes.clone(),
+        );
+        r.register(
+            "kindling_http_downloads_cut",
+            "Replies of 64 KiB or more whose body stopped before its end (client gone or body failed)",
+            c.http_cut.clone(),
+        );
+        r.register(
+            "kindling_asset_bytes_served",
+            "Bytes served under /assets/ with 2xx, by boot artifact",
+            c.asset_bytes.clone(),
+        );
+        r.register(
+            "kindling_dhcp_seen",
+            "PXE/iPXE DHCP packets received, by firmware",
+            c.dhcp_seen.clone(),
+        );
+        r.register(
+            "kindling_dhcp_replies",
+            "Proxy DHCP replies sent, by message type",
+            c.dhcp_replies.clone(),
+        );
+        r.register(
+            "kindling_dhcp_ignored",
+            "DHCP packets not answered, by reason",
+            c.dhcp_ignored.clone(),
+        );
+        r.register(
+            "kindling_tftp_transfers",
+            "TFTP transfers ended, by outcome",
+            c.tftp_transfers.clone(),
+        );
+        r.register(
+            "kindling_tftp_refused",
+            "TFTP requests answered with an ERROR instead of a transfer, by reason",
+            c.tftp_refused.clone(),
+        );
+        r.register(
+            "kindling_tftp_bytes",
+            "File bytes acknowledged by TFTP clients",
+            c.tftp_bytes.clone(),
+        );
+        r.register(
+            "kindling_events",
+            "Events recorded in machine timelines, by source",
+            c.events.clone(),
+        );
+        r.register(
+            "kindling_reloads",
+            "Data directory loads",
+            c.reloads.clone(),
+        );
+        r.register(
+            "kindling_reload_errors",
+            "Loads that reported problems",
+            c.reload_errors.clone(),
+        );
+        r.register(
+            "kindling_events_subscribers_refused",
+            "Event-stream requests answered 503: max_subscribers were open",
+            c.subscribers_refused.clone(),
+        );
+        r.register(
+            "kindling_events_subscribers_dropped",
+            "Event-stream subscribers dropped, by reason (overflow: their queue filled; stalled: they took nothing for subscriber_stall_secs)",
+            c.subscribers_dropped.clone(),
+        );
+        r.register(
+            "kindling_http_binding_refused",
+            "Requests by MAC (/ignition, /generic, /cloud, /metadata) refused: the MAC is not bound to the caller's address (http.ignition_binding)",
+            c.binding_refused.clone(),
+        );
+        c
+    }
+}
+
+/// Firmware labels of `kindling_dhcp_seen_total` (`unknown`: no PXE vendor class).
+const FIRMWARE_LABELS: [&str; 5] = ["bios_pxe", "uefi_pxe", "uefi_http", "ipxe", "unknown"];
+
+/// What the store knows at a scrape ([`Metrics::render`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreGauges {
+    pub machines: usize,
+    pub pending: usize,
+    pub unattributed: u64,
+    pub dhcp_repeats: u64,
+    pub subscribers: usize,
+}
+
 /// All metrics. Cheap to update from any thread.
 pub struct Metrics {
-    http_requests: Mutex<BTreeMap<Key, u64>>,
-    http_cut: Mutex<BTreeMap<Key, u64>>,
-    http_bytes: Mutex<BTreeMap<Key, u64>>,
-    asset_bytes: Mutex<BTreeMap<Key, u64>>,
-    dhcp_seen: LabelCounters,
-    dhcp_replies: LabelCounters,
-    dhcp_ignored: LabelCounters,
-    tftp_transfers: Mutex<BTreeMap<Key, u64>>,
-    tftp_refused: Mutex<BTreeMap<Key, u64>>,
-    tftp_bytes: AtomicU64,
-    events: Mutex<BTreeMap<Key, u64>>,
+    registry: Registry,
+    c: Counters,
     /// The journal's dropped events and writability, shared with its writer.
     pub(crate) journal: Arc<crate::journal::JournalHealth>,
     pub(crate) events_dropped: AtomicU64,
     pub(crate) journal_torn: AtomicU64,
     pub(crate) journal_bad: AtomicU64,
-    reloads: AtomicU64,
-    reload_errors: AtomicU64,
     cache_bytes: AtomicU64,
     cache_bytes_set: AtomicBool,
     /// The cache's own counters (`kindling_menu::Cache::counters`), by name.
@@ -80,94 +279,8 @@ pub struct Metrics {
     /// The Fedora CoreOS tracker's status, sorted by stream and architecture.
     fcos: Mutex<Vec<FcosStream>>,
     ready: AtomicBool,
-    /// Connection counters of the HTTP listeners, by listener name.
+    /// The HTTP listeners' connection counters, by listener name.
     listeners: Mutex<Vec<(&'static str, Arc<kindling_http::server::Stats>)>>,
-    subscribers_refused: AtomicU64,
-    subscribers_dropped_overflow: AtomicU64,
-    subscribers_dropped_stalled: AtomicU64,
-    /// Requests by MAC refused because the MAC is not bound to the caller's address.
-    binding_refused: AtomicU64,
-}
-
-fn bump(m: &Mutex<BTreeMap<Key, u64>>, key: &[&str], by: u64) {
-    if let Ok(mut g) = m.lock() {
-        // Series are few (tens): a scan finds an existing one without allocating.
-        let found = g
-            .iter_mut()
-            .find(|(k, _)| k.len() == key.len() && k.iter().zip(key).all(|(a, b)| a == b));
-        match found {
-            Some((_, v)) => *v += by,
-            None => {
-                g.insert(key.iter().map(|s| s.to_string()).collect(), by);
-            }
-        }
-    }
-}
-
-/// An HTTP status as text without allocating (three digits for every real status).
-fn status_text(status: u16, buf: &mut [u8; 5]) -> &str {
-    let mut n = status;
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).unwrap_or("0")
-}
-
-/// Firmware labels of `kindling_dhcp_seen_total`.
-const FIRMWARE_LABELS: [&str; 5] = ["bios_pxe", "uefi_pxe", "uefi_http", "ipxe", "unknown"];
-
-/// Counters for one label whose values are (almost always) known in advance: lock-free
-/// for those (the DHCP path counts every packet), a map for any other value.
-struct LabelCounters {
-    labels: Vec<&'static str>,
-    counts: Vec<AtomicU64>,
-    other: Mutex<BTreeMap<Key, u64>>,
-    /// Show known labels at zero (so that rates work from the start).
-    zeros: bool,
-}
-
-impl LabelCounters {
-    fn new(labels: &[&'static str], zeros: bool) -> LabelCounters {
-        LabelCounters {
-            labels: labels.to_vec(),
-            counts: labels.iter().map(|_| AtomicU64::new(0)).collect(),
-            other: Mutex::default(),
-            zeros,
-        }
-    }
-
-    fn add(&self, label: &str, by: u64) {
-        match self.labels.iter().position(|l| *l == label) {
-            Some(i) => {
-                if let Some(c) = self.counts.get(i) {
-                    c.fetch_add(by, Relaxed);
-                }
-            }
-            None => bump(&self.other, &[label], by),
-        }
-    }
-
-    fn snapshot(&self) -> BTreeMap<Key, u64> {
-        let mut m = self.other.lock().map(|g| g.clone()).unwrap_or_default();
-        for (l, c) in self.labels.iter().zip(&self.counts) {
-            let v = c.load(Relaxed);
-            if v > 0 || self.zeros {
-                m.insert(vec![l.to_string()], v);
-            }
-        }
-        m
-    }
-}
-
-/// The DHCP ignore reasons, pre-declared at zero so that rates work from the start.
-fn ignore_labels() -> impl Iterator<Item = &'static str> {
-    kindling_dhcp::IgnoreReason::ALL.iter().map(|r| r.label())
 }
 
 impl Default for Metrics {
@@ -178,40 +291,20 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let zeros = |keys: Vec<Key>| Mutex::new(keys.into_iter().map(|k| (k, 0)).collect());
+        let mut registry = Registry::default();
+        registry.register(
+            "kindling_build",
+            "Kindling version",
+            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        let c = Counters::register(&mut registry);
         Metrics {
-            http_requests: Mutex::default(),
-            http_cut: Mutex::default(),
-            http_bytes: Mutex::default(),
-            asset_bytes: zeros(
-                ["kernel", "initrd", "rootfs", "other"]
-                    .iter()
-                    .map(|s| vec![s.to_string()])
-                    .collect(),
-            ),
-            dhcp_seen: LabelCounters::new(&FIRMWARE_LABELS, false),
-            dhcp_replies: LabelCounters::new(&["offer", "ack"], true),
-            dhcp_ignored: LabelCounters::new(&ignore_labels().collect::<Vec<_>>(), true),
-            tftp_transfers: zeros(
-                Outcome::LABELS
-                    .iter()
-                    .map(|l| vec![l.to_string()])
-                    .collect(),
-            ),
-            tftp_refused: zeros(
-                Refusal::ALL
-                    .iter()
-                    .map(|r| vec![r.label().to_string()])
-                    .collect(),
-            ),
-            tftp_bytes: AtomicU64::new(0),
-            events: Mutex::default(),
+            registry,
+            c,
             journal: Arc::default(),
             events_dropped: AtomicU64::new(0),
             journal_torn: AtomicU64::new(0),
             journal_bad: AtomicU64::new(0),
-            reloads: AtomicU64::new(0),
-            reload_errors: AtomicU64::new(0),
             cache_bytes: AtomicU64::new(0),
             cache_bytes_set: AtomicBool::new(false),
             cache_counters: Mutex::default(),
@@ -219,10 +312,6 @@ impl Metrics {
             fcos: Mutex::default(),
             ready: AtomicBool::new(false),
             listeners: Mutex::default(),
-            subscribers_refused: AtomicU64::new(0),
-            subscribers_dropped_overflow: AtomicU64::new(0),
-            subscribers_dropped_stalled: AtomicU64::new(0),
-            binding_refused: AtomicU64::new(0),
         }
     }
 
@@ -234,186 +323,110 @@ impl Metrics {
     }
 
     pub fn subscriber_refused(&self) {
-        self.subscribers_refused.fetch_add(1, Relaxed);
+        self.c.subscribers_refused.inc();
     }
 
     /// A subscriber dropped: `overflow` (its queue filled) or `stalled` (it took nothing
     /// for the stall timeout).
     pub fn subscriber_dropped(&self, overflow: bool) {
-        if overflow {
-            &self.subscribers_dropped_overflow
-        } else {
-            &self.subscribers_dropped_stalled
-        }
-        .fetch_add(1, Relaxed);
+        let reason = if overflow { "overflow" } else { "stalled" };
+        self.c
+            .subscribers_dropped
+            .get_or_create(&ByReason { reason })
+            .inc();
     }
 
     pub fn subscribers_dropped(&self) -> u64 {
-        self.subscribers_dropped_overflow.load(Relaxed)
-            + self.subscribers_dropped_stalled.load(Relaxed)
+        ["overflow", "stalled"]
+            .into_iter()
+            .map(|reason| {
+                self.c
+                    .subscribers_dropped
+                    .get_or_create(&ByReason { reason })
+                    .get()
+            })
+            .sum()
     }
 
     pub fn binding_refused(&self) {
-        self.binding_refused.fetch_add(1, Relaxed);
+        self.c.binding_refused.inc();
     }
 
-    /// Listener connections, event-stream subscribers and binding refusals.
-    pub fn render_connections(&self, o: &mut String, subscribers: usize) {
-        let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
-        let each = |o: &mut String,
-                    name: &str,
-                    kind: &str,
-                    help: &str,
-                    f: &dyn Fn(&kindling_http::server::Stats) -> u64| {
-            header(o, name, kind, help);
-            for (l, st) in &listeners {
-                let _ = writeln!(o, "{name}{{listener=\"{l}\"}} {}", f(st));
-            }
-        };
-        each(
-            o,
-            "kindling_http_connections",
-            "gauge",
-            "Open connections, by listener (http: the boot listener; admin).",
-            &|s| s.open.load(Relaxed) as u64,
-        );
-        each(
-            o,
-            "kindling_http_connections_accepted_total",
-            "counter",
-            "Connections accepted and served, by listener.",
-            &|s| s.accepted.load(Relaxed),
-        );
-        header(
-            o,
-            "kindling_http_connections_refused_total",
-            "counter",
-            "Connections closed at once, by listener and reason (per_client: the client already had max_connections_per_client open; total: max_connections were open).",
-        );
-        for (l, st) in &listeners {
-            let _ = writeln!(
-                o,
-                "kindling_http_connections_refused_total{{listener=\"{l}\",reason=\"per_client\"}} {}",
-                st.refused_per_client.load(Relaxed)
-            );
-            let _ = writeln!(
-                o,
-                "kindling_http_connections_refused_total{{listener=\"{l}\",reason=\"total\"}} {}",
-                st.refused_total.load(Relaxed)
-            );
-        }
-        each(
-            o,
-            "kindling_http_accept_errors_total",
-            "counter",
-            "Failed accepts (e.g. out of file descriptors), by listener; the loop backs off and keeps accepting.",
-            &|s| s.accept_errors.load(Relaxed),
-        );
-        each(
-            o,
-            "kindling_http_write_timeouts_total",
-            "counter",
-            "Connections closed because the client stopped reading (no write progress for the write timeout), by listener.",
-            &|s| s.write_timeouts.load(Relaxed),
-        );
-        each(
-            o,
-            "kindling_admin_auth_refused_total",
-            "counter",
-            "Requests answered 401 for a missing or wrong bearer token.",
-            &|s| s.auth_refused.load(Relaxed),
-        );
-        each(
-            o,
-            "kindling_admin_tls_failed_total",
-            "counter",
-            "TLS handshakes that failed (no, or an untrusted, client certificate; timeouts).",
-            &|s| s.tls_failed.load(Relaxed),
-        );
-        gauge(
-            o,
-            "kindling_events_subscribers",
-            "Open /api/v1/events streams.",
-            subscribers as u64,
-        );
-        counter(
-            o,
-            "kindling_events_subscribers_refused_total",
-            "Event-stream requests answered 503: max_subscribers were open.",
-            self.subscribers_refused.load(Relaxed),
-        );
-        header(
-            o,
-            "kindling_events_subscribers_dropped_total",
-            "counter",
-            "Event-stream subscribers dropped, by reason (overflow: their queue filled; stalled: they took nothing for subscriber_stall_secs).",
-        );
-        let _ = writeln!(
-            o,
-            "kindling_events_subscribers_dropped_total{{reason=\"overflow\"}} {}",
-            self.subscribers_dropped_overflow.load(Relaxed)
-        );
-        let _ = writeln!(
-            o,
-            "kindling_events_subscribers_dropped_total{{reason=\"stalled\"}} {}",
-            self.subscribers_dropped_stalled.load(Relaxed)
-        );
-        counter(
-            o,
-            "kindling_http_binding_refused_total",
-            "Requests by MAC (/ignition, /generic, /cloud, /metadata) refused: the MAC is not bound to the caller's address (http.ignition_binding).",
-            self.binding_refused.load(Relaxed),
-        );
-    }
-
-    pub fn http_request(&self, endpoint: &str, status: u16, bytes: u64) {
-        let mut buf = [0u8; 5];
-        bump(
-            &self.http_requests,
-            &[endpoint, status_text(status, &mut buf)],
-            1,
-        );
-        bump(&self.http_bytes, &[endpoint], bytes);
+    pub fn http_request(&self, endpoint: &'static str, status: u16, bytes: u64) {
+        self.c
+            .http_requests
+            .get_or_create(&EndpointStatus { endpoint, status })
+            .inc();
+        self.c
+            .http_bytes
+            .get_or_create(&ByEndpoint { endpoint })
+            .inc_by(bytes);
     }
 
     /// A body that stopped before its end (the client went away, or the body failed).
-    pub fn http_cut(&self, endpoint: &str) {
-        bump(&self.http_cut, &[endpoint], 1);
+    pub fn http_cut(&self, endpoint: &'static str) {
+        self.c
+            .http_cut
+            .get_or_create(&ByEndpoint { endpoint })
+            .inc();
     }
 
-    pub fn asset_bytes(&self, kind: &str, bytes: u64) {
-        bump(&self.asset_bytes, &[kind], bytes);
+    pub fn asset_bytes(&self, kind: &'static str, bytes: u64) {
+        self.c
+            .asset_bytes
+            .get_or_create(&ByKind { kind })
+            .inc_by(bytes);
     }
 
-    pub fn dhcp_seen(&self, firmware: &str) {
-        self.dhcp_seen.add(firmware, 1);
+    pub fn dhcp_seen(&self, firmware: Option<Firmware>) {
+        let firmware = firmware.map_or("unknown", Firmware::label);
+        self.c
+            .dhcp_seen
+            .get_or_create(&ByFirmware { firmware })
+            .inc();
     }
 
-    pub fn dhcp_reply(&self, message: &str) {
-        self.dhcp_replies.add(message, 1);
+    pub fn dhcp_reply(&self, message: MessageType) {
+        let message = message.label();
+        self.c
+            .dhcp_replies
+            .get_or_create(&ByMessage { message })
+            .inc();
     }
 
-    pub fn dhcp_ignored(&self, reason: &str) {
-        self.dhcp_ignored.add(reason, 1);
+    pub fn dhcp_ignored(&self, reason: IgnoreReason) {
+        let reason = reason.label();
+        self.c
+            .dhcp_ignored
+            .get_or_create(&ByReason { reason })
+            .inc();
     }
 
-    pub fn tftp_transfer(&self, outcome: &str, bytes: u64) {
-        bump(&self.tftp_transfers, &[outcome], 1);
-        self.tftp_bytes.fetch_add(bytes, Relaxed);
+    pub fn tftp_transfer(&self, outcome: &Outcome, bytes: u64) {
+        let outcome = outcome.label();
+        self.c
+            .tftp_transfers
+            .get_or_create(&ByOutcome { outcome })
+            .inc();
+        self.c.tftp_bytes.inc_by(bytes);
     }
 
-    pub fn tftp_refused(&self, kind: &str) {
-        bump(&self.tftp_refused, &[kind], 1);
+    pub fn tftp_refused(&self, why: Refusal) {
+        let reason = why.label();
+        self.c
+            .tftp_refused
+            .get_or_create(&ByReason { reason })
+            .inc();
     }
 
-    pub fn event(&self, source: &str) {
-        bump(&self.events, &[source], 1);
+    pub fn event(&self, source: &'static str) {
+        self.c.events.get_or_create(&BySource { source }).inc();
     }
 
     pub fn reload(&self, problems: usize) {
-        self.reloads.fetch_add(1, Relaxed);
+        self.c.reloads.inc();
         if problems > 0 {
-            self.reload_errors.fetch_add(1, Relaxed);
+            self.c.reload_errors.inc();
         }
     }
 
@@ -459,73 +472,15 @@ impl Metrics {
         self.fcos.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
-    /// The `kindling_fcos_*` families: one series per tracked stream and architecture.
-    /// Timestamps are 0 until the first check (success), so that
-    /// `time() - kindling_fcos_last_success_timestamp_seconds` alerts on a tracker that
-    /// never succeeded too.
-    fn render_fcos(&self, o: &mut String) {
-        let streams = self.fcos_streams();
-        let families: [(&str, &str, &str, FcosValue); 6] = [
-            (
-                "kindling_fcos_release_info",
-                "gauge",
-                "Fedora CoreOS release the profile boots, per tracked stream and architecture.",
-                &|st| fcos_release(&st.current),
-            ),
-            (
-                "kindling_fcos_upstream_release_info",
-                "gauge",
-                "Fedora CoreOS release seen upstream at the last successful check, per tracked stream and architecture.",
-                &|st| fcos_release(&st.upstream),
-            ),
-            (
-                "kindling_fcos_check_failures_total",
-                "counter",
-                "Fedora CoreOS tracker checks that failed since start, per stream and architecture.",
-                &|st| Some((None, st.failures)),
-            ),
-            (
-                "kindling_fcos_consecutive_failures",
-                "gauge",
-                "Fedora CoreOS tracker checks that failed since the last successful one (0 after a success).",
-                &|st| Some((None, st.consecutive_failures)),
-            ),
-            (
-                "kindling_fcos_last_check_timestamp_seconds",
-                "gauge",
-                "Unix time of the last Fedora CoreOS tracker check, failed or not (0: none yet).",
-                &|st| Some((None, st.last_check.unwrap_or(0))),
-            ),
-            (
-                "kindling_fcos_last_success_timestamp_seconds",
-                "gauge",
-                "Unix time of the last successful Fedora CoreOS tracker check (0: none since start).",
-                &|st| Some((None, st.last_success.unwrap_or(0))),
-            ),
-        ];
-        for (name, kind, help, f) in families {
-            header(o, name, kind, help);
-            for st in &streams {
-                let Some((release, v)) = f(st) else { continue };
-                let _ = write!(
-                    o,
-                    "{name}{{stream=\"{}\",arch=\"{}\"",
-                    escape(&st.stream),
-                    escape(&st.arch)
-                );
-                if let Some(r) = release {
-                    let _ = write!(o, ",release=\"{}\"", escape(r));
-                }
-                let _ = writeln!(o, "}} {v}");
-            }
-        }
-    }
-
-    pub fn asset_bytes_by_kind(&self) -> BTreeMap<String, u64> {
-        self.asset_bytes
-            .lock()
-            .map(|g| g.iter().map(|(k, v)| (k.join(","), *v)).collect())
-            .unwrap_or_default()
+    /// Bytes served under `/assets/`, by boot artifact (`kernel`, `initrd`, ...).
+    pub fn asset_bytes_by_kind(&self) -> std::collections::BTreeMap<String, u64> {
+        ["kernel", "initrd", "rootfs", "other"]
+            .into_iter()
+            .filter_map(|kind| {
+                let v = self.c.asset_bytes.get(&ByKind { kind })?.get();
+                Some((kind.to_string(), v))
+            })
+            .collect()
     }
 
     pub fn set_ready(&self, r: bool) {
@@ -536,300 +491,256 @@ impl Metrics {
         self.ready.load(Relaxed)
     }
 
-    /// The whole exposition. `machines` and `pending` are gauges from the store.
-    pub fn render(
-        &self,
-        machines: usize,
-        pending: usize,
-        unattributed: u64,
-        dhcp_repeats: u64,
-    ) -> String {
-        let mut o = String::with_capacity(8192);
-        header(&mut o, "kindling_build_info", "gauge", "Kindling version.");
-        let _ = writeln!(
-            o,
-            "kindling_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
+    /// The whole exposition: the counters kept here, then what the owners of the rest
+    /// report now.
+    pub fn render(&self, store: StoreGauges) -> String {
+        let mut o = String::with_capacity(16 * 1024);
+        let _ = encode(&mut o, &self.registry);
+        let _ = encode(&mut o, &self.scrape_time(store));
+        o
+    }
+
+    /// A registry of the values owned elsewhere, as they are now.
+    fn scrape_time(&self, s: StoreGauges) -> Registry {
+        let mut r = Registry::default();
+        let gauge = |r: &mut Registry, name: &str, help: &str, v: u64| {
+            r.register(name, help, ConstGauge::new(v as i64));
+        };
+        let counter = |r: &mut Registry, name: &str, help: &str, v: u64| {
+            r.register(name, help, ConstCounter::new(v));
+        };
         gauge(
-            &mut o,
+            &mut r,
             "kindling_ready",
-            "1 once every listener is up.",
+            "1 once every listener is up",
             u64::from(self.is_ready()),
         );
-        family(
-            &mut o,
-            "kindling_http_requests_total",
-            "counter",
-            "HTTP requests by endpoint and status.",
-            &["endpoint", "status"],
-            &self.http_requests,
-        );
-        family(
-            &mut o,
-            "kindling_http_response_bytes_total",
-            "counter",
-            "HTTP response body bytes by endpoint (bytes handed to the connection).",
-            &["endpoint"],
-            &self.http_bytes,
-        );
-        family(
-            &mut o,
-            "kindling_http_downloads_cut_total",
-            "counter",
-            "Replies of 64 KiB or more whose body stopped before its end (client gone or body failed).",
-            &["endpoint"],
-            &self.http_cut,
-        );
-        family(
-            &mut o,
-            "kindling_asset_bytes_served_total",
-            "counter",
-            "Bytes served under /assets/ with 2xx, by boot artifact.",
-            &["kind"],
-            &self.asset_bytes,
-        );
-        family_map(
-            &mut o,
-            "kindling_dhcp_seen_total",
-            "counter",
-            "PXE/iPXE DHCP packets received, by firmware.",
-            &["firmware"],
-            &self.dhcp_seen.snapshot(),
-        );
-        family_map(
-            &mut o,
-            "kindling_dhcp_replies_total",
-            "counter",
-            "Proxy DHCP replies sent, by message type.",
-            &["message"],
-            &self.dhcp_replies.snapshot(),
-        );
-        family_map(
-            &mut o,
-            "kindling_dhcp_ignored_total",
-            "counter",
-            "DHCP packets not answered, by reason.",
-            &["reason"],
-            &self.dhcp_ignored.snapshot(),
-        );
-        family(
-            &mut o,
-            "kindling_tftp_transfers_total",
-            "counter",
-            "TFTP transfers ended, by outcome.",
-            &["outcome"],
-            &self.tftp_transfers,
-        );
-        family(
-            &mut o,
-            "kindling_tftp_refused_total",
-            "counter",
-            "TFTP requests answered with an ERROR instead of a transfer, by reason.",
-            &["reason"],
-            &self.tftp_refused,
-        );
-        header(
-            &mut o,
-            "kindling_tftp_bytes_total",
-            "counter",
-            "File bytes acknowledged by TFTP clients.",
-        );
-        let _ = writeln!(
-            o,
-            "kindling_tftp_bytes_total {}",
-            self.tftp_bytes.load(Relaxed)
-        );
-        if let Some(c) = self.cache_bytes() {
+        if let Some(b) = self.cache_bytes() {
             gauge(
-                &mut o,
+                &mut r,
                 "kindling_cache_bytes",
-                "Bytes held in the asset cache.",
-                c,
+                "Bytes held in the asset cache",
+                b,
             );
         }
+        self.cache_families(&mut r);
+        gauge(
+            &mut r,
+            "kindling_config_problems",
+            "Problems in the configuration now in force",
+            self.config_problems().len() as u64,
+        );
+        self.fcos_families(&mut r);
+        gauge(
+            &mut r,
+            "kindling_machines",
+            "Machines in the in-memory store",
+            s.machines as u64,
+        );
+        gauge(
+            &mut r,
+            "kindling_events_pending",
+            "Events waiting for their IP to be tied to a MAC",
+            s.pending as u64,
+        );
+        counter(
+            &mut r,
+            "kindling_events_unattributed",
+            "Events dropped because no MAC could be found for their IP",
+            s.unattributed,
+        );
+        counter(
+            &mut r,
+            "kindling_dhcp_repeats",
+            "DHCP retries counted on the timeline event they repeat instead of stored again",
+            s.dhcp_repeats,
+        );
+        counter(
+            &mut r,
+            "kindling_events_dropped",
+            "Events not recorded because the ops queue was full (a storm faster than the store)",
+            self.events_dropped.load(Relaxed),
+        );
+        counter(
+            &mut r,
+            "kindling_journal_dropped",
+            "Events not journaled (kept in memory only): the writer's queue was full, or the journal could not be written (full disk, unwritable state directory)",
+            self.journal.dropped(),
+        );
+        if self.journal.enabled() {
+            gauge(
+                &mut r,
+                "kindling_journal_writable",
+                "1 while the journal can be written; 0 while boot timelines are kept in memory only (writing is retried)",
+                u64::from(self.journal.writable()),
+            );
+        }
+        gauge(
+            &mut r,
+            "kindling_journal_torn_lines",
+            "Damaged journal lines skipped at start-up",
+            self.journal_torn.load(Relaxed) + self.journal_bad.load(Relaxed),
+        );
+        self.listener_families(&mut r);
+        gauge(
+            &mut r,
+            "kindling_events_subscribers",
+            "Open /api/v1/events streams",
+            s.subscribers as u64,
+        );
+        r
+    }
+
+    /// `kindling_cache_fetches_total` and `kindling_cache_refused_total{reason}`, when a
+    /// cache reports counters.
+    fn cache_families(&self, r: &mut Registry) {
         let cache = self
             .cache_counters
             .lock()
             .map(|g| g.clone())
             .unwrap_or_default();
-        if !cache.is_empty() {
-            for (name, v) in &cache {
-                if *name == "fetches" {
-                    counter(
-                        &mut o,
-                        "kindling_cache_fetches_total",
-                        "Upstream downloads the cache started.",
-                        *v,
-                    );
-                }
-            }
-            header(
-                &mut o,
-                "kindling_cache_refused_total",
-                "counter",
-                "Cache misses refused instead of fetched, by reason (head, not_routed, client_busy, client_rate, client_table_full, file).",
-            );
-            for (name, v) in &cache {
-                if let Some(reason) = name.strip_prefix("refused_") {
-                    let _ = writeln!(o, "kindling_cache_refused_total{{reason=\"{reason}\"}} {v}");
-                }
+        if cache.is_empty() {
+            return;
+        }
+        let refused = Family::<ByReason, Counter>::default();
+        for (name, v) in &cache {
+            if *name == "fetches" {
+                r.register(
+                    "kindling_cache_fetches",
+                    "Upstream downloads the cache started",
+                    ConstCounter::new(*v),
+                );
+            } else if let Some(reason) = name.strip_prefix("refused_") {
+                refused.get_or_create(&ByReason { reason }).inc_by(*v);
             }
         }
-        header(
-            &mut o,
-            "kindling_reloads_total",
-            "counter",
-            "Data directory loads.",
+        r.register(
+            "kindling_cache_refused",
+            "Cache misses refused instead of fetched, by reason (head, not_routed, client_busy, client_rate, client_table_full, file)",
+            refused,
         );
-        let _ = writeln!(o, "kindling_reloads_total {}", self.reloads.load(Relaxed));
-        header(
-            &mut o,
-            "kindling_reload_errors_total",
-            "counter",
-            "Loads that reported problems.",
-        );
-        let _ = writeln!(
-            o,
-            "kindling_reload_errors_total {}",
-            self.reload_errors.load(Relaxed)
-        );
-        gauge(
-            &mut o,
-            "kindling_config_problems",
-            "Problems in the configuration now in force.",
-            self.config_problems().len() as u64,
-        );
-        self.render_fcos(&mut o);
-        gauge(
-            &mut o,
-            "kindling_machines",
-            "Machines in the in-memory store.",
-            machines as u64,
-        );
-        gauge(
-            &mut o,
-            "kindling_events_pending",
-            "Events waiting for their IP to be tied to a MAC.",
-            pending as u64,
-        );
-        family(
-            &mut o,
-            "kindling_events_total",
-            "counter",
-            "Events recorded in machine timelines, by source.",
-            &["source"],
-            &self.events,
-        );
-        header(
-            &mut o,
-            "kindling_events_unattributed_total",
-            "counter",
-            "Events dropped because no MAC could be found for their IP.",
-        );
-        let _ = writeln!(o, "kindling_events_unattributed_total {unattributed}");
-        header(
-            &mut o,
-            "kindling_dhcp_repeats_total",
-            "counter",
-            "DHCP retries counted on the timeline event they repeat instead of stored again.",
-        );
-        let _ = writeln!(o, "kindling_dhcp_repeats_total {dhcp_repeats}");
-        header(
-            &mut o,
-            "kindling_events_dropped_total",
-            "counter",
-            "Events not recorded because the ops queue was full (a storm faster than the store).",
-        );
-        let _ = writeln!(
-            o,
-            "kindling_events_dropped_total {}",
-            self.events_dropped.load(Relaxed)
-        );
-        counter(
-            &mut o,
-            "kindling_journal_dropped_total",
-            "Events not journaled (kept in memory only): the writer's queue was full, or the journal could not be written (full disk, unwritable state directory).",
-            self.journal.dropped(),
-        );
-        if self.journal.enabled() {
-            gauge(
-                &mut o,
-                "kindling_journal_writable",
-                "1 while the journal can be written; 0 while boot timelines are kept in memory only (writing is retried).",
-                u64::from(self.journal.writable()),
-            );
+    }
+
+    /// The `kindling_fcos_*` families: one series per tracked stream and architecture.
+    /// Timestamps are 0 until the first check (success), so that
+    /// `time() - kindling_fcos_last_success_timestamp_seconds` alerts on a tracker that
+    /// never succeeded too.
+    fn fcos_families(&self, r: &mut Registry) {
+        let streams = self.fcos_streams();
+        let release = Family::<TrackRelease, Gauge>::default();
+        let upstream = Family::<TrackRelease, Gauge>::default();
+        let failures = Family::<Track, Counter>::default();
+        let gauges: [Family<Track, Gauge<u64, AtomicU64>>; 3] = Default::default();
+        for st in &streams {
+            let track = Track {
+                stream: st.stream.clone(),
+                arch: st.arch.clone(),
+            };
+            let with = |r: &str| TrackRelease {
+                stream: st.stream.clone(),
+                arch: st.arch.clone(),
+                release: r.to_string(),
+            };
+            if let Some(c) = &st.current {
+                release.get_or_create(&with(c)).set(1);
+            }
+            if let Some(u) = &st.upstream {
+                upstream.get_or_create(&with(u)).set(1);
+            }
+            failures.get_or_create(&track).inc_by(st.failures);
+            let values = [
+                st.consecutive_failures,
+                st.last_check.unwrap_or(0),
+                st.last_success.unwrap_or(0),
+            ];
+            for (g, v) in gauges.iter().zip(values) {
+                g.get_or_create(&track).set(v);
+            }
         }
-        gauge(
-            &mut o,
-            "kindling_journal_torn_lines",
-            "Damaged journal lines skipped at start-up.",
-            self.journal_torn.load(Relaxed) + self.journal_bad.load(Relaxed),
+        r.register(
+            "kindling_fcos_release_info",
+            "Fedora CoreOS release the profile boots, per tracked stream and architecture",
+            release,
         );
-        o
+        r.register("kindling_fcos_upstream_release_info", "Fedora CoreOS release seen upstream at the last successful check, per tracked stream and architecture", upstream);
+        r.register(
+            "kindling_fcos_check_failures",
+            "Fedora CoreOS tracker checks that failed since start, per stream and architecture",
+            failures,
+        );
+        let [consecutive, last_check, last_success] = gauges;
+        r.register("kindling_fcos_consecutive_failures", "Fedora CoreOS tracker checks that failed since the last successful one (0 after a success)", consecutive);
+        r.register(
+            "kindling_fcos_last_check_timestamp_seconds",
+            "Unix time of the last Fedora CoreOS tracker check, failed or not (0: none yet)",
+            last_check,
+        );
+        r.register(
+            "kindling_fcos_last_success_timestamp_seconds",
+            "Unix time of the last successful Fedora CoreOS tracker check (0: none since start)",
+            last_success,
+        );
     }
-}
 
-fn header(o: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}");
-    let _ = writeln!(o, "# TYPE {name} {kind}");
-}
-
-fn counter(o: &mut String, name: &str, help: &str, v: u64) {
-    header(o, name, "counter", help);
-    let _ = writeln!(o, "{name} {v}");
-}
-
-fn gauge(o: &mut String, name: &str, help: &str, v: u64) {
-    header(o, name, "gauge", help);
-    let _ = writeln!(o, "{name} {v}");
-}
-
-fn family(
-    o: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    labels: &[&str],
-    m: &Mutex<BTreeMap<Key, u64>>,
-) {
-    match m.lock() {
-        Ok(g) => family_map(o, name, kind, help, labels, &g),
-        Err(_) => header(o, name, kind, help),
-    }
-}
-
-fn family_map(
-    o: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    labels: &[&str],
-    m: &BTreeMap<Key, u64>,
-) {
-    header(o, name, kind, help);
-    for (k, v) in m {
-        let ls: Vec<String> = labels
-            .iter()
-            .zip(k.iter())
-            .map(|(n, val)| format!("{n}=\"{}\"", escape(val)))
-            .collect();
-        let _ = writeln!(o, "{name}{{{}}} {v}", ls.join(","));
-    }
-}
-
-/// Label value escaping: backslash, double quote, newline.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+    /// Listener connections, by listener (`http`: the boot listener; `admin`).
+    fn listener_families(&self, r: &mut Registry) {
+        let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        let open = Family::<ByListener, Gauge<u64, AtomicU64>>::default();
+        let each: [Family<ByListener, Counter>; 5] = Default::default();
+        let refused = Family::<ListenerReason, Counter>::default();
+        for (listener, st) in &listeners {
+            let l = ByListener { listener };
+            open.get_or_create(&l).set(st.open.load(Relaxed) as u64);
+            let values = [
+                st.accepted.load(Relaxed),
+                st.accept_errors.load(Relaxed),
+                st.write_timeouts.load(Relaxed),
+                st.auth_refused.load(Relaxed),
+                st.tls_failed.load(Relaxed),
+            ];
+            for (f, v) in each.iter().zip(values) {
+                f.get_or_create(&l).inc_by(v);
+            }
+            for (reason, v) in [
+                ("per_client", st.refused_per_client.load(Relaxed)),
+                ("total", st.refused_total.load(Relaxed)),
+            ] {
+                refused
+                    .get_or_create(&ListenerReason { listener, reason })
+                    .inc_by(v);
+            }
         }
+        r.register(
+            "kindling_http_connections",
+            "Open connections, by listener (http: the boot listener; admin)",
+            open,
+        );
+        let [
+            accepted,
+            accept_errors,
+            write_timeouts,
+            auth_refused,
+            tls_failed,
+        ] = each;
+        r.register(
+            "kindling_http_connections_accepted",
+            "Connections accepted and served, by listener",
+            accepted,
+        );
+        r.register("kindling_http_connections_refused", "Connections closed at once, by listener and reason (per_client: the client already had max_connections_per_client open; total: max_connections were open)", refused);
+        r.register("kindling_http_accept_errors", "Failed accepts (e.g. out of file descriptors), by listener; the loop backs off and keeps accepting", accept_errors);
+        r.register("kindling_http_write_timeouts", "Connections closed because the client stopped reading (no write progress for the write timeout), by listener", write_timeouts);
+        r.register(
+            "kindling_admin_auth_refused",
+            "Requests answered 401 for a missing or wrong bearer token",
+            auth_refused,
+        );
+        r.register(
+            "kindling_admin_tls_failed",
+            "TLS handshakes that failed (no, or an untrusted, client certificate; timeouts)",
+            tls_failed,
+        );
     }
-    out
 }
 
 #[cfg(test)]
@@ -837,29 +748,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_text_without_allocation() {
-        let mut b = [0u8; 5];
-        assert_eq!(status_text(200, &mut b), "200");
-        assert_eq!(status_text(0, &mut b), "0");
-        assert_eq!(status_text(65535, &mut b), "65535");
-    }
-
-    #[test]
-    fn bump_finds_and_creates_series() {
-        let m = Mutex::new(BTreeMap::new());
-        bump(&m, &["ipxe", "200"], 1);
-        bump(&m, &["ipxe", "200"], 2);
-        bump(&m, &["ipxe", "404"], 1);
-        let g = m.lock().unwrap_or_else(|e| e.into_inner());
-        assert_eq!(
-            g.get(&vec!["ipxe".to_string(), "200".to_string()]),
-            Some(&3)
+    fn counters_are_typed_and_known_labels_start_at_zero() {
+        let m = Metrics::new();
+        m.http_request("ipxe", 200, 10);
+        m.http_request("ipxe", 200, 5);
+        m.http_request("ipxe", 404, 1);
+        m.dhcp_ignored(IgnoreReason::NotPxe);
+        let text = m.render(StoreGauges::default());
+        for line in [
+            "kindling_http_requests_total{endpoint=\"ipxe\",status=\"200\"} 2\n",
+            "kindling_http_requests_total{endpoint=\"ipxe\",status=\"404\"} 1\n",
+            "kindling_http_response_bytes_total{endpoint=\"ipxe\"} 16\n",
+            "kindling_dhcp_ignored_total{reason=\"not_pxe\"} 1\n",
+            "kindling_dhcp_ignored_total{reason=\"no_arch\"} 0\n",
+            "kindling_tftp_refused_total{reason=\"busy\"} 0\n",
+            "# TYPE kindling_machines gauge\n",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        assert!(
+            !text.contains(".."),
+            "help texts end with one period\n{text}"
         );
-        assert_eq!(
-            g.get(&vec!["ipxe".to_string(), "404".to_string()]),
-            Some(&1)
-        );
-        assert_eq!(g.len(), 2);
     }
 
     #[test]
@@ -872,7 +782,7 @@ mod tests {
             consecutive_failures: 1,
             ..Default::default()
         }]);
-        let text = m.render(0, 0, 0, 0);
+        let text = m.render(StoreGauges::default());
         assert!(
             text.contains(
                 "kindling_fcos_consecutive_failures{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\"} 1\n"

@@ -383,22 +383,19 @@ impl Ops {
     /// The Prometheus exposition.
     pub fn metrics_text(&self) -> String {
         self.apply_queued();
-        let (m, p, u, r) = self
+        let mut g = self
             .store
             .lock()
-            .map(|s| {
-                (
-                    s.machine_count(),
-                    s.pending_events(),
-                    s.unattributed,
-                    s.dhcp_repeats,
-                )
+            .map(|s| crate::metrics::StoreGauges {
+                machines: s.machine_count(),
+                pending: s.pending_events(),
+                unattributed: s.unattributed,
+                dhcp_repeats: s.dhcp_repeats,
+                subscribers: 0,
             })
             .unwrap_or_default();
-        let mut text = self.metrics.render(m, p, u, r);
-        self.metrics
-            .render_connections(&mut text, self.open_subscribers());
-        text
+        g.subscribers = self.open_subscribers();
+        self.metrics.render(g)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -729,8 +726,7 @@ impl DhcpObserver for Ops {
         {
             b.note(mac, *e.source.ip(), Instant::now());
         }
-        self.metrics
-            .dhcp_seen(c.firmware.map(|f| f.label()).unwrap_or("unknown"));
+        self.metrics.dhcp_seen(c.firmware);
         let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
         // A REQUEST on 67 is for the site's DHCP server: not part of our story.
         if e.port == ListenPort::Dhcp && msg != "discover" {
@@ -751,7 +747,7 @@ impl DhcpObserver for Ops {
 
     fn answered(&self, e: &AnsweredEvent<'_>) {
         let label = e.reply.message_type.label();
-        self.metrics.dhcp_reply(label);
+        self.metrics.dhcp_reply(e.reply.message_type);
         let shown = if e.reply.file.is_empty() {
             "(to port 4011)"
         } else {
@@ -772,7 +768,7 @@ impl DhcpObserver for Ops {
     }
 
     fn ignored(&self, e: &IgnoredEvent<'_>) {
-        self.metrics.dhcp_ignored(e.reason.label());
+        self.metrics.dhcp_ignored(e.reason);
         let Some(c) = e.client else { return };
         if c.mac.is_none() || c.vendor_prefix.is_none() || e.reason.is_ordinary() {
             return;
@@ -792,7 +788,7 @@ impl DhcpObserver for Ops {
 
 impl TftpObserver for Ops {
     fn request_refused(&self, peer: SocketAddr, file: &str, why: Refusal, reason: &str) {
-        self.metrics.tftp_refused(why.label());
+        self.metrics.tftp_refused(why);
         let verb = if why == Refusal::WriteRequest {
             "WRQ"
         } else {
@@ -820,7 +816,7 @@ impl TftpObserver for Ops {
         duration: Duration,
         outcome: &Outcome,
     ) {
-        self.metrics.tftp_transfer(outcome.label(), bytes);
+        self.metrics.tftp_transfer(outcome, bytes);
         let what = match outcome {
             Outcome::OptionsDeclined => compact_str::format_compact!("RRQ {file} (size probe)"),
             _ => compact_str::format_compact!("RRQ {file}"),
@@ -1051,7 +1047,10 @@ mod tests {
             .unwrap_or_else(|| unreachable!());
         assert_eq!(last.what, "RRQ undionly.kpxe");
         assert!(!last.ok);
-        let text = ops.metrics.render(1, 0, 0, 0);
+        let text = ops.metrics.render(crate::metrics::StoreGauges {
+            machines: 1,
+            ..Default::default()
+        });
         assert!(
             text.contains("kindling_tftp_refused_total{reason=\"not_found\"} 1"),
             "{text}"

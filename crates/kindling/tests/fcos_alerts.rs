@@ -304,11 +304,16 @@ fn failing_tracker_shows_in_api_metrics_dashboard_and_cli() {
         "kindling_fcos_consecutive_failures",
         "kindling_fcos_last_check_timestamp_seconds",
         "kindling_fcos_last_success_timestamp_seconds",
-        "kindling_fcos_upstream_release_info",
-        "kindling_fcos_release_info",
     ] {
         assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+    }
+    // No release known (never pulled, never checked successfully): no release series.
+    for name in [
+        "kindling_fcos_upstream_release_info",
+        "kindling_fcos_release_info",
+    ] {
+        assert!(!text.contains(&format!("{name}{{")), "{name}");
     }
     assert!(text.contains("# TYPE kindling_fcos_check_failures_total counter\n"));
 
