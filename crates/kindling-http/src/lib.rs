@@ -15,6 +15,7 @@ pub mod paths;
 pub mod server;
 
 mod assets;
+mod endpoint;
 mod endpoints;
 mod request;
 mod route;
@@ -24,6 +25,7 @@ mod tests;
 
 pub use assets::hidden_asset;
 pub use body::{Body, Reply};
+pub use endpoint::Endpoint;
 pub use request::handle;
 pub use server::serve;
 pub use shared::{

@@ -1,6 +1,7 @@
 //! One request from start to end: size limits, routing, the request log and the observer
 //! record (for a large body, when it ends).
 
+use crate::endpoint::Endpoint;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,12 +37,12 @@ pub async fn handle(
     let (endpoint, mut reply) =
         if uri.path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_LEN {
             (
-                "invalid",
+                Endpoint::Invalid,
                 Reply::error(StatusCode::URI_TOO_LONG, "414 URI Too Long"),
             )
         } else if head_bytes > MAX_HEAD_BYTES {
             (
-                "invalid",
+                Endpoint::Invalid,
                 Reply::error(
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     "431 Request Header Fields Too Large",
@@ -128,7 +129,7 @@ fn report_at_end(
     peer: SocketAddr,
     method: Method,
     path: String,
-    endpoint: &'static str,
+    endpoint: Endpoint,
     labels: Option<Labels>,
     reply: &Reply,
     start: Instant,
@@ -146,7 +147,7 @@ fn report_at_end(
             body::BodyEnd::ClientGone => {
                 tracing::warn!(
                     target: "kindling::http",
-                    %peer, %method, path, endpoint, sent, length = len, ms = format_args!("{ms:.3}"),
+                    %peer, %method, path, endpoint = endpoint.label(), sent, length = len, ms = format_args!("{ms:.3}"),
                     "download cut short: the client closed the connection"
                 );
                 (false, None)
@@ -154,7 +155,7 @@ fn report_at_end(
             body::BodyEnd::Failed(e) => {
                 tracing::warn!(
                     target: "kindling::http",
-                    %peer, %method, path, endpoint, sent, length = len, ms = format_args!("{ms:.3}"),
+                    %peer, %method, path, endpoint = endpoint.label(), sent, length = len, ms = format_args!("{ms:.3}"),
                     error = %e, "download cut short: the body failed"
                 );
                 (false, Some(e))
@@ -182,7 +183,7 @@ fn log_request(
     method: &Method,
     path: &str,
     query: &str,
-    endpoint: &str,
+    endpoint: Endpoint,
     labels: Option<&Labels>,
     reply: &Reply,
     elapsed: Duration,
@@ -207,7 +208,7 @@ fn log_request(
     if status >= 400 {
         tracing::warn!(
             target: "kindling::http",
-            %method, path, query, endpoint, labels = labels.as_deref().unwrap_or(""),
+            %method, path, query, endpoint = endpoint.label(), labels = labels.as_deref().unwrap_or(""),
             group = reply.group.as_deref().unwrap_or(""), profile = reply.profile.as_deref().unwrap_or(""),
             status, bytes = reply.len, ms = format_args!("{ms:.3}"),
             reason = reply.reason.as_deref().unwrap_or(""),
@@ -216,7 +217,7 @@ fn log_request(
     } else {
         tracing::info!(
             target: "kindling::http",
-            %method, path, query, endpoint, labels = labels.as_deref().unwrap_or(""),
+            %method, path, query, endpoint = endpoint.label(), labels = labels.as_deref().unwrap_or(""),
             group = reply.group.as_deref().unwrap_or(""), profile = reply.profile.as_deref().unwrap_or(""),
             status, bytes = reply.len, ms = format_args!("{ms:.3}"),
             "request"

@@ -1,6 +1,7 @@
 //! Routing: the path as Go's `ServeMux` cleans it, the matchbox endpoints, `/assets/`,
 //! `/tftp/` and then the extensions.
 
+use crate::endpoint::Endpoint;
 use std::net::SocketAddr;
 
 use hyper::{HeaderMap, Method, StatusCode};
@@ -22,10 +23,10 @@ pub(crate) fn clean_target(
     raw_path: &str,
     raw_query: &str,
     subtree: Option<&str>,
-) -> Result<String, (&'static str, Reply)> {
+) -> Result<String, (Endpoint, Reply)> {
     let Some(path) = paths::decode_path(raw_path) else {
         return Err((
-            "invalid",
+            Endpoint::Invalid,
             Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
                 .with_reason("malformed %-escape in path"),
         ));
@@ -40,12 +41,12 @@ pub(crate) fn clean_target(
     };
     if subtree == Some(cleaned.as_str()) {
         let loc = with_query(format!("{cleaned}/"));
-        return Err(("redirect", Reply::moved(&loc, method)));
+        return Err((Endpoint::Redirect, Reply::moved(&loc, method)));
     }
     if cleaned != path {
         let loc = with_query(paths::escape_path(&cleaned));
         return Err((
-            "redirect",
+            Endpoint::Redirect,
             Reply::moved(&loc, method).with_reason(format!("unclean path, redirect to {cleaned}")),
         ));
     }
@@ -62,7 +63,7 @@ pub(crate) async fn route(
     raw_query: &str,
     headers: &HeaderMap,
     labels_out: &mut Option<Labels>,
-) -> (&'static str, Reply) {
+) -> (Endpoint, Reply) {
     let subtree = shared.assets_dir.as_ref().map(|_| "/assets");
     let path = match clean_target(method, raw_path, raw_query, subtree) {
         Ok(p) => p,
@@ -77,37 +78,45 @@ pub(crate) async fn route(
         labels
     };
     match path.as_str() {
-        "/" => ("home", Reply::sniffed(render::HOME)),
-        "/boot.ipxe" | "/boot.ipxe.0" => ("boot.ipxe", Reply::sniffed(render::BOOTSTRAP_IPXE)),
-        "/ipxe" => ("ipxe", boot_script(shared, &select(), render::ipxe_script)),
-        "/grub" => ("grub", boot_script(shared, &select(), render::grub_config)),
+        "/" => (Endpoint::Home, Reply::sniffed(render::HOME)),
+        "/boot.ipxe" | "/boot.ipxe.0" => {
+            (Endpoint::BootIpxe, Reply::sniffed(render::BOOTSTRAP_IPXE))
+        }
+        "/ipxe" => (
+            Endpoint::Ipxe,
+            boot_script(shared, &select(), render::ipxe_script),
+        ),
+        "/grub" => (
+            Endpoint::Grub,
+            boot_script(shared, &select(), render::grub_config),
+        ),
         "/ignition" | "/generic" | "/cloud" | "/metadata" => {
             let labels = select();
             let endpoint = &path[1..];
             if let Err(refused) = check_binding(shared, &labels, peer) {
                 let name = match endpoint {
-                    "ignition" => "ignition",
-                    "generic" => "generic",
-                    "cloud" => "cloud",
-                    _ => "metadata",
+                    "ignition" => Endpoint::Ignition,
+                    "generic" => Endpoint::Generic,
+                    "cloud" => Endpoint::Cloud,
+                    _ => Endpoint::Metadata,
                 };
                 return (name, refused);
             }
             match endpoint {
-                "ignition" => ("ignition", ignition(shared, &labels, raw_query)),
+                "ignition" => (Endpoint::Ignition, ignition(shared, &labels, raw_query)),
                 "generic" => (
-                    "generic",
+                    Endpoint::Generic,
                     generic(shared, &labels, raw_query, headers, Area::Generic),
                 ),
                 "cloud" => (
-                    "cloud",
+                    Endpoint::Cloud,
                     generic(shared, &labels, raw_query, headers, Area::Cloud),
                 ),
-                _ => ("metadata", metadata(shared, &labels, raw_query)),
+                _ => (Endpoint::Metadata, metadata(shared, &labels, raw_query)),
             }
         }
         "/healthz" => (
-            "healthz",
+            Endpoint::Healthz,
             Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
         ),
         p => {
@@ -115,7 +124,7 @@ pub(crate) async fn route(
                 (p.strip_prefix("/assets/"), shared.assets_dir.as_deref())
             {
                 return (
-                    "assets",
+                    Endpoint::Assets,
                     assets(
                         dir,
                         rest,
@@ -130,7 +139,7 @@ pub(crate) async fn route(
             if let Some(name) = p.strip_prefix("/tftp/")
                 && let Some(file) = shared.boot_files.get(name)
             {
-                return ("tftp", serve_trusted_file(file, headers).await);
+                return (Endpoint::Tftp, serve_trusted_file(file, headers).await);
             }
             let snapshot = shared.snapshot.load_full();
             let ext = ExtRequest {
@@ -147,7 +156,7 @@ pub(crate) async fn route(
                     return (e.name(), fut.await);
                 }
             }
-            ("none", Reply::not_found(format!("no endpoint {p}")))
+            (Endpoint::None, Reply::not_found(format!("no endpoint {p}")))
         }
     }
 }

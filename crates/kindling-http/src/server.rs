@@ -12,6 +12,7 @@
 //! optionally behind a bearer token and/or TLS with required client certificates.
 //!
 
+use crate::endpoint::Endpoint;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -585,7 +586,7 @@ async fn handle_admin(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static(challenge),
             );
-            ("unauthorized", r)
+            (Endpoint::Unauthorized, r)
         }
     };
     let status = reply.status;
@@ -594,13 +595,13 @@ async fn handle_admin(
     if status.as_u16() >= 400 {
         tracing::warn!(
             target: "kindling::admin", peer = ?peer, method = ?method, path = ?raw_path,
-            query = ?raw_query, endpoint, status = status.as_u16(), ms = format_args!("{ms:.3}"),
+            query = ?raw_query, endpoint = endpoint.label(), status = status.as_u16(), ms = format_args!("{ms:.3}"),
             reason = ?reply.reason.as_deref().unwrap_or(""), "admin request failed"
         );
     } else {
         tracing::info!(
             target: "kindling::admin", peer = ?peer, method = ?method, path = ?raw_path,
-            query = ?raw_query, endpoint, status = status.as_u16(), ms = format_args!("{ms:.3}"),
+            query = ?raw_query, endpoint = endpoint.label(), status = status.as_u16(), ms = format_args!("{ms:.3}"),
             "admin request"
         );
     }
@@ -644,12 +645,12 @@ async fn admin_route(
     method: &Method,
     uri: &hyper::Uri,
     req: &Request<Incoming>,
-) -> (&'static str, Reply) {
+) -> (Endpoint, Reply) {
     let raw_path = uri.path();
     let raw_query = uri.query().unwrap_or("");
     if uri.path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_LEN {
         return (
-            "invalid",
+            Endpoint::Invalid,
             Reply::error(StatusCode::URI_TOO_LONG, "414 URI Too Long"),
         );
     }
@@ -659,7 +660,7 @@ async fn admin_route(
     };
     if path == "/healthz" {
         return (
-            "healthz",
+            Endpoint::Healthz,
             Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
         );
     }
@@ -678,7 +679,7 @@ async fn admin_route(
         }
     }
     (
-        "none",
+        Endpoint::None,
         Reply::not_found(format!("no admin endpoint {path}")),
     )
 }

@@ -1,6 +1,7 @@
 //! State shared by all requests, and the traits through which the rest of Kindling plugs
 //! into the HTTP service (extensions, observers, the Butane translator, the Ignition binding).
 
+use crate::endpoint::Endpoint;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,8 +53,8 @@ pub struct ExtRequest<'a> {
 /// dashboard). Consulted after the matchbox routes, in order; the first that
 /// returns `Some` answers.
 pub trait Extension: Send + Sync {
-    /// A short name for the request log's `endpoint` field.
-    fn name(&self) -> &'static str;
+    /// The endpoint it serves (the request log's `endpoint` field, metrics, timelines).
+    fn name(&self) -> Endpoint;
     fn handle<'a>(
         &'a self,
         req: &'a ExtRequest<'a>,
@@ -71,7 +72,7 @@ pub struct RequestRecord<'a> {
     pub peer: SocketAddr,
     pub method: &'a Method,
     pub path: &'a str,
-    pub endpoint: &'static str,
+    pub endpoint: Endpoint,
     pub labels: Option<&'a Labels>,
     pub group: Option<&'a str>,
     pub profile: Option<&'a str>,

@@ -230,8 +230,8 @@ async fn asset_listings_are_off_by_default() {
 struct SnapEcho;
 
 impl Extension for SnapEcho {
-    fn name(&self) -> &'static str {
-        "snap"
+    fn name(&self) -> crate::Endpoint {
+        crate::Endpoint::Menu
     }
 
     fn handle<'a>(

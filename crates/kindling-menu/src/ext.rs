@@ -118,8 +118,8 @@ pub fn base_url(configured: Option<&str>, local: std::net::SocketAddr) -> String
 }
 
 impl Extension for MenuExtension {
-    fn name(&self) -> &'static str {
-        "menu"
+    fn name(&self) -> kindling_http::Endpoint {
+        kindling_http::Endpoint::Menu
     }
 
     fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {
@@ -214,8 +214,8 @@ impl CacheExtension {
 }
 
 impl Extension for CacheExtension {
-    fn name(&self) -> &'static str {
-        "cache"
+    fn name(&self) -> kindling_http::Endpoint {
+        kindling_http::Endpoint::Cache
     }
 
     fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {

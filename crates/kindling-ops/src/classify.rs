@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn menu_and_cache_are_boot_steps() {
-        assert!(Endpoint::from_name("menu").is_some() && Endpoint::from_name("cache").is_some());
+        assert!(Endpoint::Menu.is_boot() && Endpoint::Cache.is_boot());
         assert_eq!(
             http_stage(Endpoint::Menu, "/menu.ipxe", None),
             Some(Stage::Script)

@@ -133,77 +133,7 @@ pub enum Kind {
     HttpRequest,
 }
 
-/// The HTTP endpoint a boot request reached: the names `kindling_http` and its
-/// extensions give the request log, for the ones that belong to a machine's boot (others,
-/// like `/metrics`, are not recorded). Text only when read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    BootIpxe,
-    Ipxe,
-    Grub,
-    Ignition,
-    Generic,
-    Cloud,
-    Metadata,
-    Assets,
-    Tftp,
-    Menu,
-    Cache,
-    /// No route matched.
-    None,
-    Redirect,
-    Invalid,
-}
-
-impl Endpoint {
-    pub const ALL: [Endpoint; 14] = [
-        Endpoint::BootIpxe,
-        Endpoint::Ipxe,
-        Endpoint::Grub,
-        Endpoint::Ignition,
-        Endpoint::Generic,
-        Endpoint::Cloud,
-        Endpoint::Metadata,
-        Endpoint::Assets,
-        Endpoint::Tftp,
-        Endpoint::Menu,
-        Endpoint::Cache,
-        Endpoint::None,
-        Endpoint::Redirect,
-        Endpoint::Invalid,
-    ];
-
-    /// The request log's name.
-    pub fn label(self) -> &'static str {
-        match self {
-            Endpoint::BootIpxe => "boot.ipxe",
-            Endpoint::Ipxe => "ipxe",
-            Endpoint::Grub => "grub",
-            Endpoint::Ignition => "ignition",
-            Endpoint::Generic => "generic",
-            Endpoint::Cloud => "cloud",
-            Endpoint::Metadata => "metadata",
-            Endpoint::Assets => "assets",
-            Endpoint::Tftp => "tftp",
-            Endpoint::Menu => "menu",
-            Endpoint::Cache => "cache",
-            Endpoint::None => "none",
-            Endpoint::Redirect => "redirect",
-            Endpoint::Invalid => "invalid",
-        }
-    }
-
-    /// The boot endpoint named `name` (`None`: not a boot endpoint).
-    pub fn from_name(name: &str) -> Option<Endpoint> {
-        Endpoint::ALL.into_iter().find(|e| e.label() == name)
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+pub use kindling_http::Endpoint;
 
 /// One thing that happened to one machine. Field names are the journal's and the API's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -402,7 +332,7 @@ label_serde!(
     kindling_dhcp::Firmware,
     super::firmware_from_label
 );
-label_serde!(endpoint_text, super::Endpoint, super::Endpoint::from_name);
+label_serde!(endpoint_text, super::Endpoint, super::Endpoint::from_label);
 label_serde!(
     message_text,
     kindling_dhcp::wire::MessageType,

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, StatusCode, header};
-use kindling_http::{Body, ExtRequest, Extension, Reply};
+use kindling_http::{Body, Endpoint, ExtRequest, Extension, Reply};
 use kindling_model::Mac;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -57,8 +57,8 @@ fn json_reply(status: StatusCode, v: &impl serde::Serialize) -> Reply {
 pub struct MetricsEndpoint(pub Arc<Ops>);
 
 impl Extension for MetricsEndpoint {
-    fn name(&self) -> &'static str {
-        "metrics"
+    fn name(&self) -> Endpoint {
+        Endpoint::Metrics
     }
     fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {
         if req.path != "/metrics" {
@@ -79,8 +79,8 @@ impl Extension for MetricsEndpoint {
 pub struct ReadyEndpoint(pub Arc<Ops>);
 
 impl Extension for ReadyEndpoint {
-    fn name(&self) -> &'static str {
-        "readyz"
+    fn name(&self) -> Endpoint {
+        Endpoint::Readyz
     }
     fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {
         if req.path != "/readyz" {
@@ -104,8 +104,8 @@ impl Extension for ReadyEndpoint {
 pub struct ApiEndpoint(pub Arc<Ops>);
 
 impl Extension for ApiEndpoint {
-    fn name(&self) -> &'static str {
-        "api"
+    fn name(&self) -> Endpoint {
+        Endpoint::Api
     }
     fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {
         let rest = req.path.strip_prefix("/api/v1/")?;
@@ -323,8 +323,8 @@ fn sse_body(ops: &Arc<Ops>, slot: crate::ops::SubscriberSlot) -> Body {
 pub struct UiEndpoint(pub Arc<Ops>);
 
 impl Extension for UiEndpoint {
-    fn name(&self) -> &'static str {
-        "ui"
+    fn name(&self) -> Endpoint {
+        Endpoint::Ui
     }
     fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Fut<'a>> {
         if req.path == "/ui" {

@@ -352,7 +352,8 @@ impl Metrics {
         self.c.binding_refused.inc();
     }
 
-    pub fn http_request(&self, endpoint: &'static str, status: u16, bytes: u64) {
+    pub fn http_request(&self, endpoint: kindling_http::Endpoint, status: u16, bytes: u64) {
+        let endpoint = endpoint.label();
         self.c
             .http_requests
             .get_or_create(&EndpointStatus { endpoint, status })
@@ -364,7 +365,8 @@ impl Metrics {
     }
 
     /// A body that stopped before its end (the client went away, or the body failed).
-    pub fn http_cut(&self, endpoint: &'static str) {
+    pub fn http_cut(&self, endpoint: kindling_http::Endpoint) {
+        let endpoint = endpoint.label();
         self.c
             .http_cut
             .get_or_create(&ByEndpoint { endpoint })
@@ -750,9 +752,10 @@ mod tests {
     #[test]
     fn counters_are_typed_and_known_labels_start_at_zero() {
         let m = Metrics::new();
-        m.http_request("ipxe", 200, 10);
-        m.http_request("ipxe", 200, 5);
-        m.http_request("ipxe", 404, 1);
+        use kindling_http::Endpoint;
+        m.http_request(Endpoint::Ipxe, 200, 10);
+        m.http_request(Endpoint::Ipxe, 200, 5);
+        m.http_request(Endpoint::Ipxe, 404, 1);
         m.dhcp_ignored(IgnoreReason::NotPxe);
         let text = m.render(StoreGauges::default());
         for line in [

@@ -874,9 +874,10 @@ impl RequestObserver for Ops {
         if !r.complete {
             self.metrics.http_cut(r.endpoint);
         }
-        let Some(endpoint) = Endpoint::from_name(r.endpoint) else {
+        let endpoint = r.endpoint;
+        if !endpoint.is_boot() {
             return;
-        };
+        }
         let ip = ip_of(r.peer);
         let mac = r
             .labels

@@ -20,7 +20,7 @@ fn http(ts: u64, mac: Option<&str>, endpoint: &str, path: &str, status: u16) -> 
     let mut e = Event::new(ts, Kind::HttpRequest, format!("GET {path}"));
     e.mac = mac.and_then(|m| kindling_model::MacAddr::parse(m).ok());
     e.ip = Some(IP.into());
-    e.endpoint = kindling_ops::Endpoint::from_name(endpoint);
+    e.endpoint = kindling_ops::Endpoint::from_label(endpoint);
     e.path = Some(path.into());
     e.status = Some(status);
     e.ok = status < 400;

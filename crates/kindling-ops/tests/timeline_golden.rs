@@ -20,7 +20,7 @@ fn ev(ts: u64, kind: Kind, what: &str, mac: Option<&str>, ip: Option<&str>) -> E
 
 fn http(ts: u64, mac: Option<&str>, ip: &str, endpoint: &str, path: &str, status: u16) -> Event {
     let mut e = ev(ts, Kind::HttpRequest, &format!("GET {path}"), mac, Some(ip));
-    e.endpoint = kindling_ops::Endpoint::from_name(endpoint);
+    e.endpoint = kindling_ops::Endpoint::from_label(endpoint);
     e.path = Some(path.into());
     e.status = Some(status);
     e.ok = status < 400;
