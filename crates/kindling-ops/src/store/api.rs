@@ -1,0 +1,390 @@
+//! The [`Store`] itself: machines by MAC (boxed compact records), the shared names,
+//! IP -> MAC ties, events waiting for their IP to be tied; ingesting live events and
+//! replaying journaled ones (boot splitting, repeats, stages and errors, time order,
+//! eviction) and the reads the API, the CLI and the dashboard make.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::names::Names;
+use super::stored::{MachineRec, StoredBoot, StoredEvent, mf, room_for_one};
+use super::types::{BootError, Limits, Machine, MachineDetail, MachineSummary};
+use crate::classify::{ProfileMap, http_stage};
+use crate::event::{Endpoint, Event, Kind, Source, Stage, Str, arch_label};
+use kindling_dhcp::Firmware;
+use kindling_model::MacAddr;
+
+/// The store.
+#[derive(Debug, Default)]
+pub struct Store {
+    limits: Limits,
+    /// Boxed records: the table holds a key and a pointer per slot, not a whole machine.
+    machines: HashMap<MacAddr, Box<MachineRec>>,
+    /// Texts shared by the machines' events and facts.
+    names: Names,
+    /// Client IP -> (MAC, when learned).
+    ip_to_mac: HashMap<Str, (MacAddr, u64)>,
+    /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
+    /// Kept in the stored form (without their MAC, which they have not got yet).
+    pending: HashMap<String, (u64, VecDeque<StoredEvent>)>,
+    /// Arrival counter (see `Event::seq`).
+    next_seq: u64,
+    profiles: ProfileMap,
+    /// Events dropped without a machine (pending expired or overflowed).
+    pub unattributed: u64,
+    /// DHCP events counted as repeats of a stored event (a retry loop).
+    pub dhcp_repeats: u64,
+}
+
+impl Store {
+    pub fn new(limits: Limits) -> Store {
+        Store {
+            limits,
+            ..Store::default()
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Replaces the profile -> asset paths map (on every reload).
+    pub fn set_profiles(&mut self, profiles: ProfileMap) {
+        self.profiles = profiles;
+    }
+
+    pub fn mac_for_ip(&self, ip: &str) -> Option<MacAddr> {
+        self.ip_to_mac.get(ip).map(|(m, _)| *m)
+    }
+
+    /// Everything known about `mac` (text, any form `MacAddr::parse` takes), built from
+    /// the stored form (reads are rare: the store is laid out for writes).
+    pub fn machine(&self, mac: &str) -> Option<Machine> {
+        let mac = MacAddr::parse(mac).ok()?;
+        let m = self.machines.get(&mac)?;
+        Some(m.to_machine(mac, &self.names))
+    }
+
+    /// `machine(mac)?.detail()` without the copy in between.
+    pub fn detail(&self, mac: &str) -> Option<MachineDetail> {
+        let mac = MacAddr::parse(mac).ok()?;
+        let m = self.machines.get(&mac)?;
+        Some(m.detail(mac, &self.names))
+    }
+
+    /// `machine(mac)?.summary()` without building the timeline.
+    pub fn summary(&self, mac: MacAddr) -> Option<MachineSummary> {
+        let m = self.machines.get(&mac)?;
+        Some(m.summary(mac, &self.names))
+    }
+
+    /// The newest stored event of `mac`'s last boot, with its MAC.
+    pub fn last_event(&self, mac: MacAddr) -> Option<Event> {
+        let m = self.machines.get(&mac)?;
+        let e = m.boots.back()?.events.back()?;
+        Some(e.to_event(mac, &self.names))
+    }
+
+    pub fn machine_count(&self) -> usize {
+        self.machines.len()
+    }
+
+    /// Summaries, most recently seen first.
+    pub fn summaries(&self) -> Vec<MachineSummary> {
+        let mut v: Vec<MachineSummary> = self
+            .machines
+            .iter()
+            .map(|(mac, m)| m.summary(*mac, &self.names))
+            .collect();
+        v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
+        v
+    }
+
+    /// Ties `ip` to `mac` (later ties win).
+    pub fn learn_ip(&mut self, ip: &str, mac: MacAddr, ts: u64) {
+        if ip.is_empty() || ip == "0.0.0.0" {
+            return;
+        }
+        self.ip_to_mac.insert(ip.into(), (mac, ts));
+        let cap = self.limits.max_machines.saturating_mul(4).max(16);
+        if self.ip_to_mac.len() > cap
+            && let Some(oldest) = self
+                .ip_to_mac
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+        {
+            self.ip_to_mac.remove(&oldest);
+        }
+    }
+
+    /// Takes a live event. Events without a MAC are tied through their IP or kept
+    /// pending until the IP is learned. Returns the events now attributed to a machine,
+    /// in the order they were applied (journal and broadcast these).
+    pub fn ingest(&mut self, mut ev: Event) -> Vec<Event> {
+        self.next_seq += 1;
+        ev.seq = self.next_seq;
+        self.expire_pending(ev.ts);
+        if ev.mac.is_none() {
+            let Some(ip) = ev.ip.as_deref().map(str::to_string) else {
+                self.unattributed += 1;
+                return Vec::new();
+            };
+            match self.mac_for_ip(&ip) {
+                Some(m) => ev.mac = Some(m),
+                None => {
+                    self.park(ip, ev);
+                    return Vec::new();
+                }
+            }
+        }
+        let (newly_tied, inserted) = self.apply(&mut ev);
+        let mut out = Vec::new();
+        if let Some((ip, mac)) = newly_tied
+            && let Some((_, waiting)) = self.pending.remove(&ip)
+        {
+            // The waiting events arrived earlier (lower seq): apply() places them
+            // by (time, arrival) before the event that tied their IP.
+            for w in waiting {
+                let mut w = w.to_event(mac, &self.names);
+                if self.apply(&mut w).1 {
+                    out.push(w);
+                }
+            }
+        }
+        // Journal in arrival order, so a replay rebuilds the same timeline.
+        // A repeat (counted on the previous event) is neither journaled nor
+        // broadcast: a machine in a retry loop costs no memory and no disk.
+        if inserted {
+            out.push(ev);
+        }
+        out
+    }
+
+    /// Re-applies a journaled event (MAC already set) at start-up.
+    pub fn replay(&mut self, mut ev: Event) {
+        if ev.mac.is_some() {
+            self.next_seq += 1;
+            ev.seq = self.next_seq;
+            self.apply(&mut ev);
+        }
+    }
+
+    fn park(&mut self, ip: String, ev: Event) {
+        let ts = ev.ts;
+        if !self.pending.contains_key(&ip)
+            && self.pending.len() >= self.limits.max_pending_ips
+            && let Some(oldest) = self
+                .pending
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone())
+            && let Some((_, q)) = self.pending.remove(&oldest)
+        {
+            self.unattributed += q.len() as u64;
+        }
+        let entry = self
+            .pending
+            .entry(ip)
+            .or_insert_with(|| (ts, VecDeque::new()));
+        entry
+            .1
+            .push_back(StoredEvent::from_event(&ev, &mut self.names));
+        if entry.1.len() > self.limits.max_pending_events {
+            entry.1.pop_front();
+            self.unattributed += 1;
+        }
+    }
+
+    /// Drops waiting events older than the TTL.
+    pub fn expire_pending(&mut self, now: u64) {
+        let ttl = self.limits.pending_ttl_ms;
+        let mut dropped = 0u64;
+        self.pending.retain(|_, (first, q)| {
+            if now.saturating_sub(*first) > ttl {
+                dropped += q.len() as u64;
+                false
+            } else {
+                true
+            }
+        });
+        self.unattributed += dropped;
+    }
+
+    /// Number of events waiting for their IP to be tied to a MAC.
+    pub fn pending_events(&self) -> usize {
+        self.pending.values().map(|(_, q)| q.len()).sum()
+    }
+
+    /// Applies an event that has a MAC. Fills in the stage of asset requests from the
+    /// machine's profile. Returns `(ip, mac)` when this event tied a new IP.
+    /// Applies one event to its machine: returns the (ip, mac) pair it newly
+    /// tied, and whether it was stored (false: counted as a repeat).
+    fn apply(&mut self, ev: &mut Event) -> (Option<(String, MacAddr)>, bool) {
+        let Some(mac) = ev.mac else {
+            return (None, false);
+        };
+        let ts = ev.ts;
+        if !self.machines.contains_key(&mac) {
+            self.evict_for_new();
+            self.machines.insert(mac, Box::new(MachineRec::new(ts)));
+        }
+        let Some(m) = self.machines.get_mut(&mac) else {
+            return (None, false);
+        };
+        // Stage of asset downloads: by the profile this machine got.
+        if ev.kind == Kind::HttpRequest && ev.stage.is_none() {
+            let path = ev.path.as_deref().unwrap_or("");
+            let profile = ev.profile.as_deref().or(m.fact(mf::PROFILE, &self.names));
+            let paths = profile.and_then(|p| self.profiles.get(p));
+            ev.stage = ev.endpoint.and_then(|e| http_stage(e, path, paths));
+        }
+        // Machine facts (copied only when they change: a storm repeats them).
+        m.last_seen = m.last_seen.max(ts);
+        let ip = ev.ip.as_deref().filter(|i| *i != "0.0.0.0");
+        let firmware = ev
+            .firmware
+            .filter(|f| *f != Firmware::Ipxe || m.fact(mf::FIRMWARE, &self.names).is_none())
+            .map(Firmware::label);
+        let arch = ev.arch.map(arch_label);
+        m.set_facts(
+            &[
+                (mf::IP, ip),
+                (mf::ARCH, arch.as_deref()),
+                (mf::FIRMWARE, firmware),
+                (mf::VENDOR_CLASS, ev.vendor_class.as_deref()),
+                (mf::USER_CLASS, ev.user_class.as_deref()),
+                (mf::GROUP, ev.group.as_deref()),
+                (mf::PROFILE, ev.profile.as_deref()),
+            ],
+            &mut self.names,
+        );
+        let mut tied = None;
+        if let Some(ip) = ip {
+            let known = match self.ip_to_mac.get_mut(ip) {
+                Some((x, t)) if *x == mac => {
+                    *t = (*t).max(ts);
+                    true
+                }
+                _ => false,
+            };
+            if !known {
+                self.learn_ip(ip, mac, ts);
+                tied = Some((ip.to_string(), mac));
+            }
+        }
+        let limits = self.limits;
+        let Some(m) = self.machines.get_mut(&mac) else {
+            return (tied, false);
+        };
+        // Boot splitting.
+        let new_boot = match m.boots.back() {
+            None => true,
+            Some(b) => b.ends_before(
+                ts,
+                limits.boot_gap_ms,
+                ev.is_firmware_discover(),
+                ev.is_ipxe_discover(),
+            ),
+        };
+        if new_boot {
+            room_for_one(&mut m.boots);
+            m.boots.push_back(StoredBoot::new(ts));
+            while m.boots.len() > limits.max_boots.max(1) {
+                m.boots.pop_front();
+            }
+        }
+        let Some(boot) = m.boots.back_mut() else {
+            return (tied, false);
+        };
+        boot.last_event = boot.last_event.max(ts);
+        // Stage and error bookkeeping first: a repeat still says where the boot is.
+        if ev.ok {
+            if let Some(st) = ev.stage
+                && ev.kind != Kind::DhcpSeen
+            {
+                boot.reached(st);
+            }
+        } else {
+            let mut message = ev.what.to_string();
+            if let Some(r) = &ev.reason {
+                message.push_str(": ");
+                message.push_str(r);
+            }
+            boot.error = Some(Box::new(BootError {
+                stage: ev.stage,
+                message,
+                ts,
+            }));
+        }
+        // A retry loop (one event, or a cycle such as DISCOVER/OFFER or
+        // DISCOVER/OFFER/REQUEST/ACK) is counted on the event it repeats instead of
+        // being stored again: a machine stuck in a loop costs no memory and no disk.
+        if !new_boot
+            && let Some((_, prev)) = boot.repeated(|e| e.same_as(ev, &self.names))
+            && prev.seq < ev.seq
+            && prev.ts <= ts
+        {
+            prev.repeats = prev.repeats.saturating_add(1);
+            prev.last_ts = ts;
+            if ev.source() == Source::Dhcp {
+                self.dhcp_repeats += 1;
+            }
+            return (tied, false);
+        }
+        // Keep time order (events tied late may be older than the newest).
+        let pos = boot
+            .events
+            .iter()
+            .rposition(|e| (e.ts, e.seq) <= (ts, ev.seq))
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        boot.note(ev);
+        room_for_one(&mut boot.events);
+        boot.events
+            .insert(pos, StoredEvent::from_event(ev, &mut self.names));
+        while boot.events.len() > limits.max_events.max(1) {
+            boot.events.pop_front();
+            boot.dropped_events += 1;
+        }
+        (tied, true)
+    }
+
+    /// Makes room for a new machine. Evicts the least recently seen eighth
+    /// of the store in one pass, so a storm of new machines costs O(log n)
+    /// per machine instead of a scan each.
+    fn evict_for_new(&mut self) {
+        let max = self.limits.max_machines.max(1);
+        if self.machines.len() < max {
+            return;
+        }
+        let target = max - (max / 8).max(1);
+        let mut by_age: Vec<(u64, MacAddr)> = self
+            .machines
+            .iter()
+            .map(|(mac, m)| (m.last_seen, *mac))
+            .collect();
+        by_age.sort_unstable();
+        let excess = self.machines.len() - target.min(self.machines.len());
+        let gone: std::collections::HashSet<MacAddr> = by_age
+            .into_iter()
+            .take(excess)
+            .map(|(_, mac)| mac)
+            .collect();
+        for mac in &gone {
+            self.machines.remove(mac);
+        }
+        self.ip_to_mac.retain(|_, (m, _)| !gone.contains(m));
+    }
+}
+
+impl Store {
+    /// Stage of an `/assets/` download for the machine behind `mac` or `ip`.
+    pub fn asset_stage(&self, mac: Option<MacAddr>, ip: &str, path: &str) -> Option<Stage> {
+        let mac = mac.or_else(|| self.mac_for_ip(ip))?;
+        let m = self.machines.get(&mac)?;
+        let pp = m
+            .fact(mf::PROFILE, &self.names)
+            .and_then(|p| self.profiles.get(p));
+        http_stage(Endpoint::Assets, path, pp)
+    }
+}

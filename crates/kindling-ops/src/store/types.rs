@@ -1,0 +1,157 @@
+//! The store's public types, as readers get them: its bounds ([`Limits`]), a
+//! [`Machine`] with its [`Boot`]s and their [`BootError`], and the
+//! [`MachineSummary`]/[`MachineDetail`] rows of the API and the CLI. The store keeps a
+//! compact form (`stored`) and builds these on each read.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, Stage, Str, format_ts};
+
+/// Bounds of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Machines kept (the least recently seen is evicted).
+    pub max_machines: usize,
+    /// Boots kept per machine (oldest evicted).
+    pub max_boots: usize,
+    /// Events kept per boot (oldest evicted, counted in `dropped_events`).
+    pub max_events: usize,
+    /// A gap longer than this (ms) between two events of a machine starts a new boot.
+    pub boot_gap_ms: u64,
+    /// Events whose IP has no known MAC wait this long (ms) to be tied to one.
+    pub pending_ttl_ms: u64,
+    /// Client IPs with waiting events (oldest dropped).
+    pub max_pending_ips: usize,
+    /// Waiting events per IP.
+    pub max_pending_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_machines: 10_000,
+            max_boots: 5,
+            max_events: 200,
+            boot_gap_ms: 15 * 60 * 1000,
+            pending_ttl_ms: 10 * 60 * 1000,
+            max_pending_ips: 256,
+            max_pending_events: 32,
+        }
+    }
+}
+
+/// The error that stopped a boot (so far).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootError {
+    /// Stage at which it failed (`None`: a request that is no boot step).
+    pub stage: Option<Stage>,
+    pub message: String,
+    pub ts: u64,
+}
+
+/// One boot of one machine, as readers get it (built from the store's compact form).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Boot {
+    pub started: u64,
+    pub started_at: Str,
+    pub last_event: u64,
+    /// Furthest stage reached successfully.
+    pub last_stage: Option<Stage>,
+    /// The last failure not followed by a success at the same or a later stage.
+    pub error: Option<BootError>,
+    /// Events dropped from the front because of `max_events`.
+    pub dropped_events: u64,
+    pub events: VecDeque<Box<Event>>,
+    /// Some event of this boot came from TFTP or HTTP (kept even if it was dropped).
+    #[serde(skip)]
+    pub(super) saw_non_dhcp: bool,
+    /// Some event of this boot reached the script stage or later.
+    #[serde(skip)]
+    pub(super) saw_script: bool,
+}
+
+/// What is known about one machine, as readers get it
+/// ([`Store::machine`](super::Store::machine); the store keeps a compact form and builds
+/// this on each call).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub mac: Str,
+    pub ip: Option<Str>,
+    pub arch: Option<Str>,
+    pub firmware: Option<Str>,
+    pub vendor_class: Option<Str>,
+    pub user_class: Option<Str>,
+    pub group: Option<Str>,
+    pub profile: Option<Str>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+    /// Oldest first.
+    pub boots: VecDeque<Box<Boot>>,
+}
+
+/// One row of `kindling machines` / `/api/v1/machines`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineSummary {
+    pub mac: String,
+    pub ip: Option<String>,
+    pub arch: Option<String>,
+    pub firmware: Option<String>,
+    pub group: Option<String>,
+    pub profile: Option<String>,
+    /// Furthest stage of the last boot.
+    pub last_stage: Option<Stage>,
+    pub last_seen: u64,
+    pub last_seen_at: String,
+    /// Why the last boot stopped, if it failed.
+    pub last_error: Option<BootError>,
+    pub boots: usize,
+    pub last_boot_started: Option<u64>,
+}
+
+/// `/api/v1/machines/{mac}` and `kindling machines show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineDetail {
+    #[serde(flatten)]
+    pub summary: MachineSummary,
+    pub vendor_class: Option<String>,
+    pub user_class: Option<String>,
+    pub first_seen: u64,
+    /// Oldest first; events in time order.
+    pub timeline: Vec<Boot>,
+}
+
+impl Machine {
+    pub fn summary(&self) -> MachineSummary {
+        let last = self.boots.back();
+        MachineSummary {
+            mac: self.mac.to_string(),
+            ip: owned(&self.ip),
+            arch: owned(&self.arch),
+            firmware: owned(&self.firmware),
+            group: owned(&self.group),
+            profile: owned(&self.profile),
+            last_stage: last.and_then(|b| b.last_stage),
+            last_seen: self.last_seen,
+            last_seen_at: format_ts(self.last_seen),
+            last_error: last.and_then(|b| b.error.clone()),
+            boots: self.boots.len(),
+            last_boot_started: last.map(|b| b.started),
+        }
+    }
+
+    pub fn detail(&self) -> MachineDetail {
+        MachineDetail {
+            summary: self.summary(),
+            vendor_class: owned(&self.vendor_class),
+            user_class: owned(&self.user_class),
+            first_seen: self.first_seen,
+            timeline: self.boots.iter().map(|b| (**b).clone()).collect(),
+        }
+    }
+}
+
+fn owned(s: &Option<Str>) -> Option<String> {
+    s.as_deref().map(str::to_string)
+}
