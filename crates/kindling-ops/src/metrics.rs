@@ -117,7 +117,20 @@ struct Counters {
     subscribers_refused: Counter,
     subscribers_dropped: Family<ByReason, Counter>,
     binding_refused: Counter,
+    /// The series of the per-packet path, looked up once: a DHCP packet or a timeline
+    /// event costs an atomic add, not a family lookup. In [`FIRMWARE_LABELS`],
+    /// [`IgnoreReason::ALL`] and [`SOURCES`] order.
+    seen_by_firmware: Vec<Counter>,
+    ignored_by_reason: Vec<Counter>,
+    events_by_source: Vec<Counter>,
 }
+
+/// Timeline event sources, in `events_by_source` order.
+const SOURCES: [crate::event::Source; 3] = [
+    crate::event::Source::Dhcp,
+    crate::event::Source::Tftp,
+    crate::event::Source::Http,
+];
 
 impl Counters {
     /// The families, registered in `r`; the labels known in advance start at zero (so
@@ -140,19 +153,33 @@ impl Counters {
             subscribers_refused: Counter::default(),
             subscribers_dropped: Family::default(),
             binding_refused: Counter::default(),
+            seen_by_firmware: Vec::new(),
+            ignored_by_reason: Vec::new(),
+            events_by_source: Vec::new(),
         };
-        for firmware in FIRMWARE_LABELS {
-            let _ = c.dhcp_seen.get_or_create(&ByFirmware { firmware });
-        }
+        let mut c = c;
+        c.seen_by_firmware = FIRMWARE_LABELS
+            .iter()
+            .map(|&firmware| c.dhcp_seen.get_or_create(&ByFirmware { firmware }).clone())
+            .collect();
+        c.ignored_by_reason = IgnoreReason::ALL
+            .iter()
+            .map(|r| {
+                let reason = r.label();
+                c.dhcp_ignored.get_or_create(&ByReason { reason }).clone()
+            })
+            .collect();
+        c.events_by_source = SOURCES
+            .iter()
+            .map(|s| {
+                let source = s.label();
+                c.events.get_or_create(&BySource { source }).clone()
+            })
+            .collect();
         for m in [MessageType::Offer, MessageType::Ack] {
             let _ = c
                 .dhcp_replies
                 .get_or_create(&ByMessage { message: m.label() });
-        }
-        for reason in IgnoreReason::ALL {
-            let _ = c.dhcp_ignored.get_or_create(&ByReason {
-                reason: reason.label(),
-            });
         }
         for outcome in Outcome::LABELS {
             let _ = c.tftp_transfers.get_or_create(&ByOutcome { outcome });
@@ -381,11 +408,16 @@ impl Metrics {
     }
 
     pub fn dhcp_seen(&self, firmware: Option<Firmware>) {
-        let firmware = firmware.map_or("unknown", Firmware::label);
-        self.c
-            .dhcp_seen
-            .get_or_create(&ByFirmware { firmware })
-            .inc();
+        let i = match firmware {
+            Some(Firmware::BiosPxe) => 0,
+            Some(Firmware::UefiPxe) => 1,
+            Some(Firmware::UefiHttp) => 2,
+            Some(Firmware::Ipxe) => 3,
+            None => 4,
+        };
+        if let Some(c) = self.c.seen_by_firmware.get(i) {
+            c.inc();
+        }
     }
 
     pub fn dhcp_reply(&self, message: MessageType) {
@@ -397,11 +429,9 @@ impl Metrics {
     }
 
     pub fn dhcp_ignored(&self, reason: IgnoreReason) {
-        let reason = reason.label();
-        self.c
-            .dhcp_ignored
-            .get_or_create(&ByReason { reason })
-            .inc();
+        if let Some(c) = self.c.ignored_by_reason.get(reason.index()) {
+            c.inc();
+        }
     }
 
     pub fn tftp_transfer(&self, outcome: &Outcome, bytes: u64) {
@@ -421,8 +451,11 @@ impl Metrics {
             .inc();
     }
 
-    pub fn event(&self, source: &'static str) {
-        self.c.events.get_or_create(&BySource { source }).inc();
+    pub fn event(&self, source: crate::event::Source) {
+        let i = SOURCES.iter().position(|s| *s == source);
+        if let Some(c) = i.and_then(|i| self.c.events_by_source.get(i)) {
+            c.inc();
+        }
     }
 
     pub fn reload(&self, problems: usize) {

@@ -555,7 +555,7 @@ impl Ops {
     /// Metrics, journal and live stream for events the store took.
     fn publish(&self, attributed: Vec<Event>, updates: Vec<Update>) {
         for e in &attributed {
-            self.metrics.event(e.source().label());
+            self.metrics.event(e.source());
         }
         if !attributed.is_empty()
             && let Ok(j) = self.journal.lock()
