@@ -25,8 +25,9 @@ pub mod sync;
 pub mod track;
 
 pub use error::FcosError;
+pub use kindling_model::FcosTrack;
 pub use sync::{PullOptions, PullOutcome, RetryPolicy, StreamReport, pull, rollback, status};
-pub use track::{FcosConfig, FcosStatus, StreamStatus, track};
+pub use track::{FcosConfig, FcosStatus, track};
 
 /// Default stream metadata host.
 pub const DEFAULT_BASE_URL: &str = "https://builds.coreos.fedoraproject.org";

@@ -1,6 +1,7 @@
 //! Stream tracking for `kindling serve`: the `[fcos]` config table and a loop
 //! that pulls each tracked stream on an interval.
 
+use kindling_model::FcosTrack;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -149,33 +150,10 @@ impl FcosConfig {
     }
 }
 
-/// Per-stream tracking status (for metrics and the API).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct StreamStatus {
-    pub stream: String,
-    /// Architecture of the tracked artifacts (`x86_64`, `aarch64`).
-    pub arch: String,
-    /// Release the profile boots.
-    pub current: Option<String>,
-    /// Release seen upstream at the last successful check.
-    pub upstream: Option<String>,
-    /// Error of the last check (`None` after a successful one).
-    pub last_error: Option<String>,
-    /// Unix time of the last check and of the last successful one.
-    pub last_check: Option<u64>,
-    pub last_success: Option<u64>,
-    /// Checks that failed since start.
-    pub failures: u64,
-    /// Checks that failed since the last successful one (0 after a success).
-    pub consecutive_failures: u64,
-    /// Profile switches since start.
-    pub switches: u64,
-}
-
 /// Shared status of the tracker.
 #[derive(Debug, Default)]
 pub struct FcosStatus {
-    inner: Mutex<BTreeMap<String, StreamStatus>>,
+    inner: Mutex<BTreeMap<String, FcosTrack>>,
 }
 
 impl FcosStatus {
@@ -184,21 +162,21 @@ impl FcosStatus {
     }
 
     /// One entry per tracked stream, sorted by name.
-    pub fn snapshot(&self) -> Vec<StreamStatus> {
+    pub fn snapshot(&self) -> Vec<FcosTrack> {
         match self.inner.lock() {
             Ok(g) => g.values().cloned().collect(),
             Err(p) => p.into_inner().values().cloned().collect(),
         }
     }
 
-    fn update(&self, stream: &str, f: impl FnOnce(&mut StreamStatus)) {
+    fn update(&self, stream: &str, f: impl FnOnce(&mut FcosTrack)) {
         let mut g = match self.inner.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let e = g.entry(stream.to_string()).or_insert_with(|| StreamStatus {
+        let e = g.entry(stream.to_string()).or_insert_with(|| FcosTrack {
             stream: stream.split('/').next().unwrap_or(stream).to_string(),
-            ..StreamStatus::default()
+            ..FcosTrack::default()
         });
         f(e);
     }

@@ -319,7 +319,7 @@ fn run_tracker_until(
     env: &Env,
     cfg: FcosConfig,
     st: Arc<FcosStatus>,
-    done: impl Fn(&kindling_fcos::StreamStatus) -> bool,
+    done: impl Fn(&kindling_fcos::FcosTrack) -> bool,
 ) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

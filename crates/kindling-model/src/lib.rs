@@ -1,6 +1,7 @@
 //! Kindling's data model: matchbox-compatible groups, profiles, labels and
 //! selection, held in an in-memory index.
 
+pub mod fcos;
 pub mod group;
 pub mod index;
 pub mod json;
@@ -9,6 +10,7 @@ pub mod mac;
 pub mod profile;
 pub mod store;
 
+pub use fcos::FcosTrack;
 pub use group::{Group, GroupError, Selector, Str};
 pub use index::{Considered, Index};
 pub use labels::{LabelWarning, Labels, labels_from_args, labels_from_query};

@@ -18,6 +18,7 @@ pub mod event;
 pub mod http;
 pub mod journal;
 pub mod metrics;
+mod observe;
 pub mod ops;
 mod packed;
 pub mod store;
@@ -28,8 +29,7 @@ use std::sync::Arc;
 pub use event::{Endpoint, Event, Kind, Source, Stage};
 pub use journal::{FsyncPolicy, JournalStatus};
 pub use ops::{
-    AssetStatus, FcosStream, NeighbourLookup, Ops, OpsConfig, SubscriberLimits, SubscriberSlot,
-    Update,
+    AssetStatus, NeighbourLookup, Ops, OpsConfig, SubscriberLimits, SubscriberSlot, Update,
 };
 pub use store::{BootError, Limits, MachineDetail, MachineSummary};
 

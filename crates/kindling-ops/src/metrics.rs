@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use kindling_dhcp::wire::MessageType;
 use kindling_dhcp::{Firmware, IgnoreReason};
+use kindling_model::FcosTrack;
 use kindling_tftp::{Outcome, Refusal};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text::encode;
@@ -22,39 +23,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use serde::{Deserialize, Serialize};
-
-/// What the Fedora CoreOS tracker knows of one stream and architecture, as the caller
-/// copies it in ([`Ops::set_fcos_streams`](crate::Ops::set_fcos_streams)): shown by
-/// `/api/v1/status` (`fcos`), `/metrics` (`kindling_fcos_*`) and the dashboard. A plain
-/// copy, so that this crate needs nothing of the tracker's.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FcosStream {
-    pub stream: String,
-    /// Architecture of the tracked artifacts (`x86_64`, `aarch64`).
-    pub arch: String,
-    /// Release the profile boots.
-    pub current: Option<String>,
-    /// Release seen upstream at the last successful check.
-    pub upstream: Option<String>,
-    /// Error of the last check (`None` after a successful one).
-    pub last_error: Option<String>,
-    /// Unix time (seconds) of the last check, failed or not.
-    pub last_check: Option<u64>,
-    /// Unix time (seconds) of the last successful check.
-    pub last_success: Option<u64>,
-    /// Checks that failed since start.
-    pub failures: u64,
-    /// Checks that failed since the last successful one (0 after a success).
-    pub consecutive_failures: u64,
-}
-
-impl FcosStream {
-    /// Whether the last check failed.
-    pub fn failing(&self) -> bool {
-        self.last_error.is_some()
-    }
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointStatus {
@@ -304,7 +272,7 @@ pub struct Metrics {
     cache_counters: Mutex<Vec<(&'static str, u64)>>,
     config_problems: Mutex<Vec<String>>,
     /// The Fedora CoreOS tracker's status, sorted by stream and architecture.
-    fcos: Mutex<Vec<FcosStream>>,
+    fcos: Mutex<Vec<FcosTrack>>,
     ready: AtomicBool,
     /// The HTTP listeners' connection counters, by listener name.
     listeners: Mutex<Vec<(&'static str, Arc<kindling_http::server::Stats>)>>,
@@ -496,14 +464,14 @@ impl Metrics {
             .unwrap_or_default()
     }
 
-    pub fn set_fcos_streams(&self, mut streams: Vec<FcosStream>) {
+    pub fn set_fcos_streams(&self, mut streams: Vec<FcosTrack>) {
         streams.sort_by(|a, b| (&a.stream, &a.arch).cmp(&(&b.stream, &b.arch)));
         if let Ok(mut g) = self.fcos.lock() {
             *g = streams;
         }
     }
 
-    pub fn fcos_streams(&self) -> Vec<FcosStream> {
+    pub fn fcos_streams(&self) -> Vec<FcosTrack> {
         self.fcos.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
@@ -774,60 +742,6 @@ impl Metrics {
             "kindling_admin_tls_failed",
             "TLS handshakes that failed (no, or an untrusted, client certificate; timeouts)",
             tls_failed,
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_are_typed_and_known_labels_start_at_zero() {
-        let m = Metrics::new();
-        use kindling_http::Endpoint;
-        m.http_request(Endpoint::Ipxe, 200, 10);
-        m.http_request(Endpoint::Ipxe, 200, 5);
-        m.http_request(Endpoint::Ipxe, 404, 1);
-        m.dhcp_ignored(IgnoreReason::NotPxe);
-        let text = m.render(StoreGauges::default());
-        for line in [
-            "kindling_http_requests_total{endpoint=\"ipxe\",status=\"200\"} 2\n",
-            "kindling_http_requests_total{endpoint=\"ipxe\",status=\"404\"} 1\n",
-            "kindling_http_response_bytes_total{endpoint=\"ipxe\"} 16\n",
-            "kindling_dhcp_ignored_total{reason=\"not_pxe\"} 1\n",
-            "kindling_dhcp_ignored_total{reason=\"no_arch\"} 0\n",
-            "kindling_tftp_refused_total{reason=\"busy\"} 0\n",
-            "# TYPE kindling_machines gauge\n",
-        ] {
-            assert!(text.contains(line), "{line} missing in\n{text}");
-        }
-        assert!(
-            !text.contains(".."),
-            "help texts end with one period\n{text}"
-        );
-    }
-
-    #[test]
-    fn fcos_label_values_are_escaped() {
-        let m = Metrics::new();
-        m.set_fcos_streams(vec![FcosStream {
-            stream: "a\"b\\c\nd".into(),
-            arch: "x86_64".into(),
-            upstream: Some("4\"2".into()),
-            consecutive_failures: 1,
-            ..Default::default()
-        }]);
-        let text = m.render(StoreGauges::default());
-        assert!(
-            text.contains(
-                "kindling_fcos_consecutive_failures{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\"} 1\n"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("kindling_fcos_upstream_release_info{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\",release=\"4\\\"2\"} 1\n"),
-            "{text}"
         );
     }
 }

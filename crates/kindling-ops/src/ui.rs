@@ -4,8 +4,9 @@
 use std::fmt::Write as _;
 
 use crate::event::{Event, Stage, format_ts, human_bytes};
-use crate::ops::{FcosStream, Ops};
+use crate::ops::Ops;
 use crate::store::{Boot, MachineDetail, MachineSummary};
+use kindling_model::FcosTrack;
 
 pub const APP_JS: &str = include_str!("../ui/app.js");
 pub const STYLE_CSS: &str = include_str!("../ui/style.css");
@@ -189,7 +190,7 @@ fn unix_time(t: Option<u64>) -> String {
 }
 
 /// `stable (x86_64)`, escaped.
-fn stream_name(st: &FcosStream) -> String {
+fn stream_name(st: &FcosTrack) -> String {
     if st.arch.is_empty() {
         esc(&st.stream)
     } else {
@@ -199,8 +200,8 @@ fn stream_name(st: &FcosStream) -> String {
 
 /// The banner at the top of `/ui/` while a tracked Fedora CoreOS stream's last check
 /// failed: its error, consecutive failures and last success (nothing when all are fine).
-fn fcos_alert(streams: &[FcosStream]) -> String {
-    let failing: Vec<&FcosStream> = streams.iter().filter(|st| st.failing()).collect();
+fn fcos_alert(streams: &[FcosTrack]) -> String {
+    let failing: Vec<&FcosTrack> = streams.iter().filter(|st| st.failing()).collect();
     if failing.is_empty() {
         return String::new();
     }
@@ -229,7 +230,7 @@ fn fcos_alert(streams: &[FcosStream]) -> String {
 
 /// The dashboard's "Fedora CoreOS" box: each tracked stream's current and upstream
 /// release and its last checks (nothing when no stream is tracked).
-fn fcos_card(streams: &[FcosStream]) -> String {
+fn fcos_card(streams: &[FcosTrack]) -> String {
     if streams.is_empty() {
         return String::new();
     }

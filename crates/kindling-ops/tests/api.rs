@@ -196,7 +196,7 @@ async fn machines_api_shapes_after_a_boot() {
     assert_eq!(s["fcos"], serde_json::json!([]));
 
     // The Fedora CoreOS tracker's status, per stream and architecture.
-    srv.ops.set_fcos_streams(vec![kindling_ops::FcosStream {
+    srv.ops.set_fcos_streams(vec![kindling_model::FcosTrack {
         stream: "stable".into(),
         arch: "x86_64".into(),
         current: Some("42.20251012.3.0".into()),
@@ -206,6 +206,7 @@ async fn machines_api_shapes_after_a_boot() {
         last_success: None,
         failures: 2,
         consecutive_failures: 2,
+        switches: 1,
     }]);
     let (_, _, body) = aget(adm, "/api/v1/status").await;
     let s: Value = serde_json::from_slice(&body).unwrap();
@@ -221,6 +222,7 @@ async fn machines_api_shapes_after_a_boot() {
             "last_success": null,
             "failures": 2,
             "consecutive_failures": 2,
+            "switches": 1,
         }])
     );
     let (_, _, page) = aget(adm, "/ui/").await;

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::*;
 use kindling_dhcp::{Firmware, IgnoreReason};
-use kindling_ops::{AssetStatus, FcosStream, Ops, OpsConfig};
+use kindling_model::FcosTrack;
+use kindling_ops::{AssetStatus, Ops, OpsConfig};
 use kindling_tftp::Outcome;
 use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
@@ -173,16 +174,16 @@ fn dashboard_in_headless_chromium() {
     ops.set_ready();
     ops.set_cache_bytes(734_003_200);
     ops.set_fcos_streams(vec![
-        FcosStream {
+        FcosTrack {
             stream: "stable".into(),
             arch: "x86_64".into(),
             current: Some("42.20251012.3.0".into()),
             upstream: Some("42.20251012.3.0".into()),
             last_check: Some(1_764_000_000),
             last_success: Some(1_764_000_000),
-            ..FcosStream::default()
+            ..FcosTrack::default()
         },
-        FcosStream {
+        FcosTrack {
             stream: "next".into(),
             arch: "aarch64".into(),
             current: Some("43.20251020.1.0".into()),
@@ -190,7 +191,7 @@ fn dashboard_in_headless_chromium() {
             last_check: Some(1_764_000_000),
             failures: 4,
             consecutive_failures: 2,
-            ..FcosStream::default()
+            ..FcosTrack::default()
         },
     ]);
     ops.set_config_problems(vec![

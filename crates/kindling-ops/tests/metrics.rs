@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 
 use common::*;
 use kindling_dhcp::{Firmware, IgnoreReason};
-use kindling_ops::{FcosStream, Ops, OpsConfig};
+use kindling_model::FcosTrack;
+use kindling_ops::{Ops, OpsConfig};
 use kindling_tftp::Outcome;
 
 fn parse(text: &str) -> prometheus_parse::Scrape {
@@ -84,12 +85,12 @@ fn counters_move_with_events() {
         ("refused_head", 7),
         ("refused_not_routed", 2),
     ]);
-    ops.set_fcos_streams(vec![FcosStream {
+    ops.set_fcos_streams(vec![FcosTrack {
         stream: "stable".into(),
         arch: "x86_64".into(),
         current: Some("42.20251012.3.0".into()),
         upstream: Some("42.20251012.3.0".into()),
-        ..FcosStream::default()
+        ..FcosTrack::default()
     }]);
     ops.set_config_problems(vec!["groups/a.json: bad \"json\"".into(), "p".into()]);
 
@@ -204,16 +205,16 @@ fn fcos_tracker_series() {
         "no series before the tracker reports"
     );
     ops.set_fcos_streams(vec![
-        FcosStream {
+        FcosTrack {
             stream: "testing".into(),
             arch: "aarch64".into(),
             current: Some("43.20251101.2.0".into()),
             upstream: Some("43.20251115.2.0".into()),
             last_check: Some(1_764_000_100),
             last_success: Some(1_764_000_100),
-            ..FcosStream::default()
+            ..FcosTrack::default()
         },
-        FcosStream {
+        FcosTrack {
             stream: "stable".into(),
             arch: "x86_64".into(),
             current: None,
@@ -223,6 +224,7 @@ fn fcos_tracker_series() {
             last_success: None,
             failures: 3,
             consecutive_failures: 3,
+            switches: 0,
         },
     ]);
     let text = ops.metrics_text();
@@ -293,4 +295,54 @@ fn fcos_tracker_series() {
     assert!(text.contains("# TYPE kindling_fcos_check_failures_total counter"));
     // The error text is not a label: nothing of it reaches the exposition.
     assert!(!text.contains("Connection refused"), "{text}");
+}
+
+// The registry alone (no Ops): typed series, zeros, escaping.
+#[test]
+fn counters_are_typed_and_known_labels_start_at_zero() {
+    let m = kindling_ops::metrics::Metrics::new();
+    use kindling_http::Endpoint;
+    m.http_request(Endpoint::Ipxe, 200, 10);
+    m.http_request(Endpoint::Ipxe, 200, 5);
+    m.http_request(Endpoint::Ipxe, 404, 1);
+    m.dhcp_ignored(kindling_dhcp::IgnoreReason::NotPxe);
+    let text = m.render(kindling_ops::metrics::StoreGauges::default());
+    for line in [
+        "kindling_http_requests_total{endpoint=\"ipxe\",status=\"200\"} 2\n",
+        "kindling_http_requests_total{endpoint=\"ipxe\",status=\"404\"} 1\n",
+        "kindling_http_response_bytes_total{endpoint=\"ipxe\"} 16\n",
+        "kindling_dhcp_ignored_total{reason=\"not_pxe\"} 1\n",
+        "kindling_dhcp_ignored_total{reason=\"no_arch\"} 0\n",
+        "kindling_tftp_refused_total{reason=\"busy\"} 0\n",
+        "# TYPE kindling_machines gauge\n",
+    ] {
+        assert!(text.contains(line), "{line} missing in\n{text}");
+    }
+    assert!(
+        !text.contains(".."),
+        "help texts end with one period\n{text}"
+    );
+}
+
+#[test]
+fn fcos_label_values_are_escaped() {
+    let m = kindling_ops::metrics::Metrics::new();
+    m.set_fcos_streams(vec![FcosTrack {
+        stream: "a\"b\\c\nd".into(),
+        arch: "x86_64".into(),
+        upstream: Some("4\"2".into()),
+        consecutive_failures: 1,
+        ..Default::default()
+    }]);
+    let text = m.render(kindling_ops::metrics::StoreGauges::default());
+    assert!(
+        text.contains(
+            "kindling_fcos_consecutive_failures{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("kindling_fcos_upstream_release_info{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\",release=\"4\\\"2\"} 1\n"),
+        "{text}"
+    );
 }

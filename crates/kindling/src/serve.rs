@@ -371,7 +371,7 @@ fn start_fcos(tasks: &mut Tasks, cfg: &Config, data_path: &Path, ops: &Arc<Ops>)
             }
             let now = status.snapshot();
             if now != last {
-                ops.set_fcos_streams(now.iter().map(fcos_stream).collect());
+                ops.set_fcos_streams(now.clone());
                 last = now;
             }
         }
@@ -444,21 +444,6 @@ async fn shut_down(mut tasks: Tasks, ops: &Ops) {
         }
     }
 }
-/// What ops shows of one tracked Fedora CoreOS stream.
-fn fcos_stream(st: &kindling_fcos::StreamStatus) -> kindling_ops::FcosStream {
-    kindling_ops::FcosStream {
-        stream: st.stream.clone(),
-        arch: st.arch.clone(),
-        current: st.current.clone(),
-        upstream: st.upstream.clone(),
-        last_error: st.last_error.clone(),
-        last_check: st.last_check,
-        last_success: st.last_success,
-        failures: st.failures,
-        consecutive_failures: st.consecutive_failures,
-    }
-}
-
 /// The soft descriptor limit in force.
 fn current_nofile() -> u64 {
     let mut lim = libc::rlimit {

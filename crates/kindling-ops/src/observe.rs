@@ -1,0 +1,404 @@
+//! How the services' hooks become boot-timeline events and metrics: the DHCP, TFTP and
+//! HTTP observers, and the Ignition binding check, implemented for [`Ops`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use compact_str::ToCompactString;
+use kindling_dhcp::{AnsweredEvent, DhcpObserver, IgnoredEvent, ListenPort, SeenEvent};
+use kindling_http::{RequestObserver, RequestRecord};
+use kindling_model::MacAddr;
+use kindling_tftp::{Outcome, Refusal, TftpObserver};
+
+use crate::classify::http_stage;
+use crate::event::{Endpoint, Event, Kind, Stage, Str, human_bytes, name, now_ms};
+use crate::ops::Ops;
+
+fn ip_of(addr: SocketAddr) -> String {
+    match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// `DISCOVER` + rest (inline when short).
+fn shout(label: &str, rest: &[&str]) -> Str {
+    let mut s = Str::with_capacity(label.len() + rest.iter().map(|r| r.len()).sum::<usize>());
+    s.push_str(label);
+    s.make_ascii_uppercase();
+    for r in rest {
+        s.push_str(r);
+    }
+    s
+}
+
+/// A port number as text (inline: no allocation).
+fn port_text(port: u16) -> Str {
+    compact_str::ToCompactString::to_compact_string(&port)
+}
+
+fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: Str) -> Event {
+    let mut ev = Event::new(now_ms(), kind, what);
+    ev.mac = c.mac.map(MacAddr);
+    ev.stage = Some(Stage::Dhcp);
+    ev.iface = Some(name(iface));
+    ev.arch = c.arch;
+    ev.firmware = c.firmware;
+    ev.message = c.message_type;
+    ev.vendor_class = c.vendor_class.as_deref().map(Str::from);
+    if !c.user_classes.is_empty() {
+        ev.user_class = Some(Str::from(c.user_classes.join(",")));
+    }
+    if !c.ciaddr.is_unspecified() {
+        ev.ip = Some(c.ciaddr.to_compact_string());
+    }
+    ev
+}
+
+impl DhcpObserver for Ops {
+    fn seen(&self, e: &SeenEvent<'_>) {
+        let c = e.client;
+        // The source of an unrelayed PXE request on 4011 is where that MAC boots from.
+        if e.port == ListenPort::Pxe
+            && c.giaddr.is_unspecified()
+            && let Some(mac) = c.mac
+            && let Ok(mut b) = self.bindings.lock()
+        {
+            b.note(mac, *e.source.ip(), Instant::now());
+        }
+        self.metrics.dhcp_seen(c.firmware);
+        let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
+        // A REQUEST on 67 is for the site's DHCP server: not part of our story.
+        if e.port == ListenPort::Dhcp && msg != "discover" {
+            return;
+        }
+        let mut ev = client_event(
+            Kind::DhcpSeen,
+            c,
+            e.iface,
+            shout(msg, &[" on port ", port_text(e.port.number()).as_str()]),
+        );
+        // The source of an unrelayed packet on 4011 is the client's address.
+        if ev.ip.is_none() && c.giaddr.is_unspecified() && !e.source.ip().is_unspecified() {
+            ev.ip = Some(e.source.ip().to_compact_string());
+        }
+        self.record(ev);
+    }
+
+    fn answered(&self, e: &AnsweredEvent<'_>) {
+        let label = e.reply.message_type.label();
+        self.metrics.dhcp_reply(e.reply.message_type);
+        let shown = if e.reply.file.is_empty() {
+            "(to port 4011)"
+        } else {
+            e.reply.file.as_str()
+        };
+        let mut ev = client_event(
+            Kind::DhcpAnswered,
+            e.client,
+            e.iface,
+            shout(label, &[" ", shown]),
+        );
+        ev.message = Some(e.reply.message_type);
+        ev.path = (!e.reply.file.is_empty()).then(|| Str::from(e.reply.file.as_str()));
+        if let Some(r) = &e.reply.rule {
+            ev.reason = Some(compact_str::format_compact!("rule {r}"));
+        }
+        self.record(ev);
+    }
+
+    fn ignored(&self, e: &IgnoredEvent<'_>) {
+        self.metrics.dhcp_ignored(e.reason);
+        let Some(c) = e.client else { return };
+        if c.mac.is_none() || c.vendor_prefix.is_none() || e.reason.is_ordinary() {
+            return;
+        }
+        let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
+        let mut ev = client_event(
+            Kind::DhcpIgnored,
+            c,
+            e.iface,
+            shout(msg, &[" not answered"]),
+        );
+        ev.ok = false;
+        ev.reason = Some(e.reason.label().into());
+        self.record(ev);
+    }
+}
+
+impl TftpObserver for Ops {
+    fn request_refused(&self, peer: SocketAddr, file: &str, why: Refusal, reason: &str) {
+        self.metrics.tftp_refused(why);
+        let verb = if why == Refusal::WriteRequest {
+            "WRQ"
+        } else {
+            "RRQ"
+        };
+        let mut ev = Event::new(
+            now_ms(),
+            Kind::TftpTransfer,
+            compact_str::format_compact!("{verb} {file}"),
+        );
+        ev.ip = Some(ip_of(peer).into());
+        ev.stage = Some(Stage::Tftp);
+        ev.path = Some(file.into());
+        ev.bytes = Some(0);
+        ev.ok = false;
+        ev.reason = Some(reason.into());
+        self.record(ev);
+    }
+
+    fn transfer_finished(
+        &self,
+        peer: SocketAddr,
+        file: &str,
+        bytes: u64,
+        duration: Duration,
+        outcome: &Outcome,
+    ) {
+        self.metrics.tftp_transfer(outcome, bytes);
+        let what = match outcome {
+            Outcome::OptionsDeclined => compact_str::format_compact!("RRQ {file} (size probe)"),
+            _ => compact_str::format_compact!("RRQ {file}"),
+        };
+        let mut ev = Event::new(now_ms(), Kind::TftpTransfer, what);
+        ev.ip = Some(ip_of(peer).into());
+        ev.stage = Some(Stage::Tftp);
+        ev.path = Some(file.into());
+        ev.bytes = Some(bytes);
+        ev.duration_ms = Some(ms(duration));
+        ev.ok = outcome.is_success();
+        ev.reason = match outcome {
+            Outcome::Completed | Outcome::OptionsDeclined => None,
+            other => Some(compact_str::format_compact!("{other}")),
+        };
+        self.record(ev);
+    }
+}
+
+impl Ops {
+    /// Replaces the neighbour-table lookup of the Ignition binding (tests).
+    pub fn set_arp_lookup(&self, f: crate::binding::ArpLookup) {
+        if let Ok(mut a) = self.arp.write() {
+            *a = f;
+        }
+    }
+}
+
+impl kindling_http::MachineBinding for Ops {
+    fn check(&self, mac: &str, peer: IpAddr) -> Result<(), String> {
+        let peer = peer.to_canonical();
+        let neighbour = match peer {
+            IpAddr::V4(v4) => self.arp.read().ok().and_then(|f| f(v4)),
+            IpAddr::V6(_) => None,
+        };
+        let booted_from: Vec<std::net::Ipv4Addr> = match MacAddr::parse(mac).ok().map(|m| m.0) {
+            Some(m) => self
+                .bindings
+                .lock()
+                .map(|b| b.ips(&m).to_vec())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let r = crate::binding::decide(mac, peer, neighbour.as_deref(), &booted_from);
+        if r.is_err() {
+            self.metrics.binding_refused();
+        }
+        r
+    }
+}
+
+impl RequestObserver for Ops {
+    fn request(&self, r: &RequestRecord<'_>) {
+        self.metrics.http_request(r.endpoint, r.status, r.bytes);
+        if !r.complete {
+            self.metrics.http_cut(r.endpoint);
+        }
+        let endpoint = r.endpoint;
+        if !endpoint.is_boot() {
+            return;
+        }
+        let ip = ip_of(r.peer);
+        let mac = r
+            .labels
+            .and_then(|l| l.get("mac"))
+            .and_then(|m| MacAddr::parse(m).ok());
+        if endpoint == Endpoint::Assets && (200..300).contains(&r.status) {
+            // The stage comes from the machine's profile: apply what is queued first
+            // (asset downloads are a few per boot, not the hot path).
+            self.apply_queued();
+            let kind = self
+                .store
+                .lock()
+                .ok()
+                .and_then(|s| s.asset_stage(mac, &ip, r.path))
+                .or_else(|| http_stage(Endpoint::Assets, r.path, None));
+            let kind = match kind {
+                Some(s @ (Stage::Kernel | Stage::Initrd | Stage::Rootfs)) => s.label(),
+                _ => "other",
+            };
+            self.metrics.asset_bytes(kind, r.bytes);
+        }
+        // Stray 404s from unknown clients are not worth a machine.
+        if matches!(endpoint, Endpoint::None | Endpoint::Invalid) && mac.is_none() {
+            let known = self
+                .store
+                .lock()
+                .map(|s| s.mac_for_ip(&ip).is_some())
+                .unwrap_or(false);
+            if !known {
+                return;
+            }
+        }
+        let mut ev = Event::new(
+            now_ms(),
+            Kind::HttpRequest,
+            compact_str::format_compact!("{} {}", r.method, r.path),
+        );
+        ev.mac = mac;
+        ev.ip = Some(ip.into());
+        ev.endpoint = Some(endpoint);
+        ev.path = Some(r.path.into());
+        ev.status = Some(r.status);
+        ev.bytes = Some(r.bytes);
+        ev.duration_ms = Some(ms(r.duration));
+        ev.group = r.group.map(name);
+        ev.profile = r.profile.map(name);
+        ev.reason = r.reason.map(Str::from);
+        ev.ok = r.status < 400;
+        if !r.complete {
+            ev.ok = false;
+            ev.reason = Some(compact_str::format_compact!(
+                "download cut short after {} of {}: {}",
+                human_bytes(r.bytes),
+                human_bytes(r.length),
+                r.reason.unwrap_or("the client closed the connection")
+            ));
+        }
+        if endpoint != Endpoint::Assets {
+            ev.stage = http_stage(endpoint, r.path, None);
+        }
+        self.record(ev);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, Kind, Stage, now_ms};
+    use crate::ops::OpsConfig;
+
+    use crate::test_support as support;
+
+    fn bios_client(mac: u8) -> kindling_dhcp::ClientInfo {
+        support::bios_client(1, [0x52, 0x54, 0, 0, 0, mac])
+    }
+
+    fn exchange(ops: &Ops, c: &kindling_dhcp::ClientInfo, file: &str) {
+        support::discover_offer(ops, c, &support::offer(file));
+    }
+
+    #[test]
+    fn dhcp_retries_are_counted_on_the_event_they_repeat() {
+        let ops = Ops::in_memory(&OpsConfig::default());
+        let c = bios_client(1);
+        for _ in 0..5 {
+            exchange(&ops, &c, "undionly.kpxe");
+        }
+        let m = ops
+            .machine("52:54:00:00:00:01")
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(m.timeline.len(), 1);
+        let evs = &m.timeline[0].events;
+        assert_eq!(evs.len(), 2, "{evs:?}");
+        assert_eq!(evs[0].what, "DISCOVER on port 67");
+        assert_eq!(evs[1].what, "OFFER undionly.kpxe");
+        assert_eq!((evs[0].repeats, evs[1].repeats), (4, 4));
+        assert_eq!(
+            ops.store.lock().map_or(0, |s| s.dhcp_repeats),
+            8,
+            "all but the first exchange were repeats"
+        );
+        // Something different is stored, not counted.
+        exchange(&ops, &c, "ipxe.efi");
+        let m = ops
+            .machine("52:54:00:00:00:01")
+            .unwrap_or_else(|| unreachable!());
+        let evs = &m.timeline[0].events;
+        assert_eq!(evs.len(), 3, "{evs:?}");
+        assert_eq!(evs[2].what, "OFFER ipxe.efi");
+        assert_eq!(evs[0].repeats, 5);
+        // A new firmware DISCOVER after the boot got past DHCP starts a new boot, not a
+        // repeat.
+        ops.record({
+            let mut e = Event::new(now_ms(), Kind::TftpTransfer, "RRQ undionly.kpxe");
+            e.mac = kindling_model::MacAddr::parse("52:54:00:00:00:01").ok();
+            e.stage = Some(Stage::Tftp);
+            e
+        });
+        exchange(&ops, &c, "undionly.kpxe");
+        let m = ops
+            .machine("52:54:00:00:00:01")
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(m.timeline.len(), 2, "{:?}", m.timeline);
+    }
+
+    #[test]
+    fn a_refused_tftp_request_explains_where_the_boot_stopped() {
+        let ops = Ops::in_memory(&OpsConfig::default());
+        // The REQUEST to port 4011 comes from the client's address: that ties it.
+        ops.record({
+            let mut e = Event::new(now_ms(), Kind::DhcpSeen, "REQUEST on port 4011");
+            e.mac = kindling_model::MacAddr::parse("52:54:00:00:00:07").ok();
+            e.ip = Some("10.0.0.57".into());
+            e.stage = Some(Stage::Dhcp);
+            e
+        });
+        let peer: SocketAddr = "10.0.0.57:2070".parse().unwrap_or_else(|_| unreachable!());
+        ops.request_refused(
+            peer,
+            "undionly.kpxe",
+            Refusal::NotFound,
+            "file not found: undionly.kpxe (looked in /srv/tftp)",
+        );
+        let m = ops
+            .machine("52:54:00:00:00:07")
+            .unwrap_or_else(|| unreachable!());
+        let err = m.summary.last_error.unwrap_or_else(|| unreachable!());
+        assert_eq!(err.stage, Some(Stage::Tftp));
+        assert_eq!(
+            err.message,
+            "RRQ undionly.kpxe: file not found: undionly.kpxe (looked in /srv/tftp)"
+        );
+        let last = m.timeline[0]
+            .events
+            .back()
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(last.what, "RRQ undionly.kpxe");
+        assert!(!last.ok);
+        let text = ops.metrics.render(crate::metrics::StoreGauges {
+            machines: 1,
+            ..Default::default()
+        });
+        assert!(
+            text.contains("kindling_tftp_refused_total{reason=\"not_found\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("kindling_tftp_refused_total{reason=\"busy\"} 0"));
+    }
+
+    #[test]
+    fn mapped_ipv6_peers_are_ipv4() {
+        let a: SocketAddr = "[::ffff:10.0.0.7]:80"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        assert_eq!(ip_of(a), "10.0.0.7");
+    }
+}
