@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use kindling_dhcp::wire::MessageType;
 use kindling_dhcp::{Firmware, IgnoreReason};
 use kindling_model::FcosTrack;
-use kindling_tftp::{Outcome, Refusal};
+use kindling_tftp::TftpStats;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text::encode;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -76,9 +76,6 @@ struct Counters {
     dhcp_seen: Family<ByFirmware, Counter>,
     dhcp_replies: Family<ByMessage, Counter>,
     dhcp_ignored: Family<ByReason, Counter>,
-    tftp_transfers: Family<ByOutcome, Counter>,
-    tftp_refused: Family<ByReason, Counter>,
-    tftp_bytes: Counter,
     events: Family<BySource, Counter>,
     reloads: Counter,
     reload_errors: Counter,
@@ -112,9 +109,6 @@ impl Counters {
             dhcp_seen: Family::default(),
             dhcp_replies: Family::default(),
             dhcp_ignored: Family::default(),
-            tftp_transfers: Family::default(),
-            tftp_refused: Family::default(),
-            tftp_bytes: Counter::default(),
             events: Family::default(),
             reloads: Counter::default(),
             reload_errors: Counter::default(),
@@ -148,14 +142,6 @@ impl Counters {
             let _ = c
                 .dhcp_replies
                 .get_or_create(&ByMessage { message: m.label() });
-        }
-        for outcome in Outcome::LABELS {
-            let _ = c.tftp_transfers.get_or_create(&ByOutcome { outcome });
-        }
-        for why in Refusal::ALL {
-            let _ = c.tftp_refused.get_or_create(&ByReason {
-                reason: why.label(),
-            });
         }
         for reason in ["overflow", "stalled"] {
             let _ = c.subscribers_dropped.get_or_create(&ByReason { reason });
@@ -194,21 +180,6 @@ impl Counters {
             "kindling_dhcp_ignored",
             "DHCP packets not answered, by reason",
             c.dhcp_ignored.clone(),
-        );
-        r.register(
-            "kindling_tftp_transfers",
-            "TFTP transfers ended, by outcome",
-            c.tftp_transfers.clone(),
-        );
-        r.register(
-            "kindling_tftp_refused",
-            "TFTP requests answered with an ERROR instead of a transfer, by reason",
-            c.tftp_refused.clone(),
-        );
-        r.register(
-            "kindling_tftp_bytes",
-            "File bytes acknowledged by TFTP clients",
-            c.tftp_bytes.clone(),
         );
         r.register(
             "kindling_events",
@@ -276,6 +247,8 @@ pub struct Metrics {
     ready: AtomicBool,
     /// The HTTP listeners' connection counters, by listener name.
     listeners: Mutex<Vec<(&'static str, Arc<kindling_http::server::Stats>)>>,
+    /// The TFTP server's own counters.
+    tftp: Mutex<Option<Arc<TftpStats>>>,
 }
 
 impl Default for Metrics {
@@ -307,6 +280,7 @@ impl Metrics {
             fcos: Mutex::default(),
             ready: AtomicBool::new(false),
             listeners: Mutex::default(),
+            tftp: Mutex::default(),
         }
     }
 
@@ -314,6 +288,13 @@ impl Metrics {
         if let Ok(mut l) = self.listeners.lock() {
             l.retain(|(n, _)| *n != name);
             l.push((name, stats));
+        }
+    }
+
+    /// The TFTP server whose counters `/metrics` shows (`kindling_tftp_*`).
+    pub fn add_tftp(&self, stats: Arc<TftpStats>) {
+        if let Ok(mut t) = self.tftp.lock() {
+            *t = Some(stats);
         }
     }
 
@@ -400,23 +381,6 @@ impl Metrics {
         if let Some(c) = self.c.ignored_by_reason.get(reason.index()) {
             c.inc();
         }
-    }
-
-    pub fn tftp_transfer(&self, outcome: &Outcome, bytes: u64) {
-        let outcome = outcome.label();
-        self.c
-            .tftp_transfers
-            .get_or_create(&ByOutcome { outcome })
-            .inc();
-        self.c.tftp_bytes.inc_by(bytes);
-    }
-
-    pub fn tftp_refused(&self, why: Refusal) {
-        let reason = why.label();
-        self.c
-            .tftp_refused
-            .get_or_create(&ByReason { reason })
-            .inc();
     }
 
     pub fn event(&self, source: crate::event::Source) {
@@ -585,6 +549,7 @@ impl Metrics {
             self.journal_torn.load(Relaxed) + self.journal_bad.load(Relaxed),
         );
         self.listener_families(&mut r);
+        self.tftp_families(&mut r);
         gauge(
             &mut r,
             "kindling_events_subscribers",
@@ -682,6 +647,36 @@ impl Metrics {
             "kindling_fcos_last_success_timestamp_seconds",
             "Unix time of the last successful Fedora CoreOS tracker check (0: none since start)",
             last_success,
+        );
+    }
+
+    /// The TFTP server's counters, when one runs.
+    fn tftp_families(&self, r: &mut Registry) {
+        let Some(st) = self.tftp.lock().ok().and_then(|t| t.clone()) else {
+            return;
+        };
+        let ended = Family::<ByOutcome, Counter>::default();
+        for (outcome, v) in st.ended_by_outcome() {
+            ended.get_or_create(&ByOutcome { outcome }).inc_by(v);
+        }
+        let refused = Family::<ByReason, Counter>::default();
+        for (reason, v) in st.refused_by_reason() {
+            refused.get_or_create(&ByReason { reason }).inc_by(v);
+        }
+        r.register(
+            "kindling_tftp_transfers",
+            "TFTP transfers ended, by outcome",
+            ended,
+        );
+        r.register(
+            "kindling_tftp_refused",
+            "TFTP requests answered with an ERROR instead of a transfer, by reason",
+            refused,
+        );
+        r.register(
+            "kindling_tftp_bytes",
+            "File bytes acknowledged by TFTP clients",
+            ConstCounter::new(st.file_bytes.load(Relaxed)),
         );
     }
 

@@ -135,7 +135,6 @@ impl DhcpObserver for Ops {
 
 impl TftpObserver for Ops {
     fn request_refused(&self, peer: SocketAddr, file: &str, why: Refusal, reason: &str) {
-        self.metrics.tftp_refused(why);
         let verb = if why == Refusal::WriteRequest {
             "WRQ"
         } else {
@@ -163,7 +162,6 @@ impl TftpObserver for Ops {
         duration: Duration,
         outcome: &Outcome,
     ) {
-        self.metrics.tftp_transfer(outcome, bytes);
         let what = match outcome {
             Outcome::OptionsDeclined => compact_str::format_compact!("RRQ {file} (size probe)"),
             _ => compact_str::format_compact!("RRQ {file}"),
@@ -230,17 +228,22 @@ impl RequestObserver for Ops {
             .labels
             .and_then(|l| l.get("mac"))
             .and_then(|m| MacAddr::parse(m).ok());
-        if endpoint == Endpoint::Assets && (200..300).contains(&r.status) {
-            // The stage comes from the machine's profile: apply what is queued first
-            // (asset downloads are a few per boot, not the hot path).
+        // An asset's stage comes from the profile of the machine that asked (its kernel,
+        // initrd, rootfs paths), decided here once, for the metric and the timeline: apply
+        // what is queued first (asset downloads are a few per boot, not the hot path). A
+        // machine not known yet gets its stage when the store ties it (`Store::apply`).
+        let asset_stage = if endpoint == Endpoint::Assets {
             self.apply_queued();
-            let kind = self
-                .store
+            self.store
                 .lock()
                 .ok()
                 .and_then(|s| s.asset_stage(mac, &ip, r.path))
-                .or_else(|| http_stage(Endpoint::Assets, r.path, None));
-            let kind = match kind {
+        } else {
+            None
+        };
+        if endpoint == Endpoint::Assets && (200..300).contains(&r.status) {
+            let by_name = || http_stage(Endpoint::Assets, r.path, None);
+            let kind = match asset_stage.or_else(by_name) {
                 Some(s @ (Stage::Kernel | Stage::Initrd | Stage::Rootfs)) => s.label(),
                 _ => "other",
             };
@@ -282,9 +285,11 @@ impl RequestObserver for Ops {
                 r.reason.unwrap_or("the client closed the connection")
             ));
         }
-        if endpoint != Endpoint::Assets {
-            ev.stage = http_stage(endpoint, r.path, None);
-        }
+        ev.stage = if endpoint == Endpoint::Assets {
+            asset_stage
+        } else {
+            http_stage(endpoint, r.path, None)
+        };
         self.record(ev);
     }
 }
@@ -383,15 +388,6 @@ mod tests {
             .unwrap_or_else(|| unreachable!());
         assert_eq!(last.what, "RRQ undionly.kpxe");
         assert!(!last.ok);
-        let text = ops.metrics.render(crate::metrics::StoreGauges {
-            machines: 1,
-            ..Default::default()
-        });
-        assert!(
-            text.contains("kindling_tftp_refused_total{reason=\"not_found\"} 1"),
-            "{text}"
-        );
-        assert!(text.contains("kindling_tftp_refused_total{reason=\"busy\"} 0"));
     }
 
     #[test]

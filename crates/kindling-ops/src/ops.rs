@@ -468,6 +468,11 @@ impl Ops {
 
     /// Reports a listener's connection counters in the metrics (`listener` = `http`,
     /// `admin`).
+    /// The TFTP server whose counters `/metrics` shows.
+    pub fn add_tftp_stats(&self, stats: Arc<kindling_tftp::TftpStats>) {
+        self.metrics.add_tftp(stats);
+    }
+
     pub fn add_listener_stats(
         &self,
         listener: &'static str,

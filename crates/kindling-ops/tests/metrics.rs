@@ -41,13 +41,14 @@ fn counters_move_with_events() {
         ),
         Some(0.0)
     );
+    // No TFTP server registered: no kindling_tftp_* series.
     assert_eq!(
         value(
             &s0,
             "kindling_tftp_transfers_total",
             &[("outcome", "completed")]
         ),
-        Some(0.0)
+        None
     );
     assert_eq!(value(&s0, "kindling_ready", &[]), Some(0.0));
     assert_eq!(value(&s0, "kindling_cache_bytes", &[]), None);
@@ -132,34 +133,6 @@ fn counters_move_with_events() {
         value(&s, "kindling_dhcp_seen_total", &[("firmware", "ipxe")]),
         Some(1.0)
     );
-    assert_eq!(
-        value(
-            &s,
-            "kindling_tftp_transfers_total",
-            &[("outcome", "completed")]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        value(
-            &s,
-            "kindling_tftp_transfers_total",
-            &[("outcome", "options_declined")]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        value(
-            &s,
-            "kindling_tftp_transfers_total",
-            &[("outcome", "timed_out")]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        value(&s, "kindling_tftp_bytes_total", &[]),
-        Some(1_024_512.0)
-    );
     assert_eq!(value(&s, "kindling_ready", &[]), Some(1.0));
     assert_eq!(value(&s, "kindling_cache_bytes", &[]), Some(123_456.0));
     assert_eq!(value(&s, "kindling_config_problems", &[]), Some(2.0));
@@ -184,9 +157,10 @@ fn counters_move_with_events() {
     // Every family with series is typed (a family without any, like the HTTP requests
     // here, is left out of the exposition altogether).
     assert!(!s.docs.contains_key("kindling_http_requests_total"));
-    for name in ["kindling_dhcp_ignored_total", "kindling_tftp_bytes_total"] {
-        assert!(s.docs.contains_key(name), "{name} has HELP");
-    }
+    assert!(
+        s.docs.contains_key("kindling_dhcp_ignored_total"),
+        "has HELP"
+    );
 }
 
 /// The tracker's status as series per stream and architecture: failures, timestamps
@@ -313,7 +287,6 @@ fn counters_are_typed_and_known_labels_start_at_zero() {
         "kindling_http_response_bytes_total{endpoint=\"ipxe\"} 16\n",
         "kindling_dhcp_ignored_total{reason=\"not_pxe\"} 1\n",
         "kindling_dhcp_ignored_total{reason=\"no_arch\"} 0\n",
-        "kindling_tftp_refused_total{reason=\"busy\"} 0\n",
         "# TYPE kindling_machines gauge\n",
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");
@@ -344,5 +317,45 @@ fn fcos_label_values_are_escaped() {
     assert!(
         text.contains("kindling_fcos_upstream_release_info{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\",release=\"4\\\"2\"} 1\n"),
         "{text}"
+    );
+}
+
+/// The TFTP series are the TFTP server's own counters, read at each scrape.
+#[test]
+fn tftp_series_are_the_servers_counters() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+    let ops = Ops::in_memory(&OpsConfig::default());
+    let st = Arc::new(kindling_tftp::TftpStats::default());
+    ops.add_tftp_stats(st.clone());
+    let s = parse(&ops.metrics_text());
+    assert_eq!(
+        value(&s, "kindling_tftp_refused_total", &[("reason", "busy")]),
+        Some(0.0),
+        "every reason from the start"
+    );
+    st.refused[0].fetch_add(2, Relaxed);
+    st.ended[0].fetch_add(3, Relaxed);
+    st.file_bytes.fetch_add(1_024_512, Relaxed);
+    let s = parse(&ops.metrics_text());
+    assert_eq!(
+        value(
+            &s,
+            "kindling_tftp_refused_total",
+            &[("reason", "not_found")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "kindling_tftp_transfers_total",
+            &[("outcome", "completed")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, "kindling_tftp_bytes_total", &[]),
+        Some(1_024_512.0)
     );
 }

@@ -379,6 +379,7 @@ async fn handle_datagram(
 }
 
 fn refused(shared: &Shared, peer: SocketAddr, file: &str, kind: Refusal, reason: &str) {
+    shared.stats.refusal(kind);
     if let Some(o) = &shared.observer {
         o.request_refused(peer, file, kind, reason);
     }
@@ -546,6 +547,7 @@ fn report(shared: &Shared, file: &str, peer: SocketAddr, e: Ended) {
         elapsed,
     } = e;
     account(stats, &c, &outcome);
+    TftpStats::add(&stats.file_bytes, bytes);
     let ms = elapsed.as_millis() as u64;
     if outcome.is_success() {
         info!(bytes, ms, retransmits = c.retransmits, outcome = %esc(&outcome), "tftp transfer finished");
@@ -712,6 +714,9 @@ fn account(stats: &TftpStats, c: &crate::transfer::TransferCounters, outcome: &O
     TftpStats::add(&stats.stale_acks, c.stale_acks);
     TftpStats::add(&stats.malformed, c.malformed);
     TftpStats::add(&stats.unexpected, c.unexpected);
+    if let Some(i) = Outcome::LABELS.iter().position(|l| *l == outcome.label()) {
+        TftpStats::inc(&stats.ended[i]);
+    }
     match outcome {
         Outcome::Completed => TftpStats::inc(&stats.transfers_ok),
         Outcome::OptionsDeclined => {

@@ -31,6 +31,14 @@ pub struct TftpStats {
     pub rate_limited: AtomicU64,
     pub client_limit: AtomicU64,
     pub evicted: AtomicU64,
+    /// Requests answered with an ERROR instead of a transfer, by [`Refusal`] (in
+    /// [`Refusal::ALL`] order): what `kindling_tftp_refused_total` shows.
+    pub refused: [AtomicU64; Refusal::ALL.len()],
+    /// Transfers ended, by [`Outcome::label`] (in [`Outcome::LABELS`] order):
+    /// `kindling_tftp_transfers_total`.
+    pub ended: [AtomicU64; Outcome::LABELS.len()],
+    /// File bytes acknowledged by clients in ended transfers: `kindling_tftp_bytes_total`.
+    pub file_bytes: AtomicU64,
 }
 
 /// Plain copy of [`TftpStats`].
@@ -103,6 +111,28 @@ impl TftpStats {
             rate_limited: self.rate_limited.load(Relaxed),
             client_limit: self.client_limit.load(Relaxed),
             evicted: self.evicted.load(Relaxed),
+        }
+    }
+
+    /// `(label, count)` of every [`Refusal`].
+    pub fn refused_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Refusal::ALL
+            .iter()
+            .zip(&self.refused)
+            .map(|(r, c)| (r.label(), c.load(Relaxed)))
+    }
+
+    /// `(label, count)` of every [`Outcome`].
+    pub fn ended_by_outcome(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Outcome::LABELS
+            .iter()
+            .zip(&self.ended)
+            .map(|(l, c)| (*l, c.load(Relaxed)))
+    }
+
+    pub(crate) fn refusal(&self, why: Refusal) {
+        if let Some(i) = Refusal::ALL.iter().position(|r| *r == why) {
+            self.refused[i].fetch_add(1, Relaxed);
         }
     }
 

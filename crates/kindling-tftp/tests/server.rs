@@ -368,6 +368,12 @@ fn refusals_reach_the_observer_with_the_server_side_reason() {
         refused[3],
         "refused ok.txt busy: server busy (max_transfers transfers running)"
     );
+    // The same four in the server's own counters (what /metrics shows).
+    let counts: std::collections::BTreeMap<_, _> = srv.stats.refused_by_reason().collect();
+    for reason in ["not_found", "access_violation", "write_request", "busy"] {
+        assert_eq!(counts[reason], 1, "{reason}: {counts:?}");
+    }
+    assert_eq!(counts["mail_mode"], 0);
 }
 
 #[test]

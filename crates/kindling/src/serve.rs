@@ -211,6 +211,7 @@ async fn start_tftp(tasks: &mut Tasks, cfg: &Config, ops: &Arc<Ops>) -> Result<(
         .await
         .with_context(|| format!("starting TFTP on {}", tftp_cfg.listen))?
         .with_observer(ops.clone());
+    ops.add_tftp_stats(server.stats());
     tracing::info!(tftp = %server.local_addr(), "TFTP ready");
     let c = tasks.cancel.clone();
     tasks

@@ -45,6 +45,3 @@ pub use config::{FsyncPolicy, JOURNAL_FILE, JournalConfig, journal_path};
 pub use health::{JournalHealth, JournalStatus};
 pub use read::{LINE_MAX, ReadBack, read_journal, replay_journal, replay_journal_lenient};
 pub use writer::JournalWriter;
-// Kept at the path they had before the split; nothing outside the journal uses them yet.
-#[allow(unused_imports)]
-pub(crate) use writer::{JournalFile, Opener};

@@ -231,7 +231,8 @@ impl Store {
         let Some(m) = self.machines.get_mut(&mac) else {
             return (None, false);
         };
-        // Stage of asset downloads: by the profile this machine got.
+        // Stage of an asset download whose machine was not known when it was served
+        // (the observer decides it otherwise): by the profile this machine got.
         if ev.kind == Kind::HttpRequest && ev.stage.is_none() {
             let path = ev.path.as_deref().unwrap_or("");
             let profile = ev.profile.as_deref().or(m.fact(mf::PROFILE, &self.names));

@@ -28,9 +28,4 @@ mod types;
 mod tests;
 
 pub use api::Store;
-// Kept at the paths they had before the split; nothing outside the store uses them yet.
-#[allow(unused_imports)]
-pub(crate) use names::Names;
-#[allow(unused_imports)]
-pub(crate) use stored::StoredEvent;
 pub use types::{Boot, BootError, Limits, Machine, MachineDetail, MachineSummary};
