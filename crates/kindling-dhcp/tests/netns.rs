@@ -86,6 +86,18 @@ fn both(
     let kr = discover(lab, bind, dest, p);
     let stats = k.stop();
     assert_eq!(stats["refused_unsafe"], 0);
+    if kr.is_some() {
+        // The server's own counters (what /metrics shows): the packets it saw from this
+        // PXE client and the replies it sent.
+        let n = |k: &str| stats[k].as_u64().unwrap_or(0);
+        let seen: u64 = stats["seen"]
+            .as_object()
+            .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+            .unwrap_or(0);
+        assert!(n("offers") + n("acks") >= 1, "{stats}");
+        assert!(seen >= 1, "{stats}");
+        assert!(n("received") >= seen, "{stats}");
+    }
     let d = Dnsmasq::start(&lab.s, &lab.tmp, "s0", dnsmasq_conf);
     let mut p2 = p.clone();
     p2.xid ^= 0x00ff_0000;

@@ -12,8 +12,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use kindling_dhcp::wire::MessageType;
-use kindling_dhcp::{Firmware, IgnoreReason};
 use kindling_model::FcosTrack;
 use kindling_tftp::TftpStats;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -41,8 +39,6 @@ macro_rules! one_label {
 }
 one_label!(ByEndpoint, endpoint);
 one_label!(ByKind, kind);
-one_label!(ByFirmware, firmware);
-one_label!(ByMessage, message);
 one_label!(ByReason, reason);
 one_label!(ByOutcome, outcome);
 one_label!(BySource, source);
@@ -73,20 +69,14 @@ struct Counters {
     http_bytes: Family<ByEndpoint, Counter>,
     http_cut: Family<ByEndpoint, Counter>,
     asset_bytes: Family<ByKind, Counter>,
-    dhcp_seen: Family<ByFirmware, Counter>,
-    dhcp_replies: Family<ByMessage, Counter>,
-    dhcp_ignored: Family<ByReason, Counter>,
     events: Family<BySource, Counter>,
     reloads: Counter,
     reload_errors: Counter,
     subscribers_refused: Counter,
     subscribers_dropped: Family<ByReason, Counter>,
     binding_refused: Counter,
-    /// The series of the per-packet path, looked up once: a DHCP packet or a timeline
-    /// event costs an atomic add, not a family lookup. In [`FIRMWARE_LABELS`],
-    /// [`IgnoreReason::ALL`] and [`SOURCES`] order.
-    seen_by_firmware: Vec<Counter>,
-    ignored_by_reason: Vec<Counter>,
+    /// Timeline events by source, looked up once (an event costs an atomic add, not a
+    /// family lookup), in [`SOURCES`] order.
     events_by_source: Vec<Counter>,
 }
 
@@ -106,31 +96,15 @@ impl Counters {
             http_bytes: Family::default(),
             http_cut: Family::default(),
             asset_bytes: Family::default(),
-            dhcp_seen: Family::default(),
-            dhcp_replies: Family::default(),
-            dhcp_ignored: Family::default(),
             events: Family::default(),
             reloads: Counter::default(),
             reload_errors: Counter::default(),
             subscribers_refused: Counter::default(),
             subscribers_dropped: Family::default(),
             binding_refused: Counter::default(),
-            seen_by_firmware: Vec::new(),
-            ignored_by_reason: Vec::new(),
             events_by_source: Vec::new(),
         };
         let mut c = c;
-        c.seen_by_firmware = FIRMWARE_LABELS
-            .iter()
-            .map(|&firmware| c.dhcp_seen.get_or_create(&ByFirmware { firmware }).clone())
-            .collect();
-        c.ignored_by_reason = IgnoreReason::ALL
-            .iter()
-            .map(|r| {
-                let reason = r.label();
-                c.dhcp_ignored.get_or_create(&ByReason { reason }).clone()
-            })
-            .collect();
         c.events_by_source = SOURCES
             .iter()
             .map(|s| {
@@ -138,11 +112,6 @@ impl Counters {
                 c.events.get_or_create(&BySource { source }).clone()
             })
             .collect();
-        for m in [MessageType::Offer, MessageType::Ack] {
-            let _ = c
-                .dhcp_replies
-                .get_or_create(&ByMessage { message: m.label() });
-        }
         for reason in ["overflow", "stalled"] {
             let _ = c.subscribers_dropped.get_or_create(&ByReason { reason });
         }
@@ -165,21 +134,6 @@ impl Counters {
             "kindling_asset_bytes_served",
             "Bytes served under /assets/ with 2xx, by boot artifact",
             c.asset_bytes.clone(),
-        );
-        r.register(
-            "kindling_dhcp_seen",
-            "PXE/iPXE DHCP packets received, by firmware",
-            c.dhcp_seen.clone(),
-        );
-        r.register(
-            "kindling_dhcp_replies",
-            "Proxy DHCP replies sent, by message type",
-            c.dhcp_replies.clone(),
-        );
-        r.register(
-            "kindling_dhcp_ignored",
-            "DHCP packets not answered, by reason",
-            c.dhcp_ignored.clone(),
         );
         r.register(
             "kindling_events",
@@ -215,9 +169,6 @@ impl Counters {
     }
 }
 
-/// Firmware labels of `kindling_dhcp_seen_total` (`unknown`: no PXE vendor class).
-const FIRMWARE_LABELS: [&str; 5] = ["bios_pxe", "uefi_pxe", "uefi_http", "ipxe", "unknown"];
-
 /// What the store knows at a scrape ([`Metrics::render`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StoreGauges {
@@ -249,6 +200,8 @@ pub struct Metrics {
     listeners: Mutex<Vec<(&'static str, Arc<kindling_http::server::Stats>)>>,
     /// The TFTP server's own counters.
     tftp: Mutex<Option<Arc<TftpStats>>>,
+    /// The proxy DHCP server's own counters.
+    dhcp: Mutex<Option<kindling_dhcp::StatsHandle>>,
 }
 
 impl Default for Metrics {
@@ -281,6 +234,7 @@ impl Metrics {
             ready: AtomicBool::new(false),
             listeners: Mutex::default(),
             tftp: Mutex::default(),
+            dhcp: Mutex::default(),
         }
     }
 
@@ -295,6 +249,13 @@ impl Metrics {
     pub fn add_tftp(&self, stats: Arc<TftpStats>) {
         if let Ok(mut t) = self.tftp.lock() {
             *t = Some(stats);
+        }
+    }
+
+    /// The proxy DHCP server whose counters `/metrics` shows (`kindling_dhcp_*`).
+    pub fn add_dhcp(&self, stats: kindling_dhcp::StatsHandle) {
+        if let Ok(mut d) = self.dhcp.lock() {
+            *d = Some(stats);
         }
     }
 
@@ -354,33 +315,6 @@ impl Metrics {
             .asset_bytes
             .get_or_create(&ByKind { kind })
             .inc_by(bytes);
-    }
-
-    pub fn dhcp_seen(&self, firmware: Option<Firmware>) {
-        let i = match firmware {
-            Some(Firmware::BiosPxe) => 0,
-            Some(Firmware::UefiPxe) => 1,
-            Some(Firmware::UefiHttp) => 2,
-            Some(Firmware::Ipxe) => 3,
-            None => 4,
-        };
-        if let Some(c) = self.c.seen_by_firmware.get(i) {
-            c.inc();
-        }
-    }
-
-    pub fn dhcp_reply(&self, message: MessageType) {
-        let message = message.label();
-        self.c
-            .dhcp_replies
-            .get_or_create(&ByMessage { message })
-            .inc();
-    }
-
-    pub fn dhcp_ignored(&self, reason: IgnoreReason) {
-        if let Some(c) = self.c.ignored_by_reason.get(reason.index()) {
-            c.inc();
-        }
     }
 
     pub fn event(&self, source: crate::event::Source) {
@@ -550,6 +484,7 @@ impl Metrics {
         );
         self.listener_families(&mut r);
         self.tftp_families(&mut r);
+        self.dhcp_families(&mut r);
         gauge(
             &mut r,
             "kindling_events_subscribers",
@@ -647,6 +582,50 @@ impl Metrics {
             "kindling_fcos_last_success_timestamp_seconds",
             "Unix time of the last successful Fedora CoreOS tracker check (0: none since start)",
             last_success,
+        );
+    }
+
+    /// The proxy DHCP server's counters, when one runs.
+    fn dhcp_families(&self, r: &mut Registry) {
+        let Some(st) = self.dhcp.lock().ok().and_then(|d| d.clone()) else {
+            return;
+        };
+        let st = st.snapshot();
+        let labelled = |map: &std::collections::BTreeMap<String, u64>, label: &'static str| {
+            let f = Family::<Vec<(&'static str, String)>, Counter>::default();
+            for (k, v) in map {
+                f.get_or_create(&vec![(label, k.clone())]).inc_by(*v);
+            }
+            f
+        };
+        let replies = std::collections::BTreeMap::from([
+            ("offer".to_string(), st.offers),
+            ("ack".to_string(), st.acks),
+        ]);
+        r.register(
+            "kindling_dhcp_seen",
+            "PXE/iPXE DHCP packets received, by firmware",
+            labelled(&st.seen, "firmware"),
+        );
+        r.register(
+            "kindling_dhcp_replies",
+            "Proxy DHCP replies sent, by message type",
+            labelled(&replies, "message"),
+        );
+        r.register(
+            "kindling_dhcp_ignored",
+            "DHCP packets not answered, by reason",
+            labelled(&st.ignored, "reason"),
+        );
+        r.register(
+            "kindling_dhcp_received",
+            "Datagrams received on the proxy DHCP sockets (ports 67 and 4011)",
+            ConstCounter::new(st.received),
+        );
+        r.register(
+            "kindling_dhcp_send_errors",
+            "Proxy DHCP replies the kernel refused to send",
+            ConstCounter::new(st.send_errors),
         );
     }
 

@@ -73,7 +73,6 @@ impl DhcpObserver for Ops {
         {
             b.note(mac, *e.source.ip(), Instant::now());
         }
-        self.metrics.dhcp_seen(c.firmware);
         let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
         // A REQUEST on 67 is for the site's DHCP server: not part of our story.
         if e.port == ListenPort::Dhcp && msg != "discover" {
@@ -94,7 +93,6 @@ impl DhcpObserver for Ops {
 
     fn answered(&self, e: &AnsweredEvent<'_>) {
         let label = e.reply.message_type.label();
-        self.metrics.dhcp_reply(e.reply.message_type);
         let shown = if e.reply.file.is_empty() {
             "(to port 4011)"
         } else {
@@ -115,7 +113,6 @@ impl DhcpObserver for Ops {
     }
 
     fn ignored(&self, e: &IgnoredEvent<'_>) {
-        self.metrics.dhcp_ignored(e.reason);
         let Some(c) = e.client else { return };
         if c.mac.is_none() || c.vendor_prefix.is_none() || e.reason.is_ordinary() {
             return;

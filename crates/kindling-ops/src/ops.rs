@@ -468,6 +468,11 @@ impl Ops {
 
     /// Reports a listener's connection counters in the metrics (`listener` = `http`,
     /// `admin`).
+    /// The proxy DHCP server whose counters `/metrics` shows.
+    pub fn add_dhcp_stats(&self, stats: kindling_dhcp::StatsHandle) {
+        self.metrics.add_dhcp(stats);
+    }
+
     /// The TFTP server whose counters `/metrics` shows.
     pub fn add_tftp_stats(&self, stats: Arc<kindling_tftp::TftpStats>) {
         self.metrics.add_tftp(stats);

@@ -235,6 +235,7 @@ async fn start_dhcp(
     let server = kindling_dhcp::DhcpServer::bind_with_observer(&dhcp_cfg, ops.clone())
         .await
         .context("starting proxy DHCP")?;
+    ops.add_dhcp_stats(server.stats_handle());
     server.warn_unserved(cfg.unserved_boot_files().into_iter().collect());
     for l in server.listeners() {
         tracing::info!(iface = %l.iface, address = %l.server_ip, port = l.port, "proxy DHCP ready");

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::policy::IgnoreReason;
+use crate::policy::{Firmware, IgnoreReason};
 
 #[derive(Default)]
 pub(super) struct Counters {
@@ -16,6 +16,25 @@ pub(super) struct Counters {
     pub(super) send_errors: AtomicU64,
     pub(super) refused_unsafe: AtomicU64,
     pub(super) ignored: [AtomicU64; IgnoreReason::ALL.len()],
+    /// PXE/iPXE packets seen (the ones the observer hears of), by [`SEEN_LABELS`] index.
+    pub(super) seen: [AtomicU64; SEEN_LABELS.len()],
+}
+
+/// Firmware labels of the `seen` counts: a [`Firmware`] label, or `unknown` (a PXE
+/// vendor class without a firmware Kindling recognises).
+pub const SEEN_LABELS: [&str; 5] = ["bios_pxe", "uefi_pxe", "uefi_http", "ipxe", "unknown"];
+
+impl Counters {
+    pub(super) fn seen(&self, firmware: Option<Firmware>) {
+        let i = match firmware {
+            Some(Firmware::BiosPxe) => 0,
+            Some(Firmware::UefiPxe) => 1,
+            Some(Firmware::UefiHttp) => 2,
+            Some(Firmware::Ipxe) => 3,
+            None => 4,
+        };
+        self.seen[i].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A snapshot of the counters.
@@ -33,6 +52,8 @@ pub struct DhcpStats {
     pub refused_unsafe: u64,
     /// Ignored datagrams by reason label (every label present, zeros included).
     pub ignored: BTreeMap<String, u64>,
+    /// PXE/iPXE packets seen, by firmware label ([`SEEN_LABELS`], zeros included).
+    pub seen: BTreeMap<String, u64>,
 }
 
 impl DhcpStats {
@@ -69,6 +90,18 @@ impl StatsHandle {
                     )
                 })
                 .collect(),
+            seen: SEEN_LABELS
+                .iter()
+                .zip(&c.seen)
+                .map(|(l, n)| (l.to_string(), n.load(Ordering::Relaxed)))
+                .collect(),
         }
+    }
+}
+
+impl Default for StatsHandle {
+    /// Counters of no server (all zero).
+    fn default() -> Self {
+        StatsHandle(Arc::default())
     }
 }

@@ -168,6 +168,7 @@ impl Worker {
             && c.vendor_prefix.is_some()
             && first_drop
         {
+            self.stats.0.seen(c.firmware);
             self.observer.seen(&SeenEvent {
                 iface: &self.iface,
                 port: self.port,
