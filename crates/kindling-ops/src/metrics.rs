@@ -1,13 +1,14 @@
 //! Counters and gauges, kept by `prometheus-client` and rendered in the Prometheus text
 //! exposition format (0.0.4).
 //!
-//! Two kinds of series. What this crate counts as events happen (HTTP requests, DHCP
-//! packets, TFTP transfers, timeline events, reloads) lives in families registered once
+//! Two kinds of series. What this crate counts as events happen (HTTP requests and bytes,
+//! timeline events, reloads, event-stream subscribers) lives in families registered once
 //! ([`Counters`]); an increment is an atomic add on a series found by its typed labels.
-//! What others own (listener connection counts, the journal's health, the store's sizes,
-//! the cache's counters, the Fedora CoreOS tracker's status) is read when `/metrics` is
-//! scraped and written out from a registry built for that scrape ([`Metrics::render`]):
-//! no copy of it is kept here to go stale.
+//! What others own (the proxy DHCP and TFTP servers' counters, listener connection
+//! counts, the journal's health, the store's sizes, the cache's counters, the Fedora
+//! CoreOS tracker's status) is read when `/metrics` is scraped and written out from a
+//! registry built for that scrape ([`Metrics::render`]): no copy of it is kept here to
+//! go stale.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -91,7 +92,7 @@ impl Counters {
     /// The families, registered in `r`; the labels known in advance start at zero (so
     /// that rates work from the first scrape).
     fn register(r: &mut Registry) -> Counters {
-        let c = Counters {
+        let mut c = Counters {
             http_requests: Family::default(),
             http_bytes: Family::default(),
             http_cut: Family::default(),
@@ -104,7 +105,6 @@ impl Counters {
             binding_refused: Counter::default(),
             events_by_source: Vec::new(),
         };
-        let mut c = c;
         c.events_by_source = SOURCES
             .iter()
             .map(|s| {
