@@ -39,6 +39,10 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     let ops = open_ops(cli, &mut cfg, &data_path, &snapshot);
     let (shared, cache) = boot_state(args, &cfg, &data, &data_path, &ops, snapshot)?;
 
+    // Stop signals are caught from here on: systemd may send SIGTERM right after
+    // READY=1, and a signal before the handler existed would end the process without
+    // STOPPING=1 or a clean shutdown.
+    let stop = stop_signals();
     let (listener, local) = bind_http(args, &cfg).await?;
     let admin_listener = bind_admin(admin.plan.as_ref()).await?;
     let admin_local = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -57,7 +61,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     start_cache_feeder(&mut tasks, cache, &ops);
     announce_ready(&ops, local, admin_local, started);
 
-    shutdown_signal().await;
+    stop.await;
     shut_down(tasks, &ops).await;
     Ok(())
 }
@@ -481,18 +485,31 @@ impl kindling_http::Translate for ButaneTranslator {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
+/// SIGTERM or SIGINT, listened for from the call on (a `tokio::signal` stream registers
+/// its handler when created; `ctrl_c()` would only when first polled).
+fn stop_signals() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+            tracing::warn!(error = %e, "cannot listen for {name}");
+            None
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut term = listen(SignalKind::terminate(), "SIGTERM");
+    let mut int = listen(SignalKind::interrupt(), "SIGINT");
+    async fn next(s: &mut Option<Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    async move {
+        tokio::select! {
+            _ = next(&mut term) => {}
+            _ = next(&mut int) => {}
+        }
     }
 }
