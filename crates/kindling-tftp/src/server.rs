@@ -296,7 +296,6 @@ async fn handle_datagram(
                     granted
                 }
                 Admission::ClientLimit => {
-                    TftpStats::inc(&stats.client_limit);
                     warn!(%peer, file = %esc(&req.filename), "tftp request refused: too many transfers from this address");
                     refused(
                         shared,
@@ -315,7 +314,6 @@ async fn handle_datagram(
                     return;
                 }
                 Admission::Busy => {
-                    TftpStats::inc(&stats.busy);
                     warn!(%peer, file = %esc(&req.filename), "tftp request refused: server busy");
                     refused(
                         shared,
@@ -360,7 +358,6 @@ async fn handle_datagram(
             tasks.spawn(run_transfer(shared, req, to, link, guard, cancel, evict));
         }
         Packet::Wrq(req) => {
-            TftpStats::inc(&stats.wrq_refused);
             info!(%peer, file = %esc(&req.filename), "tftp write request refused: read-only server");
             refused(
                 shared,
@@ -608,10 +605,8 @@ async fn transfer_inner(
     let opened = match shared.source.open(&req.filename, peer) {
         Ok(o) => o,
         Err(e) => {
-            match &e {
-                TftpError::NotFound(_) => TftpStats::inc(&stats.not_found),
-                TftpError::AccessViolation(_) => TftpStats::inc(&stats.access_violations),
-                TftpError::Io(_) => TftpStats::inc(&stats.io_errors),
+            if let TftpError::Io(_) = &e {
+                TftpStats::inc(&stats.io_errors);
             }
             warn!(reason = %esc(&e), "tftp request refused");
             let kind = match &e {
@@ -714,23 +709,5 @@ fn account(stats: &TftpStats, c: &crate::transfer::TransferCounters, outcome: &O
     TftpStats::add(&stats.stale_acks, c.stale_acks);
     TftpStats::add(&stats.malformed, c.malformed);
     TftpStats::add(&stats.unexpected, c.unexpected);
-    if let Some(i) = Outcome::LABELS.iter().position(|l| *l == outcome.label()) {
-        TftpStats::inc(&stats.ended[i]);
-    }
-    match outcome {
-        Outcome::Completed => TftpStats::inc(&stats.transfers_ok),
-        Outcome::OptionsDeclined => {
-            TftpStats::inc(&stats.transfers_ok);
-            TftpStats::inc(&stats.options_declined);
-        }
-        Outcome::TimedOut => {
-            TftpStats::inc(&stats.transfers_failed);
-            TftpStats::inc(&stats.timeouts);
-        }
-        Outcome::ClientError { .. } => {
-            TftpStats::inc(&stats.transfers_failed);
-            TftpStats::inc(&stats.client_errors);
-        }
-        _ => TftpStats::inc(&stats.transfers_failed),
-    }
+    stats.ended(outcome);
 }

@@ -12,24 +12,14 @@ use crate::transfer::Outcome;
 #[derive(Debug, Default)]
 pub struct TftpStats {
     pub requests: AtomicU64,
-    pub transfers_ok: AtomicU64,
-    pub transfers_failed: AtomicU64,
-    pub options_declined: AtomicU64,
-    pub timeouts: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub packets_sent: AtomicU64,
     pub retransmits: AtomicU64,
     pub stale_acks: AtomicU64,
-    pub busy: AtomicU64,
-    pub wrq_refused: AtomicU64,
-    pub not_found: AtomicU64,
-    pub access_violations: AtomicU64,
     pub io_errors: AtomicU64,
-    pub client_errors: AtomicU64,
     pub malformed: AtomicU64,
     pub unexpected: AtomicU64,
     pub rate_limited: AtomicU64,
-    pub client_limit: AtomicU64,
     pub evicted: AtomicU64,
     /// Requests answered with an ERROR instead of a transfer, by [`Refusal`] (in
     /// [`Refusal::ALL`] order): what `kindling_tftp_refused_total` shows.
@@ -90,26 +80,33 @@ pub struct StatsSnapshot {
 
 impl TftpStats {
     pub fn snapshot(&self) -> StatsSnapshot {
+        let ended = |o: Outcome| self.ended[o.index()].load(Relaxed);
+        let refused = |r: Refusal| self.refused[r.index()].load(Relaxed);
         StatsSnapshot {
             requests: self.requests.load(Relaxed),
-            transfers_ok: self.transfers_ok.load(Relaxed),
-            transfers_failed: self.transfers_failed.load(Relaxed),
-            options_declined: self.options_declined.load(Relaxed),
-            timeouts: self.timeouts.load(Relaxed),
+            transfers_ok: ended(Outcome::Completed) + ended(Outcome::OptionsDeclined),
+            transfers_failed: self.ended.iter().map(|c| c.load(Relaxed)).sum::<u64>()
+                - ended(Outcome::Completed)
+                - ended(Outcome::OptionsDeclined),
+            options_declined: ended(Outcome::OptionsDeclined),
+            timeouts: ended(Outcome::TimedOut),
             bytes_sent: self.bytes_sent.load(Relaxed),
             packets_sent: self.packets_sent.load(Relaxed),
             retransmits: self.retransmits.load(Relaxed),
             stale_acks: self.stale_acks.load(Relaxed),
-            busy: self.busy.load(Relaxed),
-            wrq_refused: self.wrq_refused.load(Relaxed),
-            not_found: self.not_found.load(Relaxed),
-            access_violations: self.access_violations.load(Relaxed),
+            busy: refused(Refusal::Busy),
+            wrq_refused: refused(Refusal::WriteRequest),
+            not_found: refused(Refusal::NotFound),
+            access_violations: refused(Refusal::AccessViolation),
             io_errors: self.io_errors.load(Relaxed),
-            client_errors: self.client_errors.load(Relaxed),
+            client_errors: ended(Outcome::ClientError {
+                code: 0,
+                message: String::new(),
+            }),
             malformed: self.malformed.load(Relaxed),
             unexpected: self.unexpected.load(Relaxed),
             rate_limited: self.rate_limited.load(Relaxed),
-            client_limit: self.client_limit.load(Relaxed),
+            client_limit: refused(Refusal::ClientLimit),
             evicted: self.evicted.load(Relaxed),
         }
     }
@@ -131,9 +128,11 @@ impl TftpStats {
     }
 
     pub(crate) fn refusal(&self, why: Refusal) {
-        if let Some(i) = Refusal::ALL.iter().position(|r| *r == why) {
-            self.refused[i].fetch_add(1, Relaxed);
-        }
+        self.refused[why.index()].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn ended(&self, outcome: &Outcome) {
+        self.ended[outcome.index()].fetch_add(1, Relaxed);
     }
 
     pub(crate) fn inc(c: &AtomicU64) {
@@ -176,6 +175,11 @@ impl Refusal {
         Refusal::MailMode,
     ];
 
+    /// Position in [`Refusal::ALL`] (the counters' index).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The stable label.
     pub fn label(self) -> &'static str {
         match self {
@@ -216,5 +220,25 @@ pub trait TftpObserver: Send + Sync {
         _duration: Duration,
         _outcome: &Outcome,
     ) {
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_indexes_follow_the_label_lists() {
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r}");
+        }
+        let st = TftpStats::default();
+        st.refusal(Refusal::Busy);
+        st.ended(&Outcome::OptionsDeclined);
+        st.ended(&Outcome::TimedOut);
+        let s = st.snapshot();
+        assert_eq!((s.busy, s.not_found), (1, 0));
+        assert_eq!((s.transfers_ok, s.options_declined), (1, 1));
+        assert_eq!((s.transfers_failed, s.timeouts), (1, 1));
     }
 }

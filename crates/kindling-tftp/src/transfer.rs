@@ -144,9 +144,9 @@ impl Outcome {
         "evicted",
     ];
 
-    /// The stable snake_case label (metrics).
-    pub fn label(&self) -> &'static str {
-        let i = match self {
+    /// Position in [`Outcome::LABELS`] (the counters' index).
+    pub fn index(&self) -> usize {
+        match self {
             Outcome::Completed => 0,
             Outcome::OptionsDeclined => 1,
             Outcome::ClientError { .. } => 2,
@@ -155,8 +155,12 @@ impl Outcome {
             Outcome::Cancelled => 5,
             Outcome::PeerGone(_) => 6,
             Outcome::Evicted => 7,
-        };
-        Self::LABELS[i]
+        }
+    }
+
+    /// The stable snake_case label (metrics).
+    pub fn label(&self) -> &'static str {
+        Self::LABELS[self.index()]
     }
 
     /// Completed or a normal client abort after option negotiation.
