@@ -14,41 +14,12 @@ pub struct Opened {
     pub meta: std::fs::Metadata,
 }
 
-/// `O_NONBLOCK`: opening a FIFO planted in the cache must not hang.
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    )
-))]
-const O_NONBLOCK: i32 = 0o4000;
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    )
-)))]
-const O_NONBLOCK: i32 = 0;
-
 /// Opens `rel` for reading beneath `dir` (the kernel refuses escapes).
 pub(super) fn open_beneath(dir: &cap_std::fs::Dir, rel: &str) -> io::Result<std::fs::File> {
     use cap_std::fs::OpenOptionsExt;
     let mut o = cap_std::fs::OpenOptions::new();
-    o.read(true).custom_flags(O_NONBLOCK);
+    // O_NONBLOCK: opening a FIFO planted in the cache must not hang.
+    o.read(true).custom_flags(libc::O_NONBLOCK);
     dir.open_with(rel, &o).map(|f| f.into_std())
 }
 
