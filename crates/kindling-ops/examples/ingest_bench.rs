@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use kindling_ops::{Event, Kind, Ops, OpsConfig, Stage};
+use kindling_ops::{Event, Ops, OpsConfig, Stage};
 
 mod support;
 
@@ -22,10 +22,12 @@ fn main() {
         let t = Instant::now();
         for i in 0..n {
             let m = i % 1000;
-            let mut e = Event::new(
+            let mut e = Event::http_request(
                 1_700_000_000_000 + i,
-                Kind::HttpRequest,
-                "GET /assets/vmlinuz",
+                "GET",
+                "/assets/vmlinuz",
+                kindling_ops::Endpoint::Assets,
+                200,
             );
             e.mac = kindling_model::MacAddr::parse(&format!(
                 "52:54:00:00:{:02x}:{:02x}",
@@ -33,11 +35,10 @@ fn main() {
                 m % 256
             ))
             .ok();
-            e.ip = Some(format!("10.1.{}.{}", m / 256, m % 256).into());
-            e.endpoint = Some(kindling_ops::Endpoint::Assets);
-            e.path = Some("/assets/vmlinuz".into());
-            e.status = Some(200);
-            e.bytes = Some(8_000_000);
+            e.ip = format!("10.1.{}.{}", m / 256, m % 256).parse().ok();
+            if let Some(h) = e.http_mut() {
+                h.bytes = 8_000_000;
+            }
             e.stage = Some(Stage::Kernel);
             ops.record(e);
         }

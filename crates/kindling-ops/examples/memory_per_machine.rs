@@ -15,7 +15,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use kindling_ops::{Event, Kind, Ops, OpsConfig, Stage};
+use kindling_ops::{Event, Ops, OpsConfig, Stage};
 
 mod support;
 
@@ -111,20 +111,21 @@ fn http_event(i: u32, k: u64) -> Event {
         "{:02x}-{:02x}-{:02x}-{:02x}-{:02x}-{:02x}",
         b[0], b[1], b[2], b[3], b[4], b[5]
     );
-    let mut e = Event::new(
+    let mut e = Event::http_request(
         1_795_000_000_000 + u64::from(i) + k,
-        Kind::HttpRequest,
-        format!("GET /ipxe?mac={hyp}"),
+        "GET",
+        &format!("/ipxe?mac={hyp}"),
+        kindling_ops::Endpoint::Ipxe,
+        200,
     );
     e.mac = kindling_model::MacAddr::parse(&hyp.replace('-', ":")).ok();
-    e.ip = Some("127.0.0.1".into());
-    e.endpoint = Some(kindling_ops::Endpoint::Ipxe);
-    e.path = Some("/ipxe".into());
-    e.status = Some(200);
-    e.bytes = Some(600);
-    e.duration_ms = Some(0.15);
-    e.group = Some(format!("node-{i}").into());
-    e.profile = Some(format!("profile-{}", i % 10).into());
+    e.ip = "127.0.0.1".parse().ok();
+    if let Some(h) = e.http_mut() {
+        h.bytes = 600;
+        h.duration_ms = 0.15;
+        h.group = Some(format!("node-{i}").into());
+        h.profile = Some(format!("profile-{}", i % 10).into());
+    }
     e.stage = Some(Stage::Script);
     e
 }
@@ -181,7 +182,9 @@ fn journal(n: u32) {
         // Four distinct requests per machine (a repeat would not be journaled).
         for k in 0..4u64 {
             let mut e = http_event(i, k * 1000);
-            e.status = Some(200 + k as u16);
+            if let Some(h) = e.http_mut() {
+                h.status = 200 + k as u16;
+            }
             ops.record(e);
         }
         if i % 256 == 0 {

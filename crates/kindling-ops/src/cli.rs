@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use kindling_fetch::{ClientOptions, reqwest};
 use kindling_model::Mac;
 
-use crate::event::{format_time, human_bytes};
+use crate::event::{format_time, format_ts, human_bytes};
 use crate::journal::replay_journal;
 use crate::ops::OpsConfig;
 use crate::store::{MachineDetail, MachineSummary, Store};
@@ -246,22 +246,27 @@ pub fn format_detail(d: &MachineDetail) -> String {
     );
     let total = d.timeline.len();
     for (i, b) in d.timeline.iter().enumerate() {
-        let _ = writeln!(s, "\nboot {} of {total}, started {}", i + 1, b.started_at);
+        let _ = writeln!(
+            s,
+            "\nboot {} of {total}, started {}",
+            i + 1,
+            format_ts(b.started)
+        );
         if b.dropped_events > 0 {
             let _ = writeln!(s, "  ({} earlier events dropped)", b.dropped_events);
         }
         for e in &b.events {
             let mut extra = Vec::new();
-            if let Some(st) = e.status {
+            if let Some(st) = e.status() {
                 extra.push(st.to_string());
             }
-            if let Some(by) = e.bytes.filter(|b| *b > 0) {
+            if let Some(by) = e.bytes().filter(|b| *b > 0) {
                 extra.push(human_bytes(by));
             }
-            if let Some(ms) = e.duration_ms {
+            if let Some(ms) = e.duration_ms() {
                 extra.push(format!("{ms:.1} ms"));
             }
-            if let Some(f) = &e.firmware {
+            if let Some(f) = e.dhcp().and_then(|d| d.firmware) {
                 extra.push(f.to_string());
             }
             if let Some(r) = &e.reason {
@@ -282,7 +287,7 @@ pub fn format_detail(d: &MachineDetail) -> String {
                 e.source().label(),
                 e.stage.map(|x| x.label()).unwrap_or("-"),
                 if e.ok { "" } else { "FAILED " },
-                e.what,
+                e.what(),
                 if extra.is_empty() {
                     String::new()
                 } else {

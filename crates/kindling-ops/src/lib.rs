@@ -20,13 +20,14 @@ pub mod journal;
 pub mod metrics;
 mod observe;
 pub mod ops;
-mod packed;
 pub mod store;
 pub mod ui;
 
 use std::sync::Arc;
 
-pub use event::{Endpoint, Event, Kind, Source, Stage};
+pub use event::{
+    Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Kind, Name, Reason, Source, Stage, Tftp,
+};
 pub use journal::{FsyncPolicy, JournalStatus};
 pub use ops::{
     AssetStatus, NeighbourLookup, Ops, OpsConfig, SubscriberLimits, SubscriberSlot, Update,

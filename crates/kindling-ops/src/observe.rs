@@ -4,60 +4,53 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use compact_str::ToCompactString;
 use kindling_dhcp::{AnsweredEvent, DhcpObserver, IgnoredEvent, ListenPort, SeenEvent};
 use kindling_http::{RequestObserver, RequestRecord};
 use kindling_model::MacAddr;
 use kindling_tftp::{Outcome, Refusal, TftpObserver};
 
 use crate::classify::http_stage;
-use crate::event::{Endpoint, Event, Kind, Stage, Str, human_bytes, name, now_ms};
+use crate::event::{
+    Chosen, Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Name, Reason, Stage, Tftp, human_bytes,
+    now_ms,
+};
 use crate::ops::Ops;
 
-fn ip_of(addr: SocketAddr) -> String {
-    match addr.ip() {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
-        },
-        IpAddr::V4(v4) => v4.to_string(),
-    }
+/// A peer's address (an IPv4-mapped IPv6 address as IPv4).
+fn ip_of(addr: SocketAddr) -> IpAddr {
+    addr.ip().to_canonical()
 }
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// `DISCOVER` + rest (inline when short).
-fn shout(label: &str, rest: &[&str]) -> Str {
-    let mut s = Str::with_capacity(label.len() + rest.iter().map(|r| r.len()).sum::<usize>());
-    s.push_str(label);
-    s.make_ascii_uppercase();
-    for r in rest {
-        s.push_str(r);
-    }
-    s
-}
-
-/// A port number as text (inline: no allocation).
-fn port_text(port: u16) -> Str {
-    compact_str::ToCompactString::to_compact_string(&port)
-}
-
-fn client_event(kind: Kind, c: &kindling_dhcp::ClientInfo, iface: &str, what: Str) -> Event {
-    let mut ev = Event::new(now_ms(), kind, what);
+fn client_event(step: DhcpStep, c: &kindling_dhcp::ClientInfo, iface: &str) -> Event {
+    let user_class = match c.user_classes.as_slice() {
+        [] => None,
+        [one] => Some(Name::of(one, Chosen::Client)),
+        many => Some(Name::of(&many.join(","), Chosen::Client)),
+    };
+    let mut ev = Event::new(
+        now_ms(),
+        Detail::Dhcp(Dhcp {
+            step,
+            message: c.message_type,
+            firmware: c.firmware,
+            port: 0,
+            arch: c.arch,
+            iface: Some(Name::new(iface)),
+            file: None,
+            vendor_class: c
+                .vendor_class
+                .as_deref()
+                .map(|v| Name::of(v, Chosen::Client)),
+            user_class,
+        }),
+    );
     ev.mac = c.mac.map(MacAddr);
-    ev.stage = Some(Stage::Dhcp);
-    ev.iface = Some(name(iface));
-    ev.arch = c.arch;
-    ev.firmware = c.firmware;
-    ev.message = c.message_type;
-    ev.vendor_class = c.vendor_class.as_deref().map(Str::from);
-    if !c.user_classes.is_empty() {
-        ev.user_class = Some(Str::from(c.user_classes.join(",")));
-    }
     if !c.ciaddr.is_unspecified() {
-        ev.ip = Some(c.ciaddr.to_compact_string());
+        ev.ip = Some(IpAddr::V4(c.ciaddr));
     }
     ev
 }
@@ -73,42 +66,30 @@ impl DhcpObserver for Ops {
         {
             b.note(mac, *e.source.ip(), Instant::now());
         }
-        let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
         // A REQUEST on 67 is for the site's DHCP server: not part of our story.
-        if e.port == ListenPort::Dhcp && msg != "discover" {
+        if e.port == ListenPort::Dhcp
+            && c.message_type != Some(kindling_dhcp::wire::MessageType::Discover)
+        {
             return;
         }
-        let mut ev = client_event(
-            Kind::DhcpSeen,
-            c,
-            e.iface,
-            shout(msg, &[" on port ", port_text(e.port.number()).as_str()]),
-        );
+        let mut ev = client_event(DhcpStep::Seen, c, e.iface);
+        if let Detail::Dhcp(d) = &mut ev.detail {
+            d.port = e.port.number();
+        }
         // The source of an unrelayed packet on 4011 is the client's address.
         if ev.ip.is_none() && c.giaddr.is_unspecified() && !e.source.ip().is_unspecified() {
-            ev.ip = Some(e.source.ip().to_compact_string());
+            ev.ip = Some(IpAddr::V4(*e.source.ip()));
         }
         self.record(ev);
     }
 
     fn answered(&self, e: &AnsweredEvent<'_>) {
-        let label = e.reply.message_type.label();
-        let shown = if e.reply.file.is_empty() {
-            "(to port 4011)"
-        } else {
-            e.reply.file.as_str()
-        };
-        let mut ev = client_event(
-            Kind::DhcpAnswered,
-            e.client,
-            e.iface,
-            shout(label, &[" ", shown]),
-        );
-        ev.message = Some(e.reply.message_type);
-        ev.path = (!e.reply.file.is_empty()).then(|| Str::from(e.reply.file.as_str()));
-        if let Some(r) = &e.reply.rule {
-            ev.reason = Some(compact_str::format_compact!("rule {r}"));
+        let mut ev = client_event(DhcpStep::Answered, e.client, e.iface);
+        if let Detail::Dhcp(d) = &mut ev.detail {
+            d.message = Some(e.reply.message_type);
+            d.file = (!e.reply.file.is_empty()).then(|| Name::new(&e.reply.file));
         }
+        ev.reason = e.reply.rule.as_deref().map(|r| Reason::Rule(Name::new(r)));
         self.record(ev);
     }
 
@@ -117,37 +98,28 @@ impl DhcpObserver for Ops {
         if c.mac.is_none() || c.vendor_prefix.is_none() || e.reason.is_ordinary() {
             return;
         }
-        let msg = c.message_type.map(|m| m.label()).unwrap_or("packet");
-        let mut ev = client_event(
-            Kind::DhcpIgnored,
-            c,
-            e.iface,
-            shout(msg, &[" not answered"]),
-        );
+        let mut ev = client_event(DhcpStep::Ignored, c, e.iface);
         ev.ok = false;
-        ev.reason = Some(e.reason.label().into());
+        ev.reason = Some(Reason::Ignored(e.reason));
         self.record(ev);
     }
 }
 
 impl TftpObserver for Ops {
     fn request_refused(&self, peer: SocketAddr, file: &str, why: Refusal, reason: &str) {
-        let verb = if why == Refusal::WriteRequest {
-            "WRQ"
-        } else {
-            "RRQ"
-        };
         let mut ev = Event::new(
             now_ms(),
-            Kind::TftpTransfer,
-            compact_str::format_compact!("{verb} {file}"),
+            Detail::Tftp(Tftp {
+                file: file.into(),
+                write: why == Refusal::WriteRequest,
+                probe: false,
+                bytes: 0,
+                duration_ms: None,
+            }),
         );
-        ev.ip = Some(ip_of(peer).into());
-        ev.stage = Some(Stage::Tftp);
-        ev.path = Some(file.into());
-        ev.bytes = Some(0);
+        ev.ip = Some(ip_of(peer));
         ev.ok = false;
-        ev.reason = Some(reason.into());
+        ev.reason = Some(Reason::Text(reason.into()));
         self.record(ev);
     }
 
@@ -159,20 +131,21 @@ impl TftpObserver for Ops {
         duration: Duration,
         outcome: &Outcome,
     ) {
-        let what = match outcome {
-            Outcome::OptionsDeclined => compact_str::format_compact!("RRQ {file} (size probe)"),
-            _ => compact_str::format_compact!("RRQ {file}"),
-        };
-        let mut ev = Event::new(now_ms(), Kind::TftpTransfer, what);
-        ev.ip = Some(ip_of(peer).into());
-        ev.stage = Some(Stage::Tftp);
-        ev.path = Some(file.into());
-        ev.bytes = Some(bytes);
-        ev.duration_ms = Some(ms(duration));
+        let mut ev = Event::new(
+            now_ms(),
+            Detail::Tftp(Tftp {
+                file: file.into(),
+                write: false,
+                probe: matches!(outcome, Outcome::OptionsDeclined),
+                bytes,
+                duration_ms: Some(ms(duration)),
+            }),
+        );
+        ev.ip = Some(ip_of(peer));
         ev.ok = outcome.is_success();
         ev.reason = match outcome {
             Outcome::Completed | Outcome::OptionsDeclined => None,
-            other => Some(compact_str::format_compact!("{other}")),
+            other => Some(Reason::Text(compact_str::format_compact!("{other}"))),
         };
         self.record(ev);
     }
@@ -234,7 +207,7 @@ impl RequestObserver for Ops {
             self.store
                 .lock()
                 .ok()
-                .and_then(|s| s.asset_stage(mac, &ip, r.path))
+                .and_then(|s| s.asset_stage(mac, ip, r.path))
         } else {
             None
         };
@@ -251,37 +224,38 @@ impl RequestObserver for Ops {
             let known = self
                 .store
                 .lock()
-                .map(|s| s.mac_for_ip(&ip).is_some())
+                .map(|s| s.mac_for_ip(ip).is_some())
                 .unwrap_or(false);
             if !known {
                 return;
             }
         }
-        let mut ev = Event::new(
-            now_ms(),
-            Kind::HttpRequest,
-            compact_str::format_compact!("{} {}", r.method, r.path),
-        );
-        ev.mac = mac;
-        ev.ip = Some(ip.into());
-        ev.endpoint = Some(endpoint);
-        ev.path = Some(r.path.into());
-        ev.status = Some(r.status);
-        ev.bytes = Some(r.bytes);
-        ev.duration_ms = Some(ms(r.duration));
-        ev.group = r.group.map(name);
-        ev.profile = r.profile.map(name);
-        ev.reason = r.reason.map(Str::from);
-        ev.ok = r.status < 400;
+        let mut reason = r.reason.map(|t| Reason::Text(t.into()));
         if !r.complete {
-            ev.ok = false;
-            ev.reason = Some(compact_str::format_compact!(
+            reason = Some(Reason::Text(compact_str::format_compact!(
                 "download cut short after {} of {}: {}",
                 human_bytes(r.bytes),
                 human_bytes(r.length),
                 r.reason.unwrap_or("the client closed the connection")
-            ));
+            )));
         }
+        let mut ev = Event::new(
+            now_ms(),
+            Detail::Http(Box::new(Http {
+                method: Name::of(r.method.as_str(), Chosen::Client),
+                path: r.path.into(),
+                endpoint: Some(endpoint),
+                status: r.status,
+                bytes: r.bytes,
+                duration_ms: ms(r.duration),
+                group: r.group.map(Name::new),
+                profile: r.profile.map(Name::new),
+            })),
+        );
+        ev.mac = mac;
+        ev.ip = Some(ip);
+        ev.reason = reason;
+        ev.ok = r.status < 400 && r.complete;
         ev.stage = if endpoint == Endpoint::Assets {
             asset_stage
         } else {
@@ -294,7 +268,7 @@ impl RequestObserver for Ops {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, Kind, Stage, now_ms};
+    use crate::event::{Event, Stage, now_ms};
     use crate::ops::OpsConfig;
 
     use crate::test_support as support;
@@ -320,8 +294,8 @@ mod tests {
         assert_eq!(m.timeline.len(), 1);
         let evs = &m.timeline[0].events;
         assert_eq!(evs.len(), 2, "{evs:?}");
-        assert_eq!(evs[0].what, "DISCOVER on port 67");
-        assert_eq!(evs[1].what, "OFFER undionly.kpxe");
+        assert_eq!(evs[0].what().to_string(), "DISCOVER on port 67");
+        assert_eq!(evs[1].what().to_string(), "OFFER undionly.kpxe");
         assert_eq!((evs[0].repeats, evs[1].repeats), (4, 4));
         assert_eq!(
             ops.store.lock().map_or(0, |s| s.dhcp_repeats),
@@ -335,14 +309,22 @@ mod tests {
             .unwrap_or_else(|| unreachable!());
         let evs = &m.timeline[0].events;
         assert_eq!(evs.len(), 3, "{evs:?}");
-        assert_eq!(evs[2].what, "OFFER ipxe.efi");
+        assert_eq!(evs[2].what().to_string(), "OFFER ipxe.efi");
         assert_eq!(evs[0].repeats, 5);
         // A new firmware DISCOVER after the boot got past DHCP starts a new boot, not a
         // repeat.
         ops.record({
-            let mut e = Event::new(now_ms(), Kind::TftpTransfer, "RRQ undionly.kpxe");
+            let mut e = Event::new(
+                now_ms(),
+                Detail::Tftp(Tftp {
+                    file: "undionly.kpxe".into(),
+                    write: false,
+                    probe: false,
+                    bytes: 0,
+                    duration_ms: Some(1.0),
+                }),
+            );
             e.mac = kindling_model::MacAddr::parse("52:54:00:00:00:01").ok();
-            e.stage = Some(Stage::Tftp);
             e
         });
         exchange(&ops, &c, "undionly.kpxe");
@@ -357,10 +339,12 @@ mod tests {
         let ops = Ops::in_memory(&OpsConfig::default());
         // The REQUEST to port 4011 comes from the client's address: that ties it.
         ops.record({
-            let mut e = Event::new(now_ms(), Kind::DhcpSeen, "REQUEST on port 4011");
+            let mut d = Dhcp::new(DhcpStep::Seen);
+            d.message = Some(kindling_dhcp::wire::MessageType::Request);
+            d.port = 4011;
+            let mut e = Event::new(now_ms(), Detail::Dhcp(d));
             e.mac = kindling_model::MacAddr::parse("52:54:00:00:00:07").ok();
-            e.ip = Some("10.0.0.57".into());
-            e.stage = Some(Stage::Dhcp);
+            e.ip = "10.0.0.57".parse().ok();
             e
         });
         let peer: SocketAddr = "10.0.0.57:2070".parse().unwrap_or_else(|_| unreachable!());
@@ -383,7 +367,7 @@ mod tests {
             .events
             .back()
             .unwrap_or_else(|| unreachable!());
-        assert_eq!(last.what, "RRQ undionly.kpxe");
+        assert_eq!(last.what().to_string(), "RRQ undionly.kpxe");
         assert!(!last.ok);
     }
 
@@ -392,6 +376,6 @@ mod tests {
         let a: SocketAddr = "[::ffff:10.0.0.7]:80"
             .parse()
             .unwrap_or_else(|_| unreachable!());
-        assert_eq!(ip_of(a), "10.0.0.7");
+        assert_eq!(ip_of(a).to_string(), "10.0.0.7");
     }
 }

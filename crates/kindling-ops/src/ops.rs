@@ -542,12 +542,14 @@ impl Ops {
         let mut attributed = Vec::with_capacity(batch.len());
         for mut ev in batch {
             if ev.mac.is_none()
-                && let Some(ip) = ev.ip.as_deref()
+                && let Some(ip) = ev.ip
                 && store.mac_for_ip(ip).is_none()
             {
-                ev.mac = self.neighbour(ip).and_then(|m| MacAddr::parse(&m).ok());
+                ev.mac = self
+                    .neighbour(&ip.to_string())
+                    .and_then(|m| MacAddr::parse(&m).ok());
             }
-            let hint = live.then(|| (ev.ip.as_deref().map(str::to_string), ev.mac));
+            let hint = live.then_some((ev.ip, ev.mac));
             let evs = store.ingest(ev);
             if let Some((ip_hint, mac_hint)) = hint {
                 live_updates(store, &evs, ip_hint, mac_hint, &mut updates);
@@ -629,7 +631,7 @@ fn spawn_applier(ops: Weak<Ops>) {
 fn live_updates(
     store: &Store,
     evs: &[Event],
-    ip_hint: Option<String>,
+    ip_hint: Option<std::net::IpAddr>,
     mac_hint: Option<MacAddr>,
     out: &mut Vec<Update>,
 ) {
@@ -644,7 +646,7 @@ fn live_updates(
     if evs.is_empty() {
         // A repeat, counted on the machine's last event: not journaled, but the
         // dashboard still hears about it.
-        let mac = mac_hint.or_else(|| ip_hint.as_deref().and_then(|ip| store.mac_for_ip(ip)));
+        let mac = mac_hint.or_else(|| ip_hint.and_then(|ip| store.mac_for_ip(ip)));
         if let Some(mac) = mac
             && let Some(event) = store.last_event(mac)
             && let Some(machine) = store.summary(mac)

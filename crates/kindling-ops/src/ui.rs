@@ -267,23 +267,28 @@ fn fcos_card(streams: &[FcosTrack]) -> String {
 fn event_row(e: &Event, start: u64) -> String {
     let mut detail = Vec::new();
     if let Some(r) = &e.reason {
-        detail.push(esc(r));
+        detail.push(esc(&r.to_string()));
     }
-    if let Some(g) = &e.group {
-        detail.push(format!("group {}", esc(g)));
+    if let Some(h) = e.http() {
+        if let Some(g) = &h.group {
+            detail.push(format!("group {}", esc(g)));
+        }
+        if let Some(p) = &h.profile {
+            detail.push(format!("profile {}", esc(p)));
+        }
     }
-    if let Some(p) = &e.profile {
-        detail.push(format!("profile {}", esc(p)));
+    if let Some(d) = e.dhcp() {
+        if let Some(f) = d.firmware {
+            detail.push(esc(f.label()));
+        }
+        if let Some(a) = d.arch {
+            detail.push(format!("arch {}", esc(&crate::event::arch_label(a))));
+        }
+        if let Some(i) = &d.iface {
+            detail.push(format!("on {}", esc(i)));
+        }
     }
-    if let Some(f) = e.firmware {
-        detail.push(esc(f.label()));
-    }
-    if let Some(a) = e.arch {
-        detail.push(format!("arch {}", esc(&crate::event::arch_label(a))));
-    }
-    if let Some(i) = &e.iface {
-        detail.push(format!("on {}", esc(i)));
-    }
+    let what = esc(&e.what().to_string());
     format!(
         "<tr class=\"{}\"><td><time datetime=\"{ts}\">{}</time></td><td class=\"num\">+{:.3}s</td>\
 <td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
@@ -293,17 +298,13 @@ fn event_row(e: &Event, start: u64) -> String {
         e.source().label(),
         e.stage.map(|s| s.label()).unwrap_or(""),
         if e.repeats > 0 {
-            format!(
-                "{} <b class=\"repeats\">&times;{}</b>",
-                esc(&e.what),
-                e.repeats + 1
-            )
+            format!("{} <b class=\"repeats\">&times;{}</b>", what, e.repeats + 1)
         } else {
-            esc(&e.what)
+            what
         },
-        e.status.map(|s| s.to_string()).unwrap_or_default(),
-        e.bytes.map(human_bytes).unwrap_or_default(),
-        e.duration_ms
+        e.status().map(|s| s.to_string()).unwrap_or_default(),
+        e.bytes().map(human_bytes).unwrap_or_default(),
+        e.duration_ms()
             .map(|d| format!("{d:.1} ms"))
             .unwrap_or_default(),
         detail.join(" · "),
@@ -315,7 +316,7 @@ fn boot_section(b: &Boot, n: usize, total: usize) -> String {
     let mut s = format!(
         "<section class=\"boot\">\n<h3>Boot {n} of {total}, started <time datetime=\"{at}\">{at}</time>: reached <b>{}</b>",
         b.last_stage.map(|s| s.label()).unwrap_or("nothing"),
-        at = esc(&b.started_at),
+        at = format_ts(b.started),
     );
     if let Some(e) = &b.error {
         let _ = write!(

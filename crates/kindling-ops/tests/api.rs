@@ -341,7 +341,7 @@ async fn a_download_cut_short_is_a_failed_step() {
             .events
             .iter()
             .rev()
-            .find(|e| e.path.as_deref() == Some("/assets/fcos/live-k"))
+            .find(|e| e.path() == Some("/assets/fcos/live-k"))
             .cloned();
         if let Some(ev) = ev {
             break (d, ev);
@@ -352,9 +352,9 @@ async fn a_download_cut_short_is_a_failed_step() {
     };
     let (d, ev) = kernel;
     assert!(!ev.ok, "{ev:?}");
-    let sent = ev.bytes.unwrap();
+    let sent = ev.bytes().unwrap();
     assert!(sent < KERNEL as u64, "{ev:?}");
-    let reason = ev.reason.as_deref().unwrap();
+    let reason = ev.reason.as_ref().unwrap().to_string();
     assert!(
         reason.starts_with("download cut short after ")
             && reason.ends_with(" of 16.0 MiB: the client closed the connection"),
@@ -383,7 +383,7 @@ async fn a_download_cut_short_is_a_failed_step() {
         if d.summary.last_error.is_none() {
             let ev = d.timeline.last().unwrap().events.back().unwrap().clone();
             assert!(ev.ok, "{ev:?}");
-            assert_eq!(ev.bytes, Some(KERNEL as u64));
+            assert_eq!(ev.bytes(), Some(KERNEL as u64));
             break;
         }
         waited += 1;

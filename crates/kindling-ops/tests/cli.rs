@@ -76,7 +76,7 @@ async fn machines_from_journal_and_from_server() {
     ] {
         assert!(row.contains(want), "{want} missing from {row:?}");
     }
-    let detail = format_detail(&store.machine(MAC_STR).unwrap().detail());
+    let detail = format_detail(&store.detail(MAC_STR).unwrap());
     let order = [
         "dhcp",
         "tftp",

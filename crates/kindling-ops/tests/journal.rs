@@ -150,7 +150,8 @@ fn rotation_respects_the_cap() {
 
 /// One journal line: an HTTP event of the test machine at `ts`.
 fn event_line(ts: u64) -> Vec<u8> {
-    let mut e = kindling_ops::Event::new(ts, kindling_ops::Kind::HttpRequest, "GET /ipxe");
+    let mut e =
+        kindling_ops::Event::http_request(ts, "GET", "/ipxe", kindling_ops::Endpoint::Ipxe, 200);
     e.mac = kindling_model::MacAddr::parse(MAC_STR).ok();
     let mut l = serde_json::to_vec(&e).unwrap();
     l.push(b'\n');
@@ -328,18 +329,20 @@ fn a_journal_of_text_fields_reads_into_typed_events() {
     std::fs::write(journal_path(dir.path(), 0), old).unwrap();
     let rb = read_journal(dir.path(), 1).unwrap();
     assert_eq!((rb.read, rb.bad_lines), (2, 0));
-    let (seen, offer) = (&rb.events[0], &rb.events[1]);
     assert_eq!(
-        seen.mac,
+        rb.events[0].mac,
         Some(kindling_model::MacAddr([0x52, 0x54, 0, 0, 0, 0x0a]))
     );
+    let (seen, offer) = (rb.events[0].dhcp().unwrap(), rb.events[1].dhcp().unwrap());
     assert_eq!(seen.firmware, Some(Firmware::UefiPxe));
     assert_eq!(
         seen.message,
         Some(kindling_dhcp::wire::MessageType::Discover)
     );
+    assert_eq!(seen.port, 67);
     assert_eq!((seen.arch, offer.arch), (Some(7), Some(0)));
     assert_eq!(offer.message, Some(kindling_dhcp::wire::MessageType::Offer));
+    assert_eq!(offer.file.as_deref(), Some("ipxe.efi"));
     let again: String = rb
         .events
         .iter()

@@ -2,28 +2,35 @@
 
 use kindling_ops::classify::{ProfileMap, ProfilePaths};
 use kindling_ops::store::{Limits, Store};
-use kindling_ops::{Event, Kind, Stage};
+use kindling_ops::{Detail, Dhcp, DhcpStep, Event, Kind, Reason, Stage, Tftp};
 
 const MAC: &str = "52:54:00:12:34:56";
 const IP: &str = "10.99.0.50";
 
 fn dhcp(ts: u64, mac: &str, firmware: &str, kind: Kind) -> Event {
-    let mut e = Event::new(ts, kind, "DISCOVER");
+    let step = match kind {
+        Kind::DhcpAnswered => DhcpStep::Answered,
+        Kind::DhcpIgnored => DhcpStep::Ignored,
+        _ => DhcpStep::Seen,
+    };
+    let mut d = Dhcp::new(step);
+    d.firmware = kindling_ops::event::firmware_from_label(firmware);
+    d.message = Some(kindling_dhcp::wire::MessageType::Discover);
+    d.port = 67;
+    let mut e = Event::new(ts, Detail::Dhcp(d));
     e.mac = kindling_model::MacAddr::parse(mac).ok();
-    e.stage = Some(Stage::Dhcp);
-    e.firmware = kindling_ops::event::firmware_from_label(firmware);
-    e.message = Some(kindling_dhcp::wire::MessageType::Discover);
     e
 }
 
+fn ip() -> std::net::IpAddr {
+    IP.parse().unwrap()
+}
+
 fn http(ts: u64, mac: Option<&str>, endpoint: &str, path: &str, status: u16) -> Event {
-    let mut e = Event::new(ts, Kind::HttpRequest, format!("GET {path}"));
+    let endpoint_ = kindling_ops::Endpoint::from_label(endpoint).unwrap();
+    let mut e = Event::http_request(ts, "GET", path, endpoint_, status);
     e.mac = mac.and_then(|m| kindling_model::MacAddr::parse(m).ok());
-    e.ip = Some(IP.into());
-    e.endpoint = kindling_ops::Endpoint::from_label(endpoint);
-    e.path = Some(path.into());
-    e.status = Some(status);
-    e.ok = status < 400;
+    e.ip = Some(ip());
     e.stage = match endpoint {
         "ipxe" | "boot.ipxe" => Some(Stage::Script),
         "ignition" => Some(Stage::Ignition),
@@ -33,12 +40,20 @@ fn http(ts: u64, mac: Option<&str>, endpoint: &str, path: &str, status: u16) -> 
 }
 
 fn tftp(ts: u64, ok: bool) -> Event {
-    let mut e = Event::new(ts, Kind::TftpTransfer, "RRQ ipxe.efi");
-    e.ip = Some(IP.into());
-    e.stage = Some(Stage::Tftp);
+    let mut e = Event::new(
+        ts,
+        Detail::Tftp(Tftp {
+            file: "ipxe.efi".into(),
+            write: false,
+            probe: false,
+            bytes: 0,
+            duration_ms: Some(1.0),
+        }),
+    );
+    e.ip = Some(ip());
     e.ok = ok;
     if !ok {
-        e.reason = Some("timed out".into());
+        e.reason = Some(Reason::Text("timed out".into()));
     }
     e
 }
@@ -57,9 +72,9 @@ fn profiles() -> ProfileMap {
 }
 
 fn stages_of(s: &Store, mac: &str) -> Vec<Option<Stage>> {
-    let m = s.machine(mac).unwrap();
-    m.boots
-        .back()
+    let m = s.detail(mac).unwrap();
+    m.timeline
+        .last()
         .unwrap()
         .events
         .iter()
@@ -72,7 +87,9 @@ fn asset_stage_from_profile_and_names() {
     let mut s = Store::new(Limits::default());
     s.set_profiles(profiles());
     let mut ipxe = http(1000, Some(MAC), "ipxe", "/ipxe", 200);
-    ipxe.profile = Some("odd".into());
+    if let Some(h) = ipxe.http_mut() {
+        h.profile = Some("odd".into());
+    }
     s.ingest(ipxe);
     // Names say nothing here: only the profile knows boot-a is the kernel.
     for (t, p) in [
@@ -104,7 +121,7 @@ fn asset_stage_from_profile_and_names() {
         vec![Some(Stage::Kernel)]
     );
     assert_eq!(
-        s.machine(MAC).unwrap().summary().last_stage,
+        s.detail(MAC).unwrap().summary.last_stage,
         Some(Stage::Rootfs)
     );
 }
@@ -133,10 +150,10 @@ fn ip_tying_and_pending_events() {
     );
     assert_eq!(s.pending_events(), 0);
     assert_eq!(
-        s.mac_for_ip(IP).map(|m| m.to_string()).as_deref(),
+        s.mac_for_ip(ip()).map(|m| m.to_string()).as_deref(),
         Some(MAC)
     );
-    let ts: Vec<u64> = s.machine(MAC).unwrap().boots[0]
+    let ts: Vec<u64> = s.detail(MAC).unwrap().timeline[0]
         .events
         .iter()
         .map(|e| e.ts)
@@ -145,9 +162,9 @@ fn ip_tying_and_pending_events() {
     // Later requests without a MAC are tied directly.
     let out = s.ingest(http(5000, None, "assets", "/assets/vmlinuz", 200));
     assert_eq!(out[0].mac.map(|m| m.to_string()).as_deref(), Some(MAC));
-    assert_eq!(s.machine(MAC).unwrap().ip.as_deref(), Some(IP));
+    assert_eq!(s.detail(MAC).unwrap().summary.ip.as_deref(), Some(IP));
     assert_eq!(
-        s.machine(MAC).unwrap().summary().last_stage,
+        s.detail(MAC).unwrap().summary.last_stage,
         Some(Stage::Kernel)
     );
 }
@@ -180,20 +197,20 @@ fn boots_split_at_firmware_discover_and_after_a_gap() {
     // The chainloaded iPXE's own DISCOVER does not start a boot.
     s.ingest(dhcp(2500, MAC, "ipxe", Kind::DhcpSeen));
     s.ingest(http(3000, Some(MAC), "ipxe", "/ipxe", 200));
-    assert_eq!(s.machine(MAC).unwrap().boots.len(), 1);
+    assert_eq!(s.detail(MAC).unwrap().timeline.len(), 1);
     // The firmware starts over: new boot.
     s.ingest(dhcp(10_000, MAC, "uefi_pxe", Kind::DhcpSeen));
-    assert_eq!(s.machine(MAC).unwrap().boots.len(), 2);
-    assert_eq!(s.machine(MAC).unwrap().boots[1].last_stage, None);
+    assert_eq!(s.detail(MAC).unwrap().timeline.len(), 2);
+    assert_eq!(s.detail(MAC).unwrap().timeline[1].last_stage, None);
     // Long silence, then any event: new boot.
     s.ingest(http(200_000, Some(MAC), "ipxe", "/ipxe", 200));
-    let m = s.machine(MAC).unwrap();
-    assert_eq!(m.boots.len(), 3);
+    let m = s.detail(MAC).unwrap();
+    assert_eq!(m.timeline.len(), 3);
     // The repeated DISCOVER is counted on the first one, not stored twice.
-    assert_eq!(m.boots[0].events.len(), 4);
-    assert_eq!(m.boots[0].events[0].repeats, 1);
-    assert_eq!(m.boots[0].events[0].last_ts, 2000);
-    assert_eq!(m.boots[0].last_stage, Some(Stage::Script));
+    assert_eq!(m.timeline[0].events.len(), 4);
+    assert_eq!(m.timeline[0].events[0].repeats, 1);
+    assert_eq!(m.timeline[0].events[0].last_ts, 2000);
+    assert_eq!(m.timeline[0].last_stage, Some(Stage::Script));
 }
 
 #[test]
@@ -207,18 +224,18 @@ fn ipxe_rom_reboots_split_but_chainloading_does_not() {
     s.ingest(t);
     s.ingest(dhcp(1200, MAC, "ipxe", Kind::DhcpSeen));
     s.ingest(http(1300, Some(MAC), "ipxe", "/ipxe", 404));
-    assert_eq!(s.machine(MAC).unwrap().boots.len(), 1);
+    assert_eq!(s.detail(MAC).unwrap().timeline.len(), 1);
     // A VM whose ROM is iPXE reboots: its DISCOVER after a script starts a new boot.
     s.ingest(dhcp(5000, MAC, "ipxe", Kind::DhcpSeen));
     s.ingest(http(5100, Some(MAC), "ipxe", "/ipxe", 200));
-    let m = s.machine(MAC).unwrap();
-    assert_eq!(m.boots.len(), 2);
+    let m = s.detail(MAC).unwrap();
+    assert_eq!(m.timeline.len(), 2);
     assert_eq!(
-        m.boots[0].error.as_ref().unwrap().stage,
+        m.timeline[0].error.as_ref().unwrap().stage,
         Some(Stage::Script)
     );
-    assert_eq!(m.boots[1].error, None);
-    assert_eq!(m.boots[1].last_stage, Some(Stage::Script));
+    assert_eq!(m.timeline[1].error, None);
+    assert_eq!(m.timeline[1].last_stage, Some(Stage::Script));
 }
 
 #[test]
@@ -231,14 +248,14 @@ fn failures_stop_a_boot_until_a_later_success() {
     let mut ign = http(1800, Some(MAC), "ignition", "/ignition", 404);
     ign.reason = Some("profile \"fcos\" has no ignition_id".into());
     s.ingest(ign);
-    let sum = s.machine(MAC).unwrap().summary();
+    let sum = s.detail(MAC).unwrap().summary;
     assert_eq!(sum.last_stage, Some(Stage::Kernel));
     let err = sum.last_error.unwrap();
     assert_eq!(err.stage, Some(Stage::Ignition));
     assert!(err.message.contains("no ignition_id"), "{}", err.message);
     // Fixed and retried: the error goes.
     s.ingest(http(1900, Some(MAC), "ignition", "/ignition", 200));
-    let sum = s.machine(MAC).unwrap().summary();
+    let sum = s.detail(MAC).unwrap().summary;
     assert_eq!(sum.last_stage, Some(Stage::Ignition));
     assert_eq!(sum.last_error, None);
 }
@@ -261,9 +278,9 @@ fn bounds_evict_the_oldest() {
         ));
     }
     assert_eq!(s.machine_count(), 3);
-    assert!(s.machine("52:54:00:00:00:00").is_none());
-    assert!(s.machine("52:54:00:00:00:01").is_none());
-    assert!(s.machine("52:54:00:00:00:04").is_some());
+    assert!(s.detail("52:54:00:00:00:00").is_none());
+    assert!(s.detail("52:54:00:00:00:01").is_none());
+    assert!(s.detail("52:54:00:00:00:04").is_some());
     // Events per boot.
     let mac = "52:54:00:00:00:04";
     for i in 0..6 {
@@ -275,7 +292,7 @@ fn bounds_evict_the_oldest() {
             200,
         ));
     }
-    let b = &s.machine(mac).unwrap().boots[0];
+    let b = &s.detail(mac).unwrap().timeline[0];
     assert_eq!(b.events.len(), 4);
     assert_eq!(b.dropped_events, 3);
     assert_eq!(b.events.front().unwrap().ts, 2002);
@@ -285,10 +302,10 @@ fn bounds_evict_the_oldest() {
         s.ingest(dhcp(t, mac, "bios_pxe", Kind::DhcpSeen));
         s.ingest(http(t + 10, Some(mac), "ipxe", "/ipxe", 200));
     }
-    let m = s.machine(mac).unwrap();
-    assert_eq!(m.boots.len(), 2);
-    assert_eq!(m.boots[0].started, 11_000);
-    assert_eq!(m.boots[1].started, 12_000);
+    let m = s.detail(mac).unwrap();
+    assert_eq!(m.timeline.len(), 2);
+    assert_eq!(m.timeline[0].started, 11_000);
+    assert_eq!(m.timeline[1].started, 12_000);
 }
 
 #[test]
@@ -303,7 +320,7 @@ fn repeats_are_counted_not_stored() {
     }
     // Only the first of a retry loop is stored and returned for the journal.
     assert_eq!(journaled, 1);
-    let b = &s.machine(MAC).unwrap().boots[0];
+    let b = &s.detail(MAC).unwrap().timeline[0];
     assert_eq!(b.events.len(), 2);
     assert_eq!(b.events[1].repeats, 99);
     assert_eq!(b.events[1].last_ts, 2099);
@@ -312,7 +329,7 @@ fn repeats_are_counted_not_stored() {
         s.ingest(http(3000, Some(MAC), "ipxe", "/ipxe", 200)).len(),
         1
     );
-    assert_eq!(s.machine(MAC).unwrap().boots[0].events.len(), 3);
+    assert_eq!(s.detail(MAC).unwrap().timeline[0].events.len(), 3);
 }
 
 #[test]
@@ -333,7 +350,7 @@ fn a_storm_of_new_machines_stays_bounded() {
     assert!(s.machine_count() <= 1000);
     assert!(s.machine_count() >= 875);
     // The most recent machine is kept.
-    assert!(s.machine("52:54:00:00:4e:1f").is_some());
+    assert!(s.detail("52:54:00:00:4e:1f").is_some());
 }
 
 #[test]

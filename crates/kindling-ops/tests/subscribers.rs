@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::*;
-use kindling_ops::{Event, Kind, Ops, OpsConfig};
+use kindling_ops::{Endpoint, Event, Ops, OpsConfig};
 
 fn ops(max: usize, queue: usize) -> std::sync::Arc<Ops> {
     Ops::in_memory(&OpsConfig {
@@ -124,9 +124,9 @@ async fn a_subscriber_that_does_not_read_is_dropped() {
     let mut sent = 0;
     while srv.ops.open_subscribers() > 0 && sent < 20_000 {
         for _ in 0..50 {
-            let mut ev = Event::new(1, Kind::HttpRequest, format!("GET /{big}"));
+            let mut ev = Event::http_request(1, "GET", &format!("/{big}"), Endpoint::Ipxe, 200);
             ev.mac = kindling_model::MacAddr::parse(MAC_STR).ok();
-            ev.ip = Some("127.0.0.1".into());
+            ev.ip = "127.0.0.1".parse().ok();
             srv.ops.record(ev);
             sent += 1;
         }

@@ -8,45 +8,53 @@
 
 use std::cell::Cell;
 
+use kindling_ops::Event;
 use kindling_ops::store::{Limits, Store};
-use kindling_ops::{Event, Kind, Stage};
+use serde_json::{Value, json};
 
-fn ev(ts: u64, kind: Kind, what: &str, mac: Option<&str>, ip: Option<&str>) -> Event {
-    let mut e = Event::new(ts, kind, what);
-    e.mac = mac.and_then(|m| kindling_model::MacAddr::parse(m).ok());
-    e.ip = ip.map(Into::into);
-    e
-}
+// Events are made as the journal has them (flat JSON, every field in text) and read
+// back: the test holds both the read side and everything readers see.
 
-fn http(ts: u64, mac: Option<&str>, ip: &str, endpoint: &str, path: &str, status: u16) -> Event {
-    let mut e = ev(ts, Kind::HttpRequest, &format!("GET {path}"), mac, Some(ip));
-    e.endpoint = kindling_ops::Endpoint::from_label(endpoint);
-    e.path = Some(path.into());
-    e.status = Some(status);
-    e.ok = status < 400;
-    e.bytes = Some(ts % 1000);
-    e.duration_ms = Some((ts % 7) as f64 / 3.0);
-    if status >= 400 {
-        e.reason = Some(format!("reason {ts}").into());
+fn ev(ts: u64, kind: &str, what: &str, mac: Option<&str>, ip: Option<&str>) -> Value {
+    let mut e = json!({"ts": ts, "kind": kind, "ok": true, "what": what});
+    if let Some(m) = mac {
+        e["mac"] = json!(m);
     }
-    e.stage = match endpoint {
-        "ipxe" | "boot.ipxe" => Some(Stage::Script),
-        "ignition" => Some(Stage::Ignition),
-        _ => None,
-    };
+    if let Some(ip) = ip {
+        e["ip"] = json!(ip);
+    }
     e
 }
 
-fn dhcp(ts: u64, mac: &str, fw: &str, kind: Kind, msg: &str, what: &str) -> Event {
+fn http(ts: u64, mac: Option<&str>, ip: &str, endpoint: &str, path: &str, status: u16) -> Value {
+    let mut e = ev(ts, "http_request", &format!("GET {path}"), mac, Some(ip));
+    e["endpoint"] = json!(endpoint);
+    e["path"] = json!(path);
+    e["status"] = json!(status);
+    e["ok"] = json!(status < 400);
+    e["bytes"] = json!(ts % 1000);
+    e["duration_ms"] = json!((ts % 7) as f64 / 3.0);
+    if status >= 400 {
+        e["reason"] = json!(format!("reason {ts}"));
+    }
+    match endpoint {
+        "ipxe" | "boot.ipxe" => e["stage"] = json!("script"),
+        "ignition" => e["stage"] = json!("ignition"),
+        _ => {}
+    }
+    e
+}
+
+fn dhcp(ts: u64, mac: &str, fw: &str, kind: &str, msg: &str, what: &str) -> Value {
     let mut e = ev(ts, kind, what, Some(mac), None);
-    e.stage = Some(Stage::Dhcp);
-    e.firmware = kindling_ops::event::firmware_from_label(fw);
-    e.message = kindling_ops::event::message_from_label(msg);
-    e.arch = Some(7);
-    e.vendor_class = Some("PXEClient:Arch:00007:UNDI:003016".into());
-    e.iface = Some("kbr0".into());
+    e["stage"] = json!("dhcp");
+    e["firmware"] = json!(fw);
+    e["message"] = json!(msg);
+    e["arch"] = json!("7 (efi-x64)");
+    e["vendor_class"] = json!("PXEClient:Arch:00007:UNDI:003016");
+    e["iface"] = json!("kbr0");
     if fw == "ipxe" {
-        e.user_class = Some("iPXE".into());
+        e["user_class"] = json!("iPXE");
     }
     e
 }
@@ -57,10 +65,10 @@ fn dump(s: &mut Store, out: &mut String) {
     out.push_str(&serde_json::to_string_pretty(&sums).unwrap());
     out.push_str(&kindling_ops::cli::format_list(&sums));
     for m in &sums {
-        let d = s.machine(&m.mac).map(|m| m.detail()).unwrap();
+        let d = s.detail(&m.mac).unwrap();
         out.push_str(&serde_json::to_string_pretty(&d).unwrap());
         out.push_str(&kindling_ops::cli::format_detail(&d));
-        out.push_str(&format!("{:?}\n", s.machine(&m.mac).unwrap().summary()));
+        out.push_str(&format!("{:?}\n", d.summary));
     }
     out.push_str(&format!(
         "pending {} unattributed {} machines {}\n",
@@ -85,13 +93,14 @@ fn scenario() -> String {
         t.set(t.get() + d);
         t.get()
     };
-    let mut log = |s: &mut Store, e: Event| {
+    let mut log = |s: &mut Store, e: Value| {
+        let e: Event = serde_json::from_value(e).unwrap();
         for g in s.ingest(e) {
             out.push_str(&serde_json::to_string(&g).unwrap());
             out.push('\n');
         }
     };
-    let disc = |ts, fw| dhcp(ts, a, fw, Kind::DhcpSeen, "discover", "DISCOVER on port 67");
+    let disc = |ts, fw| dhcp(ts, a, fw, "dhcp_seen", "discover", "DISCOVER on port 67");
     // More machines than kept (the least recently seen go, an eighth at a time).
     for i in 0..20u64 {
         let m = format!("52:54:00:00:01:{i:02x}");
@@ -116,55 +125,55 @@ fn scenario() -> String {
         step(1),
         a,
         "uefi_pxe",
-        Kind::DhcpAnswered,
+        "dhcp_answered",
         "offer",
         "OFFER ipxe.efi",
     );
-    o.path = Some("ipxe.efi".into());
-    o.reason = Some("rule x".into());
+    o["path"] = json!("ipxe.efi");
+    o["reason"] = json!("rule x");
     log(&mut s, o.clone());
     // A DISCOVER/OFFER retry: counted on the first pair.
     log(&mut s, disc(step(1), "uefi_pxe"));
-    o.ts = step(1);
+    o["ts"] = json!(step(1));
     log(&mut s, o.clone());
     // TFTP from an address not tied yet: waits.
     let mut tf = ev(
         step(1),
-        Kind::TftpTransfer,
+        "tftp_transfer",
         "RRQ ipxe.efi",
         None,
         Some("10.0.0.5"),
     );
-    tf.stage = Some(Stage::Tftp);
-    tf.path = Some("ipxe.efi".into());
-    tf.bytes = Some(1_000_000);
-    tf.duration_ms = Some(12.5);
+    tf["stage"] = json!("tftp");
+    tf["path"] = json!("ipxe.efi");
+    tf["bytes"] = json!(1_000_000);
+    tf["duration_ms"] = json!(12.5);
     log(&mut s, tf.clone());
     let mut tf2 = tf.clone();
-    tf2.ts = step(1);
-    tf2.ok = false;
-    tf2.reason = Some("timed out".into());
+    tf2["ts"] = json!(step(1));
+    tf2["ok"] = json!(false);
+    tf2["reason"] = json!("timed out");
     log(&mut s, tf2);
     // The 4011 REQUEST ties the address.
     let mut req = dhcp(
         step(1),
         a,
         "uefi_pxe",
-        Kind::DhcpSeen,
+        "dhcp_seen",
         "request",
         "REQUEST on port 4011",
     );
-    req.ip = Some("10.0.0.5".into());
+    req["ip"] = json!("10.0.0.5");
     log(&mut s, req);
     log(
         &mut s,
         http(step(1), None, "10.0.0.5", "boot.ipxe", "/boot.ipxe", 200),
     );
     let mut ix = http(step(1), Some(a), "10.0.0.5", "ipxe", "/ipxe", 200);
-    ix.group = Some("g1".into());
-    ix.profile = Some("prof-with-a-long-name-more-than-24".into());
+    ix["group"] = json!("g1");
+    ix["profile"] = json!("prof-with-a-long-name-more-than-24");
     log(&mut s, ix.clone());
-    ix.ts = step(1);
+    ix["ts"] = json!(step(1));
     log(&mut s, ix.clone());
     log(&mut s, disc(step(1), "ipxe"));
     for (endpoint, path, status) in [
@@ -191,7 +200,7 @@ fn scenario() -> String {
     for _ in 0..3 {
         log(&mut s, ix.clone());
         let mut c = ix.clone();
-        c.ts = step(2);
+        c["ts"] = json!(step(2));
         log(&mut s, c);
     }
     // Late (older than the newest).
@@ -205,12 +214,12 @@ fn scenario() -> String {
         step(1),
         a,
         "bios_pxe",
-        Kind::DhcpIgnored,
+        "dhcp_ignored",
         "discover",
         "DISCOVER not answered",
     );
-    ig.ok = false;
-    ig.reason = Some("no_rule".into());
+    ig["ok"] = json!(false);
+    ig["reason"] = json!("no_rule");
     log(&mut s, ig);
     // After a long silence: a new boot.
     log(
@@ -224,11 +233,12 @@ fn scenario() -> String {
             404,
         ),
     );
-    // Odd texts and numbers.
+    // Odd texts and numbers. (A user class on an HTTP request, as this line once had,
+    // reads as absent since events are typed: option 77 is a DHCP field.)
     let mut x = http(step(1), Some(b), "10.0.0.6", "ipxe", "/ipxe?x=ü\"\\", 200);
-    x.bytes = Some(u64::MAX);
-    x.duration_ms = Some(0.0);
-    x.user_class = Some("a,b".into());
+    x["bytes"] = json!(u64::MAX);
+    x["duration_ms"] = json!(0.0);
+    x["user_class"] = json!("a,b");
     log(&mut s, x);
     // A MAC that is not a 6-byte address (a hand-edited journal) names no machine: the
     // event waits for its IP like any unattributed one (before MacAddr it made a machine

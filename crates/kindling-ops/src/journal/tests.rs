@@ -13,7 +13,7 @@ use super::read::{read_journal, replay_journal, replay_journal_lenient};
 use super::writer::{
     JournalFile, JournalWriter, Opener, free_bytes, is_full, lines_in, open_journal_file,
 };
-use crate::event::{Event, Kind};
+use crate::event::Event;
 
 /// A journal file on a disk with `space` bytes left (`None`: unlimited), like a real
 /// one: a write that does not fit writes what fits, the next one fails with ENOSPC.
@@ -56,9 +56,8 @@ impl JournalFile for Limited {
 }
 
 fn event(ts: u64) -> Event {
-    let mut e = Event::new(ts, Kind::HttpRequest, "GET /ipxe");
+    let mut e = Event::http_request(ts, "GET", "/ipxe", crate::Endpoint::Ipxe, 200);
     e.mac = kindling_model::MacAddr::parse("52:54:00:12:34:56").ok();
-    e.path = Some("/ipxe".into());
     e
 }
 

@@ -1,16 +1,15 @@
-//! The [`Store`] itself: machines by MAC (boxed compact records), the shared names,
-//! IP -> MAC ties, events waiting for their IP to be tied; ingesting live events and
-//! replaying journaled ones (boot splitting, repeats, stages and errors, time order,
-//! eviction) and the reads the API, the CLI and the dashboard make.
+//! The [`Store`] itself: machines by MAC, IP -> MAC ties, events waiting for their IP
+//! to be tied; ingesting live events and replaying journaled ones (boot splitting,
+//! repeats, stages and errors, time order, eviction) and the reads the API, the CLI and
+//! the dashboard make.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
-use super::names::Names;
-use super::stored::{MachineRec, StoredBoot, StoredEvent, mf, room_for_one};
-use super::types::{BootError, Limits, Machine, MachineDetail, MachineSummary};
+use super::machine::{MachineRec, room_for_one};
+use super::types::{Boot, BootError, Limits, MachineDetail, MachineSummary};
 use crate::classify::{ProfileMap, http_stage};
-use crate::event::{Endpoint, Event, Kind, Source, Stage, Str, arch_label};
-use kindling_dhcp::Firmware;
+use crate::event::{Detail, Endpoint, Event, Kind, Source, Stage};
 use kindling_model::MacAddr;
 
 /// The store.
@@ -19,13 +18,10 @@ pub struct Store {
     limits: Limits,
     /// Boxed records: the table holds a key and a pointer per slot, not a whole machine.
     machines: HashMap<MacAddr, Box<MachineRec>>,
-    /// Texts shared by the machines' events and facts.
-    names: Names,
     /// Client IP -> (MAC, when learned).
-    ip_to_mac: HashMap<Str, (MacAddr, u64)>,
+    ip_to_mac: HashMap<IpAddr, (MacAddr, u64)>,
     /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
-    /// Kept in the stored form (without their MAC, which they have not got yet).
-    pending: HashMap<String, (u64, VecDeque<StoredEvent>)>,
+    pending: HashMap<IpAddr, (u64, VecDeque<Event>)>,
     /// Arrival counter (see `Event::seq`).
     next_seq: u64,
     profiles: ProfileMap,
@@ -52,36 +48,28 @@ impl Store {
         self.profiles = profiles;
     }
 
-    pub fn mac_for_ip(&self, ip: &str) -> Option<MacAddr> {
-        self.ip_to_mac.get(ip).map(|(m, _)| *m)
+    pub fn mac_for_ip(&self, ip: IpAddr) -> Option<MacAddr> {
+        self.ip_to_mac.get(&ip).map(|(m, _)| *m)
     }
 
-    /// Everything known about `mac` (text, any form `MacAddr::parse` takes), built from
-    /// the stored form (reads are rare: the store is laid out for writes).
-    pub fn machine(&self, mac: &str) -> Option<Machine> {
-        let mac = MacAddr::parse(mac).ok()?;
-        let m = self.machines.get(&mac)?;
-        Some(m.to_machine(mac, &self.names))
-    }
-
-    /// `machine(mac)?.detail()` without the copy in between.
+    /// Everything known about `mac` (text, any form `MacAddr::parse` takes): its summary
+    /// and its timeline.
     pub fn detail(&self, mac: &str) -> Option<MachineDetail> {
         let mac = MacAddr::parse(mac).ok()?;
         let m = self.machines.get(&mac)?;
-        Some(m.detail(mac, &self.names))
+        Some(m.detail(mac))
     }
 
-    /// `machine(mac)?.summary()` without building the timeline.
+    /// `detail(mac)`'s summary, without the timeline.
     pub fn summary(&self, mac: MacAddr) -> Option<MachineSummary> {
         let m = self.machines.get(&mac)?;
-        Some(m.summary(mac, &self.names))
+        Some(m.summary(mac))
     }
 
-    /// The newest stored event of `mac`'s last boot, with its MAC.
+    /// The newest stored event of `mac`'s last boot.
     pub fn last_event(&self, mac: MacAddr) -> Option<Event> {
         let m = self.machines.get(&mac)?;
-        let e = m.boots.back()?.events.back()?;
-        Some(e.to_event(mac, &self.names))
+        m.boots.back()?.events.back().cloned()
     }
 
     pub fn machine_count(&self) -> usize {
@@ -93,25 +81,25 @@ impl Store {
         let mut v: Vec<MachineSummary> = self
             .machines
             .iter()
-            .map(|(mac, m)| m.summary(*mac, &self.names))
+            .map(|(mac, m)| m.summary(*mac))
             .collect();
         v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
         v
     }
 
     /// Ties `ip` to `mac` (later ties win).
-    pub fn learn_ip(&mut self, ip: &str, mac: MacAddr, ts: u64) {
-        if ip.is_empty() || ip == "0.0.0.0" {
+    pub fn learn_ip(&mut self, ip: IpAddr, mac: MacAddr, ts: u64) {
+        if ip.is_unspecified() {
             return;
         }
-        self.ip_to_mac.insert(ip.into(), (mac, ts));
+        self.ip_to_mac.insert(ip, (mac, ts));
         let cap = self.limits.max_machines.saturating_mul(4).max(16);
         if self.ip_to_mac.len() > cap
             && let Some(oldest) = self
                 .ip_to_mac
                 .iter()
                 .min_by_key(|(_, (_, t))| *t)
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| *k)
         {
             self.ip_to_mac.remove(&oldest);
         }
@@ -125,11 +113,11 @@ impl Store {
         ev.seq = self.next_seq;
         self.expire_pending(ev.ts);
         if ev.mac.is_none() {
-            let Some(ip) = ev.ip.as_deref().map(str::to_string) else {
+            let Some(ip) = ev.ip else {
                 self.unattributed += 1;
                 return Vec::new();
             };
-            match self.mac_for_ip(&ip) {
+            match self.mac_for_ip(ip) {
                 Some(m) => ev.mac = Some(m),
                 None => {
                     self.park(ip, ev);
@@ -144,8 +132,8 @@ impl Store {
         {
             // The waiting events arrived earlier (lower seq): apply() places them
             // by (time, arrival) before the event that tied their IP.
-            for w in waiting {
-                let mut w = w.to_event(mac, &self.names);
+            for mut w in waiting {
+                w.mac = Some(mac);
                 if self.apply(&mut w).1 {
                     out.push(w);
                 }
@@ -169,7 +157,7 @@ impl Store {
         }
     }
 
-    fn park(&mut self, ip: String, ev: Event) {
+    fn park(&mut self, ip: IpAddr, ev: Event) {
         let ts = ev.ts;
         if !self.pending.contains_key(&ip)
             && self.pending.len() >= self.limits.max_pending_ips
@@ -177,7 +165,7 @@ impl Store {
                 .pending
                 .iter()
                 .min_by_key(|(_, (t, _))| *t)
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| *k)
             && let Some((_, q)) = self.pending.remove(&oldest)
         {
             self.unattributed += q.len() as u64;
@@ -186,9 +174,7 @@ impl Store {
             .pending
             .entry(ip)
             .or_insert_with(|| (ts, VecDeque::new()));
-        entry
-            .1
-            .push_back(StoredEvent::from_event(&ev, &mut self.names));
+        entry.1.push_back(ev);
         if entry.1.len() > self.limits.max_pending_events {
             entry.1.pop_front();
             self.unattributed += 1;
@@ -215,11 +201,10 @@ impl Store {
         self.pending.values().map(|(_, q)| q.len()).sum()
     }
 
-    /// Applies an event that has a MAC. Fills in the stage of asset requests from the
-    /// machine's profile. Returns `(ip, mac)` when this event tied a new IP.
-    /// Applies one event to its machine: returns the (ip, mac) pair it newly
-    /// tied, and whether it was stored (false: counted as a repeat).
-    fn apply(&mut self, ev: &mut Event) -> (Option<(String, MacAddr)>, bool) {
+    /// Applies one event that has a MAC to its machine (filling in the stage of an asset
+    /// request from the machine's profile): returns the (ip, mac) pair it newly tied, and
+    /// whether it was stored (false: counted as a repeat).
+    fn apply(&mut self, ev: &mut Event) -> (Option<(IpAddr, MacAddr)>, bool) {
         let Some(mac) = ev.mac else {
             return (None, false);
         };
@@ -231,37 +216,19 @@ impl Store {
         let Some(m) = self.machines.get_mut(&mac) else {
             return (None, false);
         };
+        m.last_seen = m.last_seen.max(ts);
         // Stage of an asset download whose machine was not known when it was served
         // (the observer decides it otherwise): by the profile this machine got.
-        if ev.kind == Kind::HttpRequest && ev.stage.is_none() {
-            let path = ev.path.as_deref().unwrap_or("");
-            let profile = ev.profile.as_deref().or(m.fact(mf::PROFILE, &self.names));
-            let paths = profile.and_then(|p| self.profiles.get(p));
-            ev.stage = ev.endpoint.and_then(|e| http_stage(e, path, paths));
+        if ev.stage.is_none()
+            && let Detail::Http(h) = &ev.detail
+        {
+            let profile = h.profile.as_ref().or(m.profile());
+            let paths = profile.and_then(|p| self.profiles.get(&**p));
+            ev.stage = h.endpoint.and_then(|e| http_stage(e, &h.path, paths));
         }
-        // Machine facts (copied only when they change: a storm repeats them).
-        m.last_seen = m.last_seen.max(ts);
-        let ip = ev.ip.as_deref().filter(|i| *i != "0.0.0.0");
-        let firmware = ev
-            .firmware
-            .filter(|f| *f != Firmware::Ipxe || m.fact(mf::FIRMWARE, &self.names).is_none())
-            .map(Firmware::label);
-        let arch = ev.arch.map(arch_label);
-        m.set_facts(
-            &[
-                (mf::IP, ip),
-                (mf::ARCH, arch.as_deref()),
-                (mf::FIRMWARE, firmware),
-                (mf::VENDOR_CLASS, ev.vendor_class.as_deref()),
-                (mf::USER_CLASS, ev.user_class.as_deref()),
-                (mf::GROUP, ev.group.as_deref()),
-                (mf::PROFILE, ev.profile.as_deref()),
-            ],
-            &mut self.names,
-        );
         let mut tied = None;
-        if let Some(ip) = ip {
-            let known = match self.ip_to_mac.get_mut(ip) {
+        if let Some(ip) = ev.ip.filter(|ip| !ip.is_unspecified()) {
+            let known = match self.ip_to_mac.get_mut(&ip) {
                 Some((x, t)) if *x == mac => {
                     *t = (*t).max(ts);
                     true
@@ -270,7 +237,7 @@ impl Store {
             };
             if !known {
                 self.learn_ip(ip, mac, ts);
-                tied = Some((ip.to_string(), mac));
+                tied = Some((ip, mac));
             }
         }
         let limits = self.limits;
@@ -278,18 +245,13 @@ impl Store {
             return (tied, false);
         };
         // Boot splitting.
-        let new_boot = match m.boots.back() {
-            None => true,
-            Some(b) => b.ends_before(
-                ts,
-                limits.boot_gap_ms,
-                ev.is_firmware_discover(),
-                ev.is_ipxe_discover(),
-            ),
-        };
+        let new_boot = m
+            .boots
+            .back()
+            .is_none_or(|b| b.ends_before(ev, limits.boot_gap_ms));
         if new_boot {
             room_for_one(&mut m.boots);
-            m.boots.push_back(StoredBoot::new(ts));
+            m.boots.push_back(Boot::new(ts));
             while m.boots.len() > limits.max_boots.max(1) {
                 m.boots.pop_front();
             }
@@ -301,16 +263,15 @@ impl Store {
         // Stage and error bookkeeping first: a repeat still says where the boot is.
         if ev.ok {
             if let Some(st) = ev.stage
-                && ev.kind != Kind::DhcpSeen
+                && ev.kind() != Kind::DhcpSeen
             {
                 boot.reached(st);
             }
         } else {
-            let mut message = ev.what.to_string();
-            if let Some(r) = &ev.reason {
-                message.push_str(": ");
-                message.push_str(r);
-            }
+            let message = match &ev.reason {
+                Some(r) => format!("{}: {r}", ev.what()),
+                None => ev.what().to_string(),
+            };
             boot.error = Some(Box::new(BootError {
                 stage: ev.stage,
                 message,
@@ -320,11 +281,7 @@ impl Store {
         // A retry loop (one event, or a cycle such as DISCOVER/OFFER or
         // DISCOVER/OFFER/REQUEST/ACK) is counted on the event it repeats instead of
         // being stored again: a machine stuck in a loop costs no memory and no disk.
-        if !new_boot
-            && let Some((_, prev)) = boot.repeated(|e| e.same_as(ev, &self.names))
-            && prev.seq < ev.seq
-            && prev.ts <= ts
-        {
+        if !new_boot && let Some(prev) = boot.repeated(ev) {
             prev.repeats = prev.repeats.saturating_add(1);
             prev.last_ts = ts;
             if ev.source() == Source::Dhcp {
@@ -341,8 +298,7 @@ impl Store {
             .unwrap_or(0);
         boot.note(ev);
         room_for_one(&mut boot.events);
-        boot.events
-            .insert(pos, StoredEvent::from_event(ev, &mut self.names));
+        boot.events.insert(pos, ev.clone());
         while boot.events.len() > limits.max_events.max(1) {
             boot.events.pop_front();
             boot.dropped_events += 1;
@@ -380,12 +336,10 @@ impl Store {
 
 impl Store {
     /// Stage of an `/assets/` download for the machine behind `mac` or `ip`.
-    pub fn asset_stage(&self, mac: Option<MacAddr>, ip: &str, path: &str) -> Option<Stage> {
+    pub fn asset_stage(&self, mac: Option<MacAddr>, ip: IpAddr, path: &str) -> Option<Stage> {
         let mac = mac.or_else(|| self.mac_for_ip(ip))?;
         let m = self.machines.get(&mac)?;
-        let pp = m
-            .fact(mf::PROFILE, &self.names)
-            .and_then(|p| self.profiles.get(p));
+        let pp = m.profile().and_then(|p| self.profiles.get(&**p));
         http_stage(Endpoint::Assets, path, pp)
     }
 }

@@ -1,185 +1,208 @@
-//! Tests of the compact forms: a stored event gives back the event it was made from
-//! (with names, without room for names, with the client share full), compares like
-//! [`Event::same_as`], and a machine's facts change only when given and different.
+//! Tests of what the store keeps: typed events read back from their JSON unchanged, the
+//! one test of sameness behind repeats, and a machine's facts read from its events.
 
-use super::names::{CLIENT_NAMES_MAX, Intern, NAME_REF, NAMES_MAX, Names};
-use super::stored::{MachineRec, StoredEvent, ef, mf};
-use crate::event::{Endpoint, Event, Kind, Stage};
-use kindling_dhcp::Firmware;
+use super::machine::{Facts, MachineRec};
+use super::types::Boot;
+use crate::event::{Chosen, Detail, Dhcp, DhcpStep, Endpoint, Event, Name, Reason, Stage, Tftp};
 use kindling_dhcp::wire::MessageType;
-use kindling_model::MacAddr;
+use kindling_dhcp::{Firmware, IgnoreReason};
 
-fn full() -> Event {
-    let mut e = Event::new(
-        1_795_000_000_123,
-        Kind::HttpRequest,
-        "GET /ipxe?mac=52-54-00-00-27-0f",
-    );
+fn dhcp(step: DhcpStep, fw: Firmware) -> Event {
+    let mut d = Dhcp::new(step);
+    d.message = Some(MessageType::Discover);
+    d.firmware = Some(fw);
+    d.port = if step == DhcpStep::Seen { 67 } else { 0 };
+    d.arch = Some(7);
+    d.iface = Some(Name::new("kbr0"));
+    d.vendor_class = Some(Name::of("PXEClient:Arch:00007:UNDI:003016", Chosen::Client));
+    let mut e = Event::new(1_795_000_000_000, Detail::Dhcp(d));
     e.mac = kindling_model::MacAddr::parse("52:54:00:00:27:0f").ok();
-    e.ip = Some("127.0.0.1".into());
-    e.stage = Some(Stage::Script);
-    e.ok = false;
-    e.reason = Some("r".repeat(200).into());
-    e.path = Some("/ipxe".into());
-    e.endpoint = Some(Endpoint::Ipxe);
-    e.status = Some(404);
-    e.bytes = Some(600);
-    e.duration_ms = Some(0.123_456_789);
-    e.iface = Some("eth0".into());
-    e.arch = Some(7);
-    e.firmware = Some(Firmware::UefiHttp);
-    e.message = Some(MessageType::Discover);
-    e.vendor_class = Some("PXEClient:Arch:00007:UNDI:003016".into());
-    e.user_class = Some("iPXE,x".into());
-    e.group = Some("node-42".into());
-    e.profile = Some("profile-2".into());
-    e.repeats = 3;
-    e.last_ts = 1_795_000_009_000;
-    e.seq = 77;
     e
 }
 
+fn http(path: &str, status: u16) -> Event {
+    let mut e = Event::http_request(1_795_000_000_123, "GET", path, Endpoint::Ipxe, status);
+    e.mac = kindling_model::MacAddr::parse("52:54:00:00:27:0f").ok();
+    e.ip = "127.0.0.1".parse().ok();
+    e.stage = Some(Stage::Script);
+    if let Some(h) = e.http_mut() {
+        h.bytes = 600;
+        h.duration_ms = 0.123_456_789;
+        h.group = Some(Name::new("node-42"));
+        h.profile = Some(Name::new("profile-2"));
+    }
+    e
+}
+
+fn tftp(write: bool, probe: bool) -> Event {
+    let mut e = Event::new(
+        5,
+        Detail::Tftp(Tftp {
+            file: "x".repeat(40).into(),
+            write,
+            probe,
+            bytes: u64::MAX,
+            duration_ms: (!write).then_some(-0.0),
+        }),
+    );
+    e.ip = "fe80::1".parse().ok();
+    e
+}
+
+fn every_kind() -> Vec<Event> {
+    let mut answered = dhcp(DhcpStep::Answered, Firmware::UefiPxe);
+    if let Some(d) = answered.dhcp_mut() {
+        d.message = Some(MessageType::Offer);
+        d.file = Some(Name::new("ipxe.efi"));
+        d.user_class = Some(Name::of("iPXE,x", Chosen::Client));
+    }
+    answered.reason = Some(Reason::Rule(Name::new("uefi")));
+    let mut to_4011 = answered.clone();
+    if let Some(d) = to_4011.dhcp_mut() {
+        d.file = None;
+        d.message = Some(MessageType::Other(0));
+    }
+    let mut ignored = dhcp(DhcpStep::Ignored, Firmware::BiosPxe);
+    ignored.ok = false;
+    ignored.reason = Some(Reason::Ignored(IgnoreReason::NoArch));
+    let mut packet = dhcp(DhcpStep::Seen, Firmware::Ipxe);
+    if let Some(d) = packet.dhcp_mut() {
+        d.message = None;
+        d.port = 4011;
+    }
+    let mut failed = http("/ipxe?mac=52-54-00-00-27-0f&x=ü\"\\", 404);
+    failed.reason = Some(Reason::Text("r".repeat(200).into()));
+    failed.repeats = 3;
+    failed.last_ts = 1_795_000_009_000;
+    let mut refused = tftp(true, false);
+    refused.ok = false;
+    refused.reason = Some(Reason::Text("write requests are refused".into()));
+    vec![
+        dhcp(DhcpStep::Seen, Firmware::UefiHttp),
+        answered,
+        to_4011,
+        ignored,
+        packet,
+        http("/ipxe", 200),
+        failed,
+        tftp(false, true),
+        refused,
+    ]
+}
+
 #[test]
-fn stored_events_give_back_the_same_event() {
-    let mac = MacAddr([0x52, 0x54, 0, 0, 0x27, 0x0f]);
-    let e = full();
-    for dhcp in [false, true] {
-        let mut e = e.clone();
-        if dhcp {
-            e.kind = Kind::DhcpAnswered;
-        }
-        // Fresh names, names known already, no room for names.
-        let mut names = Names::default();
-        let once = StoredEvent::from_event(&e, &mut names);
-        let twice = StoredEvent::from_event(&e, &mut names);
-        assert_eq!(once, twice);
-        assert_eq!(once.to_event(mac, &names), e);
-        let mut full_names = Names::default();
-        for i in 0..NAMES_MAX {
-            full_names.intern(&format!("name {i}"), Intern::Server);
-        }
-        assert!(full_names.intern("one more", Intern::Server).is_none());
-        let raw = StoredEvent::from_event(&e, &mut full_names);
-        assert_eq!(raw.to_event(mac, &full_names), e);
-        assert!(
-            raw.text
-                .get(ef::VENDOR_CLASS)
-                .is_some_and(|b| b.first() != Some(&NAME_REF))
-        );
-        assert!(
-            once.text
-                .get(ef::VENDOR_CLASS)
-                .is_some_and(|b| b.first() == Some(&NAME_REF))
-        );
+fn every_event_reads_back_from_its_json_unchanged() {
+    for e in every_kind() {
+        let json = serde_json::to_string(&e).unwrap_or_default();
+        let back: Event = serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"));
+        assert_eq!(back, e, "{json}");
+        assert_eq!(serde_json::to_string(&back).unwrap_or_default(), json);
     }
-    // Client texts get half of the table; Kindling's own texts keep the rest.
-    let mut names = Names::default();
-    for i in 0..NAMES_MAX {
-        names.intern(&format!("PXEClient:spoof:{i}"), Intern::Client);
-    }
-    assert_eq!(names.all.len(), CLIENT_NAMES_MAX);
-    assert!(names.intern("PXEClient:spoof:0", Intern::Client).is_some());
-    assert!(names.intern("PXEClient:new", Intern::Client).is_none());
+    let lines: Vec<String> = every_kind().iter().map(|e| e.what().to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "DISCOVER on port 67",
+            "OFFER ipxe.efi",
+            "OTHER (to port 4011)",
+            "DISCOVER not answered",
+            "PACKET on port 4011",
+            "GET /ipxe",
+            "GET /ipxe?mac=52-54-00-00-27-0f&x=ü\"\\",
+            "RRQ xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx (size probe)",
+            "WRQ xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        ]
+    );
+    // The journal's JSON, field for field.
+    assert_eq!(
+        serde_json::to_string(&every_kind()[1]).unwrap_or_default(),
+        "{\"ts\":1795000000000,\"kind\":\"dhcp_answered\",\"mac\":\"52:54:00:00:27:0f\",\
+         \"stage\":\"dhcp\",\"ok\":true,\"what\":\"OFFER ipxe.efi\",\"reason\":\"rule uefi\",\
+         \"path\":\"ipxe.efi\",\"iface\":\"kbr0\",\"arch\":\"7 (efi-x64)\",\
+         \"firmware\":\"uefi_pxe\",\"message\":\"offer\",\
+         \"vendor_class\":\"PXEClient:Arch:00007:UNDI:003016\",\"user_class\":\"iPXE,x\"}"
+    );
+}
+
+#[test]
+fn a_dhcp_event_is_held_inline_in_a_small_record() {
+    // Two per machine in a proxy-DHCP storm: see examples/memory_per_machine.rs.
     assert!(
-        names
-            .intern("OFFER undionly.kpxe", Intern::Server)
-            .is_some()
+        std::mem::size_of::<Event>() <= 144,
+        "{}",
+        std::mem::size_of::<Event>()
     );
-    assert!(names.intern("GET /ipxe?mac=x", Intern::No).is_none());
-    let mut names = Names::default();
-    // Names past the first 128 take two bytes.
-    for i in 0..300 {
-        names.intern(&format!("name {i}"), Intern::Server);
-    }
-    // Every field absent but the mandatory ones; odd numbers.
-    let mut bare = Event::new(0, Kind::DhcpSeen, "");
-    bare.mac = Some(mac);
-    assert_eq!(
-        StoredEvent::from_event(&bare, &mut names).to_event(mac, &names),
-        bare
-    );
-    for (bytes, d) in [(0, 0.0), (u64::MAX, -0.0), (1 << 40, f64::MAX)] {
-        let mut x = bare.clone();
-        x.bytes = Some(bytes);
-        x.duration_ms = Some(d);
-        let back = StoredEvent::from_event(&x, &mut names).to_event(mac, &names);
-        assert_eq!(back.bytes, Some(bytes));
-        assert_eq!(back.duration_ms.map(f64::to_bits), Some(d.to_bits()));
-    }
-    let json = |e: &Event| serde_json::to_string(e).unwrap_or_default();
-    let back = StoredEvent::from_event(&e, &mut names).to_event(mac, &names);
-    assert_eq!(json(&back), json(&e));
 }
 
 #[test]
-fn stored_same_as_is_event_same_as() {
-    let mut a = full();
-    a.kind = Kind::DhcpSeen;
-    let mut names = Names::default();
-    let stored = StoredEvent::from_event(&a, &mut names);
-    let mut variants = vec![a.clone()];
-    let mut v = a.clone();
-    v.kind = Kind::DhcpAnswered;
-    variants.push(v);
-    let mut v = a.clone();
-    v.stage = None;
-    variants.push(v);
-    let mut v = a.clone();
-    v.firmware = None;
-    variants.push(v);
-    let mut v = a.clone();
-    v.message = Some(MessageType::Offer);
-    variants.push(v);
-    let mut v = a.clone();
-    v.ok = true;
-    variants.push(v);
-    let mut v = a.clone();
-    v.what = "GET /ipxe".into();
-    variants.push(v);
-    let mut v = a.clone();
-    v.status = Some(200);
-    variants.push(v);
-    let mut v = a.clone();
-    v.reason = None;
-    variants.push(v);
-    let mut v = a.clone();
-    v.endpoint = Some(Endpoint::BootIpxe);
-    variants.push(v);
-    let mut v = a.clone();
-    v.path = None;
-    variants.push(v);
-    // Not part of the comparison.
-    let mut v = a.clone();
-    v.ip = Some("10.0.0.1".into());
-    v.bytes = None;
-    v.ts += 5;
-    variants.push(v);
-    for v in &variants {
-        assert_eq!(stored.same_as(v, &names), a.same_as(v), "{v:?}");
+fn sameness_ignores_times_sizes_and_addresses_only() {
+    let base = every_kind();
+    for a in &base {
+        let mut b = a.clone();
+        b.ts += 5;
+        b.seq += 1;
+        b.ip = "10.0.0.1".parse().ok();
+        b.repeats = 9;
+        if let Some(h) = b.http_mut() {
+            h.bytes = 1;
+            h.duration_ms = 7.0;
+        }
+        if let Some(t) = b.tftp_mut() {
+            t.bytes = 1;
+        }
+        assert!(a.same_as(&b), "{a:?}");
+        // Any other difference is another event.
+        let mut c = a.clone();
+        c.ok = !c.ok;
+        assert!(!a.same_as(&c));
+        let mut c = a.clone();
+        c.stage = None;
+        assert!(!a.same_as(&c));
+        let mut c = a.clone();
+        c.reason = Some(Reason::Text("other".into()));
+        assert!(!a.same_as(&c));
     }
-    let same = variants.iter().filter(|v| stored.same_as(v, &names));
-    assert_eq!(same.count(), 2);
+    // Each pair of different events of the list differs.
+    for (i, a) in base.iter().enumerate() {
+        for (j, b) in base.iter().enumerate() {
+            assert_eq!(a.same_as(b), i == j, "{i} {j}");
+        }
+    }
+    let a = http("/ipxe", 200);
+    let mut b = a.clone();
+    if let Some(h) = b.http_mut() {
+        h.endpoint = Some(Endpoint::BootIpxe);
+    }
+    assert!(!a.same_as(&b));
 }
 
 #[test]
-fn facts_change_only_when_given_and_different() {
-    let mut n = Names::default();
+fn facts_are_what_the_newest_events_say() {
     let mut m = MachineRec::new(1);
-    m.set_facts(&[(mf::IP, Some("10.0.0.1")), (mf::ARCH, None)], &mut n);
-    m.set_facts(&[(mf::ARCH, Some("0 (bios)")), (mf::IP, None)], &mut n);
-    assert_eq!(m.fact(mf::IP, &n), Some("10.0.0.1"));
-    assert_eq!(m.fact(mf::ARCH, &n), Some("0 (bios)"));
-    let before = m.facts.clone();
-    m.set_facts(&[(mf::ARCH, Some("0 (bios)"))], &mut n);
-    assert_eq!(m.facts, before);
-    m.set_facts(&[(mf::IP, Some("10.0.0.2"))], &mut n);
-    assert_eq!(m.fact(mf::IP, &n), Some("10.0.0.2"));
-    assert_eq!(m.fact(mf::ARCH, &n), Some("0 (bios)"));
-    assert_eq!(m.fact(mf::PROFILE, &n), None);
-    // Named facts are references, the others text.
-    assert_eq!(
-        m.facts.get(mf::ARCH).and_then(|b| b.first()),
-        Some(&NAME_REF)
-    );
-    assert_eq!(m.facts.get(mf::IP), Some(&b"10.0.0.2"[..]));
+    assert_eq!(m.facts(), Facts::default());
+    let mut boot = Boot::new(1);
+    boot.events
+        .push_back(dhcp(DhcpStep::Seen, Firmware::UefiPxe));
+    let mut chained = dhcp(DhcpStep::Seen, Firmware::Ipxe);
+    if let Some(d) = chained.dhcp_mut() {
+        d.arch = Some(9);
+        d.user_class = Some(Name::new("iPXE"));
+    }
+    boot.events.push_back(chained);
+    boot.events.push_back(http("/ipxe", 200));
+    m.boots.push_back(boot);
+    let f = m.facts();
+    // iPXE is what the machine runs now, not what it is.
+    assert_eq!(f.firmware, Some(Firmware::UefiPxe));
+    assert_eq!(f.arch, Some(9));
+    assert_eq!(f.user_class.as_deref(), Some("iPXE"));
+    assert_eq!(f.ip, "127.0.0.1".parse().ok());
+    assert_eq!(f.profile.as_deref(), Some("profile-2"));
+    assert_eq!(m.profile().map(|p| p.to_string()), Some("profile-2".into()));
+    // Only iPXE ever seen: iPXE.
+    let mut m = MachineRec::new(1);
+    let mut boot = Boot::new(1);
+    boot.events.push_back(dhcp(DhcpStep::Seen, Firmware::Ipxe));
+    m.boots.push_back(boot);
+    assert_eq!(m.facts().firmware, Some(Firmware::Ipxe));
 }

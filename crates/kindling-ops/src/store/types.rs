@@ -1,13 +1,12 @@
-//! The store's public types, as readers get them: its bounds ([`Limits`]), a
-//! [`Machine`] with its [`Boot`]s and their [`BootError`], and the
-//! [`MachineSummary`]/[`MachineDetail`] rows of the API and the CLI. The store keeps a
-//! compact form (`stored`) and builds these on each read.
+//! The store's public types: its bounds ([`Limits`]), a [`Boot`] (kept as it is, events
+//! and all) and its [`BootError`], and what readers get of a machine: the
+//! [`MachineSummary`]/[`MachineDetail`] rows of the API and the CLI, made on each read.
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, Stage, Str, format_ts};
+use crate::event::{Event, Stage, format_ts};
 
 /// Bounds of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,19 +50,19 @@ pub struct BootError {
     pub ts: u64,
 }
 
-/// One boot of one machine, as readers get it (built from the store's compact form).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One boot of one machine.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Boot {
     pub started: u64,
-    pub started_at: Str,
     pub last_event: u64,
     /// Furthest stage reached successfully.
     pub last_stage: Option<Stage>,
-    /// The last failure not followed by a success at the same or a later stage.
-    pub error: Option<BootError>,
+    /// The last failure not followed by a success at the same or a later stage (boxed:
+    /// most boots have none).
+    pub error: Option<Box<BootError>>,
     /// Events dropped from the front because of `max_events`.
     pub dropped_events: u64,
-    pub events: VecDeque<Box<Event>>,
+    pub events: VecDeque<Event>,
     /// Some event of this boot came from TFTP or HTTP (kept even if it was dropped).
     #[serde(skip)]
     pub(super) saw_non_dhcp: bool,
@@ -72,23 +71,20 @@ pub struct Boot {
     pub(super) saw_script: bool,
 }
 
-/// What is known about one machine, as readers get it
-/// ([`Store::machine`](super::Store::machine); the store keeps a compact form and builds
-/// this on each call).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Machine {
-    pub mac: Str,
-    pub ip: Option<Str>,
-    pub arch: Option<Str>,
-    pub firmware: Option<Str>,
-    pub vendor_class: Option<Str>,
-    pub user_class: Option<Str>,
-    pub group: Option<Str>,
-    pub profile: Option<Str>,
-    pub first_seen: u64,
-    pub last_seen: u64,
-    /// Oldest first.
-    pub boots: VecDeque<Box<Boot>>,
+/// A [`Boot`] in JSON: its fields and `started_at`, the start in text.
+impl Serialize for Boot {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Boot", 7)?;
+        st.serialize_field("started", &self.started)?;
+        st.serialize_field("started_at", &format_ts(self.started))?;
+        st.serialize_field("last_event", &self.last_event)?;
+        st.serialize_field("last_stage", &self.last_stage)?;
+        st.serialize_field("error", &self.error)?;
+        st.serialize_field("dropped_events", &self.dropped_events)?;
+        st.serialize_field("events", &self.events)?;
+        st.end()
+    }
 }
 
 /// One row of `kindling machines` / `/api/v1/machines`.
@@ -120,38 +116,4 @@ pub struct MachineDetail {
     pub first_seen: u64,
     /// Oldest first; events in time order.
     pub timeline: Vec<Boot>,
-}
-
-impl Machine {
-    pub fn summary(&self) -> MachineSummary {
-        let last = self.boots.back();
-        MachineSummary {
-            mac: self.mac.to_string(),
-            ip: owned(&self.ip),
-            arch: owned(&self.arch),
-            firmware: owned(&self.firmware),
-            group: owned(&self.group),
-            profile: owned(&self.profile),
-            last_stage: last.and_then(|b| b.last_stage),
-            last_seen: self.last_seen,
-            last_seen_at: format_ts(self.last_seen),
-            last_error: last.and_then(|b| b.error.clone()),
-            boots: self.boots.len(),
-            last_boot_started: last.map(|b| b.started),
-        }
-    }
-
-    pub fn detail(&self) -> MachineDetail {
-        MachineDetail {
-            summary: self.summary(),
-            vendor_class: owned(&self.vendor_class),
-            user_class: owned(&self.user_class),
-            first_seen: self.first_seen,
-            timeline: self.boots.iter().map(|b| (**b).clone()).collect(),
-        }
-    }
-}
-
-fn owned(s: &Option<Str>) -> Option<String> {
-    s.as_deref().map(str::to_string)
 }

@@ -1,0 +1,99 @@
+//! The event record: one line of the journal, one entry of a boot timeline.
+//!
+//! * `kinds`: [`Stage`], [`Source`], [`Kind`].
+//! * `name`: [`Name`], a shared recurring text.
+//! * `record`: [`Event`] and its [`Detail`]s, [`Reason`], sameness.
+//! * `doc`: the journal's and the API's JSON of an event, the `what` line, the labels of
+//!   firmware, message types and architectures.
+//!
+//! Here: times and sizes in text.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+mod doc;
+mod kinds;
+mod name;
+mod record;
+
+pub use doc::{What, arch_from_label, arch_label, firmware_from_label, message_from_label};
+pub use kinds::{Kind, Source, Stage};
+pub use name::{Chosen, Name};
+pub use record::{Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Reason, Str, Tftp};
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `2026-11-25T19:40:01.123Z` (UTC).
+pub fn format_ts(ms: u64) -> String {
+    let secs = ms / 1000;
+    let frac = ms % 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// `19:40:01.123` (UTC time of day).
+pub fn format_time(ms: u64) -> String {
+    let s = format_ts(ms);
+    s.get(11..23).unwrap_or("").to_string()
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `1.5 MiB`, `532 B`.
+pub fn human_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(format_ts(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ts(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(format_ts(1_795_635_601_500), "2026-11-25T19:40:01.500Z");
+        assert_eq!(format_time(1_795_635_601_500), "19:40:01.500");
+    }
+
+    #[test]
+    fn bytes() {
+        assert_eq!(human_bytes(532), "532 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

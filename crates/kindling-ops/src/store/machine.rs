@@ -1,0 +1,194 @@
+//! A machine as the store keeps it ([`MachineRec`]: its boots, nothing more), what a
+//! boot knows of its own progress, and the machine's facts ([`Facts`]: address,
+//! architecture, firmware, classes, group, profile), read from its newest events rather
+//! than kept twice.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use super::types::{Boot, MachineDetail, MachineSummary};
+use crate::event::{Detail, Event, Name, Source, Stage, arch_label, format_ts};
+use kindling_dhcp::Firmware;
+use kindling_model::MacAddr;
+
+/// How far back in a boot a repeated event is looked for (the longest retry cycle:
+/// DISCOVER, OFFER, REQUEST, ACK).
+const REPEAT_LOOKBACK: usize = 4;
+
+impl Boot {
+    pub(super) fn new(ts: u64) -> Boot {
+        Boot {
+            started: ts,
+            last_event: ts,
+            last_stage: None,
+            error: None,
+            dropped_events: 0,
+            events: VecDeque::new(),
+            saw_non_dhcp: false,
+            saw_script: false,
+        }
+    }
+
+    /// Got past DHCP (successfully or not): a new firmware DISCOVER is then a new boot.
+    fn beyond_dhcp(&self) -> bool {
+        self.last_stage.is_some_and(|s| s > Stage::Dhcp) || self.saw_non_dhcp
+    }
+
+    /// Got to a boot script (or further): iPXE only asks DHCP again when it starts anew.
+    fn reached_script(&self) -> bool {
+        self.last_stage.is_some_and(|s| s >= Stage::Script) || self.saw_script
+    }
+
+    /// Whether `ev` starts a new boot after this one.
+    pub(super) fn ends_before(&self, ev: &Event, gap: u64) -> bool {
+        ev.ts.saturating_sub(self.last_event) > gap
+            || (ev.is_firmware_discover() && self.beyond_dhcp())
+            || (ev.is_ipxe_discover() && self.reached_script())
+    }
+
+    /// The event among the last few that `ev` repeats (a retry loop: one event, or a
+    /// cycle such as DISCOVER/OFFER), if any.
+    pub(super) fn repeated(&mut self, ev: &Event) -> Option<&mut Event> {
+        self.events
+            .iter_mut()
+            .rev()
+            .take(REPEAT_LOOKBACK)
+            .find(|e| e.same_as(ev) && e.seq < ev.seq && e.ts <= ev.ts)
+    }
+
+    /// A success at `st`: the furthest stage moves on, an earlier failure is over.
+    pub(super) fn reached(&mut self, st: Stage) {
+        self.last_stage = Some(self.last_stage.map_or(st, |s| s.max(st)));
+        if self
+            .error
+            .as_ref()
+            .is_some_and(|e| e.stage.is_none_or(|es| st >= es))
+        {
+            self.error = None;
+        }
+    }
+
+    /// Notes what a stored event says about how far the boot got.
+    pub(super) fn note(&mut self, ev: &Event) {
+        self.saw_non_dhcp |= ev.source() != Source::Dhcp;
+        self.saw_script |= ev.stage.is_some_and(|s| s >= Stage::Script);
+    }
+}
+
+/// Room for one more element: exactly one for the first few (most machines have one
+/// boot of a few events), doubling after that.
+pub(super) fn room_for_one<T>(q: &mut VecDeque<T>) {
+    if q.len() == q.capacity() && q.len() < 4 {
+        q.reserve_exact(1);
+    }
+}
+
+/// A machine as the store keeps it (its MAC is the key).
+#[derive(Debug, Clone)]
+pub(super) struct MachineRec {
+    pub(super) first_seen: u64,
+    pub(super) last_seen: u64,
+    /// Oldest first.
+    pub(super) boots: VecDeque<Boot>,
+}
+
+/// What a machine's newest events say it is: for each fact, the newest event that
+/// carries it (the firmware: the newest that is not iPXE, when there is one: a machine
+/// chainloaded into iPXE is still a UEFI or BIOS machine).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct Facts {
+    pub ip: Option<IpAddr>,
+    pub arch: Option<u16>,
+    pub firmware: Option<Firmware>,
+    pub vendor_class: Option<Name>,
+    pub user_class: Option<Name>,
+    pub group: Option<Name>,
+    pub profile: Option<Name>,
+}
+
+impl MachineRec {
+    pub(super) fn new(ts: u64) -> MachineRec {
+        MachineRec {
+            first_seen: ts,
+            last_seen: ts,
+            boots: VecDeque::new(),
+        }
+    }
+
+    /// Events, newest first.
+    fn newest_first(&self) -> impl Iterator<Item = &Event> {
+        self.boots.iter().rev().flat_map(|b| b.events.iter().rev())
+    }
+
+    /// The profile of the newest event that names one.
+    pub(super) fn profile(&self) -> Option<&Name> {
+        self.newest_first()
+            .find_map(|e| e.http().and_then(|h| h.profile.as_ref()))
+    }
+
+    pub(super) fn facts(&self) -> Facts {
+        fn fill<T: Clone>(slot: &mut Option<T>, v: Option<&T>) {
+            if slot.is_none() {
+                *slot = v.cloned();
+            }
+        }
+        let mut f = Facts::default();
+        let mut ipxe = false;
+        for e in self.newest_first() {
+            fill(&mut f.ip, e.ip.as_ref());
+            match &e.detail {
+                Detail::Dhcp(d) => {
+                    fill(&mut f.arch, d.arch.as_ref());
+                    match d.firmware {
+                        Some(Firmware::Ipxe) => ipxe = true,
+                        other => fill(&mut f.firmware, other.as_ref()),
+                    }
+                    fill(&mut f.vendor_class, d.vendor_class.as_ref());
+                    fill(&mut f.user_class, d.user_class.as_ref());
+                }
+                Detail::Http(h) => {
+                    fill(&mut f.group, h.group.as_ref());
+                    fill(&mut f.profile, h.profile.as_ref());
+                }
+                Detail::Tftp(_) => {}
+            }
+        }
+        if f.firmware.is_none() && ipxe {
+            f.firmware = Some(Firmware::Ipxe);
+        }
+        f
+    }
+
+    pub(super) fn summary(&self, mac: MacAddr) -> MachineSummary {
+        self.summary_with(mac, &self.facts())
+    }
+
+    fn summary_with(&self, mac: MacAddr, f: &Facts) -> MachineSummary {
+        let last = self.boots.back();
+        MachineSummary {
+            mac: mac.to_string(),
+            ip: f.ip.map(|ip| ip.to_string()),
+            arch: f.arch.map(arch_label),
+            firmware: f.firmware.map(|fw| fw.label().to_string()),
+            group: f.group.as_deref().map(str::to_string),
+            profile: f.profile.as_deref().map(str::to_string),
+            last_stage: last.and_then(|b| b.last_stage),
+            last_seen: self.last_seen,
+            last_seen_at: format_ts(self.last_seen),
+            last_error: last.and_then(|b| b.error.as_deref().cloned()),
+            boots: self.boots.len(),
+            last_boot_started: last.map(|b| b.started),
+        }
+    }
+
+    pub(super) fn detail(&self, mac: MacAddr) -> MachineDetail {
+        let f = self.facts();
+        MachineDetail {
+            summary: self.summary_with(mac, &f),
+            vendor_class: f.vendor_class.as_deref().map(str::to_string),
+            user_class: f.user_class.as_deref().map(str::to_string),
+            first_seen: self.first_seen,
+            timeline: self.boots.iter().cloned().collect(),
+        }
+    }
+}
