@@ -66,6 +66,11 @@ impl Endpoint {
         Endpoint::Invalid,
     ];
 
+    /// Position in [`Endpoint::ALL`] (counters' index).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The stable name (logs, metrics, the journal).
     pub fn label(self) -> &'static str {
         match self {
@@ -130,6 +135,7 @@ mod tests {
     fn labels_are_distinct_and_read_back() {
         for e in Endpoint::ALL {
             assert_eq!(Endpoint::from_label(e.label()), Some(e));
+            assert_eq!(Endpoint::ALL[e.index()], e);
         }
         assert_eq!(Endpoint::from_label("nope"), None);
     }

@@ -15,6 +15,7 @@ pub mod paths;
 pub mod server;
 
 mod assets;
+mod counts;
 mod endpoint;
 mod endpoints;
 mod request;
@@ -25,6 +26,7 @@ mod tests;
 
 pub use assets::hidden_asset;
 pub use body::{Body, Reply};
+pub use counts::RequestCounts;
 pub use endpoint::Endpoint;
 pub use request::handle;
 pub use server::serve;

@@ -11,6 +11,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use kindling_model::Labels;
 
 use crate::body::{self, Body, Reply};
+use crate::counts::Stats;
 use crate::route::route;
 use crate::shared::{
     MAX_HEAD_BYTES, MAX_URI_LEN, RequestObserver, RequestRecord, Shared, TRACK_BODY_BYTES,
@@ -19,6 +20,7 @@ use crate::shared::{
 /// Handles one request.
 pub async fn handle(
     shared: &Shared,
+    stats: &Arc<Stats>,
     peer: SocketAddr,
     local: SocketAddr,
     req: Request<Incoming>,
@@ -78,23 +80,29 @@ pub async fn handle(
     } else {
         std::mem::replace(&mut reply.body, body::empty())
     };
-    if let Some(obs) = &shared.observer {
-        if method != Method::HEAD && len >= TRACK_BODY_BYTES {
-            out_body = body::tracked(
-                out_body,
-                len,
-                report_at_end(
-                    obs.clone(),
-                    peer,
-                    method.clone(),
-                    path_for_log,
-                    endpoint,
-                    labels_for_log,
-                    &reply,
-                    start,
-                ),
-            );
-        } else {
+    let observer = shared.observer.clone();
+    if method != Method::HEAD && len >= TRACK_BODY_BYTES {
+        out_body = body::tracked(
+            out_body,
+            len,
+            report_at_end(
+                observer,
+                stats.clone(),
+                peer,
+                method.clone(),
+                path_for_log,
+                endpoint,
+                labels_for_log,
+                &reply,
+                start,
+            ),
+        );
+    } else {
+        let bytes = if method == Method::HEAD { 0 } else { len };
+        stats
+            .requests
+            .answered(endpoint, status.as_u16(), bytes, true);
+        if let Some(obs) = &observer {
             obs.request(&RequestRecord {
                 peer,
                 method: &method,
@@ -104,7 +112,7 @@ pub async fn handle(
                 group: reply.group.as_deref(),
                 profile: reply.profile.as_deref(),
                 status: status.as_u16(),
-                bytes: if method == Method::HEAD { 0 } else { len },
+                bytes,
                 length: len,
                 duration: start.elapsed(),
                 reason: reply.reason.as_deref(),
@@ -125,7 +133,8 @@ pub async fn handle(
 /// The observer call for a large body, made when the body ends (or is dropped).
 #[allow(clippy::too_many_arguments)]
 fn report_at_end(
-    obs: Arc<dyn RequestObserver>,
+    obs: Option<Arc<dyn RequestObserver>>,
+    stats: Arc<Stats>,
     peer: SocketAddr,
     method: Method,
     path: String,
@@ -161,6 +170,8 @@ fn report_at_end(
                 (false, Some(e))
             }
         };
+        stats.requests.answered(endpoint, status, sent, complete);
+        let Some(obs) = &obs else { return };
         obs.request(&RequestRecord {
             peer,
             method: &method,

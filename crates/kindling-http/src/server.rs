@@ -18,7 +18,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -75,26 +75,7 @@ impl Limits {
     }
 }
 
-/// Counters of one listener (read by the metrics).
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Connections open now.
-    pub open: AtomicUsize,
-    /// Connections accepted and served.
-    pub accepted: AtomicU64,
-    /// Connections closed at once: the client already had `per_client` open.
-    pub refused_per_client: AtomicU64,
-    /// Connections closed at once: `total` were open.
-    pub refused_total: AtomicU64,
-    /// `accept` failures (e.g. EMFILE: out of descriptors).
-    pub accept_errors: AtomicU64,
-    /// Connections closed because a write made no progress for `write_timeout`.
-    pub write_timeouts: AtomicU64,
-    /// Admin only: requests refused for missing or wrong credentials (401).
-    pub auth_refused: AtomicU64,
-    /// Admin only: TLS handshakes that failed (no or bad client certificate, ...).
-    pub tls_failed: AtomicU64,
-}
+pub use crate::counts::Stats;
 
 /// The key connections are counted under: IPv4 addresses as they are (IPv4-mapped IPv6
 /// too), IPv6 addresses by their /64 (one host can use a whole /64).
@@ -200,11 +181,16 @@ pub async fn serve_with(
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) -> io::Result<()> {
+    let counted = stats.clone();
     let svc = move |peer: SocketAddr, local: SocketAddr| {
         let shared = shared.clone();
+        let stats = counted.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
             let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&shared, peer, local, req).await) }
+            let stats = stats.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(handle(&shared, &stats, peer, local, req).await)
+            }
         })
     };
     accept_loop("http", listener, limits, stats, cancel, None, svc).await
@@ -605,6 +591,10 @@ async fn handle_admin(
             "admin request"
         );
     }
+    admin
+        .stats
+        .requests
+        .answered(endpoint, status.as_u16(), 0, true);
     if let Some(obs) = &admin.observer {
         obs.request(&RequestRecord {
             peer,

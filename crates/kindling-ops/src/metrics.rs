@@ -1,11 +1,11 @@
 //! Counters and gauges, kept by `prometheus-client` and rendered in the Prometheus text
 //! exposition format (0.0.4).
 //!
-//! Two kinds of series. What this crate counts as events happen (HTTP requests and bytes,
-//! timeline events, reloads, event-stream subscribers) lives in families registered once
-//! ([`Counters`]); an increment is an atomic add on a series found by its typed labels.
-//! What others own (the proxy DHCP and TFTP servers' counters, listener connection
-//! counts, the journal's health, the store's sizes, the cache's counters, the Fedora
+//! Two kinds of series. What this crate counts as events happen (asset bytes by boot
+//! artifact, timeline events, reloads, event-stream subscribers) lives in families
+//! registered once ([`Counters`]); an increment is an atomic add on a series found by its
+//! typed labels. What others own (the proxy DHCP and TFTP servers' counters, the HTTP
+//! listeners' connection and request counts, the journal's health, the store's sizes, the cache's counters, the Fedora
 //! CoreOS tracker's status) is read when `/metrics` is scraped and written out from a
 //! registry built for that scrape ([`Metrics::render`]): no copy of it is kept here to
 //! go stale.
@@ -64,11 +64,11 @@ struct TrackRelease {
     release: String,
 }
 
+/// Reads a cache's counters by name (`fetches`, `refused_<reason>`), at each scrape.
+pub type CacheCounters = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
+
 /// The series this crate counts, registered once.
 struct Counters {
-    http_requests: Family<EndpointStatus, Counter>,
-    http_bytes: Family<ByEndpoint, Counter>,
-    http_cut: Family<ByEndpoint, Counter>,
     asset_bytes: Family<ByKind, Counter>,
     events: Family<BySource, Counter>,
     reloads: Counter,
@@ -93,9 +93,6 @@ impl Counters {
     /// that rates work from the first scrape).
     fn register(r: &mut Registry) -> Counters {
         let mut c = Counters {
-            http_requests: Family::default(),
-            http_bytes: Family::default(),
-            http_cut: Family::default(),
             asset_bytes: Family::default(),
             events: Family::default(),
             reloads: Counter::default(),
@@ -115,21 +112,6 @@ impl Counters {
         for reason in ["overflow", "stalled"] {
             let _ = c.subscribers_dropped.get_or_create(&ByReason { reason });
         }
-        r.register(
-            "kindling_http_requests",
-            "HTTP requests by endpoint and status",
-            c.http_requests.clone(),
-        );
-        r.register(
-            "kindling_http_response_bytes",
-            "HTTP response body bytes by endpoint (bytes handed to the connection)",
-            c.http_bytes.clone(),
-        );
-        r.register(
-            "kindling_http_downloads_cut",
-            "Replies of 64 KiB or more whose body stopped before its end (client gone or body failed)",
-            c.http_cut.clone(),
-        );
         r.register(
             "kindling_asset_bytes_served",
             "Bytes served under /assets/ with 2xx, by boot artifact",
@@ -190,8 +172,8 @@ pub struct Metrics {
     pub(crate) journal_bad: AtomicU64,
     cache_bytes: AtomicU64,
     cache_bytes_set: AtomicBool,
-    /// The cache's own counters (`kindling_menu::Cache::counters`), by name.
-    cache_counters: Mutex<Vec<(&'static str, u64)>>,
+    /// Reads the cache's own counters (`kindling_menu::Cache::counters`) at each scrape.
+    cache_counters: Mutex<Option<CacheCounters>>,
     config_problems: Mutex<Vec<String>>,
     /// The Fedora CoreOS tracker's status, sorted by stream and architecture.
     fcos: Mutex<Vec<FcosTrack>>,
@@ -289,27 +271,6 @@ impl Metrics {
         self.c.binding_refused.inc();
     }
 
-    pub fn http_request(&self, endpoint: kindling_http::Endpoint, status: u16, bytes: u64) {
-        let endpoint = endpoint.label();
-        self.c
-            .http_requests
-            .get_or_create(&EndpointStatus { endpoint, status })
-            .inc();
-        self.c
-            .http_bytes
-            .get_or_create(&ByEndpoint { endpoint })
-            .inc_by(bytes);
-    }
-
-    /// A body that stopped before its end (the client went away, or the body failed).
-    pub fn http_cut(&self, endpoint: kindling_http::Endpoint) {
-        let endpoint = endpoint.label();
-        self.c
-            .http_cut
-            .get_or_create(&ByEndpoint { endpoint })
-            .inc();
-    }
-
     pub fn asset_bytes(&self, kind: &'static str, bytes: u64) {
         self.c
             .asset_bytes
@@ -336,10 +297,10 @@ impl Metrics {
         self.cache_bytes_set.store(true, Relaxed);
     }
 
-    /// The cache's counters: `fetches` and `refused_<reason>`.
-    pub fn set_cache_counters(&self, c: Vec<(&'static str, u64)>) {
+    /// Where the cache's counters (`fetches` and `refused_<reason>`) are read.
+    pub fn set_cache_counters(&self, c: CacheCounters) {
         if let Ok(mut g) = self.cache_counters.lock() {
-            *g = c;
+            *g = Some(c);
         }
     }
 
@@ -497,11 +458,8 @@ impl Metrics {
     /// `kindling_cache_fetches_total` and `kindling_cache_refused_total{reason}`, when a
     /// cache reports counters.
     fn cache_families(&self, r: &mut Registry) {
-        let cache = self
-            .cache_counters
-            .lock()
-            .map(|g| g.clone())
-            .unwrap_or_default();
+        let source = self.cache_counters.lock().ok().and_then(|g| g.clone());
+        let cache = source.map(|read| read()).unwrap_or_default();
         if cache.is_empty() {
             return;
         }
@@ -659,9 +617,45 @@ impl Metrics {
         );
     }
 
-    /// Listener connections, by listener (`http`: the boot listener; `admin`).
+    /// Listener connections, by listener (`http`: the boot listener; `admin`), and the
+    /// requests they answered (kindling-http's counts, summed over listeners).
     fn listener_families(&self, r: &mut Registry) {
         let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        let requests = Family::<EndpointStatus, Counter>::default();
+        let [bytes, cut]: [Family<ByEndpoint, Counter>; 2] = Default::default();
+        for (_, st) in &listeners {
+            let c = &st.requests;
+            for (e, status, n) in c.requests() {
+                let endpoint = e.label();
+                requests
+                    .get_or_create(&EndpointStatus { endpoint, status })
+                    .inc_by(n);
+            }
+            for (family, counts) in [(&bytes, c.bytes()), (&cut, c.cut())] {
+                for (e, n) in counts {
+                    family
+                        .get_or_create(&ByEndpoint {
+                            endpoint: e.label(),
+                        })
+                        .inc_by(n);
+                }
+            }
+        }
+        r.register(
+            "kindling_http_requests",
+            "HTTP requests by endpoint and status",
+            requests,
+        );
+        r.register(
+            "kindling_http_response_bytes",
+            "HTTP response body bytes by endpoint (bytes handed to the connection)",
+            bytes,
+        );
+        r.register(
+            "kindling_http_downloads_cut",
+            "Replies of 64 KiB or more whose body stopped before its end (client gone or body failed)",
+            cut,
+        );
         let open = Family::<ByListener, Gauge<u64, AtomicU64>>::default();
         let each: [Family<ByListener, Counter>; 5] = Default::default();
         let refused = Family::<ListenerReason, Counter>::default();

@@ -185,10 +185,6 @@ impl kindling_http::MachineBinding for Ops {
 
 impl RequestObserver for Ops {
     fn request(&self, r: &RequestRecord<'_>) {
-        self.metrics.http_request(r.endpoint, r.status, r.bytes);
-        if !r.complete {
-            self.metrics.http_cut(r.endpoint);
-        }
         let endpoint = r.endpoint;
         if !endpoint.is_boot() {
             return;

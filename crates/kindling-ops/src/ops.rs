@@ -306,9 +306,10 @@ impl Ops {
         self.metrics.set_cache_bytes(bytes);
     }
 
-    /// The cache's counters (`fetches`, `refused_<reason>`), for `/metrics`.
-    pub fn set_cache_counters(&self, counters: Vec<(&'static str, u64)>) {
-        self.metrics.set_cache_counters(counters);
+    /// Where `/metrics` reads the cache's counters (`fetches`, `refused_<reason>`) at
+    /// each scrape.
+    pub fn set_cache_counters(&self, read: crate::metrics::CacheCounters) {
+        self.metrics.set_cache_counters(read);
     }
 
     /// Lines for the dashboard's "assets and cache" box.

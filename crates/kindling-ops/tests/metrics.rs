@@ -83,11 +83,13 @@ fn counters_move_with_events() {
     );
     ops.set_ready();
     ops.set_cache_bytes(123_456);
-    ops.set_cache_counters(vec![
-        ("fetches", 3),
-        ("refused_head", 7),
-        ("refused_not_routed", 2),
-    ]);
+    ops.set_cache_counters(std::sync::Arc::new(|| {
+        vec![
+            ("fetches", 3),
+            ("refused_head", 7),
+            ("refused_not_routed", 2),
+        ]
+    }));
     ops.set_fcos_streams(vec![FcosTrack {
         stream: "stable".into(),
         arch: "x86_64".into(),
@@ -251,9 +253,16 @@ fn fcos_tracker_series() {
 fn counters_are_typed_and_known_labels_start_at_zero() {
     let m = kindling_ops::metrics::Metrics::new();
     use kindling_http::Endpoint;
-    m.http_request(Endpoint::Ipxe, 200, 10);
-    m.http_request(Endpoint::Ipxe, 200, 5);
-    m.http_request(Endpoint::Ipxe, 404, 1);
+    // Two listeners' counts are summed.
+    let (boot, admin) = (
+        std::sync::Arc::new(kindling_http::server::Stats::default()),
+        std::sync::Arc::new(kindling_http::server::Stats::default()),
+    );
+    boot.requests.answered(Endpoint::Ipxe, 200, 10, true);
+    admin.requests.answered(Endpoint::Ipxe, 200, 5, true);
+    boot.requests.answered(Endpoint::Ipxe, 404, 1, true);
+    m.add_listener("http", boot);
+    m.add_listener("admin", admin);
     m.add_dhcp(kindling_dhcp::StatsHandle::default());
     let text = m.render(kindling_ops::metrics::StoreGauges::default());
     for line in [

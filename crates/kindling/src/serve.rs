@@ -384,11 +384,14 @@ fn start_fcos(tasks: &mut Tasks, cfg: &Config, data_path: &Path, ops: &Arc<Ops>)
     });
 }
 
-/// The cache's size, counters and status, copied into ops every 15 s.
+/// The cache's counters, read by `/metrics` at each scrape; its size and status, copied
+/// into ops every 15 s (they take a walk over its entries).
 fn start_cache_feeder(tasks: &mut Tasks, cache: Option<Arc<kindling_menu::Cache>>, ops: &Arc<Ops>) {
     let Some(cache) = cache else {
         return;
     };
+    let counted = cache.clone();
+    ops.set_cache_counters(Arc::new(move || counted.counters().into_iter().collect()));
     let (ops, k) = (ops.clone(), tasks.cancel.clone());
     tasks.set.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
@@ -400,7 +403,6 @@ fn start_cache_feeder(tasks: &mut Tasks, cache: Option<Arc<kindling_menu::Cache>
             let held = cache.held();
             let bytes: u64 = held.iter().map(|h| h.size).sum();
             ops.set_cache_bytes(bytes);
-            ops.set_cache_counters(cache.counters().into_iter().collect());
             ops.set_asset_status(vec![kindling_ops::AssetStatus {
                 name: "cache".into(),
                 detail: format!(

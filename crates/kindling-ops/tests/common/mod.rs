@@ -166,7 +166,15 @@ pub async fn start_server_with(
         stats,
     });
     let cancel = tokio_util::sync::CancellationToken::new();
-    let boot = kindling_http::serve(listener, Arc::new(shared), cancel.clone());
+    let boot_stats = Arc::new(kindling_http::server::Stats::default());
+    ops.add_listener_stats("http", boot_stats.clone());
+    let boot = kindling_http::server::serve_with(
+        listener,
+        Arc::new(shared),
+        kindling_http::server::Limits::default(),
+        boot_stats,
+        cancel.clone(),
+    );
     let adm =
         kindling_http::server::serve_admin(admin_listener, admin_cfg, admin_limits, cancel.clone());
     let task = tokio::spawn(async move {
