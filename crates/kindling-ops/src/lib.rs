@@ -54,20 +54,6 @@ impl Ops {
     }
 }
 
-/// Nice value of the timeline's own threads (the applier and the journal writer): when
-/// the CPU is short, answering DHCP, TFTP and HTTP comes first and the timeline catches
-/// up in the gaps (its queue is bounded; what does not fit is counted as dropped).
-const BACKGROUND_NICE: i32 = 5;
-
-/// Lowers the calling thread's scheduling priority (on Linux, nice is per thread).
-fn background_priority() {
-    // SAFETY: setpriority(2) on the calling thread (who = 0); no pointers.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the timeline threads' priority");
-    }
-}
-
 /// What the unit tests share with the examples (a BIOS PXE client and its DISCOVER/OFFER).
 #[cfg(test)]
 #[path = "../examples/support/mod.rs"]

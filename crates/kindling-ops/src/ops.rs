@@ -611,7 +611,7 @@ fn spawn_applier(ops: Weak<Ops>) {
     let spawned = std::thread::Builder::new()
         .name("kindling-ops".into())
         .spawn(move || {
-            crate::background_priority();
+            kindling_journal::background_priority(kindling_journal::BACKGROUND_NICE);
             loop {
                 let Some(o) = ops.upgrade() else { return };
                 if let Ok(q) = o.queue.lock()

@@ -175,7 +175,7 @@ fn replay_streams_every_file_oldest_first_and_counts_damage() {
     std::fs::write(journal_path(dir.path(), 0), &active).unwrap();
 
     let mut seen = Vec::new();
-    let rb = replay_journal(dir.path(), 2, |e| seen.push(e.ts)).unwrap();
+    let rb = replay_journal(dir.path(), 2, |e: kindling_ops::Event| seen.push(e.ts)).unwrap();
     assert_eq!(seen, vec![1, 2, 3]);
     assert!(rb.events.is_empty());
     assert_eq!(rb.read, 3);
@@ -187,7 +187,7 @@ fn replay_streams_every_file_oldest_first_and_counts_damage() {
     assert_eq!((all.torn_lines, all.bad_lines, all.bytes), (1, 1, rb.bytes));
     // A complete last line that parses but lacks its newline is torn too.
     std::fs::write(journal_path(dir.path(), 0), &cut[..cut.len() - 1]).unwrap();
-    let rb = replay_journal(dir.path(), 2, drop).unwrap();
+    let rb = replay_journal::<kindling_ops::Event>(dir.path(), 2, drop).unwrap();
     assert_eq!((rb.read, rb.torn_lines), (2, 1));
 }
 
@@ -218,7 +218,7 @@ fn an_overlong_line_is_skipped_without_being_held() {
     ));
     std::fs::write(journal_path(dir.path(), 0), &f).unwrap();
     let mut seen = Vec::new();
-    let rb = replay_journal(dir.path(), 1, |e| seen.push(e.ts)).unwrap();
+    let rb = replay_journal(dir.path(), 1, |e: kindling_ops::Event| seen.push(e.ts)).unwrap();
     assert_eq!(seen, vec![1, 2, 3]);
     assert_eq!(rb.bad_lines, 2, "{rb:?}");
     assert_eq!(rb.bytes, f.len() as u64);

@@ -1,5 +1,6 @@
-//! The on-disk journal: JSON lines, appended by one writer thread, rotated at a size cap
-//! with a fixed number of files, read back at start-up.
+//! The on-disk journal: JSON lines (one serialisable record each: Kindling's boot events),
+//! appended by one writer thread, rotated at a size cap with a fixed number of files, read
+//! back at start-up. Generic over the record type.
 //!
 //! Files in the state directory: `events.jsonl` (being written), `events.jsonl.1` (the
 //! previous one) ... `events.jsonl.<files-1>` (oldest). At most `files` files of at most
@@ -45,3 +46,18 @@ pub use config::{FsyncPolicy, JOURNAL_FILE, JournalConfig, journal_path};
 pub use health::{JournalHealth, JournalStatus};
 pub use read::{LINE_MAX, ReadBack, read_journal, replay_journal, replay_journal_lenient};
 pub use writer::JournalWriter;
+
+/// Nice value of Kindling's background threads (the journal writer, the timeline's
+/// applier): when the CPU is short, answering DHCP, TFTP and HTTP comes first and these
+/// catch up in the gaps (their queues are bounded; what does not fit is counted as dropped).
+pub const BACKGROUND_NICE: i32 = 5;
+
+/// Lowers the calling thread's scheduling priority to `nice` (on Linux, nice is per
+/// thread).
+pub fn background_priority(nice: i32) {
+    // SAFETY: setpriority(2) on the calling thread (who = 0); no pointers.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower a background thread's priority");
+    }
+}

@@ -16,8 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::{FsyncPolicy, JournalConfig, journal_path};
+use serde::Serialize;
+
 use super::health::JournalHealth;
-use crate::event::Event;
 
 /// Events (lines) in a piece of journal text.
 pub(super) fn lines_in(data: &[u8]) -> u64 {
@@ -186,7 +187,7 @@ impl JournalWriter {
         let spawned = std::thread::Builder::new()
             .name("kindling-journal".into())
             .spawn(move || {
-                crate::background_priority();
+                crate::background_priority(crate::BACKGROUND_NICE);
                 state.run(rx, &q)
             });
         let (tx, thread) = match spawned {
@@ -219,13 +220,13 @@ impl JournalWriter {
     /// Queues a batch of events as one write; returns how many were dropped (all of
     /// them when the queue is full or the writer is gone, else those that failed to
     /// serialise), also counted in [`JournalHealth::dropped`].
-    pub fn append_batch(&self, evs: &[Event]) -> usize {
+    pub fn append_batch<T: Serialize>(&self, evs: &[T]) -> usize {
         let dropped = self.queue_batch(evs);
         self.health.add_dropped(dropped as u64);
         dropped
     }
 
-    fn queue_batch(&self, evs: &[Event]) -> usize {
+    fn queue_batch<T: Serialize>(&self, evs: &[T]) -> usize {
         let Some(tx) = &self.tx else { return evs.len() };
         let mut buf = Vec::with_capacity(evs.len() * 256);
         let mut failed = 0;

@@ -9,16 +9,17 @@ use std::io::{self, BufRead, BufReader};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+
 use super::config::journal_path;
-use crate::event::Event;
 
 /// What reading the journal found.
-#[derive(Debug, Default)]
-pub struct ReadBack {
-    /// Events, oldest first ([`read_journal`]; empty from [`replay_journal`], which hands
+#[derive(Debug)]
+pub struct ReadBack<T> {
+    /// Records, oldest first ([`read_journal`]; empty from [`replay_journal`], which hands
     /// them over one by one).
-    pub events: Vec<Event>,
-    /// Events read (complete lines that parsed).
+    pub events: Vec<T>,
+    /// Records read (complete lines that parsed).
     pub read: u64,
     /// Lines cut short by a crash (no trailing newline), skipped.
     pub torn_lines: u64,
@@ -31,9 +32,23 @@ pub struct ReadBack {
     pub errors: Vec<String>,
 }
 
+impl<T> Default for ReadBack<T> {
+    fn default() -> Self {
+        ReadBack {
+            events: Vec::new(),
+            read: 0,
+            torn_lines: 0,
+            bad_lines: 0,
+            files: 0,
+            bytes: 0,
+            errors: Vec::new(),
+        }
+    }
+}
+
 /// Reads every journal file in `dir`, oldest first, into [`ReadBack::events`]. Missing
 /// files are fine. (Memory grows with the journal: start-up uses [`replay_journal`].)
-pub fn read_journal(dir: &Path, files: usize) -> io::Result<ReadBack> {
+pub fn read_journal<T: DeserializeOwned>(dir: &Path, files: usize) -> io::Result<ReadBack<T>> {
     let mut events = Vec::new();
     let mut out = replay_journal(dir, files, |ev| events.push(ev))?;
     out.events = events;
@@ -77,14 +92,22 @@ fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<(usiz
 /// [`LINE_MAX`]). Missing files are fine. Lines cut by a crash and lines that do not parse are
 /// skipped and counted. A file that cannot be read (not a regular file, an I/O error) is an
 /// error.
-pub fn replay_journal(dir: &Path, files: usize, each: impl FnMut(Event)) -> io::Result<ReadBack> {
+pub fn replay_journal<T: DeserializeOwned>(
+    dir: &Path,
+    files: usize,
+    each: impl FnMut(T),
+) -> io::Result<ReadBack<T>> {
     replay(dir, files, each, false)
 }
 
 /// [`replay_journal`], but a file that cannot be read (a directory where a journal file
 /// should be, an I/O error half way) is skipped, after the events read from it so far, and
 /// reported in [`ReadBack::errors`]: the server starts with whatever history it can read.
-pub fn replay_journal_lenient(dir: &Path, files: usize, each: impl FnMut(Event)) -> ReadBack {
+pub fn replay_journal_lenient<T: DeserializeOwned>(
+    dir: &Path,
+    files: usize,
+    each: impl FnMut(T),
+) -> ReadBack<T> {
     match replay(dir, files, each, true) {
         Ok(rb) => rb,
         // Lenient reading does not fail; keep the type honest anyway.
@@ -121,12 +144,12 @@ fn open_for_reading(path: &Path) -> io::Result<Option<File>> {
     Ok(Some(f))
 }
 
-fn replay(
+fn replay<T: DeserializeOwned>(
     dir: &Path,
     files: usize,
-    mut each: impl FnMut(Event),
+    mut each: impl FnMut(T),
     lenient: bool,
-) -> io::Result<ReadBack> {
+) -> io::Result<ReadBack<T>> {
     let mut out = ReadBack::default();
     // Rotated files that exist, even beyond `files` (a smaller cap than before).
     let mut n_max = files.max(1);
@@ -172,7 +195,7 @@ fn replay(
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_slice::<Event>(line) {
+            match serde_json::from_slice::<T>(line) {
                 Ok(ev) if complete => {
                     out.read += 1;
                     each(ev);
