@@ -4,7 +4,13 @@
 //! usual statuses), read by `/metrics` at each scrape.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::Endpoint;
@@ -138,6 +144,124 @@ impl RequestCounts {
             })
             .collect()
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointStatus {
+    endpoint: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByEndpoint {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByListener {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerReason {
+    listener: &'static str,
+    reason: &'static str,
+}
+
+/// Registers the listeners' series in `r` (`/metrics`, at each scrape): requests by
+/// endpoint and status, bytes and cut downloads by endpoint (summed over the
+/// listeners), connections by listener (`http`: the boot listener; `admin`).
+pub fn register_listeners(r: &mut Registry, listeners: &[(&'static str, Arc<Stats>)]) {
+    let requests = Family::<EndpointStatus, Counter>::default();
+    let [bytes, cut]: [Family<ByEndpoint, Counter>; 2] = Default::default();
+    for (_, st) in listeners {
+        let c = &st.requests;
+        for (e, status, n) in c.requests() {
+            let endpoint = e.label();
+            requests
+                .get_or_create(&EndpointStatus { endpoint, status })
+                .inc_by(n);
+        }
+        for (family, counts) in [(&bytes, c.bytes()), (&cut, c.cut())] {
+            for (e, n) in counts {
+                family
+                    .get_or_create(&ByEndpoint {
+                        endpoint: e.label(),
+                    })
+                    .inc_by(n);
+            }
+        }
+    }
+    r.register(
+        "kindling_http_requests",
+        "HTTP requests by endpoint and status",
+        requests,
+    );
+    r.register(
+        "kindling_http_response_bytes",
+        "HTTP response body bytes by endpoint (bytes handed to the connection)",
+        bytes,
+    );
+    r.register(
+        "kindling_http_downloads_cut",
+        "Replies of 64 KiB or more whose body stopped before its end (client gone or body failed)",
+        cut,
+    );
+    let open = Family::<ByListener, Gauge<u64, AtomicU64>>::default();
+    let each: [Family<ByListener, Counter>; 5] = Default::default();
+    let refused = Family::<ListenerReason, Counter>::default();
+    for (listener, st) in listeners {
+        let l = ByListener { listener };
+        open.get_or_create(&l).set(st.open.load(Relaxed) as u64);
+        let values = [
+            st.accepted.load(Relaxed),
+            st.accept_errors.load(Relaxed),
+            st.write_timeouts.load(Relaxed),
+            st.auth_refused.load(Relaxed),
+            st.tls_failed.load(Relaxed),
+        ];
+        for (f, v) in each.iter().zip(values) {
+            f.get_or_create(&l).inc_by(v);
+        }
+        for (reason, v) in [
+            ("per_client", st.refused_per_client.load(Relaxed)),
+            ("total", st.refused_total.load(Relaxed)),
+        ] {
+            refused
+                .get_or_create(&ListenerReason { listener, reason })
+                .inc_by(v);
+        }
+    }
+    r.register(
+        "kindling_http_connections",
+        "Open connections, by listener (http: the boot listener; admin)",
+        open,
+    );
+    let [
+        accepted,
+        accept_errors,
+        write_timeouts,
+        auth_refused,
+        tls_failed,
+    ] = each;
+    r.register(
+        "kindling_http_connections_accepted",
+        "Connections accepted and served, by listener",
+        accepted,
+    );
+    r.register("kindling_http_connections_refused", "Connections closed at once, by listener and reason (per_client: the client already had max_connections_per_client open; total: max_connections were open)", refused);
+    r.register("kindling_http_accept_errors", "Failed accepts (e.g. out of file descriptors), by listener; the loop backs off and keeps accepting", accept_errors);
+    r.register("kindling_http_write_timeouts", "Connections closed because the client stopped reading (no write progress for the write timeout), by listener", write_timeouts);
+    r.register(
+        "kindling_admin_auth_refused",
+        "Requests answered 401 for a missing or wrong bearer token",
+        auth_refused,
+    );
+    r.register(
+        "kindling_admin_tls_failed",
+        "TLS handshakes that failed (no, or an untrusted, client certificate; timeouts)",
+        tls_failed,
+    );
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ impl Limits {
     }
 }
 
-pub use crate::counts::Stats;
+pub use crate::counts::{Stats, register_listeners};
 
 /// The key connections are counted under: IPv4 addresses as they are (IPv4-mapped IPv6
 /// too), IPv6 addresses by their /64 (one host can use a whole /64).

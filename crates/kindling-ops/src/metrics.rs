@@ -4,11 +4,13 @@
 //! Two kinds of series. What this crate counts as events happen (asset bytes by boot
 //! artifact, timeline events, reloads, event-stream subscribers) lives in families
 //! registered once ([`Counters`]); an increment is an atomic add on a series found by its
-//! typed labels. What others own (the proxy DHCP and TFTP servers' counters, the HTTP
-//! listeners' connection and request counts, the journal's health, the store's sizes, the cache's counters, the Fedora
-//! CoreOS tracker's status) is read when `/metrics` is scraped and written out from a
-//! registry built for that scrape ([`Metrics::render`]): no copy of it is kept here to
-//! go stale.
+//! typed labels. What others own is read when `/metrics` is scraped, into a registry
+//! built for that scrape ([`Metrics::render`]), so no copy of it is kept here to go stale:
+//! the proxy DHCP and TFTP servers' and the HTTP listeners' counters, each registered by
+//! its own crate (`kindling_dhcp::StatsHandle::register`,
+//! `kindling_tftp::TftpStats::register`, `kindling_http::server::register_listeners`),
+//! the journal's health, the store's sizes, the cache's counters and the Fedora CoreOS
+//! tracker's status.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -23,12 +25,6 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EndpointStatus {
-    endpoint: &'static str,
-    status: u16,
-}
-
 /// A family with one label, `$field`.
 macro_rules! one_label {
     ($name:ident, $field:ident) => {
@@ -38,18 +34,9 @@ macro_rules! one_label {
         }
     };
 }
-one_label!(ByEndpoint, endpoint);
 one_label!(ByKind, kind);
 one_label!(ByReason, reason);
-one_label!(ByOutcome, outcome);
 one_label!(BySource, source);
-one_label!(ByListener, listener);
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerReason {
-    listener: &'static str,
-    reason: &'static str,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Track {
@@ -545,171 +532,22 @@ impl Metrics {
 
     /// The proxy DHCP server's counters, when one runs.
     fn dhcp_families(&self, r: &mut Registry) {
-        let Some(st) = self.dhcp.lock().ok().and_then(|d| d.clone()) else {
-            return;
-        };
-        let st = st.snapshot();
-        let labelled = |map: &std::collections::BTreeMap<String, u64>, label: &'static str| {
-            let f = Family::<Vec<(&'static str, String)>, Counter>::default();
-            for (k, v) in map {
-                f.get_or_create(&vec![(label, k.clone())]).inc_by(*v);
-            }
-            f
-        };
-        let replies = std::collections::BTreeMap::from([
-            ("offer".to_string(), st.offers),
-            ("ack".to_string(), st.acks),
-        ]);
-        r.register(
-            "kindling_dhcp_seen",
-            "PXE/iPXE DHCP packets received, by firmware",
-            labelled(&st.seen, "firmware"),
-        );
-        r.register(
-            "kindling_dhcp_replies",
-            "Proxy DHCP replies sent, by message type",
-            labelled(&replies, "message"),
-        );
-        r.register(
-            "kindling_dhcp_ignored",
-            "DHCP packets not answered, by reason",
-            labelled(&st.ignored, "reason"),
-        );
-        r.register(
-            "kindling_dhcp_received",
-            "Datagrams received on the proxy DHCP sockets (ports 67 and 4011)",
-            ConstCounter::new(st.received),
-        );
-        r.register(
-            "kindling_dhcp_send_errors",
-            "Proxy DHCP replies the kernel refused to send",
-            ConstCounter::new(st.send_errors),
-        );
+        if let Some(st) = self.dhcp.lock().ok().and_then(|d| d.clone()) {
+            st.register(r);
+        }
     }
 
     /// The TFTP server's counters, when one runs.
     fn tftp_families(&self, r: &mut Registry) {
-        let Some(st) = self.tftp.lock().ok().and_then(|t| t.clone()) else {
-            return;
-        };
-        let ended = Family::<ByOutcome, Counter>::default();
-        for (outcome, v) in st.ended_by_outcome() {
-            ended.get_or_create(&ByOutcome { outcome }).inc_by(v);
+        if let Some(st) = self.tftp.lock().ok().and_then(|t| t.clone()) {
+            st.register(r);
         }
-        let refused = Family::<ByReason, Counter>::default();
-        for (reason, v) in st.refused_by_reason() {
-            refused.get_or_create(&ByReason { reason }).inc_by(v);
-        }
-        r.register(
-            "kindling_tftp_transfers",
-            "TFTP transfers ended, by outcome",
-            ended,
-        );
-        r.register(
-            "kindling_tftp_refused",
-            "TFTP requests answered with an ERROR instead of a transfer, by reason",
-            refused,
-        );
-        r.register(
-            "kindling_tftp_bytes",
-            "File bytes acknowledged by TFTP clients",
-            ConstCounter::new(st.file_bytes.load(Relaxed)),
-        );
     }
 
     /// Listener connections, by listener (`http`: the boot listener; `admin`), and the
     /// requests they answered (kindling-http's counts, summed over listeners).
     fn listener_families(&self, r: &mut Registry) {
         let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
-        let requests = Family::<EndpointStatus, Counter>::default();
-        let [bytes, cut]: [Family<ByEndpoint, Counter>; 2] = Default::default();
-        for (_, st) in &listeners {
-            let c = &st.requests;
-            for (e, status, n) in c.requests() {
-                let endpoint = e.label();
-                requests
-                    .get_or_create(&EndpointStatus { endpoint, status })
-                    .inc_by(n);
-            }
-            for (family, counts) in [(&bytes, c.bytes()), (&cut, c.cut())] {
-                for (e, n) in counts {
-                    family
-                        .get_or_create(&ByEndpoint {
-                            endpoint: e.label(),
-                        })
-                        .inc_by(n);
-                }
-            }
-        }
-        r.register(
-            "kindling_http_requests",
-            "HTTP requests by endpoint and status",
-            requests,
-        );
-        r.register(
-            "kindling_http_response_bytes",
-            "HTTP response body bytes by endpoint (bytes handed to the connection)",
-            bytes,
-        );
-        r.register(
-            "kindling_http_downloads_cut",
-            "Replies of 64 KiB or more whose body stopped before its end (client gone or body failed)",
-            cut,
-        );
-        let open = Family::<ByListener, Gauge<u64, AtomicU64>>::default();
-        let each: [Family<ByListener, Counter>; 5] = Default::default();
-        let refused = Family::<ListenerReason, Counter>::default();
-        for (listener, st) in &listeners {
-            let l = ByListener { listener };
-            open.get_or_create(&l).set(st.open.load(Relaxed) as u64);
-            let values = [
-                st.accepted.load(Relaxed),
-                st.accept_errors.load(Relaxed),
-                st.write_timeouts.load(Relaxed),
-                st.auth_refused.load(Relaxed),
-                st.tls_failed.load(Relaxed),
-            ];
-            for (f, v) in each.iter().zip(values) {
-                f.get_or_create(&l).inc_by(v);
-            }
-            for (reason, v) in [
-                ("per_client", st.refused_per_client.load(Relaxed)),
-                ("total", st.refused_total.load(Relaxed)),
-            ] {
-                refused
-                    .get_or_create(&ListenerReason { listener, reason })
-                    .inc_by(v);
-            }
-        }
-        r.register(
-            "kindling_http_connections",
-            "Open connections, by listener (http: the boot listener; admin)",
-            open,
-        );
-        let [
-            accepted,
-            accept_errors,
-            write_timeouts,
-            auth_refused,
-            tls_failed,
-        ] = each;
-        r.register(
-            "kindling_http_connections_accepted",
-            "Connections accepted and served, by listener",
-            accepted,
-        );
-        r.register("kindling_http_connections_refused", "Connections closed at once, by listener and reason (per_client: the client already had max_connections_per_client open; total: max_connections were open)", refused);
-        r.register("kindling_http_accept_errors", "Failed accepts (e.g. out of file descriptors), by listener; the loop backs off and keeps accepting", accept_errors);
-        r.register("kindling_http_write_timeouts", "Connections closed because the client stopped reading (no write progress for the write timeout), by listener", write_timeouts);
-        r.register(
-            "kindling_admin_auth_refused",
-            "Requests answered 401 for a missing or wrong bearer token",
-            auth_refused,
-        );
-        r.register(
-            "kindling_admin_tls_failed",
-            "TLS handshakes that failed (no, or an untrusted, client certificate; timeouts)",
-            tls_failed,
-        );
+        kindling_http::server::register_listeners(r, &listeners);
     }
 }

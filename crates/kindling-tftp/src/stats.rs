@@ -223,6 +223,50 @@ pub trait TftpObserver: Send + Sync {
     }
 }
 
+/// A family with one label of static text.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct Label {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct Why {
+    reason: &'static str,
+}
+
+impl TftpStats {
+    /// Registers the TFTP server's series in `r` (`/metrics`, at each scrape):
+    /// `kindling_tftp_transfers_total{outcome}`, `kindling_tftp_refused_total{reason}`,
+    /// `kindling_tftp_bytes_total`.
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::counter::{ConstCounter, Counter};
+        use prometheus_client::metrics::family::Family;
+        let ended = Family::<Label, Counter>::default();
+        for (outcome, v) in self.ended_by_outcome() {
+            ended.get_or_create(&Label { outcome }).inc_by(v);
+        }
+        let refused = Family::<Why, Counter>::default();
+        for (reason, v) in self.refused_by_reason() {
+            refused.get_or_create(&Why { reason }).inc_by(v);
+        }
+        r.register(
+            "kindling_tftp_transfers",
+            "TFTP transfers ended, by outcome",
+            ended,
+        );
+        r.register(
+            "kindling_tftp_refused",
+            "TFTP requests answered with an ERROR instead of a transfer, by reason",
+            refused,
+        );
+        r.register(
+            "kindling_tftp_bytes",
+            "File bytes acknowledged by TFTP clients",
+            ConstCounter::new(self.file_bytes.load(std::sync::atomic::Ordering::Relaxed)),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

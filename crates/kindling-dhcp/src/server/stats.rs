@@ -105,3 +105,51 @@ impl Default for StatsHandle {
         StatsHandle(Arc::default())
     }
 }
+
+impl StatsHandle {
+    /// Registers the proxy DHCP server's series in `r` (`/metrics`, at each scrape):
+    /// `kindling_dhcp_seen_total{firmware}`, `kindling_dhcp_replies_total{message}`,
+    /// `kindling_dhcp_ignored_total{reason}`, `kindling_dhcp_received_total`,
+    /// `kindling_dhcp_send_errors_total`.
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::counter::{ConstCounter, Counter};
+        use prometheus_client::metrics::family::Family;
+        let st = self.snapshot();
+        let labelled = |map: &std::collections::BTreeMap<String, u64>, label: &'static str| {
+            let f = Family::<Vec<(&'static str, String)>, Counter>::default();
+            for (k, v) in map {
+                f.get_or_create(&vec![(label, k.clone())]).inc_by(*v);
+            }
+            f
+        };
+        let replies = std::collections::BTreeMap::from([
+            ("offer".to_string(), st.offers),
+            ("ack".to_string(), st.acks),
+        ]);
+        r.register(
+            "kindling_dhcp_seen",
+            "PXE/iPXE DHCP packets received, by firmware",
+            labelled(&st.seen, "firmware"),
+        );
+        r.register(
+            "kindling_dhcp_replies",
+            "Proxy DHCP replies sent, by message type",
+            labelled(&replies, "message"),
+        );
+        r.register(
+            "kindling_dhcp_ignored",
+            "DHCP packets not answered, by reason",
+            labelled(&st.ignored, "reason"),
+        );
+        r.register(
+            "kindling_dhcp_received",
+            "Datagrams received on the proxy DHCP sockets (ports 67 and 4011)",
+            ConstCounter::new(st.received),
+        );
+        r.register(
+            "kindling_dhcp_send_errors",
+            "Proxy DHCP replies the kernel refused to send",
+            ConstCounter::new(st.send_errors),
+        );
+    }
+}
