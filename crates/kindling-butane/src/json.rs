@@ -1,103 +1,14 @@
-//! JSON helpers: Go-compatible serialisation (what Butane's output looks like byte for byte) and
-//! a locator that maps field paths of a JSON document to line/column positions.
+//! JSON helpers: Go-compatible serialisation (`kindling_model::gojson`: what Butane's output
+//! looks like byte for byte) and a locator that maps field paths of a JSON document to line/column positions.
 
 use serde_json::Value;
 use std::collections::HashMap;
 
-fn escape_into(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => {
-                let b = c as u32 as usize;
-                out.push_str("\\u00");
-                out.push(HEX[b >> 4] as char);
-                out.push(HEX[b & 0xf] as char);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn write_value(out: &mut String, v: &Value, indent: Option<usize>) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => escape_into(out, s),
-        Value::Array(items) => {
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(out, indent.map(|d| d + 1));
-                write_value(out, item, indent.map(|d| d + 1));
-            }
-            newline(out, indent);
-            out.push(']');
-        }
-        Value::Object(map) => {
-            if map.is_empty() {
-                out.push_str("{}");
-                return;
-            }
-            out.push('{');
-            for (i, (k, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(out, indent.map(|d| d + 1));
-                escape_into(out, k);
-                out.push(':');
-                if indent.is_some() {
-                    out.push(' ');
-                }
-                write_value(out, item, indent.map(|d| d + 1));
-            }
-            newline(out, indent);
-            out.push('}');
-        }
-    }
-}
-
-fn newline(out: &mut String, indent: Option<usize>) {
-    if let Some(d) = indent {
-        out.push('\n');
-        for _ in 0..d {
-            out.push_str("  ");
-        }
-    }
-}
-
-/// Serialises like Go's `json.Marshal` (compact, HTML-escaped `<`, `>`, `&`).
-pub fn to_go_json(v: &Value) -> String {
-    let mut s = String::new();
-    write_value(&mut s, v, None);
-    s
-}
+pub use kindling_model::gojson::to_go_json;
 
 /// Serialises like Go's `json.MarshalIndent(v, "", "  ")`.
 pub fn to_go_json_pretty(v: &Value) -> String {
-    let mut s = String::new();
-    write_value(&mut s, v, Some(0));
-    s
+    kindling_model::gojson::to_go_json_indent(v, "  ")
 }
 
 /// Positions of every member key and array element in a JSON text, by dotted path
@@ -293,20 +204,6 @@ impl Scanner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_escaping_and_indent() {
-        let v: Value =
-            serde_json::from_str(r#"{"a":"x && y <z>\u0001","b":[1,{}],"c":[]}"#).unwrap();
-        assert_eq!(
-            to_go_json(&v),
-            r#"{"a":"x \u0026\u0026 y \u003cz\u003e\u0001","b":[1,{}],"c":[]}"#
-        );
-        assert_eq!(
-            to_go_json_pretty(&v),
-            "{\n  \"a\": \"x \\u0026\\u0026 y \\u003cz\\u003e\\u0001\",\n  \"b\": [\n    1,\n    {}\n  ],\n  \"c\": []\n}"
-        );
-    }
 
     #[test]
     fn locator_positions() {

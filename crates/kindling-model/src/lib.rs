@@ -2,6 +2,7 @@
 //! selection, held in an in-memory index.
 
 pub mod fcos;
+pub mod gojson;
 pub mod group;
 pub mod index;
 pub mod json;
