@@ -15,6 +15,7 @@
 mod area;
 mod confined;
 mod loader;
+mod objects;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -24,4 +25,5 @@ pub use area::{
 };
 pub use confined::{DataDir, Opened, open_confined, open_in, resolve_confined};
 pub use loader::Loader;
+pub use objects::{Kind, MAX_ID_BYTES, ObjectError, Objects, check_id, write_atomic};
 pub use snapshot::{Problem, ProfileLookupError, Snapshot, profile_key};

@@ -1,0 +1,466 @@
+//! The write side of a data directory: what the management APIs (matchbox's gRPC, later
+//! REST and the CLI) put, get, delete and list. One object is one file where matchbox keeps
+//! it (`groups/<id>.json`, `profiles/<id>.json`, `ignition/<name>`, `generic/<name>`), so
+//! the loader, `kindling check` and matchbox itself read what was written.
+//!
+//! Every write is atomic and durable: the bytes go to a new hidden temporary file in the
+//! same directory, which is synced, renamed over the name, and the directory is synced.
+//! A crash leaves the old file or the new one, never a mix, and an acknowledged write
+//! survives power loss. The temporary names (`.<name>.<pid>.<n>.tmp`) never end in
+//! `.json`, so the loader never reads one.
+//!
+//! Names are refused, not cleaned: an id with `/`, `..`, a leading `.`, a NUL or a control
+//! character, or longer than 200 bytes, cannot name a file of another area (matchbox
+//! writes `IgnitionPut "../profiles/x.json"` into `profiles/`). Groups and profiles are
+//! parsed before they are written, with the loader's own parsers, so a write the server
+//! would not load (a MAC selector that does not parse, a profile without an id) is refused
+//! with the reason. Errors name the object, never a server path.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::area::{Area, MAX_DATA_FILE_BYTES, MAX_TEMPLATE_BYTES, ReadError, human_bytes};
+use super::confined::{DataDir, open_confined};
+use crate::group::Group;
+use crate::profile::Profile;
+
+/// The kinds of object the management APIs write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Group,
+    Profile,
+    Ignition,
+    Generic,
+}
+
+impl Kind {
+    pub fn area(self) -> Area {
+        match self {
+            Kind::Group => Area::Groups,
+            Kind::Profile => Area::Profiles,
+            Kind::Ignition => Area::Ignition,
+            Kind::Generic => Area::Generic,
+        }
+    }
+
+    /// The word for messages: "group", "profile", "Ignition config", "generic template".
+    pub fn what(self) -> &'static str {
+        match self {
+            Kind::Group => "group",
+            Kind::Profile => "profile",
+            Kind::Ignition => "Ignition config",
+            Kind::Generic => "generic template",
+        }
+    }
+
+    /// Groups and profiles are `<id>.json`; templates keep their name.
+    fn file_name(self, id: &str) -> String {
+        match self {
+            Kind::Group | Kind::Profile => format!("{id}.json"),
+            Kind::Ignition | Kind::Generic => id.to_string(),
+        }
+    }
+
+    /// The id of a file of this area, or `None` for files that are not objects.
+    fn id_of(self, file: &str) -> Option<&str> {
+        let id = match self {
+            Kind::Group | Kind::Profile => file.strip_suffix(".json")?,
+            Kind::Ignition | Kind::Generic => file,
+        };
+        check_id(id).ok().map(|()| id)
+    }
+
+    fn limit(self) -> u64 {
+        match self {
+            Kind::Group | Kind::Profile => MAX_DATA_FILE_BYTES,
+            Kind::Ignition | Kind::Generic => MAX_TEMPLATE_BYTES,
+        }
+    }
+}
+
+/// Longest id accepted (a file name is at most 255 bytes; room for `.json` and the
+/// temporary name's decorations).
+pub const MAX_ID_BYTES: usize = 200;
+
+/// Why an object could not be written, read, deleted or listed. Messages name the object
+/// and never a path of the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("{what} id {id:?} is refused: {why}")]
+    BadId {
+        what: &'static str,
+        id: String,
+        why: &'static str,
+    },
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{what} {id:?} is not valid: {reason}")]
+    Invalid {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
+    #[error("{what} {id:?} is too large: {size} bytes, over the limit of {}", human_bytes(*limit))]
+    TooLarge {
+        what: &'static str,
+        id: String,
+        size: u64,
+        limit: u64,
+    },
+    #[error("{what} {id:?}: storage error: {}", io_kind(source))]
+    Io {
+        what: &'static str,
+        id: String,
+        source: io::Error,
+    },
+}
+
+/// The error's kind and OS code without the path the standard library may not add anyway.
+fn io_kind(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("{} (os error {code})", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+/// Refuses ids that could name anything but one file of one area.
+pub fn check_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        return Err("it is empty");
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err("it is longer than 200 bytes");
+    }
+    if id.contains('/') {
+        return Err("it contains '/'");
+    }
+    if id.contains("..") {
+        return Err("it contains '..'");
+    }
+    if id.starts_with('.') {
+        return Err("it starts with '.'");
+    }
+    if id.chars().any(|c| c.is_control()) {
+        return Err("it contains a control character");
+    }
+    Ok(())
+}
+
+/// The objects of a data directory.
+#[derive(Debug, Clone)]
+pub struct Objects {
+    dir: DataDir,
+}
+
+/// Temporary names are unique within the process; the pid separates processes.
+static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
+
+impl Objects {
+    pub fn new(dir: DataDir) -> Objects {
+        Objects { dir }
+    }
+
+    pub fn data_dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    fn checked(kind: Kind, id: &str) -> Result<(), ObjectError> {
+        check_id(id).map_err(|why| ObjectError::BadId {
+            what: kind.what(),
+            id: id.to_string(),
+            why,
+        })
+    }
+
+    /// Checks that `bytes` would load as this kind of object (groups and profiles with
+    /// the loader's parsers; templates are rendered per request and checked there).
+    pub fn validate(kind: Kind, id: &str, bytes: &[u8]) -> Result<(), ObjectError> {
+        Self::checked(kind, id)?;
+        let size = bytes.len() as u64;
+        if size > kind.limit() {
+            return Err(ObjectError::TooLarge {
+                what: kind.what(),
+                id: id.to_string(),
+                size,
+                limit: kind.limit(),
+            });
+        }
+        let reason = match kind {
+            Kind::Group => Group::parse(id, bytes).err().map(|e| e.to_string()),
+            Kind::Profile => Profile::parse(id, bytes).err().map(|e| e.to_string()),
+            Kind::Ignition | Kind::Generic => None,
+        };
+        match reason {
+            Some(reason) => Err(ObjectError::Invalid {
+                what: kind.what(),
+                id: id.to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the object atomically and durably (see the module's documentation), after
+    /// [`Objects::validate`]. The area directory is created when missing, as matchbox does.
+    /// A file replaced keeps its permission bits; a new one is 0644, as matchbox's.
+    pub fn put(&self, kind: Kind, id: &str, bytes: &[u8]) -> Result<(), ObjectError> {
+        Self::validate(kind, id, bytes)?;
+        let io_err = |source| ObjectError::Io {
+            what: kind.what(),
+            id: id.to_string(),
+            source,
+        };
+        let area = self.dir.area(kind.area());
+        std::fs::create_dir_all(&area).map_err(io_err)?;
+        write_atomic(&area, &kind.file_name(id), bytes).map_err(io_err)
+    }
+
+    /// The object's bytes as stored.
+    pub fn get(&self, kind: Kind, id: &str) -> Result<Vec<u8>, ObjectError> {
+        Self::checked(kind, id)?;
+        let area = kind.area();
+        let opened = open_confined(&self.dir.area(area), area.dir(), &kind.file_name(id));
+        let what = kind.what();
+        let id = id.to_string();
+        match opened.and_then(|o| o.read_limited(kind.limit())) {
+            Ok(bytes) => Ok(bytes),
+            Err(ReadError::NotFound(_) | ReadError::NotAFile(_)) => {
+                Err(ObjectError::NotFound { what, id })
+            }
+            Err(ReadError::TooLarge { size, limit, .. }) => Err(ObjectError::TooLarge {
+                what,
+                id,
+                size,
+                limit,
+            }),
+            Err(ReadError::Io { source, .. }) => Err(ObjectError::Io { what, id, source }),
+            Err(ReadError::Escapes(..) | ReadError::Nul(_)) => Err(ObjectError::BadId {
+                what,
+                id,
+                why: "it resolves outside its directory",
+            }),
+        }
+    }
+
+    /// Removes the object and syncs its directory; `Ok(false)` when there was none.
+    pub fn delete(&self, kind: Kind, id: &str) -> Result<bool, ObjectError> {
+        Self::checked(kind, id)?;
+        let io_err = |source| ObjectError::Io {
+            what: kind.what(),
+            id: id.to_string(),
+            source,
+        };
+        let area = match open_area(&self.dir.area(kind.area())) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(e)),
+        };
+        match area.remove_file(kind.file_name(id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(e)),
+        }
+        sync_dir(&area).map_err(io_err)?;
+        Ok(true)
+    }
+
+    /// The ids of this kind's objects, sorted (files with names no id could have, such as
+    /// temporary files, are left out; a missing area is empty).
+    pub fn list(&self, kind: Kind) -> Result<Vec<String>, ObjectError> {
+        let area = match open_area(&self.dir.area(kind.area())) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(ObjectError::Io {
+                    what: kind.what(),
+                    id: String::new(),
+                    source,
+                });
+            }
+        };
+        let entries = area.entries().map_err(|source| ObjectError::Io {
+            what: kind.what(),
+            id: String::new(),
+            source,
+        })?;
+        let mut ids: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|name| kind.id_of(&name).map(str::to_string))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn open_area(path: &Path) -> io::Result<cap_std::fs::Dir> {
+    cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority())
+}
+
+/// fsync of the directory itself (its handle may be `O_PATH`, which cannot be synced: a
+/// read-only descriptor of `.` can).
+fn sync_dir(dir: &cap_std::fs::Dir) -> io::Result<()> {
+    dir.open_with(".", cap_std::fs::OpenOptions::new().read(true))?
+        .sync_all()
+}
+
+/// Writes `name` in the directory `dir` atomically and durably: a new temporary file,
+/// synced, renamed over `name`, then the directory synced. The temporary file is removed
+/// when any step fails.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use cap_std::fs::{OpenOptionsExt, PermissionsExt};
+    let area = open_area(dir)?;
+    let mode = match area.symlink_metadata(name) {
+        Ok(m) if m.is_file() => m.permissions().mode() & 0o7777,
+        _ => 0o644,
+    };
+    let tmp = format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        NEXT_TMP.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.write(true).create_new(true).mode(mode);
+    let result = (|| {
+        let mut f = area.open_with(&tmp, &opts)?;
+        f.write_all(bytes)?;
+        // create_new honours the umask; the replaced file's bits are restored exactly.
+        f.set_permissions(cap_std::fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        drop(f);
+        area.rename(&tmp, &area, name)?;
+        sync_dir(&area)
+    })();
+    if result.is_err() {
+        let _ = area.remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::labels_from_query;
+    use crate::store::Loader;
+    use std::path::PathBuf;
+
+    fn scratch(name: &str) -> (PathBuf, Objects) {
+        let root =
+            std::env::temp_dir().join(format!("kindling-objects-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        (root.clone(), Objects::new(DataDir::new(root)))
+    }
+
+    const GROUP: &[u8] = br#"{"id":"g1","profile":"p1","selector":{"mac":"52:54:00:00:00:01"}}"#;
+    const PROFILE: &[u8] = br#"{"id":"p1","boot":{"kernel":"/k","initrd":["/i"],"args":[]}}"#;
+
+    #[test]
+    fn round_trip_of_every_kind_and_the_loader_reads_what_was_written() {
+        let (root, o) = scratch("round");
+        o.put(Kind::Group, "g1", GROUP).unwrap();
+        o.put(Kind::Profile, "p1", PROFILE).unwrap();
+        o.put(Kind::Ignition, "p1.ign", b"{}").unwrap();
+        o.put(Kind::Generic, "p1.tmpl", b"x={{.x}}").unwrap();
+        assert_eq!(o.get(Kind::Group, "g1").unwrap(), GROUP);
+        assert_eq!(o.get(Kind::Ignition, "p1.ign").unwrap(), b"{}");
+        assert_eq!(o.list(Kind::Group).unwrap(), vec!["g1"]);
+        assert_eq!(o.list(Kind::Generic).unwrap(), vec!["p1.tmpl"]);
+        assert!(root.join("groups/g1.json").is_file());
+        assert!(root.join("ignition/p1.ign").is_file());
+        let snap = Loader::new(o.data_dir().clone()).load();
+        let (labels, _) = labels_from_query("mac=52:54:00:00:00:01");
+        let g = snap.select(&labels).expect("the written group is selected");
+        assert_eq!(snap.profile_for(g).unwrap().id, "p1");
+        // Replaced in place; nothing temporary left behind.
+        o.put(Kind::Ignition, "p1.ign", b"{\"a\":1}").unwrap();
+        assert_eq!(o.get(Kind::Ignition, "p1.ign").unwrap(), b"{\"a\":1}");
+        let names: Vec<_> = std::fs::read_dir(root.join("ignition"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["p1.ign"]);
+        assert!(o.delete(Kind::Group, "g1").unwrap());
+        assert!(!o.delete(Kind::Group, "g1").unwrap(), "missing: Ok(false)");
+        assert!(matches!(
+            o.get(Kind::Group, "g1"),
+            Err(ObjectError::NotFound { .. })
+        ));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn names_that_leave_their_area_are_refused_and_nothing_is_written() {
+        let (root, o) = scratch("names");
+        for id in [
+            "../profiles/x.json",
+            "a/b",
+            "..",
+            ".hidden",
+            "",
+            "x\0y",
+            "a\nb",
+        ] {
+            let e = o.put(Kind::Ignition, id, b"{}").unwrap_err();
+            assert!(matches!(e, ObjectError::BadId { .. }), "{id:?}: {e}");
+            assert!(matches!(
+                o.get(Kind::Ignition, id),
+                Err(ObjectError::BadId { .. })
+            ));
+            assert!(o.delete(Kind::Ignition, id).is_err());
+        }
+        assert!(o.put(Kind::Group, &"x".repeat(201), GROUP).is_err());
+        assert!(!root.join("profiles").exists());
+        // A file with an id no API could give is not listed.
+        std::fs::create_dir_all(root.join("generic")).unwrap();
+        std::fs::write(root.join("generic/.x.1.2.tmp"), b"").unwrap();
+        std::fs::write(root.join("generic/ok"), b"").unwrap();
+        assert_eq!(o.list(Kind::Generic).unwrap(), vec!["ok"]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn objects_the_loader_would_refuse_are_not_written_and_errors_name_no_path() {
+        let (root, o) = scratch("invalid");
+        let bad_mac = br#"{"id":"g","profile":"p","selector":{"mac":"52:54:00:zz:00:01"}}"#;
+        let e = o.put(Kind::Group, "g", bad_mac).unwrap_err();
+        assert!(matches!(e, ObjectError::Invalid { .. }), "{e}");
+        assert!(e.to_string().contains("selector mac"), "{e}");
+        let e = o
+            .put(Kind::Profile, "p", br#"{"name":"no id"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("no id"), "{e}");
+        let e = o.put(Kind::Group, "g", b"{\"id\": ").unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+        assert!(o.list(Kind::Group).unwrap().is_empty());
+        let root_text = root.display().to_string();
+        for e in [
+            o.get(Kind::Profile, "nope").unwrap_err(),
+            o.put(Kind::Group, "g", bad_mac).unwrap_err(),
+        ] {
+            assert!(!e.to_string().contains(&root_text), "{e}");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_replaced_file_keeps_its_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let (root, o) = scratch("mode");
+        o.put(Kind::Ignition, "secret.ign", b"{}").unwrap();
+        let path = root.join("ignition/secret.ign");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        o.put(Kind::Ignition, "secret.ign", b"{\"b\":2}").unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
