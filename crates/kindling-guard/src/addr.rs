@@ -1,4 +1,5 @@
-//! Whether a datagram's source can be answered at all.
+//! Whether a datagram's source can be answered at all, and the key a client's connections
+//! are counted under.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -42,5 +43,30 @@ mod tests {
         assert!(!ok("[ff02::1]:1234"));
         assert!(!ok("[::]:1234"));
         assert!(!ok("[::ffff:255.255.255.255]:1234"));
+    }
+}
+
+/// The key connections are counted under: IPv4 addresses as they are (IPv4-mapped IPv6
+/// too), IPv6 addresses by their /64 (one host can use a whole /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    V4([u8; 4]),
+    V6Prefix([u8; 8]),
+}
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> ClientKey {
+        match ip {
+            IpAddr::V4(v4) => ClientKey::V4(v4.octets()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientKey::V4(v4.octets()),
+                None => {
+                    let o = v6.octets();
+                    let mut p = [0u8; 8];
+                    p.copy_from_slice(&o[..8]);
+                    ClientKey::V6Prefix(p)
+                }
+            },
+        }
     }
 }

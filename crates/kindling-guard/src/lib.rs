@@ -8,6 +8,8 @@
 //!   holds, with a per-client cap and a guard that gives the slot back when dropped;
 //! - [`LogGate`]: a rate limit for log lines, so that a flood cannot flood the log;
 //! - [`answerable`]: whether a datagram's source address can be answered at all;
+//! - [`ClientKey`]: the key a TCP client's connections are counted under (an IPv4
+//!   address, or an IPv6 /64);
 //!
 //! and what every download says about itself:
 //!
@@ -26,7 +28,7 @@ mod count;
 mod esc;
 pub mod progress;
 
-pub use addr::answerable;
+pub use addr::{ClientKey, answerable};
 pub use bucket::{Buckets, Budget, LogGate, Take};
 pub use chain::{Chain, chain};
 pub use count::{Counts, Full, Held};

@@ -170,7 +170,7 @@ struct ListenerReason {
 
 /// Registers the listeners' series in `r` (`/metrics`, at each scrape): requests by
 /// endpoint and status, bytes and cut downloads by endpoint (summed over the
-/// listeners), connections by listener (`http`: the boot listener; `admin`).
+/// listeners), connections by listener (`http`: the boot listener; `admin`; `rpc`).
 pub fn register_listeners(r: &mut Registry, listeners: &[(&'static str, Arc<Stats>)]) {
     let requests = Family::<EndpointStatus, Counter>::default();
     let [bytes, cut]: [Family<ByEndpoint, Counter>; 2] = Default::default();
@@ -234,7 +234,7 @@ pub fn register_listeners(r: &mut Registry, listeners: &[(&'static str, Arc<Stat
     }
     r.register(
         "kindling_http_connections",
-        "Open connections, by listener (http: the boot listener; admin)",
+        "Open connections, by listener (http: the boot listener; admin; rpc: the gRPC API)",
         open,
     );
     let [
@@ -259,7 +259,7 @@ pub fn register_listeners(r: &mut Registry, listeners: &[(&'static str, Arc<Stat
     );
     r.register(
         "kindling_admin_tls_failed",
-        "TLS handshakes that failed (no, or an untrusted, client certificate; timeouts)",
+        "TLS handshakes that failed, by listener (admin, rpc): no, or an untrusted, client certificate; timeouts",
         tls_failed,
     );
 }

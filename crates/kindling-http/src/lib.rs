@@ -11,6 +11,7 @@
 
 pub mod body;
 pub mod content;
+pub mod listen;
 pub mod paths;
 pub mod server;
 

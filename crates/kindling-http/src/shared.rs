@@ -97,8 +97,9 @@ pub const TRACK_BODY_BYTES: u64 = 64 * 1024;
 
 /// State shared by all requests.
 pub struct Shared {
-    /// The current data-directory snapshot, swapped atomically on reload.
-    pub snapshot: ArcSwap<Snapshot>,
+    /// The current data-directory snapshot, swapped atomically on reload (shared with the
+    /// gRPC API, which selects from it).
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub data: DataDir,
     /// Served under `/assets/`; `None` disables the route (as `-assets-path=''`).
     pub assets_dir: Option<PathBuf>,
@@ -123,7 +124,7 @@ impl Shared {
     pub fn new(data: DataDir, snapshot: Snapshot) -> Shared {
         let assets = data.area(Area::Assets);
         Shared {
-            snapshot: ArcSwap::from_pointee(snapshot),
+            snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
             data,
             assets_dir: Some(assets),
             boot_files: HashMap::new(),
