@@ -21,6 +21,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The operator surface (API, events, dashboard, metrics); loopback by default.
     pub admin: AdminConfig,
+    /// matchbox's gRPC management API (what terraform-provider-matchbox talks to).
+    pub rpc: kindling_grpc::RpcConfig,
     /// Logging: format and filter.
     pub log: LogConfig,
     /// Reloading the data directory's groups and profiles when they change.
@@ -439,6 +441,25 @@ impl Config {
         }
         if let Err(e) = self.admin.plan(o.admin_listen) {
             f.errors.push(format!("{e:#}"));
+        }
+        match self.rpc.listen(None) {
+            Err(e) => f.errors.push(e),
+            Ok(Some(_)) => {
+                // Read at start; a file missing here may be present where it runs.
+                for (key, path) in [
+                    ("cert_file", &self.rpc.cert_file),
+                    ("key_file", &self.rpc.key_file),
+                    ("ca_file", &self.rpc.ca_file),
+                ] {
+                    if !path.is_file() {
+                        f.warnings.push(format!(
+                            "[rpc] {key} {} is not a readable file here; `kindling serve` will refuse to start the gRPC API without it",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+            Ok(None) => {}
         }
         let mut dhcp = self.dhcp.clone();
         dhcp.http_port = o.http_port.unwrap_or(self.http.listen.port()).max(1);

@@ -89,7 +89,7 @@ pub fn read_token(path: &Path) -> Result<Vec<u8>> {
     Ok(token.as_bytes().to_vec())
 }
 
-/// The admin listener's TLS: this certificate chain and key, client certificates required
+/// TLS for the admin listener and the gRPC API: this certificate chain and key, client certificates required
 /// and verified against `client_ca` (rustls with the ring provider).
 pub fn tls_config(cert: &Path, key: &Path, client_ca: &Path) -> Result<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
@@ -128,7 +128,7 @@ pub fn tls_config(cert: &Path, key: &Path, client_ca: &Path) -> Result<Arc<rustl
         .context("TLS protocol versions")?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .context("the admin certificate and key do not match")?;
+        .context("the certificate and key do not match")?;
     Ok(Arc::new(cfg))
 }
 

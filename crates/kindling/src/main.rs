@@ -90,6 +90,10 @@ struct ServeArgs {
     /// "" turns it off).
     #[arg(long, env = "KINDLING_ADMIN_LISTEN")]
     admin_listen: Option<String>,
+    /// matchbox's gRPC API address (mutual TLS, `[rpc]` cert_file, key_file, ca_file;
+    /// default off), as matchbox's `-rpc-address`.
+    #[arg(long, env = "KINDLING_RPC_ADDRESS")]
+    rpc_address: Option<String>,
     /// Assets directory served under /assets/ (default: <data-dir>/assets).
     #[arg(long, env = "KINDLING_ASSETS_DIR")]
     assets_dir: Option<PathBuf>,

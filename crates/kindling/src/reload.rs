@@ -140,9 +140,12 @@ pub async fn run(
     ops: Arc<kindling_ops::Ops>,
     cfg: ReloadConfig,
     watch: bool,
+    mut asked: mpsc::Receiver<kindling_grpc::ReloadRequest>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<()>(16);
+    // API writes waiting for the snapshot that holds them.
+    let mut waiting: Vec<kindling_grpc::ReloadRequest> = Vec::new();
     // Keep the watcher alive for the life of this task.
     let mut watches = if watch {
         Watches::start(&loader, tx.clone())
@@ -168,6 +171,14 @@ pub async fn run(
             }
             _ = hup.recv() => "SIGHUP",
             _ = tick.tick() => "interval",
+            // An API write: reload now (no debounce), for every write asked so far.
+            Some(first) = asked.recv() => {
+                waiting.push(first);
+                while let Ok(more) = asked.try_recv() {
+                    waiting.push(more);
+                }
+                "API write"
+            }
         };
         // SIGHUP is the operator's explicit reload: a vanished groups/ or profiles/ is
         // taken as gone. Other triggers keep what was loaded from it.
@@ -196,6 +207,9 @@ pub async fn run(
             log_dirs_back(&shared.snapshot.load(), &snap);
             ops.note_snapshot(&snap);
             shared.snapshot.store(Arc::new(snap));
+        }
+        for w in waiting.drain(..) {
+            let _ = w.send(());
         }
     }
 }

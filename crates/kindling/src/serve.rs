@@ -29,9 +29,16 @@ struct AdminSetup {
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
+/// The gRPC API's address and TLS (client certificates required), when it is on.
+struct RpcSetup {
+    listen: SocketAddr,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+}
+
 pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> Result<()> {
     let started = std::time::Instant::now();
     let admin = admin_setup(args, &cfg)?;
+    let rpc = rpc_setup(args, &cfg)?;
     let (data_path, data) = open_data_dir(cli, &cfg)?;
     let mut loader = Loader::new(data.clone());
     let snapshot = loader.load();
@@ -46,6 +53,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     let (listener, local) = bind_http(args, &cfg).await?;
     let admin_listener = bind_admin(admin.plan.as_ref()).await?;
     let admin_local = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let rpc_listener = bind_rpc(rpc.as_ref()).await?;
 
     let mut tasks = Tasks {
         cancel: CancellationToken::new(),
@@ -54,9 +62,19 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     // TFTP first: the DHCP server advertises what it serves.
     start_tftp(&mut tasks, &cfg, &ops).await?;
     start_dhcp(&mut tasks, &cfg, local, &ops).await?;
-    start_reload(&mut tasks, loader, &shared, &ops, &cfg, args);
+    // API writes ask the reload loop for a snapshot that holds them.
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(64);
+    start_reload(&mut tasks, loader, &shared, &ops, &cfg, args, reload_rx);
     start_http(&mut tasks, listener, local, &shared, &cfg, &ops);
     start_admin(&mut tasks, admin, admin_listener, admin_local, &cfg, &ops);
+    if let (Some(setup), Some(listener)) = (rpc, rpc_listener) {
+        let api = kindling_grpc::Api::new(
+            kindling_model::store::Objects::new(data.clone()),
+            shared.snapshot.clone(),
+            reload_tx,
+        );
+        start_rpc(&mut tasks, setup, listener, api, &cfg, &ops);
+    }
     start_fcos(&mut tasks, &cfg, &data_path, &ops);
     start_cache_feeder(&mut tasks, cache, &ops);
     announce_ready(&ops, local, admin_local, started);
@@ -83,6 +101,22 @@ fn admin_setup(args: &ServeArgs, cfg: &Config) -> Result<AdminSetup> {
         None => None,
     };
     Ok(AdminSetup { plan, token, tls })
+}
+
+/// Checked before anything is bound: the gRPC API always needs its certificates.
+fn rpc_setup(args: &ServeArgs, cfg: &Config) -> Result<Option<RpcSetup>> {
+    let Some(listen) = cfg
+        .rpc
+        .listen(args.rpc_address.as_deref())
+        .map_err(anyhow::Error::msg)?
+    else {
+        return Ok(None);
+    };
+    let r = &cfg.rpc;
+    let tls = listeners::tls_config(&r.cert_file, &r.key_file, &r.ca_file).context(
+        "setting up the gRPC API's TLS ([rpc] cert_file, key_file, ca_file; client certificates are always required)",
+    )?;
+    Ok(Some(RpcSetup { listen, tls }))
 }
 
 /// The data directory, its missing areas created when it is writable.
@@ -206,6 +240,15 @@ async fn bind_admin(plan: Option<&AdminPlan>) -> Result<Option<TcpListener>> {
     }
 }
 
+async fn bind_rpc(setup: Option<&RpcSetup>) -> Result<Option<TcpListener>> {
+    match setup {
+        Some(s) => Ok(Some(TcpListener::bind(s.listen).await.with_context(
+            || format!("binding the gRPC API {} ([rpc] address)", s.listen),
+        )?)),
+        None => Ok(None),
+    }
+}
+
 async fn start_tftp(tasks: &mut Tasks, cfg: &Config, ops: &Arc<Ops>) -> Result<()> {
     let tftp_cfg = cfg.tftp.clone();
     if !tftp_cfg.enabled {
@@ -260,6 +303,7 @@ fn start_reload(
     ops: &Arc<Ops>,
     cfg: &Config,
     args: &ServeArgs,
+    asked: tokio::sync::mpsc::Receiver<kindling_grpc::ReloadRequest>,
 ) {
     tasks.set.spawn(reload::run(
         loader,
@@ -267,8 +311,31 @@ fn start_reload(
         ops.clone(),
         cfg.reload.clone(),
         !args.no_watch && cfg.reload.watch,
+        asked,
         tasks.cancel.clone(),
     ));
+}
+
+/// matchbox's gRPC API (what terraform-provider-matchbox talks to), mutual TLS.
+fn start_rpc(
+    tasks: &mut Tasks,
+    setup: RpcSetup,
+    listener: TcpListener,
+    api: kindling_grpc::Api,
+    cfg: &Config,
+    ops: &Arc<Ops>,
+) {
+    let stats = Arc::new(kindling_http::server::Stats::default());
+    ops.add_listener_stats("rpc", stats.clone());
+    tracing::info!(
+        rpc = ?listener.local_addr().ok(),
+        ca = %cfg.rpc.ca_file.display(),
+        "gRPC API ready (matchbox's Groups, Profiles, Ignition, Generic, Select; client certificates required)"
+    );
+    let (rpc_cfg, cancel) = (cfg.rpc.clone(), tasks.cancel.clone());
+    tasks.set.spawn(async move {
+        kindling_grpc::serve(listener, &setup.tls, api, &rpc_cfg, stats, cancel).await
+    });
 }
 
 /// The boot listener's accept loop, with its connection limits.

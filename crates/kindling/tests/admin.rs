@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::pki::pki;
 use common::{Scratch, Server, request};
 
 const ADMIN_PATHS: [&str; 5] = [
@@ -240,69 +241,6 @@ fn bearer_token_is_required_when_auth_is() {
 }
 
 // ---- mTLS -------------------------------------------------------------------------
-
-struct Pki {
-    ca_pem: String,
-    server_cert: String,
-    server_key: String,
-    client_cert: String,
-    client_key: String,
-    other_cert: String,
-    other_key: String,
-}
-
-fn pki() -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let ca_params = |name: &str| {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        p
-    };
-    let ca =
-        CertifiedIssuer::self_signed(ca_params("kindling test CA"), KeyPair::generate().unwrap())
-            .unwrap();
-    let other_ca =
-        CertifiedIssuer::self_signed(ca_params("another CA"), KeyPair::generate().unwrap())
-            .unwrap();
-    let leaf =
-        |sans: Vec<String>, usage: ExtendedKeyUsagePurpose, issuer: &rcgen::Issuer<'_, KeyPair>| {
-            let mut p = CertificateParams::new(sans).unwrap();
-            p.distinguished_name.push(DnType::CommonName, "leaf");
-            p.extended_key_usages = vec![usage];
-            let key = KeyPair::generate().unwrap();
-            let cert = p.signed_by(&key, issuer).unwrap();
-            (cert.pem(), key.serialize_pem())
-        };
-    let (server_cert, server_key) = leaf(
-        vec!["localhost".into(), "127.0.0.1".into()],
-        ExtendedKeyUsagePurpose::ServerAuth,
-        &ca,
-    );
-    let (client_cert, client_key) = leaf(
-        vec!["operator".into()],
-        ExtendedKeyUsagePurpose::ClientAuth,
-        &ca,
-    );
-    let (other_cert, other_key) = leaf(
-        vec!["intruder".into()],
-        ExtendedKeyUsagePurpose::ClientAuth,
-        &other_ca,
-    );
-    Pki {
-        ca_pem: ca.pem(),
-        server_cert,
-        server_key,
-        client_cert,
-        client_key,
-        other_cert,
-        other_key,
-    }
-}
 
 /// GET `path` over TLS with this client certificate (or none); the status, or why not.
 fn tls_get(

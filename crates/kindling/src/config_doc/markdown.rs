@@ -14,6 +14,7 @@ pub(super) const FLAG_KEYS: &[(&str, &[&str])] = &[
     ("cache_dir", &["cache.dir"]),
     ("http_listen", &["http.listen"]),
     ("admin_listen", &["admin.listen"]),
+    ("rpc_address", &["rpc.address"]),
     ("assets_dir", &["http.assets_dir"]),
     ("log_format", &["log.format"]),
     ("log", &["log.level"]),

@@ -255,24 +255,43 @@ pub fn translate(args: &[String], env: &[(String, String)]) -> Output {
 
     let (rpc, rpc_from) = get("rpc-address");
     if !rpc.is_empty() {
-        let (c, _) = get("cert-file");
-        let (k, _) = get("key-file");
-        let (ca, _) = get("ca-file");
-        notes.push(format!(
-            "-rpc-address={rpc} ({}) — not translated: matchbox's gRPC API is not in Kindling yet (issue 17); \
-             tools that use it (terraform-provider-matchbox, bootcmd) have nothing to talk to",
-            rpc_from.note()
-        ));
-        notes.push(format!(
-            "-cert-file={c}, -key-file={k}, -ca-file={ca} — not translated: they secure the gRPC API (issue 17). \
-             Kindling's admin listener (REST API, metrics) takes the same kind of files for mTLS: \
-             [admin] listen = \"0.0.0.0:8082\", tls_cert, tls_key, client_ca"
-        ));
+        match rpc.parse::<std::net::SocketAddr>() {
+            Ok(a) => {
+                out.push_str("[rpc]\n");
+                let mut b = Block::default();
+                b.key(
+                    "address",
+                    string(&a.to_string()),
+                    Some(format!(
+                        "{}: matchbox's gRPC API (terraform-provider-matchbox), mutual TLS",
+                        rpc_from.note()
+                    )),
+                );
+                for (flag, key) in [
+                    ("cert-file", "cert_file"),
+                    ("key-file", "key_file"),
+                    ("ca-file", "ca_file"),
+                ] {
+                    let (val, from) = get(flag);
+                    b.key(key, string(&val), Some(from.note()));
+                }
+                b.render(&mut out);
+                out.push('\n');
+            }
+            Err(_) => {
+                notes.push(format!(
+                    "-rpc-address {rpc:?} — not translated: Kindling needs an IP:port ([rpc] address), e.g. 0.0.0.0:8081 (a host name is not resolved)"
+                ));
+                warnings.push(format!("-rpc-address {rpc:?} is not IP:port; left out"));
+            }
+        }
     } else {
         for f in ["cert-file", "key-file", "ca-file"] {
             let (val, from) = get(f);
             if from != From::Default {
-                notes.push(format!("-{f}={val} — not translated: only used by the gRPC API (-rpc-address, issue 17), which is off"));
+                notes.push(format!(
+                    "-{f}={val} — not translated: only used by the gRPC API (-rpc-address), which is off"
+                ));
             }
         }
     }
@@ -349,8 +368,18 @@ mod tests {
             Some(std::path::Path::new("/var/lib/matchbox"))
         );
         assert!(c.http.assets_dir.is_none());
-        assert!(o.toml.contains("issue 17"), "{}", o.toml);
-        assert!(o.toml.contains("tls_cert"), "{}", o.toml);
+        assert_eq!(c.rpc.address, "0.0.0.0:8081");
+        assert_eq!(
+            c.rpc.ca_file,
+            std::path::Path::new("/etc/matchbox/ca.crt"),
+            "{}",
+            o.toml
+        );
+        assert!(
+            !o.toml.contains("not translated: matchbox's gRPC"),
+            "{}",
+            o.toml
+        );
         assert!(o.warnings.is_empty());
     }
 

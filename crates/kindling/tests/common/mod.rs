@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod pki;
 
 use std::fs;
 use std::io::{Read, Write};

@@ -1,0 +1,88 @@
+//! Every error of the API becomes a gRPC status here, and only here.
+//!
+//! matchbox answers most failures with `UNKNOWN` and the operating system's text, which
+//! names its files (`open /var/lib/matchbox/groups/x.json: no such file or directory`).
+//! Kindling answers with the code that says what happened and words that name the object,
+//! never a path: `NOT_FOUND` for a missing object, `INVALID_ARGUMENT` for an id or body it
+//! refuses, `INTERNAL` for a storage failure (the details go to the server's log).
+
+use kindling_model::store::ObjectError;
+use tonic::{Code, Status};
+
+use crate::convert::Refused;
+
+/// matchbox's words for a Select that matches nothing.
+pub const NO_MATCHING_GROUP: &str = "matchbox: No matching Group";
+pub const NO_MATCHING_PROFILE: &str = "matchbox: No matching Profile";
+
+/// What went wrong in one call.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("{0}")]
+    NoMatch(&'static str),
+    #[error("the request carries no {0}")]
+    Missing(&'static str),
+    #[error("the server is shutting down or overloaded")]
+    Unavailable,
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        let code = match &e {
+            ApiError::Object(ObjectError::NotFound { .. }) | ApiError::NoMatch(_) => Code::NotFound,
+            ApiError::Object(
+                ObjectError::BadId { .. }
+                | ObjectError::Invalid { .. }
+                | ObjectError::TooLarge { .. },
+            )
+            | ApiError::Refused(_)
+            | ApiError::Missing(_) => Code::InvalidArgument,
+            ApiError::Object(ObjectError::Io { .. }) => Code::Internal,
+            ApiError::Unavailable => Code::Unavailable,
+        };
+        if code == Code::Internal {
+            tracing::error!(target: "kindling::rpc", error = %e, "storage failure");
+        }
+        Status::new(code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_say_what_happened() {
+        let nf: Status = ApiError::Object(ObjectError::NotFound {
+            what: "group",
+            id: "x".into(),
+        })
+        .into();
+        assert_eq!(nf.code(), Code::NotFound);
+        assert_eq!(nf.message(), "group \"x\" not found");
+        let bad: Status = ApiError::Object(ObjectError::BadId {
+            what: "Ignition config",
+            id: "../profiles/x.json".into(),
+            why: "it contains '/'",
+        })
+        .into();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        let none: Status = ApiError::NoMatch(NO_MATCHING_GROUP).into();
+        assert_eq!(
+            (none.code(), none.message()),
+            (Code::NotFound, NO_MATCHING_GROUP)
+        );
+        let io: Status = ApiError::Object(ObjectError::Io {
+            what: "group",
+            id: "x".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        })
+        .into();
+        assert_eq!(io.code(), Code::Internal);
+        assert!(!io.message().contains('/'), "{}", io.message());
+    }
+}
