@@ -25,5 +25,5 @@ pub use area::{
 };
 pub use confined::{DataDir, Opened, open_confined, open_in, resolve_confined};
 pub use loader::Loader;
-pub use objects::{Kind, MAX_ID_BYTES, ObjectError, Objects, check_id, write_atomic};
+pub use objects::{Expect, Kind, MAX_ID_BYTES, ObjectError, Objects, check_id, tag, write_atomic};
 pub use snapshot::{Problem, ProfileLookupError, Snapshot, profile_key};

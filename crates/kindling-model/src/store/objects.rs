@@ -19,6 +19,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::area::{Area, MAX_DATA_FILE_BYTES, MAX_TEMPLATE_BYTES, ReadError, human_bytes};
 use super::confined::{DataDir, open_confined};
@@ -108,12 +109,59 @@ pub enum ObjectError {
         size: u64,
         limit: u64,
     },
+    #[error("{what} {id:?} is not as expected: {}", changed(current.as_deref()))]
+    Changed {
+        what: &'static str,
+        id: String,
+        /// Its tag now (`None`: there is none).
+        current: Option<String>,
+    },
     #[error("{what} {id:?}: storage error: {}", io_kind(source))]
     Io {
         what: &'static str,
         id: String,
         source: io::Error,
     },
+}
+
+fn changed(current: Option<&str>) -> String {
+    match current {
+        Some(t) => format!("its tag is now {t:?}"),
+        None => "it does not exist".into(),
+    }
+}
+
+/// What a write or delete expects to find (HTTP's `If-Match` and `If-None-Match`), so
+/// that two operators editing one object cannot silently overwrite each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there (matchbox's API, and requests without a precondition).
+    Anything,
+    /// The object as it was when it had this tag ([`tag`]).
+    Tag(String),
+    /// Some version of the object (`If-Match: *`).
+    Present,
+    /// No object yet (`If-None-Match: *`): create only.
+    Absent,
+}
+
+impl Expect {
+    fn holds(&self, current: Option<&str>) -> bool {
+        match self {
+            Expect::Anything => true,
+            Expect::Tag(t) => current == Some(t.as_str()),
+            Expect::Present => current.is_some(),
+            Expect::Absent => current.is_none(),
+        }
+    }
+}
+
+/// An object's version tag: the first 128 bits of the SHA-256 of its bytes, in hex (the
+/// REST API's ETag). Equal bytes, equal tags, whoever wrote them.
+pub fn tag(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(bytes);
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The error's kind and OS code without the path the standard library may not add anyway.
@@ -147,10 +195,12 @@ pub fn check_id(id: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The objects of a data directory.
+/// The objects of a data directory. Clones share one write lock: a write's precondition
+/// and the write itself happen as one step for every writer of this process.
 #[derive(Debug, Clone)]
 pub struct Objects {
     dir: DataDir,
+    writing: Arc<Mutex<()>>,
 }
 
 /// Temporary names are unique within the process; the pid separates processes.
@@ -158,7 +208,10 @@ static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
 impl Objects {
     pub fn new(dir: DataDir) -> Objects {
-        Objects { dir }
+        Objects {
+            dir,
+            writing: Arc::new(Mutex::new(())),
+        }
     }
 
     pub fn data_dir(&self) -> &DataDir {
@@ -205,15 +258,61 @@ impl Objects {
     /// [`Objects::validate`]. The area directory is created when missing, as matchbox does.
     /// A file replaced keeps its permission bits; a new one is 0644, as matchbox's.
     pub fn put(&self, kind: Kind, id: &str, bytes: &[u8]) -> Result<(), ObjectError> {
+        self.put_expecting(kind, id, bytes, &Expect::Anything)
+            .map(|_| ())
+    }
+
+    /// [`Objects::put`] when `expect` holds for what is there now, checked and written as
+    /// one step ([`ObjectError::Changed`] otherwise, with nothing written). Returns the new
+    /// tag and whether the object is new.
+    pub fn put_expecting(
+        &self,
+        kind: Kind,
+        id: &str,
+        bytes: &[u8],
+        expect: &Expect,
+    ) -> Result<(String, bool), ObjectError> {
         Self::validate(kind, id, bytes)?;
         let io_err = |source| ObjectError::Io {
             what: kind.what(),
             id: id.to_string(),
             source,
         };
+        let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.expected(kind, id, expect)?;
         let area = self.dir.area(kind.area());
         std::fs::create_dir_all(&area).map_err(io_err)?;
-        write_atomic(&area, &kind.file_name(id), bytes).map_err(io_err)
+        write_atomic(&area, &kind.file_name(id), bytes).map_err(io_err)?;
+        Ok((tag(bytes), current.is_none()))
+    }
+
+    /// The current tag when `expect` holds for it, else [`ObjectError::Changed`]. Called
+    /// with the write lock held.
+    fn expected(
+        &self,
+        kind: Kind,
+        id: &str,
+        expect: &Expect,
+    ) -> Result<Option<String>, ObjectError> {
+        let current = self.current_tag(kind, id)?;
+        if expect.holds(current.as_deref()) {
+            Ok(current)
+        } else {
+            Err(ObjectError::Changed {
+                what: kind.what(),
+                id: id.to_string(),
+                current,
+            })
+        }
+    }
+
+    /// The object's tag, `None` when there is no object.
+    pub fn current_tag(&self, kind: Kind, id: &str) -> Result<Option<String>, ObjectError> {
+        match self.get(kind, id) {
+            Ok(b) => Ok(Some(tag(&b))),
+            Err(ObjectError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The object's bytes as stored.
@@ -245,7 +344,22 @@ impl Objects {
 
     /// Removes the object and syncs its directory; `Ok(false)` when there was none.
     pub fn delete(&self, kind: Kind, id: &str) -> Result<bool, ObjectError> {
+        self.delete_expecting(kind, id, &Expect::Anything)
+    }
+
+    /// [`Objects::delete`] when `expect` holds for what is there now (checked and removed
+    /// as one step).
+    pub fn delete_expecting(
+        &self,
+        kind: Kind,
+        id: &str,
+        expect: &Expect,
+    ) -> Result<bool, ObjectError> {
         Self::checked(kind, id)?;
+        let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        if *expect != Expect::Anything {
+            self.expected(kind, id, expect)?;
+        }
         let io_err = |source| ObjectError::Io {
             what: kind.what(),
             id: id.to_string(),
@@ -263,6 +377,33 @@ impl Objects {
         }
         sync_dir(&area).map_err(io_err)?;
         Ok(true)
+    }
+
+    /// Removes the temporary files of writes that a crash interrupted (`.<name>.<pid>.<n>.tmp`
+    /// whose process is gone) from every area; returns how many. Files of a live process
+    /// (another server writing the same directory) are left alone.
+    pub fn sweep_temporaries(&self) -> usize {
+        let mut swept = 0;
+        for kind in [Kind::Group, Kind::Profile, Kind::Ignition, Kind::Generic] {
+            let Ok(area) = open_area(&self.dir.area(kind.area())) else {
+                continue;
+            };
+            let Ok(entries) = area.entries() else {
+                continue;
+            };
+            for e in entries.filter_map(Result::ok) {
+                let Ok(name) = e.file_name().into_string() else {
+                    continue;
+                };
+                if let Some(pid) = interrupted_write(&name)
+                    && !process_alive(pid)
+                    && area.remove_file(&name).is_ok()
+                {
+                    swept += 1;
+                }
+            }
+        }
+        swept
     }
 
     /// The ids of this kind's objects, sorted (files with names no id could have, such as
@@ -293,6 +434,26 @@ impl Objects {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// The writer's pid when `name` is one of [`write_atomic`]'s temporary names.
+fn interrupted_write(name: &str) -> Option<i32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let n = parts.next()?;
+    let pid = parts.next()?;
+    let base = parts.next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(n) && digits(pid) && !base.is_empty())
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    pid == std::process::id() as i32
+        || unsafe { libc::kill(pid, 0) } == 0
+        || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 fn open_area(path: &Path) -> io::Result<cap_std::fs::Dir> {
@@ -356,6 +517,69 @@ mod tests {
 
     const GROUP: &[u8] = br#"{"id":"g1","profile":"p1","selector":{"mac":"52:54:00:00:00:01"}}"#;
     const PROFILE: &[u8] = br#"{"id":"p1","boot":{"kernel":"/k","initrd":["/i"],"args":[]}}"#;
+
+    #[test]
+    fn temporaries_of_dead_writers_are_swept_and_others_kept() {
+        let (root, o) = scratch("sweep");
+        std::fs::create_dir_all(root.join("groups")).unwrap();
+        // pid 0x7fffffff does not exist; ours does.
+        let dead = ".g1.json.2147483647.3.tmp";
+        let live = format!(".g2.json.{}.1.tmp", std::process::id());
+        for n in [dead, live.as_str(), ".notes.tmp", "g3.json"] {
+            std::fs::write(root.join("groups").join(n), b"x").unwrap();
+        }
+        assert_eq!(interrupted_write(dead), Some(2147483647));
+        assert_eq!(interrupted_write(".notes.tmp"), None);
+        assert_eq!(o.sweep_temporaries(), 1);
+        assert!(!root.join("groups").join(dead).exists());
+        for n in [live.as_str(), ".notes.tmp", "g3.json"] {
+            assert!(root.join("groups").join(n).exists(), "{n}");
+        }
+    }
+
+    #[test]
+    fn preconditions_decide_before_anything_is_written() {
+        let (_root, o) = scratch("expect");
+        let a = br#"{"id":"g1","profile":"p1"}"#;
+        let b = br#"{"id":"g1","profile":"p2"}"#;
+        // Create only.
+        let (t1, created) = o
+            .put_expecting(Kind::Group, "g1", a, &Expect::Absent)
+            .unwrap();
+        assert!(created);
+        assert_eq!(t1, tag(a));
+        let again = o.put_expecting(Kind::Group, "g1", b, &Expect::Absent);
+        assert!(
+            matches!(&again, Err(ObjectError::Changed { current: Some(t), .. }) if *t == t1),
+            "{again:?}"
+        );
+        // A stale tag is refused and nothing changes; the current one is accepted.
+        let (t2, created) = o
+            .put_expecting(Kind::Group, "g1", b, &Expect::Tag(t1.clone()))
+            .unwrap();
+        assert!(!created);
+        let stale = o.put_expecting(Kind::Group, "g1", a, &Expect::Tag(t1.clone()));
+        assert!(
+            matches!(stale, Err(ObjectError::Changed { .. })),
+            "{stale:?}"
+        );
+        assert_eq!(o.get(Kind::Group, "g1").unwrap(), b);
+        // Deletes too.
+        assert!(
+            o.delete_expecting(Kind::Group, "g1", &Expect::Tag(t1))
+                .is_err()
+        );
+        assert!(
+            o.delete_expecting(Kind::Group, "g1", &Expect::Tag(t2))
+                .unwrap()
+        );
+        let gone = o.put_expecting(Kind::Group, "g1", a, &Expect::Present);
+        assert!(
+            matches!(gone, Err(ObjectError::Changed { current: None, .. })),
+            "{gone:?}"
+        );
+        assert_eq!(o.current_tag(Kind::Group, "g1").unwrap(), None);
+    }
 
     #[test]
     fn round_trip_of_every_kind_and_the_loader_reads_what_was_written() {
