@@ -32,6 +32,6 @@ pub use endpoint::Endpoint;
 pub use request::handle;
 pub use server::serve;
 pub use shared::{
-    ExtRequest, Extension, MAX_HEAD_BYTES, MAX_URI_LEN, MachineBinding, RequestObserver,
-    RequestRecord, Shared, TRACK_BODY_BYTES, Translate,
+    ExtRequest, Extension, MAX_ADMIN_BODY_BYTES, MAX_HEAD_BYTES, MAX_URI_LEN, MachineBinding,
+    RequestObserver, RequestRecord, Shared, TRACK_BODY_BYTES, Translate,
 };

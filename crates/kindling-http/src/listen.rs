@@ -1,5 +1,5 @@
 //! The accept loop every TCP listener of Kindling runs: the boot and admin HTTP/1
-//! listeners ([`crate::server`]) and the gRPC API's HTTP/2 listener (kindling-grpc).
+//! listeners ([`crate::server`]) and the gRPC API's HTTP/2 listener (kindling-api).
 //!
 //! One connection policy ([`Limits`]): a cap on connections per client address and in
 //! total (new connections over a cap are closed at once and counted), a bound on idle

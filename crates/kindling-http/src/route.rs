@@ -150,6 +150,7 @@ pub(crate) async fn route(
                 peer,
                 local,
                 snapshot: Some(&snapshot),
+                body: &[],
             };
             for e in &shared.extensions {
                 if let Some(fut) = e.handle(&ext) {

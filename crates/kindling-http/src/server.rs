@@ -21,7 +21,9 @@ use crate::endpoint::Endpoint;
 use crate::listen::{Listening, Wire, accept_loop};
 use crate::request::handle;
 use crate::shared::Shared;
-use crate::shared::{ExtRequest, Extension, MAX_URI_LEN, RequestObserver, RequestRecord};
+use crate::shared::{
+    ExtRequest, Extension, MAX_ADMIN_BODY_BYTES, MAX_URI_LEN, RequestObserver, RequestRecord,
+};
 
 pub use crate::counts::{Stats, register_listeners};
 pub use crate::listen::{Limits, Refusal, conn_table};
@@ -185,7 +187,7 @@ async fn handle_admin(
         admin.token.as_deref(),
     );
     let (endpoint, mut reply) = match auth {
-        AuthDecision::Allowed => admin_route(admin, peer, local, &method, &uri, &req).await,
+        AuthDecision::Allowed => admin_route(admin, peer, local, &method, &uri, req).await,
         refused => {
             admin.stats.auth_refused.fetch_add(1, Ordering::Relaxed);
             let challenge = if refused == AuthDecision::Wrong {
@@ -260,13 +262,43 @@ async fn handle_admin(
     resp
 }
 
+/// Reads an admin request's body: at most [`MAX_ADMIN_BODY_BYTES`] (413 beyond, before
+/// reading it when Content-Length says so), within 30 s (408).
+async fn read_body(incoming: Incoming) -> Result<bytes::Bytes, Reply> {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        Reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "413 Request Entity Too Large",
+        )
+        .with_reason(format!("request body over {MAX_ADMIN_BODY_BYTES} bytes"))
+    };
+    if hyper::body::Body::size_hint(&incoming)
+        .exact()
+        .is_some_and(|n| n > MAX_ADMIN_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(incoming, MAX_ADMIN_BODY_BYTES);
+    match tokio::time::timeout(std::time::Duration::from_secs(30), limited.collect()).await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
+            .with_reason("the request body could not be read")),
+        Err(_) => Err(
+            Reply::error(StatusCode::REQUEST_TIMEOUT, "408 Request Timeout")
+                .with_reason("the request body did not arrive within 30 s"),
+        ),
+    }
+}
+
 async fn admin_route(
     admin: &Admin,
     peer: SocketAddr,
     local: SocketAddr,
     method: &Method,
     uri: &hyper::Uri,
-    req: &Request<Incoming>,
+    req: Request<Incoming>,
 ) -> (Endpoint, Reply) {
     let raw_path = uri.path();
     let raw_query = uri.query().unwrap_or("");
@@ -286,14 +318,24 @@ async fn admin_route(
             Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
         );
     }
+    let (parts, incoming) = req.into_parts();
+    let body = if matches!(*method, Method::PUT | Method::POST | Method::PATCH) {
+        match read_body(incoming).await {
+            Ok(b) => b,
+            Err(answer) => return (Endpoint::Invalid, answer),
+        }
+    } else {
+        bytes::Bytes::new()
+    };
     let ext = ExtRequest {
         method,
         path: &path,
         raw_query,
-        headers: req.headers(),
+        headers: &parts.headers,
         peer,
         local,
         snapshot: None,
+        body: &body,
     };
     for e in &admin.extensions {
         if let Some(fut) = e.handle(&ext) {

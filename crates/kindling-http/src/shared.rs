@@ -47,7 +47,14 @@ pub struct ExtRequest<'a> {
     /// load, no lock), the same one for every extension asked. `None` on the admin
     /// listener, which serves nothing from the data directory.
     pub snapshot: Option<&'a Snapshot>,
+    /// The request body: read (up to [`MAX_ADMIN_BODY_BYTES`]) on the admin listener for
+    /// PUT, POST and PATCH after the credentials check; empty otherwise.
+    pub body: &'a [u8],
 }
+
+/// The largest request body the admin listener reads (the largest template the data
+/// directory loads, plus room); a larger one gets 413 before it is read.
+pub const MAX_ADMIN_BODY_BYTES: usize = 8 * 1024 * 1024 + 64 * 1024;
 
 /// More endpoints from other parts of Kindling (menus, cache, API, metrics,
 /// dashboard). Consulted after the matchbox routes, in order; the first that
