@@ -1,19 +1,28 @@
-//! matchbox's gRPC management API, wire-compatible with matchbox v0.9 (the services,
-//! messages and field numbers of its `rpcpb`, `serverpb` and `storagepb` packages), served
-//! over mutual TLS: what terraform-provider-matchbox talks to.
+//! Kindling's management APIs: matchbox's gRPC API, wire-compatible with matchbox v0.9
+//! (the services, messages and field numbers of its `rpcpb`, `serverpb` and `storagepb`
+//! packages), served over mutual TLS: what terraform-provider-matchbox talks to; and the
+//! REST objects API of the admin listener.
 //!
-//! - [`convert`]: messages to files and back, as matchbox writes and returns them;
-//! - [`status`]: every error to a gRPC status, in one place (no server paths);
-//! - [`service`]: the services over the data directory's objects and the current snapshot;
+//! - [`core`]: what both do, once: writes (atomic, durable, preconditions) that return
+//!   when the snapshot holds them, reads, lists, selection;
+//! - [`convert`]: gRPC messages to files and back, as matchbox writes and returns them;
+//! - [`status`]: every error to a gRPC or HTTP status, in one place (no server paths);
+//! - [`grpc`]: the five gRPC services over the core;
+//! - [`rest`]: `/api/v1/{groups,profiles,ignition,generic}` with ETags;
+//! - [`cli`]: `kindling group|profile|ignition|generic ls|get|put|rm`, through a server
+//!   or straight in the data directory;
 //! - [`serve`]: the listener: TLS with client certificates required, connections capped
 //!   per client and in total, message sizes and streams bounded;
 //! - [`config`]: the `[rpc]` table (matchbox's `-rpc-address`, `-cert-file`, `-key-file`,
 //!   `-ca-file`).
 
+pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod core;
+pub mod grpc;
+pub mod rest;
 pub mod serve;
-pub mod service;
 pub mod status;
 
 /// Code generated from `proto/*.proto` at build time (protox + tonic-prost-build).
@@ -31,5 +40,6 @@ pub mod pb {
 }
 
 pub use config::RpcConfig;
+pub use core::{Api, ReloadRequest};
+pub use rest::ObjectsApi;
 pub use serve::serve;
-pub use service::{Api, ReloadRequest};

@@ -22,12 +22,12 @@ use tonic::codegen::Service;
 use tonic::server::NamedService;
 
 use crate::config::RpcConfig;
+use crate::core::{Api, Peer};
 use crate::pb::rpcpb::generic_server::GenericServer;
 use crate::pb::rpcpb::groups_server::GroupsServer;
 use crate::pb::rpcpb::ignition_server::IgnitionServer;
 use crate::pb::rpcpb::profiles_server::ProfilesServer;
 use crate::pb::rpcpb::select_server::SelectServer;
-use crate::service::{Api, Peer};
 
 /// The largest message accepted: the largest Ignition or generic template the data
 /// directory loads, plus room for the envelope.

@@ -1,4 +1,4 @@
-//! Every error of the API becomes a gRPC status here, and only here.
+//! Every error of the APIs becomes a gRPC status or an HTTP status here, and only here.
 //!
 //! matchbox answers most failures with `UNKNOWN` and the operating system's text, which
 //! names its files (`open /var/lib/matchbox/groups/x.json: no such file or directory`).
@@ -41,6 +41,7 @@ impl From<ApiError> for Status {
             )
             | ApiError::Refused(_)
             | ApiError::Missing(_) => Code::InvalidArgument,
+            ApiError::Object(ObjectError::Changed { .. }) => Code::FailedPrecondition,
             ApiError::Object(ObjectError::Io { .. }) => Code::Internal,
             ApiError::Unavailable => Code::Unavailable,
         };
@@ -48,6 +49,25 @@ impl From<ApiError> for Status {
             tracing::error!(target: "kindling::rpc", error = %e, "storage failure");
         }
         Status::new(code, e.to_string())
+    }
+}
+
+/// The same errors as HTTP statuses (the REST objects API): 404 missing, 400 refused,
+/// 413 too large, 412 not as expected, 500 storage, 503 shutting down.
+pub fn http_status(e: &ApiError) -> hyper::StatusCode {
+    use hyper::StatusCode as S;
+    match e {
+        ApiError::Object(ObjectError::NotFound { .. }) | ApiError::NoMatch(_) => S::NOT_FOUND,
+        ApiError::Object(ObjectError::TooLarge { .. }) => S::PAYLOAD_TOO_LARGE,
+        ApiError::Object(ObjectError::Changed { .. }) => S::PRECONDITION_FAILED,
+        ApiError::Object(ObjectError::BadId { .. } | ObjectError::Invalid { .. })
+        | ApiError::Refused(_)
+        | ApiError::Missing(_) => S::BAD_REQUEST,
+        ApiError::Object(ObjectError::Io { .. }) => {
+            tracing::error!(target: "kindling::api", error = %e, "storage failure");
+            S::INTERNAL_SERVER_ERROR
+        }
+        ApiError::Unavailable => S::SERVICE_UNAVAILABLE,
     }
 }
 

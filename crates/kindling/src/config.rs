@@ -22,7 +22,7 @@ pub struct Config {
     /// The operator surface (API, events, dashboard, metrics); loopback by default.
     pub admin: AdminConfig,
     /// matchbox's gRPC management API (what terraform-provider-matchbox talks to).
-    pub rpc: kindling_grpc::RpcConfig,
+    pub rpc: kindling_api::RpcConfig,
     /// Logging: format and filter.
     pub log: LogConfig,
     /// Reloading the data directory's groups and profiles when they change.

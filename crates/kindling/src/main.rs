@@ -65,6 +65,14 @@ enum Command {
         #[arg(long, global = true, env = "KINDLING_SERVER")]
         server: Option<String>,
     },
+    /// Groups of the data directory: ls, get, put, rm (through --server, or directly).
+    Group(kindling_api::cli::ObjectArgs),
+    /// Profiles of the data directory: ls, get, put, rm (through --server, or directly).
+    Profile(kindling_api::cli::ObjectArgs),
+    /// Ignition and Butane templates: ls, get, put, rm (through --server, or directly).
+    Ignition(kindling_api::cli::ObjectArgs),
+    /// Generic templates: ls, get, put, rm (through --server, or directly).
+    Generic(kindling_api::cli::ObjectArgs),
     /// Translate a Butane config to Ignition (the same flags and exit codes as `butane`).
     Butane(kindling_butane::cli::ButaneArgs),
     /// Write kindling.toml from the configuration of dnsmasq or matchbox.
@@ -157,6 +165,10 @@ fn main() -> std::process::ExitCode {
             ref server,
         } => machines(&cli, args, server.as_deref()),
         Command::Migrate(ref cmd) => migrate::run(cmd),
+        Command::Group(ref args) => objects(&cli, kindling_model::store::Kind::Group, args),
+        Command::Profile(ref args) => objects(&cli, kindling_model::store::Kind::Profile, args),
+        Command::Ignition(ref args) => objects(&cli, kindling_model::store::Kind::Ignition, args),
+        Command::Generic(ref args) => objects(&cli, kindling_model::store::Kind::Generic, args),
         Command::Man { ref dir } => man(dir),
         Command::ConfigDoc => config_doc::run(),
         Command::Butane(ref args) => {
@@ -226,6 +238,16 @@ fn cache(cli: &Cli, args: &kindling_menu::cli::CacheArgs) -> Result<std::process
     let data = resolve_data_dir(cli.data_dir.clone(), &cfg);
     cfg.cache.dir = Some(config::cache_dir(&cfg, cli.cache_dir.as_deref()));
     Ok(kindling_menu::cli::run(args, &cfg.menu, &cfg.cache, &data)?)
+}
+
+fn objects(
+    cli: &Cli,
+    kind: kindling_model::store::Kind,
+    args: &kindling_api::cli::ObjectArgs,
+) -> Result<std::process::ExitCode> {
+    let (cfg, _) = config::load(cli.config.as_deref())?;
+    let data = resolve_data_dir(cli.data_dir.clone(), &cfg);
+    kindling_api::cli::run(kind, args, &data)
 }
 
 fn machines(

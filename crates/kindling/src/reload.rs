@@ -140,12 +140,12 @@ pub async fn run(
     ops: Arc<kindling_ops::Ops>,
     cfg: ReloadConfig,
     watch: bool,
-    mut asked: mpsc::Receiver<kindling_grpc::ReloadRequest>,
+    mut asked: mpsc::Receiver<kindling_api::ReloadRequest>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<()>(16);
     // API writes waiting for the snapshot that holds them.
-    let mut waiting: Vec<kindling_grpc::ReloadRequest> = Vec::new();
+    let mut waiting: Vec<kindling_api::ReloadRequest> = Vec::new();
     // Keep the watcher alive for the life of this task.
     let mut watches = if watch {
         Watches::start(&loader, tx.clone())

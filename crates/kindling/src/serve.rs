@@ -66,13 +66,26 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(64);
     start_reload(&mut tasks, loader, &shared, &ops, &cfg, args, reload_rx);
     start_http(&mut tasks, listener, local, &shared, &cfg, &ops);
-    start_admin(&mut tasks, admin, admin_listener, admin_local, &cfg, &ops);
-    if let (Some(setup), Some(listener)) = (rpc, rpc_listener) {
-        let api = kindling_grpc::Api::new(
-            kindling_model::store::Objects::new(data.clone()),
-            shared.snapshot.clone(),
-            reload_tx,
+    // One write path for both APIs: one lock for preconditions, one reload channel.
+    let objects = kindling_model::store::Objects::new(data.clone());
+    let swept = objects.sweep_temporaries();
+    if swept > 0 {
+        tracing::info!(
+            swept,
+            "removed the temporary files of writes a crash interrupted"
         );
+    }
+    let api = kindling_api::Api::new(objects, shared.snapshot.clone(), reload_tx);
+    start_admin(
+        &mut tasks,
+        admin,
+        admin_listener,
+        admin_local,
+        &cfg,
+        &ops,
+        &api,
+    );
+    if let (Some(setup), Some(listener)) = (rpc, rpc_listener) {
         start_rpc(&mut tasks, setup, listener, api, &cfg, &ops);
     }
     start_fcos(&mut tasks, &cfg, &data_path, &ops);
@@ -303,7 +316,7 @@ fn start_reload(
     ops: &Arc<Ops>,
     cfg: &Config,
     args: &ServeArgs,
-    asked: tokio::sync::mpsc::Receiver<kindling_grpc::ReloadRequest>,
+    asked: tokio::sync::mpsc::Receiver<kindling_api::ReloadRequest>,
 ) {
     tasks.set.spawn(reload::run(
         loader,
@@ -321,7 +334,7 @@ fn start_rpc(
     tasks: &mut Tasks,
     setup: RpcSetup,
     listener: TcpListener,
-    api: kindling_grpc::Api,
+    api: kindling_api::Api,
     cfg: &Config,
     ops: &Arc<Ops>,
 ) {
@@ -334,7 +347,7 @@ fn start_rpc(
     );
     let (rpc_cfg, cancel) = (cfg.rpc.clone(), tasks.cancel.clone());
     tasks.set.spawn(async move {
-        kindling_grpc::serve(listener, &setup.tls, api, &rpc_cfg, stats, cancel).await
+        kindling_api::serve(listener, &setup.tls, api, &rpc_cfg, stats, cancel).await
     });
 }
 
@@ -375,6 +388,7 @@ fn start_admin(
     admin_local: Option<SocketAddr>,
     cfg: &Config,
     ops: &Arc<Ops>,
+    api: &kindling_api::Api,
 ) {
     let Some(listener) = listener else {
         tracing::info!("admin listener off: no API, events, dashboard or metrics");
@@ -388,8 +402,15 @@ fn start_admin(
         (None, Some(_)) => "client certificate",
         (None, None) => "none (loopback only)",
     };
+    // The objects API writes what machines boot: only behind credentials, even on
+    // loopback (any local user can reach 127.0.0.1).
+    let credentialed = setup.token.is_some() || setup.tls.is_some();
+    let mut extensions: Vec<Arc<dyn kindling_http::Extension>> = vec![Arc::new(
+        kindling_api::ObjectsApi::new(api.clone(), credentialed),
+    )];
+    extensions.extend(ops.admin_extensions());
     let admin = Arc::new(kindling_http::server::Admin {
-        extensions: ops.admin_extensions(),
+        extensions,
         observer: Some(ops.clone()),
         token: setup.token,
         tls: setup.tls,

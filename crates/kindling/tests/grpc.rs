@@ -1,6 +1,6 @@
 //! matchbox's gRPC API as terraform-provider-matchbox uses it, checked with a client
 //! Kindling did not write: Python grpcio (from PyPI, installed by scripts/install-deps
-//! into a venv), stubs generated from crates/kindling-grpc/proto at test time. The real
+//! into a venv), stubs generated from crates/kindling-api/proto at test time. The real
 //! binary on loopback, mutual TLS with a CA made here.
 
 mod common;
@@ -84,7 +84,7 @@ fn terraform_provider_flow_with_python_grpcio() {
         .arg("--http")
         .arg(server.addr.to_string())
         .arg("--proto-dir")
-        .arg(repo().join("crates/kindling-grpc/proto"))
+        .arg(repo().join("crates/kindling-api/proto"))
         .arg("--stubs")
         .arg(scratch.root.join("stubs"))
         .arg("--ca")

@@ -344,6 +344,12 @@ impl Server {
         Err(last_err)
     }
 
+    /// Waits for the process to end (after a signal the test sent it).
+    #[allow(dead_code)]
+    pub fn wait_exit(&mut self) {
+        let _ = self.child.wait();
+    }
+
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

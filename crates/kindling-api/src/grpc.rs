@@ -1,202 +1,33 @@
-//! The five services of matchbox's API over one [`Api`]: files through
-//! [`kindling_model::store::Objects`] (atomic, durable, confined), selection through the
-//! server's current snapshot (the same index `/ipxe` uses).
-//!
-//! A write returns once the server's snapshot holds it: the reload loop is asked to reload
-//! and answers when the new snapshot is in place, so a `SelectGroup` or an `/ipxe` request
-//! made after a `GroupPut` returns sees the group (bounded wait: if the reload loop does not
-//! answer within [`SETTLE`], the write still stands and the next reload shows it).
+//! The five services of matchbox's gRPC API over [`Api`]: the generated traits, each
+//! call converted and handed to the shared core. Writes expect nothing (matchbox has no
+//! preconditions); deleting a missing object succeeds (matchbox answers `UNKNOWN`, which
+//! fails `terraform destroy` for an object removed by hand).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use arc_swap::ArcSwap;
-use kindling_model::store::{Kind, Objects};
-use kindling_model::{Group, Labels, Mac, Profile, Snapshot};
-use tokio::sync::{mpsc, oneshot};
+use kindling_model::store::{Expect, Kind};
+use kindling_model::{Group, Profile};
 use tonic::{Request, Response, Status};
 
 use crate::convert::{group_file, group_message, profile_file, profile_message};
+use crate::core::{Api, Peer, Who, list_parsed, parse_group, parse_profile};
 use crate::pb::rpcpb;
 use crate::pb::serverpb::*;
 use crate::pb::storagepb;
-use crate::status::{ApiError, NO_MATCHING_GROUP, NO_MATCHING_PROFILE};
-
-/// How long a write waits for the snapshot to hold it.
-pub const SETTLE: Duration = Duration::from_secs(5);
-
-/// A request to reload the data directory now; the sender is answered when the new
-/// snapshot is in place.
-pub type ReloadRequest = oneshot::Sender<()>;
-
-/// The API's state: the data directory's objects, the server's current snapshot and the
-/// reload loop's request channel.
-#[derive(Clone)]
-pub struct Api {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    objects: Objects,
-    snapshot: Arc<ArcSwap<Snapshot>>,
-    reload: mpsc::Sender<ReloadRequest>,
-}
+use crate::status::{ApiError, NO_MATCHING_PROFILE};
 
 type Reply<T> = Result<Response<T>, Status>;
 
-/// The client's address, put in each call's extensions by the listener.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub std::net::SocketAddr);
-
-/// Who made a call (for log lines).
-#[derive(Clone, Copy)]
-struct Who(Option<std::net::SocketAddr>);
-
-impl Who {
-    fn of<T>(req: &Request<T>) -> Who {
-        Who(req.extensions().get::<Peer>().map(|p| p.0))
-    }
-}
-
-impl std::fmt::Display for Who {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(a) => a.fmt(f),
-            None => f.write_str("-"),
-        }
-    }
-}
-
-impl Api {
-    pub fn new(
-        objects: Objects,
-        snapshot: Arc<ArcSwap<Snapshot>>,
-        reload: mpsc::Sender<ReloadRequest>,
-    ) -> Api {
-        Api {
-            inner: Arc::new(Inner {
-                objects,
-                snapshot,
-                reload,
-            }),
-        }
-    }
-
-    /// Runs file work off the async threads (an fsync can take milliseconds).
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Objects) -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner.objects))
-            .await
-            .map_err(|_| ApiError::Unavailable)?
-    }
-
-    /// Writes, then waits (bounded) until the snapshot holds the write.
-    async fn put(&self, who: Who, kind: Kind, id: String, bytes: Vec<u8>) -> Result<(), ApiError> {
-        let logged = id.clone();
-        let len = bytes.len();
-        self.blocking(move |o| Ok(o.put(kind, &id, &bytes)?))
-            .await?;
-        tracing::info!(
-            target: "kindling::rpc", peer = %who, kind = kind.what(),
-            id = %kindling_guard::esc(&logged), bytes = len, "written"
-        );
-        self.settle().await;
-        Ok(())
-    }
-
-    /// Deletes; a missing object is not an error (matchbox answers `UNKNOWN`, which
-    /// fails `terraform destroy` for an object removed by hand).
-    async fn delete(&self, who: Who, kind: Kind, id: String) -> Result<(), ApiError> {
-        let logged = id.clone();
-        let existed = self.blocking(move |o| Ok(o.delete(kind, &id)?)).await?;
-        tracing::info!(
-            target: "kindling::rpc", peer = %who, kind = kind.what(),
-            id = %kindling_guard::esc(&logged), existed, "deleted"
-        );
-        self.settle().await;
-        Ok(())
-    }
-
-    async fn get(&self, kind: Kind, id: String) -> Result<Vec<u8>, ApiError> {
-        self.blocking(move |o| Ok(o.get(kind, &id)?)).await
-    }
-
-    async fn settle(&self) {
-        let (tx, rx) = oneshot::channel();
-        let asked = tokio::time::timeout(SETTLE, self.inner.reload.send(tx)).await;
-        if !matches!(asked, Ok(Ok(()))) || tokio::time::timeout(SETTLE, rx).await.is_err() {
-            tracing::debug!(target: "kindling::rpc", "the reload loop did not answer; the next reload shows the write");
-        }
-    }
-
-    fn snapshot(&self) -> Arc<Snapshot> {
-        self.inner.snapshot.load_full()
-    }
-
-    /// The group the labels select, as `/ipxe` would. `mac` labels are normalised first
-    /// (matchbox compares them as given, so `52-54-00-…` finds nothing there).
-    fn select(
-        &self,
-        labels: std::collections::HashMap<String, String>,
-    ) -> Result<(Arc<Snapshot>, Arc<Group>), ApiError> {
-        let labels: Labels = labels
-            .into_iter()
-            .map(|(k, v)| {
-                let v = if k.eq_ignore_ascii_case("mac") {
-                    Mac::parse(&v).map(|m| m.to_string()).unwrap_or(v)
-                } else {
-                    v
-                };
-                (k, v)
-            })
-            .collect();
-        let snap = self.snapshot();
-        let group = snap
-            .select(&labels)
-            .cloned()
-            .ok_or(ApiError::NoMatch(NO_MATCHING_GROUP))?;
-        Ok((snap, group))
-    }
-}
-
-fn parse_group(id: &str, bytes: &[u8]) -> Option<Group> {
-    Group::parse(id, bytes).ok()
-}
-
-fn parse_profile(id: &str, bytes: &[u8]) -> Option<Profile> {
-    Profile::parse(id, bytes).ok()
-}
-
-/// Reads every object of a kind that parses; the others are left out with a log line,
-/// as matchbox's lists do.
-fn list_parsed<T>(
-    o: &Objects,
-    kind: Kind,
-    parse: fn(&str, &[u8]) -> Option<T>,
-) -> Result<Vec<T>, ApiError> {
-    let mut out = Vec::new();
-    for id in o.list(kind)? {
-        match o.get(kind, &id).ok().and_then(|b| parse(&id, &b)) {
-            Some(v) => out.push(v),
-            None => tracing::info!(
-                target: "kindling::rpc", kind = kind.what(), id = %kindling_guard::esc(&id),
-                "left out of the list: it does not load (see `kindling check`)"
-            ),
-        }
-    }
-    Ok(out)
+fn who<T>(req: &Request<T>) -> Who {
+    Who(req.extensions().get::<Peer>().map(|p| p.0))
 }
 
 #[tonic::async_trait]
 impl rpcpb::groups_server::Groups for Api {
     async fn group_put(&self, req: Request<GroupPutRequest>) -> Reply<GroupPutResponse> {
-        let who = Who::of(&req);
+        let who = who(&req);
         let g = req.into_inner().group.ok_or(ApiError::Missing("group"))?;
         let bytes = group_file(&g).map_err(ApiError::from)?;
-        self.put(who, Kind::Group, g.id, bytes).await?;
+        self.put(who, Kind::Group, g.id, bytes, Expect::Anything)
+            .await?;
         Ok(Response::new(GroupPutResponse {}))
     }
 
@@ -216,8 +47,9 @@ impl rpcpb::groups_server::Groups for Api {
     }
 
     async fn group_delete(&self, req: Request<GroupDeleteRequest>) -> Reply<GroupDeleteResponse> {
-        let who = Who::of(&req);
-        self.delete(who, Kind::Group, req.into_inner().id).await?;
+        let who = who(&req);
+        self.delete(who, Kind::Group, req.into_inner().id, Expect::Anything)
+            .await?;
         Ok(Response::new(GroupDeleteResponse {}))
     }
 
@@ -234,13 +66,14 @@ impl rpcpb::groups_server::Groups for Api {
 #[tonic::async_trait]
 impl rpcpb::profiles_server::Profiles for Api {
     async fn profile_put(&self, req: Request<ProfilePutRequest>) -> Reply<ProfilePutResponse> {
-        let who = Who::of(&req);
+        let who = who(&req);
         let p = req
             .into_inner()
             .profile
             .ok_or(ApiError::Missing("profile"))?;
         let bytes = profile_file(&p).map_err(ApiError::from)?;
-        self.put(who, Kind::Profile, p.id, bytes).await?;
+        self.put(who, Kind::Profile, p.id, bytes, Expect::Anything)
+            .await?;
         Ok(Response::new(ProfilePutResponse {}))
     }
 
@@ -263,8 +96,9 @@ impl rpcpb::profiles_server::Profiles for Api {
         &self,
         req: Request<ProfileDeleteRequest>,
     ) -> Reply<ProfileDeleteResponse> {
-        let who = Who::of(&req);
-        self.delete(who, Kind::Profile, req.into_inner().id).await?;
+        let who = who(&req);
+        self.delete(who, Kind::Profile, req.into_inner().id, Expect::Anything)
+            .await?;
         Ok(Response::new(ProfileDeleteResponse {}))
     }
 
@@ -281,9 +115,10 @@ impl rpcpb::profiles_server::Profiles for Api {
 #[tonic::async_trait]
 impl rpcpb::ignition_server::Ignition for Api {
     async fn ignition_put(&self, req: Request<IgnitionPutRequest>) -> Reply<IgnitionPutResponse> {
-        let who = Who::of(&req);
+        let who = who(&req);
         let r = req.into_inner();
-        self.put(who, Kind::Ignition, r.name, r.config).await?;
+        self.put(who, Kind::Ignition, r.name, r.config, Expect::Anything)
+            .await?;
         Ok(Response::new(IgnitionPutResponse {}))
     }
 
@@ -296,8 +131,8 @@ impl rpcpb::ignition_server::Ignition for Api {
         &self,
         req: Request<IgnitionDeleteRequest>,
     ) -> Reply<IgnitionDeleteResponse> {
-        let who = Who::of(&req);
-        self.delete(who, Kind::Ignition, req.into_inner().name)
+        let who = who(&req);
+        self.delete(who, Kind::Ignition, req.into_inner().name, Expect::Anything)
             .await?;
         Ok(Response::new(IgnitionDeleteResponse {}))
     }
@@ -306,9 +141,10 @@ impl rpcpb::ignition_server::Ignition for Api {
 #[tonic::async_trait]
 impl rpcpb::generic_server::Generic for Api {
     async fn generic_put(&self, req: Request<GenericPutRequest>) -> Reply<GenericPutResponse> {
-        let who = Who::of(&req);
+        let who = who(&req);
         let r = req.into_inner();
-        self.put(who, Kind::Generic, r.name, r.config).await?;
+        self.put(who, Kind::Generic, r.name, r.config, Expect::Anything)
+            .await?;
         Ok(Response::new(GenericPutResponse {}))
     }
 
@@ -321,8 +157,8 @@ impl rpcpb::generic_server::Generic for Api {
         &self,
         req: Request<GenericDeleteRequest>,
     ) -> Reply<GenericDeleteResponse> {
-        let who = Who::of(&req);
-        self.delete(who, Kind::Generic, req.into_inner().name)
+        let who = who(&req);
+        self.delete(who, Kind::Generic, req.into_inner().name, Expect::Anything)
             .await?;
         Ok(Response::new(GenericDeleteResponse {}))
     }
@@ -359,10 +195,14 @@ type StoredGroup = storagepb::Group;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kindling_model::store::{DataDir, Loader};
+    use crate::core::ReloadRequest;
+    use arc_swap::ArcSwap;
+    use kindling_model::store::{DataDir, Loader, Objects};
     use rpcpb::groups_server::Groups;
     use rpcpb::ignition_server::Ignition;
     use rpcpb::select_server::Select;
+    use std::sync::Arc;
+    use tokio::sync::mpsc;
 
     /// An API over a temporary data directory, with a reload loop that answers each
     /// request after swapping in a fresh snapshot (as the binary's does).

@@ -1,0 +1,280 @@
+//! `kindling group|profile|ignition|generic ls|get|put|rm`: the objects of a data
+//! directory, through a running server's REST objects API (`--server`, with the admin
+//! token) or, without `--server`, straight in the data directory (the same checks and
+//! atomic writes; a running server picks the change up by its file watch).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use kindling_fetch::{ClientOptions, reqwest};
+use kindling_model::store::{DataDir, Expect, Kind, ObjectError, Objects};
+
+/// The arguments shared by the four object commands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ObjectArgs {
+    #[command(subcommand)]
+    pub action: Action,
+    /// A running server's admin listener (e.g. http://127.0.0.1:8082); without it the data
+    /// directory is changed directly.
+    #[arg(long, global = true, env = "KINDLING_SERVER")]
+    pub server: Option<String>,
+    /// The admin listener's bearer token file (`[admin] token_file`).
+    #[arg(long, global = true, env = "KINDLING_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Action {
+    /// List the ids, one a line.
+    Ls,
+    /// Print the object as stored.
+    Get { id: String },
+    /// Write the object from FILE (default: standard input); prints its new tag.
+    Put {
+        id: String,
+        file: Option<PathBuf>,
+        /// Only when the object is still at this tag (from `get --tag` or an earlier put).
+        #[arg(long, value_name = "TAG")]
+        if_match: Option<String>,
+        /// Only when there is no such object yet.
+        #[arg(long, conflicts_with = "if_match")]
+        create: bool,
+    },
+    /// Remove the object.
+    Rm {
+        id: String,
+        /// Only when the object is still at this tag.
+        #[arg(long, value_name = "TAG")]
+        if_match: Option<String>,
+    },
+}
+
+/// The path segment of a kind in the REST API.
+fn segment(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Group => "groups",
+        Kind::Profile => "profiles",
+        Kind::Ignition => "ignition",
+        Kind::Generic => "generic",
+    }
+}
+
+pub fn run(kind: Kind, args: &ObjectArgs, data_dir: &Path) -> Result<ExitCode> {
+    match &args.server {
+        Some(server) => remote(kind, args, server),
+        None => local(kind, &args.action, data_dir),
+    }
+}
+
+fn read_input(file: Option<&Path>) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    match file {
+        Some(p) if p != Path::new("-") => {
+            bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading standard input")?;
+        }
+    }
+    Ok(bytes)
+}
+
+fn expect(if_match: &Option<String>, create: bool) -> Expect {
+    match (if_match, create) {
+        (Some(t), _) => Expect::Tag(t.trim_matches('"').to_string()),
+        (None, true) => Expect::Absent,
+        (None, false) => Expect::Anything,
+    }
+}
+
+fn local(kind: Kind, action: &Action, data_dir: &Path) -> Result<ExitCode> {
+    let objects = Objects::new(DataDir::new(data_dir));
+    let mut out = std::io::stdout().lock();
+    match action {
+        Action::Ls => {
+            for id in objects.list(kind)? {
+                writeln!(out, "{id}")?;
+            }
+        }
+        Action::Get { id } => {
+            let bytes = objects.get(kind, id)?;
+            eprintln!("tag {}", kindling_model::store::tag(&bytes));
+            out.write_all(&bytes)?
+        }
+        Action::Put {
+            id,
+            file,
+            if_match,
+            create,
+        } => {
+            let bytes = read_input(file.as_deref())?;
+            let (tag, created) =
+                objects.put_expecting(kind, id, &bytes, &expect(if_match, *create))?;
+            eprintln!(
+                "{} {} {id}",
+                if created { "created" } else { "replaced" },
+                kind.what()
+            );
+            writeln!(out, "{tag}")?;
+        }
+        Action::Rm { id, if_match } => {
+            if !objects.delete_expecting(kind, id, &expect(if_match, false))? {
+                return Err(ObjectError::NotFound {
+                    what: kind.what(),
+                    id: id.clone(),
+                }
+                .into());
+            }
+            eprintln!("removed {} {id}", kind.what());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remote(kind: Kind, args: &ObjectArgs, server: &str) -> Result<ExitCode> {
+    let base = server.trim_end_matches('/');
+    let base = if base.contains("://") {
+        base.to_string()
+    } else {
+        format!("http://{base}")
+    };
+    let token = match &args.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading the token file {}", f.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let seg = segment(kind);
+    let enc = |id: &str| {
+        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let (method, path, body, precondition) = match &args.action {
+        Action::Ls => (reqwest::Method::GET, format!("/api/v1/{seg}"), None, None),
+        Action::Get { id } => (
+            reqwest::Method::GET,
+            format!("/api/v1/{seg}/{}", enc(id)),
+            None,
+            None,
+        ),
+        Action::Put {
+            id,
+            file,
+            if_match,
+            create,
+        } => {
+            let p = match (if_match, create) {
+                (Some(t), _) => Some(("If-Match", format!("\"{}\"", t.trim_matches('"')))),
+                (None, true) => Some(("If-None-Match", "*".to_string())),
+                _ => None,
+            };
+            let body = read_input(file.as_deref())?;
+            (
+                reqwest::Method::PUT,
+                format!("/api/v1/{seg}/{}", enc(id)),
+                Some(body),
+                p,
+            )
+        }
+        Action::Rm { id, if_match } => (
+            reqwest::Method::DELETE,
+            format!("/api/v1/{seg}/{}", enc(id)),
+            None,
+            if_match
+                .as_ref()
+                .map(|t| ("If-Match", format!("\"{}\"", t.trim_matches('"')))),
+        ),
+    };
+    let url = reqwest::Url::parse(&format!("{base}{path}"))
+        .with_context(|| format!("--server {server:?} is not a usable URL"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (status, tag, bytes) = rt.block_on(async {
+        let client = kindling_fetch::client(&ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Some(Duration::from_secs(30)),
+            timeout: None,
+            max_redirects: 0,
+        })
+        .context("building the HTTP client")?;
+        let mut rb = client.request(method, url);
+        if let Some(t) = &token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some((h, v)) = precondition {
+            rb = rb.header(h, v);
+        }
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e.without_url()))
+            .with_context(|| format!("connecting to {server}"))?;
+        let status = resp.status().as_u16();
+        let tag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_string());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| anyhow::Error::new(e.without_url()))
+            .with_context(|| format!("reading the answer of {server}"))?;
+        Ok::<_, anyhow::Error>((status, tag, bytes))
+    })?;
+    if !(200..300).contains(&status) {
+        let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+        let hint = match status {
+            401 => " (--token-file: the admin token)",
+            403 => " (the server's admin listener needs a token_file or TLS for this API)",
+            412 => " (changed since it was read: get it again)",
+            _ => "",
+        };
+        bail!("{server} answered {status}: {msg}{hint}");
+    }
+    let mut out = std::io::stdout().lock();
+    match &args.action {
+        Action::Ls => {
+            let ids: Vec<String> = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow!("{server} answered a list that is not JSON: {e}"))?;
+            for id in ids {
+                writeln!(out, "{id}")?;
+            }
+        }
+        Action::Get { .. } => {
+            if let Some(t) = &tag {
+                eprintln!("tag {t}");
+            }
+            out.write_all(&bytes)?
+        }
+        Action::Put { id, .. } => {
+            let created = status == 201;
+            eprintln!(
+                "{} {} {id}",
+                if created { "created" } else { "replaced" },
+                kind.what()
+            );
+            writeln!(out, "{}", tag.unwrap_or_default())?;
+        }
+        Action::Rm { id, .. } => eprintln!("removed {} {id}", kind.what()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
