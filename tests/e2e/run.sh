@@ -41,7 +41,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines mac-route unknown-mac uefi-http fcos-pull menu-cache timeline"
+ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines templated-args mac-route unknown-mac uefi-http fcos-pull menu-cache timeline"
 
 if [ "${1:-}" = "--list" ]; then
 	tr ' ' '\n' <<<"$ALL_SCENARIOS"
@@ -81,6 +81,8 @@ MAC_U=52:54:00:de:ad:01 # no group
 MAC_F=52:54:00:12:34:59 # group machine-f -> profile fedora-coreos-stable (written by fcos pull)
 MAC_M=52:54:00:12:34:5a # routed by a DHCP rule to /menu.ipxe; [[menu.machines]] -> e2e-cached
 MAC_N=52:54:00:12:34:5b # the same route and entry (second boot, from the warm cache)
+MAC_S=52:54:00:12:34:5c # templated-args: groups machine-s/-t -> one profile e2e-templated,
+MAC_T=52:54:00:12:34:5d #   whose kernel arguments are rendered from each group's metadata
 UPSTREAM=http://$SRV_IP:8081 # the menu entry's "upstream" (python3 http.server, menu-cache)
 FCOS_R1=43.20251101.3.0 # the fcos fixture's first release ...
 FCOS_R2=43.20251115.3.0 # ... and the one that appears upstream later
@@ -822,6 +824,49 @@ sc_two-machines() {
 	expect_trail $MAC_B e2e-b
 	expect_dhcp_roles $MAC_A
 	expect_dhcp_roles $MAC_B
+}
+
+# Two machines share one profile whose kernel path and arguments are templates: each
+# boots with the e2e.tag of its own group's metadata (one profile, no per-machine copy);
+# the initrd prints the tag it was given.
+sc_templated-args() {
+	local d=$WORK/data m
+	cat >"$d/profiles/e2e-templated.json" <<-EOF
+		{
+		  "id": "e2e-templated",
+		  "ignition_id": "machine-st.ign",
+		  "boot": {
+		    "kernel": "/assets/{{.kernel}}",
+		    "initrd": [ "--name initrd.img /assets/initrd.img" ],
+		    "args": [ "initrd=initrd.img", "console=ttyS0", "quiet", "panic=-1", "no_timer_check",
+		              "e2e.tag={{.tag}}", "ignition.firstboot",
+		              "ignition.platform.id=metal", "ignition.config.url=$BASE/ignition?mac=\${mac:hexhyp}" ]
+		  }
+		}
+	EOF
+	for m in s t; do
+		local mac=$MAC_S
+		[ $m = t ] && mac=$MAC_T
+		cat >"$d/groups/machine-$m.json" <<-EOF
+			{ "id": "machine-$m", "profile": "e2e-templated", "selector": { "mac": "$mac" },
+			  "metadata": { "tag": "templated-$m", "kernel": "vmlinuz" } }
+		EOF
+	done
+	ign machine-st >"$d/ignition/machine-st.ign"
+	kindling_reload || return 0
+	start_vm vm-s tap0 $MAC_S bios ipxe
+	start_vm vm-t tap1 $MAC_T bios ipxe
+	wait_vms vm-s vm-t
+	capture_stop
+	expect_boot vm-s $MAC_S "$d/ignition/machine-st.ign" templated-s
+	expect_boot vm-t $MAC_T "$d/ignition/machine-st.ign" templated-t
+	for m in s t; do
+		local mac=$MAC_S
+		[ $m = t ] && mac=$MAC_T
+		expect_klog "path=\"/ipxe\" query=\"[^\"]*mac=$(hyp $mac)[^\"]*\".* profile=\"?e2e-templated\"? .*status=200" "GET /ipxe?mac=$(hyp $mac) -> profile e2e-templated, 200"
+	done
+	expect_dhcp_roles $MAC_S
+	expect_dhcp_roles $MAC_T
 }
 
 sc_mac-route() {

@@ -24,9 +24,13 @@ fn pick_group(snap: &Snapshot, labels: &Labels) -> Result<Arc<Group>, Reply> {
         .ok_or_else(|| Reply::not_found(format!("no group matched labels {}", describe(labels))))
 }
 
+/// `/ipxe` and `/grub`: the profile's boot section, its templated fields rendered with
+/// the group's metadata and the request's labels (a template error is a 404 naming the
+/// field).
 pub(crate) fn boot_script(
     shared: &Shared,
     labels: &Labels,
+    raw_query: &str,
     render_fn: fn(Option<&kindling_model::Boot>) -> Option<String>,
 ) -> Reply {
     let snap = shared.snapshot.load();
@@ -36,19 +40,22 @@ pub(crate) fn boot_script(
     };
     let mut r = match snap.profile_for(&group) {
         Err(e) => Reply::not_found(e.to_string()),
-        Ok(p) => match render_fn(p.boot.as_ref()) {
-            Some(body) => {
-                let mut r = Reply::sniffed(body);
-                r.profile = Some(p.id.clone());
-                r
-            }
-            None => {
-                let mut r =
-                    Reply::not_found(format!("profile {:?} has no boot section", p.file_id));
-                r.profile = Some(p.id.clone());
-                r
-            }
-        },
+        Ok(p) => {
+            let boot = p.boot.as_ref().map(|b| {
+                render::render_boot(b, || render::template_data(&group, labels, raw_query))
+            });
+            let mut r = match boot.transpose() {
+                Err(e) => Reply::not_found(e),
+                Ok(boot) => match render_fn(boot.as_deref()) {
+                    Some(body) => Reply::sniffed(body),
+                    None => {
+                        Reply::not_found(format!("profile {:?} has no boot section", p.file_id))
+                    }
+                },
+            };
+            r.profile = Some(p.id.clone());
+            r
+        }
     };
     r.group = Some(group.file_id.to_string());
     r

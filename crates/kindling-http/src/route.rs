@@ -84,11 +84,11 @@ pub(crate) async fn route(
         }
         "/ipxe" => (
             Endpoint::Ipxe,
-            boot_script(shared, &select(), render::ipxe_script),
+            boot_script(shared, &select(), raw_query, render::ipxe_script),
         ),
         "/grub" => (
             Endpoint::Grub,
-            boot_script(shared, &select(), render::grub_config),
+            boot_script(shared, &select(), raw_query, render::grub_config),
         ),
         "/ignition" | "/generic" | "/cloud" | "/metadata" => {
             let labels = select();

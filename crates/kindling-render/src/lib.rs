@@ -59,6 +59,50 @@ pub fn grub_config(boot: Option<&Boot>) -> Option<String> {
     ))
 }
 
+/// Whether any of the boot section's fields is a template (contains `{{`).
+pub fn is_templated(boot: &Boot) -> bool {
+    let t = |s: &String| s.contains("{{");
+    t(&boot.kernel) || boot.initrd.iter().any(t) || boot.args.iter().any(t)
+}
+
+/// A profile's boot section with its templated fields rendered: `kernel`, each `initrd`
+/// and each `args` entry that contains `{{` is a Go template, rendered with `data` (what
+/// `/generic` templates see: the group's metadata, its selectors, `request`) with
+/// `missingkey=error`. Fields without `{{` are left as they are, so a profile without
+/// templates renders byte for byte as in matchbox, and `data` is not even built
+/// (`Cow::Borrowed`). The error names the field.
+pub fn render_boot<'a>(
+    boot: &'a Boot,
+    data: impl FnOnce() -> Map<String, Value>,
+) -> Result<std::borrow::Cow<'a, Boot>, String> {
+    let templated = |s: &String| s.contains("{{");
+    if !templated(&boot.kernel)
+        && !boot.initrd.iter().any(templated)
+        && !boot.args.iter().any(templated)
+    {
+        return Ok(std::borrow::Cow::Borrowed(boot));
+    }
+    let data = data();
+    let one = |field: String, s: &String| -> Result<String, String> {
+        if templated(s) {
+            render_template(s, &data).map_err(|e| format!("profile boot.{field}: {e}"))
+        } else {
+            Ok(s.clone())
+        }
+    };
+    let mut out = Boot {
+        kernel: one("kernel".into(), &boot.kernel)?,
+        ..Boot::default()
+    };
+    for (i, s) in boot.initrd.iter().enumerate() {
+        out.initrd.push(one(format!("initrd[{i}]"), s)?);
+    }
+    for (i, s) in boot.args.iter().enumerate() {
+        out.args.push(one(format!("args[{i}]"), s)?);
+    }
+    Ok(std::borrow::Cow::Owned(out))
+}
+
 /// The variables a template sees, merged as matchbox does:
 /// group metadata, then selectors (keys lower-cased) over it, then
 /// `request` = `{query: labels, raw_query}` over everything.
@@ -202,6 +246,47 @@ mod tests {
             "#!ipxe\nkernel \nboot\n"
         );
         assert_eq!(ipxe_script(None), None);
+    }
+
+    #[test]
+    fn boot_fields_are_templates_only_when_they_say_so() {
+        let boot = Boot {
+            kernel: "/assets/{{.os}}/kernel".into(),
+            initrd: vec!["/assets/initrd".into()],
+            args: vec![
+                "ip=${ip}".into(),
+                "hostname={{.hostname}}".into(),
+                "mac={{.request.query.mac}}".into(),
+            ],
+        };
+        let mut data = Map::new();
+        data.insert("os".into(), Value::String("fcos".into()));
+        data.insert("hostname".into(), Value::String("node1".into()));
+        let mut q = Map::new();
+        q.insert("mac".into(), Value::String("52:54:00:00:00:01".into()));
+        let mut req = Map::new();
+        req.insert("query".into(), Value::Object(q));
+        data.insert("request".into(), Value::Object(req));
+        let out = render_boot(&boot, || data.clone()).unwrap();
+        assert_eq!(out.kernel, "/assets/fcos/kernel");
+        assert_eq!(
+            out.args,
+            ["ip=${ip}", "hostname=node1", "mac=52:54:00:00:00:01"]
+        );
+        // Nothing templated: borrowed, and the data is never built.
+        let plain = Boot {
+            kernel: "/k".into(),
+            initrd: vec![],
+            args: vec!["a=${b}".into()],
+        };
+        assert!(matches!(
+            render_boot(&plain, || unreachable!()).unwrap(),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // A missing key names the field.
+        data.remove("hostname");
+        let e = render_boot(&boot, || data.clone()).unwrap_err();
+        assert!(e.starts_with("profile boot.args[1]:"), "{e}");
     }
 
     #[test]

@@ -156,9 +156,46 @@ impl Checker {
                         "boot.kernel is empty".into(),
                     );
                 }
-                self.check_asset(&file, &b.kernel, "kernel");
-                for i in &b.initrd {
-                    self.check_asset(&file, i, "initrd");
+                // Templated fields are checked as each group using the profile renders
+                // them (with the group's selectors as the request's labels).
+                let rendered: Vec<(String, Result<kindling_model::Boot, String>)> =
+                    if !kindling_render::is_templated(b) {
+                        vec![(String::new(), Ok(b.clone()))]
+                    } else {
+                        groups
+                            .iter()
+                            .map(|g| {
+                                let labels: kindling_model::Labels = g
+                                    .selector
+                                    .iter()
+                                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                                    .collect();
+                                let data = || kindling_render::template_data(g, &labels, "");
+                                let r = kindling_render::render_boot(b, data)
+                                    .map(std::borrow::Cow::into_owned);
+                                (format!(" (for groups/{}.json)", g.file_id), r)
+                            })
+                            .collect()
+                    };
+                for (which, r) in rendered {
+                    match r {
+                        Ok(b) => {
+                            self.check_asset(&file, &b.kernel, &format!("kernel{which}"));
+                            for i in &b.initrd {
+                                self.check_asset(&file, i, &format!("initrd{which}"));
+                            }
+                        }
+                        Err(e) => {
+                            let pos = self.pos(&file, "\"boot\"");
+                            self.push(
+                                Severity::Error,
+                                "boot_template",
+                                file.clone(),
+                                pos,
+                                format!("{e}{which}: /ipxe and /grub answer 404"),
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -138,12 +138,22 @@ pub fn run(
             );
         }
     }
-    if let Some(Ok(p)) = &profile
-        && let Some(script) = kindling_render::ipxe_script(p.boot.as_ref())
+    if let (Some(Ok(p)), Some(g)) = (&profile, &group)
+        && let Some(boot) = &p.boot
     {
-        println!("/ipxe would answer:");
-        for line in script.lines() {
-            println!("  {line}");
+        // Templated boot fields rendered as /ipxe renders them (the labels as the query).
+        let raw_query: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let data = || kindling_render::template_data(g, &labels, &raw_query.join("&"));
+        match kindling_render::render_boot(boot, data) {
+            Ok(boot) => {
+                if let Some(script) = kindling_render::ipxe_script(Some(&boot)) {
+                    println!("/ipxe would answer:");
+                    for line in script.lines() {
+                        println!("  {line}");
+                    }
+                }
+            }
+            Err(e) => println!("/ipxe would answer 404: {e}"),
         }
     }
     if !snap.problems.is_empty() {
