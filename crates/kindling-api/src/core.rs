@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use kindling_model::store::{Expect, Kind, Objects};
+use kindling_model::store::{Area, Expect, Kind, Objects};
 use kindling_model::{Group, Labels, Mac, Profile, Snapshot};
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,9 +21,14 @@ use crate::status::{ApiError, NO_MATCHING_GROUP};
 /// How long a write waits for the snapshot to hold it.
 pub const SETTLE: Duration = Duration::from_secs(5);
 
-/// A request to reload the data directory now; the sender is answered when the new
-/// snapshot is in place.
-pub type ReloadRequest = oneshot::Sender<()>;
+/// A request to reload the data directory now, after a write: `done` is answered when
+/// the new snapshot is in place. `forget` names the group or profile file written
+/// (area, name without `.json`), which the loader must re-read whatever its stamp says.
+#[derive(Debug)]
+pub struct ReloadRequest {
+    pub forget: Option<(Area, String)>,
+    pub done: oneshot::Sender<()>,
+}
 
 /// The API's state: the data directory's objects, the server's current snapshot and the
 /// reload loop's request channel.
@@ -100,7 +105,7 @@ impl Api {
             target: "kindling::api", peer = %who, kind = kind.what(),
             id = %kindling_guard::esc(&logged), bytes = len, created, "written"
         );
-        self.settle().await;
+        self.settle(kind, logged).await;
         Ok((tag, created))
     }
 
@@ -121,7 +126,7 @@ impl Api {
             id = %kindling_guard::esc(&logged), existed, "deleted"
         );
         if existed {
-            self.settle().await;
+            self.settle(kind, logged).await;
         }
         Ok(existed)
     }
@@ -135,11 +140,26 @@ impl Api {
         self.blocking(move |o| Ok(o.list(kind)?)).await
     }
 
-    async fn settle(&self) {
-        let (tx, rx) = oneshot::channel();
-        let asked = tokio::time::timeout(SETTLE, self.inner.reload.send(tx)).await;
-        if !matches!(asked, Ok(Ok(()))) || tokio::time::timeout(SETTLE, rx).await.is_err() {
-            tracing::debug!(target: "kindling::api", "the reload loop did not answer; the next reload shows the write");
+    /// Waits (bounded) until the server's snapshot holds a write. Only groups and
+    /// profiles live in the snapshot; templates are read per request, so they are served
+    /// as soon as they are written.
+    async fn settle(&self, kind: Kind, id: String) {
+        let area = match kind {
+            Kind::Group => Area::Groups,
+            Kind::Profile => Area::Profiles,
+            Kind::Ignition | Kind::Generic => return,
+        };
+        let (done, answered) = oneshot::channel();
+        let ask = ReloadRequest {
+            forget: Some((area, id)),
+            done,
+        };
+        let asked = tokio::time::timeout(SETTLE, self.inner.reload.send(ask)).await;
+        if !matches!(asked, Ok(Ok(()))) || tokio::time::timeout(SETTLE, answered).await.is_err() {
+            tracing::warn!(
+                target: "kindling::api",
+                "the reload loop did not answer within 5 s; the write stands and the next reload shows it"
+            );
         }
     }
 

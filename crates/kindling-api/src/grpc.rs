@@ -34,12 +34,10 @@ impl rpcpb::groups_server::Groups for Api {
     async fn group_get(&self, req: Request<GroupGetRequest>) -> Reply<GroupGetResponse> {
         let id = req.into_inner().id;
         let bytes = self.get(Kind::Group, id.clone()).await?;
-        let g = Group::parse(&id, &bytes).map_err(|e| {
-            ApiError::Object(kindling_model::store::ObjectError::Invalid {
-                what: "group",
-                id: id.clone(),
-                reason: e.to_string(),
-            })
+        let g = Group::parse(&id, &bytes).map_err(|e| ApiError::Unloadable {
+            what: "group",
+            id: id.clone(),
+            reason: e.to_string(),
         })?;
         Ok(Response::new(GroupGetResponse {
             group: Some(group_message(&g)),
@@ -80,12 +78,10 @@ impl rpcpb::profiles_server::Profiles for Api {
     async fn profile_get(&self, req: Request<ProfileGetRequest>) -> Reply<ProfileGetResponse> {
         let id = req.into_inner().id;
         let bytes = self.get(Kind::Profile, id.clone()).await?;
-        let p = Profile::parse(&id, &bytes).map_err(|e| {
-            ApiError::Object(kindling_model::store::ObjectError::Invalid {
-                what: "profile",
-                id: id.clone(),
-                reason: e.to_string(),
-            })
+        let p = Profile::parse(&id, &bytes).map_err(|e| ApiError::Unloadable {
+            what: "profile",
+            id: id.clone(),
+            reason: e.to_string(),
         })?;
         Ok(Response::new(ProfileGetResponse {
             profile: Some(profile_message(&p)),
@@ -213,9 +209,12 @@ mod tests {
         let (tx, mut rx) = mpsc::channel::<ReloadRequest>(8);
         let swapped = snapshot.clone();
         tokio::spawn(async move {
-            while let Some(done) = rx.recv().await {
+            while let Some(ask) = rx.recv().await {
+                if let Some((area, key)) = &ask.forget {
+                    loader.forget(*area, key);
+                }
                 swapped.store(Arc::new(loader.load()));
-                let _ = done.send(());
+                let _ = ask.done.send(());
             }
         });
         Api::new(Objects::new(data), snapshot, tx)

@@ -159,9 +159,9 @@ impl ObjectsApi {
     }
 }
 
-/// `If-Match` (a tag, or `*`) and `If-None-Match: *` as an [`Expect`]; other forms
-/// (several tags, weak tags, `If-None-Match` with a tag) are refused with 400 rather than
-/// guessed at.
+/// `If-Match` (a tag, or `*`; it takes precedence) and `If-None-Match: *` as an
+/// [`Expect`]; a weak tag never matches (412); other forms (several tags, `If-None-Match`
+/// with a tag) are refused with 400 rather than guessed at.
 fn expectation(headers: &HeaderMap) -> Result<Expect, Reply> {
     let text = |name| {
         headers
@@ -174,6 +174,10 @@ fn expectation(headers: &HeaderMap) -> Result<Expect, Reply> {
     if let Some(v) = text(header::IF_MATCH) {
         if v == "*" {
             return Ok(Expect::Present);
+        }
+        if v.starts_with("W/") {
+            // A weak tag never matches strongly (RFC 9110 13.1.1): 412, nothing written.
+            return Ok(Expect::Tag(String::new()));
         }
         return match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
             Some(t) if !t.is_empty() && !t.contains(['"', ',']) => Ok(Expect::Tag(t.to_string())),

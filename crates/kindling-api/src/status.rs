@@ -28,6 +28,13 @@ pub enum ApiError {
     Missing(&'static str),
     #[error("the server is shutting down or overloaded")]
     Unavailable,
+    /// A stored object that no longer loads (edited by hand): the request was fine.
+    #[error("the stored {what} {id:?} does not load: {reason}")]
+    Unloadable {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
 }
 
 impl From<ApiError> for Status {
@@ -44,6 +51,7 @@ impl From<ApiError> for Status {
             ApiError::Object(ObjectError::Changed { .. }) => Code::FailedPrecondition,
             ApiError::Object(ObjectError::Io { .. }) => Code::Internal,
             ApiError::Unavailable => Code::Unavailable,
+            ApiError::Unloadable { .. } => Code::FailedPrecondition,
         };
         if code == Code::Internal {
             tracing::error!(target: "kindling::rpc", error = %e, "storage failure");
@@ -68,6 +76,7 @@ pub fn http_status(e: &ApiError) -> hyper::StatusCode {
             S::INTERNAL_SERVER_ERROR
         }
         ApiError::Unavailable => S::SERVICE_UNAVAILABLE,
+        ApiError::Unloadable { .. } => S::CONFLICT,
     }
 }
 

@@ -165,11 +165,24 @@ impl Checker {
                         groups
                             .iter()
                             .map(|g| {
-                                let labels: kindling_model::Labels = g
+                                let mut labels: kindling_model::Labels = g
                                     .selector
                                     .iter()
                                     .map(|(k, v)| (k.to_string(), v.to_string()))
                                     .collect();
+                                // `.request.query.KEY` comes with the request: supply
+                                // every key the fields read (as for templates, below).
+                                let all = std::iter::once(&b.kernel)
+                                    .chain(&b.initrd)
+                                    .chain(&b.args)
+                                    .map(String::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(" ");
+                                for key in query_keys_read(&all) {
+                                    labels
+                                        .entry(key.clone())
+                                        .or_insert_with(|| format!("query-{key}"));
+                                }
                                 let data = || kindling_render::template_data(g, &labels, "");
                                 let r = kindling_render::render_boot(b, data)
                                     .map(std::borrow::Cow::into_owned);

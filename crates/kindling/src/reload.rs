@@ -183,7 +183,12 @@ pub async fn run(
         // SIGHUP is the operator's explicit reload: a vanished groups/ or profiles/ is
         // taken as gone. Other triggers keep what was loaded from it.
         let explicit = why == "SIGHUP";
+        // Files the API wrote are re-read whatever their stamps say.
+        let forget: Vec<_> = waiting.iter().filter_map(|w| w.forget.clone()).collect();
         let (snap, l) = tokio::task::spawn_blocking(move || {
+            for (area, key) in &forget {
+                loader.forget(*area, key);
+            }
             let s = if explicit {
                 loader.load_explicit()
             } else {
@@ -209,7 +214,7 @@ pub async fn run(
             shared.snapshot.store(Arc::new(snap));
         }
         for w in waiting.drain(..) {
-            let _ = w.send(());
+            let _ = w.done.send(());
         }
     }
 }

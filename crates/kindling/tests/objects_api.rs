@@ -304,9 +304,17 @@ fn sigkill_during_1000_concurrent_writes_leaves_no_partial_file_and_loses_no_ack
         })
         .collect();
     // Kill once half the writes are acknowledged (a count, not a time).
-    while acked.lock().unwrap().len() < WRITES / 2 {
-        std::thread::yield_now();
+    // If the server failed, the writers run out of writes first: then the assertion
+    // below fails instead of this loop waiting forever.
+    while acked.lock().unwrap().len() < WRITES / 2 && !threads.iter().all(|t| t.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    assert!(
+        acked.lock().unwrap().len() >= WRITES / 2,
+        "the writers finished with only {} writes acknowledged: {}",
+        acked.lock().unwrap().len(),
+        server.log_text()
+    );
     // SAFETY: kill(2) on the child's pid, which this test started and has not reaped.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     for t in threads {

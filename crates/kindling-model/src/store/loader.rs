@@ -177,6 +177,21 @@ impl Loader {
         &self.dir
     }
 
+    /// Makes the next load re-read this group or profile file (`key`: its name without
+    /// `.json`) whatever its stamp says: a file rewritten twice within the clock's
+    /// granularity, with the same length, can get back an inode number the loader has
+    /// seen. The management APIs call this for every object they write.
+    pub fn forget(&mut self, area: Area, key: &str) {
+        let stamp = match area {
+            Area::Groups => self.groups.get_mut(key).map(|e| &mut e.stamp),
+            Area::Profiles => self.profiles.get_mut(key).map(|e| &mut e.stamp),
+            _ => None,
+        };
+        if let Some(s) = stamp {
+            *s = None;
+        }
+    }
+
     /// Reads the directory and returns a fresh snapshot. Files that no longer parse,
     /// and `groups/` or `profiles/` directories that vanished (deleted, renamed,
     /// replaced by a file, unreadable), keep their last good content in force, reported

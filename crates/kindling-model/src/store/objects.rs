@@ -278,12 +278,43 @@ impl Objects {
             id: id.to_string(),
             source,
         };
-        let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.expected(kind, id, expect)?;
+        let _one_writer = self.lock();
         let area = self.dir.area(kind.area());
-        std::fs::create_dir_all(&area).map_err(io_err)?;
-        write_atomic(&area, &kind.file_name(id), bytes).map_err(io_err)?;
-        Ok((tag(bytes), current.is_none()))
+        let name = kind.file_name(id);
+        // Without a precondition nothing is read: a stored file that is too large or
+        // unreadable is simply replaced.
+        let existed = match expect {
+            Expect::Anything => area.join(&name).symlink_metadata().is_ok(),
+            _ => self.expected(kind, id, expect)?.is_some(),
+        };
+        if !area.is_dir() {
+            // A new area directory must survive a crash too: sync its parent.
+            std::fs::create_dir_all(&area).map_err(io_err)?;
+            sync_dir(&open_area(self.dir.root()).map_err(io_err)?).map_err(io_err)?;
+        }
+        write_atomic(&area, &name, bytes).map_err(io_err)?;
+        Ok((tag(bytes), !existed))
+    }
+
+    /// The write lock: this process's mutex, then an exclusive `flock` on
+    /// `<data dir>/.kindling-objects.lock`, so that a precondition and its write are one
+    /// step for every writer of the directory (a server, and `kindling group put` without
+    /// `--server`). Where the lock file cannot be made (a read-only data directory, where
+    /// writes fail anyway), the mutex alone is held.
+    fn lock(&self) -> (std::sync::MutexGuard<'_, ()>, Option<std::fs::File>) {
+        use std::os::fd::AsRawFd;
+        let guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.root().join(".kindling-objects.lock"))
+            .ok()
+            .filter(|f| {
+                // SAFETY: flock on a descriptor we own; released when the file closes.
+                unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) == 0 }
+            });
+        (guard, file)
     }
 
     /// The current tag when `expect` holds for it, else [`ObjectError::Changed`]. Called
@@ -356,7 +387,7 @@ impl Objects {
         expect: &Expect,
     ) -> Result<bool, ObjectError> {
         Self::checked(kind, id)?;
-        let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_writer = self.lock();
         if *expect != Expect::Anything {
             self.expected(kind, id, expect)?;
         }
@@ -380,8 +411,9 @@ impl Objects {
     }
 
     /// Removes the temporary files of writes that a crash interrupted (`.<name>.<pid>.<n>.tmp`
-    /// whose process is gone) from every area; returns how many. Files of a live process
-    /// (another server writing the same directory) are left alone.
+    /// whose process is gone, or older than an hour) from every area; returns how many.
+    /// Recent files of a live process (another server writing the same directory) are
+    /// left alone.
     pub fn sweep_temporaries(&self) -> usize {
         let mut swept = 0;
         for kind in [Kind::Group, Kind::Profile, Kind::Ignition, Kind::Generic] {
@@ -395,8 +427,17 @@ impl Objects {
                 let Ok(name) = e.file_name().into_string() else {
                     continue;
                 };
+                // A writer that is gone, or a write older than an hour (no write takes
+                // that long; in a container the crashed writer's pid may be alive again).
+                let stale = || {
+                    e.metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.into_std().elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+                };
                 if let Some(pid) = interrupted_write(&name)
-                    && !process_alive(pid)
+                    && (!process_alive(pid) || stale())
                     && area.remove_file(&name).is_ok()
                 {
                     swept += 1;
@@ -477,8 +518,13 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
         Ok(m) if m.is_file() => m.permissions().mode() & 0o7777,
         _ => 0o644,
     };
+    // The clock's nanoseconds make the name unique across processes whose pids collide
+    // (two containers writing one volume, each its own pid 1).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let tmp = format!(
-        ".{name}.{}.{}.tmp",
+        ".{name}.{}.{nanos}{}.tmp",
         std::process::id(),
         NEXT_TMP.fetch_add(1, Ordering::Relaxed)
     );
@@ -517,6 +563,37 @@ mod tests {
 
     const GROUP: &[u8] = br#"{"id":"g1","profile":"p1","selector":{"mac":"52:54:00:00:00:01"}}"#;
     const PROFILE: &[u8] = br#"{"id":"p1","boot":{"kernel":"/k","initrd":["/i"],"args":[]}}"#;
+
+    #[test]
+    fn a_forgotten_file_is_read_again_even_when_its_stamp_did_not_change() {
+        let (root, o) = scratch("forget");
+        o.put(Kind::Group, "g1", GROUP).unwrap();
+        let mut loader = Loader::new(o.data_dir().clone());
+        let first = loader.load();
+        let path = root.join("groups/g1.json");
+        let when = std::fs::metadata(&path).unwrap().modified().unwrap();
+        // Same length, same inode, same mtime: the stamp cannot tell.
+        let other = br#"{"id":"g1","profile":"p9","selector":{"mac":"52:54:00:00:00:01"}}"#;
+        assert_eq!(other.len(), GROUP.len());
+        std::fs::write(&path, other).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        let profile_of = |s: &crate::store::Snapshot| s.index.groups()[0].profile.to_string();
+        assert_eq!(profile_of(&first), "p1");
+        assert_eq!(
+            profile_of(&loader.load()),
+            "p1",
+            "the stamp hides the change"
+        );
+        loader.forget(Area::Groups, "g1");
+        let after = loader.load();
+        assert_eq!(profile_of(&after), "p9");
+        assert_eq!(after.changed_files, 1);
+    }
 
     #[test]
     fn temporaries_of_dead_writers_are_swept_and_others_kept() {
