@@ -6,10 +6,9 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use kindling_fetch::{ClientOptions, reqwest};
+use kindling_fetch::reqwest;
 use kindling_model::store::{DataDir, Expect, Kind, ObjectError, Objects};
 
 /// The arguments shared by the four object commands.
@@ -136,30 +135,22 @@ fn local(kind: Kind, action: &Action, data_dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The request header that says `e` (none for [`Expect::Anything`]).
+fn precondition(e: &Expect) -> Option<(&'static str, String)> {
+    match e {
+        Expect::Anything => None,
+        Expect::Absent => Some(("If-None-Match", "*".into())),
+        Expect::Present => Some(("If-Match", "*".into())),
+        Expect::Tag(t) => Some(("If-Match", format!("\"{t}\""))),
+    }
+}
+
 fn remote(kind: Kind, args: &ObjectArgs, server: &str) -> Result<ExitCode> {
-    let base = server.trim_end_matches('/');
-    let base = if base.contains("://") {
-        base.to_string()
-    } else {
-        format!("http://{base}")
-    };
-    let token = match &args.token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("reading the token file {}", f.display()))?
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
     let seg = segment(kind);
     let enc = |id: &str| {
         percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
-    let (method, path, body, precondition) = match &args.action {
+    let (method, path, body, expected) = match &args.action {
         Action::Ls => (reqwest::Method::GET, format!("/api/v1/{seg}"), None, None),
         Action::Get { id } => (
             reqwest::Method::GET,
@@ -172,88 +163,49 @@ fn remote(kind: Kind, args: &ObjectArgs, server: &str) -> Result<ExitCode> {
             file,
             if_match,
             create,
-        } => {
-            let p = match (if_match, create) {
-                (Some(t), _) => Some(("If-Match", format!("\"{}\"", t.trim_matches('"')))),
-                (None, true) => Some(("If-None-Match", "*".to_string())),
-                _ => None,
-            };
-            let body = read_input(file.as_deref())?;
-            (
-                reqwest::Method::PUT,
-                format!("/api/v1/{seg}/{}", enc(id)),
-                Some(body),
-                p,
-            )
-        }
+        } => (
+            reqwest::Method::PUT,
+            format!("/api/v1/{seg}/{}", enc(id)),
+            Some(read_input(file.as_deref())?),
+            Some(expect(if_match, *create)),
+        ),
         Action::Rm { id, if_match } => (
             reqwest::Method::DELETE,
             format!("/api/v1/{seg}/{}", enc(id)),
             None,
-            if_match
-                .as_ref()
-                .map(|t| ("If-Match", format!("\"{}\"", t.trim_matches('"')))),
+            Some(expect(if_match, false)),
         ),
     };
-    let url = reqwest::Url::parse(&format!("{base}{path}"))
-        .with_context(|| format!("--server {server:?} is not a usable URL"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let (status, tag, bytes) = rt.block_on(async {
-        let client = kindling_fetch::client(&ClientOptions {
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Some(Duration::from_secs(30)),
-            timeout: None,
-            max_redirects: 0,
-        })
-        .context("building the HTTP client")?;
-        let mut rb = client.request(method, url);
-        if let Some(t) = &token {
-            rb = rb.bearer_auth(t);
-        }
-        if let Some((h, v)) = precondition {
-            rb = rb.header(h, v);
-        }
-        if let Some(b) = body {
-            rb = rb.body(b);
-        }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| anyhow::Error::new(e.without_url()))
-            .with_context(|| format!("connecting to {server}"))?;
-        let status = resp.status().as_u16();
-        let tag = resp
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_matches('"').to_string());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| anyhow::Error::new(e.without_url()))
-            .with_context(|| format!("reading the answer of {server}"))?;
-        Ok::<_, anyhow::Error>((status, tag, bytes))
-    })?;
-    if !(200..300).contains(&status) {
-        let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+    let headers: Vec<(&str, String)> = expected
+        .as_ref()
+        .and_then(precondition)
+        .into_iter()
+        .collect();
+    let answer = kindling_fetch::admin_request(
+        server,
+        args.token_file.as_deref(),
+        method,
+        &path,
+        &headers,
+        body,
+    )?;
+    let (status, tag, bytes) = (answer.status, answer.etag.clone(), &answer.body);
+    if !answer.ok() {
         let hint = match status {
             401 => " (--token-file: the admin token)",
             403 => " (the server's admin listener needs a token_file or TLS for this API)",
             412 => " (changed since it was read: get it again)",
             _ => "",
         };
-        bail!("{server} answered {status}: {msg}{hint}");
+        bail!(
+            "{server} answered {status}: {}{hint}",
+            answer.error_message()
+        );
     }
     let mut out = std::io::stdout().lock();
     match &args.action {
         Action::Ls => {
-            let ids: Vec<String> = serde_json::from_slice(&bytes)
+            let ids: Vec<String> = serde_json::from_slice(bytes)
                 .map_err(|e| anyhow!("{server} answered a list that is not JSON: {e}"))?;
             for id in ids {
                 writeln!(out, "{id}")?;
@@ -263,7 +215,7 @@ fn remote(kind: Kind, args: &ObjectArgs, server: &str) -> Result<ExitCode> {
             if let Some(t) = &tag {
                 eprintln!("tag {t}");
             }
-            out.write_all(&bytes)?
+            out.write_all(bytes)?
         }
         Action::Put { id, .. } => {
             let created = status == 201;

@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use reqwest;
+
+pub mod admin;
+pub use admin::{AdminAnswer, AdminError, admin_request};
 use reqwest::{StatusCode, header};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
