@@ -9,6 +9,7 @@
 //! - [`status`]: every error to a gRPC or HTTP status, in one place (no server paths);
 //! - [`grpc`]: the five gRPC services over the core;
 //! - [`rest`]: `/api/v1/{groups,profiles,ignition,generic}` with ETags;
+//! - [`lifecycle`]: `/api/v1/lifecycle`: installed and discovered machines, re-arming;
 //! - [`cli`]: `kindling group|profile|ignition|generic ls|get|put|rm`, through a server
 //!   or straight in the data directory;
 //! - [`serve`]: the listener: TLS with client certificates required, connections capped
@@ -21,6 +22,7 @@ pub mod config;
 pub mod convert;
 pub mod core;
 pub mod grpc;
+pub mod lifecycle;
 pub mod rest;
 pub mod serve;
 pub mod status;
@@ -41,5 +43,6 @@ pub mod pb {
 
 pub use config::RpcConfig;
 pub use core::{Api, ReloadRequest};
+pub use lifecycle::LifecycleApi;
 pub use rest::ObjectsApi;
 pub use serve::serve;

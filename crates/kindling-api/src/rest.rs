@@ -71,8 +71,7 @@ impl Extension for ObjectsApi {
 impl ObjectsApi {
     async fn answer(&self, req: &ExtRequest<'_>, kind: Kind, id: Option<&str>) -> Reply {
         if !self.credentialed {
-            let why = "the objects API needs credentials on the admin listener: set [admin] token_file, or tls_cert, tls_key and client_ca";
-            return json_reply(StatusCode::FORBIDDEN, &json!({"error": why})).with_reason(why);
+            return needs_credentials("the objects API");
         }
         let who = Who(Some(req.peer));
         let m = req.method;
@@ -246,7 +245,15 @@ fn set_etag(h: &mut HeaderMap, tag: &str) {
     }
 }
 
-fn json_reply(status: StatusCode, v: &serde_json::Value) -> Reply {
+/// The 403 of a write API on an admin listener without credentials.
+pub(crate) fn needs_credentials(what: &str) -> Reply {
+    let why = format!(
+        "{what} needs credentials on the admin listener: set [admin] token_file, or tls_cert, tls_key and client_ca"
+    );
+    json_reply(StatusCode::FORBIDDEN, &json!({ "error": why })).with_reason(why)
+}
+
+pub(crate) fn json_reply(status: StatusCode, v: &serde_json::Value) -> Reply {
     let mut body = v.to_string();
     body.push('\n');
     Reply::new(status, "application/json", body)

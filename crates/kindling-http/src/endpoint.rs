@@ -17,6 +17,8 @@ pub enum Endpoint {
     Generic,
     Cloud,
     Metadata,
+    /// `/install/done`: an install script reports that it finished.
+    InstallDone,
     Healthz,
     /// `/assets/...`.
     Assets,
@@ -42,7 +44,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 21] = [
+    pub const ALL: [Endpoint; 22] = [
         Endpoint::Home,
         Endpoint::BootIpxe,
         Endpoint::Ipxe,
@@ -51,6 +53,7 @@ impl Endpoint {
         Endpoint::Generic,
         Endpoint::Cloud,
         Endpoint::Metadata,
+        Endpoint::InstallDone,
         Endpoint::Healthz,
         Endpoint::Assets,
         Endpoint::Tftp,
@@ -82,6 +85,7 @@ impl Endpoint {
             Endpoint::Generic => "generic",
             Endpoint::Cloud => "cloud",
             Endpoint::Metadata => "metadata",
+            Endpoint::InstallDone => "install-done",
             Endpoint::Healthz => "healthz",
             Endpoint::Assets => "assets",
             Endpoint::Tftp => "tftp",

@@ -10,6 +10,7 @@ use kindling_render as render;
 
 use crate::body::Reply;
 use crate::content;
+use crate::lifecycle::{self, Script};
 use crate::shared::Shared;
 
 fn describe(labels: &Labels) -> String {
@@ -26,24 +27,46 @@ fn pick_group(snap: &Snapshot, labels: &Labels) -> Result<Arc<Group>, Reply> {
 
 /// `/ipxe` and `/grub`: the profile's boot section, its templated fields rendered with
 /// the group's metadata and the request's labels (a template error is a 404 naming the
-/// field).
+/// field). An installed machine of an `install_once` group gets a local boot instead; a
+/// machine no group selects is recorded as discovered and gets the discovery profile
+/// when one is configured.
 pub(crate) fn boot_script(
     shared: &Shared,
     labels: &Labels,
     raw_query: &str,
-    render_fn: fn(Option<&kindling_model::Boot>) -> Option<String>,
+    peer: std::net::IpAddr,
+    script: Script,
 ) -> Reply {
     let snap = shared.snapshot.load();
-    let group = match pick_group(&snap, labels) {
-        Ok(g) => g,
-        Err(r) => return r,
+    let mac = lifecycle::mac_label(labels);
+    let (group, discovery) = match snap.select(labels) {
+        Some(g) => {
+            lifecycle::note_matched(shared, mac);
+            (Arc::clone(g), false)
+        }
+        None => match lifecycle::discovered(shared, labels, mac, peer) {
+            Some(g) => (g, true),
+            None => {
+                return Reply::not_found(format!("no group matched labels {}", describe(labels)));
+            }
+        },
     };
     let mut r = match snap.profile_for(&group) {
         Err(e) => Reply::not_found(e.to_string()),
         Ok(p) => {
+            if let Some(local) = lifecycle::local_boot(shared, &group, p, mac, script) {
+                let mut r = local;
+                r.profile = Some(p.id.clone());
+                r.group = Some(group.file_id.to_string());
+                return r;
+            }
             let boot = p.boot.as_ref().map(|b| {
                 render::render_boot(b, || render::template_data(&group, labels, raw_query))
             });
+            let render_fn = match script {
+                Script::Ipxe => render::ipxe_script,
+                Script::Grub => render::grub_config,
+            };
             let mut r = match boot.transpose() {
                 Err(e) => Reply::not_found(e),
                 Ok(boot) => match render_fn(boot.as_deref()) {
@@ -57,6 +80,12 @@ pub(crate) fn boot_script(
             r
         }
     };
+    if discovery && r.reason.is_none() {
+        r.reason = Some(format!(
+            "no group matched labels {}: discovery profile",
+            describe(labels)
+        ));
+    }
     r.group = Some(group.file_id.to_string());
     r
 }

@@ -19,6 +19,7 @@ mod assets;
 mod counts;
 mod endpoint;
 mod endpoints;
+mod lifecycle;
 mod request;
 mod route;
 mod shared;
@@ -29,6 +30,7 @@ pub use assets::hidden_asset;
 pub use body::{Body, Reply};
 pub use counts::RequestCounts;
 pub use endpoint::Endpoint;
+pub use lifecycle::DISCOVERY_GROUP;
 pub use request::handle;
 pub use server::serve;
 pub use shared::{

@@ -225,6 +225,17 @@ fn log_request(
             reason = reply.reason.as_deref().unwrap_or(""),
             "request failed"
         );
+    } else if let Some(reason) = reply.reason.as_deref() {
+        // A successful answer that is not the ordinary one (a local boot for an installed
+        // machine, the discovery profile, an install recorded) says why.
+        tracing::info!(
+            target: "kindling::http",
+            %method, path, query, endpoint = endpoint.label(), labels = labels.as_deref().unwrap_or(""),
+            group = reply.group.as_deref().unwrap_or(""), profile = reply.profile.as_deref().unwrap_or(""),
+            status, bytes = reply.len, ms = format_args!("{ms:.3}"),
+            reason,
+            "request"
+        );
     } else {
         tracing::info!(
             target: "kindling::http",

@@ -11,6 +11,7 @@ use kindling_render as render;
 use crate::assets::{assets, serve_trusted_file};
 use crate::body::Reply;
 use crate::endpoints::{boot_script, generic, ignition, metadata};
+use crate::lifecycle::{Script, after_ignition, install_done};
 use crate::paths;
 use crate::shared::{ExtRequest, Shared};
 
@@ -84,12 +85,31 @@ pub(crate) async fn route(
         }
         "/ipxe" => (
             Endpoint::Ipxe,
-            boot_script(shared, &select(), raw_query, render::ipxe_script),
+            boot_script(
+                shared,
+                &select(),
+                raw_query,
+                peer.ip().to_canonical(),
+                Script::Ipxe,
+            ),
         ),
         "/grub" => (
             Endpoint::Grub,
-            boot_script(shared, &select(), raw_query, render::grub_config),
+            boot_script(
+                shared,
+                &select(),
+                raw_query,
+                peer.ip().to_canonical(),
+                Script::Grub,
+            ),
         ),
+        "/install/done" => {
+            let labels = select();
+            if let Err(refused) = check_binding(shared, &labels, peer) {
+                return (Endpoint::InstallDone, refused);
+            }
+            (Endpoint::InstallDone, install_done(shared, &labels).await)
+        }
         "/ignition" | "/generic" | "/cloud" | "/metadata" => {
             let labels = select();
             let endpoint = &path[1..];
@@ -103,7 +123,10 @@ pub(crate) async fn route(
                 return (name, refused);
             }
             match endpoint {
-                "ignition" => (Endpoint::Ignition, ignition(shared, &labels, raw_query)),
+                "ignition" => (
+                    Endpoint::Ignition,
+                    after_ignition(shared, &labels, ignition(shared, &labels, raw_query)).await,
+                ),
                 "generic" => (
                     Endpoint::Generic,
                     generic(shared, &labels, raw_query, headers, Area::Generic),

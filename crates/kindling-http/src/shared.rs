@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper::{HeaderMap, Method};
-use kindling_model::{Area, DataDir, Labels, Snapshot};
+use kindling_model::{Area, DataDir, Labels, Machines, Snapshot};
 
 use crate::body::Reply;
 
@@ -125,6 +125,11 @@ pub struct Shared {
     /// that another selector (`uuid`) cannot bypass the binding. Default
     /// `None`: matchbox behaviour.
     pub binding: Option<Arc<dyn MachineBinding>>,
+    /// Install-once and discovery state (`None`: no state directory; `install_once` is
+    /// then never acted on and nothing is recorded).
+    pub machines: Option<Arc<Machines>>,
+    /// The profile machines no group selects are booted with (`None`: a 404, as matchbox).
+    pub discovery_profile: Option<String>,
 }
 
 impl Shared {
@@ -140,6 +145,8 @@ impl Shared {
             extensions: Vec::new(),
             asset_listings: false,
             binding: None,
+            machines: None,
+            discovery_profile: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::json::{self, JsonError};
 use crate::labels::Labels;
+use crate::lifecycle::InstallOnce;
 use crate::mac::Mac;
 
 /// Group text: names, ids, MACs and most selector strings fit inline (no heap
@@ -29,6 +30,8 @@ pub struct Group {
     metadata: Str,
     /// `key=value` pairs sorted and joined with `,`, matchbox's tie-breaker.
     pub selector_string: Str,
+    /// Kindling's `install_once` for this group's machines (wins over the profile's).
+    pub install_once: Option<InstallOnce>,
 }
 
 /// Selector pairs sorted by key: a compact map (most groups have one or two
@@ -148,7 +151,9 @@ impl Group {
                 *v = mac.to_string();
             }
         }
-        Ok(Group::new(file_id, id, name, profile, selector, metadata))
+        let mut g = Group::new(file_id, id, name, profile, selector, metadata);
+        g.install_once = InstallOnce::from_field(obj)?;
+        Ok(g)
     }
 
     /// Builds a group and its derived tie-break string.
@@ -183,6 +188,7 @@ impl Group {
                     .collect(),
             ),
             metadata,
+            install_once: None,
         }
     }
 

@@ -21,6 +21,13 @@ pub enum JsonError {
         expected: &'static str,
         found: &'static str,
     },
+    /// JSON of the right type, but not one of the values allowed.
+    #[error("field {field}: expected one of {expected}, found {found}")]
+    Value {
+        field: String,
+        expected: String,
+        found: String,
+    },
 }
 
 /// Parses bytes into a JSON value, reporting line and column on error.

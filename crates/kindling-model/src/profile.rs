@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::json::{self, JsonError};
+use crate::lifecycle::InstallOnce;
 
 /// The `boot` section of a profile.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,6 +25,9 @@ pub struct Profile {
     pub generic_id: String,
     /// `None` when `boot` is absent or `null`: `/ipxe` and `/grub` then 404.
     pub boot: Option<Boot>,
+    /// Kindling's `install_once` (matchbox ignores it): after the install is done the
+    /// machine is answered with a local boot until it is re-armed.
+    pub install_once: Option<InstallOnce>,
 }
 
 /// Why a profile file was rejected.
@@ -65,6 +69,7 @@ impl Profile {
             cloud_id: json::string_field(obj, "cloud_id", "")?,
             generic_id: json::string_field(obj, "generic_id", "")?,
             boot,
+            install_once: InstallOnce::from_field(obj)?,
         };
         if p.id.is_empty() {
             return Err(ProfileError::MissingId);

@@ -7,14 +7,14 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use kindling_fetch::{ClientOptions, reqwest};
+use anyhow::{Context, Result, bail};
+use kindling_fetch::reqwest;
 use kindling_model::Mac;
 
 use crate::event::{format_time, format_ts, human_bytes};
 use crate::journal::replay_journal;
+use crate::lifecycle;
 use crate::ops::OpsConfig;
 use crate::store::{MachineDetail, MachineSummary, Store};
 
@@ -26,6 +26,16 @@ pub struct MachinesArgs {
     /// Print JSON (the shape of /api/v1/machines and /api/v1/machines/{mac}).
     #[arg(long, global = true)]
     pub json: bool,
+    /// List the machines that booted with no group selecting them (MAC, IP, what they
+    /// said), from the lifecycle state.
+    #[arg(long, conflicts_with = "installed")]
+    pub discovered: bool,
+    /// List the machines marked installed (their next boots go to their disks).
+    #[arg(long)]
+    pub installed: bool,
+    /// With --server: the admin listener's bearer token, in a file (its first line).
+    #[arg(long, global = true, env = "KINDLING_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -39,6 +49,18 @@ pub enum MachinesCommand {
         /// Only the last N boots (0 = every boot kept).
         #[arg(long, default_value_t = 0)]
         boots: usize,
+    },
+    /// Re-arm an installed machine: its next boot installs again (its profile's boot,
+    /// not the local disk).
+    Reinstall {
+        /// MAC address in any common form.
+        mac: String,
+    },
+    /// Mark a machine installed by hand: its next boots go to its local disk (when its
+    /// group or profile has install_once).
+    MarkInstalled {
+        /// MAC address in any common form.
+        mac: String,
     },
 }
 
@@ -56,11 +78,21 @@ fn not_admin_hint(status: u16, body: &str) -> &'static str {
 /// Exit codes: 0 ok, 1 no such machine, 2 bad MAC.
 pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
+    let token = args.token_file.as_deref();
     match &args.command {
+        Some(MachinesCommand::Reinstall { mac }) => {
+            lifecycle::change(state_dir, server, token, mac, lifecycle::Change::Reinstall)
+        }
+        Some(MachinesCommand::MarkInstalled { mac }) => {
+            lifecycle::change(state_dir, server, token, mac, lifecycle::Change::Installed)
+        }
+        None | Some(MachinesCommand::List) if args.discovered || args.installed => {
+            lifecycle::list(state_dir, server, token, args.discovered, args.json)
+        }
         None | Some(MachinesCommand::List) => {
             let list = match server {
                 Some(url) => {
-                    let (status, body) = http_get(url, "/api/v1/machines")?;
+                    let (status, body) = http_get(url, token, "/api/v1/machines")?;
                     if status != 200 {
                         bail!(
                             "{url}/api/v1/machines answered {status}: {}{}",
@@ -98,7 +130,7 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
             };
             let detail = match server {
                 Some(url) => {
-                    let (status, body) = http_get(url, &format!("/api/v1/machines/{mac}"))?;
+                    let (status, body) = http_get(url, token, &format!("/api/v1/machines/{mac}"))?;
                     match status {
                         200 => Some(
                             serde_json::from_str::<MachineDetail>(&body)
@@ -112,7 +144,11 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
                         ),
                     }
                 }
-                None => load(state_dir)?.detail(&mac),
+                None => load(state_dir)?.detail(&mac).map(|mut d| {
+                    d.lifecycle_record = lifecycle::read_record(state_dir, &mac);
+                    d.summary.lifecycle = crate::ops::lifecycle_state(d.lifecycle_record.as_ref());
+                    d
+                }),
             };
             let Some(mut d) = detail else {
                 eprintln!(
@@ -196,28 +232,8 @@ pub fn format_list(list: &[MachineSummary]) -> String {
             ]
         })
         .collect();
-    let mut w = header.map(str::len);
-    for r in &rows {
-        for (i, c) in r.iter().enumerate().take(8) {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let mut s = String::new();
-    let line = |s: &mut String, cells: Vec<&str>| {
-        for (i, c) in cells.iter().enumerate() {
-            if i == 8 {
-                s.push_str(c);
-            } else {
-                let _ = write!(s, "{c:<width$}  ", width = w[i]);
-            }
-        }
-        s.push('\n');
-    };
-    line(&mut s, header.to_vec());
-    for r in &rows {
-        line(&mut s, r.iter().map(String::as_str).collect());
-    }
-    s
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    lifecycle::table(&header, &rows)
 }
 
 /// The timeline of `kindling machines show MAC`.
@@ -234,6 +250,9 @@ pub fn format_detail(d: &MachineDetail) -> String {
         dash(&m.group),
         dash(&m.profile)
     );
+    if let Some(r) = &d.lifecycle_record {
+        s.push_str(&lifecycle::describe(r));
+    }
     let _ = writeln!(
         s,
         "  last stage {}  last seen {}{}",
@@ -312,42 +331,9 @@ pub fn format_detail(d: &MachineDetail) -> String {
     s
 }
 
-/// GETs `path` of the server at `base` (an `http://host:port` URL, or just
-/// `host:port`) with Kindling's outbound client on a current-thread runtime; the
-/// status and the body.
-fn http_get(base: &str, path: &str) -> Result<(u16, String)> {
-    let rest = base
-        .strip_prefix("http://")
-        .or_else(|| (!base.contains("://")).then_some(base))
-        .ok_or_else(|| anyhow!("--server must be an http:// URL, got {base:?}"))?;
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    let url = reqwest::Url::parse(&format!("http://{hostport}{path}"))
-        .with_context(|| format!("--server {base:?} is not a usable URL"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async {
-        let client = kindling_fetch::client(&ClientOptions {
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Some(Duration::from_secs(10)),
-            timeout: None,
-            max_redirects: 0,
-        })
-        .context("building the HTTP client")?;
-        let resp = client
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| anyhow::Error::new(e.without_url()))
-            .with_context(|| format!("connecting to {base}"))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| anyhow::Error::new(e.without_url()))
-            .with_context(|| format!("reading the answer of {base}"))?;
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    })
+/// GETs `path` of the admin listener at `base` (an `http://host:port` URL, or just
+/// `host:port`); the status and the body.
+fn http_get(base: &str, token: Option<&Path>, path: &str) -> Result<(u16, String)> {
+    let a = kindling_fetch::admin_request(base, token, reqwest::Method::GET, path, &[], None)?;
+    Ok((a.status, a.text()))
 }

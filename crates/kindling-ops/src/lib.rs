@@ -7,7 +7,8 @@
 //!   a rotated JSON-lines [`journal`] and broadcast to live subscribers.
 //! * [`Ops::admin_extensions`] are `/metrics`, `/readyz`, `/api/v1/...` and `/ui/`, for the
 //!   admin listener; [`Ops::boot_extensions`] (`/readyz`) go on the boot listener.
-//! * [`cli`] is `kindling machines [show MAC]`.
+//! * [`cli`] is `kindling machines [show MAC]`; [`lifecycle`] is `kindling machines
+//!   --discovered|--installed`, `reinstall MAC` and `mark-installed MAC`.
 //!
 //! See `docs/operations.md`.
 
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod event;
 pub mod http;
 pub mod journal;
+pub mod lifecycle;
 pub mod metrics;
 mod observe;
 pub mod ops;

@@ -146,6 +146,9 @@ pub struct StoreGauges {
     pub unattributed: u64,
     pub dhcp_repeats: u64,
     pub subscribers: usize,
+    /// Installed and discovered machines, and discoveries not recorded (the table was
+    /// full), when the lifecycle is tracked.
+    pub lifecycle: Option<(usize, usize, u64)>,
 }
 
 /// All metrics. Cheap to update from any thread.
@@ -386,6 +389,26 @@ impl Metrics {
             "Machines in the in-memory store",
             s.machines as u64,
         );
+        if let Some((installed, discovered, dropped)) = s.lifecycle {
+            gauge(
+                &mut r,
+                "kindling_machines_installed",
+                "Machines marked installed (answered with a local boot until re-armed)",
+                installed as u64,
+            );
+            gauge(
+                &mut r,
+                "kindling_machines_discovered",
+                "Machines that asked for a boot script and matched no group",
+                discovered as u64,
+            );
+            counter(
+                &mut r,
+                "kindling_machines_discovered_dropped",
+                "Discovered machines not recorded because the table was full ([machines] max_discovered)",
+                dropped,
+            );
+        }
         gauge(
             &mut r,
             "kindling_events_pending",

@@ -141,6 +141,20 @@ pub struct Ops {
     /// The neighbour table, for the Ignition binding (always the kernel's, whatever
     /// `neighbour_lookup` says; replaceable for tests).
     pub(crate) arp: std::sync::RwLock<crate::binding::ArpLookup>,
+    /// Install-once and discovery state, shown with each machine (set once at start).
+    lifecycle: std::sync::OnceLock<Arc<kindling_model::Machines>>,
+}
+
+/// A machine's lifecycle in one word, for lists: `installed`, `discovered` or nothing.
+pub fn lifecycle_state(r: Option<&kindling_model::MachineRecord>) -> Option<String> {
+    let r = r?;
+    if r.installed.is_some() {
+        Some("installed".into())
+    } else if r.discovered.is_some() {
+        Some("discovered".into())
+    } else {
+        None
+    }
 }
 
 /// Bounds on `/api/v1/events` subscribers.
@@ -267,6 +281,7 @@ impl Ops {
             arp: std::sync::RwLock::new(Arc::new(|ip: std::net::Ipv4Addr| {
                 proc_net_arp(&ip.to_string())
             })),
+            lifecycle: std::sync::OnceLock::new(),
         });
         spawn_applier(Arc::downgrade(&ops));
         ops
@@ -388,9 +403,14 @@ impl Ops {
                 unattributed: s.unattributed,
                 dhcp_repeats: s.dhcp_repeats,
                 subscribers: 0,
+                lifecycle: None,
             })
             .unwrap_or_default();
         g.subscribers = self.open_subscribers();
+        g.lifecycle = self.lifecycle.get().map(|m| {
+            let (installed, discovered) = m.counts();
+            (installed, discovered, m.dropped())
+        });
         self.metrics.render(g)
     }
 
@@ -418,14 +438,31 @@ impl Ops {
     /// Every machine, most recently seen first.
     pub fn machines(&self) -> Vec<MachineSummary> {
         self.apply_queued();
-        self.store.lock().map(|s| s.summaries()).unwrap_or_default()
+        let mut list = self.store.lock().map(|s| s.summaries()).unwrap_or_default();
+        if let Some(m) = self.lifecycle.get() {
+            for s in &mut list {
+                s.lifecycle = lifecycle_state(m.get_text(&s.mac).as_ref());
+            }
+        }
+        list
     }
 
     /// One machine's summary and timeline (`mac` in any form `MacAddr::parse` accepts).
     pub fn machine(&self, mac: &str) -> Option<MachineDetail> {
         self.apply_queued();
         let s = self.store.lock().ok()?;
-        s.detail(mac)
+        let mut d = s.detail(mac)?;
+        drop(s);
+        if let Some(m) = self.lifecycle.get() {
+            d.lifecycle_record = m.get_text(&d.summary.mac);
+            d.summary.lifecycle = lifecycle_state(d.lifecycle_record.as_ref());
+        }
+        Some(d)
+    }
+
+    /// The lifecycle store whose state `/api/v1/machines` and the dashboard show.
+    pub fn set_machines(&self, machines: Arc<kindling_model::Machines>) {
+        let _ = self.lifecycle.set(machines);
     }
 
     /// Subscribes to live updates (JSON of [`Update`]).

@@ -75,6 +75,10 @@ fn machine_row(m: &MachineSummary) -> String {
         .as_ref()
         .map(|e| esc(&e.message))
         .unwrap_or_default();
+    let mut profile = opt(&m.profile);
+    if let Some(l) = m.lifecycle.as_deref() {
+        let _ = write!(profile, " <span class=\"lifecycle\">{}</span>", esc(l));
+    }
     format!(
         "<tr id=\"{}\" data-mac=\"{mac}\"><td class=\"mac\"><a href=\"/ui/machines/{mac}\">{mac}</a></td>\
 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
@@ -85,7 +89,7 @@ fn machine_row(m: &MachineSummary) -> String {
         opt(&m.arch),
         opt(&m.firmware),
         opt(&m.group),
-        opt(&m.profile),
+        profile,
         m.last_stage.map(|s| s.label()).unwrap_or("–"),
         stages(m.last_stage, failed),
         mac = esc(&m.mac),
@@ -381,6 +385,13 @@ pub fn machine_page(mac: &str, m: Option<&MachineDetail>) -> String {
             ),
             ("First seen", esc(&format_ts(m.first_seen))),
             ("Last seen", esc(&sm.last_seen_at)),
+            (
+                "Lifecycle",
+                m.lifecycle_record
+                    .as_ref()
+                    .map(|r| esc(crate::lifecycle::describe(r).trim()))
+                    .unwrap_or_else(|| "–".into()),
+            ),
         ] {
             let _ = writeln!(s, "<dt>{k}</dt><dd>{v}</dd>");
         }

@@ -526,15 +526,50 @@ pub fn run(config: Option<&Path>, data_dir: Option<PathBuf>, args: &CheckArgs) -
             );
             continue;
         }
-        if let Err(e) = snap.profile_for(g) {
-            let kind = match e {
-                ProfileLookupError::Missing { .. } => "missing_profile",
-                ProfileLookupError::Invalid { .. } => "invalid_profile",
-                ProfileLookupError::Escapes { .. } => "path_escapes",
-            };
-            let pos = c.pos(&file, "\"profile\"");
-            c.push(Severity::Error, kind, file.clone(), pos, e.to_string());
+        match snap.profile_for(g) {
+            Err(e) => {
+                let kind = match e {
+                    ProfileLookupError::Missing { .. } => "missing_profile",
+                    ProfileLookupError::Invalid { .. } => "invalid_profile",
+                    ProfileLookupError::Escapes { .. } => "path_escapes",
+                };
+                let pos = c.pos(&file, "\"profile\"");
+                c.push(Severity::Error, kind, file.clone(), pos, e.to_string());
+            }
+            Ok(p) => {
+                let once = g.install_once.or(p.install_once);
+                if once.is_some_and(|o| o.done == kindling_model::Done::Ignition)
+                    && p.ignition_id.is_empty()
+                {
+                    let pos = c.pos(&file, "\"profile\"");
+                    c.push(
+                        Severity::Warning,
+                        "install_never_done",
+                        file.clone(),
+                        pos,
+                        format!(
+                            "install_once is done when the machine fetches its Ignition, but profile {:?} has no ignition_id: the install is never marked done (use \"done\": \"callback\" or \"operator\")",
+                            p.id
+                        ),
+                    );
+                }
+            }
         }
+    }
+    let discovery = &cfg.machines.discovery_profile;
+    if !discovery.is_empty()
+        && kindling_model::store::profile_key(discovery)
+            .is_some_and(|k| !snap.profiles.contains_key(&k))
+    {
+        c.push(
+            Severity::Error,
+            "missing_profile",
+            source.describe(),
+            None,
+            format!(
+                "[machines] discovery_profile {discovery:?} is not a profile of this data directory: machines no group selects get a 404"
+            ),
+        );
     }
 
     let mut keys: Vec<&String> = snap.profiles.keys().collect();

@@ -39,6 +39,36 @@ pub struct Config {
     pub cache: kindling_menu::CacheConfig,
     /// Boot timelines, journal, metrics, dashboard (see docs/operations.md).
     pub ops: kindling_ops::OpsConfig,
+    /// Install-once state and discovered machines (see "Machine lifecycle" in
+    /// docs/operations.md).
+    pub machines: MachinesConfig,
+}
+
+/// The `[machines]` table: a machine's lifecycle (install once, then boot locally) and
+/// machines that boot without a matching group.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MachinesConfig {
+    /// Keep install-once state and discovery records in `<state dir>/machines/`, one
+    /// file per machine. `false`: profiles' and groups' `install_once` is not acted on
+    /// and nothing is recorded.
+    pub track: bool,
+    /// The profile that answers `/ipxe` and `/grub` for machines no group selects (an
+    /// inventory image, a menu); `""`: a 404, as matchbox.
+    pub discovery_profile: String,
+    /// Discovered machines recorded at most; more are counted
+    /// (`discovered_dropped` in `/api/v1/lifecycle`), not recorded.
+    pub max_discovered: usize,
+}
+
+impl Default for MachinesConfig {
+    fn default() -> Self {
+        MachinesConfig {
+            track: true,
+            discovery_profile: String::new(),
+            max_discovered: 10_000,
+        }
+    }
 }
 
 /// The `[http]` table.
@@ -460,6 +490,19 @@ impl Config {
                 }
             }
             Ok(None) => {}
+        }
+        if !self.machines.discovery_profile.is_empty()
+            && kindling_model::store::profile_key(&self.machines.discovery_profile).is_none()
+        {
+            f.errors.push(format!(
+                "[machines] discovery_profile {:?} is not a profile id (it must name a file below profiles/)",
+                self.machines.discovery_profile
+            ));
+        }
+        if !self.machines.discovery_profile.is_empty() && !self.machines.track {
+            f.warnings.push(
+                "[machines] discovery_profile is set with track = false: machines get the discovery profile but are not recorded".into(),
+            );
         }
         let mut dhcp = self.dhcp.clone();
         dhcp.http_port = o.http_port.unwrap_or(self.http.listen.port()).max(1);

@@ -44,7 +44,8 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     let snapshot = loader.load();
     reload::log_snapshot(&snapshot, "loaded");
     let ops = open_ops(cli, &mut cfg, &data_path, &snapshot);
-    let (shared, cache) = boot_state(args, &cfg, &data, &data_path, &ops, snapshot)?;
+    let machines = open_machines(cli, &cfg, &ops);
+    let (shared, cache) = boot_state(args, &cfg, &data, &data_path, &ops, &machines, snapshot)?;
 
     // Stop signals are caught from here on: systemd may send SIGTERM right after
     // READY=1, and a signal before the handler existed would end the process without
@@ -76,6 +77,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
         );
     }
     let api = kindling_api::Api::new(objects, shared.snapshot.clone(), reload_tx);
+    let management = management_apis(&admin, &api, machines.as_ref());
     start_admin(
         &mut tasks,
         admin,
@@ -83,7 +85,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
         admin_local,
         &cfg,
         &ops,
-        &api,
+        management,
     );
     if let (Some(setup), Some(listener)) = (rpc, rpc_listener) {
         start_rpc(&mut tasks, setup, listener, api, &cfg, &ops);
@@ -177,6 +179,52 @@ fn open_ops(cli: &Cli, cfg: &mut Config, data_path: &Path, snapshot: &Snapshot) 
     ops
 }
 
+/// The lifecycle store in `<state dir>/machines/` (`None` when `[machines] track` is off).
+/// An unusable directory gives an unavailable store: boots go on, install-once machines
+/// get a 503 rather than a guess.
+fn open_machines(cli: &Cli, cfg: &Config, ops: &Arc<Ops>) -> Option<Arc<kindling_model::Machines>> {
+    if !cfg.machines.track {
+        tracing::info!(
+            "[machines] track = false: install_once is not acted on, discovered machines are not recorded"
+        );
+        return None;
+    }
+    let dir = config::state_dir(cfg, cli.state_dir.as_deref()).join("machines");
+    let (machines, problems) = match kindling_model::Machines::open(
+        &dir,
+        cfg.machines.max_discovered,
+        true,
+    ) {
+        Ok(opened) => opened,
+        Err(e) => {
+            // As for the journal, an unusable state directory does not stop the boots;
+            // install_once machines get a 503 instead of a guess.
+            let why = format!("{}: {e}", dir.display());
+            tracing::error!(
+                target: "kindling::machines",
+                "the machine lifecycle directory cannot be used ({why}): machines whose group or profile has install_once get 503 until it is fixed and the server restarted; discovered machines are not recorded"
+            );
+            let m = Arc::new(kindling_model::Machines::unavailable(&dir, e.to_string()));
+            ops.set_machines(m.clone());
+            return Some(m);
+        }
+    };
+    for p in &problems {
+        tracing::warn!(target: "kindling::machines", "{p}");
+    }
+    let list = machines.list();
+    tracing::info!(
+        target: "kindling::machines",
+        path = %dir.display(),
+        installed = list.iter().filter(|r| r.installed.is_some()).count(),
+        discovered = list.iter().filter(|r| r.discovered.is_some()).count(),
+        "machine lifecycle state loaded"
+    );
+    let machines = Arc::new(machines);
+    ops.set_machines(machines.clone());
+    Some(machines)
+}
+
 /// What the boot listener serves: the matchbox endpoints, assets, menus, the
 /// cache and ops' boot extensions. Returns the cache too (for its feeder).
 fn boot_state(
@@ -185,6 +233,7 @@ fn boot_state(
     data: &DataDir,
     data_path: &Path,
     ops: &Arc<Ops>,
+    machines: &Option<Arc<kindling_model::Machines>>,
     snapshot: Snapshot,
 ) -> Result<(
     Arc<kindling_http::Shared>,
@@ -210,6 +259,14 @@ fn boot_state(
         shared.binding = Some(ops.clone());
     }
     shared.translator = Some(Arc::new(ButaneTranslator));
+    shared.machines = machines.clone();
+    if !cfg.machines.discovery_profile.is_empty() {
+        tracing::info!(
+            profile = %cfg.machines.discovery_profile,
+            "machines no group selects get the discovery profile"
+        );
+        shared.discovery_profile = Some(cfg.machines.discovery_profile.clone());
+    }
     let endpoints = kindling_menu::Endpoints::build(
         &cfg.menu,
         &cfg.cache,
@@ -380,6 +437,27 @@ fn start_http(
     ));
 }
 
+/// The write APIs of the admin listener: the objects (groups, profiles, templates) and
+/// the machines' lifecycle. They decide what machines boot: writes only behind
+/// credentials, even on loopback (any local user can reach 127.0.0.1).
+fn management_apis(
+    setup: &AdminSetup,
+    api: &kindling_api::Api,
+    machines: Option<&Arc<kindling_model::Machines>>,
+) -> Vec<Arc<dyn kindling_http::Extension>> {
+    let credentialed = setup.token.is_some() || setup.tls.is_some();
+    let mut apis: Vec<Arc<dyn kindling_http::Extension>> = vec![Arc::new(
+        kindling_api::ObjectsApi::new(api.clone(), credentialed),
+    )];
+    if let Some(m) = machines {
+        apis.push(Arc::new(kindling_api::LifecycleApi::new(
+            m.clone(),
+            credentialed,
+        )));
+    }
+    apis
+}
+
 /// The admin listener's accept loop (API, events, dashboard, metrics), when on.
 fn start_admin(
     tasks: &mut Tasks,
@@ -388,7 +466,7 @@ fn start_admin(
     admin_local: Option<SocketAddr>,
     cfg: &Config,
     ops: &Arc<Ops>,
-    api: &kindling_api::Api,
+    management: Vec<Arc<dyn kindling_http::Extension>>,
 ) {
     let Some(listener) = listener else {
         tracing::info!("admin listener off: no API, events, dashboard or metrics");
@@ -402,12 +480,7 @@ fn start_admin(
         (None, Some(_)) => "client certificate",
         (None, None) => "none (loopback only)",
     };
-    // The objects API writes what machines boot: only behind credentials, even on
-    // loopback (any local user can reach 127.0.0.1).
-    let credentialed = setup.token.is_some() || setup.tls.is_some();
-    let mut extensions: Vec<Arc<dyn kindling_http::Extension>> = vec![Arc::new(
-        kindling_api::ObjectsApi::new(api.clone(), credentialed),
-    )];
+    let mut extensions = management;
     extensions.extend(ops.admin_extensions());
     let admin = Arc::new(kindling_http::server::Admin {
         extensions,

@@ -173,6 +173,20 @@ fn broken_directory_lists_every_planted_problem() {
             "template_render",
             "hostname",
         ),
+        (
+            "groups/uses-install-noign.json",
+            Some(3),
+            "warning",
+            "install_never_done",
+            "no ignition_id",
+        ),
+        (
+            "profiles/install-bad.json",
+            Some(4),
+            "error",
+            "json_type",
+            r#"install_once.done: expected one of "ignition", "callback", "operator", found "reboot""#,
+        ),
     ];
     for (file, line, sev, kind, msg) in expected {
         let found = findings.iter().any(|f| {

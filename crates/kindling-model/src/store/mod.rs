@@ -25,5 +25,8 @@ pub use area::{
 };
 pub use confined::{DataDir, Opened, open_confined, open_in, resolve_confined};
 pub use loader::Loader;
-pub use objects::{Expect, Kind, MAX_ID_BYTES, ObjectError, Objects, check_id, tag, write_atomic};
+pub use objects::{
+    Expect, Kind, MAX_ID_BYTES, ObjectError, Objects, check_id, sweep_interrupted, tag,
+    write_atomic,
+};
 pub use snapshot::{Problem, ProfileLookupError, Snapshot, profile_key};

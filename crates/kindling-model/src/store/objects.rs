@@ -415,36 +415,10 @@ impl Objects {
     /// Recent files of a live process (another server writing the same directory) are
     /// left alone.
     pub fn sweep_temporaries(&self) -> usize {
-        let mut swept = 0;
-        for kind in [Kind::Group, Kind::Profile, Kind::Ignition, Kind::Generic] {
-            let Ok(area) = open_area(&self.dir.area(kind.area())) else {
-                continue;
-            };
-            let Ok(entries) = area.entries() else {
-                continue;
-            };
-            for e in entries.filter_map(Result::ok) {
-                let Ok(name) = e.file_name().into_string() else {
-                    continue;
-                };
-                // A writer that is gone, or a write older than an hour (no write takes
-                // that long; in a container the crashed writer's pid may be alive again).
-                let stale = || {
-                    e.metadata()
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.into_std().elapsed().ok())
-                        .is_some_and(|age| age > std::time::Duration::from_secs(3600))
-                };
-                if let Some(pid) = interrupted_write(&name)
-                    && (!process_alive(pid) || stale())
-                    && area.remove_file(&name).is_ok()
-                {
-                    swept += 1;
-                }
-            }
-        }
-        swept
+        [Kind::Group, Kind::Profile, Kind::Ignition, Kind::Generic]
+            .into_iter()
+            .map(|kind| sweep_interrupted(&self.dir.area(kind.area())))
+            .sum()
     }
 
     /// The ids of this kind's objects, sorted (files with names no id could have, such as
@@ -475,6 +449,40 @@ impl Objects {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// Removes from `dir` the temporary files of [`write_atomic`]s that a crash interrupted
+/// (`.<name>.<pid>.<n>.tmp` whose process is gone, or older than an hour); returns how
+/// many. Recent files of a live process (another writer of the same directory) stay.
+pub fn sweep_interrupted(dir: &Path) -> usize {
+    let Ok(area) = open_area(dir) else {
+        return 0;
+    };
+    let Ok(entries) = area.entries() else {
+        return 0;
+    };
+    let mut swept = 0;
+    for e in entries.filter_map(Result::ok) {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        // A writer that is gone, or a write older than an hour (no write takes that
+        // long; in a container the crashed writer's pid may be alive again).
+        let stale = || {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.into_std().elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+        };
+        if let Some(pid) = interrupted_write(&name)
+            && (!process_alive(pid) || stale())
+            && area.remove_file(&name).is_ok()
+        {
+            swept += 1;
+        }
+    }
+    swept
 }
 
 /// The writer's pid when `name` is one of [`write_atomic`]'s temporary names.

@@ -178,6 +178,7 @@ impl MachineRec {
             last_error: last.and_then(|b| b.error.as_deref().cloned()),
             boots: self.boots.len(),
             last_boot_started: last.map(|b| b.started),
+            lifecycle: None,
         }
     }
 
@@ -189,6 +190,7 @@ impl MachineRec {
             user_class: f.user_class.as_deref().map(str::to_string),
             first_seen: self.first_seen,
             timeline: self.boots.iter().cloned().collect(),
+            lifecycle_record: None,
         }
     }
 }

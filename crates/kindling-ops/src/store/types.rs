@@ -104,6 +104,10 @@ pub struct MachineSummary {
     pub last_error: Option<BootError>,
     pub boots: usize,
     pub last_boot_started: Option<u64>,
+    /// `installed` (its next boots go to its disk) or `discovered` (no group selects
+    /// it), from the lifecycle store; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
 }
 
 /// `/api/v1/machines/{mac}` and `kindling machines show`.
@@ -116,4 +120,7 @@ pub struct MachineDetail {
     pub first_seen: u64,
     /// Oldest first; events in time order.
     pub timeline: Vec<Boot>,
+    /// The machine's lifecycle record (install, discovery), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_record: Option<kindling_model::MachineRecord>,
 }
