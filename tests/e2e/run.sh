@@ -8,7 +8,10 @@
 # Beyond the firmware paths: fcos-pull boots a profile that `kindling fcos pull` wrote
 # against a local stand-in builds host, menu-cache boots a /menu.ipxe entry whose files come
 # through Kindling's pull-through cache from a fixture upstream (one upstream GET per file),
-# and timeline checks `kindling machines show` after a good and a failed boot.
+# timeline checks `kindling machines show` after a good and a failed boot, and install-once
+# boots a machine with a disk three times: it installs (and calls /install/done), then boots
+# its disk (Kindling answers a local-boot script), then installs again after
+# `kindling machines reinstall`.
 #
 #   tests/e2e/run.sh                      # every scenario
 #   E2E_SCENARIOS="bios-ipxe uefi-pxe" tests/e2e/run.sh
@@ -41,7 +44,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines templated-args mac-route unknown-mac uefi-http fcos-pull menu-cache timeline"
+ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines templated-args mac-route unknown-mac uefi-http fcos-pull menu-cache timeline install-once"
 
 if [ "${1:-}" = "--list" ]; then
 	tr ' ' '\n' <<<"$ALL_SCENARIOS"
@@ -83,6 +86,7 @@ MAC_M=52:54:00:12:34:5a # routed by a DHCP rule to /menu.ipxe; [[menu.machines]]
 MAC_N=52:54:00:12:34:5b # the same route and entry (second boot, from the warm cache)
 MAC_S=52:54:00:12:34:5c # templated-args: groups machine-s/-t -> one profile e2e-templated,
 MAC_T=52:54:00:12:34:5d #   whose kernel arguments are rendered from each group's metadata
+MAC_I=52:54:00:12:34:5e # install-once: group machine-i -> profile e2e-install (install_once)
 UPSTREAM=http://$SRV_IP:8081 # the menu entry's "upstream" (python3 http.server, menu-cache)
 FCOS_R1=43.20251101.3.0 # the fcos fixture's first release ...
 FCOS_R2=43.20251115.3.0 # ... and the one that appears upstream later
@@ -353,6 +357,8 @@ write_data() {
 }
 
 write_configs() {
+	# The admin listener's bearer token (its writes need credentials even on loopback).
+	(umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$WORK/admin.token" && echo >>"$WORK/admin.token")
 	cat >"$WORK/dnsmasq-dhcp.conf" <<-EOF
 		# The site's ordinary DHCP server: addresses only, no PXE options.
 		port=0
@@ -406,6 +412,8 @@ write_configs() {
 			state_dir = "$WORK/state"
 			[cache]
 			dir = "$WORK/cache"
+			[admin]
+			token_file = "$WORK/admin.token"
 		EOF
 	else
 		local tftp_enabled=true initrd_sum_of=initrd.img
@@ -427,6 +435,9 @@ write_configs() {
 			state_dir = "$WORK/state"
 			[cache]
 			dir = "$WORK/cache"
+			# The lifecycle API's writes (install-once: reinstall) need credentials.
+			[admin]
+			token_file = "$WORK/admin.token"
 
 			[dhcp]
 			enabled = true
@@ -631,8 +642,11 @@ choose_accel() {
 
 # Serial text that means the boot is over and has failed: stop QEMU at once.
 FAIL_PATTERN='E2E-BOOT-FAIL|No bootable device|No bootable option|BdsDxe: failed to load|Kernel panic|No more network devices|Could not boot|Shell> |Press any key to return to the menu'
+# The same for a VM with a boot disk (start_vm_disk): iPXE prints "No more network devices"
+# on its way back to SeaBIOS after a local-boot `exit`, and SeaBIOS then boots the disk.
+DISK_FAIL_PATTERN='E2E-BOOT-FAIL|No bootable device|No bootable option|BdsDxe: failed to load|Kernel panic|Could not boot|Shell> |Press any key to return to the menu'
 
-declare -A VM_PID VM_T0 VM_SERIAL VM_END VM_SECS VM_PHASES
+declare -A VM_PID VM_T0 VM_SERIAL VM_END VM_SECS VM_PHASES VM_RC VM_FAIL
 start_vm() { # <name> <tap> <mac> <bios|uefi> <ipxe|edk2> [extra qemu args]
 	local name=$1 tap=$2 mac=$3 fw=$4 nic=$5
 	shift 5
@@ -658,13 +672,54 @@ start_vm() { # <name> <tap> <mac> <bios|uefi> <ipxe|edk2> [extra qemu args]
 	record_pid $!
 	VM_T0[$name]=$(date +%s.%N)
 	VM_SERIAL[$name]=$dir/$name.serial
+	VM_FAIL[$name]=$FAIL_PATTERN
+}
+
+# A raw disk whose MBR prints E2E-LOCAL-DISK on COM1 and then ends QEMU through the
+# isa-debug-exit device (QEMU's exit status is (value << 1) | 1 = 1). The boot sector,
+# loaded at 0000:7c00:
+#   00 fa        cli
+#   01 fc        cld
+#   02 31 c0     xor ax, ax
+#   04 8e d8     mov ds, ax          ; lodsb reads ds:si, whatever SeaBIOS left in ds
+#   06 ba f8 03  mov dx, 0x3f8       ; COM1 data port
+#   09 be 1b 7c  mov si, 0x7c1b      ; the message
+#   0c ac        lodsb
+#   0d 84 c0     test al, al
+#   0f 74 03     jz 0x14
+#   11 ee        out dx, al
+#   12 eb f8     jmp 0x0c
+#   14 b0 00     mov al, 0
+#   16 e6 f4     out 0xf4, al        ; isa-debug-exit,iobase=0xf4: QEMU exits with status 1
+#   18 f4        hlt
+#   19 eb fe     jmp $
+#   1b "E2E-LOCAL-DISK\r\n", zeros up to the signature 55 aa at 510.
+write_local_disk() { # <file>
+	local f=$1
+	printf '\xfa\xfc\x31\xc0\x8e\xd8\xba\xf8\x03\xbe\x1b\x7c\xac\x84\xc0\x74\x03\xee\xeb\xf8\xb0\x00\xe6\xf4\xf4\xeb\xfe' >"$f"
+	printf 'E2E-LOCAL-DISK\r\n' >>"$f"
+	truncate -s 510 "$f"
+	printf '\x55\xaa' >>"$f"
+	truncate -s 1M "$f"
+}
+
+# A BIOS VM (SeaBIOS + iPXE ROM) with a boot disk after the NIC: when iPXE returns to
+# SeaBIOS (a local-boot `exit`), SeaBIOS boots the disk. The disk is shared by every boot
+# of the machine; QEMU opens it read-only (`readonly=on`: nothing writes to it).
+start_vm_disk() { # <name> <tap> <mac> <disk image>
+	local name=$1
+	start_vm "$1" "$2" "$3" bios ipxe \
+		-drive "if=none,id=d0,format=raw,readonly=on,file=$4" -device virtio-blk-pci,drive=d0,bootindex=2 \
+		-device isa-debug-exit,iobase=0xf4,iosize=0x04
+	VM_FAIL[$name]=$DISK_FAIL_PATTERN
 }
 
 # Waits for all named VMs together. Sets VM_END[name] = exited | stopped (failure text on the
-# serial console, QEMU stopped at once) | timeout, VM_SECS and VM_PHASES (first sighting of
-# each boot phase, seconds since that QEMU started).
+# serial console, or the end of a good boot, QEMU stopped at once) | timeout, VM_RC (the exit
+# status of timeout + QEMU: 124 on the timeout, 1 after the local disk's isa-debug-exit),
+# VM_SECS and VM_PHASES (first sighting of each boot phase, seconds since that QEMU started).
 PHASES=("net:Configuring|Start PXE|Start HTTP" "script:boot\.ipxe|E2E alternate menu|menu\.ipxe"
-	"linux:E2E-INIT-START" "ok:E2E-BOOT-OK")
+	"linux:E2E-INIT-START" "ok:E2E-BOOT-OK" "disk:E2E-LOCAL-DISK")
 wait_vms() { # <name>...
 	local name i pending=("$@")
 	declare -A seen=() okat=()
@@ -682,12 +737,16 @@ wait_vms() { # <name>...
 			done
 			if ! kill -0 "$pid" 2>/dev/null; then
 				end=exited
-			elif grep -aqE "$FAIL_PATTERN" "$serial"; then
+			elif grep -aqE "${VM_FAIL[$name]:-$FAIL_PATTERN}" "$serial"; then
 				end=stopped
 			elif [ -n "${seen[$name.3]:-}" ]; then
 				# E2E-BOOT-OK: poweroff -f follows at once; allow 5 s for it.
 				okat[$name]=${okat[$name]:-$(date +%s)}
 				[ $(($(date +%s) - ${okat[$name]})) -ge 5 ] && end=stopped
+			elif [ -n "${seen[$name.4]:-}" ]; then
+				# E2E-LOCAL-DISK: the boot sector's isa-debug-exit ends QEMU at once; allow 2 s.
+				okat[$name]=${okat[$name]:-$(date +%s)}
+				[ $(($(date +%s) - ${okat[$name]})) -ge 2 ] && end=stopped
 			fi
 			if [ -z "$end" ]; then
 				still+=("$name")
@@ -700,6 +759,7 @@ wait_vms() { # <name>...
 			wait "$pid" 2>/dev/null || rc=$?
 			[ "$end" = exited ] && [ "$rc" = 124 ] && end=timeout
 			VM_END[$name]=$end
+			VM_RC[$name]=$rc
 		done
 		pending=("${still[@]}")
 		[ ${#pending[@]} -gt 0 ] && sleep 0.1
@@ -722,6 +782,16 @@ expect_klog() { # <ERE> <what>
 }
 reject_klog() { # <ERE> <what>
 	if grep -Eq -- "$1" <(klog_slice); then err "kindling log has $2 (/$1/)"; fi
+}
+# One line of the slice matches every ERE, in any order (the fields of one request line,
+# e.g. a reason whose place among them is not fixed). awk reads to the end: no SIGPIPE.
+expect_klog_line() { # <what> <ERE>...
+	local what=$1
+	shift
+	PATS="$(printf '%s\n' "$@")" awk -v n=$# '
+		BEGIN { split(ENVIRON["PATS"], p, "\n") }
+		{ for (i = 1; i <= n; i++) if ($0 !~ p[i]) next; found = 1 }
+		END { exit !found }' <(klog_slice) || err "kindling log lacks $what (no line matches all of$(printf ' /%s/' "$@"))"
 }
 expect_dhcp() { # <ERE> <what>
 	grep -Eq -- "$1" "$OUT/dhcp-summary.txt" || err "DHCP/TFTP capture lacks $2 (/$1/)"
@@ -1208,7 +1278,7 @@ machines_show() { # <mac> <output file>: the journal read directly, then the run
 	[ $rc = 0 ] || err "kindling machines show $1 exited $rc: $(head -n3 "$2" | tr '\n' ' ')"
 	rc=0
 	# The API is on the admin listener (loopback of the server namespace by default).
-	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" machines --server "$ADMIN" show "$1" \
+	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" machines --server "$ADMIN" --token-file "$WORK/admin.token" show "$1" \
 		>"$2.api" 2>&1 || rc=$?
 	[ $rc = 0 ] || err "kindling machines --server $ADMIN show $1 exited $rc: $(head -n3 "$2.api" | tr '\n' ' ')"
 }
@@ -1281,6 +1351,97 @@ sc_timeline() {
 	} >>"$OUT/notes.txt"
 }
 
+# --- install-once: a profile with "install_once": {"done": "callback"}. Machine I (BIOS,
+# SeaBIOS + iPXE ROM, NIC first, then a disk whose boot sector prints E2E-LOCAL-DISK) boots
+# three times, each boot a new QEMU with the same MAC and disk:
+#   1. not installed: /ipxe answers the profile; the initrd fetches its Ignition, then GETs
+#      e2e.done=<BASE>/install/done?mac=<mac> (E2E-DONE-OK), which marks it installed;
+#   2. installed: /ipxe answers a local-boot script (`exit`); iPXE returns to SeaBIOS, which
+#      boots the disk (E2E-LOCAL-DISK, no Linux);
+#   3. after `kindling machines --server <admin> reinstall MAC`: the profile again.
+
+sc_install-once() {
+	local d=$WORK/data h disk=$OUT/inst-disk.img ign
+	h=$(hyp $MAC_I)
+	ign=$d/ignition/machine-i.ign
+	cat >"$d/profiles/e2e-install.json" <<-EOF
+		{
+		  "id": "e2e-install",
+		  "name": "E2E install once",
+		  "ignition_id": "machine-i.ign",
+		  "install_once": { "done": "callback" },
+		  "boot": {
+		    "kernel": "/assets/vmlinuz",
+		    "initrd": [ "--name initrd.img /assets/initrd.img" ],
+		    "args": [ "initrd=initrd.img", "console=ttyS0", "quiet", "panic=-1", "no_timer_check",
+		              "e2e.tag=install", "ignition.firstboot", "ignition.platform.id=metal",
+		              "ignition.config.url=$BASE/ignition?mac=\${mac:hexhyp}",
+		              "e2e.done=$BASE/install/done?mac=\${mac:hexhyp}" ]
+		  }
+		}
+	EOF
+	cat >"$d/groups/machine-i.json" <<-EOF
+		{ "id": "machine-i", "name": "E2E machine i (install once)", "profile": "e2e-install",
+		  "selector": { "mac": "$MAC_I" } }
+	EOF
+	ign machine-i >"$ign"
+	kindling_reload || return 0
+	write_local_disk "$disk"
+	# Kindling's log is checked per boot: this KLOG_OFF (run_scenario's is left alone) moves
+	# to the start of each boot.
+	local KLOG_OFF=$KLOG_OFF
+	local ipxe_local_boot=("path=\"/ipxe\"" "query=\"[^\"]*mac=$h" 'status=200' 'local.boot')
+	local some_local_boot='path="/ipxe".*local.boot|local.boot.*path="/ipxe"'
+
+	# 1. Not installed yet: the profile, the Ignition, then the completion call.
+	KLOG_OFF=$(stat -c %s "$KLOG")
+	start_vm_disk inst-1 tap0 $MAC_I "$disk"
+	wait_vms inst-1
+	expect_boot inst-1 $MAC_I "$ign" install
+	grep -aq 'E2E-DONE-OK' "${VM_SERIAL[inst-1]}" || err "inst-1: serial lacks E2E-DONE-OK (the call of e2e.done=.../install/done)"
+	if grep -aq 'E2E-LOCAL-DISK' "${VM_SERIAL[inst-1]}"; then err "inst-1: booted its disk before it was installed"; fi
+	expect_trail $MAC_I e2e-install
+	expect_klog "path=\"/install/done\" query=\"mac=$h\".* status=200" "GET /install/done?mac=$h 200"
+	reject_klog "$some_local_boot" "a local-boot answer to /ipxe before the machine was installed"
+
+	# 2. Installed: a local-boot script; SeaBIOS goes on to the disk.
+	KLOG_OFF=$(stat -c %s "$KLOG")
+	start_vm_disk inst-2 tap0 $MAC_I "$disk"
+	wait_vms inst-2
+	local s2=${VM_SERIAL[inst-2]}
+	grep -aq 'E2E-LOCAL-DISK' "$s2" ||
+		err "inst-2: serial lacks E2E-LOCAL-DISK (the installed machine did not boot its disk; QEMU ${VM_END[inst-2]} after ${VM_SECS[inst-2]}s)"
+	if grep -aq 'E2E-INIT-START' "$s2"; then err "inst-2: the installed machine booted the network kernel (E2E-INIT-START)"; fi
+	if grep -aq 'Could not boot' "$s2"; then err "inst-2: iPXE says 'Could not boot' (the local-boot script failed, or /ipxe was not 200)"; fi
+	if [ "${VM_END[inst-2]}" != exited ] || [ "${VM_RC[inst-2]}" != 1 ]; then
+		err "inst-2: QEMU did not end through the boot sector's isa-debug-exit (${VM_END[inst-2]}, status ${VM_RC[inst-2]}; want exited, status 1)"
+	fi
+	expect_klog 'path="/boot.ipxe".* status=200' "GET /boot.ipxe 200"
+	expect_klog_line "GET /ipxe?...mac=$h answered with a local boot (200, reason naming local boot)" "${ipxe_local_boot[@]}"
+	reject_klog 'path="/assets/(vmlinuz|initrd\.img)"' "a kernel or initrd download by the installed machine"
+	reject_klog 'path="/(ignition|install/done)"' "an Ignition or /install/done request by the installed machine"
+
+	# 3. Re-armed through the admin API: the profile again.
+	KLOG_OFF=$(stat -c %s "$KLOG")
+	local rc=0
+	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" machines --server "$ADMIN" --token-file "$WORK/admin.token" reinstall $MAC_I \
+		>"$OUT/machines-reinstall.out" 2>&1 || rc=$?
+	if [ $rc != 0 ]; then
+		err "kindling machines --server $ADMIN reinstall $MAC_I exited $rc: $(head -n3 "$OUT/machines-reinstall.out" | tr '\n' ' ')"
+		return 0
+	fi
+	start_vm_disk inst-3 tap0 $MAC_I "$disk"
+	wait_vms inst-3
+	capture_stop
+	expect_boot inst-3 $MAC_I "$ign" install
+	grep -aq 'E2E-DONE-OK' "${VM_SERIAL[inst-3]}" || err "inst-3: serial lacks E2E-DONE-OK"
+	if grep -aq 'E2E-LOCAL-DISK' "${VM_SERIAL[inst-3]}"; then err "inst-3: booted its disk after reinstall"; fi
+	expect_trail $MAC_I e2e-install
+	expect_klog "path=\"/install/done\" query=\"mac=$h\".* status=200" "GET /install/done?mac=$h 200 (after reinstall)"
+	reject_klog "$some_local_boot" "a local-boot answer to /ipxe after reinstall"
+	expect_dhcp_roles $MAC_I
+}
+
 # ---------------------------------------------------------------------------------------
 # Per-scenario capture and reporting
 
@@ -1314,7 +1475,7 @@ run_scenario() { # <name>
 	mkdir -p "$OUT"
 	ERRS=()
 	SKIP_WHY=""
-	VM_PID=() VM_T0=() VM_SERIAL=() VM_END=() VM_SECS=() VM_PHASES=()
+	VM_PID=() VM_T0=() VM_SERIAL=() VM_END=() VM_SECS=() VM_PHASES=() VM_RC=() VM_FAIL=()
 	KLOG_OFF=$(stat -c %s "$KLOG")
 	local dl_off=0 px_off=0
 	dl_off=$(stat -c %s "$WORK/dnsmasq-dhcp.log" 2>/dev/null || echo 0)
