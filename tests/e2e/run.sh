@@ -967,6 +967,15 @@ sc_unknown-mac() {
 	expect_klog "WARN .*path=\"/ipxe\" query=\"[^\"]*mac=${h}[^\"]*\".* status=404 .*reason=\"no group matched labels \{[^}]*mac=$MAC_U" \
 		"the 404 for /ipxe with reason \"no group matched labels {...mac=$MAC_U...}\""
 	reject_klog 'path="/ignition"' "an Ignition request"
+	# Recorded as discovered: its MAC, the address it asked from and the architecture its
+	# iPXE sent; with Kindling's proxy DHCP, also the firmware its DHCP requests showed.
+	local rc=0 fw='[a-z_]+'
+	[ "$E2E_PROXY" = kindling ] && fw='(bios_pxe|ipxe)'
+	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" machines --server "$ADMIN" \
+		--token-file "$WORK/admin.token" --discovered >"$OUT/discovered.txt" 2>&1 || rc=$?
+	[ $rc = 0 ] || err "kindling machines --discovered exited $rc: $(head -n3 "$OUT/discovered.txt" | tr '\n' ' ')"
+	grep -Eq "^$MAC_U +10\.99\.0\.[0-9]+ +i386 +$fw " "$OUT/discovered.txt" ||
+		err "kindling machines --discovered lacks $MAC_U with its address, arch i386 and firmware: $(cat "$OUT/discovered.txt")"
 }
 
 sc_uefi-http() {

@@ -20,9 +20,8 @@ pub struct ObjectArgs {
     /// directory is changed directly.
     #[arg(long, global = true, env = "KINDLING_SERVER")]
     pub server: Option<String>,
-    /// The admin listener's bearer token file (`[admin] token_file`).
-    #[arg(long, global = true, env = "KINDLING_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: kindling_fetch::AdminAuth,
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -181,14 +180,7 @@ fn remote(kind: Kind, args: &ObjectArgs, server: &str) -> Result<ExitCode> {
         .and_then(precondition)
         .into_iter()
         .collect();
-    let answer = kindling_fetch::admin_request(
-        server,
-        args.token_file.as_deref(),
-        method,
-        &path,
-        &headers,
-        body,
-    )?;
+    let answer = kindling_fetch::admin_request(server, &args.auth, method, &path, &headers, body)?;
     let (status, tag, bytes) = (answer.status, answer.etag.clone(), &answer.body);
     if !answer.ok() {
         let hint = match status {

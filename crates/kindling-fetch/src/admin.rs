@@ -7,7 +7,37 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{ClientOptions, client, reqwest};
+use crate::{ClientOptions, builder, reqwest};
+
+/// How a command proves itself to the admin listener: the flags every command that talks
+/// to a running server takes.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AdminAuth {
+    /// The admin listener's bearer token, in a file: its first line (`[admin] token_file`).
+    #[arg(long, global = true, env = "KINDLING_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A client certificate (PEM) for an admin listener with TLS (`[admin] client_ca`
+    /// must trust it); with --client-key and an https:// --server.
+    #[arg(
+        long,
+        global = true,
+        env = "KINDLING_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "KINDLING_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
+    /// The CA certificates (PEM) the admin listener's own certificate must chain to
+    /// (default: the system's roots).
+    #[arg(long, global = true, env = "KINDLING_SERVER_CA")]
+    pub server_ca: Option<PathBuf>,
+}
 
 /// A server's answer.
 #[derive(Debug, Clone)]
@@ -43,6 +73,13 @@ pub enum AdminError {
     Url(String),
     #[error("reading the token file {path}: {source}")]
     Token { path: PathBuf, source: io::Error },
+    #[error("reading {path}: {source}")]
+    File { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Pem {
+        path: PathBuf,
+        source: reqwest::Error,
+    },
     #[error("starting the async runtime: {0}")]
     Runtime(io::Error),
     #[error("building the HTTP client: {0}")]
@@ -87,11 +124,50 @@ fn base_url(server: &str) -> Result<String, AdminError> {
     Ok(format!("{scheme}://{hostport}"))
 }
 
+fn read(path: &Path) -> Result<Vec<u8>, AdminError> {
+    std::fs::read(path).map_err(|source| AdminError::File {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn pem<T>(
+    path: &Path,
+    bytes: &[u8],
+    parse: impl FnOnce(&[u8]) -> reqwest::Result<T>,
+) -> Result<T, AdminError> {
+    parse(bytes).map_err(|source| AdminError::Pem {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The client for `auth`: the server's CA and a client certificate when given.
+fn admin_client(auth: &AdminAuth) -> Result<reqwest::Client, AdminError> {
+    let mut b = builder(&ClientOptions {
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Some(Duration::from_secs(30)),
+        timeout: None,
+        max_redirects: 0,
+    });
+    if let Some(ca) = &auth.server_ca {
+        let bytes = read(ca)?;
+        b = b.tls_certs_only(pem(ca, &bytes, reqwest::Certificate::from_pem_bundle)?);
+    }
+    if let (Some(cert), Some(key)) = (&auth.client_cert, &auth.client_key) {
+        let mut bytes = read(cert)?;
+        bytes.push(b'\n');
+        bytes.extend(read(key)?);
+        b = b.identity(pem(cert, &bytes, reqwest::Identity::from_pem)?);
+    }
+    b.build().map_err(AdminError::Client)
+}
+
 /// One request to the admin listener at `server`: `path` (with its query, already
-/// escaped), extra `headers`, an optional `body`; the bearer token from `token_file`.
+/// escaped), extra `headers`, an optional `body`; credentials from `auth`.
 pub fn admin_request(
     server: &str,
-    token_file: Option<&Path>,
+    auth: &AdminAuth,
     method: reqwest::Method,
     path: &str,
     headers: &[(&str, String)],
@@ -99,7 +175,7 @@ pub fn admin_request(
 ) -> Result<AdminAnswer, AdminError> {
     let url = reqwest::Url::parse(&format!("{}{path}", base_url(server)?))
         .map_err(|_| AdminError::Url(server.to_string()))?;
-    let token = match token_file {
+    let token = match auth.token_file.as_deref() {
         Some(p) => Some(read_token(p).map_err(|source| AdminError::Token {
             path: p.to_path_buf(),
             source,
@@ -110,14 +186,8 @@ pub fn admin_request(
         .enable_all()
         .build()
         .map_err(AdminError::Runtime)?;
+    let c = admin_client(auth)?;
     rt.block_on(async {
-        let c = client(&ClientOptions {
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Some(Duration::from_secs(30)),
-            timeout: None,
-            max_redirects: 0,
-        })
-        .map_err(AdminError::Client)?;
         let mut rb = c
             .request(method, url)
             .header(reqwest::header::ACCEPT, "application/json");

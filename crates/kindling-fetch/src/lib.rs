@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use reqwest;
 
 pub mod admin;
-pub use admin::{AdminAnswer, AdminError, admin_request};
+pub use admin::{AdminAnswer, AdminAuth, AdminError, admin_request};
 use reqwest::{StatusCode, header};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,39 +55,36 @@ impl Default for ClientOptions {
 /// Builds a client. Installs rustls' `ring` provider as the process default unless
 /// one is installed already (reqwest is built with `rustls-no-provider`).
 pub fn client(o: &ClientOptions) -> Result<reqwest::Client, reqwest::Error> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let redirect = redirect_policy(o.max_redirects);
-    let mut b = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(o.connect_timeout)
-        .redirect(redirect);
-    if let Some(t) = o.read_timeout {
-        b = b.read_timeout(t);
-    }
-    if let Some(t) = o.timeout {
-        b = b.timeout(t);
-    }
-    match b.build() {
+    match builder(o).build() {
         Ok(c) => Ok(c),
         // A host without CA certificates (a minimal container image, a host without
         // ca-certificates): the server must still start and fetch over plain HTTP;
         // HTTPS upstreams then fail per request with a certificate error.
         Err(e) => {
             tracing::warn!(error = %e, "no usable system CA certificates: HTTPS downloads will fail until ca-certificates is installed");
-            let mut b = reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .connect_timeout(o.connect_timeout)
-                .redirect(redirect_policy(o.max_redirects))
-                .tls_certs_only(Vec::<reqwest::Certificate>::new());
-            if let Some(t) = o.read_timeout {
-                b = b.read_timeout(t);
-            }
-            if let Some(t) = o.timeout {
-                b = b.timeout(t);
-            }
-            b.build()
+            builder(o)
+                .tls_certs_only(Vec::<reqwest::Certificate>::new())
+                .build()
         }
     }
+}
+
+/// The builder every client starts from: the `ring` provider installed as the process
+/// default (reqwest is built with `rustls-no-provider`), the user agent, the timeouts and
+/// the redirect policy of `o`.
+pub(crate) fn builder(o: &ClientOptions) -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(o.connect_timeout)
+        .redirect(redirect_policy(o.max_redirects));
+    if let Some(t) = o.read_timeout {
+        b = b.read_timeout(t);
+    }
+    if let Some(t) = o.timeout {
+        b = b.timeout(t);
+    }
+    b
 }
 
 fn redirect_policy(max: usize) -> reqwest::redirect::Policy {

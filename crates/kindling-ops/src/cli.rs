@@ -33,9 +33,9 @@ pub struct MachinesArgs {
     /// List the machines marked installed (their next boots go to their disks).
     #[arg(long)]
     pub installed: bool,
-    /// With --server: the admin listener's bearer token, in a file (its first line).
-    #[arg(long, global = true, env = "KINDLING_TOKEN_FILE")]
-    pub token_file: Option<std::path::PathBuf>,
+    /// With --server: how to prove itself to the admin listener.
+    #[command(flatten)]
+    pub auth: kindling_fetch::AdminAuth,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -78,21 +78,33 @@ fn not_admin_hint(status: u16, body: &str) -> &'static str {
 /// Exit codes: 0 ok, 1 no such machine, 2 bad MAC.
 pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let token = args.token_file.as_deref();
+    let auth = &args.auth;
     match &args.command {
         Some(MachinesCommand::Reinstall { mac }) => {
-            lifecycle::change(state_dir, server, token, mac, lifecycle::Change::Reinstall)
+            lifecycle::change(state_dir, server, auth, mac, lifecycle::Change::Reinstall)
         }
         Some(MachinesCommand::MarkInstalled { mac }) => {
-            lifecycle::change(state_dir, server, token, mac, lifecycle::Change::Installed)
+            lifecycle::change(state_dir, server, auth, mac, lifecycle::Change::Installed)
         }
         None | Some(MachinesCommand::List) if args.discovered || args.installed => {
-            lifecycle::list(state_dir, server, token, args.discovered, args.json)
+            let firmware = if args.discovered {
+                firmware_by_mac(state_dir, server, auth)
+            } else {
+                Default::default()
+            };
+            lifecycle::list(
+                state_dir,
+                server,
+                auth,
+                args.discovered,
+                args.json,
+                &firmware,
+            )
         }
         None | Some(MachinesCommand::List) => {
             let list = match server {
                 Some(url) => {
-                    let (status, body) = http_get(url, token, "/api/v1/machines")?;
+                    let (status, body) = http_get(url, auth, "/api/v1/machines")?;
                     if status != 200 {
                         bail!(
                             "{url}/api/v1/machines answered {status}: {}{}",
@@ -130,7 +142,7 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
             };
             let detail = match server {
                 Some(url) => {
-                    let (status, body) = http_get(url, token, &format!("/api/v1/machines/{mac}"))?;
+                    let (status, body) = http_get(url, auth, &format!("/api/v1/machines/{mac}"))?;
                     match status {
                         200 => Some(
                             serde_json::from_str::<MachineDetail>(&body)
@@ -172,6 +184,29 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The firmware each machine's DHCP requests showed (from the timelines), for the list of
+/// discovered machines; empty when the timelines cannot be read (the list goes on).
+fn firmware_by_mac(
+    state_dir: &Path,
+    server: Option<&str>,
+    auth: &kindling_fetch::AdminAuth,
+) -> std::collections::HashMap<String, String> {
+    let list = match server {
+        Some(url) => http_get(url, auth, "/api/v1/machines")
+            .ok()
+            .filter(|(status, _)| *status == 200)
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|v| {
+                serde_json::from_value::<Vec<MachineSummary>>(v.get("machines")?.clone()).ok()
+            })
+            .unwrap_or_default(),
+        None => load(state_dir).map(|s| s.summaries()).unwrap_or_default(),
+    };
+    list.into_iter()
+        .filter_map(|m| Some((m.mac, m.firmware?)))
+        .collect()
 }
 
 /// Rebuilds the store from the journal in `state_dir`.
@@ -333,7 +368,7 @@ pub fn format_detail(d: &MachineDetail) -> String {
 
 /// GETs `path` of the admin listener at `base` (an `http://host:port` URL, or just
 /// `host:port`); the status and the body.
-fn http_get(base: &str, token: Option<&Path>, path: &str) -> Result<(u16, String)> {
-    let a = kindling_fetch::admin_request(base, token, reqwest::Method::GET, path, &[], None)?;
+fn http_get(base: &str, auth: &kindling_fetch::AdminAuth, path: &str) -> Result<(u16, String)> {
+    let a = kindling_fetch::admin_request(base, auth, reqwest::Method::GET, path, &[], None)?;
     Ok((a.status, a.text()))
 }

@@ -1,7 +1,9 @@
-//! `kindling machines --discovered | --installed`, `kindling machines reinstall MAC` and
+//! `kindling machines --discovered | --installed` (the discovered with the firmware their
+//! DHCP requests showed, which the caller reads from the timelines), `kindling machines reinstall MAC` and
 //! `mark-installed MAC`: the lifecycle state, through a running server's admin listener
 //! (`--server`) or straight in `<state dir>/machines/` when no server runs there.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
@@ -59,7 +61,7 @@ fn answer_error(server: &str, a: &AdminAnswer) -> anyhow::Error {
 pub fn change(
     state_dir: &Path,
     server: Option<&str>,
-    token: Option<&Path>,
+    auth: &kindling_fetch::AdminAuth,
     mac_text: &str,
     change: Change,
 ) -> Result<ExitCode> {
@@ -74,7 +76,7 @@ pub fn change(
         Some(url) => {
             let a = kindling_fetch::admin_request(
                 url,
-                token,
+                auth,
                 reqwest::Method::POST,
                 &format!("/api/v1/lifecycle/{mac}/{}", change.segment()),
                 &[],
@@ -125,15 +127,16 @@ pub fn change(
 pub fn list(
     state_dir: &Path,
     server: Option<&str>,
-    token: Option<&Path>,
+    auth: &kindling_fetch::AdminAuth,
     discovered: bool,
     json: bool,
+    firmware: &HashMap<String, String>,
 ) -> Result<ExitCode> {
     let records: Vec<MachineRecord> = match server {
         Some(url) => {
             let a = kindling_fetch::admin_request(
                 url,
-                token,
+                auth,
                 reqwest::Method::GET,
                 "/api/v1/lifecycle",
                 &[],
@@ -173,13 +176,23 @@ pub fn list(
         .collect();
     let mut out = std::io::stdout().lock();
     if json {
+        let list: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::json!(r);
+                if let Some(f) = firmware.get(&r.mac) {
+                    v["firmware"] = f.as_str().into();
+                }
+                v
+            })
+            .collect();
         writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "machines": records }))?
+            serde_json::to_string_pretty(&serde_json::json!({ "machines": list }))?
         )?;
     } else if discovered {
-        out.write_all(format_discovered(&records).as_bytes())?;
+        out.write_all(format_discovered(&records, firmware).as_bytes())?;
     } else {
         out.write_all(format_installed(&records).as_bytes())?;
     }
@@ -227,7 +240,8 @@ fn when(secs: u64) -> String {
 }
 
 /// The table of `kindling machines --discovered`.
-pub fn format_discovered(list: &[MachineRecord]) -> String {
+/// `firmware`: by MAC, what the machine's DHCP requests showed (a `-` when unknown).
+pub fn format_discovered(list: &[MachineRecord], firmware: &HashMap<String, String>) -> String {
     if list.is_empty() {
         return "no discovered machines\n".into();
     }
@@ -239,6 +253,7 @@ pub fn format_discovered(list: &[MachineRecord]) -> String {
                 r.mac.clone(),
                 d.ip.map_or("-".into(), |ip| ip.to_string()),
                 dash(&d.arch),
+                firmware.get(&r.mac).map_or("-".into(), |f| dash(f)),
                 dash(&d.uuid),
                 dash(&d.serial),
                 when(d.first_seen),
@@ -252,6 +267,7 @@ pub fn format_discovered(list: &[MachineRecord]) -> String {
             "MAC",
             "IP",
             "ARCH",
+            "FIRMWARE",
             "UUID",
             "SERIAL",
             "FIRST SEEN (UTC)",

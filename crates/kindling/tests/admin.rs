@@ -345,4 +345,33 @@ fn mtls_admits_only_clients_of_the_configured_ca() {
         "{}",
         server.log_text()
     );
+
+    // The CLI speaks mTLS too: --server-ca for the listener's certificate, --client-cert
+    // and --client-key for its own.
+    let client_cert = put("client.pem", &pki.client_cert);
+    let client_key = put("client.key", &pki.client_key);
+    let other_cert = put("other.pem", &pki.other_cert);
+    let other_key = put("other.key", &pki.other_key);
+    let url = format!("https://{}", server.admin);
+    let cli = |cert: &Path, key: &Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_kindling"))
+            .env_remove("KINDLING_SERVER")
+            .args(["machines", "--server", &url, "--server-ca"])
+            .arg(&ca)
+            .arg("--client-cert")
+            .arg(cert)
+            .arg("--client-key")
+            .arg(key)
+            .arg("--json")
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, out) = cli(&client_cert, &client_key);
+    assert!(ok && out.contains("\"machines\""), "{out}");
+    let (ok, out) = cli(&other_cert, &other_key);
+    assert!(!ok, "another CA's client certificate: {out}");
 }
