@@ -15,21 +15,24 @@ use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 use kindling_http::{Endpoint, ExtRequest, Extension, Reply};
-use kindling_model::{MacAddr, Machines, Via};
+use kindling_model::{Change, MacAddr, Machines};
 use serde_json::json;
 
-use crate::rest::{json_reply, needs_credentials};
+use crate::rest::{json_reply, needs_credentials, not_allowed};
 
-/// The lifecycle API as an admin-listener extension.
+/// The lifecycle API as an admin-listener extension. It is mounted before kindling-ops'
+/// `/api/v1/*` endpoint, which answers every other path under `/api/v1/` (and every
+/// method but GET with 405).
 pub struct LifecycleApi {
-    machines: Arc<Machines>,
+    /// `None`: `[machines] track = false` (every request gets a 404 saying so).
+    machines: Option<Arc<Machines>>,
     credentialed: bool,
 }
 
 impl LifecycleApi {
     /// `credentialed`: as for [`crate::ObjectsApi`]; without it writes get 403 (reads are
     /// answered as the rest of the admin listener's API is).
-    pub fn new(machines: Arc<Machines>, credentialed: bool) -> LifecycleApi {
+    pub fn new(machines: Option<Arc<Machines>>, credentialed: bool) -> LifecycleApi {
         LifecycleApi {
             machines,
             credentialed,
@@ -38,30 +41,6 @@ impl LifecycleApi {
 }
 
 type Answer<'a> = Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
-
-/// What a lifecycle write does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Reinstall,
-    Installed,
-}
-
-impl Change {
-    pub fn segment(self) -> &'static str {
-        match self {
-            Change::Reinstall => "reinstall",
-            Change::Installed => "installed",
-        }
-    }
-
-    /// Applies the change (blocking, durable); whether anything changed.
-    pub fn apply(self, machines: &Machines, mac: MacAddr) -> std::io::Result<bool> {
-        match self {
-            Change::Reinstall => machines.rearm(mac),
-            Change::Installed => machines.mark_installed(mac, Via::Operator, "", ""),
-        }
-    }
-}
 
 fn bad_mac(text: &str) -> Reply {
     let why = format!("not a MAC address: \"{}\"", kindling_guard::Esc::str(text));
@@ -76,7 +55,7 @@ impl Extension for LifecycleApi {
     fn handle<'a>(&'a self, req: &'a ExtRequest<'a>) -> Option<Answer<'a>> {
         let rest = req.path.strip_prefix("/api/v1/lifecycle")?;
         let rest = match rest {
-            "" => None,
+            "" | "/" => None,
             r => Some(r.strip_prefix('/')?),
         };
         Some(Box::pin(self.answer(req, rest)))
@@ -85,14 +64,24 @@ impl Extension for LifecycleApi {
 
 impl LifecycleApi {
     async fn answer(&self, req: &ExtRequest<'_>, rest: Option<&str>) -> Reply {
+        let Some(machines) = &self.machines else {
+            let why = "machine lifecycle tracking is off ([machines] track = false)";
+            return json_reply(StatusCode::NOT_FOUND, &json!({ "error": why })).with_reason(why);
+        };
         let get = *req.method == Method::GET || *req.method == Method::HEAD;
         let Some(rest) = rest else {
             if !get {
-                return Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
+                return not_allowed("GET, HEAD");
             }
             return json_reply(
                 StatusCode::OK,
-                &json!({ "machines": self.machines.list(), "discovered_dropped": self.machines.dropped() }),
+                &json!({
+                    "machines": machines.list(),
+                    "discovered_dropped": machines.dropped(),
+                    "discovered_unwritten": machines.unwritten(),
+                    "unavailable": machines.broken(),
+                    "read_only": machines.read_only(),
+                }),
             );
         };
         let (mac_text, change) = match rest.split_once('/') {
@@ -106,9 +95,9 @@ impl LifecycleApi {
         };
         let Some(change) = change else {
             if !get {
-                return Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
+                return not_allowed("GET, HEAD");
             }
-            return match self.machines.get(mac) {
+            return match machines.get(mac) {
                 Some(r) => json_reply(StatusCode::OK, &json!(r)),
                 None => json_reply(
                     StatusCode::NOT_FOUND,
@@ -117,24 +106,23 @@ impl LifecycleApi {
             };
         };
         if *req.method != Method::POST {
-            return Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
+            return not_allowed("POST");
         }
         if !self.credentialed {
             return needs_credentials("the lifecycle API");
         }
-        let m = Arc::clone(&self.machines);
-        match tokio::task::spawn_blocking(move || change.apply(&m, mac)).await {
-            Ok(Ok(changed)) => {
+        let m = Arc::clone(machines);
+        let result = tokio::task::spawn_blocking(move || change.apply(&m, mac))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        match result {
+            Ok(changed) => {
                 tracing::info!(target: "kindling::machines", %mac, change = change.segment(), changed, peer = %req.peer, "lifecycle changed by the operator");
                 json_reply(
                     StatusCode::OK,
-                    &json!({ "mac": mac.to_string(), "change": change.segment(), "changed": changed, "record": self.machines.get(mac) }),
+                    &json!({ "mac": mac.to_string(), "change": change.segment(), "changed": changed, "record": machines.get(mac) }),
                 )
-            }
-            Ok(Err(e)) => {
-                let why = format!("cannot write the state of {mac}: {}", e.kind());
-                json_reply(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "error": why }))
-                    .with_reason(why)
             }
             Err(e) => {
                 let why = format!("cannot write the state of {mac}: {e}");

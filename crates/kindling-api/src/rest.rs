@@ -228,7 +228,7 @@ fn refusal(e: ApiError) -> Reply {
     r
 }
 
-fn not_allowed(allow: &'static str) -> Reply {
+pub(crate) fn not_allowed(allow: &'static str) -> Reply {
     let mut r = json_reply(
         StatusCode::METHOD_NOT_ALLOWED,
         &json!({"error": format!("allowed: {allow}")}),

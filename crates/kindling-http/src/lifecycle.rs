@@ -1,14 +1,17 @@
 //! Install once, then local boot; discovery. The decisions read the in-memory
-//! [`Machines`] map; writes (an install recorded, a machine discovered) go to the state
-//! directory on a blocking thread.
+//! [`Machines`] map; an install is recorded durably (on a blocking thread) before the
+//! answer that caused it; discovery records go to the store's writer thread.
+//!
+//! A completion (the Ignition fetch, `/install/done`) is judged by the install the server
+//! served to that MAC (`Machines::install_served`), never by other labels the completion
+//! request carries: `/install/done?mac=X&os=foo` cannot pick another group's rules.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::StatusCode;
-use kindling_model::{
-    Group, InstallOnce, Labels, MacAddr, Machines, Profile, Via, machines::Noted,
-};
+use hyper::{Method, StatusCode};
+use kindling_model::machines::Noted;
+use kindling_model::{Done, Group, Labels, MacAddr, Machines, Pending, Profile, Snapshot, Via};
 
 use crate::body::Reply;
 use crate::shared::Shared;
@@ -20,39 +23,20 @@ pub(crate) enum Script {
     Grub,
 }
 
-/// The machine a request names (its `mac` label, already normalised).
+/// The machine a request names (its `mac` label, already normalised), when it is a 6-byte
+/// MAC.
 pub(crate) fn mac_label(labels: &Labels) -> Option<MacAddr> {
     labels.get("mac").and_then(|m| MacAddr::parse(m).ok())
 }
 
-/// What a group's machines do about installing: the group's `install_once`, else its
-/// profile's.
-pub(crate) fn install_once(group: &Group, profile: &Profile) -> Option<InstallOnce> {
-    group.install_once.or(profile.install_once)
-}
-
-/// Writes `mac`'s record off the request's thread (a WARN when it fails).
-fn persist_later(machines: &Arc<Machines>, mac: MacAddr) {
-    let m = Arc::clone(machines);
-    let write = move || {
-        if let Err(e) = m.persist(mac) {
-            tracing::warn!(target: "kindling::machines", %mac, error = %e, "could not write the machine's state");
-        }
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) => {
-            h.spawn_blocking(write);
-        }
-        Err(_) => write(),
-    }
+fn unavailable(why: String) -> Reply {
+    Reply::error(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable").with_reason(why)
 }
 
 /// A request whose labels matched a group: a machine recorded as discovered no longer is.
 pub(crate) fn note_matched(shared: &Shared, mac: Option<MacAddr>) {
-    if let (Some(m), Some(mac)) = (&shared.machines, mac)
-        && m.matched(mac)
-    {
-        persist_later(m, mac);
+    if let (Some(m), Some(mac)) = (&shared.machines, mac) {
+        m.matched(mac);
     }
 }
 
@@ -68,12 +52,8 @@ pub(crate) fn discovered(
     if let (Some(m), Some(mac)) = (&shared.machines, mac) {
         let fact = |k: &str| labels.get(k).map(String::as_str).unwrap_or("");
         let facts = [fact("arch"), fact("uuid"), fact("serial"), fact("hostname")];
-        match m.discovered(mac, Some(peer), facts) {
-            Noted::Changed => persist_later(m, mac),
-            Noted::Known => {}
-            Noted::Full => {
-                tracing::debug!(target: "kindling::machines", %mac, "discovered machines table full; not recorded")
-            }
+        if m.discovered(mac, Some(peer), facts) == Noted::Full {
+            tracing::debug!(target: "kindling::machines", %mac, "discovered machines table full; not recorded");
         }
     }
     let profile = shared.discovery_profile.as_deref()?;
@@ -90,7 +70,9 @@ pub(crate) fn discovered(
 /// The name the discovery answer's group goes by (logs, timelines).
 pub const DISCOVERY_GROUP: &str = "(discovery)";
 
-/// The local-boot answer for an installed machine, or `None` to boot the profile.
+/// For an `install_once` group: the local-boot answer of an installed machine, a 503 when
+/// its state is not known (never a blind reinstall), or `None` to serve the install
+/// profile (remembered as the install in progress for that MAC).
 pub(crate) fn local_boot(
     shared: &Shared,
     group: &Group,
@@ -98,28 +80,61 @@ pub(crate) fn local_boot(
     mac: Option<MacAddr>,
     script: Script,
 ) -> Option<Reply> {
-    let once = install_once(group, profile)?;
+    let once = group.install_once_with(profile)?;
     let machines = shared.machines.as_ref()?;
-    if let Some(why) = machines.broken() {
-        // Not knowing whether it is installed, do not install it again blindly.
-        return Some(
-            Reply::error(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable").with_reason(
-                format!("install_once: the machines' install state could not be read ({why})"),
-            ),
-        );
+    let Some(mac) = mac else {
+        return Some(unavailable(
+            "install_once: the request names no 6-byte MAC (mac=${mac:hexhyp}), so its install state cannot be known".into(),
+        ));
+    };
+    if let Some(why) = machines.unknown(mac) {
+        return Some(unavailable(format!(
+            "install_once: the install state of {mac} could not be read ({why}); not installing it again blindly"
+        )));
     }
-    let installed = machines.installed(mac?)?;
-    let mac = mac?.to_string();
+    let Some(installed) = machines.installed(mac) else {
+        machines.install_served(
+            mac,
+            Pending {
+                once,
+                group: group.file_id.to_string(),
+                profile: profile.id.clone(),
+            },
+        );
+        return None;
+    };
+    let text = mac.to_string();
     let body = match script {
-        Script::Ipxe => once.ipxe_local_boot(&mac),
-        Script::Grub => once.grub_local_boot(&mac),
+        Script::Ipxe => once.ipxe_local_boot(&text),
+        Script::Grub => once.grub_local_boot(&text),
     };
     Some(Reply::sniffed(body).with_reason(format!(
-        "installed (via {}, at {}): local boot ({})",
+        "installed (via {}): local boot ({})",
         installed.via.as_str(),
-        installed.at,
         once.local_boot.as_str()
     )))
+}
+
+/// The install a completion request for `mac` ends: the one served to it, else (after a
+/// restart) the `install_once` of a group that selects this machine by its MAC.
+fn completion(
+    snap: &Snapshot,
+    machines: &Machines,
+    labels: &Labels,
+    mac: MacAddr,
+) -> Option<Pending> {
+    machines.pending(mac).or_else(|| {
+        let group = snap.select(labels)?;
+        if group.selector.get("mac") != Some(mac.to_string().as_str()) {
+            return None;
+        }
+        let profile = snap.profile_for(group).ok()?;
+        Some(Pending {
+            once: group.install_once_with(profile)?,
+            group: group.file_id.to_string(),
+            profile: profile.id.clone(),
+        })
+    })
 }
 
 /// Records an install as done (durably, before the answer goes), as `via`.
@@ -127,53 +142,49 @@ async fn record_install(
     machines: &Arc<Machines>,
     mac: MacAddr,
     via: Via,
-    group: &str,
-    profile: &str,
+    p: &Pending,
 ) -> Result<bool, String> {
     let m = Arc::clone(machines);
-    let (g, p) = (group.to_string(), profile.to_string());
-    match tokio::task::spawn_blocking(move || m.mark_installed(mac, via, &g, &p)).await {
+    let (g, pr) = (p.group.clone(), p.profile.clone());
+    match tokio::task::spawn_blocking(move || m.mark_installed(mac, via, &g, &pr)).await {
         Ok(Ok(changed)) => Ok(changed),
         Ok(Err(e)) => Err(format!("cannot record the install of {mac}: {e}")),
         Err(e) => Err(format!("cannot record the install of {mac}: {e}")),
     }
 }
 
-/// After a successful `/ignition` answer: a profile whose install is done when the
-/// machine fetches its Ignition marks it installed. When that cannot be written the
-/// answer becomes a 503, so that the install fails visibly instead of repeating forever.
-pub(crate) async fn after_ignition(shared: &Shared, labels: &Labels, reply: Reply) -> Reply {
-    if reply.status != StatusCode::OK {
+/// After a successful `GET /ignition`: an install whose end is the Ignition fetch
+/// (`done: "ignition"`) is marked done. When that cannot be written the answer becomes a
+/// 503, so that the install fails visibly instead of repeating forever.
+pub(crate) async fn after_ignition(
+    shared: &Shared,
+    method: &Method,
+    labels: &Labels,
+    reply: Reply,
+) -> Reply {
+    if reply.status != StatusCode::OK || method != Method::GET {
         return reply;
     }
     let (Some(machines), Some(mac)) = (&shared.machines, mac_label(labels)) else {
         return reply;
     };
-    let snap = shared.snapshot.load_full();
-    let Some(group) = snap.select(labels).cloned() else {
-        return reply;
-    };
-    let Ok(profile) = snap.profile_for(&group).cloned() else {
-        return reply;
-    };
-    match install_once(&group, &profile) {
-        Some(o) if o.done == kindling_model::Done::Ignition => {}
-        _ => return reply,
-    }
     if machines.installed(mac).is_some() {
         return reply;
     }
-    match record_install(machines, mac, Via::Ignition, &group.file_id, &profile.id).await {
+    let snap = shared.snapshot.load_full();
+    let Some(p) =
+        completion(&snap, machines, labels, mac).filter(|p| p.once.done == Done::Ignition)
+    else {
+        return reply;
+    };
+    match record_install(machines, mac, Via::Ignition, &p).await {
         Ok(_) => {
-            tracing::info!(target: "kindling::machines", %mac, group = %group.file_id, profile = %profile.id, "install done (Ignition fetched): next boots go to the local disk");
-            let mut r = reply;
-            r.reason = Some("install done (ignition fetched): next boots local".into());
-            r
+            tracing::info!(target: "kindling::machines", %mac, group = %p.group, profile = %p.profile, "install done (Ignition fetched): next boots go to the local disk");
+            reply.with_reason("install done (ignition fetched): next boots local")
         }
         Err(why) => {
             tracing::error!(target: "kindling::machines", %mac, "{why}");
-            let mut r = Reply::error(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
-                .with_reason(why);
+            let mut r = unavailable(why);
             r.group = reply.group;
             r.profile = reply.profile;
             r
@@ -181,69 +192,62 @@ pub(crate) async fn after_ignition(shared: &Shared, labels: &Labels, reply: Repl
     }
 }
 
-/// `/install/done?mac=...`: the install script says it finished.
-pub(crate) async fn install_done(shared: &Shared, labels: &Labels) -> Reply {
+/// `GET|POST /install/done?mac=...`: the install script says it finished.
+pub(crate) async fn install_done(shared: &Shared, method: &Method, labels: &Labels) -> Reply {
+    if method != Method::GET && method != Method::POST {
+        let mut r = Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
+        r.headers.insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, POST"),
+        );
+        return r;
+    }
     let Some(machines) = &shared.machines else {
-        return Reply::not_found("install tracking is off (no state directory)");
+        return Reply::not_found("install tracking is off ([machines] track = false)");
     };
     let Some(mac) = mac_label(labels) else {
         return Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
-            .with_reason("no valid mac label (use /install/done?mac=${mac:hexhyp})");
+            .with_reason("no valid 6-byte mac label (use /install/done?mac=${mac:hexhyp})");
     };
     let snap = shared.snapshot.load_full();
-    let Some(group) = snap.select(labels).cloned() else {
-        return Reply::not_found(format!("no group matched mac={mac}"));
+    let Some(p) = completion(&snap, machines, labels, mac) else {
+        return Reply::not_found(format!(
+            "no install of {mac} in progress: no install_once profile was served to it since the server started, and no install_once group selects it by its MAC"
+        ));
     };
-    let mut reply = match snap.profile_for(&group).cloned() {
-        Err(e) => Reply::not_found(e.to_string()),
-        Ok(profile) => {
-            let mut r = match install_once(&group, &profile) {
-                None => Reply::not_found(format!(
-                    "neither group {:?} nor profile {:?} has install_once",
-                    group.file_id, profile.id
-                )),
-                Some(o) if o.done == kindling_model::Done::Operator => Reply::error(
-                    StatusCode::FORBIDDEN,
-                    "403 Forbidden",
-                )
-                .with_reason(
-                    "install_once.done is \"operator\": only the operator marks this install done",
-                ),
-                Some(_) => {
-                    match record_install(machines, mac, Via::Callback, &group.file_id, &profile.id)
-                        .await
-                    {
-                        Ok(changed) => {
-                            if changed {
-                                tracing::info!(target: "kindling::machines", %mac, group = %group.file_id, profile = %profile.id, "install done (completion URL): next boots go to the local disk");
-                            }
-                            Reply::new(
-                                StatusCode::OK,
-                                "text/plain; charset=utf-8",
-                                if changed {
-                                    "installed\n"
-                                } else {
-                                    "already installed\n"
-                                },
-                            )
-                            .with_reason(if changed {
-                                "install done (completion URL): next boots local"
-                            } else {
-                                "install already recorded"
-                            })
-                        }
-                        Err(why) => {
-                            tracing::error!(target: "kindling::machines", %mac, "{why}");
-                            Reply::error(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
-                                .with_reason(why)
-                        }
-                    }
+    let mut reply = if p.once.done == Done::Operator {
+        Reply::error(StatusCode::FORBIDDEN, "403 Forbidden").with_reason(format!(
+            "install_once.done is {:?}: only the operator marks this install done",
+            p.once.done.as_str()
+        ))
+    } else {
+        match record_install(machines, mac, Via::Callback, &p).await {
+            Ok(changed) => {
+                if changed {
+                    tracing::info!(target: "kindling::machines", %mac, group = %p.group, profile = %p.profile, "install done (completion URL): next boots go to the local disk");
                 }
-            };
-            r.profile = Some(profile.id.clone());
-            r
+                Reply::new(
+                    StatusCode::OK,
+                    "text/plain; charset=utf-8",
+                    if changed {
+                        "installed\n"
+                    } else {
+                        "already installed\n"
+                    },
+                )
+                .with_reason(if changed {
+                    "install done (completion URL): next boots local"
+                } else {
+                    "install already recorded"
+                })
+            }
+            Err(why) => {
+                tracing::error!(target: "kindling::machines", %mac, "{why}");
+                unavailable(why)
+            }
         }
     };
-    reply.group = Some(group.file_id.to_string());
+    reply.group = Some(p.group);
+    reply.profile = Some(p.profile);
     reply
 }

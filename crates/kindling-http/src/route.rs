@@ -108,7 +108,10 @@ pub(crate) async fn route(
             if let Err(refused) = check_binding(shared, &labels, peer) {
                 return (Endpoint::InstallDone, refused);
             }
-            (Endpoint::InstallDone, install_done(shared, &labels).await)
+            (
+                Endpoint::InstallDone,
+                install_done(shared, method, &labels).await,
+            )
         }
         "/ignition" | "/generic" | "/cloud" | "/metadata" => {
             let labels = select();
@@ -125,7 +128,13 @@ pub(crate) async fn route(
             match endpoint {
                 "ignition" => (
                     Endpoint::Ignition,
-                    after_ignition(shared, &labels, ignition(shared, &labels, raw_query)).await,
+                    after_ignition(
+                        shared,
+                        method,
+                        &labels,
+                        ignition(shared, &labels, raw_query),
+                    )
+                    .await,
                 ),
                 "generic" => (
                     Endpoint::Generic,

@@ -192,6 +192,12 @@ impl Group {
         }
     }
 
+    /// What this group's machines do about installing: the group's `install_once`, else
+    /// its profile's.
+    pub fn install_once_with(&self, profile: &crate::profile::Profile) -> Option<InstallOnce> {
+        self.install_once.or(profile.install_once)
+    }
+
     /// The group's metadata object (parsed from its compact form; keys keep
     /// the file's order).
     pub fn metadata(&self) -> Map<String, Value> {

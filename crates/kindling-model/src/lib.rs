@@ -19,6 +19,6 @@ pub use index::{Considered, Index};
 pub use labels::{LabelWarning, Labels, labels_from_args, labels_from_query};
 pub use lifecycle::{Done, InstallOnce, LocalBoot};
 pub use mac::{Mac, MacAddr};
-pub use machines::{Discovered, Installed, MachineRecord, Machines, Via};
+pub use machines::{Change, Discovered, Installed, MachineRecord, Machines, Pending, Via};
 pub use profile::{Boot, Profile, ProfileError};
 pub use store::{Area, DataDir, Loader, Problem, ProfileLookupError, ReadError, Snapshot};

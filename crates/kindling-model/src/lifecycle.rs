@@ -14,7 +14,7 @@ pub enum Done {
     Ignition,
     /// The install calls `/install/done?mac=...` (the Ignition fetch does not count).
     Callback,
-    /// Only the operator (`kindling machines installed MAC`, the API).
+    /// Only the operator (`kindling machines mark-installed MAC`, the API).
     Operator,
 }
 

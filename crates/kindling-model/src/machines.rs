@@ -3,19 +3,25 @@
 //! machine in `<state dir>/machines/` (`52-54-00-12-34-56.json`), written atomically and
 //! durably, read back at start; the request path reads the in-memory map only.
 //!
+//! Writes of installs (and re-arms) are durable before they are visible and before the
+//! caller answers. Discovery records are written by one writer thread from a bounded set
+//! of changed MACs (several changes of one MAC are one write of its latest state).
+//!
 //! A server holds an exclusive `flock` on `machines/.lock` while it runs, so that
 //! `kindling machines reinstall` without `--server` can tell that its write would not be
 //! seen (and would race the server's own writes) and refuse.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::InstallOnce;
 use crate::mac::MacAddr;
 use crate::store::write_atomic;
 
@@ -41,11 +47,11 @@ impl Via {
 /// A finished install: the machine's next boots go to its disk until it is re-armed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Installed {
-    /// Unix seconds.
+    /// Unix milliseconds.
     pub at: u64,
     pub via: Via,
     /// The group and profile it was installed with (empty when the operator marked a
-    /// machine no group selects).
+    /// machine by hand).
     #[serde(default)]
     pub group: String,
     #[serde(default)]
@@ -55,7 +61,9 @@ pub struct Installed {
 /// A machine that asked for its boot script and matched no group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Discovered {
+    /// Unix milliseconds.
     pub first_seen: u64,
+    /// Unix milliseconds (kept in memory on every request; written with the record).
     pub last_seen: u64,
     #[serde(default)]
     pub ip: Option<IpAddr>,
@@ -69,7 +77,7 @@ pub struct Discovered {
     pub serial: String,
     #[serde(default)]
     pub hostname: String,
-    /// When facts were last handed out to be written (memory only): a client whose facts
+    /// When facts were last handed to the writer (memory only): a client whose facts
     /// keep changing is written at most once a minute.
     #[serde(skip)]
     pub written: u64,
@@ -77,6 +85,10 @@ pub struct Discovered {
 
 /// The longest client-supplied fact kept for a discovered machine.
 pub const MAX_FACT_BYTES: usize = 128;
+/// Installs in progress remembered at most (see [`Machines::install_served`]).
+pub const MAX_PENDING: usize = 16_384;
+/// MACs waiting for the discovery writer at most; more changes are not written (counted).
+pub const MAX_DIRTY: usize = 4_096;
 
 /// One machine's lifecycle state (its file's content).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +102,14 @@ pub struct MachineRecord {
 }
 
 impl MachineRecord {
+    fn empty(mac: MacAddr) -> MachineRecord {
+        MachineRecord {
+            mac: mac.to_string(),
+            installed: None,
+            discovered: None,
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.installed.is_none() && self.discovered.is_none()
     }
@@ -98,41 +118,91 @@ impl MachineRecord {
 /// What [`Machines::discovered`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Noted {
-    /// First sighting (or new facts): the record should be written ([`Machines::persist`]).
+    /// First sighting (or new facts): queued for the writer.
     Changed,
-    /// Known, nothing new to write (its `last_seen` moved in memory).
+    /// Known, nothing new to write (its `last_seen` moved in memory), or the store
+    /// records nothing (unavailable).
     Known,
     /// The table of discovered machines is full: not recorded (counted).
     Full,
+}
+
+/// What the operator does to a machine's install state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Its next boot installs again.
+    Reinstall,
+    /// Its next boots go to its disk.
+    Installed,
+}
+
+impl Change {
+    /// The word of the API path and the CLI.
+    pub fn segment(self) -> &'static str {
+        match self {
+            Change::Reinstall => "reinstall",
+            Change::Installed => "installed",
+        }
+    }
+
+    /// Applies it (blocking, durable); whether anything changed.
+    pub fn apply(self, machines: &Machines, mac: MacAddr) -> io::Result<bool> {
+        match self {
+            Change::Reinstall => machines.rearm(mac),
+            Change::Installed => machines.mark_installed(mac, Via::Operator, "", ""),
+        }
+    }
+}
+
+/// An install the server is serving: the `/ipxe` of an `install_once` group answered the
+/// install profile to this MAC. Completion requests are checked against it, not against
+/// whatever labels they carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub once: InstallOnce,
+    pub group: String,
+    pub profile: String,
 }
 
 /// The lifecycle store.
 pub struct Machines {
     dir: PathBuf,
     map: RwLock<HashMap<MacAddr, MachineRecord>>,
+    /// MACs whose file exists but could not be read: their install state is unknown.
+    unreadable: HashMap<MacAddr, String>,
+    /// Installs being served, by MAC (memory only, bounded).
+    pending: Mutex<HashMap<MacAddr, Pending>>,
     /// Serialises file writes: each writes the record as it is when it runs.
     writing: Mutex<()>,
+    /// MACs whose discovery record changed, for the writer thread.
+    dirty: Mutex<HashSet<MacAddr>>,
+    dirty_ready: Condvar,
     max_discovered: usize,
-    /// Records with `discovered` (changed under the map's write lock): the bound is checked
-    /// without counting the map on every new MAC.
-    discovered: std::sync::atomic::AtomicUsize,
+    /// Records with `discovered` (changed under the map's write lock).
+    discovered: AtomicUsize,
     dropped: AtomicU64,
+    /// Discovery writes skipped because the writer's queue was full.
+    unwritten: AtomicU64,
     /// The server's lock on the directory (held while this store lives).
     _lock: Option<std::fs::File>,
-    /// Why the directory could not be read at start ([`Machines::unavailable`]).
+    /// Why nothing can be known (the directory could not be read).
     broken: Option<String>,
+    /// Why nothing can be written (read-only, or another process holds the lock).
+    read_only: Option<String>,
 }
 
 /// Lock file name inside the machines directory.
 pub const LOCK_FILE: &str = ".lock";
 
-fn now() -> u64 {
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn file_name(mac: MacAddr) -> String {
+/// The file of `mac`'s record in the machines directory.
+pub fn file_name(mac: MacAddr) -> String {
     format!("{}.json", mac.to_string().replace(':', "-"))
 }
 
@@ -166,73 +236,139 @@ pub fn try_lock(dir: &Path) -> io::Result<Option<std::fs::File>> {
     }
 }
 
-/// Problems met while loading (files that did not parse are left in place, unused).
+/// [`try_lock`] for up to `wait` (a CLI writing the directory holds it for milliseconds).
+fn lock_within(dir: &Path, wait: Duration) -> io::Result<Option<std::fs::File>> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if let Some(l) = try_lock(dir)? {
+            return Ok(Some(l));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads one record file: its MAC (from the name, the authority) and content, or why not.
+fn read_record(path: &Path, mac: MacAddr) -> Result<MachineRecord, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let mut r: MachineRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    match MacAddr::parse(&r.mac) {
+        Ok(m) if m == mac => {
+            r.mac = mac.to_string();
+            Ok(r)
+        }
+        _ => Err(format!("names {:?} but is the file of {mac}", r.mac)),
+    }
+}
+
+/// The MAC a record file's name stands for (`52-54-00-12-34-56.json`).
+fn mac_of_file(name: &str) -> Option<MacAddr> {
+    let stem = name.strip_suffix(".json")?;
+    let mac = MacAddr::parse(stem).ok()?;
+    (file_name(mac) == name).then_some(mac)
+}
+
+/// Reads `mac`'s record straight from a machines directory (`None` when it has none or it
+/// does not load).
+pub fn read_one(dir: &Path, mac: MacAddr) -> Option<MachineRecord> {
+    read_record(&dir.join(file_name(mac)), mac).ok()
+}
+
+/// Problems met while loading.
 pub type LoadProblems = Vec<String>;
 
 impl Machines {
-    /// Opens (creating) `dir`, takes the server's lock when `lock` (a WARN-worthy
-    /// problem when another process holds it), sweeps interrupted writes and loads every
-    /// record.
+    /// Opens (creating) `dir` and loads every record. With `lock` (a server), takes the
+    /// directory's lock (waiting up to 5 s for a CLI's write) and sweeps interrupted
+    /// writes; without the lock, or on a read-only directory, the records are served and
+    /// every write fails. A record file that does not load makes its machine's state
+    /// unknown (reported; the file is left as it is).
     pub fn open(
         dir: &Path,
         max_discovered: usize,
         lock: bool,
     ) -> io::Result<(Machines, LoadProblems)> {
-        std::fs::create_dir_all(dir)?;
+        if let Err(e) = std::fs::create_dir_all(dir)
+            && !dir.is_dir()
+        {
+            return Err(e);
+        }
         let mut problems = Vec::new();
+        let mut read_only = None;
         let held = if lock {
-            let l = try_lock(dir)?;
-            if l.is_none() {
-                problems.push(format!(
-                    "another process holds {}: two servers on one state directory race each other's machine state",
-                    dir.join(LOCK_FILE).display()
-                ));
+            match lock_within(dir, Duration::from_secs(5)) {
+                Ok(Some(l)) => Some(l),
+                Ok(None) => {
+                    read_only = Some(format!(
+                        "another process holds {}",
+                        dir.join(LOCK_FILE).display()
+                    ));
+                    None
+                }
+                Err(e) => {
+                    read_only = Some(format!("{}: {e}", dir.join(LOCK_FILE).display()));
+                    None
+                }
             }
-            l
         } else {
             None
         };
-        crate::store::sweep_interrupted(dir);
+        if let Some(why) = &read_only {
+            problems.push(format!(
+                "machine state is read-only ({why}): installs cannot be recorded"
+            ));
+        }
+        if held.is_some() {
+            crate::store::sweep_interrupted(dir);
+        }
         let mut map = HashMap::new();
-        for e in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+        let mut unreadable = HashMap::new();
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(stem) = name.strip_suffix(".json") else {
-                continue;
-            };
-            if stem.starts_with('.') {
+            if name.starts_with('.') || !name.ends_with(".json") {
                 continue;
             }
-            let loaded = std::fs::read(e.path())
-                .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    serde_json::from_slice::<MachineRecord>(&b).map_err(|e| e.to_string())
-                })
-                .and_then(|r| {
-                    let mac = MacAddr::parse(&r.mac).map_err(|e| e.to_string())?;
-                    if file_name(mac) != name {
-                        return Err(format!("names {} but is called {name}", r.mac));
-                    }
-                    Ok((mac, r))
-                });
-            match loaded {
-                Ok((mac, r)) if !r.is_empty() => {
+            let Some(mac) = mac_of_file(&name) else {
+                problems.push(format!(
+                    "{}: not a machine's file name (ignored)",
+                    e.path().display()
+                ));
+                continue;
+            };
+            match read_record(&e.path(), mac) {
+                Ok(r) if !r.is_empty() => {
                     map.insert(mac, r);
                 }
                 Ok(_) => {}
-                Err(why) => problems.push(format!("{}: {why} (ignored)", e.path().display())),
+                Err(why) => {
+                    problems.push(format!(
+                        "{}: {why}: the install state of {mac} is unknown until the file is fixed or removed",
+                        e.path().display()
+                    ));
+                    unreadable.insert(mac, why);
+                }
             }
         }
         let discovered = map.values().filter(|r| r.discovered.is_some()).count();
         Ok((
             Machines {
                 dir: dir.to_path_buf(),
-                discovered: discovered.into(),
                 map: RwLock::new(map),
+                unreadable,
+                pending: Mutex::default(),
                 writing: Mutex::new(()),
+                dirty: Mutex::default(),
+                dirty_ready: Condvar::new(),
                 max_discovered,
+                discovered: discovered.into(),
                 dropped: AtomicU64::new(0),
+                unwritten: AtomicU64::new(0),
                 _lock: held,
                 broken: None,
+                read_only,
             },
             problems,
         ))
@@ -244,13 +380,19 @@ impl Machines {
     pub fn unavailable(dir: &Path, why: String) -> Machines {
         Machines {
             dir: dir.to_path_buf(),
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::default(),
+            unreadable: HashMap::new(),
+            pending: Mutex::default(),
             writing: Mutex::new(()),
+            dirty: Mutex::default(),
+            dirty_ready: Condvar::new(),
             max_discovered: 0,
             discovered: 0.into(),
             dropped: AtomicU64::new(0),
+            unwritten: AtomicU64::new(0),
             _lock: None,
-            broken: Some(why),
+            broken: Some(why.clone()),
+            read_only: Some(why),
         }
     }
 
@@ -259,15 +401,24 @@ impl Machines {
         self.broken.as_deref()
     }
 
-    fn check_usable(&self) -> io::Result<()> {
-        match &self.broken {
+    /// Why writes fail, if they do.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    /// Why `mac`'s install state is not known, if it is not (the store could not be
+    /// read, or its file did not load).
+    pub fn unknown(&self, mac: MacAddr) -> Option<&str> {
+        self.broken
+            .as_deref()
+            .or_else(|| self.unreadable.get(&mac).map(String::as_str))
+    }
+
+    fn writable(&self) -> io::Result<()> {
+        match &self.read_only {
             Some(why) => Err(io::Error::other(why.clone())),
             None => Ok(()),
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<MacAddr, MachineRecord>> {
@@ -304,21 +455,24 @@ impl Machines {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    pub fn discovered_count(&self) -> usize {
-        self.discovered.load(Ordering::Relaxed)
+    /// Discovery changes not written because the writer's queue was full.
+    pub fn unwritten(&self) -> u64 {
+        self.unwritten.load(Ordering::Relaxed)
     }
 
     /// How many machines are installed, and how many discovered.
     pub fn counts(&self) -> (usize, usize) {
-        let map = self.read();
-        let installed = map.values().filter(|r| r.installed.is_some()).count();
-        let discovered = map.values().filter(|r| r.discovered.is_some()).count();
-        (installed, discovered)
+        let installed = self
+            .read()
+            .values()
+            .filter(|r| r.installed.is_some())
+            .count();
+        (installed, self.discovered.load(Ordering::Relaxed))
     }
 
     /// Writes `mac`'s record as it is now (removes its file when it is empty). Blocking.
     pub fn persist(&self, mac: MacAddr) -> io::Result<()> {
-        self.check_usable()?;
+        self.writable()?;
         let _w = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let rec = self.get(mac);
         self.store(mac, rec.as_ref())
@@ -348,13 +502,9 @@ impl Machines {
         mac: MacAddr,
         change: impl FnOnce(Option<Installed>) -> Option<Installed>,
     ) -> io::Result<bool> {
-        self.check_usable()?;
+        self.writable()?;
         let _w = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rec = self.get(mac).unwrap_or_else(|| MachineRecord {
-            mac: mac.to_string(),
-            installed: None,
-            discovered: None,
-        });
+        let mut rec = self.get(mac).unwrap_or_else(|| MachineRecord::empty(mac));
         let new = change(rec.installed.clone());
         if new == rec.installed {
             return Ok(false);
@@ -362,7 +512,7 @@ impl Machines {
         rec.installed = new.clone();
         self.store(mac, Some(&rec))?;
         let mut map = self.write();
-        let entry = map.entry(mac).or_insert(rec);
+        let entry = map.entry(mac).or_insert_with(|| MachineRecord::empty(mac));
         entry.installed = new;
         if entry.is_empty() {
             map.remove(&mac);
@@ -378,16 +528,18 @@ impl Machines {
         group: &str,
         profile: &str,
     ) -> io::Result<bool> {
-        self.set_installed(mac, |old| {
+        let changed = self.set_installed(mac, |old| {
             old.or_else(|| {
                 Some(Installed {
-                    at: now(),
+                    at: now_ms(),
                     via,
                     group: group.to_string(),
                     profile: profile.to_string(),
                 })
             })
-        })
+        })?;
+        self.pending_lock().remove(&mac);
+        Ok(changed)
     }
 
     /// Re-arms `mac`: its next boot installs again. `Ok(false)` when it was not installed.
@@ -395,11 +547,37 @@ impl Machines {
         self.set_installed(mac, |_| None)
     }
 
-    /// Notes that `mac` asked for its boot script and matched no group (memory only; write
-    /// it with [`Machines::persist`] when this says [`Noted::Changed`]).
+    fn pending_lock(&self) -> std::sync::MutexGuard<'_, HashMap<MacAddr, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `/ipxe` (or `/grub`) answered `mac` the install profile of an `install_once`
+    /// group: its completion (the Ignition fetch, `/install/done`) is judged by this, not
+    /// by the labels the completion request carries. At most [`MAX_PENDING`] are kept.
+    pub fn install_served(&self, mac: MacAddr, p: Pending) {
+        let mut pending = self.pending_lock();
+        if pending.get(&mac) == Some(&p) {
+            return;
+        }
+        if pending.len() >= MAX_PENDING && !pending.contains_key(&mac) {
+            return;
+        }
+        pending.insert(mac, p);
+    }
+
+    /// The install being served to `mac`, if any.
+    pub fn pending(&self, mac: MacAddr) -> Option<Pending> {
+        self.pending_lock().get(&mac).cloned()
+    }
+
+    /// Notes that `mac` asked for its boot script and matched no group (memory; the
+    /// writer thread writes it when this says [`Noted::Changed`]).
     pub fn discovered(&self, mac: MacAddr, ip: Option<IpAddr>, facts: [&str; 4]) -> Noted {
+        if self.read_only.is_some() {
+            return Noted::Known;
+        }
         let [arch, uuid, serial, hostname] = facts.map(cut);
-        let t = now();
+        let t = now_ms();
         let mut map = self.write();
         if let Some(d) = map.get_mut(&mac).and_then(|r| r.discovered.as_mut()) {
             d.last_seen = t;
@@ -412,21 +590,19 @@ impl Machines {
                 return Noted::Known;
             }
             (d.ip, d.arch, d.uuid, d.serial, d.hostname) = (ip, arch, uuid, serial, hostname);
-            if t < d.written.saturating_add(60) {
+            if t < d.written.saturating_add(60_000) {
                 return Noted::Known;
             }
             d.written = t;
+            drop(map);
+            self.queue(mac);
             return Noted::Changed;
         }
         if self.discovered.load(Ordering::Relaxed) >= self.max_discovered {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Noted::Full;
         }
-        let rec = map.entry(mac).or_insert_with(|| MachineRecord {
-            mac: mac.to_string(),
-            installed: None,
-            discovered: None,
-        });
+        let rec = map.entry(mac).or_insert_with(|| MachineRecord::empty(mac));
         rec.discovered = Some(Discovered {
             first_seen: t,
             last_seen: t,
@@ -438,11 +614,13 @@ impl Machines {
             written: t,
         });
         self.discovered.fetch_add(1, Ordering::Relaxed);
+        drop(map);
+        self.queue(mac);
         Noted::Changed
     }
 
-    /// A discovered machine that a group now selects is no longer discovered; `true` when
-    /// its record changed (write it with [`Machines::persist`]).
+    /// A discovered machine that a group now selects is no longer discovered (its record
+    /// is queued for the writer); `true` when it was.
     pub fn matched(&self, mac: MacAddr) -> bool {
         if self.read().get(&mac).is_none_or(|r| r.discovered.is_none()) {
             return false;
@@ -458,7 +636,70 @@ impl Machines {
         if r.is_empty() {
             map.remove(&mac);
         }
+        drop(map);
+        self.queue(mac);
         true
+    }
+
+    /// Hands `mac` to the writer thread (once, however often it changes before it is
+    /// written).
+    fn queue(&self, mac: MacAddr) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        if dirty.len() >= MAX_DIRTY && !dirty.contains(&mac) {
+            self.unwritten.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        dirty.insert(mac);
+        self.dirty_ready.notify_one();
+    }
+
+    /// Writes the queued discovery records until `stop` says so (and the queue is empty).
+    /// Run on a thread of its own ([`Machines::start_writer`]).
+    fn write_queued(&self, stop: &dyn Fn() -> bool) {
+        loop {
+            let batch: Vec<MacAddr> = {
+                let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                while dirty.is_empty() {
+                    if stop() {
+                        return;
+                    }
+                    dirty = self
+                        .dirty_ready
+                        .wait_timeout(dirty, Duration::from_millis(200))
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+                dirty.drain().collect()
+            };
+            for mac in batch {
+                if let Err(e) = self.persist(mac) {
+                    tracing::warn!(target: "kindling::machines", %mac, error = %e, "could not write the machine's discovery record");
+                }
+            }
+        }
+    }
+
+    /// Starts the discovery writer: one thread for the life of the store.
+    pub fn start_writer(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("kindling-machines".into())
+            .spawn(move || {
+                loop {
+                    let Some(m) = weak.upgrade() else { return };
+                    // Returns every 200 ms of quiet so that a dropped store ends the thread.
+                    let quiet = std::sync::atomic::AtomicBool::new(false);
+                    m.write_queued(&|| quiet.swap(true, Ordering::Relaxed));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(target: "kindling::machines", error = %e, "could not start the discovery writer: discovery records are kept in memory only");
+        }
+    }
+
+    /// Writes every queued record now (tests, shutdown).
+    pub fn flush(&self) {
+        self.write_queued(&|| true);
     }
 }
 
@@ -510,19 +751,49 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_does_not_load_makes_that_machine_unknown() {
+        let d = scratch("unknown");
+        std::fs::create_dir_all(&d).unwrap();
+        let a = MacAddr::parse("52:54:00:00:00:0a").unwrap();
+        let b = MacAddr::parse("52:54:00:00:00:0b").unwrap();
+        // A newer version's word, and a copy under another machine's name.
+        std::fs::write(
+            d.join(file_name(a)),
+            r#"{"mac":"52:54:00:00:00:0a","installed":{"at":1,"via":"api"}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            d.join(file_name(b)),
+            r#"{"mac":"52:54:00:00:00:0c","installed":{"at":1,"via":"operator"}}"#,
+        )
+        .unwrap();
+        std::fs::write(d.join("notes.json"), "{}").unwrap();
+        let (m, problems) = Machines::open(&d, 10, true).unwrap();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(m.unknown(a).is_some() && m.unknown(b).is_some());
+        assert!(
+            m.unknown(MacAddr::parse("52:54:00:00:00:0d").unwrap())
+                .is_none()
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn an_unavailable_store_refuses_writes_and_records_nothing() {
         let m = Machines::unavailable(Path::new("/nonexistent"), "not a directory".into());
         let mac = MacAddr([0x52, 0x54, 0, 0, 2, 1]);
         assert_eq!(m.broken(), Some("not a directory"));
+        assert_eq!(m.unknown(mac), Some("not a directory"));
         assert!(m.mark_installed(mac, Via::Operator, "", "").is_err());
         assert!(m.installed(mac).is_none());
-        assert_eq!(m.discovered(mac, None, ["", "", "", ""]), Noted::Full);
+        assert_eq!(m.discovered(mac, None, ["", "", "", ""]), Noted::Known);
+        assert_eq!(m.dropped(), 0, "not counted as a full table");
     }
 
     #[test]
-    fn discovery_is_bounded_and_cleared_by_a_match() {
+    fn discovery_is_bounded_written_once_and_cleared_by_a_match() {
         let d = scratch("disc");
-        let (m, _) = Machines::open(&d, 2, false).unwrap();
+        let (m, _) = Machines::open(&d, 2, true).unwrap();
         let mac = |n: u8| MacAddr([0x52, 0x54, 0, 0, 1, n]);
         let long = "x".repeat(1000);
         assert_eq!(
@@ -546,17 +817,47 @@ mod tests {
         assert_eq!(m.discovered(mac(2), None, ["", "", "", ""]), Noted::Changed);
         assert_eq!(m.discovered(mac(3), None, ["", "", "", ""]), Noted::Full);
         assert_eq!(m.dropped(), 1);
-        m.persist(mac(1)).unwrap();
-        m.persist(mac(2)).unwrap();
+        m.flush();
+        assert!(d.join(file_name(mac(1))).exists() && d.join(file_name(mac(2))).exists());
         assert!(m.matched(mac(2)));
-        m.persist(mac(2)).unwrap();
         assert!(!m.matched(mac(2)));
+        m.flush();
+        assert!(!d.join(file_name(mac(2))).exists());
+        assert_eq!(m.counts().1, 1);
         drop(m);
-        std::fs::write(d.join("zz.json"), b"{not json").unwrap();
-        let (m, problems) = Machines::open(&d, 2, false).unwrap();
-        assert_eq!(m.discovered_count(), 1);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("zz.json"));
+        let (m, problems) = Machines::open(&d, 2, true).unwrap();
+        assert_eq!(m.counts().1, 1);
+        assert!(problems.is_empty(), "{problems:?}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn an_install_racing_a_match_keeps_the_count_and_the_records_true() {
+        let d = scratch("race");
+        let (m, _) = Machines::open(&d, 100_000, true).unwrap();
+        let m = Arc::new(m);
+        let macs: Vec<MacAddr> = (0..200u16)
+            .map(|i| MacAddr([0x52, 0x54, 0, 0, (i >> 8) as u8, i as u8]))
+            .collect();
+        for &mac in &macs {
+            m.discovered(mac, None, ["", "", "", ""]);
+        }
+        let a = {
+            let (m, macs) = (m.clone(), macs.clone());
+            std::thread::spawn(move || {
+                for mac in macs {
+                    m.mark_installed(mac, Via::Operator, "", "").unwrap();
+                }
+            })
+        };
+        for &mac in &macs {
+            m.matched(mac);
+        }
+        a.join().unwrap();
+        let (installed, discovered) = m.counts();
+        assert_eq!(installed, 200);
+        assert_eq!(discovered, 0, "a match is never undone by an install");
+        assert!(m.list().iter().all(|r| r.discovered.is_none()));
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -80,12 +80,20 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
     let mut out = std::io::stdout().lock();
     let auth = &args.auth;
     match &args.command {
-        Some(MachinesCommand::Reinstall { mac }) => {
-            lifecycle::change(state_dir, server, auth, mac, lifecycle::Change::Reinstall)
-        }
-        Some(MachinesCommand::MarkInstalled { mac }) => {
-            lifecycle::change(state_dir, server, auth, mac, lifecycle::Change::Installed)
-        }
+        Some(MachinesCommand::Reinstall { mac }) => lifecycle::change(
+            state_dir,
+            server,
+            auth,
+            mac,
+            kindling_model::Change::Reinstall,
+        ),
+        Some(MachinesCommand::MarkInstalled { mac }) => lifecycle::change(
+            state_dir,
+            server,
+            auth,
+            mac,
+            kindling_model::Change::Installed,
+        ),
         None | Some(MachinesCommand::List) if args.discovered || args.installed => {
             let firmware = if args.discovered {
                 firmware_by_mac(state_dir, server, auth)

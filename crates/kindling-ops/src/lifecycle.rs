@@ -12,25 +12,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use kindling_fetch::{AdminAnswer, reqwest};
 use kindling_model::machines::try_lock;
-use kindling_model::{MacAddr, MachineRecord, Machines, Via};
+use kindling_model::{Change, MacAddr, MachineRecord, Machines};
 
 use crate::event::format_ts;
-
-/// What `reinstall` and `mark-installed` do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Reinstall,
-    Installed,
-}
-
-impl Change {
-    fn segment(self) -> &'static str {
-        match self {
-            Change::Reinstall => "reinstall",
-            Change::Installed => "installed",
-        }
-    }
-}
 
 fn machines_dir(state_dir: &Path) -> std::path::PathBuf {
     state_dir.join("machines")
@@ -38,9 +22,7 @@ fn machines_dir(state_dir: &Path) -> std::path::PathBuf {
 
 /// A machine's record read straight from the state directory (`None` when it has none).
 pub fn read_record(state_dir: &Path, mac: &str) -> Option<MachineRecord> {
-    let mac = MacAddr::parse(mac).ok()?;
-    let path = machines_dir(state_dir).join(format!("{}.json", mac.to_string().replace(':', "-")));
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    kindling_model::machines::read_one(&machines_dir(state_dir), MacAddr::parse(mac).ok()?)
 }
 
 fn answer_error(server: &str, a: &AdminAnswer) -> anyhow::Error {
@@ -106,11 +88,9 @@ pub fn change(
             for p in problems {
                 eprintln!("kindling: {p}");
             }
-            match change {
-                Change::Reinstall => m.rearm(mac),
-                Change::Installed => m.mark_installed(mac, Via::Operator, "", ""),
-            }
-            .with_context(|| format!("writing the state of {mac} in {}", dir.display()))?
+            change
+                .apply(&m, mac)
+                .with_context(|| format!("writing the state of {mac} in {}", dir.display()))?
         }
     };
     let what = match (change, changed) {
@@ -147,6 +127,11 @@ pub fn list(
             }
             let v: serde_json::Value =
                 serde_json::from_slice(&a.body).context("parsing the server's answer")?;
+            for key in ["unavailable", "read_only"] {
+                if let Some(why) = v.get(key).and_then(|w| w.as_str()) {
+                    eprintln!("kindling: the server's machine state is {key}: {why}");
+                }
+            }
             serde_json::from_value(v.get("machines").cloned().unwrap_or_default())
                 .context("parsing the server's machine list")?
         }
@@ -234,8 +219,8 @@ fn dash(s: &str) -> String {
     }
 }
 
-fn when(secs: u64) -> String {
-    let t = format_ts(secs * 1000);
+fn when(ms: u64) -> String {
+    let t = format_ts(ms);
     t.get(..19).unwrap_or(&t).replace('T', " ")
 }
 

@@ -537,7 +537,7 @@ pub fn run(config: Option<&Path>, data_dir: Option<PathBuf>, args: &CheckArgs) -
                 c.push(Severity::Error, kind, file.clone(), pos, e.to_string());
             }
             Ok(p) => {
-                let once = g.install_once.or(p.install_once);
+                let once = g.install_once_with(p);
                 if once.is_some_and(|o| o.done == kindling_model::Done::Ignition)
                     && p.ignition_id.is_empty()
                 {

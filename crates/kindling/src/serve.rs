@@ -212,15 +212,16 @@ fn open_machines(cli: &Cli, cfg: &Config, ops: &Arc<Ops>) -> Option<Arc<kindling
     for p in &problems {
         tracing::warn!(target: "kindling::machines", "{p}");
     }
-    let list = machines.list();
+    let (installed, discovered) = machines.counts();
     tracing::info!(
         target: "kindling::machines",
         path = %dir.display(),
-        installed = list.iter().filter(|r| r.installed.is_some()).count(),
-        discovered = list.iter().filter(|r| r.discovered.is_some()).count(),
+        installed,
+        discovered,
         "machine lifecycle state loaded"
     );
     let machines = Arc::new(machines);
+    machines.start_writer();
     ops.set_machines(machines.clone());
     Some(machines)
 }
@@ -449,12 +450,11 @@ fn management_apis(
     let mut apis: Vec<Arc<dyn kindling_http::Extension>> = vec![Arc::new(
         kindling_api::ObjectsApi::new(api.clone(), credentialed),
     )];
-    if let Some(m) = machines {
-        apis.push(Arc::new(kindling_api::LifecycleApi::new(
-            m.clone(),
-            credentialed,
-        )));
-    }
+    // Before ops' /api/v1/* endpoint, which answers every path under it.
+    apis.push(Arc::new(kindling_api::LifecycleApi::new(
+        machines.cloned(),
+        credentialed,
+    )));
     apis
 }
 

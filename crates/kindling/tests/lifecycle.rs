@@ -46,6 +46,8 @@ fn write_data(data: &Path) {
             r#"{"id":"n4","profile":"live","selector":{"mac":"52:54:00:00:00:04"},"install_once":{"done":"ignition"}}"#.into(),
         ),
         ("groups/n5.json", r#"{"id":"n5","profile":"live","selector":{"mac":"52:54:00:00:00:05"}}"#.into()),
+        // Any machine that says os=foo installs once, completed by its callback.
+        ("groups/os-foo.json", r#"{"id":"os-foo","profile":"by-callback","selector":{"os":"foo"}}"#.into()),
     ];
     for (name, body) in files {
         std::fs::write(data.join(name), body).unwrap();
@@ -170,12 +172,61 @@ fn install_once_then_local_boot_until_rearmed_and_across_restarts() {
     );
     assert_eq!(get(&server, "/install/done").status, 400);
 
+    // Only GET and POST complete an install; HEAD /ignition does not either.
+    let head = request(
+        server.addr,
+        "HEAD",
+        "/install/done?mac=52:54:00:00:00:02",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(head.status, 405);
+    let m1b = "/ipxe?mac=52:54:00:00:00:0b";
+    std::fs::write(
+        scratch.root.join("data/groups/n1b.json"),
+        r#"{"id":"n1b","profile":"by-ignition","selector":{"mac":"52:54:00:00:00:0b"}}"#,
+    )
+    .unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGHUP) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !is_install(&get(&server, m1b), "by-ignition") {
+        assert!(std::time::Instant::now() < deadline, "n1b was not loaded");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let head = request(
+        server.addr,
+        "HEAD",
+        "/ignition?mac=52:54:00:00:00:0b",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(head.status, 200);
+    assert!(
+        is_install(&get(&server, m1b), "by-ignition"),
+        "HEAD marked it installed"
+    );
+
     // done = operator: the machine cannot mark itself; the operator can.
     let m3 = "/ipxe?mac=52:54:00:00:00:03";
+    assert!(is_install(&get(&server, m3), "by-operator"));
     assert_eq!(
         get(&server, "/install/done?mac=52:54:00:00:00:03").status,
         403
     );
+    // Other labels cannot pick another group's rules for the completion.
+    assert_eq!(
+        get(&server, "/install/done?mac=52:54:00:00:00:03&os=foo").status,
+        403
+    );
+    // Nor complete an install that was never served (and no file is written for it).
+    assert_eq!(
+        get(&server, "/install/done?mac=52:54:00:00:00:77&os=foo").status,
+        404
+    );
+    assert!(!state.join("machines/52-54-00-00-00-77.json").exists());
     assert_eq!(get(&server, "/ignition?mac=52:54:00:00:00:03").status, 200);
     assert!(is_install(&get(&server, m3), "by-operator"));
     let (ok, out, err) = cli(&["mark-installed", "52-54-00-00-00-03"]);
@@ -263,8 +314,6 @@ fn install_once_then_local_boot_until_rearmed_and_across_restarts() {
     // SIGKILL: every acknowledged install is still there after a restart.
     drop(server);
     server = start(&scratch, "");
-    let admin = format!("http://{}", server.admin);
-    let cli = |args: &[&str]| machines_cli(&admin, &token, args);
     for m in [m1, m2, m3] {
         assert!(
             is_local(&get(&server, m)),
@@ -272,6 +321,26 @@ fn install_once_then_local_boot_until_rearmed_and_across_restarts() {
             text(&get(&server, m))
         );
     }
+    // A record that no longer loads makes that machine's state unknown: a 503, not a
+    // reinstall.
+    drop(server);
+    let file = state.join("machines/52-54-00-00-00-03.json");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, good.replace("\"operator\"", "\"from-the-future\"")).unwrap();
+    server = start(&scratch, "");
+    let r = get(&server, m3);
+    assert_eq!(r.status, 503, "{}", text(&r));
+    assert!(server.log_has("the install state of 52:54:00:00:00:03 is unknown"));
+    assert!(
+        is_local(&get(&server, m2)),
+        "other machines are not affected"
+    );
+    drop(server);
+    std::fs::write(&file, good).unwrap();
+    server = start(&scratch, "");
+    let admin = format!("http://{}", server.admin);
+    let cli = |args: &[&str]| machines_cli(&admin, &token, args);
+    assert!(is_local(&get(&server, m3)));
     // Re-armed: it installs again, and the next Ignition fetch ends that install too.
     let (ok, out, err) = cli(&["reinstall", "52:54:00:00:00:01"]);
     assert!(ok && out.contains("re-armed"), "{out}{err}");
@@ -445,7 +514,7 @@ fn an_unusable_state_directory_gives_install_once_machines_a_503_not_a_reinstall
     let server = start(&scratch, "");
     let r = get(&server, "/ipxe?mac=52:54:00:00:00:01");
     assert_eq!(r.status, 503, "{}", text(&r));
-    assert!(server.log_has("install state could not be read"));
+    assert!(server.log_has("could not be read"));
     assert_eq!(
         get(&server, "/install/done?mac=52:54:00:00:00:02").status,
         503
@@ -455,4 +524,54 @@ fn an_unusable_state_directory_gives_install_once_machines_a_503_not_a_reinstall
         &get(&server, "/ipxe?mac=52:54:00:00:00:05"),
         "live"
     ));
+}
+
+#[test]
+fn lifecycle_writes_need_credentials_and_tracking_can_be_off() {
+    let scratch = Scratch::new("lifecycle-creds");
+    let data = scratch.root.join("data");
+    write_data(&data);
+    // No token: the admin listener is loopback-only, the lifecycle API refuses writes.
+    let server = Server::start(&data, &scratch.root);
+    let r = request(
+        server.admin,
+        "POST",
+        "/api/v1/lifecycle/52:54:00:00:00:01/installed",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", text(&r));
+    assert!(text(&r).contains("needs credentials"), "{}", text(&r));
+    assert_eq!(
+        request(server.admin, "GET", "/api/v1/lifecycle", &[], b"")
+            .unwrap()
+            .status,
+        200
+    );
+    let put = request(server.admin, "PUT", "/api/v1/lifecycle", &[], b"").unwrap();
+    assert_eq!(put.status, 405);
+    assert_eq!(put.header("allow").unwrap(), Some("GET, HEAD"));
+    drop(server);
+
+    // [machines] track = false: matchbox's answers, every time.
+    let server = Server::start_with(
+        &data,
+        &scratch.root,
+        "[machines]\ntrack = false\n",
+        &[],
+        |_| {},
+    );
+    assert_eq!(get(&server, "/ignition?mac=52:54:00:00:00:01").status, 200);
+    assert!(is_install(
+        &get(&server, "/ipxe?mac=52:54:00:00:00:01"),
+        "by-ignition"
+    ));
+    assert_eq!(
+        get(&server, "/install/done?mac=52:54:00:00:00:02").status,
+        404
+    );
+    let off = request(server.admin, "GET", "/api/v1/lifecycle", &[], b"").unwrap();
+    assert_eq!(off.status, 404);
+    assert!(text(&off).contains("track = false"), "{}", text(&off));
 }
