@@ -29,6 +29,12 @@ pub struct RpcConfig {
     pub max_connections: usize,
     /// Concurrent calls on one connection (HTTP/2 streams).
     pub max_concurrent_streams: u32,
+    /// Calls in progress at once over all connections (each may hold a message of up to
+    /// 8 MiB); a call that finds none free for 10 s is answered `RESOURCE_EXHAUSTED`.
+    pub max_calls: usize,
+    /// A call that has not finished after this many seconds is answered
+    /// `DEADLINE_EXCEEDED` (a client that sends its message slowly cannot hold a call).
+    pub call_timeout_secs: u64,
     /// A TLS handshake that has not finished after this many seconds is dropped; an open
     /// connection is pinged (HTTP/2 PING) after this long without traffic and dropped when
     /// the ping is not answered within it.
@@ -45,6 +51,8 @@ impl Default for RpcConfig {
             max_connections_per_client: 16,
             max_connections: 256,
             max_concurrent_streams: 64,
+            max_calls: 32,
+            call_timeout_secs: 60,
             handshake_timeout_secs: 10,
         }
     }
