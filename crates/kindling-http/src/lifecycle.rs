@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 use kindling_model::machines::Noted;
-use kindling_model::{Done, Group, Labels, MacAddr, Machines, Pending, Profile, Snapshot, Via};
+use kindling_model::{Done, Group, Labels, MacAddr, Machines, Pending, Profile, Via};
 
 use crate::body::Reply;
 use crate::shared::Shared;
@@ -118,12 +118,13 @@ pub(crate) fn local_boot(
 /// The install a completion request for `mac` ends: the one served to it, else (after a
 /// restart) the `install_once` of a group that selects this machine by its MAC.
 fn completion(
-    snap: &Snapshot,
+    shared: &Shared,
     machines: &Machines,
     labels: &Labels,
     mac: MacAddr,
 ) -> Option<Pending> {
     machines.pending(mac).or_else(|| {
+        let snap = shared.snapshot.load();
         let group = snap.select(labels)?;
         if group.selector.get("mac") != Some(mac.to_string().as_str()) {
             return None;
@@ -171,9 +172,8 @@ pub(crate) async fn after_ignition(
     if machines.installed(mac).is_some() {
         return reply;
     }
-    let snap = shared.snapshot.load_full();
     let Some(p) =
-        completion(&snap, machines, labels, mac).filter(|p| p.once.done == Done::Ignition)
+        completion(shared, machines, labels, mac).filter(|p| p.once.done == Done::Ignition)
     else {
         return reply;
     };
@@ -209,8 +209,7 @@ pub(crate) async fn install_done(shared: &Shared, method: &Method, labels: &Labe
         return Reply::error(StatusCode::BAD_REQUEST, "400 Bad Request")
             .with_reason("no valid 6-byte mac label (use /install/done?mac=${mac:hexhyp})");
     };
-    let snap = shared.snapshot.load_full();
-    let Some(p) = completion(&snap, machines, labels, mac) else {
+    let Some(p) = completion(shared, machines, labels, mac) else {
         return Reply::not_found(format!(
             "no install of {mac} in progress: no install_once profile was served to it since the server started, and no install_once group selects it by its MAC"
         ));

@@ -97,6 +97,12 @@ fn machines_cli(admin: &str, token: &Path, args: &[&str]) -> (bool, String, Stri
     kindling(&a)
 }
 
+/// GET `path` on the admin listener with the bearer token.
+fn admin_get(server: &Server, path: &str) -> Response {
+    let auth = [("Authorization".into(), format!("Bearer {TOKEN}"))];
+    request(server.admin, "GET", path, &auth, b"").unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
 fn get(server: &Server, path: &str) -> Response {
     request(server.addr, "GET", path, &[], b"").unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
@@ -276,26 +282,12 @@ fn install_once_then_local_boot_until_rearmed_and_across_restarts() {
         ok && out.contains("installed ") && out.contains("via callback"),
         "{out}{err}"
     );
-    let ui = request(
-        server.admin,
-        "GET",
-        "/ui/",
-        &[("Authorization".into(), format!("Bearer {TOKEN}"))],
-        b"",
-    )
-    .unwrap();
+    let ui = admin_get(&server, "/ui/");
     assert!(
         text(&ui).contains("<span class=\"lifecycle\">installed</span>"),
         "the dashboard shows it"
     );
-    let metrics = request(
-        server.admin,
-        "GET",
-        "/metrics",
-        &[("Authorization".into(), format!("Bearer {TOKEN}"))],
-        b"",
-    )
-    .unwrap();
+    let metrics = admin_get(&server, "/metrics");
     assert!(
         text(&metrics).contains("\nkindling_machines_installed 4\n"),
         "{}",
@@ -420,24 +412,10 @@ fn discovered_machines_are_recorded_bounded_and_get_the_discovery_profile() {
         "{out}"
     );
     assert!(!out.contains('\x1b'), "client text is escaped: {out:?}");
-    let api = request(
-        server.admin,
-        "GET",
-        "/api/v1/lifecycle",
-        &[("Authorization".into(), format!("Bearer {TOKEN}"))],
-        b"",
-    )
-    .unwrap();
+    let api = admin_get(&server, "/api/v1/lifecycle");
     let v: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
     assert_eq!(v["discovered_dropped"], 1, "{v}");
-    let metrics = request(
-        server.admin,
-        "GET",
-        "/metrics",
-        &[("Authorization".into(), format!("Bearer {TOKEN}"))],
-        b"",
-    )
-    .unwrap();
+    let metrics = admin_get(&server, "/metrics");
     for line in [
         "\nkindling_machines_discovered 2\n",
         "\nkindling_machines_discovered_dropped_total 1\n",
