@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use kindling_fetch::reqwest;
-use kindling_model::store::{DataDir, Expect, Kind, ObjectError, Objects};
+use kindling_model::store::{Expect, Kind, ObjectError, Objects};
 
 /// The arguments shared by the four object commands.
 #[derive(clap::Args, Debug, Clone)]
@@ -60,10 +60,12 @@ fn segment(kind: Kind) -> &'static str {
     }
 }
 
-pub fn run(kind: Kind, args: &ObjectArgs, data_dir: &Path) -> Result<ExitCode> {
+/// `objects`: where the objects are without `--server` (the data directory, or the
+/// shared store), made only when needed.
+pub fn run(kind: Kind, args: &ObjectArgs, objects: impl FnOnce() -> Objects) -> Result<ExitCode> {
     match &args.server {
         Some(server) => remote(kind, args, server),
-        None => local(kind, &args.action, data_dir),
+        None => local(kind, &args.action, objects()),
     }
 }
 
@@ -90,8 +92,7 @@ fn expect(if_match: &Option<String>, create: bool) -> Expect {
     }
 }
 
-fn local(kind: Kind, action: &Action, data_dir: &Path) -> Result<ExitCode> {
-    let objects = Objects::new(DataDir::new(data_dir));
+fn local(kind: Kind, action: &Action, objects: Objects) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match action {
         Action::Ls => {

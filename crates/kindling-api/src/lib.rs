@@ -42,7 +42,7 @@ pub mod pb {
 }
 
 pub use config::RpcConfig;
-pub use core::{Api, ReloadRequest};
+pub use core::{Api, ReloadRequest, SETTLE};
 pub use lifecycle::LifecycleApi;
 pub use rest::ObjectsApi;
 pub use serve::serve;

@@ -130,7 +130,7 @@ fn ignition_for(
             profile.file_id
         )));
     }
-    let bytes = match shared.data.read(Area::Ignition, id) {
+    let bytes = match snap.read(&shared.data, Area::Ignition, id) {
         Ok(b) => b,
         Err(e) => return with_profile(Reply::not_found(read_reason("ignition", id, &e))),
     };
@@ -187,9 +187,8 @@ pub(crate) fn generic(
                 profile.file_id
             )));
         }
-        let bytes = shared
-            .data
-            .read(area, id)
+        let bytes = snap
+            .read(&shared.data, area, id)
             .map_err(|e| fail(read_reason(kind, id, &e)))?;
         let data = render::template_data(&group, labels, raw_query);
         let out = render::render_template(&String::from_utf8_lossy(&bytes), &data)

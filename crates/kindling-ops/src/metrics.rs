@@ -174,7 +174,12 @@ pub struct Metrics {
     tftp: Mutex<Option<Arc<TftpStats>>>,
     /// The proxy DHCP server's own counters.
     dhcp: Mutex<Option<kindling_dhcp::StatsHandle>>,
+    /// Families other crates register at each scrape (the shared store's health).
+    others: Mutex<Vec<Families>>,
 }
+
+/// Adds a component's metric families to a scrape's registry.
+pub type Families = Arc<dyn Fn(&mut Registry) + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -207,6 +212,14 @@ impl Metrics {
             listeners: Mutex::default(),
             tftp: Mutex::default(),
             dhcp: Mutex::default(),
+            others: Mutex::default(),
+        }
+    }
+
+    /// A component's own families, added to every scrape.
+    pub fn add_families(&self, f: Families) {
+        if let Ok(mut o) = self.others.lock() {
+            o.push(f);
         }
     }
 
@@ -456,6 +469,9 @@ impl Metrics {
         self.listener_families(&mut r);
         self.tftp_families(&mut r);
         self.dhcp_families(&mut r);
+        for f in self.others.lock().map(|o| o.clone()).unwrap_or_default() {
+            f(&mut r);
+        }
         gauge(
             &mut r,
             "kindling_events_subscribers",

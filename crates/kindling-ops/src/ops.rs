@@ -511,6 +511,11 @@ impl Ops {
         self.metrics.add_dhcp(stats);
     }
 
+    /// A component's own metric families (registered at each scrape).
+    pub fn add_metrics(&self, families: crate::metrics::Families) {
+        self.metrics.add_families(families);
+    }
+
     /// The TFTP server whose counters `/metrics` shows.
     pub fn add_tftp_stats(&self, stats: Arc<kindling_tftp::TftpStats>) {
         self.metrics.add_tftp(stats);

@@ -1,14 +1,18 @@
 //! Test helpers shared by Kindling's crates; a dev-dependency only, never shipped.
 //!
+//! * [`etcd`]: a real etcd cluster on loopback (members killed and restarted, `etcdctl`
+//!   writes behind the servers' backs), killed by PID on drop, also when the test panics;
 //! * [`netns`]: network namespaces the test creates (veth pairs, commands and sockets
 //!   inside), deleted by name on drop, also when the test panics;
 //! * [`proc`]: child processes with their output as lines, stopped by PID on drop;
 //! * here: temporary directories, a closed loopback port, re-running this test binary
 //!   as a child process.
 
+pub mod etcd;
 pub mod netns;
 pub mod proc;
 
+pub use etcd::EtcdCluster;
 pub use netns::{Netns, can_run, have, sh};
 pub use proc::Proc;
 pub use tempfile::TempDir;

@@ -42,6 +42,9 @@ pub struct Config {
     /// Install-once state and discovered machines (see "Machine lifecycle" in
     /// docs/operations.md).
     pub machines: MachinesConfig,
+    /// Where groups, profiles and templates live: the data directory (default) or etcd,
+    /// shared by a fleet of servers (see docs/fleet.md).
+    pub store: crate::store::StoreConfig,
 }
 
 /// The `[machines]` table: a machine's lifecycle (install once, then boot locally) and
@@ -472,6 +475,7 @@ impl Config {
         if let Err(e) = self.admin.plan(o.admin_listen) {
             f.errors.push(format!("{e:#}"));
         }
+        f.errors.extend(self.store.check());
         match self.rpc.listen(None) {
             Err(e) => f.errors.push(e),
             Ok(Some(_)) => {

@@ -9,6 +9,7 @@ mod reload;
 mod sdnotify;
 mod select;
 mod serve;
+mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +74,9 @@ enum Command {
     Ignition(kindling_api::cli::ObjectArgs),
     /// Generic templates: ls, get, put, rm (through --server, or directly).
     Generic(kindling_api::cli::ObjectArgs),
+    /// Copy objects between a data directory and the etcd store ([store] in kindling.toml).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Translate a Butane config to Ignition (the same flags and exit codes as `butane`).
     Butane(kindling_butane::cli::ButaneArgs),
     /// Write kindling.toml from the configuration of dnsmasq or matchbox.
@@ -87,6 +91,21 @@ enum Command {
     /// Print docs/configuration.md, generated from the configuration types and the flags.
     #[command(hide = true)]
     ConfigDoc,
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Write every group, profile, Ignition, generic and cloud file of DIR into etcd
+    /// (groups and profiles that do not load are refused, named, and not written).
+    Import {
+        /// A data directory in matchbox's layout.
+        dir: PathBuf,
+    },
+    /// Write every object in etcd as files into DIR (matchbox's layout), at one revision.
+    Export {
+        /// The directory to write (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -169,6 +188,7 @@ fn main() -> std::process::ExitCode {
         Command::Profile(ref args) => objects(&cli, kindling_model::store::Kind::Profile, args),
         Command::Ignition(ref args) => objects(&cli, kindling_model::store::Kind::Ignition, args),
         Command::Generic(ref args) => objects(&cli, kindling_model::store::Kind::Generic, args),
+        Command::Store(ref cmd) => store_command(&cli, cmd),
         Command::Man { ref dir } => man(dir),
         Command::ConfigDoc => config_doc::run(),
         Command::Butane(ref args) => {
@@ -247,7 +267,46 @@ fn objects(
 ) -> Result<std::process::ExitCode> {
     let (cfg, _) = config::load(cli.config.as_deref())?;
     let data = resolve_data_dir(cli.data_dir.clone(), &cfg);
-    kindling_api::cli::run(kind, args, &data)
+    if args.server.is_some() {
+        return kindling_api::cli::run(kind, args, || unreachable!("--server given"));
+    }
+    let errors = cfg.store.check();
+    anyhow::ensure!(errors.is_empty(), "{}", errors.join("; "));
+    let objects = store::cli_objects(&cfg.store, &data)?;
+    kindling_api::cli::run(kind, args, || objects.objects.clone())
+}
+
+fn store_command(cli: &Cli, cmd: &StoreCommand) -> Result<std::process::ExitCode> {
+    let (cfg, _) = config::load(cli.config.as_deref())?;
+    let errors = cfg.store.check();
+    anyhow::ensure!(errors.is_empty(), "{}", errors.join("; "));
+    anyhow::ensure!(
+        cfg.store.backend == store::Backend::Etcd,
+        "kindling store copies to and from etcd: set [store] backend = \"etcd\" and endpoints in kindling.toml"
+    );
+    #[cfg(feature = "etcd")]
+    match cmd {
+        StoreCommand::Import { dir } => {
+            let (written, refused) = store::etcd::import(&cfg.store, dir)?;
+            println!("imported {written} object(s) from {}", dir.display());
+            for r in &refused {
+                eprintln!("kindling: refused (does not load): {r}");
+            }
+            if !refused.is_empty() {
+                return Ok(std::process::ExitCode::from(1));
+            }
+        }
+        StoreCommand::Export { dir } => {
+            let (n, rev) = store::etcd::export(&cfg.store, dir)?;
+            println!(
+                "exported {n} object(s) at revision {rev} to {}",
+                dir.display()
+            );
+        }
+    }
+    #[cfg(not(feature = "etcd"))]
+    let _ = cmd;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn machines(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use kindling_model::{DataDir, Loader, Snapshot};
+use kindling_model::{DataDir, Snapshot};
 use kindling_ops::Ops;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -40,9 +40,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     let admin = admin_setup(args, &cfg)?;
     let rpc = rpc_setup(args, &cfg)?;
     let (data_path, data) = open_data_dir(cli, &cfg)?;
-    let mut loader = Loader::new(data.clone());
-    let snapshot = loader.load();
-    reload::log_snapshot(&snapshot, "loaded");
+    let (source, snapshot) = crate::store::Source::open(&cfg.store, &data).await?;
     let ops = open_ops(cli, &mut cfg, &data_path, &snapshot);
     let machines = open_machines(cli, &cfg, &ops);
     let (shared, cache) = boot_state(args, &cfg, &data, &data_path, &ops, &machines, snapshot)?;
@@ -65,10 +63,10 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     start_dhcp(&mut tasks, &cfg, local, &ops).await?;
     // API writes ask the reload loop for a snapshot that holds them.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(64);
-    start_reload(&mut tasks, loader, &shared, &ops, &cfg, args, reload_rx);
-    start_http(&mut tasks, listener, local, &shared, &cfg, &ops);
     // One write path for both APIs: one lock for preconditions, one reload channel.
-    let objects = kindling_model::store::Objects::new(data.clone());
+    let objects = source.objects(&data);
+    start_reload(&mut tasks, source, &shared, &ops, &cfg, args, reload_rx)?;
+    start_http(&mut tasks, listener, local, &shared, &cfg, &ops);
     let swept = objects.sweep_temporaries();
     if swept > 0 {
         tracing::info!(
@@ -367,24 +365,34 @@ async fn start_dhcp(
 }
 
 /// The reload loop: inotify, SIGHUP and the periodic re-check swap in new snapshots.
+/// Keeps the snapshot current: the data directory's reload loop, or the etcd mirror.
 fn start_reload(
     tasks: &mut Tasks,
-    loader: Loader,
+    source: crate::store::Source,
     shared: &Arc<kindling_http::Shared>,
     ops: &Arc<Ops>,
     cfg: &Config,
     args: &ServeArgs,
     asked: tokio::sync::mpsc::Receiver<kindling_api::ReloadRequest>,
-) {
-    tasks.set.spawn(reload::run(
-        loader,
-        shared.clone(),
-        ops.clone(),
-        cfg.reload.clone(),
-        !args.no_watch && cfg.reload.watch,
-        asked,
-        tasks.cancel.clone(),
-    ));
+) -> Result<()> {
+    match source {
+        crate::store::Source::Dir(loader) => {
+            tasks.set.spawn(reload::run(
+                loader,
+                shared.clone(),
+                ops.clone(),
+                cfg.reload.clone(),
+                !args.no_watch && cfg.reload.watch,
+                asked,
+                tasks.cancel.clone(),
+            ));
+        }
+        #[cfg(feature = "etcd")]
+        crate::store::Source::Etcd(e) => {
+            e.start(shared.clone(), ops.clone(), asked, tasks.cancel.clone())?;
+        }
+    }
+    Ok(())
 }
 
 /// matchbox's gRPC API (what terraform-provider-matchbox talks to), mutual TLS.

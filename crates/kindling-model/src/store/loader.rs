@@ -15,23 +15,28 @@ use crate::group::{Group, Str};
 use crate::index::Index;
 use crate::profile::Profile;
 
+/// What tells a version of a file from the next: its stat for a data directory, its
+/// modification revision for a shared store's object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    ino: u64,
+pub(super) enum Stamp {
+    File {
+        modified: Option<SystemTime>,
+        len: u64,
+        ino: u64,
+    },
+    Revision(i64),
 }
 
 fn stamp(meta: &fs::Metadata) -> Stamp {
     use std::os::unix::fs::MetadataExt;
-    Stamp {
+    Stamp::File {
         modified: meta.modified().ok(),
         len: meta.len(),
         ino: meta.ino(),
     }
 }
 
-struct Entry<T> {
+pub(super) struct Entry<T> {
     /// `None` when the file could not be opened (e.g. a symlink leaving the
     /// area): it is tried again on every load.
     stamp: Option<Stamp>,
@@ -229,12 +234,6 @@ impl Loader {
             Group::parse,
             &mut problems,
         );
-        let groups: Vec<Arc<Group>> = self
-            .groups
-            .values()
-            .filter_map(|e| e.current.as_ref().ok().or(e.last_good.as_ref()).cloned())
-            .collect();
-
         let listed = AreaFiles::list(&self.dir, Area::Profiles, true);
         let path = self.dir.area(Area::Profiles);
         changed += refresh_area(
@@ -251,27 +250,50 @@ impl Loader {
             Profile::parse,
             &mut problems,
         );
-        let mut profiles = HashMap::new();
-        let mut invalid_profiles = HashMap::new();
-        for (k, e) in &self.profiles {
-            match (&e.current, &e.last_good) {
-                (Ok(p), _) | (Err(_), Some(p)) => {
-                    profiles.insert(k.to_string(), p.clone());
-                }
-                (Err(m), None) => {
-                    invalid_profiles.insert(k.to_string(), m.clone());
-                }
+        build(
+            &self.groups,
+            &self.profiles,
+            problems,
+            self.generation,
+            changed,
+        )
+    }
+}
+
+/// The snapshot of what the caches hold: each file's current version, or its last good
+/// one while it is broken.
+pub(super) fn build(
+    groups: &HashMap<Str, Entry<Group>>,
+    profiles: &HashMap<Str, Entry<Profile>>,
+    mut problems: Vec<Problem>,
+    generation: u64,
+    changed_files: usize,
+) -> Snapshot {
+    let groups: Vec<Arc<Group>> = groups
+        .values()
+        .filter_map(|e| e.current.as_ref().ok().or(e.last_good.as_ref()).cloned())
+        .collect();
+    let mut good = HashMap::new();
+    let mut invalid_profiles = HashMap::new();
+    for (k, e) in profiles {
+        match (&e.current, &e.last_good) {
+            (Ok(p), _) | (Err(_), Some(p)) => {
+                good.insert(k.to_string(), p.clone());
+            }
+            (Err(m), None) => {
+                invalid_profiles.insert(k.to_string(), m.clone());
             }
         }
-        problems.sort_by(|a, b| a.file.cmp(&b.file));
-        Snapshot {
-            index: Index::build(groups),
-            profiles,
-            invalid_profiles,
-            problems,
-            generation: self.generation,
-            changed_files: changed,
-        }
+    }
+    problems.sort_by(|a, b| a.file.cmp(&b.file));
+    Snapshot {
+        index: Index::build(groups),
+        profiles: good,
+        invalid_profiles,
+        problems,
+        generation,
+        changed_files,
+        files: None,
     }
 }
 
@@ -425,6 +447,67 @@ pub(super) fn still_at(dir: &cap_std::fs::Dir, base: &Path) -> bool {
     now.is_dir() && now.dev() == held.dev() && now.ino() == held.ino()
 }
 
+/// One file's turn in a load: `stamp` is its version (or why it cannot be opened), `read`
+/// gives its bytes and is called only when the version is new. Returns whether the file
+/// changed. A version that does not parse keeps the last good one in force.
+pub(super) fn update<T, E: std::fmt::Display>(
+    cache: &mut HashMap<Str, Entry<T>>,
+    key: &str,
+    file: String,
+    stamp: Result<Stamp, String>,
+    read: impl FnOnce() -> Result<Vec<u8>, String>,
+    parse: fn(&str, &[u8]) -> Result<T, E>,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    if let Some(e) = cache.get(key) {
+        let unchanged = match &stamp {
+            Ok(st) => e.stamp == Some(*st),
+            Err(m) => e.stamp.is_none() && e.current.as_ref().err() == Some(m),
+        };
+        if unchanged {
+            if let Err(m) = &e.current {
+                problems.push(Problem {
+                    file,
+                    message: m.clone(),
+                    kept_previous: e.last_good.is_some(),
+                    directory: false,
+                });
+            }
+            return false;
+        }
+    }
+    let st = stamp.as_ref().ok().copied();
+    let current = stamp.and_then(|_| {
+        let bytes = read()?;
+        parse(key, &bytes).map(Arc::new).map_err(|e| e.to_string())
+    });
+    let previous_good = cache.get(key).and_then(|e| match &e.current {
+        Ok(v) => Some(v.clone()),
+        Err(_) => e.last_good.clone(),
+    });
+    let last_good = match &current {
+        Ok(v) => Some(v.clone()),
+        Err(_) => previous_good,
+    };
+    if let Err(m) = &current {
+        problems.push(Problem {
+            file,
+            message: m.clone(),
+            kept_previous: last_good.is_some(),
+            directory: false,
+        });
+    }
+    cache.insert(
+        key.into(),
+        Entry {
+            stamp: st,
+            current,
+            last_good,
+        },
+    );
+    true
+}
+
 /// Re-reads the changed files of an area. Returns the files changed and whether the
 /// directory was still in place at the end; when it was not (deleted while being read),
 /// files not found are not dropped: the caller treats the directory as vanished.
@@ -441,60 +524,17 @@ fn refresh<T, E: std::fmt::Display>(
         seen.insert(key.clone());
         let file = format!("{}/{rel}", area.area);
         // Opened confined; the stamp and the bytes come from the same handle.
-        let opened = match open_in(dir, &area.base, area.area, &rel) {
-            Ok(o) if o.meta.is_file() => Ok(o),
+        let (stamp, opened) = match open_in(dir, &area.base, area.area, &rel) {
+            Ok(o) if o.meta.is_file() => (Ok(stamp(&o.meta)), Some(o)),
             // Not a regular file (a directory, a FIFO) or gone: not a data file.
             Ok(_) | Err(ReadError::NotFound(_)) => continue,
-            Err(e) => Err(load_error(e)),
+            Err(e) => (Err(load_error(e)), None),
         };
-        let st = opened.as_ref().ok().map(|o| stamp(&o.meta));
-        if let Some(e) = cache.get(key.as_str()) {
-            let unchanged = match (&opened, st) {
-                (Ok(_), Some(st)) => e.stamp == Some(st),
-                (Err(m), _) => e.stamp.is_none() && e.current.as_ref().err() == Some(m),
-                _ => false,
-            };
-            if unchanged {
-                if let Err(m) = &e.current {
-                    problems.push(Problem {
-                        file,
-                        message: m.clone(),
-                        kept_previous: e.last_good.is_some(),
-                        directory: false,
-                    });
-                }
-                continue;
-            }
-        }
-        changed += 1;
-        let current = opened.and_then(|o| {
-            let bytes = o.read_limited(MAX_DATA_FILE_BYTES).map_err(load_error)?;
-            parse(&key, &bytes).map(Arc::new).map_err(|e| e.to_string())
-        });
-        let previous_good = cache.get(key.as_str()).and_then(|e| match &e.current {
-            Ok(v) => Some(v.clone()),
-            Err(_) => e.last_good.clone(),
-        });
-        let last_good = match &current {
-            Ok(v) => Some(v.clone()),
-            Err(_) => previous_good,
+        let read = move || match opened {
+            Some(o) => o.read_limited(MAX_DATA_FILE_BYTES).map_err(load_error),
+            None => Err(String::new()),
         };
-        if let Err(m) = &current {
-            problems.push(Problem {
-                file,
-                message: m.clone(),
-                kept_previous: last_good.is_some(),
-                directory: false,
-            });
-        }
-        cache.insert(
-            key.into(),
-            Entry {
-                stamp: st,
-                current,
-                last_good,
-            },
-        );
+        changed += usize::from(update(cache, &key, file, stamp, read, parse, problems));
     }
     let gone = cache.keys().any(|k| !seen.contains(k.as_str()));
     if gone && !still_at(dir, &area.base) {

@@ -15,7 +15,9 @@
 mod area;
 mod confined;
 mod loader;
+mod memory;
 mod objects;
+mod remote;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -25,8 +27,10 @@ pub use area::{
 };
 pub use confined::{DataDir, Opened, open_confined, open_in, resolve_confined};
 pub use loader::Loader;
+pub use memory::{MemLoader, MemObject, MemObjects, area_of};
 pub use objects::{
     Expect, Kind, MAX_ID_BYTES, ObjectError, Objects, check_id, sweep_interrupted, tag,
     write_atomic,
 };
+pub use remote::{Mismatch, Remote};
 pub use snapshot::{Problem, ProfileLookupError, Snapshot, profile_key};

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use super::area::{Area, MAX_DATA_FILE_BYTES, MAX_TEMPLATE_BYTES, ReadError, human_bytes};
 use super::confined::{DataDir, open_confined};
+use super::remote::{self, Remote};
 use crate::group::Group;
 use crate::profile::Profile;
 
@@ -56,7 +57,7 @@ impl Kind {
     }
 
     /// Groups and profiles are `<id>.json`; templates keep their name.
-    fn file_name(self, id: &str) -> String {
+    pub(super) fn file_name(self, id: &str) -> String {
         match self {
             Kind::Group | Kind::Profile => format!("{id}.json"),
             Kind::Ignition | Kind::Generic => id.to_string(),
@@ -64,7 +65,7 @@ impl Kind {
     }
 
     /// The id of a file of this area, or `None` for files that are not objects.
-    fn id_of(self, file: &str) -> Option<&str> {
+    pub(super) fn id_of(self, file: &str) -> Option<&str> {
         let id = match self {
             Kind::Group | Kind::Profile => file.strip_suffix(".json")?,
             Kind::Ignition | Kind::Generic => file,
@@ -201,6 +202,8 @@ pub fn check_id(id: &str) -> Result<(), &'static str> {
 pub struct Objects {
     dir: DataDir,
     writing: Arc<Mutex<()>>,
+    /// A shared store that holds the objects instead of the data directory.
+    remote: Option<Arc<dyn Remote>>,
 }
 
 /// Temporary names are unique within the process; the pid separates processes.
@@ -211,7 +214,22 @@ impl Objects {
         Objects {
             dir,
             writing: Arc::new(Mutex::new(())),
+            remote: None,
         }
+    }
+
+    /// The objects of a shared store (etcd); `dir` is still the data directory of the
+    /// server's assets.
+    pub fn shared(dir: DataDir, remote: Arc<dyn Remote>) -> Objects {
+        Objects {
+            remote: Some(remote),
+            ..Objects::new(dir)
+        }
+    }
+
+    /// The shared store, when the objects live in one.
+    pub fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.remote.as_ref()
     }
 
     pub fn data_dir(&self) -> &DataDir {
@@ -273,6 +291,9 @@ impl Objects {
         expect: &Expect,
     ) -> Result<(String, bool), ObjectError> {
         Self::validate(kind, id, bytes)?;
+        if let Some(r) = &self.remote {
+            return remote::put(r.as_ref(), kind, id, bytes, expect);
+        }
         let io_err = |source| ObjectError::Io {
             what: kind.what(),
             id: id.to_string(),
@@ -339,6 +360,10 @@ impl Objects {
 
     /// The object's tag, `None` when there is no object.
     pub fn current_tag(&self, kind: Kind, id: &str) -> Result<Option<String>, ObjectError> {
+        if let Some(r) = &self.remote {
+            Self::checked(kind, id)?;
+            return remote::current_tag(r.as_ref(), kind, id);
+        }
         match self.get(kind, id) {
             Ok(b) => Ok(Some(tag(&b))),
             Err(ObjectError::NotFound { .. }) => Ok(None),
@@ -349,6 +374,9 @@ impl Objects {
     /// The object's bytes as stored.
     pub fn get(&self, kind: Kind, id: &str) -> Result<Vec<u8>, ObjectError> {
         Self::checked(kind, id)?;
+        if let Some(r) = &self.remote {
+            return remote::get(r.as_ref(), kind, id);
+        }
         let area = kind.area();
         let opened = open_confined(&self.dir.area(area), area.dir(), &kind.file_name(id));
         let what = kind.what();
@@ -387,6 +415,9 @@ impl Objects {
         expect: &Expect,
     ) -> Result<bool, ObjectError> {
         Self::checked(kind, id)?;
+        if let Some(r) = &self.remote {
+            return remote::delete(r.as_ref(), kind, id, expect);
+        }
         let _one_writer = self.lock();
         if *expect != Expect::Anything {
             self.expected(kind, id, expect)?;
@@ -415,6 +446,9 @@ impl Objects {
     /// Recent files of a live process (another server writing the same directory) are
     /// left alone.
     pub fn sweep_temporaries(&self) -> usize {
+        if self.remote.is_some() {
+            return 0;
+        }
         [Kind::Group, Kind::Profile, Kind::Ignition, Kind::Generic]
             .into_iter()
             .map(|kind| sweep_interrupted(&self.dir.area(kind.area())))
@@ -424,6 +458,9 @@ impl Objects {
     /// The ids of this kind's objects, sorted (files with names no id could have, such as
     /// temporary files, are left out; a missing area is empty).
     pub fn list(&self, kind: Kind) -> Result<Vec<String>, ObjectError> {
+        if let Some(r) = &self.remote {
+            return remote::list(r.as_ref(), kind);
+        }
         let area = match open_area(&self.dir.area(kind.area())) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

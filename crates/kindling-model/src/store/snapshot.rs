@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::area::clean_within;
+use super::area::{Area, ReadError, clean_within};
+use super::confined::DataDir;
+use super::memory::MemObjects;
 use crate::group::Group;
 use crate::index::Index;
 use crate::labels::Labels;
@@ -63,11 +65,24 @@ pub struct Snapshot {
     pub generation: u64,
     /// Files parsed anew or removed since the previous load.
     pub changed_files: usize,
+    /// Where Ignition, generic and cloud files are read per request: `None`, the data
+    /// directory (read at each request, as matchbox does); a shared store's objects,
+    /// held in memory with the snapshot (the request path never waits on the store).
+    pub files: Option<Arc<MemObjects>>,
 }
 
 impl Snapshot {
     pub fn select(&self, labels: &Labels) -> Option<&Arc<Group>> {
         self.index.select(labels)
+    }
+
+    /// An Ignition, generic or cloud file, as a request reads it: from the store the
+    /// snapshot was loaded from (the data directory `dir`, or the shared store's objects).
+    pub fn read(&self, dir: &DataDir, area: Area, name: &str) -> Result<Vec<u8>, ReadError> {
+        match &self.files {
+            None => dir.read(area, name),
+            Some(objects) => super::memory::read(objects, area, name),
+        }
     }
 
     /// The profile a group names, looked up like matchbox's file store

@@ -1,0 +1,443 @@
+//! Every server's in-memory copy of the objects in etcd.
+//!
+//! The first load is a range read at one revision (in pages, all at that revision); then a
+//! watch from the next revision applies each change and publishes a new set of objects
+//! (the caller builds a snapshot from it). A watch that is canceled (a compaction passed
+//! its revision), ends, errors, or stays silent while progress is asked for, is dropped:
+//! the objects are read again at the current revision and a new watch resumes from
+//! there, so nothing is missed. While etcd cannot be reached the last good copy keeps
+//! serving; [`Health`] says since when it may be stale, and it catches up once etcd is
+//! back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use etcd_client::{EventType, GetOptions, WatchOptions};
+use kindling_model::store::{MemObject, MemObjects, area_of};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Error, Store};
+
+/// Receives each new set of objects (on a runtime thread allowed to block).
+pub type Publish = Box<dyn FnMut(Arc<MemObjects>) + Send>;
+
+/// Keys read per page of a load.
+const PAGE: i64 = 1000;
+/// Largest message accepted from etcd (a page of objects, a watch batch).
+const MAX_MESSAGE: usize = 64 << 20;
+/// Progress is asked for this often while the watch is quiet...
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// ...and a watch with no answer for this long is taken as lost.
+const SILENT_LIMIT: Duration = Duration::from_secs(15);
+/// An outage is logged again this often while it lasts.
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How current the copy is.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// 0 while the watch is live; else when (ms since the epoch) the copy was last known
+    /// to be current.
+    stale_since_ms: AtomicU64,
+    /// The revision the copy holds.
+    revision: AtomicI64,
+    /// Loads made because a watch was lost (compaction, member down, silence).
+    reloads: AtomicU64,
+}
+
+impl Health {
+    /// Seconds since the copy was last known current (0 while the watch is live).
+    pub fn stale_seconds(&self) -> f64 {
+        match self.stale_since_ms.load(Ordering::Relaxed) {
+            0 => 0.0,
+            t => now_ms().saturating_sub(t) as f64 / 1000.0,
+        }
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.revision.load(Ordering::Relaxed)
+    }
+
+    /// Loads made again after a lost watch.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// `kindling_store_stale_seconds`, `kindling_store_revision`,
+    /// `kindling_store_reloads_total`.
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        r.register(
+            "kindling_store_stale_seconds",
+            "Seconds since the in-memory copy of the etcd store was last known current (0 while its watch is live)",
+            ConstGauge::new(self.stale_seconds()),
+        );
+        r.register(
+            "kindling_store_revision",
+            "The etcd revision the in-memory copy holds",
+            ConstGauge::new(self.revision()),
+        );
+        r.register(
+            "kindling_store_reloads",
+            "Full reads of the etcd store after a lost watch (compaction, member down, silence)",
+            ConstCounter::new(self.reloads()),
+        );
+    }
+
+    fn current(&self) {
+        self.stale_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn stale(&self, since: u64) {
+        let _ = self.stale_since_ms.compare_exchange(
+            0,
+            since.max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// The running mirror: its health, and a way to wait until it holds a write.
+pub struct Mirror {
+    store: Store,
+    health: Arc<Health>,
+    applied: watch::Receiver<i64>,
+    nudge: Arc<Notify>,
+    /// What [`Mirror::follow`] starts from.
+    start: std::sync::Mutex<Option<Start>>,
+}
+
+type Start = (watch::Sender<i64>, Arc<MemObjects>, i64);
+
+impl Mirror {
+    /// Loads the objects (trying until `first_load` has passed): the mirror, and the
+    /// objects for the first snapshot. [`Mirror::follow`] then keeps them current.
+    pub async fn load(
+        store: Store,
+        first_load: Duration,
+    ) -> Result<(Mirror, Arc<MemObjects>), Error> {
+        let deadline = Instant::now() + first_load;
+        let (objects, rev) = loop {
+            match load(&store).await {
+                Ok(v) => break v,
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "etcd: cannot load the objects yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        let objects = Arc::new(objects);
+        let health = Arc::new(Health::default());
+        health.revision.store(rev, Ordering::Relaxed);
+        let (tx, applied) = watch::channel(rev);
+        let mirror = Mirror {
+            store,
+            health,
+            applied,
+            nudge: Arc::new(Notify::new()),
+            start: std::sync::Mutex::new(Some((tx, objects.clone(), rev))),
+        };
+        Ok((mirror, objects))
+    }
+
+    /// Keeps the objects current in a task until `cancel`, publishing every change.
+    /// Called once (later calls do nothing).
+    pub fn follow(&self, publish: Publish, cancel: CancellationToken) {
+        let Some((applied, objects, rev)) = self.start.lock().ok().and_then(|mut s| s.take())
+        else {
+            return;
+        };
+        let keeper = Keeper {
+            store: self.store.clone(),
+            objects,
+            rev,
+            publish,
+            health: self.health.clone(),
+            applied,
+            nudge: self.nudge.clone(),
+        };
+        tokio::spawn(keeper.run(cancel));
+    }
+
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Waits (at most `within`) until the copy holds every write etcd had acknowledged
+    /// when this was called; false when it did not (etcd unreachable, or slow).
+    pub async fn settle(&self, within: Duration) -> bool {
+        let wait = async {
+            let Ok(target) = self.store.revision().await else {
+                return false;
+            };
+            // Revisions of keys outside the objects come with no event: ask for progress.
+            self.nudge.notify_one();
+            let mut applied = self.applied.clone();
+            applied.wait_for(|r| *r >= target).await.is_ok()
+        };
+        tokio::time::timeout(within, wait).await.unwrap_or(false)
+    }
+}
+
+/// Reads every object below the prefix at one revision: (objects, revision).
+pub async fn read_all(store: &Store) -> Result<(MemObjects, i64), Error> {
+    load(store).await
+}
+
+async fn load(store: &Store) -> Result<(MemObjects, i64), Error> {
+    let prefix = store.prefix().to_string();
+    let end = range_end(&prefix);
+    let mut objects = BTreeMap::new();
+    let mut from = prefix.clone().into_bytes();
+    let mut rev = 0;
+    loop {
+        let opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        let opts = if rev > 0 {
+            opts.with_revision(rev)
+        } else {
+            opts
+        };
+        let resp = store
+            .call(|c| {
+                let (from, opts) = (from.clone(), opts.clone());
+                async move {
+                    c.kv_client()
+                        .max_decoding_message_size(MAX_MESSAGE)
+                        .get(from, Some(opts))
+                        .await
+                }
+            })
+            .await?;
+        if rev == 0 {
+            rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+        }
+        for kv in resp.kvs() {
+            if let Some((rel, o)) = object(&prefix, kv.key(), kv.value(), kv.mod_revision()) {
+                objects.insert(rel, o);
+            }
+        }
+        match (resp.more(), resp.kvs().last()) {
+            (true, Some(last)) => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => return Ok((objects, rev)),
+        }
+    }
+}
+
+/// The key just past every key starting with `prefix`.
+fn range_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// An object of the data directory layout, from a key below the prefix.
+fn object(prefix: &str, key: &[u8], value: &[u8], revision: i64) -> Option<(String, MemObject)> {
+    let rel = std::str::from_utf8(key).ok()?.strip_prefix(prefix)?;
+    area_of(rel)?;
+    Some((
+        rel.to_string(),
+        MemObject {
+            bytes: Arc::from(value),
+            revision,
+        },
+    ))
+}
+
+/// The task that keeps the copy current.
+struct Keeper {
+    store: Store,
+    objects: Arc<MemObjects>,
+    rev: i64,
+    publish: Publish,
+    health: Arc<Health>,
+    applied: watch::Sender<i64>,
+    nudge: Arc<Notify>,
+}
+
+impl Keeper {
+    async fn run(mut self, cancel: CancellationToken) {
+        let mut outage: Option<(Instant, Instant)> = None;
+        loop {
+            let lost = tokio::select! {
+                _ = cancel.cancelled() => return,
+                lost = self.follow() => lost,
+            };
+            self.health.stale(now_ms());
+            tracing::warn!(
+                revision = self.rev,
+                "etcd: watch lost ({lost}); reading the objects again \
+                 (the last good copy keeps serving)"
+            );
+            // Read again until etcd answers; the copy in service stays meanwhile.
+            loop {
+                let loaded = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    l = load(&self.store) => l,
+                };
+                match loaded {
+                    Ok((objects, rev)) => {
+                        self.health.reloads.fetch_add(1, Ordering::Relaxed);
+                        if let Some((since, _)) = outage.take() {
+                            tracing::info!(
+                                revision = rev,
+                                unreachable_secs = since.elapsed().as_secs(),
+                                "etcd: reachable again; caught up"
+                            );
+                        }
+                        if objects != *self.objects {
+                            self.objects = Arc::new(objects);
+                            let o = self.objects.clone();
+                            tokio::task::block_in_place(|| (self.publish)(o));
+                        }
+                        self.set_rev(rev);
+                        break;
+                    }
+                    Err(e) => {
+                        let now = Instant::now();
+                        let (since, logged) = outage.get_or_insert((now, now - OUTAGE_LOG_EVERY));
+                        if now.duration_since(*logged) >= OUTAGE_LOG_EVERY {
+                            *logged = now;
+                            tracing::warn!(
+                                error = %e, revision = self.rev,
+                                unreachable_secs = since.elapsed().as_secs(),
+                                "etcd: unreachable; serving the last good copy"
+                            );
+                        }
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_rev(&mut self, rev: i64) {
+        self.rev = self.rev.max(rev);
+        self.health.revision.store(self.rev, Ordering::Relaxed);
+        let _ = self.applied.send(self.rev);
+    }
+
+    /// Follows the watch from the copy's revision; returns why it was lost.
+    async fn follow(&mut self) -> String {
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(self.rev + 1)
+            .with_progress_notify();
+        let mut wc = self
+            .store
+            .client()
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE);
+        let key = self.store.prefix().to_string();
+        let mut stream =
+            match tokio::time::timeout(self.store.timeout, wc.watch(key, Some(opts))).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return format!("cannot watch: {e}"),
+                Err(_) => return "cannot watch: no answer".into(),
+            };
+        let mut heard = Instant::now();
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        loop {
+            let msg = tokio::select! {
+                m = stream.message() => m,
+                _ = tick.tick() => {
+                    if heard.elapsed() > SILENT_LIMIT {
+                        return format!("no answer for {} s", heard.elapsed().as_secs());
+                    }
+                    if let Err(e) = stream.request_progress().await {
+                        return format!("asking for progress: {e}");
+                    }
+                    continue;
+                }
+                _ = self.nudge.notified() => {
+                    if let Err(e) = stream.request_progress().await {
+                        return format!("asking for progress: {e}");
+                    }
+                    continue;
+                }
+            };
+            let resp = match msg {
+                Ok(Some(r)) => r,
+                Ok(None) => return "the watch ended".into(),
+                Err(e) => return e.to_string(),
+            };
+            heard = Instant::now();
+            if resp.canceled() || resp.compact_revision() > 0 {
+                return format!(
+                    "canceled by etcd: compacted up to revision {} {}",
+                    resp.compact_revision(),
+                    resp.cancel_reason()
+                );
+            }
+            self.health.current();
+            let mut changed = false;
+            let prefix = self.store.prefix().to_string();
+            for ev in resp.events() {
+                let Some(kv) = ev.kv() else { continue };
+                let Some(rel) = std::str::from_utf8(kv.key())
+                    .ok()
+                    .and_then(|k| k.strip_prefix(prefix.as_str()))
+                else {
+                    continue;
+                };
+                if area_of(rel).is_none() {
+                    continue;
+                }
+                let objects = Arc::make_mut(&mut self.objects);
+                match ev.event_type() {
+                    EventType::Put => {
+                        if let Some((rel, o)) =
+                            object(&prefix, kv.key(), kv.value(), kv.mod_revision())
+                        {
+                            objects.insert(rel, o);
+                        }
+                    }
+                    EventType::Delete => {
+                        objects.remove(rel);
+                    }
+                }
+                changed = true;
+            }
+            if changed {
+                let o = self.objects.clone();
+                tokio::task::block_in_place(|| (self.publish)(o));
+            }
+            if let Some(h) = resp.header() {
+                self.set_rev(h.revision());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_end_covers_the_prefix() {
+        assert_eq!(range_end("/kindling/"), b"/kindling0".to_vec());
+        assert_eq!(range_end("a\u{7f}"), b"a\x80".to_vec());
+    }
+}

@@ -1,0 +1,160 @@
+//! The etcd store against a real etcd (Debian's etcd-server) on loopback: objects written
+//! with compare-and-swap on the modification revision, and the mirror surviving a
+//! compaction that passed its watch's revision.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use kindling_etcd::mirror::Mirror;
+use kindling_etcd::{EtcdObjects, Settings, Store};
+use kindling_model::store::{DataDir, Expect, Kind, MemObjects, ObjectError, Objects};
+use kindling_testkit::etcd::EtcdCluster;
+use tokio_util::sync::CancellationToken;
+
+fn settings(cluster: &EtcdCluster, prefix: &str) -> Settings {
+    Settings {
+        endpoints: cluster.endpoints(),
+        prefix: prefix.into(),
+        ca_file: None,
+        cert_file: None,
+        key_file: None,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+const GROUP: &str = r#"{"id":"web","profile":"p","selector":{"mac":"52:54:00:00:00:01"}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_compare_and_swap_on_the_revision() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let store = Store::connect(&settings(&cluster, "/t1")).await.unwrap();
+    let remote = EtcdObjects::new(store, tokio::runtime::Handle::current());
+    let objects = Objects::shared(DataDir::new("/nonexistent"), Arc::new(remote));
+
+    let (tag, created) = objects
+        .put_expecting(Kind::Group, "web", GROUP.as_bytes(), &Expect::Absent)
+        .unwrap();
+    assert!(created);
+    // The tag is the key's modification revision.
+    let stored = cluster.etcdctl(&["get", "/t1/groups/web.json", "-w", "json"]);
+    assert!(
+        stored.contains(&format!("\"mod_revision\":{tag}")),
+        "{stored}"
+    );
+    assert_eq!(
+        cluster.get("/t1/groups/web.json").unwrap(),
+        GROUP.as_bytes()
+    );
+
+    // Create-only again: refused, with the current tag.
+    match objects.put_expecting(Kind::Group, "web", GROUP.as_bytes(), &Expect::Absent) {
+        Err(ObjectError::Changed { current, .. }) => assert_eq!(current.as_deref(), Some(&*tag)),
+        other => panic!("{other:?}"),
+    }
+    // Someone else writes behind our back: our tag is stale.
+    cluster.put("/t1/groups/web.json", GROUP.as_bytes());
+    let stale = Expect::Tag(tag.clone());
+    assert!(matches!(
+        objects.put_expecting(Kind::Group, "web", GROUP.as_bytes(), &stale),
+        Err(ObjectError::Changed { .. })
+    ));
+    assert!(matches!(
+        objects.delete_expecting(Kind::Group, "web", &stale),
+        Err(ObjectError::Changed { .. })
+    ));
+    // With the current tag: written, not created.
+    let now = objects.current_tag(Kind::Group, "web").unwrap().unwrap();
+    let (next, created) = objects
+        .put_expecting(Kind::Group, "web", GROUP.as_bytes(), &Expect::Tag(now))
+        .unwrap();
+    assert!(!created);
+    assert!(next.parse::<i64>().unwrap() > tag.parse::<i64>().unwrap());
+    // A tag that is no revision never matches.
+    assert!(matches!(
+        objects.put_expecting(
+            Kind::Group,
+            "web",
+            GROUP.as_bytes(),
+            &Expect::Tag("abc".into())
+        ),
+        Err(ObjectError::Changed { .. })
+    ));
+    // Invalid groups are refused before etcd sees them.
+    assert!(matches!(
+        objects.put(Kind::Group, "bad", b"{"),
+        Err(ObjectError::Invalid { .. })
+    ));
+    objects.put(Kind::Ignition, "a.ign", b"{}").unwrap();
+    assert_eq!(objects.list(Kind::Group).unwrap(), vec!["web".to_string()]);
+    assert_eq!(
+        objects.list(Kind::Ignition).unwrap(),
+        vec!["a.ign".to_string()]
+    );
+    assert_eq!(objects.get(Kind::Ignition, "a.ign").unwrap(), b"{}");
+    assert!(objects.delete(Kind::Group, "web").unwrap());
+    assert!(!objects.delete(Kind::Group, "web").unwrap());
+    assert!(matches!(
+        objects.get(Kind::Group, "web"),
+        Err(ObjectError::NotFound { .. })
+    ));
+}
+
+/// Waits for a published set of objects that satisfies `ok`.
+fn wait_for(rx: &mpsc::Receiver<Arc<MemObjects>>, ok: impl Fn(&MemObjects) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(o) if ok(&o) => return,
+            Ok(_) => {}
+            Err(e) => panic!("no such publication within 60 s: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_survives_a_compaction_past_its_watch() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    cluster.put("/t2/groups/a.json", GROUP.as_bytes());
+    // Keys outside the layout or the prefix are not objects.
+    cluster.put("/t2/machines/x.json", b"{}");
+    cluster.put("/t2x/groups/b.json", GROUP.as_bytes());
+    let store = Store::connect(&settings(&cluster, "/t2/")).await.unwrap();
+    let (mirror, first) = Mirror::load(store, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(first.keys().collect::<Vec<_>>(), vec!["groups/a.json"]);
+
+    // While nobody watches, the store moves on and is compacted past the mirror's
+    // revision: the watch cannot resume there, the mirror must read again.
+    cluster.put("/t2/groups/c.json", GROUP.as_bytes());
+    cluster.etcdctl(&["del", "/t2/groups/a.json"]);
+    let rev = cluster.revision();
+    cluster.compact(rev);
+
+    let (tx, rx) = mpsc::channel();
+    let cancel = CancellationToken::new();
+    mirror.follow(
+        Box::new(move |o| {
+            let _ = tx.send(o);
+        }),
+        cancel.clone(),
+    );
+    wait_for(&rx, |o| {
+        o.keys().collect::<Vec<_>>() == vec!["groups/c.json"]
+    });
+    assert!(
+        mirror.health().reloads() >= 1,
+        "the mirror read the store again"
+    );
+    assert!(mirror.health().revision() >= rev);
+
+    // Then it follows the watch: a change shows up, and settle sees it.
+    cluster.put("/t2/profiles/p.json", br#"{"id":"p"}"#);
+    wait_for(&rx, |o| o.contains_key("profiles/p.json"));
+    assert!(mirror.settle(Duration::from_secs(30)).await);
+    cancel.cancel();
+}

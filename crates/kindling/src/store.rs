@@ -1,0 +1,165 @@
+//! `[store]`: where groups, profiles and templates live. `dir` (the default): the data
+//! directory, reloaded when it changes. `etcd`: a shared store for a fleet of servers;
+//! each server keeps an in-memory copy (a range read at one revision, then a watch) and
+//! serves from it, so the request path never waits on etcd. Also `kindling store
+//! import|export` between a data directory and etcd.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use kindling_model::{DataDir, Loader, Snapshot, store::Objects};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Which store holds the objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The data directory (`groups/`, `profiles/`, `ignition/`, `generic/`, `cloud/`).
+    #[default]
+    Dir,
+    /// etcd v3, shared by every server of a fleet.
+    Etcd,
+}
+
+/// The `[store]` table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `dir`: the data directory; `etcd`: groups, profiles, Ignition, generic and cloud
+    /// files in etcd, under `prefix`, in matchbox's file formats (assets stay in the
+    /// data directory).
+    pub backend: Backend,
+    /// etcd client URLs, e.g. `["https://10.0.0.1:2379", "https://10.0.0.2:2379"]`.
+    pub endpoints: Vec<String>,
+    /// Key prefix; the keys mirror the data directory (`/kindling/groups/<id>.json`).
+    pub prefix: String,
+    /// CA of the etcd members' certificates (for `https://` endpoints).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, when etcd requires them (`--client-cert-auth`).
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Longest wait for one etcd call, in seconds.
+    pub timeout_secs: u64,
+    /// How long `kindling serve` tries to make its first load before giving up, in seconds.
+    pub first_load_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: Backend::Dir,
+            endpoints: Vec::new(),
+            prefix: "/kindling/".into(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            timeout_secs: 5,
+            first_load_secs: 30,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Configuration errors, each naming its key.
+    pub fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.backend == Backend::Dir {
+            return errors;
+        }
+        if !cfg!(feature = "etcd") {
+            errors.push(
+                "[store] backend = \"etcd\": this build has no etcd support (built without the `etcd` feature)".into(),
+            );
+        }
+        if self.endpoints.is_empty() {
+            errors.push("[store] backend = \"etcd\" needs endpoints".into());
+        }
+        for e in &self.endpoints {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                errors.push(format!(
+                    "[store] endpoints: {e:?} is not an http:// or https:// URL"
+                ));
+            }
+        }
+        if !self.prefix.starts_with('/') {
+            errors.push(format!(
+                "[store] prefix {:?} must start with '/'",
+                self.prefix
+            ));
+        }
+        if self.timeout_secs == 0 {
+            errors.push("[store] timeout_secs must be at least 1".into());
+        }
+        errors
+    }
+}
+
+/// Where `kindling serve` gets its objects from.
+pub enum Source {
+    Dir(Loader),
+    #[cfg(feature = "etcd")]
+    Etcd(Box<etcd::EtcdSource>),
+}
+
+impl Source {
+    /// Opens the store and makes the first snapshot.
+    pub async fn open(cfg: &StoreConfig, data: &DataDir) -> Result<(Source, Snapshot)> {
+        match cfg.backend {
+            Backend::Dir => {
+                let mut loader = Loader::new(data.clone());
+                let snapshot = loader.load();
+                crate::reload::log_snapshot(&snapshot, "loaded");
+                Ok((Source::Dir(loader), snapshot))
+            }
+            #[cfg(feature = "etcd")]
+            Backend::Etcd => etcd::EtcdSource::open(cfg).await,
+            #[cfg(not(feature = "etcd"))]
+            Backend::Etcd => anyhow::bail!("this build has no etcd support"),
+        }
+    }
+
+    /// The write side the management APIs use.
+    pub fn objects(&self, data: &DataDir) -> Objects {
+        match self {
+            Source::Dir(_) => Objects::new(data.clone()),
+            #[cfg(feature = "etcd")]
+            Source::Etcd(e) => e.objects(data),
+        }
+    }
+}
+
+/// The objects of the `kindling group|profile|ignition|generic` commands without
+/// `--server`: the data directory's, or etcd's (kept with the runtime its calls use).
+pub struct CliObjects {
+    pub objects: Objects,
+    _runtime: Option<tokio::runtime::Runtime>,
+}
+
+pub fn cli_objects(cfg: &StoreConfig, data: &std::path::Path) -> Result<CliObjects> {
+    let dir = DataDir::new(data);
+    match cfg.backend {
+        Backend::Dir => Ok(CliObjects {
+            objects: Objects::new(dir),
+            _runtime: None,
+        }),
+        #[cfg(feature = "etcd")]
+        Backend::Etcd => {
+            let runtime = etcd::runtime()?;
+            let store = runtime.block_on(kindling_etcd::Store::connect(&etcd::settings(cfg)))?;
+            let remote = kindling_etcd::EtcdObjects::new(store, runtime.handle().clone());
+            Ok(CliObjects {
+                objects: Objects::shared(dir, Arc::new(remote)),
+                _runtime: Some(runtime),
+            })
+        }
+        #[cfg(not(feature = "etcd"))]
+        Backend::Etcd => anyhow::bail!("this build has no etcd support"),
+    }
+}
+
+#[cfg(feature = "etcd")]
+pub mod etcd;
+#[cfg(feature = "etcd")]
+mod files;

@@ -1,0 +1,168 @@
+//! The etcd store of `kindling serve` and `kindling store`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kindling_etcd::mirror::Mirror;
+use kindling_etcd::{EtcdObjects, Settings, Store};
+use kindling_model::store::{MemLoader, Objects};
+use kindling_model::{DataDir, Snapshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{Source, StoreConfig};
+
+pub fn settings(cfg: &StoreConfig) -> Settings {
+    Settings {
+        endpoints: cfg.endpoints.clone(),
+        prefix: cfg.prefix.clone(),
+        ca_file: cfg.ca_file.clone(),
+        cert_file: cfg.cert_file.clone(),
+        key_file: cfg.key_file.clone(),
+        timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
+    }
+}
+
+/// A runtime for the command-line tools' etcd calls (blocking callers use its handle).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The etcd store of a running server: the connection, the mirror and the loader that
+/// turns the mirror's objects into snapshots.
+pub struct EtcdSource {
+    store: Store,
+    mirror: Arc<Mirror>,
+    loader: MemLoader,
+}
+
+impl EtcdSource {
+    pub async fn open(cfg: &StoreConfig) -> Result<(Source, Snapshot)> {
+        let s = settings(cfg);
+        let store = Store::connect(&s).await.context("[store] etcd")?;
+        let first = Duration::from_secs(cfg.first_load_secs);
+        let (mirror, objects) = Mirror::load(store.clone(), first).await.with_context(|| {
+            format!(
+                "[store] etcd: no first load from {} within {} s",
+                cfg.endpoints.join(", "),
+                cfg.first_load_secs
+            )
+        })?;
+        let mut loader = MemLoader::new();
+        let snapshot = loader.load(objects);
+        tracing::info!(
+            endpoints = %cfg.endpoints.join(","), prefix = %store.prefix(),
+            revision = mirror.health().revision(), "etcd store loaded"
+        );
+        crate::reload::log_snapshot(&snapshot, "loaded from etcd");
+        let source = EtcdSource {
+            store,
+            mirror: Arc::new(mirror),
+            loader,
+        };
+        Ok((Source::Etcd(Box::new(source)), snapshot))
+    }
+
+    pub fn objects(&self, data: &DataDir) -> Objects {
+        let remote = EtcdObjects::new(self.store.clone(), tokio::runtime::Handle::current());
+        Objects::shared(data.clone(), Arc::new(remote))
+    }
+
+    /// Follows etcd: every change becomes a new snapshot; API writes are answered once the
+    /// copy holds them; SIGHUP is logged (the watch keeps the copy current).
+    pub fn start(
+        self,
+        shared: Arc<kindling_http::Shared>,
+        ops: Arc<kindling_ops::Ops>,
+        mut asked: tokio::sync::mpsc::Receiver<kindling_api::ReloadRequest>,
+        cancel: CancellationToken,
+    ) -> std::io::Result<()> {
+        let health = self.mirror.health();
+        ops.add_metrics(Arc::new(move |r| health.register(r)));
+        let mut loader = self.loader;
+        let publish_ops = ops.clone();
+        let publish = Box::new(move |objects| {
+            let snap = loader.load(objects);
+            if snap.changed_files > 0 {
+                crate::reload::log_snapshot(
+                    &snap,
+                    &format!(
+                        "updated from etcd ({} object(s) changed)",
+                        snap.changed_files
+                    ),
+                );
+                publish_ops.note_snapshot(&snap);
+                shared.snapshot.store(Arc::new(snap));
+            }
+        });
+        self.mirror.follow(publish, cancel.clone());
+        let mirror = self.mirror;
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = hup.recv() => tracing::info!(
+                        "SIGHUP: nothing to reload, the etcd store is followed by its watch"
+                    ),
+                    Some(req) = asked.recv() => {
+                        let mirror = mirror.clone();
+                        tokio::spawn(async move {
+                            if !mirror.settle(kindling_api::SETTLE).await {
+                                tracing::warn!(
+                                    "the in-memory copy of etcd did not show the write within 5 s; \
+                                     the write stands and the watch brings it"
+                                );
+                            }
+                            let _ = req.done.send(());
+                        });
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// `kindling store import DIR`: every object of a data directory into etcd. Groups and
+/// profiles are checked as the API checks them; one that does not load is refused (named)
+/// and nothing of it is written. Returns (written, refused).
+pub fn import(cfg: &StoreConfig, dir: &Path) -> Result<(usize, Vec<String>)> {
+    let rt = runtime()?;
+    let store = rt.block_on(Store::connect(&settings(cfg)))?;
+    let files = super::files::read_tree(dir)?;
+    rt.block_on(async {
+        let mut written = 0;
+        let mut refused = Vec::new();
+        for (rel, bytes) in files {
+            if let Err(why) = super::files::check(&rel, &bytes) {
+                refused.push(format!("{rel}: {why}"));
+                continue;
+            }
+            kindling_etcd::put(&store, &rel, bytes)
+                .await
+                .with_context(|| format!("writing {rel} to etcd"))?;
+            written += 1;
+        }
+        Ok((written, refused))
+    })
+}
+
+/// `kindling store export DIR`: every object in etcd written as files (atomically) into a
+/// data directory, at one revision. Returns (written, revision).
+pub fn export(cfg: &StoreConfig, dir: &Path) -> Result<(usize, i64)> {
+    let rt = runtime()?;
+    let store = rt.block_on(Store::connect(&settings(cfg)))?;
+    let (objects, rev) = rt.block_on(kindling_etcd::mirror::read_all(&store))?;
+    let mut n = 0;
+    for (rel, o) in objects.iter() {
+        super::files::write(dir, rel, &o.bytes)?;
+        n += 1;
+    }
+    Ok((n, rev))
+}
