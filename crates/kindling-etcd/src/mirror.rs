@@ -21,8 +21,59 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Error, Store};
 
-/// Receives each new set of objects (on a runtime thread allowed to block).
-pub type Publish = Box<dyn FnMut(Arc<MemObjects>) + Send>;
+/// Receives each change (on a runtime thread allowed to block).
+pub type Publish = Box<dyn FnMut(Update) + Send>;
+
+/// Machine records by name below `machines/` (`52-54-00-12-34-56.json`).
+pub type Records = BTreeMap<String, Arc<[u8]>>;
+
+/// What the store holds: the data directory's objects, and the fleet's machine records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub objects: Arc<MemObjects>,
+    pub machines: Records,
+}
+
+/// One change of the copy.
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// Every object now.
+    pub objects: Arc<MemObjects>,
+    /// Whether any object changed (else only machine records did).
+    pub objects_changed: bool,
+    /// Machine records written (`Some`) or deleted (`None`), by name.
+    pub machines: Vec<(String, Option<Arc<[u8]>>)>,
+}
+
+/// Where a key below the prefix goes.
+enum Place<'a> {
+    Object(&'a str),
+    Machine(&'a str),
+}
+
+fn place<'a>(prefix: &str, key: &'a [u8]) -> Option<Place<'a>> {
+    let rel = std::str::from_utf8(key).ok()?.strip_prefix(prefix)?;
+    if let Some(name) = rel.strip_prefix("machines/") {
+        return (!name.is_empty() && !name.contains('/')).then_some(Place::Machine(name));
+    }
+    area_of(rel)?;
+    Some(Place::Object(rel))
+}
+
+/// The changes from `old` to `new` records.
+fn record_changes(old: &Records, new: &Records) -> Vec<(String, Option<Arc<[u8]>>)> {
+    let mut out: Vec<_> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    out.extend(
+        old.keys()
+            .filter(|k| !new.contains_key(*k))
+            .map(|k| (k.clone(), None)),
+    );
+    out
+}
 
 /// Keys read per page of a load.
 const PAGE: i64 = 1000;
@@ -118,17 +169,14 @@ pub struct Mirror {
     start: std::sync::Mutex<Option<Start>>,
 }
 
-type Start = (watch::Sender<i64>, Arc<MemObjects>, i64);
+type Start = (watch::Sender<i64>, State, i64);
 
 impl Mirror {
     /// Loads the objects (trying until `first_load` has passed): the mirror, and the
     /// objects for the first snapshot. [`Mirror::follow`] then keeps them current.
-    pub async fn load(
-        store: Store,
-        first_load: Duration,
-    ) -> Result<(Mirror, Arc<MemObjects>), Error> {
+    pub async fn load(store: Store, first_load: Duration) -> Result<(Mirror, State), Error> {
         let deadline = Instant::now() + first_load;
-        let (objects, rev) = loop {
+        let (state, rev) = loop {
             match load(&store).await {
                 Ok(v) => break v,
                 Err(e) if Instant::now() >= deadline => return Err(e),
@@ -138,7 +186,6 @@ impl Mirror {
                 }
             }
         };
-        let objects = Arc::new(objects);
         let health = Arc::new(Health::default());
         health.revision.store(rev, Ordering::Relaxed);
         let (tx, applied) = watch::channel(rev);
@@ -147,21 +194,20 @@ impl Mirror {
             health,
             applied,
             nudge: Arc::new(Notify::new()),
-            start: std::sync::Mutex::new(Some((tx, objects.clone(), rev))),
+            start: std::sync::Mutex::new(Some((tx, state.clone(), rev))),
         };
-        Ok((mirror, objects))
+        Ok((mirror, state))
     }
 
     /// Keeps the objects current in a task until `cancel`, publishing every change.
     /// Called once (later calls do nothing).
     pub fn follow(&self, publish: Publish, cancel: CancellationToken) {
-        let Some((applied, objects, rev)) = self.start.lock().ok().and_then(|mut s| s.take())
-        else {
+        let Some((applied, state, rev)) = self.start.lock().ok().and_then(|mut s| s.take()) else {
             return;
         };
         let keeper = Keeper {
             store: self.store.clone(),
-            objects,
+            state,
             rev,
             publish,
             health: self.health.clone(),
@@ -193,13 +239,16 @@ impl Mirror {
 
 /// Reads every object below the prefix at one revision: (objects, revision).
 pub async fn read_all(store: &Store) -> Result<(MemObjects, i64), Error> {
-    load(store).await
+    let (state, rev) = load(store).await?;
+    Ok((Arc::unwrap_or_clone(state.objects), rev))
 }
 
-async fn load(store: &Store) -> Result<(MemObjects, i64), Error> {
+/// Reads everything below the prefix at one revision: (state, revision).
+async fn load(store: &Store) -> Result<(State, i64), Error> {
     let prefix = store.prefix().to_string();
     let end = range_end(&prefix);
     let mut objects = BTreeMap::new();
+    let mut machines = Records::new();
     let mut from = prefix.clone().into_bytes();
     let mut rev = 0;
     loop {
@@ -224,8 +273,14 @@ async fn load(store: &Store) -> Result<(MemObjects, i64), Error> {
             rev = resp.header().map(|h| h.revision()).unwrap_or(0);
         }
         for kv in resp.kvs() {
-            if let Some((rel, o)) = object(&prefix, kv.key(), kv.value(), kv.mod_revision()) {
-                objects.insert(rel, o);
+            match place(&prefix, kv.key()) {
+                Some(Place::Object(rel)) => {
+                    objects.insert(rel.to_string(), object(kv.value(), kv.mod_revision()));
+                }
+                Some(Place::Machine(name)) => {
+                    machines.insert(name.to_string(), Arc::from(kv.value()));
+                }
+                None => {}
             }
         }
         match (resp.more(), resp.kvs().last()) {
@@ -233,7 +288,10 @@ async fn load(store: &Store) -> Result<(MemObjects, i64), Error> {
                 from = last.key().to_vec();
                 from.push(0);
             }
-            _ => return Ok((objects, rev)),
+            _ => {
+                let objects = Arc::new(objects);
+                return Ok((State { objects, machines }, rev));
+            }
         }
     }
 }
@@ -250,23 +308,17 @@ fn range_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-/// An object of the data directory layout, from a key below the prefix.
-fn object(prefix: &str, key: &[u8], value: &[u8], revision: i64) -> Option<(String, MemObject)> {
-    let rel = std::str::from_utf8(key).ok()?.strip_prefix(prefix)?;
-    area_of(rel)?;
-    Some((
-        rel.to_string(),
-        MemObject {
-            bytes: Arc::from(value),
-            revision,
-        },
-    ))
+fn object(value: &[u8], revision: i64) -> MemObject {
+    MemObject {
+        bytes: Arc::from(value),
+        revision,
+    }
 }
 
 /// The task that keeps the copy current.
 struct Keeper {
     store: Store,
-    objects: Arc<MemObjects>,
+    state: State,
     rev: i64,
     publish: Publish,
     health: Arc<Health>,
@@ -295,7 +347,7 @@ impl Keeper {
                     l = load(&self.store) => l,
                 };
                 match loaded {
-                    Ok((objects, rev)) => {
+                    Ok((state, rev)) => {
                         self.health.reloads.fetch_add(1, Ordering::Relaxed);
                         if let Some((since, _)) = outage.take() {
                             tracing::info!(
@@ -304,10 +356,14 @@ impl Keeper {
                                 "etcd: reachable again; caught up"
                             );
                         }
-                        if objects != *self.objects {
-                            self.objects = Arc::new(objects);
-                            let o = self.objects.clone();
-                            tokio::task::block_in_place(|| (self.publish)(o));
+                        let update = Update {
+                            objects_changed: state.objects != self.state.objects,
+                            machines: record_changes(&self.state.machines, &state.machines),
+                            objects: state.objects.clone(),
+                        };
+                        self.state = state;
+                        if update.objects_changed || !update.machines.is_empty() {
+                            tokio::task::block_in_place(|| (self.publish)(update));
                         }
                         self.set_rev(rev);
                         break;
@@ -392,37 +448,40 @@ impl Keeper {
                 );
             }
             self.health.current();
-            let mut changed = false;
+            let mut objects_changed = false;
+            let mut machines = Vec::new();
             let prefix = self.store.prefix().to_string();
             for ev in resp.events() {
                 let Some(kv) = ev.kv() else { continue };
-                let Some(rel) = std::str::from_utf8(kv.key())
-                    .ok()
-                    .and_then(|k| k.strip_prefix(prefix.as_str()))
-                else {
-                    continue;
-                };
-                if area_of(rel).is_none() {
-                    continue;
-                }
-                let objects = Arc::make_mut(&mut self.objects);
-                match ev.event_type() {
-                    EventType::Put => {
-                        if let Some((rel, o)) =
-                            object(&prefix, kv.key(), kv.value(), kv.mod_revision())
-                        {
-                            objects.insert(rel, o);
+                let put = ev.event_type() == EventType::Put;
+                match place(&prefix, kv.key()) {
+                    Some(Place::Object(rel)) => {
+                        let objects = Arc::make_mut(&mut self.state.objects);
+                        if put {
+                            objects.insert(rel.to_string(), object(kv.value(), kv.mod_revision()));
+                        } else {
+                            objects.remove(rel);
                         }
+                        objects_changed = true;
                     }
-                    EventType::Delete => {
-                        objects.remove(rel);
+                    Some(Place::Machine(name)) => {
+                        let value: Option<Arc<[u8]>> = put.then(|| Arc::from(kv.value()));
+                        match &value {
+                            Some(v) => self.state.machines.insert(name.to_string(), v.clone()),
+                            None => self.state.machines.remove(name),
+                        };
+                        machines.push((name.to_string(), value));
                     }
+                    None => {}
                 }
-                changed = true;
             }
-            if changed {
-                let o = self.objects.clone();
-                tokio::task::block_in_place(|| (self.publish)(o));
+            if objects_changed || !machines.is_empty() {
+                let update = Update {
+                    objects: self.state.objects.clone(),
+                    objects_changed,
+                    machines,
+                };
+                tokio::task::block_in_place(|| (self.publish)(update));
             }
             if let Some(h) = resp.header() {
                 self.set_rev(h.revision());

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kindling_etcd::mirror::Mirror;
 use kindling_etcd::{EtcdObjects, Settings, Store};
-use kindling_model::store::{DataDir, Expect, Kind, MemObjects, ObjectError, Objects};
+use kindling_model::store::{DataDir, Expect, Kind, ObjectError, Objects};
 use kindling_testkit::etcd::EtcdCluster;
 use tokio_util::sync::CancellationToken;
 
@@ -103,12 +103,15 @@ async fn writes_compare_and_swap_on_the_revision() {
 }
 
 /// Waits for a published set of objects that satisfies `ok`.
-fn wait_for(rx: &mpsc::Receiver<Arc<MemObjects>>, ok: impl Fn(&MemObjects) -> bool) {
+fn wait_for(
+    rx: &mpsc::Receiver<kindling_etcd::mirror::Update>,
+    ok: impl Fn(&kindling_etcd::mirror::Update) -> bool,
+) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
-            Ok(o) if ok(&o) => return,
+            Ok(u) if ok(&u) => return,
             Ok(_) => {}
             Err(e) => panic!("no such publication within 60 s: {e}"),
         }
@@ -121,30 +124,37 @@ async fn the_mirror_survives_a_compaction_past_its_watch() {
         return;
     };
     cluster.put("/t2/groups/a.json", GROUP.as_bytes());
-    // Keys outside the layout or the prefix are not objects.
+    // Machine records are kept apart; keys outside the layout or the prefix are ignored.
     cluster.put("/t2/machines/x.json", b"{}");
+    cluster.put("/t2/other/y", b"{}");
     cluster.put("/t2x/groups/b.json", GROUP.as_bytes());
     let store = Store::connect(&settings(&cluster, "/t2/")).await.unwrap();
     let (mirror, first) = Mirror::load(store, Duration::from_secs(10)).await.unwrap();
-    assert_eq!(first.keys().collect::<Vec<_>>(), vec!["groups/a.json"]);
+    assert_eq!(
+        first.objects.keys().collect::<Vec<_>>(),
+        vec!["groups/a.json"]
+    );
+    assert_eq!(first.machines.keys().collect::<Vec<_>>(), vec!["x.json"]);
 
     // While nobody watches, the store moves on and is compacted past the mirror's
     // revision: the watch cannot resume there, the mirror must read again.
     cluster.put("/t2/groups/c.json", GROUP.as_bytes());
     cluster.etcdctl(&["del", "/t2/groups/a.json"]);
+    cluster.etcdctl(&["del", "/t2/machines/x.json"]);
     let rev = cluster.revision();
     cluster.compact(rev);
 
     let (tx, rx) = mpsc::channel();
     let cancel = CancellationToken::new();
     mirror.follow(
-        Box::new(move |o| {
-            let _ = tx.send(o);
+        Box::new(move |u: kindling_etcd::mirror::Update| {
+            let _ = tx.send(u);
         }),
         cancel.clone(),
     );
-    wait_for(&rx, |o| {
-        o.keys().collect::<Vec<_>>() == vec!["groups/c.json"]
+    wait_for(&rx, |u| {
+        u.objects.keys().collect::<Vec<_>>() == vec!["groups/c.json"]
+            && u.machines == vec![("x.json".to_string(), None)]
     });
     assert!(
         mirror.health().reloads() >= 1,
@@ -154,7 +164,11 @@ async fn the_mirror_survives_a_compaction_past_its_watch() {
 
     // Then it follows the watch: a change shows up, and settle sees it.
     cluster.put("/t2/profiles/p.json", br#"{"id":"p"}"#);
-    wait_for(&rx, |o| o.contains_key("profiles/p.json"));
+    wait_for(&rx, |u| {
+        u.objects_changed && u.objects.contains_key("profiles/p.json")
+    });
+    cluster.put("/t2/machines/z.json", b"{}");
+    wait_for(&rx, |u| !u.objects_changed && u.machines.len() == 1);
     assert!(mirror.settle(Duration::from_secs(30)).await);
     cancel.cancel();
 }

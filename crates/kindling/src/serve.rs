@@ -42,7 +42,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     let (data_path, data) = open_data_dir(cli, &cfg)?;
     let (source, snapshot) = crate::store::Source::open(&cfg.store, &data).await?;
     let ops = open_ops(cli, &mut cfg, &data_path, &snapshot);
-    let machines = open_machines(cli, &cfg, &ops);
+    let machines = open_machines(cli, &cfg, &ops, &source);
     let (shared, cache) = boot_state(args, &cfg, &data, &data_path, &ops, &machines, snapshot)?;
 
     // Stop signals are caught from here on: systemd may send SIGTERM right after
@@ -65,7 +65,9 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(64);
     // One write path for both APIs: one lock for preconditions, one reload channel.
     let objects = source.objects(&data);
-    start_reload(&mut tasks, source, &shared, &ops, &cfg, args, reload_rx)?;
+    start_reload(
+        &mut tasks, source, &shared, &ops, &machines, &cfg, args, reload_rx,
+    )?;
     start_http(&mut tasks, listener, local, &shared, &cfg, &ops);
     let swept = objects.sweep_temporaries();
     if swept > 0 {
@@ -180,7 +182,12 @@ fn open_ops(cli: &Cli, cfg: &mut Config, data_path: &Path, snapshot: &Snapshot) 
 /// The lifecycle store in `<state dir>/machines/` (`None` when `[machines] track` is off).
 /// An unusable directory gives an unavailable store: boots go on, install-once machines
 /// get a 503 rather than a guess.
-fn open_machines(cli: &Cli, cfg: &Config, ops: &Arc<Ops>) -> Option<Arc<kindling_model::Machines>> {
+fn open_machines(
+    cli: &Cli,
+    cfg: &Config,
+    ops: &Arc<Ops>,
+    source: &crate::store::Source,
+) -> Option<Arc<kindling_model::Machines>> {
     if !cfg.machines.track {
         tracing::info!(
             "[machines] track = false: install_once is not acted on, discovered machines are not recorded"
@@ -188,11 +195,12 @@ fn open_machines(cli: &Cli, cfg: &Config, ops: &Arc<Ops>) -> Option<Arc<kindling
         return None;
     }
     let dir = config::state_dir(cfg, cli.state_dir.as_deref()).join("machines");
-    let (machines, problems) = match kindling_model::Machines::open(
-        &dir,
-        cfg.machines.max_discovered,
-        true,
-    ) {
+    // A fleet keeps the records in its shared store.
+    let shared = source.machines(cfg.machines.max_discovered);
+    let (machines, problems) = match shared
+        .map(Ok)
+        .unwrap_or_else(|| kindling_model::Machines::open(&dir, cfg.machines.max_discovered, true))
+    {
         Ok(opened) => opened,
         Err(e) => {
             // As for the journal, an unusable state directory does not stop the boots;
@@ -213,7 +221,7 @@ fn open_machines(cli: &Cli, cfg: &Config, ops: &Arc<Ops>) -> Option<Arc<kindling
     let (installed, discovered) = machines.counts();
     tracing::info!(
         target: "kindling::machines",
-        path = %dir.display(),
+        store = if matches!(source, crate::store::Source::Dir(_)) { dir.display().to_string() } else { "etcd".into() },
         installed,
         discovered,
         "machine lifecycle state loaded"
@@ -365,12 +373,15 @@ async fn start_dhcp(
 }
 
 /// The reload loop: inotify, SIGHUP and the periodic re-check swap in new snapshots.
-/// Keeps the snapshot current: the data directory's reload loop, or the etcd mirror.
+/// Keeps the snapshot current: the data directory's reload loop, or the etcd mirror
+/// (which also brings the fleet's machine records).
+#[allow(clippy::too_many_arguments)]
 fn start_reload(
     tasks: &mut Tasks,
     source: crate::store::Source,
     shared: &Arc<kindling_http::Shared>,
     ops: &Arc<Ops>,
+    machines: &Option<Arc<kindling_model::Machines>>,
     cfg: &Config,
     args: &ServeArgs,
     asked: tokio::sync::mpsc::Receiver<kindling_api::ReloadRequest>,
@@ -389,7 +400,14 @@ fn start_reload(
         }
         #[cfg(feature = "etcd")]
         crate::store::Source::Etcd(e) => {
-            e.start(shared.clone(), ops.clone(), asked, tasks.cancel.clone())?;
+            let _ = machines;
+            e.start(
+                shared.clone(),
+                ops.clone(),
+                machines.clone(),
+                asked,
+                tasks.cancel.clone(),
+            )?;
         }
     }
     Ok(())

@@ -120,6 +120,22 @@ impl Source {
         }
     }
 
+    /// The lifecycle store of a fleet (in its shared store), `None` for a data directory
+    /// (the state directory keeps it).
+    pub fn machines(
+        &self,
+        max_discovered: usize,
+    ) -> Option<(kindling_model::Machines, Vec<String>)> {
+        match self {
+            Source::Dir(_) => {
+                let _ = max_discovered;
+                None
+            }
+            #[cfg(feature = "etcd")]
+            Source::Etcd(e) => Some(e.machines(max_discovered)),
+        }
+    }
+
     /// The write side the management APIs use.
     pub fn objects(&self, data: &DataDir) -> Objects {
         match self {

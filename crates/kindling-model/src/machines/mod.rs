@@ -169,7 +169,9 @@ pub struct Machines {
     dir: PathBuf,
     map: RwLock<HashMap<MacAddr, MachineRecord>>,
     /// MACs whose file exists but could not be read: their install state is unknown.
-    unreadable: HashMap<MacAddr, String>,
+    unreadable: RwLock<HashMap<MacAddr, String>>,
+    /// The shared store (etcd) that holds the records instead of the directory.
+    remote: Option<Arc<dyn crate::store::Remote>>,
     /// Installs being served, by MAC (memory only, bounded).
     pending: Mutex<HashMap<MacAddr, Pending>>,
     /// Serialises file writes: each writes the record as it is when it runs.
@@ -253,7 +255,12 @@ fn lock_within(dir: &Path, wait: Duration) -> io::Result<Option<std::fs::File>> 
 /// Reads one record file: its MAC (from the name, the authority) and content, or why not.
 fn read_record(path: &Path, mac: MacAddr) -> Result<MachineRecord, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let mut r: MachineRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    parse_record(&bytes, mac)
+}
+
+/// One record's content, for `mac` (the name's MAC is the authority).
+fn parse_record(bytes: &[u8], mac: MacAddr) -> Result<MachineRecord, String> {
+    let mut r: MachineRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     match MacAddr::parse(&r.mac) {
         Ok(m) if m == mac => {
             r.mac = mac.to_string();
@@ -357,7 +364,8 @@ impl Machines {
             Machines {
                 dir: dir.to_path_buf(),
                 map: RwLock::new(map),
-                unreadable,
+                unreadable: RwLock::new(unreadable),
+                remote: None,
                 pending: Mutex::default(),
                 writing: Mutex::new(()),
                 dirty: Mutex::default(),
@@ -381,7 +389,8 @@ impl Machines {
         Machines {
             dir: dir.to_path_buf(),
             map: RwLock::default(),
-            unreadable: HashMap::new(),
+            unreadable: RwLock::default(),
+            remote: None,
             pending: Mutex::default(),
             writing: Mutex::new(()),
             dirty: Mutex::default(),
@@ -408,10 +417,12 @@ impl Machines {
 
     /// Why `mac`'s install state is not known, if it is not (the store could not be
     /// read, or its file did not load).
-    pub fn unknown(&self, mac: MacAddr) -> Option<&str> {
-        self.broken
-            .as_deref()
-            .or_else(|| self.unreadable.get(&mac).map(String::as_str))
+    pub fn unknown(&self, mac: MacAddr) -> Option<String> {
+        if let Some(b) = &self.broken {
+            return Some(b.clone());
+        }
+        let unreadable = self.unreadable.read().unwrap_or_else(|p| p.into_inner());
+        unreadable.get(&mac).cloned()
     }
 
     fn writable(&self) -> io::Result<()> {
@@ -479,6 +490,9 @@ impl Machines {
     }
 
     fn store(&self, mac: MacAddr, rec: Option<&MachineRecord>) -> io::Result<()> {
+        if let Some(remote) = &self.remote {
+            return shared::store(remote.as_ref(), mac, rec);
+        }
         match rec {
             Some(r) if !r.is_empty() => {
                 let mut bytes = serde_json::to_vec_pretty(r).map_err(io::Error::other)?;
@@ -703,5 +717,6 @@ impl Machines {
     }
 }
 
+mod shared;
 #[cfg(test)]
 mod tests;

@@ -78,7 +78,7 @@ fn an_unavailable_store_refuses_writes_and_records_nothing() {
     let m = Machines::unavailable(Path::new("/nonexistent"), "not a directory".into());
     let mac = MacAddr([0x52, 0x54, 0, 0, 2, 1]);
     assert_eq!(m.broken(), Some("not a directory"));
-    assert_eq!(m.unknown(mac), Some("not a directory"));
+    assert_eq!(m.unknown(mac).as_deref(), Some("not a directory"));
     assert!(m.mark_installed(mac, Via::Operator, "", "").is_err());
     assert!(m.installed(mac).is_none());
     assert_eq!(m.discovered(mac, None, ["", "", "", ""]), Noted::Known);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use kindling_etcd::mirror::Mirror;
+use kindling_etcd::mirror::{Mirror, Update};
 use kindling_etcd::{EtcdObjects, Settings, Store};
 use kindling_model::store::{MemLoader, Objects};
 use kindling_model::{DataDir, Snapshot};
@@ -39,6 +39,8 @@ pub struct EtcdSource {
     store: Store,
     mirror: Arc<Mirror>,
     loader: MemLoader,
+    /// The machine records of the first load.
+    records: kindling_etcd::mirror::Records,
 }
 
 impl EtcdSource {
@@ -46,7 +48,7 @@ impl EtcdSource {
         let s = settings(cfg);
         let store = Store::connect(&s).await.context("[store] etcd")?;
         let first = Duration::from_secs(cfg.first_load_secs);
-        let (mirror, objects) = Mirror::load(store.clone(), first).await.with_context(|| {
+        let (mirror, state) = Mirror::load(store.clone(), first).await.with_context(|| {
             format!(
                 "[store] etcd: no first load from {} within {} s",
                 cfg.endpoints.join(", "),
@@ -54,7 +56,7 @@ impl EtcdSource {
             )
         })?;
         let mut loader = MemLoader::new();
-        let snapshot = loader.load(objects);
+        let snapshot = loader.load(state.objects);
         tracing::info!(
             endpoints = %cfg.endpoints.join(","), prefix = %store.prefix(),
             revision = mirror.health().revision(), "etcd store loaded"
@@ -64,13 +66,26 @@ impl EtcdSource {
             store,
             mirror: Arc::new(mirror),
             loader,
+            records: state.machines,
         };
         Ok((Source::Etcd(Box::new(source)), snapshot))
     }
 
+    fn remote(&self) -> Arc<EtcdObjects> {
+        Arc::new(EtcdObjects::new(
+            self.store.clone(),
+            tokio::runtime::Handle::current(),
+        ))
+    }
+
     pub fn objects(&self, data: &DataDir) -> Objects {
-        let remote = EtcdObjects::new(self.store.clone(), tokio::runtime::Handle::current());
-        Objects::shared(data.clone(), Arc::new(remote))
+        Objects::shared(data.clone(), self.remote())
+    }
+
+    /// The fleet's lifecycle store, loaded with the records of the first load.
+    pub fn machines(&self, max_discovered: usize) -> (kindling_model::Machines, Vec<String>) {
+        let records = self.records.iter().map(|(k, v)| (k.clone(), v.clone()));
+        kindling_model::Machines::shared(self.remote(), records, max_discovered)
     }
 
     /// Follows etcd: every change becomes a new snapshot; API writes are answered once the
@@ -79,6 +94,7 @@ impl EtcdSource {
         self,
         shared: Arc<kindling_http::Shared>,
         ops: Arc<kindling_ops::Ops>,
+        machines: Option<Arc<kindling_model::Machines>>,
         mut asked: tokio::sync::mpsc::Receiver<kindling_api::ReloadRequest>,
         cancel: CancellationToken,
     ) -> std::io::Result<()> {
@@ -86,8 +102,18 @@ impl EtcdSource {
         ops.add_metrics(Arc::new(move |r| health.register(r)));
         let mut loader = self.loader;
         let publish_ops = ops.clone();
-        let publish = Box::new(move |objects| {
-            let snap = loader.load(objects);
+        let publish = Box::new(move |u: Update| {
+            if let Some(m) = &machines {
+                for (name, bytes) in &u.machines {
+                    if let Some(p) = m.apply_shared(name, bytes.as_deref()) {
+                        tracing::warn!(target: "kindling::machines", "{p}");
+                    }
+                }
+            }
+            if !u.objects_changed {
+                return;
+            }
+            let snap = loader.load(u.objects);
             if snap.changed_files > 0 {
                 crate::reload::log_snapshot(
                     &snap,
