@@ -431,7 +431,13 @@ pub fn run(config: Option<&Path>, data_dir: Option<PathBuf>, args: &CheckArgs) -
     let (cfg, source) = crate::config::load(config)?;
     // The same checks `kindling serve` makes before it binds anything.
     let settings = cfg.check(&crate::config::Overrides::default());
-    let root = crate::resolve_data_dir(data_dir, &cfg);
+    let local = crate::resolve_data_dir(data_dir, &cfg);
+    // An etcd store is checked as the data directory it exports to (the same paths as its
+    // keys below the prefix); assets stay local.
+    let exported = crate::store::exported_for_check(&cfg.store)?;
+    let root = exported
+        .as_ref()
+        .map_or(local.clone(), |e| e.path().to_path_buf());
     if !root.is_dir() {
         let mut msg = format!("data directory {} does not exist", root.display());
         for e in &settings.errors {
@@ -444,7 +450,7 @@ pub fn run(config: Option<&Path>, data_dir: Option<PathBuf>, args: &CheckArgs) -
         .http
         .assets_dir
         .clone()
-        .unwrap_or_else(|| data.area(Area::Assets));
+        .unwrap_or_else(|| DataDir::new(&local).area(Area::Assets));
     let snap = Loader::new(data.clone()).load();
     let mut c = Checker {
         data,

@@ -175,6 +175,47 @@ pub fn cli_objects(cfg: &StoreConfig, data: &std::path::Path) -> Result<CliObjec
     }
 }
 
+/// A temporary directory, removed on drop.
+pub struct TempTree(PathBuf);
+
+impl TempTree {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// For `kindling check` on an etcd store: its objects exported into a temporary data
+/// directory (`None` for the directory backend).
+pub fn exported_for_check(cfg: &StoreConfig) -> Result<Option<TempTree>> {
+    if cfg.backend == Backend::Dir {
+        return Ok(None);
+    }
+    let errors = cfg.check();
+    anyhow::ensure!(errors.is_empty(), "{}", errors.join("; "));
+    #[cfg(feature = "etcd")]
+    {
+        let dir = std::env::temp_dir().join(format!("kindling-check-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let tree = TempTree(dir);
+        let (n, rev) = etcd::export(cfg, tree.path())?;
+        eprintln!(
+            "kindling: checking the etcd store ({} under {}): {n} object(s) at revision {rev}",
+            cfg.endpoints.join(","),
+            cfg.prefix
+        );
+        Ok(Some(tree))
+    }
+    #[cfg(not(feature = "etcd"))]
+    anyhow::bail!("this build has no etcd support")
+}
+
 #[cfg(feature = "etcd")]
 pub mod etcd;
 #[cfg(feature = "etcd")]
