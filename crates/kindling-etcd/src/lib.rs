@@ -10,6 +10,7 @@
 //!   resumes; while etcd is unreachable the last good copy keeps serving, and how stale it
 //!   is can be read ([`mirror::Health`]). The request path never waits on etcd.
 
+pub mod election;
 pub mod mirror;
 mod objects;
 
@@ -220,7 +221,10 @@ fn retryable(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::GRpcStatus(s) => matches!(
             s.code(),
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::Unknown
         ),
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,

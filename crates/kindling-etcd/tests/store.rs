@@ -172,3 +172,67 @@ async fn the_mirror_survives_a_compaction_past_its_watch() {
     assert!(mirror.settle(Duration::from_secs(30)).await);
     cancel.cancel();
 }
+
+/// Waits until `ok` holds (60 s at most).
+async fn until(what: &str, ok: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_at_a_time_does_the_singleton_work() {
+    use kindling_etcd::election::{Leadership, lead};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let working = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let mut servers = Vec::new();
+    for me in ["a", "b"] {
+        let store = Store::connect(&settings(&cluster, "/t3/")).await.unwrap();
+        let status = Arc::new(Leadership::default());
+        let cancel = CancellationToken::new();
+        let (w, m) = (working.clone(), most.clone());
+        let task = tokio::spawn(lead(
+            store,
+            "fcos",
+            me.to_string(),
+            status.clone(),
+            cancel.clone(),
+            move |stop: CancellationToken| {
+                let (w, m) = (w.clone(), m.clone());
+                async move {
+                    let n = w.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(n, Ordering::SeqCst);
+                    stop.cancelled().await;
+                    w.fetch_sub(1, Ordering::SeqCst);
+                }
+            },
+        ));
+        servers.push((status, cancel, task));
+    }
+    until("someone leads", || servers.iter().any(|s| s.0.leading())).await;
+    let first = servers.iter().position(|s| s.0.leading()).unwrap();
+    let other = 1 - first;
+    until("the other follows the leader", || {
+        servers[other].0.leader() == ["a", "b"][first]
+    })
+    .await;
+    assert!(!servers[other].0.leading());
+    // The leader stops (resigns): the other takes over, never both at once.
+    servers[first].1.cancel();
+    until("the other leads", || servers[other].0.leading()).await;
+    assert_eq!(most.load(Ordering::SeqCst), 1, "never two at once");
+    servers[other].1.cancel();
+    for (_, _, t) in servers {
+        t.await.unwrap();
+    }
+    assert_eq!(working.load(Ordering::SeqCst), 0);
+}

@@ -65,6 +65,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(64);
     // One write path for both APIs: one lock for preconditions, one reload channel.
     let objects = source.objects(&data);
+    let fleet = source.fleet();
     start_reload(
         &mut tasks, source, &shared, &ops, &machines, &cfg, args, reload_rx,
     )?;
@@ -90,7 +91,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     if let (Some(setup), Some(listener)) = (rpc, rpc_listener) {
         start_rpc(&mut tasks, setup, listener, api, &cfg, &ops);
     }
-    start_fcos(&mut tasks, &cfg, &data_path, &ops);
+    start_fcos(&mut tasks, &cfg, &data_path, &ops, fleet);
     start_cache_feeder(&mut tasks, cache, &ops);
     announce_ready(&ops, local, admin_local, started);
 
@@ -530,7 +531,14 @@ fn start_admin(
 }
 
 /// Fedora CoreOS stream tracking, and its status copied into ops.
-fn start_fcos(tasks: &mut Tasks, cfg: &Config, data_path: &Path, ops: &Arc<Ops>) {
+/// Fedora CoreOS stream tracking; in a fleet, on the one server that holds the election.
+fn start_fcos(
+    tasks: &mut Tasks,
+    cfg: &Config,
+    data_path: &Path,
+    ops: &Arc<Ops>,
+    fleet: Option<crate::store::Fleet>,
+) {
     if cfg.fcos.streams.is_empty() {
         return;
     }
@@ -546,10 +554,29 @@ fn start_fcos(tasks: &mut Tasks, cfg: &Config, data_path: &Path, ops: &Arc<Ops>)
         status.clone(),
         tasks.cancel.clone(),
     );
-    tasks.set.spawn(async move {
-        kindling_fcos::track(c, d, s, k).await;
-        Ok(())
-    });
+    match fleet {
+        #[cfg(feature = "etcd")]
+        Some(store) => {
+            let me = crate::store::etcd::server_name(cfg);
+            tasks.set.spawn(crate::store::etcd::lead_fcos(
+                store,
+                me,
+                c,
+                d,
+                s,
+                ops.clone(),
+                k,
+            ));
+        }
+        #[cfg(not(feature = "etcd"))]
+        Some(never) => match never {},
+        None => {
+            tasks.set.spawn(async move {
+                kindling_fcos::track(c, d, s, k).await;
+                Ok(())
+            });
+        }
+    }
     // The tracker's status, copied into ops (plain data, no callback) within a
     // second of a change: a lock and a clone of a few entries per tick.
     let (ops, k) = (ops.clone(), tasks.cancel.clone());

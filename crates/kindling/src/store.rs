@@ -96,6 +96,12 @@ impl StoreConfig {
     }
 }
 
+/// A fleet's shared store (what its singletons campaign in).
+#[cfg(feature = "etcd")]
+pub type Fleet = kindling_etcd::Store;
+#[cfg(not(feature = "etcd"))]
+pub type Fleet = std::convert::Infallible;
+
 /// Where `kindling serve` gets its objects from.
 pub enum Source {
     Dir(Loader),
@@ -133,6 +139,15 @@ impl Source {
             }
             #[cfg(feature = "etcd")]
             Source::Etcd(e) => Some(e.machines(max_discovered)),
+        }
+    }
+
+    /// The fleet's shared store, for its singletons (`None` for a data directory).
+    pub fn fleet(&self) -> Option<Fleet> {
+        match self {
+            Source::Dir(_) => None,
+            #[cfg(feature = "etcd")]
+            Source::Etcd(e) => Some(e.store()),
         }
     }
 

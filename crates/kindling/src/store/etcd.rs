@@ -71,6 +71,10 @@ impl EtcdSource {
         Ok((Source::Etcd(Box::new(source)), snapshot))
     }
 
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
     fn remote(&self) -> Arc<EtcdObjects> {
         Arc::new(EtcdObjects::new(
             self.store.clone(),
@@ -191,4 +195,107 @@ pub fn export(cfg: &StoreConfig, dir: &Path) -> Result<(usize, i64)> {
         n += 1;
     }
     Ok((n, rev))
+}
+
+/// This server's name in elections: host name and HTTP address.
+pub fn server_name(cfg: &crate::config::Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}@{}", host.trim(), cfg.http.listen)
+}
+
+/// Fedora CoreOS tracking in a fleet: only the holder of the `fcos` election tracks the
+/// streams (downloads, verifies, switches its local profile); each profile it switches is
+/// then written to the shared store, where every server serves it.
+pub async fn lead_fcos(
+    store: Store,
+    me: String,
+    cfg: kindling_fcos::FcosConfig,
+    data: std::path::PathBuf,
+    status: Arc<kindling_fcos::FcosStatus>,
+    ops: Arc<kindling_ops::Ops>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    use kindling_etcd::election::{Leadership, lead};
+    let leadership = Arc::new(Leadership::default());
+    let l = leadership.clone();
+    ops.add_metrics(Arc::new(move |r| l.register("fcos", r)));
+    let objects = Objects::shared(
+        DataDir::new(&data),
+        Arc::new(EtcdObjects::new(
+            store.clone(),
+            tokio::runtime::Handle::current(),
+        )),
+    );
+    lead(store, "fcos", me, leadership, cancel, move |stop| {
+        let (cfg, data, status, objects) =
+            (cfg.clone(), data.clone(), status.clone(), objects.clone());
+        async move {
+            let publish = publish_profiles(data.clone(), objects, stop.clone());
+            tokio::join!(kindling_fcos::track(cfg, data, status, stop), publish);
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// Writes the tracker's `profiles/fedora-coreos-*.json` to the shared store whenever one
+/// changes during this term (checked every 2 s), until `stop`. A local profile from an
+/// earlier term is written only when the store has none (another leader may have switched
+/// it since).
+async fn publish_profiles(data: std::path::PathBuf, objects: Objects, stop: CancellationToken) {
+    let mut written: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    let mut first = true;
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let dir = data.join("profiles");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = name
+                .strip_suffix(".json")
+                .filter(|id| id.starts_with("fedora-coreos-"))
+            else {
+                continue;
+            };
+            let Ok(bytes) = std::fs::read(e.path()) else {
+                continue;
+            };
+            if written.get(id) == Some(&bytes) {
+                continue;
+            }
+            if first {
+                let (o, i) = (objects.clone(), id.to_string());
+                let stored = tokio::task::spawn_blocking(move || {
+                    o.get(kindling_model::store::Kind::Profile, &i)
+                })
+                .await;
+                if matches!(stored, Ok(Ok(_))) {
+                    written.insert(id.to_string(), bytes);
+                    continue;
+                }
+            }
+            let (o, i, b) = (objects.clone(), id.to_string(), bytes.clone());
+            let put = tokio::task::spawn_blocking(move || {
+                o.put(kindling_model::store::Kind::Profile, &i, &b)
+            })
+            .await;
+            match put {
+                Ok(Ok(())) => {
+                    tracing::info!(profile = %id, "fcos: profile written to the shared store");
+                    written.insert(id.to_string(), bytes);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(profile = %id, error = %e, "fcos: cannot write the profile to the shared store; trying again")
+                }
+                Err(_) => {}
+            }
+        }
+        first = false;
+    }
 }
