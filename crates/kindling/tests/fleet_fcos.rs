@@ -5,7 +5,7 @@
 
 mod common;
 
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 #[path = "../../kindling-fcos/tests/common/mod.rs"]
 mod fixture;
 
