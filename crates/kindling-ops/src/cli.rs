@@ -73,10 +73,89 @@ fn not_admin_hint(status: u16, body: &str) -> &'static str {
     }
 }
 
-/// Runs `kindling machines`. `server` is the admin listener's base URL, such as
-/// `http://127.0.0.1:8082`.
+/// `/api/v1/machines` of one server.
+fn fetch_list(url: &str, auth: &kindling_fetch::AdminAuth) -> Result<Vec<MachineSummary>> {
+    let (status, body) = http_get(url, auth, "/api/v1/machines")?;
+    if status != 200 {
+        bail!(
+            "{url}/api/v1/machines answered {status}: {}{}",
+            body.trim(),
+            not_admin_hint(status, &body)
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&body).context("parsing the server's answer")?;
+    serde_json::from_value::<Vec<MachineSummary>>(v.get("machines").cloned().unwrap_or_default())
+        .context("parsing the server's machine list")
+}
+
+/// `/api/v1/machines/{mac}` of one server (`None`: it has no events of that machine).
+fn fetch_detail(
+    url: &str,
+    auth: &kindling_fetch::AdminAuth,
+    mac: &str,
+) -> Result<Option<MachineDetail>> {
+    let (status, body) = http_get(url, auth, &format!("/api/v1/machines/{mac}"))?;
+    match status {
+        200 => Ok(Some(
+            serde_json::from_str::<MachineDetail>(&body).context("parsing the server's answer")?,
+        )),
+        404 if body.trim_start().starts_with('{') => Ok(None),
+        s => bail!(
+            "{url} answered {s}: {}{}",
+            body.trim(),
+            not_admin_hint(s, &body)
+        ),
+    }
+}
+
+/// The machines of several servers of a fleet (timelines are per server): each machine's
+/// row from the server that saw it last, its boots counted over all.
+fn merge_lists(lists: Vec<Vec<MachineSummary>>) -> Vec<MachineSummary> {
+    let mut by_mac: std::collections::BTreeMap<String, MachineSummary> = Default::default();
+    for m in lists.into_iter().flatten() {
+        match by_mac.get_mut(&m.mac) {
+            Some(seen) => {
+                let boots = seen.boots + m.boots;
+                if m.last_seen > seen.last_seen {
+                    *seen = m;
+                }
+                seen.boots = boots;
+            }
+            None => {
+                by_mac.insert(m.mac.clone(), m);
+            }
+        }
+    }
+    let mut out: Vec<_> = by_mac.into_values().collect();
+    out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
+    out
+}
+
+/// One machine's timeline over several servers: their boots in time order, the summary of
+/// the server that saw it last.
+fn merge_details(details: Vec<MachineDetail>) -> Option<MachineDetail> {
+    let mut it = details.into_iter();
+    let mut d = it.next()?;
+    for other in it {
+        d.first_seen = d.first_seen.min(other.first_seen);
+        d.timeline.extend(other.timeline);
+        if other.summary.last_seen > d.summary.last_seen {
+            d.summary = other.summary;
+        }
+        d.lifecycle_record = d.lifecycle_record.or(other.lifecycle_record);
+    }
+    d.timeline.sort_by_key(|b| b.started);
+    d.summary.boots = d.timeline.len();
+    Some(d)
+}
+
+/// Runs `kindling machines`. `servers`: the admin listeners' base URLs, such as
+/// `http://127.0.0.1:8082` (several: a fleet, whose timelines are merged); none: the
+/// journal in `state_dir`.
 /// Exit codes: 0 ok, 1 no such machine, 2 bad MAC.
-pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Result<ExitCode> {
+pub fn run(args: &MachinesArgs, state_dir: &Path, servers: &[String]) -> Result<ExitCode> {
+    let server = servers.first().map(String::as_str);
     let mut out = std::io::stdout().lock();
     let auth = &args.auth;
     match &args.command {
@@ -110,24 +189,14 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
             )
         }
         None | Some(MachinesCommand::List) => {
-            let list = match server {
-                Some(url) => {
-                    let (status, body) = http_get(url, auth, "/api/v1/machines")?;
-                    if status != 200 {
-                        bail!(
-                            "{url}/api/v1/machines answered {status}: {}{}",
-                            body.trim(),
-                            not_admin_hint(status, &body)
-                        );
-                    }
-                    let v: serde_json::Value =
-                        serde_json::from_str(&body).context("parsing the server's answer")?;
-                    serde_json::from_value::<Vec<MachineSummary>>(
-                        v.get("machines").cloned().unwrap_or_default(),
-                    )
-                    .context("parsing the server's machine list")?
-                }
-                None => load(state_dir)?.summaries(),
+            let list = match servers {
+                [] => load(state_dir)?.summaries(),
+                [one] => fetch_list(one, auth)?,
+                many => merge_lists(
+                    many.iter()
+                        .map(|u| fetch_list(u, auth))
+                        .collect::<Result<_>>()?,
+                ),
             };
             if args.json {
                 writeln!(
@@ -148,23 +217,15 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
                     return Ok(ExitCode::from(2));
                 }
             };
-            let detail = match server {
-                Some(url) => {
-                    let (status, body) = http_get(url, auth, &format!("/api/v1/machines/{mac}"))?;
-                    match status {
-                        200 => Some(
-                            serde_json::from_str::<MachineDetail>(&body)
-                                .context("parsing the server's answer")?,
-                        ),
-                        404 if body.trim_start().starts_with('{') => None,
-                        s => bail!(
-                            "{url} answered {s}: {}{}",
-                            body.trim(),
-                            not_admin_hint(s, &body)
-                        ),
+            let detail = match servers {
+                [_, ..] => {
+                    let mut found = Vec::new();
+                    for url in servers {
+                        found.extend(fetch_detail(url, auth, &mac)?);
                     }
+                    merge_details(found)
                 }
-                None => load(state_dir)?.detail(&mac).map(|mut d| {
+                [] => load(state_dir)?.detail(&mac).map(|mut d| {
                     d.lifecycle_record = lifecycle::read_record(state_dir, &mac);
                     d.summary.lifecycle = crate::ops::lifecycle_state(d.lifecycle_record.as_ref());
                     d
@@ -173,9 +234,9 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, server: Option<&str>) -> Resul
             let Some(mut d) = detail else {
                 eprintln!(
                     "kindling machines show: no boot events recorded for {mac}{}",
-                    match server {
-                        Some(s) => format!(" (asked {s})"),
-                        None => format!(" (journal in {})", state_dir.display()),
+                    match servers {
+                        [] => format!(" (journal in {})", state_dir.display()),
+                        s => format!(" (asked {})", s.join(", ")),
                     }
                 );
                 return Ok(ExitCode::from(1));

@@ -62,9 +62,11 @@ enum Command {
     Machines {
         #[command(flatten)]
         args: kindling_ops::cli::MachinesArgs,
-        /// Ask a running server's admin listener (e.g. http://127.0.0.1:8082) instead of reading the journal.
-        #[arg(long, global = true, env = "KINDLING_SERVER")]
-        server: Option<String>,
+        /// Ask a running server's admin listener (e.g. http://127.0.0.1:8082) instead of
+        /// reading the journal; repeat it (or separate with commas) to merge the machines and
+        /// timelines of a fleet's servers.
+        #[arg(long, global = true, env = "KINDLING_SERVER", value_delimiter = ',')]
+        server: Vec<String>,
     },
     /// Groups of the data directory: ls, get, put, rm (through --server, or directly).
     Group(kindling_api::cli::ObjectArgs),
@@ -182,7 +184,7 @@ fn main() -> std::process::ExitCode {
         Command::Machines {
             ref args,
             ref server,
-        } => machines(&cli, args, server.as_deref()),
+        } => machines(&cli, args, server),
         Command::Migrate(ref cmd) => migrate::run(cmd),
         Command::Group(ref args) => objects(&cli, kindling_model::store::Kind::Group, args),
         Command::Profile(ref args) => objects(&cli, kindling_model::store::Kind::Profile, args),
@@ -312,11 +314,22 @@ fn store_command(cli: &Cli, cmd: &StoreCommand) -> Result<std::process::ExitCode
 fn machines(
     cli: &Cli,
     args: &kindling_ops::cli::MachinesArgs,
-    server: Option<&str>,
+    servers: &[String],
 ) -> Result<std::process::ExitCode> {
     let (cfg, _) = config::load(cli.config.as_deref())?;
     let state = config::state_dir(&cfg, cli.state_dir.as_deref());
-    kindling_ops::cli::run(args, &state, server)
+    let writes = matches!(
+        args.command,
+        Some(
+            kindling_ops::cli::MachinesCommand::Reinstall { .. }
+                | kindling_ops::cli::MachinesCommand::MarkInstalled { .. }
+        )
+    );
+    anyhow::ensure!(
+        !(writes && servers.is_empty() && cfg.store.backend == store::Backend::Etcd),
+        "with [store] backend = \"etcd\" the install state lives in etcd: use --server (any server of the fleet)"
+    );
+    kindling_ops::cli::run(args, &state, servers)
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {

@@ -135,6 +135,35 @@ fn install_state_set_through_one_server_is_honoured_by_the_other() {
     assert!(is_install(&get(&b, &ipxe)));
     eventually(&a, &ipxe, "A installs again", is_install);
 
+    // Timelines stay per server; `kindling machines --server A,B` merges them.
+    let token = sa.root.join("admin.token");
+    let show = |servers: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_kindling"))
+            .args([
+                "machines",
+                "show",
+                MAC,
+                "--json",
+                "--server",
+                servers,
+                "--token-file",
+            ])
+            .arg(&token)
+            .env_remove("KINDLING_SERVER")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["timeline"].as_array().unwrap().len()
+    };
+    let (only_a, only_b) = (
+        show(&format!("http://{}", a.admin)),
+        show(&format!("http://{}", b.admin)),
+    );
+    let both = show(&format!("http://{},http://{}", a.admin, b.admin));
+    assert!(only_a >= 1 && only_b >= 1, "{only_a} {only_b}");
+    assert_eq!(both, only_a + only_b);
+
     // A machine no group selects, seen by A, is listed as discovered by B.
     let unknown = "52:54:00:00:00:99";
     assert_eq!(get(&a, &format!("/ipxe?mac={unknown}")).status, 404);
