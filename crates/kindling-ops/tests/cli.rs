@@ -99,18 +99,23 @@ async fn machines_from_journal_and_from_server() {
     let url = format!("http://{adm}");
     let codes = tokio::task::spawn_blocking(move || {
         [
-            run(&args(&[]), &dir, None).unwrap(),
-            run(&args(&["show", "52-54-00-12-34-56"]), &dir, None).unwrap(),
-            run(&args(&["show", "52:54:00:00:00:01"]), &dir, None).unwrap(),
-            run(&args(&["show", "nonsense"]), &dir, None).unwrap(),
-            run(&args(&["list", "--json"]), &dir, Some(&url)).unwrap(),
+            run(&args(&[]), &dir, &[]).unwrap(),
+            run(&args(&["show", "52-54-00-12-34-56"]), &dir, &[]).unwrap(),
+            run(&args(&["show", "52:54:00:00:00:01"]), &dir, &[]).unwrap(),
+            run(&args(&["show", "nonsense"]), &dir, &[]).unwrap(),
+            run(&args(&["list", "--json"]), &dir, std::slice::from_ref(&url)).unwrap(),
             run(
                 &args(&["show", "5254.0012.3456", "--boots", "1"]),
                 &dir,
-                Some(&url),
+                std::slice::from_ref(&url),
             )
             .unwrap(),
-            run(&args(&["show", "52:54:00:00:00:01"]), &dir, Some(&url)).unwrap(),
+            run(
+                &args(&["show", "52:54:00:00:00:01"]),
+                &dir,
+                std::slice::from_ref(&url),
+            )
+            .unwrap(),
         ]
     })
     .await
