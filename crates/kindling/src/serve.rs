@@ -387,6 +387,9 @@ fn start_reload(
     args: &ServeArgs,
     asked: tokio::sync::mpsc::Receiver<kindling_api::ReloadRequest>,
 ) -> Result<()> {
+    // Only the etcd store brings machine records; the directory's stay in the state dir.
+    #[cfg(not(feature = "etcd"))]
+    let _ = machines;
     match source {
         crate::store::Source::Dir(loader) => {
             tasks.set.spawn(reload::run(
@@ -401,7 +404,6 @@ fn start_reload(
         }
         #[cfg(feature = "etcd")]
         crate::store::Source::Etcd(e) => {
-            let _ = machines;
             e.start(
                 shared.clone(),
                 ops.clone(),

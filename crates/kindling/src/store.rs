@@ -5,7 +5,6 @@
 //! import|export` between a data directory and etcd.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Result;
 use kindling_model::{DataDir, Loader, Snapshot, store::Objects};
@@ -181,7 +180,7 @@ pub fn cli_objects(cfg: &StoreConfig, data: &std::path::Path) -> Result<CliObjec
             let store = runtime.block_on(kindling_etcd::Store::connect(&etcd::settings(cfg)))?;
             let remote = kindling_etcd::EtcdObjects::new(store, runtime.handle().clone());
             Ok(CliObjects {
-                objects: Objects::shared(dir, Arc::new(remote)),
+                objects: Objects::shared(dir, std::sync::Arc::new(remote)),
                 _runtime: Some(runtime),
             })
         }

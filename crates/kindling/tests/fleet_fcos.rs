@@ -3,6 +3,8 @@
 //! tracks the stream; the profile it switches to is written to the shared store and served
 //! by both; when the leader dies, the other takes over.
 
+#![cfg(feature = "etcd")]
+
 mod common;
 
 #[allow(unused_imports)]

@@ -3,6 +3,8 @@
 //! server is answered with a local boot by the other, a re-arm through the other is seen
 //! by the first, and a machine discovered by one is listed by both.
 
+#![cfg(feature = "etcd")]
+
 mod common;
 
 use std::time::{Duration, Instant};
