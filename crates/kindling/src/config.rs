@@ -44,7 +44,7 @@ pub struct Config {
     pub machines: MachinesConfig,
     /// Where groups, profiles and templates live: the data directory (default) or etcd,
     /// shared by a fleet of servers (see docs/fleet.md).
-    pub store: crate::store::StoreConfig,
+    pub store: StoreConfig,
 }
 
 /// The `[machines]` table: a machine's lifecycle (install once, then boot locally) and
@@ -672,5 +672,89 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("lisen"), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
+    }
+}
+
+/// Which store holds the objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The data directory (`groups/`, `profiles/`, `ignition/`, `generic/`, `cloud/`).
+    #[default]
+    Dir,
+    /// etcd v3, shared by every server of a fleet.
+    Etcd,
+}
+
+/// The `[store]` table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `dir`: the data directory; `etcd`: groups, profiles, Ignition, generic and cloud
+    /// files in etcd, under `prefix`, in matchbox's file formats (assets stay in the
+    /// data directory).
+    pub backend: Backend,
+    /// etcd client URLs, e.g. `["https://10.0.0.1:2379", "https://10.0.0.2:2379"]`.
+    pub endpoints: Vec<String>,
+    /// Key prefix; the keys mirror the data directory (`/kindling/groups/<id>.json`).
+    pub prefix: String,
+    /// CA of the etcd members' certificates (for `https://` endpoints).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, when etcd requires them (`--client-cert-auth`).
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Longest wait for one etcd call, in seconds.
+    pub timeout_secs: u64,
+    /// How long `kindling serve` tries to make its first load before giving up, in seconds.
+    pub first_load_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: Backend::Dir,
+            endpoints: Vec::new(),
+            prefix: "/kindling/".into(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            timeout_secs: 5,
+            first_load_secs: 30,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Configuration errors, each naming its key.
+    pub fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.backend == Backend::Dir {
+            return errors;
+        }
+        if !cfg!(feature = "etcd") {
+            errors.push(
+                "[store] backend = \"etcd\": this build has no etcd support (built without the `etcd` feature)".into(),
+            );
+        }
+        if self.endpoints.is_empty() {
+            errors.push("[store] backend = \"etcd\" needs endpoints".into());
+        }
+        for e in &self.endpoints {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                errors.push(format!(
+                    "[store] endpoints: {e:?} is not an http:// or https:// URL"
+                ));
+            }
+        }
+        if !self.prefix.starts_with('/') {
+            errors.push(format!(
+                "[store] prefix {:?} must start with '/'",
+                self.prefix
+            ));
+        }
+        if self.timeout_secs == 0 {
+            errors.push("[store] timeout_secs must be at least 1".into());
+        }
+        errors
     }
 }

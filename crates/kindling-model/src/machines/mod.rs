@@ -19,101 +19,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::lifecycle::InstallOnce;
 use crate::mac::MacAddr;
-use crate::store::write_atomic;
+use crate::store::{Expect, Remote, write_atomic};
 
-/// How an install was marked done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Via {
-    Ignition,
-    Callback,
-    Operator,
-}
+pub use record::{Discovered, Installed, MAX_FACT_BYTES, MachineRecord, Via, file_name, read_one};
+use record::{cut, mac_of_file, parse_record, read_record};
 
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Via::Ignition => "ignition",
-            Via::Callback => "callback",
-            Via::Operator => "operator",
-        }
-    }
-}
-
-/// A finished install: the machine's next boots go to its disk until it is re-armed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Installed {
-    /// Unix milliseconds.
-    pub at: u64,
-    pub via: Via,
-    /// The group and profile it was installed with (empty when the operator marked a
-    /// machine by hand).
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub profile: String,
-}
-
-/// A machine that asked for its boot script and matched no group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Discovered {
-    /// Unix milliseconds.
-    pub first_seen: u64,
-    /// Unix milliseconds (kept in memory on every request; written with the record).
-    pub last_seen: u64,
-    #[serde(default)]
-    pub ip: Option<IpAddr>,
-    /// What the client said (`arch`, `uuid`, `serial`, `hostname` labels), each cut to
-    /// [`MAX_FACT_BYTES`].
-    #[serde(default)]
-    pub arch: String,
-    #[serde(default)]
-    pub uuid: String,
-    #[serde(default)]
-    pub serial: String,
-    #[serde(default)]
-    pub hostname: String,
-    /// When facts were last handed to the writer (memory only): a client whose facts
-    /// keep changing is written at most once a minute.
-    #[serde(skip)]
-    pub written: u64,
-}
-
-/// The longest client-supplied fact kept for a discovered machine.
-pub const MAX_FACT_BYTES: usize = 128;
 /// Installs in progress remembered at most (see [`Machines::install_served`]).
 pub const MAX_PENDING: usize = 16_384;
 /// MACs waiting for the discovery writer at most; more changes are not written (counted).
 pub const MAX_DIRTY: usize = 4_096;
-
-/// One machine's lifecycle state (its file's content).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MachineRecord {
-    /// `52:54:00:12:34:56`.
-    pub mac: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub installed: Option<Installed>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub discovered: Option<Discovered>,
-}
-
-impl MachineRecord {
-    fn empty(mac: MacAddr) -> MachineRecord {
-        MachineRecord {
-            mac: mac.to_string(),
-            installed: None,
-            discovered: None,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.installed.is_none() && self.discovered.is_none()
-    }
-}
 
 /// What [`Machines::discovered`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,19 +119,6 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The file of `mac`'s record in the machines directory.
-pub fn file_name(mac: MacAddr) -> String {
-    format!("{}.json", mac.to_string().replace(':', "-"))
-}
-
-fn cut(s: &str) -> String {
-    let mut end = s.len().min(MAX_FACT_BYTES);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
-}
-
 /// Tries an exclusive, non-blocking `flock` on `<dir>/.lock`: `Ok(None)` when another
 /// process holds it.
 pub fn try_lock(dir: &Path) -> io::Result<Option<std::fs::File>> {
@@ -250,37 +153,6 @@ fn lock_within(dir: &Path, wait: Duration) -> io::Result<Option<std::fs::File>> 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Reads one record file: its MAC (from the name, the authority) and content, or why not.
-fn read_record(path: &Path, mac: MacAddr) -> Result<MachineRecord, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    parse_record(&bytes, mac)
-}
-
-/// One record's content, for `mac` (the name's MAC is the authority).
-fn parse_record(bytes: &[u8], mac: MacAddr) -> Result<MachineRecord, String> {
-    let mut r: MachineRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    match MacAddr::parse(&r.mac) {
-        Ok(m) if m == mac => {
-            r.mac = mac.to_string();
-            Ok(r)
-        }
-        _ => Err(format!("names {:?} but is the file of {mac}", r.mac)),
-    }
-}
-
-/// The MAC a record file's name stands for (`52-54-00-12-34-56.json`).
-fn mac_of_file(name: &str) -> Option<MacAddr> {
-    let stem = name.strip_suffix(".json")?;
-    let mac = MacAddr::parse(stem).ok()?;
-    (file_name(mac) == name).then_some(mac)
-}
-
-/// Reads `mac`'s record straight from a machines directory (`None` when it has none or it
-/// does not load).
-pub fn read_one(dir: &Path, mac: MacAddr) -> Option<MachineRecord> {
-    read_record(&dir.join(file_name(mac)), mac).ok()
 }
 
 /// Problems met while loading.
@@ -491,7 +363,7 @@ impl Machines {
 
     fn store(&self, mac: MacAddr, rec: Option<&MachineRecord>) -> io::Result<()> {
         if let Some(remote) = &self.remote {
-            return shared::store(remote.as_ref(), mac, rec);
+            return store_shared(remote.as_ref(), mac, rec);
         }
         match rec {
             Some(r) if !r.is_empty() => {
@@ -717,6 +589,115 @@ impl Machines {
     }
 }
 
-mod shared;
+mod record;
 #[cfg(test)]
 mod tests;
+
+// The lifecycle store of a fleet: records in a shared store (etcd) under
+// `machines/<file name>`, with the directory's file names and content, so that an install
+// marked done, a re-arm or a discovery made through one server is what every server
+// answers. Writes go to the store before the answer, as with files; every server applies
+// the store's changes to its in-memory map (its own echo included) from the store's watch.
+
+/// The key of `mac`'s record in the shared store.
+fn key(mac: MacAddr) -> String {
+    format!("machines/{}", file_name(mac))
+}
+
+fn store_shared(remote: &dyn Remote, mac: MacAddr, rec: Option<&MachineRecord>) -> io::Result<()> {
+    match rec {
+        Some(r) if !r.is_empty() => {
+            let mut bytes = serde_json::to_vec_pretty(r).map_err(io::Error::other)?;
+            bytes.push(b'\n');
+            // Without a precondition the store never refuses.
+            let _ = remote.put(&key(mac), &bytes, &Expect::Anything)?;
+        }
+        _ => {
+            let _ = remote.delete(&key(mac), &Expect::Anything)?;
+        }
+    }
+    Ok(())
+}
+
+impl Machines {
+    /// The lifecycle store of a fleet, its records in `remote` (`records`: what it holds
+    /// now, by file name). Records that do not load make their machine's state unknown,
+    /// as files do.
+    pub fn shared(
+        remote: Arc<dyn Remote>,
+        records: impl IntoIterator<Item = (String, Arc<[u8]>)>,
+        max_discovered: usize,
+    ) -> (Machines, LoadProblems) {
+        let m = Machines {
+            dir: std::path::PathBuf::new(),
+            map: RwLock::default(),
+            unreadable: RwLock::default(),
+            remote: Some(remote),
+            pending: Mutex::default(),
+            writing: Mutex::new(()),
+            dirty: Mutex::default(),
+            dirty_ready: Condvar::new(),
+            max_discovered,
+            discovered: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            unwritten: AtomicU64::new(0),
+            _lock: None,
+            broken: None,
+            read_only: None,
+        };
+        let problems = records
+            .into_iter()
+            .filter_map(|(name, bytes)| m.apply_shared(&name, Some(&bytes)))
+            .collect();
+        (m, problems)
+    }
+
+    /// A record changed in the shared store (`None`: deleted), by this server or another:
+    /// the in-memory map follows. Returns a problem when the record does not load (its
+    /// machine's state is then unknown).
+    pub fn apply_shared(&self, name: &str, bytes: Option<&[u8]>) -> Option<String> {
+        let Some(mac) = mac_of_file(name) else {
+            return Some(format!(
+                "machines/{name}: not a machine's record name (ignored)"
+            ));
+        };
+        let parsed = bytes.map(|b| parse_record(b, mac));
+        let mut unreadable = self.unreadable.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.write();
+        let was_discovered = map.get(&mac).is_some_and(|r| r.discovered.is_some());
+        let mut problem = None;
+        match parsed {
+            Some(Ok(r)) => {
+                unreadable.remove(&mac);
+                if r.is_empty() {
+                    map.remove(&mac);
+                } else {
+                    map.insert(mac, r);
+                }
+            }
+            Some(Err(why)) => {
+                let p = format!(
+                    "machines/{name}: {why}: the install state of {mac} is unknown until the record is fixed or removed"
+                );
+                unreadable.insert(mac, why);
+                map.remove(&mac);
+                problem = Some(p);
+            }
+            None => {
+                unreadable.remove(&mac);
+                map.remove(&mac);
+            }
+        }
+        let now_discovered = map.get(&mac).is_some_and(|r| r.discovered.is_some());
+        match (was_discovered, now_discovered) {
+            (false, true) => {
+                self.discovered.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                self.discovered.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        problem
+    }
+}

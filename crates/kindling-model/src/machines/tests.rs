@@ -155,3 +155,97 @@ fn an_install_racing_a_match_keeps_the_count_and_the_records_true() {
     assert!(m.list().iter().all(|r| r.discovered.is_none()));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+// The shared store (a fleet).
+mod shared {
+
+    use super::*;
+    use crate::machines::Via;
+    use crate::store::Mismatch;
+    use std::collections::HashMap;
+
+    /// A shared store in memory that records what was written.
+    #[derive(Debug, Default)]
+    struct Fake(Mutex<HashMap<String, Vec<u8>>>);
+
+    impl Remote for Fake {
+        fn get(&self, key: &str) -> io::Result<Option<(Vec<u8>, String)>> {
+            Ok(self
+                .0
+                .lock()
+                .unwrap()
+                .get(key)
+                .map(|b| (b.clone(), "1".into())))
+        }
+        fn put(
+            &self,
+            key: &str,
+            bytes: &[u8],
+            _: &Expect,
+        ) -> io::Result<Result<(String, bool), Mismatch>> {
+            let new = self
+                .0
+                .lock()
+                .unwrap()
+                .insert(key.into(), bytes.to_vec())
+                .is_none();
+            Ok(Ok(("1".into(), new)))
+        }
+        fn delete(&self, key: &str, _: &Expect) -> io::Result<Result<bool, Mismatch>> {
+            Ok(Ok(self.0.lock().unwrap().remove(key).is_some()))
+        }
+        fn list(&self, _: &str) -> io::Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn records_go_to_the_shared_store_and_changes_come_back() {
+        let fake = Arc::new(Fake::default());
+        let mac = MacAddr::parse("52:54:00:00:00:07").unwrap();
+        let other = MacAddr::parse("52:54:00:00:00:08").unwrap();
+        let (m, problems) = Machines::shared(fake.clone(), [], 10);
+        assert!(problems.is_empty());
+        assert!(m.mark_installed(mac, Via::Operator, "g", "p").unwrap());
+        let key = "machines/52-54-00-00-00-07.json";
+        let written = fake.0.lock().unwrap().get(key).cloned().unwrap();
+        assert!(String::from_utf8_lossy(&written).contains("operator"));
+
+        // Another server of the fleet reads it back, and sees its re-arm.
+        let (b, _) = Machines::shared(
+            fake.clone(),
+            [(file_name(mac), Arc::from(written.as_slice()))],
+            10,
+        );
+        assert!(b.installed(mac).is_some());
+        assert!(b.rearm(mac).unwrap());
+        assert!(!fake.0.lock().unwrap().contains_key(key));
+        assert!(m.apply_shared(&file_name(mac), None).is_none());
+        assert!(m.installed(mac).is_none());
+
+        // A record that does not load: unknown, not "not installed".
+        let p = m.apply_shared(&file_name(other), Some(b"{"));
+        assert!(p.is_some());
+        assert!(m.unknown(other).is_some());
+        assert!(m.apply_shared(&file_name(other), None).is_none());
+        assert!(m.unknown(other).is_none());
+
+        // Discovery counts follow the records.
+        m.discovered(other, None, ["x86_64", "", "", ""]);
+        m.flush();
+        assert_eq!(m.counts().1, 1);
+        assert_eq!(
+            b.apply_shared(
+                &file_name(other),
+                fake.0
+                    .lock()
+                    .unwrap()
+                    .get("machines/52-54-00-00-00-08.json")
+                    .map(|v| v.as_slice())
+            ),
+            None
+        );
+        assert_eq!(b.counts().1, 1);
+        assert!(m.apply_shared("not-a-mac.json", Some(b"{}")).is_some());
+    }
+}

@@ -14,7 +14,9 @@
 
 mod area;
 mod confined;
+mod durable;
 mod loader;
+mod memfiles;
 mod memory;
 mod objects;
 mod remote;
@@ -26,11 +28,10 @@ pub use area::{
     Area, LAYOUT, MAX_DATA_FILE_BYTES, MAX_TEMPLATE_BYTES, ReadError, clean_within, human_bytes,
 };
 pub use confined::{DataDir, Opened, open_confined, open_in, resolve_confined};
+pub use durable::{sweep_interrupted, write_atomic};
 pub use loader::Loader;
-pub use memory::{MemLoader, MemObject, MemObjects, area_of};
-pub use objects::{
-    Expect, Kind, MAX_ID_BYTES, ObjectError, Objects, check_id, sweep_interrupted, tag,
-    write_atomic,
-};
-pub use remote::{Mismatch, Remote};
+pub use memfiles::{MemObject, MemObjects, area_of};
+pub use memory::MemLoader;
+pub use objects::{Kind, MAX_ID_BYTES, ObjectError, Objects, check_id, tag};
+pub use remote::{Expect, Mismatch, Remote};
 pub use snapshot::{Problem, ProfileLookupError, Snapshot, profile_key};

@@ -16,14 +16,13 @@
 //! would not load (a MAC selector that does not parse, a profile without an id) is refused
 //! with the reason. Errors name the object, never a server path.
 
-use std::io::{self, Write};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io;
 use std::sync::{Arc, Mutex};
 
 use super::area::{Area, MAX_DATA_FILE_BYTES, MAX_TEMPLATE_BYTES, ReadError, human_bytes};
 use super::confined::{DataDir, open_confined};
-use super::remote::{self, Remote};
+use super::durable::{open_area, sweep_interrupted, sync_dir, write_atomic};
+use super::remote::{Expect, Mismatch, Remote};
 use crate::group::Group;
 use crate::profile::Profile;
 
@@ -132,31 +131,6 @@ fn changed(current: Option<&str>) -> String {
     }
 }
 
-/// What a write or delete expects to find (HTTP's `If-Match` and `If-None-Match`), so
-/// that two operators editing one object cannot silently overwrite each other.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expect {
-    /// Whatever is there (matchbox's API, and requests without a precondition).
-    Anything,
-    /// The object as it was when it had this tag ([`tag`]).
-    Tag(String),
-    /// Some version of the object (`If-Match: *`).
-    Present,
-    /// No object yet (`If-None-Match: *`): create only.
-    Absent,
-}
-
-impl Expect {
-    fn holds(&self, current: Option<&str>) -> bool {
-        match self {
-            Expect::Anything => true,
-            Expect::Tag(t) => current == Some(t.as_str()),
-            Expect::Present => current.is_some(),
-            Expect::Absent => current.is_none(),
-        }
-    }
-}
-
 /// An object's version tag: the first 128 bits of the SHA-256 of its bytes, in hex (the
 /// REST API's ETag). Equal bytes, equal tags, whoever wrote them.
 pub fn tag(bytes: &[u8]) -> String {
@@ -205,9 +179,6 @@ pub struct Objects {
     /// A shared store that holds the objects instead of the data directory.
     remote: Option<Arc<dyn Remote>>,
 }
-
-/// Temporary names are unique within the process; the pid separates processes.
-static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
 impl Objects {
     pub fn new(dir: DataDir) -> Objects {
@@ -292,7 +263,7 @@ impl Objects {
     ) -> Result<(String, bool), ObjectError> {
         Self::validate(kind, id, bytes)?;
         if let Some(r) = &self.remote {
-            return remote::put(r.as_ref(), kind, id, bytes, expect);
+            return remote_put(r.as_ref(), kind, id, bytes, expect);
         }
         let io_err = |source| ObjectError::Io {
             what: kind.what(),
@@ -362,7 +333,7 @@ impl Objects {
     pub fn current_tag(&self, kind: Kind, id: &str) -> Result<Option<String>, ObjectError> {
         if let Some(r) = &self.remote {
             Self::checked(kind, id)?;
-            return remote::current_tag(r.as_ref(), kind, id);
+            return remote_current_tag(r.as_ref(), kind, id);
         }
         match self.get(kind, id) {
             Ok(b) => Ok(Some(tag(&b))),
@@ -375,7 +346,7 @@ impl Objects {
     pub fn get(&self, kind: Kind, id: &str) -> Result<Vec<u8>, ObjectError> {
         Self::checked(kind, id)?;
         if let Some(r) = &self.remote {
-            return remote::get(r.as_ref(), kind, id);
+            return remote_get(r.as_ref(), kind, id);
         }
         let area = kind.area();
         let opened = open_confined(&self.dir.area(area), area.dir(), &kind.file_name(id));
@@ -416,7 +387,7 @@ impl Objects {
     ) -> Result<bool, ObjectError> {
         Self::checked(kind, id)?;
         if let Some(r) = &self.remote {
-            return remote::delete(r.as_ref(), kind, id, expect);
+            return remote_delete(r.as_ref(), kind, id, expect);
         }
         let _one_writer = self.lock();
         if *expect != Expect::Anything {
@@ -459,7 +430,7 @@ impl Objects {
     /// temporary files, are left out; a missing area is empty).
     pub fn list(&self, kind: Kind) -> Result<Vec<String>, ObjectError> {
         if let Some(r) = &self.remote {
-            return remote::list(r.as_ref(), kind);
+            return remote_list(r.as_ref(), kind);
         }
         let area = match open_area(&self.dir.area(kind.area())) {
             Ok(d) => d,
@@ -488,107 +459,78 @@ impl Objects {
     }
 }
 
-/// Removes from `dir` the temporary files of [`write_atomic`]s that a crash interrupted
-/// (`.<name>.<pid>.<n>.tmp` whose process is gone, or older than an hour); returns how
-/// many. Recent files of a live process (another writer of the same directory) stay.
-pub fn sweep_interrupted(dir: &Path) -> usize {
-    let Ok(area) = open_area(dir) else {
-        return 0;
-    };
-    let Ok(entries) = area.entries() else {
-        return 0;
-    };
-    let mut swept = 0;
-    for e in entries.filter_map(Result::ok) {
-        let Ok(name) = e.file_name().into_string() else {
-            continue;
-        };
-        // A writer that is gone, or a write older than an hour (no write takes that
-        // long; in a container the crashed writer's pid may be alive again).
-        let stale = || {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.into_std().elapsed().ok())
-                .is_some_and(|age| age > std::time::Duration::from_secs(3600))
-        };
-        if let Some(pid) = interrupted_write(&name)
-            && (!process_alive(pid) || stale())
-            && area.remove_file(&name).is_ok()
-        {
-            swept += 1;
-        }
+// Objects in a shared store (etcd): the same checks, the store doing the compare-and-swap.
+
+fn remote_key(kind: Kind, id: &str) -> String {
+    format!("{}/{}", kind.area().dir(), kind.file_name(id))
+}
+
+fn remote_io_err(kind: Kind, id: &str, source: io::Error) -> ObjectError {
+    ObjectError::Io {
+        what: kind.what(),
+        id: id.to_string(),
+        source,
     }
-    swept
 }
 
-/// The writer's pid when `name` is one of [`write_atomic`]'s temporary names.
-fn interrupted_write(name: &str) -> Option<i32> {
-    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
-    let mut parts = inner.rsplitn(3, '.');
-    let n = parts.next()?;
-    let pid = parts.next()?;
-    let base = parts.next()?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(n) && digits(pid) && !base.is_empty())
-        .then(|| pid.parse().ok())
-        .flatten()
-}
-
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    pid == std::process::id() as i32
-        || unsafe { libc::kill(pid, 0) } == 0
-        || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-fn open_area(path: &Path) -> io::Result<cap_std::fs::Dir> {
-    cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority())
-}
-
-/// fsync of the directory itself (its handle may be `O_PATH`, which cannot be synced: a
-/// read-only descriptor of `.` can).
-fn sync_dir(dir: &cap_std::fs::Dir) -> io::Result<()> {
-    dir.open_with(".", cap_std::fs::OpenOptions::new().read(true))?
-        .sync_all()
-}
-
-/// Writes `name` in the directory `dir` atomically and durably: a new temporary file,
-/// synced, renamed over `name`, then the directory synced. The temporary file is removed
-/// when any step fails.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    use cap_std::fs::{OpenOptionsExt, PermissionsExt};
-    let area = open_area(dir)?;
-    let mode = match area.symlink_metadata(name) {
-        Ok(m) if m.is_file() => m.permissions().mode() & 0o7777,
-        _ => 0o644,
-    };
-    // The clock's nanoseconds make the name unique across processes whose pids collide
-    // (two containers writing one volume, each its own pid 1).
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = format!(
-        ".{name}.{}.{nanos}{}.tmp",
-        std::process::id(),
-        NEXT_TMP.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut opts = cap_std::fs::OpenOptions::new();
-    opts.write(true).create_new(true).mode(mode);
-    let result = (|| {
-        let mut f = area.open_with(&tmp, &opts)?;
-        f.write_all(bytes)?;
-        // create_new honours the umask; the replaced file's bits are restored exactly.
-        f.set_permissions(cap_std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        drop(f);
-        area.rename(&tmp, &area, name)?;
-        sync_dir(&area)
-    })();
-    if result.is_err() {
-        let _ = area.remove_file(&tmp);
+fn remote_changed(kind: Kind, id: &str, m: Mismatch) -> ObjectError {
+    ObjectError::Changed {
+        what: kind.what(),
+        id: id.to_string(),
+        current: m.0,
     }
-    result
+}
+
+fn remote_get(r: &dyn Remote, kind: Kind, id: &str) -> Result<Vec<u8>, ObjectError> {
+    match r.get(&remote_key(kind, id)) {
+        Ok(Some((bytes, _))) => Ok(bytes),
+        Ok(None) => Err(ObjectError::NotFound {
+            what: kind.what(),
+            id: id.to_string(),
+        }),
+        Err(e) => Err(remote_io_err(kind, id, e)),
+    }
+}
+
+fn remote_current_tag(r: &dyn Remote, kind: Kind, id: &str) -> Result<Option<String>, ObjectError> {
+    r.get(&remote_key(kind, id))
+        .map(|o| o.map(|(_, tag)| tag))
+        .map_err(|e| remote_io_err(kind, id, e))
+}
+
+fn remote_put(
+    r: &dyn Remote,
+    kind: Kind,
+    id: &str,
+    bytes: &[u8],
+    expect: &Expect,
+) -> Result<(String, bool), ObjectError> {
+    r.put(&remote_key(kind, id), bytes, expect)
+        .map_err(|e| remote_io_err(kind, id, e))?
+        .map_err(|m| remote_changed(kind, id, m))
+}
+
+fn remote_delete(
+    r: &dyn Remote,
+    kind: Kind,
+    id: &str,
+    expect: &Expect,
+) -> Result<bool, ObjectError> {
+    r.delete(&remote_key(kind, id), expect)
+        .map_err(|e| remote_io_err(kind, id, e))?
+        .map_err(|m| remote_changed(kind, id, m))
+}
+
+fn remote_list(r: &dyn Remote, kind: Kind) -> Result<Vec<String>, ObjectError> {
+    let names = r
+        .list(kind.area().dir())
+        .map_err(|e| remote_io_err(kind, "", e))?;
+    let mut ids: Vec<String> = names
+        .iter()
+        .filter_map(|n| kind.id_of(n).map(str::to_string))
+        .collect();
+    ids.sort();
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -596,6 +538,7 @@ mod tests {
     use super::*;
     use crate::labels::labels_from_query;
     use crate::store::Loader;
+    use crate::store::durable::interrupted_write;
     use std::path::PathBuf;
 
     fn scratch(name: &str) -> (PathBuf, Objects) {

@@ -7,8 +7,6 @@
 
 use std::io;
 
-use super::objects::{Expect, Kind, ObjectError};
-
 /// A write or delete the store refused because the precondition did not hold: the
 /// object's tag now (`None`: there is none).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,76 +30,27 @@ pub trait Remote: Send + Sync + std::fmt::Debug {
     fn list(&self, dir: &str) -> io::Result<Vec<String>>;
 }
 
-pub(super) fn key(kind: Kind, id: &str) -> String {
-    format!("{}/{}", kind.area().dir(), kind.file_name(id))
+/// What a write or delete expects to find (HTTP's `If-Match` and `If-None-Match`), so
+/// that two operators editing one object cannot silently overwrite each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there (matchbox's API, and requests without a precondition).
+    Anything,
+    /// The object as it was when it had this tag ([`tag`]).
+    Tag(String),
+    /// Some version of the object (`If-Match: *`).
+    Present,
+    /// No object yet (`If-None-Match: *`): create only.
+    Absent,
 }
 
-fn io_err(kind: Kind, id: &str, source: io::Error) -> ObjectError {
-    ObjectError::Io {
-        what: kind.what(),
-        id: id.to_string(),
-        source,
+impl Expect {
+    pub(super) fn holds(&self, current: Option<&str>) -> bool {
+        match self {
+            Expect::Anything => true,
+            Expect::Tag(t) => current == Some(t.as_str()),
+            Expect::Present => current.is_some(),
+            Expect::Absent => current.is_none(),
+        }
     }
-}
-
-fn changed(kind: Kind, id: &str, m: Mismatch) -> ObjectError {
-    ObjectError::Changed {
-        what: kind.what(),
-        id: id.to_string(),
-        current: m.0,
-    }
-}
-
-pub(super) fn get(r: &dyn Remote, kind: Kind, id: &str) -> Result<Vec<u8>, ObjectError> {
-    match r.get(&key(kind, id)) {
-        Ok(Some((bytes, _))) => Ok(bytes),
-        Ok(None) => Err(ObjectError::NotFound {
-            what: kind.what(),
-            id: id.to_string(),
-        }),
-        Err(e) => Err(io_err(kind, id, e)),
-    }
-}
-
-pub(super) fn current_tag(
-    r: &dyn Remote,
-    kind: Kind,
-    id: &str,
-) -> Result<Option<String>, ObjectError> {
-    r.get(&key(kind, id))
-        .map(|o| o.map(|(_, tag)| tag))
-        .map_err(|e| io_err(kind, id, e))
-}
-
-pub(super) fn put(
-    r: &dyn Remote,
-    kind: Kind,
-    id: &str,
-    bytes: &[u8],
-    expect: &Expect,
-) -> Result<(String, bool), ObjectError> {
-    r.put(&key(kind, id), bytes, expect)
-        .map_err(|e| io_err(kind, id, e))?
-        .map_err(|m| changed(kind, id, m))
-}
-
-pub(super) fn delete(
-    r: &dyn Remote,
-    kind: Kind,
-    id: &str,
-    expect: &Expect,
-) -> Result<bool, ObjectError> {
-    r.delete(&key(kind, id), expect)
-        .map_err(|e| io_err(kind, id, e))?
-        .map_err(|m| changed(kind, id, m))
-}
-
-pub(super) fn list(r: &dyn Remote, kind: Kind) -> Result<Vec<String>, ObjectError> {
-    let names = r.list(kind.area().dir()).map_err(|e| io_err(kind, "", e))?;
-    let mut ids: Vec<String> = names
-        .iter()
-        .filter_map(|n| kind.id_of(n).map(str::to_string))
-        .collect();
-    ids.sort();
-    Ok(ids)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::area::{Area, ReadError, clean_within};
 use super::confined::DataDir;
-use super::memory::MemObjects;
+use super::memfiles::MemObjects;
 use crate::group::Group;
 use crate::index::Index;
 use crate::labels::Labels;
@@ -81,7 +81,7 @@ impl Snapshot {
     pub fn read(&self, dir: &DataDir, area: Area, name: &str) -> Result<Vec<u8>, ReadError> {
         match &self.files {
             None => dir.read(area, name),
-            Some(objects) => super::memory::read(objects, area, name),
+            Some(objects) => super::memfiles::read(objects, area, name),
         }
     }
 

@@ -11,7 +11,7 @@ use kindling_model::store::{MemLoader, Objects};
 use kindling_model::{DataDir, Snapshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Source, StoreConfig};
+use crate::config::StoreConfig;
 
 pub fn settings(cfg: &StoreConfig) -> Settings {
     Settings {
@@ -44,7 +44,7 @@ pub struct EtcdSource {
 }
 
 impl EtcdSource {
-    pub async fn open(cfg: &StoreConfig) -> Result<(Source, Snapshot)> {
+    pub async fn open(cfg: &StoreConfig) -> Result<(EtcdSource, Snapshot)> {
         let s = settings(cfg);
         let store = Store::connect(&s).await.context("[store] etcd")?;
         let first = Duration::from_secs(cfg.first_load_secs);
@@ -68,7 +68,7 @@ impl EtcdSource {
             loader,
             records: state.machines,
         };
-        Ok((Source::Etcd(Box::new(source)), snapshot))
+        Ok((source, snapshot))
     }
 
     pub fn store(&self) -> Store {
