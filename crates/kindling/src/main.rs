@@ -166,10 +166,12 @@ impl ServeArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !talks_to_the_network(&cli) {
         // Command-line tools end quietly when their output pipe closes
-        // (`kindling check | head`) instead of failing on EPIPE. The server
-        // keeps Rust's default (SIGPIPE ignored, EPIPE as an error).
+        // (`kindling check | head`) instead of failing on EPIPE. The server, and tools
+        // that write to sockets (a peer closing one must be an error with a message, not
+        // a silent death by SIGPIPE), keep Rust's default (SIGPIPE ignored, EPIPE as an
+        // error).
         // SAFETY: called before any other thread exists; restores the default disposition.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -205,6 +207,23 @@ fn main() -> std::process::ExitCode {
             eprintln!("kindling: error: {e:#}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// Whether the command writes to sockets: the server, a `--server` client, the etcd store.
+fn talks_to_the_network(cli: &Cli) -> bool {
+    let etcd = || {
+        config::load(cli.config.as_deref())
+            .is_ok_and(|(c, _)| c.store.backend == store::Backend::Etcd)
+    };
+    match &cli.command {
+        Command::Serve(_) | Command::Store(_) | Command::Fcos(_) | Command::Cache(_) => true,
+        Command::Machines { server, .. } => !server.is_empty() || etcd(),
+        Command::Group(a) | Command::Profile(a) | Command::Ignition(a) | Command::Generic(a) => {
+            a.server.is_some() || etcd()
+        }
+        Command::Check(_) | Command::Select(_) => etcd(),
+        _ => false,
     }
 }
 

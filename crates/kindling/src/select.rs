@@ -28,7 +28,12 @@ pub fn run(
     args: &SelectArgs,
 ) -> Result<ExitCode> {
     let (cfg, _) = crate::config::load(config)?;
-    let root = crate::resolve_data_dir(data_dir, &cfg);
+    // An etcd store is read at one revision (exported to a temporary directory).
+    let exported = crate::store::exported_for_check(&cfg.store)?;
+    let root = match &exported {
+        Some(e) => e.path().to_path_buf(),
+        None => crate::resolve_data_dir(data_dir, &cfg),
+    };
     if !root.is_dir() {
         anyhow::bail!("data directory {} does not exist", root.display());
     }

@@ -123,8 +123,8 @@ impl Drop for TempTree {
     }
 }
 
-/// For `kindling check` on an etcd store: its objects exported into a temporary data
-/// directory (`None` for the directory backend).
+/// For `kindling check` and `kindling select` on an etcd store: its objects exported into
+/// a temporary data directory (`None` for the directory backend).
 pub fn exported_for_check(cfg: &StoreConfig) -> Result<Option<TempTree>> {
     if cfg.backend == Backend::Dir {
         return Ok(None);
@@ -139,7 +139,7 @@ pub fn exported_for_check(cfg: &StoreConfig) -> Result<Option<TempTree>> {
         let tree = TempTree(dir);
         let (n, rev) = etcd::export(cfg, tree.path())?;
         eprintln!(
-            "kindling: checking the etcd store ({} under {}): {n} object(s) at revision {rev}",
+            "kindling: reading the etcd store ({} under {}): {n} object(s) at revision {rev}",
             cfg.endpoints.join(","),
             cfg.prefix
         );
