@@ -140,13 +140,16 @@ impl Api {
         self.blocking(move |o| Ok(o.list(kind)?)).await
     }
 
-    /// Waits (bounded) until the server's snapshot holds a write. Only groups and
-    /// profiles live in the snapshot; templates are read per request, so they are served
-    /// as soon as they are written.
+    /// Waits (bounded) until the server's snapshot holds a write. With a data directory
+    /// only groups and profiles live in the snapshot (templates are read per request, so
+    /// they are served as soon as they are written); with a shared store (etcd) every
+    /// object comes from the snapshot.
     async fn settle(&self, kind: Kind, id: String) {
         let area = match kind {
             Kind::Group => Area::Groups,
             Kind::Profile => Area::Profiles,
+            Kind::Ignition if self.inner.objects.remote().is_some() => Area::Ignition,
+            Kind::Generic if self.inner.objects.remote().is_some() => Area::Generic,
             Kind::Ignition | Kind::Generic => return,
         };
         let (done, answered) = oneshot::channel();

@@ -183,3 +183,30 @@ fn install_state_set_through_one_server_is_honoured_by_the_other() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_template_written_through_a_server_is_served_by_it_at_once() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let sa = Scratch::new("fleet-template");
+    let a = start(&sa, &cluster, "/fleet-template/");
+    put(
+        &a,
+        "/api/v1/profiles/p",
+        r#"{"id":"p","ignition_id":"n.ign","boot":{"kernel":"/assets/k"}}"#,
+    );
+    put(
+        &a,
+        "/api/v1/groups/n",
+        r#"{"id":"n","profile":"p","selector":{"mac":"52:54:00:00:00:32"}}"#,
+    );
+    for version in ["3.3.0", "3.4.0"] {
+        let body = format!(r#"{{"ignition":{{"version":"{version}"}}}}"#);
+        put(&a, "/api/v1/ignition/n.ign", &body);
+        // The write returned: this server's snapshot holds it (no polling).
+        let r = get(&a, "/ignition?mac=52:54:00:00:00:32");
+        assert_eq!(r.status, 200, "{}", text(&r));
+        assert!(text(&r).contains(version), "{}", text(&r));
+    }
+}

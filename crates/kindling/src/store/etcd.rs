@@ -118,17 +118,19 @@ impl EtcdSource {
                 return;
             }
             let snap = loader.load(u.objects);
+            // Groups and profiles counted in `changed_files`; templates changed too when
+            // only they did: the snapshot carries them, so it is swapped in either way.
             if snap.changed_files > 0 {
                 crate::reload::log_snapshot(
                     &snap,
                     &format!(
-                        "updated from etcd ({} object(s) changed)",
+                        "updated from etcd ({} group or profile file(s) changed)",
                         snap.changed_files
                     ),
                 );
                 publish_ops.note_snapshot(&snap);
-                shared.snapshot.store(Arc::new(snap));
             }
+            shared.snapshot.store(Arc::new(snap));
         });
         self.mirror.follow(publish, cancel.clone());
         let mirror = self.mirror;
