@@ -101,8 +101,8 @@ fn local(kind: Kind, action: &Action, objects: Objects) -> Result<ExitCode> {
             }
         }
         Action::Get { id } => {
-            let bytes = objects.get(kind, id)?;
-            eprintln!("tag {}", kindling_model::store::tag(&bytes));
+            let (bytes, tag) = objects.get_tagged(kind, id)?;
+            eprintln!("tag {tag}");
             out.write_all(&bytes)?
         }
         Action::Put {

@@ -135,6 +135,15 @@ impl Api {
         self.blocking(move |o| Ok(o.get(kind, &id)?)).await
     }
 
+    /// The object and its tag (the ETag), read together.
+    pub(crate) async fn get_tagged(
+        &self,
+        kind: Kind,
+        id: String,
+    ) -> Result<(Vec<u8>, String), ApiError> {
+        self.blocking(move |o| Ok(o.get_tagged(kind, &id)?)).await
+    }
+
     /// The ids of a kind's objects, sorted.
     pub(crate) async fn ids(&self, kind: Kind) -> Result<Vec<String>, ApiError> {
         self.blocking(move |o| Ok(o.list(kind)?)).await

@@ -92,8 +92,11 @@ impl ObjectsApi {
     }
 
     async fn get(&self, kind: Kind, id: &str) -> Result<Reply, Reply> {
-        let bytes = self.api.get(kind, id.to_string()).await.map_err(refusal)?;
-        let tag = kindling_model::store::tag(&bytes);
+        let (bytes, tag) = self
+            .api
+            .get_tagged(kind, id.to_string())
+            .await
+            .map_err(refusal)?;
         let ctype = match kind {
             Kind::Group | Kind::Profile => "application/json",
             Kind::Ignition | Kind::Generic => "application/octet-stream",

@@ -71,6 +71,8 @@ pub struct Store {
     client: Client,
     prefix: String,
     timeout: Duration,
+    /// The revision of the last write this process made (shared by the clones).
+    written: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -105,6 +107,7 @@ impl Store {
             client,
             prefix: normalize_prefix(&s.prefix),
             timeout: s.timeout,
+            written: Default::default(),
         })
     }
 
@@ -142,6 +145,17 @@ impl Store {
             }
         }
         Err(last.unwrap_or(Error::Timeout(self.timeout)))
+    }
+
+    /// Notes the revision of a write this process made.
+    pub(crate) fn wrote(&self, revision: i64) {
+        self.written
+            .fetch_max(revision, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The revision of the last write this process made (0: none yet).
+    pub fn last_write(&self) -> i64 {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The store's current revision (a linearizable read of one key).
@@ -203,7 +217,9 @@ pub async fn put(store: &Store, rel: &str, bytes: Vec<u8>) -> Result<i64, Error>
             async move { c.put(key, bytes, None).await }
         })
         .await?;
-    Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
+    let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+    store.wrote(rev);
+    Ok(rev)
 }
 
 /// A prefix ends with `/` (`/kindling` and `/kindling/` are the same prefix).

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use etcd_client::{EventType, GetOptions, WatchOptions};
 use kindling_model::store::{MemObject, MemObjects, area_of};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Error, Store};
@@ -164,7 +164,6 @@ pub struct Mirror {
     store: Store,
     health: Arc<Health>,
     applied: watch::Receiver<i64>,
-    nudge: Arc<Notify>,
     /// What [`Mirror::follow`] starts from.
     start: std::sync::Mutex<Option<Start>>,
 }
@@ -193,7 +192,6 @@ impl Mirror {
             store,
             health,
             applied,
-            nudge: Arc::new(Notify::new()),
             start: std::sync::Mutex::new(Some((tx, state.clone(), rev))),
         };
         Ok((mirror, state))
@@ -212,7 +210,6 @@ impl Mirror {
             publish,
             health: self.health.clone(),
             applied,
-            nudge: self.nudge.clone(),
         };
         tokio::spawn(keeper.run(cancel));
     }
@@ -221,19 +218,17 @@ impl Mirror {
         self.health.clone()
     }
 
-    /// Waits (at most `within`) until the copy holds every write etcd had acknowledged
-    /// when this was called; false when it did not (etcd unreachable, or slow).
+    /// Waits (at most `within`) until the copy holds every write this process has made
+    /// (their events applied, or a full read at a later revision); false when it did not
+    /// (etcd unreachable, or slow). A watch response's header revision is never trusted
+    /// for this: etcd 3.4 before 3.4.25 answers a progress request, and a new watch's
+    /// "created" answer, with the current revision while older events are still to come.
     pub async fn settle(&self, within: Duration) -> bool {
-        let wait = async {
-            let Ok(target) = self.store.revision().await else {
-                return false;
-            };
-            // Revisions of keys outside the objects come with no event: ask for progress.
-            self.nudge.notify_one();
-            let mut applied = self.applied.clone();
-            applied.wait_for(|r| *r >= target).await.is_ok()
-        };
-        tokio::time::timeout(within, wait).await.unwrap_or(false)
+        let target = self.store.last_write();
+        let mut applied = self.applied.clone();
+        tokio::time::timeout(within, applied.wait_for(|r| *r >= target))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }
 
@@ -323,7 +318,6 @@ struct Keeper {
     publish: Publish,
     health: Arc<Health>,
     applied: watch::Sender<i64>,
-    nudge: Arc<Notify>,
 }
 
 impl Keeper {
@@ -427,12 +421,6 @@ impl Keeper {
                     }
                     continue;
                 }
-                _ = self.nudge.notified() => {
-                    if let Err(e) = stream.request_progress().await {
-                        return format!("asking for progress: {e}");
-                    }
-                    continue;
-                }
             };
             let resp = match msg {
                 Ok(Some(r)) => r,
@@ -483,8 +471,15 @@ impl Keeper {
                 };
                 tokio::task::block_in_place(|| (self.publish)(update));
             }
-            if let Some(h) = resp.header() {
-                self.set_rev(h.revision());
+            // The events' own revisions: how far the copy really is (see `settle`).
+            if let Some(last) = resp
+                .events()
+                .iter()
+                .filter_map(|e| e.kv())
+                .map(|kv| kv.mod_revision())
+                .max()
+            {
+                self.set_rev(last);
             }
         }
     }

@@ -118,6 +118,7 @@ impl Remote for EtcdObjects {
             if cmp.is_some() && !resp.succeeded() {
                 return Ok(Err(Mismatch(current_tag(&resp))));
             }
+            self.store.wrote(rev);
             let created = match &cmp {
                 None => resp.succeeded(),
                 Some(_) => resp.op_responses().into_iter().any(|r| match r {
@@ -160,6 +161,10 @@ impl Remote for EtcdObjects {
                 TxnOpResponse::Delete(d) => d.deleted() > 0,
                 _ => false,
             });
+            // Only a delete that deleted made a revision (the copy waits for it).
+            if let (true, Some(h)) = (deleted, resp.header()) {
+                self.store.wrote(h.revision());
+            }
             Ok(Ok(deleted))
         })
     }

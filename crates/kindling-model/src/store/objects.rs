@@ -344,10 +344,23 @@ impl Objects {
 
     /// The object's bytes as stored.
     pub fn get(&self, kind: Kind, id: &str) -> Result<Vec<u8>, ObjectError> {
+        self.get_tagged(kind, id).map(|(bytes, _)| bytes)
+    }
+
+    /// The object's bytes and its tag (the REST API's ETag): the bytes' [`tag`] in a data
+    /// directory, the store's version (etcd: the mod revision) in a shared store, read
+    /// together so that they agree.
+    pub fn get_tagged(&self, kind: Kind, id: &str) -> Result<(Vec<u8>, String), ObjectError> {
         Self::checked(kind, id)?;
         if let Some(r) = &self.remote {
             return remote_get(r.as_ref(), kind, id);
         }
+        let bytes = self.read_file(kind, id)?;
+        let t = tag(&bytes);
+        Ok((bytes, t))
+    }
+
+    fn read_file(&self, kind: Kind, id: &str) -> Result<Vec<u8>, ObjectError> {
         let area = kind.area();
         let opened = open_confined(&self.dir.area(area), area.dir(), &kind.file_name(id));
         let what = kind.what();
@@ -481,9 +494,9 @@ fn remote_changed(kind: Kind, id: &str, m: Mismatch) -> ObjectError {
     }
 }
 
-fn remote_get(r: &dyn Remote, kind: Kind, id: &str) -> Result<Vec<u8>, ObjectError> {
+fn remote_get(r: &dyn Remote, kind: Kind, id: &str) -> Result<(Vec<u8>, String), ObjectError> {
     match r.get(&remote_key(kind, id)) {
-        Ok(Some((bytes, _))) => Ok(bytes),
+        Ok(Some(found)) => Ok(found),
         Ok(None) => Err(ObjectError::NotFound {
             what: kind.what(),
             id: id.to_string(),
