@@ -11,14 +11,18 @@
 # timeline checks `kindling machines show` after a good and a failed boot, and install-once
 # boots a machine with a disk three times: it installs (and calls /install/done), then boots
 # its disk (Kindling answers a local-boot script), then installs again after
-# `kindling machines reinstall`.
+# `kindling machines reinstall`. fleet runs two Kindling servers on the segment that share
+# one etcd store (both answer proxy DHCP): the machine installs through whichever it picks,
+# then boots its disk through the other one alone (the first is stopped), then, re-armed
+# through the survivor, installs again.
 #
 #   tests/e2e/run.sh                      # every scenario
 #   E2E_SCENARIOS="bios-ipxe uefi-pxe" tests/e2e/run.sh
 #   tests/e2e/run.sh --list               # scenario names
 #
 # Settings (environment):
-#   KINDLING_BIN    kindling binary (default: cargo build --release -p kindling, then
+#   KINDLING_BIN    kindling binary (default: cargo build --release -p kindling, with
+#                   --features etcd when fleet is selected, then
 #                   ${CARGO_TARGET_DIR:-<repo>/target}/release/kindling)
 #   FCOS_FIXTURE    the fcos-fixture example (stand-in Fedora CoreOS builds host; default:
 #                   cargo build -p kindling-fcos --example fcos-fixture, only for fcos-pull)
@@ -38,13 +42,14 @@
 #                   fcos-keyring  the second fcos pull gets the first fixture's key only
 #
 # Needs root and: qemu-system-x86 ipxe-qemu ipxe ovmf dnsmasq-base busybox-static
-# iproute2 tcpdump cpio python3 curl (and apt-get/dpkg-deb to fetch the kernel once).
+# iproute2 tcpdump cpio python3 curl (and apt-get/dpkg-deb to fetch the kernel once);
+# fleet also etcd-server and etcd-client.
 # Without root it prints SKIP and exits 0. Exit status: 0 when nothing failed.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines templated-args mac-route unknown-mac uefi-http fcos-pull menu-cache timeline install-once"
+ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines templated-args mac-route unknown-mac uefi-http fcos-pull menu-cache timeline install-once fleet"
 
 if [ "${1:-}" = "--list" ]; then
 	tr ' ' '\n' <<<"$ALL_SCENARIOS"
@@ -69,7 +74,10 @@ NS_PREFIX=kindling-e2e-
 NS_LAN=${NS_PREFIX}$ID-lan
 NS_SRV=${NS_PREFIX}$ID-srv
 NS_DHCP=${NS_PREFIX}$ID-dhcp
+NS_SRV2=${NS_PREFIX}$ID-srv2 # fleet only: the second Kindling server
 SRV_IP=10.99.0.1
+SRV2_IP=10.99.0.3              # fleet: server B (server A is $SRV_IP)
+ETCD_URL=http://10.99.0.2:2379 # fleet: one etcd member, in the dhcp namespace
 BASE=http://$SRV_IP:8080
 ADMIN=http://127.0.0.1:8082
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
@@ -87,6 +95,7 @@ MAC_N=52:54:00:12:34:5b # the same route and entry (second boot, from the warm c
 MAC_S=52:54:00:12:34:5c # templated-args: groups machine-s/-t -> one profile e2e-templated,
 MAC_T=52:54:00:12:34:5d #   whose kernel arguments are rendered from each group's metadata
 MAC_I=52:54:00:12:34:5e # install-once: group machine-i -> profile e2e-install (install_once)
+MAC_L=52:54:00:12:34:5f # fleet: group machine-l -> profile e2e-fleet (install_once), in etcd
 UPSTREAM=http://$SRV_IP:8081 # the menu entry's "upstream" (python3 http.server, menu-cache)
 FCOS_R1=43.20251101.3.0 # the fcos fixture's first release ...
 FCOS_R2=43.20251115.3.0 # ... and the one that appears upstream later
@@ -102,7 +111,7 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 
 # ---------------------------------------------------------------------------------------
 # Teardown: only PIDs this harness recorded (and whose cmdline still names their work dir),
-# only namespaces named kindling-e2e-<pid>-{lan,srv,dhcp}.
+# only namespaces named kindling-e2e-<pid>-{lan,srv,srv2,dhcp}.
 
 kill_recorded() { # <work dir>
 	local dir=$1 pid pids=()
@@ -131,7 +140,7 @@ kill_recorded() { # <work dir>
 
 delete_netns() { # <run id>
 	local ns
-	for ns in "${NS_PREFIX}$1-lan" "${NS_PREFIX}$1-srv" "${NS_PREFIX}$1-dhcp"; do
+	for ns in "${NS_PREFIX}$1-lan" "${NS_PREFIX}$1-srv" "${NS_PREFIX}$1-srv2" "${NS_PREFIX}$1-dhcp"; do
 		if ip netns list | awk '{print $1}' | grep -qxF "$ns"; then
 			ip netns delete "$ns" 2>/dev/null || log "e2e: could not delete netns $ns"
 		fi
@@ -159,7 +168,7 @@ teardown_stale() {
 	fi
 	# Namespaces of a run whose work dir is gone (e.g. deleted by hand).
 	for ns in $(ip netns list | awk '{print $1}'); do
-		[[ "$ns" =~ ^kindling-e2e-([0-9]+)-(lan|srv|dhcp)$ ]] || continue
+		[[ "$ns" =~ ^kindling-e2e-([0-9]+)-(lan|srv|srv2|dhcp)$ ]] || continue
 		id=${BASH_REMATCH[1]}
 		[ "$id" = "$ID" ] && continue
 		run_alive "$id" && continue
@@ -200,6 +209,10 @@ need_tools() {
 	[ -f /usr/lib/ipxe/snponly.efi ] || missing+=(ipxe)
 	[ -f /usr/lib/ipxe/qemu/efi-virtio.rom ] || missing+=(ipxe-qemu)
 	[ -f "$OVMF_CODE" ] || missing+=(ovmf)
+	if grep -qw fleet <<<"$E2E_SCENARIOS"; then
+		command -v etcd >/dev/null || missing+=(etcd-server)
+		command -v etcdctl >/dev/null || missing+=(etcd-client)
+	fi
 	if [ ${#missing[@]} -gt 0 ]; then
 		echo "FAIL prerequisites: apt-get install -y ${missing[*]}"
 		exit 1
@@ -266,8 +279,11 @@ kindling_bin() {
 		echo "$KINDLING_BIN"
 		return
 	fi
-	log "e2e: cargo build --release -p kindling"
-	(cd "$REPO" && cargo build --release --locked -p kindling >&2) || die "cargo build failed"
+	# The etcd store (fleet) is a cargo feature, on in release builds (scripts/build-portable).
+	local features=()
+	grep -qw fleet <<<"$E2E_SCENARIOS" && features=(--features etcd)
+	log "e2e: cargo build --release -p kindling ${features[*]}"
+	(cd "$REPO" && cargo build --release --locked -p kindling "${features[@]}" >&2) || die "cargo build failed"
 	echo "${CARGO_TARGET_DIR:-$REPO/target}/release/kindling"
 }
 
@@ -536,19 +552,27 @@ start_servers() {
 			>"$WORK/dnsmasq-proxy.out" 2>&1 &
 		record_pid $!
 	fi
-	ip netns exec "$NS_SRV" "$KBIN" serve --config "$WORK/kindling.toml" >"$KLOG" 2>&1 &
-	KPID=$!
-	record_pid $KPID
-	# Ready when HTTP answers and (Kindling mode) UDP 67, 4011 and 69 are bound.
+	start_kindling "$NS_SRV" "$WORK/kindling.toml" "$KLOG" "$BASE" || return 1
+	KPID=$STARTED_PID
+}
+
+# Starts `kindling serve` in a namespace, its output appended to a log; sets STARTED_PID.
+# Ready when HTTP answers and (Kindling mode) UDP 67, 4011 and 69 are bound in that
+# namespace.
+start_kindling() { # <netns> <config> <log> <base URL>
+	local ns=$1 conf=$2 klog=$3 base=$4
+	ip netns exec "$ns" "$KBIN" serve --config "$conf" >>"$klog" 2>&1 &
+	STARTED_PID=$!
+	record_pid $STARTED_PID
 	local i ports
 	for i in $(seq 100); do
-		if ! kill -0 $KPID 2>/dev/null; then
-			log "e2e: kindling serve exited:"
-			cat "$KLOG" >&2
+		if ! kill -0 $STARTED_PID 2>/dev/null; then
+			log "e2e: kindling serve --config $conf exited:"
+			tail -n 40 "$klog" >&2
 			return 1
 		fi
-		if ip netns exec "$NS_SRV" curl -sf -o /dev/null "$BASE/boot.ipxe"; then
-			ports=$(ip netns exec "$NS_SRV" ss -Hlun | awk '{print $4}')
+		if ip netns exec "$ns" curl -sf -o /dev/null "$base/boot.ipxe"; then
+			ports=$(ip netns exec "$ns" ss -Hlun | awk '{print $4}')
 			if [ "$E2E_PROXY" = dnsmasq ] || {
 				grep -q ':67$' <<<"$ports" && grep -q ':4011$' <<<"$ports" &&
 					{ [ "$E2E_BREAK" = tftp ] || grep -q ':69$' <<<"$ports"; }
@@ -558,10 +582,22 @@ start_servers() {
 		fi
 		sleep 0.1
 	done
-	log "e2e: servers not ready after 10 s; UDP sockets in $NS_SRV:"
-	ip netns exec "$NS_SRV" ss -Hlunp >&2 || true
-	cat "$KLOG" >&2
+	log "e2e: kindling serve --config $conf not ready after 10 s; UDP sockets in $ns:"
+	ip netns exec "$ns" ss -Hlunp >&2 || true
+	tail -n 40 "$klog" >&2
 	return 1
+}
+
+# SIGTERM to one process this harness started (by PID), SIGKILL after 10 s.
+stop_pid() { # <pid>
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------
@@ -828,10 +864,11 @@ expect_trail() { # <mac> <profile>
 }
 
 # The site server gave the address, Kindling (or the stand-in) only boot information.
-expect_dhcp_roles() { # <mac>
+expect_dhcp_roles() { # <mac> [ERE of the proxies' addresses, default 10.99.0.1]
+	local proxies=${2:-10\.99\.0\.1}
 	expect_dhcp "10\.99\.0\.2:67 -> .* (OFFER|ACK) .*mac=$1 yiaddr=10\.99\.0\.1[0-9][0-9]" "the site server's address offer to $1"
 	reject_dhcp "10\.99\.0\.2:67 -> .* mac=$1 .*file=" "a boot file from the site server"
-	reject_dhcp "10\.99\.0\.1:(67|4011) -> .* mac=$1 .*yiaddr=" "an address from the proxy"
+	reject_dhcp "$proxies:(67|4011) -> .* mac=$1 .*yiaddr=" "an address from the proxy"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -1369,26 +1406,64 @@ sc_timeline() {
 #      boots the disk (E2E-LOCAL-DISK, no Linux);
 #   3. after `kindling machines --server <admin> reinstall MAC`: the profile again.
 
-sc_install-once() {
-	local d=$WORK/data h disk=$OUT/inst-disk.img ign
-	h=$(hyp $MAC_I)
-	ign=$d/ignition/machine-i.ign
-	cat >"$d/profiles/e2e-install.json" <<-EOF
+# A profile with "install_once": {"done": "callback"}: the initrd fetches its Ignition from
+# <base>/ignition, then calls <base>/install/done (e2e.done=). <base> may hold iPXE settings
+# (fleet: the address of the server the machine booted from).
+write_install_profile() { # <file> <id> <ignition id> <tag> <base URL>
+	cat >"$1" <<-EOF
 		{
-		  "id": "e2e-install",
-		  "name": "E2E install once",
-		  "ignition_id": "machine-i.ign",
+		  "id": "$2",
+		  "name": "E2E install once ($4)",
+		  "ignition_id": "$3",
 		  "install_once": { "done": "callback" },
 		  "boot": {
 		    "kernel": "/assets/vmlinuz",
 		    "initrd": [ "--name initrd.img /assets/initrd.img" ],
 		    "args": [ "initrd=initrd.img", "console=ttyS0", "quiet", "panic=-1", "no_timer_check",
-		              "e2e.tag=install", "ignition.firstboot", "ignition.platform.id=metal",
-		              "ignition.config.url=$BASE/ignition?mac=\${mac:hexhyp}",
-		              "e2e.done=$BASE/install/done?mac=\${mac:hexhyp}" ]
+		              "e2e.tag=$4", "ignition.firstboot", "ignition.platform.id=metal",
+		              "ignition.config.url=$5/ignition?mac=\${mac:hexhyp}",
+		              "e2e.done=$5/install/done?mac=\${mac:hexhyp}" ]
 		  }
 		}
 	EOF
+}
+
+# A boot that installed: the profile, its Ignition, then the completion call; no local boot
+# (the Kindling log checked is KLOG from KLOG_OFF: the server that served the boot).
+expect_install_boot() { # <vm> <mac> <ignition file> <tag> <profile>
+	local vm=$1 mac=$2 h
+	h=$(hyp "$mac")
+	expect_boot "$vm" "$mac" "$3" "$4"
+	grep -aq 'E2E-DONE-OK' "${VM_SERIAL[$vm]}" || err "$vm: serial lacks E2E-DONE-OK (the call of e2e.done=.../install/done)"
+	if grep -aq 'E2E-LOCAL-DISK' "${VM_SERIAL[$vm]}"; then err "$vm: booted its disk instead of installing"; fi
+	expect_trail "$mac" "$5"
+	expect_klog "path=\"/install/done\" query=\"mac=$h\".* status=200" "GET /install/done?mac=$h 200"
+	reject_klog 'path="/ipxe".*local.boot|local.boot.*path="/ipxe"' "a local-boot answer to /ipxe (the machine was to install)"
+}
+
+# A boot of an installed machine (start_vm_disk): /ipxe answers a local-boot script, iPXE
+# returns to SeaBIOS, which boots the disk (E2E-LOCAL-DISK), no Linux, no downloads.
+expect_local_boot() { # <vm> <mac>
+	local vm=$1 h s=${VM_SERIAL[$1]}
+	h=$(hyp "$2")
+	grep -aq 'E2E-LOCAL-DISK' "$s" ||
+		err "$vm: serial lacks E2E-LOCAL-DISK (the installed machine did not boot its disk; QEMU ${VM_END[$vm]} after ${VM_SECS[$vm]}s)"
+	if grep -aq 'E2E-INIT-START' "$s"; then err "$vm: the installed machine booted the network kernel (E2E-INIT-START)"; fi
+	if grep -aq 'Could not boot' "$s"; then err "$vm: iPXE says 'Could not boot' (the local-boot script failed, or /ipxe was not 200)"; fi
+	if [ "${VM_END[$vm]}" != exited ] || [ "${VM_RC[$vm]}" != 1 ]; then
+		err "$vm: QEMU did not end through the boot sector's isa-debug-exit (${VM_END[$vm]}, status ${VM_RC[$vm]}; want exited, status 1)"
+	fi
+	expect_klog 'path="/boot.ipxe".* status=200' "GET /boot.ipxe 200"
+	expect_klog_line "GET /ipxe?...mac=$h answered with a local boot (200, reason naming local boot)" \
+		'path="/ipxe"' "query=\"[^\"]*mac=$h" 'status=200' 'local.boot'
+	reject_klog 'path="/assets/(vmlinuz|initrd\.img)"' "a kernel or initrd download by the installed machine"
+	reject_klog 'path="/(ignition|install/done)"' "an Ignition or /install/done request by the installed machine"
+}
+
+sc_install-once() {
+	local d=$WORK/data disk=$OUT/inst-disk.img ign
+	ign=$d/ignition/machine-i.ign
+	write_install_profile "$d/profiles/e2e-install.json" e2e-install machine-i.ign install "$BASE"
 	cat >"$d/groups/machine-i.json" <<-EOF
 		{ "id": "machine-i", "name": "E2E machine i (install once)", "profile": "e2e-install",
 		  "selector": { "mac": "$MAC_I" } }
@@ -1399,64 +1474,380 @@ sc_install-once() {
 	# Kindling's log is checked per boot: this KLOG_OFF (run_scenario's is left alone) moves
 	# to the start of each boot.
 	local KLOG_OFF=$KLOG_OFF
-	local ipxe_local_boot=("path=\"/ipxe\"" "query=\"[^\"]*mac=$h" 'status=200' 'local.boot')
-	local some_local_boot='path="/ipxe".*local.boot|local.boot.*path="/ipxe"'
 
 	# 1. Not installed yet: the profile, the Ignition, then the completion call.
 	KLOG_OFF=$(stat -c %s "$KLOG")
 	start_vm_disk inst-1 tap0 $MAC_I "$disk"
 	wait_vms inst-1
-	expect_boot inst-1 $MAC_I "$ign" install
-	grep -aq 'E2E-DONE-OK' "${VM_SERIAL[inst-1]}" || err "inst-1: serial lacks E2E-DONE-OK (the call of e2e.done=.../install/done)"
-	if grep -aq 'E2E-LOCAL-DISK' "${VM_SERIAL[inst-1]}"; then err "inst-1: booted its disk before it was installed"; fi
-	expect_trail $MAC_I e2e-install
-	expect_klog "path=\"/install/done\" query=\"mac=$h\".* status=200" "GET /install/done?mac=$h 200"
-	reject_klog "$some_local_boot" "a local-boot answer to /ipxe before the machine was installed"
+	expect_install_boot inst-1 $MAC_I "$ign" install e2e-install
 
 	# 2. Installed: a local-boot script; SeaBIOS goes on to the disk.
 	KLOG_OFF=$(stat -c %s "$KLOG")
 	start_vm_disk inst-2 tap0 $MAC_I "$disk"
 	wait_vms inst-2
-	local s2=${VM_SERIAL[inst-2]}
-	grep -aq 'E2E-LOCAL-DISK' "$s2" ||
-		err "inst-2: serial lacks E2E-LOCAL-DISK (the installed machine did not boot its disk; QEMU ${VM_END[inst-2]} after ${VM_SECS[inst-2]}s)"
-	if grep -aq 'E2E-INIT-START' "$s2"; then err "inst-2: the installed machine booted the network kernel (E2E-INIT-START)"; fi
-	if grep -aq 'Could not boot' "$s2"; then err "inst-2: iPXE says 'Could not boot' (the local-boot script failed, or /ipxe was not 200)"; fi
-	if [ "${VM_END[inst-2]}" != exited ] || [ "${VM_RC[inst-2]}" != 1 ]; then
-		err "inst-2: QEMU did not end through the boot sector's isa-debug-exit (${VM_END[inst-2]}, status ${VM_RC[inst-2]}; want exited, status 1)"
-	fi
-	expect_klog 'path="/boot.ipxe".* status=200' "GET /boot.ipxe 200"
-	expect_klog_line "GET /ipxe?...mac=$h answered with a local boot (200, reason naming local boot)" "${ipxe_local_boot[@]}"
-	reject_klog 'path="/assets/(vmlinuz|initrd\.img)"' "a kernel or initrd download by the installed machine"
-	reject_klog 'path="/(ignition|install/done)"' "an Ignition or /install/done request by the installed machine"
+	expect_local_boot inst-2 $MAC_I
 
 	# 3. Re-armed through the admin API: the profile again.
 	KLOG_OFF=$(stat -c %s "$KLOG")
-	local rc=0
-	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling.toml" machines --server "$ADMIN" --token-file "$WORK/admin.token" reinstall $MAC_I \
-		>"$OUT/machines-reinstall.out" 2>&1 || rc=$?
-	if [ $rc != 0 ]; then
-		err "kindling machines --server $ADMIN reinstall $MAC_I exited $rc: $(head -n3 "$OUT/machines-reinstall.out" | tr '\n' ' ')"
-		return 0
-	fi
+	machines_reinstall "$NS_SRV" $MAC_I "$OUT/machines-reinstall.out" || return 0
 	start_vm_disk inst-3 tap0 $MAC_I "$disk"
 	wait_vms inst-3
 	capture_stop
-	expect_boot inst-3 $MAC_I "$ign" install
-	grep -aq 'E2E-DONE-OK' "${VM_SERIAL[inst-3]}" || err "inst-3: serial lacks E2E-DONE-OK"
-	if grep -aq 'E2E-LOCAL-DISK' "${VM_SERIAL[inst-3]}"; then err "inst-3: booted its disk after reinstall"; fi
-	expect_trail $MAC_I e2e-install
-	expect_klog "path=\"/install/done\" query=\"mac=$h\".* status=200" "GET /install/done?mac=$h 200 (after reinstall)"
-	reject_klog "$some_local_boot" "a local-boot answer to /ipxe after reinstall"
+	expect_install_boot inst-3 $MAC_I "$ign" install e2e-install
 	expect_dhcp_roles $MAC_I
+}
+
+# `kindling machines --server <admin> reinstall MAC` in a server namespace (the admin
+# listener is on its loopback, with the run's token).
+machines_reinstall() { # <netns> <mac> <output file>
+	local rc=0
+	ip netns exec "$1" "$KBIN" --config "$WORK/kindling.toml" machines --server "$ADMIN" --token-file "$WORK/admin.token" reinstall "$2" \
+		>"$3" 2>&1 || rc=$?
+	[ $rc = 0 ] && return 0
+	err "kindling machines --server $ADMIN reinstall $2 (in ${1#"$NS_PREFIX$ID-"}) exited $rc: $(head -n3 "$3" | tr '\n' ' ')"
+	return 1
+}
+
+# --- fleet (issue 18): two Kindling servers on the segment share one etcd store.
+#   etcd: one member in the dhcp namespace (the site's infrastructure, next to its DHCP
+#   server), client URL http://10.99.0.2:2379, data in the work dir.
+#   Server A: the server namespace (s0, 10.99.0.1). Server B: a fourth namespace …-srv2
+#   (s0, 10.99.0.3) on the same bridge. Each runs proxy DHCP + TFTP + HTTP with its own data
+#   directory (assets only), state directory and log, and [store] backend = "etcd". The
+#   harness's own server is stopped for the scenario (it would answer the DHCP too) and
+#   started again at its end.
+#   `kindling store import` writes the objects into etcd: group machine-l -> profile
+#   e2e-fleet (install_once, done by callback), Ignition machine-l.ign. The profile names
+#   no server: its Ignition and completion URLs are http://${proxydhcp/next-server}:8080/…,
+#   which iPXE fills with the siaddr of the proxy offer it took, so Linux talks to the
+#   server the machine booted from (iPXE resolves the kernel and initrd against it anyway).
+# Machine L (BIOS, NIC then a disk, as in install-once) boots three times:
+#   1. both servers up: both OFFER; it installs through the one iPXE takes (X); the record
+#      <prefix>machines/52-54-00-12-34-5f.json is in etcd and the other server (Y) lists
+#      the machine as installed;
+#   2. X stopped (by PID): Y alone OFFERs and answers a local boot (E2E-LOCAL-DISK): the
+#      state set through X is honoured by Y;
+#   3. re-armed through Y (`kindling machines --server <Y's admin> reinstall`; the record
+#      leaves etcd), X started again (its first load from etcd): both OFFER, and the machine
+#      installs again through the one it takes.
+
+FLEET_PREFIX=/kindling/
+ETCD_PID=""
+FL_DISK=""
+SERVED=""
+declare -A FL_NS FL_IP FL_PID FL_LOG FL_OFF
+
+etcdctl_e2e() { ip netns exec "$NS_DHCP" etcdctl --endpoints=$ETCD_URL --dial-timeout=2s --command-timeout=5s "$@"; }
+
+srv_name() { echo "${1^^} (${FL_IP[$1]})"; }
+
+fleet_note() { echo "  $*" >>"$OUT/notes.txt"; }
+
+# The second server's namespace, on the same bridge (the interface is s0 there too).
+fleet_netns() {
+	ip netns list | awk '{print $1}' | grep -qxF "$NS_SRV2" && return 0
+	ip netns add "$NS_SRV2"
+	ip netns exec "$NS_SRV2" ip link set lo up
+	ip netns exec "$NS_SRV2" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	ip netns exec "$NS_LAN" ip link add l-srv2 type veth peer name s0 netns "$NS_SRV2"
+	ip netns exec "$NS_LAN" ip link set l-srv2 master br0 up
+	ip netns exec "$NS_SRV2" ip addr add $SRV2_IP/24 dev s0
+	ip netns exec "$NS_SRV2" ip link set s0 up
+}
+
+etcd_start() {
+	rm -rf -- "$WORK/etcd"
+	ip netns exec "$NS_DHCP" etcd --name e2e --data-dir "$WORK/etcd" \
+		--listen-client-urls $ETCD_URL --advertise-client-urls $ETCD_URL \
+		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+		--initial-cluster e2e=http://127.0.0.1:2380 --initial-cluster-state new \
+		--logger zap --log-level warn --auto-compaction-retention 0 >"$OUT/etcd.log" 2>&1 &
+	ETCD_PID=$!
+	record_pid $ETCD_PID
+	local i
+	for i in $(seq 100); do
+		etcdctl_e2e endpoint health >/dev/null 2>&1 && return 0
+		kill -0 $ETCD_PID 2>/dev/null || break
+		sleep 0.1
+	done
+	err "etcd did not answer on $ETCD_URL within 10 s: $(tail -n3 "$OUT/etcd.log" | tr '\n' ' ')"
+	return 1
+}
+
+fleet_config() { # <a|b>
+	local ip=${FL_IP[$1]} dir=$WORK/fleet/$1
+	mkdir -p "$dir/data/assets"
+	ln -f "$WORK/data/assets/vmlinuz" "$WORK/data/assets/initrd.img" "$dir/data/assets/"
+	cat >"$dir/kindling.toml" <<-EOF
+		# Fleet server ${1^^}: proxy DHCP + TFTP + HTTP on $ip. Groups, profiles, Ignition and the
+		# machines' install state come from etcd; only the assets from its data directory.
+		data_dir = "$dir/data"
+
+		[http]
+		listen = "$ip:8080"
+
+		[log]
+		level = "info,kindling_dhcp=debug,kindling_tftp=debug"
+
+		[ops]
+		state_dir = "$dir/state"
+		[cache]
+		dir = "$dir/cache"
+		[admin]
+		token_file = "$WORK/admin.token"
+
+		[dhcp]
+		enabled = true
+		interfaces = ["s0"]
+
+		[tftp]
+		enabled = true
+		listen = "$ip:69"
+
+		[store]
+		backend = "etcd"
+		endpoints = ["$ETCD_URL"]
+		prefix = "$FLEET_PREFIX"
+	EOF
+}
+
+fleet_start() { # <a|b>
+	local off
+	off=$(stat -c %s "${FL_LOG[$1]}" 2>/dev/null || echo 0)
+	if ! start_kindling "${FL_NS[$1]}" "$WORK/fleet/$1/kindling.toml" "${FL_LOG[$1]}" "http://${FL_IP[$1]}:8080"; then
+		err "fleet server $(srv_name "$1") did not start: $(tail -c +$((off + 1)) "${FL_LOG[$1]}" | tail -n 3 | tr '\n' ' ')"
+		return 1
+	fi
+	FL_PID[$1]=$STARTED_PID
+	grep -q 'etcd store loaded' <(tail -c +$((off + 1)) "${FL_LOG[$1]}") ||
+		err "fleet server $(srv_name "$1")'s log lacks 'etcd store loaded'"
+}
+
+fleet_stop() { # <a|b>
+	[ -n "${FL_PID[$1]:-}" ] || return 0
+	stop_pid "${FL_PID[$1]}"
+	FL_PID[$1]=""
+}
+
+fleet_slice() { tail -c +$((${FL_OFF[$1]} + 1)) "${FL_LOG[$1]}"; }
+
+# One boot of machine L with the servers that are up. Afterwards SERVED is the server whose
+# log has this boot's /ipxe request (FL_OFF: each log's size at the start of the boot);
+# the boot's pcap and DHCP summary are kept as capture-<vm>.pcap, dhcp-summary-<vm>.txt.
+fleet_boot() { # <vm>
+	local vm=$1 s h
+	h=$(hyp $MAC_L)
+	for s in a b; do FL_OFF[$s]=$(stat -c %s "${FL_LOG[$s]}" 2>/dev/null || echo 0); done
+	[ -n "$CAP_PID" ] || capture_start
+	start_vm_disk "$vm" tap0 $MAC_L "$FL_DISK"
+	wait_vms "$vm"
+	capture_stop
+	# Every server that is up made its proxy offer (its own address and boot URL); a
+	# stopped one said nothing.
+	for s in a b; do
+		local ip_re=${FL_IP[$s]//./\\.} url="http://${FL_IP[$s]}:8080/boot.ipxe"
+		if [ -n "${FL_PID[$s]}" ]; then
+			expect_dhcp "$ip_re:67 -> .* OFFER .*mac=$MAC_L .*siaddr=$ip_re .*file='$url'" "$vm: the proxy offer of server ${s^^} ($url)"
+		else
+			reject_dhcp "$ip_re:(67|4011) -> .* mac=$MAC_L" "$vm: a DHCP reply from the stopped server ${s^^}"
+		fi
+	done
+	expect_dhcp_roles $MAC_L '10\.99\.0\.[13]'
+	mv "$OUT/capture.pcap" "$OUT/capture-$vm.pcap"
+	mv "$OUT/dhcp-summary.txt" "$OUT/dhcp-summary-$vm.txt"
+	SERVED=""
+	for s in a b; do
+		if grep -Eq "path=\"/ipxe\" query=\"[^\"]*mac=$h" <(fleet_slice $s); then SERVED+=" $s"; fi
+	done
+	SERVED=${SERVED# }
+	case $SERVED in
+	a | b) ;;
+	"")
+		err "$vm: no server's log has this boot's GET /ipxe?...mac=$h (QEMU ${VM_END[$vm]} after ${VM_SECS[$vm]}s)"
+		return 1
+		;;
+	*)
+		err "$vm: both servers answered GET /ipxe?...mac=$h in one boot"
+		return 1
+		;;
+	esac
+	# iPXE says which offer it took (its Filename: line): the server that served the boot.
+	local took
+	took=$(grep -aoE 'http://10\.99\.0\.[0-9]+:8080/boot\.ipxe' "${VM_SERIAL[$vm]}" | head -n1 || true)
+	[ "$took" = "http://${FL_IP[$SERVED]}:8080/boot.ipxe" ] ||
+		err "$vm: iPXE's serial names '${took:-no boot.ipxe URL}', but server ${SERVED^^} served the boot"
+}
+
+# The checks of install-once on the log of the server that served the boot; the other
+# server (if up) saw no HTTP request of this boot. Errors name the server.
+fleet_expect() { # <install|local> <vm>
+	local kind=$1 vm=$2 s=$SERVED o=a n=${#ERRS[@]} i
+	[ "$s" = a ] && o=b
+	local KLOG=${FL_LOG[$s]} KLOG_OFF=${FL_OFF[$s]}
+	if [ "$kind" = install ]; then
+		expect_install_boot "$vm" $MAC_L "$WORK/fleet/import/ignition/machine-l.ign" fleet e2e-fleet
+	else
+		expect_local_boot "$vm" $MAC_L
+	fi
+	for ((i = n; i < ${#ERRS[@]}; i++)); do ERRS[i]="server ${s^^}: ${ERRS[i]}"; done
+	if [ -n "${FL_PID[$o]}" ]; then
+		KLOG=${FL_LOG[$o]} KLOG_OFF=${FL_OFF[$o]}
+		reject_klog 'path="/(boot\.ipxe|ipxe|ignition|install/done|assets/[^"]*)"' "server ${o^^}: a request of $vm (it booted from ${s^^})"
+	fi
+}
+
+# The machine's record in etcd (the value, empty when there is none).
+fleet_record() { etcdctl_e2e get --print-value-only "${FLEET_PREFIX}machines/$(hyp $MAC_L).json"; }
+
+# The record says: installed by the callback, with group machine-l and profile e2e-fleet.
+fleet_record_check() { # <file> <when>
+	local bad
+	bad=$(python3 - "$1" "$MAC_L" <<-'PY'
+		import json, sys
+		try:
+		    r = json.load(open(sys.argv[1]))
+		except Exception as e:
+		    print(f"not JSON ({e})"); sys.exit()
+		i = r.get("installed") or {}
+		want = {"via": "callback", "group": "machine-l", "profile": "e2e-fleet"}
+		if r.get("mac") != sys.argv[2]:
+		    print(f"mac {r.get('mac')!r}")
+		for k, v in want.items():
+		    if i.get(k) != v:
+		        print(f"installed.{k} {i.get(k)!r}, want {v!r}")
+	PY
+	)
+	[ -z "$bad" ] || err "$2: the record in etcd ($1): $(tr '\n' ';' <<<"$bad")"
+}
+
+sc_fleet() {
+	if [ "$E2E_PROXY" != kindling ]; then
+		SKIP_WHY="needs Kindling's proxy DHCP on both servers (E2E_PROXY=$E2E_PROXY)"
+		return
+	fi
+	if ! "$KBIN" store --help >/dev/null 2>&1; then
+		SKIP_WHY="this kindling has no 'store' command (no etcd store)"
+		return
+	fi
+	# (a binary built without the etcd feature is found by the import below: SKIP)
+	FL_NS=([a]=$NS_SRV [b]=$NS_SRV2)
+	FL_IP=([a]=$SRV_IP [b]=$SRV2_IP)
+	FL_LOG=([a]=$OUT/kindling-a.log [b]=$OUT/kindling-b.log)
+	FL_PID=([a]="" [b]="")
+	FL_OFF=([a]=0 [b]=0)
+	# The harness's own server would answer the DHCP too.
+	stop_pid "$KPID"
+	# (its failures are in ERRS or SKIP_WHY; what follows runs in any case)
+	fleet_run || true
+	fleet_stop a
+	fleet_stop b
+	[ -z "$ETCD_PID" ] || stop_pid "$ETCD_PID"
+	ETCD_PID=""
+	# The harness's own server again, for the scenarios after this one.
+	if start_kindling "$NS_SRV" "$WORK/kindling.toml" "$KLOG" "$BASE"; then
+		KPID=$STARTED_PID
+	else
+		err "the harness's kindling serve did not start again after the fleet"
+	fi
+}
+
+fleet_run() {
+	local imp=$WORK/fleet/import h rc=0 x y n
+	h=$(hyp $MAC_L)
+	rm -rf -- "$WORK/fleet"
+	fleet_netns
+	etcd_start || return 1
+	mkdir -p "$imp/groups" "$imp/profiles" "$imp/ignition"
+	# shellcheck disable=SC2016 # ${proxydhcp/next-server} is for iPXE
+	write_install_profile "$imp/profiles/e2e-fleet.json" e2e-fleet machine-l.ign fleet 'http://${proxydhcp/next-server}:8080'
+	cat >"$imp/groups/machine-l.json" <<-EOF
+		{ "id": "machine-l", "name": "E2E machine l (fleet, install once)", "profile": "e2e-fleet",
+		  "selector": { "mac": "$MAC_L" } }
+	EOF
+	ign machine-l >"$imp/ignition/machine-l.ign"
+	fleet_config a
+	fleet_config b
+	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/fleet/a/kindling.toml" store import "$imp" \
+		>"$OUT/store-import.out" 2>&1 || rc=$?
+	if [ $rc != 0 ] && grep -q 'without the `etcd` feature' "$OUT/store-import.out"; then
+		SKIP_WHY="this kindling was built without the etcd store (cargo build --features etcd): $(head -n1 "$OUT/store-import.out")"
+		return 1
+	elif [ $rc != 0 ]; then
+		err "kindling store import exited $rc: $(head -n3 "$OUT/store-import.out" | tr '\n' ' ')"
+		return 1
+	fi
+	grep -q '^imported 3 object' "$OUT/store-import.out" || err "kindling store import: $(tr '\n' ' ' <"$OUT/store-import.out") (want 3 objects)"
+	etcdctl_e2e get --prefix --keys-only "$FLEET_PREFIX" | sed '/^$/d' >"$OUT/etcd-keys.txt" || true
+	fleet_note "etcd $ETCD_URL after kindling store import: $(tr '\n' ' ' <"$OUT/etcd-keys.txt")"
+	fleet_start a || return 1
+	fleet_start b || return 1
+	FL_DISK=$OUT/fleet-disk.img
+	write_local_disk "$FL_DISK"
+
+	# 1. Both servers up: the machine installs through the one it takes.
+	fleet_boot fleet-1 || return 1
+	x=$SERVED
+	y=a
+	[ "$x" = a ] && y=b
+	fleet_expect install fleet-1
+	fleet_note "boot 1 (fleet-1): both servers offered; iPXE took $(srv_name "$x"): installed through ${x^^} (/ipxe, kernel, initrd, /ignition, /install/done), nothing on ${y^^}"
+	fleet_record >"$OUT/etcd-record-1.json" 2>&1 || err "etcdctl get of the machine's record failed: $(head -n2 "$OUT/etcd-record-1.json")"
+	if [ -s "$OUT/etcd-record-1.json" ]; then
+		fleet_record_check "$OUT/etcd-record-1.json" "after boot 1"
+		fleet_note "etcd ${FLEET_PREFIX}machines/$h.json: $(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")))' "$OUT/etcd-record-1.json" 2>/dev/null || head -c 300 "$OUT/etcd-record-1.json")"
+	else
+		err "after boot 1: no ${FLEET_PREFIX}machines/$h.json in etcd"
+	fi
+	# The other server knows (from etcd's watch) before the next boot.
+	local i listed=0
+	for i in $(seq 50); do
+		rc=0
+		ip netns exec "${FL_NS[$y]}" "$KBIN" --config "$WORK/fleet/$y/kindling.toml" machines --server "$ADMIN" \
+			--token-file "$WORK/admin.token" --installed >"$OUT/installed-on-$y.txt" 2>&1 || rc=$?
+		if [ $rc = 0 ] && grep -qi "$MAC_L" "$OUT/installed-on-$y.txt"; then
+			listed=1
+			break
+		fi
+		sleep 0.1
+	done
+	if [ $listed = 1 ]; then
+		fleet_note "server ${y^^} lists it installed: $(grep -i "$MAC_L" "$OUT/installed-on-$y.txt" | tr -s ' ' | head -n1)"
+	else
+		err "server ${y^^} does not list $MAC_L as installed (kindling machines --installed, exit $rc): $(head -n3 "$OUT/installed-on-$y.txt" | tr '\n' ' ')"
+	fi
+
+	# 2. The server that installed it stopped: the other answers alone, a local boot.
+	n=${FL_PID[$x]}
+	fleet_stop "$x"
+	fleet_boot fleet-2 || return 1
+	fleet_expect local fleet-2
+	fleet_note "boot 2 (fleet-2): ${x^^} stopped (pid $n); $(srv_name "$SERVED") alone offered and answered a local boot: E2E-LOCAL-DISK"
+
+	# 3. Re-armed through the survivor; the stopped server comes back; installs again.
+	machines_reinstall "${FL_NS[$y]}" $MAC_L "$OUT/machines-reinstall.out" || return 1
+	fleet_record >"$OUT/etcd-record-2.json" 2>&1 || true
+	[ ! -s "$OUT/etcd-record-2.json" ] || err "after the reinstall through ${y^^}: the record is still in etcd: $(tr '\n' ' ' <"$OUT/etcd-record-2.json" | head -c 300)"
+	fleet_start "$x" || return 1
+	fleet_boot fleet-3 || return 1
+	fleet_expect install fleet-3
+	fleet_record >"$OUT/etcd-record-3.json" 2>&1 || true
+	if [ -s "$OUT/etcd-record-3.json" ]; then
+		fleet_record_check "$OUT/etcd-record-3.json" "after boot 3"
+	else
+		err "after boot 3: no ${FLEET_PREFIX}machines/$h.json in etcd"
+	fi
+	fleet_note "boot 3 (fleet-3): re-armed through ${y^^} (record gone from etcd), ${x^^} started again; both offered; iPXE took $(srv_name "$SERVED"): installed again"
 }
 
 # ---------------------------------------------------------------------------------------
 # Per-scenario capture and reporting
 
 CAP_PID=""
+# --immediate-mode: without it libpcap's TPACKET_V3 ring hands packets over a block at a
+# time, and the last packets of a quiet capture (the booted Linux's own DHCP) were still in
+# the ring when capture_stop ended tcpdump ("9 packets received by filter", 5 captured).
 capture_start() {
-	ip netns exec "$NS_LAN" tcpdump -i br0 -n -U -Z root -w "$OUT/capture.pcap" udp >"$OUT/tcpdump.out" 2>&1 &
+	ip netns exec "$NS_LAN" tcpdump -i br0 -n -U --immediate-mode -Z root -w "$OUT/capture.pcap" udp >"$OUT/tcpdump.out" 2>&1 &
 	CAP_PID=$!
 	record_pid $CAP_PID
 	local i
@@ -1473,6 +1864,8 @@ capture_stop() {
 		wait "$CAP_PID" 2>/dev/null || true
 		CAP_PID=""
 	fi
+	# (fleet keeps one capture per boot and leaves none running at its end)
+	[ -f "$OUT/capture.pcap" ] || return 0
 	python3 "$HERE/dhcp_summary.py" "$OUT/capture.pcap" >"$OUT/dhcp-summary.txt" 2>&1 || true
 }
 
@@ -1523,6 +1916,12 @@ run_scenario() { # <name>
 		done
 		echo "  --- kindling log (this scenario)"
 		tail -n 60 "$OUT/kindling.log" | sed 's/^/  | /'
+		local f
+		for f in "$OUT"/kindling-*.log; do
+			[ -f "$f" ] || continue
+			echo "  --- ${f##*/} (this scenario)"
+			tail -n 40 "$f" | sed 's/^/  | /'
+		done
 		echo "  --- DHCP/TFTP summary (this scenario)"
 		sed 's/^/  | /' "$OUT/dhcp-summary.txt"
 		echo "  --- artifacts: $OUT"
