@@ -153,6 +153,13 @@ impl Store {
             .fetch_max(revision, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The store's revisions started over (rebuilt, restored): writes made before count
+    /// from `revision`.
+    pub(crate) fn restart_writes(&self, revision: i64) {
+        self.written
+            .store(revision, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The revision of the last write this process made (0: none yet).
     pub fn last_write(&self) -> i64 {
         self.written.load(std::sync::atomic::Ordering::Relaxed)

@@ -83,6 +83,8 @@ const MAX_MESSAGE: usize = 64 << 20;
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// ...and a watch with no answer for this long is taken as lost.
 const SILENT_LIMIT: Duration = Duration::from_secs(15);
+/// Watch responses arriving this soon after the first of a batch are published with it.
+const BATCH: Duration = Duration::from_millis(10);
 /// An outage is logged again this often while it lasts.
 const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
 
@@ -246,14 +248,17 @@ async fn load(store: &Store) -> Result<(State, i64), Error> {
     let mut machines = Records::new();
     let mut from = prefix.clone().into_bytes();
     let mut rev = 0;
+    // Pages of PAGE keys, fewer when a page's message would be over MAX_MESSAGE (large
+    // Ignition files): halved until it fits.
+    let mut page = PAGE;
     loop {
-        let opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        let opts = GetOptions::new().with_range(end.clone()).with_limit(page);
         let opts = if rev > 0 {
             opts.with_revision(rev)
         } else {
             opts
         };
-        let resp = store
+        let got = store
             .call(|c| {
                 let (from, opts) = (from.clone(), opts.clone());
                 async move {
@@ -263,7 +268,18 @@ async fn load(store: &Store) -> Result<(State, i64), Error> {
                         .await
                 }
             })
-            .await?;
+            .await;
+        let resp = match got {
+            Err(Error::Etcd(etcd_client::Error::GRpcStatus(st)))
+                if st.code() == tonic::Code::OutOfRange
+                    && st.message().contains("too large")
+                    && page > 1 =>
+            {
+                page = (page / 2).max(1);
+                continue;
+            }
+            other => other?,
+        };
         if rev == 0 {
             rev = resp.header().map(|h| h.revision()).unwrap_or(0);
         }
@@ -323,10 +339,19 @@ struct Keeper {
 impl Keeper {
     async fn run(mut self, cancel: CancellationToken) {
         let mut outage: Option<(Instant, Instant)> = None;
+        let mut pause = Duration::ZERO;
         loop {
+            let started = Instant::now();
             let lost = tokio::select! {
                 _ = cancel.cancelled() => return,
                 lost = self.follow() => lost,
+            };
+            // A watch that fails at once again and again (a proxy that refuses streams)
+            // must not become a loop of full reads: back off, up to 30 s.
+            pause = if started.elapsed() < Duration::from_secs(5) {
+                (pause * 2).clamp(Duration::from_millis(500), Duration::from_secs(30))
+            } else {
+                Duration::ZERO
             };
             self.health.stale(now_ms());
             tracing::warn!(
@@ -334,6 +359,10 @@ impl Keeper {
                 "etcd: watch lost ({lost}); reading the objects again \
                  (the last good copy keeps serving)"
             );
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
             // Read again until etcd answers; the copy in service stays meanwhile.
             loop {
                 let loaded = tokio::select! {
@@ -358,6 +387,18 @@ impl Keeper {
                         self.state = state;
                         if update.objects_changed || !update.machines.is_empty() {
                             tokio::task::block_in_place(|| (self.publish)(update));
+                        }
+                        if rev < self.rev {
+                            // A store rebuilt or restored from a backup: its revisions start
+                            // over. Follow it from where it is (waiting for the old revision
+                            // would ignore every write).
+                            tracing::warn!(
+                                was = self.rev,
+                                now = rev,
+                                "etcd: the store's revision went back (rebuilt or restored?); following it from its current revision"
+                            );
+                            self.rev = rev;
+                            self.store.restart_writes(rev);
                         }
                         self.set_rev(rev);
                         break;
@@ -422,67 +463,104 @@ impl Keeper {
                     continue;
                 }
             };
-            let resp = match msg {
+            let mut resp = match msg {
                 Ok(Some(r)) => r,
                 Ok(None) => return "the watch ended".into(),
                 Err(e) => return e.to_string(),
             };
             heard = Instant::now();
-            if resp.canceled() || resp.compact_revision() > 0 {
-                return format!(
-                    "canceled by etcd: compacted up to revision {} {}",
-                    resp.compact_revision(),
-                    resp.cancel_reason()
-                );
-            }
             self.health.current();
-            let mut objects_changed = false;
-            let mut machines = Vec::new();
-            let prefix = self.store.prefix().to_string();
-            for ev in resp.events() {
-                let Some(kv) = ev.kv() else { continue };
-                let put = ev.event_type() == EventType::Put;
-                match place(&prefix, kv.key()) {
-                    Some(Place::Object(rel)) => {
-                        let objects = Arc::make_mut(&mut self.state.objects);
-                        if put {
-                            objects.insert(rel.to_string(), object(kv.value(), kv.mod_revision()));
-                        } else {
-                            objects.remove(rel);
-                        }
-                        objects_changed = true;
+            // Changes are applied as they come but published once per batch (what arrives
+            // within BATCH of the first): a snapshot is rebuilt per batch, not per event.
+            let until = tokio::time::Instant::now() + BATCH;
+            let mut batch = Batch::default();
+            loop {
+                if let Err(lost) = self.apply(&resp, &mut batch) {
+                    self.publish_batch(batch);
+                    return lost;
+                }
+                match tokio::time::timeout_at(until, stream.message()).await {
+                    Ok(Ok(Some(r))) => resp = r,
+                    Ok(Ok(None)) => {
+                        self.publish_batch(batch);
+                        return "the watch ended".into();
                     }
-                    Some(Place::Machine(name)) => {
-                        let value: Option<Arc<[u8]>> = put.then(|| Arc::from(kv.value()));
-                        match &value {
-                            Some(v) => self.state.machines.insert(name.to_string(), v.clone()),
-                            None => self.state.machines.remove(name),
-                        };
-                        machines.push((name.to_string(), value));
+                    Ok(Err(e)) => {
+                        self.publish_batch(batch);
+                        return e.to_string();
                     }
-                    None => {}
+                    Err(_) => break,
                 }
             }
-            if objects_changed || !machines.is_empty() {
-                let update = Update {
-                    objects: self.state.objects.clone(),
-                    objects_changed,
-                    machines,
-                };
-                tokio::task::block_in_place(|| (self.publish)(update));
-            }
-            // The events' own revisions: how far the copy really is (see `settle`).
-            if let Some(last) = resp
-                .events()
-                .iter()
-                .filter_map(|e| e.kv())
-                .map(|kv| kv.mod_revision())
-                .max()
-            {
-                self.set_rev(last);
-            }
+            self.publish_batch(batch);
         }
     }
+
+    /// Applies one watch response to the copy; `Err` when it says the watch is over.
+    fn apply(
+        &mut self,
+        resp: &etcd_client::WatchResponse,
+        batch: &mut Batch,
+    ) -> Result<(), String> {
+        if resp.canceled() || resp.compact_revision() > 0 {
+            return Err(format!(
+                "canceled by etcd: compacted up to revision {} {}",
+                resp.compact_revision(),
+                resp.cancel_reason()
+            ));
+        }
+        let prefix = self.store.prefix().to_string();
+        for ev in resp.events() {
+            let Some(kv) = ev.kv() else { continue };
+            let put = ev.event_type() == EventType::Put;
+            // The events' own revisions: how far the copy really is (see `settle`).
+            batch.revision = batch.revision.max(kv.mod_revision());
+            match place(&prefix, kv.key()) {
+                Some(Place::Object(rel)) => {
+                    let objects = Arc::make_mut(&mut self.state.objects);
+                    if put {
+                        objects.insert(rel.to_string(), object(kv.value(), kv.mod_revision()));
+                    } else {
+                        objects.remove(rel);
+                    }
+                    batch.objects_changed = true;
+                }
+                Some(Place::Machine(name)) => {
+                    let value: Option<Arc<[u8]>> = put.then(|| Arc::from(kv.value()));
+                    match &value {
+                        Some(v) => self.state.machines.insert(name.to_string(), v.clone()),
+                        None => self.state.machines.remove(name),
+                    };
+                    batch.machines.push((name.to_string(), value));
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes what a batch changed, then says how far the copy is.
+    fn publish_batch(&mut self, batch: Batch) {
+        if batch.objects_changed || !batch.machines.is_empty() {
+            let update = Update {
+                objects: self.state.objects.clone(),
+                objects_changed: batch.objects_changed,
+                machines: batch.machines,
+            };
+            tokio::task::block_in_place(|| (self.publish)(update));
+        }
+        if batch.revision > 0 {
+            self.set_rev(batch.revision);
+        }
+    }
+}
+
+/// What a batch of watch responses changed.
+#[derive(Default)]
+struct Batch {
+    objects_changed: bool,
+    machines: Vec<(String, Option<Arc<[u8]>>)>,
+    revision: i64,
 }
 
 #[cfg(test)]

@@ -358,12 +358,14 @@ impl Machines {
         self.writable()?;
         let _w = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let rec = self.get(mac);
-        self.store(mac, rec.as_ref())
+        self.store(mac, rec.as_ref(), Part::Discovered)
     }
 
-    fn store(&self, mac: MacAddr, rec: Option<&MachineRecord>) -> io::Result<()> {
+    /// Writes `mac`'s record; `part` is the half this write is about (in a shared store,
+    /// the other half is taken from the store, not from this server's copy).
+    fn store(&self, mac: MacAddr, rec: Option<&MachineRecord>, part: Part) -> io::Result<()> {
         if let Some(remote) = &self.remote {
-            return store_shared(remote.as_ref(), mac, rec);
+            return store_shared(remote.as_ref(), mac, rec, part);
         }
         match rec {
             Some(r) if !r.is_empty() => {
@@ -396,7 +398,7 @@ impl Machines {
             return Ok(false);
         }
         rec.installed = new.clone();
-        self.store(mac, Some(&rec))?;
+        self.store(mac, Some(&rec), Part::Installed)?;
         let mut map = self.write();
         let entry = map.entry(mac).or_insert_with(|| MachineRecord::empty(mac));
         entry.installed = new;
@@ -604,19 +606,54 @@ fn key(mac: MacAddr) -> String {
     format!("machines/{}", file_name(mac))
 }
 
-fn store_shared(remote: &dyn Remote, mac: MacAddr, rec: Option<&MachineRecord>) -> io::Result<()> {
-    match rec {
-        Some(r) if !r.is_empty() => {
-            let mut bytes = serde_json::to_vec_pretty(r).map_err(io::Error::other)?;
-            bytes.push(b'\n');
-            // Without a precondition the store never refuses.
-            let _ = remote.put(&key(mac), &bytes, &Expect::Anything)?;
+/// The half of a record a write is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Installed,
+    Discovered,
+}
+
+/// Writes `part` of `rec` into the shared store, keeping the other part as the store has
+/// it: read, merge, compare-and-swap on the record's version, again when another server
+/// wrote in between. A server whose copy is behind (its watch silent) can then never undo
+/// an install another server recorded by writing its old view of the machine.
+fn store_shared(
+    remote: &dyn Remote,
+    mac: MacAddr,
+    rec: Option<&MachineRecord>,
+    part: Part,
+) -> io::Result<()> {
+    let key = key(mac);
+    for _ in 0..8 {
+        let (mut merged, expect) = match remote.get(&key)? {
+            Some((bytes, tag)) => (
+                // A stored record that does not load is replaced by this write's part.
+                parse_record(&bytes, mac).unwrap_or_else(|_| MachineRecord::empty(mac)),
+                Expect::Tag(tag),
+            ),
+            None => (MachineRecord::empty(mac), Expect::Absent),
+        };
+        match part {
+            Part::Installed => merged.installed = rec.and_then(|r| r.installed.clone()),
+            Part::Discovered => merged.discovered = rec.and_then(|r| r.discovered.clone()),
         }
-        _ => {
-            let _ = remote.delete(&key(mac), &Expect::Anything)?;
+        let done = if merged.is_empty() {
+            match expect {
+                Expect::Absent => return Ok(()),
+                _ => remote.delete(&key, &expect)?.is_ok(),
+            }
+        } else {
+            let mut bytes = serde_json::to_vec_pretty(&merged).map_err(io::Error::other)?;
+            bytes.push(b'\n');
+            remote.put(&key, &bytes, &expect)?.is_ok()
+        };
+        if done {
+            return Ok(());
         }
     }
-    Ok(())
+    Err(io::Error::other(format!(
+        "the record of {mac} kept changing under this write (8 tries)"
+    )))
 }
 
 impl Machines {
@@ -667,8 +704,15 @@ impl Machines {
         let was_discovered = map.get(&mac).is_some_and(|r| r.discovered.is_some());
         let mut problem = None;
         match parsed {
-            Some(Ok(r)) => {
+            Some(Ok(mut r)) => {
                 unreadable.remove(&mac);
+                // Memory-only fields survive the echo (the once-a-minute write limit).
+                if let (Some(new), Some(old)) = (
+                    r.discovered.as_mut(),
+                    map.get(&mac).and_then(|o| o.discovered.as_ref()),
+                ) {
+                    new.written = new.written.max(old.written);
+                }
                 if r.is_empty() {
                     map.remove(&mac);
                 } else {

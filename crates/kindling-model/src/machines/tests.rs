@@ -168,6 +168,26 @@ mod shared {
     #[derive(Debug, Default)]
     struct Fake(Mutex<HashMap<String, Vec<u8>>>);
 
+    /// A fake store's version of a value: its bytes' length and a checksum (enough for
+    /// these tests' compare-and-swap).
+    fn version(b: &[u8]) -> String {
+        let sum: u64 = b
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (i as u64 + 1) * u64::from(*x))
+            .sum();
+        format!("{}-{sum}", b.len())
+    }
+
+    fn holds(expect: &Expect, now: Option<&Vec<u8>>) -> bool {
+        match expect {
+            Expect::Anything => true,
+            Expect::Absent => now.is_none(),
+            Expect::Present => now.is_some(),
+            Expect::Tag(t) => now.is_some_and(|b| version(b) == *t),
+        }
+    }
+
     impl Remote for Fake {
         fn get(&self, key: &str) -> io::Result<Option<(Vec<u8>, String)>> {
             Ok(self
@@ -175,24 +195,27 @@ mod shared {
                 .lock()
                 .unwrap()
                 .get(key)
-                .map(|b| (b.clone(), "1".into())))
+                .map(|b| (b.clone(), version(b))))
         }
         fn put(
             &self,
             key: &str,
             bytes: &[u8],
-            _: &Expect,
+            expect: &Expect,
         ) -> io::Result<Result<(String, bool), Mismatch>> {
-            let new = self
-                .0
-                .lock()
-                .unwrap()
-                .insert(key.into(), bytes.to_vec())
-                .is_none();
-            Ok(Ok(("1".into(), new)))
+            let mut m = self.0.lock().unwrap();
+            if !holds(expect, m.get(key)) {
+                return Ok(Err(Mismatch(m.get(key).map(|b| version(b)))));
+            }
+            let new = m.insert(key.into(), bytes.to_vec()).is_none();
+            Ok(Ok((version(bytes), new)))
         }
-        fn delete(&self, key: &str, _: &Expect) -> io::Result<Result<bool, Mismatch>> {
-            Ok(Ok(self.0.lock().unwrap().remove(key).is_some()))
+        fn delete(&self, key: &str, expect: &Expect) -> io::Result<Result<bool, Mismatch>> {
+            let mut m = self.0.lock().unwrap();
+            if !holds(expect, m.get(key)) {
+                return Ok(Err(Mismatch(m.get(key).map(|b| version(b)))));
+            }
+            Ok(Ok(m.remove(key).is_some()))
         }
         fn list(&self, _: &str) -> io::Result<Vec<String>> {
             Ok(Vec::new())
@@ -247,5 +270,45 @@ mod shared {
         );
         assert_eq!(b.counts().1, 1);
         assert!(m.apply_shared("not-a-mac.json", Some(b"{}")).is_some());
+    }
+
+    #[test]
+    fn a_server_behind_never_undoes_an_install_it_has_not_seen() {
+        let fake = Arc::new(Fake::default());
+        let mac = MacAddr::parse("52:54:00:00:00:09").unwrap();
+        // B has a copy from before the install (its watch is behind).
+        let (b, _) = Machines::shared(fake.clone(), [], 10);
+        let (a, _) = Machines::shared(fake.clone(), [], 10);
+        assert!(a.mark_installed(mac, Via::Callback, "g", "p").unwrap());
+        // B sees the machine as unknown and records a discovery: the install stays.
+        b.discovered(mac, None, ["x86_64", "", "", ""]);
+        b.flush();
+        let stored = fake
+            .0
+            .lock()
+            .unwrap()
+            .get("machines/52-54-00-00-00-09.json")
+            .cloned()
+            .unwrap();
+        let text = String::from_utf8_lossy(&stored).to_string();
+        assert!(
+            text.contains("callback") && text.contains("x86_64"),
+            "{text}"
+        );
+        // B drops its discovery (a group now selects it): the install still stays.
+        assert!(b.matched(mac));
+        b.flush();
+        let stored = fake
+            .0
+            .lock()
+            .unwrap()
+            .get("machines/52-54-00-00-00-09.json")
+            .cloned()
+            .unwrap();
+        let text = String::from_utf8_lossy(&stored).to_string();
+        assert!(
+            text.contains("callback") && !text.contains("x86_64"),
+            "{text}"
+        );
     }
 }
