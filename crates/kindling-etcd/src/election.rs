@@ -95,7 +95,7 @@ pub async fn lead<F, Fut>(
         );
         let term_cancel = cancel.child_token();
         let running = tokio::spawn(work(term_cancel.clone()));
-        let why = keep_alive(&store, lease, &cancel).await;
+        let why = keep_alive(&store, lease, &key, &leader_key, &cancel).await;
         term_cancel.cancel();
         let _ = running.await;
         status.set(false, "");
@@ -145,7 +145,9 @@ async fn campaign(
     loop {
         // Every call is bounded by the client's timeout: a campaign that times out is made
         // again with the same lease (etcd keeps the candidate's key and place).
-        let mut c = store.client();
+        // No per-call timeout: a campaign waits as long as the leader leads (etcd resigns
+        // a campaign whose call is cancelled, so it must not be cut short and made again).
+        let mut c = store.long_client();
         let won = c.campaign(key, me, lease);
         tokio::pin!(won);
         let answer = loop {
@@ -198,23 +200,41 @@ async fn follow(store: &Store, key: &str, status: &Leadership, logged: &mut bool
     status.set(false, &leader);
 }
 
-/// Keeps the leader's lease alive until `cancel` (`None`) or until it cannot be
-/// (`Some(why)`: etcd did not confirm it for a whole TTL, or the lease is gone).
-async fn keep_alive(store: &Store, lease: i64, cancel: &CancellationToken) -> Option<String> {
+/// Keeps the leader's lease alive until `cancel` (`None`) or until leadership cannot be
+/// vouched for (`Some(why)`). The lease lives TTL from its last refresh on the server,
+/// which came after the keep-alive was sent: leadership ends here at (last confirmed
+/// send + TTL - 2 s), before any other server can win, whether or not this task gets
+/// to run on time. Each turn also checks that the election's leader is still this key
+/// (someone deleting it would otherwise let a second leader in).
+async fn keep_alive(
+    store: &Store,
+    lease: i64,
+    election: &str,
+    ours: &etcd_client::LeaderKey,
+    cancel: &CancellationToken,
+) -> Option<String> {
     let ttl = Duration::from_secs(TTL_SECS as u64);
-    let mut confirmed = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(ttl / 3);
+    let margin = Duration::from_secs(2);
+    let mut deadline = tokio::time::Instant::now() + ttl - margin;
+    let mut tick = tokio::time::interval(ttl / 5);
     let mut session: Option<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream)> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep_until(deadline) => {
+                return Some(format!("no keep-alive confirmed within {} s", (ttl - margin).as_secs()));
+            }
             _ = tick.tick() => {}
         }
-        if confirmed.elapsed() >= ttl {
-            return Some(format!("no keep-alive confirmed for {} s", ttl.as_secs()));
+        let within = Duration::from_secs(1);
+        if let Ok(Ok(l)) = tokio::time::timeout(within, store.client().leader(election)).await {
+            match l.kv() {
+                Some(kv) if kv.key() == ours.key() => {}
+                _ => return Some("this server's key no longer leads the election".into()),
+            }
         }
         if session.is_none() {
-            session = tokio::time::timeout(ttl / 3, store.client().lease_keep_alive(lease))
+            session = tokio::time::timeout(within, store.client().lease_keep_alive(lease))
                 .await
                 .ok()
                 .and_then(Result::ok);
@@ -222,13 +242,14 @@ async fn keep_alive(store: &Store, lease: i64, cancel: &CancellationToken) -> Op
         let Some((keeper, answers)) = session.as_mut() else {
             continue;
         };
-        let ok = tokio::time::timeout(ttl / 3, async {
+        let sent = tokio::time::Instant::now();
+        let ok = tokio::time::timeout(within, async {
             keeper.keep_alive().await.ok()?;
             answers.message().await.ok().flatten()
         })
         .await;
         match ok {
-            Ok(Some(a)) if a.ttl() > 0 => confirmed = tokio::time::Instant::now(),
+            Ok(Some(a)) if a.ttl() > 0 => deadline = sent + ttl - margin,
             Ok(Some(_)) => return Some("the lease expired".into()),
             // No answer: a new keep-alive stream next time (perhaps to another member).
             _ => session = None,

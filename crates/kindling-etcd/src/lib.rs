@@ -69,6 +69,9 @@ impl From<Error> for std::io::Error {
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    /// The same connection options without a per-call timeout, for calls that wait on
+    /// purpose (an election's campaign).
+    long: Client,
     prefix: String,
     timeout: Duration,
     /// The revision of the last write this process made (shared by the clones).
@@ -95,16 +98,17 @@ impl Store {
         }
         let mut opts = ConnectOptions::new()
             .with_connect_timeout(s.timeout)
-            .with_timeout(s.timeout)
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
             .with_keep_alive_while_idle(true)
             .with_require_leader(true);
         if let Some(tls) = tls(s)? {
             opts = opts.with_tls(tls);
         }
-        let client = Client::connect(&s.endpoints, Some(opts)).await?;
+        let long = Client::connect(&s.endpoints, Some(opts.clone())).await?;
+        let client = Client::connect(&s.endpoints, Some(opts.with_timeout(s.timeout))).await?;
         Ok(Store {
             client,
+            long,
             prefix: normalize_prefix(&s.prefix),
             timeout: s.timeout,
             written: Default::default(),
@@ -118,6 +122,11 @@ impl Store {
     /// The full key of a relative path (`groups/web.json`).
     pub fn key(&self, rel: &str) -> String {
         format!("{}{rel}", self.prefix)
+    }
+
+    /// A client whose calls have no time limit (they may wait on purpose).
+    pub fn long_client(&self) -> Client {
+        self.long.clone()
     }
 
     /// The client, for what this crate does not wrap (tests, elections).
