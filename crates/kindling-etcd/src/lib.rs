@@ -141,13 +141,23 @@ impl Store {
         F: Fn(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
+        self.call_tries(call).await.map(|(v, _)| v)
+    }
+
+    /// [`Store::call`], also saying how many tries it took (a write tried again may have
+    /// been done by an earlier try whose answer was lost).
+    pub(crate) async fn call_tries<T, F, Fut>(&self, call: F) -> Result<(T, u32), Error>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
         let mut last = None;
         for attempt in 0..TRIES {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }
             match tokio::time::timeout(self.timeout, call(self.client.clone())).await {
-                Ok(Ok(v)) => return Ok(v),
+                Ok(Ok(v)) => return Ok((v, attempt + 1)),
                 Ok(Err(e)) if retryable(&e) => last = Some(Error::Etcd(e)),
                 Ok(Err(e)) => return Err(Error::Etcd(e)),
                 Err(_) => last = Some(Error::Timeout(self.timeout)),

@@ -49,12 +49,17 @@ fn compare(key: &str, expect: &Expect) -> Result<Option<Compare>, Mismatch> {
     })
 }
 
-/// The tag of the key in a transaction's `else` branch (a get).
-fn current_tag(resp: &etcd_client::TxnResponse) -> Option<String> {
+/// The key as a transaction's `else` branch (a get) found it.
+fn current_kv(resp: &etcd_client::TxnResponse) -> Option<etcd_client::KeyValue> {
     resp.op_responses().into_iter().find_map(|r| match r {
-        TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.mod_revision().to_string()),
+        TxnOpResponse::Get(g) => g.kvs().first().cloned(),
         _ => None,
     })
+}
+
+/// The tag of the key in a transaction's `else` branch.
+fn current_tag(resp: &etcd_client::TxnResponse) -> Option<String> {
+    current_kv(resp).map(|kv| kv.mod_revision().to_string())
 }
 
 impl Remote for EtcdObjects {
@@ -107,15 +112,23 @@ impl Remote for EtcdObjects {
                     .or_else([TxnOp::get(key.as_str(), None)]),
                 None => write,
             };
-            let resp = self
+            let (resp, tries) = self
                 .store
-                .call(|mut c| {
+                .call_tries(|mut c| {
                     let txn = txn.clone();
                     async move { c.txn(txn).await }
                 })
                 .await?;
             let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
             if cmp.is_some() && !resp.succeeded() {
+                // A call tried again after its answer was lost may find its own write:
+                // the object holds these bytes already, which is what was asked.
+                if tries > 1
+                    && let Some(kv) = current_kv(&resp)
+                    && kv.value() == bytes
+                {
+                    return Ok(Ok((kv.mod_revision().to_string(), false)));
+                }
                 return Ok(Err(Mismatch(current_tag(&resp))));
             }
             self.store.wrote(rev);
@@ -147,14 +160,19 @@ impl Remote for EtcdObjects {
             let txn = txn
                 .and_then([TxnOp::delete(key.as_str(), None)])
                 .or_else([TxnOp::get(key.as_str(), None)]);
-            let resp = self
+            let (resp, tries) = self
                 .store
-                .call(|mut c| {
+                .call_tries(|mut c| {
                     let txn = txn.clone();
                     async move { c.txn(txn).await }
                 })
                 .await?;
             if !resp.succeeded() {
+                // Gone although a version was expected: perhaps this very delete, tried
+                // again after its answer was lost. Gone is what was asked.
+                if tries > 1 && matches!(expect, Expect::Tag(_)) && current_kv(&resp).is_none() {
+                    return Ok(Ok(true));
+                }
                 return Ok(Err(Mismatch(current_tag(&resp))));
             }
             let deleted = resp.op_responses().into_iter().any(|r| match r {

@@ -4,8 +4,6 @@
 //! serves from it, so the request path never waits on etcd. Also `kindling store
 //! import|export` between a data directory and etcd.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use kindling_model::{DataDir, Loader, Snapshot, store::Objects};
 
@@ -108,24 +106,9 @@ pub fn cli_objects(cfg: &StoreConfig, data: &std::path::Path) -> Result<CliObjec
     }
 }
 
-/// A temporary directory, removed on drop.
-pub struct TempTree(PathBuf);
-
-impl TempTree {
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempTree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// For `kindling check` and `kindling select` on an etcd store: its objects exported into
 /// a temporary data directory (`None` for the directory backend).
-pub fn exported_for_check(cfg: &StoreConfig) -> Result<Option<TempTree>> {
+pub fn exported_for_check(cfg: &StoreConfig) -> Result<Option<tempfile::TempDir>> {
     if cfg.backend == Backend::Dir {
         return Ok(None);
     }
@@ -133,10 +116,11 @@ pub fn exported_for_check(cfg: &StoreConfig) -> Result<Option<TempTree>> {
     anyhow::ensure!(errors.is_empty(), "{}", errors.join("; "));
     #[cfg(feature = "etcd")]
     {
-        let dir = std::env::temp_dir().join(format!("kindling-check-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let tree = TempTree(dir);
+        // A new directory of a random name, mode 0700 (the objects include Ignition
+        // secrets), removed on drop.
+        let tree = tempfile::Builder::new()
+            .prefix("kindling-check-")
+            .tempdir()?;
         let (n, rev) = etcd::export(cfg, tree.path())?;
         eprintln!(
             "kindling: reading the etcd store ({} under {}): {n} object(s) at revision {rev}",

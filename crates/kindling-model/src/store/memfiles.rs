@@ -31,6 +31,10 @@ pub fn area_of(key: &str) -> Option<Area> {
         "cloud" => Area::Cloud,
         _ => return None,
     };
+    // Names a file could not have (NUL, control characters) are not objects.
+    if rest.chars().any(char::is_control) {
+        return None;
+    }
     let clean = clean_within(rest, dir)?;
     if clean.is_empty() || clean.join("/") != rest {
         return None;

@@ -193,8 +193,12 @@ pub fn export(cfg: &StoreConfig, dir: &Path) -> Result<(usize, i64)> {
     let (objects, rev) = rt.block_on(kindling_etcd::mirror::read_all(&store))?;
     let mut n = 0;
     for (rel, o) in objects.iter() {
-        super::files::write(dir, rel, &o.bytes)?;
-        n += 1;
+        // A key that cannot be a file here (`ignition/a` and `ignition/a/b`) is named and
+        // skipped; the rest is exported.
+        match super::files::write(dir, rel, &o.bytes) {
+            Ok(()) => n += 1,
+            Err(e) => eprintln!("kindling: not exported: {e:#}"),
+        }
     }
     Ok((n, rev))
 }
@@ -282,13 +286,23 @@ async fn publish_profiles(data: std::path::PathBuf, objects: Objects, stop: Canc
                     continue;
                 }
             }
+            // A profile from an earlier term goes in only where the store has none: another
+            // leader may have switched it since (never roll the fleet back).
+            let expect = if first {
+                kindling_model::store::Expect::Absent
+            } else {
+                kindling_model::store::Expect::Anything
+            };
             let (o, i, b) = (objects.clone(), id.to_string(), bytes.clone());
             let put = tokio::task::spawn_blocking(move || {
-                o.put(kindling_model::store::Kind::Profile, &i, &b)
+                o.put_expecting(kindling_model::store::Kind::Profile, &i, &b, &expect)
             })
             .await;
             match put {
-                Ok(Ok(())) => {
+                Ok(Err(kindling_model::store::ObjectError::Changed { .. })) => {
+                    written.insert(id.to_string(), bytes);
+                }
+                Ok(Ok(_)) => {
                     tracing::info!(profile = %id, "fcos: profile written to the shared store");
                     written.insert(id.to_string(), bytes);
                 }

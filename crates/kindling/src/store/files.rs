@@ -67,12 +67,17 @@ fn list(base: &Path, rel: &str, depth: usize, out: &mut Vec<String>) -> std::io:
         } else {
             format!("{rel}/{name}")
         };
-        let t = std::fs::metadata(e.path())?;
+        // Symlinks are not followed (a link to `.` would repeat the tree), as the server's
+        // own listing of groups/ and profiles/ does not.
+        let t = std::fs::symlink_metadata(e.path())?;
         if t.is_dir() {
             if depth < MAX_DEPTH {
                 list(base, &path, depth + 1, out)?;
             }
-        } else if t.is_file() {
+        } else if t.is_file()
+            || (t.is_symlink() && std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()))
+        {
+            // A symlink to a file is read as the server reads it: confined to its area.
             out.push(path);
         }
     }
