@@ -700,8 +700,9 @@ pub struct StoreConfig {
     pub prefix: String,
     /// CA of the etcd members' certificates (for `https://` endpoints).
     pub ca_file: Option<PathBuf>,
-    /// Client certificate and key, when etcd requires them (`--client-cert-auth`).
+    /// Client certificate, when etcd requires one (`--client-cert-auth`); with `key_file`.
     pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
     pub key_file: Option<PathBuf>,
     /// Longest wait for one etcd call, in seconds.
     pub timeout_secs: u64,
