@@ -160,7 +160,12 @@ async fn the_mirror_survives_a_compaction_past_its_watch() {
         mirror.health().reloads() >= 1,
         "the mirror read the store again"
     );
-    assert!(mirror.health().revision() >= rev);
+    // The revision is noted right after the publication (a write's wait ends then).
+    let health = mirror.health();
+    until("the copy is at the compacted revision", || {
+        health.revision() >= rev
+    })
+    .await;
 
     // Then it follows the watch: a change shows up, and settle sees it.
     cluster.put("/t2/profiles/p.json", br#"{"id":"p"}"#);
