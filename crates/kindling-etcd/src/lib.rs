@@ -17,7 +17,7 @@ mod objects;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions};
+use etcd_client::{Client, ConnectOptions};
 
 pub use etcd_client::Error as EtcdError;
 pub use objects::EtcdObjects;
@@ -182,21 +182,6 @@ impl Store {
     /// The revision of the last write this process made (0: none yet).
     pub fn last_write(&self) -> i64 {
         self.written.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The store's current revision (a linearizable read of one key).
-    pub async fn revision(&self) -> Result<i64, Error> {
-        let key = self.key("");
-        let resp = self
-            .call(|mut c| {
-                let key = key.clone();
-                async move {
-                    c.get(key, Some(GetOptions::new().with_prefix().with_limit(1)))
-                        .await
-                }
-            })
-            .await?;
-        Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
 }
 

@@ -33,6 +33,23 @@ impl EtcdObjects {
         };
         r.map_err(io::Error::from)
     }
+
+    /// The compare `expect` makes on `key`, or, for a tag that no revision can have, the
+    /// mismatch with the object's current tag.
+    fn precondition(
+        &self,
+        rel: &str,
+        key: &str,
+        expect: &Expect,
+    ) -> io::Result<Result<Option<Compare>, Mismatch>> {
+        match compare(key, expect) {
+            Ok(c) => Ok(Ok(c)),
+            Err(m) => {
+                let now = Remote::get(self, rel)?.map(|(_, t)| t);
+                Ok(Err(Mismatch(now.or(m.0))))
+            }
+        }
+    }
 }
 
 /// The compare a precondition makes (`None`: none), or the mismatch it is already (a
@@ -87,13 +104,9 @@ impl Remote for EtcdObjects {
         expect: &Expect,
     ) -> io::Result<Result<(String, bool), Mismatch>> {
         let key = self.store.key(rel);
-        let cmp = match compare(&key, expect) {
+        let cmp = match self.precondition(rel, &key, expect)? {
             Ok(c) => c,
-            Err(m) => {
-                // A tag that is no revision: report the current one.
-                let now = self.get(rel)?.map(|(_, t)| t);
-                return Ok(Err(Mismatch(now.or(m.0))));
-            }
+            Err(m) => return Ok(Err(m)),
         };
         let new = Compare::version(key.as_str(), CompareOp::Equal, 0);
         self.block(async {
@@ -145,12 +158,9 @@ impl Remote for EtcdObjects {
 
     fn delete(&self, rel: &str, expect: &Expect) -> io::Result<Result<bool, Mismatch>> {
         let key = self.store.key(rel);
-        let cmp = match compare(&key, expect) {
+        let cmp = match self.precondition(rel, &key, expect)? {
             Ok(c) => c,
-            Err(m) => {
-                let now = self.get(rel)?.map(|(_, t)| t);
-                return Ok(Err(Mismatch(now.or(m.0))));
-            }
+            Err(m) => return Ok(Err(m)),
         };
         self.block(async {
             let mut txn = Txn::new();

@@ -25,16 +25,11 @@ fn start(
 ) -> Server {
     let data = scratch.root.join("data");
     std::fs::create_dir_all(data.join("assets")).unwrap();
-    let endpoints: Vec<String> = cluster
-        .endpoints()
-        .iter()
-        .map(|e| format!("\"{e}\""))
-        .collect();
     let config = format!(
-        "[store]\nbackend = \"etcd\"\nendpoints = [{}]\nprefix = \"/fleet-fcos/\"\n\
+        "[store]\nbackend = \"etcd\"\nendpoints = {:?}\nprefix = \"/fleet-fcos/\"\n\
          [fcos]\nstreams = [\"stable\"]\nbase_url = \"{}\"\nkeyring = \"{}\"\n\
          server_url = \"http://10.0.2.2:8080\"\ninterval_secs = 2\n",
-        endpoints.join(", "),
+        cluster.endpoints(),
         fx.base_url(),
         keyring.display()
     );

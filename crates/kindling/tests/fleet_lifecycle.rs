@@ -24,15 +24,10 @@ fn start(scratch: &Scratch, cluster: &EtcdCluster, prefix: &str) -> Server {
     std::fs::create_dir_all(data.join("assets")).unwrap();
     let token = scratch.root.join("admin.token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    let endpoints: Vec<String> = cluster
-        .endpoints()
-        .iter()
-        .map(|e| format!("\"{e}\""))
-        .collect();
     let config = format!(
-        "[admin]\ntoken_file = \"{}\"\n[store]\nbackend = \"etcd\"\nendpoints = [{}]\nprefix = \"{prefix}\"\n",
+        "[admin]\ntoken_file = \"{}\"\n[store]\nbackend = \"etcd\"\nendpoints = {:?}\nprefix = \"{prefix}\"\n",
         token.display(),
-        endpoints.join(", ")
+        cluster.endpoints()
     );
     Server::start_with(&data, &scratch.root, &config, &[], |_| {})
 }
