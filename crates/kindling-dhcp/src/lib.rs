@@ -14,6 +14,7 @@ pub mod arch;
 pub mod config;
 pub mod mmsg;
 pub mod netif;
+pub mod opt43;
 pub mod policy;
 pub mod ratelimit;
 mod rawsend;

@@ -7,7 +7,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use crate::arch::{ArchFamily, arch_name};
 use crate::config::{CheckedConfig, Rule, Target};
 use crate::ratelimit::Key;
-use crate::wire::{self, MessageType, ParseError, ReplyFields, Request, opt, opt43};
+use crate::opt43;
+use crate::wire::{self, MessageType, ParseError, ReplyFields, Request, opt};
 
 /// The DHCP server port.
 pub const DHCP_SERVER_PORT: u16 = 67;
