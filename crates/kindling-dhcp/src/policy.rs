@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::arch::{ArchFamily, arch_name};
 use crate::config::{CheckedConfig, Rule, Target};
-use crate::ratelimit::Key;
 use crate::opt43;
+use crate::ratelimit::Key;
 use crate::wire::{self, MessageType, ParseError, ReplyFields, Request, opt};
 
 /// The DHCP server port.
@@ -97,11 +97,13 @@ pub enum IgnoreReason {
     RateLimitedIp,
     /// Over the (larger) per-source-address rate limit of a relay (`giaddr` set).
     RateLimitedRelay,
+    /// A port-4011 request for a boot item that is not in `dhcp.pxe_menu`.
+    UnknownBootItem,
 }
 
 impl IgnoreReason {
     /// Every reason, in label order of the enum (for metrics).
-    pub const ALL: [IgnoreReason; 20] = [
+    pub const ALL: [IgnoreReason; 21] = [
         Self::Malformed,
         Self::NotBootRequest,
         Self::InterfaceExcluded,
@@ -122,6 +124,7 @@ impl IgnoreReason {
         Self::RateLimitedMac,
         Self::RateLimitedIp,
         Self::RateLimitedRelay,
+        Self::UnknownBootItem,
     ];
 
     /// The stable label.
@@ -147,6 +150,7 @@ impl IgnoreReason {
             Self::RateLimitedMac => "rate_limited_mac",
             Self::RateLimitedIp => "rate_limited_ip",
             Self::RateLimitedRelay => "rate_limited_relay",
+            Self::UnknownBootItem => "unknown_boot_item",
         }
     }
 
@@ -465,6 +469,7 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
     let boot_item = req.pxe_boot_item();
     let on_4011 = ctx.port == ListenPort::Pxe;
 
+    let menu = cfg.pxe_menu.as_ref();
     match target {
         Target::Ignore => return ignore(Some(info), IgnoreReason::RuleIgnore),
         Target::LocalBoot => {
@@ -480,32 +485,57 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
                     Target::Url(u) => u.expand(ip, cfg.http_port),
                     _ => cfg.script_url.expand(ip, cfg.http_port),
                 };
-            }
-            Firmware::BiosPxe => {
-                fields.file = class.binary.unwrap_or_default();
-                fields.sname = ip.to_string();
-                fields.vendor_options = Some(match boot_item {
-                    Some((t, l)) if on_4011 => opt43::boot_item(t, l),
-                    _ => opt43::use_file_field(),
-                });
-            }
-            Firmware::UefiPxe => {
-                // Port 67: no option 43 and no file, siaddr set: the firmware asks port 4011
-                // (the path EDK2 and every UEFI PXE stack accept). Without 4011, put the file
-                // straight into the offer (dnsmasq's single-item workaround).
-                if on_4011 || !cfg.proxy_port_4011 {
-                    fields.file = class.binary.unwrap_or_default();
-                    fields.sname = ip.to_string();
-                }
+                // iPXE's `pxebs` (and its PXE menu) asks 4011 for a boot item and drops an
+                // ACK that does not echo it.
                 if let (Some((t, l)), true) = (boot_item, on_4011) {
                     fields.vendor_options = Some(opt43::boot_item(t, l));
                 }
             }
+            Firmware::BiosPxe => {
+                fields.sname = ip.to_string();
+                match (menu, boot_item) {
+                    // The menu: no file yet, the ROM asks 4011 for the item chosen.
+                    (Some(m), _) if !on_4011 => {
+                        fields.vendor_options = Some(opt43::menu(m, ip));
+                        fields.sname.clear();
+                    }
+                    (Some(m), Some((t, l))) => {
+                        let Some(item) = m.item(t) else {
+                            return ignore(Some(info), IgnoreReason::UnknownBootItem);
+                        };
+                        fields.file = item.file.clone().or(class.binary).unwrap_or_default();
+                        fields.vendor_options = Some(opt43::menu_item_ack(m, t, l));
+                    }
+                    (_, Some((t, l))) if on_4011 => {
+                        fields.file = class.binary.unwrap_or_default();
+                        fields.vendor_options = Some(opt43::boot_item(t, l));
+                    }
+                    _ => {
+                        fields.file = class.binary.unwrap_or_default();
+                        fields.vendor_options = Some(opt43::use_file_field());
+                    }
+                }
+            }
+            Firmware::UefiPxe => {
+                // Port 67: no option 43 and no file, siaddr set: the firmware asks port 4011
+                // (the path EDK2 and every UEFI PXE stack accept; dnsmasq shows UEFI no menu
+                // either).
+                if on_4011 {
+                    fields.file = class.binary.unwrap_or_default();
+                    fields.sname = ip.to_string();
+                }
+                if let (Some((t, l)), true) = (boot_item, on_4011) {
+                    fields.vendor_options = Some(match menu {
+                        Some(m) if m.item(t).is_some() => opt43::menu_item_ack(m, t, l),
+                        _ => opt43::boot_item(t, l),
+                    });
+                }
+            }
             Firmware::UefiHttp => {
-                fields.file = format!(
-                    "http://{ip}:{}/tftp/{}",
+                fields.file = cfg.http_boot_url.expand_binary(
+                    ip,
                     cfg.http_port,
-                    class.binary.unwrap_or_default()
+                    &class.binary.unwrap_or_default(),
                 );
             }
         },

@@ -108,7 +108,7 @@ impl DhcpServer {
         }
         let mut bound = Vec::new();
         for c in &chosen {
-            bound.push(bind_interface(&config, c)?);
+            bound.push(bind_interface(c)?);
         }
         let shared = Arc::new(Shared {
             local: Mutex::new(local_addrs(&system)),
@@ -239,7 +239,7 @@ impl DhcpServer {
             if bound.iter().any(|b| &b.choice == c) {
                 continue;
             }
-            match bind_interface(&self.config, c) {
+            match bind_interface(c) {
                 Ok(b) => {
                     self.spawn_workers(&b, tasks);
                     bound.push(b);

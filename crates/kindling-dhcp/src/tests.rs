@@ -221,15 +221,117 @@ fn uefi_x64_4011_request_gets_the_efi_binary() {
 }
 
 #[test]
-fn uefi_without_4011_gets_the_file_on_67() {
-    let o = run(
-        &cfg("proxy_port_4011 = false"),
-        ListenPort::Dhcp,
-        &Pkt::uefi(7),
+fn proxy_port_4011_false_is_refused_with_the_reason() {
+    let text = "enabled = true\ninterfaces = [\"eth0\"]\nproxy_port_4011 = false\n";
+    let err = toml::from_str::<DhcpConfig>(text)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dhcp.proxy_port_4011"), "{err}");
+    assert!(err.contains("EDK2"), "{err}");
+    // `true` (the old default) still loads.
+    cfg("proxy_port_4011 = true");
+}
+
+const MENU: &str = "[pxe_menu]\nprompt = \"Press F8 for menu\"\ntimeout_secs = 5\n\
+[[pxe_menu.items]]\ntext = \"Boot from local disk\"\ntarget = \"local_boot\"\n\
+[[pxe_menu.items]]\ntext = \"Install Fedora CoreOS\"\n\
+[[pxe_menu.items]]\ntext = \"Memory test\"\nfile = \"memtest.bin\"\n";
+
+#[test]
+fn bios_gets_the_menu_and_each_item_its_file_with_the_item_echoed() {
+    let c = cfg(MENU);
+    let g = reply(&run(&c, ListenPort::Dhcp, &Pkt::bios()));
+    assert_eq!(g.file, "");
+    let o43 = opt43(&g).unwrap();
+    // Discovery control 3, boot servers 0x8000 and 0x8001 at this server, then the menu.
+    assert_eq!(
+        o43[..17],
+        [
+            6, 1, 3, 8, 14, 0x80, 0, 1, 192, 168, 77, 1, 0x80, 1, 1, 192, 168
+        ]
     );
-    let g = reply(&o);
+    assert!(o43.ends_with(b"\x0a\x12\x05Press F8 for menu\xff"));
+    for (item, file) in [(0x8000, "undionly.kpxe"), (0x8001, "memtest.bin")] {
+        let p = Pkt::bios().to_4011(Some((item, 0)));
+        let g = reply(&run(&c, ListenPort::Pxe, &p));
+        assert_eq!(g.file, file);
+        let o43 = opt43(&g).unwrap();
+        assert_eq!(o43[..6], [71, 4, (item >> 8) as u8, item as u8, 0, 0]);
+        assert_eq!(o43[6..9], [10, 18, 5]);
+    }
+    // Local boot (0) never reaches a server; an item that is not in the menu is refused.
+    for item in [0, 0x8002, 0x1234] {
+        let p = Pkt::bios().to_4011(Some((item, 0)));
+        assert_eq!(
+            ignored(&run(&c, ListenPort::Pxe, &p)),
+            IgnoreReason::UnknownBootItem
+        );
+    }
+    // UEFI (like dnsmasq) and iPXE get no menu: the usual answers.
+    let g = reply(&run(&c, ListenPort::Dhcp, &Pkt::uefi(9)));
+    assert_eq!((g.file.as_str(), opt43(&g)), ("", None));
+    let g = reply(&run(
+        &c,
+        ListenPort::Pxe,
+        &Pkt::uefi(9).to_4011(Some((0x8000, 0))),
+    ));
     assert_eq!(g.file, "snponly.efi");
-    assert_eq!(opt43(&g), None);
+    let g = reply(&run(&c, ListenPort::Dhcp, &Pkt::bios().ipxe()));
+    assert_eq!(g.file, "http://192.168.77.1:8080/boot.ipxe");
+}
+
+#[test]
+fn menus_that_a_rom_cannot_read_are_refused() {
+    for (extra, key) in [
+        ("[pxe_menu]\nitems = []\n", "dhcp.pxe_menu.items"),
+        (
+            "[[pxe_menu.items]]\ntext = \"x\"\ntarget = \"local_boot\"\nfile = \"a\"\n",
+            "items[0].file",
+        ),
+        ("[[pxe_menu.items]]\ntext = \"\"\n", "items[0].text"),
+        (
+            &format!("[[pxe_menu.items]]\ntext = \"{}\"\n", "x".repeat(240)),
+            "more than the 255",
+        ),
+    ] {
+        let text = format!("enabled = true\ninterfaces = [\"eth0\"]\n{extra}");
+        let err = toml::from_str::<DhcpConfig>(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{extra}: {err}");
+    }
+}
+
+#[test]
+fn ipxe_asking_4011_for_a_boot_item_gets_it_echoed() {
+    // iPXE's `pxebs net0 0x8000` (and its PXE menu) drops an ACK without the item.
+    let p = Pkt::bios().ipxe().to_4011(Some((0x8000, 0)));
+    let g = reply(&run(&cfg(""), ListenPort::Pxe, &p));
+    assert_eq!(g.file, "http://192.168.77.1:8080/boot.ipxe");
+    assert_eq!(opt43(&g), Some(vec![71, 4, 0x80, 0, 0, 0, 255]));
+    // Without an item, no option 43 (as before).
+    let p = Pkt::bios().ipxe().to_4011(None);
+    assert_eq!(opt43(&reply(&run(&cfg(""), ListenPort::Pxe, &p))), None);
+}
+
+#[test]
+fn http_boot_url_is_configurable() {
+    let c = cfg("http_boot_url = \"https://boot.example/efi/{binary}?from={server_ip}\"");
+    let g = reply(&run(&c, ListenPort::Dhcp, &Pkt::http(16)));
+    assert_eq!(
+        g.file,
+        "https://boot.example/efi/ipxe.efi?from=192.168.77.1"
+    );
+    let text = "enabled = true\ninterfaces = [\"eth0\"]\nhttp_boot_url = \"tftp://x/{binary}\"\n";
+    let err = toml::from_str::<DhcpConfig>(text)
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert!(err.to_string().contains("dhcp.http_boot_url"), "{err}");
 }
 
 #[test]

@@ -6,11 +6,12 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::arch::parse_arch;
+use crate::config::menu::PxeMenu;
 use crate::config::pattern::{InterfaceSelector, MacPattern, NamePattern};
 use crate::config::raw::{
     ArchSpec, DhcpConfig, MAX_RATE_LIMIT_CLIENTS, MAX_RATE_LIMIT_VALUE, MAX_REPLY_DELAY_MS,
-    MAX_RESCAN_SECS, OneOrMany, PLACEHOLDER_IP, PLACEHOLDER_PORT, RateLimitConfig, RuleConfig,
-    TargetKind,
+    MAX_RESCAN_SECS, OneOrMany, PLACEHOLDER_BINARY, PLACEHOLDER_IP, PLACEHOLDER_PORT,
+    RateLimitConfig, RuleConfig, TargetKind,
 };
 use crate::ratelimit::{Budget, Limits};
 use crate::wire::MAX_FILE;
@@ -55,6 +56,11 @@ impl UrlTemplate {
         self.0
             .replace(PLACEHOLDER_IP, &ip.to_string())
             .replace(PLACEHOLDER_PORT, &port.to_string())
+    }
+
+    /// [`expand`](Self::expand), then `{binary}`.
+    pub fn expand_binary(&self, ip: Ipv4Addr, port: u16, binary: &str) -> String {
+        self.expand(ip, port).replace(PLACEHOLDER_BINARY, binary)
     }
 
     pub fn as_str(&self) -> &str {
@@ -106,7 +112,10 @@ pub struct CheckedConfig {
     /// Always starts with `PXEClient` and `HTTPClient`.
     pub vendor_prefixes: Vec<String>,
     pub reply_delay: Duration,
-    pub proxy_port_4011: bool,
+    /// The HTTP Boot URL (`{binary}` still to expand, see [`UrlTemplate::expand_binary`]).
+    pub http_boot_url: UrlTemplate,
+    /// The BIOS PXE boot menu, if any.
+    pub pxe_menu: Option<PxeMenu>,
     /// How often the interface list is read again (`None`: never).
     pub interface_rescan: Option<Duration>,
     /// Per-client rate limits (`None`: off).
@@ -190,7 +199,7 @@ fn check_iface_name(key: &str, v: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_file(key: &str, v: &str, max_len: usize) -> Result<(), ConfigError> {
+pub(super) fn check_file(key: &str, v: &str, max_len: usize) -> Result<(), ConfigError> {
     if v.is_empty() {
         return Err(ConfigError::Invalid {
             key: key.into(),
@@ -246,9 +255,30 @@ impl DhcpConfig {
             self.bios_binary.len(),
         )?;
         check_file("dhcp.efi_binary", &self.efi_binary, self.efi_binary.len())?;
-        // HTTP Boot gets http://IP:PORT/tftp/<name>.
-        let http_len =
-            |name: &str| format!("http://255.255.255.255:{}/tftp/{name}", self.http_port).len();
+        if self.proxy_port_4011 == Some(false) {
+            return Err(ConfigError::Invalid {
+                key: "dhcp.proxy_port_4011".into(),
+                reason: "false is no longer supported: UEFI firmware (EDK2) always asks port 4011 after a proxy offer, so Kindling always listens there; remove the key".into(),
+            });
+        }
+        let http_boot_url = UrlTemplate(self.http_boot_url.clone());
+        let lower = self.http_boot_url.to_ascii_lowercase();
+        if !lower.starts_with("http://") && !lower.starts_with("https://") {
+            return Err(ConfigError::Invalid {
+                key: "dhcp.http_boot_url".into(),
+                reason: format!(
+                    "{:?} must be an absolute http:// or https:// URL",
+                    self.http_boot_url
+                ),
+            });
+        }
+        // HTTP Boot gets `http_boot_url` with the binary's name in it.
+        let http_len = |name: &str| {
+            http_boot_url
+                .expand_binary(Ipv4Addr::new(255, 255, 255, 255), self.http_port, name)
+                .len()
+        };
+        let pxe_menu = self.pxe_menu.as_ref().map(|m| m.validate()).transpose()?;
         check_file(
             "dhcp.http_boot_binary",
             &self.http_boot_binary,
@@ -341,7 +371,8 @@ impl DhcpConfig {
             arm64_binary: self.arm64_binary.clone(),
             vendor_prefixes,
             reply_delay: Duration::from_millis(self.reply_delay_ms),
-            proxy_port_4011: self.proxy_port_4011,
+            http_boot_url,
+            pxe_menu,
             interface_rescan: (self.interface_rescan_secs > 0)
                 .then(|| Duration::from_secs(self.interface_rescan_secs)),
             rate_limit,

@@ -6,12 +6,18 @@ use std::net::Ipv4Addr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::menu::PxeMenuConfig;
+
 /// Placeholder replaced by the server's address on the receiving interface.
 pub const PLACEHOLDER_IP: &str = "{server_ip}";
 /// Placeholder replaced by `http_port`.
 pub const PLACEHOLDER_PORT: &str = "{http_port}";
 /// The default iPXE script URL (Kindling's own HTTP service).
 pub const DEFAULT_SCRIPT_URL: &str = "http://{server_ip}:{http_port}/boot.ipxe";
+/// Placeholder replaced by the architecture's HTTP Boot binary.
+pub const PLACEHOLDER_BINARY: &str = "{binary}";
+/// The default UEFI HTTP Boot URL (Kindling's `/tftp/` over HTTP).
+pub const DEFAULT_HTTP_BOOT_URL: &str = "http://{server_ip}:{http_port}/tftp/{binary}";
 /// Longest cap on `reply_delay_ms`.
 pub const MAX_REPLY_DELAY_MS: u64 = 5000;
 /// Longest `interface_rescan_secs`.
@@ -44,16 +50,21 @@ pub struct DhcpConfig {
     pub bios_binary: String,
     /// TFTP file for x86-64 UEFI PXE firmware (arch 7 and 9).
     pub efi_binary: String,
-    /// File for x86-64 UEFI HTTP Boot (arch 16), served as `http://IP:PORT/tftp/<name>`.
+    /// File for x86-64 UEFI HTTP Boot (arch 16), served at `http_boot_url`.
     pub http_boot_binary: String,
+    /// The URL UEFI HTTP Boot clients get: `{server_ip}`, `{http_port}` and `{binary}` (the
+    /// architecture's binary: `http_boot_binary` or `arm64_binary`) are expanded. Another
+    /// web server, or https://, can serve the binary instead of Kindling's `/tftp/`.
+    pub http_boot_url: String,
     /// File for arm64 UEFI (arch 11 over TFTP, 19 over HTTP). None: arm64 is not answered.
     pub arm64_binary: Option<String>,
     /// Extra option-60 prefixes treated like `PXEClient` (dnsmasq `dhcp-pxe-vendor`).
     pub vendor_prefixes: Vec<String>,
     /// Delay before every reply (dnsmasq `dhcp-reply-delay`), in milliseconds.
     pub reply_delay_ms: u64,
-    /// Listen on UDP 4011 (PXE boot server). When false, UEFI gets its file on port 67.
-    pub proxy_port_4011: bool,
+    /// Removed: Kindling always listens on UDP 4011, because UEFI firmware (EDK2) always asks
+    /// there after a proxy offer. `true` is accepted (and changes nothing), `false` is refused.
+    pub proxy_port_4011: Option<bool>,
     /// Seconds between re-reads of the interface list (dnsmasq's `bind-dynamic`):
     /// interfaces and addresses that appear later are served, those that go away are
     /// dropped. 0 = only at start-up, where anything missing is then an error.
@@ -62,6 +73,8 @@ pub struct DhcpConfig {
     pub rate_limit: RateLimitConfig,
     /// Routing rules, first match wins.
     pub rules: Vec<RuleConfig>,
+    /// A boot menu with a prompt for BIOS PXE ROMs (`[dhcp.pxe_menu]`); none by default.
+    pub pxe_menu: Option<PxeMenuConfig>,
 }
 
 /// The `[dhcp.rate_limit]` table: token buckets by client MAC and by source address (see
@@ -123,7 +136,9 @@ impl Default for DhcpConfig {
             arm64_binary: None,
             vendor_prefixes: Vec::new(),
             reply_delay_ms: 0,
-            proxy_port_4011: true,
+            http_boot_url: DEFAULT_HTTP_BOOT_URL.into(),
+            proxy_port_4011: None,
+            pxe_menu: None,
             interface_rescan_secs: 5,
             rate_limit: RateLimitConfig::default(),
             rules: Vec::new(),

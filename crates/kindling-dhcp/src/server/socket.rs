@@ -10,7 +10,6 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::config::CheckedConfig;
 use crate::netif;
 use crate::policy::ListenPort;
 use crate::rawsend::RawSender;
@@ -82,13 +81,10 @@ pub(super) struct Bound {
     pub(super) stop: CancellationToken,
 }
 
-pub(super) fn bind_interface(config: &CheckedConfig, choice: &Choice) -> Result<Bound, DhcpError> {
+pub(super) fn bind_interface(choice: &Choice) -> Result<Bound, DhcpError> {
     let iface: Arc<str> = Arc::from(choice.iface.as_str());
     let ip = choice.ip;
-    let mut ports = vec![ListenPort::Dhcp];
-    if config.proxy_port_4011 {
-        ports.push(ListenPort::Pxe);
-    }
+    let ports = [ListenPort::Dhcp, ListenPort::Pxe];
     let mut listeners = Vec::new();
     for port in ports {
         let std_sock =

@@ -309,6 +309,9 @@ impl Worker {
                         "no architecture in option 93 that Kindling boots"
                     }
                     IgnoreReason::NoArch => "PXE vendor class without option 93",
+                    IgnoreReason::UnknownBootItem => {
+                        "a port-4011 request for a boot item that dhcp.pxe_menu does not have"
+                    }
                     IgnoreReason::RuleIgnore => "a rule with target = \"ignore\" matched",
                     IgnoreReason::LocalBoot => {
                         "a rule with target = \"local_boot\" matched: staying silent so the firmware boots locally"
