@@ -4,14 +4,19 @@
 //! * `raw`: the serde struct, its defaults and the limits of its values;
 //! * `pattern`: MAC, name and interface patterns;
 //! * `menu`: the PXE boot menu (`[dhcp.pxe_menu]`);
+//! * `full`: full DHCP mode (`mode`, subnets, reservations);
 //! * `checked`: validation into [`CheckedConfig`].
 
 mod checked;
+mod full;
 mod menu;
 mod pattern;
 mod raw;
 
 pub use self::checked::{CheckedConfig, ConfigError, Rule, Target, UrlTemplate};
+pub use self::full::{
+    DhcpMode, FullConfig, Reservation, ReservationConfig, RouteConfig, Subnet, SubnetConfig,
+};
 pub use self::menu::{MenuItem, MenuTarget, PxeMenu, PxeMenuConfig, PxeMenuItemConfig};
 pub use self::pattern::{InterfaceSelector, MacPattern, NamePattern};
 pub use self::raw::{

@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod full;
 pub mod mmsg;
 pub mod netif;
 pub mod opt43;
@@ -34,6 +35,6 @@ pub use policy::{
 };
 pub use ratelimit::{LogGate, RateLimiter, Verdict};
 pub use server::{
-    AnsweredEvent, DhcpError, DhcpObserver, DhcpServer, DhcpStats, IgnoredEvent, SeenEvent,
-    StatsHandle,
+    AnsweredEvent, DhcpError, DhcpObserver, DhcpServer, DhcpStats, IgnoredEvent, LeasesHandle,
+    SeenEvent, StatsHandle,
 };

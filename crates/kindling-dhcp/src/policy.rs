@@ -99,11 +99,22 @@ pub enum IgnoreReason {
     RateLimitedRelay,
     /// A port-4011 request for a boot item that is not in `dhcp.pxe_menu`.
     UnknownBootItem,
+    /// Full mode: a RELEASE, applied (no reply is due).
+    LeaseReleased,
+    /// Full mode: a DECLINE (the client found its address in use), applied: the address is
+    /// held back for a while.
+    LeaseDeclined,
+    /// Full mode: a REQUEST that chose another server's offer.
+    OtherServerChosen,
+    /// Full mode: no free address in the client's subnet.
+    NoFreeAddress,
+    /// Full mode, `authoritative = false`: a REQUEST for an address this server cannot give.
+    NotAuthoritative,
 }
 
 impl IgnoreReason {
     /// Every reason, in label order of the enum (for metrics).
-    pub const ALL: [IgnoreReason; 21] = [
+    pub const ALL: [IgnoreReason; 26] = [
         Self::Malformed,
         Self::NotBootRequest,
         Self::InterfaceExcluded,
@@ -125,6 +136,11 @@ impl IgnoreReason {
         Self::RateLimitedIp,
         Self::RateLimitedRelay,
         Self::UnknownBootItem,
+        Self::LeaseReleased,
+        Self::LeaseDeclined,
+        Self::OtherServerChosen,
+        Self::NoFreeAddress,
+        Self::NotAuthoritative,
     ];
 
     /// The stable label.
@@ -151,6 +167,11 @@ impl IgnoreReason {
             Self::RateLimitedIp => "rate_limited_ip",
             Self::RateLimitedRelay => "rate_limited_relay",
             Self::UnknownBootItem => "unknown_boot_item",
+            Self::LeaseReleased => "lease_released",
+            Self::LeaseDeclined => "lease_declined",
+            Self::OtherServerChosen => "other_server_chosen",
+            Self::NoFreeAddress => "no_free_address",
+            Self::NotAuthoritative => "not_authoritative",
         }
     }
 
@@ -166,6 +187,9 @@ impl IgnoreReason {
                 | Self::RequestOnDhcpPort
                 | Self::NotDiscoverOrRequest
                 | Self::NotBootRequest
+                | Self::LeaseReleased
+                | Self::OtherServerChosen
+                | Self::NotAuthoritative
         )
     }
 
@@ -282,6 +306,8 @@ pub struct Reply {
     pub file: String,
     /// The matching rule's name, if any.
     pub rule: Option<String>,
+    /// Full mode: the address handed out (`yiaddr`), `None` for proxy replies and NAKs.
+    pub lease: Option<Ipv4Addr>,
 }
 
 /// The decision for one datagram.
@@ -392,37 +418,13 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
         Err(ParseError::NotRequest) => return ignore(None, IgnoreReason::NotBootRequest),
         Err(_) => return ignore(None, IgnoreReason::Malformed),
     };
-    let vendor = req.option(opt::VENDOR_CLASS);
-    let prefix = vendor.and_then(|v| {
-        cfg.vendor_prefixes
-            .iter()
-            .find(|p| v.starts_with(p.as_bytes()))
-    });
-    let user_classes = req.user_classes();
-    let ipxe =
-        user_classes.iter().any(|u| contains(u, b"iPXE")) || req.option(opt::IPXE_ENCAP).is_some();
-    let mut info = ClientInfo {
-        xid: req.header.xid,
-        mac: req.mac(),
-        message_type: req.message_type(),
-        vendor_class: vendor.map(|v| String::from_utf8_lossy(v).into_owned()),
-        vendor_prefix: prefix.cloned(),
-        architectures: req.architectures(),
-        arch: None,
-        firmware: None,
-        user_classes: user_classes
-            .iter()
-            .map(|u| String::from_utf8_lossy(u).into_owned())
-            .collect(),
-        ciaddr: req.header.ciaddr,
-        giaddr: req.header.giaddr,
-    };
+    let mut info = client_info(cfg, &req);
     if cfg.is_excluded(ctx.iface) {
         return ignore(Some(info), IgnoreReason::InterfaceExcluded);
     }
-    let Some(prefix) = prefix.cloned() else {
+    if info.vendor_prefix.is_none() {
         return ignore(Some(info), IgnoreReason::NotPxe);
-    };
+    }
     let reply_type = match (ctx.port, info.message_type) {
         (ListenPort::Dhcp, Some(MessageType::Discover)) => MessageType::Offer,
         (ListenPort::Dhcp, Some(MessageType::Request | MessageType::Inform)) => {
@@ -434,18 +436,63 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
         }
         _ => return ignore(Some(info), IgnoreReason::NotDiscoverOrRequest),
     };
+    match boot(cfg, ctx, &req, &mut info, reply_type) {
+        Ok((fields, rule)) => finish(ctx, &req, info, fields, rule),
+        Err(r) => ignore(Some(info), r),
+    }
+}
+
+/// What the request says about its client (for logs, metrics, the boot timeline, rules).
+pub(crate) fn client_info(cfg: &CheckedConfig, req: &Request) -> ClientInfo {
+    let vendor = req.option(opt::VENDOR_CLASS);
+    let prefix = vendor.and_then(|v| {
+        cfg.vendor_prefixes
+            .iter()
+            .find(|p| v.starts_with(p.as_bytes()))
+    });
+    ClientInfo {
+        xid: req.header.xid,
+        mac: req.mac(),
+        message_type: req.message_type(),
+        vendor_class: vendor.map(|v| String::from_utf8_lossy(v).into_owned()),
+        vendor_prefix: prefix.cloned(),
+        architectures: req.architectures(),
+        arch: None,
+        firmware: None,
+        user_classes: req
+            .user_classes()
+            .iter()
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .collect(),
+        ciaddr: req.header.ciaddr,
+        giaddr: req.header.giaddr,
+    }
+}
+
+/// The boot answer to a PXE client (`info.vendor_prefix` set): the reply's fields without
+/// an address, and the matching rule's name; or why it gets none. Fills in `info`'s
+/// architecture and firmware.
+pub(crate) fn boot(
+    cfg: &CheckedConfig,
+    ctx: &Context<'_>,
+    req: &Request,
+    info: &mut ClientInfo,
+    reply_type: MessageType,
+) -> Result<(ReplyFields, Option<String>), IgnoreReason> {
+    let Some(prefix) = info.vendor_prefix.clone() else {
+        return Err(IgnoreReason::NotPxe);
+    };
+    let ipxe = req.user_classes().iter().any(|u| contains(u, b"iPXE"))
+        || req.option(opt::IPXE_ENCAP).is_some();
     if info.mac.is_none() {
-        return ignore(Some(info), IgnoreReason::UnsupportedHardware);
+        return Err(IgnoreReason::UnsupportedHardware);
     }
     let http = prefix == "HTTPClient";
-    let class = match classify(cfg, &info.architectures, http, ipxe) {
-        Ok(c) => c,
-        Err(r) => return ignore(Some(info), r),
-    };
+    let class = classify(cfg, &info.architectures, http, ipxe)?;
     info.arch = class.arch;
     info.firmware = Some(class.firmware);
 
-    let rule = cfg.rules.iter().find(|r| rule_matches(r, ctx, &req, &info));
+    let rule = cfg.rules.iter().find(|r| rule_matches(r, ctx, req, info));
     let target = rule.map(|r| &r.target).unwrap_or(&Target::Script);
     let ip = ctx.server_ip;
 
@@ -465,18 +512,20 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
         vendor_class: prefix.as_bytes().to_vec(),
         client_uuid: req.option(opt::CLIENT_UUID).map(<[u8]>::to_vec),
         vendor_options: None,
+        yiaddr: Ipv4Addr::UNSPECIFIED,
+        options: Vec::new(),
     };
     let boot_item = req.pxe_boot_item();
     let on_4011 = ctx.port == ListenPort::Pxe;
 
     let menu = cfg.pxe_menu.as_ref();
     match target {
-        Target::Ignore => return ignore(Some(info), IgnoreReason::RuleIgnore),
+        Target::Ignore => return Err(IgnoreReason::RuleIgnore),
         Target::LocalBoot => {
             if class.firmware == Firmware::BiosPxe && !on_4011 {
                 fields.vendor_options = Some(opt43::local_boot_menu("Boot from local disk"));
             } else {
-                return ignore(Some(info), IgnoreReason::LocalBoot);
+                return Err(IgnoreReason::LocalBoot);
             }
         }
         Target::Script | Target::Url(_) => match class.firmware {
@@ -501,7 +550,7 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
                     }
                     (Some(m), Some((t, l))) => {
                         let Some(item) = m.item(t) else {
-                            return ignore(Some(info), IgnoreReason::UnknownBootItem);
+                            return Err(IgnoreReason::UnknownBootItem);
                         };
                         fields.file = item.file.clone().or(class.binary).unwrap_or_default();
                         fields.vendor_options = Some(opt43::menu_item_ack(m, t, l));
@@ -542,8 +591,19 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
     }
 
     if fields.file.len() > wire::MAX_FILE {
-        return ignore(Some(info), IgnoreReason::FileTooLong);
+        return Err(IgnoreReason::FileTooLong);
     }
+    Ok((fields, rule.map(|r| r.name.clone())))
+}
+
+/// Encodes the reply and chooses its destination.
+pub(crate) fn finish(
+    ctx: &Context<'_>,
+    req: &Request,
+    info: ClientInfo,
+    fields: ReplyFields,
+    rule: Option<String>,
+) -> Outcome {
     let packet = match fields.encode() {
         Ok(p) => p,
         Err(wire::EncodeError::FileTooLong) => {
@@ -551,7 +611,7 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
         }
         Err(_) => return ignore(Some(info), IgnoreReason::EncodeFailed),
     };
-    let dest = match destination(ctx, &req) {
+    let dest = match destination(ctx, req) {
         Ok(d) => d,
         Err(r) => return ignore(Some(info), r),
     };
@@ -560,9 +620,10 @@ pub fn decide(cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome 
         decision: Decision::Reply(Reply {
             packet,
             dest,
-            message_type: reply_type,
+            message_type: fields.message_type,
             file: fields.file,
-            rule: rule.map(|r| r.name.clone()),
+            rule,
+            lease: None,
         }),
     }
 }
@@ -693,7 +754,7 @@ pub fn check_destination(
     Ok(())
 }
 
-fn ignore(client: Option<ClientInfo>, reason: IgnoreReason) -> Outcome {
+pub(crate) fn ignore(client: Option<ClientInfo>, reason: IgnoreReason) -> Outcome {
     Outcome {
         client,
         decision: Decision::Ignore(reason),

@@ -7,9 +7,11 @@
 //! * `select`: which interfaces the config selects, with the address each advertises;
 //! * `socket`: the sockets of one served interface (and the packet socket for broadcasts);
 //! * `worker`: the per-socket packet loop (decide, rate-limit, log, observe, send);
+//! * `leasing`: full mode's lease table and lease log;
 //! * `observer`, `stats`, `error`: the observer hook, the counters, [`DhcpError`].
 
 mod error;
+mod leasing;
 mod observer;
 mod select;
 mod socket;
@@ -37,6 +39,21 @@ use self::select::choose;
 use self::socket::{Bound, bind_interface};
 use self::stats::Counters;
 use self::worker::{LOG_BURST, LOG_PER_SEC, Shared, Worker, lock};
+
+/// Reads full mode's lease table (empty in proxy mode).
+#[derive(Clone)]
+pub struct LeasesHandle(Arc<Shared>);
+
+impl LeasesHandle {
+    /// Every lease record: offers, bindings, releases, decline holds.
+    pub fn leases(&self) -> Vec<crate::full::leases::Lease> {
+        self.0
+            .leasing
+            .as_ref()
+            .map(|l| l.leases())
+            .unwrap_or_default()
+    }
+}
 
 /// The proxy DHCP server.
 pub struct DhcpServer {
@@ -110,11 +127,23 @@ impl DhcpServer {
         for c in &chosen {
             bound.push(bind_interface(c)?);
         }
+        let leasing = match &config.full {
+            Some(full) => {
+                let own: Vec<Ipv4Addr> = system
+                    .iter()
+                    .flat_map(|i| i.addrs.iter().map(|(a, _)| *a))
+                    .chain(config.advertise.values().copied())
+                    .collect();
+                Some(leasing::Leasing::open(full, &own)?)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             local: Mutex::new(local_addrs(&system)),
             limiter: config.rate_limit.map(|l| Mutex::new(RateLimiter::new(l))),
             log_gate: Mutex::new(LogGate::new(LOG_BURST, LOG_PER_SEC)),
             unserved: std::sync::OnceLock::new(),
+            leasing,
         });
         Ok(Self {
             config: Arc::new(config),
@@ -151,6 +180,11 @@ impl DhcpServer {
     /// it. Set once, before [`run`](Self::run); later calls are ignored.
     pub fn warn_unserved(&self, files: std::collections::HashMap<String, String>) {
         let _ = self.shared.unserved.set(files);
+    }
+
+    /// A handle on full mode's leases that keeps working after `run` has taken over.
+    pub fn leases_handle(&self) -> LeasesHandle {
+        LeasesHandle(self.shared.clone())
     }
 
     /// A handle that keeps reading the counters after `run` has taken over.

@@ -36,6 +36,19 @@ pub mod opt {
     pub const VENDOR_CLASS: u8 = 60;
     pub const USER_CLASS: u8 = 77;
     pub const CLIENT_ARCH: u8 = 93;
+    pub const SUBNET_MASK: u8 = 1;
+    pub const ROUTER: u8 = 3;
+    pub const DNS: u8 = 6;
+    pub const HOSTNAME: u8 = 12;
+    pub const DOMAIN: u8 = 15;
+    pub const MTU: u8 = 26;
+    pub const BROADCAST: u8 = 28;
+    pub const NTP: u8 = 42;
+    pub const REQUESTED_IP: u8 = 50;
+    pub const LEASE_TIME: u8 = 51;
+    pub const RENEWAL_TIME: u8 = 58;
+    pub const REBINDING_TIME: u8 = 59;
+    pub const CLASSLESS_ROUTES: u8 = 121;
     pub const CLIENT_NDI: u8 = 94;
     pub const CLIENT_UUID: u8 = 97;
     pub const IPXE_ENCAP: u8 = 175;
@@ -345,8 +358,8 @@ fn parse_rfc3004(d: &[u8]) -> Option<Vec<Vec<u8>>> {
     if out.is_empty() { None } else { Some(out) }
 }
 
-/// Everything needed to encode one proxy reply. There is deliberately no `yiaddr` field: a
-/// proxy never hands out addresses, so the encoder always writes 0.
+/// Everything needed to encode one reply. The proxy always leaves `yiaddr` at 0 (the socket
+/// shell refuses to send a proxy reply with anything else); full mode sets it to the lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyFields {
     pub message_type: MessageType,
@@ -355,6 +368,7 @@ pub struct ReplyFields {
     pub xid: u32,
     pub flags: u16,
     pub ciaddr: Ipv4Addr,
+    pub yiaddr: Ipv4Addr,
     pub siaddr: Ipv4Addr,
     pub giaddr: Ipv4Addr,
     pub chaddr: [u8; 16],
@@ -366,6 +380,8 @@ pub struct ReplyFields {
     pub vendor_class: Vec<u8>,
     pub client_uuid: Option<Vec<u8>>,
     pub vendor_options: Option<Vec<u8>>,
+    /// Full mode's lease options (lease time, mask, router, ...), written after option 54.
+    pub options: Vec<(u8, Vec<u8>)>,
 }
 
 /// Why a reply could not be encoded.
@@ -390,7 +406,8 @@ fn put_option(out: &mut Vec<u8>, code: u8, data: &[u8]) {
 }
 
 impl ReplyFields {
-    /// Encodes a BOOTREPLY with options 53, 54, 60, [97], [43], END, padded to 300 bytes.
+    /// Encodes a BOOTREPLY with options 53, 54, the lease options, [60], [97], [43], END,
+    /// padded to 300 bytes. Option 60 is left out when `vendor_class` is empty.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         if self.file.len() > MAX_FILE {
             return Err(EncodeError::FileTooLong);
@@ -407,7 +424,7 @@ impl ReplyFields {
         out.extend_from_slice(&0u16.to_be_bytes()); // secs
         out.extend_from_slice(&self.flags.to_be_bytes());
         out.extend_from_slice(&self.ciaddr.octets());
-        out.extend_from_slice(&Ipv4Addr::UNSPECIFIED.octets()); // yiaddr: ALWAYS 0
+        out.extend_from_slice(&self.yiaddr.octets());
         out.extend_from_slice(&self.siaddr.octets());
         out.extend_from_slice(&self.giaddr.octets());
         out.extend_from_slice(&self.chaddr);
@@ -420,7 +437,12 @@ impl ReplyFields {
         out.extend_from_slice(&MAGIC);
         put_option(&mut out, opt::MESSAGE_TYPE, &[self.message_type.to_u8()]);
         put_option(&mut out, opt::SERVER_ID, &self.server_id.octets());
-        put_option(&mut out, opt::VENDOR_CLASS, &self.vendor_class);
+        for (code, data) in &self.options {
+            put_option(&mut out, *code, data);
+        }
+        if !self.vendor_class.is_empty() {
+            put_option(&mut out, opt::VENDOR_CLASS, &self.vendor_class);
+        }
         if let Some(uuid) = &self.client_uuid {
             put_option(&mut out, opt::CLIENT_UUID, uuid);
         }
@@ -432,10 +454,6 @@ impl ReplyFields {
         if out.len() < 300 {
             out.resize(300, 0);
         }
-        debug_assert_eq!(
-            out.get(YIADDR_OFFSET..YIADDR_OFFSET + 4),
-            Some(&[0u8; 4][..])
-        );
         Ok(out)
     }
 }
@@ -537,6 +555,8 @@ mod tests {
             vendor_class: b"PXEClient".to_vec(),
             client_uuid: None,
             vendor_options: Some(crate::opt43::use_file_field()),
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            options: Vec::new(),
         };
         let p = f.encode().unwrap();
         assert!(yiaddr_is_zero(&p));

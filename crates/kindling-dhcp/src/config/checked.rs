@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::arch::parse_arch;
+use crate::config::full::{self, DhcpMode, FullConfig};
 use crate::config::menu::PxeMenu;
 use crate::config::pattern::{InterfaceSelector, MacPattern, NamePattern};
 use crate::config::raw::{
@@ -116,6 +117,8 @@ pub struct CheckedConfig {
     pub http_boot_url: UrlTemplate,
     /// The BIOS PXE boot menu, if any.
     pub pxe_menu: Option<PxeMenu>,
+    /// Full DHCP mode (`None`: proxy only).
+    pub full: Option<FullConfig>,
     /// How often the interface list is read again (`None`: never).
     pub interface_rescan: Option<Duration>,
     /// Per-client rate limits (`None`: off).
@@ -279,6 +282,25 @@ impl DhcpConfig {
                 .len()
         };
         let pxe_menu = self.pxe_menu.as_ref().map(|m| m.validate()).transpose()?;
+        let full = match self.mode {
+            DhcpMode::Proxy => {
+                if !self.subnets.is_empty() || !self.reservations.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        key: "dhcp.mode".into(),
+                        reason: "dhcp.subnets and dhcp.reservations need mode = \"full\" (a proxy hands out no addresses)".into(),
+                    });
+                }
+                None
+            }
+            DhcpMode::Full => Some(full::validate(
+                &self.subnets,
+                &self.reservations,
+                self.lease_file.clone(),
+                self.authoritative,
+                self.ping_check,
+                self.ping_timeout_ms,
+            )?),
+        };
         check_file(
             "dhcp.http_boot_binary",
             &self.http_boot_binary,
@@ -373,6 +395,7 @@ impl DhcpConfig {
             reply_delay: Duration::from_millis(self.reply_delay_ms),
             http_boot_url,
             pxe_menu,
+            full,
             interface_rescan: (self.interface_rescan_secs > 0)
                 .then(|| Duration::from_secs(self.interface_rescan_secs)),
             rate_limit,

@@ -26,6 +26,15 @@ impl MacPattern {
         Some(Self(out))
     }
 
+    /// The MAC itself, when no octet is a wildcard.
+    pub fn exact(&self) -> Option<[u8; 6]> {
+        let mut m = [0u8; 6];
+        for (o, p) in m.iter_mut().zip(self.0) {
+            *o = p?;
+        }
+        Some(m)
+    }
+
     pub fn matches(&self, mac: &[u8; 6]) -> bool {
         self.0
             .iter()

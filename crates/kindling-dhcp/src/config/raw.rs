@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::full::{DhcpMode, ReservationConfig, SubnetConfig};
 use crate::config::menu::PxeMenuConfig;
 
 /// Placeholder replaced by the server's address on the receiving interface.
@@ -75,6 +76,24 @@ pub struct DhcpConfig {
     pub rules: Vec<RuleConfig>,
     /// A boot menu with a prompt for BIOS PXE ROMs (`[dhcp.pxe_menu]`); none by default.
     pub pxe_menu: Option<PxeMenuConfig>,
+    /// `proxy` (default: next to a site's DHCP server) or `full` (Kindling hands out the
+    /// addresses of `[[dhcp.subnets]]`; see docs/dhcp.md).
+    pub mode: DhcpMode,
+    /// Full mode: the lease log. Default (in `kindling serve`): `dhcp-leases` in the state
+    /// directory.
+    pub lease_file: Option<std::path::PathBuf>,
+    /// Full mode: NAK a REQUEST for an address this server cannot give (a client moved from
+    /// another network); when false such requests are ignored.
+    pub authoritative: bool,
+    /// Full mode: send an ICMP echo to an address before offering it to a new client, and
+    /// skip the address if something answers.
+    pub ping_check: bool,
+    /// Full mode: how long to wait for the echo reply.
+    pub ping_timeout_ms: u64,
+    /// Full mode: the subnets served, with their pools and options.
+    pub subnets: Vec<SubnetConfig>,
+    /// Full mode: fixed addresses by MAC.
+    pub reservations: Vec<ReservationConfig>,
 }
 
 /// The `[dhcp.rate_limit]` table: token buckets by client MAC and by source address (see
@@ -139,6 +158,13 @@ impl Default for DhcpConfig {
             http_boot_url: DEFAULT_HTTP_BOOT_URL.into(),
             proxy_port_4011: None,
             pxe_menu: None,
+            mode: DhcpMode::Proxy,
+            lease_file: None,
+            authoritative: true,
+            ping_check: true,
+            ping_timeout_ms: 300,
+            subnets: Vec::new(),
+            reservations: Vec::new(),
             interface_rescan_secs: 5,
             rate_limit: RateLimitConfig::default(),
             rules: Vec::new(),

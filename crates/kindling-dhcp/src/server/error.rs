@@ -40,6 +40,12 @@ pub enum DhcpError {
         #[source]
         source: io::Error,
     },
+    #[error("lease file {}: {source}", path.display())]
+    LeaseFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("binding UDP {port} on {iface}: {source}")]
     Bind {
         port: u16,

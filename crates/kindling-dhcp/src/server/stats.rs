@@ -13,6 +13,7 @@ pub(super) struct Counters {
     pub(super) received: AtomicU64,
     pub(super) offers: AtomicU64,
     pub(super) acks: AtomicU64,
+    pub(super) naks: AtomicU64,
     pub(super) send_errors: AtomicU64,
     pub(super) refused_unsafe: AtomicU64,
     pub(super) ignored: [AtomicU64; IgnoreReason::ALL.len()],
@@ -42,10 +43,12 @@ impl Counters {
 pub struct DhcpStats {
     /// Datagrams received on all sockets.
     pub received: u64,
-    /// OFFERs sent (port 67).
+    /// OFFERs sent.
     pub offers: u64,
-    /// ACKs sent (port 4011).
+    /// ACKs sent (port 4011, and full mode's on 67).
     pub acks: u64,
+    /// NAKs sent (full mode).
+    pub naks: u64,
     /// Replies the kernel refused to send.
     pub send_errors: u64,
     /// Replies withheld by the final `yiaddr == 0` check (always 0 unless there is a bug).
@@ -59,7 +62,7 @@ pub struct DhcpStats {
 impl DhcpStats {
     /// Replies sent.
     pub fn replies(&self) -> u64 {
-        self.offers + self.acks
+        self.offers + self.acks + self.naks
     }
 
     /// Count for one reason.
@@ -79,6 +82,7 @@ impl StatsHandle {
             received: c.received.load(Ordering::Relaxed),
             offers: c.offers.load(Ordering::Relaxed),
             acks: c.acks.load(Ordering::Relaxed),
+            naks: c.naks.load(Ordering::Relaxed),
             send_errors: c.send_errors.load(Ordering::Relaxed),
             refused_unsafe: c.refused_unsafe.load(Ordering::Relaxed),
             ignored: IgnoreReason::ALL
@@ -125,6 +129,7 @@ impl StatsHandle {
         let replies = std::collections::BTreeMap::from([
             ("offer".to_string(), st.offers),
             ("ack".to_string(), st.acks),
+            ("nak".to_string(), st.naks),
         ]);
         r.register(
             "kindling_dhcp_seen",
@@ -133,7 +138,7 @@ impl StatsHandle {
         );
         r.register(
             "kindling_dhcp_replies",
-            "Proxy DHCP replies sent, by message type",
+            "DHCP replies sent, by message type",
             labelled(&replies, "message"),
         );
         r.register(

@@ -40,6 +40,8 @@ pub(super) struct Shared {
     /// Boot files this server may hand out that nothing serves, and why (set once at
     /// start by the binary): each reply naming one is logged at warn.
     pub(super) unserved: std::sync::OnceLock<std::collections::HashMap<String, String>>,
+    /// Full mode's lease table and log (None: proxy only).
+    pub(super) leasing: Option<super::leasing::Leasing>,
 }
 
 /// Lines about ignored datagrams: 50 at once, then 5 a second.
@@ -143,7 +145,10 @@ impl Worker {
             source,
             local,
         };
-        let mut outcome = decide(&self.config, &ctx, packet);
+        let mut outcome = match &self.shared.leasing {
+            Some(l) => l.decide(&self.config, &ctx, packet),
+            None => decide(&self.config, &ctx, packet),
+        };
         // Per-client rate limit: every datagram of a PXE client is charged (answered or
         // not: the info lines and the timeline cost too); ordinary DHCP traffic never is.
         let mut first_drop = true;
@@ -198,7 +203,18 @@ impl Worker {
                 let dest_ok = (*reply.dest.ip() == Ipv4Addr::BROADCAST
                     && reply.dest.port() == crate::policy::DHCP_CLIENT_PORT)
                     || check_destination(*reply.dest.ip(), self.server_ip, local).is_ok();
-                if !yiaddr_is_zero(&reply.packet) || !dest_ok {
+                // A lease's yiaddr must be the address the table gave (full mode only).
+                let yiaddr_ok = match reply.lease {
+                    None => yiaddr_is_zero(&reply.packet),
+                    Some(ip) => {
+                        self.shared.leasing.is_some()
+                            && reply
+                                .packet
+                                .get(wire::YIADDR_OFFSET..wire::YIADDR_OFFSET + 4)
+                                == Some(&ip.octets()[..])
+                    }
+                };
+                if !yiaddr_ok || !dest_ok {
                     self.stats.0.refused_unsafe.fetch_add(1, Ordering::Relaxed);
                     span.in_scope(|| warn!(dest = %reply.dest, "refusing to send an unsafe reply (yiaddr != 0 or bad destination)"));
                     return None;
@@ -403,9 +419,10 @@ impl Worker {
     }
 
     fn sent(&self, p: &Pending) {
-        let counter = match self.port {
-            ListenPort::Dhcp => &self.stats.0.offers,
-            ListenPort::Pxe => &self.stats.0.acks,
+        let counter = match p.reply.message_type {
+            wire::MessageType::Offer => &self.stats.0.offers,
+            wire::MessageType::Nak => &self.stats.0.naks,
+            _ => &self.stats.0.acks,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let Some(c) = &p.client else { return };
@@ -418,7 +435,13 @@ impl Worker {
                 file = %reply.file,
                 dest = %reply.dest,
                 rule = %reply.rule.as_deref().unwrap_or("-"),
-                "proxy DHCP reply"
+                lease = %reply.lease.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+                "{}",
+                if reply.lease.is_some() || reply.message_type == wire::MessageType::Nak {
+                    "DHCP reply"
+                } else {
+                    "proxy DHCP reply"
+                }
             )
         });
         // TFTP names are keyed as they are; HTTP Boot URLs by their `/tftp/<name>` path.

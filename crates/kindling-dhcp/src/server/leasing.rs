@@ -1,0 +1,135 @@
+//! Full mode's state in the shell: the lease table behind a lock, and the lease log every
+//! change is appended to before the reply that announces it is sent.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{info, warn};
+
+use crate::config::{CheckedConfig, FullConfig};
+use crate::full::decide::decide_full;
+use crate::full::leases::{Lease, LeaseTable};
+use crate::full::log::LeaseLog;
+use crate::full::pool_specs;
+use crate::policy::{Context, Decision, IgnoreReason, Outcome};
+use crate::server::error::DhcpError;
+use crate::server::worker::lock;
+
+/// The lease table and its log.
+pub(crate) struct Leasing {
+    state: Mutex<State>,
+}
+
+struct State {
+    table: LeaseTable,
+    log: LeaseLog,
+    /// A write failed: the log misses changes, so the next write rewrites it whole.
+    dirty: bool,
+}
+
+/// Seconds since the epoch (the lease table's clock).
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Leasing {
+    /// Opens (or creates) the lease log and restores the table from it.
+    pub(super) fn open(full: &FullConfig, local: &[Ipv4Addr]) -> Result<Self, DhcpError> {
+        let path: PathBuf = full.lease_file.clone().ok_or_else(|| {
+            DhcpError::Config(crate::ConfigError::Invalid {
+                key: "dhcp.lease_file".into(),
+                reason: "full mode needs a lease file".into(),
+            })
+        })?;
+        let table = LeaseTable::new(&pool_specs(full, local)).map_err(|e| {
+            DhcpError::Config(crate::ConfigError::Invalid {
+                key: "dhcp.subnets".into(),
+                reason: e.to_string(),
+            })
+        })?;
+        let (log, records, report) =
+            LeaseLog::open(&path).map_err(|source| DhcpError::LeaseFile {
+                path: path.clone(),
+                source,
+            })?;
+        let mut state = State {
+            table,
+            log,
+            dirty: false,
+        };
+        let restored = state.table.restore(records, unix_now());
+        info!(
+            file = %path.display(),
+            lines = report.lines,
+            skipped = report.skipped,
+            restored = restored.restored,
+            dropped = restored.dropped,
+            "DHCP leases loaded"
+        );
+        if report.skipped > 0 {
+            warn!(
+                file = %path.display(),
+                skipped = report.skipped,
+                first_bad_line = ?report.first_bad_line,
+                "lease file: unreadable lines skipped (a torn last line after a crash is normal)"
+            );
+        }
+        // The table's view of what it restored, written compactly.
+        let now = unix_now();
+        let live: Vec<Lease> = state.table.records(now).cloned().collect();
+        state
+            .log
+            .compact(live.iter())
+            .map_err(|source| DhcpError::LeaseFile { path, source })?;
+        state.table.drain_changes();
+        Ok(Self {
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Decides one datagram with the table, and appends the changes to the log before
+    /// returning. A reply whose lease could not be written is not sent (the client retries).
+    pub(super) fn decide(&self, cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome {
+        let Some(full) = &cfg.full else {
+            return crate::policy::decide(cfg, ctx, packet);
+        };
+        let now = unix_now();
+        let mut st = lock(&self.state);
+        let mut out = decide_full(cfg, full, &mut st.table, ctx, packet, now);
+        let changes = st.table.drain_changes();
+        if !changes.is_empty()
+            && let Err(e) = st.persist(&changes, now)
+        {
+            warn!(error = %e, file = %st.log.path().display(), "writing the lease file failed; not answering");
+            out.decision = Decision::Ignore(IgnoreReason::EncodeFailed);
+        }
+        out
+    }
+
+    /// Every lease record, for `kindling machines` and the API.
+    pub(crate) fn leases(&self) -> Vec<Lease> {
+        let st = lock(&self.state);
+        st.table.iter().cloned().collect()
+    }
+}
+
+impl State {
+    /// Appends `changes` (the table has them already); after a failed write, or when the
+    /// log has grown, rewrites the log from the table instead.
+    fn persist(&mut self, changes: &[Lease], now: u64) -> io::Result<()> {
+        let r = if self.dirty || self.log.needs_compaction() {
+            let live: Vec<Lease> = self.table.records(now).cloned().collect();
+            self.log.compact(live.iter())
+        } else {
+            self.log.append(changes)
+        };
+        self.dirty = r.is_err();
+        r
+    }
+}

@@ -1,0 +1,479 @@
+//! Full DHCP mode with real clients, inside network namespaces created by each test (root
+//! only; skipped with a message otherwise): ISC `dhclient` and busybox `udhcpc` get leases
+//! with their options from Kindling (the `proxydhcp` example with `mode = "full"`), the
+//! lease file survives `kill -9`, and 1,000 clients churning through DORA, RELEASE and a
+//! server killed mid-run never share an address.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dhcproto::v4::{self, DhcpOption, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+
+const SRV: Ipv4Addr = Ipv4Addr::new(192, 168, 88, 1);
+const BCAST67: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
+const ANY68: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68);
+
+/// Server namespace (s0 = 192.168.88.1/24) and a client namespace whose c0 has no address,
+/// like a machine that just booted.
+struct FullLab {
+    tmp: TempDir,
+    s: Netns,
+    c: Netns,
+}
+
+impl FullLab {
+    fn new() -> Self {
+        let tmp = kindling_testkit::tempdir("dhcp-full");
+        let s = Netns::new("fs");
+        let c = Netns::new("fc");
+        s.veth("s0", "c0", &c);
+        s.ip(&["addr", "add", "192.168.88.1/24", "dev", "s0"]);
+        s.ip(&["link", "set", "s0", "up"]);
+        c.ip(&["link", "set", "c0", "address", "02:00:00:00:88:01"]);
+        c.ip(&["link", "set", "c0", "up"]);
+        Self { tmp, s, c }
+    }
+
+    fn config(&self, extra: &str) -> String {
+        format!(
+            "enabled = true
+interfaces = [\"s0\"]
+mode = \"full\"
+lease_file = \"{}\"
+ping_check = false
+{extra}
+[[dhcp.subnets]]
+network = \"192.168.88.0/24\"
+pools = [\"192.168.88.100-192.168.88.199\"]
+router = \"192.168.88.1\"
+dns_servers = [\"192.168.88.1\", \"192.168.88.2\"]
+domain = \"lab.test\"
+ntp_servers = [\"192.168.88.1\"]
+mtu = 1400
+lease_secs = 600
+",
+            self.tmp.path().join("leases").display()
+        )
+    }
+}
+
+/// A client hook script that appends its environment (one block per call) to `out`.
+fn hook(dir: &Path, out: &Path) -> String {
+    let p = dir.join("hook.sh");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\n{{ echo \"---\"; echo \"arg=$1\"; env; }} >> {}\n\
+             case \"$reason\" in\n\
+             BOUND) ip addr add \"$new_ip_address/24\" dev \"$interface\" ;;\n\
+             RELEASE) ip addr flush dev \"$interface\" ;;\n\
+             esac\nexit 0\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+/// The environment of the last hook call whose `reason` / `$1` is one of `kinds`.
+fn last_block(out: &Path, kinds: &[&str]) -> Option<HashMap<String, String>> {
+    let text = std::fs::read_to_string(out).ok()?;
+    text.split("---\n")
+        .map(|b| {
+            b.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>()
+        })
+        .filter(|m| {
+            kinds.iter().any(|k| {
+                m.get("reason").map(String::as_str) == Some(k)
+                    || m.get("arg").map(String::as_str) == Some(k)
+            })
+        })
+        .last()
+}
+
+fn wait_block(
+    out: &Path,
+    kinds: &[&str],
+    what: &str,
+    client: Option<&Proc>,
+) -> HashMap<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(b) = last_block(out, kinds) {
+            return b;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{what}: no {kinds:?} hook call; hook output: {:?}; client output: {:?}",
+        std::fs::read_to_string(out).unwrap_or_default(),
+        client.map(Proc::seen_lines)
+    );
+}
+
+fn in_pool(ip: Ipv4Addr) -> bool {
+    (100..=199).contains(&ip.octets()[3]) && ip.octets()[..3] == [192, 168, 88]
+}
+
+#[test]
+fn dhclient_and_udhcpc_get_leases_with_every_option() {
+    if !can_run("dhclient_and_udhcpc_get_leases_with_every_option") {
+        return;
+    }
+    if !have("dhclient") || !have("busybox") {
+        eprintln!("skipping: dhclient (isc-dhcp-client) or busybox missing");
+        return;
+    }
+    let lab = FullLab::new();
+    let k = Kindling::start(&lab.s, &lab.tmp, &lab.config("")).expect("kindling starts");
+
+    // ISC dhclient, one attempt, in the foreground.
+    let out = lab.tmp.path().join("dhclient.env");
+    let script = hook(lab.tmp.path(), &out);
+    let lf = lab.tmp.path().join("dhclient.leases");
+    let mut cmd = lab.c.cmd("dhclient");
+    cmd.args(["-d", "-1", "-v", "-sf", &script, "-lf"])
+        .arg(&lf)
+        .arg("-pf")
+        .arg(lab.tmp.path().join("dhclient.pid"))
+        .arg("c0");
+    let dh = Proc::spawn(cmd);
+    let b = wait_block(&out, &["BOUND"], "dhclient", Some(&dh));
+    drop(dh);
+    let ip: Ipv4Addr = b["new_ip_address"].parse().unwrap();
+    assert!(in_pool(ip), "{ip}");
+    assert_eq!(b["new_subnet_mask"], "255.255.255.0");
+    assert_eq!(b["new_routers"], "192.168.88.1");
+    assert_eq!(b["new_domain_name_servers"], "192.168.88.1 192.168.88.2");
+    assert_eq!(b["new_domain_name"], "lab.test");
+    assert_eq!(b["new_ntp_servers"], "192.168.88.1");
+    assert_eq!(b["new_interface_mtu"], "1400");
+    assert_eq!(b["new_broadcast_address"], "192.168.88.255");
+    assert_eq!(b["new_dhcp_lease_time"], "600");
+    assert_eq!(b["new_dhcp_server_identifier"], "192.168.88.1");
+
+    // dhclient -r sends a RELEASE for the lease it wrote.
+    let st = lab
+        .c
+        .cmd("dhclient")
+        .args(["-r", "-v", "-sf", &script, "-lf"])
+        .arg(&lf)
+        .arg("-pf")
+        .arg(lab.tmp.path().join("dhclient-r.pid"))
+        .arg("c0")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(
+        last_block(&out, &["RELEASE"]).is_some(),
+        "dhclient -r ran its RELEASE hook"
+    );
+
+    // busybox udhcpc on the same NIC (the same machine, another OS): the same address.
+    let out2 = lab.tmp.path().join("udhcpc.env");
+    let script2 = hook(lab.tmp.path(), &out2);
+    let st = lab
+        .c
+        .cmd("busybox")
+        .args([
+            "udhcpc", "-i", "c0", "-f", "-q", "-n", "-t", "5", "-s", &script2,
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "udhcpc got no lease");
+    let u = wait_block(&out2, &["bound"], "udhcpc", None);
+    assert_eq!(
+        u["ip"],
+        ip.to_string(),
+        "one address per MAC, whichever client asks"
+    );
+    assert_eq!(u["subnet"], "255.255.255.0");
+    assert_eq!(u["router"], "192.168.88.1");
+    assert_eq!(u["dns"], "192.168.88.1 192.168.88.2");
+    assert_eq!(u["domain"], "lab.test");
+    assert_eq!(u["lease"], "600");
+    assert_eq!(u["mtu"], "1400");
+
+    let stats = k.stop();
+    assert_eq!(stats["refused_unsafe"], 0, "{stats}");
+    assert!(
+        stats["ignored"]["lease_released"].as_u64() >= Some(1),
+        "{stats}"
+    );
+    let leases = std::fs::read_to_string(lab.tmp.path().join("leases")).unwrap();
+    assert!(leases.contains(&ip.to_string()), "{leases}");
+}
+
+#[test]
+fn reservations_and_the_same_address_after_kill_9() {
+    if !can_run("reservations_and_the_same_address_after_kill_9") {
+        return;
+    }
+    let lab = FullLab::new();
+    let reserved = [0x02, 0, 0, 0, 0x88, 0x42];
+    let cfg = lab.config(
+        "[[dhcp.reservations]]\nmac = \"02:00:00:00:88:42\"\nip = \"192.168.88.42\"\nhostname = \"node42\"\n",
+    );
+    let sock = lab.c.udp("c0", ANY68);
+    let mut k = Kindling::start(&lab.s, &lab.tmp, &cfg).expect("kindling starts");
+    let r = dora(&sock, reserved, None).expect("the reserved machine gets a lease");
+    assert_eq!(r.ip, Ipv4Addr::new(192, 168, 88, 42));
+    assert_eq!(r.hostname.as_deref(), Some("node42"));
+    let a = dora(&sock, [2, 0, 0, 0, 1, 1], None).expect("lease a").ip;
+    let b = dora(&sock, [2, 0, 0, 0, 1, 2], None).expect("lease b").ip;
+    assert!(in_pool(a) && in_pool(b) && a != b);
+
+    // kill -9: nothing is flushed on the way out.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(k.proc.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = k.proc.terminate();
+    k = Kindling::start(&lab.s, &lab.tmp, &cfg).expect("kindling restarts");
+    // A new machine gets neither a nor b; the old ones get theirs back.
+    let c = dora(&sock, [2, 0, 0, 0, 1, 3], None).expect("lease c").ip;
+    assert!(in_pool(c) && c != a && c != b, "{c} after {a}, {b}");
+    assert_eq!(dora(&sock, [2, 0, 0, 0, 1, 1], None).unwrap().ip, a);
+    assert_eq!(dora(&sock, [2, 0, 0, 0, 1, 2], None).unwrap().ip, b);
+    // Asking for b from another MAC: offered something else, and a REQUEST for b is NAKed.
+    let d = dora(&sock, [2, 0, 0, 0, 1, 4], Some(b))
+        .expect("lease d")
+        .ip;
+    assert_ne!(d, b);
+    let nak = request(&sock, [2, 0, 0, 0, 1, 5], b, None);
+    assert_eq!(
+        nak,
+        Some(Err(())),
+        "a REQUEST for another machine's address is NAKed"
+    );
+    k.stop();
+}
+
+/// 1,000 machines, DORA, RELEASE and re-DORA in random order over a 100-address pool, the
+/// server killed with SIGKILL and restarted twice along the way: no address is ever ACKed
+/// to two machines that both still hold it, and every machine that got an address keeps
+/// it after the restarts.
+#[test]
+fn churn_of_1000_clients_through_kill_9_never_duplicates_an_address() {
+    if !can_run("churn_of_1000_clients_through_kill_9_never_duplicates_an_address") {
+        return;
+    }
+    let lab = FullLab::new();
+    // Leases outlive the test however slow the machine is: only RELEASEs free addresses.
+    let cfg = lab
+        .config("")
+        .replace("lease_secs = 600", "lease_secs = 86400");
+    let sock = lab.c.udp("c0", ANY68);
+    let mut k = Kindling::start(&lab.s, &lab.tmp, &cfg).expect("kindling starts");
+    // Who holds what, as the clients see it.
+    let mut held: BTreeMap<Ipv4Addr, [u8; 6]> = BTreeMap::new();
+    let mut by_mac: HashMap<[u8; 6], Ipv4Addr> = HashMap::new();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut acks, mut exhausted, mut released) = (0, 0, 0);
+    for step in 0..1000u32 {
+        if step == 400 || step == 750 {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(k.proc.pid()),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            let _ = k.proc.terminate();
+            k = Kindling::start(&lab.s, &lab.tmp, &cfg).expect("kindling restarts");
+            // Every holder gets its own address back after the crash.
+            for (mac, ip) in by_mac.iter().take(20) {
+                let again = dora(&sock, *mac, None).expect("a holder renews");
+                assert_eq!(again.ip, *ip, "{mac:02x?} lost its address in the crash");
+            }
+        }
+        let mac = [0x02, 0x01, (step >> 8) as u8, step as u8, 0, 0];
+        // One attempt: silence means the pool is out (or the reply was late, which cannot
+        // cause a duplicate either: the server then holds an address this test forgot).
+        let releases = match dora_with(&sock, mac, None, 1, Duration::from_millis(500)) {
+            Some(l) => {
+                acks += 1;
+                if let Some(other) = held.insert(l.ip, mac) {
+                    panic!("{} handed to {mac:02x?} while {other:02x?} holds it", l.ip);
+                }
+                by_mac.insert(mac, l.ip);
+                u64::from(rnd() % 3 == 0)
+            }
+            None => {
+                exhausted += 1;
+                5
+            }
+        };
+        // Random holders release their addresses: now and then, and a few when out.
+        for _ in 0..releases {
+            let Some((&ip, &m)) = held.iter().nth((rnd() % held.len().max(1) as u64) as usize)
+            else {
+                break;
+            };
+            release(&sock, m, ip);
+            held.remove(&ip);
+            by_mac.remove(&m);
+            released += 1;
+        }
+    }
+    let stats = k.stop();
+    eprintln!("acks {acks}, pool exhausted {exhausted}, released {released}; {stats}");
+    assert!(acks >= 500, "most DORAs should succeed: {acks}");
+    assert!(
+        stats["ignored"]["no_free_address"].as_u64() > Some(0),
+        "the pool (100) was meant to run out: {stats}"
+    );
+    assert!(held.len() <= 100);
+}
+
+#[derive(Debug, PartialEq)]
+struct Leased {
+    ip: Ipv4Addr,
+    hostname: Option<String>,
+}
+
+fn packet(mac: [u8; 6], xid: u32, kind: v4::MessageType, opts: &[DhcpOption]) -> Vec<u8> {
+    packet_from(mac, xid, kind, Ipv4Addr::UNSPECIFIED, opts)
+}
+
+fn packet_from(
+    mac: [u8; 6],
+    xid: u32,
+    kind: v4::MessageType,
+    ciaddr: Ipv4Addr,
+    opts: &[DhcpOption],
+) -> Vec<u8> {
+    let mut m = v4::Message::new_with_id(
+        xid,
+        ciaddr,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &mac,
+    );
+    m.set_flags(v4::Flags::default().set_broadcast());
+    m.opts_mut().insert(DhcpOption::MessageType(kind));
+    for o in opts {
+        m.opts_mut().insert(o.clone());
+    }
+    let mut out = Vec::new();
+    m.encode(&mut Encoder::new(&mut out)).unwrap();
+    out
+}
+
+/// The first reply with `xid` within `wait`.
+fn replies(sock: &UdpSocket, xid: u32, wait: Duration) -> Vec<v4::Message> {
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 1500];
+    let mut out = Vec::new();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    while Instant::now() < deadline && out.is_empty() {
+        if let Ok((n, _)) = sock.recv_from(&mut buf)
+            && let Ok(m) = v4::Message::decode(&mut Decoder::new(&buf[..n]))
+            && m.xid() == xid
+        {
+            out.push(m);
+        }
+    }
+    out
+}
+
+fn msg_type(m: &v4::Message) -> Option<v4::MessageType> {
+    match m.opts().get(OptionCode::MessageType) {
+        Some(DhcpOption::MessageType(t)) => Some(*t),
+        _ => None,
+    }
+}
+
+/// DISCOVER -> OFFER -> REQUEST -> ACK (up to 3 tries); None when no offer comes.
+fn dora(sock: &UdpSocket, mac: [u8; 6], want: Option<Ipv4Addr>) -> Option<Leased> {
+    dora_with(sock, mac, want, 3, Duration::from_secs(2))
+}
+
+fn dora_with(
+    sock: &UdpSocket,
+    mac: [u8; 6],
+    want: Option<Ipv4Addr>,
+    tries: usize,
+    wait: Duration,
+) -> Option<Leased> {
+    for _ in 0..tries {
+        let xid = next_xid();
+        let mut opts = vec![];
+        if let Some(w) = want {
+            opts.push(DhcpOption::RequestedIpAddress(w));
+        }
+        sock.send_to(&packet(mac, xid, v4::MessageType::Discover, &opts), BCAST67)
+            .unwrap();
+        let Some(offer) = replies(sock, xid, wait).into_iter().next() else {
+            continue;
+        };
+        assert_eq!(msg_type(&offer), Some(v4::MessageType::Offer));
+        match request(sock, mac, offer.yiaddr(), Some(SRV))? {
+            Ok(l) => return Some(l),
+            Err(()) => continue,
+        }
+    }
+    None
+}
+
+/// A REQUEST for `ip` (SELECTING with `server`, INIT-REBOOT without): Ok(lease) on ACK,
+/// Err on NAK, None on silence.
+fn request(
+    sock: &UdpSocket,
+    mac: [u8; 6],
+    ip: Ipv4Addr,
+    server: Option<Ipv4Addr>,
+) -> Option<Result<Leased, ()>> {
+    let xid = next_xid();
+    let mut opts = vec![DhcpOption::RequestedIpAddress(ip)];
+    if let Some(s) = server {
+        opts.push(DhcpOption::ServerIdentifier(s));
+    }
+    sock.send_to(&packet(mac, xid, v4::MessageType::Request, &opts), BCAST67)
+        .unwrap();
+    let reply = replies(sock, xid, Duration::from_secs(2))
+        .into_iter()
+        .next()?;
+    match msg_type(&reply) {
+        Some(v4::MessageType::Ack) => {
+            assert_eq!(reply.yiaddr(), ip);
+            let hostname = match reply.opts().get(OptionCode::Hostname) {
+                Some(DhcpOption::Hostname(h)) => Some(h.clone()),
+                _ => None,
+            };
+            Some(Ok(Leased { ip, hostname }))
+        }
+        Some(v4::MessageType::Nak) => Some(Err(())),
+        t => panic!("unexpected reply {t:?}"),
+    }
+}
+
+fn release(sock: &UdpSocket, mac: [u8; 6], ip: Ipv4Addr) {
+    let p = packet_from(
+        mac,
+        next_xid(),
+        v4::MessageType::Release,
+        ip,
+        &[DhcpOption::ServerIdentifier(SRV)],
+    );
+    // A RELEASE is unicast from the leased address; the client namespace has no address,
+    // so it goes as a broadcast (Kindling matches it by MAC and ciaddr either way).
+    sock.send_to(&p, BCAST67).unwrap();
+}
