@@ -284,8 +284,12 @@ fn bios_gets_the_menu_and_each_item_its_file_with_the_item_echoed() {
 
 #[test]
 fn menus_that_a_rom_cannot_read_are_refused() {
+    // No items: no menu.
+    assert_eq!(
+        cfg("[pxe_menu]\nprompt = \"x\"\nitems = []\n").pxe_menu,
+        None
+    );
     for (extra, key) in [
-        ("[pxe_menu]\nitems = []\n", "dhcp.pxe_menu.items"),
         (
             "[[pxe_menu.items]]\ntext = \"x\"\ntarget = \"local_boot\"\nfile = \"a\"\n",
             "items[0].file",

@@ -357,6 +357,19 @@ pub fn format_detail(d: &MachineDetail) -> String {
     if let Some(r) = &d.lifecycle_record {
         s.push_str(&lifecycle::describe(r));
     }
+    if let Some(l) = &m.lease {
+        let _ = writeln!(
+            s,
+            "  DHCP lease {} {} until {}{}",
+            l.ip,
+            l.state,
+            l.expires_at,
+            l.hostname
+                .as_deref()
+                .map(|h| format!("  host name {}", kindling_dhcp::Esc(h.as_bytes())))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(
         s,
         "  last stage {}  last seen {}{}",

@@ -100,7 +100,8 @@ impl Extension for ReadyEndpoint {
     }
 }
 
-/// `/api/v1/machines`, `/api/v1/machines/{mac}`, `/api/v1/status`, `/api/v1/events` (SSE).
+/// `/api/v1/machines`, `/api/v1/machines/{mac}`, `/api/v1/leases`, `/api/v1/status`,
+/// `/api/v1/events` (SSE).
 pub struct ApiEndpoint(pub Arc<Ops>);
 
 impl Extension for ApiEndpoint {
@@ -115,6 +116,7 @@ impl Extension for ApiEndpoint {
         let ops = &self.0;
         let r = match rest {
             "machines" => json_reply(StatusCode::OK, &json!({ "machines": ops.machines() })),
+            "leases" => json_reply(StatusCode::OK, &json!({ "leases": ops.leases() })),
             "status" => json_reply(StatusCode::OK, &status_json(ops)),
             "events" => event_stream(ops.clone()),
             _ => match rest.strip_prefix("machines/") {

@@ -34,7 +34,7 @@ pub use journal::{FsyncPolicy, JournalStatus};
 pub use ops::{
     AssetStatus, NeighbourLookup, Ops, OpsConfig, SubscriberLimits, SubscriberSlot, Update,
 };
-pub use store::{BootError, Limits, MachineDetail, MachineSummary};
+pub use store::{BootError, LeaseSummary, Limits, MachineDetail, MachineSummary};
 
 impl Ops {
     /// The endpoints of the boot listener, to append to

@@ -16,7 +16,7 @@ use crate::journal::{
     FsyncPolicy, JournalConfig, JournalStatus, JournalWriter, replay_journal_lenient,
 };
 use crate::metrics::Metrics;
-use crate::store::{Limits, MachineDetail, MachineSummary, Store};
+use crate::store::{LeaseSummary, Limits, MachineDetail, MachineSummary, Store};
 use kindling_model::FcosTrack;
 
 /// The `[ops]` table of `kindling.toml`. Every key has a default.
@@ -143,6 +143,8 @@ pub struct Ops {
     pub(crate) arp: std::sync::RwLock<crate::binding::ArpLookup>,
     /// Install-once and discovery state, shown with each machine (set once at start).
     lifecycle: std::sync::OnceLock<Arc<kindling_model::Machines>>,
+    /// Full DHCP mode's leases, shown with the machines and at `/api/v1/leases`.
+    dhcp_leases: std::sync::OnceLock<kindling_dhcp::LeasesHandle>,
 }
 
 /// A machine's lifecycle in one word, for lists: `installed`, `discovered` or nothing.
@@ -282,6 +284,7 @@ impl Ops {
                 proc_net_arp(&ip.to_string())
             })),
             lifecycle: std::sync::OnceLock::new(),
+            dhcp_leases: std::sync::OnceLock::new(),
         });
         spawn_applier(Arc::downgrade(&ops));
         ops
@@ -444,7 +447,43 @@ impl Ops {
                 s.lifecycle = lifecycle_state(m.get_text(&s.mac).as_ref());
             }
         }
+        if self.dhcp_leases.get().is_some() {
+            let mut leases: HashMap<String, LeaseSummary> = self
+                .leases()
+                .into_iter()
+                .map(|l| (l.mac.clone(), l))
+                .collect();
+            for s in &mut list {
+                s.lease = leases.remove(&s.mac);
+            }
+        }
         list
+    }
+
+    /// Full DHCP mode's lease table (empty in proxy mode), by address.
+    pub fn leases(&self) -> Vec<LeaseSummary> {
+        let Some(h) = self.dhcp_leases.get() else {
+            return Vec::new();
+        };
+        let mut v: Vec<LeaseSummary> = h
+            .leases()
+            .into_iter()
+            .map(|l| LeaseSummary {
+                mac: kindling_dhcp::policy::format_mac(&l.mac),
+                ip: l.ip.to_string(),
+                state: l.state.label().to_string(),
+                expires: l.expires,
+                expires_at: crate::event::format_ts(l.expires),
+                hostname: l.hostname,
+            })
+            .collect();
+        v.sort_by_key(|l| l.ip.parse::<std::net::Ipv4Addr>().ok());
+        v
+    }
+
+    /// The DHCP server whose leases the machine views and `/api/v1/leases` show.
+    pub fn add_dhcp_leases(&self, leases: kindling_dhcp::LeasesHandle) {
+        let _ = self.dhcp_leases.set(leases);
     }
 
     /// One machine's summary and timeline (`mac` in any form `MacAddr::parse` accepts).
@@ -457,6 +496,7 @@ impl Ops {
             d.lifecycle_record = m.get_text(&d.summary.mac);
             d.summary.lifecycle = lifecycle_state(d.lifecycle_record.as_ref());
         }
+        d.summary.lease = self.leases().into_iter().find(|l| l.mac == d.summary.mac);
         Some(d)
     }
 

@@ -175,6 +175,13 @@ fn open_ops(cli: &Cli, cfg: &mut Config, data_path: &Path, snapshot: &Snapshot) 
     }
     tracing::info!(path = %state_dir.display(), "state directory (boot journal)");
     cfg.cache.dir = Some(config::cache_dir(cfg, cli.cache_dir.as_deref()));
+    if cfg.dhcp.mode == kindling_dhcp::config::DhcpMode::Full && cfg.dhcp.lease_file.is_none() {
+        // Full DHCP's lease log lives with the journal.
+        if let Err(e) = std::fs::create_dir_all(&state_dir) {
+            tracing::warn!(path = %state_dir.display(), error = %e, "cannot create the state directory");
+        }
+        cfg.dhcp.lease_file = Some(state_dir.join("dhcp-leases"));
+    }
     let ops = kindling_ops::Ops::open(&cfg.ops, Some(&state_dir));
     ops.note_snapshot(snapshot);
     ops
@@ -359,8 +366,9 @@ async fn start_dhcp(
     dhcp_cfg.http_port = http.port();
     let server = kindling_dhcp::DhcpServer::bind_with_observer(&dhcp_cfg, ops.clone())
         .await
-        .context("starting proxy DHCP")?;
+        .context("starting DHCP")?;
     ops.add_dhcp_stats(server.stats_handle());
+    ops.add_dhcp_leases(server.leases_handle());
     server.warn_unserved(cfg.unserved_boot_files().into_iter().collect());
     for l in server.listeners() {
         tracing::info!(iface = %l.iface, address = %l.server_ip, port = l.port, "proxy DHCP ready");

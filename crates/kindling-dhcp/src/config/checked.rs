@@ -281,7 +281,7 @@ impl DhcpConfig {
                 .expand_binary(Ipv4Addr::new(255, 255, 255, 255), self.http_port, name)
                 .len()
         };
-        let pxe_menu = self.pxe_menu.as_ref().map(|m| m.validate()).transpose()?;
+        let pxe_menu = self.pxe_menu.validate()?;
         let full = match self.mode {
             DhcpMode::Proxy => {
                 if !self.subnets.is_empty() || !self.reservations.is_empty() {

@@ -16,7 +16,7 @@ pub struct PxeMenuConfig {
     /// Seconds before the first item is chosen without a key press: 0 chooses it at once,
     /// 255 waits for a key for ever (PXE specification).
     pub timeout_secs: u8,
-    /// The items, in menu order. The first one is the default.
+    /// The items, in menu order. The first one is the default. None: no menu.
     pub items: Vec<PxeMenuItemConfig>,
 }
 
@@ -80,13 +80,11 @@ pub struct MenuItem {
 const OPT43_MAX: usize = 255;
 
 impl PxeMenuConfig {
-    pub(super) fn validate(&self) -> Result<PxeMenu, ConfigError> {
+    /// The menu, or `None` when it has no items.
+    pub(super) fn validate(&self) -> Result<Option<PxeMenu>, ConfigError> {
         let bad = |key: String, reason: String| ConfigError::Invalid { key, reason };
         if self.items.is_empty() {
-            return Err(bad(
-                "dhcp.pxe_menu.items".into(),
-                "a menu needs at least one item (remove [dhcp.pxe_menu] for no menu)".into(),
-            ));
+            return Ok(None);
         }
         let text_ok = |t: &str| !t.is_empty() && t.is_ascii() && !t.chars().any(|c| c.is_control());
         if !text_ok(&self.prompt) {
@@ -141,7 +139,7 @@ impl PxeMenuConfig {
                 ),
             ));
         }
-        Ok(menu)
+        Ok(Some(menu))
     }
 }
 

@@ -74,8 +74,9 @@ pub struct DhcpConfig {
     pub rate_limit: RateLimitConfig,
     /// Routing rules, first match wins.
     pub rules: Vec<RuleConfig>,
-    /// A boot menu with a prompt for BIOS PXE ROMs (`[dhcp.pxe_menu]`); none by default.
-    pub pxe_menu: Option<PxeMenuConfig>,
+    /// A boot menu with a prompt for BIOS PXE ROMs (`[dhcp.pxe_menu]`); no items (the
+    /// default) means no menu.
+    pub pxe_menu: PxeMenuConfig,
     /// `proxy` (default: next to a site's DHCP server) or `full` (Kindling hands out the
     /// addresses of `[[dhcp.subnets]]`; see docs/dhcp.md).
     pub mode: DhcpMode,
@@ -157,7 +158,7 @@ impl Default for DhcpConfig {
             reply_delay_ms: 0,
             http_boot_url: DEFAULT_HTTP_BOOT_URL.into(),
             proxy_port_4011: None,
-            pxe_menu: None,
+            pxe_menu: PxeMenuConfig::default(),
             mode: DhcpMode::Proxy,
             lease_file: None,
             authoritative: true,

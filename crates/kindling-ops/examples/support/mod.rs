@@ -33,6 +33,7 @@ pub fn offer(file: &str) -> Reply {
         message_type: kindling_dhcp::wire::MessageType::Offer,
         file: file.into(),
         rule: None,
+        lease: None,
     }
 }
 

@@ -179,6 +179,7 @@ impl MachineRec {
             boots: self.boots.len(),
             last_boot_started: last.map(|b| b.started),
             lifecycle: None,
+            lease: None,
         }
     }
 

@@ -21,4 +21,4 @@ mod types;
 mod tests;
 
 pub use api::Store;
-pub use types::{Boot, BootError, Limits, MachineDetail, MachineSummary};
+pub use types::{Boot, BootError, LeaseSummary, Limits, MachineDetail, MachineSummary};

@@ -108,6 +108,24 @@ pub struct MachineSummary {
     /// it), from the lifecycle store; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<String>,
+    /// Its DHCP lease, when this server hands out addresses (full DHCP mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseSummary>,
+}
+
+/// A full-mode DHCP lease, as `/api/v1/leases` and the machine views show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseSummary {
+    pub mac: String,
+    pub ip: String,
+    /// `offered`, `bound`, `released`, `declined` (held back after a conflict) or `free`.
+    pub state: String,
+    /// Unix seconds: the end of the lease, offer or hold (the release time once released).
+    pub expires: u64,
+    pub expires_at: String,
+    /// The client's host name (option 12) or its reservation's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// `/api/v1/machines/{mac}` and `kindling machines show`.

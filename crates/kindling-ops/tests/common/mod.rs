@@ -55,6 +55,7 @@ pub fn dhcp_discover(ops: &Ops, mac: [u8; 6], firmware: Firmware, file: &str) {
         message_type: MessageType::Offer,
         file: file.into(),
         rule: None,
+        lease: None,
     };
     ops.answered(&AnsweredEvent {
         iface: "kbr0",
