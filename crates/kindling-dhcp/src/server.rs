@@ -7,12 +7,14 @@
 //! * `select`: which interfaces the config selects, with the address each advertises;
 //! * `socket`: the sockets of one served interface (and the packet socket for broadcasts);
 //! * `worker`: the per-socket packet loop (decide, rate-limit, log, observe, send);
-//! * `leasing`: full mode's lease table and lease log;
+//! * `leasing`: full mode's lease table and lease log; `probe`: the ICMP echo before an
+//!   offer;
 //! * `observer`, `stats`, `error`: the observer hook, the counters, [`DhcpError`].
 
 mod error;
 mod leasing;
 mod observer;
+mod probe;
 mod select;
 mod socket;
 mod stats;
@@ -144,6 +146,7 @@ impl DhcpServer {
             log_gate: Mutex::new(LogGate::new(LOG_BURST, LOG_PER_SEC)),
             unserved: std::sync::OnceLock::new(),
             leasing,
+            probes: Arc::new(tokio::sync::Semaphore::new(probe::MAX_PROBES)),
         });
         Ok(Self {
             config: Arc::new(config),

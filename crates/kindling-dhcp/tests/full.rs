@@ -260,6 +260,39 @@ fn reservations_and_the_same_address_after_kill_9() {
     k.stop();
 }
 
+#[test]
+fn an_address_that_answers_ping_is_not_offered() {
+    if !can_run("an_address_that_answers_ping_is_not_offered") {
+        return;
+    }
+    let lab = FullLab::new();
+    // A host squatting on the first pool address, unknown to the lease table.
+    lab.c.ip(&["addr", "add", "192.168.88.100/24", "dev", "c0"]);
+    let cfg = lab.config("").replace(
+        "ping_check = false",
+        "ping_check = true\nping_timeout_ms = 1000",
+    );
+    let sock = lab.c.udp("c0", ANY68);
+    let k = Kindling::start(&lab.s, &lab.tmp, &cfg).expect("kindling starts");
+    let got = dora(&sock, [2, 0, 0, 0, 2, 1], None).expect("a lease").ip;
+    assert_eq!(
+        got,
+        Ipv4Addr::new(192, 168, 88, 101),
+        "the squatted .100 is skipped"
+    );
+    // The next machine does not get .100 either: it is held back.
+    let next = dora(&sock, [2, 0, 0, 0, 2, 2], None).expect("a lease").ip;
+    assert_eq!(next, Ipv4Addr::new(192, 168, 88, 102));
+    k.stop();
+    let leases = std::fs::read_to_string(lab.tmp.path().join("leases")).unwrap();
+    assert!(
+        leases
+            .lines()
+            .any(|l| l.starts_with("192.168.88.100 ") && l.contains(" declined ")),
+        "{leases}"
+    );
+}
+
 /// 1,000 machines, DORA, RELEASE and re-DORA in random order over a 100-address pool, the
 /// server killed with SIGKILL and restarted twice along the way: no address is ever ACKed
 /// to two machines that both still hold it, and every machine that got an address keeps

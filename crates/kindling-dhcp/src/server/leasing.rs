@@ -10,13 +10,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 use crate::config::{CheckedConfig, FullConfig};
-use crate::full::decide::decide_full;
+use crate::full::decide::{CONFLICT_HOLD_SECS, decide_full};
 use crate::full::leases::{Lease, LeaseTable};
 use crate::full::log::LeaseLog;
 use crate::full::pool_specs;
 use crate::policy::{Context, Decision, IgnoreReason, Outcome};
 use crate::server::error::DhcpError;
 use crate::server::worker::lock;
+use crate::wire::MessageType;
 
 /// The lease table and its log.
 pub(crate) struct Leasing {
@@ -95,21 +96,29 @@ impl Leasing {
 
     /// Decides one datagram with the table, and appends the changes to the log before
     /// returning. A reply whose lease could not be written is not sent (the client retries).
-    pub(super) fn decide(&self, cfg: &CheckedConfig, ctx: &Context<'_>, packet: &[u8]) -> Outcome {
-        let Some(full) = &cfg.full else {
-            return crate::policy::decide(cfg, ctx, packet);
-        };
-        let now = unix_now();
+    /// With `ping_check`, an offer of an address this client did not hold comes with that
+    /// address, to be probed before the offer goes out.
+    pub(super) fn decide(
+        &self,
+        cfg: &CheckedConfig,
+        ctx: &Context<'_>,
+        packet: &[u8],
+    ) -> (Outcome, Option<Ipv4Addr>) {
         let mut st = lock(&self.state);
-        let mut out = decide_full(cfg, full, &mut st.table, ctx, packet, now);
-        let changes = st.table.drain_changes();
-        if !changes.is_empty()
-            && let Err(e) = st.persist(&changes, now)
-        {
-            warn!(error = %e, file = %st.log.path().display(), "writing the lease file failed; not answering");
-            out.decision = Decision::Ignore(IgnoreReason::EncodeFailed);
-        }
-        out
+        st.decide(cfg, ctx, packet)
+    }
+
+    /// The probe found `ip` in use: holds it back and decides the same datagram again.
+    pub(super) fn conflict(
+        &self,
+        cfg: &CheckedConfig,
+        ctx: &Context<'_>,
+        packet: &[u8],
+        ip: Ipv4Addr,
+    ) -> (Outcome, Option<Ipv4Addr>) {
+        let mut st = lock(&self.state);
+        st.table.conflict(ip, unix_now(), CONFLICT_HOLD_SECS);
+        st.decide(cfg, ctx, packet)
     }
 
     /// Every lease record, for `kindling machines` and the API.
@@ -120,6 +129,42 @@ impl Leasing {
 }
 
 impl State {
+    fn decide(
+        &mut self,
+        cfg: &CheckedConfig,
+        ctx: &Context<'_>,
+        packet: &[u8],
+    ) -> (Outcome, Option<Ipv4Addr>) {
+        let Some(full) = &cfg.full else {
+            return (crate::policy::decide(cfg, ctx, packet), None);
+        };
+        let now = unix_now();
+        // The addresses this client held before (an offer of one of them needs no probe).
+        let held: Vec<Ipv4Addr> = match (packet.get(1..3), packet.get(28..34)) {
+            (Some([1, 6]), Some(m)) => {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(m);
+                self.table.leases_of(mac).map(|l| l.ip).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut out = decide_full(cfg, full, &mut self.table, ctx, packet, now);
+        let changes = self.table.drain_changes();
+        if !changes.is_empty()
+            && let Err(e) = self.persist(&changes, now)
+        {
+            warn!(error = %e, file = %self.log.path().display(), "writing the lease file failed; not answering");
+            out.decision = Decision::Ignore(IgnoreReason::EncodeFailed);
+        }
+        let probe = match &out.decision {
+            Decision::Reply(r) if r.message_type == MessageType::Offer => r
+                .lease
+                .filter(|ip| full.ping_timeout.is_some() && !held.contains(ip)),
+            _ => None,
+        };
+        (out, probe)
+    }
+
     /// Appends `changes` (the table has them already); after a failed write, or when the
     /// log has grown, rewrites the log from the table instead.
     fn persist(&mut self, changes: &[Lease], now: u64) -> io::Result<()> {

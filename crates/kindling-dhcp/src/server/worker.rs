@@ -42,6 +42,8 @@ pub(super) struct Shared {
     pub(super) unserved: std::sync::OnceLock<std::collections::HashMap<String, String>>,
     /// Full mode's lease table and log (None: proxy only).
     pub(super) leasing: Option<super::leasing::Leasing>,
+    /// Echo probes in flight (full mode's `ping_check`).
+    pub(super) probes: Arc<tokio::sync::Semaphore>,
 }
 
 /// Lines about ignored datagrams: 50 at once, then 5 a second.
@@ -145,9 +147,9 @@ impl Worker {
             source,
             local,
         };
-        let mut outcome = match &self.shared.leasing {
+        let (mut outcome, probe) = match &self.shared.leasing {
             Some(l) => l.decide(&self.config, &ctx, packet),
-            None => decide(&self.config, &ctx, packet),
+            None => (decide(&self.config, &ctx, packet), None),
         };
         // Per-client rate limit: every datagram of a PXE client is charged (answered or
         // not: the info lines and the timeline cost too); ordinary DHCP traffic never is.
@@ -197,30 +199,29 @@ impl Worker {
                 None
             }
             Decision::Reply(reply) => {
-                // Last lines of defence: a proxy never hands out an address, and never
-                // sends to a broadcast, multicast, loopback or own address unless it is
-                // the port-67 broadcast to clients on this link.
-                let dest_ok = (*reply.dest.ip() == Ipv4Addr::BROADCAST
-                    && reply.dest.port() == crate::policy::DHCP_CLIENT_PORT)
-                    || check_destination(*reply.dest.ip(), self.server_ip, local).is_ok();
-                // A lease's yiaddr must be the address the table gave (full mode only).
-                let yiaddr_ok = match reply.lease {
-                    None => yiaddr_is_zero(&reply.packet),
-                    Some(ip) => {
-                        self.shared.leasing.is_some()
-                            && reply
-                                .packet
-                                .get(wire::YIADDR_OFFSET..wire::YIADDR_OFFSET + 4)
-                                == Some(&ip.octets()[..])
-                    }
-                };
-                if !yiaddr_ok || !dest_ok {
-                    self.stats.0.refused_unsafe.fetch_add(1, Ordering::Relaxed);
-                    span.in_scope(|| warn!(dest = %reply.dest, "refusing to send an unsafe reply (yiaddr != 0 or bad destination)"));
+                if !self.safe(&reply, local, &span) {
+                    return None;
+                }
+                let client = outcome.client;
+                if let Some(ip) = probe
+                    && let Ok(permit) = self.shared.probes.clone().try_acquire_owned()
+                {
+                    let this = self.clone();
+                    let packet = packet.to_vec();
+                    tokio::spawn(async move {
+                        let p = Pending {
+                            reply,
+                            client,
+                            span,
+                        };
+                        if let Some(p) = this.probe_first(ip, &packet, source, p).await {
+                            this.flush(&mut vec![p]).await;
+                        }
+                        drop(permit);
+                    });
                     return None;
                 }
                 let delay = self.config.reply_delay;
-                let client = outcome.client;
                 if delay.is_zero() {
                     return Some(Pending {
                         reply,
@@ -244,6 +245,86 @@ impl Worker {
                 None
             }
         }
+    }
+
+    /// Last lines of defence: a proxy never hands out an address (a lease's `yiaddr` is the
+    /// address the table gave, full mode only), and nothing goes to a broadcast, multicast,
+    /// loopback or own address unless it is the port-67 broadcast to clients on this link.
+    fn safe(&self, reply: &Reply, local: &[(Ipv4Addr, Ipv4Addr)], span: &tracing::Span) -> bool {
+        let dest_ok = (*reply.dest.ip() == Ipv4Addr::BROADCAST
+            && reply.dest.port() == crate::policy::DHCP_CLIENT_PORT)
+            || check_destination(*reply.dest.ip(), self.server_ip, local).is_ok();
+        let yiaddr_ok = match reply.lease {
+            None => yiaddr_is_zero(&reply.packet),
+            Some(ip) => {
+                self.shared.leasing.is_some()
+                    && reply
+                        .packet
+                        .get(wire::YIADDR_OFFSET..wire::YIADDR_OFFSET + 4)
+                        == Some(&ip.octets()[..])
+            }
+        };
+        if !yiaddr_ok || !dest_ok {
+            self.stats.0.refused_unsafe.fetch_add(1, Ordering::Relaxed);
+            span.in_scope(|| warn!(dest = %reply.dest, "refusing to send an unsafe reply (yiaddr not the lease, or bad destination)"));
+        }
+        yiaddr_ok && dest_ok
+    }
+
+    /// Full mode's `ping_check`: echoes `ip` before its offer goes out; an address that
+    /// answers is held back and the datagram decided again (up to three addresses, the last
+    /// offered unprobed). `None`: nothing to send.
+    async fn probe_first(
+        &self,
+        mut ip: Ipv4Addr,
+        packet: &[u8],
+        source: SocketAddrV4,
+        mut p: Pending,
+    ) -> Option<Pending> {
+        let leasing = self.shared.leasing.as_ref()?;
+        let timeout = self.config.full.as_ref()?.ping_timeout?;
+        for round in 0..3u16 {
+            let xid = p.reply.packet.get(6..8).unwrap_or(&[0, 0]);
+            let id = (std::process::id() as u16) ^ u16::from_be_bytes([xid[0], xid[1]]);
+            let answered =
+                tokio::task::spawn_blocking(move || super::probe::echo(ip, timeout, id, round))
+                    .await
+                    .unwrap_or_else(|e| Err(io::Error::other(e)));
+            match answered {
+                Ok(false) => return Some(p),
+                Err(e) => {
+                    p.span.in_scope(|| debug!(address = %ip, error = %e, "ping check failed; offering without it"));
+                    return Some(p);
+                }
+                Ok(true) => {}
+            }
+            p.span.in_scope(|| warn!(address = %ip, "address answered a ping: another host uses it; holding it back and offering another"));
+            let local = lock(&self.shared.local).clone();
+            let ctx = Context {
+                iface: &self.iface,
+                server_ip: self.server_ip,
+                port: self.port,
+                source,
+                local: &local,
+            };
+            let (outcome, next) = leasing.conflict(&self.config, &ctx, packet, ip);
+            match outcome.decision {
+                Decision::Reply(r) if self.safe(&r, &local, &p.span) => {
+                    p.reply = r;
+                    p.client = outcome.client;
+                    match next {
+                        Some(n) => ip = n,
+                        None => return Some(p),
+                    }
+                }
+                Decision::Reply(_) => return None,
+                Decision::Ignore(reason) => {
+                    self.stats.0.ignored[reason.index()].fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        Some(p)
     }
 
     /// Logs an ignored datagram: ordinary LAN traffic at debug, the rest (rate-limited by
