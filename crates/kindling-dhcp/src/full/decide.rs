@@ -150,6 +150,7 @@ fn answer(
         .map(String::as_str);
     let lease = (!ip.is_unspecified()).then_some(subnet.lease_secs);
     fields.options = lease_options(subnet, hostname, lease);
+    echo_relay_info(req, &mut fields);
     let mut out = finish(ctx, req, info, fields, rule);
     if let Decision::Reply(r) = &mut out.decision
         && !ip.is_unspecified()
@@ -188,7 +189,17 @@ fn nak(ctx: &Context<'_>, req: &Request, info: crate::policy::ClientInfo) -> Out
     let mut f = plain(ctx, req, MessageType::Nak);
     f.flags = 0x8000;
     f.ciaddr = Ipv4Addr::UNSPECIFIED;
+    echo_relay_info(req, &mut f);
     finish(ctx, req, info, f, None)
+}
+
+/// RFC 3046: a relay's agent information (option 82) goes back in the reply, last, as is.
+fn echo_relay_info(req: &Request, f: &mut ReplyFields) {
+    if !req.header.giaddr.is_unspecified()
+        && let Some(o82) = req.option(opt::RELAY_AGENT_INFO)
+    {
+        f.options.push((opt::RELAY_AGENT_INFO, o82.to_vec()));
+    }
 }
 
 /// The subnet's options, in code order; the lease time and its renewal (1/2) and rebinding

@@ -11,6 +11,9 @@ pub mod decide;
 pub mod leases;
 pub mod log;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::Ipv4Addr;
 
 use crate::config::FullConfig;
