@@ -120,7 +120,7 @@ fn reply(o: &Outcome) -> (v4::Message, SocketAddrV4) {
     (m, r.dest)
 }
 
-fn opt<'a>(m: &'a v4::Message, code: OptionCode) -> Option<&'a DhcpOption> {
+fn opt(m: &v4::Message, code: OptionCode) -> Option<&DhcpOption> {
     m.opts().get(code)
 }
 
