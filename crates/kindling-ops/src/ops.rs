@@ -455,6 +455,10 @@ impl Ops {
                 .collect();
             for s in &mut list {
                 s.lease = leases.remove(&s.mac);
+                // The address this server gave, when no boot event named one.
+                if s.ip.is_none() {
+                    s.ip = s.lease.as_ref().map(|l| l.ip.clone());
+                }
             }
         }
         list
@@ -473,7 +477,7 @@ impl Ops {
                 ip: l.ip.to_string(),
                 state: l.state.label().to_string(),
                 expires: l.expires,
-                expires_at: crate::event::format_ts(l.expires),
+                expires_at: crate::event::format_ts(l.expires.saturating_mul(1000)),
                 hostname: l.hostname,
             })
             .collect();

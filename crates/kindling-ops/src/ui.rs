@@ -386,6 +386,24 @@ pub fn machine_page(mac: &str, m: Option<&MachineDetail>) -> String {
             ("First seen", esc(&format_ts(m.first_seen))),
             ("Last seen", esc(&sm.last_seen_at)),
             (
+                "DHCP lease",
+                sm.lease
+                    .as_ref()
+                    .map(|l| {
+                        esc(&format!(
+                            "{} {} until {}{}",
+                            l.ip,
+                            l.state,
+                            l.expires_at,
+                            l.hostname
+                                .as_deref()
+                                .map(|h| format!(", host name {h}"))
+                                .unwrap_or_default()
+                        ))
+                    })
+                    .unwrap_or_else(|| "–".into()),
+            ),
+            (
                 "Lifecycle",
                 m.lifecycle_record
                     .as_ref()

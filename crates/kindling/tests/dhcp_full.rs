@@ -1,0 +1,182 @@
+//! Full DHCP mode through the real binary: `kindling serve` with `[dhcp] mode = "full"` in a
+//! network namespace hands busybox udhcpc (in another namespace) an address; the lease is
+//! in `/api/v1/leases`, written to `<state dir>/dhcp-leases`, and still there after the
+//! server is killed with SIGKILL and started again. Both namespaces and the server (by PID)
+//! are removed even when the test fails. Needs root; skipped with a message otherwise.
+
+mod common;
+
+use common::netns::{Netns, Proc, can_run, have};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const SERVER_IP: &str = "192.168.214.1";
+const CLIENT_MAC: &str = "02:4b:14:00:00:02";
+
+const CONFIG: &str = "[dhcp]
+enabled = true
+interfaces = [\"s0\"]
+mode = \"full\"
+ping_check = false
+[[dhcp.subnets]]
+network = \"192.168.214.0/24\"
+pools = [\"192.168.214.50-192.168.214.60\"]
+router = \"192.168.214.1\"
+lease_secs = 900
+";
+
+fn start_server(ns: &Netns, work: &Path) -> (Proc, PathBuf) {
+    for d in ["data/groups", "data/profiles", "state"] {
+        std::fs::create_dir_all(work.join(d)).unwrap();
+    }
+    let cfg = work.join("kindling.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let log = work.join("kindling.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let err = out.try_clone().unwrap();
+    let mut cmd = ns.cmd(env!("CARGO_BIN_EXE_kindling"));
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(work.join("data"))
+        .arg("--state-dir")
+        .arg(work.join("state"))
+        .arg("--cache-dir")
+        .arg(work.join("cache"))
+        .args(["--http-listen", &format!("{SERVER_IP}:8080")])
+        .args(["--admin-listen", "127.0.0.1:8082"])
+        .arg("--no-watch")
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("KINDLING_") {
+            cmd.env_remove(k);
+        }
+    }
+    (Proc::adopt(cmd.spawn().expect("spawn kindling")), log)
+}
+
+/// GET `path` from the admin listener (run inside the server's namespace).
+fn admin_get(path: &str) -> Result<(u16, String), String> {
+    let addr: SocketAddr = "127.0.0.1:8082".parse().unwrap();
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status in {text:?}"))?;
+    Ok((status, text))
+}
+
+/// `/api/v1/leases` once the server answers (up to 60 s).
+fn leases(ns: &Netns, server: &mut Proc, log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(st)) = server.child.try_wait() {
+            panic!(
+                "kindling exited with {st}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if let Ok((200, body)) = ns.run(|| admin_get("/api/v1/leases")) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kindling did not answer: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_in_full_mode_leases_an_address_and_keeps_it_through_kill_9() {
+    if !can_run("serve_in_full_mode_leases_an_address_and_keeps_it_through_kill_9") {
+        return;
+    }
+    if !have("busybox") {
+        eprintln!("skipping: busybox missing");
+        return;
+    }
+    let s = Netns::new("s");
+    let c = Netns::new("c");
+    s.veth("s0", "c0", &c);
+    s.ip(&["addr", "add", &format!("{SERVER_IP}/24"), "dev", "s0"]);
+    s.ip(&["link", "set", "s0", "up"]);
+    c.ip(&["link", "set", "c0", "address", CLIENT_MAC]);
+    c.ip(&["link", "set", "c0", "up"]);
+    let work = kindling_testkit::tempdir("dhcp-full-serve");
+    let (mut server, log) = start_server(&s, work.path());
+    assert!(
+        !leases(&s, &mut server, &log).contains(CLIENT_MAC),
+        "no lease yet"
+    );
+
+    // busybox udhcpc: DORA, then quit (-q) with the lease; -n: fail if none.
+    let st = c
+        .cmd("busybox")
+        .args([
+            "udhcpc",
+            "-i",
+            "c0",
+            "-q",
+            "-n",
+            "-t",
+            "10",
+            "-s",
+            "/bin/true",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "udhcpc got no lease: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let body = leases(&s, &mut server, &log);
+    assert!(body.contains(CLIENT_MAC), "{body}");
+    assert!(body.contains("\"ip\": \"192.168.214.50\""), "{body}");
+    assert!(body.contains("\"state\": \"bound\""), "{body}");
+    assert!(
+        body.contains("\"expires_at\": \"20"),
+        "a date, not an epoch: {body}"
+    );
+    let file = std::fs::read_to_string(work.path().join("state/dhcp-leases")).unwrap();
+    assert!(
+        file.starts_with("# kindling-leases v1\n")
+            && file.contains("192.168.214.50 02:4b:14:00:00:02 bound"),
+        "{file}"
+    );
+
+    // SIGKILL, start again from the same state directory: the lease is still there.
+    let st = std::process::Command::new("kill")
+        .args(["-KILL", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    drop(server);
+    let (mut server, log) = start_server(&s, work.path());
+    let body = leases(&s, &mut server, &log);
+    assert!(body.contains(CLIENT_MAC), "after kill -9: {body}");
+    assert!(body.contains("\"ip\": \"192.168.214.50\""), "{body}");
+    drop(server);
+}
