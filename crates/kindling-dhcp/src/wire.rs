@@ -50,6 +50,7 @@ pub mod opt {
     pub const REBINDING_TIME: u8 = 59;
     pub const CLASSLESS_ROUTES: u8 = 121;
     pub const RELAY_AGENT_INFO: u8 = 82;
+    pub const PARAMETER_LIST: u8 = 55;
     pub const CLIENT_NDI: u8 = 94;
     pub const CLIENT_UUID: u8 = 97;
     pub const IPXE_ENCAP: u8 = 175;

@@ -69,7 +69,7 @@ fn hook(dir: &Path, out: &Path) -> String {
     std::fs::write(
         &p,
         format!(
-            "#!/bin/sh\n{{ echo \"---\"; echo \"arg=$1\"; env; }} >> {}\n\
+            "#!/bin/sh\n{{ echo \"---\"; echo \"arg=$1\"; env; echo \"hook_end=1\"; }} >> {}\n\
              case \"$reason\" in\n\
              BOUND) ip addr add \"$new_ip_address/24\" dev \"$interface\" ;;\n\
              RELEASE) ip addr flush dev \"$interface\" ;;\n\
@@ -92,6 +92,8 @@ fn last_block(out: &Path, kinds: &[&str]) -> Option<HashMap<String, String>> {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<HashMap<_, _>>()
         })
+        // A block still being written has no end marker yet.
+        .filter(|m| m.contains_key("hook_end"))
         .filter(|m| {
             kinds.iter().any(|k| {
                 m.get("reason").map(String::as_str) == Some(k)
@@ -186,7 +188,7 @@ fn dhclient_and_udhcpc_get_leases_with_every_option() {
         .c
         .cmd("busybox")
         .args([
-            "udhcpc", "-i", "c0", "-f", "-q", "-n", "-t", "5", "-s", &script2,
+            "udhcpc", "-i", "c0", "-f", "-q", "-n", "-t", "5", "-O", "mtu", "-s", &script2,
         ])
         .status()
         .unwrap();

@@ -150,6 +150,17 @@ fn answer(
         .map(String::as_str);
     let lease = (!ip.is_unspecified()).then_some(subnet.lease_secs);
     fields.options = lease_options(subnet, hostname, lease);
+    // A parameter request list (55) limits the options to those asked for, as dnsmasq and
+    // Kea do; the mask and the lease times always go (RFC 2131 4.3.1).
+    if let Some(asked) = req.option(opt::PARAMETER_LIST) {
+        fields.options.retain(|(code, _)| {
+            asked.contains(code)
+                || matches!(
+                    *code,
+                    opt::SUBNET_MASK | opt::LEASE_TIME | opt::RENEWAL_TIME | opt::REBINDING_TIME
+                )
+        });
+    }
     echo_relay_info(req, &mut fields);
     let mut out = finish(ctx, req, info, fields, rule);
     if let Decision::Reply(r) = &mut out.decision
