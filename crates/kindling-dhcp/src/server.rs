@@ -55,6 +55,14 @@ impl LeasesHandle {
             .map(|l| l.leases())
             .unwrap_or_default()
     }
+
+    /// Fixed addresses from outside the configuration (groups' metadata `ip`); the
+    /// configured reservations win a clash. No-op in proxy mode.
+    pub fn set_group_reservations(&self, list: Vec<crate::config::Reservation>) {
+        if let Some(l) = &self.0.leasing {
+            l.set_extra_reservations(list);
+        }
+    }
 }
 
 /// The proxy DHCP server.

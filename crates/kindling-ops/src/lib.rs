@@ -18,6 +18,7 @@ pub mod cli;
 pub mod event;
 pub mod http;
 pub mod journal;
+mod leases;
 pub mod lifecycle;
 pub mod metrics;
 mod observe;

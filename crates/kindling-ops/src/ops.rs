@@ -144,7 +144,9 @@ pub struct Ops {
     /// Install-once and discovery state, shown with each machine (set once at start).
     lifecycle: std::sync::OnceLock<Arc<kindling_model::Machines>>,
     /// Full DHCP mode's leases, shown with the machines and at `/api/v1/leases`.
-    dhcp_leases: std::sync::OnceLock<kindling_dhcp::LeasesHandle>,
+    pub(crate) dhcp_leases: std::sync::OnceLock<kindling_dhcp::LeasesHandle>,
+    /// Fixed addresses from the groups' metadata (`ip`), for full DHCP mode.
+    pub(crate) group_reservations: Mutex<Vec<kindling_dhcp::config::Reservation>>,
 }
 
 /// A machine's lifecycle in one word, for lists: `installed`, `discovered` or nothing.
@@ -285,6 +287,7 @@ impl Ops {
             })),
             lifecycle: std::sync::OnceLock::new(),
             dhcp_leases: std::sync::OnceLock::new(),
+            group_reservations: Mutex::new(Vec::new()),
         });
         spawn_applier(Arc::downgrade(&ops));
         ops
@@ -371,6 +374,13 @@ impl Ops {
         }
         self.metrics.reload(problems.len());
         self.set_config_problems(problems);
+        let res = crate::leases::group_reservations(snap);
+        if let Some(h) = self.dhcp_leases.get() {
+            h.set_group_reservations(res.clone());
+        }
+        if let Ok(mut g) = self.group_reservations.lock() {
+            *g = res;
+        }
     }
 
     /// Ends the live streams and flushes the journal. Call on shutdown.
@@ -462,32 +472,6 @@ impl Ops {
             }
         }
         list
-    }
-
-    /// Full DHCP mode's lease table (empty in proxy mode), by address.
-    pub fn leases(&self) -> Vec<LeaseSummary> {
-        let Some(h) = self.dhcp_leases.get() else {
-            return Vec::new();
-        };
-        let mut v: Vec<LeaseSummary> = h
-            .leases()
-            .into_iter()
-            .map(|l| LeaseSummary {
-                mac: kindling_dhcp::policy::format_mac(&l.mac),
-                ip: l.ip.to_string(),
-                state: l.state.label().to_string(),
-                expires: l.expires,
-                expires_at: crate::event::format_ts(l.expires.saturating_mul(1000)),
-                hostname: l.hostname,
-            })
-            .collect();
-        v.sort_by_key(|l| l.ip.parse::<std::net::Ipv4Addr>().ok());
-        v
-    }
-
-    /// The DHCP server whose leases the machine views and `/api/v1/leases` show.
-    pub fn add_dhcp_leases(&self, leases: kindling_dhcp::LeasesHandle) {
-        let _ = self.dhcp_leases.set(leases);
     }
 
     /// One machine's summary and timeline (`mac` in any form `MacAddr::parse` accepts).

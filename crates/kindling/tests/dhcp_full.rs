@@ -1,7 +1,8 @@
 //! Full DHCP mode through the real binary: `kindling serve` with `[dhcp] mode = "full"` in a
 //! network namespace hands busybox udhcpc (in another namespace) an address; the lease is
 //! in `/api/v1/leases`, written to `<state dir>/dhcp-leases`, and still there after the
-//! server is killed with SIGKILL and started again. Both namespaces and the server (by PID)
+//! server is killed with SIGKILL and started again; a group whose metadata has `ip` fixes its
+//! machine's address. Both namespaces and the server (by PID)
 //! are removed even when the test fails. Needs root; skipped with a message otherwise.
 
 mod common;
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 
 const SERVER_IP: &str = "192.168.214.1";
 const CLIENT_MAC: &str = "02:4b:14:00:00:02";
+/// A machine whose group's metadata fixes its address.
+const RESERVED_MAC: &str = "02:4b:14:00:00:03";
 
 const CONFIG: &str = "[dhcp]
 enabled = true
@@ -32,6 +35,18 @@ fn start_server(ns: &Netns, work: &Path) -> (Proc, PathBuf) {
     for d in ["data/groups", "data/profiles", "state"] {
         std::fs::create_dir_all(work.join(d)).unwrap();
     }
+    std::fs::write(
+        work.join("data/profiles/p.json"),
+        r#"{"id":"p","boot":{"kernel":"/assets/k","initrd":["/assets/i"]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("data/groups/web1.json"),
+        format!(
+            r#"{{"id":"web1","profile":"p","selector":{{"mac":"{RESERVED_MAC}"}},"metadata":{{"ip":"192.168.214.77","hostname":"web1"}}}}"#
+        ),
+    )
+    .unwrap();
     let cfg = work.join("kindling.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let log = work.join("kindling.log");
@@ -166,6 +181,33 @@ fn serve_in_full_mode_leases_an_address_and_keeps_it_through_kill_9() {
             && file.contains("192.168.214.50 02:4b:14:00:00:02 bound"),
         "{file}"
     );
+
+    // The machine of group web1 gets the address in its metadata (and its host name).
+    c.ip(&["link", "set", "c0", "address", RESERVED_MAC]);
+    let st = c
+        .cmd("busybox")
+        .args([
+            "udhcpc",
+            "-i",
+            "c0",
+            "-q",
+            "-n",
+            "-t",
+            "10",
+            "-s",
+            "/bin/true",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "udhcpc got no lease for {RESERVED_MAC}");
+    let body = leases(&s, &mut server, &log);
+    let at = body
+        .find(RESERVED_MAC)
+        .expect("a lease for the group's machine");
+    let entry = &body[at..body[at..].find('}').map_or(body.len(), |e| at + e)];
+    assert!(entry.contains("\"ip\": \"192.168.214.77\""), "{body}");
 
     // SIGKILL, start again from the same state directory: the lease is still there.
     let st = std::process::Command::new("kill")

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
 
-use crate::config::{CheckedConfig, FullConfig};
+use crate::config::{CheckedConfig, FullConfig, Reservation};
 use crate::full::decide::{CONFLICT_HOLD_SECS, decide_full};
 use crate::full::leases::{Lease, LeaseTable};
 use crate::full::log::LeaseLog;
@@ -25,6 +25,12 @@ pub(crate) struct Leasing {
 }
 
 struct State {
+    /// The configuration's full mode plus the reservations from groups' metadata.
+    full: FullConfig,
+    /// The configuration's own (without groups').
+    base: FullConfig,
+    /// This host's addresses (never handed out).
+    local: Vec<Ipv4Addr>,
     table: LeaseTable,
     log: LeaseLog,
     /// A write failed: the log misses changes, so the next write rewrites it whole.
@@ -60,6 +66,9 @@ impl Leasing {
                 source,
             })?;
         let mut state = State {
+            full: full.clone(),
+            base: full.clone(),
+            local: local.to_vec(),
             table,
             log,
             dirty: false,
@@ -121,6 +130,61 @@ impl Leasing {
         st.decide(cfg, ctx, packet)
     }
 
+    /// Reservations from outside the configuration (groups' metadata): merged with the
+    /// configured ones (which win on a clash of MAC or address), the table rebuilt with
+    /// them and its records kept (a record on an address now reserved for another MAC is
+    /// dropped). Nothing happens when the list is the one in force.
+    pub(crate) fn set_extra_reservations(&self, extra: Vec<Reservation>) {
+        let mut st = lock(&self.state);
+        let mut full = st.base.clone();
+        let mut skipped = 0usize;
+        for r in extra {
+            let clash = full
+                .reservations
+                .iter()
+                .any(|o| o.mac == r.mac || o.ip == r.ip);
+            let inside = full.subnets.iter().any(|n| {
+                n.contains(r.ip)
+                    && r.ip != n.network
+                    && r.ip != n.broadcast()
+                    && Some(r.ip) != n.router
+            });
+            if clash || !inside || st.local.contains(&r.ip) {
+                skipped += 1;
+                continue;
+            }
+            if let Some(h) = &r.hostname {
+                full.hostnames.insert(r.mac, h.clone());
+            }
+            full.reservations.push(r);
+        }
+        if full.reservations == st.full.reservations {
+            return;
+        }
+        let table = match LeaseTable::new(&pool_specs(&full, &st.local)) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "reservations from groups not applied");
+                return;
+            }
+        };
+        let now = unix_now();
+        let records: Vec<Lease> = st.table.records(now).cloned().collect();
+        let old = std::mem::replace(&mut st.table, table);
+        let report = st.table.restore(records, now);
+        st.table.drain_changes();
+        drop(old);
+        info!(
+            reservations = full.reservations.len(),
+            from_groups = full.reservations.len() - st.base.reservations.len(),
+            skipped,
+            dropped_leases = report.dropped,
+            "DHCP reservations updated from groups' metadata"
+        );
+        st.full = full;
+        st.dirty = true; // the next write rewrites the log from the table
+    }
+
     /// Every lease record, for `kindling machines` and the API.
     pub(crate) fn leases(&self) -> Vec<Lease> {
         let st = lock(&self.state);
@@ -135,9 +199,10 @@ impl State {
         ctx: &Context<'_>,
         packet: &[u8],
     ) -> (Outcome, Option<Ipv4Addr>) {
-        let Some(full) = &cfg.full else {
+        if cfg.full.is_none() {
             return (crate::policy::decide(cfg, ctx, packet), None);
-        };
+        }
+        let full = &self.full;
         let now = unix_now();
         // The addresses this client held before (an offer of one of them needs no probe).
         let held: Vec<Ipv4Addr> = match (packet.get(1..3), packet.get(28..34)) {
@@ -149,6 +214,7 @@ impl State {
             _ => Vec::new(),
         };
         let mut out = decide_full(cfg, full, &mut self.table, ctx, packet, now);
+        let ping = full.ping_timeout.is_some();
         let changes = self.table.drain_changes();
         if !changes.is_empty()
             && let Err(e) = self.persist(&changes, now)
@@ -157,9 +223,9 @@ impl State {
             out.decision = Decision::Ignore(IgnoreReason::EncodeFailed);
         }
         let probe = match &out.decision {
-            Decision::Reply(r) if r.message_type == MessageType::Offer => r
-                .lease
-                .filter(|ip| full.ping_timeout.is_some() && !held.contains(ip)),
+            Decision::Reply(r) if r.message_type == MessageType::Offer => {
+                r.lease.filter(|ip| ping && !held.contains(ip))
+            }
             _ => None,
         };
         (out, probe)
