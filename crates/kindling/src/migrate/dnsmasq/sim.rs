@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use super::parse::{ClassKind, Cond, Conf, MatchValue, mac_matches};
+use super::parse::{ClassKind, Cond, Conf, MatchValue, PxePrompt, PxeService, mac_matches};
 use crate::migrate::probe::{self, ACK, Boot, Client, DISCOVER, OFFER, REQUEST, Reply, Seen, Step};
 
 /// A reply and the configuration line that chose its boot file, if any.
@@ -16,6 +16,25 @@ use crate::migrate::probe::{self, ACK, Boot, Client, DISCOVER, OFFER, REQUEST, R
 pub struct SimReply {
     pub reply: Reply,
     pub line: Option<usize>,
+}
+
+/// The PXE menu dnsmasq's offer shows a BIOS client.
+#[derive(Debug, Clone)]
+pub struct ShownMenu<'a> {
+    /// Its items, in order.
+    pub services: Vec<&'a PxeService>,
+    /// The `pxe-prompt` a ROM reads (`None`: dnsmasq's own "PXE").
+    pub prompt: Option<&'a PxePrompt>,
+    /// The prompt's timeout byte as dnsmasq sends it (without a prompt: 255 with a choice, 0
+    /// with one item).
+    pub timeout: u8,
+}
+
+impl ShownMenu<'_> {
+    /// A ROM shows something to choose from: several items, or one with a countdown.
+    pub fn visible(&self) -> bool {
+        self.services.len() > 1 || (self.services.len() == 1 && self.timeout > 0)
+    }
 }
 
 /// The simulated dnsmasq, as seen from one interface.
@@ -119,7 +138,7 @@ pub struct Tags {
     pub host_ignore: bool,
 }
 
-impl Sim<'_> {
+impl<'a> Sim<'a> {
     fn run_tag_if(&self, netid: &[String]) -> Vec<String> {
         let mut tags = netid.to_vec();
         for t in &self.conf.tag_ifs {
@@ -250,26 +269,60 @@ impl Sim<'_> {
         Some((siaddr, file, s.line))
     }
 
-    /// `pxe_opts`: option 43 with the menu of the services for this architecture.
-    fn pxe_opts(&self, arch: u16, tags: &[String]) -> (Vec<u8>, Option<usize>) {
-        let mut dc = 3u8;
-        let mut menu = Vec::new();
-        let mut servers = Vec::new();
-        let mut items = 0;
-        let mut first_line = None;
+    /// The services of `pxe_opts`' menu for this architecture and these tags, in order, as
+    /// many as fit in dnsmasq's 253 bytes.
+    pub fn menu_services(&self, arch: u16, tags: &[String]) -> Vec<&'a PxeService> {
+        let mut out = Vec::new();
+        let mut len = 0;
         for s in &self.conf.pxe_services {
             if s.csa != arch || !match_netid(&s.conds, tags, true) {
                 continue;
             }
-            let text = s.menu.as_bytes();
-            if menu.len() + text.len() + 3 >= 253 {
+            if len + s.menu.len() + 3 >= 253 {
                 break;
             }
+            len += s.menu.len() + 3;
+            out.push(s);
+        }
+        out
+    }
+
+    /// The `pxe-prompt` lines whose tags match, newest first (dnsmasq keeps its options
+    /// newest first and sends every matching one; a ROM reads the first).
+    pub fn prompts(&self, tags: &[String]) -> Vec<&'a PxePrompt> {
+        self.conf
+            .pxe_prompts
+            .iter()
+            .rev()
+            .filter(|p| match_netid(&p.conds, tags, true))
+            .collect()
+    }
+
+    fn push_prompts(&self, out: &mut Vec<u8>, tags: &[String]) {
+        for p in self.prompts(tags) {
+            let text = p.text.as_bytes();
+            let text = &text[..text.len().min(254)];
+            out.push(10);
+            out.push(text.len() as u8 + 1);
+            out.push(p.dnsmasq_timeout());
+            out.extend_from_slice(text);
+        }
+    }
+
+    /// `pxe_opts`: option 43 with the menu of the services for this architecture, then the
+    /// matching `pxe-prompt`s (without one, dnsmasq's own `{0 or 255, "PXE"}`).
+    fn pxe_opts(&self, arch: u16, tags: &[String]) -> (Vec<u8>, Option<usize>) {
+        let mut dc = 3u8;
+        let mut menu = Vec::new();
+        let mut servers = Vec::new();
+        let services = self.menu_services(arch, tags);
+        let items = services.len();
+        let first_line = services.first().map(|s| s.line);
+        for s in services {
+            let text = s.menu.as_bytes();
             menu.extend_from_slice(&s.boot_type.to_be_bytes());
             menu.push(text.len() as u8);
             menu.extend_from_slice(text);
-            items += 1;
-            first_line.get_or_insert(s.line);
             let server = if s.basename.is_some() {
                 self.server
             } else if s.server_name.is_some() {
@@ -288,8 +341,11 @@ impl Sim<'_> {
         if items == 0 {
             dc = 8;
         }
+        let prompted = !self.prompts(tags).is_empty();
         let mut out = vec![6, 1, dc];
-        out.extend_from_slice(&[10, 4, if items > 1 { 255 } else { 0 }, b'P', b'X', b'E']);
+        if !prompted {
+            out.extend_from_slice(&[10, 4, if items > 1 { 255 } else { 0 }, b'P', b'X', b'E']);
+        }
         if items > 0 {
             if !servers.is_empty() {
                 out.push(8);
@@ -300,8 +356,48 @@ impl Sim<'_> {
             out.push(menu.len() as u8);
             out.extend_from_slice(&menu);
         }
+        self.push_prompts(&mut out, tags);
         out.push(255);
         (out, first_line)
+    }
+
+    /// The tags of a proxy answer (the client's, with the proxy range's `set:` tag), or
+    /// `None` when no proxy range here serves the client.
+    fn proxy_tags(&self, t: &Tags) -> Option<Vec<String>> {
+        let range = self
+            .ranges_here()
+            .find(|r| r.proxy && match_netid(&r.filter, &t.tags, true))?;
+        Some(match &range.set {
+            Some(s) => {
+                let mut n = t.netid.clone();
+                n.push(s.clone());
+                self.run_tag_if(&n)
+            }
+            None => t.tags.clone(),
+        })
+    }
+
+    /// The PXE menu of the port-67 offer to this client (BIOS, arch below 6): its services
+    /// and the prompt a ROM reads. `None` without a menu.
+    pub fn menu(&self, c: &Client) -> Option<ShownMenu<'a>> {
+        let offer = self.offer(c)?;
+        if probe::menu_items(offer.reply.opt43.as_deref()?).is_empty() {
+            return None;
+        }
+        let packet = probe::request_bytes(c, 1, DISCOVER, Ipv4Addr::UNSPECIFIED, None);
+        let tags = self.proxy_tags(&self.tags(c, &packet))?;
+        let services = self.menu_services(c.kind.arch(), &tags);
+        let prompt = self.prompts(&tags).first().copied();
+        let timeout = match prompt {
+            Some(p) => p.dnsmasq_timeout(),
+            None if services.len() > 1 => 255,
+            None => 0,
+        };
+        Some(ShownMenu {
+            services,
+            prompt,
+            timeout,
+        })
     }
 
     fn reply(&self, msg_type: u8, siaddr: Ipv4Addr, file: String, opt43: Option<Vec<u8>>) -> Reply {
@@ -319,15 +415,7 @@ impl Sim<'_> {
     /// The proxy-DHCP answer (`pxe` = on port 4011).
     fn proxy(&self, c: &Client, packet: &[u8], t: &Tags, pxe: bool) -> Option<SimReply> {
         let arch = c.kind.arch();
-        let range = self
-            .ranges_here()
-            .find(|r| r.proxy && match_netid(&r.filter, &t.tags, true))?;
-        let mut tags = t.tags.clone();
-        if let Some(s) = &range.set {
-            let mut n = t.netid.clone();
-            n.push(s.clone());
-            tags = self.run_tag_if(&n);
-        }
+        let tags = self.proxy_tags(t)?;
         let _ = packet;
         let boot = self.find_boot(&tags);
         let mut siaddr = Ipv4Addr::UNSPECIFIED;
@@ -419,6 +507,7 @@ impl Sim<'_> {
         }
         let t = self.tags(c, &packet);
         if let Some((ty, layer)) = item {
+            let t_tags = self.proxy_tags(&t).unwrap_or_else(|| t.tags.clone());
             if self.ignored(&t.tags) || layer & 0x8000 != 0 {
                 return None;
             }
@@ -442,13 +531,11 @@ impl Sim<'_> {
             };
             let t = ty.to_be_bytes();
             let l = layer.to_be_bytes();
+            let mut o = vec![71, 4, t[0], t[1], l[0], l[1]];
+            self.push_prompts(&mut o, &t_tags);
+            o.push(255);
             return Some(SimReply {
-                reply: self.reply(
-                    ACK,
-                    siaddr,
-                    file,
-                    Some(vec![71, 4, t[0], t[1], l[0], l[1], 255]),
-                ),
+                reply: self.reply(ACK, siaddr, file, Some(o)),
                 line: Some(s.line),
             });
         }

@@ -66,6 +66,52 @@ pub struct PxeService {
     pub server_name: Option<String>,
 }
 
+/// `pxe-prompt=[tag:..,]<prompt>[,<timeout>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PxePrompt {
+    pub line: usize,
+    pub conds: Vec<Cond>,
+    pub text: String,
+    /// The timeout as written (`None`: not given).
+    pub timeout: Option<String>,
+}
+
+/// A `pxe-prompt` timeout as written, read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptTimeout {
+    /// Not given: dnsmasq waits for a key (255).
+    Absent,
+    /// Not only digits: dnsmasq ignores it and waits for a key (255).
+    NotANumber,
+    /// Digits (saturating at `u64::MAX`).
+    Secs(u64),
+}
+
+impl PxePrompt {
+    pub fn timeout(&self) -> PromptTimeout {
+        match &self.timeout {
+            None => PromptTimeout::Absent,
+            // dnsmasq's atoi_check: digits only (an empty string passes, as 0).
+            Some(t) if t.chars().all(|c| c.is_ascii_digit()) => {
+                PromptTimeout::Secs(t.chars().fold(0u64, |n, c| {
+                    n.saturating_mul(10)
+                        .saturating_add(u64::from(c as u8 - b'0'))
+                }))
+            }
+            Some(_) => PromptTimeout::NotANumber,
+        }
+    }
+
+    /// The timeout byte dnsmasq sends: `atoi` of the digits with only the low byte kept
+    /// (300 is 44), 255 when not given or not a number.
+    pub fn dnsmasq_timeout(&self) -> u8 {
+        match self.timeout() {
+            PromptTimeout::Secs(n) if n <= i64::MAX as u64 => (n & 0xff) as u8,
+            _ => 255,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpBoot {
     pub line: usize,
@@ -177,7 +223,7 @@ pub struct Conf {
     pub lines: Vec<Line>,
     pub ranges: Vec<Range>,
     pub pxe_services: Vec<PxeService>,
-    pub pxe_prompts: Vec<usize>,
+    pub pxe_prompts: Vec<PxePrompt>,
     pub boots: Vec<DhcpBoot>,
     pub classes: Vec<ClassMatch>,
     pub macs: Vec<MacMatch>,

@@ -159,9 +159,16 @@ fn parse_line(
             c.enable_pxe = true;
         }
         "pxe-prompt" => {
-            let _ = take_conds(&mut args);
+            let conds = take_conds(&mut args);
             need(&args, 1, "[tag:..,]<prompt>[,<timeout>]")?;
-            c.pxe_prompts.push(no);
+            // dnsmasq splits at the first comma only: the rest is the timeout.
+            let timeout = (args.len() > 1).then(|| args[1..].join(","));
+            c.pxe_prompts.push(PxePrompt {
+                line: no,
+                conds,
+                text: args[0].clone(),
+                timeout,
+            });
             c.enable_pxe = true;
         }
         "dhcp-boot" => {

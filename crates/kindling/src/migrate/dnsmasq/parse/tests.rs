@@ -81,3 +81,27 @@ fn bad_lines_are_listed_not_fatal() {
     assert_eq!(c.malformed.len(), 6, "{:?}", c.malformed);
     assert_eq!(c.lines.len(), 7);
 }
+
+#[test]
+fn prompts_and_their_timeouts_as_dnsmasq_reads_them() {
+    let c = parse(
+        "pxe-prompt=\"Press F8, then choose\",5\n\
+         pxe-prompt=tag:lab,\"Lab\"\n\
+         pxe-prompt=\"Wait\",300\n\
+         pxe-prompt=\"Soon\",soon\n\
+         pxe-prompt=\"Empty\",\n\
+         pxe-prompt=\"Huge\",99999999999999999999999\n",
+    );
+    assert!(c.malformed.is_empty(), "{:?}", c.malformed);
+    let p = &c.pxe_prompts;
+    assert_eq!(p[0].text, "Press F8, then choose");
+    assert_eq!(p[0].timeout(), PromptTimeout::Secs(5));
+    assert_eq!(p[1].conds, vec![Cond::parse("lab")]);
+    assert_eq!(p[1].timeout(), PromptTimeout::Absent);
+    // One byte on the wire: dnsmasq keeps the low byte of atoi's value; no timeout or one
+    // that is not only digits waits for a key (255); an empty one is atoi("") = 0.
+    let bytes: Vec<u8> = p.iter().map(|p| p.dnsmasq_timeout()).collect();
+    assert_eq!(bytes, [5, 255, 44, 255, 0, 255]);
+    assert_eq!(p[3].timeout(), PromptTimeout::NotANumber);
+    assert!(c.enable_pxe);
+}

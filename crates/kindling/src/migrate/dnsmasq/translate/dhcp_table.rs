@@ -134,12 +134,23 @@ pub(super) fn dhcp_table(
         }]
             .1
     };
-    if let Want::Binary(f) = d(Kind::Bios) {
+    // With a menu, BIOS firmware boots its items; bios_binary is the item that is an iPXE
+    // binary (if any), not the first item's file.
+    let bios = match tr.menu.as_ref().filter(|m| m.failed.is_none()) {
+        Some(m) => m
+            .bios_binary()
+            .map(|(f, l)| (f, format!("line {l}, a menu item"))),
+        None => match d(Kind::Bios) {
+            Want::Binary(f) => Some((f, line_ref(dl(Kind::Bios)))),
+            _ => None,
+        },
+    };
+    if let Some((f, note)) = bios {
         let mut t = base.clone();
         t.bios_binary = f.clone();
         if t.validate().is_ok() {
             base.bios_binary = f;
-            notes.insert("bios_binary", line_ref(dl(Kind::Bios)));
+            notes.insert("bios_binary", note);
         }
     }
     for k in [Kind::Uefi, Kind::UefiBc] {

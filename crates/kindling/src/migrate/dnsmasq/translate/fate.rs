@@ -177,8 +177,8 @@ impl Tr<'_> {
                 {
                     return "netboot.xyz's menu is replaced by Kindling's /menu.ipxe (docs/menus.md)".into();
                 }
-                if self.real_menu(c) {
-                    return "dnsmasq offers a PXE boot menu (the first item is compared); PXE menus are not supported yet (issue 19): Kindling hands firmware the iPXE binary".into();
+                if let Some(why) = self.menu_reason(c, base) {
+                    return why;
                 }
                 match (&d.boot, &k.boot) {
                     (Boot::Nothing, _) => format!(
@@ -221,6 +221,8 @@ impl Tr<'_> {
                     } else {
                         "dnsmasq sends option 43 (its PXE menu); Kindling does not".into()
                     }
+                } else if kind == Kind::Bios && !base.pxe_menu.items.is_empty() {
+                    "Kindling sends BIOS firmware its PXE menu (option 43); dnsmasq's full-DHCP offer has no option 43".into()
                 } else if kind == Kind::Bios {
                     "Kindling tells BIOS firmware to use the file field (option 43 {6: 8}); dnsmasq's full-DHCP offer has no option 43".into()
                 } else {
@@ -267,6 +269,11 @@ impl Tr<'_> {
                     // dnsmasq ignores it; the translation follows its intent.
                 }
                 if used.is_empty() {
+                    if key == "pxe-service"
+                        && let Some(f) = self.service_fate(l.no, None, rules, base)
+                    {
+                        return f;
+                    }
                     return done(
                         "evaluated for every client checked: chosen for none (its tags or architecture never match, or another line wins)",
                     );
@@ -297,11 +304,14 @@ impl Tr<'_> {
                 } else {
                     s.push_str("; see the differences");
                 }
+                if key == "pxe-service"
+                    && let Some(f) = self.service_fate(l.no, Some(&s), rules, base)
+                {
+                    return f;
+                }
                 Fate::Done(s)
             }
-            "pxe-prompt" => not(
-                "PXE menus and prompts are not supported yet (issue 19): Kindling hands firmware the iPXE binary; offer choices as an iPXE menu instead (e.g. /menu.ipxe)",
-            ),
+            "pxe-prompt" => self.prompt_fate(l.no),
             "dhcp-userclass" | "dhcp-match"
                 if self
                     .conf

@@ -1,12 +1,14 @@
 //! The model of a dnsmasq configuration to `kindling.toml` text (see the module docs).
 //!
 //! [`guess`] finds the server's address, port and interface; [`plan`] simulates dnsmasq for
-//! every client and plans the rules; [`dhcp_table`] fills `[dhcp]`; [`fate`] explains the
-//! differences and each line; [`render`] writes the text.
+//! every client and plans the rules; [`menu`] turns dnsmasq's BIOS PXE menu into
+//! `[dhcp.pxe_menu]`; [`dhcp_table`] fills `[dhcp]`; [`fate`] explains the differences and
+//! each line; [`render`] writes the text.
 
 mod dhcp_table;
 mod fate;
 mod guess;
+mod menu;
 mod model;
 mod plan;
 mod render;
@@ -67,6 +69,7 @@ pub fn translate(text: &str, opts: &Options) -> Output {
         intent: BTreeMap::new(),
         wants: BTreeMap::new(),
         menus: BTreeMap::new(),
+        menu: None,
         ignored: BTreeSet::new(),
         dhcp_on,
     };
@@ -100,6 +103,13 @@ pub fn translate(text: &str, opts: &Options) -> Output {
     }
     let dhcp_on = base.enabled;
     tr.dhcp_on = dhcp_on;
+    if let Some(m) = tr.menu.as_mut() {
+        if dhcp_on {
+            m.apply(&mut base);
+        } else {
+            m.failed = Some("proxy DHCP is off".into());
+        }
+    }
 
     let mut rules = if dhcp_on {
         tr.plan_rules(&base)

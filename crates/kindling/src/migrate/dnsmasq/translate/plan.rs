@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use kindling_dhcp::config::{RuleConfig, TargetKind};
 use kindling_dhcp::{CheckedConfig, Context, Decision, DhcpConfig, ListenPort, decide};
 
+use super::menu::{ClientMenu, MenuPlan};
 use super::model::*;
 use crate::migrate::dnsmasq::parse::{Conf, MacPattern, mac_text};
 use crate::migrate::dnsmasq::sim::{Sim, lease_for, match_netid};
@@ -27,8 +28,10 @@ pub(super) struct Tr<'a> {
     /// dnsmasq with PXE forced on when the configuration forgot it (its intent).
     pub(super) intent: BTreeMap<Client, (Seen, Option<usize>)>,
     pub(super) wants: BTreeMap<Client, Want>,
-    /// Menu items dnsmasq offers each client (more than one: a real menu).
-    pub(super) menus: BTreeMap<Client, usize>,
+    /// The PXE menu dnsmasq's offer shows each client.
+    pub(super) menus: BTreeMap<Client, ClientMenu>,
+    /// dnsmasq's BIOS menu as `[dhcp.pxe_menu]`, when it shows one.
+    pub(super) menu: Option<MenuPlan>,
     pub(super) ignored: BTreeSet<Client>,
     pub(super) dhcp_on: bool,
 }
@@ -118,10 +121,21 @@ impl<'a> Tr<'a> {
         u.to_string()
     }
 
-    /// dnsmasq shows this client a menu to choose from (several items and a prompt); the
-    /// first item is what it boots when nobody chooses.
+    /// dnsmasq shows this client a menu to choose from; the first item is what it boots
+    /// when nobody chooses. A ROM shows several items, or one with a countdown; iPXE (which
+    /// boots a file in the offer first) is counted as shown a menu only with several items
+    /// and a `pxe-prompt`, or when the BIOS menu is translated (Kindling gives iPXE its
+    /// script then, rather than a rule for an item of a menu meant for ROMs).
     pub(super) fn real_menu(&self, c: &Client) -> bool {
-        self.menus.get(c).copied().unwrap_or(0) > 1 && !self.conf.pxe_prompts.is_empty()
+        self.menus.get(c).is_some_and(|m| {
+            if c.kind.is_ipxe() {
+                m.lines.len() > 1
+                    && (!self.conf.pxe_prompts.is_empty()
+                        || self.menu.as_ref().is_some_and(|m| m.failed.is_none()))
+            } else {
+                m.visible
+            }
+        })
     }
 
     fn want_of(&self, c: &Client, seen: &Seen, default: Option<&Want>) -> Want {
@@ -136,9 +150,9 @@ impl<'a> Tr<'a> {
         if seen.offer.is_none() {
             return nothing();
         }
-        // A real PXE menu (several items): not supported yet (issue 19); Kindling keeps
-        // handing out the iPXE binary rather than guessing the operator's choice.
-        if self.real_menu(c) {
+        // dnsmasq sends iPXE its PXE menu too; Kindling gives iPXE its script. BIOS
+        // firmware wants the menu's first item (what it boots when nobody chooses).
+        if c.kind.is_ipxe() && self.real_menu(c) {
             return Want::Any;
         }
         match (&seen.boot, c.kind) {
@@ -203,6 +217,7 @@ impl<'a> Tr<'a> {
             .filter(|c| {
                 let k = seen_kindling(&cfg, c, self.server, self.mask, &self.iface);
                 !self.satisfied(&self.wants[c], c, &k)
+                    || (self.wants_menu(c, base) && !self.shows_menu(&cfg, c))
             })
             .count()
     }
@@ -466,12 +481,14 @@ impl Tr<'_> {
             for c in &self.clients {
                 self.real.insert(*c, real.seen(c));
                 self.intent.insert(*c, intent.seen(c));
-                let items = intent
-                    .offer(c)
-                    .and_then(|o| o.reply.opt43)
-                    .map(|o| probe::menu_items(&o).len())
-                    .unwrap_or(0);
-                self.menus.insert(*c, items);
+                let m = intent
+                    .menu(c)
+                    .map(|m| ClientMenu {
+                        lines: m.services.iter().map(|s| s.line).collect(),
+                        visible: m.visible(),
+                    })
+                    .unwrap_or_default();
+                self.menus.insert(*c, m);
                 let pkt = probe::request_bytes(c, 1, DISCOVER, Ipv4Addr::UNSPECIFIED, None);
                 let t = intent.tags(c, &pkt);
                 if conf
@@ -482,6 +499,9 @@ impl Tr<'_> {
                     self.ignored.insert(*c);
                 }
             }
+        }
+        if self.dhcp_on {
+            self.menu = self.plan_menu();
         }
         // Wants: the default group first (others compare with it).
         for kind in Kind::ALL {

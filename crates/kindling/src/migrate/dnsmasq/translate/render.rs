@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use kindling_dhcp::DhcpConfig;
-use kindling_dhcp::config::{ArchSpec, OneOrMany, TargetKind};
+use kindling_dhcp::config::{ArchSpec, MenuTarget, OneOrMany, TargetKind};
 
 use super::fate::Diffs;
+use super::menu::MenuPlan;
 use super::model::*;
 use super::plan::Tr;
 use crate::migrate::dnsmasq::parse::{Conf, Fate, Line};
@@ -200,6 +201,11 @@ pub(super) fn render(tr: &Tr, parts: &Parts) -> String {
             );
         }
         b.render(&mut out);
+        if !base.pxe_menu.items.is_empty()
+            && let Some(m) = &tr.menu
+        {
+            render_menu(&mut out, m, base);
+        }
         for p in rules {
             out.push('\n');
             out.push_str("[[dhcp.rules]]\n");
@@ -323,6 +329,53 @@ pub(super) fn render(tr: &Tr, parts: &Parts) -> String {
         }
     }
     out
+}
+
+/// `[dhcp.pxe_menu]` and its items, each with the dnsmasq line it comes from.
+fn render_menu(out: &mut String, m: &MenuPlan, base: &DhcpConfig) {
+    let lines: Vec<String> = m.lines().iter().map(|l| l.to_string()).collect();
+    out.push_str("\n[dhcp.pxe_menu]\n");
+    out.push_str(&format!(
+        "# dnsmasq's BIOS PXE menu (lines {}); for BIOS PXE ROMs only, as dnsmasq shows it (UEFI and iPXE keep their answers)\n",
+        lines.join(", ")
+    ));
+    let mut b = Block::default();
+    b.key(
+        "prompt",
+        string(&base.pxe_menu.prompt),
+        Some(match m.prompt_line {
+            Some(l) => format!("line {l}"),
+            None => "dnsmasq's own prompt (no pxe-prompt applies)".into(),
+        }),
+    );
+    b.key(
+        "timeout_secs",
+        base.pxe_menu.timeout_secs.to_string(),
+        Some(m.timeout_note.clone()),
+    );
+    b.render(out);
+    for (it, cfg) in m.items.iter().zip(&base.pxe_menu.items) {
+        out.push_str("\n[[dhcp.pxe_menu.items]]\n");
+        let mut b = Block::default();
+        b.key("text", string(&cfg.text), Some(format!("line {}", it.line)));
+        match (cfg.target, &cfg.file) {
+            (MenuTarget::LocalBoot, _) => b.key(
+                "target",
+                string("local_boot"),
+                Some("no basename: boot from the local disk".into()),
+            ),
+            (MenuTarget::Script, None) => b.key(
+                "target",
+                string("script"),
+                Some(format!(
+                    "bios_binary ({}), then the machine's iPXE script",
+                    base.bios_binary
+                )),
+            ),
+            (MenuTarget::Script, Some(f)) => b.key("file", string(f), it.note.clone()),
+        }
+        b.render(out);
+    }
 }
 
 fn spec_text(a: &ArchSpec) -> String {
