@@ -4,7 +4,8 @@
 //! proxydhcp CONFIG.toml [--stats-file PATH] [--events] [--log-format text|json]
 //! ```
 //! CONFIG.toml holds a `[dhcp]` table exactly as in kindling.toml (other tables are ignored).
-//! Prints `READY` on stdout once every socket is bound; on SIGTERM/SIGINT writes the counters
+//! With `[dhcp.v6] enabled` the DHCPv6 server runs too (and the IPv4 one only when
+//! `dhcp.enabled`). Prints `READY` on stdout once every socket of both is bound; on SIGTERM/SIGINT writes the counters
 //! as JSON to `--stats-file` and exits 0. With `--events`, observer events go to stdout as JSON
 //! lines. Exits 2 with the error on stderr if binding fails. Logs go to stderr; with
 //! `--log-format` the subscriber is set up as `kindling serve` sets up its own (text without
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
+use kindling_dhcp::v6::Dhcp6Server;
 use kindling_dhcp::{AnsweredEvent, DhcpConfig, DhcpObserver, DhcpServer, IgnoredEvent, SeenEvent};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -97,12 +99,28 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Arc::new(Quiet)
     };
-    let server = match DhcpServer::bind_with_observer(&file.dhcp, observer).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
+    // IPv4 unless only `[dhcp.v6]` is on; DHCPv6 when `[dhcp.v6] enabled`.
+    let server = if file.dhcp.enabled || !file.dhcp.v6.enabled {
+        match DhcpServer::bind_with_observer(&file.dhcp, observer).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
         }
+    } else {
+        None
+    };
+    let server6 = if file.dhcp.v6.enabled {
+        match Dhcp6Server::bind(&file.dhcp).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+        }
+    } else {
+        None
     };
     {
         let mut out = std::io::stdout().lock();
@@ -120,9 +138,26 @@ async fn main() -> anyhow::Result<()> {
         }
         c2.cancel();
     });
-    server.run(cancel).await;
+    let run4 = async {
+        if let Some(s) = &server {
+            s.run(cancel.clone()).await;
+        }
+    };
+    let run6 = async {
+        if let Some(s) = &server6 {
+            s.run(cancel.clone()).await;
+        }
+    };
+    tokio::join!(run4, run6);
     if let Some(p) = args.stats_file {
-        std::fs::write(p, serde_json::to_string_pretty(&server.stats())?)?;
+        let mut stats = match &server {
+            Some(s) => serde_json::to_value(s.stats())?,
+            None => serde_json::json!({}),
+        };
+        if let (Some(s), Some(obj)) = (&server6, stats.as_object_mut()) {
+            obj.insert("dhcpv6".into(), serde_json::to_value(s.stats())?);
+        }
+        std::fs::write(p, serde_json::to_string_pretty(&stats)?)?;
     }
     Ok(())
 }

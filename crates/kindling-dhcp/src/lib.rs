@@ -20,6 +20,7 @@ pub mod policy;
 pub mod ratelimit;
 mod rawsend;
 pub mod server;
+pub mod v6;
 pub mod wire;
 
 #[cfg(test)]

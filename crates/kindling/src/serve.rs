@@ -61,6 +61,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     // TFTP first: the DHCP server advertises what it serves.
     start_tftp(&mut tasks, &cfg, &ops).await?;
     start_dhcp(&mut tasks, &cfg, local, &ops).await?;
+    start_dhcp6(&mut tasks, &cfg, local).await?;
     // API writes ask the reload loop for a snapshot that holds them.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(64);
     // One write path for both APIs: one lock for preconditions, one reload channel.
@@ -376,6 +377,27 @@ async fn start_dhcp(
     let c = tasks.cancel.clone();
     tasks.set.spawn(async move {
         server.run(c).await;
+        Ok(())
+    });
+    Ok(())
+}
+
+/// DHCPv6 (`[dhcp.v6]`): addresses and boot URLs for HTTP Boot and iPXE over IPv6.
+async fn start_dhcp6(tasks: &mut Tasks, cfg: &Config, http: SocketAddr) -> Result<()> {
+    if !cfg.dhcp.v6.enabled {
+        return Ok(());
+    }
+    let mut c = cfg.dhcp.clone();
+    c.http_port = http.port();
+    let server = kindling_dhcp::v6::Dhcp6Server::bind(&c)
+        .await
+        .context("starting DHCPv6")?;
+    for l in server.listeners() {
+        tracing::info!(iface = %l.iface, address = %l.server_addr, "DHCPv6 ready");
+    }
+    let cancel = tasks.cancel.clone();
+    tasks.set.spawn(async move {
+        server.run(cancel).await;
         Ok(())
     });
     Ok(())

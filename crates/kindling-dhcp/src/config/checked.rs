@@ -282,6 +282,8 @@ impl DhcpConfig {
                 .len()
         };
         let pxe_menu = self.pxe_menu.validate()?;
+        // `[dhcp.v6]` is served by its own server; a mistake is reported with the rest.
+        self.v6.validate()?;
         let full = match self.mode {
             DhcpMode::Proxy => {
                 if !self.subnets.is_empty() || !self.reservations.is_empty() {

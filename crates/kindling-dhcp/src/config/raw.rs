@@ -95,6 +95,8 @@ pub struct DhcpConfig {
     pub subnets: Vec<SubnetConfig>,
     /// Full mode: fixed addresses by MAC.
     pub reservations: Vec<ReservationConfig>,
+    /// DHCPv6 for UEFI HTTP Boot and iPXE over IPv6 (`[dhcp.v6]`).
+    pub v6: crate::v6::config::Dhcp6Config,
 }
 
 /// The `[dhcp.rate_limit]` table: token buckets by client MAC and by source address (see
@@ -166,6 +168,7 @@ impl Default for DhcpConfig {
             ping_timeout_ms: 300,
             subnets: Vec::new(),
             reservations: Vec::new(),
+            v6: crate::v6::config::Dhcp6Config::default(),
             interface_rescan_secs: 5,
             rate_limit: RateLimitConfig::default(),
             rules: Vec::new(),
