@@ -8,10 +8,12 @@
 //! * `checked`: validation into [`CheckedConfig`].
 
 mod checked;
+mod error;
 mod full;
 mod menu;
 mod pattern;
 mod raw;
+pub mod v6;
 
 pub use self::checked::{CheckedConfig, ConfigError, Rule, Target, UrlTemplate};
 pub use self::full::{

@@ -545,7 +545,7 @@ pub(crate) fn boot(
                 match (menu, boot_item) {
                     // The menu: no file yet, the ROM asks 4011 for the item chosen.
                     (Some(m), _) if !on_4011 => {
-                        fields.vendor_options = Some(opt43::menu(m, ip));
+                        fields.vendor_options = Some(m.option43(ip));
                         fields.sname.clear();
                     }
                     (Some(m), Some((t, l))) => {
@@ -553,7 +553,7 @@ pub(crate) fn boot(
                             return Err(IgnoreReason::UnknownBootItem);
                         };
                         fields.file = item.file.clone().or(class.binary).unwrap_or_default();
-                        fields.vendor_options = Some(opt43::menu_item_ack(m, t, l));
+                        fields.vendor_options = Some(m.item_ack(t, l));
                     }
                     (_, Some((t, l))) if on_4011 => {
                         fields.file = class.binary.unwrap_or_default();
@@ -575,7 +575,7 @@ pub(crate) fn boot(
                 }
                 if let (Some((t, l)), true) = (boot_item, on_4011) {
                     fields.vendor_options = Some(match menu {
-                        Some(m) if m.item(t).is_some() => opt43::menu_item_ack(m, t, l),
+                        Some(m) if m.item(t).is_some() => m.item_ack(t, l),
                         _ => opt43::boot_item(t, l),
                     });
                 }

@@ -7,6 +7,17 @@ use crate::ops::Ops;
 use crate::store::LeaseSummary;
 
 impl Ops {
+    /// Hands full DHCP mode the reservations of this snapshot's groups.
+    pub(crate) fn note_group_reservations(&self, snap: &Snapshot) {
+        let res = group_reservations(snap);
+        if let Some(h) = self.dhcp_leases.get() {
+            h.set_group_reservations(res.clone());
+        }
+        if let Ok(mut g) = self.group_reservations.lock() {
+            *g = res;
+        }
+    }
+
     /// Full DHCP mode's lease table (empty in proxy mode), by address.
     pub fn leases(&self) -> Vec<LeaseSummary> {
         let Some(h) = self.dhcp_leases.get() else {
@@ -40,7 +51,7 @@ impl Ops {
 /// Full DHCP reservations from the groups: a group whose selector names one `mac` and
 /// whose metadata has an IPv4 `ip` (and optionally a `hostname`) fixes that machine's
 /// address, as matchbox users already write it for their templates.
-pub(crate) fn group_reservations(snap: &Snapshot) -> Vec<kindling_dhcp::config::Reservation> {
+fn group_reservations(snap: &Snapshot) -> Vec<kindling_dhcp::config::Reservation> {
     let mut out = Vec::new();
     for g in snap.index.groups() {
         let Some(mac) = g.selector.get("mac").and_then(|m| MacAddr::parse(m).ok()) else {

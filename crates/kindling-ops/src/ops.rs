@@ -374,13 +374,7 @@ impl Ops {
         }
         self.metrics.reload(problems.len());
         self.set_config_problems(problems);
-        let res = crate::leases::group_reservations(snap);
-        if let Some(h) = self.dhcp_leases.get() {
-            h.set_group_reservations(res.clone());
-        }
-        if let Ok(mut g) = self.group_reservations.lock() {
-            *g = res;
-        }
+        self.note_group_reservations(snap);
     }
 
     /// Ends the live streams and flushes the journal. Call on shutdown.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::checked::ConfigError;
+use crate::config::error::ConfigError;
 
 /// Proxy DHCP next to a site's server, or Kindling as the only DHCP server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -293,7 +293,7 @@ pub(super) fn validate(
     let mut res: Vec<Reservation> = Vec::new();
     for (i, r) in reservations.iter().enumerate() {
         let key = |k: &str| format!("dhcp.reservations[{i}].{k}");
-        let mac = crate::config::MacPattern::parse(&r.mac)
+        let mac = crate::config::pattern::MacPattern::parse(&r.mac)
             .and_then(|p| p.exact())
             .ok_or_else(|| {
                 invalid(
@@ -333,7 +333,11 @@ pub(super) fn validate(
                     "{} / {} is reserved twice (also for {})",
                     r.mac,
                     r.ip,
-                    crate::policy::format_mac(&o.mac)
+                    o.mac
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":")
                 ),
             ));
         }

@@ -4,7 +4,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::checked::{ConfigError, check_file};
+use crate::config::error::{ConfigError, check_file};
+use crate::opt43::{boot_item, sub};
+use crate::wire::pxe;
 
 /// The raw `[dhcp.pxe_menu]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -130,7 +132,7 @@ impl PxeMenuConfig {
             timeout: self.timeout_secs,
             items,
         };
-        let len = crate::opt43::menu(&menu, std::net::Ipv4Addr::UNSPECIFIED).len();
+        let len = menu.option43(std::net::Ipv4Addr::UNSPECIFIED).len();
         if len > OPT43_MAX {
             return Err(bad(
                 "dhcp.pxe_menu".into(),
@@ -144,6 +146,52 @@ impl PxeMenuConfig {
 }
 
 impl PxeMenu {
+    /// The offer's option 43, as dnsmasq 2.90 lays it out for `pxe-prompt` and
+    /// `pxe-service` lines (the netns test compares the bytes): discovery control 3 (no
+    /// broadcast or multicast discovery: ask the listed boot servers), the boot servers
+    /// (`server` for every item that is not local boot), the menu, the prompt.
+    pub fn option43(&self, server: std::net::Ipv4Addr) -> Vec<u8> {
+        let mut v = Vec::new();
+        sub(&mut v, pxe::DISCOVERY_CONTROL, &[3]);
+        let mut servers = Vec::new();
+        for it in self.items.iter().filter(|i| i.item_type != 0) {
+            servers.extend_from_slice(&it.item_type.to_be_bytes());
+            servers.push(1);
+            servers.extend_from_slice(&server.octets());
+        }
+        if !servers.is_empty() {
+            sub(&mut v, pxe::BOOT_SERVERS, &servers);
+        }
+        let mut items = Vec::new();
+        for it in &self.items {
+            items.extend_from_slice(&it.item_type.to_be_bytes());
+            let t = it.text.as_bytes();
+            let t = t.get(..t.len().min(255)).unwrap_or(&[]);
+            items.push(t.len() as u8);
+            items.extend_from_slice(t);
+        }
+        sub(&mut v, pxe::BOOT_MENU, &items);
+        sub(&mut v, pxe::MENU_PROMPT, &self.prompt_option());
+        v.push(pxe::END);
+        v
+    }
+
+    fn prompt_option(&self) -> Vec<u8> {
+        let mut p = vec![self.timeout];
+        p.extend_from_slice(self.prompt.as_bytes());
+        p
+    }
+
+    /// The ACK's option 43 for an item: its boot item echoed, then the prompt (as dnsmasq
+    /// does).
+    pub fn item_ack(&self, item_type: u16, layer: u16) -> Vec<u8> {
+        let mut v = boot_item(item_type, layer);
+        v.pop(); // END
+        sub(&mut v, pxe::MENU_PROMPT, &self.prompt_option());
+        v.push(pxe::END);
+        v
+    }
+
     /// The item a client asked for by its boot server type, if it is one of ours (never
     /// local boot: a ROM boots that itself).
     pub fn item(&self, item_type: u16) -> Option<&MenuItem> {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::full::{DhcpMode, ReservationConfig, SubnetConfig};
 use crate::config::menu::PxeMenuConfig;
+use crate::config::v6::Dhcp6Config;
 
 /// Placeholder replaced by the server's address on the receiving interface.
 pub const PLACEHOLDER_IP: &str = "{server_ip}";
@@ -96,7 +97,7 @@ pub struct DhcpConfig {
     /// Full mode: fixed addresses by MAC.
     pub reservations: Vec<ReservationConfig>,
     /// DHCPv6 for UEFI HTTP Boot and iPXE over IPv6 (`[dhcp.v6]`).
-    pub v6: crate::v6::config::Dhcp6Config,
+    pub v6: Dhcp6Config,
 }
 
 /// The `[dhcp.rate_limit]` table: token buckets by client MAC and by source address (see
@@ -168,7 +169,7 @@ impl Default for DhcpConfig {
             ping_timeout_ms: 300,
             subnets: Vec::new(),
             reservations: Vec::new(),
-            v6: crate::v6::config::Dhcp6Config::default(),
+            v6: Dhcp6Config::default(),
             interface_rescan_secs: 5,
             rate_limit: RateLimitConfig::default(),
             rules: Vec::new(),

@@ -22,72 +22,10 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use self::pool::Pool;
-
-/// A client hardware address (Ethernet `chaddr`).
-pub type Mac = [u8; 6];
+pub use self::pool::{Mac, PoolSpec, SpecError, SpecProblem, format_mac};
 
 /// The longest hostname kept, in bytes (a DNS label); longer ones are cut.
 pub const MAX_HOSTNAME: usize = 63;
-
-/// The address pool of one subnet, as configured. Subnets are referred to by their
-/// position in the list given to [`LeaseTable::new`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolSpec {
-    /// The network address (no host bits set).
-    pub network: Ipv4Addr,
-    /// The prefix length, 1 to 30.
-    pub prefix: u8,
-    /// Dynamic ranges, inclusive, inside the network, not overlapping. The network and
-    /// broadcast addresses are skipped if a range covers them.
-    pub ranges: Vec<(Ipv4Addr, Ipv4Addr)>,
-    /// Fixed addresses by MAC; inside the network, possibly outside the ranges.
-    pub reservations: Vec<(Mac, Ipv4Addr)>,
-    /// Addresses never handed out dynamically (the server's, the router's); those outside
-    /// the network are ignored.
-    pub excluded: Vec<Ipv4Addr>,
-}
-
-/// A pool specification that cannot be used: which subnet (index and `network/prefix`),
-/// and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("subnet {subnet} ({net}): {problem}")]
-pub struct SpecError {
-    /// The subnet's index.
-    pub subnet: usize,
-    /// The subnet as `network/prefix`.
-    pub net: String,
-    /// What is wrong.
-    pub problem: SpecProblem,
-}
-
-/// What is wrong with a [`PoolSpec`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpecProblem {
-    #[error("the prefix length must be 1 to 30")]
-    BadPrefix,
-    #[error("host bits are set (the network address is {0})")]
-    HostBits(Ipv4Addr),
-    #[error("range {0}-{1} ends before it starts")]
-    RangeReversed(Ipv4Addr, Ipv4Addr),
-    #[error("range {0}-{1} is not inside the network")]
-    RangeOutsideNetwork(Ipv4Addr, Ipv4Addr),
-    #[error("ranges {0}-{1} and {2}-{3} overlap")]
-    RangesOverlap(Ipv4Addr, Ipv4Addr, Ipv4Addr, Ipv4Addr),
-    #[error("it overlaps subnet {0} ({1})")]
-    SubnetsOverlap(usize, String),
-    #[error("reserved address {0} is not inside the network")]
-    ReservationOutsideNetwork(Ipv4Addr),
-    #[error("reserved address {0} is the network or broadcast address")]
-    ReservationUnusable(Ipv4Addr),
-    #[error("address {0} is reserved twice")]
-    DuplicateReservationIp(Ipv4Addr),
-    #[error("MAC {0} has two reservations")]
-    DuplicateReservationMac(String),
-    #[error("reserved address {0} is also excluded")]
-    ReservationExcluded(Ipv4Addr),
-    #[error("no usable range address and no reservation")]
-    EmptyPool,
-}
 
 /// The state of a [`Lease`] record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -225,12 +163,6 @@ pub struct RestoreReport {
     /// Records dropped: address in no subnet, not in a range nor reserved for that MAC,
     /// excluded, or reserved for another MAC.
     pub dropped: usize,
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: &Mac) -> String {
-    let [a, b, c, d, e, f] = mac;
-    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (either case).

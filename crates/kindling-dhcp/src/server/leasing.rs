@@ -16,7 +16,6 @@ use crate::full::log::LeaseLog;
 use crate::full::pool_specs;
 use crate::policy::{Context, Decision, IgnoreReason, Outcome};
 use crate::server::error::DhcpError;
-use crate::server::worker::lock;
 use crate::wire::MessageType;
 
 /// The lease table and its log.
@@ -35,6 +34,10 @@ struct State {
     log: LeaseLog,
     /// A write failed: the log misses changes, so the next write rewrites it whole.
     dirty: bool,
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Seconds since the epoch (the lease table's clock).

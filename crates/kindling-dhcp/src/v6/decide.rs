@@ -7,10 +7,10 @@ use std::fmt;
 use std::net::{Ipv6Addr, SocketAddrV6};
 
 use crate::arch::{ArchFamily, is_http_arch};
+use crate::config::v6::Checked6;
 use crate::config::{CheckedConfig, PLACEHOLDER_BINARY, PLACEHOLDER_IP, PLACEHOLDER_PORT};
 use crate::policy::{Firmware, IgnoreReason};
 use crate::v6::addr::address_for;
-use crate::v6::config::Checked6;
 use crate::v6::wire::{self, ENTERPRISE_PXE, Ia, Message, OptOut, msg, opt, status};
 
 /// The DHCPv6 client port (replies go there).

@@ -1,8 +1,8 @@
 //! Unit tests of [`decide6`]: every message type, every firmware kind.
 
-use super::*;
 use crate::config::DhcpConfig;
-use crate::v6::config::Dhcp6Config;
+use crate::config::v6::Dhcp6Config;
+use crate::v6::decide::*;
 use crate::v6::wire::Message;
 
 const SERVER: &str = "fd00:77::1";

@@ -3,17 +3,16 @@
 //! * `wire`: the panic-free message parser and encoder;
 //! * `addr`: stateless address assignment (the /64 plus a SipHash of DUID and IAID);
 //! * `decide`: the sans-I/O core, [`decide6`];
-//! * `config`: the `[dhcp.v6]` table;
+//! * the `[dhcp.v6]` table is `crate::config::v6`;
 //! * `server`: the tokio shell, [`Dhcp6Server`].
 //!
 //! See `docs/dhcpv6.md`.
 
 pub mod addr;
-pub mod config;
 pub mod decide;
 pub mod server;
 pub mod wire;
 
-pub use self::config::{Checked6, Dhcp6Config};
 pub use self::decide::{Client6, Context6, Decision6, Ignore6, Outcome6, Reply6, decide6};
 pub use self::server::{Dhcp6Error, Dhcp6Server, Dhcp6Stats, Listener6Info};
+pub use crate::config::v6::{Checked6, Dhcp6Config};

@@ -17,11 +17,11 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn};
 
+use crate::config::v6::Checked6;
 use crate::config::{CheckedConfig, ConfigError, DhcpConfig};
 use crate::ratelimit::LogGate;
-use crate::v6::config::Checked6;
+use crate::v6::decide::{Context6, Outcome6};
 use crate::v6::decide::{Decision6, SERVER_PORT, decide6, msg_name};
-use crate::v6::{Context6, Outcome6};
 use kindling_guard::Esc;
 
 /// All_DHCP_Relay_Agents_and_Servers.

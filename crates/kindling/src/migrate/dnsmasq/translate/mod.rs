@@ -9,6 +9,7 @@ mod dhcp_table;
 mod fate;
 mod guess;
 mod menu;
+mod menu_plan;
 mod model;
 mod plan;
 mod render;
