@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use dhcproto::v4::{self, DhcpOption, OptionCode};
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 const SRV: Ipv4Addr = Ipv4Addr::new(192, 168, 88, 1);
 const BCAST67: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
@@ -63,46 +62,6 @@ lease_secs = 600
     }
 }
 
-/// A client hook script that appends its environment (one block per call) to `out`.
-fn hook(dir: &Path, out: &Path) -> String {
-    let p = dir.join("hook.sh");
-    std::fs::write(
-        &p,
-        format!(
-            "#!/bin/sh\n{{ echo \"---\"; echo \"arg=$1\"; env; echo \"hook_end=1\"; }} >> {}\n\
-             case \"$reason\" in\n\
-             BOUND) ip addr add \"$new_ip_address/24\" dev \"$interface\" ;;\n\
-             RELEASE) ip addr flush dev \"$interface\" ;;\n\
-             esac\nexit 0\n",
-            out.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    p.display().to_string()
-}
-
-/// The environment of the last hook call whose `reason` / `$1` is one of `kinds`.
-fn last_block(out: &Path, kinds: &[&str]) -> Option<HashMap<String, String>> {
-    let text = std::fs::read_to_string(out).ok()?;
-    text.split("---\n")
-        .map(|b| {
-            b.lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>()
-        })
-        // A block still being written has no end marker yet.
-        .filter(|m| m.contains_key("hook_end"))
-        .filter(|m| {
-            kinds.iter().any(|k| {
-                m.get("reason").map(String::as_str) == Some(k)
-                    || m.get("arg").map(String::as_str) == Some(k)
-            })
-        })
-        .last()
-}
-
 fn wait_block(
     out: &Path,
     kinds: &[&str],
@@ -141,7 +100,15 @@ fn dhclient_and_udhcpc_get_leases_with_every_option() {
 
     // ISC dhclient, one attempt, in the foreground.
     let out = lab.tmp.path().join("dhclient.env");
-    let script = hook(lab.tmp.path(), &out);
+    let script = hook(
+        lab.tmp.path(),
+        "dhclient",
+        &out,
+        "case \"$reason\" in\n\
+         BOUND) ip addr add \"$new_ip_address/24\" dev \"$interface\" ;;\n\
+         RELEASE) ip addr flush dev \"$interface\" ;;\n\
+         esac",
+    );
     let lf = lab.tmp.path().join("dhclient.leases");
     let mut cmd = lab.c.cmd("dhclient");
     cmd.args(["-d", "-1", "-v", "-sf", &script, "-lf"])
@@ -183,7 +150,7 @@ fn dhclient_and_udhcpc_get_leases_with_every_option() {
 
     // busybox udhcpc on the same NIC (the same machine, another OS): the same address.
     let out2 = lab.tmp.path().join("udhcpc.env");
-    let script2 = hook(lab.tmp.path(), &out2);
+    let script2 = hook(lab.tmp.path(), "udhcpc", &out2, "");
     let st = lab
         .c
         .cmd("busybox")
@@ -382,60 +349,6 @@ struct Leased {
     hostname: Option<String>,
 }
 
-fn packet(mac: [u8; 6], xid: u32, kind: v4::MessageType, opts: &[DhcpOption]) -> Vec<u8> {
-    packet_from(mac, xid, kind, Ipv4Addr::UNSPECIFIED, opts)
-}
-
-fn packet_from(
-    mac: [u8; 6],
-    xid: u32,
-    kind: v4::MessageType,
-    ciaddr: Ipv4Addr,
-    opts: &[DhcpOption],
-) -> Vec<u8> {
-    let mut m = v4::Message::new_with_id(
-        xid,
-        ciaddr,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        &mac,
-    );
-    m.set_flags(v4::Flags::default().set_broadcast());
-    m.opts_mut().insert(DhcpOption::MessageType(kind));
-    for o in opts {
-        m.opts_mut().insert(o.clone());
-    }
-    let mut out = Vec::new();
-    m.encode(&mut Encoder::new(&mut out)).unwrap();
-    out
-}
-
-/// The first reply with `xid` within `wait`.
-fn replies(sock: &UdpSocket, xid: u32, wait: Duration) -> Vec<v4::Message> {
-    let deadline = Instant::now() + wait;
-    let mut buf = [0u8; 1500];
-    let mut out = Vec::new();
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    while Instant::now() < deadline && out.is_empty() {
-        if let Ok((n, _)) = sock.recv_from(&mut buf)
-            && let Ok(m) = v4::Message::decode(&mut Decoder::new(&buf[..n]))
-            && m.xid() == xid
-        {
-            out.push(m);
-        }
-    }
-    out
-}
-
-fn msg_type(m: &v4::Message) -> Option<v4::MessageType> {
-    match m.opts().get(OptionCode::MessageType) {
-        Some(DhcpOption::MessageType(t)) => Some(*t),
-        _ => None,
-    }
-}
-
 /// DISCOVER -> OFFER -> REQUEST -> ACK (up to 3 tries); None when no offer comes.
 fn dora(sock: &UdpSocket, mac: [u8; 6], want: Option<Ipv4Addr>) -> Option<Leased> {
     dora_with(sock, mac, want, 3, Duration::from_secs(2))
@@ -454,9 +367,18 @@ fn dora_with(
         if let Some(w) = want {
             opts.push(DhcpOption::RequestedIpAddress(w));
         }
-        sock.send_to(&packet(mac, xid, v4::MessageType::Discover, &opts), BCAST67)
-            .unwrap();
-        let Some(offer) = replies(sock, xid, wait).into_iter().next() else {
+        sock.send_to(
+            &client_packet(
+                mac,
+                xid,
+                v4::MessageType::Discover,
+                Ipv4Addr::UNSPECIFIED,
+                &opts,
+            ),
+            BCAST67,
+        )
+        .unwrap();
+        let Some(offer) = first_reply(sock, xid, wait) else {
             continue;
         };
         assert_eq!(msg_type(&offer), Some(v4::MessageType::Offer));
@@ -481,11 +403,18 @@ fn request(
     if let Some(s) = server {
         opts.push(DhcpOption::ServerIdentifier(s));
     }
-    sock.send_to(&packet(mac, xid, v4::MessageType::Request, &opts), BCAST67)
-        .unwrap();
-    let reply = replies(sock, xid, Duration::from_secs(2))
-        .into_iter()
-        .next()?;
+    sock.send_to(
+        &client_packet(
+            mac,
+            xid,
+            v4::MessageType::Request,
+            Ipv4Addr::UNSPECIFIED,
+            &opts,
+        ),
+        BCAST67,
+    )
+    .unwrap();
+    let reply = first_reply(sock, xid, Duration::from_secs(2))?;
     match msg_type(&reply) {
         Some(v4::MessageType::Ack) => {
             assert_eq!(reply.yiaddr(), ip);
@@ -501,7 +430,7 @@ fn request(
 }
 
 fn release(sock: &UdpSocket, mac: [u8; 6], ip: Ipv4Addr) {
-    let p = packet_from(
+    let p = client_packet(
         mac,
         next_xid(),
         v4::MessageType::Release,

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use dhcproto::v4::{self, DhcpOption, OptionCode};
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 const SRV: Ipv4Addr = Ipv4Addr::new(192, 168, 88, 1);
 const BCAST67: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
@@ -275,40 +274,6 @@ fn start_kea(lab: &Lab) -> Proc {
 
 /// A client hook script that appends its environment (one block per call, ended by a
 /// `hook_end=1` line so that a block still being written is not read) to `out`.
-fn hook(dir: &Path, tag: &str, out: &Path) -> String {
-    let p = dir.join(format!("hook-{tag}.sh"));
-    std::fs::write(
-        &p,
-        format!(
-            "#!/bin/sh\n{{ echo \"---\"; echo \"arg=$1\"; env; echo hook_end=1; }} >> {}\nexit 0\n",
-            out.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    p.display().to_string()
-}
-
-/// The environment of the last complete hook call whose `reason` / `$1` is one of `kinds`.
-fn last_block(out: &Path, kinds: &[&str]) -> Option<HashMap<String, String>> {
-    let text = std::fs::read_to_string(out).ok()?;
-    text.split("---\n")
-        .map(|b| {
-            b.lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>()
-        })
-        .filter(|m| {
-            m.contains_key("hook_end")
-                && kinds.iter().any(|k| {
-                    m.get("reason").map(String::as_str) == Some(k)
-                        || m.get("arg").map(String::as_str) == Some(k)
-                })
-        })
-        .last()
-}
-
 /// Waits for a `kinds` hook call while `client` runs; None (with the client's output on
 /// stderr) when it exits without one or the deadline passes.
 fn wait_block(out: &Path, kinds: &[&str], client: &mut Proc) -> Option<HashMap<String, String>> {
@@ -350,7 +315,7 @@ fn dhclient(lab: &Lab, tag: &str) -> Option<HashMap<String, String>> {
     )
     .unwrap();
     let out = dir.join(format!("dhclient-{tag}.env"));
-    let script = hook(dir, &format!("dhclient-{tag}"), &out);
+    let script = hook(dir, &format!("dhclient-{tag}"), &out, "");
     let mut cmd = lab.c.cmd("dhclient");
     cmd.args(["-d", "-1", "-v", "-cf"])
         .arg(&conf)
@@ -369,7 +334,7 @@ fn dhclient(lab: &Lab, tag: &str) -> Option<HashMap<String, String>> {
 fn udhcpc(lab: &Lab, tag: &str, extra: &[&str]) -> Option<HashMap<String, String>> {
     let dir = lab.tmp.path();
     let out = dir.join(format!("udhcpc-{tag}.env"));
-    let script = hook(dir, &format!("udhcpc-{tag}"), &out);
+    let script = hook(dir, &format!("udhcpc-{tag}"), &out, "");
     let mut cmd = lab.c.cmd("busybox");
     cmd.args([
         "udhcpc", "-i", "c0", "-f", "-q", "-n", "-t", "5", "-T", "3", "-s", &script,
@@ -377,55 +342,6 @@ fn udhcpc(lab: &Lab, tag: &str, extra: &[&str]) -> Option<HashMap<String, String
     .args(extra);
     let mut p = Proc::spawn(cmd);
     wait_block(&out, &["bound"], &mut p)
-}
-
-fn packet(
-    mac: [u8; 6],
-    xid: u32,
-    kind: v4::MessageType,
-    ciaddr: Ipv4Addr,
-    opts: &[DhcpOption],
-) -> Vec<u8> {
-    let mut m = v4::Message::new_with_id(
-        xid,
-        ciaddr,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        &mac,
-    );
-    m.set_flags(v4::Flags::default().set_broadcast());
-    m.opts_mut().insert(DhcpOption::MessageType(kind));
-    for o in opts {
-        m.opts_mut().insert(o.clone());
-    }
-    let mut out = Vec::new();
-    m.encode(&mut Encoder::new(&mut out)).unwrap();
-    out
-}
-
-/// The first reply with `xid` within `wait`.
-fn reply(sock: &UdpSocket, xid: u32, wait: Duration) -> Option<v4::Message> {
-    let deadline = Instant::now() + wait;
-    let mut buf = [0u8; 1500];
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    while Instant::now() < deadline {
-        if let Ok((n, _)) = sock.recv_from(&mut buf)
-            && let Ok(m) = v4::Message::decode(&mut Decoder::new(&buf[..n]))
-            && m.xid() == xid
-        {
-            return Some(m);
-        }
-    }
-    None
-}
-
-fn msg_type(m: &v4::Message) -> Option<v4::MessageType> {
-    match m.opts().get(OptionCode::MessageType) {
-        Some(DhcpOption::MessageType(t)) => Some(*t),
-        _ => None,
-    }
 }
 
 fn server_id(m: &v4::Message) -> Option<Ipv4Addr> {
@@ -440,7 +356,7 @@ fn server_id(m: &v4::Message) -> Option<Ipv4Addr> {
 fn ask(sock: &UdpSocket, xid: u32, p: &[u8]) -> Option<v4::Message> {
     for _ in 0..3 {
         sock.send_to(p, BCAST67).unwrap();
-        if let Some(m) = reply(sock, xid, Duration::from_secs(3)) {
+        if let Some(m) = first_reply(sock, xid, Duration::from_secs(3)) {
             return Some(m);
         }
     }
@@ -451,7 +367,7 @@ fn ask(sock: &UdpSocket, xid: u32, p: &[u8]) -> Option<v4::Message> {
 /// not.
 fn dora(sock: &UdpSocket, mac: [u8; 6]) -> Result<v4::Message, String> {
     let xid = next_xid();
-    let d = packet(
+    let d = client_packet(
         mac,
         xid,
         v4::MessageType::Discover,
@@ -464,7 +380,7 @@ fn dora(sock: &UdpSocket, mac: [u8; 6]) -> Result<v4::Message, String> {
     }
     let sid = server_id(&offer).ok_or("OFFER without server id")?;
     let xid = next_xid();
-    let r = packet(
+    let r = client_packet(
         mac,
         xid,
         v4::MessageType::Request,
@@ -538,7 +454,7 @@ fn scenarios(server: Server) -> (Column, Vec<String>) {
         let sock = lab.c.udp("c0", ANY68);
         // 3. INIT-REBOOT: no server id, an address outside the subnet.
         let xid = next_xid();
-        let p = packet(
+        let p = client_packet(
             NAK_MAC,
             xid,
             v4::MessageType::Request,
@@ -600,7 +516,7 @@ fn scenarios(server: Server) -> (Column, Vec<String>) {
                     .join(","),
             );
             put(&mut col, "4 ACK siaddr", ack.siaddr().to_string());
-            let p = packet(
+            let p = client_packet(
                 RELEASE_MAC,
                 next_xid(),
                 v4::MessageType::Release,

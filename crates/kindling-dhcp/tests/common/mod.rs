@@ -7,10 +7,12 @@
 //! * `pkt`: the client packet builder (shared with the unit tests in `src/tests.rs`);
 //! * `reply`: collecting and reading replies;
 //! * `capture`: what went over a link;
+//! * `dora`: full-mode client messages and the hook script of real clients;
 //! * here: the standard [`Lab`], Kindling and dnsmasq processes.
 #![allow(dead_code)]
 
 mod capture;
+mod dora;
 mod pkt;
 mod reply;
 
@@ -22,6 +24,8 @@ use std::time::Duration;
 // Every test binary takes what it needs from here; not every one uses every part.
 #[allow(unused_imports)]
 pub use capture::*;
+#[allow(unused_imports)]
+pub use dora::*;
 #[allow(unused_imports)]
 pub use kindling_testkit::{Netns, Proc, TempDir, can_run, have};
 pub use pkt::*;
