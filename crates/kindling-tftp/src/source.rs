@@ -33,6 +33,7 @@ pub const IPXE_FILES: &[&str] = &[
     "ipxe.efi",
     "snponly.efi",
     "ipxe.pxe",
+    "ipxe-arm64.efi",
 ];
 
 /// Where distributions install the iPXE binaries, searched in this order when `ipxe_dir`
@@ -53,6 +54,8 @@ fn ipxe_names(name: &str) -> &'static [&'static str] {
             "x86_64/snponly.efi",
         ],
         "ipxe.pxe" => &["ipxe.pxe"],
+        // Debian 13's `ipxe` package; Fedora's ipxe-bootimgs-aarch64.
+        "ipxe-arm64.efi" => &["ipxe-arm64.efi", "arm64-efi/ipxe.efi"],
         _ => &[],
     }
 }
