@@ -16,11 +16,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -68,87 +64,6 @@ fn can_boot(test: &str, uefi: bool) -> bool {
 
 fn in_pool(ip: Ipv4Addr) -> bool {
     ip.octets()[..3] == [10, 99, 0] && (100..=150).contains(&ip.octets()[3])
-}
-
-// ---------------------------------------------------------------------------------------
-// The HTTP side: a listener on 10.99.0.1:8080 inside the namespace that records each
-// request (peer, request line) and answers every one with the iPXE script.
-
-type Requests = Arc<Mutex<Vec<(SocketAddr, String)>>>;
-
-struct Http {
-    stop: Arc<AtomicBool>,
-    requests: Requests,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Http {
-    fn start(ns: &Netns) -> Self {
-        let listener = ns.run(|| {
-            TcpListener::bind(SocketAddrV4::new(SRV_IP, 8080)).expect("bind 10.99.0.1:8080")
-        });
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests: Requests = Arc::default();
-        let (s2, r2) = (stop.clone(), requests.clone());
-        let thread = std::thread::spawn(move || {
-            while !s2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, peer)) => {
-                        if let Some(line) = serve(stream) {
-                            r2.lock().unwrap().push((peer, line));
-                        }
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        });
-        Self {
-            stop,
-            requests,
-            thread: Some(thread),
-        }
-    }
-
-    fn requests(&self) -> Vec<(SocketAddr, String)> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Http {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Reads one request's head and answers it with the script; the request line.
-fn serve(mut s: TcpStream) -> Option<String> {
-    s.set_nonblocking(false).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let line = String::from_utf8_lossy(&head)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let body = format!("#!ipxe\necho {MARKER} ip=${{ip}} mac=${{mac}}\nsleep 3600\n");
-    let reply = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = s.write_all(reply.as_bytes());
-    let _ = s.flush();
-    Some(line)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -275,7 +190,7 @@ impl Bootp {
 struct Lab {
     // Dropped in this order: the VM first, the namespace and its directory last.
     qemu: Proc,
-    http: Http,
+    http: BootHttp,
     sniffer: Sniffer,
     dnsmasq: Dnsmasq,
     kindling: Kindling,
@@ -330,7 +245,12 @@ lease_secs = 600
     let kindling = Kindling::start(&ns, &tmp, &cfg).expect("kindling starts");
     // TFTP only: Dnsmasq::start passes --port=0 (no DNS) and there is no dhcp-range (no DHCP).
     let dnsmasq = Dnsmasq::start(&ns, &tmp, "br0", "enable-tftp\ntftp-root=/usr/lib/ipxe\n");
-    let http = Http::start(&ns);
+    let http = BootHttp::start(
+        &ns,
+        SocketAddrV4::new(SRV_IP, 8080),
+        format!("#!ipxe\necho {MARKER} ip=${{ip}} mac=${{mac}}\nsleep 3600\n"),
+        None,
+    );
     let sniffer = Sniffer::start(&ns, "tap0");
     let mut q = ns.cmd("timeout");
     q.args([

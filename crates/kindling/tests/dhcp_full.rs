@@ -121,6 +121,27 @@ fn leases(ns: &Netns, server: &mut Proc, log: &Path) -> String {
     }
 }
 
+/// busybox udhcpc in `c`: DORA, then quit (-q) with the lease; -n: fail if none.
+fn udhcpc(c: &Netns) -> bool {
+    c.cmd("busybox")
+        .args([
+            "udhcpc",
+            "-i",
+            "c0",
+            "-q",
+            "-n",
+            "-t",
+            "10",
+            "-s",
+            "/bin/true",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
 #[test]
 fn serve_in_full_mode_leases_an_address_and_keeps_it_through_kill_9() {
     if !can_run("serve_in_full_mode_leases_an_address_and_keeps_it_through_kill_9") {
@@ -144,26 +165,8 @@ fn serve_in_full_mode_leases_an_address_and_keeps_it_through_kill_9() {
         "no lease yet"
     );
 
-    // busybox udhcpc: DORA, then quit (-q) with the lease; -n: fail if none.
-    let st = c
-        .cmd("busybox")
-        .args([
-            "udhcpc",
-            "-i",
-            "c0",
-            "-q",
-            "-n",
-            "-t",
-            "10",
-            "-s",
-            "/bin/true",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
     assert!(
-        st.success(),
+        udhcpc(&c),
         "udhcpc got no lease: {}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
@@ -184,24 +187,7 @@ fn serve_in_full_mode_leases_an_address_and_keeps_it_through_kill_9() {
 
     // The machine of group web1 gets the address in its metadata (and its host name).
     c.ip(&["link", "set", "c0", "address", RESERVED_MAC]);
-    let st = c
-        .cmd("busybox")
-        .args([
-            "udhcpc",
-            "-i",
-            "c0",
-            "-q",
-            "-n",
-            "-t",
-            "10",
-            "-s",
-            "/bin/true",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "udhcpc got no lease for {RESERVED_MAC}");
+    assert!(udhcpc(&c), "udhcpc got no lease for {RESERVED_MAC}");
     let body = leases(&s, &mut server, &log);
     let at = body
         .find(RESERVED_MAC)

@@ -8,11 +8,13 @@
 //! * `reply`: collecting and reading replies;
 //! * `capture`: what went over a link;
 //! * `dora`: full-mode client messages and the hook script of real clients;
+//! * `http`: a stand-in HTTP service (script and files) for the firmware tests;
 //! * here: the standard [`Lab`], Kindling and dnsmasq processes.
 #![allow(dead_code)]
 
 mod capture;
 mod dora;
+mod http;
 mod pkt;
 mod reply;
 
@@ -26,6 +28,8 @@ use std::time::Duration;
 pub use capture::*;
 #[allow(unused_imports)]
 pub use dora::*;
+#[allow(unused_imports)]
+pub use http::*;
 #[allow(unused_imports)]
 pub use kindling_testkit::{Netns, Proc, TempDir, can_run, have};
 pub use pkt::*;
