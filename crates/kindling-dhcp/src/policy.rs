@@ -9,6 +9,7 @@ use crate::config::{CheckedConfig, Rule, Target};
 use crate::opt43;
 use crate::ratelimit::Key;
 use crate::wire::{self, MessageType, ParseError, ReplyFields, Request, opt};
+pub use crate::wire::{format_mac, mac_ascii};
 
 /// The DHCP server port.
 pub const DHCP_SERVER_PORT: u16 = 67;
@@ -277,22 +278,6 @@ impl ClientInfo {
     }
 }
 
-/// Formats a MAC address as lower-case colon-separated hex.
-pub fn format_mac(m: &[u8; 6]) -> String {
-    String::from_utf8_lossy(&mac_ascii(m)).into_owned()
-}
-
-/// The 17 ASCII bytes of [`format_mac`], without allocating.
-pub fn mac_ascii(m: &[u8; 6]) -> [u8; 17] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut b = [b':'; 17];
-    for (i, x) in m.iter().enumerate() {
-        b[i * 3] = HEX[usize::from(x >> 4)];
-        b[i * 3 + 1] = HEX[usize::from(x & 0xf)];
-    }
-    b
-}
-
 /// An encoded reply and where to send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -324,7 +309,8 @@ pub struct Outcome {
     pub decision: Decision,
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+/// Does `hay` contain `needle` (an empty needle is in everything)?
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 

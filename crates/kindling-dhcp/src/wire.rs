@@ -12,6 +12,22 @@
 
 use std::net::Ipv4Addr;
 
+/// Formats a MAC address as lower-case colon-separated hex.
+pub fn format_mac(m: &[u8; 6]) -> String {
+    String::from_utf8_lossy(&mac_ascii(m)).into_owned()
+}
+
+/// The 17 ASCII bytes of [`format_mac`], without allocating.
+pub fn mac_ascii(m: &[u8; 6]) -> [u8; 17] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b = [b':'; 17];
+    for (i, x) in m.iter().enumerate() {
+        b[i * 3] = HEX[usize::from(x >> 4)];
+        b[i * 3 + 1] = HEX[usize::from(x & 0xf)];
+    }
+    b
+}
+
 /// The fixed BOOTP header is 236 bytes, followed by the 4-byte magic cookie.
 pub const HEADER_LEN: usize = 236;
 /// The DHCP magic cookie.

@@ -23,15 +23,26 @@ use crate::ratelimit::{Budget, Limits};
 pub struct UrlTemplate(String);
 
 impl UrlTemplate {
-    pub fn expand(&self, ip: Ipv4Addr, port: u16) -> String {
+    /// `{server_ip}` as `host`, `{http_port}` as `port`.
+    fn fill(&self, host: &str, port: u16) -> String {
         self.0
-            .replace(PLACEHOLDER_IP, &ip.to_string())
+            .replace(PLACEHOLDER_IP, host)
             .replace(PLACEHOLDER_PORT, &port.to_string())
+    }
+
+    pub fn expand(&self, ip: Ipv4Addr, port: u16) -> String {
+        self.fill(&ip.to_string(), port)
     }
 
     /// [`expand`](Self::expand), then `{binary}`.
     pub fn expand_binary(&self, ip: Ipv4Addr, port: u16, binary: &str) -> String {
         self.expand(ip, port).replace(PLACEHOLDER_BINARY, binary)
+    }
+
+    /// For IPv6: `{server_ip}` as `[ip]` (a URL literal), `{http_port}`, `{binary}`.
+    pub fn expand_v6(&self, ip: std::net::Ipv6Addr, port: u16, binary: &str) -> String {
+        self.fill(&format!("[{ip}]"), port)
+            .replace(PLACEHOLDER_BINARY, binary)
     }
 
     pub fn as_str(&self) -> &str {

@@ -333,11 +333,7 @@ pub(super) fn validate(
                     "{} / {} is reserved twice (also for {})",
                     r.mac,
                     r.ip,
-                    o.mac
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<Vec<_>>()
-                        .join(":")
+                    crate::wire::format_mac(&o.mac)
                 ),
             ));
         }

@@ -7,9 +7,9 @@ use std::fmt;
 use std::net::{Ipv6Addr, SocketAddrV6};
 
 use crate::arch::{ArchFamily, is_http_arch};
+use crate::config::CheckedConfig;
 use crate::config::v6::Checked6;
-use crate::config::{CheckedConfig, PLACEHOLDER_BINARY, PLACEHOLDER_IP, PLACEHOLDER_PORT};
-use crate::policy::{Firmware, IgnoreReason};
+use crate::policy::{Firmware, IgnoreReason, contains};
 use crate::v6::addr::address_for;
 use crate::v6::wire::{self, ENTERPRISE_PXE, Ia, Message, OptOut, msg, opt, status};
 
@@ -179,18 +179,6 @@ fn ignore(client: Option<Client6>, r: Ignore6) -> Outcome6 {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// `{server_ip}` as `[v6addr]`, `{http_port}`, `{binary}`.
-fn expand(template: &str, ip: Ipv6Addr, port: u16, binary: &str) -> String {
-    template
-        .replace(PLACEHOLDER_IP, &format!("[{ip}]"))
-        .replace(PLACEHOLDER_PORT, &port.to_string())
-        .replace(PLACEHOLDER_BINARY, binary)
-}
-
 /// The boot answer: the URL for option 59 and the vendor class to echo in option 16.
 struct Boot {
     url: String,
@@ -216,7 +204,7 @@ fn boot(
         info.firmware = Some(Firmware::Ipxe);
         info.arch = info.architectures.first().copied();
         return Some(Boot {
-            url: expand(cfg.script_url.as_str(), ip, cfg.http_port, ""),
+            url: cfg.script_url.expand_v6(ip, cfg.http_port, ""),
             echo: None,
         });
     }
@@ -246,7 +234,7 @@ fn boot(
         };
         info.arch = Some(a);
         let (firmware, url, echo) = if http {
-            let url = expand(cfg.http_boot_url.as_str(), ip, cfg.http_port, binary);
+            let url = cfg.http_boot_url.expand_v6(ip, cfg.http_port, binary);
             (Firmware::UefiHttp, url, "HTTPClient")
         } else {
             (

@@ -68,11 +68,7 @@ pub enum SpecProblem {
     EmptyPool,
 }
 
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: &Mac) -> String {
-    let [a, b, c, d, e, f] = mac;
-    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
-}
+pub use crate::wire::format_mac;
 
 pub(super) fn mask_of(prefix: u8) -> u32 {
     u32::MAX
