@@ -9,38 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-const SNPONLY: &str = "/usr/lib/ipxe/snponly.efi";
 const BOOT_URL: &str = "http://10.99.0.1:8080/boot.ipxe";
-
-fn can_boot(test: &str, uefi: bool) -> bool {
-    if !can_run(test) {
-        return false;
-    }
-    let mut missing = Vec::new();
-    for cmd in ["qemu-system-x86_64", "dnsmasq"] {
-        if !have(cmd) {
-            missing.push(cmd.to_string());
-        }
-    }
-    let mut files = vec![SNPONLY, "/dev/net/tun"];
-    if uefi {
-        files.extend([OVMF_CODE, OVMF_VARS]);
-    }
-    for f in files {
-        if !std::path::Path::new(f).exists() {
-            missing.push(f.to_string());
-        }
-    }
-    if !missing.is_empty() {
-        eprintln!(
-            "SKIP {test}: missing {missing:?} (apt-get install qemu-system-x86 ovmf ipxe ipxe-qemu dnsmasq-base)"
-        );
-        return false;
-    }
-    true
-}
 
 struct Vm {
     lab_ns: Netns,

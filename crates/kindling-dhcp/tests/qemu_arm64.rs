@@ -27,7 +27,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -67,20 +67,7 @@ fn ipxe_arm64() -> Option<PathBuf> {
 }
 
 fn can_boot(test: &str) -> bool {
-    if !can_run(test) {
-        return false;
-    }
     let mut missing = Vec::new();
-    for cmd in ["qemu-system-aarch64", "dnsmasq"] {
-        if !have(cmd) {
-            missing.push(cmd.to_string());
-        }
-    }
-    for f in [AAVMF_CODE, AAVMF_VARS, "/dev/net/tun"] {
-        if !Path::new(f).exists() {
-            missing.push(f.to_string());
-        }
-    }
     match ipxe_arm64() {
         Some(p) if p.exists() => {}
         p => missing.push(format!(
@@ -90,14 +77,14 @@ fn can_boot(test: &str) -> bool {
                 .to_string())
         )),
     }
-    if !missing.is_empty() {
-        eprintln!(
-            "SKIP {test}: missing {missing:?} (apt-get install qemu-system-arm qemu-efi-aarch64 \
-             dnsmasq-base; scripts/install-deps extracts ipxe-arm64.efi from Debian trixie's ipxe)"
-        );
-        return false;
-    }
-    true
+    can_boot_with(
+        test,
+        &["qemu-system-aarch64", "dnsmasq"],
+        &[AAVMF_CODE, AAVMF_VARS, "/dev/net/tun"],
+        missing,
+        "apt-get install qemu-system-arm qemu-efi-aarch64 dnsmasq-base; \
+         scripts/install-deps extracts ipxe-arm64.efi from Debian trixie's ipxe",
+    )
 }
 
 fn in_pool(ip: IpAddr) -> bool {

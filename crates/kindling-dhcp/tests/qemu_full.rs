@@ -21,9 +21,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-const SNPONLY: &str = "/usr/lib/ipxe/snponly.efi";
 /// br0's address: Kindling's server identifier, the TFTP and the HTTP server.
 const SRV_IP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 /// Kindling's default `script_url` (`http://{server_ip}:{http_port}/boot.ipxe`) on br0.
@@ -33,34 +30,6 @@ const VM_MAC: &str = "52:54:00:12:34:56";
 const MARKER: &str = "KINDLING-FULL-OK";
 /// For the whole boot (TCG, possibly under `stress-ng --cpu 2`).
 const BOOT_DEADLINE: Duration = Duration::from_secs(240);
-
-fn can_boot(test: &str, uefi: bool) -> bool {
-    if !can_run(test) {
-        return false;
-    }
-    let mut missing = Vec::new();
-    for cmd in ["qemu-system-x86_64", "dnsmasq"] {
-        if !have(cmd) {
-            missing.push(cmd.to_string());
-        }
-    }
-    let mut files = vec![SNPONLY, "/dev/net/tun"];
-    if uefi {
-        files.extend([OVMF_CODE, OVMF_VARS]);
-    }
-    for f in files {
-        if !std::path::Path::new(f).exists() {
-            missing.push(f.to_string());
-        }
-    }
-    if !missing.is_empty() {
-        eprintln!(
-            "SKIP {test}: missing {missing:?} (apt-get install qemu-system-x86 ovmf ipxe ipxe-qemu dnsmasq-base)"
-        );
-        return false;
-    }
-    true
-}
 
 fn in_pool(ip: Ipv4Addr) -> bool {
     ip.octets()[..3] == [10, 99, 0] && (100..=150).contains(&ip.octets()[3])

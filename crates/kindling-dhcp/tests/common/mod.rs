@@ -7,6 +7,7 @@
 //! * `pkt`: the client packet builder (shared with the unit tests in `src/tests.rs`);
 //! * `reply`: collecting and reading replies;
 //! * `capture`: what went over a link;
+//! * `vm`: what a QEMU firmware test needs before it boots;
 //! * `dora`: full-mode client messages and the hook script of real clients;
 //! * `http`: a stand-in HTTP service (script and files) for the firmware tests;
 //! * here: the standard [`Lab`], Kindling and dnsmasq processes.
@@ -17,6 +18,7 @@ mod dora;
 mod http;
 mod pkt;
 mod reply;
+mod vm;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -35,6 +37,8 @@ pub use kindling_testkit::{Netns, Proc, TempDir, can_run, have};
 pub use pkt::*;
 #[allow(unused_imports)]
 pub use reply::*;
+#[allow(unused_imports)]
+pub use vm::*;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
