@@ -179,7 +179,7 @@ fn ignore(client: Option<Client6>, r: Ignore6) -> Outcome6 {
     }
 }
 
-/// The boot answer: the URL for option 59 and the vendor class to echo in option 16.
+/// The boot answer: the URL for option 59 and the vendor class to echo in option 16, if any.
 struct Boot {
     url: String,
     echo: Option<&'static str>,
@@ -235,19 +235,16 @@ fn boot(
         info.arch = Some(a);
         let (firmware, url, echo) = if http {
             let url = cfg.http_boot_url.expand_v6(ip, cfg.http_port, binary);
-            (Firmware::UefiHttp, url, "HTTPClient")
+            (Firmware::UefiHttp, url, Some("HTTPClient"))
         } else {
-            (
-                Firmware::UefiPxe,
-                format!("tftp://[{ip}]/{binary}"),
-                "PXEClient",
-            )
+            // No `PXEClient` echo: EDK2's PxeBcDxe takes an offer with an address *and*
+            // `PXEClient` for a "BINL" offer and asks UDP 4011 of the URL's host for the boot
+            // file again; without it, the offer is an ordinary DHCPv6 offer with a boot file
+            // URL, which it boots from directly (ISC dhcpd's and dnsmasq's usual answer).
+            (Firmware::UefiPxe, format!("tftp://[{ip}]/{binary}"), None)
         };
         info.firmware = Some(firmware);
-        return Some(Boot {
-            url,
-            echo: Some(echo),
-        });
+        return Some(Boot { url, echo });
     }
     info.no_boot = Some(err);
     None

@@ -169,13 +169,13 @@ fn each_firmware_gets_its_url() {
                 .vendor("PXEClient:Arch:00007:UNDI:003016"),
             Some("tftp://[fd00:77::1]/snponly.efi"),
             Some(Firmware::UefiPxe),
-            Some("343:PXEClient"),
+            None,
         ),
         (
             C::new(msg::SOLICIT).ia(1, &[]).arch(&[9]),
             Some("tftp://[fd00:77::1]/snponly.efi"),
             Some(Firmware::UefiPxe),
-            Some("343:PXEClient"),
+            None,
         ),
         (
             C::new(msg::SOLICIT)
@@ -190,7 +190,7 @@ fn each_firmware_gets_its_url() {
             C::new(msg::SOLICIT).ia(1, &[]).arch(&[11]),
             Some("tftp://[fd00:77::1]/arm64.efi"),
             Some(Firmware::UefiPxe),
-            Some("343:PXEClient"),
+            None,
         ),
         (
             C::new(msg::SOLICIT).ia(1, &[]).arch(&[16]).user("iPXE"),
