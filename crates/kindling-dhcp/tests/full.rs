@@ -1,5 +1,6 @@
 //! Full DHCP mode with real clients, inside network namespaces created by each test (root
-//! only; skipped with a message otherwise): ISC `dhclient` and busybox `udhcpc` get leases
+//! only; skipped with a message otherwise): ISC `dhclient`, busybox `udhcpc` and
+//! systemd-networkd get leases
 //! with their options from Kindling (the `proxydhcp` example with `mode = "full"`), the
 //! lease file survives `kill -9`, and 1,000 clients churning through DORA, RELEASE and a
 //! server killed mid-run never share an address.
@@ -181,6 +182,96 @@ fn dhclient_and_udhcpc_get_leases_with_every_option() {
     );
     let leases = std::fs::read_to_string(lab.tmp.path().join("leases")).unwrap();
     assert!(leases.contains(&ip.to_string()), "{leases}");
+}
+
+/// Where Debian (and most distributions) install systemd-networkd.
+const NETWORKD: &str = "/lib/systemd/systemd-networkd";
+
+/// systemd-networkd, the client of most systemd distributions, run in the client namespace
+/// in a mount namespace of its own: its `.network` file and `/run` are the test's (so the
+/// host's `/run/systemd/netif` is never touched), `/sys` is read-only so that it does not wait
+/// for a udev that is not there. The lease it writes is read back with every option.
+#[test]
+fn systemd_networkd_gets_a_lease_with_every_option() {
+    if !can_run("systemd_networkd_gets_a_lease_with_every_option") {
+        return;
+    }
+    if !Path::new(NETWORKD).exists() || !have("unshare") {
+        eprintln!("skipping: {NETWORKD} (systemd) or unshare (util-linux) missing");
+        return;
+    }
+    let lab = FullLab::new();
+    let k = Kindling::start(&lab.s, &lab.tmp, &lab.config("")).expect("kindling starts");
+    let net = lab.tmp.path().join("network");
+    let run = lab.tmp.path().join("run-systemd");
+    std::fs::create_dir_all(&net).unwrap();
+    std::fs::create_dir_all(run.join("netif")).unwrap();
+    std::fs::write(
+        net.join("10-c0.network"),
+        "[Match]\nName=c0\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n\
+         [DHCPv4]\nClientIdentifier=mac\nUseMTU=yes\nUseDomains=yes\nUseNTP=yes\n\
+         SendHostname=no\n",
+    )
+    .unwrap();
+    // networkd drops its privileges to systemd-network when that user exists.
+    let _ = std::process::Command::new("chown")
+        .args(["-R", "systemd-network:systemd-network"])
+        .arg(run.join("netif"))
+        .status();
+    let script = format!(
+        "set -e; mount --make-rprivate /; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd; \
+         mount --bind '{}' /run/systemd; mount --bind '{}' /etc/systemd/network; \
+         mount -o remount,ro /sys 2>/dev/null || mount -t sysfs -o ro sysfs /sys; \
+         SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_LEVEL=debug exec {NETWORKD}",
+        run.display(),
+        net.display()
+    );
+    let mut cmd = lab.c.cmd("unshare");
+    cmd.args(["-m", "sh", "-c", &script]);
+    let nd = Proc::spawn(cmd);
+
+    // The lease file (netif/leases/<ifindex>), once networkd has written it.
+    let leases = run.join("netif/leases");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lease: HashMap<String, String> = loop {
+        let found = std::fs::read_dir(&leases)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .and_then(|e| std::fs::read_to_string(e.path()).ok())
+            .filter(|t| t.contains("ADDRESS="));
+        if let Some(t) = found {
+            break t
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "systemd-networkd wrote no lease; its output: {:?}",
+            nd.seen_lines()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(nd);
+    let ip: Ipv4Addr = lease["ADDRESS"].parse().unwrap();
+    assert!(in_pool(ip), "{lease:?}");
+    assert_eq!(lease["NETMASK"], "255.255.255.0", "{lease:?}");
+    assert_eq!(lease["ROUTER"], "192.168.88.1", "{lease:?}");
+    assert_eq!(lease["SERVER_ADDRESS"], "192.168.88.1", "{lease:?}");
+    assert_eq!(lease["DNS"], "192.168.88.1 192.168.88.2", "{lease:?}");
+    assert_eq!(lease["NTP"], "192.168.88.1", "{lease:?}");
+    assert_eq!(lease["DOMAINNAME"], "lab.test", "{lease:?}");
+    assert_eq!(lease["MTU"], "1400", "{lease:?}");
+    assert_eq!(lease["LIFETIME"], "600", "{lease:?}");
+    let stats = k.stop();
+    assert_eq!(stats["refused_unsafe"], 0, "{stats}");
+    let file = std::fs::read_to_string(lab.tmp.path().join("leases")).unwrap();
+    assert!(
+        file.contains(&format!("{ip} 02:00:00:00:88:01 bound")),
+        "{file}"
+    );
 }
 
 #[test]
