@@ -36,6 +36,6 @@ pub use policy::{
 };
 pub use ratelimit::{LogGate, RateLimiter, Verdict};
 pub use server::{
-    AnsweredEvent, DhcpError, DhcpObserver, DhcpServer, DhcpStats, IgnoredEvent, LeasesHandle,
-    SeenEvent, StatsHandle,
+    AnsweredEvent, Claim, DhcpError, DhcpObserver, DhcpServer, DhcpStats, IgnoredEvent,
+    LeasesHandle, SeenEvent, SharedLeases, StatsHandle,
 };

@@ -111,11 +111,14 @@ pub enum IgnoreReason {
     NoFreeAddress,
     /// Full mode, `authoritative = false`: a REQUEST for an address this server cannot give.
     NotAuthoritative,
+    /// Full mode in a fleet: the ACK's claim in the shared store could not be made (the
+    /// store did not answer, or too many claims in flight); the client asks again.
+    SharedStoreUnavailable,
 }
 
 impl IgnoreReason {
     /// Every reason, in label order of the enum (for metrics).
-    pub const ALL: [IgnoreReason; 26] = [
+    pub const ALL: [IgnoreReason; 27] = [
         Self::Malformed,
         Self::NotBootRequest,
         Self::InterfaceExcluded,
@@ -142,6 +145,7 @@ impl IgnoreReason {
         Self::OtherServerChosen,
         Self::NoFreeAddress,
         Self::NotAuthoritative,
+        Self::SharedStoreUnavailable,
     ];
 
     /// The stable label.
@@ -173,6 +177,7 @@ impl IgnoreReason {
             Self::OtherServerChosen => "other_server_chosen",
             Self::NoFreeAddress => "no_free_address",
             Self::NotAuthoritative => "not_authoritative",
+            Self::SharedStoreUnavailable => "shared_store_unavailable",
         }
     }
 

@@ -8,10 +8,12 @@
 //! * `socket`: the sockets of one served interface (and the packet socket for broadcasts);
 //! * `worker`: the per-socket packet loop (decide, rate-limit, log, observe, send);
 //! * `leasing`: full mode's lease table and lease log; `probe`: the ICMP echo before an
-//!   offer;
+//!   offer; `claim` + `fleet`: the claim of an ACK's lease in a fleet's shared store;
 //! * `observer`, `stats`, `error`: the observer hook, the counters, [`DhcpError`].
 
+mod claim;
 mod error;
+mod fleet;
 mod leasing;
 mod observer;
 mod probe;
@@ -30,6 +32,7 @@ use crate::config::{CheckedConfig, DhcpConfig};
 use crate::netif;
 use crate::ratelimit::{LogGate, RateLimiter};
 
+pub use self::claim::{Claim, SharedLeases};
 pub use self::error::DhcpError;
 pub use self::observer::{AnsweredEvent, DhcpObserver, IgnoredEvent, SeenEvent};
 pub use self::select::select_interfaces;
@@ -155,6 +158,8 @@ impl DhcpServer {
             unserved: std::sync::OnceLock::new(),
             leasing,
             probes: Arc::new(tokio::sync::Semaphore::new(probe::MAX_PROBES)),
+            fleet: std::sync::OnceLock::new(),
+            claims: Arc::new(tokio::sync::Semaphore::new(claim::MAX_CLAIMS)),
         });
         Ok(Self {
             config: Arc::new(config),
@@ -191,6 +196,15 @@ impl DhcpServer {
     /// it. Set once, before [`run`](Self::run); later calls are ignored.
     pub fn warn_unserved(&self, files: std::collections::HashMap<String, String>) {
         let _ = self.shared.unserved.set(files);
+    }
+
+    /// Full mode in a fleet: every ACK's lease is claimed in `store` before it is sent
+    /// (see [`SharedLeases`]). Call before [`run`](Self::run); later calls change nothing.
+    /// Ignored in proxy mode.
+    pub fn share_leases(&self, store: Arc<dyn SharedLeases>) {
+        if self.shared.leasing.is_some() {
+            let _ = self.shared.fleet.set(store);
+        }
     }
 
     /// A handle on full mode's leases that keeps working after `run` has taken over.

@@ -60,7 +60,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     };
     // TFTP first: the DHCP server advertises what it serves.
     start_tftp(&mut tasks, &cfg, &ops).await?;
-    start_dhcp(&mut tasks, &cfg, local, &ops).await?;
+    start_dhcp(&mut tasks, &cfg, local, &ops, &source).await?;
     start_dhcp6(&mut tasks, &cfg, local).await?;
     // API writes ask the reload loop for a snapshot that holds them.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(64);
@@ -359,6 +359,7 @@ async fn start_dhcp(
     cfg: &Config,
     http: SocketAddr,
     ops: &Arc<Ops>,
+    source: &crate::store::Source,
 ) -> Result<()> {
     let mut dhcp_cfg = cfg.dhcp.clone();
     if !dhcp_cfg.enabled {
@@ -370,6 +371,16 @@ async fn start_dhcp(
         .context("starting DHCP")?;
     ops.add_dhcp_stats(server.stats_handle());
     ops.add_dhcp_leases(server.leases_handle());
+    // A fleet's servers claim each ACK's lease in the shared store first.
+    if cfg.dhcp.mode == kindling_dhcp::config::DhcpMode::Full
+        && let Some(shared) = source.shared_leases(cfg)
+    {
+        tracing::info!(
+            keys = %format!("{}dhcp-leases/", cfg.store.prefix),
+            "full DHCP mode in a fleet: each lease is claimed in the shared store before its ACK"
+        );
+        server.share_leases(shared);
+    }
     server.warn_unserved(cfg.unserved_boot_files().into_iter().collect());
     for l in server.listeners() {
         tracing::info!(iface = %l.iface, address = %l.server_ip, port = l.port, "proxy DHCP ready");

@@ -67,6 +67,25 @@ impl Source {
         }
     }
 
+    /// Full DHCP mode's leases in the fleet's store (`None` for a data directory: the
+    /// lease file is the whole truth of one server).
+    pub fn shared_leases(
+        &self,
+        cfg: &crate::config::Config,
+    ) -> Option<std::sync::Arc<dyn kindling_dhcp::SharedLeases>> {
+        match self {
+            Source::Dir(_) => {
+                let _ = cfg;
+                None
+            }
+            #[cfg(feature = "etcd")]
+            Source::Etcd(e) => Some(std::sync::Arc::new(leases::FleetLeases::new(
+                e.remote(),
+                &etcd::server_name(cfg),
+            ))),
+        }
+    }
+
     /// The write side the management APIs use.
     pub fn objects(&self, data: &DataDir) -> Objects {
         match self {
@@ -137,3 +156,5 @@ pub fn exported_for_check(cfg: &StoreConfig) -> Result<Option<tempfile::TempDir>
 pub mod etcd;
 #[cfg(feature = "etcd")]
 mod files;
+#[cfg(feature = "etcd")]
+pub mod leases;

@@ -490,6 +490,21 @@ impl LeaseTable {
         true
     }
 
+    /// Another server of the fleet holds `ip` until `until` (its claim in the shared store
+    /// won): whatever this table has on the address, the binding it just made for the
+    /// client that lost included, is replaced by a hold until then (a Declined record with
+    /// the all-zero MAC). Returns whether it applied (`ip` in a subnet, `until` ahead).
+    pub fn held_elsewhere(&mut self, ip: Ipv4Addr, now: u64, until: u64) -> bool {
+        let Some(subnet) = self.subnet_of(ip) else {
+            return false;
+        };
+        if until <= now {
+            return false;
+        }
+        self.set_hold(subnet, ip, [0; 6], until, true);
+        true
+    }
+
     /// Drops every record of `mac` (all subnets; `Free` tombstones queued): it gets no
     /// preference for its old addresses. Returns how many were dropped.
     pub fn forget(&mut self, mac: Mac, now: u64) -> usize {

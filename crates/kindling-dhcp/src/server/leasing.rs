@@ -133,6 +133,26 @@ impl Leasing {
         st.decide(cfg, ctx, packet)
     }
 
+    /// The active lease record on `ip` (its holder and end), if any.
+    pub(super) fn holder(&self, ip: Ipv4Addr) -> Option<Lease> {
+        lock(&self.state).table.holder_of(ip).cloned()
+    }
+
+    /// Another server's client holds `ip` until `until` (the shared store said so): holds
+    /// it back here and decides the same datagram again (a REQUEST for it gets a NAK).
+    pub(super) fn held_elsewhere(
+        &self,
+        cfg: &CheckedConfig,
+        ctx: &Context<'_>,
+        packet: &[u8],
+        ip: Ipv4Addr,
+        until: u64,
+    ) -> Outcome {
+        let mut st = lock(&self.state);
+        st.table.held_elsewhere(ip, unix_now(), until);
+        st.decide(cfg, ctx, packet).0
+    }
+
     /// Reservations from outside the configuration (groups' metadata): merged with the
     /// configured ones (which win on a clash of MAC or address), the table rebuilt with
     /// them and its records kept (a record on an address now reserved for another MAC is

@@ -24,7 +24,7 @@ use crate::ratelimit::{LogGate, RateLimiter, Verdict};
 use crate::rawsend::RawSender;
 use crate::server::observer::{AnsweredEvent, DhcpObserver, IgnoredEvent, SeenEvent};
 use crate::server::stats::StatsHandle;
-use crate::wire::{self, opt, yiaddr_is_zero};
+use crate::wire::{self, MessageType, opt, yiaddr_is_zero};
 use kindling_guard::Esc;
 
 /// State the workers share.
@@ -44,6 +44,11 @@ pub(super) struct Shared {
     pub(super) leasing: Option<super::leasing::Leasing>,
     /// Echo probes in flight (full mode's `ping_check`).
     pub(super) probes: Arc<tokio::sync::Semaphore>,
+    /// Full mode in a fleet: the store ACKed leases are claimed in first (set once, before
+    /// the server runs).
+    pub(super) fleet: std::sync::OnceLock<Arc<dyn super::claim::SharedLeases>>,
+    /// Claims in flight.
+    pub(super) claims: Arc<tokio::sync::Semaphore>,
 }
 
 /// Lines about ignored datagrams: 50 at once, then 5 a second.
@@ -75,10 +80,10 @@ const RECV_BATCH: usize = 32;
 const DATAGRAM_MAX: usize = 4096;
 
 /// A reply waiting for the batch's `sendmmsg`.
-struct Pending {
-    reply: Reply,
-    client: Option<ClientInfo>,
-    span: tracing::Span,
+pub(super) struct Pending {
+    pub(super) reply: Reply,
+    pub(super) client: Option<ClientInfo>,
+    pub(super) span: tracing::Span,
 }
 
 impl Worker {
@@ -186,6 +191,9 @@ impl Worker {
         match outcome.decision {
             Decision::Ignore(reason) => {
                 self.stats.0.ignored[reason.index()].fetch_add(1, Ordering::Relaxed);
+                if reason == IgnoreReason::LeaseReleased {
+                    self.release_shared(client);
+                }
                 if first_drop {
                     span.in_scope(|| self.log_ignore(&ctx, reason, client, packet, now));
                 }
@@ -203,6 +211,27 @@ impl Worker {
                     return None;
                 }
                 let client = outcome.client;
+                if reply.message_type == MessageType::Ack
+                    && let (Some(ip), Some(fleet)) = (reply.lease, self.shared.fleet.get())
+                {
+                    let Ok(permit) = self.shared.claims.clone().try_acquire_owned() else {
+                        self.unavailable();
+                        return None;
+                    };
+                    let (this, fleet, packet) = (self.clone(), fleet.clone(), packet.to_vec());
+                    tokio::spawn(async move {
+                        let p = Pending {
+                            reply,
+                            client,
+                            span,
+                        };
+                        if let Some(p) = this.claim_first(fleet, ip, &packet, source, p).await {
+                            this.flush(&mut vec![p]).await;
+                        }
+                        drop(permit);
+                    });
+                    return None;
+                }
                 if let Some(ip) = probe
                     && let Ok(permit) = self.shared.probes.clone().try_acquire_owned()
                 {
@@ -250,7 +279,12 @@ impl Worker {
     /// Last lines of defence: a proxy never hands out an address (a lease's `yiaddr` is the
     /// address the table gave, full mode only), and nothing goes to a broadcast, multicast,
     /// loopback or own address unless it is the port-67 broadcast to clients on this link.
-    fn safe(&self, reply: &Reply, local: &[(Ipv4Addr, Ipv4Addr)], span: &tracing::Span) -> bool {
+    pub(super) fn safe(
+        &self,
+        reply: &Reply,
+        local: &[(Ipv4Addr, Ipv4Addr)],
+        span: &tracing::Span,
+    ) -> bool {
         let dest_ok = (*reply.dest.ip() == Ipv4Addr::BROADCAST
             && reply.dest.port() == crate::policy::DHCP_CLIENT_PORT)
             || check_destination(*reply.dest.ip(), self.server_ip, local).is_ok();

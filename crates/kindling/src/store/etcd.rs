@@ -75,7 +75,7 @@ impl EtcdSource {
         self.store.clone()
     }
 
-    fn remote(&self) -> Arc<EtcdObjects> {
+    pub(super) fn remote(&self) -> Arc<EtcdObjects> {
         Arc::new(EtcdObjects::new(
             self.store.clone(),
             tokio::runtime::Handle::current(),

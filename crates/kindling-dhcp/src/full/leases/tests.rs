@@ -225,6 +225,39 @@ fn decline_and_conflict_holds() {
 }
 
 #[test]
+fn an_address_held_elsewhere_replaces_even_a_fresh_binding() {
+    let mut t = LeaseTable::new(&[spec("10.0.0.0", 29, &[("10.0.0.1", "10.0.0.2")])]).unwrap();
+    let a = t.offer(0, mac(1), None, 0, 30).unwrap();
+    t.request(0, mac(1), a, 1, 600, None).unwrap();
+    // Another server's claim on `a` won: the binding just made is dropped, `a` held.
+    assert!(t.held_elsewhere(a, 2, 500));
+    assert!(t.holder_of(a).is_none(), "no local lease on it any more");
+    assert_eq!(
+        t.hold_of(a).map(|h| (h.state, h.mac, h.expires)),
+        Some((Declined, [0; 6], 500))
+    );
+    check(&t, 2);
+    // The client that lost is offered the other address; `a` comes back after 500.
+    let b = t.offer(0, mac(1), None, 3, 30).unwrap();
+    assert_ne!(a, b);
+    assert_eq!(
+        t.request(0, mac(2), a, 4, 600, None).map(|l| l.ip).ok(),
+        None
+    );
+    assert!(
+        !t.held_elsewhere(a, 600, 500),
+        "a claim already over changes nothing"
+    );
+    assert!(!t.held_elsewhere(ip("10.9.9.9"), 2, 500), "not in a subnet");
+    assert!(
+        t.drain_changes()
+            .iter()
+            .any(|l| l.ip == a && l.state == Declined)
+    );
+    check(&t, 4);
+}
+
+#[test]
 fn restore_replays_changes_and_drops_what_config_forbids() {
     let mut t = lab();
     let a = t.offer(0, mac(20), None, 0, 30).unwrap();
