@@ -50,32 +50,19 @@ const MARKER: &str = "KINDLING-ARM64-OK";
 /// For one boot (TCG, possibly under `stress-ng --cpu 2`).
 const BOOT_DEADLINE: Duration = Duration::from_secs(150);
 
-/// The arm64 iPXE: `KINDLING_ARM64_IPXE`, Debian's package (trixie on), or the copy
-/// scripts/install-deps extracts into the cache.
+/// The arm64 iPXE: `KINDLING_ARM64_IPXE`, the copy scripts/install-deps extracts into the
+/// cache, or Debian's package (trixie on).
 fn ipxe_arm64() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("KINDLING_ARM64_IPXE") {
-        return Some(p.into());
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .map(|c| c.join("kindling/ipxe-arm64.efi"));
-    [Some(PathBuf::from(IPXE_ARM64_PKG)), cache]
-        .into_iter()
-        .flatten()
-        .find(|p| p.exists())
+    kindling_testkit::cached_file("KINDLING_ARM64_IPXE", "ipxe-arm64.efi")
+        .or_else(|| Some(PathBuf::from(IPXE_ARM64_PKG)).filter(|p| p.exists()))
 }
 
 fn can_boot(test: &str) -> bool {
     let mut missing = Vec::new();
-    match ipxe_arm64() {
-        Some(p) if p.exists() => {}
-        p => missing.push(format!(
-            "arm64 iPXE ({})",
-            p.map_or("~/.cache/kindling/ipxe-arm64.efi".into(), |p| p
-                .display()
-                .to_string())
-        )),
+    if ipxe_arm64().is_none() {
+        missing.push(format!(
+            "arm64 iPXE (~/.cache/kindling/ipxe-arm64.efi or {IPXE_ARM64_PKG})"
+        ));
     }
     can_boot_with(
         test,

@@ -6,7 +6,7 @@
 //!   inside), deleted by name on drop, also when the test panics;
 //! * [`proc`]: child processes with their output as lines, stopped by PID on drop;
 //! * here: temporary directories, a closed loopback port, re-running this test binary
-//!   as a child process.
+//!   as a child process, files scripts/install-deps keeps in the user's cache.
 
 pub mod etcd;
 pub mod netns;
@@ -17,7 +17,21 @@ pub use netns::{Netns, can_run, have, sh};
 pub use proc::Proc;
 pub use tempfile::TempDir;
 
+use std::path::PathBuf;
 use std::process::Command;
+
+/// A file scripts/install-deps keeps in the user's cache (`~/.cache/kindling/NAME`, or
+/// under `$XDG_CACHE_HOME`), or the path in the environment variable `env` when it is set;
+/// `None` when there is no such file.
+pub fn cached_file(env: &str, name: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p)).filter(|p| p.exists());
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("kindling").join(name)).filter(|p| p.exists())
+}
 
 /// A temporary directory named `kindling-TAG-…` under the system's temporary
 /// directory, removed (with its contents) on drop.

@@ -61,7 +61,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     // TFTP first: the DHCP server advertises what it serves.
     start_tftp(&mut tasks, &cfg, &ops).await?;
     start_dhcp(&mut tasks, &cfg, local, &ops, &source).await?;
-    start_dhcp6(&mut tasks, &cfg, local).await?;
+    start_dhcp6(&mut tasks, &cfg, local, &ops).await?;
     // API writes ask the reload loop for a snapshot that holds them.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(64);
     // One write path for both APIs: one lock for preconditions, one reload channel.
@@ -394,7 +394,12 @@ async fn start_dhcp(
 }
 
 /// DHCPv6 (`[dhcp.v6]`): addresses and boot URLs for HTTP Boot and iPXE over IPv6.
-async fn start_dhcp6(tasks: &mut Tasks, cfg: &Config, http: SocketAddr) -> Result<()> {
+async fn start_dhcp6(
+    tasks: &mut Tasks,
+    cfg: &Config,
+    http: SocketAddr,
+    ops: &Arc<Ops>,
+) -> Result<()> {
     if !cfg.dhcp.v6.enabled {
         return Ok(());
     }
@@ -406,6 +411,8 @@ async fn start_dhcp6(tasks: &mut Tasks, cfg: &Config, http: SocketAddr) -> Resul
     for l in server.listeners() {
         tracing::info!(iface = %l.iface, address = %l.server_addr, "DHCPv6 ready");
     }
+    let stats = server.stats_handle();
+    ops.add_metrics(Arc::new(move |r| stats.register(r)));
     let cancel = tasks.cancel.clone();
     tasks.set.spawn(async move {
         server.run(cancel).await;

@@ -39,15 +39,10 @@ const MARKER: &str = "KINDLING-IPV6-OK";
 /// For one boot (TCG, possibly under `stress-ng --cpu 2`).
 const BOOT_DEADLINE: Duration = Duration::from_secs(240);
 
-/// An iPXE for x86-64 UEFI that has IPv6.
+/// An iPXE for x86-64 UEFI that has IPv6 (Debian 13's `snponly.efi`, which
+/// scripts/install-deps extracts into the cache).
 fn ipxe_v6() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("KINDLING_IPV6_IPXE") {
-        return Some(p.into());
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(cache.join("kindling/snponly-ipv6.efi")).filter(|p| p.exists())
+    kindling_testkit::cached_file("KINDLING_IPV6_IPXE", "snponly-ipv6.efi")
 }
 
 fn can_boot(test: &str) -> bool {
@@ -179,6 +174,7 @@ struct Run {
     serial: Vec<String>,
     log: String,
     timeline: String,
+    metrics: String,
     took: Duration,
 }
 
@@ -292,12 +288,17 @@ fn boot(tag: &str, how: Boot) -> Run {
         .run(|| admin_get(&format!("/api/v1/machines/{VM_MAC}")))
         .map(|r| r.1)
         .unwrap_or_else(|e| e);
+    let metrics = ns
+        .run(|| admin_get("/metrics"))
+        .map(|r| r.1)
+        .unwrap_or_else(|e| e);
     kindling.terminate();
     drop(radvd);
     let run = Run {
         serial: serial.iter().map(|l| l.replace('\u{1b}', "^[")).collect(),
         log: std::fs::read_to_string(work.join("kindling.log")).unwrap_or_default(),
         timeline,
+        metrics,
         took,
     };
     drop(ns);
@@ -383,6 +384,22 @@ fn check_common(run: &Run) {
         run.logged(&["path=\"/ipxe\"", "profile=\"v6\"", "mac=52:54:00:12:34:66"]),
         "the group matched the VM: {}",
         run.dump()
+    );
+    // DHCPv6 in /metrics: the firmware's and iPXE's exchanges.
+    let counter = |line: &str| -> u64 {
+        run.metrics
+            .lines()
+            .find(|l| l.starts_with(line))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        counter("kindling_dhcpv6_replies_total{message=\"advertise\"}") >= 2
+            && counter("kindling_dhcpv6_replies_total{message=\"reply\"}") >= 2
+            && counter("kindling_dhcpv6_received_total") >= 4,
+        "DHCPv6 counters: {}",
+        run.metrics
     );
     // The machine's timeline has the boot script and its kernel download.
     assert!(

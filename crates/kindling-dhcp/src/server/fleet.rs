@@ -17,7 +17,7 @@ use super::claim::{Claim, SharedLeases};
 use super::leasing::unix_now;
 use super::worker::{Pending, Worker, lock};
 use crate::full::leases::format_mac;
-use crate::policy::{ClientInfo, Context, Decision, IgnoreReason};
+use crate::policy::{ClientInfo, Decision, IgnoreReason};
 
 impl Worker {
     /// Claims the lease of the ACK `p` (of `ip`) in the shared store; what to send instead
@@ -53,13 +53,7 @@ impl Worker {
             }
         };
         let local = lock(&self.shared.local).clone();
-        let ctx = Context {
-            iface: &self.iface,
-            server_ip: self.server_ip,
-            port: self.port,
-            source,
-            local: &local,
-        };
+        let ctx = self.context(source, &local);
         let outcome = leasing.held_elsewhere(&self.config, &ctx, packet, ip, until);
         match outcome.decision {
             // The REQUEST decided again with the address held: a NAK (never another lease,

@@ -137,6 +137,21 @@ impl Worker {
         }
     }
 
+    /// The decision context of a datagram from `source` (`local`: this host's addresses).
+    pub(super) fn context<'a>(
+        &'a self,
+        source: SocketAddrV4,
+        local: &'a [(Ipv4Addr, Ipv4Addr)],
+    ) -> Context<'a> {
+        Context {
+            iface: &self.iface,
+            server_ip: self.server_ip,
+            port: self.port,
+            source,
+            local,
+        }
+    }
+
     /// Decides one datagram; returns the reply to send now (delayed replies are spawned).
     fn handle(
         &self,
@@ -145,13 +160,7 @@ impl Worker {
         local: &[(Ipv4Addr, Ipv4Addr)],
         now: Instant,
     ) -> Option<Pending> {
-        let ctx = Context {
-            iface: &self.iface,
-            server_ip: self.server_ip,
-            port: self.port,
-            source,
-            local,
-        };
+        let ctx = self.context(source, local);
         let (mut outcome, probe) = match &self.shared.leasing {
             Some(l) => l.decide(&self.config, &ctx, packet),
             None => (decide(&self.config, &ctx, packet), None),
@@ -334,13 +343,7 @@ impl Worker {
             }
             p.span.in_scope(|| warn!(address = %ip, "address answered a ping: another host uses it; holding it back and offering another"));
             let local = lock(&self.shared.local).clone();
-            let ctx = Context {
-                iface: &self.iface,
-                server_ip: self.server_ip,
-                port: self.port,
-                source,
-                local: &local,
-            };
+            let ctx = self.context(source, &local);
             let (outcome, next) = leasing.conflict(&self.config, &ctx, packet, ip);
             match outcome.decision {
                 Decision::Reply(r) if self.safe(&r, &local, &p.span) => {

@@ -60,6 +60,26 @@ pub enum Ignore6 {
 }
 
 impl Ignore6 {
+    /// Every reason, in the enum's order (for metrics).
+    pub const ALL: [Ignore6; 11] = [
+        Self::Malformed,
+        Self::NotClientMessage,
+        Self::Relayed,
+        Self::UnknownType,
+        Self::NoClientId,
+        Self::UnexpectedServerId,
+        Self::OtherServer,
+        Self::IaInInformationRequest,
+        Self::NothingToConfirm,
+        Self::UnsafeSource,
+        Self::EncodeFailed,
+    ];
+
+    /// Index into [`Ignore6::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+
     /// The stable label.
     pub fn label(self) -> &'static str {
         match self {

@@ -14,5 +14,5 @@ pub mod server;
 pub mod wire;
 
 pub use self::decide::{Client6, Context6, Decision6, Ignore6, Outcome6, Reply6, decide6};
-pub use self::server::{Dhcp6Error, Dhcp6Server, Dhcp6Stats, Listener6Info};
+pub use self::server::{Dhcp6Error, Dhcp6Server, Dhcp6Stats, Listener6Info, Stats6Handle};
 pub use crate::config::v6::{Checked6, Dhcp6Config};

@@ -21,7 +21,8 @@ use crate::config::v6::Checked6;
 use crate::config::{CheckedConfig, ConfigError, DhcpConfig};
 use crate::ratelimit::LogGate;
 use crate::v6::decide::{Context6, Outcome6};
-use crate::v6::decide::{Decision6, SERVER_PORT, decide6, msg_name};
+use crate::v6::decide::{Decision6, Ignore6, SERVER_PORT, decide6, msg_name};
+use crate::v6::wire::msg;
 use kindling_guard::Esc;
 
 /// All_DHCP_Relay_Agents_and_Servers.
@@ -81,12 +82,63 @@ pub struct Listener6Info {
     pub duid: String,
 }
 
-/// Counters (a snapshot with [`Dhcp6Server::stats`]).
+/// Counters (a snapshot with [`Dhcp6Server::stats`], `/metrics` through [`Stats6Handle`]).
 #[derive(Debug, Default)]
 struct Counters {
     received: AtomicU64,
     answered: AtomicU64,
     ignored: AtomicU64,
+    /// Replies sent: ADVERTISE, REPLY.
+    advertise: AtomicU64,
+    reply: AtomicU64,
+    /// Not answered, by [`Ignore6::index`].
+    ignored_by: [AtomicU64; Ignore6::ALL.len()],
+}
+
+/// Reads the DHCPv6 counters after `run` has taken over (for `/metrics`).
+#[derive(Clone)]
+pub struct Stats6Handle(Arc<Counters>);
+
+impl Stats6Handle {
+    /// The `kindling_dhcpv6_*` families: datagrams received, replies by message type,
+    /// datagrams not answered by reason.
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::counter::{ConstCounter, Counter};
+        use prometheus_client::metrics::family::Family;
+        let c = &self.0;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        r.register(
+            "kindling_dhcpv6_received",
+            "Datagrams received on the DHCPv6 sockets (port 547)",
+            ConstCounter::new(get(&c.received)),
+        );
+        let replies = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        replies
+            .get_or_create(&vec![("message", "advertise")])
+            .inc_by(get(&c.advertise));
+        replies
+            .get_or_create(&vec![("message", "reply")])
+            .inc_by(get(&c.reply));
+        r.register(
+            "kindling_dhcpv6_replies",
+            "DHCPv6 replies sent, by message type",
+            replies,
+        );
+        let ignored = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        for (reason, n) in Ignore6::ALL.iter().zip(&c.ignored_by) {
+            let n = get(n);
+            if n > 0 {
+                ignored
+                    .get_or_create(&vec![("reason", reason.label())])
+                    .inc_by(n);
+            }
+        }
+        r.register(
+            "kindling_dhcpv6_ignored",
+            "DHCPv6 datagrams not answered, by reason",
+            ignored,
+        );
+    }
 }
 
 /// A snapshot of the counters.
@@ -239,6 +291,11 @@ impl Dhcp6Server {
             .collect()
     }
 
+    /// A handle on the counters for `/metrics`.
+    pub fn stats_handle(&self) -> Stats6Handle {
+        Stats6Handle(self.counters.clone())
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Dhcp6Stats {
         Dhcp6Stats {
@@ -334,6 +391,7 @@ impl Worker {
         match o.decision {
             Decision6::Ignore(reason) => {
                 self.counters.ignored.fetch_add(1, Ordering::Relaxed);
+                self.counters.ignored_by[reason.index()].fetch_add(1, Ordering::Relaxed);
                 let t = c.map(|c| msg_name(c.msg_type)).unwrap_or("-");
                 if reason.is_ordinary() {
                     debug!(source = %ctx.source, message = t, reason = reason.label(), "DHCPv6 ignored");
@@ -350,6 +408,12 @@ impl Worker {
                 match self.socket.send_to(&r.packet, SocketAddr::V6(r.dest)).await {
                     Ok(_) => {
                         self.counters.answered.fetch_add(1, Ordering::Relaxed);
+                        let by_type = if r.msg_type == msg::ADVERTISE {
+                            &self.counters.advertise
+                        } else {
+                            &self.counters.reply
+                        };
+                        by_type.fetch_add(1, Ordering::Relaxed);
                         let addrs: Vec<String> =
                             r.addresses.iter().map(ToString::to_string).collect();
                         info!(
