@@ -36,6 +36,6 @@ pub use policy::{
 };
 pub use ratelimit::{LogGate, RateLimiter, Verdict};
 pub use server::{
-    AnsweredEvent, Claim, DhcpError, DhcpObserver, DhcpServer, DhcpStats, IgnoredEvent,
-    LeasesHandle, SeenEvent, SharedLeases, StatsHandle,
+    Answered6Event, AnsweredEvent, Claim, DhcpError, DhcpObserver, DhcpServer, DhcpStats,
+    IgnoredEvent, LeasesHandle, Seen6Event, SeenEvent, SharedLeases, StatsHandle,
 };

@@ -15,7 +15,7 @@ mod claim;
 mod error;
 mod fleet;
 mod leasing;
-mod observer;
+pub(crate) mod observer;
 mod probe;
 mod select;
 mod socket;
@@ -34,7 +34,9 @@ use crate::ratelimit::{LogGate, RateLimiter};
 
 pub use self::claim::{Claim, SharedLeases};
 pub use self::error::DhcpError;
-pub use self::observer::{AnsweredEvent, DhcpObserver, IgnoredEvent, SeenEvent};
+pub use self::observer::{
+    Answered6Event, AnsweredEvent, DhcpObserver, IgnoredEvent, Seen6Event, SeenEvent,
+};
 pub use self::select::select_interfaces;
 pub use self::socket::ListenerInfo;
 pub use self::stats::{DhcpStats, StatsHandle};

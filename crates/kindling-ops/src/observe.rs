@@ -4,15 +4,17 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use kindling_dhcp::{AnsweredEvent, DhcpObserver, IgnoredEvent, ListenPort, SeenEvent};
+use kindling_dhcp::{
+    Answered6Event, AnsweredEvent, DhcpObserver, IgnoredEvent, ListenPort, Seen6Event, SeenEvent,
+};
 use kindling_http::{RequestObserver, RequestRecord};
 use kindling_model::MacAddr;
 use kindling_tftp::{Outcome, Refusal, TftpObserver};
 
 use crate::classify::http_stage;
 use crate::event::{
-    Chosen, Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Name, Reason, Stage, Tftp, human_bytes,
-    now_ms,
+    Chosen, Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Message, Name, Reason, Stage, Tftp,
+    human_bytes, now_ms,
 };
 use crate::ops::Ops;
 
@@ -35,7 +37,7 @@ fn client_event(step: DhcpStep, c: &kindling_dhcp::ClientInfo, iface: &str) -> E
         now_ms(),
         Detail::Dhcp(Dhcp {
             step,
-            message: c.message_type,
+            message: c.message_type.map(Message::V4),
             firmware: c.firmware,
             port: 0,
             arch: c.arch,
@@ -55,7 +57,58 @@ fn client_event(step: DhcpStep, c: &kindling_dhcp::ClientInfo, iface: &str) -> E
     ev
 }
 
+/// A DHCPv6 boot client's event: its MAC from its DUID or link-local address.
+fn client6_event(
+    step: DhcpStep,
+    c: &kindling_dhcp::v6::Client6,
+    iface: &str,
+    from: &std::net::SocketAddrV6,
+) -> Event {
+    let user_class = match c.user_classes.as_slice() {
+        [] => None,
+        [one] => Some(Name::of(one, Chosen::Client)),
+        many => Some(Name::of(&many.join(","), Chosen::Client)),
+    };
+    let mut ev = Event::new(
+        now_ms(),
+        Detail::Dhcp(Dhcp {
+            step,
+            message: Some(Message::V6(c.msg_type)),
+            firmware: c.firmware,
+            port: 0,
+            arch: c.arch,
+            iface: Some(Name::new(iface)),
+            file: None,
+            vendor_class: c
+                .vendor_class
+                .as_deref()
+                .map(|v| Name::of(v, Chosen::Client)),
+            user_class,
+        }),
+    );
+    ev.mac = c.mac(from.ip()).map(MacAddr);
+    ev
+}
+
 impl DhcpObserver for Ops {
+    fn seen6(&self, e: &Seen6Event<'_>) {
+        let mut ev = client6_event(DhcpStep::Seen, e.client, e.iface, &e.source);
+        if let Detail::Dhcp(d) = &mut ev.detail {
+            d.port = kindling_dhcp::v6::decide::SERVER_PORT;
+        }
+        self.record(ev);
+    }
+
+    fn answered6(&self, e: &Answered6Event<'_>) {
+        let mut ev = client6_event(DhcpStep::Answered, e.client, e.iface, &e.source);
+        if let Detail::Dhcp(d) = &mut ev.detail {
+            d.message = Some(Message::V6(e.reply.msg_type));
+            d.file = e.reply.boot_url.as_deref().map(Name::new);
+        }
+        ev.ip = e.reply.addresses.first().map(|a| IpAddr::V6(*a));
+        self.record(ev);
+    }
+
     fn seen(&self, e: &SeenEvent<'_>) {
         let c = e.client;
         // The source of an unrelayed PXE request on 4011 is where that MAC boots from.
@@ -86,7 +139,7 @@ impl DhcpObserver for Ops {
     fn answered(&self, e: &AnsweredEvent<'_>) {
         let mut ev = client_event(DhcpStep::Answered, e.client, e.iface);
         if let Detail::Dhcp(d) = &mut ev.detail {
-            d.message = Some(e.reply.message_type);
+            d.message = Some(Message::V4(e.reply.message_type));
             d.file = (!e.reply.file.is_empty()).then(|| Name::new(&e.reply.file));
         }
         ev.reason = e.reply.rule.as_deref().map(|r| Reason::Rule(Name::new(r)));
@@ -336,7 +389,7 @@ mod tests {
         // The REQUEST to port 4011 comes from the client's address: that ties it.
         ops.record({
             let mut d = Dhcp::new(DhcpStep::Seen);
-            d.message = Some(kindling_dhcp::wire::MessageType::Request);
+            d.message = Some(kindling_dhcp::wire::MessageType::Request.into());
             d.port = 4011;
             let mut e = Event::new(now_ms(), Detail::Dhcp(d));
             e.mac = kindling_model::MacAddr::parse("52:54:00:00:00:07").ok();

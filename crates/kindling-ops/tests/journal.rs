@@ -337,11 +337,14 @@ fn a_journal_of_text_fields_reads_into_typed_events() {
     assert_eq!(seen.firmware, Some(Firmware::UefiPxe));
     assert_eq!(
         seen.message,
-        Some(kindling_dhcp::wire::MessageType::Discover)
+        Some(kindling_dhcp::wire::MessageType::Discover.into())
     );
     assert_eq!(seen.port, 67);
     assert_eq!((seen.arch, offer.arch), (Some(7), Some(0)));
-    assert_eq!(offer.message, Some(kindling_dhcp::wire::MessageType::Offer));
+    assert_eq!(
+        offer.message,
+        Some(kindling_dhcp::wire::MessageType::Offer.into())
+    );
     assert_eq!(offer.file.as_deref(), Some("ipxe.efi"));
     let again: String = rb
         .events
@@ -349,4 +352,45 @@ fn a_journal_of_text_fields_reads_into_typed_events() {
         .map(|e| serde_json::to_string(e).unwrap() + "\n")
         .collect();
     assert_eq!(again, old);
+}
+
+/// DHCPv6 events (the IPv6 boot's SOLICIT and ADVERTISE) are written with `"dhcpv6":true`
+/// and read back as DHCPv6 message types: `request` is DHCPv6's REQUEST there, DHCPv4's
+/// elsewhere.
+#[test]
+fn dhcpv6_events_read_back_as_dhcpv6() {
+    use kindling_ops::event::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let lines = concat!(
+        r#"{"ts":1795006000031,"kind":"dhcp_seen","mac":"52:54:00:12:34:66","stage":"dhcp","ok":true,"what":"SOLICIT on port 547","iface":"br0","arch":"16 (http-x64)","firmware":"uefi_http","message":"solicit","dhcpv6":true,"vendor_class":"HTTPClient:Arch:00016:UNDI:003000"}"#,
+        "\n",
+        r#"{"ts":1795006000032,"kind":"dhcp_answered","mac":"52:54:00:12:34:66","ip":"fd00:99::2473:e555:57b:c1ca","stage":"dhcp","ok":true,"what":"ADVERTISE http://[fd00:99::1]:8080/tftp/snponly.efi","path":"http://[fd00:99::1]:8080/tftp/snponly.efi","iface":"br0","arch":"16 (http-x64)","firmware":"uefi_http","message":"advertise","dhcpv6":true,"vendor_class":"HTTPClient:Arch:00016:UNDI:003000"}"#,
+        "\n",
+        r#"{"ts":1795006000033,"kind":"dhcp_seen","mac":"52:54:00:12:34:66","stage":"dhcp","ok":true,"what":"REQUEST on port 547","iface":"br0","arch":"7 (efi-x64)","firmware":"ipxe","message":"request","dhcpv6":true,"user_class":"iPXE"}"#,
+        "\n",
+        r#"{"ts":1795006000034,"kind":"dhcp_seen","mac":"52:54:00:12:34:66","stage":"dhcp","ok":true,"what":"REQUEST on port 4011","arch":"7 (efi-x64)","firmware":"uefi_pxe","message":"request"}"#,
+        "\n",
+    );
+    std::fs::write(journal_path(dir.path(), 0), lines).unwrap();
+    let rb = read_journal(dir.path(), 1).unwrap();
+    assert_eq!((rb.read, rb.bad_lines), (4, 0));
+    let msg = |i: usize| rb.events[i].dhcp().unwrap().message;
+    assert_eq!(msg(0), Some(Message::V6(1)));
+    assert_eq!(msg(1), Some(Message::V6(2)));
+    assert_eq!(msg(2), Some(Message::V6(3)));
+    assert_eq!(
+        msg(3),
+        Some(kindling_dhcp::wire::MessageType::Request.into())
+    );
+    assert!(
+        rb.events[0].is_firmware_discover(),
+        "a firmware SOLICIT starts a boot"
+    );
+    assert_eq!(rb.events[0].dhcp().unwrap().port, 547);
+    let again: String = rb
+        .events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    assert_eq!(again, lines);
 }

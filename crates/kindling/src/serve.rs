@@ -50,6 +50,9 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     // STOPPING=1 or a clean shutdown.
     let stop = stop_signals();
     let (listener, local) = bind_http(args, &cfg).await?;
+    // The address bound (`--http-listen` included) from here on: a fleet names its servers
+    // by it.
+    cfg.http.listen = local;
     let admin_listener = bind_admin(admin.plan.as_ref()).await?;
     let admin_local = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
     let rpc_listener = bind_rpc(rpc.as_ref()).await?;
@@ -407,7 +410,8 @@ async fn start_dhcp6(
     c.http_port = http.port();
     let server = kindling_dhcp::v6::Dhcp6Server::bind(&c)
         .await
-        .context("starting DHCPv6")?;
+        .context("starting DHCPv6")?
+        .with_observer(ops.clone());
     for l in server.listeners() {
         tracing::info!(iface = %l.iface, address = %l.server_addr, "DHCPv6 ready");
     }

@@ -6,11 +6,9 @@
 
 mod common;
 
-use common::netns::{Netns, Proc, can_run};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use common::netns::{Netns, Proc, can_run, http_get, serve_in};
+
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -66,59 +64,17 @@ fn data_dir(root: &Path) {
 fn start_server(lab: &Lab, work: &Path, config: &str) -> (Proc, PathBuf) {
     let data = work.join("data");
     data_dir(&data);
-    let cfg = work.join("kindling.toml");
-    std::fs::write(&cfg, config).unwrap();
     let log = work.join(format!(
         "kindling-{}.log",
         COUNTER.fetch_add(1, Ordering::SeqCst)
     ));
-    let out = std::fs::File::create(&log).unwrap();
-    let err = out.try_clone().unwrap();
-    let mut cmd = lab.server_ns.cmd(env!("CARGO_BIN_EXE_kindling"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--state-dir")
-        .arg(work.join("state"))
-        .arg("--cache-dir")
-        .arg(work.join("cache"))
-        .args(["--http-listen", &format!("{SERVER_IP}:8080")])
-        .args(["--admin-listen", ""])
-        .arg("--no-watch")
-        .current_dir(work)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("KINDLING_") {
-            cmd.env_remove(k);
-        }
-    }
-    // `ip netns exec` execs the program: the child's PID is the server's.
-    (Proc::adopt(cmd.spawn().expect("spawn kindling")), log)
+    let http = format!("{SERVER_IP}:8080");
+    let extra = ["--http-listen", &http, "--admin-listen", ""];
+    (serve_in(&lab.server_ns, work, config, &extra, &log), log)
 }
 
 fn get(path: &str) -> Result<(u16, String), String> {
-    let addr: SocketAddr = format!("{SERVER_IP}:8080").parse().unwrap();
-    let mut s =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: boot\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status in {text:?}"))?;
-    Ok((status, text))
+    http_get(format!("{SERVER_IP}:8080").parse().unwrap(), path)
 }
 
 fn wait_up(child: &mut Proc, log: &Path) {

@@ -7,9 +7,8 @@
 
 mod common;
 
-use common::netns::{Netns, Proc, can_run, have};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use common::netns::{Netns, Proc, admin_get, can_run, have, serve_in};
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -47,56 +46,10 @@ fn start_server(ns: &Netns, work: &Path) -> (Proc, PathBuf) {
         ),
     )
     .unwrap();
-    let cfg = work.join("kindling.toml");
-    std::fs::write(&cfg, CONFIG).unwrap();
     let log = work.join("kindling.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let err = out.try_clone().unwrap();
-    let mut cmd = ns.cmd(env!("CARGO_BIN_EXE_kindling"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(work.join("data"))
-        .arg("--state-dir")
-        .arg(work.join("state"))
-        .arg("--cache-dir")
-        .arg(work.join("cache"))
-        .args(["--http-listen", &format!("{SERVER_IP}:8080")])
-        .args(["--admin-listen", "127.0.0.1:8082"])
-        .arg("--no-watch")
-        .current_dir(work)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("KINDLING_") {
-            cmd.env_remove(k);
-        }
-    }
-    (Proc::adopt(cmd.spawn().expect("spawn kindling")), log)
-}
-
-/// GET `path` from the admin listener (run inside the server's namespace).
-fn admin_get(path: &str) -> Result<(u16, String), String> {
-    let addr: SocketAddr = "127.0.0.1:8082".parse().unwrap();
-    let mut s =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status in {text:?}"))?;
-    Ok((status, text))
+    let http = format!("{SERVER_IP}:8080");
+    let extra = ["--http-listen", &http, "--admin-listen", "127.0.0.1:8082"];
+    (serve_in(ns, work, CONFIG, &extra, &log), log)
 }
 
 /// `/api/v1/leases` once the server answers (up to 60 s).

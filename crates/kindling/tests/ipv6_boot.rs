@@ -16,7 +16,8 @@
 //! `http://[fd00:99::1]:8080/boot.ipxe`, which chains `/ipxe?mac=...`; the machine's profile
 //! names `/assets/k` as its kernel, and that "kernel" is an iPXE script printing a marker with
 //! the address iPXE got from DHCPv6 (`${net0.dhcpv6/ip6}`), so the serial console shows that every step ran, over IPv6 only.
-//! The machine's timeline in the admin API has the boot script and the kernel download.
+//! The machine's timeline in the admin API has the DHCPv6 exchanges (firmware and iPXE),
+//! the boot script and the kernel download; `/metrics` the DHCPv6 counters.
 //!
 //! Needs root, qemu-system-x86_64, OVMF, radvd and an iPXE with IPv6 (`KINDLING_IPV6_IPXE`,
 //! or `~/.cache/kindling/snponly-ipv6.efi`, which scripts/install-deps extracts from
@@ -24,11 +25,9 @@
 
 mod common;
 
-use common::netns::{Netns, Proc, can_run, have};
-use std::io::{Read, Write};
-use std::net::{Ipv6Addr, SocketAddr, TcpStream};
+use common::netns::{Netns, Proc, admin_get, can_run, have, serve_in};
+use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -110,63 +109,15 @@ fn write_data(work: &Path) {
 }
 
 fn start_kindling(ns: &Netns, work: &Path) -> Proc {
-    let cfg = work.join("kindling.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[http]\nlisten = \"[::]:8080\"\n\
-             [tftp]\nenabled = true\nlisten = \"[::]:69\"\nipxe_dir = \"{}\"\n\
-             [dhcp]\nenabled = false\ninterfaces = [\"br0\"]\nhttp_boot_binary = \"snponly.efi\"\n\
-             [dhcp.v6]\nenabled = true\nprefix = \"fd00:99::/64\"\n",
-            work.join("ipxe").display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(work.join("kindling.log")).unwrap();
-    let mut cmd = ns.cmd(env!("CARGO_BIN_EXE_kindling"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(work.join("data"))
-        .arg("--state-dir")
-        .arg(work.join("state"))
-        .arg("--cache-dir")
-        .arg(work.join("cache"))
-        .args(["--admin-listen", "127.0.0.1:8082"])
-        .arg("--no-watch")
-        .current_dir(work)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("KINDLING_") {
-            cmd.env_remove(k);
-        }
-    }
-    Proc::adopt(cmd.spawn().expect("spawn kindling"))
-}
-
-/// GET `path` from the admin listener (run inside the server's namespace).
-fn admin_get(path: &str) -> Result<(u16, String), String> {
-    let addr: SocketAddr = "127.0.0.1:8082".parse().unwrap();
-    let mut s =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status in {text:?}"))?;
-    Ok((status, text))
+    let config = format!(
+        "[http]\nlisten = \"[::]:8080\"\n\
+         [tftp]\nenabled = true\nlisten = \"[::]:69\"\nipxe_dir = \"{}\"\n\
+         [dhcp]\nenabled = false\ninterfaces = [\"br0\"]\nhttp_boot_binary = \"snponly.efi\"\n\
+         [dhcp.v6]\nenabled = true\nprefix = \"fd00:99::/64\"\n",
+        work.join("ipxe").display()
+    );
+    let extra = ["--admin-listen", "127.0.0.1:8082"];
+    serve_in(ns, work, &config, &extra, &work.join("kindling.log"))
 }
 
 /// What one boot left behind.
@@ -342,6 +293,16 @@ impl Run {
         ip
     }
 
+    /// The machine's timeline (`/api/v1/machines/{mac}`) has an event whose `what` is
+    /// `what`.
+    fn in_timeline(&self, what: &str) {
+        assert!(
+            self.timeline.contains(&format!("\"what\": \"{what}\"")),
+            "no {what:?} in the timeline: {}",
+            self.timeline
+        );
+    }
+
     /// Kindling's log has a line with every one of `needles`.
     fn logged(&self, needles: &[&str]) -> bool {
         self.log
@@ -401,12 +362,15 @@ fn check_common(run: &Run) {
         "DHCPv6 counters: {}",
         run.metrics
     );
-    // The machine's timeline has the boot script and its kernel download.
+    // The machine's timeline has iPXE's DHCPv6 exchange, the boot script and its kernel.
     assert!(
         run.timeline.starts_with("HTTP/1.1 200") && run.timeline.contains("\"v6\""),
         "{}",
         run.dump()
     );
+    run.in_timeline("REPLY http://[fd00:99::1]:8080/boot.ipxe");
+    run.in_timeline("SOLICIT on port 547");
+    run.in_timeline("GET /assets/k");
 }
 
 #[test]
@@ -437,6 +401,7 @@ fn ovmf_uefi_http_boot_over_ipv6_boots_ipxe_to_its_profile() {
         "{}",
         run.dump()
     );
+    run.in_timeline("ADVERTISE http://[fd00:99::1]:8080/tftp/snponly.efi");
     check_common(&run);
 }
 
@@ -477,6 +442,7 @@ fn ovmf_uefi_pxe_over_ipv6_boots_ipxe_over_tftp_to_its_profile() {
         "Kindling's TFTP on [::]:69 sent the binary: {}",
         run.dump()
     );
+    run.in_timeline("ADVERTISE tftp://[fd00:99::1]/snponly.efi");
     assert!(
         !run.logged(&["path=\"/tftp/snponly.efi\""]),
         "PXE fetched the binary over TFTP, not HTTP: {}",

@@ -1,8 +1,9 @@
 //! The boot-timeline hook: what the workers report for every datagram.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
 
 use crate::policy::{ClientInfo, IgnoreReason, ListenPort, Reply};
+use crate::v6::decide::{Client6, Reply6};
 
 /// A packet Kindling recognised as a PXE / HTTP Boot / iPXE client.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +38,24 @@ pub struct IgnoredEvent<'a> {
     pub reason: IgnoreReason,
 }
 
+/// A DHCPv6 message from a boot client ([`Client6::is_boot_client`]), before the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen6Event<'a> {
+    pub iface: &'a str,
+    /// The client's link-local address and port.
+    pub source: SocketAddrV6,
+    pub client: &'a Client6,
+}
+
+/// A DHCPv6 reply Kindling sent to a boot client.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered6Event<'a> {
+    pub iface: &'a str,
+    pub source: SocketAddrV6,
+    pub client: &'a Client6,
+    pub reply: &'a Reply6,
+}
+
 /// Hook for the boot timeline. Every method has an empty default.
 ///
 /// `seen` fires for packets with a PXE/HTTPClient vendor class (before the decision),
@@ -46,7 +65,11 @@ pub trait DhcpObserver: Send + Sync {
     fn seen(&self, _event: &SeenEvent<'_>) {}
     fn answered(&self, _event: &AnsweredEvent<'_>) {}
     fn ignored(&self, _event: &IgnoredEvent<'_>) {}
+    /// DHCPv6 (`[dhcp.v6]`): a boot client's message, before the decision is acted on.
+    fn seen6(&self, _event: &Seen6Event<'_>) {}
+    /// DHCPv6: a reply sent to a boot client.
+    fn answered6(&self, _event: &Answered6Event<'_>) {}
 }
 
-pub(super) struct NoObserver;
+pub(crate) struct NoObserver;
 impl DhcpObserver for NoObserver {}

@@ -129,6 +129,31 @@ pub fn msg_name(t: u8) -> &'static str {
     }
 }
 
+/// The stable lower-case label of a message type (the boot journal's spelling).
+pub fn msg_label(t: u8) -> &'static str {
+    match t {
+        msg::SOLICIT => "solicit",
+        msg::ADVERTISE => "advertise",
+        msg::REQUEST => "request",
+        msg::CONFIRM => "confirm",
+        msg::RENEW => "renew",
+        msg::REBIND => "rebind",
+        msg::REPLY => "reply",
+        msg::RELEASE => "release",
+        msg::DECLINE => "decline",
+        msg::RECONFIGURE => "reconfigure",
+        msg::INFORMATION_REQUEST => "information_request",
+        msg::RELAY_FORW => "relay_forw",
+        msg::RELAY_REPL => "relay_repl",
+        _ => "other",
+    }
+}
+
+/// The message type of a [`msg_label`] (`other` reads as 0).
+pub fn msg_from_label(s: &str) -> Option<u8> {
+    (0..=13).find(|&t| msg_label(t) == s)
+}
+
 /// What Kindling learned about the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client6 {
@@ -152,6 +177,28 @@ pub struct Client6 {
 }
 
 impl Client6 {
+    /// The client's MAC, for its boot timeline: from a DUID-LLT or DUID-LL of an Ethernet
+    /// interface (EDK2's), else from `source`, a link-local address with an EUI-64
+    /// interface identifier (iPXE's DUID-UUID carries no MAC).
+    pub fn mac(&self, source: &Ipv6Addr) -> Option<[u8; 6]> {
+        let from_duid = match self.duid.as_slice() {
+            [0, 1, 0, 1, _, _, _, _, m @ ..] | [0, 3, 0, 1, m @ ..] => <[u8; 6]>::try_from(m).ok(),
+            _ => None,
+        };
+        from_duid.or_else(|| {
+            let o = source.octets();
+            let link_local = o[0] == 0xfe && (o[1] & 0xc0) == 0x80;
+            (link_local && o[11] == 0xff && o[12] == 0xfe)
+                .then(|| [o[8] ^ 0x02, o[9], o[10], o[13], o[14], o[15]])
+        })
+    }
+
+    /// A client the boot timeline follows: it asked to boot (option 61, a PXE or HTTP Boot
+    /// vendor class, or iPXE), whether or not it got a boot URL.
+    pub fn is_boot_client(&self) -> bool {
+        self.firmware.is_some() || self.no_boot.is_some()
+    }
+
     /// The DUID as lower-case hex with colons (logs).
     pub fn duid_string(&self) -> String {
         if self.duid.is_empty() {

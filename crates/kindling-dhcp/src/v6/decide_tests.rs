@@ -1,5 +1,7 @@
 //! Unit tests of [`decide6`]: every message type, every firmware kind.
 
+use std::net::Ipv6Addr;
+
 use crate::config::DhcpConfig;
 use crate::config::v6::Dhcp6Config;
 use crate::v6::decide::*;
@@ -423,4 +425,52 @@ fn hostile_datagrams_never_panic() {
         }
         let _ = decide6(&d, &v6, &ctx(), &b);
     }
+}
+
+#[test]
+fn a_clients_mac_comes_from_its_duid_or_its_link_local_address() {
+    let client = |duid: &[u8]| Client6 {
+        xid: 0,
+        msg_type: msg::SOLICIT,
+        duid: duid.to_vec(),
+        vendor_class: None,
+        user_classes: vec![],
+        architectures: vec![],
+        arch: None,
+        firmware: None,
+        no_boot: None,
+    };
+    let none: Ipv6Addr = "fd00::1".parse().unwrap();
+    let mac = [0x52, 0x54, 0x00, 0x12, 0x34, 0x66];
+    // EDK2: DUID-LLT (type 1, Ethernet, time, MAC).
+    let llt = [
+        0, 1, 0, 1, 0x31, 0xec, 0x0a, 0x67, 0x52, 0x54, 0x00, 0x12, 0x34, 0x66,
+    ];
+    assert_eq!(client(&llt).mac(&none), Some(mac));
+    // DUID-LL (type 3, Ethernet, MAC).
+    assert_eq!(
+        client(&[0, 3, 0, 1, 0x52, 0x54, 0, 0x12, 0x34, 0x66]).mac(&none),
+        Some(mac)
+    );
+    // iPXE: DUID-UUID; the MAC is in the link-local source (EUI-64, U/L bit flipped).
+    let uuid = [0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let ll: Ipv6Addr = "fe80::5054:ff:fe12:3466".parse().unwrap();
+    assert_eq!(client(&uuid).mac(&ll), Some(mac));
+    // Neither: a DUID of another hardware type and a non-EUI-64 or non-link-local source.
+    assert_eq!(client(&[0, 3, 0, 6, 1, 2, 3, 4, 5, 6]).mac(&none), None);
+    assert_eq!(client(&uuid).mac(&"fe80::1".parse().unwrap()), None);
+    assert_eq!(
+        client(&uuid).mac(&"fd00::5054:ff:fe12:3466".parse().unwrap()),
+        None
+    );
+}
+
+#[test]
+fn message_labels_read_back() {
+    for t in 1..=13u8 {
+        assert_eq!(msg_from_label(msg_label(t)), Some(t), "{t}");
+    }
+    assert_eq!(msg_label(200), "other");
+    assert_eq!(msg_from_label("other"), Some(0));
+    assert_eq!(msg_from_label("discover"), None);
 }

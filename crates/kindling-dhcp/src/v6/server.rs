@@ -20,6 +20,7 @@ use tracing::{debug, info, info_span, warn};
 use crate::config::v6::Checked6;
 use crate::config::{CheckedConfig, ConfigError, DhcpConfig};
 use crate::ratelimit::LogGate;
+use crate::server::observer::{Answered6Event, DhcpObserver, NoObserver, Seen6Event};
 use crate::v6::decide::{Context6, Outcome6};
 use crate::v6::decide::{Decision6, Ignore6, SERVER_PORT, decide6, msg_name};
 use crate::v6::wire::msg;
@@ -155,6 +156,7 @@ pub struct Dhcp6Server {
     v6: Arc<Checked6>,
     listeners: Vec<Listener6>,
     counters: Arc<Counters>,
+    observer: Arc<dyn DhcpObserver>,
 }
 
 /// What getifaddrs says about one interface.
@@ -276,6 +278,7 @@ impl Dhcp6Server {
             v6: Arc::new(v6),
             listeners,
             counters: Arc::new(Counters::default()),
+            observer: Arc::new(NoObserver),
         })
     }
 
@@ -289,6 +292,13 @@ impl Dhcp6Server {
                 duid: l.duid.iter().map(|b| format!("{b:02x}")).collect(),
             })
             .collect()
+    }
+
+    /// The boot timeline's hook: boot clients' messages and the replies they get
+    /// ([`DhcpObserver::seen6`], [`DhcpObserver::answered6`]). Call before `run`.
+    pub fn with_observer(mut self, observer: Arc<dyn DhcpObserver>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// A handle on the counters for `/metrics`.
@@ -320,6 +330,7 @@ impl Dhcp6Server {
                 socket: l.socket.clone(),
                 counters: self.counters.clone(),
                 gate: gate.clone(),
+                observer: self.observer.clone(),
             };
             let c = cancel.clone();
             tasks.spawn(async move {
@@ -343,6 +354,7 @@ struct Worker {
     socket: Arc<UdpSocket>,
     counters: Arc<Counters>,
     gate: Arc<Mutex<LogGate>>,
+    observer: Arc<dyn DhcpObserver>,
 }
 
 /// Receive buffer: far above any real DHCPv6 client message; larger ones are cut and so
@@ -388,6 +400,14 @@ impl Worker {
             iface = %self.iface,
         );
         let _g = span.enter();
+        let boot = c.filter(|c| c.is_boot_client());
+        if let Some(client) = boot {
+            self.observer.seen6(&Seen6Event {
+                iface: &self.iface,
+                source: ctx.source,
+                client,
+            });
+        }
         match o.decision {
             Decision6::Ignore(reason) => {
                 self.counters.ignored.fetch_add(1, Ordering::Relaxed);
@@ -414,6 +434,14 @@ impl Worker {
                             &self.counters.reply
                         };
                         by_type.fetch_add(1, Ordering::Relaxed);
+                        if let Some(client) = boot {
+                            self.observer.answered6(&Answered6Event {
+                                iface: &self.iface,
+                                source: ctx.source,
+                                client,
+                                reply: &r,
+                            });
+                        }
                         let addrs: Vec<String> =
                             r.addresses.iter().map(ToString::to_string).collect();
                         info!(

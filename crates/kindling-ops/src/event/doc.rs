@@ -13,7 +13,7 @@ use kindling_dhcp::wire::MessageType;
 
 use super::kinds::{Kind, Stage};
 use super::name::{Chosen, Name};
-use super::record::{Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Reason, Str, Tftp};
+use super::record::{Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Message, Reason, Str, Tftp};
 
 /// The firmware of a `label()` (`None`: not one of them).
 pub fn firmware_from_label(s: &str) -> Option<Firmware> {
@@ -27,12 +27,17 @@ pub fn firmware_from_label(s: &str) -> Option<Firmware> {
     .find(|f| f.label() == s)
 }
 
-/// The DHCP message type of a `label()` (`other` reads as `Other(0)`).
-pub fn message_from_label(s: &str) -> Option<MessageType> {
+/// The DHCP message type of a `label()` (`other` reads as `Other(0)`, DHCPv6's as 0);
+/// `v6`: a DHCPv6 label.
+pub fn message_from_label(s: &str, v6: bool) -> Option<Message> {
+    if v6 {
+        return kindling_dhcp::v6::decide::msg_from_label(s).map(Message::V6);
+    }
     (1..=8)
         .chain([0])
         .map(MessageType::from_u8)
         .find(|m| m.label() == s)
+        .map(Message::V4)
 }
 
 /// `7 (efi-x64)`: option 93 with its name.
@@ -73,6 +78,7 @@ impl fmt::Display for What<'_> {
                 match (d.step, &d.file) {
                     (DhcpStep::Seen, _) => write!(f, " on port {}", d.port),
                     (DhcpStep::Answered, Some(file)) => write!(f, " {file}"),
+                    (DhcpStep::Answered, None) if d.message.is_some_and(Message::is_v6) => Ok(()),
                     (DhcpStep::Answered, None) => f.write_str(" (to port 4011)"),
                     (DhcpStep::Ignored, _) => f.write_str(" not answered"),
                 }
@@ -130,6 +136,8 @@ struct Out<'a> {
     firmware: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_false")]
+    dhcpv6: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     vendor_class: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,6 +154,10 @@ struct Out<'a> {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn text(n: &Option<Name>) -> Option<&str> {
@@ -172,6 +184,7 @@ impl Serialize for Event {
             arch: None,
             firmware: None,
             message: None,
+            dhcpv6: false,
             vendor_class: None,
             user_class: None,
             group: None,
@@ -185,7 +198,8 @@ impl Serialize for Event {
                 out.iface = text(&d.iface);
                 out.arch = d.arch.map(arch_label);
                 out.firmware = d.firmware.map(|f| f.label());
-                out.message = d.message.map(|m| m.label());
+                out.message = d.message.map(Message::label);
+                out.dhcpv6 = d.message.is_some_and(Message::is_v6);
                 out.vendor_class = text(&d.vendor_class);
                 out.user_class = text(&d.user_class);
             }
@@ -242,6 +256,8 @@ struct In {
     #[serde(default)]
     message: Option<Str>,
     #[serde(default)]
+    dhcpv6: bool,
+    #[serde(default)]
     vendor_class: Option<Str>,
     #[serde(default)]
     user_class: Option<Str>,
@@ -276,7 +292,10 @@ impl From<In> for Event {
         let detail = match step {
             Some(step) => Detail::Dhcp(Dhcp {
                 step,
-                message: i.message.as_deref().and_then(message_from_label),
+                message: i
+                    .message
+                    .as_deref()
+                    .and_then(|m| message_from_label(m, i.dhcpv6)),
                 firmware: i.firmware.as_deref().and_then(firmware_from_label),
                 port: i
                     .what

@@ -18,7 +18,7 @@ mod record;
 pub use doc::{What, arch_from_label, arch_label, firmware_from_label, message_from_label};
 pub use kinds::{Kind, Source, Stage};
 pub use name::{Chosen, Name};
-pub use record::{Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Reason, Str, Tftp};
+pub use record::{Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Message, Reason, Str, Tftp};
 
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> u64 {

@@ -57,6 +57,43 @@ impl fmt::Display for Reason {
     }
 }
 
+/// A DHCP message type: DHCPv4's (option 53) or DHCPv6's (RFC 8415's msg-type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    V4(MessageType),
+    V6(u8),
+}
+
+impl Message {
+    /// The journal's spelling (`discover`, `ack`; DHCPv6: `solicit`, `reply`, ...). Three
+    /// names are in both protocols (`request`, `release`, `decline`): the journal says which
+    /// with `"dhcpv6": true`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Message::V4(m) => m.label(),
+            Message::V6(t) => kindling_dhcp::v6::decide::msg_label(t),
+        }
+    }
+
+    pub fn is_v6(self) -> bool {
+        matches!(self, Message::V6(_))
+    }
+
+    /// A client's first message of an exchange: DHCPDISCOVER or SOLICIT.
+    pub fn starts_exchange(self) -> bool {
+        matches!(
+            self,
+            Message::V4(MessageType::Discover) | Message::V6(kindling_dhcp::v6::wire::msg::SOLICIT)
+        )
+    }
+}
+
+impl From<MessageType> for Message {
+    fn from(m: MessageType) -> Message {
+        Message::V4(m)
+    }
+}
+
 /// Which step of a proxy DHCP exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DhcpStep {
@@ -73,7 +110,7 @@ pub enum DhcpStep {
 pub struct Dhcp {
     pub step: DhcpStep,
     /// The client's message type (seen, ignored) or the reply's (answered).
-    pub message: Option<MessageType>,
+    pub message: Option<Message>,
     pub firmware: Option<Firmware>,
     /// The port the packet arrived on (seen; 0 for the other steps).
     pub port: u16,
@@ -320,20 +357,21 @@ impl Event {
             }
     }
 
-    /// An iPXE DHCP DISCOVER (a new iPXE instance: chainloaded, or the VM's ROM).
+    /// An iPXE DHCP DISCOVER or SOLICIT (a new iPXE instance: chainloaded, or the VM's
+    /// ROM).
     pub fn is_ipxe_discover(&self) -> bool {
         self.dhcp().is_some_and(|d| {
             d.step == DhcpStep::Seen
-                && d.message == Some(MessageType::Discover)
+                && d.message.is_some_and(Message::starts_exchange)
                 && d.firmware == Some(Firmware::Ipxe)
         })
     }
 
-    /// A firmware (not iPXE) DHCP DISCOVER: the start of a new boot.
+    /// A firmware (not iPXE) DHCP DISCOVER or SOLICIT: the start of a new boot.
     pub fn is_firmware_discover(&self) -> bool {
         self.dhcp().is_some_and(|d| {
             d.step == DhcpStep::Seen
-                && d.message == Some(MessageType::Discover)
+                && d.message.is_some_and(Message::starts_exchange)
                 && d.firmware.is_some_and(|f| f != Firmware::Ipxe)
         })
     }

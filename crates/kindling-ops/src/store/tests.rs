@@ -9,7 +9,7 @@ use kindling_dhcp::{Firmware, IgnoreReason};
 
 fn dhcp(step: DhcpStep, fw: Firmware) -> Event {
     let mut d = Dhcp::new(step);
-    d.message = Some(MessageType::Discover);
+    d.message = Some(MessageType::Discover.into());
     d.firmware = Some(fw);
     d.port = if step == DhcpStep::Seen { 67 } else { 0 };
     d.arch = Some(7);
@@ -52,7 +52,7 @@ fn tftp(write: bool, probe: bool) -> Event {
 fn every_kind() -> Vec<Event> {
     let mut answered = dhcp(DhcpStep::Answered, Firmware::UefiPxe);
     if let Some(d) = answered.dhcp_mut() {
-        d.message = Some(MessageType::Offer);
+        d.message = Some(MessageType::Offer.into());
         d.file = Some(Name::new("ipxe.efi"));
         d.user_class = Some(Name::of("iPXE,x", Chosen::Client));
     }
@@ -60,7 +60,7 @@ fn every_kind() -> Vec<Event> {
     let mut to_4011 = answered.clone();
     if let Some(d) = to_4011.dhcp_mut() {
         d.file = None;
-        d.message = Some(MessageType::Other(0));
+        d.message = Some(MessageType::Other(0).into());
     }
     let mut ignored = dhcp(DhcpStep::Ignored, Firmware::BiosPxe);
     ignored.ok = false;
