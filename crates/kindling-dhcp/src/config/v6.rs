@@ -28,6 +28,11 @@ pub struct Dhcp6Config {
     /// Answer a SOLICIT that carries the Rapid Commit option (14) with a REPLY at once
     /// (two messages instead of four).
     pub rapid_commit: bool,
+    /// Boot file parameters (option 60, RFC 5970) sent with the boot file URL to UEFI
+    /// HTTP Boot and PXE clients (not to iPXE, whose boot file is its script), e.g. a
+    /// kernel command line for a boot file that reads them. Each up to 1,024 bytes of
+    /// printable text, 16 at most. Default: none.
+    pub boot_file_params: Vec<String>,
 }
 
 impl Default for Dhcp6Config {
@@ -39,6 +44,7 @@ impl Default for Dhcp6Config {
             preferred_secs: 3600,
             valid_secs: 7200,
             rapid_commit: true,
+            boot_file_params: Vec::new(),
         }
     }
 }
@@ -53,6 +59,7 @@ pub struct Checked6 {
     pub preferred_secs: u32,
     pub valid_secs: u32,
     pub rapid_commit: bool,
+    pub boot_file_params: Vec<String>,
 }
 
 impl Checked6 {
@@ -142,6 +149,20 @@ impl Dhcp6Config {
                 ),
             ));
         }
+        if self.boot_file_params.len() > 16 {
+            return Err(invalid(
+                "dhcp.v6.boot_file_params",
+                format!("{} parameters; at most 16", self.boot_file_params.len()),
+            ));
+        }
+        for (i, p) in self.boot_file_params.iter().enumerate() {
+            if p.is_empty() || p.len() > 1024 || p.chars().any(char::is_control) {
+                return Err(invalid(
+                    &format!("dhcp.v6.boot_file_params[{i}]"),
+                    "must be 1-1024 bytes of printable text".into(),
+                ));
+            }
+        }
         Ok(Checked6 {
             enabled: self.enabled,
             prefix,
@@ -149,6 +170,7 @@ impl Dhcp6Config {
             preferred_secs: self.preferred_secs,
             valid_secs: self.valid_secs,
             rapid_commit: self.rapid_commit,
+            boot_file_params: self.boot_file_params.clone(),
         })
     }
 }

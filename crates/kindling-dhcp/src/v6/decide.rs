@@ -445,6 +445,14 @@ pub fn decide6(cfg: &CheckedConfig, v6: &Checked6, ctx: &Context6<'_>, packet: &
         }
         if let Some(b) = boot(cfg, ctx, &m, &mut info) {
             out.push(OptOut::new(opt::BOOTFILE_URL, b.url.as_bytes()));
+            if info.firmware != Some(Firmware::Ipxe) && !v6.boot_file_params.is_empty() {
+                let mut d = Vec::new();
+                for p in &v6.boot_file_params {
+                    d.extend_from_slice(&(p.len() as u16).to_be_bytes());
+                    d.extend_from_slice(p.as_bytes());
+                }
+                out.push(OptOut::new(opt::BOOTFILE_PARAM, d));
+            }
             if let Some(e) = b.echo {
                 let mut d = ENTERPRISE_PXE.to_be_bytes().to_vec();
                 d.extend_from_slice(&(e.len() as u16).to_be_bytes());

@@ -474,3 +474,49 @@ fn message_labels_read_back() {
     assert_eq!(msg_from_label("other"), Some(0));
     assert_eq!(msg_from_label("discover"), None);
 }
+
+#[test]
+fn boot_file_params_go_to_firmware_with_the_url_not_to_ipxe() {
+    let (d, mut v6) = cfgs();
+    v6.boot_file_params = vec!["console=ttyS0".into(), "ip=dhcp6".into()];
+    let ask = |c: C| match decide6(&d, &v6, &ctx(), &c.bytes()).decision {
+        Decision6::Reply(r) => r.packet,
+        Decision6::Ignore(i) => panic!("ignored: {i}"),
+    };
+    let http = ask(C::new(msg::SOLICIT)
+        .ia(1, &[])
+        .arch(&[16])
+        .vendor("HTTPClient"));
+    let m = Message::parse(&http).unwrap();
+    let mut want = 13u16.to_be_bytes().to_vec();
+    want.extend(b"console=ttyS0");
+    want.extend(8u16.to_be_bytes());
+    want.extend(b"ip=dhcp6");
+    assert_eq!(m.option(opt::BOOTFILE_PARAM), Some(&want[..]));
+    let ipxe = ask(C::new(msg::SOLICIT).ia(1, &[]).arch(&[7]).user("iPXE"));
+    assert_eq!(
+        Message::parse(&ipxe).unwrap().option(opt::BOOTFILE_PARAM),
+        None
+    );
+    // An OS client gets no boot URL, so no parameters either.
+    let os = ask(C::new(msg::SOLICIT).ia(1, &[]));
+    assert_eq!(
+        Message::parse(&os).unwrap().option(opt::BOOTFILE_PARAM),
+        None
+    );
+    // Checked at load time.
+    let mut bad = Dhcp6Config {
+        enabled: true,
+        prefix: Some("fd00:77::/64".into()),
+        boot_file_params: vec!["a\nb".into()],
+        ..Default::default()
+    };
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("boot_file_params[0]")
+    );
+    bad.boot_file_params = vec!["x".into(); 17];
+    assert!(bad.validate().is_err());
+}

@@ -40,6 +40,7 @@ pub mod opt {
     pub const DNS_SERVERS: u16 = 23;
     pub const IA_PD: u16 = 25;
     pub const BOOTFILE_URL: u16 = 59;
+    pub const BOOTFILE_PARAM: u16 = 60;
     pub const CLIENT_ARCH_TYPE: u16 = 61;
 }
 
