@@ -242,21 +242,13 @@ impl Lab {
             started,
         } = self;
         let deadline = Instant::now() + BOOT_DEADLINE;
-        let (mut events, mut serial, mut dns, mut klog) = (vec![], vec![], vec![], vec![]);
-        loop {
+        let (mut events, mut dns, mut klog) = (vec![], vec![], vec![]);
+        let mut serial = qemu.watch(deadline, |serial| {
             events.extend(kindling.events());
             klog.extend(kindling.proc.err_lines.try_iter());
-            serial.extend(qemu.seen_lines());
             dns.extend(dnsmasq.proc.seen_lines());
-            if serial.iter().any(|l| l.contains(MARKER)) || Instant::now() > deadline {
-                break;
-            }
-            if let Ok(Some(st)) = qemu.child.try_wait() {
-                eprintln!("qemu exited early: {st}");
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            serial.iter().any(|l| l.contains(MARKER))
+        });
         let took = started.elapsed();
         qemu.terminate();
         serial.extend(qemu.seen_lines());

@@ -277,12 +277,11 @@ impl Lab {
             started,
         } = self;
         let deadline = Instant::now() + BOOT_DEADLINE;
-        let (mut events, mut serial, mut dns, mut klog) = (vec![], vec![], vec![], vec![]);
+        let (mut events, mut dns, mut klog) = (vec![], vec![], vec![]);
         let mut port67 = None;
-        loop {
+        let mut serial = qemu.watch(deadline, |serial| {
             events.extend(kindling.events());
             klog.extend(kindling.proc.err_lines.try_iter());
-            serial.extend(qemu.seen_lines());
             dns.extend(dnsmasq.proc.seen_lines());
             // Who listens on 67 (checked once, while everything runs).
             if port67.is_none() && have("ss") {
@@ -294,16 +293,8 @@ impl Lab {
                 port67 = Some(String::from_utf8_lossy(&out.stdout).into_owned());
             }
             let fetched = !http.requests().is_empty();
-            let printed = serial.iter().any(|l| l.contains(MARKER));
-            if (fetched && printed) || Instant::now() > deadline {
-                break;
-            }
-            if let Ok(Some(st)) = qemu.child.try_wait() {
-                eprintln!("qemu exited early: {st}");
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            fetched && serial.iter().any(|l| l.contains(MARKER))
+        });
         let took = started.elapsed();
         qemu.terminate();
         serial.extend(qemu.seen_lines());

@@ -27,8 +27,17 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-fn client_event(step: DhcpStep, c: &kindling_dhcp::ClientInfo, iface: &str) -> Event {
-    let user_class = match c.user_classes.as_slice() {
+/// What a DHCP client said, either protocol: its message, classes and architecture.
+struct Said<'a> {
+    message: Option<Message>,
+    firmware: Option<kindling_dhcp::Firmware>,
+    arch: Option<u16>,
+    vendor_class: Option<&'a str>,
+    user_classes: &'a [String],
+}
+
+fn dhcp_event(step: DhcpStep, said: Said<'_>, iface: &str, mac: Option<[u8; 6]>) -> Event {
+    let user_class = match said.user_classes {
         [] => None,
         [one] => Some(Name::of(one, Chosen::Client)),
         many => Some(Name::of(&many.join(","), Chosen::Client)),
@@ -37,20 +46,29 @@ fn client_event(step: DhcpStep, c: &kindling_dhcp::ClientInfo, iface: &str) -> E
         now_ms(),
         Detail::Dhcp(Dhcp {
             step,
-            message: c.message_type.map(Message::V4),
-            firmware: c.firmware,
+            message: said.message,
+            firmware: said.firmware,
             port: 0,
-            arch: c.arch,
+            arch: said.arch,
             iface: Some(Name::new(iface)),
             file: None,
-            vendor_class: c
-                .vendor_class
-                .as_deref()
-                .map(|v| Name::of(v, Chosen::Client)),
+            vendor_class: said.vendor_class.map(|v| Name::of(v, Chosen::Client)),
             user_class,
         }),
     );
-    ev.mac = c.mac.map(MacAddr);
+    ev.mac = mac.map(MacAddr);
+    ev
+}
+
+fn client_event(step: DhcpStep, c: &kindling_dhcp::ClientInfo, iface: &str) -> Event {
+    let said = Said {
+        message: c.message_type.map(Message::V4),
+        firmware: c.firmware,
+        arch: c.arch,
+        vendor_class: c.vendor_class.as_deref(),
+        user_classes: &c.user_classes,
+    };
+    let mut ev = dhcp_event(step, said, iface, c.mac);
     if !c.ciaddr.is_unspecified() {
         ev.ip = Some(IpAddr::V4(c.ciaddr));
     }
@@ -64,30 +82,14 @@ fn client6_event(
     iface: &str,
     from: &std::net::SocketAddrV6,
 ) -> Event {
-    let user_class = match c.user_classes.as_slice() {
-        [] => None,
-        [one] => Some(Name::of(one, Chosen::Client)),
-        many => Some(Name::of(&many.join(","), Chosen::Client)),
+    let said = Said {
+        message: Some(Message::V6(c.msg_type)),
+        firmware: c.firmware,
+        arch: c.arch,
+        vendor_class: c.vendor_class.as_deref(),
+        user_classes: &c.user_classes,
     };
-    let mut ev = Event::new(
-        now_ms(),
-        Detail::Dhcp(Dhcp {
-            step,
-            message: Some(Message::V6(c.msg_type)),
-            firmware: c.firmware,
-            port: 0,
-            arch: c.arch,
-            iface: Some(Name::new(iface)),
-            file: None,
-            vendor_class: c
-                .vendor_class
-                .as_deref()
-                .map(|v| Name::of(v, Chosen::Client)),
-            user_class,
-        }),
-    );
-    ev.mac = c.mac(from.ip()).map(MacAddr);
-    ev
+    dhcp_event(step, said, iface, c.mac(from.ip()))
 }
 
 impl DhcpObserver for Ops {

@@ -105,6 +105,29 @@ impl Proc {
         out
     }
 
+    /// Reads the lines of stdout, then stderr, every 200 ms until `done(all lines so far)`
+    /// holds, `deadline` passes or the process exits (said on stderr); returns the lines.
+    /// For a VM's serial console: `qemu.watch(deadline, |serial| marker_in(serial))`.
+    pub fn watch(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&[String]) -> bool,
+    ) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            lines.extend(self.seen_lines());
+            if done(&lines) || Instant::now() > deadline {
+                break;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                eprintln!("{:?} exited early: {st}", self.child.id());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        lines
+    }
+
     /// SIGTERM, then up to 5 s for the process to exit (SIGKILL after); reaps it.
     /// SIGTERM first so that wrappers such as `timeout` pass it on to their child.
     pub fn terminate(&mut self) -> Option<ExitStatus> {

@@ -220,18 +220,7 @@ fn boot(tag: &str, how: Boot) -> Run {
         ]);
     let mut qemu = Proc::spawn(q);
     let deadline = Instant::now() + BOOT_DEADLINE;
-    let mut serial = Vec::new();
-    loop {
-        serial.extend(qemu.seen_lines());
-        if serial.iter().any(|l| l.contains(MARKER)) || Instant::now() > deadline {
-            break;
-        }
-        if let Ok(Some(st)) = qemu.child.try_wait() {
-            eprintln!("qemu exited early: {st}");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut serial = qemu.watch(deadline, |serial| serial.iter().any(|l| l.contains(MARKER)));
     let took = started.elapsed();
     qemu.terminate();
     serial.extend(qemu.seen_lines());
