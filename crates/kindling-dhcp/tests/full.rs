@@ -119,8 +119,22 @@ fn dhclient_and_udhcpc_get_leases_with_every_option() {
         .arg("c0");
     let dh = Proc::spawn(cmd);
     let b = wait_block(&out, &["BOUND"], "dhclient", Some(&dh));
-    drop(dh);
     let ip: Ipv4Addr = b["new_ip_address"].parse().unwrap();
+    // dhclient runs the hook before it writes its lease file: stop it only once the lease
+    // is in the file, or `dhclient -r` below finds nothing to release.
+    let written = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&lf)
+        .unwrap_or_default()
+        .contains(&format!("fixed-address {ip};"))
+    {
+        assert!(
+            Instant::now() < written,
+            "dhclient wrote no lease to {}",
+            lf.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(dh);
     assert!(in_pool(ip), "{ip}");
     assert_eq!(b["new_subnet_mask"], "255.255.255.0");
     assert_eq!(b["new_routers"], "192.168.88.1");
