@@ -20,6 +20,9 @@ ROUNDS=${3:-3}
 # Distinct client MACs: 10,000 machines in a storm, each retrying (0 = a new MAC for every
 # DISCOVER, the worst case for Kindling's per-machine timeline).
 MACHINES=${MACHINES:-10000}
+# DISCOVERs offered per second (0: as fast as WINDOW allows). RATE=50000 offers every server
+# dnsmasq's maximum on this machine kind: the tail at a rate both can carry.
+RATE=${RATE:-0}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-dhcp-bench}
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
@@ -64,7 +67,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-$((NCPU > 1 ? 1 : 0))}
 run_load() {
   ip netns exec "$C" taskset -c "$CLIENT_CPU" "$BIN/dhcpbench" --iface c0 --count "$COUNT" \
-    --window "$WINDOW" --label "$1" --spin --machines "$MACHINES"
+    --window "$WINDOW" --label "$1" --spin --machines "$MACHINES" --rate "$RATE"
 }
 
 start_kindling() {

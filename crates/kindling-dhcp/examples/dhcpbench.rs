@@ -33,6 +33,11 @@ struct Args {
     /// Poll for replies without sleeping (one core busy) instead of blocking.
     #[arg(long)]
     spin: bool,
+    /// Offer at most this many DISCOVERs per second (paced; polls for replies while
+    /// waiting). 0: as fast as the window allows. Latency at a fixed rate (e.g. another
+    /// server's maximum) is the tail a storm of that size sees.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
 }
 
 const BASE_XID: u32 = 0x6b00_0000;
@@ -108,7 +113,11 @@ fn main() -> anyhow::Result<()> {
         let free = (a.window as usize).saturating_sub(inflight);
         // Refill in whole batches (or to the end): one sendmmsg per SEND_BATCH replies,
         // whatever the server's own batching, so each server gets the same offered pattern.
-        if i < n && free >= SEND_BATCH.min(a.window as usize).min(n - i) && free > 0 {
+        // Paced: request i may leave at i / rate seconds.
+        let due = a.rate == 0
+            || start.elapsed().as_nanos() as u64
+                >= (i as u64).saturating_mul(1_000_000_000) / a.rate;
+        if due && i < n && free >= SEND_BATCH.min(a.window as usize).min(n - i) && free > 0 {
             // Up to SEND_BATCH DISCOVERs per sendmmsg: each is the template with its own xid
             // and MAC patched in.
             let k = free.min(SEND_BATCH).min(n - i);
@@ -131,7 +140,7 @@ fn main() -> anyhow::Result<()> {
         if received + skipped >= n {
             break;
         }
-        let got = if a.spin {
+        let got = if a.spin || a.rate > 0 {
             rx.recv(fd)
         } else {
             rx.recv_wait(fd)
@@ -155,7 +164,7 @@ fn main() -> anyhow::Result<()> {
             }
             Err(_) if i < n => {
                 // Nothing for 100 ms with a full window: count the oldest as lost, move on.
-                if last_progress.elapsed() > Duration::from_millis(100) {
+                if inflight > 0 && last_progress.elapsed() > Duration::from_millis(100) {
                     skipped += 1;
                     last_progress = Instant::now();
                 }
