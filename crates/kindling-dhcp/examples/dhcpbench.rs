@@ -6,7 +6,10 @@
 //! dhcpbench --iface c0 --count 20000 --window 32 --label kindling
 //! ```
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+#[path = "support/bench.rs"]
+mod bench;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -81,18 +84,7 @@ fn discover(xid: u32) -> Vec<u8> {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let s = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    s.set_reuse_address(true)?;
-    s.set_broadcast(true)?;
-    s.bind_device(Some(a.iface.as_bytes()))?;
-    s.set_recv_buffer_size(4 << 20)?;
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68)).into())?;
-    let sock: UdpSocket = s.into();
-    sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+    let sock = bench::client_socket(&a.iface)?;
     let fd = sock.as_raw_fd();
 
     // One thread does both sides (send what the window allows, then block for replies), so
@@ -180,13 +172,7 @@ fn main() -> anyhow::Result<()> {
     let elapsed = last_reply_ns as f64 / 1e9;
     let mut l: Vec<u64> = lat.into_iter().filter(|x| *x != u64::MAX).collect();
     l.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if l.is_empty() {
-            return f64::NAN;
-        }
-        let idx = ((l.len() as f64 - 1.0) * p).round() as usize;
-        l[idx.min(l.len() - 1)] as f64 / 1000.0
-    };
+    let pct = |p: f64| bench::pct(&l, p);
     let got = l.len();
     println!(
         "{{\"label\":\"{}\",\"sent\":{n},\"replies\":{got},\"lost\":{},\"secs\":{elapsed:.3},\"rps\":{:.0},\"p50_us\":{:.0},\"p90_us\":{:.0},\"p99_us\":{:.0},\"p999_us\":{:.0}}}",

@@ -18,8 +18,11 @@
 //! a readable summary to stderr; the exit status is 2 if two machines were ACKed the same
 //! address.
 
+#[path = "support/bench.rs"]
+mod bench;
+
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -237,15 +240,6 @@ impl Phase {
     }
 }
 
-/// Percentile `p` of sorted nanoseconds, in microseconds (nearest rank).
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
-}
-
 /// A JSON number, or null for NaN (no data).
 fn num(x: f64) -> String {
     if x.is_finite() {
@@ -344,18 +338,7 @@ fn main() -> anyhow::Result<()> {
         "at most {} machines",
         WARMUP_MAC - 1
     );
-    let s = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    s.set_reuse_address(true)?;
-    s.set_broadcast(true)?;
-    s.bind_device(Some(a.iface.as_bytes()))?;
-    s.set_recv_buffer_size(4 << 20)?;
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68)).into())?;
-    let sock: UdpSocket = s.into();
-    sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+    let sock = bench::client_socket(&a.iface)?;
     let fd = sock.as_raw_fd();
     let mut sender = Sender {
         fd,
@@ -569,45 +552,25 @@ fn main() -> anyhow::Result<()> {
         f64::NAN
     };
     let distinct = holders.owner.len() - usize::from(a.warmup_secs > 0);
+    // Every figure once, as the JSON numbers both lines print.
+    let q = |v: &[u64], p| num(bench::pct(v, p));
+    let (p50, p99, max) = (q(&all, 0.50), q(&all, 0.99), q(&all, 1.0));
+    let (offer_p50, offer_p99) = (q(&offer_lat, 0.50), q(&offer_lat, 0.99));
+    let (new_p50, new_p99) = (q(&new.lat_ns, 0.50), q(&new.lat_ns, 0.99));
+    let (known_p50, known_p99) = (q(&known.lat_ns, 0.50), q(&known.lat_ns, 0.99));
+    let (lps, new_lps, known_lps) = (num(lps), num(new.rate()), num(known.rate()));
+    let (new_n, known_n) = (new.lat_ns.len(), known.lat_ns.len());
+    let (dups, moved) = (holders.duplicates, holders.moved);
     println!(
-        "{{\"label\":\"{}\",\"count\":{n},\"machines\":{},\"window\":{},\"leases\":{leases},\"naks\":{naks},\"failed\":{failed},\"retransmits\":{retransmits},\"stray\":{stray},\"secs\":{secs:.3},\"lps\":{},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"offer_p50_us\":{},\"offer_p99_us\":{},\"new_leases\":{},\"new_lps\":{},\"new_p50_us\":{},\"new_p99_us\":{},\"known_leases\":{},\"known_lps\":{},\"known_p50_us\":{},\"known_p99_us\":{},\"known_same_addr\":{known_same},\"distinct_addrs\":{distinct},\"duplicates\":{},\"moved\":{},\"ack_mismatch\":{ack_mismatch},\"aborted\":{aborted}}}",
-        a.label,
-        a.machines,
-        a.window,
-        num(lps),
-        num(pct(&all, 0.50)),
-        num(pct(&all, 0.99)),
-        num(pct(&all, 1.0)),
-        num(pct(&offer_lat, 0.50)),
-        num(pct(&offer_lat, 0.99)),
-        new.lat_ns.len(),
-        num(new.rate()),
-        num(pct(&new.lat_ns, 0.50)),
-        num(pct(&new.lat_ns, 0.99)),
-        known.lat_ns.len(),
-        num(known.rate()),
-        num(pct(&known.lat_ns, 0.50)),
-        num(pct(&known.lat_ns, 0.99)),
-        holders.duplicates,
-        holders.moved,
+        "{{\"label\":\"{}\",\"count\":{n},\"machines\":{},\"window\":{},\"leases\":{leases},\"naks\":{naks},\"failed\":{failed},\"retransmits\":{retransmits},\"stray\":{stray},\"secs\":{secs:.3},\"lps\":{lps},\"p50_us\":{p50},\"p99_us\":{p99},\"max_us\":{max},\"offer_p50_us\":{offer_p50},\"offer_p99_us\":{offer_p99},\"new_leases\":{new_n},\"new_lps\":{new_lps},\"new_p50_us\":{new_p50},\"new_p99_us\":{new_p99},\"known_leases\":{known_n},\"known_lps\":{known_lps},\"known_p50_us\":{known_p50},\"known_p99_us\":{known_p99},\"known_same_addr\":{known_same},\"distinct_addrs\":{distinct},\"duplicates\":{dups},\"moved\":{moved},\"ack_mismatch\":{ack_mismatch},\"aborted\":{aborted}}}",
+        a.label, a.machines, a.window,
     );
     eprintln!(
-        "{}: {leases}/{n} leases in {secs:.2} s = {} leases/s; DORA p50 {} us, p99 {} us, max {} us; \
-         OFFER p99 {} us; new machines {} leases/s (p99 {} us), known machines {} leases/s \
-         (p99 {} us, {known_same}/{} kept their address); naks {naks}, failed {failed}, \
-         retransmits {retransmits}; distinct addresses {distinct}; duplicate addresses: {}",
+        "{}: {leases}/{n} leases in {secs:.2} s = {lps} leases/s; DORA p50 {p50} us, p99 {p99} us, max {max} us; \
+         OFFER p99 {offer_p99} us; new machines {new_lps} leases/s (p99 {new_p99} us), known machines {known_lps} leases/s \
+         (p99 {known_p99} us, {known_same}/{known_n} kept their address); naks {naks}, failed {failed}, \
+         retransmits {retransmits}; distinct addresses {distinct}; duplicate addresses: {dups}",
         a.label,
-        num(lps),
-        num(pct(&all, 0.50)),
-        num(pct(&all, 0.99)),
-        num(pct(&all, 1.0)),
-        num(pct(&offer_lat, 0.99)),
-        num(new.rate()),
-        num(pct(&new.lat_ns, 0.99)),
-        num(known.rate()),
-        num(pct(&known.lat_ns, 0.99)),
-        known.lat_ns.len(),
-        holders.duplicates,
     );
     if holders.duplicates > 0 {
         std::process::exit(2);

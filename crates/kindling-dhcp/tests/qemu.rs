@@ -22,12 +22,8 @@ struct Vm {
 fn start(uefi: bool) -> Vm {
     let tmp = kindling_testkit::tempdir("dhcp-qemu");
     let ns = Netns::new("q");
-    ns.ip(&["link", "add", "br0", "type", "bridge"]);
+    ns.vm_bridge();
     ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "br0"]);
-    ns.ip(&["link", "set", "br0", "up"]);
-    ns.ip(&["tuntap", "add", "tap0", "mode", "tap"]);
-    ns.ip(&["link", "set", "tap0", "master", "br0"]);
-    ns.ip(&["link", "set", "tap0", "up"]);
     let kindling = Kindling::start(&ns, &tmp, "enabled = true\ninterfaces = [\"br0\"]\n")
         .expect("kindling starts");
     // The site's ordinary DHCP server (addresses only, no boot options) and a TFTP server.

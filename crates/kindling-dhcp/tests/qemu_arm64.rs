@@ -131,12 +131,8 @@ fn start(mode: Mode, boot: Boot) -> Lab {
     std::fs::create_dir_all(&tftp_root).unwrap();
     std::fs::copy(ipxe_arm64().expect("arm64 iPXE"), tftp_root.join(BINARY)).unwrap();
     let ns = Netns::new("qa");
-    ns.ip(&["link", "add", "br0", "type", "bridge"]);
+    ns.vm_bridge();
     ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "br0"]);
-    ns.ip(&["link", "set", "br0", "up"]);
-    ns.ip(&["tuntap", "add", "tap0", "mode", "tap"]);
-    ns.ip(&["link", "set", "tap0", "master", "br0"]);
-    ns.ip(&["link", "set", "tap0", "up"]);
     let tftp = format!("enable-tftp\ntftp-root={}\n", tftp_root.display());
     // Everything else is Kindling's default: script_url and http_boot_url on port 8080.
     let (kindling, dnsmasq) = match mode {

@@ -187,12 +187,8 @@ fn start(uefi: bool) -> Lab {
     let started = Instant::now();
     let tmp = kindling_testkit::tempdir("dhcp-qemu-full");
     let ns = Netns::new("qf");
-    ns.ip(&["link", "add", "br0", "type", "bridge"]);
+    ns.vm_bridge();
     ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "br0"]);
-    ns.ip(&["link", "set", "br0", "up"]);
-    ns.ip(&["tuntap", "add", "tap0", "mode", "tap"]);
-    ns.ip(&["link", "set", "tap0", "master", "br0"]);
-    ns.ip(&["link", "set", "tap0", "up"]);
     let leases = tmp.path().join("kindling.leases");
     // Kindling's boot answers are the defaults (script_url, undionly.kpxe, snponly.efi).
     let cfg = format!(

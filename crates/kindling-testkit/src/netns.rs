@@ -89,6 +89,16 @@ impl Netns {
         sh(&v);
     }
 
+    /// A bridge `br0` with a tap device `tap0` in it, both up, for a QEMU VM
+    /// (`-netdev tap,ifname=tap0`); the caller gives br0 its addresses.
+    pub fn vm_bridge(&self) {
+        self.ip(&["link", "add", "br0", "type", "bridge"]);
+        self.ip(&["link", "set", "br0", "up"]);
+        self.ip(&["tuntap", "add", "tap0", "mode", "tap"]);
+        self.ip(&["link", "set", "tap0", "master", "br0"]);
+        self.ip(&["link", "set", "tap0", "up"]);
+    }
+
     /// A veth pair: `name` here, `peer` in `other`. Both ends are down.
     pub fn veth(&self, name: &str, peer: &str, other: &Netns) {
         self.ip(&[

@@ -140,8 +140,7 @@ fn boot(tag: &str, how: Boot) -> Run {
     for k in ["all", "default"] {
         ns.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{k}.accept_dad=0")]);
     }
-    ns.ip(&["link", "set", "lo", "up"]);
-    ns.ip(&["link", "add", "br0", "type", "bridge"]);
+    ns.vm_bridge();
     ns.ip(&["link", "set", "br0", "address", "02:00:00:00:99:01"]);
     ns.ip(&[
         "-6",
@@ -152,10 +151,6 @@ fn boot(tag: &str, how: Boot) -> Run {
         "br0",
         "nodad",
     ]);
-    ns.ip(&["link", "set", "br0", "up"]);
-    ns.ip(&["tuntap", "add", "tap0", "mode", "tap"]);
-    ns.ip(&["link", "set", "tap0", "master", "br0"]);
-    ns.ip(&["link", "set", "tap0", "up"]);
     // The site's router: advertises the prefix as on-link and tells hosts to use DHCPv6
     // (M and O flags); not a default router (lifetime 0), no SLAAC (A off).
     let radvd_conf = work.join("radvd.conf");

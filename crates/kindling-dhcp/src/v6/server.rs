@@ -87,12 +87,10 @@ pub struct Listener6Info {
 #[derive(Debug, Default)]
 struct Counters {
     received: AtomicU64,
-    answered: AtomicU64,
-    ignored: AtomicU64,
-    /// Replies sent: ADVERTISE, REPLY.
+    /// Replies sent (answered = both): ADVERTISE, REPLY.
     advertise: AtomicU64,
     reply: AtomicU64,
-    /// Not answered, by [`Ignore6::index`].
+    /// Not answered, by [`Ignore6::index`] (ignored = their sum).
     ignored_by: [AtomicU64; Ignore6::ALL.len()],
 }
 
@@ -310,8 +308,14 @@ impl Dhcp6Server {
     pub fn stats(&self) -> Dhcp6Stats {
         Dhcp6Stats {
             received: self.counters.received.load(Ordering::Relaxed),
-            answered: self.counters.answered.load(Ordering::Relaxed),
-            ignored: self.counters.ignored.load(Ordering::Relaxed),
+            answered: self.counters.advertise.load(Ordering::Relaxed)
+                + self.counters.reply.load(Ordering::Relaxed),
+            ignored: self
+                .counters
+                .ignored_by
+                .iter()
+                .map(|n| n.load(Ordering::Relaxed))
+                .sum(),
         }
     }
 
@@ -410,7 +414,6 @@ impl Worker {
         }
         match o.decision {
             Decision6::Ignore(reason) => {
-                self.counters.ignored.fetch_add(1, Ordering::Relaxed);
                 self.counters.ignored_by[reason.index()].fetch_add(1, Ordering::Relaxed);
                 let t = c.map(|c| msg_name(c.msg_type)).unwrap_or("-");
                 if reason.is_ordinary() {
@@ -427,7 +430,6 @@ impl Worker {
             Decision6::Reply(r) => {
                 match self.socket.send_to(&r.packet, SocketAddr::V6(r.dest)).await {
                     Ok(_) => {
-                        self.counters.answered.fetch_add(1, Ordering::Relaxed);
                         let by_type = if r.msg_type == msg::ADVERTISE {
                             &self.counters.advertise
                         } else {

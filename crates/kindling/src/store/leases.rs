@@ -54,14 +54,9 @@ fn key(ip: Ipv4Addr) -> String {
 fn parse(bytes: &[u8]) -> Option<([u8; 6], u64)> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut words = text.split_whitespace();
-    let mac_text = words.next()?;
+    let mac = kindling_model::MacAddr::parse(words.next()?).ok()?;
     let expires = words.next()?.parse().ok()?;
-    let mut mac = [0u8; 6];
-    let mut parts = mac_text.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some((mac, expires))
+    Some((mac.0, expires))
 }
 
 impl SharedLeases for FleetLeases {
