@@ -29,99 +29,66 @@ pub fn stream<R: tokio::io::AsyncRead + Send + Sync + 'static>(reader: R, len: u
     BodyExt::boxed(StreamBody::new(s))
 }
 
-/// How a [`tracked`] body ended.
+/// How a large body ended, for the request log and the boot timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyEnd {
     /// Every byte was handed to the connection.
     Complete,
-    /// Dropped before its end: the client closed the connection.
+    /// The client closed the connection (or stopped reading) before the end.
     ClientGone,
-    /// The body itself failed (a read error, an upstream that stopped).
+    /// The body itself failed (a read error, an upstream that stopped, a file cut short).
     Failed(String),
 }
 
-/// Called once when a [`tracked`] body is done, with the data bytes handed to the
-/// connection.
+/// Called once when a large body is done, with the data bytes handed to the connection
+/// (which may still sit in kernel buffers: a client that goes away during the last few
+/// hundred KiB can count as complete; a download cut earlier never does).
 pub type BodyDone = Box<dyn FnOnce(u64, BodyEnd) + Send + Sync>;
 
-/// A body that reports once how far it got: at its end, when it fails, or when it is
-/// dropped before its end (the client closed the connection). Bytes handed to the
-/// connection may still sit in kernel buffers, so a client that goes away during the last
-/// few hundred KiB can count as complete; a download cut earlier never does.
-struct Tracked {
-    inner: Body,
-    sent: u64,
-    len: u64,
-    done: Option<BodyDone>,
+/// What a reply's body is made of. The boot listener ([`crate::conn`]) sends a
+/// [`Content::File`] with `sendfile(2)` (the kernel copies page cache to socket), the
+/// others as they come; the admin listener (hyper) turns any of them into a [`Body`].
+pub enum Content {
+    Bytes(Bytes),
+    /// The reply's `len` bytes of an open regular file, from `offset`.
+    File {
+        file: std::fs::File,
+        offset: u64,
+    },
+    /// Frames as they come (the cache's followers of a download, event streams).
+    Stream(Body),
 }
 
-impl Tracked {
-    fn finish(&mut self, end: BodyEnd) {
-        if let Some(done) = self.done.take() {
-            done(self.sent, end);
-        }
+impl Content {
+    pub fn empty() -> Content {
+        Content::Bytes(Bytes::new())
     }
-}
 
-impl hyper::body::Body for Tracked {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        use std::task::Poll;
-        let this = &mut *self;
-        let r = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
-        match &r {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(d) = frame.data_ref() {
-                    this.sent += d.len() as u64;
+    /// A [`Body`] of `len` bytes, for hyper.
+    pub fn into_body(self, len: u64) -> Body {
+        match self {
+            Content::Bytes(b) => full(b),
+            Content::Stream(b) => b,
+            Content::File { mut file, offset } => {
+                use std::io::Seek;
+                match file.seek(io::SeekFrom::Start(offset)) {
+                    Ok(_) => stream(tokio::fs::File::from_std(file), len),
+                    Err(e) => BodyExt::boxed(StreamBody::new(futures_util::stream::iter([Err::<
+                        Frame<Bytes>,
+                        _,
+                    >(
+                        e
+                    )]))),
                 }
             }
-            Poll::Ready(Some(Err(e))) => this.finish(BodyEnd::Failed(e.to_string())),
-            Poll::Ready(None) if this.sent < this.len => {
-                let short = this.len - this.sent;
-                this.finish(BodyEnd::Failed(format!(
-                    "the body ended {short} bytes short"
-                )));
-            }
-            Poll::Ready(None) => this.finish(BodyEnd::Complete),
-            Poll::Pending => {}
         }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
     }
 }
 
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        // Connections may stop polling once Content-Length bytes went: that is complete.
-        let end = if self.sent >= self.len {
-            BodyEnd::Complete
-        } else {
-            BodyEnd::ClientGone
-        };
-        self.finish(end);
+impl From<Body> for Content {
+    fn from(b: Body) -> Content {
+        Content::Stream(b)
     }
-}
-
-/// `body` (of `len` bytes), calling `done` once with how far it got.
-pub fn tracked(body: Body, len: u64, done: BodyDone) -> Body {
-    BodyExt::boxed(Tracked {
-        inner: body,
-        sent: 0,
-        len,
-        done: Some(done),
-    })
 }
 
 /// Go's `html.EscapeString`.
@@ -137,7 +104,7 @@ pub fn html_escape(s: &str) -> String {
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: Body,
+    pub body: Content,
     /// Length of the body in bytes (always known: Kindling never chunks).
     pub len: u64,
     /// Why the request failed, for the request log (never sent to clients).
@@ -158,7 +125,7 @@ impl Reply {
             status,
             headers,
             len: body.len() as u64,
-            body: full(body),
+            body: Content::Bytes(body),
             reason: None,
             group: None,
             profile: None,
@@ -237,86 +204,5 @@ impl Reply {
     pub fn with_reason(mut self, reason: impl Into<String>) -> Reply {
         self.reason = Some(reason.into());
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::{Arc, Mutex};
-
-    type Seen = Arc<Mutex<Vec<(u64, BodyEnd)>>>;
-
-    fn recorder() -> (Seen, BodyDone) {
-        let seen: Seen = Arc::default();
-        let s = seen.clone();
-        (
-            seen,
-            Box::new(move |n, end| s.lock().unwrap().push((n, end))),
-        )
-    }
-
-    fn chunks(parts: Vec<io::Result<&'static [u8]>>) -> Body {
-        let s = futures_util::stream::iter(
-            parts
-                .into_iter()
-                .map(|p| p.map(|b| Frame::data(Bytes::from_static(b)))),
-        );
-        BodyExt::boxed(StreamBody::new(s))
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    #[test]
-    fn reports_once_how_far_the_body_got() {
-        // Read to the end.
-        let (seen, done) = recorder();
-        let mut b = tracked(chunks(vec![Ok(b"abc"), Ok(b"de")]), 5, done);
-        block_on(async { while b.frame().await.is_some() {} });
-        drop(b);
-        assert_eq!(*seen.lock().unwrap(), vec![(5, BodyEnd::Complete)]);
-
-        // Dropped after the first chunk: the client went away.
-        let (seen, done) = recorder();
-        let mut b = tracked(chunks(vec![Ok(b"abc"), Ok(b"de")]), 5, done);
-        block_on(async { b.frame().await });
-        drop(b);
-        assert_eq!(*seen.lock().unwrap(), vec![(3, BodyEnd::ClientGone)]);
-
-        // Dropped once every byte went, without reading the end: complete.
-        let (seen, done) = recorder();
-        let mut b = tracked(chunks(vec![Ok(b"abcde")]), 5, done);
-        block_on(async { b.frame().await });
-        drop(b);
-        assert_eq!(*seen.lock().unwrap(), vec![(5, BodyEnd::Complete)]);
-
-        // The body itself failed.
-        let (seen, done) = recorder();
-        let mut b = tracked(
-            chunks(vec![Ok(b"ab"), Err(io::Error::other("upstream stopped"))]),
-            5,
-            done,
-        );
-        block_on(async { while let Some(Ok(_)) = b.frame().await {} });
-        drop(b);
-        assert_eq!(
-            *seen.lock().unwrap(),
-            vec![(2, BodyEnd::Failed("upstream stopped".into()))]
-        );
-
-        // A body shorter than announced (a file cut while served) failed.
-        let (seen, done) = recorder();
-        let mut b = tracked(chunks(vec![Ok(b"ab")]), 5, done);
-        block_on(async { while b.frame().await.is_some() {} });
-        drop(b);
-        assert_eq!(
-            *seen.lock().unwrap(),
-            vec![(2, BodyEnd::Failed("the body ended 3 bytes short".into()))]
-        );
     }
 }

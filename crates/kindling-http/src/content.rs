@@ -198,7 +198,8 @@ pub async fn serve_file(req: &HeaderMap, path: &Path, _meta: &std::fs::Metadata)
 
 /// Serves an opened regular file: Content-Length, Range and Last-Modified come
 /// from `meta`, the metadata of that open file (fstat); `name` only gives the
-/// content type by its extension.
+/// content type by its extension. The body is the open file itself
+/// ([`body::Content::File`]: `sendfile(2)` on the boot listener).
 pub async fn serve_open_file(
     req: &HeaderMap,
     mut file: tokio::fs::File,
@@ -214,10 +215,10 @@ pub async fn serve_open_file(
     let content_type = match type_by_extension(path) {
         Some(t) => t,
         None => {
-            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            use tokio::io::AsyncReadExt;
+            // The body is sent from explicit offsets: the read position does not matter.
             let mut head = vec![0u8; 512.min(size as usize)];
             let n = file.read(&mut head).await.unwrap_or(0);
-            let _ = file.seek(std::io::SeekFrom::Start(0)).await;
             kindling_render::detect_content_type(&head[..n])
         }
     };
@@ -229,18 +230,11 @@ pub async fn serve_open_file(
         },
         None => (StatusCode::OK, 0, size),
     };
-    if start > 0 {
-        use tokio::io::AsyncSeekExt;
-        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
-            return Reply::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500 Internal Server Error",
-            )
-            .with_reason(format!("seek {}: {e}", path.display()));
-        }
-    }
     let mut r = Reply::new(status, content_type, Bytes::new());
-    r.body = body::stream(file, len);
+    r.body = body::Content::File {
+        file: file.into_std().await,
+        offset: start,
+    };
     r.len = len;
     set(&mut r.headers, header::ACCEPT_RANGES, "bytes");
     if let Some(m) = modified {

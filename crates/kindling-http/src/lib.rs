@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod body;
+pub mod conn;
 pub mod content;
 pub mod listen;
 pub mod paths;
@@ -27,11 +28,11 @@ mod shared;
 mod tests;
 
 pub use assets::hidden_asset;
-pub use body::{Body, Reply};
+pub use body::{Body, Content, Reply};
 pub use counts::RequestCounts;
 pub use endpoint::Endpoint;
 pub use lifecycle::DISCOVERY_GROUP;
-pub use request::handle;
+pub use request::{Answer, handle};
 pub use server::serve;
 pub use shared::{
     ExtRequest, Extension, MAX_ADMIN_BODY_BYTES, MAX_HEAD_BYTES, MAX_URI_LEN, MachineBinding,

@@ -1,5 +1,6 @@
-//! The accept loop every TCP listener of Kindling runs: the boot and admin HTTP/1
-//! listeners ([`crate::server`]) and the gRPC API's HTTP/2 listener (kindling-api).
+//! The accept loop every TCP listener of Kindling runs ([`accept_with`]): the boot
+//! listener (its own HTTP/1.1, [`crate::conn`]), and over hyper ([`accept_loop`]) the admin
+//! listener ([`crate::server`]) and the gRPC API's HTTP/2 listener (kindling-api).
 //!
 //! One connection policy ([`Limits`]): a cap on connections per client address and in
 //! total (new connections over a cap are closed at once and counted), a bound on idle
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use kindling_guard::{ClientKey, Counts, Full, LogGate};
@@ -182,8 +183,9 @@ pub struct Listening {
     pub wire: Wire,
 }
 
-/// Accepts connections on `listener` until `cancel` fires, serving each with the service
-/// `make_svc(peer, local)` returns, then drains them (10 s at most).
+/// Accepts connections on `listener` until `cancel` fires, serving each with the hyper
+/// service `make_svc(peer, local)` returns (HTTP/1 or HTTP/2, TLS when configured), then
+/// drains them (10 s at most).
 pub async fn accept_loop<Mk, S, B>(
     listener: TcpListener,
     how: Listening,
@@ -202,8 +204,66 @@ where
         tls,
         wire,
     } = how;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let table = conn_table(&limits);
+    let conn_stats = stats.clone();
+    let conn_limits = limits.clone();
+    let serve = move |stream: TcpStream, peer: SocketAddr, local: SocketAddr, stop| {
+        let svc = make_svc(peer, local);
+        let stats = conn_stats.clone();
+        let limits = conn_limits.clone();
+        let tls = tls.clone();
+        async move {
+            let io = Deadline::new(stream, limits.write_timeout, stats.clone());
+            let r = match tls {
+                None => serve_conn(io, svc, &limits, wire, stop).await,
+                Some(acceptor) => {
+                    let hs = tokio::time::timeout(limits.idle_timeout, acceptor.accept(io)).await;
+                    match hs {
+                        Ok(Ok(tls_io)) => serve_conn(tls_io, svc, &limits, wire, stop).await,
+                        Ok(Err(e)) => {
+                            stats.tls_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(
+                                target: "kindling::http", listener = name, peer = ?peer,
+                                error = %e, "TLS handshake refused"
+                            );
+                            Ok(())
+                        }
+                        Err(_) => {
+                            stats.tls_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(
+                                target: "kindling::http", listener = name, peer = ?peer,
+                                "TLS handshake not finished in time"
+                            );
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(peer = ?peer, error = %e, "connection ended with an error");
+            }
+        }
+    };
+    accept_with(listener, name, &limits, stats, cancel, serve).await
+}
+
+/// Accepts connections on `listener` until `cancel` fires, within `limits` (connections
+/// per client and in total), and runs `serve(stream, peer, local, stop)` for each in a task
+/// of its own; `stop` fires at shutdown, when a connection should finish what it is sending
+/// and close. Then waits for the connections (10 s at most).
+pub async fn accept_with<F, Fut>(
+    listener: TcpListener,
+    name: &'static str,
+    limits: &Limits,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+    serve: F,
+) -> io::Result<()>
+where
+    F: Fn(TcpStream, SocketAddr, SocketAddr, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tracker = tokio_util::task::TaskTracker::new();
+    let table = conn_table(limits);
     // One line, then at most one per 10 s saying how many were held back.
     let mut refusal_log = LogGate::new(1, 0.1);
     let mut error_log = LogGate::new(1, 0.1);
@@ -262,51 +322,24 @@ where
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(fallback_local);
-        let svc = make_svc(peer, local);
-        let watcher = graceful.watcher();
+        let conn = serve(stream, peer, local, cancel.clone());
         let stats = stats.clone();
-        let limits = limits.clone();
-        let tls = tls.clone();
         stats.open.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             let _slot = slot;
-            let io = Deadline::new(stream, limits.write_timeout, stats.clone());
-            let r = match tls {
-                None => serve_conn(io, svc, &limits, wire, watcher).await,
-                Some(acceptor) => {
-                    let hs = tokio::time::timeout(limits.idle_timeout, acceptor.accept(io)).await;
-                    match hs {
-                        Ok(Ok(tls_io)) => serve_conn(tls_io, svc, &limits, wire, watcher).await,
-                        Ok(Err(e)) => {
-                            stats.tls_failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(
-                                target: "kindling::http", listener = name, peer = ?peer,
-                                error = %e, "TLS handshake refused"
-                            );
-                            Ok(())
-                        }
-                        Err(_) => {
-                            stats.tls_failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(
-                                target: "kindling::http", listener = name, peer = ?peer,
-                                "TLS handshake not finished in time"
-                            );
-                            Ok(())
-                        }
-                    }
-                }
-            };
-            if let Err(e) = r {
-                tracing::debug!(peer = ?peer, error = %e, "connection ended with an error");
-            }
+            conn.await;
             stats.open.fetch_sub(1, Ordering::Relaxed);
         });
     }
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => {
-            tracing::warn!(listener = name, "some HTTP connections did not finish within 10 s of shutdown");
-        }
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            "some connections did not finish within 10 s of shutdown"
+        );
     }
     Ok(())
 }
@@ -316,7 +349,7 @@ async fn serve_conn<I, S, B>(
     svc: S,
     limits: &Limits,
     wire: Wire,
-    watcher: hyper_util::server::graceful::Watcher,
+    stop: CancellationToken,
 ) -> Result<(), hyper::Error>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -336,7 +369,14 @@ where
             .keep_alive_interval(limits.idle_timeout)
             .keep_alive_timeout(limits.idle_timeout)
             .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
-        return watcher.watch(conn).await;
+        tokio::pin!(conn);
+        return tokio::select! {
+            r = conn.as_mut() => r,
+            _ = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
     }
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(MAX_HEAD_BYTES)
@@ -346,7 +386,14 @@ where
         // request), so idle keep-alive connections are bounded too.
         .header_read_timeout(limits.idle_timeout)
         .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
-    watcher.watch(conn).await
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
 }
 
 /// A stream whose writes fail with `TimedOut` when they make no progress for `timeout`

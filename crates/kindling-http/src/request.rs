@@ -6,33 +6,44 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode, header};
+use hyper::{HeaderMap, Method, StatusCode, Uri, header};
 use kindling_model::Labels;
 
-use crate::body::{self, Body, Reply};
+use crate::body::{self, BodyDone, Content, Reply};
 use crate::counts::Stats;
 use crate::route::route;
 use crate::shared::{
     MAX_HEAD_BYTES, MAX_URI_LEN, RequestObserver, RequestRecord, Shared, TRACK_BODY_BYTES,
 };
 
-/// Handles one request.
+/// What the connection sends for one request.
+pub struct Answer {
+    pub status: StatusCode,
+    /// Every header but `Date` and `Connection` (`Content-Length` included, but on a 304).
+    pub headers: HeaderMap,
+    /// The body (empty for HEAD).
+    pub content: Content,
+    /// The body's bytes to send (0 for HEAD).
+    pub send_len: u64,
+    /// For a large body: the report to make when it ends, with the bytes sent.
+    pub done: Option<BodyDone>,
+}
+
+/// Handles one request of the boot listener.
 pub async fn handle(
     shared: &Shared,
     stats: &Arc<Stats>,
     peer: SocketAddr,
     local: SocketAddr,
-    req: Request<Incoming>,
-) -> Response<Body> {
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Answer {
     let start = Instant::now();
-    let method = req.method().clone();
-    let uri = req.uri().clone();
     let raw_path = uri.path();
     let raw_query = uri.query().unwrap_or("");
     let mut labels_for_log: Option<Labels> = None;
-    let head_bytes: usize = req
-        .headers()
+    let head_bytes: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
@@ -55,58 +66,55 @@ pub async fn handle(
                 shared,
                 peer,
                 local,
-                &method,
+                method,
                 raw_path,
                 raw_query,
-                req.headers(),
+                headers,
                 &mut labels_for_log,
             )
             .await
         };
     let status = reply.status;
     let len = reply.len;
-    let path_for_log = raw_path.to_string();
     log_request(
-        &method,
-        &path_for_log,
+        method,
+        raw_path,
         raw_query,
         endpoint,
         labels_for_log.as_ref(),
         &reply,
         start.elapsed(),
     );
-    let mut out_body = if method == Method::HEAD {
-        body::empty()
+    let head = method == Method::HEAD;
+    let content = if head {
+        Content::empty()
     } else {
-        std::mem::replace(&mut reply.body, body::empty())
+        std::mem::replace(&mut reply.body, Content::empty())
     };
     let observer = shared.observer.clone();
-    if method != Method::HEAD && len >= TRACK_BODY_BYTES {
-        out_body = body::tracked(
-            out_body,
-            len,
-            report_at_end(
-                observer,
-                stats.clone(),
-                peer,
-                method.clone(),
-                path_for_log,
-                endpoint,
-                labels_for_log,
-                &reply,
-                start,
-            ),
-        );
+    let mut done = None;
+    if !head && len >= TRACK_BODY_BYTES {
+        done = Some(report_at_end(
+            observer,
+            stats.clone(),
+            peer,
+            method.clone(),
+            raw_path.to_string(),
+            endpoint,
+            labels_for_log,
+            &reply,
+            start,
+        ));
     } else {
-        let bytes = if method == Method::HEAD { 0 } else { len };
+        let bytes = if head { 0 } else { len };
         stats
             .requests
             .answered(endpoint, status.as_u16(), bytes, true);
         if let Some(obs) = &observer {
             obs.request(&RequestRecord {
                 peer,
-                method: &method,
-                path: &path_for_log,
+                method,
+                path: raw_path,
                 endpoint,
                 labels: labels_for_log.as_ref(),
                 group: reply.group.as_deref(),
@@ -120,14 +128,21 @@ pub async fn handle(
             });
         }
     }
-    let mut resp = Response::new(out_body);
-    *resp.status_mut() = status;
-    *resp.headers_mut() = std::mem::take(&mut reply.headers);
+    let mut headers = std::mem::take(&mut reply.headers);
     if status != StatusCode::NOT_MODIFIED {
-        resp.headers_mut()
-            .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+        headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
     }
-    resp
+    Answer {
+        status,
+        headers,
+        content,
+        send_len: if head || status == StatusCode::NOT_MODIFIED {
+            0
+        } else {
+            len
+        },
+        done,
+    }
 }
 
 /// The observer call for a large body, made when the body ends (or is dropped).

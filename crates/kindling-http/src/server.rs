@@ -1,6 +1,7 @@
-//! The boot listener ([`serve`], [`serve_with`]) and the admin listener
-//! ([`serve_admin`]): HTTP/1 over [`crate::listen::accept_loop`], which holds the
-//! connection policy ([`Limits`]) they share.
+//! The boot listener ([`serve`], [`serve_with`]: Kindling's own HTTP/1.1, [`crate::conn`])
+//! and the admin listener ([`serve_admin`]: hyper), both over
+//! [`crate::listen::accept_with`], which holds the connection policy ([`Limits`]) they
+//! share.
 //!
 //! The admin listener answers only its own extensions (API, events, dashboard, metrics),
 //! optionally behind a bearer token and/or TLS with required client certificates.
@@ -18,8 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::body::{self, Body, Reply};
 use crate::endpoint::Endpoint;
-use crate::listen::{Listening, Wire, accept_loop};
-use crate::request::handle;
+use crate::listen::{Listening, Wire, accept_loop, accept_with};
 use crate::shared::Shared;
 use crate::shared::{
     ExtRequest, Extension, MAX_ADMIN_BODY_BYTES, MAX_URI_LEN, RequestObserver, RequestRecord,
@@ -46,7 +46,8 @@ pub async fn serve(
     .await
 }
 
-/// The boot listener: [`crate::handle`] for every request, within `limits`.
+/// The boot listener: [`crate::handle`] for every request, within `limits`, over
+/// Kindling's own HTTP/1.1 ([`crate::conn`]: file bodies with `sendfile(2)`).
 pub async fn serve_with(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -54,26 +55,14 @@ pub async fn serve_with(
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) -> io::Result<()> {
-    let counted = stats.clone();
-    let svc = move |peer: SocketAddr, local: SocketAddr| {
-        let shared = shared.clone();
-        let stats = counted.clone();
-        hyper::service::service_fn(move |req: Request<Incoming>| {
-            let shared = shared.clone();
-            let stats = stats.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(handle(&shared, &stats, peer, local, req).await)
-            }
-        })
-    };
-    let how = Listening {
-        name: "http",
-        limits,
-        stats,
-        tls: None,
-        wire: Wire::Http1,
-    };
-    accept_loop(listener, how, cancel, svc).await
+    let ctx = Arc::new(crate::conn::Ctx {
+        shared,
+        stats: stats.clone(),
+        limits: limits.clone(),
+    });
+    let serve =
+        move |stream, peer, local, stop| crate::conn::serve(ctx.clone(), stream, peer, local, stop);
+    accept_with(listener, "http", &limits, stats, cancel, serve).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -250,7 +239,7 @@ async fn handle_admin(
     let out_body = if method == Method::HEAD {
         body::empty()
     } else {
-        std::mem::replace(&mut reply.body, body::empty())
+        std::mem::replace(&mut reply.body, body::Content::empty()).into_body(len)
     };
     let mut resp = Response::new(out_body);
     *resp.status_mut() = status;

@@ -24,9 +24,12 @@ impl MachineBinding for FakeBinding {
     }
 }
 
-/// Keeps (path and query, status, reason) of every request.
+/// Keeps (path, status, reason) of every request, and (path, bytes, complete).
 #[derive(Default)]
-struct Seen(Mutex<Vec<(String, u16, Option<String>)>>);
+struct Seen(
+    Mutex<Vec<(String, u16, Option<String>)>>,
+    Mutex<Vec<(String, u64, bool)>>,
+);
 
 impl RequestObserver for Seen {
     fn request(&self, r: &RequestRecord<'_>) {
@@ -34,6 +37,10 @@ impl RequestObserver for Seen {
             .lock()
             .unwrap()
             .push((r.path.to_string(), r.status, r.reason.map(str::to_string)));
+        self.1
+            .lock()
+            .unwrap()
+            .push((r.path.to_string(), r.bytes, r.complete));
     }
 }
 
@@ -261,5 +268,177 @@ async fn extensions_see_the_current_snapshot() {
     assert_eq!(
         body,
         format!("{} {}", want.generation, want.index.groups().len())
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The boot listener's own HTTP/1.1 (src/conn.rs), over a real socket.
+
+/// Reads one response (head and Content-Length body) from `s`, which may hold more.
+async fn read_response(s: &mut tokio::net::TcpStream, head_only: bool) -> (String, Vec<u8>) {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(60), s.read(&mut byte))
+            .await
+            .expect("a response head within 60 s")
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed inside a head: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8(raw).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; if head_only { 0 } else { len }];
+    tokio::time::timeout(Duration::from_secs(60), s.read_exact(&mut body))
+        .await
+        .expect("a body within 60 s")
+        .unwrap();
+    (head, body)
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_whole_ranged_and_head_on_one_pipelined_connection() {
+    let tmp = data_dir("wire-files");
+    let big = pattern(3 << 20);
+    std::fs::write(tmp.path().join("assets/big.bin"), &big).unwrap();
+    let (addr, seen, _stop) = start(tmp.path(), |_| {}).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Four requests in one write: answered in order on the same connection.
+    s.write_all(
+        b"GET /assets/big.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /assets/big.bin HTTP/1.1\r\nRange: bytes=1000000-1999999\r\n\r\n\
+          HEAD /assets/big.bin HTTP/1.1\r\n\r\n\
+          GET /ipxe?mac=52:54:00:00:00:01 HTTP/1.1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, body) = read_response(&mut s, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("accept-ranges: bytes\r\n"), "{head}");
+    assert!(head.contains("last-modified: "), "{head}");
+    assert!(head.contains("date: "), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert!(body == big, "the whole file, byte for byte");
+    let (head, body) = read_response(&mut s, false).await;
+    assert!(
+        head.starts_with("HTTP/1.1 206 Partial Content\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!(
+            "content-range: bytes 1000000-1999999/{}\r\n",
+            big.len()
+        )),
+        "{head}"
+    );
+    assert!(
+        body == big[1_000_000..2_000_000],
+        "the range, byte for byte"
+    );
+    let (head, _) = read_response(&mut s, true).await;
+    assert!(
+        head.contains(&format!("content-length: {}\r\n", big.len())),
+        "{head}"
+    );
+    let (head, body) = read_response(&mut s, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(String::from_utf8_lossy(&body).starts_with("#!ipxe"));
+    let sent: Vec<_> = seen.1.lock().unwrap().clone();
+    let big_len = big.len() as u64;
+    assert_eq!(
+        sent[..3],
+        [
+            ("/assets/big.bin".to_string(), big_len, true),
+            ("/assets/big.bin".to_string(), 1_000_000, true),
+            ("/assets/big.bin".to_string(), 0, true),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_file_is_a_download_cut_short() {
+    let tmp = data_dir("wire-cut");
+    std::fs::write(tmp.path().join("assets/big.bin"), pattern(64 << 20)).unwrap();
+    let (addr, seen, _stop) = start(tmp.path(), |_| {}).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /assets/big.bin HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut some = vec![0u8; 64 * 1024];
+    s.read_exact(&mut some).await.unwrap();
+    drop(s);
+    // Reported once the server notices (its next write fails).
+    let report = loop {
+        if let Some(r) = seen.1.lock().unwrap().first().cloned() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(report.0, "/assets/big.bin");
+    assert!(!report.2, "not complete: {report:?}");
+    assert!(report.1 < 64 << 20, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_heads_are_answered_then_closed_and_small_bodies_skipped() {
+    let tmp = data_dir("wire-bad");
+    let (addr, _seen, _stop) = start(tmp.path(), |_| {}).await;
+    let answer_then_close = |req: Vec<u8>| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&req).await.unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut raw))
+            .await
+            .expect("closed within 60 s")
+            .unwrap();
+        String::from_utf8_lossy(&raw).into_owned()
+    };
+    // A TLS ClientHello on the plain port, and a head over the size limit.
+    let r = answer_then_close(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec()).await;
+    assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{r}");
+    assert!(r.contains("connection: close\r\n"), "{r}");
+    let mut huge = b"GET / HTTP/1.1\r\nX: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 70 * 1024));
+    let r = answer_then_close(huge).await;
+    assert!(r.starts_with("HTTP/1.1 431 "), "{r}");
+    // HTTP/1.0 without keep-alive: one answer, then the server closes.
+    let r = answer_then_close(b"GET /boot.ipxe HTTP/1.0\r\n\r\n".to_vec()).await;
+    assert!(
+        r.starts_with("HTTP/1.1 200 OK\r\n") && r.ends_with(kindling_render::BOOTSTRAP_IPXE),
+        "{r}"
+    );
+    // A small request body is read and dropped; the next request on the connection is
+    // answered. A chunked one is not read: answered, then closed.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"POST /boot.ipxe HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /healthz HTTP/1.1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, _) = read_response(&mut s, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    let (head, body) = read_response(&mut s, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert_eq!(body, b"ok\n");
+    let r = answer_then_close(
+        b"POST /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert!(
+        r.starts_with("HTTP/1.1 200 OK\r\n") && r.contains("connection: close\r\n"),
+        "{r}"
     );
 }

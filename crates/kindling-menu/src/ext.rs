@@ -432,7 +432,7 @@ impl CacheExtension {
                                         content_type,
                                         bytes::Bytes::new(),
                                     );
-                                    r.body = body;
+                                    r.body = body.into();
                                     r.len = e - s + 1;
                                     set(
                                         &mut r.headers,
@@ -452,7 +452,7 @@ impl CacheExtension {
                     }
                     Some(Ranged::Full) | None => {
                         let mut r = Reply::new(StatusCode::OK, content_type, bytes::Bytes::new());
-                        r.body = body;
+                        r.body = body.into();
                         r.len = total;
                         set(&mut r.headers, header::ACCEPT_RANGES, "bytes");
                         set(&mut r.headers, X_CACHE, "miss");

@@ -181,7 +181,7 @@ fn event_stream(ops: Arc<Ops>) -> Reply {
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
     );
-    reply.body = sse_body(&ops, slot);
+    reply.body = sse_body(&ops, slot).into();
     reply.len = STREAM_LEN;
     reply
 }
