@@ -1,0 +1,317 @@
+//! HTTP/1.1 as iPXE speaks it: GETs on one keep-alive connection per server, bodies read
+//! to the end (Content-Length or chunked), plus the parsing of the iPXE script a boot server
+//! returns (its `kernel` and `initrd` lines).
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::timeout;
+
+/// A read that makes no progress for this long fails the request.
+const IDLE: Duration = Duration::from_secs(60);
+const USER_AGENT: &str = "iPXE/1.0.0+";
+
+/// An `http://host:port/path` URL split in two (host:port as written, path with query).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Url {
+    pub authority: String,
+    pub path: String,
+}
+
+impl Url {
+    /// Resolves `s` as iPXE does against a script fetched from `base`: absolute URLs as
+    /// they are, `/path` on the same server, anything else next to the script.
+    pub fn resolve(base: &Url, s: &str) -> Url {
+        if let Some(rest) = s.strip_prefix("http://") {
+            let (a, p) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            Url {
+                authority: a.to_string(),
+                path: if p.is_empty() { "/".into() } else { p.into() },
+            }
+        } else if s.starts_with('/') {
+            Url {
+                authority: base.authority.clone(),
+                path: s.into(),
+            }
+        } else {
+            let dir = &base.path[..base.path.rfind('/').map_or(0, |i| i + 1)];
+            Url {
+                authority: base.authority.clone(),
+                path: format!("{dir}{s}"),
+            }
+        }
+    }
+}
+
+/// The images an iPXE script boots: the `kernel` URL and every `initrd` URL.
+#[derive(Debug, Default, PartialEq)]
+pub struct Script {
+    pub kernel: Option<String>,
+    pub initrds: Vec<String>,
+}
+
+/// Reads the first `kernel` line and the `initrd` lines of an iPXE script; options such as
+/// `--name main` are skipped.
+pub fn parse_script(text: &str) -> Script {
+    let mut s = Script::default();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let cmd = words.next().unwrap_or("");
+        if cmd != "kernel" && cmd != "initrd" {
+            continue;
+        }
+        let mut url = None;
+        while let Some(w) = words.next() {
+            if w.starts_with("--") {
+                if !w.contains('=') && matches!(w, "--name" | "-n" | "--timeout") {
+                    words.next();
+                }
+                continue;
+            }
+            url = Some(w.to_string());
+            break;
+        }
+        match (cmd, url) {
+            ("kernel", Some(u)) if s.kernel.is_none() => s.kernel = Some(u),
+            ("initrd", Some(u)) => s.initrds.push(u),
+            _ => {}
+        }
+    }
+    s
+}
+
+pub struct Response {
+    pub status: u16,
+    pub length: u64,
+    /// The body, when asked to keep it.
+    pub body: Vec<u8>,
+}
+
+/// One keep-alive connection from the machine's address.
+pub struct Conn {
+    authority: String,
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Bytes of `buf` read but not consumed.
+    start: usize,
+    end: usize,
+    reusable: bool,
+}
+
+impl Conn {
+    pub async fn open(local: Ipv4Addr, authority: &str) -> io::Result<Conn> {
+        let addr: SocketAddr = authority
+            .parse()
+            .map_err(|_| io::Error::other(format!("not an ip:port: {authority}")))?;
+        let s = TcpSocket::new_v4()?;
+        s.bind(SocketAddr::new(local.into(), 0))?;
+        let stream = timeout(IDLE, s.connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect"))??;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            authority: authority.to_string(),
+            stream,
+            buf: vec![0; 256 * 1024],
+            start: 0,
+            end: 0,
+            reusable: true,
+        })
+    }
+
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub fn reusable(&self) -> bool {
+        self.reusable
+    }
+
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = timeout(IDLE, self.stream.read(&mut self.buf[self.end..]))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read"))??;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    /// Takes one CRLF-terminated line.
+    async fn line(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(i) = self.buf[self.start..self.end]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+            {
+                let l = String::from_utf8_lossy(&self.buf[self.start..self.start + i]).into_owned();
+                self.start += i + 2;
+                return Ok(l);
+            }
+            if self.end - self.start > 64 * 1024 {
+                return Err(io::Error::other("header line too long"));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Consumes `n` body bytes, appending them to `keep` if given.
+    async fn body(&mut self, mut n: u64, mut keep: Option<&mut Vec<u8>>) -> io::Result<()> {
+        while n > 0 {
+            if self.start == self.end {
+                self.fill().await?;
+            }
+            let take = (self.end - self.start).min(n.try_into().unwrap_or(usize::MAX));
+            if let Some(k) = keep.as_deref_mut() {
+                k.extend_from_slice(&self.buf[self.start..self.start + take]);
+            }
+            self.start += take;
+            n -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// GET `path`; the body is returned when `keep`, else only counted.
+    pub async fn get(&mut self, path: &str, keep: bool) -> io::Result<Response> {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nConnection: keep-alive\r\nHost: {}\r\nUser-Agent: {USER_AGENT}\r\n\r\n",
+            self.authority
+        );
+        self.stream.write_all(req.as_bytes()).await?;
+        let status_line = self.line().await?;
+        let mut parts = status_line.split_whitespace();
+        let version = parts.next().unwrap_or("");
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("bad status line {status_line:?}")))?;
+        let (mut length, mut chunked) = (None, false);
+        self.reusable = version == "HTTP/1.1";
+        loop {
+            let l = self.line().await?;
+            if l.is_empty() {
+                break;
+            }
+            let Some((k, v)) = l.split_once(':') else {
+                continue;
+            };
+            let v = v.trim();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = v.parse::<u64>().ok(),
+                "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
+                "connection" if v.eq_ignore_ascii_case("close") => self.reusable = false,
+                "connection" if v.eq_ignore_ascii_case("keep-alive") => self.reusable = true,
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        let mut total = 0u64;
+        if chunked {
+            loop {
+                let size_line = self.line().await?;
+                let hex = size_line.split(';').next().unwrap_or("").trim();
+                let size = u64::from_str_radix(hex, 16)
+                    .map_err(|_| io::Error::other(format!("bad chunk size {size_line:?}")))?;
+                if size == 0 {
+                    while !self.line().await?.is_empty() {} // trailers
+                    break;
+                }
+                self.body(size, keep.then_some(&mut body)).await?;
+                total += size;
+                self.line().await?;
+            }
+        } else if let Some(n) = length {
+            self.body(n, keep.then_some(&mut body)).await?;
+            total = n;
+        } else {
+            // Delimited by the end of the connection.
+            self.reusable = false;
+            loop {
+                match self.fill().await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(e),
+                }
+                let n = self.end - self.start;
+                if keep {
+                    body.extend_from_slice(&self.buf[self.start..self.end]);
+                }
+                self.start = self.end;
+                total += n as u64;
+            }
+        }
+        Ok(Response {
+            status,
+            length: total,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matchbox_script() {
+        let s = "#!ipxe\nkernel /assets/vmlinuz initrd=initrd.img ignition.config.url=http://192.168.78.1:8080/ignition?mac=${mac:hexhyp} console=ttyS0\ninitrd  /assets/initrd.img\nboot\n";
+        assert_eq!(
+            parse_script(s),
+            Script {
+                kernel: Some("/assets/vmlinuz".into()),
+                initrds: vec!["/assets/initrd.img".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn script_with_names_and_absolute_urls() {
+        let s = "#!ipxe\r\nkernel --name k http://192.168.78.1:8081/assets/vmlinuz a=b\r\n\
+                 initrd --name main http://192.168.78.1:8081/assets/initrd.img\r\n\
+                 initrd --name=extra extra.img\r\n# initrd comment.img\r\nboot\r\n";
+        let p = parse_script(s);
+        assert_eq!(
+            p.kernel.as_deref(),
+            Some("http://192.168.78.1:8081/assets/vmlinuz")
+        );
+        assert_eq!(
+            p.initrds,
+            vec!["http://192.168.78.1:8081/assets/initrd.img", "extra.img"]
+        );
+        assert_eq!(parse_script("#!ipxe\nchain boot.ipxe\n"), Script::default());
+    }
+
+    #[test]
+    fn resolves_urls_like_ipxe() {
+        let base = Url {
+            authority: "192.168.78.1:8080".into(),
+            path: "/ipxe?mac=52-54-00-00-00-01".into(),
+        };
+        assert_eq!(
+            Url::resolve(&base, "http://192.168.78.1:8081/assets/vmlinuz"),
+            Url {
+                authority: "192.168.78.1:8081".into(),
+                path: "/assets/vmlinuz".into()
+            }
+        );
+        assert_eq!(Url::resolve(&base, "/assets/x").path, "/assets/x");
+        assert_eq!(
+            Url::resolve(&base, "/assets/x").authority,
+            "192.168.78.1:8080"
+        );
+        assert_eq!(Url::resolve(&base, "initrd.img").path, "/initrd.img");
+        assert_eq!(Url::resolve(&base, "http://h:1").path, "/");
+    }
+}
