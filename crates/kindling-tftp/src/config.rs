@@ -45,7 +45,9 @@ pub struct TftpConfig {
     pub retries: u32,
     /// Concurrent transfers. When all are in use, a request from an address holding
     /// no transfer evicts the longest-idle transfer (idle >= 1 s) of the address
-    /// holding the most; other requests get ERROR "server busy". Default 64.
+    /// holding the most; other requests are dropped unanswered (counted as `busy`):
+    /// PXE firmware sends an unanswered RRQ again but ends the boot on an ERROR.
+    /// Default 256.
     pub max_transfers: usize,
     /// Concurrent transfers per client address; more get ERROR "too many transfers".
     /// Default 8.
@@ -78,7 +80,7 @@ impl Default for TftpConfig {
             max_windowsize: 16,
             timeout: 1.0,
             retries: 5,
-            max_transfers: 64,
+            max_transfers: 256,
             max_transfers_per_client: 8,
             max_client_timeout: 5,
             rate_limit: 20.0,

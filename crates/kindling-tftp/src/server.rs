@@ -19,7 +19,7 @@ use crate::pktinfo;
 use crate::source::{FileSource, TftpError};
 use crate::stats::{Refusal, TftpObserver, TftpStats};
 use crate::transfer::{Outcome, Status, Transfer, TransferParams};
-use kindling_guard::{Buckets, Budget, esc};
+use kindling_guard::{Buckets, Budget, LogGate, esc};
 
 /// Errors from [`TftpServer::bind`] and [`TftpServer::run`].
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,8 @@ struct Shared {
     /// Per-address request rate limit (datagrams to the listening port).
     rate: Mutex<Buckets<IpAddr>>,
     rate_budget: Budget,
+    /// Log lines for requests dropped while full: one, then one per 10 s with a count.
+    busy_log: Mutex<LogGate>,
 }
 
 /// Addresses tracked by the request rate limiter at most.
@@ -128,6 +130,7 @@ impl TftpServer {
                 evictions: Mutex::default(),
                 rate: Mutex::new(Buckets::new(RATE_TABLE_ENTRIES)),
                 rate_budget: config.rate_budget(),
+                busy_log: Mutex::new(LogGate::new(1, 0.1)),
             },
         })
     }
@@ -314,21 +317,23 @@ async fn handle_datagram(
                     return;
                 }
                 Admission::Busy => {
-                    warn!(%peer, file = %esc(&req.filename), "tftp request refused: server busy");
+                    // No answer: PXE ROMs end the boot on an ERROR but send the RRQ again
+                    // when nothing comes back (as dnsmasq drops requests over tftp-max).
+                    let gate = shared
+                        .busy_log
+                        .lock()
+                        .ok()
+                        .and_then(|mut g| g.allow(Instant::now()));
+                    if let Some(suppressed) = gate {
+                        warn!(%peer, file = %esc(&req.filename), suppressed, "tftp server full: request dropped, the client will send it again");
+                    }
                     refused(
                         shared,
                         peer,
                         &req.filename,
                         Refusal::Busy,
-                        "server busy (max_transfers transfers running)",
+                        "server busy (max_transfers transfers running): dropped, the client retries",
                     );
-                    send_listener(
-                        shared,
-                        to,
-                        ErrorCode::NotDefined,
-                        "Server busy, try again later",
-                    )
-                    .await;
                     return;
                 }
             };

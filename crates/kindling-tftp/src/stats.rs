@@ -51,7 +51,8 @@ pub struct StatsSnapshot {
     pub retransmits: u64,
     /// ACKs ignored because they did not advance (duplicates, old, future).
     pub stale_acks: u64,
-    /// RRQs refused with "server busy" (max_transfers reached, nothing to evict).
+    /// RRQs dropped unanswered because max_transfers transfers ran and none could be
+    /// evicted (the client sends them again).
     pub busy: u64,
     /// WRQs refused (read-only server).
     pub wrq_refused: u64,

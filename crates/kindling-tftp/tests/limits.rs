@@ -120,7 +120,8 @@ fn transfers_per_address_are_limited() {
 
 /// The server is full of one address's transfers that are never acknowledged (the
 /// per-address limit raised to allow it): a new address evicts one and is served
-/// within 10 s; the evicted client is told so.
+/// within 20 s (its requests dropped until a transfer has idled 1 s); the evicted client
+/// is told so.
 #[test]
 fn a_full_server_evicts_an_idle_transfer_for_a_new_address() {
     let top = root();
@@ -135,15 +136,13 @@ fn a_full_server_evicts_an_idle_transfer_for_a_new_address() {
     let st = wait_for(&srv, |s| s.requests >= 16);
     assert_eq!(st.requests, 16, "{st:?}");
     let newcomer = Raw::bound("127.0.0.2:0", srv.addr);
-    let until = Instant::now() + Duration::from_secs(10);
+    let until = Instant::now() + Duration::from_secs(20);
     let mut got = None;
     while got.is_none() && Instant::now() < until {
         match newcomer.get("ok.txt") {
             Ok(b) => got = Some(b),
-            Err((_, msg)) => {
-                assert!(msg.contains("busy"), "{msg}");
-                std::thread::sleep(Duration::from_millis(200));
-            }
+            // Not evictable yet: the request is dropped (no ERROR), as firmware retries.
+            Err((_, msg)) => assert_eq!(msg, "no answer"),
         }
     }
     assert_eq!(got.as_deref(), Some(&b"hello"[..]));

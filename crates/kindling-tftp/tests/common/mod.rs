@@ -176,7 +176,9 @@ impl Raw {
         let mut out = Vec::new();
         let mut expect: u16 = 1;
         loop {
-            let (p, from) = self.recv().expect("no answer");
+            let Some((p, from)) = self.recv() else {
+                return Err((0, "no answer".into()));
+            };
             match p {
                 Packet::Data { block, data } => {
                     assert_eq!(block, expect);
