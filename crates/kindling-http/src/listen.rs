@@ -56,8 +56,9 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Descriptors kept for everything that is not an HTTP connection (TFTP transfers,
-    /// DHCP sockets, the journal, files being served, the log).
+    /// Descriptors kept for everything that is not an HTTP connection or a TFTP transfer
+    /// (DHCP sockets, the journal, the log, fetches; `kindling serve` sets TFTP's aside
+    /// before calling [`Self::total_for_fd_limit`]).
     pub const FD_RESERVE: u64 = 256;
 
     /// A total cap that keeps a connection and the file it serves within `nofile`

@@ -94,7 +94,8 @@ pub struct HttpConfig {
     /// Open connections per client address (IPv6: per /64); 0: no cap.
     pub max_connections_per_client: usize,
     /// Open connections in total on the boot listener; 0: derived from the descriptor
-    /// limit, (soft `RLIMIT_NOFILE` − 256) / 2, e.g. 384 at 1,024.
+    /// limit, (soft `RLIMIT_NOFILE` − 256 − 2 × `tftp.max_transfers` when TFTP is on) / 2,
+    /// e.g. 384 at 1,024 without TFTP.
     pub max_connections: usize,
     /// Close a connection that sends no request head for this many seconds: the first
     /// request and every idle keep-alive wait (also the TLS handshake on the admin
@@ -449,6 +450,17 @@ pub struct Overrides<'a> {
 }
 
 impl Config {
+    /// The boot listener's connection policy under `nofile` descriptors, once TFTP's
+    /// transfers (a socket and an open file each, `max_transfers` at most) are set aside.
+    pub fn http_limits(&self, nofile: u64) -> kindling_http::server::Limits {
+        let tftp = if self.tftp.enabled {
+            2 * self.tftp.max_transfers as u64
+        } else {
+            0
+        };
+        self.http.limits(nofile.saturating_sub(tftp))
+    }
+
     /// Applies the `kindling serve` flags that enable or move DHCP and TFTP.
     pub fn apply(&mut self, o: &Overrides<'_>) {
         if !o.dhcp_interfaces.is_empty() {
@@ -663,6 +675,12 @@ mod tests {
         assert_eq!(c.http.limits(1024).per_client, 64);
         let c: Config = toml::from_str("[http]\nmax_connections = 10\n").unwrap();
         assert_eq!(c.http.limits(1024).total, 10);
+        // TFTP's transfers take their descriptors first: (1024 - 2 * 256 - 256) / 2.
+        let c: Config = toml::from_str("[tftp]\nenabled = true\n").unwrap();
+        assert_eq!(c.http_limits(1024).total, 128);
+        assert_eq!(c.http_limits(1 << 20).total, ((1 << 20) - 512 - 256) / 2);
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.http_limits(1024).total, 384);
     }
 
     #[test]

@@ -500,7 +500,7 @@ fn start_http(
     ops: &Arc<Ops>,
 ) {
     let nofile = current_nofile();
-    let http_limits = cfg.http.limits(nofile);
+    let http_limits = cfg.http_limits(nofile);
     tracing::info!(
         http = %local,
         max_connections = http_limits.total,
