@@ -257,7 +257,7 @@ pub(crate) struct Ctx {
 /// idle timeout, an answer cannot be sent, or `stop` fires (between requests).
 pub(crate) async fn serve(
     ctx: Arc<Ctx>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     stop: CancellationToken,
@@ -312,7 +312,7 @@ pub(crate) async fn serve(
         }
     }
     // FIN after the last answer; the socket closes when dropped.
-    let _ = socket_shutdown(&stream);
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
 }
 
 /// Reads until a whole head is in `buf` (and takes it out), within `idle` from the
@@ -583,16 +583,6 @@ async fn send_stream(
         }
     }
     (sent, BodyEnd::Complete)
-}
-
-fn socket_shutdown(stream: &TcpStream) -> io::Result<()> {
-    // SAFETY: the stream's socket is open.
-    let r = unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Raw, Server, TempDir, config, pattern, tempdir};
+use common::{Raw, Server, TempDir, config, pattern, tempdir, wait_for, wait_for_within};
 use kindling_tftp::packet::Packet;
 
 fn root() -> TempDir {
@@ -13,30 +13,6 @@ fn root() -> TempDir {
     std::fs::write(top.path().join("ok.txt"), b"hello").unwrap();
     std::fs::write(top.path().join("big"), pattern(1_000_000, 4)).unwrap();
     top
-}
-
-/// Wait (up to 30 s) until `f` holds for the counters.
-fn wait_for(
-    srv: &Server,
-    f: impl Fn(&kindling_tftp::StatsSnapshot) -> bool,
-) -> kindling_tftp::StatsSnapshot {
-    wait_for_within(srv, Duration::from_secs(30), f)
-}
-
-/// The stats once `f` holds, or after `within` as they are.
-fn wait_for_within(
-    srv: &Server,
-    within: Duration,
-    f: impl Fn(&kindling_tftp::StatsSnapshot) -> bool,
-) -> kindling_tftp::StatsSnapshot {
-    let until = Instant::now() + within;
-    loop {
-        let s = srv.stats.snapshot();
-        if f(&s) || Instant::now() > until {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A flood of RRQs from one address with a bucket of 10 and 1 per second: at most 10

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Raw, Server, TempDir, config, have, pattern, tempdir};
+use common::{Raw, Server, TempDir, config, have, pattern, tempdir, wait_for};
 use kindling_tftp::packet::{ErrorCode, Packet};
 use kindling_tftp::{FileSource, Opened, Outcome, Refusal, TftpError, TftpObserver};
 
@@ -153,10 +153,7 @@ fn busy_when_max_transfers_reached() {
     let second = Raw::new(srv.addr);
     second.rrq("ok.txt", &[]);
     // Dropped, not refused: firmware ends the boot on an ERROR but sends its RRQ again.
-    let until = std::time::Instant::now() + Duration::from_secs(30);
-    while srv.stats.snapshot().busy == 0 && std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&srv, |s| s.busy >= 1);
     second.set_timeout(Duration::from_millis(300));
     assert!(second.recv().is_none(), "no answer while full");
     assert_eq!(srv.stats.snapshot().busy, 1);
@@ -342,10 +339,7 @@ fn refusals_reach_the_observer_with_the_server_side_reason() {
     let other = Raw::new(srv.addr);
     other.rrq("ok.txt", &[]);
     // Dropped unanswered (firmware retries an RRQ, but gives up on an ERROR).
-    let until = std::time::Instant::now() + Duration::from_secs(30);
-    while srv.stats.snapshot().busy == 0 && std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&srv, |s| s.busy >= 1);
     assert_eq!(srv.stats.snapshot().busy, 1);
     let lines = rec.0.lock().unwrap().clone();
     let refused: Vec<&String> = lines.iter().filter(|l| l.starts_with("refused")).collect();

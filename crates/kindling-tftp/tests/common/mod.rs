@@ -208,3 +208,27 @@ pub fn in_netns(test: &str, f: impl FnOnce() + Send) -> bool {
     kindling_testkit::Netns::new("tftp").run(f);
     true
 }
+
+/// Wait (up to 30 s) until `f` holds for the counters.
+pub fn wait_for(
+    srv: &Server,
+    f: impl Fn(&kindling_tftp::StatsSnapshot) -> bool,
+) -> kindling_tftp::StatsSnapshot {
+    wait_for_within(srv, std::time::Duration::from_secs(30), f)
+}
+
+/// The stats once `f` holds, or after `within` as they are.
+pub fn wait_for_within(
+    srv: &Server,
+    within: std::time::Duration,
+    f: impl Fn(&kindling_tftp::StatsSnapshot) -> bool,
+) -> kindling_tftp::StatsSnapshot {
+    let until = std::time::Instant::now() + within;
+    loop {
+        let s = srv.stats.snapshot();
+        if f(&s) || std::time::Instant::now() > until {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
