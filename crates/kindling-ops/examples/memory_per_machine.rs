@@ -3,7 +3,10 @@
 //!
 //! - `http`: one `GET /ipxe?mac=...` each (endpoint `ipxe`, status 200, about 600 bytes,
 //!   from 127.0.0.1, with group and profile), like `bench/http/run.sh`;
-//! - `dhcp`: one proxy-DHCP DISCOVER seen + OFFER answered each, like `observer_bench`.
+//! - `dhcp`: one proxy-DHCP DISCOVER seen + OFFER answered each, like `observer_bench`;
+//! - `boots`: five boots each (DISCOVER seen, OFFER answered, `/ipxe`), like
+//!   `bench/memory/run.sh`: the newest boot in full, the earlier ones within
+//!   `max_earlier_events` (20,000 by default, shared by all machines).
 //!
 //! Then the start-up read-back of a journal of those HTTP events (N machines, 4 events
 //! each): the peak of live heap while `Ops::open` replays it, and while
@@ -15,7 +18,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use kindling_ops::{Event, Ops, OpsConfig, Stage};
+use kindling_ops::{Detail, Dhcp, DhcpStep, Event, Name, Ops, OpsConfig, Stage};
 
 mod support;
 
@@ -170,6 +173,44 @@ fn dhcp(n: u32) {
     measure("dhcp", n, ops, 0x00ff_ffff, one);
 }
 
+/// DISCOVER seen or OFFER answered for machine `i` at `ts`.
+fn dhcp_event(i: u32, ts: u64, step: DhcpStep) -> Event {
+    use kindling_dhcp::wire::MessageType;
+    let mut d = Dhcp::new(step);
+    d.firmware = Some(kindling_dhcp::Firmware::BiosPxe);
+    d.arch = Some(0);
+    d.iface = Some(Name::new("s0"));
+    match step {
+        DhcpStep::Answered => {
+            d.message = Some(MessageType::Offer.into());
+            d.file = Some(Name::new("undionly.kpxe"));
+        }
+        _ => {
+            d.message = Some(MessageType::Discover.into());
+            d.port = 67;
+            d.vendor_class = Some(Name::new("PXEClient:Arch:00000:UNDI:002001"));
+        }
+    }
+    let mut e = Event::new(ts, Detail::Dhcp(d));
+    e.mac = http_event(i, 0).mac;
+    e
+}
+
+fn boots(n: u32) {
+    const BOOTS: u64 = 5;
+    let ops = Ops::in_memory(&cfg(n));
+    let o = ops.clone();
+    let one = move |i: u32| {
+        for b in 0..BOOTS {
+            let ts = 1_795_000_000_000 + u64::from(i) + b * 60_000;
+            o.record(dhcp_event(i, ts, DhcpStep::Seen));
+            o.record(dhcp_event(i, ts + 1, DhcpStep::Answered));
+            o.record(http_event(i, b * 60_000 + 2));
+        }
+    };
+    measure("boots", n, ops, 0x00ff_ffff, one);
+}
+
 fn journal(n: u32) {
     let dir = std::env::temp_dir().join(format!("kindling-ops-mem-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -233,5 +274,6 @@ fn main() {
         .unwrap_or(10_000);
     http(n);
     dhcp(n);
+    boots(n);
     journal(n);
 }

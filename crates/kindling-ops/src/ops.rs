@@ -44,6 +44,11 @@ pub struct OpsConfig {
     pub max_boots: usize,
     /// Events kept per boot (the oldest dropped first, and counted).
     pub max_events_per_boot: usize,
+    /// Events kept in full across all machines' earlier boots (every boot but a
+    /// machine's newest). Beyond, the boots that ended longest ago keep only their
+    /// summary (start, furthest stage, error; their events counted as dropped). Bounds
+    /// the timeline's memory at any fleet size (about 200 bytes per event).
+    pub max_earlier_events: usize,
     /// Silence from a machine longer than this starts a new boot.
     pub boot_gap_secs: u64,
     /// Tie unknown client IPs to MACs through the kernel's neighbour table
@@ -71,6 +76,7 @@ impl Default for OpsConfig {
             max_machines: l.max_machines,
             max_boots: l.max_boots,
             max_events_per_boot: l.max_events,
+            max_earlier_events: l.max_earlier_events,
             boot_gap_secs: l.boot_gap_ms / 1000,
             neighbour_lookup: true,
             max_subscribers: 64,
@@ -86,6 +92,7 @@ impl OpsConfig {
             max_machines: self.max_machines.max(1),
             max_boots: self.max_boots.max(1),
             max_events: self.max_events_per_boot.max(1),
+            max_earlier_events: self.max_earlier_events,
             boot_gap_ms: self.boot_gap_secs.saturating_mul(1000),
             ..Limits::default()
         }
@@ -669,6 +676,23 @@ const QUEUE_MAX: usize = 65_536;
 const QUEUE_WAKE: usize = 1024;
 /// How often the applier looks at the queue when nobody wakes it.
 const APPLY_EVERY: Duration = Duration::from_millis(50);
+/// How often the applier hands freed heap back to the kernel (see
+/// [`give_back_freed_memory`]).
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Hands back to the kernel the heap pages that hold only freed blocks. glibc keeps
+/// them for reuse otherwise: the timeline's churn (boots replaced, repeats dropped,
+/// batches of events queued and applied) leaves freed pages scattered between live
+/// blocks, which at 10,000 machines doubled the server's resident memory
+/// (bench/memory/README.md). A few milliseconds per call; also called after a
+/// configuration load.
+pub fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// The applier thread: applies queued events in batches. Ends when the `Ops` is dropped.
 fn spawn_applier(ops: Weak<Ops>) {
@@ -676,6 +700,7 @@ fn spawn_applier(ops: Weak<Ops>) {
         .name("kindling-ops".into())
         .spawn(move || {
             kindling_journal::background_priority(kindling_journal::BACKGROUND_NICE);
+            let mut trimmed = std::time::Instant::now();
             loop {
                 let Some(o) = ops.upgrade() else { return };
                 if let Ok(q) = o.queue.lock()
@@ -684,6 +709,10 @@ fn spawn_applier(ops: Weak<Ops>) {
                     let _ = o.queue_ready.wait_timeout(q, APPLY_EVERY);
                 }
                 o.apply_queued();
+                if trimmed.elapsed() >= TRIM_EVERY {
+                    give_back_freed_memory();
+                    trimmed = std::time::Instant::now();
+                }
             }
         });
     if let Err(e) = spawned {

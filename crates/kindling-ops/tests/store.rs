@@ -365,3 +365,100 @@ fn ops_config_from_toml() {
     assert_eq!(c.max_boots, kindling_ops::OpsConfig::default().max_boots);
     assert!(toml::from_str::<kindling_ops::OpsConfig>("jounral = true").is_err());
 }
+
+/// One boot of `mac` at `ts`: firmware DISCOVER seen, OFFER answered, `/ipxe`.
+fn boot(s: &mut Store, mac: &str, ts: u64) {
+    s.ingest(dhcp(ts, mac, "bios_pxe", Kind::DhcpSeen));
+    s.ingest(dhcp(ts + 1, mac, "bios_pxe", Kind::DhcpAnswered));
+    s.ingest(http(ts + 2, Some(mac), "ipxe", "/ipxe", 200));
+}
+
+#[test]
+fn earlier_boots_keep_their_summary_beyond_the_budget() {
+    let limits = Limits {
+        max_boots: 3,
+        max_earlier_events: 7,
+        ..Limits::default()
+    };
+    let mut s = Store::new(limits);
+    let (a, b) = ("52:54:00:00:00:0a", "52:54:00:00:00:0b");
+    // a: three boots, the first two earlier (3 events each: 6 within the budget).
+    for t in [1000, 2000, 3000] {
+        boot(&mut s, a, t);
+    }
+    assert_eq!(s.earlier_events(), 6);
+    let tl = s.detail(a).unwrap().timeline;
+    assert!(
+        tl.iter()
+            .all(|b| b.events.len() == 3 && b.dropped_events == 0)
+    );
+    // b's second boot makes its first earlier: 9 > 7, so the boot that ended longest
+    // ago (a's first) loses its events, and keeps its start and stage.
+    boot(&mut s, b, 4000);
+    boot(&mut s, b, 5000);
+    assert_eq!(s.earlier_events(), 6);
+    let tl = s.detail(a).unwrap().timeline;
+    assert_eq!(tl[0].started, 1000);
+    assert!(tl[0].events.is_empty());
+    assert_eq!(tl[0].dropped_events, 3);
+    assert_eq!(tl[0].last_stage, Some(Stage::Script));
+    assert_eq!(tl[1].events.len(), 3);
+    assert_eq!(s.detail(b).unwrap().timeline[0].events.len(), 3);
+    // The newest boots are never trimmed, whatever the budget.
+    assert!(s.detail(b).unwrap().timeline[1].events.len() == 3);
+    // a's next boot: its first boot goes (max_boots), its second is now the front and
+    // loses its events (3 + 3 + 3 = 9 > 7).
+    boot(&mut s, a, 6000);
+    let tl = s.detail(a).unwrap().timeline;
+    assert_eq!(tl.len(), 3);
+    assert_eq!(tl[0].started, 2000);
+    assert!(tl[0].events.is_empty());
+    assert_eq!(tl[1].events.len(), 3);
+    assert_eq!(tl[2].events.len(), 3);
+    assert_eq!(s.earlier_events(), 6);
+    // A long run of reboots stays within the budget, and the bookkeeping with it.
+    for i in 0..200u64 {
+        let mac = format!("52:54:00:00:01:{:02x}", i % 50);
+        boot(&mut s, &mac, 10_000 + i * 10);
+    }
+    assert!(s.earlier_events() <= 7, "{}", s.earlier_events());
+    let held: usize = (0..50u64)
+        .filter_map(|i| s.detail(&format!("52:54:00:00:01:{i:02x}")))
+        .map(|d| {
+            let n = d.timeline.len() - 1;
+            d.timeline[..n]
+                .iter()
+                .map(|b| b.events.len())
+                .sum::<usize>()
+        })
+        .sum::<usize>()
+        + [a, b]
+            .iter()
+            .map(|m| {
+                let d = s.detail(m).unwrap();
+                let n = d.timeline.len() - 1;
+                d.timeline[..n]
+                    .iter()
+                    .map(|b| b.events.len())
+                    .sum::<usize>()
+            })
+            .sum::<usize>();
+    assert_eq!(held, s.earlier_events());
+}
+
+#[test]
+fn evicted_machines_give_back_their_earlier_events() {
+    let limits = Limits {
+        max_machines: 2,
+        max_earlier_events: 100,
+        ..Limits::default()
+    };
+    let mut s = Store::new(limits);
+    boot(&mut s, "52:54:00:00:00:01", 1000);
+    boot(&mut s, "52:54:00:00:00:01", 2000);
+    assert_eq!(s.earlier_events(), 3);
+    boot(&mut s, "52:54:00:00:00:02", 3000);
+    boot(&mut s, "52:54:00:00:00:03", 4000);
+    assert!(s.detail("52:54:00:00:00:01").is_none());
+    assert_eq!(s.earlier_events(), 0);
+}

@@ -212,6 +212,7 @@ pub async fn run(
             log_dirs_back(&shared.snapshot.load(), &snap);
             ops.note_snapshot(&snap);
             shared.snapshot.store(Arc::new(snap));
+            let _ = tokio::task::spawn_blocking(kindling_ops::give_back_freed_memory).await;
         }
         for w in waiting.drain(..) {
             let _ = w.done.send(());

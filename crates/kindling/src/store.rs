@@ -30,6 +30,7 @@ impl Source {
                 let mut loader = Loader::new(data.clone());
                 let snapshot = loader.load();
                 crate::reload::log_snapshot(&snapshot, "loaded");
+                kindling_ops::give_back_freed_memory();
                 Ok((Source::Dir(loader), snapshot))
             }
             #[cfg(feature = "etcd")]

@@ -12,6 +12,9 @@ use crate::classify::{ProfileMap, http_stage};
 use crate::event::{Detail, Endpoint, Event, Kind, Source, Stage};
 use kindling_model::MacAddr;
 
+/// Events a boot's queue grows by one at a time (most boots hold a few), doubling after.
+const EXACT_EVENTS: usize = 4;
+
 /// The store.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -22,6 +25,12 @@ pub struct Store {
     ip_to_mac: HashMap<IpAddr, (MacAddr, u64)>,
     /// Events from IPs with no known MAC yet: IP -> (first arrival, events).
     pending: HashMap<IpAddr, (u64, VecDeque<Event>)>,
+    /// Events held by earlier boots (every boot of a machine but its newest), kept at
+    /// most `limits.max_earlier_events`.
+    earlier_events: usize,
+    /// Earlier boots that hold events, as (MAC, start), in the order they ended: the
+    /// front loses its events first. Entries of boots since dropped are skipped.
+    earlier: VecDeque<(MacAddr, u64)>,
     /// Arrival counter (see `Event::seq`).
     next_seq: u64,
     profiles: ProfileMap,
@@ -250,11 +259,21 @@ impl Store {
             .back()
             .is_none_or(|b| b.ends_before(ev, limits.boot_gap_ms));
         if new_boot {
-            room_for_one(&mut m.boots);
-            m.boots.push_back(Boot::new(ts));
-            while m.boots.len() > limits.max_boots.max(1) {
-                m.boots.pop_front();
+            if let Some(ended) = m.boots.back_mut().filter(|b| !b.events.is_empty()) {
+                // An earlier boot never grows again.
+                ended.events.shrink_to_fit();
+                self.earlier_events += ended.events.len();
+                self.earlier.push_back((mac, ended.started));
             }
+            // The oldest goes first, so the queue never holds more than max_boots.
+            let max_boots = limits.max_boots.max(1);
+            while m.boots.len() >= max_boots {
+                if let Some(old) = m.boots.pop_front() {
+                    self.earlier_events = self.earlier_events.saturating_sub(old.events.len());
+                }
+            }
+            room_for_one(&mut m.boots, max_boots);
+            m.boots.push_back(Boot::new(ts));
         }
         let Some(boot) = m.boots.back_mut() else {
             return (tied, false);
@@ -297,13 +316,62 @@ impl Store {
             .map(|p| p + 1)
             .unwrap_or(0);
         boot.note(ev);
-        room_for_one(&mut boot.events);
+        room_for_one(&mut boot.events, EXACT_EVENTS);
         boot.events.insert(pos, ev.clone());
         while boot.events.len() > limits.max_events.max(1) {
             boot.events.pop_front();
             boot.dropped_events += 1;
         }
+        if new_boot {
+            self.trim_earlier();
+        }
         (tied, true)
+    }
+
+    /// Keeps the earlier boots' events within `max_earlier_events`: the boots that
+    /// ended longest ago (any machine's) keep their summary and lose their events,
+    /// counted in `dropped_events`.
+    fn trim_earlier(&mut self) {
+        let budget = self.limits.max_earlier_events;
+        while self.earlier_events > budget {
+            let Some((mac, started)) = self.earlier.pop_front() else {
+                break;
+            };
+            let Some(m) = self.machines.get_mut(&mac) else {
+                continue;
+            };
+            let earlier = m.boots.len().saturating_sub(1);
+            if let Some(b) = m
+                .boots
+                .iter_mut()
+                .take(earlier)
+                .find(|b| b.started == started && !b.events.is_empty())
+            {
+                let n = b.events.len();
+                b.events = VecDeque::new();
+                b.dropped_events += n as u64;
+                self.earlier_events = self.earlier_events.saturating_sub(n);
+            }
+        }
+        // Entries of boots dropped since (max_boots, evicted machines) are skipped when
+        // they come up; when they are most of the queue, they go at once.
+        if self.earlier.len() > 2 * self.earlier_events + 64 {
+            let machines = &self.machines;
+            self.earlier.retain(|(mac, started)| {
+                machines.get(mac).is_some_and(|m| {
+                    let earlier = m.boots.len().saturating_sub(1);
+                    m.boots
+                        .iter()
+                        .take(earlier)
+                        .any(|b| b.started == *started && !b.events.is_empty())
+                })
+            });
+        }
+    }
+
+    /// Events held by earlier boots (see `Limits::max_earlier_events`).
+    pub fn earlier_events(&self) -> usize {
+        self.earlier_events
     }
 
     /// Makes room for a new machine. Evicts the least recently seen eighth
@@ -328,7 +396,11 @@ impl Store {
             .map(|(_, mac)| mac)
             .collect();
         for mac in &gone {
-            self.machines.remove(mac);
+            if let Some(m) = self.machines.remove(mac) {
+                let earlier = m.boots.len().saturating_sub(1);
+                let held: usize = m.boots.iter().take(earlier).map(|b| b.events.len()).sum();
+                self.earlier_events = self.earlier_events.saturating_sub(held);
+            }
         }
         self.ip_to_mac.retain(|_, (m, _)| !gone.contains(m));
     }

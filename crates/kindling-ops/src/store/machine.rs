@@ -75,10 +75,10 @@ impl Boot {
     }
 }
 
-/// Room for one more element: exactly one for the first few (most machines have one
-/// boot of a few events), doubling after that.
-pub(super) fn room_for_one<T>(q: &mut VecDeque<T>) {
-    if q.len() == q.capacity() && q.len() < 4 {
+/// Room for one more element: exactly one while fewer than `exact` are held (a
+/// machine's boots up to `max_boots`; a boot's first few events), doubling after that.
+pub(super) fn room_for_one<T>(q: &mut VecDeque<T>, exact: usize) {
+    if q.len() == q.capacity() && q.len() < exact {
         q.reserve_exact(1);
     }
 }

@@ -17,6 +17,12 @@ pub struct Limits {
     pub max_boots: usize,
     /// Events kept per boot (oldest evicted, counted in `dropped_events`).
     pub max_events: usize,
+    /// Events kept across every machine's earlier boots (all but its newest): beyond,
+    /// the earliest-ended boots lose their events (counted in `dropped_events`) and keep
+    /// their summary (start, last stage, error). Bounds the timeline's memory whatever
+    /// the fleet's size or reboot rate; a machine's newest boot is bounded by
+    /// `max_events` alone.
+    pub max_earlier_events: usize,
     /// A gap longer than this (ms) between two events of a machine starts a new boot.
     pub boot_gap_ms: u64,
     /// Events whose IP has no known MAC wait this long (ms) to be tied to one.
@@ -33,6 +39,7 @@ impl Default for Limits {
             max_machines: 10_000,
             max_boots: 5,
             max_events: 200,
+            max_earlier_events: 20_000,
             boot_gap_ms: 15 * 60 * 1000,
             pending_ttl_ms: 10 * 60 * 1000,
             max_pending_ips: 256,
