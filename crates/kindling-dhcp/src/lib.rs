@@ -31,8 +31,8 @@ pub use config::{
 };
 pub use kindling_guard::Esc;
 pub use policy::{
-    ClientInfo, Context, Decision, Firmware, IgnoreReason, ListenPort, Outcome, Reply, UnsafeAddr,
-    check_destination, decide,
+    ClientInfo, Context, Decision, Firmware, IgnoreReason, ListenPort, Outcome, Reply,
+    SECURE_BOOT_FILE, UnsafeAddr, check_destination, decide,
 };
 pub use ratelimit::{LogGate, RateLimiter, Verdict};
 pub use server::{

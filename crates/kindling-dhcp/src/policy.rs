@@ -373,6 +373,19 @@ fn classify(
     Err(err)
 }
 
+/// The boot file of a Secure Boot client: Debian's (or the operator's) signed shim, named
+/// with its directory, where shim fetches `grubx64.efi` from (docs/secure-boot.md).
+pub const SECURE_BOOT_FILE: &str = "secureboot/shimx64.efi";
+
+/// Does this x86-64 UEFI PXE client get [`SECURE_BOOT_FILE`]? The matching rule's
+/// `secure_boot` decides, else `secure_boot_default`; never for arm64 (no shim is served).
+fn secure_boot(cfg: &CheckedConfig, rule: Option<&Rule>, arch: Option<u16>) -> bool {
+    arch.is_some_and(|a| ArchFamily::of(a) == ArchFamily::X64Efi)
+        && rule
+            .and_then(|r| r.secure_boot)
+            .unwrap_or(cfg.secure_boot_default)
+}
+
 fn rule_matches(rule: &Rule, ctx: &Context<'_>, req: &Request, info: &ClientInfo) -> bool {
     if let Some(p) = &rule.mac
         && !info.mac.is_some_and(|m| p.matches(&m))
@@ -561,7 +574,11 @@ pub(crate) fn boot(
                 // (the path EDK2 and every UEFI PXE stack accept; dnsmasq shows UEFI no menu
                 // either).
                 if on_4011 {
-                    fields.file = class.binary.unwrap_or_default();
+                    fields.file = if secure_boot(cfg, rule, class.arch) {
+                        SECURE_BOOT_FILE.to_string()
+                    } else {
+                        class.binary.unwrap_or_default()
+                    };
                     fields.sname = ip.to_string();
                 }
                 if let (Some((t, l)), true) = (boot_item, on_4011) {

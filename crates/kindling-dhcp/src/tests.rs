@@ -899,3 +899,7 @@ fn port_67_unicasts_only_to_a_safe_source_that_is_its_ciaddr() {
         assert_eq!(g.dest, want, "ciaddr {ciaddr} from itself");
     }
 }
+
+/// Secure Boot routing (`[secure_boot]`, rules' `secure_boot`).
+#[path = "secureboot_tests.rs"]
+mod secureboot;

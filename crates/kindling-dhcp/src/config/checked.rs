@@ -75,6 +75,9 @@ pub struct Rule {
     pub vendor_class: Option<Vec<u8>>,
     pub interface: Option<NamePattern>,
     pub target: Target,
+    /// `Some(true)`: x86-64 UEFI PXE firmware gets the signed shim; `Some(false)`: never,
+    /// whatever `secure_boot_default` says; `None`: as `secure_boot_default`.
+    pub secure_boot: Option<bool>,
 }
 
 /// The validated configuration used by the decision core and the socket shell.
@@ -105,6 +108,8 @@ pub struct CheckedConfig {
     /// Per-client rate limits (`None`: off).
     pub rate_limit: Option<Limits>,
     pub rules: Vec<Rule>,
+    /// `[secure_boot] default`: x86-64 UEFI PXE firmware no rule exempts gets the shim.
+    pub secure_boot_default: bool,
 }
 
 impl CheckedConfig {
@@ -359,6 +364,7 @@ impl DhcpConfig {
                 .then(|| Duration::from_secs(self.interface_rescan_secs)),
             rate_limit,
             rules,
+            secure_boot_default: self.secure_boot_default,
         })
     }
 }
@@ -451,6 +457,19 @@ fn check_rule(i: usize, r: &RuleConfig, http_port: u16) -> Result<Rule, ConfigEr
             }
         }
     };
+    if r.secure_boot == Some(true) && matches!(target, Target::LocalBoot | Target::Ignore) {
+        return Err(ConfigError::Invalid {
+            key: key("secure_boot"),
+            reason: format!(
+                "secure_boot = true boots the signed shim, but target = {:?} boots nothing from the network",
+                if kind == TargetKind::Ignore {
+                    "ignore"
+                } else {
+                    "local_boot"
+                }
+            ),
+        });
+    }
     Ok(Rule {
         name: r.name.clone().unwrap_or_else(|| format!("rules[{i}]")),
         mac,
@@ -459,5 +478,6 @@ fn check_rule(i: usize, r: &RuleConfig, http_port: u16) -> Result<Rule, ConfigEr
         vendor_class: r.vendor_class.as_ref().map(|s| s.as_bytes().to_vec()),
         interface: r.interface.as_deref().map(NamePattern::new),
         target,
+        secure_boot: r.secure_boot,
     })
 }

@@ -98,6 +98,10 @@ pub struct DhcpConfig {
     pub reservations: Vec<ReservationConfig>,
     /// DHCPv6 for UEFI HTTP Boot and iPXE over IPv6 (`[dhcp.v6]`).
     pub v6: Dhcp6Config,
+    /// Set by `kindling serve` from `[secure_boot] default` (not a `[dhcp]` key): every
+    /// x86-64 UEFI PXE client a rule does not exempt is sent the signed shim.
+    #[serde(skip)]
+    pub secure_boot_default: bool,
 }
 
 /// The `[dhcp.rate_limit]` table: token buckets by client MAC and by source address (see
@@ -173,6 +177,7 @@ impl Default for DhcpConfig {
             interface_rescan_secs: 5,
             rate_limit: RateLimitConfig::default(),
             rules: Vec::new(),
+            secure_boot_default: false,
         }
     }
 }
@@ -228,4 +233,9 @@ pub struct RuleConfig {
     pub target: Option<TargetKind>,
     /// The URL for `target = "url"`; `{server_ip}` and `{http_port}` are expanded.
     pub url: Option<String>,
+    /// x86-64 UEFI PXE firmware (arch 7, 9) this rule matches gets the signed shim
+    /// (`secureboot/shimx64.efi`, see `[secure_boot]` and docs/secure-boot.md) instead of
+    /// the iPXE binary; `false` keeps them on iPXE even with `[secure_boot] default = true`.
+    /// iPXE, BIOS, arm64 and UEFI HTTP Boot clients are unaffected.
+    pub secure_boot: Option<bool>,
 }
