@@ -226,3 +226,19 @@ pub(crate) fn metadata(shared: &Shared, labels: &Labels, raw_query: &str) -> Rep
     r.group = Some(group.file_id.to_string());
     r
 }
+
+/// What HTTP `/grub?<raw_query>` answers, for another transport (Secure Boot's GRUB asks
+/// over TFTP, which has no HTTP): the same selection, lifecycle and renderer. `Ok` with
+/// the body and (group, profile) on a 200, else why not (the 404's reason).
+pub fn grub_for_query(
+    shared: &Shared,
+    raw_query: &str,
+    peer: std::net::IpAddr,
+) -> Result<(Bytes, Option<String>, Option<String>), String> {
+    let (labels, _) = kindling_model::labels_from_query(raw_query);
+    let r = boot_script(shared, &labels, raw_query, peer, Script::Grub);
+    match (r.status, r.body) {
+        (StatusCode::OK, crate::body::Content::Bytes(b)) => Ok((b, r.group, r.profile)),
+        (status, _) => Err(r.reason.unwrap_or_else(|| format!("status {status}"))),
+    }
+}

@@ -31,6 +31,7 @@ pub use assets::hidden_asset;
 pub use body::{Body, Content, Reply};
 pub use counts::RequestCounts;
 pub use endpoint::Endpoint;
+pub use endpoints::grub_for_query;
 pub use lifecycle::DISCOVERY_GROUP;
 pub use request::{Answer, handle};
 pub use server::serve;

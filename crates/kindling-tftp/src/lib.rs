@@ -8,6 +8,8 @@
 //!   default iPXE binaries, and the [`FileSource`] trait for generated files.
 //! - [`limits`]: sans-I/O admission control: transfer slots per client address with
 //!   eviction of idle transfers, and a per-address request token bucket.
+//! - [`secureboot`]: the names of the Secure Boot chain (shim, GRUB, its configuration,
+//!   assets), classified purely and answered in front of another source.
 //! - [`server`]: the tokio shell ([`TftpServer`]).
 //!
 //! Transfer mode `netascii` is served byte for byte like `octet` (no CR/LF
@@ -17,6 +19,7 @@ pub mod config;
 pub mod limits;
 pub mod packet;
 mod pktinfo;
+pub mod secureboot;
 pub mod server;
 pub mod source;
 pub mod stats;
