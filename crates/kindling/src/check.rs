@@ -591,6 +591,13 @@ pub fn run(config: Option<&Path>, data_dir: Option<PathBuf>, args: &CheckArgs) -
             .collect();
         c.check_profile(p, &users);
     }
+    // Profiles a Secure Boot route boots: what the signed chain cannot boot.
+    for (file, kind, message) in
+        crate::secure_boot::profile_findings(&cfg.secure_boot, &cfg.dhcp, &snap, &c.assets)
+    {
+        let pos = c.pos(&file, "\"kernel\"");
+        c.push(Severity::Warning, kind, file, pos, message);
+    }
 
     let mut findings = c.findings;
     findings.sort();

@@ -45,6 +45,9 @@ pub struct Config {
     /// Where groups, profiles and templates live: the data directory (default) or etcd,
     /// shared by a fleet of servers (see docs/fleet.md).
     pub store: StoreConfig,
+    /// UEFI Secure Boot through the distribution's signed shim and GRUB (see
+    /// docs/secure-boot.md); no client is routed there by default.
+    pub secure_boot: crate::secure_boot::SecureBootConfig,
 }
 
 /// The `[machines]` table: a machine's lifecycle (install once, then boot locally) and
@@ -338,8 +341,9 @@ pub fn load(explicit: Option<&Path>) -> Result<(Config, Source)> {
     for path in candidates {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let cfg: Config = toml::from_str(&text)
+                let mut cfg: Config = toml::from_str(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                cfg.secure_boot.wire(&mut cfg.dhcp, &mut cfg.tftp);
                 let source = if explicit.is_none() && path.is_relative() {
                     Source::WorkingDir(std::path::absolute(&path).unwrap_or(path))
                 } else {
@@ -544,6 +548,9 @@ impl Config {
         if self.dhcp.enabled {
             f.warnings.extend(self.unserved_boot_files().into_values());
         }
+        let (errors, warnings) = self.secure_boot.check(&self.dhcp, &self.tftp);
+        f.errors.extend(errors);
+        f.warnings.extend(warnings);
         f
     }
 

@@ -7,6 +7,7 @@ mod listeners;
 mod migrate;
 mod reload;
 mod sdnotify;
+mod secure_boot;
 mod select;
 mod serve;
 mod store;

@@ -62,7 +62,7 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
         set: tokio::task::JoinSet::new(),
     };
     // TFTP first: the DHCP server advertises what it serves.
-    start_tftp(&mut tasks, &cfg, &ops).await?;
+    start_tftp(&mut tasks, &cfg, &ops, &shared).await?;
     start_dhcp(&mut tasks, &cfg, local, &ops, &source).await?;
     start_dhcp6(&mut tasks, &cfg, local, &ops).await?;
     // API writes ask the reload loop for a snapshot that holds them.
@@ -338,15 +338,25 @@ async fn bind_rpc(setup: Option<&RpcSetup>) -> Result<Option<TcpListener>> {
     }
 }
 
-async fn start_tftp(tasks: &mut Tasks, cfg: &Config, ops: &Arc<Ops>) -> Result<()> {
+async fn start_tftp(
+    tasks: &mut Tasks,
+    cfg: &Config,
+    ops: &Arc<Ops>,
+    shared: &Arc<kindling_http::Shared>,
+) -> Result<()> {
     let tftp_cfg = cfg.tftp.clone();
     if !tftp_cfg.enabled {
         return Ok(());
     }
-    let server = kindling_tftp::TftpServer::bind(tftp_cfg.clone(), tftp_cfg.listen)
+    let mut server = kindling_tftp::TftpServer::bind(tftp_cfg.clone(), tftp_cfg.listen)
         .await
         .with_context(|| format!("starting TFTP on {}", tftp_cfg.listen))?
         .with_observer(ops.clone());
+    // Secure Boot: GRUB's names (its configuration, assets) in front of the files.
+    if let Some(s) = crate::secure_boot::tftp_source(&cfg.secure_boot, &cfg.dhcp, &tftp_cfg, shared)
+    {
+        server = server.with_source(s);
+    }
     ops.add_tftp_stats(server.stats());
     tracing::info!(tftp = %server.local_addr(), "TFTP ready");
     let c = tasks.cancel.clone();

@@ -1,0 +1,119 @@
+//! `kindling check`'s Secure Boot findings: the profiles a Secure Boot route boots, and
+//! what in them the signed chain cannot boot (an unsigned kernel, files over HTTP).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kindling_dhcp::config::MacPattern;
+use kindling_model::{Group, Snapshot};
+
+use super::config::SecureBootConfig;
+use super::pe::{Signature, signature_of};
+
+/// A group's `mac` selector as octets.
+fn group_mac(g: &Group) -> Option<[u8; 6]> {
+    let m = g.selector.get("mac")?;
+    let mut out = [0u8; 6];
+    let mut parts = m.split([':', '-']);
+    for o in &mut out {
+        *o = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Could a rule with this MAC pattern match the machines of this group? (A rule without a
+/// MAC pattern matches any; a group without a `mac` selector may be any machine.)
+fn may_match(pattern: Option<&String>, g: &Group) -> bool {
+    match (pattern.and_then(|p| MacPattern::parse(p)), group_mac(g)) {
+        (Some(p), Some(mac)) => p.matches(&mac),
+        _ => true,
+    }
+}
+
+/// Is this group's machine (possibly) routed to Secure Boot? By a rule with
+/// `secure_boot = true` that may match it, or by the default unless a rule with
+/// `secure_boot = false` that matches it exempts it.
+fn routed(sb: &SecureBootConfig, dhcp: &kindling_dhcp::DhcpConfig, g: &Group) -> bool {
+    let rules = || dhcp.rules.iter().filter(|r| may_match(r.mac.as_ref(), g));
+    if rules().any(|r| r.secure_boot == Some(true)) {
+        return true;
+    }
+    sb.default
+        && !rules()
+            .any(|r| r.secure_boot == Some(false) && r.mac.is_some() && group_mac(g).is_some())
+}
+
+/// (profile file, kind, message) for each problem of a profile a Secure Boot route boots.
+pub fn profile_findings(
+    sb: &SecureBootConfig,
+    dhcp: &kindling_dhcp::DhcpConfig,
+    snap: &Snapshot,
+    assets: &Path,
+) -> Vec<(String, &'static str, String)> {
+    // Profile key -> the groups that boot it through Secure Boot.
+    let mut used: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for g in snap.index.groups() {
+        if !routed(sb, dhcp, g) {
+            continue;
+        }
+        if let Ok(p) = snap.profile_for(g) {
+            used.entry(p.file_id.clone())
+                .or_default()
+                .push(g.file_id.to_string());
+        }
+    }
+    let mut out = Vec::new();
+    for (key, groups) in used {
+        let Some(p) = snap.profiles.get(&key) else {
+            continue;
+        };
+        let Some(boot) = &p.boot else { continue };
+        let file = format!("profiles/{}.json", p.file_id);
+        let via = format!(
+            "booted through Secure Boot by groups/{}.json",
+            groups.join(".json, groups/")
+        );
+        let mut push = |kind, msg: String| out.push((file.clone(), kind, format!("{msg} ({via})")));
+        for (what, v) in std::iter::once(("kernel", &boot.kernel))
+            .chain(boot.initrd.iter().map(|i| ("initrd", i)))
+        {
+            if v.split_whitespace().any(|t| {
+                let t = t.to_ascii_lowercase();
+                t.starts_with("http://") || t.starts_with("https://")
+            }) {
+                push(
+                    "secure_boot_http",
+                    format!(
+                        "{what} {v} is fetched over HTTP, but the signed GRUB of Secure Boot \
+                         (Debian's) can only fetch over TFTP: use an /assets/ path"
+                    ),
+                );
+            }
+        }
+        if boot
+            .initrd
+            .iter()
+            .any(|i| i.trim_start().starts_with("--name"))
+        {
+            push(
+                "secure_boot_initrd_name",
+                "an initrd entry starts with iPXE's --name, which GRUB reads as part of the file name".into(),
+            );
+        }
+        if let Some(rest) = boot.kernel.strip_prefix("/assets/")
+            && !boot.kernel.contains("{{")
+            && let Ok(path) = kindling_model::store::resolve_confined(assets, "assets", rest)
+            && signature_of(&path) == Ok(Signature::Unsigned)
+        {
+            push(
+                "secure_boot_unsigned_kernel",
+                format!(
+                    "kernel {} is an EFI image without a signature: shim refuses it under \
+                     Secure Boot (\"bad shim signature\"); use the distribution's signed kernel",
+                    boot.kernel
+                ),
+            );
+        }
+    }
+    out
+}
