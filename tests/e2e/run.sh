@@ -14,7 +14,10 @@
 # `kindling machines reinstall`. fleet runs two Kindling servers on the segment that share
 # one etcd store (both answer proxy DHCP): the machine installs through whichever it picks,
 # then boots its disk through the other one alone (the first is stopped), then, re-armed
-# through the survivor, installs again.
+# through the survivor, installs again. secure-boot (tests/e2e/secure-boot.sh) boots OVMF with
+# Secure Boot enforced and Microsoft's keys enrolled through Kindling alone (full DHCP mode,
+# the site's dnsmasq stopped): shim -> GRUB -> Debian's signed kernel, and the same VM sent
+# unsigned iPXE is refused by the firmware ("Access Denied"); always under TCG (SMM).
 #
 #   tests/e2e/run.sh                      # every scenario
 #   E2E_SCENARIOS="bios-ipxe uefi-pxe" tests/e2e/run.sh
@@ -40,16 +43,18 @@
 #                   menu       the alternate menu (per-MAC DHCP route) is missing
 #                   cache      the menu entry pins a wrong sha256 for its initrd
 #                   fcos-keyring  the second fcos pull gets the first fixture's key only
+#                   sb-kernel  secure-boot's profile boots the kernel with its signature removed
 #
 # Needs root and: qemu-system-x86 ipxe-qemu ipxe ovmf dnsmasq-base busybox-static
 # iproute2 tcpdump cpio python3 curl (and apt-get/dpkg-deb to fetch the kernel once);
-# fleet also etcd-server and etcd-client.
+# fleet also etcd-server and etcd-client; secure-boot also shim-signed and
+# grub-efi-amd64-signed.
 # Without root it prints SKIP and exits 0. Exit status: 0 when nothing failed.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines templated-args mac-route unknown-mac uefi-http fcos-pull menu-cache timeline install-once fleet"
+ALL_SCENARIOS="bios-ipxe uefi-ipxe uefi-pxe two-machines templated-args mac-route unknown-mac uefi-http fcos-pull menu-cache timeline install-once fleet secure-boot"
 
 if [ "${1:-}" = "--list" ]; then
 	tr ' ' '\n' <<<"$ALL_SCENARIOS"
@@ -212,6 +217,11 @@ need_tools() {
 	if grep -qw fleet <<<"$E2E_SCENARIOS"; then
 		command -v etcd >/dev/null || missing+=(etcd-server)
 		command -v etcdctl >/dev/null || missing+=(etcd-client)
+	fi
+	if grep -qw secure-boot <<<"$E2E_SCENARIOS"; then
+		[ -f "$OVMF_SB_CODE" ] && [ -f "$OVMF_SB_VARS" ] || missing+=(ovmf)
+		[ -f "$SB_SHIM" ] || missing+=(shim-signed)
+		[ -f "$SB_GRUB" ] || missing+=(grub-efi-amd64-signed)
 	fi
 	if [ ${#missing[@]} -gt 0 ]; then
 		echo "FAIL prerequisites: apt-get install -y ${missing[*]}"
@@ -543,10 +553,15 @@ setup_net() {
 }
 
 KLOG=$WORK/kindling.log
-start_servers() {
+# The site's ordinary DHCP server (dnsmasq in the dhcp namespace); sets SITE_DHCP_PID.
+start_site_dhcp() {
 	ip netns exec "$NS_DHCP" dnsmasq --keep-in-foreground --conf-file="$WORK/dnsmasq-dhcp.conf" \
-		>"$WORK/dnsmasq-dhcp.out" 2>&1 &
-	record_pid $!
+		>>"$WORK/dnsmasq-dhcp.out" 2>&1 &
+	SITE_DHCP_PID=$!
+	record_pid $SITE_DHCP_PID
+}
+start_servers() {
+	start_site_dhcp
 	if [ "$E2E_PROXY" = dnsmasq ]; then
 		ip netns exec "$NS_SRV" dnsmasq --keep-in-foreground --conf-file="$WORK/dnsmasq-proxy.conf" \
 			>"$WORK/dnsmasq-proxy.out" 2>&1 &
@@ -755,7 +770,7 @@ start_vm_disk() { # <name> <tap> <mac> <disk image>
 # status of timeout + QEMU: 124 on the timeout, 1 after the local disk's isa-debug-exit),
 # VM_SECS and VM_PHASES (first sighting of each boot phase, seconds since that QEMU started).
 PHASES=("net:Configuring|Start PXE|Start HTTP" "script:boot\.ipxe|E2E alternate menu|menu\.ipxe"
-	"linux:E2E-INIT-START" "ok:E2E-BOOT-OK" "disk:E2E-LOCAL-DISK")
+	"linux:E2E-INIT-START" "ok:E2E-BOOT-OK" "disk:E2E-LOCAL-DISK" "grub:Welcome to GRUB")
 wait_vms() { # <name>...
 	local name i pending=("$@")
 	declare -A seen=() okat=()
@@ -1838,6 +1853,10 @@ fleet_run() {
 	fi
 	fleet_note "boot 3 (fleet-3): re-armed through ${y^^} (record gone from etcd), ${x^^} started again; both offered; iPXE took $(srv_name "$SERVED"): installed again"
 }
+
+# --- secure-boot (issue 21): OVMF with Secure Boot enforced, through Kindling alone.
+# shellcheck source=tests/e2e/secure-boot.sh
+. "$HERE/secure-boot.sh"
 
 # ---------------------------------------------------------------------------------------
 # Per-scenario capture and reporting
