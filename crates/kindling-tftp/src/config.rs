@@ -47,7 +47,8 @@ pub struct TftpConfig {
     /// no transfer evicts the longest-idle transfer (idle >= 1 s) of the address
     /// holding the most; other requests are dropped unanswered (counted as `busy`):
     /// PXE firmware sends an unanswered RRQ again but ends the boot on an ERROR.
-    /// Default 256.
+    /// Default 1024 (a socket and a file each; `kindling serve` uses fewer when the
+    /// descriptor limit cannot hold them).
     pub max_transfers: usize,
     /// Concurrent transfers per client address; more get ERROR "too many transfers".
     /// Default 8.
@@ -80,7 +81,7 @@ impl Default for TftpConfig {
             max_windowsize: 16,
             timeout: 1.0,
             retries: 5,
-            max_transfers: 256,
+            max_transfers: 1024,
             max_transfers_per_client: 8,
             max_client_timeout: 5,
             rate_limit: 20.0,

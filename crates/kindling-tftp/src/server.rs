@@ -561,6 +561,9 @@ fn report(shared: &Shared, file: &str, peer: SocketAddr, e: Ended) {
     }
 }
 
+/// Largest datagram a transfer reads from its client.
+const TRANSFER_RECV_MAX: usize = 2048;
+
 async fn transfer_inner(
     shared: &Shared,
     req: &Request,
@@ -643,7 +646,9 @@ async fn transfer_inner(
     if let Some(o) = &shared.observer {
         o.transfer_started(peer, &req.filename, opened.size);
     }
-    let mut buf = vec![0u8; 65536];
+    // A client sends a transfer ACKs (4 bytes) and ERRORs: anything longer is cut (and
+    // then malformed), so 1,000 transfers hold 2 MB of buffers, not 64.
+    let mut buf = vec![0u8; TRANSFER_RECV_MAX];
     let mut progress = 0;
     let mut touched = started;
     let outcome = loop {

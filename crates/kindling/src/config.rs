@@ -458,11 +458,28 @@ impl Config {
     /// transfers (a socket and an open file each, `max_transfers` at most) are set aside.
     pub fn http_limits(&self, nofile: u64) -> kindling_http::server::Limits {
         let tftp = if self.tftp.enabled {
-            2 * self.tftp.max_transfers as u64
+            2 * self.tftp_transfers(nofile) as u64
         } else {
             0
         };
         self.http.limits(nofile.saturating_sub(tftp))
+    }
+
+    /// TFTP's concurrent transfers under `nofile` descriptors: `[tftp] max_transfers`, or
+    /// fewer when a socket and a file each would take more than half of what is left
+    /// after 256 for everything else (a soft limit that cannot be raised), at least 8.
+    pub fn tftp_transfers(&self, nofile: u64) -> usize {
+        let fit = usize::try_from(nofile.saturating_sub(256) / 4).unwrap_or(usize::MAX);
+        let n = self.tftp.max_transfers.min(fit.max(8));
+        if n < self.tftp.max_transfers {
+            tracing::warn!(
+                configured = self.tftp.max_transfers,
+                used = n,
+                descriptor_limit = nofile,
+                "[tftp] max_transfers lowered to fit the descriptor limit"
+            );
+        }
+        n
     }
 
     /// Applies the `kindling serve` flags that enable or move DHCP and TFTP.
@@ -682,10 +699,14 @@ mod tests {
         assert_eq!(c.http.limits(1024).per_client, 64);
         let c: Config = toml::from_str("[http]\nmax_connections = 10\n").unwrap();
         assert_eq!(c.http.limits(1024).total, 10);
-        // TFTP's transfers take their descriptors first: (1024 - 2 * 256 - 256) / 2.
+        // TFTP's transfers take their descriptors first, and fit in half of what is left:
+        // 1024 allows (1024 - 256) / 4 = 192 transfers, then (1024 - 2 * 192 - 256) / 2.
         let c: Config = toml::from_str("[tftp]\nenabled = true\n").unwrap();
-        assert_eq!(c.http_limits(1024).total, 128);
-        assert_eq!(c.http_limits(1 << 20).total, ((1 << 20) - 512 - 256) / 2);
+        assert_eq!(c.tftp_transfers(1024), 192);
+        assert_eq!(c.http_limits(1024).total, 192);
+        assert_eq!(c.tftp_transfers(65536), 1024);
+        assert_eq!(c.http_limits(1 << 20).total, ((1 << 20) - 2048 - 256) / 2);
+        assert_eq!(c.tftp_transfers(100), 8);
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(c.http_limits(1024).total, 384);
     }

@@ -25,6 +25,20 @@ pub fn wanted_soft(soft: u64, hard: u64, nr_open: Option<u64>) -> u64 {
     soft.max(target)
 }
 
+/// The soft descriptor limit in force.
+pub fn current_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    }
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit. systemd's default soft limit is
 /// 1,024, which a thousand idle connections exhaust; the hard limit is usually far higher.
 pub fn raise_nofile() -> std::io::Result<NofileChange> {

@@ -344,10 +344,11 @@ async fn start_tftp(
     ops: &Arc<Ops>,
     shared: &Arc<kindling_http::Shared>,
 ) -> Result<()> {
-    let tftp_cfg = cfg.tftp.clone();
+    let mut tftp_cfg = cfg.tftp.clone();
     if !tftp_cfg.enabled {
         return Ok(());
     }
+    tftp_cfg.max_transfers = cfg.tftp_transfers(crate::listeners::current_nofile());
     let mut server = kindling_tftp::TftpServer::bind(tftp_cfg.clone(), tftp_cfg.listen)
         .await
         .with_context(|| format!("starting TFTP on {}", tftp_cfg.listen))?
@@ -509,7 +510,7 @@ fn start_http(
     cfg: &Config,
     ops: &Arc<Ops>,
 ) {
-    let nofile = current_nofile();
+    let nofile = crate::listeners::current_nofile();
     let http_limits = cfg.http_limits(nofile);
     tracing::info!(
         http = %local,
@@ -728,19 +729,6 @@ async fn shut_down(mut tasks: Tasks, ops: &Ops) {
             Ok(Err(e)) => tracing::error!(error = %e, "task failed"),
             Err(e) => tracing::error!(error = %e, "task panicked"),
         }
-    }
-}
-/// The soft descriptor limit in force.
-fn current_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur
-    } else {
-        1024
     }
 }
 
