@@ -32,6 +32,10 @@ pub struct Group {
     pub selector_string: Str,
     /// Kindling's `install_once` for this group's machines (wins over the profile's).
     pub install_once: Option<InstallOnce>,
+    /// Kindling's `secure_boot`: this group's x86-64 UEFI PXE machines boot the signed
+    /// shim (`true`) or iPXE (`false`), whatever `[secure_boot] default` and the DHCP
+    /// rules say (docs/secure-boot.md). Only a `mac` selector is known at DHCP time.
+    pub secure_boot: Option<bool>,
 }
 
 /// Selector pairs sorted by key: a compact map (most groups have one or two
@@ -153,6 +157,18 @@ impl Group {
         }
         let mut g = Group::new(file_id, id, name, profile, selector, metadata);
         g.install_once = InstallOnce::from_field(obj)?;
+        g.secure_boot = match json::field(obj, "secure_boot") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                return Err(JsonError::Type {
+                    field: "secure_boot".into(),
+                    expected: "boolean",
+                    found: json::kind(other),
+                }
+                .into());
+            }
+        };
         Ok(g)
     }
 
@@ -189,6 +205,7 @@ impl Group {
             ),
             metadata,
             install_once: None,
+            secure_boot: None,
         }
     }
 
@@ -290,6 +307,23 @@ mod tests {
             e.to_string(),
             "selector mac: address not-a-mac: invalid MAC address"
         );
+    }
+
+    #[test]
+    fn secure_boot_extension() {
+        let on = Group::parse(
+            "g",
+            br#"{"selector":{"mac":"52:54:00:aa:bb:cc"},"secure_boot":true}"#,
+        );
+        assert_eq!(on.unwrap().secure_boot, Some(true));
+        let off = Group::parse("g", br#"{"Secure_Boot":false}"#).unwrap();
+        assert_eq!(off.secure_boot, Some(false));
+        assert_eq!(
+            Group::parse("g", br#"{"id":"g"}"#).unwrap().secure_boot,
+            None
+        );
+        let e = Group::parse("g", br#"{"secure_boot":"yes"}"#).unwrap_err();
+        assert!(e.to_string().contains("secure_boot"), "{e}");
     }
 
     #[test]
