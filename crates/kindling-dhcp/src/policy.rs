@@ -51,6 +51,10 @@ pub struct Context<'a> {
     /// Replies never go to one of them, nor to the broadcast or network address of their
     /// subnets ([`check_destination`]). `server_ip` counts as ours even when missing here.
     pub local: &'a [(Ipv4Addr, Ipv4Addr)],
+    /// The client's own Secure Boot setting (its group's `secure_boot`, looked up by MAC by
+    /// the shell for port-4011 packets): wins over the rules and the default. `None`: they
+    /// decide.
+    pub secure_boot: Option<bool>,
 }
 
 /// Why Kindling stayed silent. Each has a stable snake_case label for metrics and logs.
@@ -377,12 +381,19 @@ fn classify(
 /// with its directory, where shim fetches `grubx64.efi` from (docs/secure-boot.md).
 pub const SECURE_BOOT_FILE: &str = "secureboot/shimx64.efi";
 
-/// Does this x86-64 UEFI PXE client get [`SECURE_BOOT_FILE`]? The matching rule's
-/// `secure_boot` decides, else `secure_boot_default`; never for arm64 (no shim is served).
-fn secure_boot(cfg: &CheckedConfig, rule: Option<&Rule>, arch: Option<u16>) -> bool {
+/// Does this x86-64 UEFI PXE client get [`SECURE_BOOT_FILE`]? Its group's `secure_boot`
+/// (`ctx.secure_boot`) decides, else the matching rule's, else `secure_boot_default`; never
+/// for arm64 (no shim is served).
+fn secure_boot(
+    cfg: &CheckedConfig,
+    ctx: &Context<'_>,
+    rule: Option<&Rule>,
+    arch: Option<u16>,
+) -> bool {
     arch.is_some_and(|a| ArchFamily::of(a) == ArchFamily::X64Efi)
-        && rule
-            .and_then(|r| r.secure_boot)
+        && ctx
+            .secure_boot
+            .or(rule.and_then(|r| r.secure_boot))
             .unwrap_or(cfg.secure_boot_default)
 }
 
@@ -574,7 +585,7 @@ pub(crate) fn boot(
                 // (the path EDK2 and every UEFI PXE stack accept; dnsmasq shows UEFI no menu
                 // either).
                 if on_4011 {
-                    fields.file = if secure_boot(cfg, rule, class.arch) {
+                    fields.file = if secure_boot(cfg, ctx, rule, class.arch) {
                         SECURE_BOOT_FILE.to_string()
                     } else {
                         class.binary.unwrap_or_default()

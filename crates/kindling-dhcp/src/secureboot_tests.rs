@@ -138,6 +138,7 @@ fn full_mode_gives_the_shim_on_4011_and_the_address_on_67() {
         port: ListenPort::Dhcp,
         source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
         local: LOCAL,
+        secure_boot: None,
     };
     let o = decide_full(&c, &full, &mut t, &ctx, &p.bytes(), 1_000);
     let Decision::Reply(r) = &o.decision else {
@@ -149,4 +150,52 @@ fn full_mode_gives_the_shim_on_4011_and_the_address_on_67() {
     // The 4011 ACK names the shim.
     let g = reply(&run(&c, ListenPort::Pxe, &p.to_4011(None)));
     assert_eq!(g.file, SECURE_BOOT_FILE);
+}
+
+/// The 4011 ACK's file with the machine's group saying `group`.
+fn ack_file_with_group(c: &CheckedConfig, p: &Pkt, group: Option<bool>) -> String {
+    let req = p.to_4011(None);
+    let ctx = Context {
+        iface: "eth0",
+        server_ip: SERVER,
+        port: ListenPort::Pxe,
+        source: SocketAddrV4::new(req.ciaddr, 4011),
+        local: LOCAL,
+        secure_boot: group,
+    };
+    reply(&decide_pkt(c, &ctx, &req)).file
+}
+
+#[test]
+fn the_machines_group_wins_over_rules_and_the_default() {
+    let p = Pkt::uefi(7);
+    // Default off, no rule: the group alone routes it.
+    let off = cfg("");
+    assert_eq!(ack_file_with_group(&off, &p, None), "snponly.efi");
+    assert_eq!(ack_file_with_group(&off, &p, Some(true)), SECURE_BOOT_FILE);
+    assert_eq!(ack_file_with_group(&off, &p, Some(false)), "snponly.efi");
+    // A rule exempting the MAC and the default on: the group still decides.
+    let mut q = Pkt::uefi(7);
+    q.mac = [2, 0, 0, 0, 0, 1];
+    let c = sb_default();
+    assert_eq!(ack_file_with_group(&c, &q, None), "snponly.efi", "the rule");
+    assert_eq!(ack_file_with_group(&c, &q, Some(true)), SECURE_BOOT_FILE);
+    assert_eq!(
+        ack_file_with_group(&c, &p, None),
+        SECURE_BOOT_FILE,
+        "the default"
+    );
+    assert_eq!(ack_file_with_group(&c, &p, Some(false)), "snponly.efi");
+    // Never for what cannot run the x86-64 shim, whatever the group says.
+    let ipxe = Pkt::uefi(7).ipxe();
+    let ctx = Context {
+        iface: "eth0",
+        server_ip: SERVER,
+        port: ListenPort::Dhcp,
+        source: SocketAddrV4::new(ipxe.ciaddr, 68),
+        local: LOCAL,
+        secure_boot: Some(true),
+    };
+    let g = reply(&decide_pkt(&off, &ctx, &ipxe));
+    assert_eq!(g.file, "http://192.168.77.1:8080/boot.ipxe");
 }

@@ -47,7 +47,8 @@ use self::socket::{Bound, bind_interface};
 use self::stats::Counters;
 use self::worker::{LOG_BURST, LOG_PER_SEC, Shared, Worker, lock};
 
-/// Reads full mode's lease table (empty in proxy mode).
+/// The operator side's handle on the running server: full mode's lease table (empty in
+/// proxy mode), and what the groups tell DHCP (reservations, Secure Boot).
 #[derive(Clone)]
 pub struct LeasesHandle(Arc<Shared>);
 
@@ -59,6 +60,13 @@ impl LeasesHandle {
             .as_ref()
             .map(|l| l.leases())
             .unwrap_or_default()
+    }
+
+    /// The groups' `secure_boot` settings by MAC (x86-64 UEFI PXE firmware of a machine
+    /// set `true` gets the signed shim, `false` iPXE, whatever the rules and the default
+    /// say). Replaces the previous set.
+    pub fn set_group_secure_boot(&self, by_mac: std::collections::HashMap<[u8; 6], bool>) {
+        *worker::lock(&self.0.secure_boot) = Arc::new(by_mac);
     }
 
     /// Fixed addresses from outside the configuration (groups' metadata `ip`); the
@@ -162,6 +170,7 @@ impl DhcpServer {
             probes: Arc::new(tokio::sync::Semaphore::new(probe::MAX_PROBES)),
             fleet: std::sync::OnceLock::new(),
             claims: Arc::new(tokio::sync::Semaphore::new(claim::MAX_CLAIMS)),
+            secure_boot: Mutex::new(Arc::default()),
         });
         Ok(Self {
             config: Arc::new(config),

@@ -50,6 +50,7 @@ fn run_on(cfg: &CheckedConfig, iface: &str, port: ListenPort, p: &Pkt) -> Outcom
         port,
         source,
         local: LOCAL,
+        secure_boot: None,
     };
     decide_pkt(cfg, &ctx, p)
 }
@@ -677,6 +678,7 @@ fn malformed_and_hostile_input_never_panics_and_never_sets_yiaddr() {
                 port,
                 source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
                 local: LOCAL,
+                secure_boot: None,
             };
             if let Decision::Reply(r) = decide(&c, &ctx, &b).decision {
                 replies += 1;
@@ -695,6 +697,7 @@ fn malformed_and_hostile_input_never_panics_and_never_sets_yiaddr() {
         port: ListenPort::Dhcp,
         source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
         local: LOCAL,
+        secure_boot: None,
     };
     let mut b = Pkt::bios().bytes();
     b[2] = 200; // hlen past chaddr: dhcproto's Message::chaddr() would panic here
@@ -729,6 +732,7 @@ fn decide_from(port: ListenPort, source: SocketAddrV4, p: &Pkt) -> Outcome {
         port,
         source,
         local: LOCAL,
+        secure_boot: None,
     };
     decide_pkt(&cfg(""), &ctx, p)
 }

@@ -154,6 +154,8 @@ pub struct Ops {
     pub(crate) dhcp_leases: std::sync::OnceLock<kindling_dhcp::LeasesHandle>,
     /// Fixed addresses from the groups' metadata (`ip`), for full DHCP mode.
     pub(crate) group_reservations: Mutex<Vec<kindling_dhcp::config::Reservation>>,
+    /// The groups' `secure_boot` settings by MAC, for the DHCP server.
+    pub(crate) group_secure_boot: Mutex<HashMap<[u8; 6], bool>>,
 }
 
 /// A machine's lifecycle in one word, for lists: `installed`, `discovered` or nothing.
@@ -295,6 +297,7 @@ impl Ops {
             lifecycle: std::sync::OnceLock::new(),
             dhcp_leases: std::sync::OnceLock::new(),
             group_reservations: Mutex::new(Vec::new()),
+            group_secure_boot: Mutex::new(HashMap::new()),
         });
         spawn_applier(Arc::downgrade(&ops));
         ops

@@ -107,6 +107,7 @@ fn run(c: &CheckedConfig, t: &mut LeaseTable, p: &Pkt) -> Outcome {
         port: ListenPort::Dhcp,
         source,
         local: LOCAL,
+        secure_boot: None,
     };
     decide_full(c, c.full.as_ref().unwrap(), t, &ctx, &p.bytes(), 1_000_000)
 }
@@ -295,6 +296,7 @@ fn hostile_packets_never_panic() {
             port: ListenPort::Dhcp,
             source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
             local: LOCAL,
+            secure_boot: None,
         };
         let _ = decide_full(&c, c.full.as_ref().unwrap(), &mut t, &ctx, &b, 1_000_000);
     }

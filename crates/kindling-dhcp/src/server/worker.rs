@@ -49,6 +49,9 @@ pub(super) struct Shared {
     pub(super) fleet: std::sync::OnceLock<Arc<dyn super::claim::SharedLeases>>,
     /// Claims in flight.
     pub(super) claims: Arc<tokio::sync::Semaphore>,
+    /// Machines whose group says `secure_boot` (true or false), by MAC; replaced on every
+    /// reload of the groups.
+    pub(super) secure_boot: Mutex<Arc<std::collections::HashMap<[u8; 6], bool>>>,
 }
 
 /// Lines about ignored datagrams: 50 at once, then 5 a second.
@@ -149,7 +152,16 @@ impl Worker {
             port: self.port,
             source,
             local,
+            secure_boot: None,
         }
+    }
+
+    /// The Secure Boot setting of the group of the machine whose request this is (chaddr,
+    /// when it is an Ethernet address), if its group has one.
+    fn group_secure_boot(&self, packet: &[u8]) -> Option<bool> {
+        let mac: [u8; 6] = packet.get(28..34)?.try_into().ok()?;
+        let map = lock(&self.shared.secure_boot).clone();
+        map.get(&mac).copied()
     }
 
     /// Decides one datagram; returns the reply to send now (delayed replies are spawned).
@@ -160,7 +172,10 @@ impl Worker {
         local: &[(Ipv4Addr, Ipv4Addr)],
         now: Instant,
     ) -> Option<Pending> {
-        let ctx = self.context(source, local);
+        let mut ctx = self.context(source, local);
+        if self.port == ListenPort::Pxe {
+            ctx.secure_boot = self.group_secure_boot(packet);
+        }
         let (mut outcome, probe) = match &self.shared.leasing {
             Some(l) => l.decide(&self.config, &ctx, packet),
             None => (decide(&self.config, &ctx, packet), None),

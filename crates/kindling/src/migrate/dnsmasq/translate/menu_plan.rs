@@ -260,6 +260,7 @@ impl Tr<'_> {
             port: ListenPort::Dhcp,
             source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
             local: &local,
+            secure_boot: None,
         };
         let pkt = probe::request_bytes(c, 0x4b1d_0003, DISCOVER, Ipv4Addr::UNSPECIFIED, None);
         let Decision::Reply(r) = decide(cfg, &ctx, &pkt).decision else {

@@ -50,6 +50,7 @@ pub(super) fn seen_kindling(
         port: ListenPort::Dhcp,
         source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
         local: &local,
+        secure_boot: None,
     };
     let pkt = probe::request_bytes(c, 0x4b1d_0001, DISCOVER, Ipv4Addr::UNSPECIFIED, None);
     let Decision::Reply(r) = decide(cfg, &ctx, &pkt).decision else {

@@ -230,6 +230,7 @@ fn bios_opt43(text: &str, o: &Output) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
         port: ListenPort::Dhcp,
         source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
         local: &local,
+        secure_boot: None,
     };
     let pkt = probe::request_bytes(&c, 7, DISCOVER, Ipv4Addr::UNSPECIFIED, None);
     let Decision::Reply(r) = decide(&cfg, &ctx, &pkt).decision else {
