@@ -7,23 +7,24 @@
 # the variable store with Microsoft's keys enrolled (OVMF_VARS_4M.ms.fd), q35 with SMM and
 # the flash locked (`cfi.pflash01 secure=on`), always under TCG (the Secure Boot build needs
 # SMM, which nested KVM here lacks). Kindling alone serves the segment: the harness's
-# server and the site's dnsmasq are stopped, and a Kindling in full DHCP mode with
-# `[secure_boot] default = true` takes their place for the scenario.
+# server and the site's dnsmasq are stopped, and a Kindling in full DHCP mode takes their
+# place for the scenario, with `[secure_boot]` off by default: vm-sb is routed to it by
+# its group (`"secure_boot": true`), machine-a's MAC by a DHCP rule (for `kindling check`).
 #   vm-sb (MAC_SB): firmware -> secureboot/shimx64.efi (Microsoft-signed shim) ->
 #     secureboot/grubx64.efi (Debian-signed GRUB) -> /grub/grub.cfg -> /grub?mac=... (the
 #     profile rendered as HTTP /grub renders it) -> /assets/vmlinuz (Debian's signed
 #     kernel) and /assets/initrd.img over TFTP -> E2E-BOOT-OK, with the kernel saying
 #     Secure Boot is on.
-#   vm-ipxe (MAC_SI): a rule `secure_boot = false` keeps it on snponly.efi (unsigned iPXE):
-#     the firmware refuses it ("Access Denied").
+#   vm-ipxe (MAC_SI): no group, no rule: snponly.efi (unsigned iPXE), as every UEFI
+#     machine gets by default: the firmware refuses it ("Access Denied").
 # Afterwards the site's dnsmasq and the harness's server are started again.
 
 OVMF_SB_CODE=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
 OVMF_SB_VARS=/usr/share/OVMF/OVMF_VARS_4M.ms.fd
 SB_SHIM=/usr/lib/shim/shimx64.efi.signed
 SB_GRUB=/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed
-MAC_SB=52:54:00:12:34:60 # group machine-sb -> profile e2e-sb, Secure Boot by default
-MAC_SI=52:54:00:12:34:61 # exempted by a rule (secure_boot = false): unsigned iPXE
+MAC_SB=52:54:00:12:34:60 # group machine-sb ("secure_boot": true) -> profile e2e-sb
+MAC_SI=52:54:00:12:34:61 # nothing routes it to Secure Boot: unsigned iPXE
 SB_TIMEOUT=${SB_TIMEOUT:-240}   # seconds for the signed boot (about 20-40 s under TCG)
 SB_REFUSE_TIMEOUT=${SB_REFUSE_TIMEOUT:-120} # seconds until "Access Denied" (about 10 s)
 
@@ -49,7 +50,7 @@ sb_write_data() {
 	fi
 	cat >"$d/groups/machine-sb.json" <<-EOF
 		{ "id": "machine-sb", "name": "E2E machine sb (Secure Boot)", "profile": "e2e-sb",
-		  "selector": { "mac": "$MAC_SB" } }
+		  "selector": { "mac": "$MAC_SB" }, "secure_boot": true }
 	EOF
 	# GRUB fetches kernel and initrd over TFTP (/assets/...): no iPXE-only `--name`, no
 	# `initrd=`, and no `quiet` (the kernel's own Secure Boot lines are checked).
@@ -94,17 +95,17 @@ sb_write_data() {
 		network = "10.99.0.0/24"
 		pools = ["10.99.0.200-10.99.0.250"]
 
+		# Routes machine-a to Secure Boot (its profile is iPXE-style: kindling check says so).
 		[[dhcp.rules]]
-		name = "no-secure-boot"
-		mac = "$MAC_SI"
-		secure_boot = false
+		name = "secure-boot-a"
+		mac = "$MAC_A"
+		secure_boot = true
 
 		[tftp]
 		enabled = true
 		listen = "$SRV_IP:69"
 
 		[secure_boot]
-		default = true
 		shim = "$SB_SHIM"
 		grub = "$SB_GRUB"
 	EOF
@@ -141,7 +142,7 @@ sc_secure-boot() {
 	# table in it (it warns about an unsigned kernel of a Secure Boot profile).
 	ip netns exec "$NS_SRV" "$KBIN" --config "$WORK/kindling-sb.toml" check \
 		>"$OUT/check.txt" 2>&1 || true
-	# (The other profiles, routed too by `default = true`, are iPXE-style: `--name` warnings.)
+	# (machine-a's profile, routed by the rule, is iPXE-style: a `--name` warning.)
 	local found
 	found=$(grep 'profiles/e2e-sb\.json.*\[secure_boot' "$OUT/check.txt" || true)
 	if [ -n "$found" ]; then
@@ -200,7 +201,7 @@ sb_boot() {
 	expect_klog "tftp_transfer\\{[^}]*file=${SB_KERNEL}[^}]*\\}:.* tftp transfer finished bytes=[1-9].*outcome=completed" "the finished TFTP transfer of the kernel"
 	expect_klog 'revocations_sku\.efi.*(refused|not provided)|not provided.*revocations_sku' "shim's optional file refused with its reason"
 	# vm-ipxe: the unsigned iPXE handed out, downloaded, and refused by the firmware.
-	expect_dhcp "10\.99\.0\.1:4011 -> .* ACK .*mac=$MAC_SI .*file='snponly\.efi'" "the 4011 ACK naming snponly.efi for the exempted MAC"
+	expect_dhcp "10\.99\.0\.1:4011 -> .* ACK .*mac=$MAC_SI .*file='snponly\.efi'" "the 4011 ACK naming snponly.efi for a machine nothing routes to Secure Boot"
 	expect_dhcp "TFTP RRQ 'snponly\.efi'" "the TFTP download of the unsigned iPXE"
 	if grep -aq 'Access Denied' "$i"; then
 		echo "  vm-ipxe: $(grep -ao 'BdsDxe: failed to load Boot[0-9]* "[^"]*"' "$i" | head -n1) ... Access Denied, after ${VM_SECS[vm-ipxe]}s" >>"$OUT/notes.txt"

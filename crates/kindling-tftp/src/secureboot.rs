@@ -3,8 +3,9 @@
 //! signed GRUB has no HTTP).
 //!
 //! [`classify`] is pure: a request name in, what it is out. [`SecureBootSource`] answers
-//! those names in front of another [`FileSource`], asking a [`GrubHost`] for what only the
-//! boot service knows (a machine's GRUB configuration, its assets).
+//! those names when another [`FileSource`] has no file of that name, asking a
+//! [`GrubHost`] for what only the boot service knows (a machine's GRUB configuration, its
+//! assets).
 //!
 //! What the chain asks for (seen on the wire with Debian 12's shim 16.1 and GRUB 2.06):
 //!
@@ -145,7 +146,17 @@ fn text(bytes: Vec<u8>, origin: &str) -> Opened {
 
 impl FileSource for SecureBootSource {
     fn open(&self, name: &str, peer: SocketAddr) -> Result<Opened, TftpError> {
-        match classify(name) {
+        let what = classify(name);
+        if what == Name::Other {
+            return self.inner.open(name, peer);
+        }
+        // The operator's own file of that name (`[tftp] root` or `files`) wins: serving the
+        // chain changes nothing for names a server already had.
+        match self.inner.open(name, peer) {
+            Err(TftpError::NotFound(_)) => {}
+            own => return own,
+        }
+        match what {
             Name::Other => self.inner.open(name, peer),
             Name::ShimOptional(f) => Err(TftpError::NotFound(format!(
                 "secure boot: shim's optional {f} is not provided (shim goes on without it)"
@@ -277,6 +288,9 @@ mod tests {
     impl FileSource for Inner {
         fn open(&self, name: &str, _: SocketAddr) -> Result<Opened, TftpError> {
             normalize(name)?;
+            if name == "/assets/own" {
+                return Ok(text(b"operator's".to_vec(), "root"));
+            }
             Err(TftpError::NotFound(format!("inner {name}")))
         }
     }
@@ -319,5 +333,7 @@ mod tests {
         assert!(matches!(e, TftpError::AccessViolation(_)), "{e}");
         let e = s.open("secureboot/shimx64.efi", peer).unwrap_err();
         assert!(matches!(&e, TftpError::NotFound(m) if m.starts_with("inner")));
+        // The operator's own files of a chain name win.
+        assert_eq!(read(s.open("/assets/own", peer).unwrap()), b"operator's");
     }
 }

@@ -598,6 +598,10 @@ pub fn run(config: Option<&Path>, data_dir: Option<PathBuf>, args: &CheckArgs) -
         let pos = c.pos(&file, "\"kernel\"");
         c.push(Severity::Warning, kind, file, pos, message);
     }
+    for (file, message) in crate::secure_boot::group_findings(&cfg.secure_boot, &snap) {
+        let pos = c.pos(&file, "secure_boot");
+        c.push(Severity::Warning, "secure_boot_group", file, pos, message);
+    }
 
     let mut findings = c.findings;
     findings.sort();

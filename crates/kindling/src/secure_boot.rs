@@ -11,5 +11,5 @@ mod profiles;
 mod tftp;
 
 pub use config::SecureBootConfig;
-pub use profiles::profile_findings;
+pub use profiles::{group_findings, profile_findings};
 pub use tftp::source as tftp_source;

@@ -395,7 +395,7 @@ async fn start_dhcp(
         );
         server.share_leases(shared);
     }
-    server.warn_unserved(cfg.unserved_boot_files().into_iter().collect());
+    server.warn_unserved(cfg.unserved_for_replies());
     for l in server.listeners() {
         tracing::info!(iface = %l.iface, address = %l.server_ip, port = l.port, "proxy DHCP ready");
     }

@@ -309,3 +309,60 @@ fn check_warns_about_kernels_the_signed_chain_cannot_boot() {
     fs::write(data.join("assets/vmlinuz"), pe_image(0x100)).unwrap();
     assert!(!run().contains("secure_boot_unsigned_kernel"));
 }
+
+#[test]
+fn a_groups_secure_boot_is_checked_and_routes_its_profile() {
+    let scratch = Scratch::new("secure-boot-group");
+    let data = scratch.root.join("data");
+    write_data(&data, &pe_image(0));
+    // Routed by its group alone (no rule, no default): its unsigned kernel is reported.
+    fs::write(
+        data.join("groups/sb.json"),
+        format!(r#"{{"id":"sb","profile":"sb","selector":{{"mac":"{MAC}"}},"secure_boot":true}}"#),
+    )
+    .unwrap();
+    // A group that says secure_boot without a MAC: it cannot take effect at DHCP time.
+    fs::write(
+        data.join("groups/nomac.json"),
+        r#"{"id":"nomac","profile":"sb","selector":{"os":"installed"},"secure_boot":true}"#,
+    )
+    .unwrap();
+    let cfg = scratch.root.join("kindling.toml");
+    let check = |config: &str| {
+        fs::write(&cfg, config).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_kindling"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("check")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shim = scratch.root.join("shim");
+    fs::write(&shim, pe_image(0x100)).unwrap();
+    let text = check(&format!(
+        "[secure_boot]\nshim = \"{0}\"\ngrub = \"{0}\"\n",
+        shim.display()
+    ));
+    assert!(
+        text.contains("[secure_boot_unsigned_kernel]") && text.contains("groups/sb.json"),
+        "{text}"
+    );
+    assert!(
+        text.contains("groups/nomac.json")
+            && text.contains("only in a group with a `mac` selector"),
+        "{text}"
+    );
+    // shim missing: the group's setting is reported (the server still starts: nothing in
+    // the configuration asks for Secure Boot, and a reply naming the shim is logged).
+    let text = check("[secure_boot]\nshim = \"/nonexistent/shimx64.efi.signed\"\n");
+    assert!(
+        text.contains("[secure_boot_group]")
+            && text.contains(
+                "secure_boot = true, but [secure_boot] shim /nonexistent/shimx64.efi.signed"
+            ),
+        "{text}"
+    );
+}

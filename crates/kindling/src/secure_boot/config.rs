@@ -49,6 +49,22 @@ impl SecureBootConfig {
         self.default || dhcp.rules.iter().any(|r| r.secure_boot == Some(true))
     }
 
+    /// Does Kindling serve the chain (shim, GRUB, GRUB's names over TFTP)? When the
+    /// configuration routes clients there, or when the files are installed, so that a
+    /// group's `secure_boot = true` works without a configuration change.
+    pub fn serves(&self, dhcp: &kindling_dhcp::DhcpConfig) -> bool {
+        self.routed(dhcp) || self.files_readable().is_ok()
+    }
+
+    /// Can shim and GRUB both be read? Else why not.
+    pub fn files_readable(&self) -> Result<(), String> {
+        for (key, path) in [("shim", &self.shim), ("grub", &self.grub)] {
+            readable_file(path)
+                .map_err(|why| format!("[secure_boot] {key} {} {why}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// The files the chain serves by name: TFTP `secureboot/shimx64.efi` and
     /// `secureboot/grubx64.efi` (and the same under HTTP `/tftp/`).
     pub fn files(&self) -> [(&'static str, &Path); 2] {
@@ -59,10 +75,10 @@ impl SecureBootConfig {
     }
 
     /// Applies the table to the DHCP and TFTP settings: the DHCP default, and shim and GRUB
-    /// among TFTP's named files when anything is routed to Secure Boot.
+    /// among TFTP's named files when the chain is served ([`serves`](Self::serves)).
     pub fn wire(&self, dhcp: &mut kindling_dhcp::DhcpConfig, tftp: &mut kindling_tftp::TftpConfig) {
         dhcp.secure_boot_default = self.default;
-        if self.routed(dhcp) {
+        if self.serves(dhcp) {
             for (name, path) in self.files() {
                 tftp.files.insert(name.to_string(), path.to_path_buf());
             }
@@ -147,15 +163,46 @@ mod tests {
         assert!(toml::from_str::<SecureBootConfig>("bogus = 1").is_err());
         let mut d = dhcp("");
         let mut t = kindling_tftp::TftpConfig::default();
-        c.wire(&mut d, &mut t);
+        // Not installed and not routed: nothing served.
+        let missing = SecureBootConfig {
+            shim: "/nonexistent/shim".into(),
+            ..c.clone()
+        };
+        missing.wire(&mut d, &mut t);
         assert!(!d.secure_boot_default);
-        assert!(t.files.is_empty(), "nothing served while nothing is routed");
-        let on = SecureBootConfig { default: true, ..c };
+        assert!(
+            t.files.is_empty(),
+            "nothing served: no shim, nothing routed"
+        );
+        // Installed: served whether routed or not (a group may route a machine later).
+        let dir = std::env::temp_dir().join(format!("kindling-sb-wire-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (shim, grub) = (dir.join("shim"), dir.join("grub"));
+        std::fs::write(&shim, b"MZ").unwrap();
+        std::fs::write(&grub, b"MZ").unwrap();
+        let installed = SecureBootConfig {
+            shim: shim.clone(),
+            grub,
+            default: false,
+        };
+        let mut t2 = kindling_tftp::TftpConfig::default();
+        installed.wire(&mut d, &mut t2);
+        assert!(!d.secure_boot_default);
+        assert_eq!(
+            t2.files.get("secureboot/shimx64.efi").map(PathBuf::as_path),
+            Some(shim.as_path())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let on = SecureBootConfig {
+            default: true,
+            ..missing
+        };
         on.wire(&mut d, &mut t);
         assert!(d.secure_boot_default);
         assert_eq!(
             t.files.get("secureboot/grubx64.efi").map(PathBuf::as_path),
-            Some(Path::new(DEFAULT_GRUB))
+            Some(Path::new(DEFAULT_GRUB)),
+            "routed: served (and missing files are a start-up error)"
         );
     }
 

@@ -30,10 +30,15 @@ fn may_match(pattern: Option<&String>, g: &Group) -> bool {
     }
 }
 
-/// Is this group's machine (possibly) routed to Secure Boot? By a rule with
+/// Is this group's machine (possibly) routed to Secure Boot? By its own `secure_boot`
+/// (with a `mac` selector: DHCP knows no other label), else by a rule with
 /// `secure_boot = true` that may match it, or by the default unless a rule with
 /// `secure_boot = false` that matches it exempts it.
 fn routed(sb: &SecureBootConfig, dhcp: &kindling_dhcp::DhcpConfig, g: &Group) -> bool {
+    // The group's own setting wins (for the machine of its `mac` selector).
+    if let (Some(on), Some(_)) = (g.secure_boot, group_mac(g)) {
+        return on;
+    }
     let rules = || dhcp.rules.iter().filter(|r| may_match(r.mac.as_ref(), g));
     if rules().any(|r| r.secure_boot == Some(true)) {
         return true;
@@ -113,6 +118,31 @@ pub fn profile_findings(
                     boot.kernel
                 ),
             );
+        }
+    }
+    out
+}
+
+/// (group file, message) for each group whose `secure_boot` cannot take effect: no `mac`
+/// selector (DHCP decides by MAC), or shim and GRUB that cannot be read.
+pub fn group_findings(sb: &SecureBootConfig, snap: &Snapshot) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for g in snap.index.groups() {
+        if g.secure_boot.is_none() {
+            continue;
+        }
+        let file = format!("groups/{}.json", g.file_id);
+        if group_mac(g).is_none() {
+            out.push((
+                file,
+                "secure_boot is decided at DHCP time, where only the MAC is known: it takes \
+                 effect only in a group with a `mac` selector"
+                    .to_string(),
+            ));
+        } else if g.secure_boot == Some(true)
+            && let Err(why) = sb.files_readable()
+        {
+            out.push((file, format!("secure_boot = true, but {why}")));
         }
     }
     out

@@ -60,14 +60,15 @@ impl GrubHost for Host {
 }
 
 /// The TFTP source of `kindling serve`: the Secure Boot names in front of `[tftp]`'s own
-/// files when anything is routed to Secure Boot, else `None` (the server's own source).
+/// files when the chain is served ([`SecureBootConfig::serves`]), else `None` (the
+/// server's own source).
 pub fn source(
     sb: &SecureBootConfig,
     dhcp: &kindling_dhcp::DhcpConfig,
     tftp: &kindling_tftp::TftpConfig,
     shared: &Arc<Shared>,
 ) -> Option<Arc<dyn FileSource>> {
-    if !sb.routed(dhcp) {
+    if !sb.serves(dhcp) {
         return None;
     }
     tracing::info!("secure boot: shim, GRUB, GRUB's configuration and /assets/ served over TFTP");
