@@ -132,14 +132,7 @@ fn full_mode_gives_the_shim_on_4011_and_the_address_on_67() {
     let full = c.full.clone().unwrap();
     let mut t = LeaseTable::new(&crate::full::pool_specs(&full, &[SERVER])).unwrap();
     let p = Pkt::uefi(7);
-    let ctx = Context {
-        iface: "eth0",
-        server_ip: SERVER,
-        port: ListenPort::Dhcp,
-        source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-        local: LOCAL,
-        secure_boot: None,
-    };
+    let ctx = ctx_for("eth0", ListenPort::Dhcp, &p);
     let o = decide_full(&c, &full, &mut t, &ctx, &p.bytes(), 1_000);
     let Decision::Reply(r) = &o.decision else {
         panic!("{:?}", o.decision)
@@ -156,12 +149,8 @@ fn full_mode_gives_the_shim_on_4011_and_the_address_on_67() {
 fn ack_file_with_group(c: &CheckedConfig, p: &Pkt, group: Option<bool>) -> String {
     let req = p.to_4011(None);
     let ctx = Context {
-        iface: "eth0",
-        server_ip: SERVER,
-        port: ListenPort::Pxe,
-        source: SocketAddrV4::new(req.ciaddr, 4011),
-        local: LOCAL,
         secure_boot: group,
+        ..ctx_for("eth0", ListenPort::Pxe, &req)
     };
     reply(&decide_pkt(c, &ctx, &req)).file
 }
@@ -189,12 +178,8 @@ fn the_machines_group_wins_over_rules_and_the_default() {
     // Never for what cannot run the x86-64 shim, whatever the group says.
     let ipxe = Pkt::uefi(7).ipxe();
     let ctx = Context {
-        iface: "eth0",
-        server_ip: SERVER,
-        port: ListenPort::Dhcp,
-        source: SocketAddrV4::new(ipxe.ciaddr, 68),
-        local: LOCAL,
         secure_boot: Some(true),
+        ..ctx_for("eth0", ListenPort::Dhcp, &ipxe)
     };
     let g = reply(&decide_pkt(&off, &ctx, &ipxe));
     assert_eq!(g.file, "http://192.168.77.1:8080/boot.ipxe");

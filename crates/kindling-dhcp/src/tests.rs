@@ -39,20 +39,24 @@ fn run(cfg: &CheckedConfig, port: ListenPort, p: &Pkt) -> Outcome {
 }
 
 fn run_on(cfg: &CheckedConfig, iface: &str, port: ListenPort, p: &Pkt) -> Outcome {
+    decide_pkt(cfg, &ctx_for(iface, port, p), p)
+}
+
+/// The context `p` arrives in on `iface`'s `port` (from its client port, or its relay).
+fn ctx_for<'a>(iface: &'a str, port: ListenPort, p: &Pkt) -> Context<'a> {
     let source = if p.giaddr.is_unspecified() {
         SocketAddrV4::new(p.ciaddr, if port == ListenPort::Pxe { 4011 } else { 68 })
     } else {
         SocketAddrV4::new(p.giaddr, 67)
     };
-    let ctx = Context {
+    Context {
         iface,
         server_ip: SERVER,
         port,
         source,
         local: LOCAL,
         secure_boot: None,
-    };
-    decide_pkt(cfg, &ctx, p)
+    }
 }
 
 /// Decides `p`, checking that the core read the xid that was sent (`reply` checks that the

@@ -97,6 +97,18 @@ fn write_data(data: &Path, kernel: &[u8]) {
 }
 
 /// A PE32+ header with a certificate table of `cert` bytes (0: unsigned), padded.
+/// `kindling --config <cfg> --data-dir <data> check`.
+fn check(cfg: &Path, data: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kindling"))
+        .arg("--config")
+        .arg(cfg)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("check")
+        .output()
+        .unwrap()
+}
+
 fn pe_image(cert: u32) -> Vec<u8> {
     let mut b = vec![0u8; 4096];
     b[..2].copy_from_slice(b"MZ");
@@ -236,14 +248,7 @@ fn unreadable_shim_or_grub_stops_the_start_and_is_reported_by_check() {
     );
     let cfg = scratch.root.join("check.toml");
     fs::write(&cfg, &config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kindling"))
-        .args(["--config"])
-        .arg(&cfg)
-        .args(["--data-dir"])
-        .arg(&data)
-        .arg("check")
-        .output()
-        .unwrap();
+    let out = check(&cfg, &data);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("error [config] [secure_boot] shim"), "{text}");
@@ -282,17 +287,7 @@ fn check_warns_about_kernels_the_signed_chain_cannot_boot() {
         ),
     )
     .unwrap();
-    let run = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_kindling"))
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("check")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let run = || String::from_utf8_lossy(&check(&cfg, &data).stdout).into_owned();
     let text = run();
     assert!(
         text.contains("profiles/sb.json:1:")
@@ -328,21 +323,13 @@ fn a_groups_secure_boot_is_checked_and_routes_its_profile() {
     )
     .unwrap();
     let cfg = scratch.root.join("kindling.toml");
-    let check = |config: &str| {
+    let check_with = |config: &str| {
         fs::write(&cfg, config).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_kindling"))
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("check")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&check(&cfg, &data).stdout).into_owned()
     };
     let shim = scratch.root.join("shim");
     fs::write(&shim, pe_image(0x100)).unwrap();
-    let text = check(&format!(
+    let text = check_with(&format!(
         "[secure_boot]\nshim = \"{0}\"\ngrub = \"{0}\"\n",
         shim.display()
     ));
@@ -357,7 +344,7 @@ fn a_groups_secure_boot_is_checked_and_routes_its_profile() {
     );
     // shim missing: the group's setting is reported (the server still starts: nothing in
     // the configuration asks for Secure Boot, and a reply naming the shim is logged).
-    let text = check("[secure_boot]\nshim = \"/nonexistent/shimx64.efi.signed\"\n");
+    let text = check_with("[secure_boot]\nshim = \"/nonexistent/shimx64.efi.signed\"\n");
     assert!(
         text.contains("[secure_boot_group]")
             && text.contains(

@@ -5,20 +5,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use kindling_dhcp::config::MacPattern;
-use kindling_model::{Group, Snapshot};
+use kindling_model::{Group, MacAddr, Snapshot};
 
 use super::config::SecureBootConfig;
 use super::pe::{Signature, signature_of};
 
 /// A group's `mac` selector as octets.
 fn group_mac(g: &Group) -> Option<[u8; 6]> {
-    let m = g.selector.get("mac")?;
-    let mut out = [0u8; 6];
-    let mut parts = m.split([':', '-']);
-    for o in &mut out {
-        *o = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
+    MacAddr::parse(g.selector.get("mac")?).ok().map(|m| m.0)
 }
 
 /// Could a rule with this MAC pattern match the machines of this group? (A rule without a
