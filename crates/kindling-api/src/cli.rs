@@ -184,16 +184,12 @@ fn remote(kind: Kind, args: &ObjectArgs, server: &str) -> Result<ExitCode> {
     let answer = kindling_fetch::admin_request(server, &args.auth, method, &path, &headers, body)?;
     let (status, tag, bytes) = (answer.status, answer.etag.clone(), &answer.body);
     if !answer.ok() {
-        let hint = match status {
-            401 => " (--token-file: the admin token)",
-            403 => " (the server's admin listener needs a token_file or TLS for this API)",
-            412 => " (changed since it was read: get it again)",
-            _ => "",
+        let hint = if status == 412 {
+            " (changed since it was read: get it again)"
+        } else {
+            ""
         };
-        bail!(
-            "{server} answered {status}: {}{hint}",
-            answer.error_message()
-        );
+        bail!("{}{hint}", answer.refusal(server));
     }
     let mut out = std::io::stdout().lock();
     match &args.action {

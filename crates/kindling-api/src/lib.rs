@@ -12,6 +12,8 @@
 //! - [`lifecycle`]: `/api/v1/lifecycle`: installed and discovered machines, re-arming;
 //! - [`cli`]: `kindling group|profile|ignition|generic ls|get|put|rm`, through a server
 //!   or straight in the data directory;
+//! - [`lifecycle_cli`]: `kindling machines reinstall|mark-installed` and the records of
+//!   `--discovered|--installed`, through a server or straight in the state directory;
 //! - [`serve`]: the listener: TLS with client certificates required, connections capped
 //!   per client and in total, message sizes and streams bounded;
 //! - [`config`]: the `[rpc]` table (matchbox's `-rpc-address`, `-cert-file`, `-key-file`,
@@ -23,6 +25,7 @@ pub mod convert;
 pub mod core;
 pub mod grpc;
 pub mod lifecycle;
+pub mod lifecycle_cli;
 pub mod rest;
 pub mod serve;
 pub mod status;

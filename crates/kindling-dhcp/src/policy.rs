@@ -248,6 +248,13 @@ impl Firmware {
             Self::UefiHttp => "uefi_http",
         }
     }
+
+    /// The firmware of a [`Firmware::label`].
+    pub fn from_label(s: &str) -> Option<Self> {
+        [Self::Ipxe, Self::BiosPxe, Self::UefiPxe, Self::UefiHttp]
+            .into_iter()
+            .find(|f| f.label() == s)
+    }
 }
 
 impl fmt::Display for Firmware {

@@ -140,6 +140,14 @@ impl MessageType {
             Self::Other(_) => "other",
         }
     }
+
+    /// The message type of a [`MessageType::label`] (`other` reads as `Other(0)`).
+    pub fn from_label(s: &str) -> Option<Self> {
+        (1..=8)
+            .chain([0])
+            .map(Self::from_u8)
+            .find(|m| m.label() == s)
+    }
 }
 
 /// Why a datagram could not be parsed as a DHCP request.

@@ -64,6 +64,25 @@ impl AdminAnswer {
             .and_then(|v| v.get("error")?.as_str().map(str::to_string))
             .unwrap_or_else(|| self.text().trim().to_string())
     }
+
+    /// A failed answer for the operator: `{server} answered {status}: {message}`, and what
+    /// to change when the status says the credentials are missing or wrong (401, 403) or
+    /// `server` is not the admin listener (a 404 that is not the API's JSON).
+    pub fn refusal(&self, server: &str) -> String {
+        let hint = match self.status {
+            401 => " (--token-file: the admin token)",
+            403 => " (the server's admin listener needs a token_file or TLS for this API)",
+            404 if !self.body.trim_ascii_start().starts_with(b"{") => {
+                " (the API is on the admin listener, http://127.0.0.1:8082 by default, not on the boot port)"
+            }
+            _ => "",
+        };
+        format!(
+            "{server} answered {}: {}{hint}",
+            self.status,
+            self.error_message()
+        )
+    }
 }
 
 /// Why a request to the admin listener failed before it had an answer.
@@ -247,5 +266,13 @@ mod tests {
             body: b"404 page not found\n".to_vec(),
         };
         assert_eq!(b.error_message(), "404 page not found");
+        assert_eq!(
+            b.refusal("h:1"),
+            "h:1 answered 404: 404 page not found (the API is on the admin listener, http://127.0.0.1:8082 by default, not on the boot port)"
+        );
+        assert_eq!(
+            a.refusal("h:1"),
+            r#"h:1 answered 403: needs "credentials" (the server's admin listener needs a token_file or TLS for this API)"#
+        );
     }
 }

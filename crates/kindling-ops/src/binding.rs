@@ -16,11 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::Instant;
-
-/// Looks an IPv4 address up in the neighbour table; a normalised MAC.
-pub type ArpLookup = Arc<dyn Fn(Ipv4Addr) -> Option<String> + Send + Sync>;
 
 /// MAC -> the addresses its PXE requests came from.
 #[derive(Debug, Default)]
@@ -73,14 +69,6 @@ impl BindTable {
 
     pub fn ips(&self, mac: &[u8; 6]) -> &[Ipv4Addr] {
         self.map.get(mac).map_or(&[], |e| e.ips.as_slice())
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
 
@@ -172,7 +160,7 @@ mod tests {
                 later,
             );
         }
-        assert!(t.len() <= BindTable::MAX_MACS, "{}", t.len());
+        assert!(t.map.len() <= BindTable::MAX_MACS, "{}", t.map.len());
         // The oldest went first.
         assert!(t.ips(&mac).is_empty());
     }

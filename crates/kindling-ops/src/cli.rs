@@ -9,14 +9,14 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use kindling_fetch::reqwest;
-use kindling_model::Mac;
+use kindling_fetch::{AdminAnswer, reqwest};
+use kindling_model::{Mac, MachineRecord};
 
 use crate::event::{format_time, format_ts, human_bytes};
 use crate::journal::replay_journal;
 use crate::lifecycle;
 use crate::ops::OpsConfig;
-use crate::store::{MachineDetail, MachineSummary, Store};
+use crate::store::{LeaseSummary, MachineDetail, MachineSummary, Store};
 
 /// Arguments of `kindling machines`.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,27 +64,27 @@ pub enum MachinesCommand {
     },
 }
 
-/// A hint when `--server` points at the boot listener (which no longer serves the API).
-fn not_admin_hint(status: u16, body: &str) -> &'static str {
-    if status == 404 && !body.trim_start().starts_with('{') {
-        " (the API is on the admin listener, http://127.0.0.1:8082 by default, not on the boot port)"
-    } else {
-        ""
-    }
+/// GETs `path` of the admin listener at `base` (an `http://host:port` URL, or just
+/// `host:port`).
+fn get(base: &str, auth: &kindling_fetch::AdminAuth, path: &str) -> Result<AdminAnswer> {
+    Ok(kindling_fetch::admin_request(
+        base,
+        auth,
+        reqwest::Method::GET,
+        path,
+        &[],
+        None,
+    )?)
 }
 
 /// `/api/v1/machines` of one server.
 fn fetch_list(url: &str, auth: &kindling_fetch::AdminAuth) -> Result<Vec<MachineSummary>> {
-    let (status, body) = http_get(url, auth, "/api/v1/machines")?;
-    if status != 200 {
-        bail!(
-            "{url}/api/v1/machines answered {status}: {}{}",
-            body.trim(),
-            not_admin_hint(status, &body)
-        );
+    let a = get(url, auth, "/api/v1/machines")?;
+    if a.status != 200 {
+        bail!("{}", a.refusal(&format!("{url}/api/v1/machines")));
     }
     let v: serde_json::Value =
-        serde_json::from_str(&body).context("parsing the server's answer")?;
+        serde_json::from_slice(&a.body).context("parsing the server's answer")?;
     serde_json::from_value::<Vec<MachineSummary>>(v.get("machines").cloned().unwrap_or_default())
         .context("parsing the server's machine list")
 }
@@ -95,17 +95,14 @@ fn fetch_detail(
     auth: &kindling_fetch::AdminAuth,
     mac: &str,
 ) -> Result<Option<MachineDetail>> {
-    let (status, body) = http_get(url, auth, &format!("/api/v1/machines/{mac}"))?;
-    match status {
+    let a = get(url, auth, &format!("/api/v1/machines/{mac}"))?;
+    match a.status {
         200 => Ok(Some(
-            serde_json::from_str::<MachineDetail>(&body).context("parsing the server's answer")?,
+            serde_json::from_slice::<MachineDetail>(&a.body)
+                .context("parsing the server's answer")?,
         )),
-        404 if body.trim_start().starts_with('{') => Ok(None),
-        s => bail!(
-            "{url} answered {s}: {}{}",
-            body.trim(),
-            not_admin_hint(s, &body)
-        ),
+        404 if a.body.trim_ascii_start().starts_with(b"{") => Ok(None),
+        _ => bail!("{}", a.refusal(url)),
     }
 }
 
@@ -150,64 +147,43 @@ fn merge_details(details: Vec<MachineDetail>) -> Option<MachineDetail> {
     Some(d)
 }
 
-/// Runs `kindling machines`. `servers`: the admin listeners' base URLs, such as
-/// `http://127.0.0.1:8082` (several: a fleet, whose timelines are merged); none: the
-/// journal in `state_dir`.
+/// Whether these are the lifecycle commands (`reinstall`, `mark-installed`,
+/// `--discovered`, `--installed`): kindling-api's client (`kindling_api::lifecycle_cli`)
+/// runs them, and [`print_lifecycle`] prints its lists; [`run`] runs the others.
+pub fn is_lifecycle(args: &MachinesArgs) -> bool {
+    match &args.command {
+        Some(MachinesCommand::Reinstall { .. } | MachinesCommand::MarkInstalled { .. }) => true,
+        None | Some(MachinesCommand::List) => args.discovered || args.installed,
+        Some(MachinesCommand::Show { .. }) => false,
+    }
+}
+
+/// Prints `kindling machines --discovered | --installed`: `records` (as
+/// `kindling_api::lifecycle_cli::list` read them) with the firmware the timelines saw.
+pub fn print_lifecycle(
+    args: &MachinesArgs,
+    state_dir: &Path,
+    server: Option<&str>,
+    records: &[MachineRecord],
+) -> Result<ExitCode> {
+    let firmware = if args.discovered {
+        firmware_by_mac(state_dir, server, &args.auth)
+    } else {
+        Default::default()
+    };
+    lifecycle::print(records, args.discovered, args.json, &firmware)
+}
+
+/// Runs `kindling machines` but for [`is_lifecycle`]. `servers`: the admin listeners' base
+/// URLs, such as `http://127.0.0.1:8082` (several: a fleet, whose timelines are merged);
+/// none: the journal in `state_dir`.
 /// Exit codes: 0 ok, 1 no such machine, 2 bad MAC.
 pub fn run(args: &MachinesArgs, state_dir: &Path, servers: &[String]) -> Result<ExitCode> {
-    let server = servers.first().map(String::as_str);
     let mut out = std::io::stdout().lock();
     let auth = &args.auth;
     match &args.command {
-        Some(MachinesCommand::Reinstall { mac }) => lifecycle::change(
-            state_dir,
-            server,
-            auth,
-            mac,
-            kindling_model::Change::Reinstall,
-        ),
-        Some(MachinesCommand::MarkInstalled { mac }) => lifecycle::change(
-            state_dir,
-            server,
-            auth,
-            mac,
-            kindling_model::Change::Installed,
-        ),
-        None | Some(MachinesCommand::List) if args.discovered || args.installed => {
-            let firmware = if args.discovered {
-                firmware_by_mac(state_dir, server, auth)
-            } else {
-                Default::default()
-            };
-            lifecycle::list(
-                state_dir,
-                server,
-                auth,
-                args.discovered,
-                args.json,
-                &firmware,
-            )
-        }
-        None | Some(MachinesCommand::List) => {
-            let list = match servers {
-                [] => load(state_dir)?.summaries(),
-                [one] => fetch_list(one, auth)?,
-                many => merge_lists(
-                    many.iter()
-                        .map(|u| fetch_list(u, auth))
-                        .collect::<Result<_>>()?,
-                ),
-            };
-            if args.json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "machines": list }))?
-                )?;
-            } else {
-                out.write_all(format_list(&list).as_bytes())?;
-            }
-            Ok(ExitCode::SUCCESS)
+        _ if is_lifecycle(args) => {
+            bail!("kindling machines: the lifecycle commands are kindling_api::lifecycle_cli's")
         }
         Some(MachinesCommand::Show { mac, boots }) => {
             let mac = match Mac::parse(mac) {
@@ -252,6 +228,28 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, servers: &[String]) -> Result<
             }
             Ok(ExitCode::SUCCESS)
         }
+        // `list`, or no command.
+        _ => {
+            let list = match servers {
+                [] => load(state_dir)?.summaries(),
+                [one] => fetch_list(one, auth)?,
+                many => merge_lists(
+                    many.iter()
+                        .map(|u| fetch_list(u, auth))
+                        .collect::<Result<_>>()?,
+                ),
+            };
+            if args.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "machines": list }))?
+                )?;
+            } else {
+                out.write_all(format_list(&list).as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -263,17 +261,11 @@ fn firmware_by_mac(
     auth: &kindling_fetch::AdminAuth,
 ) -> std::collections::HashMap<String, String> {
     let list = match server {
-        Some(url) => http_get(url, auth, "/api/v1/machines")
-            .ok()
-            .filter(|(status, _)| *status == 200)
-            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
-            .and_then(|v| {
-                serde_json::from_value::<Vec<MachineSummary>>(v.get("machines")?.clone()).ok()
-            })
-            .unwrap_or_default(),
-        None => load(state_dir).map(|s| s.summaries()).unwrap_or_default(),
+        Some(url) => fetch_list(url, auth),
+        None => load(state_dir).map(|s| s.summaries()),
     };
-    list.into_iter()
+    list.unwrap_or_default()
+        .into_iter()
         .filter_map(|m| Some((m.mac, m.firmware?)))
         .collect()
 }
@@ -325,10 +317,7 @@ pub fn format_list(list: &[MachineSummary]) -> String {
                 dash(&m.group).into(),
                 dash(&m.profile).into(),
                 m.last_stage.map(|s| s.label()).unwrap_or("-").into(),
-                m.last_seen_at
-                    .get(..19)
-                    .unwrap_or(&m.last_seen_at)
-                    .replace('T', " "),
+                lifecycle::when(m.last_seen),
                 m.last_error
                     .as_ref()
                     .map(|e| e.message.clone())
@@ -338,6 +327,20 @@ pub fn format_list(list: &[MachineSummary]) -> String {
         .collect();
     let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
     lifecycle::table(&header, &rows)
+}
+
+/// A lease for people: `10.0.0.5 bound until 2026-12-03T17:00:42Z`, then `{sep}host name
+/// {host}` when it has one (`show`: how the host name is written).
+pub(crate) fn lease_text(l: &LeaseSummary, sep: &str, show: impl Fn(&str) -> String) -> String {
+    let host = l.hostname.as_deref().map(show);
+    let host = host.map(|h| format!("{sep}host name {h}"));
+    format!(
+        "{} {} until {}{}",
+        l.ip,
+        l.state,
+        l.expires_at,
+        host.unwrap_or_default()
+    )
 }
 
 /// The timeline of `kindling machines show MAC`.
@@ -358,17 +361,8 @@ pub fn format_detail(d: &MachineDetail) -> String {
         s.push_str(&lifecycle::describe(r));
     }
     if let Some(l) = &m.lease {
-        let _ = writeln!(
-            s,
-            "  DHCP lease {} {} until {}{}",
-            l.ip,
-            l.state,
-            l.expires_at,
-            l.hostname
-                .as_deref()
-                .map(|h| format!("  host name {}", kindling_dhcp::Esc(h.as_bytes())))
-                .unwrap_or_default()
-        );
+        let host = |h: &str| kindling_dhcp::Esc(h.as_bytes()).to_string();
+        let _ = writeln!(s, "  DHCP lease {}", lease_text(l, "  ", host));
     }
     let _ = writeln!(
         s,
@@ -446,11 +440,4 @@ pub fn format_detail(d: &MachineDetail) -> String {
         );
     }
     s
-}
-
-/// GETs `path` of the admin listener at `base` (an `http://host:port` URL, or just
-/// `host:port`); the status and the body.
-fn http_get(base: &str, auth: &kindling_fetch::AdminAuth, path: &str) -> Result<(u16, String)> {
-    let a = kindling_fetch::admin_request(base, auth, reqwest::Method::GET, path, &[], None)?;
-    Ok((a.status, a.text()))
 }

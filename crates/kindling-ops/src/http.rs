@@ -1,5 +1,6 @@
 //! Endpoints contributed to the HTTP service: `/metrics`, `/readyz`, `/api/v1/...`, `/ui/`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,27 +47,6 @@ fn no_store(mut r: Reply) -> Reply {
         header::HeaderValue::from_static("no-store"),
     );
     r
-}
-
-/// `{"<name>": [rows...]}`.
-struct Listing<T> {
-    name: &'static str,
-    rows: Vec<T>,
-}
-
-impl<T> Listing<T> {
-    fn new(name: &'static str, rows: Vec<T>) -> Listing<T> {
-        Listing { name, rows }
-    }
-}
-
-impl<T: serde::Serialize> serde::Serialize for Listing<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(1))?;
-        m.serialize_entry(self.name, &self.rows)?;
-        m.end()
-    }
 }
 
 fn json_reply(status: StatusCode, v: &impl serde::Serialize) -> Reply {
@@ -136,10 +116,10 @@ impl Extension for ApiEndpoint {
         }
         let ops = &self.0;
         let r = match rest {
-            // Serialized straight from the rows: a `json!` tree of 10,000 machines
-            // would cost several times the rows themselves.
-            "machines" => json_reply(StatusCode::OK, &Listing::new("machines", ops.machines())),
-            "leases" => json_reply(StatusCode::OK, &Listing::new("leases", ops.leases())),
+            // `{"machines": [...]}`, serialized straight from the rows: a `json!` tree of
+            // 10,000 machines would cost several times the rows themselves.
+            "machines" => json_reply(StatusCode::OK, &BTreeMap::from([(rest, ops.machines())])),
+            "leases" => json_reply(StatusCode::OK, &BTreeMap::from([(rest, ops.leases())])),
             "status" => json_reply(StatusCode::OK, &status_json(ops)),
             "events" => event_stream(ops.clone()),
             _ => match rest.strip_prefix("machines/") {
@@ -199,43 +179,14 @@ fn event_stream(ops: Arc<Ops>) -> Reply {
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
         return r;
     };
-    let mut reply = Reply::new(StatusCode::OK, "text/event-stream", Bytes::new());
-    reply.headers.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
+    let mut reply = no_store(Reply::new(
+        StatusCode::OK,
+        "text/event-stream",
+        Bytes::new(),
+    ));
     reply.body = sse_body(&ops, slot).into();
     reply.len = STREAM_LEN;
     reply
-}
-
-/// What to do with a subscriber after an attempt to queue a message for it, pure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubscriberVerdict {
-    Keep,
-    /// Its queue is full: it does not read fast enough (or at all).
-    Overflow,
-    /// Its queue has waited longer than the stall timeout without being taken from.
-    Stalled,
-    /// The connection is gone.
-    Gone,
-}
-
-/// `queued`: the message went into the queue (`None`: the receiver is gone);
-/// `waiting`: messages in the queue after the attempt; `idle`: time since the connection
-/// last took a message.
-pub fn subscriber_verdict(
-    queued: Option<bool>,
-    waiting: usize,
-    idle: Duration,
-    stall: Duration,
-) -> SubscriberVerdict {
-    match queued {
-        None => SubscriberVerdict::Gone,
-        Some(false) => SubscriberVerdict::Overflow,
-        Some(true) if waiting > 1 && idle >= stall => SubscriberVerdict::Stalled,
-        Some(true) => SubscriberVerdict::Keep,
-    }
 }
 
 /// The next message for a subscriber: `Ok(Some)` a chunk, `Ok(None)` nothing (look again),
@@ -287,10 +238,10 @@ async fn pump(
             }
             continue;
         };
-        let queued = match tx.try_send(chunk) {
-            Ok(()) => Some(true),
-            Err(TrySendError::Full(_)) => Some(false),
-            Err(TrySendError::Closed(_)) => None,
+        let overflow = match tx.try_send(chunk) {
+            Ok(()) => false,
+            Err(TrySendError::Full(_)) => true,
+            Err(TrySendError::Closed(_)) => return,
         };
         let waiting = limits.queue.saturating_sub(tx.capacity());
         let now = epoch.elapsed();
@@ -300,20 +251,17 @@ async fn pump(
         }
         let taken_at = Duration::from_millis(last_taken.load(std::sync::atomic::Ordering::Relaxed));
         let idle = now.saturating_sub(taken_at.max(nonempty_since));
-        match subscriber_verdict(queued, waiting, idle, limits.stall) {
-            SubscriberVerdict::Keep => {}
-            SubscriberVerdict::Gone => return,
-            v => {
-                let overflow = v == SubscriberVerdict::Overflow;
-                ops.metrics.subscriber_dropped(overflow);
-                tracing::info!(
-                    target: "kindling::ops",
-                    reason = if overflow { "overflow" } else { "stalled" },
-                    queue = limits.queue,
-                    "event-stream subscriber dropped: it does not read"
-                );
-                return;
-            }
+        // Dropped when its queue is full (it does not read fast enough, or at all), or the
+        // queue has waited longer than the stall timeout without being taken from.
+        if overflow || (waiting > 1 && idle >= limits.stall) {
+            ops.metrics.subscriber_dropped(overflow);
+            tracing::info!(
+                target: "kindling::ops",
+                reason = if overflow { "overflow" } else { "stalled" },
+                queue = limits.queue,
+                "event-stream subscriber dropped: it does not read"
+            );
+            return;
         }
     }
 }

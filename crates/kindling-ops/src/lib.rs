@@ -7,8 +7,9 @@
 //!   a rotated JSON-lines [`journal`] and broadcast to live subscribers.
 //! * [`Ops::admin_extensions`] are `/metrics`, `/readyz`, `/api/v1/...` and `/ui/`, for the
 //!   admin listener; [`Ops::boot_extensions`] (`/readyz`) go on the boot listener.
-//! * [`cli`] is `kindling machines [show MAC]`; [`lifecycle`] is `kindling machines
-//!   --discovered|--installed`, `reinstall MAC` and `mark-installed MAC`.
+//! * [`cli`] is `kindling machines [show MAC]` and prints `--discovered|--installed`
+//!   ([`lifecycle`]: the lifecycle state in text) as kindling-api's lifecycle client
+//!   (`kindling_api::lifecycle_cli`, with `reinstall MAC` and `mark-installed MAC`) reads it.
 //!
 //! See `docs/operations.md`.
 

@@ -258,18 +258,6 @@ impl Metrics {
             .inc();
     }
 
-    pub fn subscribers_dropped(&self) -> u64 {
-        ["overflow", "stalled"]
-            .into_iter()
-            .map(|reason| {
-                self.c
-                    .subscribers_dropped
-                    .get_or_create(&ByReason { reason })
-                    .get()
-            })
-            .sum()
-    }
-
     pub fn binding_refused(&self) {
         self.c.binding_refused.inc();
     }

@@ -206,20 +206,11 @@ impl TftpObserver for Ops {
     }
 }
 
-impl Ops {
-    /// Replaces the neighbour-table lookup of the Ignition binding (tests).
-    pub fn set_arp_lookup(&self, f: crate::binding::ArpLookup) {
-        if let Ok(mut a) = self.arp.write() {
-            *a = f;
-        }
-    }
-}
-
 impl kindling_http::MachineBinding for Ops {
     fn check(&self, mac: &str, peer: IpAddr) -> Result<(), String> {
         let peer = peer.to_canonical();
         let neighbour = match peer {
-            IpAddr::V4(v4) => self.arp.read().ok().and_then(|f| f(v4)),
+            IpAddr::V4(v4) => crate::ops::proc_net_arp(&v4.to_string()),
             IpAddr::V6(_) => None,
         };
         let booted_from: Vec<std::net::Ipv4Addr> = match MacAddr::parse(mac).ok().map(|m| m.0) {

@@ -138,16 +138,12 @@ pub struct Ops {
     neighbours: Option<NeighbourLookup>,
     neighbour_cache: Mutex<HashMap<String, (Option<String>, Instant)>>,
     asset_status: Mutex<Vec<AssetStatus>>,
-    state_dir: Option<PathBuf>,
     /// Event-stream limits (from [`OpsConfig`]).
     pub(crate) subscriber_limits: SubscriberLimits,
     /// Open event streams (held by [`SubscriberSlot`]s).
     pub(crate) subscribers: std::sync::atomic::AtomicUsize,
     /// MAC -> addresses its PXE requests came from (the Ignition binding's evidence).
     pub(crate) bindings: Mutex<crate::binding::BindTable>,
-    /// The neighbour table, for the Ignition binding (always the kernel's, whatever
-    /// `neighbour_lookup` says; replaceable for tests).
-    pub(crate) arp: std::sync::RwLock<crate::binding::ArpLookup>,
     /// Install-once and discovery state, shown with each machine (set once at start).
     lifecycle: std::sync::OnceLock<Arc<kindling_model::Machines>>,
     /// Full DHCP mode's leases, shown with the machines and at `/api/v1/leases`.
@@ -191,11 +187,6 @@ impl Drop for SubscriberSlot {
     }
 }
 
-/// Whether one more subscriber fits, pure: `open` are open now.
-pub fn admit_subscriber(open: usize, max: usize) -> bool {
-    open < max
-}
-
 /// A live update, as sent on `/api/v1/events`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Update {
@@ -216,7 +207,7 @@ impl Ops {
     /// `kindling_journal_dropped_total`, and is tried again as events come
     /// (see [`crate::journal`]).
     pub fn open(cfg: &OpsConfig, state_dir: Option<&Path>) -> Arc<Ops> {
-        let ops = Self::build(cfg, state_dir.filter(|_| cfg.journal));
+        let ops = Self::build(cfg);
         if let Some(dir) = state_dir.filter(|_| cfg.journal) {
             // Replayed as it is read: start-up memory does not grow with the journal.
             let files = cfg.journal_files.max(1);
@@ -263,10 +254,10 @@ impl Ops {
 
     /// No journal: history lasts as long as the process.
     pub fn in_memory(cfg: &OpsConfig) -> Arc<Ops> {
-        Self::build(cfg, None)
+        Self::build(cfg)
     }
 
-    fn build(cfg: &OpsConfig, state_dir: Option<&Path>) -> Arc<Ops> {
+    fn build(cfg: &OpsConfig) -> Arc<Ops> {
         let (tx, _) = broadcast::channel(1024);
         let (closed, _) = watch::channel(false);
         let ops = Arc::new(Ops {
@@ -283,7 +274,6 @@ impl Ops {
                 .then(|| Arc::new(proc_net_arp) as NeighbourLookup),
             neighbour_cache: Mutex::default(),
             asset_status: Mutex::default(),
-            state_dir: state_dir.map(Path::to_path_buf),
             subscriber_limits: SubscriberLimits {
                 max: cfg.max_subscribers,
                 queue: cfg.subscriber_queue.max(1),
@@ -291,9 +281,6 @@ impl Ops {
             },
             subscribers: std::sync::atomic::AtomicUsize::new(0),
             bindings: Mutex::default(),
-            arp: std::sync::RwLock::new(Arc::new(|ip: std::net::Ipv4Addr| {
-                proc_net_arp(&ip.to_string())
-            })),
             lifecycle: std::sync::OnceLock::new(),
             dhcp_leases: std::sync::OnceLock::new(),
             group_reservations: Mutex::new(Vec::new()),
@@ -301,11 +288,6 @@ impl Ops {
         });
         spawn_applier(Arc::downgrade(&ops));
         ops
-    }
-
-    /// The journal directory, if journaling.
-    pub fn state_dir(&self) -> Option<&Path> {
-        self.state_dir.as_deref()
     }
 
     /// Whether the journal is configured and can be written, and the events it dropped
@@ -515,7 +497,7 @@ impl Ops {
         let admitted = self
             .subscribers
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                admit_subscriber(n, max).then_some(n + 1)
+                (n < max).then_some(n + 1)
             })
             .is_ok();
         if admitted {
@@ -754,7 +736,7 @@ fn live_updates(
 }
 
 /// The kernel's IPv4 neighbour table.
-fn proc_net_arp(ip: &str) -> Option<String> {
+pub(crate) fn proc_net_arp(ip: &str) -> Option<String> {
     let text = std::fs::read_to_string("/proc/net/arp").ok()?;
     parse_arp(&text, ip)
 }

@@ -3,29 +3,17 @@
 
 use std::fmt::Write as _;
 
+use crate::cli::lease_text;
 use crate::event::{Event, Stage, format_ts, human_bytes};
 use crate::ops::Ops;
 use crate::store::{Boot, MachineDetail, MachineSummary};
+use kindling_dhcp::policy::describe_arch;
+// HTML escaping for text and attribute values.
+use kindling_http::body::html_escape as esc;
 use kindling_model::FcosTrack;
 
 pub const APP_JS: &str = include_str!("../ui/app.js");
 pub const STYLE_CSS: &str = include_str!("../ui/style.css");
-
-/// HTML escaping for text and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 fn opt(s: &Option<String>) -> String {
     s.as_deref().map(esc).unwrap_or_else(|| "–".into())
@@ -286,7 +274,7 @@ fn event_row(e: &Event, start: u64) -> String {
             detail.push(esc(f.label()));
         }
         if let Some(a) = d.arch {
-            detail.push(format!("arch {}", esc(&crate::event::arch_label(a))));
+            detail.push(format!("arch {}", esc(&describe_arch(a))));
         }
         if let Some(i) = &d.iface {
             detail.push(format!("on {}", esc(i)));
@@ -389,18 +377,7 @@ pub fn machine_page(mac: &str, m: Option<&MachineDetail>) -> String {
                 "DHCP lease",
                 sm.lease
                     .as_ref()
-                    .map(|l| {
-                        esc(&format!(
-                            "{} {} until {}{}",
-                            l.ip,
-                            l.state,
-                            l.expires_at,
-                            l.hostname
-                                .as_deref()
-                                .map(|h| format!(", host name {h}"))
-                                .unwrap_or_default()
-                        ))
-                    })
+                    .map(|l| esc(&lease_text(l, ", ", str::to_string)))
                     .unwrap_or_else(|| "–".into()),
             ),
             (

@@ -14,7 +14,7 @@ fn dhcp(ts: u64, mac: &str, firmware: &str, kind: Kind) -> Event {
         _ => DhcpStep::Seen,
     };
     let mut d = Dhcp::new(step);
-    d.firmware = kindling_ops::event::firmware_from_label(firmware);
+    d.firmware = kindling_dhcp::Firmware::from_label(firmware);
     d.message = Some(kindling_dhcp::wire::MessageType::Discover.into());
     d.port = 67;
     let mut e = Event::new(ts, Detail::Dhcp(d));

@@ -336,20 +336,30 @@ fn machines(
     args: &kindling_ops::cli::MachinesArgs,
     servers: &[String],
 ) -> Result<std::process::ExitCode> {
+    use kindling_api::lifecycle_cli;
+    use kindling_model::Change;
+    use kindling_ops::cli::MachinesCommand;
     let (cfg, _) = config::load(cli.config.as_deref())?;
     let state = config::state_dir(&cfg, cli.state_dir.as_deref());
-    let writes = matches!(
-        args.command,
-        Some(
-            kindling_ops::cli::MachinesCommand::Reinstall { .. }
-                | kindling_ops::cli::MachinesCommand::MarkInstalled { .. }
-        )
-    );
+    let change = match &args.command {
+        Some(MachinesCommand::Reinstall { mac }) => Some((mac, Change::Reinstall)),
+        Some(MachinesCommand::MarkInstalled { mac }) => Some((mac, Change::Installed)),
+        _ => None,
+    };
     anyhow::ensure!(
-        !(writes && servers.is_empty() && cfg.store.backend == store::Backend::Etcd),
+        !(change.is_some() && servers.is_empty() && cfg.store.backend == store::Backend::Etcd),
         "with [store] backend = \"etcd\" the install state lives in etcd: use --server (any server of the fleet)"
     );
-    kindling_ops::cli::run(args, &state, servers)
+    // The lifecycle commands ask the first server only.
+    let server = servers.first().map(String::as_str);
+    match change {
+        Some((mac, change)) => lifecycle_cli::change(&state, server, &args.auth, mac, change),
+        None if kindling_ops::cli::is_lifecycle(args) => {
+            let records = lifecycle_cli::list(&state, server, &args.auth, args.discovered)?;
+            kindling_ops::cli::print_lifecycle(args, &state, server, &records)
+        }
+        None => kindling_ops::cli::run(args, &state, servers),
+    }
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {

@@ -9,44 +9,16 @@ use kindling_model::MacAddr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use kindling_dhcp::Firmware;
+use kindling_dhcp::policy::describe_arch;
+use kindling_dhcp::v6::decide::msg_from_label;
 use kindling_dhcp::wire::MessageType;
 
 use super::kinds::{Kind, Stage};
 use super::name::{Chosen, Name};
 use super::record::{Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Message, Reason, Str, Tftp};
 
-/// The firmware of a `label()` (`None`: not one of them).
-pub fn firmware_from_label(s: &str) -> Option<Firmware> {
-    [
-        Firmware::Ipxe,
-        Firmware::BiosPxe,
-        Firmware::UefiPxe,
-        Firmware::UefiHttp,
-    ]
-    .into_iter()
-    .find(|f| f.label() == s)
-}
-
-/// The DHCP message type of a `label()` (`other` reads as `Other(0)`, DHCPv6's as 0);
-/// `v6`: a DHCPv6 label.
-pub fn message_from_label(s: &str, v6: bool) -> Option<Message> {
-    if v6 {
-        return kindling_dhcp::v6::decide::msg_from_label(s).map(Message::V6);
-    }
-    (1..=8)
-        .chain([0])
-        .map(MessageType::from_u8)
-        .find(|m| m.label() == s)
-        .map(Message::V4)
-}
-
-/// `7 (efi-x64)`: option 93 with its name.
-pub fn arch_label(a: u16) -> String {
-    kindling_dhcp::policy::describe_arch(a)
-}
-
-/// The option 93 code of an [`arch_label`] (its leading number).
-pub fn arch_from_label(s: &str) -> Option<u16> {
+/// The option 93 code of a [`describe_arch`] label (its leading number).
+fn arch_from_label(s: &str) -> Option<u16> {
     let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     s.get(..end)?.parse().ok()
 }
@@ -196,7 +168,7 @@ impl Serialize for Event {
             Detail::Dhcp(d) => {
                 out.path = text(&d.file);
                 out.iface = text(&d.iface);
-                out.arch = d.arch.map(arch_label);
+                out.arch = d.arch.map(describe_arch);
                 out.firmware = d.firmware.map(|f| f.label());
                 out.message = d.message.map(Message::label);
                 out.dhcpv6 = d.message.is_some_and(Message::is_v6);
@@ -222,48 +194,32 @@ impl Serialize for Event {
     }
 }
 
-/// The JSON object as read (any field but `ts`, `kind`, `ok` and `what` may be absent).
+/// The JSON object as read (any field but `ts`, `kind`, `ok` and `what` may be absent: an
+/// absent `Option` is `None`).
 #[derive(Deserialize)]
 struct In {
     ts: u64,
     kind: Kind,
-    #[serde(default)]
     mac: Option<Str>,
-    #[serde(default)]
     ip: Option<Str>,
-    #[serde(default)]
     stage: Option<Stage>,
     ok: bool,
     what: Str,
-    #[serde(default)]
     reason: Option<Str>,
-    #[serde(default)]
     path: Option<Str>,
-    #[serde(default)]
     endpoint: Option<Str>,
-    #[serde(default)]
     status: Option<u16>,
-    #[serde(default)]
     bytes: Option<u64>,
-    #[serde(default)]
     duration_ms: Option<f64>,
-    #[serde(default)]
     iface: Option<Str>,
-    #[serde(default)]
     arch: Option<Str>,
-    #[serde(default)]
     firmware: Option<Str>,
-    #[serde(default)]
     message: Option<Str>,
     #[serde(default)]
     dhcpv6: bool,
-    #[serde(default)]
     vendor_class: Option<Str>,
-    #[serde(default)]
     user_class: Option<Str>,
-    #[serde(default)]
     group: Option<Str>,
-    #[serde(default)]
     profile: Option<Str>,
     #[serde(default)]
     repeats: u64,
@@ -292,11 +248,15 @@ impl From<In> for Event {
         let detail = match step {
             Some(step) => Detail::Dhcp(Dhcp {
                 step,
-                message: i
-                    .message
-                    .as_deref()
-                    .and_then(|m| message_from_label(m, i.dhcpv6)),
-                firmware: i.firmware.as_deref().and_then(firmware_from_label),
+                // `other` reads as `Other(0)`, DHCPv6's as 0.
+                message: i.message.as_deref().and_then(|m| {
+                    if i.dhcpv6 {
+                        msg_from_label(m).map(Message::V6)
+                    } else {
+                        MessageType::from_label(m).map(Message::V4)
+                    }
+                }),
+                firmware: i.firmware.as_deref().and_then(Firmware::from_label),
                 port: i
                     .what
                     .rsplit_once(" on port ")

@@ -3,30 +3,22 @@
 //! * `kinds`: [`Stage`], [`Source`], [`Kind`].
 //! * `name`: [`Name`], a shared recurring text.
 //! * `record`: [`Event`] and its [`Detail`]s, [`Reason`], sameness.
-//! * `doc`: the journal's and the API's JSON of an event, the `what` line, the labels of
-//!   firmware, message types and architectures.
+//! * `doc`: the journal's and the API's JSON of an event, the `what` line.
 //!
 //! Here: times and sizes in text.
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 mod doc;
 mod kinds;
 mod name;
 mod record;
 
-pub use doc::{What, arch_from_label, arch_label, firmware_from_label, message_from_label};
+pub use doc::What;
 pub use kinds::{Kind, Source, Stage};
 pub use name::{Chosen, Name};
 pub use record::{Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Message, Reason, Str, Tftp};
 
-/// Now, in Unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// Now, in Unix milliseconds (the lifecycle store's clock).
+pub use kindling_model::machines::now_ms;
 
 /// `2026-11-25T19:40:01.123Z` (UTC).
 pub fn format_ts(ms: u64) -> String {

@@ -7,8 +7,9 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use super::types::{Boot, MachineDetail, MachineSummary};
-use crate::event::{Detail, Event, Name, Source, Stage, arch_label, format_ts};
+use crate::event::{Detail, Event, Name, Source, Stage, format_ts};
 use kindling_dhcp::Firmware;
+use kindling_dhcp::policy::describe_arch;
 use kindling_model::MacAddr;
 
 /// How far back in a boot a repeated event is looked for (the longest retry cycle:
@@ -168,7 +169,7 @@ impl MachineRec {
         MachineSummary {
             mac: mac.to_string(),
             ip: f.ip.map(|ip| ip.to_string()),
-            arch: f.arch.map(arch_label),
+            arch: f.arch.map(describe_arch),
             firmware: f.firmware.map(|fw| fw.label().to_string()),
             group: f.group.as_deref().map(str::to_string),
             profile: f.profile.as_deref().map(str::to_string),
