@@ -3,6 +3,7 @@
 mod check;
 mod config;
 mod config_doc;
+mod heap;
 mod listeners;
 mod migrate;
 mod reload;
@@ -363,6 +364,7 @@ fn machines(
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
+    heap::tune_for_server();
     let (mut cfg, source) = config::load(cli.config.as_deref())?;
     let overrides = args.overrides();
     cfg.apply(&overrides);
