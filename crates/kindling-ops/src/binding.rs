@@ -18,6 +18,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use kindling_model::MacAddr;
+
 /// MAC -> the addresses its PXE requests came from.
 #[derive(Debug, Default)]
 pub struct BindTable {
@@ -72,17 +74,17 @@ impl BindTable {
     }
 }
 
-/// The binding decision, pure. `mac` is normalised (`52:54:00:12:34:56`); `neighbour` is
-/// the caller's neighbour-table entry, if any; `booted_from` the addresses that MAC's PXE
-/// requests came from.
+/// The binding decision, pure. `mac` is the MAC asked for; `neighbour` is the caller's
+/// neighbour-table entry, if any; `booted_from` the addresses that MAC's PXE requests came
+/// from.
 pub fn decide(
-    mac: &str,
+    mac: MacAddr,
     peer: IpAddr,
-    neighbour: Option<&str>,
+    neighbour: Option<MacAddr>,
     booted_from: &[Ipv4Addr],
 ) -> Result<(), String> {
     if let Some(hw) = neighbour {
-        return if hw.eq_ignore_ascii_case(mac) {
+        return if hw == mac {
             Ok(())
         } else {
             Err(format!("{peer} is {hw} in the neighbour table, not {mac}"))
@@ -104,7 +106,7 @@ pub fn decide(
 mod tests {
     use super::*;
 
-    const M: &str = "52:54:00:12:34:56";
+    const M: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap_or_else(|_| unreachable!())
@@ -116,7 +118,7 @@ mod tests {
         let e = decide(
             M,
             ip("10.0.0.5"),
-            Some("52:54:00:00:00:99"),
+            Some(MacAddr([0x52, 0x54, 0, 0, 0, 0x99])),
             &[Ipv4Addr::new(10, 0, 0, 5)],
         )
         .unwrap_err();

@@ -34,8 +34,7 @@ pub use event::{
 };
 pub use journal::{FsyncPolicy, JournalStatus};
 pub use ops::{
-    AssetStatus, NeighbourLookup, Ops, OpsConfig, SubscriberLimits, SubscriberSlot, Update,
-    give_back_freed_memory,
+    AssetStatus, Ops, OpsConfig, SubscriberLimits, SubscriberSlot, Update, give_back_freed_memory,
 };
 pub use store::{BootError, LeaseSummary, Limits, MachineDetail, MachineSummary};
 

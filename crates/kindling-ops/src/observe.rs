@@ -209,19 +209,21 @@ impl TftpObserver for Ops {
 impl kindling_http::MachineBinding for Ops {
     fn check(&self, mac: &str, peer: IpAddr) -> Result<(), String> {
         let peer = peer.to_canonical();
+        // A `mac` label that is no MAC was never seen booting anywhere.
+        let Ok(mac) = MacAddr::parse(mac) else {
+            self.metrics.binding_refused();
+            return Err(format!("{mac:?} is not a MAC address"));
+        };
         let neighbour = match peer {
-            IpAddr::V4(v4) => crate::ops::proc_net_arp(&v4.to_string()),
+            IpAddr::V4(v4) => crate::ops::proc_net_arp(v4),
             IpAddr::V6(_) => None,
         };
-        let booted_from: Vec<std::net::Ipv4Addr> = match MacAddr::parse(mac).ok().map(|m| m.0) {
-            Some(m) => self
-                .bindings
-                .lock()
-                .map(|b| b.ips(&m).to_vec())
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        let r = crate::binding::decide(mac, peer, neighbour.as_deref(), &booted_from);
+        let booted_from = self
+            .bindings
+            .lock()
+            .map(|b| b.ips(&mac.0).to_vec())
+            .unwrap_or_default();
+        let r = crate::binding::decide(mac, peer, neighbour, &booted_from);
         if r.is_err() {
             self.metrics.binding_refused();
         }

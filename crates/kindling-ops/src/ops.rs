@@ -1,11 +1,12 @@
 //! The hub: observers in, store + journal + metrics + live stream out.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use kindling_model::{Mac, MacAddr, Snapshot};
+use kindling_model::{MacAddr, Snapshot};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
@@ -118,9 +119,6 @@ pub struct AssetStatus {
     pub ok: bool,
 }
 
-/// Looks up an IPv4 address in the neighbour table; returns a normalised MAC.
-pub type NeighbourLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
 /// The operator view. Create one with [`Ops::open`] (journal) or [`Ops::in_memory`], hand
 /// clones of the `Arc` to the DHCP server, TFTP server and HTTP service as their observer,
 /// and register [`Ops::extensions`] with the HTTP service.
@@ -135,8 +133,10 @@ pub struct Ops {
     journal: Mutex<Option<JournalWriter>>,
     pub(crate) tx: broadcast::Sender<Arc<str>>,
     pub(crate) closed: watch::Sender<bool>,
-    neighbours: Option<NeighbourLookup>,
-    neighbour_cache: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    /// `OpsConfig::neighbour_lookup`.
+    neighbour_lookup: bool,
+    /// Recent neighbour-table answers (5 s), for attribution.
+    neighbour_cache: Mutex<HashMap<Ipv4Addr, (Option<MacAddr>, Instant)>>,
     asset_status: Mutex<Vec<AssetStatus>>,
     /// Event-stream limits (from [`OpsConfig`]).
     pub(crate) subscriber_limits: SubscriberLimits,
@@ -269,9 +269,7 @@ impl Ops {
             journal: Mutex::new(None),
             tx,
             closed,
-            neighbours: cfg
-                .neighbour_lookup
-                .then(|| Arc::new(proc_net_arp) as NeighbourLookup),
+            neighbour_lookup: cfg.neighbour_lookup,
             neighbour_cache: Mutex::default(),
             asset_status: Mutex::default(),
             subscriber_limits: SubscriberLimits {
@@ -602,9 +600,7 @@ impl Ops {
                 && let Some(ip) = ev.ip
                 && store.mac_for_ip(ip).is_none()
             {
-                ev.mac = self
-                    .neighbour(&ip.to_string())
-                    .and_then(|m| MacAddr::parse(&m).ok());
+                ev.mac = self.neighbour(ip);
             }
             let hint = live.then_some((ev.ip, ev.mac));
             let evs = store.ingest(ev);
@@ -635,20 +631,26 @@ impl Ops {
         }
     }
 
-    fn neighbour(&self, ip: &str) -> Option<String> {
-        let f = self.neighbours.as_ref()?;
+    /// The MAC of an IPv4 client in the kernel's neighbour table, when the lookup is on.
+    fn neighbour(&self, ip: IpAddr) -> Option<MacAddr> {
+        let IpAddr::V4(ip) = ip.to_canonical() else {
+            return None;
+        };
+        if !self.neighbour_lookup {
+            return None;
+        }
         if let Ok(c) = self.neighbour_cache.lock()
-            && let Some((m, at)) = c.get(ip)
+            && let Some((m, at)) = c.get(&ip)
             && at.elapsed() < Duration::from_secs(5)
         {
-            return m.clone();
+            return *m;
         }
-        let m = f(ip);
+        let m = proc_net_arp(ip);
         if let Ok(mut c) = self.neighbour_cache.lock() {
             if c.len() > 1024 {
                 c.clear();
             }
-            c.insert(ip.to_string(), (m.clone(), Instant::now()));
+            c.insert(ip, (m, Instant::now()));
         }
         m
     }
@@ -735,21 +737,21 @@ fn live_updates(
     }
 }
 
-/// The kernel's IPv4 neighbour table.
-pub(crate) fn proc_net_arp(ip: &str) -> Option<String> {
+/// `ip`'s MAC in the kernel's IPv4 neighbour table.
+pub(crate) fn proc_net_arp(ip: Ipv4Addr) -> Option<MacAddr> {
     let text = std::fs::read_to_string("/proc/net/arp").ok()?;
     parse_arp(&text, ip)
 }
 
-/// Finds `ip` in the text of `/proc/net/arp` (complete entries only).
-pub fn parse_arp(text: &str, ip: &str) -> Option<String> {
+/// Finds `ip` in the text of `/proc/net/arp` (complete entries with a 6-byte address).
+pub fn parse_arp(text: &str, ip: Ipv4Addr) -> Option<MacAddr> {
     text.lines().skip(1).find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         let (addr, flags, hw) = (f.first()?, f.get(2)?, f.get(3)?);
-        if *addr != ip || *flags == "0x0" || *hw == "00:00:00:00:00:00" {
+        if addr.parse() != Ok(ip) || *flags == "0x0" {
             return None;
         }
-        Mac::parse(hw).ok().map(|m| m.to_string())
+        MacAddr::parse(hw).ok().filter(|m| m.0 != [0; 6])
     })
 }
 
@@ -762,12 +764,13 @@ mod tests {
         let t = "IP address       HW type     Flags       HW address            Mask     Device\n\
                  10.99.0.50       0x1         0x2         52:54:00:12:34:56     *        s0\n\
                  10.99.0.51       0x1         0x0         00:00:00:00:00:00     *        s0\n";
+        let ip = |last| Ipv4Addr::new(10, 99, 0, last);
         assert_eq!(
-            parse_arp(t, "10.99.0.50").as_deref(),
-            Some("52:54:00:12:34:56")
+            parse_arp(t, ip(50)),
+            Some(MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]))
         );
-        assert_eq!(parse_arp(t, "10.99.0.51"), None);
-        assert_eq!(parse_arp(t, "10.99.0.5"), None);
-        assert_eq!(parse_arp("", "10.99.0.5"), None);
+        assert_eq!(parse_arp(t, ip(51)), None);
+        assert_eq!(parse_arp(t, ip(5)), None);
+        assert_eq!(parse_arp("", ip(5)), None);
     }
 }
