@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use kindling_model::FcosTrack;
-use kindling_tftp::TftpStats;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text::encode;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -170,11 +169,8 @@ pub struct Metrics {
     ready: AtomicBool,
     /// The HTTP listeners' connection counters, by listener name.
     listeners: Mutex<Vec<(&'static str, Arc<kindling_http::server::Stats>)>>,
-    /// The TFTP server's own counters.
-    tftp: Mutex<Option<Arc<TftpStats>>>,
-    /// The proxy DHCP server's own counters.
-    dhcp: Mutex<Option<kindling_dhcp::StatsHandle>>,
-    /// Families other crates register at each scrape (the shared store's health).
+    /// Families other crates register at each scrape (the DHCP and TFTP servers' counters,
+    /// the shared store's health).
     others: Mutex<Vec<Families>>,
 }
 
@@ -210,8 +206,6 @@ impl Metrics {
             fcos: Mutex::default(),
             ready: AtomicBool::new(false),
             listeners: Mutex::default(),
-            tftp: Mutex::default(),
-            dhcp: Mutex::default(),
             others: Mutex::default(),
         }
     }
@@ -227,20 +221,6 @@ impl Metrics {
         if let Ok(mut l) = self.listeners.lock() {
             l.retain(|(n, _)| *n != name);
             l.push((name, stats));
-        }
-    }
-
-    /// The TFTP server whose counters `/metrics` shows (`kindling_tftp_*`).
-    pub fn add_tftp(&self, stats: Arc<TftpStats>) {
-        if let Ok(mut t) = self.tftp.lock() {
-            *t = Some(stats);
-        }
-    }
-
-    /// The proxy DHCP server whose counters `/metrics` shows (`kindling_dhcp_*`).
-    pub fn add_dhcp(&self, stats: kindling_dhcp::StatsHandle) {
-        if let Ok(mut d) = self.dhcp.lock() {
-            *d = Some(stats);
         }
     }
 
@@ -455,8 +435,6 @@ impl Metrics {
             self.journal_torn.load(Relaxed) + self.journal_bad.load(Relaxed),
         );
         self.listener_families(&mut r);
-        self.tftp_families(&mut r);
-        self.dhcp_families(&mut r);
         for f in self.others.lock().map(|o| o.clone()).unwrap_or_default() {
             f(&mut r);
         }
@@ -555,20 +533,6 @@ impl Metrics {
             "Unix time of the last successful Fedora CoreOS tracker check (0: none since start)",
             last_success,
         );
-    }
-
-    /// The proxy DHCP server's counters, when one runs.
-    fn dhcp_families(&self, r: &mut Registry) {
-        if let Some(st) = self.dhcp.lock().ok().and_then(|d| d.clone()) {
-            st.register(r);
-        }
-    }
-
-    /// The TFTP server's counters, when one runs.
-    fn tftp_families(&self, r: &mut Registry) {
-        if let Some(st) = self.tftp.lock().ok().and_then(|t| t.clone()) {
-            st.register(r);
-        }
     }
 
     /// Listener connections, by listener (`http`: the boot listener; `admin`), and the

@@ -121,7 +121,7 @@ pub struct AssetStatus {
 
 /// The operator view. Create one with [`Ops::open`] (journal) or [`Ops::in_memory`], hand
 /// clones of the `Arc` to the DHCP server, TFTP server and HTTP service as their observer,
-/// and register [`Ops::extensions`] with the HTTP service.
+/// and register [`Ops::boot_extensions`] and [`Ops::admin_extensions`] with the listeners.
 pub struct Ops {
     pub(crate) store: Mutex<Store>,
     /// Events recorded but not yet applied to the store (see [`Ops::record`]).
@@ -516,23 +516,14 @@ impl Ops {
         self.subscriber_limits
     }
 
-    /// Reports a listener's connection counters in the metrics (`listener` = `http`,
-    /// `admin`).
-    /// The proxy DHCP server whose counters `/metrics` shows.
-    pub fn add_dhcp_stats(&self, stats: kindling_dhcp::StatsHandle) {
-        self.metrics.add_dhcp(stats);
-    }
-
-    /// A component's own metric families (registered at each scrape).
+    /// A component's own metric families, registered at each scrape (the DHCP and TFTP
+    /// servers' counters, the shared store's health, ...).
     pub fn add_metrics(&self, families: crate::metrics::Families) {
         self.metrics.add_families(families);
     }
 
-    /// The TFTP server whose counters `/metrics` shows.
-    pub fn add_tftp_stats(&self, stats: Arc<kindling_tftp::TftpStats>) {
-        self.metrics.add_tftp(stats);
-    }
-
+    /// Reports a listener's connection counters in the metrics (`listener` = `http`,
+    /// `admin`).
     pub fn add_listener_stats(
         &self,
         listener: &'static str,

@@ -263,7 +263,8 @@ fn counters_are_typed_and_known_labels_start_at_zero() {
     boot.requests.answered(Endpoint::Ipxe, 404, 1, true);
     m.add_listener("http", boot);
     m.add_listener("admin", admin);
-    m.add_dhcp(kindling_dhcp::StatsHandle::default());
+    let dhcp = kindling_dhcp::StatsHandle::default();
+    m.add_families(std::sync::Arc::new(move |r| dhcp.register(r)));
     let text = m.render(kindling_ops::metrics::StoreGauges::default());
     for line in [
         "kindling_http_requests_total{endpoint=\"ipxe\",status=\"200\"} 2\n",
@@ -312,7 +313,8 @@ fn tftp_series_are_the_servers_counters() {
     use std::sync::atomic::Ordering::Relaxed;
     let ops = Ops::in_memory(&OpsConfig::default());
     let st = Arc::new(kindling_tftp::TftpStats::default());
-    ops.add_tftp_stats(st.clone());
+    let registered = st.clone();
+    ops.add_metrics(Arc::new(move |r| registered.register(r)));
     let s = parse(&ops.metrics_text());
     assert_eq!(
         value(&s, "kindling_tftp_refused_total", &[("reason", "busy")]),

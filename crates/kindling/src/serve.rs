@@ -358,7 +358,8 @@ async fn start_tftp(
     {
         server = server.with_source(s);
     }
-    ops.add_tftp_stats(server.stats());
+    let stats = server.stats();
+    ops.add_metrics(Arc::new(move |r| stats.register(r)));
     tracing::info!(tftp = %server.local_addr(), "TFTP ready");
     let c = tasks.cancel.clone();
     tasks
@@ -383,7 +384,8 @@ async fn start_dhcp(
     let server = kindling_dhcp::DhcpServer::bind_with_observer(&dhcp_cfg, ops.clone())
         .await
         .context("starting DHCP")?;
-    ops.add_dhcp_stats(server.stats_handle());
+    let stats = server.stats_handle();
+    ops.add_metrics(Arc::new(move |r| stats.register(r)));
     ops.add_dhcp_leases(server.leases_handle());
     // A fleet's servers claim each ACK's lease in the shared store first.
     if cfg.dhcp.mode == kindling_dhcp::config::DhcpMode::Full
