@@ -164,17 +164,17 @@ impl TftpObserver for Ops {
     fn request_refused(&self, peer: SocketAddr, file: &str, why: Refusal, reason: &str) {
         let mut ev = Event::new(
             now_ms(),
-            Detail::Tftp(Tftp {
+            Detail::Tftp(Box::new(Tftp {
                 file: file.into(),
                 write: why == Refusal::WriteRequest,
                 probe: false,
                 bytes: 0,
                 duration_ms: None,
-            }),
+            })),
         );
         ev.ip = Some(ip_of(peer));
         ev.ok = false;
-        ev.reason = Some(Reason::Text(reason.into()));
+        ev.reason = Some(Reason::text(reason));
         self.record(ev);
     }
 
@@ -188,19 +188,19 @@ impl TftpObserver for Ops {
     ) {
         let mut ev = Event::new(
             now_ms(),
-            Detail::Tftp(Tftp {
+            Detail::Tftp(Box::new(Tftp {
                 file: file.into(),
                 write: false,
                 probe: matches!(outcome, Outcome::OptionsDeclined),
                 bytes,
                 duration_ms: Some(ms(duration)),
-            }),
+            })),
         );
         ev.ip = Some(ip_of(peer));
         ev.ok = outcome.is_success();
         ev.reason = match outcome {
             Outcome::Completed | Outcome::OptionsDeclined => None,
-            other => Some(Reason::Text(compact_str::format_compact!("{other}"))),
+            other => Some(Reason::text(&other.to_string())),
         };
         self.record(ev);
     }
@@ -274,9 +274,9 @@ impl RequestObserver for Ops {
                 return;
             }
         }
-        let mut reason = r.reason.map(|t| Reason::Text(t.into()));
+        let mut reason = r.reason.map(Reason::text);
         if !r.complete {
-            reason = Some(Reason::Text(compact_str::format_compact!(
+            reason = Some(Reason::text(&format!(
                 "download cut short after {} of {}: {}",
                 human_bytes(r.bytes),
                 human_bytes(r.length),
@@ -360,13 +360,13 @@ mod tests {
         ops.record({
             let mut e = Event::new(
                 now_ms(),
-                Detail::Tftp(Tftp {
+                Detail::Tftp(Box::new(Tftp {
                     file: "undionly.kpxe".into(),
                     write: false,
                     probe: false,
                     bytes: 0,
                     duration_ms: Some(1.0),
-                }),
+                })),
             );
             e.mac = kindling_model::MacAddr::parse("52:54:00:00:00:01").ok();
             e

@@ -42,18 +42,18 @@ fn http(ts: u64, mac: Option<&str>, endpoint: &str, path: &str, status: u16) -> 
 fn tftp(ts: u64, ok: bool) -> Event {
     let mut e = Event::new(
         ts,
-        Detail::Tftp(Tftp {
+        Detail::Tftp(Box::new(Tftp {
             file: "ipxe.efi".into(),
             write: false,
             probe: false,
             bytes: 0,
             duration_ms: Some(1.0),
-        }),
+        })),
     );
     e.ip = Some(ip());
     e.ok = ok;
     if !ok {
-        e.reason = Some(Reason::Text("timed out".into()));
+        e.reason = Some(Reason::text("timed out"));
     }
     e
 }

@@ -274,13 +274,13 @@ impl From<In> for Event {
                     let w = i.what.strip_suffix(" (size probe)").unwrap_or(&i.what);
                     w.split_once(' ').map_or(w, |(_, f)| f).into()
                 });
-                Detail::Tftp(Tftp {
+                Detail::Tftp(Box::new(Tftp {
                     file,
                     write: i.what.starts_with("WRQ "),
                     probe,
                     bytes: i.bytes.unwrap_or(0),
                     duration_ms: i.duration_ms,
-                })
+                }))
             }
             None => {
                 let (method, rest) = i.what.split_once(' ').unwrap_or((&i.what, ""));

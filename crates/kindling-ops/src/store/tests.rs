@@ -37,13 +37,13 @@ fn http(path: &str, status: u16) -> Event {
 fn tftp(write: bool, probe: bool) -> Event {
     let mut e = Event::new(
         5,
-        Detail::Tftp(Tftp {
+        Detail::Tftp(Box::new(Tftp {
             file: "x".repeat(40).into(),
             write,
             probe,
             bytes: u64::MAX,
             duration_ms: (!write).then_some(-0.0),
-        }),
+        })),
     );
     e.ip = "fe80::1".parse().ok();
     e
@@ -71,12 +71,12 @@ fn every_kind() -> Vec<Event> {
         d.port = 4011;
     }
     let mut failed = http("/ipxe?mac=52-54-00-00-27-0f&x=ü\"\\", 404);
-    failed.reason = Some(Reason::Text("r".repeat(200).into()));
+    failed.reason = Some(Reason::text(&"r".repeat(200)));
     failed.repeats = 3;
     failed.last_ts = 1_795_000_009_000;
     let mut refused = tftp(true, false);
     refused.ok = false;
-    refused.reason = Some(Reason::Text("write requests are refused".into()));
+    refused.reason = Some(Reason::text("write requests are refused"));
     vec![
         dhcp(DhcpStep::Seen, Firmware::UefiHttp),
         answered,
@@ -159,7 +159,7 @@ fn sameness_ignores_times_sizes_and_addresses_only() {
         c.stage = None;
         assert!(!a.same_as(&c));
         let mut c = a.clone();
-        c.reason = Some(Reason::Text("other".into()));
+        c.reason = Some(Reason::text("other"));
         assert!(!a.same_as(&c));
     }
     // Each pair of different events of the list differs.
