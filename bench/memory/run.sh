@@ -203,7 +203,7 @@ stop_server() {
   for _ in $(seq 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
   SPID=""
 }
-metric() { ins curl -sf --max-time 10 http://127.0.0.1:8082/metrics | awk -v m="$1" '$1 == m {print $2; exit}'; }
+metric() { ins curl -sf --max-time 10 http://127.0.0.1:8082/metrics | awk -v m="$1" '$1 == m && !f {print $2; f = 1}'; }
 
 dhcp_loop() {
   # One pass over all MACs every DHCP_PERIOD s until $1 (epoch s); one JSON line per pass.
