@@ -189,12 +189,7 @@ pub async fn run(
             for (area, key) in &forget {
                 loader.forget(*area, key);
             }
-            let s = if explicit {
-                loader.load_explicit()
-            } else {
-                loader.load()
-            };
-            (s, loader)
+            (loader.reload(explicit), loader)
         })
         .await
         .map_err(std::io::Error::other)?;
@@ -202,13 +197,14 @@ pub async fn run(
         if let Some(w) = watches.as_mut() {
             w.rearm();
         }
-        if snap.changed_files > 0 || why == "SIGHUP" {
+        // A snapshot only when something changed, or on SIGHUP (logged even unchanged).
+        if let Some(snap) = &snap {
             log_snapshot(
-                &snap,
+                snap,
                 &format!("reloaded ({why}, {} file(s) changed)", snap.changed_files),
             );
         }
-        if snap.changed_files > 0 {
+        if let Some(snap) = snap.filter(|s| s.changed_files > 0) {
             log_dirs_back(&shared.snapshot.load(), &snap);
             ops.note_snapshot(&snap);
             shared.snapshot.store(Arc::new(snap));

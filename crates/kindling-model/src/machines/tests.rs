@@ -3,10 +3,12 @@
 
 use super::*;
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kindling-machines-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A fresh directory of its own, removed when dropped (even when the test fails).
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("kindling-machines-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
@@ -14,20 +16,20 @@ fn install_rearm_and_reload() {
     let d = scratch("install");
     let mac = MacAddr::parse("52:54:00:00:00:01").unwrap();
     {
-        let (m, p) = Machines::open(&d, 10, true).unwrap();
+        let (m, p) = Machines::open(d.path(), 10, true).unwrap();
         assert!(p.is_empty(), "{p:?}");
         assert!(m.installed(mac).is_none());
         assert!(m.mark_installed(mac, Via::Callback, "g", "p").unwrap());
         assert!(!m.mark_installed(mac, Via::Ignition, "g", "p").unwrap());
         assert_eq!(m.installed(mac).unwrap().via, Via::Callback);
         // A second opener sees the lock.
-        assert!(try_lock(&d).unwrap().is_none());
+        assert!(try_lock(d.path()).unwrap().is_none());
     }
     assert!(
-        try_lock(&d).unwrap().is_some(),
+        try_lock(d.path()).unwrap().is_some(),
         "lock released with the store"
     );
-    let (m, _) = Machines::open(&d, 10, true).unwrap();
+    let (m, _) = Machines::open(d.path(), 10, true).unwrap();
     let i = m.installed(mac).expect("install survives a restart");
     assert_eq!(
         (i.via, i.group.as_str(), i.profile.as_str()),
@@ -36,41 +38,39 @@ fn install_rearm_and_reload() {
     assert!(m.rearm(mac).unwrap());
     assert!(!m.rearm(mac).unwrap());
     assert!(
-        !d.join("52-54-00-00-00-01.json").exists(),
+        !d.path().join("52-54-00-00-00-01.json").exists(),
         "an empty record has no file"
     );
     drop(m);
-    let (m, _) = Machines::open(&d, 10, true).unwrap();
+    let (m, _) = Machines::open(d.path(), 10, true).unwrap();
     assert!(m.installed(mac).is_none());
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
 fn a_record_that_does_not_load_makes_that_machine_unknown() {
     let d = scratch("unknown");
-    std::fs::create_dir_all(&d).unwrap();
+    std::fs::create_dir_all(d.path()).unwrap();
     let a = MacAddr::parse("52:54:00:00:00:0a").unwrap();
     let b = MacAddr::parse("52:54:00:00:00:0b").unwrap();
     // A newer version's word, and a copy under another machine's name.
     std::fs::write(
-        d.join(file_name(a)),
+        d.path().join(file_name(a)),
         r#"{"mac":"52:54:00:00:00:0a","installed":{"at":1,"via":"api"}}"#,
     )
     .unwrap();
     std::fs::write(
-        d.join(file_name(b)),
+        d.path().join(file_name(b)),
         r#"{"mac":"52:54:00:00:00:0c","installed":{"at":1,"via":"operator"}}"#,
     )
     .unwrap();
-    std::fs::write(d.join("notes.json"), "{}").unwrap();
-    let (m, problems) = Machines::open(&d, 10, true).unwrap();
+    std::fs::write(d.path().join("notes.json"), "{}").unwrap();
+    let (m, problems) = Machines::open(d.path(), 10, true).unwrap();
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(m.unknown(a).is_some() && m.unknown(b).is_some());
     assert!(
         m.unknown(MacAddr::parse("52:54:00:00:00:0d").unwrap())
             .is_none()
     );
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn an_unavailable_store_refuses_writes_and_records_nothing() {
 #[test]
 fn discovery_is_bounded_written_once_and_cleared_by_a_match() {
     let d = scratch("disc");
-    let (m, _) = Machines::open(&d, 2, true).unwrap();
+    let (m, _) = Machines::open(d.path(), 2, true).unwrap();
     let mac = |n: u8| MacAddr([0x52, 0x54, 0, 0, 1, n]);
     let long = "x".repeat(1000);
     assert_eq!(
@@ -113,23 +113,22 @@ fn discovery_is_bounded_written_once_and_cleared_by_a_match() {
     assert_eq!(m.discovered(mac(3), None, ["", "", "", ""]), Noted::Full);
     assert_eq!(m.dropped(), 1);
     m.flush();
-    assert!(d.join(file_name(mac(1))).exists() && d.join(file_name(mac(2))).exists());
+    assert!(d.path().join(file_name(mac(1))).exists() && d.path().join(file_name(mac(2))).exists());
     assert!(m.matched(mac(2)));
     assert!(!m.matched(mac(2)));
     m.flush();
-    assert!(!d.join(file_name(mac(2))).exists());
+    assert!(!d.path().join(file_name(mac(2))).exists());
     assert_eq!(m.counts().1, 1);
     drop(m);
-    let (m, problems) = Machines::open(&d, 2, true).unwrap();
+    let (m, problems) = Machines::open(d.path(), 2, true).unwrap();
     assert_eq!(m.counts().1, 1);
     assert!(problems.is_empty(), "{problems:?}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
 fn an_install_racing_a_match_keeps_the_count_and_the_records_true() {
     let d = scratch("race");
-    let (m, _) = Machines::open(&d, 100_000, true).unwrap();
+    let (m, _) = Machines::open(d.path(), 100_000, true).unwrap();
     let m = Arc::new(m);
     let macs: Vec<MacAddr> = (0..200u16)
         .map(|i| MacAddr([0x52, 0x54, 0, 0, (i >> 8) as u8, i as u8]))
@@ -153,7 +152,6 @@ fn an_install_racing_a_match_keeps_the_count_and_the_records_true() {
     assert_eq!(installed, 200);
     assert_eq!(discovered, 0, "a match is never undone by an install");
     assert!(m.list().iter().all(|r| r.discovered.is_none()));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 // The shared store (a fleet).

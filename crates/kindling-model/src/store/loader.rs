@@ -57,13 +57,14 @@ pub struct Loader {
 
 const MAX_DEPTH: usize = 8;
 
-/// The `*.json` files below an area's directory handle: (key, relative path).
-/// Sub-directories are entered through the handle too (never a symlink).
+/// The `*.json` files below an area's directory handle, as paths relative to it (a
+/// file's key is its path without `.json`: [`key_of`]). Sub-directories are entered
+/// through the handle too (never a symlink).
 fn json_files(
     dir: &cap_std::fs::Dir,
     rel: &str,
     depth: usize,
-    out: &mut Vec<(String, String)>,
+    out: &mut Vec<String>,
     recurse: bool,
 ) {
     let Ok(rd) = dir.entries() else {
@@ -87,8 +88,8 @@ fn json_files(
             }
             continue;
         }
-        if let Some(stem) = relname.strip_suffix(".json") {
-            out.push((stem.to_string(), relname.clone()));
+        if relname.ends_with(".json") {
+            out.push(relname);
         }
     }
 }
@@ -98,7 +99,13 @@ struct AreaFiles {
     dir: cap_std::fs::Dir,
     base: PathBuf,
     area: &'static str,
-    files: Vec<(String, String)>,
+    /// Relative paths of its `*.json` files.
+    files: Vec<String>,
+}
+
+/// A data file's key (group or profile name): its relative path without `.json`.
+fn key_of(rel: &str) -> &str {
+    rel.strip_suffix(".json").unwrap_or(rel)
 }
 
 /// Why an area's directory cannot be read.
@@ -202,19 +209,28 @@ impl Loader {
     /// replaced by a file, unreadable), keep their last good content in force, reported
     /// as problems.
     pub fn load(&mut self) -> Snapshot {
-        self.load_with(false)
+        let (problems, changed) = self.refresh(false);
+        self.snapshot(problems, changed)
     }
 
-    /// An explicit reload (SIGHUP): like [`Loader::load`], but a `groups/` or
-    /// `profiles/` directory that vanished is taken as gone: nothing is served from it
-    /// any more (as matchbox would do), and the problem says so once. Broken files
-    /// still keep their last good version.
-    pub fn load_explicit(&mut self) -> Snapshot {
-        self.load_with(true)
+    /// The watcher's load, after [`Loader::load`] gave the snapshot in force: a new
+    /// snapshot when a file changed, `None` when the one in force still holds (nothing
+    /// is built for nothing: at 10,000 groups a snapshot is an index's worth of memory
+    /// and time, and the interval re-check runs every 30 s by default).
+    ///
+    /// `explicit`: the operator's reload (SIGHUP), which always answers a snapshot, and
+    /// takes a `groups/` or `profiles/` directory that vanished (deleted, renamed,
+    /// replaced by a file, unreadable) as gone: nothing is served from it any more (as
+    /// matchbox would do), and the problem says so once. Broken files still keep their
+    /// last good version.
+    pub fn reload(&mut self, explicit: bool) -> Option<Snapshot> {
+        let (problems, changed) = self.refresh(explicit);
+        (changed > 0 || explicit).then(|| self.snapshot(problems, changed))
     }
 
-    fn load_with(&mut self, explicit: bool) -> Snapshot {
-        self.generation += 1;
+    /// Brings the per-file caches up to date with the directory: (the problems seen,
+    /// the files changed).
+    fn refresh(&mut self, explicit: bool) -> (Vec<Problem>, usize) {
         let mut problems = Vec::new();
         let mut changed = 0;
 
@@ -250,6 +266,11 @@ impl Loader {
             Profile::parse,
             &mut problems,
         );
+        (problems, changed)
+    }
+
+    fn snapshot(&mut self, problems: Vec<Problem>, changed: usize) -> Snapshot {
+        self.generation += 1;
         build(
             &self.groups,
             &self.profiles,
@@ -518,13 +539,16 @@ fn refresh<T, E: std::fmt::Display>(
     problems: &mut Vec<Problem>,
 ) -> (usize, bool) {
     let mut changed = 0;
-    let mut seen = std::collections::HashSet::with_capacity(area.files.len());
+    // Sorted by key, the listing also answers "is this cached key still there" (no set
+    // of the keys seen: at 10,000 groups, every interval re-check, that was ~1 MB).
+    let mut files = area.files;
+    files.sort_unstable_by(|a, b| key_of(a).cmp(key_of(b)));
+    let listed = |k: &str| files.binary_search_by(|r| key_of(r).cmp(k)).is_ok();
     let dir = &area.dir;
-    for (key, rel) in area.files {
-        seen.insert(key.clone());
+    for rel in &files {
         let file = format!("{}/{rel}", area.area);
         // Opened confined; the stamp and the bytes come from the same handle.
-        let (stamp, opened) = match open_in(dir, &area.base, area.area, &rel) {
+        let (stamp, opened) = match open_in(dir, &area.base, area.area, rel) {
             Ok(o) if o.meta.is_file() => (Ok(stamp(&o.meta)), Some(o)),
             // Not a regular file (a directory, a FIFO) or gone: not a data file.
             Ok(_) | Err(ReadError::NotFound(_)) => continue,
@@ -534,13 +558,21 @@ fn refresh<T, E: std::fmt::Display>(
             Some(o) => o.read_limited(MAX_DATA_FILE_BYTES).map_err(load_error),
             None => Err(String::new()),
         };
-        changed += usize::from(update(cache, &key, file, stamp, read, parse, problems));
+        changed += usize::from(update(
+            cache,
+            key_of(rel),
+            file,
+            stamp,
+            read,
+            parse,
+            problems,
+        ));
     }
-    let gone = cache.keys().any(|k| !seen.contains(k.as_str()));
+    let gone = cache.keys().any(|k| !listed(k));
     if gone && !still_at(dir, &area.base) {
         return (changed, false);
     }
     let before = cache.len();
-    cache.retain(|k, _| seen.contains(k.as_str()));
+    cache.retain(|k, _| listed(k));
     (changed + (before - cache.len()), true)
 }

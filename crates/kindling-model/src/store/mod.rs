@@ -7,7 +7,7 @@
 //! The same holds for the `groups/` and `profiles/` directories themselves: one
 //! that vanishes (deleted, renamed, replaced by a file, unreadable) keeps what
 //! was loaded from it in force, reported as a problem naming its path, until it
-//! is back or an explicit reload ([`Loader::load_explicit`]) accepts that it is
+//! is back or an explicit reload (`Loader::reload(true)`, SIGHUP) accepts that it is
 //! gone. The loader never creates or changes anything in the data directory.
 //! Ignition, generic and cloud files are read per request, confined to their
 //! directories (symlinks that leave them are refused).

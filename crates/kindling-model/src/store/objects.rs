@@ -552,14 +552,16 @@ mod tests {
     use crate::labels::labels_from_query;
     use crate::store::Loader;
     use crate::store::durable::interrupted_write;
-    use std::path::PathBuf;
 
-    fn scratch(name: &str) -> (PathBuf, Objects) {
-        let root =
-            std::env::temp_dir().join(format!("kindling-objects-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        (root.clone(), Objects::new(DataDir::new(root)))
+    /// A fresh directory of its own, removed when dropped (even when the test fails), and
+    /// the objects of a data directory there.
+    fn scratch(name: &str) -> (tempfile::TempDir, Objects) {
+        let root = tempfile::Builder::new()
+            .prefix(&format!("kindling-objects-{name}-"))
+            .tempdir()
+            .unwrap();
+        let o = Objects::new(DataDir::new(root.path()));
+        (root, o)
     }
 
     const GROUP: &[u8] = br#"{"id":"g1","profile":"p1","selector":{"mac":"52:54:00:00:00:01"}}"#;
@@ -571,7 +573,7 @@ mod tests {
         o.put(Kind::Group, "g1", GROUP).unwrap();
         let mut loader = Loader::new(o.data_dir().clone());
         let first = loader.load();
-        let path = root.join("groups/g1.json");
+        let path = root.path().join("groups/g1.json");
         let when = std::fs::metadata(&path).unwrap().modified().unwrap();
         // Same length, same inode, same mtime: the stamp cannot tell.
         let other = br#"{"id":"g1","profile":"p9","selector":{"mac":"52:54:00:00:00:01"}}"#;
@@ -599,19 +601,19 @@ mod tests {
     #[test]
     fn temporaries_of_dead_writers_are_swept_and_others_kept() {
         let (root, o) = scratch("sweep");
-        std::fs::create_dir_all(root.join("groups")).unwrap();
+        std::fs::create_dir_all(root.path().join("groups")).unwrap();
         // pid 0x7fffffff does not exist; ours does.
         let dead = ".g1.json.2147483647.3.tmp";
         let live = format!(".g2.json.{}.1.tmp", std::process::id());
         for n in [dead, live.as_str(), ".notes.tmp", "g3.json"] {
-            std::fs::write(root.join("groups").join(n), b"x").unwrap();
+            std::fs::write(root.path().join("groups").join(n), b"x").unwrap();
         }
         assert_eq!(interrupted_write(dead), Some(2147483647));
         assert_eq!(interrupted_write(".notes.tmp"), None);
         assert_eq!(o.sweep_temporaries(), 1);
-        assert!(!root.join("groups").join(dead).exists());
+        assert!(!root.path().join("groups").join(dead).exists());
         for n in [live.as_str(), ".notes.tmp", "g3.json"] {
-            assert!(root.join("groups").join(n).exists(), "{n}");
+            assert!(root.path().join("groups").join(n).exists(), "{n}");
         }
     }
 
@@ -670,8 +672,8 @@ mod tests {
         assert_eq!(o.get(Kind::Ignition, "p1.ign").unwrap(), b"{}");
         assert_eq!(o.list(Kind::Group).unwrap(), vec!["g1"]);
         assert_eq!(o.list(Kind::Generic).unwrap(), vec!["p1.tmpl"]);
-        assert!(root.join("groups/g1.json").is_file());
-        assert!(root.join("ignition/p1.ign").is_file());
+        assert!(root.path().join("groups/g1.json").is_file());
+        assert!(root.path().join("ignition/p1.ign").is_file());
         let snap = Loader::new(o.data_dir().clone()).load();
         let (labels, _) = labels_from_query("mac=52:54:00:00:00:01");
         let g = snap.select(&labels).expect("the written group is selected");
@@ -679,7 +681,7 @@ mod tests {
         // Replaced in place; nothing temporary left behind.
         o.put(Kind::Ignition, "p1.ign", b"{\"a\":1}").unwrap();
         assert_eq!(o.get(Kind::Ignition, "p1.ign").unwrap(), b"{\"a\":1}");
-        let names: Vec<_> = std::fs::read_dir(root.join("ignition"))
+        let names: Vec<_> = std::fs::read_dir(root.path().join("ignition"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -690,7 +692,6 @@ mod tests {
             o.get(Kind::Group, "g1"),
             Err(ObjectError::NotFound { .. })
         ));
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -714,13 +715,12 @@ mod tests {
             assert!(o.delete(Kind::Ignition, id).is_err());
         }
         assert!(o.put(Kind::Group, &"x".repeat(201), GROUP).is_err());
-        assert!(!root.join("profiles").exists());
+        assert!(!root.path().join("profiles").exists());
         // A file with an id no API could give is not listed.
-        std::fs::create_dir_all(root.join("generic")).unwrap();
-        std::fs::write(root.join("generic/.x.1.2.tmp"), b"").unwrap();
-        std::fs::write(root.join("generic/ok"), b"").unwrap();
+        std::fs::create_dir_all(root.path().join("generic")).unwrap();
+        std::fs::write(root.path().join("generic/.x.1.2.tmp"), b"").unwrap();
+        std::fs::write(root.path().join("generic/ok"), b"").unwrap();
         assert_eq!(o.list(Kind::Generic).unwrap(), vec!["ok"]);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -737,14 +737,13 @@ mod tests {
         let e = o.put(Kind::Group, "g", b"{\"id\": ").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
         assert!(o.list(Kind::Group).unwrap().is_empty());
-        let root_text = root.display().to_string();
+        let root_text = root.path().display().to_string();
         for e in [
             o.get(Kind::Profile, "nope").unwrap_err(),
             o.put(Kind::Group, "g", bad_mac).unwrap_err(),
         ] {
             assert!(!e.to_string().contains(&root_text), "{e}");
         }
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -752,7 +751,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let (root, o) = scratch("mode");
         o.put(Kind::Ignition, "secret.ign", b"{}").unwrap();
-        let path = root.join("ignition/secret.ign");
+        let path = root.path().join("ignition/secret.ign");
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o644
@@ -763,6 +762,5 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -6,17 +6,12 @@ use super::loader::*;
 use super::*;
 use crate::labels::Labels;
 
-fn tmp() -> PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "kindling-model-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    fs::create_dir_all(&p).unwrap();
-    p
+/// A fresh directory of its own, removed when dropped (even when the test fails).
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("kindling-model-")
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
@@ -38,14 +33,39 @@ fn clean_within_rules() {
     assert_eq!(clean_within("a/../../x", "ignition"), None);
 }
 
+/// A data directory with one group, `groups/a.json`: (its root, the group's file, a
+/// loader of it); the root is removed when dropped.
+fn one_group() -> (tempfile::TempDir, PathBuf, Loader) {
+    let root = tmp();
+    let dd = DataDir::new(root.path());
+    dd.ensure_layout().unwrap();
+    let gp = root.path().join("groups/a.json");
+    fs::write(&gp, r#"{"id":"a","profile":"p","selector":{"os":"x"}}"#).unwrap();
+    (root, gp, Loader::new(dd))
+}
+
+#[test]
+fn reload_builds_a_snapshot_only_for_a_change() {
+    let (_root, gp, mut loader) = one_group();
+    let first = loader.load();
+    assert_eq!((first.index.groups().len(), first.generation), (1, 1));
+    // Nothing changed: the snapshot in force holds, none is built.
+    assert!(loader.reload(false).is_none());
+    // An explicit reload always answers one (the operator asked).
+    let s = loader.reload(true).expect("SIGHUP answers a snapshot");
+    assert_eq!((s.changed_files, s.generation), (0, 2));
+    // A changed file: a new snapshot with the change, the next generation.
+    fs::write(&gp, r#"{"id":"a","profile":"q","selector":{"os":"y"}}"#).unwrap();
+    loader.forget(Area::Groups, "a");
+    let s = loader.reload(false).expect("a change answers a snapshot");
+    assert_eq!((s.changed_files, s.generation), (1, 3));
+    assert_eq!(s.index.groups()[0].profile, "q");
+    assert!(loader.reload(false).is_none());
+}
+
 #[test]
 fn last_good_version_kept() {
-    let root = tmp();
-    let dd = DataDir::new(&root);
-    dd.ensure_layout().unwrap();
-    let gp = root.join("groups/a.json");
-    fs::write(&gp, r#"{"id":"a","profile":"p","selector":{"os":"x"}}"#).unwrap();
-    let mut loader = Loader::new(dd.clone());
+    let (_root, gp, mut loader) = one_group();
     let s = loader.load();
     assert_eq!(s.index.groups().len(), 1);
     assert!(s.problems.is_empty());
@@ -64,17 +84,20 @@ fn last_good_version_kept() {
     fs::remove_file(&gp).unwrap();
     let s = loader.load();
     assert_eq!(s.index.groups().len(), 0);
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn confined_reads_refuse_symlinks_out() {
     let root = tmp();
-    let dd = DataDir::new(root.join("data"));
+    let dd = DataDir::new(root.path().join("data"));
     dd.ensure_layout().unwrap();
-    fs::write(root.join("secret"), "s").unwrap();
-    std::os::unix::fs::symlink(root.join("secret"), root.join("data/ignition/link.ign")).unwrap();
-    fs::write(root.join("data/ignition/ok.ign"), "{}").unwrap();
+    fs::write(root.path().join("secret"), "s").unwrap();
+    std::os::unix::fs::symlink(
+        root.path().join("secret"),
+        root.path().join("data/ignition/link.ign"),
+    )
+    .unwrap();
+    fs::write(root.path().join("data/ignition/ok.ign"), "{}").unwrap();
     assert!(dd.read(Area::Ignition, "ok.ign").is_ok());
     assert!(matches!(
         dd.read(Area::Ignition, "link.ign"),
@@ -88,22 +111,21 @@ fn confined_reads_refuse_symlinks_out() {
         dd.read(Area::Ignition, ""),
         Err(ReadError::NotAFile(..))
     ));
-    fs::remove_dir_all(&root).unwrap();
 }
 #[test]
 fn confined_open_follows_symlinks_inside_only() {
     let root = tmp();
-    let dd = DataDir::new(root.join("data"));
+    let dd = DataDir::new(root.path().join("data"));
     dd.ensure_layout().unwrap();
-    let assets = root.join("data/assets");
+    let assets = root.path().join("data/assets");
     fs::create_dir_all(assets.join("sub")).unwrap();
     fs::write(assets.join("a.txt"), "inside").unwrap();
-    fs::write(root.join("secret"), "outside").unwrap();
+    fs::write(root.path().join("secret"), "outside").unwrap();
     std::os::unix::fs::symlink("../a.txt", assets.join("sub/rel")).unwrap();
     std::os::unix::fs::symlink(assets.join("a.txt"), assets.join("abs")).unwrap();
     std::os::unix::fs::symlink("../../secret", assets.join("out")).unwrap();
-    std::os::unix::fs::symlink(root.join("secret"), assets.join("abs-out")).unwrap();
-    std::os::unix::fs::symlink(&root, assets.join("dir-out")).unwrap();
+    std::os::unix::fs::symlink(root.path().join("secret"), assets.join("abs-out")).unwrap();
+    std::os::unix::fs::symlink(root.path(), assets.join("dir-out")).unwrap();
     let read = |n: &str| dd.open(Area::Assets, n).and_then(|o| o.read_limited(100));
     assert_eq!(read("sub/rel").unwrap(), b"inside");
     assert_eq!(read("abs").unwrap(), b"inside");
@@ -123,46 +145,49 @@ fn confined_open_follows_symlinks_inside_only() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("rel")]);
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn fifo_is_refused_without_blocking() {
     let root = tmp();
-    let dd = DataDir::new(&root);
+    let dd = DataDir::new(root.path());
     dd.ensure_layout().unwrap();
-    let fifo = root.join("ignition/pipe.ign");
+    let fifo = root.path().join("ignition/pipe.ign");
     let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     assert!(matches!(
         dd.read(Area::Ignition, "pipe.ign"),
         Err(ReadError::NotAFile(_))
     ));
-    let c = std::ffi::CString::new(root.join("groups/pipe.json").as_os_str().as_encoded_bytes())
-        .unwrap();
+    let c = std::ffi::CString::new(
+        root.path()
+            .join("groups/pipe.json")
+            .as_os_str()
+            .as_encoded_bytes(),
+    )
+    .unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let s = Loader::new(dd).load();
     assert_eq!(s.index.groups().len(), 0);
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn oversized_files_are_refused_before_reading() {
     let root = tmp();
-    let dd = DataDir::new(&root);
+    let dd = DataDir::new(root.path());
     dd.ensure_layout().unwrap();
     // A template over the per-request limit.
-    let big = fs::File::create(root.join("generic/big")).unwrap();
+    let big = fs::File::create(root.path().join("generic/big")).unwrap();
     big.set_len(MAX_TEMPLATE_BYTES + 1).unwrap();
     let e = dd.read(Area::Generic, "big").unwrap_err();
     assert!(matches!(e, ReadError::TooLarge { .. }), "{e}");
     assert!(e.to_string().contains("generic/big"), "{e}");
     assert!(e.to_string().contains("8 MiB"), "{e}");
     // A group that grows over the limit keeps its last good version.
-    let gp = root.join("groups/g.json");
+    let gp = root.path().join("groups/g.json");
     fs::write(&gp, r#"{"id":"g","profile":"p","selector":{"os":"x"}}"#).unwrap();
     fs::write(
-        root.join("groups/other.json"),
+        root.path().join("groups/other.json"),
         r#"{"id":"o","profile":"p","selector":{"os":"y"}}"#,
     )
     .unwrap();
@@ -180,20 +205,22 @@ fn oversized_files_are_refused_before_reading() {
     // Reported again on the next load, without being re-read.
     let s = loader.load();
     assert_eq!((s.problems.len(), s.changed_files), (1, 0));
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn group_symlinks_stay_inside() {
     let root = tmp();
-    let dd = DataDir::new(root.join("data"));
+    let dd = DataDir::new(root.path().join("data"));
     dd.ensure_layout().unwrap();
     let g = r#"{"id":"g","profile":"p","selector":{"os":"x"}}"#;
-    fs::write(root.join("outside.json"), g).unwrap();
-    fs::write(root.join("data/groups/real.txt"), g).unwrap();
-    std::os::unix::fs::symlink("real.txt", root.join("data/groups/in.json")).unwrap();
-    std::os::unix::fs::symlink(root.join("outside.json"), root.join("data/groups/out.json"))
-        .unwrap();
+    fs::write(root.path().join("outside.json"), g).unwrap();
+    fs::write(root.path().join("data/groups/real.txt"), g).unwrap();
+    std::os::unix::fs::symlink("real.txt", root.path().join("data/groups/in.json")).unwrap();
+    std::os::unix::fs::symlink(
+        root.path().join("outside.json"),
+        root.path().join("data/groups/out.json"),
+    )
+    .unwrap();
     let mut loader = Loader::new(dd);
     let s = loader.load();
     let ids: Vec<_> = s
@@ -212,7 +239,6 @@ fn group_symlinks_stay_inside() {
     );
     let s = loader.load();
     assert_eq!((s.problems.len(), s.changed_files), (1, 0));
-    fs::remove_dir_all(&root).unwrap();
 }
 
 fn seed(root: &Path) -> DataDir {
@@ -250,14 +276,14 @@ fn dir_problem(s: &Snapshot) -> &Problem {
 #[test]
 fn a_vanished_groups_dir_keeps_its_groups_until_it_is_back() {
     let root = tmp();
-    let dd = seed(&root);
+    let dd = seed(root.path());
     let mut loader = Loader::new(dd);
     let s = loader.load();
     assert_eq!((s.index.groups().len(), s.problems.len()), (2, 0));
-    let groups = root.join("groups");
+    let groups = root.path().join("groups");
 
     // Renamed away: both groups stay, the problem names the path, once a change.
-    fs::rename(&groups, root.join("groups.old")).unwrap();
+    fs::rename(&groups, root.path().join("groups.old")).unwrap();
     let s = loader.load();
     assert_eq!(s.index.groups().len(), 2);
     assert_eq!(
@@ -306,21 +332,20 @@ fn a_vanished_groups_dir_keeps_its_groups_until_it_is_back() {
     fs::remove_dir_all(&groups).unwrap();
     let s = loader.load();
     assert_eq!(s.index.groups().len(), 1, "the last loaded content stays");
-    fs::rename(root.join("groups.old"), &groups).unwrap();
+    fs::rename(root.path().join("groups.old"), &groups).unwrap();
     let s = loader.load();
     assert!(s.problems.is_empty(), "{:?}", s.problems);
     assert_eq!(s.index.groups().len(), 2);
     assert_eq!(profile_of(&s, "52:54:00:00:00:01").as_deref(), Some("p"));
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn a_vanished_profiles_dir_keeps_its_profiles() {
     let root = tmp();
-    let dd = seed(&root);
+    let dd = seed(root.path());
     let mut loader = Loader::new(dd);
     loader.load();
-    fs::remove_dir_all(root.join("profiles")).unwrap();
+    fs::remove_dir_all(root.path().join("profiles")).unwrap();
     let s = loader.load();
     assert!(s.profiles.contains_key("p"));
     let g = s.index.groups().first().cloned().unwrap();
@@ -329,20 +354,21 @@ fn a_vanished_profiles_dir_keeps_its_profiles() {
     assert_eq!(p.file, "profiles/");
     assert!(p.message.contains("the 1 profile loaded"), "{p}");
     // The loader never recreates what vanished (the data directory may be read-only).
-    assert!(!root.join("profiles").exists());
-    fs::remove_dir_all(&root).unwrap();
+    assert!(!root.path().join("profiles").exists());
 }
 
 #[test]
 fn an_explicit_reload_accepts_a_vanished_dir() {
     let root = tmp();
-    let dd = seed(&root);
+    let dd = seed(root.path());
     let mut loader = Loader::new(dd);
     loader.load();
-    fs::remove_dir_all(root.join("groups")).unwrap();
+    fs::remove_dir_all(root.path().join("groups")).unwrap();
     assert_eq!(loader.load().index.groups().len(), 2);
     // SIGHUP: matchbox would serve nothing from a missing groups/; so does Kindling.
-    let s = loader.load_explicit();
+    let s = loader
+        .reload(true)
+        .expect("an explicit reload answers a snapshot");
     assert_eq!(s.index.groups().len(), 0);
     assert!(s.changed_files > 0);
     let p = dir_problem(&s);
@@ -353,49 +379,49 @@ fn an_explicit_reload_accepts_a_vanished_dir() {
     let s = loader.load();
     assert_eq!((s.index.groups().len(), s.changed_files), (0, 0));
     assert!(s.problems.is_empty(), "{:?}", s.problems);
-    assert!(!root.join("groups").exists(), "never recreated");
+    assert!(!root.path().join("groups").exists(), "never recreated");
     // Profiles, still there, are untouched by the explicit reload.
     assert!(s.profiles.contains_key("p"));
     // Brought back: loaded again.
-    fs::create_dir(root.join("groups")).unwrap();
+    fs::create_dir(root.path().join("groups")).unwrap();
     fs::write(
-        root.join("groups/c.json"),
+        root.path().join("groups/c.json"),
         r#"{"id":"c","profile":"p","selector":{"os":"x"}}"#,
     )
     .unwrap();
     let s = loader.load();
     assert_eq!(s.index.groups().len(), 1);
     // An explicit reload with everything in place changes nothing.
-    let s = loader.load_explicit();
+    let s = loader
+        .reload(true)
+        .expect("an explicit reload answers a snapshot");
     assert_eq!((s.index.groups().len(), s.changed_files), (1, 0));
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn at_first_load_a_missing_dir_is_empty_and_a_file_is_a_problem() {
     let root = tmp();
-    fs::create_dir_all(root.join("profiles")).unwrap();
-    let s = Loader::new(DataDir::new(&root)).load();
+    fs::create_dir_all(root.path().join("profiles")).unwrap();
+    let s = Loader::new(DataDir::new(root.path())).load();
     assert_eq!(s.index.groups().len(), 0);
     assert!(s.problems.is_empty(), "{:?}", s.problems);
-    assert!(!root.join("groups").exists());
-    fs::write(root.join("groups"), "x").unwrap();
-    let s = Loader::new(DataDir::new(&root)).load();
+    assert!(!root.path().join("groups").exists());
+    fs::write(root.path().join("groups"), "x").unwrap();
+    let s = Loader::new(DataDir::new(root.path())).load();
     let p = dir_problem(&s);
     assert!(!p.kept_previous);
     assert!(p.message.contains("is not a directory"), "{p}");
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn a_directory_handle_knows_when_its_path_moved_on() {
     let root = tmp();
-    let groups = root.join("groups");
+    let groups = root.path().join("groups");
     fs::create_dir_all(&groups).unwrap();
     let open = || cap_std::fs::Dir::open_ambient_dir(&groups, cap_std::ambient_authority());
     let d = open().unwrap();
     assert!(still_at(&d, &groups));
-    fs::rename(&groups, root.join("old")).unwrap();
+    fs::rename(&groups, root.path().join("old")).unwrap();
     assert!(!still_at(&d, &groups), "renamed away");
     fs::create_dir(&groups).unwrap();
     assert!(!still_at(&d, &groups), "another directory");
@@ -406,5 +432,4 @@ fn a_directory_handle_knows_when_its_path_moved_on() {
     assert_eq!(probe_gone(&groups), Unavailable::NotADirectory);
     fs::remove_file(&groups).unwrap();
     assert_eq!(probe_gone(&groups), Unavailable::Missing);
-    fs::remove_dir_all(&root).unwrap();
 }
