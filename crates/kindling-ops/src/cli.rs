@@ -147,17 +147,6 @@ fn merge_details(details: Vec<MachineDetail>) -> Option<MachineDetail> {
     Some(d)
 }
 
-/// Whether these are the lifecycle commands (`reinstall`, `mark-installed`,
-/// `--discovered`, `--installed`): kindling-api's client (`kindling_api::lifecycle_cli`)
-/// runs them, and [`print_lifecycle`] prints its lists; [`run`] runs the others.
-pub fn is_lifecycle(args: &MachinesArgs) -> bool {
-    match &args.command {
-        Some(MachinesCommand::Reinstall { .. } | MachinesCommand::MarkInstalled { .. }) => true,
-        None | Some(MachinesCommand::List) => args.discovered || args.installed,
-        Some(MachinesCommand::Show { .. }) => false,
-    }
-}
-
 /// Prints `kindling machines --discovered | --installed`: `records` (as
 /// `kindling_api::lifecycle_cli::list` read them) with the firmware the timelines saw.
 pub fn print_lifecycle(
@@ -174,7 +163,9 @@ pub fn print_lifecycle(
     lifecycle::print(records, args.discovered, args.json, &firmware)
 }
 
-/// Runs `kindling machines` but for [`is_lifecycle`]. `servers`: the admin listeners' base
+/// Runs the views of `kindling machines` (the list, `show`); the binary hands the
+/// lifecycle commands (`reinstall`, `mark-installed`, `--discovered`, `--installed`) to
+/// `kindling_api::lifecycle_cli` and [`print_lifecycle`]. `servers`: the admin listeners' base
 /// URLs, such as `http://127.0.0.1:8082` (several: a fleet, whose timelines are merged);
 /// none: the journal in `state_dir`.
 /// Exit codes: 0 ok, 1 no such machine, 2 bad MAC.
@@ -182,9 +173,6 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, servers: &[String]) -> Result<
     let mut out = std::io::stdout().lock();
     let auth = &args.auth;
     match &args.command {
-        _ if is_lifecycle(args) => {
-            bail!("kindling machines: the lifecycle commands are kindling_api::lifecycle_cli's")
-        }
         Some(MachinesCommand::Show { mac, boots }) => {
             let mac = match Mac::parse(mac) {
                 Ok(m) => m.to_string(),

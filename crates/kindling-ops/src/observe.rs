@@ -208,12 +208,19 @@ impl TftpObserver for Ops {
 
 impl kindling_http::MachineBinding for Ops {
     fn check(&self, mac: &str, peer: IpAddr) -> Result<(), String> {
-        let peer = peer.to_canonical();
-        // A `mac` label that is no MAC was never seen booting anywhere.
-        let Ok(mac) = MacAddr::parse(mac) else {
+        let r = self.bound(mac, peer.to_canonical());
+        if r.is_err() {
             self.metrics.binding_refused();
-            return Err(format!("{mac:?} is not a MAC address"));
-        };
+        }
+        r
+    }
+}
+
+impl Ops {
+    /// The Ignition binding's answer for `mac` asked from `peer` (see [`crate::binding`]).
+    fn bound(&self, mac: &str, peer: IpAddr) -> Result<(), String> {
+        // A `mac` label that is no MAC was never seen booting anywhere.
+        let mac = MacAddr::parse(mac).map_err(|_| format!("{mac:?} is not a MAC address"))?;
         let neighbour = match peer {
             IpAddr::V4(v4) => crate::ops::proc_net_arp(v4),
             IpAddr::V6(_) => None,
@@ -223,11 +230,7 @@ impl kindling_http::MachineBinding for Ops {
             .lock()
             .map(|b| b.ips(&mac.0).to_vec())
             .unwrap_or_default();
-        let r = crate::binding::decide(mac, peer, neighbour, &booted_from);
-        if r.is_err() {
-            self.metrics.binding_refused();
-        }
-        r
+        crate::binding::decide(mac, peer, neighbour, &booted_from)
     }
 }
 

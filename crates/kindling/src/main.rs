@@ -351,11 +351,14 @@ fn machines(
         !(change.is_some() && servers.is_empty() && cfg.store.backend == store::Backend::Etcd),
         "with [store] backend = \"etcd\" the install state lives in etcd: use --server (any server of the fleet)"
     );
-    // The lifecycle commands ask the first server only.
+    // The lifecycle commands (a change, or the --discovered / --installed lists) are
+    // kindling-api's client's and ask the first server only; ops runs the views.
     let server = servers.first().map(String::as_str);
+    let lifecycle_list = matches!(args.command, None | Some(MachinesCommand::List))
+        && (args.discovered || args.installed);
     match change {
         Some((mac, change)) => lifecycle_cli::change(&state, server, &args.auth, mac, change),
-        None if kindling_ops::cli::is_lifecycle(args) => {
+        None if lifecycle_list => {
             let records = lifecycle_cli::list(&state, server, &args.auth, args.discovered)?;
             kindling_ops::cli::print_lifecycle(args, &state, server, &records)
         }
