@@ -14,7 +14,7 @@
 //!   or straight in the data directory;
 //! - [`lifecycle_cli`]: `kindling machines reinstall|mark-installed` and the records of
 //!   `--discovered|--installed`, through a server or straight in the state directory;
-//! - [`serve`]: the listener: TLS with client certificates required, connections capped
+//! - [`serve()`]: the listener: TLS with client certificates required, connections capped
 //!   per client and in total, message sizes and streams bounded;
 //! - [`config`]: the `[rpc]` table (matchbox's `-rpc-address`, `-cert-file`, `-key-file`,
 //!   `-ca-file`).

@@ -432,7 +432,7 @@ fn put_option(out: &mut Vec<u8>, code: u8, data: &[u8]) {
 }
 
 impl ReplyFields {
-    /// Encodes a BOOTREPLY with options 53, 54, the lease options, [60], [97], [43], END,
+    /// Encodes a BOOTREPLY with options 53, 54, the lease options, 60, 97, 43, END,
     /// padded to 300 bytes. Option 60 is left out when `vendor_class` is empty.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         if self.file.len() > MAX_FILE {

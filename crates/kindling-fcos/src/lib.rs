@@ -10,7 +10,7 @@
 //!   rewritten atomically, operator arguments preserved.
 //! * [`state`]: `assets/fedora-coreos/<stream>/state.json` (current and kept releases).
 //! * [`sync`]: `pull`, `rollback`, `status`: the whole verified switch.
-//! * [`track`]: the `[fcos]` config table and the tracking loop for `kindling serve`.
+//! * [`track`](mod@track): the `[fcos]` config table and the tracking loop for `kindling serve`.
 //! * [`cli`]: `kindling fcos pull|status|rollback`.
 
 pub mod cli;

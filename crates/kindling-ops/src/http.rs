@@ -153,7 +153,7 @@ fn machine_json(ops: &Ops, m: &str) -> Reply {
 }
 
 /// Configuration problems, the Fedora CoreOS tracker (`fcos`: one entry per stream and
-/// architecture, [`crate::FcosTrack`]), cache and assets, the journal's health.
+/// architecture, [`kindling_model::FcosTrack`]), cache and assets, the journal's health.
 pub fn status_json(ops: &Ops) -> serde_json::Value {
     json!({
         "ready": ops.is_ready(),

@@ -3,7 +3,7 @@
 //!
 //! Two kinds of series. What this crate counts as events happen (asset bytes by boot
 //! artifact, timeline events, reloads, event-stream subscribers) lives in families
-//! registered once ([`Counters`]); an increment is an atomic add on a series found by its
+//! registered once (`Counters`); an increment is an atomic add on a series found by its
 //! typed labels. What others own is read when `/metrics` is scraped, into a registry
 //! built for that scrape ([`Metrics::render`]), so no copy of it is kept here to go stale:
 //! the proxy DHCP and TFTP servers' and the HTTP listeners' counters, each registered by

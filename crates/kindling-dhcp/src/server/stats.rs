@@ -55,7 +55,7 @@ pub struct DhcpStats {
     pub refused_unsafe: u64,
     /// Ignored datagrams by reason label (every label present, zeros included).
     pub ignored: BTreeMap<String, u64>,
-    /// PXE/iPXE packets seen, by firmware label ([`SEEN_LABELS`], zeros included).
+    /// PXE/iPXE packets seen, by firmware label (`SEEN_LABELS`, zeros included).
     pub seen: BTreeMap<String, u64>,
 }
 

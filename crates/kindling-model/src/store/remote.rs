@@ -36,7 +36,7 @@ pub trait Remote: Send + Sync + std::fmt::Debug {
 pub enum Expect {
     /// Whatever is there (matchbox's API, and requests without a precondition).
     Anything,
-    /// The object as it was when it had this tag ([`tag`]).
+    /// The object as it was when it had this tag ([`tag`](super::objects::tag)).
     Tag(String),
     /// Some version of the object (`If-Match: *`).
     Present,

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 pub type Mac = [u8; 6];
 
 /// The address pool of one subnet, as configured. Subnets are referred to by their
-/// position in the list given to [`LeaseTable::new`].
+/// position in the list given to [`LeaseTable::new`](super::LeaseTable::new).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSpec {
     /// The network address (no host bits set).

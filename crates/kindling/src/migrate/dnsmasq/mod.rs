@@ -1,6 +1,6 @@
 //! `kindling migrate dnsmasq`: a dnsmasq configuration to `kindling.toml`.
 //!
-//! Sans-I/O: [`translate`] takes the configuration text and returns the TOML text and the
+//! Sans-I/O: [`translate()`] takes the configuration text and returns the TOML text and the
 //! warnings. How: the configuration is parsed ([`parse`]); dnsmasq's answer to each kind of
 //! network-boot client (BIOS, UEFI, iPXE, HTTP Boot, arm64; the default MAC and every MAC the
 //! configuration names) is computed ([`sim`]); Kindling's `[dhcp]` keys and rules are chosen

@@ -2,8 +2,8 @@
 //!
 //! [`guess`] finds the server's address, port and interface; [`plan`] simulates dnsmasq for
 //! every client and plans the rules; [`menu`] turns dnsmasq's BIOS PXE menu into
-//! `[dhcp.pxe_menu]`; [`dhcp_table`] fills `[dhcp]`; [`fate`] explains the differences and
-//! each line; [`render`] writes the text.
+//! `[dhcp.pxe_menu]`; [`dhcp_table()`] fills `[dhcp]`; [`fate`] explains the differences and
+//! each line; [`render()`] writes the text.
 
 mod dhcp_table;
 mod fate;
