@@ -11,6 +11,7 @@
 //! * [`state`]: `assets/fedora-coreos/<stream>/state.json` (current and kept releases).
 //! * [`sync`]: `pull`, `rollback`, `status`: the whole verified switch.
 //! * [`track`](mod@track): the `[fcos]` config table and the tracking loop for `kindling serve`.
+//! * `metrics`: the tracker's `kindling_fcos_*` series ([`FcosStatus::register`]).
 //! * [`cli`]: `kindling fcos pull|status|rollback`.
 
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod download;
 mod error;
 mod fsutil;
 pub mod keyring;
+mod metrics;
 pub mod profile;
 pub mod state;
 pub mod stream;

@@ -184,6 +184,22 @@ async fn cache_symlink_swap_race_serves_nothing_from_outside() {
         "never saw the symlink: {:?}",
         cache.counters()
     );
+    // The same counters are the cache's /metrics series.
+    let mut r = prometheus_client::registry::Registry::default();
+    cache.register(&mut r);
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &r).unwrap();
+    for line in [
+        format!(
+            "kindling_cache_refused_total{{reason=\"file\"}} {}\n",
+            cache.counters()["refused_file"]
+        ),
+        "kindling_cache_refused_total{reason=\"head\"} 0\n".into(),
+        "kindling_cache_fetches_total 1\n".into(),
+        "# TYPE kindling_cache_fetches_total counter\n".into(),
+    ] {
+        assert!(text.contains(&line), "{line} missing in\n{text}");
+    }
     // Still held and served afterwards; nothing fetched again.
     let (code, body) = common::curl(&["--fail", &url.to_string()]).await;
     assert_eq!((code, body.len()), (0, INSIDE_LEN));

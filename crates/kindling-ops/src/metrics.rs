@@ -9,8 +9,8 @@
 //! the proxy DHCP and TFTP servers' and the HTTP listeners' counters, each registered by
 //! its own crate (`kindling_dhcp::StatsHandle::register`,
 //! `kindling_tftp::TftpStats::register`, `kindling_http::server::register_listeners`),
-//! the journal's health, the store's sizes, the cache's counters and the Fedora CoreOS
-//! tracker's status.
+//! the asset cache's (`kindling_menu::Cache::register`) and the Fedora CoreOS tracker's
+//! (`kindling_fcos::FcosStatus::register`); the journal's health and the store's sizes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text::encode;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
@@ -36,22 +36,6 @@ macro_rules! one_label {
 one_label!(ByKind, kind);
 one_label!(ByReason, reason);
 one_label!(BySource, source);
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Track {
-    stream: String,
-    arch: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TrackRelease {
-    stream: String,
-    arch: String,
-    release: String,
-}
-
-/// Reads a cache's counters by name (`fetches`, `refused_<reason>`), at each scrape.
-pub type CacheCounters = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
 
 /// The series this crate counts, registered once.
 struct Counters {
@@ -161,8 +145,6 @@ pub struct Metrics {
     pub(crate) journal_bad: AtomicU64,
     cache_bytes: AtomicU64,
     cache_bytes_set: AtomicBool,
-    /// Reads the cache's own counters (`kindling_menu::Cache::counters`) at each scrape.
-    cache_counters: Mutex<Option<CacheCounters>>,
     config_problems: Mutex<Vec<String>>,
     /// The Fedora CoreOS tracker's status, sorted by stream and architecture.
     fcos: Mutex<Vec<FcosTrack>>,
@@ -201,7 +183,6 @@ impl Metrics {
             journal_bad: AtomicU64::new(0),
             cache_bytes: AtomicU64::new(0),
             cache_bytes_set: AtomicBool::new(false),
-            cache_counters: Mutex::default(),
             config_problems: Mutex::default(),
             fcos: Mutex::default(),
             ready: AtomicBool::new(false),
@@ -266,13 +247,6 @@ impl Metrics {
     pub fn set_cache_bytes(&self, b: u64) {
         self.cache_bytes.store(b, Relaxed);
         self.cache_bytes_set.store(true, Relaxed);
-    }
-
-    /// Where the cache's counters (`fetches` and `refused_<reason>`) are read.
-    pub fn set_cache_counters(&self, c: CacheCounters) {
-        if let Ok(mut g) = self.cache_counters.lock() {
-            *g = Some(c);
-        }
     }
 
     pub fn cache_bytes(&self) -> Option<u64> {
@@ -356,14 +330,12 @@ impl Metrics {
                 b,
             );
         }
-        self.cache_families(&mut r);
         gauge(
             &mut r,
             "kindling_config_problems",
             "Problems in the configuration now in force",
             self.config_problems().len() as u64,
         );
-        self.fcos_families(&mut r);
         gauge(
             &mut r,
             "kindling_machines",
@@ -445,94 +417,6 @@ impl Metrics {
             s.subscribers as u64,
         );
         r
-    }
-
-    /// `kindling_cache_fetches_total` and `kindling_cache_refused_total{reason}`, when a
-    /// cache reports counters.
-    fn cache_families(&self, r: &mut Registry) {
-        let source = self.cache_counters.lock().ok().and_then(|g| g.clone());
-        let cache = source.map(|read| read()).unwrap_or_default();
-        if cache.is_empty() {
-            return;
-        }
-        let refused = Family::<ByReason, Counter>::default();
-        for (name, v) in &cache {
-            if *name == "fetches" {
-                r.register(
-                    "kindling_cache_fetches",
-                    "Upstream downloads the cache started",
-                    ConstCounter::new(*v),
-                );
-            } else if let Some(reason) = name.strip_prefix("refused_") {
-                refused.get_or_create(&ByReason { reason }).inc_by(*v);
-            }
-        }
-        r.register(
-            "kindling_cache_refused",
-            "Cache misses refused instead of fetched, by reason (head, not_routed, client_busy, client_rate, client_table_full, file)",
-            refused,
-        );
-    }
-
-    /// The `kindling_fcos_*` families: one series per tracked stream and architecture.
-    /// Timestamps are 0 until the first check (success), so that
-    /// `time() - kindling_fcos_last_success_timestamp_seconds` alerts on a tracker that
-    /// never succeeded too.
-    fn fcos_families(&self, r: &mut Registry) {
-        let streams = self.fcos_streams();
-        let release = Family::<TrackRelease, Gauge>::default();
-        let upstream = Family::<TrackRelease, Gauge>::default();
-        let failures = Family::<Track, Counter>::default();
-        let gauges: [Family<Track, Gauge<u64, AtomicU64>>; 3] = Default::default();
-        for st in &streams {
-            let track = Track {
-                stream: st.stream.clone(),
-                arch: st.arch.clone(),
-            };
-            let with = |r: &str| TrackRelease {
-                stream: st.stream.clone(),
-                arch: st.arch.clone(),
-                release: r.to_string(),
-            };
-            if let Some(c) = &st.current {
-                release.get_or_create(&with(c)).set(1);
-            }
-            if let Some(u) = &st.upstream {
-                upstream.get_or_create(&with(u)).set(1);
-            }
-            failures.get_or_create(&track).inc_by(st.failures);
-            let values = [
-                st.consecutive_failures,
-                st.last_check.unwrap_or(0),
-                st.last_success.unwrap_or(0),
-            ];
-            for (g, v) in gauges.iter().zip(values) {
-                g.get_or_create(&track).set(v);
-            }
-        }
-        r.register(
-            "kindling_fcos_release_info",
-            "Fedora CoreOS release the profile boots, per tracked stream and architecture",
-            release,
-        );
-        r.register("kindling_fcos_upstream_release_info", "Fedora CoreOS release seen upstream at the last successful check, per tracked stream and architecture", upstream);
-        r.register(
-            "kindling_fcos_check_failures",
-            "Fedora CoreOS tracker checks that failed since start, per stream and architecture",
-            failures,
-        );
-        let [consecutive, last_check, last_success] = gauges;
-        r.register("kindling_fcos_consecutive_failures", "Fedora CoreOS tracker checks that failed since the last successful one (0 after a success)", consecutive);
-        r.register(
-            "kindling_fcos_last_check_timestamp_seconds",
-            "Unix time of the last Fedora CoreOS tracker check, failed or not (0: none yet)",
-            last_check,
-        );
-        r.register(
-            "kindling_fcos_last_success_timestamp_seconds",
-            "Unix time of the last successful Fedora CoreOS tracker check (0: none since start)",
-            last_success,
-        );
     }
 
     /// Listener connections, by listener (`http`: the boot listener; `admin`), and the

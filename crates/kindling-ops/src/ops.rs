@@ -306,8 +306,8 @@ impl Ops {
     }
 
     /// Replaces the Fedora CoreOS tracker's status (one entry per stream and
-    /// architecture): `/api/v1/status` (`fcos`), the `kindling_fcos_*` metrics and the
-    /// dashboard's "Fedora CoreOS" box show it from now on.
+    /// architecture): `/api/v1/status` (`fcos`) and the dashboard's "Fedora CoreOS" box
+    /// show it from now on (its `kindling_fcos_*` series are the tracker's own).
     pub fn set_fcos_streams(&self, streams: Vec<FcosTrack>) {
         self.metrics.set_fcos_streams(streams);
     }
@@ -315,12 +315,6 @@ impl Ops {
     /// `kindling_cache_bytes`.
     pub fn set_cache_bytes(&self, bytes: u64) {
         self.metrics.set_cache_bytes(bytes);
-    }
-
-    /// Where `/metrics` reads the cache's counters (`fetches`, `refused_<reason>`) at
-    /// each scrape.
-    pub fn set_cache_counters(&self, read: crate::metrics::CacheCounters) {
-        self.metrics.set_cache_counters(read);
     }
 
     /// Lines for the dashboard's "assets and cache" box.

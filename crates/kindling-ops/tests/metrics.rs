@@ -83,13 +83,6 @@ fn counters_move_with_events() {
     );
     ops.set_ready();
     ops.set_cache_bytes(123_456);
-    ops.set_cache_counters(std::sync::Arc::new(|| {
-        vec![
-            ("fetches", 3),
-            ("refused_head", 7),
-            ("refused_not_routed", 2),
-        ]
-    }));
     ops.set_fcos_streams(vec![FcosTrack {
         stream: "stable".into(),
         arch: "x86_64".into(),
@@ -100,34 +93,11 @@ fn counters_move_with_events() {
     ops.set_config_problems(vec!["groups/a.json: bad \"json\"".into(), "p".into()]);
 
     let s = parse(&ops.metrics_text());
-    assert_eq!(value(&s, "kindling_cache_fetches_total", &[]), Some(3.0));
-    assert_eq!(
-        value(&s, "kindling_cache_refused_total", &[("reason", "head")]),
-        Some(7.0)
-    );
-    assert_eq!(
-        value(
-            &s,
-            "kindling_cache_refused_total",
-            &[("reason", "not_routed")]
-        ),
-        Some(2.0)
-    );
     assert_eq!(value(&s, "kindling_ready", &[]), Some(1.0));
     assert_eq!(value(&s, "kindling_cache_bytes", &[]), Some(123_456.0));
     assert_eq!(value(&s, "kindling_config_problems", &[]), Some(2.0));
-    assert_eq!(
-        value(
-            &s,
-            "kindling_fcos_release_info",
-            &[
-                ("stream", "stable"),
-                ("arch", "x86_64"),
-                ("release", "42.20251012.3.0")
-            ]
-        ),
-        Some(1.0)
-    );
+    // The tracker's status is on /api/v1/status; its series are its own (kindling-fcos).
+    assert!(!s.docs.contains_key("kindling_fcos_release_info"));
     assert_eq!(value(&s, "kindling_machines", &[]), Some(1.0));
     // The 4011 request tied the IP, so all three TFTP transfers landed on the machine.
     assert_eq!(
@@ -138,114 +108,6 @@ fn counters_move_with_events() {
     // here, is left out of the exposition altogether).
     assert!(!s.docs.contains_key("kindling_http_requests_total"));
     assert!(s.docs.contains_key("kindling_events_total"), "has HELP");
-}
-
-/// The tracker's status as series per stream and architecture: failures, timestamps
-/// (0 before the first success), current and upstream releases; label values escaped.
-#[test]
-fn fcos_tracker_series() {
-    let ops = Ops::in_memory(&OpsConfig {
-        neighbour_lookup: false,
-        ..OpsConfig::default()
-    });
-    let s0 = parse(&ops.metrics_text());
-    assert!(!s0.docs.contains_key("kindling_fcos_check_failures_total"));
-    assert_eq!(
-        value(&s0, "kindling_fcos_check_failures_total", &[]),
-        None,
-        "no series before the tracker reports"
-    );
-    ops.set_fcos_streams(vec![
-        FcosTrack {
-            stream: "testing".into(),
-            arch: "aarch64".into(),
-            current: Some("43.20251101.2.0".into()),
-            upstream: Some("43.20251115.2.0".into()),
-            last_check: Some(1_764_000_100),
-            last_success: Some(1_764_000_100),
-            ..FcosTrack::default()
-        },
-        FcosTrack {
-            stream: "stable".into(),
-            arch: "x86_64".into(),
-            current: None,
-            upstream: None,
-            last_error: Some("http request to http://127.0.0.1:9/streams/stable.json failed: \"tcp connect error\"\nConnection refused".into()),
-            last_check: Some(1_764_000_000),
-            last_success: None,
-            failures: 3,
-            consecutive_failures: 3,
-            switches: 0,
-        },
-    ]);
-    let text = ops.metrics_text();
-    let s = parse(&text);
-    let sa = [("stream", "stable"), ("arch", "x86_64")];
-    let ta = [("stream", "testing"), ("arch", "aarch64")];
-    assert_eq!(
-        value(&s, "kindling_fcos_check_failures_total", &sa),
-        Some(3.0)
-    );
-    assert_eq!(
-        value(&s, "kindling_fcos_consecutive_failures", &sa),
-        Some(3.0)
-    );
-    assert_eq!(
-        value(&s, "kindling_fcos_last_check_timestamp_seconds", &sa),
-        Some(1_764_000_000.0)
-    );
-    assert_eq!(
-        value(&s, "kindling_fcos_last_success_timestamp_seconds", &sa),
-        Some(0.0)
-    );
-    assert_eq!(
-        value(&s, "kindling_fcos_check_failures_total", &ta),
-        Some(0.0)
-    );
-    assert_eq!(
-        value(&s, "kindling_fcos_last_success_timestamp_seconds", &ta),
-        Some(1_764_000_100.0)
-    );
-    assert_eq!(
-        value(
-            &s,
-            "kindling_fcos_release_info",
-            &[
-                ("stream", "testing"),
-                ("arch", "aarch64"),
-                ("release", "43.20251101.2.0")
-            ]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        value(
-            &s,
-            "kindling_fcos_upstream_release_info",
-            &[
-                ("stream", "testing"),
-                ("arch", "aarch64"),
-                ("release", "43.20251115.2.0")
-            ]
-        ),
-        Some(1.0)
-    );
-    // No release series for a stream that has none.
-    assert_eq!(value(&s, "kindling_fcos_release_info", &sa), None);
-    for name in [
-        "kindling_fcos_release_info",
-        "kindling_fcos_upstream_release_info",
-        "kindling_fcos_check_failures_total",
-        "kindling_fcos_consecutive_failures",
-        "kindling_fcos_last_check_timestamp_seconds",
-        "kindling_fcos_last_success_timestamp_seconds",
-    ] {
-        assert!(s.docs.contains_key(name), "{name} has HELP");
-        assert!(text.contains(&format!("# TYPE {name} ")), "{name} has TYPE");
-    }
-    assert!(text.contains("# TYPE kindling_fcos_check_failures_total counter"));
-    // The error text is not a label: nothing of it reaches the exposition.
-    assert!(!text.contains("Connection refused"), "{text}");
 }
 
 // The registry alone (no Ops): typed series, zeros, escaping.
@@ -280,29 +142,6 @@ fn counters_are_typed_and_known_labels_start_at_zero() {
     assert!(
         !text.contains(".."),
         "help texts end with one period\n{text}"
-    );
-}
-
-#[test]
-fn fcos_label_values_are_escaped() {
-    let m = kindling_ops::metrics::Metrics::new();
-    m.set_fcos_streams(vec![FcosTrack {
-        stream: "a\"b\\c\nd".into(),
-        arch: "x86_64".into(),
-        upstream: Some("4\"2".into()),
-        consecutive_failures: 1,
-        ..Default::default()
-    }]);
-    let text = m.render(kindling_ops::metrics::StoreGauges::default());
-    assert!(
-        text.contains(
-            "kindling_fcos_consecutive_failures{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\"} 1\n"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("kindling_fcos_upstream_release_info{stream=\"a\\\"b\\\\c\\nd\",arch=\"x86_64\",release=\"4\\\"2\"} 1\n"),
-        "{text}"
     );
 }
 

@@ -597,8 +597,8 @@ fn start_admin(
     ));
 }
 
-/// Fedora CoreOS stream tracking, and its status copied into ops.
-/// Fedora CoreOS stream tracking; in a fleet, on the one server that holds the election.
+/// Fedora CoreOS stream tracking (in a fleet, on the one server that holds the
+/// election): its series read at each scrape, its status copied into ops.
 fn start_fcos(
     tasks: &mut Tasks,
     cfg: &Config,
@@ -610,6 +610,8 @@ fn start_fcos(
         return;
     }
     let status = Arc::new(kindling_fcos::FcosStatus::new());
+    let counted = status.clone();
+    ops.add_metrics(Arc::new(move |r| counted.register(r)));
     tracing::info!(
         streams = %cfg.fcos.streams.join(","),
         interval_secs = cfg.fcos.interval_secs,
@@ -672,7 +674,7 @@ fn start_cache_feeder(tasks: &mut Tasks, cache: Option<Arc<kindling_menu::Cache>
         return;
     };
     let counted = cache.clone();
-    ops.set_cache_counters(Arc::new(move || counted.counters().into_iter().collect()));
+    ops.add_metrics(Arc::new(move |r| counted.register(r)));
     let (ops, k) = (ops.clone(), tasks.cancel.clone());
     tasks.set.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));

@@ -448,6 +448,39 @@ impl Cache {
         ])
     }
 
+    /// Registers the cache's series in `r` (`/metrics`, at each scrape):
+    /// `kindling_cache_fetches_total` and `kindling_cache_refused_total{reason}`.
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::counter::{ConstCounter, Counter};
+        use prometheus_client::metrics::family::Family;
+        #[derive(
+            Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet,
+        )]
+        struct Why {
+            reason: &'static str,
+        }
+        let refused = Family::<Why, Counter>::default();
+        let mut fetches = 0;
+        for (name, v) in self.counters() {
+            match name.strip_prefix("refused_") {
+                Some(reason) => {
+                    refused.get_or_create(&Why { reason }).inc_by(v);
+                }
+                None => fetches = v,
+            }
+        }
+        r.register(
+            "kindling_cache_fetches",
+            "Upstream downloads the cache started",
+            ConstCounter::new(fetches),
+        );
+        r.register(
+            "kindling_cache_refused",
+            "Cache misses refused instead of fetched, by reason (head, not_routed, client_busy, client_rate, client_table_full, file)",
+            refused,
+        );
+    }
+
     /// Does `token` (from `kindling cache prefetch --server`) match this
     /// cache's operator token?
     pub fn is_operator_token(&self, token: &str) -> bool {
