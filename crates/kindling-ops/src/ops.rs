@@ -148,10 +148,6 @@ pub struct Ops {
     lifecycle: std::sync::OnceLock<Arc<kindling_model::Machines>>,
     /// Full DHCP mode's leases, shown with the machines and at `/api/v1/leases`.
     pub(crate) dhcp_leases: std::sync::OnceLock<kindling_dhcp::LeasesHandle>,
-    /// Fixed addresses from the groups' metadata (`ip`), for full DHCP mode.
-    pub(crate) group_reservations: Mutex<Vec<kindling_dhcp::config::Reservation>>,
-    /// The groups' `secure_boot` settings by MAC, for the DHCP server.
-    pub(crate) group_secure_boot: Mutex<HashMap<[u8; 6], bool>>,
 }
 
 /// A machine's lifecycle in one word, for lists: `installed`, `discovered` or nothing.
@@ -281,8 +277,6 @@ impl Ops {
             bindings: Mutex::default(),
             lifecycle: std::sync::OnceLock::new(),
             dhcp_leases: std::sync::OnceLock::new(),
-            group_reservations: Mutex::new(Vec::new()),
-            group_secure_boot: Mutex::new(HashMap::new()),
         });
         spawn_applier(Arc::downgrade(&ops));
         ops
@@ -358,7 +352,6 @@ impl Ops {
         }
         self.metrics.reload(problems.len());
         self.set_config_problems(problems);
-        self.note_group_reservations(snap);
     }
 
     /// Ends the live streams and flushes the journal. Call on shutdown.

@@ -6,6 +6,7 @@ mod config_doc;
 mod heap;
 mod listeners;
 mod migrate;
+mod publish;
 mod reload;
 mod sdnotify;
 mod secure_boot;

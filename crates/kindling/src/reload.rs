@@ -10,7 +10,6 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use kindling_model::{Area, Loader, Snapshot};
@@ -136,8 +135,7 @@ fn log_dirs_back(before: &Snapshot, after: &Snapshot) {
 
 pub async fn run(
     mut loader: Loader,
-    shared: Arc<kindling_http::Shared>,
-    ops: Arc<kindling_ops::Ops>,
+    publisher: crate::publish::Publisher,
     cfg: ReloadConfig,
     watch: bool,
     mut asked: mpsc::Receiver<kindling_api::ReloadRequest>,
@@ -197,18 +195,17 @@ pub async fn run(
         if let Some(w) = watches.as_mut() {
             w.rearm();
         }
-        // A snapshot only when something changed, or on SIGHUP (logged even unchanged).
-        if let Some(snap) = &snap {
-            log_snapshot(
-                snap,
-                &format!("reloaded ({why}, {} file(s) changed)", snap.changed_files),
-            );
-        }
-        if let Some(snap) = snap.filter(|s| s.changed_files > 0) {
-            log_dirs_back(&shared.snapshot.load(), &snap);
-            ops.note_snapshot(&snap);
-            shared.snapshot.store(Arc::new(snap));
-            let _ = tokio::task::spawn_blocking(kindling_ops::give_back_freed_memory).await;
+        // A snapshot only when something changed, or on SIGHUP (logged even unchanged),
+        // logged once in force.
+        if let Some(snap) = snap {
+            let what = format!("reloaded ({why}, {} file(s) changed)", snap.changed_files);
+            if snap.changed_files > 0 {
+                log_dirs_back(&publisher.shared.snapshot.load(), &snap);
+                log_snapshot(&publisher.publish(snap), &what);
+                let _ = tokio::task::spawn_blocking(kindling_ops::give_back_freed_memory).await;
+            } else {
+                log_snapshot(&snap, &what);
+            }
         }
         for w in waiting.drain(..) {
             let _ = w.done.send(());

@@ -63,15 +63,20 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     };
     // TFTP first: the DHCP server advertises what it serves.
     start_tftp(&mut tasks, &cfg, &ops, &shared).await?;
-    start_dhcp(&mut tasks, &cfg, local, &ops, &source).await?;
+    let dhcp = start_dhcp(&mut tasks, &cfg, local, &ops, &shared, &source).await?;
     start_dhcp6(&mut tasks, &cfg, local, &ops).await?;
     // API writes ask the reload loop for a snapshot that holds them.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(64);
     // One write path for both APIs: one lock for preconditions, one reload channel.
     let objects = source.objects(&data);
     let fleet = source.fleet();
+    let publisher = crate::publish::Publisher {
+        shared: shared.clone(),
+        ops: ops.clone(),
+        dhcp,
+    };
     start_reload(
-        &mut tasks, source, &shared, &ops, &machines, &cfg, args, reload_rx,
+        &mut tasks, source, publisher, &machines, &cfg, args, reload_rx,
     )?;
     start_http(&mut tasks, listener, local, &shared, &cfg, &ops);
     let swept = objects.sweep_temporaries();
@@ -368,17 +373,19 @@ async fn start_tftp(
     Ok(())
 }
 
-/// Proxy DHCP, pointing at the boot listener's port.
+/// Proxy DHCP, pointing at the boot listener's port; told what the groups of the
+/// snapshot in force say (later ones: [`crate::publish::Publisher`]). Its handle, when on.
 async fn start_dhcp(
     tasks: &mut Tasks,
     cfg: &Config,
     http: SocketAddr,
     ops: &Arc<Ops>,
+    shared: &kindling_http::Shared,
     source: &crate::store::Source,
-) -> Result<()> {
+) -> Result<Option<kindling_dhcp::LeasesHandle>> {
     let mut dhcp_cfg = cfg.dhcp.clone();
     if !dhcp_cfg.enabled {
-        return Ok(());
+        return Ok(None);
     }
     dhcp_cfg.http_port = http.port();
     let server = kindling_dhcp::DhcpServer::bind_with_observer(&dhcp_cfg, ops.clone())
@@ -386,7 +393,9 @@ async fn start_dhcp(
         .context("starting DHCP")?;
     let stats = server.stats_handle();
     ops.add_metrics(Arc::new(move |r| stats.register(r)));
-    ops.add_dhcp_leases(server.leases_handle());
+    let handle = server.leases_handle();
+    crate::publish::hand_over(&shared.snapshot.load(), &handle);
+    ops.add_dhcp_leases(handle.clone());
     // A fleet's servers claim each ACK's lease in the shared store first.
     if cfg.dhcp.mode == kindling_dhcp::config::DhcpMode::Full
         && let Some(shared) = source.shared_leases(cfg)
@@ -406,7 +415,7 @@ async fn start_dhcp(
         server.run(c).await;
         Ok(())
     });
-    Ok(())
+    Ok(Some(handle))
 }
 
 /// DHCPv6 (`[dhcp.v6]`): addresses and boot URLs for HTTP Boot and iPXE over IPv6.
@@ -445,8 +454,7 @@ async fn start_dhcp6(
 fn start_reload(
     tasks: &mut Tasks,
     source: crate::store::Source,
-    shared: &Arc<kindling_http::Shared>,
-    ops: &Arc<Ops>,
+    publisher: crate::publish::Publisher,
     machines: &Option<Arc<kindling_model::Machines>>,
     cfg: &Config,
     args: &ServeArgs,
@@ -459,8 +467,7 @@ fn start_reload(
         crate::store::Source::Dir(loader) => {
             tasks.set.spawn(reload::run(
                 loader,
-                shared.clone(),
-                ops.clone(),
+                publisher,
                 cfg.reload.clone(),
                 !args.no_watch && cfg.reload.watch,
                 asked,
@@ -469,13 +476,7 @@ fn start_reload(
         }
         #[cfg(feature = "etcd")]
         crate::store::Source::Etcd(e) => {
-            e.start(
-                shared.clone(),
-                ops.clone(),
-                machines.clone(),
-                asked,
-                tasks.cancel.clone(),
-            )?;
+            e.start(publisher, machines.clone(), asked, tasks.cancel.clone())?;
         }
     }
     Ok(())

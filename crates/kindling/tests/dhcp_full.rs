@@ -2,7 +2,7 @@
 //! network namespace hands busybox udhcpc (in another namespace) an address; the lease is
 //! in `/api/v1/leases`, written to `<state dir>/dhcp-leases`, and still there after the
 //! server is killed with SIGKILL and started again; a group whose metadata has `ip` fixes its
-//! machine's address. Both namespaces and the server (by PID)
+//! machine's address, from the start or once a reload brought the group. Both namespaces and the server (by PID)
 //! are removed even when the test fails. Needs root; skipped with a message otherwise.
 
 mod common;
@@ -17,6 +17,8 @@ const SERVER_IP: &str = "192.168.214.1";
 const CLIENT_MAC: &str = "02:4b:14:00:00:02";
 /// A machine whose group's metadata fixes its address.
 const RESERVED_MAC: &str = "02:4b:14:00:00:03";
+/// A machine whose group is written while the server runs.
+const LATER_MAC: &str = "02:4b:14:00:00:04";
 
 const CONFIG: &str = "[dhcp]
 enabled = true
@@ -72,6 +74,20 @@ fn leases(ns: &Netns, server: &mut Proc, log: &Path) -> String {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The address of `mac`'s lease in the `/api/v1/leases` response ("" when it has none).
+fn leased_ip(response: &str, mac: &str) -> String {
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["leases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["mac"] == mac)
+        .and_then(|l| l["ip"].as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// busybox udhcpc in `c`: DORA, then quit (-q) with the lease; -n: fail if none.
@@ -142,11 +158,28 @@ fn serve_in_full_mode_leases_an_address_and_keeps_it_through_kill_9() {
     c.ip(&["link", "set", "c0", "address", RESERVED_MAC]);
     assert!(udhcpc(&c), "udhcpc got no lease for {RESERVED_MAC}");
     let body = leases(&s, &mut server, &log);
-    let at = body
-        .find(RESERVED_MAC)
-        .expect("a lease for the group's machine");
-    let entry = &body[at..body[at..].find('}').map_or(body.len(), |e| at + e)];
-    assert!(entry.contains("\"ip\": \"192.168.214.77\""), "{body}");
+    assert_eq!(leased_ip(&body, RESERVED_MAC), "192.168.214.77", "{body}");
+
+    // A group written while the server runs: once the reload is logged, DHCP knows it.
+    std::fs::write(
+        work.path().join("data/groups/web2.json"),
+        format!(
+            r#"{{"id":"web2","profile":"p","selector":{{"mac":"{LATER_MAC}"}},"metadata":{{"ip":"192.168.214.88"}}}}"#
+        ),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("1 file(s) changed")
+    {
+        assert!(Instant::now() < deadline, "no reload logged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.ip(&["link", "set", "c0", "address", LATER_MAC]);
+    assert!(udhcpc(&c), "udhcpc got no lease for {LATER_MAC}");
+    let body = leases(&s, &mut server, &log);
+    assert_eq!(leased_ip(&body, LATER_MAC), "192.168.214.88", "{body}");
 
     // SIGKILL, start again from the same state directory: the lease is still there.
     let st = std::process::Command::new("kill")

@@ -96,16 +96,16 @@ impl EtcdSource {
     /// copy holds them; SIGHUP is logged (the watch keeps the copy current).
     pub fn start(
         self,
-        shared: Arc<kindling_http::Shared>,
-        ops: Arc<kindling_ops::Ops>,
+        publisher: crate::publish::Publisher,
         machines: Option<Arc<kindling_model::Machines>>,
         mut asked: tokio::sync::mpsc::Receiver<kindling_api::ReloadRequest>,
         cancel: CancellationToken,
     ) -> std::io::Result<()> {
         let health = self.mirror.health();
-        ops.add_metrics(Arc::new(move |r| health.register(r)));
+        publisher
+            .ops
+            .add_metrics(Arc::new(move |r| health.register(r)));
         let mut loader = self.loader;
-        let publish_ops = ops.clone();
         let publish = Box::new(move |u: Update| {
             if let Some(m) = &machines {
                 for (name, bytes) in &u.machines {
@@ -120,6 +120,7 @@ impl EtcdSource {
             let snap = loader.load(u.objects);
             // Groups and profiles counted in `changed_files`; templates changed too when
             // only they did: the snapshot carries them, so it is swapped in either way.
+            let snap = publisher.publish(snap);
             if snap.changed_files > 0 {
                 crate::reload::log_snapshot(
                     &snap,
@@ -128,9 +129,7 @@ impl EtcdSource {
                         snap.changed_files
                     ),
                 );
-                publish_ops.note_snapshot(&snap);
             }
-            shared.snapshot.store(Arc::new(snap));
         });
         self.mirror.follow(publish, cancel.clone());
         let mirror = self.mirror;
