@@ -11,7 +11,9 @@
 #   N=10 ROUNDS=1 KERNEL_MB=1 INITRD_MB=2 bench/storm/run.sh   # a quick smoke run
 #
 # Environment: N (machine counts, "100 1000"), ROUNDS (3), KERNEL_MB (10), INITRD_MB (40),
-# RAMP_SECS (0: all machines at once), KINDLING (the kindling binary, default
+# RAMP_SECS (0: all machines at once), LOCKSTEP (1: stage by stage, `storm --lockstep`:
+# every stage meets each stack with all N machines at once, whatever the stages before
+# did to spread them out; the per-stage comparison under equal load), KINDLING (the kindling binary, default
 # <repo>/target/release/kindling), STORM (the storm binary; default: built here with
 # `cargo build --release -p kindling-storm`), MATCHBOX (a matchbox binary; default:
 # `matchbox` on PATH; none: the seed stack runs without it and its HTTP stages fail),
@@ -37,6 +39,9 @@ ROUNDS=${ROUNDS:-3}
 KERNEL_MB=${KERNEL_MB:-10}
 INITRD_MB=${INITRD_MB:-40}
 RAMP_SECS=${RAMP_SECS:-0}
+LOCKSTEP=${LOCKSTEP:-0}
+MODE=()
+[ "$LOCKSTEP" = 1 ] && MODE=(--lockstep)
 STACKS=${STACKS:-"kindling seed"}
 KINDLING=${KINDLING:-$ROOT/target/release/kindling}
 IPXE=${IPXE:-/usr/lib/ipxe/undionly.kpxe}
@@ -267,7 +272,7 @@ echo "kernel:    $(uname -srm); $(nproc) CPUs ($(grep -m1 'model name' /proc/cpu
 echo "load avg:  $(cut -d' ' -f1-3 /proc/loadavg) (at start)"
 echo "kindling:  $KINDLING"
 echo "seed:      $(dnsmasq --version | head -1 | awk '{print "dnsmasq", $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $MATCHBOX_NOTE"
-echo "storm:     N={$NS_LIST} x $ROUNDS rounds, kernel ${KERNEL_MB} MB + initrd ${INITRD_MB} MB per machine, ramp ${RAMP_SECS} s"
+echo "storm:     N={$NS_LIST} x $ROUNDS rounds, kernel ${KERNEL_MB} MB + initrd ${INITRD_MB} MB per machine, ramp ${RAMP_SECS} s$([ "$LOCKSTEP" = 1 ] && echo ', LOCKSTEP: stage by stage')"
 [ -z "${KINDLING_TOML_APPEND:-}" ] || echo "kindling.toml + ${KINDLING_TOML_APPEND//$'\n'/; } (KINDLING_TOML_APPEND)"
 echo "assets:    kindling serves its own /assets/; the seed's profile points at nginx (:$NGINX_PORT)"
 
@@ -283,7 +288,7 @@ for r in $(seq "$ROUNDS"); do
       before=$(ticks "${SERVER_PIDS[@]}")
       echo "--- round $r, N=$n, $stack"
       flock "$LOCK" ip netns exec "$C" "$STORM" --iface c0 --server "$SIP" --http-port "$HTTP_PORT" \
-        --machines "$n" --first-ip 192.168.100.1 --ramp-secs "$RAMP_SECS" --label "$stack" | tee "$WORK/out.txt"
+        --machines "$n" --first-ip 192.168.100.1 --ramp-secs "$RAMP_SECS" "${MODE[@]}" --label "$stack" | tee "$WORK/out.txt"
       after=$(ticks "${SERVER_PIDS[@]}")
       cpu=$(awk -v d=$((after - before)) -v t="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", d / t }')
       echo "server CPU: $cpu s"

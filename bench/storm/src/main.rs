@@ -69,6 +69,11 @@ struct Args {
     /// Name of the server in the output.
     #[arg(long, default_value = "server")]
     label: String,
+    /// Stage by stage: every machine does a stage at the same instant, the next stage
+    /// starts when all are done with it (each server meets N machines at once at every
+    /// stage; `--ramp-secs` is ignored).
+    #[arg(long)]
+    lockstep: bool,
     /// Print "MAC IP" of every machine and exit (for the data directory and addresses).
     #[arg(long)]
     print_machines: bool,
@@ -120,8 +125,12 @@ struct Machine {
 type StageResult<T> = Result<T, (usize, String)>;
 
 /// DHCP DISCOVER -> OFFER from the proxy (option 60 PXEClient).
-async fn dhcp_offer(m: &Machine, bc: &dhcp::Broadcast, c: &Counters) -> StageResult<dhcp::Reply> {
-    let fail = |e: String| (0, e);
+async fn dhcp_offer(
+    m: &Machine,
+    bc: &dhcp::Broadcast,
+    c: &Counters,
+) -> Result<dhcp::Reply, String> {
+    let fail = |e: String| e;
     let mut rx = bc.register(m.client.xid);
     let pkt = dhcp::encode(&m.client, dhcp::DISCOVER, Ipv4Addr::UNSPECIFIED, None);
     let mut res = Err(fail("no PXE offer after 6 DISCOVERs".into()));
@@ -149,8 +158,8 @@ async fn pxe_ack(
     server: Ipv4Addr,
     offer: &dhcp::Reply,
     c: &Counters,
-) -> StageResult<dhcp::Reply> {
-    let fail = |e: String| (1, e);
+) -> Result<dhcp::Reply, String> {
+    let fail = |e: String| e;
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
         .map_err(|e| fail(e.to_string()))?;
     s.set_reuse_address(true).map_err(|e| fail(e.to_string()))?;
@@ -220,104 +229,186 @@ async fn get(
     Err(last)
 }
 
-/// One machine's boot; the duration of every stage.
+/// The boot server's `/boot.ipxe`, where every machine's HTTP starts.
+fn base(a: &Args) -> http::Url {
+    http::Url {
+        authority: format!("{}:{}", a.server, a.http_port),
+        path: "/boot.ipxe".into(),
+    }
+}
+
+/// What one machine has learnt so far: the next stage's input.
+struct Boot {
+    m: Machine,
+    offer: Option<dhcp::Reply>,
+    ack: Option<dhcp::Reply>,
+    /// iPXE's keep-alive connections, one per server.
+    conns: Vec<http::Conn>,
+    script_url: Option<http::Url>,
+    script: Option<http::Script>,
+}
+
+impl Boot {
+    fn new(m: Machine) -> Boot {
+        Boot {
+            m,
+            offer: None,
+            ack: None,
+            conns: Vec::new(),
+            script_url: None,
+            script: None,
+        }
+    }
+
+    /// Stage `k` ([`STAGES`]) of this machine's boot.
+    async fn step(
+        &mut self,
+        k: usize,
+        a: &Args,
+        bc: &dhcp::Broadcast,
+        c: &Counters,
+    ) -> Result<(), String> {
+        let m = &self.m;
+        let mac = hex(&m.client.mac, "-");
+        let learnt = |what: &str| format!("no {what} from the stage before");
+        match k {
+            0 => self.offer = Some(dhcp_offer(m, bc, c).await?),
+            1 => {
+                let offer = self.offer.as_ref().ok_or_else(|| learnt("offer"))?;
+                self.ack = Some(pxe_ack(m, a.server, offer, c).await?);
+            }
+            2 => {
+                let (offer, ack) = self
+                    .offer
+                    .as_ref()
+                    .zip(self.ack.as_ref())
+                    .ok_or_else(|| learnt("ACK"))?;
+                let file = if ack.file.is_empty() {
+                    &offer.file
+                } else {
+                    &ack.file
+                };
+                let next = [ack.siaddr, offer.siaddr]
+                    .into_iter()
+                    .find(|s| !s.is_unspecified())
+                    .unwrap_or(a.server);
+                let sock = UdpSocket::bind(SocketAddrV4::new(m.ip, 0))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let got = tftp::fetch(&sock, SocketAddrV4::new(next, 69), file)
+                    .await
+                    .map_err(|e| format!("{file}: {e}"))?;
+                c.tftp_retries.fetch_add(got.retries.into(), Relaxed);
+                c.tftp_errors.fetch_add(got.errors.into(), Relaxed);
+            }
+            3 => {
+                get(m, &mut self.conns, &base(a), true, c).await?;
+            }
+            4 => {
+                // What matchbox's /boot.ipxe chains to, with iPXE's expansions.
+                let uuid = hex_uuid(&m.client.uuid);
+                let url = http::Url::resolve(
+                    &base(a),
+                    &format!("/ipxe?uuid={uuid}&mac={mac}&domain=&hostname=&serial="),
+                );
+                let r = get(m, &mut self.conns, &url, true, c).await?;
+                self.script = Some(http::parse_script(&String::from_utf8_lossy(&r.body)));
+                self.script_url = Some(url);
+            }
+            5 | 6 => {
+                let (script, url) = self
+                    .script
+                    .as_ref()
+                    .zip(self.script_url.as_ref())
+                    .ok_or_else(|| learnt("script"))?;
+                let files = if k == 5 {
+                    script.kernel.iter().cloned().collect::<Vec<_>>()
+                } else {
+                    script.initrds.clone()
+                };
+                if files.is_empty() {
+                    return Err(format!(
+                        "the script has no {} line",
+                        if k == 5 { "kernel" } else { "initrd" }
+                    ));
+                }
+                for f in &files {
+                    get(m, &mut self.conns, &http::Url::resolve(url, f), false, c).await?;
+                }
+            }
+            _ => {
+                let ign = http::Url::resolve(&base(a), &format!("/ignition?mac={mac}"));
+                let r = get(m, &mut self.conns, &ign, true, c).await?;
+                if r.body.first() != Some(&b'{') {
+                    return Err("the Ignition config is not JSON".into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One machine's whole boot, stage after stage; the duration of every stage.
 async fn boot(
     m: Machine,
     a: Arc<Args>,
     bc: Arc<dhcp::Broadcast>,
     c: Arc<Counters>,
 ) -> StageResult<[Duration; 8]> {
+    let mut b = Boot::new(m);
     let mut t = [Duration::ZERO; 8];
-    let mut clock = Instant::now();
-    let mut lap = |k: usize| {
-        t[k] = clock.elapsed();
-        clock = Instant::now();
-    };
-
-    let offer = dhcp_offer(&m, &bc, &c).await?;
-    lap(0);
-    let ack = pxe_ack(&m, a.server, &offer, &c).await?;
-    lap(1);
-
-    let file = if ack.file.is_empty() {
-        &offer.file
-    } else {
-        &ack.file
-    };
-    let next = [ack.siaddr, offer.siaddr]
-        .into_iter()
-        .find(|s| !s.is_unspecified())
-        .unwrap_or(a.server);
-    let tftp_fail = |e: String| (2, e);
-    let sock = UdpSocket::bind(SocketAddrV4::new(m.ip, 0))
-        .await
-        .map_err(|e| tftp_fail(e.to_string()))?;
-    let got = tftp::fetch(&sock, SocketAddrV4::new(next, 69), file)
-        .await
-        .map_err(|e| tftp_fail(format!("{file}: {e}")))?;
-    drop(sock);
-    c.tftp_retries.fetch_add(got.retries.into(), Relaxed);
-    c.tftp_errors.fetch_add(got.errors.into(), Relaxed);
-    lap(2);
-
-    let mut conns = Vec::new();
-    let base = http::Url {
-        authority: format!("{}:{}", a.server, a.http_port),
-        path: "/boot.ipxe".into(),
-    };
-    get(&m, &mut conns, &base, true, &c)
-        .await
-        .map_err(|e| (3, e))?;
-    lap(3);
-    // What matchbox's /boot.ipxe chains to, with iPXE's expansions.
-    let mac = hex(&m.client.mac, "-");
-    let uuid = hex_uuid(&m.client.uuid);
-    let script_url = http::Url::resolve(
-        &base,
-        &format!("/ipxe?uuid={uuid}&mac={mac}&domain=&hostname=&serial="),
-    );
-    let script = get(&m, &mut conns, &script_url, true, &c)
-        .await
-        .map_err(|e| (4, e))?;
-    let script = http::parse_script(&String::from_utf8_lossy(&script.body));
-    lap(4);
-    let kernel = script
-        .kernel
-        .ok_or((5, "the script has no kernel line".to_string()))?;
-    get(
-        &m,
-        &mut conns,
-        &http::Url::resolve(&script_url, &kernel),
-        false,
-        &c,
-    )
-    .await
-    .map_err(|e| (5, e))?;
-    lap(5);
-    if script.initrds.is_empty() {
-        return Err((6, "the script has no initrd line".into()));
+    for (k, t) in t.iter_mut().enumerate() {
+        let clock = Instant::now();
+        b.step(k, &a, &bc, &c).await.map_err(|e| (k, e))?;
+        *t = clock.elapsed();
     }
-    for i in &script.initrds {
-        get(
-            &m,
-            &mut conns,
-            &http::Url::resolve(&script_url, i),
-            false,
-            &c,
-        )
-        .await
-        .map_err(|e| (6, e))?;
-    }
-    lap(6);
-    let ign = http::Url::resolve(&base, &format!("/ignition?mac={mac}"));
-    let r = get(&m, &mut conns, &ign, true, &c)
-        .await
-        .map_err(|e| (7, e))?;
-    if r.body.first() != Some(&b'{') {
-        return Err((7, "the Ignition config is not JSON".into()));
-    }
-    lap(7);
     Ok(t)
+}
+
+/// `--lockstep`: every machine does stage k, all at once, and the next stage starts when
+/// the last machine is done with it. Each stage then meets every server with all N
+/// machines at the same instant, whatever the stages before did to spread them out.
+/// Per machine: (start, end, the duration of every stage or the stage that failed).
+async fn lockstep(
+    machines: Vec<Machine>,
+    a: &Arc<Args>,
+    bc: &Arc<dhcp::Broadcast>,
+    c: &Arc<Counters>,
+    deadline: tokio::time::Instant,
+) -> Vec<(Instant, Instant, StageResult<[Duration; 8]>)> {
+    let t0 = Instant::now();
+    let mut alive: Vec<(Boot, [Duration; 8])> = machines
+        .into_iter()
+        .map(|m| (Boot::new(m), [Duration::ZERO; 8]))
+        .collect();
+    let mut out = Vec::new();
+    for k in 0..STAGES.len() {
+        let tasks: Vec<_> = alive
+            .drain(..)
+            .map(|(mut b, mut t)| {
+                let (a, bc, c) = (a.clone(), bc.clone(), c.clone());
+                tokio::spawn(async move {
+                    let clock = Instant::now();
+                    let r = match timeout_at(deadline, b.step(k, &a, &bc, &c)).await {
+                        Ok(r) => r.map_err(|e| (k, e)),
+                        Err(_) => Err((usize::MAX, "deadline".to_string())),
+                    };
+                    t[k] = clock.elapsed();
+                    (b, t, r)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (b, t, r) = task.await.expect("machine task");
+            match r {
+                Ok(()) => alive.push((b, t)),
+                Err(e) => out.push((t0, Instant::now(), Err(e))),
+            }
+        }
+    }
+    let end = Instant::now();
+    out.extend(alive.into_iter().map(|(_, t)| (t0, end, Ok(t))));
+    out
 }
 
 fn hex_uuid(u: &[u8; 16]) -> String {
@@ -379,25 +470,33 @@ async fn main() -> std::io::Result<()> {
     let n = a.machines;
     let t0 = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(a.deadline_secs);
-    let mut tasks = Vec::new();
-    for m in machines {
-        let (a2, bc, c) = (a.clone(), bc.clone(), c.clone());
-        let delay = Duration::from_secs_f64(a.ramp_secs * f64::from(m.i) / f64::from(n.max(1)));
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let start = Instant::now();
-            let r = match timeout_at(deadline, boot(m, a2, bc, c)).await {
-                Ok(r) => r,
-                Err(_) => Err((usize::MAX, "deadline".into())),
-            };
-            (start, Instant::now(), r)
-        }));
-    }
+    let results = if a.lockstep {
+        lockstep(machines.collect(), &a, &bc, &c, deadline).await
+    } else {
+        let mut tasks = Vec::new();
+        for m in machines {
+            let (a2, bc, c) = (a.clone(), bc.clone(), c.clone());
+            let delay = Duration::from_secs_f64(a.ramp_secs * f64::from(m.i) / f64::from(n.max(1)));
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let start = Instant::now();
+                let r = match timeout_at(deadline, boot(m, a2, bc, c)).await {
+                    Ok(r) => r,
+                    Err(_) => Err((usize::MAX, "deadline".into())),
+                };
+                (start, Instant::now(), r)
+            }));
+        }
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.expect("machine task"));
+        }
+        results
+    };
     let mut stage: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let (mut e2e, mut ends) = (Vec::new(), Vec::new());
     let mut failures: std::collections::BTreeMap<String, u32> = Default::default();
-    for t in tasks {
-        let (start, end, r) = t.await.expect("machine task");
+    for (start, end, r) in results {
         match r {
             Ok(d) => {
                 for (k, x) in d.iter().enumerate() {
