@@ -7,6 +7,26 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio_rustls::rustls;
 
+/// Listen backlog of the TCP listeners, capped by the kernel at `net.core.somaxconn`
+/// (4096 by default): a rack's connections arriving at once wait to be accepted instead
+/// of being dropped (tokio's `bind` asks 1024; a dropped SYN costs its client a
+/// retransmission a second later).
+const BACKLOG: i32 = 4096;
+
+/// A TCP listener on `addr` with [`BACKLOG`] (and `SO_REUSEADDR`, as tokio's `bind`).
+pub fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    tokio::net::TcpListener::from_std(s.into())
+}
+
 /// The soft `RLIMIT_NOFILE` before and after [`raise_nofile`], and the hard limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NofileChange {

@@ -311,7 +311,7 @@ fn boot_state(
 
 async fn bind_http(args: &ServeArgs, cfg: &Config) -> Result<(TcpListener, SocketAddr)> {
     let listen = args.http_listen.unwrap_or(cfg.http.listen);
-    let listener = TcpListener::bind(listen).await.map_err(|e| {
+    let listener = crate::listeners::bind_tcp(listen).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow::anyhow!(
                 "HTTP address {listen} is already in use (is matchbox or another Kindling still running? `ss -ltnp 'sport = :{}'` shows who)",
@@ -327,7 +327,7 @@ async fn bind_http(args: &ServeArgs, cfg: &Config) -> Result<(TcpListener, Socke
 
 async fn bind_admin(plan: Option<&AdminPlan>) -> Result<Option<TcpListener>> {
     match plan {
-        Some(plan) => Ok(Some(TcpListener::bind(plan.listen).await.with_context(
+        Some(plan) => Ok(Some(crate::listeners::bind_tcp(plan.listen).with_context(
             || format!("binding the admin listener {}", plan.listen),
         )?)),
         None => Ok(None),
@@ -336,7 +336,7 @@ async fn bind_admin(plan: Option<&AdminPlan>) -> Result<Option<TcpListener>> {
 
 async fn bind_rpc(setup: Option<&RpcSetup>) -> Result<Option<TcpListener>> {
     match setup {
-        Some(s) => Ok(Some(TcpListener::bind(s.listen).await.with_context(
+        Some(s) => Ok(Some(crate::listeners::bind_tcp(s.listen).with_context(
             || format!("binding the gRPC API {} ([rpc] address)", s.listen),
         )?)),
         None => Ok(None),
