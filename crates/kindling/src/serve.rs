@@ -49,13 +49,13 @@ pub(crate) async fn run_server(cli: &Cli, args: &ServeArgs, mut cfg: Config) -> 
     // READY=1, and a signal before the handler existed would end the process without
     // STOPPING=1 or a clean shutdown.
     let stop = stop_signals();
-    let (listener, local) = bind_http(args, &cfg).await?;
+    let (listener, local) = bind_http(args, &cfg)?;
     // The address bound (`--http-listen` included) from here on: a fleet names its servers
     // by it.
     cfg.http.listen = local;
-    let admin_listener = bind_admin(admin.plan.as_ref()).await?;
+    let admin_listener = bind_admin(admin.plan.as_ref())?;
     let admin_local = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
-    let rpc_listener = bind_rpc(rpc.as_ref()).await?;
+    let rpc_listener = bind_rpc(rpc.as_ref())?;
 
     let mut tasks = Tasks {
         cancel: CancellationToken::new(),
@@ -309,7 +309,7 @@ fn boot_state(
     Ok((Arc::new(shared), endpoints.cache))
 }
 
-async fn bind_http(args: &ServeArgs, cfg: &Config) -> Result<(TcpListener, SocketAddr)> {
+fn bind_http(args: &ServeArgs, cfg: &Config) -> Result<(TcpListener, SocketAddr)> {
     let listen = args.http_listen.unwrap_or(cfg.http.listen);
     let listener = crate::listeners::bind_tcp(listen).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -325,22 +325,21 @@ async fn bind_http(args: &ServeArgs, cfg: &Config) -> Result<(TcpListener, Socke
     Ok((listener, local))
 }
 
-async fn bind_admin(plan: Option<&AdminPlan>) -> Result<Option<TcpListener>> {
-    match plan {
-        Some(plan) => Ok(Some(crate::listeners::bind_tcp(plan.listen).with_context(
-            || format!("binding the admin listener {}", plan.listen),
-        )?)),
-        None => Ok(None),
-    }
+fn bind_admin(plan: Option<&AdminPlan>) -> Result<Option<TcpListener>> {
+    plan.map(|p| {
+        crate::listeners::bind_tcp(p.listen)
+            .with_context(|| format!("binding the admin listener {}", p.listen))
+    })
+    .transpose()
 }
 
-async fn bind_rpc(setup: Option<&RpcSetup>) -> Result<Option<TcpListener>> {
-    match setup {
-        Some(s) => Ok(Some(crate::listeners::bind_tcp(s.listen).with_context(
-            || format!("binding the gRPC API {} ([rpc] address)", s.listen),
-        )?)),
-        None => Ok(None),
-    }
+fn bind_rpc(setup: Option<&RpcSetup>) -> Result<Option<TcpListener>> {
+    setup
+        .map(|s| {
+            crate::listeners::bind_tcp(s.listen)
+                .with_context(|| format!("binding the gRPC API {} ([rpc] address)", s.listen))
+        })
+        .transpose()
 }
 
 async fn start_tftp(
