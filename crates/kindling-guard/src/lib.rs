@@ -10,6 +10,8 @@
 //! - [`answerable`]: whether a datagram's source address can be answered at all;
 //! - [`ClientKey`]: the key a TCP client's connections are counted under (an IPv4
 //!   address, or an IPv6 /64);
+//! - [`grow_receive_buffer`]: room in a listening UDP socket for a rack's requests
+//!   arriving at once ([`BURST_BUFFER`]);
 //!
 //! and what every download says about itself:
 //!
@@ -18,11 +20,12 @@
 //! - [`progress`]: when a long download logs a progress line ([`progress::Meter`],
 //!   sans-I/O) and its single updating line on a terminal ([`progress::TtyLine`]).
 //!
-//! No dependencies, and no I/O but that terminal line on stderr: the DHCP and TFTP
-//! cores stay reusable on their own.
+//! No dependency but libc, and no I/O but that terminal line on stderr and a socket
+//! option: the DHCP and TFTP cores stay reusable on their own.
 
 mod addr;
 mod bucket;
+mod burst;
 mod chain;
 mod count;
 mod esc;
@@ -30,6 +33,7 @@ pub mod progress;
 
 pub use addr::{ClientKey, answerable};
 pub use bucket::{Buckets, Budget, LogGate, Take};
+pub use burst::{BURST_BUFFER, Short, grow_receive_buffer};
 pub use chain::{Chain, chain};
 pub use count::{Counts, Full, Held};
 pub use esc::{Esc, EscDisplay, esc};

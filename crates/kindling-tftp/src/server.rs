@@ -62,34 +62,6 @@ struct Shared {
     busy_log: Mutex<LogGate>,
 }
 
-/// The listening socket's receive buffer: room for a rack's requests arriving at once
-/// (1,000 RRQs take ~1 MB of kernel memory as queued datagrams; the kernel's default,
-/// ~208 KiB, drops most of them, and each drop costs a ROM a retry of a second or more).
-const REQUEST_BUFFER: usize = 4 << 20;
-
-/// Asks for `bytes` of receive buffer: `SO_RCVBUFFORCE` (beyond `net.core.rmem_max`,
-/// with CAP_NET_ADMIN, as root has), else `SO_RCVBUF` (capped by `rmem_max`). Best
-/// effort: the server runs with what it gets.
-fn grow_receive_buffer(socket: &UdpSocket, bytes: usize) {
-    use std::os::fd::AsRawFd;
-    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: setsockopt on an open socket with a c_int option of the right size.
-        let r = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                std::ptr::from_ref(&v).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            return;
-        }
-    }
-}
-
 /// Addresses tracked by the request rate limiter at most.
 const RATE_TABLE_ENTRIES: usize = 4096;
 
@@ -130,7 +102,12 @@ impl TftpServer {
             };
             ServerError::Bind { addr, source, hint }
         })?;
-        grow_receive_buffer(&socket, REQUEST_BUFFER);
+        // Room for a rack's RRQs arriving at once.
+        if let Err(short) =
+            kindling_guard::grow_receive_buffer(&socket, kindling_guard::BURST_BUFFER)
+        {
+            warn!(%addr, "{short}");
+        }
         let local_addr = socket.local_addr()?;
         // On a wildcard address, learn which local address each request was sent to
         // and answer from it (see `pktinfo`).

@@ -38,8 +38,10 @@ fn make_socket(iface: &str, port: u16) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_broadcast(true)?;
-    // Room for a burst (a rack powering on at once); best effort, capped by rmem_max.
-    let _ = s.set_recv_buffer_size(1 << 20);
+    // Room for a rack's DISCOVERs arriving at once.
+    if let Err(short) = kindling_guard::grow_receive_buffer(&s, kindling_guard::BURST_BUFFER) {
+        tracing::warn!(iface, port, "{short}");
+    }
     s.bind_device(Some(iface.as_bytes()))?;
     s.set_nonblocking(true)?;
     s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into())?;

@@ -200,7 +200,10 @@ fn make_socket(iface: &str, index: u32) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_only_v6(true)?;
     s.set_reuse_address(true)?;
-    let _ = s.set_recv_buffer_size(1 << 20);
+    // Room for a rack's SOLICITs arriving at once.
+    if let Err(short) = kindling_guard::grow_receive_buffer(&s, kindling_guard::BURST_BUFFER) {
+        warn!(iface, "{short}");
+    }
     s.bind_device(Some(iface.as_bytes()))?;
     s.set_nonblocking(true)?;
     s.bind(&SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, SERVER_PORT, 0, 0)).into())?;
