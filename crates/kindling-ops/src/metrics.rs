@@ -147,7 +147,7 @@ pub struct Metrics {
     cache_bytes_set: AtomicBool,
     config_problems: Mutex<Vec<String>>,
     /// The Fedora CoreOS tracker's status, sorted by stream and architecture.
-    fcos: Mutex<Vec<FcosTrack>>,
+    fcos: std::sync::OnceLock<FcosSource>,
     ready: AtomicBool,
     /// The HTTP listeners' connection counters, by listener name.
     listeners: Mutex<Vec<(&'static str, Arc<kindling_http::server::Stats>)>>,
@@ -157,6 +157,10 @@ pub struct Metrics {
 }
 
 /// Adds a component's metric families to a scrape's registry.
+/// Where the Fedora CoreOS tracker's status is read, when asked (one entry per stream and
+/// architecture).
+pub type FcosSource = Arc<dyn Fn() -> Vec<FcosTrack> + Send + Sync>;
+
 pub type Families = Arc<dyn Fn(&mut Registry) + Send + Sync>;
 
 impl Default for Metrics {
@@ -184,7 +188,7 @@ impl Metrics {
             cache_bytes: AtomicU64::new(0),
             cache_bytes_set: AtomicBool::new(false),
             config_problems: Mutex::default(),
-            fcos: Mutex::default(),
+            fcos: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
             listeners: Mutex::default(),
             others: Mutex::default(),
@@ -268,15 +272,14 @@ impl Metrics {
             .unwrap_or_default()
     }
 
-    pub fn set_fcos_streams(&self, mut streams: Vec<FcosTrack>) {
-        streams.sort_by(|a, b| (&a.stream, &a.arch).cmp(&(&b.stream, &b.arch)));
-        if let Ok(mut g) = self.fcos.lock() {
-            *g = streams;
-        }
+    pub fn set_fcos_source(&self, source: FcosSource) {
+        let _ = self.fcos.set(source);
     }
 
     pub fn fcos_streams(&self) -> Vec<FcosTrack> {
-        self.fcos.lock().map(|g| g.clone()).unwrap_or_default()
+        let mut streams = self.fcos.get().map(|read| read()).unwrap_or_default();
+        streams.sort_by(|a, b| (&a.stream, &a.arch).cmp(&(&b.stream, &b.arch)));
+        streams
     }
 
     /// Bytes served under `/assets/`, by boot artifact (`kernel`, `initrd`, ...).

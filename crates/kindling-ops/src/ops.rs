@@ -299,11 +299,11 @@ impl Ops {
         self.metrics.set_config_problems(problems);
     }
 
-    /// Replaces the Fedora CoreOS tracker's status (one entry per stream and
-    /// architecture): `/api/v1/status` (`fcos`) and the dashboard's "Fedora CoreOS" box
-    /// show it from now on (its `kindling_fcos_*` series are the tracker's own).
-    pub fn set_fcos_streams(&self, streams: Vec<FcosTrack>) {
-        self.metrics.set_fcos_streams(streams);
+    /// Where `/api/v1/status` (`fcos`) and the dashboard's "Fedora CoreOS" box read the
+    /// tracker's status, live at each request (its `kindling_fcos_*` series are the
+    /// tracker's own); the first source set is kept.
+    pub fn set_fcos_source(&self, source: crate::metrics::FcosSource) {
+        self.metrics.set_fcos_source(source);
     }
 
     /// `kindling_cache_bytes`.
@@ -406,7 +406,7 @@ impl Ops {
         self.metrics.config_problems()
     }
 
-    /// The tracker's status as last set, sorted by stream and architecture.
+    /// The tracker's status now, sorted by stream and architecture (none without a source).
     pub fn fcos_streams(&self) -> Vec<FcosTrack> {
         self.metrics.fcos_streams()
     }

@@ -196,7 +196,7 @@ async fn machines_api_shapes_after_a_boot() {
     assert_eq!(s["fcos"], serde_json::json!([]));
 
     // The Fedora CoreOS tracker's status, per stream and architecture.
-    srv.ops.set_fcos_streams(vec![kindling_model::FcosTrack {
+    let streams = vec![kindling_model::FcosTrack {
         stream: "stable".into(),
         arch: "x86_64".into(),
         current: Some("42.20251012.3.0".into()),
@@ -207,7 +207,9 @@ async fn machines_api_shapes_after_a_boot() {
         failures: 2,
         consecutive_failures: 2,
         switches: 1,
-    }]);
+    }];
+    srv.ops
+        .set_fcos_source(std::sync::Arc::new(move || streams.clone()));
     let (_, _, body) = aget(adm, "/api/v1/status").await;
     let s: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(

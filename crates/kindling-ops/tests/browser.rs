@@ -173,7 +173,7 @@ fn dashboard_in_headless_chromium() {
     let ops = srv.ops.clone();
     ops.set_ready();
     ops.set_cache_bytes(734_003_200);
-    ops.set_fcos_streams(vec![
+    let streams = vec![
         FcosTrack {
             stream: "stable".into(),
             arch: "x86_64".into(),
@@ -193,7 +193,8 @@ fn dashboard_in_headless_chromium() {
             consecutive_failures: 2,
             ..FcosTrack::default()
         },
-    ]);
+    ];
+    ops.set_fcos_source(std::sync::Arc::new(move || streams.clone()));
     ops.set_config_problems(vec![
         "groups/broken.json: expected value at line 3 column 1".into(),
     ]);

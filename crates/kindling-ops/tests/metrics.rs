@@ -83,13 +83,14 @@ fn counters_move_with_events() {
     );
     ops.set_ready();
     ops.set_cache_bytes(123_456);
-    ops.set_fcos_streams(vec![FcosTrack {
+    let streams = vec![FcosTrack {
         stream: "stable".into(),
         arch: "x86_64".into(),
         current: Some("42.20251012.3.0".into()),
         upstream: Some("42.20251012.3.0".into()),
         ..FcosTrack::default()
-    }]);
+    }];
+    ops.set_fcos_source(std::sync::Arc::new(move || streams.clone()));
     ops.set_config_problems(vec!["groups/a.json: bad \"json\"".into(), "p".into()]);
 
     let s = parse(&ops.metrics_text());

@@ -598,7 +598,7 @@ fn start_admin(
 }
 
 /// Fedora CoreOS stream tracking (in a fleet, on the one server that holds the
-/// election): its series read at each scrape, its status copied into ops.
+/// election): its series and status read when `/metrics`, the API or the dashboard ask.
 fn start_fcos(
     tasks: &mut Tasks,
     cfg: &Config,
@@ -646,25 +646,8 @@ fn start_fcos(
             });
         }
     }
-    // The tracker's status, copied into ops (plain data, no callback) within a
-    // second of a change: a lock and a clone of a few entries per tick.
-    let (ops, k) = (ops.clone(), tasks.cancel.clone());
-    tasks.set.spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last = Vec::new();
-        loop {
-            tokio::select! {
-                _ = k.cancelled() => return Ok(()),
-                _ = tick.tick() => {}
-            }
-            let now = status.snapshot();
-            if now != last {
-                ops.set_fcos_streams(now.clone());
-                last = now;
-            }
-        }
-    });
+    // The status page and API read the tracker's status when asked, as `/metrics` does.
+    ops.set_fcos_source(Arc::new(move || status.snapshot()));
 }
 
 /// The cache's counters, read by `/metrics` at each scrape; its size and status, copied
