@@ -9,28 +9,15 @@ use kindling_model::store::{Opened, open_confined};
 use crate::body::{self, Reply};
 use crate::{content, paths};
 
-pub(crate) async fn serve_trusted_file(path: &Path, headers: &HeaderMap) -> Reply {
-    match tokio::fs::File::open(path).await {
-        Ok(file) => match file.metadata().await {
-            Ok(m) if m.is_file() => content::serve_open_file(headers, file, &m, path).await,
+pub(crate) fn serve_trusted_file(path: &Path, headers: &HeaderMap) -> Reply {
+    match std::fs::File::open(path) {
+        Ok(file) => match file.metadata() {
+            Ok(m) if m.is_file() => content::serve_open_file(headers, file, &m, path),
             Ok(_) => Reply::not_found(format!("{} is not a file", path.display())),
             Err(e) => Reply::not_found(format!("{}: {e}", path.display())),
         },
         Err(e) => Reply::not_found(format!("{}: {e}", path.display())),
     }
-}
-
-/// Opens `name` below the assets directory, confined (off the async threads).
-async fn open_asset(dir: &Path, name: &str) -> Result<Opened, ReadError> {
-    let (dir, name) = (dir.to_path_buf(), name.to_string());
-    tokio::task::spawn_blocking(move || open_confined(&dir, "assets", &name))
-        .await
-        .unwrap_or_else(|e| {
-            Err(ReadError::Io {
-                path: "assets".into(),
-                source: std::io::Error::other(e.to_string()),
-            })
-        })
 }
 
 fn asset_error(rest: &str, dir: &Path, e: ReadError) -> Reply {
@@ -67,7 +54,7 @@ pub(crate) async fn assets(
         return Reply::local_redirect("./", raw_query);
     }
     let name = rest.trim_end_matches('/');
-    let opened = match open_asset(dir, name).await {
+    let opened = match open_confined(dir, "assets", name) {
         Ok(o) => o,
         Err(e) => return asset_error(rest, dir, e),
     };
@@ -76,12 +63,11 @@ pub(crate) async fn assets(
         if !raw_path.ends_with('/') {
             return Reply::local_redirect(&format!("{}/", paths::escape_path(last)), raw_query);
         }
-        match open_asset(dir, &format!("{name}/index.html")).await {
+        match open_confined(dir, "assets", &format!("{name}/index.html")) {
             Ok(index) if index.meta.is_file() => {
                 let path = index.path.clone();
                 let meta = index.meta.clone();
-                let file = tokio::fs::File::from_std(index.file);
-                return content::serve_open_file(headers, file, &meta, &path).await;
+                return content::serve_open_file(headers, index.file, &meta, &path);
             }
             Ok(_) | Err(ReadError::NotFound(_)) => {}
             Err(e) => return asset_error(&format!("{name}/index.html"), dir, e),
@@ -111,13 +97,7 @@ pub(crate) async fn assets(
     }
     let meta = opened.meta.clone();
     let path = opened.path.clone();
-    content::serve_open_file(
-        headers,
-        tokio::fs::File::from_std(opened.file),
-        &meta,
-        &path,
-    )
-    .await
+    content::serve_open_file(headers, opened.file, &meta, &path)
 }
 
 /// The directory `kindling fcos` keeps its streams in, under `assets/`.
