@@ -9,15 +9,28 @@ use kindling_model::store::{Opened, open_confined};
 use crate::body::{self, Reply};
 use crate::{content, paths};
 
-pub(crate) fn serve_trusted_file(path: &Path, headers: &HeaderMap) -> Reply {
-    match std::fs::File::open(path) {
-        Ok(file) => match file.metadata() {
-            Ok(m) if m.is_file() => content::serve_open_file(headers, file, &m, path),
+pub(crate) async fn serve_trusted_file(path: &Path, headers: &HeaderMap) -> Reply {
+    match tokio::fs::File::open(path).await {
+        Ok(file) => match file.metadata().await {
+            Ok(m) if m.is_file() => content::serve_open_file(headers, file, &m, path).await,
             Ok(_) => Reply::not_found(format!("{} is not a file", path.display())),
             Err(e) => Reply::not_found(format!("{}: {e}", path.display())),
         },
         Err(e) => Reply::not_found(format!("{}: {e}", path.display())),
     }
+}
+
+/// Opens `name` below the assets directory, confined (off the async threads).
+async fn open_asset(dir: &Path, name: &str) -> Result<Opened, ReadError> {
+    let (dir, name) = (dir.to_path_buf(), name.to_string());
+    tokio::task::spawn_blocking(move || open_confined(&dir, "assets", &name))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ReadError::Io {
+                path: "assets".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
 }
 
 fn asset_error(rest: &str, dir: &Path, e: ReadError) -> Reply {
@@ -54,7 +67,7 @@ pub(crate) async fn assets(
         return Reply::local_redirect("./", raw_query);
     }
     let name = rest.trim_end_matches('/');
-    let opened = match open_confined(dir, "assets", name) {
+    let opened = match open_asset(dir, name).await {
         Ok(o) => o,
         Err(e) => return asset_error(rest, dir, e),
     };
@@ -63,11 +76,12 @@ pub(crate) async fn assets(
         if !raw_path.ends_with('/') {
             return Reply::local_redirect(&format!("{}/", paths::escape_path(last)), raw_query);
         }
-        match open_confined(dir, "assets", &format!("{name}/index.html")) {
+        match open_asset(dir, &format!("{name}/index.html")).await {
             Ok(index) if index.meta.is_file() => {
                 let path = index.path.clone();
                 let meta = index.meta.clone();
-                return content::serve_open_file(headers, index.file, &meta, &path);
+                let file = tokio::fs::File::from_std(index.file);
+                return content::serve_open_file(headers, file, &meta, &path).await;
             }
             Ok(_) | Err(ReadError::NotFound(_)) => {}
             Err(e) => return asset_error(&format!("{name}/index.html"), dir, e),
@@ -97,7 +111,13 @@ pub(crate) async fn assets(
     }
     let meta = opened.meta.clone();
     let path = opened.path.clone();
-    content::serve_open_file(headers, opened.file, &meta, &path)
+    content::serve_open_file(
+        headers,
+        tokio::fs::File::from_std(opened.file),
+        &meta,
+        &path,
+    )
+    .await
 }
 
 /// The directory `kindling fcos` keeps its streams in, under `assets/`.

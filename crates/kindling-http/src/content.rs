@@ -176,18 +176,33 @@ pub fn type_by_extension(path: &Path) -> Option<&'static str> {
     })
 }
 
+/// Serves the file at `path` (a trusted, configured path: boot files, the
+/// menu cache). Size and modification time come from the opened file, not
+/// from `_meta` or the path (kept for the signature's sake).
+pub async fn serve_file(req: &HeaderMap, path: &Path, _meta: &std::fs::Metadata) -> Reply {
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Reply::error(StatusCode::FORBIDDEN, "403 Forbidden")
+                .with_reason(format!("{}: {e}", path.display()));
+        }
+        Err(e) => return Reply::not_found(format!("{}: {e}", path.display())),
+    };
+    let meta = match file.metadata().await {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Reply::not_found(format!("{} is not a regular file", path.display())),
+        Err(e) => return Reply::not_found(format!("{}: {e}", path.display())),
+    };
+    serve_open_file(req, file, &meta, path).await
+}
+
 /// Serves an opened regular file: Content-Length, Range and Last-Modified come
 /// from `meta`, the metadata of that open file (fstat); `name` only gives the
 /// content type by its extension. The body is the open file itself
 /// ([`body::Content::File`]: `sendfile(2)` on the boot listener).
-///
-/// Called on the async worker, as nginx opens and reads in its event loop: the few
-/// syscalls of a file's head are page-cache work like the `sendfile(2)` that follows
-/// (which reads the disk on the worker anyway), and a hop to the blocking pool per
-/// request costs more than them (in a boot storm, a pool thread per machine).
-pub fn serve_open_file(
+pub async fn serve_open_file(
     req: &HeaderMap,
-    file: std::fs::File,
+    mut file: tokio::fs::File,
     meta: &std::fs::Metadata,
     name: &Path,
 ) -> Reply {
@@ -200,9 +215,10 @@ pub fn serve_open_file(
     let content_type = match type_by_extension(path) {
         Some(t) => t,
         None => {
-            use std::os::unix::fs::FileExt;
+            use tokio::io::AsyncReadExt;
+            // The body is sent from explicit offsets: the read position does not matter.
             let mut head = vec![0u8; 512.min(size as usize)];
-            let n = file.read_at(&mut head, 0).unwrap_or(0);
+            let n = file.read(&mut head).await.unwrap_or(0);
             kindling_render::detect_content_type(&head[..n])
         }
     };
@@ -216,7 +232,7 @@ pub fn serve_open_file(
     };
     let mut r = Reply::new(status, content_type, Bytes::new());
     r.body = body::Content::File {
-        file,
+        file: file.into_std().await,
         offset: start,
     };
     r.len = len;

@@ -171,7 +171,7 @@ pub(crate) async fn route(
             if let Some(name) = p.strip_prefix("/tftp/")
                 && let Some(file) = shared.boot_files.get(name)
             {
-                return (Endpoint::Tftp, serve_trusted_file(file, headers));
+                return (Endpoint::Tftp, serve_trusted_file(file, headers).await);
             }
             let snapshot = shared.snapshot.load_full();
             let ext = ExtRequest {

@@ -500,7 +500,8 @@ impl CacheExtension {
 /// Serves an opened cached file (kindling-http's file serving: its own length and mtime
 /// from `fstat`, Range, If-Modified-Since, Last-Modified) and says how it was found.
 async fn serve_opened(headers: &HeaderMap, o: Opened, name: &str, how: &str) -> Reply {
-    let mut r = content::serve_open_file(headers, o.file, &o.meta, std::path::Path::new(name));
+    let file = tokio::fs::File::from_std(o.file);
+    let mut r = content::serve_open_file(headers, file, &o.meta, std::path::Path::new(name)).await;
     set(&mut r.headers, X_CACHE, how);
     r
 }
