@@ -176,26 +176,6 @@ pub fn type_by_extension(path: &Path) -> Option<&'static str> {
     })
 }
 
-/// Serves the file at `path` (a trusted, configured path: boot files, the
-/// menu cache). Size and modification time come from the opened file, not
-/// from `_meta` or the path (kept for the signature's sake).
-pub async fn serve_file(req: &HeaderMap, path: &Path, _meta: &std::fs::Metadata) -> Reply {
-    let file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return Reply::error(StatusCode::FORBIDDEN, "403 Forbidden")
-                .with_reason(format!("{}: {e}", path.display()));
-        }
-        Err(e) => return Reply::not_found(format!("{}: {e}", path.display())),
-    };
-    let meta = match file.metadata().await {
-        Ok(m) if m.is_file() => m,
-        Ok(_) => return Reply::not_found(format!("{} is not a regular file", path.display())),
-        Err(e) => return Reply::not_found(format!("{}: {e}", path.display())),
-    };
-    serve_open_file(req, file, &meta, path).await
-}
-
 /// Serves an opened regular file: Content-Length, Range and Last-Modified come
 /// from `meta`, the metadata of that open file (fstat); `name` only gives the
 /// content type by its extension. The body is the open file itself
