@@ -146,7 +146,7 @@ pub struct Metrics {
     cache_bytes: AtomicU64,
     cache_bytes_set: AtomicBool,
     config_problems: Mutex<Vec<String>>,
-    /// The Fedora CoreOS tracker's status, sorted by stream and architecture.
+    /// Where the Fedora CoreOS tracker's status is read (set once, when tracking starts).
     fcos: std::sync::OnceLock<FcosSource>,
     ready: AtomicBool,
     /// The HTTP listeners' connection counters, by listener name.
@@ -156,11 +156,11 @@ pub struct Metrics {
     others: Mutex<Vec<Families>>,
 }
 
-/// Adds a component's metric families to a scrape's registry.
 /// Where the Fedora CoreOS tracker's status is read, when asked (one entry per stream and
 /// architecture).
 pub type FcosSource = Arc<dyn Fn() -> Vec<FcosTrack> + Send + Sync>;
 
+/// Adds a component's metric families to a scrape's registry.
 pub type Families = Arc<dyn Fn(&mut Registry) + Send + Sync>;
 
 impl Default for Metrics {
