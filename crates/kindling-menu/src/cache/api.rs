@@ -431,21 +431,32 @@ impl Cache {
         .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Refusals since start, by reason (the `reason` label of `kindling_cache_refused_total`).
+    fn refusals(&self) -> [(&'static str, u64); 6] {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("head", g(&c.head)),
+            ("not_routed", g(&c.not_routed)),
+            ("client_busy", g(&c.client_busy)),
+            ("client_rate", g(&c.client_rate)),
+            ("client_table_full", g(&c.client_table_full)),
+            ("file", g(&c.refused_file)),
+        ]
+    }
+
     /// Upstream fetches started and refusals since start, by name:
     /// `fetches`, `refused_head`, `refused_not_routed`, `refused_client_busy`,
     /// `refused_client_rate`, `refused_client_table_full`, `refused_file`.
-    pub fn counters(&self) -> BTreeMap<&'static str, u64> {
-        let c = &self.counters;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        BTreeMap::from([
-            ("fetches", g(&c.fetches)),
-            ("refused_head", g(&c.head)),
-            ("refused_not_routed", g(&c.not_routed)),
-            ("refused_client_busy", g(&c.client_busy)),
-            ("refused_client_rate", g(&c.client_rate)),
-            ("refused_client_table_full", g(&c.client_table_full)),
-            ("refused_file", g(&c.refused_file)),
-        ])
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        let fetches = self.counters.fetches.load(Ordering::Relaxed);
+        std::iter::once(("fetches".to_string(), fetches))
+            .chain(
+                self.refusals()
+                    .into_iter()
+                    .map(|(why, v)| (format!("refused_{why}"), v)),
+            )
+            .collect()
     }
 
     /// Registers the cache's series in `r` (`/metrics`, at each scrape):
@@ -460,15 +471,10 @@ impl Cache {
             reason: &'static str,
         }
         let refused = Family::<Why, Counter>::default();
-        let mut fetches = 0;
-        for (name, v) in self.counters() {
-            match name.strip_prefix("refused_") {
-                Some(reason) => {
-                    refused.get_or_create(&Why { reason }).inc_by(v);
-                }
-                None => fetches = v,
-            }
+        for (reason, v) in self.refusals() {
+            refused.get_or_create(&Why { reason }).inc_by(v);
         }
+        let fetches = self.counters.fetches.load(Ordering::Relaxed);
         r.register(
             "kindling_cache_fetches",
             "Upstream downloads the cache started",
