@@ -19,7 +19,9 @@
 # `matchbox` on PATH; none: the seed stack runs without it and its HTTP stages fail),
 # IPXE (undionly.kpxe, default /usr/lib/ipxe/undionly.kpxe), LOCK
 # (/tmp/kindling-bench.lock: every timed storm holds it, so benchmarks never overlap),
-# KEEP (1: keep the work directory), STACKS ("kindling seed": which stacks to run),
+# RCVBUF_KIB (256: each HTTP connection's receive buffer, as iPXE's TCP window keeps it;
+# 0: the kernel's autotuning), KEEP (1: keep the work directory), STACKS ("kindling
+# seed": which stacks to run),
 # KINDLING_TOML_APPEND (lines appended to kindling.toml, whose last table is [tftp]: e.g.
 # "max_transfers = 1024" to see what the TFTP cap costs; the default run adds nothing).
 #
@@ -42,6 +44,8 @@ RAMP_SECS=${RAMP_SECS:-0}
 LOCKSTEP=${LOCKSTEP:-0}
 MODE=()
 [ "$LOCKSTEP" = 1 ] && MODE=(--lockstep)
+RCVBUF_KIB=${RCVBUF_KIB:-256}
+MODE+=(--rcvbuf-kib "$RCVBUF_KIB")
 STACKS=${STACKS:-"kindling seed"}
 KINDLING=${KINDLING:-$ROOT/target/release/kindling}
 IPXE=${IPXE:-/usr/lib/ipxe/undionly.kpxe}
@@ -272,7 +276,7 @@ echo "kernel:    $(uname -srm); $(nproc) CPUs ($(grep -m1 'model name' /proc/cpu
 echo "load avg:  $(cut -d' ' -f1-3 /proc/loadavg) (at start)"
 echo "kindling:  $KINDLING"
 echo "seed:      $(dnsmasq --version | head -1 | awk '{print "dnsmasq", $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $MATCHBOX_NOTE"
-echo "storm:     N={$NS_LIST} x $ROUNDS rounds, kernel ${KERNEL_MB} MB + initrd ${INITRD_MB} MB per machine, ramp ${RAMP_SECS} s$([ "$LOCKSTEP" = 1 ] && echo ', LOCKSTEP: stage by stage')"
+echo "storm:     N={$NS_LIST} x $ROUNDS rounds, kernel ${KERNEL_MB} MB + initrd ${INITRD_MB} MB per machine, ramp ${RAMP_SECS} s, receive buffer ${RCVBUF_KIB} KiB$([ "$LOCKSTEP" = 1 ] && echo ', LOCKSTEP: stage by stage')"
 [ -z "${KINDLING_TOML_APPEND:-}" ] || echo "kindling.toml + ${KINDLING_TOML_APPEND//$'\n'/; } (KINDLING_TOML_APPEND)"
 echo "assets:    kindling serves its own /assets/; the seed's profile points at nginx (:$NGINX_PORT)"
 

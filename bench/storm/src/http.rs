@@ -12,6 +12,9 @@ use tokio::time::timeout;
 
 /// A read that makes no progress for this long fails the request.
 const IDLE: Duration = Duration::from_secs(60);
+/// iPXE's largest advertised TCP window (`TCP_MAX_WINDOW_SIZE` in its `tcp.h`): 256 KiB,
+/// whatever the link. The default of `--rcvbuf-kib`.
+pub const IPXE_WINDOW_KIB: u32 = 256;
 const USER_AGENT: &str = "iPXE/1.0.0+";
 
 /// An `http://host:port/path` URL split in two (host:port as written, path with query).
@@ -102,11 +105,16 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub async fn open(local: Ipv4Addr, authority: &str) -> io::Result<Conn> {
+    /// Connects from `local`; `rcvbuf_kib` > 0 fixes the socket's receive buffer (set before
+    /// the handshake, so the window scale fits it), 0 leaves it to the kernel's autotuning.
+    pub async fn open(local: Ipv4Addr, authority: &str, rcvbuf_kib: u32) -> io::Result<Conn> {
         let addr: SocketAddr = authority
             .parse()
             .map_err(|_| io::Error::other(format!("not an ip:port: {authority}")))?;
         let s = TcpSocket::new_v4()?;
+        if rcvbuf_kib > 0 {
+            s.set_recv_buffer_size(rcvbuf_kib.saturating_mul(1024))?;
+        }
         s.bind(SocketAddr::new(local.into(), 0))?;
         let stream = timeout(IDLE, s.connect(addr))
             .await

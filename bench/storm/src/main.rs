@@ -74,6 +74,12 @@ struct Args {
     /// stage; `--ramp-secs` is ignored).
     #[arg(long)]
     lockstep: bool,
+    /// Each HTTP connection's receive buffer in KiB, as iPXE's TCP keeps it: its window is
+    /// at most 256 KiB. 0: the kernel's autotuning (up to `net.ipv4.tcp_rmem`'s maximum,
+    /// 32 MiB here: a thousand such sockets in one kernel share its TCP memory with the
+    /// servers' send buffers, which real machines do not).
+    #[arg(long, default_value_t = http::IPXE_WINDOW_KIB)]
+    rcvbuf_kib: u32,
     /// Print "MAC IP" of every machine and exit (for the data directory and addresses).
     #[arg(long)]
     print_machines: bool,
@@ -196,6 +202,7 @@ async fn get(
     url: &http::Url,
     keep: bool,
     c: &Counters,
+    rcvbuf_kib: u32,
 ) -> Result<http::Response, String> {
     let mut last = String::new();
     for attempt in 0..HTTP_ATTEMPTS {
@@ -206,7 +213,7 @@ async fn get(
         let pos = conns.iter().position(|k| k.authority() == url.authority);
         let mut conn = match pos {
             Some(p) => conns.swap_remove(p),
-            None => match http::Conn::open(m.ip, &url.authority).await {
+            None => match http::Conn::open(m.ip, &url.authority, rcvbuf_kib).await {
                 Ok(k) => k,
                 Err(e) => {
                     last = format!("connect {}: {e}", url.authority);
@@ -302,7 +309,7 @@ impl Boot {
                 c.tftp_errors.fetch_add(got.errors.into(), Relaxed);
             }
             3 => {
-                get(m, &mut self.conns, &base(a), true, c).await?;
+                get(m, &mut self.conns, &base(a), true, c, a.rcvbuf_kib).await?;
             }
             4 => {
                 // What matchbox's /boot.ipxe chains to, with iPXE's expansions.
@@ -311,7 +318,7 @@ impl Boot {
                     &base(a),
                     &format!("/ipxe?uuid={uuid}&mac={mac}&domain=&hostname=&serial="),
                 );
-                let r = get(m, &mut self.conns, &url, true, c).await?;
+                let r = get(m, &mut self.conns, &url, true, c, a.rcvbuf_kib).await?;
                 self.script = Some(http::parse_script(&String::from_utf8_lossy(&r.body)));
                 self.script_url = Some(url);
             }
@@ -333,12 +340,20 @@ impl Boot {
                     ));
                 }
                 for f in &files {
-                    get(m, &mut self.conns, &http::Url::resolve(url, f), false, c).await?;
+                    get(
+                        m,
+                        &mut self.conns,
+                        &http::Url::resolve(url, f),
+                        false,
+                        c,
+                        a.rcvbuf_kib,
+                    )
+                    .await?;
                 }
             }
             _ => {
                 let ign = http::Url::resolve(&base(a), &format!("/ignition?mac={mac}"));
-                let r = get(m, &mut self.conns, &ign, true, c).await?;
+                let r = get(m, &mut self.conns, &ign, true, c, a.rcvbuf_kib).await?;
                 if r.body.first() != Some(&b'{') {
                     return Err("the Ignition config is not JSON".into());
                 }
