@@ -6,8 +6,9 @@
 //! total (new connections over a cap are closed at once and counted), a bound on idle
 //! keep-alive connections (HTTP/1: hyper's header read timeout runs from the moment a
 //! connection waits for its next request; HTTP/2: keep-alive pings), a bound on writes
-//! that make no progress, an optional TLS handshake (bounded by the idle timeout), and an
-//! accept loop that backs off instead of spinning or dying when the process runs out of
+//! that make no progress, an optional TLS handshake (bounded by the idle timeout), a bound
+//! on each connection's queue of bytes not yet sent ([`SEND_QUEUE_LOWAT`]), and an accept
+//! loop that backs off instead of spinning or dying when the process runs out of
 //! descriptors.
 
 use std::io;
@@ -106,7 +107,7 @@ pub fn conn_table(limits: &Limits) -> Counts<ClientKey> {
 fn accept_backoff(e: &io::Error, previous: Duration) -> Duration {
     let exhausted = matches!(
         e.raw_os_error(),
-        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM)
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     );
     if exhausted {
         (previous * 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
@@ -115,12 +116,34 @@ fn accept_backoff(e: &io::Error, previous: Duration) -> Duration {
     }
 }
 
-/// The Linux errno values the accept loop cares about (no libc dependency for four numbers).
-mod libc_errno {
-    pub const ENOMEM: i32 = 12;
-    pub const ENFILE: i32 = 23;
-    pub const EMFILE: i32 = 24;
-    pub const ENOBUFS: i32 = 105;
+/// Bytes a connection may hold queued in the kernel beyond what is in flight
+/// (`TCP_NOTSENT_LOWAT`): a write, or a `sendfile(2)`, stops once the socket holds this
+/// much not yet sent, and the socket is writable again when it holds less. In flight stays
+/// the kernel's business (the window and congestion control), so a fast client is not
+/// slowed; what is bounded is the queue behind it. Without it each of a storm's thousand
+/// downloads lets its send buffer grow to `net.ipv4.tcp_wmem`'s maximum (4 MiB), and the
+/// sum pushes the kernel into TCP memory pressure (`net.ipv4.tcp_mem`), where every socket
+/// pays (bench/storm/README.md). 512 KiB is two of iPXE's largest windows; a smaller
+/// queue wakes the sender more often per byte (128 KiB cost a third more CPU in the
+/// storm and 1.6x nginx's CPU per GiB in bench/cache at 32 connections).
+pub const SEND_QUEUE_LOWAT: u32 = 512 * 1024;
+
+/// Sets [`SEND_QUEUE_LOWAT`] on an accepted connection (best effort: a kernel without
+/// the option keeps its default).
+fn bound_send_queue(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let v: libc::c_int = SEND_QUEUE_LOWAT as libc::c_int;
+    // SAFETY: the descriptor is the stream's open socket; `v` is a live c_int whose size
+    // is passed with it.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// What serves the requests of one connection, answering with bodies of type `B`
@@ -322,6 +345,7 @@ where
         };
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
+        bound_send_queue(&stream);
         let local = stream.local_addr().unwrap_or(fallback_local);
         let conn = serve(stream, peer, local, cancel.clone());
         let stats = stats.clone();
@@ -534,6 +558,54 @@ mod tests {
         assert_ne!(ClientKey::of(a), ClientKey::of(c));
         let m: IpAddr = "::ffff:10.0.0.7".parse().unwrap_or_else(|_| unreachable!());
         assert_eq!(ClientKey::of(m), ClientKey::V4([10, 0, 0, 7]));
+    }
+
+    /// Every accepted connection carries the send-queue bound (read back from the socket
+    /// the accept loop hands over, on loopback).
+    #[tokio::test]
+    async fn accepted_connections_bound_their_send_queue() {
+        use std::os::fd::AsRawFd;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let serve = move |stream: TcpStream, _, _, _| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: the stream's open socket; `v` and `len` are live and sized.
+            let r = unsafe {
+                libc::getsockopt(
+                    stream.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NOTSENT_LOWAT,
+                    (&mut v as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            let _ = tx.send((r, v));
+            async move { drop(stream) }
+        };
+        let lim = Limits::default();
+        let accept = accept_with(
+            listener,
+            "test",
+            &lim,
+            Arc::new(Stats::default()),
+            cancel.clone(),
+            serve,
+        );
+        let client = async {
+            let _c = TcpStream::connect(addr)
+                .await
+                .unwrap_or_else(|e| panic!("connect: {e}"));
+            let got = rx.recv().await;
+            cancel.cancel();
+            got
+        };
+        let (_, got) = tokio::join!(accept, client);
+        assert_eq!(got, Some((0, SEND_QUEUE_LOWAT as libc::c_int)));
     }
 
     #[test]
