@@ -131,19 +131,7 @@ pub const SEND_QUEUE_LOWAT: u32 = 512 * 1024;
 /// Sets [`SEND_QUEUE_LOWAT`] on an accepted connection (best effort: a kernel without
 /// the option keeps its default).
 fn bound_send_queue(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let v: libc::c_int = SEND_QUEUE_LOWAT as libc::c_int;
-    // SAFETY: the descriptor is the stream's open socket; `v` is a live c_int whose size
-    // is passed with it.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(SEND_QUEUE_LOWAT);
 }
 
 /// What serves the requests of one connection, answering with bodies of type `B`
@@ -564,7 +552,6 @@ mod tests {
     /// the accept loop hands over, on loopback).
     #[tokio::test]
     async fn accepted_connections_bound_their_send_queue() {
-        use std::os::fd::AsRawFd;
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
@@ -572,19 +559,7 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let serve = move |stream: TcpStream, _, _, _| {
-            let mut v: libc::c_int = 0;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: the stream's open socket; `v` and `len` are live and sized.
-            let r = unsafe {
-                libc::getsockopt(
-                    stream.as_raw_fd(),
-                    libc::IPPROTO_TCP,
-                    libc::TCP_NOTSENT_LOWAT,
-                    (&mut v as *mut libc::c_int).cast(),
-                    &mut len,
-                )
-            };
-            let _ = tx.send((r, v));
+            let _ = tx.send(socket2::SockRef::from(&stream).tcp_notsent_lowat().ok());
             async move { drop(stream) }
         };
         let lim = Limits::default();
@@ -605,7 +580,7 @@ mod tests {
             got
         };
         let (_, got) = tokio::join!(accept, client);
-        assert_eq!(got, Some((0, SEND_QUEUE_LOWAT as libc::c_int)));
+        assert_eq!(got, Some(Some(SEND_QUEUE_LOWAT)));
     }
 
     #[test]
