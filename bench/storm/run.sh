@@ -20,7 +20,9 @@
 # IPXE (undionly.kpxe, default /usr/lib/ipxe/undionly.kpxe), LOCK
 # (/tmp/kindling-bench.lock: every timed storm holds it, so benchmarks never overlap),
 # RCVBUF_KIB (256: each HTTP connection's receive buffer, as iPXE's TCP window keeps it;
-# 0: the kernel's autotuning), KEEP (1: keep the work directory), STACKS ("kindling
+# 0: the kernel's autotuning), COPY_BODIES (1: the tool copies kernels and initrds into its
+# memory; default: the kernel drops them on receipt, `MSG_TRUNC`, so the simulated machines
+# do not spend the servers' CPUs copying 50 GB), KEEP (1: keep the work directory), STACKS ("kindling
 # seed": which stacks to run),
 # KINDLING_TOML_APPEND (lines appended to kindling.toml, whose last table is [tftp]: e.g.
 # "max_transfers = 1024" to see what the TFTP cap costs; the default run adds nothing).
@@ -46,6 +48,8 @@ MODE=()
 [ "$LOCKSTEP" = 1 ] && MODE=(--lockstep)
 RCVBUF_KIB=${RCVBUF_KIB:-256}
 MODE+=(--rcvbuf-kib "$RCVBUF_KIB")
+COPY_BODIES=${COPY_BODIES:-0}
+[ "$COPY_BODIES" = 1 ] && MODE+=(--copy-bodies)
 STACKS=${STACKS:-"kindling seed"}
 KINDLING=${KINDLING:-$ROOT/target/release/kindling}
 IPXE=${IPXE:-/usr/lib/ipxe/undionly.kpxe}
@@ -276,7 +280,7 @@ echo "kernel:    $(uname -srm); $(nproc) CPUs ($(grep -m1 'model name' /proc/cpu
 echo "load avg:  $(cut -d' ' -f1-3 /proc/loadavg) (at start)"
 echo "kindling:  $KINDLING"
 echo "seed:      $(dnsmasq --version | head -1 | awk '{print "dnsmasq", $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $MATCHBOX_NOTE"
-echo "storm:     N={$NS_LIST} x $ROUNDS rounds, kernel ${KERNEL_MB} MB + initrd ${INITRD_MB} MB per machine, ramp ${RAMP_SECS} s, receive buffer ${RCVBUF_KIB} KiB$([ "$LOCKSTEP" = 1 ] && echo ', LOCKSTEP: stage by stage')"
+echo "storm:     N={$NS_LIST} x $ROUNDS rounds, kernel ${KERNEL_MB} MB + initrd ${INITRD_MB} MB per machine, ramp ${RAMP_SECS} s, receive buffer ${RCVBUF_KIB} KiB, bodies $([ "$COPY_BODIES" = 1 ] && echo copied || echo 'dropped on receipt')$([ "$LOCKSTEP" = 1 ] && echo ', LOCKSTEP: stage by stage')"
 [ -z "${KINDLING_TOML_APPEND:-}" ] || echo "kindling.toml + ${KINDLING_TOML_APPEND//$'\n'/; } (KINDLING_TOML_APPEND)"
 echo "assets:    kindling serves its own /assets/; the seed's profile points at nginx (:$NGINX_PORT)"
 

@@ -239,9 +239,10 @@ impl Broadcast {
         if ifindex == 0 {
             return Err(io::Error::last_os_error());
         }
-        let proto = (libc::ETH_P_IP as u16).to_be() as i32;
+        // Protocol 0: the socket only sends. With ETH_P_IP it would be handed a clone of
+        // every IPv4 packet the namespace receives (all the HTTP bytes), which it never reads.
         // SAFETY: a new socket, owned by the OwnedFd at once.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, proto) };
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, 0) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }

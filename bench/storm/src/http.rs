@@ -3,10 +3,12 @@
 //! returns (its `kernel` and `initrd` lines).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use socket2::SockRef;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 
@@ -16,6 +18,20 @@ const IDLE: Duration = Duration::from_secs(60);
 /// whatever the link. The default of `--rcvbuf-kib`.
 pub const IPXE_WINDOW_KIB: u32 = 256;
 const USER_AGENT: &str = "iPXE/1.0.0+";
+/// The most one read takes from a connection.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// How a machine's TCP receives, the same for every server.
+#[derive(Debug, Clone, Copy)]
+pub struct Receive {
+    /// The socket's receive buffer in KiB, fixed before the handshake (so the window scale
+    /// fits it); 0 leaves it to the kernel's autotuning.
+    pub rcvbuf_kib: u32,
+    /// Bodies nobody keeps (kernels, initrds) are copied into the tool's memory, as a real
+    /// machine's are; when false the kernel drops them (`recv` with `MSG_TRUNC`), so the
+    /// simulated machines spend no CPU copying bytes that real ones copy on their own CPUs.
+    pub copy_bodies: bool,
+}
 
 /// An `http://host:port/path` URL split in two (host:port as written, path with query).
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +113,10 @@ pub struct Response {
 pub struct Conn {
     authority: String,
     stream: TcpStream,
+    copy_bodies: bool,
     buf: Vec<u8>,
+    /// Where `MSG_TRUNC` reads "land" (the kernel writes nothing into it).
+    sink: Vec<MaybeUninit<u8>>,
     /// Bytes of `buf` read but not consumed.
     start: usize,
     end: usize,
@@ -105,15 +124,14 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects from `local`; `rcvbuf_kib` > 0 fixes the socket's receive buffer (set before
-    /// the handshake, so the window scale fits it), 0 leaves it to the kernel's autotuning.
-    pub async fn open(local: Ipv4Addr, authority: &str, rcvbuf_kib: u32) -> io::Result<Conn> {
+    /// Connects from `local`, receiving as `rx` says.
+    pub async fn open(local: Ipv4Addr, authority: &str, rx: Receive) -> io::Result<Conn> {
         let addr: SocketAddr = authority
             .parse()
             .map_err(|_| io::Error::other(format!("not an ip:port: {authority}")))?;
         let s = TcpSocket::new_v4()?;
-        if rcvbuf_kib > 0 {
-            s.set_recv_buffer_size(rcvbuf_kib.saturating_mul(1024))?;
+        if rx.rcvbuf_kib > 0 {
+            s.set_recv_buffer_size(rx.rcvbuf_kib.saturating_mul(1024))?;
         }
         s.bind(SocketAddr::new(local.into(), 0))?;
         let stream = timeout(IDLE, s.connect(addr))
@@ -123,7 +141,9 @@ impl Conn {
         Ok(Conn {
             authority: authority.to_string(),
             stream,
-            buf: vec![0; 256 * 1024],
+            copy_bodies: rx.copy_bodies,
+            buf: vec![0; READ_CHUNK],
+            sink: Vec::new(),
             start: 0,
             end: 0,
             reusable: true,
@@ -177,6 +197,9 @@ impl Conn {
 
     /// Consumes `n` body bytes, appending them to `keep` if given.
     async fn body(&mut self, mut n: u64, mut keep: Option<&mut Vec<u8>>) -> io::Result<()> {
+        if keep.is_none() && !self.copy_bodies {
+            return self.drop_body(n).await;
+        }
         while n > 0 {
             if self.start == self.end {
                 self.fill().await?;
@@ -187,6 +210,40 @@ impl Conn {
             }
             self.start += take;
             n -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// Consumes `n` body bytes without copying them: what is already buffered, then the
+    /// rest dropped by the kernel (`MSG_TRUNC` on a TCP socket discards the data and
+    /// returns its length).
+    async fn drop_body(&mut self, mut n: u64) -> io::Result<()> {
+        let buffered = (self.end - self.start).min(n.try_into().unwrap_or(usize::MAX));
+        self.start += buffered;
+        n -= buffered as u64;
+        if self.sink.is_empty() && n > 0 {
+            self.sink = vec![MaybeUninit::uninit(); READ_CHUNK];
+        }
+        while n > 0 {
+            let want = usize::try_from(n).unwrap_or(usize::MAX).min(READ_CHUNK);
+            let (stream, sink) = (&self.stream, &mut self.sink[..want]);
+            let got = timeout(IDLE, async {
+                loop {
+                    stream.readable().await?;
+                    match stream.try_io(Interest::READABLE, || {
+                        SockRef::from(stream).recv_with_flags(sink, libc::MSG_TRUNC)
+                    }) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        r => return r,
+                    }
+                }
+            })
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read"))??;
+            if got == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            n -= got as u64;
         }
         Ok(())
     }
@@ -271,6 +328,42 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two answers on one connection, the first body dropped by the kernel, the second
+    /// kept: the drop takes exactly the body's bytes, whatever was already buffered.
+    #[tokio::test]
+    async fn dropped_bodies_keep_the_framing() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let big = 3 * READ_CHUNK + 12_345;
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            for body in [vec![7u8; big], b"{\"ok\":1}".to_vec()] {
+                let mut got = Vec::new();
+                while !got.ends_with(b"\r\n\r\n") {
+                    let n = s.read(&mut req).await.unwrap();
+                    assert!(n > 0);
+                    got.extend_from_slice(&req[..n]);
+                }
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                s.write_all(head.as_bytes()).await.unwrap();
+                s.write_all(&body).await.unwrap();
+            }
+        });
+        let rx = Receive {
+            rcvbuf_kib: 0,
+            copy_bodies: false,
+        };
+        let mut c = Conn::open(Ipv4Addr::LOCALHOST, &addr.to_string(), rx)
+            .await
+            .unwrap();
+        let r = c.get("/assets/initrd", false).await.unwrap();
+        assert_eq!((r.status, r.length, r.body.len()), (200, big as u64, 0));
+        let r = c.get("/ignition", true).await.unwrap();
+        assert_eq!(r.body, b"{\"ok\":1}");
+        server.await.unwrap();
+    }
 
     #[test]
     fn matchbox_script() {

@@ -80,9 +80,24 @@ struct Args {
     /// servers' send buffers, which real machines do not).
     #[arg(long, default_value_t = http::IPXE_WINDOW_KIB)]
     rcvbuf_kib: u32,
+    /// Copy kernels and initrds into the tool's memory as they arrive. By default the kernel
+    /// drops them on receipt (`MSG_TRUNC`): real machines copy on their own CPUs, while
+    /// here every simulated machine shares the server's CPUs, and copying 50 GB cost the
+    /// tool more CPU than the server spent sending it.
+    #[arg(long)]
+    copy_bodies: bool,
     /// Print "MAC IP" of every machine and exit (for the data directory and addresses).
     #[arg(long)]
     print_machines: bool,
+}
+
+impl Args {
+    fn receive(&self) -> http::Receive {
+        http::Receive {
+            rcvbuf_kib: self.rcvbuf_kib,
+            copy_bodies: self.copy_bodies,
+        }
+    }
 }
 
 /// Machine i's MAC: 52:54:00 then i + 1 on 24 bits.
@@ -202,7 +217,7 @@ async fn get(
     url: &http::Url,
     keep: bool,
     c: &Counters,
-    rcvbuf_kib: u32,
+    rx: http::Receive,
 ) -> Result<http::Response, String> {
     let mut last = String::new();
     for attempt in 0..HTTP_ATTEMPTS {
@@ -213,7 +228,7 @@ async fn get(
         let pos = conns.iter().position(|k| k.authority() == url.authority);
         let mut conn = match pos {
             Some(p) => conns.swap_remove(p),
-            None => match http::Conn::open(m.ip, &url.authority, rcvbuf_kib).await {
+            None => match http::Conn::open(m.ip, &url.authority, rx).await {
                 Ok(k) => k,
                 Err(e) => {
                     last = format!("connect {}: {e}", url.authority);
@@ -309,7 +324,7 @@ impl Boot {
                 c.tftp_errors.fetch_add(got.errors.into(), Relaxed);
             }
             3 => {
-                get(m, &mut self.conns, &base(a), true, c, a.rcvbuf_kib).await?;
+                get(m, &mut self.conns, &base(a), true, c, a.receive()).await?;
             }
             4 => {
                 // What matchbox's /boot.ipxe chains to, with iPXE's expansions.
@@ -318,7 +333,7 @@ impl Boot {
                     &base(a),
                     &format!("/ipxe?uuid={uuid}&mac={mac}&domain=&hostname=&serial="),
                 );
-                let r = get(m, &mut self.conns, &url, true, c, a.rcvbuf_kib).await?;
+                let r = get(m, &mut self.conns, &url, true, c, a.receive()).await?;
                 self.script = Some(http::parse_script(&String::from_utf8_lossy(&r.body)));
                 self.script_url = Some(url);
             }
@@ -346,14 +361,14 @@ impl Boot {
                         &http::Url::resolve(url, f),
                         false,
                         c,
-                        a.rcvbuf_kib,
+                        a.receive(),
                     )
                     .await?;
                 }
             }
             _ => {
                 let ign = http::Url::resolve(&base(a), &format!("/ignition?mac={mac}"));
-                let r = get(m, &mut self.conns, &ign, true, c, a.rcvbuf_kib).await?;
+                let r = get(m, &mut self.conns, &ign, true, c, a.receive()).await?;
                 if r.body.first() != Some(&b'{') {
                     return Err("the Ignition config is not JSON".into());
                 }
