@@ -10,27 +10,63 @@ use crate::body::{self, Reply};
 use crate::{content, paths};
 
 pub(crate) async fn serve_trusted_file(path: &Path, headers: &HeaderMap) -> Reply {
-    match tokio::fs::File::open(path).await {
-        Ok(file) => match file.metadata().await {
-            Ok(m) if m.is_file() => content::serve_open_file(headers, file, &m, path).await,
-            Ok(_) => Reply::not_found(format!("{} is not a file", path.display())),
-            Err(e) => Reply::not_found(format!("{}: {e}", path.display())),
-        },
+    let p = path.to_path_buf();
+    // Open, fstat and type in one trip off the async threads.
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let file = std::fs::File::open(&p)?;
+        let meta = file.metadata()?;
+        let typ = meta.is_file().then(|| content::content_type_of(&file, &p));
+        Ok((file, meta, typ))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    match opened {
+        Ok((file, meta, Some(typ))) => content::serve_open_file(headers, file, &meta, typ),
+        Ok(_) => Reply::not_found(format!("{} is not a file", path.display())),
         Err(e) => Reply::not_found(format!("{}: {e}", path.display())),
     }
 }
 
-/// Opens `name` below the assets directory, confined (off the async threads).
-async fn open_asset(dir: &Path, name: &str) -> Result<Opened, ReadError> {
+/// An asset opened below the assets directory and, when it is a regular
+/// file, its content type.
+struct Asset {
+    opened: Opened,
+    content_type: Option<&'static str>,
+}
+
+impl Asset {
+    fn is_file(&self) -> bool {
+        self.opened.meta.is_file()
+    }
+
+    fn serve(self, headers: &HeaderMap) -> Reply {
+        let typ = self.content_type.unwrap_or("application/octet-stream");
+        content::serve_open_file(headers, self.opened.file, &self.opened.meta, typ)
+    }
+}
+
+/// Opens `name` below the assets directory, confined, and types it: one trip
+/// off the async threads (the open and the content sniff may both read the disk).
+async fn open_asset(dir: &Path, name: &str) -> Result<Asset, ReadError> {
     let (dir, name) = (dir.to_path_buf(), name.to_string());
-    tokio::task::spawn_blocking(move || open_confined(&dir, "assets", &name))
-        .await
-        .unwrap_or_else(|e| {
-            Err(ReadError::Io {
-                path: "assets".into(),
-                source: std::io::Error::other(e.to_string()),
-            })
+    tokio::task::spawn_blocking(move || {
+        let opened = open_confined(&dir, "assets", &name)?;
+        let content_type = opened
+            .meta
+            .is_file()
+            .then(|| content::content_type_of(&opened.file, &opened.path));
+        Ok(Asset {
+            opened,
+            content_type,
         })
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ReadError::Io {
+            path: "assets".into(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
 }
 
 fn asset_error(rest: &str, dir: &Path, e: ReadError) -> Reply {
@@ -67,22 +103,17 @@ pub(crate) async fn assets(
         return Reply::local_redirect("./", raw_query);
     }
     let name = rest.trim_end_matches('/');
-    let opened = match open_asset(dir, name).await {
-        Ok(o) => o,
+    let asset = match open_asset(dir, name).await {
+        Ok(a) => a,
         Err(e) => return asset_error(rest, dir, e),
     };
     let last = raw_path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
-    if opened.meta.is_dir() {
+    if asset.opened.meta.is_dir() {
         if !raw_path.ends_with('/') {
             return Reply::local_redirect(&format!("{}/", paths::escape_path(last)), raw_query);
         }
         match open_asset(dir, &format!("{name}/index.html")).await {
-            Ok(index) if index.meta.is_file() => {
-                let path = index.path.clone();
-                let meta = index.meta.clone();
-                let file = tokio::fs::File::from_std(index.file);
-                return content::serve_open_file(headers, file, &meta, &path).await;
-            }
+            Ok(index) if index.is_file() => return index.serve(headers),
             Ok(_) | Err(ReadError::NotFound(_)) => {}
             Err(e) => return asset_error(&format!("{name}/index.html"), dir, e),
         }
@@ -91,11 +122,11 @@ pub(crate) async fn assets(
                 "asset {rest:?} is a directory: directory listings are disabled"
             ));
         }
-        let modified = opened.meta.modified().ok();
+        let modified = asset.opened.meta.modified().ok();
         if content::not_modified_since(headers, modified) {
             return content::not_modified(modified);
         }
-        let mut r = listing(opened, name).await;
+        let mut r = listing(asset.opened, name).await;
         if let Some(m) = modified
             && let Ok(v) = httpdate::fmt_http_date(m).parse()
         {
@@ -103,21 +134,13 @@ pub(crate) async fn assets(
         }
         return r;
     }
-    if !opened.meta.is_file() {
+    if !asset.is_file() {
         return Reply::not_found(format!("asset {rest:?} is not a regular file"));
     }
     if raw_path.ends_with('/') {
         return Reply::local_redirect(&format!("../{}", paths::escape_path(last)), raw_query);
     }
-    let meta = opened.meta.clone();
-    let path = opened.path.clone();
-    content::serve_open_file(
-        headers,
-        tokio::fs::File::from_std(opened.file),
-        &meta,
-        &path,
-    )
-    .await
+    asset.serve(headers)
 }
 
 /// The directory `kindling fcos` keeps its streams in, under `assets/`.

@@ -381,10 +381,10 @@ impl CacheExtension {
             return Reply::not_found(format!("cache: unknown architecture {arch:?}"));
         };
         let follower = match self.cache.find(entry, arch, file) {
-            Ok(Some(Lookup::Disk(o))) => return serve_opened(req.headers, o, file, "hit").await,
+            Ok(Some(Lookup::Disk(o))) => return serve_opened(req.headers, o, file, "hit"),
             Ok(Some(Lookup::Flight(f))) => f,
             Ok(None) => match self.admit(req, entry, arch, file) {
-                Ok(Lookup::Disk(o)) => return serve_opened(req.headers, o, file, "hit").await,
+                Ok(Lookup::Disk(o)) => return serve_opened(req.headers, o, file, "hit"),
                 Ok(Lookup::Flight(f)) => f,
                 Err(r) => return r,
             },
@@ -422,9 +422,7 @@ impl CacheExtension {
                         // from the start of the range (never starting a fetch).
                         drop(body);
                         match self.cache.find(entry, arch, file) {
-                            Ok(Some(Lookup::Disk(o))) => {
-                                serve_opened(req.headers, o, file, "hit").await
-                            }
+                            Ok(Some(Lookup::Disk(o))) => serve_opened(req.headers, o, file, "hit"),
                             Ok(Some(Lookup::Flight(f))) => match f.start(Some((s, e))).await {
                                 Ok(Start::Stream { body, .. }) => {
                                     let mut r = Reply::new(
@@ -467,7 +465,7 @@ impl CacheExtension {
     /// what it kept (never starting another fetch).
     async fn finished(&self, req: &ExtRequest<'_>, entry: &str, arch: Arch, file: &str) -> Reply {
         match self.cache.find(entry, arch, file) {
-            Ok(Some(Lookup::Disk(o))) => serve_opened(req.headers, o, file, "miss").await,
+            Ok(Some(Lookup::Disk(o))) => serve_opened(req.headers, o, file, "miss"),
             Ok(_) => Reply::not_found(format!(
                 "cache: {:?}: downloaded but not kept (larger than cache.max_bytes?)",
                 crate::cache::key(entry, arch, file)
@@ -499,9 +497,10 @@ impl CacheExtension {
 
 /// Serves an opened cached file (kindling-http's file serving: its own length and mtime
 /// from `fstat`, Range, If-Modified-Since, Last-Modified) and says how it was found.
-async fn serve_opened(headers: &HeaderMap, o: Opened, name: &str, how: &str) -> Reply {
-    let file = tokio::fs::File::from_std(o.file);
-    let mut r = content::serve_open_file(headers, file, &o.meta, std::path::Path::new(name)).await;
+/// Opened and typed on the async thread, as the cache's lookup opens it: local disk.
+fn serve_opened(headers: &HeaderMap, o: Opened, name: &str, how: &str) -> Reply {
+    let typ = content::content_type_of(&o.file, std::path::Path::new(name));
+    let mut r = content::serve_open_file(headers, o.file, &o.meta, typ);
     set(&mut r.headers, X_CACHE, how);
     r
 }
