@@ -13,12 +13,12 @@ use crate::{content, paths};
 /// threads; the rest wait their turn here. A boot storm's thousand simultaneous requests
 /// otherwise grow tokio's blocking pool to hundreds of threads (213 at N = 1,000 in
 /// bench/storm) for opens that take microseconds. 32: nginx's default thread pool.
-const OPENS_AT_ONCE: usize = 32;
+pub(crate) const OPENS_AT_ONCE: usize = 32;
 static OPENS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(OPENS_AT_ONCE);
 
 /// Runs `f` (an open, a sniff, a directory read) on the blocking pool, at most
 /// [`OPENS_AT_ONCE`] at a time.
-async fn off_thread<T: Send + 'static>(
+pub(crate) async fn off_thread<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
     // Never closed: the permit is always granted, once one is free. It goes with the

@@ -442,3 +442,35 @@ async fn bad_heads_are_answered_then_closed_and_small_bodies_skipped() {
         "{r}"
     );
 }
+
+/// A hundred opens at once run at most `OPENS_AT_ONCE` at a time, and all of them finish.
+/// (Without the bound the blocking pool runs all of them together.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_opens_are_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let calls: Vec<_> = (0..100)
+        .map(|i| {
+            let (running, most) = (running.clone(), most.clone());
+            tokio::spawn(crate::assets::off_thread(move || {
+                let now = running.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                running.fetch_sub(1, SeqCst);
+                i
+            }))
+        })
+        .collect();
+    let mut done = 0;
+    for c in calls {
+        c.await.unwrap().unwrap();
+        done += 1;
+    }
+    assert_eq!(done, 100);
+    let most = most.load(SeqCst);
+    assert!(
+        (1..=crate::assets::OPENS_AT_ONCE).contains(&most),
+        "{most} ran at once"
+    );
+}
