@@ -22,6 +22,7 @@ pub mod journal;
 mod leases;
 pub mod lifecycle;
 pub mod metrics;
+mod neighbours;
 mod observe;
 pub mod ops;
 pub mod store;

@@ -221,9 +221,11 @@ impl Ops {
     fn bound(&self, mac: &str, peer: IpAddr) -> Result<(), String> {
         // A `mac` label that is no MAC was never seen booting anywhere.
         let mac = MacAddr::parse(mac).map_err(|_| format!("{mac:?} is not a MAC address"))?;
-        let neighbour = match peer {
-            IpAddr::V4(v4) => crate::ops::proc_net_arp(v4),
-            IpAddr::V6(_) => None,
+        // A refusal comes only from a new read: the last one (up to 100 ms old) may
+        // predate this machine's entry or a change of hands.
+        let neighbour = match self.neighbour_now(peer, Duration::ZERO) {
+            Some(hw) if hw != mac => self.neighbour_fresh(peer),
+            other => other,
         };
         let booted_from = self
             .bindings

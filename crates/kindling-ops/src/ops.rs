@@ -1,7 +1,7 @@
 //! The hub: observers in, store + journal + metrics + live stream out.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use crate::journal::{
     FsyncPolicy, JournalConfig, JournalStatus, JournalWriter, replay_journal_lenient,
 };
 use crate::metrics::Metrics;
+use crate::neighbours::{MISS_REREAD_AFTER, Neighbours, read_proc_net_arp};
 use crate::store::{LeaseSummary, Limits, MachineDetail, MachineSummary, Store};
 use kindling_model::FcosTrack;
 
@@ -135,8 +136,9 @@ pub struct Ops {
     pub(crate) closed: watch::Sender<bool>,
     /// `OpsConfig::neighbour_lookup`.
     neighbour_lookup: bool,
-    /// Recent neighbour-table answers (5 s), for attribution.
-    neighbour_cache: Mutex<HashMap<Ipv4Addr, (Option<MacAddr>, Instant)>>,
+    /// The kernel's neighbour table, read at most every 100 ms (attribution and the
+    /// Ignition binding).
+    pub(crate) neighbours: Mutex<Neighbours>,
     asset_status: Mutex<Vec<AssetStatus>>,
     /// Event-stream limits (from [`OpsConfig`]).
     pub(crate) subscriber_limits: SubscriberLimits,
@@ -266,7 +268,7 @@ impl Ops {
             tx,
             closed,
             neighbour_lookup: cfg.neighbour_lookup,
-            neighbour_cache: Mutex::default(),
+            neighbours: Mutex::default(),
             asset_status: Mutex::default(),
             subscriber_limits: SubscriberLimits {
                 max: cfg.max_subscribers,
@@ -609,28 +611,34 @@ impl Ops {
         }
     }
 
-    /// The MAC of an IPv4 client in the kernel's neighbour table, when the lookup is on.
+    /// The MAC of an IPv4 client in the kernel's neighbour table, when the lookup is on
+    /// (attribution: a miss may be up to [`MISS_REREAD_AFTER`] old).
     fn neighbour(&self, ip: IpAddr) -> Option<MacAddr> {
-        let IpAddr::V4(ip) = ip.to_canonical() else {
-            return None;
-        };
         if !self.neighbour_lookup {
             return None;
         }
-        if let Ok(c) = self.neighbour_cache.lock()
-            && let Some((m, at)) = c.get(&ip)
-            && at.elapsed() < Duration::from_secs(5)
-        {
-            return *m;
-        }
-        let m = proc_net_arp(ip);
-        if let Ok(mut c) = self.neighbour_cache.lock() {
-            if c.len() > 1024 {
-                c.clear();
-            }
-            c.insert(ip, (m, Instant::now()));
-        }
-        m
+        self.neighbour_now(ip, MISS_REREAD_AFTER)
+    }
+
+    /// The MAC of an IPv4 client in the kernel's neighbour table: from a read younger
+    /// than [`crate::neighbours::REREAD_AFTER`] when it has the address, or younger than
+    /// `miss_after` when it has not; else from a new read.
+    pub(crate) fn neighbour_now(&self, ip: IpAddr, miss_after: Duration) -> Option<MacAddr> {
+        let IpAddr::V4(ip) = ip.to_canonical() else {
+            return None;
+        };
+        let mut n = self.neighbours.lock().ok()?;
+        n.lookup(ip, Instant::now(), miss_after, read_proc_net_arp)
+    }
+
+    /// `ip`'s MAC from a new read of the neighbour table.
+    pub(crate) fn neighbour_fresh(&self, ip: IpAddr) -> Option<MacAddr> {
+        let IpAddr::V4(ip) = ip.to_canonical() else {
+            return None;
+        };
+        let mut n = self.neighbours.lock().ok()?;
+        n.reread(Instant::now(), read_proc_net_arp);
+        n.lookup(ip, Instant::now(), Duration::MAX, || None)
     }
 }
 
@@ -712,43 +720,5 @@ fn live_updates(
         {
             out.push(Update { event, machine });
         }
-    }
-}
-
-/// `ip`'s MAC in the kernel's IPv4 neighbour table.
-pub(crate) fn proc_net_arp(ip: Ipv4Addr) -> Option<MacAddr> {
-    let text = std::fs::read_to_string("/proc/net/arp").ok()?;
-    parse_arp(&text, ip)
-}
-
-/// Finds `ip` in the text of `/proc/net/arp` (complete entries with a 6-byte address).
-pub fn parse_arp(text: &str, ip: Ipv4Addr) -> Option<MacAddr> {
-    text.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let (addr, flags, hw) = (f.first()?, f.get(2)?, f.get(3)?);
-        if addr.parse() != Ok(ip) || *flags == "0x0" {
-            return None;
-        }
-        MacAddr::parse(hw).ok().filter(|m| m.0 != [0; 6])
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn neighbour_table() {
-        let t = "IP address       HW type     Flags       HW address            Mask     Device\n\
-                 10.99.0.50       0x1         0x2         52:54:00:12:34:56     *        s0\n\
-                 10.99.0.51       0x1         0x0         00:00:00:00:00:00     *        s0\n";
-        let ip = |last| Ipv4Addr::new(10, 99, 0, last);
-        assert_eq!(
-            parse_arp(t, ip(50)),
-            Some(MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]))
-        );
-        assert_eq!(parse_arp(t, ip(51)), None);
-        assert_eq!(parse_arp(t, ip(5)), None);
-        assert_eq!(parse_arp("", ip(5)), None);
     }
 }
