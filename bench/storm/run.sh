@@ -24,6 +24,10 @@
 # memory; default: the kernel drops them on receipt, `MSG_TRUNC`, so the simulated machines
 # do not spend the servers' CPUs copying 50 GB), KEEP (1: keep the work directory), STACKS ("kindling
 # seed": which stacks to run),
+# ASSETS_SERVER (nginx; kindling: the seed stack's assets on :8081 come from a second
+# `kindling serve` with DHCP and TFTP off instead of nginx, so the two asset servers meet
+# the same topology: a new connection for the kernel, Kindling as a plain asset server
+# next to someone else's DHCP, which never learns the machines' MACs),
 # KINDLING_TOML_APPEND (lines appended to kindling.toml, whose last table is [tftp]: e.g.
 # "max_transfers = 1024" to see what the TFTP cap costs; the default run adds nothing).
 #
@@ -51,6 +55,8 @@ MODE+=(--rcvbuf-kib "$RCVBUF_KIB")
 COPY_BODIES=${COPY_BODIES:-0}
 [ "$COPY_BODIES" = 1 ] && MODE+=(--copy-bodies)
 STACKS=${STACKS:-"kindling seed"}
+ASSETS_SERVER=${ASSETS_SERVER:-nginx}
+case $ASSETS_SERVER in nginx | kindling) ;; *) echo "ASSETS_SERVER: nginx or kindling" >&2; exit 2 ;; esac
 KINDLING=${KINDLING:-$ROOT/target/release/kindling}
 IPXE=${IPXE:-/usr/lib/ipxe/undionly.kpxe}
 LOCK=${LOCK:-/tmp/kindling-bench.lock}
@@ -264,7 +270,27 @@ CONF
     --interface=s0 --conf-file="$d/dnsmasq.conf" --dhcp-leasefile="$d/leases" --pid-file= \
     --user=root --log-facility="$d/dnsmasq.log"
   SERVER_PIDS+=("${PIDS[-1]}")
-  start nginx "$WORK/nginx-$1.out" nginx -c "$d/nginx.conf" -e "$d/nginx-error.log"
+  if [ "$ASSETS_SERVER" = kindling ]; then
+    mkdir -p "$d/assets-kindling"
+    cat >"$d/assets-kindling/kindling.toml" <<CONF
+data_dir = "$WORK/data-seed-$1"
+
+[http]
+listen = "$SIP:$NGINX_PORT"
+
+[dhcp]
+enabled = false
+
+[tftp]
+enabled = false
+CONF
+    cd "$d/assets-kindling"
+    start kindling-assets "$WORK/kindling-assets-$1.log" "$KINDLING" serve \
+      --state-dir "$d/assets-kindling/state" --cache-dir "$d/assets-kindling/cache"
+    cd "$WORK"
+  else
+    start nginx "$WORK/nginx-$1.out" nginx -c "$d/nginx.conf" -e "$d/nginx-error.log"
+  fi
   SERVER_PIDS+=("${PIDS[-1]}")
   if [ -n "$MATCHBOX" ]; then
     start matchbox "$WORK/matchbox-$1.log" "$MATCHBOX" -address "$SIP:$HTTP_PORT" \
@@ -282,7 +308,7 @@ echo "kindling:  $KINDLING"
 echo "seed:      $(dnsmasq --version | head -1 | awk '{print "dnsmasq", $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $MATCHBOX_NOTE"
 echo "storm:     N={$NS_LIST} x $ROUNDS rounds, kernel ${KERNEL_MB} MB + initrd ${INITRD_MB} MB per machine, ramp ${RAMP_SECS} s, receive buffer ${RCVBUF_KIB} KiB, bodies $([ "$COPY_BODIES" = 1 ] && echo copied || echo 'dropped on receipt')$([ "$LOCKSTEP" = 1 ] && echo ', LOCKSTEP: stage by stage')"
 [ -z "${KINDLING_TOML_APPEND:-}" ] || echo "kindling.toml + ${KINDLING_TOML_APPEND//$'\n'/; } (KINDLING_TOML_APPEND)"
-echo "assets:    kindling serves its own /assets/; the seed's profile points at nginx (:$NGINX_PORT)"
+echo "assets:    kindling serves its own /assets/; the seed's profile points at $ASSETS_SERVER (:$NGINX_PORT)"
 
 for n in $NS_LIST; do
   make_data "$WORK/data-kindling-$n" "$n" ""
