@@ -357,12 +357,15 @@ for n in sorted({r["machines"] for r in rows}):
             "retries": {k: med(r["retries"][k] for r in rs) for k in rs[0]["retries"]},
             "stages": {k: med(r["stages"][k]["p50"] for r in rs) for k in STAGES},
             "stages99": {k: med(r["stages"][k]["p99"] for r in rs) for k in STAGES},
+            "first": {k: med(r["stages"][k].get("first_byte_p50") for r in rs) for k in STAGES},
         }
 def ms(x):
     return f"{x * 1000:.1f}" if x == x else "-"
 print("medians over rounds; times in s, stages are per-machine p50 in ms (p99 below in []);")
 print("cpu = the server processes' CPU seconds during the storm; failed = most failures in a round;")
 print("* = some round had failures: its storm time is that of its last success (not comparable)")
+print("1st byte = an HTTP stage's p50 time from the request written to the status line read: in a")
+print("lockstep stage, where the server got to the machine (the rest of the stage is its transfer)")
 hdr = f"{'N':>5} {'stack':9} {'storm s':>8} {'p50 s':>7} {'p99 s':>7} " + " ".join(f"{h:>8}" for h in SHORT) + f" {'cpu s':>6} {'failed':>6}"
 print(hdr)
 for (n, s), t in table.items():
@@ -371,6 +374,8 @@ for (n, s), t in table.items():
           + " ".join(f"{ms(t['stages'][k]):>8}" for k in STAGES) + f" {t['cpu']:>6.1f} {t['failed']:>6}")
     print(f"{'':>5} {'':9} {'':>8} {'':>7} {'':>7} "
           + " ".join(f"{'[' + ms(t['stages99'][k]) + ']':>8}" for k in STAGES))
+    print(f"{'':>5} {'':9} 1st byte  {'':>7} {'':>7} "
+          + " ".join(f"{ms(t['first'][k]) if i >= 3 else '':>8}" for i, k in enumerate(STAGES)))
     print(f"{'':>5} {'':9} retries (median): " + ", ".join(f"{k} {v:g}" for k, v in t["retries"].items()))
 print()
 print("ratios seed / kindling (above 1: kindling faster); target: storm >= 10x at N=1000, no stage below 1")

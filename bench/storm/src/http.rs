@@ -104,6 +104,9 @@ pub fn parse_script(text: &str) -> Script {
 
 pub struct Response {
     pub status: u16,
+    /// From the request written to the status line read: how long the server took to
+    /// start answering (time to first byte).
+    pub first_byte: std::time::Duration,
     pub length: u64,
     /// The body, when asked to keep it.
     pub body: Vec<u8>,
@@ -254,8 +257,10 @@ impl Conn {
             "GET {path} HTTP/1.1\r\nConnection: keep-alive\r\nHost: {}\r\nUser-Agent: {USER_AGENT}\r\n\r\n",
             self.authority
         );
+        let sent = std::time::Instant::now();
         self.stream.write_all(req.as_bytes()).await?;
         let status_line = self.line().await?;
+        let first_byte = sent.elapsed();
         let mut parts = status_line.split_whitespace();
         let version = parts.next().unwrap_or("");
         let status: u16 = parts
@@ -319,6 +324,7 @@ impl Conn {
         }
         Ok(Response {
             status,
+            first_byte,
             length: total,
             body,
         })

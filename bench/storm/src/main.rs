@@ -268,6 +268,8 @@ struct Boot {
     conns: Vec<http::Conn>,
     script_url: Option<http::Url>,
     script: Option<http::Script>,
+    /// Each HTTP stage's time to first byte (its first request's).
+    first_byte: [Option<Duration>; 8],
 }
 
 impl Boot {
@@ -279,6 +281,7 @@ impl Boot {
             conns: Vec::new(),
             script_url: None,
             script: None,
+            first_byte: [None; 8],
         }
     }
 
@@ -324,7 +327,8 @@ impl Boot {
                 c.tftp_errors.fetch_add(got.errors.into(), Relaxed);
             }
             3 => {
-                get(m, &mut self.conns, &base(a), true, c, a.receive()).await?;
+                let r = get(m, &mut self.conns, &base(a), true, c, a.receive()).await?;
+                self.first_byte[k] = Some(r.first_byte);
             }
             4 => {
                 // What matchbox's /boot.ipxe chains to, with iPXE's expansions.
@@ -334,6 +338,7 @@ impl Boot {
                     &format!("/ipxe?uuid={uuid}&mac={mac}&domain=&hostname=&serial="),
                 );
                 let r = get(m, &mut self.conns, &url, true, c, a.receive()).await?;
+                self.first_byte[k] = Some(r.first_byte);
                 self.script = Some(http::parse_script(&String::from_utf8_lossy(&r.body)));
                 self.script_url = Some(url);
             }
@@ -355,7 +360,7 @@ impl Boot {
                     ));
                 }
                 for f in &files {
-                    get(
+                    let r = get(
                         m,
                         &mut self.conns,
                         &http::Url::resolve(url, f),
@@ -364,11 +369,13 @@ impl Boot {
                         a.receive(),
                     )
                     .await?;
+                    self.first_byte[k].get_or_insert(r.first_byte);
                 }
             }
             _ => {
                 let ign = http::Url::resolve(&base(a), &format!("/ignition?mac={mac}"));
                 let r = get(m, &mut self.conns, &ign, true, c, a.receive()).await?;
+                self.first_byte[k] = Some(r.first_byte);
                 if r.body.first() != Some(&b'{') {
                     return Err("the Ignition config is not JSON".into());
                 }
@@ -378,13 +385,19 @@ impl Boot {
     }
 }
 
+/// What one machine's boot took: every stage, and each HTTP stage's time to first byte.
+struct Timing {
+    stage: [Duration; 8],
+    first_byte: [Option<Duration>; 8],
+}
+
 /// One machine's whole boot, stage after stage; the duration of every stage.
 async fn boot(
     m: Machine,
     a: Arc<Args>,
     bc: Arc<dhcp::Broadcast>,
     c: Arc<Counters>,
-) -> StageResult<[Duration; 8]> {
+) -> StageResult<Timing> {
     let mut b = Boot::new(m);
     let mut t = [Duration::ZERO; 8];
     for (k, t) in t.iter_mut().enumerate() {
@@ -392,7 +405,10 @@ async fn boot(
         b.step(k, &a, &bc, &c).await.map_err(|e| (k, e))?;
         *t = clock.elapsed();
     }
-    Ok(t)
+    Ok(Timing {
+        stage: t,
+        first_byte: b.first_byte,
+    })
 }
 
 /// `--lockstep`: every machine does stage k, all at once, and the next stage starts when
@@ -405,7 +421,7 @@ async fn lockstep(
     bc: &Arc<dhcp::Broadcast>,
     c: &Arc<Counters>,
     deadline: tokio::time::Instant,
-) -> Vec<(Instant, Instant, StageResult<[Duration; 8]>)> {
+) -> Vec<(Instant, Instant, StageResult<Timing>)> {
     let t0 = Instant::now();
     let mut alive: Vec<(Boot, [Duration; 8])> = machines
         .into_iter()
@@ -437,7 +453,13 @@ async fn lockstep(
         }
     }
     let end = Instant::now();
-    out.extend(alive.into_iter().map(|(_, t)| (t0, end, Ok(t))));
+    out.extend(alive.into_iter().map(|(b, t)| {
+        let timing = Timing {
+            stage: t,
+            first_byte: b.first_byte,
+        };
+        (t0, end, Ok(timing))
+    }));
     out
 }
 
@@ -524,13 +546,17 @@ async fn main() -> std::io::Result<()> {
         results
     };
     let mut stage: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
+    let mut first_byte: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let (mut e2e, mut ends) = (Vec::new(), Vec::new());
     let mut failures: std::collections::BTreeMap<String, u32> = Default::default();
     for (start, end, r) in results {
         match r {
             Ok(d) => {
-                for (k, x) in d.iter().enumerate() {
+                for (k, x) in d.stage.iter().enumerate() {
                     stage[k].push(x.as_secs_f64());
+                }
+                for (k, x) in d.first_byte.iter().enumerate() {
+                    first_byte[k].extend(x.map(|x| x.as_secs_f64()));
                 }
                 e2e.push((end - start).as_secs_f64());
                 ends.push((end - t0).as_secs_f64());
@@ -544,7 +570,11 @@ async fn main() -> std::io::Result<()> {
             }
         }
     }
-    for v in stage.iter_mut().chain([&mut e2e, &mut ends]) {
+    for v in stage
+        .iter_mut()
+        .chain(first_byte.iter_mut())
+        .chain([&mut e2e, &mut ends])
+    {
         v.sort_by(f64::total_cmp);
     }
     let ok = e2e.len();
@@ -566,12 +596,24 @@ async fn main() -> std::io::Result<()> {
         pct(&e2e, 0.5),
         pct(&e2e, 0.99)
     );
-    println!("{:<12} {:>9} {:>9}", "stage", "p50 s", "p99 s");
+    println!(
+        "{:<12} {:>9} {:>9} {:>13} {:>13}",
+        "stage", "p50 s", "p99 s", "1st byte p50", "1st byte p99"
+    );
     for (k, name) in STAGES.iter().enumerate() {
+        let fb = |q| {
+            if first_byte[k].is_empty() {
+                String::new()
+            } else {
+                format!("{:.4}", pct(&first_byte[k], q))
+            }
+        };
         println!(
-            "{name:<12} {:>9.4} {:>9.4}",
+            "{name:<12} {:>9.4} {:>9.4} {:>13} {:>13}",
             pct(&stage[k], 0.5),
-            pct(&stage[k], 0.99)
+            pct(&stage[k], 0.99),
+            fb(0.5),
+            fb(0.99)
         );
     }
     println!(
@@ -584,10 +626,12 @@ async fn main() -> std::io::Result<()> {
     );
     let mut stages = serde_json::Map::new();
     for (k, name) in STAGES.iter().enumerate() {
-        stages.insert(
-            name.to_string(),
-            serde_json::json!({"p50": pct(&stage[k], 0.5), "p99": pct(&stage[k], 0.99)}),
-        );
+        let mut j = serde_json::json!({"p50": pct(&stage[k], 0.5), "p99": pct(&stage[k], 0.99)});
+        if !first_byte[k].is_empty() {
+            j["first_byte_p50"] = pct(&first_byte[k], 0.5).into();
+            j["first_byte_p99"] = pct(&first_byte[k], 0.99).into();
+        }
+        stages.insert(name.to_string(), j);
     }
     let j = serde_json::json!({
         "label": a.label, "machines": n, "ok": ok, "failed": n as usize - ok,
