@@ -375,7 +375,7 @@ for (n, s), t in table.items():
     print(f"{'':>5} {'':9} {'':>8} {'':>7} {'':>7} "
           + " ".join(f"{'[' + ms(t['stages99'][k]) + ']':>8}" for k in STAGES))
     print(f"{'':>5} {'':9} 1st byte  {'':>7} {'':>7} "
-          + " ".join(f"{ms(t['first'][k]) if i >= 3 else '':>8}" for i, k in enumerate(STAGES)))
+          + " ".join(f"{ms(v) if v == v else '':>8}" for v in t["first"].values()))
     print(f"{'':>5} {'':9} retries (median): " + ", ".join(f"{k} {v:g}" for k, v in t["retries"].items()))
 print()
 print("ratios seed / kindling (above 1: kindling faster); target: storm >= 10x at N=1000, no stage below 1")
