@@ -14,6 +14,9 @@
 //!   or straight in the data directory;
 //! - [`lifecycle_cli`]: `kindling machines reinstall|mark-installed` and the records of
 //!   `--discovered|--installed`, through a server or straight in the state directory;
+//! - [`machines_cli`]: `kindling machines [show MAC]` and the tables of
+//!   `--discovered|--installed`: a server's timelines (`--server`, several merged) or the
+//!   journal in the state directory replayed;
 //! - [`serve()`]: the listener: TLS with client certificates required, connections capped
 //!   per client and in total, message sizes and streams bounded;
 //! - [`config`]: the `[rpc]` table (matchbox's `-rpc-address`, `-cert-file`, `-key-file`,
@@ -26,6 +29,7 @@ pub mod core;
 pub mod grpc;
 pub mod lifecycle;
 pub mod lifecycle_cli;
+pub mod machines_cli;
 pub mod rest;
 pub mod serve;
 pub mod status;

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use kindling_ops::{Event, Ops, OpsConfig, Stage};
+use kindling_ops::{Ops, OpsConfig};
+use kindling_timeline::{Event, Stage};
 
 mod support;
 
@@ -26,7 +27,7 @@ fn main() {
                 1_700_000_000_000 + i,
                 "GET",
                 "/assets/vmlinuz",
-                kindling_ops::Endpoint::Assets,
+                kindling_timeline::Endpoint::Assets,
                 200,
             );
             e.mac = kindling_model::MacAddr::parse(&format!(

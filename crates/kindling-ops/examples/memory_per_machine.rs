@@ -18,7 +18,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use kindling_ops::{Detail, Dhcp, DhcpStep, Event, Name, Ops, OpsConfig, Stage};
+use kindling_ops::{Ops, OpsConfig};
+use kindling_timeline::{Detail, Dhcp, DhcpStep, Event, Name, Stage};
 
 mod support;
 
@@ -118,7 +119,7 @@ fn http_event(i: u32, k: u64) -> Event {
         1_795_000_000_000 + u64::from(i) + k,
         "GET",
         &format!("/ipxe?mac={hyp}"),
-        kindling_ops::Endpoint::Ipxe,
+        kindling_timeline::Endpoint::Ipxe,
         200,
     );
     e.mac = kindling_model::MacAddr::parse(&hyp.replace('-', ":")).ok();

@@ -5,7 +5,7 @@ use std::path::Path;
 
 pub use kindling_journal::*;
 
-use crate::event::Event;
+use kindling_timeline::event::Event;
 
 /// Every boot event of the journal in `dir`, oldest first (tools and examples; start-up
 /// replays it event by event instead).

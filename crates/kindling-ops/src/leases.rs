@@ -2,7 +2,7 @@
 //! the machine views show it.
 
 use crate::ops::Ops;
-use crate::store::LeaseSummary;
+use kindling_timeline::store::LeaseSummary;
 
 impl Ops {
     /// Full DHCP mode's lease table (empty in proxy mode), by address.
@@ -18,7 +18,7 @@ impl Ops {
                 ip: l.ip.to_string(),
                 state: l.state.label().to_string(),
                 expires: l.expires,
-                expires_at: crate::event::format_ts(l.expires.saturating_mul(1000)),
+                expires_at: kindling_timeline::event::format_ts(l.expires.saturating_mul(1000)),
                 hostname: l.hostname,
             })
             .collect();

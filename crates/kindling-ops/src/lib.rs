@@ -1,43 +1,33 @@
-//! Kindling's operator view: every boot, per machine, where people look.
+//! Kindling's operator view, live: every boot, per machine, where people look.
 //!
 //! * [`Ops`] is the hub. It implements [`kindling_dhcp::DhcpObserver`],
 //!   [`kindling_tftp::TftpObserver`] and [`kindling_http::RequestObserver`]; events are
 //!   keyed by MAC (HTTP and TFTP requests without one are tied to a MAC through the client
-//!   IP), classified into boot [`Stage`]s, held in a bounded [`store::Store`], appended to
-//!   a rotated JSON-lines [`journal`] and broadcast to live subscribers.
+//!   IP), classified into boot stages and held in a bounded store (both
+//!   `kindling-timeline`, sans I/O), appended to a rotated JSON-lines [`journal`] and
+//!   broadcast to live subscribers.
 //! * [`Ops::admin_extensions`] are `/metrics`, `/readyz`, `/api/v1/...` and `/ui/`, for the
 //!   admin listener; [`Ops::boot_extensions`] (`/readyz`) go on the boot listener.
-//! * [`cli`] is `kindling machines [show MAC]` and prints `--discovered|--installed`
-//!   ([`lifecycle`]: the lifecycle state in text) as kindling-api's lifecycle client
-//!   (`kindling_api::lifecycle_cli`, with `reinstall MAC` and `mark-installed MAC`) reads it.
+//! * `kindling machines [show MAC]` is a client of these (`kindling_api::machines_cli`).
 //!
 //! See `docs/operations.md`.
 
 pub mod binding;
-pub mod classify;
-pub mod cli;
-pub mod event;
 pub mod http;
 pub mod journal;
 mod leases;
-pub mod lifecycle;
 pub mod metrics;
 mod neighbours;
 mod observe;
 pub mod ops;
-pub mod store;
 pub mod ui;
 
 use std::sync::Arc;
 
-pub use event::{
-    Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Kind, Name, Reason, Source, Stage, Tftp,
-};
 pub use journal::{FsyncPolicy, JournalStatus};
 pub use ops::{
     AssetStatus, Ops, OpsConfig, SubscriberLimits, SubscriberSlot, Update, give_back_freed_memory,
 };
-pub use store::{BootError, LeaseSummary, Limits, MachineDetail, MachineSummary};
 
 impl Ops {
     /// The endpoints of the boot listener, to append to

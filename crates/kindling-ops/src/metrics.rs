@@ -52,10 +52,10 @@ struct Counters {
 }
 
 /// Timeline event sources, in `events_by_source` order.
-const SOURCES: [crate::event::Source; 3] = [
-    crate::event::Source::Dhcp,
-    crate::event::Source::Tftp,
-    crate::event::Source::Http,
+const SOURCES: [kindling_timeline::event::Source; 3] = [
+    kindling_timeline::event::Source::Dhcp,
+    kindling_timeline::event::Source::Tftp,
+    kindling_timeline::event::Source::Http,
 ];
 
 impl Counters {
@@ -234,7 +234,7 @@ impl Metrics {
             .inc_by(bytes);
     }
 
-    pub fn event(&self, source: crate::event::Source) {
+    pub fn event(&self, source: kindling_timeline::event::Source) {
         let i = SOURCES.iter().position(|s| *s == source);
         if let Some(c) = i.and_then(|i| self.c.events_by_source.get(i)) {
             c.inc();

@@ -9,14 +9,15 @@ use kindling_dhcp::{
 };
 use kindling_http::{RequestObserver, RequestRecord};
 use kindling_model::MacAddr;
+use kindling_model::machines::now_ms;
 use kindling_tftp::{Outcome, Refusal, TftpObserver};
 
-use crate::classify::http_stage;
-use crate::event::{
-    Chosen, Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Message, Name, Reason, Stage, Tftp,
-    human_bytes, now_ms,
-};
 use crate::ops::Ops;
+use kindling_timeline::classify::http_stage;
+use kindling_timeline::event::{
+    Chosen, Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Message, Name, Reason, Stage, Tftp,
+    human_bytes,
+};
 
 /// A peer's address (an IPv4-mapped IPv6 address as IPv4).
 fn ip_of(addr: SocketAddr) -> IpAddr {
@@ -317,8 +318,9 @@ impl RequestObserver for Ops {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, Stage, now_ms};
     use crate::ops::OpsConfig;
+    use kindling_model::machines::now_ms;
+    use kindling_timeline::event::{Event, Stage};
 
     use crate::test_support as support;
 

@@ -11,15 +11,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use crate::classify::{ProfileMap, ProfilePaths};
-use crate::event::Event;
 use crate::journal::{
     FsyncPolicy, JournalConfig, JournalStatus, JournalWriter, replay_journal_lenient,
 };
 use crate::metrics::Metrics;
 use crate::neighbours::{MISS_REREAD_AFTER, Neighbours, read_proc_net_arp};
-use crate::store::{LeaseSummary, Limits, MachineDetail, MachineSummary, Store};
 use kindling_model::FcosTrack;
+use kindling_timeline::classify::{ProfileMap, ProfilePaths};
+use kindling_timeline::event::Event;
+use kindling_timeline::store::{LeaseSummary, Limits, MachineDetail, MachineSummary, Store};
 
 /// The `[ops]` table of `kindling.toml`. Every key has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -150,18 +150,6 @@ pub struct Ops {
     lifecycle: std::sync::OnceLock<Arc<kindling_model::Machines>>,
     /// Full DHCP mode's leases, shown with the machines and at `/api/v1/leases`.
     pub(crate) dhcp_leases: std::sync::OnceLock<kindling_dhcp::LeasesHandle>,
-}
-
-/// A machine's lifecycle in one word, for lists: `installed`, `discovered` or nothing.
-pub fn lifecycle_state(r: Option<&kindling_model::MachineRecord>) -> Option<String> {
-    let r = r?;
-    if r.installed.is_some() {
-        Some("installed".into())
-    } else if r.discovered.is_some() {
-        Some("discovered".into())
-    } else {
-        None
-    }
 }
 
 /// Bounds on `/api/v1/events` subscribers.
@@ -427,7 +415,7 @@ impl Ops {
         let mut list = self.store.lock().map(|s| s.summaries()).unwrap_or_default();
         if let Some(m) = self.lifecycle.get() {
             for s in &mut list {
-                s.lifecycle = lifecycle_state(m.get_text(&s.mac).as_ref());
+                s.lifecycle = kindling_timeline::text::lifecycle_state(m.get_text(&s.mac).as_ref());
             }
         }
         if self.dhcp_leases.get().is_some() {
@@ -455,7 +443,8 @@ impl Ops {
         drop(s);
         if let Some(m) = self.lifecycle.get() {
             d.lifecycle_record = m.get_text(&d.summary.mac);
-            d.summary.lifecycle = lifecycle_state(d.lifecycle_record.as_ref());
+            d.summary.lifecycle =
+                kindling_timeline::text::lifecycle_state(d.lifecycle_record.as_ref());
         }
         d.summary.lease = self.leases().into_iter().find(|l| l.mac == d.summary.mac);
         Some(d)

@@ -3,11 +3,11 @@
 
 use std::fmt::Write as _;
 
-use crate::cli::lease_text;
-use crate::event::{Event, Stage, format_ts, human_bytes};
 use crate::ops::Ops;
-use crate::store::{Boot, MachineDetail, MachineSummary};
 use kindling_dhcp::policy::describe_arch;
+use kindling_timeline::event::{Event, Stage, format_ts, human_bytes};
+use kindling_timeline::store::{Boot, MachineDetail, MachineSummary};
+use kindling_timeline::text::{describe, lease_text};
 // HTML escaping for text and attribute values.
 use kindling_http::body::html_escape as esc;
 use kindling_model::FcosTrack;
@@ -285,7 +285,7 @@ fn event_row(e: &Event, start: u64) -> String {
         "<tr class=\"{}\"><td><time datetime=\"{ts}\">{}</time></td><td class=\"num\">+{:.3}s</td>\
 <td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
         if e.ok { "ok" } else { "fail" },
-        crate::event::format_time(e.ts),
+        kindling_timeline::event::format_time(e.ts),
         e.ts.saturating_sub(start) as f64 / 1000.0,
         e.source().label(),
         e.stage.map(|s| s.label()).unwrap_or(""),
@@ -384,7 +384,7 @@ pub fn machine_page(mac: &str, m: Option<&MachineDetail>) -> String {
                 "Lifecycle",
                 m.lifecycle_record
                     .as_ref()
-                    .map(|r| esc(crate::lifecycle::describe(r).trim()))
+                    .map(|r| esc(describe(r).trim()))
                     .unwrap_or_else(|| "–".into()),
             ),
         ] {

@@ -363,7 +363,7 @@ async fn a_download_cut_short_is_a_failed_step() {
         "{reason}"
     );
     let err = d.summary.last_error.unwrap();
-    assert_eq!(err.stage, Some(kindling_ops::Stage::Kernel));
+    assert_eq!(err.stage, Some(kindling_timeline::Stage::Kernel));
     assert!(
         err.message.contains("download cut short"),
         "{}",

@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 
 use clap::Parser;
 use common::*;
+use kindling_api::machines_cli::{MachinesArgs, format_detail, format_list, load, run};
 use kindling_dhcp::Firmware;
-use kindling_ops::cli::{MachinesArgs, format_detail, format_list, load, run};
 use kindling_ops::{Ops, OpsConfig};
 use kindling_tftp::Outcome;
 

@@ -10,8 +10,9 @@ use std::net::Ipv4Addr;
 use common::*;
 use kindling_dhcp::Firmware;
 use kindling_ops::journal::{JOURNAL_FILE, journal_path, read_journal, replay_journal};
-use kindling_ops::{FsyncPolicy, Ops, OpsConfig, Stage};
+use kindling_ops::{FsyncPolicy, Ops, OpsConfig};
 use kindling_tftp::Outcome;
+use kindling_timeline::Stage;
 
 fn cfg() -> OpsConfig {
     OpsConfig {
@@ -150,8 +151,13 @@ fn rotation_respects_the_cap() {
 
 /// One journal line: an HTTP event of the test machine at `ts`.
 fn event_line(ts: u64) -> Vec<u8> {
-    let mut e =
-        kindling_ops::Event::http_request(ts, "GET", "/ipxe", kindling_ops::Endpoint::Ipxe, 200);
+    let mut e = kindling_timeline::Event::http_request(
+        ts,
+        "GET",
+        "/ipxe",
+        kindling_timeline::Endpoint::Ipxe,
+        200,
+    );
     e.mac = kindling_model::MacAddr::parse(MAC_STR).ok();
     let mut l = serde_json::to_vec(&e).unwrap();
     l.push(b'\n');
@@ -175,7 +181,7 @@ fn replay_streams_every_file_oldest_first_and_counts_damage() {
     std::fs::write(journal_path(dir.path(), 0), &active).unwrap();
 
     let mut seen = Vec::new();
-    let rb = replay_journal(dir.path(), 2, |e: kindling_ops::Event| seen.push(e.ts)).unwrap();
+    let rb = replay_journal(dir.path(), 2, |e: kindling_timeline::Event| seen.push(e.ts)).unwrap();
     assert_eq!(seen, vec![1, 2, 3]);
     assert!(rb.events.is_empty());
     assert_eq!(rb.read, 3);
@@ -187,7 +193,7 @@ fn replay_streams_every_file_oldest_first_and_counts_damage() {
     assert_eq!((all.torn_lines, all.bad_lines, all.bytes), (1, 1, rb.bytes));
     // A complete last line that parses but lacks its newline is torn too.
     std::fs::write(journal_path(dir.path(), 0), &cut[..cut.len() - 1]).unwrap();
-    let rb = replay_journal::<kindling_ops::Event>(dir.path(), 2, drop).unwrap();
+    let rb = replay_journal::<kindling_timeline::Event>(dir.path(), 2, drop).unwrap();
     assert_eq!((rb.read, rb.torn_lines), (2, 1));
 }
 
@@ -218,7 +224,7 @@ fn an_overlong_line_is_skipped_without_being_held() {
     ));
     std::fs::write(journal_path(dir.path(), 0), &f).unwrap();
     let mut seen = Vec::new();
-    let rb = replay_journal(dir.path(), 1, |e: kindling_ops::Event| seen.push(e.ts)).unwrap();
+    let rb = replay_journal(dir.path(), 1, |e: kindling_timeline::Event| seen.push(e.ts)).unwrap();
     assert_eq!(seen, vec![1, 2, 3]);
     assert_eq!(rb.bad_lines, 2, "{rb:?}");
     assert_eq!(rb.bytes, f.len() as u64);
@@ -359,7 +365,7 @@ fn a_journal_of_text_fields_reads_into_typed_events() {
 /// elsewhere.
 #[test]
 fn dhcpv6_events_read_back_as_dhcpv6() {
-    use kindling_ops::event::Message;
+    use kindling_timeline::event::Message;
     let dir = tempfile::tempdir().unwrap();
     let lines = concat!(
         r#"{"ts":1795006000031,"kind":"dhcp_seen","mac":"52:54:00:12:34:66","stage":"dhcp","ok":true,"what":"SOLICIT on port 547","iface":"br0","arch":"16 (http-x64)","firmware":"uefi_http","message":"solicit","dhcpv6":true,"vendor_class":"HTTPClient:Arch:00016:UNDI:003000"}"#,

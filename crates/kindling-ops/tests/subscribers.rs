@@ -10,7 +10,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::*;
-use kindling_ops::{Endpoint, Event, Ops, OpsConfig};
+use kindling_ops::{Ops, OpsConfig};
+use kindling_timeline::{Endpoint, Event};
 
 fn ops(max: usize, queue: usize) -> std::sync::Arc<Ops> {
     Ops::in_memory(&OpsConfig {

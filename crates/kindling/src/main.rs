@@ -64,7 +64,7 @@ enum Command {
     /// Machines seen booting and the timeline of their last boots (from the journal, or a server's API).
     Machines {
         #[command(flatten)]
-        args: kindling_ops::cli::MachinesArgs,
+        args: kindling_api::machines_cli::MachinesArgs,
         /// Ask a running server's admin listener (e.g. http://127.0.0.1:8082) instead of
         /// reading the journal; repeat it (or separate with commas) to merge the machines and
         /// timelines of a fleet's servers.
@@ -335,12 +335,12 @@ fn store_command(cli: &Cli, cmd: &StoreCommand) -> Result<std::process::ExitCode
 
 fn machines(
     cli: &Cli,
-    args: &kindling_ops::cli::MachinesArgs,
+    args: &kindling_api::machines_cli::MachinesArgs,
     servers: &[String],
 ) -> Result<std::process::ExitCode> {
     use kindling_api::lifecycle_cli;
+    use kindling_api::machines_cli::MachinesCommand;
     use kindling_model::Change;
-    use kindling_ops::cli::MachinesCommand;
     let (cfg, _) = config::load(cli.config.as_deref())?;
     let state = config::state_dir(&cfg, cli.state_dir.as_deref());
     let change = match &args.command {
@@ -361,9 +361,9 @@ fn machines(
         Some((mac, change)) => lifecycle_cli::change(&state, server, &args.auth, mac, change),
         None if lifecycle_list => {
             let records = lifecycle_cli::list(&state, server, &args.auth, args.discovered)?;
-            kindling_ops::cli::print_lifecycle(args, &state, server, &records)
+            kindling_api::machines_cli::print_lifecycle(args, &state, server, &records)
         }
-        None => kindling_ops::cli::run(args, &state, servers),
+        None => kindling_api::machines_cli::run(args, &state, servers),
     }
 }
 

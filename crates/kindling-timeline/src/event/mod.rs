@@ -17,9 +17,6 @@ pub use kinds::{Kind, Source, Stage};
 pub use name::{Chosen, Name};
 pub use record::{Detail, Dhcp, DhcpStep, Endpoint, Event, Http, Message, Reason, Str, Tftp};
 
-/// Now, in Unix milliseconds (the lifecycle store's clock).
-pub use kindling_model::machines::now_ms;
-
 /// `2026-11-25T19:40:01.123Z` (UTC).
 pub fn format_ts(ms: u64) -> String {
     let secs = ms / 1000;

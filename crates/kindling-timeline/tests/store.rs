@@ -1,8 +1,8 @@
 //! The in-memory store: stage classification, IP -> MAC tying, boot splitting, bounds.
 
-use kindling_ops::classify::{ProfileMap, ProfilePaths};
-use kindling_ops::store::{Limits, Store};
-use kindling_ops::{Detail, Dhcp, DhcpStep, Event, Kind, Reason, Stage, Tftp};
+use kindling_timeline::classify::{ProfileMap, ProfilePaths};
+use kindling_timeline::store::{Limits, Store};
+use kindling_timeline::{Detail, Dhcp, DhcpStep, Event, Kind, Reason, Stage, Tftp};
 
 const MAC: &str = "52:54:00:12:34:56";
 const IP: &str = "10.99.0.50";
@@ -27,7 +27,7 @@ fn ip() -> std::net::IpAddr {
 }
 
 fn http(ts: u64, mac: Option<&str>, endpoint: &str, path: &str, status: u16) -> Event {
-    let endpoint_ = kindling_ops::Endpoint::from_label(endpoint).unwrap();
+    let endpoint_ = kindling_timeline::Endpoint::from_label(endpoint).unwrap();
     let mut e = Event::http_request(ts, "GET", path, endpoint_, status);
     e.mac = mac.and_then(|m| kindling_model::MacAddr::parse(m).ok());
     e.ip = Some(ip());
@@ -351,19 +351,6 @@ fn a_storm_of_new_machines_stays_bounded() {
     assert!(s.machine_count() >= 875);
     // The most recent machine is kept.
     assert!(s.detail("52:54:00:00:4e:1f").is_some());
-}
-
-#[test]
-fn ops_config_from_toml() {
-    let c: kindling_ops::OpsConfig = toml::from_str(
-        "state_dir = \"/var/lib/kindling\"\njournal_files = 2\nfsync = \"always\"\nboot_gap_secs = 60\n",
-    )
-    .unwrap();
-    assert_eq!(c.journal_files, 2);
-    assert_eq!(c.fsync, kindling_ops::FsyncPolicy::Always);
-    assert_eq!(c.limits().boot_gap_ms, 60_000);
-    assert_eq!(c.max_boots, kindling_ops::OpsConfig::default().max_boots);
-    assert!(toml::from_str::<kindling_ops::OpsConfig>("jounral = true").is_err());
 }
 
 /// One boot of `mac` at `ts`: firmware DISCOVER seen, OFFER answered, `/ipxe`.

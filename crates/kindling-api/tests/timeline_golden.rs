@@ -3,13 +3,13 @@
 //! compared byte for byte with `golden/timeline.txt`, which was written by the store
 //! before its compact layout: the layout must stay invisible.
 //!
-//! After an intended change of the output: `KINDLING_OPS_GOLDEN=write cargo test -p
-//! kindling-ops --test timeline_golden`, and review the diff of the file.
+//! After an intended change of the output: `KINDLING_TIMELINE_GOLDEN=write cargo test -p
+//! kindling-api --test timeline_golden`, and review the diff of the file.
 
 use std::cell::Cell;
 
-use kindling_ops::Event;
-use kindling_ops::store::{Limits, Store};
+use kindling_timeline::Event;
+use kindling_timeline::store::{Limits, Store};
 use serde_json::{Value, json};
 
 // Events are made as the journal has them (flat JSON, every field in text) and read
@@ -63,11 +63,11 @@ fn dump(s: &mut Store, out: &mut String) {
     let mut sums = s.summaries();
     sums.sort_by(|a, b| a.mac.cmp(&b.mac));
     out.push_str(&serde_json::to_string_pretty(&sums).unwrap());
-    out.push_str(&kindling_ops::cli::format_list(&sums));
+    out.push_str(&kindling_api::machines_cli::format_list(&sums));
     for m in &sums {
         let d = s.detail(&m.mac).unwrap();
         out.push_str(&serde_json::to_string_pretty(&d).unwrap());
-        out.push_str(&kindling_ops::cli::format_detail(&d));
+        out.push_str(&kindling_api::machines_cli::format_detail(&d));
         out.push_str(&format!("{:?}\n", d.summary));
     }
     out.push_str(&format!(
@@ -255,7 +255,7 @@ fn scenario() -> String {
 fn readers_see_what_they_saw_before_the_compact_layout() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/timeline.txt");
     let got = scenario();
-    if std::env::var("KINDLING_OPS_GOLDEN").as_deref() == Ok("write") {
+    if std::env::var("KINDLING_TIMELINE_GOLDEN").as_deref() == Ok("write") {
         std::fs::write(&path, &got).unwrap();
         return;
     }

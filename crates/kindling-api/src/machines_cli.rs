@@ -8,15 +8,15 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result, bail};
 use kindling_fetch::{AdminAnswer, reqwest};
-use kindling_model::{Mac, MachineRecord};
-
-use crate::event::{format_time, format_ts, human_bytes};
-use crate::journal::replay_journal;
-use crate::lifecycle;
-use crate::ops::OpsConfig;
-use crate::store::{LeaseSummary, MachineDetail, MachineSummary, Store};
+use kindling_journal::replay_journal;
+use kindling_model::{Mac, MacAddr, MachineRecord};
+use kindling_timeline::event::{format_time, format_ts, human_bytes};
+use kindling_timeline::store::{Limits, MachineDetail, MachineSummary, Store};
+use kindling_timeline::text::{dash, describe, lease_text, lifecycle_state, when};
 
 /// Arguments of `kindling machines`.
 #[derive(Debug, Clone, clap::Args)]
@@ -160,7 +160,7 @@ pub fn print_lifecycle(
     } else {
         Default::default()
     };
-    lifecycle::print(records, args.discovered, args.json, &firmware)
+    print_records(records, args.discovered, args.json, &firmware)
 }
 
 /// Runs the views of `kindling machines` (the list, `show`); the binary hands the
@@ -190,8 +190,8 @@ pub fn run(args: &MachinesArgs, state_dir: &Path, servers: &[String]) -> Result<
                     merge_details(found)
                 }
                 [] => load(state_dir)?.detail(&mac).map(|mut d| {
-                    d.lifecycle_record = lifecycle::read_record(state_dir, &mac);
-                    d.summary.lifecycle = crate::ops::lifecycle_state(d.lifecycle_record.as_ref());
+                    d.lifecycle_record = read_record(state_dir, &mac);
+                    d.summary.lifecycle = lifecycle_state(d.lifecycle_record.as_ref());
                     d
                 }),
             };
@@ -260,8 +260,7 @@ fn firmware_by_mac(
 
 /// Rebuilds the store from the journal in `state_dir`.
 pub fn load(state_dir: &Path) -> Result<Store> {
-    let cfg = OpsConfig::default();
-    let mut store = Store::new(cfg.limits());
+    let mut store = Store::new(Limits::default());
     let rb = replay_journal(state_dir, 1, |ev| store.replay(ev))
         .with_context(|| format!("reading the journal in {}", state_dir.display()))?;
     if rb.torn_lines + rb.bad_lines > 0 {
@@ -274,7 +273,7 @@ pub fn load(state_dir: &Path) -> Result<Store> {
     Ok(store)
 }
 
-fn dash(s: &Option<String>) -> &str {
+fn or_dash(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("-")
 }
 
@@ -299,13 +298,13 @@ pub fn format_list(list: &[MachineSummary]) -> String {
         .map(|m| {
             [
                 m.mac.clone(),
-                dash(&m.ip).into(),
-                dash(&m.arch).into(),
-                dash(&m.firmware).into(),
-                dash(&m.group).into(),
-                dash(&m.profile).into(),
+                or_dash(&m.ip).into(),
+                or_dash(&m.arch).into(),
+                or_dash(&m.firmware).into(),
+                or_dash(&m.group).into(),
+                or_dash(&m.profile).into(),
                 m.last_stage.map(|s| s.label()).unwrap_or("-").into(),
-                lifecycle::when(m.last_seen),
+                when(m.last_seen),
                 m.last_error
                     .as_ref()
                     .map(|e| e.message.clone())
@@ -314,21 +313,7 @@ pub fn format_list(list: &[MachineSummary]) -> String {
         })
         .collect();
     let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
-    lifecycle::table(&header, &rows)
-}
-
-/// A lease for people: `10.0.0.5 bound until 2026-12-03T17:00:42Z`, then `{sep}host name
-/// {host}` when it has one (`show`: how the host name is written).
-pub(crate) fn lease_text(l: &LeaseSummary, sep: &str, show: impl Fn(&str) -> String) -> String {
-    let host = l.hostname.as_deref().map(show);
-    let host = host.map(|h| format!("{sep}host name {h}"));
-    format!(
-        "{} {} until {}{}",
-        l.ip,
-        l.state,
-        l.expires_at,
-        host.unwrap_or_default()
-    )
+    table(&header, &rows)
 }
 
 /// The timeline of `kindling machines show MAC`.
@@ -339,17 +324,17 @@ pub fn format_detail(d: &MachineDetail) -> String {
     let _ = writeln!(
         s,
         "  ip {}  arch {}  firmware {}  group {}  profile {}",
-        dash(&m.ip),
-        dash(&m.arch),
-        dash(&m.firmware),
-        dash(&m.group),
-        dash(&m.profile)
+        or_dash(&m.ip),
+        or_dash(&m.arch),
+        or_dash(&m.firmware),
+        or_dash(&m.group),
+        or_dash(&m.profile)
     );
     if let Some(r) = &d.lifecycle_record {
-        s.push_str(&lifecycle::describe(r));
+        s.push_str(&describe(r));
     }
     if let Some(l) = &m.lease {
-        let host = |h: &str| kindling_dhcp::Esc(h.as_bytes()).to_string();
+        let host = |h: &str| kindling_guard::Esc(h.as_bytes()).to_string();
         let _ = writeln!(s, "  DHCP lease {}", lease_text(l, "  ", host));
     }
     let _ = writeln!(
@@ -428,4 +413,132 @@ pub fn format_detail(d: &MachineDetail) -> String {
         );
     }
     s
+}
+
+/// A machine's record read straight from the state directory (`None` when it has none).
+fn read_record(state_dir: &Path, mac: &str) -> Option<MachineRecord> {
+    kindling_model::machines::read_one(&state_dir.join("machines"), MacAddr::parse(mac).ok()?)
+}
+
+/// Prints the machines of `--discovered` (`discovered`) or `--installed`: a table, or
+/// JSON (`json`). `firmware`: by MAC, what the machine's DHCP requests showed.
+fn print_records(
+    records: &[MachineRecord],
+    discovered: bool,
+    json: bool,
+    firmware: &HashMap<String, String>,
+) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::json!(r);
+                if let Some(f) = firmware.get(&r.mac) {
+                    v["firmware"] = f.as_str().into();
+                }
+                v
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "machines": list }))?
+        )?;
+    } else if discovered {
+        out.write_all(format_discovered(records, firmware).as_bytes())?;
+    } else {
+        out.write_all(format_installed(records).as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A text table: columns padded to their widest cell and two spaces, the last one not.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        for (i, c) in cells.iter().enumerate() {
+            if i == last {
+                s.push_str(c);
+            } else {
+                let _ = write!(s, "{c:<width$}  ", width = w[i]);
+            }
+        }
+        s.push('\n');
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    s
+}
+
+/// The table of `kindling machines --discovered`.
+/// `firmware`: by MAC, what the machine's DHCP requests showed (a `-` when unknown).
+pub fn format_discovered(list: &[MachineRecord], firmware: &HashMap<String, String>) -> String {
+    if list.is_empty() {
+        return "no discovered machines\n".into();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .filter_map(|r| {
+            let d = r.discovered.as_ref()?;
+            Some(vec![
+                r.mac.clone(),
+                d.ip.map_or("-".into(), |ip| ip.to_string()),
+                dash(&d.arch),
+                firmware.get(&r.mac).map_or("-".into(), |f| dash(f)),
+                dash(&d.uuid),
+                dash(&d.serial),
+                when(d.first_seen),
+                when(d.last_seen),
+                dash(&d.hostname),
+            ])
+        })
+        .collect();
+    table(
+        &[
+            "MAC",
+            "IP",
+            "ARCH",
+            "FIRMWARE",
+            "UUID",
+            "SERIAL",
+            "FIRST SEEN (UTC)",
+            "LAST SEEN (UTC)",
+            "HOSTNAME",
+        ],
+        &rows,
+    )
+}
+
+/// The table of `kindling machines --installed`.
+pub fn format_installed(list: &[MachineRecord]) -> String {
+    if list.is_empty() {
+        return "no machines marked installed\n".into();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .filter_map(|r| {
+            let i = r.installed.as_ref()?;
+            Some(vec![
+                r.mac.clone(),
+                when(i.at),
+                i.via.as_str().into(),
+                dash(&i.group),
+                dash(&i.profile),
+            ])
+        })
+        .collect();
+    table(
+        &["MAC", "INSTALLED (UTC)", "VIA", "GROUP", "PROFILE"],
+        &rows,
+    )
 }
