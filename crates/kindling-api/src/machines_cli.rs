@@ -1,14 +1,15 @@
-//! `kindling machines` and `kindling machines show MAC`.
+//! `kindling machines`, `kindling machines show MAC` and the tables of `--discovered |
+//! --installed`.
 //!
-//! Reads the journal in the state directory directly (works without a running server),
-//! or asks a running server's API when `--server URL` is given.
+//! Replays the journal in the state directory into a timeline store of its own (works
+//! without a running server), or asks running servers' APIs when `--server URL` is given
+//! (several: their timelines merged).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-
-use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
 use kindling_fetch::{AdminAnswer, reqwest};
