@@ -1,8 +1,8 @@
 //! `kindling machines reinstall MAC` and `mark-installed MAC`, and the records behind
 //! `kindling machines --discovered | --installed`: the lifecycle state, through a running
 //! server's admin listener (`--server`: the API of [`crate::lifecycle`]) or straight in
-//! `<state dir>/machines/` when no server runs there. kindling-ops prints the lists, with
-//! the firmware its timelines saw.
+//! `<state dir>/machines/` when no server runs there. [`crate::machines_cli`] prints the
+//! lists, with the firmware the timelines saw.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 //! Sans-I/O: every input carries its own timestamp.
 //!
 //! A machine is its boots and a boot its [`Event`](crate::Event)s, kept as they are
-//! (typed, a DHCP event inline in 120 bytes, see `examples/memory_per_machine.rs`); the
+//! (typed, a DHCP event inline in 120 bytes, see kindling-ops' `examples/memory_per_machine.rs`); the
 //! machine's facts are read from its newest events, text is made only for readers.
 //!
 //! The parts, each depending only on those listed before it:

@@ -126,7 +126,7 @@ fn every_event_reads_back_from_its_json_unchanged() {
 
 #[test]
 fn a_dhcp_event_is_held_inline_in_a_small_record() {
-    // Two per machine in a proxy-DHCP storm: see examples/memory_per_machine.rs.
+    // Two per machine in a proxy-DHCP storm: see kindling-ops' examples/memory_per_machine.rs.
     assert!(
         std::mem::size_of::<Event>() <= 144,
         "{}",
