@@ -165,6 +165,14 @@ impl Reply {
         r
     }
 
+    /// `405 Method Not Allowed`, with the methods that are (`allow`, e.g. `"GET, HEAD"`).
+    pub fn not_allowed(allow: &'static str) -> Reply {
+        let mut r = Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
+        r.headers
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        r
+    }
+
     /// Go's `http.Redirect(w, r, url, 301)`.
     pub fn moved(location: &str, method: &hyper::Method) -> Reply {
         let mut r = if method == hyper::Method::GET || method == hyper::Method::HEAD {

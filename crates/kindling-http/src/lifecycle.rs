@@ -195,12 +195,7 @@ pub(crate) async fn after_ignition(
 /// `GET|POST /install/done?mac=...`: the install script says it finished.
 pub(crate) async fn install_done(shared: &Shared, method: &Method, labels: &Labels) -> Reply {
     if method != Method::GET && method != Method::POST {
-        let mut r = Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
-        r.headers.insert(
-            hyper::header::ALLOW,
-            hyper::header::HeaderValue::from_static("GET, POST"),
-        );
-        return r;
+        return Reply::not_allowed("GET, POST");
     }
     let Some(machines) = &shared.machines else {
         return Reply::not_found("install tracking is off ([machines] track = false)");

@@ -365,9 +365,7 @@ impl CacheExtension {
 
     async fn answer(&self, req: &ExtRequest<'_>, rest: &str) -> Reply {
         if req.method != Method::GET && req.method != Method::HEAD {
-            let mut r = Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
-            set(&mut r.headers, header::ALLOW, "GET, HEAD");
-            return r;
+            return Reply::not_allowed("GET, HEAD");
         }
         if rest.is_empty() || rest == "index.json" {
             return self.index_json();
