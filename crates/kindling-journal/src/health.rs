@@ -1,6 +1,7 @@
 //! How the journal is doing: [`JournalHealth`], shared by the writer, the queue in
 //! front of it and the metrics (enabled, writable, events dropped, why it cannot be
-//! written), and its snapshot [`JournalStatus`] for `/api/v1/status`.
+//! written), and its snapshot [`JournalStatus`] for `/api/v1/status`; its series
+//! (`kindling_journal_*`) are registered at each scrape by [`JournalHealth::register`].
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +20,8 @@ pub struct JournalHealth {
     dropped: AtomicU64,
     /// Why the journal cannot be written, while it cannot.
     error: Mutex<Option<String>>,
+    /// Damaged lines skipped when the journal was read back at start-up.
+    torn: AtomicU64,
 }
 
 /// A snapshot of [`JournalHealth`], as `/api/v1/status` shows it.
@@ -55,6 +58,33 @@ impl JournalHealth {
             dropped: self.dropped(),
             error: self.error(),
         }
+    }
+
+    /// Damaged lines (torn by a crash, or not a record) skipped at start-up.
+    pub fn set_torn_lines(&self, n: u64) {
+        self.torn.store(n, Ordering::Relaxed);
+    }
+
+    /// Registers the journal's series in `r` (`/metrics`, at each scrape).
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::{counter::ConstCounter, gauge::ConstGauge};
+        r.register(
+            "kindling_journal_dropped",
+            "Events not journaled (kept in memory only): the writer's queue was full, or the journal could not be written (full disk, unwritable state directory)",
+            ConstCounter::new(self.dropped()),
+        );
+        if self.enabled() {
+            r.register(
+                "kindling_journal_writable",
+                "1 while the journal can be written; 0 while boot timelines are kept in memory only (writing is retried)",
+                ConstGauge::new(i64::from(self.writable())),
+            );
+        }
+        r.register(
+            "kindling_journal_torn_lines",
+            "Damaged journal lines skipped at start-up",
+            ConstGauge::new(self.torn.load(Ordering::Relaxed) as i64),
+        );
     }
 
     pub(crate) fn add_dropped(&self, n: u64) {

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, StatusCode, header};
 use kindling_http::{Body, Endpoint, ExtRequest, Extension, Reply};
-use kindling_model::Mac;
+use kindling_model::{Mac, MacAddr};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -30,15 +30,8 @@ fn ready(r: Reply) -> Option<Fut<'static>> {
 }
 
 fn only_get(req: &ExtRequest<'_>) -> Option<Reply> {
-    if req.method == Method::GET || req.method == Method::HEAD {
-        None
-    } else {
-        let mut r = Reply::error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
-        if let Ok(v) = "GET, HEAD".parse() {
-            r.headers.insert(header::ALLOW, v);
-        }
-        Some(r)
-    }
+    let get = req.method == Method::GET || req.method == Method::HEAD;
+    (!get).then(|| Reply::not_allowed("GET, HEAD"))
 }
 
 fn no_store(mut r: Reply) -> Reply {
@@ -76,7 +69,7 @@ impl Extension for MetricsEndpoint {
     }
 }
 
-/// `/readyz`: 200 once [`Ops::set_ready`] was called, else 503.
+/// `/readyz`: 200 once [`crate::metrics::Metrics::set_ready`] was called, else 503.
 pub struct ReadyEndpoint(pub Arc<Ops>);
 
 impl Extension for ReadyEndpoint {
@@ -87,7 +80,7 @@ impl Extension for ReadyEndpoint {
         if req.path != "/readyz" {
             return None;
         }
-        let r = if self.0.is_ready() {
+        let r = if self.0.metrics.is_ready() {
             Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
         } else {
             Reply::new(
@@ -156,13 +149,13 @@ fn machine_json(ops: &Ops, m: &str) -> Reply {
 /// architecture, [`kindling_model::FcosTrack`]), cache and assets, the journal's health.
 pub fn status_json(ops: &Ops) -> serde_json::Value {
     json!({
-        "ready": ops.is_ready(),
-        "config_problems": ops.config_problems(),
-        "fcos": ops.fcos_streams(),
-        "cache_bytes": ops.cache_bytes(),
-        "asset_bytes_served": ops.asset_bytes_by_kind(),
-        "assets": ops.asset_status(),
-        "journal": ops.journal_status(),
+        "ready": ops.metrics.is_ready(),
+        "config_problems": ops.metrics.config_problems(),
+        "fcos": ops.metrics.fcos_streams(),
+        "cache_bytes": ops.metrics.cache_bytes(),
+        "asset_bytes_served": ops.metrics.asset_bytes_by_kind(),
+        "assets": ops.metrics.asset_status(),
+        "journal": ops.metrics.journal_status(),
     })
 }
 
@@ -170,8 +163,10 @@ pub fn status_json(ops: &Ops) -> serde_json::Value {
 /// `max_subscribers` streams are open (more get 503); see [`sse_body`] for how a subscriber
 /// that does not read is dropped.
 fn event_stream(ops: Arc<Ops>) -> Reply {
+    // Subscribed before the slot is taken: a counted subscriber hears every later event.
+    let rx = ops.tx.subscribe();
     let Some(slot) = ops.try_subscriber_slot() else {
-        let max = ops.subscriber_limits().max;
+        let max = ops.subscriber_limits.max;
         let msg = format!("too many event-stream subscribers ({max} open); try again later");
         let mut r =
             json_reply(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": msg })).with_reason(msg);
@@ -184,7 +179,7 @@ fn event_stream(ops: Arc<Ops>) -> Reply {
         "text/event-stream",
         Bytes::new(),
     ));
-    reply.body = sse_body(&ops, slot).into();
+    reply.body = sse_body(&ops, slot, rx).into();
     reply.len = STREAM_LEN;
     reply
 }
@@ -224,7 +219,7 @@ async fn pump(
     last_taken: Arc<std::sync::atomic::AtomicU64>,
 ) {
     use tokio::sync::mpsc::error::TrySendError;
-    let limits = ops.subscriber_limits();
+    let limits = ops.subscriber_limits;
     let mut next = Some(Bytes::from_static(b"retry: 2000\n: connected\n\n"));
     let mut nonempty_since = Duration::ZERO;
     loop {
@@ -271,10 +266,13 @@ async fn pump(
 /// `kindling_events_subscribers_dropped_total`) when the queue overflows or when the
 /// connection has taken nothing from a non-empty queue for `subscriber_stall_secs`. The
 /// connection itself is closed by the listener's write timeout once its buffers are full.
-fn sse_body(ops: &Arc<Ops>, slot: crate::ops::SubscriberSlot) -> Body {
+fn sse_body(
+    ops: &Arc<Ops>,
+    slot: crate::ops::SubscriberSlot,
+    rx: tokio::sync::broadcast::Receiver<Arc<str>>,
+) -> Body {
     use std::sync::atomic::{AtomicU64, Ordering};
-    let limits = ops.subscriber_limits();
-    let rx = ops.subscribe();
+    let limits = ops.subscriber_limits;
     let closed = ops.closed.subscribe();
     let (tx, mut out) = tokio::sync::mpsc::channel::<Bytes>(limits.queue);
     let epoch = std::time::Instant::now();
@@ -292,7 +290,8 @@ fn sse_body(ops: &Arc<Ops>, slot: crate::ops::SubscriberSlot) -> Body {
     BodyExt::boxed(StreamBody::new(s))
 }
 
-/// `/ui/` (machines), `/ui/machines/{mac}` (timeline), `/ui/app.js`, `/ui/style.css`.
+/// `/ui/` (machines; `?fragment=rows&mac=...&mac=...` those machines' rows alone, for live
+/// updates), `/ui/machines/{mac}` (timeline), `/ui/app.js`, `/ui/style.css`.
 pub struct UiEndpoint(pub Arc<Ops>);
 
 impl Extension for UiEndpoint {
@@ -318,7 +317,25 @@ impl Extension for UiEndpoint {
             no_store(r)
         };
         let r = match rest {
-            "" => html(ui::machines_page(&self.0)),
+            "" if req.raw_query.is_empty() => html(ui::machines_page(&self.0)),
+            "" => {
+                let q = kindling_model::labels::parse_query(req.raw_query, &mut Vec::new());
+                if q.iter().any(|(k, v)| k == "fragment" && v == "rows") {
+                    // At most 128 machines a request; what is no MAC is left out.
+                    let macs: Vec<MacAddr> = (q.iter().filter(|(k, _)| k == "mac").take(128))
+                        .filter_map(|(_, v)| MacAddr::parse(v).ok())
+                        .collect();
+                    html(
+                        self.0
+                            .summaries(&macs)
+                            .iter()
+                            .map(ui::machine_row)
+                            .collect(),
+                    )
+                } else {
+                    html(ui::machines_page(&self.0))
+                }
+            }
             "app.js" => Reply::new(StatusCode::OK, "text/javascript; charset=utf-8", ui::APP_JS),
             "style.css" => Reply::new(StatusCode::OK, "text/css; charset=utf-8", ui::STYLE_CSS),
             _ => match rest.strip_prefix("machines/") {

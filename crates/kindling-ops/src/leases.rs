@@ -10,20 +10,9 @@ impl Ops {
         let Some(h) = self.dhcp_leases.get() else {
             return Vec::new();
         };
-        let mut v: Vec<LeaseSummary> = h
-            .leases()
-            .into_iter()
-            .map(|l| LeaseSummary {
-                mac: kindling_dhcp::policy::format_mac(&l.mac),
-                ip: l.ip.to_string(),
-                state: l.state.label().to_string(),
-                expires: l.expires,
-                expires_at: kindling_timeline::event::format_ts(l.expires.saturating_mul(1000)),
-                hostname: l.hostname,
-            })
-            .collect();
-        v.sort_by_key(|l| l.ip.parse::<std::net::Ipv4Addr>().ok());
-        v
+        let mut leases = h.leases();
+        leases.sort_by_key(|l| l.ip);
+        leases.into_iter().map(LeaseSummary::from).collect()
     }
 
     /// The DHCP server whose leases the machine views and `/api/v1/leases` show.

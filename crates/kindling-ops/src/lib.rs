@@ -14,7 +14,8 @@
 
 pub mod binding;
 pub mod http;
-pub mod journal;
+/// The boot journal: `kindling-journal`'s rotated JSON-lines log, of boot events.
+pub use kindling_journal as journal;
 mod leases;
 pub mod metrics;
 mod neighbours;
@@ -25,9 +26,8 @@ pub mod ui;
 use std::sync::Arc;
 
 pub use journal::{FsyncPolicy, JournalStatus};
-pub use ops::{
-    AssetStatus, Ops, OpsConfig, SubscriberLimits, SubscriberSlot, Update, give_back_freed_memory,
-};
+pub use metrics::AssetStatus;
+pub use ops::{Ops, OpsConfig, SubscriberSlot, Update, give_back_freed_memory};
 
 impl Ops {
     /// The endpoints of the boot listener, to append to

@@ -2,7 +2,7 @@
 //! exposition format (0.0.4).
 //!
 //! Two kinds of series. What this crate counts as events happen (asset bytes by boot
-//! artifact, timeline events, reloads, event-stream subscribers) lives in families
+//! artifact, timeline events, reloads, event-stream subscribers refused and dropped) lives in families
 //! registered once (`Counters`); an increment is an atomic add on a series found by its
 //! typed labels. What others own is read when `/metrics` is scraped, into a registry
 //! built for that scrape ([`Metrics::render`]), so no copy of it is kept here to go stale:
@@ -10,7 +10,9 @@
 //! its own crate (`kindling_dhcp::StatsHandle::register`,
 //! `kindling_tftp::TftpStats::register`, `kindling_http::server::register_listeners`),
 //! the asset cache's (`kindling_menu::Cache::register`) and the Fedora CoreOS tracker's
-//! (`kindling_fcos::FcosStatus::register`); the journal's health and the store's sizes.
+//! (`kindling_fcos::FcosStatus::register`), the journal's health
+//! (`JournalHealth::register`), the timeline store's sizes (`Store::register`) and the
+//! lifecycle's counts (`kindling_model::Machines::register`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
 
 /// A family with one label, `$field`.
 macro_rules! one_label {
@@ -46,39 +49,32 @@ struct Counters {
     subscribers_refused: Counter,
     subscribers_dropped: Family<ByReason, Counter>,
     binding_refused: Counter,
-    /// Timeline events by source, looked up once (an event costs an atomic add, not a
-    /// family lookup), in [`SOURCES`] order.
-    events_by_source: Vec<Counter>,
+    /// Timeline events by source (DHCP, TFTP, HTTP), looked up once: an event costs an
+    /// atomic add, not a family lookup.
+    events_by_source: [Counter; 3],
 }
-
-/// Timeline event sources, in `events_by_source` order.
-const SOURCES: [kindling_timeline::event::Source; 3] = [
-    kindling_timeline::event::Source::Dhcp,
-    kindling_timeline::event::Source::Tftp,
-    kindling_timeline::event::Source::Http,
-];
 
 impl Counters {
     /// The families, registered in `r`; the labels known in advance start at zero (so
     /// that rates work from the first scrape).
     fn register(r: &mut Registry) -> Counters {
-        let mut c = Counters {
+        use kindling_timeline::event::Source;
+        let events = Family::<BySource, Counter>::default();
+        let by = |s: Source| {
+            events
+                .get_or_create(&BySource { source: s.label() })
+                .clone()
+        };
+        let c = Counters {
             asset_bytes: Family::default(),
-            events: Family::default(),
+            events_by_source: [by(Source::Dhcp), by(Source::Tftp), by(Source::Http)],
+            events,
             reloads: Counter::default(),
             reload_errors: Counter::default(),
             subscribers_refused: Counter::default(),
             subscribers_dropped: Family::default(),
             binding_refused: Counter::default(),
-            events_by_source: Vec::new(),
         };
-        c.events_by_source = SOURCES
-            .iter()
-            .map(|s| {
-                let source = s.label();
-                c.events.get_or_create(&BySource { source }).clone()
-            })
-            .collect();
         for reason in ["overflow", "stalled"] {
             let _ = c.subscribers_dropped.get_or_create(&ByReason { reason });
         }
@@ -121,31 +117,27 @@ impl Counters {
     }
 }
 
-/// What the store knows at a scrape ([`Metrics::render`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StoreGauges {
-    pub machines: usize,
-    pub pending: usize,
-    pub unattributed: u64,
-    pub dhcp_repeats: u64,
-    pub subscribers: usize,
-    /// Installed and discovered machines, and discoveries not recorded (the table was
-    /// full), when the lifecycle is tracked.
-    pub lifecycle: Option<(usize, usize, u64)>,
+/// One line of the dashboard's "assets and cache" box, fed by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetStatus {
+    pub name: String,
+    pub detail: String,
+    /// false shows the line as a problem.
+    pub ok: bool,
 }
 
-/// All metrics. Cheap to update from any thread.
+/// All metrics, and the status they and the status pages are read from. Cheap to update
+/// from any thread.
 pub struct Metrics {
     registry: Registry,
     c: Counters,
-    /// The journal's dropped events and writability, shared with its writer.
+    /// The journal's dropped events, writability and torn lines, shared with its writer.
     pub(crate) journal: Arc<crate::journal::JournalHealth>,
     pub(crate) events_dropped: AtomicU64,
-    pub(crate) journal_torn: AtomicU64,
-    pub(crate) journal_bad: AtomicU64,
-    cache_bytes: AtomicU64,
-    cache_bytes_set: AtomicBool,
+    /// `None` while no cache is in use.
+    cache_bytes: Mutex<Option<u64>>,
     config_problems: Mutex<Vec<String>>,
+    asset_status: Mutex<Vec<AssetStatus>>,
     /// Where the Fedora CoreOS tracker's status is read (set once, when tracking starts).
     fcos: std::sync::OnceLock<FcosSource>,
     ready: AtomicBool,
@@ -164,13 +156,7 @@ pub type FcosSource = Arc<dyn Fn() -> Vec<FcosTrack> + Send + Sync>;
 pub type Families = Arc<dyn Fn(&mut Registry) + Send + Sync>;
 
 impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Metrics {
-    pub fn new() -> Metrics {
+    fn default() -> Metrics {
         let mut registry = Registry::default();
         registry.register(
             "kindling_build",
@@ -183,25 +169,27 @@ impl Metrics {
             c,
             journal: Arc::default(),
             events_dropped: AtomicU64::new(0),
-            journal_torn: AtomicU64::new(0),
-            journal_bad: AtomicU64::new(0),
-            cache_bytes: AtomicU64::new(0),
-            cache_bytes_set: AtomicBool::new(false),
+            cache_bytes: Mutex::default(),
             config_problems: Mutex::default(),
+            asset_status: Mutex::default(),
             fcos: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
             listeners: Mutex::default(),
             others: Mutex::default(),
         }
     }
+}
 
-    /// A component's own families, added to every scrape.
+impl Metrics {
+    /// A component's own metric families, registered at each scrape (the DHCP and TFTP
+    /// servers' counters, the shared store's health, ...).
     pub fn add_families(&self, f: Families) {
         if let Ok(mut o) = self.others.lock() {
             o.push(f);
         }
     }
 
+    /// Reports a listener's connection counters (`name` = `http`, `admin`, `rpc`).
     pub fn add_listener(&self, name: &'static str, stats: Arc<kindling_http::server::Stats>) {
         if let Ok(mut l) = self.listeners.lock() {
             l.retain(|(n, _)| *n != name);
@@ -235,10 +223,13 @@ impl Metrics {
     }
 
     pub fn event(&self, source: kindling_timeline::event::Source) {
-        let i = SOURCES.iter().position(|s| *s == source);
-        if let Some(c) = i.and_then(|i| self.c.events_by_source.get(i)) {
-            c.inc();
-        }
+        use kindling_timeline::event::Source;
+        let i = match source {
+            Source::Dhcp => 0,
+            Source::Tftp => 1,
+            Source::Http => 2,
+        };
+        self.c.events_by_source[i].inc();
     }
 
     pub fn reload(&self, problems: usize) {
@@ -248,17 +239,19 @@ impl Metrics {
         }
     }
 
+    /// `kindling_cache_bytes`.
     pub fn set_cache_bytes(&self, b: u64) {
-        self.cache_bytes.store(b, Relaxed);
-        self.cache_bytes_set.store(true, Relaxed);
+        if let Ok(mut c) = self.cache_bytes.lock() {
+            *c = Some(b);
+        }
     }
 
     pub fn cache_bytes(&self) -> Option<u64> {
-        self.cache_bytes_set
-            .load(Relaxed)
-            .then(|| self.cache_bytes.load(Relaxed))
+        self.cache_bytes.lock().ok().and_then(|c| *c)
     }
 
+    /// Replaces the list of configuration problems shown on `/ui/` and counted in
+    /// `kindling_config_problems`.
     pub fn set_config_problems(&self, p: Vec<String>) {
         if let Ok(mut g) = self.config_problems.lock() {
             *g = p;
@@ -272,10 +265,33 @@ impl Metrics {
             .unwrap_or_default()
     }
 
+    /// Lines for the dashboard's "assets and cache" box.
+    pub fn set_asset_status(&self, lines: Vec<AssetStatus>) {
+        if let Ok(mut g) = self.asset_status.lock() {
+            *g = lines;
+        }
+    }
+
+    pub fn asset_status(&self) -> Vec<AssetStatus> {
+        self.asset_status
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the journal is configured and can be written, and the events it dropped.
+    pub fn journal_status(&self) -> crate::journal::JournalStatus {
+        self.journal.status()
+    }
+
+    /// Where `/api/v1/status` (`fcos`) and the dashboard's "Fedora CoreOS" box read the
+    /// tracker's status, live at each request (its `kindling_fcos_*` series are the
+    /// tracker's own); the first source set is kept.
     pub fn set_fcos_source(&self, source: FcosSource) {
         let _ = self.fcos.set(source);
     }
 
+    /// The tracker's status now, sorted by stream and architecture (none without a source).
     pub fn fcos_streams(&self) -> Vec<FcosTrack> {
         let mut streams = self.fcos.get().map(|read| read()).unwrap_or_default();
         streams.sort_by(|a, b| (&a.stream, &a.arch).cmp(&(&b.stream, &b.arch)));
@@ -293,8 +309,9 @@ impl Metrics {
             .collect()
     }
 
-    pub fn set_ready(&self, r: bool) {
-        self.ready.store(r, Relaxed);
+    /// `/readyz` answers 200 from now on.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Relaxed);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -302,130 +319,44 @@ impl Metrics {
     }
 
     /// The whole exposition: the counters kept here, then what the owners of the rest
-    /// report now.
-    pub fn render(&self, store: StoreGauges) -> String {
+    /// report now (`hub`: the timeline store's, the lifecycle's, the event stream's).
+    pub fn render(&self, hub: impl FnOnce(&mut Registry)) -> String {
         let mut o = String::with_capacity(16 * 1024);
         let _ = encode(&mut o, &self.registry);
-        let _ = encode(&mut o, &self.scrape_time(store));
+        let _ = encode(&mut o, &self.scrape_time(hub));
         o
     }
 
     /// A registry of the values owned elsewhere, as they are now.
-    fn scrape_time(&self, s: StoreGauges) -> Registry {
+    fn scrape_time(&self, hub: impl FnOnce(&mut Registry)) -> Registry {
         let mut r = Registry::default();
-        let gauge = |r: &mut Registry, name: &str, help: &str, v: u64| {
-            r.register(name, help, ConstGauge::new(v as i64));
-        };
-        let counter = |r: &mut Registry, name: &str, help: &str, v: u64| {
-            r.register(name, help, ConstCounter::new(v));
-        };
-        gauge(
-            &mut r,
+        let ready = i64::from(self.is_ready());
+        r.register(
             "kindling_ready",
             "1 once every listener is up",
-            u64::from(self.is_ready()),
+            ConstGauge::new(ready),
         );
         if let Some(b) = self.cache_bytes() {
-            gauge(
-                &mut r,
-                "kindling_cache_bytes",
-                "Bytes held in the asset cache",
-                b,
-            );
+            let help = "Bytes held in the asset cache";
+            r.register("kindling_cache_bytes", help, ConstGauge::new(b as i64));
         }
-        gauge(
-            &mut r,
-            "kindling_config_problems",
-            "Problems in the configuration now in force",
-            self.config_problems().len() as u64,
-        );
-        gauge(
-            &mut r,
-            "kindling_machines",
-            "Machines in the in-memory store",
-            s.machines as u64,
-        );
-        if let Some((installed, discovered, dropped)) = s.lifecycle {
-            gauge(
-                &mut r,
-                "kindling_machines_installed",
-                "Machines marked installed (answered with a local boot until re-armed)",
-                installed as u64,
-            );
-            gauge(
-                &mut r,
-                "kindling_machines_discovered",
-                "Machines that asked for a boot script and matched no group",
-                discovered as u64,
-            );
-            counter(
-                &mut r,
-                "kindling_machines_discovered_dropped",
-                "Discovered machines not recorded because the table was full ([machines] max_discovered)",
-                dropped,
-            );
-        }
-        gauge(
-            &mut r,
-            "kindling_events_pending",
-            "Events waiting for their IP to be tied to a MAC",
-            s.pending as u64,
-        );
-        counter(
-            &mut r,
-            "kindling_events_unattributed",
-            "Events dropped because no MAC could be found for their IP",
-            s.unattributed,
-        );
-        counter(
-            &mut r,
-            "kindling_dhcp_repeats",
-            "DHCP retries counted on the timeline event they repeat instead of stored again",
-            s.dhcp_repeats,
-        );
-        counter(
-            &mut r,
+        let problems = ConstGauge::new(self.config_problems().len() as i64);
+        let help = "Problems in the configuration now in force";
+        r.register("kindling_config_problems", help, problems);
+        r.register(
             "kindling_events_dropped",
             "Events not recorded because the ops queue was full (a storm faster than the store)",
-            self.events_dropped.load(Relaxed),
+            ConstCounter::new(self.events_dropped.load(Relaxed)),
         );
-        counter(
-            &mut r,
-            "kindling_journal_dropped",
-            "Events not journaled (kept in memory only): the writer's queue was full, or the journal could not be written (full disk, unwritable state directory)",
-            self.journal.dropped(),
-        );
-        if self.journal.enabled() {
-            gauge(
-                &mut r,
-                "kindling_journal_writable",
-                "1 while the journal can be written; 0 while boot timelines are kept in memory only (writing is retried)",
-                u64::from(self.journal.writable()),
-            );
-        }
-        gauge(
-            &mut r,
-            "kindling_journal_torn_lines",
-            "Damaged journal lines skipped at start-up",
-            self.journal_torn.load(Relaxed) + self.journal_bad.load(Relaxed),
-        );
-        self.listener_families(&mut r);
+        self.journal.register(&mut r);
+        // Listener connections, by listener (`http`: the boot listener; `admin`, `rpc`), and
+        // the requests they answered (kindling-http's counts, summed over listeners).
+        let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        kindling_http::server::register_listeners(&mut r, &listeners);
         for f in self.others.lock().map(|o| o.clone()).unwrap_or_default() {
             f(&mut r);
         }
-        gauge(
-            &mut r,
-            "kindling_events_subscribers",
-            "Open /api/v1/events streams",
-            s.subscribers as u64,
-        );
+        hub(&mut r);
         r
-    }
-
-    /// Listener connections, by listener (`http`: the boot listener; `admin`), and the
-    /// requests they answered (kindling-http's counts, summed over listeners).
-    fn listener_families(&self, r: &mut Registry) {
-        let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
-        kindling_http::server::register_listeners(r, &listeners);
     }
 }

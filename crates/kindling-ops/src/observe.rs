@@ -209,11 +209,8 @@ impl TftpObserver for Ops {
 
 impl kindling_http::MachineBinding for Ops {
     fn check(&self, mac: &str, peer: IpAddr) -> Result<(), String> {
-        let r = self.bound(mac, peer.to_canonical());
-        if r.is_err() {
-            self.metrics.binding_refused();
-        }
-        r
+        self.bound(mac, peer.to_canonical())
+            .inspect_err(|_| self.metrics.binding_refused())
     }
 }
 

@@ -35,11 +35,6 @@ fn head(title: &str, page: &str, mac: &str) -> String {
 
 const FOOT: &str = "</main>\n</body>\n</html>\n";
 
-/// Row id for a MAC (`m-525400123456`).
-pub fn row_id(mac: &str) -> String {
-    format!("m-{}", mac.replace(':', ""))
-}
-
 fn stages(last: Option<Stage>, failed: Option<Stage>) -> String {
     let mut s = String::from("<ol class=\"stages\">");
     for st in Stage::ALL {
@@ -56,7 +51,8 @@ fn stages(last: Option<Stage>, failed: Option<Stage>) -> String {
     s
 }
 
-fn machine_row(m: &MachineSummary) -> String {
+/// One row of `/ui/`'s machine table (also served alone, for live updates).
+pub fn machine_row(m: &MachineSummary) -> String {
     let failed = m.last_error.as_ref().and_then(|e| e.stage);
     let err = m
         .last_error
@@ -68,11 +64,11 @@ fn machine_row(m: &MachineSummary) -> String {
         let _ = write!(profile, " <span class=\"lifecycle\">{}</span>", esc(l));
     }
     format!(
-        "<tr id=\"{}\" data-mac=\"{mac}\"><td class=\"mac\"><a href=\"/ui/machines/{mac}\">{mac}</a></td>\
+        "<tr id=\"m-{}\" data-mac=\"{mac}\"><td class=\"mac\"><a href=\"/ui/machines/{mac}\">{mac}</a></td>\
 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
 <td class=\"stage\">{}</td><td class=\"progress\">{}</td>\
 <td><time datetime=\"{seen}\">{seen}</time></td><td class=\"err\">{err}</td></tr>\n",
-        row_id(&m.mac),
+        m.mac.replace(':', ""),
         opt(&m.ip),
         opt(&m.arch),
         opt(&m.firmware),
@@ -88,7 +84,7 @@ fn machine_row(m: &MachineSummary) -> String {
 /// `/ui/`.
 pub fn machines_page(ops: &Ops) -> String {
     let machines = ops.machines();
-    let fcos = ops.fcos_streams();
+    let fcos = ops.metrics.fcos_streams();
     let mut s = head("Kindling · machines", "machines", "");
     s.push_str(&fcos_alert(&fcos));
     s.push_str(
@@ -109,7 +105,7 @@ pub fn machines_page(ops: &Ops) -> String {
     s.push_str(
         "<div class=\"cards\">\n<section class=\"card\" id=\"config\">\n<h2>Configuration</h2>\n",
     );
-    let problems = ops.config_problems();
+    let problems = ops.metrics.config_problems();
     if problems.is_empty() {
         s.push_str("<p class=\"ok\">The last reload found no problems.</p>\n");
     } else {
@@ -129,11 +125,12 @@ pub fn machines_page(ops: &Ops) -> String {
     let _ = writeln!(
         s,
         "<dt>Cache</dt><dd>{}</dd>",
-        ops.cache_bytes()
+        ops.metrics
+            .cache_bytes()
             .map(human_bytes)
             .unwrap_or_else(|| "not in use".into())
     );
-    for (kind, b) in ops.asset_bytes_by_kind() {
+    for (kind, b) in ops.metrics.asset_bytes_by_kind() {
         let _ = writeln!(
             s,
             "<dt>{} served</dt><dd>{}</dd>",
@@ -141,7 +138,7 @@ pub fn machines_page(ops: &Ops) -> String {
             human_bytes(b)
         );
     }
-    for a in ops.asset_status() {
+    for a in ops.metrics.asset_status() {
         let _ = writeln!(
             s,
             "<dt>{}</dt><dd class=\"{}\">{}</dd>",
@@ -150,7 +147,7 @@ pub fn machines_page(ops: &Ops) -> String {
             esc(&a.detail)
         );
     }
-    let j = ops.journal_status();
+    let j = ops.metrics.journal_status();
     if j.enabled && !j.writable {
         let _ = writeln!(
             s,

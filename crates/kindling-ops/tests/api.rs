@@ -30,7 +30,7 @@ async fn machines_api_shapes_after_a_boot() {
 
     // Not ready until the lead says so.
     assert_eq!(aget(a, "/readyz").await.0, 503);
-    srv.ops.set_ready();
+    srv.ops.metrics.set_ready();
     assert_eq!(aget(a, "/readyz").await.0, 200);
 
     // Firmware DHCP, TFTP from 127.0.0.1 (not yet tied), then iPXE over HTTP.
@@ -209,6 +209,7 @@ async fn machines_api_shapes_after_a_boot() {
         switches: 1,
     }];
     srv.ops
+        .metrics
         .set_fcos_source(std::sync::Arc::new(move || streams.clone()));
     let (_, _, body) = aget(adm, "/api/v1/status").await;
     let s: Value = serde_json::from_slice(&body).unwrap();
@@ -270,9 +271,9 @@ async fn event_stream_delivers_updates_and_ends_on_shutdown() {
         }
         lines
     });
-    // Wait for the subscriber, then make an event.
-    for _ in 0..200 {
-        if srv.ops.subscriber_count() > 0 {
+    // Wait for the subscriber (up to 30 s), then make an event.
+    for _ in 0..3000 {
+        if srv.ops.open_subscribers() > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -397,4 +398,52 @@ async fn a_download_cut_short_is_a_failed_step() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     srv.cancel.cancel();
+}
+
+/// The dashboard's live rows: the rows of the machines named, in that order, as the page
+/// renders them; unknown machines and what is no MAC left out; at most 128 a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_rows_fragment() {
+    let dir = tempfile::tempdir().unwrap();
+    data_dir(dir.path());
+    let srv = start_server(dir.path(), ops()).await;
+    let adm = srv.admin;
+    let macs: Vec<[u8; 6]> = (0..200u8).map(|i| [0x52, 0x54, 0, 0, 1, i]).collect();
+    for m in &macs {
+        dhcp_discover(&srv.ops, *m, Firmware::BiosPxe, "undionly.kpxe");
+    }
+    let rows = |q: String| async move {
+        let (st, h, body) = aget(adm, &format!("/ui/?fragment=rows&{q}")).await;
+        assert_eq!(st, 200);
+        assert_eq!(header(&h, "content-type"), Some("text/html; charset=utf-8"));
+        let body = String::from_utf8(body).unwrap();
+        let ids: Vec<String> = body
+            .split("<tr id=\"")
+            .skip(1)
+            .map(|r| r.split('"').next().unwrap().to_string())
+            .collect();
+        (body, ids)
+    };
+    // Order kept; percent-encoded and dashed forms; an unknown MAC and a non-MAC left out.
+    let (body, ids) = rows(
+        "mac=52%3A54%3A00%3A00%3A01%3A07&mac=52:54:00:00:01:03&mac=52-54-00-00-01-05\
+         &mac=52:54:00:99:99:99&mac=%3Cscript%3E"
+            .into(),
+    )
+    .await;
+    assert_eq!(ids, ["m-525400000107", "m-525400000103", "m-525400000105"]);
+    assert!(!body.contains("<script"), "{body}");
+    // The same row as the page's.
+    let (_, _, page) = aget(adm, "/ui/").await;
+    let page = String::from_utf8(page).unwrap();
+    let row = body.lines().next().unwrap();
+    assert!(page.contains(row), "{row} not on the page");
+    // At most 128 machines a request.
+    let all: Vec<String> = macs
+        .iter()
+        .map(|m| format!("mac=52:54:00:00:01:{:02x}", m[5]))
+        .collect();
+    assert_eq!(rows(all.join("&")).await.1.len(), 128);
+    // Nothing named: nothing.
+    assert_eq!(rows("mac=".into()).await.1.len(), 0);
 }

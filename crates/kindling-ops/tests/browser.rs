@@ -171,8 +171,8 @@ fn dashboard_in_headless_chromium() {
     });
     let srv = rt.block_on(start_server(dir.path(), ops));
     let ops = srv.ops.clone();
-    ops.set_ready();
-    ops.set_cache_bytes(734_003_200);
+    ops.metrics.set_ready();
+    ops.metrics.set_cache_bytes(734_003_200);
     let streams = vec![
         FcosTrack {
             stream: "stable".into(),
@@ -194,11 +194,12 @@ fn dashboard_in_headless_chromium() {
             ..FcosTrack::default()
         },
     ];
-    ops.set_fcos_source(std::sync::Arc::new(move || streams.clone()));
-    ops.set_config_problems(vec![
+    ops.metrics
+        .set_fcos_source(std::sync::Arc::new(move || streams.clone()));
+    ops.metrics.set_config_problems(vec![
         "groups/broken.json: expected value at line 3 column 1".into(),
     ]);
-    ops.set_asset_status(vec![AssetStatus {
+    ops.metrics.set_asset_status(vec![AssetStatus {
         name: "fedora-coreos stable x86_64".into(),
         detail: "kernel, initramfs, rootfs verified (sha256 + signature)".into(),
         ok: true,
@@ -340,6 +341,13 @@ fn dashboard_in_headless_chromium() {
         Duration::from_secs(15),
     );
     cdp.eval("window.__notReloaded = true");
+    // The new machine is one the lifecycle store discovered: its live row says so, as the
+    // page would (the script shows rows the server renders, it draws none of its own).
+    let state = tempfile::tempdir().unwrap();
+    let (machines, _) = kindling_model::Machines::open(state.path(), 100, true).unwrap();
+    let new = kindling_model::MacAddr([0x52, 0x54, 0, 0xab, 0xcd, 0xef]);
+    machines.discovered(new, None, ["", "", "", ""]);
+    ops.set_machines(std::sync::Arc::new(machines));
     dhcp_discover(
         &ops,
         [0x52, 0x54, 0, 0xab, 0xcd, 0xef],
@@ -358,6 +366,10 @@ fn dashboard_in_headless_chromium() {
     assert_eq!(
         cdp.eval("document.querySelector('#machines tbody tr').id"),
         json!("m-525400abcdef")
+    );
+    assert_eq!(
+        cdp.eval("document.querySelector('#m-525400abcdef span.lifecycle').textContent"),
+        json!("discovered")
     );
 
     let shot = cdp.call("Page.captureScreenshot", json!({ "format": "png" }));

@@ -12,7 +12,7 @@ use kindling_dhcp::Firmware;
 use kindling_ops::journal::{JOURNAL_FILE, journal_path, read_journal, replay_journal};
 use kindling_ops::{FsyncPolicy, Ops, OpsConfig};
 use kindling_tftp::Outcome;
-use kindling_timeline::Stage;
+use kindling_timeline::{Event, Stage};
 
 fn cfg() -> OpsConfig {
     OpsConfig {
@@ -79,7 +79,7 @@ fn a_line_cut_mid_way_loses_nothing_before_it() {
         .write_all(half)
         .unwrap();
 
-    let rb = read_journal(dir.path(), 4).unwrap();
+    let rb = read_journal::<Event>(dir.path(), 4).unwrap();
     assert_eq!(rb.events.len(), 4);
     assert_eq!(rb.torn_lines, 1);
 
@@ -92,7 +92,7 @@ fn a_line_cut_mid_way_loses_nothing_before_it() {
     boot(&ops, [0x52, 0x54, 0, 0, 0, 2], Ipv4Addr::new(10, 99, 0, 51));
     ops.shutdown();
     drop(ops);
-    let rb = read_journal(dir.path(), 4).unwrap();
+    let rb = read_journal::<Event>(dir.path(), 4).unwrap();
     assert_eq!(rb.events.len(), 8);
     assert_eq!(rb.torn_lines, 1);
     assert_eq!(rb.bad_lines, 0);
@@ -137,7 +137,7 @@ fn rotation_respects_the_cap() {
         "files are used up to the cap ({total})"
     );
     // What is left is the newest history, complete lines only.
-    let rb = read_journal(dir.path(), 3).unwrap();
+    let rb = read_journal::<Event>(dir.path(), 3).unwrap();
     assert_eq!(rb.torn_lines + rb.bad_lines, 0);
     assert!(!rb.events.is_empty());
     let last = rb.events.last().unwrap();
@@ -188,7 +188,7 @@ fn replay_streams_every_file_oldest_first_and_counts_damage() {
     assert_eq!((rb.torn_lines, rb.bad_lines, rb.files), (1, 1, 2));
     assert_eq!(rb.bytes, (old.len() + active.len()) as u64);
     // The collecting form reads the same.
-    let all = read_journal(dir.path(), 2).unwrap();
+    let all = read_journal::<Event>(dir.path(), 2).unwrap();
     assert_eq!(all.events.iter().map(|e| e.ts).collect::<Vec<_>>(), seen);
     assert_eq!((all.torn_lines, all.bad_lines, all.bytes), (1, 1, rb.bytes));
     // A complete last line that parses but lacks its newline is torn too.
@@ -266,7 +266,7 @@ fn a_state_dir_that_is_a_file_keeps_timelines_in_memory() {
         Some(4.0),
         "{text}"
     );
-    let st = ops.journal_status();
+    let st = ops.metrics.journal_status();
     assert!(st.enabled && !st.writable);
     assert!(
         st.error.as_deref().unwrap().contains("is not a directory"),
@@ -333,7 +333,7 @@ fn a_journal_of_text_fields_reads_into_typed_events() {
         "\n",
     );
     std::fs::write(journal_path(dir.path(), 0), old).unwrap();
-    let rb = read_journal(dir.path(), 1).unwrap();
+    let rb = read_journal::<Event>(dir.path(), 1).unwrap();
     assert_eq!((rb.read, rb.bad_lines), (2, 0));
     assert_eq!(
         rb.events[0].mac,
@@ -378,7 +378,7 @@ fn dhcpv6_events_read_back_as_dhcpv6() {
         "\n",
     );
     std::fs::write(journal_path(dir.path(), 0), lines).unwrap();
-    let rb = read_journal(dir.path(), 1).unwrap();
+    let rb = read_journal::<Event>(dir.path(), 1).unwrap();
     assert_eq!((rb.read, rb.bad_lines), (4, 0));
     let msg = |i: usize| rb.events[i].dhcp().unwrap().message;
     assert_eq!(msg(0), Some(Message::V6(1)));

@@ -81,8 +81,8 @@ fn counters_move_with_events() {
         512,
         Outcome::TimedOut,
     );
-    ops.set_ready();
-    ops.set_cache_bytes(123_456);
+    ops.metrics.set_ready();
+    ops.metrics.set_cache_bytes(123_456);
     let streams = vec![FcosTrack {
         stream: "stable".into(),
         arch: "x86_64".into(),
@@ -90,8 +90,10 @@ fn counters_move_with_events() {
         upstream: Some("42.20251012.3.0".into()),
         ..FcosTrack::default()
     }];
-    ops.set_fcos_source(std::sync::Arc::new(move || streams.clone()));
-    ops.set_config_problems(vec!["groups/a.json: bad \"json\"".into(), "p".into()]);
+    ops.metrics
+        .set_fcos_source(std::sync::Arc::new(move || streams.clone()));
+    ops.metrics
+        .set_config_problems(vec!["groups/a.json: bad \"json\"".into(), "p".into()]);
 
     let s = parse(&ops.metrics_text());
     assert_eq!(value(&s, "kindling_ready", &[]), Some(1.0));
@@ -114,7 +116,7 @@ fn counters_move_with_events() {
 // The registry alone (no Ops): typed series, zeros, escaping.
 #[test]
 fn counters_are_typed_and_known_labels_start_at_zero() {
-    let m = kindling_ops::metrics::Metrics::new();
+    let m = kindling_ops::metrics::Metrics::default();
     use kindling_http::Endpoint;
     // Two listeners' counts are summed.
     let (boot, admin) = (
@@ -128,7 +130,8 @@ fn counters_are_typed_and_known_labels_start_at_zero() {
     m.add_listener("admin", admin);
     let dhcp = kindling_dhcp::StatsHandle::default();
     m.add_families(std::sync::Arc::new(move |r| dhcp.register(r)));
-    let text = m.render(kindling_ops::metrics::StoreGauges::default());
+    let store = kindling_timeline::store::Store::new(kindling_timeline::store::Limits::default());
+    let text = m.render(|r| store.register(r));
     for line in [
         "kindling_http_requests_total{endpoint=\"ipxe\",status=\"200\"} 2\n",
         "kindling_http_requests_total{endpoint=\"ipxe\",status=\"404\"} 1\n",
@@ -154,7 +157,8 @@ fn tftp_series_are_the_servers_counters() {
     let ops = Ops::in_memory(&OpsConfig::default());
     let st = Arc::new(kindling_tftp::TftpStats::default());
     let registered = st.clone();
-    ops.add_metrics(Arc::new(move |r| registered.register(r)));
+    ops.metrics
+        .add_families(Arc::new(move |r| registered.register(r)));
     let s = parse(&ops.metrics_text());
     assert_eq!(
         value(&s, "kindling_tftp_refused_total", &[("reason", "busy")]),

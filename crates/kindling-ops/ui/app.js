@@ -1,75 +1,71 @@
 // Kindling dashboard: live updates over server-sent events (/api/v1/events).
-// The pages are complete without this script; it only keeps them current.
+// The pages are complete without this script; it only keeps them current, with HTML the
+// server renders (the same code that renders the pages), fetched after each update.
 "use strict";
 
-const STAGES = ["dhcp", "tftp", "script", "kernel", "initrd", "rootfs", "ignition"];
-
-function el(tag, attrs, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  if (text !== undefined && text !== null) e.textContent = text;
-  return e;
+// Fetches `url()` 300 ms after the first call, one request at a time, and hands the HTML
+// to `use`. Calls during the wait or the request are folded into one more fetch; after a
+// fetch that worked, another follows while `more()` says so. `url()` may say null (nothing
+// to fetch); `failed()` hears of a fetch that did not work.
+function refresher(url, use, more, failed) {
+  let busy = false;
+  let again = false;
+  const run = () => {
+    busy = true;
+    setTimeout(() => {
+      again = false;
+      let ok = false;
+      const done = () => {
+        busy = false;
+        if (again || (ok && more && more())) run();
+      };
+      const u = url();
+      if (u === null) { done(); return; }
+      fetch(u, { cache: "no-store" })
+        .then((r) => (r.ok ? r.text() : Promise.reject(new Error("HTTP " + r.status))))
+        .then((html) => { use(html); ok = true; }, () => { if (failed) failed(); })
+        .finally(done);
+    }, 300);
+  };
+  return () => { if (busy) again = true; else run(); };
 }
 
-function cell(text, cls) {
-  const td = el("td", cls ? { class: cls } : {});
-  td.textContent = text === null || text === undefined ? "\u2013" : text;
-  return td;
+// Machines whose row changed and is not fetched yet, the most recent last; fetched 128
+// at a time, oldest first (each batch goes on top of the last). A batch whose fetch
+// failed goes back in front, for the next update to fetch again.
+let changed = new Set();
+let fetching = [];
+
+function rowsUrl() {
+  fetching = [...changed].slice(0, 128);
+  if (!fetching.length) return null;
+  fetching.forEach((m) => changed.delete(m));
+  return "/ui/?fragment=rows&" + fetching.map((m) => "mac=" + encodeURIComponent(m)).join("&");
 }
 
-function stageList(last, failed) {
-  const ol = el("ol", { class: "stages" });
-  const li = STAGES.indexOf(last);
-  STAGES.forEach((s, i) => {
-    const cls = s === failed ? "failed" : (li >= 0 && i <= li ? "reached" : "todo");
-    ol.appendChild(el("li", { class: cls }, s));
-  });
-  return ol;
+function rowsFailed() {
+  changed = new Set([...fetching, ...changed]);
 }
 
-function machineRow(m) {
-  const tr = el("tr", { id: "m-" + m.mac.replace(/:/g, ""), "data-mac": m.mac });
-  const mac = el("td", { class: "mac" });
-  mac.appendChild(el("a", { href: "/ui/machines/" + m.mac }, m.mac));
-  tr.appendChild(mac);
-  for (const k of ["ip", "arch", "firmware", "group", "profile"]) tr.appendChild(cell(m[k]));
-  tr.appendChild(cell(m.last_stage, "stage"));
-  const prog = el("td", { class: "progress" });
-  const err = m.last_error;
-  prog.appendChild(stageList(m.last_stage, err ? err.stage : null));
-  tr.appendChild(prog);
-  const seen = el("td");
-  seen.appendChild(el("time", { datetime: m.last_seen_at }, m.last_seen_at));
-  tr.appendChild(seen);
-  tr.appendChild(el("td", { class: "err" }, err ? err.message : ""));
-  return tr;
-}
-
-function updateMachines(update) {
+// New rows go on top, replacing the machine's old row.
+function showRows(html) {
   const body = document.querySelector("#machines tbody");
   if (!body) return;
-  const row = machineRow(update.machine);
-  const old = document.getElementById(row.id);
-  if (old) old.remove();
-  body.insertBefore(row, body.firstChild);
-  row.classList.add("flash");
+  const t = document.createElement("tbody");
+  t.innerHTML = html;
+  for (const row of [...t.rows]) {
+    const old = document.getElementById(row.id);
+    if (old) old.remove();
+    body.insertBefore(row, body.firstChild);
+    row.classList.add("flash");
+  }
   const empty = document.getElementById("empty");
-  if (empty) empty.hidden = true;
+  if (empty && body.rows.length) empty.hidden = true;
 }
 
-let refreshing = null;
-function refreshTimeline() {
-  if (refreshing) return;
-  refreshing = setTimeout(() => {
-    fetch(location.pathname + "?fragment=timeline", { cache: "no-store" })
-      .then((r) => (r.ok ? r.text() : Promise.reject(new Error("HTTP " + r.status))))
-      .then((html) => {
-        const t = document.getElementById("timeline");
-        if (t) t.innerHTML = html;
-      })
-      .catch(() => {})
-      .finally(() => { refreshing = null; });
-  }, 300);
+function showTimeline(html) {
+  const t = document.getElementById("timeline");
+  if (t) t.innerHTML = html;
 }
 
 function start() {
@@ -77,6 +73,8 @@ function start() {
   if (!("EventSource" in window) || !live) return;
   const page = document.body.dataset.page;
   const mac = document.body.dataset.mac;
+  const refreshRows = refresher(rowsUrl, showRows, () => changed.size > 0, rowsFailed);
+  const refreshTimeline = refresher(() => location.pathname + "?fragment=timeline", showTimeline);
   const es = new EventSource("/api/v1/events");
   es.onopen = () => { live.textContent = "live"; live.className = "live on"; };
   es.onerror = () => { live.textContent = "reconnecting\u2026"; live.className = "live off"; };
@@ -85,8 +83,13 @@ function start() {
   es.addEventListener("machine", (ev) => {
     let u;
     try { u = JSON.parse(ev.data); } catch (e) { return; }
-    if (page === "machines") updateMachines(u);
-    else if (page === "machine" && u.machine && u.machine.mac === mac) refreshTimeline();
+    const m = u.machine && u.machine.mac;
+    if (!m) return;
+    if (page === "machines") {
+      changed.delete(m);
+      changed.add(m);
+      refreshRows();
+    } else if (page === "machine" && m === mac) refreshTimeline();
   });
 }
 

@@ -363,7 +363,8 @@ async fn start_tftp(
         server = server.with_source(s);
     }
     let stats = server.stats();
-    ops.add_metrics(Arc::new(move |r| stats.register(r)));
+    ops.metrics
+        .add_families(Arc::new(move |r| stats.register(r)));
     tracing::info!(tftp = %server.local_addr(), "TFTP ready");
     let c = tasks.cancel.clone();
     tasks
@@ -391,7 +392,8 @@ async fn start_dhcp(
         .await
         .context("starting DHCP")?;
     let stats = server.stats_handle();
-    ops.add_metrics(Arc::new(move |r| stats.register(r)));
+    ops.metrics
+        .add_families(Arc::new(move |r| stats.register(r)));
     let handle = server.leases_handle();
     crate::publish::hand_over(&shared.snapshot.load(), &handle);
     ops.add_dhcp_leases(handle.clone());
@@ -437,7 +439,8 @@ async fn start_dhcp6(
         tracing::info!(iface = %l.iface, address = %l.server_addr, "DHCPv6 ready");
     }
     let stats = server.stats_handle();
-    ops.add_metrics(Arc::new(move |r| stats.register(r)));
+    ops.metrics
+        .add_families(Arc::new(move |r| stats.register(r)));
     let cancel = tasks.cancel.clone();
     tasks.set.spawn(async move {
         server.run(cancel).await;
@@ -491,7 +494,7 @@ fn start_rpc(
     ops: &Arc<Ops>,
 ) {
     let stats = Arc::new(kindling_http::server::Stats::default());
-    ops.add_listener_stats("rpc", stats.clone());
+    ops.metrics.add_listener("rpc", stats.clone());
     tracing::info!(
         rpc = ?listener.local_addr().ok(),
         ca = %cfg.rpc.ca_file.display(),
@@ -522,7 +525,7 @@ fn start_http(
         "HTTP connection limits"
     );
     let http_stats = Arc::new(kindling_http::server::Stats::default());
-    ops.add_listener_stats("http", http_stats.clone());
+    ops.metrics.add_listener("http", http_stats.clone());
     tasks.set.spawn(kindling_http::server::serve_with(
         listener,
         shared.clone(),
@@ -567,7 +570,7 @@ fn start_admin(
         return;
     };
     let stats = Arc::new(kindling_http::server::Stats::default());
-    ops.add_listener_stats("admin", stats.clone());
+    ops.metrics.add_listener("admin", stats.clone());
     let auth = match (&setup.token, &setup.tls) {
         (Some(_), Some(_)) => "bearer token and client certificate",
         (Some(_), None) => "bearer token",
@@ -611,7 +614,8 @@ fn start_fcos(
     }
     let status = Arc::new(kindling_fcos::FcosStatus::new());
     let counted = status.clone();
-    ops.add_metrics(Arc::new(move |r| counted.register(r)));
+    ops.metrics
+        .add_families(Arc::new(move |r| counted.register(r)));
     tracing::info!(
         streams = %cfg.fcos.streams.join(","),
         interval_secs = cfg.fcos.interval_secs,
@@ -647,7 +651,8 @@ fn start_fcos(
         }
     }
     // The status page and API read the tracker's status when asked, as `/metrics` does.
-    ops.set_fcos_source(Arc::new(move || status.snapshot()));
+    ops.metrics
+        .set_fcos_source(Arc::new(move || status.snapshot()));
 }
 
 /// The cache's counters, read by `/metrics` at each scrape; its size and status, copied
@@ -657,7 +662,8 @@ fn start_cache_feeder(tasks: &mut Tasks, cache: Option<Arc<kindling_menu::Cache>
         return;
     };
     let counted = cache.clone();
-    ops.add_metrics(Arc::new(move |r| counted.register(r)));
+    ops.metrics
+        .add_families(Arc::new(move |r| counted.register(r)));
     let (ops, k) = (ops.clone(), tasks.cancel.clone());
     tasks.set.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
@@ -668,16 +674,17 @@ fn start_cache_feeder(tasks: &mut Tasks, cache: Option<Arc<kindling_menu::Cache>
             }
             let held = cache.held();
             let bytes: u64 = held.iter().map(|h| h.size).sum();
-            ops.set_cache_bytes(bytes);
-            ops.set_asset_status(vec![kindling_ops::AssetStatus {
-                name: "cache".into(),
-                detail: format!(
-                    "{} file(s), {bytes} bytes in {}",
-                    held.len(),
-                    cache.dir().display()
-                ),
-                ok: true,
-            }]);
+            ops.metrics.set_cache_bytes(bytes);
+            ops.metrics
+                .set_asset_status(vec![kindling_ops::AssetStatus {
+                    name: "cache".into(),
+                    detail: format!(
+                        "{} file(s), {bytes} bytes in {}",
+                        held.len(),
+                        cache.dir().display()
+                    ),
+                    ok: true,
+                }]);
         }
     });
 }
@@ -689,7 +696,7 @@ fn announce_ready(
     admin_local: Option<SocketAddr>,
     started: std::time::Instant,
 ) {
-    ops.set_ready();
+    ops.metrics.set_ready();
     sdnotify::notify(&format!(
         "READY=1\nSTATUS=serving HTTP on {local}\nMAINPID={}",
         std::process::id()

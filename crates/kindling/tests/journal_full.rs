@@ -18,6 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Scratch, Server, request};
+use kindling_timeline::Event;
 
 /// Set (to anything) in the re-run test binary inside the private mount namespace.
 const IN_NAMESPACE: &str = "JOURNAL_FULL_IN_PRIVATE_MOUNT_NS";
@@ -236,7 +237,7 @@ fn full_disk_in_a_private_mount_namespace() {
         next += 1;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while kindling_ops::journal::read_journal(&state, 4).map_or(0, |rb| rb.read) < 20 {
+    while kindling_ops::journal::read_journal::<Event>(&state, 4).map_or(0, |rb| rb.read) < 20 {
         assert!(
             Instant::now() < deadline,
             "the first boots were not journaled"
@@ -313,7 +314,7 @@ fn full_disk_in_a_private_mount_namespace() {
     let (read, dropped, recorded) = loop {
         let recorded = k.metric_sum("kindling_events_total");
         let dropped = k.metric("kindling_journal_dropped_total").unwrap_or(0.0);
-        let rb = kindling_ops::journal::read_journal(&state, 4).expect("read the journal");
+        let rb = kindling_ops::journal::read_journal::<Event>(&state, 4).expect("read the journal");
         assert_eq!(
             (rb.torn_lines, rb.bad_lines),
             (0, 0),

@@ -353,6 +353,27 @@ impl Machines {
         (installed, self.discovered.load(Ordering::Relaxed))
     }
 
+    /// Registers the lifecycle's series in `r` (`/metrics`, at each scrape).
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::{counter::ConstCounter, gauge::ConstGauge};
+        let (installed, discovered) = self.counts();
+        r.register(
+            "kindling_machines_installed",
+            "Machines marked installed (answered with a local boot until re-armed)",
+            ConstGauge::new(installed as i64),
+        );
+        r.register(
+            "kindling_machines_discovered",
+            "Machines that asked for a boot script and matched no group",
+            ConstGauge::new(discovered as i64),
+        );
+        r.register(
+            "kindling_machines_discovered_dropped",
+            "Discovered machines not recorded because the table was full ([machines] max_discovered)",
+            ConstCounter::new(self.dropped()),
+        );
+    }
+
     /// Writes `mac`'s record as it is now (removes its file when it is empty). Blocking.
     pub fn persist(&self, mac: MacAddr) -> io::Result<()> {
         self.writable()?;

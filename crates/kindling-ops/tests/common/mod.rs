@@ -158,7 +158,7 @@ pub async fn start_server_with(
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = admin_listener.local_addr().unwrap();
     let stats = Arc::new(kindling_http::server::Stats::default());
-    ops.add_listener_stats("admin", stats.clone());
+    ops.metrics.add_listener("admin", stats.clone());
     let admin_cfg = Arc::new(kindling_http::server::Admin {
         extensions: ops.admin_extensions(),
         observer: Some(ops.clone()),
@@ -168,7 +168,7 @@ pub async fn start_server_with(
     });
     let cancel = tokio_util::sync::CancellationToken::new();
     let boot_stats = Arc::new(kindling_http::server::Stats::default());
-    ops.add_listener_stats("http", boot_stats.clone());
+    ops.metrics.add_listener("http", boot_stats.clone());
     let boot = kindling_http::server::serve_with(
         listener,
         Arc::new(shared),

@@ -85,6 +85,31 @@ impl Store {
         self.machines.len()
     }
 
+    /// Registers the store's series in `r` (`/metrics`, at each scrape).
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::{counter::ConstCounter, gauge::ConstGauge};
+        r.register(
+            "kindling_machines",
+            "Machines in the in-memory store",
+            ConstGauge::new(self.machine_count() as i64),
+        );
+        r.register(
+            "kindling_events_pending",
+            "Events waiting for their IP to be tied to a MAC",
+            ConstGauge::new(self.pending_events() as i64),
+        );
+        r.register(
+            "kindling_events_unattributed",
+            "Events dropped because no MAC could be found for their IP",
+            ConstCounter::new(self.unattributed),
+        );
+        r.register(
+            "kindling_dhcp_repeats",
+            "DHCP retries counted on the timeline event they repeat instead of stored again",
+            ConstCounter::new(self.dhcp_repeats),
+        );
+    }
+
     /// Summaries, most recently seen first.
     pub fn summaries(&self) -> Vec<MachineSummary> {
         let mut v: Vec<MachineSummary> = self

@@ -135,6 +135,19 @@ pub struct LeaseSummary {
     pub hostname: Option<String>,
 }
 
+impl From<kindling_dhcp::full::leases::Lease> for LeaseSummary {
+    fn from(l: kindling_dhcp::full::leases::Lease) -> Self {
+        LeaseSummary {
+            mac: kindling_dhcp::policy::format_mac(&l.mac),
+            ip: l.ip.to_string(),
+            state: l.state.label().to_string(),
+            expires: l.expires,
+            expires_at: format_ts(l.expires.saturating_mul(1000)),
+            hostname: l.hostname,
+        }
+    }
+}
+
 /// `/api/v1/machines/{mac}` and `kindling machines show`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachineDetail {

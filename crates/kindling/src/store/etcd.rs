@@ -104,7 +104,8 @@ impl EtcdSource {
         let health = self.mirror.health();
         publisher
             .ops
-            .add_metrics(Arc::new(move |r| health.register(r)));
+            .metrics
+            .add_families(Arc::new(move |r| health.register(r)));
         let mut loader = self.loader;
         let publish = Box::new(move |u: Update| {
             if let Some(m) = &machines {
@@ -223,7 +224,8 @@ pub async fn lead_fcos(
     use kindling_etcd::election::{Leadership, lead};
     let leadership = Arc::new(Leadership::default());
     let l = leadership.clone();
-    ops.add_metrics(Arc::new(move |r| l.register("fcos", r)));
+    ops.metrics
+        .add_families(Arc::new(move |r| l.register("fcos", r)));
     let objects = Objects::shared(
         DataDir::new(&data),
         Arc::new(EtcdObjects::new(
