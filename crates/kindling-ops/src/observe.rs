@@ -245,16 +245,19 @@ impl RequestObserver for Ops {
             .labels
             .and_then(|l| l.get("mac"))
             .and_then(|m| MacAddr::parse(m).ok());
-        // An asset's stage comes from the profile of the machine that asked (its kernel,
-        // initrd, rootfs paths), decided here once, for the metric and the timeline: apply
-        // what is queued first (asset downloads are a few per boot, not the hot path). A
-        // machine not known yet gets its stage when the store ties it (`Store::apply`).
+        // An asset's stage, for the bytes metric, comes from the profile of the machine
+        // that asked (its kernel, initrd, rootfs paths) as the store knows it. A machine
+        // asks for its script before its kernel, so the store has usually taken that
+        // event already; only when it cannot tell is the queue applied here first (in a
+        // storm every download applying it cost a journal write and a wake-up of its
+        // thread each). The timeline's event leaves the stage to the store, which decides
+        // it when it takes the event, after every earlier one (`Store::apply`).
         let asset_stage = if endpoint == Endpoint::Assets {
-            self.apply_queued();
-            self.store
-                .lock()
-                .ok()
-                .and_then(|s| s.asset_stage(mac, ip, r.path))
+            let known = || (self.store.lock().ok()).and_then(|s| s.asset_stage(mac, ip, r.path));
+            known().or_else(|| {
+                self.apply_queued();
+                known()
+            })
         } else {
             None
         };
@@ -303,11 +306,9 @@ impl RequestObserver for Ops {
         ev.ip = Some(ip);
         ev.reason = reason;
         ev.ok = r.status < 400 && r.complete;
-        ev.stage = if endpoint == Endpoint::Assets {
-            asset_stage
-        } else {
-            http_stage(endpoint, r.path, None)
-        };
+        ev.stage = (endpoint != Endpoint::Assets)
+            .then(|| http_stage(endpoint, r.path, None))
+            .flatten();
         self.record(ev);
     }
 }

@@ -251,8 +251,8 @@ impl Store {
             return (None, false);
         };
         m.last_seen = m.last_seen.max(ts);
-        // Stage of an asset download whose machine was not known when it was served
-        // (the observer decides it otherwise): by the profile this machine got.
+        // Stage of an asset download (the observer leaves it to the store): by the
+        // profile this machine got, as of the events before this one.
         if ev.stage.is_none()
             && let Detail::Http(h) = &ev.detail
         {
