@@ -245,25 +245,22 @@ impl RequestObserver for Ops {
             .labels
             .and_then(|l| l.get("mac"))
             .and_then(|m| MacAddr::parse(m).ok());
-        // An asset's stage, for the bytes metric, comes from the profile of the machine
-        // that asked (its kernel, initrd, rootfs paths) as the store knows it. A machine
-        // asks for its script before its kernel, so the store has usually taken that
-        // event already; only when it cannot tell is the queue applied here first (in a
-        // storm every download applying it cost a journal write and a wake-up of its
-        // thread each). The timeline's event leaves the stage to the store, which decides
-        // it when it takes the event, after every earlier one (`Store::apply`).
-        let asset_stage = if endpoint == Endpoint::Assets {
-            let known = || (self.store.lock().ok()).and_then(|s| s.asset_stage(mac, ip, r.path));
-            known().or_else(|| {
-                self.apply_queued();
-                known()
-            })
-        } else {
-            None
-        };
+        // The bytes metric's kind: the asset's stage by the profile of the machine that
+        // asked (its kernel, initrd, rootfs paths) as the store knows it. A machine asks
+        // for its script before its kernel, so the store has usually taken that event
+        // already; only when it cannot tell is the queue applied here first (in a storm
+        // every download applying it cost a journal write and a wake-up of its thread
+        // each). The timeline's event leaves the stage to the store, which decides it
+        // when it takes the event, after every earlier one (`Store::apply`).
         if endpoint == Endpoint::Assets && (200..300).contains(&r.status) {
-            let by_name = || http_stage(Endpoint::Assets, r.path, None);
-            let kind = match asset_stage.or_else(by_name) {
+            let known = || (self.store.lock().ok()).and_then(|s| s.asset_stage(mac, ip, r.path));
+            let stage = known()
+                .or_else(|| {
+                    self.apply_queued();
+                    known()
+                })
+                .or_else(|| http_stage(Endpoint::Assets, r.path, None));
+            let kind = match stage {
                 Some(s @ (Stage::Kernel | Stage::Initrd | Stage::Rootfs)) => s.label(),
                 _ => "other",
             };
