@@ -19,7 +19,7 @@
 # `matchbox` on PATH; none: the seed stack runs without it and its HTTP stages fail),
 # IPXE (undionly.kpxe, default /usr/lib/ipxe/undionly.kpxe), LOCK
 # (/tmp/kindling-bench.lock: every timed storm holds it, so benchmarks never overlap),
-# RCVBUF_KIB (256: each HTTP connection's receive buffer, as iPXE's TCP window keeps it;
+# WINDOW_KIB (256: the largest TCP window each HTTP connection advertises, as iPXE's TCP keeps it;
 # 0: the kernel's autotuning), COPY_BODIES (1: the tool copies kernels and initrds into its
 # memory; default: the kernel drops them on receipt, `MSG_TRUNC`, so the simulated machines
 # do not spend the servers' CPUs copying 50 GB), KEEP (1: keep the work directory), STACKS ("kindling
@@ -50,8 +50,8 @@ RAMP_SECS=${RAMP_SECS:-0}
 LOCKSTEP=${LOCKSTEP:-0}
 MODE=()
 [ "$LOCKSTEP" = 1 ] && MODE=(--lockstep)
-RCVBUF_KIB=${RCVBUF_KIB:-256}
-MODE+=(--rcvbuf-kib "$RCVBUF_KIB")
+WINDOW_KIB=${WINDOW_KIB:-256}
+MODE+=(--window-kib "$WINDOW_KIB")
 COPY_BODIES=${COPY_BODIES:-0}
 [ "$COPY_BODIES" = 1 ] && MODE+=(--copy-bodies)
 STACKS=${STACKS:-"kindling seed"}
@@ -306,7 +306,7 @@ echo "kernel:    $(uname -srm); $(nproc) CPUs ($(grep -m1 'model name' /proc/cpu
 echo "load avg:  $(cut -d' ' -f1-3 /proc/loadavg) (at start)"
 echo "kindling:  $KINDLING"
 echo "seed:      $(dnsmasq --version | head -1 | awk '{print "dnsmasq", $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $MATCHBOX_NOTE"
-echo "storm:     N={$NS_LIST} x $ROUNDS rounds, kernel ${KERNEL_MB} MB + initrd ${INITRD_MB} MB per machine, ramp ${RAMP_SECS} s, receive buffer ${RCVBUF_KIB} KiB, bodies $([ "$COPY_BODIES" = 1 ] && echo copied || echo 'dropped on receipt')$([ "$LOCKSTEP" = 1 ] && echo ', LOCKSTEP: stage by stage')"
+echo "storm:     N={$NS_LIST} x $ROUNDS rounds, kernel ${KERNEL_MB} MB + initrd ${INITRD_MB} MB per machine, ramp ${RAMP_SECS} s, TCP window ${WINDOW_KIB} KiB at most, bodies $([ "$COPY_BODIES" = 1 ] && echo copied || echo 'dropped on receipt')$([ "$LOCKSTEP" = 1 ] && echo ', LOCKSTEP: stage by stage')"
 [ -z "${KINDLING_TOML_APPEND:-}" ] || echo "kindling.toml + ${KINDLING_TOML_APPEND//$'\n'/; } (KINDLING_TOML_APPEND)"
 echo "assets:    kindling serves its own /assets/; the seed's profile points at $ASSETS_SERVER (:$NGINX_PORT)"
 

@@ -74,12 +74,13 @@ struct Args {
     /// stage; `--ramp-secs` is ignored).
     #[arg(long)]
     lockstep: bool,
-    /// Each HTTP connection's receive buffer in KiB, as iPXE's TCP keeps it: its window is
-    /// at most 256 KiB. 0: the kernel's autotuning (up to `net.ipv4.tcp_rmem`'s maximum,
-    /// 32 MiB here: a thousand such sockets in one kernel share its TCP memory with the
-    /// servers' send buffers, which real machines do not).
+    /// The largest TCP window each HTTP connection advertises, in KiB, as iPXE's TCP keeps
+    /// it: at most 256 KiB (`TCP_WINDOW_CLAMP`, with a receive buffer to fill it). 0: the
+    /// kernel's autotuning (up to `net.ipv4.tcp_rmem`'s maximum, 32 MiB here: a thousand
+    /// such sockets in one kernel share its TCP memory with the servers' send buffers, which
+    /// real machines do not).
     #[arg(long, default_value_t = http::IPXE_WINDOW_KIB)]
-    rcvbuf_kib: u32,
+    window_kib: u32,
     /// Copy kernels and initrds into the tool's memory as they arrive. By default the kernel
     /// drops them on receipt (`MSG_TRUNC`): real machines copy on their own CPUs, while
     /// here every simulated machine shares the server's CPUs, and copying 50 GB cost the
@@ -94,7 +95,7 @@ struct Args {
 impl Args {
     fn receive(&self) -> http::Receive {
         http::Receive {
-            rcvbuf_kib: self.rcvbuf_kib,
+            window_kib: self.window_kib,
             copy_bodies: self.copy_bodies,
         }
     }
