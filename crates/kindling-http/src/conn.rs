@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::body::{BodyEnd, Content};
 use crate::counts::Stats;
 use crate::endpoint::Endpoint;
-use crate::listen::Limits;
+use crate::listen::{Limits, SEND_QUEUE_LOWAT};
 use crate::request::{Answer, handle};
 use crate::shared::{MAX_HEAD_BYTES, Shared};
 
@@ -45,6 +45,15 @@ const INLINE_BODY: usize = 16 * 1024;
 
 /// One `sendfile(2)` call moves at most this much (the task yields between calls).
 const SENDFILE_CHUNK: usize = 16 << 20;
+
+/// A file body larger than the send-queue bound ([`SEND_QUEUE_LOWAT`]) and at most this
+/// size goes into the socket whole, in one `sendfile(2)`: the rest of the answer then
+/// leaves as the client reads, without the connection's task being woken again behind
+/// every other answer of a storm. nginx's one call does the same for any size; the bound
+/// keeps what a connection may hold in the kernel near the send-queue bound's order. In a
+/// lockstep storm of 1,000 machines fetching 1 MB, the stage's median went from 228-239 to
+/// 172-178 ms with 10-15 % less CPU (bench/storm/README.md, stop 43).
+const WHOLE_FILE_MAX: u64 = 1 << 20;
 
 /// A parsed request head.
 #[derive(Debug)]
@@ -497,8 +506,38 @@ async fn writable(ctx: &Ctx, stream: &TcpStream) -> io::Result<()> {
     }
 }
 
-/// `len` bytes of `file` from `offset`, kernel to kernel.
+/// `len` bytes of `file` from `offset`, kernel to kernel; a body of at most
+/// [`WHOLE_FILE_MAX`] queued whole.
 async fn send_file(
+    ctx: &Ctx,
+    stream: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+) -> (u64, BodyEnd) {
+    let whole = len > u64::from(SEND_QUEUE_LOWAT) && len <= WHOLE_FILE_MAX;
+    if whole {
+        queue_whole(stream, len as usize);
+    }
+    let sent = send_file_chunks(ctx, stream, file, offset, len).await;
+    if whole {
+        let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(SEND_QUEUE_LOWAT);
+    }
+    sent
+}
+
+/// Lets `stream` take `len` bytes not yet sent (best effort): its send-queue bound raised
+/// to `len`, and its buffer to hold them unless the kernel has already grown it so far
+/// (Linux doubles what `SO_SNDBUF` asks, leaving room for its own overhead).
+fn queue_whole(stream: &TcpStream, len: usize) {
+    let s = socket2::SockRef::from(stream);
+    if s.send_buffer_size().is_ok_and(|b| b < 2 * len) {
+        let _ = s.set_send_buffer_size(len);
+    }
+    let _ = s.set_tcp_notsent_lowat(u32::try_from(len).unwrap_or(u32::MAX));
+}
+
+async fn send_file_chunks(
     ctx: &Ctx,
     stream: &TcpStream,
     file: &std::fs::File,
@@ -588,6 +627,38 @@ async fn send_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One non-blocking `sendfile(2)` of a 1,000,000-byte file to a client that reads
+    /// nothing: the accepted socket's bound stops it short; after [`queue_whole`] the one
+    /// call queues it all.
+    #[tokio::test]
+    async fn a_body_up_to_the_whole_file_bound_goes_in_one_call() {
+        let len = 1_000_000usize;
+        assert!(len as u64 <= WHOLE_FILE_MAX && len as u64 > u64::from(SEND_QUEUE_LOWAT));
+        let dir = kindling_testkit::tempdir("whole");
+        let path = dir.path().join("body");
+        std::fs::write(&path, vec![7u8; 2 * len]).unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let once = |s: &TcpStream, off: libc::off_t| {
+            let mut off = off;
+            // SAFETY: both descriptors are open; `off` is a live off_t.
+            unsafe { libc::sendfile(s.as_raw_fd(), f.as_raw_fd(), &mut off, len) }
+        };
+        let mut sent = Vec::new();
+        for whole in [false, true] {
+            let _client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let (s, _) = l.accept().await.unwrap();
+            let sr = socket2::SockRef::from(&s);
+            sr.set_tcp_notsent_lowat(SEND_QUEUE_LOWAT).unwrap();
+            if whole {
+                queue_whole(&s, len);
+            }
+            sent.push(once(&s, 0));
+        }
+        assert!(sent[0] > 0 && (sent[0] as usize) < len, "bounded: {sent:?}");
+        assert_eq!(sent[1] as usize, len, "whole: {sent:?}");
+    }
 
     fn parse(s: &str) -> Result<Option<(Head, usize)>, HeadError> {
         parse_head(s.as_bytes())
