@@ -51,8 +51,9 @@ const SENDFILE_CHUNK: usize = 16 << 20;
 /// leaves as the client reads, without the connection's task being woken again behind
 /// every other answer of a storm. nginx's one call does the same for any size; the bound
 /// keeps what a connection may hold in the kernel near the send-queue bound's order. In a
-/// lockstep storm of 1,000 machines fetching 1 MB, the stage's median went from 228-239 to
-/// 172-178 ms with 10-15 % less CPU (bench/storm/README.md, stop 43).
+/// lockstep storm of 1,000 machines fetching 1 MB, the stage's median went from 228-242 to
+/// 172-234 ms (medians of the runs 238 and 201) with about 15 % less CPU
+/// (bench/storm/README.md, stop 43).
 const WHOLE_FILE_MAX: u64 = 1 << 20;
 
 /// A parsed request head.
