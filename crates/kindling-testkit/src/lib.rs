@@ -17,7 +17,7 @@ pub use netns::{Netns, can_run, have, sh};
 pub use proc::Proc;
 pub use tempfile::TempDir;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A file scripts/install-deps keeps in the user's cache (`~/.cache/kindling/NAME`, or
@@ -40,6 +40,22 @@ pub fn tempdir(tag: &str) -> tempfile::TempDir {
         .prefix(&format!("kindling-{tag}-"))
         .tempdir()
         .expect("create a temporary directory")
+}
+
+/// Whether the file at `path` comes to contain `needle` within 30 s. A server writes its
+/// log from a background thread, so a line may land after the request (or the start-up)
+/// that caused it: a test that reads the log at once depends on the machine's load.
+pub fn file_gains(path: &Path, needle: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// A loopback TCP port nothing listens on, and the OS's words for connecting to it

@@ -126,10 +126,10 @@ fn reload_under_load() {
         (200, script(0)),
         "last good version of g170 must stay"
     );
-    let log = server.log_text();
     assert!(
-        log.contains("groups/g170.json") && log.contains("line 1, column"),
-        "the invalid file must be reported with its position; log:\n{log}"
+        server.log_has("groups/g170.json") && server.log_has("line 1, column"),
+        "the invalid file must be reported with its position; log:\n{}",
+        server.log_text()
     );
     // ...and a fix is picked up.
     write_atomic(&data.join("groups/g170.json"), &group(170, 9));

@@ -389,16 +389,7 @@ impl Server {
     /// a background thread, so a line may land after the request that caused it.
     #[allow(dead_code)]
     pub fn log_has(&self, needle: &str) -> bool {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        kindling_testkit::file_gains(&self.log, needle)
     }
 }
 

@@ -78,6 +78,12 @@ impl Server {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Whether `needle` shows up in the log within 30 s (it is written from a background
+    /// thread: a line may land after what caused it).
+    pub fn log_has(&self, needle: &str) -> bool {
+        kindling_testkit::file_gains(&self.log, needle)
+    }
 }
 
 impl Drop for Server {
