@@ -338,6 +338,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     /// Two answers on one connection, the first body dropped by the kernel, the second
     /// kept: the drop takes exactly the body's bytes, whatever was already buffered.
@@ -421,8 +422,6 @@ mod tests {
             "window {after}: not opened"
         );
     }
-
-    use std::os::fd::AsRawFd;
 
     /// `tcpi_snd_wnd`: the window the peer last advertised, scaled.
     fn peer_window(s: &tokio::net::TcpStream) -> u32 {

@@ -75,7 +75,7 @@ struct Args {
     #[arg(long)]
     lockstep: bool,
     /// The largest TCP window each HTTP connection advertises, in KiB, as iPXE's TCP keeps
-    /// it: at most 256 KiB (`TCP_WINDOW_CLAMP`, with a receive buffer to fill it). 0: the
+    /// it: at most 256 KiB (a receive buffer of that size: `SO_RCVBUF` asks half). 0: the
     /// kernel's autotuning (up to `net.ipv4.tcp_rmem`'s maximum, 32 MiB here: a thousand
     /// such sockets in one kernel share its TCP memory with the servers' send buffers, which
     /// real machines do not).

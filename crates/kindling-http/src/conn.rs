@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::body::{BodyEnd, Content};
 use crate::counts::Stats;
 use crate::endpoint::Endpoint;
-use crate::listen::{Limits, SEND_QUEUE_LOWAT};
+use crate::listen::{Limits, SEND_QUEUE_LOWAT, bound_send_queue};
 use crate::request::{Answer, handle};
 use crate::shared::{MAX_HEAD_BYTES, Shared};
 
@@ -522,7 +522,7 @@ async fn send_file(
     }
     let sent = send_file_chunks(ctx, stream, file, offset, len).await;
     if whole {
-        let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(SEND_QUEUE_LOWAT);
+        bound_send_queue(stream);
     }
     sent
 }
@@ -664,8 +664,7 @@ mod tests {
         for whole in [false, true] {
             let _client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
             let (s, _) = l.accept().await.unwrap();
-            let sr = socket2::SockRef::from(&s);
-            sr.set_tcp_notsent_lowat(SEND_QUEUE_LOWAT).unwrap();
+            bound_send_queue(&s);
             if whole {
                 queue_whole(&s, len);
             }

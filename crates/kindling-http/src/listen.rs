@@ -131,7 +131,7 @@ pub const SEND_QUEUE_LOWAT: u32 = 512 * 1024;
 
 /// Sets [`SEND_QUEUE_LOWAT`] on an accepted connection (best effort: a kernel without
 /// the option keeps its default).
-fn bound_send_queue(stream: &TcpStream) {
+pub(crate) fn bound_send_queue(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(SEND_QUEUE_LOWAT);
 }
 
