@@ -30,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use crate::body::{BodyEnd, Content};
 use crate::counts::Stats;
 use crate::endpoint::Endpoint;
-use crate::listen::{Limits, SEND_QUEUE_LOWAT, bound_send_queue};
+use crate::listen::Limits;
+use crate::queue::{Budget, FileBody};
 use crate::request::{Answer, handle};
 use crate::shared::{MAX_HEAD_BYTES, Shared};
 
@@ -45,16 +46,6 @@ const INLINE_BODY: usize = 16 * 1024;
 
 /// One `sendfile(2)` call moves at most this much (the task yields between calls).
 const SENDFILE_CHUNK: usize = 16 << 20;
-
-/// A file body larger than the send-queue bound ([`SEND_QUEUE_LOWAT`]) and at most this
-/// size goes into the socket whole, in one `sendfile(2)`: the rest of the answer then
-/// leaves as the client reads, without the connection's task being woken again behind
-/// every other answer of a storm. nginx's one call does the same for any size; the bound
-/// keeps what a connection may hold in the kernel near the send-queue bound's order. In a
-/// lockstep storm of 1,000 machines fetching 1 MB, the stage's median went from 228-242 to
-/// 172-234 ms (medians of the runs 238 and 201) with about 15 % less CPU
-/// (bench/storm/README.md, stop 43).
-const WHOLE_FILE_MAX: u64 = 1 << 20;
 
 /// A parsed request head.
 #[derive(Debug)]
@@ -507,8 +498,8 @@ async fn writable(ctx: &Ctx, stream: &TcpStream) -> io::Result<()> {
     }
 }
 
-/// `len` bytes of `file` from `offset`, kernel to kernel; a body of at most
-/// [`WHOLE_FILE_MAX`] queued whole.
+/// `len` bytes of `file` from `offset`, kernel to kernel, the connection's send-queue
+/// bound kept at the body's share ([`FileBody`]) and set back at the end.
 async fn send_file(
     ctx: &Ctx,
     stream: &TcpStream,
@@ -516,49 +507,7 @@ async fn send_file(
     offset: u64,
     len: u64,
 ) -> (u64, BodyEnd) {
-    let whole = len > u64::from(SEND_QUEUE_LOWAT) && len <= WHOLE_FILE_MAX;
-    if whole {
-        queue_whole(stream, len as usize);
-    }
-    let sent = send_file_chunks(ctx, stream, file, offset, len).await;
-    if whole {
-        bound_send_queue(stream);
-    }
-    sent
-}
-
-/// Lets `stream` take `len` bytes not yet sent (best effort): its send-queue bound raised
-/// to `len`, and its buffer to hold them unless the kernel has already grown it so far
-/// (Linux doubles what is asked, leaving room for its own overhead). The buffer is asked
-/// with `SO_SNDBUFFORCE` (CAP_NET_ADMIN, as root has) only: `SO_SNDBUF` is capped by
-/// `net.core.wmem_max` (208 KiB by default) and would fix the buffer below what the
-/// kernel's autotuning grows it to, for the connection's life. Without the capability the
-/// buffer stays the kernel's, and one call queues what it holds.
-fn queue_whole(stream: &TcpStream, len: usize) {
-    let s = socket2::SockRef::from(stream);
-    if s.send_buffer_size().is_ok_and(|b| b < 2 * len) {
-        let v = libc::c_int::try_from(len).unwrap_or(libc::c_int::MAX);
-        // SAFETY: setsockopt on an open descriptor with a c_int option of its size.
-        unsafe {
-            libc::setsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUFFORCE,
-                std::ptr::from_ref(&v).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-    let _ = s.set_tcp_notsent_lowat(u32::try_from(len).unwrap_or(u32::MAX));
-}
-
-async fn send_file_chunks(
-    ctx: &Ctx,
-    stream: &TcpStream,
-    file: &std::fs::File,
-    offset: u64,
-    len: u64,
-) -> (u64, BodyEnd) {
+    let mut body = FileBody::start(stream, len, Budget::of_this_machine());
     let (sock, fd): (RawFd, RawFd) = (stream.as_raw_fd(), file.as_raw_fd());
     let Ok(mut off) = libc::off_t::try_from(offset) else {
         return (0, BodyEnd::Failed("offset out of range".into()));
@@ -566,6 +515,7 @@ async fn send_file_chunks(
     let mut sent = 0u64;
     while sent < len {
         let want = (len - sent).min(SENDFILE_CHUNK as u64) as usize;
+        body.refresh();
         let r = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: both descriptors are open for the call; `off` is a live off_t.
             let n = unsafe { libc::sendfile(sock, fd, &mut off, want) };

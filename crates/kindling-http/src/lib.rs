@@ -21,6 +21,7 @@ mod counts;
 mod endpoint;
 mod endpoints;
 mod lifecycle;
+mod queue;
 mod request;
 mod route;
 mod shared;

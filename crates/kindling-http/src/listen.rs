@@ -125,8 +125,10 @@ fn accept_backoff(e: &io::Error, previous: Duration) -> Duration {
 /// sum pushes the kernel into TCP memory pressure (`net.ipv4.tcp_mem`), where every socket
 /// pays (bench/storm/README.md). 512 KiB is two of iPXE's largest windows; a smaller
 /// queue wakes the sender more often per byte (128 KiB cost a third more CPU in the
-/// storm and 1.6x nginx's CPU per GiB in bench/cache at 32 connections). A file body of
-/// at most 1 MiB is queued whole instead (`conn::WHOLE_FILE_MAX`).
+/// storm and 1.6x nginx's CPU per GiB in bench/cache at 32 connections). This is the
+/// floor: while a file body is sent, its connection may queue its share of a budget
+/// that all file bodies share (`queue`), up to 4 MiB when few are sent at once, or the
+/// whole file when it is at most 1 MiB.
 pub const SEND_QUEUE_LOWAT: u32 = 512 * 1024;
 
 /// Sets [`SEND_QUEUE_LOWAT`] on an accepted connection (best effort: a kernel without

@@ -1,42 +1,5 @@
 use super::*;
 
-/// One non-blocking `sendfile(2)` of a 1,000,000-byte file to a client that reads
-/// nothing: the accepted socket's bound stops it short; after [`queue_whole`] the one
-/// call queues it all.
-#[tokio::test]
-async fn a_body_up_to_the_whole_file_bound_goes_in_one_call() {
-    let len = 1_000_000usize;
-    assert!(len as u64 <= WHOLE_FILE_MAX && len as u64 > u64::from(SEND_QUEUE_LOWAT));
-    let dir = kindling_testkit::tempdir("whole");
-    let path = dir.path().join("body");
-    std::fs::write(&path, vec![7u8; 2 * len]).unwrap();
-    let f = std::fs::File::open(&path).unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let once = |s: &TcpStream, off: libc::off_t| {
-        let mut off = off;
-        // SAFETY: both descriptors are open; `off` is a live off_t.
-        unsafe { libc::sendfile(s.as_raw_fd(), f.as_raw_fd(), &mut off, len) }
-    };
-    let mut sent = Vec::new();
-    for whole in [false, true] {
-        let _client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (s, _) = l.accept().await.unwrap();
-        bound_send_queue(&s);
-        if whole {
-            queue_whole(&s, len);
-        }
-        sent.push(once(&s, 0));
-    }
-    assert!(sent[0] > 0 && (sent[0] as usize) < len, "bounded: {sent:?}");
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        assert_eq!(sent[1] as usize, len, "whole: {sent:?}");
-    } else {
-        // Without CAP_NET_ADMIN the buffer stays the kernel's: never less than bounded.
-        assert!(sent[1] >= sent[0], "whole without the capability: {sent:?}");
-    }
-}
-
 fn parse(s: &str) -> Result<Option<(Head, usize)>, HeadError> {
     parse_head(s.as_bytes())
 }
