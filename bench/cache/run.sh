@@ -35,7 +35,12 @@
 # (10^6 bytes). CPU is the server's utime + stime from /proc/<pid>/stat (fields 14 and 15:
 # all threads of the process) read just before and just after the wrk run, divided by
 # CLK_TCK; for nginx the master plus all its worker processes. CPU-s/GiB = those CPU seconds
-# / (bytes read / 2^30). Each round measures every (connections, server) pair, the servers
+# / (bytes read / 2^30). "machine" is every CPU's busy time from /proc/stat (user, nice,
+# system, irq, softirq, steal) over the same run per GiB: the server, wrk and the kernel's
+# threads together. On one machine the sender and the receiver share the TCP work: a
+# server that queues little pushes the bytes itself, in its own system time, where one that
+# queues a lot leaves the push to the client's reads; the machine column counts both.
+# Each round measures every (connections, server) pair, the servers
 # in an order rotated each round; the table gives the medians over ROUNDS, the ratios
 # Kindling/nginx of those medians, and whether issue 20's targets (throughput >= 1.0x
 # nginx, CPU-s/GiB <= 1.5x nginx) hold; every round's raw values follow. wrk shares the
@@ -274,29 +279,38 @@ ticks() { # utime + stime (fields 14, 15; the name in field 2 may hold spaces) o
     awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); t += f[12] + f[13] } END { printf "%d\n", t }'
 }
 
-# measure SERVER CONNS -> "MB/s CPU-s/GiB bytes cpu_s requests errors"
+busy() { # jiffies every CPU of the machine spent busy (/proc/stat: user, nice, system, irq,
+  # softirq, steal; idle and iowait left out): the server, wrk and the kernel's own threads
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# measure SERVER CONNS -> "MB/s CPU-s/GiB bytes cpu_s requests errors machine-CPU-s/GiB"
 measure() {
-  local s=$1 c=$2 t pids before after out bytes us reqs errs
+  local s=$1 c=$2 t pids before after mbefore mafter out bytes us reqs errs
   t=$(( c < 2 ? 1 : 2 ))
   read -r -a pids <<<"$(pids_of "$s")"
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "$s: process $p is gone" >&2; exit 1; }; done
+  mbefore=$(busy)
   before=$(ticks "${pids[@]}")
   out=$(inns wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout $((DURATION + 120))s \
     -s "$WORK/summary.lua" "$(url_of "$s")")
   after=$(ticks "${pids[@]}")
+  mafter=$(busy)
   read -r bytes us reqs errs < <(awk '/^WRKSUM/ { print $2, $3, $4, $5 }' <<<"$out")
   if [ -z "${bytes:-}" ] || [ "$bytes" -le 0 ]; then
     echo "$s c=$c: wrk read nothing:" >&2; echo "$out" >&2; exit 1
   fi
-  awk -v b="$bytes" -v us="$us" -v d="$((after - before))" -v tck="$TCK" -v r="$reqs" -v e="$errs" 'BEGIN {
+  awk -v b="$bytes" -v us="$us" -v d="$((after - before))" -v tck="$TCK" -v r="$reqs" -v e="$errs" \
+    -v md="$((mafter - mbefore))" 'BEGIN {
     cpu = d / tck
-    printf "%.1f %.4f %.0f %.2f %.0f %.0f\n", b / (us / 1e6) / 1e6, cpu / (b / 1073741824), b, cpu, r, e }'
+    printf "%.1f %.4f %.0f %.2f %.0f %.0f %.4f\n", b / (us / 1e6) / 1e6, cpu / (b / 1073741824), b, cpu, r, e,
+      md / tck / (b / 1073741824) }'
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
   if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-declare -A MBPS CPUG
+declare -A MBPS CPUG MACH
 RAW=()
 n=${#SERVERS[@]}
 for r in $(seq "$ROUNDS"); do
@@ -304,11 +318,12 @@ for r in $(seq "$ROUNDS"); do
     for i in $(seq 0 $((n - 1))); do
       s=${SERVERS[$(( (i + r - 1) % n ))]}   # the order rotates every round
       res=$(measure "$s" "$c")   # a failure inside stops the script here
-      read -r mbps cpug bytes cpu reqs errs <<<"$res"
+      read -r mbps cpug bytes cpu reqs errs mach <<<"$res"
       MBPS[$c,$s]+="$mbps "
       CPUG[$c,$s]+="$cpug "
-      RAW+=("$(printf '%5s %5s  %-16s %9s MB/s %8s CPU-s/GiB  (%s bytes read, %s CPU-s, %s responses, %s errors)' \
-        "$r" "$c" "$s" "$mbps" "$cpug" "$bytes" "$cpu" "$reqs" "$errs")")
+      MACH[$c,$s]+="$mach "
+      RAW+=("$(printf '%5s %5s  %-16s %9s MB/s %8s CPU-s/GiB %8s machine  (%s bytes read, %s CPU-s, %s responses, %s errors)' \
+        "$r" "$c" "$s" "$mbps" "$cpug" "$mach" "$bytes" "$cpu" "$reqs" "$errs")")
     done
   done
 done
@@ -317,19 +332,22 @@ echo
 echo "load avg:  $(cut -d' ' -f1-3 /proc/loadavg) (at end)"
 echo
 echo "medians of $ROUNDS round(s), ${DURATION} s per run; ratios = kindling / nginx; targets: MB/s >= 1.0x, CPU-s/GiB <= 1.5x"
-printf '%5s  %-16s %9s %8s %10s %8s  %s\n' conns server "MB/s" "x nginx" "CPU-s/GiB" "x nginx" target
+printf '%5s  %-16s %9s %8s %10s %8s %10s %8s  %s\n' conns server "MB/s" "x nginx" "CPU-s/GiB" "x nginx" \
+  "machine" "x nginx" target
 for c in $CONNS; do
   read -r -a v <<<"${MBPS[$c,nginx]}"; nm=$(median "${v[@]}")
   read -r -a v <<<"${CPUG[$c,nginx]}"; nc=$(median "${v[@]}")
+  read -r -a v <<<"${MACH[$c,nginx]}"; nw=$(median "${v[@]}")
   for s in "${SERVERS[@]}"; do
     read -r -a v <<<"${MBPS[$c,$s]}"; m=$(median "${v[@]}")
     read -r -a v <<<"${CPUG[$c,$s]}"; g=$(median "${v[@]}")
+    read -r -a v <<<"${MACH[$c,$s]}"; w=$(median "${v[@]}")
     if [ "$s" = nginx ]; then
-      printf '%5s  %-16s %9.1f %8s %10.4f %8s  %s\n' "$c" "$s" "$m" "" "$g" "" ""
+      printf '%5s  %-16s %9.1f %8s %10.4f %8s %10.4f %8s  %s\n' "$c" "$s" "$m" "" "$g" "" "$w" "" ""
     else
-      awk -v c="$c" -v s="$s" -v m="$m" -v g="$g" -v nm="$nm" -v nc="$nc" 'BEGIN {
-        rt = (nm > 0) ? m / nm : 0; rc = (nc > 0) ? g / nc : 0
-        printf "%5s  %-16s %9.1f %7.2fx %10.4f %7.2fx  %s\n", c, s, m, rt, g, rc,
+      awk -v c="$c" -v s="$s" -v m="$m" -v g="$g" -v w="$w" -v nm="$nm" -v nc="$nc" -v nw="$nw" 'BEGIN {
+        rt = (nm > 0) ? m / nm : 0; rc = (nc > 0) ? g / nc : 0; rw = (nw > 0) ? w / nw : 0
+        printf "%5s  %-16s %9.1f %7.2fx %10.4f %7.2fx %10.4f %7.2fx  %s\n", c, s, m, rt, g, rc, w, rw,
           (rt >= 1.0 && rc <= 1.5) ? "met" : "missed (" ((rt < 1.0) ? "throughput" : "") \
           ((rt < 1.0 && rc > 1.5) ? ", " : "") ((rc > 1.5) ? "CPU" : "") ")" }'
     fi
