@@ -28,7 +28,7 @@ pub const QUEUE_MAX: u32 = 4 << 20;
 /// The budget when the kernel's TCP memory limits cannot be read.
 pub const DEFAULT_BUDGET: u64 = 64 << 20;
 
-/// A file body of at most this size, larger than its share, goes into the socket whole,
+/// A file body of at most this size, larger than the floor, goes into the socket whole,
 /// in one `sendfile(2)`: the rest of the answer then leaves as the client reads, without
 /// the connection's task being woken again behind every other answer of a storm. nginx's
 /// one call does the same for any size; this bound keeps what a connection may hold near
@@ -95,7 +95,7 @@ impl<'a> FileBody<'a> {
     pub(crate) fn start(stream: &'a TcpStream, len: u64, budget: Budget) -> FileBody<'a> {
         let sending = SENDING.fetch_add(1, Ordering::Relaxed) + 1;
         let share = budget.share(sending);
-        let whole = if len > u64::from(share) && len <= WHOLE_FILE_MAX {
+        let whole = if len > u64::from(SEND_QUEUE_LOWAT) && len <= WHOLE_FILE_MAX {
             grow_send_buffer(stream, len as usize);
             len as u32
         } else {
@@ -195,11 +195,17 @@ mod tests {
             body.refresh();
             assert_eq!(bound_of(&s), SEND_QUEUE_LOWAT);
         }
-        // A body queued whole keeps its length as its bound through refreshes.
+        // A body queued whole keeps its length as its bound through refreshes, or its
+        // share when that is larger.
         {
             let mut body = FileBody::start(&s, 1_000_000, Budget(0));
             body.refresh();
             assert_eq!(bound_of(&s), 1_000_000);
+        }
+        {
+            let mut body = FileBody::start(&s, 1_000_000, Budget(u64::MAX / 2));
+            body.refresh();
+            assert_eq!(bound_of(&s), QUEUE_MAX);
         }
         assert_eq!(bound_of(&s), SEND_QUEUE_LOWAT);
     }
@@ -231,13 +237,26 @@ mod tests {
                 sent.push(once(&s));
             }
         }
+        // And with a budget that gives it more than the file: the buffer grows all the same
+        // (made small first: on loopback the kernel's first buffer already holds 1 MB).
+        let (_client, s) = pair(&l).await;
+        socket2::SockRef::from(&s)
+            .set_send_buffer_size(64 << 10)
+            .unwrap();
+        let body = FileBody::start(&s, len as u64, Budget(u64::MAX / 2));
+        sent.push(once(&s));
+        drop(body);
         assert!(sent[0] > 0 && (sent[0] as usize) < len, "bounded: {sent:?}");
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             assert_eq!(sent[1] as usize, len, "whole: {sent:?}");
+            assert_eq!(sent[2] as usize, len, "whole with a large share: {sent:?}");
         } else {
             // Without CAP_NET_ADMIN the buffer stays the kernel's: never less than bounded.
-            assert!(sent[1] >= sent[0], "whole without the capability: {sent:?}");
+            assert!(
+                sent[1] >= sent[0] && sent[2] >= sent[0],
+                "without the capability: {sent:?}"
+            );
         }
     }
 
