@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::TcpStream;
 
-use crate::listen::{SEND_QUEUE_LOWAT, bound_send_queue};
+use crate::listen::SEND_QUEUE_LOWAT;
 
 /// The most one file body may queue: the kernel's default maximum send buffer
 /// (`net.ipv4.tcp_wmem`), so never more than a socket left to the kernel would.
@@ -128,9 +128,7 @@ impl<'a> FileBody<'a> {
 impl Drop for FileBody<'_> {
     fn drop(&mut self) {
         SENDING.fetch_sub(1, Ordering::Relaxed);
-        if self.bound != SEND_QUEUE_LOWAT {
-            bound_send_queue(self.stream);
-        }
+        self.set(SEND_QUEUE_LOWAT);
     }
 }
 
@@ -163,6 +161,7 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     use super::*;
+    use crate::listen::bound_send_queue;
 
     async fn pair(l: &tokio::net::TcpListener) -> (TcpStream, TcpStream) {
         let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
@@ -230,12 +229,8 @@ mod tests {
         let mut sent = Vec::new();
         for whole in [false, true] {
             let (_client, s) = pair(&l).await;
-            if whole {
-                let _body = FileBody::start(&s, len as u64, Budget(0));
-                sent.push(once(&s));
-            } else {
-                sent.push(once(&s));
-            }
+            let _body = whole.then(|| FileBody::start(&s, len as u64, Budget(0)));
+            sent.push(once(&s));
         }
         // And with a budget that gives it more than the file: the buffer grows all the same
         // (made small first: on loopback the kernel's first buffer already holds 1 MB).
