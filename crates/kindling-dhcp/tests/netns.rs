@@ -401,6 +401,67 @@ fn local_boot_menu_matches_dnsmasq() {
     assert_eq!(k.stop()["ignored"]["local_boot"], 1);
 }
 
+/// A storm's burst: many machines' DISCOVERs arrive together, so their broadcast offers
+/// leave in batches (one buffer of frames, one `sendmmsg`, on the packet socket; the
+/// server is stopped while they arrive, so that it finds them queued). Every
+/// machine gets exactly its own offer, whole: a frame cut at the wrong place fails the
+/// receiving kernel's UDP checksum (dropped) or decodes as another machine's.
+#[test]
+fn a_burst_of_discovers_gets_every_offer_whole() {
+    if !can_run("a_burst_of_discovers_gets_every_offer_whole") {
+        return;
+    }
+    const N: usize = 64;
+    let lab = Lab::new();
+    // The lab's client has an address: its packets all come from it, and a per-address
+    // bucket would answer the first 40 only (real firmware sends from 0.0.0.0).
+    let cfg = format!("{KINDLING}rate_limit = {{ ip_burst = 0 }}\n");
+    let k = Kindling::start(&lab.s, &lab.tmp, &cfg).expect("kindling starts");
+    let sock = client(&lab, ANY68);
+    // BIOS and UEFI in turn: offers of different lengths side by side in a batch.
+    let pkts: Vec<Pkt> = (0..N)
+        .map(|i| {
+            let mut p = if i % 2 == 0 {
+                Pkt::bios()
+            } else {
+                Pkt::uefi(7)
+            };
+            p.mac = [0x52, 0x54, 0x00, 0xbb, (i >> 8) as u8, i as u8];
+            p
+        })
+        .collect();
+    // Stopped while they arrive, the server finds them all queued: batches of 32.
+    let pid = k.proc.pid();
+    // SAFETY: kill(2) takes no pointers; `pid` is the server this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    for p in &pkts {
+        sock.send_to(&p.bytes(), BCAST67).expect("send");
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let mut got: std::collections::HashMap<u32, Vec<Got>> = Default::default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < N && std::time::Instant::now() < deadline {
+        for g in collect_all(&sock, Duration::from_millis(200)) {
+            got.entry(g.msg.xid()).or_default().push(g);
+        }
+    }
+    let stats = k.stop();
+    for (i, p) in pkts.iter().enumerate() {
+        let offers = got.get(&p.xid).map_or(&[][..], Vec::as_slice);
+        assert_eq!(offers.len(), 1, "machine {i}: {offers:#?}");
+        let o = &offers[0];
+        check_proxy_reply(o, SERVER);
+        assert_eq!(o.msg.chaddr().get(..6), Some(&p.mac[..]), "machine {i}");
+        assert_eq!(o.opt97(), Some(GUID.to_vec()), "machine {i}");
+        // BIOS is sent to its file; UEFI to port 4011 (no file in the offer).
+        let file = if i % 2 == 0 { "undionly.kpxe" } else { "" };
+        assert_eq!(o.file(), file, "machine {i}");
+    }
+    assert_eq!(got.len(), N, "no offer for another xid");
+    assert_eq!(stats["offers"], N as u64, "{stats}");
+}
+
 #[test]
 fn ordinary_dhcp_clients_get_nothing() {
     if !can_run("ordinary_dhcp_clients_get_nothing") {
