@@ -12,7 +12,8 @@
 # generator to another.
 # Kindling is the real `kindling serve` (proxy DHCP + HTTP + boot timeline with its on-disk
 # journal) at log level warn; dnsmasq runs with the equivalent pxe-service line and
-# --quiet-dhcp (no per-packet logging).
+# --quiet-dhcp (no per-packet logging). KINDLING=path runs that server binary instead of
+# building this tree's (to compare two builds).
 set -euo pipefail
 COUNT=${1:-50000}
 WINDOW=${2:-128}
@@ -28,9 +29,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-dhcp-bench}
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
 
 cargo build --quiet --release -p kindling-dhcp --examples --manifest-path "$ROOT/Cargo.toml"
-cargo build --quiet --release -p kindling --manifest-path "$ROOT/Cargo.toml"
 BIN=$CARGO_TARGET_DIR/release/examples
-KINDLING=$CARGO_TARGET_DIR/release/kindling
+if [ -z "${KINDLING:-}" ]; then
+  cargo build --quiet --release -p kindling --manifest-path "$ROOT/Cargo.toml"
+  KINDLING=$CARGO_TARGET_DIR/release/kindling
+fi
 
 S=kindling-dhcpbench-$$-s
 C=kindling-dhcpbench-$$-c
