@@ -40,6 +40,13 @@ pub const WHOLE_FILE_MAX: u64 = 1 << 20;
 /// File bodies being sent now, by every listener of the process.
 static SENDING: AtomicUsize = AtomicUsize::new(0);
 
+/// File bodies being sent now, and the bound each has now (its share of this machine's
+/// budget): `/metrics`.
+pub fn sending_now() -> (usize, u32) {
+    let n = SENDING.load(Ordering::Relaxed);
+    (n, Budget::of_this_machine().share(n))
+}
+
 /// What all file bodies sent at once may queue together, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget(pub u64);
@@ -207,6 +214,33 @@ mod tests {
             assert_eq!(bound_of(&s), QUEUE_MAX);
         }
         assert_eq!(bound_of(&s), SEND_QUEUE_LOWAT);
+    }
+
+    /// `/metrics` shows the bodies being sent and the share each has (other tests may
+    /// be sending at the same time: at least this one, and the share of that count).
+    #[tokio::test]
+    async fn metrics_show_the_bodies_being_sent_and_their_share() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (_client, s) = pair(&l).await;
+        let body = FileBody::start(&s, 256 << 20, Budget::of_this_machine());
+        let mut r = prometheus_client::registry::Registry::default();
+        crate::counts::register_listeners(&mut r, &[]);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        drop(body);
+        let value = |name: &str| -> u64 {
+            let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+            let v = line.and_then(|l| l.split_whitespace().nth(1));
+            v.and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+        };
+        let sending = value("kindling_http_file_bodies_sending");
+        assert!(sending >= 1, "{text}");
+        let share = value("kindling_http_send_queue_share_bytes");
+        assert_eq!(
+            share,
+            u64::from(Budget::of_this_machine().share(sending as usize))
+        );
     }
 
     /// One non-blocking `sendfile(2)` of a 1,000,000-byte file to a client that reads
