@@ -4,9 +4,8 @@
 //! Through a UDP socket every such datagram is routed (a fresh route entry each time,
 //! broadcasts are not cached), and the kernel loops a copy back into the local stack, where
 //! it is dropped. ISC dhcpd sends these on a packet socket for the same reason; so does
-//! Kindling: the IPv4 and UDP headers are written here (a batch's frames one after
-//! another in one buffer), the kernel adds the Ethernet header (destination
-//! ff:ff:ff:ff:ff:ff) and hands the frame to the interface. Opening the socket
+//! Kindling: the IPv4 and UDP headers are written here, the kernel adds the Ethernet header
+//! (destination ff:ff:ff:ff:ff:ff) and hands the frame to the interface. Opening the socket
 //! needs CAP_NET_RAW; without it, or on any send error, replies go through the UDP socket.
 //!
 //! The socket is opened with protocol 0, so it never receives anything.
@@ -20,8 +19,6 @@ use std::sync::atomic::{AtomicU16, Ordering};
 const ETH_P_IP: u16 = 0x0800;
 const IP_HEADER: usize = 20;
 const UDP_HEADER: usize = 8;
-/// The IPv4 and UDP headers written before each reply.
-pub const HEADERS: usize = IP_HEADER + UDP_HEADER;
 
 /// A send-only packet socket on one interface.
 pub struct RawSender {
@@ -70,32 +67,21 @@ impl RawSender {
         })
     }
 
-    /// Appends to `out` the IPv4 and UDP headers of `payload` from `src_port` to `dest`,
-    /// then `payload`; false (and `out` unchanged) when it is too large for a datagram.
-    pub fn frame_into(
-        &self,
-        src_port: u16,
-        dest: SocketAddrV4,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-    ) -> bool {
+    /// IPv4 + UDP headers and `payload`, from `src_port` to `dest`.
+    pub fn frame(&self, src_port: u16, dest: SocketAddrV4, payload: &[u8]) -> Option<Vec<u8>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let Some(h) = build_headers(self.src, src_port, dest, payload, id) else {
-            return false;
-        };
-        out.extend_from_slice(&h);
-        out.extend_from_slice(payload);
-        true
+        build_frame(self.src, src_port, dest, payload, id)
     }
 
-    /// Sends the frames as broadcasts without blocking; returns how many the kernel took
-    /// (a prefix).
-    pub fn send_batch<'a>(
-        &self,
-        frames: impl ExactSizeIterator<Item = &'a [u8]>,
-    ) -> io::Result<usize> {
+    /// Sends the frames as broadcasts without blocking; returns how many the kernel took.
+    pub fn send_batch(&self, frames: &[Vec<u8>]) -> io::Result<usize> {
         let mut addrs = vec![self.broadcast; frames.len()];
-        crate::mmsg::send_each(self.fd.as_raw_fd(), frames, &mut addrs, libc::MSG_DONTWAIT)
+        crate::mmsg::send_each(
+            self.fd.as_raw_fd(),
+            frames.iter().map(Vec::as_slice),
+            &mut addrs,
+            libc::MSG_DONTWAIT,
+        )
     }
 }
 
@@ -118,42 +104,41 @@ fn fold(mut acc: u32) -> u16 {
     !(acc as u16)
 }
 
-/// IPv4 (no options, TTL 64, DF clear) + UDP (with `payload`'s checksum) headers.
-fn build_headers(
+/// IPv4 (no options, TTL 64, DF clear) + UDP (with checksum) + payload.
+fn build_frame(
     src: Ipv4Addr,
     src_port: u16,
     dest: SocketAddrV4,
     payload: &[u8],
     id: u16,
-) -> Option<[u8; HEADERS]> {
+) -> Option<Vec<u8>> {
     let udp_len = u16::try_from(UDP_HEADER + payload.len()).ok()?;
-    let total = u16::try_from(HEADERS + payload.len()).ok()?;
-    let mut h = [0u8; HEADERS];
-    h[0] = 0x45;
-    h[2..4].copy_from_slice(&total.to_be_bytes());
-    h[4..6].copy_from_slice(&id.to_be_bytes());
-    h[8] = 64;
-    h[9] = 17;
-    h[12..16].copy_from_slice(&src.octets());
-    h[16..20].copy_from_slice(&dest.ip().octets());
-    let ip_sum = fold(sum16(0, &h[..IP_HEADER]));
-    h[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-    h[20..22].copy_from_slice(&src_port.to_be_bytes());
-    h[22..24].copy_from_slice(&dest.port().to_be_bytes());
-    h[24..26].copy_from_slice(&udp_len.to_be_bytes());
-    // Pseudo-header (source, destination, zero, protocol, UDP length), the UDP header
-    // (checksum zero) and the payload. The header is 8 bytes: the payload's words start
-    // on an even offset, so it sums on its own.
-    let mut acc = sum16(0, &h[12..20]);
+    let total = u16::try_from(IP_HEADER + UDP_HEADER + payload.len()).ok()?;
+    let mut f = Vec::with_capacity(usize::from(total));
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dest.ip().octets());
+    let ip_sum = fold(sum16(0, &f));
+    f[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    f.extend_from_slice(&src_port.to_be_bytes());
+    f.extend_from_slice(&dest.port().to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    // Pseudo-header: source, destination, zero, protocol, UDP length.
+    let mut acc = sum16(0, &src.octets());
+    acc = sum16(acc, &dest.ip().octets());
     acc += 17 + u32::from(udp_len);
-    acc = sum16(acc, &h[IP_HEADER..]);
-    acc = sum16(acc, payload);
+    acc = sum16(acc, &f[IP_HEADER..]);
     let udp_sum = match fold(acc) {
         0 => 0xffff,
         s => s,
     };
-    h[IP_HEADER + 6..].copy_from_slice(&udp_sum.to_be_bytes());
-    Some(h)
+    f[IP_HEADER + 6..IP_HEADER + 8].copy_from_slice(&udp_sum.to_be_bytes());
+    Some(f)
 }
 
 #[cfg(test)]
@@ -165,8 +150,7 @@ mod tests {
         let payload: Vec<u8> = (0..301u16).map(|i| (i * 7) as u8).collect();
         let src = Ipv4Addr::new(10, 0, 0, 1);
         let dest = SocketAddrV4::new(Ipv4Addr::BROADCAST, 68);
-        let h = build_headers(src, 67, dest, &payload, 0x1234).unwrap_or([0; HEADERS]);
-        let f = [&h[..], &payload].concat();
+        let f = build_frame(src, 67, dest, &payload, 0x1234).unwrap_or_default();
         assert_eq!(f.len(), 20 + 8 + 301);
         assert_eq!(f[0], 0x45);
         assert_eq!(u16::from_be_bytes([f[2], f[3]]), 329);

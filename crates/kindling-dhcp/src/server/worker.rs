@@ -21,7 +21,7 @@ use crate::policy::{
     describe_arch,
 };
 use crate::ratelimit::{LogGate, RateLimiter, Verdict};
-use crate::rawsend::{self, RawSender};
+use crate::rawsend::RawSender;
 use crate::server::observer::{AnsweredEvent, DhcpObserver, IgnoredEvent, SeenEvent};
 use crate::server::stats::StatsHandle;
 use crate::wire::{self, MessageType, opt, yiaddr_is_zero};
@@ -524,53 +524,31 @@ impl Worker {
     }
 
     /// Sends the broadcast replies of `pending` on the packet socket and removes those the
-    /// kernel took; anything else (unicast, or a send error) stays, in order, for the UDP
-    /// socket. The batch's frames are written one after another into one buffer.
+    /// kernel took; anything else (unicast, or a send error) stays for the UDP socket.
     fn send_broadcasts(&self, raw: &RawSender, pending: &mut Vec<Pending>) {
-        let port = self.port.number();
-        let mut buf = Vec::new();
-        // (index in `pending`, end of its frame in `buf`) of each broadcast, in order.
-        let mut frames: Vec<(usize, usize)> = Vec::new();
-        for (i, p) in pending.iter().enumerate() {
-            if *p.reply.dest.ip() != Ipv4Addr::BROADCAST {
-                continue;
-            }
-            if buf.is_empty() {
-                // Room for every reply of the batch, assuming each is like this one.
-                buf.reserve((pending.len() - i) * (p.reply.packet.len() + rawsend::HEADERS));
-            }
-            if !raw.frame_into(port, p.reply.dest, &p.reply.packet, &mut buf) {
-                break;
-            }
-            frames.push((i, buf.len()));
-        }
-        if frames.is_empty() {
+        let (bcast, rest): (Vec<Pending>, Vec<Pending>) = pending
+            .drain(..)
+            .partition(|p| *p.reply.dest.ip() == Ipv4Addr::BROADCAST);
+        *pending = rest;
+        if bcast.is_empty() {
             return;
         }
-        let mut start = 0;
-        let parts = frames.iter().map(|&(_, end)| {
-            let f = &buf[start..end];
-            start = end;
-            f
-        });
-        let sent = match raw.send_batch(parts) {
-            Ok(n) => n.min(frames.len()),
+        let frames: Vec<Vec<u8>> = bcast
+            .iter()
+            .map_while(|p| raw.frame(self.port.number(), p.reply.dest, &p.reply.packet))
+            .collect();
+        let sent = match raw.send_batch(&frames) {
+            Ok(n) => n,
             Err(e) => {
                 debug!(iface = %self.iface, error = %e, "packet socket send failed; using UDP");
                 0
             }
         };
-        let sent = &frames[..sent];
-        for (i, _) in sent {
-            self.sent(&pending[*i]);
+        let mut bcast = bcast.into_iter();
+        for p in bcast.by_ref().take(sent) {
+            self.sent(&p);
         }
-        let mut gone = sent.iter().map(|(i, _)| *i).peekable();
-        let mut at = 0;
-        pending.retain(|_| {
-            let keep = gone.next_if_eq(&at).is_none();
-            at += 1;
-            keep
-        });
+        pending.extend(bcast);
     }
 
     fn sent(&self, p: &Pending) {
