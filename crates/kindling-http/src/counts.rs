@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -236,17 +236,6 @@ pub fn register_listeners(r: &mut Registry, listeners: &[(&'static str, Arc<Stat
         "kindling_http_connections",
         "Open connections, by listener (http: the boot listener; admin; rpc: the gRPC API)",
         open,
-    );
-    let (sending, share) = crate::queue::sending_now();
-    r.register(
-        "kindling_http_file_bodies_sending",
-        "File bodies (assets, cache, TFTP files over HTTP) being sent now; they share the send-queue budget",
-        ConstGauge::new(sending as i64),
-    );
-    r.register(
-        "kindling_http_send_queue_share_bytes",
-        "What each file body may queue in the kernel beyond what is in flight now: the budget (a quarter of net.ipv4.tcp_mem's low mark) divided among the bodies being sent, 512 KiB to 4 MiB",
-        ConstGauge::new(i64::from(share)),
     );
     let [
         accepted,

@@ -40,11 +40,22 @@ pub const WHOLE_FILE_MAX: u64 = 1 << 20;
 /// File bodies being sent now, by every listener of the process.
 static SENDING: AtomicUsize = AtomicUsize::new(0);
 
-/// File bodies being sent now, and the bound each has now (its share of this machine's
-/// budget): `/metrics`.
-pub fn sending_now() -> (usize, u32) {
-    let n = SENDING.load(Ordering::Relaxed);
-    (n, Budget::of_this_machine().share(n))
+/// Registers in `r` (`/metrics`, at each scrape) the file bodies being sent now and the
+/// bound each has now (its share of this machine's budget).
+pub fn register(r: &mut prometheus_client::registry::Registry) {
+    use prometheus_client::metrics::gauge::ConstGauge;
+    let sending = SENDING.load(Ordering::Relaxed);
+    let share = Budget::of_this_machine().share(sending);
+    r.register(
+        "kindling_http_file_bodies_sending",
+        "File bodies (assets, cache, TFTP files over HTTP) being sent now; they share the send-queue budget",
+        ConstGauge::new(sending as i64),
+    );
+    r.register(
+        "kindling_http_send_queue_share_bytes",
+        "What each file body may queue in the kernel beyond what is in flight now: the budget (a quarter of net.ipv4.tcp_mem's low mark) divided among the bodies being sent, 512 KiB to 4 MiB",
+        ConstGauge::new(i64::from(share)),
+    );
 }
 
 /// What all file bodies sent at once may queue together, in bytes.
@@ -224,7 +235,7 @@ mod tests {
         let (_client, s) = pair(&l).await;
         let body = FileBody::start(&s, 256 << 20, Budget::of_this_machine());
         let mut r = prometheus_client::registry::Registry::default();
-        crate::counts::register_listeners(&mut r, &[]);
+        register(&mut r);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
         drop(body);

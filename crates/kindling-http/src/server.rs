@@ -27,6 +27,7 @@ use crate::shared::{
 
 pub use crate::counts::{Stats, register_listeners};
 pub use crate::listen::{Limits, Refusal, conn_table};
+pub use crate::queue::register as register_send_queue;
 pub use kindling_guard::ClientKey;
 
 /// Serves HTTP on `listener` until `cancel` fires, then drains connections (default

@@ -353,6 +353,8 @@ impl Metrics {
         // the requests they answered (kindling-http's counts, summed over listeners).
         let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
         kindling_http::server::register_listeners(&mut r, &listeners);
+        // File bodies being sent and the send-queue share each has.
+        kindling_http::server::register_send_queue(&mut r);
         for f in self.others.lock().map(|o| o.clone()).unwrap_or_default() {
             f(&mut r);
         }

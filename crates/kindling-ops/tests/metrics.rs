@@ -140,6 +140,9 @@ fn counters_are_typed_and_known_labels_start_at_zero() {
         "kindling_dhcp_seen_total{firmware=\"uefi_pxe\"} 0\n",
         "kindling_dhcp_replies_total{message=\"offer\"} 0\n",
         "# TYPE kindling_machines gauge\n",
+        // Nothing is being sent by this test process.
+        "kindling_http_file_bodies_sending 0\n",
+        "# TYPE kindling_http_send_queue_share_bytes gauge\n",
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }
