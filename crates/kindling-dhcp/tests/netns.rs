@@ -402,10 +402,10 @@ fn local_boot_menu_matches_dnsmasq() {
 }
 
 /// A storm's burst: many machines' DISCOVERs arrive together, so their broadcast offers
-/// leave in batches (one buffer of frames, one `sendmmsg`, on the packet socket; the
-/// server is stopped while they arrive, so that it finds them queued). Every
-/// machine gets exactly its own offer, whole: a frame cut at the wrong place fails the
-/// receiving kernel's UDP checksum (dropped) or decodes as another machine's.
+/// leave in batches (one `sendmmsg` of frames on the packet socket; the server is
+/// stopped while they arrive, so that it finds them queued). Every machine gets exactly
+/// its own offer, whole: a frame built from the wrong reply, or cut at the wrong place,
+/// decodes as another machine's or fails the receiving kernel's UDP checksum (dropped).
 #[test]
 fn a_burst_of_discovers_gets_every_offer_whole() {
     if !can_run("a_burst_of_discovers_gets_every_offer_whole") {
