@@ -6,26 +6,14 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use super::area::{Area, MAX_DATA_FILE_BYTES, ReadError, human_bytes};
 use super::confined::{DataDir, open_in};
 use super::snapshot::{Problem, Snapshot};
-use crate::group::{Group, Str};
+use super::versions::{Stamp, Versions};
+use crate::group::Group;
 use crate::index::Index;
 use crate::profile::Profile;
-
-/// What tells a version of a file from the next: its stat for a data directory, its
-/// modification revision for a shared store's object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stamp {
-    File {
-        modified: Option<SystemTime>,
-        len: u64,
-        ino: u64,
-    },
-    Revision(i64),
-}
 
 fn stamp(meta: &fs::Metadata) -> Stamp {
     use std::os::unix::fs::MetadataExt;
@@ -36,20 +24,12 @@ fn stamp(meta: &fs::Metadata) -> Stamp {
     }
 }
 
-pub(super) struct Entry<T> {
-    /// `None` when the file could not be opened (e.g. a symlink leaving the
-    /// area): it is tried again on every load.
-    stamp: Option<Stamp>,
-    current: Result<Arc<T>, String>,
-    last_good: Option<Arc<T>>,
-}
-
 /// Loads snapshots, re-parsing only files that changed, and keeping the last
 /// good version of files that became invalid.
 pub struct Loader {
     dir: DataDir,
-    groups: HashMap<Str, Entry<Group>>,
-    profiles: HashMap<Str, Entry<Profile>>,
+    groups: Versions<Group>,
+    profiles: Versions<Profile>,
     groups_dir: DirState,
     profiles_dir: DirState,
     generation: u64,
@@ -57,50 +37,50 @@ pub struct Loader {
 
 const MAX_DEPTH: usize = 8;
 
-/// The `*.json` files below an area's directory handle, as paths relative to it (a
-/// file's key is its path without `.json`: [`key_of`]). Sub-directories are entered
-/// through the handle too (never a symlink).
+/// Calls `each` with the path, relative to the area's directory handle `dir`, of every
+/// `*.json` file below it (a file's key is its path without `.json`: [`key_of`]), one at a
+/// time: no list of them is held. `rel` is the path of `dir` in the area (a buffer, given
+/// back as it came). Sub-directories are entered through the handle too (never a symlink).
 fn json_files(
     dir: &cap_std::fs::Dir,
-    rel: &str,
+    rel: &mut String,
     depth: usize,
-    out: &mut Vec<String>,
     recurse: bool,
+    each: &mut dyn FnMut(&str),
 ) {
     let Ok(rd) = dir.entries() else {
         return;
     };
+    let len = rel.len();
     for e in rd.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let relname = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
         let Ok(ft) = e.file_type() else { continue };
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str(name);
         if ft.is_dir() {
             if recurse
                 && depth < MAX_DEPTH
                 && let Ok(sub) = e.open_dir()
             {
-                json_files(&sub, &relname, depth + 1, out, recurse);
+                json_files(&sub, rel, depth + 1, recurse, each);
             }
-            continue;
+        } else if rel.ends_with(".json") {
+            each(rel);
         }
-        if relname.ends_with(".json") {
-            out.push(relname);
-        }
+        rel.truncate(len);
     }
 }
 
 /// One area of the data directory as the Loader reads it.
-struct AreaFiles {
+struct AreaDir {
     dir: cap_std::fs::Dir,
     base: PathBuf,
     area: &'static str,
-    /// Relative paths of its `*.json` files.
-    files: Vec<String>,
+    /// Whether its sub-directories hold files of the area too (profiles).
+    recurse: bool,
 }
 
 /// A data file's key (group or profile name): its relative path without `.json`.
@@ -132,8 +112,8 @@ impl Unavailable {
     }
 }
 
-impl AreaFiles {
-    fn list(data: &DataDir, area: Area, recurse: bool) -> Result<AreaFiles, Unavailable> {
+impl AreaDir {
+    fn open(data: &DataDir, area: Area, recurse: bool) -> Result<AreaDir, Unavailable> {
         let base = data.area(area);
         let dir = cap_std::fs::Dir::open_ambient_dir(&base, cap_std::ambient_authority()).map_err(
             |e| match e.raw_os_error() {
@@ -149,14 +129,17 @@ impl AreaFiles {
         if let Err(e) = dir.entries() {
             return Err(Unavailable::Unreadable(e.to_string()));
         }
-        let mut files = Vec::new();
-        json_files(&dir, "", 0, &mut files, recurse);
-        Ok(AreaFiles {
+        Ok(AreaDir {
             dir,
             base,
             area: area.dir(),
-            files,
+            recurse,
         })
+    }
+
+    /// Calls `each` with the relative path of every `*.json` file of the area.
+    fn walk(&self, each: &mut dyn FnMut(&str)) {
+        json_files(&self.dir, &mut String::new(), 0, self.recurse, each);
     }
 }
 
@@ -177,8 +160,8 @@ impl Loader {
     pub fn new(dir: DataDir) -> Loader {
         Loader {
             dir,
-            groups: HashMap::new(),
-            profiles: HashMap::new(),
+            groups: Versions::default(),
+            profiles: Versions::default(),
             groups_dir: DirState::Absent,
             profiles_dir: DirState::Absent,
             generation: 0,
@@ -194,13 +177,10 @@ impl Loader {
     /// granularity, with the same length, can get back an inode number the loader has
     /// seen. The management APIs call this for every object they write.
     pub fn forget(&mut self, area: Area, key: &str) {
-        let stamp = match area {
-            Area::Groups => self.groups.get_mut(key).map(|e| &mut e.stamp),
-            Area::Profiles => self.profiles.get_mut(key).map(|e| &mut e.stamp),
-            _ => None,
-        };
-        if let Some(s) = stamp {
-            *s = None;
+        match area {
+            Area::Groups => self.groups.forget_stamp(key),
+            Area::Profiles => self.profiles.forget_stamp(key),
+            _ => {}
         }
     }
 
@@ -234,7 +214,7 @@ impl Loader {
         let mut problems = Vec::new();
         let mut changed = 0;
 
-        let listed = AreaFiles::list(&self.dir, Area::Groups, false);
+        let listed = AreaDir::open(&self.dir, Area::Groups, false);
         let path = self.dir.area(Area::Groups);
         changed += refresh_area(
             &mut self.groups,
@@ -250,7 +230,7 @@ impl Loader {
             Group::parse,
             &mut problems,
         );
-        let listed = AreaFiles::list(&self.dir, Area::Profiles, true);
+        let listed = AreaDir::open(&self.dir, Area::Profiles, true);
         let path = self.dir.area(Area::Profiles);
         changed += refresh_area(
             &mut self.profiles,
@@ -284,19 +264,19 @@ impl Loader {
 /// The snapshot of what the caches hold: each file's current version, or its last good
 /// one while it is broken.
 pub(super) fn build(
-    groups: &HashMap<Str, Entry<Group>>,
-    profiles: &HashMap<Str, Entry<Profile>>,
+    groups: &Versions<Group>,
+    profiles: &Versions<Profile>,
     mut problems: Vec<Problem>,
     generation: u64,
     changed_files: usize,
 ) -> Snapshot {
     let groups: Vec<Arc<Group>> = groups
-        .values()
-        .filter_map(|e| e.current.as_ref().ok().or(e.last_good.as_ref()).cloned())
+        .iter()
+        .filter_map(|(_, e)| e.in_force().cloned())
         .collect();
     let mut good = HashMap::new();
     let mut invalid_profiles = HashMap::new();
-    for (k, e) in profiles {
+    for (k, e) in profiles.iter() {
         match (&e.current, &e.last_good) {
             (Ok(p), _) | (Err(_), Some(p)) => {
                 good.insert(k.to_string(), p.clone());
@@ -352,9 +332,9 @@ impl AreaNames<'_> {
 /// is rebuilt and its problems logged once).
 #[allow(clippy::too_many_arguments)]
 fn refresh_area<T, E: std::fmt::Display>(
-    cache: &mut HashMap<Str, Entry<T>>,
+    cache: &mut Versions<T>,
     state: &mut DirState,
-    listed: Result<AreaFiles, Unavailable>,
+    listed: Result<AreaDir, Unavailable>,
     names: AreaNames<'_>,
     explicit: bool,
     parse: fn(&str, &[u8]) -> Result<T, E>,
@@ -391,7 +371,7 @@ pub(super) fn probe_gone(path: &Path) -> Unavailable {
 /// An area whose directory cannot be read: keeps (or, on an explicit reload, drops)
 /// what was loaded from it, reports it. Returns the changes (see [`refresh_area`]).
 fn vanished<T>(
-    cache: &mut HashMap<Str, Entry<T>>,
+    cache: &mut Versions<T>,
     state: &mut DirState,
     why: Unavailable,
     names: &AreaNames<'_>,
@@ -468,111 +448,36 @@ pub(super) fn still_at(dir: &cap_std::fs::Dir, base: &Path) -> bool {
     now.is_dir() && now.dev() == held.dev() && now.ino() == held.ino()
 }
 
-/// One file's turn in a load: `stamp` is its version (or why it cannot be opened), `read`
-/// gives its bytes and is called only when the version is new. Returns whether the file
-/// changed. A version that does not parse keeps the last good one in force.
-pub(super) fn update<T, E: std::fmt::Display>(
-    cache: &mut HashMap<Str, Entry<T>>,
-    key: &str,
-    file: String,
-    stamp: Result<Stamp, String>,
-    read: impl FnOnce() -> Result<Vec<u8>, String>,
-    parse: fn(&str, &[u8]) -> Result<T, E>,
-    problems: &mut Vec<Problem>,
-) -> bool {
-    if let Some(e) = cache.get(key) {
-        let unchanged = match &stamp {
-            Ok(st) => e.stamp == Some(*st),
-            Err(m) => e.stamp.is_none() && e.current.as_ref().err() == Some(m),
-        };
-        if unchanged {
-            if let Err(m) = &e.current {
-                problems.push(Problem {
-                    file,
-                    message: m.clone(),
-                    kept_previous: e.last_good.is_some(),
-                    directory: false,
-                });
-            }
-            return false;
-        }
-    }
-    let st = stamp.as_ref().ok().copied();
-    let current = stamp.and_then(|_| {
-        let bytes = read()?;
-        parse(key, &bytes).map(Arc::new).map_err(|e| e.to_string())
-    });
-    let previous_good = cache.get(key).and_then(|e| match &e.current {
-        Ok(v) => Some(v.clone()),
-        Err(_) => e.last_good.clone(),
-    });
-    let last_good = match &current {
-        Ok(v) => Some(v.clone()),
-        Err(_) => previous_good,
-    };
-    if let Err(m) = &current {
-        problems.push(Problem {
-            file,
-            message: m.clone(),
-            kept_previous: last_good.is_some(),
-            directory: false,
-        });
-    }
-    cache.insert(
-        key.into(),
-        Entry {
-            stamp: st,
-            current,
-            last_good,
-        },
-    );
-    true
-}
-
-/// Re-reads the changed files of an area. Returns the files changed and whether the
-/// directory was still in place at the end; when it was not (deleted while being read),
-/// files not found are not dropped: the caller treats the directory as vanished.
+/// Re-reads the changed files of an area, in one walk of its directory. Returns the files
+/// changed and whether the directory was still in place at the end; when it was not
+/// (deleted while being read), files not found are not dropped: the caller treats the
+/// directory as vanished.
 fn refresh<T, E: std::fmt::Display>(
-    cache: &mut HashMap<Str, Entry<T>>,
-    area: AreaFiles,
+    cache: &mut Versions<T>,
+    area: AreaDir,
     parse: fn(&str, &[u8]) -> Result<T, E>,
     problems: &mut Vec<Problem>,
 ) -> (usize, bool) {
     let mut changed = 0;
-    // Sorted by key, the listing also answers "is this cached key still there" (no set
-    // of the keys seen: at 10,000 groups, every interval re-check, that was ~1 MB).
-    let mut files = area.files;
-    files.sort_unstable_by(|a, b| key_of(a).cmp(key_of(b)));
-    let listed = |k: &str| files.binary_search_by(|r| key_of(r).cmp(k)).is_ok();
-    let dir = &area.dir;
-    for rel in &files {
-        let file = format!("{}/{rel}", area.area);
+    cache.begin();
+    let (dir, base, name) = (&area.dir, &area.base, area.area);
+    area.walk(&mut |rel| {
         // Opened confined; the stamp and the bytes come from the same handle.
-        let (stamp, opened) = match open_in(dir, &area.base, area.area, rel) {
+        let (stamp, opened) = match open_in(dir, base, name, rel) {
             Ok(o) if o.meta.is_file() => (Ok(stamp(&o.meta)), Some(o)),
             // Not a regular file (a directory, a FIFO) or gone: not a data file.
-            Ok(_) | Err(ReadError::NotFound(_)) => continue,
+            Ok(_) | Err(ReadError::NotFound(_)) => return,
             Err(e) => (Err(load_error(e)), None),
         };
         let read = move || match opened {
             Some(o) => o.read_limited(MAX_DATA_FILE_BYTES).map_err(load_error),
             None => Err(String::new()),
         };
-        changed += usize::from(update(
-            cache,
-            key_of(rel),
-            file,
-            stamp,
-            read,
-            parse,
-            problems,
-        ));
-    }
-    let gone = cache.keys().any(|k| !listed(k));
-    if gone && !still_at(dir, &area.base) {
+        let file = || format!("{name}/{rel}");
+        changed += usize::from(cache.update(key_of(rel), file, stamp, read, parse, problems));
+    });
+    if cache.missed_some() && !still_at(dir, base) {
         return (changed, false);
     }
-    let before = cache.len();
-    cache.retain(|k, _| listed(k));
-    (changed + (before - cache.len()), true)
+    (changed + cache.sweep(), true)
 }

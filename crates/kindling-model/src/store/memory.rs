@@ -3,22 +3,22 @@
 //! only objects that changed (by revision) are parsed again, and one that no longer
 //! parses keeps its last good version in force, reported as a problem.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::area::{Area, MAX_DATA_FILE_BYTES};
-use super::loader::{Entry, Stamp, build, update};
+use super::loader::build;
 use super::memfiles::{MemObjects, area_of};
 use super::snapshot::{Problem, Snapshot};
-use crate::group::{Group, Str};
+use super::versions::{Stamp, Versions};
+use crate::group::Group;
 use crate::profile::Profile;
 
 /// Builds snapshots from a store's objects, parsing only those whose revision changed,
 /// keeping the last good version of those that no longer parse.
 #[derive(Default)]
 pub struct MemLoader {
-    groups: HashMap<Str, Entry<Group>>,
-    profiles: HashMap<Str, Entry<Profile>>,
+    groups: Versions<Group>,
+    profiles: Versions<Profile>,
     generation: u64,
 }
 
@@ -58,15 +58,15 @@ impl MemLoader {
 }
 
 fn refresh<T, E: std::fmt::Display>(
-    cache: &mut HashMap<Str, Entry<T>>,
+    cache: &mut Versions<T>,
     objects: &MemObjects,
     area: Area,
     parse: fn(&str, &[u8]) -> Result<T, E>,
     problems: &mut Vec<Problem>,
 ) -> usize {
     let dir = format!("{}/", area.dir());
-    let mut seen = std::collections::HashSet::new();
     let mut changed = 0;
+    cache.begin();
     for (path, o) in objects.range(dir.clone()..) {
         let Some(rel) = path.strip_prefix(&dir) else {
             break;
@@ -77,7 +77,6 @@ fn refresh<T, E: std::fmt::Display>(
         let Some(key) = rel.strip_suffix(".json") else {
             continue;
         };
-        seen.insert(key.to_string());
         let size = o.bytes.len() as u64;
         let stamp = if size > MAX_DATA_FILE_BYTES {
             Err(format!(
@@ -87,19 +86,9 @@ fn refresh<T, E: std::fmt::Display>(
             Ok(Stamp::Revision(o.revision))
         };
         let read = || Ok(o.bytes.to_vec());
-        changed += usize::from(update(
-            cache,
-            key,
-            path.clone(),
-            stamp,
-            read,
-            parse,
-            problems,
-        ));
+        changed += usize::from(cache.update(key, || path.clone(), stamp, read, parse, problems));
     }
-    let before = cache.len();
-    cache.retain(|k, _| seen.contains(k.as_str()));
-    changed + (before - cache.len())
+    changed + cache.sweep()
 }
 
 #[cfg(test)]

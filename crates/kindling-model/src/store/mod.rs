@@ -23,6 +23,7 @@ mod remote;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod versions;
 
 pub use area::{
     Area, LAYOUT, MAX_DATA_FILE_BYTES, MAX_TEMPLATE_BYTES, ReadError, clean_within, human_bytes,

@@ -433,3 +433,84 @@ fn a_directory_handle_knows_when_its_path_moved_on() {
     fs::remove_file(&groups).unwrap();
     assert_eq!(probe_gone(&groups), Unavailable::Missing);
 }
+
+/// The keys of the profiles a snapshot serves, sorted.
+fn profile_keys(s: &Snapshot) -> Vec<String> {
+    let mut keys: Vec<String> = s.profiles.keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn profiles_in_sub_directories_load_by_their_paths_and_go_one_by_one() {
+    let root = tmp();
+    let dd = DataDir::new(root.path());
+    dd.ensure_layout().unwrap();
+    let profiles = root.path().join("profiles");
+    // Siblings at every level, so that a path built for one file cannot leak into the
+    // next one's, whatever order the directory lists them in.
+    let eight_deep = "d1/d2/d3/d4/d5/d6/d7/d8";
+    for dir in [
+        "fcos/next",
+        "fcos/testing",
+        eight_deep,
+        &format!("{eight_deep}/d9"),
+    ] {
+        fs::create_dir_all(profiles.join(dir)).unwrap();
+    }
+    let write = |rel: &str| {
+        let id = rel.trim_end_matches(".json");
+        fs::write(profiles.join(rel), format!(r#"{{"id":"{id}"}}"#)).unwrap();
+    };
+    for rel in [
+        "top.json",
+        "fcos/stable.json",
+        "fcos/next/a.json",
+        "fcos/next/b.json",
+        "fcos/testing/c.json",
+        &format!("{eight_deep}/deep.json"),
+        // Below the eighth sub-directory: not read.
+        &format!("{eight_deep}/d9/too-deep.json"),
+    ] {
+        write(rel);
+    }
+    fs::write(profiles.join("fcos/readme.txt"), "not a profile").unwrap();
+    // Groups are read from groups/ itself only.
+    fs::create_dir(root.path().join("groups/sub")).unwrap();
+    fs::write(
+        root.path().join("groups/sub/g.json"),
+        r#"{"id":"g","profile":"top"}"#,
+    )
+    .unwrap();
+
+    let mut loader = Loader::new(dd);
+    let s = loader.load();
+    let deep = format!("{eight_deep}/deep");
+    let mut want = vec![
+        "fcos/next/a",
+        "fcos/next/b",
+        "fcos/stable",
+        "fcos/testing/c",
+        "top",
+        deep.as_str(),
+    ];
+    want.sort();
+    assert_eq!(profile_keys(&s), want);
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert_eq!((s.changed_files, s.index.groups().len()), (6, 0));
+
+    // One file removed deep down: only it goes, the rest is not read again.
+    fs::remove_file(profiles.join("fcos/next/a.json")).unwrap();
+    let s = loader.reload(false).expect("a removal is a change");
+    assert_eq!(s.changed_files, 1);
+    want.retain(|k| *k != "fcos/next/a");
+    assert_eq!(profile_keys(&s), want);
+
+    // A whole sub-directory removed: its files go, nothing else changes.
+    fs::remove_dir_all(profiles.join("fcos")).unwrap();
+    let s = loader.reload(false).expect("a removal is a change");
+    assert_eq!(s.changed_files, 3);
+    assert_eq!(profile_keys(&s), [deep.as_str(), "top"]);
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert!(loader.reload(false).is_none());
+}
