@@ -41,7 +41,8 @@
 #   sudo bench/http/run.sh                          # 100 1000 10000 groups, 10 s, 3 rounds
 #   SIZES="10000" DURATION=5 ROUNDS=1 bench/http/run.sh
 # Env: SIZES, DURATION (s), ROUNDS, CONNS, THREADS, WARMUP (s), PORT, KEEP=1
-# (keep the work dir: logs, nginx.conf, the body).
+# (keep the work dir: logs, nginx.conf, the body), KINDLING (a server binary to run
+# instead of building target/release/kindling).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -65,8 +66,13 @@ echo "kernel: $(uname -srm)"
 echo "cpus: $(nproc) ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo))"
 echo "tools: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(curl -V | head -1 | awk '{print $1, $2}')"
 
-(cd "$root" && env -u CARGO_TARGET_DIR cargo build --release -p kindling -q)
-bin="$root/target/release/kindling"
+# KINDLING=path runs another build of the server (nothing is built then).
+if [ -n "${KINDLING:-}" ]; then
+  bin=$KINDLING
+else
+  (cd "$root" && env -u CARGO_TARGET_DIR cargo build --release -p kindling -q)
+  bin="$root/target/release/kindling"
+fi
 echo "kindling: $("$bin" --version 2>/dev/null || echo '?') at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet HEAD -- 2>/dev/null || echo ' (work tree modified)')"
 echo "wrk: $THREADS threads, $CONNS connections, ${WARMUP}s warm-up then ${DURATION}s measured, $ROUNDS rounds, bench/http/ipxe.lua"
 
