@@ -272,16 +272,16 @@ pub(super) fn build(
 ) -> Snapshot {
     let groups: Vec<Arc<Group>> = groups
         .iter()
-        .filter_map(|(_, e)| e.in_force().cloned())
+        .filter_map(|(_, e)| e.in_force().ok().cloned())
         .collect();
     let mut good = HashMap::new();
     let mut invalid_profiles = HashMap::new();
     for (k, e) in profiles.iter() {
-        match (&e.current, &e.last_good) {
-            (Ok(p), _) | (Err(_), Some(p)) => {
+        match e.in_force() {
+            Ok(p) => {
                 good.insert(k.to_string(), p.clone());
             }
-            (Err(m), None) => {
+            Err(m) => {
                 invalid_profiles.insert(k.to_string(), m.clone());
             }
         }

@@ -31,17 +31,20 @@ pub(super) struct Entry<T> {
     /// `None` when the file could not be opened (e.g. a symlink leaving the
     /// area): it is tried again on every load.
     stamp: Option<Stamp>,
-    pub(super) current: Result<Arc<T>, String>,
-    pub(super) last_good: Option<Arc<T>>,
+    current: Result<Arc<T>, String>,
+    last_good: Option<Arc<T>>,
     /// The last load that found the file ([`Versions::begin`]'s number).
     found: u64,
 }
 
 impl<T> Entry<T> {
     /// What is served from the file: its current version, or its last good one while it
-    /// is broken.
-    pub(super) fn in_force(&self) -> Option<&Arc<T>> {
-        self.current.as_ref().ok().or(self.last_good.as_ref())
+    /// is broken; when there is none, why (the current version's error).
+    pub(super) fn in_force(&self) -> Result<&Arc<T>, &String> {
+        match (&self.current, &self.last_good) {
+            (Ok(v), _) | (Err(_), Some(v)) => Ok(v),
+            (Err(m), None) => Err(m),
+        }
     }
 }
 
@@ -138,7 +141,10 @@ impl<T> Versions<T> {
             let bytes = read()?;
             parse(key, &bytes).map(Arc::new).map_err(|e| e.to_string())
         });
-        let previous_good = self.entries.get(key).and_then(|e| e.in_force().cloned());
+        let previous_good = self
+            .entries
+            .get(key)
+            .and_then(|e| e.in_force().ok().cloned());
         let last_good = match &current {
             Ok(v) => Some(v.clone()),
             Err(_) => previous_good,
@@ -231,7 +237,7 @@ mod tests {
         assert!(problems[0].kept_previous);
         assert_eq!(problems[0].file, "groups/a.json");
         let (_, e) = v.iter().next().unwrap();
-        assert_eq!(e.in_force().map(|s| s.as_str()), Some("{1}"));
+        assert_eq!(e.in_force().ok().map(|s| s.as_str()), Some("{1}"));
 
         // Unchanged and still broken: reported again, not re-read, still found.
         v.begin();
@@ -253,6 +259,6 @@ mod tests {
         v.begin();
         assert!(turn(&mut v, "a", 2, "{2}").0);
         let (_, e) = v.iter().next().unwrap();
-        assert_eq!(e.in_force().map(|s| s.as_str()), Some("{2}"));
+        assert_eq!(e.in_force().ok().map(|s| s.as_str()), Some("{2}"));
     }
 }
