@@ -375,24 +375,23 @@ impl WriterState {
                     return;
                 }
             };
-            let mut batch: Vec<u8> = Vec::new();
+            // Each queued buffer is written as it is (no copy into one batch); up to 1 MiB
+            // of them between two fsync checks.
             let mut flushes = Vec::new();
-            let mut take = |m: Msg, batch: &mut Vec<u8>| match m {
-                Msg::Line(l) => {
-                    batch.extend_from_slice(&l);
-                    queued.fetch_sub(l.len(), Ordering::AcqRel);
+            let mut next = Some(first);
+            let mut written = 0;
+            while let Some(m) = next.take() {
+                match m {
+                    Msg::Line(l) => {
+                        queued.fetch_sub(l.len(), Ordering::AcqRel);
+                        written += l.len();
+                        self.write(&l);
+                    }
+                    Msg::Flush(d) => flushes.push(d),
                 }
-                Msg::Flush(d) => flushes.push(d),
-            };
-            take(first, &mut batch);
-            while batch.len() < (1 << 20) {
-                match rx.try_recv() {
-                    Ok(m) => take(m, &mut batch),
-                    Err(_) => break,
+                if written < (1 << 20) {
+                    next = rx.try_recv().ok();
                 }
-            }
-            if !batch.is_empty() {
-                self.write(&batch);
             }
             self.maybe_sync(!flushes.is_empty());
             for f in flushes {
