@@ -149,6 +149,11 @@ struct Inbox {
     /// Length of `events` (read without its lock; exact under it).
     len: std::sync::atomic::AtomicUsize,
     ready: Condvar,
+    /// Held by whoever applies the queue (the applier thread or a reader), from taking
+    /// it to publishing its last slice: one batch is stored, journaled and streamed
+    /// whole before the next one starts, and a reader that applies the queue sees every
+    /// earlier batch in the store.
+    applying: Mutex<()>,
 }
 
 /// Bounds on `/api/v1/events` subscribers.
@@ -239,6 +244,7 @@ impl Ops {
                 events: Mutex::new(Vec::new()),
                 len: std::sync::atomic::AtomicUsize::new(0),
                 ready: Condvar::new(),
+                applying: Mutex::new(()),
             },
             metrics: Metrics::default(),
             journal: Mutex::new(None),
@@ -438,20 +444,20 @@ impl Ops {
     }
 
     /// Applies every queued event: store, metrics, journal, live stream.
+    ///
+    /// The queue is taken whole and applied in slices of [`APPLY_SLICE`] events, each
+    /// stored under the store's lock and then published: what a slice adds (the events
+    /// as attributed, their journal lines, the live updates) is freed before the next
+    /// one, instead of being held for a whole batch (up to [`QUEUE_MAX`] events after a
+    /// storm), and the store's lock is held for one slice at a time.
     pub(crate) fn apply_queued(&self) {
-        // Store first, then the queue: batches are applied in the order they were taken.
-        let Ok(mut store) = self.store.lock() else {
+        // Taken even when the queue looks empty: another applier may be between two
+        // slices of the batch it took, and this caller must see all of it.
+        let Ok(_turn) = self.inbox.applying.lock() else {
             return;
         };
-        let (attributed, updates) = self.ingest_queued(&mut store);
-        drop(store);
-        self.publish(attributed, updates);
-    }
-
-    /// Takes the queue and ingests it into `store` (held by the caller).
-    fn ingest_queued(&self, store: &mut Store) -> (Vec<Event>, Vec<Update>) {
         if self.inbox.len.load(std::sync::atomic::Ordering::Acquire) == 0 {
-            return (Vec::new(), Vec::new());
+            return;
         }
         let batch = match self.inbox.events.lock() {
             Ok(mut q) if !q.is_empty() => {
@@ -460,12 +466,29 @@ impl Ops {
                     .store(0, std::sync::atomic::Ordering::Release);
                 std::mem::take(&mut *q)
             }
-            _ => return (Vec::new(), Vec::new()),
+            _ => return,
         };
+        let mut batch = batch.into_iter();
+        while batch.len() > 0 {
+            let Ok(mut store) = self.store.lock() else {
+                return;
+            };
+            let (attributed, updates) = self.ingest(&mut store, batch.by_ref().take(APPLY_SLICE));
+            drop(store);
+            self.publish(attributed, updates);
+        }
+    }
+
+    /// Ties `evs` to machines and ingests them into `store` (held by the caller).
+    fn ingest(
+        &self,
+        store: &mut Store,
+        evs: impl ExactSizeIterator<Item = Event>,
+    ) -> (Vec<Event>, Vec<Update>) {
         let live = self.tx.receiver_count() > 0;
         let mut updates = Vec::new();
-        let mut attributed = Vec::with_capacity(batch.len());
-        for mut ev in batch {
+        let mut attributed = Vec::with_capacity(evs.len());
+        for mut ev in evs {
             // Tied through the neighbour table, when the lookup is on (a miss may be up to
             // MISS_REREAD_AFTER old).
             if ev.mac.is_none()
@@ -531,6 +554,9 @@ impl Ops {
 const QUEUE_MAX: usize = 65_536;
 /// Queue length at which the applier is woken at once (else it looks every 50 ms).
 const QUEUE_WAKE: usize = 1024;
+/// Events stored and published together when the queue is applied (one slice's
+/// journal lines are ~256 KiB).
+const APPLY_SLICE: usize = QUEUE_WAKE;
 /// How often the applier looks at the queue when nobody wakes it.
 const APPLY_EVERY: Duration = Duration::from_millis(50);
 /// How often the applier hands freed heap back to the kernel (see
