@@ -15,7 +15,7 @@ pub const JOURNAL_FILE: &str = "events.jsonl";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncPolicy {
-    /// After every write.
+    /// After each round of writes (what reached the writer together, at most 1 MiB).
     Always,
     /// At most every `fsync_interval_ms`.
     #[default]
