@@ -44,7 +44,9 @@
 # (server binary), DHCPBENCH (dhcpbench binary, default next to KINDLING in
 # release/examples), SERVER_ENV (e.g. "MALLOC_ARENA_MAX=2": extra environment of the
 # server only), SERVER_WRAP (a command prefix for the server, e.g. "heaptrack -o /tmp/h";
-# the server's PID is then found by SERVER_COMM, default "kindling"), KEEP=1.
+# the server's PID is then found by SERVER_COMM, default "kindling"), KEEP=1,
+# PAGECACHE ("cold": before each round the server's binary is dropped from the page cache,
+# as after a boot, so that two builds compared start alike; "warm" leaves it as it is).
 # For diagnosis: LOADS ("dhcp http"; "dhcp" or "http" runs one load alone), OPS_EXTRA
 # (lines added to the [ops] table, e.g. "max_boots = 1" or "journal = false").
 #
@@ -67,6 +69,7 @@ SERVER_ENV=${SERVER_ENV:-}
 SERVER_WRAP=${SERVER_WRAP:-}
 SERVER_COMM=${SERVER_COMM:-kindling}
 LOADS=${LOADS:-"dhcp http"}
+PAGECACHE=${PAGECACHE:-cold}
 OPS_EXTRA=${OPS_EXTRA:-}
 here=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$here/../.." && pwd)
@@ -174,6 +177,14 @@ $OPS_EXTRA
 [cache]
 dir = "$rd/run/cache"
 EOF
+  if [ "$PAGECACHE" = cold ]; then
+    # The binary out of the page cache, as after a boot: its code pages then come in by
+    # the faults of this run, not by whatever read the file before (a fresh build or copy
+    # is cached whole, and the kernel's fault-around maps every cached neighbour).
+    python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$KINDLING"
+  fi
   # From the work dir (./kindling.toml is found there), as a service would run.
   # shellcheck disable=SC2086 # SERVER_ENV and SERVER_WRAP are word lists on purpose
   (cd "$rd/run" && exec ip netns exec "$S" env $SERVER_ENV $SERVER_WRAP "$KINDLING" serve > "$rd/run/kindling.log" 2>&1) &
