@@ -632,3 +632,46 @@ fn live_updates(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support as support;
+    use std::sync::atomic::Ordering;
+
+    /// A queue of three slices taken in one go (the applier is held off while it fills)
+    /// is stored whole and journaled once, in the order recorded.
+    #[test]
+    fn a_queue_of_several_slices_is_applied_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let cfg = OpsConfig {
+            neighbour_lookup: false,
+            ..OpsConfig::default()
+        };
+        let ops = Ops::open(&cfg, Some(dir.path()));
+        let machines: u16 = 1100;
+        let mac = |i: u16| [0x52, 0x54, 0, 0x7e, (i >> 8) as u8, i as u8];
+        {
+            let _held = ops.inbox.applying.lock();
+            for i in 0..machines {
+                let c = support::bios_client(u32::from(i), mac(i));
+                support::discover_offer(&*ops, &c, &support::offer("undionly.kpxe"));
+            }
+            // A DISCOVER and its OFFER: two events each, one batch of three slices.
+            assert_eq!(
+                ops.inbox.len.load(Ordering::Acquire),
+                2 * usize::from(machines)
+            );
+            assert!(2 * usize::from(machines) > 2 * APPLY_SLICE);
+        }
+        ops.flush();
+        assert_eq!(ops.machines().len(), usize::from(machines));
+        let rb = crate::journal::read_journal::<Event>(dir.path(), 4)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(rb.events.len(), 2 * usize::from(machines));
+        let wrong = (rb.events.iter().enumerate())
+            .find(|(k, e)| e.mac != Some(MacAddr(mac((k / 2) as u16))));
+        assert!(wrong.is_none(), "out of order: {wrong:?}");
+        ops.shutdown();
+    }
+}

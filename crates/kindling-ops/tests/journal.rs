@@ -400,26 +400,3 @@ fn dhcpv6_events_read_back_as_dhcpv6() {
         .collect();
     assert_eq!(again, lines);
 }
-
-/// More events than one slice of the applier (`APPLY_SLICE`, 1,024 events):
-/// after a flush every one is journaled once, in the order recorded, and the store holds
-/// them all.
-#[test]
-fn a_queue_longer_than_a_slice_is_journaled_whole_and_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let ops = Ops::open(&cfg(), Some(dir.path()));
-    let n: u16 = 2 * 1024 + 7;
-    let mac = |i: u16| [0x52, 0x54, 0, 0x7e, (i >> 8) as u8, i as u8];
-    for i in 0..n {
-        dhcp_discover(&ops, mac(i), Firmware::UefiPxe, "");
-    }
-    ops.flush();
-    assert_eq!(ops.machines().len(), usize::from(n));
-    // A DISCOVER is two events (seen, then answered), both journaled.
-    let rb = read_journal::<Event>(dir.path(), 4).unwrap();
-    assert_eq!(rb.events.len(), 2 * usize::from(n));
-    let wrong = (rb.events.iter().enumerate())
-        .find(|(k, e)| e.mac != Some(kindling_model::MacAddr(mac((k / 2) as u16))));
-    assert!(wrong.is_none(), "out of order: {wrong:?}");
-    ops.shutdown();
-}
