@@ -48,9 +48,19 @@ fn json_files(
     recurse: bool,
     each: &mut dyn FnMut(&str),
 ) {
-    let Ok(rd) = dir.entries() else {
-        return;
-    };
+    if let Ok(rd) = dir.entries() {
+        json_entries(rd, rel, depth, recurse, each);
+    }
+}
+
+/// [`json_files`] on a directory's listing already opened.
+fn json_entries(
+    rd: cap_std::fs::ReadDir,
+    rel: &mut String,
+    depth: usize,
+    recurse: bool,
+    each: &mut dyn FnMut(&str),
+) {
     let len = rel.len();
     for e in rd.flatten() {
         let name = e.file_name();
@@ -77,6 +87,9 @@ fn json_files(
 /// One area of the data directory as the Loader reads it.
 struct AreaDir {
     dir: cap_std::fs::Dir,
+    /// Its listing, opened with it (a directory that cannot be listed is unavailable)
+    /// and read once, by [`refresh`].
+    entries: cap_std::fs::ReadDir,
     base: PathBuf,
     area: &'static str,
     /// Whether its sub-directories hold files of the area too (profiles).
@@ -126,20 +139,16 @@ impl AreaDir {
             },
         )?;
         // A directory that cannot be listed is as good as gone (not as good as empty).
-        if let Err(e) = dir.entries() {
-            return Err(Unavailable::Unreadable(e.to_string()));
-        }
+        let entries = dir
+            .entries()
+            .map_err(|e| Unavailable::Unreadable(e.to_string()))?;
         Ok(AreaDir {
             dir,
+            entries,
             base,
             area: area.dir(),
             recurse,
         })
-    }
-
-    /// Calls `each` with the relative path of every `*.json` file of the area.
-    fn walk(&self, each: &mut dyn FnMut(&str)) {
-        json_files(&self.dir, &mut String::new(), 0, self.recurse, each);
     }
 }
 
@@ -460,8 +469,15 @@ fn refresh<T, E: std::fmt::Display>(
 ) -> (usize, bool) {
     let mut changed = 0;
     cache.begin();
-    let (dir, base, name) = (&area.dir, &area.base, area.area);
-    area.walk(&mut |rel| {
+    let AreaDir {
+        dir,
+        entries,
+        base,
+        area: name,
+        recurse,
+    } = area;
+    let (dir, base) = (&dir, &base);
+    json_entries(entries, &mut String::new(), 0, recurse, &mut |rel| {
         // Opened confined; the stamp and the bytes come from the same handle.
         let (stamp, opened) = match open_in(dir, base, name, rel) {
             Ok(o) if o.meta.is_file() => (Ok(stamp(&o.meta)), Some(o)),
