@@ -6,7 +6,11 @@
 //! - `dhcp`: one proxy-DHCP DISCOVER seen + OFFER answered each, like `observer_bench`;
 //! - `boots`: five boots each (DISCOVER seen, OFFER answered, `/ipxe`), like
 //!   `bench/memory/run.sh`: the newest boot in full, the earlier ones within
-//!   `max_earlier_events` (20,000 by default, shared by all machines).
+//!   `max_earlier_events` (20,000 by default, shared by all machines);
+//! - `full`: one whole boot each, as a BIOS machine booting Fedora CoreOS live stores it:
+//!   the ROM's DISCOVER/OFFER and 4011 REQUEST/ACK, the NBP over TFTP, iPXE's
+//!   DISCOVER/OFFER, `/boot.ipxe`, `/ipxe`, kernel, initramfs, rootfs and `/ignition`
+//!   (13 events; the bench above stores 3 per boot).
 //!
 //! Then a journal of those HTTP events (N machines, 4 events each): how fast they are
 //! recorded, applied and journaled, and at start-up how long `Ops::open` takes to replay
@@ -193,6 +197,144 @@ fn dhcp_event(i: u32, ts: u64, step: DhcpStep) -> Event {
     e
 }
 
+/// One whole boot of machine `i` from `ts`: the events a BIOS machine booting Fedora
+/// CoreOS live leaves in its timeline (the same names and sizes for every machine but
+/// its MAC, group and script's query).
+fn full_boot(i: u32, ts: u64) -> Vec<Event> {
+    use kindling_dhcp::wire::MessageType;
+    let mut out = Vec::new();
+    let dhcp = |k: u64, step: DhcpStep, msg: MessageType, port: u16, ipxe: bool| {
+        let mut e = dhcp_event(i, ts + k, step);
+        if let Some(d) = e.dhcp_mut() {
+            d.message = Some(msg.into());
+            d.port = port;
+            if ipxe {
+                d.firmware = Some(kindling_dhcp::Firmware::Ipxe);
+                d.user_class = Some(Name::new("iPXE"));
+                if step == DhcpStep::Answered {
+                    d.file = Some(Name::new("http://10.0.0.1:8080/boot.ipxe"));
+                }
+            }
+        }
+        e
+    };
+    out.push(dhcp(0, DhcpStep::Seen, MessageType::Discover, 67, false));
+    out.push(dhcp(1, DhcpStep::Answered, MessageType::Offer, 0, false));
+    out.push(dhcp(
+        1_000,
+        DhcpStep::Seen,
+        MessageType::Request,
+        4011,
+        false,
+    ));
+    out.push(dhcp(1_001, DhcpStep::Answered, MessageType::Ack, 0, false));
+    let mut t = Event::new(
+        ts + 1_100,
+        Detail::Tftp(Box::new(kindling_timeline::Tftp {
+            file: "undionly.kpxe".into(),
+            write: false,
+            probe: false,
+            bytes: 70_226,
+            duration_ms: Some(84.0),
+        })),
+    );
+    t.mac = http_event(i, 0).mac;
+    t.ip = "10.0.1.17".parse().ok();
+    t.stage = Some(Stage::Tftp);
+    out.push(t);
+    out.push(dhcp(3_000, DhcpStep::Seen, MessageType::Discover, 67, true));
+    out.push(dhcp(3_001, DhcpStep::Answered, MessageType::Offer, 0, true));
+    let asset = "/assets/fedora-coreos/fedora-coreos-43.20261115.3.0-live";
+    let steps: [(u64, kindling_timeline::Endpoint, String, Stage, u64); 6] = [
+        (
+            4_000,
+            kindling_timeline::Endpoint::BootIpxe,
+            "/boot.ipxe".into(),
+            Stage::Script,
+            86,
+        ),
+        (
+            4_100,
+            kindling_timeline::Endpoint::Ipxe,
+            format!("/ipxe?uuid=&mac=52-54-{i:08x}&domain=&hostname=&serial="),
+            Stage::Script,
+            600,
+        ),
+        (
+            4_200,
+            kindling_timeline::Endpoint::Assets,
+            format!("{asset}-kernel-x86_64"),
+            Stage::Kernel,
+            17_000_000,
+        ),
+        (
+            6_000,
+            kindling_timeline::Endpoint::Assets,
+            format!("{asset}-initramfs.x86_64.img"),
+            Stage::Initrd,
+            110_000_000,
+        ),
+        (
+            16_000,
+            kindling_timeline::Endpoint::Assets,
+            format!("{asset}-rootfs.x86_64.img"),
+            Stage::Rootfs,
+            830_000_000,
+        ),
+        (
+            90_000,
+            kindling_timeline::Endpoint::Ignition,
+            format!("/ignition?mac=52-54-{i:08x}"),
+            Stage::Ignition,
+            4_000,
+        ),
+    ];
+    for (k, endpoint, path, stage, bytes) in steps {
+        let mut e = http_event(i, 0);
+        e.ts += k;
+        e.ip = "10.0.1.17".parse().ok();
+        e.stage = Some(stage);
+        if let Some(h) = e.http_mut() {
+            h.endpoint = Some(endpoint);
+            h.path = path.as_str().into();
+            h.bytes = bytes;
+        }
+        out.push(e);
+    }
+    out
+}
+
+fn full(n: u32) {
+    // What one machine's whole boot leaves: one boot of 13 events (else this is not
+    // the scenario it says).
+    let one = Ops::in_memory(&cfg(1));
+    let evs = full_boot(7, 1_795_000_000_000);
+    let count = evs.len();
+    let mac = evs[0].mac.map(|m| m.to_string()).unwrap_or_default();
+    evs.into_iter().for_each(|e| one.record(e));
+    one.flush();
+    let stored = one.machine(&mac).map(|d| {
+        let last = d.timeline.last();
+        let stages = last.and_then(|b| b.last_stage);
+        (d.timeline.len(), last.map_or(0, |b| b.events.len()), stages)
+    });
+    assert_eq!(stored.map(|s| (s.0, s.1)), Some((1, count)), "{stored:?}");
+    println!(
+        "full: one boot of {count} events stored per machine, last stage {:?}",
+        stored.and_then(|s| s.2)
+    );
+    one.shutdown();
+    settle(one);
+    let ops = Ops::in_memory(&cfg(n));
+    let o = ops.clone();
+    let one = move |i: u32| {
+        for e in full_boot(i, 1_795_000_000_000 + u64::from(i)) {
+            o.record(e);
+        }
+    };
+    measure("full", n, ops, 0x00ff_ffff, one);
+}
+
 fn boots(n: u32) {
     const BOOTS: u64 = 5;
     let ops = Ops::in_memory(&cfg(n));
@@ -275,5 +417,6 @@ fn main() {
     http(n);
     dhcp(n);
     boots(n);
+    full(n);
     journal(n);
 }
