@@ -62,6 +62,9 @@ while True:
         d = status(pid)
     except (OSError, KeyError):
         break
+    if "VmHWM" not in d:
+        # Exiting: a zombie's status has no memory lines.
+        break
     if d.get("VmHWM") != last:
         last = d.get("VmHWM")
         print(

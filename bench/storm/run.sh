@@ -29,7 +29,16 @@
 # the same topology: a new connection for the kernel, Kindling as a plain asset server
 # next to someone else's DHCP, which never learns the machines' MACs),
 # KINDLING_TOML_APPEND (lines appended to kindling.toml, whose last table is [tftp]: e.g.
-# "max_transfers = 1024" to see what the TFTP cap costs; the default run adds nothing).
+# "max_transfers = 1024" to see what the TFTP cap costs; the default run adds nothing),
+# HOLD_SECS (0: how long the servers stay up after each storm, idle, before their memory
+# is read: `mem` in the raw rows is each stack's VmHWM, the peak, and VmRSS at that
+# moment, summed over its processes).
+#
+# The kernel's neighbour (ARP) table is one for all namespaces, bounded by
+# net.ipv4.neigh.default.gc_thresh3 (1,024 by default): past it, unicast answers to new
+# addresses are dropped ("neighbor table overflow"), so a storm of more machines than
+# that would measure the kernel, not the servers. When N needs it, the script raises
+# gc_thresh2 and gc_thresh3 for the run and puts them back on exit.
 #
 # Topology (created here, deleted on exit): namespaces kindling-storm-<pid>-s (servers) and
 # kindling-storm-<pid>-c (the storm tool), one veth pair: s0 192.168.78.1/16 <-> c0
@@ -111,6 +120,11 @@ cleanup() {
     for p in $(ip netns pids "$ns" 2>/dev/null || true); do stop_pid "$p"; done
     ip netns del "$ns" 2>/dev/null || true
   done
+  if [ -n "${NEIGH_SAVED:-}" ]; then
+    # shellcheck disable=SC2086 # two words on purpose
+    set -- $NEIGH_SAVED
+    sysctl -q -w net.ipv4.neigh.default.gc_thresh2="$1" net.ipv4.neigh.default.gc_thresh3="$2" || true
+  fi
   if [ -n "${KEEP:-}" ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -131,6 +145,14 @@ ip -n "$S" link set s0 up
 ip -n "$C" link set c0 up
 # shellcheck disable=SC2086 # the list is split on purpose
 MAXN=$(printf '%s\n' $NS_LIST | sort -n | tail -1)
+NEED=$((2 * MAXN + 256))
+G2=$(sysctl -n net.ipv4.neigh.default.gc_thresh2)
+G3=$(sysctl -n net.ipv4.neigh.default.gc_thresh3)
+if [ "$G3" -lt "$NEED" ]; then
+  NEIGH_SAVED="$G2 $G3"
+  sysctl -q -w net.ipv4.neigh.default.gc_thresh2="$NEED" net.ipv4.neigh.default.gc_thresh3="$NEED"
+  echo "neighbour table: gc_thresh2/3 $G2/$G3 -> $NEED/$NEED for this run ($MAXN machines; put back on exit)"
+fi
 "$STORM" --machines "$MAXN" --first-ip 192.168.100.1 --print-machines >"$WORK/machines.txt"
 awk '{ print "address add " $2 "/16 dev c0" }' "$WORK/machines.txt" | ip -n "$C" -batch -
 
@@ -201,6 +223,13 @@ ticks() { # utime + stime of the PIDs and their children (nginx's workers)
   for p in "$@"; do all+=("$p"); mapfile -t -O "${#all[@]}" all < <(pgrep -P "$p" || true); done
   for p in "${all[@]}"; do cat "/proc/$p/stat" 2>/dev/null || true; done |
     awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); t += f[12] + f[13] } END { printf "%d\n", t }'
+}
+
+memory() { # VmHWM and VmRSS in MiB, summed over the PIDs and their children
+  local p all=()
+  for p in "$@"; do all+=("$p"); mapfile -t -O "${#all[@]}" all < <(pgrep -P "$p" || true); done
+  for p in "${all[@]}"; do cat "/proc/$p/status" 2>/dev/null || true; done |
+    awk '/^VmHWM:/ { h += $2 } /^VmRSS:/ { r += $2 } END { printf "%.1f %.1f\n", h / 1024, r / 1024 }'
 }
 
 start_kindling() { # N
@@ -326,8 +355,11 @@ for r in $(seq "$ROUNDS"); do
       after=$(ticks "${SERVER_PIDS[@]}")
       cpu=$(awk -v d=$((after - before)) -v t="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", d / t }')
       echo "server CPU: $cpu s"
-      grep '^{' "$WORK/out.txt" | python3 -c 'import json,sys; j=json.loads(sys.stdin.read()); j.update(round=int(sys.argv[1]), stack=sys.argv[2], cpu_s=float(sys.argv[3])); print(json.dumps(j))' \
-        "$r" "$stack" "$cpu" >>"$WORK/results.jsonl"
+      [ "${HOLD_SECS:-0}" != 0 ] && sleep "$HOLD_SECS"
+      read -r hwm rss < <(memory "${SERVER_PIDS[@]}")
+      echo "server memory: peak (VmHWM) $hwm MB, RSS $rss MB ${HOLD_SECS:-0} s after the storm"
+      grep '^{' "$WORK/out.txt" | python3 -c 'import json,sys; j=json.loads(sys.stdin.read()); j.update(round=int(sys.argv[1]), stack=sys.argv[2], cpu_s=float(sys.argv[3]), hwm_mb=float(sys.argv[4]), rss_mb=float(sys.argv[5])); print(json.dumps(j))' \
+        "$r" "$stack" "$cpu" "$hwm" "$rss" >>"$WORK/results.jsonl"
       stop_all
       sleep 0.5
     done
@@ -402,5 +434,6 @@ def sec(x):
     return "-" if x is None else f"{x:.2f}"
 for r in rows:
     print(f"  round {r['round']} N={r['machines']:<5} {r['stack']:9} storm {sec(r['storm_s'])} s, p50 {sec(r['e2e_p50'])}, p99 {sec(r['e2e_p99'])}, "
-          f"ok {r['ok']}, failed {r['failed']} {r['failures'] or ''}, cpu {r['cpu_s']} s, retries {r['retries']}")
+          f"ok {r['ok']}, failed {r['failed']} {r['failures'] or ''}, cpu {r['cpu_s']} s, retries {r['retries']}"
+          + (f", mem peak {r['hwm_mb']} MB, RSS {r['rss_mb']} MB after" if "hwm_mb" in r else ""))
 PY
