@@ -37,8 +37,9 @@
 # The kernel's neighbour (ARP) table is one for all namespaces, bounded by
 # net.ipv4.neigh.default.gc_thresh3 (1,024 by default): past it, unicast answers to new
 # addresses are dropped ("neighbor table overflow"), so a storm of more machines than
-# that would measure the kernel, not the servers. When N needs it, the script raises
-# gc_thresh2 and gc_thresh3 for the run and puts them back on exit.
+# that would measure the kernel, not the servers. When N is within 16 of it, the script
+# raises gc_thresh2 and gc_thresh3 to 2N + 256 for the run and puts them back on exit
+# (the default N, up to 1,000, leaves them as they are).
 #
 # Topology (created here, deleted on exit): namespaces kindling-storm-<pid>-s (servers) and
 # kindling-storm-<pid>-c (the storm tool), one veth pair: s0 192.168.78.1/16 <-> c0
@@ -148,7 +149,7 @@ MAXN=$(printf '%s\n' $NS_LIST | sort -n | tail -1)
 NEED=$((2 * MAXN + 256))
 G2=$(sysctl -n net.ipv4.neigh.default.gc_thresh2)
 G3=$(sysctl -n net.ipv4.neigh.default.gc_thresh3)
-if [ "$G3" -lt "$NEED" ]; then
+if [ "$MAXN" -gt $((G3 - 16)) ]; then
   NEIGH_SAVED="$G2 $G3"
   sysctl -q -w net.ipv4.neigh.default.gc_thresh2="$NEED" net.ipv4.neigh.default.gc_thresh3="$NEED"
   echo "neighbour table: gc_thresh2/3 $G2/$G3 -> $NEED/$NEED for this run ($MAXN machines; put back on exit)"
