@@ -134,6 +134,8 @@ pub struct Metrics {
     /// The journal's dropped events, writability and torn lines, shared with its writer.
     pub(crate) journal: Arc<crate::journal::JournalHealth>,
     pub(crate) events_dropped: AtomicU64,
+    /// Times the kernel's neighbour tables were full since start (`neighbours::check_tables`).
+    pub(crate) neighbour_table_full: AtomicU64,
     /// `None` while no cache is in use.
     cache_bytes: Mutex<Option<u64>>,
     config_problems: Mutex<Vec<String>>,
@@ -169,6 +171,7 @@ impl Default for Metrics {
             c,
             journal: Arc::default(),
             events_dropped: AtomicU64::new(0),
+            neighbour_table_full: AtomicU64::new(0),
             cache_bytes: Mutex::default(),
             config_problems: Mutex::default(),
             asset_status: Mutex::default(),
@@ -347,6 +350,12 @@ impl Metrics {
             "kindling_events_dropped",
             "Events not recorded because the ops queue was full (a storm faster than the store)",
             ConstCounter::new(self.events_dropped.load(Relaxed)),
+        );
+        r.register(
+            "kindling_neighbour_table_full",
+            "Times the kernel's neighbour table (ARP, NDP) was full since start: packets to \
+             machines it had no entry for were dropped, Kindling's replies among them",
+            ConstCounter::new(self.neighbour_table_full.load(Relaxed)),
         );
         self.journal.register(&mut r);
         // Listener connections, by listener (`http`: the boot listener; `admin`, `rpc`), and

@@ -577,6 +577,30 @@ pub fn give_back_freed_memory() {
     }
 }
 
+impl Ops {
+    /// Counts and reports the kernel's neighbour tables' overflows since the last look
+    /// (every [`TRIM_EVERY`]): the one failure of a reply that Kindling's own logs would
+    /// otherwise show as sent.
+    fn check_neighbour_tables(&self, watches: &mut [crate::neighbours::OverflowWatch; 2]) {
+        crate::neighbours::check_tables(watches, |t, new, bound| {
+            self.metrics
+                .neighbour_table_full
+                .fetch_add(new, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                target: "kindling::ops",
+                table = t.family,
+                times = new,
+                bound = %bound,
+                "the kernel's neighbour table was full: packets to machines it had no entry \
+                 for were dropped, and replies logged as sent (port-4011 ACKs, TFTP, HTTP) \
+                 may not have left; raise {} (and gc_thresh2) above the number of machines \
+                 that boot at once",
+                t.sysctl
+            );
+        });
+    }
+}
+
 /// The applier thread: applies queued events in batches. Ends when the `Ops` is dropped.
 fn spawn_applier(ops: Weak<Ops>) {
     let spawned = std::thread::Builder::new()
@@ -584,6 +608,7 @@ fn spawn_applier(ops: Weak<Ops>) {
         .spawn(move || {
             kindling_journal::background_priority(kindling_journal::BACKGROUND_NICE);
             let mut trimmed = std::time::Instant::now();
+            let mut neighbour_tables = Default::default();
             loop {
                 let Some(o) = ops.upgrade() else { return };
                 if let Ok(q) = o.inbox.events.lock()
@@ -594,6 +619,7 @@ fn spawn_applier(ops: Weak<Ops>) {
                 o.apply_queued();
                 if trimmed.elapsed() >= TRIM_EVERY {
                     give_back_freed_memory();
+                    o.check_neighbour_tables(&mut neighbour_tables);
                     trimmed = std::time::Instant::now();
                 }
             }
