@@ -608,7 +608,12 @@ fn spawn_applier(ops: Weak<Ops>) {
         .spawn(move || {
             kindling_journal::background_priority(kindling_journal::BACKGROUND_NICE);
             let mut trimmed = std::time::Instant::now();
+            // The baseline now, so that overflows in the first period (a power cut: the
+            // server and the machines come back together) are reported at its end.
             let mut neighbour_tables = Default::default();
+            if let Some(o) = ops.upgrade() {
+                o.check_neighbour_tables(&mut neighbour_tables);
+            }
             loop {
                 let Some(o) = ops.upgrade() else { return };
                 if let Ok(q) = o.inbox.events.lock()
