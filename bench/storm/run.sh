@@ -219,17 +219,19 @@ wait_http() { # URL
   done
   echo "$1 did not answer" >&2; return 1
 }
-ticks() { # utime + stime of the PIDs and their children (nginx's workers)
-  local p all=()
+proc_files() { # FILE PID...: /proc/<pid>/FILE of the PIDs and their children (nginx's workers)
+  local f=$1 p all=()
+  shift
   for p in "$@"; do all+=("$p"); mapfile -t -O "${#all[@]}" all < <(pgrep -P "$p" || true); done
-  for p in "${all[@]}"; do cat "/proc/$p/stat" 2>/dev/null || true; done |
+  for p in "${all[@]}"; do cat "/proc/$p/$f" 2>/dev/null || true; done
+}
+ticks() { # utime + stime of the PIDs and their children
+  proc_files stat "$@" |
     awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); t += f[12] + f[13] } END { printf "%d\n", t }'
 }
 
 memory() { # VmHWM and VmRSS in MiB, summed over the PIDs and their children
-  local p all=()
-  for p in "$@"; do all+=("$p"); mapfile -t -O "${#all[@]}" all < <(pgrep -P "$p" || true); done
-  for p in "${all[@]}"; do cat "/proc/$p/status" 2>/dev/null || true; done |
+  proc_files status "$@" |
     awk '/^VmHWM:/ { h += $2 } /^VmRSS:/ { r += $2 } END { printf "%.1f %.1f\n", h / 1024, r / 1024 }'
 }
 

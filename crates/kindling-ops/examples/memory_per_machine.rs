@@ -244,63 +244,32 @@ fn full_boot(i: u32, ts: u64) -> Vec<Event> {
     out.push(t);
     out.push(dhcp(3_000, DhcpStep::Seen, MessageType::Discover, 67, true));
     out.push(dhcp(3_001, DhcpStep::Answered, MessageType::Offer, 0, true));
-    let asset = "/assets/fedora-coreos/fedora-coreos-43.20261115.3.0-live";
-    let steps: [(u64, kindling_timeline::Endpoint, String, Stage, u64); 6] = [
-        (
-            4_000,
-            kindling_timeline::Endpoint::BootIpxe,
-            "/boot.ipxe".into(),
-            Stage::Script,
-            86,
-        ),
-        (
-            4_100,
-            kindling_timeline::Endpoint::Ipxe,
-            format!("/ipxe?uuid=&mac=52-54-{i:08x}&domain=&hostname=&serial="),
-            Stage::Script,
-            600,
-        ),
-        (
-            4_200,
-            kindling_timeline::Endpoint::Assets,
-            format!("{asset}-kernel-x86_64"),
-            Stage::Kernel,
-            17_000_000,
-        ),
-        (
-            6_000,
-            kindling_timeline::Endpoint::Assets,
-            format!("{asset}-initramfs.x86_64.img"),
-            Stage::Initrd,
-            110_000_000,
-        ),
-        (
-            16_000,
-            kindling_timeline::Endpoint::Assets,
-            format!("{asset}-rootfs.x86_64.img"),
-            Stage::Rootfs,
-            830_000_000,
-        ),
-        (
-            90_000,
-            kindling_timeline::Endpoint::Ignition,
-            format!("/ignition?mac=52-54-{i:08x}"),
-            Stage::Ignition,
-            4_000,
-        ),
-    ];
-    for (k, endpoint, path, stage, bytes) in steps {
+    // One request of the boot: `k` ms after its start, to `endpoint`, `bytes` answered.
+    let http = |k: u64, endpoint, path: &str, stage, bytes| {
         let mut e = http_event(i, 0);
         e.ts += k;
         e.ip = "10.0.1.17".parse().ok();
         e.stage = Some(stage);
         if let Some(h) = e.http_mut() {
             h.endpoint = Some(endpoint);
-            h.path = path.as_str().into();
+            h.path = path.into();
             h.bytes = bytes;
         }
-        out.push(e);
-    }
+        e
+    };
+    use kindling_timeline::Endpoint::{Assets, BootIpxe, Ignition, Ipxe};
+    let asset = "/assets/fedora-coreos/fedora-coreos-43.20261115.3.0-live";
+    let script = format!("/ipxe?uuid=&mac=52-54-{i:08x}&domain=&hostname=&serial=");
+    out.push(http(4_000, BootIpxe, "/boot.ipxe", Stage::Script, 86));
+    out.push(http(4_100, Ipxe, &script, Stage::Script, 600));
+    let kernel = format!("{asset}-kernel-x86_64");
+    out.push(http(4_200, Assets, &kernel, Stage::Kernel, 17_000_000));
+    let initrd = format!("{asset}-initramfs.x86_64.img");
+    out.push(http(6_000, Assets, &initrd, Stage::Initrd, 110_000_000));
+    let rootfs = format!("{asset}-rootfs.x86_64.img");
+    out.push(http(16_000, Assets, &rootfs, Stage::Rootfs, 830_000_000));
+    let ignition = format!("/ignition?mac=52-54-{i:08x}");
+    out.push(http(90_000, Ignition, &ignition, Stage::Ignition, 4_000));
     out
 }
 
