@@ -6,19 +6,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::machine::{MachineRec, room_for_one};
-use super::types::{Boot, BootError, Limits, MachineDetail, MachineSummary};
+use super::machine::{BootRec, MachineRec, room_for_one};
+use super::types::{BootError, Limits, MachineDetail, MachineSummary};
 use crate::classify::{ProfileMap, http_stage};
 use crate::event::{Detail, Endpoint, Event, Kind, Source, Stage};
 use kindling_model::MacAddr;
-
-/// Events a boot's queue grows by one at a time, doubling after: a whole boot holds about
-/// 13 (a BIOS machine booting Fedora CoreOS live: the ROM's DHCP and 4011 exchanges, the
-/// NBP over TFTP, iPXE's DHCP, `/boot.ipxe`, `/ipxe`, kernel, initramfs, rootfs,
-/// `/ignition`), so a queue that doubled from 4 would end at 16 with three empty slots of
-/// 120 bytes in every machine's newest boot. Growing one at a time costs a `realloc` per
-/// event of a boot's first 16.
-const EXACT_EVENTS: usize = 16;
 
 /// The store.
 #[derive(Debug, Default)]
@@ -83,7 +75,9 @@ impl Store {
     /// The newest stored event of `mac`'s last boot.
     pub fn last_event(&self, mac: MacAddr) -> Option<Event> {
         let m = self.machines.get(&mac)?;
-        m.boots.back()?.events.back().cloned()
+        let mut e = m.boots.back()?.events.newest_first().next()?;
+        e.mac = Some(mac);
+        Some(e)
     }
 
     pub fn machine_count(&self) -> usize {
@@ -261,8 +255,8 @@ impl Store {
         if ev.stage.is_none()
             && let Detail::Http(h) = &ev.detail
         {
-            let profile = h.profile.as_ref().or(m.profile());
-            let paths = profile.and_then(|p| self.profiles.get(&**p));
+            let profile = h.profile.clone().or_else(|| m.profile());
+            let paths = profile.and_then(|p| self.profiles.get(&*p));
             ev.stage = h.endpoint.and_then(|e| http_stage(e, &h.path, paths));
         }
         let mut tied = None;
@@ -291,7 +285,7 @@ impl Store {
         if new_boot {
             if let Some(ended) = m.boots.back_mut().filter(|b| !b.events.is_empty()) {
                 // An earlier boot never grows again.
-                ended.events.shrink_to_fit();
+                ended.events.shrink();
                 self.earlier_events += ended.events.len();
                 self.earlier.push_back((mac, ended.started));
             }
@@ -303,7 +297,7 @@ impl Store {
                 }
             }
             room_for_one(&mut m.boots, max_boots);
-            m.boots.push_back(Boot::new(ts));
+            m.boots.push_back(BootRec::new(ts));
         }
         let Some(boot) = m.boots.back_mut() else {
             return (tied, false);
@@ -330,24 +324,15 @@ impl Store {
         // A retry loop (one event, or a cycle such as DISCOVER/OFFER or
         // DISCOVER/OFFER/REQUEST/ACK) is counted on the event it repeats instead of
         // being stored again: a machine stuck in a loop costs no memory and no disk.
-        if !new_boot && let Some(prev) = boot.repeated(ev) {
-            prev.repeats = prev.repeats.saturating_add(1);
-            prev.last_ts = ts;
+        if !new_boot && boot.count_repeat(ev) {
             if ev.source() == Source::Dhcp {
                 self.dhcp_repeats += 1;
             }
             return (tied, false);
         }
-        // Keep time order (events tied late may be older than the newest).
-        let pos = boot
-            .events
-            .iter()
-            .rposition(|e| (e.ts, e.seq) <= (ts, ev.seq))
-            .map(|p| p + 1)
-            .unwrap_or(0);
+        // In time order (events tied late may be older than the newest).
         boot.note(ev);
-        room_for_one(&mut boot.events, EXACT_EVENTS);
-        boot.events.insert(pos, ev.clone());
+        boot.events.insert(ev);
         while boot.events.len() > limits.max_events.max(1) {
             boot.events.pop_front();
             boot.dropped_events += 1;
@@ -378,7 +363,7 @@ impl Store {
                 .find(|b| b.started == started && !b.events.is_empty())
             {
                 let n = b.events.len();
-                b.events = VecDeque::new();
+                b.events = Default::default();
                 b.dropped_events += n as u64;
                 self.earlier_events = self.earlier_events.saturating_sub(n);
             }
@@ -441,7 +426,7 @@ impl Store {
     pub fn asset_stage(&self, mac: Option<MacAddr>, ip: IpAddr, path: &str) -> Option<Stage> {
         let mac = mac.or_else(|| self.mac_for_ip(ip))?;
         let m = self.machines.get(&mac)?;
-        let pp = m.profile().and_then(|p| self.profiles.get(&**p));
+        let pp = m.profile().and_then(|p| self.profiles.get(&*p));
         http_stage(Endpoint::Assets, path, pp)
     }
 }

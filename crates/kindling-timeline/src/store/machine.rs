@@ -1,12 +1,14 @@
-//! A machine as the store keeps it ([`MachineRec`]: its boots, nothing more), what a
-//! boot knows of its own progress, and the machine's facts ([`Facts`]: address,
+//! A machine as the store keeps it ([`MachineRec`]: its boots, nothing more), a boot as
+//! kept ([`BootRec`]: what it knows of its own progress, its events encoded), and the
+//! machine's facts ([`Facts`]: address,
 //! architecture, firmware, classes, group, profile), read from its newest events rather
 //! than kept twice.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use super::types::{Boot, MachineDetail, MachineSummary};
+use super::log::EventLog;
+use super::types::{Boot, BootError, MachineDetail, MachineSummary};
 use crate::event::{Detail, Event, Name, Source, Stage, format_ts};
 use kindling_dhcp::Firmware;
 use kindling_dhcp::policy::describe_arch;
@@ -16,17 +18,48 @@ use kindling_model::MacAddr;
 /// DISCOVER, OFFER, REQUEST, ACK).
 const REPEAT_LOOKBACK: usize = 4;
 
-impl Boot {
-    pub(super) fn new(ts: u64) -> Boot {
-        Boot {
+/// One boot of one machine as the store keeps it: [`Boot`]'s fields, its events encoded.
+#[derive(Debug, Clone)]
+pub(super) struct BootRec {
+    pub(super) started: u64,
+    pub(super) last_event: u64,
+    /// Furthest stage reached successfully.
+    pub(super) last_stage: Option<Stage>,
+    /// The last failure not followed by a success at the same or a later stage (boxed:
+    /// most boots have none).
+    pub(super) error: Option<Box<BootError>>,
+    /// Events dropped from the front because of `max_events`.
+    pub(super) dropped_events: u64,
+    pub(super) events: EventLog,
+    /// Some event of this boot came from TFTP or HTTP (kept even if it was dropped).
+    saw_non_dhcp: bool,
+    /// Some event of this boot reached the script stage or later.
+    saw_script: bool,
+}
+
+impl BootRec {
+    pub(super) fn new(ts: u64) -> BootRec {
+        BootRec {
             started: ts,
             last_event: ts,
             last_stage: None,
             error: None,
             dropped_events: 0,
-            events: VecDeque::new(),
+            events: EventLog::default(),
             saw_non_dhcp: false,
             saw_script: false,
+        }
+    }
+
+    /// The boot as readers get it, its events made again.
+    pub(super) fn to_boot(&self, mac: MacAddr) -> Boot {
+        Boot {
+            started: self.started,
+            last_event: self.last_event,
+            last_stage: self.last_stage,
+            error: self.error.clone(),
+            dropped_events: self.dropped_events,
+            events: self.events.to_events(mac),
         }
     }
 
@@ -47,14 +80,10 @@ impl Boot {
             || (ev.is_ipxe_discover() && self.reached_script())
     }
 
-    /// The event among the last few that `ev` repeats (a retry loop: one event, or a
-    /// cycle such as DISCOVER/OFFER), if any.
-    pub(super) fn repeated(&mut self, ev: &Event) -> Option<&mut Event> {
-        self.events
-            .iter_mut()
-            .rev()
-            .take(REPEAT_LOOKBACK)
-            .find(|e| e.same_as(ev) && e.seq < ev.seq && e.ts <= ev.ts)
+    /// Counts `ev` on the event among the last few that it repeats (a retry loop: one
+    /// event, or a cycle such as DISCOVER/OFFER), if any: false when there is none.
+    pub(super) fn count_repeat(&mut self, ev: &Event) -> bool {
+        self.events.count_repeat(ev, REPEAT_LOOKBACK)
     }
 
     /// A success at `st`: the furthest stage moves on, an earlier failure is over.
@@ -77,7 +106,7 @@ impl Boot {
 }
 
 /// Room for one more element: exactly one while fewer than `exact` are held (a
-/// machine's boots up to `max_boots`; a boot's first few events), doubling after that.
+/// machine's boots up to `max_boots`), doubling after that.
 pub(super) fn room_for_one<T>(q: &mut VecDeque<T>, exact: usize) {
     if q.len() == q.capacity() && q.len() < exact {
         q.reserve_exact(1);
@@ -90,7 +119,7 @@ pub(super) struct MachineRec {
     pub(super) first_seen: u64,
     pub(super) last_seen: u64,
     /// Oldest first.
-    pub(super) boots: VecDeque<Boot>,
+    pub(super) boots: VecDeque<BootRec>,
 }
 
 /// What a machine's newest events say it is: for each fact, the newest event that
@@ -116,15 +145,18 @@ impl MachineRec {
         }
     }
 
-    /// Events, newest first.
-    fn newest_first(&self) -> impl Iterator<Item = &Event> {
-        self.boots.iter().rev().flat_map(|b| b.events.iter().rev())
+    /// Events, newest first, without their MAC.
+    fn newest_first(&self) -> impl Iterator<Item = Event> + '_ {
+        self.boots
+            .iter()
+            .rev()
+            .flat_map(|b| b.events.newest_first())
     }
 
     /// The profile of the newest event that names one.
-    pub(super) fn profile(&self) -> Option<&Name> {
+    pub(super) fn profile(&self) -> Option<Name> {
         self.newest_first()
-            .find_map(|e| e.http().and_then(|h| h.profile.as_ref()))
+            .find_map(|e| e.http().and_then(|h| h.profile.clone()))
     }
 
     pub(super) fn facts(&self) -> Facts {
@@ -191,7 +223,7 @@ impl MachineRec {
             vendor_class: f.vendor_class.as_deref().map(str::to_string),
             user_class: f.user_class.as_deref().map(str::to_string),
             first_seen: self.first_seen,
-            timeline: self.boots.iter().cloned().collect(),
+            timeline: self.boots.iter().map(|b| b.to_boot(mac)).collect(),
             lifecycle_record: None,
         }
     }

@@ -1,8 +1,7 @@
 //! Tests of what the store keeps: typed events read back from their JSON unchanged, the
 //! one test of sameness behind repeats, and a machine's facts read from its events.
 
-use super::machine::{Facts, MachineRec};
-use super::types::Boot;
+use super::machine::{BootRec, Facts, MachineRec};
 use crate::event::{Chosen, Detail, Dhcp, DhcpStep, Endpoint, Event, Name, Reason, Stage, Tftp};
 use kindling_dhcp::wire::MessageType;
 use kindling_dhcp::{Firmware, IgnoreReason};
@@ -180,16 +179,15 @@ fn sameness_ignores_times_sizes_and_addresses_only() {
 fn facts_are_what_the_newest_events_say() {
     let mut m = MachineRec::new(1);
     assert_eq!(m.facts(), Facts::default());
-    let mut boot = Boot::new(1);
-    boot.events
-        .push_back(dhcp(DhcpStep::Seen, Firmware::UefiPxe));
+    let mut boot = BootRec::new(1);
+    boot.events.insert(&dhcp(DhcpStep::Seen, Firmware::UefiPxe));
     let mut chained = dhcp(DhcpStep::Seen, Firmware::Ipxe);
     if let Some(d) = chained.dhcp_mut() {
         d.arch = Some(9);
         d.user_class = Some(Name::new("iPXE"));
     }
-    boot.events.push_back(chained);
-    boot.events.push_back(http("/ipxe", 200));
+    boot.events.insert(&chained);
+    boot.events.insert(&http("/ipxe", 200));
     m.boots.push_back(boot);
     let f = m.facts();
     // iPXE is what the machine runs now, not what it is.
@@ -201,8 +199,107 @@ fn facts_are_what_the_newest_events_say() {
     assert_eq!(m.profile().map(|p| p.to_string()), Some("profile-2".into()));
     // Only iPXE ever seen: iPXE.
     let mut m = MachineRec::new(1);
-    let mut boot = Boot::new(1);
-    boot.events.push_back(dhcp(DhcpStep::Seen, Firmware::Ipxe));
+    let mut boot = BootRec::new(1);
+    boot.events.insert(&dhcp(DhcpStep::Seen, Firmware::Ipxe));
     m.boots.push_back(boot);
     assert_eq!(m.facts().firmware, Some(Firmware::Ipxe));
+}
+
+/// A pseudo-random walk (deterministic) of a boot's log against a queue of events kept
+/// as they are: insertions in time order (some older than the newest), repeats, drops
+/// from the front. Every step, the log reads back as the queue.
+#[test]
+fn a_boot_log_reads_back_the_events_put_in() {
+    use super::log::EventLog;
+    use std::collections::VecDeque;
+    let mac = kindling_model::MacAddr::parse("52:54:00:00:27:0f").ok();
+    let kinds = every_kind();
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut log = EventLog::default();
+    let mut model: VecDeque<Event> = VecDeque::new();
+    let mut seq = 0;
+    for step in 0..3000u64 {
+        seq += 1;
+        let mut e = kinds[next(kinds.len() as u64) as usize].clone();
+        e.mac = mac;
+        e.seq = seq;
+        // Mostly forward in time, sometimes older than the newest, once far in the past.
+        e.ts = match next(10) {
+            0 => 1_795_000_000_000 + step * 100 - next(5000).min(step * 100),
+            1 if step == 7 => 3,
+            _ => 1_795_000_000_000 + step * 100,
+        };
+        e.ip = match next(3) {
+            0 => None,
+            1 => Some(std::net::IpAddr::from([
+                10,
+                0,
+                (step >> 8) as u8,
+                step as u8,
+            ])),
+            _ => "fd00::1:2".parse().ok(),
+        };
+        if next(50) == 0 {
+            e.reason = Some(Reason::text(&format!("file {step} not found")));
+        }
+        if next(200) == 0
+            && let Some(h) = e.http_mut()
+        {
+            h.path = format!("/assets/{}", "p".repeat(300 + step as usize)).into();
+        }
+        let repeated = (model.iter_mut().rev().take(4))
+            .find(|p| p.same_as(&e) && p.seq < e.seq && p.ts <= e.ts);
+        let counted = log.count_repeat(&e, 4);
+        assert_eq!(counted, repeated.is_some(), "step {step}");
+        if let Some(p) = repeated {
+            p.repeats += 1;
+            p.last_ts = e.ts;
+        } else {
+            log.insert(&e);
+            let at = (model.iter())
+                .rposition(|p| (p.ts, p.seq) <= (e.ts, e.seq))
+                .map_or(0, |p| p + 1);
+            model.insert(at, e);
+        }
+        while model.len() > 40 {
+            model.pop_front();
+            log.pop_front();
+        }
+        if step % 5 == 0 {
+            log.shrink();
+        }
+        assert_eq!(log.len(), model.len());
+        let back = log.to_events(mac.unwrap_or_else(|| [0; 6].into()));
+        assert!(
+            back == model,
+            "step {step}: the log differs from the events put in"
+        );
+        // The boot's list of names holds only what its events use (and a few more).
+        assert!(log.name_count() <= 2 * model.len() + 8 + 8, "step {step}");
+    }
+}
+
+/// Each kind of event, alone in a boot, reads back as it went in; its record is a few
+/// dozen bytes.
+#[test]
+fn each_event_is_a_small_record() {
+    use super::log::EventLog;
+    for e in every_kind() {
+        let mut log = EventLog::default();
+        log.insert(&e);
+        log.shrink();
+        let back = log.to_events(e.mac.unwrap_or_else(|| [0; 6].into()));
+        let mut want = e.clone();
+        want.mac = Some(want.mac.unwrap_or_else(|| [0; 6].into()));
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0], want);
+        let path = e.path().map_or(0, str::len);
+        assert!(log.byte_len() <= 48 + path, "{} B: {e:?}", log.byte_len());
+    }
 }

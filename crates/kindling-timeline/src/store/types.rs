@@ -57,7 +57,8 @@ pub struct BootError {
     pub ts: u64,
 }
 
-/// One boot of one machine.
+/// One boot of one machine, as readers get it (the store keeps its events encoded, see
+/// `log`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Boot {
     pub started: u64,
@@ -70,12 +71,6 @@ pub struct Boot {
     /// Events dropped from the front because of `max_events`.
     pub dropped_events: u64,
     pub events: VecDeque<Event>,
-    /// Some event of this boot came from TFTP or HTTP (kept even if it was dropped).
-    #[serde(skip)]
-    pub(super) saw_non_dhcp: bool,
-    /// Some event of this boot reached the script stage or later.
-    #[serde(skip)]
-    pub(super) saw_script: bool,
 }
 
 /// A [`Boot`] in JSON: its fields and `started_at`, the start in text.
