@@ -175,7 +175,16 @@ impl TftpObserver for Ops {
         );
         ev.ip = Some(ip_of(peer));
         ev.ok = false;
-        ev.reason = Some(Reason::text(reason));
+        // The server's own words (busy, a limit, a refused mode) are one shared copy: a
+        // storm's thousands of refused machines hold a pointer each, not a copy each.
+        // An error that names the client's file is the client's text.
+        let who = match why {
+            Refusal::NotFound | Refusal::AccessViolation | Refusal::IoError => Chosen::Client,
+            Refusal::Busy | Refusal::ClientLimit | Refusal::WriteRequest | Refusal::MailMode => {
+                Chosen::Server
+            }
+        };
+        ev.reason = Some(Reason::Text(Name::of(reason, who)));
         self.record(ev);
     }
 

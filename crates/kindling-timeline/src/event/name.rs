@@ -27,7 +27,7 @@ pub enum Chosen {
 /// with its last event.
 const SERVER_MAX: usize = 16_384;
 const CLIENT_MAX: usize = 4096;
-const SHARED_LEN_MAX: usize = 64;
+const SHARED_LEN_MAX: usize = 128;
 
 struct Share {
     set: HashSet<Name>,
