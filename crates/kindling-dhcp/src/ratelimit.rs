@@ -52,6 +52,14 @@ pub enum Verdict {
     },
 }
 
+fn budget_of(limits: &Limits, key: Key) -> Budget {
+    match key {
+        Key::Mac(_) => limits.mac,
+        Key::Ip(_) => limits.ip,
+        Key::Relay(_) => limits.relay,
+    }
+}
+
 /// Token buckets by MAC and by source address, in a bounded table.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -77,11 +85,14 @@ impl RateLimiter {
     }
 
     fn budget(&self, key: Key) -> Budget {
-        match key {
-            Key::Mac(_) => self.limits.mac,
-            Key::Ip(_) => self.limits.ip,
-            Key::Relay(_) => self.limits.relay,
-        }
+        budget_of(&self.limits, key)
+    }
+
+    /// Forgets the buckets that have refilled ([`Buckets::sweep`]); the server calls it
+    /// every few seconds.
+    pub fn sweep(&mut self, now: Instant) {
+        let limits = &self.limits;
+        self.buckets.sweep(now, |k| budget_of(limits, *k));
     }
 
     /// The keys a datagram is charged to.

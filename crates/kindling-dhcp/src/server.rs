@@ -97,6 +97,19 @@ fn local_addrs(system: &[netif::Interface]) -> Arc<[(Ipv4Addr, Ipv4Addr)]> {
         .collect()
 }
 
+/// How often rate-limit buckets that refilled are forgotten ([`RateLimiter::sweep`]).
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The next tick of `t`, or never.
+async fn next_tick(t: &mut Option<tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 impl DhcpServer {
     /// Validates the config and binds every socket. Fails with a clear error if a port is taken.
     pub async fn bind(config: &DhcpConfig) -> Result<Self, DhcpError> {
@@ -255,19 +268,26 @@ impl DhcpServer {
                 self.spawn_workers(b, &mut tasks);
             }
         }
-        if let Some(every) = self.config.interface_rescan {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tick.tick() => self.rescan(&mut tasks),
-                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        // Interfaces are read again every `interface_rescan` (when set); rate-limit buckets
+        // that refilled are forgotten every SWEEP_EVERY.
+        let every = |d| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        };
+        let mut rescan = self.config.interface_rescan.map(every);
+        let mut sweep = every(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = next_tick(&mut rescan) => self.rescan(&mut tasks),
+                _ = sweep.tick() => {
+                    if let Some(l) = &self.shared.limiter {
+                        lock(l).sweep(std::time::Instant::now());
+                    }
                 }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
-        } else {
-            cancel.cancelled().await;
         }
         {
             let bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());

@@ -156,6 +156,18 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
         }
     }
 
+    /// Forgets the buckets that have refilled (the same as none: a client seen again
+    /// starts full) and gives the table's room back when most of it is unused. Without
+    /// it, a boot storm's thousands of clients keep their buckets, and the table its
+    /// size, until the table fills again. `budget`: each key's. Call it every few
+    /// seconds; O(keys).
+    pub fn sweep(&mut self, now: Instant, budget: impl Fn(&K) -> Budget) {
+        self.map.retain(|k, b| !b.is_full(budget(k), now));
+        if self.map.capacity() > 2 * self.map.len() + 64 {
+            self.map.shrink_to_fit();
+        }
+    }
+
     fn make_room(&mut self, budget: Budget, now: Instant) {
         self.map.retain(|_, b| !b.is_full(budget, now));
         if self.map.len() < self.max_keys {
@@ -308,6 +320,35 @@ mod tests {
         t.take(3, B, t0 + Duration::from_secs(10));
         assert_eq!(t.len(), 2);
         assert!(!t.has_token(&2, B, t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn a_sweep_forgets_refilled_buckets_and_gives_the_room_back() {
+        let budget = Budget {
+            burst: 2,
+            per_minute: 60,
+        };
+        let t0 = Instant::now();
+        let mut b: Buckets<u32> = Buckets::new(100_000);
+        for k in 0..10_000 {
+            assert!(b.take(k, budget, t0).allowed());
+        }
+        // One client is still busy: it keeps its bucket (and so its limit).
+        let later = t0 + Duration::from_secs(1);
+        assert!(b.take(7, budget, later).allowed());
+        assert!(b.take(7, budget, later).allowed());
+        let before = b.map.capacity();
+        b.sweep(later, |_| budget);
+        assert_eq!(b.len(), 1);
+        assert!(
+            b.map.capacity() < before / 8,
+            "{} of {before}",
+            b.map.capacity()
+        );
+        assert!(!b.take(7, budget, later).allowed());
+        // Refilled, it goes too.
+        b.sweep(later + Duration::from_secs(3), |_| budget);
+        assert!(b.is_empty());
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub const EVICT_MIN_IDLE: Duration = Duration::from_secs(1);
 
 /// The slot tables store progress at most this often per transfer.
 const TOUCH_EVERY: Duration = Duration::from_millis(100);
+/// How often the rate limiter forgets the buckets that refilled (`Buckets::sweep`).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// A bound, not yet running, TFTP server.
 pub struct TftpServer {
@@ -168,10 +170,17 @@ impl TftpServer {
         let mut tasks = JoinSet::new();
         let mut buf = vec![0u8; 65536];
         info!(addr = %shared.local_addr, single_port = shared.single_port, "tftp server listening");
+        let mut sweep =
+            tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = sweep.tick() => {
+                    if let Ok(mut r) = shared.rate.lock() {
+                        r.sweep(Instant::now(), |_| shared.rate_budget);
+                    }
+                }
                 r = recv(&shared, &mut buf) => match r {
                     Ok((n, peer, local)) => {
                         let data = buf.get(..n).unwrap_or_default();
