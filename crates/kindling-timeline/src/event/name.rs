@@ -7,9 +7,13 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A shared text: one pointer wide (`Option<Name>` too), so that an event of a
-/// storm holds a pointer to its interface or vendor class, not a copy.
+/// storm holds a pointer to its interface or vendor class, not a copy. One heap block
+/// for a text of up to 24 bytes (a group, a profile, an interface: the text is inline in
+/// the shared block), two past that.
 #[derive(Clone)]
-pub struct Name(Arc<Box<str>>);
+pub struct Name(Arc<Text>);
+
+type Text = compact_str::CompactString;
 
 /// Who chose a text: the server (configuration, interfaces, boot files) or a client
 /// (vendor and user classes, HTTP methods). Each has its own share of the table, so
@@ -51,7 +55,7 @@ impl Share {
         if let Some(n) = self.set.get(s) {
             return n.clone();
         }
-        let n = Name(Arc::new(Box::from(s)));
+        let n = Name(Arc::new(Text::from(s)));
         if self.set.len() >= self.max {
             self.misses += 1;
             if self.misses >= self.max / 4 {
@@ -82,7 +86,7 @@ impl Name {
     pub fn of(s: &str, who: Chosen) -> Name {
         static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
         if s.len() > SHARED_LEN_MAX {
-            return Name(Arc::new(Box::from(s)));
+            return Name(Arc::new(Text::from(s)));
         }
         let mut t = TABLE
             .get_or_init(|| {
@@ -119,7 +123,7 @@ impl std::borrow::Borrow<str> for Name {
 
 impl PartialEq for Name {
     fn eq(&self, other: &Name) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+        Arc::ptr_eq(&self.0, &other.0) || self.0.as_str() == other.0.as_str()
     }
 }
 
@@ -127,13 +131,13 @@ impl Eq for Name {}
 
 impl Hash for Name {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        (**self.0).hash(h)
+        self.0.as_str().hash(h)
     }
 }
 
 impl fmt::Debug for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self.0, f)
+        fmt::Debug::fmt(self.0.as_str(), f)
     }
 }
 
