@@ -1,8 +1,7 @@
 //! A machine as the store keeps it ([`MachineRec`]: its boots, nothing more), a boot as
 //! kept ([`BootRec`]: what it knows of its own progress, its events encoded), and the
-//! machine's facts ([`Facts`]: address,
-//! architecture, firmware, classes, group, profile), read from its newest events rather
-//! than kept twice.
+//! machine's facts ([`Facts`]: address, architecture, firmware, classes, group, profile),
+//! read from its newest events rather than kept twice.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
