@@ -5,6 +5,7 @@ mod config;
 mod config_doc;
 mod heap;
 mod listeners;
+mod log_writer;
 mod migrate;
 mod publish;
 mod reload;
@@ -245,19 +246,16 @@ fn resolve_data_dir(flag: Option<PathBuf>, cfg: &config::Config) -> PathBuf {
         .unwrap_or_else(config::default_data_dir)
 }
 
-fn init_logging(format: LogFormat, filter: &str) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logging(format: LogFormat, filter: &str) -> Result<log_writer::Guard> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
         eprintln!("kindling: bad log filter {filter:?} ({e}); using info");
         EnvFilter::new("info")
     });
-    // Lines wait in a bounded queue for the writer thread; when it is full, the
-    // logging thread waits (nothing is lost). The default bound (128,000 lines)
-    // preallocates 4 MB; 8,192 lines is over 100 ms of a boot storm's request log.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(8192)
-        .lossy(false)
-        .finish(std::io::stdout());
+    // Lines gather in a bounded buffer that a thread of their own writes in batches
+    // (log_writer); when it is full, the logging thread waits (nothing is lost).
+    let (writer, guard) = log_writer::spawn(std::io::stdout(), Default::default())
+        .context("starting the log writer thread")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -265,7 +263,7 @@ fn init_logging(format: LogFormat, filter: &str) -> tracing_appender::non_blocki
         LogFormat::Text => builder.with_ansi(false).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
-    guard
+    Ok(guard)
 }
 
 fn fcos(cli: &Cli, cmd: kindling_fcos::cli::FcosCommand) -> Result<std::process::ExitCode> {
@@ -383,7 +381,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<std::process::ExitCode> {
     }
     let format = args.log_format.unwrap_or(cfg.log.format);
     let filter = args.log.clone().unwrap_or_else(|| cfg.log.level.clone());
-    let _guard = init_logging(format, &filter);
+    let _guard = init_logging(format, &filter)?;
     match &source {
         config::Source::File(p) => {
             tracing::info!(config = %p.display(), "configuration loaded from {}", p.display())
