@@ -116,9 +116,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
-        let body: Bytes = body.into();
+        Reply::typed(status, content_type.parse().ok(), body.into())
+    }
+
+    fn typed(status: StatusCode, content_type: Option<header::HeaderValue>, body: Bytes) -> Reply {
         let mut headers = HeaderMap::new();
-        if let Ok(v) = content_type.parse() {
+        if let Some(v) = content_type {
             headers.insert(header::CONTENT_TYPE, v);
         }
         Reply {
@@ -135,8 +138,9 @@ impl Reply {
     /// A text body whose content type is sniffed as Go's net/http does.
     pub fn sniffed(body: impl Into<Bytes>) -> Reply {
         let body: Bytes = body.into();
-        let ct = kindling_render::detect_content_type(&body);
-        Reply::new(StatusCode::OK, ct, body)
+        // A constant of the sniffer's table: no copy.
+        let ct = header::HeaderValue::from_static(kindling_render::detect_content_type(&body));
+        Reply::typed(StatusCode::OK, Some(ct), body)
     }
 
     /// Go's `http.NotFound`, with the reason kept for the log.

@@ -226,8 +226,9 @@ pub fn answer_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// The `Date` header's value, formatted once per second per thread.
-fn http_date() -> String {
+/// Calls `f` with the `Date` header's value (formatted once per second per thread), without
+/// a copy.
+fn with_http_date<T>(f: impl FnOnce(&str) -> T) -> T {
     use std::cell::RefCell;
     use std::time::{SystemTime, UNIX_EPOCH};
     thread_local! {
@@ -240,7 +241,7 @@ fn http_date() -> String {
         if c.0 != secs {
             *c = (secs, httpdate::fmt_http_date(now));
         }
-        c.1.clone()
+        f(&c.1)
     })
 }
 
@@ -296,14 +297,16 @@ pub(crate) async fn serve(
         .await;
         keep &= !stop.is_cancelled();
         out.clear();
-        answer_head(
-            &mut out,
-            answer.status,
-            &answer.headers,
-            &http_date(),
-            head.version,
-            keep,
-        );
+        with_http_date(|date| {
+            answer_head(
+                &mut out,
+                answer.status,
+                &answer.headers,
+                date,
+                head.version,
+                keep,
+            )
+        });
         let sent = send_answer(&ctx, &stream, &mut out, answer).await;
         if !sent || !keep {
             break;
@@ -399,7 +402,7 @@ async fn refuse_head(
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(0));
     out.clear();
-    answer_head(out, status, &headers, &http_date(), Version::HTTP_11, false);
+    with_http_date(|date| answer_head(out, status, &headers, date, Version::HTTP_11, false));
     let _ = send_all(ctx, stream, out, false).await;
 }
 

@@ -18,7 +18,10 @@ pub fn decode_path(raw: &str) -> Option<String> {
             i += 1;
         }
     }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 /// Go's `path.Clean`.
@@ -66,6 +69,20 @@ pub fn clean_path(p: &str) -> String {
     np
 }
 
+/// Whether [`clean_path`] leaves `p` as it is: rooted, and no empty, `.` or `..` segment
+/// (but a trailing slash, which `clean_path` keeps).
+pub fn is_clean_path(p: &str) -> bool {
+    let Some(rest) = p.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    rest.split('/')
+        .all(|s| !s.is_empty() && s != "." && s != "..")
+}
+
 const PATH_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
     .add(b'"')
@@ -103,6 +120,29 @@ mod tests {
         ] {
             assert_eq!(clean_path(i), o, "{i:?}");
         }
+    }
+
+    #[test]
+    fn is_clean_path_agrees_with_clean_path() {
+        // Every path of up to 7 characters over '/', '.', 'a' and '%'.
+        let alphabet = ['/', '.', 'a', '%'];
+        let mut paths = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..7 {
+            let mut next = Vec::new();
+            for p in &paths {
+                for c in alphabet {
+                    let q = format!("{p}{c}");
+                    assert_eq!(is_clean_path(&q), clean_path(&q) == q, "{q:?}");
+                    checked += 1;
+                    next.push(q);
+                }
+            }
+            paths = next;
+        }
+        assert!(is_clean_path("/"));
+        assert!(!is_clean_path(""));
+        assert_eq!(checked, 21_844);
     }
 
     #[test]

@@ -225,10 +225,16 @@ fn log_request(
         return;
     }
     let labels = labels.map(|l| {
-        l.iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        let mut s = String::with_capacity(l.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+        for (k, v) in l {
+            if !s.is_empty() {
+                s.push(',');
+            }
+            s.push_str(k);
+            s.push('=');
+            s.push_str(v);
+        }
+        s
     });
     let ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 400 {

@@ -25,6 +25,10 @@ pub(crate) fn clean_target(
     raw_query: &str,
     subtree: Option<&str>,
 ) -> Result<String, (Endpoint, Reply)> {
+    // The usual request: nothing to decode, nothing to clean.
+    if !raw_path.contains('%') && paths::is_clean_path(raw_path) && subtree != Some(raw_path) {
+        return Ok(raw_path.to_string());
+    }
     let Some(path) = paths::decode_path(raw_path) else {
         return Err((
             Endpoint::Invalid,
@@ -70,12 +74,12 @@ pub(crate) async fn route(
         Ok(p) => p,
         Err(answer) => return answer,
     };
-    let mut select = || {
+    // The labels are kept in `labels_out` (for the log line and the timeline) and lent.
+    let select = || {
         let (labels, warnings) = labels_from_query(raw_query);
         for w in &warnings {
             tracing::warn!(target: "kindling::http", warning = ?w, "query label dropped");
         }
-        *labels_out = Some(labels.clone());
         labels
     };
     match path.as_str() {
@@ -87,7 +91,7 @@ pub(crate) async fn route(
             Endpoint::Ipxe,
             boot_script(
                 shared,
-                &select(),
+                labels_out.insert(select()),
                 raw_query,
                 peer.ip().to_canonical(),
                 Script::Ipxe,
@@ -97,26 +101,26 @@ pub(crate) async fn route(
             Endpoint::Grub,
             boot_script(
                 shared,
-                &select(),
+                labels_out.insert(select()),
                 raw_query,
                 peer.ip().to_canonical(),
                 Script::Grub,
             ),
         ),
         "/install/done" => {
-            let labels = select();
-            if let Err(refused) = check_binding(shared, &labels, peer) {
+            let labels = &*labels_out.insert(select());
+            if let Err(refused) = check_binding(shared, labels, peer) {
                 return (Endpoint::InstallDone, refused);
             }
             (
                 Endpoint::InstallDone,
-                install_done(shared, method, &labels).await,
+                install_done(shared, method, labels).await,
             )
         }
         "/ignition" | "/generic" | "/cloud" | "/metadata" => {
-            let labels = select();
+            let labels = &*labels_out.insert(select());
             let endpoint = &path[1..];
-            if let Err(refused) = check_binding(shared, &labels, peer) {
+            if let Err(refused) = check_binding(shared, labels, peer) {
                 let name = match endpoint {
                     "ignition" => Endpoint::Ignition,
                     "generic" => Endpoint::Generic,
@@ -128,23 +132,18 @@ pub(crate) async fn route(
             match endpoint {
                 "ignition" => (
                     Endpoint::Ignition,
-                    after_ignition(
-                        shared,
-                        method,
-                        &labels,
-                        ignition(shared, &labels, raw_query),
-                    )
-                    .await,
+                    after_ignition(shared, method, labels, ignition(shared, labels, raw_query))
+                        .await,
                 ),
                 "generic" => (
                     Endpoint::Generic,
-                    generic(shared, &labels, raw_query, headers, Area::Generic),
+                    generic(shared, labels, raw_query, headers, Area::Generic),
                 ),
                 "cloud" => (
                     Endpoint::Cloud,
-                    generic(shared, &labels, raw_query, headers, Area::Cloud),
+                    generic(shared, labels, raw_query, headers, Area::Cloud),
                 ),
-                _ => (Endpoint::Metadata, metadata(shared, &labels, raw_query)),
+                _ => (Endpoint::Metadata, metadata(shared, labels, raw_query)),
             }
         }
         "/healthz" => (

@@ -41,7 +41,10 @@ pub fn query_unescape(s: &str) -> Option<String> {
             }
         }
     }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 /// Parses a raw query into key -> all values, in Go's `url.ParseQuery` manner.
@@ -76,18 +79,22 @@ pub fn labels_from_query(raw: &str) -> (Labels, Vec<LabelWarning>) {
 
 /// Keeps the first value of each key; normalises (or drops) `mac` values.
 fn first_values(pairs: Vec<(String, String)>, warnings: &mut Vec<LabelWarning>) -> Labels {
-    let mut seen = std::collections::BTreeSet::new();
     let mut labels = Labels::new();
+    // A key seen is in the labels, or among the `mac` keys dropped for their value.
+    let mut dropped: Vec<String> = Vec::new();
     for (k, v) in pairs {
-        if !seen.insert(k.clone()) {
+        if labels.contains_key(&k) || dropped.contains(&k) {
             continue;
         }
         if k.eq_ignore_ascii_case("mac") {
             match Mac::parse(&v) {
                 Ok(m) => {
-                    labels.insert(k, m.to_string());
+                    labels.insert(k, m.join(':'));
                 }
-                Err(_) => warnings.push(LabelWarning::UnparseableMac { key: k, value: v }),
+                Err(_) => {
+                    dropped.push(k.clone());
+                    warnings.push(LabelWarning::UnparseableMac { key: k, value: v });
+                }
             }
         } else {
             labels.insert(k, v);

@@ -34,51 +34,59 @@ fn byte_at(s: &[u8], at: usize) -> Option<u8> {
     Some(hi << 4 | lo)
 }
 
+/// The bytes of an address parsed with Go's `net.ParseMAC` rules, held on the stack: its
+/// buffer (up to 20 bytes) and its length.
+fn parse_bytes(s: &str) -> Result<([u8; 20], usize), MacError> {
+    let err = || MacError(s.to_string());
+    let b = s.as_bytes();
+    if b.len() < 14 {
+        return Err(err());
+    }
+    let mut out = [0u8; 20];
+    let n;
+    if b[2] == b':' || b[2] == b'-' {
+        let sep = b[2];
+        if !(b.len() + 1).is_multiple_of(3) {
+            return Err(err());
+        }
+        n = (b.len() + 1) / 3;
+        if n != 6 && n != 8 && n != 20 {
+            return Err(err());
+        }
+        for (i, o) in out.iter_mut().enumerate().take(n) {
+            let x = i * 3;
+            *o = byte_at(b, x).ok_or_else(err)?;
+            if i + 1 < n && b[x + 2] != sep {
+                return Err(err());
+            }
+        }
+    } else if b[4] == b'.' {
+        if !(b.len() + 1).is_multiple_of(5) {
+            return Err(err());
+        }
+        n = 2 * (b.len() + 1) / 5;
+        if n != 6 && n != 8 && n != 20 {
+            return Err(err());
+        }
+        for i in 0..n / 2 {
+            let x = i * 5;
+            out[2 * i] = byte_at(b, x).ok_or_else(err)?;
+            out[2 * i + 1] = byte_at(b, x + 2).ok_or_else(err)?;
+            if i + 1 < n / 2 && b[x + 4] != b'.' {
+                return Err(err());
+            }
+        }
+    } else {
+        return Err(err());
+    }
+    Ok((out, n))
+}
+
 impl Mac {
     /// Parses `s` with the rules of Go's `net.ParseMAC`.
     pub fn parse(s: &str) -> Result<Mac, MacError> {
-        let err = || MacError(s.to_string());
-        let b = s.as_bytes();
-        if b.len() < 14 {
-            return Err(err());
-        }
-        let mut out = Vec::new();
-        if b[2] == b':' || b[2] == b'-' {
-            let sep = b[2];
-            if !(b.len() + 1).is_multiple_of(3) {
-                return Err(err());
-            }
-            let n = (b.len() + 1) / 3;
-            if n != 6 && n != 8 && n != 20 {
-                return Err(err());
-            }
-            for i in 0..n {
-                let x = i * 3;
-                out.push(byte_at(b, x).ok_or_else(err)?);
-                if i + 1 < n && b[x + 2] != sep {
-                    return Err(err());
-                }
-            }
-        } else if b[4] == b'.' {
-            if !(b.len() + 1).is_multiple_of(5) {
-                return Err(err());
-            }
-            let n = 2 * (b.len() + 1) / 5;
-            if n != 6 && n != 8 && n != 20 {
-                return Err(err());
-            }
-            for i in 0..n / 2 {
-                let x = i * 5;
-                out.push(byte_at(b, x).ok_or_else(err)?);
-                out.push(byte_at(b, x + 2).ok_or_else(err)?);
-                if i + 1 < n / 2 && b[x + 4] != b'.' {
-                    return Err(err());
-                }
-            }
-        } else {
-            return Err(err());
-        }
-        Ok(Mac(out))
+        let (b, n) = parse_bytes(s)?;
+        Ok(Mac(b[..n].to_vec()))
     }
 
     /// The raw bytes.
@@ -96,24 +104,31 @@ impl Mac {
         self.join('-')
     }
 
-    fn join(&self, sep: char) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+    /// The bytes in hex, `sep` between them, in one allocation of the right size.
+    pub(crate) fn join(&self, sep: char) -> String {
         let mut s = String::with_capacity(self.0.len() * 3);
+        self.write_joined(&mut s, sep)
+            .expect("writing to a String does not fail");
+        s
+    }
+
+    fn write_joined(&self, w: &mut impl fmt::Write, sep: char) -> fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         for (i, b) in self.0.iter().enumerate() {
             if i > 0 {
-                s.push(sep);
+                w.write_char(sep)?;
             }
-            s.push(HEX[usize::from(b >> 4)] as char);
-            s.push(HEX[usize::from(b & 0xf)] as char);
+            w.write_char(HEX[usize::from(b >> 4)] as char)?;
+            w.write_char(HEX[usize::from(b & 0xf)] as char)?;
         }
-        s
+        Ok(())
     }
 }
 
 impl fmt::Display for Mac {
     /// Go's `HardwareAddr.String()`: lower-case, colon separated.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.join(':'))
+        self.write_joined(f, ':')
     }
 }
 
@@ -125,7 +140,7 @@ impl fmt::Debug for Mac {
 
 /// Normalises a MAC string to Go's canonical form, or `None` if Go would reject it.
 pub fn normalize_mac(s: &str) -> Option<String> {
-    Mac::parse(s).ok().map(|m| m.to_string())
+    Mac::parse(s).ok().map(|m| m.join(':'))
 }
 
 /// A 6-byte (EUI-48) hardware address held by value: what DHCP packets carry and what the
@@ -136,10 +151,10 @@ pub struct MacAddr(pub [u8; 6]);
 impl MacAddr {
     /// Parses `s` with Go's `net.ParseMAC` rules; only 6-byte addresses are accepted.
     pub fn parse(s: &str) -> Result<MacAddr, MacError> {
-        let m = Mac::parse(s)?;
-        <[u8; 6]>::try_from(m.bytes())
-            .map(MacAddr)
-            .map_err(|_| MacError(s.to_string()))
+        match parse_bytes(s)? {
+            (b, 6) => Ok(MacAddr([b[0], b[1], b[2], b[3], b[4], b[5]])),
+            _ => Err(MacError(s.to_string())),
+        }
     }
 
     /// The raw bytes.

@@ -24,7 +24,17 @@ pub const HOME: &str = "matchbox\n";
 /// template fails on the nil pointer and answers 404).
 pub fn ipxe_script(boot: Option<&Boot>) -> Option<String> {
     let boot = boot?;
-    let mut s = String::with_capacity(64 + boot.kernel.len());
+    // The exact size: one allocation.
+    let len = "#!ipxe\nkernel ".len()
+        + boot.kernel.len()
+        + boot.args.iter().map(|a| 1 + a.len()).sum::<usize>()
+        + boot
+            .initrd
+            .iter()
+            .map(|i| "\ninitrd ".len() + i.len())
+            .sum::<usize>()
+        + "\nboot\n".len();
+    let mut s = String::with_capacity(len);
     s.push_str("#!ipxe\nkernel ");
     s.push_str(&boot.kernel);
     for a in &boot.args {
@@ -36,6 +46,7 @@ pub fn ipxe_script(boot: Option<&Boot>) -> Option<String> {
         s.push_str(i);
     }
     s.push_str("\nboot\n");
+    debug_assert_eq!(s.len(), len);
     Some(s)
 }
 

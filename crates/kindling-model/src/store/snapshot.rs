@@ -88,14 +88,14 @@ impl Snapshot {
     /// The profile a group names, looked up like matchbox's file store
     /// (`profiles/<id>.json`), but never outside `profiles/`.
     pub fn profile_for(&self, group: &Group) -> Result<&Arc<Profile>, ProfileLookupError> {
-        let key = profile_key(&group.profile).ok_or_else(|| ProfileLookupError::Escapes {
+        let key = profile_key_of(&group.profile).ok_or_else(|| ProfileLookupError::Escapes {
             group: group.file_id.to_string(),
             profile: group.profile.to_string(),
         })?;
-        if let Some(p) = self.profiles.get(&key) {
+        if let Some(p) = self.profiles.get(key.as_ref()) {
             return Ok(p);
         }
-        if let Some(m) = self.invalid_profiles.get(&key) {
+        if let Some(m) = self.invalid_profiles.get(key.as_ref()) {
             return Err(ProfileLookupError::Invalid {
                 group: group.file_id.to_string(),
                 profile: group.profile.to_string(),
@@ -112,10 +112,19 @@ impl Snapshot {
 
 /// The key of profile id `id` (its path below `profiles/` without `.json`).
 pub fn profile_key(id: &str) -> Option<String> {
+    profile_key_of(id).map(std::borrow::Cow::into_owned)
+}
+
+/// [`profile_key`], borrowed from `id` when `id` is a plain name (no `/`: its only path
+/// component is `{id}.json`, which is never `.` or `..`), as nearly every profile id is.
+fn profile_key_of(id: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !id.is_empty() && !id.contains('/') {
+        return Some(std::borrow::Cow::Borrowed(id));
+    }
     let parts = clean_within(&format!("{id}.json"), "profiles")?;
     let joined = parts.join("/");
     joined
         .strip_suffix(".json")
         .filter(|k| !k.is_empty())
-        .map(str::to_string)
+        .map(|k| std::borrow::Cow::Owned(k.to_string()))
 }

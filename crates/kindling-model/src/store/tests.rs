@@ -514,3 +514,25 @@ fn profiles_in_sub_directories_load_by_their_paths_and_go_one_by_one() {
     assert!(s.problems.is_empty(), "{:?}", s.problems);
     assert!(loader.reload(false).is_none());
 }
+
+#[test]
+fn profile_keys_of_ids() {
+    // A plain name is its own key (its one component is `{id}.json`, never `.` or `..`);
+    // a path is cleaned within `profiles/`, and refused when it leaves it.
+    for (id, want) in [
+        ("fcos", Some("fcos")),
+        (".", Some(".")),
+        ("..", Some("..")),
+        ("a.json", Some("a.json")),
+        ("", None),
+        ("/", None),
+        ("a/b", Some("a/b")),
+        ("a//b/./c", Some("a/b/c")),
+        ("a/../b", Some("b")),
+        ("/abs", Some("abs")),
+        ("../x", None),
+        ("a/../../x", None),
+    ] {
+        assert_eq!(profile_key(id).as_deref(), want, "{id:?}");
+    }
+}
