@@ -5,6 +5,7 @@ mod config;
 mod config_doc;
 mod heap;
 mod listeners;
+mod log_format;
 mod log_writer;
 mod migrate;
 mod publish;
@@ -260,7 +261,11 @@ fn init_logging(format: LogFormat, filter: &str) -> Result<log_writer::Guard> {
         .with_env_filter(filter)
         .with_writer(writer);
     match format {
-        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Text => builder
+            .with_ansi(false)
+            .fmt_fields(log_format::Fields)
+            .event_format(log_format::Text::default())
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     Ok(guard)
