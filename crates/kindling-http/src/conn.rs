@@ -200,6 +200,7 @@ pub fn answer_head(
     out: &mut Vec<u8>,
     status: StatusCode,
     headers: &HeaderMap,
+    content_length: Option<u64>,
     date: &str,
     version: Version,
     keep: bool,
@@ -215,6 +216,11 @@ pub fn answer_head(
         out.extend_from_slice(v.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    if let Some(n) = content_length {
+        out.extend_from_slice(b"content-length: ");
+        write_decimal(out, n);
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(b"date: ");
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -224,6 +230,21 @@ pub fn answer_head(
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal.
+fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Calls `f` with the `Date` header's value (formatted once per second per thread), without
@@ -302,6 +323,7 @@ pub(crate) async fn serve(
                 &mut out,
                 answer.status,
                 &answer.headers,
+                answer.content_length,
                 date,
                 head.version,
                 keep,
@@ -399,10 +421,18 @@ async fn refuse_head(
     ctx.stats
         .requests
         .answered(Endpoint::Invalid, status.as_u16(), 0, true);
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(0));
     out.clear();
-    with_http_date(|date| answer_head(out, status, &headers, date, Version::HTTP_11, false));
+    with_http_date(|date| {
+        answer_head(
+            out,
+            status,
+            &HeaderMap::new(),
+            Some(0),
+            date,
+            Version::HTTP_11,
+            false,
+        )
+    });
     let _ = send_all(ctx, stream, out, false).await;
 }
 

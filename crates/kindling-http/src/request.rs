@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::{HeaderMap, Method, StatusCode, Uri, header};
+use hyper::{HeaderMap, Method, StatusCode, Uri};
 use kindling_model::Labels;
 
 use crate::body::{self, BodyDone, Content, Reply};
@@ -19,8 +19,10 @@ use crate::shared::{
 /// What the connection sends for one request.
 pub struct Answer {
     pub status: StatusCode,
-    /// Every header but `Date` and `Connection` (`Content-Length` included, but on a 304).
+    /// Every header but `Date`, `Connection` and `Content-Length`.
     pub headers: HeaderMap,
+    /// `Content-Length` (none on a 304), written after `headers` without a header value.
+    pub content_length: Option<u64>,
     /// The body (empty for HEAD).
     pub content: Content,
     /// The body's bytes to send (0 for HEAD).
@@ -128,13 +130,10 @@ pub async fn handle(
             });
         }
     }
-    let mut headers = std::mem::take(&mut reply.headers);
-    if status != StatusCode::NOT_MODIFIED {
-        headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
-    }
     Answer {
         status,
-        headers,
+        headers: std::mem::take(&mut reply.headers),
+        content_length: (status != StatusCode::NOT_MODIFIED).then_some(len),
         content,
         send_len: if head || status == StatusCode::NOT_MODIFIED {
             0

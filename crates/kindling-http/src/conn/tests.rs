@@ -91,10 +91,17 @@ fn partial_heads_wait_and_bad_ones_are_refused() {
 fn answer_heads_say_date_length_and_connection() {
     let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
-    h.insert(header::CONTENT_LENGTH, header::HeaderValue::from(3));
     let mut out = Vec::new();
     let date = "Sat, 05 Dec 2026 00:00:00 GMT";
-    answer_head(&mut out, StatusCode::OK, &h, date, Version::HTTP_11, true);
+    answer_head(
+        &mut out,
+        StatusCode::OK,
+        &h,
+        Some(3),
+        date,
+        Version::HTTP_11,
+        true,
+    );
     assert_eq!(
         String::from_utf8(out.clone()).unwrap(),
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\
@@ -105,13 +112,30 @@ fn answer_heads_say_date_length_and_connection() {
         &mut out,
         StatusCode::NOT_FOUND,
         &h,
+        None,
         date,
         Version::HTTP_11,
         false,
     );
     assert!(String::from_utf8_lossy(&out).ends_with("connection: close\r\n\r\n"));
     out.clear();
-    answer_head(&mut out, StatusCode::OK, &h, date, Version::HTTP_10, true);
+    assert!(!String::from_utf8_lossy(&out).contains("content-length"));
+    out.clear();
+    answer_head(
+        &mut out,
+        StatusCode::OK,
+        &h,
+        Some(0),
+        date,
+        Version::HTTP_10,
+        true,
+    );
     assert!(String::from_utf8_lossy(&out).ends_with("connection: keep-alive\r\n\r\n"));
+    assert!(String::from_utf8_lossy(&out).contains("\r\ncontent-length: 0\r\n"));
+    for n in [0, 7, 10, 4_294_967_296, u64::MAX] {
+        let mut v = Vec::new();
+        write_decimal(&mut v, n);
+        assert_eq!(v, n.to_string().into_bytes());
+    }
     assert_eq!(with_http_date(str::len), 29);
 }
