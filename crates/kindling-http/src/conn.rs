@@ -15,7 +15,7 @@
 //! The parsing and the answer's head are pure ([`parse_head`], [`answer_head`]); the rest
 //! is the thin I/O around them. The admin listener and gRPC stay on hyper.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -217,9 +217,8 @@ pub fn answer_head(
         out.extend_from_slice(b"\r\n");
     }
     if let Some(n) = content_length {
-        out.extend_from_slice(b"content-length: ");
-        write_decimal(out, n);
-        out.extend_from_slice(b"\r\n");
+        // Writing a number into a Vec cannot fail.
+        let _ = write!(out, "content-length: {n}\r\n");
     }
     out.extend_from_slice(b"date: ");
     out.extend_from_slice(date.as_bytes());
@@ -230,21 +229,6 @@ pub fn answer_head(
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// Appends `n` in decimal.
-fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// Calls `f` with the `Date` header's value (formatted once per second per thread), without

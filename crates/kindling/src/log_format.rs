@@ -175,20 +175,14 @@ impl Visit for Visitor<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if self.start(field).is_some() {
-            let r = write_u64(&mut self.w, value);
+            let r = write!(self.w, "{value}");
             self.finish(r);
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if self.start(field).is_some() {
-            let r = if value < 0 {
-                self.w
-                    .write_char('-')
-                    .and_then(|()| write_u64(&mut self.w, value.unsigned_abs()))
-            } else {
-                write_u64(&mut self.w, value.unsigned_abs())
-            };
+            let r = write!(self.w, "{value}");
             self.finish(r);
         }
     }
@@ -235,21 +229,6 @@ impl Visit for Visitor<'_> {
         };
         self.finish(r);
     }
-}
-
-/// Writes `v` in decimal.
-fn write_u64(w: &mut Writer<'_>, mut v: u64) -> fmt::Result {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    w.write_str(std::str::from_utf8(&buf[i..]).map_err(|_| fmt::Error)?)
 }
 
 /// The terminal control characters a message or error may not carry as they are: the C0

@@ -132,10 +132,5 @@ fn answer_heads_say_date_length_and_connection() {
     );
     assert!(String::from_utf8_lossy(&out).ends_with("connection: keep-alive\r\n\r\n"));
     assert!(String::from_utf8_lossy(&out).contains("\r\ncontent-length: 0\r\n"));
-    for n in [0, 7, 10, 4_294_967_296, u64::MAX] {
-        let mut v = Vec::new();
-        write_decimal(&mut v, n);
-        assert_eq!(v, n.to_string().into_bytes());
-    }
     assert_eq!(with_http_date(str::len), 29);
 }
