@@ -75,6 +75,24 @@ struct Table {
     client: Share,
 }
 
+/// Slots of each thread's recent names ([`Name::of`]).
+const RECENT_SLOTS: usize = 64;
+
+thread_local! {
+    static RECENT: std::cell::RefCell<[Option<Name>; RECENT_SLOTS]> =
+        const { std::cell::RefCell::new([const { None }; RECENT_SLOTS]) };
+}
+
+/// The slot of `s` among a thread's recent names: FNV-1a of its bytes. Not keyed: a
+/// client that makes two texts share a slot only makes this thread ask the table.
+fn recent_slot(s: &str) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in s.as_bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    (h ^ (h >> 16)) as usize % RECENT_SLOTS
+}
+
 impl Name {
     /// The shared name for a server-chosen `s` ([`Name::of`]).
     pub fn new(s: &str) -> Name {
@@ -83,11 +101,35 @@ impl Name {
 
     /// The shared copy of `s` (or a copy of its own when `s` is long or `who`'s share of
     /// the table is full).
+    ///
+    /// Each thread keeps the names it took last in a few slots, so that the texts every
+    /// request or packet names (its method, group, profile, vendor class) are found
+    /// without the table's lock and its keyed hash. A slot holds a name the table gave,
+    /// so a text still has one shared copy; the slots keep at most
+    /// [`RECENT_SLOTS`] names per thread alive.
     pub fn of(s: &str, who: Chosen) -> Name {
-        static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
         if s.len() > SHARED_LEN_MAX {
             return Name(Arc::new(Text::from(s)));
         }
+        let slot = recent_slot(s);
+        let hit = RECENT.with(|r| {
+            let r = r.try_borrow().ok()?;
+            r[slot].as_ref().filter(|n| n.as_str() == s).cloned()
+        });
+        if let Some(n) = hit {
+            return n;
+        }
+        let n = Name::from_table(s, who);
+        RECENT.with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                r[slot] = Some(n.clone());
+            }
+        });
+        n
+    }
+
+    fn from_table(s: &str, who: Chosen) -> Name {
+        static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
         let mut t = TABLE
             .get_or_init(|| {
                 Mutex::new(Table {
@@ -179,6 +221,28 @@ mod tests {
         assert_eq!(l1, l2);
     }
 
+    /// A thread's recent names are the table's: a name given from a slot is the one the
+    /// table holds, and texts that share a slot are each given their own.
+    #[test]
+    fn recent_names_are_the_tables() {
+        let texts: Vec<String> = (0..4 * RECENT_SLOTS)
+            .map(|i| format!("recent-{i}"))
+            .collect();
+        let first: Vec<Name> = texts.iter().map(|t| Name::of(t, Chosen::Server)).collect();
+        for (t, n) in texts.iter().zip(&first) {
+            assert_eq!(n.as_str(), t);
+            let again = Name::of(t, Chosen::Server);
+            assert!(Arc::ptr_eq(&again.0, &n.0), "{t}");
+            let elsewhere = {
+                let t = t.clone();
+                std::thread::spawn(move || Name::of(&t, Chosen::Server))
+                    .join()
+                    .unwrap()
+            };
+            assert!(Arc::ptr_eq(&elsewhere.0, &n.0), "{t}");
+        }
+    }
+
     #[test]
     fn clients_cannot_take_the_servers_share() {
         let kept: Vec<Name> = (0..CLIENT_MAX + 10)
@@ -187,9 +251,12 @@ mod tests {
         let a = Name::new("a-server-name-after-the-flood");
         let b = Name::new("a-server-name-after-the-flood");
         assert!(Arc::ptr_eq(&a.0, &b.0));
-        // The client share is full of names in use: a new one is a copy of its own...
+        // The client share is full of names in use: a new one is a copy of its own
+        // (shared only through the recent names of the thread that made it)...
         let c = Name::of("late-vendor-class", Chosen::Client);
-        let d = Name::of("late-vendor-class", Chosen::Client);
+        let d = std::thread::spawn(|| Name::of("late-vendor-class", Chosen::Client))
+            .join()
+            .unwrap();
         assert!(!Arc::ptr_eq(&c.0, &d.0));
         // ...until those names are let go with their events.
         drop(kept);
