@@ -291,27 +291,27 @@ fn write_timestamp(w: &mut Writer<'_>, t: SystemTime) -> fmt::Result {
             }
         }
     };
-    SECOND.with(|cell| {
-        let mut cached = cell.try_borrow_mut();
-        let mut own = (i64::MIN, String::new());
-        let (second, text) = match cached.as_deref_mut() {
-            Ok(c) => c,
-            Err(_) => &mut own,
-        };
-        if *second != secs {
-            text.clear();
-            write_second(text, secs)?;
-            *second = secs;
+    // The thread's cached text, or a text of its own when the cache is in use or gone
+    // (a line logged while the thread's locals are torn down).
+    let put = |c: &mut (i64, String), w: &mut Writer<'_>| -> fmt::Result {
+        if c.0 != secs {
+            c.1.clear();
+            write_second(&mut c.1, secs)?;
+            c.0 = secs;
         }
-        w.write_str(text)?;
-        let mut frac = *b"000000Z";
-        let mut m = micros;
-        for d in frac[..6].iter_mut().rev() {
-            *d = b'0' + (m % 10) as u8;
-            m /= 10;
-        }
-        w.write_str(std::str::from_utf8(&frac).map_err(|_| fmt::Error)?)
-    })
+        w.write_str(&c.1)
+    };
+    match SECOND.try_with(|cell| cell.try_borrow_mut().ok().map(|mut c| put(&mut c, w))) {
+        Ok(Some(r)) => r?,
+        _ => put(&mut (i64::MIN, String::new()), w)?,
+    }
+    let mut frac = *b"000000Z";
+    let mut m = micros;
+    for d in frac[..6].iter_mut().rev() {
+        *d = b'0' + (m % 10) as u8;
+        m /= 10;
+    }
+    w.write_str(std::str::from_utf8(&frac).map_err(|_| fmt::Error)?)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.` of the second `secs` after the epoch (negative before it).

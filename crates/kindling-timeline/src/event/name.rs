@@ -112,15 +112,19 @@ impl Name {
             return Name(Arc::new(Text::from(s)));
         }
         let slot = recent_slot(s);
-        let hit = RECENT.with(|r| {
-            let r = r.try_borrow().ok()?;
-            r[slot].as_ref().filter(|n| n.as_str() == s).cloned()
-        });
+        // (`try_with`: a name taken while the thread's locals are torn down skips them.)
+        let hit = RECENT
+            .try_with(|r| {
+                let r = r.try_borrow().ok()?;
+                r[slot].as_ref().filter(|n| n.as_str() == s).cloned()
+            })
+            .ok()
+            .flatten();
         if let Some(n) = hit {
             return n;
         }
         let n = Name::from_table(s, who);
-        RECENT.with(|r| {
+        let _ = RECENT.try_with(|r| {
             if let Ok(mut r) = r.try_borrow_mut() {
                 r[slot] = Some(n.clone());
             }
