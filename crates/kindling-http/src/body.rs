@@ -103,6 +103,7 @@ pub fn html_escape(s: &str) -> String {
 /// What an endpoint produced, before logging and HEAD handling.
 pub struct Reply {
     pub status: StatusCode,
+    /// Headers but `Content-Length`, which the connection writes from the body's length.
     pub headers: HeaderMap,
     pub body: Content,
     /// Length of the body in bytes (always known: Kindling never chunks).

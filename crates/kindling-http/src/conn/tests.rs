@@ -118,7 +118,6 @@ fn answer_heads_say_date_length_and_connection() {
         false,
     );
     assert!(String::from_utf8_lossy(&out).ends_with("connection: close\r\n\r\n"));
-    out.clear();
     assert!(!String::from_utf8_lossy(&out).contains("content-length"));
     out.clear();
     answer_head(
