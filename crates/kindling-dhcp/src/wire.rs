@@ -163,6 +163,8 @@ pub enum ParseError {
     BadHlen,
     /// An option runs past the end of its buffer.
     TruncatedOption,
+    /// Longer than 65,535 bytes (no UDP datagram is).
+    TooLong,
 }
 
 /// The parts of the fixed BOOTP header that the policy uses.
@@ -183,10 +185,16 @@ pub struct Header {
 
 /// A parsed request: the header plus every option, in wire order, with RFC 3396 long options
 /// (the same code repeated) concatenated.
+///
+/// The options' data sit in one buffer, each code's contiguous, and the index gives each
+/// code's range in it: two heap blocks per request, whatever the number of options.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub header: Header,
-    options: Vec<(u8, Vec<u8>)>,
+    /// The options' data.
+    data: Vec<u8>,
+    /// (code, start, end) into `data`, in the order the codes first appear.
+    index: Vec<(u8, u16, u16)>,
 }
 
 fn ip_at(b: &[u8], off: usize) -> Ipv4Addr {
@@ -210,32 +218,69 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
     }
 }
 
-/// Walks a TLV option area, appending (code, data) pairs. Stops at END; PAD is skipped.
-fn walk_options(area: &[u8], out: &mut Vec<(u8, Vec<u8>)>) -> Result<(), ParseError> {
-    let mut i = 0usize;
-    while let Some(&code) = area.get(i) {
-        match code {
-            opt::PAD => {
-                i += 1;
-                continue;
+/// The options of a request as they are read: see [`Request`].
+struct Options {
+    data: Vec<u8>,
+    index: Vec<(u8, u16, u16)>,
+    /// Position in `index` of each code seen, plus one (0: not seen).
+    at: [u8; 256],
+}
+
+impl Options {
+    fn add(&mut self, code: u8, d: &[u8]) {
+        // Positions fit: the data come from a datagram of at most 65,535 bytes (checked by
+        // `Request::parse`), and there are at most 254 codes (PAD and END are none).
+        match self.at[usize::from(code)] {
+            0 => {
+                let start = self.data.len() as u16;
+                self.data.extend_from_slice(d);
+                self.index.push((code, start, self.data.len() as u16));
+                self.at[usize::from(code)] = self.index.len() as u8;
             }
-            opt::END => return Ok(()),
-            _ => {}
+            k => {
+                // RFC 3396: a repeated code's data goes after its earlier data, and the
+                // codes after it move up.
+                let k = usize::from(k) - 1;
+                let end = usize::from(self.index[k].2);
+                self.data.splice(end..end, d.iter().copied());
+                let n = d.len() as u16;
+                self.index[k].2 += n;
+                for e in &mut self.index[k + 1..] {
+                    e.1 += n;
+                    e.2 += n;
+                }
+            }
         }
-        let len = *area.get(i + 1).ok_or(ParseError::TruncatedOption)? as usize;
-        let data = area
-            .get(i + 2..i + 2 + len)
-            .ok_or(ParseError::TruncatedOption)?;
-        // RFC 3396: repeated codes are concatenated.
-        if let Some(existing) = out.iter_mut().find(|(c, _)| *c == code) {
-            existing.1.extend_from_slice(data);
-        } else {
-            out.push((code, data.to_vec()));
-        }
-        i += 2 + len;
     }
-    // A missing END is tolerated (many clients pad instead).
-    Ok(())
+
+    fn get(&self, code: u8) -> Option<&[u8]> {
+        let k = usize::from(self.at[usize::from(code)]).checked_sub(1)?;
+        let (_, s, e) = self.index[k];
+        self.data.get(usize::from(s)..usize::from(e))
+    }
+
+    /// Walks a TLV option area. Stops at END; PAD is skipped.
+    fn walk(&mut self, area: &[u8]) -> Result<(), ParseError> {
+        let mut i = 0usize;
+        while let Some(&code) = area.get(i) {
+            match code {
+                opt::PAD => {
+                    i += 1;
+                    continue;
+                }
+                opt::END => return Ok(()),
+                _ => {}
+            }
+            let len = *area.get(i + 1).ok_or(ParseError::TruncatedOption)? as usize;
+            let data = area
+                .get(i + 2..i + 2 + len)
+                .ok_or(ParseError::TruncatedOption)?;
+            self.add(code, data);
+            i += 2 + len;
+        }
+        // A missing END is tolerated (many clients pad instead).
+        Ok(())
+    }
 }
 
 impl Request {
@@ -243,6 +288,10 @@ impl Request {
     pub fn parse(b: &[u8]) -> Result<Self, ParseError> {
         if b.len() < HEADER_LEN + 4 {
             return Err(ParseError::TooShort);
+        }
+        // The options' positions are 16-bit (see `Options::add`).
+        if b.len() > usize::from(u16::MAX) {
+            return Err(ParseError::TooLong);
         }
         if b.get(HEADER_LEN..HEADER_LEN + 4) != Some(&MAGIC[..]) {
             return Err(ParseError::BadMagic);
@@ -271,34 +320,47 @@ impl Request {
             giaddr: ip_at(b, 24),
             chaddr,
         };
-        let mut options = Vec::new();
-        walk_options(b.get(HEADER_LEN + 4..).unwrap_or(&[]), &mut options)?;
+        // The option area is at most the datagram's rest (the overloaded file and sname
+        // fields are inside the datagram too): one buffer of that size holds every option.
+        let area = b.get(HEADER_LEN + 4..).unwrap_or(&[]);
+        let mut options = Options {
+            data: Vec::with_capacity(b.len()),
+            index: Vec::with_capacity(16),
+            at: [0; 256],
+        };
+        options.walk(area)?;
         // Option overload (52): 1 = file holds options, 2 = sname, 3 = both.
         let overload = options
-            .iter()
-            .find(|(c, _)| *c == opt::OVERLOAD)
-            .and_then(|(_, d)| d.first().copied())
+            .get(opt::OVERLOAD)
+            .and_then(|d| d.first().copied())
             .unwrap_or(0);
         if overload & 1 != 0 {
-            walk_options(b.get(108..236).unwrap_or(&[]), &mut options)?;
+            options.walk(b.get(108..236).unwrap_or(&[]))?;
         }
         if overload & 2 != 0 {
-            walk_options(b.get(44..108).unwrap_or(&[]), &mut options)?;
+            options.walk(b.get(44..108).unwrap_or(&[]))?;
         }
-        Ok(Self { header, options })
+        Ok(Self {
+            header,
+            data: options.data,
+            index: options.index,
+        })
     }
 
     /// The data of an option, if present.
     pub fn option(&self, code: u8) -> Option<&[u8]> {
-        self.options
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map(|(_, d)| d.as_slice())
+        let &(_, s, e) = self.index.iter().find(|(c, _, _)| *c == code)?;
+        self.data.get(usize::from(s)..usize::from(e))
     }
 
     /// All options in wire order.
     pub fn options(&self) -> impl Iterator<Item = (u8, &[u8])> {
-        self.options.iter().map(|(c, d)| (*c, d.as_slice()))
+        self.index.iter().map(|&(c, s, e)| {
+            (
+                c,
+                self.data.get(usize::from(s)..usize::from(e)).unwrap_or(&[]),
+            )
+        })
     }
 
     /// Option 53, if present and one byte long.
@@ -553,6 +615,85 @@ mod tests {
         b.extend_from_slice(&[52, 1, 1, 255]);
         let r = Request::parse(&b).unwrap();
         assert_eq!(r.architectures(), vec![11]);
+    }
+
+    /// RFC 3396 across other codes and the overloaded fields: each code's data joined in
+    /// the order read (options, then file, then sname), the codes in their first order.
+    #[test]
+    fn long_options_join_across_other_codes_and_fields() {
+        let mut b = base();
+        b[108..114].copy_from_slice(&[60, 1, b'!', 93, 0, 255]);
+        b[44..49].copy_from_slice(&[97, 1, 9, 255, 0]);
+        b.extend_from_slice(&[60, 3, b'P', b'X', b'E', 93, 2, 0, 7, 52, 1, 3]);
+        b.extend_from_slice(&[
+            60, 6, b'C', b'l', b'i', b'e', b'n', b't', 97, 2, 0, 1, 93, 2, 0,
+        ]);
+        b.extend_from_slice(&[9, 255]);
+        let r = Request::parse(&b).unwrap();
+        let all: Vec<(u8, &[u8])> = r.options().collect();
+        assert_eq!(
+            all,
+            [
+                (60, &b"PXEClient!"[..]),
+                (93, &[0, 7, 0, 9][..]),
+                (52, &[3][..]),
+                (97, &[0, 1, 9][..]),
+            ]
+        );
+        assert_eq!(r.option(60), Some(&b"PXEClient!"[..]));
+        assert_eq!(r.architectures(), vec![7, 9]);
+        assert_eq!(r.option(61), None);
+    }
+
+    /// Datagrams of up to 4 KiB full of short options with codes repeated in any order
+    /// give what joining each code's data in a list gives (RFC 3396 as written).
+    #[test]
+    fn many_repeated_options_parse_as_joined_lists() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..200 {
+            let mut b = base();
+            let mut want: Vec<(u8, Vec<u8>)> = Vec::new();
+            let codes = 1 + next(if round % 2 == 0 { 4 } else { 254 });
+            while b.len() < 4000 {
+                let code = 1 + next(codes) as u8;
+                let len = next(if round % 3 == 0 { 3 } else { 40 }) as usize;
+                let data: Vec<u8> = (0..len).map(|_| next(256) as u8).collect();
+                b.push(code);
+                b.push(len as u8);
+                b.extend_from_slice(&data);
+                // The overload option would make the parser read the file and sname fields.
+                if code == opt::OVERLOAD {
+                    b.truncate(b.len() - 2 - len);
+                    continue;
+                }
+                match want.iter_mut().find(|(c, _)| *c == code) {
+                    Some((_, d)) => d.extend_from_slice(&data),
+                    None => want.push((code, data)),
+                }
+            }
+            b.push(opt::END);
+            let r = Request::parse(&b).unwrap();
+            let got: Vec<(u8, Vec<u8>)> = r.options().map(|(c, d)| (c, d.to_vec())).collect();
+            assert_eq!(got, want, "round {round}");
+            for (c, d) in &want {
+                assert_eq!(r.option(*c), Some(&d[..]));
+            }
+        }
+    }
+
+    #[test]
+    fn a_datagram_past_65535_bytes_is_refused() {
+        let mut b = base();
+        b.resize(usize::from(u16::MAX) + 1, opt::PAD);
+        assert_eq!(Request::parse(&b).unwrap_err(), ParseError::TooLong);
+        b.pop();
+        assert!(Request::parse(&b).is_ok());
     }
 
     #[test]
