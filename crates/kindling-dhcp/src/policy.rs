@@ -501,15 +501,18 @@ pub(crate) fn boot(
     info: &mut ClientInfo,
     reply_type: MessageType,
 ) -> Result<(ReplyFields, Option<String>), IgnoreReason> {
-    let Some(prefix) = info.vendor_prefix.clone() else {
+    let Some(prefix) = info.vendor_prefix.as_deref() else {
         return Err(IgnoreReason::NotPxe);
     };
-    let ipxe = req.user_classes().iter().any(|u| contains(u, b"iPXE"))
+    let http = prefix == "HTTPClient";
+    let vendor_class = prefix.as_bytes().to_vec();
+    // `info`'s user classes are option 77's entries as text: an "iPXE" in the bytes is
+    // one in the text.
+    let ipxe = info.user_classes.iter().any(|u| u.contains("iPXE"))
         || req.option(opt::IPXE_ENCAP).is_some();
     if info.mac.is_none() {
         return Err(IgnoreReason::UnsupportedHardware);
     }
-    let http = prefix == "HTTPClient";
     let class = classify(cfg, &info.architectures, http, ipxe)?;
     info.arch = class.arch;
     info.firmware = Some(class.firmware);
@@ -531,7 +534,7 @@ pub(crate) fn boot(
         sname: String::new(),
         file: String::new(),
         server_id: ip,
-        vendor_class: prefix.as_bytes().to_vec(),
+        vendor_class,
         client_uuid: req.option(opt::CLIENT_UUID).map(<[u8]>::to_vec),
         vendor_options: None,
         yiaddr: Ipv4Addr::UNSPECIFIED,
