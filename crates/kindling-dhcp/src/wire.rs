@@ -218,49 +218,30 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
     }
 }
 
-/// The options of a request as they are read: see [`Request`].
-struct Options {
-    data: Vec<u8>,
-    index: Vec<(u8, u16, u16)>,
-    /// Position in `index` of each code seen, plus one (0: not seen).
-    at: [u8; 256],
+/// Reads the option areas of a datagram `b` into [`Request`]'s buffer and index, in time
+/// linear in the number of options whatever their order (a hostile 4 KiB datagram of
+/// repeated codes costs what an ordinary one of that size does).
+struct Reader<'b> {
+    b: &'b [u8],
+    /// Every option as read: (code, offset of its data in `b`, length), later compacted
+    /// into the index.
+    seen: Vec<(u8, u16, u16)>,
+    /// Each code's total data length.
+    total: [u16; 256],
 }
 
-impl Options {
-    fn add(&mut self, code: u8, d: &[u8]) {
-        // Positions fit: the data come from a datagram of at most 65,535 bytes (checked by
-        // `Request::parse`), and there are at most 254 codes (PAD and END are none).
-        match self.at[usize::from(code)] {
-            0 => {
-                let start = self.data.len() as u16;
-                self.data.extend_from_slice(d);
-                self.index.push((code, start, self.data.len() as u16));
-                self.at[usize::from(code)] = self.index.len() as u8;
-            }
-            k => {
-                // RFC 3396: a repeated code's data goes after its earlier data, and the
-                // codes after it move up.
-                let k = usize::from(k) - 1;
-                let end = usize::from(self.index[k].2);
-                self.data.splice(end..end, d.iter().copied());
-                let n = d.len() as u16;
-                self.index[k].2 += n;
-                for e in &mut self.index[k + 1..] {
-                    e.1 += n;
-                    e.2 += n;
-                }
-            }
+impl<'b> Reader<'b> {
+    fn new(b: &'b [u8]) -> Self {
+        Reader {
+            b,
+            seen: Vec::with_capacity(16),
+            total: [0; 256],
         }
     }
 
-    fn get(&self, code: u8) -> Option<&[u8]> {
-        let k = usize::from(self.at[usize::from(code)]).checked_sub(1)?;
-        let (_, s, e) = self.index[k];
-        self.data.get(usize::from(s)..usize::from(e))
-    }
-
-    /// Walks a TLV option area. Stops at END; PAD is skipped.
-    fn walk(&mut self, area: &[u8]) -> Result<(), ParseError> {
+    /// Walks the TLV area `b[at..end]`. Stops at END; PAD is skipped.
+    fn walk(&mut self, at: usize, end: usize) -> Result<(), ParseError> {
+        let area = self.b.get(at..end.min(self.b.len())).unwrap_or(&[]);
         let mut i = 0usize;
         while let Some(&code) = area.get(i) {
             match code {
@@ -272,14 +253,63 @@ impl Options {
                 _ => {}
             }
             let len = *area.get(i + 1).ok_or(ParseError::TruncatedOption)? as usize;
-            let data = area
-                .get(i + 2..i + 2 + len)
-                .ok_or(ParseError::TruncatedOption)?;
-            self.add(code, data);
+            if i + 2 + len > area.len() {
+                return Err(ParseError::TruncatedOption);
+            }
+            // Offsets and lengths fit: `b` is at most 65,535 bytes (`Request::parse`).
+            self.seen.push((code, (at + i + 2) as u16, len as u16));
+            self.total[usize::from(code)] += len as u16;
             i += 2 + len;
         }
         // A missing END is tolerated (many clients pad instead).
         Ok(())
+    }
+
+    /// The first byte of a code's data as read so far.
+    fn first_byte(&self, code: u8) -> Option<u8> {
+        let &(_, at, _) = self.seen.iter().find(|&&(c, _, l)| c == code && l > 0)?;
+        self.b.get(usize::from(at)).copied()
+    }
+
+    /// Each code's data joined in one buffer (RFC 3396: a repeated code's data after its
+    /// earlier data), the codes in the order they first appear; and the index of ranges.
+    fn finish(mut self) -> (Vec<u8>, Vec<(u8, u16, u16)>) {
+        // Where each code's data starts (0 in `start` and `fill` until placed).
+        let mut start = [0u16; 256];
+        let mut placed = [false; 256];
+        let mut len = 0u16;
+        for &(code, _, _) in &self.seen {
+            let c = usize::from(code);
+            if !placed[c] {
+                placed[c] = true;
+                start[c] = len;
+                len += self.total[c];
+            }
+        }
+        let mut data = vec![0u8; usize::from(len)];
+        let mut fill = start;
+        for &(code, at, n) in &self.seen {
+            let c = usize::from(code);
+            let (at, n, to) = (usize::from(at), usize::from(n), usize::from(fill[c]));
+            if let (Some(dst), Some(src)) = (data.get_mut(to..to + n), self.b.get(at..at + n)) {
+                dst.copy_from_slice(src);
+            }
+            fill[c] += n as u16;
+        }
+        // The index: each code once, where it first appeared, over the list of options.
+        let mut kept = 0;
+        placed = [false; 256];
+        for k in 0..self.seen.len() {
+            let code = self.seen[k].0;
+            let c = usize::from(code);
+            if !placed[c] {
+                placed[c] = true;
+                self.seen[kept] = (code, start[c], start[c] + self.total[c]);
+                kept += 1;
+            }
+        }
+        self.seen.truncate(kept);
+        (data, self.seen)
     }
 }
 
@@ -289,7 +319,7 @@ impl Request {
         if b.len() < HEADER_LEN + 4 {
             return Err(ParseError::TooShort);
         }
-        // The options' positions are 16-bit (see `Options::add`).
+        // The options' positions are 16-bit (see `Reader`).
         if b.len() > usize::from(u16::MAX) {
             return Err(ParseError::TooLong);
         }
@@ -320,30 +350,21 @@ impl Request {
             giaddr: ip_at(b, 24),
             chaddr,
         };
-        // The option area is at most the datagram's rest (the overloaded file and sname
-        // fields are inside the datagram too): one buffer of that size holds every option.
-        let area = b.get(HEADER_LEN + 4..).unwrap_or(&[]);
-        let mut options = Options {
-            data: Vec::with_capacity(b.len()),
-            index: Vec::with_capacity(16),
-            at: [0; 256],
-        };
-        options.walk(area)?;
+        let mut options = Reader::new(b);
+        options.walk(HEADER_LEN + 4, b.len())?;
         // Option overload (52): 1 = file holds options, 2 = sname, 3 = both.
-        let overload = options
-            .get(opt::OVERLOAD)
-            .and_then(|d| d.first().copied())
-            .unwrap_or(0);
+        let overload = options.first_byte(opt::OVERLOAD).unwrap_or(0);
         if overload & 1 != 0 {
-            options.walk(b.get(108..236).unwrap_or(&[]))?;
+            options.walk(108, 236)?;
         }
         if overload & 2 != 0 {
-            options.walk(b.get(44..108).unwrap_or(&[]))?;
+            options.walk(44, 108)?;
         }
+        let (data, index) = options.finish();
         Ok(Self {
             header,
-            data: options.data,
-            index: options.index,
+            data,
+            index,
         })
     }
 
