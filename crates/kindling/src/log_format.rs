@@ -17,7 +17,7 @@
 //! Why our own: at a boot storm's rate a request line is written for every request, and
 //! the library's formatter spent most of its time in `fmt` machinery (a `Debug` visit for
 //! each field, colour styles that write nothing, the calendar for each timestamp). Here a
-//! plain string is copied between its quotes, integers are written directly, and each
+//! plain string is copied between its quotes, numbers skip the `Debug` detour, and each
 //! thread keeps the timestamp's text up to the second. The JSON format stays the library's.
 
 use std::cell::RefCell;
@@ -305,20 +305,14 @@ fn write_timestamp(w: &mut Writer<'_>, t: SystemTime) -> fmt::Result {
         Ok(Some(r)) => r?,
         _ => put(&mut (i64::MIN, String::new()), w)?,
     }
-    let mut frac = *b"000000Z";
-    let mut m = micros;
-    for d in frac[..6].iter_mut().rev() {
-        *d = b'0' + (m % 10) as u8;
-        m /= 10;
-    }
-    w.write_str(std::str::from_utf8(&frac).map_err(|_| fmt::Error)?)
+    write!(w, "{micros:06}Z")
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.` of the second `secs` after the epoch (negative before it).
 fn write_second(out: &mut String, secs: i64) -> fmt::Result {
     let days = secs.div_euclid(86_400);
     let tod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = kindling_timeline::event::civil_from_days(days);
     if y > 9999 {
         write!(out, "+{y}")?;
     } else if y < 0 {
@@ -333,22 +327,6 @@ fn write_second(out: &mut String, secs: i64) -> fmt::Result {
         tod / 60 % 60,
         tod % 60
     )
-}
-
-/// The proleptic Gregorian date (year, month 1-12, day 1-31) of a day counted from
-/// 1970-01-01: the days are split into 400-year eras of 146,097 days, each counted from
-/// 1 March so that the leap day ends its year.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468; // days from 0000-03-01
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // day of the era, 0..=146_096
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the year from 1 March
-    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

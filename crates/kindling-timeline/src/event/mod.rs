@@ -38,8 +38,11 @@ pub fn format_time(ms: u64) -> String {
     s.get(11..23).unwrap_or("").to_string()
 }
 
-// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// The proleptic Gregorian date (year, month 1-12, day 1-31) of day `z` counted from
+/// 1970-01-01 (negative before it), by Howard Hinnant's days-to-civil algorithm: 400-year
+/// eras of 146,097 days, each year counted from 1 March so that the leap day ends it.
+/// Also the text log's timestamps (`kindling`'s `log_format`).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -71,6 +74,35 @@ pub fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Day after day for 1,600 years around the epoch, each date is the one after the day
+    /// before's, with February's length by the Gregorian rule.
+    #[test]
+    fn calendar_days_follow_each_other() {
+        let leap = |y: i64| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let len = |y: i64, m: u32| match m {
+            2 if leap(y) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let start = -800 * 366;
+        let mut prev = civil_from_days(start);
+        for day in start + 1..800 * 366 {
+            let (y, m, d) = prev;
+            let next = if d < len(y, m) {
+                (y, m, d + 1)
+            } else if m < 12 {
+                (y, m + 1, 1)
+            } else {
+                (y + 1, 1, 1)
+            };
+            let got = civil_from_days(day);
+            assert_eq!(got, next, "day {day}");
+            prev = got;
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+    }
 
     #[test]
     fn timestamps() {
