@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod config;
+mod dest;
 pub mod full;
 pub mod mmsg;
 pub mod netif;

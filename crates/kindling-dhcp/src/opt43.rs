@@ -11,12 +11,7 @@ pub(crate) fn sub(out: &mut Vec<u8>, code: u8, data: &[u8]) {
 }
 
 /// `{6: 8}`: "use the boot file in the `file` field, skip boot server discovery".
-pub fn use_file_field() -> Vec<u8> {
-    let mut v = Vec::new();
-    sub(&mut v, pxe::DISCOVERY_CONTROL, &[8]);
-    v.push(pxe::END);
-    v
-}
+pub const USE_FILE_FIELD: &[u8] = &[pxe::DISCOVERY_CONTROL, 1, 8, pxe::END];
 
 /// Echo of the client's boot item (sub-option 71), as a PXE boot server does in its ACK.
 pub fn boot_item(item_type: u16, layer: u16) -> Vec<u8> {

@@ -1,11 +1,14 @@
 //! The sans-I/O decision core: a datagram plus its interface context in, a reply (bytes and
 //! destination) or a reason for silence out. No sockets, no clocks, no config files.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 
 use crate::arch::{ArchFamily, arch_name};
 use crate::config::{CheckedConfig, Rule, Target};
+pub use crate::dest::{UnsafeAddr, check_destination};
 use crate::opt43;
 use crate::ratelimit::Key;
 use crate::wire::{self, MessageType, ParseError, ReplyFields, Request, opt};
@@ -271,8 +274,8 @@ pub struct ClientInfo {
     pub message_type: Option<MessageType>,
     /// Option 60, lossily decoded.
     pub vendor_class: Option<String>,
-    /// The matched PXE prefix (echoed in option 60).
-    pub vendor_prefix: Option<String>,
+    /// The matched PXE prefix (echoed in option 60): the configuration's copy.
+    pub vendor_prefix: Option<Arc<str>>,
     /// Every entry of option 93.
     pub architectures: Vec<u16>,
     /// The entry Kindling chose.
@@ -330,20 +333,20 @@ pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
-struct Classified {
+struct Classified<'c> {
     firmware: Firmware,
     arch: Option<u16>,
     /// TFTP binary name for firmware clients.
-    binary: Option<String>,
+    binary: Option<&'c str>,
 }
 
 /// Picks the architecture to serve from every entry of option 93.
-fn classify(
-    cfg: &CheckedConfig,
+fn classify<'c>(
+    cfg: &'c CheckedConfig,
     arches: &[u16],
     http: bool,
     ipxe: bool,
-) -> Result<Classified, IgnoreReason> {
+) -> Result<Classified<'c>, IgnoreReason> {
     let mut err = if arches.is_empty() {
         IgnoreReason::NoArch
     } else {
@@ -352,12 +355,12 @@ fn classify(
     for &a in arches {
         let bin = match ArchFamily::of(a) {
             ArchFamily::Bios if http => None,
-            ArchFamily::Bios => Some((Firmware::BiosPxe, cfg.bios_binary.clone())),
-            ArchFamily::X64Efi if http => Some((Firmware::UefiHttp, cfg.http_boot_binary.clone())),
-            ArchFamily::X64Efi => Some((Firmware::UefiPxe, cfg.efi_binary.clone())),
+            ArchFamily::Bios => Some((Firmware::BiosPxe, cfg.bios_binary.as_str())),
+            ArchFamily::X64Efi if http => Some((Firmware::UefiHttp, cfg.http_boot_binary.as_str())),
+            ArchFamily::X64Efi => Some((Firmware::UefiPxe, cfg.efi_binary.as_str())),
             ArchFamily::Arm64Efi => match &cfg.arm64_binary {
-                Some(b) if http => Some((Firmware::UefiHttp, b.clone())),
-                Some(b) => Some((Firmware::UefiPxe, b.clone())),
+                Some(b) if http => Some((Firmware::UefiHttp, b.as_str())),
+                Some(b) => Some((Firmware::UefiPxe, b.as_str())),
                 None => {
                     err = IgnoreReason::UnsupportedArchNoBinary;
                     None
@@ -492,20 +495,24 @@ pub(crate) fn client_info(cfg: &CheckedConfig, req: &Request) -> ClientInfo {
 }
 
 /// The boot answer to a PXE client (`info.vendor_prefix` set): the reply's fields without
-/// an address, and the matching rule's name; or why it gets none. Fills in `info`'s
-/// architecture and firmware.
-pub(crate) fn boot(
-    cfg: &CheckedConfig,
+/// an address (borrowing from the request and the configuration), and the matching rule's
+/// name; or why it gets none. Fills in `info`'s architecture and firmware.
+pub(crate) fn boot<'a>(
+    cfg: &'a CheckedConfig,
     ctx: &Context<'_>,
-    req: &Request,
+    req: &'a Request,
     info: &mut ClientInfo,
     reply_type: MessageType,
-) -> Result<(ReplyFields, Option<String>), IgnoreReason> {
+) -> Result<(ReplyFields<'a>, Option<String>), IgnoreReason> {
     let Some(prefix) = info.vendor_prefix.as_deref() else {
         return Err(IgnoreReason::NotPxe);
     };
     let http = prefix == "HTTPClient";
-    let vendor_class = prefix.as_bytes().to_vec();
+    // The prefix is the start of the client's option 60 (`client_info`): echoed from there.
+    let vendor_class = req
+        .option(opt::VENDOR_CLASS)
+        .and_then(|v| v.get(..prefix.len()))
+        .unwrap_or_default();
     // `info`'s user classes are option 77's entries as text: an "iPXE" in the bytes is
     // one in the text.
     let ipxe = info.user_classes.iter().any(|u| u.contains("iPXE"))
@@ -531,11 +538,11 @@ pub(crate) fn boot(
         siaddr: ip, // next-server: always set (iPXE ignores proxy offers without it)
         giaddr: req.header.giaddr,
         chaddr: req.header.chaddr,
-        sname: String::new(),
+        sname: None,
         file: String::new(),
         server_id: ip,
         vendor_class,
-        client_uuid: req.option(opt::CLIENT_UUID).map(<[u8]>::to_vec),
+        client_uuid: req.option(opt::CLIENT_UUID),
         vendor_options: None,
         yiaddr: Ipv4Addr::UNSPECIFIED,
         options: Vec::new(),
@@ -548,7 +555,7 @@ pub(crate) fn boot(
         Target::Ignore => return Err(IgnoreReason::RuleIgnore),
         Target::LocalBoot => {
             if class.firmware == Firmware::BiosPxe && !on_4011 {
-                fields.vendor_options = Some(opt43::local_boot_menu("Boot from local disk"));
+                fields.vendor_options = Some(opt43::local_boot_menu("Boot from local disk").into());
             } else {
                 return Err(IgnoreReason::LocalBoot);
             }
@@ -562,31 +569,32 @@ pub(crate) fn boot(
                 // iPXE's `pxebs` (and its PXE menu) asks 4011 for a boot item and drops an
                 // ACK that does not echo it.
                 if let (Some((t, l)), true) = (boot_item, on_4011) {
-                    fields.vendor_options = Some(opt43::boot_item(t, l));
+                    fields.vendor_options = Some(opt43::boot_item(t, l).into());
                 }
             }
             Firmware::BiosPxe => {
-                fields.sname = ip.to_string();
+                let binary = class.binary.unwrap_or_default();
+                fields.sname = Some(ip);
                 match (menu, boot_item) {
                     // The menu: no file yet, the ROM asks 4011 for the item chosen.
                     (Some(m), _) if !on_4011 => {
-                        fields.vendor_options = Some(m.option43(ip));
-                        fields.sname.clear();
+                        fields.vendor_options = Some(m.option43(ip).into());
+                        fields.sname = None;
                     }
                     (Some(m), Some((t, l))) => {
                         let Some(item) = m.item(t) else {
                             return Err(IgnoreReason::UnknownBootItem);
                         };
-                        fields.file = item.file.clone().or(class.binary).unwrap_or_default();
-                        fields.vendor_options = Some(m.item_ack(t, l));
+                        fields.file = item.file.as_deref().unwrap_or(binary).to_string();
+                        fields.vendor_options = Some(m.item_ack(t, l).into());
                     }
                     (_, Some((t, l))) if on_4011 => {
-                        fields.file = class.binary.unwrap_or_default();
-                        fields.vendor_options = Some(opt43::boot_item(t, l));
+                        fields.file = binary.to_string();
+                        fields.vendor_options = Some(opt43::boot_item(t, l).into());
                     }
                     _ => {
-                        fields.file = class.binary.unwrap_or_default();
-                        fields.vendor_options = Some(opt43::use_file_field());
+                        fields.file = binary.to_string();
+                        fields.vendor_options = Some(Cow::Borrowed(opt43::USE_FILE_FIELD));
                     }
                 }
             }
@@ -598,22 +606,22 @@ pub(crate) fn boot(
                     fields.file = if secure_boot(cfg, ctx, rule, class.arch) {
                         SECURE_BOOT_FILE.to_string()
                     } else {
-                        class.binary.unwrap_or_default()
+                        class.binary.unwrap_or_default().to_string()
                     };
-                    fields.sname = ip.to_string();
+                    fields.sname = Some(ip);
                 }
                 if let (Some((t, l)), true) = (boot_item, on_4011) {
-                    fields.vendor_options = Some(match menu {
+                    fields.vendor_options = Some(Cow::Owned(match menu {
                         Some(m) if m.item(t).is_some() => m.item_ack(t, l),
                         _ => opt43::boot_item(t, l),
-                    });
+                    }));
                 }
             }
             Firmware::UefiHttp => {
                 fields.file = cfg.http_boot_url.expand_binary(
                     ip,
                     cfg.http_port,
-                    &class.binary.unwrap_or_default(),
+                    class.binary.unwrap_or_default(),
                 );
             }
         },
@@ -630,7 +638,7 @@ pub(crate) fn finish(
     ctx: &Context<'_>,
     req: &Request,
     info: ClientInfo,
-    fields: ReplyFields,
+    fields: ReplyFields<'_>,
     rule: Option<String>,
 ) -> Outcome {
     let packet = match fields.encode() {
@@ -638,7 +646,6 @@ pub(crate) fn finish(
         Err(wire::EncodeError::FileTooLong) => {
             return ignore(Some(info), IgnoreReason::FileTooLong);
         }
-        Err(_) => return ignore(Some(info), IgnoreReason::EncodeFailed),
     };
     let dest = match destination(ctx, req) {
         Ok(d) => d,
@@ -694,93 +701,6 @@ fn destination(ctx: &Context<'_>, req: &Request) -> Result<SocketAddrV4, IgnoreR
             Ok(ctx.source)
         }
     }
-}
-
-/// Why an address is no destination for a unicast reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UnsafeAddr {
-    /// `0.0.0.0/8` ("this network").
-    Unspecified,
-    /// `255.255.255.255`.
-    Broadcast,
-    /// The broadcast or network address of one of this host's subnets (prefix /30 or shorter).
-    SubnetBroadcast,
-    /// `224.0.0.0/4`.
-    Multicast,
-    /// `240.0.0.0/4` (class E).
-    Reserved,
-    /// `127.0.0.0/8`.
-    Loopback,
-    /// `169.254.0.0/16`, unless the receiving address is link-local too.
-    LinkLocal,
-    /// One of this host's own addresses.
-    Own,
-}
-
-impl UnsafeAddr {
-    /// A stable snake_case label (logs).
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Unspecified => "unspecified",
-            Self::Broadcast => "broadcast",
-            Self::SubnetBroadcast => "subnet_broadcast",
-            Self::Multicast => "multicast",
-            Self::Reserved => "reserved",
-            Self::Loopback => "loopback",
-            Self::LinkLocal => "link_local",
-            Self::Own => "own_address",
-        }
-    }
-}
-
-impl fmt::Display for UnsafeAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
-/// Is `addr` a unicast address of another host, fit to receive a reply? `server_ip` is our
-/// address on the receiving interface, `local` every (address, netmask) of this host.
-pub fn check_destination(
-    addr: Ipv4Addr,
-    server_ip: Ipv4Addr,
-    local: &[(Ipv4Addr, Ipv4Addr)],
-) -> Result<(), UnsafeAddr> {
-    let o = addr.octets();
-    if o[0] == 0 {
-        return Err(UnsafeAddr::Unspecified);
-    }
-    if addr.is_broadcast() {
-        return Err(UnsafeAddr::Broadcast);
-    }
-    if addr.is_loopback() {
-        return Err(UnsafeAddr::Loopback);
-    }
-    if addr.is_multicast() {
-        return Err(UnsafeAddr::Multicast);
-    }
-    if o[0] >= 240 {
-        return Err(UnsafeAddr::Reserved);
-    }
-    if addr.is_link_local() && !server_ip.is_link_local() {
-        return Err(UnsafeAddr::LinkLocal);
-    }
-    if addr == server_ip || local.iter().any(|(a, _)| *a == addr) {
-        return Err(UnsafeAddr::Own);
-    }
-    let x = u32::from(addr);
-    for (a, m) in local {
-        let m = u32::from(*m);
-        // /31 and /32 have no broadcast address (RFC 3021).
-        if m.count_ones() > 30 || m.leading_ones() != m.count_ones() {
-            continue;
-        }
-        let net = u32::from(*a) & m;
-        if x == net | !m || (m != 0 && x == net) {
-            return Err(UnsafeAddr::SubnetBroadcast);
-        }
-    }
-    Ok(())
 }
 
 pub(crate) fn ignore(client: Option<ClientInfo>, reason: IgnoreReason) -> Outcome {

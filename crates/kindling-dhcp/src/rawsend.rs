@@ -67,21 +67,66 @@ impl RawSender {
         })
     }
 
-    /// IPv4 + UDP headers and `payload`, from `src_port` to `dest`.
-    pub fn frame(&self, src_port: u16, dest: SocketAddrV4, payload: &[u8]) -> Option<Vec<u8>> {
+    /// Adds IPv4 + UDP headers and `payload`, from `src_port` to `dest`, to `frames`; false
+    /// (nothing added) when the datagram would be over 65,535 bytes.
+    pub fn push_frame(
+        &self,
+        frames: &mut Frames,
+        src_port: u16,
+        dest: SocketAddrV4,
+        payload: &[u8],
+    ) -> bool {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        build_frame(self.src, src_port, dest, payload, id)
+        frames.push(self.src, src_port, dest, payload, id)
     }
 
-    /// Sends the frames as broadcasts without blocking; returns how many the kernel took.
-    pub fn send_batch(&self, frames: &[Vec<u8>]) -> io::Result<usize> {
+    /// Sends the frames as broadcasts without blocking; returns how many the kernel took
+    /// (the first ones).
+    pub fn send_batch(&self, frames: &Frames) -> io::Result<usize> {
         let mut addrs = vec![self.broadcast; frames.len()];
         crate::mmsg::send_each(
             self.fd.as_raw_fd(),
-            frames.iter().map(Vec::as_slice),
+            frames.iter(),
             &mut addrs,
             libc::MSG_DONTWAIT,
         )
+    }
+}
+
+/// Frames for one batch, back to back in one buffer (not a buffer each).
+#[derive(Debug, Default)]
+pub struct Frames {
+    buf: Vec<u8>,
+    /// Where each frame ends in `buf`.
+    ends: Vec<usize>,
+}
+
+impl Frames {
+    fn push(
+        &mut self,
+        src: Ipv4Addr,
+        src_port: u16,
+        dest: SocketAddrV4,
+        payload: &[u8],
+        id: u16,
+    ) -> bool {
+        let added = build_frame(&mut self.buf, src, src_port, dest, payload, id);
+        if added {
+            self.ends.push(self.buf.len());
+        }
+        added
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The frames, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| self.buf.get(start..end).unwrap_or_default())
     }
 }
 
@@ -104,25 +149,33 @@ fn fold(mut acc: u32) -> u16 {
     !(acc as u16)
 }
 
-/// IPv4 (no options, TTL 64, DF clear) + UDP (with checksum) + payload.
+/// Appends IPv4 (no options, TTL 64, DF clear) + UDP (with checksum) + payload to `out`;
+/// false (nothing appended) when the total would not fit IPv4's 16-bit length.
 fn build_frame(
+    out: &mut Vec<u8>,
     src: Ipv4Addr,
     src_port: u16,
     dest: SocketAddrV4,
     payload: &[u8],
     id: u16,
-) -> Option<Vec<u8>> {
-    let udp_len = u16::try_from(UDP_HEADER + payload.len()).ok()?;
-    let total = u16::try_from(IP_HEADER + UDP_HEADER + payload.len()).ok()?;
-    let mut f = Vec::with_capacity(usize::from(total));
+) -> bool {
+    let (Ok(udp_len), Ok(total)) = (
+        u16::try_from(UDP_HEADER + payload.len()),
+        u16::try_from(IP_HEADER + UDP_HEADER + payload.len()),
+    ) else {
+        return false;
+    };
+    let start = out.len();
+    out.reserve(usize::from(total));
+    let f = out;
     f.extend_from_slice(&[0x45, 0]);
     f.extend_from_slice(&total.to_be_bytes());
     f.extend_from_slice(&id.to_be_bytes());
     f.extend_from_slice(&[0, 0, 64, 17, 0, 0]);
     f.extend_from_slice(&src.octets());
     f.extend_from_slice(&dest.ip().octets());
-    let ip_sum = fold(sum16(0, &f));
-    f[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    let ip_sum = fold(sum16(0, &f[start..]));
+    f[start + 10..start + 12].copy_from_slice(&ip_sum.to_be_bytes());
     f.extend_from_slice(&src_port.to_be_bytes());
     f.extend_from_slice(&dest.port().to_be_bytes());
     f.extend_from_slice(&udp_len.to_be_bytes());
@@ -132,13 +185,14 @@ fn build_frame(
     let mut acc = sum16(0, &src.octets());
     acc = sum16(acc, &dest.ip().octets());
     acc += 17 + u32::from(udp_len);
-    acc = sum16(acc, &f[IP_HEADER..]);
+    acc = sum16(acc, &f[start + IP_HEADER..]);
     let udp_sum = match fold(acc) {
         0 => 0xffff,
         s => s,
     };
-    f[IP_HEADER + 6..IP_HEADER + 8].copy_from_slice(&udp_sum.to_be_bytes());
-    Some(f)
+    let at = start + IP_HEADER + 6;
+    f[at..at + 2].copy_from_slice(&udp_sum.to_be_bytes());
+    true
 }
 
 #[cfg(test)]
@@ -150,7 +204,10 @@ mod tests {
         let payload: Vec<u8> = (0..301u16).map(|i| (i * 7) as u8).collect();
         let src = Ipv4Addr::new(10, 0, 0, 1);
         let dest = SocketAddrV4::new(Ipv4Addr::BROADCAST, 68);
-        let f = build_frame(src, 67, dest, &payload, 0x1234).unwrap_or_default();
+        // After another frame in the same buffer: each frame's sums are its own.
+        let mut buf = vec![0xa5; 57];
+        assert!(build_frame(&mut buf, src, 67, dest, &payload, 0x1234));
+        let f = &buf[57..];
         assert_eq!(f.len(), 20 + 8 + 301);
         assert_eq!(f[0], 0x45);
         assert_eq!(u16::from_be_bytes([f[2], f[3]]), 329);
@@ -168,6 +225,31 @@ mod tests {
         acc += 17 + 309;
         assert_eq!(fold(sum16(acc, &f[20..])), 0);
         assert_eq!(&f[28..], &payload[..]);
+    }
+
+    #[test]
+    fn frames_are_kept_apart() {
+        let src = Ipv4Addr::new(10, 0, 0, 1);
+        let dest = SocketAddrV4::new(Ipv4Addr::BROADCAST, 68);
+        let mut frames = Frames::default();
+        assert_eq!(frames.len(), 0);
+        for (n, fill) in [(300, 1u8), (0, 2), (548, 3)] {
+            assert!(frames.push(src, 67, dest, &vec![fill; n], u16::from(fill)));
+        }
+        // Too long for IPv4: refused, nothing added.
+        assert!(!frames.push(src, 67, dest, &vec![9; 65_535 - 28 + 1], 9));
+        assert_eq!(frames.len(), 3);
+        let got: Vec<&[u8]> = frames.iter().collect();
+        assert_eq!(got.len(), 3);
+        for (f, (n, fill)) in got.iter().zip([(300, 1u8), (0, 2), (548, 3)]) {
+            assert_eq!(f.len(), 28 + n);
+            assert_eq!(u16::from_be_bytes([f[4], f[5]]), u16::from(fill));
+            assert!(f[28..].iter().all(|b| *b == fill));
+            assert_eq!(fold(sum16(0, &f[..20])), 0);
+        }
+        // The largest datagram IPv4 carries still fits.
+        assert!(frames.push(src, 67, dest, &vec![7; 65_535 - 28], 7));
+        assert_eq!(frames.iter().last().map(<[u8]>::len), Some(65_535));
     }
 
     #[test]

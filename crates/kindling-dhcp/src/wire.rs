@@ -10,6 +10,8 @@
 //! old PXE ROMs are picky) and so that `yiaddr` cannot be anything but zero: the encoder has no
 //! way to set it. The tests decode every reply with `dhcproto` as an independent check.
 
+use std::borrow::Cow;
+use std::io::Write as _;
 use std::net::Ipv4Addr;
 
 /// Formats a MAC address as lower-case colon-separated hex.
@@ -470,7 +472,7 @@ fn parse_rfc3004(d: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// Everything needed to encode one reply. The proxy always leaves `yiaddr` at 0 (the socket
 /// shell refuses to send a proxy reply with anything else); full mode sets it to the lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyFields {
+pub struct ReplyFields<'a> {
     pub message_type: MessageType,
     pub htype: u8,
     pub hlen: u8,
@@ -481,14 +483,18 @@ pub struct ReplyFields {
     pub siaddr: Ipv4Addr,
     pub giaddr: Ipv4Addr,
     pub chaddr: [u8; 16],
-    /// At most 63 bytes (checked by `encode`).
-    pub sname: String,
+    /// The boot server, written in `sname` as its dotted quad (as dnsmasq does for a PXE
+    /// client); `None` leaves `sname` empty.
+    pub sname: Option<Ipv4Addr>,
     /// At most 127 bytes (checked by `encode`).
     pub file: String,
     pub server_id: Ipv4Addr,
-    pub vendor_class: Vec<u8>,
-    pub client_uuid: Option<Vec<u8>>,
-    pub vendor_options: Option<Vec<u8>>,
+    /// Option 60 (the client's matched PXE prefix); left out when empty.
+    pub vendor_class: &'a [u8],
+    /// Option 97, the client's own.
+    pub client_uuid: Option<&'a [u8]>,
+    /// Option 43.
+    pub vendor_options: Option<Cow<'a, [u8]>>,
     /// Full mode's lease options (lease time, mask, router, ...), written after option 54.
     pub options: Vec<(u8, Vec<u8>)>,
 }
@@ -497,7 +503,6 @@ pub struct ReplyFields {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncodeError {
     FileTooLong,
-    SnameTooLong,
 }
 
 fn put_option(out: &mut Vec<u8>, code: u8, data: &[u8]) {
@@ -514,15 +519,12 @@ fn put_option(out: &mut Vec<u8>, code: u8, data: &[u8]) {
     }
 }
 
-impl ReplyFields {
+impl ReplyFields<'_> {
     /// Encodes a BOOTREPLY with options 53, 54, the lease options, 60, 97, 43, END,
     /// padded to 300 bytes. Option 60 is left out when `vendor_class` is empty.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         if self.file.len() > MAX_FILE {
             return Err(EncodeError::FileTooLong);
-        }
-        if self.sname.len() > SNAME_LEN - 1 {
-            return Err(EncodeError::SnameTooLong);
         }
         let mut out = Vec::with_capacity(400);
         out.push(2); // BOOTREPLY
@@ -538,7 +540,10 @@ impl ReplyFields {
         out.extend_from_slice(&self.giaddr.octets());
         out.extend_from_slice(&self.chaddr);
         let mut sname = [0u8; SNAME_LEN];
-        sname[..self.sname.len()].copy_from_slice(self.sname.as_bytes());
+        if let Some(ip) = self.sname {
+            // A dotted quad is at most 15 bytes: it always fits, NUL-terminated.
+            let _ = write!(&mut sname[..SNAME_LEN - 1], "{ip}");
+        }
         out.extend_from_slice(&sname);
         let mut file = [0u8; FILE_LEN];
         file[..self.file.len()].copy_from_slice(self.file.as_bytes());
@@ -550,9 +555,9 @@ impl ReplyFields {
             put_option(&mut out, *code, data);
         }
         if !self.vendor_class.is_empty() {
-            put_option(&mut out, opt::VENDOR_CLASS, &self.vendor_class);
+            put_option(&mut out, opt::VENDOR_CLASS, self.vendor_class);
         }
-        if let Some(uuid) = &self.client_uuid {
+        if let Some(uuid) = self.client_uuid {
             put_option(&mut out, opt::CLIENT_UUID, uuid);
         }
         if let Some(v) = &self.vendor_options {
@@ -737,18 +742,26 @@ mod tests {
             siaddr: Ipv4Addr::new(10, 0, 0, 1),
             giaddr: Ipv4Addr::UNSPECIFIED,
             chaddr: [0; 16],
-            sname: String::new(),
+            sname: Some(Ipv4Addr::new(192, 168, 100, 200)),
             file: "undionly.kpxe".into(),
             server_id: Ipv4Addr::new(10, 0, 0, 1),
-            vendor_class: b"PXEClient".to_vec(),
+            vendor_class: b"PXEClient",
             client_uuid: None,
-            vendor_options: Some(crate::opt43::use_file_field()),
+            vendor_options: Some(Cow::Borrowed(crate::opt43::USE_FILE_FIELD)),
             yiaddr: Ipv4Addr::UNSPECIFIED,
             options: Vec::new(),
         };
         let p = f.encode().unwrap();
         assert!(yiaddr_is_zero(&p));
         assert_eq!(&p[240..243], &[53, 1, 2]);
+        // sname: the dotted quad, NUL-padded.
+        assert_eq!(&p[44..60], b"192.168.100.200\0");
+        assert!(p[60..108].iter().all(|b| *b == 0));
+        let no_sname = ReplyFields {
+            sname: None,
+            ..f.clone()
+        };
+        assert!(no_sname.encode().unwrap()[44..108].iter().all(|b| *b == 0));
         assert!(p.len() >= 300);
         let long = ReplyFields {
             file: "x".repeat(128),

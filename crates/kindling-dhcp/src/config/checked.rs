@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::arch::parse_arch;
@@ -94,8 +95,9 @@ pub struct CheckedConfig {
     pub efi_binary: String,
     pub http_boot_binary: String,
     pub arm64_binary: Option<String>,
-    /// Always starts with `PXEClient` and `HTTPClient`.
-    pub vendor_prefixes: Vec<String>,
+    /// Always starts with `PXEClient` and `HTTPClient`. Shared: each PXE request's
+    /// [`ClientInfo`](crate::policy::ClientInfo) points at the one it matched.
+    pub vendor_prefixes: Vec<Arc<str>>,
     pub reply_delay: Duration,
     /// The HTTP Boot URL (`{binary}` still to expand, see [`UrlTemplate::expand_binary`]).
     pub http_boot_url: UrlTemplate,
@@ -332,10 +334,10 @@ impl DhcpConfig {
                 });
             }
         }
-        let mut vendor_prefixes = vec!["PXEClient".to_string(), "HTTPClient".to_string()];
+        let mut vendor_prefixes: Vec<Arc<str>> = vec!["PXEClient".into(), "HTTPClient".into()];
         for p in &self.vendor_prefixes {
-            if !vendor_prefixes.contains(p) {
-                vendor_prefixes.push(p.clone());
+            if !vendor_prefixes.iter().any(|v| **v == **p) {
+                vendor_prefixes.push(p.as_str().into());
             }
         }
         let rate_limit = self.rate_limit.validate()?;

@@ -14,7 +14,8 @@ fn defaults_are_valid_and_disabled() {
     let c = DhcpConfig::default().validate().unwrap();
     assert!(!c.enabled);
     assert_eq!(c.efi_binary, "snponly.efi");
-    assert_eq!(c.vendor_prefixes, vec!["PXEClient", "HTTPClient"]);
+    let prefixes: Vec<&str> = c.vendor_prefixes.iter().map(|p| &**p).collect();
+    assert_eq!(prefixes, ["PXEClient", "HTTPClient"]);
     let empty: DhcpConfig = parse("");
     assert_eq!(empty, DhcpConfig::default());
 }

@@ -172,7 +172,7 @@ fn answer(
 }
 
 /// A reply with no boot information.
-fn plain(ctx: &Context<'_>, req: &Request, kind: MessageType) -> ReplyFields {
+fn plain<'a>(ctx: &Context<'_>, req: &'a Request, kind: MessageType) -> ReplyFields<'a> {
     ReplyFields {
         message_type: kind,
         htype: req.header.htype,
@@ -184,10 +184,10 @@ fn plain(ctx: &Context<'_>, req: &Request, kind: MessageType) -> ReplyFields {
         siaddr: Ipv4Addr::UNSPECIFIED,
         giaddr: req.header.giaddr,
         chaddr: req.header.chaddr,
-        sname: String::new(),
+        sname: None,
         file: String::new(),
         server_id: ctx.server_ip,
-        vendor_class: Vec::new(),
+        vendor_class: &[],
         client_uuid: None,
         vendor_options: None,
         options: Vec::new(),
@@ -205,7 +205,7 @@ fn nak(ctx: &Context<'_>, req: &Request, info: crate::policy::ClientInfo) -> Out
 }
 
 /// RFC 3046: a relay's agent information (option 82) goes back in the reply, last, as is.
-fn echo_relay_info(req: &Request, f: &mut ReplyFields) {
+fn echo_relay_info(req: &Request, f: &mut ReplyFields<'_>) {
     if !req.header.giaddr.is_unspecified()
         && let Some(o82) = req.option(opt::RELAY_AGENT_INFO)
     {

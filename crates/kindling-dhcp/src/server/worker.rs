@@ -21,7 +21,7 @@ use crate::policy::{
     describe_arch,
 };
 use crate::ratelimit::{LogGate, RateLimiter, Verdict};
-use crate::rawsend::RawSender;
+use crate::rawsend::{Frames, RawSender};
 use crate::server::observer::{AnsweredEvent, DhcpObserver, IgnoredEvent, SeenEvent};
 use crate::server::stats::StatsHandle;
 use crate::wire::{self, MessageType, opt, yiaddr_is_zero};
@@ -533,10 +533,17 @@ impl Worker {
         if bcast.is_empty() {
             return;
         }
-        let frames: Vec<Vec<u8>> = bcast
-            .iter()
-            .map_while(|p| raw.frame(self.port.number(), p.reply.dest, &p.reply.packet))
-            .collect();
+        let mut frames = Frames::default();
+        for p in &bcast {
+            if !raw.push_frame(
+                &mut frames,
+                self.port.number(),
+                p.reply.dest,
+                &p.reply.packet,
+            ) {
+                break;
+            }
+        }
         let sent = match raw.send_batch(&frames) {
             Ok(n) => n,
             Err(e) => {

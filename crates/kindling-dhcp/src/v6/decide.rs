@@ -283,7 +283,7 @@ fn boot(
     } else {
         IgnoreReason::UnsupportedArch
     };
-    let http_vendor = prefix.is_some_and(|p| p == "HTTPClient");
+    let http_vendor = prefix.is_some_and(|p| &**p == "HTTPClient");
     for &a in &info.architectures {
         let http = http_vendor || is_http_arch(a);
         let binary = match ArchFamily::of(a) {
