@@ -35,6 +35,8 @@ pub struct Store {
     pub unattributed: u64,
     /// DHCP events counted as repeats of a stored event (a retry loop).
     pub dhcp_repeats: u64,
+    /// Room for an event's key while its repeats are looked for (kept between events).
+    scratch: Vec<u8>,
 }
 
 impl Store {
@@ -324,7 +326,7 @@ impl Store {
         // A retry loop (one event, or a cycle such as DISCOVER/OFFER or
         // DISCOVER/OFFER/REQUEST/ACK) is counted on the event it repeats instead of
         // being stored again: a machine stuck in a loop costs no memory and no disk.
-        if !new_boot && boot.count_repeat(ev) {
+        if !new_boot && boot.count_repeat(ev, &mut self.scratch) {
             if ev.source() == Source::Dhcp {
                 self.dhcp_repeats += 1;
             }

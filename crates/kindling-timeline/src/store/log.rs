@@ -5,11 +5,18 @@
 //!
 //! A record is self-contained: a header byte (kind, outcome, address family, reason,
 //! repeats), the stage, time and arrival number as deltas from the boot's first event,
-//! the address, the reason, the repeat count, then the detail of its service. Names are
-//! indices into the boot's list; paths and file names are inline. After each record comes
-//! its length, written backwards, so the log is read newest first, the way every reader
-//! and the store's own checks (repeats, time order, facts) look at it. Events are made
-//! again, exactly as they were put in, when read.
+//! the repeat count, the address, then the event's *key*: its reason and the part of its
+//! service's detail that [`Event::same_as`] compares; then the rest of the detail. Names
+//! are indices into the boot's list; paths and file names are inline. After each record
+//! comes its length, written backwards, so the log is read newest first, the way every
+//! reader and the store's own checks (repeats, time order, facts) look at it. Events are
+//! made again, exactly as they were put in, when read.
+//!
+//! Every field of the key says its own length (a byte, a varint, a length-prefixed text),
+//! so one key is never the start of another: an event repeats a record when their headers
+//! and stages agree and the record's bytes after its address start with the event's key.
+//! A retry loop is counted that way, and its record's count rewritten in place, without
+//! making the stored event again.
 //!
 //! The buffer is written only here: a record that does not decode (which would be a bug
 //! here) ends the reading, it never panics.
@@ -86,35 +93,84 @@ impl EventLog {
             .find(|r| self.when(r.body()).is_some_and(|w| w <= (ev.ts, ev.seq)))
             .map_or(0, |r| r.end);
         let rec = self.record(ev);
-        self.put(at..at, rec);
+        self.put(at..at, &rec);
         self.len += 1;
     }
 
     /// Replaces the bytes at `r` with `rec`, growing the buffer by about a record at a
     /// time, not by doubling.
-    fn put(&mut self, r: std::ops::Range<usize>, rec: Vec<u8>) {
+    fn put(&mut self, r: std::ops::Range<usize>, rec: &[u8]) {
         let grows = rec.len().saturating_sub(r.len());
         if self.bytes.capacity() - self.bytes.len() < grows {
             self.bytes.reserve_exact(grows + SLACK);
         }
-        self.bytes.splice(r, rec);
+        self.bytes.splice(r, rec.iter().copied());
     }
 
     /// Counts `ev` on the event it repeats among the newest `lookback` (an earlier one,
     /// [`Event::same_as`]): its repeat count and last time, rewritten in place. False:
-    /// no such event.
-    pub(super) fn count_repeat(&mut self, ev: &Event, lookback: usize) -> bool {
-        let found = self.ranges().take(lookback).find_map(|r| {
-            let e = self.decode(r.body())?;
-            (e.same_as(ev) && e.seq < ev.seq && e.ts <= ev.ts).then_some((r, e))
+    /// no such event. `scratch` holds `ev`'s key meanwhile (the caller's, kept between
+    /// calls: no allocation per event).
+    pub(super) fn count_repeat(
+        &mut self,
+        ev: &Event,
+        lookback: usize,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        scratch.clear();
+        let mut w = Writer(std::mem::take(scratch));
+        // A name the boot's list lacks is in none of its records: no repeat.
+        let names = &self.names;
+        let keyed = write_key(&mut w, ev, &mut |n| {
+            names.iter().position(|x| x == n).map(|i| i as u64)
         });
-        let Some((r, mut prev)) = found else {
+        *scratch = w.0;
+        if keyed.is_none() {
+            return false;
+        }
+        let (head, stage) = (head_byte(ev) & KEY_BITS, stage_byte(ev));
+        let found = self.ranges().take(lookback).find_map(|r| {
+            let body = self.bytes.get(r.body())?;
+            let mut rd = Reader::new(body);
+            let h = rd.u8()?;
+            if h & KEY_BITS != head || rd.u8()? != stage {
+                return None;
+            }
+            let ts = self.base_ts.wrapping_add(rd.signed()?);
+            let seq = self.base_seq.wrapping_add(rd.signed()?);
+            if seq >= ev.seq || ts > ev.ts {
+                return None;
+            }
+            let at = body.len() - rd.buf.len();
+            let repeats = if h & REPEATS != 0 {
+                let n = u32::try_from(rd.varint()?).ok()?;
+                rd.signed()?;
+                n
+            } else {
+                0
+            };
+            let counted = body.len() - rd.buf.len();
+            rd.take(ip_len(h))?;
+            rd.buf
+                .starts_with(scratch)
+                .then_some((r, ts, at..counted, repeats))
+        });
+        let Some((r, ts, counted, repeats)) = found else {
             return false;
         };
-        prev.repeats = prev.repeats.saturating_add(1);
-        prev.last_ts = ev.ts;
-        let rec = self.record(&prev);
-        self.put(r.start..r.end, rec);
+        // The record's count and last time, its header's flag, its length.
+        scratch.clear();
+        let mut w = Writer(std::mem::take(scratch));
+        w.varint(u64::from(repeats.saturating_add(1)));
+        w.signed(ev.ts.wrapping_sub(ts));
+        let len = r.body_end - r.start - counted.len() + w.0.len();
+        let (trailer, n) = length_trailer(len);
+        self.put(r.body_end..r.end, trailer.get(..n).unwrap_or_default());
+        self.put(r.start + counted.start..r.start + counted.end, &w.0);
+        *scratch = w.0;
+        if let Some(h) = self.bytes.get_mut(r.start) {
+            *h |= REPEATS;
+        }
         true
     }
 
@@ -177,144 +233,48 @@ impl EventLog {
         ))
     }
 
-    /// Index of `n` in the boot's names (added when new).
-    fn name(&mut self, n: &Name) -> u64 {
-        let at = self.names.iter().position(|x| x == n).unwrap_or_else(|| {
-            if self.names.len() == self.names.capacity() {
-                self.names.reserve_exact(2);
-            }
-            self.names.push(n.clone());
-            self.names.len() - 1
-        });
-        at as u64
-    }
-
     /// `ev`'s record, its length at its end.
     fn record(&mut self, ev: &Event) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(64));
-        let kind = match &ev.detail {
-            Detail::Dhcp(d) => match d.step {
-                DhcpStep::Seen => 0,
-                DhcpStep::Answered => 1,
-                DhcpStep::Ignored => 2,
-            },
-            Detail::Tftp(_) => 3,
-            Detail::Http(_) => 4,
-        };
-        let ip = match ev.ip {
-            None => 0,
-            Some(IpAddr::V4(_)) => 1,
-            Some(IpAddr::V6(_)) => 2,
-        };
-        let repeats = ev.repeats != 0 || ev.last_ts != 0;
-        w.u8(kind
-            | u8::from(ev.ok) << 3
-            | ip << 4
-            | u8::from(ev.reason.is_some()) << 6
-            | u8::from(repeats) << 7);
-        w.u8(ev.stage.map_or(0, |s| stage_code(s) + 1));
+        let head = head_byte(ev);
+        w.u8(head);
+        w.u8(stage_byte(ev));
         w.signed(ev.ts.wrapping_sub(self.base_ts));
         w.signed(ev.seq.wrapping_sub(self.base_seq));
+        if head & REPEATS != 0 {
+            w.varint(u64::from(ev.repeats));
+            w.signed(ev.last_ts.wrapping_sub(ev.ts));
+        }
         match ev.ip {
             Some(IpAddr::V4(a)) => w.0.extend_from_slice(&a.octets()),
             Some(IpAddr::V6(a)) => w.0.extend_from_slice(&a.octets()),
             None => {}
         }
-        match &ev.reason {
-            Some(Reason::Ignored(r)) => {
-                w.u8(0);
-                w.u8(r.index() as u8);
-            }
-            Some(Reason::Rule(n)) => {
-                w.u8(1);
-                let i = self.name(n);
-                w.varint(i);
-            }
-            Some(Reason::Text(n)) => {
-                w.u8(2);
-                let i = self.name(n);
-                w.varint(i);
-            }
-            None => {}
-        }
-        if repeats {
-            w.varint(u64::from(ev.repeats));
-            w.signed(ev.last_ts.wrapping_sub(ev.ts));
-        }
-        self.write_detail(&mut w, &ev.detail);
-        // The length, backwards: its low seven bits last, each group but the highest
-        // flagged (more to read before it).
-        let len = w.0.len();
-        let groups = (usize::BITS - len.leading_zeros()).div_ceil(7).max(1);
-        for i in (0..groups).rev() {
-            let g = (len >> (7 * i)) as u8 & 0x7f;
-            w.u8(if i == groups - 1 { g } else { g | 0x80 });
-        }
-        w.0
-    }
-
-    /// The part of a record that is the event's [`Detail`].
-    fn write_detail(&mut self, w: &mut Writer, detail: &Detail) {
-        match detail {
-            Detail::Dhcp(d) => {
-                let message = match d.message {
-                    None => 0,
-                    Some(Message::V4(_)) => 1,
-                    Some(Message::V6(_)) => 2,
-                };
-                let names = [&d.iface, &d.file, &d.vendor_class, &d.user_class];
-                let mut flags =
-                    message | u8::from(d.firmware.is_some()) << 2 | u8::from(d.arch.is_some()) << 3;
-                for (i, n) in names.iter().enumerate() {
-                    flags |= u8::from(n.is_some()) << (4 + i);
-                }
-                w.u8(flags);
-                match d.message {
-                    Some(Message::V4(m)) => w.u8(m.to_u8()),
-                    Some(Message::V6(m)) => w.u8(m),
-                    None => {}
-                }
-                if let Some(f) = d.firmware {
-                    w.u8(firmware_code(f));
-                }
-                w.varint(u64::from(d.port));
-                if let Some(a) = d.arch {
-                    w.varint(u64::from(a));
-                }
-                for n in names.into_iter().flatten() {
-                    let i = self.name(n);
-                    w.varint(i);
-                }
-            }
+        let names = &mut self.names;
+        let mut index = |n: &Name| Some(name_index(names, n));
+        let _ = write_key(&mut w, ev, &mut index);
+        match &ev.detail {
+            Detail::Dhcp(_) => {}
             Detail::Tftp(t) => {
-                w.u8(u8::from(t.write)
-                    | u8::from(t.probe) << 1
-                    | u8::from(t.duration_ms.is_some()) << 2);
-                w.str(&t.file);
+                w.u8(u8::from(t.duration_ms.is_some()));
                 w.varint(t.bytes);
                 if let Some(d) = t.duration_ms {
                     w.0.extend_from_slice(&d.to_bits().to_le_bytes());
                 }
             }
             Detail::Http(h) => {
-                w.u8(u8::from(h.endpoint.is_some())
-                    | u8::from(h.group.is_some()) << 1
-                    | u8::from(h.profile.is_some()) << 2);
-                let i = self.name(&h.method);
-                w.varint(i);
-                w.str(&h.path);
-                if let Some(e) = h.endpoint {
-                    w.u8(e.index() as u8);
-                }
-                w.varint(u64::from(h.status));
+                w.u8(u8::from(h.group.is_some()) | u8::from(h.profile.is_some()) << 1);
                 w.varint(h.bytes);
                 w.0.extend_from_slice(&h.duration_ms.to_bits().to_le_bytes());
                 for n in [&h.group, &h.profile].into_iter().flatten() {
-                    let i = self.name(n);
+                    let i = name_index(&mut self.names, n);
                     w.varint(i);
                 }
             }
         }
+        let (trailer, n) = length_trailer(w.0.len());
+        w.0.extend_from_slice(trailer.get(..n).unwrap_or_default());
+        w.0
     }
 
     /// The event of the record at `r` (not attributed: records do not hold the MAC).
@@ -327,6 +287,12 @@ impl EventLog {
         };
         let ts = self.base_ts.wrapping_add(rd.signed()?);
         let seq = self.base_seq.wrapping_add(rd.signed()?);
+        let (repeats, last_ts) = if head & REPEATS != 0 {
+            let n = u32::try_from(rd.varint()?).ok()?;
+            (n, ts.wrapping_add(rd.signed()?))
+        } else {
+            (0, 0)
+        };
         let ip = match (head >> 4) & 3 {
             0 => None,
             1 => Some(IpAddr::V4(Ipv4Addr::from(
@@ -345,12 +311,6 @@ impl EventLog {
         } else {
             None
         };
-        let (repeats, last_ts) = if head & 0x80 != 0 {
-            let n = u32::try_from(rd.varint()?).ok()?;
-            (n, ts.wrapping_add(rd.signed()?))
-        } else {
-            (0, 0)
-        };
         let detail = self.read_detail(&mut rd, head & 7)?;
         Some(Event {
             ts,
@@ -366,7 +326,7 @@ impl EventLog {
         })
     }
 
-    /// The [`Detail`] of a record of `kind` (its header's low bits).
+    /// The [`Detail`] of a record of `kind` (its header's low bits): its key, then the rest.
     fn read_detail(&self, rd: &mut Reader<'_>, kind: u8) -> Option<Detail> {
         Some(match kind {
             k @ 0..=2 => {
@@ -403,12 +363,9 @@ impl EventLog {
             3 => {
                 let flags = rd.u8()?;
                 let file = Str::from(rd.str()?);
+                let timed = rd.u8()? != 0;
                 let bytes = rd.varint()?;
-                let duration_ms = if flags & 4 != 0 {
-                    Some(rd.f64()?)
-                } else {
-                    None
-                };
+                let duration_ms = if timed { Some(rd.f64()?) } else { None };
                 Detail::Tftp(Box::new(Tftp {
                     file,
                     write: flags & 1 != 0,
@@ -418,23 +375,22 @@ impl EventLog {
                 }))
             }
             _ => {
-                let flags = rd.u8()?;
+                let endpoint = match rd.u8()? {
+                    0 => None,
+                    e => Some(*Endpoint::ALL.get(usize::from(e) - 1)?),
+                };
                 let method = self.name_at(rd)?;
                 let path = Str::from(rd.str()?);
-                let endpoint = if flags & 1 != 0 {
-                    Some(*Endpoint::ALL.get(usize::from(rd.u8()?))?)
-                } else {
-                    None
-                };
                 let status = u16::try_from(rd.varint()?).ok()?;
+                let flags = rd.u8()?;
                 let bytes = rd.varint()?;
                 let duration_ms = rd.f64()?;
-                let group = if flags & 2 != 0 {
+                let group = if flags & 1 != 0 {
                     Some(self.name_at(rd)?)
                 } else {
                     None
                 };
-                let profile = if flags & 4 != 0 {
+                let profile = if flags & 2 != 0 {
                     Some(self.name_at(rd)?)
                 } else {
                     None
@@ -457,6 +413,150 @@ impl EventLog {
         let i = usize::try_from(rd.varint()?).ok()?;
         self.names.get(i).cloned()
     }
+}
+
+/// Header bits: the event's kind (DHCP step, TFTP, HTTP) in the low three.
+const OK: u8 = 8;
+/// The address's family in bits 4-5 (0: none, 1: IPv4, 2: IPv6).
+const REASON: u8 = 0x40;
+/// The record holds a repeat count and last time.
+const REPEATS: u8 = 0x80;
+/// The header bits [`Event::same_as`] compares: kind, outcome, whether there is a reason.
+const KEY_BITS: u8 = 7 | OK | REASON;
+
+fn head_byte(ev: &Event) -> u8 {
+    let kind = match &ev.detail {
+        Detail::Dhcp(d) => match d.step {
+            DhcpStep::Seen => 0,
+            DhcpStep::Answered => 1,
+            DhcpStep::Ignored => 2,
+        },
+        Detail::Tftp(_) => 3,
+        Detail::Http(_) => 4,
+    };
+    let ip = match ev.ip {
+        None => 0,
+        Some(IpAddr::V4(_)) => 1,
+        Some(IpAddr::V6(_)) => 2,
+    };
+    let mut head = kind | ip << 4;
+    if ev.ok {
+        head |= OK;
+    }
+    if ev.reason.is_some() {
+        head |= REASON;
+    }
+    if ev.repeats != 0 || ev.last_ts != 0 {
+        head |= REPEATS;
+    }
+    head
+}
+
+fn stage_byte(ev: &Event) -> u8 {
+    ev.stage.map_or(0, |s| stage_code(s) + 1)
+}
+
+/// Bytes of the address a record with header `head` holds.
+fn ip_len(head: u8) -> usize {
+    match (head >> 4) & 3 {
+        0 => 0,
+        1 => 4,
+        _ => 16,
+    }
+}
+
+/// Index of `n` in a boot's names (added when new).
+fn name_index(names: &mut Vec<Name>, n: &Name) -> u64 {
+    let at = names.iter().position(|x| x == n).unwrap_or_else(|| {
+        if names.len() == names.capacity() {
+            names.reserve_exact(2);
+        }
+        names.push(n.clone());
+        names.len() - 1
+    });
+    at as u64
+}
+
+/// `ev`'s key (see the module's comment): its reason, then what [`Event::same_as`] compares
+/// of its detail, each name as `index` gives it. `None` when `index` has none for a name.
+fn write_key(
+    w: &mut Writer,
+    ev: &Event,
+    index: &mut impl FnMut(&Name) -> Option<u64>,
+) -> Option<()> {
+    match &ev.reason {
+        Some(Reason::Ignored(r)) => {
+            w.u8(0);
+            w.u8(r.index() as u8);
+        }
+        Some(Reason::Rule(n)) => {
+            w.u8(1);
+            w.varint(index(n)?);
+        }
+        Some(Reason::Text(n)) => {
+            w.u8(2);
+            w.varint(index(n)?);
+        }
+        None => {}
+    }
+    match &ev.detail {
+        // Every field of a DHCP detail is compared.
+        Detail::Dhcp(d) => {
+            let message = match d.message {
+                None => 0,
+                Some(Message::V4(_)) => 1,
+                Some(Message::V6(_)) => 2,
+            };
+            let names = [&d.iface, &d.file, &d.vendor_class, &d.user_class];
+            let mut flags =
+                message | u8::from(d.firmware.is_some()) << 2 | u8::from(d.arch.is_some()) << 3;
+            for (i, n) in names.iter().enumerate() {
+                flags |= u8::from(n.is_some()) << (4 + i);
+            }
+            w.u8(flags);
+            match d.message {
+                Some(Message::V4(m)) => w.u8(m.to_u8()),
+                Some(Message::V6(m)) => w.u8(m),
+                None => {}
+            }
+            if let Some(f) = d.firmware {
+                w.u8(firmware_code(f));
+            }
+            w.varint(u64::from(d.port));
+            if let Some(a) = d.arch {
+                w.varint(u64::from(a));
+            }
+            for n in names.into_iter().flatten() {
+                w.varint(index(n)?);
+            }
+        }
+        Detail::Tftp(t) => {
+            w.u8(u8::from(t.write) | u8::from(t.probe) << 1);
+            w.str(&t.file);
+        }
+        Detail::Http(h) => {
+            w.u8(h.endpoint.map_or(0, |e| e.index() as u8 + 1));
+            w.varint(index(&h.method)?);
+            w.str(&h.path);
+            w.varint(u64::from(h.status));
+        }
+    }
+    Some(())
+}
+
+/// A record's length as it follows the record, written backwards: its low seven bits
+/// last, each group but the highest flagged (more to read before it): the array's first
+/// bytes, as many as the number says.
+fn length_trailer(len: usize) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let groups = (usize::BITS - len.leading_zeros()).div_ceil(7).max(1) as usize;
+    for (k, i) in (0..groups).rev().enumerate() {
+        let g = (len >> (7 * i)) as u8 & 0x7f;
+        if let Some(b) = out.get_mut(k) {
+            *b = if i == groups - 1 { g } else { g | 0x80 };
+        }
+    }
+    (out, groups)
 }
 
 /// Firmware by its one-byte code.

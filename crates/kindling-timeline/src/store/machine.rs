@@ -81,8 +81,8 @@ impl BootRec {
 
     /// Counts `ev` on the event among the last few that it repeats (a retry loop: one
     /// event, or a cycle such as DISCOVER/OFFER), if any: false when there is none.
-    pub(super) fn count_repeat(&mut self, ev: &Event) -> bool {
-        self.events.count_repeat(ev, REPEAT_LOOKBACK)
+    pub(super) fn count_repeat(&mut self, ev: &Event, scratch: &mut Vec<u8>) -> bool {
+        self.events.count_repeat(ev, REPEAT_LOOKBACK, scratch)
     }
 
     /// A success at `st`: the furthest stage moves on, an earlier failure is over.
