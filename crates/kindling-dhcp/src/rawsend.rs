@@ -102,6 +102,8 @@ pub struct Frames {
 }
 
 impl Frames {
+    /// Adds IPv4 (no options, TTL 64, DF clear) + UDP (with checksum) + payload; false
+    /// (nothing added) when the total would not fit IPv4's 16-bit length.
     fn push(
         &mut self,
         src: Ipv4Addr,
@@ -110,11 +112,41 @@ impl Frames {
         payload: &[u8],
         id: u16,
     ) -> bool {
-        let added = build_frame(&mut self.buf, src, src_port, dest, payload, id);
-        if added {
-            self.ends.push(self.buf.len());
-        }
-        added
+        let (Ok(udp_len), Ok(total)) = (
+            u16::try_from(UDP_HEADER + payload.len()),
+            u16::try_from(IP_HEADER + UDP_HEADER + payload.len()),
+        ) else {
+            return false;
+        };
+        let f = &mut self.buf;
+        let start = f.len();
+        f.reserve(usize::from(total));
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&src.octets());
+        f.extend_from_slice(&dest.ip().octets());
+        let ip_sum = fold(sum16(0, &f[start..]));
+        f[start + 10..start + 12].copy_from_slice(&ip_sum.to_be_bytes());
+        f.extend_from_slice(&src_port.to_be_bytes());
+        f.extend_from_slice(&dest.port().to_be_bytes());
+        f.extend_from_slice(&udp_len.to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
+        // Pseudo-header: source, destination, zero, protocol, UDP length.
+        let mut acc = sum16(0, &src.octets());
+        acc = sum16(acc, &dest.ip().octets());
+        acc += 17 + u32::from(udp_len);
+        acc = sum16(acc, &f[start + IP_HEADER..]);
+        let udp_sum = match fold(acc) {
+            0 => 0xffff,
+            s => s,
+        };
+        let at = start + IP_HEADER + 6;
+        f[at..at + 2].copy_from_slice(&udp_sum.to_be_bytes());
+        self.ends.push(f.len());
+        true
     }
 
     pub fn len(&self) -> usize {
@@ -149,52 +181,6 @@ fn fold(mut acc: u32) -> u16 {
     !(acc as u16)
 }
 
-/// Appends IPv4 (no options, TTL 64, DF clear) + UDP (with checksum) + payload to `out`;
-/// false (nothing appended) when the total would not fit IPv4's 16-bit length.
-fn build_frame(
-    out: &mut Vec<u8>,
-    src: Ipv4Addr,
-    src_port: u16,
-    dest: SocketAddrV4,
-    payload: &[u8],
-    id: u16,
-) -> bool {
-    let (Ok(udp_len), Ok(total)) = (
-        u16::try_from(UDP_HEADER + payload.len()),
-        u16::try_from(IP_HEADER + UDP_HEADER + payload.len()),
-    ) else {
-        return false;
-    };
-    let start = out.len();
-    out.reserve(usize::from(total));
-    let f = out;
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&id.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dest.ip().octets());
-    let ip_sum = fold(sum16(0, &f[start..]));
-    f[start + 10..start + 12].copy_from_slice(&ip_sum.to_be_bytes());
-    f.extend_from_slice(&src_port.to_be_bytes());
-    f.extend_from_slice(&dest.port().to_be_bytes());
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    // Pseudo-header: source, destination, zero, protocol, UDP length.
-    let mut acc = sum16(0, &src.octets());
-    acc = sum16(acc, &dest.ip().octets());
-    acc += 17 + u32::from(udp_len);
-    acc = sum16(acc, &f[start + IP_HEADER..]);
-    let udp_sum = match fold(acc) {
-        0 => 0xffff,
-        s => s,
-    };
-    let at = start + IP_HEADER + 6;
-    f[at..at + 2].copy_from_slice(&udp_sum.to_be_bytes());
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,9 +191,12 @@ mod tests {
         let src = Ipv4Addr::new(10, 0, 0, 1);
         let dest = SocketAddrV4::new(Ipv4Addr::BROADCAST, 68);
         // After another frame in the same buffer: each frame's sums are its own.
-        let mut buf = vec![0xa5; 57];
-        assert!(build_frame(&mut buf, src, 67, dest, &payload, 0x1234));
-        let f = &buf[57..];
+        let mut frames = Frames {
+            buf: vec![0xa5; 57],
+            ends: vec![57],
+        };
+        assert!(frames.push(src, 67, dest, &payload, 0x1234));
+        let f = &frames.buf[57..];
         assert_eq!(f.len(), 20 + 8 + 301);
         assert_eq!(f[0], 0x45);
         assert_eq!(u16::from_be_bytes([f[2], f[3]]), 329);
