@@ -127,7 +127,7 @@ impl Frames {
         f.extend_from_slice(&[0, 0, 64, 17, 0, 0]);
         f.extend_from_slice(&src.octets());
         f.extend_from_slice(&dest.ip().octets());
-        let ip_sum = fold(sum16(0, &f[start..]));
+        let ip_sum = checksum(&f[start..]);
         f[start + 10..start + 12].copy_from_slice(&ip_sum.to_be_bytes());
         f.extend_from_slice(&src_port.to_be_bytes());
         f.extend_from_slice(&dest.port().to_be_bytes());
@@ -179,6 +179,12 @@ fn fold(mut acc: u32) -> u16 {
         acc = (acc & 0xffff) + (acc >> 16);
     }
     !(acc as u16)
+}
+
+/// The Internet checksum (RFC 1071) of `data`: IPv4 headers here, ICMP echoes in the
+/// full mode's address probe.
+pub(crate) fn checksum(data: &[u8]) -> u16 {
+    fold(sum16(0, data))
 }
 
 #[cfg(test)]

@@ -9,25 +9,11 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::rawsend::checksum;
+
 /// Echo requests in flight at most; beyond, offers go out without the check (a flood of new
 /// clients must not pile up blocking threads).
 pub(super) const MAX_PROBES: usize = 64;
-
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in b.chunks(2) {
-        let w = match c {
-            [a, b] => u16::from_be_bytes([*a, *b]),
-            [a] => u16::from_be_bytes([*a, 0]),
-            _ => 0,
-        };
-        sum = sum.wrapping_add(u32::from(w));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
 
 /// An echo request with `id` and `seq`.
 fn echo_request(id: u16, seq: u16) -> Vec<u8> {
